@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# The whole check: lint, format, types, docs, tests. Fails on the first failure.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+if [ -z "${TIKTOKEN_CACHE_DIR:-}" ] && [ -d ../shared/tiktoken ]; then
+  export TIKTOKEN_CACHE_DIR="$(cd ../shared/tiktoken && pwd)"
+fi
+echo "== ruff check";   ruff check src tests benchmarks
+echo "== ruff format";  ruff format --check src tests benchmarks
+echo "== mypy";         mypy --strict src/finetune
+export NO_MKDOCS_2_WARNING=1
+if [ -f mkdocs.yml ]; then echo "== mkdocs"; mkdocs build --strict --quiet --site-dir "$(mktemp -d)"; fi
+echo "== pytest"
+set +e
+python -m pytest -q -p no:cacheprovider "$@"
+status=$?
+set -e
+if [ "$status" -eq 5 ]; then echo "pytest collected no tests: failing"; exit 1; fi
+exit "$status"

@@ -1,0 +1,75 @@
+"""MetricSeries: a job's training metrics as a list, a table or a plot."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from typing import Any, overload
+
+from finetune._errors import MissingDependency
+from finetune.types import MetricPoint
+
+__all__ = ["MetricSeries"]
+
+
+class MetricSeries(Sequence[MetricPoint]):
+    """Metric points in step order, with helpers for notebooks."""
+
+    def __init__(self, points: Sequence[MetricPoint]) -> None:
+        self._points = sorted(points, key=lambda p: p.step)
+
+    @overload
+    def __getitem__(self, index: int) -> MetricPoint: ...
+    @overload
+    def __getitem__(self, index: slice) -> MetricSeries: ...
+    def __getitem__(self, index: int | slice) -> MetricPoint | MetricSeries:
+        if isinstance(index, slice):
+            return MetricSeries(self._points[index])
+        return self._points[index]
+
+    def __len__(self) -> int:
+        return len(self._points)
+
+    def __iter__(self) -> Iterator[MetricPoint]:
+        return iter(self._points)
+
+    def __repr__(self) -> str:
+        last = self._points[-1] if self._points else None
+        tail = f", last step {last.step} train_loss={last.train_loss}" if last else ""
+        return f"<MetricSeries {len(self)} points{tail}>"
+
+    def column(self, name: str) -> list[float | None]:
+        """One metric across steps (``None`` where a step did not report it)."""
+        return [
+            getattr(p, name, None) if name in MetricPoint.model_fields else p.extra.get(name)
+            for p in self._points
+        ]
+
+    def to_records(self) -> list[dict[str, Any]]:
+        """Plain dicts, one per step."""
+        return [p.model_dump(mode="json") for p in self._points]
+
+    def to_pandas(self) -> Any:
+        """A DataFrame indexed by step (needs pandas)."""
+        try:
+            import pandas as pd
+        except ImportError as exc:
+            raise MissingDependency("pandas", "eval", purpose="for to_pandas()") from exc
+        return pd.DataFrame(self.to_records()).set_index("step")
+
+    def plot(self, ax: Any = None) -> Any:
+        """Loss curves (train and validation) with matplotlib; returns the Axes."""
+        try:
+            import matplotlib.pyplot as plt
+        except ImportError as exc:
+            raise MissingDependency("matplotlib", "eval", purpose="for plot()") from exc
+        if ax is None:
+            _, ax = plt.subplots(figsize=(6, 3.5))
+        steps = [p.step for p in self._points]
+        for name in ("train_loss", "valid_loss"):
+            pairs = [(s, v) for s, v in zip(steps, self.column(name), strict=True) if v is not None]
+            if pairs:
+                ax.plot([s for s, _ in pairs], [v for _, v in pairs], label=name)
+        ax.set_xlabel("step")
+        ax.set_ylabel("loss")
+        ax.legend()
+        return ax

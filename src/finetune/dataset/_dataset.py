@@ -1,0 +1,251 @@
+"""The Dataset: typed examples, streamed from their source on every pass."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import random
+import tempfile
+from collections.abc import Iterable, Iterator, Mapping
+from pathlib import Path
+from typing import Any, Protocol
+
+from finetune._errors import DatasetError
+from finetune.dataset._formats import OutputFormat, detect_kind, parse_example, to_format
+from finetune.dataset._reader import DEFAULT_MAX_LINE_BYTES, RawRecord, ReadProblem, iter_jsonl
+from finetune.types import Example, ExampleKind
+
+__all__ = ["Dataset", "atomic_write"]
+
+
+class _Source(Protocol):
+    name: str
+    path: str | None
+
+    def items(self) -> Iterator[RawRecord | ReadProblem]: ...
+
+
+class _JsonlSource:
+    def __init__(self, path: Path, max_line_bytes: int) -> None:
+        self.path: str | None = str(path)
+        self.name = path.name
+        self._max = max_line_bytes
+
+    def items(self) -> Iterator[RawRecord | ReadProblem]:
+        return iter_jsonl(str(self.path), max_line_bytes=self._max)
+
+
+class _RecordsSource:
+    path = None
+
+    def __init__(self, records: list[dict[str, Any]], name: str) -> None:
+        self._records = records
+        self.name = name
+
+    def items(self) -> Iterator[RawRecord | ReadProblem]:
+        for index, data in enumerate(self._records):
+            if isinstance(data, Mapping):
+                yield RawRecord(index + 1, -1, dict(data))
+            else:
+                yield ReadProblem(index + 1, -1, "not_an_object", "record is not a mapping")
+
+
+class _SubsetSource:
+    def __init__(self, parent: _Source, positions: frozenset[int], keep: bool, name: str) -> None:
+        self._parent = parent
+        self._positions = positions
+        self._keep = keep
+        self.name = name
+        self.path = parent.path
+
+    def items(self) -> Iterator[RawRecord | ReadProblem]:
+        position = -1
+        for item in self._parent.items():
+            if isinstance(item, ReadProblem) and item.severity == "warning":
+                continue
+            position += 1
+            if (position in self._positions) == self._keep:
+                yield item
+
+
+class Dataset:
+    """Typed training examples, streamed from a JSONL file or held as records.
+
+    A Dataset is re-iterable and immutable: ``split`` and ``sample`` return views that read
+    the same source again, so a file never has to fit in memory.
+    """
+
+    def __init__(self, source: _Source, kind: ExampleKind | None = None) -> None:
+        self._source = source
+        self._kind = kind
+        self._length: int | None = None
+
+    @classmethod
+    def from_jsonl(
+        cls,
+        path: str | os.PathLike[str],
+        *,
+        kind: ExampleKind | None = None,
+        max_line_bytes: int = DEFAULT_MAX_LINE_BYTES,
+    ) -> Dataset:
+        """A dataset streamed from a JSONL file in our, OpenAI's, Mistral's or TRL's shape."""
+        file = Path(path)
+        if not file.is_file():
+            raise DatasetError("no such file; check the path", file=str(file))
+        return cls(_JsonlSource(file, max_line_bytes), kind)
+
+    @classmethod
+    def from_records(
+        cls,
+        records: Iterable[Mapping[str, Any] | Example],
+        *,
+        kind: ExampleKind | None = None,
+        name: str = "records",
+    ) -> Dataset:
+        """A dataset from dicts (any supported shape) or example models, held in memory."""
+        rows = [r.model_dump(mode="json") if hasattr(r, "model_dump") else r for r in records]
+        return cls(_RecordsSource(rows, name), kind)  # type: ignore[arg-type]
+
+    @classmethod
+    def from_pandas(cls, frame: Any, *, kind: ExampleKind | None = None) -> Dataset:
+        """A dataset from a pandas DataFrame whose columns are the record's keys."""
+        return cls.from_records(frame.to_dict(orient="records"), kind=kind, name="dataframe")
+
+    @classmethod
+    def from_hf(cls, hf_dataset: Any, *, kind: ExampleKind | None = None) -> Dataset:
+        """A dataset from a Hugging Face ``datasets.Dataset`` (rows in a supported shape)."""
+        return cls.from_records(iter(hf_dataset), kind=kind, name="hf-dataset")
+
+    @property
+    def name(self) -> str:
+        """The source's name (file name, or 'records')."""
+        return self._source.name
+
+    @property
+    def path(self) -> str | None:
+        """The JSONL file this dataset streams from, if any."""
+        return self._source.path
+
+    @property
+    def kind(self) -> ExampleKind:
+        """The example kind: given, or detected from the first record."""
+        if self._kind is None:
+            for record in self.records():
+                self._kind = detect_kind(record.data)
+                break
+            if self._kind is None:
+                raise DatasetError("cannot tell the example kind", file=self._source.name)
+        return self._kind
+
+    def items(self) -> Iterator[RawRecord | ReadProblem]:
+        """Every line as a raw record or a read problem, for validators that never stop."""
+        return self._source.items()
+
+    def records(self) -> Iterator[RawRecord]:
+        """Raw records with line numbers; raises ``DatasetError`` on an unreadable line."""
+        for item in self._source.items():
+            if isinstance(item, ReadProblem):
+                if item.severity == "warning":
+                    continue
+                raise DatasetError(item.message, file=self._source.name, line=item.line)
+            yield item
+
+    def __iter__(self) -> Iterator[Example]:
+        kind = self._kind
+        for record in self.records():
+            example = parse_example(
+                record.data, kind=kind, file=self._source.name, line=record.line
+            )
+            kind = kind or example.kind
+            yield example
+
+    def __len__(self) -> int:
+        if self._length is None:
+            self._length = sum(
+                1
+                for item in self._source.items()
+                if not (isinstance(item, ReadProblem) and item.severity == "warning")
+            )
+        return self._length
+
+    def __repr__(self) -> str:
+        kind = self._kind or "?"
+        return f"<Dataset {self._source.name!r} kind={kind}>"
+
+    def split(self, test_size: float | int = 0.1, *, seed: int = 0) -> tuple[Dataset, Dataset]:
+        """Deterministically split into (train, test); ``test_size`` is a fraction or a count."""
+        total = len(self)
+        count = test_size if isinstance(test_size, int) else round(total * test_size)
+        if not 0 < count < total:
+            raise ValueError(
+                f"test_size={test_size!r} leaves an empty side for {total} examples; "
+                "choose a fraction in (0, 1) or a count below the dataset size"
+            )
+        chosen = frozenset(random.Random(seed).sample(range(total), count))
+        return self._subset(chosen, keep=False, tag="train"), self._subset(
+            chosen, keep=True, tag="test"
+        )
+
+    def sample(self, n: int, *, seed: int = 0) -> Dataset:
+        """``n`` examples drawn deterministically (all of them when ``n`` >= the size)."""
+        total = len(self)
+        chosen = frozenset(random.Random(seed).sample(range(total), min(n, total)))
+        return self._subset(chosen, keep=True, tag=f"sample{n}")
+
+    def _subset(self, positions: frozenset[int], *, keep: bool, tag: str) -> Dataset:
+        name = f"{self._source.name}[{tag}]"
+        view = Dataset(_SubsetSource(self._source, positions, keep, name), self._kind)
+        view._length = len(positions) if keep else len(self) - len(positions)
+        return view
+
+    def fingerprint(self) -> str:
+        """sha256 of the canonical examples: stable across runs, key order and source shape."""
+        digest = hashlib.sha256()
+        for example in self:
+            digest.update(canonical_json(to_format(example, "native")).encode())
+            digest.update(b"\n")
+        return digest.hexdigest()
+
+    def to_jsonl(self, path: str | os.PathLike[str], *, format: OutputFormat = "native") -> Path:
+        """Write every example in ``format`` to ``path`` atomically (temp file + rename)."""
+        target = Path(path)
+        with atomic_write(target) as handle:
+            for example in self:
+                handle.write(canonical_json(to_format(example, format), sort=False).encode())
+                handle.write(b"\n")
+        return target
+
+
+def canonical_json(value: Any, *, sort: bool = True) -> str:
+    """Compact JSON with sorted keys and no ASCII escaping: one stable text per value."""
+    return json.dumps(value, sort_keys=sort, separators=(",", ":"), ensure_ascii=False)
+
+
+class atomic_write:  # noqa: N801 - used as a context manager, reads like open()
+    """Write a file through a temp file in the same folder, renamed into place on success."""
+
+    def __init__(self, target: Path) -> None:
+        self._target = target
+        self._temp: str | None = None
+
+    def __enter__(self) -> Any:
+        self._target.parent.mkdir(parents=True, exist_ok=True)
+        fd, self._temp = tempfile.mkstemp(
+            prefix=f".{self._target.name}.", suffix=".tmp", dir=self._target.parent
+        )
+        self._handle = os.fdopen(fd, "wb")
+        return self._handle
+
+    def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
+        assert self._temp is not None
+        try:
+            if exc_type is None:
+                self._handle.flush()
+                os.fsync(self._handle.fileno())
+            self._handle.close()
+            if exc_type is None:
+                os.replace(self._temp, self._target)
+        finally:
+            if os.path.exists(self._temp):
+                os.unlink(self._temp)

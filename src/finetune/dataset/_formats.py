@@ -1,0 +1,184 @@
+"""Reading each provider's JSONL shape into our examples, and writing them back out."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import TypeAdapter, ValidationError
+
+from finetune._errors import DatasetError, UnsupportedFeature
+from finetune.types import (
+    ChatExample,
+    CompletionExample,
+    Example,
+    ExampleKind,
+    Message,
+    PreferenceExample,
+)
+
+__all__ = ["OutputFormat", "detect_kind", "parse_example", "to_format"]
+
+OutputFormat = Literal["native", "openai", "mistral", "hf"]
+_EXAMPLE: TypeAdapter[Example] = TypeAdapter(Example)
+_IGNORED_TOP_LEVEL = {"parallel_tool_calls", "id", "metadata"}
+
+
+def detect_kind(data: dict[str, Any]) -> ExampleKind | None:
+    """Guess the example kind from a raw record's keys (any supported provider shape)."""
+    kind = data.get("kind")
+    if kind in ("chat", "completion", "preference"):
+        return kind  # type: ignore[no-any-return]
+    if "preferred_output" in data or "chosen" in data:
+        return "preference"
+    if "messages" in data:
+        return "chat"
+    if "prompt" in data and "completion" in data:
+        return "completion"
+    return None
+
+
+def parse_example(
+    data: dict[str, Any],
+    *,
+    kind: ExampleKind | None = None,
+    file: str | None = None,
+    line: int | None = None,
+) -> Example:
+    """Turn one raw record (ours, OpenAI's, Mistral's or TRL's shape) into a typed example.
+
+    Raises ``DatasetError`` naming the file, line and field on any problem.
+    """
+    found = kind or detect_kind(data)
+    if found is None:
+        raise DatasetError(
+            "cannot tell the example kind: expected 'messages' (chat), 'prompt'+'completion' "
+            "or 'chosen'/'preferred_output' (preference)",
+            file=file,
+            line=line,
+        )
+    try:
+        native = _to_native(data, found)
+        return _EXAMPLE.validate_python(native)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        field = _json_path(_map_location(first["loc"], data, found))
+        raise DatasetError(first["msg"], file=file, line=line, field=field) from None
+    except (TypeError, AttributeError) as exc:
+        raise DatasetError(f"malformed {found} example: {exc}", file=file, line=line) from None
+
+
+def _to_native(data: dict[str, Any], kind: ExampleKind) -> dict[str, Any]:
+    body = {k: v for k, v in data.items() if k not in _IGNORED_TOP_LEVEL}
+    if kind != "preference" or "kind" in data:
+        return {**body, "kind": kind}
+    if "preferred_output" in body:
+        source = body.get("input") or {}
+        native = {
+            "kind": "preference",
+            "input": source.get("messages"),
+            "chosen": body.get("preferred_output"),
+            "rejected": body.get("non_preferred_output"),
+        }
+        if source.get("tools") is not None:
+            native["tools"] = source["tools"]
+        return native
+    return {
+        "kind": "preference",
+        "input": _as_messages(body.get("prompt"), "user"),
+        "chosen": _as_messages(body.get("chosen"), "assistant"),
+        "rejected": _as_messages(body.get("rejected"), "assistant"),
+        **({"tools": body["tools"]} if body.get("tools") is not None else {}),
+    }
+
+
+def _as_messages(value: Any, role: str) -> Any:
+    if isinstance(value, str):
+        return [{"role": role, "content": value}]
+    return value
+
+
+def _map_location(loc: tuple[Any, ...], data: dict[str, Any], kind: str) -> tuple[Any, ...]:
+    parts = [p for p in loc if p not in ("chat", "completion", "preference")]
+    if kind == "preference" and "preferred_output" in data and parts:
+        rename = {"input": ("input", "messages"), "chosen": ("preferred_output",)}
+        rename["rejected"] = ("non_preferred_output",)
+        head = rename.get(parts[0], (parts[0],))
+        return (*head, *parts[1:])
+    if kind == "preference" and "prompt" in data and parts and parts[0] == "input":
+        return ("prompt", *parts[1:])
+    return tuple(parts)
+
+
+def _json_path(loc: tuple[Any, ...]) -> str:
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        elif isinstance(part, str) and not part.startswith(("function-", "list[", "literal[")):
+            out += f".{part}" if out else part
+    return out
+
+
+def to_format(example: Example, fmt: OutputFormat) -> dict[str, Any]:
+    """One example as a JSON-ready record in a provider's format."""
+    if fmt == "native":
+        return example.model_dump(mode="json", exclude_none=True)
+    if isinstance(example, ChatExample):
+        return _chat(example, fmt)
+    if isinstance(example, CompletionExample):
+        return _completion(example, fmt)
+    return _preference(example, fmt)
+
+
+def _messages(messages: list[Message], fmt: OutputFormat) -> list[dict[str, Any]]:
+    out = []
+    for message in messages:
+        record = message.model_dump(mode="json", exclude_none=True)
+        if fmt == "mistral" and isinstance(message.content, list):
+            record["content"] = message.text
+        out.append(record)
+    return out
+
+
+def _chat(example: ChatExample, fmt: OutputFormat) -> dict[str, Any]:
+    record: dict[str, Any] = {"messages": _messages(example.messages, fmt)}
+    if example.tools:
+        record["tools"] = [t.model_dump(mode="json", exclude_none=True) for t in example.tools]
+    return record
+
+
+def _completion(example: CompletionExample, fmt: OutputFormat) -> dict[str, Any]:
+    if fmt == "mistral":
+        return {
+            "messages": [
+                {"role": "user", "content": example.prompt},
+                {"role": "assistant", "content": example.completion},
+            ]
+        }
+    return {"prompt": example.prompt, "completion": example.completion}
+
+
+def _preference(example: PreferenceExample, fmt: OutputFormat) -> dict[str, Any]:
+    tools = [t.model_dump(mode="json", exclude_none=True) for t in example.tools or []]
+    if fmt == "mistral":
+        raise UnsupportedFeature(
+            "preference (DPO) examples cannot be written in the mistral format: Mistral "
+            "fine-tuning accepts chat (instruct) and function-calling data only"
+        )
+    if fmt == "openai":
+        source: dict[str, Any] = {"messages": _messages(example.input, fmt)}
+        if tools:
+            source["tools"] = tools
+        return {
+            "input": source,
+            "preferred_output": _messages(example.chosen, fmt),
+            "non_preferred_output": _messages(example.rejected, fmt),
+        }
+    record = {
+        "prompt": _messages(example.input, fmt),
+        "chosen": _messages(example.chosen, fmt),
+        "rejected": _messages(example.rejected, fmt),
+    }
+    if tools:
+        record["tools"] = tools
+    return record

@@ -1,0 +1,117 @@
+"""Streaming JSONL reader: one record or one problem per line, never the whole file in memory."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, BinaryIO
+
+__all__ = ["DEFAULT_MAX_LINE_BYTES", "RawRecord", "ReadProblem", "iter_jsonl"]
+
+DEFAULT_MAX_LINE_BYTES = 16 * 1024 * 1024
+_BOM = b"\xef\xbb\xbf"
+_SKIP_CHUNK = 1024 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class RawRecord:
+    """A decoded JSON object with where it came from (1-based line, byte offset)."""
+
+    line: int
+    offset: int
+    data: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class ReadProblem:
+    """A line that could not be read as a JSON object, with a stable code."""
+
+    line: int
+    offset: int
+    code: str
+    message: str
+    severity: str = "error"
+
+
+def iter_jsonl(
+    path: str | Path, *, max_line_bytes: int = DEFAULT_MAX_LINE_BYTES
+) -> Iterator[RawRecord | ReadProblem]:
+    """Yield one ``RawRecord`` or ``ReadProblem`` per non-blank line of ``path``.
+
+    Blank lines yield a warning problem; nothing stops the scan.
+    """
+    with open(path, "rb") as handle:
+        yield from _iter_handle(handle, max_line_bytes)
+
+
+def _iter_handle(handle: BinaryIO, max_line_bytes: int) -> Iterator[RawRecord | ReadProblem]:
+    offset = 0
+    number = 0
+    while True:
+        raw = handle.readline(max_line_bytes + 1)
+        if not raw:
+            return
+        number += 1
+        start = offset
+        if len(raw) > max_line_bytes and not raw.endswith(b"\n"):
+            offset += len(raw) + _skip_rest_of_line(handle)
+            yield ReadProblem(
+                number,
+                start,
+                "line_too_long",
+                f"line is longer than {max_line_bytes} bytes; split the example or raise "
+                "max_line_bytes",
+            )
+            continue
+        offset += len(raw)
+        yield _decode(raw, number, start)
+
+
+def _skip_rest_of_line(handle: BinaryIO) -> int:
+    skipped = 0
+    while True:
+        chunk = handle.readline(_SKIP_CHUNK)
+        skipped += len(chunk)
+        if not chunk or chunk.endswith(b"\n"):
+            return skipped
+
+
+def _decode(raw: bytes, number: int, offset: int) -> RawRecord | ReadProblem:
+    complete = raw.endswith(b"\n")
+    if number == 1 and raw.startswith(_BOM):
+        raw = raw[len(_BOM) :]
+    body = raw.strip()
+    if not body:
+        return ReadProblem(number, offset, "blank_line", "blank line (ignored)", "warning")
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        return ReadProblem(
+            number,
+            offset,
+            "invalid_utf8",
+            f"invalid UTF-8 at byte {exc.start} of the line; save the file as UTF-8",
+        )
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        if not complete:
+            return ReadProblem(
+                number,
+                offset,
+                "truncated_line",
+                f"last line is not complete JSON ({exc.msg}); the file looks truncated",
+            )
+        return ReadProblem(
+            number, offset, "invalid_json", f"not valid JSON: {exc.msg} at column {exc.colno}"
+        )
+    if not isinstance(data, dict):
+        return ReadProblem(
+            number,
+            offset,
+            "not_an_object",
+            f"each line must be a JSON object, got {type(data).__name__}",
+        )
+    return RawRecord(number, offset, data)

@@ -1,0 +1,219 @@
+"""SQLite job registry: which data, settings and idempotency key made which job and model."""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from finetune.types import Job
+
+__all__ = ["JobRecord", "JobRegistry", "default_registry_path"]
+
+ENV_PATH = "FINETUNE_REGISTRY"
+_MIGRATIONS = [
+    """
+    CREATE TABLE jobs (
+        backend TEXT NOT NULL,
+        job_id TEXT NOT NULL,
+        base_model TEXT NOT NULL,
+        status TEXT NOT NULL,
+        fine_tuned_model TEXT,
+        idempotency_key TEXT,
+        train_fingerprint TEXT,
+        validation_fingerprint TEXT,
+        hyperparameters TEXT NOT NULL DEFAULT '{}',
+        created_at TEXT NOT NULL,
+        updated_at TEXT NOT NULL,
+        PRIMARY KEY (backend, job_id)
+    );
+    CREATE INDEX jobs_key ON jobs (backend, idempotency_key);
+    CREATE INDEX jobs_model ON jobs (fine_tuned_model);
+    """,
+    """
+    CREATE TABLE pending (
+        backend TEXT NOT NULL,
+        idempotency_key TEXT NOT NULL,
+        base_model TEXT NOT NULL,
+        training_file TEXT,
+        created_at TEXT NOT NULL,
+        PRIMARY KEY (backend, idempotency_key)
+    );
+    """,
+]
+
+
+def default_registry_path() -> Path:
+    """``$FINETUNE_REGISTRY``, else ``jobs.sqlite3`` in the platform's user data folder."""
+    override = os.environ.get(ENV_PATH)
+    if override:
+        return Path(override)
+    from platformdirs import user_data_dir
+
+    return Path(user_data_dir("finetune", appauthor=False)) / "jobs.sqlite3"
+
+
+@dataclass(frozen=True)
+class JobRecord:
+    """One row of the registry: a job and its lineage."""
+
+    backend: str
+    job_id: str
+    base_model: str
+    status: str
+    fine_tuned_model: str | None
+    idempotency_key: str | None
+    train_fingerprint: str | None
+    validation_fingerprint: str | None
+    hyperparameters: dict[str, Any]
+    created_at: str
+    updated_at: str
+
+
+class JobRegistry:
+    """A small SQLite database, safe for concurrent writers (WAL, busy timeout)."""
+
+    def __init__(self, path: str | os.PathLike[str] | None = None) -> None:
+        self.path = Path(path) if path is not None else default_registry_path()
+        self._lock = threading.Lock()
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with self._connect() as db:
+            self._migrate(db)
+
+    def __repr__(self) -> str:
+        return f"JobRegistry({str(self.path)!r})"
+
+    @contextmanager
+    def _connect(self) -> Iterator[sqlite3.Connection]:
+        db = sqlite3.connect(self.path, timeout=30, isolation_level=None)
+        try:
+            db.execute("PRAGMA busy_timeout = 30000")
+            db.execute("PRAGMA journal_mode = WAL")
+            yield db
+        finally:
+            db.close()
+
+    def _migrate(self, db: sqlite3.Connection) -> None:
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            version = db.execute("PRAGMA user_version").fetchone()[0]
+            for number, script in enumerate(_MIGRATIONS[version:], start=version + 1):
+                for statement in filter(str.strip, script.split(";")):
+                    db.execute(statement)
+                db.execute(f"PRAGMA user_version = {number}")
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+
+    def record(
+        self,
+        job: Job,
+        *,
+        idempotency_key: str | None = None,
+        train_fingerprint: str | None = None,
+        validation_fingerprint: str | None = None,
+    ) -> None:
+        """Insert or update a job; lineage fields given once are kept on later updates."""
+        now = _now()
+        params = job.hyperparameters.model_dump(mode="json", exclude_none=True)
+        with self._lock, self._connect() as db:
+            db.execute(
+                """
+                INSERT INTO jobs VALUES (?,?,?,?,?,?,?,?,?,?,?)
+                ON CONFLICT (backend, job_id) DO UPDATE SET
+                    status = excluded.status,
+                    fine_tuned_model = COALESCE(excluded.fine_tuned_model, fine_tuned_model),
+                    idempotency_key = COALESCE(excluded.idempotency_key, idempotency_key),
+                    train_fingerprint = COALESCE(excluded.train_fingerprint, train_fingerprint),
+                    validation_fingerprint =
+                        COALESCE(excluded.validation_fingerprint, validation_fingerprint),
+                    updated_at = excluded.updated_at
+                """,
+                (
+                    job.backend,
+                    job.id,
+                    job.base_model,
+                    job.status.value,
+                    job.fine_tuned_model,
+                    idempotency_key,
+                    train_fingerprint,
+                    validation_fingerprint,
+                    json.dumps(params, sort_keys=True),
+                    (job.created_at.isoformat() if job.created_at else now),
+                    now,
+                ),
+            )
+            if idempotency_key:
+                db.execute(
+                    "DELETE FROM pending WHERE backend = ? AND idempotency_key = ?",
+                    (job.backend, idempotency_key),
+                )
+
+    def find_by_key(self, backend: str, idempotency_key: str) -> JobRecord | None:
+        """The job created under this idempotency key, if recorded."""
+        return self._one(
+            "SELECT * FROM jobs WHERE backend = ? AND idempotency_key = ?",
+            (backend, idempotency_key),
+        )
+
+    def get(self, backend: str, job_id: str) -> JobRecord | None:
+        """The record of one job."""
+        return self._one("SELECT * FROM jobs WHERE backend = ? AND job_id = ?", (backend, job_id))
+
+    def lineage(self, fine_tuned_model: str) -> JobRecord | None:
+        """Which job (and so which dataset fingerprints) produced this model."""
+        return self._one("SELECT * FROM jobs WHERE fine_tuned_model = ?", (fine_tuned_model,))
+
+    def list(self, *, backend: str | None = None, limit: int = 50) -> list[JobRecord]:
+        """Recorded jobs, newest first, optionally for one backend."""
+        query = "SELECT * FROM jobs"
+        args: tuple[Any, ...] = ()
+        if backend:
+            query += " WHERE backend = ?"
+            args = (backend,)
+        query += " ORDER BY created_at DESC, rowid DESC LIMIT ?"
+        with self._connect() as db:
+            return [_row(r) for r in db.execute(query, (*args, limit)).fetchall()]
+
+    def mark_pending(self, backend: str, idempotency_key: str, base_model: str, file: str) -> None:
+        """Note a create about to be sent, so a crash before the answer is visible later."""
+        with self._lock, self._connect() as db:
+            db.execute(
+                "INSERT OR REPLACE INTO pending VALUES (?,?,?,?,?)",
+                (backend, idempotency_key, base_model, file, _now()),
+            )
+
+    def pending(self, backend: str, idempotency_key: str) -> dict[str, str] | None:
+        """A create sent under this key whose job was never recorded (a crash in between)."""
+        with self._connect() as db:
+            row = db.execute(
+                "SELECT base_model, training_file, created_at FROM pending "
+                "WHERE backend = ? AND idempotency_key = ?",
+                (backend, idempotency_key),
+            ).fetchone()
+        if row is None:
+            return None
+        return {"base_model": row[0], "training_file": row[1], "created_at": row[2]}
+
+    def _one(self, query: str, args: tuple[Any, ...]) -> JobRecord | None:
+        with self._connect() as db:
+            row = db.execute(query, args).fetchone()
+        return _row(row) if row else None
+
+
+def _row(row: tuple[Any, ...]) -> JobRecord:
+    values = list(row)
+    values[8] = json.loads(values[8] or "{}")
+    return JobRecord(*values)
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat()

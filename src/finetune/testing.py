@@ -1,0 +1,335 @@
+"""FakeBackend: a deterministic in-process backend for your own tests and for demos.
+
+Jobs move through validating -> queued -> running -> succeeded (or failed) as time passes,
+with the durations you choose. State lives in a namespace shared by every FakeBackend of the
+same ``namespace`` in the process, so a second Tuner can re-attach to a job by id.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from typing import TYPE_CHECKING, Any
+
+from finetune._errors import InvalidRequestError, JobNotFound
+from finetune.backends.base import Capabilities, JobRequest
+from finetune.types import (
+    Checkpoint,
+    FileRef,
+    Job,
+    JobError,
+    JobEvent,
+    JobStatus,
+    MetricPoint,
+)
+
+if TYPE_CHECKING:
+    from finetune.dataset import Dataset
+    from finetune.validation import TokenCounter
+
+__all__ = ["AsyncFakeBackend", "FakeBackend", "FakeFailure"]
+
+
+@dataclass(frozen=True)
+class FakeFailure:
+    """Make fake jobs fail: with this error code and message, after ``after`` seconds running."""
+
+    code: str = "invalid_training_file"
+    message: str = "The job failed (simulated)."
+    after: float = 0.0
+
+
+@dataclass
+class _FakeJob:
+    request: JobRequest
+    id: str
+    created: float
+    created_at: datetime
+    failure: FakeFailure | None
+    cancelled_at: float | None = None
+    paused_at: float | None = None
+    paused_total: float = 0.0
+
+
+@dataclass
+class _Store:
+    files: dict[str, FileRef] = field(default_factory=dict)
+    jobs: dict[str, _FakeJob] = field(default_factory=dict)
+    uploads: int = 0
+    creates: int = 0
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+
+_stores: dict[str, _Store] = {}
+
+
+class FakeBackend:
+    """A deterministic backend with no network: configurable durations, failures and metrics."""
+
+    name = "fake"
+
+    def __init__(
+        self,
+        *,
+        namespace: str = "default",
+        validating: float = 0.02,
+        queued: float = 0.02,
+        running: float = 0.1,
+        steps: int = 10,
+        fail: FakeFailure | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        validation_target: str = "openai",
+    ) -> None:
+        self._store = _stores.setdefault(namespace, _Store())
+        self._phases = (validating, queued, running)
+        self._steps = steps
+        self._fail = fail
+        self._clock = clock
+        self.capabilities = Capabilities(
+            methods=frozenset({"sft", "dpo"}),
+            example_kinds=frozenset({"chat", "completion", "preference"}),
+            tools=True,
+            pause_resume=True,
+            hosted=False,
+            validation_target=validation_target,
+            max_suffix_length=64,
+        )
+
+    def __repr__(self) -> str:
+        return f"FakeBackend(jobs={len(self._store.jobs)})"
+
+    @staticmethod
+    def reset(namespace: str = "default") -> None:
+        """Forget every file and job of a namespace."""
+        _stores.pop(namespace, None)
+
+    @property
+    def upload_count(self) -> int:
+        """How many files were really uploaded (reused ones are not counted)."""
+        return self._store.uploads
+
+    @property
+    def create_count(self) -> int:
+        """How many jobs were created."""
+        return self._store.creates
+
+    def token_counter(self, model: str) -> TokenCounter:
+        from finetune.validation import counter_for
+
+        return counter_for(self.capabilities.validation_target, model)
+
+    def upload(self, dataset: Dataset, *, purpose: str = "train") -> FileRef:
+        name = f"{dataset.fingerprint()[:16]}-{purpose}.jsonl"
+        size = sum(1 for _ in dataset.records())
+        with self._store.lock:
+            for ref in self._store.files.values():
+                if ref.filename == name and ref.bytes == size:
+                    return ref
+            file_id = f"file-{hashlib.sha256(name.encode()).hexdigest()[:12]}"
+            ref = FileRef(backend=self.name, id=file_id, filename=name, bytes=size)
+            self._store.files[file_id] = ref
+            self._store.uploads += 1
+        return ref
+
+    def create_job(self, request: JobRequest) -> Job:
+        if request.training_file.id not in self._store.files:
+            raise InvalidRequestError(
+                f"unknown training file {request.training_file.id}",
+                backend=self.name,
+                status_code=400,
+                param="training_file",
+            )
+        with self._store.lock:
+            self._store.creates += 1
+            job_id = f"ftjob-fake-{self._store.creates:04d}"
+            self._store.jobs[job_id] = _FakeJob(
+                request=request,
+                id=job_id,
+                created=self._clock(),
+                created_at=datetime.now(timezone.utc),
+                failure=self._fail,
+            )
+        return self.get_job(job_id)
+
+    def find_job(self, idempotency_key: str) -> Job | None:
+        for fake in list(self._store.jobs.values()):
+            if fake.request.idempotency_key == idempotency_key:
+                return self._view(fake)
+        return None
+
+    def get_job(self, job_id: str) -> Job:
+        return self._view(self._fake(job_id))
+
+    def list_jobs(self, *, limit: int = 20) -> list[Job]:
+        fakes = sorted(self._store.jobs.values(), key=lambda f: f.created, reverse=True)
+        return [self._view(f) for f in fakes[:limit]]
+
+    def cancel_job(self, job_id: str) -> Job:
+        fake = self._fake(job_id)
+        if not self._status(fake)[0].is_terminal:
+            fake.cancelled_at = self._clock()
+        return self._view(fake)
+
+    def pause_job(self, job_id: str) -> Job:
+        fake = self._fake(job_id)
+        if self._status(fake)[0] is JobStatus.RUNNING:
+            fake.paused_at = self._clock()
+        return self._view(fake)
+
+    def resume_job(self, job_id: str) -> Job:
+        fake = self._fake(job_id)
+        if fake.paused_at is not None:
+            fake.paused_total += self._clock() - fake.paused_at
+            fake.paused_at = None
+        return self._view(fake)
+
+    def list_events(self, job_id: str) -> list[JobEvent]:
+        fake = self._fake(job_id)
+        status, elapsed = self._status(fake)
+        validating, queued, _ = self._phases
+        events = [(0.0, "info", "Created fine-tuning job")]
+        events.append((0.0, "info", "Validating training file"))
+        if elapsed >= validating:
+            events.append((validating, "info", "Files validated, job queued"))
+        if elapsed >= validating + queued:
+            events.append((validating + queued, "info", "Fine-tuning job started"))
+        for point in self._points(fake, elapsed):
+            events.append((elapsed, "info", f"Step {point.step}: loss={point.train_loss:.4f}"))
+        events.append((elapsed, *_final_event(status, fake)))
+        return [
+            JobEvent(created_at=fake.created_at + timedelta(seconds=at), level=level, message=msg)
+            for at, level, msg in events
+            if msg
+        ]
+
+    def get_metrics(self, job_id: str) -> list[MetricPoint]:
+        fake = self._fake(job_id)
+        return self._points(fake, self._status(fake)[1])
+
+    def list_checkpoints(self, job_id: str) -> list[Checkpoint]:
+        fake = self._fake(job_id)
+        points = self._points(fake, self._status(fake)[1])
+        return [
+            Checkpoint(id=f"ckpt-{fake.id}-{p.step}", step=p.step, model=f"{fake.id}:ckpt-{p.step}")
+            for p in points
+            if p.step % max(1, self._steps // 3) == 0
+        ]
+
+    def close(self) -> None:
+        return None
+
+    def _fake(self, job_id: str) -> _FakeJob:
+        try:
+            return self._store.jobs[job_id]
+        except KeyError:
+            raise JobNotFound(f"no job {job_id!r}", backend=self.name, status_code=404) from None
+
+    def _elapsed(self, fake: _FakeJob) -> float:
+        now = fake.paused_at if fake.paused_at is not None else self._clock()
+        if fake.cancelled_at is not None:
+            now = min(now, fake.cancelled_at)
+        return now - fake.created - fake.paused_total
+
+    def _status(self, fake: _FakeJob) -> tuple[JobStatus, float]:
+        validating, queued, running = self._phases
+        elapsed = self._elapsed(fake)
+        failure = fake.failure
+        if failure is not None and elapsed >= validating + queued + failure.after:
+            return JobStatus.FAILED, validating + queued + failure.after
+        if fake.cancelled_at is not None:
+            return JobStatus.CANCELLED, elapsed
+        if elapsed >= validating + queued + running:
+            return JobStatus.SUCCEEDED, validating + queued + running
+        if fake.paused_at is not None:
+            return JobStatus.PAUSED, elapsed
+        if elapsed >= validating + queued:
+            return JobStatus.RUNNING, elapsed
+        if elapsed >= validating:
+            return JobStatus.QUEUED, elapsed
+        return JobStatus.VALIDATING, elapsed
+
+    def _points(self, fake: _FakeJob, elapsed: float) -> list[MetricPoint]:
+        validating, queued, running = self._phases
+        done = (elapsed - validating - queued) / running if running else 1.0
+        reached = min(self._steps, max(0, math.floor(done * self._steps + 1e-9)))
+        return [
+            MetricPoint(
+                step=step,
+                epoch=step / self._steps,
+                train_loss=round(2.0 * math.exp(-step / self._steps * 2), 6),
+                valid_loss=round(2.1 * math.exp(-step / self._steps * 1.8), 6),
+            )
+            for step in range(1, reached + 1)
+        ]
+
+    def _view(self, fake: _FakeJob) -> Job:
+        status, _ = self._status(fake)
+        request = fake.request
+        succeeded = status is JobStatus.SUCCEEDED
+        suffix = f":{request.suffix}" if request.suffix else ""
+        error = None
+        if status is JobStatus.FAILED and fake.failure is not None:
+            error = JobError(code=fake.failure.code, message=fake.failure.message)
+        return Job(
+            id=fake.id,
+            backend=self.name,
+            base_model=request.base_model,
+            status=status,
+            created_at=fake.created_at,
+            fine_tuned_model=f"ft:{request.base_model}{suffix}:{fake.id}" if succeeded else None,
+            error=error,
+            method=request.method,
+            hyperparameters=request.hyperparameters,
+            training_file=request.training_file.id,
+            validation_file=request.validation_file.id if request.validation_file else None,
+            suffix=request.suffix,
+            metadata=request.metadata,
+            raw={"id": fake.id, "status": status.value},
+        )
+
+
+def _final_event(status: JobStatus, fake: _FakeJob) -> tuple[str, str]:
+    if status is JobStatus.SUCCEEDED:
+        return "info", "The job has successfully completed"
+    if status is JobStatus.FAILED and fake.failure is not None:
+        return "error", f"Job failed: {fake.failure.message}"
+    if status is JobStatus.CANCELLED:
+        return "info", "Job cancelled"
+    return "info", ""
+
+
+class AsyncFakeBackend:
+    """The asyncio twin of ``FakeBackend`` over the same namespaces."""
+
+    name = "fake"
+
+    def __init__(self, **options: Any) -> None:
+        self._sync = FakeBackend(**options)
+        self.capabilities = self._sync.capabilities
+
+    def __repr__(self) -> str:
+        return f"Async{self._sync!r}"
+
+    def token_counter(self, model: str) -> TokenCounter:
+        return self._sync.token_counter(model)
+
+    def __getattr__(self, attribute: str) -> Any:
+        target = getattr(self._sync, attribute)
+        if not callable(target):
+            return target
+
+        async def call(*args: Any, **kwargs: Any) -> Any:
+            return target(*args, **kwargs)
+
+        return call
+
+    async def aclose(self) -> None:
+        return None
+
+
+FakeBackend.async_variant = AsyncFakeBackend  # type: ignore[attr-defined]

@@ -1,0 +1,320 @@
+"""Typed values shared by every backend: examples, hyperparameters, jobs, metrics, costs."""
+
+from __future__ import annotations
+
+import enum
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+__all__ = [
+    "Auto",
+    "ChatExample",
+    "Checkpoint",
+    "CompletionExample",
+    "ContentPart",
+    "CostEstimate",
+    "Example",
+    "ExampleKind",
+    "FileRef",
+    "FunctionCall",
+    "Hyperparameters",
+    "Job",
+    "JobError",
+    "JobEvent",
+    "JobStatus",
+    "LoRA",
+    "Message",
+    "MetricPoint",
+    "ModelRef",
+    "PreferenceExample",
+    "Role",
+    "Tool",
+    "ToolCall",
+]
+
+Role = Literal["system", "user", "assistant", "tool"]
+Auto = Literal["auto"]
+
+
+class _Value(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class ContentPart(_Value):
+    """One part of a multi-part message content (text, image URL, ...)."""
+
+    model_config = ConfigDict(frozen=True, extra="allow")
+    type: str
+    text: str | None = None
+
+
+class FunctionCall(_Value):
+    """The function an assistant asked to call, with its arguments as a JSON string."""
+
+    name: str
+    arguments: str
+
+
+class ToolCall(_Value):
+    """A tool call made by an assistant turn."""
+
+    id: str
+    type: Literal["function"] = "function"
+    function: FunctionCall
+
+
+class Tool(_Value):
+    """A tool (function) the model may call, described by a JSON schema."""
+
+    model_config = ConfigDict(frozen=True, extra="allow")
+    type: Literal["function"] = "function"
+    function: dict[str, Any]
+
+
+class Message(_Value):
+    """One chat turn. ``weight`` (0 or 1) marks whether an assistant turn is trained on."""
+
+    role: Role
+    content: str | list[ContentPart] | None = None
+    name: str | None = None
+    tool_calls: list[ToolCall] | None = None
+    tool_call_id: str | None = None
+    weight: Literal[0, 1] | None = None
+
+    @property
+    def text(self) -> str:
+        """The content as plain text (parts joined)."""
+        if self.content is None:
+            return ""
+        if isinstance(self.content, str):
+            return self.content
+        return "".join(part.text or "" for part in self.content)
+
+
+class ChatExample(_Value):
+    """A conversation to learn from: the assistant turns are the targets."""
+
+    kind: Literal["chat"] = "chat"
+    messages: list[Message]
+    tools: list[Tool] | None = None
+
+
+class CompletionExample(_Value):
+    """A prompt and the completion the model should produce."""
+
+    kind: Literal["completion"] = "completion"
+    prompt: str
+    completion: str
+
+
+class PreferenceExample(_Value):
+    """A preference pair for DPO: the input conversation, a chosen and a rejected answer."""
+
+    kind: Literal["preference"] = "preference"
+    input: list[Message]
+    chosen: list[Message]
+    rejected: list[Message]
+    tools: list[Tool] | None = None
+
+
+Example = Annotated[
+    ChatExample | CompletionExample | PreferenceExample, Field(discriminator="kind")
+]
+ExampleKind = Literal["chat", "completion", "preference"]
+
+
+class LoRA(_Value):
+    """Low-rank adaptation settings (local backend; hosted providers choose their own)."""
+
+    r: int = Field(16, gt=0)
+    alpha: int = Field(32, gt=0)
+    dropout: float = Field(0.05, ge=0, lt=1)
+    target_modules: list[str] | Literal["all-linear"] = "all-linear"
+    quantize_4bit: bool = False
+
+
+class Hyperparameters(_Value):
+    """Training settings mapped onto each backend's own names; ``None`` lets the backend decide.
+
+    Provider-specific settings go in ``extra`` and are passed through unchanged.
+    """
+
+    epochs: int | Auto | None = None
+    batch_size: int | Auto | None = None
+    learning_rate: float | None = Field(None, gt=0)
+    learning_rate_multiplier: float | Auto | None = None
+    warmup: float | None = Field(None, ge=0, description="warmup as a fraction of training")
+    seed: int | None = None
+    beta: float | Auto | None = Field(None, description="DPO beta")
+    lora: LoRA | None = None
+    extra: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("epochs", "batch_size")
+    @classmethod
+    def _positive(cls, value: int | str | None) -> int | str | None:
+        if isinstance(value, int) and value <= 0:
+            raise ValueError("must be a positive integer or 'auto'")
+        return value
+
+
+class JobStatus(str, enum.Enum):
+    """Normalized job status, the same for every backend."""
+
+    QUEUED = "queued"
+    VALIDATING = "validating"
+    RUNNING = "running"
+    PAUSED = "paused"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+    @property
+    def is_terminal(self) -> bool:
+        """True when the job will not change any more."""
+        return self in (JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELLED)
+
+
+class JobError(_Value):
+    """The provider's reason for a failed job."""
+
+    code: str | None = None
+    message: str
+    param: str | None = None
+
+
+class FileRef(_Value):
+    """A data file known to a backend (uploaded file id, or a local path)."""
+
+    backend: str
+    id: str
+    filename: str | None = None
+    bytes: int | None = None
+    status: str | None = None
+
+
+class ModelRef(_Value):
+    """A model on a backend: a hosted model name, or a local path for the HF backend."""
+
+    backend: str
+    name: str
+    base_model: str | None = None
+    job_id: str | None = None
+    few_shot: list[Example] | None = None
+
+    def with_few_shot(self, train: Any, k: int = 5, seed: int = 0) -> ModelRef:
+        """A copy of this model prompted with ``k`` examples drawn from ``train`` (never eval)."""
+        sample = train.sample(k, seed=seed) if hasattr(train, "sample") else list(train)[:k]
+        return self.model_copy(update={"few_shot": list(sample)})
+
+    def __str__(self) -> str:
+        shots = f"+{len(self.few_shot)}-shot" if self.few_shot else ""
+        return f"{self.backend}:{self.name}{shots}"
+
+
+class JobEvent(_Value):
+    """A line of a job's log, oldest first."""
+
+    created_at: datetime
+    level: Literal["debug", "info", "warning", "error"] = "info"
+    message: str
+    id: str | None = None
+    data: dict[str, Any] | None = None
+
+
+class MetricPoint(_Value):
+    """Training metrics at one step; missing values are ``None``."""
+
+    step: int
+    epoch: float | None = None
+    train_loss: float | None = None
+    train_accuracy: float | None = None
+    valid_loss: float | None = None
+    valid_accuracy: float | None = None
+    learning_rate: float | None = None
+    extra: dict[str, float] = Field(default_factory=dict)
+
+
+class Checkpoint(_Value):
+    """An intermediate model saved during training."""
+
+    id: str
+    step: int
+    model: str
+    created_at: datetime | None = None
+    metrics: dict[str, float] = Field(default_factory=dict)
+
+
+class Job(_Value):
+    """A fine-tuning job as last seen; ``raw`` keeps the provider payload (never a credential)."""
+
+    id: str
+    backend: str
+    base_model: str
+    status: JobStatus
+    created_at: datetime | None = None
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    fine_tuned_model: str | None = None
+    trained_tokens: int | None = None
+    error: JobError | None = None
+    method: Literal["sft", "dpo"] = "sft"
+    hyperparameters: Hyperparameters = Field(default_factory=Hyperparameters)
+    training_file: str | None = None
+    validation_file: str | None = None
+    suffix: str | None = None
+    metadata: dict[str, str] = Field(default_factory=dict)
+    raw: dict[str, Any] | None = Field(default=None, repr=False)
+
+    @property
+    def model(self) -> ModelRef | None:
+        """The fine-tuned model, once the job has succeeded."""
+        if self.fine_tuned_model is None:
+            return None
+        return ModelRef(
+            backend=self.backend,
+            name=self.fine_tuned_model,
+            base_model=self.base_model,
+            job_id=self.id,
+        )
+
+    def _repr_html_(self) -> str:
+        from finetune._html import job_html
+
+        return job_html(self)
+
+
+class CostEstimate(_Value):
+    """What a fit will cost before it runs: exact token counts and the price."""
+
+    backend: str
+    model: str
+    examples: int
+    tokens_total: int
+    tokens_p50: int
+    tokens_p95: int
+    tokens_max: int
+    epochs: int
+    billed_tokens: int
+    price_per_million: float | None = None
+    currency: str = "USD"
+    cost: float | None = None
+    cost_low: float | None = None
+    cost_high: float | None = None
+    exact: bool = True
+    context_limit: int | None = None
+    examples_over_limit: int = 0
+    pricing_date: str | None = None
+    notes: list[str] = Field(default_factory=list)
+    provider_figures: dict[str, Any] | None = None
+
+    @property
+    def fits_context(self) -> bool:
+        """True when no example exceeds the model's context limit."""
+        return self.examples_over_limit == 0
+
+    def _repr_html_(self) -> str:
+        from finetune._html import cost_html
+
+        return cost_html(self)

@@ -1,0 +1,30 @@
+"""Validation before any money is spent: rules per target, exact token counts, cost estimates."""
+
+from finetune.validation._catalog import catalog, default_epochs, model_info
+from finetune.validation._engine import estimate, validate
+from finetune.validation._report import Finding, ValidationReport
+from finetune.validation._rules import RULES, target_rules
+from finetune.validation._tokens import (
+    ApproximateCounter,
+    MistralCounter,
+    TiktokenCounter,
+    TokenCounter,
+    counter_for,
+)
+
+__all__ = [
+    "RULES",
+    "ApproximateCounter",
+    "Finding",
+    "MistralCounter",
+    "TiktokenCounter",
+    "TokenCounter",
+    "ValidationReport",
+    "catalog",
+    "counter_for",
+    "default_epochs",
+    "estimate",
+    "model_info",
+    "target_rules",
+    "validate",
+]

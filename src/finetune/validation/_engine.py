@@ -1,0 +1,246 @@
+"""validate() and estimate(): one rule engine for every target, streaming, never stopping early."""
+
+from __future__ import annotations
+
+import os
+from array import array
+from typing import TYPE_CHECKING, Any
+
+from finetune.dataset._reader import ReadProblem
+from finetune.types import CostEstimate, Hyperparameters
+from finetune.validation._catalog import catalog, default_epochs, model_info
+from finetune.validation._quality import QualityScan
+from finetune.validation._report import Finding, ValidationReport
+from finetune.validation._rules import (
+    Target,
+    check_record,
+    record_kind,
+    target_rules,
+)
+from finetune.validation._tokens import TokenCounter, counter_for
+
+if TYPE_CHECKING:
+    from finetune.dataset import Dataset
+
+__all__ = ["estimate", "validate"]
+
+
+class _Scan:
+    """One pass over a dataset: findings into the report, hashes and token counts kept."""
+
+    def __init__(
+        self,
+        report: ValidationReport,
+        rules: Target,
+        model: str,
+        counter: TokenCounter,
+        limit: int | None,
+        file: str,
+    ) -> None:
+        self.report = report
+        self.rules = rules
+        self.model = model
+        self.counter = counter
+        self.limit = limit
+        self.file = file
+        self.quality = QualityScan()
+        self.kind: str | None = None
+        self.examples = 0
+        self.tokens = array("l")
+
+    def add(self, code: str, message: str, line: int | None, field: str | None) -> None:
+        from finetune.validation._rules import RULES
+
+        severity = RULES.get(code, ("warning", ""))[0]
+        self.report.add(Finding(code, severity, message, self.file, line, field))  # type: ignore[arg-type]
+
+    def run(self, dataset: Dataset) -> None:
+        for item in dataset.items():
+            if isinstance(item, ReadProblem):
+                sev = item.severity
+                self.report.add(Finding(item.code, sev, item.message, self.file, item.line))  # type: ignore[arg-type]
+                if sev == "error":
+                    self.examples += 1
+                continue
+            self.examples += 1
+            self._record(item.data, item.line)
+
+    def _record(self, data: dict[str, Any], line: int) -> None:
+        failed = False
+        for code, severity, message, field in check_record(data, self.rules, self.model):
+            self.report.add(Finding(code, severity, message, self.file, line, field))  # type: ignore[arg-type]
+            failed = failed or severity == "error"
+        kind = record_kind(data)
+        if self.kind is None:
+            self.kind = kind
+        elif kind is not None and kind != self.kind:
+            self.add("mixed_kinds", f"{kind} example in a file of {self.kind} examples", line, None)
+        if failed:
+            return
+        try:
+            tokens = self.counter.count_example(data)
+        except Exception as exc:
+            self.add("unknown_format", f"the tokenizer refused this example: {exc}", line, None)
+            return
+        self.tokens.append(tokens)
+        if self.limit is not None and tokens > self.limit:
+            code = "would_truncate" if self.rules.truncates else "too_many_tokens"
+            self.add(code, f"{tokens} tokens, over the limit of {self.limit}", line, None)
+        self.quality.observe(data, line, tokens, self.add)
+
+
+def _context_limit(target: str, model: str, override: int | None) -> int | None:
+    if override is not None:
+        return override
+    info = model_info(target, model)
+    return int(info["context"]) if info and info.get("context") else None
+
+
+def validate(
+    dataset: Dataset,
+    *,
+    target: str,
+    model: str,
+    validation: Dataset | None = None,
+    token_counter: TokenCounter | None = None,
+    context_limit: int | None = None,
+    keep: int = 20,
+) -> ValidationReport:
+    """Check every example against ``target``'s rules, limits and quality checks.
+
+    Never raises for bad data: every problem becomes a finding with file, line and field.
+    """
+    rules = target_rules(target)
+    counter = token_counter or counter_for(target, model)
+    limit = _context_limit(target, model, context_limit)
+    report = ValidationReport(target=target, model=model, keep=keep)
+    train = _scan(dataset, report, rules, model, counter, limit)
+    report.examples = train.examples
+    if train.examples < rules.min_examples:
+        train.add(
+            "too_few_examples",
+            f"{train.examples} examples; {target} needs at least {rules.min_examples}",
+            None,
+            None,
+        )
+    _check_file_size(dataset, rules, train)
+    train.quality.finish(train.add)
+    if validation is not None:
+        held = _scan(validation, report, rules, model, counter, limit)
+        held.quality.finish(held.add)
+        train.quality.leaks(held.quality, held.add)
+        report.stats["validation_examples"] = held.examples
+    if not counter.exact:
+        reason = getattr(counter, "reason", "") or "no exact tokenizer for this model"
+        train.add("approximate_token_counts", reason, None, None)
+    report.stats.update(_token_stats(train.tokens), counter=counter.name, context_limit=limit)
+    return report
+
+
+def _scan(
+    dataset: Dataset,
+    report: ValidationReport,
+    rules: Target,
+    model: str,
+    counter: TokenCounter,
+    limit: int | None,
+) -> _Scan:
+    scan = _Scan(report, rules, model, counter, limit, dataset.name)
+    scan.run(dataset)
+    return scan
+
+
+def _check_file_size(dataset: Dataset, rules: Target, scan: _Scan) -> None:
+    if dataset.path is None or rules.max_file_bytes is None:
+        return
+    size = os.path.getsize(dataset.path)
+    if size > rules.max_file_bytes:
+        scan.add(
+            "file_too_large",
+            f"{size} bytes; {rules.name} accepts at most {rules.max_file_bytes}",
+            None,
+            None,
+        )
+
+
+def _percentile(ranked: list[int], fraction: float) -> int:
+    if not ranked:
+        return 0
+    return ranked[min(len(ranked) - 1, int(fraction * (len(ranked) - 1) + 0.5))]
+
+
+def _token_stats(tokens: array[int]) -> dict[str, int]:
+    ranked = sorted(tokens)
+    return {
+        "tokens_total": sum(ranked),
+        "tokens_p50": _percentile(ranked, 0.5),
+        "tokens_p95": _percentile(ranked, 0.95),
+        "tokens_max": ranked[-1] if ranked else 0,
+    }
+
+
+def estimate(
+    dataset: Dataset,
+    *,
+    target: str,
+    backend: str,
+    model: str,
+    hyperparameters: Hyperparameters | None = None,
+    token_counter: TokenCounter | None = None,
+    context_limit: int | None = None,
+    price_per_million: float | None = None,
+) -> CostEstimate:
+    """Exact tokens, epochs and billed tokens, priced from the versioned model table."""
+    counter = token_counter or counter_for(target, model)
+    limit = _context_limit(target, model, context_limit)
+    counts = array("l")
+    over = 0
+    for record in dataset.records():
+        tokens = counter.count_example(record.data)
+        over += limit is not None and tokens > limit
+        counts.append(min(tokens, limit) if limit else tokens)
+    stats = _token_stats(counts)
+    params = hyperparameters or Hyperparameters()
+    epochs, notes = _epochs(target, params, len(counts))
+    billed = stats["tokens_total"] * epochs
+    info: dict[str, Any] = model_info(target, model) or {}
+    price = price_per_million if price_per_million is not None else info.get("price")
+    low = info.get("low", price) if price_per_million is None else price
+    high = info.get("high", price) if price_per_million is None else price
+    if price is None and low is None:
+        notes.append(f"no published training price for {model}: pass price_per_million")
+    if not counter.exact:
+        notes.append("token counts are approximate: " + getattr(counter, "reason", ""))
+    return CostEstimate(
+        backend=backend,
+        model=model,
+        examples=len(counts),
+        tokens_total=stats["tokens_total"],
+        tokens_p50=stats["tokens_p50"],
+        tokens_p95=stats["tokens_p95"],
+        tokens_max=stats["tokens_max"],
+        epochs=epochs,
+        billed_tokens=billed,
+        price_per_million=price,
+        cost=_cost(billed, price),
+        cost_low=_cost(billed, low),
+        cost_high=_cost(billed, high),
+        exact=counter.exact and price is not None,
+        context_limit=limit,
+        examples_over_limit=over,
+        pricing_date=catalog().get("pricing_date"),
+        notes=notes,
+    )
+
+
+def _epochs(target: str, params: Hyperparameters, examples: int) -> tuple[int, list[str]]:
+    if isinstance(params.epochs, int):
+        return params.epochs, []
+    epochs = default_epochs(target, examples)
+    return epochs, [
+        f"epochs='auto': {epochs} by the provider's default rule for {examples} examples"
+    ]
+
+
+def _cost(billed: int, price: Any) -> float | None:
+    return None if price is None else round(billed / 1_000_000 * float(price), 4)

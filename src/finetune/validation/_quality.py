@@ -1,0 +1,175 @@
+"""Quality checks (warnings): duplicates, leakage, system prompts, long tails, PII."""
+
+from __future__ import annotations
+
+import itertools
+import re
+from array import array
+from collections import Counter
+from collections.abc import Callable, Iterator
+from typing import Any
+
+__all__ = ["QualityScan", "example_texts"]
+
+_PII = re.compile(
+    r"(?P<email>[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,})"
+    r"|(?P<key>\b(?:sk-(?:proj-)?[A-Za-z0-9_-]{20,}|AKIA[0-9A-Z]{16}|gh[pousr]_[A-Za-z0-9]{30,}"
+    r"|xox[abpr]-[A-Za-z0-9-]{10,}|AIza[0-9A-Za-z_-]{35})\b)"
+    r"|(?P<card>\b(?:\d[ -]?){13,19}\b)"
+    r"|(?P<phone>(?<![\w.])\+?\(?\d{1,4}\)?[ .-]?\(?\d{2,4}\)?[ .-]?\d{3,4}[ .-]?\d{3,4}(?![\w.]))"
+)
+_PII_CODES = {"email": "pii_email", "key": "secret_api_key", "card": "pii_card_number"}
+_PII_CODES["phone"] = "pii_phone"
+_MAX_SYSTEM_PROMPTS = 1000
+
+AddFinding = Callable[[str, str, int, str | None], None]
+
+
+def example_texts(record: dict[str, Any]) -> Iterator[tuple[str, str]]:
+    """(role, text) of every message, prompt or answer in a raw record of any shape."""
+    if "prompt" in record and isinstance(record.get("completion"), str):
+        yield "user", str(record.get("prompt"))
+        yield "assistant", record["completion"]
+        return
+    groups: list[Any] = [record.get("messages")]
+    source = record.get("input")
+    if isinstance(source, dict):
+        groups.append(source.get("messages"))
+    for key in ("prompt", "chosen", "rejected", "preferred_output", "non_preferred_output"):
+        groups.append(record.get(key))
+    for group in groups:
+        if isinstance(group, str):
+            yield "user", group
+        elif isinstance(group, list):
+            for message in group:
+                if isinstance(message, dict):
+                    yield str(message.get("role")), _text(message.get("content"))
+
+
+def _text(content: Any) -> str:
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        return "".join(str(p.get("text") or "") for p in content if isinstance(p, dict))
+    return ""
+
+
+def _luhn(digits: str) -> bool:
+    total = 0
+    for index, char in enumerate(reversed(digits)):
+        value = int(char)
+        if index % 2:
+            value = value * 2 - 9 if value > 4 else value * 2
+        total += value
+    return total % 10 == 0
+
+
+class QualityScan:
+    """Collects compact per-example hashes while scanning, then reports at the end.
+
+    Memory is a few bytes per example (arrays of 64-bit hashes), so it stays flat in practice.
+    """
+
+    def __init__(self) -> None:
+        self.exact = array("q")
+        self.normalized = array("q")
+        self.lines = array("l")
+        self.tokens = array("l")
+        self.system_prompts: Counter[int] = Counter()
+        self.system_lines: dict[int, int] = {}
+
+    def observe(self, record: dict[str, Any], line: int, tokens: int, add: AddFinding) -> None:
+        """Hash one valid example and scan its text for PII and secrets."""
+        exact: list[tuple[str, str]] = []
+        normalized: list[str] = []
+        for role, text in example_texts(record):
+            exact.append((role, text))
+            normalized.append(" ".join(text.lower().split()))
+            if role == "system":
+                self._observe_system(hash(text), line)
+            if text:
+                self._scan_pii(text, line, add)
+        self.exact.append(hash(tuple(exact)))
+        self.normalized.append(hash(tuple(normalized)))
+        self.lines.append(line)
+        self.tokens.append(tokens)
+
+    def _observe_system(self, key: int, line: int) -> None:
+        if key in self.system_prompts or len(self.system_prompts) < _MAX_SYSTEM_PROMPTS:
+            self.system_prompts[key] += 1
+            self.system_lines.setdefault(key, line)
+
+    def _scan_pii(self, text: str, line: int, add: AddFinding) -> None:
+        for match in _PII.finditer(text):
+            kind = match.lastgroup or ""
+            found = match.group()
+            if kind == "card" and not _luhn(re.sub(r"\D", "", found)):
+                continue
+            add(_PII_CODES[kind], f"{kind} pattern: {_mask(found)}", line, None)
+
+    def finish(self, add: AddFinding) -> None:
+        """Report duplicates, system prompt spread and long tails."""
+        exact_dupes = self._duplicates(self.exact, "duplicate_example", add)
+        self._duplicates(self.normalized, "near_duplicate_example", add, skip=exact_dupes)
+        self._system_prompts(add)
+        self._long_tail(add)
+
+    def _duplicates(
+        self, hashes: array[int], code: str, add: AddFinding, skip: set[int] | None = None
+    ) -> set[int]:
+        order = sorted(range(len(hashes)), key=hashes.__getitem__)
+        found: set[int] = set()
+        for previous, current in itertools.pairwise(order):
+            if hashes[previous] == hashes[current] and current not in (skip or ()):
+                first, again = sorted((previous, current))
+                found.add(again)
+                add(code, f"same as line {self.lines[first]}", self.lines[again], None)
+        return found
+
+    def _system_prompts(self, add: AddFinding) -> None:
+        if len(self.system_prompts) < 2:
+            return
+        (_, count), *rest = self.system_prompts.most_common()
+        total = sum(self.system_prompts.values())
+        for key, uses in rest[:5]:
+            add(
+                "inconsistent_system_prompt",
+                f"{len(self.system_prompts)} different system prompts; the most common is used "
+                f"{count}/{total} times, this one {uses} time(s). The model learns the prompt "
+                "you train with: use the one you will serve with",
+                self.system_lines[key],
+                "messages[0].content",
+            )
+
+    def _long_tail(self, add: AddFinding) -> None:
+        if len(self.tokens) < 20:
+            return
+        ranked = sorted(self.tokens)
+        median = ranked[len(ranked) // 2]
+        cutoff = max(median * 8, 256)
+        for index, tokens in enumerate(self.tokens):
+            if tokens > cutoff:
+                add(
+                    "long_tail",
+                    f"{tokens} tokens, over 8x the median ({median}); check it is intended",
+                    self.lines[index],
+                    None,
+                )
+
+    def leaks(self, validation: QualityScan, add: AddFinding) -> None:
+        """Warn for every validation example whose normalized text is also in training."""
+        train = set(self.normalized)
+        for index, key in enumerate(validation.normalized):
+            if key in train:
+                add(
+                    "train_validation_leak",
+                    "this validation example also appears in the training data",
+                    validation.lines[index],
+                    None,
+                )
+
+
+def _mask(value: str) -> str:
+    if len(value) <= 6:
+        return "***"
+    return f"{value[:3]}…{value[-2:]}"

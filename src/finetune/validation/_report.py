@@ -1,0 +1,173 @@
+"""Findings and the ValidationReport: grouped by code, bounded in memory, printable anywhere."""
+
+from __future__ import annotations
+
+import html
+import json
+from collections import Counter
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal
+
+__all__ = ["Finding", "Severity", "ValidationReport"]
+
+Severity = Literal["error", "warning"]
+
+
+@dataclass(frozen=True, slots=True)
+class Finding:
+    """One problem: a stable ``code``, where it is (file, 1-based line, JSON path) and why."""
+
+    code: str
+    severity: Severity
+    message: str
+    file: str | None = None
+    line: int | None = None
+    field: str | None = None
+
+    @property
+    def location(self) -> str:
+        """``file:line: field`` as far as known."""
+        where = f"{self.file or '<data>'}" + (f":{self.line}" if self.line is not None else "")
+        return f"{where}: {self.field}" if self.field else where
+
+    def __str__(self) -> str:
+        return f"{self.location}: {self.severity} {self.code}: {self.message}"
+
+
+@dataclass
+class ValidationReport:
+    """What validation found. Keeps every count but only the first ``keep`` findings per code."""
+
+    target: str
+    model: str | None = None
+    keep: int = 20
+    examples: int = 0
+    counts: Counter[str] = field(default_factory=Counter)
+    severities: dict[str, Severity] = field(default_factory=dict)
+    kept: dict[str, list[Finding]] = field(default_factory=dict)
+    stats: dict[str, Any] = field(default_factory=dict)
+
+    def add(self, finding: Finding) -> None:
+        """Record a finding (counted always, kept while under the per-code limit)."""
+        self.counts[finding.code] += 1
+        self.severities[finding.code] = finding.severity
+        bucket = self.kept.setdefault(finding.code, [])
+        if len(bucket) < self.keep:
+            bucket.append(finding)
+
+    @property
+    def ok(self) -> bool:
+        """True when there is no error (warnings allowed)."""
+        return not any(self.counts[c] for c, s in self.severities.items() if s == "error")
+
+    def _findings(self, severity: Severity) -> list[Finding]:
+        found = [f for c, fs in self.kept.items() if self.severities[c] == severity for f in fs]
+        return sorted(found, key=lambda f: (f.line or 0, f.code))
+
+    @property
+    def errors(self) -> list[Finding]:
+        """Kept error findings, in line order."""
+        return self._findings("error")
+
+    @property
+    def warnings(self) -> list[Finding]:
+        """Kept warning findings, in line order."""
+        return self._findings("warning")
+
+    @property
+    def error_count(self) -> int:
+        """How many errors in all (not only the kept ones)."""
+        return sum(n for c, n in self.counts.items() if self.severities[c] == "error")
+
+    @property
+    def warning_count(self) -> int:
+        """How many warnings in all."""
+        return sum(n for c, n in self.counts.items() if self.severities[c] == "warning")
+
+    def lines(self, code: str) -> list[int]:
+        """The first kept line numbers for a code."""
+        return [f.line for f in self.kept.get(code, []) if f.line is not None]
+
+    def raise_for_errors(self) -> ValidationReport:
+        """Raise ``ValidationFailed`` when there is any error; else return self."""
+        if not self.ok:
+            from finetune._errors import ValidationFailed
+
+            raise ValidationFailed(self)
+        return self
+
+    def summary(self, limit: int = 5) -> str:
+        """A few lines per code: count, severity and the first locations."""
+        out = []
+        for code in sorted(self.counts, key=lambda c: (self.severities[c] != "error", c)):
+            out.append(f"{self.severities[code]} {code} x{self.counts[code]}")
+            out.extend(f"  {f.location}: {f.message}" for f in self.kept[code][:limit])
+        return "\n".join(out) or "no problems found"
+
+    def to_dict(self) -> dict[str, Any]:
+        """Everything as plain data (JSON-ready)."""
+        return {
+            "target": self.target,
+            "model": self.model,
+            "ok": self.ok,
+            "examples": self.examples,
+            "errors": self.error_count,
+            "warnings": self.warning_count,
+            "codes": {
+                code: {
+                    "severity": self.severities[code],
+                    "count": self.counts[code],
+                    "lines": self.lines(code),
+                    "findings": [asdict(f) for f in self.kept[code]],
+                }
+                for code in sorted(self.counts)
+            },
+            "stats": self.stats,
+        }
+
+    def to_json(self, indent: int | None = 2) -> str:
+        """The report as JSON."""
+        return json.dumps(self.to_dict(), indent=indent, ensure_ascii=False)
+
+    def to_markdown(self) -> str:
+        """A Markdown table: code, severity, count, first lines, first message."""
+        state = "OK" if self.ok else "FAILED"
+        head = [
+            f"**Validation {state}** for `{self.target}`"
+            + (f" / `{self.model}`" if self.model else "")
+            + f": {self.examples} examples, {self.error_count} errors, "
+            f"{self.warning_count} warnings",
+            "",
+            "| code | severity | count | first lines | example |",
+            "|---|---|---|---|---|",
+        ]
+        for code in sorted(self.counts, key=lambda c: (self.severities[c] != "error", c)):
+            first = self.kept[code][0]
+            lines = ", ".join(map(str, self.lines(code)[:5]))
+            message = first.message.replace("|", "\\|")
+            head.append(
+                f"| `{code}` | {self.severities[code]} | {self.counts[code]} | {lines} | "
+                f"{message} |"
+            )
+        return "\n".join(head)
+
+    def _repr_html_(self) -> str:
+        color = "#1a7f37" if self.ok else "#cf222e"
+        rows = "".join(
+            f"<tr><td><code>{html.escape(c)}</code></td><td>{self.severities[c]}</td>"
+            f"<td>{self.counts[c]}</td><td>{html.escape(str(self.lines(c)[:5]))}</td>"
+            f"<td>{html.escape(self.kept[c][0].message)}</td></tr>"
+            for c in sorted(self.counts)
+        )
+        return (
+            f"<div><b style='color:{color}'>{'OK' if self.ok else 'FAILED'}</b> "
+            f"{self.examples} examples, {self.error_count} errors, {self.warning_count} "
+            f"warnings<table><tr><th>code</th><th>severity</th><th>count</th>"
+            f"<th>lines</th><th>example</th></tr>{rows}</table></div>"
+        )
+
+    def __repr__(self) -> str:
+        return (
+            f"<ValidationReport {self.target} ok={self.ok} examples={self.examples} "
+            f"errors={self.error_count} warnings={self.warning_count}>"
+        )

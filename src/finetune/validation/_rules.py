@@ -1,0 +1,378 @@
+"""Structural rules per target, run on raw records so one bad row never stops the scan.
+
+Every rule has a stable code; docs/validation-rules.md lists them all.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+__all__ = ["RULES", "Issue", "Target", "check_record", "target_rules"]
+
+Issue = tuple[str, str, str, str | None]  # code, severity, message, field
+
+_ROLES = {"system", "user", "assistant", "tool"}
+_MESSAGE_KEYS = {"role", "content", "name", "tool_calls", "tool_call_id", "weight", "refusal"}
+_MISTRAL_TOOL_ID = re.compile(r"^[A-Za-z0-9]{9}$")
+
+RULES: dict[str, tuple[str, str]] = {
+    "blank_line": ("warning", "A blank line; ignored by us, rejected by some providers."),
+    "invalid_utf8": ("error", "The line is not valid UTF-8."),
+    "invalid_json": ("error", "The line is not valid JSON."),
+    "truncated_line": ("error", "The last line is cut short: the file looks truncated."),
+    "not_an_object": ("error", "The line is JSON but not an object."),
+    "line_too_long": ("error", "The line exceeds the reader's size cap."),
+    "unknown_format": ("error", "Neither chat, completion nor preference shape."),
+    "mixed_kinds": ("error", "Examples of different kinds in one file."),
+    "unknown_field": ("warning", "A key the target does not know; it will be ignored or refused."),
+    "missing_messages": ("error", "'messages' is missing, not a list, or empty."),
+    "message_not_object": ("error", "A message is not a JSON object."),
+    "unknown_role": ("error", "A role other than system, user, assistant or tool."),
+    "missing_content": ("error", "A message without content (or tool calls, for assistants)."),
+    "invalid_content": ("error", "Content is neither a string nor a list of parts."),
+    "empty_content": ("warning", "Content is empty or whitespace."),
+    "missing_assistant": ("error", "No assistant message to learn from."),
+    "assistant_not_last": ("error", "The last message is not the assistant's, and no weights."),
+    "no_trainable_turns": ("error", "Every assistant turn has weight 0: nothing to train on."),
+    "invalid_weight": ("error", "weight must be 0 or 1."),
+    "weight_not_on_assistant": ("error", "weight is only allowed on assistant messages."),
+    "invalid_tool_call": ("error", "A tool call lacks an id, function name or arguments."),
+    "tool_arguments_not_json": ("error", "Tool call arguments are not a JSON object string."),
+    "tool_call_without_result": ("error", "A tool call is never answered by a tool message."),
+    "tool_result_without_call": ("error", "A tool message answers no earlier tool call."),
+    "invalid_tools": ("error", "'tools' is not a list of function definitions."),
+    "invalid_tool_call_id": ("error", "Mistral tool call ids are 9 letters or digits."),
+    "invalid_preference": ("error", "A preference example lacks input, chosen or rejected."),
+    "unsupported_kind": ("error", "This target cannot train on this kind of example."),
+    "invalid_completion": ("error", "prompt and completion must be strings."),
+    "too_many_tokens": ("error", "The example is longer than the model's context limit."),
+    "would_truncate": ("warning", "The example exceeds max_length and will be truncated."),
+    "too_few_examples": ("error", "Fewer examples than the provider's minimum."),
+    "file_too_large": ("error", "The file is larger than the provider accepts."),
+    "approximate_token_counts": ("warning", "No exact tokenizer: counts are estimates."),
+    "duplicate_example": ("warning", "The same example appears more than once."),
+    "near_duplicate_example": ("warning", "Examples equal after case/space normalization."),
+    "train_validation_leak": ("warning", "A validation example also appears in training."),
+    "inconsistent_system_prompt": ("warning", "Several different system prompts are used."),
+    "long_tail": ("warning", "A few examples are far longer than the rest."),
+    "pii_email": ("warning", "Looks like an email address."),
+    "pii_phone": ("warning", "Looks like a phone number."),
+    "pii_card_number": ("warning", "Looks like a payment card number (Luhn-valid)."),
+    "secret_api_key": ("warning", "Looks like an API key or token."),
+}
+
+
+@dataclass(frozen=True)
+class Target:
+    """What a provider accepts: kinds, minimum examples, file size cap, strict shapes."""
+
+    name: str
+    kinds: frozenset[str]
+    min_examples: int
+    max_file_bytes: int | None
+    mistral_tool_ids: bool = False
+    truncates: bool = False
+    completion_models: tuple[str, ...] = ()
+
+
+TARGETS = {
+    "openai": Target(
+        "openai",
+        frozenset({"chat", "completion", "preference"}),
+        min_examples=10,
+        max_file_bytes=None,
+        completion_models=("babbage-002", "davinci-002"),
+    ),
+    "mistral": Target(
+        "mistral",
+        frozenset({"chat", "completion"}),
+        min_examples=1,
+        max_file_bytes=512 * 1024 * 1024,
+        mistral_tool_ids=True,
+    ),
+    "hf": Target("hf", frozenset({"chat", "completion", "preference"}), 1, None, truncates=True),
+}
+
+
+def target_rules(name: str) -> Target:
+    """The rule set of a target (``openai``, ``mistral`` or ``hf``)."""
+    try:
+        return TARGETS[name]
+    except KeyError:
+        raise ValueError(f"unknown validation target {name!r}; use {sorted(TARGETS)}") from None
+
+
+def record_kind(record: dict[str, Any]) -> str | None:
+    """The example kind of a raw record, or None when the shape is unknown."""
+    kind = record.get("kind")
+    if kind in ("chat", "completion", "preference"):
+        return str(kind)
+    if "preferred_output" in record or "chosen" in record:
+        return "preference"
+    if "messages" in record:
+        return "chat"
+    if "prompt" in record or "completion" in record:
+        return "completion"
+    return None
+
+
+def check_record(record: dict[str, Any], target: Target, model: str) -> Iterator[Issue]:
+    """Structural issues of one raw record for ``target``."""
+    kind = record_kind(record)
+    if kind is None:
+        keys = ", ".join(sorted(record)[:5]) or "none"
+        yield "unknown_format", "error", f"unrecognized example shape (keys: {keys})", None
+        return
+    if kind not in target.kinds:
+        yield "unsupported_kind", "error", f"{target.name} cannot train on {kind} examples", None
+        return
+    if kind == "chat":
+        yield from _check_chat(record, target)
+    elif kind == "completion":
+        yield from _check_completion(record, target, model)
+    else:
+        yield from _check_preference(record, target)
+
+
+def _check_completion(record: dict[str, Any], target: Target, model: str) -> Iterator[Issue]:
+    for key in ("prompt", "completion"):
+        if not isinstance(record.get(key), str):
+            yield "invalid_completion", "error", f"{key} must be a string", key
+    base = model.removeprefix("ft:").split(":")[0]
+    if target.completion_models and base not in target.completion_models:
+        yield (
+            "unsupported_kind",
+            "error",
+            f"{model} fine-tunes on chat data; prompt/completion pairs are only for "
+            f"{', '.join(target.completion_models)}. Convert them to messages",
+            None,
+        )
+
+
+def _check_preference(record: dict[str, Any], target: Target) -> Iterator[Issue]:
+    if "preferred_output" in record:
+        source = record.get("input")
+        prompt = source.get("messages") if isinstance(source, dict) else None
+        parts = (
+            ("input.messages", prompt),
+            ("preferred_output", record.get("preferred_output")),
+            ("non_preferred_output", record.get("non_preferred_output")),
+        )
+    else:
+        parts = (
+            ("prompt", record.get("prompt", record.get("input"))),
+            ("chosen", record.get("chosen")),
+            ("rejected", record.get("rejected")),
+        )
+    for path, value in parts:
+        if isinstance(value, str) and path != "input.messages":
+            continue
+        if not isinstance(value, list) or not value:
+            yield "invalid_preference", "error", f"{path} must be a non-empty list", path
+            continue
+        yield from _check_messages(value, path, target, final=False)
+    for path, value in parts[1:]:
+        if isinstance(value, list) and value:
+            last = value[-1]
+            if isinstance(last, dict) and last.get("role") != "assistant":
+                yield "invalid_preference", "error", "must end with an assistant message", path
+
+
+def _check_chat(record: dict[str, Any], target: Target) -> Iterator[Issue]:
+    for key in record:
+        if key not in ("messages", "tools", "parallel_tool_calls", "kind", "functions"):
+            yield "unknown_field", "warning", f"unknown top-level key {key!r}", key
+    messages = record.get("messages")
+    if not isinstance(messages, list) or not messages:
+        yield "missing_messages", "error", "'messages' must be a non-empty list", "messages"
+        return
+    if "tools" in record:
+        yield from _check_tools(record["tools"])
+    yield from _check_messages(messages, "messages", target, final=True)
+
+
+def _check_tools(tools: Any) -> Iterator[Issue]:
+    if not isinstance(tools, list):
+        yield "invalid_tools", "error", "'tools' must be a list", "tools"
+        return
+    for index, tool in enumerate(tools):
+        function = tool.get("function") if isinstance(tool, dict) else None
+        if not isinstance(function, dict) or not isinstance(function.get("name"), str):
+            yield (
+                "invalid_tools",
+                "error",
+                'each tool needs {"type": "function", "function": {"name": ...}}',
+                f"tools[{index}]",
+            )
+
+
+def _check_messages(
+    messages: list[Any], path: str, target: Target, *, final: bool
+) -> Iterator[Issue]:
+    open_calls: dict[str, str] = {}
+    assistants = weighted = trainable = 0
+    for index, message in enumerate(messages):
+        where = f"{path}[{index}]"
+        if not isinstance(message, dict):
+            yield "message_not_object", "error", "each message must be an object", where
+            continue
+        role = message.get("role")
+        if not isinstance(role, str) or role not in _ROLES:
+            yield (
+                "unknown_role",
+                "error",
+                f"role {role!r} is not one of {sorted(_ROLES)}",
+                (f"{where}.role"),
+            )
+            continue
+        yield from _check_message(message, role, where, target, open_calls)
+        if role == "assistant":
+            assistants += 1
+            weight = message.get("weight")
+            weighted += weight is not None
+            trainable += weight != 0
+    if final:
+        yield from _check_conversation_end(messages, path, assistants, weighted, trainable)
+        is_last_call = _last_tool_calls(messages)
+        for call_id, where in open_calls.items():
+            if call_id not in is_last_call:
+                yield (
+                    "tool_call_without_result",
+                    "error",
+                    f"tool call {call_id!r} has no tool message answering it",
+                    where,
+                )
+
+
+def _last_tool_calls(messages: list[Any]) -> set[str]:
+    last = messages[-1] if messages else None
+    if isinstance(last, dict) and last.get("role") == "assistant":
+        calls = last.get("tool_calls")
+        if isinstance(calls, list):
+            ids = (c.get("id") for c in calls if isinstance(c, dict))
+            return {i for i in ids if isinstance(i, str)}
+    return set()
+
+
+def _check_conversation_end(
+    messages: list[Any], path: str, assistants: int, weighted: int, trainable: int
+) -> Iterator[Issue]:
+    if assistants == 0:
+        yield "missing_assistant", "error", "no assistant message to learn from", path
+        return
+    if trainable == 0:
+        yield "no_trainable_turns", "error", "every assistant message has weight 0", path
+    last = messages[-1]
+    if isinstance(last, dict) and last.get("role") != "assistant" and not weighted:
+        yield (
+            "assistant_not_last",
+            "error",
+            f"the last message is {last.get('role')!r}; end with the assistant's answer",
+            f"{path}[{len(messages) - 1}]",
+        )
+
+
+def _check_message(
+    message: dict[str, Any], role: str, where: str, target: Target, open_calls: dict[str, str]
+) -> Iterator[Issue]:
+    for key in message:
+        if key not in _MESSAGE_KEYS:
+            yield "unknown_field", "warning", f"unknown message key {key!r}", f"{where}.{key}"
+    weight = message.get("weight")
+    if weight is not None:
+        if role != "assistant":
+            yield (
+                "weight_not_on_assistant",
+                "error",
+                f"weight is only allowed on assistant messages, not {role}",
+                f"{where}.weight",
+            )
+        elif weight not in (0, 1) or isinstance(weight, bool):
+            yield (
+                "invalid_weight",
+                "error",
+                f"weight must be 0 or 1, got {weight!r}",
+                (f"{where}.weight"),
+            )
+    yield from _check_content(message, role, where)
+    if role == "assistant" and message.get("tool_calls") is not None:
+        yield from _check_tool_calls(message["tool_calls"], where, target, open_calls)
+    if role == "tool":
+        call_id = message.get("tool_call_id")
+        if not isinstance(call_id, str) or call_id not in open_calls:
+            yield (
+                "tool_result_without_call",
+                "error",
+                f"tool_call_id {call_id!r} answers no earlier tool call",
+                f"{where}.tool_call_id",
+            )
+        else:
+            del open_calls[call_id]
+
+
+def _check_content(message: dict[str, Any], role: str, where: str) -> Iterator[Issue]:
+    content = message.get("content")
+    if content is None:
+        if not (role == "assistant" and message.get("tool_calls")):
+            yield "missing_content", "error", f"{role} message has no content", (f"{where}.content")
+        return
+    if isinstance(content, list):
+        bad = [i for i, part in enumerate(content) if not isinstance(part, dict)]
+        if bad or not content:
+            yield "invalid_content", "error", "content parts must be objects", f"{where}.content"
+        return
+    if not isinstance(content, str):
+        yield (
+            "invalid_content",
+            "error",
+            f"content must be a string or a list of parts, got {type(content).__name__}",
+            f"{where}.content",
+        )
+    elif not content.strip() and not (role == "assistant" and message.get("tool_calls")):
+        yield "empty_content", "warning", f"{role} content is empty", f"{where}.content"
+
+
+def _check_tool_calls(
+    calls: Any, where: str, target: Target, open_calls: dict[str, str]
+) -> Iterator[Issue]:
+    if not isinstance(calls, list):
+        yield "invalid_tool_call", "error", "tool_calls must be a list", f"{where}.tool_calls"
+        return
+    for index, call in enumerate(calls):
+        path = f"{where}.tool_calls[{index}]"
+        function = call.get("function") if isinstance(call, dict) else None
+        call_id = call.get("id") if isinstance(call, dict) else None
+        if not isinstance(call_id, str) or not isinstance(function, dict):
+            yield "invalid_tool_call", "error", "a tool call needs an id and a function", path
+            continue
+        if not isinstance(function.get("name"), str):
+            yield "invalid_tool_call", "error", "function.name is missing", f"{path}.function"
+        arguments = function.get("arguments")
+        if not _is_json_object(arguments):
+            yield (
+                "tool_arguments_not_json",
+                "error",
+                "function.arguments must be a string holding a JSON object",
+                f"{path}.function.arguments",
+            )
+        if target.mistral_tool_ids and not _MISTRAL_TOOL_ID.match(call_id):
+            yield (
+                "invalid_tool_call_id",
+                "error",
+                f"Mistral needs tool call ids of exactly 9 letters or digits, got {call_id!r}",
+                f"{path}.id",
+            )
+        open_calls[call_id] = path
+
+
+def _is_json_object(value: Any) -> bool:
+    if not isinstance(value, str):
+        return False
+    try:
+        return isinstance(json.loads(value), dict)
+    except ValueError:
+        return False

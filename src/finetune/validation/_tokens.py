@@ -1,0 +1,249 @@
+"""Exact token counters: tiktoken for OpenAI, mistral-common for Mistral, approximate fallback."""
+
+from __future__ import annotations
+
+import functools
+import json
+import logging
+import math
+from typing import Any, Protocol, runtime_checkable
+
+from finetune._errors import MissingDependency
+
+__all__ = [
+    "ApproximateCounter",
+    "MistralCounter",
+    "TiktokenCounter",
+    "TokenCounter",
+    "counter_for",
+    "openai_encoding_name",
+]
+
+log = logging.getLogger("finetune")
+_CACHE_LIMIT = 200_000
+
+
+@runtime_checkable
+class TokenCounter(Protocol):
+    """Counts the tokens a provider bills and trains on for one raw example."""
+
+    name: str
+    exact: bool
+
+    def count_text(self, text: str) -> int:
+        """Tokens of a bare string."""
+        ...
+
+    def count_example(self, record: dict[str, Any]) -> int:
+        """Tokens of one training example as the provider formats it."""
+        ...
+
+
+def _messages_of(record: dict[str, Any]) -> list[Any]:
+    if "messages" in record:
+        return list(record["messages"] or [])
+    if "preferred_output" in record:
+        source = record.get("input") or {}
+        return [*(source.get("messages") or []), *(record.get("preferred_output") or [])]
+    if "chosen" in record:
+        prompt = record.get("prompt") or record.get("input") or []
+        chosen = record.get("chosen") or []
+        return [*_as_list(prompt, "user"), *_as_list(chosen, "assistant")]
+    return [
+        {"role": "user", "content": record.get("prompt", "")},
+        {"role": "assistant", "content": record.get("completion", "")},
+    ]
+
+
+def _as_list(value: Any, role: str) -> list[Any]:
+    return [{"role": role, "content": value}] if isinstance(value, str) else list(value or [])
+
+
+def _text_of(content: Any) -> str:
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        return "".join(p.get("text") or "" for p in content if isinstance(p, dict))
+    return ""
+
+
+class _CachedCounter:
+    """Caches counts of repeated strings (system prompts repeat in nearly every example)."""
+
+    def __init__(self) -> None:
+        self._cache: dict[str, int] = {}
+
+    def _encode_len(self, text: str) -> int:
+        raise NotImplementedError
+
+    def count_text(self, text: str) -> int:
+        cached = self._cache.get(text)
+        if cached is None:
+            cached = self._encode_len(text)
+            if len(self._cache) >= _CACHE_LIMIT:
+                self._cache.clear()
+            self._cache[text] = cached
+        return cached
+
+
+class TiktokenCounter(_CachedCounter):
+    """OpenAI chat counting: each message's tokens plus the documented per-message overhead."""
+
+    exact = True
+    tokens_per_message = 3
+    tokens_per_name = 1
+    reply_priming = 3
+
+    def __init__(self, encoding: Any) -> None:
+        super().__init__()
+        self._encoding = encoding
+        self._encode = encoding.encode_ordinary
+        self.name = f"tiktoken:{encoding.name}"
+
+    def _encode_len(self, text: str) -> int:
+        return len(self._encode(text))
+
+    def count_example(self, record: dict[str, Any]) -> int:
+        if "messages" not in record and "prompt" in record and "completion" in record:
+            return self.count_text(str(record["prompt"])) + self.count_text(
+                str(record["completion"])
+            )
+        total = self.reply_priming
+        count = self.count_text
+        for message in _messages_of(record):
+            if not isinstance(message, dict):
+                continue
+            total += self.tokens_per_message + count(_text_of(message.get("content")))
+            total += count(str(message.get("role", "")))
+            if message.get("name"):
+                total += self.tokens_per_name + count(str(message["name"]))
+            for call in message.get("tool_calls") or []:
+                total += count(json.dumps(call, sort_keys=True))
+        tools = record.get("tools") or (record.get("input") or {}).get("tools")
+        if tools:
+            total += count(json.dumps(tools, sort_keys=True))
+        return total
+
+
+class MistralCounter:
+    """Mistral counting with mistral-common's bundled tokenizers, in fine-tuning mode."""
+
+    exact = True
+
+    def __init__(self, model: str) -> None:
+        self._tokenizer, tokenizer_file, self.exact = _mistral_tokenizer(model)
+        self.name = f"mistral-common:{tokenizer_file}"
+        self._raw = self._tokenizer.instruct_tokenizer.tokenizer
+
+    def count_text(self, text: str) -> int:
+        return len(self._raw.encode(text, bos=False, eos=False))
+
+    def count_example(self, record: dict[str, Any]) -> int:
+        from mistral_common.protocol.instruct.request import ChatCompletionRequest
+
+        messages = [_mistral_message(m) for m in _messages_of(record) if isinstance(m, dict)]
+        request: Any = ChatCompletionRequest.model_validate(
+            {"messages": messages, "tools": record.get("tools")}
+        )
+        return len(self._tokenizer.encode_chat_completion(request).tokens)
+
+
+def _mistral_message(message: dict[str, Any]) -> dict[str, Any]:
+    out = {k: v for k, v in message.items() if k in ("role", "tool_calls", "tool_call_id", "name")}
+    out["content"] = _text_of(message.get("content"))
+    if message.get("role") != "tool":
+        out.pop("name", None)
+    return out
+
+
+_MISTRAL_TOKENIZERS = (
+    ("open-mistral-nemo", "tekken_240718.json"),
+    ("ministral", "tekken_240718.json"),
+    ("mistral-small", "tekken_240718.json"),
+    ("pixtral", "tekken_240911.json"),
+    ("mistral-large-2411", "mistral_instruct_tokenizer_241114.model.v7"),
+    ("mistral-large", "mistral_instruct_tokenizer_241114.model.v7"),
+    ("codestral", "mistral_instruct_tokenizer_240323.model.v3"),
+    ("open-mistral-7b", "mistral_instruct_tokenizer_240323.model.v3"),
+    ("open-mixtral", "mistral_instruct_tokenizer_240323.model.v3"),
+)
+
+
+@functools.lru_cache(maxsize=8)
+def _mistral_tokenizer(model: str) -> tuple[Any, str, bool]:
+    try:
+        from mistral_common.protocol.instruct.validator import ValidationMode
+        from mistral_common.tokens.tokenizers.mistral import MistralTokenizer
+    except ImportError as exc:
+        raise MissingDependency(
+            "mistral-common", "mistral", purpose="for exact Mistral token counts"
+        ) from exc
+    name = model.removeprefix("ft:")
+    match = next((f for prefix, f in _MISTRAL_TOKENIZERS if name.startswith(prefix)), None)
+    tokenizer_file = match or "tekken_240718.json"
+    path = MistralTokenizer._data_path() / tokenizer_file
+    try:
+        tokenizer = MistralTokenizer.from_file(str(path), mode=ValidationMode.finetuning)
+    except ImportError as exc:
+        raise MissingDependency(
+            "mistral-common[sentencepiece]", "mistral", purpose=f"for {model}'s tokenizer"
+        ) from exc
+    return tokenizer, tokenizer_file, match is not None
+
+
+class ApproximateCounter:
+    """About four characters a token: used only when no exact tokenizer can be loaded."""
+
+    exact = False
+
+    def __init__(self, reason: str = "") -> None:
+        self.name = "approximate"
+        self.reason = reason
+
+    def count_text(self, text: str) -> int:
+        return math.ceil(len(text) / 4)
+
+    def count_example(self, record: dict[str, Any]) -> int:
+        total = 3
+        for message in _messages_of(record):
+            if isinstance(message, dict):
+                total += 4 + self.count_text(_text_of(message.get("content")))
+        return total
+
+
+def openai_encoding_name(model: str) -> str:
+    """The tiktoken encoding of an OpenAI model (fine-tuned names included)."""
+    name = model.removeprefix("ft:").split(":")[0]
+    if name.startswith(("gpt-3.5", "gpt-4-", "davinci-002", "babbage-002")) or name == "gpt-4":
+        return "cl100k_base"
+    return "o200k_base"
+
+
+@functools.lru_cache(maxsize=4)
+def _tiktoken_encoding(name: str) -> Any:
+    try:
+        import tiktoken
+    except ImportError as exc:  # pragma: no cover - tiktoken is a core dependency
+        raise MissingDependency("tiktoken") from exc
+    return tiktoken.get_encoding(name)
+
+
+def counter_for(target: str, model: str) -> TokenCounter:
+    """The best counter for a validation target and model; approximate (and logged) if offline."""
+    if target == "mistral":
+        try:
+            return MistralCounter(model)
+        except MissingDependency as exc:
+            log.warning("%s; token counts are approximate", exc)
+            return ApproximateCounter(str(exc))
+    encoding = openai_encoding_name(model)
+    try:
+        return TiktokenCounter(_tiktoken_encoding(encoding))
+    except Exception as exc:
+        reason = (
+            f"tiktoken could not load the {encoding} encoding ({type(exc).__name__}: {exc}); "
+            "it downloads it on first use: connect once, or set TIKTOKEN_CACHE_DIR to a "
+            "folder holding the cached file"
+        )
+        log.warning("%s; token counts are approximate", reason)
+        return ApproximateCounter(reason)

@@ -1,0 +1,169 @@
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+import finetune as ft
+from finetune.dataset import ReadProblem, iter_jsonl
+
+from .conftest import chat, write_jsonl
+
+
+def test_from_jsonl_streams_typed_examples(chat_file: Path) -> None:
+    data = ft.Dataset.from_jsonl(chat_file)
+    examples = list(data)
+    assert len(examples) == len(data) == 40
+    assert data.kind == "chat"
+    assert isinstance(examples[0], ft.ChatExample)
+    assert examples[3].messages[1].content == "Where is my order #3?"
+
+
+def test_bad_row_names_file_line_and_field(tmp_path: Path) -> None:
+    rows = [chat(0), chat(1), {"messages": [{"role": "robot", "content": "x"}]}]
+    path = write_jsonl(tmp_path / "bad.jsonl", rows)
+    with pytest.raises(ft.DatasetError) as caught:
+        list(ft.Dataset.from_jsonl(path))
+    error = caught.value
+    assert (error.file, error.line, error.field) == ("bad.jsonl", 3, "messages[0].role")
+    assert str(error).startswith("bad.jsonl:3: messages[0].role:")
+
+
+def test_unreadable_line_raises_dataset_error(tmp_path: Path) -> None:
+    path = write_jsonl(tmp_path / "broken.jsonl", [chat(0), "{not json"])
+    with pytest.raises(ft.DatasetError, match=r"broken.jsonl:2"):
+        list(ft.Dataset.from_jsonl(path))
+
+
+def test_missing_file_is_a_dataset_error(tmp_path: Path) -> None:
+    with pytest.raises(ft.DatasetError, match="no such file"):
+        ft.Dataset.from_jsonl(tmp_path / "nope.jsonl")
+
+
+def test_split_is_deterministic_and_disjoint(chat_file: Path) -> None:
+    data = ft.Dataset.from_jsonl(chat_file)
+    train, test = data.split(test_size=0.25, seed=7)
+    again_train, again_test = data.split(test_size=0.25, seed=7)
+    assert len(train) == 30 and len(test) == 10
+    assert list(test) == list(again_test) and list(train) == list(again_train)
+    assert not {e.model_dump_json() for e in train} & {e.model_dump_json() for e in test}
+    other, _ = data.split(test_size=0.25, seed=8)
+    assert list(other) != list(train)
+
+
+def test_split_rejects_empty_side(chat_file: Path) -> None:
+    with pytest.raises(ValueError, match="empty side"):
+        ft.Dataset.from_jsonl(chat_file).split(test_size=0.0)
+
+
+def test_sample_is_deterministic(chat_file: Path) -> None:
+    data = ft.Dataset.from_jsonl(chat_file)
+    assert list(data.sample(5, seed=1)) == list(data.sample(5, seed=1))
+    assert len(data.sample(5, seed=1)) == 5
+    assert len(data.sample(500)) == 40
+
+
+def test_fingerprint_stable_across_key_order_and_source(tmp_path: Path) -> None:
+    rows = [chat(i) for i in range(5)]
+    shuffled = [
+        {"messages": [{"content": m["content"], "role": m["role"]} for m in r["messages"]]}
+        for r in rows
+    ]
+    from_file = ft.Dataset.from_jsonl(write_jsonl(tmp_path / "a.jsonl", shuffled))
+    from_records = ft.Dataset.from_records(rows)
+    assert from_file.fingerprint() == from_records.fingerprint()
+    assert len(from_file.fingerprint()) == 64
+    changed = ft.Dataset.from_records([*rows[:4], chat(99)])
+    assert changed.fingerprint() != from_records.fingerprint()
+
+
+def test_to_jsonl_round_trips_each_format(tmp_path: Path) -> None:
+    data = ft.Dataset.from_records([chat(i) for i in range(3)])
+    for fmt in ("native", "openai", "mistral", "hf"):
+        out = data.to_jsonl(tmp_path / f"{fmt}.jsonl", format=fmt)
+        assert list(ft.Dataset.from_jsonl(out)) == list(data)
+    assert not list(tmp_path.glob(".*.tmp"))
+
+
+def test_to_jsonl_is_atomic_on_failure(tmp_path: Path) -> None:
+    target = tmp_path / "out.jsonl"
+    target.write_text("previous content\n")
+    bad = ft.Dataset.from_records([chat(0), {"messages": "oops"}])
+    with pytest.raises(ft.DatasetError):
+        bad.to_jsonl(target)
+    assert target.read_text() == "previous content\n"
+    assert not list(tmp_path.glob(".*.tmp"))
+
+
+def test_preference_formats_round_trip(tmp_path: Path) -> None:
+    pair = ft.PreferenceExample(
+        input=[ft.Message(role="user", content="2+2?")],
+        chosen=[ft.Message(role="assistant", content="4")],
+        rejected=[ft.Message(role="assistant", content="5")],
+    )
+    data = ft.Dataset.from_records([pair])
+    for fmt in ("openai", "hf"):
+        out = data.to_jsonl(tmp_path / f"{fmt}.jsonl", format=fmt)
+        assert list(ft.Dataset.from_jsonl(out)) == [pair]
+    openai_row = json.loads((tmp_path / "openai.jsonl").read_text())
+    assert set(openai_row) == {"input", "preferred_output", "non_preferred_output"}
+    with pytest.raises(ft.UnsupportedFeature, match="preference"):
+        data.to_jsonl(tmp_path / "m.jsonl", format="mistral")
+
+
+def test_trl_plain_text_preference_is_read() -> None:
+    data = ft.Dataset.from_records([{"prompt": "q", "chosen": "a", "rejected": "b"}])
+    (pair,) = list(data)
+    assert isinstance(pair, ft.PreferenceExample)
+    assert pair.chosen[0].role == "assistant"
+
+
+def test_completion_kind_and_mistral_conversion(tmp_path: Path) -> None:
+    data = ft.Dataset.from_records([{"prompt": "a", "completion": "b"}])
+    assert data.kind == "completion"
+    out = data.to_jsonl(tmp_path / "m.jsonl", format="mistral")
+    assert json.loads(out.read_text())["messages"][1] == {"role": "assistant", "content": "b"}
+
+
+def test_from_pandas() -> None:
+    pd = pytest.importorskip("pandas")
+    frame = pd.DataFrame([{"prompt": "a", "completion": "b"}, {"prompt": "c", "completion": "d"}])
+    data = ft.Dataset.from_pandas(frame)
+    assert [e.prompt for e in data] == ["a", "c"]  # type: ignore[union-attr]
+
+
+def test_from_hf_dataset() -> None:
+    datasets = pytest.importorskip("datasets")
+    hf = datasets.Dataset.from_list([chat(1), chat(2)])
+    assert len(list(ft.Dataset.from_hf(hf))) == 2
+
+
+def test_reader_reports_every_kind_of_bad_line(tmp_path: Path) -> None:
+    path = tmp_path / "messy.jsonl"
+    good = json.dumps({"prompt": "p", "completion": "c"}).encode()
+    path.write_bytes(
+        b"\xef\xbb\xbf"
+        + good
+        + b"\r\n"  # BOM + CRLF: fine
+        + b"\n"  # blank
+        + b"[1, 2]\n"  # not an object
+        + b'{"messages": "\xff\xfe"}\n'  # invalid UTF-8
+        + b"x" * 200
+        + b"\n"  # too long
+        + b"{oops}\n"  # invalid JSON
+        + good[:20]  # truncated last line
+    )
+    items = list(iter_jsonl(path, max_line_bytes=120))
+    codes = [(i.line, i.code if isinstance(i, ReadProblem) else "ok") for i in items]
+    assert codes == [
+        (1, "ok"),
+        (2, "blank_line"),
+        (3, "not_an_object"),
+        (4, "invalid_utf8"),
+        (5, "line_too_long"),
+        (6, "invalid_json"),
+        (7, "truncated_line"),
+    ]
+    offsets = [i.offset for i in items]
+    assert offsets == sorted(offsets) and offsets[0] == 0

@@ -1,0 +1,27 @@
+from __future__ import annotations
+
+import subprocess
+import sys
+
+HEAVY = ["torch", "transformers", "trl", "peft", "openai", "mistralai", "tiktoken", "httpx2"]
+
+
+def test_import_finetune_pulls_no_heavy_module() -> None:
+    script = f"import sys, finetune; print([m for m in {HEAVY!r} if m in sys.modules])"
+    result = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=True
+    )
+    assert result.stdout.strip() == "[]"
+
+
+def test_public_names_are_documented() -> None:
+    import finetune as ft
+
+    missing = [
+        n
+        for n in ft.__all__
+        if not n.startswith("_")
+        and callable(getattr(ft, n, None))
+        and not (getattr(ft, n).__doc__ or "").strip()
+    ]
+    assert missing == []

@@ -1,0 +1,86 @@
+"""A third-party package adds a backend with nothing but an entry point."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+PLUGIN = '''
+from finetune.testing import FakeBackend
+
+
+class EchoBackend(FakeBackend):
+    """A backend shipped by someone else."""
+
+    name = "echo"
+'''
+
+
+@pytest.fixture(scope="module")
+def installed_plugin(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    source = tmp_path_factory.mktemp("plugin-src")
+    (source / "echo_backend").mkdir()
+    (source / "echo_backend" / "__init__.py").write_text(PLUGIN)
+    (source / "pyproject.toml").write_text(
+        textwrap.dedent(
+            """
+            [build-system]
+            requires = ["setuptools>=61"]
+            build-backend = "setuptools.build_meta"
+
+            [project]
+            name = "finetune-echo-backend"
+            version = "0.0.1"
+
+            [project.entry-points."finetune.backends"]
+            echo = "echo_backend:EchoBackend"
+
+            [tool.setuptools]
+            packages = ["echo_backend"]
+            """
+        )
+    )
+    target = tmp_path_factory.mktemp("plugin-site")
+    command = [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-index"]
+    command += ["--no-build-isolation", "--target", str(target), str(source)]
+    result = subprocess.run(command, capture_output=True, text=True, check=False)
+    if result.returncode != 0 and "setuptools" in result.stderr:
+        pytest.skip("setuptools is not installed in this environment")
+    assert result.returncode == 0, result.stderr
+    return target
+
+
+def test_plugin_found_by_entry_point(installed_plugin: Path) -> None:
+    script = textwrap.dedent(
+        """
+        import finetune as ft
+        assert "echo" in ft.available_backends(), ft.available_backends()
+        tuner = ft.Tuner("echo", model="m", registry=False)
+        print(type(tuner.backend).__name__, tuner.backend_name)
+        """
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script],
+        capture_output=True,
+        text=True,
+        env={**_env(), "PYTHONPATH": str(installed_plugin)},
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["EchoBackend", "echo"]
+
+
+def test_plugin_absent_without_the_package() -> None:
+    import finetune as ft
+
+    assert "echo" not in ft.available_backends()
+
+
+def _env() -> dict[str, str]:
+    import os
+
+    return {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}

@@ -1,0 +1,222 @@
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+
+import finetune as ft
+from finetune.testing import FakeBackend, FakeFailure
+
+from .conftest import chat
+
+FAST = {"validating": 0.01, "queued": 0.01, "running": 0.05, "steps": 5}
+
+
+@pytest.fixture
+def namespace(request: pytest.FixtureRequest) -> str:
+    name = request.node.name
+    FakeBackend.reset(name)
+    return name
+
+
+@pytest.fixture
+def train() -> ft.Dataset:
+    return ft.Dataset.from_records([chat(i) for i in range(20)])
+
+
+def make_tuner(namespace: str, **options: object) -> ft.Tuner:
+    return ft.Tuner("fake", model="base-1", namespace=namespace, **{**FAST, **options})
+
+
+def test_fit_wait_succeeds(namespace: str, train: ft.Dataset) -> None:
+    tuner = make_tuner(namespace)
+    job = tuner.fit(train, suffix="support", hyperparameters=ft.Hyperparameters(epochs=2))
+    assert job.status is ft.JobStatus.VALIDATING
+    done = job.wait(poll_interval=0.01, timeout=5)
+    assert done.status is ft.JobStatus.SUCCEEDED
+    assert job.model == ft.ModelRef(
+        backend="fake", name=f"ft:base-1:support:{job.id}", base_model="base-1", job_id=job.id
+    )
+    metrics = job.metrics()
+    assert [p.step for p in metrics] == [1, 2, 3, 4, 5]
+    assert metrics[-1].train_loss < metrics[0].train_loss  # type: ignore[operator]
+    messages = [e.message for e in job.events()]
+    assert messages[0] == "Created fine-tuning job"
+    assert messages[-1] == "The job has successfully completed"
+    assert job.checkpoints()
+    assert done.hyperparameters.epochs == 2
+
+
+def test_failed_job_raises_job_failed_with_provider_error(
+    namespace: str, train: ft.Dataset
+) -> None:
+    failure = FakeFailure(code="invalid_file", message="line 3 is bad", after=0.01)
+    job = make_tuner(namespace, fail=failure).fit(train)
+    with pytest.raises(ft.JobFailed) as caught:
+        job.wait(poll_interval=0.01, timeout=5)
+    assert caught.value.job.status is ft.JobStatus.FAILED
+    assert caught.value.job.error == ft.JobError(code="invalid_file", message="line 3 is bad")
+    assert "invalid_file: line 3 is bad" in str(caught.value)
+    with pytest.raises(ft.FinetuneError, match="no fine-tuned model"):
+        _ = job.model
+
+
+def test_cancel(namespace: str, train: ft.Dataset) -> None:
+    job = make_tuner(namespace, running=30).fit(train)
+    cancelled = job.cancel()
+    assert cancelled.status is ft.JobStatus.CANCELLED
+    assert job.wait(poll_interval=0.01, timeout=1).status is ft.JobStatus.CANCELLED
+    assert job.events()[-1].message == "Job cancelled"
+
+
+def test_wait_timeout_leaves_job_running(namespace: str, train: ft.Dataset) -> None:
+    job = make_tuner(namespace, running=30).fit(train)
+    with pytest.raises(ft.WaitTimeout) as caught:
+        job.wait(poll_interval=0.01, timeout=0.2)
+    assert not caught.value.job.status.is_terminal
+    assert "keeps running" in str(caught.value)
+    job.cancel()
+
+
+def test_reattach_by_id_from_a_new_tuner(namespace: str, train: ft.Dataset) -> None:
+    job = make_tuner(namespace).fit(train)
+    other = make_tuner(namespace).job(job.id)
+    assert other.id == job.id
+    assert other.wait(poll_interval=0.01, timeout=5).status is ft.JobStatus.SUCCEEDED
+
+
+def test_rerun_of_same_fit_reattaches_instead_of_creating(
+    namespace: str, train: ft.Dataset
+) -> None:
+    first = make_tuner(namespace).fit(train, suffix="x")
+    second = make_tuner(namespace, registry=False).fit(train, suffix="x")
+    assert second.id == first.id
+    backend = FakeBackend(namespace=namespace)
+    assert backend.create_count == 1 and backend.upload_count == 1
+    different = make_tuner(namespace).fit(train, suffix="y")
+    assert different.id != first.id
+    assert backend.upload_count == 1  # same file content reused
+
+
+def test_rerun_after_failure_creates_a_fresh_job(namespace: str, train: ft.Dataset) -> None:
+    failing = make_tuner(namespace, fail=FakeFailure(after=0))
+    first = failing.fit(train)
+    with pytest.raises(ft.JobFailed):
+        first.wait(poll_interval=0.01, timeout=5)
+    second = make_tuner(namespace).fit(train)
+    assert second.id != first.id
+    assert second.wait(poll_interval=0.01, timeout=5).status is ft.JobStatus.SUCCEEDED
+
+
+def test_registry_records_lineage(namespace: str, train: ft.Dataset) -> None:
+    tuner = make_tuner(namespace)
+    job = tuner.fit(train)
+    job.wait(poll_interval=0.01, timeout=5)
+    (record,) = tuner.jobs()
+    assert record.job_id == job.id and record.status == "succeeded"
+    assert record.train_fingerprint == train.fingerprint()
+    lineage = ft.JobRegistry().lineage(job.model.name)
+    assert lineage is not None and lineage.job_id == job.id
+
+
+def test_validation_errors_block_upload(namespace: str) -> None:
+    bad = ft.Dataset.from_records(
+        [chat(i) for i in range(12)] + [{"messages": [{"role": "user", "content": "only"}]}]
+    )
+    tuner = make_tuner(namespace)
+    with pytest.raises(ft.ValidationFailed) as caught:
+        tuner.fit(bad)
+    assert "missing_assistant" in str(caught.value)
+    assert FakeBackend(namespace=namespace).upload_count == 0
+
+
+def test_suffix_too_long_is_refused_before_sending(namespace: str, train: ft.Dataset) -> None:
+    with pytest.raises(ft.InvalidRequestError, match="at most 64"):
+        make_tuner(namespace).fit(train, suffix="x" * 65)
+    assert FakeBackend(namespace=namespace).upload_count == 0
+
+
+def test_dpo_needs_preference_data(namespace: str, train: ft.Dataset) -> None:
+    with pytest.raises(ft.UnsupportedFeature, match="preference"):
+        make_tuner(namespace).fit(train, method="dpo")
+
+
+def test_pause_and_resume(namespace: str, train: ft.Dataset) -> None:
+    job = make_tuner(namespace, running=30, validating=0, queued=0).fit(train)
+    assert job.pause().status is ft.JobStatus.PAUSED
+    assert job.resume().status is ft.JobStatus.RUNNING
+    job.cancel()
+
+
+def test_unknown_job_id(namespace: str) -> None:
+    with pytest.raises(ft.JobNotFound):
+        make_tuner(namespace).job("ftjob-nope")
+
+
+def test_progress_bar(
+    namespace: str, train: ft.Dataset, capsys: pytest.CaptureFixture[str]
+) -> None:
+    job = make_tuner(namespace).fit(train)
+    job.wait(poll_interval=0.01, timeout=5, progress=True)
+    assert "succeeded" in capsys.readouterr().err
+
+
+async def test_async_fit_wait_succeeds(namespace: str, train: ft.Dataset) -> None:
+    async with ft.AsyncTuner("fake", model="base-1", namespace=namespace, **FAST) as tuner:
+        job = await tuner.fit(train)
+        done = await job.wait(poll_interval=0.01, timeout=5)
+        assert done.status is ft.JobStatus.SUCCEEDED
+        assert job.model.name.startswith("ft:base-1")
+        assert len(await job.metrics()) == 5
+        assert await job.events()
+        again = await tuner.job(job.id)
+        assert again.status is ft.JobStatus.SUCCEEDED
+
+
+async def test_async_failure_cancel_timeout(namespace: str, train: ft.Dataset) -> None:
+    failing = ft.AsyncTuner("fake", model="b", namespace=namespace, fail=FakeFailure(), **FAST)
+    job = await failing.fit(train)
+    with pytest.raises(ft.JobFailed):
+        await job.wait(poll_interval=0.01, timeout=5)
+    slow = ft.AsyncTuner("fake", model="c", namespace=namespace, **{**FAST, "running": 30})
+    job = await slow.fit(train)
+    with pytest.raises(ft.WaitTimeout):
+        await job.wait(poll_interval=0.01, timeout=0.2)
+    assert (await job.cancel()).status is ft.JobStatus.CANCELLED
+
+
+async def test_async_rerun_reattaches(namespace: str, train: ft.Dataset) -> None:
+    first = await ft.AsyncTuner("fake", model="b", namespace=namespace, **FAST).fit(train)
+    results = await asyncio.gather(
+        *(
+            ft.AsyncTuner("fake", model="b", namespace=namespace, **FAST).fit(train)
+            for _ in range(3)
+        )
+    )
+    assert {r.id for r in results} == {first.id}
+
+
+def test_threaded_async_wrapper_for_sync_only_backends(namespace: str, train: ft.Dataset) -> None:
+    class SyncOnly(FakeBackend):
+        name = "sync-only"
+
+    ft.register_backend("sync-only", SyncOnly)
+
+    async def run() -> ft.Job:
+        tuner = ft.AsyncTuner("sync-only", model="m", namespace=namespace, **FAST)
+        job = await tuner.fit(train)
+        return await job.wait(poll_interval=0.01, timeout=5)
+
+    assert asyncio.run(run()).status is ft.JobStatus.SUCCEEDED
+
+
+def test_unknown_backend_lists_the_installed_ones() -> None:
+    with pytest.raises(ft.BackendNotFound) as caught:
+        ft.Tuner("nope")
+    assert "fake" in caught.value.available and "openai" in str(caught.value)
+
+
+def test_tuner_without_model_says_how(namespace: str, train: ft.Dataset, tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match=r'model="\.\.\."'):
+        ft.Tuner("fake", namespace=namespace).fit(train)

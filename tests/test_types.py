@@ -1,0 +1,106 @@
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+import pytest
+from pydantic import BaseModel, TypeAdapter, ValidationError
+
+import finetune as ft
+from finetune.types import Example, FunctionCall, Tool, ToolCall
+
+NOW = datetime(2026, 1, 2, 3, 4, 5, tzinfo=timezone.utc)
+
+VALUES: list[BaseModel] = [
+    ft.Message(role="user", content="hi"),
+    ft.Message(
+        role="assistant",
+        tool_calls=[ToolCall(id="call1", function=FunctionCall(name="f", arguments="{}"))],
+        weight=1,
+    ),
+    ft.ChatExample(
+        messages=[ft.Message(role="user", content="a"), ft.Message(role="assistant", content="b")],
+        tools=[Tool(function={"name": "f", "parameters": {"type": "object"}})],
+    ),
+    ft.CompletionExample(prompt="p", completion="c"),
+    ft.PreferenceExample(
+        input=[ft.Message(role="user", content="q")],
+        chosen=[ft.Message(role="assistant", content="good")],
+        rejected=[ft.Message(role="assistant", content="bad")],
+    ),
+    ft.Hyperparameters(epochs=3, batch_size="auto", learning_rate_multiplier=0.5, extra={"x": 1}),
+    ft.LoRA(r=8, alpha=16),
+    ft.FileRef(backend="openai", id="file-1", filename="a.jsonl", bytes=10),
+    ft.ModelRef(backend="openai", name="ft:gpt:x", base_model="gpt", job_id="j"),
+    ft.Job(
+        id="j1",
+        backend="fake",
+        base_model="m",
+        status=ft.JobStatus.FAILED,
+        created_at=NOW,
+        error=ft.JobError(code="bad", message="boom"),
+        hyperparameters=ft.Hyperparameters(epochs=2),
+        metadata={"k": "v"},
+        raw={"id": "j1"},
+    ),
+    ft.JobEvent(created_at=NOW, message="started", level="info"),
+    ft.MetricPoint(step=3, train_loss=0.5, valid_loss=0.6, extra={"tokens": 10.0}),
+    ft.Checkpoint(id="c", step=3, model="m:ckpt", created_at=NOW, metrics={"loss": 0.1}),
+    ft.CostEstimate(
+        backend="openai",
+        model="m",
+        examples=10,
+        tokens_total=100,
+        tokens_p50=10,
+        tokens_p95=12,
+        tokens_max=15,
+        epochs=3,
+        billed_tokens=300,
+        cost=0.01,
+    ),
+]
+
+
+@pytest.mark.parametrize("value", VALUES, ids=lambda v: type(v).__name__)
+def test_json_round_trip(value: BaseModel) -> None:
+    again = type(value).model_validate_json(value.model_dump_json())
+    assert again == value
+
+
+def test_example_union_discriminates_on_kind() -> None:
+    adapter: TypeAdapter[Example] = TypeAdapter(Example)
+    parsed = adapter.validate_python({"kind": "completion", "prompt": "p", "completion": "c"})
+    assert isinstance(parsed, ft.CompletionExample)
+
+
+def test_values_are_frozen() -> None:
+    message = ft.Message(role="user", content="hi")
+    with pytest.raises(ValidationError):
+        message.content = "changed"  # type: ignore[misc]
+
+
+def test_status_terminal_flags() -> None:
+    terminal = {s for s in ft.JobStatus if s.is_terminal}
+    assert terminal == {ft.JobStatus.SUCCEEDED, ft.JobStatus.FAILED, ft.JobStatus.CANCELLED}
+
+
+def test_hyperparameters_reject_non_positive_epochs() -> None:
+    with pytest.raises(ValidationError):
+        ft.Hyperparameters(epochs=0)
+
+
+def test_weight_only_zero_or_one() -> None:
+    with pytest.raises(ValidationError):
+        ft.Message(role="assistant", content="x", weight=2)  # type: ignore[arg-type]
+
+
+def test_job_model_only_when_tuned() -> None:
+    job = ft.Job(id="j", backend="fake", base_model="m", status=ft.JobStatus.RUNNING)
+    assert job.model is None
+    done = job.model_copy(update={"status": ft.JobStatus.SUCCEEDED, "fine_tuned_model": "ft:m"})
+    assert done.model == ft.ModelRef(backend="fake", name="ft:m", base_model="m", job_id="j")
+
+
+def test_job_repr_hides_raw_payload() -> None:
+    job = ft.Job(id="j", backend="b", base_model="m", status="queued", raw={"x": "payload"})
+    assert "payload" not in repr(job)
+    assert "Job j" in job._repr_html_()

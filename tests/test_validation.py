@@ -1,0 +1,407 @@
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import finetune as ft
+from finetune.validation import counter_for, default_epochs, estimate, validate
+
+from .conftest import chat, needs_tiktoken, write_jsonl
+
+MODEL = "gpt-4.1-mini-2025-04-14"
+FIXTURE = chat(42)
+
+
+def codes(report: ft.ValidationReport) -> set[str]:
+    return set(report.counts)
+
+
+def run(rows: list[Any], target: str = "openai", **kw: Any) -> ft.ValidationReport:
+    model = kw.pop("model", MODEL if target == "openai" else "open-mistral-nemo")
+    return validate(ft.Dataset.from_records(rows), target=target, model=model, **kw)
+
+
+@needs_tiktoken
+def test_three_bad_lines_out_of_ten_thousand(tmp_path: Path) -> None:
+    rows: list[Any] = [chat(i) for i in range(10_000)]
+    rows[1233] = {"messages": [{"role": "user", "content": "no answer"}]}
+    rows[4999] = {"messages": [{"role": "wizard", "content": "x"}, chat(1)["messages"][2]]}
+    rows[9000] = "{broken json"
+    path = write_jsonl(tmp_path / "big.jsonl", rows)
+    report = ft.Dataset.from_jsonl(path)
+    result = validate(report, target="openai", model=MODEL)
+    assert result.error_count == 3
+    found = sorted((f.line, f.code, f.field) for f in result.errors)
+    assert found == [
+        (1234, "missing_assistant", "messages"),
+        (5000, "unknown_role", "messages[0].role"),
+        (9001, "invalid_json", None),
+    ]
+    assert all(f.file == "big.jsonl" for f in result.errors)
+    assert result.examples == 10_000
+
+
+@needs_tiktoken
+def test_token_counts_match_tiktoken_exactly() -> None:
+    import tiktoken
+
+    counter = counter_for("openai", MODEL)
+    assert counter.exact and counter.name == "tiktoken:o200k_base"
+    assert counter.count_example(FIXTURE) == 35
+    encoding = tiktoken.get_encoding("o200k_base")
+    by_hand = 3 + sum(
+        3 + len(encoding.encode(m["content"])) + len(encoding.encode(m["role"]))
+        for m in FIXTURE["messages"]
+    )
+    assert by_hand == 35
+    assert counter_for("openai", "gpt-3.5-turbo-0125").name == "tiktoken:cl100k_base"
+
+
+def test_token_counts_match_mistral_common_exactly() -> None:
+    pytest.importorskip("mistral_common")
+    counter = counter_for("mistral", "open-mistral-nemo")
+    assert counter.exact
+    assert counter.count_example(FIXTURE) == 26
+    assert counter.count_text("Where is my order #42?") == 8
+
+
+def test_offline_tiktoken_falls_back_to_marked_estimate(monkeypatch: pytest.MonkeyPatch) -> None:
+    import finetune.validation._tokens as tokens
+
+    def offline(name: str) -> None:
+        raise ConnectionError("no network")
+
+    monkeypatch.setattr(tokens, "_tiktoken_encoding", offline)
+    counter = counter_for("openai", MODEL)
+    assert not counter.exact
+    report = run([chat(i) for i in range(12)], token_counter=counter)
+    assert "approximate_token_counts" in codes(report)
+    assert "TIKTOKEN_CACHE_DIR" in report.kept["approximate_token_counts"][0].message
+
+
+CASES: list[tuple[dict[str, Any], str, str | None]] = [
+    ({"messages": [{"role": "user", "content": "hi"}]}, "missing_assistant", "messages"),
+    ({"messages": []}, "missing_messages", "messages"),
+    (
+        {"messages": [{"role": "user", "content": "q", "weight": 1}, *FIXTURE["messages"][2:]]},
+        "weight_not_on_assistant",
+        "messages[0].weight",
+    ),
+    (
+        {
+            "messages": [
+                {"role": "user", "content": "q"},
+                {"role": "assistant", "content": "a", "weight": 3},
+            ]
+        },
+        "invalid_weight",
+        "messages[1].weight",
+    ),
+    (
+        {
+            "messages": [
+                {"role": "user", "content": "q"},
+                {"role": "assistant", "content": "a", "weight": 0},
+            ]
+        },
+        "no_trainable_turns",
+        "messages",
+    ),
+    (
+        {"messages": [*FIXTURE["messages"], {"role": "user", "content": "thanks"}]},
+        "assistant_not_last",
+        "messages[3]",
+    ),
+    (
+        {"messages": [{"role": "user", "content": 5}, FIXTURE["messages"][2]]},
+        "invalid_content",
+        "messages[0].content",
+    ),
+    (
+        {"messages": [{"role": "user"}, FIXTURE["messages"][2]]},
+        "missing_content",
+        "messages[0].content",
+    ),
+    (
+        {
+            "messages": [
+                {"role": "user", "content": "weather?"},
+                {
+                    "role": "assistant",
+                    "tool_calls": [
+                        {
+                            "id": "c1",
+                            "type": "function",
+                            "function": {"name": "w", "arguments": "{}"},
+                        }
+                    ],
+                },
+                {"role": "assistant", "content": "sunny"},
+            ]
+        },
+        "tool_call_without_result",
+        "messages[1].tool_calls[0]",
+    ),
+    (
+        {
+            "messages": [
+                {"role": "user", "content": "q"},
+                {"role": "tool", "tool_call_id": "zz", "content": "r"},
+                {"role": "assistant", "content": "a"},
+            ]
+        },
+        "tool_result_without_call",
+        "messages[1].tool_call_id",
+    ),
+    (
+        {
+            "messages": [
+                {"role": "user", "content": "q"},
+                {
+                    "role": "assistant",
+                    "tool_calls": [
+                        {
+                            "id": "c1",
+                            "type": "function",
+                            "function": {"name": "w", "arguments": "not json"},
+                        }
+                    ],
+                },
+            ]
+        },
+        "tool_arguments_not_json",
+        "messages[1].tool_calls[0].function.arguments",
+    ),
+    ({"messages": FIXTURE["messages"], "tools": {"x": 1}}, "invalid_tools", "tools"),
+    ({"foo": 1}, "unknown_format", None),
+    ({"prompt": "p", "completion": "c"}, "unsupported_kind", None),
+    (
+        {
+            "input": {"messages": []},
+            "preferred_output": [],
+            "non_preferred_output": [{"role": "assistant", "content": "x"}],
+        },
+        "invalid_preference",
+        "input.messages",
+    ),
+]
+
+
+@pytest.mark.parametrize(("row", "code", "field"), CASES, ids=[c[1] for c in CASES])
+def test_openai_rules(row: dict[str, Any], code: str, field: str | None) -> None:
+    report = run([*[chat(i) for i in range(10)], row])
+    assert not report.ok
+    finding = report.kept[code][0]
+    assert (finding.line, finding.field) == (11, field)
+
+
+def test_tool_call_as_final_answer_is_valid() -> None:
+    row = {
+        "messages": [
+            {"role": "user", "content": "weather in Paris?"},
+            {
+                "role": "assistant",
+                "tool_calls": [
+                    {
+                        "id": "call1",
+                        "type": "function",
+                        "function": {"name": "weather", "arguments": '{"city": "Paris"}'},
+                    }
+                ],
+            },
+        ],
+        "tools": [{"type": "function", "function": {"name": "weather", "parameters": {}}}],
+    }
+    assert run([*[chat(i) for i in range(10)], row]).ok
+
+
+def test_too_few_examples_for_openai() -> None:
+    report = run([chat(i) for i in range(3)])
+    assert report.kept["too_few_examples"][0].message.startswith("3 examples")
+
+
+def test_context_limit_is_overridable() -> None:
+    report = run([chat(i) for i in range(10)], context_limit=20)
+    assert report.counts["too_many_tokens"] == 10
+
+
+def test_mistral_rules() -> None:
+    pytest.importorskip("mistral_common")
+    bad_id = {
+        "messages": [
+            {"role": "user", "content": "q"},
+            {
+                "role": "assistant",
+                "tool_calls": [
+                    {
+                        "id": "call_1",
+                        "type": "function",
+                        "function": {"name": "f", "arguments": "{}"},
+                    }
+                ],
+            },
+        ]
+    }
+    report = run([chat(1), bad_id], target="mistral")
+    assert codes(report) >= {"invalid_tool_call_id"}
+    pair = {"prompt": "q", "chosen": "a", "rejected": "b"}
+    assert "unsupported_kind" in codes(run([pair], target="mistral"))
+
+
+def test_quality_warnings() -> None:
+    rows = [chat(i) for i in range(30)]
+    rows.append(chat(3))  # exact duplicate of line 4
+    near = chat(5)
+    near["messages"][2]["content"] = "ORDER #5   ships tomorrow."
+    rows.append(near)
+    rows.append(chat(99, system="You are a pirate."))
+    secret = chat(100)
+    secret["messages"][1]["content"] = (
+        "mail me at jane.doe@example.com, card 4111 1111 1111 1111, key sk-abcdefghijklmnopqrstuvwx"
+    )
+    rows.append(secret)
+    long = chat(101)
+    long["messages"][2]["content"] = "word " * 3000
+    rows.append(long)
+    empty = chat(102)
+    empty["messages"][2]["content"] = "   "
+    rows.append(empty)
+    report = run(rows)
+    assert report.ok
+    assert report.lines("duplicate_example") == [31]
+    assert report.kept["duplicate_example"][0].message == "same as line 4"
+    assert report.lines("near_duplicate_example") == [32]
+    assert report.lines("inconsistent_system_prompt") == [33]
+    assert {"pii_email", "pii_card_number", "secret_api_key"} <= codes(report)
+    assert "sk-abcdefghijklmnopqrstuvwx" not in report.to_json()
+    assert report.lines("long_tail") == [35]
+    assert report.lines("empty_content") == [36]
+
+
+def test_train_validation_leak() -> None:
+    train = ft.Dataset.from_records([chat(i) for i in range(12)])
+    held = ft.Dataset.from_records([chat(3), chat(500)], name="valid")
+    report = validate(train, target="openai", model=MODEL, validation=held)
+    (leak,) = report.kept["train_validation_leak"]
+    assert (leak.file, leak.line) == ("valid", 1)
+
+
+def test_report_outputs() -> None:
+    report = run([*[chat(i) for i in range(10)], {"messages": [{"role": "user", "content": "x"}]}])
+    data = json.loads(report.to_json())
+    assert data["ok"] is False and data["codes"]["missing_assistant"]["lines"] == [11]
+    assert "| `missing_assistant` | error | 1 | 11 |" in report.to_markdown()
+    assert "missing_assistant" in report._repr_html_()
+    with pytest.raises(ft.ValidationFailed, match="records:11: messages"):
+        report.raise_for_errors()
+    assert run([chat(i) for i in range(10)]).raise_for_errors().ok
+
+
+def test_report_keeps_counts_but_bounds_findings() -> None:
+    rows = [{"messages": [{"role": "user", "content": "x"}]} for _ in range(100)]
+    report = run(rows, keep=5)
+    assert report.counts["missing_assistant"] == 100
+    assert len(report.kept["missing_assistant"]) == 5
+
+
+@needs_tiktoken
+def test_estimate_openai() -> None:
+    data = ft.Dataset.from_records([chat(i) for i in range(20)])
+    cost = estimate(data, target="openai", backend="openai", model=MODEL)
+    assert cost.examples == 20 and cost.epochs == 5  # auto: 100 // 20
+    assert cost.billed_tokens == cost.tokens_total * 5
+    assert cost.price_per_million == 5.0 and cost.cost == round(cost.billed_tokens * 5e-6, 4)
+    assert cost.exact and cost.fits_context and cost.pricing_date
+    fixed = estimate(
+        data,
+        target="openai",
+        backend="openai",
+        model=MODEL,
+        hyperparameters=ft.Hyperparameters(epochs=2),
+    )
+    assert fixed.epochs == 2
+
+
+def test_default_epoch_rule() -> None:
+    assert default_epochs("openai", 10) == 10
+    assert default_epochs("openai", 1) == 25
+    assert default_epochs("openai", 100) == 3
+    assert default_epochs("openai", 20_000) == 1
+
+
+def test_estimate_mistral_has_a_range() -> None:
+    pytest.importorskip("mistral_common")
+    data = ft.Dataset.from_records([chat(i) for i in range(20)])
+    cost = estimate(data, target="mistral", backend="mistral", model="mistral-small-latest")
+    assert cost.cost is None and cost.cost_low is not None and cost.cost_high is not None
+    assert cost.cost_low < cost.cost_high
+    assert not cost.exact
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.binary(max_size=400))
+def test_arbitrary_bytes_never_crash(tmp_path_factory: pytest.TempPathFactory, blob: bytes) -> None:
+    path = tmp_path_factory.mktemp("fuzz") / "f.jsonl"
+    path.write_bytes(blob)
+    report = validate(ft.Dataset.from_jsonl(path), target="openai", model=MODEL)
+    assert isinstance(report, ft.ValidationReport)
+
+
+JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=8),
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=3)
+    ),
+    max_leaves=12,
+)
+SHAPED = st.fixed_dictionaries(
+    {
+        "messages": st.lists(
+            st.dictionaries(
+                st.sampled_from(
+                    ["role", "content", "weight", "tool_calls", "tool_call_id", "name"]
+                ),
+                JSON,
+                max_size=4,
+            ),
+            max_size=4,
+        )
+    },
+    optional={"tools": JSON},
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.one_of(st.dictionaries(st.text(max_size=8), JSON), SHAPED), max_size=5))
+@pytest.mark.parametrize("target", ["openai", "mistral", "hf"])
+def test_arbitrary_json_never_crashes(target: str, rows: list[dict[str, Any]]) -> None:
+    report = run(rows, target=target, model="open-mistral-nemo" if target == "mistral" else MODEL)
+    assert report.examples == len(rows)
+
+
+TEXT = st.text(
+    st.characters(codec="utf-8", exclude_categories=("Cs",)), min_size=1, max_size=40
+).filter(str.strip)
+
+
+@settings(max_examples=50, deadline=None)
+@given(st.lists(st.tuples(TEXT, TEXT), min_size=10, max_size=15))
+def test_generated_valid_examples_pass(pairs: list[tuple[str, str]]) -> None:
+    rows = [
+        {"messages": [{"role": "user", "content": q}, {"role": "assistant", "content": a}]}
+        for q, a in pairs
+    ]
+    report = run(rows)
+    assert report.error_count == 0, report.summary()
+
+
+def test_every_rule_code_is_documented() -> None:
+    from finetune.validation import RULES
+
+    page = (Path(__file__).parents[1] / "docs" / "validation-rules.md").read_text()
+    assert [code for code in RULES if f"`{code}`" not in page] == []
