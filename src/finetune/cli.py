@@ -9,6 +9,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import finetune as ft
+from finetune.backends import backend_class
 
 __all__ = ["main"]
 
@@ -49,7 +50,7 @@ def _cost_text(cost: ft.CostEstimate) -> str:
 def _cmd_backends(args: argparse.Namespace) -> int:
     for name in ft.available_backends():
         try:
-            caps = ft.Tuner(name, registry=False).capabilities
+            caps: ft.Capabilities = getattr(backend_class(name), "capabilities")  # noqa: B009
             detail = (
                 f"methods={','.join(sorted(caps.methods))} "
                 f"kinds={','.join(sorted(caps.example_kinds))} "

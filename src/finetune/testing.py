@@ -7,6 +7,7 @@ same ``namespace`` in the process, so a second Tuner can re-attach to a job by i
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import math
 import threading
@@ -72,6 +73,14 @@ class FakeBackend:
     """A deterministic backend with no network: configurable durations, failures and metrics."""
 
     name = "fake"
+    capabilities = Capabilities(
+        methods=frozenset({"sft", "dpo"}),
+        example_kinds=frozenset({"chat", "completion", "preference"}),
+        tools=True,
+        pause_resume=True,
+        hosted=False,
+        max_suffix_length=64,
+    )
 
     def __init__(
         self,
@@ -90,14 +99,8 @@ class FakeBackend:
         self._steps = steps
         self._fail = fail
         self._clock = clock
-        self.capabilities = Capabilities(
-            methods=frozenset({"sft", "dpo"}),
-            example_kinds=frozenset({"chat", "completion", "preference"}),
-            tools=True,
-            pause_resume=True,
-            hosted=False,
-            validation_target=validation_target,
-            max_suffix_length=64,
+        self.capabilities = dataclasses.replace(
+            FakeBackend.capabilities, validation_target=validation_target
         )
 
     def __repr__(self) -> str:

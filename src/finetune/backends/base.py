@@ -26,6 +26,7 @@ __all__ = [
     "JobRequest",
     "ThreadedAsyncBackend",
     "available_backends",
+    "backend_class",
     "load_async_backend",
     "load_backend",
     "register_backend",
@@ -199,6 +200,11 @@ def _factory(name: str) -> Callable[..., Any]:
         raise BackendNotFound(name, available_backends())
     factory: Callable[..., Any] = found.load()
     return factory
+
+
+def backend_class(name: str) -> Callable[..., Any]:
+    """The class (factory) registered as ``name``, without building it."""
+    return _factory(name)
 
 
 def load_backend(name: str, **options: Any) -> Backend:

@@ -37,9 +37,9 @@ class _JsonlSource:
 
 
 class _RecordsSource:
-    path = None
+    path: str | None = None
 
-    def __init__(self, records: list[dict[str, Any]], name: str) -> None:
+    def __init__(self, records: list[Mapping[str, Any]], name: str) -> None:
         self._records = records
         self.name = name
 
@@ -104,8 +104,8 @@ class Dataset:
         name: str = "records",
     ) -> Dataset:
         """A dataset from dicts (any supported shape) or example models, held in memory."""
-        rows = [r.model_dump(mode="json") if hasattr(r, "model_dump") else r for r in records]
-        return cls(_RecordsSource(rows, name), kind)  # type: ignore[arg-type]
+        rows = [_as_record(r) for r in records]
+        return cls(_RecordsSource(rows, name), kind)
 
     @classmethod
     def from_pandas(cls, frame: Any, *, kind: ExampleKind | None = None) -> Dataset:
@@ -215,6 +215,13 @@ class Dataset:
                 handle.write(canonical_json(to_format(example, format), sort=False).encode())
                 handle.write(b"\n")
         return target
+
+
+def _as_record(row: Mapping[str, Any] | Example) -> Mapping[str, Any]:
+    if isinstance(row, Mapping):
+        return row
+    dumped: dict[str, Any] = row.model_dump(mode="json", exclude_none=True)
+    return dumped
 
 
 def canonical_json(value: Any, *, sort: bool = True) -> str:

@@ -119,7 +119,8 @@ class TiktokenCounter(_CachedCounter):
                 total += self.tokens_per_name + count(str(message["name"]))
             for call in message.get("tool_calls") or []:
                 total += count(json.dumps(call, sort_keys=True))
-        tools = record.get("tools") or (record.get("input") or {}).get("tools")
+        source = record.get("input")
+        tools = record.get("tools") or (source.get("tools") if isinstance(source, dict) else None)
         if tools:
             total += count(json.dumps(tools, sort_keys=True))
         return total

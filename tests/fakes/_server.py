@@ -1,0 +1,229 @@
+"""A tiny threaded HTTP server with fault injection, shared by the provider fakes."""
+
+from __future__ import annotations
+
+import json
+import random
+import socket
+import threading
+import time
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qsl, urlsplit
+
+
+@dataclass
+class Faults:
+    """What fraction of requests fail, and how."""
+
+    rate: float = 0.0
+    kinds: tuple[str, ...] = ("429", "500", "503", "reset_before", "reset_after", "slow")
+    slow_seconds: float = 0.3
+    retry_after: str = "0.02"
+    seed: int = 0
+    only: str | None = None
+    rng: random.Random = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.rng = random.Random(self.seed)
+        self._lock = threading.Lock()
+
+    def draw(self, path: str = "") -> str | None:
+        if self.only is not None and self.only not in path:
+            return None
+        with self._lock:
+            if self.rate and self.rng.random() < self.rate:
+                return self.rng.choice(self.kinds)
+        return None
+
+
+@dataclass
+class Recorded:
+    """One request as the server saw it."""
+
+    method: str
+    path: str
+    query: list[tuple[str, str]]
+    body: Any
+    content_type: str
+    fault: str | None
+
+
+class Reply(Exception):
+    """Raised by a route to answer with a status and a JSON body."""
+
+    def __init__(self, status: int, body: Any, headers: dict[str, str] | None = None) -> None:
+        self.status = status
+        self.body = body
+        self.headers = headers or {}
+
+
+class FakeServer:
+    """Routes requests to ``self.route(method, path, query, body, headers)``; subclass it."""
+
+    api_key = "sk-test-0123456789abcdefghij"
+
+    def __init__(self, faults: Faults | None = None) -> None:
+        self.faults = faults or Faults()
+        self.requests: list[Recorded] = []
+        self.lock = threading.RLock()
+        self.hold: dict[tuple[str, str], float] = {}
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args: Any) -> None:
+                return None
+
+            def do_GET(self) -> None:
+                server._handle(self, "GET")
+
+            def do_POST(self) -> None:
+                server._handle(self, "POST")
+
+            def do_DELETE(self) -> None:
+                server._handle(self, "DELETE")
+
+            def do_PATCH(self) -> None:
+                server._handle(self, "PATCH")
+
+        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._httpd.daemon_threads = True
+        self.port = self._httpd.server_address[1]
+        self._thread = threading.Thread(target=self._httpd.serve_forever, daemon=True)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def __enter__(self) -> FakeServer:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._httpd.shutdown()
+        self._httpd.server_close()
+
+    def route(
+        self, method: str, path: str, query: dict[str, str], body: Any, raw: bytes, headers: Any
+    ) -> Any:
+        raise NotImplementedError
+
+    def authorized(self, headers: Any) -> bool:
+        return headers.get("Authorization") == f"Bearer {self.api_key}"
+
+    def _handle(self, handler: BaseHTTPRequestHandler, method: str) -> None:
+        length = int(handler.headers.get("Content-Length") or 0)
+        raw = handler.rfile.read(length) if length else b""
+        split = urlsplit(handler.path)
+        query_pairs = parse_qsl(split.query, keep_blank_values=True)
+        content_type = handler.headers.get("Content-Type", "")
+        body: Any = None
+        if raw and content_type.startswith("application/json"):
+            body = json.loads(raw)
+        fault = self.faults.draw(split.path)
+        with self.lock:
+            self.requests.append(
+                Recorded(method, split.path, query_pairs, body, content_type, fault)
+            )
+        if fault == "reset_before":
+            self._reset(handler)
+            return
+        if fault in ("429", "500", "503"):
+            headers = {"Retry-After": self.faults.retry_after} if fault != "500" else {}
+            message = {"429": "Rate limit reached", "500": "Internal error", "503": "Overloaded"}
+            error = {
+                "error": {
+                    "message": message[fault],
+                    "type": "server_error",
+                    "param": None,
+                    "code": None,
+                }
+            }
+            self._send(handler, int(fault), error, headers)
+            return
+        if fault == "slow":
+            time.sleep(self.faults.slow_seconds)
+        try:
+            if not self.authorized(handler.headers):
+                raise Reply(401, self.unauthorized())
+            result = self.route(method, split.path, dict(query_pairs), body, raw, handler.headers)
+            status, payload, headers = 200, result, {}
+        except Reply as reply:
+            status, payload, headers = reply.status, reply.body, reply.headers
+        delay = self.hold.get((method, split.path))
+        if delay:
+            time.sleep(delay)
+        if fault == "reset_after":
+            self._reset(handler)
+            return
+        self._send(handler, status, payload, headers)
+
+    def unauthorized(self) -> Any:
+        return {
+            "error": {
+                "message": "Incorrect API key provided: sk-wr***ng.",
+                "type": "invalid_request_error",
+                "param": None,
+                "code": "invalid_api_key",
+            }
+        }
+
+    def _send(
+        self, handler: BaseHTTPRequestHandler, status: int, payload: Any, headers: dict[str, str]
+    ) -> None:
+        if isinstance(payload, bytes):
+            data, kind = payload, "application/octet-stream"
+        elif isinstance(payload, str):
+            data, kind = payload.encode(), "text/plain"
+        else:
+            data, kind = json.dumps(payload).encode(), "application/json"
+        try:
+            handler.send_response(status)
+            handler.send_header("Content-Type", kind)
+            handler.send_header("Content-Length", str(len(data)))
+            for key, value in headers.items():
+                handler.send_header(key, value)
+            handler.end_headers()
+            handler.wfile.write(data)
+        except (BrokenPipeError, ConnectionResetError):
+            pass
+
+    def _reset(self, handler: BaseHTTPRequestHandler) -> None:
+        handler.close_connection = True
+        try:
+            handler.connection.setsockopt(
+                socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00"
+            )
+            handler.connection.close()
+        except OSError:
+            pass
+
+
+def multipart_fields(raw: bytes, content_type: str) -> dict[str, tuple[str | None, bytes]]:
+    """name -> (filename, bytes) of a multipart/form-data body."""
+    boundary = content_type.split("boundary=", 1)[1].strip().strip('"').encode()
+    fields: dict[str, tuple[str | None, bytes]] = {}
+    for part in raw.split(b"--" + boundary):
+        if not part or part in (b"--", b"--\r\n", b"\r\n"):
+            continue
+        head, _, data = part.lstrip(b"\r\n").partition(b"\r\n\r\n")
+        if data.endswith(b"\r\n"):
+            data = data[:-2]
+        disposition = next(
+            (
+                line
+                for line in head.decode("latin-1").split("\r\n")
+                if line.lower().startswith("content-disposition")
+            ),
+            "",
+        )
+        attributes = dict(
+            item.strip().split("=", 1) for item in disposition.split(";")[1:] if "=" in item
+        )
+        name = attributes.get("name", "").strip('"')
+        filename = attributes.get("filename")
+        fields[name] = (filename.strip('"') if filename else None, data)
+    return fields

@@ -1,0 +1,328 @@
+"""The OpenAI backend through the real SDK over real HTTP on 127.0.0.1, against a stateful fake."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import finetune as ft
+from finetune.backends.openai import OpenAIBackend
+
+from .conftest import chat, needs_tiktoken
+from .fakes._server import Faults
+from .fakes.openai_fake import OpenAIFake, Phases
+
+pytestmark = needs_tiktoken
+MODEL = "gpt-4.1-mini-2025-04-14"
+FAST_POLL = {"file_poll_interval": 0.01}
+
+
+@pytest.fixture
+def server() -> Iterator[OpenAIFake]:
+    with OpenAIFake() as fake:
+        yield fake
+
+
+def tuner_for(server: OpenAIFake, **options: Any) -> ft.Tuner:
+    settings = {"api_key": server.api_key, "base_url": server.base_url, **FAST_POLL, **options}
+    return ft.Tuner("openai", model=MODEL, **settings)
+
+
+def dataset(tag: str = "", n: int = 12) -> ft.Dataset:
+    return ft.Dataset.from_records(
+        [chat(i, system=f"Support agent {tag}".strip()) for i in range(n)]
+    )
+
+
+def posts(server: OpenAIFake, path: str) -> list[Any]:
+    return [r for r in server.requests if r.method == "POST" and r.path == path]
+
+
+def test_full_lifecycle(server: OpenAIFake) -> None:
+    tuner = tuner_for(server)
+    params = ft.Hyperparameters(epochs=3, batch_size=4, learning_rate_multiplier=0.5, seed=7)
+    job = tuner.fit(
+        dataset(),
+        validation=dataset("v", 3),
+        hyperparameters=params,
+        suffix="support",
+        integrations=[{"type": "wandb", "wandb": {"project": "p"}}],
+    )
+    assert job.status is ft.JobStatus.VALIDATING
+    done = job.wait(poll_interval=0.02, timeout=10)
+    assert done.status is ft.JobStatus.SUCCEEDED
+    assert job.model.name.startswith(f"ft:{MODEL}:org-fake:support:")
+    assert done.trained_tokens == 1234 and done.suffix == "support"
+    (create,) = posts(server, "/v1/fine_tuning/jobs")
+    body = create.body
+    assert body["method"] == {
+        "type": "supervised",
+        "supervised": {
+            "hyperparameters": {"n_epochs": 3, "batch_size": 4, "learning_rate_multiplier": 0.5}
+        },
+    }
+    assert body["seed"] == 7 and body["suffix"] == "support"
+    assert body["metadata"]["finetune_key"].startswith("ft-")
+    assert body["validation_file"] and body["integrations"][0]["type"] == "wandb"
+    metrics = job.metrics()
+    assert [p.step for p in metrics] == [1, 2, 3, 4, 5]
+    assert metrics[0].train_loss == 2.0 and metrics[0].valid_accuracy == 0.5
+    events = job.events()
+    assert events[0].message.startswith("Created fine-tuning job")
+    assert events[-1].message == "The job has successfully completed"
+    assert [c.step for c in job.checkpoints()] == [3, 5]
+    assert done.hyperparameters.epochs == 3
+    uploaded = [f for f in server.files.values() if f["purpose"] == "fine-tune"]
+    assert {f["filename"].rsplit("-", 1)[1] for f in uploaded} == {
+        "train.jsonl",
+        "validation.jsonl",
+    }
+
+
+def test_reupload_is_avoided_and_rerun_reattaches(server: OpenAIFake) -> None:
+    data = dataset()
+    first = tuner_for(server).fit(data)
+    again = tuner_for(server, registry=False).fit(data)
+    assert again.id == first.id
+    other = tuner_for(server).fit(data, hyperparameters=ft.Hyperparameters(epochs=2))
+    assert other.id != first.id
+    assert len(posts(server, "/v1/files")) == 1
+    assert server.summary() == {"files": 1, "distinct_files": 1, "jobs": 2, "distinct_keys": 2}
+
+
+def test_dpo_request(server: OpenAIFake) -> None:
+    pairs = [
+        ft.PreferenceExample(
+            input=[ft.Message(role="user", content=f"q{i}")],
+            chosen=[ft.Message(role="assistant", content="good")],
+            rejected=[ft.Message(role="assistant", content="bad")],
+        )
+        for i in range(12)
+    ]
+    job = tuner_for(server).fit(
+        ft.Dataset.from_records(pairs), method="dpo", hyperparameters=ft.Hyperparameters(beta=0.2)
+    )
+    (create,) = posts(server, "/v1/fine_tuning/jobs")
+    assert create.body["method"] == {"type": "dpo", "dpo": {"hyperparameters": {"beta": 0.2}}}
+    assert job.job.method == "dpo"
+
+
+def test_failed_job_raises_with_api_error(server: OpenAIFake) -> None:
+    job = tuner_for(server).fit(dataset(), suffix="fail")
+    with pytest.raises(ft.JobFailed) as caught:
+        job.wait(poll_interval=0.02, timeout=10)
+    assert caught.value.job.error == ft.JobError(
+        code="invalid_training_data", message="Training diverged."
+    )
+
+
+def test_cancel_pause_resume(server: OpenAIFake) -> None:
+    server.phases = Phases(validating=0, queued=0, running=30)
+    job = tuner_for(server).fit(dataset())
+    assert job.pause().status is ft.JobStatus.PAUSED
+    assert job.resume().status is ft.JobStatus.RUNNING
+    assert job.cancel().status is ft.JobStatus.CANCELLED
+    assert job.events()[-1].message == "Fine-tuning job cancelled"
+
+
+def test_reattach_and_list(server: OpenAIFake) -> None:
+    job = tuner_for(server).fit(dataset())
+    other = ft.Tuner("openai", api_key=server.api_key, base_url=server.base_url)
+    assert other.job(job.id).job.base_model == MODEL
+    assert [j.id for j in other.remote_jobs()] == [job.id]
+    with pytest.raises(ft.JobNotFound):
+        other.job("ftjob-missing")
+
+
+def test_authentication_error_hides_the_key(server: OpenAIFake) -> None:
+    secret = "sk-wrong-key-1234567890abcdef"
+    tuner = ft.Tuner("openai", model=MODEL, api_key=secret, base_url=server.base_url)
+    with pytest.raises(ft.AuthenticationError) as caught:
+        tuner.fit(dataset())
+    assert secret not in str(caught.value) and "OPENAI_API_KEY" in str(caught.value)
+    assert secret not in repr(tuner.backend)
+
+
+def test_invalid_request_names_the_param(server: OpenAIFake) -> None:
+    backend = OpenAIBackend(api_key=server.api_key, base_url=server.base_url)
+    request = ft.backends.JobRequest(
+        base_model=MODEL,
+        training_file=ft.FileRef(backend="openai", id="file-nope"),
+        idempotency_key="k",
+    )
+    with pytest.raises(ft.InvalidRequestError) as caught:
+        backend.create_job(request)
+    assert caught.value.param == "training_file" and caught.value.status_code == 400
+
+
+def test_learning_rate_is_refused_before_sending(server: OpenAIFake) -> None:
+    with pytest.raises(ft.UnsupportedFeature, match="learning_rate_multiplier"):
+        tuner_for(server).fit(dataset(), hyperparameters=ft.Hyperparameters(learning_rate=1e-4))
+    assert not posts(server, "/v1/fine_tuning/jobs")
+
+
+def test_rate_limit_carries_retry_after() -> None:
+    with OpenAIFake(Faults(rate=1.0, kinds=("429",), retry_after="7")) as server:
+        backend = OpenAIBackend(api_key=server.api_key, base_url=server.base_url, max_retries=0)
+        with pytest.raises(ft.RateLimitError) as caught:
+            backend.get_job("ftjob-1")
+    assert caught.value.retry_after == 7.0
+
+
+def test_server_errors_are_retryable() -> None:
+    with OpenAIFake(Faults(rate=1.0, kinds=("503",))) as server:
+        backend = OpenAIBackend(api_key=server.api_key, base_url=server.base_url, max_retries=1)
+        with pytest.raises(ft.ServerError) as caught:
+            backend.list_jobs()
+    assert caught.value.retryable
+    assert len(server.requests) == 2  # the SDK's own retry honoured Retry-After
+
+
+def test_large_file_goes_through_uploads_in_parts(server: OpenAIFake) -> None:
+    data = dataset(n=200)
+    tuner = tuner_for(server, upload_threshold=1, part_size=4096, upload_concurrency=3)
+    job = tuner.fit(data)
+    parts = [r for r in server.requests if r.path.endswith("/parts")]
+    (upload,) = server.uploads.values()
+    assert upload["status"] == "completed" and len(parts) == -(-upload["bytes"] // 4096) > 3
+    assert not posts(server, "/v1/files")
+    assert job.job.training_file == upload["file"]["id"]
+    tuner_for(server, upload_threshold=1, part_size=4096).fit(data, suffix="again")
+    assert len(server.uploads) == 1  # reused by name and size
+
+
+def test_failed_part_cancels_the_upload(server: OpenAIFake) -> None:
+    backend = OpenAIBackend(
+        api_key=server.api_key,
+        base_url=server.base_url,
+        max_retries=0,
+        upload_threshold=1,
+        part_size=2048,
+        attempts=1,
+        **FAST_POLL,
+    )
+    server.faults = Faults(rate=1.0, kinds=("500",), only="/parts")
+    with pytest.raises(ft.ServerError):
+        backend.upload(dataset(n=100))
+    server.faults = Faults()
+    (upload,) = server.uploads.values()
+    assert upload["status"] == "cancelled" and not [
+        f for f in server.files.values() if f["purpose"] == "fine-tune"
+    ]
+
+
+def test_fifty_cycles_with_thirty_percent_faults() -> None:
+    faults = Faults(rate=0.3, seed=11, slow_seconds=0.05)
+    with OpenAIFake(faults, Phases(0.02, 0.02, 0.05)) as server:
+
+        def cycle(i: int) -> ft.Job:
+            tuner = ft.Tuner(
+                "openai",
+                model=MODEL,
+                api_key=server.api_key,
+                base_url=server.base_url,
+                max_retries=3,
+                timeout=5,
+                **FAST_POLL,
+            )
+            job = tuner.fit(dataset(str(i)), suffix=f"c{i}")
+            return job.wait(poll_interval=0.02, max_interval=0.1, timeout=60)
+
+        with ThreadPoolExecutor(max_workers=10) as pool:
+            jobs = list(pool.map(cycle, range(50)))
+        faulted = sum(r.fault is not None for r in server.requests)
+        summary = server.summary()
+    assert [j.status for j in jobs] == [ft.JobStatus.SUCCEEDED] * 50
+    assert summary == {"files": 50, "distinct_files": 50, "jobs": 50, "distinct_keys": 50}
+    assert faulted / len(server.requests) > 0.2
+
+
+CRASHING_SCRIPT = textwrap.dedent(
+    """
+    import sys
+    import finetune as ft
+    rows = [{"messages": [{"role": "user", "content": f"q{i}"},
+                          {"role": "assistant", "content": f"a{i}"}]} for i in range(12)]
+    tuner = ft.Tuner("openai", model=sys.argv[1], api_key=sys.argv[2], base_url=sys.argv[3],
+                     file_poll_interval=0.01)
+    job = tuner.fit(ft.Dataset.from_records(rows), suffix="crash")
+    print(job.wait(poll_interval=0.02, timeout=30).status.value)
+    """
+)
+
+
+@pytest.mark.parametrize("hold", ["/v1/files", "/v1/fine_tuning/jobs"])
+def test_sigkill_then_rerun_makes_one_job(server: OpenAIFake, tmp_path: Path, hold: str) -> None:
+    script = tmp_path / "fit.py"
+    script.write_text(CRASHING_SCRIPT)
+    command = [sys.executable, str(script), MODEL, server.api_key, server.base_url]
+    env = {**os.environ, "FINETUNE_REGISTRY": str(tmp_path / "registry.sqlite3")}
+    server.hold[("POST", hold)] = 30.0
+    child = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 60
+    while not posts(server, hold) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert posts(server, hold), child.communicate(timeout=5)
+    time.sleep(0.2)
+    os.kill(child.pid, signal.SIGKILL)
+    child.wait(timeout=10)
+    server.hold.clear()
+    rerun = subprocess.run(
+        command, env=env, capture_output=True, text=True, timeout=120, check=False
+    )
+    assert rerun.returncode == 0, rerun.stderr
+    assert rerun.stdout.strip() == "succeeded"
+    assert server.summary() == {"files": 1, "distinct_files": 1, "jobs": 1, "distinct_keys": 1}
+
+
+async def test_async_lifecycle(server: OpenAIFake) -> None:
+    async with ft.AsyncTuner(
+        "openai", model=MODEL, api_key=server.api_key, base_url=server.base_url, **FAST_POLL
+    ) as tuner:
+        job = await tuner.fit(dataset())
+        done = await job.wait(poll_interval=0.02, timeout=10)
+        assert done.status is ft.JobStatus.SUCCEEDED
+        assert len(await job.metrics()) == 5
+        assert (await job.events())[-1].message == "The job has successfully completed"
+        assert [c.step for c in await job.checkpoints()] == [3, 5]
+        again = await tuner.fit(dataset())
+        assert again.id == job.id
+        assert [j.id for j in await tuner.remote_jobs()] == [job.id]
+
+
+async def test_async_uploads_in_parts_and_faults() -> None:
+    with OpenAIFake(Faults(rate=0.3, seed=3, slow_seconds=0.05)) as server:
+        tuner = ft.AsyncTuner(
+            "openai",
+            model=MODEL,
+            api_key=server.api_key,
+            base_url=server.base_url,
+            max_retries=3,
+            upload_threshold=1,
+            part_size=4096,
+            **FAST_POLL,
+        )
+        jobs = await asyncio.gather(*(tuner.fit(dataset(str(i), n=60)) for i in range(5)))
+        done = await asyncio.gather(
+            *(j.wait(poll_interval=0.02, max_interval=0.1, timeout=60) for j in jobs)
+        )
+        await tuner.aclose()
+    assert {d.status for d in done} == {ft.JobStatus.SUCCEEDED}
+    assert server.summary()["jobs"] == 5 and server.summary()["distinct_files"] == 5
+
+
+def test_missing_key_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    with pytest.raises(ft.AuthenticationError, match="OPENAI_API_KEY"):
+        ft.Tuner("openai", model=MODEL)
