@@ -48,6 +48,7 @@ class Recorded:
     body: Any
     content_type: str
     fault: str | None
+    raw: bytes = b""
 
 
 class Reply(Exception):
@@ -126,7 +127,7 @@ class FakeServer:
         fault = self.faults.draw(split.path)
         with self.lock:
             self.requests.append(
-                Recorded(method, split.path, query_pairs, body, content_type, fault)
+                Recorded(method, split.path, query_pairs, body, content_type, fault, raw[:65536])
             )
         if fault == "reset_before":
             self._reset(handler)

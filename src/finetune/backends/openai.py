@@ -10,9 +10,10 @@ import asyncio
 import csv
 import io
 import logging
+import os
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from datetime import datetime, timezone
 from pathlib import Path
@@ -355,6 +356,27 @@ def _read_parts(path: Path, part_size: int) -> Iterator[tuple[int, bytes]]:
 
 
 _RETRY = retry_if_exception(is_retryable)
+MAX_LISTED = 10_000
+
+
+def _pages(page: Any, limit: int = MAX_LISTED) -> Iterator[Any]:
+    """Items across pages, at most ``limit``, stopping if a cursor stops advancing."""
+    seen: set[str] = set()
+    for item in page:
+        if item.id in seen or len(seen) >= limit:
+            return
+        seen.add(item.id)
+        yield item
+
+
+async def _apages(page: Any, limit: int = MAX_LISTED) -> AsyncIterator[Any]:
+    """The async twin of ``_pages``."""
+    seen: set[str] = set()
+    async for item in page:
+        if item.id in seen or len(seen) >= limit:
+            return
+        seen.add(item.id)
+        yield item
 
 
 class _Settings:
@@ -491,19 +513,27 @@ class OpenAIBackend(_Base):
 
     def upload(self, dataset: Dataset, *, purpose: str = "train") -> FileRef:
         """Upload in OpenAI's format, reusing a processed file of the same name and size."""
-        name = file_name(dataset, purpose)
         with provider_file(dataset, "openai") as path:
-            size = path.stat().st_size
-            existing = self._find_file(name, size)
-            if existing is None:
-                existing = self._upload_once(path, name, size)
-            return self._wait_processed(existing)
+            return self.upload_file(path, filename=file_name(dataset, purpose))
+
+    def upload_file(self, path: str | os.PathLike[str], *, filename: str | None = None) -> FileRef:
+        """Upload a JSONL file already in OpenAI's format (streamed; parts above the threshold).
+
+        A processed file with the same name and size is reused instead of uploading again.
+        """
+        source = Path(path)
+        name = filename or source.name
+        size = source.stat().st_size
+        existing = self._find_file(name, size)
+        if existing is None:
+            existing = self._upload_once(source, name, size)
+        return self._wait_processed(existing)
 
     def _find_file(self, name: str, size: int) -> Any:
         for attempt in self._retrying():
             with attempt:
                 page = self._call(self._client.files.list, purpose="fine-tune", limit=10000)
-                for item in page:
+                for item in _pages(page):
                     if item.filename == name and item.bytes == size and not _file_failed(item):
                         return item
         return None
@@ -621,7 +651,7 @@ class OpenAIBackend(_Base):
     def list_jobs(self, *, limit: int = 20) -> list[Job]:
         page = self._call(self._client.fine_tuning.jobs.list, limit=min(limit, 100))
         jobs: list[Job] = []
-        for item in page:
+        for item in _pages(page, limit):
             jobs.append(job_from_payload(item))
             if len(jobs) >= limit:
                 break
@@ -647,7 +677,7 @@ class OpenAIBackend(_Base):
         page = self._call(
             self._client.fine_tuning.jobs.list_events, job_id, limit=100, job_call=True
         )
-        events = [event_from_payload(e) for e in page]
+        events = [event_from_payload(e) for e in _pages(page)]
         return _oldest_first(events)
 
     def get_metrics(self, job_id: str) -> list[MetricPoint]:
@@ -663,7 +693,7 @@ class OpenAIBackend(_Base):
         page = self._call(
             self._client.fine_tuning.jobs.checkpoints.list, job_id, limit=100, job_call=True
         )
-        return sorted((checkpoint_from_payload(c) for c in page), key=lambda c: c.step)
+        return sorted((checkpoint_from_payload(c) for c in _pages(page)), key=lambda c: c.step)
 
 
 class AsyncOpenAIBackend(_Base):
@@ -709,19 +739,26 @@ class AsyncOpenAIBackend(_Base):
 
     async def upload(self, dataset: Dataset, *, purpose: str = "train") -> FileRef:
         """Upload in OpenAI's format, reusing a processed file of the same name and size."""
-        name = file_name(dataset, purpose)
         with provider_file(dataset, "openai") as path:
-            size = path.stat().st_size
-            existing = await self._find_file(name, size)
-            if existing is None:
-                existing = await self._upload_once(path, name, size)
-            return await self._wait_processed(existing)
+            return await self.upload_file(path, filename=file_name(dataset, purpose))
+
+    async def upload_file(
+        self, path: str | os.PathLike[str], *, filename: str | None = None
+    ) -> FileRef:
+        """Upload a JSONL file already in OpenAI's format (see ``OpenAIBackend.upload_file``)."""
+        source = Path(path)
+        name = filename or source.name
+        size = source.stat().st_size
+        existing = await self._find_file(name, size)
+        if existing is None:
+            existing = await self._upload_once(source, name, size)
+        return await self._wait_processed(existing)
 
     async def _find_file(self, name: str, size: int) -> Any:
         async for attempt in self._retrying():
             with attempt:
                 page = await self._call(self._client.files.list, purpose="fine-tune", limit=10000)
-                async for item in page:
+                async for item in _apages(page):
                     if item.filename == name and item.bytes == size and not _file_failed(item):
                         return item
         return None
@@ -828,7 +865,7 @@ class AsyncOpenAIBackend(_Base):
     async def list_jobs(self, *, limit: int = 20) -> list[Job]:
         page = await self._call(self._client.fine_tuning.jobs.list, limit=min(limit, 100))
         jobs: list[Job] = []
-        async for item in page:
+        async for item in _apages(page, limit):
             jobs.append(job_from_payload(item))
             if len(jobs) >= limit:
                 break
@@ -851,7 +888,7 @@ class AsyncOpenAIBackend(_Base):
         page = await self._call(
             self._client.fine_tuning.jobs.list_events, job_id, limit=100, job_call=True
         )
-        events = [event_from_payload(e) async for e in page]
+        events = [event_from_payload(e) async for e in _apages(page)]
         return _oldest_first(events)
 
     async def get_metrics(self, job_id: str) -> list[MetricPoint]:
@@ -867,7 +904,8 @@ class AsyncOpenAIBackend(_Base):
         page = await self._call(
             self._client.fine_tuning.jobs.checkpoints.list, job_id, limit=100, job_call=True
         )
-        return sorted([checkpoint_from_payload(c) async for c in page], key=lambda c: c.step)
+        checkpoints = [checkpoint_from_payload(c) async for c in _apages(page)]
+        return sorted(checkpoints, key=lambda c: c.step)
 
 
 OpenAIBackend.async_variant = AsyncOpenAIBackend  # type: ignore[attr-defined]
