@@ -443,34 +443,7 @@ def _build_client(kind: str, kwargs: dict[str, Any]) -> Any:
 class _Base:
     name = NAME
     capabilities = CAPABILITIES
-    _secret: str | None
-
-    def token_counter(self, model: str) -> TokenCounter:
-        """tiktoken for the model's encoding (approximate, and said so, when offline)."""
-        from finetune.validation import counter_for
-
-        return counter_for("openai", model)
-
-    def _error(self, error: Exception, *, job_call: bool = False) -> Exception:
-        return map_error(error, self._secret, job_call=job_call)
-
-    def __repr__(self) -> str:
-        return f"{type(self).__name__}(base_url={self._base_url!r})"
-
-    _base_url: str
-
-
-class OpenAIBackend(_Base):
-    """OpenAI fine-tuning through the ``openai`` SDK.
-
-    Args:
-        api_key, base_url, organization, project: as for ``openai.OpenAI`` (environment
-            variables ``OPENAI_API_KEY``, ``OPENAI_BASE_URL``... when omitted).
-        client: an ``openai.OpenAI`` to use instead of building one.
-        max_retries: the SDK's own retries per call.
-        upload_threshold: files at least this large go through the Uploads API in parts.
-        part_size, upload_concurrency: part size in bytes and parts in flight at once.
-    """
+    _sdk_class = "OpenAI"
 
     def __init__(
         self,
@@ -484,12 +457,36 @@ class OpenAIBackend(_Base):
         timeout: float | None = None,
         **options: Any,
     ) -> None:
-        self._client = client or _build_client(
-            "OpenAI", _client_kwargs(api_key, base_url, organization, project, max_retries, timeout)
-        )
+        kwargs = _client_kwargs(api_key, base_url, organization, project, max_retries, timeout)
+        self._client = client or _build_client(self._sdk_class, kwargs)
         self._secret = api_key or getattr(self._client, "api_key", None)
         self._base_url = str(self._client.base_url)
         self._settings = _settings(**options)
+
+    def token_counter(self, model: str) -> TokenCounter:
+        """tiktoken for the model's encoding (approximate, and said so, when offline)."""
+        from finetune.validation import counter_for
+
+        return counter_for("openai", model)
+
+    def _error(self, error: Exception, *, job_call: bool = False) -> Exception:
+        return map_error(error, self._secret, job_call=job_call)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(base_url={self._base_url!r})"
+
+
+class OpenAIBackend(_Base):
+    """OpenAI fine-tuning through the ``openai`` SDK.
+
+    Args:
+        api_key, base_url, organization, project: as for ``openai.OpenAI`` (environment
+            variables ``OPENAI_API_KEY``, ``OPENAI_BASE_URL``... when omitted).
+        client: an ``openai.OpenAI`` to use instead of building one.
+        max_retries: the SDK's own retries per call.
+        upload_threshold: files at least this large go through the Uploads API in parts.
+        part_size, upload_concurrency: part size in bytes and parts in flight at once.
+    """
 
     def close(self) -> None:
         """Close the SDK client's connections."""
@@ -699,25 +696,7 @@ class OpenAIBackend(_Base):
 class AsyncOpenAIBackend(_Base):
     """The asyncio twin of ``OpenAIBackend`` over ``openai.AsyncOpenAI``."""
 
-    def __init__(
-        self,
-        *,
-        api_key: str | None = None,
-        base_url: str | None = None,
-        organization: str | None = None,
-        project: str | None = None,
-        client: Any = None,
-        max_retries: int = 2,
-        timeout: float | None = None,
-        **options: Any,
-    ) -> None:
-        self._client = client or _build_client(
-            "AsyncOpenAI",
-            _client_kwargs(api_key, base_url, organization, project, max_retries, timeout),
-        )
-        self._secret = api_key or getattr(self._client, "api_key", None)
-        self._base_url = str(self._client.base_url)
-        self._settings = _settings(**options)
+    _sdk_class = "AsyncOpenAI"
 
     async def aclose(self) -> None:
         """Close the SDK client's connections."""

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -11,6 +11,13 @@ from typing import Any, BinaryIO
 __all__ = ["DEFAULT_MAX_LINE_BYTES", "RawRecord", "ReadProblem", "iter_jsonl"]
 
 DEFAULT_MAX_LINE_BYTES = 16 * 1024 * 1024
+
+try:  # orjson parses about three times faster; the stdlib is the fallback
+    import orjson
+
+    _loads: Callable[[str], Any] = orjson.loads
+except ImportError:  # pragma: no cover
+    _loads = json.loads
 _BOM = b"\xef\xbb\xbf"
 _SKIP_CHUNK = 1024 * 1024
 
@@ -95,17 +102,17 @@ def _decode(raw: bytes, number: int, offset: int) -> RawRecord | ReadProblem:
             f"invalid UTF-8 at byte {exc.start} of the line; save the file as UTF-8",
         )
     try:
-        data = json.loads(text)
+        data = _loads(text)
     except json.JSONDecodeError as exc:
         if not complete:
             return ReadProblem(
                 number,
                 offset,
                 "truncated_line",
-                f"last line is not complete JSON ({exc.msg}); the file looks truncated",
+                f"last line is not complete JSON ({_reason(exc)}); the file looks truncated",
             )
         return ReadProblem(
-            number, offset, "invalid_json", f"not valid JSON: {exc.msg} at column {exc.colno}"
+            number, offset, "invalid_json", f"not valid JSON: {_reason(exc)} at column {exc.colno}"
         )
     if not isinstance(data, dict):
         return ReadProblem(
@@ -115,3 +122,7 @@ def _decode(raw: bytes, number: int, offset: int) -> RawRecord | ReadProblem:
             f"each line must be a JSON object, got {type(data).__name__}",
         )
     return RawRecord(number, offset, data)
+
+
+def _reason(error: json.JSONDecodeError) -> str:
+    return str(error.msg).split(":")[0]

@@ -6,6 +6,7 @@ from finetune.validation._report import Finding, ValidationReport
 from finetune.validation._rules import RULES, target_rules
 from finetune.validation._tokens import (
     ApproximateCounter,
+    ChatTemplateCounter,
     MistralCounter,
     TiktokenCounter,
     TokenCounter,
@@ -15,6 +16,7 @@ from finetune.validation._tokens import (
 __all__ = [
     "RULES",
     "ApproximateCounter",
+    "ChatTemplateCounter",
     "Finding",
     "MistralCounter",
     "TiktokenCounter",

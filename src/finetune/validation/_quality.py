@@ -18,6 +18,7 @@ _PII = re.compile(
     r"|(?P<card>\b(?:\d[ -]?){13,19}\b)"
     r"|(?P<phone>(?<![\w.])\+?\(?\d{1,4}\)?[ .-]?\(?\d{2,4}\)?[ .-]?\d{3,4}[ .-]?\d{3,4}(?![\w.]))"
 )
+_PII_HINT = re.compile(r"@|\d[\d ().-]{5,}\d|sk-|AKIA|gh[pousr]_|xox[abpr]-|AIza")
 _PII_CODES = {"email": "pii_email", "key": "secret_api_key", "card": "pii_card_number"}
 _PII_CODES["phone"] = "pii_phone"
 _MAX_SYSTEM_PROMPTS = 1000
@@ -86,7 +87,11 @@ class QualityScan:
             exact.append((role, text))
             normalized.append(" ".join(text.lower().split()))
             if role == "system":
-                self._observe_system(hash(text), line)
+                key = hash(text)
+                seen = key in self.system_prompts
+                self._observe_system(key, line)
+                if seen:
+                    continue
             if text:
                 self._scan_pii(text, line, add)
         self.exact.append(hash(tuple(exact)))
@@ -100,6 +105,8 @@ class QualityScan:
             self.system_lines.setdefault(key, line)
 
     def _scan_pii(self, text: str, line: int, add: AddFinding) -> None:
+        if _PII_HINT.search(text) is None:
+            return
         for match in _PII.finditer(text):
             kind = match.lastgroup or ""
             found = match.group()

@@ -12,6 +12,7 @@ from finetune._errors import MissingDependency
 
 __all__ = [
     "ApproximateCounter",
+    "ChatTemplateCounter",
     "MistralCounter",
     "TiktokenCounter",
     "TokenCounter",
@@ -248,3 +249,45 @@ def counter_for(target: str, model: str) -> TokenCounter:
         )
         log.warning("%s; token counts are approximate", reason)
         return ApproximateCounter(reason)
+
+
+class ChatTemplateCounter:
+    """Local models: tokens of the example rendered through the tokenizer's own chat template."""
+
+    exact = True
+
+    def __init__(self, tokenizer: Any, name: str = "") -> None:
+        if getattr(tokenizer, "chat_template", None) is None:
+            raise ValueError(
+                f"the tokenizer {name or type(tokenizer).__name__} has no chat template; "
+                "set tokenizer.chat_template or use a chat model"
+            )
+        self._tokenizer = tokenizer
+        self.name = f"chat-template:{name or type(tokenizer).__name__}"
+
+    @classmethod
+    def from_pretrained(cls, path: str, *, trust_remote_code: bool = False) -> ChatTemplateCounter:
+        """Load the tokenizer of a local model folder or hub id (needs ``finetune[hf]``)."""
+        try:
+            from transformers import AutoTokenizer
+        except ImportError as exc:
+            raise MissingDependency("transformers", "hf", purpose="for local models") from exc
+        tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code)
+        return cls(tokenizer, name=path)
+
+    def count_text(self, text: str) -> int:
+        return len(self._tokenizer(text, add_special_tokens=False)["input_ids"])
+
+    def count_example(self, record: dict[str, Any]) -> int:
+        if "messages" not in record and "prompt" in record and "completion" in record:
+            text = str(record["prompt"]) + str(record["completion"])
+            return len(self._tokenizer(text)["input_ids"])
+        messages = [
+            {"role": m.get("role"), "content": _text_of(m.get("content"))}
+            for m in _messages_of(record)
+            if isinstance(m, dict)
+        ]
+        rendered = self._tokenizer.apply_chat_template(messages, tokenize=True)
+        if isinstance(rendered, dict) or hasattr(rendered, "keys"):
+            rendered = rendered["input_ids"]
+        return len(rendered)

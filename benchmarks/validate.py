@@ -1,0 +1,171 @@
+"""Validate + count tokens for OpenAI vs a plain "json.loads every line + encode" loop.
+
+Usage: python benchmarks/validate.py [--n 100000] [--scale 4]
+
+Each contender runs in its own process so peak RSS is its own. Prints examples/s, peak RSS,
+and the ratios. Targets: >= 3x the baseline's speed, <= 0.3x its peak memory, and memory flat
+as N grows (N x scale uses <= 1.2x the RSS of N).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+MODEL = "gpt-4.1-mini-2025-04-14"
+SYSTEM = (
+    "You are Acme's customer-service assistant. Answer in two short sentences, be polite, "
+    "never promise refunds, and end with 'Anything else I can help with?'"
+)
+WORDS = [
+    "order",
+    "parcel",
+    "refund",
+    "invoice",
+    "address",
+    "delivery",
+    "tracking",
+    "account",
+    "password",
+    "warranty",
+    "replacement",
+    "courier",
+    "package",
+    "damaged",
+    "late",
+    "missing",
+    "charge",
+    "subscription",
+    "cancel",
+    "update",
+]
+
+
+def generate(path: Path, n: int, seed: int = 0) -> None:
+    """N realistic chat examples: one system prompt, varied questions and answers."""
+    rng = random.Random(seed)
+    with path.open("w", encoding="utf-8") as handle:
+        for i in range(n):
+            question = " ".join(rng.choices(WORDS, k=rng.randint(8, 20)))
+            answer = " ".join(rng.choices(WORDS, k=rng.randint(15, 35)))
+            row = {
+                "messages": [
+                    {"role": "system", "content": SYSTEM},
+                    {"role": "user", "content": f"Ticket {i}: {question}?"},
+                    {"role": "assistant", "content": f"{answer.capitalize()}. Anything else?"},
+                ]
+            }
+            handle.write(json.dumps(row) + "\n")
+
+
+def run_baseline(path: Path) -> dict[str, float]:
+    """The cookbook way: load every line, then encode every value of every message."""
+    import tiktoken
+
+    encoding = tiktoken.get_encoding("o200k_base")
+    started = time.perf_counter()
+    with path.open(encoding="utf-8") as handle:
+        rows = [json.loads(line) for line in handle]
+    total = 0
+    for row in rows:
+        total += 3
+        for message in row["messages"]:
+            total += 3
+            for value in message.values():
+                total += len(encoding.encode(value))
+    return {"seconds": time.perf_counter() - started, "examples": len(rows), "tokens": total}
+
+
+def run_ours(path: Path) -> dict[str, float]:
+    """finetune's validation: every rule, exact counts, quality checks, streamed."""
+    import finetune as ft
+    from finetune.validation import counter_for, validate
+
+    counter = counter_for("openai", MODEL)
+    started = time.perf_counter()
+    report = validate(
+        ft.Dataset.from_jsonl(path), target="openai", model=MODEL, token_counter=counter
+    )
+    seconds = time.perf_counter() - started
+    assert report.ok, report.summary()
+    return {"seconds": seconds, "examples": report.examples, "tokens": report.stats["tokens_total"]}
+
+
+def child(which: str, path: str) -> None:
+    import tiktoken
+
+    tiktoken.get_encoding("o200k_base")  # both load the encoding before the clock and RSS
+    base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    result = (run_baseline if which == "baseline" else run_ours)(Path(path))
+    result["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    result["start_rss_mb"] = base / 1024
+    print(json.dumps(result))
+
+
+def measure(which: str, path: Path) -> dict[str, float]:
+    out = subprocess.run(
+        [sys.executable, __file__, "--child", which, str(path)],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    result: dict[str, float] = json.loads(out.stdout.strip().splitlines()[-1])
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--n", type=int, default=100_000)
+    parser.add_argument("--scale", type=int, default=4)
+    parser.add_argument("--child", nargs=2, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        child(*args.child)
+        return
+    with tempfile.TemporaryDirectory() as folder:
+        small, large = Path(folder) / "n.jsonl", Path(folder) / "nx.jsonl"
+        generate(small, args.n)
+        generate(large, args.n * args.scale, seed=1)
+        base = measure("baseline", small)
+        ours = measure("ours", small)
+        ours_large = measure("ours", large)
+    speed = base["seconds"] / ours["seconds"]
+    memory = ours["peak_rss_mb"] / base["peak_rss_mb"]
+    flat = ours_large["peak_rss_mb"] / ours["peak_rss_mb"]
+    rows = [
+        ("baseline (json.loads + encode)", args.n, base),
+        ("finetune validate (openai)", args.n, ours),
+        ("finetune validate (openai)", args.n * args.scale, ours_large),
+    ]
+    print(
+        f"{'contender':32} | {'N':>7} | {'seconds':>7} | {'examples/s':>10} | "
+        f"{'tokens':>9} | {'peak RSS MB':>11}"
+    )
+    print(f"{'-' * 32}-|{'-' * 9}|{'-' * 9}|{'-' * 12}|{'-' * 11}|{'-' * 12}")
+    for name, n, r in rows:
+        print(
+            f"{name:32} | {n:>7} | {r['seconds']:>7.2f} | {n / r['seconds']:>10.0f} | "
+            f"{int(r['tokens']):>9} | {r['peak_rss_mb']:>11.0f}"
+        )
+    print()
+    print(f"token totals agree: {int(base['tokens']) == int(ours['tokens'])}")
+    print(f"speed vs baseline: {speed:.2f}x (target >= 3x) {'PASS' if speed >= 3 else 'FAIL'}")
+    print(
+        f"peak RSS vs baseline: {memory:.2f}x (target <= 0.3x) "
+        f"{'PASS' if memory <= 0.3 else 'FAIL'}"
+    )
+    print(
+        f"RSS at {args.scale}N vs N: {flat:.2f}x (target <= 1.2x) "
+        f"{'PASS' if flat <= 1.2 else 'FAIL'}"
+    )
+
+
+if __name__ == "__main__":
+    main()

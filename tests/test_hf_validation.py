@@ -1,0 +1,44 @@
+"""The hf target: examples rendered through a local tokenizer's chat template."""
+
+from __future__ import annotations
+
+import pytest
+
+import finetune as ft
+from finetune.validation import ChatTemplateCounter, validate
+
+from .conftest import chat
+from .tiny import tiny_tokenizer
+
+pytest.importorskip("transformers")
+
+
+def test_counts_are_the_chat_template_lengths() -> None:
+    rows = [chat(i) for i in range(30)]
+    for i, row in enumerate(rows):
+        row["messages"][2]["content"] += " Thanks!" * (i % 6)
+    texts = [m["content"] for r in rows for m in r["messages"]]
+    tokenizer = tiny_tokenizer(texts)
+    counter = ChatTemplateCounter(tokenizer, name="tiny")
+    for row in rows[:5]:
+        expected = len(tokenizer.apply_chat_template(row["messages"], tokenize=True)["input_ids"])
+        assert counter.count_example(row) == expected
+    lengths = sorted(counter.count_example(r) for r in rows)
+    limit = lengths[len(lengths) // 2]
+    report = validate(
+        ft.Dataset.from_records(rows),
+        target="hf",
+        model="tiny",
+        token_counter=counter,
+        context_limit=limit,
+    )
+    over = sum(n > limit for n in lengths)
+    assert report.ok and report.counts["would_truncate"] == over > 0
+    assert report.stats["counter"] == "chat-template:tiny"
+
+
+def test_missing_chat_template_is_a_clear_error() -> None:
+    tokenizer = tiny_tokenizer(["hello world"] * 10)
+    tokenizer.chat_template = None
+    with pytest.raises(ValueError, match="no chat template"):
+        ChatTemplateCounter(tokenizer, name="tiny")
