@@ -405,3 +405,25 @@ def test_every_rule_code_is_documented() -> None:
 
     page = (Path(__file__).parents[1] / "docs" / "validation-rules.md").read_text()
     assert [code for code in RULES if f"`{code}`" not in page] == []
+
+
+@needs_tiktoken
+def test_parallel_scan_reports_exactly_what_a_sequential_scan_does(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import finetune.validation._engine as engine
+
+    rows: list[Any] = [chat(i) for i in range(3000)]
+    rows[10] = {"messages": [{"role": "user", "content": "no answer"}]}
+    rows[2500] = "{broken"
+    rows[2900] = chat(5)  # duplicate of a line in the first half
+    rows[1700] = chat(7, system="Another prompt")
+    path = write_jsonl(tmp_path / "many.jsonl", rows)
+    monkeypatch.setattr(engine, "PARALLEL_MIN_BYTES", 0)
+    data = ft.Dataset.from_jsonl(path)
+    sequential = validate(data, target="openai", model=MODEL, workers=1).to_dict()
+    parallel = validate(data, target="openai", model=MODEL, workers=3).to_dict()
+    assert parallel == sequential
+    assert sequential["codes"]["invalid_json"]["lines"] == [2501]
+    assert sequential["codes"]["duplicate_example"]["lines"] == [2901]
+    assert sequential["codes"]["inconsistent_system_prompt"]["lines"] == [1701]

@@ -30,10 +30,10 @@ class _JsonlSource:
     def __init__(self, path: Path, max_line_bytes: int) -> None:
         self.path: str | None = str(path)
         self.name = path.name
-        self._max = max_line_bytes
+        self.max_line_bytes = max_line_bytes
 
     def items(self) -> Iterator[RawRecord | ReadProblem]:
-        return iter_jsonl(str(self.path), max_line_bytes=self._max)
+        return iter_jsonl(str(self.path), max_line_bytes=self.max_line_bytes)
 
 
 class _RecordsSource:
@@ -126,6 +126,13 @@ class Dataset:
     def path(self) -> str | None:
         """The JSONL file this dataset streams from, if any."""
         return self._source.path
+
+    def whole_file(self) -> tuple[str, int] | None:
+        """(path, line size cap) when this dataset is a whole JSONL file, not a view."""
+        source = self._source
+        if isinstance(source, _JsonlSource) and source.path is not None:
+            return source.path, source.max_line_bytes
+        return None
 
     @property
     def kind(self) -> ExampleKind:

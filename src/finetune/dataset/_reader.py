@@ -43,20 +43,28 @@ class ReadProblem:
 
 
 def iter_jsonl(
-    path: str | Path, *, max_line_bytes: int = DEFAULT_MAX_LINE_BYTES
+    path: str | Path,
+    *,
+    max_line_bytes: int = DEFAULT_MAX_LINE_BYTES,
+    start: int = 0,
+    end: int | None = None,
 ) -> Iterator[RawRecord | ReadProblem]:
-    """Yield one ``RawRecord`` or ``ReadProblem`` per non-blank line of ``path``.
+    """Yield one ``RawRecord`` or ``ReadProblem`` per line of ``path``.
 
-    Blank lines yield a warning problem; nothing stops the scan.
+    Blank lines yield a warning problem; nothing stops the scan. ``start``/``end`` read only
+    the lines beginning in that byte range (``start`` must be a line start); line numbers then
+    count from 1 at ``start``.
     """
     with open(path, "rb") as handle:
-        yield from _iter_handle(handle, max_line_bytes)
+        handle.seek(start)
+        yield from _iter_handle(handle, max_line_bytes, start, end)
 
 
-def _iter_handle(handle: BinaryIO, max_line_bytes: int) -> Iterator[RawRecord | ReadProblem]:
-    offset = 0
+def _iter_handle(
+    handle: BinaryIO, max_line_bytes: int, offset: int = 0, end: int | None = None
+) -> Iterator[RawRecord | ReadProblem]:
     number = 0
-    while True:
+    while end is None or offset < end:
         raw = handle.readline(max_line_bytes + 1)
         if not raw:
             return

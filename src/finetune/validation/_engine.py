@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import itertools
+import multiprocessing
 import os
+import threading
 from array import array
+from collections.abc import Iterable
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
-from finetune.dataset._reader import ReadProblem
+from finetune.dataset._reader import RawRecord, ReadProblem, iter_jsonl
 from finetune.types import CostEstimate, Hyperparameters
 from finetune.validation._catalog import catalog, default_epochs, model_info
 from finetune.validation._quality import QualityScan
@@ -46,7 +51,10 @@ class _Scan:
         self.quality = QualityScan()
         self.kind: str | None = None
         self.examples = 0
-        self.tokens = array("l")
+
+    def __getstate__(self) -> dict[str, Any]:
+        # workers send their results back; the token counter stays behind
+        return {k: v for k, v in self.__dict__.items() if k != "counter"}
 
     def add(self, code: str, message: str, line: int | None, field: str | None) -> None:
         from finetune.validation._rules import RULES
@@ -55,7 +63,11 @@ class _Scan:
         self.report.add(Finding(code, severity, message, self.file, line, field))  # type: ignore[arg-type]
 
     def run(self, dataset: Dataset) -> None:
-        for item in dataset.items():
+        self.consume(dataset.items())
+
+    def consume(self, items: Iterable[RawRecord | ReadProblem]) -> None:
+        """Scan raw records and read problems, in order."""
+        for item in items:
             if isinstance(item, ReadProblem):
                 sev = item.severity
                 self.report.add(Finding(item.code, sev, item.message, self.file, item.line))  # type: ignore[arg-type]
@@ -82,7 +94,6 @@ class _Scan:
         except Exception as exc:
             self.add("unknown_format", f"the tokenizer refused this example: {exc}", line, None)
             return
-        self.tokens.append(tokens)
         if self.limit is not None and tokens > self.limit:
             code = "would_truncate" if self.rules.truncates else "too_many_tokens"
             self.add(code, f"{tokens} tokens, over the limit of {self.limit}", line, None)
@@ -105,16 +116,20 @@ def validate(
     token_counter: TokenCounter | None = None,
     context_limit: int | None = None,
     keep: int = 20,
+    workers: int | None = None,
 ) -> ValidationReport:
     """Check every example against ``target``'s rules, limits and quality checks.
 
     Never raises for bad data: every problem becomes a finding with file, line and field.
+    A whole JSONL file of 16 MB or more is scanned by ``workers`` processes (default: one per
+    CPU) over byte ranges; the report is the same as a sequential scan's.
     """
+    workers = workers if workers is not None else (os.cpu_count() or 1)
     rules = target_rules(target)
     counter = token_counter or counter_for(target, model)
     limit = _context_limit(target, model, context_limit)
     report = ValidationReport(target=target, model=model, keep=keep)
-    train = _scan(dataset, report, rules, model, counter, limit)
+    train = _scan(dataset, report, rules, model, counter, limit, workers)
     report.examples = train.examples
     if train.examples < rules.min_examples:
         train.add(
@@ -126,15 +141,21 @@ def validate(
     _check_file_size(dataset, rules, train)
     train.quality.finish(train.add)
     if validation is not None:
-        held = _scan(validation, report, rules, model, counter, limit)
+        held = _scan(validation, report, rules, model, counter, limit, workers)
         held.quality.finish(held.add)
         train.quality.leaks(held.quality, held.add)
         report.stats["validation_examples"] = held.examples
     if not counter.exact:
         reason = getattr(counter, "reason", "") or "no exact tokenizer for this model"
         train.add("approximate_token_counts", reason, None, None)
-    report.stats.update(_token_stats(train.tokens), counter=counter.name, context_limit=limit)
+    report.stats.update(
+        _token_stats(train.quality.tokens), counter=counter.name, context_limit=limit
+    )
     return report
+
+
+PARALLEL_MIN_BYTES = 16 * 1024 * 1024
+_worker_scan: _Scan | None = None
 
 
 def _scan(
@@ -144,10 +165,84 @@ def _scan(
     model: str,
     counter: TokenCounter,
     limit: int | None,
+    workers: int = 1,
 ) -> _Scan:
     scan = _Scan(report, rules, model, counter, limit, dataset.name)
+    whole = dataset.whole_file()
+    if whole is not None and workers > 1 and _can_fork():
+        path, cap = whole
+        if os.path.getsize(path) >= PARALLEL_MIN_BYTES:
+            _scan_in_parallel(scan, path, cap, workers)
+            return scan
     scan.run(dataset)
     return scan
+
+
+def _can_fork() -> bool:
+    # forking a process that runs other threads can deadlock the child: stay sequential then
+    return "fork" in multiprocessing.get_all_start_methods() and threading.active_count() == 1
+
+
+def _ranges(path: str, workers: int) -> list[tuple[int, int]]:
+    size = os.path.getsize(path)
+    bounds = [0]
+    with open(path, "rb") as handle:
+        for index in range(1, workers):
+            handle.seek(size * index // workers)
+            handle.readline()
+            bounds.append(min(handle.tell(), size))
+    bounds.append(size)
+    return [(a, b) for a, b in itertools.pairwise(bounds) if b > a]
+
+
+def _scan_part(task: tuple[str, int, int, int]) -> tuple[_Scan, int]:
+    """Worker: scan the lines starting in one byte range (line numbers from 1)."""
+    path, cap, start, end = task
+    template = _worker_scan
+    assert template is not None
+    report = ValidationReport(
+        target=template.report.target, model=template.model, keep=template.report.keep
+    )
+    scan = _Scan(
+        report, template.rules, template.model, template.counter, template.limit, template.file
+    )
+    lines = 0
+    for item in iter_jsonl(path, max_line_bytes=cap, start=start, end=end):
+        lines = item.line
+        scan.consume((item,))
+    return scan, lines
+
+
+def _scan_in_parallel(scan: _Scan, path: str, cap: int, workers: int) -> None:
+    """Split the file by byte ranges, scan them in forked workers, merge in file order."""
+    global _worker_scan
+    _worker_scan = scan
+    tasks = [(path, cap, start, end) for start, end in _ranges(path, workers)]
+    try:
+        with multiprocessing.get_context("fork").Pool(len(tasks)) as pool:
+            parts = pool.map(_scan_part, tasks)
+    finally:
+        _worker_scan = None
+    offset = 0
+    for part, lines in parts:
+        _merge(scan, part, offset)
+        offset += lines
+
+
+def _merge(scan: _Scan, part: _Scan, offset: int) -> None:
+    for code, findings in part.report.kept.items():
+        shifted = [replace(f, line=f.line + offset) if f.line else f for f in findings]
+        for finding in shifted:
+            scan.report.add(finding)
+        scan.report.counts[code] += part.report.counts[code] - len(shifted)
+    if scan.kind is None:
+        scan.kind = part.kind
+    elif part.kind is not None and part.kind != scan.kind:
+        scan.add(
+            "mixed_kinds", f"{part.kind} examples in a file of {scan.kind} examples", None, None
+        )
+    scan.examples += part.examples
+    scan.quality.extend(part.quality, offset)
 
 
 def _check_file_size(dataset: Dataset, rules: Target, scan: _Scan) -> None:

@@ -74,8 +74,8 @@ class QualityScan:
     def __init__(self) -> None:
         self.exact = array("q")
         self.normalized = array("q")
-        self.lines = array("l")
-        self.tokens = array("l")
+        self.lines = array("i")
+        self.tokens = array("i")
         self.system_prompts: Counter[int] = Counter()
         self.system_lines: dict[int, int] = {}
 
@@ -98,6 +98,17 @@ class QualityScan:
         self.normalized.append(hash(tuple(normalized)))
         self.lines.append(line)
         self.tokens.append(tokens)
+
+    def extend(self, other: QualityScan, line_offset: int) -> None:
+        """Append another scan's hashes (of the lines after ours), shifting its line numbers."""
+        self.exact.extend(other.exact)
+        self.normalized.extend(other.normalized)
+        self.lines.extend(line + line_offset for line in other.lines)
+        self.tokens.extend(other.tokens)
+        for key, uses in other.system_prompts.items():
+            if key in self.system_prompts or len(self.system_prompts) < _MAX_SYSTEM_PROMPTS:
+                self.system_prompts[key] += uses
+                self.system_lines.setdefault(key, other.system_lines[key] + line_offset)
 
     def _observe_system(self, key: int, line: int) -> None:
         if key in self.system_prompts or len(self.system_prompts) < _MAX_SYSTEM_PROMPTS:
@@ -124,13 +135,20 @@ class QualityScan:
     def _duplicates(
         self, hashes: array[int], code: str, add: AddFinding, skip: set[int] | None = None
     ) -> set[int]:
-        order = sorted(range(len(hashes)), key=hashes.__getitem__)
+        """Indices of repeated examples; sorting the hash values keeps the extra memory small."""
+        ranked = sorted(hashes)
+        repeated = {a for a, b in itertools.pairwise(ranked) if a == b}
+        del ranked
+        first: dict[int, int] = {}
         found: set[int] = set()
-        for previous, current in itertools.pairwise(order):
-            if hashes[previous] == hashes[current] and current not in (skip or ()):
-                first, again = sorted((previous, current))
-                found.add(again)
-                add(code, f"same as line {self.lines[first]}", self.lines[again], None)
+        for index, key in enumerate(hashes):
+            if key not in repeated:
+                continue
+            if key not in first:
+                first[key] = index
+            elif index not in (skip or ()):
+                found.add(index)
+                add(code, f"same as line {self.lines[first[key]]}", self.lines[index], None)
         return found
 
     def _system_prompts(self, add: AddFinding) -> None:

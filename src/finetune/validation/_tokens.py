@@ -21,7 +21,7 @@ __all__ = [
 ]
 
 log = logging.getLogger("finetune")
-_CACHE_LIMIT = 200_000
+_CACHE_LIMIT = 4096
 
 
 @runtime_checkable
@@ -69,22 +69,33 @@ def _text_of(content: Any) -> str:
 
 
 class _CachedCounter:
-    """Caches counts of repeated strings (system prompts repeat in nearly every example)."""
+    """Caches the counts of strings seen twice (system prompts repeat in nearly every example).
+
+    Unique strings are remembered only by hash, in a bounded set, so memory stays flat.
+    """
 
     def __init__(self) -> None:
         self._cache: dict[str, int] = {}
+        self._seen: set[int] = set()
 
     def _encode_len(self, text: str) -> int:
         raise NotImplementedError
 
     def count_text(self, text: str) -> int:
         cached = self._cache.get(text)
-        if cached is None:
-            cached = self._encode_len(text)
+        if cached is not None:
+            return cached
+        count = self._encode_len(text)
+        key = hash(text)
+        if key in self._seen:
             if len(self._cache) >= _CACHE_LIMIT:
                 self._cache.clear()
-            self._cache[text] = cached
-        return cached
+            self._cache[text] = count
+        else:
+            if len(self._seen) >= 4 * _CACHE_LIMIT:
+                self._seen.clear()
+            self._seen.add(key)
+        return count
 
 
 class TiktokenCounter(_CachedCounter):
