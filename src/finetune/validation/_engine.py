@@ -7,6 +7,7 @@ import multiprocessing
 import os
 import threading
 from array import array
+from collections import Counter
 from collections.abc import Iterable
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
@@ -14,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 from finetune.dataset._reader import RawRecord, ReadProblem, iter_jsonl
 from finetune.types import CostEstimate, Hyperparameters
 from finetune.validation._catalog import catalog, default_epochs, model_info
-from finetune.validation._quality import QualityScan
+from finetune.validation._quality import QualityScan, percentile
 from finetune.validation._report import Finding, ValidationReport
 from finetune.validation._rules import (
     Target,
@@ -258,19 +259,13 @@ def _check_file_size(dataset: Dataset, rules: Target, scan: _Scan) -> None:
         )
 
 
-def _percentile(ranked: list[int], fraction: float) -> int:
-    if not ranked:
-        return 0
-    return ranked[min(len(ranked) - 1, int(fraction * (len(ranked) - 1) + 0.5))]
-
-
 def _token_stats(tokens: array[int]) -> dict[str, int]:
-    ranked = sorted(tokens)
+    histogram = Counter(tokens)
     return {
-        "tokens_total": sum(ranked),
-        "tokens_p50": _percentile(ranked, 0.5),
-        "tokens_p95": _percentile(ranked, 0.95),
-        "tokens_max": ranked[-1] if ranked else 0,
+        "tokens_total": sum(tokens),
+        "tokens_p50": percentile(histogram, 0.5),
+        "tokens_p95": percentile(histogram, 0.95),
+        "tokens_max": max(histogram, default=0),
     }
 
 

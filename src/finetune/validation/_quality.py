@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-import itertools
+import heapq
 import re
 from array import array
 from collections import Counter
 from collections.abc import Callable, Iterator
 from typing import Any
 
-__all__ = ["QualityScan", "example_texts"]
+__all__ = ["QualityScan", "example_texts", "percentile"]
 
 _PII = re.compile(
     r"(?P<email>[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,})"
@@ -133,21 +133,19 @@ class QualityScan:
         self._long_tail(add)
 
     def _duplicates(
-        self, hashes: array[int], code: str, add: AddFinding, skip: set[int] | None = None
-    ) -> set[int]:
-        """Indices of repeated examples; sorting the hash values keeps the extra memory small."""
-        ranked = sorted(hashes)
-        repeated = {a for a, b in itertools.pairwise(ranked) if a == b}
-        del ranked
+        self, hashes: array[int], code: str, add: AddFinding, skip: bytearray | None = None
+    ) -> bytearray:
+        """Marks (one byte per example) the repeats of an earlier example, reported as found."""
+        repeated = _repeated_values(hashes)
         first: dict[int, int] = {}
-        found: set[int] = set()
+        found = bytearray(len(hashes))
         for index, key in enumerate(hashes):
             if key not in repeated:
                 continue
             if key not in first:
                 first[key] = index
-            elif index not in (skip or ()):
-                found.add(index)
+            elif skip is None or not skip[index]:
+                found[index] = 1
                 add(code, f"same as line {self.lines[first[key]]}", self.lines[index], None)
         return found
 
@@ -169,8 +167,7 @@ class QualityScan:
     def _long_tail(self, add: AddFinding) -> None:
         if len(self.tokens) < 20:
             return
-        ranked = sorted(self.tokens)
-        median = ranked[len(ranked) // 2]
+        median = percentile(Counter(self.tokens), 0.5)
         cutoff = max(median * 8, 256)
         for index, tokens in enumerate(self.tokens):
             if tokens > cutoff:
@@ -192,6 +189,32 @@ class QualityScan:
                     validation.lines[index],
                     None,
                 )
+
+
+def _repeated_values(values: array[int], chunk: int = 1 << 20) -> set[int]:
+    """Values that occur more than once, sorting in chunks so the extra memory stays small."""
+    runs = [array("q", sorted(values[i : i + chunk])) for i in range(0, len(values), chunk)]
+    repeated: set[int] = set()
+    previous: int | None = None
+    for value in heapq.merge(*runs):
+        if value == previous:
+            repeated.add(value)
+        previous = value
+    return repeated
+
+
+def percentile(histogram: Counter[int], fraction: float) -> int:
+    """The value at ``fraction`` of a histogram of counts (nearest rank)."""
+    total = sum(histogram.values())
+    if not total:
+        return 0
+    rank = min(total - 1, int(fraction * (total - 1) + 0.5))
+    seen = 0
+    for value in sorted(histogram):
+        seen += histogram[value]
+        if seen > rank:
+            return value
+    return max(histogram)
 
 
 def _mask(value: str) -> str:
