@@ -427,3 +427,31 @@ def test_parallel_scan_reports_exactly_what_a_sequential_scan_does(
     assert sequential["codes"]["invalid_json"]["lines"] == [2501]
     assert sequential["codes"]["duplicate_example"]["lines"] == [2901]
     assert sequential["codes"]["inconsistent_system_prompt"]["lines"] == [1701]
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "call +1 (555) 123-4567 now",
+        "call 555.123.4567",
+        "card 4111-1111-1111-1111",
+        "card 4111111111111111",
+        "write to a.b@example.org",
+        "token ghp_" + "a" * 36,
+        "key AKIA" + "A" * 16,
+    ],
+)
+def test_pii_prefilter_never_hides_a_match(text: str) -> None:
+    from finetune.validation._quality import _PII, _might_hold_pii
+
+    assert _PII.search(text) is not None
+    assert _might_hold_pii(text)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(alphabet="0123456789 .-()+abc", max_size=40))
+def test_pii_prefilter_is_a_necessary_condition(text: str) -> None:
+    from finetune.validation._quality import _PII, _might_hold_pii
+
+    if _PII.search(text) is not None:
+        assert _might_hold_pii(text)

@@ -16,9 +16,13 @@ _PII = re.compile(
     r"|(?P<key>\b(?:sk-(?:proj-)?[A-Za-z0-9_-]{20,}|AKIA[0-9A-Z]{16}|gh[pousr]_[A-Za-z0-9]{30,}"
     r"|xox[abpr]-[A-Za-z0-9-]{10,}|AIza[0-9A-Za-z_-]{35})\b)"
     r"|(?P<card>\b(?:\d[ -]?){13,19}\b)"
-    r"|(?P<phone>(?<![\w.])\+?\(?\d{1,4}\)?[ .-]?\(?\d{2,4}\)?[ .-]?\d{3,4}[ .-]?\d{3,4}(?![\w.]))"
+    r"|(?P<phone>(?<![\w.])\+?\(?\d{1,4}\)?[ .-]?\(?\d{2,4}\)?[ .-]?\d{3,4}[ .-]?\d{3,4}(?![\w.]))",
+    re.ASCII,
 )
-_PII_HINT = re.compile(r"@|\d[\d ().-]{5,}\d|sk-|AKIA|gh[pousr]_|xox[abpr]-|AIza")
+# a phone number holds at least 9 digits and a card number 13: text with fewer ASCII digits
+# (and none of the other hints) cannot match, so the full scan is skipped for it
+_NO_DIGITS = str.maketrans("", "", "0123456789")
+_MIN_DIGITS = 9
 _PII_CODES = {"email": "pii_email", "key": "secret_api_key", "card": "pii_card_number"}
 _PII_CODES["phone"] = "pii_phone"
 _MAX_SYSTEM_PROMPTS = 1000
@@ -116,7 +120,7 @@ class QualityScan:
             self.system_lines.setdefault(key, line)
 
     def _scan_pii(self, text: str, line: int, add: AddFinding) -> None:
-        if _PII_HINT.search(text) is None:
+        if not _might_hold_pii(text):
             return
         for match in _PII.finditer(text):
             kind = match.lastgroup or ""
@@ -189,6 +193,18 @@ class QualityScan:
                     validation.lines[index],
                     None,
                 )
+
+
+def _might_hold_pii(text: str) -> bool:
+    return (
+        "@" in text
+        or "sk-" in text
+        or "AKIA" in text
+        or "AIza" in text
+        or "xox" in text
+        or ("_" in text and "gh" in text)
+        or len(text) - len(text.translate(_NO_DIGITS)) >= _MIN_DIGITS
+    )
 
 
 def _repeated_values(values: array[int], chunk: int = 1 << 20) -> set[int]:
