@@ -220,3 +220,14 @@ def test_unknown_backend_lists_the_installed_ones() -> None:
 def test_tuner_without_model_says_how(namespace: str, train: ft.Dataset, tmp_path: Path) -> None:
     with pytest.raises(ValueError, match=r'model="\.\.\."'):
         ft.Tuner("fake", namespace=namespace).fit(train)
+
+
+def test_backend_that_cannot_be_imported_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    from importlib.metadata import EntryPoint
+
+    import finetune.backends.base as base
+
+    broken = EntryPoint("broken", "finetune_no_such_module:Backend", base.ENTRY_POINT_GROUP)
+    monkeypatch.setattr(base, "_entry_points", lambda: {"broken": broken})
+    with pytest.raises(ft.FinetuneError, match="could not be imported"):
+        ft.Tuner("broken")

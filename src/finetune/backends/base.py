@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from finetune._errors import BackendNotFound
+from finetune._errors import BackendNotFound, FinetuneError
 from finetune.types import Checkpoint, FileRef, Hyperparameters, Job, JobEvent, MetricPoint
 
 if TYPE_CHECKING:
@@ -198,7 +198,13 @@ def _factory(name: str) -> Callable[..., Any]:
     found = _entry_points().get(name)
     if found is None:
         raise BackendNotFound(name, available_backends())
-    factory: Callable[..., Any] = found.load()
+    try:
+        factory: Callable[..., Any] = found.load()
+    except ImportError as exc:
+        raise FinetuneError(
+            f"backend {name!r} is registered by {found.value!r} but could not be imported "
+            f"({exc}); reinstall the package that provides it"
+        ) from exc
     return factory
 
 
