@@ -33,6 +33,7 @@ needs_tiktoken = pytest.mark.skipif(
 @pytest.fixture(autouse=True)
 def _isolated_registry(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("FINETUNE_REGISTRY", str(tmp_path / "registry.sqlite3"))
+    monkeypatch.setenv("FINETUNE_HF_JOBS_DIR", str(tmp_path / "hf-jobs"))
 
 
 def chat(i: int, system: str = "You are a helpful support agent.") -> dict[str, Any]:

@@ -113,6 +113,10 @@ def _check_request(
         )
     if method == "dpo" and train.kind != "preference":
         raise UnsupportedFeature("method='dpo' needs preference examples (chosen/rejected)")
+    if method == "sft" and train.kind == "preference":
+        raise UnsupportedFeature(
+            "preference examples (chosen/rejected) train with method='dpo', not 'sft'"
+        )
     if validation is not None and not caps.validation_file:
         raise UnsupportedFeature(f"backend {backend!r} takes no validation file")
     limit = caps.max_suffix_length

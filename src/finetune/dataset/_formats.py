@@ -84,7 +84,7 @@ def _to_native(data: dict[str, Any], kind: ExampleKind) -> dict[str, Any]:
         return native
     return {
         "kind": "preference",
-        "input": _as_messages(body.get("prompt"), "user"),
+        "input": _as_messages(body.get("prompt", body.get("input")), "user"),
         "chosen": _as_messages(body.get("chosen"), "assistant"),
         "rejected": _as_messages(body.get("rejected"), "assistant"),
         **({"tools": body["tools"]} if body.get("tools") is not None else {}),

@@ -1,0 +1,493 @@
+"""HFBackend: local fine-tuning with TRL + PEFT, each job a directory and a worker process."""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from finetune._errors import (
+    InvalidRequestError,
+    JobNotFound,
+    MissingDependency,
+    UnsupportedFeature,
+)
+from finetune.backends.base import Capabilities, JobRequest
+from finetune.backends.hf._config import LocalOptions, TrainingConfig, parse_options
+from finetune.backends.hf._jobdir import JobDir, now_iso, process_alive, process_start_time
+from finetune.types import Checkpoint, FileRef, Job, JobError, JobEvent, JobStatus, MetricPoint
+
+if TYPE_CHECKING:
+    from finetune.dataset import Dataset
+    from finetune.validation import TokenCounter
+
+__all__ = ["HFBackend", "default_jobs_dir"]
+
+WORKER_MODULE = "finetune.backends.hf._worker"
+JOBS_DIR_ENV = "FINETUNE_HF_JOBS_DIR"
+_START_GRACE = 120.0
+_ACTIVE = ("queued", "validating", "running")
+
+
+def default_jobs_dir() -> Path:
+    """Where local jobs live: ``$FINETUNE_HF_JOBS_DIR``, else the user data dir."""
+    chosen = os.environ.get(JOBS_DIR_ENV)
+    if chosen:
+        return Path(chosen)
+    from platformdirs import user_data_dir
+
+    return Path(user_data_dir("finetune")) / "hf-jobs"
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+def _parse_time(value: str | None) -> datetime | None:
+    return datetime.fromisoformat(value) if value else None
+
+
+class HFBackend:
+    """Trains on this machine: ``Tuner("hf", model="path/to/model")``.
+
+    Options given here are defaults for every job (``launcher``, ``num_processes``,
+    ``max_length``, ``packing``, ``merge`` ...; see ``LocalOptions``); ``fit(options=...)``
+    overrides them per job. ``jobs_dir`` holds the job directories.
+    """
+
+    name = "hf"
+    capabilities = Capabilities(
+        methods=frozenset({"sft", "dpo"}),
+        example_kinds=frozenset({"chat", "completion", "preference"}),
+        tools=False,
+        validation_file=True,
+        pause_resume=True,
+        hosted=False,
+        validation_target="hf",
+        max_suffix_length=64,
+        notes=("runs TRL + PEFT in a worker process; resume continues from a checkpoint",),
+    )
+
+    def __init__(
+        self,
+        *,
+        jobs_dir: str | os.PathLike[str] | None = None,
+        cancel_grace: float = 10.0,
+        python: str | None = None,
+        **options: Any,
+    ) -> None:
+        self.jobs_dir = Path(jobs_dir) if jobs_dir is not None else default_jobs_dir()
+        self._defaults = options
+        parse_options(options)
+        self._cancel_grace = cancel_grace
+        self._python = python or sys.executable
+        self._processes: dict[str, subprocess.Popen[bytes]] = {}
+        self._counters: dict[str, TokenCounter] = {}
+
+    def __repr__(self) -> str:
+        return f"HFBackend(jobs_dir={str(self.jobs_dir)!r})"
+
+    def token_counter(self, model: str) -> TokenCounter:
+        if model not in self._counters:
+            from finetune.validation import ChatTemplateCounter
+
+            trust = bool(self._defaults.get("trust_remote_code", False))
+            tokenizer = _load_tokenizer(model, trust)
+            self._counters[model] = ChatTemplateCounter(tokenizer, name=model)
+        return self._counters[model]
+
+    def upload(self, dataset: Dataset, *, purpose: str = "train") -> FileRef:
+        stem = f"{dataset.fingerprint()[:16]}-{purpose}"
+        path = self.jobs_dir / "files" / f"{stem}.jsonl"
+        if not path.exists():
+            dataset.to_jsonl(path, format="hf")
+        return FileRef(
+            backend=self.name,
+            id=f"file-{stem}",
+            filename=str(path),
+            bytes=path.stat().st_size,
+            status="processed",
+        )
+
+    def create_job(self, request: JobRequest) -> Job:
+        options = parse_options({**self._defaults, **request.options})
+        kind = _example_kind(request.training_file)
+        _check_method(request.method, kind)
+        _check_model(request.base_model, kind, options)
+        job_id = _job_id(request.idempotency_key)
+        config = TrainingConfig(
+            job_id=job_id,
+            base_model=request.base_model,
+            method=request.method,
+            example_kind=kind,
+            training_file=_local_path(request.training_file),
+            validation_file=_local_path(request.validation_file)
+            if request.validation_file
+            else None,
+            hyperparameters=request.hyperparameters,
+            options=options,
+            idempotency_key=request.idempotency_key,
+            suffix=request.suffix,
+            metadata=request.metadata,
+            integrations=request.integrations,
+        )
+        job = self._make_dir(config)
+        self._launch(job, options, resume=False)
+        return self._view(job)
+
+    def find_job(self, idempotency_key: str) -> Job | None:
+        for job in self._dirs():
+            if job.read_config().get("idempotency_key") == idempotency_key:
+                return self.get_job(job.id)
+        return None
+
+    def get_job(self, job_id: str) -> Job:
+        job = self._dir(job_id)
+        self._notice_dead_worker(job)
+        return self._view(job)
+
+    def list_jobs(self, *, limit: int = 20) -> list[Job]:
+        return [self.get_job(job.id) for job in self._dirs()[:limit]]
+
+    def cancel_job(self, job_id: str) -> Job:
+        return self._stop(job_id, "cancel")
+
+    def pause_job(self, job_id: str) -> Job:
+        return self._stop(job_id, "pause")
+
+    def resume_job(self, job_id: str) -> Job:
+        """Start the worker again from the job's last checkpoint (paused, failed or cancelled)."""
+        job = self._dir(job_id)
+        self._notice_dead_worker(job)
+        state = job.read_status().get("status")
+        if state in _ACTIVE or state == "succeeded":
+            raise InvalidRequestError(
+                f"job {job_id} is {state}; only a paused, failed or cancelled job can resume",
+                backend=self.name,
+                param="job_id",
+            )
+        checkpoints = job.checkpoints()
+        where = f"step {checkpoints[-1][0]}" if checkpoints else "the start (no checkpoint yet)"
+        job.clear_stop()
+        job.update_status(status="queued", error=None, finished_at=None)
+        job.append_event(f"Resume requested: continuing from {where}")
+        options = TrainingConfig.model_validate(job.read_config()).options
+        self._launch(job, options, resume=True)
+        return self._view(job)
+
+    def list_events(self, job_id: str) -> list[JobEvent]:
+        job = self._dir(job_id)
+        self._notice_dead_worker(job)
+        return [JobEvent.model_validate(row) for row in job.events()]
+
+    def get_metrics(self, job_id: str) -> list[MetricPoint]:
+        points: dict[tuple[int, bool], dict[str, Any]] = {}
+        for row in self._dir(job_id).metrics():
+            key = (row["step"], "valid_loss" in row)
+            points[key] = row
+        merged: dict[int, dict[str, Any]] = {}
+        for (step, _), row in sorted(points.items()):
+            merged.setdefault(step, {}).update(row)
+        return [MetricPoint.model_validate(row) for _, row in sorted(merged.items())]
+
+    def list_checkpoints(self, job_id: str) -> list[Checkpoint]:
+        return [
+            Checkpoint(
+                id=path.name,
+                step=step,
+                model=str(path),
+                created_at=datetime.fromtimestamp(path.stat().st_mtime, timezone.utc),
+            )
+            for step, path in self._dir(job_id).checkpoints()
+        ]
+
+    def close(self) -> None:
+        for process in self._processes.values():
+            process.poll()
+
+    def worker_log(self, job_id: str) -> str:
+        """The worker's stdout and stderr so far (for debugging a failed job)."""
+        path = self._dir(job_id).log_path
+        return path.read_text(errors="replace") if path.exists() else ""
+
+    def _dir(self, job_id: str) -> JobDir:
+        job = JobDir(job_id) if os.sep in job_id else JobDir(self.jobs_dir / job_id)
+        if not job.exists():
+            raise JobNotFound(
+                f"no local job {job_id!r} under {self.jobs_dir}; "
+                "pass jobs_dir= if the job was created elsewhere",
+                backend=self.name,
+                status_code=404,
+            )
+        return job
+
+    def _dirs(self) -> list[JobDir]:
+        if not self.jobs_dir.is_dir():
+            return []
+        jobs = [JobDir(p) for p in self.jobs_dir.iterdir() if p.name.startswith("hfjob-")]
+        found = [job for job in jobs if job.exists()]
+        return sorted(found, key=lambda job: job.config_path.stat().st_mtime, reverse=True)
+
+    def _make_dir(self, config: TrainingConfig) -> JobDir:
+        self.jobs_dir.mkdir(parents=True, exist_ok=True)
+        staging = JobDir(self.jobs_dir / f".{config.job_id}.tmp")
+        staging.write_config(config.model_dump(mode="json"))
+        staging.update_status(status="queued", created_at=now_iso())
+        staging.append_event("Created local fine-tuning job")
+        staging.path.rename(self.jobs_dir / config.job_id)
+        return JobDir(self.jobs_dir / config.job_id)
+
+    def _launch(self, job: JobDir, options: LocalOptions, *, resume: bool) -> None:
+        command = [*self._launcher(job, options), "-m", WORKER_MODULE, str(job.path)]
+        if resume:
+            command.append("--resume")
+        env = {**os.environ, "PYTHONUNBUFFERED": "1", "TOKENIZERS_PARALLELISM": "false"}
+        source_root = str(Path(__file__).resolve().parents[3])
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [source_root, env.get("PYTHONPATH")]))
+        with job.log_path.open("ab") as log:
+            process = subprocess.Popen(
+                command,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                cwd=job.path,
+                env=env,
+                start_new_session=True,
+            )
+        self._processes[job.id] = process
+        worker = {
+            "pid": process.pid,
+            "start_time": process_start_time(process.pid),
+            "command": command,
+            "launched_at": time.time(),
+        }
+        (job.path / "worker.json").write_text(json.dumps(worker))
+
+    def _launcher(self, job: JobDir, options: LocalOptions) -> list[str]:
+        python = self._python
+        processes = str(options.num_processes)
+        if options.launcher == "torchrun":
+            run = ["-m", "torch.distributed.run", "--standalone", "--nproc_per_node", processes]
+            return [python, *run]
+        if options.launcher == "accelerate":
+            config = options.accelerate_config or str(_accelerate_config(job, options))
+            return [python, "-m", "accelerate.commands.launch", "--config_file", config]
+        if options.num_processes > 1:
+            raise InvalidRequestError(
+                "num_processes > 1 needs launcher='accelerate' or launcher='torchrun'",
+                backend=self.name,
+                param="num_processes",
+            )
+        return [python]
+
+    def _worker_running(self, job: JobDir) -> tuple[bool, str]:
+        process = self._processes.get(job.id)
+        if process is not None:
+            code = process.poll()
+            if code is None:
+                return True, ""
+            if code < 0:
+                return False, f"the worker was killed by {signal.Signals(-code).name}"
+            return False, f"the worker exited with code {code}"
+        try:
+            worker = json.loads((job.path / "worker.json").read_text())
+        except FileNotFoundError:
+            created = job.config_path.stat().st_mtime
+            return time.time() - created < _START_GRACE, "the worker was never started"
+        if process_alive(worker["pid"], worker.get("start_time")):
+            return True, ""
+        return False, f"the worker process {worker['pid']} is gone"
+
+    def _notice_dead_worker(self, job: JobDir) -> None:
+        if job.read_status().get("status") not in _ACTIVE:
+            return
+        running, why = self._worker_running(job)
+        if running or job.read_status().get("status") not in _ACTIVE:
+            return
+        checkpoints = job.checkpoints()
+        hint = (
+            f"resume() continues from the checkpoint at step {checkpoints[-1][0]}"
+            if checkpoints
+            else "resume() starts it again (no checkpoint was saved)"
+        )
+        message = f"{why} before the job finished (killed, crashed or a restart); {hint}"
+        job.update_status(
+            status="failed",
+            finished_at=now_iso(),
+            error={"code": "worker_lost", "message": message},
+        )
+        job.append_event(f"Job failed: {message}", level="error")
+
+    def _stop(self, job_id: str, action: str) -> Job:
+        job = self._dir(job_id)
+        self._notice_dead_worker(job)
+        state = job.read_status().get("status")
+        if state not in _ACTIVE and not (action == "cancel" and state == "paused"):
+            return self._view(job)
+        job.request_stop(action)
+        self._signal_worker(job, signal.SIGTERM)
+        deadline = time.monotonic() + self._cancel_grace
+        while self._worker_running(job)[0] and time.monotonic() < deadline:
+            time.sleep(0.1)
+        if self._worker_running(job)[0]:
+            self._signal_worker(job, signal.SIGKILL)
+            while self._worker_running(job)[0]:
+                time.sleep(0.05)
+        if job.read_status().get("status") in (*_ACTIVE, "paused"):
+            final = "paused" if action == "pause" else "cancelled"
+            job.update_status(status=final, finished_at=now_iso())
+            job.append_event(f"Job {final}")
+        return self._view(job)
+
+    def _signal_worker(self, job: JobDir, which: signal.Signals) -> None:
+        try:
+            worker = json.loads((job.path / "worker.json").read_text())
+        except FileNotFoundError:
+            return
+        if process_alive(worker["pid"], worker.get("start_time")):
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(worker["pid"], which)
+
+    def _view(self, job: JobDir) -> Job:
+        config = job.read_config()
+        status = job.read_status()
+        error = status.get("error")
+        return Job(
+            id=job.id,
+            backend=self.name,
+            base_model=config["base_model"],
+            status=JobStatus(status.get("status", "queued")),
+            created_at=_parse_time(status.get("created_at")),
+            started_at=_parse_time(status.get("started_at")),
+            finished_at=_parse_time(status.get("finished_at")),
+            fine_tuned_model=status.get("fine_tuned_model"),
+            trained_tokens=status.get("trained_tokens"),
+            error=JobError(**error) if error else None,
+            method=config["method"],
+            hyperparameters=config["hyperparameters"],
+            training_file=config["training_file"],
+            validation_file=config.get("validation_file"),
+            suffix=config.get("suffix"),
+            metadata=config.get("metadata") or {},
+            raw={**status, "job_dir": str(job.path)},
+        )
+
+
+def _job_id(idempotency_key: str) -> str:
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
+    digest = hashlib.sha256(f"{idempotency_key}:{time.time_ns()}".encode()).hexdigest()[:8]
+    return f"hfjob-{stamp}-{digest}"
+
+
+def _local_path(ref: FileRef) -> str:
+    if ref.filename is None or not Path(ref.filename).exists():
+        raise InvalidRequestError(
+            f"training file {ref.id} is not a local file this backend wrote; "
+            "pass a Dataset to fit()",
+            backend="hf",
+            param="training_file",
+        )
+    return ref.filename
+
+
+def _example_kind(ref: FileRef) -> str:
+    from finetune.dataset._formats import detect_kind
+
+    with open(_local_path(ref), encoding="utf-8") as handle:
+        first = handle.readline()
+    return str(detect_kind(json.loads(first)))
+
+
+def _check_method(method: str, kind: str) -> None:
+    if method == "sft" and kind == "preference":
+        raise UnsupportedFeature(
+            "the SFT trainer cannot take preference examples; use method='dpo'"
+        )
+    if method == "dpo" and kind != "preference":
+        raise UnsupportedFeature(f"the DPO trainer needs preference examples, not {kind}")
+
+
+def _load_tokenizer(path: str, trust_remote_code: bool) -> Any:
+    try:
+        from transformers import AutoTokenizer
+    except ImportError as exc:
+        raise MissingDependency("transformers", "hf", purpose="to train locally") from exc
+    try:
+        return AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code)
+    except (OSError, ValueError) as exc:
+        raise InvalidRequestError(
+            f"model {path!r} could not be loaded: it is not a model folder here, and not a "
+            f"model the Hugging Face Hub or its cache has ({type(exc).__name__}); pass the "
+            "path of a local model folder",
+            backend="hf",
+            param="model",
+        ) from None
+
+
+def _check_model(path: str, kind: str, options: LocalOptions) -> None:
+    tokenizer = _load_tokenizer(path, options.trust_remote_code)
+    if kind == "completion":
+        return
+    if getattr(tokenizer, "chat_template", None) is None:
+        raise InvalidRequestError(
+            f"the tokenizer of {path!r} has no chat template, so chat examples cannot be "
+            "rendered; set tokenizer.chat_template and save it, or train on completion data",
+            backend="hf",
+            param="model",
+        )
+    if kind == "chat" and options.assistant_only_loss is not False:
+        _check_assistant_mask(tokenizer, path)
+
+
+def _check_assistant_mask(tokenizer: Any, path: str) -> None:
+    probe = [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "hello"}]
+    try:
+        rendered = tokenizer.apply_chat_template(
+            probe, tokenize=True, return_dict=True, return_assistant_tokens_mask=True
+        )
+        marked = any(rendered["assistant_masks"])
+    except Exception:
+        marked = False
+    if not marked:
+        raise InvalidRequestError(
+            f"the chat template of {path!r} cannot mark assistant turns (it has no "
+            "{% generation %} block), so assistant-only loss is impossible; add the markers, "
+            "or pass options={'assistant_only_loss': False} to train on every token",
+            backend="hf",
+            param="assistant_only_loss",
+        )
+
+
+def _accelerate_config(job: JobDir, options: LocalOptions) -> Path:
+    many = options.num_processes > 1
+    lines = [
+        "compute_environment: LOCAL_MACHINE",
+        # MULTI_GPU selects accelerate's torchrun-based launcher; on a machine without CUDA the
+        # worker trains on CPU and the processes join over gloo (accelerate's MULTI_CPU type
+        # expects mpirun and starts a single process).
+        f"distributed_type: {'MULTI_GPU' if many else 'NO'}",
+        f"num_processes: {options.num_processes}",
+        "num_machines: 1",
+        "machine_rank: 0",
+        "main_process_ip: 127.0.0.1",
+        f"main_process_port: {_free_port()}",
+        "mixed_precision: 'no'",
+        "dynamo_config: {}",
+        "rdzv_backend: static",
+        "same_network: true",
+    ]
+    path = job.path / "accelerate.yaml"
+    path.write_text("\n".join(lines) + "\n")
+    return path

@@ -1,0 +1,175 @@
+"""A local job is a directory: resolved config, status (written atomically), events, metrics.
+
+The worker process writes it and the backend reads it, so any process can watch a job by id.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import tempfile
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+__all__ = ["JobDir", "now_iso", "process_alive", "process_start_time"]
+
+
+def now_iso() -> str:
+    """The current UTC time as ISO 8601."""
+    return datetime.now(timezone.utc).isoformat()
+
+
+def _write_atomically(path: Path, text: str) -> None:
+    fd, temp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temp, path)
+    finally:
+        if os.path.exists(temp):
+            os.unlink(temp)
+
+
+def _read_jsonl(path: Path) -> list[dict[str, Any]]:
+    if not path.exists():
+        return []
+    rows = []
+    with path.open(encoding="utf-8") as handle:
+        for line in handle:
+            if line.endswith("\n"):
+                rows.append(json.loads(line))
+    return rows
+
+
+def process_start_time(pid: int) -> int | None:
+    """The kernel's start time of ``pid`` (Linux), to tell a reused pid from the worker."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    fields = stat[stat.rindex(")") + 2 :].split()
+    if fields[0] == "Z":
+        return None
+    return int(fields[19])
+
+
+def process_alive(pid: int, start_time: int | None) -> bool:
+    """Whether ``pid`` still runs and is the process that was started (not a reused pid)."""
+    if Path("/proc").is_dir():
+        current = process_start_time(pid)
+        return current is not None and (start_time is None or current == start_time)
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+class JobDir:
+    """The files of one local job."""
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.path = Path(path)
+        self.config_path = self.path / "config.json"
+        self.status_path = self.path / "status.json"
+        self.events_path = self.path / "events.jsonl"
+        self.metrics_path = self.path / "metrics.jsonl"
+        self.log_path = self.path / "worker.log"
+        self.control_path = self.path / "control.json"
+        self.checkpoints_dir = self.path / "checkpoints"
+        self.model_dir = self.path / "model"
+        self.merged_dir = self.path / "merged"
+
+    @property
+    def id(self) -> str:
+        """The job id: the directory's name."""
+        return self.path.name
+
+    def exists(self) -> bool:
+        """Whether this directory holds a job."""
+        return self.config_path.exists()
+
+    def write_config(self, config: dict[str, Any]) -> None:
+        """Write the resolved config (once, at creation)."""
+        self.path.mkdir(parents=True, exist_ok=True)
+        _write_atomically(self.config_path, json.dumps(config, indent=2, sort_keys=True))
+
+    def read_config(self) -> dict[str, Any]:
+        """The resolved config."""
+        data: dict[str, Any] = json.loads(self.config_path.read_text(encoding="utf-8"))
+        return data
+
+    def read_status(self) -> dict[str, Any]:
+        """The status record (empty before the first write)."""
+        try:
+            data: dict[str, Any] = json.loads(self.status_path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            return {}
+        return data
+
+    def update_status(self, **fields: Any) -> dict[str, Any]:
+        """Merge ``fields`` into the status record and rewrite it atomically."""
+        status = {**self.read_status(), **fields, "updated_at": now_iso()}
+        _write_atomically(self.status_path, json.dumps(status, indent=2, sort_keys=True))
+        return status
+
+    def append_event(self, message: str, *, level: str = "info", **data: Any) -> None:
+        """Add a line to the job's log."""
+        row: dict[str, Any] = {"created_at": now_iso(), "level": level, "message": message}
+        if data:
+            row["data"] = data
+        self._append(self.events_path, row)
+
+    def append_metric(self, point: dict[str, Any]) -> None:
+        """Add a metric point."""
+        self._append(self.metrics_path, point)
+
+    def events(self) -> list[dict[str, Any]]:
+        """Every event, oldest first."""
+        return _read_jsonl(self.events_path)
+
+    def metrics(self) -> list[dict[str, Any]]:
+        """Every metric point, in the order logged."""
+        return _read_jsonl(self.metrics_path)
+
+    def checkpoints(self) -> list[tuple[int, Path]]:
+        """(step, path) of every complete checkpoint, in step order."""
+        found = []
+        if self.checkpoints_dir.is_dir():
+            for child in self.checkpoints_dir.iterdir():
+                prefix, _, step = child.name.partition("-")
+                if prefix == "checkpoint" and step.isdigit() and _complete(child):
+                    found.append((int(step), child))
+        return sorted(found)
+
+    def request_stop(self, action: str) -> None:
+        """Tell the worker why it is being stopped (``cancel`` or ``pause``)."""
+        _write_atomically(self.control_path, json.dumps({"action": action, "at": time.time()}))
+
+    def stop_reason(self) -> str | None:
+        """The action asked by ``request_stop``, if any."""
+        with contextlib.suppress(FileNotFoundError, ValueError):
+            reason: str = json.loads(self.control_path.read_text())["action"]
+            return reason
+        return None
+
+    def clear_stop(self) -> None:
+        """Forget a stop request (before a resume)."""
+        self.control_path.unlink(missing_ok=True)
+
+    @staticmethod
+    def _append(path: Path, row: dict[str, Any]) -> None:
+        line = json.dumps(row, sort_keys=True) + "\n"
+        with path.open("a", encoding="utf-8") as handle:
+            handle.write(line)
+
+
+def _complete(checkpoint: Path) -> bool:
+    return (checkpoint / "trainer_state.json").exists()

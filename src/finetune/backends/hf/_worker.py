@@ -1,0 +1,263 @@
+"""The training process of a local job: ``python -m finetune.backends.hf._worker JOB_DIR``.
+
+Started by the backend (directly, under torchrun, or under ``accelerate launch``); it reads
+the job's ``config.json``, trains with TRL (+ PEFT), and reports through the job directory
+only. Rank 0 writes; every rank trains.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sys
+import traceback
+from pathlib import Path
+from typing import Any
+
+from finetune.backends.hf._config import TrainingConfig, lora_arguments, trainer_arguments
+from finetune.backends.hf._jobdir import JobDir, now_iso
+
+_METRIC_NAMES = {
+    "loss": "train_loss",
+    "eval_loss": "valid_loss",
+    "mean_token_accuracy": "train_accuracy",
+    "eval_mean_token_accuracy": "valid_accuracy",
+    "learning_rate": "learning_rate",
+}
+
+
+class _Stop:
+    """Set by SIGTERM; training stops cleanly at the end of the current step."""
+
+    requested = False
+
+    def handle(self, signum: int, frame: Any) -> None:
+        self.requested = True
+
+
+def _text(content: Any) -> str:
+    if isinstance(content, list):
+        return "".join(part.get("text") or "" for part in content)
+    return content or ""
+
+
+def _messages(messages: list[dict[str, Any]]) -> list[dict[str, str]]:
+    return [{"role": m["role"], "content": _text(m.get("content"))} for m in messages]
+
+
+def _row(record: dict[str, Any], kind: str) -> dict[str, Any]:
+    if kind == "chat":
+        return {"messages": _messages(record["messages"])}
+    if kind == "completion":
+        return {"prompt": record["prompt"], "completion": record["completion"]}
+    return {
+        "prompt": _messages(record["prompt"]),
+        "chosen": _messages(record["chosen"]),
+        "rejected": _messages(record["rejected"]),
+    }
+
+
+def load_rows(path: str, kind: str) -> Any:
+    """The training file as a ``datasets.Dataset`` in TRL's conversational shapes."""
+    from datasets import Dataset
+
+    with open(path, encoding="utf-8") as handle:
+        rows = [_row(json.loads(line), kind) for line in handle if line.strip()]
+    return Dataset.from_list(rows)
+
+
+def _callback(job: JobDir, stop: _Stop) -> Any:
+    from transformers import TrainerCallback
+
+    class JobCallback(TrainerCallback):  # type: ignore[misc]
+        def on_train_begin(self, args: Any, state: Any, control: Any, **kw: Any) -> None:
+            if state.is_world_process_zero:
+                job.update_status(step=state.global_step, max_steps=state.max_steps)
+                job.append_event(
+                    f"Training started: {state.max_steps} steps on {args.world_size} process(es)",
+                    world_size=args.world_size,
+                    max_steps=state.max_steps,
+                )
+
+        def on_step_end(self, args: Any, state: Any, control: Any, **kw: Any) -> None:
+            if stop.requested:
+                control.should_save = True
+                control.should_training_stop = True
+
+        def on_log(self, args: Any, state: Any, control: Any, logs: Any = None, **kw: Any) -> None:
+            if not state.is_world_process_zero or not logs:
+                return
+            point: dict[str, Any] = {"step": state.global_step, "epoch": state.epoch}
+            extra = {}
+            for name, value in logs.items():
+                if name in _METRIC_NAMES:
+                    point[_METRIC_NAMES[name]] = value
+                elif isinstance(value, (int, float)) and name != "epoch":
+                    extra[name] = float(value)
+            if any(k in point for k in ("train_loss", "valid_loss")):
+                job.append_metric({**point, "extra": extra})
+            job.update_status(step=state.global_step, max_steps=state.max_steps)
+
+        def on_save(self, args: Any, state: Any, control: Any, **kw: Any) -> None:
+            if state.is_world_process_zero:
+                job.append_event(f"Checkpoint saved at step {state.global_step}")
+
+    return JobCallback()
+
+
+def _device() -> tuple[bool, bool]:
+    import torch
+
+    cuda = torch.cuda.is_available()
+    return cuda, cuda and torch.cuda.is_bf16_supported()
+
+
+def _quantization(config: TrainingConfig, cuda: bool) -> Any:
+    wanted = config.options.quantization
+    if wanted is None and config.hyperparameters.lora and config.hyperparameters.lora.quantize_4bit:
+        wanted = "4bit"
+    if wanted is None:
+        return None
+    if not cuda:
+        raise RuntimeError(f"quantization={wanted!r} (QLoRA) needs a CUDA GPU and bitsandbytes")
+    from transformers import BitsAndBytesConfig
+
+    if wanted == "8bit":
+        return BitsAndBytesConfig(load_in_8bit=True)
+    return BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4")
+
+
+def build_trainer(config: TrainingConfig, job: JobDir, stop: _Stop) -> Any:
+    """The TRL trainer for this job (SFTTrainer or DPOTrainer)."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    cuda, bf16 = _device()
+    if config.options.device == "cpu":
+        cuda = bf16 = False
+    remote = config.options.trust_remote_code
+    tokenizer = AutoTokenizer.from_pretrained(config.base_model, trust_remote_code=remote)
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    load: dict[str, Any] = {"trust_remote_code": remote}
+    quantization = _quantization(config, cuda)
+    if quantization is not None:
+        load["quantization_config"] = quantization
+    model = AutoModelForCausalLM.from_pretrained(config.base_model, **load)
+    peft_config = None
+    if config.hyperparameters.lora is not None:
+        from peft import LoraConfig
+
+        peft_config = LoraConfig(
+            **lora_arguments(config.hyperparameters.lora, config.options.peft_args)
+        )
+    arguments = trainer_arguments(
+        config, output_dir=str(job.checkpoints_dir), cuda=cuda, bf16_supported=bf16
+    )
+    train = load_rows(config.training_file, config.example_kind)
+    evaluation = None
+    if config.validation_file:
+        evaluation = load_rows(config.validation_file, config.example_kind)
+    common = {
+        "model": model,
+        "train_dataset": train,
+        "eval_dataset": evaluation,
+        "processing_class": tokenizer,
+        "peft_config": peft_config,
+        "callbacks": [_callback(job, stop)],
+    }
+    if config.method == "dpo":
+        from trl import DPOConfig, DPOTrainer
+
+        return DPOTrainer(args=DPOConfig(**arguments), **common)
+    from trl import SFTConfig, SFTTrainer
+
+    return SFTTrainer(args=SFTConfig(**arguments), **common)
+
+
+def _save(trainer: Any, config: TrainingConfig, job: JobDir) -> str:
+    import shutil
+
+    staging = job.path / ".model.tmp"
+    trainer.save_model(str(staging))
+    main = trainer.accelerator.is_main_process
+    if main:
+        trainer.processing_class.save_pretrained(str(staging))
+        shutil.rmtree(job.model_dir, ignore_errors=True)
+        staging.rename(job.model_dir)
+    result = job.model_dir
+    if config.options.merge and config.hyperparameters.lora is not None and main:
+        merged = trainer.model.merge_and_unload()
+        staging = job.path / ".merged.tmp"
+        merged.save_pretrained(str(staging), safe_serialization=True)
+        trainer.processing_class.save_pretrained(str(staging))
+        shutil.rmtree(job.merged_dir, ignore_errors=True)
+        staging.rename(job.merged_dir)
+        result = job.merged_dir
+    trainer.accelerator.wait_for_everyone()
+    return str(result)
+
+
+def _trained_tokens(trainer: Any) -> int | None:
+    for entry in reversed(trainer.state.log_history):
+        if "num_tokens" in entry:
+            return int(entry["num_tokens"])
+    return None
+
+
+def run(job: JobDir, resume: bool) -> int:
+    """Train the job in ``job``; returns the process exit code."""
+    stop = _Stop()
+    signal.signal(signal.SIGTERM, stop.handle)
+    main = int(os.environ.get("RANK", "0")) == 0
+    config = TrainingConfig.model_validate(job.read_config())
+    if main:
+        job.update_status(
+            status="running",
+            started_at=job.read_status().get("started_at") or now_iso(),
+            world_size=int(os.environ.get("WORLD_SIZE", "1")),
+            error=None,
+        )
+    trainer = build_trainer(config, job, stop)
+    checkpoints = job.checkpoints() if resume else []
+    if main and checkpoints:
+        job.append_event(f"Resuming from the checkpoint at step {checkpoints[-1][0]}")
+    trainer.train(resume_from_checkpoint=str(checkpoints[-1][1]) if checkpoints else None)
+    if stop.requested:
+        if main:
+            status = "paused" if job.stop_reason() == "pause" else "cancelled"
+            job.update_status(status=status, finished_at=now_iso())
+            job.append_event(f"Job {status} at step {trainer.state.global_step}")
+        return 0
+    model_path = _save(trainer, config, job)
+    if main:
+        job.update_status(
+            status="succeeded",
+            finished_at=now_iso(),
+            fine_tuned_model=model_path,
+            trained_tokens=_trained_tokens(trainer),
+        )
+        job.append_event(f"The job has successfully completed; model saved to {model_path}")
+    return 0
+
+
+def main(argv: list[str]) -> int:
+    """Entry point: ``JOB_DIR [--resume]``."""
+    job = JobDir(Path(argv[0]))
+    try:
+        return run(job, resume="--resume" in argv[1:])
+    except BaseException as exc:
+        traceback.print_exc()
+        if int(os.environ.get("RANK", "0")) == 0:
+            message = f"{type(exc).__name__}: {exc}"
+            job.update_status(
+                status="failed",
+                finished_at=now_iso(),
+                error={"code": "training_error", "message": message},
+            )
+            job.append_event(f"Job failed: {message}", level="error")
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,229 @@
+"""The local backend: real TRL + PEFT training of a tiny model in a worker process."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import finetune as ft
+from finetune.backends.hf import HFBackend
+from finetune.demo import build_tiny_base, sample_dataset_path
+
+pytest.importorskip("trl")
+pytest.importorskip("peft")
+pytestmark = pytest.mark.timeout(300)
+
+
+@pytest.fixture(scope="session")
+def rows() -> list[dict[str, Any]]:
+    with sample_dataset_path().open() as handle:
+        return [json.loads(line) for line in handle]
+
+
+@pytest.fixture(scope="session")
+def tiny_base(tmp_path_factory: pytest.TempPathFactory, rows: list[dict[str, Any]]) -> str:
+    texts = [m["content"] for row in rows for m in row["messages"]]
+    directory = tmp_path_factory.mktemp("models") / "tiny-base"
+    return str(build_tiny_base(directory, texts, hidden_size=64, pretrain_steps=80))
+
+
+def _greedy(model_path: str, prompt: list[dict[str, str]]) -> str:
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(model_path)
+    model = AutoModelForCausalLM.from_pretrained(model_path)
+    ids = tokenizer.apply_chat_template(prompt, add_generation_prompt=True, return_tensors="pt")
+    ids = ids["input_ids"] if hasattr(ids, "keys") else ids
+    out = model.generate(ids, max_new_tokens=20, do_sample=False, pad_token_id=0)
+    return str(tokenizer.decode(out[0, ids.shape[1] :], skip_special_tokens=True))
+
+
+def _wait_until(check: Any, timeout: float = 120.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not reached in time")
+        time.sleep(0.2)
+
+
+def test_full_sft_learns_the_reply_format(tiny_base: str, rows: list[dict[str, Any]]) -> None:
+    tuner = ft.Tuner("hf", model=tiny_base)
+    job = tuner.fit(
+        ft.Dataset.from_records(rows[:200]),
+        hyperparameters=ft.Hyperparameters(epochs=4, batch_size=16, learning_rate=3e-3, seed=1),
+        options={"max_length": 128},
+    )
+    assert job.job.status in (ft.JobStatus.QUEUED, ft.JobStatus.RUNNING)
+    job.wait(poll_interval=0.3, timeout=240)
+    assert job.job.status is ft.JobStatus.SUCCEEDED, tuner.backend.worker_log(job.id)
+    losses = [p.train_loss for p in job.metrics() if p.train_loss is not None]
+    assert losses[-1] < losses[0] * 0.6
+    prompt = rows[300]["messages"][:2]
+    tuned = job.model.name
+    assert Path(tuned, "model.safetensors").exists()
+    assert _greedy(tuned, prompt) != _greedy(tiny_base, prompt)
+    assert _greedy(tuned, prompt).startswith("Hello")
+    assert job.job.trained_tokens and job.job.trained_tokens > 0
+    assert [c.step for c in job.checkpoints()]
+
+
+def test_lora_adapter_merges_and_reloads(tiny_base: str, rows: list[dict[str, Any]]) -> None:
+    from peft import AutoPeftModelForCausalLM
+    from transformers import AutoModelForCausalLM
+
+    tuner = ft.Tuner("hf", model=tiny_base, merge=True)
+    hp = ft.Hyperparameters(epochs=2, batch_size=16, learning_rate=1e-2, lora=ft.LoRA(r=8))
+    job = tuner.fit(ft.Dataset.from_records(rows[:120]), hyperparameters=hp)
+    job.wait(poll_interval=0.3, timeout=240)
+    directory = Path(job.job.raw["job_dir"])
+    assert (directory / "model" / "adapter_config.json").exists()
+    assert job.model.name == str(directory / "merged")
+    merged = AutoModelForCausalLM.from_pretrained(job.model.name)
+    adapted = AutoPeftModelForCausalLM.from_pretrained(str(directory / "model"))
+    import torch
+
+    ids = torch.tensor([[5, 6, 7, 8, 9]])
+    with torch.no_grad():
+        difference = (merged(ids).logits - adapted(ids).logits).abs().max().item()
+    base = AutoModelForCausalLM.from_pretrained(tiny_base)
+    with torch.no_grad():
+        moved = (merged(ids).logits - base(ids).logits).abs().max().item()
+    assert difference < 1e-4 < moved
+
+
+def test_dpo_smoke_run(tiny_base: str, rows: list[dict[str, Any]]) -> None:
+    pairs = [
+        {
+            "input": row["messages"][:2],
+            "chosen": [row["messages"][2]],
+            "rejected": [{"role": "assistant", "content": "No."}],
+        }
+        for row in rows[:40]
+    ]
+    tuner = ft.Tuner("hf", model=tiny_base)
+    job = tuner.fit(
+        ft.Dataset.from_records(pairs),
+        method="dpo",
+        hyperparameters=ft.Hyperparameters(epochs=1, batch_size=8, beta=0.1),
+        options={"max_length": 128},
+    )
+    job.wait(poll_interval=0.3, timeout=240)
+    assert job.job.status is ft.JobStatus.SUCCEEDED, tuner.backend.worker_log(job.id)
+    assert job.metrics()
+
+
+def _long_job(tuner: ft.Tuner, rows: list[dict[str, Any]], **options: Any) -> ft.JobHandle:
+    return tuner.fit(
+        ft.Dataset.from_records(rows[:160]),
+        hyperparameters=ft.Hyperparameters(epochs=30, batch_size=4),
+        options={"max_length": 96, "save_steps": 10, "logging_steps": 5, **options},
+    )
+
+
+def test_cancel_stops_the_worker_and_marks_the_job(
+    tiny_base: str, rows: list[dict[str, Any]]
+) -> None:
+    tuner = ft.Tuner("hf", model=tiny_base)
+    job = _long_job(tuner, rows)
+    _wait_until(lambda: (job.refresh().raw or {}).get("step", 0) >= 5)
+    started = time.monotonic()
+    job.cancel()
+    assert job.job.status is ft.JobStatus.CANCELLED
+    assert time.monotonic() - started < 10
+    worker = json.loads(Path(job.job.raw["job_dir"], "worker.json").read_text())
+    with pytest.raises(ProcessLookupError):
+        os.kill(worker["pid"], 0)
+    assert "cancelled" in job.events()[-1].message
+
+
+def test_killed_worker_is_failed_and_resume_continues(
+    tiny_base: str, rows: list[dict[str, Any]]
+) -> None:
+    tuner = ft.Tuner("hf", model=tiny_base)
+    job = _long_job(tuner, rows, max_steps=60)
+    _wait_until(lambda: len(job.checkpoints()) >= 2)
+    worker = json.loads(Path(job.job.raw["job_dir"], "worker.json").read_text())
+    os.killpg(worker["pid"], signal.SIGKILL)
+    _wait_until(lambda: job.refresh().status is ft.JobStatus.FAILED, timeout=30)
+    assert job.job.error is not None and job.job.error.code == "worker_lost"
+    assert "SIGKILL" in job.job.error.message and "resume()" in job.job.error.message
+    last = job.checkpoints()[-1].step
+
+    watcher = ft.Tuner(HFBackend()).job(job.id)  # another Tuner, no handle on the process
+    assert watcher.job.status is ft.JobStatus.FAILED
+    job.resume()
+    job.wait(poll_interval=0.3, timeout=240)
+    assert job.job.status is ft.JobStatus.SUCCEEDED
+    assert any(f"checkpoint at step {last}" in e.message for e in job.events())
+    assert max(p.step for p in job.metrics()) == 60
+    assert Path(job.model.name, "model.safetensors").exists()
+
+
+def test_accelerate_launch_runs_two_processes(tiny_base: str, rows: list[dict[str, Any]]) -> None:
+    tuner = ft.Tuner("hf", model=tiny_base, launcher="accelerate", num_processes=2)
+    job = tuner.fit(
+        ft.Dataset.from_records(rows[:64]),
+        hyperparameters=ft.Hyperparameters(epochs=1, batch_size=4),
+        options={"max_length": 96},
+    )
+    job.wait(poll_interval=0.3, timeout=240)
+    assert job.job.status is ft.JobStatus.SUCCEEDED, tuner.backend.worker_log(job.id)
+    assert job.job.raw["world_size"] == 2
+    started = next(e for e in job.events() if e.message.startswith("Training started"))
+    assert started.data == {"world_size": 2, "max_steps": 8}  # 64 / (4 per device x 2)
+
+
+def test_missing_model_folder_is_a_clear_error(rows: list[dict[str, Any]]) -> None:
+    tuner = ft.Tuner("hf", model="/nonexistent/model")
+    data = ft.Dataset.from_records(rows[:20])
+    for attempt in (tuner.validate, lambda d: tuner.fit(d, skip_validation=True)):
+        with pytest.raises(ft.InvalidRequestError, match="could not be loaded") as caught:
+            attempt(data)
+        assert caught.value.param == "model"
+
+
+def test_template_without_generation_markers_is_refused(
+    tiny_base: str, rows: list[dict[str, Any]], tmp_path: Path
+) -> None:
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(tiny_base)
+    copy = tmp_path / "plain"
+    tokenizer.chat_template = tokenizer.chat_template.replace("{% generation %}", "").replace(
+        "{% endgeneration %}", ""
+    )
+    tokenizer.save_pretrained(copy)
+    (copy / "config.json").write_text(Path(tiny_base, "config.json").read_text())
+    tuner = ft.Tuner("hf", model=str(copy))
+    data = ft.Dataset.from_records(rows[:20])
+    with pytest.raises(ft.InvalidRequestError, match="cannot mark assistant turns"):
+        tuner.fit(data, skip_validation=True)
+    bare = tmp_path / "bare"
+    tokenizer.chat_template = None
+    tokenizer.save_pretrained(bare)
+    (bare / "config.json").write_text(Path(tiny_base, "config.json").read_text())
+    with pytest.raises(ft.FinetuneError, match="no chat template"):
+        ft.Tuner("hf", model=str(bare)).fit(data, skip_validation=True)
+
+
+def test_preference_data_needs_dpo_and_options_are_checked(
+    tiny_base: str, rows: list[dict[str, Any]]
+) -> None:
+    pairs = [
+        {"input": r["messages"][:2], "chosen": [r["messages"][2]], "rejected": [r["messages"][2]]}
+        for r in rows[:3]
+    ]
+    tuner = ft.Tuner("hf", model=tiny_base)
+    with pytest.raises(ft.UnsupportedFeature, match="method='dpo'"):
+        tuner.fit(ft.Dataset.from_records(pairs), skip_validation=True)
+    with pytest.raises(ft.InvalidRequestError, match="known options") as caught:
+        tuner.fit(ft.Dataset.from_records(rows[:20]), options={"packed": True})
+    assert caught.value.param == "packed"
+    with pytest.raises(ft.InvalidRequestError, match="launcher"):
+        tuner.fit(ft.Dataset.from_records(rows[:20]), options={"num_processes": 2})
