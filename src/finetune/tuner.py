@@ -68,20 +68,25 @@ def derive_idempotency_key(
     validation_fingerprint: str | None,
     hyperparameters: Hyperparameters,
     suffix: str | None,
+    options: dict[str, Any] | None = None,
 ) -> str:
-    """A key that is the same for the same fit, so a re-run finds the job a crash left."""
-    payload = json.dumps(
-        [
-            backend,
-            model,
-            method,
-            train_fingerprint,
-            validation_fingerprint,
-            hyperparameters.model_dump(mode="json"),
-            suffix,
-        ],
-        sort_keys=True,
-    )
+    """A key that is the same for the same fit, so a re-run finds the job a crash left.
+
+    Backend ``options`` change what is trained (packing, max_length ...), so they are part of
+    the key; a fit without options keeps the key it always had.
+    """
+    parts: list[Any] = [
+        backend,
+        model,
+        method,
+        train_fingerprint,
+        validation_fingerprint,
+        hyperparameters.model_dump(mode="json"),
+        suffix,
+    ]
+    if options:
+        parts.append(options)
+    payload = json.dumps(parts, sort_keys=True, default=str)
     return "ft-" + hashlib.sha256(payload.encode()).hexdigest()[:32]
 
 
@@ -151,9 +156,14 @@ def _is_transient(error: BaseException) -> bool:
 
 
 def _poll_settings(
-    caps: Capabilities, poll_interval: float | None, max_interval: float, timeout: float | None
+    caps: Capabilities,
+    poll_interval: float | None,
+    max_interval: float | None,
+    timeout: float | None,
 ) -> dict[str, Any]:
-    first = poll_interval if poll_interval is not None else (10.0 if caps.hosted else 2.0)
+    first = poll_interval if poll_interval is not None else (10.0 if caps.hosted else 0.5)
+    if max_interval is None:
+        max_interval = 60.0 if caps.hosted else 1.0
     return {
         "retry": retry_if_result(lambda job: not job.status.is_terminal)
         | retry_if_exception(_is_transient),
@@ -269,6 +279,7 @@ class _TunerBase:
         hyperparameters: Hyperparameters,
         idempotency_key: str | None,
         skip_validation: bool,
+        options: dict[str, Any] | None = None,
     ) -> tuple[str, str, str | None]:
         _check_request(self._caps, self.backend_name, train, validation, method, suffix)
         if not skip_validation:
@@ -283,6 +294,7 @@ class _TunerBase:
             valid_fp,
             hyperparameters,
             suffix,
+            options,
         )
         return key, train_fp, valid_fp
 
@@ -404,7 +416,7 @@ class Tuner(_TunerBase):
         """Validate, upload and start a job; a re-run of the same fit re-attaches to its job."""
         params = hyperparameters or Hyperparameters()
         key, train_fp, valid_fp = self._prepare(
-            train, validation, method, suffix, params, idempotency_key, skip_validation
+            train, validation, method, suffix, params, idempotency_key, skip_validation, options
         )
         key, existing = self._find_existing(key)
         if existing is not None:
@@ -486,9 +498,13 @@ class JobHandle:
         timeout: float | None = None,
         progress: bool = False,
         *,
-        max_interval: float = 60.0,
+        max_interval: float | None = None,
     ) -> Job:
-        """Poll with backoff until the job ends; raises ``JobFailed`` or ``WaitTimeout``."""
+        """Poll with backoff until the job ends; raises ``JobFailed`` or ``WaitTimeout``.
+
+        Polls start at ``poll_interval`` (10 s hosted, 0.5 s local) and grow 1.5x up to
+        ``max_interval`` (60 s hosted, 1 s local: reading a status file costs nothing).
+        """
         bar = _Progress(progress, self.job)
         settings = _poll_settings(self._tuner.capabilities, poll_interval, max_interval, timeout)
         try:
@@ -601,7 +617,7 @@ class AsyncTuner(_TunerBase):
         """Validate, upload and start a job; a re-run of the same fit re-attaches to its job."""
         params = hyperparameters or Hyperparameters()
         key, train_fp, valid_fp = self._prepare(
-            train, validation, method, suffix, params, idempotency_key, skip_validation
+            train, validation, method, suffix, params, idempotency_key, skip_validation, options
         )
         key, existing = await self._find_existing(key)
         if existing is not None:
@@ -682,9 +698,13 @@ class AsyncJobHandle:
         timeout: float | None = None,
         progress: bool = False,
         *,
-        max_interval: float = 60.0,
+        max_interval: float | None = None,
     ) -> Job:
-        """Poll with backoff until the job ends; raises ``JobFailed`` or ``WaitTimeout``."""
+        """Poll with backoff until the job ends; raises ``JobFailed`` or ``WaitTimeout``.
+
+        Polls start at ``poll_interval`` (10 s hosted, 0.5 s local) and grow 1.5x up to
+        ``max_interval`` (60 s hosted, 1 s local: reading a status file costs nothing).
+        """
         bar = _Progress(progress, self.job)
         settings = _poll_settings(self._tuner.capabilities, poll_interval, max_interval, timeout)
         try:

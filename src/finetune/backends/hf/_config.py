@@ -85,9 +85,20 @@ def _number(value: object, default: float) -> float:
 
 
 def trainer_arguments(
-    config: TrainingConfig, *, output_dir: str, cuda: bool, bf16_supported: bool
+    config: TrainingConfig,
+    *,
+    output_dir: str,
+    cuda: bool,
+    bf16_supported: bool,
+    flash_attention: bool = False,
 ) -> dict[str, Any]:
-    """Keyword arguments for ``SFTConfig`` or ``DPOConfig``."""
+    """Keyword arguments for ``SFTConfig`` or ``DPOConfig``.
+
+    Packing uses TRL's best-fit ("bfd", padding-free) only under FlashAttention, which keeps
+    the packed examples apart; otherwise a padding-free batch is one long sequence whose
+    attention grows with the square of the whole batch, so "wrapped" rows of ``max_length``
+    are used instead (see docs/performance.md for the measured difference).
+    """
     hp = config.hyperparameters
     options = config.options
     style = "lora" if hp.lora is not None else "full"
@@ -122,6 +133,8 @@ def trainer_arguments(
     args.update(_precision(options.precision, cuda=cuda, bf16_supported=bf16_supported))
     if config.method == "sft":
         args["packing"] = options.packing
+        if options.packing:
+            args["packing_strategy"] = "bfd" if flash_attention else "wrapped"
         args["assistant_only_loss"] = _assistant_only(config)
         if config.example_kind == "completion":
             args["completion_only_loss"] = True

@@ -88,6 +88,10 @@ def _callback(job: JobDir, stop: _Stop) -> Any:
         def on_log(self, args: Any, state: Any, control: Any, logs: Any = None, **kw: Any) -> None:
             if not state.is_world_process_zero or not logs:
                 return
+            if "train_runtime" in logs:
+                summary = {k: v for k, v in logs.items() if isinstance(v, (int, float))}
+                job.append_event(f"Training finished in {logs['train_runtime']:.1f} s", **summary)
+                return
             point: dict[str, Any] = {"step": state.global_step, "epoch": state.epoch}
             extra = {}
             for name, value in logs.items():
@@ -151,8 +155,13 @@ def build_trainer(config: TrainingConfig, job: JobDir, stop: _Stop) -> Any:
         peft_config = LoraConfig(
             **lora_arguments(config.hyperparameters.lora, config.options.peft_args)
         )
+    attention = str(getattr(model.config, "_attn_implementation", "") or "")
     arguments = trainer_arguments(
-        config, output_dir=str(job.checkpoints_dir), cuda=cuda, bf16_supported=bf16
+        config,
+        output_dir=str(job.checkpoints_dir),
+        cuda=cuda,
+        bf16_supported=bf16,
+        flash_attention=attention.startswith("flash_attention"),
     )
     train = load_rows(config.training_file, config.example_kind)
     evaluation = None
