@@ -60,3 +60,41 @@ def write_jsonl(path: Path, rows: list[Any]) -> Path:
 def chat_file(tmp_path: Path) -> Path:
     """A JSONL file of 40 valid chat examples."""
     return write_jsonl(tmp_path / "train.jsonl", [chat(i) for i in range(40)])
+
+
+@pytest.fixture(scope="session")
+def rows() -> list[dict[str, Any]]:
+    """The bundled demo dataset's 400 chat examples."""
+    from finetune.demo import sample_dataset_path
+
+    with sample_dataset_path().open() as handle:
+        return [json.loads(line) for line in handle]
+
+
+@pytest.fixture(scope="session")
+def tiny_base(tmp_path_factory: pytest.TempPathFactory, rows: list[dict[str, Any]]) -> str:
+    """A tiny pre-trained base model folder, built offline once per session."""
+    pytest.importorskip("transformers")
+    from finetune.demo import build_tiny_base
+
+    texts = [m["content"] for row in rows for m in row["messages"]]
+    directory = tmp_path_factory.mktemp("models") / "tiny-base"
+    return str(build_tiny_base(directory, texts, hidden_size=64, pretrain_steps=80))
+
+
+@pytest.fixture(scope="session")
+def tuned_tiny(tmp_path_factory: pytest.TempPathFactory, tiny_base: str, rows: list[Any]) -> str:
+    """The tiny base fine-tuned through Tuner("hf") on the first 300 demo examples."""
+    pytest.importorskip("trl")
+    import finetune as ft
+    from finetune.backends.hf import HFBackend
+
+    backend = HFBackend(jobs_dir=tmp_path_factory.mktemp("hf-session-jobs"))
+    tuner = ft.Tuner(backend, model=tiny_base, registry=False)
+    job = tuner.fit(
+        ft.Dataset.from_records(rows[:300]),
+        hyperparameters=ft.Hyperparameters(epochs=10, batch_size=16, learning_rate=3e-3),
+        options={"max_length": 128, "save_total_limit": 1},
+    )
+    job.wait(poll_interval=0.3, timeout=280)
+    return job.model.name

@@ -48,3 +48,50 @@ def test_backends_lists_fake(capsys: pytest.CaptureFixture[str]) -> None:
 def test_unknown_backend(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["status", "j1", "--backend", "nope"]) == 2
     assert "Installed backends" in capsys.readouterr().err
+
+
+@needs_tiktoken
+def test_train_from_a_toml_config_and_wait(
+    chat_file: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = tmp_path / "train.toml"
+    config.write_text(
+        f'backend = "fake"\nmodel = "{MODEL}"\nfile = "{chat_file}"\nsuffix = "cli"\n'
+        "[hyperparameters]\nepochs = 2\n"
+    )
+    assert main(["train", "--config", str(config), "--wait"]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert lines[-1].split()[1] == "succeeded" and ":cli:" in lines[-1]
+    assert main(["jobs", "--backend", "fake"]) == 0
+    assert "succeeded" in capsys.readouterr().out
+    assert main(["train", str(chat_file), "--backend", "fake"]) == 2
+    assert "train needs 'model'" in capsys.readouterr().err
+
+
+def test_eval_from_a_config_on_the_tiny_model(
+    tiny_base: str, rows: list[dict[str, object]], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("FINETUNE_CACHE_DIR", str(tmp_path / "cache"))
+    data = write_jsonl(tmp_path / "holdout.jsonl", rows[:8])
+    config = tmp_path / "eval.toml"
+    config.write_text(
+        f'data = "{data}"\nmetrics = ["exact_match", "token_f1"]\nbaseline = "base"\n'
+        f'[candidates.base]\nbackend = "hf"\nmodel = "{tiny_base}"\n'
+        f'[candidates.few]\nbackend = "hf"\nmodel = "{tiny_base}"\n'
+        f'few_shot = {{ train = "{data}", k = 2 }}\n'
+    )
+    output = tmp_path / "result.json"
+    assert main(["eval", str(config), "--output", str(output)]) == 0
+    assert json.loads(output.read_text())["candidates"] == ["base", "few"]
+
+
+@pytest.mark.timeout(300)
+def test_demo_prints_the_three_way_comparison(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    pytest.importorskip("trl")
+    assert main(["demo", "--output", str(tmp_path / "demo")]) == 0
+    out = capsys.readouterr().out
+    assert "| base 3-shot vs base | exact_match |" in out
+    assert "tuned vs base on exact_match" in out and ": improved" in out
+    assert (tmp_path / "demo" / "evaluation.md").exists()

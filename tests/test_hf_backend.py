@@ -13,24 +13,10 @@ import pytest
 
 import finetune as ft
 from finetune.backends.hf import HFBackend
-from finetune.demo import build_tiny_base, sample_dataset_path
 
 pytest.importorskip("trl")
 pytest.importorskip("peft")
 pytestmark = pytest.mark.timeout(300)
-
-
-@pytest.fixture(scope="session")
-def rows() -> list[dict[str, Any]]:
-    with sample_dataset_path().open() as handle:
-        return [json.loads(line) for line in handle]
-
-
-@pytest.fixture(scope="session")
-def tiny_base(tmp_path_factory: pytest.TempPathFactory, rows: list[dict[str, Any]]) -> str:
-    texts = [m["content"] for row in rows for m in row["messages"]]
-    directory = tmp_path_factory.mktemp("models") / "tiny-base"
-    return str(build_tiny_base(directory, texts, hidden_size=64, pretrain_steps=80))
 
 
 def _greedy(model_path: str, prompt: list[dict[str, str]]) -> str:

@@ -4,7 +4,7 @@
 >>> tuner = ft.Tuner("fake", model="base")          # or "openai", "mistral", "hf", a plugin
 """
 
-from finetune import validation
+from finetune import evaluation, validation
 from finetune._errors import (
     AuthenticationError,
     BackendError,
@@ -25,6 +25,7 @@ from finetune._errors import (
 from finetune._series import MetricSeries
 from finetune.backends import Capabilities, available_backends, register_backend
 from finetune.dataset import Dataset
+from finetune.evaluation import EvalResult, aevaluate, evaluate, metrics
 from finetune.registry import JobRecord, JobRegistry
 from finetune.tuner import AsyncJobHandle, AsyncTuner, JobHandle, Tuner
 from finetune.types import (
@@ -61,6 +62,7 @@ __all__ = [
     "CostEstimate",
     "Dataset",
     "DatasetError",
+    "EvalResult",
     "FileRef",
     "FinetuneError",
     "Hyperparameters",
@@ -90,7 +92,11 @@ __all__ = [
     "ValidationReport",
     "WaitTimeout",
     "__version__",
+    "aevaluate",
     "available_backends",
+    "evaluate",
+    "evaluation",
+    "metrics",
     "register_backend",
     "validation",
 ]

@@ -6,7 +6,10 @@ import argparse
 import logging
 import sys
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
+
+from platformdirs import user_data_dir
 
 import finetune as ft
 from finetune.backends import backend_class
@@ -97,6 +100,103 @@ def _cmd_events(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from finetune.demo._run import run_demo
+
+    output = args.output or str(Path(user_data_dir("finetune")) / "demo")
+    outcome = run_demo(output, epochs=args.epochs)
+    return 0 if outcome["comparison"].verdict == "improved" else 1
+
+
+def _load_config(path: str) -> dict[str, Any]:
+    text = Path(path).read_text(encoding="utf-8")
+    if path.endswith((".yaml", ".yml")):
+        try:
+            import yaml
+        except ImportError as exc:
+            raise ft.MissingDependency("pyyaml", purpose="for YAML config files") from exc
+        data = yaml.safe_load(text)
+    else:
+        import tomllib
+
+        data = tomllib.loads(text)
+    if not isinstance(data, dict):
+        raise ValueError(f"{path}: the config file must hold a table of settings")
+    return data
+
+
+def _train_settings(args: argparse.Namespace) -> dict[str, Any]:
+    settings = _load_config(args.config) if args.config else {}
+    for name in ("backend", "model", "file", "validation", "suffix", "method"):
+        value = getattr(args, name, None)
+        if value is not None:
+            settings[name] = value
+    hyper = dict(settings.get("hyperparameters") or {})
+    for name in ("epochs", "batch_size", "learning_rate", "learning_rate_multiplier", "seed"):
+        value = getattr(args, name, None)
+        if value is not None:
+            hyper[name] = value
+    settings["hyperparameters"] = hyper
+    for required in ("backend", "model", "file"):
+        if not settings.get(required):
+            raise ValueError(f"train needs {required!r} (a flag or a key of the config file)")
+    return settings
+
+
+def _cmd_train(args: argparse.Namespace) -> int:
+    settings = _train_settings(args)
+    tuner = ft.Tuner(settings["backend"], model=settings["model"])
+    validation = settings.get("validation")
+    job = tuner.fit(
+        ft.Dataset.from_jsonl(settings["file"]),
+        ft.Dataset.from_jsonl(validation) if validation else None,
+        hyperparameters=ft.Hyperparameters(**settings["hyperparameters"]),
+        method=settings.get("method", "sft"),
+        suffix=settings.get("suffix"),
+        options=settings.get("options"),
+    )
+    print(f"{job.id} {job.status.value}")
+    if args.wait:
+        final = job.wait(progress=True)
+        print(f"{final.id} {final.status.value} {final.fine_tuned_model or ''}".rstrip())
+    return 0
+
+
+def _candidate(spec: Any) -> Any:
+    if isinstance(spec, str):
+        backend, _, name = spec.partition(":")
+        return ft.ModelRef(backend=backend, name=name)
+    ref = ft.ModelRef(backend=spec["backend"], name=spec["model"])
+    if spec.get("few_shot"):
+        train = ft.Dataset.from_jsonl(spec["few_shot"]["train"])
+        ref = ref.with_few_shot(train, k=spec["few_shot"].get("k", 5))
+    return ref
+
+
+def _metric(name: str) -> Any:
+    found = getattr(ft.metrics, name, None)
+    if found is None or not callable(found) or name.startswith("_"):
+        raise ValueError(f"unknown metric {name!r}; see docs/evaluation.md for the list")
+    return found
+
+
+def _cmd_eval(args: argparse.Namespace) -> int:
+    config = _load_config(args.config)
+    candidates = {name: _candidate(spec) for name, spec in config["candidates"].items()}
+    metrics = [_metric(name) for name in config.get("metrics", ["exact_match"])]
+    result = ft.evaluate(
+        ft.Dataset.from_jsonl(config["data"]),
+        candidates,
+        metrics,
+        max_concurrency=config.get("max_concurrency", 8),
+        progress=True,
+    )
+    print(result.to_markdown(baseline=config.get("baseline")))
+    if args.output:
+        result.to_json(args.output)
+    return 0
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="finetune", description="Validate data, fine-tune on any backend, check the result."
@@ -123,6 +223,26 @@ def _parser() -> argparse.ArgumentParser:
         else:
             sub.add_argument("--epochs", type=int, help="epochs (default: provider's rule)")
     command("backends", _cmd_backends, "installed backends and their capabilities")
+    demo = command("demo", _cmd_demo, "offline demo: validate, fine-tune, evaluate a tiny model")
+    demo.add_argument("--output", help="folder for the model and report (default: user data)")
+    demo.add_argument("--epochs", type=int, default=20)
+    train = command("train", _cmd_train, "validate, upload and start a fine-tuning job")
+    train.add_argument("file", nargs="?", help="training data (JSONL)")
+    train.add_argument("--config", help="a TOML or YAML file with the same settings")
+    train.add_argument("--backend", help="backend name")
+    train.add_argument("--model", help="base model")
+    train.add_argument("--validation", help="validation data (JSONL)")
+    train.add_argument("--method", choices=["sft", "dpo"])
+    train.add_argument("--suffix")
+    train.add_argument("--epochs", type=int)
+    train.add_argument("--batch-size", dest="batch_size", type=int)
+    train.add_argument("--learning-rate", dest="learning_rate", type=float)
+    train.add_argument("--learning-rate-multiplier", dest="learning_rate_multiplier", type=float)
+    train.add_argument("--seed", type=int)
+    train.add_argument("--wait", action="store_true", help="wait for the job, with a progress bar")
+    evaluate = command("eval", _cmd_eval, "evaluate candidates on a dataset (config file)")
+    evaluate.add_argument("config", help="a TOML or YAML file: data, candidates, metrics")
+    evaluate.add_argument("--output", help="write the result as JSON here")
     jobs = command("jobs", _cmd_jobs, "jobs started from this machine (the local registry)")
     jobs.add_argument("--backend", help="only this backend")
     jobs.add_argument("--limit", type=int, default=50)

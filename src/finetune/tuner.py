@@ -174,7 +174,8 @@ def _poll_settings(
 
 
 class _Progress:
-    """A tqdm.auto bar showing the status and progress of a job, only when asked."""
+    """A tqdm.auto bar, only when asked: training steps where the backend reports them (local
+    jobs), else the number of polls, with the status beside it."""
 
     def __init__(self, enabled: bool, job: Job) -> None:
         self._bar: Any = None
@@ -184,9 +185,18 @@ class _Progress:
             self._bar = tqdm(total=None, desc=f"{job.backend}:{job.id}", unit="poll")
 
     def update(self, job: Job) -> None:
-        if self._bar is not None:
-            self._bar.set_postfix_str(job.status.value)
-            self._bar.update(1)
+        if self._bar is None:
+            return
+        raw = job.raw or {}
+        step, total = raw.get("step"), raw.get("max_steps")
+        if isinstance(step, int) and isinstance(total, int) and total > 0:
+            if self._bar.total != total:
+                self._bar.total, self._bar.unit = total, "step"
+            self._bar.n = step
+        else:
+            self._bar.n += 1
+        self._bar.set_postfix_str(job.status.value, refresh=False)
+        self._bar.refresh()
 
     def close(self) -> None:
         if self._bar is not None:

@@ -60,6 +60,10 @@ class Reply(Exception):
         self.headers = headers or {}
 
 
+class _Server(ThreadingHTTPServer):
+    request_queue_size = 128  # a listen backlog for many concurrent clients
+
+
 class FakeServer:
     """Routes requests to ``self.route(method, path, query, body, headers)``; subclass it."""
 
@@ -74,6 +78,7 @@ class FakeServer:
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+            disable_nagle_algorithm = True  # headers and body go out in two writes
 
             def log_message(self, *args: Any) -> None:
                 return None
@@ -90,7 +95,7 @@ class FakeServer:
             def do_PATCH(self) -> None:
                 server._handle(self, "PATCH")
 
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._httpd = _Server(("127.0.0.1", 0), Handler)
         self._httpd.daemon_threads = True
         self.port = self._httpd.server_address[1]
         self._thread = threading.Thread(target=self._httpd.serve_forever, daemon=True)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import itertools
 import json
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -53,6 +54,10 @@ class _Job:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
+def _echo(model: str, messages: list[dict[str, Any]]) -> str:
+    return f"echo: {messages[-1].get('content')}"
+
+
 class OpenAIFake(FakeServer):
     """The fake. ``fail_suffix`` makes jobs with that suffix fail in training."""
 
@@ -74,6 +79,8 @@ class OpenAIFake(FakeServer):
         self.jobs: dict[str, _Job] = {}
         self.counter = itertools.count(1)
         self.bytes_received = 0
+        self.chat_delay = 0.0
+        self.chat_responder: Callable[[str, list[dict[str, Any]]], str] = _echo
 
     @property
     def base_url(self) -> str:
@@ -90,6 +97,8 @@ class OpenAIFake(FakeServer):
         if not path.startswith(PREFIX):
             raise _error(404, f"Invalid URL ({method} {path})")
         parts = path[len(PREFIX) :].strip("/").split("/")
+        if method == "POST" and parts == ["chat", "completions"]:
+            return self._chat(body)  # outside the lock: answers overlap, as a real API's do
         with self.lock:
             return self._dispatch(method, parts, query, body, raw, headers)
 
@@ -139,6 +148,30 @@ class OpenAIFake(FakeServer):
             case "GET", ["fine_tuning", "jobs", job_id, "checkpoints"]:
                 return self._checkpoints(self._job(job_id))
         raise _error(404, f"Invalid URL ({method} /v1/{'/'.join(parts)})")
+
+    # -- chat completions (for evaluation) --
+
+    def _chat(self, body: dict[str, Any]) -> Any:
+        if not body.get("model") or not body.get("messages"):
+            raise _error(400, "'model' and 'messages' are required", param="messages")
+        if self.chat_delay:
+            time.sleep(self.chat_delay)
+        text = self.chat_responder(body["model"], body["messages"])
+        return {
+            "id": self._id("chatcmpl"),
+            "object": "chat.completion",
+            "created": int(time.time()),
+            "model": body["model"],
+            "choices": [
+                {
+                    "index": 0,
+                    "message": {"role": "assistant", "content": text, "refusal": None},
+                    "finish_reason": "stop",
+                    "logprobs": None,
+                }
+            ],
+            "usage": {"prompt_tokens": 10, "completion_tokens": 5, "total_tokens": 15},
+        }
 
     # -- files and uploads --
 

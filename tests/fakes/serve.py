@@ -1,20 +1,25 @@
-"""Run a provider fake as its own process: ``python -m tests.fakes.serve openai``.
+"""Run a provider fake as its own process: ``python -m tests.fakes.serve openai [--chat-delay S]``.
 
 Prints the base URL and API key on one line, then serves until stdin closes.
 """
 
 from __future__ import annotations
 
+import argparse
 import sys
 
+from .mistral_fake import MistralFake
 from .openai_fake import OpenAIFake
 
 
 def main() -> None:
-    kind = sys.argv[1] if len(sys.argv) > 1 else "openai"
-    if kind != "openai":
-        raise SystemExit(f"unknown fake {kind!r}")
-    with OpenAIFake() as server:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("kind", nargs="?", default="openai", choices=["openai", "mistral"])
+    parser.add_argument("--chat-delay", type=float, default=0.0)
+    args = parser.parse_args()
+    fake = OpenAIFake() if args.kind == "openai" else MistralFake()
+    fake.chat_delay = args.chat_delay
+    with fake as server:
         print(server.base_url, server.api_key, flush=True)
         sys.stdin.read()
 

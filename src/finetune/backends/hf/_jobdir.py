@@ -120,8 +120,11 @@ class JobDir:
         _write_atomically(self.status_path, json.dumps(status, indent=2, sort_keys=True))
         return status
 
-    def append_event(self, message: str, *, level: str = "info", **data: Any) -> None:
-        """Add a line to the job's log."""
+    def append_event(
+        self, message: str, *, level: str = "info", data: dict[str, Any] | None = None, **more: Any
+    ) -> None:
+        """Add a line to the job's log (``data`` and keyword arguments become its data)."""
+        data = {**(data or {}), **more}
         row: dict[str, Any] = {"created_at": now_iso(), "level": level, "message": message}
         if data:
             row["data"] = data

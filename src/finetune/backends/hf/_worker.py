@@ -90,7 +90,9 @@ def _callback(job: JobDir, stop: _Stop) -> Any:
                 return
             if "train_runtime" in logs:
                 summary = {k: v for k, v in logs.items() if isinstance(v, (int, float))}
-                job.append_event(f"Training finished in {logs['train_runtime']:.1f} s", **summary)
+                job.append_event(
+                    f"Training finished in {logs['train_runtime']:.1f} s", data=summary
+                )
                 return
             point: dict[str, Any] = {"step": state.global_step, "epoch": state.epoch}
             extra = {}

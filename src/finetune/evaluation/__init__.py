@@ -1,0 +1,35 @@
+"""Evaluation: predictors, metrics, statistics and the result table."""
+
+from finetune.evaluation import metrics
+from finetune.evaluation._cache import PredictionCache
+from finetune.evaluation._judge import judge_pairwise
+from finetune.evaluation._predictors import (
+    CallablePredictor,
+    HFPredictor,
+    MistralPredictor,
+    OpenAIPredictor,
+    Predictor,
+    predictor_for,
+)
+from finetune.evaluation._result import EvalResult
+from finetune.evaluation._run import aevaluate, evaluate
+from finetune.evaluation._stats import Comparison, Interval, bootstrap_mean, compare_paired
+
+__all__ = [
+    "CallablePredictor",
+    "Comparison",
+    "EvalResult",
+    "HFPredictor",
+    "Interval",
+    "MistralPredictor",
+    "OpenAIPredictor",
+    "PredictionCache",
+    "Predictor",
+    "aevaluate",
+    "bootstrap_mean",
+    "compare_paired",
+    "evaluate",
+    "judge_pairwise",
+    "metrics",
+    "predictor_for",
+]

@@ -1,0 +1,73 @@
+"""A prediction cache on disk (SQLite), keyed by (predictor, prompt, parameters).
+
+Each prediction is written as soon as it arrives, so an interrupted run keeps what it got and
+a re-run asks the model only for what is missing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import sqlite3
+import threading
+import time
+from pathlib import Path
+
+from finetune.evaluation._prompts import Messages
+
+__all__ = ["PredictionCache", "default_cache_path"]
+
+
+def default_cache_path() -> Path:
+    """``$FINETUNE_CACHE_DIR/predictions.sqlite3``, else the user cache dir."""
+    chosen = os.environ.get("FINETUNE_CACHE_DIR")
+    if chosen:
+        return Path(chosen) / "predictions.sqlite3"
+    from platformdirs import user_cache_dir
+
+    return Path(user_cache_dir("finetune")) / "predictions.sqlite3"
+
+
+class PredictionCache:
+    """Thread-safe get/put of predictions."""
+
+    def __init__(self, path: str | os.PathLike[str] | None = None) -> None:
+        self.path = Path(path) if path is not None else default_cache_path()
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.Lock()
+        self._db = sqlite3.connect(self.path, check_same_thread=False, timeout=30)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute(
+            "CREATE TABLE IF NOT EXISTS predictions "
+            "(key TEXT PRIMARY KEY, prediction TEXT NOT NULL, created REAL NOT NULL)"
+        )
+        self._db.commit()
+
+    @staticmethod
+    def key(predictor: str, messages: Messages) -> str:
+        """The cache key of one request."""
+        payload = json.dumps([predictor, messages], sort_keys=True, ensure_ascii=False)
+        return hashlib.sha256(payload.encode()).hexdigest()
+
+    def get(self, key: str) -> str | None:
+        """The cached prediction, if any."""
+        with self._lock:
+            row = self._db.execute(
+                "SELECT prediction FROM predictions WHERE key = ?", (key,)
+            ).fetchone()
+        return None if row is None else str(row[0])
+
+    def put(self, key: str, prediction: str) -> None:
+        """Store a prediction (committed at once)."""
+        with self._lock:
+            self._db.execute(
+                "INSERT OR REPLACE INTO predictions VALUES (?, ?, ?)",
+                (key, prediction, time.time()),
+            )
+            self._db.commit()
+
+    def close(self) -> None:
+        """Close the database."""
+        with self._lock:
+            self._db.close()

@@ -1,0 +1,47 @@
+"""Turning examples into prompts and references, and few-shot prompts into messages."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from finetune.types import ChatExample, CompletionExample, Example, Message, PreferenceExample
+
+__all__ = ["Messages", "build_prompt", "split_example"]
+
+Messages = list[dict[str, str]]
+
+
+def _plain(messages: Sequence[Message]) -> Messages:
+    return [{"role": m.role, "content": m.text} for m in messages]
+
+
+def split_example(example: Example) -> tuple[Messages, str]:
+    """The prompt (every turn before the last assistant turn) and the reference answer."""
+    if isinstance(example, ChatExample):
+        messages = list(example.messages)
+        last = max((i for i, m in enumerate(messages) if m.role == "assistant"), default=None)
+        if last is None:
+            return _plain(messages), ""
+        return _plain(messages[:last]), messages[last].text
+    if isinstance(example, CompletionExample):
+        return [{"role": "user", "content": example.prompt}], example.completion
+    if isinstance(example, PreferenceExample):
+        reference = example.chosen[-1].text if example.chosen else ""
+        return _plain(example.input), reference
+    raise TypeError(f"cannot evaluate {type(example).__name__}")
+
+
+def build_prompt(example: Example, few_shot: Sequence[Any] | None = None) -> Messages:
+    """The messages sent to a model: the example's system turn, the shots as prior turns, then
+    the example's own turns."""
+    messages, _ = split_example(example)
+    if not few_shot:
+        return messages
+    system = [m for m in messages[:1] if m["role"] == "system"]
+    shots: Messages = []
+    for shot in few_shot:
+        prompt, answer = split_example(shot)
+        shots.extend(m for m in prompt if m["role"] != "system")
+        shots.append({"role": "assistant", "content": answer})
+    return [*system, *shots, *messages[len(system) :]]

@@ -1,0 +1,153 @@
+"""EvalResult: per-example scores, summaries with confidence intervals, paired comparisons."""
+
+from __future__ import annotations
+
+import html
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from finetune._errors import MissingDependency
+from finetune.evaluation._stats import Comparison, Interval, bootstrap_mean, compare_paired
+
+__all__ = ["EvalResult"]
+
+
+class EvalResult:
+    """Every prediction and score of an evaluation run.
+
+    ``rows`` holds one dict per (example, candidate): ``example``, ``candidate``,
+    ``prediction``, ``reference`` and one key per metric.
+    """
+
+    def __init__(
+        self, candidates: list[str], metrics: list[str], rows: list[dict[str, Any]]
+    ) -> None:
+        self.candidates = candidates
+        self.metrics = metrics
+        self.rows = rows
+
+    def __repr__(self) -> str:
+        examples = len(self.rows) // max(1, len(self.candidates))
+        return (
+            f"<EvalResult {examples} examples x {len(self.candidates)} candidates, "
+            f"metrics {self.metrics}>"
+        )
+
+    def scores(self, candidate: str, metric: str | None = None) -> list[float]:
+        """The per-example scores of ``candidate`` on ``metric`` (default: the first metric)."""
+        name = self._metric(metric)
+        if candidate not in self.candidates:
+            raise KeyError(f"no candidate {candidate!r}; candidates: {self.candidates}")
+        ordered = sorted(
+            (row for row in self.rows if row["candidate"] == candidate),
+            key=lambda row: row["example"],
+        )
+        return [float(row[name]) for row in ordered]
+
+    def summary(self) -> dict[str, dict[str, Interval]]:
+        """Mean and 95% bootstrap CI per candidate and metric."""
+        return {
+            candidate: {m: bootstrap_mean(self.scores(candidate, m)) for m in self.metrics}
+            for candidate in self.candidates
+        }
+
+    def compare(self, a: str, b: str, metric: str | None = None) -> Comparison:
+        """Paired comparison of ``a`` against ``b``: delta, CI, win/tie/loss, p, verdict."""
+        name = self._metric(metric)
+        return compare_paired(a, self.scores(a, name), b, self.scores(b, name), metric=name)
+
+    def _metric(self, metric: str | None) -> str:
+        if metric is None:
+            return self.metrics[0]
+        if metric not in self.metrics:
+            raise KeyError(f"no metric {metric!r}; metrics: {self.metrics}")
+        return metric
+
+    def to_pandas(self) -> Any:
+        """The per-example table as a pandas DataFrame."""
+        try:
+            import pandas as pd
+        except ImportError as exc:
+            raise MissingDependency("pandas", "eval", purpose="for to_pandas()") from exc
+        return pd.DataFrame(self.rows)
+
+    def to_markdown(self, baseline: str | None = None) -> str:
+        """A table of every candidate's means with 95% CIs, and deltas against ``baseline``."""
+        header = ["candidate", *self.metrics]
+        lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+        summary = self.summary()
+        for candidate in self.candidates:
+            cells = [candidate, *(str(summary[candidate][m]) for m in self.metrics)]
+            lines.append("| " + " | ".join(cells) + " |")
+        if baseline is not None:
+            lines += ["", "| comparison | metric | delta [95% CI] | win/tie/loss | p | verdict |"]
+            lines.append("|---|---|---|---|---|---|")
+            for candidate in self.candidates:
+                if candidate == baseline:
+                    continue
+                for metric in self.metrics:
+                    c = self.compare(candidate, baseline, metric)
+                    lines.append(
+                        f"| {candidate} vs {baseline} | {metric} | {c.delta:+.3f} "
+                        f"[{c.low:+.3f}, {c.high:+.3f}] | {c.wins}/{c.ties}/{c.losses} | "
+                        f"{c.p_value:.4f} | {c.verdict} |"
+                    )
+        return "\n".join(lines)
+
+    def _repr_html_(self) -> str:
+        summary = self.summary()
+        head = "".join(f"<th>{html.escape(m)}</th>" for m in self.metrics)
+        body = ""
+        for candidate in self.candidates:
+            cells = "".join(f"<td>{summary[candidate][m]}</td>" for m in self.metrics)
+            body += f"<tr><th>{html.escape(candidate)}</th>{cells}</tr>"
+        return (
+            f"<table><thead><tr><th>candidate</th>{head}</tr></thead>"
+            f"<tbody>{body}</tbody></table><p>mean [95% bootstrap CI]</p>"
+        )
+
+    def plot(self, ax: Any = None) -> Any:
+        """Bars of each candidate's mean per metric with 95% CI whiskers (matplotlib)."""
+        try:
+            import matplotlib.pyplot as plt
+        except ImportError as exc:
+            raise MissingDependency("matplotlib", "eval", purpose="for plot()") from exc
+        if ax is None:
+            _, ax = plt.subplots()
+        summary = self.summary()
+        width = 0.8 / max(1, len(self.candidates))
+        for index, candidate in enumerate(self.candidates):
+            intervals = [summary[candidate][m] for m in self.metrics]
+            xs = [m + index * width for m in range(len(self.metrics))]
+            means = [i.mean for i in intervals]
+            errors = [
+                [i.mean - i.low for i in intervals],
+                [i.high - i.mean for i in intervals],
+            ]
+            ax.bar(xs, means, width, yerr=errors, capsize=3, label=candidate)
+        ax.set_xticks([m + 0.4 - width / 2 for m in range(len(self.metrics))])
+        ax.set_xticklabels(self.metrics)
+        ax.set_ylim(0, 1.05)
+        ax.legend()
+        return ax
+
+    def to_dict(self) -> dict[str, Any]:
+        """Everything, as JSON-ready data."""
+        return {"candidates": self.candidates, "metrics": self.metrics, "rows": self.rows}
+
+    def to_json(self, path: str | os.PathLike[str]) -> Path:
+        """Write the result as JSON, atomically."""
+        from finetune.dataset import atomic_write
+
+        target = Path(path)
+        with atomic_write(target) as handle:
+            handle.write(json.dumps(self.to_dict(), indent=1, ensure_ascii=False).encode())
+        return target
+
+    @classmethod
+    def from_json(cls, path: str | os.PathLike[str]) -> EvalResult:
+        """Read a result written by ``to_json``."""
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+        return cls(data["candidates"], data["metrics"], data["rows"])

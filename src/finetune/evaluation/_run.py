@@ -1,0 +1,273 @@
+"""Running an evaluation: prompts, bounded concurrency, retries, the cache, the scores."""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import contextlib
+import logging
+import random
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt
+
+from finetune.evaluation._cache import PredictionCache
+from finetune.evaluation._predictors import Predictor, predictor_for
+from finetune.evaluation._prompts import Messages, build_prompt, split_example
+from finetune.evaluation._result import EvalResult
+from finetune.evaluation.metrics import Metric
+from finetune.types import Example, ModelRef
+
+__all__ = ["aevaluate", "evaluate"]
+
+log = logging.getLogger("finetune")
+_RETRY_STATUS = {408, 409, 429, 500, 502, 503, 504}
+
+
+@dataclass
+class _Task:
+    candidate: str
+    example: int
+    messages: Messages
+    key: str
+    prediction: str | None = None
+
+
+def _status_of(error: BaseException) -> int | None:
+    for name in ("status_code", "status"):
+        value = getattr(error, name, None)
+        if isinstance(value, int):
+            return value
+    response = getattr(error, "response", None)
+    value = getattr(response, "status_code", None)
+    return value if isinstance(value, int) else None
+
+
+def is_retryable(error: BaseException) -> bool:
+    """Rate limits, server errors, timeouts and dropped connections are worth another try."""
+    status = _status_of(error)
+    if status is not None:
+        return status in _RETRY_STATUS
+    name = type(error).__name__
+    return any(word in name for word in ("Connection", "Timeout", "Network", "Protocol"))
+
+
+def _retry_after(error: BaseException) -> float | None:
+    headers = getattr(getattr(error, "response", None), "headers", None) or {}
+    value: Any = headers.get("retry-after")
+    with contextlib.suppress(TypeError, ValueError):
+        return float(value)
+    return None
+
+
+def _wait(state: RetryCallState) -> float:
+    delay = min(8.0, 0.25 * 2 ** (state.attempt_number - 1)) * random.uniform(0.5, 1.0)
+    outcome = state.outcome
+    if outcome is not None and outcome.failed:
+        error = outcome.exception()
+        hinted = _retry_after(error) if error is not None else None
+        if hinted is not None:
+            delay = max(delay, hinted)
+    return float(delay)
+
+
+def _examples(dataset: Any) -> list[Example]:
+    return list(dataset)
+
+
+def _resolve(
+    candidates: Mapping[str, Any], options: Mapping[str, dict[str, Any]]
+) -> dict[str, tuple[Predictor, list[Any] | None]]:
+    resolved = {}
+    for name, candidate in candidates.items():
+        shots = candidate.few_shot if isinstance(candidate, ModelRef) else None
+        resolved[name] = (predictor_for(candidate, **options.get(name, {})), shots)
+    return resolved
+
+
+class _Progress:
+    def __init__(self, enabled: bool, total: int) -> None:
+        self._bar: Any = None
+        if enabled:
+            from tqdm.auto import tqdm
+
+            self._bar = tqdm(total=total, desc="evaluate", unit="prediction")
+
+    def advance(self, count: int = 1) -> None:
+        if self._bar is not None:
+            self._bar.update(count)
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.close()
+
+
+async def _predict_one(
+    predictor: Predictor,
+    task: _Task,
+    limit: asyncio.Semaphore,
+    cache: PredictionCache | None,
+    attempts: int,
+    failed: asyncio.Event,
+) -> None:
+    async with limit:
+        if failed.is_set():
+            return
+        try:
+            async for attempt in AsyncRetrying(
+                retry=retry_if_exception(is_retryable),
+                wait=_wait,
+                stop=stop_after_attempt(attempts),
+                reraise=True,
+            ):
+                with attempt:
+                    prediction = await predictor.apredict(task.messages)
+        except BaseException:
+            failed.set()
+            raise
+    task.prediction = prediction
+    if cache is not None:
+        cache.put(task.key, prediction)
+
+
+async def _predict_batched(
+    predictor: Any, tasks: list[_Task], cache: PredictionCache | None, progress: _Progress
+) -> None:
+    size = int(getattr(predictor, "batch_size", 16))
+    for start in range(0, len(tasks), size):
+        chunk = tasks[start : start + size]
+        replies = await asyncio.to_thread(predictor.predict_batch, [t.messages for t in chunk])
+        for task, reply in zip(chunk, replies, strict=True):
+            task.prediction = reply
+            if cache is not None:
+                cache.put(task.key, reply)
+        progress.advance(len(chunk))
+
+
+async def _run_tasks(
+    resolved: dict[str, tuple[Predictor, list[Any] | None]],
+    tasks: list[_Task],
+    cache: PredictionCache | None,
+    max_concurrency: int,
+    attempts: int,
+    progress: _Progress,
+) -> None:
+    limit = asyncio.Semaphore(max_concurrency)
+    failed = asyncio.Event()
+    jobs = []
+    for name, (predictor, _) in resolved.items():
+        mine = [t for t in tasks if t.candidate == name and t.prediction is None]
+        if hasattr(predictor, "predict_batch"):
+            jobs.append(_predict_batched(predictor, mine, cache, progress))
+            continue
+        for task in mine:
+            jobs.append(
+                _tracked(_predict_one(predictor, task, limit, cache, attempts, failed), progress)
+            )
+    running = [asyncio.ensure_future(job) for job in jobs]
+    try:
+        await asyncio.gather(*running)
+    except BaseException:
+        for future in running:  # stop asking on the first failure; the cache keeps the rest
+            future.cancel()
+        await asyncio.gather(*running, return_exceptions=True)
+        raise
+
+
+async def _tracked(job: Any, progress: _Progress) -> None:
+    await job
+    progress.advance()
+
+
+def _score(
+    tasks: list[_Task], examples: list[Example], metrics: Sequence[Metric]
+) -> list[dict[str, Any]]:
+    rows = []
+    for task in tasks:
+        example = examples[task.example]
+        _, reference = split_example(example)
+        prediction = task.prediction or ""
+        row: dict[str, Any] = {
+            "example": task.example,
+            "candidate": task.candidate,
+            "prediction": prediction,
+            "reference": reference,
+        }
+        for metric in metrics:
+            row[metric.__name__] = float(metric(prediction, reference, example))
+        rows.append(row)
+    return rows
+
+
+async def aevaluate(
+    dataset: Iterable[Example],
+    candidates: Mapping[str, Any],
+    metrics: Sequence[Metric],
+    *,
+    max_concurrency: int = 8,
+    cache: bool | str | PredictionCache = True,
+    progress: bool = False,
+    max_attempts: int = 5,
+    predictor_options: Mapping[str, dict[str, Any]] | None = None,
+) -> EvalResult:
+    """Predict every example with every candidate, score, and return an ``EvalResult``.
+
+    ``candidates`` maps a name to a ``ModelRef`` (``tuner.base_model``, ``job.model``,
+    ``ref.with_few_shot(train, k)``), a ``Predictor`` or a function ``messages -> str``.
+    Predictions are cached on disk (``cache=False`` turns it off; a path picks the file), so
+    a re-run, or a run after an interruption, asks only for what is missing.
+    """
+    if not metrics:
+        raise ValueError("give at least one metric, e.g. metrics=[ft.metrics.exact_match]")
+    names = [getattr(m, "__name__", "") for m in metrics]
+    if len(set(names)) != len(names) or not all(names):
+        raise ValueError(f"metric names must be unique and non-empty: {names}")
+    examples = _examples(dataset)
+    resolved = _resolve(candidates, predictor_options or {})
+    store = _open_cache(cache)
+    tasks = []
+    for name, (predictor, shots) in resolved.items():
+        for index, example in enumerate(examples):
+            messages = build_prompt(example, shots)
+            key = PredictionCache.key(predictor.name, messages)
+            cached = store.get(key) if store is not None else None
+            tasks.append(_Task(name, index, messages, key, cached))
+    missing = sum(task.prediction is None for task in tasks)
+    log.info("evaluate: %d predictions, %d from the cache", len(tasks), len(tasks) - missing)
+    bar = _Progress(progress, missing)
+    try:
+        await _run_tasks(resolved, tasks, store, max_concurrency, max_attempts, bar)
+    finally:
+        bar.close()
+        if store is not None and not isinstance(cache, PredictionCache):
+            store.close()
+    return EvalResult(list(resolved), names, _score(tasks, examples, metrics))
+
+
+def _open_cache(cache: bool | str | PredictionCache) -> PredictionCache | None:
+    if cache is False:
+        return None
+    if isinstance(cache, PredictionCache):
+        return cache
+    return PredictionCache(None if cache is True else cache)
+
+
+def evaluate(
+    dataset: Iterable[Example],
+    candidates: Mapping[str, Any],
+    metrics: Sequence[Metric],
+    **options: Any,
+) -> EvalResult:
+    """The synchronous form of ``aevaluate`` (works inside a running event loop too)."""
+
+    def run() -> EvalResult:
+        return asyncio.run(aevaluate(dataset, candidates, metrics, **options))
+
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return run()
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        return pool.submit(run).result()

@@ -1,0 +1,223 @@
+"""Metrics: plain functions ``(prediction, reference, example) -> float`` in [0, 1].
+
+Use them as they are (``ft.metrics.exact_match``) or build configured ones
+(``ft.metrics.exact(case=True)``, ``ft.metrics.regex(r"^Order \\d+")``). Any function of the
+same shape is a custom metric; its ``__name__`` names its column.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import string
+import unicodedata
+from collections import Counter
+from collections.abc import Callable
+from typing import Any
+
+from finetune._errors import MissingDependency
+
+__all__ = [
+    "Metric",
+    "bleu",
+    "chrf",
+    "contains",
+    "embedding_similarity",
+    "exact",
+    "exact_match",
+    "json_fields",
+    "json_schema",
+    "json_valid",
+    "llm_judge",
+    "regex",
+    "token_f1",
+]
+
+Metric = Callable[[str, str, Any], float]
+_PUNCTUATION = str.maketrans("", "", string.punctuation)
+
+
+def _named(name: str, function: Metric) -> Metric:
+    function.__name__ = name
+    function.__qualname__ = name
+    return function
+
+
+def normalize(
+    text: str, *, case: bool = False, whitespace: bool = True, punctuation: bool = True
+) -> str:
+    """Unicode NFKC, then optionally fold case, collapse whitespace and keep punctuation."""
+    text = unicodedata.normalize("NFKC", text)
+    if not case:
+        text = text.casefold()
+    if not punctuation:
+        text = text.translate(_PUNCTUATION)
+    if whitespace:
+        text = " ".join(text.split())
+    return text
+
+
+def exact(*, case: bool = True, whitespace: bool = True, punctuation: bool = True) -> Metric:
+    """Exact match after normalization (``case=False`` folds case, ``punctuation=False``
+    drops punctuation)."""
+
+    def metric(prediction: str, reference: str, example: Any = None) -> float:
+        options = {"case": case, "whitespace": whitespace, "punctuation": punctuation}
+        return float(normalize(prediction, **options) == normalize(reference, **options))
+
+    suffix = "" if case and punctuation else "_normalized"
+    return _named(f"exact_match{suffix}", metric)
+
+
+exact_match = exact()
+
+
+def contains(prediction: str, reference: str, example: Any = None) -> float:
+    """1 when the reference appears in the prediction (case-insensitive)."""
+    return float(normalize(reference) in normalize(prediction))
+
+
+def regex(pattern: str, *, name: str | None = None) -> Metric:
+    """1 when the prediction matches ``pattern`` (``re.search``)."""
+    compiled = re.compile(pattern)
+
+    def metric(prediction: str, reference: str, example: Any = None) -> float:
+        return float(compiled.search(prediction) is not None)
+
+    return _named(name or "regex", metric)
+
+
+def _json(text: str) -> Any:
+    stripped = text.strip()
+    if stripped.startswith("```"):
+        stripped = stripped.strip("`").removeprefix("json").strip()
+    return json.loads(stripped)
+
+
+def json_valid(prediction: str, reference: str, example: Any = None) -> float:
+    """1 when the prediction parses as JSON (a fenced ```json block counts)."""
+    try:
+        _json(prediction)
+    except ValueError:
+        return 0.0
+    return 1.0
+
+
+def json_schema(schema: dict[str, Any]) -> Metric:
+    """1 when the prediction is JSON valid against ``schema`` (needs ``jsonschema``)."""
+    try:
+        import jsonschema
+    except ImportError as exc:
+        raise MissingDependency("jsonschema", "eval", purpose="for json_schema") from exc
+    validator = jsonschema.Draft202012Validator(schema)
+
+    def metric(prediction: str, reference: str, example: Any = None) -> float:
+        try:
+            return float(validator.is_valid(_json(prediction)))
+        except ValueError:
+            return 0.0
+
+    return _named("json_schema", metric)
+
+
+def _flatten(value: Any, prefix: str = "") -> dict[str, Any]:
+    if isinstance(value, dict):
+        out: dict[str, Any] = {}
+        for key, inner in value.items():
+            out.update(_flatten(inner, f"{prefix}.{key}" if prefix else str(key)))
+        return out
+    return {prefix: value}
+
+
+def json_fields(prediction: str, reference: str, example: Any = None) -> float:
+    """The share of the reference JSON's (nested) fields that the prediction has equal."""
+    try:
+        expected = _flatten(_json(reference))
+    except ValueError:
+        return 0.0
+    try:
+        got = _flatten(_json(prediction))
+    except ValueError:
+        return 0.0
+    if not expected:
+        return float(not got)
+    matched: int = sum(got.get(k) == v for k, v in expected.items())
+    return matched / len(expected)
+
+
+def token_f1(prediction: str, reference: str, example: Any = None) -> float:
+    """SQuAD-style token F1 over normalized words."""
+    predicted = normalize(prediction, punctuation=False).split()
+    expected = normalize(reference, punctuation=False).split()
+    if not predicted or not expected:
+        return float(predicted == expected)
+    overlap = sum((Counter(predicted) & Counter(expected)).values())
+    if overlap == 0:
+        return 0.0
+    precision, recall = overlap / len(predicted), overlap / len(expected)
+    return 2 * precision * recall / (precision + recall)
+
+
+def _sacrebleu() -> Any:
+    try:
+        import sacrebleu
+    except ImportError as exc:
+        raise MissingDependency("sacrebleu", "eval", purpose="for bleu and chrf") from exc
+    return sacrebleu
+
+
+def bleu(prediction: str, reference: str, example: Any = None) -> float:
+    """Sentence BLEU (sacrebleu), scaled to [0, 1]."""
+    return float(_sacrebleu().sentence_bleu(prediction, [reference]).score) / 100
+
+
+def chrf(prediction: str, reference: str, example: Any = None) -> float:
+    """Sentence chrF (sacrebleu), scaled to [0, 1]."""
+    return float(_sacrebleu().sentence_chrf(prediction, [reference]).score) / 100
+
+
+def embedding_similarity(embed: Callable[[list[str]], list[list[float]]]) -> Metric:
+    """Cosine similarity of embeddings from ``embed`` (any embedding function), clipped to 0."""
+
+    def metric(prediction: str, reference: str, example: Any = None) -> float:
+        first, second = embed([prediction, reference])
+        dot = sum(x * y for x, y in zip(first, second, strict=True))
+        norm = (sum(x * x for x in first) * sum(y * y for y in second)) ** 0.5
+        return max(0.0, dot / norm) if norm else 0.0
+
+    return _named("embedding_similarity", metric)
+
+
+_RUBRIC_PROMPT = (
+    "You grade an answer against a reference.\nRubric: {rubric}\n\nQuestion:\n{question}\n\n"
+    "Reference answer:\n{reference}\n\nAnswer to grade:\n{prediction}\n\n"
+    "Reply with one integer from 1 (fails the rubric) to 5 (fully meets it), nothing else."
+)
+
+
+def llm_judge(judge: Any, rubric: str = "Is the answer correct and complete?") -> Metric:
+    """A rubric judge: any predictor (or ``ModelRef``) scores 1-5, mapped to [0, 1].
+
+    For pairwise judging with position swapping, see ``EvalResult.judge_pairwise``.
+    """
+    from finetune.evaluation._predictors import predictor_for
+
+    grader = predictor_for(judge)
+
+    def metric(prediction: str, reference: str, example: Any = None) -> float:
+        question = _question(example)
+        prompt = _RUBRIC_PROMPT.format(
+            rubric=rubric, question=question, reference=reference, prediction=prediction
+        )
+        reply = grader.predict([{"role": "user", "content": prompt}])
+        found = re.search(r"[1-5]", reply)
+        return (int(found.group()) - 1) / 4 if found else 0.0
+
+    return _named("llm_judge", metric)
+
+
+def _question(example: Any) -> str:
+    from finetune.evaluation._prompts import split_example
+
+    messages, _ = split_example(example)
+    return "\n".join(f"{m['role']}: {m['content']}" for m in messages if m["role"] != "system")

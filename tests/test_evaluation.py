@@ -1,0 +1,321 @@
+"""Evaluation: statistics, metrics, predictors over real HTTP and on the tiny model, the cache."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import finetune as ft
+from finetune.evaluation import (
+    EvalResult,
+    HFPredictor,
+    MistralPredictor,
+    OpenAIPredictor,
+    compare_paired,
+)
+from finetune.evaluation import metrics as m
+
+from .fakes._server import Faults
+from .fakes.mistral_fake import MistralFake
+from .fakes.openai_fake import OpenAIFake
+
+
+@pytest.fixture(autouse=True)
+def _isolated_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("FINETUNE_CACHE_DIR", str(tmp_path / "cache"))
+
+
+def _qa(n: int) -> ft.Dataset:
+    return ft.Dataset.from_records(
+        [
+            {
+                "messages": [
+                    {"role": "system", "content": "Answer with the number only."},
+                    {"role": "user", "content": f"What is {i} + 1?"},
+                    {"role": "assistant", "content": str(i + 1)},
+                ]
+            }
+            for i in range(n)
+        ]
+    )
+
+
+def _answer(messages: list[dict[str, str]]) -> str:
+    question = messages[-1]["content"]
+    return str(int(question.split()[2]) + 1)
+
+
+# -- statistics --
+
+
+def test_identical_candidates_give_no_evidence() -> None:
+    scores = [1.0, 0.0, 1.0, 1.0, 0.0] * 10
+    result = compare_paired("a", scores, "b", list(scores))
+    assert result.delta == 0 and result.low <= 0 <= result.high
+    assert (result.wins, result.ties, result.losses) == (0, 50, 0)
+    assert result.p_value == 1.0 and result.verdict == "no evidence"
+
+
+def test_a_clearly_better_candidate_is_improved_and_its_mirror_worse() -> None:
+    better = [1.0] * 40 + [0.0] * 10
+    worse = [0.0] * 35 + [1.0] * 5 + [0.0] * 10
+    up = compare_paired("tuned", better, "base", worse)
+    assert up.verdict == "improved" and up.low > 0 and up.p_value < 0.001
+    assert (up.wins, up.ties, up.losses) == (35, 15, 0)
+    assert compare_paired("base", worse, "tuned", better).verdict == "worse"
+
+
+def test_a_small_noisy_difference_is_not_called_an_improvement() -> None:
+    a = [1.0, 0.0, 1.0, 0.0, 1.0, 1.0, 0.0, 0.0, 1.0, 0.0]
+    b = [0.0, 1.0, 1.0, 0.0, 0.0, 1.0, 0.0, 1.0, 1.0, 0.0]
+    result = compare_paired("a", a, "b", b)
+    assert result.verdict == "no evidence" and result.low < 0 < result.high
+    # 3 wins and 2 losses of size 1: exact sign-flip p = P(|sum| >= 1) = 1 over 2**5 patterns
+    assert result.p_value == 1.0
+
+
+def test_exact_sign_flip_p_value_on_a_known_case() -> None:
+    # five wins, no losses: only the all-plus and all-minus patterns reach |sum| = 5
+    result = compare_paired("a", [1.0] * 5, "b", [0.0] * 5)
+    assert result.p_value == pytest.approx(2 / 32)
+    assert result.verdict == "no evidence"  # p = 0.0625 >= 0.05: too few examples
+
+
+# -- metrics --
+
+
+@pytest.mark.parametrize(
+    ("metric", "prediction", "reference", "expected"),
+    [
+        (m.exact_match, "Paris", "Paris", 1.0),
+        (m.exact_match, "paris", "Paris", 0.0),
+        (m.exact(case=False, punctuation=False), " paris! ", "Paris", 1.0),
+        (m.contains, "The capital is Paris.", "paris", 1.0),
+        (m.regex(r"^Order \d+:"), "Order 42: shipped", "", 1.0),
+        (m.json_valid, '```json\n{"a": 1}\n```', "", 1.0),
+        (m.json_valid, "{'a': 1}", "", 0.0),
+        (m.json_fields, '{"a": 1, "b": {"c": 2}}', '{"a": 1, "b": {"c": 3}}', 0.5),
+        (m.token_f1, "the cat sat", "the cat sat down", pytest.approx(6 / 7)),
+        (m.token_f1, "", "", 1.0),
+    ],
+)
+def test_metrics_on_fixtures(metric: Any, prediction: str, reference: str, expected: Any) -> None:
+    assert metric(prediction, reference, None) == expected
+
+
+def test_json_schema_bleu_and_chrf() -> None:
+    pytest.importorskip("jsonschema")
+    pytest.importorskip("sacrebleu")
+    schema = {"type": "object", "required": ["status"], "properties": {"status": {"enum": ["ok"]}}}
+    check = m.json_schema(schema)
+    assert check('{"status": "ok"}', "", None) == 1.0
+    assert check('{"status": "bad"}', "", None) == 0.0
+    assert m.bleu("the cat sat on the mat", "the cat sat on the mat", None) == pytest.approx(1.0)
+    assert 0 < m.chrf("the cat sat", "the cat sat on the mat", None) < 1
+
+
+def test_custom_metric_and_embedding_similarity() -> None:
+    def length_ok(prediction: str, reference: str, example: Any) -> float:
+        return float(len(prediction) <= 3)
+
+    similar = m.embedding_similarity(
+        lambda texts: [[1.0, 0.0] if "a" in t else [0.0, 1.0] for t in texts]
+    )
+    result = ft.evaluate(_qa(6), {"oracle": _answer}, [length_ok, similar], cache=False)
+    assert result.metrics == ["length_ok", "embedding_similarity"]
+    assert result.summary()["oracle"]["length_ok"].mean == 1.0
+
+
+def test_pairwise_judge_swaps_positions_to_cancel_order_bias() -> None:
+    def wrong(messages: list[dict[str, str]]) -> str:
+        return "0"
+
+    data = _qa(12)
+    result = ft.evaluate(data, {"tuned": _answer, "base": wrong}, [m.exact_match], cache=False)
+    prompts: list[str] = []
+
+    def always_a(messages: list[dict[str, str]]) -> str:
+        prompts.append(messages[0]["content"])
+        return "A"
+
+    biased = ft.evaluation.judge_pairwise(result, data, "tuned", "base", always_a)
+    assert biased.ties == 12 and biased.verdict == "no evidence"
+    assert len(prompts) == 24
+
+    def fair(messages: list[dict[str, str]]) -> str:
+        text = messages[0]["content"]
+        question = text.split("user: ")[1].split("\n")[0]
+        right = str(int(question.split()[2]) + 1)
+        first = text.split("Answer A:\n")[1].split("\n")[0]
+        return "A" if first == right else "B"
+
+    verdict = ft.evaluation.judge_pairwise(result, data, "tuned", "base", fair)
+    assert verdict.wins == 12 and verdict.verdict == "improved"
+
+
+def test_rubric_judge_as_a_metric() -> None:
+    def grader(messages: list[dict[str, str]]) -> str:
+        text = messages[0]["content"]
+        return "5" if "Answer to grade:\n1" in text or "Answer to grade:\n2" in text else "1"
+
+    judge = m.llm_judge(grader, rubric="correct sum")
+    result = ft.evaluate(_qa(2), {"oracle": _answer}, [judge], cache=False)
+    assert result.scores("oracle", "llm_judge") == [1.0, 1.0]
+
+
+# -- running, concurrency and the cache --
+
+
+def test_bounded_concurrency_reaches_its_limit_and_never_exceeds_it() -> None:
+    in_flight = peak = 0
+
+    async def slow(messages: list[dict[str, str]]) -> str:
+        nonlocal in_flight, peak
+        in_flight += 1
+        peak = max(peak, in_flight)
+        await asyncio.sleep(0.02)
+        in_flight -= 1
+        return _answer(messages)
+
+    result = ft.evaluate(_qa(40), {"slow": slow}, [m.exact_match], max_concurrency=5, cache=False)
+    assert peak == 5
+    assert result.summary()["slow"]["exact_match"].mean == 1.0
+
+
+def test_cache_makes_a_rerun_free_and_keeps_an_interrupted_run(tmp_path: Path) -> None:
+    calls: list[str] = []
+
+    def flaky(messages: list[dict[str, str]]) -> str:
+        calls.append(messages[-1]["content"])
+        if len(calls) == 7:
+            raise KeyError("interrupted")  # not retryable: the run stops here
+        return _answer(messages)
+
+    cache = tmp_path / "predictions.sqlite3"
+    data = _qa(12)
+    with pytest.raises(KeyError):
+        ft.evaluate(data, {"model": flaky}, [m.exact_match], max_concurrency=1, cache=str(cache))
+    assert len(calls) == 7
+    result = ft.evaluate(
+        data, {"model": flaky}, [m.exact_match], max_concurrency=1, cache=str(cache)
+    )
+    assert len(calls) == 7 + 6  # the six answered before the interruption came from the cache
+    assert result.summary()["model"]["exact_match"].mean == 1.0
+    ft.evaluate(data, {"model": flaky}, [m.exact_match], cache=str(cache))
+    assert len(calls) == 13
+
+
+def test_few_shot_prompts_come_from_training_examples_only() -> None:
+    seen: list[list[dict[str, str]]] = []
+
+    def record(messages: list[dict[str, str]]) -> str:
+        seen.append(messages)
+        return _answer(messages)
+
+    train, holdout = _qa(30).split(test_size=5, seed=1)
+    shots = ft.ModelRef(backend="custom", name="x").with_few_shot(train, k=3, seed=2)
+    ft.evaluate(holdout, {"few": ft.evaluation.CallablePredictor(record)}, [m.exact_match])
+    plain = list(seen)
+    seen.clear()
+    from finetune.evaluation._prompts import build_prompt
+
+    prompts = [build_prompt(example, shots.few_shot) for example in holdout]
+    held = {e.messages[1].content for e in holdout}  # type: ignore[union-attr]
+    for prompt in prompts:
+        assert prompt[0]["role"] == "system" and len(prompt) == 1 + 3 * 2 + 1
+        assert not {p["content"] for p in prompt[1:-1]} & held
+    assert all(len(p) == 2 for p in plain)
+
+
+def test_result_table_markdown_html_json(tmp_path: Path) -> None:
+    def wrong(messages: list[dict[str, str]]) -> str:
+        return "0"
+
+    result = ft.evaluate(_qa(30), {"base": wrong, "tuned": _answer}, [m.exact_match], cache=False)
+    comparison = result.compare("tuned", "base")
+    assert comparison.verdict == "improved" and comparison.delta == 1.0
+    text = result.to_markdown(baseline="base")
+    assert "| tuned vs base | exact_match | +1.000" in text and "improved" in text
+    assert "<table>" in result._repr_html_()
+    again = EvalResult.from_json(result.to_json(tmp_path / "result.json"))
+    assert again.compare("tuned", "base") == comparison
+    pytest.importorskip("pandas")
+    frame = result.to_pandas()
+    assert list(frame.columns) == ["example", "candidate", "prediction", "reference", "exact_match"]
+    assert len(frame) == 60
+
+
+# -- predictors over real HTTP --
+
+
+def test_openai_predictor_over_http_with_rate_limits() -> None:
+    with OpenAIFake(faults=Faults(rate=0.3, kinds=("429", "503"), seed=3)) as fake:
+        fake.chat_responder = lambda model, messages: (
+            _answer(messages) if model.startswith("ft:") else "?"
+        )
+        options = {"api_key": fake.api_key, "base_url": fake.base_url, "max_retries": 0}
+        tuned = ft.ModelRef(backend="openai", name="ft:gpt-4.1-mini:acme::abc")
+        base = ft.ModelRef(backend="openai", name="gpt-4.1-mini")
+        result = ft.evaluate(
+            _qa(20),
+            {"tuned": tuned, "base": base},
+            [m.exact_match],
+            predictor_options={"tuned": options, "base": options},
+            cache=False,
+        )
+        chats = [r for r in fake.requests if r.path.endswith("/chat/completions")]
+        faulted = [r for r in chats if r.fault]
+    assert faulted, "the fault injection must have hit some requests"
+    assert len(chats) == 40 + len(faulted)
+    assert result.compare("tuned", "base").verdict == "improved"
+    sent = next(r.body for r in chats if not r.fault)
+    assert sent["temperature"] == 0.0 and sent["messages"][0]["role"] == "system"
+
+
+def test_mistral_predictor_over_http() -> None:
+    with MistralFake() as fake:
+        fake.chat_responder = lambda model, messages: _answer(messages)
+        predictor = MistralPredictor(
+            "ft:open-mistral-nemo:abc", api_key=fake.api_key, server_url=fake.base_url
+        )
+        result = ft.evaluate(_qa(8), {"tuned": predictor}, [m.exact_match], cache=False)
+        sync_reply = predictor.predict([{"role": "user", "content": "What is 4 + 1?"}])
+    assert result.summary()["tuned"]["exact_match"].mean == 1.0
+    assert sync_reply == "5"
+    assert all(r.body["model"] == "ft:open-mistral-nemo:abc" for r in fake.requests)
+
+
+def test_openai_predictor_sync_call() -> None:
+    with OpenAIFake() as fake:
+        predictor = OpenAIPredictor("gpt-4.1-mini", api_key=fake.api_key, base_url=fake.base_url)
+        assert predictor.predict([{"role": "user", "content": "hi"}]) == "echo: hi"
+
+
+# -- the tiny local model --
+
+
+@pytest.mark.timeout(300)
+def test_tuned_tiny_model_beats_its_base(
+    tiny_base: str, tuned_tiny: str, rows: list[dict[str, Any]]
+) -> None:
+    holdout = ft.Dataset.from_records(rows[340:400])
+    train = ft.Dataset.from_records(rows[:300])
+    base = ft.ModelRef(backend="hf", name=tiny_base)
+    result = ft.evaluate(
+        holdout,
+        {
+            "base": base,
+            "few-shot": base.with_few_shot(train, k=3),
+            "tuned": ft.ModelRef(backend="hf", name=tuned_tiny),
+        },
+        [m.token_f1, m.regex(r"^Hello \w+! Order \d+: ", name="format")],
+        predictor_options={"base": {"max_new_tokens": 24}, "tuned": {"max_new_tokens": 24}},
+    )
+    comparison = result.compare("tuned", "base")
+    assert comparison.verdict == "improved" and comparison.low > 0
+    assert result.compare("tuned", "base", "format").verdict == "improved"
+    assert "few-shot" in result.to_markdown(baseline="base")
+    assert isinstance(HFPredictor(tuned_tiny).name, str)
