@@ -95,3 +95,13 @@ def test_demo_prints_the_three_way_comparison(
     assert "| base 3-shot vs base | exact_match |" in out
     assert "tuned vs base on exact_match" in out and ": improved" in out
     assert (tmp_path / "demo" / "evaluation.md").exists()
+
+
+def test_every_command_is_documented() -> None:
+    from finetune.cli import _parser
+
+    page = (Path(__file__).resolve().parents[1] / "docs" / "cli.md").read_text()
+    commands = next(a for a in _parser()._actions if a.dest == "command").choices
+    assert commands, "the parser has subcommands"
+    for name in commands:
+        assert f"`finetune {name}" in page, name
