@@ -64,6 +64,10 @@ def test_train_from_a_toml_config_and_wait(
     assert lines[-1].split()[1] == "succeeded" and ":cli:" in lines[-1]
     assert main(["jobs", "--backend", "fake"]) == 0
     assert "succeeded" in capsys.readouterr().out
+    model = lines[-1].split()[2]
+    assert main(["jobs", "--model", model]) == 0
+    lineage = json.loads(capsys.readouterr().out)
+    assert lineage["fine_tuned_model"] == model and len(lineage["train_fingerprint"]) == 64
     assert main(["train", str(chat_file), "--backend", "fake"]) == 2
     assert "train needs 'model'" in capsys.readouterr().err
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import json
 import logging
 import sys
 from collections.abc import Callable, Sequence
@@ -68,7 +70,14 @@ def _cmd_backends(args: argparse.Namespace) -> int:
 
 
 def _cmd_jobs(args: argparse.Namespace) -> int:
-    for record in ft.JobRegistry().list(backend=args.backend, limit=args.limit):
+    registry = ft.JobRegistry()
+    if args.model:
+        found = registry.lineage(args.model)
+        if found is None:
+            raise ValueError(f"no job in the registry made {args.model!r}")
+        print(json.dumps(dataclasses.asdict(found), indent=2))
+        return 0
+    for record in registry.list(backend=args.backend, limit=args.limit):
         print(
             f"{record.backend:8} {record.job_id:32} {record.status:10} "
             f"{record.base_model} -> {record.fine_tuned_model or '-'}"
@@ -246,6 +255,7 @@ def _parser() -> argparse.ArgumentParser:
     jobs = command("jobs", _cmd_jobs, "jobs started from this machine (the local registry)")
     jobs.add_argument("--backend", help="only this backend")
     jobs.add_argument("--limit", type=int, default=50)
+    jobs.add_argument("--model", help="lineage: the job and data fingerprints that made MODEL")
     for name, handler, text in (
         ("status", _cmd_status, "a job's current state"),
         ("wait", _cmd_wait, "wait for a job to end, with a progress bar"),

@@ -88,7 +88,8 @@ class HFBackend:
         python: str | None = None,
         **options: Any,
     ) -> None:
-        self.jobs_dir = Path(jobs_dir) if jobs_dir is not None else default_jobs_dir()
+        chosen = Path(jobs_dir) if jobs_dir is not None else default_jobs_dir()
+        self.jobs_dir = chosen.expanduser().resolve()
         self._defaults = options
         parse_options(options)
         self._cancel_grace = cancel_grace
@@ -127,9 +128,10 @@ class HFBackend:
         _check_method(request.method, kind)
         _check_model(request.base_model, kind, options)
         job_id = _job_id(request.idempotency_key)
+        local = Path(request.base_model).expanduser()
         config = TrainingConfig(
             job_id=job_id,
-            base_model=request.base_model,
+            base_model=str(local.resolve()) if local.exists() else request.base_model,
             method=request.method,
             example_kind=kind,
             training_file=_local_path(request.training_file),
@@ -323,6 +325,9 @@ class HFBackend:
             else "resume() starts it again (no checkpoint was saved)"
         )
         message = f"{why} before the job finished (killed, crashed or a restart); {hint}"
+        tail = _log_tail(job)
+        if tail:
+            message += f". Last lines of worker.log: {tail}"
         job.update_status(
             status="failed",
             finished_at=now_iso(),
@@ -383,6 +388,14 @@ class HFBackend:
             metadata=config.get("metadata") or {},
             raw={**status, "job_dir": str(job.path)},
         )
+
+
+def _log_tail(job: JobDir, lines: int = 3) -> str:
+    try:
+        text = job.log_path.read_text(errors="replace")
+    except FileNotFoundError:
+        return ""
+    return " | ".join(line.strip() for line in text.strip().splitlines()[-lines:])
 
 
 def _job_id(idempotency_key: str) -> str:

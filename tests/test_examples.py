@@ -1,0 +1,41 @@
+"""The examples in examples/ run offline, as a user would run them."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+pytest.importorskip("trl")
+pytestmark = pytest.mark.timeout(300)
+
+
+def _run(args: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "FINETUNE_CACHE_DIR": str(cwd / "cache")}
+    return subprocess.run(
+        [sys.executable, *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=280
+    )
+
+
+@pytest.mark.parametrize("script", ["customer_service_tone.py", "strict_json.py"])
+def test_example_script_shows_an_improvement(script: str, tmp_path: Path) -> None:
+    done = _run([str(EXAMPLES / script), "--output", str(tmp_path / "out")], tmp_path)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    assert "improved" in done.stdout
+
+
+def test_notebook_cells_run_in_order(tmp_path: Path) -> None:
+    notebook = json.loads((EXAMPLES / "notebook.ipynb").read_text())
+    code = "\n\n".join(
+        "".join(cell["source"]) for cell in notebook["cells"] if cell["cell_type"] == "code"
+    )
+    script = tmp_path / "notebook.py"
+    script.write_text("import matplotlib\nmatplotlib.use('Agg')\n" + code + "\n")
+    done = _run([str(script)], tmp_path)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    assert "tuned vs base on token_f1" in done.stdout
