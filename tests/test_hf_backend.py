@@ -213,3 +213,13 @@ def test_preference_data_needs_dpo_and_options_are_checked(
     assert caught.value.param == "packed"
     with pytest.raises(ft.InvalidRequestError, match="launcher"):
         tuner.fit(ft.Dataset.from_records(rows[:20]), options={"num_processes": 2})
+
+
+def test_validate_reports_examples_longer_than_max_length(
+    tiny_base: str, rows: list[dict[str, Any]]
+) -> None:
+    data = ft.Dataset.from_records(rows[:30])
+    assert ft.Tuner("hf", model=tiny_base).validate(data).counts.get("would_truncate", 0) == 0
+    short = ft.Tuner("hf", model=tiny_base, max_length=30).validate(data)
+    assert short.ok and short.counts["would_truncate"] == 30
+    assert short.stats["context_limit"] == 30

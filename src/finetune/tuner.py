@@ -233,6 +233,7 @@ class _TunerBase:
     _caps: Capabilities
     _registry: JobRegistry | None
     _counter_of: Callable[[str], Any]
+    _backend_object: Any
 
     @property
     def base_model(self) -> ModelRef:
@@ -263,7 +264,14 @@ class _TunerBase:
             model=chosen,
             validation=validation,
             token_counter=self._counter_of(chosen),
+            context_limit=self._context_limit(chosen),
         )
+
+    def _context_limit(self, model: str) -> int | None:
+        """The backend's own limit (a local model's ``max_length``), else the catalog's."""
+        limit_of = getattr(self._backend_object, "context_limit", None)
+        limit: int | None = limit_of(model) if callable(limit_of) else None
+        return limit
 
     def _estimate_locally(
         self, dataset: Dataset, hyperparameters: Hyperparameters | None, model: str | None
@@ -378,6 +386,7 @@ class Tuner(_TunerBase):
         self._caps = self._backend.capabilities
         self._registry = _resolve_registry(registry)
         self._counter_of = self._backend.token_counter
+        self._backend_object = getattr(self._backend, "_backend", self._backend)
 
     def __repr__(self) -> str:
         return f"Tuner({self.backend_name!r}, model={self.model!r})"
@@ -579,6 +588,7 @@ class AsyncTuner(_TunerBase):
         self._caps = self._backend.capabilities
         self._registry = _resolve_registry(registry)
         self._counter_of = self._backend.token_counter
+        self._backend_object = getattr(self._backend, "_backend", self._backend)
 
     def __repr__(self) -> str:
         return f"AsyncTuner({self.backend_name!r}, model={self.model!r})"

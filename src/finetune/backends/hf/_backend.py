@@ -109,6 +109,11 @@ class HFBackend:
             self._counters[model] = ChatTemplateCounter(tokenizer, name=model)
         return self._counters[model]
 
+    def context_limit(self, model: str) -> int:
+        """Tokens per example the trainer keeps: the ``max_length`` option (longer ones are
+        truncated, and ``validate`` reports them as ``would_truncate``)."""
+        return parse_options(self._defaults).max_length
+
     def upload(self, dataset: Dataset, *, purpose: str = "train") -> FileRef:
         stem = f"{dataset.fingerprint()[:16]}-{purpose}"
         path = self.jobs_dir / "files" / f"{stem}.jsonl"
