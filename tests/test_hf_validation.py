@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 
 import finetune as ft
+from finetune.demo import train_tokenizer
 from finetune.validation import ChatTemplateCounter, validate
 
 from .conftest import chat
-from .tiny import tiny_tokenizer
 
 pytest.importorskip("transformers")
 
@@ -18,7 +18,7 @@ def test_counts_are_the_chat_template_lengths() -> None:
     for i, row in enumerate(rows):
         row["messages"][2]["content"] += " Thanks!" * (i % 6)
     texts = [m["content"] for r in rows for m in r["messages"]]
-    tokenizer = tiny_tokenizer(texts)
+    tokenizer = train_tokenizer(texts, vocab_size=300)
     counter = ChatTemplateCounter(tokenizer, name="tiny")
     for row in rows[:5]:
         expected = len(tokenizer.apply_chat_template(row["messages"], tokenize=True)["input_ids"])
@@ -38,7 +38,7 @@ def test_counts_are_the_chat_template_lengths() -> None:
 
 
 def test_missing_chat_template_is_a_clear_error() -> None:
-    tokenizer = tiny_tokenizer(["hello world"] * 10)
+    tokenizer = train_tokenizer(["hello world"] * 10, vocab_size=300)
     tokenizer.chat_template = None
     with pytest.raises(ValueError, match="no chat template"):
         ChatTemplateCounter(tokenizer, name="tiny")
