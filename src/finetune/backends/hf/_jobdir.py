@@ -8,11 +8,12 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import tempfile
 import time
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
+
+from finetune.dataset import atomic_write
 
 __all__ = ["JobDir", "now_iso", "process_alive", "process_start_time"]
 
@@ -23,16 +24,8 @@ def now_iso() -> str:
 
 
 def _write_atomically(path: Path, text: str) -> None:
-    fd, temp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temp, path)
-    finally:
-        if os.path.exists(temp):
-            os.unlink(temp)
+    with atomic_write(path) as handle:
+        handle.write(text.encode("utf-8"))
 
 
 def _read_jsonl(path: Path) -> list[dict[str, Any]]:
