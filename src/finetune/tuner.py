@@ -233,7 +233,7 @@ class _TunerBase:
     _caps: Capabilities
     _registry: JobRegistry | None
     _counter_of: Callable[[str], Any]
-    _backend_object: Any
+    _limit_of: Callable[[str], int | None] | None
 
     @property
     def base_model(self) -> ModelRef:
@@ -269,9 +269,7 @@ class _TunerBase:
 
     def _context_limit(self, model: str) -> int | None:
         """The backend's own limit (a local model's ``max_length``), else the catalog's."""
-        limit_of = getattr(self._backend_object, "context_limit", None)
-        limit: int | None = limit_of(model) if callable(limit_of) else None
-        return limit
+        return self._limit_of(model) if self._limit_of is not None else None
 
     def _estimate_locally(
         self, dataset: Dataset, hyperparameters: Hyperparameters | None, model: str | None
@@ -386,7 +384,7 @@ class Tuner(_TunerBase):
         self._caps = self._backend.capabilities
         self._registry = _resolve_registry(registry)
         self._counter_of = self._backend.token_counter
-        self._backend_object = getattr(self._backend, "_backend", self._backend)
+        self._limit_of = getattr(self._backend, "context_limit", None)
 
     def __repr__(self) -> str:
         return f"Tuner({self.backend_name!r}, model={self.model!r})"
@@ -588,7 +586,7 @@ class AsyncTuner(_TunerBase):
         self._caps = self._backend.capabilities
         self._registry = _resolve_registry(registry)
         self._counter_of = self._backend.token_counter
-        self._backend_object = getattr(self._backend, "_backend", self._backend)
+        self._limit_of = getattr(self._backend, "context_limit", None)
 
     def __repr__(self) -> str:
         return f"AsyncTuner({self.backend_name!r}, model={self.model!r})"

@@ -160,6 +160,12 @@ class ThreadedAsyncBackend:
     def token_counter(self, model: str) -> TokenCounter:
         return self._backend.token_counter(model)
 
+    def context_limit(self, model: str) -> int | None:
+        """The wrapped backend's own context limit, if it has one (a plain call, not async)."""
+        limit_of = getattr(self._backend, "context_limit", None)
+        limit: int | None = limit_of(model) if limit_of is not None else None
+        return limit
+
     def __getattr__(self, attribute: str) -> Any:
         target = getattr(self._backend, attribute)
         if not callable(target):
