@@ -90,12 +90,12 @@ class HFBackend:
     ) -> None:
         chosen = Path(jobs_dir) if jobs_dir is not None else default_jobs_dir()
         self.jobs_dir = chosen.expanduser().resolve()
-        self._defaults = options
-        parse_options(options)
+        self._options = parse_options(options)
         self._cancel_grace = cancel_grace
         self._python = python or sys.executable
         self._processes: dict[str, subprocess.Popen[bytes]] = {}
         self._counters: dict[str, TokenCounter] = {}
+        self._tokenizers: dict[tuple[str, bool], Any] = {}
 
     def __repr__(self) -> str:
         return f"HFBackend(jobs_dir={str(self.jobs_dir)!r})"
@@ -104,15 +104,21 @@ class HFBackend:
         if model not in self._counters:
             from finetune.validation import ChatTemplateCounter
 
-            trust = bool(self._defaults.get("trust_remote_code", False))
-            tokenizer = _load_tokenizer(model, trust)
+            tokenizer = self._tokenizer(model, self._options.trust_remote_code)
             self._counters[model] = ChatTemplateCounter(tokenizer, name=model)
         return self._counters[model]
+
+    def _tokenizer(self, model: str, trust_remote_code: bool) -> Any:
+        """The model's tokenizer, loaded once for validation and the checks before a job."""
+        key = (model, trust_remote_code)
+        if key not in self._tokenizers:
+            self._tokenizers[key] = _load_tokenizer(model, trust_remote_code)
+        return self._tokenizers[key]
 
     def context_limit(self, model: str) -> int:
         """Tokens per example the trainer keeps: the ``max_length`` option (longer ones are
         truncated, and ``validate`` reports them as ``would_truncate``)."""
-        return parse_options(self._defaults).max_length
+        return self._options.max_length
 
     def upload(self, dataset: Dataset, *, purpose: str = "train") -> FileRef:
         stem = f"{dataset.fingerprint()[:16]}-{purpose}"
@@ -128,10 +134,12 @@ class HFBackend:
         )
 
     def create_job(self, request: JobRequest) -> Job:
-        options = parse_options({**self._defaults, **request.options})
+        defaults = self._options.model_dump(exclude_unset=True)
+        options = parse_options({**defaults, **request.options})
         kind = _example_kind(request.training_file)
         _check_method(request.method, kind)
-        _check_model(request.base_model, kind, options)
+        tokenizer = self._tokenizer(request.base_model, options.trust_remote_code)
+        _check_model(tokenizer, request.base_model, kind, options)
         job_id = _job_id(request.idempotency_key)
         local = Path(request.base_model).expanduser()
         config = TrainingConfig(
@@ -200,13 +208,11 @@ class HFBackend:
         return [JobEvent.model_validate(row) for row in job.events()]
 
     def get_metrics(self, job_id: str) -> list[MetricPoint]:
-        points: dict[tuple[int, bool], dict[str, Any]] = {}
-        for row in self._dir(job_id).metrics():
-            key = (row["step"], "valid_loss" in row)
-            points[key] = row
+        rows = self._dir(job_id).metrics()
         merged: dict[int, dict[str, Any]] = {}
-        for (step, _), row in sorted(points.items()):
-            merged.setdefault(step, {}).update(row)
+        # a step's training row, then its evaluation row; later logs of the same kind win
+        for row in sorted(rows, key=lambda r: (r["step"], "valid_loss" in r)):
+            merged.setdefault(row["step"], {}).update(row)
         return [MetricPoint.model_validate(row) for _, row in sorted(merged.items())]
 
     def list_checkpoints(self, job_id: str) -> list[Checkpoint]:
@@ -348,18 +354,23 @@ class HFBackend:
             return self._view(job)
         job.request_stop(action)
         self._signal_worker(job, signal.SIGTERM)
-        deadline = time.monotonic() + self._cancel_grace
-        while self._worker_running(job)[0] and time.monotonic() < deadline:
-            time.sleep(0.1)
-        if self._worker_running(job)[0]:
+        if not self._wait_for_exit(job, self._cancel_grace):
             self._signal_worker(job, signal.SIGKILL)
-            while self._worker_running(job)[0]:
-                time.sleep(0.05)
+            self._wait_for_exit(job, None)
         if job.read_status().get("status") in (*_ACTIVE, "paused"):
             final = "paused" if action == "pause" else "cancelled"
             job.update_status(status=final, finished_at=now_iso())
             job.append_event(f"Job {final}")
         return self._view(job)
+
+    def _wait_for_exit(self, job: JobDir, timeout: float | None) -> bool:
+        """Whether the worker exited within ``timeout`` seconds (``None``: wait for it)."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while self._worker_running(job)[0]:
+            if deadline is not None and time.monotonic() >= deadline:
+                return False
+            time.sleep(0.1)
+        return True
 
     def _signal_worker(self, job: JobDir, which: signal.Signals) -> None:
         try:
@@ -454,8 +465,7 @@ def _load_tokenizer(path: str, trust_remote_code: bool) -> Any:
         ) from None
 
 
-def _check_model(path: str, kind: str, options: LocalOptions) -> None:
-    tokenizer = _load_tokenizer(path, options.trust_remote_code)
+def _check_model(tokenizer: Any, path: str, kind: str, options: LocalOptions) -> None:
     if kind == "completion":
         return
     if getattr(tokenizer, "chat_template", None) is None:
