@@ -6,7 +6,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from finetune.evaluation._predictors import predictor_for
-from finetune.evaluation._prompts import split_example
+from finetune.evaluation._prompts import split_example, transcript
 from finetune.evaluation._result import EvalResult
 from finetune.evaluation._stats import Comparison, compare_paired
 from finetune.types import Example
@@ -56,7 +56,7 @@ def judge_pairwise(
     preferences = []
     for index, example in enumerate(examples):
         messages, _ = split_example(example)
-        question = "\n".join(f"{m['role']}: {m['content']}" for m in messages)
+        question = transcript(messages)
         first, second = answers[(a, index)], answers[(b, index)]
         forward = _vote(grader.predict([_ask(rubric, question, first, second)]))
         backward = 1.0 - _vote(grader.predict([_ask(rubric, question, second, first)]))

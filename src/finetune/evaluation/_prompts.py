@@ -7,7 +7,7 @@ from typing import Any
 
 from finetune.types import ChatExample, CompletionExample, Example, Message, PreferenceExample
 
-__all__ = ["Messages", "build_prompt", "split_example"]
+__all__ = ["Messages", "build_prompt", "split_example", "transcript"]
 
 Messages = list[dict[str, str]]
 
@@ -45,3 +45,8 @@ def build_prompt(example: Example, few_shot: Sequence[Any] | None = None) -> Mes
         shots.extend(m for m in prompt if m["role"] != "system")
         shots.append({"role": "assistant", "content": answer})
     return [*system, *shots, *messages[len(system) :]]
+
+
+def transcript(messages: Messages) -> str:
+    """Messages as ``role: content`` lines, for a judge's prompt."""
+    return "\n".join(f"{m['role']}: {m['content']}" for m in messages)

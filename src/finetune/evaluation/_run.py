@@ -73,10 +73,6 @@ def _wait(state: RetryCallState) -> float:
     return float(delay)
 
 
-def _examples(dataset: Any) -> list[Example]:
-    return list(dataset)
-
-
 def _resolve(
     candidates: Mapping[str, Any], options: Mapping[str, dict[str, Any]]
 ) -> dict[str, tuple[Predictor, list[Any] | None]]:
@@ -224,7 +220,7 @@ async def aevaluate(
     names = [getattr(m, "__name__", "") for m in metrics]
     if len(set(names)) != len(names) or not all(names):
         raise ValueError(f"metric names must be unique and non-empty: {names}")
-    examples = _examples(dataset)
+    examples = list(dataset)
     resolved = _resolve(candidates, predictor_options or {})
     store = _open_cache(cache)
     tasks = []

@@ -217,7 +217,7 @@ def llm_judge(judge: Any, rubric: str = "Is the answer correct and complete?") -
 
 
 def _question(example: Any) -> str:
-    from finetune.evaluation._prompts import split_example
+    from finetune.evaluation._prompts import split_example, transcript
 
     messages, _ = split_example(example)
-    return "\n".join(f"{m['role']}: {m['content']}" for m in messages if m["role"] != "system")
+    return transcript([m for m in messages if m["role"] != "system"])
