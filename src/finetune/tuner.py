@@ -151,6 +151,11 @@ class _PollWait:
         return delay
 
 
+def _still_moving(job: Job) -> bool:
+    """A paused job does not move until someone resumes it, so waiting on it returns."""
+    return not job.status.is_terminal and job.status is not JobStatus.PAUSED
+
+
 def _is_transient(error: BaseException) -> bool:
     return isinstance(error, BackendError) and error.retryable
 
@@ -165,8 +170,7 @@ def _poll_settings(
     if max_interval is None:
         max_interval = 60.0 if caps.hosted else 1.0
     return {
-        "retry": retry_if_result(lambda job: not job.status.is_terminal)
-        | retry_if_exception(_is_transient),
+        "retry": retry_if_result(_still_moving) | retry_if_exception(_is_transient),
         "wait": _PollWait(first, max(first, max_interval)),
         "stop": stop_never if timeout is None else stop_before_delay(timeout),
         "reraise": True,
@@ -266,6 +270,20 @@ class _TunerBase:
             token_counter=self._counter_of(chosen),
             context_limit=self._context_limit(chosen),
         )
+
+    def _dry_run_blocked(
+        self, dataset: Dataset, local: CostEstimate, model: str | None
+    ) -> CostEstimate | None:
+        """``None`` when the data may go to the provider's dry run, else ``local`` saying why not:
+        data with validation errors is never uploaded, not even to be priced."""
+        report = self.validate(dataset, model=model)
+        if report.ok:
+            return None
+        note = (
+            f"the provider's dry run was skipped: {len(report.errors)} validation error(s) "
+            "(tuner.validate lists them); the figures above are our own"
+        )
+        return local.model_copy(update={"notes": [*local.notes, note]})
 
     def _context_limit(self, model: str) -> int | None:
         """The backend's own limit (a local model's ``max_length``), else the catalog's."""
@@ -414,7 +432,10 @@ class Tuner(_TunerBase):
         """Exact tokens, epochs, billed tokens and price, before any money is spent."""
         local = self._estimate_locally(dataset, hyperparameters, model)
         refine = getattr(self._backend, "refine_estimate", None)
-        return refine(dataset, local) if refine is not None else local
+        if refine is None:
+            return local
+        blocked = self._dry_run_blocked(dataset, local, model)
+        return blocked or refine(dataset, local, hyperparameters or Hyperparameters())
 
     def fit(
         self,
@@ -517,7 +538,8 @@ class JobHandle:
         *,
         max_interval: float | None = None,
     ) -> Job:
-        """Poll with backoff until the job ends; raises ``JobFailed`` or ``WaitTimeout``.
+        """Poll with backoff until the job ends or is paused (a paused job waits for
+        ``resume()``); raises ``JobFailed`` or ``WaitTimeout``.
 
         Polls start at ``poll_interval`` (10 s hosted, 0.5 s local) and grow 1.5x up to
         ``max_interval`` (60 s hosted, 1 s local: reading a status file costs nothing).
@@ -616,7 +638,10 @@ class AsyncTuner(_TunerBase):
         """Exact tokens, epochs, billed tokens and price, before any money is spent."""
         local = self._estimate_locally(dataset, hyperparameters, model)
         refine = getattr(self._backend, "refine_estimate", None)
-        return await refine(dataset, local) if refine is not None else local
+        if refine is None:
+            return local
+        blocked = self._dry_run_blocked(dataset, local, model)
+        return blocked or await refine(dataset, local, hyperparameters or Hyperparameters())
 
     async def fit(
         self,
@@ -718,7 +743,8 @@ class AsyncJobHandle:
         *,
         max_interval: float | None = None,
     ) -> Job:
-        """Poll with backoff until the job ends; raises ``JobFailed`` or ``WaitTimeout``.
+        """Poll with backoff until the job ends or is paused (a paused job waits for
+        ``resume()``); raises ``JobFailed`` or ``WaitTimeout``.
 
         Polls start at ``poll_interval`` (10 s hosted, 0.5 s local) and grow 1.5x up to
         ``max_interval`` (60 s hosted, 1 s local: reading a status file costs nothing).

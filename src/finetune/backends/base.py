@@ -63,7 +63,7 @@ class JobRequest(BaseModel):
     suffix: str | None = None
     idempotency_key: str
     metadata: dict[str, str] = Field(default_factory=dict)
-    integrations: list[dict[str, Any]] = Field(default_factory=list)
+    integrations: list[dict[str, Any]] = Field(default_factory=list, repr=False)
     options: dict[str, Any] = Field(default_factory=dict)
 
 

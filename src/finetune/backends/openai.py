@@ -69,7 +69,7 @@ STATUS_MAP: dict[str, JobStatus] = {
     "running": JobStatus.RUNNING,
     "paused": JobStatus.PAUSED,
     "pausing": JobStatus.RUNNING,
-    "resuming": JobStatus.PAUSED,
+    "resuming": JobStatus.RUNNING,
     "succeeded": JobStatus.SUCCEEDED,
     "failed": JobStatus.FAILED,
     "cancelled": JobStatus.CANCELLED,

@@ -23,7 +23,7 @@ from finetune.validation._rules import (
     record_kind,
     target_rules,
 )
-from finetune.validation._tokens import TokenCounter, counter_for
+from finetune.validation._tokens import ApproximateCounter, TokenCounter, counter_for
 
 if TYPE_CHECKING:
     from finetune.dataset import Dataset
@@ -285,13 +285,24 @@ def estimate(
     limit = _context_limit(target, model, context_limit)
     counts = array("l")
     over = 0
+    fallback = ApproximateCounter("")
+    refused = 0
     for record in dataset.records():
-        tokens = counter.count_example(record.data)
+        try:
+            tokens = counter.count_example(record.data)
+        except Exception:  # an invalid example: validate() names it; here it is estimated
+            tokens = fallback.count_example(record.data)
+            refused += 1
         over += limit is not None and tokens > limit
         counts.append(min(tokens, limit) if limit else tokens)
     stats = _token_stats(counts)
     params = hyperparameters or Hyperparameters()
     epochs, notes = _epochs(target, params, len(counts))
+    if refused:
+        notes.append(
+            f"{refused} example(s) the tokenizer refused were estimated at about 4 characters "
+            "a token; tuner.validate() names them"
+        )
     billed = stats["tokens_total"] * epochs
     info: dict[str, Any] = model_info(target, model) or {}
     price = price_per_million if price_per_million is not None else info.get("price")
