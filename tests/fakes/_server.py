@@ -139,16 +139,7 @@ class FakeServer:
             return
         if fault in ("429", "500", "503"):
             headers = {"Retry-After": self.faults.retry_after} if fault != "500" else {}
-            message = {"429": "Rate limit reached", "500": "Internal error", "503": "Overloaded"}
-            error = {
-                "error": {
-                    "message": message[fault],
-                    "type": "server_error",
-                    "param": None,
-                    "code": None,
-                }
-            }
-            self._send(handler, int(fault), error, headers)
+            self._send(handler, int(fault), self.fault_body(fault), headers)
             return
         if fault == "slow":
             time.sleep(self.faults.slow_seconds)
@@ -166,6 +157,12 @@ class FakeServer:
             self._reset(handler)
             return
         self._send(handler, status, payload, headers)
+
+    def fault_body(self, fault: str) -> Any:
+        """The error body of an injected 429/500/503 (OpenAI's shape; override per provider)."""
+        message = {"429": "Rate limit reached", "500": "Internal error", "503": "Overloaded"}
+        error = {"message": message[fault], "type": "server_error", "param": None, "code": None}
+        return {"error": error}
 
     def unauthorized(self) -> Any:
         return {

@@ -1,0 +1,382 @@
+"""The Mistral backend over real HTTP on 127.0.0.1: httpx for jobs, the real mistralai SDK for
+files, against a stateful fake written from Mistral's API reference."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import finetune as ft
+from finetune.backends import JobRequest
+from finetune.backends.mistral import MistralBackend
+
+from .conftest import chat
+from .fakes._server import Faults
+from .fakes.mistral_fake import MistralFake, Phases
+
+MODEL = "open-mistral-nemo"
+WANDB_KEY = "w" * 40
+
+
+@pytest.fixture
+def server() -> Iterator[MistralFake]:
+    with MistralFake() as fake:
+        yield fake
+
+
+def tuner_for(server: MistralFake, **options: Any) -> ft.Tuner:
+    settings = {"api_key": server.api_key, "server_url": server.url, "retry_wait": 0.01}
+    return ft.Tuner("mistral", model=MODEL, **{**settings, **options})
+
+
+def dataset(tag: str = "", n: int = 12) -> ft.Dataset:
+    return ft.Dataset.from_records(
+        [chat(i, system=f"Support agent {tag}".strip()) for i in range(n)]
+    )
+
+
+def posts(server: MistralFake, path: str) -> list[Any]:
+    return [
+        r
+        for r in server.requests
+        if r.method == "POST" and r.path == path and ("dry_run", "true") not in r.query
+    ]
+
+
+def test_full_lifecycle(server: MistralFake, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("WANDB_API_KEY", WANDB_KEY)
+    params = ft.Hyperparameters(
+        epochs=3, learning_rate=2e-4, warmup=0.1, extra={"weight_decay": 0.05, "seq_len": 4096}
+    )
+    job = tuner_for(server).fit(
+        dataset(),
+        validation=dataset("v", 4),
+        hyperparameters=params,
+        suffix="support",
+        integrations=[{"type": "wandb", "wandb": {"project": "support-bot"}}],
+    )
+    assert job.status is ft.JobStatus.QUEUED
+    done = job.wait(poll_interval=0.02, timeout=10)
+    assert done.status is ft.JobStatus.SUCCEEDED
+    assert job.model.name.startswith(f"ft:{MODEL}:support:")
+    assert done.trained_tokens == 4321 and done.suffix == "support"
+    (create,) = posts(server, "/v1/fine_tuning/jobs")
+    body = create.body
+    assert body["hyperparameters"] == {
+        "epochs": 3,
+        "learning_rate": 2e-4,
+        "warmup_fraction": 0.1,
+        "weight_decay": 0.05,
+        "seq_len": 4096,
+    }
+    assert body["training_files"] == [{"file_id": done.training_file, "weight": 1}]
+    assert body["validation_files"] == [done.validation_file]
+    assert body["auto_start"] is True and body["suffix"] == "support"
+    assert body["integrations"] == [
+        {"type": "wandb", "project": "support-bot", "api_key": WANDB_KEY}
+    ]
+    assert done.hyperparameters.epochs == 3 and done.hyperparameters.warmup == 0.1
+    assert done.hyperparameters.extra["seq_len"] == 4096
+    assert WANDB_KEY not in repr(done) and WANDB_KEY not in str(done.raw)
+    metrics = job.metrics()
+    assert [p.step for p in metrics] == [10, 20]
+    assert metrics[-1].train_loss == 1.0 and metrics[-1].valid_loss == 1.1
+    assert metrics[-1].valid_accuracy == pytest.approx(0.7)
+    statuses = [e.data["status"] for e in job.events() if e.data]
+    assert statuses == ["QUEUED", "VALIDATING", "VALIDATED", "RUNNING", "SUCCESS"]
+    assert [c.step for c in job.checkpoints()] == [10, 20]
+    uploads = posts(server, "/v1/files")
+    assert len(uploads) == 2 and {f["purpose"] for f in server.files.values()} == {"fine-tune"}
+    assert all(f["filename"].startswith("finetune-") for f in server.files.values())
+
+
+def test_rerun_reattaches_by_what_the_job_trains(server: MistralFake) -> None:
+    data = dataset()
+    first = tuner_for(server).fit(data, suffix="s1")
+    again = tuner_for(server, registry=False).fit(data, suffix="s1")
+    assert again.id == first.id
+    other = tuner_for(server, registry=False).fit(
+        data, suffix="s1", hyperparameters=ft.Hyperparameters(epochs=2)
+    )
+    assert other.id != first.id
+    assert len(posts(server, "/v1/files")) == 1
+    assert server.summary() == {"files": 1, "distinct_files": 1, "jobs": 2, "distinct_fits": 1}
+
+
+def test_estimate_reports_the_dry_run_beside_our_count(server: MistralFake) -> None:
+    tuner = tuner_for(server)
+    estimate = tuner.estimate(dataset(), ft.Hyperparameters(epochs=2))
+    figures = estimate.provider_figures
+    assert figures is not None and figures["data_tokens"] == 12 * 25
+    assert figures["cost_currency"] == "EUR" and figures["epochs"] == 2.0
+    assert any("dry run counts 300 data tokens" in note for note in estimate.notes)
+    assert estimate.epochs == 2 and estimate.tokens_total > 0
+    (dry,) = [r for r in server.requests if ("dry_run", "true") in r.query]
+    assert dry.body["hyperparameters"] == {"epochs": 2}
+    assert not server.jobs
+    tuner.fit(dataset(), hyperparameters=ft.Hyperparameters(epochs=2))
+    assert len(posts(server, "/v1/files")) == 1  # the estimate's upload is reused
+
+
+def test_estimate_without_a_key_or_with_bad_data_sends_nothing(
+    server: MistralFake, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("MISTRAL_API_KEY", raising=False)
+    keyless = ft.Tuner("mistral", model=MODEL, server_url=server.url)
+    estimate = keyless.estimate(dataset())
+    assert estimate.provider_figures is None and "dry run was skipped" in estimate.notes[-1]
+    broken = [chat(i) for i in range(12)] + [{"messages": [{"role": "user", "content": "hi"}]}]
+    estimate = tuner_for(server).estimate(ft.Dataset.from_records(broken))
+    assert "validation error" in estimate.notes[-1]
+    assert not server.requests
+
+
+def test_failed_job_raises_with_the_api_message(server: MistralFake) -> None:
+    job = tuner_for(server).fit(dataset(), suffix="fail")
+    with pytest.raises(ft.JobFailed) as caught:
+        job.wait(poll_interval=0.02, timeout=10)
+    error = caught.value.job.error
+    assert error is not None and error.code == "failed"
+    assert error.message == "Training diverged: loss became NaN at step 20."
+    invalid = tuner_for(server).fit(dataset("b"), suffix="badval")
+    with pytest.raises(ft.JobFailed, match="last message must be from the assistant") as caught:
+        invalid.wait(poll_interval=0.02, timeout=10)
+    assert caught.value.job.error.code == "failed_validation"  # type: ignore[union-attr]
+    again = tuner_for(server).fit(dataset("b"), suffix="badval")
+    assert again.id != invalid.id  # a failed fit is never re-attached
+
+
+def test_auto_start_false_waits_for_resume(server: MistralFake) -> None:
+    job = tuner_for(server).fit(dataset(), options={"auto_start": False})
+    paused = job.wait(poll_interval=0.02, timeout=10)
+    assert paused.status is ft.JobStatus.PAUSED and paused.raw["status"] == "VALIDATED"
+    assert job.resume().status is not ft.JobStatus.PAUSED
+    assert job.wait(poll_interval=0.02, timeout=10).status is ft.JobStatus.SUCCEEDED
+    (create,) = posts(server, "/v1/fine_tuning/jobs")
+    assert create.body["auto_start"] is False
+    with pytest.raises(ft.UnsupportedFeature):
+        job.pause()
+
+
+def test_cancel(server: MistralFake) -> None:
+    server.phases = Phases(running=30)
+    job = tuner_for(server).fit(dataset())
+    asked = job.cancel()
+    assert asked.raw["status"] == "CANCELLATION_REQUESTED" and asked.status is ft.JobStatus.RUNNING
+    assert job.wait(poll_interval=0.02, timeout=10).status is ft.JobStatus.CANCELLED
+    with pytest.raises(ft.FinetuneError, match="no fine-tuned model"):
+        _ = job.model
+
+
+def test_reattach_list_and_not_found(server: MistralFake) -> None:
+    job = tuner_for(server).fit(dataset())
+    other = ft.Tuner("mistral", api_key=server.api_key, server_url=server.url)
+    assert other.job(job.id).job.base_model == MODEL
+    assert [j.id for j in other.remote_jobs()] == [job.id]
+    with pytest.raises(ft.JobNotFound):
+        other.job("00000000-0000-0000-0000-00000000dead")
+
+
+def test_paging_stops_at_the_total(server: MistralFake) -> None:
+    backend = MistralBackend(api_key=server.api_key, server_url=server.url)
+    training = backend.upload(dataset())
+    for i in range(5):
+        body = {"model": MODEL, "training_files": [{"file_id": training.id}], "suffix": f"p{i}"}
+        server._create_job({**body, "hyperparameters": {}}, dry_run=False)
+    assert len(backend.list_jobs(limit=3)) == 3
+    assert len(backend.list_jobs(limit=50)) == 5
+
+
+def test_wrong_key_is_refused_and_never_shown(server: MistralFake) -> None:
+    secret = "wrong-mistral-key-1234567890"
+    tuner = ft.Tuner("mistral", model=MODEL, api_key=secret, server_url=server.url)
+    with pytest.raises(ft.AuthenticationError) as caught:
+        tuner.fit(dataset())
+    assert secret not in str(caught.value) and "MISTRAL_API_KEY" in str(caught.value)
+    assert secret not in repr(tuner.backend) and secret not in repr(tuner)
+
+
+def test_missing_key_is_a_clear_error_but_validation_works(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv("MISTRAL_API_KEY", raising=False)
+    tuner = ft.Tuner("mistral", model=MODEL, server_url="http://127.0.0.1:9")
+    assert tuner.validate(dataset()).ok
+    with pytest.raises(ft.AuthenticationError, match="MISTRAL_API_KEY"):
+        tuner.fit(dataset())
+
+
+def test_unprocessable_names_the_field_and_hides_the_wandb_key(server: MistralFake) -> None:
+    backend = MistralBackend(api_key=server.api_key, server_url=server.url)
+    training = backend.upload(dataset())
+    short_key = "short-wandb-key-123456"
+    request = JobRequest(
+        base_model=MODEL,
+        training_file=training,
+        idempotency_key="k",
+        integrations=[{"type": "wandb", "project": "p", "api_key": short_key}],
+    )
+    with pytest.raises(ft.InvalidRequestError) as caught:
+        backend.create_job(request)
+    error = caught.value
+    assert error.status_code == 422 and error.param == "integrations.0.wandb.api_key"
+    assert "40 characters" in str(error) and short_key not in str(error)
+    assert short_key not in repr(request)
+
+
+def test_settings_mistral_cannot_take_are_refused_before_sending(server: MistralFake) -> None:
+    tuner = tuner_for(server)
+    for params in (
+        ft.Hyperparameters(batch_size=8),
+        ft.Hyperparameters(learning_rate_multiplier=2.0),
+        ft.Hyperparameters(extra={"momentum": 0.9}),
+        ft.Hyperparameters(epochs=2, extra={"training_steps": 10}),
+    ):
+        with pytest.raises(ft.UnsupportedFeature):
+            tuner.fit(dataset(), hyperparameters=params)
+    with pytest.raises(ft.InvalidRequestError, match="at most 18"):
+        tuner.fit(dataset(), suffix="a-suffix-that-is-too-long")
+    with pytest.raises(ft.UnsupportedFeature, match="auto_start"):
+        tuner.fit(dataset(), options={"autostart": False})
+    pairs = ft.Dataset.from_records(
+        [{"input": [{"role": "user", "content": "q"}], "chosen": "a", "rejected": "b"}] * 12
+    )
+    with pytest.raises(ft.UnsupportedFeature):
+        tuner.fit(pairs, method="dpo")
+    assert not posts(server, "/v1/fine_tuning/jobs")
+
+
+def test_rate_limit_carries_retry_after() -> None:
+    with MistralFake(Faults(rate=1.0, kinds=("429",), retry_after="7")) as server:
+        backend = MistralBackend(api_key=server.api_key, server_url=server.url, attempts=1)
+        with pytest.raises(ft.RateLimitError) as caught:
+            backend.get_job("00000000-0000-0000-0000-000000000001")
+    assert caught.value.retry_after == 7.0
+    assert "rate limit exceeded" in str(caught.value)
+
+
+def test_server_errors_are_retried_then_raised() -> None:
+    with MistralFake(Faults(rate=1.0, kinds=("503",))) as server:
+        backend = MistralBackend(
+            api_key=server.api_key, server_url=server.url, attempts=3, retry_wait=0.01
+        )
+        with pytest.raises(ft.ServerError) as caught:
+            backend.list_jobs()
+        with pytest.raises(ft.ServerError):
+            backend.upload(dataset())
+    assert caught.value.retryable
+    assert len([r for r in server.requests if r.path == "/v1/fine_tuning/jobs"]) == 3
+    assert not server.files
+
+
+def test_fifty_cycles_with_thirty_percent_faults() -> None:
+    faults = Faults(rate=0.3, seed=11, slow_seconds=0.05, retry_after="0.01")
+    with MistralFake(faults, Phases(0.01, 0.01, 0.01, 0.05)) as server:
+
+        def cycle(i: int) -> ft.Job:
+            tuner = tuner_for(server, timeout=5, attempts=8)
+            job = tuner.fit(dataset(str(i)), suffix=f"c{i}")
+            return job.wait(poll_interval=0.02, max_interval=0.1, timeout=60)
+
+        with ThreadPoolExecutor(max_workers=10) as pool:
+            jobs = list(pool.map(cycle, range(50)))
+        faulted = sum(r.fault is not None for r in server.requests)
+        summary = server.summary()
+    assert [j.status for j in jobs] == [ft.JobStatus.SUCCEEDED] * 50
+    assert summary == {"files": 50, "distinct_files": 50, "jobs": 50, "distinct_fits": 50}
+    assert faulted / len(server.requests) > 0.2
+
+
+CRASHING_SCRIPT = textwrap.dedent(
+    """
+    import sys
+    import finetune as ft
+    rows = [{"messages": [{"role": "user", "content": f"q{i}"},
+                          {"role": "assistant", "content": f"a{i}"}]} for i in range(12)]
+    tuner = ft.Tuner("mistral", model=sys.argv[1], api_key=sys.argv[2], server_url=sys.argv[3])
+    job = tuner.fit(ft.Dataset.from_records(rows), suffix="crash")
+    print(job.wait(poll_interval=0.02, timeout=30).status.value)
+    """
+)
+
+
+@pytest.mark.parametrize("hold", ["/v1/files", "/v1/fine_tuning/jobs"])
+@pytest.mark.parametrize("registry", [True, False])
+def test_sigkill_then_rerun_makes_one_job(
+    server: MistralFake, tmp_path: Path, hold: str, registry: bool
+) -> None:
+    script = tmp_path / "fit.py"
+    script.write_text(CRASHING_SCRIPT)
+    command = [sys.executable, str(script), MODEL, server.api_key, server.url]
+    env = {**os.environ, "FINETUNE_REGISTRY": str(tmp_path / "registry.sqlite3")}
+    server.hold[("POST", hold)] = 30.0
+    child = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 60
+    while not posts(server, hold) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert posts(server, hold), child.communicate(timeout=5)
+    time.sleep(0.2)
+    os.kill(child.pid, signal.SIGKILL)
+    child.wait(timeout=10)
+    server.hold.clear()
+    if not registry:
+        (tmp_path / "registry.sqlite3").unlink(missing_ok=True)
+    rerun = subprocess.run(
+        command, env=env, capture_output=True, text=True, timeout=120, check=False
+    )
+    assert rerun.returncode == 0, rerun.stderr
+    assert rerun.stdout.strip() == "succeeded"
+    assert server.summary() == {"files": 1, "distinct_files": 1, "jobs": 1, "distinct_fits": 1}
+
+
+async def test_async_lifecycle(server: MistralFake) -> None:
+    async with ft.AsyncTuner(
+        "mistral", model=MODEL, api_key=server.api_key, server_url=server.url
+    ) as tuner:
+        estimate = await tuner.estimate(dataset())
+        assert estimate.provider_figures is not None
+        job = await tuner.fit(dataset(), validation=dataset("v", 3))
+        done = await job.wait(poll_interval=0.02, timeout=10)
+        assert done.status is ft.JobStatus.SUCCEEDED
+        assert [p.step for p in await job.metrics()] == [10, 20]
+        assert (await job.events())[-1].data == {"status": "SUCCESS"}
+        assert [c.step for c in await job.checkpoints()] == [10, 20]
+        again = await tuner.fit(dataset(), validation=dataset("v", 3))
+        assert again.id == job.id
+        assert [j.id for j in await tuner.remote_jobs()] == [job.id]
+        paused = await tuner.fit(dataset("p"), options={"auto_start": False})
+        assert (await paused.wait(poll_interval=0.02, timeout=10)).status is ft.JobStatus.PAUSED
+        await paused.resume()
+        assert (await paused.wait(poll_interval=0.02, timeout=10)).status.value == "succeeded"
+        await job.cancel()
+
+
+async def test_async_fits_under_faults() -> None:
+    faults = Faults(rate=0.3, seed=3, slow_seconds=0.05, retry_after="0.01")
+    with MistralFake(faults, Phases(0.01, 0.01, 0.01, 0.05)) as server:
+        tuner = ft.AsyncTuner(
+            "mistral",
+            model=MODEL,
+            api_key=server.api_key,
+            server_url=server.url,
+            retry_wait=0.01,
+            attempts=8,
+        )
+        jobs = await asyncio.gather(*(tuner.fit(dataset(str(i)), suffix=f"a{i}") for i in range(8)))
+        done = await asyncio.gather(
+            *(j.wait(poll_interval=0.02, max_interval=0.1, timeout=60) for j in jobs)
+        )
+        await tuner.aclose()
+    assert {d.status for d in done} == {ft.JobStatus.SUCCEEDED}
+    assert server.summary() == {"files": 8, "distinct_files": 8, "jobs": 8, "distinct_fits": 8}
