@@ -380,3 +380,53 @@ async def test_async_fits_under_faults() -> None:
         await tuner.aclose()
     assert {d.status for d in done} == {ft.JobStatus.SUCCEEDED}
     assert server.summary() == {"files": 8, "distinct_files": 8, "jobs": 8, "distinct_fits": 8}
+
+
+def test_models_and_files_are_managed_through_the_sdk(server: MistralFake) -> None:
+    job = tuner_for(server).fit(dataset())
+    model = job.wait(poll_interval=0.02, timeout=10).fine_tuned_model
+    assert model is not None
+    backend = MistralBackend(api_key=server.api_key, server_url=server.url)
+    assert backend.archive_model(model) is True
+    assert backend.unarchive_model(model) is False
+    record = backend.update_model(model, name="support-v1", description="tickets, nov")
+    assert record["name"] == "support-v1" and record["job"] == job.id
+    with pytest.raises(ft.InvalidRequestError):
+        backend.archive_model("ft:open-mistral-nemo:missing")
+    assert backend.delete_file(job.job.training_file or "") is True
+    assert not server.files
+
+
+def test_injected_http_clients_carry_the_job_calls(server: MistralFake) -> None:
+    import httpx
+
+    seen: list[str] = []
+    client = httpx.Client(event_hooks={"request": [lambda r: seen.append(r.url.path)]})
+    backend = MistralBackend(api_key=server.api_key, server_url=server.url, http_client=client)
+    backend.list_jobs()
+    backend.close()
+    assert seen == ["/v1/fine_tuning/jobs"] and not client.is_closed  # the caller's to close
+    client.close()
+
+
+async def test_async_models_files_and_injected_client(server: MistralFake) -> None:
+    import httpx
+
+    from finetune.backends.mistral import AsyncMistralBackend
+
+    job = tuner_for(server).fit(dataset())
+    model = job.wait(poll_interval=0.02, timeout=10).fine_tuned_model or ""
+    seen: list[str] = []
+
+    async def record(request: httpx.Request) -> None:
+        seen.append(request.url.path)
+
+    client = httpx.AsyncClient(event_hooks={"request": [record]})
+    backend = AsyncMistralBackend(api_key=server.api_key, server_url=server.url, http_client=client)
+    assert [j.id for j in await backend.list_jobs()] == [job.id]
+    assert await backend.archive_model(model) is True
+    assert (await backend.update_model(model, description="d"))["description"] == "d"
+    assert await backend.delete_file(job.job.training_file or "") is True
+    await backend.aclose()
+    await client.aclose()
+    assert seen == ["/v1/fine_tuning/jobs"]

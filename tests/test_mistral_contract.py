@@ -44,25 +44,31 @@ def recorded_requests() -> list[Any]:
             integrations=[{"type": "wandb", "project": "p", "name": "run", "api_key": "k" * 40}],
             options={"invalid_sample_skip_percentage": 0.1},
         )
-        job.wait(poll_interval=0.02, timeout=10)
+        model = job.wait(poll_interval=0.02, timeout=10).fine_tuned_model or ""
         job.metrics()
         job.events()
         tuner.remote_jobs()
+        backend = tuner.backend
+        assert isinstance(backend, MistralBackend)
+        backend.archive_model(model)
+        backend.unarchive_model(model)
+        backend.update_model(model, name="n", description="d")
         steps = ft.Hyperparameters(extra={"training_steps": 5, "fim_ratio": 0.5})
         waiting = tuner.fit(data, hyperparameters=steps, options={"auto_start": False})
         waiting.wait(poll_interval=0.02, timeout=10)
         waiting.resume()
         waiting.cancel()
+        backend.delete_file(job.job.validation_file or "")
         return list(server.requests)
 
 
 def test_no_request_is_refused_by_the_spec(prism: str) -> None:
     requests = recorded_requests()
-    seen = {
-        (r.method, r.path.rsplit("/", 1)[-1] if "jobs/" in r.path else r.path) for r in requests
-    }
-    assert {("POST", "/v1/files"), ("POST", "/v1/fine_tuning/jobs"), ("POST", "start")} <= seen
-    assert ("POST", "cancel") in seen and ("GET", "/v1/fine_tuning/jobs") in seen
+    calls = {(r.method, r.path.rsplit("/", 1)[-1]) for r in requests}
+    for call in ("POST files", "GET files", "POST jobs", "GET jobs", "POST start", "POST cancel"):
+        assert tuple(call.split()) in calls, call
+    assert {("POST", "archive"), ("DELETE", "archive")} <= calls
+    assert {"PATCH", "DELETE"} <= {r.method for r in requests}
     with httpx.Client(base_url=prism, timeout=30) as client:
         for request in requests:
             response = client.request(

@@ -166,6 +166,16 @@ class MistralFake(FakeServer):
                 return self._cancel(self._job(job_id))
             case "POST", ["fine_tuning", "jobs", job_id, "start"]:
                 return self._start(self._job(job_id))
+            case "POST" | "DELETE", ["fine_tuning", "models", model_id, "archive"]:
+                record = self._model(model_id)
+                record["archived"] = method == "POST"
+                return {"id": model_id, "object": "model", "archived": record["archived"]}
+            case "PATCH", ["fine_tuning", "models", model_id]:
+                record = self._model(model_id)
+                record.update(
+                    {k: v for k, v in (body or {}).items() if k in ("name", "description")}
+                )
+                return record
         raise mistral_error(404, f"Not found: {method} /v1/{'/'.join(parts)}")
 
     # -- chat completions (for evaluation) --
@@ -405,6 +415,34 @@ class MistralFake(FakeServer):
         if query.get("status") and query["status"] not in STATUSES:
             raise Reply(422, {"detail": [{"loc": ["query", "status"], "msg": "bad status"}]})
         return {"data": self._page(views, query), "object": "list", "total": len(views)}
+
+    def _model(self, model_id: str) -> dict[str, Any]:
+        for job in self.jobs.values():
+            if self._status(job) == "SUCCESS" and self._model_name(job) == model_id:
+                model: dict[str, Any] = job.extra.setdefault(
+                    "model", self._model_record(job, model_id)
+                )
+                return model
+        raise mistral_error(404, f"Model {model_id} not found")
+
+    def _model_record(self, job: _Job, model_id: str) -> dict[str, Any]:
+        return {
+            "id": model_id,
+            "object": "model",
+            "created": job.created_at,
+            "owned_by": "fake-org",
+            "workspace_id": "fake-workspace",
+            "root": job.body["model"],
+            "root_version": "2407",
+            "archived": False,
+            "name": None,
+            "description": None,
+            "capabilities": {"completion_chat": True, "function_calling": True},
+            "max_context_length": 32768,
+            "aliases": [],
+            "job": job.id,
+            "model_type": "completion",
+        }
 
     def _cancel(self, job: _Job) -> Any:
         if self._status(job) in ("SUCCESS", "FAILED", "FAILED_VALIDATION", "CANCELLED"):

@@ -845,6 +845,37 @@ class MistralBackend(_Base):
                 figures = self._send("POST", JOBS, params={"dry_run": "true"}, body=body)
         return with_dry_run(estimate, figures)
 
+    # -- fine-tuned models and files (through the SDK) --
+
+    def archive_model(self, model: str) -> bool:
+        """Archive a fine-tuned model (it stops being listed and served); returns ``archived``."""
+        answer = self._sdk_retried(self._sdk().models.archive, model_id=model)
+        return bool(_plain(answer).get("archived", True))
+
+    def unarchive_model(self, model: str) -> bool:
+        """Bring an archived fine-tuned model back; returns ``archived`` (``False``)."""
+        answer = self._sdk_retried(self._sdk().models.unarchive, model_id=model)
+        return bool(_plain(answer).get("archived", False))
+
+    def update_model(
+        self, model: str, *, name: str | None = None, description: str | None = None
+    ) -> dict[str, Any]:
+        """Rename or describe a fine-tuned model; returns Mistral's model record."""
+        fields = {k: v for k, v in (("name", name), ("description", description)) if v}
+        answer = self._sdk_retried(self._sdk().models.update, model_id=model, **fields)
+        return _plain(answer)
+
+    def delete_file(self, file_id: str) -> bool:
+        """Delete an uploaded file; returns ``deleted``."""
+        answer = self._sdk_retried(self._sdk().files.delete, file_id=file_id)
+        return bool(_plain(answer).get("deleted", True))
+
+    def _sdk_retried(self, fn: Any, **kwargs: Any) -> Any:
+        for attempt in self._retrying():
+            with attempt:
+                return self._sdk_call(fn, **kwargs)
+        raise AssertionError("unreachable")  # pragma: no cover
+
 
 def _dry_run_request(model: str, training: FileRef, params: Hyperparameters) -> JobRequest:
     return JobRequest(
@@ -1037,6 +1068,35 @@ class AsyncMistralBackend(_Base):
             with attempt:
                 figures = await self._send("POST", JOBS, params={"dry_run": "true"}, body=body)
         return with_dry_run(estimate, figures)
+
+    async def archive_model(self, model: str) -> bool:
+        """Archive a fine-tuned model; returns ``archived``."""
+        answer = await self._sdk_retried(self._sdk().models.archive_async, model_id=model)
+        return bool(_plain(answer).get("archived", True))
+
+    async def unarchive_model(self, model: str) -> bool:
+        """Bring an archived fine-tuned model back; returns ``archived`` (``False``)."""
+        answer = await self._sdk_retried(self._sdk().models.unarchive_async, model_id=model)
+        return bool(_plain(answer).get("archived", False))
+
+    async def update_model(
+        self, model: str, *, name: str | None = None, description: str | None = None
+    ) -> dict[str, Any]:
+        """Rename or describe a fine-tuned model; returns Mistral's model record."""
+        fields = {k: v for k, v in (("name", name), ("description", description)) if v}
+        answer = await self._sdk_retried(self._sdk().models.update_async, model_id=model, **fields)
+        return _plain(answer)
+
+    async def delete_file(self, file_id: str) -> bool:
+        """Delete an uploaded file; returns ``deleted``."""
+        answer = await self._sdk_retried(self._sdk().files.delete_async, file_id=file_id)
+        return bool(_plain(answer).get("deleted", True))
+
+    async def _sdk_retried(self, fn: Any, **kwargs: Any) -> Any:
+        async for attempt in self._retrying():
+            with attempt:
+                return await self._sdk_call(fn, **kwargs)
+        raise AssertionError("unreachable")  # pragma: no cover
 
 
 MistralBackend.async_variant = AsyncMistralBackend  # type: ignore[attr-defined]
