@@ -455,3 +455,63 @@ def test_pii_prefilter_is_a_necessary_condition(text: str) -> None:
 
     if _PII.search(text) is not None:
         assert _might_hold_pii(text)
+
+
+_ROLES_DRAWN = st.sampled_from(["system", "user", "assistant", "tool", "bogus", 3])
+_CONTENT_DRAWN = st.one_of(
+    st.text(max_size=40), st.sampled_from(["", "  ", "a\tb  c ", "Call 555 123 4567"]), st.none()
+)
+_MESSAGE_DRAWN = st.builds(
+    lambda role, content, extra: {"role": role, "content": content, **extra},
+    _ROLES_DRAWN,
+    _CONTENT_DRAWN,
+    st.sampled_from([{}, {}, {}, {"weight": 0}, {"name": "n"}]),
+)
+
+
+@needs_tiktoken
+@settings(max_examples=300, suppress_health_check=[HealthCheck.too_slow], deadline=None)
+@given(
+    messages=st.lists(_MESSAGE_DRAWN, max_size=5),
+    extra=st.sampled_from([{}, {}, {"tools": []}]),
+)
+def test_the_plain_chat_shortcut_agrees_with_every_rule(
+    messages: list[dict[str, Any]], extra: dict[str, Any]
+) -> None:
+    """The fast path takes only records no rule objects to, and counts and hashes them alike."""
+    from finetune.validation._quality import QualityScan
+    from finetune.validation._rules import check_record, plain_chat, target_rules
+
+    record = {"messages": messages, **extra}
+    pairs = plain_chat(record)
+    if pairs is None:
+        return
+    for target in ("openai", "mistral", "hf"):
+        assert list(check_record(record, target_rules(target), "gpt-4.1-mini-2025-04-14")) == []
+    counter = counter_for("openai", "gpt-4.1-mini-2025-04-14")
+    assert counter.count_plain(pairs) == counter.count_example(record)  # type: ignore[attr-defined]
+    full, fast = QualityScan(), QualityScan()
+    found: list[tuple[Any, ...]] = []
+    full.observe(record, 1, 5, lambda *a: found.append(("full", *a)))
+    fast.observe_texts(pairs, 1, 5, lambda *a: found.append(("fast", *a)))
+    assert (full.exact, full.normalized, full.system_prompts) == (
+        fast.exact,
+        fast.normalized,
+        fast.system_prompts,
+    )
+    assert [f[1:] for f in found if f[0] == "full"] == [f[1:] for f in found if f[0] == "fast"]
+
+
+def test_the_shortcut_takes_the_usual_shape_and_nothing_odd() -> None:
+    from finetune.validation._rules import plain_chat
+
+    assert plain_chat(chat(1)) is not None
+    odd = [
+        {**chat(1), "tools": []},
+        {"messages": [{"role": "user", "content": "q"}]},
+        {"messages": [{"role": "assistant", "content": " "}]},
+        {"messages": [{"role": "assistant", "content": "a", "weight": 1}]},
+        {"messages": [{"role": "tool", "content": "a"}, {"role": "assistant", "content": "b"}]},
+        {"messages": [{"role": ["x"], "content": "a"}]},
+    ]
+    assert [plain_chat(record) for record in odd] == [None] * len(odd)

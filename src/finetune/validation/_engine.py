@@ -20,6 +20,7 @@ from finetune.validation._report import Finding, ValidationReport
 from finetune.validation._rules import (
     Target,
     check_record,
+    plain_chat,
     record_kind,
     target_rules,
 )
@@ -47,6 +48,7 @@ class _Scan:
         self.rules = rules
         self.model = model
         self.counter = counter
+        self._count_plain = getattr(counter, "count_plain", None)
         self.limit = limit
         self.file = file
         self.quality = QualityScan()
@@ -79,6 +81,10 @@ class _Scan:
             self._record(item.data, item.line)
 
     def _record(self, data: dict[str, Any], line: int) -> None:
+        pairs = plain_chat(data)
+        if pairs is not None:
+            self._plain_record(pairs, data, line)
+            return
         failed = False
         for code, severity, message, field in check_record(data, self.rules, self.model):
             self.report.add(Finding(code, severity, message, self.file, line, field))  # type: ignore[arg-type]
@@ -99,6 +105,23 @@ class _Scan:
             code = "would_truncate" if self.rules.truncates else "too_many_tokens"
             self.add(code, f"{tokens} tokens, over the limit of {self.limit}", line, None)
         self.quality.observe(data, line, tokens, self.add)
+
+    def _plain_record(self, pairs: list[tuple[str, str]], data: dict[str, Any], line: int) -> None:
+        """The shortcut for a chat no rule objects to: kind, count, limit and quality only."""
+        if self.kind is None:
+            self.kind = "chat"
+        elif self.kind != "chat":
+            self.add("mixed_kinds", f"chat example in a file of {self.kind} examples", line, None)
+        try:
+            count_plain = self._count_plain
+            tokens = count_plain(pairs) if count_plain else self.counter.count_example(data)
+        except Exception as exc:
+            self.add("unknown_format", f"the tokenizer refused this example: {exc}", line, None)
+            return
+        if self.limit is not None and tokens > self.limit:
+            code = "would_truncate" if self.rules.truncates else "too_many_tokens"
+            self.add(code, f"{tokens} tokens, over the limit of {self.limit}", line, None)
+        self.quality.observe_texts(pairs, line, tokens, self.add)
 
 
 def _context_limit(target: str, model: str, override: int | None) -> int | None:

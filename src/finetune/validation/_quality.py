@@ -21,7 +21,7 @@ _PII = re.compile(
 )
 # a phone number holds at least 9 digits and a card number 13: text with fewer ASCII digits
 # (and none of the other hints) cannot match, so the full scan is skipped for it
-_NO_DIGITS = str.maketrans("", "", "0123456789")
+_DIGITS = b"0123456789"
 _MIN_DIGITS = 9
 _PII_CODES = {"email": "pii_email", "key": "secret_api_key", "card": "pii_card_number"}
 _PII_CODES["phone"] = "pii_phone"
@@ -85,21 +85,24 @@ class QualityScan:
 
     def observe(self, record: dict[str, Any], line: int, tokens: int, add: AddFinding) -> None:
         """Hash one valid example and scan its text for PII and secrets."""
-        exact: list[tuple[str, str]] = []
-        normalized: list[str] = []
-        for role, text in example_texts(record):
-            exact.append((role, text))
-            normalized.append(" ".join(text.lower().split()))
+        self.observe_texts(list(example_texts(record)), line, tokens, add)
+
+    def observe_texts(
+        self, texts: list[tuple[str, str]], line: int, tokens: int, add: AddFinding
+    ) -> None:
+        """``observe`` for an example already read as (role, text) pairs."""
+        prompts = self.system_prompts
+        for role, text in texts:
             if role == "system":
                 key = hash(text)
-                seen = key in self.system_prompts
-                self._observe_system(key, line)
-                if seen:
+                if key in prompts:  # a repeated system prompt was scanned the first time
+                    prompts[key] += 1
                     continue
-            if text:
+                self._observe_system(key, line)
+            if text and _might_hold_pii(text):
                 self._scan_pii(text, line, add)
-        self.exact.append(hash(tuple(exact)))
-        self.normalized.append(hash(tuple(normalized)))
+        self.exact.append(hash(tuple(texts)))
+        self.normalized.append(hash(tuple([" ".join(t.lower().split()) for _, t in texts])))
         self.lines.append(line)
         self.tokens.append(tokens)
 
@@ -120,8 +123,6 @@ class QualityScan:
             self.system_lines.setdefault(key, line)
 
     def _scan_pii(self, text: str, line: int, add: AddFinding) -> None:
-        if not _might_hold_pii(text):
-            return
         for match in _PII.finditer(text):
             kind = match.lastgroup or ""
             found = match.group()
@@ -203,8 +204,14 @@ def _might_hold_pii(text: str) -> bool:
         or "AIza" in text
         or "xox" in text
         or ("_" in text and "gh" in text)
-        or len(text) - len(text.translate(_NO_DIGITS)) >= _MIN_DIGITS
+        or _ascii_digits(text) >= _MIN_DIGITS
     )
+
+
+def _ascii_digits(text: str) -> int:
+    # UTF-8 keeps ASCII digits as single bytes and never uses 0x30-0x39 for anything else
+    data = text.encode("utf-8", "surrogatepass")
+    return len(data) - len(data.translate(None, _DIGITS))
 
 
 def _repeated_values(values: array[int], chunk: int = 1 << 20) -> set[int]:

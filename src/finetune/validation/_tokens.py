@@ -115,6 +115,14 @@ class TiktokenCounter(_CachedCounter):
     def _encode_len(self, text: str) -> int:
         return len(self._encode(text))
 
+    def count_plain(self, pairs: list[tuple[str, str]]) -> int:
+        """``count_example`` for a chat of plain (role, text) messages, without the walk."""
+        cached, count = self._cache.get, self.count_text
+        total = self.reply_priming + self.tokens_per_message * len(pairs)
+        for role, text in pairs:
+            total += (cached(text) or count(text)) + (cached(role) or count(role))
+        return total
+
     def count_example(self, record: dict[str, Any]) -> int:
         if "messages" not in record and "prompt" in record and "completion" in record:
             return self.count_text(str(record["prompt"])) + self.count_text(
