@@ -6,15 +6,24 @@ import re
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import datetime, timezone
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from finetune._errors import BackendError
 
 if TYPE_CHECKING:
     from finetune.dataset import Dataset, OutputFormat
 
-__all__ = ["file_name", "is_retryable", "provider_file", "redact"]
+__all__ = [
+    "as_dict",
+    "file_name",
+    "is_retryable",
+    "provider_file",
+    "redact",
+    "retry_after_seconds",
+    "unix_time",
+]
 
 _KEYLIKE = re.compile(r"\b(sk-[A-Za-z0-9_-]{4})[A-Za-z0-9_*-]{8,}|\b(Bearer\s+)\S+")
 
@@ -44,3 +53,30 @@ def provider_file(dataset: Dataset, fmt: OutputFormat) -> Iterator[Path]:
         path = Path(folder) / "data.jsonl"
         dataset.to_jsonl(path, format=fmt)
         yield path
+
+
+def unix_time(value: Any) -> datetime | None:
+    """A provider's UNIX timestamp (seconds) as an aware UTC datetime; ``None`` stays ``None``."""
+    if value is None:
+        return None
+    return datetime.fromtimestamp(int(value), tz=timezone.utc)
+
+
+def as_dict(payload: Any) -> dict[str, Any]:
+    """An SDK model (pydantic) or a mapping as a plain JSON-ready dict."""
+    if hasattr(payload, "model_dump"):
+        dumped: dict[str, Any] = payload.model_dump(mode="json")
+        return dumped
+    return dict(payload)
+
+
+def retry_after_seconds(headers: Any) -> float | None:
+    """The wait a 429 asks for, from ``retry-after-ms`` or ``retry-after`` (seconds)."""
+    for name, scale in (("retry-after-ms", 0.001), ("retry-after", 1.0)):
+        value = headers.get(name) if headers is not None else None
+        if value is not None:
+            try:
+                return float(value) * scale
+            except ValueError:
+                continue
+    return None

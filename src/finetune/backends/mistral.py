@@ -39,7 +39,15 @@ from finetune._errors import (
     ServerError,
     UnsupportedFeature,
 )
-from finetune.backends._http import file_name, is_retryable, provider_file, redact
+from finetune.backends._http import (
+    as_dict,
+    file_name,
+    is_retryable,
+    provider_file,
+    redact,
+    retry_after_seconds,
+    unix_time,
+)
 from finetune.backends.base import Capabilities, JobRequest
 from finetune.types import (
     Checkpoint,
@@ -225,12 +233,6 @@ def _same_number(theirs: Any, ours: Any) -> bool:
 # ---- mapping: Mistral payloads -> our models ---------------------------------------------------
 
 
-def _when(value: Any) -> datetime | None:
-    if value is None:
-        return None
-    return datetime.fromtimestamp(int(value), tz=timezone.utc)
-
-
 def status_of(payload: dict[str, Any]) -> JobStatus:
     """Mistral's status as ours; a validated job waiting for ``start`` is shown as paused."""
     text = str(payload.get("status"))
@@ -252,7 +254,7 @@ def event_from_payload(payload: dict[str, Any]) -> JobEvent:
     message = name + (f": {status}" if status else "") + (f" ({reason})" if reason else "")
     failed = reason is not None or str(status) in ("FAILED", "FAILED_VALIDATION")
     return JobEvent(
-        created_at=_when(payload.get("created_at")) or datetime.now(timezone.utc),
+        created_at=unix_time(payload.get("created_at")) or datetime.now(timezone.utc),
         level="error" if failed else "info",
         message=message,
         data=data,
@@ -300,8 +302,8 @@ def job_from_payload(payload: dict[str, Any]) -> Job:
         backend=NAME,
         base_model=str(payload.get("model") or ""),
         status=status,
-        created_at=_when(payload.get("created_at")),
-        finished_at=_when(payload.get("modified_at")) if status.is_terminal else None,
+        created_at=unix_time(payload.get("created_at")),
+        finished_at=unix_time(payload.get("modified_at")) if status.is_terminal else None,
         fine_tuned_model=payload.get("fine_tuned_model"),
         trained_tokens=payload.get("trained_tokens"),
         error=_error_of(payload, events),
@@ -339,7 +341,7 @@ def checkpoints_from_payload(payload: dict[str, Any]) -> list[Checkpoint]:
                 id=f"{payload['id']}:step-{step}",
                 step=step,
                 model=payload.get("fine_tuned_model") or "",
-                created_at=_when(item.get("created_at")),
+                created_at=unix_time(item.get("created_at")),
                 metrics=metrics,
             )
         )
@@ -376,7 +378,7 @@ def with_dry_run(estimate: CostEstimate, figures: dict[str, Any]) -> CostEstimat
 
 def file_ref(payload: Any) -> FileRef:
     """A Mistral file object (SDK model or dict) as our ``FileRef``."""
-    data = _plain(payload)
+    data = as_dict(payload)
     return FileRef(
         backend=NAME,
         id=str(data["id"]),
@@ -386,15 +388,8 @@ def file_ref(payload: Any) -> FileRef:
     )
 
 
-def _plain(payload: Any) -> dict[str, Any]:
-    if hasattr(payload, "model_dump"):
-        dumped: dict[str, Any] = payload.model_dump(mode="json")
-        return dumped
-    return dict(payload)
-
-
 def _matches_file(item: Any, name: str, size: int) -> bool:
-    data = _plain(item)
+    data = as_dict(item)
     size_seen = data.get("bytes") or data.get("size_bytes")
     return bool(data.get("filename") == name and (size_seen is None or size_seen == size))
 
@@ -421,17 +416,6 @@ def _detail(body: Any) -> tuple[str, str | None]:
     return (str(body) if body else "no detail given"), None
 
 
-def _retry_after(headers: Any) -> float | None:
-    for name, scale in (("retry-after-ms", 0.001), ("retry-after", 1.0)):
-        value = headers.get(name) if headers is not None else None
-        if value is not None:
-            try:
-                return float(value) * scale
-            except ValueError:
-                continue
-    return None
-
-
 def error_for_status(
     status: int,
     body: Any,
@@ -453,7 +437,7 @@ def error_for_status(
     if status == 404 and job_call:
         return JobNotFound(message, **common)
     if status == 429:
-        return RateLimitError(message, retry_after=_retry_after(headers), **common)
+        return RateLimitError(message, retry_after=retry_after_seconds(headers), **common)
     if status >= 500:
         return ServerError(message, **common)
     return InvalidRequestError(message, param=param, code=str(status), **common)
@@ -850,12 +834,12 @@ class MistralBackend(_Base):
     def archive_model(self, model: str) -> bool:
         """Archive a fine-tuned model (it stops being listed and served); returns ``archived``."""
         answer = self._sdk_retried(self._sdk().models.archive, model_id=model)
-        return bool(_plain(answer).get("archived", True))
+        return bool(as_dict(answer).get("archived", True))
 
     def unarchive_model(self, model: str) -> bool:
         """Bring an archived fine-tuned model back; returns ``archived`` (``False``)."""
         answer = self._sdk_retried(self._sdk().models.unarchive, model_id=model)
-        return bool(_plain(answer).get("archived", False))
+        return bool(as_dict(answer).get("archived", False))
 
     def update_model(
         self, model: str, *, name: str | None = None, description: str | None = None
@@ -863,12 +847,12 @@ class MistralBackend(_Base):
         """Rename or describe a fine-tuned model; returns Mistral's model record."""
         fields = {k: v for k, v in (("name", name), ("description", description)) if v}
         answer = self._sdk_retried(self._sdk().models.update, model_id=model, **fields)
-        return _plain(answer)
+        return as_dict(answer)
 
     def delete_file(self, file_id: str) -> bool:
         """Delete an uploaded file; returns ``deleted``."""
         answer = self._sdk_retried(self._sdk().files.delete, file_id=file_id)
-        return bool(_plain(answer).get("deleted", True))
+        return bool(as_dict(answer).get("deleted", True))
 
     def _sdk_retried(self, fn: Any, **kwargs: Any) -> Any:
         for attempt in self._retrying():
@@ -1072,12 +1056,12 @@ class AsyncMistralBackend(_Base):
     async def archive_model(self, model: str) -> bool:
         """Archive a fine-tuned model; returns ``archived``."""
         answer = await self._sdk_retried(self._sdk().models.archive_async, model_id=model)
-        return bool(_plain(answer).get("archived", True))
+        return bool(as_dict(answer).get("archived", True))
 
     async def unarchive_model(self, model: str) -> bool:
         """Bring an archived fine-tuned model back; returns ``archived`` (``False``)."""
         answer = await self._sdk_retried(self._sdk().models.unarchive_async, model_id=model)
-        return bool(_plain(answer).get("archived", False))
+        return bool(as_dict(answer).get("archived", False))
 
     async def update_model(
         self, model: str, *, name: str | None = None, description: str | None = None
@@ -1085,12 +1069,12 @@ class AsyncMistralBackend(_Base):
         """Rename or describe a fine-tuned model; returns Mistral's model record."""
         fields = {k: v for k, v in (("name", name), ("description", description)) if v}
         answer = await self._sdk_retried(self._sdk().models.update_async, model_id=model, **fields)
-        return _plain(answer)
+        return as_dict(answer)
 
     async def delete_file(self, file_id: str) -> bool:
         """Delete an uploaded file; returns ``deleted``."""
         answer = await self._sdk_retried(self._sdk().files.delete_async, file_id=file_id)
-        return bool(_plain(answer).get("deleted", True))
+        return bool(as_dict(answer).get("deleted", True))
 
     async def _sdk_retried(self, fn: Any, **kwargs: Any) -> Any:
         async for attempt in self._retrying():

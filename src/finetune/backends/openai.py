@@ -39,7 +39,15 @@ from finetune._errors import (
     ServerError,
     UnsupportedFeature,
 )
-from finetune.backends._http import file_name, is_retryable, provider_file, redact
+from finetune.backends._http import (
+    as_dict,
+    file_name,
+    is_retryable,
+    provider_file,
+    redact,
+    retry_after_seconds,
+    unix_time,
+)
 from finetune.backends.base import Capabilities, JobRequest
 from finetune.types import (
     Checkpoint,
@@ -98,22 +106,9 @@ def _sdk() -> Any:
 # ---- mapping: provider payloads <-> our models ------------------------------------------------
 
 
-def _when(value: Any) -> datetime | None:
-    if value is None:
-        return None
-    return datetime.fromtimestamp(int(value), tz=timezone.utc)
-
-
-def _dump(obj: Any) -> dict[str, Any]:
-    if hasattr(obj, "model_dump"):
-        dumped: dict[str, Any] = obj.model_dump(mode="json", exclude_unset=False)
-        return dumped
-    return dict(obj)
-
-
 def job_from_payload(payload: Any) -> Job:
     """An OpenAI ``fine_tuning.job`` (SDK object or dict) as our ``Job``."""
-    data = _dump(payload)
+    data = as_dict(payload)
     status_text = str(data.get("status"))
     status = STATUS_MAP.get(status_text)
     if status is None:
@@ -128,9 +123,9 @@ def job_from_payload(payload: Any) -> Job:
         backend=NAME,
         base_model=data.get("model") or "",
         status=status,
-        created_at=_when(data.get("created_at")),
+        created_at=unix_time(data.get("created_at")),
         started_at=None,
-        finished_at=_when(data.get("finished_at")),
+        finished_at=unix_time(data.get("finished_at")),
         fine_tuned_model=data.get("fine_tuned_model"),
         trained_tokens=data.get("trained_tokens"),
         error=JobError(**_error_fields(error)) if error and error.get("message") else None,
@@ -206,11 +201,11 @@ def create_params(request: JobRequest) -> dict[str, Any]:
 
 def event_from_payload(payload: Any) -> JobEvent:
     """An OpenAI ``fine_tuning.job.event`` as our ``JobEvent``."""
-    data = _dump(payload)
+    data = as_dict(payload)
     level = data.get("level") if data.get("level") in ("info", "warning", "error") else "info"
     return JobEvent(
         id=data.get("id"),
-        created_at=_when(data.get("created_at")) or datetime.now(timezone.utc),
+        created_at=unix_time(data.get("created_at")) or datetime.now(timezone.utc),
         level=level,
         message=data.get("message") or "",
         data=data.get("data") if isinstance(data.get("data"), dict) else None,
@@ -219,13 +214,13 @@ def event_from_payload(payload: Any) -> JobEvent:
 
 def checkpoint_from_payload(payload: Any) -> Checkpoint:
     """An OpenAI ``fine_tuning.job.checkpoint`` as our ``Checkpoint``."""
-    data = _dump(payload)
+    data = as_dict(payload)
     metrics = {k: float(v) for k, v in (data.get("metrics") or {}).items() if v is not None}
     return Checkpoint(
         id=data["id"],
         step=int(data.get("step_number") or 0),
         model=data.get("fine_tuned_model_checkpoint") or "",
-        created_at=_when(data.get("created_at")),
+        created_at=unix_time(data.get("created_at")),
         metrics=metrics,
     )
 
@@ -287,7 +282,7 @@ def _number(raw: Any) -> float | None:
 
 def file_ref(payload: Any) -> FileRef:
     """An OpenAI file object as our ``FileRef``."""
-    data = _dump(payload)
+    data = as_dict(payload)
     return FileRef(
         backend=NAME,
         id=data["id"],
@@ -325,23 +320,15 @@ def map_error(error: Exception, secret: str | None = None, *, job_call: bool = F
 
 
 def _retry_after(error: Any) -> float | None:
-    headers = getattr(getattr(error, "response", None), "headers", None) or {}
-    for name, scale in (("retry-after-ms", 0.001), ("retry-after", 1.0)):
-        value = headers.get(name)
-        if value is not None:
-            try:
-                return float(value) * scale
-            except ValueError:
-                continue
-    return None
+    return retry_after_seconds(getattr(getattr(error, "response", None), "headers", None))
 
 
 def _is_processed(payload: Any) -> bool:
-    return str(_dump(payload).get("status")) == "processed"
+    return str(as_dict(payload).get("status")) == "processed"
 
 
 def _file_failed(payload: Any) -> str | None:
-    data = _dump(payload)
+    data = as_dict(payload)
     if data.get("status") == "error":
         return str(data.get("status_details") or "the file was rejected")
     return None

@@ -81,47 +81,44 @@ class _Scan:
             self._record(item.data, item.line)
 
     def _record(self, data: dict[str, Any], line: int) -> None:
-        pairs = plain_chat(data)
-        if pairs is not None:
-            self._plain_record(pairs, data, line)
+        pairs = plain_chat(data)  # the usual chat shape, which no rule can object to
+        if pairs is None and not self._passes_rules(data, line):
             return
+        if pairs is not None:
+            self._note_kind("chat", line)
+        try:
+            tokens = self._count(data, pairs)
+        except Exception as exc:
+            self.add("unknown_format", f"the tokenizer refused this example: {exc}", line, None)
+            return
+        if self.limit is not None and tokens > self.limit:
+            code = "would_truncate" if self.rules.truncates else "too_many_tokens"
+            self.add(code, f"{tokens} tokens, over the limit of {self.limit}", line, None)
+        if pairs is None:
+            self.quality.observe(data, line, tokens, self.add)
+        else:
+            self.quality.observe_texts(pairs, line, tokens, self.add)
+
+    def _passes_rules(self, data: dict[str, Any], line: int) -> bool:
+        """Every rule's findings for one record; False when one of them is an error."""
         failed = False
         for code, severity, message, field in check_record(data, self.rules, self.model):
             self.report.add(Finding(code, severity, message, self.file, line, field))  # type: ignore[arg-type]
             failed = failed or severity == "error"
-        kind = record_kind(data)
+        self._note_kind(record_kind(data), line)
+        return not failed
+
+    def _note_kind(self, kind: str | None, line: int) -> None:
         if self.kind is None:
             self.kind = kind
         elif kind is not None and kind != self.kind:
             self.add("mixed_kinds", f"{kind} example in a file of {self.kind} examples", line, None)
-        if failed:
-            return
-        try:
-            tokens = self.counter.count_example(data)
-        except Exception as exc:
-            self.add("unknown_format", f"the tokenizer refused this example: {exc}", line, None)
-            return
-        if self.limit is not None and tokens > self.limit:
-            code = "would_truncate" if self.rules.truncates else "too_many_tokens"
-            self.add(code, f"{tokens} tokens, over the limit of {self.limit}", line, None)
-        self.quality.observe(data, line, tokens, self.add)
 
-    def _plain_record(self, pairs: list[tuple[str, str]], data: dict[str, Any], line: int) -> None:
-        """The shortcut for a chat no rule objects to: kind, count, limit and quality only."""
-        if self.kind is None:
-            self.kind = "chat"
-        elif self.kind != "chat":
-            self.add("mixed_kinds", f"chat example in a file of {self.kind} examples", line, None)
-        try:
-            count_plain = self._count_plain
-            tokens = count_plain(pairs) if count_plain else self.counter.count_example(data)
-        except Exception as exc:
-            self.add("unknown_format", f"the tokenizer refused this example: {exc}", line, None)
-            return
-        if self.limit is not None and tokens > self.limit:
-            code = "would_truncate" if self.rules.truncates else "too_many_tokens"
-            self.add(code, f"{tokens} tokens, over the limit of {self.limit}", line, None)
-        self.quality.observe_texts(pairs, line, tokens, self.add)
+    def _count(self, data: dict[str, Any], pairs: list[tuple[str, str]] | None) -> int:
+        if pairs is not None and self._count_plain is not None:
+            tokens: int = self._count_plain(pairs)
+            return tokens
+        return self.counter.count_example(data)
 
 
 def _context_limit(target: str, model: str, override: int | None) -> int | None:
