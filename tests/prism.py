@@ -10,6 +10,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -64,3 +65,23 @@ def prism_server(spec_name: str) -> Iterator[str]:
     finally:
         process.terminate()
         process.wait(timeout=10)
+
+
+def refused_by_prism(prism: str, requests: list[Any], *, strip_prefix: str = "") -> list[Any]:
+    """Replay recorded requests against Prism; those it answers 404 or 422, with its reason."""
+    refused = []
+    with httpx.Client(base_url=prism, timeout=30) as client:
+        for request in requests:
+            response = client.request(
+                request.method,
+                request.path.removeprefix(strip_prefix),
+                params=request.query,
+                content=request.raw or None,
+                headers={
+                    "Authorization": "Bearer test",
+                    "Content-Type": request.content_type or "application/json",
+                },
+            )
+            if response.status_code in (404, 422):
+                refused.append((request.method, request.path, request.body, response.text[:800]))
+    return refused

@@ -13,7 +13,7 @@ from finetune.backends.mistral import MistralBackend
 
 from .conftest import chat
 from .fakes.mistral_fake import MistralFake, Phases
-from .prism import prism_server
+from .prism import prism_server, refused_by_prism
 
 pytestmark = pytest.mark.prism
 MODEL = "open-mistral-nemo"
@@ -69,24 +69,7 @@ def test_no_request_is_refused_by_the_spec(prism: str) -> None:
         assert tuple(call.split()) in calls, call
     assert {("POST", "archive"), ("DELETE", "archive")} <= calls
     assert {"PATCH", "DELETE"} <= {r.method for r in requests}
-    with httpx.Client(base_url=prism, timeout=30) as client:
-        for request in requests:
-            response = client.request(
-                request.method,
-                request.path,
-                params=request.query,
-                content=request.raw or None,
-                headers={
-                    "Authorization": "Bearer test",
-                    "Content-Type": request.content_type or "application/json",
-                },
-            )
-            assert response.status_code not in (404, 422), (
-                request.method,
-                request.path,
-                request.body,
-                response.text[:800],
-            )
+    assert refused_by_prism(prism, requests) == []
 
 
 def test_prism_refuses_what_the_spec_forbids(prism: str) -> None:

@@ -4,11 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import os
-import signal
-import subprocess
 import sys
 import textwrap
-import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -20,7 +17,7 @@ import finetune as ft
 from finetune.backends.openai import OpenAIBackend
 
 from .conftest import chat, needs_tiktoken
-from .fakes._server import Faults
+from .fakes._server import Faults, sigkill_while_held
 from .fakes.openai_fake import OpenAIFake, Phases
 
 pytestmark = needs_tiktoken
@@ -268,19 +265,7 @@ def test_sigkill_then_rerun_makes_one_job(server: OpenAIFake, tmp_path: Path, ho
     script.write_text(CRASHING_SCRIPT)
     command = [sys.executable, str(script), MODEL, server.api_key, server.base_url]
     env = {**os.environ, "FINETUNE_REGISTRY": str(tmp_path / "registry.sqlite3")}
-    server.hold[("POST", hold)] = 30.0
-    child = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    deadline = time.monotonic() + 60
-    while not posts(server, hold) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert posts(server, hold), child.communicate(timeout=5)
-    time.sleep(0.2)
-    os.kill(child.pid, signal.SIGKILL)
-    child.wait(timeout=10)
-    server.hold.clear()
-    rerun = subprocess.run(
-        command, env=env, capture_output=True, text=True, timeout=120, check=False
-    )
+    rerun = sigkill_while_held(server, command, env, hold)
     assert rerun.returncode == 0, rerun.stderr
     assert rerun.stdout.strip() == "succeeded"
     assert server.summary() == {"files": 1, "distinct_files": 1, "jobs": 1, "distinct_keys": 1}

@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-import httpx
 import pytest
 
 import finetune as ft
@@ -13,7 +12,7 @@ from finetune.backends.openai import OpenAIBackend
 
 from .conftest import chat, needs_tiktoken
 from .fakes.openai_fake import OpenAIFake, Phases
-from .prism import prism_server
+from .prism import prism_server, refused_by_prism
 
 pytestmark = [pytest.mark.prism, needs_tiktoken]
 MODEL = "gpt-4.1-mini-2025-04-14"
@@ -67,24 +66,7 @@ def test_no_request_is_refused_by_the_spec(prism: str) -> None:
     requests = recorded_requests()
     paths = {(r.method, r.path.split("/")[2]) for r in requests}
     assert {("POST", "files"), ("POST", "uploads"), ("POST", "fine_tuning")} <= paths
-    with httpx.Client(base_url=prism, timeout=30) as client:
-        for request in requests:
-            response = client.request(
-                request.method,
-                request.path.removeprefix("/v1"),
-                params=request.query,
-                content=request.raw or None,
-                headers={
-                    "Authorization": "Bearer sk-test",
-                    "Content-Type": request.content_type or "application/json",
-                },
-            )
-            assert response.status_code not in (404, 422), (
-                request.method,
-                request.path,
-                request.body,
-                response.text[:800],
-            )
+    assert refused_by_prism(prism, requests, strip_prefix="/v1") == []
 
 
 def test_spec_examples_parse_into_our_models(prism: str) -> None:

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import json
+import os
 import random
+import signal
 import socket
+import subprocess
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -230,3 +234,35 @@ def multipart_fields(raw: bytes, content_type: str) -> dict[str, tuple[str | Non
         filename = attributes.get("filename")
         fields[name] = (filename.strip('"') if filename else None, data)
     return fields
+
+
+def sigkill_while_held(
+    server: FakeServer,
+    command: list[str],
+    env: dict[str, str],
+    path: str,
+    before_rerun: Callable[[], None] | None = None,
+) -> subprocess.CompletedProcess[str]:
+    """Run ``command``, SIGKILL it while the server holds its ``POST path``, then run it again.
+
+    Returns the re-run. ``before_rerun`` runs between the two (to delete a registry, say).
+    """
+
+    def sent() -> bool:
+        return any(r.method == "POST" and r.path == path for r in server.requests)
+
+    server.hold[("POST", path)] = 30.0
+    child = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 60
+    while not sent() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert sent(), child.communicate(timeout=5)
+    time.sleep(0.2)
+    os.kill(child.pid, signal.SIGKILL)
+    child.wait(timeout=10)
+    server.hold.clear()
+    if before_rerun is not None:
+        before_rerun()
+    return subprocess.run(
+        command, env=env, capture_output=True, text=True, timeout=120, check=False
+    )
