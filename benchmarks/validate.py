@@ -1,10 +1,11 @@
 """Validate + count tokens for OpenAI vs a plain "json.loads every line + encode" loop.
 
-Usage: python benchmarks/validate.py [--n 100000] [--scale 4]
+Usage: python benchmarks/validate.py [--n 100000] [--scale 4] [--repeat 3]
 
-Each contender runs in its own process so peak RSS is its own. Prints examples/s, peak RSS,
-and the ratios. Targets: >= 3x the baseline's speed, <= 0.3x the memory it adds, and memory flat
-as N grows (N x scale uses <= 1.2x the RSS of N).
+Each contender runs in its own process so peak RSS is its own, ``--repeat`` times, interleaved;
+the table shows each one's best time and its largest memory figures. Prints examples/s, peak
+RSS, and the ratios. Targets: >= 3x the baseline's speed, <= 0.3x the memory it adds, and
+memory flat as N grows (N x scale uses <= 1.2x the RSS of N).
 """
 
 from __future__ import annotations
@@ -130,10 +131,19 @@ def measure(which: str, path: Path) -> dict[str, float]:
     return result
 
 
+def _best(runs: list[dict[str, float]]) -> dict[str, float]:
+    """The fastest run's time with the largest memory figures of all runs (the cautious pair)."""
+    best = dict(min(runs, key=lambda run: run["seconds"]))
+    for key in ("peak_rss_mb", "worker_peak_rss_mb", "growth_mb"):
+        best[key] = max(run[key] for run in runs)
+    return best
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=100_000)
     parser.add_argument("--scale", type=int, default=4)
+    parser.add_argument("--repeat", type=int, default=3, help="runs per contender (best time)")
     parser.add_argument("--child", nargs=2, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -143,9 +153,12 @@ def main() -> None:
         small, large = Path(folder) / "n.jsonl", Path(folder) / "nx.jsonl"
         generate(small, args.n)
         generate(large, args.n * args.scale, seed=1)
-        base = measure("baseline", small)
-        ours = measure("ours", small)
-        ours_large = measure("ours", large)
+        runs: dict[str, list[dict[str, float]]] = {"base": [], "ours": [], "large": []}
+        for _ in range(args.repeat):  # interleaved, so a slow spell of the machine hits all
+            runs["base"].append(measure("baseline", small))
+            runs["ours"].append(measure("ours", small))
+            runs["large"].append(measure("ours", large))
+        base, ours, ours_large = (_best(runs[key]) for key in ("base", "ours", "large"))
     speed = base["seconds"] / ours["seconds"]
     memory = ours["growth_mb"] / base["growth_mb"]
     flat = ours_large["peak_rss_mb"] / ours["peak_rss_mb"]

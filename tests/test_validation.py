@@ -439,6 +439,9 @@ def test_parallel_scan_reports_exactly_what_a_sequential_scan_does(
         "write to a.b@example.org",
         "token ghp_" + "a" * 36,
         "key AKIA" + "A" * 16,
+        "key sk-proj-" + "b" * 24,
+        "slack xoxb-" + "1" * 12,
+        "google AIza" + "c" * 35,
     ],
 )
 def test_pii_prefilter_never_hides_a_match(text: str) -> None:
@@ -455,6 +458,54 @@ def test_pii_prefilter_is_a_necessary_condition(text: str) -> None:
 
     if _PII.search(text) is not None:
         assert _might_hold_pii(text)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.data())
+def test_every_pii_match_passes_the_prefilter(data: st.DataObject) -> None:
+    """Text built around a real match of each pattern, with any text before and after it."""
+    from finetune.validation._quality import _PII, _might_hold_pii
+
+    match = data.draw(
+        st.sampled_from(
+            [
+                st.from_regex(
+                    r"[A-Za-z0-9._%+-]{1,8}@[A-Za-z0-9.-]{1,8}\.[A-Za-z]{2,4}", fullmatch=True
+                ),
+                st.from_regex(r"sk-(proj-)?[A-Za-z0-9_-]{20,30}", fullmatch=True),
+                st.from_regex(r"AKIA[0-9A-Z]{16}", fullmatch=True),
+                st.from_regex(r"gh[pousr]_[A-Za-z0-9]{30,34}", fullmatch=True),
+                st.from_regex(r"xox[abpr]-[A-Za-z0-9-]{10,14}", fullmatch=True),
+                st.from_regex(r"AIza[0-9A-Za-z_-]{35}", fullmatch=True),
+                st.from_regex(r"(\d[ -]?){13,19}", fullmatch=True),
+                st.from_regex(
+                    r"\+?\(?\d{1,4}\)?[ .-]?\d{2,4}[ .-]?\d{3,4}[ .-]?\d{3,4}", fullmatch=True
+                ),
+            ]
+        ).flatmap(lambda strategy: strategy)
+    )
+    around = st.text(alphabet=st.characters(codec="utf-8"), max_size=20)
+    text = data.draw(around) + " " + match + " " + data.draw(around)
+    if _PII.search(text) is not None:
+        assert _might_hold_pii(text)
+
+
+def test_repeated_values_across_sorted_chunks() -> None:
+    """Duplicates are found whether they sit in one chunk or in different ones."""
+    import random
+    from array import array
+
+    from finetune.validation._quality import _repeated_values
+
+    rng = random.Random(7)
+    values = [rng.getrandbits(64) - (1 << 63) for _ in range(5000)]
+    twins = values[10:60] + [-(1 << 63), (1 << 63) - 1] * 2
+    values += twins
+    rng.shuffle(values)
+    expected = set(twins)
+    for chunk in (7, 100, 1 << 17):
+        assert _repeated_values(array("q", values), chunk=chunk) == expected
+    assert _repeated_values(array("q")) == set()
 
 
 _ROLES_DRAWN = st.sampled_from(["system", "user", "assistant", "tool", "bogus", 3])

@@ -57,7 +57,7 @@ class _Scan:
 
     def __getstate__(self) -> dict[str, Any]:
         # workers send their results back; the token counter stays behind
-        return {k: v for k, v in self.__dict__.items() if k != "counter"}
+        return {k: v for k, v in self.__dict__.items() if k not in ("counter", "_count_plain")}
 
     def add(self, code: str, message: str, line: int | None, field: str | None) -> None:
         from finetune.validation._rules import RULES
@@ -68,23 +68,29 @@ class _Scan:
     def run(self, dataset: Dataset) -> None:
         self.consume(dataset.items())
 
-    def consume(self, items: Iterable[RawRecord | ReadProblem]) -> None:
-        """Scan raw records and read problems, in order."""
+    def consume(self, items: Iterable[RawRecord | ReadProblem]) -> int:
+        """Scan raw records and read problems, in order; the last line number seen."""
+        record = self._record
+        line = 0
         for item in items:
-            if isinstance(item, ReadProblem):
-                sev = item.severity
-                self.report.add(Finding(item.code, sev, item.message, self.file, item.line))  # type: ignore[arg-type]
-                if sev == "error":
-                    self.examples += 1
+            line = item.line
+            if item.__class__ is RawRecord:
+                self.examples += 1
+                record(item.data, line)
                 continue
-            self.examples += 1
-            self._record(item.data, item.line)
+            assert isinstance(item, ReadProblem)
+            sev = item.severity
+            self.report.add(Finding(item.code, sev, item.message, self.file, item.line))  # type: ignore[arg-type]
+            if sev == "error":
+                self.examples += 1
+        return line
 
     def _record(self, data: dict[str, Any], line: int) -> None:
         pairs = plain_chat(data)  # the usual chat shape, which no rule can object to
-        if pairs is None and not self._passes_rules(data, line):
-            return
-        if pairs is not None:
+        if pairs is None:
+            if not self._passes_rules(data, line):
+                return
+        elif self.kind != "chat":
             self._note_kind("chat", line)
         try:
             tokens = self._count(data, pairs)
@@ -227,10 +233,7 @@ def _scan_part(task: tuple[str, int, int, int]) -> tuple[_Scan, int]:
     scan = _Scan(
         report, template.rules, template.model, template.counter, template.limit, template.file
     )
-    lines = 0
-    for item in iter_jsonl(path, max_line_bytes=cap, start=start, end=end):
-        lines = item.line
-        scan.consume((item,))
+    lines = scan.consume(iter_jsonl(path, max_line_bytes=cap, start=start, end=end))
     return scan, lines
 
 
@@ -239,15 +242,15 @@ def _scan_in_parallel(scan: _Scan, path: str, cap: int, workers: int) -> None:
     global _worker_scan
     _worker_scan = scan
     tasks = [(path, cap, start, end) for start, end in _ranges(path, workers)]
+    offset = 0
     try:
         with multiprocessing.get_context("fork").Pool(len(tasks)) as pool:
-            parts = pool.map(_scan_part, tasks)
+            for part, lines in pool.imap(_scan_part, tasks):  # merged as each one arrives
+                _merge(scan, part, offset)
+                offset += lines
+                del part
     finally:
         _worker_scan = None
-    offset = 0
-    for part, lines in parts:
-        _merge(scan, part, offset)
-        offset += lines
 
 
 def _merge(scan: _Scan, part: _Scan, offset: int) -> None:

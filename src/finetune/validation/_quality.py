@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
-import heapq
+import bisect
+import itertools
 import re
 from array import array
 from collections import Counter
 from collections.abc import Callable, Iterator
+from itertools import compress, islice
+from operator import eq
 from typing import Any
 
 __all__ = ["QualityScan", "example_texts", "percentile"]
@@ -22,6 +25,11 @@ _PII = re.compile(
 # a phone number holds at least 9 digits and a card number 13: text with fewer ASCII digits
 # (and none of the other hints) cannot match, so the full scan is skipped for it
 _DIGITS = b"0123456789"
+_ASCII_WHITESPACE = b" \t\n\r\x0b\x0c\x1c\x1d\x1e\x1f"  # what str.split() splits ASCII on
+_ASCII_LOWER = bytes(range(256)).lower()
+# the bytes some PII pattern cannot do without: "@" (email), "-" (sk-, xox...-), "K" (AKIA),
+# "z" (AIza), "_" (gh?_); card and phone numbers need digits
+_NOT_RARE = bytes(range(256)).translate(None, _DIGITS + b"@-Kz_")
 _MIN_DIGITS = 9
 _PII_CODES = {"email": "pii_email", "key": "secret_api_key", "card": "pii_card_number"}
 _PII_CODES["phone"] = "pii_phone"
@@ -92,6 +100,7 @@ class QualityScan:
     ) -> None:
         """``observe`` for an example already read as (role, text) pairs."""
         prompts = self.system_prompts
+        unscanned = []
         for role, text in texts:
             if role == "system":
                 key = hash(text)
@@ -99,10 +108,15 @@ class QualityScan:
                     prompts[key] += 1
                     continue
                 self._observe_system(key, line)
-            if text and _might_hold_pii(text):
-                self._scan_pii(text, line, add)
+            unscanned.append(text)
+        # one pre-check for the whole example: it passes whenever one of its texts would
+        if _pii_hint(_utf8("\x00".join(unscanned))):
+            for text in unscanned:
+                if text and _might_hold_pii(text):
+                    self._scan_pii(text, line, add)
+        joined = "\x00".join([text for _, text in texts])
         self.exact.append(hash(tuple(texts)))
-        self.normalized.append(hash(tuple([" ".join(t.lower().split()) for _, t in texts])))
+        self.normalized.append(_normalized_hash(joined))
         self.lines.append(line)
         self.tokens.append(tokens)
 
@@ -132,18 +146,30 @@ class QualityScan:
 
     def finish(self, add: AddFinding) -> None:
         """Report duplicates, system prompt spread and long tails."""
-        exact_dupes = self._duplicates(self.exact, "duplicate_example", add)
-        self._duplicates(self.normalized, "near_duplicate_example", add, skip=exact_dupes)
+        near = _repeated_values(self.normalized)
+        if near:  # an exact duplicate is also a near one: look for them among those only
+            suspects = Counter(
+                e for e, n in zip(self.exact, self.normalized, strict=True) if n in near
+            )
+            exact = {key for key, uses in suspects.items() if uses > 1}
+            exact_dupes = self._duplicates(self.exact, exact, "duplicate_example", add)
+            self._duplicates(self.normalized, near, "near_duplicate_example", add, exact_dupes)
         self._system_prompts(add)
         self._long_tail(add)
 
     def _duplicates(
-        self, hashes: array[int], code: str, add: AddFinding, skip: bytearray | None = None
+        self,
+        hashes: array[int],
+        repeated: set[int],
+        code: str,
+        add: AddFinding,
+        skip: bytearray | None = None,
     ) -> bytearray:
         """Marks (one byte per example) the repeats of an earlier example, reported as found."""
-        repeated = _repeated_values(hashes)
-        first: dict[int, int] = {}
         found = bytearray(len(hashes))
+        if not repeated:
+            return found
+        first: dict[int, int] = {}
         for index, key in enumerate(hashes):
             if key not in repeated:
                 continue
@@ -174,6 +200,8 @@ class QualityScan:
             return
         median = percentile(Counter(self.tokens), 0.5)
         cutoff = max(median * 8, 256)
+        if max(self.tokens) <= cutoff:
+            return
         for index, tokens in enumerate(self.tokens):
             if tokens > cutoff:
                 add(
@@ -196,34 +224,62 @@ class QualityScan:
                 )
 
 
+def _normalized_hash(joined: str) -> int:
+    """Hash of an example's texts (joined by NUL) lowercased, with every whitespace removed."""
+    if joined.isascii():
+        return hash(joined.encode().translate(_ASCII_LOWER, _ASCII_WHITESPACE))
+    return hash(_utf8("".join(joined.lower().split())))
+
+
+def _utf8(text: str) -> bytes:
+    return text.encode("utf-8", "surrogatepass")
+
+
 def _might_hold_pii(text: str) -> bool:
-    return (
-        "@" in text
-        or "sk-" in text
-        or "AKIA" in text
-        or "AIza" in text
-        or "xox" in text
-        or ("_" in text and "gh" in text)
-        or _ascii_digits(text) >= _MIN_DIGITS
+    return _pii_hint(_utf8(text))
+
+
+def _pii_hint(data: bytes) -> bool:
+    """False when no PII pattern can match the UTF-8 text ``data`` (a cheap pre-check)."""
+    # every pattern needs 9 ASCII digits or one of a few rarer bytes: keep only those, in C.
+    # UTF-8 keeps ASCII bytes as themselves and never uses them inside other characters
+    rare = data.translate(None, _NOT_RARE)
+    anchors = rare.translate(None, _DIGITS)
+    if len(rare) - len(anchors) >= _MIN_DIGITS:
+        return True
+    return bool(anchors) and (
+        b"@" in data
+        or b"sk-" in data
+        or b"xox" in data
+        or b"AKIA" in data
+        or b"AIza" in data
+        or (b"_" in data and b"gh" in data)
     )
 
 
-def _ascii_digits(text: str) -> int:
-    # UTF-8 keeps ASCII digits as single bytes and never uses 0x30-0x39 for anything else
-    data = text.encode("utf-8", "surrogatepass")
-    return len(data) - len(data.translate(None, _DIGITS))
+def _repeated_values(values: array[int], chunk: int = 1 << 17) -> set[int]:
+    """Values that occur more than once, sorting in chunks so the extra memory stays small.
 
-
-def _repeated_values(values: array[int], chunk: int = 1 << 20) -> set[int]:
-    """Values that occur more than once, sorting in chunks so the extra memory stays small."""
+    Each chunk is sorted; then each band of the value range is gathered from every sorted
+    chunk (by bisection) and sorted once more. Only sorts and pairwise compares, all in C.
+    """
     runs = [array("q", sorted(values[i : i + chunk])) for i in range(0, len(values), chunk)]
+    if len(runs) <= 1:
+        return _adjacent_repeats(runs[0] if runs else array("q"))
+    step = (1 << 64) // len(runs)  # hashes spread evenly over the 64-bit range
+    edges = [-(1 << 63) + band * step for band in range(len(runs))] + [1 << 63]
     repeated: set[int] = set()
-    previous: int | None = None
-    for value in heapq.merge(*runs):
-        if value == previous:
-            repeated.add(value)
-        previous = value
+    for low, high in itertools.pairwise(edges):
+        band = array("q")
+        for run in runs:
+            band.extend(run[bisect.bisect_left(run, low) : bisect.bisect_left(run, high)])
+        repeated |= _adjacent_repeats(array("q", sorted(band)))
     return repeated
+
+
+def _adjacent_repeats(ordered: array[int]) -> set[int]:
+    """The values of a sorted array that equal their successor."""
+    return set(compress(ordered, map(eq, ordered, islice(ordered, 1, None))))
 
 
 def percentile(histogram: Counter[int], fraction: float) -> int:

@@ -85,7 +85,14 @@ class _CachedCounter:
         cached = self._cache.get(text)
         if cached is not None:
             return cached
+        return self._count_new(text)
+
+    def _count_new(self, text: str) -> int:
         count = self._encode_len(text)
+        self._remember(text, count)
+        return count
+
+    def _remember(self, text: str, count: int) -> None:
         key = hash(text)
         if key in self._seen:
             if len(self._cache) >= _CACHE_LIMIT:
@@ -95,7 +102,6 @@ class _CachedCounter:
             if len(self._seen) >= 4 * _CACHE_LIMIT:
                 self._seen.clear()
             self._seen.add(key)
-        return count
 
 
 class TiktokenCounter(_CachedCounter):
@@ -109,18 +115,32 @@ class TiktokenCounter(_CachedCounter):
     def __init__(self, encoding: Any) -> None:
         super().__init__()
         self._encoding = encoding
-        self._encode = encoding.encode_ordinary
+        # the Rust encoder itself, without tiktoken's Python wrapper, when it is there
+        core = getattr(encoding, "_core_bpe", None)
+        self._encode = getattr(core, "encode_ordinary", encoding.encode_ordinary)
         self.name = f"tiktoken:{encoding.name}"
+        self._role_tokens = {r: self._encode_len(r) for r in ("system", "user", "assistant")}
 
     def _encode_len(self, text: str) -> int:
-        return len(self._encode(text))
+        try:
+            return len(self._encode(text))
+        except UnicodeEncodeError:  # lone surrogates: the wrapper replaces them
+            return len(self._encoding.encode_ordinary(text))
 
     def count_plain(self, pairs: list[tuple[str, str]]) -> int:
         """``count_example`` for a chat of plain (role, text) messages, without the walk."""
-        cached, count = self._cache.get, self.count_text
+        cached, roles, encode = self._cache.get, self._role_tokens, self._encode
         total = self.reply_priming + self.tokens_per_message * len(pairs)
         for role, text in pairs:
-            total += (cached(text) or count(text)) + (cached(role) or count(role))
+            tokens = cached(text)
+            if tokens is None:
+                try:
+                    tokens = len(encode(text))
+                except UnicodeEncodeError:
+                    tokens = self._encode_len(text)
+                self._remember(text, tokens)
+            role_tokens = roles.get(role)
+            total += tokens + (self.count_text(role) if role_tokens is None else role_tokens)
         return total
 
     def count_example(self, record: dict[str, Any]) -> int:
