@@ -5,7 +5,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 import finetune as ft
@@ -508,9 +508,11 @@ def test_repeated_values_across_sorted_chunks() -> None:
     assert _repeated_values(array("q")) == set()
 
 
-_ROLES_DRAWN = st.sampled_from(["system", "user", "assistant", "tool", "bogus", 3])
+_ROLES_DRAWN = st.sampled_from(["system", "system", "user", "assistant", "tool", "bogus", 3])
 _CONTENT_DRAWN = st.one_of(
-    st.text(max_size=40), st.sampled_from(["", "  ", "a\tb  c ", "Call 555 123 4567"]), st.none()
+    st.text(max_size=40),
+    st.sampled_from(["", "  ", "a\tb  c ", "Call 555 123 4567", "Be brief.", "lone \ud800 half"]),
+    st.none(),
 )
 _MESSAGE_DRAWN = st.builds(
     lambda role, content, extra: {"role": role, "content": content, **extra},
@@ -520,10 +522,28 @@ _MESSAGE_DRAWN = st.builds(
 )
 
 
+_TEXT_DRAWN = st.one_of(
+    st.text(min_size=1, max_size=40).filter(str.strip),
+    st.sampled_from(["a\tb  c ", "Call 555 123 4567", "Be brief.", "lone \ud800 half", " "]),
+)
+_NEARLY_PLAIN_DRAWN = st.builds(
+    lambda head, last: [*head, last],
+    st.lists(
+        st.builds(
+            lambda role, content: {"role": role, "content": content},
+            st.sampled_from(["system", "user", "assistant"]),
+            _TEXT_DRAWN,
+        ),
+        max_size=4,
+    ),
+    st.builds(lambda content: {"role": "assistant", "content": content}, _TEXT_DRAWN),
+)
+
+
 @needs_tiktoken
-@settings(max_examples=300, suppress_health_check=[HealthCheck.too_slow], deadline=None)
+@settings(max_examples=400, suppress_health_check=[HealthCheck.too_slow], deadline=None)
 @given(
-    messages=st.lists(_MESSAGE_DRAWN, max_size=5),
+    messages=st.one_of(st.lists(_MESSAGE_DRAWN, max_size=5), _NEARLY_PLAIN_DRAWN),
     extra=st.sampled_from([{}, {}, {"tools": []}]),
 )
 def test_the_plain_chat_shortcut_agrees_with_every_rule(
@@ -534,17 +554,21 @@ def test_the_plain_chat_shortcut_agrees_with_every_rule(
     from finetune.validation._rules import check_record, plain_chat, target_rules
 
     record = {"messages": messages, **extra}
-    pairs = plain_chat(record)
-    if pairs is None:
+    plain = plain_chat(record)
+    if plain is None:
         return
+    roles, texts = plain
+    event(f"plain chat with {roles.count('system')} system prompt(s)")
+    assert [{"role": r, "content": t} for r, t in zip(roles, texts, strict=True)] == messages
     for target in ("openai", "mistral", "hf"):
         assert list(check_record(record, target_rules(target), "gpt-4.1-mini-2025-04-14")) == []
     counter = counter_for("openai", "gpt-4.1-mini-2025-04-14")
-    assert counter.count_plain(pairs) == counter.count_example(record)  # type: ignore[attr-defined]
+    assert counter.count_plain(roles, texts) == counter.count_example(record)  # type: ignore[attr-defined]
     full, fast = QualityScan(), QualityScan()
     found: list[tuple[Any, ...]] = []
-    full.observe(record, 1, 5, lambda *a: found.append(("full", *a)))
-    fast.observe_texts(pairs, 1, 5, lambda *a: found.append(("fast", *a)))
+    for line in (1, 2):  # the second time, its system prompts have been seen before
+        full.observe(record, line, 5, lambda *a: found.append(("full", *a)))
+        fast.observe_texts(roles, texts, line, 5, lambda *a: found.append(("fast", *a)))
     assert (full.exact, full.normalized, full.system_prompts) == (
         fast.exact,
         fast.normalized,

@@ -86,24 +86,24 @@ class _Scan:
         return line
 
     def _record(self, data: dict[str, Any], line: int) -> None:
-        pairs = plain_chat(data)  # the usual chat shape, which no rule can object to
-        if pairs is None:
+        plain = plain_chat(data)  # the usual chat shape, which no rule can object to
+        if plain is None:
             if not self._passes_rules(data, line):
                 return
         elif self.kind != "chat":
             self._note_kind("chat", line)
         try:
-            tokens = self._count(data, pairs)
+            tokens = self._count(data, plain)
         except Exception as exc:
             self.add("unknown_format", f"the tokenizer refused this example: {exc}", line, None)
             return
         if self.limit is not None and tokens > self.limit:
             code = "would_truncate" if self.rules.truncates else "too_many_tokens"
             self.add(code, f"{tokens} tokens, over the limit of {self.limit}", line, None)
-        if pairs is None:
+        if plain is None:
             self.quality.observe(data, line, tokens, self.add)
         else:
-            self.quality.observe_texts(pairs, line, tokens, self.add)
+            self.quality.observe_texts(*plain, line, tokens, self.add)
 
     def _passes_rules(self, data: dict[str, Any], line: int) -> bool:
         """Every rule's findings for one record; False when one of them is an error."""
@@ -120,9 +120,9 @@ class _Scan:
         elif kind is not None and kind != self.kind:
             self.add("mixed_kinds", f"{kind} example in a file of {self.kind} examples", line, None)
 
-    def _count(self, data: dict[str, Any], pairs: list[tuple[str, str]] | None) -> int:
-        if pairs is not None and self._count_plain is not None:
-            tokens: int = self._count_plain(pairs)
+    def _count(self, data: dict[str, Any], plain: tuple[list[str], list[str]] | None) -> int:
+        if plain is not None and self._count_plain is not None:
+            tokens: int = self._count_plain(*plain)
             return tokens
         return self.counter.count_example(data)
 

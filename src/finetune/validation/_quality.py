@@ -93,32 +93,43 @@ class QualityScan:
 
     def observe(self, record: dict[str, Any], line: int, tokens: int, add: AddFinding) -> None:
         """Hash one valid example and scan its text for PII and secrets."""
-        self.observe_texts(list(example_texts(record)), line, tokens, add)
+        pairs = list(example_texts(record))
+        self.observe_texts([r for r, _ in pairs], [t for _, t in pairs], line, tokens, add)
 
     def observe_texts(
-        self, texts: list[tuple[str, str]], line: int, tokens: int, add: AddFinding
+        self, roles: list[str], texts: list[str], line: int, tokens: int, add: AddFinding
     ) -> None:
-        """``observe`` for an example already read as (role, text) pairs."""
+        """``observe`` for an example already read as its messages' roles and texts."""
+        joined = "\x00".join(texts)
+        unscanned = self._unscanned(roles, texts, line) if "system" in roles else texts
+        # one pre-check for the whole example: it passes whenever one of its texts would
+        if _pii_hint(_utf8(joined if unscanned is texts else "\x00".join(unscanned))):
+            for text in unscanned:
+                if text and _might_hold_pii(text):
+                    self._scan_pii(text, line, add)
+        self.exact.append(hash((tuple(roles), tuple(texts))))
+        self.normalized.append(_normalized_hash(joined))
+        self.lines.append(line)
+        self.tokens.append(tokens)
+
+    def _unscanned(self, roles: list[str], texts: list[str], line: int) -> list[str]:
+        """Counts the system prompts; the texts less the prompts scanned on an earlier line."""
         prompts = self.system_prompts
+        if roles[0] == "system" and roles.count("system") == 1:  # the usual shape, no loop
+            key = hash(texts[0])
+            if key in prompts:
+                prompts[key] += 1
+                return texts[1:]
         unscanned = []
-        for role, text in texts:
+        for role, text in zip(roles, texts, strict=True):
             if role == "system":
                 key = hash(text)
-                if key in prompts:  # a repeated system prompt was scanned the first time
+                if key in prompts:
                     prompts[key] += 1
                     continue
                 self._observe_system(key, line)
             unscanned.append(text)
-        # one pre-check for the whole example: it passes whenever one of its texts would
-        if _pii_hint(_utf8("\x00".join(unscanned))):
-            for text in unscanned:
-                if text and _might_hold_pii(text):
-                    self._scan_pii(text, line, add)
-        joined = "\x00".join([text for _, text in texts])
-        self.exact.append(hash(tuple(texts)))
-        self.normalized.append(_normalized_hash(joined))
-        self.lines.append(line)
-        self.tokens.append(tokens)
+        return unscanned
 
     def extend(self, other: QualityScan, line_offset: int) -> None:
         """Append another scan's hashes (of the lines after ours), shifting its line numbers."""

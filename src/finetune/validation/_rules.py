@@ -123,23 +123,24 @@ def record_kind(record: dict[str, Any]) -> str | None:
 _PLAIN_ROLES = ("system", "user", "assistant")
 
 
-def plain_chat(record: dict[str, Any]) -> list[tuple[str, str]] | None:
-    """The (role, text) pairs of a chat record in the usual shape, which no rule of any target
+def plain_chat(record: dict[str, Any]) -> tuple[list[str], list[str]] | None:
+    """The roles and texts of a chat record in the usual shape, which no rule of any target
     objects to: only ``messages``, each exactly a system, user or assistant ``role`` and a
     non-blank string ``content``, the last from the assistant. ``None`` for anything else, which
     then goes through every rule (this is a shortcut, never a second rule set)."""
     messages = record.get("messages")
     if len(record) != 1 or messages.__class__ is not list or not messages:
         return None
-    pairs = []
+    roles, texts = [], []
     for message in messages:
         if message.__class__ is not dict or len(message) != 2:
             return None
         role, content = message.get("role"), message.get("content")
         if role not in _PLAIN_ROLES or content.__class__ is not str or not content.strip():
             return None
-        pairs.append((role, content))
-    return pairs if pairs[-1][0] == "assistant" else None
+        roles.append(role)
+        texts.append(content)
+    return (roles, texts) if role == "assistant" else None
 
 
 def check_record(record: dict[str, Any], target: Target, model: str) -> Iterator[Issue]:

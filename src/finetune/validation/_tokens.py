@@ -127,20 +127,30 @@ class TiktokenCounter(_CachedCounter):
         except UnicodeEncodeError:  # lone surrogates: the wrapper replaces them
             return len(self._encoding.encode_ordinary(text))
 
-    def count_plain(self, pairs: list[tuple[str, str]]) -> int:
-        """``count_example`` for a chat of plain (role, text) messages, without the walk."""
-        cached, roles, encode = self._cache.get, self._role_tokens, self._encode
-        total = self.reply_priming + self.tokens_per_message * len(pairs)
-        for role, text in pairs:
+    def count_plain(self, roles: list[str], texts: list[str]) -> int:
+        """``count_example`` for a chat of plain system/user/assistant messages (as
+        ``plain_chat`` reads them), without the walk. Only system prompts are looked up in the
+        cache: user and assistant texts rarely repeat, so remembering them costs more than it
+        saves."""
+        cached, encode = self._cache.get, self._encode
+        total = self.reply_priming + self.tokens_per_message * len(texts)
+        total += sum(map(self._role_tokens.__getitem__, roles))
+        if roles[0] == "system" and roles.count("system") == 1:  # the usual shape, no loop
+            try:
+                return total + self.count_text(texts[0]) + sum(map(len, map(encode, texts[1:])))
+            except UnicodeEncodeError:
+                pass  # lone surrogates: counted one by one below
+        for role, text in zip(roles, texts, strict=True):
             tokens = cached(text)
             if tokens is None:
-                try:
-                    tokens = len(encode(text))
-                except UnicodeEncodeError:
-                    tokens = self._encode_len(text)
-                self._remember(text, tokens)
-            role_tokens = roles.get(role)
-            total += tokens + (self.count_text(role) if role_tokens is None else role_tokens)
+                if role == "system":
+                    tokens = self._count_new(text)
+                else:
+                    try:
+                        tokens = len(encode(text))
+                    except UnicodeEncodeError:
+                        tokens = self._encode_len(text)
+            total += tokens
         return total
 
     def count_example(self, record: dict[str, Any]) -> int:
