@@ -68,14 +68,18 @@ def _iter_handle(
     handle: BinaryIO, max_line_bytes: int, offset: int = 0, end: int | None = None
 ) -> Iterator[RawRecord | ReadProblem]:
     number = 0
-    while end is None or offset < end:
-        raw = handle.readline(max_line_bytes + 1)
-        if not raw:
+    readline, limit, loads = handle.readline, max_line_bytes + 1, _loads_bytes
+    stop = end if end is not None else float("inf")
+    while offset < stop:
+        raw = readline(limit)
+        size = len(raw)
+        if not size:
             return
         number += 1
         start = offset
-        if len(raw) > max_line_bytes and not raw.endswith(b"\n"):
-            offset += len(raw) + _skip_rest_of_line(handle)
+        offset += size
+        if size == limit and not raw.endswith(b"\n"):
+            offset += _skip_rest_of_line(handle)
             yield ReadProblem(
                 number,
                 start,
@@ -84,11 +88,10 @@ def _iter_handle(
                 "max_line_bytes",
             )
             continue
-        offset += len(raw)
-        if _loads_bytes is not None:
+        if loads is not None:
             # the usual line: one object in strict UTF-8 (a BOM, a blank or broken line fails)
             try:
-                data = _loads_bytes(raw)
+                data = loads(raw)
             except _DecodeError:
                 pass
             else:

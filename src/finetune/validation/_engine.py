@@ -93,7 +93,10 @@ class _Scan:
         elif self.kind != "chat":
             self._note_kind("chat", line)
         try:
-            tokens = self._count(data, plain)
+            if plain is not None and self._count_plain is not None:
+                tokens: int = self._count_plain(*plain)
+            else:
+                tokens = self.counter.count_example(data)
         except Exception as exc:
             self.add("unknown_format", f"the tokenizer refused this example: {exc}", line, None)
             return
@@ -119,12 +122,6 @@ class _Scan:
             self.kind = kind
         elif kind is not None and kind != self.kind:
             self.add("mixed_kinds", f"{kind} example in a file of {self.kind} examples", line, None)
-
-    def _count(self, data: dict[str, Any], plain: tuple[list[str], list[str]] | None) -> int:
-        if plain is not None and self._count_plain is not None:
-            tokens: int = self._count_plain(*plain)
-            return tokens
-        return self.counter.count_example(data)
 
 
 def _context_limit(target: str, model: str, override: int | None) -> int | None:
