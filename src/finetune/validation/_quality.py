@@ -159,10 +159,8 @@ class QualityScan:
         """Report duplicates, system prompt spread and long tails."""
         near = _repeated_values(self.normalized)
         if near:  # an exact duplicate is also a near one: look for them among those only
-            suspects = Counter(
-                e for e, n in zip(self.exact, self.normalized, strict=True) if n in near
-            )
-            exact = {key for key, uses in suspects.items() if uses > 1}
+            pairs = zip(self.exact, self.normalized, strict=True)
+            exact = _repeated_values(array("q", (e for e, n in pairs if n in near)))
             exact_dupes = self._duplicates(self.exact, exact, "duplicate_example", add)
             self._duplicates(self.normalized, near, "near_duplicate_example", add, exact_dupes)
         self._system_prompts(add)

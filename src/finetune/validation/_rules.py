@@ -55,7 +55,10 @@ RULES: dict[str, tuple[str, str]] = {
     "file_too_large": ("error", "The file is larger than the provider accepts."),
     "approximate_token_counts": ("warning", "No exact tokenizer: counts are estimates."),
     "duplicate_example": ("warning", "The same example appears more than once."),
-    "near_duplicate_example": ("warning", "Examples equal after case/space normalization."),
+    "near_duplicate_example": (
+        "warning",
+        "Examples whose texts are equal once lowercased with all whitespace removed.",
+    ),
     "train_validation_leak": ("warning", "A validation example also appears in training."),
     "inconsistent_system_prompt": ("warning", "Several different system prompts are used."),
     "long_tail": ("warning", "A few examples are far longer than the rest."),
