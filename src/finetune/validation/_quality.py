@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import bisect
-import itertools
 import re
 from array import array
 from collections import Counter
 from collections.abc import Callable, Iterator
-from itertools import compress, islice
+from itertools import compress, islice, pairwise
 from operator import eq
 from typing import Any
 
@@ -278,7 +277,7 @@ def _repeated_values(values: array[int], chunk: int = 1 << 17) -> set[int]:
     step = (1 << 64) // len(runs)  # hashes spread evenly over the 64-bit range
     edges = [-(1 << 63) + band * step for band in range(len(runs))] + [1 << 63]
     repeated: set[int] = set()
-    for low, high in itertools.pairwise(edges):
+    for low, high in pairwise(edges):
         band = array("q")
         for run in runs:
             band.extend(run[bisect.bisect_left(run, low) : bisect.bisect_left(run, high)])

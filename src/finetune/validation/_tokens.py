@@ -85,14 +85,7 @@ class _CachedCounter:
         cached = self._cache.get(text)
         if cached is not None:
             return cached
-        return self._count_new(text)
-
-    def _count_new(self, text: str) -> int:
         count = self._encode_len(text)
-        self._remember(text, count)
-        return count
-
-    def _remember(self, text: str, count: int) -> None:
         key = hash(text)
         if key in self._seen:
             if len(self._cache) >= _CACHE_LIMIT:
@@ -102,6 +95,7 @@ class _CachedCounter:
             if len(self._seen) >= 4 * _CACHE_LIMIT:
                 self._seen.clear()
             self._seen.add(key)
+        return count
 
 
 class TiktokenCounter(_CachedCounter):
@@ -132,25 +126,16 @@ class TiktokenCounter(_CachedCounter):
         ``plain_chat`` reads them), without the walk. Only system prompts are looked up in the
         cache: user and assistant texts rarely repeat, so remembering them costs more than it
         saves."""
-        cached, encode = self._cache.get, self._encode
         total = self.reply_priming + self.tokens_per_message * len(texts)
         total += sum(map(self._role_tokens.__getitem__, roles))
         if roles[0] == "system" and roles.count("system") == 1:  # the usual shape, no loop
             try:
-                return total + self.count_text(texts[0]) + sum(map(len, map(encode, texts[1:])))
+                rest = sum(map(len, map(self._encode, texts[1:])))
+                return total + self.count_text(texts[0]) + rest
             except UnicodeEncodeError:
                 pass  # lone surrogates: counted one by one below
         for role, text in zip(roles, texts, strict=True):
-            tokens = cached(text)
-            if tokens is None:
-                if role == "system":
-                    tokens = self._count_new(text)
-                else:
-                    try:
-                        tokens = len(encode(text))
-                    except UnicodeEncodeError:
-                        tokens = self._encode_len(text)
-            total += tokens
+            total += self.count_text(text) if role == "system" else self._encode_len(text)
         return total
 
     def count_example(self, record: dict[str, Any]) -> int:
