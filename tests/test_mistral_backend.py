@@ -185,14 +185,15 @@ def test_reattach_list_and_not_found(server: MistralFake) -> None:
         other.job("00000000-0000-0000-0000-00000000dead")
 
 
-def test_paging_stops_at_the_total(server: MistralFake) -> None:
+async def test_paging_stops_at_the_total(server: MistralFake) -> None:
     backend = MistralBackend(api_key=server.api_key, server_url=server.url)
-    training = backend.upload(dataset())
+    training = await backend.upload(dataset())
     for i in range(5):
         body = {"model": MODEL, "training_files": [{"file_id": training.id}], "suffix": f"p{i}"}
         server._create_job({**body, "hyperparameters": {}}, dry_run=False)
-    assert len(backend.list_jobs(limit=3)) == 3
-    assert len(backend.list_jobs(limit=50)) == 5
+    assert len(await backend.list_jobs(limit=3)) == 3
+    assert len(await backend.list_jobs(limit=50)) == 5
+    await backend.aclose()
 
 
 def test_wrong_key_is_refused_and_never_shown(server: MistralFake) -> None:
@@ -214,9 +215,9 @@ def test_missing_key_is_a_clear_error_but_validation_works(
         tuner.fit(dataset())
 
 
-def test_unprocessable_names_the_field_and_hides_the_wandb_key(server: MistralFake) -> None:
+async def test_unprocessable_names_the_field_and_hides_the_wandb_key(server: MistralFake) -> None:
     backend = MistralBackend(api_key=server.api_key, server_url=server.url)
-    training = backend.upload(dataset())
+    training = await backend.upload(dataset())
     short_key = "short-wandb-key-123456"
     request = JobRequest(
         base_model=MODEL,
@@ -225,7 +226,7 @@ def test_unprocessable_names_the_field_and_hides_the_wandb_key(server: MistralFa
         integrations=[{"type": "wandb", "project": "p", "api_key": short_key}],
     )
     with pytest.raises(ft.InvalidRequestError) as caught:
-        backend.create_job(request)
+        await backend.create_job(request)
     error = caught.value
     assert error.status_code == 422 and error.param == "integrations.0.wandb.api_key"
     assert "40 characters" in str(error) and short_key not in str(error)
@@ -254,24 +255,24 @@ def test_settings_mistral_cannot_take_are_refused_before_sending(server: Mistral
     assert not posts(server, "/v1/fine_tuning/jobs")
 
 
-def test_rate_limit_carries_retry_after() -> None:
+async def test_rate_limit_carries_retry_after() -> None:
     with MistralFake(Faults(rate=1.0, kinds=("429",), retry_after="7")) as server:
         backend = MistralBackend(api_key=server.api_key, server_url=server.url, attempts=1)
         with pytest.raises(ft.RateLimitError) as caught:
-            backend.get_job("00000000-0000-0000-0000-000000000001")
+            await backend.get_job("00000000-0000-0000-0000-000000000001")
     assert caught.value.retry_after == 7.0
     assert "rate limit exceeded" in str(caught.value)
 
 
-def test_server_errors_are_retried_then_raised() -> None:
-    with MistralFake(Faults(rate=1.0, kinds=("503",))) as server:
+async def test_server_errors_are_retried_then_raised() -> None:
+    with MistralFake(Faults(rate=1.0, kinds=("503",), retry_after="0.01")) as server:
         backend = MistralBackend(
             api_key=server.api_key, server_url=server.url, attempts=3, retry_wait=0.01
         )
         with pytest.raises(ft.ServerError) as caught:
-            backend.list_jobs()
+            await backend.list_jobs()
         with pytest.raises(ft.ServerError):
-            backend.upload(dataset())
+            await backend.upload(dataset())
     assert caught.value.retryable
     assert len([r for r in server.requests if r.path == "/v1/fine_tuning/jobs"]) == 3
     assert not server.files
@@ -368,50 +369,45 @@ async def test_async_fits_under_faults() -> None:
 
 
 def test_models_and_files_are_managed_through_the_sdk(server: MistralFake) -> None:
-    job = tuner_for(server).fit(dataset())
+    tuner = tuner_for(server)
+    job = tuner.fit(dataset())
     model = job.wait(poll_interval=0.02, timeout=10).fine_tuned_model
     assert model is not None
-    backend = MistralBackend(api_key=server.api_key, server_url=server.url)
-    assert backend.archive_model(model) is True
-    assert backend.unarchive_model(model) is False
-    record = backend.update_model(model, name="support-v1", description="tickets, nov")
+    backend = tuner.backend
+    assert isinstance(backend, MistralBackend)
+    assert tuner.run(backend.archive_model(model)) is True
+    assert tuner.run(backend.unarchive_model(model)) is False
+    record = tuner.run(backend.update_model(model, name="support-v1", description="tickets, nov"))
     assert record["name"] == "support-v1" and record["job"] == job.id
     with pytest.raises(ft.InvalidRequestError):
-        backend.archive_model("ft:open-mistral-nemo:missing")
-    assert backend.delete_file(job.job.training_file or "") is True
+        tuner.run(backend.archive_model("ft:open-mistral-nemo:missing"))
+    assert tuner.run(backend.delete_file(job.job.training_file or "")) is True
     assert not server.files
+    tuner.close()
 
 
-def test_injected_http_clients_carry_the_job_calls(server: MistralFake) -> None:
+async def test_models_files_and_injected_client(server: MistralFake) -> None:
     import httpx
 
-    seen: list[str] = []
-    client = httpx.Client(event_hooks={"request": [lambda r: seen.append(r.url.path)]})
-    backend = MistralBackend(api_key=server.api_key, server_url=server.url, http_client=client)
-    backend.list_jobs()
-    backend.close()
-    assert seen == ["/v1/fine_tuning/jobs"] and not client.is_closed  # the caller's to close
-    client.close()
-
-
-async def test_async_models_files_and_injected_client(server: MistralFake) -> None:
-    import httpx
-
-    from finetune.backends.mistral import AsyncMistralBackend
-
-    job = tuner_for(server).fit(dataset())
-    model = job.wait(poll_interval=0.02, timeout=10).fine_tuned_model or ""
+    job = await (
+        await ft.AsyncTuner(
+            "mistral", model=MODEL, api_key=server.api_key, server_url=server.url
+        ).fit(dataset())
+    ).wait(poll_interval=0.02, timeout=10)
+    assert job.fine_tuned_model is not None
+    model = job.fine_tuned_model
     seen: list[str] = []
 
     async def record(request: httpx.Request) -> None:
         seen.append(request.url.path)
 
     client = httpx.AsyncClient(event_hooks={"request": [record]})
-    backend = AsyncMistralBackend(api_key=server.api_key, server_url=server.url, http_client=client)
+    backend = MistralBackend(api_key=server.api_key, server_url=server.url, http_client=client)
     assert [j.id for j in await backend.list_jobs()] == [job.id]
     assert await backend.archive_model(model) is True
     assert (await backend.update_model(model, description="d"))["description"] == "d"
-    assert await backend.delete_file(job.job.training_file or "") is True
+    assert await backend.delete_file(job.training_file or "") is True
     await backend.aclose()
+    assert not client.is_closed  # the caller's to close
     await client.aclose()
     assert seen == ["/v1/fine_tuning/jobs"]

@@ -50,15 +50,16 @@ def recorded_requests() -> list[Any]:
         tuner.remote_jobs()
         backend = tuner.backend
         assert isinstance(backend, MistralBackend)
-        backend.archive_model(model)
-        backend.unarchive_model(model)
-        backend.update_model(model, name="n", description="d")
+        tuner.run(backend.archive_model(model))
+        tuner.run(backend.unarchive_model(model))
+        tuner.run(backend.update_model(model, name="n", description="d"))
         steps = ft.Hyperparameters(extra={"training_steps": 5, "fim_ratio": 0.5})
         waiting = tuner.fit(data, hyperparameters=steps, options={"auto_start": False})
         waiting.wait(poll_interval=0.02, timeout=10)
         waiting.resume()
         waiting.cancel()
-        backend.delete_file(job.job.validation_file or "")
+        tuner.run(backend.delete_file(job.job.validation_file or ""))
+        tuner.close()
         return list(server.requests)
 
 
@@ -81,16 +82,17 @@ def test_prism_refuses_what_the_spec_forbids(prism: str) -> None:
     assert response.status_code == 422
 
 
-def test_spec_examples_parse_into_our_models(prism: str) -> None:
+async def test_spec_examples_parse_into_our_models(prism: str) -> None:
     backend = MistralBackend(api_key="test", server_url=prism, attempts=1)
-    job = backend.get_job(JOB_ID)
+    job = await backend.get_job(JOB_ID)
     assert isinstance(job, ft.Job) and job.backend == "mistral"
-    assert all(isinstance(j, ft.Job) for j in backend.list_jobs(limit=3))
-    assert all(isinstance(e, ft.JobEvent) for e in backend.list_events(JOB_ID))
-    assert all(isinstance(c, ft.Checkpoint) for c in backend.list_checkpoints(JOB_ID))
-    assert all(isinstance(p, ft.MetricPoint) for p in backend.get_metrics(JOB_ID))
+    assert all(isinstance(j, ft.Job) for j in await backend.list_jobs(limit=3))
+    assert all(isinstance(e, ft.JobEvent) for e in await backend.list_events(JOB_ID))
+    assert all(isinstance(c, ft.Checkpoint) for c in await backend.list_checkpoints(JOB_ID))
+    assert all(isinstance(p, ft.MetricPoint) for p in await backend.get_metrics(JOB_ID))
     for action in (backend.cancel_job, backend.start_job):
-        assert isinstance(action(JOB_ID), ft.Job)
+        assert isinstance(await action(JOB_ID), ft.Job)
     training = ft.FileRef(backend="mistral", id=JOB_ID)
     request = ft.backends.JobRequest(base_model=MODEL, training_file=training, idempotency_key="k")
-    assert isinstance(backend.create_job(request), ft.Job)
+    assert isinstance(await backend.create_job(request), ft.Job)
+    await backend.aclose()

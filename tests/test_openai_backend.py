@@ -151,7 +151,7 @@ def test_authentication_error_hides_the_key(server: OpenAIFake) -> None:
     assert secret not in repr(tuner.backend)
 
 
-def test_invalid_request_names_the_param(server: OpenAIFake) -> None:
+async def test_invalid_request_names_the_param(server: OpenAIFake) -> None:
     backend = OpenAIBackend(api_key=server.api_key, base_url=server.base_url)
     request = ft.backends.JobRequest(
         base_model=MODEL,
@@ -159,7 +159,7 @@ def test_invalid_request_names_the_param(server: OpenAIFake) -> None:
         idempotency_key="k",
     )
     with pytest.raises(ft.InvalidRequestError) as caught:
-        backend.create_job(request)
+        await backend.create_job(request)
     assert caught.value.param == "training_file" and caught.value.status_code == 400
 
 
@@ -169,21 +169,21 @@ def test_learning_rate_is_refused_before_sending(server: OpenAIFake) -> None:
     assert not posts(server, "/v1/fine_tuning/jobs")
 
 
-def test_rate_limit_carries_retry_after() -> None:
+async def test_rate_limit_carries_retry_after() -> None:
     with OpenAIFake(Faults(rate=1.0, kinds=("429",), retry_after="7")) as server:
         backend = OpenAIBackend(api_key=server.api_key, base_url=server.base_url, max_retries=0)
         with pytest.raises(ft.RateLimitError) as caught:
-            backend.get_job("ftjob-1")
+            await backend.get_job("ftjob-1")
     assert caught.value.retry_after == 7.0
 
 
-def test_server_errors_are_retryable() -> None:
+async def test_server_errors_are_retryable() -> None:
     with OpenAIFake(Faults(rate=1.0, kinds=("503",))) as server:
         backend = OpenAIBackend(api_key=server.api_key, base_url=server.base_url, max_retries=1)
         with pytest.raises(ft.ServerError) as caught:
-            backend.list_jobs()
+            await backend.list_jobs()
     assert caught.value.retryable
-    assert len(server.requests) == 2  # the SDK's own retry honoured Retry-After
+    assert len(server.requests) == 2  # one retry, after the Retry-After it asked for
 
 
 def test_large_file_goes_through_uploads_in_parts(server: OpenAIFake) -> None:
@@ -199,7 +199,7 @@ def test_large_file_goes_through_uploads_in_parts(server: OpenAIFake) -> None:
     assert len(server.uploads) == 1  # reused by name and size
 
 
-def test_failed_part_cancels_the_upload(server: OpenAIFake) -> None:
+async def test_failed_part_cancels_the_upload(server: OpenAIFake) -> None:
     backend = OpenAIBackend(
         api_key=server.api_key,
         base_url=server.base_url,
@@ -211,7 +211,7 @@ def test_failed_part_cancels_the_upload(server: OpenAIFake) -> None:
     )
     server.faults = Faults(rate=1.0, kinds=("500",), only="/parts")
     with pytest.raises(ft.ServerError):
-        backend.upload(dataset(n=100))
+        await backend.upload(dataset(n=100))
     server.faults = Faults()
     (upload,) = server.uploads.values()
     assert upload["status"] == "cancelled" and not [
@@ -307,7 +307,9 @@ async def test_async_uploads_in_parts_and_faults() -> None:
     assert server.summary()["jobs"] == 5 and server.summary()["distinct_files"] == 5
 
 
-def test_missing_key_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_missing_key_is_a_clear_error_on_the_first_call(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    tuner = ft.Tuner("openai", model=MODEL)
+    assert tuner.validate(dataset()).ok  # no key needed before any money is spent
     with pytest.raises(ft.AuthenticationError, match="OPENAI_API_KEY"):
-        ft.Tuner("openai", model=MODEL)
+        tuner.fit(dataset())

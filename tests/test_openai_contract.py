@@ -69,20 +69,22 @@ def test_no_request_is_refused_by_the_spec(prism: str) -> None:
     assert refused_by_prism(prism, requests, strip_prefix="/v1") == []
 
 
-def test_spec_examples_parse_into_our_models(prism: str) -> None:
+async def test_spec_examples_parse_into_our_models(prism: str) -> None:
     backend = OpenAIBackend(api_key="sk-test", base_url=prism, max_retries=0)
-    job = backend.get_job("ftjob-abc123")
+    job = await backend.get_job("ftjob-abc123")
     assert isinstance(job, ft.Job) and job.backend == "openai"
-    assert all(isinstance(j, ft.Job) for j in backend.list_jobs(limit=3))
-    assert all(isinstance(e, ft.JobEvent) for e in backend.list_events("ftjob-abc123"))
-    assert all(isinstance(c, ft.Checkpoint) for c in backend.list_checkpoints("ftjob-abc123"))
+    assert all(isinstance(j, ft.Job) for j in await backend.list_jobs(limit=3))
+    assert all(isinstance(e, ft.JobEvent) for e in await backend.list_events("ftjob-abc123"))
+    checkpoints = await backend.list_checkpoints("ftjob-abc123")
+    assert all(isinstance(c, ft.Checkpoint) for c in checkpoints)
     for action in (backend.cancel_job, backend.pause_job, backend.resume_job):
-        assert isinstance(action("ftjob-abc123"), ft.Job)
+        assert isinstance(await action("ftjob-abc123"), ft.Job)
     request = ft.backends.JobRequest(
         base_model=MODEL,
         training_file=ft.FileRef(backend="openai", id="file-abc"),
         idempotency_key="ft-key",
         metadata={"finetune_key": "ft-key"},
     )
-    assert isinstance(backend.create_job(request), ft.Job)
-    backend.find_job("ft-key")
+    assert isinstance(await backend.create_job(request), ft.Job)
+    await backend.find_job(request)
+    await backend.aclose()

@@ -60,7 +60,7 @@ def test_plugin_found_by_entry_point(installed_plugin: Path) -> None:
         import finetune as ft
         assert "echo" in ft.available_backends(), ft.available_backends()
         tuner = ft.Tuner("echo", model="m", registry=False)
-        print(type(tuner.backend).__name__, tuner.backend_name)
+        print(type(tuner.backend.wrapped).__name__, tuner.backend_name)
         """
     )
     result = subprocess.run(

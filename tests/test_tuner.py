@@ -225,7 +225,7 @@ def test_tuner_without_model_says_how(namespace: str, train: ft.Dataset, tmp_pat
 def test_backend_that_cannot_be_imported_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
     from importlib.metadata import EntryPoint
 
-    import finetune.backends.base as base
+    import finetune.backends._plugins as base
 
     broken = EntryPoint("broken", "finetune_no_such_module:Backend", base.ENTRY_POINT_GROUP)
     monkeypatch.setattr(base, "_entry_points", lambda: {"broken": broken})

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
     from finetune.types import Job
-    from finetune.validation import ValidationReport
 
 __all__ = [
     "AuthenticationError",
@@ -19,8 +19,11 @@ __all__ = [
     "JobNotFound",
     "MissingDependency",
     "PermissionDeniedError",
+    "ProviderUnavailable",
     "RateLimitError",
+    "RegistryError",
     "ServerError",
+    "StorageError",
     "UnsupportedFeature",
     "ValidationFailed",
     "WaitTimeout",
@@ -62,10 +65,23 @@ def _location(file: str | None, line: int | None, field: str | None) -> str:
     return ": ".join(parts)
 
 
+class Report(Protocol):
+    """What ``ValidationFailed`` needs of a validation report (``ValidationReport`` has it)."""
+
+    @property
+    def errors(self) -> Sequence[object]:
+        """The error findings."""
+        ...
+
+    def summary(self, limit: int = 5) -> str:
+        """A few lines naming the findings."""
+        ...
+
+
 class ValidationFailed(FinetuneError):
     """Validation found errors; nothing was uploaded. Fix the rows listed in ``report``."""
 
-    def __init__(self, report: ValidationReport) -> None:
+    def __init__(self, report: Report) -> None:
         self.report = report
         super().__init__(
             f"{len(report.errors)} validation error(s), nothing was uploaded:\n"
@@ -95,17 +111,33 @@ class BackendNotFound(FinetuneError, LookupError):
     def __init__(self, name: str, available: list[str]) -> None:
         self.name = name
         self.available = available
+        self.suggestion = _closest(name, available)
         names = ", ".join(sorted(available)) or "none"
+        guess = f" Did you mean {self.suggestion!r}?" if self.suggestion else ""
         super().__init__(
-            f"no backend named {name!r}. Installed backends: {names}. A plugin adds one by "
-            "declaring an entry point in the 'finetune.backends' group."
+            f"no backend named {name!r}.{guess} Installed backends: {names}. A plugin adds one "
+            "by declaring an entry point in the 'finetune.backends' group."
         )
 
 
+def _closest(name: str, choices: list[str]) -> str | None:
+    import difflib
+
+    by_lower = {choice.lower(): choice for choice in choices}
+    if name.lower() in by_lower:
+        return by_lower[name.lower()]
+    found = difflib.get_close_matches(name.lower(), list(by_lower), n=1, cutoff=0.6)
+    return by_lower[found[0]] if found else None
+
+
 class BackendError(FinetuneError):
-    """A backend (provider API or local trainer) refused or failed a request."""
+    """A backend (provider API or local trainer) refused or failed a request.
+
+    ``retry_after`` is the wait in seconds the provider asked for, when it said one.
+    """
 
     retryable: bool = False
+    retry_after: float | None = None
 
     def __init__(
         self,
@@ -155,6 +187,36 @@ class ServerError(BackendError):
     """The provider failed (5xx or connection problem); safe to retry later."""
 
     retryable = True
+
+
+class ProviderUnavailable(BackendError):
+    """The provider does not train (any more, or not for this account): nothing was uploaded.
+
+    ``alternatives`` names what to use instead, such as the same Dataset on
+    ``Tuner("hf", model=...)`` with the open-weights equivalent, or another hosted provider.
+    """
+
+    def __init__(self, message: str, *, alternatives: Sequence[str] = (), **kw: Any) -> None:
+        self.alternatives = list(alternatives)
+        text = message.rstrip(".") + "."
+        if self.alternatives:
+            text += " Alternatives: " + "; ".join(self.alternatives) + "."
+        super().__init__(text, **kw)
+
+
+class RegistryError(FinetuneError):
+    """The local job registry (a SQLite file) cannot be read or written.
+
+    The message names the file; set ``FINETUNE_REGISTRY`` to another path, fix its
+    permissions, or pass ``registry=False`` to the Tuner.
+    """
+
+
+class StorageError(FinetuneError):
+    """A local file or folder could not be read or written (disk full, read-only, permissions).
+
+    The message names the path and what to do.
+    """
 
 
 class JobFailed(FinetuneError):

@@ -1,7 +1,13 @@
-"""SQLite job registry: which data, settings and idempotency key made which job and model."""
+"""SQLite job registry: which data, settings and idempotency key made which job and model.
+
+Rows are kept per backend *and* endpoint identity (base URL, organisation, a digest of the
+key; never the key), so a hint remembered for one account or server is never tried on another.
+The file opens on first use, and every problem with it is a ``RegistryError`` naming the file.
+"""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import sqlite3
@@ -13,11 +19,17 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from finetune._errors import RegistryError
+from finetune._lock import FileLock
 from finetune.types import Job
 
-__all__ = ["JobRecord", "JobRegistry", "default_registry_path"]
+__all__ = ["JobRecord", "JobRegistry", "default_registry_path", "key_lock"]
 
 ENV_PATH = "FINETUNE_REGISTRY"
+_COLUMNS = (
+    "backend, job_id, base_model, status, fine_tuned_model, idempotency_key, train_fingerprint, "
+    "validation_fingerprint, hyperparameters, created_at, updated_at, endpoint"
+)
 _MIGRATIONS = [
     """
     CREATE TABLE jobs (
@@ -47,6 +59,43 @@ _MIGRATIONS = [
         PRIMARY KEY (backend, idempotency_key)
     );
     """,
+    """
+    CREATE TABLE jobs_v3 (
+        backend TEXT NOT NULL,
+        endpoint TEXT NOT NULL DEFAULT '',
+        job_id TEXT NOT NULL,
+        base_model TEXT NOT NULL,
+        status TEXT NOT NULL,
+        fine_tuned_model TEXT,
+        idempotency_key TEXT,
+        train_fingerprint TEXT,
+        validation_fingerprint TEXT,
+        hyperparameters TEXT NOT NULL DEFAULT '{}',
+        created_at TEXT NOT NULL,
+        updated_at TEXT NOT NULL,
+        PRIMARY KEY (backend, endpoint, job_id)
+    );
+    INSERT INTO jobs_v3 (backend, endpoint, job_id, base_model, status, fine_tuned_model,
+        idempotency_key, train_fingerprint, validation_fingerprint, hyperparameters,
+        created_at, updated_at)
+        SELECT backend, '', job_id, base_model, status, fine_tuned_model, idempotency_key,
+        train_fingerprint, validation_fingerprint, hyperparameters, created_at, updated_at
+        FROM jobs;
+    DROP TABLE jobs;
+    ALTER TABLE jobs_v3 RENAME TO jobs;
+    CREATE INDEX jobs_key ON jobs (backend, endpoint, idempotency_key);
+    CREATE INDEX jobs_model ON jobs (fine_tuned_model);
+    DROP TABLE pending;
+    CREATE TABLE pending (
+        backend TEXT NOT NULL,
+        endpoint TEXT NOT NULL DEFAULT '',
+        idempotency_key TEXT NOT NULL,
+        base_model TEXT NOT NULL,
+        training_file TEXT,
+        created_at TEXT NOT NULL,
+        PRIMARY KEY (backend, endpoint, idempotency_key)
+    );
+    """,
 ]
 
 
@@ -58,6 +107,12 @@ def default_registry_path() -> Path:
     from platformdirs import user_data_dir
 
     return Path(user_data_dir("finetune", appauthor=False)) / "jobs.sqlite3"
+
+
+def key_lock(folder: Path, backend: str, endpoint: str, key: str) -> FileLock:
+    """The cross-process lock that lets one process at a time create the job of ``key``."""
+    digest = hashlib.sha256(f"{backend}\0{endpoint}\0{key}".encode()).hexdigest()[:32]
+    return FileLock(folder / f"{digest}.lock")
 
 
 @dataclass(frozen=True)
@@ -75,28 +130,53 @@ class JobRecord:
     hyperparameters: dict[str, Any]
     created_at: str
     updated_at: str
+    endpoint: str = ""
 
 
 class JobRegistry:
-    """A small SQLite database, safe for concurrent writers (WAL, busy timeout)."""
+    """A small SQLite database, safe for concurrent writers (WAL, busy timeout).
+
+    Nothing is opened until the first call, so building a Tuner costs no I/O.
+    """
 
     def __init__(self, path: str | os.PathLike[str] | None = None) -> None:
         self.path = Path(path) if path is not None else default_registry_path()
         self._lock = threading.Lock()
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        with self._connect() as db:
-            self._migrate(db)
+        self._ready = False
 
     def __repr__(self) -> str:
         return f"JobRegistry({str(self.path)!r})"
 
+    @property
+    def locks_dir(self) -> Path:
+        """Where the per-key lock files live (beside the database)."""
+        return self.path.with_name(self.path.name + ".locks")
+
+    def _fail(self, error: Exception) -> RegistryError:
+        reason = getattr(error, "strerror", None) or str(error)
+        return RegistryError(
+            f"the job registry {self.path} cannot be used ({type(error).__name__}: {reason}). "
+            f"Fix the file's permissions, move it away if it is corrupt, set {ENV_PATH} to "
+            "another path, or pass registry=False to the Tuner"
+        )
+
     @contextmanager
     def _connect(self) -> Iterator[sqlite3.Connection]:
-        db = sqlite3.connect(self.path, timeout=30, isolation_level=None)
+        try:
+            if not self._ready:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+            db = sqlite3.connect(self.path, timeout=30, isolation_level=None)
+        except (OSError, sqlite3.Error) as exc:
+            raise self._fail(exc) from None
         try:
             db.execute("PRAGMA busy_timeout = 30000")
-            db.execute("PRAGMA journal_mode = WAL")
+            if not self._ready:
+                db.execute("PRAGMA journal_mode = WAL")
+                self._migrate(db)
+                self._ready = True
             yield db
+        except (OSError, sqlite3.Error) as exc:
+            raise self._fail(exc) from None
         finally:
             db.close()
 
@@ -117,6 +197,7 @@ class JobRegistry:
         self,
         job: Job,
         *,
+        endpoint: str = "",
         idempotency_key: str | None = None,
         train_fingerprint: str | None = None,
         validation_fingerprint: str | None = None,
@@ -126,9 +207,9 @@ class JobRegistry:
         params = job.hyperparameters.model_dump(mode="json", exclude_none=True)
         with self._lock, self._connect() as db:
             db.execute(
-                """
-                INSERT INTO jobs VALUES (?,?,?,?,?,?,?,?,?,?,?)
-                ON CONFLICT (backend, job_id) DO UPDATE SET
+                f"""
+                INSERT INTO jobs ({_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)
+                ON CONFLICT (backend, endpoint, job_id) DO UPDATE SET
                     status = excluded.status,
                     fine_tuned_model = COALESCE(excluded.fine_tuned_model, fine_tuned_model),
                     idempotency_key = COALESCE(excluded.idempotency_key, idempotency_key),
@@ -149,32 +230,59 @@ class JobRegistry:
                     json.dumps(params, sort_keys=True),
                     (job.created_at.isoformat() if job.created_at else now),
                     now,
+                    endpoint,
                 ),
             )
             if idempotency_key:
                 db.execute(
-                    "DELETE FROM pending WHERE backend = ? AND idempotency_key = ?",
-                    (job.backend, idempotency_key),
+                    "DELETE FROM pending WHERE backend = ? AND endpoint = ? "
+                    "AND idempotency_key = ?",
+                    (job.backend, endpoint, idempotency_key),
                 )
 
-    def find_by_key(self, backend: str, idempotency_key: str) -> JobRecord | None:
-        """The job created under this idempotency key, if recorded."""
+    def find_by_key(
+        self, backend: str, idempotency_key: str, endpoint: str = ""
+    ) -> JobRecord | None:
+        """The job created under this idempotency key on this endpoint, if recorded."""
         return self._one(
-            "SELECT * FROM jobs WHERE backend = ? AND idempotency_key = ?",
-            (backend, idempotency_key),
+            f"SELECT {_COLUMNS} FROM jobs WHERE backend = ? AND endpoint = ? "
+            "AND idempotency_key = ? ORDER BY updated_at DESC",
+            (backend, endpoint, idempotency_key),
         )
 
-    def get(self, backend: str, job_id: str) -> JobRecord | None:
-        """The record of one job."""
-        return self._one("SELECT * FROM jobs WHERE backend = ? AND job_id = ?", (backend, job_id))
+    def forget(self, backend: str, job_id: str, endpoint: str = "") -> None:
+        """Drop a record the provider no longer knows (a stale hint)."""
+        with self._lock, self._connect() as db:
+            db.execute(
+                "DELETE FROM jobs WHERE backend = ? AND endpoint = ? AND job_id = ?",
+                (backend, endpoint, job_id),
+            )
+
+    def get(self, backend: str, job_id: str, endpoint: str | None = None) -> JobRecord | None:
+        """The record of one job (on any endpoint unless one is given)."""
+        if endpoint is None:
+            return self._one(
+                f"SELECT {_COLUMNS} FROM jobs WHERE backend = ? AND job_id = ? "
+                "ORDER BY updated_at DESC",
+                (backend, job_id),
+            )
+        return self._one(
+            f"SELECT {_COLUMNS} FROM jobs WHERE backend = ? AND endpoint = ? AND job_id = ?",
+            (backend, endpoint, job_id),
+        )
 
     def lineage(self, fine_tuned_model: str) -> JobRecord | None:
         """Which job (and so which dataset fingerprints) produced this model."""
-        return self._one("SELECT * FROM jobs WHERE fine_tuned_model = ?", (fine_tuned_model,))
+        return self._one(
+            f"SELECT {_COLUMNS} FROM jobs WHERE fine_tuned_model = ? ORDER BY updated_at DESC",
+            (fine_tuned_model,),
+        )
 
     def list(self, *, backend: str | None = None, limit: int = 50) -> list[JobRecord]:
         """Recorded jobs, newest first, optionally for one backend."""
-        query = "SELECT * FROM jobs"
+        if limit < 1:
+            raise ValueError(f"limit must be at least 1, not {limit}")
+        query = f"SELECT {_COLUMNS} FROM jobs"
         args: tuple[Any, ...] = ()
         if backend:
             query += " WHERE backend = ?"
@@ -183,21 +291,27 @@ class JobRegistry:
         with self._connect() as db:
             return [_row(r) for r in db.execute(query, (*args, limit)).fetchall()]
 
-    def mark_pending(self, backend: str, idempotency_key: str, base_model: str, file: str) -> None:
+    def mark_pending(
+        self, backend: str, idempotency_key: str, base_model: str, file: str, endpoint: str = ""
+    ) -> None:
         """Note a create about to be sent, so a crash before the answer is visible later."""
         with self._lock, self._connect() as db:
             db.execute(
-                "INSERT OR REPLACE INTO pending VALUES (?,?,?,?,?)",
-                (backend, idempotency_key, base_model, file, _now()),
+                "INSERT OR REPLACE INTO pending "
+                "(backend, endpoint, idempotency_key, base_model, training_file, created_at) "
+                "VALUES (?,?,?,?,?,?)",
+                (backend, endpoint, idempotency_key, base_model, file, _now()),
             )
 
-    def pending(self, backend: str, idempotency_key: str) -> dict[str, str] | None:
+    def pending(
+        self, backend: str, idempotency_key: str, endpoint: str = ""
+    ) -> dict[str, str] | None:
         """A create sent under this key whose job was never recorded (a crash in between)."""
         with self._connect() as db:
             row = db.execute(
                 "SELECT base_model, training_file, created_at FROM pending "
-                "WHERE backend = ? AND idempotency_key = ?",
-                (backend, idempotency_key),
+                "WHERE backend = ? AND endpoint = ? AND idempotency_key = ?",
+                (backend, endpoint, idempotency_key),
             ).fetchone()
         if row is None:
             return None

@@ -3,6 +3,9 @@
 Jobs move through validating -> queued -> running -> succeeded (or failed) as time passes,
 with the durations you choose. State lives in a namespace shared by every FakeBackend of the
 same ``namespace`` in the process, so a second Tuner can re-attach to a job by id.
+
+The backend is synchronous: the Tuner runs it in worker threads (``BackendAdapter``), as it
+would a plugin written without ``async``.
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from finetune._errors import InvalidRequestError, JobNotFound
 from finetune.backends.base import Capabilities, JobRequest
@@ -33,7 +36,7 @@ if TYPE_CHECKING:
     from finetune.dataset import Dataset
     from finetune.validation import TokenCounter
 
-__all__ = ["AsyncFakeBackend", "FakeBackend", "FakeFailure"]
+__all__ = ["FakeBackend", "FakeFailure"]
 
 
 @dataclass(frozen=True)
@@ -94,6 +97,7 @@ class FakeBackend:
         clock: Callable[[], float] = time.monotonic,
         validation_target: str = "openai",
     ) -> None:
+        self._namespace = namespace
         self._store = _stores.setdefault(namespace, _Store())
         self._phases = (validating, queued, running)
         self._steps = steps
@@ -105,6 +109,11 @@ class FakeBackend:
 
     def __repr__(self) -> str:
         return f"FakeBackend(jobs={len(self._store.jobs)})"
+
+    @property
+    def identity(self) -> str:
+        """The namespace: jobs of one namespace are one account."""
+        return f"fake:{self._namespace}"
 
     @staticmethod
     def reset(namespace: str = "default") -> None:
@@ -159,9 +168,10 @@ class FakeBackend:
             )
         return self.get_job(job_id)
 
-    def find_job(self, idempotency_key: str) -> Job | None:
+    def find_job(self, request: JobRequest) -> Job | None:
+        """The job created under ``request.idempotency_key``, if any."""
         for fake in list(self._store.jobs.values()):
-            if fake.request.idempotency_key == idempotency_key:
+            if fake.request.idempotency_key == request.idempotency_key:
                 return self._view(fake)
         return None
 
@@ -304,35 +314,3 @@ def _final_event(status: JobStatus, fake: _FakeJob) -> tuple[str, str]:
     if status is JobStatus.CANCELLED:
         return "info", "Job cancelled"
     return "info", ""
-
-
-class AsyncFakeBackend:
-    """The asyncio twin of ``FakeBackend`` over the same namespaces."""
-
-    name = "fake"
-
-    def __init__(self, **options: Any) -> None:
-        self._sync = FakeBackend(**options)
-        self.capabilities = self._sync.capabilities
-
-    def __repr__(self) -> str:
-        return f"Async{self._sync!r}"
-
-    def token_counter(self, model: str) -> TokenCounter:
-        return self._sync.token_counter(model)
-
-    def __getattr__(self, attribute: str) -> Any:
-        target = getattr(self._sync, attribute)
-        if not callable(target):
-            return target
-
-        async def call(*args: Any, **kwargs: Any) -> Any:
-            return target(*args, **kwargs)
-
-        return call
-
-    async def aclose(self) -> None:
-        return None
-
-
-FakeBackend.async_variant = AsyncFakeBackend  # type: ignore[attr-defined]

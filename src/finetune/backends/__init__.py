@@ -1,27 +1,36 @@
-"""Backends: one module per provider, found by name through ``finetune.backends`` entry points."""
+"""Backends: one package per provider, found by name (built-ins and ``finetune.backends``
+entry points). ``finetune.backends.http`` holds the helpers a plugin may use."""
 
-from finetune.backends.base import (
+from finetune.backends._plugins import (
     ENTRY_POINT_GROUP,
-    AsyncBackend,
-    Backend,
-    Capabilities,
-    JobRequest,
     available_backends,
     backend_class,
-    load_async_backend,
     load_backend,
     register_backend,
+)
+from finetune.backends.base import (
+    METADATA_KEY,
+    Backend,
+    BackendAdapter,
+    BaseBackend,
+    Capabilities,
+    JobRequest,
+    SyncBackend,
+    as_async,
 )
 
 __all__ = [
     "ENTRY_POINT_GROUP",
-    "AsyncBackend",
+    "METADATA_KEY",
     "Backend",
+    "BackendAdapter",
+    "BaseBackend",
     "Capabilities",
     "JobRequest",
+    "SyncBackend",
+    "as_async",
     "available_backends",
     "backend_class",
-    "load_async_backend",
     "load_backend",
     "register_backend",
 ]

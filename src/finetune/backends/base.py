@@ -1,44 +1,67 @@
-"""The one model interface every backend implements, its capabilities, and the plugin registry."""
+"""The one model interface every backend implements, and what a backend can do.
+
+A backend is asynchronous. Three calls are required (``upload``, ``create_job``, ``get_job``);
+``BaseBackend`` gives every other call a documented default, and the Tuner asks
+``supports()`` before it makes an optional call, so an unsupported one fails before any
+network traffic with ``UnsupportedFeature`` naming the backend and the operation.
+
+Backends that are naturally synchronous (the local trainer, the fake) implement the same
+methods without ``async`` and run in worker threads behind ``BackendAdapter``.
+"""
 
 from __future__ import annotations
 
 import asyncio
-import functools
+import inspect
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from importlib.metadata import EntryPoint, entry_points
-from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, Protocol, runtime_checkable
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from finetune._errors import BackendNotFound, FinetuneError
+from finetune._errors import UnsupportedFeature
 from finetune.types import Checkpoint, FileRef, Hyperparameters, Job, JobEvent, MetricPoint
 
 if TYPE_CHECKING:
     from finetune.dataset import Dataset
-    from finetune.validation import TokenCounter
+    from finetune.types import CostEstimate, Example
+    from finetune.validation import Target, TokenCounter
 
 __all__ = [
-    "ENTRY_POINT_GROUP",
-    "AsyncBackend",
+    "METADATA_KEY",
+    "OPTIONAL_OPERATIONS",
     "Backend",
+    "BackendAdapter",
+    "BaseBackend",
     "Capabilities",
     "JobRequest",
-    "ThreadedAsyncBackend",
-    "available_backends",
-    "backend_class",
-    "load_async_backend",
-    "load_backend",
-    "register_backend",
+    "SyncBackend",
+    "as_async",
 ]
 
-ENTRY_POINT_GROUP = "finetune.backends"
+METADATA_KEY = "finetune_key"
 Method = Literal["sft", "dpo"]
+OPTIONAL_OPERATIONS = {
+    "find_job": "find a job by what it trains (re-attach after a crash)",
+    "list_jobs": "list jobs",
+    "cancel_job": "cancel a job",
+    "pause_job": "pause a job",
+    "resume_job": "resume a job",
+    "list_events": "list a job's events",
+    "get_metrics": "read training metrics",
+    "list_checkpoints": "list checkpoints",
+}
 
 
 @dataclass(frozen=True)
 class Capabilities:
-    """What a backend can do; the Tuner checks a request against it before sending anything."""
+    """What a backend can train; the Tuner checks a request against it before sending anything.
+
+    ``output_format`` names the JSONL shape ``upload`` writes (``openai``, ``mistral``, ``hf``
+    or ``native``); ``validation_target`` names the rule set ``validate`` applies, unless the
+    backend's ``validation_rules()`` returns its own.
+    """
 
     methods: frozenset[str] = frozenset({"sft"})
     example_kinds: frozenset[str] = frozenset({"chat"})
@@ -47,6 +70,7 @@ class Capabilities:
     pause_resume: bool = False
     hosted: bool = True
     validation_target: str = "openai"
+    output_format: str = "openai"
     max_suffix_length: int | None = None
     notes: tuple[str, ...] = field(default_factory=tuple)
 
@@ -69,167 +93,257 @@ class JobRequest(BaseModel):
 
 @runtime_checkable
 class Backend(Protocol):
-    """A synchronous fine-tuning backend. Implementations convert provider payloads at the edge."""
+    """The required core of a backend: upload data, create a job, read a job. Async."""
+
+    name: str
+    capabilities: Capabilities
+
+    async def upload(self, dataset: Dataset, *, purpose: str = "train") -> FileRef:
+        """Write ``dataset`` in the provider's format and upload it, reusing an identical file
+        (name the file by ``dataset.fingerprint()``), so a re-run uploads nothing."""
+        ...
+
+    async def create_job(self, request: JobRequest) -> Job:
+        """Send ONE create request (no retries: the Tuner decides when a retry is safe)."""
+        ...
+
+    async def get_job(self, job_id: str) -> Job:
+        """The job as it is now; ``JobNotFound`` when the provider does not know the id."""
+        ...
+
+
+class BaseBackend:
+    """Defaults for every optional part of the backend interface; subclass it.
+
+    Override what the provider offers. An operation counts as supported when the subclass
+    overrides it (``supports``); ``find_job`` is what makes a retried create safe.
+    """
+
+    name: ClassVar[str] = "backend"
+    capabilities: ClassVar[Capabilities] = Capabilities()
+
+    @property
+    def identity(self) -> str:
+        """Which endpoint and account this instance talks to (no secret in it): the job
+        registry keeps its hints per identity, so another account never reuses them."""
+        return self.name
+
+    def supports(self, operation: str) -> bool:
+        """Whether ``operation`` (one of ``OPTIONAL_OPERATIONS``) is implemented."""
+        mine = getattr(type(self), operation, None)
+        return mine is not None and mine is not getattr(BaseBackend, operation, None)
+
+    async def upload(self, dataset: Dataset, *, purpose: str = "train") -> FileRef:
+        """Required: see ``Backend.upload``."""
+        raise NotImplementedError(f"{type(self).__name__} must implement upload()")
+
+    async def create_job(self, request: JobRequest) -> Job:
+        """Required: see ``Backend.create_job``."""
+        raise NotImplementedError(f"{type(self).__name__} must implement create_job()")
+
+    async def get_job(self, job_id: str) -> Job:
+        """Required: see ``Backend.get_job``."""
+        raise NotImplementedError(f"{type(self).__name__} must implement get_job()")
+
+    async def find_job(self, request: JobRequest) -> Job | None:
+        """The job this request already created (by ``request.idempotency_key`` in the
+        provider's metadata, or by what it trains), else ``None``."""
+        return None
+
+    def owns(self, job: Job, request_key: str) -> bool:
+        """Whether ``job`` was created under ``request_key`` (checked before a remembered job
+        id is trusted): by the key in its metadata when the provider keeps metadata."""
+        recorded = job.metadata.get(METADATA_KEY)
+        return recorded is None or recorded == request_key
+
+    async def list_jobs(self, *, limit: int = 20) -> list[Job]:
+        """The most recent jobs, newest first."""
+        raise self.unsupported("list_jobs")
+
+    async def cancel_job(self, job_id: str) -> Job:
+        """Ask the provider to cancel; the job as it is after asking."""
+        raise self.unsupported("cancel_job")
+
+    async def pause_job(self, job_id: str) -> Job:
+        """Pause a running job."""
+        raise self.unsupported("pause_job")
+
+    async def resume_job(self, job_id: str) -> Job:
+        """Resume a paused job."""
+        raise self.unsupported("resume_job")
+
+    async def list_events(self, job_id: str) -> list[JobEvent]:
+        """The job's log, oldest first."""
+        raise self.unsupported("list_events")
+
+    async def get_metrics(self, job_id: str) -> list[MetricPoint]:
+        """Training metrics per step, in step order."""
+        raise self.unsupported("get_metrics")
+
+    async def list_checkpoints(self, job_id: str) -> list[Checkpoint]:
+        """Intermediate checkpoints, in step order."""
+        raise self.unsupported("list_checkpoints")
+
+    def token_counter(self, model: str) -> TokenCounter:
+        """The exact token counter for ``model`` (or an approximate one, marked as such)."""
+        from finetune.validation import counter_for
+
+        return counter_for(self.capabilities.validation_target, model)
+
+    def context_limit(self, model: str) -> int | None:
+        """Tokens per example the provider keeps, when it is not in the model catalog."""
+        return None
+
+    def validation_rules(self) -> Target:
+        """The rule set ``validate`` applies (a plugin may return its own ``Target``)."""
+        from finetune.validation import target_rules
+
+        return target_rules(self.capabilities.validation_target)
+
+    def format_example(self, example: Example) -> dict[str, Any]:
+        """One example as a line of the JSONL file ``upload`` sends."""
+        from finetune.dataset import to_format
+
+        return to_format(example, self.capabilities.output_format)  # type: ignore[arg-type]
+
+    async def refine_estimate(
+        self, dataset: Dataset, estimate: CostEstimate, hyperparameters: Hyperparameters
+    ) -> CostEstimate:
+        """Our estimate, with the provider's own figures beside it where it offers a quote."""
+        return estimate
+
+    async def check_open(self, model: str) -> None:
+        """Raise ``ProviderUnavailable`` when the provider will not train (checked before
+        anything is uploaded); the default trusts that it will."""
+        return
+
+    async def aclose(self) -> None:
+        """Release connections and processes."""
+        return
+
+    def unsupported(self, operation: str) -> UnsupportedFeature:
+        """The error for an operation this backend does not offer."""
+        what = OPTIONAL_OPERATIONS.get(operation, operation)
+        return UnsupportedFeature(f"backend {self.name!r} cannot {what} ({operation})")
+
+
+@runtime_checkable
+class SyncBackend(Protocol):
+    """A backend whose calls are plain (blocking) methods; ``as_async`` runs it in threads."""
 
     name: str
     capabilities: Capabilities
 
     def upload(self, dataset: Dataset, *, purpose: str = "train") -> FileRef:
-        """Write ``dataset`` in the provider's format and upload it (reusing an identical file)."""
+        """As ``Backend.upload``."""
         ...
 
     def create_job(self, request: JobRequest) -> Job:
-        """Create a job; ``request.idempotency_key`` must be stored where ``find_job`` sees it."""
-        ...
-
-    def find_job(self, idempotency_key: str) -> Job | None:
-        """The job created with this key, if the provider can tell; else ``None``."""
+        """As ``Backend.create_job``."""
         ...
 
     def get_job(self, job_id: str) -> Job:
-        """The job as it is now."""
-        ...
-
-    def list_jobs(self, *, limit: int = 20) -> list[Job]:
-        """The most recent jobs, newest first."""
-        ...
-
-    def cancel_job(self, job_id: str) -> Job:
-        """Ask the provider to cancel; returns the job as it is after asking."""
-        ...
-
-    def pause_job(self, job_id: str) -> Job:
-        """Pause a running job (only where ``capabilities.pause_resume``)."""
-        ...
-
-    def resume_job(self, job_id: str) -> Job:
-        """Resume a paused job (only where ``capabilities.pause_resume``)."""
-        ...
-
-    def list_events(self, job_id: str) -> list[JobEvent]:
-        """The job's log, oldest first."""
-        ...
-
-    def get_metrics(self, job_id: str) -> list[MetricPoint]:
-        """Training metrics per step, in step order."""
-        ...
-
-    def list_checkpoints(self, job_id: str) -> list[Checkpoint]:
-        """Intermediate checkpoints, in step order."""
-        ...
-
-    def token_counter(self, model: str) -> TokenCounter:
-        """The exact token counter for ``model`` (or an approximate one, marked as such)."""
-        ...
-
-    def close(self) -> None:
-        """Release connections and processes."""
+        """As ``Backend.get_job``."""
         ...
 
 
-@runtime_checkable
-class AsyncBackend(Protocol):
-    """The asynchronous twin of ``Backend``: the same methods, awaitable."""
-
-    name: str
-    capabilities: Capabilities
-
-    async def upload(self, dataset: Dataset, *, purpose: str = "train") -> FileRef: ...
-    async def create_job(self, request: JobRequest) -> Job: ...
-    async def find_job(self, idempotency_key: str) -> Job | None: ...
-    async def get_job(self, job_id: str) -> Job: ...
-    async def list_jobs(self, *, limit: int = 20) -> list[Job]: ...
-    async def cancel_job(self, job_id: str) -> Job: ...
-    async def pause_job(self, job_id: str) -> Job: ...
-    async def resume_job(self, job_id: str) -> Job: ...
-    async def list_events(self, job_id: str) -> list[JobEvent]: ...
-    async def get_metrics(self, job_id: str) -> list[MetricPoint]: ...
-    async def list_checkpoints(self, job_id: str) -> list[Checkpoint]: ...
-    def token_counter(self, model: str) -> TokenCounter: ...
-    async def aclose(self) -> None: ...
+_ASYNC_CALLS = (
+    "upload",
+    "create_job",
+    "get_job",
+    *OPTIONAL_OPERATIONS,
+    "refine_estimate",
+    "check_open",
+)
+_PLAIN_CALLS = ("owns", "token_counter", "context_limit", "validation_rules", "format_example")
 
 
-class ThreadedAsyncBackend:
-    """Runs a sync backend's calls in a worker thread, for backends with no async twin."""
+class BackendAdapter(BaseBackend):
+    """A backend that does not subclass ``BaseBackend`` behind the full async interface: its
+    own methods where it has them, ``BaseBackend``'s defaults elsewhere.
 
-    def __init__(self, backend: Backend) -> None:
-        self._backend = backend
-        self.name = backend.name
-        self.capabilities = backend.capabilities
+    A synchronous backend (``threaded=True``) has each call run in a worker thread, one call at
+    a time (a lock), so it needs no thread safety of its own.
+    """
 
-    def token_counter(self, model: str) -> TokenCounter:
-        return self._backend.token_counter(model)
+    def __init__(self, backend: Any, *, threaded: bool) -> None:
+        self.wrapped = backend
+        self.threaded = threaded
+        self.name = backend.name  # type: ignore[misc]
+        self.capabilities = backend.capabilities  # type: ignore[misc]
+        self._lock = threading.Lock()
 
-    def context_limit(self, model: str) -> int | None:
-        """The wrapped backend's own context limit, if it has one (a plain call, not async)."""
-        limit_of = getattr(self._backend, "context_limit", None)
-        limit: int | None = limit_of(model) if limit_of is not None else None
-        return limit
+    def __repr__(self) -> str:
+        return repr(self.wrapped)
 
-    def __getattr__(self, attribute: str) -> Any:
-        target = getattr(self._backend, attribute)
-        if not callable(target):
-            return target
+    @property
+    def identity(self) -> str:
+        """The wrapped backend's identity, else its name."""
+        return str(getattr(self.wrapped, "identity", self.name))
 
-        @functools.wraps(target)
-        async def call(*args: Any, **kwargs: Any) -> Any:
-            return await asyncio.to_thread(target, *args, **kwargs)
+    def supports(self, operation: str) -> bool:
+        """Whether the wrapped backend has the method."""
+        return callable(getattr(self.wrapped, operation, None))
 
-        return call
+    async def call(self, operation: str, *args: Any, **kwargs: Any) -> Any:
+        """Call the wrapped backend's ``operation`` (in a thread when it is synchronous)."""
+        target: Callable[..., Any] | None = getattr(self.wrapped, operation, None)
+        if target is None:
+            return await getattr(BaseBackend, operation)(self, *args, **kwargs)
+        if not self.threaded:
+            return await target(*args, **kwargs)
+
+        def locked() -> Any:
+            with self._lock:
+                return target(*args, **kwargs)
+
+        return await asyncio.to_thread(locked)
 
     async def aclose(self) -> None:
-        await asyncio.to_thread(self._backend.close)
+        """The wrapped ``aclose`` (or ``close``, in a thread)."""
+        closer = getattr(self.wrapped, "aclose", None)
+        if closer is not None:
+            await closer()
+        elif callable(getattr(self.wrapped, "close", None)):
+            await asyncio.to_thread(self.wrapped.close)
+
+    def __getattr__(self, attribute: str) -> Any:
+        return getattr(self.wrapped, attribute)
 
 
-_registered: dict[str, Callable[..., Any]] = {}
+def _forward_async(operation: str) -> Any:
+    async def forward(self: BackendAdapter, *args: Any, **kwargs: Any) -> Any:
+        return await self.call(operation, *args, **kwargs)
+
+    forward.__name__ = operation
+    forward.__doc__ = f"The wrapped backend's ``{operation}`` (or the default)."
+    return forward
 
 
-def register_backend(name: str, factory: Callable[..., Any]) -> None:
-    """Register a backend class in-process (entry points are the way for installed plugins)."""
-    _registered[name] = factory
+def _forward_plain(operation: str) -> Any:
+    def forward(self: BackendAdapter, *args: Any, **kwargs: Any) -> Any:
+        mine = getattr(self.wrapped, operation, None)
+        return (
+            mine(*args, **kwargs)
+            if mine
+            else getattr(BaseBackend, operation)(self, *args, **kwargs)
+        )
+
+    forward.__name__ = operation
+    forward.__doc__ = f"The wrapped backend's ``{operation}`` (or the default)."
+    return forward
 
 
-def _entry_points() -> dict[str, EntryPoint]:
-    return {ep.name: ep for ep in entry_points(group=ENTRY_POINT_GROUP)}
+for _operation in _ASYNC_CALLS:
+    setattr(BackendAdapter, _operation, _forward_async(_operation))
+for _operation in _PLAIN_CALLS:
+    setattr(BackendAdapter, _operation, _forward_plain(_operation))
 
 
-def available_backends() -> list[str]:
-    """Names of every backend installed (entry points) or registered in-process."""
-    return sorted(set(_entry_points()) | set(_registered))
-
-
-def _factory(name: str) -> Callable[..., Any]:
-    if name in _registered:
-        return _registered[name]
-    found = _entry_points().get(name)
-    if found is None:
-        raise BackendNotFound(name, available_backends())
-    try:
-        factory: Callable[..., Any] = found.load()
-    except ImportError as exc:
-        raise FinetuneError(
-            f"backend {name!r} is registered by {found.value!r} but could not be imported "
-            f"({exc}); reinstall the package that provides it"
-        ) from exc
-    return factory
-
-
-def backend_class(name: str) -> Callable[..., Any]:
-    """The class (factory) registered as ``name``, without building it."""
-    return _factory(name)
-
-
-def load_backend(name: str, **options: Any) -> Backend:
-    """Build the backend registered as ``name`` with its options (api_key, base_url, ...)."""
-    backend: Backend = _factory(name)(**options)
-    return backend
-
-
-def load_async_backend(name: str, **options: Any) -> AsyncBackend:
-    """The async backend for ``name``: its own async twin, or the sync one run in threads."""
-    factory = _factory(name)
-    twin = getattr(factory, "async_variant", None)
-    if twin is not None:
-        backend: AsyncBackend = twin(**options)
+def as_async(backend: Any) -> BaseBackend:
+    """``backend`` behind the async interface: a ``BaseBackend`` as it is, any other async
+    backend with the defaults filled in, a synchronous one run in worker threads."""
+    if isinstance(backend, BaseBackend):
         return backend
-    return ThreadedAsyncBackend(factory(**options))
+    threaded = not inspect.iscoroutinefunction(getattr(backend, "get_job", None))
+    return BackendAdapter(backend, threaded=threaded)

@@ -7,7 +7,7 @@ import json
 import os
 import random
 import tempfile
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -214,12 +214,19 @@ class Dataset:
             digest.update(b"\n")
         return digest.hexdigest()
 
-    def to_jsonl(self, path: str | os.PathLike[str], *, format: OutputFormat = "native") -> Path:
-        """Write every example in ``format`` to ``path`` atomically (temp file + rename)."""
+    def to_jsonl(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        format: OutputFormat | Callable[[Example], dict[str, Any]] = "native",
+    ) -> Path:
+        """Write every example to ``path`` atomically (temp file + rename), in ``format``: a
+        provider's format name, or a function from an example to its JSON line (a plugin's)."""
         target = Path(path)
+        convert = format if callable(format) else (lambda example: to_format(example, format))
         with atomic_write(target) as handle:
             for example in self:
-                handle.write(canonical_json(to_format(example, format), sort=False).encode())
+                handle.write(canonical_json(convert(example), sort=False).encode())
                 handle.write(b"\n")
         return target
 

@@ -3,7 +3,7 @@
 from finetune.validation._catalog import catalog, default_epochs, model_info
 from finetune.validation._engine import estimate, validate
 from finetune.validation._report import Finding, ValidationReport
-from finetune.validation._rules import RULES, target_rules
+from finetune.validation._rules import RULES, Issue, Target, register_rules, target_rules
 from finetune.validation._tokens import (
     ApproximateCounter,
     ChatTemplateCounter,
@@ -18,7 +18,9 @@ __all__ = [
     "ApproximateCounter",
     "ChatTemplateCounter",
     "Finding",
+    "Issue",
     "MistralCounter",
+    "Target",
     "TiktokenCounter",
     "TokenCounter",
     "ValidationReport",
@@ -27,6 +29,7 @@ __all__ = [
     "default_epochs",
     "estimate",
     "model_info",
+    "register_rules",
     "target_rules",
     "validate",
 ]

@@ -86,7 +86,8 @@ class _Scan:
         return line
 
     def _record(self, data: dict[str, Any], line: int) -> None:
-        plain = plain_chat(data)  # the usual chat shape, which no rule can object to
+        # the usual chat shape, which no built-in rule can object to (a plugin's checks can)
+        plain = plain_chat(data) if self.rules.extra_checks is None else None
         if plain is None:
             if not self._passes_rules(data, line):
                 return
@@ -134,7 +135,7 @@ def _context_limit(target: str, model: str, override: int | None) -> int | None:
 def validate(
     dataset: Dataset,
     *,
-    target: str,
+    target: str | Target,
     model: str,
     validation: Dataset | None = None,
     token_counter: TokenCounter | None = None,
@@ -144,21 +145,23 @@ def validate(
 ) -> ValidationReport:
     """Check every example against ``target``'s rules, limits and quality checks.
 
-    Never raises for bad data: every problem becomes a finding with file, line and field.
+    ``target`` is a rule set's name (``openai``, ``mistral``, ``hf``) or a ``Target`` (a
+    plugin's own). Never raises for bad data: every problem becomes a finding with file, line
+    and field.
     A whole JSONL file of 16 MB or more is scanned by ``workers`` processes (default: one per
     CPU) over byte ranges; the report is the same as a sequential scan's.
     """
     workers = workers if workers is not None else (os.cpu_count() or 1)
-    rules = target_rules(target)
-    counter = token_counter or counter_for(target, model)
-    limit = _context_limit(target, model, context_limit)
-    report = ValidationReport(target=target, model=model, keep=keep)
+    rules = target if isinstance(target, Target) else target_rules(target)
+    counter = token_counter or counter_for(rules.name, model)
+    limit = _context_limit(rules.name, model, context_limit)
+    report = ValidationReport(target=rules.name, model=model, keep=keep)
     train = _scan(dataset, report, rules, model, counter, limit, workers)
     report.examples = train.examples
     if train.examples < rules.min_examples:
         train.add(
             "too_few_examples",
-            f"{train.examples} examples; {target} needs at least {rules.min_examples}",
+            f"{train.examples} examples; {rules.name} needs at least {rules.min_examples}",
             None,
             None,
         )

@@ -7,11 +7,11 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["RULES", "Issue", "Target", "check_record", "target_rules"]
+__all__ = ["RULES", "Issue", "Target", "check_record", "register_rules", "target_rules"]
 
 Issue = tuple[str, str, str, str | None]  # code, severity, message, field
 
@@ -71,7 +71,12 @@ RULES: dict[str, tuple[str, str]] = {
 
 @dataclass(frozen=True)
 class Target:
-    """What a provider accepts: kinds, minimum examples, file size cap, strict shapes."""
+    """What a provider accepts: kinds, minimum examples, file size cap, strict shapes.
+
+    A plugin builds its own (``Target("acme", frozenset({"chat"}), 10, None)``) and returns it
+    from its backend's ``validation_rules()``; ``extra_checks(record)`` yields more issues
+    ``(code, severity, message, field)`` for each record that passed the built-in rules.
+    """
 
     name: str
     kinds: frozenset[str]
@@ -80,6 +85,7 @@ class Target:
     mistral_tool_ids: bool = False
     truncates: bool = False
     completion_models: tuple[str, ...] = ()
+    extra_checks: Callable[[dict[str, Any]], Iterable[Issue]] | None = None
 
 
 TARGETS = {
@@ -101,8 +107,13 @@ TARGETS = {
 }
 
 
+def register_rules(target: Target) -> None:
+    """Make a rule set known by name (``validate(target="acme")``, ``finetune validate``)."""
+    TARGETS[target.name] = target
+
+
 def target_rules(name: str) -> Target:
-    """The rule set of a target (``openai``, ``mistral`` or ``hf``)."""
+    """The rule set of a target (``openai``, ``mistral``, ``hf`` or one registered)."""
     try:
         return TARGETS[name]
     except KeyError:
@@ -162,6 +173,8 @@ def check_record(record: dict[str, Any], target: Target, model: str) -> Iterator
         yield from _check_completion(record, target, model)
     else:
         yield from _check_preference(record, target)
+    if target.extra_checks is not None:
+        yield from target.extra_checks(record)
 
 
 def _check_completion(record: dict[str, Any], target: Target, model: str) -> Iterator[Issue]:

@@ -10,6 +10,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from datetime import datetime, timezone
 from pathlib import Path
@@ -96,24 +97,27 @@ class HFBackend:
         self._processes: dict[str, subprocess.Popen[bytes]] = {}
         self._counters: dict[str, TokenCounter] = {}
         self._tokenizers: dict[tuple[str, bool], Any] = {}
+        self._cache_lock = threading.RLock()  # validation and the Tuner's threads share them
 
     def __repr__(self) -> str:
         return f"HFBackend(jobs_dir={str(self.jobs_dir)!r})"
 
     def token_counter(self, model: str) -> TokenCounter:
-        if model not in self._counters:
-            from finetune.validation import ChatTemplateCounter
+        with self._cache_lock:
+            if model not in self._counters:
+                from finetune.validation import ChatTemplateCounter
 
-            tokenizer = self._tokenizer(model, self._options.trust_remote_code)
-            self._counters[model] = ChatTemplateCounter(tokenizer, name=model)
-        return self._counters[model]
+                tokenizer = self._tokenizer(model, self._options.trust_remote_code)
+                self._counters[model] = ChatTemplateCounter(tokenizer, name=model)
+            return self._counters[model]
 
     def _tokenizer(self, model: str, trust_remote_code: bool) -> Any:
         """The model's tokenizer, loaded once for validation and the checks before a job."""
         key = (model, trust_remote_code)
-        if key not in self._tokenizers:
-            self._tokenizers[key] = _load_tokenizer(model, trust_remote_code)
-        return self._tokenizers[key]
+        with self._cache_lock:
+            if key not in self._tokenizers:
+                self._tokenizers[key] = _load_tokenizer(model, trust_remote_code)
+            return self._tokenizers[key]
 
     def context_limit(self, model: str) -> int:
         """Tokens per example the trainer keeps: the ``max_length`` option (longer ones are
@@ -162,11 +166,16 @@ class HFBackend:
         self._launch(job, options, resume=False)
         return self._view(job)
 
-    def find_job(self, idempotency_key: str) -> Job | None:
+    def find_job(self, request: JobRequest) -> Job | None:
+        """The job directory created under ``request.idempotency_key``, if any."""
         for job in self._dirs():
-            if job.read_config().get("idempotency_key") == idempotency_key:
+            if job.read_config().get("idempotency_key") == request.idempotency_key:
                 return self.get_job(job.id)
         return None
+
+    def owns(self, job: Job, request_key: str) -> bool:
+        """Whether the job directory was created under ``request_key``."""
+        return (job.raw or {}).get("idempotency_key") in (None, request_key)
 
     def get_job(self, job_id: str) -> Job:
         job = self._dir(job_id)
@@ -402,7 +411,11 @@ class HFBackend:
             validation_file=config.get("validation_file"),
             suffix=config.get("suffix"),
             metadata=config.get("metadata") or {},
-            raw={**status, "job_dir": str(job.path)},
+            raw={
+                **status,
+                "job_dir": str(job.path),
+                "idempotency_key": config.get("idempotency_key"),
+            },
         )
 
 

@@ -1,0 +1,111 @@
+"""The local half of a fit: request checks, the idempotency key, the plan handed to the loop."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from finetune._errors import InvalidRequestError, UnsupportedFeature
+from finetune.types import Hyperparameters, Job, JobStatus
+
+if TYPE_CHECKING:
+    from finetune.backends import BaseBackend
+    from finetune.dataset import Dataset
+
+__all__ = ["FitPlan", "attempt_key", "check_request", "derive_idempotency_key", "reusable"]
+
+
+@dataclass(frozen=True)
+class FitPlan:
+    """A checked, validated fit, ready to be started (``AsyncTuner.start``)."""
+
+    train: Dataset
+    validation: Dataset | None
+    model: str
+    method: str
+    hyperparameters: Hyperparameters
+    suffix: str | None
+    key: str
+    train_fingerprint: str
+    validation_fingerprint: str | None
+    metadata: dict[str, str] = field(default_factory=dict)
+    integrations: list[dict[str, Any]] = field(default_factory=list, repr=False)
+    options: dict[str, Any] = field(default_factory=dict)
+
+
+def derive_idempotency_key(
+    backend: str,
+    model: str,
+    method: str,
+    train_fingerprint: str,
+    validation_fingerprint: str | None,
+    hyperparameters: Hyperparameters,
+    suffix: str | None,
+    options: dict[str, Any] | None = None,
+) -> str:
+    """A key that is the same for the same fit, so a re-run finds the job a crash left.
+
+    Backend ``options`` change what is trained (packing, max_length ...), so they are part of
+    the key; a fit without options keeps the key it always had.
+    """
+    parts: list[Any] = [
+        backend,
+        model,
+        method,
+        train_fingerprint,
+        validation_fingerprint,
+        hyperparameters.model_dump(mode="json"),
+        suffix,
+    ]
+    if options:
+        parts.append(options)
+    payload = json.dumps(parts, sort_keys=True, default=str)
+    return "ft-" + hashlib.sha256(payload.encode()).hexdigest()[:32]
+
+
+def attempt_key(key: str, attempt: int) -> str:
+    """The key of the ``attempt``-th try of one fit: a failed or cancelled job moves it on."""
+    return key if attempt == 0 else f"{key}.{attempt}"
+
+
+def reusable(job: Job | None) -> bool:
+    """Whether a job found for a key is the one to re-attach to (not failed or cancelled)."""
+    return job is not None and job.status not in (JobStatus.FAILED, JobStatus.CANCELLED)
+
+
+def check_request(
+    backend: BaseBackend,
+    train: Dataset,
+    validation: Dataset | None,
+    method: str,
+    suffix: str | None,
+) -> None:
+    """Refuse what the backend cannot train, before anything is read or sent."""
+    caps, name = backend.capabilities, backend.name
+    if method not in caps.methods:
+        raise UnsupportedFeature(
+            f"backend {name!r} does not train with method={method!r}; "
+            f"it supports {sorted(caps.methods)}"
+        )
+    if train.kind not in caps.example_kinds:
+        raise UnsupportedFeature(
+            f"backend {name!r} cannot train on {train.kind} examples; "
+            f"it takes {sorted(caps.example_kinds)}"
+        )
+    if method == "dpo" and train.kind != "preference":
+        raise UnsupportedFeature("method='dpo' needs preference examples (chosen/rejected)")
+    if method == "sft" and train.kind == "preference":
+        raise UnsupportedFeature(
+            "preference examples (chosen/rejected) train with method='dpo', not 'sft'"
+        )
+    if validation is not None and not caps.validation_file:
+        raise UnsupportedFeature(f"backend {name!r} takes no validation file")
+    limit = caps.max_suffix_length
+    if suffix is not None and limit is not None and len(suffix) > limit:
+        raise InvalidRequestError(
+            f"suffix {suffix!r} is {len(suffix)} characters; {name} allows at most {limit}",
+            backend=name,
+            param="suffix",
+        )

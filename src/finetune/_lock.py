@@ -1,0 +1,110 @@
+"""A cross-process lock on a file (``flock`` on POSIX, ``msvcrt.locking`` on Windows).
+
+The operating system releases it when the holder dies, so a killed process never leaves a
+stale lock behind.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+import time
+from pathlib import Path
+from types import TracebackType
+
+from finetune._errors import StorageError
+
+__all__ = ["FileLock"]
+
+
+class FileLock:
+    """An exclusive lock held through an open file; ``async with`` or ``acquire``/``release``."""
+
+    def __init__(self, path: str | os.PathLike[str], *, poll: float = 0.05) -> None:
+        self.path = Path(path)
+        self._poll = poll
+        self._fd: int | None = None
+
+    def __repr__(self) -> str:
+        return f"FileLock({str(self.path)!r}, held={self._fd is not None})"
+
+    def try_acquire(self) -> bool:
+        """Take the lock if it is free; never waits."""
+        if self._fd is not None:
+            return True
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+        except OSError as exc:
+            raise StorageError(
+                f"cannot create the lock file {self.path} ({exc.strerror}); make its folder "
+                "writable or point FINETUNE_REGISTRY elsewhere"
+            ) from None
+        if _lock(fd):
+            self._fd = fd
+            return True
+        os.close(fd)
+        return False
+
+    def acquire(self, timeout: float | None = None) -> None:
+        """Wait for the lock (``TimeoutError`` after ``timeout`` seconds)."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while not self.try_acquire():
+            if deadline is not None and time.monotonic() > deadline:
+                raise TimeoutError(f"{self.path} is held by another process")
+            time.sleep(self._poll)
+
+    async def acquire_async(self, timeout: float | None = None) -> None:
+        """Wait for the lock without blocking the event loop."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while not self.try_acquire():
+            if deadline is not None and time.monotonic() > deadline:
+                raise TimeoutError(f"{self.path} is held by another process")
+            await asyncio.sleep(self._poll)
+
+    def release(self) -> None:
+        """Let the next waiter in."""
+        if self._fd is not None:
+            fd, self._fd = self._fd, None
+            _unlock(fd)
+            os.close(fd)
+
+    async def __aenter__(self) -> FileLock:
+        await self.acquire_async()
+        return self
+
+    async def __aexit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.release()
+
+
+if sys.platform == "win32":  # pragma: no cover - exercised on Windows only
+    import msvcrt
+
+    def _lock(fd: int) -> bool:
+        try:
+            msvcrt.locking(fd, msvcrt.LK_NBLCK, 1)
+        except OSError:
+            return False
+        return True
+
+    def _unlock(fd: int) -> None:
+        msvcrt.locking(fd, msvcrt.LK_UNLCK, 1)
+
+else:
+    import fcntl
+
+    def _lock(fd: int) -> bool:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return False
+        return True
+
+    def _unlock(fd: int) -> None:
+        fcntl.flock(fd, fcntl.LOCK_UN)

@@ -1,0 +1,86 @@
+"""An event loop in a background thread, owned by a sync face (``Tuner``, ``evaluate``).
+
+Each sync call hands its coroutine to this loop and waits for the answer, so it works where a
+loop already runs (Jupyter), where ``asyncio.run`` cannot. The thread starts on first use.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import contextlib
+import threading
+from collections.abc import Coroutine
+from typing import Any, TypeVar
+
+__all__ = ["LoopThread"]
+
+T = TypeVar("T")
+_CANCEL_GRACE = 5.0
+
+
+class LoopThread:
+    """One event loop in one daemon thread; ``run(coro)`` from any other thread."""
+
+    def __init__(self, name: str = "finetune-loop") -> None:
+        self._name = name
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+
+    def __repr__(self) -> str:
+        state = "running" if self._thread is not None and self._thread.is_alive() else "idle"
+        return f"<LoopThread {self._name} {state}>"
+
+    @property
+    def started(self) -> bool:
+        """Whether the thread has been started (and not closed)."""
+        return self._loop is not None
+
+    def _ensure(self) -> asyncio.AbstractEventLoop:
+        with self._lock:
+            if self._loop is None:
+                loop = asyncio.new_event_loop()
+                ready = threading.Event()
+
+                def serve() -> None:
+                    asyncio.set_event_loop(loop)
+                    loop.call_soon(ready.set)
+                    loop.run_forever()
+
+                self._thread = threading.Thread(target=serve, name=self._name, daemon=True)
+                self._thread.start()
+                ready.wait()
+                self._loop = loop
+            return self._loop
+
+    def run(self, coroutine: Coroutine[Any, Any, T]) -> T:
+        """Run ``coroutine`` on the loop and return its result (or raise its error).
+
+        Ctrl-C while waiting cancels the coroutine (its ``finally`` blocks run) and re-raises.
+        """
+        loop = self._ensure()
+        if threading.current_thread() is self._thread:
+            coroutine.close()
+            raise RuntimeError("a sync call was made from inside the finetune loop thread")
+        future = asyncio.run_coroutine_threadsafe(coroutine, loop)
+        try:
+            return future.result()
+        except KeyboardInterrupt:
+            future.cancel()
+            with contextlib.suppress(concurrent.futures.CancelledError, Exception):
+                future.result(timeout=_CANCEL_GRACE)
+            raise
+
+    def close(self) -> None:
+        """Stop the loop and its thread (a later ``run`` starts a new one)."""
+        with self._lock:
+            loop, thread = self._loop, self._thread
+            self._loop = self._thread = None
+        if loop is None:
+            return
+        loop.call_soon_threadsafe(loop.stop)
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(timeout=10)
+        if not loop.is_running():
+            loop.close()

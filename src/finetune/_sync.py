@@ -1,0 +1,261 @@
+"""Tuner and JobHandle: the blocking face, delegating every call to AsyncTuner/AsyncJobHandle.
+
+Network calls run on an event loop in a background thread the Tuner owns (``LoopThread``),
+so they work inside Jupyter, where a loop already runs. Local CPU work (validation, local
+estimates, the checks of a fit) runs in the calling thread, where validation may fork workers.
+"""
+
+from __future__ import annotations
+
+import logging
+import weakref
+from collections.abc import Awaitable, Coroutine
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
+
+from finetune._loop import LoopThread
+from finetune.tuner import AsyncJobHandle, AsyncTuner
+from finetune.types import Hyperparameters
+
+if TYPE_CHECKING:
+    from finetune._series import MetricSeries
+    from finetune.backends import BaseBackend, Capabilities
+    from finetune.dataset import Dataset
+    from finetune.registry import JobRecord, JobRegistry
+    from finetune.types import Checkpoint, CostEstimate, Job, JobEvent, JobStatus, ModelRef
+    from finetune.validation import ValidationReport
+
+__all__ = ["JobHandle", "Tuner"]
+
+log = logging.getLogger("finetune")
+T = TypeVar("T")
+
+
+async def _awaited(awaitable: Awaitable[T]) -> T:
+    return await awaitable
+
+
+class Tuner:
+    """Fine-tune on any backend with the same calls.
+
+    ``Tuner("openai", model="gpt-4.1-mini-2025-04-14", api_key=...)``: options after the model
+    go to the backend. ``registry=False`` keeps no local record of jobs. Building a Tuner
+    makes no network call and imports no provider SDK, so ``validate`` and ``estimate`` work
+    offline and without a key.
+    """
+
+    def __init__(
+        self,
+        backend: str | Any,
+        model: str | None = None,
+        *,
+        registry: JobRegistry | bool | None = None,
+        **options: Any,
+    ) -> None:
+        self._async = AsyncTuner(backend, model, registry=registry, **options)
+        self._loop = LoopThread(f"finetune-{self._async.backend_name}")
+        self._closer = weakref.finalize(self, self._loop.close)
+
+    def __repr__(self) -> str:
+        return f"Tuner({self.backend_name!r}, model={self.model!r})"
+
+    def __enter__(self) -> Tuner:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def run(self, awaitable: Awaitable[T]) -> T:
+        """Run one of the backend's own coroutines on this Tuner's loop, e.g.
+        ``tuner.run(tuner.backend.archive_model("ft:..."))``."""
+        coroutine: Coroutine[Any, Any, T] = _awaited(awaitable)
+        return self._loop.run(coroutine)
+
+    def close(self) -> None:
+        """Close the backend's connections and stop this Tuner's loop thread."""
+        if self._loop.started:
+            self._loop.run(self._async.aclose())
+        else:
+            import asyncio
+
+            asyncio.run(self._async.aclose())
+        self._closer()
+
+    @property
+    def backend_name(self) -> str:
+        """The backend's name."""
+        return self._async.backend_name
+
+    @property
+    def model(self) -> str | None:
+        """The base model fits start from."""
+        return self._async.model
+
+    @model.setter
+    def model(self, value: str | None) -> None:
+        self._async.model = value
+
+    @property
+    def backend(self) -> BaseBackend:
+        """The backend instance (its coroutines run with ``tuner.run``)."""
+        return self._async.backend
+
+    @property
+    def capabilities(self) -> Capabilities:
+        """What this backend can do."""
+        return self._async.capabilities
+
+    @property
+    def base_model(self) -> ModelRef:
+        """The untuned base model, as a ModelRef for evaluation."""
+        return self._async.base_model
+
+    def validate(
+        self, dataset: Dataset, validation: Dataset | None = None, *, model: str | None = None
+    ) -> ValidationReport:
+        """Check every row against this backend's rules and the model's context limit."""
+        return self._async.validate(dataset, validation, model=model)
+
+    def estimate(
+        self,
+        dataset: Dataset,
+        hyperparameters: Hyperparameters | None = None,
+        *,
+        model: str | None = None,
+    ) -> CostEstimate:
+        """Exact tokens, epochs, billed tokens and price, before any money is spent (with the
+        provider's own quote beside ours where it offers one)."""
+        local = self._async.estimate_locally(dataset, hyperparameters, model=model)
+        if not self.backend.supports("refine_estimate"):
+            return local
+        report = self._async.validate(dataset, model=model)
+        params = hyperparameters or Hyperparameters()
+        return self._loop.run(self._async.refine_estimate(dataset, local, params, report))
+
+    def fit(
+        self,
+        train: Dataset,
+        validation: Dataset | None = None,
+        *,
+        hyperparameters: Hyperparameters | None = None,
+        method: Literal["sft", "dpo"] = "sft",
+        suffix: str | None = None,
+        metadata: dict[str, str] | None = None,
+        integrations: list[dict[str, Any]] | None = None,
+        idempotency_key: str | None = None,
+        skip_validation: bool = False,
+        options: dict[str, Any] | None = None,
+    ) -> JobHandle:
+        """Validate, upload and start a job; a re-run of the same fit re-attaches to its job."""
+        plan = self._async.plan_fit(
+            train,
+            validation,
+            hyperparameters=hyperparameters,
+            method=method,
+            suffix=suffix,
+            metadata=metadata,
+            integrations=integrations,
+            idempotency_key=idempotency_key,
+            skip_validation=skip_validation,
+            options=options,
+        )
+        return JobHandle(self, self._loop.run(self._async.start(plan)))
+
+    def job(self, job_id: str) -> JobHandle:
+        """Re-attach to an existing job by id, from any process."""
+        return JobHandle(self, self._loop.run(self._async.job(job_id)))
+
+    def remote_jobs(self, *, limit: int = 20) -> list[Job]:
+        """The provider's own list of recent jobs (all of them, not only this machine's)."""
+        return self._loop.run(self._async.remote_jobs(limit=limit))
+
+    def jobs(self, *, limit: int = 50) -> list[JobRecord]:
+        """Jobs this machine started on this backend, from the registry (newest first)."""
+        return self._async.jobs(limit=limit)
+
+
+class JobHandle:
+    """A live view of one job: refresh, wait, cancel, read its events, metrics and model."""
+
+    def __init__(self, tuner: Tuner, handle: AsyncJobHandle) -> None:
+        self._tuner = tuner
+        self._handle = handle
+
+    def __repr__(self) -> str:
+        return f"<JobHandle {self.job.backend}:{self.job.id} {self.job.status.value}>"
+
+    def _repr_html_(self) -> str:
+        return self.job._repr_html_()
+
+    @property
+    def job(self) -> Job:
+        """The job as last seen."""
+        return self._handle.job
+
+    @property
+    def id(self) -> str:
+        """The provider's job id."""
+        return self._handle.id
+
+    @property
+    def status(self) -> JobStatus:
+        """Status as last seen (call ``refresh`` for the current one)."""
+        return self._handle.status
+
+    @property
+    def model(self) -> ModelRef:
+        """The fine-tuned model; raises if the job has not succeeded."""
+        return self._handle.model
+
+    def refresh(self) -> Job:
+        """Fetch the job's current state."""
+        return self._tuner._loop.run(self._handle.refresh())
+
+    def wait(
+        self,
+        poll_interval: float | None = None,
+        timeout: float | None = None,
+        progress: bool = False,
+        *,
+        max_interval: float | None = None,
+    ) -> Job:
+        """Poll with backoff until the job ends or is paused; raises ``JobFailed`` or
+        ``WaitTimeout`` (see ``AsyncJobHandle.wait``). Ctrl-C stops waiting, not the job."""
+        waiting = self._handle.wait(poll_interval, timeout, progress, max_interval=max_interval)
+        try:
+            return self._tuner._loop.run(waiting)
+        except KeyboardInterrupt:
+            log.warning(
+                "stopped waiting; job %s keeps running on %s. Re-attach with "
+                "Tuner(%r).job(%r), or cancel it with .cancel() (finetune cancel %s --backend %s)",
+                self.id,
+                self.job.backend,
+                self.job.backend,
+                self.id,
+                self.id,
+                self.job.backend,
+            )
+            raise
+
+    def cancel(self) -> Job:
+        """Cancel the job (a no-op on a job that already ended)."""
+        return self._tuner._loop.run(self._handle.cancel())
+
+    def pause(self) -> Job:
+        """Pause a running job (backends with pause/resume)."""
+        return self._tuner._loop.run(self._handle.pause())
+
+    def resume(self) -> Job:
+        """Resume a paused job (or, on the local backend, a killed one from its checkpoint)."""
+        return self._tuner._loop.run(self._handle.resume())
+
+    def events(self) -> list[JobEvent]:
+        """The job's log, oldest first."""
+        return self._tuner._loop.run(self._handle.events())
+
+    def metrics(self) -> MetricSeries:
+        """Training metrics per step."""
+        return self._tuner._loop.run(self._handle.metrics())
+
+    def checkpoints(self) -> list[Checkpoint]:
+        """Intermediate checkpoints, in step order."""
+        return self._tuner._loop.run(self._handle.checkpoints())

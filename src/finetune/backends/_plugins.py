@@ -1,0 +1,80 @@
+"""Finding backends by name: built-ins, in-process registrations and ``finetune.backends``
+entry points (how a plugin package adds one)."""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+from importlib.metadata import EntryPoint, entry_points
+from typing import Any
+
+from finetune._errors import BackendNotFound, FinetuneError, MissingDependency
+from finetune.backends.base import BaseBackend, as_async
+
+__all__ = [
+    "BUILTIN_BACKENDS",
+    "ENTRY_POINT_GROUP",
+    "available_backends",
+    "backend_class",
+    "load_backend",
+    "register_backend",
+]
+
+ENTRY_POINT_GROUP = "finetune.backends"
+# the built-ins are found without scanning installed packages, which keeps start-up short
+BUILTIN_BACKENDS = {
+    "openai": "finetune.backends.openai:OpenAIBackend",
+    "mistral": "finetune.backends.mistral:MistralBackend",
+    "together": "finetune.backends.together:TogetherBackend",
+    "fireworks": "finetune.backends.fireworks:FireworksBackend",
+    "hf": "finetune.backends.hf:HFBackend",
+    "fake": "finetune.testing:FakeBackend",
+}
+_registered: dict[str, Callable[..., Any]] = {}
+
+
+def register_backend(name: str, factory: Callable[..., Any]) -> None:
+    """Register a backend class in-process (entry points are the way for installed plugins)."""
+    _registered[name] = factory
+
+
+def _entry_points() -> dict[str, EntryPoint]:
+    return {ep.name: ep for ep in entry_points(group=ENTRY_POINT_GROUP)}
+
+
+def available_backends() -> list[str]:
+    """Names of every backend: built in, installed (entry points) or registered in-process."""
+    return sorted(set(BUILTIN_BACKENDS) | set(_entry_points()) | set(_registered))
+
+
+def _load(name: str, target: str) -> Callable[..., Any]:
+    module_name, _, attribute = target.partition(":")
+    try:
+        module = importlib.import_module(module_name)
+    except MissingDependency:
+        raise
+    except ImportError as exc:
+        raise FinetuneError(
+            f"backend {name!r} is registered by {target!r} but could not be imported "
+            f"({exc}); reinstall the package that provides it"
+        ) from exc
+    factory: Callable[..., Any] = getattr(module, attribute)
+    return factory
+
+
+def backend_class(name: str) -> Callable[..., Any]:
+    """The class (factory) registered as ``name``, without building it."""
+    if name in _registered:
+        return _registered[name]
+    if name in BUILTIN_BACKENDS:
+        return _load(name, BUILTIN_BACKENDS[name])
+    found = _entry_points().get(name)
+    if found is None:
+        raise BackendNotFound(name, available_backends())
+    return _load(name, found.value)
+
+
+def load_backend(name: str, **options: Any) -> BaseBackend:
+    """Build the backend registered as ``name`` with its options (api_key, base_url, ...),
+    behind the async interface (a synchronous backend runs in worker threads)."""
+    return as_async(backend_class(name)(**options))

@@ -1,0 +1,470 @@
+"""Helpers for backend authors: one retry policy, error mapping, redaction, paging, file names.
+
+Every built-in hosted backend uses these, and a plugin may import them to behave the same way:
+
+- ``retrying()`` / ``call_with_retries()``: exponential backoff with jitter (tenacity), never
+  shorter than the provider's Retry-After, and no waiting past ``retry_after_cap``: a longer
+  Retry-After ends the retries at once with a ``RateLimitError`` carrying the wait.
+- ``error_for_status()``: an HTTP error answer as the matching ``BackendError``.
+- ``json_answer()`` and ``mapped()``: an unreadable or oddly shaped answer becomes a
+  ``ServerError`` naming the provider, the status and a short excerpt, never a foreign error.
+- ``foreign_error()``: any other exception as a ``ServerError`` whose cause is a redacted copy.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import json
+import math
+import random
+import re
+import shutil
+import tempfile
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import asynccontextmanager, contextmanager
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from finetune._errors import (
+    AuthenticationError,
+    BackendError,
+    FinetuneError,
+    InvalidRequestError,
+    JobNotFound,
+    PermissionDeniedError,
+    RateLimitError,
+    ServerError,
+)
+
+if TYPE_CHECKING:
+    from tenacity import AsyncRetrying, RetryCallState
+
+    from finetune.dataset import Dataset
+
+__all__ = [
+    "Backoff",
+    "PageCollector",
+    "RedactedCause",
+    "as_dict",
+    "call_with_retries",
+    "error_for_status",
+    "excerpt",
+    "expect_object",
+    "file_name",
+    "foreign_error",
+    "is_retryable",
+    "json_answer",
+    "list_at",
+    "mapped",
+    "number",
+    "object_at",
+    "parses",
+    "provider_file",
+    "redact",
+    "retry_after_seconds",
+    "retrying",
+    "text",
+    "unix_time",
+    "whole",
+    "written",
+]
+
+T = TypeVar("T")
+F = TypeVar("F", bound=Callable[..., Any])
+_KEYLIKE = re.compile(
+    r"\b((?:sk|fw|tgp|pk|rk)[-_][A-Za-z0-9]{0,4})[A-Za-z0-9_*-]{8,}|\b(Bearer\s+)\S+"
+)
+DEFAULT_RETRY_AFTER_CAP = 120.0
+
+
+def redact(text: str, *secrets: str | None) -> str:
+    """Remove every known secret and anything key-like from a message."""
+    for secret in secrets:
+        if secret and len(secret) >= 6:
+            text = text.replace(secret, "***")
+    return _KEYLIKE.sub(lambda m: (m.group(1) or m.group(2)) + "***", text)
+
+
+def excerpt(text: Any, limit: int = 200) -> str:
+    """A short, one-line excerpt of a provider's answer, for error messages."""
+    flat = " ".join(str(text).split())
+    return flat if len(flat) <= limit else flat[: limit - 3] + "..."
+
+
+class RedactedCause(Exception):
+    """Stands in for a foreign exception (SDK, JSON, network) as ``__cause__`` of our error:
+    its type and message, secrets removed, without the objects that hold the raw request."""
+
+    def __init__(self, error: BaseException, *secrets: str | None) -> None:
+        self.type_name = f"{type(error).__module__}.{type(error).__qualname__}"
+        super().__init__(f"{self.type_name}: {redact(excerpt(error, 500), *secrets)}")
+
+
+def foreign_error(
+    provider: str, error: BaseException, *secrets: str | None, action: str = "call"
+) -> BackendError:
+    """An exception that is not ours (a parse error, a type error in an SDK) as a retryable
+    ``ServerError`` that names the provider; its ``__cause__`` is a redacted copy."""
+    if isinstance(error, BackendError):
+        return error
+    detail = excerpt(redact(str(error) or type(error).__name__, *secrets))
+    mapped_error = ServerError(
+        f"unexpected answer to {action}: {type(error).__name__}: {detail}", backend=provider
+    )
+    mapped_error.__cause__ = RedactedCause(error, *secrets)
+    return mapped_error
+
+
+def _is_connection_problem(error: BaseException) -> bool:
+    names = {cls.__name__ for cls in type(error).__mro__}
+    return bool(
+        names
+        & {"TransportError", "TimeoutException", "NoResponseError", "ConnectionError", "OSError"}
+    )
+
+
+def is_retryable(error: BaseException) -> bool:
+    """True for errors that a later attempt may not meet (rate limits, 5xx, connections)."""
+    return isinstance(error, BackendError) and error.retryable
+
+
+def retry_after_seconds(headers: Any) -> float | None:
+    """The wait a 429 or 503 asks for, from ``retry-after-ms`` or ``retry-after`` (seconds)."""
+    if headers is None:
+        return None
+    for name, scale in (("retry-after-ms", 0.001), ("retry-after", 1.0)):
+        value = headers.get(name)
+        if value is None:
+            continue
+        try:
+            return max(0.0, float(value) * scale)
+        except (TypeError, ValueError):
+            continue
+    return None
+
+
+def _detail(body: Any) -> tuple[str, str | None, str | None]:
+    """Message, offending field and code from any of the usual error shapes."""
+    if isinstance(body, dict):
+        detail = body.get("detail")
+        if isinstance(detail, list) and detail:
+            first = detail[0] if isinstance(detail[0], dict) else {}
+            location = [str(p) for p in first.get("loc", []) or [] if p not in ("body", "query")]
+            messages = "; ".join(str(d.get("msg")) for d in detail if isinstance(d, dict))
+            return messages or str(detail), ".".join(location) or None, None
+        if detail:
+            return str(detail), None, None
+        error = body.get("error")
+        if isinstance(error, dict) and error:
+            code = error.get("code")
+            return (
+                str(error.get("message") or error),
+                _text_or_none(error.get("param")),
+                _text_or_none(code),
+            )
+        if isinstance(error, str) and error:
+            return error, None, None
+        if body.get("message"):
+            message = str(body["message"])
+            return message, _text_or_none(body.get("param")), _text_or_none(body.get("code"))
+    return (excerpt(body) if body not in (None, "") else "no detail given"), None, None
+
+
+def _text_or_none(value: Any) -> str | None:
+    return None if value is None else str(value)
+
+
+def error_for_status(
+    provider: str,
+    status: int,
+    body: Any,
+    headers: Any = None,
+    *secrets: str | None,
+    job_call: bool = False,
+    key_hint: str = "",
+) -> BackendError:
+    """An HTTP error answer as the matching error of our tree (secrets redacted).
+
+    ``job_call`` maps a 404 to ``JobNotFound``; ``key_hint`` ("Set OPENAI_API_KEY ...") is
+    added to authentication errors.
+    """
+    message, param, code = _detail(body)
+    message = redact(message, *secrets)
+    common: dict[str, Any] = {"backend": provider, "status_code": status}
+    if status == 401:
+        hint = f". {key_hint}" if key_hint else ""
+        return AuthenticationError(f"{message}{hint}", code=code, **common)
+    if status == 403:
+        return PermissionDeniedError(message, code=code, **common)
+    if status == 404 and job_call:
+        return JobNotFound(message, code=code, **common)
+    if status == 429:
+        return RateLimitError(message, retry_after=retry_after_seconds(headers), **common)
+    if status >= 500:
+        error = ServerError(f"{message} (HTTP {status})", code=code, **common)
+        error.retry_after = retry_after_seconds(headers)
+        return error
+    return InvalidRequestError(message, param=param, code=code or str(status), **common)
+
+
+def json_answer(provider: str, status: int, text: str) -> Any:
+    """A 2xx answer's JSON, or a ``ServerError`` naming the status and an excerpt."""
+    try:
+        return json.loads(text)
+    except ValueError:
+        raise ServerError(
+            f"answered HTTP {status} with a body that is not JSON: {excerpt(text) or '(empty)'}",
+            backend=provider,
+            status_code=status,
+        ) from None
+
+
+@contextmanager
+def mapped(provider: str, what: str, payload: Any) -> Iterator[None]:
+    """Turn a mapping failure on an oddly shaped answer (a missing ``id``, a string where a
+    number belongs, ``[]`` where an object belongs) into a ``ServerError`` with an excerpt."""
+    try:
+        yield
+    except FinetuneError:
+        raise
+    except (KeyError, TypeError, ValueError, AttributeError, IndexError) as exc:
+        shown = excerpt(json.dumps(payload, default=str) if payload is not None else "null")
+        error = ServerError(
+            f"answered a {what} we cannot read ({type(exc).__name__}: {excerpt(exc, 80)}): {shown}",
+            backend=provider,
+        )
+        raise error from RedactedCause(exc)
+
+
+def parses(provider: str, what: str) -> Callable[[F], F]:
+    """Decorate a mapping function (payload -> our model): an oddly shaped payload (its first
+    argument) becomes a ``ServerError`` with an excerpt instead of a foreign exception."""
+
+    def decorate(function: F) -> F:
+        @functools.wraps(function)
+        def guarded(payload: Any, *args: Any, **kwargs: Any) -> Any:
+            with mapped(provider, what, payload):
+                return function(payload, *args, **kwargs)
+
+        return guarded  # type: ignore[return-value]
+
+    return decorate
+
+
+def expect_object(provider: str, what: str, payload: Any) -> dict[str, Any]:
+    """``payload`` when it is a JSON object, else a ``ServerError`` with an excerpt."""
+    if isinstance(payload, dict):
+        return payload
+    shown = excerpt(json.dumps(payload, default=str))
+    raise ServerError(f"answered a {what} that is not an object: {shown}", backend=provider)
+
+
+class Backoff:
+    """Exponential backoff with jitter, capped, never shorter than the server's Retry-After.
+
+    Used for retries (``factor=2``) and for polling a job (``factor=1.5``, a larger cap).
+    """
+
+    def __init__(self, first: float = 0.5, cap: float = 10.0, factor: float = 2.0) -> None:
+        self.first = first
+        self.cap = max(cap, first)
+        self.factor = factor
+
+    def delay(self, attempt: int, error: BaseException | None = None) -> float:
+        """Seconds to wait before attempt ``attempt + 1`` (``attempt`` counts from 1)."""
+        base = min(self.cap, self.first * self.factor ** (attempt - 1))
+        wait = base * random.uniform(0.9, 1.1)
+        hinted = getattr(error, "retry_after", None)
+        if isinstance(hinted, (int, float)) and hinted > 0:
+            wait = max(wait, float(hinted))
+        return wait
+
+    def __call__(self, state: RetryCallState) -> float:
+        outcome = state.outcome
+        error = outcome.exception() if outcome is not None and outcome.failed else None
+        return self.delay(state.attempt_number, error)
+
+
+def _stop_retrying(attempts: int, retry_after_cap: float) -> Callable[[RetryCallState], bool]:
+    def stop(state: RetryCallState) -> bool:
+        if state.attempt_number >= attempts:
+            return True
+        outcome = state.outcome
+        error = outcome.exception() if outcome is not None and outcome.failed else None
+        hinted = getattr(error, "retry_after", None)
+        return isinstance(hinted, (int, float)) and hinted > retry_after_cap
+
+    return stop
+
+
+def retrying(
+    attempts: int = 6,
+    *,
+    first: float = 0.5,
+    cap: float = 10.0,
+    retry_after_cap: float = DEFAULT_RETRY_AFTER_CAP,
+    retry: Callable[[BaseException], bool] = is_retryable,
+) -> AsyncRetrying:
+    """The one retry policy: ``async for attempt in retrying(): with attempt: ...``.
+
+    Retries what ``retry`` accepts (rate limits, 5xx, connection problems) up to ``attempts``
+    tries; a Retry-After longer than ``retry_after_cap`` seconds ends it at once with the
+    error, which carries the wait (``RateLimitError.retry_after``).
+    """
+    from tenacity import AsyncRetrying, retry_if_exception
+
+    return AsyncRetrying(
+        retry=retry_if_exception(retry),
+        stop=_stop_retrying(attempts, retry_after_cap),
+        wait=Backoff(first, cap),
+        reraise=True,
+    )
+
+
+async def call_with_retries(
+    call: Callable[[], Awaitable[T]],
+    attempts: int = 6,
+    *,
+    first: float = 0.5,
+    retry_after_cap: float = DEFAULT_RETRY_AFTER_CAP,
+) -> T:
+    """``await call()`` under ``retrying()``: for idempotent calls (reads, lookups)."""
+    async for attempt in retrying(attempts, first=first, retry_after_cap=retry_after_cap):
+        with attempt:
+            return await call()
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+class PageCollector:
+    """Collects items across page-numbered answers; done at ``total``, a short or repeated page."""
+
+    def __init__(self, limit: int, page_size: int, key: str = "id") -> None:
+        self.limit = limit
+        self.page_size = page_size
+        self.items: list[dict[str, Any]] = []
+        self._key = key
+        self._seen: set[str] = set()
+
+    def add(self, data: list[Any], total: Any = None) -> bool:
+        """Take one page's items; True when no further page is worth asking for."""
+        fresh = [d for d in data if isinstance(d, dict) and str(d.get(self._key)) not in self._seen]
+        for item in fresh[: self.limit - len(self.items)]:
+            self._seen.add(str(item.get(self._key)))
+            self.items.append(item)
+        return (
+            not fresh
+            or len(self.items) >= self.limit
+            or len(data) < self.page_size
+            or bool(isinstance(total, int) and len(self.items) >= total)
+        )
+
+
+def number(raw: Any) -> float | None:
+    """A finite number from a number or numeric text; anything else (``"supervised"``,
+    ``None``, ``true``) is ``None``: providers put strings among their numbers."""
+    if isinstance(raw, bool) or raw is None or raw == "":
+        return None
+    try:
+        value = float(raw)
+    except (TypeError, ValueError):
+        return None
+    return value if math.isfinite(value) else None
+
+
+def whole(raw: Any) -> int | None:
+    """An integer from an integral number or numeric text, else ``None``."""
+    value = number(raw)
+    return int(value) if value is not None and value.is_integer() else None
+
+
+def object_at(data: dict[str, Any], key: str) -> dict[str, Any]:
+    """``data[key]`` when it is a JSON object, else ``{}``."""
+    value = data.get(key)
+    return value if isinstance(value, dict) else {}
+
+
+def list_at(data: dict[str, Any], key: str) -> list[Any]:
+    """``data[key]`` when it is a JSON array, else ``[]``."""
+    value = data.get(key)
+    return value if isinstance(value, list) else []
+
+
+def text(raw: Any) -> str | None:
+    """A non-empty string, else ``None``."""
+    return raw if isinstance(raw, str) and raw else None
+
+
+def unix_time(value: Any) -> datetime | None:
+    """A provider's UNIX timestamp (seconds) or ISO 8601 text as an aware UTC datetime.
+
+    ``None`` and values that are neither give ``None`` (an odd timestamp is not worth an error).
+    """
+    if value is None or isinstance(value, bool):
+        return None
+    if isinstance(value, (int, float)):
+        try:
+            return datetime.fromtimestamp(float(value), tz=timezone.utc)
+        except (OverflowError, OSError, ValueError):
+            return None
+    if isinstance(value, str):
+        try:
+            parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        except ValueError:
+            return None
+        return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
+    return None
+
+
+def as_dict(payload: Any) -> dict[str, Any]:
+    """An SDK model (pydantic) or a mapping as a plain JSON-ready dict; anything else is ``{}``
+    when empty and a ``TypeError`` otherwise (inside ``mapped`` that is a ``ServerError``)."""
+    if hasattr(payload, "model_dump"):
+        dumped: dict[str, Any] = payload.model_dump(mode="json")
+        return dumped
+    if isinstance(payload, dict):
+        return dict(payload)
+    if payload is None:
+        return {}
+    raise TypeError(f"expected an object, got {type(payload).__name__}")
+
+
+def file_name(dataset: Dataset, purpose: str) -> str:
+    """The upload name: the dataset fingerprint makes identical content reusable by name."""
+    return f"finetune-{dataset.fingerprint()[:24]}-{purpose}.jsonl"
+
+
+@contextmanager
+def provider_file(dataset: Dataset, fmt: Any) -> Iterator[Path]:
+    """The dataset written in a provider's format (a format name, or a function from an
+    example to its JSON line) to a temporary file, removed afterwards."""
+    with tempfile.TemporaryDirectory(prefix="finetune-") as folder:
+        path = Path(folder) / "data.jsonl"
+        dataset.to_jsonl(path, format=fmt)
+        yield path
+
+
+@asynccontextmanager
+async def written(dataset: Dataset, fmt: Any) -> AsyncIterator[Path]:
+    """``provider_file`` for async code: the file is written in a worker thread."""
+    folder = await asyncio.to_thread(tempfile.mkdtemp, prefix="finetune-")
+    try:
+        path = Path(folder) / "data.jsonl"
+        await asyncio.to_thread(dataset.to_jsonl, path, format=fmt)
+        yield path
+    finally:
+        await asyncio.to_thread(shutil.rmtree, folder, True)
+
+
+def connection_error(provider: str, error: BaseException, *secrets: str | None) -> ServerError:
+    """A network failure (reset, timeout, refused) as a retryable ``ServerError``."""
+    detail = redact(excerpt(str(error) or type(error).__name__), *secrets)
+    mapped_error = ServerError(f"connection problem: {detail}", backend=provider)
+    mapped_error.__cause__ = RedactedCause(error, *secrets)
+    return mapped_error
+
+
+def is_connection_problem(error: BaseException) -> bool:
+    """True for transport failures of httpx, httpcore, the SDKs and the socket layer."""
+    return _is_connection_problem(error)

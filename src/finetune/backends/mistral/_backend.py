@@ -1,0 +1,505 @@
+"""MistralBackend: fine-tuning jobs over REST with httpx, files through the ``mistralai`` SDK.
+
+mistralai 3.x no longer wraps ``/v1/fine_tuning/jobs`` while Mistral's API reference still
+documents it, so the job endpoints are called with httpx (the one retry policy of
+``finetune.backends.http``) and the SDK is used where it covers: files and models.
+
+Mistral's job routes now answer 410 Gone: ``check_open`` finds that out with one cheap call
+before anything is uploaded and raises ``ProviderUnavailable`` naming what to use instead.
+Reading existing jobs, their events and metrics, and managing fine-tuned models still work.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from finetune._errors import (
+    AuthenticationError,
+    BackendError,
+    FinetuneError,
+    MissingDependency,
+    ProviderUnavailable,
+)
+from finetune.backends.base import BaseBackend, JobRequest
+from finetune.backends.http import (
+    PageCollector,
+    as_dict,
+    call_with_retries,
+    connection_error,
+    error_for_status,
+    expect_object,
+    file_name,
+    foreign_error,
+    is_connection_problem,
+    json_answer,
+    list_at,
+    retrying,
+    written,
+)
+from finetune.backends.mistral._mapping import (
+    CAPABILITIES,
+    NAME,
+    checkpoints_from_payload,
+    create_body,
+    event_from_payload,
+    file_ref,
+    job_from_payload,
+    matches_file,
+    metrics_from_payload,
+    same_fit,
+    with_dry_run,
+)
+from finetune.lifecycle import alternatives_for
+from finetune.types import (
+    Checkpoint,
+    CostEstimate,
+    FileRef,
+    Hyperparameters,
+    Job,
+    JobEvent,
+    JobStatus,
+    MetricPoint,
+)
+
+if TYPE_CHECKING:
+    import httpx
+
+    from finetune.dataset import Dataset
+    from finetune.validation import TokenCounter
+
+__all__ = ["MistralBackend", "map_error"]
+
+log = logging.getLogger("finetune")
+DEFAULT_SERVER_URL = "https://api.mistral.ai"
+JOBS = "/v1/fine_tuning/jobs"
+PAGE_SIZE = 100
+MAX_PAGES = 100
+KEY_HINT = "Set MISTRAL_API_KEY or pass api_key=... to the Tuner"
+
+
+def _sdk_class() -> Any:
+    try:
+        from mistralai.client import Mistral
+    except ImportError:
+        try:
+            from mistralai import Mistral
+        except ImportError as exc:
+            raise MissingDependency(
+                "mistralai", "mistral", purpose="for the Mistral backend"
+            ) from exc
+    return Mistral
+
+
+def _body_of(text: str) -> Any:
+    try:
+        import json
+
+        return json.loads(text)
+    except ValueError:
+        return text
+
+
+def map_error(
+    error: BaseException, secrets: tuple[str | None, ...], *, job_call: bool = False
+) -> Exception:
+    """An httpx or mistralai SDK exception as our error (secrets redacted)."""
+    if isinstance(error, FinetuneError):
+        return error
+    status = getattr(error, "status_code", None)
+    if isinstance(status, int) and status >= 400:
+        raw = getattr(error, "raw_response", None)
+        body = _body_of(str(getattr(error, "body", "") or ""))
+        headers = getattr(error, "headers", None) or getattr(raw, "headers", None)
+        return error_for_status(
+            NAME, status, body, headers, *secrets, job_call=job_call, key_hint=KEY_HINT
+        )
+    if is_connection_problem(error):
+        return connection_error(NAME, error, *secrets)
+    return foreign_error(NAME, error, *secrets)
+
+
+def _integration_keys(body: dict[str, Any]) -> tuple[str | None, ...]:
+    return tuple(i.get("api_key") for i in body.get("integrations", []))
+
+
+class MistralBackend(BaseBackend):
+    """Mistral fine-tuning: jobs over REST (httpx), files through the ``mistralai`` SDK
+    (``pip install "finetune[mistral]"``).
+
+    Args:
+        api_key: Mistral API key (``MISTRAL_API_KEY`` when omitted; only calls need it, so
+            ``validate`` and ``estimate`` work without one).
+        server_url: API root, ``https://api.mistral.ai`` by default (``MISTRAL_SERVER_URL``);
+            ``base_url`` is accepted as an alias.
+        sdk: a ``mistralai.Mistral`` to use for files instead of building one.
+        http_client: an ``httpx.AsyncClient`` for the job endpoints (proxies, tests).
+        timeout: seconds per request. attempts: tries per call for transient failures.
+        estimate_dry_run: let ``Tuner.estimate`` ask the API's dry run when a key is set.
+        allow_closed_provider: try to create jobs even though the job API is retired.
+    """
+
+    name = NAME
+    capabilities = CAPABILITIES
+
+    def __init__(
+        self,
+        *,
+        api_key: str | None = None,
+        server_url: str | None = None,
+        base_url: str | None = None,
+        sdk: Any = None,
+        http_client: Any = None,
+        timeout: float = 60.0,
+        attempts: int = 6,
+        retry_wait: float = 0.5,
+        estimate_dry_run: bool = True,
+        retry_after_cap: float = 120.0,
+        allow_closed_provider: bool = False,
+    ) -> None:
+        self._key = api_key or os.environ.get("MISTRAL_API_KEY") or None
+        url = server_url or base_url or os.environ.get("MISTRAL_SERVER_URL") or DEFAULT_SERVER_URL
+        self._server_url = url.rstrip("/")
+        self._timeout = timeout
+        self._attempts = attempts
+        self._retry_wait = retry_wait
+        self._retry_after_cap = retry_after_cap
+        self._dry_run = estimate_dry_run
+        self._sdk_client = sdk
+        self._own_sdk = sdk is None
+        self._http = http_client
+        self._own_http = http_client is None
+        self.allow_closed_provider = allow_closed_provider
+
+    def __repr__(self) -> str:
+        return f"MistralBackend(server_url={self._server_url!r})"
+
+    @property
+    def identity(self) -> str:
+        """Server URL and a digest of the key (never the key)."""
+        digest = hashlib.sha256((self._key or "").encode()).hexdigest()[:12]
+        return f"{self._server_url}|{digest}"
+
+    def token_counter(self, model: str) -> TokenCounter:
+        """mistral-common's bundled tokenizer for the model (approximate, and said so, without
+        the ``finetune[mistral]`` extra)."""
+        from finetune.validation import counter_for
+
+        return counter_for("mistral", model)
+
+    # -- transport --
+
+    def _require_key(self) -> str:
+        if not self._key:
+            raise AuthenticationError(f"no Mistral API key. {KEY_HINT}", backend=NAME)
+        return self._key
+
+    def _client(self) -> httpx.AsyncClient:
+        if self._http is None:
+            import httpx
+
+            self._http = httpx.AsyncClient(base_url=self._server_url, timeout=self._timeout)
+        client: httpx.AsyncClient = self._http
+        return client
+
+    def _sdk(self) -> Any:
+        if self._sdk_client is None:
+            self._sdk_client = _sdk_class()(
+                api_key=self._require_key(),
+                server_url=self._server_url,
+                timeout_ms=int(self._timeout * 1000),
+            )
+        return self._sdk_client
+
+    async def _send(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: dict[str, Any] | None = None,
+        body: Any = None,
+        job_call: bool = False,
+        secrets: tuple[str | None, ...] = (),
+    ) -> Any:
+        """One request; the answer's JSON, or the matching error of our tree."""
+        headers = {"Authorization": f"Bearer {self._require_key()}", "Accept": "application/json"}
+        every_secret = (self._key, *secrets)
+        try:
+            response = await self._client().request(
+                method, self._server_url + path, params=params, json=body, headers=headers
+            )
+        except Exception as exc:
+            error = map_error(exc, every_secret)
+        else:
+            if response.status_code >= 400:
+                raise error_for_status(
+                    NAME,
+                    response.status_code,
+                    _body_of(response.text),
+                    response.headers,
+                    *every_secret,
+                    job_call=job_call,
+                    key_hint=KEY_HINT,
+                )
+            return json_answer(NAME, response.status_code, response.text)
+        raise error
+
+    async def _get(self, path: str, *, params: Any = None, job_call: bool = False) -> Any:
+        return await call_with_retries(
+            lambda: self._send("GET", path, params=params, job_call=job_call),
+            self._attempts,
+            first=self._retry_wait,
+            retry_after_cap=self._retry_after_cap,
+        )
+
+    async def _job_payload(self, job_id: str) -> dict[str, Any]:
+        payload = await self._get(f"{JOBS}/{job_id}", job_call=True)
+        return expect_object(NAME, "fine-tuning job", payload)
+
+    async def _sdk_call(self, fn: Callable[..., Awaitable[Any]], **kwargs: Any) -> Any:
+        try:
+            return await fn(**kwargs)
+        except Exception as exc:
+            error = map_error(exc, (self._key,))
+        raise error
+
+    async def _sdk_retried(self, fn: Callable[..., Awaitable[Any]], **kwargs: Any) -> Any:
+        return await call_with_retries(
+            lambda: self._sdk_call(fn, **kwargs),
+            self._attempts,
+            first=self._retry_wait,
+            retry_after_cap=self._retry_after_cap,
+        )
+
+    def _list_params(self, page: int, page_size: int, **filters: Any) -> dict[str, Any]:
+        params: dict[str, Any] = {"page": page, "page_size": page_size}
+        for key, value in filters.items():
+            if value is not None:
+                params[key] = str(value).lower() if isinstance(value, bool) else value
+        return params
+
+    # -- lifecycle --
+
+    async def check_open(self, model: str) -> None:
+        """One cheap call (list one job): the retired job API answers 410 Gone, and then
+        ``ProviderUnavailable`` is raised before anything is uploaded."""
+        if self.allow_closed_provider:
+            return
+        try:
+            await self._send("GET", JOBS, params={"page": 0, "page_size": 1})
+        except BackendError as error:
+            if error.status_code == 410:
+                raise ProviderUnavailable(
+                    f"Mistral no longer creates fine-tuning jobs ({error}); nothing was "
+                    "uploaded. Existing jobs and fine-tuned models still work",
+                    alternatives=alternatives_for(model),
+                    backend=NAME,
+                    status_code=410,
+                ) from None
+            if not error.retryable:
+                raise
+
+    # -- files --
+
+    async def upload(self, dataset: Dataset, *, purpose: str = "train") -> FileRef:
+        """Upload in Mistral's format, reusing a file of the same fingerprinted name and size."""
+        import asyncio
+
+        name = await asyncio.to_thread(file_name, dataset, purpose)
+        async with written(dataset, self.format_example) as path:
+            return await self.upload_file(path, filename=name)
+
+    async def upload_file(
+        self, path: str | os.PathLike[str], *, filename: str | None = None
+    ) -> FileRef:
+        """Upload a JSONL file already in Mistral's format (``purpose="fine-tune"``), streamed.
+
+        A file with the same name and size is reused; after a failed attempt the file list is
+        checked before trying again, so a lost answer never leaves a duplicate.
+        """
+        source = Path(path)
+        name = filename or source.name
+        size = source.stat().st_size
+        async for attempt in retrying(self._attempts, first=self._retry_wait):
+            with attempt:
+                found = await self._find_file(name, size)
+                if found is not None:
+                    return found
+                with source.open("rb") as handle:
+                    payload = await self._sdk_call(
+                        self._sdk().files.upload_async,
+                        file={"file_name": name, "content": handle},
+                        purpose="fine-tune",
+                    )
+                return file_ref(payload)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    async def _find_file(self, name: str, size: int) -> FileRef | None:
+        for page in range(MAX_PAGES):
+            listed = await self._sdk_retried(
+                self._sdk().files.list_async,
+                page=page,
+                page_size=PAGE_SIZE,
+                purpose="fine-tune",
+                search=name,
+            )
+            items = as_dict(listed).get("data") or []
+            for item in items:
+                if matches_file(item, name, size):
+                    return file_ref(item)
+            if len(items) < PAGE_SIZE:
+                return None
+        return None
+
+    async def delete_file(self, file_id: str) -> bool:
+        """Delete an uploaded file; returns ``deleted``."""
+        answer = await self._sdk_retried(self._sdk().files.delete_async, file_id=file_id)
+        return bool(as_dict(answer).get("deleted", True))
+
+    # -- jobs --
+
+    async def create_job(self, request: JobRequest) -> Job:
+        """Send one create (the Tuner first looks for a job training the same thing)."""
+        body = create_body(request)
+        answer = await self._send("POST", JOBS, body=body, secrets=_integration_keys(body))
+        return job_from_payload(answer)
+
+    async def find_job(self, request: JobRequest) -> Job | None:
+        """Mistral stores no client key: a live job training the same files, suffix and
+        hyperparameters is this fit's job."""
+        body = create_body(request)
+        filters = {"model": body["model"], "created_by_me": True, "suffix": body.get("suffix")}
+        for item in await self._jobs(limit=PAGE_SIZE * 10, **filters):
+            if same_fit(item, body):
+                return job_from_payload(item)
+        return None
+
+    def owns(self, job: Job, request_key: str) -> bool:
+        """Mistral keeps no key on a job: a remembered job is trusted by the endpoint alone."""
+        return True
+
+    async def _jobs(self, *, limit: int, **filters: Any) -> list[dict[str, Any]]:
+        pager = PageCollector(limit, min(limit, PAGE_SIZE))
+        for page in range(MAX_PAGES):
+            params = self._list_params(page, pager.page_size, **filters)
+            answer = expect_object(NAME, "job list", await self._get(JOBS, params=params))
+            if pager.add(list_at(answer, "data"), answer.get("total")):
+                break
+        return pager.items
+
+    async def get_job(self, job_id: str) -> Job:
+        """The job as it is now (its events, checkpoints and metrics come with it)."""
+        return job_from_payload(await self._job_payload(job_id))
+
+    async def list_jobs(self, *, limit: int = 20) -> list[Job]:
+        """The most recent jobs, newest first."""
+        return [job_from_payload(item) for item in await self._jobs(limit=limit)]
+
+    async def _transition(self, job_id: str, action: str, done: Callable[[Job], bool]) -> Job:
+        async for attempt in retrying(self._attempts, first=self._retry_wait):
+            with attempt:
+                if attempt.retry_state.attempt_number > 1:
+                    current = await self.get_job(job_id)
+                    if done(current):
+                        return current
+                path = f"{JOBS}/{job_id}/{action}"
+                return job_from_payload(await self._send("POST", path, job_call=True))
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    async def cancel_job(self, job_id: str) -> Job:
+        """Request cancellation (the job shows running until Mistral reports CANCELLED)."""
+        return await self._transition(job_id, "cancel", _cancel_seen)
+
+    async def resume_job(self, job_id: str) -> Job:
+        """Start a job created with ``auto_start=False`` (Mistral's ``/start``)."""
+        return await self.start_job(job_id)
+
+    async def start_job(self, job_id: str) -> Job:
+        """Start a validated job that was created with ``options={"auto_start": False}``."""
+        return await self._transition(job_id, "start", _start_seen)
+
+    async def list_events(self, job_id: str) -> list[JobEvent]:
+        """The job's status changes, oldest first (from the job detail)."""
+        payload = await self._job_payload(job_id)
+        found = [event_from_payload(e) for e in list_at(payload, "events") if isinstance(e, dict)]
+        return sorted(found, key=lambda e: e.created_at)
+
+    async def get_metrics(self, job_id: str) -> list[MetricPoint]:
+        """Metrics at each checkpoint: train_loss, valid_loss, valid_mean_token_accuracy."""
+        return metrics_from_payload(await self._job_payload(job_id))
+
+    async def list_checkpoints(self, job_id: str) -> list[Checkpoint]:
+        """Checkpoints, in step order."""
+        return checkpoints_from_payload(await self._job_payload(job_id))
+
+    async def refine_estimate(
+        self, dataset: Dataset, estimate: CostEstimate, hyperparameters: Hyperparameters
+    ) -> CostEstimate:
+        """Our estimate with Mistral's dry-run figures beside it (needs a key; uploads the data,
+        which the later fit then reuses)."""
+        if not self._dry_run or not self._key:
+            return _without_dry_run(estimate, self._dry_run)
+        training = await self.upload(dataset, purpose="train")
+        request = JobRequest(
+            base_model=estimate.model,
+            training_file=training,
+            hyperparameters=hyperparameters,
+            idempotency_key="dry-run",
+        )
+        body = create_body(request)
+        figures = await call_with_retries(
+            lambda: self._send("POST", JOBS, params={"dry_run": "true"}, body=body),
+            self._attempts,
+            first=self._retry_wait,
+        )
+        return with_dry_run(estimate, figures if isinstance(figures, dict) else {})
+
+    # -- fine-tuned models (through the SDK) --
+
+    async def archive_model(self, model: str) -> bool:
+        """Archive a fine-tuned model (it stops being listed and served); returns ``archived``."""
+        answer = await self._sdk_retried(self._sdk().models.archive_async, model_id=model)
+        return bool(as_dict(answer).get("archived", True))
+
+    async def unarchive_model(self, model: str) -> bool:
+        """Bring an archived fine-tuned model back; returns ``archived`` (``False``)."""
+        answer = await self._sdk_retried(self._sdk().models.unarchive_async, model_id=model)
+        return bool(as_dict(answer).get("archived", False))
+
+    async def update_model(
+        self, model: str, *, name: str | None = None, description: str | None = None
+    ) -> dict[str, Any]:
+        """Rename or describe a fine-tuned model; returns Mistral's model record."""
+        fields = {k: v for k, v in (("name", name), ("description", description)) if v}
+        answer = await self._sdk_retried(self._sdk().models.update_async, model_id=model, **fields)
+        return as_dict(answer)
+
+    async def aclose(self) -> None:
+        """Close the connections this backend opened (its httpx client and the SDK's)."""
+        if self._own_http and self._http is not None:
+            await self._http.aclose()
+            self._http = None
+        client = self._sdk_client
+        if client is not None and self._own_sdk:
+            client.__exit__(None, None, None)
+            await client.__aexit__(None, None, None)
+            self._sdk_client = None
+
+
+def _cancel_seen(job: Job) -> bool:
+    return (job.raw or {}).get("status") in ("CANCELLATION_REQUESTED", "CANCELLED")
+
+
+def _start_seen(job: Job) -> bool:
+    return job.status is not JobStatus.PAUSED
+
+
+def _without_dry_run(estimate: CostEstimate, wanted: bool) -> CostEstimate:
+    if not wanted:
+        return estimate
+    note = "no Mistral API key: the API's dry run was skipped; the figures above are our own"
+    return estimate.model_copy(update={"notes": [*estimate.notes, note]})

@@ -1,0 +1,446 @@
+"""OpenAIBackend: files, uploads and fine-tuning jobs through the official ``openai`` SDK.
+
+The SDK client is built on the first network call (validation and estimates need no key and
+no SDK). Its own retries are off: every call goes through ``finetune.backends.http``'s one
+policy, which honours Retry-After up to a cap. Answers are read as JSON ourselves (the SDK's
+raw responses), so an odd answer is a ``ServerError`` with an excerpt, never a foreign error.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import os
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from finetune._errors import (
+    AuthenticationError,
+    FinetuneError,
+    InvalidRequestError,
+    MissingDependency,
+    ServerError,
+)
+from finetune.backends.base import METADATA_KEY, BaseBackend, JobRequest
+from finetune.backends.http import (
+    call_with_retries,
+    connection_error,
+    error_for_status,
+    file_name,
+    foreign_error,
+    is_connection_problem,
+    json_answer,
+    written,
+)
+from finetune.backends.openai._mapping import (
+    CAPABILITIES,
+    NAME,
+    checkpoint_from_payload,
+    create_params,
+    event_from_payload,
+    file_failure,
+    file_ref,
+    job_from_payload,
+    metrics_from_csv,
+    metrics_from_events,
+    oldest_first,
+)
+from finetune.types import Checkpoint, FileRef, Job, JobEvent, JobStatus, MetricPoint
+
+if TYPE_CHECKING:
+    from finetune.dataset import Dataset
+    from finetune.validation import TokenCounter
+
+__all__ = ["OpenAIBackend", "map_error"]
+
+log = logging.getLogger("finetune")
+MB = 1024 * 1024
+DEFAULT_BASE_URL = "https://api.openai.com/v1"
+MAX_LISTED = 10_000
+KEY_HINT = "Set OPENAI_API_KEY or pass api_key=... to the Tuner"
+
+
+def _sdk() -> Any:
+    try:
+        import openai
+    except ImportError as exc:
+        raise MissingDependency("openai", "openai", purpose="for the OpenAI backend") from exc
+    return openai
+
+
+def map_error(error: BaseException, secret: str | None, *, job_call: bool = False) -> Exception:
+    """An exception from the ``openai`` SDK (or below it) as the matching error of our tree."""
+    if isinstance(error, FinetuneError):
+        return error
+    import openai
+
+    if isinstance(error, openai.APIStatusError):
+        body = error.body if error.body is not None else _text_of(error.response)
+        return error_for_status(
+            NAME,
+            error.status_code,
+            body,
+            error.response.headers,
+            secret,
+            job_call=job_call,
+            key_hint=KEY_HINT,
+        )
+    if isinstance(error, openai.APIConnectionError) or is_connection_problem(error):
+        return connection_error(NAME, error, secret)
+    return foreign_error(NAME, error, secret)
+
+
+def _text_of(response: Any) -> str:
+    try:
+        return str(response.text)
+    except Exception:  # a streamed body that was never read
+        return ""
+
+
+class OpenAIBackend(BaseBackend):
+    """OpenAI fine-tuning through the ``openai`` SDK (``pip install "finetune[openai]"``).
+
+    Args:
+        api_key, base_url, organization, project: as for ``openai.AsyncOpenAI`` (environment
+            variables ``OPENAI_API_KEY``, ``OPENAI_BASE_URL``... when omitted).
+        client: an ``openai.AsyncOpenAI`` to use instead of building one.
+        attempts: tries per call for transient failures (``max_retries`` + 1 is accepted).
+        timeout: seconds per request.
+        upload_threshold: files at least this large go through the Uploads API in parts.
+        part_size, upload_concurrency: part size in bytes and parts in flight at once.
+        retry_after_cap: the longest Retry-After waited for; a longer one raises at once.
+    """
+
+    name = NAME
+    capabilities = CAPABILITIES
+
+    def __init__(
+        self,
+        *,
+        api_key: str | None = None,
+        base_url: str | None = None,
+        organization: str | None = None,
+        project: str | None = None,
+        client: Any = None,
+        attempts: int = 6,
+        max_retries: int | None = None,
+        timeout: float | None = None,
+        upload_threshold: int = 512 * MB,
+        part_size: int = 8 * MB,
+        upload_concurrency: int = 4,
+        file_timeout: float = 600.0,
+        file_poll_interval: float = 1.0,
+        retry_after_cap: float = 120.0,
+        allow_closed_provider: bool = False,
+    ) -> None:
+        self._key = api_key or os.environ.get("OPENAI_API_KEY") or None
+        url = base_url or os.environ.get("OPENAI_BASE_URL") or DEFAULT_BASE_URL
+        self._base_url = url.rstrip("/")
+        self._organization = organization or os.environ.get("OPENAI_ORG_ID")
+        self._project = project or os.environ.get("OPENAI_PROJECT_ID")
+        self._client = client
+        self._attempts = max_retries + 1 if max_retries is not None else attempts
+        self._timeout = timeout
+        self._upload_threshold = upload_threshold
+        self._part_size = part_size
+        self._upload_concurrency = upload_concurrency
+        self._file_timeout = file_timeout
+        self._file_poll = file_poll_interval
+        self._retry_after_cap = retry_after_cap
+        self.allow_closed_provider = allow_closed_provider
+
+    def __repr__(self) -> str:
+        return f"OpenAIBackend(base_url={self._base_url!r})"
+
+    @property
+    def identity(self) -> str:
+        """Base URL, organisation, project and a digest of the key (never the key)."""
+        digest = hashlib.sha256((self._key or "").encode()).hexdigest()[:12]
+        return f"{self._base_url}|{self._organization or ''}|{self._project or ''}|{digest}"
+
+    def token_counter(self, model: str) -> TokenCounter:
+        """tiktoken for the model's encoding (approximate, and said so, when offline)."""
+        from finetune.validation import counter_for
+
+        return counter_for("openai", model)
+
+    # -- the SDK, one call at a time --
+
+    def _sdk_client(self) -> Any:
+        if self._client is None:
+            openai = _sdk()
+            if not self._key:
+                raise AuthenticationError(f"no OpenAI API key. {KEY_HINT}", backend=NAME)
+            options: dict[str, Any] = {
+                "api_key": self._key,
+                "base_url": self._base_url,
+                "organization": self._organization,
+                "project": self._project,
+                "max_retries": 0,
+            }
+            if self._timeout is not None:
+                options["timeout"] = self._timeout
+            self._client = openai.AsyncOpenAI(**options)
+        return self._client
+
+    async def _send(self, call: Callable[..., Awaitable[Any]], *args: Any, **kw: Any) -> Any:
+        """One request through the SDK's raw-response API; its JSON (or text) answer."""
+        job_call = kw.pop("job_call", False)
+        text = kw.pop("text", False)
+        try:
+            raw = await call(*args, **kw)
+        except Exception as exc:
+            error = map_error(exc, self._key, job_call=job_call)
+        else:
+            return raw.text if text else json_answer(NAME, raw.status_code, raw.text)
+        raise error
+
+    async def _retried(self, call: Callable[..., Awaitable[Any]], *args: Any, **kw: Any) -> Any:
+        """``_send`` under the retry policy (for reads and other safe calls)."""
+        return await call_with_retries(
+            lambda: self._send(call, *args, **kw),
+            self._attempts,
+            retry_after_cap=self._retry_after_cap,
+        )
+
+    def _raw(self, path: str) -> Any:
+        resource = self._sdk_client()
+        for part in path.split("."):
+            resource = getattr(resource, part)
+        return resource.with_raw_response
+
+    async def _listed(
+        self,
+        listing: Callable[..., Awaitable[Any]],
+        *args: Any,
+        limit: int = MAX_LISTED,
+        page_size: int = 100,
+        job_call: bool = False,
+        **params: Any,
+    ) -> list[dict[str, Any]]:
+        """Items across cursor pages, at most ``limit``, stopping if a cursor stops advancing."""
+        items: list[dict[str, Any]] = []
+        seen: set[str] = set()
+        cursor: dict[str, str] = {}
+        while len(items) < limit:
+            page = await self._retried(
+                listing, *args, limit=min(page_size, limit), job_call=job_call, **params, **cursor
+            )
+            data = page.get("data") if isinstance(page, dict) else None
+            if not isinstance(data, list):
+                raise ServerError(
+                    f"answered a list without 'data': {str(page)[:200]}", backend=NAME
+                )
+            fresh = [d for d in data if isinstance(d, dict) and str(d.get("id")) not in seen]
+            seen.update(str(d.get("id")) for d in fresh)
+            items.extend(fresh[: limit - len(items)])
+            if not fresh or not page.get("has_more"):
+                break
+            cursor = {"after": str(fresh[-1].get("id"))}
+        return items
+
+    # -- files --
+
+    async def upload(self, dataset: Dataset, *, purpose: str = "train") -> FileRef:
+        """Upload in OpenAI's format, reusing a processed file of the same name and size."""
+        name = await asyncio.to_thread(file_name, dataset, purpose)
+        async with written(dataset, self.format_example) as path:
+            return await self.upload_file(path, filename=name)
+
+    async def upload_file(
+        self, path: str | os.PathLike[str], *, filename: str | None = None
+    ) -> FileRef:
+        """Upload a JSONL file already in OpenAI's format (streamed; parts above the threshold).
+
+        A processed file with the same name and size is reused instead of uploading again;
+        after a failed attempt the file list is checked first, so no file is uploaded twice.
+        """
+        source = Path(path)
+        name = filename or source.name
+        size = source.stat().st_size
+        existing = await self._find_file(name, size)
+        if existing is None:
+            existing = await self._upload_once(source, name, size)
+        return await self._wait_processed(existing)
+
+    async def _find_file(self, name: str, size: int) -> dict[str, Any] | None:
+        files = self._raw("files").list
+        for item in await self._listed(files, purpose="fine-tune", page_size=MAX_LISTED):
+            same = item.get("filename") == name and item.get("bytes") == size
+            if same and not file_failure(item):
+                return dict(item)
+        return None
+
+    async def _upload_once(self, path: Path, name: str, size: int) -> dict[str, Any]:
+        from finetune.backends.http import retrying
+
+        async for attempt in retrying(self._attempts, retry_after_cap=self._retry_after_cap):
+            with attempt:
+                if attempt.retry_state.attempt_number > 1:
+                    found = await self._find_file(name, size)
+                    if found is not None:
+                        return found
+                if size >= self._upload_threshold:
+                    return await self._upload_in_parts(path, name, size)
+                with path.open("rb") as handle:
+                    answer: dict[str, Any] = await self._send(
+                        self._raw("files").create, file=(name, handle), purpose="fine-tune"
+                    )
+                    return answer
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    async def _upload_in_parts(self, path: Path, name: str, size: int) -> dict[str, Any]:
+        upload = await self._send(
+            self._raw("uploads").create,
+            bytes=size,
+            filename=name,
+            mime_type="application/jsonl",
+            purpose="fine-tune",
+        )
+        upload_id = str(upload["id"])
+        try:
+            part_ids = await self._send_parts(upload_id, path)
+            done = await self._send(self._raw("uploads").complete, upload_id, part_ids=part_ids)
+        except BaseException:
+            await self._cancel_upload(upload_id)
+            raise
+        file: dict[str, Any] = done["file"]
+        return file
+
+    async def _send_parts(self, upload_id: str, path: Path) -> list[str]:
+        gate = asyncio.Semaphore(self._upload_concurrency)
+        ids: dict[int, str] = {}
+        parts = self._raw("uploads.parts")
+
+        async def send(index: int, chunk: bytes) -> None:
+            try:
+                part = await self._retried(parts.create, upload_id, data=chunk)
+                ids[index] = str(part["id"])
+            finally:
+                gate.release()
+
+        tasks: list[asyncio.Task[None]] = []
+        try:
+            with path.open("rb") as handle:
+                index = 0
+                while True:
+                    await gate.acquire()
+                    chunk = await asyncio.to_thread(handle.read, self._part_size)
+                    if not chunk:
+                        gate.release()
+                        break
+                    tasks.append(asyncio.create_task(send(index, chunk)))
+                    index += 1
+            await asyncio.gather(*tasks)
+        except BaseException:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            raise
+        return [ids[i] for i in sorted(ids)]
+
+    async def _cancel_upload(self, upload_id: str) -> None:
+        try:
+            await self._send(self._raw("uploads").cancel, upload_id)
+        except FinetuneError as exc:  # the original error matters more
+            log.warning("could not cancel upload %s: %s", upload_id, exc)
+
+    async def _wait_processed(self, payload: dict[str, Any]) -> FileRef:
+        deadline = time.monotonic() + self._file_timeout
+        while payload.get("status") != "processed":
+            failure = file_failure(payload)
+            if failure:
+                raise InvalidRequestError(
+                    f"OpenAI rejected file {payload.get('id')}: {failure}",
+                    backend=NAME,
+                    param="file",
+                )
+            if time.monotonic() > deadline:
+                raise ServerError(f"file {payload.get('id')} still not processed", backend=NAME)
+            await asyncio.sleep(self._file_poll)
+            payload = await self._retried(self._raw("files").retrieve, str(payload["id"]))
+        return file_ref(payload)
+
+    # -- jobs --
+
+    async def create_job(self, request: JobRequest) -> Job:
+        """Send one create (never retried here: the Tuner looks for the job first)."""
+        body = create_params(request)
+        return job_from_payload(await self._send(self._raw("fine_tuning.jobs").create, **body))
+
+    async def find_job(self, request: JobRequest) -> Job | None:
+        """The job whose metadata carries the request's key (the list filters by metadata)."""
+        key = request.idempotency_key
+        jobs = self._raw("fine_tuning.jobs").list
+        listed = await self._listed(jobs, metadata={METADATA_KEY: key}, limit=10)
+        for item in listed:
+            metadata = item.get("metadata")
+            if isinstance(metadata, dict) and metadata.get(METADATA_KEY) == key:
+                return job_from_payload(item)
+        return None
+
+    async def get_job(self, job_id: str) -> Job:
+        """The job as it is now."""
+        jobs = self._raw("fine_tuning.jobs")
+        return job_from_payload(await self._retried(jobs.retrieve, job_id, job_call=True))
+
+    async def list_jobs(self, *, limit: int = 20) -> list[Job]:
+        """The most recent jobs, newest first."""
+        items = await self._listed(self._raw("fine_tuning.jobs").list, limit=limit)
+        return [job_from_payload(item) for item in items]
+
+    async def _transition(self, job_id: str, action: str, reached: set[JobStatus]) -> Job:
+        from finetune.backends.http import retrying
+
+        call = getattr(self._raw("fine_tuning.jobs"), action)
+        async for attempt in retrying(self._attempts, retry_after_cap=self._retry_after_cap):
+            with attempt:
+                if attempt.retry_state.attempt_number > 1:
+                    current = await self.get_job(job_id)
+                    if current.status in reached:
+                        return current
+                return job_from_payload(await self._send(call, job_id, job_call=True))
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    async def cancel_job(self, job_id: str) -> Job:
+        """Ask OpenAI to cancel the job."""
+        return await self._transition(job_id, "cancel", {JobStatus.CANCELLED})
+
+    async def pause_job(self, job_id: str) -> Job:
+        """Pause a running job."""
+        return await self._transition(job_id, "pause", {JobStatus.PAUSED})
+
+    async def resume_job(self, job_id: str) -> Job:
+        """Resume a paused job."""
+        return await self._transition(job_id, "resume", {JobStatus.RUNNING})
+
+    async def list_events(self, job_id: str) -> list[JobEvent]:
+        """Every event, oldest first (the API pages newest first)."""
+        events = self._raw("fine_tuning.jobs").list_events
+        items = await self._listed(events, job_id, job_call=True)
+        return oldest_first([event_from_payload(e) for e in items])
+
+    async def get_metrics(self, job_id: str) -> list[MetricPoint]:
+        """The result file's metrics CSV once it exists, else the metric events so far."""
+        job = await self.get_job(job_id)
+        result_files = (job.raw or {}).get("result_files") or []
+        if isinstance(result_files, list) and result_files:
+            text = await self._retried(self._raw("files").content, str(result_files[0]), text=True)
+            return metrics_from_csv(text)
+        return metrics_from_events(await self.list_events(job_id))
+
+    async def list_checkpoints(self, job_id: str) -> list[Checkpoint]:
+        """Intermediate checkpoints, in step order."""
+        checkpoints = self._raw("fine_tuning.jobs.checkpoints")
+        page = await self._retried(checkpoints.list, job_id, limit=100, job_call=True)
+        data = page.get("data") if isinstance(page, dict) else None
+        items = [checkpoint_from_payload(c) for c in data or [] if isinstance(c, dict)]
+        return sorted(items, key=lambda c: c.step)
+
+    async def aclose(self) -> None:
+        """Close the SDK client's connections."""
+        if self._client is not None:
+            await self._client.close()

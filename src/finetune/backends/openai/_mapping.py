@@ -1,0 +1,292 @@
+"""OpenAI payloads <-> finetune's models: pure functions, no I/O.
+
+Only the fields we know are mapped; everything the API sends is kept on ``Job.raw``. Answers
+shaped unlike the spec's examples (extra fields, strings among numbers, ``null``s, ``{}``
+errors) map cleanly; answers we cannot read become a ``ServerError`` with an excerpt.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import logging
+from datetime import datetime, timezone
+from typing import Any
+
+from finetune._errors import UnsupportedFeature
+from finetune.backends.base import METADATA_KEY, Capabilities, JobRequest
+from finetune.backends.http import number as _number
+from finetune.backends.http import object_at, parses, unix_time
+from finetune.backends.http import text as _text
+from finetune.backends.http import whole as _whole
+from finetune.types import (
+    Checkpoint,
+    FileRef,
+    Hyperparameters,
+    Job,
+    JobError,
+    JobEvent,
+    JobStatus,
+    MetricPoint,
+)
+
+__all__ = [
+    "CAPABILITIES",
+    "NAME",
+    "STATUS_MAP",
+    "checkpoint_from_payload",
+    "create_params",
+    "event_from_payload",
+    "file_ref",
+    "job_from_payload",
+    "metrics_from_csv",
+    "metrics_from_events",
+]
+
+log = logging.getLogger("finetune")
+NAME = "openai"
+
+STATUS_MAP: dict[str, JobStatus] = {
+    "validating_files": JobStatus.VALIDATING,
+    "queued": JobStatus.QUEUED,
+    "running": JobStatus.RUNNING,
+    "paused": JobStatus.PAUSED,
+    "pausing": JobStatus.RUNNING,
+    "resuming": JobStatus.RUNNING,
+    "succeeded": JobStatus.SUCCEEDED,
+    "failed": JobStatus.FAILED,
+    "cancelled": JobStatus.CANCELLED,
+}
+
+CAPABILITIES = Capabilities(
+    methods=frozenset({"sft", "dpo"}),
+    example_kinds=frozenset({"chat", "completion", "preference"}),
+    tools=True,
+    validation_file=True,
+    pause_resume=True,
+    hosted=True,
+    validation_target="openai",
+    output_format="openai",
+    max_suffix_length=64,
+)
+
+
+def _auto_or(raw: Any, convert: Any) -> Any:
+    return "auto" if raw == "auto" else convert(raw)
+
+
+def _status(data: dict[str, Any]) -> JobStatus:
+    text = str(data.get("status"))
+    status = STATUS_MAP.get(text)
+    if status is None:
+        log.warning("unknown OpenAI job status %r; treating it as running", text)
+        return JobStatus.RUNNING
+    return status
+
+
+@parses(NAME, "fine-tuning job")
+def job_from_payload(data: dict[str, Any]) -> Job:
+    """An OpenAI ``fine_tuning.job`` (the JSON object) as our ``Job``."""
+    if not isinstance(data, dict) or not _text(data.get("id")):
+        raise KeyError("id")
+    method = object_at(data, "method")
+    kind = method.get("type")
+    metadata = data.get("metadata")
+    return Job(
+        id=data["id"],
+        backend=NAME,
+        base_model=_text(data.get("model")) or "",
+        status=_status(data),
+        created_at=unix_time(data.get("created_at")),
+        finished_at=unix_time(data.get("finished_at")),
+        fine_tuned_model=_text(data.get("fine_tuned_model")),
+        trained_tokens=_whole(data.get("trained_tokens")),
+        error=_job_error(data.get("error")),
+        method="dpo" if kind == "dpo" else "sft",
+        hyperparameters=_hyperparameters_from(data, method, kind),
+        training_file=_text(data.get("training_file")),
+        validation_file=_text(data.get("validation_file")),
+        suffix=_suffix_of(_text(data.get("fine_tuned_model"))),
+        metadata={str(k): str(v) for k, v in metadata.items()}
+        if isinstance(metadata, dict)
+        else {},
+        raw=data,
+    )
+
+
+def _job_error(error: Any) -> JobError | None:
+    if isinstance(error, str) and error:
+        return JobError(message=error)
+    if not isinstance(error, dict) or not error.get("message"):
+        return None
+    return JobError(
+        code=_text(error.get("code")),
+        message=str(error["message"]),
+        param=_text(error.get("param")),
+    )
+
+
+def _hyperparameters_from(
+    data: dict[str, Any], method: dict[str, Any], kind: Any
+) -> Hyperparameters:
+    source = data.get("hyperparameters")
+    if kind in ("supervised", "dpo") and isinstance(method.get(kind), dict):
+        source = method[kind].get("hyperparameters") or source
+    if not isinstance(source, dict):
+        source = {}
+    seed = data.get("seed")
+    return Hyperparameters(
+        epochs=_auto_or(source.get("n_epochs"), lambda v: _positive(_whole(v))),
+        batch_size=_auto_or(source.get("batch_size"), lambda v: _positive(_whole(v))),
+        learning_rate_multiplier=_auto_or(source.get("learning_rate_multiplier"), _number),
+        beta=_auto_or(source.get("beta"), _number),
+        seed=seed if isinstance(seed, int) and not isinstance(seed, bool) else None,
+    )
+
+
+def _positive(value: int | None) -> int | None:
+    return value if value is not None and value > 0 else None
+
+
+def _suffix_of(model: str | None) -> str | None:
+    parts = (model or "").split(":")
+    return parts[3] if len(parts) >= 5 and parts[3] else None
+
+
+def create_params(request: JobRequest) -> dict[str, Any]:
+    """Our JobRequest as the JSON body of ``POST /fine_tuning/jobs``."""
+    params = request.hyperparameters
+    if params.learning_rate is not None or params.warmup is not None:
+        raise UnsupportedFeature(
+            "OpenAI takes learning_rate_multiplier, not learning_rate or warmup; "
+            "set Hyperparameters(learning_rate_multiplier=...)"
+        )
+    if params.lora is not None:
+        raise UnsupportedFeature("OpenAI chooses its own adapter settings; drop lora=...")
+    hyper: dict[str, Any] = {}
+    for ours, theirs in (
+        ("epochs", "n_epochs"),
+        ("batch_size", "batch_size"),
+        ("learning_rate_multiplier", "learning_rate_multiplier"),
+    ):
+        value = getattr(params, ours)
+        if value is not None:
+            hyper[theirs] = value
+    if request.method == "dpo" and params.beta is not None:
+        hyper["beta"] = params.beta
+    hyper.update(params.extra)
+    kind = "dpo" if request.method == "dpo" else "supervised"
+    body: dict[str, Any] = {
+        "model": request.base_model,
+        "training_file": request.training_file.id,
+        "method": {"type": kind, kind: {"hyperparameters": hyper}},
+        "metadata": {**request.metadata, METADATA_KEY: request.idempotency_key},
+    }
+    optional = {
+        "validation_file": request.validation_file.id if request.validation_file else None,
+        "suffix": request.suffix,
+        "seed": params.seed,
+        "integrations": request.integrations or None,
+    }
+    body.update({k: v for k, v in optional.items() if v is not None})
+    body.update(request.options)
+    return body
+
+
+@parses(NAME, "job event")
+def event_from_payload(data: dict[str, Any]) -> JobEvent:
+    """An OpenAI ``fine_tuning.job.event`` as our ``JobEvent``."""
+    level = data.get("level") if data.get("level") in ("info", "warning", "error") else "info"
+    return JobEvent(
+        id=_text(data.get("id")),
+        created_at=unix_time(data.get("created_at")) or datetime.now(timezone.utc),
+        level=level,
+        message=str(data.get("message") or ""),
+        data=data.get("data") if isinstance(data.get("data"), dict) else None,
+    )
+
+
+@parses(NAME, "checkpoint")
+def checkpoint_from_payload(data: dict[str, Any]) -> Checkpoint:
+    """An OpenAI ``fine_tuning.job.checkpoint`` as our ``Checkpoint`` (numeric metrics only:
+    the live API puts ``"type": "supervised"`` among them)."""
+    metrics = object_at(data, "metrics")
+    numbers = {str(k): _number(v) for k, v in metrics.items()}
+    return Checkpoint(
+        id=str(data["id"]),
+        step=_whole(data.get("step_number")) or 0,
+        model=_text(data.get("fine_tuned_model_checkpoint")) or "",
+        created_at=unix_time(data.get("created_at")),
+        metrics={k: v for k, v in numbers.items() if v is not None},
+    )
+
+
+_CSV_COLUMNS = {
+    "train_loss": "train_loss",
+    "train_accuracy": "train_accuracy",
+    "train_mean_token_accuracy": "train_accuracy",
+    "valid_loss": "valid_loss",
+    "valid_accuracy": "valid_accuracy",
+    "valid_mean_token_accuracy": "valid_accuracy",
+}
+
+
+def metrics_from_csv(text: str) -> list[MetricPoint]:
+    """The result file's metrics CSV (step, train_loss, ...) as ``MetricPoint``s; rows without
+    a numeric step are skipped."""
+    points = []
+    for row in csv.DictReader(io.StringIO(text)):
+        step = _whole(row.get("step"))
+        if step is None:
+            continue
+        values: dict[str, Any] = {"step": step}
+        extra: dict[str, float] = {}
+        for column, raw in row.items():
+            number = _number(raw)
+            if column in (None, "step") or number is None:
+                continue
+            if column in _CSV_COLUMNS:
+                values[_CSV_COLUMNS[column]] = number
+            else:
+                extra[str(column)] = number
+        points.append(MetricPoint(**values, extra=extra))
+    return points
+
+
+def metrics_from_events(events: list[JobEvent]) -> list[MetricPoint]:
+    """Metric events (type ``metrics``) as points, while the result file does not exist yet."""
+    points: dict[int, MetricPoint] = {}
+    for event in events:
+        data = event.data or {}
+        step = _whole(data.get("step"))
+        if step is None:
+            continue
+        fields = {v: _number(data.get(k)) for k, v in _CSV_COLUMNS.items() if k in data}
+        points[step] = MetricPoint(step=step, **fields)
+    return [points[s] for s in sorted(points)]
+
+
+def oldest_first(newest_first: list[JobEvent]) -> list[JobEvent]:
+    """The API pages newest first; events of the same second keep their relative order."""
+    oldest = list(reversed(newest_first))
+    return sorted(oldest, key=lambda e: e.created_at)
+
+
+@parses(NAME, "file")
+def file_ref(data: dict[str, Any]) -> FileRef:
+    """An OpenAI file object as our ``FileRef``."""
+    size = data.get("bytes")
+    return FileRef(
+        backend=NAME,
+        id=str(data["id"]),
+        filename=_text(data.get("filename")),
+        bytes=size if isinstance(size, int) else None,
+        status=_text(data.get("status")),
+    )
+
+
+def file_failure(data: dict[str, Any]) -> str | None:
+    """Why OpenAI rejected a file (``status: error``), else ``None``."""
+    if data.get("status") == "error":
+        return str(data.get("status_details") or "the file was rejected")
+    return None

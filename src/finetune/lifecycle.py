@@ -1,0 +1,131 @@
+"""Provider lifecycle: which hosted providers still train, which are closing, and what to use
+instead. One small data table drives ``finetune backends``, the docs, warnings and the
+``ProviderUnavailable`` errors raised before anything is uploaded.
+
+Dates move: ``allow_closed_provider=True`` on a backend lets a user who knows better try anyway.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+
+__all__ = [
+    "LIFECYCLE",
+    "OPEN_WEIGHTS",
+    "ProviderLifecycle",
+    "alternatives_for",
+    "lifecycle",
+    "status_text",
+]
+
+
+@dataclass(frozen=True)
+class ProviderLifecycle:
+    """One provider's fine-tuning lifecycle, with where the facts come from."""
+
+    provider: str
+    state: str  # "open", "closing" or "retired"
+    summary: str
+    closes_on: date | None = None
+    since: date | None = None
+    source: str = ""
+    still_works: str = ""
+
+
+LIFECYCLE: dict[str, ProviderLifecycle] = {
+    "openai": ProviderLifecycle(
+        provider="openai",
+        state="closing",
+        summary=(
+            "OpenAI stops creating fine-tuning jobs on 2027-01-06 (new organisations were cut "
+            "off on 2026-05-07, inactive ones on 2026-07-02)"
+        ),
+        closes_on=date(2027, 1, 6),
+        source="https://platform.openai.com/docs/deprecations",
+        still_works=(
+            "fine-tuned models keep serving until their base model is retired; jobs, events, "
+            "metrics and checkpoints stay readable"
+        ),
+    ),
+    "mistral": ProviderLifecycle(
+        provider="mistral",
+        state="retired",
+        summary="Mistral's fine-tuning job API answers 410 Gone (retired in 2026-07)",
+        since=date(2026, 7, 1),
+        source="https://github.com/mistralai/client-ts/pull/255",
+        still_works=(
+            "existing fine-tuned models can be listed, renamed, archived and called; existing "
+            "jobs stay readable"
+        ),
+    ),
+    "together": ProviderLifecycle(
+        provider="together",
+        state="open",
+        summary="Together AI fine-tuning (LoRA and full, SFT and DPO) is open",
+        source="https://docs.together.ai/reference/post-fine-tunes",
+    ),
+    "fireworks": ProviderLifecycle(
+        provider="fireworks",
+        state="open",
+        summary="Fireworks AI supervised fine-tuning (LoRA) is open",
+        source="https://docs.fireworks.ai/fine-tuning/fine-tuning-models",
+    ),
+}
+
+# open-weights equivalents of hosted base models, for Tuner("hf", model=...)
+OPEN_WEIGHTS: dict[str, tuple[str, str]] = {
+    "open-mistral-7b": (
+        "mistralai/Mistral-7B-Instruct-v0.3",
+        "https://huggingface.co/mistralai/Mistral-7B-Instruct-v0.3",
+    ),
+    "open-mistral-nemo": (
+        "mistralai/Mistral-Nemo-Instruct-2407",
+        "https://huggingface.co/mistralai/Mistral-Nemo-Instruct-2407",
+    ),
+    "mistral-small-latest": (
+        "mistralai/Mistral-Small-24B-Instruct-2501",
+        "https://huggingface.co/mistralai/Mistral-Small-24B-Instruct-2501",
+    ),
+    "codestral-latest": (
+        "mistralai/Codestral-22B-v0.1",
+        "https://huggingface.co/mistralai/Codestral-22B-v0.1",
+    ),
+    "ministral-8b-latest": (
+        "mistralai/Ministral-8B-Instruct-2410",
+        "https://huggingface.co/mistralai/Ministral-8B-Instruct-2410",
+    ),
+}
+_HOSTED_INSTEAD = (
+    'the same Dataset on Tuner("together", model=...) or Tuner("fireworks", model=...), '
+    "which still train hosted"
+)
+
+
+def lifecycle(provider: str) -> ProviderLifecycle | None:
+    """The lifecycle row of a hosted provider (``None`` for local and plugin backends)."""
+    return LIFECYCLE.get(provider)
+
+
+def status_text(provider: str, today: date | None = None) -> str:
+    """``open``, ``closing 2027-01-06`` or ``retired`` (``-`` when the table has no row)."""
+    row = LIFECYCLE.get(provider)
+    if row is None:
+        return "-"
+    day = today or date.today()
+    if row.state == "closing" and row.closes_on is not None:
+        return "retired" if day >= row.closes_on else f"closing {row.closes_on.isoformat()}"
+    return row.state
+
+
+def alternatives_for(model: str | None) -> list[str]:
+    """What to train ``model``'s fit on instead: its open-weights twin locally, a hosted peer."""
+    found = OPEN_WEIGHTS.get(model or "")
+    options = []
+    if found is not None:
+        repo, source = found
+        options.append(f'the same Dataset on Tuner("hf", model="{repo}") (open weights: {source})')
+    else:
+        options.append('the same Dataset on Tuner("hf", model=<an open-weights model>) locally')
+    options.append(_HOSTED_INSTEAD)
+    return options
