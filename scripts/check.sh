@@ -8,6 +8,7 @@ fi
 echo "== ruff check";   ruff check src tests benchmarks
 echo "== ruff format";  ruff format --check src tests benchmarks
 echo "== mypy";         mypy --strict src/finetune
+echo "== mypy (3.10)";  mypy --strict --python-version 3.10 src/finetune
 export NO_MKDOCS_2_WARNING=1
 if [ -f mkdocs.yml ]; then echo "== mkdocs"; mkdocs build --strict --quiet --site-dir "$(mktemp -d)"; fi
 echo "== pytest"

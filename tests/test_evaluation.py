@@ -288,6 +288,72 @@ def test_mistral_predictor_over_http() -> None:
     assert all(r.body["model"] == "ft:open-mistral-nemo:abc" for r in fake.requests)
 
 
+def test_the_cache_keys_on_the_endpoint(tmp_path: Path) -> None:
+    cache = str(tmp_path / "predictions.sqlite3")
+    with OpenAIFake() as first, OpenAIFake() as second:
+        first.chat_responder = lambda model, messages: "from the first server"
+        second.chat_responder = lambda model, messages: "from the second server"
+        for fake, expected in (
+            (first, "from the first server"),
+            (second, "from the second server"),
+        ):
+            ref = ft.ModelRef.openai_compatible(fake.base_url, "local-model", api_key=fake.api_key)
+            result = ft.evaluate(_qa(3), {"served": ref}, [m.exact_match], cache=cache)
+            assert {row["prediction"] for row in result.rows} == {expected}
+        assert len([r for r in second.requests if r.path.endswith("/chat/completions")]) == 3
+    assert "key" not in repr(ref) and fake.api_key not in str(ref.model_dump())
+
+
+def test_evaluation_errors_are_our_own_and_hide_the_key() -> None:
+    secret = "sk-wrong-key-0123456789abcdef"
+    with OpenAIFake() as fake:
+        ref = ft.ModelRef.openai_compatible(fake.base_url, "m", api_key=secret)
+        with pytest.raises(ft.AuthenticationError) as caught:
+            ft.evaluate(_qa(2), {"x": ref}, [m.exact_match], cache=False)
+    assert secret not in str(caught.value) and secret not in repr(caught.value.__cause__)
+    assert caught.value.__context__ is None or isinstance(
+        caught.value.__context__, ft.FinetuneError
+    )
+    gone = ft.ModelRef.openai_compatible("http://127.0.0.1:9/v1", "m")
+    with pytest.raises(ft.ServerError, match="connection"):
+        ft.evaluate(_qa(2), {"x": gone}, [m.exact_match], cache=False, max_attempts=1)
+
+
+def test_no_event_loop_noise_after_evaluate(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+    import textwrap
+
+    script = tmp_path / "run.py"
+    script.write_text(
+        textwrap.dedent(
+            """
+            import sys, gc
+            import finetune as ft
+            rows = [{"messages": [{"role": "user", "content": "hi"},
+                                  {"role": "assistant", "content": "echo: hi"}]}] * 3
+            ref = ft.ModelRef.openai_compatible(sys.argv[1], "m", api_key=sys.argv[2])
+            for _ in range(2):
+                result = ft.evaluate(ft.Dataset.from_records(rows), {"x": ref},
+                                     [ft.metrics.exact_match], cache=False)
+            gc.collect()
+            print(result.summary()["x"]["exact_match"].mean)
+            """
+        )
+    )
+    with OpenAIFake() as fake:
+        done = subprocess.run(
+            [sys.executable, "-X", "dev", str(script), fake.base_url, fake.api_key],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "1.0"
+    assert "Event loop is closed" not in done.stderr and "Unclosed" not in done.stderr
+
+
 def test_openai_predictor_sync_call() -> None:
     with OpenAIFake() as fake:
         predictor = OpenAIPredictor("gpt-4.1-mini", api_key=fake.api_key, base_url=fake.base_url)

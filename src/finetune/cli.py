@@ -9,7 +9,7 @@ import logging
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from platformdirs import user_data_dir
 
@@ -32,7 +32,7 @@ def _cmd_validate(args: argparse.Namespace) -> int:
 
 
 def _cmd_estimate(args: argparse.Namespace) -> int:
-    params = ft.Hyperparameters(epochs=args.epochs) if args.epochs else None
+    params = ft.Hyperparameters(epochs=args.epochs) if args.epochs is not None else None
     cost = _tuner(args).estimate(ft.Dataset.from_jsonl(args.file), params)
     print(cost.model_dump_json(indent=2) if args.json else _cost_text(cost))
     return 0
@@ -53,7 +53,11 @@ def _cost_text(cost: ft.CostEstimate) -> str:
 
 
 def _cmd_backends(args: argparse.Namespace) -> int:
+    from finetune.lifecycle import lifecycle, status_text
+
+    print(f"{'backend':10} {'status':19} what it trains")
     for name in ft.available_backends():
+        status = status_text(name)
         try:
             caps: ft.Capabilities = getattr(backend_class(name), "capabilities")  # noqa: B009
             detail = (
@@ -61,12 +65,25 @@ def _cmd_backends(args: argparse.Namespace) -> int:
                 f"kinds={','.join(sorted(caps.example_kinds))} "
                 f"{'hosted' if caps.hosted else 'local'} pause_resume={caps.pause_resume}"
             )
-        except ft.FinetuneError as exc:
+            if status == "-":
+                status = "local" if not caps.hosted else "plugin"
+        except (ft.FinetuneError, ImportError) as exc:
             detail = f"unavailable: {exc}"
-        except ImportError as exc:
-            detail = f"unavailable: {exc}"
-        print(f"{name:10} {detail}")
+        print(f"{name:10} {status:19} {detail}")
+        for note in _backend_notes(name):
+            print(f"{'':10} {'':19} {note}")
+        row = lifecycle(name)
+        if row is not None and row.state != "open":
+            print(f"{'':10} {'':19} {row.summary} ({row.source})")
     return 0
+
+
+def _backend_notes(name: str) -> list[str]:
+    try:
+        caps: ft.Capabilities = getattr(backend_class(name), "capabilities")  # noqa: B009
+    except (ft.FinetuneError, ImportError):
+        return []
+    return list(caps.notes)
 
 
 def _cmd_jobs(args: argparse.Namespace) -> int:
@@ -74,7 +91,7 @@ def _cmd_jobs(args: argparse.Namespace) -> int:
     if args.model:
         found = registry.lineage(args.model)
         if found is None:
-            raise ValueError(f"no job in the registry made {args.model!r}")
+            raise ft.FinetuneError(f"no job in the registry made {args.model!r}")
         print(json.dumps(dataclasses.asdict(found), indent=2))
         return 0
     for record in registry.list(backend=args.backend, limit=args.limit):
@@ -92,9 +109,26 @@ def _cmd_status(args: argparse.Namespace) -> int:
 
 
 def _cmd_wait(args: argparse.Namespace) -> int:
-    job = _tuner(args).job(args.job).wait(timeout=args.timeout, progress=True)
+    job = _waited(_tuner(args).job(args.job), args.timeout)
     print(f"{job.id} {job.status.value} {job.fine_tuned_model or ''}".rstrip())
     return 0
+
+
+def _waited(handle: ft.JobHandle, timeout: float | None = None) -> ft.Job:
+    """``wait(progress=True)``; Ctrl-C stops waiting, not the job, and says so."""
+    try:
+        return handle.wait(timeout=timeout, progress=True)
+    except KeyboardInterrupt:
+        backend = handle.job.backend
+        raise _Interrupted(
+            f"stopped waiting; job {handle.id} keeps running on {backend}. Watch it with "
+            f"`finetune wait {handle.id} --backend {backend}`, cancel it with "
+            f"`finetune cancel {handle.id} --backend {backend}`"
+        ) from None
+
+
+class _Interrupted(Exception):
+    """Ctrl-C while waiting: a message, exit code 130, no traceback."""
 
 
 def _cmd_cancel(args: argparse.Namespace) -> int:
@@ -113,7 +147,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     from finetune.demo._run import run_demo
 
     output = args.output or str(Path(user_data_dir("finetune")) / "demo")
-    outcome = run_demo(output, epochs=args.epochs)
+    outcome = run_demo(output, **({"epochs": args.epochs} if args.epochs else {}))
     return 0 if outcome["comparison"].verdict == "improved" else 1
 
 
@@ -126,11 +160,13 @@ def _load_config(path: str) -> dict[str, Any]:
             raise ft.MissingDependency("pyyaml", purpose="for YAML config files") from exc
         data = yaml.safe_load(text)
     else:
-        import tomllib
-
+        if sys.version_info >= (3, 11):
+            import tomllib
+        else:  # pragma: no cover - Python 3.10
+            import tomli as tomllib
         data = tomllib.loads(text)
     if not isinstance(data, dict):
-        raise ValueError(f"{path}: the config file must hold a table of settings")
+        raise ft.FinetuneError(f"{path}: the config file must hold a table of settings")
     return data
 
 
@@ -148,7 +184,7 @@ def _train_settings(args: argparse.Namespace) -> dict[str, Any]:
     settings["hyperparameters"] = hyper
     for required in ("backend", "model", "file"):
         if not settings.get(required):
-            raise ValueError(f"train needs {required!r} (a flag or a key of the config file)")
+            raise ft.FinetuneError(f"train needs {required!r} (a flag or a key of the config file)")
     return settings
 
 
@@ -166,7 +202,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
     )
     print(f"{job.id} {job.status.value}")
     if args.wait:
-        final = job.wait(progress=True)
+        final = _waited(job)
         print(f"{final.id} {final.status.value} {final.fine_tuned_model or ''}".rstrip())
     return 0
 
@@ -206,8 +242,35 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     return 0
 
 
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be above 0, not {text}")
+    return value
+
+
+class _Parser(argparse.ArgumentParser):
+    """Usage mistakes are one line on stderr and exit code 2."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"error: {self.prog}: {message} (see {self.prog} --help)\n")
+
+
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="finetune", description="Validate data, fine-tune on any backend, check the result."
     )
     parser.add_argument("--debug", action="store_true", help="show tracebacks and debug logs")
@@ -230,11 +293,13 @@ def _parser() -> argparse.ArgumentParser:
         if name == "validate":
             sub.add_argument("--validation", help="validation data (JSONL)")
         else:
-            sub.add_argument("--epochs", type=int, help="epochs (default: provider's rule)")
+            sub.add_argument(
+                "--epochs", type=_positive_int, help="epochs (default: provider's rule)"
+            )
     command("backends", _cmd_backends, "installed backends and their capabilities")
     demo = command("demo", _cmd_demo, "offline demo: validate, fine-tune, evaluate a tiny model")
     demo.add_argument("--output", help="folder for the model and report (default: user data)")
-    demo.add_argument("--epochs", type=int, default=20)
+    demo.add_argument("--epochs", type=_positive_int, default=None, help="training epochs")
     train = command("train", _cmd_train, "validate, upload and start a fine-tuning job")
     train.add_argument("file", nargs="?", help="training data (JSONL)")
     train.add_argument("--config", help="a TOML or YAML file with the same settings")
@@ -243,10 +308,12 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument("--validation", help="validation data (JSONL)")
     train.add_argument("--method", choices=["sft", "dpo"])
     train.add_argument("--suffix")
-    train.add_argument("--epochs", type=int)
-    train.add_argument("--batch-size", dest="batch_size", type=int)
-    train.add_argument("--learning-rate", dest="learning_rate", type=float)
-    train.add_argument("--learning-rate-multiplier", dest="learning_rate_multiplier", type=float)
+    train.add_argument("--epochs", type=_positive_int)
+    train.add_argument("--batch-size", dest="batch_size", type=_positive_int)
+    train.add_argument("--learning-rate", dest="learning_rate", type=_positive_float)
+    train.add_argument(
+        "--learning-rate-multiplier", dest="learning_rate_multiplier", type=_positive_float
+    )
     train.add_argument("--seed", type=int)
     train.add_argument("--wait", action="store_true", help="wait for the job, with a progress bar")
     evaluate = command("eval", _cmd_eval, "evaluate candidates on a dataset (config file)")
@@ -254,7 +321,7 @@ def _parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--output", help="write the result as JSON here")
     jobs = command("jobs", _cmd_jobs, "jobs started from this machine (the local registry)")
     jobs.add_argument("--backend", help="only this backend")
-    jobs.add_argument("--limit", type=int, default=50)
+    jobs.add_argument("--limit", type=_positive_int, default=50)
     jobs.add_argument("--model", help="lineage: the job and data fingerprints that made MODEL")
     for name, handler, text in (
         ("status", _cmd_status, "a job's current state"),
@@ -266,7 +333,9 @@ def _parser() -> argparse.ArgumentParser:
         sub.add_argument("job", help="job id")
         sub.add_argument("--backend", required=True, help="backend the job runs on")
         if name == "wait":
-            sub.add_argument("--timeout", type=float, help="seconds before giving up waiting")
+            sub.add_argument(
+                "--timeout", type=_positive_float, help="seconds before giving up waiting"
+            )
     return parser
 
 
@@ -276,11 +345,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.DEBUG if args.debug else logging.WARNING)
     try:
         code: int = args.handler(args)
+    except _Interrupted as stopped:
+        print(stopped, file=sys.stderr)
+        return 130
     except (ft.FinetuneError, ValueError, OSError) as exc:
         if args.debug:
             raise
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
     return code
 
 

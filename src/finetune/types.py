@@ -6,7 +6,7 @@ import enum
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator
 
 __all__ = [
     "Auto",
@@ -195,13 +195,37 @@ class FileRef(_Value):
 
 
 class ModelRef(_Value):
-    """A model on a backend: a hosted model name, or a local path for the HF backend."""
+    """A model on a backend: a hosted model name, a local path for the HF backend, a GGUF
+    file, or a model behind any OpenAI-compatible endpoint (``endpoint`` is its base URL).
+
+    An endpoint's API key is kept out of the repr and of ``model_dump``.
+    """
 
     backend: str
     name: str
     base_model: str | None = None
     job_id: str | None = None
+    endpoint: str | None = None
     few_shot: list[Example] | None = None
+    _api_key: str | None = PrivateAttr(default=None)
+
+    @classmethod
+    def openai_compatible(cls, base_url: str, model: str, api_key: str | None = None) -> ModelRef:
+        """A model served by any OpenAI-compatible endpoint (vLLM, llama.cpp's server,
+        Ollama's ``/v1``, a hosted provider's inference API), for ``ft.evaluate``."""
+        ref = cls(backend="openai-compatible", name=model, endpoint=base_url.rstrip("/"))
+        ref._api_key = api_key
+        return ref
+
+    @classmethod
+    def gguf(cls, path: str) -> ModelRef:
+        """A GGUF file, evaluated through transformers (dequantized) in this process."""
+        return cls(backend="gguf", name=str(path))
+
+    @property
+    def api_key(self) -> str | None:
+        """The endpoint's key given to ``openai_compatible`` (never shown or saved)."""
+        return self._api_key
 
     def with_few_shot(self, train: Any, k: int = 5, seed: int = 0) -> ModelRef:
         """A copy of this model prompted with ``k`` examples drawn from ``train`` (never eval)."""
@@ -210,7 +234,8 @@ class ModelRef(_Value):
 
     def __str__(self) -> str:
         shots = f"+{len(self.few_shot)}-shot" if self.few_shot else ""
-        return f"{self.backend}:{self.name}{shots}"
+        where = f"@{self.endpoint}" if self.endpoint else ""
+        return f"{self.backend}:{self.name}{where}{shots}"
 
 
 class JobEvent(_Value):

@@ -64,6 +64,17 @@ class Reply(Exception):
         self.headers = headers or {}
 
 
+@dataclass
+class Raw:
+    """An answer sent as it is: any bytes, any content type (a truncated JSON body, HTML)."""
+
+    body: bytes
+    content_type: str = "application/json"
+
+
+Rewrite = Callable[[str, str, int, Any], "tuple[int, Any] | None"]
+
+
 class _Server(ThreadingHTTPServer):
     request_queue_size = 128  # a listen backlog for many concurrent clients
 
@@ -73,11 +84,13 @@ class FakeServer:
 
     api_key = "sk-test-0123456789abcdefghij"
 
-    def __init__(self, faults: Faults | None = None) -> None:
+    def __init__(self, faults: Faults | None = None, port: int = 0) -> None:
         self.faults = faults or Faults()
         self.requests: list[Recorded] = []
         self.lock = threading.RLock()
         self.hold: dict[tuple[str, str], float] = {}
+        # (method, path, status, payload) -> a replacement (status, payload), or None
+        self.rewrite: Rewrite | None = None
         server = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -99,7 +112,8 @@ class FakeServer:
             def do_PATCH(self) -> None:
                 server._handle(self, "PATCH")
 
-        self._httpd = _Server(("127.0.0.1", 0), Handler)
+        _Server.allow_reuse_address = True
+        self._httpd = _Server(("127.0.0.1", port), Handler)
         self._httpd.daemon_threads = True
         self.port = self._httpd.server_address[1]
         self._thread = threading.Thread(target=self._httpd.serve_forever, daemon=True)
@@ -154,6 +168,10 @@ class FakeServer:
             status, payload, headers = 200, result, {}
         except Reply as reply:
             status, payload, headers = reply.status, reply.body, reply.headers
+        if self.rewrite is not None:
+            replaced = self.rewrite(method, split.path, status, payload)
+            if replaced is not None:
+                status, payload = replaced
         delay = self.hold.get((method, split.path))
         if delay:
             time.sleep(delay)
@@ -181,7 +199,9 @@ class FakeServer:
     def _send(
         self, handler: BaseHTTPRequestHandler, status: int, payload: Any, headers: dict[str, str]
     ) -> None:
-        if isinstance(payload, bytes):
+        if isinstance(payload, Raw):
+            data, kind = payload.body, payload.content_type
+        elif isinstance(payload, bytes):
             data, kind = payload, "application/octet-stream"
         elif isinstance(payload, str):
             data, kind = payload.encode(), "text/plain"

@@ -83,8 +83,12 @@ class MistralFake(FakeServer):
 
     api_key = "mistral-test-key-0123456789"
 
-    def __init__(self, faults: Faults | None = None, phases: Phases | None = None) -> None:
+    def __init__(
+        self, faults: Faults | None = None, phases: Phases | None = None, *, retired: bool = False
+    ) -> None:
         super().__init__(faults)
+        # the job API as it answers since 2026-07: creating and listing jobs is 410 Gone
+        self.retired = retired
         self.phases = phases or Phases()
         self.counter = itertools.count(1)
         self.chat_delay = 0.0
@@ -156,6 +160,8 @@ class MistralFake(FakeServer):
                 self._file(file_id)
                 del self.files[file_id]
                 return {"id": file_id, "object": "file", "deleted": True}
+            case "POST" | "GET", ["fine_tuning", "jobs"] if self.retired:
+                raise mistral_error(410, "The fine-tuning API has been retired.")
             case "POST", ["fine_tuning", "jobs"]:
                 return self._create_job(body, dry_run=query.get("dry_run") == "true")
             case "GET", ["fine_tuning", "jobs"]:

@@ -67,8 +67,9 @@ class OpenAIFake(FakeServer):
         phases: Phases | None = None,
         fail_suffix: str = "fail",
         process_delay: float = 0.0,
+        port: int = 0,
     ) -> None:
-        super().__init__(faults)
+        super().__init__(faults, port)
         self.phases = phases or Phases()
         self.fail_suffix = fail_suffix
         self.process_delay = process_delay
@@ -81,6 +82,9 @@ class OpenAIFake(FakeServer):
         self.bytes_received = 0
         self.chat_delay = 0.0
         self.chat_responder: Callable[[str, list[dict[str, Any]]], str] = _echo
+        self.list_lag = 0.0  # seconds before a new job shows in the list
+        self.ambiguous_creates = 0  # creates that make the job, then answer 502
+        self.refuse_fine_tuning = False  # the organisation may not fine-tune (403)
 
     @property
     def base_url(self) -> str:
@@ -279,6 +283,12 @@ class OpenAIFake(FakeServer):
     # -- jobs --
 
     def _create_job(self, body: dict[str, Any]) -> Any:
+        if self.refuse_fine_tuning:
+            raise _error(
+                403,
+                "Fine-tuning is not available for your organization.",
+                code="fine_tuning_not_available",
+            )
         if not isinstance(body.get("model"), str):
             raise _error(400, "Missing required parameter: 'model'.", param="model")
         training = body.get("training_file")
@@ -296,6 +306,9 @@ class OpenAIFake(FakeServer):
         self.jobs[job_id] = _Job(
             body=body, id=job_id, created=time.monotonic(), created_at=int(time.time())
         )
+        if self.ambiguous_creates > 0:
+            self.ambiguous_creates -= 1
+            raise _error(502, "Bad gateway", kind="server_error")
         return self._view(self.jobs[job_id])
 
     def _job(self, job_id: str) -> _Job:
@@ -385,7 +398,9 @@ class OpenAIFake(FakeServer):
         wanted = {
             k[len("metadata[") : -1]: v for k, v in query.items() if k.startswith("metadata[")
         }
-        jobs = [self._view(j) for j in sorted(self.jobs.values(), key=lambda j: j.id, reverse=True)]
+        shown = time.monotonic() - self.list_lag
+        listed = [j for j in self.jobs.values() if j.created <= shown]
+        jobs = [self._view(j) for j in sorted(listed, key=lambda j: j.id, reverse=True)]
         if wanted:
             jobs = [
                 j for j in jobs if all((j["metadata"] or {}).get(k) == v for k, v in wanted.items())

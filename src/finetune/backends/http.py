@@ -6,7 +6,7 @@ Every built-in hosted backend uses these, and a plugin may import them to behave
   shorter than the provider's Retry-After, and no waiting past ``retry_after_cap``: a longer
   Retry-After ends the retries at once with a ``RateLimitError`` carrying the wait.
 - ``error_for_status()``: an HTTP error answer as the matching ``BackendError``.
-- ``json_answer()`` and ``mapped()``: an unreadable or oddly shaped answer becomes a
+- ``json_answer()`` and ``@parses``: an unreadable or oddly shaped answer becomes a
   ``ServerError`` naming the provider, the status and a short excerpt, never a foreign error.
 - ``foreign_error()``: any other exception as a ``ServerError`` whose cause is a redacted copy.
 """
@@ -57,7 +57,6 @@ __all__ = [
     "is_retryable",
     "json_answer",
     "list_at",
-    "mapped",
     "number",
     "object_at",
     "parses",
@@ -67,6 +66,7 @@ __all__ = [
     "retrying",
     "text",
     "unix_time",
+    "unreadable",
     "whole",
     "written",
 ]
@@ -125,9 +125,28 @@ def _is_connection_problem(error: BaseException) -> bool:
     )
 
 
+_RETRY_STATUS = frozenset({408, 409, 429, 500, 502, 503, 504})
+
+
+def _status_of(error: BaseException) -> int | None:
+    for name in ("status_code", "status"):
+        value = getattr(error, name, None)
+        if isinstance(value, int):
+            return value
+    value = getattr(getattr(error, "response", None), "status_code", None)
+    return value if isinstance(value, int) else None
+
+
 def is_retryable(error: BaseException) -> bool:
-    """True for errors that a later attempt may not meet (rate limits, 5xx, connections)."""
-    return isinstance(error, BackendError) and error.retryable
+    """True for errors that a later attempt may not meet: our retryable errors (rate limits,
+    5xx, connections), and foreign ones with such a status or a connection-like name."""
+    if isinstance(error, FinetuneError):
+        return isinstance(error, BackendError) and error.retryable
+    status = _status_of(error)
+    if status is not None:
+        return status in _RETRY_STATUS
+    name = type(error).__name__
+    return any(word in name for word in ("Connection", "Timeout", "Network", "Protocol"))
 
 
 def retry_after_seconds(headers: Any) -> float | None:
@@ -195,7 +214,7 @@ def error_for_status(
     common: dict[str, Any] = {"backend": provider, "status_code": status}
     if status == 401:
         hint = f". {key_hint}" if key_hint else ""
-        return AuthenticationError(f"{message}{hint}", code=code, **common)
+        return AuthenticationError(f"{message.rstrip('. ')}{hint}", code=code, **common)
     if status == 403:
         return PermissionDeniedError(message, code=code, **common)
     if status == 404 and job_call:
@@ -214,28 +233,28 @@ def json_answer(provider: str, status: int, text: str) -> Any:
     try:
         return json.loads(text)
     except ValueError:
-        raise ServerError(
-            f"answered HTTP {status} with a body that is not JSON: {excerpt(text) or '(empty)'}",
-            backend=provider,
-            status_code=status,
-        ) from None
+        pass
+    # raised outside the handler: the parse error is not kept as __context__
+    raise ServerError(
+        f"answered HTTP {status} with a body that is not JSON: {excerpt(text) or '(empty)'}",
+        backend=provider,
+        status_code=status,
+    )
 
 
-@contextmanager
-def mapped(provider: str, what: str, payload: Any) -> Iterator[None]:
-    """Turn a mapping failure on an oddly shaped answer (a missing ``id``, a string where a
-    number belongs, ``[]`` where an object belongs) into a ``ServerError`` with an excerpt."""
-    try:
-        yield
-    except FinetuneError:
-        raise
-    except (KeyError, TypeError, ValueError, AttributeError, IndexError) as exc:
-        shown = excerpt(json.dumps(payload, default=str) if payload is not None else "null")
-        error = ServerError(
-            f"answered a {what} we cannot read ({type(exc).__name__}: {excerpt(exc, 80)}): {shown}",
-            backend=provider,
-        )
-        raise error from RedactedCause(exc)
+def unreadable(provider: str, what: str, payload: Any, error: BaseException) -> ServerError:
+    """The error for a payload a mapping could not read, with an excerpt of it."""
+    shown = excerpt(json.dumps(payload, default=str) if payload is not None else "null")
+    mapped_error = ServerError(
+        f"answered a {what} we cannot read ({type(error).__name__}: {excerpt(error, 80)}): "
+        f"{shown}",
+        backend=provider,
+    )
+    mapped_error.__cause__ = RedactedCause(error)
+    return mapped_error
+
+
+_MAPPING_ERRORS = (KeyError, TypeError, ValueError, AttributeError, IndexError)
 
 
 def parses(provider: str, what: str) -> Callable[[F], F]:
@@ -245,8 +264,14 @@ def parses(provider: str, what: str) -> Callable[[F], F]:
     def decorate(function: F) -> F:
         @functools.wraps(function)
         def guarded(payload: Any, *args: Any, **kwargs: Any) -> Any:
-            with mapped(provider, what, payload):
+            try:
                 return function(payload, *args, **kwargs)
+            except FinetuneError:
+                raise
+            except _MAPPING_ERRORS as exc:
+                failure: BaseException = exc
+            # raised outside the handler: no foreign __context__, only the redacted __cause__
+            raise unreadable(provider, what, payload, failure)
 
         return guarded  # type: ignore[return-value]
 

@@ -1,10 +1,22 @@
 """Datasets: typed examples streamed from JSONL, records, pandas or Hugging Face datasets."""
 
 from finetune.dataset._dataset import Dataset, atomic_write, canonical_json
-from finetune.dataset._formats import OutputFormat, detect_kind, parse_example, to_format
+from finetune.dataset._formats import (
+    IGNORED_KEYS,
+    KNOWN_KEYS,
+    MESSAGE_KEYS,
+    OutputFormat,
+    detect_kind,
+    is_empty,
+    parse_example,
+    to_format,
+)
 from finetune.dataset._reader import RawRecord, ReadProblem, iter_jsonl
 
 __all__ = [
+    "IGNORED_KEYS",
+    "KNOWN_KEYS",
+    "MESSAGE_KEYS",
     "Dataset",
     "OutputFormat",
     "RawRecord",
@@ -12,6 +24,7 @@ __all__ = [
     "atomic_write",
     "canonical_json",
     "detect_kind",
+    "is_empty",
     "iter_jsonl",
     "parse_example",
     "to_format",

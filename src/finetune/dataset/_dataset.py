@@ -13,7 +13,13 @@ from typing import Any, Protocol
 
 from finetune._errors import DatasetError
 from finetune.dataset._formats import OutputFormat, detect_kind, parse_example, to_format
-from finetune.dataset._reader import DEFAULT_MAX_LINE_BYTES, RawRecord, ReadProblem, iter_jsonl
+from finetune.dataset._reader import (
+    DEFAULT_MAX_LINE_BYTES,
+    RawRecord,
+    ReadProblem,
+    iter_jsonl,
+    unwritable,
+)
 from finetune.types import Example, ExampleKind
 
 __all__ = ["Dataset", "atomic_write"]
@@ -39,16 +45,26 @@ class _JsonlSource:
 class _RecordsSource:
     path: str | None = None
 
-    def __init__(self, records: list[Mapping[str, Any]], name: str) -> None:
+    def __init__(self, records: list[Any], name: str) -> None:
         self._records = records
         self.name = name
+        self._problems: dict[int, tuple[str, str]] = {}  # checked once, not on every pass
+        for index, data in enumerate(records):
+            problem = (
+                unwritable(data)
+                if isinstance(data, Mapping)
+                else ("not_an_object", f"record is a {type(data).__name__}, not a mapping")
+            )
+            if problem is not None:
+                self._problems[index] = problem
 
     def items(self) -> Iterator[RawRecord | ReadProblem]:
+        problems = self._problems
         for index, data in enumerate(self._records):
-            if isinstance(data, Mapping):
-                yield RawRecord(index + 1, -1, dict(data))
+            if index in problems:
+                yield ReadProblem(index + 1, -1, *problems[index])
             else:
-                yield ReadProblem(index + 1, -1, "not_an_object", "record is not a mapping")
+                yield RawRecord(index + 1, -1, dict(data))
 
 
 class _SubsetSource:
@@ -231,8 +247,10 @@ class Dataset:
         return target
 
 
-def _as_record(row: Mapping[str, Any] | Example) -> Mapping[str, Any]:
-    if isinstance(row, Mapping):
+def _as_record(row: Any) -> Any:
+    """A mapping as it is, an example model as its dict; anything else is kept, and reported
+    as ``not_an_object`` on its line."""
+    if isinstance(row, Mapping) or not hasattr(row, "model_dump"):
         return row
     dumped: dict[str, Any] = row.model_dump(mode="json", exclude_none=True)
     return dumped

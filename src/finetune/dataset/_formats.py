@@ -16,11 +16,44 @@ from finetune.types import (
     PreferenceExample,
 )
 
-__all__ = ["OutputFormat", "detect_kind", "parse_example", "to_format"]
+__all__ = [
+    "IGNORED_KEYS",
+    "KNOWN_KEYS",
+    "MESSAGE_KEYS",
+    "OutputFormat",
+    "detect_kind",
+    "is_empty",
+    "parse_example",
+    "to_format",
+]
 
 OutputFormat = Literal["native", "openai", "mistral", "hf"]
 _EXAMPLE: TypeAdapter[Example] = TypeAdapter(Example)
-_IGNORED_TOP_LEVEL = {"parallel_tool_calls", "id", "metadata"}
+# keys some exports carry that mean nothing for training: dropped quietly
+IGNORED_KEYS = frozenset({"parallel_tool_calls", "id", "metadata"})
+KNOWN_KEYS: dict[str, frozenset[str]] = {
+    "chat": frozenset({"kind", "messages", "tools"}),
+    "completion": frozenset({"kind", "prompt", "completion"}),
+    "preference": frozenset(
+        {
+            "kind",
+            "input",
+            "chosen",
+            "rejected",
+            "prompt",
+            "preferred_output",
+            "non_preferred_output",
+            "tools",
+        }
+    ),
+}
+MESSAGE_KEYS = frozenset({"role", "content", "name", "tool_calls", "tool_call_id", "weight"})
+
+
+def is_empty(value: Any) -> bool:
+    """``None``, ``""``, ``[]`` or ``{}``: an unknown key holding this is dropped, not refused
+    (``ChatCompletionMessage.model_dump()`` gives ``"refusal": None``, ``"audio": None`` ...)."""
+    return value is None or (isinstance(value, (str, list, dict)) and not value)
 
 
 def detect_kind(data: dict[str, Any]) -> ExampleKind | None:
@@ -67,8 +100,27 @@ def parse_example(
         raise DatasetError(f"malformed {found} example: {exc}", file=file, line=line) from None
 
 
+def _without_empty_unknowns(data: dict[str, Any], known: frozenset[str]) -> dict[str, Any]:
+    return {k: v for k, v in data.items() if k in known or not is_empty(v)}
+
+
+def _clean_messages(value: Any) -> Any:
+    if not isinstance(value, list):
+        return value
+    return [_without_empty_unknowns(m, MESSAGE_KEYS) if isinstance(m, dict) else m for m in value]
+
+
 def _to_native(data: dict[str, Any], kind: ExampleKind) -> dict[str, Any]:
-    body = {k: v for k, v in data.items() if k not in _IGNORED_TOP_LEVEL}
+    body = {k: v for k, v in data.items() if k not in IGNORED_KEYS}
+    body = _without_empty_unknowns(body, KNOWN_KEYS[kind])
+    for key in ("messages", "chosen", "rejected", "preferred_output", "non_preferred_output"):
+        if key in body:
+            body[key] = _clean_messages(body[key])
+    for key in ("input", "prompt"):
+        if isinstance(body.get(key), list):
+            body[key] = _clean_messages(body[key])
+        elif isinstance(body.get(key), dict) and "messages" in body[key]:
+            body[key] = {**body[key], "messages": _clean_messages(body[key]["messages"])}
     if kind != "preference" or "kind" in data:
         return {**body, "kind": kind}
     if "preferred_output" in body:

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
 
-__all__ = ["DEFAULT_MAX_LINE_BYTES", "RawRecord", "ReadProblem", "iter_jsonl"]
+__all__ = ["DEFAULT_MAX_LINE_BYTES", "RawRecord", "ReadProblem", "iter_jsonl", "unwritable"]
 
 DEFAULT_MAX_LINE_BYTES = 16 * 1024 * 1024
 
@@ -146,7 +146,28 @@ def _decode(raw: bytes, number: int, offset: int) -> RawRecord | ReadProblem:
             "not_an_object",
             f"each line must be a JSON object, got {type(data).__name__}",
         )
+    problem = unwritable(data)
+    if problem is not None:
+        return ReadProblem(number, offset, *problem)
     return RawRecord(number, offset, data)
+
+
+def unwritable(data: Any) -> tuple[str, str] | None:
+    """(code, message) when a record cannot be written back as UTF-8 JSON (a lone surrogate
+    from a ``\\ud800`` escape, a value that is not JSON), else ``None``. Such a record would
+    pass a tokenizer and then fail the upload, so it is refused while reading."""
+    try:
+        json.dumps(data, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError as exc:
+        bad = exc.object[exc.start : exc.end]
+        return (
+            "invalid_text",
+            f"text holds a lone surrogate ({bad!a}) that cannot be written as UTF-8; "
+            "fix the escape or remove the character",
+        )
+    except (TypeError, ValueError) as exc:
+        return "invalid_json", f"the record holds a value that is not JSON ({exc})"
+    return None
 
 
 def _reason(error: json.JSONDecodeError) -> str:

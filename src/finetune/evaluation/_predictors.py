@@ -11,7 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
-from finetune._errors import FinetuneError, MissingDependency
+from finetune._errors import FinetuneError, MissingDependency, ServerError
 from finetune.evaluation._prompts import Messages
 from finetune.types import ModelRef
 
@@ -61,7 +61,14 @@ class CallablePredictor:
 
 
 class OpenAIPredictor:
-    """Chat completions through the openai SDK (greedy by default)."""
+    """Chat completions through the openai SDK (greedy by default), on OpenAI or any
+    OpenAI-compatible endpoint (vLLM, llama.cpp's server, Ollama's ``/v1``).
+
+    The endpoint is part of ``name``, so the prediction cache never serves one server's
+    answers for another's. Errors are finetune's own (``RateLimitError``, ``ServerError``...).
+    Sampling parameters are always sent, so servers with other defaults (llama.cpp's
+    ``repeat_penalty=1.1``) decode the same way; ``extra_body`` adds server-specific ones.
+    """
 
     def __init__(
         self,
@@ -74,45 +81,86 @@ class OpenAIPredictor:
         max_tokens: int = 256,
         temperature: float = 0.0,
         seed: int | None = 0,
-        max_retries: int = 2,
+        max_retries: int = 0,
+        extra_body: dict[str, Any] | None = None,
     ) -> None:
-        try:
-            import openai
-        except ImportError as exc:  # pragma: no cover - openai is a core dependency
-            raise MissingDependency("openai") from exc
-        options: dict[str, Any] = {
-            "api_key": api_key,
-            "base_url": base_url,
-            "max_retries": max_retries,
-        }
-        self._client = client or openai.OpenAI(**options)
-        self._async_client = async_client or openai.AsyncOpenAI(**options)
         self.model = model
-        self.name = f"openai:{model}:t{temperature}:m{max_tokens}:s{seed}"
+        self._key = api_key or os.environ.get("OPENAI_API_KEY") or None
+        url = base_url or os.environ.get("OPENAI_BASE_URL") or "https://api.openai.com/v1"
+        self.base_url = url.rstrip("/")
+        self._client = client
+        self._async_client = async_client
+        self._own_async = async_client is None
+        self._max_retries = max_retries
+        self.name = f"openai:{self.base_url}:{model}:t{temperature}:m{max_tokens}:s{seed}"
         self._params: dict[str, Any] = {
             "max_tokens": max_tokens,
             "temperature": temperature,
             "seed": seed,
         }
+        if extra_body:
+            self._params["extra_body"] = dict(extra_body)
+            self.name += (
+                ":" + hashlib.sha256(repr(sorted(extra_body.items())).encode()).hexdigest()[:8]
+            )
 
     def __repr__(self) -> str:
-        return f"OpenAIPredictor({self.model!r})"
+        return f"OpenAIPredictor({self.model!r}, base_url={self.base_url!r})"
+
+    def _options(self) -> dict[str, Any]:
+        # a local server needs no key, but the SDK insists on one
+        return {"api_key": self._key or "none", "base_url": self.base_url, "max_retries": 0}
 
     def predict(self, messages: Messages) -> str:
-        reply = self._client.chat.completions.create(
-            model=self.model,
-            messages=messages,  # type: ignore[arg-type]
-            **self._params,
-        )
-        return str(reply.choices[0].message.content or "")
+        """The reply, through a blocking client."""
+        from finetune.backends.openai import map_error
+
+        if self._client is None:
+            self._client = _openai().OpenAI(**self._options())
+        try:
+            reply = self._client.chat.completions.create(
+                model=self.model, messages=messages, **self._params
+            )
+            return _openai_text(reply)
+        except Exception as exc:
+            error = map_error(exc, self._key)
+        raise error
 
     async def apredict(self, messages: Messages) -> str:
-        reply = await self._async_client.chat.completions.create(
-            model=self.model,
-            messages=messages,  # type: ignore[arg-type]
-            **self._params,
-        )
-        return str(reply.choices[0].message.content or "")
+        """The reply, through an async client made in the running loop."""
+        from finetune.backends.openai import map_error
+
+        if self._async_client is None:
+            self._async_client = _openai().AsyncOpenAI(**self._options())
+        try:
+            reply = await self._async_client.chat.completions.create(
+                model=self.model, messages=messages, **self._params
+            )
+            return _openai_text(reply)
+        except Exception as exc:
+            error = map_error(exc, self._key)
+        raise error
+
+    async def aclose(self) -> None:
+        """Close the async client this predictor made (before its event loop ends)."""
+        if self._own_async and self._async_client is not None:
+            client, self._async_client = self._async_client, None
+            await client.close()
+
+
+def _openai() -> Any:
+    try:
+        import openai
+    except ImportError as exc:
+        raise MissingDependency("openai", "openai", purpose="to evaluate OpenAI models") from exc
+    return openai
+
+
+def _openai_text(reply: Any) -> str:
+    choices = getattr(reply, "choices", None)
+    if not choices:
+        raise ServerError(f"answered a chat completion without choices: {reply!r:.200}")
+    return str(choices[0].message.content or "")
 
 
 def _mistral_class() -> Any:
@@ -121,13 +169,16 @@ def _mistral_class() -> Any:
     except ImportError:
         try:
             from mistralai import Mistral
-        except ImportError as exc:  # pragma: no cover - mistralai is a core dependency
-            raise MissingDependency("mistralai") from exc
+        except ImportError as exc:
+            raise MissingDependency(
+                "mistralai", "mistral", purpose="to evaluate Mistral models"
+            ) from exc
     return Mistral
 
 
 class MistralPredictor:
-    """Chat completions through the mistralai SDK (greedy by default)."""
+    """Chat completions through the mistralai SDK (greedy by default); the server URL is part
+    of ``name`` (and so of the cache key)."""
 
     def __init__(
         self,
@@ -140,12 +191,14 @@ class MistralPredictor:
         temperature: float = 0.0,
         seed: int | None = 0,
     ) -> None:
+        self._key = api_key or os.environ.get("MISTRAL_API_KEY")
+        url = server_url or os.environ.get("MISTRAL_SERVER_URL") or "https://api.mistral.ai"
+        self.server_url = url.rstrip("/")
         if client is None:
-            key = api_key or os.environ.get("MISTRAL_API_KEY")
-            client = _mistral_class()(api_key=key, server_url=server_url)
+            client = _mistral_class()(api_key=self._key, server_url=self.server_url)
         self._client = client
         self.model = model
-        self.name = f"mistral:{model}:t{temperature}:m{max_tokens}:s{seed}"
+        self.name = f"mistral:{self.server_url}:{model}:t{temperature}:m{max_tokens}:s{seed}"
         self._params: dict[str, Any] = {
             "max_tokens": max_tokens,
             "temperature": temperature,
@@ -156,14 +209,28 @@ class MistralPredictor:
         return f"MistralPredictor({self.model!r})"
 
     def predict(self, messages: Messages) -> str:
-        reply = self._client.chat.complete(model=self.model, messages=messages, **self._params)
-        return _mistral_text(reply.choices[0].message.content)
+        """The reply, through a blocking call."""
+        from finetune.backends.mistral import map_error
+
+        try:
+            reply = self._client.chat.complete(model=self.model, messages=messages, **self._params)
+            return _mistral_text(reply.choices[0].message.content)
+        except Exception as exc:
+            error = map_error(exc, (self._key,))
+        raise error
 
     async def apredict(self, messages: Messages) -> str:
-        reply = await self._client.chat.complete_async(
-            model=self.model, messages=messages, **self._params
-        )
-        return _mistral_text(reply.choices[0].message.content)
+        """The reply, awaitable."""
+        from finetune.backends.mistral import map_error
+
+        try:
+            reply = await self._client.chat.complete_async(
+                model=self.model, messages=messages, **self._params
+            )
+            return _mistral_text(reply.choices[0].message.content)
+        except Exception as exc:
+            error = map_error(exc, (self._key,))
+        raise error
 
 
 def _mistral_text(content: Any) -> str:
@@ -281,13 +348,18 @@ def predictor_for(candidate: Any, **options: Any) -> Predictor:
         backend = candidate.backend
         if backend == "openai":
             return OpenAIPredictor(candidate.name, **options)
+        if backend == "openai-compatible":
+            key = candidate.api_key or "none"  # never send an OpenAI key to another server
+            return OpenAIPredictor(
+                candidate.name, base_url=candidate.endpoint, api_key=key, **options
+            )
         if backend == "mistral":
             return MistralPredictor(candidate.name, **options)
-        if backend == "hf":
+        if backend in ("hf", "gguf"):
             return HFPredictor(candidate.name, **options)
         raise FinetuneError(
-            f"no predictor for models of backend {backend!r}; pass a Predictor or a function "
-            "messages -> str as the candidate"
+            f"no predictor for models of backend {backend!r}; pass a Predictor, a function "
+            "messages -> str, or ModelRef.openai_compatible(base_url, model) as the candidate"
         )
     if isinstance(candidate, Predictor):
         return candidate

@@ -4,15 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
-import contextlib
 import logging
-import random
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt
-
+from finetune.backends.http import retrying
 from finetune.evaluation._cache import PredictionCache
 from finetune.evaluation._predictors import Predictor, predictor_for
 from finetune.evaluation._prompts import Messages, build_prompt, split_example
@@ -23,7 +20,6 @@ from finetune.types import Example, ModelRef
 __all__ = ["aevaluate", "evaluate"]
 
 log = logging.getLogger("finetune")
-_RETRY_STATUS = {408, 409, 429, 500, 502, 503, 504}
 
 
 @dataclass
@@ -33,44 +29,6 @@ class _Task:
     messages: Messages
     key: str
     prediction: str | None = None
-
-
-def _status_of(error: BaseException) -> int | None:
-    for name in ("status_code", "status"):
-        value = getattr(error, name, None)
-        if isinstance(value, int):
-            return value
-    response = getattr(error, "response", None)
-    value = getattr(response, "status_code", None)
-    return value if isinstance(value, int) else None
-
-
-def is_retryable(error: BaseException) -> bool:
-    """Rate limits, server errors, timeouts and dropped connections are worth another try."""
-    status = _status_of(error)
-    if status is not None:
-        return status in _RETRY_STATUS
-    name = type(error).__name__
-    return any(word in name for word in ("Connection", "Timeout", "Network", "Protocol"))
-
-
-def _retry_after(error: BaseException) -> float | None:
-    headers = getattr(getattr(error, "response", None), "headers", None) or {}
-    value: Any = headers.get("retry-after")
-    with contextlib.suppress(TypeError, ValueError):
-        return float(value)
-    return None
-
-
-def _wait(state: RetryCallState) -> float:
-    delay = min(8.0, 0.25 * 2 ** (state.attempt_number - 1)) * random.uniform(0.5, 1.0)
-    outcome = state.outcome
-    if outcome is not None and outcome.failed:
-        error = outcome.exception()
-        hinted = _retry_after(error) if error is not None else None
-        if hinted is not None:
-            delay = max(delay, hinted)
-    return float(delay)
 
 
 def _resolve(
@@ -112,12 +70,7 @@ async def _predict_one(
         if failed.is_set():
             return
         try:
-            async for attempt in AsyncRetrying(
-                retry=retry_if_exception(is_retryable),
-                wait=_wait,
-                stop=stop_after_attempt(attempts),
-                reraise=True,
-            ):
+            async for attempt in retrying(attempts, first=0.25, cap=8.0):
                 with attempt:
                     prediction = await predictor.apredict(task.messages)
         except BaseException:
@@ -237,9 +190,18 @@ async def aevaluate(
         await _run_tasks(resolved, tasks, store, max_concurrency, max_attempts, bar)
     finally:
         bar.close()
+        await _close_predictors(resolved)
         if store is not None and not isinstance(cache, PredictionCache):
             store.close()
     return EvalResult(list(resolved), names, _score(tasks, examples, metrics))
+
+
+async def _close_predictors(resolved: dict[str, tuple[Predictor, list[Any] | None]]) -> None:
+    """Close the clients predictors opened, while their event loop still runs."""
+    for predictor, _ in resolved.values():
+        closer = getattr(predictor, "aclose", None)
+        if closer is not None:
+            await closer()
 
 
 def _open_cache(cache: bool | str | PredictionCache) -> PredictionCache | None:
@@ -264,6 +226,10 @@ def evaluate(
     try:
         asyncio.get_running_loop()
     except RuntimeError:
+        inside_a_loop = False
+    else:
+        inside_a_loop = True
+    if not inside_a_loop:
         return run()
     with concurrent.futures.ThreadPoolExecutor(1) as pool:
         return pool.submit(run).result()

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 from finetune.dataset._reader import RawRecord, ReadProblem, iter_jsonl
 from finetune.types import CostEstimate, Hyperparameters
 from finetune.validation._catalog import catalog, default_epochs, model_info
-from finetune.validation._quality import QualityScan, percentile
+from finetune.validation._quality import QualityScan, example_texts, percentile
 from finetune.validation._report import Finding, ValidationReport
 from finetune.validation._rules import (
     Target,
@@ -50,6 +50,8 @@ class _Scan:
         self.counter = counter
         self._count_plain = getattr(counter, "count_plain", None)
         self.limit = limit
+        most = getattr(counter, "max_token_chars", None) if limit is not None else None
+        self._chars_cap = limit * most if most else None
         self.file = file
         self.quality = QualityScan()
         self.kind: str | None = None
@@ -93,6 +95,8 @@ class _Scan:
                 return
         elif self.kind != "chat":
             self._note_kind("chat", line)
+        if self._chars_cap is not None and self._over_by_length(plain, data, line):
+            return
         try:
             if plain is not None and self._count_plain is not None:
                 tokens: int = self._count_plain(*plain)
@@ -108,6 +112,28 @@ class _Scan:
             self.quality.observe(data, line, tokens, self.add)
         else:
             self.quality.observe_texts(*plain, line, tokens, self.add)
+
+    def _over_by_length(
+        self, plain: tuple[list[str], list[str]] | None, data: dict[str, Any], line: int
+    ) -> bool:
+        """A text so long that it is over the limit whatever its tokens is reported without
+        being encoded (a 50 MB row would take minutes and gigabytes to count exactly)."""
+        texts = plain[1] if plain is not None else [t for _, t in example_texts(data)]
+        chars = sum(map(len, texts))
+        assert self._chars_cap is not None and self.limit is not None
+        if chars <= self._chars_cap:
+            return False
+        least = -(-chars * self.limit // self._chars_cap)
+        code = "would_truncate" if self.rules.truncates else "too_many_tokens"
+        self.add(
+            code,
+            f"at least {least} tokens ({chars} characters; no token of this tokenizer spells "
+            f"more than {self._chars_cap // self.limit}), over the limit of {self.limit}; "
+            "not counted exactly",
+            line,
+            None,
+        )
+        return True
 
     def _passes_rules(self, data: dict[str, Any], line: int) -> bool:
         """Every rule's findings for one record; False when one of them is an error."""
@@ -309,8 +335,11 @@ def estimate(
     counts = array("l")
     over = 0
     fallback = ApproximateCounter("")
-    refused = 0
-    for record in dataset.records():
+    refused = unreadable = 0
+    for record in dataset.items():
+        if not isinstance(record, RawRecord):
+            unreadable += record.severity == "error"
+            continue
         try:
             tokens = counter.count_example(record.data)
         except Exception:  # an invalid example: validate() names it; here it is estimated
@@ -321,6 +350,11 @@ def estimate(
     stats = _token_stats(counts)
     params = hyperparameters or Hyperparameters()
     epochs, notes = _epochs(target, params, len(counts))
+    if unreadable:
+        notes.append(
+            f"{unreadable} line(s) could not be read and are not counted; tuner.validate() "
+            "names them"
+        )
     if refused:
         notes.append(
             f"{refused} example(s) the tokenizer refused were estimated at about 4 characters "

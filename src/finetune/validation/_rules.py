@@ -11,12 +11,13 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
+from finetune.dataset._formats import IGNORED_KEYS, KNOWN_KEYS, MESSAGE_KEYS, is_empty
+
 __all__ = ["RULES", "Issue", "Target", "check_record", "register_rules", "target_rules"]
 
 Issue = tuple[str, str, str, str | None]  # code, severity, message, field
 
 _ROLES = {"system", "user", "assistant", "tool"}
-_MESSAGE_KEYS = {"role", "content", "name", "tool_calls", "tool_call_id", "weight", "refusal"}
 _MISTRAL_TOOL_ID = re.compile(r"^[A-Za-z0-9]{9}$")
 
 RULES: dict[str, tuple[str, str]] = {
@@ -28,7 +29,9 @@ RULES: dict[str, tuple[str, str]] = {
     "line_too_long": ("error", "The line exceeds the reader's size cap."),
     "unknown_format": ("error", "Neither chat, completion nor preference shape."),
     "mixed_kinds": ("error", "Examples of different kinds in one file."),
-    "unknown_field": ("warning", "A key the target does not know; it will be ignored or refused."),
+    "unknown_field": ("warning", "An unknown key holding nothing (null, empty): it is dropped."),
+    "unexpected_field": ("error", "An unknown key holding a value: fit() would refuse it."),
+    "invalid_text": ("error", "Text holds a lone surrogate, which cannot be written as UTF-8."),
     "missing_messages": ("error", "'messages' is missing, not a list, or empty."),
     "message_not_object": ("error", "A message is not a JSON object."),
     "unknown_role": ("error", "A role other than system, user, assistant or tool."),
@@ -177,7 +180,28 @@ def check_record(record: dict[str, Any], target: Target, model: str) -> Iterator
         yield from target.extra_checks(record)
 
 
+def _check_keys(
+    data: dict[str, Any], known: frozenset[str], where: str, ignored: frozenset[str] = IGNORED_KEYS
+) -> Iterator[Issue]:
+    """Unknown keys: dropped when empty (a warning), refused when they hold a value (exactly
+    what parsing does, so ``fit`` refuses nothing ``validate`` let through)."""
+    for key, value in data.items():
+        if key in known or key in ignored:
+            continue
+        path = f"{where}.{key}" if where else key
+        if is_empty(value):
+            yield "unknown_field", "warning", f"unknown key {key!r} holds nothing: dropped", path
+        else:
+            yield (
+                "unexpected_field",
+                "error",
+                f"unknown key {key!r} holds a value; remove it or rename it to a known one",
+                path,
+            )
+
+
 def _check_completion(record: dict[str, Any], target: Target, model: str) -> Iterator[Issue]:
+    yield from _check_keys(record, KNOWN_KEYS["completion"], "")
     for key in ("prompt", "completion"):
         if not isinstance(record.get(key), str):
             yield "invalid_completion", "error", f"{key} must be a string", key
@@ -193,6 +217,7 @@ def _check_completion(record: dict[str, Any], target: Target, model: str) -> Ite
 
 
 def _check_preference(record: dict[str, Any], target: Target) -> Iterator[Issue]:
+    yield from _check_keys(record, KNOWN_KEYS["preference"], "")
     if "preferred_output" in record:
         source = record.get("input")
         prompt = source.get("messages") if isinstance(source, dict) else None
@@ -222,9 +247,7 @@ def _check_preference(record: dict[str, Any], target: Target) -> Iterator[Issue]
 
 
 def _check_chat(record: dict[str, Any], target: Target) -> Iterator[Issue]:
-    for key in record:
-        if key not in ("messages", "tools", "parallel_tool_calls", "kind", "functions"):
-            yield "unknown_field", "warning", f"unknown top-level key {key!r}", key
+    yield from _check_keys(record, KNOWN_KEYS["chat"], "")
     messages = record.get("messages")
     if not isinstance(messages, list) or not messages:
         yield "missing_messages", "error", "'messages' must be a non-empty list", "messages"
@@ -318,9 +341,7 @@ def _check_conversation_end(
 def _check_message(
     message: dict[str, Any], role: str, where: str, target: Target, open_calls: dict[str, str]
 ) -> Iterator[Issue]:
-    for key in message:
-        if key not in _MESSAGE_KEYS:
-            yield "unknown_field", "warning", f"unknown message key {key!r}", f"{where}.{key}"
+    yield from _check_keys(message, MESSAGE_KEYS, where, ignored=frozenset())
     weight = message.get("weight")
     if weight is not None:
         if role != "assistant":

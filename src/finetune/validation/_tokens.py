@@ -121,6 +121,13 @@ class TiktokenCounter(_CachedCounter):
         except UnicodeEncodeError:  # lone surrogates: the wrapper replaces them
             return len(self._encoding.encode_ordinary(text))
 
+    @functools.cached_property
+    def max_token_chars(self) -> int | None:
+        """The most characters one token can cover (its byte length bounds it), so a text of
+        ``n`` characters has at least ``n / max_token_chars`` tokens, known without encoding."""
+        ranks = getattr(self._encoding, "_mergeable_ranks", None)
+        return max(map(len, ranks), default=None) if ranks else None
+
     def count_plain(self, roles: list[str], texts: list[str]) -> int:
         """``count_example`` for a chat of plain system/user/assistant messages (as
         ``plain_chat`` reads them), without the walk. Only system prompts are looked up in the
@@ -311,6 +318,16 @@ class ChatTemplateCounter:
 
     def count_text(self, text: str) -> int:
         return len(self._tokenizer(text, add_special_tokens=False)["input_ids"])
+
+    @functools.cached_property
+    def max_token_chars(self) -> int | None:
+        """The most characters one vocabulary entry spells (a bound for skipping texts that
+        are over the limit by length alone)."""
+        try:
+            vocab = self._tokenizer.get_vocab()
+        except Exception:  # a tokenizer without a vocabulary listing: no shortcut
+            return None
+        return max(map(len, vocab), default=None) or None
 
     def count_example(self, record: dict[str, Any]) -> int:
         if "messages" not in record and "prompt" in record and "completion" in record:

@@ -20,6 +20,7 @@ from finetune._errors import (
     InvalidRequestError,
     JobNotFound,
     MissingDependency,
+    StorageError,
     UnsupportedFeature,
 )
 from finetune.backends.base import Capabilities, JobRequest
@@ -125,10 +126,13 @@ class HFBackend:
         return self._options.max_length
 
     def upload(self, dataset: Dataset, *, purpose: str = "train") -> FileRef:
+        """Write the data (TRL's conversational shape) under ``jobs_dir/files``, named by its
+        fingerprint, so a second fit of the same data writes nothing."""
         stem = f"{dataset.fingerprint()[:16]}-{purpose}"
         path = self.jobs_dir / "files" / f"{stem}.jsonl"
         if not path.exists():
-            dataset.to_jsonl(path, format="hf")
+            with _storage(path.parent, "write the training data"):
+                dataset.to_jsonl(path, format="hf")
         return FileRef(
             backend=self.name,
             id=f"file-{stem}",
@@ -146,6 +150,7 @@ class HFBackend:
         _check_model(tokenizer, request.base_model, kind, options)
         job_id = _job_id(request.idempotency_key)
         local = Path(request.base_model).expanduser()
+        integrations, secrets = _without_secrets(request.integrations)
         config = TrainingConfig(
             job_id=job_id,
             base_model=str(local.resolve()) if local.exists() else request.base_model,
@@ -160,10 +165,11 @@ class HFBackend:
             idempotency_key=request.idempotency_key,
             suffix=request.suffix,
             metadata=request.metadata,
-            integrations=request.integrations,
+            integrations=integrations,
         )
-        job = self._make_dir(config)
-        self._launch(job, options, resume=False)
+        with _storage(self.jobs_dir, "create the job directory"):
+            job = self._make_dir(config)
+            self._launch(job, options, resume=False, env=secrets)
         return self._view(job)
 
     def find_job(self, request: JobRequest) -> Job | None:
@@ -271,11 +277,23 @@ class HFBackend:
         staging.path.rename(self.jobs_dir / config.job_id)
         return JobDir(self.jobs_dir / config.job_id)
 
-    def _launch(self, job: JobDir, options: LocalOptions, *, resume: bool) -> None:
+    def _launch(
+        self,
+        job: JobDir,
+        options: LocalOptions,
+        *,
+        resume: bool,
+        env: dict[str, str] | None = None,
+    ) -> None:
         command = [*self._launcher(job, options), "-m", WORKER_MODULE, str(job.path)]
         if resume:
             command.append("--resume")
-        env = {**os.environ, "PYTHONUNBUFFERED": "1", "TOKENIZERS_PARALLELISM": "false"}
+        env = {
+            **os.environ,
+            **(env or {}),
+            "PYTHONUNBUFFERED": "1",
+            "TOKENIZERS_PARALLELISM": "false",
+        }
         source_root = str(Path(__file__).resolve().parents[3])
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [source_root, env.get("PYTHONPATH")]))
         with job.log_path.open("ab") as log:
@@ -344,16 +362,25 @@ class HFBackend:
             if checkpoints
             else "resume() starts it again (no checkpoint was saved)"
         )
-        message = f"{why} before the job finished (killed, crashed or a restart); {hint}"
+        message = f"{why} before the job finished (killed, crashed, out of disk or a restart); "
+        message += hint
         tail = _log_tail(job)
         if tail:
             message += f". Last lines of worker.log: {tail}"
-        job.update_status(
-            status="failed",
-            finished_at=now_iso(),
-            error={"code": "worker_lost", "message": message},
-        )
-        job.append_event(f"Job failed: {message}", level="error")
+        try:
+            job.update_status(
+                status="failed",
+                finished_at=now_iso(),
+                error={"code": "worker_lost", "message": message},
+            )
+            job.append_event(f"Job failed: {message}", level="error")
+        except OSError as exc:  # a full disk must not hide the failure: report it unsaved
+            message += f" (the job directory cannot be written: {exc})"
+            job.unsaved_status = {
+                "status": "failed",
+                "finished_at": now_iso(),
+                "error": {"code": "worker_lost", "message": message},
+            }
 
     def _stop(self, job_id: str, action: str) -> Job:
         job = self._dir(job_id)
@@ -392,7 +419,7 @@ class HFBackend:
 
     def _view(self, job: JobDir) -> Job:
         config = job.read_config()
-        status = job.read_status()
+        status = {**job.read_status(), **job.unsaved_status}
         error = status.get("error")
         return Job(
             id=job.id,
@@ -417,6 +444,42 @@ class HFBackend:
                 "idempotency_key": config.get("idempotency_key"),
             },
         )
+
+
+_SECRET_FIELDS = ("api_key", "token", "secret", "password")
+
+
+def _without_secrets(
+    integrations: list[dict[str, Any]],
+) -> tuple[list[dict[str, Any]], dict[str, str]]:
+    """Integrations as saved in ``config.json`` (no credentials), and the credentials as
+    environment variables for the worker (W&B reads ``WANDB_API_KEY``)."""
+    kept, env = [], {}
+    for item in integrations:
+        nested: dict[str, Any] = item["wandb"] if isinstance(item.get("wandb"), dict) else {}
+        flat = {**item, **nested}
+        key = flat.get("api_key")
+        if item.get("type", "wandb") == "wandb" and isinstance(key, str) and key:
+            env["WANDB_API_KEY"] = key
+        clean = {k: v for k, v in item.items() if not any(f in k for f in _SECRET_FIELDS)}
+        if nested:
+            clean["wandb"] = {
+                k: v for k, v in nested.items() if not any(f in k for f in _SECRET_FIELDS)
+            }
+        kept.append(clean)
+    return kept, env
+
+
+@contextlib.contextmanager
+def _storage(path: Path, action: str) -> Any:
+    """OSError (read-only folder, full disk) as a ``StorageError`` naming the path."""
+    try:
+        yield
+    except OSError as exc:
+        raise StorageError(
+            f"cannot {action} under {path} ({exc.strerror or exc}); free disk space or pass "
+            f"jobs_dir= a writable folder (or set {JOBS_DIR_ENV})"
+        ) from None
 
 
 def _log_tail(job: JobDir, lines: int = 3) -> str:

@@ -79,6 +79,7 @@ class JobDir:
         self.checkpoints_dir = self.path / "checkpoints"
         self.model_dir = self.path / "model"
         self.merged_dir = self.path / "merged"
+        self.unsaved_status: dict[str, Any] = {}  # a status that could not be written
 
     @property
     def id(self) -> str:

@@ -89,10 +89,11 @@ def _callback(job: JobDir, stop: _Stop) -> Any:
             if not state.is_world_process_zero or not logs:
                 return
             if "train_runtime" in logs:
-                summary = {k: v for k, v in logs.items() if isinstance(v, (int, float))}
-                job.append_event(
-                    f"Training finished in {logs['train_runtime']:.1f} s", data=summary
-                )
+                if not stop.requested:  # a stopped run ends with "Job cancelled/paused"
+                    summary = {k: v for k, v in logs.items() if isinstance(v, (int, float))}
+                    job.append_event(
+                        f"Training finished in {logs['train_runtime']:.1f} s", data=summary
+                    )
                 return
             point: dict[str, Any] = {"step": state.global_step, "epoch": state.epoch}
             extra = {}
@@ -260,14 +261,24 @@ def main(argv: list[str]) -> int:
     except BaseException as exc:
         traceback.print_exc()
         if int(os.environ.get("RANK", "0")) == 0:
-            message = f"{type(exc).__name__}: {exc}"
-            job.update_status(
-                status="failed",
-                finished_at=now_iso(),
-                error={"code": "training_error", "message": message},
-            )
-            job.append_event(f"Job failed: {message}", level="error")
+            _record_failure(job, exc)
         return 1
+
+
+def _record_failure(job: JobDir, exc: BaseException) -> None:
+    """Mark the job failed; on a full disk the backend notices the dead worker instead."""
+    message = f"{type(exc).__name__}: {exc}"
+    if isinstance(exc, OSError):
+        message += " (check free disk space and the job folder's permissions, then resume())"
+    try:
+        job.update_status(
+            status="failed",
+            finished_at=now_iso(),
+            error={"code": "training_error", "message": message},
+        )
+        job.append_event(f"Job failed: {message}", level="error")
+    except OSError:
+        traceback.print_exc()
 
 
 if __name__ == "__main__":

@@ -39,6 +39,7 @@ from finetune.backends.http import (
     json_answer,
     list_at,
     retrying,
+    unreadable,
     written,
 )
 from finetune.backends.mistral._mapping import (
@@ -387,7 +388,9 @@ class MistralBackend(BaseBackend):
         for page in range(MAX_PAGES):
             params = self._list_params(page, pager.page_size, **filters)
             answer = expect_object(NAME, "job list", await self._get(JOBS, params=params))
-            if pager.add(list_at(answer, "data"), answer.get("total")):
+            if not isinstance(answer.get("data"), list):
+                raise unreadable(NAME, "job list", answer, KeyError("data"))
+            if pager.add(answer["data"], answer.get("total")):
                 break
         return pager.items
 

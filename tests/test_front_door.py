@@ -1,0 +1,401 @@
+"""The front door: offline first steps, exactly one job per fit under any fault, and only
+finetune's own errors, reproduced as a new user and as an adversary would meet them."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import finetune as ft
+from finetune.backends.mistral import MistralBackend
+from finetune.backends.openai import OpenAIBackend
+
+from .conftest import chat, needs_tiktoken, write_jsonl
+from .fakes._server import Faults, Raw
+from .fakes.mistral_fake import MistralFake
+from .fakes.openai_fake import OpenAIFake, Phases
+
+pytestmark = needs_tiktoken
+MODEL = "gpt-4o-mini-2024-07-18"
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def data(tag: str = "", n: int = 12) -> ft.Dataset:
+    return ft.Dataset.from_records([chat(i, system=f"Agent {tag}".strip()) for i in range(n)])
+
+
+def openai_tuner(server: OpenAIFake, **options: Any) -> ft.Tuner:
+    settings = {"api_key": server.api_key, "base_url": server.base_url}
+    return ft.Tuner("openai", model=MODEL, file_poll_interval=0.01, **{**settings, **options})
+
+
+def creates(server: OpenAIFake) -> int:
+    return len(
+        [r for r in server.requests if (r.method, r.path) == ("POST", "/v1/fine_tuning/jobs")]
+    )
+
+
+def run_python(code: str, env: dict[str, str] | None = None, timeout: float = 120) -> Any:
+    return subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code)],
+        env={**os.environ, **(env or {})},
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
+# -- 1. offline first steps --------------------------------------------------------------------
+
+
+def test_validate_and_estimate_need_no_key_and_import_no_sdk(tmp_path: Path) -> None:
+    path = write_jsonl(tmp_path / "train.jsonl", [chat(i) for i in range(20)])
+    env = dict.fromkeys(("OPENAI_API_KEY", "MISTRAL_API_KEY", "TOGETHER_API_KEY"), "")
+    done = run_python(
+        f"""
+        import sys
+        import finetune as ft
+        data = ft.Dataset.from_jsonl({str(path)!r})
+        for name, model in [("openai", {MODEL!r}), ("mistral", "open-mistral-nemo"),
+                            ("together", "meta-llama/Meta-Llama-3.1-8B-Instruct-Reference"),
+                            ("fireworks", "accounts/fireworks/models/llama-v3p1-8b-instruct")]:
+            tuner = ft.Tuner(name, model=model)
+            assert tuner.validate(data).ok, name
+            assert tuner.estimate(data).tokens_total > 0, name
+        heavy = sorted(m for m in ("openai", "mistralai", "httpx", "httpx2", "together",
+                                   "fireworks", "torch", "transformers") if m in sys.modules)
+        print(heavy)
+        """,
+        env,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"
+
+
+def test_cli_validate_without_a_key(tmp_path: Path) -> None:
+    path = write_jsonl(tmp_path / "train.jsonl", [chat(i) for i in range(20)])
+    env = {**os.environ, "OPENAI_API_KEY": ""}
+    done = subprocess.run(
+        [sys.executable, "-m", "finetune.cli", "validate", str(path), "--model", MODEL],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "0 errors" in done.stdout or "no errors" in done.stdout.lower()
+
+
+# -- 2. exactly one job per fit ----------------------------------------------------------------
+
+
+def test_a_stale_registry_hint_is_dropped_not_fatal(tmp_path: Path) -> None:
+    registry = str(tmp_path / "shared-registry.sqlite3")
+    script = """
+        import finetune as ft
+        rows = [{"messages": [{"role": "user", "content": f"q{i}"},
+                              {"role": "assistant", "content": f"a{i}"}]} for i in range(12)]
+        tuner = ft.Tuner("fake", model="m", running=0.05)
+        job = tuner.fit(ft.Dataset.from_records(rows))
+        print(job.id, job.wait(poll_interval=0.01, timeout=10).status.value)
+        """
+    first = run_python(script, {"FINETUNE_REGISTRY": registry})
+    second = run_python(script, {"FINETUNE_REGISTRY": registry})  # a new process, a new fake
+    assert first.returncode == 0 and second.returncode == 0, second.stderr
+    assert first.stdout.split()[1] == second.stdout.split()[1] == "succeeded"
+    assert "stale" in second.stderr
+
+
+def test_a_restarted_server_is_not_trusted_with_old_ids() -> None:
+    with OpenAIFake() as server:
+        port = server.port
+        job = openai_tuner(server).fit(data())
+        job.wait(poll_interval=0.02, timeout=10)
+    with OpenAIFake(port=port) as fresh:
+        again = openai_tuner(fresh).fit(data())
+        assert again.wait(poll_interval=0.02, timeout=10).status is ft.JobStatus.SUCCEEDED
+        assert fresh.summary()["jobs"] == 1
+
+
+def test_a_job_with_a_remembered_id_but_another_key_is_not_reattached() -> None:
+    with OpenAIFake() as server:
+        port = server.port
+        mine = openai_tuner(server).fit(data())
+    with OpenAIFake(port=port) as other:
+        # someone else's job that happens to get the same id on this server
+        other._new_file("theirs.jsonl", b"{}\n", "fine-tune")
+        theirs = other._create_job(
+            {
+                "model": MODEL,
+                "training_file": "file-000001abcdef",
+                "metadata": {"finetune_key": "x"},
+            }
+        )
+        assert theirs["id"] == mine.id
+        again = openai_tuner(other).fit(data())
+        assert again.id != theirs["id"]
+        assert other.summary()["jobs"] == 2
+
+
+def test_two_processes_running_the_same_fit_make_one_job(tmp_path: Path) -> None:
+    script = tmp_path / "fit.py"
+    script.write_text(
+        textwrap.dedent(
+            f"""
+            import sys
+            import finetune as ft
+            rows = [{{"messages": [{{"role": "user", "content": f"q{{i}}"}},
+                                  {{"role": "assistant", "content": f"a{{i}}"}}]}}
+                    for i in range(12)]
+            tuner = ft.Tuner("openai", model={MODEL!r}, api_key=sys.argv[1], base_url=sys.argv[2],
+                             file_poll_interval=0.01)
+            print(tuner.fit(ft.Dataset.from_records(rows)).id)
+            """
+        )
+    )
+    with OpenAIFake() as server:
+        server.hold[("POST", "/v1/files")] = 1.0
+        env = {**os.environ, "FINETUNE_REGISTRY": str(tmp_path / "registry.sqlite3")}
+        command = [sys.executable, str(script), server.api_key, server.base_url]
+        racers = [
+            subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+            for _ in range(2)
+        ]
+        outputs = [r.communicate(timeout=120) for r in racers]
+        summary = server.summary()
+    assert all(r.returncode == 0 for r in racers), [e.decode() for _, e in outputs]
+    ids = {out.decode().strip() for out, _ in outputs}
+    assert len(ids) == 1
+    assert summary == {"files": 1, "distinct_files": 1, "jobs": 1, "distinct_keys": 1}
+
+
+def test_an_unclear_create_is_looked_for_before_sending_again() -> None:
+    with OpenAIFake() as server:
+        server.ambiguous_creates = 1  # the job is made, the answer is a 502
+        server.list_lag = 1.5  # and the list shows it only later
+        job = openai_tuner(server, create_grace=10).fit(data())
+        assert creates(server) == 1 and server.summary()["jobs"] == 1
+        assert job.wait(poll_interval=0.02, timeout=10).status is ft.JobStatus.SUCCEEDED
+
+
+def test_a_long_retry_after_is_raised_with_its_wait_not_ignored() -> None:
+    faults = Faults(rate=1.0, kinds=("429",), retry_after="3600", only="/fine_tuning/jobs")
+    with OpenAIFake(faults) as server:
+        started = time.monotonic()
+        with pytest.raises(ft.RateLimitError) as caught:
+            openai_tuner(server).fit(data())
+        took = time.monotonic() - started
+    assert caught.value.retry_after == 3600
+    assert creates(server) == 0 or creates(server) == 1
+    assert took < 60
+
+
+# -- 3. only our own errors --------------------------------------------------------------------
+
+ODD_JOBS = {
+    "truncated JSON": Raw(b'{"id": "ftjob-1", "status": "runn'),
+    "no id": {"object": "fine_tuning.job", "status": "running", "model": MODEL},
+    "an empty list": [],
+    "null": None,
+    "an HTML page": Raw(b"<html><body>Bad gateway</body></html>", "text/html"),
+}
+
+
+@pytest.mark.parametrize("shape", list(ODD_JOBS))
+async def test_odd_openai_answers_are_server_errors(shape: str) -> None:
+    with OpenAIFake() as server:
+        server.rewrite = lambda method, path, status, payload: (
+            (200, ODD_JOBS[shape]) if path.startswith("/v1/fine_tuning/jobs/") else None
+        )
+        backend = OpenAIBackend(api_key=server.api_key, base_url=server.base_url, attempts=1)
+        with pytest.raises(ft.ServerError) as caught:
+            await backend.get_job("ftjob-1")
+        await backend.aclose()
+    error = caught.value
+    assert "[openai]" in str(error) and error.__context__ is None
+    assert server.api_key not in str(error) and server.api_key not in str(error.__cause__)
+
+
+async def test_live_shaped_openai_answers_map_cleanly() -> None:
+    def live(method: str, path: str, status: int, payload: Any) -> Any:
+        if path == "/v1/fine_tuning/jobs/ftjob-000002abcdef":
+            return 200, {**payload, "created_at": "yesterday", "error": "boom", "metadata": ["a"]}
+        if path.endswith("/checkpoints"):
+            rows = [{"id": "c1", "step_number": "5", "metrics": {"type": "supervised", "x": None}}]
+            return 200, {"object": "list", "data": rows, "has_more": False}
+        return None
+
+    with OpenAIFake() as server:
+        tuner = openai_tuner(server)
+        job = tuner.fit(data())
+        server.rewrite = live
+        seen = job.refresh()
+        assert seen.created_at is None and seen.error == ft.JobError(message="boom")
+        assert seen.metadata == {} and seen.raw is not None and seen.raw["metadata"] == ["a"]
+        (checkpoint,) = job.checkpoints()
+        assert checkpoint.step == 5 and checkpoint.metrics == {}
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [Raw(b'{"data": [{"id": '), [], {"object": "job.metadata", "cost": 1.0}],
+    ids=["truncated", "list", "dry-run shape"],
+)
+async def test_odd_mistral_answers_are_server_errors(answer: Any) -> None:
+    with MistralFake() as server:
+        server.rewrite = lambda method, path, status, payload: (
+            (200, answer) if path == "/v1/fine_tuning/jobs" else None
+        )
+        backend = MistralBackend(api_key=server.api_key, server_url=server.url, attempts=1)
+        with pytest.raises(ft.ServerError) as caught:
+            await backend.list_jobs()
+        training = await backend.upload(data())
+        request = ft.backends.JobRequest(
+            base_model="open-mistral-nemo", training_file=training, idempotency_key="k"
+        )
+        with pytest.raises(ft.ServerError):
+            await backend.create_job(request)
+        await backend.aclose()
+    assert "[mistral]" in str(caught.value) and caught.value.__context__ is None
+
+
+def test_a_read_only_jobs_dir_is_a_storage_error() -> None:
+    from finetune.backends.hf import HFBackend
+
+    tuner = ft.Tuner(HFBackend(jobs_dir="/proc/finetune-jobs"), model="m", registry=False)
+    with pytest.raises(ft.StorageError, match=r"/proc/finetune-jobs"):
+        tuner.fit(data(), skip_validation=True)
+
+
+def test_a_corrupt_registry_is_a_registry_error(tmp_path: Path) -> None:
+    broken = tmp_path / "registry.sqlite3"
+    broken.write_bytes(b"this is not a database" * 100)
+    tuner = ft.Tuner("fake", model="m", registry=ft.JobRegistry(broken), running=0.01)
+    assert tuner.validate(data()).ok  # validation never touches the registry
+    with pytest.raises(ft.RegistryError, match=r"registry\.sqlite3"):
+        tuner.fit(data())
+    env = {**os.environ, "FINETUNE_REGISTRY": str(broken)}
+    done = subprocess.run(
+        [sys.executable, "-m", "finetune.cli", "jobs"], env=env, capture_output=True, text=True
+    )
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1
+
+
+def test_records_that_are_not_objects_are_named() -> None:
+    dataset = ft.Dataset.from_records(["hello", chat(1)])  # type: ignore[list-item]
+    report = ft.Tuner("fake", model="m", validation_target="hf").validate(dataset)
+    assert report.lines("not_an_object") == [1]
+    with pytest.raises(ft.DatasetError, match="records:1"):
+        list(dataset)
+
+
+def test_validate_rejects_exactly_what_fit_would() -> None:
+    surrogate = chat(0)
+    surrogate["messages"][1]["content"] = "broken \ud800 text"
+    dumped = chat(1)
+    dumped["messages"][2].update({"refusal": None, "audio": None, "annotations": []})
+    valued = chat(2)
+    valued["messages"][2]["refusal"] = "I cannot help with that."
+    tuner = ft.Tuner("fake", model="m", namespace="validate-as-fit", running=0.01)
+    rows = [chat(i) for i in range(3, 15)]
+
+    report = tuner.validate(ft.Dataset.from_records([*rows, surrogate, dumped, valued]))
+    assert report.lines("invalid_text") == [13]
+    assert set(report.lines("unknown_field")) == {14}  # refusal, audio, annotations
+    assert report.lines("unexpected_field") == [15]
+    with pytest.raises(ft.ValidationFailed):
+        tuner.fit(ft.Dataset.from_records([*rows, surrogate]))
+    job = tuner.fit(ft.Dataset.from_records([*rows, dumped]))  # the empty keys are dropped
+    assert job.wait(poll_interval=0.01, timeout=10).status is ft.JobStatus.SUCCEEDED
+    with pytest.raises(ft.ValidationFailed, match="unexpected_field"):
+        tuner.fit(ft.Dataset.from_records([*rows, valued]))
+
+
+def test_a_row_far_over_the_limit_is_refused_without_counting(tmp_path: Path) -> None:
+    huge = chat(0)
+    huge["messages"][1]["content"] = "x" * 9_000_000  # one run of letters: slow to encode
+    path = write_jsonl(tmp_path / "train.jsonl", [chat(i) for i in range(1, 12)] + [huge])
+    report = ft.Tuner("openai", model=MODEL).validate(ft.Dataset.from_jsonl(path))
+    (finding,) = report.errors
+    assert finding.code == "too_many_tokens" and finding.line == 12
+    assert "not counted exactly" in finding.message
+
+
+# -- 4. the command line -----------------------------------------------------------------------
+
+
+def cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "finetune.cli", *args],
+        env={**os.environ, **(env or {})},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+@pytest.mark.parametrize(("typed", "meant"), [("opnai", "openai"), ("OpenAI", "openai")])
+def test_unknown_backend_names_suggest_the_closest(typed: str, meant: str, tmp_path: Path) -> None:
+    path = write_jsonl(tmp_path / "t.jsonl", [chat(i) for i in range(12)])
+    done = cli("validate", str(path), "--backend", typed, "--model", MODEL)
+    assert done.returncode == 2 and f"Did you mean {meant!r}?" in done.stderr
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["estimate", "t.jsonl", "--model", MODEL, "--epochs", "0"],
+        ["estimate", "t.jsonl", "--model", MODEL, "--epochs", "-3"],
+        ["jobs", "--limit", "-1"],
+        ["train", "t.jsonl", "--backend", "fake", "--model", "m", "--batch-size", "0"],
+    ],
+)
+def test_out_of_range_numbers_are_one_line_errors(args: list[str]) -> None:
+    done = cli(*args)
+    assert done.returncode == 2
+    assert len(done.stderr.strip().splitlines()) == 1 and "Traceback" not in done.stderr
+    assert "at least 1" in done.stderr
+
+
+def test_estimate_prints_json_despite_an_unreadable_row(tmp_path: Path) -> None:
+    path = write_jsonl(tmp_path / "t.jsonl", [chat(i) for i in range(12)] + ["{not json"])
+    done = cli("estimate", str(path), "--model", MODEL, "--json")
+    assert done.returncode == 0, done.stderr
+    estimate = json.loads(done.stdout)
+    assert estimate["examples"] == 12
+    assert any("could not be read" in note for note in estimate["notes"])
+
+
+def test_ctrl_c_while_waiting_says_the_job_keeps_running() -> None:
+    with OpenAIFake(phases=Phases(0, 0, 60)) as server:
+        job = openai_tuner(server).fit(data())
+        env = {**os.environ, "OPENAI_API_KEY": server.api_key, "OPENAI_BASE_URL": server.base_url}
+        waiting = subprocess.Popen(
+            [sys.executable, "-m", "finetune.cli", "wait", job.id, "--backend", "openai"],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        deadline = time.monotonic() + 60
+        while not any(r.path.endswith(job.id) for r in server.requests[-3:]):
+            assert time.monotonic() < deadline
+            time.sleep(0.1)
+        time.sleep(0.5)
+        waiting.send_signal(signal.SIGINT)
+        _, stderr = waiting.communicate(timeout=30)
+    assert waiting.returncode == 130
+    assert "keeps running" in stderr and f"finetune cancel {job.id}" in stderr
+    assert "Traceback" not in stderr
