@@ -38,7 +38,9 @@ def _wait_until(check: Any, timeout: float = 120.0) -> None:
         time.sleep(0.2)
 
 
-def test_full_sft_learns_the_reply_format(tiny_base: str, rows: list[dict[str, Any]]) -> None:
+def test_full_sft_learns_the_reply_format(
+    tiny_base: str, rows: list[dict[str, Any]], capsys: pytest.CaptureFixture[str]
+) -> None:
     tuner = ft.Tuner("hf", model=tiny_base)
     job = tuner.fit(
         ft.Dataset.from_records(rows[:200]),
@@ -46,7 +48,8 @@ def test_full_sft_learns_the_reply_format(tiny_base: str, rows: list[dict[str, A
         options={"max_length": 128},
     )
     assert job.job.status in (ft.JobStatus.QUEUED, ft.JobStatus.RUNNING)
-    job.wait(poll_interval=0.3, timeout=240)
+    job.wait(poll_interval=0.3, timeout=240, progress=True)
+    assert "52/52" in capsys.readouterr().err  # 200 rows / 16 x 4 epochs: the bar ends full
     assert job.job.status is ft.JobStatus.SUCCEEDED, tuner.backend.worker_log(job.id)
     losses = [p.train_loss for p in job.metrics() if p.train_loss is not None]
     assert losses[-1] < losses[0] * 0.6
@@ -125,7 +128,9 @@ def test_cancel_stops_the_worker_and_marks_the_job(
     worker = json.loads(Path(job.job.raw["job_dir"], "worker.json").read_text())
     with pytest.raises(ProcessLookupError):
         os.kill(worker["pid"], 0)
-    assert "cancelled" in job.events()[-1].message
+    messages = [e.message for e in job.events()]
+    assert "cancelled" in messages[-1]
+    assert not any(m.startswith("Training finished") for m in messages)  # stopped, not finished
 
 
 def test_killed_worker_is_failed_and_resume_continues(
@@ -223,3 +228,62 @@ def test_validate_reports_examples_longer_than_max_length(
     short = ft.Tuner("hf", model=tiny_base, max_length=30).validate(data)
     assert short.ok and short.counts["would_truncate"] == 30
     assert short.stats["context_limit"] == 30
+
+
+def test_integration_keys_are_never_written_to_the_job_folder(
+    tiny_base: str, rows: list[dict[str, Any]]
+) -> None:
+    secret = "wandb-secret-key-0123456789abcdef0123456789"
+    tuner = ft.Tuner("hf", model=tiny_base)
+    job = _long_job(tuner, rows)
+    integration = {"type": "wandb", "wandb": {"project": "p", "api_key": secret}}
+    keyed = tuner.fit(ft.Dataset.from_records(rows[:40]), integrations=[integration])
+    for handle in (keyed, job):
+        handle.cancel()
+    folder = Path(keyed.job.raw["job_dir"])
+    saved = (folder / "config.json").read_text()
+    assert secret not in saved and '"project": "p"' in saved
+    assert all(secret not in f.read_text(errors="ignore") for f in folder.glob("*") if f.is_file())
+
+
+def test_a_removed_job_folder_is_a_stale_hint(tiny_base: str, rows: list[dict[str, Any]]) -> None:
+    import shutil
+
+    tuner = ft.Tuner("hf", model=tiny_base)
+    first = _long_job(tuner, rows)
+    first.cancel()
+    shutil.rmtree(first.job.raw["job_dir"])
+    again = _long_job(tuner, rows)  # the registry still remembers the first job's id
+    assert again.id != first.id
+    again.cancel()
+
+
+def test_a_save_that_fails_on_disk_fails_the_job_clearly(
+    tiny_base: str, rows: list[dict[str, Any]], tmp_path: Path
+) -> None:
+    """A worker whose files may not grow past 64 KB (RLIMIT_FSIZE), as on a full disk: saving
+    the first checkpoint fails with an OSError, and the job ends failed, saying so."""
+    import sys
+
+    wrapper = tmp_path / "python-small-disk"
+    wrapper.write_text(
+        f"#!{sys.executable}\n"
+        "import resource, runpy, signal, sys\n"
+        "signal.signal(signal.SIGXFSZ, signal.SIG_IGN)\n"
+        "resource.setrlimit(resource.RLIMIT_FSIZE, (65536, 65536))\n"
+        "module = sys.argv[2]  # called as: python -m MODULE ARGS...\n"
+        "sys.argv = [module, *sys.argv[3:]]\n"
+        "runpy.run_module(module, run_name='__main__', alter_sys=True)\n"
+    )
+    wrapper.chmod(0o755)
+    tuner = ft.Tuner(HFBackend(python=str(wrapper)), model=tiny_base)
+    job = tuner.fit(
+        ft.Dataset.from_records(rows[:32]),
+        hyperparameters=ft.Hyperparameters(epochs=1, batch_size=16),
+        options={"max_length": 64},
+    )
+    with pytest.raises(ft.JobFailed) as caught:
+        job.wait(poll_interval=0.3, timeout=240)
+    error = caught.value.job.error
+    assert error is not None and "File too large" in error.message, tuner.backend.worker_log(job.id)
+    assert "disk" in error.message

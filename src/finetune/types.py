@@ -39,13 +39,13 @@ Auto = Literal["auto"]
 
 
 class _Value(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
 
 
 class ContentPart(_Value):
     """One part of a multi-part message content (text, image URL, ...)."""
 
-    model_config = ConfigDict(frozen=True, extra="allow")
+    model_config = ConfigDict(frozen=True, extra="allow", defer_build=True)
     type: str
     text: str | None = None
 
@@ -68,7 +68,7 @@ class ToolCall(_Value):
 class Tool(_Value):
     """A tool (function) the model may call, described by a JSON schema."""
 
-    model_config = ConfigDict(frozen=True, extra="allow")
+    model_config = ConfigDict(frozen=True, extra="allow", defer_build=True)
     type: Literal["function"] = "function"
     function: dict[str, Any]
 

@@ -78,7 +78,7 @@ class Capabilities:
 class JobRequest(BaseModel):
     """Everything a backend needs to create one fine-tuning job."""
 
-    model_config = ConfigDict(frozen=True)
+    model_config = ConfigDict(frozen=True, defer_build=True)
     base_model: str
     training_file: FileRef
     validation_file: FileRef | None = None

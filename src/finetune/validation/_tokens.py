@@ -5,7 +5,11 @@ from __future__ import annotations
 import functools
 import json
 import logging
+import marshal
 import math
+import os
+import sys
+from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
 from finetune._errors import MissingDependency
@@ -268,7 +272,53 @@ def _tiktoken_encoding(name: str) -> Any:
         import tiktoken
     except ImportError as exc:  # pragma: no cover - tiktoken is a core dependency
         raise MissingDependency("tiktoken") from exc
-    return tiktoken.get_encoding(name)
+    cached = _prepared_encoding(tiktoken, name)
+    if cached is not None:
+        return cached
+    encoding = tiktoken.get_encoding(name)
+    _remember_encoding(tiktoken, name)
+    return encoding
+
+
+def _prepared_path(tiktoken: Any, name: str) -> Path:
+    """Where tiktoken's own constructor output for ``name`` is kept, ready to load (marshal
+    is specific to the Python version, so it is part of the name)."""
+    from platformdirs import user_cache_dir
+
+    folder = os.environ.get("FINETUNE_CACHE_DIR") or user_cache_dir("finetune")
+    python = "".join(map(str, sys.version_info[:2]))
+    version = getattr(tiktoken, "__version__", "0")
+    return Path(folder) / "tiktoken" / f"{name}-tiktoken{version}-py{python}.marshal"
+
+
+def _prepared_encoding(tiktoken: Any, name: str) -> Any:
+    """The encoding built from our prepared copy (about 0.1 s faster than tiktoken's text
+    file), or ``None`` when there is none or it is unreadable."""
+    path = _prepared_path(tiktoken, name)
+    try:
+        spec = marshal.loads(path.read_bytes())
+        return tiktoken.Encoding(**spec)
+    except (OSError, ValueError, EOFError, TypeError, KeyError):
+        return None
+
+
+def _remember_encoding(tiktoken: Any, name: str) -> None:
+    """Keep tiktoken's constructor output for ``name`` (ranks, pattern, special tokens) for the
+    next process; a cache that cannot be written is skipped."""
+    from tiktoken.registry import ENCODING_CONSTRUCTORS
+
+    constructor = (ENCODING_CONSTRUCTORS or {}).get(name)
+    if constructor is None:
+        return
+    path = _prepared_path(tiktoken, name)
+    try:
+        spec = constructor()
+        from finetune.dataset import atomic_write
+
+        with atomic_write(path) as handle:
+            handle.write(marshal.dumps(spec))
+    except (OSError, ValueError) as exc:
+        log.debug("could not keep a prepared copy of %s: %s", name, exc)
 
 
 def counter_for(target: str, model: str) -> TokenCounter:

@@ -268,7 +268,8 @@ def main(argv: list[str]) -> int:
 def _record_failure(job: JobDir, exc: BaseException) -> None:
     """Mark the job failed; on a full disk the backend notices the dead worker instead."""
     message = f"{type(exc).__name__}: {exc}"
-    if isinstance(exc, OSError):
+    text = str(exc).lower()
+    if isinstance(exc, OSError) or "os error" in text or "i/o error" in text:  # safetensors' too
         message += " (check free disk space and the job folder's permissions, then resume())"
     try:
         job.update_status(
