@@ -229,7 +229,7 @@ def test_fifty_cycles_with_thirty_percent_faults() -> None:
                 model=MODEL,
                 api_key=server.api_key,
                 base_url=server.base_url,
-                max_retries=3,
+                attempts=10,  # a quarter of requests fail: ten tries make a call fail 1e-6
                 timeout=5,
                 **FAST_POLL,
             )
@@ -293,7 +293,7 @@ async def test_async_uploads_in_parts_and_faults() -> None:
             model=MODEL,
             api_key=server.api_key,
             base_url=server.base_url,
-            max_retries=3,
+            attempts=10,
             upload_threshold=1,
             part_size=4096,
             **FAST_POLL,

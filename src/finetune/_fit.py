@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal, TypedDict
 
 from finetune._errors import InvalidRequestError, UnsupportedFeature
 from finetune.types import Hyperparameters, Job, JobStatus
@@ -14,7 +15,45 @@ if TYPE_CHECKING:
     from finetune.backends import BaseBackend
     from finetune.dataset import Dataset
 
-__all__ = ["FitPlan", "attempt_key", "check_request", "derive_idempotency_key", "reusable"]
+__all__ = [
+    "FitOptions",
+    "FitPlan",
+    "attempt_key",
+    "check_fit_options",
+    "check_request",
+    "derive_idempotency_key",
+    "reusable",
+]
+
+
+class FitOptions(TypedDict, total=False):
+    """The keyword arguments of ``fit``, every one optional.
+
+    ``hyperparameters`` (``Hyperparameters``), ``method`` (``"sft"`` or ``"dpo"``),
+    ``suffix`` (added to the tuned model's name), ``metadata`` (kept on the job where the
+    provider has metadata), ``integrations`` (e.g. W&B), ``idempotency_key`` (default: derived
+    from the fit), ``skip_validation`` (send data with validation errors), ``options`` (the
+    backend's own settings, e.g. ``max_length`` for ``hf``).
+    """
+
+    hyperparameters: Hyperparameters | None
+    method: Literal["sft", "dpo"]
+    suffix: str | None
+    metadata: dict[str, str] | None
+    integrations: list[dict[str, Any]] | None
+    idempotency_key: str | None
+    skip_validation: bool
+    options: dict[str, Any] | None
+
+
+def check_fit_options(given: Mapping[str, Any]) -> None:
+    """A misspelled keyword is a ``TypeError`` naming the ones ``fit`` takes."""
+    unknown = sorted(set(given) - set(FitOptions.__annotations__))
+    if unknown:
+        raise TypeError(
+            f"fit() got unexpected keyword argument(s) {unknown}; it takes "
+            f"{sorted(FitOptions.__annotations__)}"
+        )
 
 
 @dataclass(frozen=True)

@@ -72,13 +72,22 @@ class LoopThread:
                 future.result(timeout=_CANCEL_GRACE)
             raise
 
-    def close(self) -> None:
-        """Stop the loop and its thread (a later ``run`` starts a new one)."""
+    def close(self, last: Coroutine[Any, Any, Any] | None = None) -> None:
+        """Run ``last`` (closing connections, say), then stop the loop and its thread; a later
+        ``run`` starts a new one. Safe to call from any thread, the garbage collector's too."""
         with self._lock:
             loop, thread = self._loop, self._thread
             self._loop = self._thread = None
         if loop is None:
+            if last is not None:
+                last.close()
             return
+        if last is not None:
+            finishing = asyncio.run_coroutine_threadsafe(last, loop)
+            if threading.current_thread() is not thread:
+                # closing is best effort; the loop stops regardless
+                with contextlib.suppress(Exception):
+                    finishing.result(timeout=_CANCEL_GRACE)
         loop.call_soon_threadsafe(loop.stop)
         if thread is not None and thread is not threading.current_thread():
             thread.join(timeout=10)

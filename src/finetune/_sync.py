@@ -10,18 +10,20 @@ from __future__ import annotations
 import logging
 import weakref
 from collections.abc import Awaitable, Coroutine
-from typing import TYPE_CHECKING, Any, Literal, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from finetune._loop import LoopThread
-from finetune.tuner import AsyncJobHandle, AsyncTuner
+from finetune.tuner import AsyncJobHandle, AsyncTuner, JobView, TunerView
 from finetune.types import Hyperparameters
 
 if TYPE_CHECKING:
+    from typing_extensions import Unpack
+
+    from finetune._fit import FitOptions
     from finetune._series import MetricSeries
-    from finetune.backends import BaseBackend, Capabilities
     from finetune.dataset import Dataset
     from finetune.registry import JobRecord, JobRegistry
-    from finetune.types import Checkpoint, CostEstimate, Job, JobEvent, JobStatus, ModelRef
+    from finetune.types import Checkpoint, CostEstimate, Job, JobEvent
     from finetune.validation import ValidationReport
 
 __all__ = ["JobHandle", "Tuner"]
@@ -34,7 +36,12 @@ async def _awaited(awaitable: Awaitable[T]) -> T:
     return await awaitable
 
 
-class Tuner:
+def _close_quietly(loop: LoopThread, tuner: AsyncTuner) -> None:
+    if loop.started:
+        loop.close(tuner.aclose())
+
+
+class Tuner(TunerView):
     """Fine-tune on any backend with the same calls.
 
     ``Tuner("openai", model="gpt-4.1-mini-2025-04-14", api_key=...)``: options after the model
@@ -51,12 +58,10 @@ class Tuner:
         registry: JobRegistry | bool | None = None,
         **options: Any,
     ) -> None:
-        self._async = AsyncTuner(backend, model, registry=registry, **options)
+        self._async = self._core = AsyncTuner(backend, model, registry=registry, **options)
         self._loop = LoopThread(f"finetune-{self._async.backend_name}")
-        self._closer = weakref.finalize(self, self._loop.close)
-
-    def __repr__(self) -> str:
-        return f"Tuner({self.backend_name!r}, model={self.model!r})"
+        # a Tuner dropped without close() still closes its connections on its own loop
+        self._closer = weakref.finalize(self, _close_quietly, self._loop, self._async)
 
     def __enter__(self) -> Tuner:
         return self
@@ -78,36 +83,8 @@ class Tuner:
             import asyncio
 
             asyncio.run(self._async.aclose())
-        self._closer()
-
-    @property
-    def backend_name(self) -> str:
-        """The backend's name."""
-        return self._async.backend_name
-
-    @property
-    def model(self) -> str | None:
-        """The base model fits start from."""
-        return self._async.model
-
-    @model.setter
-    def model(self, value: str | None) -> None:
-        self._async.model = value
-
-    @property
-    def backend(self) -> BaseBackend:
-        """The backend instance (its coroutines run with ``tuner.run``)."""
-        return self._async.backend
-
-    @property
-    def capabilities(self) -> Capabilities:
-        """What this backend can do."""
-        return self._async.capabilities
-
-    @property
-    def base_model(self) -> ModelRef:
-        """The untuned base model, as a ModelRef for evaluation."""
-        return self._async.base_model
+        self._closer.detach()
+        self._loop.close()
 
     def validate(
         self, dataset: Dataset, validation: Dataset | None = None, *, model: str | None = None
@@ -124,40 +101,22 @@ class Tuner:
     ) -> CostEstimate:
         """Exact tokens, epochs, billed tokens and price, before any money is spent (with the
         provider's own quote beside ours where it offers one)."""
-        local = self._async.estimate_locally(dataset, hyperparameters, model=model)
-        if not self.backend.supports("refine_estimate"):
+        local, report = self._async.estimate_parts(dataset, hyperparameters, model=model)
+        if report is None:
             return local
-        report = self._async.validate(dataset, model=model)
         params = hyperparameters or Hyperparameters()
         return self._loop.run(self._async.refine_estimate(dataset, local, params, report))
 
     def fit(
-        self,
-        train: Dataset,
-        validation: Dataset | None = None,
-        *,
-        hyperparameters: Hyperparameters | None = None,
-        method: Literal["sft", "dpo"] = "sft",
-        suffix: str | None = None,
-        metadata: dict[str, str] | None = None,
-        integrations: list[dict[str, Any]] | None = None,
-        idempotency_key: str | None = None,
-        skip_validation: bool = False,
-        options: dict[str, Any] | None = None,
+        self, train: Dataset, validation: Dataset | None = None, **fit: Unpack[FitOptions]
     ) -> JobHandle:
-        """Validate, upload and start a job; a re-run of the same fit re-attaches to its job."""
-        plan = self._async.plan_fit(
-            train,
-            validation,
-            hyperparameters=hyperparameters,
-            method=method,
-            suffix=suffix,
-            metadata=metadata,
-            integrations=integrations,
-            idempotency_key=idempotency_key,
-            skip_validation=skip_validation,
-            options=options,
-        )
+        """Validate, upload and start a job; a re-run of the same fit re-attaches to its job.
+
+        Keyword arguments: see ``FitOptions`` (``hyperparameters``, ``method``, ``suffix``,
+        ``metadata``, ``integrations``, ``idempotency_key``, ``skip_validation``,
+        ``options``).
+        """
+        plan = self._async.plan_fit(train, validation, **fit)
         return JobHandle(self, self._loop.run(self._async.start(plan)))
 
     def job(self, job_id: str) -> JobHandle:
@@ -173,38 +132,17 @@ class Tuner:
         return self._async.jobs(limit=limit)
 
 
-class JobHandle:
+class JobHandle(JobView):
     """A live view of one job: refresh, wait, cancel, read its events, metrics and model."""
 
     def __init__(self, tuner: Tuner, handle: AsyncJobHandle) -> None:
         self._tuner = tuner
         self._handle = handle
 
-    def __repr__(self) -> str:
-        return f"<JobHandle {self.job.backend}:{self.job.id} {self.job.status.value}>"
-
-    def _repr_html_(self) -> str:
-        return self.job._repr_html_()
-
     @property
     def job(self) -> Job:
         """The job as last seen."""
         return self._handle.job
-
-    @property
-    def id(self) -> str:
-        """The provider's job id."""
-        return self._handle.id
-
-    @property
-    def status(self) -> JobStatus:
-        """Status as last seen (call ``refresh`` for the current one)."""
-        return self._handle.status
-
-    @property
-    def model(self) -> ModelRef:
-        """The fine-tuned model; raises if the job has not succeeded."""
-        return self._handle.model
 
     def refresh(self) -> Job:
         """Fetch the job's current state."""

@@ -21,7 +21,7 @@ from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING
 
 from finetune._errors import InvalidRequestError, JobNotFound
-from finetune.backends.base import Capabilities, JobRequest
+from finetune.backends.base import EVERY_KIND, SFT_AND_DPO, Capabilities, JobRequest
 from finetune.types import (
     Checkpoint,
     FileRef,
@@ -77,8 +77,8 @@ class FakeBackend:
 
     name = "fake"
     capabilities = Capabilities(
-        methods=frozenset({"sft", "dpo"}),
-        example_kinds=frozenset({"chat", "completion", "preference"}),
+        methods=SFT_AND_DPO,
+        example_kinds=EVERY_KIND,
         tools=True,
         pause_resume=True,
         hosted=False,

@@ -10,7 +10,7 @@ import asyncio
 import logging
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
 from finetune._errors import (
     BackendError,
@@ -22,8 +22,10 @@ from finetune._errors import (
     WaitTimeout,
 )
 from finetune._fit import (
+    FitOptions,
     FitPlan,
     attempt_key,
+    check_fit_options,
     check_request,
     derive_idempotency_key,
     reusable,
@@ -45,10 +47,12 @@ from finetune.types import (
 )
 
 if TYPE_CHECKING:
+    from typing_extensions import Unpack
+
     from finetune.dataset import Dataset
     from finetune.validation import ValidationReport
 
-__all__ = ["AsyncJobHandle", "AsyncTuner", "derive_idempotency_key"]
+__all__ = ["AsyncJobHandle", "AsyncTuner", "JobView", "TunerView", "derive_idempotency_key"]
 
 log = logging.getLogger("finetune")
 _MAX_REATTEMPTS = 100
@@ -82,7 +86,52 @@ class _Waiting:
     timeout: float | None
 
 
-class AsyncTuner:
+class TunerView:
+    """What every tuner says without a call: its backend, the base model, the registry
+    (``AsyncTuner`` and ``Tuner`` share it; ``_core`` is the AsyncTuner holding the state)."""
+
+    _core: AsyncTuner
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.backend_name!r}, model={self.model!r})"
+
+    @property
+    def backend_name(self) -> str:
+        """The backend's name."""
+        return self._core._backend.name
+
+    @property
+    def model(self) -> str | None:
+        """The base model fits start from."""
+        return self._core._model
+
+    @model.setter
+    def model(self, value: str | None) -> None:
+        self._core._model = value
+
+    @property
+    def backend(self) -> BaseBackend:
+        """The backend instance, for what the common API does not cover (from a sync
+        ``Tuner``, run its coroutines with ``tuner.run``)."""
+        return self._core._backend
+
+    @property
+    def capabilities(self) -> Capabilities:
+        """What this backend can do."""
+        return self._core._backend.capabilities
+
+    @property
+    def registry(self) -> JobRegistry | None:
+        """The job registry (``None`` when turned off)."""
+        return self._core._registry
+
+    @property
+    def base_model(self) -> ModelRef:
+        """The untuned base model, as a ModelRef for evaluation."""
+        return ModelRef(backend=self.backend_name, name=self._core._require_model())
+
+
+class AsyncTuner(TunerView):
     """Fine-tune on any backend with the same calls, from asyncio code.
 
     ``async with AsyncTuner("openai", model="gpt-4.1-mini-2025-04-14") as tuner``: keyword
@@ -109,13 +158,10 @@ class AsyncTuner:
             )
         else:
             self._backend = as_async(backend)
-        self.backend_name = self._backend.name
-        self.model = model
+        self._core = self
+        self._model = model
         self._registry = _resolve_registry(registry)
         self._create_grace = create_grace
-
-    def __repr__(self) -> str:
-        return f"AsyncTuner({self.backend_name!r}, model={self.model!r})"
 
     async def __aenter__(self) -> AsyncTuner:
         return self
@@ -126,26 +172,6 @@ class AsyncTuner:
     async def aclose(self) -> None:
         """Close the backend's connections."""
         await self._backend.aclose()
-
-    @property
-    def backend(self) -> BaseBackend:
-        """The backend instance (for what the common API does not cover)."""
-        return self._backend
-
-    @property
-    def capabilities(self) -> Capabilities:
-        """What this backend can do."""
-        return self._backend.capabilities
-
-    @property
-    def registry(self) -> JobRegistry | None:
-        """The job registry (``None`` when turned off)."""
-        return self._registry
-
-    @property
-    def base_model(self) -> ModelRef:
-        """The untuned base model, as a ModelRef for evaluation."""
-        return ModelRef(backend=self.backend_name, name=self._require_model())
 
     def _require_model(self, model: str | None = None) -> str:
         chosen = model or self.model
@@ -195,6 +221,20 @@ class AsyncTuner:
             context_limit=self._backend.context_limit(chosen),
         )
 
+    def estimate_parts(
+        self,
+        dataset: Dataset,
+        hyperparameters: Hyperparameters | None = None,
+        *,
+        model: str | None = None,
+    ) -> tuple[CostEstimate, ValidationReport | None]:
+        """The local half of ``estimate``: our figures, and the validation report the
+        provider's quote depends on (``None`` when the backend offers no quote)."""
+        local = self.estimate_locally(dataset, hyperparameters, model=model)
+        if not self._backend.supports("refine_estimate"):
+            return local, None
+        return local, self.validate(dataset, model=model)
+
     async def estimate(
         self,
         dataset: Dataset,
@@ -203,10 +243,9 @@ class AsyncTuner:
         model: str | None = None,
     ) -> CostEstimate:
         """Our estimate, with the provider's own quote beside it where it offers one."""
-        local = self.estimate_locally(dataset, hyperparameters, model=model)
-        if not self._backend.supports("refine_estimate"):
+        local, report = self.estimate_parts(dataset, hyperparameters, model=model)
+        if report is None:
             return local
-        report = self.validate(dataset, model=model)
         params = hyperparameters or Hyperparameters()
         return await self.refine_estimate(dataset, local, params, report)
 
@@ -230,28 +269,20 @@ class AsyncTuner:
     # -- fit: exactly one job per fit --
 
     def plan_fit(
-        self,
-        train: Dataset,
-        validation: Dataset | None = None,
-        *,
-        hyperparameters: Hyperparameters | None = None,
-        method: Literal["sft", "dpo"] = "sft",
-        suffix: str | None = None,
-        metadata: dict[str, str] | None = None,
-        integrations: list[dict[str, Any]] | None = None,
-        idempotency_key: str | None = None,
-        skip_validation: bool = False,
-        options: dict[str, Any] | None = None,
+        self, train: Dataset, validation: Dataset | None = None, **fit: Unpack[FitOptions]
     ) -> FitPlan:
         """The local half of ``fit``: checks, validation and the idempotency key (no network)."""
-        params = hyperparameters or Hyperparameters()
+        check_fit_options(fit)
+        params = fit.get("hyperparameters") or Hyperparameters()
+        method = fit.get("method", "sft")
+        suffix, options = fit.get("suffix"), fit.get("options")
         model = self._require_model()
         check_request(self._backend, train, validation, method, suffix)
-        if not skip_validation:
+        if not fit.get("skip_validation", False):
             self.validate(train, validation).raise_for_errors()
         train_fp = train.fingerprint()
         valid_fp = validation.fingerprint() if validation is not None else None
-        key = idempotency_key or derive_idempotency_key(
+        key = fit.get("idempotency_key") or derive_idempotency_key(
             self.backend_name, model, method, train_fp, valid_fp, params, suffix, options
         )
         return FitPlan(
@@ -261,8 +292,8 @@ class AsyncTuner:
             method=method,
             hyperparameters=params,
             suffix=suffix,
-            metadata=dict(metadata or {}),
-            integrations=list(integrations or []),
+            metadata=dict(fit.get("metadata") or {}),
+            integrations=list(fit.get("integrations") or []),
             options=dict(options or {}),
             key=key,
             train_fingerprint=train_fp,
@@ -270,37 +301,16 @@ class AsyncTuner:
         )
 
     async def fit(
-        self,
-        train: Dataset,
-        validation: Dataset | None = None,
-        *,
-        hyperparameters: Hyperparameters | None = None,
-        method: Literal["sft", "dpo"] = "sft",
-        suffix: str | None = None,
-        metadata: dict[str, str] | None = None,
-        integrations: list[dict[str, Any]] | None = None,
-        idempotency_key: str | None = None,
-        skip_validation: bool = False,
-        options: dict[str, Any] | None = None,
+        self, train: Dataset, validation: Dataset | None = None, **fit: Unpack[FitOptions]
     ) -> AsyncJobHandle:
         """Validate, upload and start a job; a re-run of the same fit re-attaches to its job.
 
-        Two processes running the same fit at once make one job: the second waits for the
-        first and re-attaches to what it made.
+        Keyword arguments: see ``FitOptions`` (``hyperparameters``, ``method``, ``suffix``,
+        ``metadata``, ``integrations``, ``idempotency_key``, ``skip_validation``,
+        ``options``). Two processes running the same fit at once make one job: the second
+        waits for the first and re-attaches to what it made.
         """
-        plan = self.plan_fit(
-            train,
-            validation,
-            hyperparameters=hyperparameters,
-            method=method,
-            suffix=suffix,
-            metadata=metadata,
-            integrations=integrations,
-            idempotency_key=idempotency_key,
-            skip_validation=skip_validation,
-            options=options,
-        )
-        return await self.start(plan)
+        return await self.start(self.plan_fit(train, validation, **fit))
 
     async def start(self, plan: FitPlan) -> AsyncJobHandle:
         """The network half of ``fit``: under a cross-process lock on the fit's key, re-attach
@@ -349,28 +359,19 @@ class AsyncTuner:
         try:
             job = await self._backend.get_job(found.job_id)
         except JobNotFound:
-            log.warning(
-                "the registry remembers job %s for this fit but %s does not know it; "
-                "dropping the stale record",
-                found.job_id,
-                self.backend_name,
-            )
-            await asyncio.to_thread(
-                registry.forget, self.backend_name, found.job_id, self._endpoint
-            )
+            why = f"{self.backend_name} does not know it; dropping the stale record"
+            await self._forget(found.job_id, why)
             return None
         if not self._backend.owns(job, key):
-            log.warning(
-                "job %s on %s was not created by this fit (its key differs); ignoring the "
-                "remembered id",
-                found.job_id,
-                self.backend_name,
-            )
-            await asyncio.to_thread(
-                registry.forget, self.backend_name, found.job_id, self._endpoint
-            )
+            await self._forget(found.job_id, "it was not created by this fit")
             return None
         return job
+
+    async def _forget(self, job_id: str, why: str) -> None:
+        """Drop a remembered id that is no longer this fit's job (logged, never fatal)."""
+        log.warning("the registry remembers job %s for this fit, but %s", job_id, why)
+        assert self._registry is not None
+        await asyncio.to_thread(self._registry.forget, self.backend_name, job_id, self._endpoint)
 
     async def _upload_and_create(self, plan: FitPlan) -> tuple[Job, str]:
         train_ref = await self._backend.upload(plan.train, purpose="train")
@@ -492,31 +493,14 @@ class AsyncTuner:
         return _Waiting(first, max(first, cap), timeout)
 
 
-def _model_of(job: Job) -> ModelRef:
-    model = job.model
-    if model is None:
-        raise FinetuneError(
-            f"job {job.id} is {job.status.value} and has no fine-tuned model yet; "
-            "call wait() first (a failed or cancelled job never has one)"
-        )
-    return model
+class JobView:
+    """What every job handle shows without a call: the job as last seen, its id, status and
+    fine-tuned model (``AsyncJobHandle`` and ``JobHandle`` share it)."""
 
-
-def _still_moving(job: Job) -> bool:
-    """A paused job does not move until someone resumes it, so waiting on it returns."""
-    return not job.status.is_terminal and job.status is not JobStatus.PAUSED
-
-
-class AsyncJobHandle:
-    """A live view of one job: refresh, wait, cancel, read its events, metrics and model."""
-
-    def __init__(self, tuner: AsyncTuner, job: Job) -> None:
-        self._tuner = tuner
-        self._backend = tuner.backend
-        self.job = job
-
-    def __repr__(self) -> str:
-        return f"<AsyncJobHandle {self.job.backend}:{self.job.id} {self.job.status.value}>"
+    @property
+    def job(self) -> Job:
+        """The job as last seen."""
+        raise NotImplementedError
 
     @property
     def id(self) -> str:
@@ -531,11 +515,43 @@ class AsyncJobHandle:
     @property
     def model(self) -> ModelRef:
         """The fine-tuned model; raises if the job has not succeeded."""
-        return _model_of(self.job)
+        model = self.job.model
+        if model is None:
+            raise FinetuneError(
+                f"job {self.job.id} is {self.job.status.value} and has no fine-tuned model "
+                "yet; call wait() first (a failed or cancelled job never has one)"
+            )
+        return model
+
+    def __repr__(self) -> str:
+        job = self.job
+        return f"<{type(self).__name__} {job.backend}:{job.id} {job.status.value}>"
+
+    def _repr_html_(self) -> str:
+        return self.job._repr_html_()
+
+
+def _still_moving(job: Job) -> bool:
+    """A paused job does not move until someone resumes it, so waiting on it returns."""
+    return not job.status.is_terminal and job.status is not JobStatus.PAUSED
+
+
+class AsyncJobHandle(JobView):
+    """A live view of one job: refresh, wait, cancel, read its events, metrics and model."""
+
+    def __init__(self, tuner: AsyncTuner, job: Job) -> None:
+        self._tuner = tuner
+        self._backend = tuner.backend
+        self._job = job
+
+    @property
+    def job(self) -> Job:
+        """The job as last seen."""
+        return self._job
 
     async def refresh(self) -> Job:
         """Fetch the job's current state."""
-        self.job = await self._backend.get_job(self.job.id)
+        self._job = await self._backend.get_job(self.job.id)
         await self._tuner._remember(self.job)
         return self.job
 
@@ -596,20 +612,20 @@ class AsyncJobHandle:
         """Cancel the job (a no-op on a job that already ended)."""
         self._tuner._require("cancel_job")
         if not self.job.status.is_terminal:
-            self.job = await self._backend.cancel_job(self.job.id)
+            self._job = await self._backend.cancel_job(self.job.id)
             await self._tuner._remember(self.job)
         return self.job
 
     async def pause(self) -> Job:
         """Pause a running job (backends with pause/resume)."""
         self._tuner._require("pause_job")
-        self.job = await self._backend.pause_job(self.job.id)
+        self._job = await self._backend.pause_job(self.job.id)
         return self.job
 
     async def resume(self) -> Job:
         """Resume a paused job (or, on the local backend, a killed one from its checkpoint)."""
         self._tuner._require("resume_job")
-        self.job = await self._backend.resume_job(self.job.id)
+        self._job = await self._backend.resume_job(self.job.id)
         return self.job
 
     async def events(self) -> list[JobEvent]:

@@ -29,8 +29,10 @@ if TYPE_CHECKING:
     from finetune.validation import Target, TokenCounter
 
 __all__ = [
+    "EVERY_KIND",
     "METADATA_KEY",
     "OPTIONAL_OPERATIONS",
+    "SFT_AND_DPO",
     "Backend",
     "BackendAdapter",
     "BaseBackend",
@@ -52,6 +54,10 @@ OPTIONAL_OPERATIONS = {
     "get_metrics": "read training metrics",
     "list_checkpoints": "list checkpoints",
 }
+
+
+SFT_AND_DPO = frozenset({"sft", "dpo"})
+EVERY_KIND = frozenset({"chat", "completion", "preference"})
 
 
 @dataclass(frozen=True)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import hashlib
 import json
 import math
 import random
@@ -47,6 +48,7 @@ __all__ = [
     "Backoff",
     "PageCollector",
     "RedactedCause",
+    "account_identity",
     "as_dict",
     "call_with_retries",
     "error_for_status",
@@ -246,8 +248,7 @@ def unreadable(provider: str, what: str, payload: Any, error: BaseException) -> 
     """The error for a payload a mapping could not read, with an excerpt of it."""
     shown = excerpt(json.dumps(payload, default=str) if payload is not None else "null")
     mapped_error = ServerError(
-        f"answered a {what} we cannot read ({type(error).__name__}: {excerpt(error, 80)}): "
-        f"{shown}",
+        f"answered a {what} we cannot read ({type(error).__name__}: {excerpt(error, 80)}): {shown}",
         backend=provider,
     )
     mapped_error.__cause__ = RedactedCause(error)
@@ -453,6 +454,13 @@ def as_dict(payload: Any) -> dict[str, Any]:
     if payload is None:
         return {}
     raise TypeError(f"expected an object, got {type(payload).__name__}")
+
+
+def account_identity(*parts: str | None, key: str | None) -> str:
+    """An endpoint and account as one string for the job registry: the parts (base URL,
+    organisation ...) and a short digest of the key, never the key itself."""
+    digest = hashlib.sha256((key or "").encode()).hexdigest()[:12]
+    return "|".join([*(part or "" for part in parts), digest])
 
 
 def file_name(dataset: Dataset, purpose: str) -> str:

@@ -56,8 +56,12 @@ def is_empty(value: Any) -> bool:
     return value is None or (isinstance(value, (str, list, dict)) and not value)
 
 
-def detect_kind(data: dict[str, Any]) -> ExampleKind | None:
-    """Guess the example kind from a raw record's keys (any supported provider shape)."""
+def detect_kind(data: dict[str, Any], *, loose: bool = False) -> ExampleKind | None:
+    """Guess the example kind from a raw record's keys (any supported provider shape).
+
+    ``loose`` takes a record with a prompt *or* a completion as a (broken) completion example,
+    so validation can say what is wrong with it.
+    """
     kind = data.get("kind")
     if kind in ("chat", "completion", "preference"):
         return kind  # type: ignore[no-any-return]
@@ -65,7 +69,8 @@ def detect_kind(data: dict[str, Any]) -> ExampleKind | None:
         return "preference"
     if "messages" in data:
         return "chat"
-    if "prompt" in data and "completion" in data:
+    has_prompt, has_completion = "prompt" in data, "completion" in data
+    if (has_prompt or has_completion) if loose else (has_prompt and has_completion):
         return "completion"
     return None
 

@@ -11,7 +11,13 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from finetune.dataset._formats import IGNORED_KEYS, KNOWN_KEYS, MESSAGE_KEYS, is_empty
+from finetune.dataset._formats import (
+    IGNORED_KEYS,
+    KNOWN_KEYS,
+    MESSAGE_KEYS,
+    detect_kind,
+    is_empty,
+)
 
 __all__ = ["RULES", "Issue", "Target", "check_record", "register_rules", "target_rules"]
 
@@ -125,16 +131,7 @@ def target_rules(name: str) -> Target:
 
 def record_kind(record: dict[str, Any]) -> str | None:
     """The example kind of a raw record, or None when the shape is unknown."""
-    kind = record.get("kind")
-    if kind in ("chat", "completion", "preference"):
-        return str(kind)
-    if "preferred_output" in record or "chosen" in record:
-        return "preference"
-    if "messages" in record:
-        return "chat"
-    if "prompt" in record or "completion" in record:
-        return "completion"
-    return None
+    return detect_kind(record, loose=True)
 
 
 _PLAIN_ROLES = ("system", "user", "assistant")

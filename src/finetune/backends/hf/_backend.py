@@ -23,7 +23,7 @@ from finetune._errors import (
     StorageError,
     UnsupportedFeature,
 )
-from finetune.backends.base import Capabilities, JobRequest
+from finetune.backends.base import EVERY_KIND, SFT_AND_DPO, Capabilities, JobRequest
 from finetune.backends.hf._config import LocalOptions, TrainingConfig, parse_options
 from finetune.backends.hf._jobdir import JobDir, now_iso, process_alive, process_start_time
 from finetune.types import Checkpoint, FileRef, Job, JobError, JobEvent, JobStatus, MetricPoint
@@ -71,8 +71,8 @@ class HFBackend:
 
     name = "hf"
     capabilities = Capabilities(
-        methods=frozenset({"sft", "dpo"}),
-        example_kinds=frozenset({"chat", "completion", "preference"}),
+        methods=SFT_AND_DPO,
+        example_kinds=EVERY_KIND,
         tools=False,
         validation_file=True,
         pause_resume=True,
@@ -368,12 +368,7 @@ class HFBackend:
         if tail:
             message += f". Last lines of worker.log: {tail}"
         try:
-            job.update_status(
-                status="failed",
-                finished_at=now_iso(),
-                error={"code": "worker_lost", "message": message},
-            )
-            job.append_event(f"Job failed: {message}", level="error")
+            job.mark_failed("worker_lost", message)
         except OSError as exc:  # a full disk must not hide the failure: report it unsaved
             message += f" (the job directory cannot be written: {exc})"
             job.unsaved_status = {

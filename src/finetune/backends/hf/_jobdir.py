@@ -146,6 +146,13 @@ class JobDir:
                     found.append((int(step), child))
         return sorted(found)
 
+    def mark_failed(self, code: str, message: str) -> None:
+        """Record the job as failed with this reason (status and log)."""
+        self.update_status(
+            status="failed", finished_at=now_iso(), error={"code": code, "message": message}
+        )
+        self.append_event(f"Job failed: {message}", level="error")
+
     def request_stop(self, action: str) -> None:
         """Tell the worker why it is being stopped (``cancel`` or ``pause``)."""
         _write_atomically(self.control_path, json.dumps({"action": action, "at": time.time()}))

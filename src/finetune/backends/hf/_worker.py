@@ -272,12 +272,7 @@ def _record_failure(job: JobDir, exc: BaseException) -> None:
     if isinstance(exc, OSError) or "os error" in text or "i/o error" in text:  # safetensors' too
         message += " (check free disk space and the job folder's permissions, then resume())"
     try:
-        job.update_status(
-            status="failed",
-            finished_at=now_iso(),
-            error={"code": "training_error", "message": message},
-        )
-        job.append_event(f"Job failed: {message}", level="error")
+        job.mark_failed("training_error", message)
     except OSError:
         traceback.print_exc()
 

@@ -11,7 +11,6 @@ Reading existing jobs, their events and metrics, and managing fine-tuned models 
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 from collections.abc import Awaitable, Callable
@@ -28,6 +27,7 @@ from finetune._errors import (
 from finetune.backends.base import BaseBackend, JobRequest
 from finetune.backends.http import (
     PageCollector,
+    account_identity,
     as_dict,
     call_with_retries,
     connection_error,
@@ -71,7 +71,6 @@ if TYPE_CHECKING:
     import httpx
 
     from finetune.dataset import Dataset
-    from finetune.validation import TokenCounter
 
 __all__ = ["MistralBackend", "map_error"]
 
@@ -182,15 +181,7 @@ class MistralBackend(BaseBackend):
     @property
     def identity(self) -> str:
         """Server URL and a digest of the key (never the key)."""
-        digest = hashlib.sha256((self._key or "").encode()).hexdigest()[:12]
-        return f"{self._server_url}|{digest}"
-
-    def token_counter(self, model: str) -> TokenCounter:
-        """mistral-common's bundled tokenizer for the model (approximate, and said so, without
-        the ``finetune[mistral]`` extra)."""
-        from finetune.validation import counter_for
-
-        return counter_for("mistral", model)
+        return account_identity(self._server_url, key=self._key)
 
     # -- transport --
 

@@ -9,7 +9,6 @@ raw responses), so an odd answer is a ``ServerError`` with an excerpt, never a f
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import logging
 import os
 import time
@@ -26,6 +25,7 @@ from finetune._errors import (
 )
 from finetune.backends.base import METADATA_KEY, BaseBackend, JobRequest
 from finetune.backends.http import (
+    account_identity,
     call_with_retries,
     connection_error,
     error_for_status,
@@ -52,7 +52,6 @@ from finetune.types import Checkpoint, FileRef, Job, JobEvent, JobStatus, Metric
 
 if TYPE_CHECKING:
     from finetune.dataset import Dataset
-    from finetune.validation import TokenCounter
 
 __all__ = ["OpenAIBackend", "map_error"]
 
@@ -158,14 +157,7 @@ class OpenAIBackend(BaseBackend):
     @property
     def identity(self) -> str:
         """Base URL, organisation, project and a digest of the key (never the key)."""
-        digest = hashlib.sha256((self._key or "").encode()).hexdigest()[:12]
-        return f"{self._base_url}|{self._organization or ''}|{self._project or ''}|{digest}"
-
-    def token_counter(self, model: str) -> TokenCounter:
-        """tiktoken for the model's encoding (approximate, and said so, when offline)."""
-        from finetune.validation import counter_for
-
-        return counter_for("openai", model)
+        return account_identity(self._base_url, self._organization, self._project, key=self._key)
 
     # -- the SDK, one call at a time --
 

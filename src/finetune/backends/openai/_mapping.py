@@ -14,7 +14,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from finetune._errors import UnsupportedFeature
-from finetune.backends.base import METADATA_KEY, Capabilities, JobRequest
+from finetune.backends.base import EVERY_KIND, METADATA_KEY, SFT_AND_DPO, Capabilities, JobRequest
 from finetune.backends.http import number as _number
 from finetune.backends.http import object_at, parses, unix_time
 from finetune.backends.http import text as _text
@@ -59,8 +59,8 @@ STATUS_MAP: dict[str, JobStatus] = {
 }
 
 CAPABILITIES = Capabilities(
-    methods=frozenset({"sft", "dpo"}),
-    example_kinds=frozenset({"chat", "completion", "preference"}),
+    methods=SFT_AND_DPO,
+    example_kinds=EVERY_KIND,
     tools=True,
     validation_file=True,
     pause_resume=True,
