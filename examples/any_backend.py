@@ -1,12 +1,16 @@
 """One script for every backend: validate, estimate, fit, wait, then read metrics and events.
 
 Only the backend name and the model change between providers; credentials and endpoints come
-from the environment (``OPENAI_API_KEY``/``OPENAI_BASE_URL``, ``MISTRAL_API_KEY``/
-``MISTRAL_SERVER_URL``), as in any application.
+from the environment (``OPENAI_API_KEY``, ``TOGETHER_API_KEY``, ``FIREWORKS_API_KEY`` and
+``FIREWORKS_ACCOUNT_ID``, and their ``*_BASE_URL``), as in any application.
 
     python examples/any_backend.py openai gpt-4.1-mini-2025-04-14 tickets.jsonl
-    python examples/any_backend.py mistral open-mistral-nemo tickets.jsonl
+    python examples/any_backend.py together meta-llama/Meta-Llama-3.1-8B-Instruct-Reference tickets.jsonl
+    python examples/any_backend.py fireworks accounts/fireworks/models/llama-v3p1-8b-instruct tickets.jsonl
+    python examples/any_backend.py hf path/to/SmolLM2-135M-Instruct.Q4_1.gguf tickets.jsonl
     python examples/any_backend.py fake any-model tickets.jsonl
+
+(Mistral's fine-tuning API is retired: the same script says so before uploading anything.)
 """
 
 from __future__ import annotations
@@ -37,7 +41,8 @@ def main() -> None:
         done = job.wait(poll_interval=0.5, timeout=3600)
         print(f"status {done.status.value}")
         print(f"model {job.model}")
-        print(f"metrics {len(job.metrics())} points, events {len(job.events())}")
+        events = len(job.events()) if tuner.backend.supports("list_events") else "n/a"
+        print(f"metrics {len(job.metrics())} points, events {events}")
 
 
 if __name__ == "__main__":

@@ -83,5 +83,5 @@ def refused_by_prism(prism: str, requests: list[Any], *, strip_prefix: str = "")
                 },
             )
             if response.status_code in (404, 422):
-                refused.append((request.method, request.path, request.body, response.text[:800]))
+                refused.append((request.method, request.path, request.body, response.text[:8000]))
     return refused

@@ -15,8 +15,10 @@ __all__ = [
     "OPEN_WEIGHTS",
     "ProviderLifecycle",
     "alternatives_for",
+    "closed_on",
     "lifecycle",
     "status_text",
+    "today",
 ]
 
 
@@ -102,20 +104,34 @@ _HOSTED_INSTEAD = (
 )
 
 
+def today() -> date:
+    """Today's date (a function, so tests and users can move the clock)."""
+    return date.today()
+
+
 def lifecycle(provider: str) -> ProviderLifecycle | None:
     """The lifecycle row of a hosted provider (``None`` for local and plugin backends)."""
     return LIFECYCLE.get(provider)
 
 
-def status_text(provider: str, today: date | None = None) -> str:
-    """``open``, ``closing 2027-01-06`` or ``retired`` (``-`` when the table has no row)."""
+def status_text(provider: str, on: date | None = None) -> str:
+    """``open``, ``closing 2027-01-06`` or ``retired`` (``-`` when the table has no row), as
+    of ``on`` (default: today)."""
     row = LIFECYCLE.get(provider)
     if row is None:
         return "-"
-    day = today or date.today()
+    day = on or today()
     if row.state == "closing" and row.closes_on is not None:
         return "retired" if day >= row.closes_on else f"closing {row.closes_on.isoformat()}"
     return row.state
+
+
+def closed_on(provider: str, on: date | None = None) -> ProviderLifecycle | None:
+    """The provider's row when it no longer creates jobs as of ``on`` (default: today)."""
+    row = LIFECYCLE.get(provider)
+    if row is None:
+        return None
+    return row if status_text(provider, on) == "retired" else None
 
 
 def alternatives_for(model: str | None) -> list[str]:

@@ -34,11 +34,13 @@ from finetune._progress import JobProgress
 from finetune._series import MetricSeries
 from finetune.backends import METADATA_KEY, BaseBackend, Capabilities, JobRequest, as_async
 from finetune.backends._plugins import load_backend
+from finetune.backends.base import PLACEHOLDER_FILE
 from finetune.backends.http import Backoff
 from finetune.registry import JobRecord, JobRegistry, key_lock
 from finetune.types import (
     Checkpoint,
     CostEstimate,
+    FileRef,
     Hyperparameters,
     Job,
     JobEvent,
@@ -315,7 +317,7 @@ class AsyncTuner(TunerView):
     async def start(self, plan: FitPlan) -> AsyncJobHandle:
         """The network half of ``fit``: under a cross-process lock on the fit's key, re-attach
         to its job if one exists, else upload and create exactly one."""
-        await self._backend.check_open(plan.model)
+        await self._backend.preflight(self._request(plan, plan.key, None, None))
         lock = key_lock(_locks_dir(self._registry), self.backend_name, self._endpoint, plan.key)
         async with lock:
             job, key = await self._remembered_job(plan.key)
@@ -380,18 +382,7 @@ class AsyncTuner(TunerView):
             valid_ref = await self._backend.upload(plan.validation, purpose="validation")
         for attempt in range(_MAX_REATTEMPTS):
             key = attempt_key(plan.key, attempt)
-            request = JobRequest(
-                base_model=plan.model,
-                training_file=train_ref,
-                validation_file=valid_ref,
-                method=plan.method,
-                hyperparameters=plan.hyperparameters,
-                suffix=plan.suffix,
-                idempotency_key=key,
-                metadata={**plan.metadata, METADATA_KEY: key},
-                integrations=plan.integrations,
-                options=plan.options,
-            )
+            request = self._request(plan, key, train_ref, valid_ref)
             existing = await self._backend.find_job(request)
             if existing is None:
                 return await self._create(request), key
@@ -399,6 +390,27 @@ class AsyncTuner(TunerView):
                 log.info("re-attached to job %s created earlier by the same fit", existing.id)
                 return existing, key
         raise FinetuneError(f"{_MAX_REATTEMPTS} failed attempts under one key; pass a new key")
+
+    def _request(
+        self, plan: FitPlan, key: str, train: FileRef | None, valid: FileRef | None
+    ) -> JobRequest:
+        """The create request of ``plan`` under ``key``; before the upload, with placeholder
+        file references (``preflight``)."""
+        placeholder = FileRef(backend=self.backend_name, id=PLACEHOLDER_FILE)
+        if plan.validation is not None and valid is None:
+            valid = placeholder
+        return JobRequest(
+            base_model=plan.model,
+            training_file=train or placeholder,
+            validation_file=valid,
+            method=plan.method,
+            hyperparameters=plan.hyperparameters,
+            suffix=plan.suffix,
+            idempotency_key=key,
+            metadata={**plan.metadata, METADATA_KEY: key},
+            integrations=plan.integrations,
+            options=plan.options,
+        )
 
     async def _create(self, request: JobRequest) -> Job:
         """Send the create; after an unclear failure, look for the job before sending again."""

@@ -206,6 +206,7 @@ class ModelRef(_Value):
     base_model: str | None = None
     job_id: str | None = None
     endpoint: str | None = None
+    note: str | None = Field(None, description="how the provider serves it, and what it costs")
     few_shot: list[Example] | None = None
     _api_key: str | None = PrivateAttr(default=None)
 
@@ -297,11 +298,13 @@ class Job(_Value):
         """The fine-tuned model, once the job has succeeded."""
         if self.fine_tuned_model is None:
             return None
+        serving = (self.raw or {}).get("serving")
         return ModelRef(
             backend=self.backend,
             name=self.fine_tuned_model,
             base_model=self.base_model,
             job_id=self.id,
+            note=serving if isinstance(serving, str) else None,
         )
 
     def _repr_html_(self) -> str:

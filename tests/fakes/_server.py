@@ -91,6 +91,8 @@ class FakeServer:
         self.hold: dict[tuple[str, str], float] = {}
         # (method, path, status, payload) -> a replacement (status, payload), or None
         self.rewrite: Rewrite | None = None
+        # a request -> seconds to hold its answer back (or None), beside ``hold``
+        self.hold_if: Callable[[Recorded], float | None] | None = None
         server = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -111,6 +113,9 @@ class FakeServer:
 
             def do_PATCH(self) -> None:
                 server._handle(self, "PATCH")
+
+            def do_PUT(self) -> None:
+                server._handle(self, "PUT")
 
         _Server.allow_reuse_address = True
         self._httpd = _Server(("127.0.0.1", port), Handler)
@@ -148,10 +153,9 @@ class FakeServer:
         if raw and content_type.startswith("application/json"):
             body = json.loads(raw)
         fault = self.faults.draw(split.path)
+        recorded = Recorded(method, split.path, query_pairs, body, content_type, fault, raw[:65536])
         with self.lock:
-            self.requests.append(
-                Recorded(method, split.path, query_pairs, body, content_type, fault, raw[:65536])
-            )
+            self.requests.append(recorded)
         if fault == "reset_before":
             self._reset(handler)
             return
@@ -173,6 +177,8 @@ class FakeServer:
             if replaced is not None:
                 status, payload = replaced
         delay = self.hold.get((method, split.path))
+        if self.hold_if is not None:
+            delay = self.hold_if(recorded) or delay
         if delay:
             time.sleep(delay)
         if fault == "reset_after":
@@ -262,16 +268,22 @@ def sigkill_while_held(
     env: dict[str, str],
     path: str,
     before_rerun: Callable[[], None] | None = None,
+    is_target: Callable[[Recorded], bool] | None = None,
 ) -> subprocess.CompletedProcess[str]:
-    """Run ``command``, SIGKILL it while the server holds its ``POST path``, then run it again.
+    """Run ``command``, SIGKILL it while the server holds its ``POST path`` (the requests
+    ``is_target`` picks, when given), then run it again.
 
     Returns the re-run. ``before_rerun`` runs between the two (to delete a registry, say).
     """
 
-    def sent() -> bool:
-        return any(r.method == "POST" and r.path == path for r in server.requests)
+    def target(request: Recorded) -> bool:
+        hit = request.method == "POST" and request.path == path
+        return hit and (is_target is None or is_target(request))
 
-    server.hold[("POST", path)] = 30.0
+    def sent() -> bool:
+        return any(target(r) for r in server.requests)
+
+    server.hold_if = lambda request: 30.0 if target(request) else None
     child = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     deadline = time.monotonic() + 60
     while not sent() and time.monotonic() < deadline:
@@ -280,7 +292,7 @@ def sigkill_while_held(
     time.sleep(0.2)
     os.kill(child.pid, signal.SIGKILL)
     child.wait(timeout=10)
-    server.hold.clear()
+    server.hold_if = None
     if before_rerun is not None:
         before_rerun()
     return subprocess.run(

@@ -32,6 +32,7 @@ __all__ = [
     "EVERY_KIND",
     "METADATA_KEY",
     "OPTIONAL_OPERATIONS",
+    "PLACEHOLDER_FILE",
     "SFT_AND_DPO",
     "Backend",
     "BackendAdapter",
@@ -57,6 +58,7 @@ OPTIONAL_OPERATIONS = {
 
 
 SFT_AND_DPO = frozenset({"sft", "dpo"})
+PLACEHOLDER_FILE = "file-not-uploaded-yet"
 EVERY_KIND = frozenset({"chat", "completion", "preference"})
 
 
@@ -218,9 +220,11 @@ class BaseBackend:
         """Our estimate, with the provider's own figures beside it where it offers a quote."""
         return estimate
 
-    async def check_open(self, model: str) -> None:
-        """Raise ``ProviderUnavailable`` when the provider will not train (checked before
-        anything is uploaded); the default trusts that it will."""
+    async def preflight(self, request: JobRequest) -> None:
+        """Called before anything is uploaded: raise ``ProviderUnavailable`` when the provider
+        will not train (closed, or not for this account), or ``UnsupportedFeature`` /
+        ``InvalidRequestError`` for a request it cannot take. ``request.training_file`` (and
+        ``validation_file``) are placeholders here, with the id ``PLACEHOLDER_FILE``."""
         return
 
     async def aclose(self) -> None:
@@ -259,7 +263,7 @@ _ASYNC_CALLS = (
     "get_job",
     *OPTIONAL_OPERATIONS,
     "refine_estimate",
-    "check_open",
+    "preflight",
 )
 _PLAIN_CALLS = ("owns", "token_counter", "context_limit", "validation_rules", "format_example")
 

@@ -113,6 +113,15 @@ TARGETS = {
         mistral_tool_ids=True,
     ),
     "hf": Target("hf", frozenset({"chat", "completion", "preference"}), 1, None, truncates=True),
+    "together": Target(
+        "together",
+        frozenset({"chat", "completion", "preference"}),
+        min_examples=1,
+        max_file_bytes=50 * 1024**3,
+    ),
+    # Fireworks: chat JSONL, 3 to 3 million examples; larger than 150 MB needs the signed-URL
+    # upload path, which this backend takes
+    "fireworks": Target("fireworks", frozenset({"chat"}), min_examples=3, max_file_bytes=None),
 }
 
 

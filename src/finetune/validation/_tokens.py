@@ -321,6 +321,19 @@ def _remember_encoding(tiktoken: Any, name: str) -> None:
         log.debug("could not keep a prepared copy of %s: %s", name, exc)
 
 
+_OPEN_WEIGHTS_TARGETS = {
+    "together": (
+        "Together trains open-weights models whose tokenizers are not bundled: counts are "
+        "estimated at about 4 characters a token; tuner.estimate() shows Together's own exact "
+        "count (estimate-price) when a key is set"
+    ),
+    "fireworks": (
+        "Fireworks trains open-weights models whose tokenizers are not bundled: counts are "
+        "estimated at about 4 characters a token"
+    ),
+}
+
+
 def counter_for(target: str, model: str) -> TokenCounter:
     """The best counter for a validation target and model; approximate (and logged) if offline."""
     if target == "mistral":
@@ -329,6 +342,8 @@ def counter_for(target: str, model: str) -> TokenCounter:
         except MissingDependency as exc:
             log.warning("%s; token counts are approximate", exc)
             return ApproximateCounter(str(exc))
+    if target in _OPEN_WEIGHTS_TARGETS:
+        return ApproximateCounter(_OPEN_WEIGHTS_TARGETS[target])
     encoding = openai_encoding_name(model)
     try:
         return TiktokenCounter(_tiktoken_encoding(encoding))

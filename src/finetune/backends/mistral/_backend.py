@@ -4,7 +4,7 @@ mistralai 3.x no longer wraps ``/v1/fine_tuning/jobs`` while Mistral's API refer
 documents it, so the job endpoints are called with httpx (the one retry policy of
 ``finetune.backends.http``) and the SDK is used where it covers: files and models.
 
-Mistral's job routes now answer 410 Gone: ``check_open`` finds that out with one cheap call
+Mistral's job routes now answer 410 Gone: ``preflight`` finds that out with one cheap call
 before anything is uploaded and raises ``ProviderUnavailable`` naming what to use instead.
 Reading existing jobs, their events and metrics, and managing fine-tuned models still work.
 """
@@ -276,9 +276,12 @@ class MistralBackend(BaseBackend):
 
     # -- lifecycle --
 
-    async def check_open(self, model: str) -> None:
-        """One cheap call (list one job): the retired job API answers 410 Gone, and then
-        ``ProviderUnavailable`` is raised before anything is uploaded."""
+    async def preflight(self, request: JobRequest) -> None:
+        """Before anything is uploaded: settings Mistral cannot take are refused, and one cheap
+        call (list one job) finds out whether the job API is retired (410 Gone), which raises
+        ``ProviderUnavailable`` naming what to use instead."""
+        create_body(request)
+        model = request.base_model
         if self.allow_closed_provider:
             return
         try:

@@ -18,9 +18,11 @@ from typing import TYPE_CHECKING, Any
 
 from finetune._errors import (
     AuthenticationError,
+    BackendError,
     FinetuneError,
     InvalidRequestError,
     MissingDependency,
+    ProviderUnavailable,
     ServerError,
 )
 from finetune.backends.base import METADATA_KEY, BaseBackend, JobRequest
@@ -48,6 +50,7 @@ from finetune.backends.openai._mapping import (
     metrics_from_events,
     oldest_first,
 )
+from finetune.lifecycle import alternatives_for, closed_on, lifecycle
 from finetune.types import Checkpoint, FileRef, Job, JobEvent, JobStatus, MetricPoint
 
 if TYPE_CHECKING:
@@ -99,6 +102,36 @@ def _text_of(response: Any) -> str:
         return ""
 
 
+PROBE_FILE = "file-finetune-preflight-probe"
+_REFUSAL_WORDS = ("not available", "not enabled", "no longer", "not allowed to fine-tune")
+_warned: set[str] = set()
+
+
+def _refusal(error: BackendError, model: str) -> ProviderUnavailable | None:
+    """A 403 (or 410) saying fine-tuning is closed to this organisation, as
+    ``ProviderUnavailable`` with OpenAI's own words and what to use instead."""
+    text = str(error).lower()
+    refused = error.status_code == 410 or (
+        error.status_code == 403 and any(word in text for word in _REFUSAL_WORDS)
+    )
+    if not refused:
+        return None
+    return ProviderUnavailable(
+        f"OpenAI refuses to fine-tune for this organisation ({error}); nothing was uploaded",
+        alternatives=alternatives_for(model),
+        backend=NAME,
+        status_code=error.status_code,
+        code=error.code,
+    )
+
+
+def _warn_closing_once() -> None:
+    row = lifecycle(NAME)
+    if row is not None and row.state == "closing" and NAME not in _warned:
+        _warned.add(NAME)
+        log.warning("%s; plan the move: %s", row.summary, "; ".join(alternatives_for(None)))
+
+
 class OpenAIBackend(BaseBackend):
     """OpenAI fine-tuning through the ``openai`` SDK (``pip install "finetune[openai]"``).
 
@@ -111,6 +144,9 @@ class OpenAIBackend(BaseBackend):
         upload_threshold: files at least this large go through the Uploads API in parts.
         part_size, upload_concurrency: part size in bytes and parts in flight at once.
         retry_after_cap: the longest Retry-After waited for; a longer one raises at once.
+        allow_closed_provider: try to create jobs even after OpenAI's closing date.
+        check_organisation: before uploading, check (one request that can create nothing)
+            that OpenAI fine-tunes for this organisation.
     """
 
     name = NAME
@@ -134,8 +170,11 @@ class OpenAIBackend(BaseBackend):
         file_poll_interval: float = 1.0,
         retry_after_cap: float = 120.0,
         allow_closed_provider: bool = False,
+        check_organisation: bool = True,
     ) -> None:
         self._key = api_key or os.environ.get("OPENAI_API_KEY") or None
+        self._probe = check_organisation
+        self._open_for: set[str] = set()
         url = base_url or os.environ.get("OPENAI_BASE_URL") or DEFAULT_BASE_URL
         self._base_url = url.rstrip("/")
         self._organization = organization or os.environ.get("OPENAI_ORG_ID")
@@ -158,6 +197,38 @@ class OpenAIBackend(BaseBackend):
     def identity(self) -> str:
         """Base URL, organisation, project and a digest of the key (never the key)."""
         return account_identity(self._base_url, self._organization, self._project, key=self._key)
+
+    # -- the provider's lifecycle, before anything is uploaded --
+
+    async def preflight(self, request: JobRequest) -> None:
+        """Refuse before uploading: settings OpenAI cannot take; OpenAI no longer creating jobs
+        (after 2027-01-06, unless ``allow_closed_provider=True``); OpenAI refusing fine-tuning
+        to this organisation. Warns once while it is closing. The organisation check is one
+        create request naming a file that does not exist, which can make no job: refused
+        organisations get a 403, others a 400."""
+        create_params(request)
+        model = request.base_model
+        closed = closed_on(NAME)
+        if closed is not None and not self.allow_closed_provider:
+            raise ProviderUnavailable(
+                f"{closed.summary} ({closed.source}); nothing was uploaded. Pass "
+                "allow_closed_provider=True if OpenAI still accepts your jobs",
+                alternatives=alternatives_for(model),
+                backend=NAME,
+            )
+        _warn_closing_once()
+        if not self._probe or model in self._open_for:
+            return
+        body = {"model": model, "training_file": PROBE_FILE}
+        try:
+            await self._send(self._raw("fine_tuning.jobs").create, **body)
+        except BackendError as error:
+            refusal = _refusal(error, model)
+            if refusal is not None:
+                raise refusal from None
+            if isinstance(error, AuthenticationError):
+                raise
+        self._open_for.add(model)
 
     # -- the SDK, one call at a time --
 
@@ -361,7 +432,16 @@ class OpenAIBackend(BaseBackend):
     async def create_job(self, request: JobRequest) -> Job:
         """Send one create (never retried here: the Tuner looks for the job first)."""
         body = create_params(request)
-        return job_from_payload(await self._send(self._raw("fine_tuning.jobs").create, **body))
+        try:
+            answer = await self._send(self._raw("fine_tuning.jobs").create, **body)
+        except BackendError as error:
+            refusal = _refusal(error, request.base_model)
+            if refusal is None:
+                raise
+            failure: BackendError = refusal
+        else:
+            return job_from_payload(answer)
+        raise failure
 
     async def find_job(self, request: JobRequest) -> Job | None:
         """The job whose metadata carries the request's key (the list filters by metadata)."""

@@ -1,0 +1,388 @@
+"""TogetherBackend: Together AI fine-tuning through the official ``together`` SDK.
+
+Files go through the SDK's upload flow (a checksum, a 302 to a signed URL, then
+``/files/{id}/preprocess``; a 409 means the same content is there already and returns it).
+Jobs are plain JSON requests through the SDK's client with its retries off, read by our own
+mapping. Together keeps no client key on a job, so ``find_job`` recognises a job by what it
+trains, and ``create_job`` is never retried blindly.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from finetune._errors import (
+    AuthenticationError,
+    FinetuneError,
+    InvalidRequestError,
+    MissingDependency,
+    ServerError,
+)
+from finetune.backends.base import BaseBackend, JobRequest
+from finetune.backends.http import (
+    account_identity,
+    call_with_retries,
+    connection_error,
+    error_for_status,
+    expect_object,
+    file_name,
+    foreign_error,
+    is_connection_problem,
+    json_answer,
+    list_at,
+    written,
+)
+from finetune.backends.together._mapping import (
+    CAPABILITIES,
+    NAME,
+    checkpoint_from_payload,
+    create_body,
+    event_from_payload,
+    file_problem,
+    file_ref,
+    job_from_payload,
+    metrics_from_payload,
+    same_fit,
+    with_quote,
+)
+from finetune.types import (
+    Checkpoint,
+    CostEstimate,
+    FileRef,
+    Hyperparameters,
+    Job,
+    JobEvent,
+    MetricPoint,
+)
+
+if TYPE_CHECKING:
+    from finetune.dataset import Dataset
+
+__all__ = ["TogetherBackend", "map_error"]
+
+log = logging.getLogger("finetune")
+DEFAULT_BASE_URL = "https://api.together.ai"
+KEY_HINT = "Set TOGETHER_API_KEY or pass api_key=... to the Tuner"
+SERVERLESS_NOTE = (
+    "Together serves LoRA fine-tunes serverless only for some base models; others need a "
+    "dedicated endpoint, billed per minute while it runs (stop it when idle)"
+)
+
+
+def _sdk() -> Any:
+    try:
+        import together
+    except ImportError as exc:
+        raise MissingDependency("together", "together", purpose="for the Together backend") from exc
+    return together
+
+
+def map_error(error: BaseException, secret: str | None, *, job_call: bool = False) -> Exception:
+    """An exception from the ``together`` SDK (or below it) as the matching error of ours."""
+    if isinstance(error, FinetuneError):
+        return error
+    together = _sdk()
+    if isinstance(error, together.APIStatusError):
+        response = error.response
+        return error_for_status(
+            NAME,
+            error.status_code,
+            _body_of(response),
+            response.headers,
+            secret,
+            job_call=job_call,
+            key_hint=KEY_HINT,
+        )
+    if isinstance(error, together.APIConnectionError) or is_connection_problem(error):
+        return connection_error(NAME, error, secret)
+    return foreign_error(NAME, error, secret)
+
+
+def _body_of(response: Any) -> Any:
+    try:
+        return response.json()
+    except Exception:  # an error page that is not JSON: its text is the detail
+        return getattr(response, "text", "")
+
+
+class TogetherBackend(BaseBackend):
+    """Together AI fine-tuning (``pip install "finetune[together]"``).
+
+    Args:
+        api_key: ``TOGETHER_API_KEY`` when omitted (only calls need it).
+        base_url: API root, ``https://api.together.ai`` (``TOGETHER_BASE_URL``).
+        client: an ``together.AsyncTogether`` to use instead of building one.
+        attempts: tries per call for transient failures. timeout: seconds per request.
+        estimate_quote: let ``Tuner.estimate`` ask Together's ``estimate-price`` (uploads the
+            data, which the fit then reuses).
+    """
+
+    name = NAME
+    capabilities = CAPABILITIES
+
+    def __init__(
+        self,
+        *,
+        api_key: str | None = None,
+        base_url: str | None = None,
+        client: Any = None,
+        attempts: int = 6,
+        timeout: float | None = None,
+        retry_after_cap: float = 120.0,
+        file_timeout: float = 600.0,
+        file_poll_interval: float = 2.0,
+        estimate_quote: bool = True,
+    ) -> None:
+        self._key = api_key or os.environ.get("TOGETHER_API_KEY") or None
+        url = base_url or os.environ.get("TOGETHER_BASE_URL") or DEFAULT_BASE_URL
+        self._base_url = url.rstrip("/").removesuffix("/v1")
+        self._client = client
+        self._attempts = attempts
+        self._timeout = timeout
+        self._retry_after_cap = retry_after_cap
+        self._file_timeout = file_timeout
+        self._file_poll = file_poll_interval
+        self._quote = estimate_quote
+        self._limits: dict[str, dict[str, Any]] = {}
+
+    def __repr__(self) -> str:
+        return f"TogetherBackend(base_url={self._base_url!r})"
+
+    @property
+    def identity(self) -> str:
+        """Base URL and a digest of the key (never the key)."""
+        return account_identity(self._base_url, key=self._key)
+
+    def context_limit(self, model: str) -> int | None:
+        """The model's longest SFT sequence, once its limits were read (else the catalog's)."""
+        limits = self._limits.get(model) or {}
+        value = limits.get("max_seq_length_sft")
+        return int(value) if isinstance(value, int) else None
+
+    # -- transport --
+
+    def _sdk_client(self) -> Any:
+        if self._client is None:
+            together = _sdk()
+            if not self._key:
+                raise AuthenticationError(f"no Together API key. {KEY_HINT}", backend=NAME)
+            options: dict[str, Any] = {"api_key": self._key, "base_url": self._base_url}
+            options["max_retries"] = 0
+            if self._timeout is not None:
+                options["timeout"] = self._timeout
+            self._client = together.AsyncTogether(**options)
+        return self._client
+
+    async def _send(
+        self,
+        method: str,
+        path: str,
+        *,
+        body: Any = None,
+        params: Any = None,
+        job_call: bool = False,
+    ) -> Any:
+        """One request through the SDK's client; its JSON answer, or our error."""
+        import httpx
+
+        client = self._sdk_client()
+        options = {"params": params} if params else {}
+        call = getattr(client, method)
+        try:
+            if method in ("get", "delete"):
+                answer = await call(path, cast_to=httpx.Response, options=options)
+            else:
+                answer = await call(path, cast_to=httpx.Response, body=body, options=options)
+        except Exception as exc:
+            error = map_error(exc, self._key, job_call=job_call)
+        else:
+            return json_answer(NAME, answer.status_code, answer.text)
+        raise error
+
+    async def _get(self, path: str, *, params: Any = None, job_call: bool = False) -> Any:
+        return await call_with_retries(
+            lambda: self._send("get", path, params=params, job_call=job_call),
+            self._attempts,
+            retry_after_cap=self._retry_after_cap,
+        )
+
+    # -- before anything is uploaded --
+
+    async def preflight(self, request: JobRequest) -> None:
+        """Before anything is uploaded: read the model's limits (one GET; an unknown model is
+        refused) and check the request against them (LoRA rank, batch size) and the mapping."""
+        create_body(request, await self._model_limits(request.base_model))
+
+    async def _model_limits(self, model: str) -> dict[str, Any]:
+        if model not in self._limits:
+            answer = await self._get("/v1/fine-tunes/models/limits", params={"model_name": model})
+            self._limits[model] = expect_object(NAME, "model limits", answer)
+        return self._limits[model]
+
+    # -- files --
+
+    async def upload(self, dataset: Dataset, *, purpose: str = "train") -> FileRef:
+        """Upload through the SDK (a file of the same content is reused), then wait for
+        Together's server-side validation and report its verdict in our terms."""
+        name = await asyncio.to_thread(file_name, dataset, purpose)
+        async with written(dataset, self.format_example) as path:
+            named = path.with_name(name)
+            path.rename(named)
+            return await self.upload_file(named)
+
+    async def upload_file(self, path: str | os.PathLike[str]) -> FileRef:
+        """Upload a JSONL file already in Together's format (reused when already there)."""
+        source = Path(path)
+        size = source.stat().st_size
+        existing = await self._find_file(source.name, size)
+        if existing is None:
+            existing = await self._upload_once(source, size)
+        return await self._validated(existing)
+
+    async def _find_file(self, name: str, size: int) -> dict[str, Any] | None:
+        listed = expect_object(NAME, "file list", await self._get("/v1/files"))
+        for item in list_at(listed, "data"):
+            same = isinstance(item, dict) and item.get("filename") == name
+            if same and item.get("bytes") in (None, size) and not file_problem(item):
+                return dict(item)
+        return None
+
+    async def _upload_once(self, path: Path, size: int) -> dict[str, Any]:
+        from finetune.backends.http import retrying
+
+        files = self._sdk_client().files
+        async for attempt in retrying(self._attempts, retry_after_cap=self._retry_after_cap):
+            with attempt:
+                if attempt.retry_state.attempt_number > 1:
+                    found = await self._find_file(path.name, size)
+                    if found is not None:
+                        return found
+                try:
+                    uploaded = await files.upload(path, purpose="fine-tune", check=False)
+                except Exception as exc:
+                    error = map_error(exc, self._key)
+                else:
+                    payload: dict[str, Any] = uploaded.model_dump(mode="json", by_alias=True)
+                    return payload
+                raise error
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    async def _validated(self, payload: dict[str, Any]) -> FileRef:
+        deadline = time.monotonic() + self._file_timeout
+        if payload.get("processing_status") not in (None, "COMPLETED"):
+            # the SDK's upload answer leaves the validation report out: read the file itself
+            payload = expect_object(NAME, "file", await self._get(f"/v1/files/{payload['id']}"))
+        while str(payload.get("processing_status") or "COMPLETED") not in ("COMPLETED",):
+            problem = file_problem(payload)
+            if problem:
+                raise InvalidRequestError(
+                    f"Together refused file {payload.get('id')}: {problem}",
+                    backend=NAME,
+                    param="training_file",
+                )
+            if time.monotonic() > deadline:
+                raise ServerError(f"file {payload.get('id')} still not validated", backend=NAME)
+            await asyncio.sleep(self._file_poll)
+            answer = await self._get(f"/v1/files/{payload['id']}")
+            payload = expect_object(NAME, "file", answer)
+        return file_ref(payload)
+
+    # -- jobs --
+
+    async def create_job(self, request: JobRequest) -> Job:
+        """Send one create (the Tuner looks for a job training the same thing first)."""
+        body = create_body(request, await self._model_limits(request.base_model))
+        answer = await self._send("post", "/v1/fine-tunes", body=body)
+        return self._with_note(job_from_payload(answer))
+
+    async def find_job(self, request: JobRequest) -> Job | None:
+        """A live job that trains exactly what ``request`` asks for (Together stores no key)."""
+        body = create_body(request, self._limits.get(request.base_model))
+        listed = expect_object(NAME, "job list", await self._get("/v1/fine-tunes"))
+        for item in list_at(listed, "data"):
+            if isinstance(item, dict) and same_fit(item, body):
+                return self._with_note(job_from_payload(item))
+        return None
+
+    def owns(self, job: Job, request_key: str) -> bool:
+        """Together keeps no key on a job: a remembered job is trusted by the endpoint alone."""
+        return True
+
+    async def get_job(self, job_id: str) -> Job:
+        """The job as it is now."""
+        answer = await self._get(f"/v1/fine-tunes/{job_id}", job_call=True)
+        return self._with_note(job_from_payload(answer))
+
+    def _with_note(self, job: Job) -> Job:
+        if job.fine_tuned_model is None:
+            return job
+        raw = {**(job.raw or {}), "serving": SERVERLESS_NOTE}
+        return job.model_copy(update={"raw": raw})
+
+    async def list_jobs(self, *, limit: int = 20) -> list[Job]:
+        """The most recent jobs, newest first."""
+        listed = expect_object(NAME, "job list", await self._get("/v1/fine-tunes"))
+        jobs = [job_from_payload(i) for i in list_at(listed, "data") if isinstance(i, dict)]
+        jobs.sort(key=lambda j: j.created_at.timestamp() if j.created_at else 0, reverse=True)
+        return jobs[:limit]
+
+    async def cancel_job(self, job_id: str) -> Job:
+        """Ask Together to cancel (the job shows running until it is cancelled)."""
+        answer = await call_with_retries(
+            lambda: self._send("post", f"/v1/fine-tunes/{job_id}/cancel", job_call=True),
+            self._attempts,
+        )
+        return job_from_payload(answer)
+
+    async def list_events(self, job_id: str) -> list[JobEvent]:
+        """The job's events, oldest first."""
+        answer = await self._get(f"/v1/fine-tunes/{job_id}/events", job_call=True)
+        items = list_at(expect_object(NAME, "event list", answer), "data")
+        events = [event_from_payload(e) for e in items if isinstance(e, dict)]
+        return sorted(events, key=lambda e: e.created_at)
+
+    async def get_metrics(self, job_id: str) -> list[MetricPoint]:
+        """Training metrics per step."""
+        answer = await self._get(f"/v1/fine-tunes/{job_id}/metrics", job_call=True)
+        return metrics_from_payload(expect_object(NAME, "metrics list", answer))
+
+    async def list_checkpoints(self, job_id: str) -> list[Checkpoint]:
+        """Checkpoints, in step order."""
+        answer = await self._get(f"/v1/fine-tunes/{job_id}/checkpoints", job_call=True)
+        items = list_at(expect_object(NAME, "checkpoint list", answer), "data")
+        found = [checkpoint_from_payload(c, job_id) for c in items if isinstance(c, dict)]
+        return sorted(found, key=lambda c: c.step)
+
+    async def refine_estimate(
+        self, dataset: Dataset, estimate: CostEstimate, hyperparameters: Hyperparameters
+    ) -> CostEstimate:
+        """Our estimate with Together's ``estimate-price`` quote beside it (needs a key;
+        uploads the data, which the later fit reuses)."""
+        if not self._quote or not self._key:
+            note = "no Together API key: its price quote was skipped; the figures are our own"
+            return estimate.model_copy(update={"notes": [*estimate.notes, note]})
+        training = await self.upload(dataset, purpose="train")
+        request = JobRequest(
+            base_model=estimate.model,
+            training_file=training,
+            hyperparameters=hyperparameters,
+            idempotency_key="quote",
+        )
+        body = create_body(request, await self._model_limits(estimate.model))
+        kept = ("model", "training_file", "n_epochs", "training_method", "training_type")
+        quote_body: dict[str, Any] = {k: body[k] for k in kept if k in body}
+        answer = await call_with_retries(
+            lambda: self._send("post", "/v1/fine-tunes/estimate-price", body=quote_body),
+            self._attempts,
+        )
+        return with_quote(estimate, expect_object(NAME, "price estimate", answer))
+
+    async def aclose(self) -> None:
+        """Close the SDK client's connections."""
+        if self._client is not None:
+            await self._client.close()

@@ -1,0 +1,386 @@
+"""Together AI payloads <-> finetune's models: pure functions, no I/O.
+
+Written from Together's OpenAPI spec (togethercomputer/openapi) and the ``together`` SDK.
+Together keeps no client key or metadata on a job, so a job is recognised by what it trains
+(``same_fit``), and what our request cannot express is refused before anything is sent.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from datetime import datetime, timezone
+from typing import Any
+
+from finetune._errors import InvalidRequestError, UnsupportedFeature
+from finetune.backends.base import EVERY_KIND, SFT_AND_DPO, Capabilities, JobRequest
+from finetune.backends.http import (
+    list_at,
+    number,
+    object_at,
+    parses,
+    text,
+    unix_time,
+    whole,
+)
+from finetune.types import (
+    Checkpoint,
+    CostEstimate,
+    FileRef,
+    Hyperparameters,
+    Job,
+    JobError,
+    JobEvent,
+    JobStatus,
+    MetricPoint,
+)
+
+__all__ = [
+    "CAPABILITIES",
+    "NAME",
+    "STATUS_MAP",
+    "checkpoint_from_payload",
+    "create_body",
+    "event_from_payload",
+    "file_problem",
+    "file_ref",
+    "job_from_payload",
+    "metrics_from_payload",
+    "same_fit",
+    "with_quote",
+]
+
+log = logging.getLogger("finetune")
+NAME = "together"
+MAX_SUFFIX = 40
+DEFAULT_LORA_RANK = 16
+
+STATUS_MAP: dict[str, JobStatus] = {
+    "pending": JobStatus.QUEUED,
+    "queued": JobStatus.QUEUED,
+    "running": JobStatus.RUNNING,
+    "compressing": JobStatus.RUNNING,
+    "uploading": JobStatus.RUNNING,
+    "cancel_requested": JobStatus.RUNNING,
+    "cancelled": JobStatus.CANCELLED,
+    "error": JobStatus.FAILED,
+    "user_error": JobStatus.FAILED,
+    "completed": JobStatus.SUCCEEDED,
+}
+_DEAD = {"cancel_requested", "cancelled", "error", "user_error"}
+
+CAPABILITIES = Capabilities(
+    methods=SFT_AND_DPO,
+    example_kinds=EVERY_KIND,
+    tools=True,
+    validation_file=True,
+    pause_resume=False,
+    hosted=True,
+    validation_target="together",
+    output_format="openai",
+    max_suffix_length=MAX_SUFFIX,
+    notes=(
+        "a LoRA fine-tune is served serverless only for some base models, otherwise on a "
+        "dedicated endpoint billed per minute (see job.model and docs/backends/together.md)",
+    ),
+)
+_EXTRA = {
+    "n_evals",
+    "n_checkpoints",
+    "lr_scheduler",
+    "weight_decay",
+    "max_grad_norm",
+    "packing",
+    "max_seq_length",
+    "train_on_inputs",
+    "rpo_alpha",
+    "simpo_gamma",
+    "dpo_normalize_logratios_by_length",
+    "from_checkpoint",
+}
+
+
+def _lora(params: Hyperparameters, limits: dict[str, Any]) -> dict[str, Any]:
+    lora_limits = object_at(limits, "lora_training")
+    if params.lora is None:
+        if limits and not limits.get("supports_full_training", True):
+            raise UnsupportedFeature(
+                f"Together trains {limits.get('model_name')} with LoRA only; pass "
+                "Hyperparameters(lora=LoRA(...))"
+            )
+        return {"type": "Full"}
+    rank = params.lora.r
+    most = whole(lora_limits.get("max_rank"))
+    if most is not None and rank > most:
+        raise InvalidRequestError(
+            f"LoRA rank {rank} is above Together's limit of {most} for this model",
+            backend=NAME,
+            param="lora.r",
+        )
+    modules = params.lora.target_modules
+    return {
+        "type": "Lora",
+        "lora_r": rank,
+        "lora_alpha": params.lora.alpha,
+        "lora_dropout": params.lora.dropout,
+        "lora_trainable_modules": modules if isinstance(modules, str) else ",".join(modules),
+    }
+
+
+def _check_batch_size(size: Any, limits: dict[str, Any], lora: bool, dpo: bool) -> None:
+    if not isinstance(size, int) or not limits:
+        return
+    bounds = object_at(limits, "lora_training" if lora else "full_training")
+    low = whole(bounds.get("min_batch_size"))
+    high = whole(bounds.get("max_batch_size_dpo" if dpo else "max_batch_size"))
+    if (low is not None and size < low) or (high is not None and size > high):
+        raise InvalidRequestError(
+            f"batch size {size} is outside Together's range [{low}, {high}] for this model",
+            backend=NAME,
+            param="batch_size",
+        )
+
+
+def create_body(request: JobRequest, limits: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Our JobRequest as the JSON body of ``POST /fine-tunes``, checked against the model's
+    limits (``GET /fine-tunes/models/limits``) when known; what cannot map is refused."""
+    params, limits = request.hyperparameters, limits or {}
+    if params.learning_rate_multiplier not in (None, "auto"):
+        raise UnsupportedFeature(
+            "Together takes an absolute learning_rate, not a learning_rate_multiplier"
+        )
+    unknown = sorted(set(params.extra) - _EXTRA)
+    if unknown:
+        raise UnsupportedFeature(
+            f"unknown Together setting(s) {unknown} in extra; Together takes {sorted(_EXTRA)}"
+        )
+    if request.options:
+        raise UnsupportedFeature(f"Together takes no options; got {sorted(request.options)}")
+    dpo = request.method == "dpo"
+    training_type = _lora(params, limits)
+    _check_batch_size(params.batch_size, limits, training_type["type"] == "Lora", dpo)
+    body: dict[str, Any] = {
+        "model": request.base_model,
+        "training_file": request.training_file.id,
+        "n_epochs": params.epochs if isinstance(params.epochs, int) else 1,
+        "batch_size": params.batch_size if isinstance(params.batch_size, int) else "max",
+        "training_type": training_type,
+        "training_method": _method(request),
+    }
+    optional = {
+        "validation_file": request.validation_file.id if request.validation_file else None,
+        "learning_rate": params.learning_rate,
+        "warmup_ratio": params.warmup,
+        "random_seed": params.seed,
+        "suffix": request.suffix,
+    }
+    body.update({k: v for k, v in optional.items() if v is not None})
+    body.update(_wandb(request.integrations))
+    body.update(params.extra)
+    return body
+
+
+def _method(request: JobRequest) -> dict[str, Any]:
+    if request.method != "dpo":
+        return {"method": "sft", "train_on_inputs": "auto"}
+    beta = request.hyperparameters.beta
+    return {"method": "dpo", "dpo_beta": beta if isinstance(beta, (int, float)) else 0.1}
+
+
+def _wandb(integrations: list[dict[str, Any]]) -> dict[str, Any]:
+    fields: dict[str, Any] = {}
+    for item in integrations:
+        if item.get("type", "wandb") != "wandb":
+            raise UnsupportedFeature(f"Together supports only wandb integrations, not {item!r}")
+        flat = {**item, **object_at(item, "wandb")}
+        names = {"api_key": "wandb_api_key", "project": "wandb_project_name"}
+        names |= {"name": "wandb_name", "entity": "wandb_entity", "base_url": "wandb_base_url"}
+        fields.update({theirs: flat[ours] for ours, theirs in names.items() if flat.get(ours)})
+    return fields
+
+
+def same_fit(payload: dict[str, Any], body: dict[str, Any]) -> bool:
+    """True when a listed job trains what ``body`` asks for and can still succeed: base
+    model, files, suffix (in the output name), epochs, batch size, learning rate and method."""
+    if str(payload.get("status")) in _DEAD or payload.get("model") != body["model"]:
+        return False
+    if payload.get("training_file") != body["training_file"]:
+        return False
+    if (payload.get("validation_file") or None) != body.get("validation_file"):
+        return False
+    suffix = body.get("suffix")
+    output = str(payload.get("model_output_name") or payload.get("output_name") or "")
+    if suffix and suffix not in output:
+        return False
+    for key in ("n_epochs", "batch_size", "learning_rate", "warmup_ratio"):
+        if key in body and key in payload and not _same(payload[key], body[key]):
+            return False
+    theirs = object_at(payload, "training_type")
+    return not theirs or theirs.get("type") == body["training_type"]["type"]
+
+
+def _same(theirs: Any, ours: Any) -> bool:
+    if isinstance(ours, (int, float)) and isinstance(theirs, (int, float)):
+        return math.isclose(float(theirs), float(ours), rel_tol=1e-9)
+    return bool(theirs == ours)
+
+
+def _error_of(payload: dict[str, Any], events: list[JobEvent]) -> JobError | None:
+    state = str(payload.get("status"))
+    if state not in ("error", "user_error"):
+        return None
+    failed = [e.message for e in events if e.level == "error"]
+    message = failed[-1] if failed else f"Together reported {state} without a message"
+    return JobError(code=state, message=message)
+
+
+def _hyperparameters_from(payload: dict[str, Any]) -> Hyperparameters:
+    epochs, batch = whole(payload.get("n_epochs")), payload.get("batch_size")
+    rate, warmup = number(payload.get("learning_rate")), number(payload.get("warmup_ratio"))
+    return Hyperparameters(
+        epochs=epochs if epochs and epochs > 0 else None,
+        batch_size="auto" if batch == "max" else (whole(batch) or None),
+        learning_rate=rate if rate and rate > 0 else None,
+        warmup=warmup if warmup is not None and warmup >= 0 else None,
+    )
+
+
+@parses(NAME, "fine-tuning job")
+def job_from_payload(payload: dict[str, Any]) -> Job:
+    """A Together ``FinetuneResponse`` (or its truncated list form) as our ``Job``."""
+    if not isinstance(payload, dict) or not text(payload.get("id")):
+        raise KeyError("id")
+    events = [event_from_payload(e) for e in list_at(payload, "events") if isinstance(e, dict)]
+    state = str(payload.get("status"))
+    status = STATUS_MAP.get(state)
+    if status is None:
+        log.warning("unknown Together job status %r; treating it as running", state)
+        status = JobStatus.RUNNING
+    method = object_at(payload, "training_method").get("method")
+    done = status is JobStatus.SUCCEEDED
+    return Job(
+        id=str(payload["id"]),
+        backend=NAME,
+        base_model=text(payload.get("model")) or "",
+        status=status,
+        created_at=unix_time(payload.get("created_at")),
+        started_at=unix_time(payload.get("started_at")),
+        finished_at=unix_time(payload.get("updated_at")) if status.is_terminal else None,
+        fine_tuned_model=text(payload.get("model_output_name")) if done else None,
+        trained_tokens=whole(payload.get("token_count")),
+        error=_error_of(payload, events),
+        method="dpo" if method == "dpo" else "sft",
+        hyperparameters=_hyperparameters_from(payload),
+        training_file=text(payload.get("training_file")),
+        validation_file=text(payload.get("validation_file")),
+        suffix=text(payload.get("suffix")),
+        raw=payload,
+    )
+
+
+@parses(NAME, "job event")
+def event_from_payload(payload: dict[str, Any]) -> JobEvent:
+    """A ``FineTuneEvent`` as our ``JobEvent`` (Together's ``legacy_*`` levels folded in)."""
+    level = str(payload.get("level") or "info").removeprefix("legacy_").removeprefix("i")
+    data = {k: payload[k] for k in ("step", "total_steps", "token_count") if k in payload}
+    return JobEvent(
+        created_at=unix_time(payload.get("created_at")) or datetime.now(timezone.utc),
+        level=level if level in ("info", "warning", "error") else "info",
+        message=str(payload.get("message") or payload.get("type") or ""),
+        data=data or None,
+    )
+
+
+@parses(NAME, "checkpoint")
+def checkpoint_from_payload(payload: dict[str, Any], job_id: str) -> Checkpoint:
+    """A ``FineTuneCheckpoint`` as our ``Checkpoint``."""
+    step = whole(payload.get("step")) or 0
+    return Checkpoint(
+        id=f"{job_id}:{step}",
+        step=step,
+        model=text(payload.get("path")) or f"{job_id}:{step}",
+        created_at=unix_time(payload.get("created_at")),
+    )
+
+
+_METRIC_NAMES = {
+    "step": "step",
+    "epoch": "epoch",
+    "train_loss": "train_loss",
+    "loss": "train_loss",
+    "eval_loss": "valid_loss",
+    "valid_loss": "valid_loss",
+    "learning_rate": "learning_rate",
+    "lr": "learning_rate",
+}
+
+
+@parses(NAME, "metrics list")
+def metrics_from_payload(payload: dict[str, Any]) -> list[MetricPoint]:
+    """``GET /fine-tunes/{id}/metrics`` (flat dicts of numbers) as points in step order."""
+    points: dict[int, MetricPoint] = {}
+    for row in list_at(payload, "metrics"):
+        if not isinstance(row, dict) or whole(row.get("step")) is None:
+            continue
+        values: dict[str, Any] = {}
+        extra: dict[str, float] = {}
+        for key, raw in row.items():
+            value = number(raw)
+            if value is None:
+                continue
+            if key in _METRIC_NAMES:
+                values[_METRIC_NAMES[key]] = value
+            else:
+                extra[str(key)] = value
+        values["step"] = int(values["step"])
+        points[values["step"]] = MetricPoint(**values, extra=extra)
+    return [points[s] for s in sorted(points)]
+
+
+@parses(NAME, "file")
+def file_ref(payload: dict[str, Any]) -> FileRef:
+    """A Together ``FileResponse`` as our ``FileRef``."""
+    return FileRef(
+        backend=NAME,
+        id=str(payload["id"]),
+        filename=text(payload.get("filename")),
+        bytes=whole(payload.get("bytes")),
+        status=text(payload.get("processing_status")) or "uploaded",
+    )
+
+
+def file_problem(payload: dict[str, Any]) -> str | None:
+    """Why Together's server-side validation refused a file (its ``validation_report``)."""
+    state = str(payload.get("processing_status") or "")
+    report = object_at(payload, "validation_report")
+    if state not in ("FAILED", "INVALID_FORMAT") and report.get("valid") is not False:
+        return None
+    return str(report.get("error") or f"Together's file validation ended {state or 'invalid'}")
+
+
+_QUOTE_FIELDS = (
+    "estimated_total_price",
+    "allowed_to_proceed",
+    "user_limit",
+    "estimated_train_token_count",
+    "estimated_eval_token_count",
+    "estimation_available",
+    "unavailable_reason",
+)
+
+
+def with_quote(estimate: CostEstimate, quote: dict[str, Any]) -> CostEstimate:
+    """Our estimate with Together's ``estimate-price`` answer beside it."""
+    kept = {k: quote[k] for k in _QUOTE_FIELDS if quote.get(k) is not None}
+    notes = list(estimate.notes)
+    price = number(quote.get("estimated_total_price"))
+    if price is not None:
+        notes.append(f"Together quotes {price:.4g} USD for this job (estimate-price)")
+    tokens = whole(quote.get("estimated_train_token_count"))
+    if tokens is not None:
+        notes.append(f"Together counts {tokens} training tokens (ours: {estimate.billed_tokens})")
+    if quote.get("allowed_to_proceed") is False:
+        notes.append("Together says this job is over your credit limit: it would not start")
+    if quote.get("estimation_available") is False:
+        notes.append(f"Together gave no quote ({quote.get('unavailable_reason') or 'unknown'})")
+    return estimate.model_copy(update={"provider_figures": kept, "notes": notes})

@@ -1,0 +1,236 @@
+"""A stateful loopback fake of Fireworks AI's datasets and supervised fine-tuning jobs.
+
+Written from Fireworks' API reference (docs.fireworks.ai) and the ``fireworks-ai`` SDK's types
+(no spec may be copied here): account-scoped routes, ``{resource}:{verb}`` custom methods, the
+client choosing resource ids, Google-style errors (``ALREADY_EXISTS`` as a 409), page tokens.
+Jobs move CREATING -> VALIDATING -> RUNNING (jobProgress) -> COMPLETED.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from ._server import FakeServer, Faults, Raw, Reply, multipart_fields
+
+ACCOUNT = "fake-account"
+BASE_MODELS = {
+    "accounts/fireworks/models/llama-v3p1-8b-instruct",
+    "accounts/fireworks/models/qwen3-8b",
+}
+
+
+def _error(status: int, message: str, code: str) -> Reply:
+    return Reply(status, {"error": {"code": status, "message": message, "status": code}})
+
+
+@dataclass
+class Phases:
+    """Seconds spent creating, validating and running."""
+
+    creating: float = 0.03
+    validating: float = 0.03
+    running: float = 0.2
+
+
+class FireworksFake(FakeServer):
+    """The fake. ``displayName == "fail"`` makes a job fail."""
+
+    api_key = "fw-test-key-0123456789abcdef"
+
+    def __init__(self, faults: Faults | None = None, phases: Phases | None = None) -> None:
+        super().__init__(faults)
+        self.phases = phases or Phases()
+        self.datasets: dict[str, dict[str, Any]] = {}
+        self.contents: dict[str, bytes] = {}
+        self.jobs: dict[str, dict[str, Any]] = {}
+
+    def unauthorized(self) -> Any:
+        return {"error": {"code": 401, "message": "invalid API key", "status": "UNAUTHENTICATED"}}
+
+    def route(
+        self, method: str, path: str, query: dict[str, str], body: Any, raw: bytes, headers: Any
+    ) -> Any:
+        if path.startswith("/metrics/"):
+            return self._metrics_file(path.rsplit("/", 1)[1].removesuffix(".jsonl"))
+        if headers.get("Authorization") != f"Bearer {self.api_key}":
+            raise Reply(401, self.unauthorized())
+        prefix = f"/v1/accounts/{ACCOUNT}/"
+        if not path.startswith(prefix):
+            raise _error(404, f"no route {method} {path}", "NOT_FOUND")
+        collection, _, rest = path[len(prefix) :].partition("/")
+        name, _, verb = rest.partition(":")
+        if ":" in collection:
+            collection, verb = collection.split(":", 1)
+        with self.lock:
+            if collection == "datasets":
+                return self._datasets(method, name, verb, query, body, raw, headers)
+            if collection == "supervisedFineTuningJobs":
+                return self._jobs(method, name, verb, query, body)
+        raise _error(404, f"no route {method} {path}", "NOT_FOUND")
+
+    # -- datasets --
+
+    def _datasets(
+        self,
+        method: str,
+        name: str,
+        verb: str,
+        query: dict[str, str],
+        body: Any,
+        raw: bytes,
+        headers: Any,
+    ) -> Any:
+        if method == "POST" and not name:
+            dataset_id = body["datasetId"]
+            if dataset_id[:1].isdigit():
+                raise _error(400, "datasetId must not start with a digit", "INVALID_ARGUMENT")
+            if dataset_id in self.datasets:
+                raise _error(409, f"dataset {dataset_id} already exists", "ALREADY_EXISTS")
+            count = body["dataset"].get("exampleCount")
+            if not isinstance(count, str):
+                raise _error(400, "exampleCount must be a string (int64)", "INVALID_ARGUMENT")
+            self.datasets[dataset_id] = {
+                "name": f"accounts/{ACCOUNT}/datasets/{dataset_id}",
+                "displayName": body["dataset"].get("displayName"),
+                "exampleCount": count,
+                "state": "UPLOADING",
+                "createTime": _iso(time.time()),
+            }
+            return self.datasets[dataset_id]
+        dataset = self.datasets.get(name)
+        if dataset is None:
+            raise _error(404, f"dataset {name} not found", "NOT_FOUND")
+        if method == "GET" and not verb:
+            return dataset
+        if method == "POST" and verb == "upload":
+            _, data = multipart_fields(raw, headers.get("Content-Type", ""))["file"]
+            lines = [line for line in data.splitlines() if line.strip()]
+            if len(lines) < 3:
+                raise _error(400, "a dataset needs at least 3 examples", "INVALID_ARGUMENT")
+            self.contents[name] = data
+            dataset["state"] = "READY"
+            return {"filenameToSignedUrls": {}}
+        raise _error(404, f"no route {method} datasets/{name}:{verb}", "NOT_FOUND")
+
+    # -- jobs --
+
+    def _jobs(self, method: str, name: str, verb: str, query: dict[str, str], body: Any) -> Any:
+        if method == "POST" and not name and verb == "estimateCost":
+            dataset = self.datasets.get(str(body.get("dataset", "")).rsplit("/", 1)[-1])
+            tokens = (
+                len(self.contents.get(dataset["name"].rsplit("/", 1)[-1], b"")) // 4
+                if dataset
+                else 0
+            )
+            price = tokens * int(body.get("epochs") or 1) / 1e6 * 0.5
+            return {
+                "estimatedCost": {
+                    "currencyCode": "USD",
+                    "units": str(int(price)),
+                    "nanos": int(price % 1 * 1e9),
+                }
+            }
+        if method == "POST" and not name:
+            return self._create(query.get("supervisedFineTuningJobId", ""), body)
+        if method == "GET" and not name:
+            return self._list(query)
+        job = self.jobs.get(name)
+        if job is None:
+            raise _error(404, f"supervisedFineTuningJob {name} not found", "NOT_FOUND")
+        if method == "GET" and not verb:
+            return self._view(job)
+        if method == "POST" and verb == "cancel":
+            job["_cancelled"] = job.get("_cancelled") or time.monotonic()
+            return {}
+        if method == "POST" and verb == "resume":
+            return {}
+        raise _error(404, f"no route {method} {name}:{verb}", "NOT_FOUND")
+
+    def _create(self, job_id: str, body: dict[str, Any]) -> Any:
+        if not job_id or job_id[:1].isdigit():
+            raise _error(400, "supervisedFineTuningJobId is required", "INVALID_ARGUMENT")
+        if job_id in self.jobs:
+            raise _error(409, f"supervisedFineTuningJob {job_id} already exists", "ALREADY_EXISTS")
+        if body.get("baseModel") not in BASE_MODELS:
+            raise _error(
+                400, f"base model {body.get('baseModel')} cannot be tuned", "INVALID_ARGUMENT"
+            )
+        dataset = str(body.get("dataset", "")).rsplit("/", 1)[-1]
+        if self.datasets.get(dataset, {}).get("state") != "READY":
+            raise _error(400, f"dataset {body.get('dataset')} is not READY", "FAILED_PRECONDITION")
+        self.jobs[job_id] = {
+            **body,
+            "_id": job_id,
+            "_created": time.monotonic(),
+            "_at": time.time(),
+        }
+        return self._view(self.jobs[job_id])
+
+    def _state(self, job: dict[str, Any]) -> tuple[str, int]:
+        p = self.phases
+        now = job.get("_cancelled") or time.monotonic()
+        elapsed = now - job["_created"]
+        running = elapsed - p.creating - p.validating
+        percent = max(0, min(100, int(running / p.running * 100)))
+        if job.get("_cancelled"):
+            return "JOB_STATE_CANCELLED", percent
+        if running >= p.running:
+            return (
+                "JOB_STATE_FAILED" if job.get("displayName") == "fail" else "JOB_STATE_COMPLETED"
+            ), 100
+        if running >= 0:
+            return "JOB_STATE_RUNNING", percent
+        return ("JOB_STATE_VALIDATING" if elapsed >= p.creating else "JOB_STATE_CREATING"), 0
+
+    def _view(self, job: dict[str, Any]) -> dict[str, Any]:
+        state, percent = self._state(job)
+        view = {k: v for k, v in job.items() if not k.startswith("_") and k != "wandbConfig"}
+        view |= {
+            "name": f"accounts/{ACCOUNT}/supervisedFineTuningJobs/{job['_id']}",
+            "state": state,
+            "createTime": _iso(job["_at"]),
+            "jobProgress": {"percent": percent, "epoch": 1},
+            "metricsFileSignedUrl": f"{self.url}/metrics/{job['_id']}.jsonl",
+        }
+        if state == "JOB_STATE_FAILED":
+            view["status"] = {
+                "code": "INVALID_ARGUMENT",
+                "message": "the dataset has no assistant turns",
+            }
+        if "wandbConfig" in job:
+            view["wandbConfig"] = {k: v for k, v in job["wandbConfig"].items() if k != "apiKey"}
+        return view
+
+    def _list(self, query: dict[str, str]) -> Any:
+        views = [
+            self._view(j) for j in sorted(self.jobs.values(), key=lambda j: j["_at"], reverse=True)
+        ]
+        size = int(query.get("pageSize", 50))
+        start = int(query.get("pageToken") or 0)
+        page = views[start : start + size]
+        token = str(start + size) if start + size < len(views) else ""
+        return {"supervisedFineTuningJobs": page, "nextPageToken": token, "totalSize": len(views)}
+
+    def _metrics_file(self, job_id: str) -> Any:
+        job = self.jobs.get(job_id)
+        if job is None:
+            raise Reply(404, {"error": "no such metrics file"})
+        steps = self._state(job)[1] // 20
+        lines = [
+            json.dumps({"step": s, "loss": 2.0 / s, "eval_loss": 2.1 / s})
+            for s in range(1, steps + 1)
+        ]
+        return Raw("\n".join(lines).encode(), "application/jsonl")
+
+    def authorized(self, headers: Any) -> bool:
+        return True  # checked in route() for API paths; the signed metrics URL carries no key
+
+    def summary(self) -> dict[str, int]:
+        return {"datasets": len(self.datasets), "jobs": len(self.jobs)}
+
+
+def _iso(seconds: float) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(seconds))

@@ -1,0 +1,182 @@
+"""The Fireworks AI backend through the real ``fireworks-ai`` SDK over real HTTP on 127.0.0.1."""
+
+from __future__ import annotations
+
+import os
+import sys
+import textwrap
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import finetune as ft
+from finetune.backends.fireworks import FireworksBackend
+
+from .conftest import chat
+from .fakes._server import Faults, Raw, sigkill_while_held
+from .fakes.fireworks_fake import ACCOUNT, FireworksFake, Phases
+
+pytest.importorskip("fireworks")
+MODEL = "accounts/fireworks/models/llama-v3p1-8b-instruct"
+JOBS = f"/v1/accounts/{ACCOUNT}/supervisedFineTuningJobs"
+
+
+@pytest.fixture
+def server() -> Any:
+    with FireworksFake() as fake:
+        yield fake
+
+
+def tuner_for(server: FireworksFake, **options: Any) -> ft.Tuner:
+    settings = {"api_key": server.api_key, "base_url": server.url, "account_id": ACCOUNT}
+    return ft.Tuner("fireworks", model=MODEL, dataset_poll_interval=0.01, **settings, **options)
+
+
+def dataset(tag: str = "", n: int = 12) -> ft.Dataset:
+    return ft.Dataset.from_records([chat(i, system=f"Agent {tag}".strip()) for i in range(n)])
+
+
+def creates(server: FireworksFake) -> list[Any]:
+    return [r for r in server.requests if (r.method, r.path) == ("POST", JOBS)]
+
+
+def test_full_lifecycle(server: FireworksFake) -> None:
+    tuner = tuner_for(server)
+    estimate = tuner.estimate(dataset(), ft.Hyperparameters(epochs=2))
+    assert estimate.provider_figures and "estimated_total_price" in estimate.provider_figures
+    params = ft.Hyperparameters(epochs=2, batch_size=16, learning_rate=1e-4, lora=ft.LoRA(r=16))
+    job = tuner.fit(
+        dataset(),
+        validation=dataset("v", 4),
+        hyperparameters=params,
+        suffix="support",
+        integrations=[{"type": "wandb", "project": "p", "api_key": "k" * 40}],
+    )
+    assert job.id.startswith("ft-") and job.job.raw["name"].endswith(job.id)
+    done = job.wait(poll_interval=0.02, timeout=10)
+    assert done.status is ft.JobStatus.SUCCEEDED
+    assert job.model.name == f"accounts/{ACCOUNT}/models/{job.id}"
+    assert job.model.note is not None and "on-demand" in job.model.note
+    (create,) = creates(server)
+    assert create.query == [("supervisedFineTuningJobId", job.id)]
+    body = create.body
+    assert body["baseModel"] == MODEL and body["outputModel"] == job.model.name
+    assert (body["epochs"], body["batchSizeSamples"], body["learningRate"]) == (2, 16, 1e-4)
+    assert body["loraRank"] == 16 and body["displayName"] == "support"
+    assert body["dataset"].startswith(f"accounts/{ACCOUNT}/datasets/finetune-")
+    assert body["evaluationDataset"].endswith("-validation")
+    assert body["wandbConfig"] == {"enabled": True, "apiKey": "k" * 40, "project": "p"}
+    assert [p.step for p in job.metrics()] == [1, 2, 3, 4, 5]
+    assert len(server.datasets) == 2  # the estimate's upload was reused
+
+
+def test_ids_derived_from_the_key_make_a_rerun_idempotent(server: FireworksFake) -> None:
+    first = tuner_for(server).fit(dataset(), suffix="x")
+    again = tuner_for(server, registry=False).fit(dataset(), suffix="x")
+    assert again.id == first.id
+    other = tuner_for(server, registry=False).fit(dataset(), suffix="y")
+    assert other.id != first.id
+    assert server.summary() == {"datasets": 1, "jobs": 2}
+
+
+async def test_a_taken_job_id_returns_that_job(server: FireworksFake) -> None:
+    backend = FireworksBackend(api_key=server.api_key, base_url=server.url, account_id=ACCOUNT)
+    training = await backend.upload(dataset())
+    request = ft.backends.JobRequest(
+        base_model=MODEL, training_file=training, idempotency_key="ft-k"
+    )
+    made = await backend.create_job(request)
+    again = await backend.create_job(request)  # a lost answer, sent again: 409 ALREADY_EXISTS
+    assert again.id == made.id and server.summary()["jobs"] == 1
+    await backend.aclose()
+
+
+def test_settings_fireworks_cannot_take_are_refused_before_uploading(server: FireworksFake) -> None:
+    tuner = tuner_for(server)
+    for params in (
+        ft.Hyperparameters(learning_rate_multiplier=2.0),
+        ft.Hyperparameters(warmup=0.1),
+        ft.Hyperparameters(extra={"momentum": 0.9}),
+    ):
+        with pytest.raises(ft.UnsupportedFeature):
+            tuner.fit(dataset(), hyperparameters=params)
+    pairs = ft.Dataset.from_records(
+        [{"input": [{"role": "user", "content": "q"}], "chosen": "a", "rejected": "b"}] * 12
+    )
+    with pytest.raises(ft.UnsupportedFeature):
+        tuner.fit(pairs, method="dpo")
+    no_account = ft.Tuner("fireworks", model=MODEL, api_key=server.api_key, base_url=server.url)
+    with pytest.raises(ft.InvalidRequestError, match="FIREWORKS_ACCOUNT_ID"):
+        no_account.fit(dataset())
+    assert not server.requests
+
+
+def test_failure_and_cancel(server: FireworksFake) -> None:
+    failing = tuner_for(server).fit(dataset(), suffix="fail")
+    with pytest.raises(ft.JobFailed, match="no assistant turns"):
+        failing.wait(poll_interval=0.02, timeout=10)
+    server.phases = Phases(0, 0, 30)
+    job = tuner_for(server).fit(dataset(), suffix="slow")
+    assert job.cancel().status is ft.JobStatus.CANCELLED
+
+
+async def test_odd_answers_are_server_errors(server: FireworksFake) -> None:
+    server.rewrite = lambda method, path, status, payload: (
+        (200, Raw(b"<html>oops</html>", "text/html")) if path.startswith(JOBS + "/") else None
+    )
+    backend = FireworksBackend(
+        api_key=server.api_key, base_url=server.url, account_id=ACCOUNT, attempts=1
+    )
+    with pytest.raises(ft.ServerError, match=r"\[fireworks\].*not JSON"):
+        await backend.get_job("ft-1")
+    await backend.aclose()
+
+
+def test_fifty_cycles_with_faults_make_no_duplicates() -> None:
+    faults = Faults(rate=0.25, seed=9, slow_seconds=0.05, retry_after="0.01")
+    with FireworksFake(faults, Phases(0.01, 0.01, 0.05)) as server:
+
+        def cycle(i: int) -> ft.Job:
+            tuner = tuner_for(server, attempts=10, timeout=5)
+            job = tuner.fit(dataset(str(i)), suffix=f"c{i}")
+            return job.wait(poll_interval=0.02, max_interval=0.1, timeout=60)
+
+        with ThreadPoolExecutor(max_workers=8) as pool:
+            jobs = list(pool.map(cycle, range(50)))
+        faulted = sum(r.fault is not None for r in server.requests)
+        summary = server.summary()
+    assert [j.status for j in jobs] == [ft.JobStatus.SUCCEEDED] * 50
+    assert summary == {"datasets": 50, "jobs": 50}
+    assert faulted > 50
+
+
+CRASHING_SCRIPT = textwrap.dedent(
+    """
+    import sys
+    import finetune as ft
+    rows = [{"messages": [{"role": "user", "content": f"q{i}"},
+                          {"role": "assistant", "content": f"a{i}"}]} for i in range(12)]
+    tuner = ft.Tuner("fireworks", model=sys.argv[1], api_key=sys.argv[2], base_url=sys.argv[3],
+                     account_id=sys.argv[4], dataset_poll_interval=0.01)
+    job = tuner.fit(ft.Dataset.from_records(rows), suffix="crash")
+    print(job.wait(poll_interval=0.02, timeout=30).status.value)
+    """
+)
+
+
+@pytest.mark.parametrize("registry", [True, False])
+def test_sigkill_between_upload_and_create_then_rerun_makes_one_job(
+    server: FireworksFake, tmp_path: Path, registry: bool
+) -> None:
+    script = tmp_path / "fit.py"
+    script.write_text(CRASHING_SCRIPT)
+    command = [sys.executable, str(script), MODEL, server.api_key, server.url, ACCOUNT]
+    registry_file = tmp_path / "registry.sqlite3"
+    env = {**os.environ, "FINETUNE_REGISTRY": str(registry_file)}
+    forget = None if registry else lambda: registry_file.unlink(missing_ok=True)
+    rerun = sigkill_while_held(server, command, env, JOBS, before_rerun=forget)
+    assert rerun.returncode == 0, rerun.stderr
+    assert rerun.stdout.strip() == "succeeded"
+    assert server.summary() == {"datasets": 1, "jobs": 1}

@@ -1,0 +1,119 @@
+"""Providers that stopped or are stopping fine-tuning say so before anything is uploaded."""
+
+from __future__ import annotations
+
+import logging
+import os
+import subprocess
+import sys
+from datetime import date
+from typing import Any
+
+import pytest
+
+import finetune as ft
+from finetune import lifecycle
+from finetune.backends.openai._backend import PROBE_FILE
+
+from .conftest import chat, needs_tiktoken
+from .fakes.mistral_fake import MistralFake
+from .fakes.openai_fake import OpenAIFake
+
+pytestmark = needs_tiktoken
+
+
+def dataset(n: int = 12) -> ft.Dataset:
+    return ft.Dataset.from_records([chat(i) for i in range(n)])
+
+
+def uploads(server: Any) -> list[Any]:
+    return [r for r in server.requests if r.method == "POST" and r.path == "/v1/files"]
+
+
+def test_mistral_410_is_provider_unavailable_with_nothing_uploaded() -> None:
+    with MistralFake(retired=True) as server:
+        tuner = ft.Tuner(
+            "mistral", model="open-mistral-nemo", api_key=server.api_key, server_url=server.url
+        )
+        with pytest.raises(ft.ProviderUnavailable) as caught:
+            tuner.fit(dataset())
+        assert not uploads(server) and not server.files
+    error = caught.value
+    assert error.status_code == 410 and "retired" in str(error)
+    assert any("mistralai/Mistral-Nemo-Instruct-2407" in a for a in error.alternatives)
+    assert any('Tuner("together"' in a for a in error.alternatives)
+    assert 'Tuner("hf", model="mistralai/Mistral-Nemo-Instruct-2407")' in str(error)
+
+
+def test_existing_mistral_jobs_and_models_still_work() -> None:
+    with MistralFake() as server:
+        options = {"api_key": server.api_key, "server_url": server.url}
+        tuner = ft.Tuner("mistral", model="open-mistral-nemo", **options)
+        job = tuner.fit(dataset())
+        model = job.wait(poll_interval=0.02, timeout=10).fine_tuned_model or ""
+        server.retired = True  # the job API closes; what exists stays readable
+        again = ft.Tuner("mistral", **options).job(job.id)
+        assert again.status is ft.JobStatus.SUCCEEDED and again.metrics()
+        assert tuner.run(tuner.backend.archive_model(model)) is True
+
+
+def test_openai_refusing_the_organisation_is_provider_unavailable() -> None:
+    with OpenAIFake() as server:
+        server.refuse_fine_tuning = True
+        tuner = ft.Tuner(
+            "openai",
+            model="gpt-4o-mini-2024-07-18",
+            api_key=server.api_key,
+            base_url=server.base_url,
+        )
+        with pytest.raises(ft.ProviderUnavailable) as caught:
+            tuner.fit(dataset())
+        assert not uploads(server) and not server.files and not server.jobs
+        (probe,) = [r for r in server.requests if r.path == "/v1/fine_tuning/jobs"]
+        assert probe.body["training_file"] == PROBE_FILE
+    error = caught.value
+    assert "not available for your organization" in str(error)  # OpenAI's own words
+    assert error.status_code == 403 and error.alternatives
+
+
+def test_openai_warns_until_its_closing_date_then_refuses(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    from finetune.backends.openai import _backend
+
+    monkeypatch.setattr(_backend, "_warned", set())
+    with OpenAIFake() as server, caplog.at_level(logging.WARNING, logger="finetune"):
+        options = {"api_key": server.api_key, "base_url": server.base_url}
+        model = "gpt-4.1-mini-2025-04-14"
+        ft.Tuner("openai", model=model, **options).fit(dataset())
+        ft.Tuner("openai", model=model, **options).fit(dataset(13))
+        warnings = [r.message for r in caplog.records if "2027-01-06" in r.message]
+        assert len(warnings) == 1  # one line, once per process
+        monkeypatch.setattr(lifecycle, "today", lambda: date(2027, 1, 6))
+        with pytest.raises(ft.ProviderUnavailable, match="allow_closed_provider"):
+            ft.Tuner("openai", model=model, **options).fit(dataset(14))
+        assert len(uploads(server)) == 2
+        late = ft.Tuner("openai", model=model, allow_closed_provider=True, **options)
+        assert late.fit(dataset(14)).id  # the user knows better: it is tried
+
+
+def test_backends_command_shows_each_providers_status() -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "finetune.cli", "backends"],
+        capture_output=True,
+        text=True,
+        env=os.environ,
+        check=True,
+    )
+    rows = {line.split()[0]: line for line in done.stdout.splitlines() if line.strip()}
+    assert "closing 2027-01-06" in rows["openai"]
+    assert "retired" in rows["mistral"]
+    assert rows["together"].split()[1] == "open" and rows["fireworks"].split()[1] == "open"
+    assert rows["hf"].split()[1] == "local"
+
+
+def test_the_lifecycle_table_after_openais_date() -> None:
+    assert lifecycle.status_text("openai", date(2026, 11, 30)) == "closing 2027-01-06"
+    assert lifecycle.status_text("openai", date(2027, 1, 6)) == "retired"
+    assert lifecycle.status_text("together") == "open"
+    assert lifecycle.status_text("hf") == "-"

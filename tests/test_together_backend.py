@@ -1,0 +1,201 @@
+"""The Together AI backend through the real ``together`` SDK over real HTTP on 127.0.0.1."""
+
+from __future__ import annotations
+
+import os
+import sys
+import textwrap
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import finetune as ft
+from finetune.backends.together import TogetherBackend
+
+from .conftest import chat
+from .fakes._server import Faults, Raw, sigkill_while_held
+from .fakes.together_fake import Phases, TogetherFake
+
+pytest.importorskip("together")
+MODEL = "meta-llama/Meta-Llama-3.1-8B-Instruct-Reference"
+LORA = ft.Hyperparameters(epochs=2, lora=ft.LoRA(r=8))
+
+
+@pytest.fixture
+def server() -> Any:
+    with TogetherFake() as fake:
+        yield fake
+
+
+def tuner_for(server: TogetherFake, **options: Any) -> ft.Tuner:
+    return ft.Tuner("together", model=MODEL, api_key=server.api_key, base_url=server.url, **options)
+
+
+def dataset(tag: str = "", n: int = 12) -> ft.Dataset:
+    return ft.Dataset.from_records([chat(i, system=f"Agent {tag}".strip()) for i in range(n)])
+
+
+def creates(server: TogetherFake) -> list[Any]:
+    return [r for r in server.requests if (r.method, r.path) == ("POST", "/v1/fine-tunes")]
+
+
+def test_full_lifecycle(server: TogetherFake) -> None:
+    tuner = tuner_for(server)
+    estimate = tuner.estimate(dataset(), LORA)
+    assert estimate.provider_figures is not None
+    assert estimate.provider_figures["estimated_train_token_count"] > 0
+    assert any("Together quotes" in note for note in estimate.notes)
+    job = tuner.fit(
+        dataset(),
+        validation=dataset("v", 3),
+        hyperparameters=ft.Hyperparameters(
+            epochs=2, batch_size=16, learning_rate=2e-5, seed=3, lora=ft.LoRA(r=8)
+        ),
+        suffix="support",
+        integrations=[{"type": "wandb", "wandb": {"project": "p", "api_key": "w" * 40}}],
+    )
+    done = job.wait(poll_interval=0.02, timeout=10)
+    assert done.status is ft.JobStatus.SUCCEEDED
+    assert job.model.name.startswith("fakeuser/Meta-Llama-3.1-8B-Instruct-Reference-support-")
+    assert job.model.note is not None and "dedicated endpoint" in job.model.note
+    (create,) = creates(server)
+    body = create.body
+    assert body["training_type"] == {
+        "type": "Lora",
+        "lora_r": 8,
+        "lora_alpha": 32,
+        "lora_dropout": 0.05,
+        "lora_trainable_modules": "all-linear",
+    }
+    assert body["training_method"] == {"method": "sft", "train_on_inputs": "auto"}
+    assert (body["n_epochs"], body["batch_size"], body["learning_rate"]) == (2, 16, 2e-5)
+    assert body["random_seed"] == 3 and body["suffix"] == "support" and body["validation_file"]
+    assert body["wandb_project_name"] == "p" and body["wandb_api_key"] == "w" * 40
+    assert [p.step for p in job.metrics()] == [1, 2, 3, 4, 5]
+    assert job.metrics()[0].valid_loss == 2.2
+    assert [e.message for e in job.events()][-1] == "Training completed"
+    assert [c.step for c in job.checkpoints()] == [10, 20]
+    assert len(server.files) == 2  # training and validation, uploaded once for both calls
+
+
+def test_rerun_reattaches_by_what_it_trains(server: TogetherFake) -> None:
+    first = tuner_for(server).fit(dataset(), hyperparameters=LORA, suffix="x")
+    again = tuner_for(server, registry=False).fit(dataset(), hyperparameters=LORA, suffix="x")
+    assert again.id == first.id
+    other = tuner_for(server, registry=False).fit(dataset(), hyperparameters=LORA, suffix="y")
+    assert other.id != first.id
+    assert len(creates(server)) == 2 and len(server.files) == 1
+
+
+def test_what_cannot_map_is_refused_before_anything_is_uploaded(server: TogetherFake) -> None:
+    tuner = tuner_for(server)
+    for params, match in (
+        (ft.Hyperparameters(learning_rate_multiplier=2.0), "absolute learning_rate"),
+        (ft.Hyperparameters(lora=ft.LoRA(r=128)), "above Together's limit of 64"),
+        (
+            ft.Hyperparameters(batch_size=4, lora=ft.LoRA(r=8)),
+            r"outside Together's range \[8, 64\]",
+        ),
+        (ft.Hyperparameters(extra={"momentum": 0.9}), "unknown Together setting"),
+    ):
+        with pytest.raises((ft.UnsupportedFeature, ft.InvalidRequestError), match=match):
+            tuner.fit(dataset(), hyperparameters=params)
+    with pytest.raises(ft.InvalidRequestError, match="at most 40"):
+        tuner.fit(dataset(), suffix="s" * 41)
+    unknown = ft.Tuner(
+        "together", model="no/such-model", api_key=server.api_key, base_url=server.url
+    )
+    with pytest.raises(ft.InvalidRequestError, match="not available for fine-tuning"):
+        unknown.fit(dataset())
+    assert not creates(server) and not server.files
+
+
+def test_server_side_file_validation_is_reported_in_our_terms(
+    server: TogetherFake, tmp_path: Path
+) -> None:
+    broken = tmp_path / "broken.jsonl"
+    broken.write_text('{"messages": []}\n[1, 2, 3]\n')
+    backend = TogetherBackend(api_key=server.api_key, base_url=server.url)
+    tuner = ft.Tuner(backend, model=MODEL)
+    with pytest.raises(ft.InvalidRequestError, match="line 2 is not a JSON object") as caught:
+        tuner.run(backend.upload_file(broken))
+    assert caught.value.param == "training_file"
+
+
+def test_a_user_error_fails_the_job_with_its_message(server: TogetherFake) -> None:
+    job = tuner_for(server).fit(dataset(), hyperparameters=LORA, suffix="bad")
+    with pytest.raises(ft.JobFailed, match="no assistant messages") as caught:
+        job.wait(poll_interval=0.02, timeout=10)
+    assert caught.value.job.error is not None and caught.value.job.error.code == "user_error"
+
+
+def test_cancel(server: TogetherFake) -> None:
+    server.phases = Phases(0, 0, 30)
+    job = tuner_for(server).fit(dataset(), hyperparameters=LORA)
+    assert job.cancel().status is ft.JobStatus.CANCELLED
+    with pytest.raises(ft.UnsupportedFeature, match="cannot pause"):
+        job.pause()
+
+
+async def test_odd_answers_are_server_errors(server: TogetherFake) -> None:
+    server.rewrite = lambda method, path, status, payload: (
+        (200, Raw(b'{"id": "ft-1", "status": "runn'))
+        if path.startswith("/v1/fine-tunes/")
+        else None
+    )
+    backend = TogetherBackend(api_key=server.api_key, base_url=server.url, attempts=1)
+    with pytest.raises(ft.ServerError, match=r"\[together\].*not JSON") as caught:
+        await backend.get_job("ft-1")
+    assert caught.value.__context__ is None
+    await backend.aclose()
+
+
+def test_fifty_cycles_with_faults_make_no_duplicates() -> None:
+    faults = Faults(rate=0.25, seed=5, slow_seconds=0.05, retry_after="0.01")
+    with TogetherFake(faults, Phases(0.01, 0.01, 0.05)) as server:
+
+        def cycle(i: int) -> ft.Job:
+            tuner = tuner_for(server, attempts=10, timeout=5)
+            job = tuner.fit(dataset(str(i)), hyperparameters=LORA, suffix=f"c{i}")
+            return job.wait(poll_interval=0.02, max_interval=0.1, timeout=60)
+
+        with ThreadPoolExecutor(max_workers=8) as pool:
+            jobs = list(pool.map(cycle, range(50)))
+        faulted = sum(r.fault is not None for r in server.requests)
+        jobs_made, files_made = len(server.jobs), len(server.files)
+        names = {f["filename"] for f in server.files.values()}
+    assert [j.status for j in jobs] == [ft.JobStatus.SUCCEEDED] * 50
+    assert (jobs_made, files_made, len(names)) == (50, 50, 50)
+    assert faulted > 50
+
+
+CRASHING_SCRIPT = textwrap.dedent(
+    """
+    import sys
+    import finetune as ft
+    rows = [{"messages": [{"role": "user", "content": f"q{i}"},
+                          {"role": "assistant", "content": f"a{i}"}]} for i in range(12)]
+    tuner = ft.Tuner("together", model=sys.argv[1], api_key=sys.argv[2], base_url=sys.argv[3])
+    job = tuner.fit(ft.Dataset.from_records(rows), suffix="crash",
+                    hyperparameters=ft.Hyperparameters(lora=ft.LoRA(r=8)))
+    print(job.wait(poll_interval=0.02, timeout=30).status.value)
+    """
+)
+
+
+@pytest.mark.parametrize("registry", [True, False])
+def test_sigkill_between_upload_and_create_then_rerun_makes_one_job(
+    server: TogetherFake, tmp_path: Path, registry: bool
+) -> None:
+    script = tmp_path / "fit.py"
+    script.write_text(CRASHING_SCRIPT)
+    command = [sys.executable, str(script), MODEL, server.api_key, server.url]
+    registry_file = tmp_path / "registry.sqlite3"
+    env = {**os.environ, "FINETUNE_REGISTRY": str(registry_file)}
+    forget = None if registry else lambda: registry_file.unlink(missing_ok=True)
+    rerun = sigkill_while_held(server, command, env, "/v1/fine-tunes", before_rerun=forget)
+    assert rerun.returncode == 0, rerun.stderr
+    assert rerun.stdout.strip() == "succeeded"
+    assert len(server.jobs) == 1 and len(server.files) == 1
