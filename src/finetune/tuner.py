@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -190,12 +191,23 @@ class AsyncTuner(TunerView):
 
         Local CPU work, no network and no SDK import: it runs in the calling thread.
         """
+        return self._validate(dataset, validation, model=model)
+
+    def _validate(
+        self,
+        dataset: Dataset,
+        validation: Dataset | None = None,
+        *,
+        model: str | None = None,
+        options: Mapping[str, Any] | None = None,
+    ) -> ValidationReport:
+        from finetune.backends.base import rules_for
         from finetune.validation import validate
 
         chosen = self._require_model(model)
         return validate(
             dataset,
-            target=self._backend.validation_rules(),
+            target=rules_for(self._backend, chosen, options),
             model=chosen,
             validation=validation,
             token_counter=self._backend.token_counter(chosen),
@@ -281,7 +293,7 @@ class AsyncTuner(TunerView):
         model = self._require_model()
         check_request(self._backend, train, validation, method, suffix)
         if not fit.get("skip_validation", False):
-            self.validate(train, validation).raise_for_errors()
+            self._validate(train, validation, options=options).raise_for_errors()
         train_fp = train.fingerprint()
         valid_fp = validation.fingerprint() if validation is not None else None
         key = fit.get("idempotency_key") or derive_idempotency_key(

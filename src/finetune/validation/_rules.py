@@ -62,6 +62,17 @@ RULES: dict[str, tuple[str, str]] = {
     "would_truncate": ("warning", "The example exceeds max_length and will be truncated."),
     "too_few_examples": ("error", "Fewer examples than the provider's minimum."),
     "file_too_large": ("error", "The file is larger than the provider accepts."),
+    "template_error": ("error", "The model's chat template cannot render the example."),
+    "mask_unstable": (
+        "error",
+        "The template renders a turn differently inside the whole conversation: its tokens "
+        "cannot be found exactly.",
+    ),
+    "no_trainable_tokens": (
+        "warning",
+        "Truncation to max_length leaves no trained token: training skips the example.",
+    ),
+    "special_token_in_text": ("warning", "Text spells one of the tokenizer's control tokens."),
     "approximate_token_counts": ("warning", "No exact tokenizer: counts are estimates."),
     "duplicate_example": ("warning", "The same example appears more than once."),
     "near_duplicate_example": (

@@ -24,13 +24,21 @@ from finetune._errors import (
     UnsupportedFeature,
 )
 from finetune.backends.base import EVERY_KIND, SFT_AND_DPO, Capabilities, JobRequest
-from finetune.backends.hf._config import LocalOptions, TrainingConfig, parse_options
+from finetune.backends.hf._config import (
+    LocalOptions,
+    TrainingConfig,
+    lora_settings,
+    parse_options,
+)
 from finetune.backends.hf._jobdir import JobDir, now_iso, process_alive, process_start_time
+from finetune.backends.hf._models import ModelSource, default_models_dir, resolve
 from finetune.types import Checkpoint, FileRef, Job, JobError, JobEvent, JobStatus, MetricPoint
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping
+
     from finetune.dataset import Dataset
-    from finetune.validation import TokenCounter
+    from finetune.validation import Target, TokenCounter
 
 __all__ = ["HFBackend", "default_jobs_dir"]
 
@@ -66,7 +74,9 @@ class HFBackend:
 
     Options given here are defaults for every job (``launcher``, ``num_processes``,
     ``max_length``, ``packing``, ``merge`` ...; see ``LocalOptions``); ``fit(options=...)``
-    overrides them per job. ``jobs_dir`` holds the job directories.
+    overrides them per job. ``jobs_dir`` holds the job directories; ``models_dir`` the
+    checkpoints converted from GGUF files (default ``$FINETUNE_MODELS_DIR`` or the user data
+    folder, shared by every jobs folder and by ``evaluate``).
     """
 
     name = "hf"
@@ -79,19 +89,26 @@ class HFBackend:
         hosted=False,
         validation_target="hf",
         max_suffix_length=64,
-        notes=("runs TRL + PEFT in a worker process; resume continues from a checkpoint",),
+        notes=(
+            "runs TRL + PEFT in a worker process; resume continues from a checkpoint",
+            "model= a Hub id, a model folder, or a .gguf file (converted once, cached)",
+        ),
     )
 
     def __init__(
         self,
         *,
         jobs_dir: str | os.PathLike[str] | None = None,
+        models_dir: str | os.PathLike[str] | None = None,
         cancel_grace: float = 10.0,
         python: str | None = None,
         **options: Any,
     ) -> None:
         chosen = Path(jobs_dir) if jobs_dir is not None else default_jobs_dir()
         self.jobs_dir = chosen.expanduser().resolve()
+        self.models_dir = Path(models_dir).expanduser() if models_dir else default_models_dir()
+        self._sources: dict[str, ModelSource] = {}
+        self._contexts: dict[str, int | None] = {}
         self._options = parse_options(options)
         self._cancel_grace = cancel_grace
         self._python = python or sys.executable
@@ -112,18 +129,58 @@ class HFBackend:
                 self._counters[model] = ChatTemplateCounter(tokenizer, name=model)
             return self._counters[model]
 
+    def source(self, model: str) -> ModelSource:
+        """Where ``model`` is loaded from; a GGUF file is converted here, once."""
+        with self._cache_lock:
+            if model not in self._sources:
+                self._sources[model] = resolve(model, self.models_dir)
+            return self._sources[model]
+
     def _tokenizer(self, model: str, trust_remote_code: bool) -> Any:
         """The model's tokenizer, loaded once for validation and the checks before a job."""
         key = (model, trust_remote_code)
         with self._cache_lock:
             if key not in self._tokenizers:
-                self._tokenizers[key] = _load_tokenizer(model, trust_remote_code)
+                path = self.source(model).path
+                self._tokenizers[key] = _load_tokenizer(path, trust_remote_code, model)
             return self._tokenizers[key]
+
+    def _context(self, model: str) -> int | None:
+        from finetune.backends.hf._checks import model_context
+
+        with self._cache_lock:
+            if model not in self._contexts:
+                path = self.source(model).path
+                self._contexts[model] = model_context(path, self._options.trust_remote_code)
+            return self._contexts[model]
 
     def context_limit(self, model: str) -> int:
         """Tokens per example the trainer keeps: the ``max_length`` option (longer ones are
         truncated, and ``validate`` reports them as ``would_truncate``)."""
         return self._options.max_length
+
+    def validation_rules(
+        self, model: str | None = None, options: Mapping[str, Any] | None = None
+    ) -> Target:
+        """The ``hf`` rules, and with a model the checks training would meet: every example
+        rendered with its chat template and masked as training masks it."""
+        from dataclasses import replace
+
+        from finetune.backends.hf._checks import ModelChecks
+        from finetune.validation import target_rules
+
+        rules = target_rules("hf")
+        if model is None:
+            return rules
+        defaults = self._options.model_dump(exclude_unset=True)
+        chosen = parse_options({**defaults, **(options or {})})
+        checks = ModelChecks(
+            self._tokenizer(model, chosen.trust_remote_code),
+            assistant_only=chosen.assistant_only_loss,
+            max_length=chosen.max_length,
+            context=self._context(model),
+        )
+        return replace(rules, extra_checks=checks)
 
     def upload(self, dataset: Dataset, *, purpose: str = "train") -> FileRef:
         """Write the data (TRL's conversational shape) under ``jobs_dir/files``, named by its
@@ -149,11 +206,11 @@ class HFBackend:
         tokenizer = self._tokenizer(request.base_model, options.trust_remote_code)
         _check_model(tokenizer, request.base_model, kind, options)
         job_id = _job_id(request.idempotency_key)
-        local = Path(request.base_model).expanduser()
         integrations, secrets = _without_secrets(request.integrations)
         config = TrainingConfig(
             job_id=job_id,
-            base_model=str(local.resolve()) if local.exists() else request.base_model,
+            base_model=self.source(request.base_model).path,
+            model_source=request.base_model,
             method=request.method,
             example_kind=kind,
             training_file=_local_path(request.training_file),
@@ -167,6 +224,7 @@ class HFBackend:
             metadata=request.metadata,
             integrations=integrations,
         )
+        lora_settings(config)  # refuses full_finetune=True with a LoRA before any work
         with _storage(self.jobs_dir, "create the job directory"):
             job = self._make_dir(config)
             self._launch(job, options, resume=False, env=secrets)
@@ -419,7 +477,7 @@ class HFBackend:
         return Job(
             id=job.id,
             backend=self.name,
-            base_model=config["base_model"],
+            base_model=config.get("model_source") or config["base_model"],
             status=JobStatus(status.get("status", "queued")),
             created_at=_parse_time(status.get("created_at")),
             started_at=_parse_time(status.get("started_at")),
@@ -436,6 +494,7 @@ class HFBackend:
             raw={
                 **status,
                 "job_dir": str(job.path),
+                "model_path": config["base_model"],
                 "idempotency_key": config.get("idempotency_key"),
             },
         )
@@ -519,7 +578,7 @@ def _check_method(method: str, kind: str) -> None:
         raise UnsupportedFeature(f"the DPO trainer needs preference examples, not {kind}")
 
 
-def _load_tokenizer(path: str, trust_remote_code: bool) -> Any:
+def _load_tokenizer(path: str, trust_remote_code: bool, spec: str) -> Any:
     try:
         from transformers import AutoTokenizer
     except ImportError as exc:
@@ -528,9 +587,9 @@ def _load_tokenizer(path: str, trust_remote_code: bool) -> Any:
         return AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code)
     except (OSError, ValueError) as exc:
         raise InvalidRequestError(
-            f"model {path!r} could not be loaded: it is not a model folder here, and not a "
-            f"model the Hugging Face Hub or its cache has ({type(exc).__name__}); pass the "
-            "path of a local model folder",
+            f"model {spec!r} could not be loaded: it is not a model folder or .gguf file "
+            "here, and not a model the Hugging Face Hub or its cache has "
+            f"({type(exc).__name__}); pass the path of a local model folder or .gguf file",
             backend="hf",
             param="model",
         ) from None
@@ -545,27 +604,6 @@ def _check_model(tokenizer: Any, path: str, kind: str, options: LocalOptions) ->
             "rendered; set tokenizer.chat_template and save it, or train on completion data",
             backend="hf",
             param="model",
-        )
-    if kind == "chat" and options.assistant_only_loss is not False:
-        _check_assistant_mask(tokenizer, path)
-
-
-def _check_assistant_mask(tokenizer: Any, path: str) -> None:
-    probe = [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "hello"}]
-    try:
-        rendered = tokenizer.apply_chat_template(
-            probe, tokenize=True, return_dict=True, return_assistant_tokens_mask=True
-        )
-        marked = any(rendered["assistant_masks"])
-    except Exception:
-        marked = False
-    if not marked:
-        raise InvalidRequestError(
-            f"the chat template of {path!r} cannot mark assistant turns (it has no "
-            "{% generation %} block), so assistant-only loss is impossible; add the markers, "
-            "or pass options={'assistant_only_loss': False} to train on every token",
-            backend="hf",
-            param="assistant_only_loss",
         )
 
 

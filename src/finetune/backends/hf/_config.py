@@ -13,7 +13,16 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from finetune._errors import InvalidRequestError
 from finetune.types import Hyperparameters, LoRA
 
-__all__ = ["LocalOptions", "TrainingConfig", "lora_arguments", "parse_options", "trainer_arguments"]
+__all__ = [
+    "LocalOptions",
+    "TrainingConfig",
+    "assistant_only",
+    "cpu_computes_bf16",
+    "lora_arguments",
+    "lora_settings",
+    "parse_options",
+    "trainer_arguments",
+]
 
 Launcher = Literal["python", "accelerate", "torchrun"]
 DEFAULT_EPOCHS = 3
@@ -28,11 +37,22 @@ class LocalOptions(BaseModel):
     max_length: int = Field(1024, gt=0)
     packing: bool = False
     assistant_only_loss: bool | None = Field(
-        None, description="default: on for chat data (needs {% generation %} in the template)"
+        None,
+        description="default: on for chat and completion data: the loss covers the assistant "
+        "turns (or the completion) only, found for any chat template",
     )
     gradient_accumulation_steps: int = Field(1, gt=0)
-    precision: Literal["auto", "bf16", "fp16", "fp32"] = "auto"
+    precision: Literal["auto", "bf16", "fp16", "fp32"] = Field(
+        "auto", description="auto: bf16 on GPUs and CPUs that compute in bf16, else fp16/fp32"
+    )
     device: Literal["auto", "cpu", "cuda"] = "auto"
+    attention: str = Field("auto", description="auto: eager on CPU, the model's default on GPU")
+    gradient_checkpointing: bool | None = Field(
+        None, description="default: off on CPU, TRL's default (on) on GPU"
+    )
+    full_finetune: bool = Field(
+        False, description="train every weight; by default a LoRA adapter (Hyperparameters.lora)"
+    )
     merge: bool = False
     save_steps: int | None = Field(None, gt=0, description="default: a checkpoint per epoch")
     save_total_limit: int | None = 2
@@ -68,6 +88,7 @@ class TrainingConfig(BaseModel):
     model_config = ConfigDict(frozen=True)
     job_id: str
     base_model: str
+    model_source: str | None = Field(None, description="the model as given, when converted")
     method: Literal["sft", "dpo"]
     example_kind: str
     training_file: str
@@ -101,7 +122,7 @@ def trainer_arguments(
     """
     hp = config.hyperparameters
     options = config.options
-    style = "lora" if hp.lora is not None else "full"
+    style = "lora" if lora_settings(config) is not None else "full"
     learning_rate = hp.learning_rate or DEFAULT_LEARNING_RATE[style] * _number(
         hp.learning_rate_multiplier, 1.0
     )
@@ -122,6 +143,8 @@ def trainer_arguments(
         "use_cpu": not cuda,
         "disable_tqdm": True,
     }
+    if options.gradient_checkpointing is not None or not cuda:
+        args["gradient_checkpointing"] = bool(options.gradient_checkpointing)
     if options.save_steps:
         args["save_steps"] = options.save_steps
     if options.max_steps:
@@ -135,9 +158,9 @@ def trainer_arguments(
         args["packing"] = options.packing
         if options.packing:
             args["packing_strategy"] = "bfd" if flash_attention else "wrapped"
-        args["assistant_only_loss"] = _assistant_only(config)
-        if config.example_kind == "completion":
-            args["completion_only_loss"] = True
+        # the worker tokenizes and masks (labels of -100) itself, for any chat template
+        args["assistant_only_loss"] = False
+        args["completion_only_loss"] = False
     else:
         args["beta"] = _number(hp.beta, 0.1)
     args.update(hp.extra)
@@ -145,9 +168,10 @@ def trainer_arguments(
     return args
 
 
-def _assistant_only(config: TrainingConfig) -> bool:
+def assistant_only(config: TrainingConfig) -> bool:
+    """Whether the loss covers the assistant turns (or the completion) only."""
     chosen = config.options.assistant_only_loss
-    return config.example_kind == "chat" if chosen is None else chosen
+    return config.example_kind in ("chat", "completion") if chosen is None else chosen
 
 
 def _report_to(integrations: list[dict[str, Any]]) -> list[str]:
@@ -157,16 +181,42 @@ def _report_to(integrations: list[dict[str, Any]]) -> list[str]:
 def _precision(choice: str, *, cuda: bool, bf16_supported: bool) -> dict[str, bool]:
     if choice == "auto":
         if not cuda:
-            return {"bf16": False, "fp16": False}
+            return {"bf16": bf16_supported, "fp16": False}
         return {"bf16": True} if bf16_supported else {"fp16": True}
-    if choice in ("bf16", "fp16") and not cuda:
+    if choice == "fp16" and not cuda:
         raise InvalidRequestError(
-            f"precision={choice!r} needs a CUDA GPU; this machine trains on CPU in fp32 "
-            "(use precision='auto')",
+            "precision='fp16' needs a CUDA GPU; on CPU use 'bf16' or 'fp32' "
+            "(or 'auto': bf16 where the CPU computes in bf16)",
             backend="hf",
             param="precision",
         )
     return {"bf16": choice == "bf16", "fp16": choice == "fp16"}
+
+
+def cpu_computes_bf16() -> bool:
+    """Whether this CPU has bfloat16 arithmetic (x86 AVX512-BF16 or AMX, Arm BF16), read from
+    ``/proc/cpuinfo``; elsewhere (macOS, Windows) training stays in fp32 unless asked."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as handle:
+            lines = [line for line in handle if line.startswith(("flags", "Features"))]
+    except OSError:
+        return False
+    flags = set(" ".join(lines).split())
+    return bool(flags & {"avx512_bf16", "amx_bf16", "bf16"})
+
+
+def lora_settings(config: TrainingConfig) -> LoRA | None:
+    """The job's LoRA adapter: ``Hyperparameters.lora``, LoRA's defaults when none is given,
+    ``None`` for a full fine-tune (``full_finetune=True``)."""
+    if config.options.full_finetune:
+        if config.hyperparameters.lora is not None:
+            raise InvalidRequestError(
+                "full_finetune=True and Hyperparameters(lora=...) contradict each other; drop one",
+                backend="hf",
+                param="full_finetune",
+            )
+        return None
+    return config.hyperparameters.lora or LoRA()
 
 
 def lora_arguments(lora: LoRA, extra: dict[str, Any]) -> dict[str, Any]:

@@ -15,7 +15,13 @@ import traceback
 from pathlib import Path
 from typing import Any
 
-from finetune.backends.hf._config import TrainingConfig, lora_arguments, trainer_arguments
+from finetune.backends.hf._config import (
+    TrainingConfig,
+    assistant_only,
+    lora_arguments,
+    lora_settings,
+    trainer_arguments,
+)
 from finetune.backends.hf._jobdir import JobDir, now_iso
 
 _METRIC_NAMES = {
@@ -58,10 +64,12 @@ def _row(record: dict[str, Any], kind: str) -> dict[str, Any]:
     }
 
 
-def load_rows(path: str, kind: str) -> Any:
+def load_rows(path: str | None, kind: str) -> Any:
     """The training file as a ``datasets.Dataset`` in TRL's conversational shapes."""
     from datasets import Dataset
 
+    if path is None:
+        return None
     with open(path, encoding="utf-8") as handle:
         rows = [_row(json.loads(line), kind) for line in handle if line.strip()]
     return Dataset.from_list(rows)
@@ -81,6 +89,8 @@ def _callback(job: JobDir, stop: _Stop) -> Any:
                 )
 
         def on_step_end(self, args: Any, state: Any, control: Any, **kw: Any) -> None:
+            if state.is_world_process_zero:
+                job.update_status(step=state.global_step, max_steps=state.max_steps)
             if stop.requested:
                 control.should_save = True
                 control.should_training_stop = True
@@ -113,16 +123,22 @@ def _callback(job: JobDir, stop: _Stop) -> Any:
     return JobCallback()
 
 
-def _device() -> tuple[bool, bool]:
+def _device(config: TrainingConfig) -> tuple[bool, bool]:
+    """(CUDA, bf16 supported) for this job: ``device="cpu"`` forces the CPU."""
     import torch
 
-    cuda = torch.cuda.is_available()
-    return cuda, cuda and torch.cuda.is_bf16_supported()
+    from finetune.backends.hf._config import cpu_computes_bf16
+
+    cuda = torch.cuda.is_available() and config.options.device != "cpu"
+    if cuda:
+        return True, bool(torch.cuda.is_bf16_supported())
+    return False, cpu_computes_bf16()
 
 
 def _quantization(config: TrainingConfig, cuda: bool) -> Any:
     wanted = config.options.quantization
-    if wanted is None and config.hyperparameters.lora and config.hyperparameters.lora.quantize_4bit:
+    lora = lora_settings(config)
+    if wanted is None and lora is not None and lora.quantize_4bit:
         wanted = "4bit"
     if wanted is None:
         return None
@@ -136,44 +152,36 @@ def _quantization(config: TrainingConfig, cuda: bool) -> Any:
 
 
 def build_trainer(config: TrainingConfig, job: JobDir, stop: _Stop) -> Any:
-    """The TRL trainer for this job (SFTTrainer or DPOTrainer)."""
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    """The TRL trainer for this job (our lean SFTTrainer, or DPOTrainer)."""
+    from transformers import AutoTokenizer
 
-    cuda, bf16 = _device()
-    if config.options.device == "cpu":
-        cuda = bf16 = False
+    from finetune.backends.hf._trainer import encoded_rows, load_model, sft_trainer_class
+
+    cuda, bf16 = _device(config)
     remote = config.options.trust_remote_code
     tokenizer = AutoTokenizer.from_pretrained(config.base_model, trust_remote_code=remote)
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
-    load: dict[str, Any] = {"trust_remote_code": remote}
-    quantization = _quantization(config, cuda)
-    if quantization is not None:
-        load["quantization_config"] = quantization
-    model = AutoModelForCausalLM.from_pretrained(config.base_model, **load)
+    arguments = trainer_arguments(
+        config, output_dir=str(job.checkpoints_dir), cuda=cuda, bf16_supported=bf16
+    )
+    model = load_model(
+        config,
+        cuda=cuda,
+        bf16=arguments.get("bf16", False),
+        quantization=_quantization(config, cuda),
+    )
+    attention = str(getattr(model.config, "_attn_implementation", "") or "")
+    if arguments.get("packing") and attention.startswith("flash_attention"):
+        arguments["packing_strategy"] = "bfd"
     peft_config = None
-    if config.hyperparameters.lora is not None:
+    lora = lora_settings(config)
+    if lora is not None:
         from peft import LoraConfig
 
-        peft_config = LoraConfig(
-            **lora_arguments(config.hyperparameters.lora, config.options.peft_args)
-        )
-    attention = str(getattr(model.config, "_attn_implementation", "") or "")
-    arguments = trainer_arguments(
-        config,
-        output_dir=str(job.checkpoints_dir),
-        cuda=cuda,
-        bf16_supported=bf16,
-        flash_attention=attention.startswith("flash_attention"),
-    )
-    train = load_rows(config.training_file, config.example_kind)
-    evaluation = None
-    if config.validation_file:
-        evaluation = load_rows(config.validation_file, config.example_kind)
+        peft_config = LoraConfig(**lora_arguments(lora, config.options.peft_args))
     common = {
         "model": model,
-        "train_dataset": train,
-        "eval_dataset": evaluation,
         "processing_class": tokenizer,
         "peft_config": peft_config,
         "callbacks": [_callback(job, stop)],
@@ -181,10 +189,40 @@ def build_trainer(config: TrainingConfig, job: JobDir, stop: _Stop) -> Any:
     if config.method == "dpo":
         from trl import DPOConfig, DPOTrainer
 
-        return DPOTrainer(args=DPOConfig(**arguments), **common)
-    from trl import SFTConfig, SFTTrainer
+        train = load_rows(config.training_file, config.example_kind)
+        held = load_rows(config.validation_file, config.example_kind)
+        return DPOTrainer(
+            args=DPOConfig(**arguments), train_dataset=train, eval_dataset=held, **common
+        )
+    from trl import SFTConfig
 
-    return SFTTrainer(args=SFTConfig(**arguments), **common)
+    if "gradient_checkpointing" in arguments and "activation_checkpointing" in _fields(SFTConfig):
+        arguments["activation_checkpointing"] = arguments.pop("gradient_checkpointing")
+
+    def encode(path: str | None) -> Any:
+        if path is None:
+            return None
+        return encoded_rows(
+            tokenizer,
+            path,
+            config.example_kind,
+            assistant_only=assistant_only(config),
+            max_length=config.options.max_length,
+        )
+
+    trainer_class = sft_trainer_class()
+    return trainer_class(
+        args=SFTConfig(**arguments),
+        train_dataset=encode(config.training_file),
+        eval_dataset=encode(config.validation_file),
+        **common,
+    )
+
+
+def _fields(config_class: Any) -> set[str]:
+    import dataclasses
+
+    return {field.name for field in dataclasses.fields(config_class)}
 
 
 def _save(trainer: Any, config: TrainingConfig, job: JobDir) -> str:
@@ -198,14 +236,11 @@ def _save(trainer: Any, config: TrainingConfig, job: JobDir) -> str:
         shutil.rmtree(job.model_dir, ignore_errors=True)
         staging.rename(job.model_dir)
     result = job.model_dir
-    if config.options.merge and config.hyperparameters.lora is not None and main:
-        merged = trainer.model.merge_and_unload()
-        staging = job.path / ".merged.tmp"
-        merged.save_pretrained(str(staging), safe_serialization=True)
-        trainer.processing_class.save_pretrained(str(staging))
-        shutil.rmtree(job.merged_dir, ignore_errors=True)
-        staging.rename(job.merged_dir)
-        result = job.merged_dir
+    if config.options.merge and lora_settings(config) is not None and main:
+        from finetune.backends.hf._merge import merge_adapter
+
+        remote = config.options.trust_remote_code
+        result = merge_adapter(job.model_dir, job.merged_dir, trust_remote_code=remote)
     trainer.accelerator.wait_for_everyone()
     return str(result)
 

@@ -1,0 +1,138 @@
+"""Model-side checks that ``validate()`` runs for a local model: what the worker would meet.
+
+Each record is rendered with the model's own chat template and masked the way training masks
+it, so a template that fails, a turn that cannot be found, an example longer than the model's
+context or text that spells a control token is reported on its line before a job starts.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+from finetune.backends.hf._masks import MaskProblem, encode_record, texts_of
+from finetune.validation._rules import Issue
+
+__all__ = ["ModelChecks", "model_context"]
+
+
+def model_context(path: str, trust_remote_code: bool = False) -> int | None:
+    """The longest sequence the model was built for (``max_position_embeddings``), if known."""
+    try:
+        from transformers import AutoConfig
+
+        config = AutoConfig.from_pretrained(path, trust_remote_code=trust_remote_code)
+    except Exception:
+        return None
+    text_config = config.get_text_config() if hasattr(config, "get_text_config") else config
+    value = getattr(text_config, "max_position_embeddings", None)
+    return int(value) if isinstance(value, int) and value > 0 else None
+
+
+class ModelChecks:
+    """``Target.extra_checks`` for one tokenizer and the job options that shape training."""
+
+    def __init__(
+        self,
+        tokenizer: Any,
+        *,
+        assistant_only: bool | None,
+        max_length: int,
+        context: int | None,
+    ) -> None:
+        self.tokenizer = tokenizer
+        self.assistant_only = assistant_only
+        self.max_length = max_length
+        self.context = context
+        specials = getattr(tokenizer, "all_special_tokens", []) or []
+        self.specials = sorted({token for token in specials if len(token) > 1})
+
+    def __call__(self, data: dict[str, Any]) -> Iterator[Issue]:
+        from finetune.dataset._formats import parse_example, to_format
+
+        try:
+            example = parse_example(data)
+        except Exception:  # the built-in rules report a malformed record
+            return
+        record = to_format(example, "hf")
+        yield from self._special_tokens(record)
+        if example.kind == "preference":
+            yield from self._renders(record)
+            return
+        if example.kind == "chat" and getattr(self.tokenizer, "chat_template", None) is None:
+            return  # fit() refuses the model itself, once
+        yield from self._encodes(record, example.kind)
+
+    def _assistant_only(self, kind: str) -> bool:
+        return (
+            kind in ("chat", "completion") if self.assistant_only is None else self.assistant_only
+        )
+
+    def _encodes(self, record: dict[str, Any], kind: str) -> Iterator[Issue]:
+        try:
+            encoded = encode_record(
+                self.tokenizer, record, kind, assistant_only=self._assistant_only(kind)
+            )
+        except MaskProblem as problem:
+            if problem.code != "no_trainable_tokens":  # no_trainable_turns reports that one
+                yield (problem.code, "error", str(problem), "messages")
+            return
+        except Exception as exc:
+            yield ("template_error", "error", _template_failure(exc), "messages")
+            return
+        too_long = self.context is not None and self.max_length > self.context
+        if too_long and len(encoded.input_ids) > self.context:  # type: ignore[operator]
+            yield (
+                "too_many_tokens",
+                "error",
+                f"{len(encoded.input_ids)} tokens, over the model's context of {self.context} "
+                f"(max_length={self.max_length} would keep them all; lower max_length)",
+                None,
+            )
+        if not any(encoded.mask[: self.max_length]):
+            yield (
+                "no_trainable_tokens",
+                "warning",
+                f"no trained token is left after truncation to max_length={self.max_length}; "
+                "training skips this example",
+                None,
+            )
+
+    def _renders(self, record: dict[str, Any]) -> Iterator[Issue]:
+        if getattr(self.tokenizer, "chat_template", None) is None:
+            return
+        for side in ("chosen", "rejected"):
+            try:
+                self.tokenizer.apply_chat_template(record["prompt"] + record[side], tokenize=False)
+            except Exception as exc:
+                yield ("template_error", "error", _template_failure(exc), side)
+                return
+
+    def _special_tokens(self, record: dict[str, Any]) -> Iterator[Issue]:
+        if not self.specials:
+            return
+        for field, text in _texts(record):
+            found = [token for token in self.specials if token in text]
+            if found:
+                yield (
+                    "special_token_in_text",
+                    "warning",
+                    f"the text spells the tokenizer's control token(s) {found}, which would "
+                    "be read as real turn markers",
+                    field,
+                )
+
+
+def _texts(record: dict[str, Any]) -> Iterator[tuple[str, str]]:
+    for key in ("prompt", "completion"):
+        if isinstance(record.get(key), str):
+            yield key, record[key]
+    for key in ("messages", "prompt", "chosen", "rejected"):
+        value = record.get(key)
+        if isinstance(value, list):
+            for index, message in enumerate(value):
+                yield f"{key}[{index}].content", texts_of(message.get("content"))
+
+
+def _template_failure(exc: Exception) -> str:
+    return f"the model's chat template cannot render this example ({type(exc).__name__}: {exc})"

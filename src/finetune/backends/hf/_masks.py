@@ -1,0 +1,163 @@
+"""Assistant-only loss for any chat template: which tokens of a conversation are the model's.
+
+Most chat templates (SmolLM2, Llama 3, Mistral, Qwen 2.5, Gemma, Phi-3) have no
+``{% generation %}`` markers, so the mask is found by rendering: the conversation up to an
+assistant turn (with the generation prompt) and through it; the tokens the turn adds are the
+assistant's, up to and including its end-of-turn token (whitespace the template adds after it
+is not). Each prefix's tokens must be a prefix of the whole conversation's tokens; where a
+template or tokenizer breaks that, the example is named (``MaskProblem``) rather than
+trained on a shifted mask.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+__all__ = [
+    "MaskProblem",
+    "MaskedExample",
+    "assistant_mask",
+    "completion_mask",
+    "encode_record",
+    "texts_of",
+]
+
+
+class MaskProblem(ValueError):
+    """An example whose assistant tokens cannot be found exactly, with the reason."""
+
+    def __init__(self, message: str, code: str = "mask_unstable") -> None:
+        self.code = code
+        super().__init__(message)
+
+
+@dataclass
+class MaskedExample:
+    """Token ids and a 0/1 mask of the tokens the loss is computed on."""
+
+    input_ids: list[int]
+    mask: list[int]
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def trained(self) -> int:
+        """How many tokens the loss sees."""
+        return sum(self.mask)
+
+
+def texts_of(content: Any) -> str:
+    """A message's content as plain text (multi-part contents joined)."""
+    if isinstance(content, list):
+        return "".join(str(part.get("text") or "") for part in content if isinstance(part, dict))
+    return "" if content is None else str(content)
+
+
+def _render(tokenizer: Any, messages: list[dict[str, Any]], generation_prompt: bool) -> list[int]:
+    text = tokenizer.apply_chat_template(
+        messages, tokenize=False, add_generation_prompt=generation_prompt
+    )
+    ids: list[int] = tokenizer(text, add_special_tokens=False)["input_ids"]
+    return ids
+
+
+def _special_ids(tokenizer: Any) -> set[int]:
+    found = set(getattr(tokenizer, "all_special_ids", []) or [])
+    added = getattr(tokenizer, "added_tokens_decoder", {}) or {}
+    found.update(index for index, token in added.items() if getattr(token, "special", False))
+    return found
+
+
+def _common_prefix(a: list[int], b: list[int]) -> int:
+    size = min(len(a), len(b))
+    for position in range(size):
+        if a[position] != b[position]:
+            return position
+    return size
+
+
+def _turn_end(tokenizer: Any, ids: list[int], start: int, end: int, special: set[int]) -> int:
+    """Where an assistant turn ends: just after its first control token (``<|im_end|>``,
+    ``<|eot_id|>``, ``</s>`` ...), else before the layout whitespace the template adds."""
+    for position in range(start, end):
+        if ids[position] in special:
+            return position + 1
+    while end > start and not tokenizer.decode([ids[end - 1]]).strip():
+        end -= 1
+    return end
+
+
+def assistant_mask(
+    tokenizer: Any,
+    messages: list[dict[str, Any]],
+    *,
+    trained_roles: tuple[str, ...] = ("assistant",),
+) -> MaskedExample:
+    """The conversation's token ids with the assistant turns' tokens marked.
+
+    A turn's tokens are those the conversation gains when the turn is added to the rendered
+    prefix (with its generation prompt), through the turn's end-of-turn token. An assistant
+    message with ``weight: 0`` is kept in the context but not trained on. Raises
+    ``MaskProblem`` when the template renders the prefix differently inside the whole
+    conversation, or the marked tokens do not spell the message (the mask would be shifted),
+    or no turn is trained.
+    """
+    plain = [{"role": m["role"], "content": texts_of(m.get("content"))} for m in messages]
+    full = _render(tokenizer, plain, generation_prompt=False)
+    special = _special_ids(tokenizer)
+    mask = [0] * len(full)
+    for index, message in enumerate(messages):
+        if message.get("role") not in trained_roles or message.get("weight") == 0:
+            continue
+        before = _render(tokenizer, plain[:index], generation_prompt=True) if index else []
+        through = _render(tokenizer, plain[: index + 1], generation_prompt=False)
+        if through[: len(before)] != before or full[: len(before)] != before:
+            raise MaskProblem(
+                f"message {index}: the template renders the conversation up to this turn "
+                "differently from the whole conversation, so its tokens cannot be found exactly "
+                "(pass options={'assistant_only_loss': False} to train on every token)"
+            )
+        start = len(before)
+        end = _turn_end(tokenizer, full, start, _common_prefix(through, full), special)
+        spelled = tokenizer.decode([t for t in full[start:end] if t not in special])
+        if spelled.strip() != plain[index]["content"].strip():
+            raise MaskProblem(
+                f"message {index}: the tokens this turn adds spell {spelled.strip()[:60]!r}, "
+                "not the message's content, so the template changes or moves it "
+                "(pass options={'assistant_only_loss': False} to train on every token)"
+            )
+        for position in range(start, end):
+            mask[position] = 1
+    if not any(mask):
+        raise MaskProblem("no assistant tokens to train on", code="no_trainable_tokens")
+    return MaskedExample(full, mask)
+
+
+def completion_mask(tokenizer: Any, prompt: str, completion: str) -> MaskedExample:
+    """Prompt + completion (with the end-of-sequence token), the completion marked."""
+    prompt_ids: list[int] = tokenizer(prompt, add_special_tokens=True)["input_ids"]
+    eos = tokenizer.eos_token or ""
+    whole: list[int] = tokenizer(prompt + completion + eos, add_special_tokens=True)["input_ids"]
+    if whole[: len(prompt_ids)] != prompt_ids:
+        raise MaskProblem("the prompt tokenizes differently before its completion")
+    mask = [0] * len(prompt_ids) + [1] * (len(whole) - len(prompt_ids))
+    if not any(mask):
+        raise MaskProblem("the completion is empty", code="no_trainable_tokens")
+    return MaskedExample(whole, mask)
+
+
+def encode_record(
+    tokenizer: Any, record: dict[str, Any], kind: str, *, assistant_only: bool
+) -> MaskedExample:
+    """One record of the ``hf`` format (chat or completion) as token ids and a loss mask:
+    the assistant turns (or the completion), or every token when ``assistant_only`` is off."""
+    if kind == "completion":
+        if assistant_only:
+            return completion_mask(tokenizer, record["prompt"], record["completion"])
+        ids = tokenizer(record["prompt"] + record["completion"] + (tokenizer.eos_token or ""))
+        return MaskedExample(ids["input_ids"], [1] * len(ids["input_ids"]))
+    if assistant_only:
+        return assistant_mask(tokenizer, record["messages"])
+    plain = [{"role": m["role"], "content": texts_of(m.get("content"))} for m in record["messages"]]
+    ids = _render(tokenizer, plain, generation_prompt=False)
+    return MaskedExample(ids, [1] * len(ids))

