@@ -69,7 +69,7 @@ def main() -> None:
     job = tuner.fit(
         train,
         hyperparameters=ft.Hyperparameters(epochs=args.epochs, batch_size=16, learning_rate=3e-3),
-        options={"max_length": 128},
+        options={"max_length": 128, "full_finetune": True},  # a toy model: train every weight
     )
     job.wait(progress=True)
 

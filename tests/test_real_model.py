@@ -34,12 +34,20 @@ def test_its_template_masks_exactly_the_replies(converted: str, rows: list[Any])
         assert tokenizer.decode(trained) == row["messages"][-1]["content"] + "<|im_end|>"
 
 
-def test_a_gguf_file_trains_with_no_options(smollm2: str, rows: list[Any]) -> None:
-    """The issue's acceptance line: LoRA, assistant-only loss, bf16 where the CPU has it."""
-    tuner = ft.Tuner("hf", model=smollm2)
+@pytest.fixture(scope="module")
+def smol_job(smollm2: str, rows: list[Any], tmp_path_factory: pytest.TempPathFactory) -> Any:
+    """``Tuner("hf", model=<the GGUF file>).fit(data)`` with no options, finished."""
+    backend = HFBackend(jobs_dir=tmp_path_factory.mktemp("smol-jobs"))
+    tuner = ft.Tuner(backend, model=smollm2, registry=False)
     job = tuner.fit(ft.Dataset.from_records(rows[:32]))
     job.wait(poll_interval=0.5, timeout=400)
-    assert job.job.status is ft.JobStatus.SUCCEEDED, tuner.backend.worker_log(job.id)
+    assert job.job.status is ft.JobStatus.SUCCEEDED, backend.worker_log(job.id)
+    return job
+
+
+def test_a_gguf_file_trains_with_no_options(smollm2: str, smol_job: Any) -> None:
+    """The issue's acceptance line: LoRA, assistant-only loss, bf16 where the CPU has it."""
+    job = smol_job
     losses = [p.train_loss for p in job.metrics() if p.train_loss is not None]
     assert len(losses) >= 2 and losses[-1] < losses[0]  # 3 epochs x 4 steps, logged every 5
     adapter = json.loads(Path(job.model.name, "adapter_config.json").read_text())
@@ -68,3 +76,27 @@ def test_the_demo_beats_few_shot_with_a_confidence_interval(
     low = float(re.search(r"95% CI ([+-][0-9.]+) to", line).group(1))  # type: ignore[union-attr]
     assert low > 0 and line.endswith("improved")
     assert out.rstrip().splitlines()[-1].startswith("export it: finetune export ")
+
+
+def test_the_tuned_model_exports_to_gguf_and_ollama(
+    tmp_path: Path, smol_job: Any, rows: list[Any]
+) -> None:
+    """Read back by gguf's reader and by transformers, it answers the training prompts as the
+    tuned model does; the Modelfile has FROM, SmolLM2's ChatML TEMPLATE and its stops."""
+    from gguf import GGUFReader
+
+    from tests.test_export import TOLERANCE, assert_same_model
+
+    merged = smol_job.model.export(tmp_path / "merged", "merged")
+    result = smol_job.model.export(tmp_path / "ollama", "ollama")
+    gguf_file = result.path / "model.gguf"
+    reader = GGUFReader(str(gguf_file))
+    fields = {name: field.contents() for name, field in reader.fields.items()}
+    assert fields["general.name"] == smol_job.id and len(reader.tensors) == 272
+    assert fields["tokenizer.chat_template"].startswith("{% for message in messages %}")
+    assert fields["tokenizer.ggml.pre"] == "smollm"  # kept from the original file
+    assert_same_model(str(merged.path), gguf_file, rows, TOLERANCE["f16"])
+    modelfile = (result.path / "Modelfile").read_text()
+    assert modelfile.startswith("FROM ./model.gguf\n")
+    assert "TEMPLATE" in modelfile and "<|im_start|>assistant" in modelfile
+    assert 'PARAMETER stop "<|im_end|>"' in modelfile

@@ -151,6 +151,31 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     return 0 if outcome["comparison"].verdict == "improved" else 1
 
 
+def _cmd_export(args: argparse.Namespace) -> int:
+    from finetune.backends.hf import HFBackend
+    from finetune.export import export_model
+
+    source: Any = args.job
+    if not Path(args.job).exists():
+        job = ft.Tuner(HFBackend(jobs_dir=args.jobs_dir)).job(args.job).job
+        if not job.fine_tuned_model:
+            raise ft.FinetuneError(f"job {args.job} is {job.status.value}: no model to export")
+        source = job.fine_tuned_model
+    default = {"gguf": ".", "gguf-adapter": ".", "merged": "merged", "ollama": "ollama"}
+    result = export_model(
+        source,
+        args.output or default[args.format],
+        format=args.format,
+        quantization=args.quantization,
+        name=args.name,
+        create=args.create or False,
+        say=print,
+    )
+    for note in result.notes:
+        print(note)
+    return 0
+
+
 def _load_config(path: str) -> dict[str, Any]:
     text = Path(path).read_text(encoding="utf-8")
     if path.endswith((".yaml", ".yml")):
@@ -308,6 +333,20 @@ def _parser() -> argparse.ArgumentParser:
         "--tiny", action="store_true", help="a toy model built on the spot (no download)"
     )
     demo.add_argument("--steps", type=_positive_int, default=None, help="training steps")
+    export = command("export", _cmd_export, "write a local job's model as merged, GGUF or Ollama")
+    export.add_argument("job", help="a local job id (hfjob-...) or a model folder")
+    export.add_argument(
+        "--format", default="gguf", choices=("merged", "gguf", "gguf-adapter", "ollama")
+    )
+    export.add_argument(
+        "--quantization", choices=("f32", "f16", "bf16", "q8_0"), help="GGUF tensor type"
+    )
+    export.add_argument("--output", help="file or folder to write (default: here)")
+    export.add_argument("--name", help="model name in the GGUF metadata (default: the job id)")
+    export.add_argument("--jobs-dir", help="where local jobs live (default: the user data dir)")
+    export.add_argument(
+        "--create", nargs="?", const=True, help="ollama: also run `ollama create [NAME]`"
+    )
     train = command("train", _cmd_train, "validate, upload and start a fine-tuning job")
     train.add_argument("file", nargs="?", help="training data (JSONL)")
     train.add_argument("--config", help="a TOML or YAML file with the same settings")

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import enum
+import os
 from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator
+
+if TYPE_CHECKING:
+    from finetune.export import ExportResult
 
 __all__ = [
     "Auto",
@@ -222,6 +226,31 @@ class ModelRef(_Value):
     def gguf(cls, path: str) -> ModelRef:
         """A GGUF file, evaluated through transformers (dequantized) in this process."""
         return cls(backend="gguf", name=str(path))
+
+    def export(
+        self,
+        dest: str | os.PathLike[str],
+        format: str = "gguf",
+        quantization: str | None = None,
+        *,
+        name: str | None = None,
+        create: bool | str = False,
+        progress: bool = False,
+    ) -> ExportResult:
+        """Write this local model as ``merged`` weights, one ``gguf`` file (``quantization``
+        f16, bf16, q8_0 or f32; default f16 under 1B parameters), the LoRA ``gguf-adapter``,
+        or an ``ollama`` folder (``create=True`` also runs ``ollama create``)."""
+        from finetune.export import export_model
+
+        return export_model(
+            self,
+            dest,
+            format=format,
+            quantization=quantization,
+            name=name,
+            create=create,
+            say=print if progress else None,
+        )
 
     @property
     def api_key(self) -> str | None:

@@ -38,13 +38,19 @@ class EvalResult:
     def scores(self, candidate: str, metric: str | None = None) -> list[float]:
         """The per-example scores of ``candidate`` on ``metric`` (default: the first metric)."""
         name = self._metric(metric)
+        return [float(row[name]) for row in self._rows_of(candidate)]
+
+    def predictions(self, candidate: str) -> list[str]:
+        """What ``candidate`` answered, example by example."""
+        return [str(row["prediction"]) for row in self._rows_of(candidate)]
+
+    def _rows_of(self, candidate: str) -> list[dict[str, Any]]:
         if candidate not in self.candidates:
             raise KeyError(f"no candidate {candidate!r}; candidates: {self.candidates}")
-        ordered = sorted(
+        return sorted(
             (row for row in self.rows if row["candidate"] == candidate),
             key=lambda row: row["example"],
         )
-        return [float(row[name]) for row in ordered]
 
     def summary(self) -> dict[str, dict[str, Interval]]:
         """Mean and 95% bootstrap CI per candidate and metric."""

@@ -127,7 +127,12 @@ def _convert(gguf: Path, target: Path, digest: str) -> None:
     try:
         model.save_pretrained(staging, safe_serialization=True)
         tokenizer.save_pretrained(staging)
-        source = {"gguf": str(gguf), "sha256": digest, "seconds": time.perf_counter() - started}
+        source = {
+            "gguf": str(gguf),
+            "sha256": digest,
+            "seconds": time.perf_counter() - started,
+            "tokenizer_pre": _field(gguf, "tokenizer.ggml.pre"),
+        }
         (staging / _MARKER).write_text(json.dumps(source, indent=1))
         shutil.rmtree(target, ignore_errors=True)
         staging.rename(target)
@@ -137,6 +142,14 @@ def _convert(gguf: Path, target: Path, digest: str) -> None:
             f"cannot save the converted model under {target.parent} ({exc.strerror or exc}); "
             f"free disk space or set {MODELS_DIR_ENV} to a writable folder"
         ) from None
+
+
+def _field(path: Path, key: str) -> str | None:
+    """A string field of a GGUF file's metadata (the pre-tokenizer's name, for export)."""
+    from gguf import GGUFReader
+
+    found = GGUFReader(str(path)).fields.get(key)
+    return str(found.contents()) if found is not None else None
 
 
 def _forget_quantization(model: object) -> None:

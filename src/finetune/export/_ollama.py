@@ -1,0 +1,133 @@
+"""An Ollama model folder: the GGUF file and a ``Modelfile`` (``FROM``, ``TEMPLATE`` in Ollama's
+Go-template syntax for the chat formats it recognises, ``PARAMETER stop``, ``SYSTEM``)."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from finetune._errors import FinetuneError
+
+__all__ = ["FAMILIES", "create_model", "end_of_turn", "family_of", "modelfile"]
+
+
+@dataclass(frozen=True)
+class ChatFormat:
+    """A chat format: the exchange its templates render, its Ollama template, its stops."""
+
+    name: str
+    exchange: str  # how the probe's user turn "U" and reply "A" render in this format
+    template: str
+    stops: tuple[str, ...]
+
+
+FAMILIES = (
+    ChatFormat(
+        "chatml",
+        "<|im_start|>user\nU<|im_end|>\n<|im_start|>assistant\nA<|im_end|>",
+        "{{ if .System }}<|im_start|>system\n{{ .System }}<|im_end|>\n{{ end }}"
+        "{{ if .Prompt }}<|im_start|>user\n{{ .Prompt }}<|im_end|>\n{{ end }}"
+        "<|im_start|>assistant\n{{ .Response }}<|im_end|>\n",
+        ("<|im_end|>", "<|im_start|>"),
+    ),
+    ChatFormat(
+        "llama-3",
+        "<|start_header_id|>user<|end_header_id|>\n\nU<|eot_id|>"
+        "<|start_header_id|>assistant<|end_header_id|>\n\nA<|eot_id|>",
+        "{{ if .System }}<|start_header_id|>system<|end_header_id|>\n\n{{ .System }}<|eot_id|>"
+        "{{ end }}{{ if .Prompt }}<|start_header_id|>user<|end_header_id|>\n\n{{ .Prompt }}"
+        "<|eot_id|>{{ end }}<|start_header_id|>assistant<|end_header_id|>\n\n"
+        "{{ .Response }}<|eot_id|>",
+        ("<|eot_id|>", "<|start_header_id|>"),
+    ),
+    ChatFormat(
+        "gemma",
+        "U<end_of_turn>\n<start_of_turn>model\nA<end_of_turn>",
+        "<start_of_turn>user\n{{ if .System }}{{ .System }}\n\n{{ end }}{{ .Prompt }}"
+        "<end_of_turn>\n<start_of_turn>model\n{{ .Response }}<end_of_turn>\n",
+        ("<end_of_turn>", "<start_of_turn>"),
+    ),
+    ChatFormat(
+        "phi-3",
+        "<|user|>\nU<|end|>\n<|assistant|>\nA<|end|>",
+        "{{ if .System }}<|system|>\n{{ .System }}<|end|>\n{{ end }}{{ if .Prompt }}<|user|>\n"
+        "{{ .Prompt }}<|end|>\n{{ end }}<|assistant|>\n{{ .Response }}<|end|>\n",
+        ("<|end|>", "<|user|>", "<|assistant|>"),
+    ),
+    ChatFormat(
+        "mistral",
+        "U [/INST]A</s>",
+        "[INST] {{ if .System }}{{ .System }}\n\n{{ end }}{{ .Prompt }} [/INST]{{ .Response }}</s>",
+        ("[INST]", "[/INST]", "</s>"),
+    ),
+)
+
+
+_PROBE = [{"role": "user", "content": "U"}, {"role": "assistant", "content": "A"}]
+
+
+def family_of(tokenizer: Any) -> ChatFormat | None:
+    """The chat format the tokenizer's template renders, when it is one of ``FAMILIES``
+    (recognised by rendering a probe exchange, not by reading the Jinja source)."""
+    if not getattr(tokenizer, "chat_template", None):
+        return None
+    try:
+        rendered = tokenizer.apply_chat_template(_PROBE, tokenize=False)
+    except Exception:
+        return None
+    for family in FAMILIES:
+        if family.exchange in rendered:
+            return family
+    return None
+
+
+def end_of_turn(tokenizer: Any) -> str | None:
+    """The token that ends an assistant turn in this tokenizer's chat format, if recognised."""
+    family = family_of(tokenizer)
+    return family.stops[0] if family else None
+
+
+def _quoted(text: str) -> str:
+    return '"""' + text.replace('"""', '\\"\\"\\"') + '"""'
+
+
+def modelfile(
+    gguf_name: str, family: ChatFormat | None, system: str | None, *, adapter: str | None = None
+) -> str:
+    """The Modelfile's text; ``adapter`` names a LoRA GGUF (then ``gguf_name`` is the base)."""
+    lines = [f"FROM ./{gguf_name}"]
+    if adapter:
+        lines.append(f"ADAPTER ./{adapter}")
+    if family is None:
+        lines.append("# chat format not recognised: Ollama detects it from the GGUF's template")
+    else:
+        lines.append(f"# chat format: {family.name}")
+        lines.append(f"TEMPLATE {_quoted(family.template)}")
+        lines.extend(f'PARAMETER stop "{stop}"' for stop in family.stops)
+    lines.append("PARAMETER temperature 0")
+    if system:
+        lines.append(f"SYSTEM {_quoted(system)}")
+    return "\n".join(lines) + "\n"
+
+
+def create_model(folder: Path, name: str) -> str:
+    """Run ``ollama create NAME -f Modelfile`` in ``folder``; its output."""
+    executable = shutil.which("ollama")
+    if executable is None:
+        raise FinetuneError(
+            "no `ollama` executable on PATH; install Ollama, then run: "
+            f"cd {folder} && ollama create {name} -f Modelfile"
+        )
+    done = subprocess.run(
+        [executable, "create", name, "-f", "Modelfile"],
+        cwd=folder,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if done.returncode != 0:
+        raise FinetuneError(f"ollama create {name} failed: {(done.stderr or done.stdout)[-500:]}")
+    return done.stdout

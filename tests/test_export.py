@@ -1,0 +1,303 @@
+"""Export of local models: merged folders, GGUF files read back, LoRA GGUF, Ollama folders."""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import finetune as ft
+
+pytestmark = pytest.mark.hf
+pytest.importorskip("trl")
+gguf = pytest.importorskip("gguf")
+
+# the largest last-token logit difference allowed between the tuned model and its GGUF, per
+# tensor type (docs/export.md has the figures measured on SmolLM2)
+TOLERANCE = {"f32": 1e-4, "f16": 0.05, "bf16": 0.5, "q8_0": 1.0}
+
+
+@pytest.fixture(scope="module")
+def lora_tiny(tmp_path_factory: pytest.TempPathFactory, tiny_base: str, rows: list[Any]) -> str:
+    """A LoRA adapter on the tiny base, trained through Tuner("hf") (folder of the adapter)."""
+    from finetune.backends.hf import HFBackend
+
+    backend = HFBackend(jobs_dir=tmp_path_factory.mktemp("lora-jobs"))
+    tuner = ft.Tuner(backend, model=tiny_base, registry=False)
+    job = tuner.fit(
+        ft.Dataset.from_records(rows[:64]),
+        hyperparameters=ft.Hyperparameters(epochs=2, batch_size=16, learning_rate=5e-3),
+        options={"max_length": 128, "save_total_limit": 1},
+    )
+    job.wait(poll_interval=0.3, timeout=240)
+    assert job.job.status is ft.JobStatus.SUCCEEDED, backend.worker_log(job.id)
+    return job.model.name
+
+
+def _prompts(rows: list[Any]) -> list[list[dict[str, str]]]:
+    return [row["messages"][:2] for row in rows[300:305]]
+
+
+def _last_logits(model: Any, tokenizer: Any, prompt: list[dict[str, str]]) -> Any:
+    import torch
+
+    ids = tokenizer.apply_chat_template(prompt, add_generation_prompt=True, return_tensors="pt")
+    ids = ids["input_ids"] if hasattr(ids, "keys") else ids
+    with torch.no_grad():
+        return model(ids).logits[0, -1], model.generate(ids, max_new_tokens=12, do_sample=False)
+
+
+def assert_same_model(folder: str, gguf_file: Path, rows: list[Any], tolerance: float) -> None:
+    """The GGUF, loaded by transformers, tokenizes, scores and answers as the folder does."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(folder)
+    model = AutoModelForCausalLM.from_pretrained(folder).eval()
+    kwargs = {"gguf_file": gguf_file.name}
+    back_tokenizer = AutoTokenizer.from_pretrained(str(gguf_file.parent), **kwargs)
+    back = AutoModelForCausalLM.from_pretrained(str(gguf_file.parent), **kwargs).eval()
+    for prompt in _prompts(rows):
+        ours = tokenizer.apply_chat_template(prompt, add_generation_prompt=True)
+        assert back_tokenizer.apply_chat_template(prompt, add_generation_prompt=True) == ours
+        logits, answer = _last_logits(model, tokenizer, prompt)
+        back_logits, back_answer = _last_logits(back, tokenizer, prompt)
+        assert (logits - back_logits).abs().max().item() < tolerance
+        if tolerance <= TOLERANCE["f16"]:
+            assert back_answer.tolist() == answer.tolist()
+
+
+@pytest.mark.parametrize("quantization", ["f32", "f16", "q8_0"])
+def test_a_full_model_round_trips_through_gguf(
+    tmp_path: Path, tuned_tiny: str, rows: list[Any], quantization: str
+) -> None:
+    ref = ft.ModelRef(backend="hf", name=tuned_tiny)
+    result = ref.export(tmp_path / "tiny.gguf", quantization=quantization, name="acme-support")
+    reader = gguf.GGUFReader(str(result.path))
+    fields = {name: field.contents() for name, field in reader.fields.items()}
+    assert fields["general.name"] == "acme-support"
+    assert fields["general.architecture"] == "llama"
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(tuned_tiny)
+    assert fields["tokenizer.chat_template"] == tokenizer.chat_template
+    assert fields["tokenizer.ggml.eos_token_id"] == tokenizer.eos_token_id
+    names = {tensor.name for tensor in reader.tensors}
+    assert {"token_embd.weight", "blk.0.attn_q.weight", "output_norm.weight"} <= names
+    assert_same_model(tuned_tiny, result.path, rows, TOLERANCE[quantization])
+
+
+def test_a_lora_job_exports_merged_then_gguf(
+    tmp_path: Path, lora_tiny: str, rows: list[Any]
+) -> None:
+    merged = ft.ModelRef(backend="hf", name=lora_tiny).export(tmp_path / "merged", "merged")
+    assert (merged.path / "model.safetensors").exists()
+    assert (merged.path / "tokenizer.json").exists() and (merged.path / "config.json").exists()
+    said: list[str] = []
+    from finetune.export import export_model
+
+    result = export_model(lora_tiny, tmp_path, format="gguf", say=said.append)
+    job_id = Path(lora_tiny).parent.name
+    assert result.path == tmp_path / f"{job_id}.gguf"  # named after the job, not a temp folder
+    assert any(line.startswith("merged in") for line in said) and result.seconds > 0
+    assert gguf.GGUFReader(str(result.path)).fields["general.name"].contents() == job_id
+    assert_same_model(str(merged.path), result.path, rows, TOLERANCE["f16"])
+
+
+def _unrotate(weight: Any, heads: int) -> Any:
+    rows, rest = weight.shape[0], weight.shape[1:]
+    return weight.reshape(heads, rows // heads // 2, 2, *rest).swapaxes(1, 2).reshape(weight.shape)
+
+
+def test_the_adapter_gguf_rebuilds_the_merged_weights(tmp_path: Path, lora_tiny: str) -> None:
+    """W + alpha/r * B @ A, from the GGUF's own tensors, is the merged checkpoint's weight."""
+    import numpy as np
+    from safetensors.numpy import load_file
+
+    ref = ft.ModelRef(backend="hf", name=lora_tiny)
+    adapter = ref.export(tmp_path / "lora.gguf", "gguf-adapter")
+    merged = ref.export(tmp_path / "merged", "merged")
+    reader = gguf.GGUFReader(str(adapter.path))
+    fields = {name: field.contents() for name, field in reader.fields.items()}
+    assert (fields["general.type"], fields["adapter.type"]) == ("adapter", "lora")
+    tensors = {t.name: np.array(t.data) for t in reader.tensors}
+    settings = json.loads(Path(lora_tiny, "adapter_config.json").read_text())
+    base = load_file(str(Path(settings["base_model_name_or_path"], "model.safetensors")))
+    after = load_file(str(merged.path / "model.safetensors"))
+    heads = json.loads(Path(settings["base_model_name_or_path"], "config.json").read_text())[
+        "num_attention_heads"
+    ]
+    a = tensors["blk.0.attn_q.weight.lora_a"]
+    b = _unrotate(tensors["blk.0.attn_q.weight.lora_b"], heads)
+    scale = fields["adapter.lora.alpha"] / settings["r"]
+    name = "model.layers.0.self_attn.q_proj.weight"
+    rebuilt = base[name].astype("float32") + scale * b @ a
+    assert np.abs(rebuilt - after[name].astype("float32")).max() < 1e-5
+
+
+def _stand_in_ollama(folder: Path) -> Path:
+    """An `ollama` executable that records its arguments and working folder."""
+    record = folder / "ollama-calls.jsonl"
+    script = folder / "ollama"
+    script.write_text(
+        f"#!{sys.executable}\nimport json, os, sys\n"
+        f"with open({str(record)!r}, 'a') as f:\n"
+        "    f.write(json.dumps({'args': sys.argv[1:], 'cwd': os.getcwd(),"
+        " 'modelfile': open('Modelfile').read()}) + '\\n')\n"
+        "print('success')\n"
+    )
+    script.chmod(script.stat().st_mode | stat.S_IEXEC)
+    return record
+
+
+def test_an_ollama_folder_is_created_with_the_stand_in_executable(
+    tmp_path: Path, lora_tiny: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    record = _stand_in_ollama(bin_dir)
+    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
+    ref = ft.ModelRef(backend="hf", name=lora_tiny)
+    result = ref.export(tmp_path / "ollama", "ollama", create="acme-support")
+    modelfile = (result.path / "Modelfile").read_text()
+    assert modelfile.startswith("FROM ./model.gguf\n")
+    assert "TEMPLATE" not in modelfile  # the toy template is no known family
+    assert any("not recognised" in note for note in result.notes)
+    assert 'SYSTEM """You are the support assistant of Acme. Reply in the house format."""' in (
+        modelfile
+    )
+    [call] = [json.loads(line) for line in record.read_text().splitlines()]
+    assert call["args"] == ["create", "acme-support", "-f", "Modelfile"]
+    assert Path(call["cwd"]) == result.path
+
+
+def test_without_ollama_the_create_step_says_what_to_run(
+    tmp_path: Path, lora_tiny: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PATH", str(tmp_path))  # no ollama here
+    with pytest.raises(ft.FinetuneError, match="ollama create"):
+        ft.ModelRef(backend="hf", name=lora_tiny).export(tmp_path / "o", "ollama", create=True)
+
+
+@pytest.mark.parametrize("name", ["chatml", "llama-3", "mistral-instruct", "gemma", "phi-3"])
+def test_a_modelfile_has_the_template_and_stops_of_each_family(name: str) -> None:
+    from finetune.export._ollama import family_of, modelfile
+    from tests.chat_templates import FAMILIES, family_tokenizer
+
+    spec = next(f for f in FAMILIES if f.name == name)
+    family = family_of(family_tokenizer(spec))
+    assert family is not None
+    text = modelfile("model.gguf", family, "Be brief.")
+    assert "TEMPLATE" in text and "{{ .Prompt }}" in text and "{{ .Response }}" in text
+    assert f'PARAMETER stop "{spec.end_of_turn}"' in text
+    assert 'SYSTEM """Be brief."""' in text
+
+
+def test_what_cannot_be_exported_is_named(tmp_path: Path, tuned_tiny: str) -> None:
+    other = tmp_path / "gpt2"
+    other.mkdir()
+    config = json.loads(Path(tuned_tiny, "config.json").read_text())
+    (other / "config.json").write_text(json.dumps({**config, "architectures": ["GPT2LMHeadModel"]}))
+    with pytest.raises(ft.FinetuneError, match="LlamaForCausalLM, MistralForCausalLM"):
+        ft.ModelRef(backend="hf", name=str(other)).export(tmp_path / "x.gguf")
+    with pytest.raises(ft.UnsupportedFeature, match="local models"):
+        ft.ModelRef(backend="openai", name="ft:gpt-4.1-mini:acme").export(tmp_path / "y.gguf")
+    with pytest.raises(ft.FinetuneError, match="not a LoRA adapter"):
+        ft.ModelRef(backend="hf", name=tuned_tiny).export(tmp_path / "z.gguf", "gguf-adapter")
+    with pytest.raises(ft.FinetuneError, match="q8_0"):
+        ft.ModelRef(backend="hf", name=tuned_tiny).export(tmp_path / "w.gguf", quantization="q4")
+    assert not list(tmp_path.glob("*.gguf")) and not list(tmp_path.glob(".*.tmp"))
+
+
+def test_evaluate_runs_a_gguf_candidate_as_the_tuned_model(
+    tmp_path: Path, tuned_tiny: str, rows: list[Any]
+) -> None:
+    exported = ft.ModelRef(backend="hf", name=tuned_tiny).export(tmp_path / "t.gguf", "gguf")
+    test = ft.Dataset.from_records(rows[300:310])
+    result = ft.evaluate(
+        test,
+        {
+            "tuned": ft.ModelRef(backend="hf", name=tuned_tiny),
+            "gguf": ft.ModelRef.gguf(str(exported.path)),
+        },
+        [ft.metrics.exact_match],
+        predictor_options={"tuned": {"max_new_tokens": 16}, "gguf": {"max_new_tokens": 16}},
+    )
+    assert result.predictions("tuned") == result.predictions("gguf")
+
+
+def test_the_cli_exports_a_job_by_its_id(
+    tmp_path: Path, lora_tiny: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from finetune.cli import main
+
+    job_dir = Path(lora_tiny).parent
+    code = main(
+        [
+            "export",
+            job_dir.name,
+            "--jobs-dir",
+            str(job_dir.parent),
+            "--format",
+            "merged",
+            "--output",
+            str(tmp_path / "m"),
+        ]
+    )
+    assert code == 0 and "exported merged" in capsys.readouterr().out
+    from transformers import AutoModelForCausalLM
+
+    assert AutoModelForCausalLM.from_pretrained(str(tmp_path / "m")) is not None
+
+
+@pytest.mark.skipif(
+    __import__("importlib").util.find_spec("llama_cpp") is None,
+    reason="llama-cpp-python not installed (optional: it compiles for ~20 minutes)",
+)
+def test_llama_cpp_server_answers_like_the_tuned_model(
+    tmp_path: Path, tuned_tiny: str, rows: list[Any]
+) -> None:  # pragma: no cover - runs only where llama_cpp is installed
+    import socket
+    import subprocess
+    import time
+
+    exported = ft.ModelRef(backend="hf", name=tuned_tiny).export(tmp_path / "t.gguf", "gguf")
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    server = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "llama_cpp.server",
+            "--model",
+            str(exported.path),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        time.sleep(5)
+        test = ft.Dataset.from_records(rows[300:305])
+        served = ft.ModelRef.openai_compatible(f"http://127.0.0.1:{port}/v1", "t")
+        options = {"max_new_tokens": 12}
+        result = ft.evaluate(
+            test,
+            {"tuned": ft.ModelRef(backend="hf", name=tuned_tiny), "served": served},
+            [ft.metrics.exact_match],
+            predictor_options={
+                "tuned": options,
+                "served": {"max_tokens": 12, "extra_body": {"repeat_penalty": 1.0}},
+            },
+        )
+        assert result.predictions("tuned") == result.predictions("served")
+    finally:
+        server.terminate()
