@@ -185,9 +185,20 @@ def _gguf_file(
         if chosen not in QUANTIZATIONS:
             raise ExportError(f"quantization {chosen!r}: use one of {', '.join(QUANTIZATIONS)}")
         clock = time.perf_counter()
-        write_gguf(source, target, quantization=chosen, name=name, progress=tell)
+        origin = _origin(folder)
+        write_gguf(source, target, quantization=chosen, name=name, origin=origin, progress=tell)
         tell(f"wrote {target.name} in {time.perf_counter() - clock:.1f} s")
     return ExportResult("gguf", target, [target], chosen)
+
+
+def _origin(folder: Path) -> Path:
+    """The base model a tuned folder came from (its GGUF conversion notes live there)."""
+    from finetune.backends.hf._merge import adapter_base
+
+    if _is_adapter(folder):
+        return Path(adapter_base(folder))
+    base = _job_config(folder).get("base_model")
+    return Path(base) if base and Path(base).is_dir() else folder
 
 
 def _adapter_file(

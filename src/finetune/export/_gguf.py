@@ -98,9 +98,13 @@ def write_gguf(
     *,
     quantization: str = "f16",
     name: str,
+    origin: str | os.PathLike[str] | None = None,
     progress: Callable[[str], Any] | None = None,
 ) -> Path:
-    """Write the checkpoint in ``folder`` as the GGUF file ``dest`` (temp file + rename)."""
+    """Write the checkpoint in ``folder`` as the GGUF file ``dest`` (temp file + rename).
+
+    ``origin`` is the base model's folder when it differs (a merged adapter): a base converted
+    from a GGUF file passes on that file's pre-tokenizer name."""
     gguf = _gguf()
     if quantization not in QUANTIZATIONS:
         raise ExportError(f"quantization {quantization!r}: use one of {', '.join(QUANTIZATIONS)}")
@@ -109,7 +113,7 @@ def write_gguf(
     target = Path(dest)
     writer = gguf.GGUFWriter(None, "llama")
     _model_metadata(gguf, writer, config, name, quantization)
-    _tokenizer_metadata(gguf, writer, source, int(config["vocab_size"]))
+    _tokenizer_metadata(gguf, writer, source, int(config["vocab_size"]), Path(origin or source))
     names = gguf.TensorNameMap(gguf.MODEL_ARCH.LLAMA, int(config["num_hidden_layers"]))
     tied = bool(config.get("tie_word_embeddings"))
     for hf_name, data in _weights(source):
@@ -187,7 +191,9 @@ def _pre_tokenizer(tokenizer_json: dict[str, Any], folder: Path) -> str:
     return "gpt2"
 
 
-def _tokenizer_metadata(gguf: Any, writer: Any, folder: Path, vocab_size: int) -> None:
+def _tokenizer_metadata(
+    gguf: Any, writer: Any, folder: Path, vocab_size: int, origin: Path
+) -> None:
     from transformers import AutoTokenizer
 
     tokenizer_json = json.loads((folder / "tokenizer.json").read_text(encoding="utf-8"))
@@ -210,7 +216,7 @@ def _tokenizer_metadata(gguf: Any, writer: Any, folder: Path, vocab_size: int) -
             types.append(gguf.TokenType.NORMAL if index in by_id else gguf.TokenType.UNUSED)
     merges = [m if isinstance(m, str) else " ".join(m) for m in model.get("merges", [])]
     writer.add_tokenizer_model("gpt2")
-    writer.add_tokenizer_pre(_pre_tokenizer(tokenizer_json, folder))
+    writer.add_tokenizer_pre(_pre_tokenizer(tokenizer_json, origin))
     writer.add_token_list(tokens)
     writer.add_token_types(types)
     writer.add_token_merges(merges)

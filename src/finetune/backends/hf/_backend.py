@@ -7,7 +7,6 @@ import hashlib
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -27,10 +26,24 @@ from finetune.backends.base import EVERY_KIND, SFT_AND_DPO, Capabilities, JobReq
 from finetune.backends.hf._config import (
     LocalOptions,
     TrainingConfig,
+    check_placement,
     lora_settings,
     parse_options,
 )
-from finetune.backends.hf._jobdir import JobDir, now_iso, process_alive, process_start_time
+from finetune.backends.hf._jobdir import (
+    JobDir,
+    now_iso,
+    process_alive,
+    process_start_time,
+    process_tree,
+)
+from finetune.backends.hf._launch import (
+    check_strategy,
+    write_accelerate_config,
+)
+from finetune.backends.hf._launch import (
+    torchrun_arguments as _torchrun_arguments,
+)
 from finetune.backends.hf._models import ModelSource, default_models_dir, resolve
 from finetune.types import Checkpoint, FileRef, Job, JobError, JobEvent, JobStatus, MetricPoint
 
@@ -56,13 +69,6 @@ def default_jobs_dir() -> Path:
     from platformdirs import user_data_dir
 
     return Path(user_data_dir("finetune")) / "hf-jobs"
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 def _parse_time(value: str | None) -> datetime | None:
@@ -201,11 +207,13 @@ class HFBackend:
     def create_job(self, request: JobRequest) -> Job:
         defaults = self._options.model_dump(exclude_unset=True)
         options = parse_options({**defaults, **request.options})
+        check_placement(options)
+        check_strategy(options, cuda_available=_cuda_available())
         kind = _example_kind(request.training_file)
         _check_method(request.method, kind)
         tokenizer = self._tokenizer(request.base_model, options.trust_remote_code)
         _check_model(tokenizer, request.base_model, kind, options)
-        job_id = _job_id(request.idempotency_key)
+        job_id = _job_id(request.idempotency_key, shared=options.num_machines > 1)
         integrations, secrets = _without_secrets(request.integrations)
         config = TrainingConfig(
             job_id=job_id,
@@ -343,7 +351,9 @@ class HFBackend:
         resume: bool,
         env: dict[str, str] | None = None,
     ) -> None:
-        command = [*self._launcher(job, options), "-m", WORKER_MODULE, str(job.path)]
+        launcher = self._launcher(job, options)
+        module = [] if options.launcher == "ray" else ["-m", WORKER_MODULE]
+        command = [*launcher, *module, str(job.path)]
         if resume:
             command.append("--resume")
         env = {
@@ -375,19 +385,13 @@ class HFBackend:
 
     def _launcher(self, job: JobDir, options: LocalOptions) -> list[str]:
         python = self._python
-        processes = str(options.num_processes)
         if options.launcher == "torchrun":
-            run = ["-m", "torch.distributed.run", "--standalone", "--nproc_per_node", processes]
-            return [python, *run]
+            return [python, "-m", "torch.distributed.run", *_torchrun_arguments(job.path, options)]
         if options.launcher == "accelerate":
-            config = options.accelerate_config or str(_accelerate_config(job, options))
+            config = options.accelerate_config or str(write_accelerate_config(job.path, options))
             return [python, "-m", "accelerate.commands.launch", "--config_file", config]
-        if options.num_processes > 1:
-            raise InvalidRequestError(
-                "num_processes > 1 needs launcher='accelerate' or launcher='torchrun'",
-                backend=self.name,
-                param="num_processes",
-            )
+        if options.launcher == "ray":
+            return [python, "-m", "finetune.backends.hf._ray"]
         return [python]
 
     def _worker_running(self, job: JobDir) -> tuple[bool, str]:
@@ -466,9 +470,11 @@ class HFBackend:
             worker = json.loads((job.path / "worker.json").read_text())
         except FileNotFoundError:
             return
-        if process_alive(worker["pid"], worker.get("start_time")):
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(worker["pid"], which)
+        if not process_alive(worker["pid"], worker.get("start_time")):
+            return
+        for pid in process_tree(worker["pid"]):  # torchrun's workers run in their own sessions
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(pid, which) if pid == worker["pid"] else os.kill(pid, which)
 
     def _view(self, job: JobDir) -> Job:
         config = job.read_config()
@@ -544,7 +550,10 @@ def _log_tail(job: JobDir, lines: int = 3) -> str:
     return " | ".join(line.strip() for line in text.strip().splitlines()[-lines:])
 
 
-def _job_id(idempotency_key: str) -> str:
+def _job_id(idempotency_key: str, *, shared: bool = False) -> str:
+    """A new job's id; on several machines every machine derives the same one from the key."""
+    if shared:
+        return f"hfjob-{hashlib.sha256(idempotency_key.encode()).hexdigest()[:20]}"
     stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
     digest = hashlib.sha256(f"{idempotency_key}:{time.time_ns()}".encode()).hexdigest()[:8]
     return f"hfjob-{stamp}-{digest}"
@@ -607,24 +616,9 @@ def _check_model(tokenizer: Any, path: str, kind: str, options: LocalOptions) ->
         )
 
 
-def _accelerate_config(job: JobDir, options: LocalOptions) -> Path:
-    many = options.num_processes > 1
-    lines = [
-        "compute_environment: LOCAL_MACHINE",
-        # MULTI_GPU selects accelerate's torchrun-based launcher; on a machine without CUDA the
-        # worker trains on CPU and the processes join over gloo (accelerate's MULTI_CPU type
-        # expects mpirun and starts a single process).
-        f"distributed_type: {'MULTI_GPU' if many else 'NO'}",
-        f"num_processes: {options.num_processes}",
-        "num_machines: 1",
-        "machine_rank: 0",
-        "main_process_ip: 127.0.0.1",
-        f"main_process_port: {_free_port()}",
-        "mixed_precision: 'no'",
-        "dynamo_config: {}",
-        "rdzv_backend: static",
-        "same_network: true",
-    ]
-    path = job.path / "accelerate.yaml"
-    path.write_text("\n".join(lines) + "\n")
-    return path
+def _cuda_available() -> bool:
+    try:
+        import torch
+    except ImportError:
+        return False
+    return bool(torch.cuda.is_available())

@@ -24,7 +24,8 @@ __all__ = [
     "trainer_arguments",
 ]
 
-Launcher = Literal["python", "accelerate", "torchrun"]
+Launcher = Literal["python", "accelerate", "torchrun", "ray"]
+Strategy = Literal["ddp", "fsdp", "deepspeed-zero2", "deepspeed-zero3"]
 DEFAULT_EPOCHS = 3
 DEFAULT_BATCH_SIZE = 8
 DEFAULT_LEARNING_RATE = {"full": 5e-5, "lora": 2e-4}
@@ -59,8 +60,21 @@ class LocalOptions(BaseModel):
     logging_steps: int = Field(5, gt=0)
     max_steps: int | None = Field(None, gt=0)
     launcher: Launcher = "python"
-    num_processes: int = Field(1, gt=0)
+    num_processes: int = Field(1, gt=0, description="processes per machine (Ray: workers)")
     accelerate_config: str | None = None
+    num_machines: int = Field(1, gt=0)
+    machine_rank: int = Field(0, ge=0)
+    main_process_ip: str | None = None
+    main_process_port: int | None = Field(None, gt=0, lt=65536)
+    rdzv_backend: Literal["static", "c10d"] = Field(
+        "static", description="static: machine_rank 0 holds rank 0; c10d: elastic rendezvous"
+    )
+    collective_timeout: int = Field(
+        600, gt=0, description="seconds a process waits for the others before failing"
+    )
+    strategy: Strategy = Field("ddp", description="how the model is shared across processes")
+    ray_address: str | None = Field(None, description="launcher='ray': the cluster (auto)")
+    use_gpu: bool | None = Field(None, description="launcher='ray': default, when CUDA is here")
     quantization: Literal["4bit", "8bit"] | None = None
     trust_remote_code: bool = False
     trainer_args: dict[str, Any] = Field(default_factory=dict)
@@ -142,6 +156,7 @@ def trainer_arguments(
         "report_to": _report_to(config.integrations),
         "use_cpu": not cuda,
         "disable_tqdm": True,
+        "ddp_timeout": options.collective_timeout,
     }
     if options.gradient_checkpointing is not None or not cuda:
         args["gradient_checkpointing"] = bool(options.gradient_checkpointing)
@@ -229,3 +244,32 @@ def lora_arguments(lora: LoRA, extra: dict[str, Any]) -> dict[str, Any]:
         "task_type": "CAUSAL_LM",
         **extra,
     }
+
+
+def check_placement(options: LocalOptions) -> None:
+    """Refuse a multi-machine or multi-process setup that cannot start, before anything runs."""
+    problem = _placement_problem(options)
+    if problem is not None:
+        message, param = problem
+        raise InvalidRequestError(message, backend="hf", param=param)
+
+
+def _placement_problem(options: LocalOptions) -> tuple[str, str] | None:
+    if options.num_machines > 1:
+        if options.launcher not in ("torchrun", "accelerate"):
+            return "num_machines > 1 needs launcher='torchrun' or 'accelerate'", "launcher"
+        if not options.main_process_ip or not options.main_process_port:
+            return (
+                "num_machines > 1 needs main_process_ip and main_process_port: the address "
+                "every machine can reach on the machine of rank 0",
+                "main_process_ip",
+            )
+        if options.machine_rank >= options.num_machines:
+            return (
+                f"machine_rank {options.machine_rank} is not below num_machines "
+                f"{options.num_machines}",
+                "machine_rank",
+            )
+    if options.num_processes > 1 and options.launcher == "python":
+        return "num_processes > 1 needs launcher='accelerate', 'torchrun' or 'ray'", "num_processes"
+    return None

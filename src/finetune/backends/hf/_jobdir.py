@@ -65,6 +65,26 @@ def process_alive(pid: int, start_time: int | None) -> bool:
     return True
 
 
+def process_tree(pid: int) -> list[int]:
+    """``pid`` and every process below it (Linux ``/proc``; elsewhere ``pid`` alone). A
+    launcher such as torchrun starts its workers in sessions of their own, so signalling the
+    launcher's process group does not reach them."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").glob("[0-9]*/stat") if Path("/proc").is_dir() else []:
+        try:
+            stat = entry.read_text()
+        except OSError:
+            continue
+        parent = int(stat[stat.rindex(")") + 2 :].split()[1])
+        children.setdefault(parent, []).append(int(entry.parent.name))
+    found, waiting = [], [pid]
+    while waiting:
+        current = waiting.pop()
+        found.append(current)
+        waiting.extend(children.get(current, []))
+    return found
+
+
 class JobDir:
     """The files of one local job."""
 

@@ -7,6 +7,7 @@ only. Rank 0 writes; every rank trains.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -91,6 +92,7 @@ def _callback(job: JobDir, stop: _Stop) -> Any:
         def on_step_end(self, args: Any, state: Any, control: Any, **kw: Any) -> None:
             if state.is_world_process_zero:
                 job.update_status(step=state.global_step, max_steps=state.max_steps)
+            stop.requested = _agreed(stop.requested or job.stop_reason() is not None)
             if stop.requested:
                 control.should_save = True
                 control.should_training_stop = True
@@ -121,6 +123,22 @@ def _callback(job: JobDir, stop: _Stop) -> Any:
                 job.append_event(f"Checkpoint saved at step {state.global_step}")
 
     return JobCallback()
+
+
+def _agreed(stopping: bool) -> bool:
+    """Whether any process asks to stop: every process must leave the loop at the same step,
+    or the others wait for it in the next collective."""
+    import torch.distributed as dist
+
+    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
+        return stopping
+    import torch
+
+    flag = torch.tensor([1.0 if stopping else 0.0])
+    if dist.get_backend() == "nccl":
+        flag = flag.cuda()
+    dist.all_reduce(flag, op=dist.ReduceOp.MAX)
+    return bool(flag.item() > 0)
 
 
 def _device(config: TrainingConfig) -> tuple[bool, bool]:
@@ -252,17 +270,27 @@ def _trained_tokens(trainer: Any) -> int | None:
     return None
 
 
+def _rank(name: str) -> int:
+    return int(os.environ.get(name, "0"))
+
+
 def run(job: JobDir, resume: bool) -> int:
-    """Train the job in ``job``; returns the process exit code."""
+    """Train the job in ``job``; returns the process exit code.
+
+    Global rank 0 owns the job directory (status, metrics, checkpoints, the model); on other
+    machines the first process of each keeps that machine's status, saying where the model is.
+    """
     stop = _Stop()
-    signal.signal(signal.SIGTERM, stop.handle)
-    main = int(os.environ.get("RANK", "0")) == 0
+    with contextlib.suppress(ValueError):  # not the main thread (Ray Train): the job directory's
+        signal.signal(signal.SIGTERM, stop.handle)  # stop request is polled at every step
+    main, leader = _rank("RANK") == 0, _rank("LOCAL_RANK") == 0
     config = TrainingConfig.model_validate(job.read_config())
-    if main:
+    if leader:
         job.update_status(
             status="running",
             started_at=job.read_status().get("started_at") or now_iso(),
             world_size=int(os.environ.get("WORLD_SIZE", "1")),
+            main_node=main,
             error=None,
         )
     trainer = build_trainer(config, job, stop)
@@ -271,11 +299,7 @@ def run(job: JobDir, resume: bool) -> int:
         job.append_event(f"Resuming from the checkpoint at step {checkpoints[-1][0]}")
     trainer.train(resume_from_checkpoint=str(checkpoints[-1][1]) if checkpoints else None)
     if stop.requested:
-        if main:
-            status = "paused" if job.stop_reason() == "pause" else "cancelled"
-            job.update_status(status=status, finished_at=now_iso())
-            job.append_event(f"Job {status} at step {trainer.state.global_step}")
-        return 0
+        return _stopped(job, trainer.state.global_step, leader)
     model_path = _save(trainer, config, job)
     if main:
         job.update_status(
@@ -285,7 +309,30 @@ def run(job: JobDir, resume: bool) -> int:
             trained_tokens=_trained_tokens(trainer),
         )
         job.append_event(f"The job has successfully completed; model saved to {model_path}")
+    elif leader:
+        where = config.options.main_process_ip or "the machine of rank 0"
+        job.update_status(status="succeeded", finished_at=now_iso(), fine_tuned_model=None)
+        job.append_event(f"Training finished on this machine; the model is saved on {where}")
     return 0
+
+
+def _stopped(job: JobDir, step: int, leader: bool) -> int:
+    """Record a stop: paused or cancelled when asked, failed when stopped from outside."""
+    reason = job.stop_reason()
+    if not leader:
+        return 0 if reason else 1
+    if reason in ("pause", "cancel"):
+        status = "paused" if reason == "pause" else "cancelled"
+        job.update_status(status=status, finished_at=now_iso())
+        job.append_event(f"Job {status} at step {step}")
+        return 0
+    job.mark_failed(
+        "terminated",
+        f"stopped from outside at step {step} (SIGTERM: a shutdown, a preemption, or another "
+        "process or machine of this job going away); resume() on every machine continues "
+        "from the last checkpoint",
+    )
+    return 1
 
 
 def main(argv: list[str]) -> int:
@@ -295,9 +342,12 @@ def main(argv: list[str]) -> int:
         return run(job, resume="--resume" in argv[1:])
     except BaseException as exc:
         traceback.print_exc()
-        if int(os.environ.get("RANK", "0")) == 0:
+        if _rank("LOCAL_RANK") == 0:
             _record_failure(job, exc)
         return 1
+
+
+_PEER_GONE = ("connection closed by peer", "connection reset", "broken pipe", "timed out")
 
 
 def _record_failure(job: JobDir, exc: BaseException) -> None:
@@ -306,6 +356,11 @@ def _record_failure(job: JobDir, exc: BaseException) -> None:
     text = str(exc).lower()
     if isinstance(exc, OSError) or "os error" in text or "i/o error" in text:  # safetensors' too
         message += " (check free disk space and the job folder's permissions, then resume())"
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1 and any(sign in text for sign in _PEER_GONE):
+        message += (
+            " (another process or machine of this job stopped or cannot be reached: look at "
+            "its worker.log, then resume() on every machine)"
+        )
     try:
         job.mark_failed("training_error", message)
     except OSError:

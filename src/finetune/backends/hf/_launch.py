@@ -1,0 +1,137 @@
+"""How a local job's processes start: torchrun's arguments, accelerate's generated config (one
+or many machines; DDP, FSDP or DeepSpeed ZeRO), and the checks made before anything starts."""
+
+from __future__ import annotations
+
+import importlib.util
+import socket
+from pathlib import Path
+
+from finetune._errors import InvalidRequestError, MissingDependency
+from finetune.backends.hf._config import LocalOptions
+
+__all__ = [
+    "accelerate_config_text",
+    "check_strategy",
+    "free_port",
+    "torchrun_arguments",
+    "write_accelerate_config",
+]
+
+
+def free_port() -> int:
+    """A TCP port free on this machine now (for a one-machine rendezvous)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+def torchrun_arguments(job_dir: Path, options: LocalOptions) -> list[str]:
+    """``torch.distributed.run`` arguments: standalone on one machine; on several, the static
+    rendezvous (machine_rank 0 holds rank 0) or c10d's elastic one, keyed by the job id."""
+    processes = ["--nproc_per_node", str(options.num_processes)]
+    if options.num_machines == 1:
+        return ["--standalone", *processes]
+    endpoint = f"{options.main_process_ip}:{options.main_process_port}"
+    machines = ["--nnodes", str(options.num_machines), *processes]
+    if options.rdzv_backend == "c10d":
+        rendezvous = ["--rdzv_backend", "c10d", "--rdzv_endpoint", endpoint]
+        return [*machines, *rendezvous, "--rdzv_id", job_dir.name]
+    return [
+        *machines,
+        "--node_rank",
+        str(options.machine_rank),
+        "--master_addr",
+        str(options.main_process_ip),
+        "--master_port",
+        str(options.main_process_port),
+    ]
+
+
+def check_strategy(options: LocalOptions, *, cuda_available: bool) -> None:
+    """Refuse a sharding strategy this machine or launch cannot run, naming why."""
+    if options.strategy == "ddp":
+        return
+    if options.accelerate_config:
+        raise InvalidRequestError(
+            f"strategy={options.strategy!r} writes an accelerate config, but accelerate_config= "
+            "gives your own: drop one",
+            backend="hf",
+            param="strategy",
+        )
+    if options.launcher != "accelerate":
+        raise InvalidRequestError(
+            f"strategy={options.strategy!r} runs through launcher='accelerate'",
+            backend="hf",
+            param="launcher",
+        )
+    if not cuda_available:
+        raise InvalidRequestError(
+            f"strategy={options.strategy!r} needs CUDA GPUs: DeepSpeed ZeRO runs on GPUs only, and "
+            "accelerate's FSDP plugin places the shards on CUDA devices; on CPU use the default "
+            "strategy='ddp'",
+            backend="hf",
+            param="strategy",
+        )
+    if options.strategy.startswith("deepspeed") and importlib.util.find_spec("deepspeed") is None:
+        raise MissingDependency("deepspeed", "hf", purpose=f"for strategy={options.strategy!r}")
+
+
+def accelerate_config_text(options: LocalOptions, port: int) -> str:
+    """The accelerate config a job gets when it brings none (shown in docs/backends/hf.md)."""
+    many = options.num_processes * options.num_machines > 1
+    # MULTI_GPU selects accelerate's torchrun-based launcher; without CUDA the worker trains on
+    # CPU over gloo (accelerate 1.15's MULTI_CPU type expects mpirun and starts one process)
+    kind = {"fsdp": "FSDP", "deepspeed-zero2": "DEEPSPEED", "deepspeed-zero3": "DEEPSPEED"}.get(
+        options.strategy, "MULTI_GPU" if many else "NO"
+    )
+    several = options.num_machines > 1
+    lines = [
+        "compute_environment: LOCAL_MACHINE",
+        f"distributed_type: {kind}",
+        f"num_processes: {options.num_processes * options.num_machines}",
+        f"num_machines: {options.num_machines}",
+        f"machine_rank: {options.machine_rank}",
+        f"main_process_ip: {options.main_process_ip if several else '127.0.0.1'}",
+        f"main_process_port: {options.main_process_port if several else port}",
+        f"mixed_precision: '{'bf16' if kind != 'MULTI_GPU' and kind != 'NO' else 'no'}'",
+        "dynamo_config: {}",
+        f"rdzv_backend: {options.rdzv_backend}",
+        "same_network: true",
+    ]
+    return "\n".join(lines + _strategy_lines(options)) + "\n"
+
+
+def _strategy_lines(options: LocalOptions) -> list[str]:
+    if options.strategy == "fsdp":
+        return [
+            "fsdp_config:",
+            "  fsdp_version: 2",
+            "  fsdp_auto_wrap_policy: TRANSFORMER_BASED_WRAP",
+            "  fsdp_reshard_after_forward: true",
+            "  fsdp_state_dict_type: FULL_STATE_DICT",
+            "  fsdp_cpu_ram_efficient_loading: true",
+            "  fsdp_offload_params: false",
+        ]
+    if options.strategy.startswith("deepspeed"):
+        stage = options.strategy[-1]
+        lines = [
+            "deepspeed_config:",
+            f"  zero_stage: {stage}",
+            f"  gradient_accumulation_steps: {options.gradient_accumulation_steps}",
+            "  gradient_clipping: 1.0",
+            "  offload_optimizer_device: none",
+            "  offload_param_device: none",
+        ]
+        if stage == "3":
+            lines += ["  zero3_init_flag: true", "  zero3_save_16bit_model: true"]
+        return lines
+    return []
+
+
+def write_accelerate_config(job_dir: Path, options: LocalOptions) -> Path:
+    """Write the generated config as ``accelerate.yaml`` in the job directory."""
+    path = job_dir / "accelerate.yaml"
+    path.write_text(accelerate_config_text(options, free_port()))
+    return path

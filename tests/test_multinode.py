@@ -1,0 +1,187 @@
+"""Beyond one machine: two "machines" on this one (torchrun, c10d rendezvous on 127.0.0.1,
+one process each, gloo on CPU), and a local Ray cluster."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import signal
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import finetune as ft
+from finetune.backends.hf import HFBackend
+from finetune.backends.hf._jobdir import process_tree
+from finetune.backends.hf._launch import free_port
+
+pytestmark = pytest.mark.hf
+pytest.importorskip("trl")
+
+# the loss of a step on two machines against one process with the same global batch: same
+# examples, same order; only the order of floating-point sums differs
+LOSS_TOLERANCE = 0.02
+
+
+def _train(
+    jobs_dir: Path, base: str, data: ft.Dataset, batch: int, steps: int = 0, **options: Any
+) -> ft.JobHandle:
+    tuner = ft.Tuner(HFBackend(jobs_dir=jobs_dir, **options), model=base, registry=False)
+    settings = {"max_length": 96, "full_finetune": True, "logging_steps": 1}
+    if steps:
+        settings["max_steps"] = steps
+    return tuner.fit(
+        data,
+        hyperparameters=ft.Hyperparameters(epochs=1, batch_size=batch, seed=3),
+        options=settings,
+    )
+
+
+def _machine(rank: int, port: int, **more: Any) -> dict[str, Any]:
+    return {
+        "launcher": "torchrun",
+        "num_machines": 2,
+        "machine_rank": rank,
+        "main_process_ip": "127.0.0.1",
+        "main_process_port": port,
+        "rdzv_backend": "c10d",
+        **more,
+    }
+
+
+def _losses(job: ft.JobHandle) -> list[float]:
+    return [p.train_loss for p in job.metrics() if p.train_loss is not None]
+
+
+def test_two_machines_train_as_one_with_half_the_steps(
+    tmp_path: Path, tiny_base: str, rows: list[Any]
+) -> None:
+    data = ft.Dataset.from_records(rows[:64])
+    single = _train(tmp_path / "single", tiny_base, data, batch=8)
+    single.wait(poll_interval=0.3, timeout=240)
+    assert single.job.status is ft.JobStatus.SUCCEEDED
+
+    port = free_port()
+    first = _train(tmp_path / "machine-0", tiny_base, data, batch=4, **_machine(0, port))
+    second = _train(tmp_path / "machine-1", tiny_base, data, batch=4, **_machine(1, port))
+    assert first.id == second.id  # both machines derive the job id from the fit
+    first.wait(poll_interval=0.3, timeout=300)
+    second.wait(poll_interval=0.3, timeout=60)
+    main, other = (first, second) if first.job.raw.get("main_node") else (second, first)
+    assert main.job.status is ft.JobStatus.SUCCEEDED and main.job.raw["world_size"] == 2
+    steps = [p.step for p in main.metrics()]
+    assert max(steps) == 8  # 64 examples / (4 per process x 2): half of 16 for one process
+    assert max(p.step for p in single.metrics()) == 8  # one process, global batch 8
+    for ours, reference in zip(_losses(main), _losses(single), strict=True):
+        assert abs(ours - reference) < LOSS_TOLERANCE
+    assert Path(main.model.name, "model.safetensors").exists()
+    assert other.job.status is ft.JobStatus.SUCCEEDED and other.job.fine_tuned_model is None
+    assert any("model is saved on 127.0.0.1" in e.message for e in other.events())
+
+
+def test_a_machine_that_dies_fails_the_job_on_the_other(
+    tmp_path: Path, tiny_base: str, rows: list[Any]
+) -> None:
+    data = ft.Dataset.from_records(rows[:64])
+    port = free_port()
+    more = {"collective_timeout": 60}
+    first = _train(tmp_path / "m0", tiny_base, data, 2, 5000, **_machine(0, port, **more))
+    second = _train(tmp_path / "m1", tiny_base, data, 2, 5000, **_machine(1, port, **more))
+    deadline = time.monotonic() + 240
+    while (first.refresh().raw or {}).get("step", 0) < 3 and time.monotonic() < deadline:
+        time.sleep(0.3)
+    victim, survivor = (second, first) if first.job.raw.get("main_node") else (first, second)
+    worker = json.loads(Path(victim.job.raw["job_dir"], "worker.json").read_text())
+    killed = time.monotonic()
+    for pid in process_tree(worker["pid"]):  # the machine dies: its launcher and its worker
+        os.kill(pid, signal.SIGKILL)
+    with pytest.raises(ft.JobFailed):
+        survivor.wait(poll_interval=0.3, timeout=150)
+    assert survivor.job.status is ft.JobStatus.FAILED
+    assert time.monotonic() - killed < 150  # no hang: the collective fails or times out
+    error = survivor.job.error
+    assert error is not None and "resume() on every machine" in error.message
+
+
+@pytest.mark.skipif(importlib.util.find_spec("ray") is None, reason="Ray is not installed")
+def test_a_local_ray_cluster_trains_with_two_workers(
+    tmp_path: Path, tiny_base: str, rows: list[Any]
+) -> None:
+    data = ft.Dataset.from_records(rows[:64])
+    job = _train(tmp_path / "ray", tiny_base, data, batch=4, launcher="ray", num_processes=2)
+    job.wait(poll_interval=0.5, timeout=400)
+    assert job.job.status is ft.JobStatus.SUCCEEDED, HFBackend(
+        jobs_dir=tmp_path / "ray"
+    ).worker_log(job.id)
+    assert job.job.raw["world_size"] == 2
+    assert max(p.step for p in job.metrics()) == 8  # 64 / (4 x 2 workers)
+    assert Path(job.model.name, "model.safetensors").exists()
+
+
+def test_generated_configs_say_what_they_do(tmp_path: Path) -> None:
+    from finetune.backends.hf._config import parse_options
+    from finetune.backends.hf._launch import accelerate_config_text, torchrun_arguments
+
+    options = parse_options(_machine(1, 29500, rdzv_backend="static", num_processes=4))
+    assert torchrun_arguments(tmp_path / "hfjob-x", options) == [
+        "--nnodes", "2", "--nproc_per_node", "4", "--node_rank", "1",
+        "--master_addr", "127.0.0.1", "--master_port", "29500",
+    ]  # fmt: skip
+    c10d = parse_options(_machine(0, 29500))
+    assert torchrun_arguments(tmp_path / "hfjob-x", c10d)[-6:] == [
+        "--rdzv_backend", "c10d", "--rdzv_endpoint", "127.0.0.1:29500", "--rdzv_id", "hfjob-x",
+    ]  # fmt: skip
+    text = accelerate_config_text(
+        parse_options(
+            {**_machine(1, 29500), "launcher": "accelerate", "strategy": "deepspeed-zero3"}
+        ),
+        0,
+    )
+    for line in (
+        "distributed_type: DEEPSPEED",
+        "num_machines: 2",
+        "machine_rank: 1",
+        "main_process_ip: 127.0.0.1",
+        "  zero_stage: 3",
+        "  zero3_save_16bit_model: true",
+    ):
+        assert line in text.splitlines()
+    fsdp = accelerate_config_text(
+        parse_options({"launcher": "accelerate", "num_processes": 2, "strategy": "fsdp"}), 4242
+    )
+    for line in (
+        "distributed_type: FSDP",
+        "num_processes: 2",
+        "main_process_port: 4242",
+        "  fsdp_version: 2",
+        "  fsdp_auto_wrap_policy: TRANSFORMER_BASED_WRAP",
+    ):
+        assert line in fsdp.splitlines()
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"num_machines": 2, "launcher": "torchrun"}, "main_process_ip"),
+        ({"num_machines": 2}, "launcher='torchrun'"),
+        ({**_machine(2, 1)}, "machine_rank 2"),
+        ({"num_processes": 2}, "launcher="),
+        ({"launcher": "accelerate", "strategy": "deepspeed-zero2"}, "needs CUDA"),
+        ({"launcher": "accelerate", "strategy": "fsdp"}, "needs CUDA"),
+        ({"strategy": "fsdp"}, "launcher='accelerate'"),
+    ],
+)
+def test_impossible_placements_are_refused_before_anything_starts(
+    tmp_path: Path, tiny_base: str, rows: list[Any], options: dict[str, Any], message: str
+) -> None:
+    import torch
+
+    if torch.cuda.is_available() and "CUDA" in message:
+        pytest.skip("this machine has CUDA")
+    tuner = ft.Tuner(HFBackend(jobs_dir=tmp_path / "jobs"), model=tiny_base, registry=False)
+    with pytest.raises(ft.InvalidRequestError, match=message):
+        tuner.fit(ft.Dataset.from_records(rows[:8]), options=options, skip_validation=True)
+    assert not (tmp_path / "jobs").exists() or not list((tmp_path / "jobs").glob("hfjob-*"))
