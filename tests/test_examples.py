@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
@@ -27,15 +26,3 @@ def test_example_script_shows_an_improvement(script: str, tmp_path: Path) -> Non
     done = _run([str(EXAMPLES / script), "--output", str(tmp_path / "out")], tmp_path)
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
     assert "improved" in done.stdout
-
-
-def test_notebook_cells_run_in_order(tmp_path: Path) -> None:
-    notebook = json.loads((EXAMPLES / "notebook.ipynb").read_text())
-    code = "\n\n".join(
-        "".join(cell["source"]) for cell in notebook["cells"] if cell["cell_type"] == "code"
-    )
-    script = tmp_path / "notebook.py"
-    script.write_text("import matplotlib\nmatplotlib.use('Agg')\n" + code + "\n")
-    done = _run([str(script)], tmp_path)
-    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
-    assert "tuned vs base on token_f1" in done.stdout

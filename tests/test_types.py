@@ -103,4 +103,4 @@ def test_job_model_only_when_tuned() -> None:
 def test_job_repr_hides_raw_payload() -> None:
     job = ft.Job(id="j", backend="b", base_model="m", status="queued", raw={"x": "payload"})
     assert "payload" not in repr(job)
-    assert "Job j" in job._repr_html_()
+    assert "b job j" in job._repr_html_() and "payload" not in job._repr_html_()

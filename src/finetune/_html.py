@@ -1,50 +1,174 @@
-"""Small HTML tables for notebooks (``_repr_html_``)."""
+"""Notebook views (``_repr_html_``): the job as it trains, the evaluation's verdict, the
+validation report and the cost estimate. Every user string is escaped; inline styles only."""
 
 from __future__ import annotations
 
-import html
+import time
+from datetime import datetime, timezone
+from html import escape
 from typing import TYPE_CHECKING, Any
 
+from finetune._svg import interval_bar, line_chart
+
 if TYPE_CHECKING:
+    from finetune._series import MetricSeries
+    from finetune.evaluation import EvalResult
     from finetune.types import CostEstimate, Job
+    from finetune.validation import ValidationReport
+
+__all__ = ["cost_html", "eval_html", "job_html", "report_html", "series_html", "table"]
+
+GREEN, RED, GREY, AMBER = "#1a7f37", "#cf222e", "#6e7781", "#9a6700"
+VERDICT_COLOURS = {"improved": GREEN, "worse": RED, "no evidence": GREY}
+_BOX = "font-family:sans-serif;font-size:13px;line-height:1.4"
+
+
+def esc(value: Any) -> str:
+    """Any value as HTML text (examples may hold ``<script>``)."""
+    return escape(str(value))
+
+
+def badge(text: str, colour: str) -> str:
+    """A coloured label."""
+    return (
+        f"<span style='background:{colour};color:white;border-radius:4px;padding:1px 6px'>"
+        f"{esc(text)}</span>"
+    )
 
 
 def table(title: str, rows: list[tuple[str, Any]]) -> str:
-    """A two-column HTML table with a bold title."""
+    """A two-column table with a bold title; ``None`` values are left out."""
     body = "".join(
-        f"<tr><th style='text-align:left'>{html.escape(k)}</th><td>{html.escape(str(v))}</td></tr>"
+        f"<tr><th style='text-align:left;padding-right:12px'>{esc(k)}</th><td>{esc(v)}</td></tr>"
         for k, v in rows
         if v is not None
     )
-    return f"<div><b>{html.escape(title)}</b><table>{body}</table></div>"
+    return f"<div style='{_BOX}'><b>{esc(title)}</b><table>{body}</table></div>"
 
 
-def job_html(job: Job) -> str:
-    """A job's key fields."""
-    error = f"{job.error.code}: {job.error.message}" if job.error else None
-    return table(
-        f"Job {job.id}",
-        [
-            ("backend", job.backend),
-            ("base model", job.base_model),
-            ("status", job.status.value),
-            ("fine-tuned model", job.fine_tuned_model),
-            ("created", job.created_at),
-            ("finished", job.finished_at),
-            ("trained tokens", job.trained_tokens),
-            ("error", error),
-        ],
+# -- jobs --
+
+_STATUS_COLOURS = {"succeeded": GREEN, "failed": RED, "cancelled": GREY, "paused": AMBER}
+
+
+def _duration(seconds: float) -> str:
+    seconds = int(max(seconds, 0))
+    hours, rest = divmod(seconds, 3600)
+    return f"{hours}h{rest // 60:02d}m" if hours else f"{rest // 60}m{rest % 60:02d}s"
+
+
+def _progress_bar(step: int, total: int) -> str:
+    share = min(step / total, 1.0) if total else 0.0
+    return (
+        "<div style='width:360px;height:8px;background:#eaeef2;border-radius:4px'>"
+        f"<div style='width:{share * 100:.1f}%;height:8px;background:#0969da;"
+        "border-radius:4px'></div></div>"
     )
 
 
+def _timing(job: Job, step: int | None, total: int | None, started: float | None) -> str:
+    begun = job.started_at or job.created_at
+    end = job.finished_at or datetime.now(timezone.utc)
+    if begun is not None:
+        elapsed = (end - begun).total_seconds()
+    elif started is not None:
+        elapsed = time.time() - started
+    else:
+        return ""
+    text = f"elapsed {_duration(elapsed)}"
+    if step and total and not job.status.is_terminal and step < total:
+        text += f", about {_duration(elapsed / step * (total - step))} left"
+    return text
+
+
+def _losses(metrics: MetricSeries | None) -> tuple[str, str]:
+    """The loss chart and a line of the latest losses, from the metrics seen so far."""
+    if metrics is None or not len(metrics):
+        return "", ""
+    series = {
+        name: [
+            (p.step, v) for p, v in zip(metrics, metrics.column(name), strict=True) if v is not None
+        ]
+        for name in ("train_loss", "valid_loss")
+    }
+    latest = ", ".join(f"{name} {points[-1][1]:.4g}" for name, points in series.items() if points)
+    return line_chart(series), latest
+
+
+def _ending(job: Job) -> str:
+    if job.status.value == "succeeded":
+        model = job.fine_tuned_model or "(on the provider)"
+        return f"<div>model: <code>{esc(model)}</code> (<code>job.model</code>)</div>"
+    if job.status.value == "failed":
+        error = job.error
+        reason = f"{error.code}: {error.message}" if error else "no reason given"
+        return (
+            f"<div style='color:{RED}'>{esc(reason)}</div><div style='color:{GREY}'>"
+            "<code>job.events()</code> has the log; a local job continues with "
+            "<code>job.resume()</code>, a hosted one needs a new <code>fit()</code> once the "
+            "cause is fixed.</div>"
+        )
+    return ""
+
+
+def job_html(job: Job, metrics: MetricSeries | None = None, *, started: float | None = None) -> str:
+    """The job at a glance: status, progress, time left, losses and their curve, and how it
+    ended (the model, or the reason and what to do)."""
+    raw = job.raw or {}
+    step = raw.get("step") if isinstance(raw.get("step"), int) else None
+    total = raw.get("max_steps") if isinstance(raw.get("max_steps"), int) else None
+    if job.status.value == "succeeded" and total:
+        step = total
+    colour = _STATUS_COLOURS.get(job.status.value, "#0969da")
+    parts = [
+        f"<div style='{_BOX}'><div><b>{esc(job.backend)} job {esc(job.id)}</b> "
+        f"{badge(job.status.value, colour)} <span style='color:{GREY}'>base model "
+        f"{esc(job.base_model)}</span></div>"
+    ]
+    if total:
+        parts.append(f"<div>step {step or 0} / {total}</div>{_progress_bar(step or 0, total)}")
+    timing = _timing(job, step, total, started)
+    chart, latest = _losses(metrics)
+    if timing or latest:
+        parts.append(f"<div>{esc(' · '.join(x for x in (timing, latest) if x))}</div>")
+    parts.append(chart)
+    parts.append(_ending(job))
+    parts.append("</div>")
+    return "".join(parts)
+
+
+def series_html(metrics: MetricSeries) -> str:
+    """A metric series: its loss curve and last values, or a note when it is empty."""
+    chart, latest = _losses(metrics)
+    if not chart:
+        return f"<div style='{_BOX}'>no metrics yet</div>"
+    last = metrics[-1]
+    head = f"<b>{len(metrics)} points, last step {last.step}</b>: {esc(latest)}"
+    return f"<div style='{_BOX}'><div>{head}</div>{chart}</div>"
+
+
+# -- costs, validation, evaluation --
+
+
 def cost_html(cost: CostEstimate) -> str:
-    """A cost estimate's key figures."""
-    price = None if cost.cost is None else f"{cost.cost:.2f} {cost.currency}"
-    span = None
+    """The cost first (a range when the provider's rule leaves one), then the breakdown."""
     if cost.cost_low is not None and cost.cost_high is not None and cost.cost_low != cost.cost_high:
-        span = f"{cost.cost_low:.2f} – {cost.cost_high:.2f} {cost.currency}"
-    return table(
-        f"Cost estimate: {cost.backend} / {cost.model}",
+        headline = f"{cost.cost_low:.2f} – {cost.cost_high:.2f} {cost.currency}"
+    elif cost.cost is not None:
+        headline = f"{cost.cost:.2f} {cost.currency}"
+    else:
+        headline = "price unknown"
+    exact = "" if cost.exact else f" {badge('approximate', AMBER)}"
+    fits = (
+        "" if cost.fits_context else f" {badge(f'{cost.examples_over_limit} over the limit', RED)}"
+    )
+    head = (
+        f"<div style='font-size:20px'><b>{esc(headline)}</b>{exact}{fits}</div>"
+        f"<div style='color:{GREY}'>{esc(cost.backend)} / {esc(cost.model)}"
+        f"{f', prices of {esc(cost.pricing_date)}' if cost.pricing_date else ''}</div>"
+    )
+    breakdown = table(
+        "breakdown",
         [
             ("examples", cost.examples),
             ("tokens (total)", cost.tokens_total),
@@ -54,10 +178,82 @@ def cost_html(cost: CostEstimate) -> str:
             ),
             ("epochs", cost.epochs),
             ("billed tokens", cost.billed_tokens),
-            ("cost", price),
-            ("range", span),
-            ("fits context", cost.fits_context),
-            ("exact", cost.exact),
-            ("pricing date", cost.pricing_date),
+            ("price per million tokens", cost.price_per_million),
         ],
+    )
+    notes = "".join(f"<li>{esc(note)}</li>" for note in cost.notes)
+    return f"<div style='{_BOX}'>{head}{breakdown}{f'<ul>{notes}</ul>' if notes else ''}</div>"
+
+
+def report_html(report: ValidationReport) -> str:
+    """Counts by severity first; then each rule, expandable to its file:line findings."""
+    verdict = badge("OK", GREEN) if report.ok else badge("errors", RED)
+    head = (
+        f"<div>{verdict} <b>{report.examples} examples</b>: "
+        f"<span style='color:{RED}'>{report.error_count} errors</span>, "
+        f"<span style='color:{AMBER}'>{report.warning_count} warnings</span> "
+        f"<span style='color:{GREY}'>({esc(report.target)})</span></div>"
+    )
+    order = sorted(report.counts, key=lambda c: (report.severities[c] != "error", c))
+    sections = []
+    for code in order:
+        severity = report.severities[code]
+        colour = RED if severity == "error" else AMBER
+        items = "".join(
+            f"<li><code>{esc(f.location)}</code> {esc(f.message)}</li>" for f in report.kept[code]
+        )
+        more = report.counts[code] - len(report.kept[code])
+        tail = f"<li style='color:{GREY}'>and {more} more</li>" if more > 0 else ""
+        opened = " open" if severity == "error" else ""
+        sections.append(
+            f"<details{opened}><summary><span style='color:{colour}'>{esc(severity)}</span> "
+            f"<code>{esc(code)}</code> × {report.counts[code]}</summary>"
+            f"<ul>{items}{tail}</ul></details>"
+        )
+    return f"<div style='{_BOX}'>{head}{''.join(sections)}</div>"
+
+
+def eval_html(result: EvalResult, baseline: str | None = None) -> str:
+    """Each candidate's mean with its 95% interval drawn to scale, then every candidate
+    against the baseline (the first candidate unless given) with coloured verdicts."""
+    summary = result.summary()
+    intervals = [i for row in summary.values() for i in row.values()]
+    lo = min([0.0, *(i.low for i in intervals)])
+    hi = max([1.0, *(i.high for i in intervals)])
+    head = "".join(f"<th>{esc(m)}</th>" for m in result.metrics)
+    rows = ""
+    for candidate in result.candidates:
+        cells = "".join(
+            f"<td>{interval_bar(i.mean, i.low, i.high, lo, hi)}<br>{esc(i)}</td>"
+            for i in (summary[candidate][m] for m in result.metrics)
+        )
+        rows += f"<tr><th style='text-align:left'>{esc(candidate)}</th>{cells}</tr>"
+    means = (
+        f"<table><thead><tr><th>candidate</th>{head}</tr></thead><tbody>{rows}</tbody></table>"
+        f"<div style='color:{GREY}'>mean [95% bootstrap CI], drawn on [{lo:g}, {hi:g}]</div>"
+    )
+    return f"<div style='{_BOX}'>{means}{_comparisons(result, baseline)}</div>"
+
+
+def _comparisons(result: EvalResult, baseline: str | None) -> str:
+    base = baseline or result.candidates[0]
+    rows = ""
+    for candidate in result.candidates:
+        if candidate == base:
+            continue
+        for metric in result.metrics:
+            c = result.compare(candidate, base, metric)
+            colour = VERDICT_COLOURS.get(c.verdict, GREY)
+            rows += (
+                f"<tr><td>{esc(candidate)} vs {esc(base)}</td><td>{esc(metric)}</td>"
+                f"<td>{c.delta:+.3f} [{c.low:+.3f}, {c.high:+.3f}]</td>"
+                f"<td>{c.wins}/{c.ties}/{c.losses}</td><td>{c.p_value:.4f}</td>"
+                f"<td>{badge(c.verdict, colour)}</td></tr>"
+            )
+    if not rows:
+        return ""
+    return (
+        "<table style='margin-top:8px'><thead><tr><th>comparison</th><th>metric</th>"
+        "<th>delta [95% CI]</th><th>win/tie/loss</th><th>p</th><th>verdict</th></tr></thead>"
+        f"<tbody>{rows}</tbody></table>"
     )

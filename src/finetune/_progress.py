@@ -1,16 +1,35 @@
-"""What ``wait(progress=True)`` shows: a tqdm bar in a terminal.
+"""What ``wait(progress=True)`` shows: a tqdm bar in a terminal, a live job view in a notebook.
 
 Training steps where the backend reports them (local jobs), else the number of polls, with
-the status beside it; the bar ends full on a succeeded job.
+the status beside it; the bar ends full on a succeeded job. In Jupyter (a kernel is running)
+one HTML view is displayed and updated in place: status, step / total, time left, losses and
+their curve, and how the job ended.
 """
 
 from __future__ import annotations
 
-from typing import Any
+import sys
+import time
+from typing import TYPE_CHECKING, Any
 
 from finetune.types import Job, JobStatus
 
-__all__ = ["JobProgress"]
+if TYPE_CHECKING:
+    from finetune._series import MetricSeries
+
+__all__ = ["JobProgress", "in_notebook"]
+
+
+def in_notebook() -> bool:
+    """Whether this code runs in a Jupyter kernel (JupyterLab, VS Code, nbclient)."""
+    if "ipykernel" not in sys.modules:
+        return False
+    try:
+        from IPython import get_ipython
+    except ImportError:
+        return False
+    shell = get_ipython()
+    return shell is not None and "IPKernelApp" in getattr(shell, "config", {})
 
 
 class JobProgress:
@@ -18,13 +37,26 @@ class JobProgress:
 
     def __init__(self, enabled: bool, job: Job) -> None:
         self._bar: Any = None
-        if enabled:
-            from tqdm.auto import tqdm
+        self._display: Any = None
+        self._started = time.time()
+        self.wants_metrics = False
+        if not enabled:
+            return
+        if in_notebook():
+            from IPython.display import display
 
-            self._bar = tqdm(total=None, desc=f"{job.backend}:{job.id}", unit="poll")
+            self._display = display(self._html(job, None), display_id=True)  # type: ignore[no-untyped-call]
+            self.wants_metrics = True
+            return
+        from tqdm.auto import tqdm
 
-    def update(self, job: Job) -> None:
-        """Show the job as just polled."""
+        self._bar = tqdm(total=None, desc=f"{job.backend}:{job.id}", unit="poll")
+
+    def update(self, job: Job, metrics: MetricSeries | None = None) -> None:
+        """Show the job as just polled (and, in a notebook, its metrics so far)."""
+        if self._display is not None:
+            self._display.update(self._html(job, metrics))
+            return
         if self._bar is None:
             return
         step, total = _steps(job)
@@ -37,8 +69,15 @@ class JobProgress:
         self._bar.set_postfix_str(job.status.value, refresh=False)
         self._bar.refresh()
 
+    def _html(self, job: Job, metrics: MetricSeries | None) -> Any:
+        from IPython.display import HTML
+
+        from finetune._html import job_html
+
+        return HTML(job_html(job, metrics, started=self._started))  # type: ignore[no-untyped-call]
+
     def close(self) -> None:
-        """Leave the bar as it ends."""
+        """Leave the bar (or the view) as it ends."""
         if self._bar is not None:
             self._bar.close()
 

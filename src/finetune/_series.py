@@ -37,6 +37,11 @@ class MetricSeries(Sequence[MetricPoint]):
         tail = f", last step {last.step} train_loss={last.train_loss}" if last else ""
         return f"<MetricSeries {len(self)} points{tail}>"
 
+    def _repr_html_(self) -> str:
+        from finetune._html import series_html
+
+        return series_html(self)
+
     def column(self, name: str) -> list[float | None]:
         """One metric across steps (``None`` where a step did not report it)."""
         return [

@@ -144,6 +144,11 @@ class JobHandle(JobView):
         """The job as last seen."""
         return self._handle.job
 
+    def _metrics_for_view(self) -> MetricSeries | None:
+        """A notebook shows the loss curve: the metrics as they are now, when readable."""
+        fresh = self._tuner._loop.run(self._handle._metrics_or_none())
+        return fresh if fresh is not None else self._handle._metrics_for_view()
+
     def refresh(self) -> Job:
         """Fetch the job's current state."""
         return self._tuner._loop.run(self._handle.refresh())

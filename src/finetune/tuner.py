@@ -552,7 +552,14 @@ class JobView:
         return f"<{type(self).__name__} {job.backend}:{job.id} {job.status.value}>"
 
     def _repr_html_(self) -> str:
-        return self.job._repr_html_()
+        """The job view of ``wait(progress=True)`` in a notebook, with the loss curve."""
+        from finetune._html import job_html
+
+        return job_html(self.job, self._metrics_for_view())
+
+    def _metrics_for_view(self) -> MetricSeries | None:
+        """The metrics a notebook view draws (none by default)."""
+        return None
 
 
 def _still_moving(job: Job) -> bool:
@@ -567,6 +574,19 @@ class AsyncJobHandle(JobView):
         self._tuner = tuner
         self._backend = tuner.backend
         self._job = job
+        self._metrics_seen: MetricSeries | None = None
+
+    def _metrics_for_view(self) -> MetricSeries | None:
+        return self._metrics_seen
+
+    async def _metrics_or_none(self) -> MetricSeries | None:
+        """The metrics for a live view; a backend without them, or a failed read, shows none."""
+        if not self._backend.supports("get_metrics"):
+            return None
+        try:
+            return await self.metrics()
+        except FinetuneError:
+            return self._metrics_seen
 
     @property
     def job(self) -> Job:
@@ -626,7 +646,9 @@ class AsyncJobHandle(JobView):
             async for attempt in policy:
                 with attempt:
                     job = await self.refresh()
-                    view.update(job)
+                    if view.wants_metrics:
+                        self._metrics_seen = await self._metrics_or_none()
+                    view.update(job, self._metrics_seen)
                 if not attempt.retry_state.outcome.failed:  # type: ignore[union-attr]
                     attempt.retry_state.set_result(job)
         except RetryError:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import html
 import json
 import os
 from pathlib import Path
@@ -103,16 +102,9 @@ class EvalResult:
         return "\n".join(lines)
 
     def _repr_html_(self) -> str:
-        summary = self.summary()
-        head = "".join(f"<th>{html.escape(m)}</th>" for m in self.metrics)
-        body = ""
-        for candidate in self.candidates:
-            cells = "".join(f"<td>{summary[candidate][m]}</td>" for m in self.metrics)
-            body += f"<tr><th>{html.escape(candidate)}</th>{cells}</tr>"
-        return (
-            f"<table><thead><tr><th>candidate</th>{head}</tr></thead>"
-            f"<tbody>{body}</tbody></table><p>mean [95% bootstrap CI]</p>"
-        )
+        from finetune._html import eval_html
+
+        return eval_html(self)
 
     def plot(self, ax: Any = None) -> Any:
         """Bars of each candidate's mean per metric with 95% CI whiskers (matplotlib)."""

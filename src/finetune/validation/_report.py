@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import html
 import json
 from collections import Counter
 from dataclasses import asdict, dataclass, field
@@ -152,19 +151,9 @@ class ValidationReport:
         return "\n".join(head)
 
     def _repr_html_(self) -> str:
-        color = "#1a7f37" if self.ok else "#cf222e"
-        rows = "".join(
-            f"<tr><td><code>{html.escape(c)}</code></td><td>{self.severities[c]}</td>"
-            f"<td>{self.counts[c]}</td><td>{html.escape(str(self.lines(c)[:5]))}</td>"
-            f"<td>{html.escape(self.kept[c][0].message)}</td></tr>"
-            for c in sorted(self.counts)
-        )
-        return (
-            f"<div><b style='color:{color}'>{'OK' if self.ok else 'FAILED'}</b> "
-            f"{self.examples} examples, {self.error_count} errors, {self.warning_count} "
-            f"warnings<table><tr><th>code</th><th>severity</th><th>count</th>"
-            f"<th>lines</th><th>example</th></tr>{rows}</table></div>"
-        )
+        from finetune._html import report_html
+
+        return report_html(self)
 
     def __repr__(self) -> str:
         return (
