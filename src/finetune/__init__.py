@@ -68,6 +68,7 @@ if TYPE_CHECKING:
     from finetune._errors import (
         WaitTimeout as WaitTimeout,
     )
+    from finetune._handle import AsyncJobHandle as AsyncJobHandle
     from finetune._series import MetricSeries as MetricSeries
     from finetune._sync import JobHandle as JobHandle
     from finetune._sync import Tuner as Tuner
@@ -81,7 +82,6 @@ if TYPE_CHECKING:
     from finetune.evaluation import metrics as metrics
     from finetune.registry import JobRecord as JobRecord
     from finetune.registry import JobRegistry as JobRegistry
-    from finetune.tuner import AsyncJobHandle as AsyncJobHandle
     from finetune.tuner import AsyncTuner as AsyncTuner
     from finetune.types import (
         ChatExample as ChatExample,
@@ -147,7 +147,8 @@ _EXPORTS = {
     ),
     "finetune._series": "MetricSeries",
     "finetune._sync": "JobHandle Tuner",
-    "finetune.tuner": "AsyncJobHandle AsyncTuner",
+    "finetune._handle": "AsyncJobHandle",
+    "finetune.tuner": "AsyncTuner",
     "finetune.backends": "Capabilities available_backends register_backend",
     "finetune.dataset": "Dataset",
     "finetune.evaluation": "EvalResult aevaluate evaluate metrics",

@@ -12,8 +12,9 @@ import weakref
 from collections.abc import Awaitable, Coroutine
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from finetune._handle import AsyncJobHandle, JobView
 from finetune._loop import LoopThread
-from finetune.tuner import AsyncJobHandle, AsyncTuner, JobView, TunerView
+from finetune.tuner import AsyncTuner, TunerView
 from finetune.types import Hyperparameters
 
 if TYPE_CHECKING:

@@ -1,4 +1,4 @@
-"""AsyncTuner and AsyncJobHandle: the one implementation behind every face.
+"""AsyncTuner: the one implementation behind every face (jobs: ``finetune._handle``).
 
 ``Tuner`` and ``JobHandle`` (``finetune._sync``) run these coroutines on a loop thread of
 their own; nothing here is written twice.
@@ -9,18 +9,15 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from finetune._errors import (
     BackendError,
     FinetuneError,
-    JobFailed,
     JobNotFound,
     RateLimitError,
     ServerError,
-    WaitTimeout,
 )
 from finetune._fit import (
     FitOptions,
@@ -31,21 +28,17 @@ from finetune._fit import (
     derive_idempotency_key,
     reusable,
 )
-from finetune._progress import JobProgress
-from finetune._series import MetricSeries
+from finetune._handle import AsyncJobHandle, JobView, Waiting
 from finetune.backends import METADATA_KEY, BaseBackend, Capabilities, JobRequest, as_async
 from finetune.backends._plugins import load_backend
 from finetune.backends.base import PLACEHOLDER_FILE
 from finetune.backends.http import Backoff
 from finetune.registry import JobRecord, JobRegistry, key_lock
 from finetune.types import (
-    Checkpoint,
     CostEstimate,
     FileRef,
     Hyperparameters,
     Job,
-    JobEvent,
-    JobStatus,
     ModelRef,
 )
 
@@ -78,15 +71,6 @@ def _locks_dir(registry: JobRegistry | None) -> Path:
     from platformdirs import user_cache_dir
 
     return Path(user_cache_dir("finetune")) / "locks"
-
-
-@dataclass
-class _Waiting:
-    """How ``wait`` polls: first interval, cap, overall timeout."""
-
-    first: float
-    cap: float
-    timeout: float | None
 
 
 class TunerView:
@@ -510,181 +494,8 @@ class AsyncTuner(TunerView):
 
     def _waiting(
         self, poll_interval: float | None, max_interval: float | None, timeout: float | None
-    ) -> _Waiting:
+    ) -> Waiting:
         hosted = self.capabilities.hosted
         first = poll_interval if poll_interval is not None else (10.0 if hosted else 0.5)
         cap = max_interval if max_interval is not None else (60.0 if hosted else 1.0)
-        return _Waiting(first, max(first, cap), timeout)
-
-
-class JobView:
-    """What every job handle shows without a call: the job as last seen, its id, status and
-    fine-tuned model (``AsyncJobHandle`` and ``JobHandle`` share it)."""
-
-    @property
-    def job(self) -> Job:
-        """The job as last seen."""
-        raise NotImplementedError
-
-    @property
-    def id(self) -> str:
-        """The provider's job id."""
-        return self.job.id
-
-    @property
-    def status(self) -> JobStatus:
-        """Status as last seen (``refresh`` for the current one)."""
-        return self.job.status
-
-    @property
-    def model(self) -> ModelRef:
-        """The fine-tuned model; raises if the job has not succeeded."""
-        model = self.job.model
-        if model is None:
-            raise FinetuneError(
-                f"job {self.job.id} is {self.job.status.value} and has no fine-tuned model "
-                "yet; call wait() first (a failed or cancelled job never has one)"
-            )
-        return model
-
-    def __repr__(self) -> str:
-        job = self.job
-        return f"<{type(self).__name__} {job.backend}:{job.id} {job.status.value}>"
-
-    def _repr_html_(self) -> str:
-        """The job view of ``wait(progress=True)`` in a notebook, with the loss curve."""
-        from finetune._html import job_html
-
-        return job_html(self.job, self._metrics_for_view())
-
-    def _metrics_for_view(self) -> MetricSeries | None:
-        """The metrics a notebook view draws (none by default)."""
-        return None
-
-
-def _still_moving(job: Job) -> bool:
-    """A paused job does not move until someone resumes it, so waiting on it returns."""
-    return not job.status.is_terminal and job.status is not JobStatus.PAUSED
-
-
-class AsyncJobHandle(JobView):
-    """A live view of one job: refresh, wait, cancel, read its events, metrics and model."""
-
-    def __init__(self, tuner: AsyncTuner, job: Job) -> None:
-        self._tuner = tuner
-        self._backend = tuner.backend
-        self._job = job
-        self._metrics_seen: MetricSeries | None = None
-
-    def _metrics_for_view(self) -> MetricSeries | None:
-        return self._metrics_seen
-
-    async def _metrics_or_none(self) -> MetricSeries | None:
-        """The metrics for a live view; a backend without them, or a failed read, shows none."""
-        if not self._backend.supports("get_metrics"):
-            return None
-        try:
-            return await self.metrics()
-        except FinetuneError:
-            return self._metrics_seen
-
-    @property
-    def job(self) -> Job:
-        """The job as last seen."""
-        return self._job
-
-    async def refresh(self) -> Job:
-        """Fetch the job's current state."""
-        self._job = await self._backend.get_job(self.job.id)
-        await self._tuner._remember(self.job)
-        return self.job
-
-    async def wait(
-        self,
-        poll_interval: float | None = None,
-        timeout: float | None = None,
-        progress: bool = False,
-        *,
-        max_interval: float | None = None,
-    ) -> Job:
-        """Poll with backoff until the job ends or is paused (a paused job waits for
-        ``resume()``); raises ``JobFailed`` or ``WaitTimeout``.
-
-        Polls start at ``poll_interval`` (10 s hosted, 0.5 s local) and grow 1.5x up to
-        ``max_interval`` (60 s hosted, 1 s local: reading a status file costs nothing). A
-        provider's Retry-After is honoured; other transient errors are polled through.
-        """
-        waiting = self._tuner._waiting(poll_interval, max_interval, timeout)
-        view = JobProgress(progress, self.job)
-        try:
-            await self._poll(waiting, view)
-        finally:
-            view.close()
-        if self.job.status is JobStatus.FAILED:
-            raise JobFailed(self.job)
-        return self.job
-
-    async def _poll(self, waiting: _Waiting, view: JobProgress) -> None:
-        from tenacity import (
-            AsyncRetrying,
-            RetryError,
-            retry_if_exception,
-            retry_if_result,
-            stop_before_delay,
-            stop_never,
-        )
-
-        from finetune.backends.http import is_retryable
-
-        policy = AsyncRetrying(
-            retry=retry_if_result(_still_moving) | retry_if_exception(is_retryable),
-            wait=Backoff(waiting.first, waiting.cap, factor=1.5),
-            stop=stop_never if waiting.timeout is None else stop_before_delay(waiting.timeout),
-            reraise=True,
-        )
-        try:
-            async for attempt in policy:
-                with attempt:
-                    job = await self.refresh()
-                    if view.wants_metrics:
-                        self._metrics_seen = await self._metrics_or_none()
-                    view.update(job, self._metrics_seen)
-                if not attempt.retry_state.outcome.failed:  # type: ignore[union-attr]
-                    attempt.retry_state.set_result(job)
-        except RetryError:
-            raise WaitTimeout(self.job, waiting.timeout or 0.0) from None
-
-    async def cancel(self) -> Job:
-        """Cancel the job (a no-op on a job that already ended)."""
-        self._tuner._require("cancel_job")
-        if not self.job.status.is_terminal:
-            self._job = await self._backend.cancel_job(self.job.id)
-            await self._tuner._remember(self.job)
-        return self.job
-
-    async def pause(self) -> Job:
-        """Pause a running job (backends with pause/resume)."""
-        self._tuner._require("pause_job")
-        self._job = await self._backend.pause_job(self.job.id)
-        return self.job
-
-    async def resume(self) -> Job:
-        """Resume a paused job (or, on the local backend, a killed one from its checkpoint)."""
-        self._tuner._require("resume_job")
-        self._job = await self._backend.resume_job(self.job.id)
-        return self.job
-
-    async def events(self) -> list[JobEvent]:
-        """The job's log, oldest first."""
-        self._tuner._require("list_events")
-        return await self._backend.list_events(self.job.id)
-
-    async def metrics(self) -> MetricSeries:
-        """Training metrics per step."""
-        self._tuner._require("get_metrics")
-        return MetricSeries(await self._backend.get_metrics(self.job.id))
-
-    async def checkpoints(self) -> list[Checkpoint]:
-        """Intermediate checkpoints, in step order."""
-        self._tuner._require("list_checkpoints")
-        return await self._backend.list_checkpoints(self.job.id)
+        return Waiting(first, max(first, cap), timeout)

@@ -22,7 +22,7 @@ import random
 import re
 import shutil
 import tempfile
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
@@ -37,11 +37,13 @@ from finetune._errors import (
     PermissionDeniedError,
     RateLimitError,
     ServerError,
+    UnsupportedFeature,
 )
 
 if TYPE_CHECKING:
     from tenacity import AsyncRetrying, RetryCallState
 
+    from finetune.backends.base import JobRequest
     from finetune.dataset import Dataset
 
 __all__ = [
@@ -64,8 +66,10 @@ __all__ = [
     "parses",
     "provider_file",
     "redact",
+    "refuse_unknown_settings",
     "retry_after_seconds",
     "retrying",
+    "sdk_request",
     "text",
     "unix_time",
     "unreadable",
@@ -501,3 +505,43 @@ def connection_error(provider: str, error: BaseException, *secrets: str | None) 
 def is_connection_problem(error: BaseException) -> bool:
     """True for transport failures of httpx, httpcore, the SDKs and the socket layer."""
     return _is_connection_problem(error)
+
+
+def refuse_unknown_settings(provider: str, request: JobRequest, allowed: Iterable[str]) -> None:
+    """Refuse, before anything is sent, ``extra`` hyperparameters a provider does not take and
+    any backend ``options`` (``provider`` is the name shown, such as ``"Together"``)."""
+    known = sorted(allowed)
+    unknown = sorted(set(request.hyperparameters.extra) - set(known))
+    if unknown:
+        raise UnsupportedFeature(
+            f"unknown {provider} setting(s) {unknown} in extra; {provider} takes {known}"
+        )
+    if request.options:
+        raise UnsupportedFeature(f"{provider} takes no options; got {sorted(request.options)}")
+
+
+async def sdk_request(
+    client: Any,
+    method: str,
+    path: str,
+    *,
+    provider: str,
+    on_error: Callable[[Exception], Exception],
+    **arguments: Any,
+) -> Any:
+    """One request through the generic ``get``/``post``/``delete`` of a Stainless-generated SDK
+    (openai, together, fireworks): its JSON answer (``{}`` for an empty body), or the error
+    ``on_error`` maps the SDK's exception to. ``params`` become the query string."""
+    import httpx
+
+    params = arguments.pop("params", None)
+    options = {"params": params} if params else {}
+    try:
+        answer = await getattr(client, method)(
+            path, cast_to=httpx.Response, options=options, **arguments
+        )
+    except Exception as exc:
+        error = on_error(exc)
+    else:
+        return json_answer(provider, answer.status_code, answer.text or "{}")
+    raise error

@@ -45,9 +45,9 @@ from finetune.backends.http import (
     expect_object,
     foreign_error,
     is_connection_problem,
-    json_answer,
     list_at,
     retrying,
+    sdk_request,
     written,
 )
 from finetune.types import CostEstimate, FileRef, Hyperparameters, Job, MetricPoint
@@ -183,20 +183,15 @@ class FireworksBackend(BaseBackend):
 
     async def _send(self, method: str, path: str, **kwargs: Any) -> Any:
         """One request through the SDK's client; its JSON answer, or our error."""
-        import httpx
-
         job_call = kwargs.pop("job_call", False)
-        params = kwargs.pop("params", None)
-        options = {"params": params} if params else {}
-        try:
-            answer = await getattr(self._sdk_client(), method)(
-                path, cast_to=httpx.Response, options=options, **kwargs
-            )
-        except Exception as exc:
-            error = map_error(exc, self._key, job_call=job_call)
-        else:
-            return json_answer(NAME, answer.status_code, answer.text or "{}")
-        raise error
+        return await sdk_request(
+            self._sdk_client(),
+            method,
+            path,
+            provider=NAME,
+            on_error=lambda exc: map_error(exc, self._key, job_call=job_call),
+            **kwargs,
+        )
 
     async def _get(self, path: str, **kwargs: Any) -> Any:
         return await call_with_retries(

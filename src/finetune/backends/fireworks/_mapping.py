@@ -15,7 +15,15 @@ from typing import Any
 
 from finetune._errors import UnsupportedFeature
 from finetune.backends.base import Capabilities, JobRequest
-from finetune.backends.http import number, object_at, parses, text, unix_time, whole
+from finetune.backends.http import (
+    number,
+    object_at,
+    parses,
+    refuse_unknown_settings,
+    text,
+    unix_time,
+    whole,
+)
 from finetune.types import (
     CostEstimate,
     FileRef,
@@ -118,13 +126,7 @@ def create_body(request: JobRequest, account: str) -> dict[str, Any]:
             f"Fireworks takes no {', '.join(refused)}; it takes epochs, batch_size, "
             "learning_rate, lora and extra={'learningRateWarmupSteps', 'maxContextLength', ...}"
         )
-    unknown = sorted(set(params.extra) - _EXTRA)
-    if unknown:
-        raise UnsupportedFeature(
-            f"unknown Fireworks setting(s) {unknown} in extra; it takes {sorted(_EXTRA)}"
-        )
-    if request.options:
-        raise UnsupportedFeature(f"Fireworks takes no options; got {sorted(request.options)}")
+    refuse_unknown_settings("Fireworks", request, _EXTRA)
     identifier = job_id_for(request.idempotency_key)
     body: dict[str, Any] = {
         "dataset": request.training_file.id,

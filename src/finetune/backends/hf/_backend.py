@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import os
 import signal
@@ -18,9 +17,7 @@ from typing import TYPE_CHECKING, Any
 from finetune._errors import (
     InvalidRequestError,
     JobNotFound,
-    MissingDependency,
     StorageError,
-    UnsupportedFeature,
 )
 from finetune.backends.base import EVERY_KIND, SFT_AND_DPO, Capabilities, JobRequest
 from finetune.backends.hf._config import (
@@ -29,9 +26,19 @@ from finetune.backends.hf._config import (
     check_placement,
     lora_settings,
     parse_options,
+    split_secrets,
+)
+from finetune.backends.hf._inputs import (
+    check_method,
+    check_model,
+    example_kind,
+    load_tokenizer,
+    local_path,
 )
 from finetune.backends.hf._jobdir import (
     JobDir,
+    log_tail,
+    new_job_id,
     now_iso,
     process_alive,
     process_start_time,
@@ -148,7 +155,7 @@ class HFBackend:
         with self._cache_lock:
             if key not in self._tokenizers:
                 path = self.source(model).path
-                self._tokenizers[key] = _load_tokenizer(path, trust_remote_code, model)
+                self._tokenizers[key] = load_tokenizer(path, trust_remote_code, model)
             return self._tokenizers[key]
 
     def _context(self, model: str) -> int | None:
@@ -209,20 +216,20 @@ class HFBackend:
         options = parse_options({**defaults, **request.options})
         check_placement(options)
         check_strategy(options, cuda_available=_cuda_available())
-        kind = _example_kind(request.training_file)
-        _check_method(request.method, kind)
+        kind = example_kind(request.training_file)
+        check_method(request.method, kind)
         tokenizer = self._tokenizer(request.base_model, options.trust_remote_code)
-        _check_model(tokenizer, request.base_model, kind, options)
-        job_id = _job_id(request.idempotency_key, shared=options.num_machines > 1)
-        integrations, secrets = _without_secrets(request.integrations)
+        check_model(tokenizer, request.base_model, kind, options)
+        job_id = new_job_id(request.idempotency_key, shared=options.num_machines > 1)
+        integrations, secrets = split_secrets(request.integrations)
         config = TrainingConfig(
             job_id=job_id,
             base_model=self.source(request.base_model).path,
             model_source=request.base_model,
             method=request.method,
             example_kind=kind,
-            training_file=_local_path(request.training_file),
-            validation_file=_local_path(request.validation_file)
+            training_file=local_path(request.training_file),
+            validation_file=local_path(request.validation_file)
             if request.validation_file
             else None,
             hyperparameters=request.hyperparameters,
@@ -426,7 +433,7 @@ class HFBackend:
         )
         message = f"{why} before the job finished (killed, crashed, out of disk or a restart); "
         message += hint
-        tail = _log_tail(job)
+        tail = log_tail(job)
         if tail:
             message += f". Last lines of worker.log: {tail}"
         try:
@@ -506,30 +513,6 @@ class HFBackend:
         )
 
 
-_SECRET_FIELDS = ("api_key", "token", "secret", "password")
-
-
-def _without_secrets(
-    integrations: list[dict[str, Any]],
-) -> tuple[list[dict[str, Any]], dict[str, str]]:
-    """Integrations as saved in ``config.json`` (no credentials), and the credentials as
-    environment variables for the worker (W&B reads ``WANDB_API_KEY``)."""
-    kept, env = [], {}
-    for item in integrations:
-        nested: dict[str, Any] = item["wandb"] if isinstance(item.get("wandb"), dict) else {}
-        flat = {**item, **nested}
-        key = flat.get("api_key")
-        if item.get("type", "wandb") == "wandb" and isinstance(key, str) and key:
-            env["WANDB_API_KEY"] = key
-        clean = {k: v for k, v in item.items() if not any(f in k for f in _SECRET_FIELDS)}
-        if nested:
-            clean["wandb"] = {
-                k: v for k, v in nested.items() if not any(f in k for f in _SECRET_FIELDS)
-            }
-        kept.append(clean)
-    return kept, env
-
-
 @contextlib.contextmanager
 def _storage(path: Path, action: str) -> Any:
     """OSError (read-only folder, full disk) as a ``StorageError`` naming the path."""
@@ -540,80 +523,6 @@ def _storage(path: Path, action: str) -> Any:
             f"cannot {action} under {path} ({exc.strerror or exc}); free disk space or pass "
             f"jobs_dir= a writable folder (or set {JOBS_DIR_ENV})"
         ) from None
-
-
-def _log_tail(job: JobDir, lines: int = 3) -> str:
-    try:
-        text = job.log_path.read_text(errors="replace")
-    except FileNotFoundError:
-        return ""
-    return " | ".join(line.strip() for line in text.strip().splitlines()[-lines:])
-
-
-def _job_id(idempotency_key: str, *, shared: bool = False) -> str:
-    """A new job's id; on several machines every machine derives the same one from the key."""
-    if shared:
-        return f"hfjob-{hashlib.sha256(idempotency_key.encode()).hexdigest()[:20]}"
-    stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
-    digest = hashlib.sha256(f"{idempotency_key}:{time.time_ns()}".encode()).hexdigest()[:8]
-    return f"hfjob-{stamp}-{digest}"
-
-
-def _local_path(ref: FileRef) -> str:
-    if ref.filename is None or not Path(ref.filename).exists():
-        raise InvalidRequestError(
-            f"training file {ref.id} is not a local file this backend wrote; "
-            "pass a Dataset to fit()",
-            backend="hf",
-            param="training_file",
-        )
-    return ref.filename
-
-
-def _example_kind(ref: FileRef) -> str:
-    from finetune.dataset._formats import detect_kind
-
-    with open(_local_path(ref), encoding="utf-8") as handle:
-        first = handle.readline()
-    return str(detect_kind(json.loads(first)))
-
-
-def _check_method(method: str, kind: str) -> None:
-    if method == "sft" and kind == "preference":
-        raise UnsupportedFeature(
-            "the SFT trainer cannot take preference examples; use method='dpo'"
-        )
-    if method == "dpo" and kind != "preference":
-        raise UnsupportedFeature(f"the DPO trainer needs preference examples, not {kind}")
-
-
-def _load_tokenizer(path: str, trust_remote_code: bool, spec: str) -> Any:
-    try:
-        from transformers import AutoTokenizer
-    except ImportError as exc:
-        raise MissingDependency("transformers", "hf", purpose="to train locally") from exc
-    try:
-        return AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code)
-    except (OSError, ValueError) as exc:
-        raise InvalidRequestError(
-            f"model {spec!r} could not be loaded: it is not a model folder or .gguf file "
-            "here, and not a model the Hugging Face Hub or its cache has "
-            f"({type(exc).__name__}); pass the path of a local model folder or .gguf file",
-            backend="hf",
-            param="model",
-        ) from None
-
-
-def _check_model(tokenizer: Any, path: str, kind: str, options: LocalOptions) -> None:
-    if kind == "completion":
-        return
-    if getattr(tokenizer, "chat_template", None) is None:
-        raise InvalidRequestError(
-            f"the tokenizer of {path!r} has no chat template, so chat examples cannot be "
-            "rendered; set tokenizer.chat_template and save it, or train on completion data",
-            backend="hf",
-            param="model",
-        )
 
 
 def _cuda_available() -> bool:

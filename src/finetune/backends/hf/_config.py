@@ -14,6 +14,7 @@ from finetune._errors import InvalidRequestError
 from finetune.types import Hyperparameters, LoRA
 
 __all__ = [
+    "SECRET_FIELDS",
     "LocalOptions",
     "TrainingConfig",
     "assistant_only",
@@ -21,6 +22,7 @@ __all__ = [
     "lora_arguments",
     "lora_settings",
     "parse_options",
+    "split_secrets",
     "trainer_arguments",
 ]
 
@@ -273,3 +275,27 @@ def _placement_problem(options: LocalOptions) -> tuple[str, str] | None:
     if options.num_processes > 1 and options.launcher == "python":
         return "num_processes > 1 needs launcher='accelerate', 'torchrun' or 'ray'", "num_processes"
     return None
+
+
+SECRET_FIELDS = ("api_key", "token", "secret", "password")
+
+
+def split_secrets(
+    integrations: list[dict[str, Any]],
+) -> tuple[list[dict[str, Any]], dict[str, str]]:
+    """Integrations as saved in ``config.json`` (no credentials), and the credentials as
+    environment variables for the worker (W&B reads ``WANDB_API_KEY``)."""
+    kept, env = [], {}
+    for item in integrations:
+        nested: dict[str, Any] = item["wandb"] if isinstance(item.get("wandb"), dict) else {}
+        flat = {**item, **nested}
+        key = flat.get("api_key")
+        if item.get("type", "wandb") == "wandb" and isinstance(key, str) and key:
+            env["WANDB_API_KEY"] = key
+        clean = {k: v for k, v in item.items() if not any(f in k for f in SECRET_FIELDS)}
+        if nested:
+            clean["wandb"] = {
+                k: v for k, v in nested.items() if not any(f in k for f in SECRET_FIELDS)
+            }
+        kept.append(clean)
+    return kept, env

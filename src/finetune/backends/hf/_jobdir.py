@@ -6,6 +6,7 @@ The worker process writes it and the backend reads it, so any process can watch 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import time
@@ -15,7 +16,15 @@ from typing import Any
 
 from finetune.dataset import atomic_write
 
-__all__ = ["JobDir", "now_iso", "process_alive", "process_start_time"]
+__all__ = [
+    "JobDir",
+    "log_tail",
+    "new_job_id",
+    "now_iso",
+    "process_alive",
+    "process_start_time",
+    "process_tree",
+]
 
 
 def now_iso() -> str:
@@ -197,3 +206,21 @@ class JobDir:
 
 def _complete(checkpoint: Path) -> bool:
     return (checkpoint / "trainer_state.json").exists()
+
+
+def log_tail(job: JobDir, lines: int = 3) -> str:
+    """The last lines of the worker's log, joined on one line for an error message."""
+    try:
+        text = job.log_path.read_text(errors="replace")
+    except FileNotFoundError:
+        return ""
+    return " | ".join(line.strip() for line in text.strip().splitlines()[-lines:])
+
+
+def new_job_id(idempotency_key: str, *, shared: bool = False) -> str:
+    """A new job's id; on several machines every machine derives the same one from the key."""
+    if shared:
+        return f"hfjob-{hashlib.sha256(idempotency_key.encode()).hexdigest()[:20]}"
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
+    digest = hashlib.sha256(f"{idempotency_key}:{time.time_ns()}".encode()).hexdigest()[:8]
+    return f"hfjob-{stamp}-{digest}"

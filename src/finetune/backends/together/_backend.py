@@ -33,8 +33,8 @@ from finetune.backends.http import (
     file_name,
     foreign_error,
     is_connection_problem,
-    json_answer,
     list_at,
+    sdk_request,
     written,
 )
 from finetune.backends.together._mapping import (
@@ -188,21 +188,16 @@ class TogetherBackend(BaseBackend):
         job_call: bool = False,
     ) -> Any:
         """One request through the SDK's client; its JSON answer, or our error."""
-        import httpx
-
-        client = self._sdk_client()
-        options = {"params": params} if params else {}
-        call = getattr(client, method)
-        try:
-            if method in ("get", "delete"):
-                answer = await call(path, cast_to=httpx.Response, options=options)
-            else:
-                answer = await call(path, cast_to=httpx.Response, body=body, options=options)
-        except Exception as exc:
-            error = map_error(exc, self._key, job_call=job_call)
-        else:
-            return json_answer(NAME, answer.status_code, answer.text)
-        raise error
+        arguments = {} if method in ("get", "delete") else {"body": body}
+        return await sdk_request(
+            self._sdk_client(),
+            method,
+            path,
+            provider=NAME,
+            on_error=lambda exc: map_error(exc, self._key, job_call=job_call),
+            params=params,
+            **arguments,
+        )
 
     async def _get(self, path: str, *, params: Any = None, job_call: bool = False) -> Any:
         return await call_with_retries(

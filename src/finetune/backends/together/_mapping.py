@@ -19,6 +19,7 @@ from finetune.backends.http import (
     number,
     object_at,
     parses,
+    refuse_unknown_settings,
     text,
     unix_time,
     whole,
@@ -149,13 +150,7 @@ def create_body(request: JobRequest, limits: dict[str, Any] | None = None) -> di
         raise UnsupportedFeature(
             "Together takes an absolute learning_rate, not a learning_rate_multiplier"
         )
-    unknown = sorted(set(params.extra) - _EXTRA)
-    if unknown:
-        raise UnsupportedFeature(
-            f"unknown Together setting(s) {unknown} in extra; Together takes {sorted(_EXTRA)}"
-        )
-    if request.options:
-        raise UnsupportedFeature(f"Together takes no options; got {sorted(request.options)}")
+    refuse_unknown_settings("Together", request, _EXTRA)
     dpo = request.method == "dpo"
     training_type = _lora(params, limits)
     _check_batch_size(params.batch_size, limits, training_type["type"] == "Lora", dpo)

@@ -1,0 +1,76 @@
+"""What a local job trains on, checked before a worker starts: the training file the
+backend wrote, its kind of examples against the method, and the model's tokenizer."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from finetune._errors import InvalidRequestError, MissingDependency, UnsupportedFeature
+from finetune.backends.hf._config import LocalOptions
+from finetune.types import FileRef
+
+__all__ = ["check_method", "check_model", "example_kind", "load_tokenizer", "local_path"]
+
+
+def local_path(ref: FileRef) -> str:
+    """The path of a training file this backend wrote (any other file is refused)."""
+    if ref.filename is None or not Path(ref.filename).exists():
+        raise InvalidRequestError(
+            f"training file {ref.id} is not a local file this backend wrote; "
+            "pass a Dataset to fit()",
+            backend="hf",
+            param="training_file",
+        )
+    return ref.filename
+
+
+def example_kind(ref: FileRef) -> str:
+    """The kind of examples a training file holds, read from its first line."""
+    from finetune.dataset._formats import detect_kind
+
+    with open(local_path(ref), encoding="utf-8") as handle:
+        first = handle.readline()
+    return str(detect_kind(json.loads(first)))
+
+
+def check_method(method: str, kind: str) -> None:
+    """Refuse a trainer that cannot take this kind of examples."""
+    if method == "sft" and kind == "preference":
+        raise UnsupportedFeature(
+            "the SFT trainer cannot take preference examples; use method='dpo'"
+        )
+    if method == "dpo" and kind != "preference":
+        raise UnsupportedFeature(f"the DPO trainer needs preference examples, not {kind}")
+
+
+def load_tokenizer(path: str, trust_remote_code: bool, spec: str) -> Any:
+    """The model's tokenizer, or an error naming the model as the user wrote it."""
+    try:
+        from transformers import AutoTokenizer
+    except ImportError as exc:
+        raise MissingDependency("transformers", "hf", purpose="to train locally") from exc
+    try:
+        return AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code)
+    except (OSError, ValueError) as exc:
+        raise InvalidRequestError(
+            f"model {spec!r} could not be loaded: it is not a model folder or .gguf file "
+            "here, and not a model the Hugging Face Hub or its cache has "
+            f"({type(exc).__name__}); pass the path of a local model folder or .gguf file",
+            backend="hf",
+            param="model",
+        ) from None
+
+
+def check_model(tokenizer: Any, path: str, kind: str, options: LocalOptions) -> None:
+    """Refuse chat examples for a model without a chat template."""
+    if kind == "completion":
+        return
+    if getattr(tokenizer, "chat_template", None) is None:
+        raise InvalidRequestError(
+            f"the tokenizer of {path!r} has no chat template, so chat examples cannot be "
+            "rendered; set tokenizer.chat_template and save it, or train on completion data",
+            backend="hf",
+            param="model",
+        )
