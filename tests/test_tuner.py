@@ -231,3 +231,27 @@ def test_backend_that_cannot_be_imported_is_a_clear_error(monkeypatch: pytest.Mo
     monkeypatch.setattr(base, "_entry_points", lambda: {"broken": broken})
     with pytest.raises(ft.FinetuneError, match="could not be imported"):
         ft.Tuner("broken")
+
+
+def test_a_loop_closed_from_its_own_thread_finishes_the_last_coroutine() -> None:
+    """A Tuner collected on its own loop thread still closes its connections there."""
+    import asyncio
+    import threading
+
+    from finetune._loop import LoopThread
+
+    loop = LoopThread("test-loop")
+    closed = threading.Event()
+
+    async def close_connections() -> None:
+        await asyncio.sleep(0.05)
+        closed.set()
+
+    async def collected_here() -> threading.Thread:
+        loop.close(close_connections())
+        return threading.current_thread()
+
+    thread = loop.run(collected_here())
+    assert closed.wait(5)
+    thread.join(5)
+    assert not thread.is_alive() and not loop.started

@@ -47,6 +47,7 @@ class LoopThread:
                     asyncio.set_event_loop(loop)
                     loop.call_soon(ready.set)
                     loop.run_forever()
+                    loop.close()
 
                 self._thread = threading.Thread(target=serve, name=self._name, daemon=True)
                 self._thread.start()
@@ -84,10 +85,13 @@ class LoopThread:
             return
         if last is not None:
             finishing = asyncio.run_coroutine_threadsafe(last, loop)
-            if threading.current_thread() is not thread:
-                # closing is best effort; the loop stops regardless
-                with contextlib.suppress(Exception):
-                    finishing.result(timeout=_CANCEL_GRACE)
+            if threading.current_thread() is thread:
+                # the garbage collector ran us on the loop itself: stop once ``last`` is done
+                finishing.add_done_callback(lambda _: loop.call_soon_threadsafe(loop.stop))
+                return
+            # closing is best effort; the loop stops regardless
+            with contextlib.suppress(Exception):
+                finishing.result(timeout=_CANCEL_GRACE)
         loop.call_soon_threadsafe(loop.stop)
         if thread is not None and thread is not threading.current_thread():
             thread.join(timeout=10)
