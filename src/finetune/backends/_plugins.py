@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import importlib
 from collections.abc import Callable
-from importlib.metadata import EntryPoint, entry_points
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from finetune._errors import BackendNotFound, FinetuneError, MissingDependency
 from finetune.backends.base import BaseBackend, as_async
+
+if TYPE_CHECKING:
+    from importlib.metadata import EntryPoint
 
 __all__ = [
     "BUILTIN_BACKENDS",
@@ -39,6 +41,9 @@ def register_backend(name: str, factory: Callable[..., Any]) -> None:
 
 
 def _entry_points() -> dict[str, EntryPoint]:
+    # importlib.metadata costs about 20 ms to import: only a name that is not built in needs it
+    from importlib.metadata import entry_points
+
     return {ep.name: ep for ep in entry_points(group=ENTRY_POINT_GROUP)}
 
 
