@@ -1,7 +1,7 @@
 """What ``wait(progress=True)`` shows: a tqdm bar in a terminal, a live job view in a notebook.
 
-Training steps where the backend reports them (local jobs), else the number of polls, with
-the status beside it; the bar ends full on a succeeded job. In Jupyter (a kernel is running)
+Training steps where the backend reports them (local jobs), else the status and the time so far;
+the bar ends full on a succeeded job. In Jupyter (a kernel is running)
 one HTML view is displayed and updated in place: status, step / total, time left, losses and
 their curve, and how the job ended.
 """
@@ -32,6 +32,9 @@ def in_notebook() -> bool:
     return shell is not None and "IPKernelApp" in getattr(shell, "config", {})
 
 
+_WAITING = "{desc}: {unit} [{elapsed}]"
+
+
 class JobProgress:
     """Shown only when asked; ``update`` after each poll, ``close`` at the end."""
 
@@ -50,7 +53,10 @@ class JobProgress:
             return
         from tqdm.auto import tqdm
 
-        self._bar = tqdm(total=None, desc=f"{job.backend}:{job.id}", unit="poll")
+        # until the backend reports steps: the status and the time so far, no count of polls
+        self._bar = tqdm(
+            total=None, desc=f"{job.backend}:{job.id}", unit=job.status.value, bar_format=_WAITING
+        )
 
     def update(self, job: Job, metrics: MetricSeries | None = None) -> None:
         """Show the job as just polled (and, in a notebook, its metrics so far)."""
@@ -62,11 +68,11 @@ class JobProgress:
         step, total = _steps(job)
         if total:
             if self._bar.total != total:
-                self._bar.total, self._bar.unit = total, "step"
+                self._bar.total, self._bar.unit, self._bar.bar_format = total, "step", None
             self._bar.n = total if job.status is JobStatus.SUCCEEDED else min(step or 0, total)
+            self._bar.set_postfix_str(job.status.value, refresh=False)
         else:
-            self._bar.n += 1
-        self._bar.set_postfix_str(job.status.value, refresh=False)
+            self._bar.unit = job.status.value  # shown alone while there are no steps to count
         self._bar.refresh()
 
     def _html(self, job: Job, metrics: MetricSeries | None) -> Any:
