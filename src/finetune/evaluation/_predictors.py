@@ -300,8 +300,11 @@ class HFPredictor:
         if (Path(path) / "adapter_config.json").exists():
             from peft import AutoPeftModelForCausalLM
 
+            from finetune.backends.hf._merge import quiet_peft
+
             # merged for generation: the same outputs, without the adapter's extra matmuls
-            model = AutoPeftModelForCausalLM.from_pretrained(path).merge_and_unload()
+            with quiet_peft():
+                model = AutoPeftModelForCausalLM.from_pretrained(path).merge_and_unload()
         else:
             model = AutoModelForCausalLM.from_pretrained(path, trust_remote_code=self._trust)
         return tokenizer, model.to(device).eval()

@@ -2,12 +2,26 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import shutil
+import warnings
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-__all__ = ["adapter_base", "merge_adapter"]
+__all__ = ["adapter_base", "merge_adapter", "quiet_peft"]
+
+
+@contextlib.contextmanager
+def quiet_peft() -> Iterator[None]:
+    """Hide the FutureWarning PEFT triggers in transformers 5 by reading a deprecated property
+    (``is_gradient_checkpointing``) on every adapter it loads: the user cannot act on it."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings(
+            "ignore", message="`is_gradient_checkpointing` is deprecated", category=FutureWarning
+        )
+        yield
 
 
 def adapter_base(adapter: str | Path) -> str:
@@ -30,7 +44,8 @@ def merge_adapter(
     base = AutoModelForCausalLM.from_pretrained(
         adapter_base(adapter), dtype="auto", trust_remote_code=trust_remote_code
     )
-    merged: Any = PeftModel.from_pretrained(base, str(adapter)).merge_and_unload()
+    with quiet_peft():
+        merged: Any = PeftModel.from_pretrained(base, str(adapter)).merge_and_unload()
     target = Path(output)
     staging = target.with_name(f".{target.name}.tmp")
     shutil.rmtree(staging, ignore_errors=True)
