@@ -12,7 +12,8 @@ import json
 import os
 import sqlite3
 import threading
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -171,14 +172,20 @@ class JobRegistry:
         try:
             db.execute("PRAGMA busy_timeout = 30000")
             if not self._ready:
-                db.execute("PRAGMA journal_mode = WAL")
-                self._migrate(db)
+                _when_unlocked(lambda: self._prepare(db))
                 self._ready = True
             yield db
         except (OSError, sqlite3.Error) as exc:
             raise self._fail(exc) from None
         finally:
             db.close()
+
+    def _prepare(self, db: sqlite3.Connection) -> None:
+        """WAL mode and the current schema, each changed only when it is not so already."""
+        if db.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
+            db.execute("PRAGMA journal_mode = WAL")
+        if db.execute("PRAGMA user_version").fetchone()[0] < len(_MIGRATIONS):
+            self._migrate(db)
 
     def _migrate(self, db: sqlite3.Connection) -> None:
         db.execute("BEGIN IMMEDIATE")
@@ -321,6 +328,23 @@ class JobRegistry:
         with self._connect() as db:
             row = db.execute(query, args).fetchone()
         return _row(row) if row else None
+
+
+def _when_unlocked(action: Callable[[], None], patience: float = 30.0) -> None:
+    """Run ``action``, again while SQLite says the database is locked. Switching to WAL mode
+    and the first look at a new file's schema can be refused at once, without waiting on the
+    busy timeout, when several connections open a new registry together."""
+    deadline = time.monotonic() + patience
+    pause = 0.01
+    while True:
+        try:
+            action()
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+        time.sleep(pause)
+        pause = min(pause * 2, 0.5)
 
 
 def _row(row: tuple[Any, ...]) -> JobRecord:
