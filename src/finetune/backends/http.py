@@ -69,7 +69,9 @@ __all__ = [
     "refuse_unknown_settings",
     "retry_after_seconds",
     "retrying",
+    "sdk_error",
     "sdk_request",
+    "status_body",
     "text",
     "unix_time",
     "unreadable",
@@ -518,6 +520,51 @@ def refuse_unknown_settings(provider: str, request: JobRequest, allowed: Iterabl
         )
     if request.options:
         raise UnsupportedFeature(f"{provider} takes no options; got {sorted(request.options)}")
+
+
+def status_body(response: Any) -> Any:
+    """An error answer's body for ``error_for_status``: its JSON, else its text (an HTML page,
+    or a streamed body never read: empty)."""
+    try:
+        return response.json()
+    except Exception:  # not JSON: the text is the detail
+        try:
+            return str(response.text)
+        except Exception:  # a streamed body that was never read
+            return ""
+
+
+def sdk_error(
+    provider: str,
+    sdk: Callable[[], Any],
+    error: BaseException,
+    secret: str | None,
+    *,
+    body: Callable[[Any], Any],
+    job_call: bool = False,
+    key_hint: str = "",
+) -> Exception:
+    """An exception from a Stainless-generated SDK (``sdk()`` imports the openai, together or
+    fireworks module, only once the error is not already ours) or from below it, as the
+    matching error of ours: a status error by its status and ``body(error)``, a transport
+    failure as a retryable ``ServerError``, anything else as a ``ServerError`` with a redacted
+    cause."""
+    if isinstance(error, FinetuneError):
+        return error
+    module = sdk()
+    if isinstance(error, module.APIStatusError):
+        return error_for_status(
+            provider,
+            error.status_code,
+            body(error),
+            error.response.headers,
+            secret,
+            job_call=job_call,
+            key_hint=key_hint,
+        )
+    if isinstance(error, module.APIConnectionError) or is_connection_problem(error):
+        return connection_error(provider, error, secret)
+    return foreign_error(provider, error, secret)
 
 
 async def sdk_request(

@@ -19,7 +19,6 @@ from typing import TYPE_CHECKING, Any
 from finetune._errors import (
     AuthenticationError,
     BackendError,
-    FinetuneError,
     InvalidRequestError,
     JobNotFound,
     MissingDependency,
@@ -40,14 +39,13 @@ from finetune.backends.fireworks._mapping import (
 from finetune.backends.http import (
     account_identity,
     call_with_retries,
-    connection_error,
     error_for_status,
     expect_object,
-    foreign_error,
-    is_connection_problem,
     list_at,
     retrying,
+    sdk_error,
     sdk_request,
+    status_body,
     written,
 )
 from finetune.types import CostEstimate, FileRef, Hyperparameters, Job, MetricPoint
@@ -80,27 +78,15 @@ def _sdk() -> Any:
 
 def map_error(error: BaseException, secret: str | None, *, job_call: bool = False) -> Exception:
     """An exception from the ``fireworks`` SDK (or below it) as the matching error of ours."""
-    if isinstance(error, FinetuneError):
-        return error
-    fireworks = _sdk()
-    if isinstance(error, fireworks.APIStatusError):
-        response = error.response
-        try:
-            body: Any = response.json()
-        except Exception:  # a page that is not JSON: its text is the detail
-            body = response.text
-        return error_for_status(
-            NAME,
-            error.status_code,
-            body,
-            response.headers,
-            secret,
-            job_call=job_call,
-            key_hint=KEY_HINT,
-        )
-    if isinstance(error, fireworks.APIConnectionError) or is_connection_problem(error):
-        return connection_error(NAME, error, secret)
-    return foreign_error(NAME, error, secret)
+    return sdk_error(
+        NAME,
+        _sdk,
+        error,
+        secret,
+        body=lambda status_error: status_body(status_error.response),
+        job_call=job_call,
+        key_hint=KEY_HINT,
+    )
 
 
 class FireworksBackend(BaseBackend):

@@ -30,12 +30,9 @@ from finetune.backends.base import METADATA_KEY, BaseBackend, JobRequest
 from finetune.backends.http import (
     account_identity,
     call_with_retries,
-    connection_error,
-    error_for_status,
     file_name,
-    foreign_error,
-    is_connection_problem,
     json_answer,
+    sdk_error,
     written,
 )
 from finetune.backends.openai._mapping import (
@@ -76,29 +73,16 @@ def _sdk() -> Any:
 
 def map_error(error: BaseException, secret: str | None, *, job_call: bool = False) -> Exception:
     """An exception from the ``openai`` SDK (or below it) as the matching error of our tree."""
-    if isinstance(error, FinetuneError):
-        return error
-    import openai
-
-    if isinstance(error, openai.APIStatusError):
-        body = error.body if error.body is not None else _text_of(error.response)
-        return error_for_status(
-            NAME,
-            error.status_code,
-            body,
-            error.response.headers,
-            secret,
-            job_call=job_call,
-            key_hint=KEY_HINT,
-        )
-    if isinstance(error, openai.APIConnectionError) or is_connection_problem(error):
-        return connection_error(NAME, error, secret)
-    return foreign_error(NAME, error, secret)
+    return sdk_error(NAME, _sdk, error, secret, body=_body, job_call=job_call, key_hint=KEY_HINT)
 
 
-def _text_of(response: Any) -> str:
+def _body(error: Any) -> Any:
+    """The SDK keeps the parsed ``error`` object on the exception; a page that is not JSON
+    leaves it ``None``, and then the text is the detail."""
+    if error.body is not None:
+        return error.body
     try:
-        return str(response.text)
+        return str(error.response.text)
     except Exception:  # a streamed body that was never read
         return ""
 

@@ -18,7 +18,6 @@ from typing import TYPE_CHECKING, Any
 
 from finetune._errors import (
     AuthenticationError,
-    FinetuneError,
     InvalidRequestError,
     MissingDependency,
     ServerError,
@@ -27,14 +26,12 @@ from finetune.backends.base import BaseBackend, JobRequest
 from finetune.backends.http import (
     account_identity,
     call_with_retries,
-    connection_error,
-    error_for_status,
     expect_object,
     file_name,
-    foreign_error,
-    is_connection_problem,
     list_at,
+    sdk_error,
     sdk_request,
+    status_body,
     written,
 )
 from finetune.backends.together._mapping import (
@@ -84,30 +81,15 @@ def _sdk() -> Any:
 
 def map_error(error: BaseException, secret: str | None, *, job_call: bool = False) -> Exception:
     """An exception from the ``together`` SDK (or below it) as the matching error of ours."""
-    if isinstance(error, FinetuneError):
-        return error
-    together = _sdk()
-    if isinstance(error, together.APIStatusError):
-        response = error.response
-        return error_for_status(
-            NAME,
-            error.status_code,
-            _body_of(response),
-            response.headers,
-            secret,
-            job_call=job_call,
-            key_hint=KEY_HINT,
-        )
-    if isinstance(error, together.APIConnectionError) or is_connection_problem(error):
-        return connection_error(NAME, error, secret)
-    return foreign_error(NAME, error, secret)
-
-
-def _body_of(response: Any) -> Any:
-    try:
-        return response.json()
-    except Exception:  # an error page that is not JSON: its text is the detail
-        return getattr(response, "text", "")
+    return sdk_error(
+        NAME,
+        _sdk,
+        error,
+        secret,
+        body=lambda status_error: status_body(status_error.response),
+        job_call=job_call,
+        key_hint=KEY_HINT,
+    )
 
 
 class TogetherBackend(BaseBackend):
