@@ -94,6 +94,4 @@ class LoopThread:
                 finishing.result(timeout=_CANCEL_GRACE)
         loop.call_soon_threadsafe(loop.stop)
         if thread is not None and thread is not threading.current_thread():
-            thread.join(timeout=10)
-        if not loop.is_running():
-            loop.close()
+            thread.join(timeout=10)  # the thread closes its loop once it has stopped
