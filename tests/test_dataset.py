@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 import finetune as ft
-from finetune.dataset import ReadProblem, iter_jsonl
+from finetune.dataset import ReadProblem, atomic_folder, iter_jsonl
 
 from .conftest import chat, write_jsonl
 
@@ -167,3 +167,25 @@ def test_reader_reports_every_kind_of_bad_line(tmp_path: Path) -> None:
     ]
     offsets = [i.offset for i in items]
     assert offsets == sorted(offsets) and offsets[0] == 0
+
+
+def test_a_folder_is_replaced_whole_or_left_as_it_was(tmp_path: Path) -> None:
+    target = tmp_path / "model"
+    target.mkdir()
+    (target / "old.bin").write_text("old")
+
+    def fill_then_fail() -> None:
+        with atomic_folder(target) as staging:
+            staging.mkdir()
+            (staging / "half.bin").write_text("half")
+            raise OSError("disk full")
+
+    with pytest.raises(OSError, match="disk full"):
+        fill_then_fail()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model"]  # no staging left behind
+    assert [p.name for p in target.iterdir()] == ["old.bin"]
+    with atomic_folder(target) as staging:
+        staging.mkdir()
+        (staging / "new.bin").write_text("new")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model"]
+    assert [p.name for p in target.iterdir()] == ["new.bin"]

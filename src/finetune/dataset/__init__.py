@@ -1,6 +1,6 @@
 """Datasets: typed examples streamed from JSONL, records, pandas or Hugging Face datasets."""
 
-from finetune.dataset._dataset import Dataset, atomic_write, canonical_json
+from finetune.dataset._dataset import Dataset, atomic_folder, atomic_write, canonical_json
 from finetune.dataset._formats import (
     IGNORED_KEYS,
     KNOWN_KEYS,
@@ -21,6 +21,7 @@ __all__ = [
     "OutputFormat",
     "RawRecord",
     "ReadProblem",
+    "atomic_folder",
     "atomic_write",
     "canonical_json",
     "detect_kind",

@@ -6,8 +6,10 @@ import hashlib
 import json
 import os
 import random
+import shutil
 import tempfile
 from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -22,7 +24,7 @@ from finetune.dataset._reader import (
 )
 from finetune.types import Example, ExampleKind
 
-__all__ = ["Dataset", "atomic_write"]
+__all__ = ["Dataset", "atomic_folder", "atomic_write"]
 
 
 class _Source(Protocol):
@@ -288,3 +290,18 @@ class atomic_write:  # noqa: N801 - used as a context manager, reads like open()
         finally:
             if os.path.exists(self._temp):
                 os.unlink(self._temp)
+
+
+@contextmanager
+def atomic_folder(target: Path) -> Iterator[Path]:
+    """A folder written whole or not at all: fill the yielded staging path (``.NAME.tmp``
+    beside ``target``, not yet created) and it replaces ``target`` on success; on an error it
+    is removed and ``target`` is left as it was."""
+    staging = target.with_name(f".{target.name}.tmp")
+    shutil.rmtree(staging, ignore_errors=True)
+    try:
+        yield staging
+        shutil.rmtree(target, ignore_errors=True)
+        staging.rename(target)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)

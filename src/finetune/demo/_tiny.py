@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from finetune._errors import MissingDependency
+from finetune.dataset import atomic_folder
 
 __all__ = ["CHAT_TEMPLATE", "build_tiny_base", "generic_text", "train_tokenizer"]
 
@@ -119,10 +120,9 @@ def build_tiny_base(
     )
     model = LlamaForCausalLM(config)
     _pretrain(model, tokenizer, corpus, pretrain_steps, seed)
-    tmp = target.with_name(target.name + ".tmp")
-    model.save_pretrained(tmp, safe_serialization=True)
-    tokenizer.save_pretrained(tmp)
-    tmp.rename(target)
+    with atomic_folder(target) as staging:
+        model.save_pretrained(staging, safe_serialization=True)
+        tokenizer.save_pretrained(staging)
     return target
 
 

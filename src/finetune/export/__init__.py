@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from finetune._errors import UnsupportedFeature
+from finetune.dataset import atomic_folder
 from finetune.export._gguf import ARCHITECTURES, QUANTIZATIONS, ExportError
 
 __all__ = [
@@ -155,11 +156,8 @@ def _merged(
         tell("merging the LoRA adapter into its base (at the base's stored precision)")
         merge_adapter(folder, dest)
     else:
-        staging = dest.with_name(f".{dest.name}.tmp")
-        shutil.rmtree(staging, ignore_errors=True)
-        shutil.copytree(folder, staging, ignore=shutil.ignore_patterns("training_args.bin"))
-        shutil.rmtree(dest, ignore_errors=True)
-        staging.rename(dest)
+        with atomic_folder(dest) as staging:
+            shutil.copytree(folder, staging, ignore=shutil.ignore_patterns("training_args.bin"))
     return ExportResult("merged", dest, sorted(p for p in dest.iterdir() if p.is_file()))
 
 

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import contextlib
 import json
-import shutil
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+
+from finetune.dataset import atomic_folder
 
 __all__ = ["adapter_base", "merge_adapter", "quiet_peft"]
 
@@ -47,10 +48,7 @@ def merge_adapter(
     with quiet_peft():
         merged: Any = PeftModel.from_pretrained(base, str(adapter)).merge_and_unload()
     target = Path(output)
-    staging = target.with_name(f".{target.name}.tmp")
-    shutil.rmtree(staging, ignore_errors=True)
-    merged.save_pretrained(str(staging), safe_serialization=True)
-    AutoTokenizer.from_pretrained(str(adapter)).save_pretrained(str(staging))
-    shutil.rmtree(target, ignore_errors=True)
-    staging.rename(target)
+    with atomic_folder(target) as staging:
+        merged.save_pretrained(str(staging), safe_serialization=True)
+        AutoTokenizer.from_pretrained(str(adapter)).save_pretrained(str(staging))
     return target

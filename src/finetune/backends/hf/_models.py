@@ -11,12 +11,12 @@ import hashlib
 import json
 import logging
 import os
-import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 from finetune._errors import InvalidRequestError, MissingDependency, StorageError
+from finetune.dataset import atomic_folder
 
 __all__ = ["MODELS_DIR_ENV", "ModelSource", "default_models_dir", "file_sha256", "resolve"]
 
@@ -111,8 +111,6 @@ def _convert(gguf: Path, target: Path, digest: str) -> None:
         raise MissingDependency("gguf", "hf", purpose="to train from a .gguf file") from exc
     _log.warning("Converting %s to a checkpoint under %s (once; about 30 s)", gguf, target)
     started = time.perf_counter()
-    staging = target.parent / f".{target.name}.tmp"
-    shutil.rmtree(staging, ignore_errors=True)
     try:
         tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
         model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name)
@@ -125,19 +123,17 @@ def _convert(gguf: Path, target: Path, digest: str) -> None:
         ) from None
     _forget_quantization(model)
     try:
-        model.save_pretrained(staging, safe_serialization=True)
-        tokenizer.save_pretrained(staging)
-        source = {
-            "gguf": str(gguf),
-            "sha256": digest,
-            "seconds": time.perf_counter() - started,
-            "tokenizer_pre": _field(gguf, "tokenizer.ggml.pre"),
-        }
-        (staging / _MARKER).write_text(json.dumps(source, indent=1))
-        shutil.rmtree(target, ignore_errors=True)
-        staging.rename(target)
+        with atomic_folder(target) as staging:
+            model.save_pretrained(staging, safe_serialization=True)
+            tokenizer.save_pretrained(staging)
+            source = {
+                "gguf": str(gguf),
+                "sha256": digest,
+                "seconds": time.perf_counter() - started,
+                "tokenizer_pre": _field(gguf, "tokenizer.ggml.pre"),
+            }
+            (staging / _MARKER).write_text(json.dumps(source, indent=1))
     except OSError as exc:
-        shutil.rmtree(staging, ignore_errors=True)
         raise StorageError(
             f"cannot save the converted model under {target.parent} ({exc.strerror or exc}); "
             f"free disk space or set {MODELS_DIR_ENV} to a writable folder"
