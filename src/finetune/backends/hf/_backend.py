@@ -46,6 +46,7 @@ from finetune.backends.hf._jobdir import (
 )
 from finetune.backends.hf._launch import (
     check_strategy,
+    cuda_available,
     write_accelerate_config,
 )
 from finetune.backends.hf._launch import (
@@ -215,7 +216,7 @@ class HFBackend:
         defaults = self._options.model_dump(exclude_unset=True)
         options = parse_options({**defaults, **request.options})
         check_placement(options)
-        check_strategy(options, cuda_available=_cuda_available())
+        check_strategy(options, cuda_available=cuda_available())
         kind = example_kind(request.training_file)
         check_method(request.method, kind)
         tokenizer = self._tokenizer(request.base_model, options.trust_remote_code)
@@ -523,11 +524,3 @@ def _storage(path: Path, action: str) -> Any:
             f"cannot {action} under {path} ({exc.strerror or exc}); free disk space or pass "
             f"jobs_dir= a writable folder (or set {JOBS_DIR_ENV})"
         ) from None
-
-
-def _cuda_available() -> bool:
-    try:
-        import torch
-    except ImportError:
-        return False
-    return bool(torch.cuda.is_available())

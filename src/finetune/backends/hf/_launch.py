@@ -13,6 +13,7 @@ from finetune.backends.hf._config import LocalOptions
 __all__ = [
     "accelerate_config_text",
     "check_strategy",
+    "cuda_available",
     "free_port",
     "torchrun_arguments",
     "write_accelerate_config",
@@ -135,3 +136,12 @@ def write_accelerate_config(job_dir: Path, options: LocalOptions) -> Path:
     path = job_dir / "accelerate.yaml"
     path.write_text(accelerate_config_text(options, free_port()))
     return path
+
+
+def cuda_available() -> bool:
+    """Whether torch is installed and sees a CUDA device."""
+    try:
+        import torch
+    except ImportError:
+        return False
+    return bool(torch.cuda.is_available())

@@ -18,6 +18,7 @@ from typing import Any
 
 from finetune.backends.hf._config import TrainingConfig
 from finetune.backends.hf._jobdir import JobDir
+from finetune.backends.hf._launch import cuda_available
 
 __all__ = ["main"]
 
@@ -54,7 +55,7 @@ def main(argv: list[str]) -> int:
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     job = JobDir(Path(argv[0]))
     options = TrainingConfig.model_validate(job.read_config()).options
-    use_gpu = options.use_gpu if options.use_gpu is not None else _cuda()
+    use_gpu = options.use_gpu if options.use_gpu is not None else cuda_available()
     ray.init(address=options.ray_address, ignore_reinit_error=True, log_to_driver=True)
     trainer = TorchTrainer(
         _train_loop,
@@ -70,12 +71,6 @@ def main(argv: list[str]) -> int:
     finally:
         ray.shutdown()
     return 0
-
-
-def _cuda() -> bool:
-    import torch
-
-    return bool(torch.cuda.is_available())
 
 
 if __name__ == "__main__":
