@@ -1,9 +1,9 @@
 """What ``wait(progress=True)`` shows: a tqdm bar in a terminal, a live job view in a notebook.
 
-Training steps where the backend reports them (local jobs), else the status and the time so far;
-the bar ends full on a succeeded job. In Jupyter (a kernel is running)
-one HTML view is displayed and updated in place: status, step / total, time left, losses and
-their curve, and how the job ended.
+In a terminal: training steps where the backend reports them (local jobs), else the status and
+the time so far; the bar ends full on a succeeded job. In Jupyter (a kernel is running) one
+HTML view is displayed and updated in place: status, step / total, time left, losses and their
+curve, and how the job ended.
 """
 
 from __future__ import annotations
