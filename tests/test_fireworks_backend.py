@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 import textwrap
@@ -91,6 +92,35 @@ async def test_a_taken_job_id_returns_that_job(server: FireworksFake) -> None:
     again = await backend.create_job(request)  # a lost answer, sent again: 409 ALREADY_EXISTS
     assert again.id == made.id and server.summary()["jobs"] == 1
     await backend.aclose()
+
+
+async def test_a_large_dataset_goes_by_signed_url_and_a_failed_put_is_sent_again_alone(
+    server: FireworksFake, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Over the single-upload limit (lowered here): a signed URL, a streamed PUT whose first
+    answer is a 503 (retried alone, the URL is not asked for again), then validateUpload."""
+    from finetune.backends.fireworks import _backend
+
+    monkeypatch.setattr(_backend, "SINGLE_UPLOAD_LIMIT", 64)
+    puts = []
+
+    def flaky_put(method: str, path: str, status: int, payload: Any) -> Any:
+        if method == "PUT":
+            puts.append(path)
+            return (503, {"error": {"message": "busy"}}) if len(puts) == 1 else None
+        return None
+
+    server.rewrite = flaky_put
+    backend = FireworksBackend(api_key=server.api_key, base_url=server.url, account_id=ACCOUNT)
+    data = dataset()
+    training = await backend.upload(data)
+    await backend.aclose()
+    verbs = [r.path.rsplit(":", 1)[-1] for r in server.requests if r.method == "POST"]
+    assert verbs.count("getUploadEndpoint") == 1 and verbs.count("validateUpload") == 1
+    assert len(puts) == 2 and "upload" not in verbs
+    name = training.id.rsplit("/", 1)[-1]
+    lines = server.contents[name].decode().splitlines()
+    assert len(lines) == len(data) and all(json.loads(line)["messages"] for line in lines)
 
 
 def test_settings_fireworks_cannot_take_are_refused_before_uploading(server: FireworksFake) -> None:

@@ -45,6 +45,7 @@ class FireworksFake(FakeServer):
         self.phases = phases or Phases()
         self.datasets: dict[str, dict[str, Any]] = {}
         self.contents: dict[str, bytes] = {}
+        self.signed_puts: dict[str, bytes] = {}
         self.jobs: dict[str, dict[str, Any]] = {}
 
     def unauthorized(self) -> Any:
@@ -55,6 +56,10 @@ class FireworksFake(FakeServer):
     ) -> Any:
         if path.startswith("/metrics/"):
             return self._metrics_file(path.rsplit("/", 1)[1].removesuffix(".jsonl"))
+        if method == "PUT" and path.startswith("/signed/"):
+            with self.lock:  # a signed URL carries no key
+                self.signed_puts[path.split("/")[2]] = raw
+            return {}
         if headers.get("Authorization") != f"Bearer {self.api_key}":
             raise Reply(401, self.unauthorized())
         prefix = f"/v1/accounts/{ACCOUNT}/"
@@ -107,13 +112,24 @@ class FireworksFake(FakeServer):
             return dataset
         if method == "POST" and verb == "upload":
             _, data = multipart_fields(raw, headers.get("Content-Type", ""))["file"]
-            lines = [line for line in data.splitlines() if line.strip()]
-            if len(lines) < 3:
-                raise _error(400, "a dataset needs at least 3 examples", "INVALID_ARGUMENT")
-            self.contents[name] = data
-            dataset["state"] = "READY"
-            return {"filenameToSignedUrls": {}}
+            return self._take(name, dataset, data)
+        if method == "POST" and verb == "getUploadEndpoint":
+            sizes = body.get("filenameToSize") or {}
+            return {"filenameToSignedUrls": {f: f"{self.url}/signed/{name}/{f}" for f in sizes}}
+        if method == "POST" and verb == "validateUpload":
+            if name not in self.signed_puts:
+                raise _error(400, f"nothing was uploaded for dataset {name}", "FAILED_PRECONDITION")
+            self._take(name, dataset, self.signed_puts[name])
+            return {}
         raise _error(404, f"no route {method} datasets/{name}:{verb}", "NOT_FOUND")
+
+    def _take(self, name: str, dataset: dict[str, Any], data: bytes) -> Any:
+        lines = [line for line in data.splitlines() if line.strip()]
+        if len(lines) < 3:
+            raise _error(400, "a dataset needs at least 3 examples", "INVALID_ARGUMENT")
+        self.contents[name] = data
+        dataset["state"] = "READY"
+        return {"filenameToSignedUrls": {}}
 
     # -- jobs --
 

@@ -9,23 +9,20 @@ Every built-in hosted backend uses these, and a plugin may import them to behave
 - ``json_answer()`` and ``@parses``: an unreadable or oddly shaped answer becomes a
   ``ServerError`` naming the provider, the status and a short excerpt, never a foreign error.
 - ``foreign_error()``: any other exception as a ``ServerError`` whose cause is a redacted copy.
+- ``written()`` / ``provider_file()``: a dataset in a provider's format as a temporary file;
+  ``put_file()``: a file streamed to a signed upload URL, retried on its own.
 """
 
 from __future__ import annotations
 
-import asyncio
 import functools
 import hashlib
 import json
 import math
 import random
 import re
-import shutil
-import tempfile
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator
-from contextlib import asynccontextmanager, contextmanager
+from collections.abc import Awaitable, Callable, Iterable
 from datetime import datetime, timezone
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from finetune._errors import (
@@ -39,12 +36,12 @@ from finetune._errors import (
     ServerError,
     UnsupportedFeature,
 )
+from finetune.backends._files import file_name, provider_file, put_file, written
 
 if TYPE_CHECKING:
     from tenacity import AsyncRetrying, RetryCallState
 
     from finetune.backends.base import JobRequest
-    from finetune.dataset import Dataset
 
 __all__ = [
     "Backoff",
@@ -65,6 +62,7 @@ __all__ = [
     "object_at",
     "parses",
     "provider_file",
+    "put_file",
     "redact",
     "refuse_unknown_settings",
     "retry_after_seconds",
@@ -467,33 +465,6 @@ def account_identity(*parts: str | None, key: str | None) -> str:
     organisation ...) and a short digest of the key, never the key itself."""
     digest = hashlib.sha256((key or "").encode()).hexdigest()[:12]
     return "|".join([*(part or "" for part in parts), digest])
-
-
-def file_name(dataset: Dataset, purpose: str) -> str:
-    """The upload name: the dataset fingerprint makes identical content reusable by name."""
-    return f"finetune-{dataset.fingerprint()[:24]}-{purpose}.jsonl"
-
-
-@contextmanager
-def provider_file(dataset: Dataset, fmt: Any) -> Iterator[Path]:
-    """The dataset written in a provider's format (a format name, or a function from an
-    example to its JSON line) to a temporary file, removed afterwards."""
-    with tempfile.TemporaryDirectory(prefix="finetune-") as folder:
-        path = Path(folder) / "data.jsonl"
-        dataset.to_jsonl(path, format=fmt)
-        yield path
-
-
-@asynccontextmanager
-async def written(dataset: Dataset, fmt: Any) -> AsyncIterator[Path]:
-    """``provider_file`` for async code: the file is written in a worker thread."""
-    folder = await asyncio.to_thread(tempfile.mkdtemp, prefix="finetune-")
-    try:
-        path = Path(folder) / "data.jsonl"
-        await asyncio.to_thread(dataset.to_jsonl, path, format=fmt)
-        yield path
-    finally:
-        await asyncio.to_thread(shutil.rmtree, folder, True)
 
 
 def connection_error(provider: str, error: BaseException, *secrets: str | None) -> ServerError:

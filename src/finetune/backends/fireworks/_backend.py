@@ -42,6 +42,7 @@ from finetune.backends.http import (
     error_for_status,
     expect_object,
     list_at,
+    put_file,
     retrying,
     sdk_error,
     sdk_request,
@@ -273,9 +274,8 @@ class FireworksBackend(BaseBackend):
         await call_with_retries(once, self._attempts, retry_after_cap=self._retry_after_cap)
 
     async def _upload_large(self, identifier: str, source: Path, size: int) -> None:
-        """Files over 150 MB: a signed URL, a PUT of the file, then a validation call."""
-        import httpx
-
+        """Files over 150 MB: a signed URL, a PUT of the file (streamed, retried on its own),
+        then a validation call."""
         asked = {"filenameToSize": {source.name: str(size)}}
         answer = await self._send(
             "post", self._path(f"datasets/{identifier}:getUploadEndpoint"), body=asked
@@ -284,12 +284,16 @@ class FireworksBackend(BaseBackend):
         url = urls.get(source.name)
         if not isinstance(url, str):
             raise ServerError(f"gave no upload URL for {source.name}: {answer}", backend=NAME)
-        async with httpx.AsyncClient(timeout=None) as raw:
-            with source.open("rb") as handle:
-                headers = {"Content-Type": "application/octet-stream", "Content-Length": str(size)}
-                put = await raw.put(url, content=handle.read(), headers=headers)
-        if put.status_code >= 400:
-            raise error_for_status(NAME, put.status_code, put.text, put.headers, self._key)
+        await put_file(
+            NAME,
+            url,
+            source,
+            secret=self._key,
+            attempts=self._attempts,
+            retry_after_cap=self._retry_after_cap,
+            headers={"Content-Type": "application/octet-stream"},
+            timeout=self._timeout,
+        )
         await self._send("post", self._path(f"datasets/{identifier}:validateUpload"), body={})
 
     async def _until_ready(self, identifier: str) -> dict[str, Any]:

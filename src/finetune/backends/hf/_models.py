@@ -7,7 +7,6 @@ SHA-256, so every later job, validation and evaluation opens a plain folder in u
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import os
@@ -16,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from finetune._errors import InvalidRequestError, MissingDependency, StorageError
+from finetune.backends._files import sha256_of
 from finetune.dataset import atomic_folder
 
 __all__ = ["MODELS_DIR_ENV", "ModelSource", "default_models_dir", "file_sha256", "resolve"]
@@ -83,11 +83,7 @@ def file_sha256(path: Path) -> str:
     stat = path.stat()
     key = (str(path.resolve()), stat.st_size, stat.st_mtime_ns)
     if key not in _HASHES:
-        digest = hashlib.sha256()
-        with path.open("rb") as handle:
-            for block in iter(lambda: handle.read(1 << 20), b""):
-                digest.update(block)
-        _HASHES[key] = digest.hexdigest()
+        _HASHES[key] = sha256_of(path)
     return _HASHES[key]
 
 

@@ -1,0 +1,119 @@
+"""Files a hosted backend sends: the dataset in the provider's format, and a signed-URL PUT.
+
+Re-exported by ``finetune.backends.http``, where backend authors find them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import shutil
+import tempfile
+from collections.abc import AsyncIterator, Iterator, Mapping
+from contextlib import asynccontextmanager, contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from finetune.dataset import Dataset
+
+CHUNK_BYTES = 1 << 20
+DEFAULT_PUT_TIMEOUT = 600.0
+
+
+def file_name(dataset: Dataset, purpose: str) -> str:
+    """The upload name: the dataset fingerprint makes identical content reusable by name."""
+    return f"finetune-{dataset.fingerprint()[:24]}-{purpose}.jsonl"
+
+
+def sha256_of(path: Path) -> str:
+    """The file's SHA-256 as hex, read in 1 MiB blocks."""
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(CHUNK_BYTES), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+@contextmanager
+def provider_file(dataset: Dataset, fmt: Any) -> Iterator[Path]:
+    """The dataset written in a provider's format (a format name, or a function from an
+    example to its JSON line) to a temporary file, removed afterwards."""
+    with tempfile.TemporaryDirectory(prefix="finetune-") as folder:
+        path = Path(folder) / "data.jsonl"
+        dataset.to_jsonl(path, format=fmt)
+        yield path
+
+
+@asynccontextmanager
+async def written(dataset: Dataset, fmt: Any) -> AsyncIterator[Path]:
+    """``provider_file`` for async code: the file is written in a worker thread."""
+    folder = await asyncio.to_thread(tempfile.mkdtemp, prefix="finetune-")
+    try:
+        path = Path(folder) / "data.jsonl"
+        await asyncio.to_thread(dataset.to_jsonl, path, format=fmt)
+        yield path
+    finally:
+        await asyncio.to_thread(shutil.rmtree, folder, True)
+
+
+async def put_file(
+    provider: str,
+    url: str,
+    path: Path,
+    *,
+    secret: str | None = None,
+    attempts: int = 6,
+    retry_after_cap: float | None = None,
+    headers: Mapping[str, str] | None = None,
+    timeout: float | None = None,
+) -> None:
+    """PUT a file to a signed upload URL, streamed from disk (memory stays flat whatever the
+    size) with its Content-Length, and retried on its own: the same bytes to the same URL is
+    idempotent, so a lost answer or a 5xx never makes the caller start its upload again.
+
+    A non-2xx answer raises the matching ``BackendError``; ``secret`` is redacted from it.
+    ``timeout`` bounds each network operation (600 s when omitted).
+    """
+    import httpx
+
+    from finetune.backends.http import DEFAULT_RETRY_AFTER_CAP, retrying
+
+    sent = {"Content-Length": str(path.stat().st_size), **(headers or {})}
+    cap = DEFAULT_RETRY_AFTER_CAP if retry_after_cap is None else retry_after_cap
+    limits = httpx.Timeout(timeout or DEFAULT_PUT_TIMEOUT, connect=min(timeout or 30.0, 30.0))
+    async with httpx.AsyncClient(timeout=limits) as client:
+        async for attempt in retrying(attempts, retry_after_cap=cap):
+            with attempt:
+                await _put_once(provider, client, url, path, sent, secret)
+
+
+async def _put_once(
+    provider: str,
+    client: Any,
+    url: str,
+    path: Path,
+    headers: dict[str, str],
+    secret: str | None,
+) -> None:
+    from finetune.backends.http import connection_error, error_for_status, status_body
+
+    try:
+        answer = await client.put(url, content=_chunks(path), headers=headers)
+    except Exception as exc:
+        error: Exception = connection_error(provider, exc, secret)
+    else:
+        if 200 <= answer.status_code < 300:
+            return
+        body = status_body(answer)
+        error = error_for_status(provider, answer.status_code, body, answer.headers, secret)
+    raise error
+
+
+async def _chunks(path: Path) -> AsyncIterator[bytes]:
+    handle = await asyncio.to_thread(path.open, "rb")
+    try:
+        while chunk := await asyncio.to_thread(handle.read, CHUNK_BYTES):
+            yield chunk
+    finally:
+        await asyncio.to_thread(handle.close)
