@@ -124,6 +124,34 @@ def test_server_side_file_validation_is_reported_in_our_terms(
     assert caught.value.param == "training_file"
 
 
+async def test_each_upload_step_is_retried_alone_so_the_file_goes_once(
+    server: TogetherFake, tmp_path: Path
+) -> None:
+    """A 500 after the PUT stored the bytes, then a lost preprocess answer: the PUT alone is
+    sent again, the URL is asked for once, and the preprocess is not repeated (read instead)."""
+    answered: dict[str, int] = {}
+
+    def flaky(method: str, path: str, status: int, payload: Any) -> Any:
+        step = "put" if method == "PUT" else path.rsplit("/", 1)[-1]
+        answered[step] = answered.get(step, 0) + 1
+        if step in ("put", "preprocess") and answered[step] == 1:
+            return 503 if step == "preprocess" else 500, {"error": {"message": "flaky"}}
+        return None
+
+    server.rewrite = flaky
+    data = tmp_path / "train.jsonl"
+    dataset().to_jsonl(data)
+    backend = TogetherBackend(api_key=server.api_key, base_url=server.url, attempts=3)
+    ref = await backend.upload_file(data)
+    await backend.aclose()
+    sent = [(r.method, r.path.rsplit("/", 1)[-1]) for r in server.requests]
+    assert sent.count(("POST", "files")) == 1
+    assert [m for m, _ in sent].count("PUT") == 2
+    assert sent.count(("POST", "preprocess")) == 1
+    assert list(server.files) == [ref.id]
+    assert server.contents[ref.id] == data.read_bytes()
+
+
 def test_a_user_error_fails_the_job_with_its_message(server: TogetherFake) -> None:
     job = tuner_for(server).fit(dataset(), hyperparameters=LORA, suffix="bad")
     with pytest.raises(ft.JobFailed, match="no assistant messages") as caught:

@@ -1,7 +1,8 @@
 """TogetherBackend: Together AI fine-tuning through the official ``together`` SDK.
 
-Files go through the SDK's upload flow (a checksum, a 302 to a signed URL, then
-``/files/{id}/preprocess``; a 409 means the same content is there already and returns it).
+Files go through the SDK's upload flow (a checksum, a 302 to a signed URL, a PUT, then
+``/files/{id}/preprocess``; a 409 means the same content is there already and returns it),
+with each of the three steps retried on its own.
 Jobs are plain JSON requests through the SDK's client with its retries off, read by our own
 mapping. Together keeps no client key on a job, so ``find_job`` recognises a job by what it
 trains, and ``create_job`` is never retried blindly.
@@ -18,10 +19,12 @@ from typing import TYPE_CHECKING, Any
 
 from finetune._errors import (
     AuthenticationError,
+    BackendError,
     InvalidRequestError,
     MissingDependency,
     ServerError,
 )
+from finetune.backends._files import sha256_of
 from finetune.backends.base import BaseBackend, JobRequest
 from finetune.backends.http import (
     account_identity,
@@ -29,6 +32,8 @@ from finetune.backends.http import (
     expect_object,
     file_name,
     list_at,
+    put_file,
+    retrying,
     sdk_error,
     sdk_request,
     status_body,
@@ -77,6 +82,14 @@ def _sdk() -> Any:
     except ImportError as exc:
         raise MissingDependency("together", "together", purpose="for the Together backend") from exc
     return together
+
+
+def _upload_tools() -> Any:
+    """The SDK's upload manager module (its signed-URL step and its 409 error)."""
+    _sdk()
+    from together.lib.resources import files
+
+    return files
 
 
 def map_error(error: BaseException, secret: str | None, *, job_call: bool = False) -> Exception:
@@ -218,7 +231,7 @@ class TogetherBackend(BaseBackend):
         size = source.stat().st_size
         existing = await self._find_file(source.name, size)
         if existing is None:
-            existing = await self._upload_once(source, size)
+            existing = await self._upload_new(source)
         return await self._validated(existing)
 
     async def _find_file(self, name: str, size: int) -> dict[str, Any] | None:
@@ -229,25 +242,72 @@ class TogetherBackend(BaseBackend):
                 return dict(item)
         return None
 
-    async def _upload_once(self, path: Path, size: int) -> dict[str, Any]:
-        from finetune.backends.http import retrying
+    async def _upload_new(self, path: Path) -> dict[str, Any]:
+        """The SDK's single-file flow as three steps, each retried on its own so that a lost
+        answer or a 5xx never sends the file again: ask for a signed URL (a 409 means the same
+        content is there already), PUT the file to it, then ask Together to preprocess it."""
+        checksum = await asyncio.to_thread(sha256_of, path)
+        target = await self._upload_target(path, checksum)
+        if isinstance(target, dict):
+            return target
+        url, file_id = target
+        await put_file(
+            NAME,
+            url,
+            path,
+            secret=self._key,
+            attempts=self._attempts,
+            retry_after_cap=self._retry_after_cap,
+            timeout=self._timeout,
+        )
+        return await self._preprocess(file_id)
 
-        files = self._sdk_client().files
+    async def _upload_target(self, path: Path, checksum: str) -> tuple[str, str] | dict[str, Any]:
+        """The signed URL and file id for a new upload, or the file already holding this
+        content. A retried ask is harmless: nothing is a file until it is preprocessed."""
+        tools = _upload_tools()
+        manager = tools.AsyncUploadManager(self._sdk_client())
+
+        async def ask() -> tuple[str, str] | dict[str, Any]:
+            known: str | None = None
+            try:
+                url, file_id = await manager.get_upload_url(
+                    "/v1/files", path, checksum, "fine-tune", "jsonl"
+                )
+            except tools.FileAlreadyExistsError as exists:
+                known = str(exists.file_id)
+            except Exception as exc:
+                failure = map_error(exc, self._key)
+            else:
+                return str(url), str(file_id)
+            if known is None:
+                raise failure
+            return expect_object(NAME, "file", await self._get(f"/v1/files/{known}"))
+
+        return await call_with_retries(ask, self._attempts, retry_after_cap=self._retry_after_cap)
+
+    async def _preprocess(self, file_id: str) -> dict[str, Any]:
+        """Ask Together to take the uploaded content as a file; a retry first reads the file,
+        in case the last ask was done and only its answer was lost."""
         async for attempt in retrying(self._attempts, retry_after_cap=self._retry_after_cap):
             with attempt:
                 if attempt.retry_state.attempt_number > 1:
-                    found = await self._find_file(path.name, size)
-                    if found is not None:
-                        return found
-                try:
-                    uploaded = await files.upload(path, purpose="fine-tune", check=False)
-                except Exception as exc:
-                    error = map_error(exc, self._key)
-                else:
-                    payload: dict[str, Any] = uploaded.model_dump(mode="json", by_alias=True)
-                    return payload
-                raise error
+                    done = await self._file_if_any(file_id)
+                    if done is not None:
+                        return done
+                path = f"/v1/files/{file_id}/preprocess"
+                answer = await self._send("post", path, body=None)
+                return expect_object(NAME, "file", answer)
         raise AssertionError("unreachable")  # pragma: no cover
+
+    async def _file_if_any(self, file_id: str) -> dict[str, Any] | None:
+        try:
+            answer = await self._get(f"/v1/files/{file_id}")
+        except BackendError as error:
+            if error.status_code == 404:
+                return None
+            raise
+        return expect_object(NAME, "file", answer)
 
     async def _validated(self, payload: dict[str, Any]) -> FileRef:
         deadline = time.monotonic() + self._file_timeout
