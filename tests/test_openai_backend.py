@@ -205,6 +205,38 @@ def test_large_file_goes_through_uploads_in_parts(server: OpenAIFake) -> None:
     assert len(server.uploads) == 1  # reused by name and size
 
 
+async def test_each_step_of_a_parts_upload_is_retried_alone(server: OpenAIFake) -> None:
+    """A 503 on the Upload's create, then a completion whose answer is lost (500 after it
+    completed): the create is sent again, but the parts go once and the file is found."""
+    answered: dict[str, int] = {}
+
+    def flaky(method: str, path: str, status: int, payload: Any) -> Any:
+        step = path.rsplit("/", 1)[-1]
+        if step in ("uploads", "complete"):
+            answered[step] = answered.get(step, 0) + 1
+            if answered[step] == 1:
+                return (503 if step == "uploads" else 500), {"error": {"message": "flaky"}}
+        return None
+
+    server.rewrite = flaky
+    backend = OpenAIBackend(
+        api_key=server.api_key,
+        base_url=server.base_url,
+        upload_threshold=1,
+        part_size=2048,
+        attempts=3,
+        **FAST_POLL,
+    )
+    data = dataset(n=100)
+    ref = await backend.upload(data)
+    await backend.aclose()
+    parts = [r for r in server.requests if r.path.endswith("/parts")]
+    completed = [u for u in server.uploads.values() if u["status"] == "completed"]
+    assert answered == {"uploads": 2, "complete": 1}
+    assert len(completed) == 1 and len(parts) == -(-completed[0]["bytes"] // 2048)
+    assert ref.id == completed[0]["file"]["id"]
+
+
 async def test_failed_part_cancels_the_upload(server: OpenAIFake) -> None:
     backend = OpenAIBackend(
         api_key=server.api_key,

@@ -32,6 +32,7 @@ from finetune.backends.http import (
     call_with_retries,
     file_name,
     json_answer,
+    retrying,
     sdk_error,
     written,
 )
@@ -323,16 +324,14 @@ class OpenAIBackend(BaseBackend):
         return None
 
     async def _upload_once(self, path: Path, name: str, size: int) -> dict[str, Any]:
-        from finetune.backends.http import retrying
-
+        if size >= self._upload_threshold:
+            return await self._upload_in_parts(path, name, size)
         async for attempt in retrying(self._attempts, retry_after_cap=self._retry_after_cap):
             with attempt:
                 if attempt.retry_state.attempt_number > 1:
                     found = await self._find_file(name, size)
                     if found is not None:
                         return found
-                if size >= self._upload_threshold:
-                    return await self._upload_in_parts(path, name, size)
                 with path.open("rb") as handle:
                     answer: dict[str, Any] = await self._send(
                         self._raw("files").create, file=(name, handle), purpose="fine-tune"
@@ -341,8 +340,11 @@ class OpenAIBackend(BaseBackend):
         raise AssertionError("unreachable")  # pragma: no cover
 
     async def _upload_in_parts(self, path: Path, name: str, size: int) -> dict[str, Any]:
-        upload = await self._send(
-            self._raw("uploads").create,
+        """Create an Upload, send its parts, complete it: each step retried on its own, so a
+        fault late in the flow never sends the file again (a failed one cancels the Upload)."""
+        uploads = self._raw("uploads")
+        upload = await self._retried(
+            uploads.create,
             bytes=size,
             filename=name,
             mime_type="application/jsonl",
@@ -351,12 +353,26 @@ class OpenAIBackend(BaseBackend):
         upload_id = str(upload["id"])
         try:
             part_ids = await self._send_parts(upload_id, path)
-            done = await self._send(self._raw("uploads").complete, upload_id, part_ids=part_ids)
+            return await self._complete(upload_id, part_ids, name, size)
         except BaseException:
             await self._cancel_upload(upload_id)
             raise
-        file: dict[str, Any] = done["file"]
-        return file
+
+    async def _complete(
+        self, upload_id: str, part_ids: list[str], name: str, size: int
+    ) -> dict[str, Any]:
+        """Complete the Upload; a retry first looks for its file, in case only the answer of
+        the last try was lost."""
+        complete = self._raw("uploads").complete
+        async for attempt in retrying(self._attempts, retry_after_cap=self._retry_after_cap):
+            with attempt:
+                if attempt.retry_state.attempt_number > 1:
+                    found = await self._find_file(name, size)
+                    if found is not None:
+                        return found
+                done = await self._send(complete, upload_id, part_ids=part_ids)
+                return dict(done["file"])
+        raise AssertionError("unreachable")  # pragma: no cover
 
     async def _send_parts(self, upload_id: str, path: Path) -> list[str]:
         gate = asyncio.Semaphore(self._upload_concurrency)
@@ -456,8 +472,6 @@ class OpenAIBackend(BaseBackend):
         return [job_from_payload(item) for item in items]
 
     async def _transition(self, job_id: str, action: str, reached: set[JobStatus]) -> Job:
-        from finetune.backends.http import retrying
-
         call = getattr(self._raw("fine_tuning.jobs"), action)
         async for attempt in retrying(self._attempts, retry_after_cap=self._retry_after_cap):
             with attempt:
