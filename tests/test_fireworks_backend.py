@@ -98,16 +98,21 @@ async def test_a_large_dataset_goes_by_signed_url_and_a_failed_put_is_sent_again
     server: FireworksFake, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Over the single-upload limit (lowered here): a signed URL, a streamed PUT whose first
-    answer is a 503 (retried alone, the URL is not asked for again), then validateUpload."""
+    answer is a 503 (retried alone, the URL is not asked for again), then a validateUpload
+    whose first answer is lost (a 500 after it took the file: read, not sent again)."""
     from finetune.backends.fireworks import _backend
 
     monkeypatch.setattr(_backend, "SINGLE_UPLOAD_LIMIT", 64)
     puts = []
+    validations = []
 
     def flaky_put(method: str, path: str, status: int, payload: Any) -> Any:
         if method == "PUT":
             puts.append(path)
             return (503, {"error": {"message": "busy"}}) if len(puts) == 1 else None
+        if path.endswith(":validateUpload"):
+            validations.append(path)
+            return (500, {"error": {"message": "lost"}}) if len(validations) == 1 else None
         return None
 
     server.rewrite = flaky_put

@@ -274,11 +274,14 @@ class FireworksBackend(BaseBackend):
         await call_with_retries(once, self._attempts, retry_after_cap=self._retry_after_cap)
 
     async def _upload_large(self, identifier: str, source: Path, size: int) -> None:
-        """Files over 150 MB: a signed URL, a PUT of the file (streamed, retried on its own),
-        then a validation call."""
+        """Files over 150 MB: a signed URL, a PUT of the file (streamed), then a validation
+        call; each step retried on its own, so a fault late in the flow never sends it again."""
         asked = {"filenameToSize": {source.name: str(size)}}
-        answer = await self._send(
-            "post", self._path(f"datasets/{identifier}:getUploadEndpoint"), body=asked
+        endpoint = self._path(f"datasets/{identifier}:getUploadEndpoint")
+        answer = await call_with_retries(
+            lambda: self._send("post", endpoint, body=asked),
+            self._attempts,
+            retry_after_cap=self._retry_after_cap,
         )
         urls = expect_object(NAME, "upload endpoint", answer).get("filenameToSignedUrls") or {}
         url = urls.get(source.name)
@@ -294,7 +297,19 @@ class FireworksBackend(BaseBackend):
             headers={"Content-Type": "application/octet-stream"},
             timeout=self._timeout,
         )
-        await self._send("post", self._path(f"datasets/{identifier}:validateUpload"), body={})
+        await self._validate_upload(identifier)
+
+    async def _validate_upload(self, identifier: str) -> None:
+        """Ask Fireworks to take the PUT file; a retry first reads the dataset, in case only
+        the answer of the last ask was lost."""
+        validate = self._path(f"datasets/{identifier}:validateUpload")
+        async for attempt in retrying(self._attempts, retry_after_cap=self._retry_after_cap):
+            with attempt:
+                if attempt.retry_state.attempt_number > 1:
+                    current = await self._dataset(identifier)
+                    if current is not None and current.get("state") == "READY":
+                        return
+                await self._send("post", validate, body={})
 
     async def _until_ready(self, identifier: str) -> dict[str, Any]:
         deadline = time.monotonic() + self._dataset_timeout
