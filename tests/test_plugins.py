@@ -84,3 +84,39 @@ def _env() -> dict[str, str]:
     import os
 
     return {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+
+
+async def test_a_retry_returns_what_done_finds_instead_of_calling_again() -> None:
+    """``call_with_retries(done=...)``: after a lost answer, the lookup decides."""
+    import finetune as ft
+    from finetune.backends.http import call_with_retries
+
+    sent: list[str] = []
+    made: list[str] = []
+
+    async def create() -> str:
+        sent.append("create")
+        if len(sent) == 2:
+            made.append("job-2")  # the second try makes the job; its answer is lost
+        if len(sent) <= 2:
+            raise ft.ServerError("connection reset after the request", backend="acme")
+        return "job-3"
+
+    async def done() -> str | None:
+        return made[0] if made else None
+
+    found = await call_with_retries(create, 5, first=0.01, done=done)
+    assert (found, sent) == ("job-2", ["create", "create"])
+    sent.clear()
+    with pytest.raises(ft.InvalidRequestError):
+        await call_with_retries(
+            lambda: _refused(sent), 5, first=0.01, done=done
+        )  # not retryable: one try, no lookup
+    assert sent == ["create"]
+
+
+async def _refused(sent: list[str]) -> str:
+    import finetune as ft
+
+    sent.append("create")
+    raise ft.InvalidRequestError("bad", backend="acme")

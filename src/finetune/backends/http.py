@@ -359,10 +359,21 @@ async def call_with_retries(
     *,
     first: float = 0.5,
     retry_after_cap: float = DEFAULT_RETRY_AFTER_CAP,
+    done: Callable[[], Awaitable[T | None]] | None = None,
 ) -> T:
-    """``await call()`` under ``retrying()``: for idempotent calls (reads, lookups)."""
+    """``await call()`` under ``retrying()``: for idempotent calls (reads, lookups).
+
+    A call that is not idempotent but whose effect can be read back (a create, a completion,
+    a state change) passes ``done``: before each retry it is awaited, and what it finds (not
+    None) is returned instead of calling again, as the last try took effect and only its
+    answer was lost.
+    """
     async for attempt in retrying(attempts, first=first, retry_after_cap=retry_after_cap):
         with attempt:
+            if done is not None and attempt.retry_state.attempt_number > 1:
+                found = await done()
+                if found is not None:
+                    return found
             return await call()
     raise AssertionError("unreachable")  # pragma: no cover
 

@@ -43,7 +43,6 @@ from finetune.backends.http import (
     expect_object,
     list_at,
     put_file,
-    retrying,
     sdk_error,
     sdk_request,
     status_body,
@@ -233,23 +232,25 @@ class FireworksBackend(BaseBackend):
                 "userUploaded": {},
             },
         }
-        async for attempt in retrying(self._attempts, retry_after_cap=self._retry_after_cap):
-            with attempt:
-                if attempt.retry_state.attempt_number > 1:
-                    found = await self._dataset(identifier)
-                    if found is not None:
-                        return found
-                try:
-                    answer = await self._send("post", self._path("datasets"), body=body)
-                except BackendError as error:
-                    if error.status_code != 409:
-                        raise
-                    made = await self._dataset(identifier)
-                    if made is None:
-                        raise
-                    return made
-                return expect_object(NAME, "dataset", answer)
-        raise AssertionError("unreachable")  # pragma: no cover
+
+        async def create() -> dict[str, Any]:
+            try:
+                answer = await self._send("post", self._path("datasets"), body=body)
+            except BackendError as error:
+                if error.status_code != 409:
+                    raise
+                made = await self._dataset(identifier)
+                if made is None:
+                    raise
+                return made
+            return expect_object(NAME, "dataset", answer)
+
+        return await call_with_retries(
+            create,
+            self._attempts,
+            retry_after_cap=self._retry_after_cap,
+            done=lambda: self._dataset(identifier),
+        )
 
     async def _send_content(self, identifier: str, source: Path) -> None:
         size = source.stat().st_size
@@ -303,13 +304,20 @@ class FireworksBackend(BaseBackend):
         """Ask Fireworks to take the PUT file; a retry first reads the dataset, in case only
         the answer of the last ask was lost."""
         validate = self._path(f"datasets/{identifier}:validateUpload")
-        async for attempt in retrying(self._attempts, retry_after_cap=self._retry_after_cap):
-            with attempt:
-                if attempt.retry_state.attempt_number > 1:
-                    current = await self._dataset(identifier)
-                    if current is not None and current.get("state") == "READY":
-                        return
-                await self._send("post", validate, body={})
+
+        async def send() -> dict[str, Any]:
+            return expect_object(NAME, "validation", await self._send("post", validate, body={}))
+
+        async def ready_already() -> dict[str, Any] | None:
+            current = await self._dataset(identifier)
+            return current if current is not None and current.get("state") == "READY" else None
+
+        await call_with_retries(
+            send,
+            self._attempts,
+            retry_after_cap=self._retry_after_cap,
+            done=ready_already,
+        )
 
     async def _until_ready(self, identifier: str) -> dict[str, Any]:
         deadline = time.monotonic() + self._dataset_timeout

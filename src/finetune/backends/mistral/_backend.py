@@ -38,7 +38,6 @@ from finetune.backends.http import (
     is_connection_problem,
     json_answer,
     list_at,
-    retrying,
     unreadable,
     written,
 )
@@ -319,19 +318,22 @@ class MistralBackend(BaseBackend):
         source = Path(path)
         name = filename or source.name
         size = source.stat().st_size
-        async for attempt in retrying(self._attempts, first=self._retry_wait):
-            with attempt:
-                found = await self._find_file(name, size)
-                if found is not None:
-                    return found
-                with source.open("rb") as handle:
-                    payload = await self._sdk_call(
-                        self._sdk().files.upload_async,
-                        file={"file_name": name, "content": handle},
-                        purpose="fine-tune",
-                    )
-                return file_ref(payload)
-        raise AssertionError("unreachable")  # pragma: no cover
+        found = await self._find_file(name, size)
+        if found is not None:
+            return found
+
+        async def send() -> FileRef:
+            with source.open("rb") as handle:
+                payload = await self._sdk_call(
+                    self._sdk().files.upload_async,
+                    file={"file_name": name, "content": handle},
+                    purpose="fine-tune",
+                )
+            return file_ref(payload)
+
+        return await call_with_retries(
+            send, self._attempts, first=self._retry_wait, done=lambda: self._find_file(name, size)
+        )
 
     async def _find_file(self, name: str, size: int) -> FileRef | None:
         for page in range(MAX_PAGES):
@@ -397,15 +399,18 @@ class MistralBackend(BaseBackend):
         return [job_from_payload(item) for item in await self._jobs(limit=limit)]
 
     async def _transition(self, job_id: str, action: str, done: Callable[[Job], bool]) -> Job:
-        async for attempt in retrying(self._attempts, first=self._retry_wait):
-            with attempt:
-                if attempt.retry_state.attempt_number > 1:
-                    current = await self.get_job(job_id)
-                    if done(current):
-                        return current
-                path = f"{JOBS}/{job_id}/{action}"
-                return job_from_payload(await self._send("POST", path, job_call=True))
-        raise AssertionError("unreachable")  # pragma: no cover
+        path = f"{JOBS}/{job_id}/{action}"
+
+        async def send() -> Job:
+            return job_from_payload(await self._send("POST", path, job_call=True))
+
+        async def seen_already() -> Job | None:
+            current = await self.get_job(job_id)
+            return current if done(current) else None
+
+        return await call_with_retries(
+            send, self._attempts, first=self._retry_wait, done=seen_already
+        )
 
     async def cancel_job(self, job_id: str) -> Job:
         """Request cancellation (the job shows running until Mistral reports CANCELLED)."""

@@ -32,7 +32,6 @@ from finetune.backends.http import (
     call_with_retries,
     file_name,
     json_answer,
-    retrying,
     sdk_error,
     written,
 )
@@ -326,18 +325,21 @@ class OpenAIBackend(BaseBackend):
     async def _upload_once(self, path: Path, name: str, size: int) -> dict[str, Any]:
         if size >= self._upload_threshold:
             return await self._upload_in_parts(path, name, size)
-        async for attempt in retrying(self._attempts, retry_after_cap=self._retry_after_cap):
-            with attempt:
-                if attempt.retry_state.attempt_number > 1:
-                    found = await self._find_file(name, size)
-                    if found is not None:
-                        return found
-                with path.open("rb") as handle:
-                    answer: dict[str, Any] = await self._send(
-                        self._raw("files").create, file=(name, handle), purpose="fine-tune"
-                    )
-                    return answer
-        raise AssertionError("unreachable")  # pragma: no cover
+        create = self._raw("files").create
+
+        async def send() -> dict[str, Any]:
+            with path.open("rb") as handle:
+                answer: dict[str, Any] = await self._send(
+                    create, file=(name, handle), purpose="fine-tune"
+                )
+            return answer
+
+        return await call_with_retries(
+            send,
+            self._attempts,
+            retry_after_cap=self._retry_after_cap,
+            done=lambda: self._find_file(name, size),
+        )
 
     async def _upload_in_parts(self, path: Path, name: str, size: int) -> dict[str, Any]:
         """Create an Upload, send its parts, complete it: each step retried on its own, so a
@@ -364,15 +366,17 @@ class OpenAIBackend(BaseBackend):
         """Complete the Upload; a retry first looks for its file, in case only the answer of
         the last try was lost."""
         complete = self._raw("uploads").complete
-        async for attempt in retrying(self._attempts, retry_after_cap=self._retry_after_cap):
-            with attempt:
-                if attempt.retry_state.attempt_number > 1:
-                    found = await self._find_file(name, size)
-                    if found is not None:
-                        return found
-                done = await self._send(complete, upload_id, part_ids=part_ids)
-                return dict(done["file"])
-        raise AssertionError("unreachable")  # pragma: no cover
+
+        async def send() -> dict[str, Any]:
+            done = await self._send(complete, upload_id, part_ids=part_ids)
+            return dict(done["file"])
+
+        return await call_with_retries(
+            send,
+            self._attempts,
+            retry_after_cap=self._retry_after_cap,
+            done=lambda: self._find_file(name, size),
+        )
 
     async def _send_parts(self, upload_id: str, path: Path) -> list[str]:
         gate = asyncio.Semaphore(self._upload_concurrency)
@@ -473,14 +477,20 @@ class OpenAIBackend(BaseBackend):
 
     async def _transition(self, job_id: str, action: str, reached: set[JobStatus]) -> Job:
         call = getattr(self._raw("fine_tuning.jobs"), action)
-        async for attempt in retrying(self._attempts, retry_after_cap=self._retry_after_cap):
-            with attempt:
-                if attempt.retry_state.attempt_number > 1:
-                    current = await self.get_job(job_id)
-                    if current.status in reached:
-                        return current
-                return job_from_payload(await self._send(call, job_id, job_call=True))
-        raise AssertionError("unreachable")  # pragma: no cover
+
+        async def send() -> Job:
+            return job_from_payload(await self._send(call, job_id, job_call=True))
+
+        async def reached_already() -> Job | None:
+            current = await self.get_job(job_id)
+            return current if current.status in reached else None
+
+        return await call_with_retries(
+            send,
+            self._attempts,
+            retry_after_cap=self._retry_after_cap,
+            done=reached_already,
+        )
 
     async def cancel_job(self, job_id: str) -> Job:
         """Ask OpenAI to cancel the job."""

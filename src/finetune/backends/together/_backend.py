@@ -33,7 +33,6 @@ from finetune.backends.http import (
     file_name,
     list_at,
     put_file,
-    retrying,
     sdk_error,
     sdk_request,
     status_body,
@@ -289,16 +288,17 @@ class TogetherBackend(BaseBackend):
     async def _preprocess(self, file_id: str) -> dict[str, Any]:
         """Ask Together to take the uploaded content as a file; a retry first reads the file,
         in case the last ask was done and only its answer was lost."""
-        async for attempt in retrying(self._attempts, retry_after_cap=self._retry_after_cap):
-            with attempt:
-                if attempt.retry_state.attempt_number > 1:
-                    done = await self._file_if_any(file_id)
-                    if done is not None:
-                        return done
-                path = f"/v1/files/{file_id}/preprocess"
-                answer = await self._send("post", path, body=None)
-                return expect_object(NAME, "file", answer)
-        raise AssertionError("unreachable")  # pragma: no cover
+        path = f"/v1/files/{file_id}/preprocess"
+
+        async def send() -> dict[str, Any]:
+            return expect_object(NAME, "file", await self._send("post", path, body=None))
+
+        return await call_with_retries(
+            send,
+            self._attempts,
+            retry_after_cap=self._retry_after_cap,
+            done=lambda: self._file_if_any(file_id),
+        )
 
     async def _file_if_any(self, file_id: str) -> dict[str, Any] | None:
         try:
