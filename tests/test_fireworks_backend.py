@@ -17,7 +17,7 @@ from finetune.backends.fireworks import FireworksBackend
 
 from .conftest import chat
 from .fakes._server import Faults, Raw, sigkill_while_held
-from .fakes.fireworks_fake import ACCOUNT, FireworksFake, Phases
+from .fakes.fireworks_fake import ACCOUNT, SIGNATURE, FireworksFake, Phases
 
 pytest.importorskip("fireworks")
 MODEL = "accounts/fireworks/models/llama-v3p1-8b-instruct"
@@ -126,6 +126,25 @@ async def test_a_large_dataset_goes_by_signed_url_and_a_failed_put_is_sent_again
     name = training.id.rsplit("/", 1)[-1]
     lines = server.contents[name].decode().splitlines()
     assert len(lines) == len(data) and all(json.loads(line)["messages"] for line in lines)
+
+
+async def test_a_refused_put_names_no_signature(
+    server: FireworksFake, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Storage echoes the signature it refused (as S3 does): it is redacted from our error."""
+    from finetune.backends.fireworks import _backend
+
+    monkeypatch.setattr(_backend, "SINGLE_UPLOAD_LIMIT", 64)
+    refusal = f"<Error><Code>SignatureDoesNotMatch</Code><SignatureProvided>{SIGNATURE}"
+    server.rewrite = lambda method, path, status, payload: (
+        (403, Raw(refusal.encode())) if method == "PUT" else None
+    )
+    backend = FireworksBackend(api_key=server.api_key, base_url=server.url, account_id=ACCOUNT)
+    with pytest.raises(ft.BackendError) as caught:
+        await backend.upload(dataset())
+    await backend.aclose()
+    assert caught.value.status_code == 403 and "SignatureDoesNotMatch" in str(caught.value)
+    assert SIGNATURE not in f"{caught.value} {caught.value!r} {caught.value.__cause__!r}"
 
 
 def test_settings_fireworks_cannot_take_are_refused_before_uploading(server: FireworksFake) -> None:

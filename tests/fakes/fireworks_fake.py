@@ -22,6 +22,9 @@ BASE_MODELS = {
 }
 
 
+SIGNATURE = "5e1f0a9b7c3d2e4f6a8b0c1d3e5f7a9b"
+
+
 def _error(status: int, message: str, code: str) -> Reply:
     return Reply(status, {"error": {"code": status, "message": message, "status": code}})
 
@@ -115,7 +118,9 @@ class FireworksFake(FakeServer):
             return self._take(name, dataset, data)
         if method == "POST" and verb == "getUploadEndpoint":
             sizes = body.get("filenameToSize") or {}
-            return {"filenameToSignedUrls": {f: f"{self.url}/signed/{name}/{f}" for f in sizes}}
+            signed = f"?X-Amz-Expires=900&X-Amz-Signature={SIGNATURE}"
+            urls = {f: f"{self.url}/signed/{name}/{f}{signed}" for f in sizes}
+            return {"filenameToSignedUrls": urls}
         if method == "POST" and verb == "validateUpload":
             if name not in self.signed_puts:
                 raise _error(400, f"nothing was uploaded for dataset {name}", "FAILED_PRECONDITION")

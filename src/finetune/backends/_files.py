@@ -72,8 +72,9 @@ async def put_file(
     size) with its Content-Length, and retried on its own: the same bytes to the same URL is
     idempotent, so a lost answer or a 5xx never makes the caller start its upload again.
 
-    A non-2xx answer raises the matching ``BackendError``; ``secret`` is redacted from it.
-    ``timeout`` bounds each network operation (600 s when omitted).
+    A non-2xx answer raises the matching ``BackendError``; ``secret`` and the URL's signature
+    (its long query values) are redacted from it. ``timeout`` bounds each network operation
+    (600 s when omitted).
     """
     import httpx
 
@@ -85,7 +86,7 @@ async def put_file(
     async with httpx.AsyncClient(timeout=limits) as client:
         async for attempt in retrying(attempts, retry_after_cap=cap):
             with attempt:
-                await _put_once(provider, client, url, path, sent, secret)
+                await _put_once(provider, client, url, path, sent, (secret, *_signature(url)))
 
 
 async def _put_once(
@@ -94,20 +95,27 @@ async def _put_once(
     url: str,
     path: Path,
     headers: dict[str, str],
-    secret: str | None,
+    secrets: tuple[str | None, ...],
 ) -> None:
     from finetune.backends.http import connection_error, error_for_status, status_body
 
     try:
         answer = await client.put(url, content=_chunks(path), headers=headers)
     except Exception as exc:
-        error: Exception = connection_error(provider, exc, secret)
+        error: Exception = connection_error(provider, exc, *secrets)
     else:
         if 200 <= answer.status_code < 300:
             return
         body = status_body(answer)
-        error = error_for_status(provider, answer.status_code, body, answer.headers, secret)
+        error = error_for_status(provider, answer.status_code, body, answer.headers, *secrets)
     raise error
+
+
+def _signature(url: str) -> list[str]:
+    """A signed URL's credentials: its query values long enough to be signatures or tokens."""
+    from urllib.parse import parse_qsl, urlsplit
+
+    return [value for _, value in parse_qsl(urlsplit(url).query) if len(value) >= 16]
 
 
 async def _chunks(path: Path) -> AsyncIterator[bytes]:
