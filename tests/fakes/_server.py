@@ -8,6 +8,7 @@ import random
 import signal
 import socket
 import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -77,6 +78,13 @@ Rewrite = Callable[[str, str, int, Any], "tuple[int, Any] | None"]
 
 class _Server(ThreadingHTTPServer):
     request_queue_size = 128  # a listen backlog for many concurrent clients
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A client that drops its connection (as clients do after an injected fault or a
+        timeout) is expected here; anything else is printed as usual."""
+        if isinstance(sys.exc_info()[1], (ConnectionResetError, BrokenPipeError)):
+            return
+        super().handle_error(request, client_address)
 
 
 class FakeServer:
