@@ -522,15 +522,15 @@ def sdk_error(
     error: BaseException,
     secret: str | None,
     *,
-    body: Callable[[Any], Any],
+    body: Callable[[Any], Any] | None = None,
     job_call: bool = False,
     key_hint: str = "",
 ) -> Exception:
     """An exception from a Stainless-generated SDK (``sdk()`` imports the openai, together or
     fireworks module, only once the error is not already ours) or from below it, as the
-    matching error of ours: a status error by its status and ``body(error)``, a transport
-    failure as a retryable ``ServerError``, anything else as a ``ServerError`` with a redacted
-    cause."""
+    matching error of ours: a status error by its status and ``body(error)`` (by default
+    ``status_body`` of its response), a transport failure as a retryable ``ServerError``,
+    anything else as a ``ServerError`` with a redacted cause."""
     if isinstance(error, FinetuneError):
         return error
     module = sdk()
@@ -538,7 +538,7 @@ def sdk_error(
         return error_for_status(
             provider,
             error.status_code,
-            body(error),
+            body(error) if body is not None else status_body(error.response),
             error.response.headers,
             secret,
             job_call=job_call,

@@ -45,7 +45,6 @@ from finetune.backends.http import (
     put_file,
     sdk_error,
     sdk_request,
-    status_body,
     written,
 )
 from finetune.types import CostEstimate, FileRef, Hyperparameters, Job, MetricPoint
@@ -78,15 +77,7 @@ def _sdk() -> Any:
 
 def map_error(error: BaseException, secret: str | None, *, job_call: bool = False) -> Exception:
     """An exception from the ``fireworks`` SDK (or below it) as the matching error of ours."""
-    return sdk_error(
-        NAME,
-        _sdk,
-        error,
-        secret,
-        body=lambda status_error: status_body(status_error.response),
-        job_call=job_call,
-        key_hint=KEY_HINT,
-    )
+    return sdk_error(NAME, _sdk, error, secret, job_call=job_call, key_hint=KEY_HINT)
 
 
 class FireworksBackend(BaseBackend):

@@ -33,6 +33,7 @@ from finetune.backends.http import (
     file_name,
     json_answer,
     sdk_error,
+    status_body,
     written,
 )
 from finetune.backends.openai._mapping import (
@@ -78,13 +79,8 @@ def map_error(error: BaseException, secret: str | None, *, job_call: bool = Fals
 
 def _body(error: Any) -> Any:
     """The SDK keeps the parsed ``error`` object on the exception; a page that is not JSON
-    leaves it ``None``, and then the text is the detail."""
-    if error.body is not None:
-        return error.body
-    try:
-        return str(error.response.text)
-    except Exception:  # a streamed body that was never read
-        return ""
+    leaves it ``None``, and then the response's text is the detail."""
+    return error.body if error.body is not None else status_body(error.response)
 
 
 PROBE_FILE = "file-finetune-preflight-probe"

@@ -35,7 +35,6 @@ from finetune.backends.http import (
     put_file,
     sdk_error,
     sdk_request,
-    status_body,
     written,
 )
 from finetune.backends.together._mapping import (
@@ -93,15 +92,7 @@ def _upload_tools() -> Any:
 
 def map_error(error: BaseException, secret: str | None, *, job_call: bool = False) -> Exception:
     """An exception from the ``together`` SDK (or below it) as the matching error of ours."""
-    return sdk_error(
-        NAME,
-        _sdk,
-        error,
-        secret,
-        body=lambda status_error: status_body(status_error.response),
-        job_call=job_call,
-        key_hint=KEY_HINT,
-    )
+    return sdk_error(NAME, _sdk, error, secret, job_call=job_call, key_hint=KEY_HINT)
 
 
 class TogetherBackend(BaseBackend):
