@@ -299,22 +299,22 @@ class FireworksBackend(BaseBackend):
         async def send() -> dict[str, Any]:
             return expect_object(NAME, "validation", await self._send("post", validate, body={}))
 
-        async def ready_already() -> dict[str, Any] | None:
-            current = await self._dataset(identifier)
-            return current if current is not None and current.get("state") == "READY" else None
-
         await call_with_retries(
             send,
             self._attempts,
             retry_after_cap=self._retry_after_cap,
-            done=ready_already,
+            done=lambda: self._ready_dataset(identifier),
         )
+
+    async def _ready_dataset(self, identifier: str) -> dict[str, Any] | None:
+        current = await self._dataset(identifier)
+        return current if current is not None and current.get("state") == "READY" else None
 
     async def _until_ready(self, identifier: str) -> dict[str, Any]:
         deadline = time.monotonic() + self._dataset_timeout
         while True:
-            current = await self._dataset(identifier)
-            if current is not None and current.get("state") == "READY":
+            current = await self._ready_dataset(identifier)
+            if current is not None:
                 return current
             if time.monotonic() > deadline:
                 raise ServerError(f"dataset {identifier} is still not READY", backend=NAME)

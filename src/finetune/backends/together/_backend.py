@@ -272,7 +272,8 @@ class TogetherBackend(BaseBackend):
                 return str(url), str(file_id)
             if known is None:
                 raise failure
-            return expect_object(NAME, "file", await self._get(f"/v1/files/{known}"))
+            # outside the except: the SDK's error (its request, its body) is not chained on
+            return await self._file(known)
 
         return await call_with_retries(ask, self._attempts, retry_after_cap=self._retry_after_cap)
 
@@ -291,20 +292,22 @@ class TogetherBackend(BaseBackend):
             done=lambda: self._file_if_any(file_id),
         )
 
+    async def _file(self, file_id: str) -> dict[str, Any]:
+        return expect_object(NAME, "file", await self._get(f"/v1/files/{file_id}"))
+
     async def _file_if_any(self, file_id: str) -> dict[str, Any] | None:
         try:
-            answer = await self._get(f"/v1/files/{file_id}")
+            return await self._file(file_id)
         except BackendError as error:
             if error.status_code == 404:
                 return None
             raise
-        return expect_object(NAME, "file", answer)
 
     async def _validated(self, payload: dict[str, Any]) -> FileRef:
         deadline = time.monotonic() + self._file_timeout
         if payload.get("processing_status") not in (None, "COMPLETED"):
             # the SDK's upload answer leaves the validation report out: read the file itself
-            payload = expect_object(NAME, "file", await self._get(f"/v1/files/{payload['id']}"))
+            payload = await self._file(str(payload["id"]))
         while str(payload.get("processing_status") or "COMPLETED") not in ("COMPLETED",):
             problem = file_problem(payload)
             if problem:
@@ -316,8 +319,7 @@ class TogetherBackend(BaseBackend):
             if time.monotonic() > deadline:
                 raise ServerError(f"file {payload.get('id')} still not validated", backend=NAME)
             await asyncio.sleep(self._file_poll)
-            answer = await self._get(f"/v1/files/{payload['id']}")
-            payload = expect_object(NAME, "file", answer)
+            payload = await self._file(str(payload["id"]))
         return file_ref(payload)
 
     # -- jobs --
