@@ -107,8 +107,8 @@ def test_prism_refuses_what_the_spec_forbids(prism: str) -> None:
 class Unprefixed(TogetherBackend):
     """The backend with its ``/v1`` paths as the spec writes them (Prism serves them so)."""
 
-    async def _send(self, method: str, path: str, **kwargs: Any) -> Any:
-        return await super()._send(method, path.removeprefix("/v1"), **kwargs)
+    async def _request(self, method: str, path: str, **kwargs: Any) -> Any:
+        return await super()._request(method, path.removeprefix("/v1"), **kwargs)
 
 
 async def test_spec_examples_parse_into_our_models(prism: str) -> None:

@@ -31,11 +31,8 @@ _COLUMNS = (
     "backend, job_id, base_model, status, fine_tuned_model, idempotency_key, train_fingerprint, "
     "validation_fingerprint, hyperparameters, created_at, updated_at, endpoint"
 )
-_MIGRATIONS = [
-    """
-    CREATE TABLE jobs (
-        backend TEXT NOT NULL,
-        job_id TEXT NOT NULL,
+# the columns after ``backend`` (and ``endpoint``, since the third migration)
+_JOB_FIELDS = """job_id TEXT NOT NULL,
         base_model TEXT NOT NULL,
         status TEXT NOT NULL,
         fine_tuned_model TEXT,
@@ -44,9 +41,10 @@ _MIGRATIONS = [
         validation_fingerprint TEXT,
         hyperparameters TEXT NOT NULL DEFAULT '{}',
         created_at TEXT NOT NULL,
-        updated_at TEXT NOT NULL,
-        PRIMARY KEY (backend, job_id)
-    );
+        updated_at TEXT NOT NULL"""
+_MIGRATIONS = [
+    f"""
+    CREATE TABLE jobs (backend TEXT NOT NULL, {_JOB_FIELDS}, PRIMARY KEY (backend, job_id));
     CREATE INDEX jobs_key ON jobs (backend, idempotency_key);
     CREATE INDEX jobs_model ON jobs (fine_tuned_model);
     """,
@@ -60,20 +58,11 @@ _MIGRATIONS = [
         PRIMARY KEY (backend, idempotency_key)
     );
     """,
-    """
+    f"""
     CREATE TABLE jobs_v3 (
         backend TEXT NOT NULL,
         endpoint TEXT NOT NULL DEFAULT '',
-        job_id TEXT NOT NULL,
-        base_model TEXT NOT NULL,
-        status TEXT NOT NULL,
-        fine_tuned_model TEXT,
-        idempotency_key TEXT,
-        train_fingerprint TEXT,
-        validation_fingerprint TEXT,
-        hyperparameters TEXT NOT NULL DEFAULT '{}',
-        created_at TEXT NOT NULL,
-        updated_at TEXT NOT NULL,
+        {_JOB_FIELDS},
         PRIMARY KEY (backend, endpoint, job_id)
     );
     INSERT INTO jobs_v3 (backend, endpoint, job_id, base_model, status, fine_tuned_model,

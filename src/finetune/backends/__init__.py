@@ -1,5 +1,6 @@
 """Backends: one package per provider, found by name (built-ins and ``finetune.backends``
-entry points). ``finetune.backends.http`` holds the helpers a plugin may use."""
+entry points). ``HostedBackend`` is the base of a backend on a provider's HTTP API, and
+``finetune.backends.http`` holds the helpers a plugin may use."""
 
 from finetune.backends._plugins import (
     ENTRY_POINT_GROUP,
@@ -18,6 +19,7 @@ from finetune.backends.base import (
     SyncBackend,
     as_async,
 )
+from finetune.backends.hosted import Connection, HostedBackend
 
 __all__ = [
     "ENTRY_POINT_GROUP",
@@ -26,6 +28,8 @@ __all__ = [
     "BackendAdapter",
     "BaseBackend",
     "Capabilities",
+    "Connection",
+    "HostedBackend",
     "JobRequest",
     "SyncBackend",
     "as_async",

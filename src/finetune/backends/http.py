@@ -11,6 +11,9 @@ Every built-in hosted backend uses these, and a plugin may import them to behave
 - ``foreign_error()``: any other exception as a ``ServerError`` whose cause is a redacted copy.
 - ``written()`` / ``provider_file()``: a dataset in a provider's format as a temporary file;
   ``put_file()``: a file streamed to a signed upload URL, retried on its own.
+- ``number``, ``whole``, ``text``, ``unix_time``, ``object_at``, ``list_at``, ``as_dict``:
+  re-exported from ``finetune.backends.payloads``, where a mapping module finds the rest of
+  the payload readers (``status_from``, ``metric_points``, ``with_figures`` ...).
 """
 
 from __future__ import annotations
@@ -18,11 +21,10 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
-import math
+import os
 import random
 import re
 from collections.abc import Awaitable, Callable, Iterable
-from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from finetune._errors import (
@@ -37,6 +39,15 @@ from finetune._errors import (
     UnsupportedFeature,
 )
 from finetune.backends._files import file_name, provider_file, put_file, written
+from finetune.backends.payloads import (
+    as_dict,
+    list_at,
+    number,
+    object_at,
+    text,
+    unix_time,
+    whole,
+)
 
 if TYPE_CHECKING:
     from tenacity import AsyncRetrying, RetryCallState
@@ -57,6 +68,7 @@ __all__ = [
     "foreign_error",
     "is_retryable",
     "json_answer",
+    "key_and_url",
     "list_at",
     "number",
     "object_at",
@@ -402,73 +414,13 @@ class PageCollector:
         )
 
 
-def number(raw: Any) -> float | None:
-    """A finite number from a number or numeric text; anything else (``"supervised"``,
-    ``None``, ``true``) is ``None``: providers put strings among their numbers."""
-    if isinstance(raw, bool) or raw is None or raw == "":
-        return None
-    try:
-        value = float(raw)
-    except (TypeError, ValueError):
-        return None
-    return value if math.isfinite(value) else None
-
-
-def whole(raw: Any) -> int | None:
-    """An integer from an integral number or numeric text, else ``None``."""
-    value = number(raw)
-    return int(value) if value is not None and value.is_integer() else None
-
-
-def object_at(data: dict[str, Any], key: str) -> dict[str, Any]:
-    """``data[key]`` when it is a JSON object, else ``{}``."""
-    value = data.get(key)
-    return value if isinstance(value, dict) else {}
-
-
-def list_at(data: dict[str, Any], key: str) -> list[Any]:
-    """``data[key]`` when it is a JSON array, else ``[]``."""
-    value = data.get(key)
-    return value if isinstance(value, list) else []
-
-
-def text(raw: Any) -> str | None:
-    """A non-empty string, else ``None``."""
-    return raw if isinstance(raw, str) and raw else None
-
-
-def unix_time(value: Any) -> datetime | None:
-    """A provider's UNIX timestamp (seconds) or ISO 8601 text as an aware UTC datetime.
-
-    ``None`` and values that are neither give ``None`` (an odd timestamp is not worth an error).
-    """
-    if value is None or isinstance(value, bool):
-        return None
-    if isinstance(value, (int, float)):
-        try:
-            return datetime.fromtimestamp(float(value), tz=timezone.utc)
-        except (OverflowError, OSError, ValueError):
-            return None
-    if isinstance(value, str):
-        try:
-            parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-        except ValueError:
-            return None
-        return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
-    return None
-
-
-def as_dict(payload: Any) -> dict[str, Any]:
-    """An SDK model (pydantic) or a mapping as a plain JSON-ready dict; anything else is ``{}``
-    when empty and a ``TypeError`` otherwise (inside ``mapped`` that is a ``ServerError``)."""
-    if hasattr(payload, "model_dump"):
-        dumped: dict[str, Any] = payload.model_dump(mode="json")
-        return dumped
-    if isinstance(payload, dict):
-        return dict(payload)
-    if payload is None:
-        return {}
-    raise TypeError(f"expected an object, got {type(payload).__name__}")
+def key_and_url(
+    api_key: str | None, url: str | None, *, key_variable: str, url_variable: str, default_url: str
+) -> tuple[str | None, str]:
+    """A provider's key and base URL: the ones given, else the environment's, else (for the
+    URL) the provider's own; the URL without a trailing slash."""
+    key = api_key or os.environ.get(key_variable) or None
+    return key, (url or os.environ.get(url_variable) or default_url).rstrip("/")
 
 
 def account_identity(*parts: str | None, key: str | None) -> str:

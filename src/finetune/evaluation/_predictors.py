@@ -5,13 +5,13 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import inspect
-import os
 import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
 from finetune._errors import FinetuneError, MissingDependency, ServerError
+from finetune.backends.http import key_and_url
 from finetune.evaluation._prompts import Messages
 from finetune.types import ModelRef
 
@@ -60,6 +60,17 @@ class CallablePredictor:
         return str(result)
 
 
+_OPENAI_URL = {"url_variable": "OPENAI_BASE_URL", "default_url": "https://api.openai.com/v1"}
+_MISTRAL_URL = {"url_variable": "MISTRAL_SERVER_URL", "default_url": "https://api.mistral.ai"}
+
+
+def _sampled_name(
+    kind: str, url: str, model: str, temperature: float, max_tokens: int, seed: int | None
+) -> str:
+    """A remote predictor's name (its cache key): the endpoint, the model and the sampling."""
+    return f"{kind}:{url}:{model}:t{temperature}:m{max_tokens}:s{seed}"
+
+
 class OpenAIPredictor:
     """Chat completions through the openai SDK (greedy by default), on OpenAI or any
     OpenAI-compatible endpoint (vLLM, llama.cpp's server, Ollama's ``/v1``).
@@ -85,19 +96,16 @@ class OpenAIPredictor:
         extra_body: dict[str, Any] | None = None,
     ) -> None:
         self.model = model
-        self._key = api_key or os.environ.get("OPENAI_API_KEY") or None
-        url = base_url or os.environ.get("OPENAI_BASE_URL") or "https://api.openai.com/v1"
-        self.base_url = url.rstrip("/")
+        self._key, self.base_url = key_and_url(
+            api_key, base_url, key_variable="OPENAI_API_KEY", **_OPENAI_URL
+        )
         self._client = client
         self._async_client = async_client
         self._own_async = async_client is None
         self._max_retries = max_retries
-        self.name = f"openai:{self.base_url}:{model}:t{temperature}:m{max_tokens}:s{seed}"
-        self._params: dict[str, Any] = {
-            "max_tokens": max_tokens,
-            "temperature": temperature,
-            "seed": seed,
-        }
+        self.name = _sampled_name("openai", self.base_url, model, temperature, max_tokens, seed)
+        self._params: dict[str, Any] = {"max_tokens": max_tokens, "temperature": temperature}
+        self._params["seed"] = seed
         if extra_body:
             self._params["extra_body"] = dict(extra_body)
             self.name += (
@@ -191,19 +199,16 @@ class MistralPredictor:
         temperature: float = 0.0,
         seed: int | None = 0,
     ) -> None:
-        self._key = api_key or os.environ.get("MISTRAL_API_KEY")
-        url = server_url or os.environ.get("MISTRAL_SERVER_URL") or "https://api.mistral.ai"
-        self.server_url = url.rstrip("/")
+        self._key, self.server_url = key_and_url(
+            api_key, server_url, key_variable="MISTRAL_API_KEY", **_MISTRAL_URL
+        )
         if client is None:
             client = _mistral_class()(api_key=self._key, server_url=self.server_url)
         self._client = client
         self.model = model
-        self.name = f"mistral:{self.server_url}:{model}:t{temperature}:m{max_tokens}:s{seed}"
-        self._params: dict[str, Any] = {
-            "max_tokens": max_tokens,
-            "temperature": temperature,
-            "random_seed": seed,
-        }
+        self.name = _sampled_name("mistral", self.server_url, model, temperature, max_tokens, seed)
+        self._params: dict[str, Any] = {"max_tokens": max_tokens, "temperature": temperature}
+        self._params["random_seed"] = seed
 
     def __repr__(self) -> str:
         return f"MistralPredictor({self.model!r})"

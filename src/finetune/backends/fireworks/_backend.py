@@ -10,51 +10,47 @@ from __future__ import annotations
 
 import asyncio
 import json
-import logging
 import os
-import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from finetune._errors import (
-    AuthenticationError,
     BackendError,
     InvalidRequestError,
     JobNotFound,
     MissingDependency,
     ServerError,
 )
-from finetune.backends.base import BaseBackend, JobRequest
+from finetune.backends.base import JobRequest
 from finetune.backends.fireworks._mapping import (
     CAPABILITIES,
     NAME,
     create_body,
-    dataset_id,
+    dataset_id_for,
     dataset_ref,
     job_from_payload,
     job_id_for,
     metrics_from_lines,
     with_quote,
 )
+from finetune.backends.hosted import Connection, HostedBackend
 from finetune.backends.http import (
     account_identity,
-    call_with_retries,
     error_for_status,
     expect_object,
     list_at,
     put_file,
     sdk_error,
-    sdk_request,
-    written,
 )
 from finetune.types import CostEstimate, FileRef, Hyperparameters, Job, MetricPoint
 
 if TYPE_CHECKING:
+    from typing_extensions import Unpack
+
     from finetune.dataset import Dataset
 
 __all__ = ["FireworksBackend", "map_error"]
 
-log = logging.getLogger("finetune")
 DEFAULT_BASE_URL = "https://api.fireworks.ai"
 KEY_HINT = "Set FIREWORKS_API_KEY or pass api_key=... to the Tuner"
 SINGLE_UPLOAD_LIMIT = 150 * 1024 * 1024
@@ -80,7 +76,7 @@ def map_error(error: BaseException, secret: str | None, *, job_call: bool = Fals
     return sdk_error(NAME, _sdk, error, secret, job_call=job_call, key_hint=KEY_HINT)
 
 
-class FireworksBackend(BaseBackend):
+class FireworksBackend(HostedBackend):
     """Fireworks AI supervised fine-tuning (``pip install "finetune[fireworks]"``).
 
     Args:
@@ -93,29 +89,23 @@ class FireworksBackend(BaseBackend):
 
     name = NAME
     capabilities = CAPABILITIES
+    title = "Fireworks"
+    key_variable = "FIREWORKS_API_KEY"
+    url_variable = "FIREWORKS_BASE_URL"
+    default_url = DEFAULT_BASE_URL
+    serving_note = DEPLOYMENT_NOTE
 
     def __init__(
         self,
         *,
-        api_key: str | None = None,
         account_id: str | None = None,
-        base_url: str | None = None,
-        client: Any = None,
-        attempts: int = 6,
-        timeout: float | None = None,
-        retry_after_cap: float = 120.0,
         dataset_timeout: float = 600.0,
         dataset_poll_interval: float = 2.0,
         estimate_quote: bool = True,
+        **connection: Unpack[Connection],
     ) -> None:
-        self._key = api_key or os.environ.get("FIREWORKS_API_KEY") or None
+        super().__init__(**connection)
         self._account = account_id or os.environ.get("FIREWORKS_ACCOUNT_ID") or None
-        url = base_url or os.environ.get("FIREWORKS_BASE_URL") or DEFAULT_BASE_URL
-        self._base_url = url.rstrip("/")
-        self._client = client
-        self._attempts = attempts
-        self._timeout = timeout
-        self._retry_after_cap = retry_after_cap
         self._dataset_timeout = dataset_timeout
         self._dataset_poll = dataset_poll_interval
         self._quote = estimate_quote
@@ -130,21 +120,15 @@ class FireworksBackend(BaseBackend):
 
     # -- transport --
 
-    def _sdk_client(self) -> Any:
-        if self._client is None:
-            fireworks = _sdk()
-            if not self._key:
-                raise AuthenticationError(f"no Fireworks API key. {KEY_HINT}", backend=NAME)
-            options: dict[str, Any] = {
-                "api_key": self._key,
-                "base_url": self._base_url,
-                "account_id": self._require_account(),
-                "max_retries": 0,
-            }
-            if self._timeout is not None:
-                options["timeout"] = self._timeout
-            self._client = fireworks.AsyncFireworks(**options)
-        return self._client
+    def _new_client(self, key: str) -> Any:
+        options: dict[str, Any] = {"api_key": key, "base_url": self._base_url, "max_retries": 0}
+        options["account_id"] = self._require_account()
+        if self._timeout is not None:
+            options["timeout"] = self._timeout
+        return _sdk().AsyncFireworks(**options)
+
+    def _map_error(self, error: BaseException, *, job_call: bool = False) -> Exception:
+        return map_error(error, self._key, job_call=job_call)
 
     def _require_account(self) -> str:
         if not self._account:
@@ -158,47 +142,23 @@ class FireworksBackend(BaseBackend):
     def _path(self, *parts: str) -> str:
         return "/".join(["/v1/accounts", self._require_account(), *parts])
 
-    async def _send(self, method: str, path: str, **kwargs: Any) -> Any:
-        """One request through the SDK's client; its JSON answer, or our error."""
-        job_call = kwargs.pop("job_call", False)
-        return await sdk_request(
-            self._sdk_client(),
-            method,
-            path,
-            provider=NAME,
-            on_error=lambda exc: map_error(exc, self._key, job_call=job_call),
-            **kwargs,
-        )
-
-    async def _get(self, path: str, **kwargs: Any) -> Any:
-        return await call_with_retries(
-            lambda: self._send("get", path, **kwargs),
-            self._attempts,
-            retry_after_cap=self._retry_after_cap,
-        )
-
     async def preflight(self, request: JobRequest) -> None:
         """Before anything is uploaded: the account is known and the request maps."""
         create_body(request, self._require_account())
 
     # -- datasets --
 
-    async def upload(self, dataset: Dataset, *, purpose: str = "train") -> FileRef:
-        """One dataset per content (named by its fingerprint): created, uploaded and waited
-        for until READY, or reused when it is there already."""
-        fingerprint = await asyncio.to_thread(dataset.fingerprint)
-        identifier = dataset_id(fingerprint, purpose)
-        examples = await asyncio.to_thread(len, dataset)
-        async with written(dataset, self.format_example) as path:
-            return await self.upload_file(path, identifier, examples)
-
     async def upload_file(
-        self, path: str | os.PathLike[str], identifier: str, examples: int
+        self, path: str | os.PathLike[str], *, filename: str | None = None
     ) -> FileRef:
-        """Upload a JSONL file (chat format) as dataset ``identifier``, reusing a READY one."""
+        """Upload a JSONL file (chat format) as the dataset named by ``filename`` (the file's
+        own name by default; ``upload`` names it by content), reusing a READY one: created,
+        sent and waited for until READY otherwise."""
         source = Path(path)
+        identifier = dataset_id_for(filename or source.name)
         current = await self._dataset(identifier)
         if current is None:
+            examples = await asyncio.to_thread(_line_count, source)
             current = await self._create_dataset(identifier, examples)
         if current.get("state") != "READY":
             await self._send_content(identifier, source)
@@ -226,7 +186,7 @@ class FireworksBackend(BaseBackend):
 
         async def create() -> dict[str, Any]:
             try:
-                answer = await self._send("post", self._path("datasets"), body=body)
+                answer = await self._request("post", self._path("datasets"), body=body)
             except BackendError as error:
                 if error.status_code != 409:
                     raise
@@ -236,12 +196,7 @@ class FireworksBackend(BaseBackend):
                 return made
             return expect_object(NAME, "dataset", answer)
 
-        return await call_with_retries(
-            create,
-            self._attempts,
-            retry_after_cap=self._retry_after_cap,
-            done=lambda: self._dataset(identifier),
-        )
+        return await self._retried(create, done=lambda: self._dataset(identifier))
 
     async def _send_content(self, identifier: str, source: Path) -> None:
         size = source.stat().st_size
@@ -263,18 +218,14 @@ class FireworksBackend(BaseBackend):
                 return
             raise error
 
-        await call_with_retries(once, self._attempts, retry_after_cap=self._retry_after_cap)
+        await self._retried(once)
 
     async def _upload_large(self, identifier: str, source: Path, size: int) -> None:
         """Files over 150 MB: a signed URL, a PUT of the file (streamed), then a validation
         call; each step retried on its own, so a fault late in the flow never sends it again."""
         asked = {"filenameToSize": {source.name: str(size)}}
         endpoint = self._path(f"datasets/{identifier}:getUploadEndpoint")
-        answer = await call_with_retries(
-            lambda: self._send("post", endpoint, body=asked),
-            self._attempts,
-            retry_after_cap=self._retry_after_cap,
-        )
+        answer = await self._retried(lambda: self._request("post", endpoint, body=asked))
         urls = expect_object(NAME, "upload endpoint", answer).get("filenameToSignedUrls") or {}
         url = urls.get(source.name)
         if not isinstance(url, str):
@@ -297,28 +248,22 @@ class FireworksBackend(BaseBackend):
         validate = self._path(f"datasets/{identifier}:validateUpload")
 
         async def send() -> dict[str, Any]:
-            return expect_object(NAME, "validation", await self._send("post", validate, body={}))
+            answer = await self._request("post", validate, body={})
+            return expect_object(NAME, "validation", answer)
 
-        await call_with_retries(
-            send,
-            self._attempts,
-            retry_after_cap=self._retry_after_cap,
-            done=lambda: self._ready_dataset(identifier),
-        )
+        await self._retried(send, done=lambda: self._ready_dataset(identifier))
 
     async def _ready_dataset(self, identifier: str) -> dict[str, Any] | None:
         current = await self._dataset(identifier)
         return current if current is not None and current.get("state") == "READY" else None
 
     async def _until_ready(self, identifier: str) -> dict[str, Any]:
-        deadline = time.monotonic() + self._dataset_timeout
-        while True:
-            current = await self._ready_dataset(identifier)
-            if current is not None:
-                return current
-            if time.monotonic() > deadline:
-                raise ServerError(f"dataset {identifier} is still not READY", backend=NAME)
-            await asyncio.sleep(self._dataset_poll)
+        return await self._poll(
+            lambda: self._ready_dataset(identifier),
+            timeout=self._dataset_timeout,
+            every=self._dataset_poll,
+            what=f"dataset {identifier} is still not READY",
+        )
 
     # -- jobs --
 
@@ -329,7 +274,7 @@ class FireworksBackend(BaseBackend):
         identifier = job_id_for(request.idempotency_key)
         params = {"supervisedFineTuningJobId": identifier}
         try:
-            answer = await self._send(
+            answer = await self._request(
                 "post", self._path("supervisedFineTuningJobs"), body=body, params=params
             )
         except BackendError as error:
@@ -354,11 +299,6 @@ class FireworksBackend(BaseBackend):
         """A job is this fit's when its id is the one the key derives."""
         return job.id == job_id_for(request_key)
 
-    def _with_note(self, job: Job) -> Job:
-        if job.fine_tuned_model is None:
-            return job
-        return job.model_copy(update={"raw": {**(job.raw or {}), "serving": DEPLOYMENT_NOTE}})
-
     async def list_jobs(self, *, limit: int = 20) -> list[Job]:
         """The most recent jobs."""
         jobs: list[Job] = []
@@ -379,18 +319,15 @@ class FireworksBackend(BaseBackend):
 
     async def cancel_job(self, job_id: str) -> Job:
         """Cancel the job."""
-        path = self._path(f"supervisedFineTuningJobs/{job_id}:cancel")
-        await call_with_retries(
-            lambda: self._send("post", path, body={}, job_call=True), self._attempts
-        )
-        return await self.get_job(job_id)
+        return await self._job_action(job_id, "cancel")
 
     async def resume_job(self, job_id: str) -> Job:
         """Resume a paused (or failed) job from where it stopped."""
-        path = self._path(f"supervisedFineTuningJobs/{job_id}:resume")
-        await call_with_retries(
-            lambda: self._send("post", path, body={}, job_call=True), self._attempts
-        )
+        return await self._job_action(job_id, "resume")
+
+    async def _job_action(self, job_id: str, action: str) -> Job:
+        path = self._path(f"supervisedFineTuningJobs/{job_id}:{action}")
+        await self._retried(lambda: self._request("post", path, body={}, job_call=True))
         return await self.get_job(job_id)
 
     async def get_metrics(self, job_id: str) -> list[MetricPoint]:
@@ -423,21 +360,13 @@ class FireworksBackend(BaseBackend):
         if not self._quote or not self._key or not self._account:
             note = "no Fireworks key or account: its quote was skipped; the figures are our own"
             return estimate.model_copy(update={"notes": [*estimate.notes, note]})
-        training = await self.upload(dataset, purpose="train")
-        request = JobRequest(
-            base_model=estimate.model,
-            training_file=training,
-            hyperparameters=hyperparameters,
-            idempotency_key="quote",
-        )
+        request = await self._quote_request(dataset, estimate, hyperparameters)
         body = create_body(request, self._require_account())
         path = self._path("supervisedFineTuningJobs:estimateCost")
-        answer = await call_with_retries(
-            lambda: self._send("post", path, body=body), self._attempts
-        )
+        answer = await self._retried(lambda: self._request("post", path, body=body))
         return with_quote(estimate, expect_object(NAME, "cost estimate", answer))
 
-    async def aclose(self) -> None:
-        """Close the SDK client's connections."""
-        if self._client is not None:
-            await self._client.close()
+
+def _line_count(path: Path) -> int:
+    with path.open("rb") as handle:
+        return sum(1 for line in handle if line.strip())

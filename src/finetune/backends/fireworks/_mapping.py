@@ -9,20 +9,24 @@ asks for the same id, and a job can never be made twice.
 from __future__ import annotations
 
 import hashlib
-import logging
 import re
 from typing import Any
 
-from finetune._errors import UnsupportedFeature
 from finetune.backends.base import Capabilities, JobRequest
-from finetune.backends.http import (
+from finetune.backends.http import parses, refuse_unknown_settings
+from finetune.backends.payloads import (
+    metric_points,
     number,
     object_at,
-    parses,
-    refuse_unknown_settings,
+    positive,
+    refuse_hyperparameters,
+    renamed,
+    status_from,
     text,
     unix_time,
+    wandb_settings,
     whole,
+    with_figures,
 )
 from finetune.types import (
     CostEstimate,
@@ -34,19 +38,6 @@ from finetune.types import (
     MetricPoint,
 )
 
-__all__ = [
-    "CAPABILITIES",
-    "NAME",
-    "STATUS_MAP",
-    "create_body",
-    "dataset_id",
-    "job_from_payload",
-    "job_id_for",
-    "metrics_from_lines",
-    "with_quote",
-]
-
-log = logging.getLogger("finetune")
 NAME = "fireworks"
 DEFAULT_LORA_RANK = 8
 
@@ -72,14 +63,8 @@ STATUS_MAP: dict[str, JobStatus] = {
 }
 
 CAPABILITIES = Capabilities(
-    methods=frozenset({"sft"}),
-    example_kinds=frozenset({"chat"}),
     tools=True,
-    validation_file=True,
-    pause_resume=False,
-    hosted=True,
     validation_target="fireworks",
-    output_format="openai",
     max_suffix_length=64,
     notes=(
         "fine-tuned LoRA models are served on on-demand (dedicated) deployments, billed by "
@@ -101,31 +86,39 @@ _EXTRA = {
 _ID_CHARS = re.compile(r"[^a-z0-9-]")
 
 
-def job_id_for(idempotency_key: str) -> str:
-    """The job (and output model) id of a fit: the key, made a valid resource id (lowercase
-    letters, digits and dashes, a letter first, at most 63 characters)."""
-    slug = _ID_CHARS.sub("-", idempotency_key.lower())
+def resource_id(name: str) -> str:
+    """``name`` made a valid Fireworks resource id: lowercase letters, digits and dashes, a
+    letter first, at most 63 characters (a long name keeps a digest of the rest)."""
+    slug = _ID_CHARS.sub("-", name.lower())
     if len(slug) > 60:
         slug = slug[:48] + "-" + hashlib.sha256(slug.encode()).hexdigest()[:11]
     return slug if slug[:1].isalpha() else f"ft-{slug}"[:63]
 
 
-def dataset_id(fingerprint: str, purpose: str) -> str:
-    """The dataset id of some content: named by its fingerprint (never starting with a digit),
-    so the same data is one dataset however often it is uploaded."""
-    return f"finetune-{fingerprint[:24]}-{purpose}"
+def job_id_for(idempotency_key: str) -> str:
+    """The job (and output model) id of a fit: its idempotency key as a resource id."""
+    return resource_id(idempotency_key)
+
+
+def dataset_id_for(filename: str) -> str:
+    """The dataset id of an uploaded file: its name without ``.jsonl`` as a resource id. Our
+    upload names hold the content's fingerprint, so the same data is one dataset however
+    often it is uploaded."""
+    return resource_id(filename.removesuffix(".jsonl"))
+
+
+_REFUSED = ("learning_rate_multiplier", "warmup", "beta")
+_TAKES = (
+    "epochs, batch_size, learning_rate, lora and "
+    "extra={'learningRateWarmupSteps', 'maxContextLength', ...}"
+)
 
 
 def create_body(request: JobRequest, account: str) -> dict[str, Any]:
     """Our JobRequest as the body of ``POST .../supervisedFineTuningJobs``; the job id goes in
     the ``supervisedFineTuningJobId`` query parameter. What cannot map is refused."""
     params = request.hyperparameters
-    refused = [n for n in ("learning_rate_multiplier", "warmup", "beta") if _given(params, n)]
-    if refused:
-        raise UnsupportedFeature(
-            f"Fireworks takes no {', '.join(refused)}; it takes epochs, batch_size, "
-            "learning_rate, lora and extra={'learningRateWarmupSteps', 'maxContextLength', ...}"
-        )
+    refuse_hyperparameters("Fireworks", params, _REFUSED, _TAKES)
     refuse_unknown_settings("Fireworks", request, _EXTRA)
     identifier = job_id_for(request.idempotency_key)
     body: dict[str, Any] = {
@@ -147,18 +140,10 @@ def create_body(request: JobRequest, account: str) -> dict[str, Any]:
     return body
 
 
-def _given(params: Hyperparameters, name: str) -> bool:
-    return getattr(params, name) not in (None, "auto")
-
-
 def _wandb(integrations: list[dict[str, Any]]) -> dict[str, Any] | None:
-    for item in integrations:
-        flat = {**item, **object_at(item, "wandb")}
-        if flat.get("type", "wandb") != "wandb":
-            raise UnsupportedFeature(f"Fireworks supports only wandb integrations, not {item!r}")
-        names = {"api_key": "apiKey", "project": "project", "entity": "entity"}
-        config = {theirs: flat[ours] for ours, theirs in names.items() if flat.get(ours)}
-        return {"enabled": True, **config}
+    names = {"api_key": "apiKey", "project": "project", "entity": "entity"}
+    for settings in wandb_settings("Fireworks", integrations):
+        return {"enabled": True, **renamed(settings, names)}
     return None
 
 
@@ -173,10 +158,7 @@ def job_from_payload(payload: dict[str, Any]) -> Job:
     if not isinstance(payload, dict) or not text(payload.get("name")):
         raise KeyError("name")
     state = str(payload.get("state") or "JOB_STATE_UNSPECIFIED")
-    status = STATUS_MAP.get(state)
-    if status is None:
-        log.warning("unknown Fireworks job state %r; treating it as running", state)
-        status = JobStatus.RUNNING
+    status = status_from("Fireworks", state, STATUS_MAP)
     problem = object_at(payload, "status")
     error = None
     if status is JobStatus.FAILED:
@@ -185,7 +167,6 @@ def job_from_payload(payload: dict[str, Any]) -> Job:
     progress = object_at(payload, "jobProgress")
     percent = whole(progress.get("percent"))
     raw = {**payload, **({"step": percent, "max_steps": 100} if percent is not None else {})}
-    epochs, rate = whole(payload.get("epochs")), number(payload.get("learningRate"))
     return Job(
         id=_short_id(payload["name"]),
         backend=NAME,
@@ -198,8 +179,8 @@ def job_from_payload(payload: dict[str, Any]) -> Job:
         else None,
         error=error,
         hyperparameters=Hyperparameters(
-            epochs=epochs if epochs and epochs > 0 else None,
-            learning_rate=rate if rate and rate > 0 else None,
+            epochs=positive(whole(payload.get("epochs"))),
+            learning_rate=positive(number(payload.get("learningRate"))),
         ),
         training_file=text(payload.get("dataset")),
         validation_file=text(payload.get("evaluationDataset")),
@@ -225,34 +206,17 @@ _METRIC_NAMES |= {"epoch": "epoch", "learning_rate": "learning_rate", "lr": "lea
 
 def metrics_from_lines(lines: list[dict[str, Any]]) -> list[MetricPoint]:
     """The metrics file's rows (JSON objects with a ``step`` and numbers) as points."""
-    points: dict[int, MetricPoint] = {}
-    for row in lines:
-        step = whole(row.get("step"))
-        if step is None:
-            continue
-        values: dict[str, Any] = {"step": step}
-        extra: dict[str, float] = {}
-        for key, raw in row.items():
-            value = number(raw)
-            if key == "step" or value is None:
-                continue
-            if key in _METRIC_NAMES:
-                values[_METRIC_NAMES[key]] = value
-            else:
-                extra[str(key)] = value
-        points[step] = MetricPoint(**values, extra=extra)
-    return [points[s] for s in sorted(points)]
+    return metric_points(lines, _METRIC_NAMES)
 
 
 def with_quote(estimate: CostEstimate, answer: dict[str, Any]) -> CostEstimate:
     """Our estimate with Fireworks' ``:estimateCost`` answer (a google.type.Money) beside it."""
     money = object_at(answer, "estimatedCost") or answer
     units, nanos = number(money.get("units")), number(money.get("nanos")) or 0.0
-    notes = list(estimate.notes)
-    figures = {k: v for k, v in answer.items() if v is not None}
+    notes, figures = [], dict(answer)
     if units is not None:
         price = units + nanos / 1e9
         currency = text(money.get("currencyCode")) or "USD"
         notes.append(f"Fireworks quotes {price:.4g} {currency} for this job (estimateCost)")
         figures["estimated_total_price"] = price
-    return estimate.model_copy(update={"provider_figures": figures, "notes": notes})
+    return with_figures(estimate, figures, notes=notes)

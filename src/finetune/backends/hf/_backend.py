@@ -97,8 +97,6 @@ class HFBackend:
     capabilities = Capabilities(
         methods=SFT_AND_DPO,
         example_kinds=EVERY_KIND,
-        tools=False,
-        validation_file=True,
         pause_resume=True,
         hosted=False,
         validation_target="hf",

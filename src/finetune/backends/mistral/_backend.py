@@ -18,28 +18,24 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from finetune._errors import (
-    AuthenticationError,
     BackendError,
     FinetuneError,
     MissingDependency,
     ProviderUnavailable,
 )
-from finetune.backends.base import BaseBackend, JobRequest
+from finetune.backends.base import JobRequest
+from finetune.backends.hosted import HostedBackend
 from finetune.backends.http import (
     PageCollector,
-    account_identity,
     as_dict,
-    call_with_retries,
     connection_error,
     error_for_status,
     expect_object,
-    file_name,
     foreign_error,
     is_connection_problem,
     json_answer,
     list_at,
     unreadable,
-    written,
 )
 from finetune.backends.mistral._mapping import (
     CAPABILITIES,
@@ -126,7 +122,7 @@ def _integration_keys(body: dict[str, Any]) -> tuple[str | None, ...]:
     return tuple(i.get("api_key") for i in body.get("integrations", []))
 
 
-class MistralBackend(BaseBackend):
+class MistralBackend(HostedBackend):
     """Mistral fine-tuning: jobs over REST (httpx), files through the ``mistralai`` SDK
     (``pip install "finetune[mistral]"``).
 
@@ -144,6 +140,10 @@ class MistralBackend(BaseBackend):
 
     name = NAME
     capabilities = CAPABILITIES
+    title = "Mistral"
+    key_variable = "MISTRAL_API_KEY"
+    url_variable = "MISTRAL_SERVER_URL"
+    default_url = DEFAULT_SERVER_URL
 
     def __init__(
         self,
@@ -160,51 +160,40 @@ class MistralBackend(BaseBackend):
         retry_after_cap: float = 120.0,
         allow_closed_provider: bool = False,
     ) -> None:
-        self._key = api_key or os.environ.get("MISTRAL_API_KEY") or None
-        url = server_url or base_url or os.environ.get("MISTRAL_SERVER_URL") or DEFAULT_SERVER_URL
-        self._server_url = url.rstrip("/")
-        self._timeout = timeout
-        self._attempts = attempts
-        self._retry_wait = retry_wait
-        self._retry_after_cap = retry_after_cap
+        super().__init__(
+            api_key=api_key,
+            base_url=server_url or base_url,
+            client=sdk,
+            attempts=attempts,
+            timeout=timeout,
+            retry_after_cap=retry_after_cap,
+            first_wait=retry_wait,
+        )
         self._dry_run = estimate_dry_run
-        self._sdk_client = sdk
         self._own_sdk = sdk is None
         self._http = http_client
         self._own_http = http_client is None
         self.allow_closed_provider = allow_closed_provider
 
     def __repr__(self) -> str:
-        return f"MistralBackend(server_url={self._server_url!r})"
-
-    @property
-    def identity(self) -> str:
-        """Server URL and a digest of the key (never the key)."""
-        return account_identity(self._server_url, key=self._key)
+        return f"MistralBackend(server_url={self._base_url!r})"
 
     # -- transport --
 
-    def _require_key(self) -> str:
-        if not self._key:
-            raise AuthenticationError(f"no Mistral API key. {KEY_HINT}", backend=NAME)
-        return self._key
-
-    def _client(self) -> httpx.AsyncClient:
+    def _http_client(self) -> httpx.AsyncClient:
         if self._http is None:
             import httpx
 
-            self._http = httpx.AsyncClient(base_url=self._server_url, timeout=self._timeout)
+            self._http = httpx.AsyncClient(base_url=self._base_url, timeout=self._timeout)
         client: httpx.AsyncClient = self._http
         return client
 
-    def _sdk(self) -> Any:
-        if self._sdk_client is None:
-            self._sdk_client = _sdk_class()(
-                api_key=self._require_key(),
-                server_url=self._server_url,
-                timeout_ms=int(self._timeout * 1000),
-            )
-        return self._sdk_client
+    def _new_client(self, key: str) -> Any:
+        timeout_ms = int((self._timeout or 60.0) * 1000)
+        return _sdk_class()(api_key=key, server_url=self._base_url, timeout_ms=timeout_ms)
+
+    def _map_error(self, error: BaseException, *, job_call: bool = False) -> Exception:
+        return map_error(error, (self._key,), job_call=job_call)
 
     async def _send(
         self,
@@ -220,8 +209,8 @@ class MistralBackend(BaseBackend):
         headers = {"Authorization": f"Bearer {self._require_key()}", "Accept": "application/json"}
         every_secret = (self._key, *secrets)
         try:
-            response = await self._client().request(
-                method, self._server_url + path, params=params, json=body, headers=headers
+            response = await self._http_client().request(
+                method, self._base_url + path, params=params, json=body, headers=headers
             )
         except Exception as exc:
             error = map_error(exc, every_secret)
@@ -239,13 +228,8 @@ class MistralBackend(BaseBackend):
             return json_answer(NAME, response.status_code, response.text)
         raise error
 
-    async def _get(self, path: str, *, params: Any = None, job_call: bool = False) -> Any:
-        return await call_with_retries(
-            lambda: self._send("GET", path, params=params, job_call=job_call),
-            self._attempts,
-            first=self._retry_wait,
-            retry_after_cap=self._retry_after_cap,
-        )
+    async def _request(self, method: str, path: str, *, job_call: bool = False, **kw: Any) -> Any:
+        return await self._send(method.upper(), path, job_call=job_call, **kw)
 
     async def _job_payload(self, job_id: str) -> dict[str, Any]:
         payload = await self._get(f"{JOBS}/{job_id}", job_call=True)
@@ -255,16 +239,11 @@ class MistralBackend(BaseBackend):
         try:
             return await fn(**kwargs)
         except Exception as exc:
-            error = map_error(exc, (self._key,))
+            error = self._map_error(exc)
         raise error
 
     async def _sdk_retried(self, fn: Callable[..., Awaitable[Any]], **kwargs: Any) -> Any:
-        return await call_with_retries(
-            lambda: self._sdk_call(fn, **kwargs),
-            self._attempts,
-            first=self._retry_wait,
-            retry_after_cap=self._retry_after_cap,
-        )
+        return await self._retried(lambda: self._sdk_call(fn, **kwargs))
 
     def _list_params(self, page: int, page_size: int, **filters: Any) -> dict[str, Any]:
         params: dict[str, Any] = {"page": page, "page_size": page_size}
@@ -299,14 +278,6 @@ class MistralBackend(BaseBackend):
 
     # -- files --
 
-    async def upload(self, dataset: Dataset, *, purpose: str = "train") -> FileRef:
-        """Upload in Mistral's format, reusing a file of the same fingerprinted name and size."""
-        import asyncio
-
-        name = await asyncio.to_thread(file_name, dataset, purpose)
-        async with written(dataset, self.format_example) as path:
-            return await self.upload_file(path, filename=name)
-
     async def upload_file(
         self, path: str | os.PathLike[str], *, filename: str | None = None
     ) -> FileRef:
@@ -325,20 +296,18 @@ class MistralBackend(BaseBackend):
         async def send() -> FileRef:
             with source.open("rb") as handle:
                 payload = await self._sdk_call(
-                    self._sdk().files.upload_async,
+                    self._sdk_client().files.upload_async,
                     file={"file_name": name, "content": handle},
                     purpose="fine-tune",
                 )
             return file_ref(payload)
 
-        return await call_with_retries(
-            send, self._attempts, first=self._retry_wait, done=lambda: self._find_file(name, size)
-        )
+        return await self._retried(send, done=lambda: self._find_file(name, size))
 
     async def _find_file(self, name: str, size: int) -> FileRef | None:
         for page in range(MAX_PAGES):
             listed = await self._sdk_retried(
-                self._sdk().files.list_async,
+                self._sdk_client().files.list_async,
                 page=page,
                 page_size=PAGE_SIZE,
                 purpose="fine-tune",
@@ -354,7 +323,7 @@ class MistralBackend(BaseBackend):
 
     async def delete_file(self, file_id: str) -> bool:
         """Delete an uploaded file; returns ``deleted``."""
-        answer = await self._sdk_retried(self._sdk().files.delete_async, file_id=file_id)
+        answer = await self._sdk_retried(self._sdk_client().files.delete_async, file_id=file_id)
         return bool(as_dict(answer).get("deleted", True))
 
     # -- jobs --
@@ -408,9 +377,7 @@ class MistralBackend(BaseBackend):
             current = await self.get_job(job_id)
             return current if done(current) else None
 
-        return await call_with_retries(
-            send, self._attempts, first=self._retry_wait, done=seen_already
-        )
+        return await self._retried(send, done=seen_already)
 
     async def cancel_job(self, job_id: str) -> Job:
         """Request cancellation (the job shows running until Mistral reports CANCELLED)."""
@@ -445,31 +412,22 @@ class MistralBackend(BaseBackend):
         which the later fit then reuses)."""
         if not self._dry_run or not self._key:
             return _without_dry_run(estimate, self._dry_run)
-        training = await self.upload(dataset, purpose="train")
-        request = JobRequest(
-            base_model=estimate.model,
-            training_file=training,
-            hyperparameters=hyperparameters,
-            idempotency_key="dry-run",
-        )
+        request = await self._quote_request(dataset, estimate, hyperparameters)
         body = create_body(request)
-        figures = await call_with_retries(
-            lambda: self._send("POST", JOBS, params={"dry_run": "true"}, body=body),
-            self._attempts,
-            first=self._retry_wait,
-        )
+        dry_run = {"dry_run": "true"}
+        figures = await self._retried(lambda: self._send("POST", JOBS, params=dry_run, body=body))
         return with_dry_run(estimate, figures if isinstance(figures, dict) else {})
 
     # -- fine-tuned models (through the SDK) --
 
     async def archive_model(self, model: str) -> bool:
         """Archive a fine-tuned model (it stops being listed and served); returns ``archived``."""
-        answer = await self._sdk_retried(self._sdk().models.archive_async, model_id=model)
+        answer = await self._sdk_retried(self._sdk_client().models.archive_async, model_id=model)
         return bool(as_dict(answer).get("archived", True))
 
     async def unarchive_model(self, model: str) -> bool:
         """Bring an archived fine-tuned model back; returns ``archived`` (``False``)."""
-        answer = await self._sdk_retried(self._sdk().models.unarchive_async, model_id=model)
+        answer = await self._sdk_retried(self._sdk_client().models.unarchive_async, model_id=model)
         return bool(as_dict(answer).get("archived", False))
 
     async def update_model(
@@ -477,7 +435,9 @@ class MistralBackend(BaseBackend):
     ) -> dict[str, Any]:
         """Rename or describe a fine-tuned model; returns Mistral's model record."""
         fields = {k: v for k, v in (("name", name), ("description", description)) if v}
-        answer = await self._sdk_retried(self._sdk().models.update_async, model_id=model, **fields)
+        answer = await self._sdk_retried(
+            self._sdk_client().models.update_async, model_id=model, **fields
+        )
         return as_dict(answer)
 
     async def aclose(self) -> None:
@@ -485,11 +445,11 @@ class MistralBackend(BaseBackend):
         if self._own_http and self._http is not None:
             await self._http.aclose()
             self._http = None
-        client = self._sdk_client
+        client = self._client
         if client is not None and self._own_sdk:
             client.__exit__(None, None, None)
             await client.__aexit__(None, None, None)
-            self._sdk_client = None
+            self._client = None
 
 
 def _cancel_seen(job: Job) -> bool:

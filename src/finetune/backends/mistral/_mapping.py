@@ -6,23 +6,30 @@ cannot read becomes a ``ServerError`` with an excerpt.
 
 from __future__ import annotations
 
-import logging
-import math
 import os
-from datetime import datetime, timezone
 from typing import Any
 
 from finetune._errors import InvalidRequestError, UnsupportedFeature
 from finetune.backends.base import Capabilities, JobRequest
-from finetune.backends.http import (
+from finetune.backends.http import parses
+from finetune.backends.payloads import (
     as_dict,
+    id_of,
     list_at,
+    non_negative,
     number,
+    numbers,
     object_at,
-    parses,
+    positive,
+    refuse_hyperparameters,
+    same_value,
+    status_from,
     text,
+    time_or_now,
     unix_time,
+    wandb_settings,
     whole,
+    with_figures,
 )
 from finetune.types import (
     Checkpoint,
@@ -36,24 +43,6 @@ from finetune.types import (
     MetricPoint,
 )
 
-__all__ = [
-    "CAPABILITIES",
-    "NAME",
-    "STATUS_MAP",
-    "checkpoints_from_payload",
-    "create_body",
-    "event_from_payload",
-    "file_ref",
-    "hyperparameters_body",
-    "job_from_payload",
-    "metrics_from_payload",
-    "same_fit",
-    "status_of",
-    "wandb_integrations",
-    "with_dry_run",
-]
-
-log = logging.getLogger("finetune")
 NAME = "mistral"
 MAX_SUFFIX = 18
 
@@ -72,12 +61,8 @@ STATUS_MAP: dict[str, JobStatus] = {
 _DEAD = {"FAILED_VALIDATION", "FAILED", "CANCELLED", "CANCELLATION_REQUESTED"}
 
 CAPABILITIES = Capabilities(
-    methods=frozenset({"sft"}),
     example_kinds=frozenset({"chat", "completion"}),
     tools=True,
-    validation_file=True,
-    pause_resume=False,
-    hosted=True,
     validation_target="mistral",
     output_format="mistral",
     max_suffix_length=MAX_SUFFIX,
@@ -89,6 +74,8 @@ CAPABILITIES = Capabilities(
 
 _EXTRA_HYPERPARAMETERS = ("training_steps", "weight_decay", "seq_len", "fim_ratio")
 _OPTIONS = ("auto_start", "invalid_sample_skip_percentage")
+_REFUSED = ("batch_size", "learning_rate_multiplier", "seed", "beta", "lora")
+_TAKES = f"epochs, learning_rate, warmup and extra={list(_EXTRA_HYPERPARAMETERS)}"
 
 
 def hyperparameters_body(params: Hyperparameters) -> dict[str, Any]:
@@ -97,16 +84,7 @@ def hyperparameters_body(params: Hyperparameters) -> dict[str, Any]:
     Mistral has no batch size, learning-rate multiplier, seed, DPO beta or LoRA settings: asking
     for one is refused before anything is sent, never silently dropped.
     """
-    refused = [
-        name
-        for name in ("batch_size", "learning_rate_multiplier", "seed", "beta", "lora")
-        if getattr(params, name) not in (None, "auto")
-    ]
-    if refused:
-        raise UnsupportedFeature(
-            f"Mistral fine-tuning takes no {', '.join(refused)}; it takes epochs, learning_rate, "
-            "warmup and extra={'training_steps', 'weight_decay', 'seq_len', 'fim_ratio'}"
-        )
+    refuse_hyperparameters("Mistral", params, _REFUSED, _TAKES)
     unknown = sorted(set(params.extra) - set(_EXTRA_HYPERPARAMETERS))
     if unknown:
         raise UnsupportedFeature(
@@ -130,12 +108,8 @@ def wandb_integrations(integrations: list[dict[str, Any]]) -> list[dict[str, Any
     """W&B integrations in Mistral's flat shape; OpenAI's nested shape is accepted too, so one
     script runs on both. A missing ``api_key`` is taken from ``WANDB_API_KEY``."""
     out = []
-    for item in integrations:
-        if item.get("type", "wandb") != "wandb":
-            raise UnsupportedFeature(f"Mistral supports only wandb integrations, not {item!r}")
-        flat = {k: v for k, v in item.items() if k != "wandb"}
-        flat.update(item.get("wandb") or {})
-        flat["type"] = "wandb"
+    for settings in wandb_settings("Mistral", integrations):
+        flat = {"type": "wandb", **settings}
         flat.setdefault("api_key", os.environ.get("WANDB_API_KEY"))
         if not flat.get("api_key") or not flat.get("project"):
             raise InvalidRequestError(
@@ -191,13 +165,7 @@ def same_fit(payload: dict[str, Any], body: dict[str, Any]) -> bool:
         return False
     theirs = payload.get("hyperparameters")
     theirs = theirs if isinstance(theirs, dict) else {}
-    return all(_same_number(theirs.get(k), v) for k, v in body["hyperparameters"].items())
-
-
-def _same_number(theirs: Any, ours: Any) -> bool:
-    if isinstance(ours, (int, float)) and isinstance(theirs, (int, float)):
-        return math.isclose(float(theirs), float(ours), rel_tol=1e-9)
-    return bool(theirs == ours)
+    return all(same_value(theirs.get(k), v) for k, v in body["hyperparameters"].items())
 
 
 # ---- mapping: Mistral payloads -> our models ---------------------------------------------------
@@ -208,11 +176,7 @@ def status_of(payload: dict[str, Any]) -> JobStatus:
     state = str(payload.get("status"))
     if state == "VALIDATED" and payload.get("auto_start") is False:
         return JobStatus.PAUSED
-    status = STATUS_MAP.get(state)
-    if status is None:
-        log.warning("unknown Mistral job status %r; treating it as running", state)
-        return JobStatus.RUNNING
-    return status
+    return status_from("Mistral", state, STATUS_MAP)
 
 
 @parses(NAME, "job event")
@@ -225,7 +189,7 @@ def event_from_payload(payload: dict[str, Any]) -> JobEvent:
     message = name + (f": {status}" if status else "") + (f" ({reason})" if reason else "")
     failed = reason is not None or str(status) in ("FAILED", "FAILED_VALIDATION")
     return JobEvent(
-        created_at=unix_time(payload.get("created_at")) or datetime.now(timezone.utc),
+        created_at=time_or_now(payload.get("created_at")),
         level="error" if failed else "info",
         message=message,
         data=data,
@@ -256,12 +220,10 @@ def _hyperparameters_from(source: Any) -> Hyperparameters:
     extra = {k: source[k] for k in _EXTRA_HYPERPARAMETERS if source.get(k) is not None}
     if epochs is not None and not whole_epochs:
         extra["epochs"] = epochs
-    learning_rate = number(source.get("learning_rate"))
-    warmup = number(source.get("warmup_fraction"))
     return Hyperparameters(
-        epochs=whole_epochs if whole_epochs and whole_epochs > 0 else None,
-        learning_rate=learning_rate if learning_rate and learning_rate > 0 else None,
-        warmup=warmup if warmup is not None and warmup >= 0 else None,
+        epochs=positive(whole_epochs),
+        learning_rate=positive(number(source.get("learning_rate"))),
+        warmup=non_negative(number(source.get("warmup_fraction"))),
         extra=extra,
     )
 
@@ -269,14 +231,13 @@ def _hyperparameters_from(source: Any) -> Hyperparameters:
 @parses(NAME, "fine-tuning job")
 def job_from_payload(payload: dict[str, Any]) -> Job:
     """A Mistral job (``CompletionJobOut`` or ``CompletionDetailedJobOut``) as our ``Job``."""
-    if not isinstance(payload, dict) or payload.get("id") in (None, ""):
-        raise KeyError("id")
+    job_id = id_of(payload)
     events = [event_from_payload(e) for e in list_at(payload, "events") if isinstance(e, dict)]
     status = status_of(payload)
     training = [str(f) for f in list_at(payload, "training_files")]
     validation = [str(f) for f in list_at(payload, "validation_files")]
     return Job(
-        id=str(payload["id"]),
+        id=job_id,
         backend=NAME,
         base_model=text(payload.get("model")) or "",
         status=status,
@@ -298,10 +259,8 @@ def _checkpoint_rows(payload: dict[str, Any]) -> list[tuple[int, dict[str, float
     for item in list_at(payload, "checkpoints"):
         if not isinstance(item, dict):
             continue
-        metrics = object_at(item, "metrics")
-        numbers = {str(k): number(v) for k, v in metrics.items()}
-        kept = {k: v for k, v in numbers.items() if v is not None}
-        rows.append((whole(item.get("step_number")) or 0, kept, item.get("created_at")))
+        metrics = numbers(object_at(item, "metrics"))
+        rows.append((whole(item.get("step_number")) or 0, metrics, item.get("created_at")))
     return rows
 
 
@@ -350,29 +309,25 @@ _DRY_RUN_FIELDS = (
 
 def with_dry_run(estimate: CostEstimate, figures: dict[str, Any]) -> CostEstimate:
     """Our estimate with the API's dry-run figures beside it."""
-    kept = {k: figures[k] for k in _DRY_RUN_FIELDS if figures.get(k) is not None}
-    notes = list(estimate.notes)
-    if kept.get("data_tokens") is not None:
+    notes = []
+    tokens, cost = figures.get("data_tokens"), figures.get("cost")
+    if tokens is not None:
         notes.append(
-            f"Mistral's dry run counts {kept['data_tokens']} data tokens "
-            f"(ours: {estimate.tokens_total})"
+            f"Mistral's dry run counts {tokens} data tokens (ours: {estimate.tokens_total})"
         )
-    if kept.get("cost") is not None:
-        notes.append(
-            f"Mistral's dry run prices the job at {kept['cost']} {kept.get('cost_currency', '')}"
-        )
-    return estimate.model_copy(update={"provider_figures": kept, "notes": notes})
+    if cost is not None:
+        currency = figures.get("cost_currency") or ""
+        notes.append(f"Mistral's dry run prices the job at {cost} {currency}")
+    return with_figures(estimate, figures, _DRY_RUN_FIELDS, notes)
 
 
 @parses(NAME, "file")
 def file_ref(payload: Any) -> FileRef:
     """A Mistral file object (SDK model or dict) as our ``FileRef``."""
     data = as_dict(payload)
-    if data.get("id") in (None, ""):
-        raise KeyError("id")
     return FileRef(
         backend=NAME,
-        id=str(data["id"]),
+        id=id_of(data),
         filename=text(data.get("filename")),
         bytes=whole(data.get("bytes")) or whole(data.get("size_bytes")),
         status="uploaded",
@@ -383,12 +338,6 @@ def matches_file(item: Any, name: str, size: int) -> bool:
     """Whether a listed file is ours: the fingerprinted name and (when given) the size."""
     data = as_dict(item)
     size_seen = whole(data.get("bytes")) or whole(data.get("size_bytes"))
-    return bool(data.get("filename") == name and (size_seen is None or size_seen == size))
-
-
-def _matches_file(item: Any, name: str, size: int) -> bool:
-    data = as_dict(item)
-    size_seen = data.get("bytes") or data.get("size_bytes")
     return bool(data.get("filename") == name and (size_seen is None or size_seen == size))
 
 

@@ -12,7 +12,6 @@ import asyncio
 import io
 import logging
 import os
-import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -26,15 +25,13 @@ from finetune._errors import (
     ProviderUnavailable,
     ServerError,
 )
-from finetune.backends.base import METADATA_KEY, BaseBackend, JobRequest
+from finetune.backends.base import METADATA_KEY, JobRequest
+from finetune.backends.hosted import Connection, HostedBackend
 from finetune.backends.http import (
     account_identity,
-    call_with_retries,
-    file_name,
     json_answer,
     sdk_error,
     status_body,
-    written,
 )
 from finetune.backends.openai._mapping import (
     CAPABILITIES,
@@ -53,7 +50,8 @@ from finetune.lifecycle import alternatives_for, closed_on, lifecycle
 from finetune.types import Checkpoint, FileRef, Job, JobEvent, JobStatus, MetricPoint
 
 if TYPE_CHECKING:
-    from finetune.dataset import Dataset
+    from typing_extensions import Unpack
+
 
 __all__ = ["OpenAIBackend", "map_error"]
 
@@ -113,7 +111,17 @@ def _warn_closing_once() -> None:
         log.warning("%s; plan the move: %s", row.summary, "; ".join(alternatives_for(None)))
 
 
-class OpenAIBackend(BaseBackend):
+def _processed(payload: dict[str, Any]) -> FileRef | None:
+    """The file once OpenAI processed it, ``None`` while it is processing; a rejected file
+    raises ``InvalidRequestError`` with OpenAI's reason."""
+    failure = file_failure(payload)
+    if failure:
+        message = f"OpenAI rejected file {payload.get('id')}: {failure}"
+        raise InvalidRequestError(message, backend=NAME, param="file")
+    return file_ref(payload) if payload.get("status") == "processed" else None
+
+
+class OpenAIBackend(HostedBackend):
     """OpenAI fine-tuning through the ``openai`` SDK (``pip install "finetune[openai]"``).
 
     Args:
@@ -132,47 +140,39 @@ class OpenAIBackend(BaseBackend):
 
     name = NAME
     capabilities = CAPABILITIES
+    title = "OpenAI"
+    key_variable = "OPENAI_API_KEY"
+    url_variable = "OPENAI_BASE_URL"
+    default_url = DEFAULT_BASE_URL
 
     def __init__(
         self,
         *,
-        api_key: str | None = None,
-        base_url: str | None = None,
         organization: str | None = None,
         project: str | None = None,
-        client: Any = None,
-        attempts: int = 6,
         max_retries: int | None = None,
-        timeout: float | None = None,
         upload_threshold: int = 512 * MB,
         part_size: int = 8 * MB,
         upload_concurrency: int = 4,
         file_timeout: float = 600.0,
         file_poll_interval: float = 1.0,
-        retry_after_cap: float = 120.0,
         allow_closed_provider: bool = False,
         check_organisation: bool = True,
+        **connection: Unpack[Connection],
     ) -> None:
-        self._key = api_key or os.environ.get("OPENAI_API_KEY") or None
+        if max_retries is not None:
+            connection["attempts"] = max_retries + 1
+        super().__init__(**connection)
         self._probe = check_organisation
         self._open_for: set[str] = set()
-        url = base_url or os.environ.get("OPENAI_BASE_URL") or DEFAULT_BASE_URL
-        self._base_url = url.rstrip("/")
         self._organization = organization or os.environ.get("OPENAI_ORG_ID")
         self._project = project or os.environ.get("OPENAI_PROJECT_ID")
-        self._client = client
-        self._attempts = max_retries + 1 if max_retries is not None else attempts
-        self._timeout = timeout
         self._upload_threshold = upload_threshold
         self._part_size = part_size
         self._upload_concurrency = upload_concurrency
         self._file_timeout = file_timeout
         self._file_poll = file_poll_interval
-        self._retry_after_cap = retry_after_cap
         self.allow_closed_provider = allow_closed_provider
-
-    def __repr__(self) -> str:
-        return f"OpenAIBackend(base_url={self._base_url!r})"
 
     @property
     def identity(self) -> str:
@@ -202,7 +202,7 @@ class OpenAIBackend(BaseBackend):
             return
         body = {"model": model, "training_file": PROBE_FILE}
         try:
-            await self._send(self._raw("fine_tuning.jobs").create, **body)
+            await self._call(self._raw("fine_tuning.jobs").create, **body)
         except BackendError as error:
             refusal = _refusal(error, model)
             if refusal is not None:
@@ -213,42 +213,33 @@ class OpenAIBackend(BaseBackend):
 
     # -- the SDK, one call at a time --
 
-    def _sdk_client(self) -> Any:
-        if self._client is None:
-            openai = _sdk()
-            if not self._key:
-                raise AuthenticationError(f"no OpenAI API key. {KEY_HINT}", backend=NAME)
-            options: dict[str, Any] = {
-                "api_key": self._key,
-                "base_url": self._base_url,
-                "organization": self._organization,
-                "project": self._project,
-                "max_retries": 0,
-            }
-            if self._timeout is not None:
-                options["timeout"] = self._timeout
-            self._client = openai.AsyncOpenAI(**options)
-        return self._client
+    def _new_client(self, key: str) -> Any:
+        options: dict[str, Any] = {"api_key": key, "base_url": self._base_url, "max_retries": 0}
+        options |= {"organization": self._organization, "project": self._project}
+        if self._timeout is not None:
+            options["timeout"] = self._timeout
+        return _sdk().AsyncOpenAI(**options)
 
-    async def _send(self, call: Callable[..., Awaitable[Any]], *args: Any, **kw: Any) -> Any:
+    def _map_error(self, error: BaseException, *, job_call: bool = False) -> Exception:
+        return map_error(error, self._key, job_call=job_call)
+
+    async def _call(self, call: Callable[..., Awaitable[Any]], *args: Any, **kw: Any) -> Any:
         """One request through the SDK's raw-response API; its JSON (or text) answer."""
         job_call = kw.pop("job_call", False)
         text = kw.pop("text", False)
         try:
             raw = await call(*args, **kw)
         except Exception as exc:
-            error = map_error(exc, self._key, job_call=job_call)
+            error = self._map_error(exc, job_call=job_call)
         else:
             return raw.text if text else json_answer(NAME, raw.status_code, raw.text)
         raise error
 
-    async def _retried(self, call: Callable[..., Awaitable[Any]], *args: Any, **kw: Any) -> Any:
-        """``_send`` under the retry policy (for reads and other safe calls)."""
-        return await call_with_retries(
-            lambda: self._send(call, *args, **kw),
-            self._attempts,
-            retry_after_cap=self._retry_after_cap,
-        )
+    async def _call_retried(
+        self, call: Callable[..., Awaitable[Any]], *args: Any, **kw: Any
+    ) -> Any:
+        """``_call`` under the retry policy (for reads and other safe calls)."""
+        return await self._retried(lambda: self._call(call, *args, **kw))
 
     def _raw(self, path: str) -> Any:
         resource = self._sdk_client()
@@ -270,7 +261,7 @@ class OpenAIBackend(BaseBackend):
         seen: set[str] = set()
         cursor: dict[str, str] = {}
         while len(items) < limit:
-            page = await self._retried(
+            page = await self._call_retried(
                 listing, *args, limit=min(page_size, limit), job_call=job_call, **params, **cursor
             )
             data = page.get("data") if isinstance(page, dict) else None
@@ -287,12 +278,6 @@ class OpenAIBackend(BaseBackend):
         return items
 
     # -- files --
-
-    async def upload(self, dataset: Dataset, *, purpose: str = "train") -> FileRef:
-        """Upload in OpenAI's format, reusing a processed file of the same name and size."""
-        name = await asyncio.to_thread(file_name, dataset, purpose)
-        async with written(dataset, self.format_example) as path:
-            return await self.upload_file(path, filename=name)
 
     async def upload_file(
         self, path: str | os.PathLike[str], *, filename: str | None = None
@@ -325,23 +310,18 @@ class OpenAIBackend(BaseBackend):
 
         async def send() -> dict[str, Any]:
             with path.open("rb") as handle:
-                answer: dict[str, Any] = await self._send(
+                answer: dict[str, Any] = await self._call(
                     create, file=(name, handle), purpose="fine-tune"
                 )
             return answer
 
-        return await call_with_retries(
-            send,
-            self._attempts,
-            retry_after_cap=self._retry_after_cap,
-            done=lambda: self._find_file(name, size),
-        )
+        return await self._retried(send, done=lambda: self._find_file(name, size))
 
     async def _upload_in_parts(self, path: Path, name: str, size: int) -> dict[str, Any]:
         """Create an Upload, send its parts, complete it: each step retried on its own, so a
         fault late in the flow never sends the file again (a failed one cancels the Upload)."""
         uploads = self._raw("uploads")
-        upload = await self._retried(
+        upload = await self._call_retried(
             uploads.create,
             bytes=size,
             filename=name,
@@ -364,15 +344,10 @@ class OpenAIBackend(BaseBackend):
         complete = self._raw("uploads").complete
 
         async def send() -> dict[str, Any]:
-            done = await self._send(complete, upload_id, part_ids=part_ids)
+            done = await self._call(complete, upload_id, part_ids=part_ids)
             return dict(done["file"])
 
-        return await call_with_retries(
-            send,
-            self._attempts,
-            retry_after_cap=self._retry_after_cap,
-            done=lambda: self._find_file(name, size),
-        )
+        return await self._retried(send, done=lambda: self._find_file(name, size))
 
     async def _send_parts(self, upload_id: str, path: Path) -> list[str]:
         gate = asyncio.Semaphore(self._upload_concurrency)
@@ -383,10 +358,8 @@ class OpenAIBackend(BaseBackend):
             # A file object, not bytes: the HTTP client then sends it in small pieces instead of
             # joining one more copy of the whole part (measured: peak growth 70 MB -> 33 MB).
             try:
-                part = await call_with_retries(
-                    lambda: self._send(parts.create, upload_id, data=io.BytesIO(chunk)),
-                    self._attempts,
-                    retry_after_cap=self._retry_after_cap,
+                part = await self._retried(
+                    lambda: self._call(parts.create, upload_id, data=io.BytesIO(chunk))
                 )
                 ids[index] = str(part["id"])
             finally:
@@ -414,25 +387,21 @@ class OpenAIBackend(BaseBackend):
 
     async def _cancel_upload(self, upload_id: str) -> None:
         try:
-            await self._send(self._raw("uploads").cancel, upload_id)
+            await self._call(self._raw("uploads").cancel, upload_id)
         except FinetuneError as exc:  # the original error matters more
             log.warning("could not cancel upload %s: %s", upload_id, exc)
 
     async def _wait_processed(self, payload: dict[str, Any]) -> FileRef:
-        deadline = time.monotonic() + self._file_timeout
-        while payload.get("status") != "processed":
-            failure = file_failure(payload)
-            if failure:
-                raise InvalidRequestError(
-                    f"OpenAI rejected file {payload.get('id')}: {failure}",
-                    backend=NAME,
-                    param="file",
-                )
-            if time.monotonic() > deadline:
-                raise ServerError(f"file {payload.get('id')} still not processed", backend=NAME)
-            await asyncio.sleep(self._file_poll)
-            payload = await self._retried(self._raw("files").retrieve, str(payload["id"]))
-        return file_ref(payload)
+        processed = _processed(payload)
+        if processed is not None:
+            return processed
+        file_id, files = str(payload["id"]), self._raw("files")
+
+        async def verdict() -> FileRef | None:
+            return _processed(await self._call_retried(files.retrieve, file_id))
+
+        what, timeout = f"file {file_id} is still not processed", self._file_timeout
+        return await self._poll(verdict, timeout=timeout, every=self._file_poll, what=what)
 
     # -- jobs --
 
@@ -440,7 +409,7 @@ class OpenAIBackend(BaseBackend):
         """Send one create (never retried here: the Tuner looks for the job first)."""
         body = create_params(request)
         try:
-            answer = await self._send(self._raw("fine_tuning.jobs").create, **body)
+            answer = await self._call(self._raw("fine_tuning.jobs").create, **body)
         except BackendError as error:
             refusal = _refusal(error, request.base_model)
             if refusal is None:
@@ -464,7 +433,7 @@ class OpenAIBackend(BaseBackend):
     async def get_job(self, job_id: str) -> Job:
         """The job as it is now."""
         jobs = self._raw("fine_tuning.jobs")
-        return job_from_payload(await self._retried(jobs.retrieve, job_id, job_call=True))
+        return job_from_payload(await self._call_retried(jobs.retrieve, job_id, job_call=True))
 
     async def list_jobs(self, *, limit: int = 20) -> list[Job]:
         """The most recent jobs, newest first."""
@@ -475,18 +444,13 @@ class OpenAIBackend(BaseBackend):
         call = getattr(self._raw("fine_tuning.jobs"), action)
 
         async def send() -> Job:
-            return job_from_payload(await self._send(call, job_id, job_call=True))
+            return job_from_payload(await self._call(call, job_id, job_call=True))
 
         async def reached_already() -> Job | None:
             current = await self.get_job(job_id)
             return current if current.status in reached else None
 
-        return await call_with_retries(
-            send,
-            self._attempts,
-            retry_after_cap=self._retry_after_cap,
-            done=reached_already,
-        )
+        return await self._retried(send, done=reached_already)
 
     async def cancel_job(self, job_id: str) -> Job:
         """Ask OpenAI to cancel the job."""
@@ -511,19 +475,16 @@ class OpenAIBackend(BaseBackend):
         job = await self.get_job(job_id)
         result_files = (job.raw or {}).get("result_files") or []
         if isinstance(result_files, list) and result_files:
-            text = await self._retried(self._raw("files").content, str(result_files[0]), text=True)
+            text = await self._call_retried(
+                self._raw("files").content, str(result_files[0]), text=True
+            )
             return metrics_from_csv(text)
         return metrics_from_events(await self.list_events(job_id))
 
     async def list_checkpoints(self, job_id: str) -> list[Checkpoint]:
         """Intermediate checkpoints, in step order."""
         checkpoints = self._raw("fine_tuning.jobs.checkpoints")
-        page = await self._retried(checkpoints.list, job_id, limit=100, job_call=True)
+        page = await self._call_retried(checkpoints.list, job_id, limit=100, job_call=True)
         data = page.get("data") if isinstance(page, dict) else None
         items = [checkpoint_from_payload(c) for c in data or [] if isinstance(c, dict)]
         return sorted(items, key=lambda c: c.step)
-
-    async def aclose(self) -> None:
-        """Close the SDK client's connections."""
-        if self._client is not None:
-            await self._client.close()

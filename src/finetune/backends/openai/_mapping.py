@@ -9,16 +9,24 @@ from __future__ import annotations
 
 import csv
 import io
-import logging
-from datetime import datetime, timezone
 from typing import Any
 
 from finetune._errors import UnsupportedFeature
 from finetune.backends.base import EVERY_KIND, METADATA_KEY, SFT_AND_DPO, Capabilities, JobRequest
-from finetune.backends.http import number as _number
-from finetune.backends.http import object_at, parses, unix_time
-from finetune.backends.http import text as _text
-from finetune.backends.http import whole as _whole
+from finetune.backends.http import parses
+from finetune.backends.payloads import (
+    id_of,
+    metric_points,
+    numbers,
+    object_at,
+    positive,
+    status_from,
+    time_or_now,
+    unix_time,
+)
+from finetune.backends.payloads import number as _number
+from finetune.backends.payloads import text as _text
+from finetune.backends.payloads import whole as _whole
 from finetune.types import (
     Checkpoint,
     FileRef,
@@ -30,20 +38,6 @@ from finetune.types import (
     MetricPoint,
 )
 
-__all__ = [
-    "CAPABILITIES",
-    "NAME",
-    "STATUS_MAP",
-    "checkpoint_from_payload",
-    "create_params",
-    "event_from_payload",
-    "file_ref",
-    "job_from_payload",
-    "metrics_from_csv",
-    "metrics_from_events",
-]
-
-log = logging.getLogger("finetune")
 NAME = "openai"
 
 STATUS_MAP: dict[str, JobStatus] = {
@@ -62,11 +56,7 @@ CAPABILITIES = Capabilities(
     methods=SFT_AND_DPO,
     example_kinds=EVERY_KIND,
     tools=True,
-    validation_file=True,
     pause_resume=True,
-    hosted=True,
-    validation_target="openai",
-    output_format="openai",
     max_suffix_length=64,
 )
 
@@ -75,28 +65,18 @@ def _auto_or(raw: Any, convert: Any) -> Any:
     return "auto" if raw == "auto" else convert(raw)
 
 
-def _status(data: dict[str, Any]) -> JobStatus:
-    text = str(data.get("status"))
-    status = STATUS_MAP.get(text)
-    if status is None:
-        log.warning("unknown OpenAI job status %r; treating it as running", text)
-        return JobStatus.RUNNING
-    return status
-
-
 @parses(NAME, "fine-tuning job")
 def job_from_payload(data: dict[str, Any]) -> Job:
     """An OpenAI ``fine_tuning.job`` (the JSON object) as our ``Job``."""
-    if not isinstance(data, dict) or not _text(data.get("id")):
-        raise KeyError("id")
+    job_id = id_of(data)
     method = object_at(data, "method")
     kind = method.get("type")
     metadata = data.get("metadata")
     return Job(
-        id=data["id"],
+        id=job_id,
         backend=NAME,
         base_model=_text(data.get("model")) or "",
-        status=_status(data),
+        status=status_from("OpenAI", data.get("status"), STATUS_MAP),
         created_at=unix_time(data.get("created_at")),
         finished_at=unix_time(data.get("finished_at")),
         fine_tuned_model=_text(data.get("fine_tuned_model")),
@@ -136,16 +116,12 @@ def _hyperparameters_from(
         source = {}
     seed = data.get("seed")
     return Hyperparameters(
-        epochs=_auto_or(source.get("n_epochs"), lambda v: _positive(_whole(v))),
-        batch_size=_auto_or(source.get("batch_size"), lambda v: _positive(_whole(v))),
+        epochs=_auto_or(source.get("n_epochs"), lambda v: positive(_whole(v))),
+        batch_size=_auto_or(source.get("batch_size"), lambda v: positive(_whole(v))),
         learning_rate_multiplier=_auto_or(source.get("learning_rate_multiplier"), _number),
         beta=_auto_or(source.get("beta"), _number),
         seed=seed if isinstance(seed, int) and not isinstance(seed, bool) else None,
     )
-
-
-def _positive(value: int | None) -> int | None:
-    return value if value is not None and value > 0 else None
 
 
 def _suffix_of(model: str | None) -> str | None:
@@ -199,7 +175,7 @@ def event_from_payload(data: dict[str, Any]) -> JobEvent:
     level = data.get("level") if data.get("level") in ("info", "warning", "error") else "info"
     return JobEvent(
         id=_text(data.get("id")),
-        created_at=unix_time(data.get("created_at")) or datetime.now(timezone.utc),
+        created_at=time_or_now(data.get("created_at")),
         level=level,
         message=str(data.get("message") or ""),
         data=data.get("data") if isinstance(data.get("data"), dict) else None,
@@ -210,14 +186,12 @@ def event_from_payload(data: dict[str, Any]) -> JobEvent:
 def checkpoint_from_payload(data: dict[str, Any]) -> Checkpoint:
     """An OpenAI ``fine_tuning.job.checkpoint`` as our ``Checkpoint`` (numeric metrics only:
     the live API puts ``"type": "supervised"`` among them)."""
-    metrics = object_at(data, "metrics")
-    numbers = {str(k): _number(v) for k, v in metrics.items()}
     return Checkpoint(
         id=str(data["id"]),
         step=_whole(data.get("step_number")) or 0,
         model=_text(data.get("fine_tuned_model_checkpoint")) or "",
         created_at=unix_time(data.get("created_at")),
-        metrics={k: v for k, v in numbers.items() if v is not None},
+        metrics=numbers(object_at(data, "metrics")),
     )
 
 
@@ -234,23 +208,7 @@ _CSV_COLUMNS = {
 def metrics_from_csv(text: str) -> list[MetricPoint]:
     """The result file's metrics CSV (step, train_loss, ...) as ``MetricPoint``s; rows without
     a numeric step are skipped."""
-    points = []
-    for row in csv.DictReader(io.StringIO(text)):
-        step = _whole(row.get("step"))
-        if step is None:
-            continue
-        values: dict[str, Any] = {"step": step}
-        extra: dict[str, float] = {}
-        for column, raw in row.items():
-            number = _number(raw)
-            if column in (None, "step") or number is None:
-                continue
-            if column in _CSV_COLUMNS:
-                values[_CSV_COLUMNS[column]] = number
-            else:
-                extra[str(column)] = number
-        points.append(MetricPoint(**values, extra=extra))
-    return points
+    return metric_points(csv.DictReader(io.StringIO(text)), _CSV_COLUMNS)
 
 
 def metrics_from_events(events: list[JobEvent]) -> list[MetricPoint]:

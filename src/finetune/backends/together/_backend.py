@@ -11,32 +11,15 @@ trains, and ``create_job`` is never retried blindly.
 from __future__ import annotations
 
 import asyncio
-import logging
 import os
-import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from finetune._errors import (
-    AuthenticationError,
-    BackendError,
-    InvalidRequestError,
-    MissingDependency,
-    ServerError,
-)
+from finetune._errors import BackendError, InvalidRequestError, MissingDependency
 from finetune.backends._files import sha256_of
-from finetune.backends.base import BaseBackend, JobRequest
-from finetune.backends.http import (
-    account_identity,
-    call_with_retries,
-    expect_object,
-    file_name,
-    list_at,
-    put_file,
-    sdk_error,
-    sdk_request,
-    written,
-)
+from finetune.backends.base import JobRequest
+from finetune.backends.hosted import Connection, HostedBackend
+from finetune.backends.http import expect_object, list_at, put_file, sdk_error
 from finetune.backends.together._mapping import (
     CAPABILITIES,
     NAME,
@@ -61,11 +44,12 @@ from finetune.types import (
 )
 
 if TYPE_CHECKING:
+    from typing_extensions import Unpack
+
     from finetune.dataset import Dataset
 
 __all__ = ["TogetherBackend", "map_error"]
 
-log = logging.getLogger("finetune")
 DEFAULT_BASE_URL = "https://api.together.ai"
 KEY_HINT = "Set TOGETHER_API_KEY or pass api_key=... to the Tuner"
 SERVERLESS_NOTE = (
@@ -95,7 +79,7 @@ def map_error(error: BaseException, secret: str | None, *, job_call: bool = Fals
     return sdk_error(NAME, _sdk, error, secret, job_call=job_call, key_hint=KEY_HINT)
 
 
-class TogetherBackend(BaseBackend):
+class TogetherBackend(HostedBackend):
     """Together AI fine-tuning (``pip install "finetune[together]"``).
 
     Args:
@@ -109,39 +93,26 @@ class TogetherBackend(BaseBackend):
 
     name = NAME
     capabilities = CAPABILITIES
+    title = "Together"
+    key_variable = "TOGETHER_API_KEY"
+    url_variable = "TOGETHER_BASE_URL"
+    default_url = DEFAULT_BASE_URL
+    serving_note = SERVERLESS_NOTE
 
     def __init__(
         self,
         *,
-        api_key: str | None = None,
-        base_url: str | None = None,
-        client: Any = None,
-        attempts: int = 6,
-        timeout: float | None = None,
-        retry_after_cap: float = 120.0,
         file_timeout: float = 600.0,
         file_poll_interval: float = 2.0,
         estimate_quote: bool = True,
+        **connection: Unpack[Connection],
     ) -> None:
-        self._key = api_key or os.environ.get("TOGETHER_API_KEY") or None
-        url = base_url or os.environ.get("TOGETHER_BASE_URL") or DEFAULT_BASE_URL
-        self._base_url = url.rstrip("/").removesuffix("/v1")
-        self._client = client
-        self._attempts = attempts
-        self._timeout = timeout
-        self._retry_after_cap = retry_after_cap
+        super().__init__(**connection)
+        self._base_url = self._base_url.removesuffix("/v1")
         self._file_timeout = file_timeout
         self._file_poll = file_poll_interval
         self._quote = estimate_quote
         self._limits: dict[str, dict[str, Any]] = {}
-
-    def __repr__(self) -> str:
-        return f"TogetherBackend(base_url={self._base_url!r})"
-
-    @property
-    def identity(self) -> str:
-        """Base URL and a digest of the key (never the key)."""
-        return account_identity(self._base_url, key=self._key)
 
     def context_limit(self, model: str) -> int | None:
         """The model's longest SFT sequence, once its limits were read (else the catalog's)."""
@@ -151,45 +122,14 @@ class TogetherBackend(BaseBackend):
 
     # -- transport --
 
-    def _sdk_client(self) -> Any:
-        if self._client is None:
-            together = _sdk()
-            if not self._key:
-                raise AuthenticationError(f"no Together API key. {KEY_HINT}", backend=NAME)
-            options: dict[str, Any] = {"api_key": self._key, "base_url": self._base_url}
-            options["max_retries"] = 0
-            if self._timeout is not None:
-                options["timeout"] = self._timeout
-            self._client = together.AsyncTogether(**options)
-        return self._client
+    def _new_client(self, key: str) -> Any:
+        options: dict[str, Any] = {"api_key": key, "base_url": self._base_url, "max_retries": 0}
+        if self._timeout is not None:
+            options["timeout"] = self._timeout
+        return _sdk().AsyncTogether(**options)
 
-    async def _send(
-        self,
-        method: str,
-        path: str,
-        *,
-        body: Any = None,
-        params: Any = None,
-        job_call: bool = False,
-    ) -> Any:
-        """One request through the SDK's client; its JSON answer, or our error."""
-        arguments = {} if method in ("get", "delete") else {"body": body}
-        return await sdk_request(
-            self._sdk_client(),
-            method,
-            path,
-            provider=NAME,
-            on_error=lambda exc: map_error(exc, self._key, job_call=job_call),
-            params=params,
-            **arguments,
-        )
-
-    async def _get(self, path: str, *, params: Any = None, job_call: bool = False) -> Any:
-        return await call_with_retries(
-            lambda: self._send("get", path, params=params, job_call=job_call),
-            self._attempts,
-            retry_after_cap=self._retry_after_cap,
-        )
+    def _map_error(self, error: BaseException, *, job_call: bool = False) -> Exception:
+        return map_error(error, self._key, job_call=job_call)
 
     # -- before anything is uploaded --
 
@@ -206,22 +146,17 @@ class TogetherBackend(BaseBackend):
 
     # -- files --
 
-    async def upload(self, dataset: Dataset, *, purpose: str = "train") -> FileRef:
-        """Upload through the SDK (a file of the same content is reused), then wait for
-        Together's server-side validation and report its verdict in our terms."""
-        name = await asyncio.to_thread(file_name, dataset, purpose)
-        async with written(dataset, self.format_example) as path:
-            named = path.with_name(name)
-            path.rename(named)
-            return await self.upload_file(named)
-
-    async def upload_file(self, path: str | os.PathLike[str]) -> FileRef:
-        """Upload a JSONL file already in Together's format (reused when already there)."""
+    async def upload_file(
+        self, path: str | os.PathLike[str], *, filename: str | None = None
+    ) -> FileRef:
+        """Upload a JSONL file already in Together's format, as ``filename`` (its own name by
+        default), reusing a valid file of that name and size; then wait for Together's
+        server-side validation and report its verdict in our terms."""
         source = Path(path)
-        size = source.stat().st_size
-        existing = await self._find_file(source.name, size)
+        name = filename or source.name
+        existing = await self._find_file(name, source.stat().st_size)
         if existing is None:
-            existing = await self._upload_new(source)
+            existing = await self._upload_new(source, name)
         return await self._validated(existing)
 
     async def _find_file(self, name: str, size: int) -> dict[str, Any] | None:
@@ -232,12 +167,12 @@ class TogetherBackend(BaseBackend):
                 return dict(item)
         return None
 
-    async def _upload_new(self, path: Path) -> dict[str, Any]:
+    async def _upload_new(self, path: Path, name: str) -> dict[str, Any]:
         """The SDK's single-file flow as three steps, each retried on its own so that a lost
         answer or a 5xx never sends the file again: ask for a signed URL (a 409 means the same
         content is there already), PUT the file to it, then ask Together to preprocess it."""
         checksum = await asyncio.to_thread(sha256_of, path)
-        target = await self._upload_target(path, checksum)
+        target = await self._upload_target(name, checksum)
         if isinstance(target, dict):
             return target
         url, file_id = target
@@ -252,7 +187,7 @@ class TogetherBackend(BaseBackend):
         )
         return await self._preprocess(file_id)
 
-    async def _upload_target(self, path: Path, checksum: str) -> tuple[str, str] | dict[str, Any]:
+    async def _upload_target(self, name: str, checksum: str) -> tuple[str, str] | dict[str, Any]:
         """The signed URL and file id for a new upload, or the file already holding this
         content. A retried ask is harmless: nothing is a file until it is preprocessed."""
         tools = _upload_tools()
@@ -261,8 +196,9 @@ class TogetherBackend(BaseBackend):
         async def ask() -> tuple[str, str] | dict[str, Any]:
             known: str | None = None
             try:
+                # the SDK reads only the name of this path: the file goes by put_file
                 url, file_id = await manager.get_upload_url(
-                    "/v1/files", path, checksum, "fine-tune", "jsonl"
+                    "/v1/files", Path(name), checksum, "fine-tune", "jsonl"
                 )
             except tools.FileAlreadyExistsError as exists:
                 known = str(exists.file_id)
@@ -275,7 +211,7 @@ class TogetherBackend(BaseBackend):
             # outside the except: the SDK's error (its request, its body) is not chained on
             return await self._file(known)
 
-        return await call_with_retries(ask, self._attempts, retry_after_cap=self._retry_after_cap)
+        return await self._retried(ask)
 
     async def _preprocess(self, file_id: str) -> dict[str, Any]:
         """Ask Together to take the uploaded content as a file; a retry first reads the file,
@@ -283,14 +219,9 @@ class TogetherBackend(BaseBackend):
         path = f"/v1/files/{file_id}/preprocess"
 
         async def send() -> dict[str, Any]:
-            return expect_object(NAME, "file", await self._send("post", path, body=None))
+            return expect_object(NAME, "file", await self._request("post", path, body=None))
 
-        return await call_with_retries(
-            send,
-            self._attempts,
-            retry_after_cap=self._retry_after_cap,
-            done=lambda: self._file_if_any(file_id),
-        )
+        return await self._retried(send, done=lambda: self._file_if_any(file_id))
 
     async def _file(self, file_id: str) -> dict[str, Any]:
         return expect_object(NAME, "file", await self._get(f"/v1/files/{file_id}"))
@@ -304,30 +235,32 @@ class TogetherBackend(BaseBackend):
             raise
 
     async def _validated(self, payload: dict[str, Any]) -> FileRef:
-        deadline = time.monotonic() + self._file_timeout
-        if payload.get("processing_status") not in (None, "COMPLETED"):
+        if payload.get("processing_status") in (None, "COMPLETED"):
+            return file_ref(payload)
+        file_id = str(payload["id"])
+
+        async def verdict() -> FileRef | None:
             # the SDK's upload answer leaves the validation report out: read the file itself
-            payload = await self._file(str(payload["id"]))
-        while str(payload.get("processing_status") or "COMPLETED") not in ("COMPLETED",):
-            problem = file_problem(payload)
+            current = await self._file(file_id)
+            problem = file_problem(current)
             if problem:
                 raise InvalidRequestError(
-                    f"Together refused file {payload.get('id')}: {problem}",
+                    f"Together refused file {file_id}: {problem}",
                     backend=NAME,
                     param="training_file",
                 )
-            if time.monotonic() > deadline:
-                raise ServerError(f"file {payload.get('id')} still not validated", backend=NAME)
-            await asyncio.sleep(self._file_poll)
-            payload = await self._file(str(payload["id"]))
-        return file_ref(payload)
+            done = str(current.get("processing_status") or "COMPLETED") == "COMPLETED"
+            return file_ref(current) if done else None
+
+        what, timeout = f"file {file_id} is still not validated", self._file_timeout
+        return await self._poll(verdict, timeout=timeout, every=self._file_poll, what=what)
 
     # -- jobs --
 
     async def create_job(self, request: JobRequest) -> Job:
         """Send one create (the Tuner looks for a job training the same thing first)."""
         body = create_body(request, await self._model_limits(request.base_model))
-        answer = await self._send("post", "/v1/fine-tunes", body=body)
+        answer = await self._request("post", "/v1/fine-tunes", body=body)
         return self._with_note(job_from_payload(answer))
 
     async def find_job(self, request: JobRequest) -> Job | None:
@@ -348,12 +281,6 @@ class TogetherBackend(BaseBackend):
         answer = await self._get(f"/v1/fine-tunes/{job_id}", job_call=True)
         return self._with_note(job_from_payload(answer))
 
-    def _with_note(self, job: Job) -> Job:
-        if job.fine_tuned_model is None:
-            return job
-        raw = {**(job.raw or {}), "serving": SERVERLESS_NOTE}
-        return job.model_copy(update={"raw": raw})
-
     async def list_jobs(self, *, limit: int = 20) -> list[Job]:
         """The most recent jobs, newest first."""
         listed = expect_object(NAME, "job list", await self._get("/v1/fine-tunes"))
@@ -363,10 +290,8 @@ class TogetherBackend(BaseBackend):
 
     async def cancel_job(self, job_id: str) -> Job:
         """Ask Together to cancel (the job shows running until it is cancelled)."""
-        answer = await call_with_retries(
-            lambda: self._send("post", f"/v1/fine-tunes/{job_id}/cancel", job_call=True),
-            self._attempts,
-        )
+        path = f"/v1/fine-tunes/{job_id}/cancel"
+        answer = await self._retried(lambda: self._request("post", path, job_call=True))
         return job_from_payload(answer)
 
     async def list_events(self, job_id: str) -> list[JobEvent]:
@@ -396,23 +321,10 @@ class TogetherBackend(BaseBackend):
         if not self._quote or not self._key:
             note = "no Together API key: its price quote was skipped; the figures are our own"
             return estimate.model_copy(update={"notes": [*estimate.notes, note]})
-        training = await self.upload(dataset, purpose="train")
-        request = JobRequest(
-            base_model=estimate.model,
-            training_file=training,
-            hyperparameters=hyperparameters,
-            idempotency_key="quote",
-        )
+        request = await self._quote_request(dataset, estimate, hyperparameters)
         body = create_body(request, await self._model_limits(estimate.model))
         kept = ("model", "training_file", "n_epochs", "training_method", "training_type")
         quote_body: dict[str, Any] = {k: body[k] for k in kept if k in body}
-        answer = await call_with_retries(
-            lambda: self._send("post", "/v1/fine-tunes/estimate-price", body=quote_body),
-            self._attempts,
-        )
+        path = "/v1/fine-tunes/estimate-price"
+        answer = await self._retried(lambda: self._request("post", path, body=quote_body))
         return with_quote(estimate, expect_object(NAME, "price estimate", answer))
-
-    async def aclose(self) -> None:
-        """Close the SDK client's connections."""
-        if self._client is not None:
-            await self._client.close()

@@ -7,22 +7,29 @@ Together keeps no client key or metadata on a job, so a job is recognised by wha
 
 from __future__ import annotations
 
-import logging
-import math
-from datetime import datetime, timezone
 from typing import Any
 
 from finetune._errors import InvalidRequestError, UnsupportedFeature
 from finetune.backends.base import EVERY_KIND, SFT_AND_DPO, Capabilities, JobRequest
-from finetune.backends.http import (
+from finetune.backends.http import parses, refuse_unknown_settings
+from finetune.backends.payloads import (
+    id_of,
     list_at,
+    metric_points,
+    non_negative,
     number,
     object_at,
-    parses,
-    refuse_unknown_settings,
+    positive,
+    refuse_hyperparameters,
+    renamed,
+    same_value,
+    status_from,
     text,
+    time_or_now,
     unix_time,
+    wandb_settings,
     whole,
+    with_figures,
 )
 from finetune.types import (
     Checkpoint,
@@ -36,22 +43,6 @@ from finetune.types import (
     MetricPoint,
 )
 
-__all__ = [
-    "CAPABILITIES",
-    "NAME",
-    "STATUS_MAP",
-    "checkpoint_from_payload",
-    "create_body",
-    "event_from_payload",
-    "file_problem",
-    "file_ref",
-    "job_from_payload",
-    "metrics_from_payload",
-    "same_fit",
-    "with_quote",
-]
-
-log = logging.getLogger("finetune")
 NAME = "together"
 MAX_SUFFIX = 40
 DEFAULT_LORA_RANK = 16
@@ -74,11 +65,7 @@ CAPABILITIES = Capabilities(
     methods=SFT_AND_DPO,
     example_kinds=EVERY_KIND,
     tools=True,
-    validation_file=True,
-    pause_resume=False,
-    hosted=True,
     validation_target="together",
-    output_format="openai",
     max_suffix_length=MAX_SUFFIX,
     notes=(
         "a LoRA fine-tune is served serverless only for some base models, otherwise on a "
@@ -146,10 +133,8 @@ def create_body(request: JobRequest, limits: dict[str, Any] | None = None) -> di
     """Our JobRequest as the JSON body of ``POST /fine-tunes``, checked against the model's
     limits (``GET /fine-tunes/models/limits``) when known; what cannot map is refused."""
     params, limits = request.hyperparameters, limits or {}
-    if params.learning_rate_multiplier not in (None, "auto"):
-        raise UnsupportedFeature(
-            "Together takes an absolute learning_rate, not a learning_rate_multiplier"
-        )
+    takes = "an absolute learning_rate"
+    refuse_hyperparameters("Together", params, ["learning_rate_multiplier"], takes)
     refuse_unknown_settings("Together", request, _EXTRA)
     dpo = request.method == "dpo"
     training_type = _lora(params, limits)
@@ -182,15 +167,14 @@ def _method(request: JobRequest) -> dict[str, Any]:
     return {"method": "dpo", "dpo_beta": beta if isinstance(beta, (int, float)) else 0.1}
 
 
+_WANDB_FIELDS = {"api_key": "wandb_api_key", "project": "wandb_project_name"}
+_WANDB_FIELDS |= {"name": "wandb_name", "entity": "wandb_entity", "base_url": "wandb_base_url"}
+
+
 def _wandb(integrations: list[dict[str, Any]]) -> dict[str, Any]:
     fields: dict[str, Any] = {}
-    for item in integrations:
-        if item.get("type", "wandb") != "wandb":
-            raise UnsupportedFeature(f"Together supports only wandb integrations, not {item!r}")
-        flat = {**item, **object_at(item, "wandb")}
-        names = {"api_key": "wandb_api_key", "project": "wandb_project_name"}
-        names |= {"name": "wandb_name", "entity": "wandb_entity", "base_url": "wandb_base_url"}
-        fields.update({theirs: flat[ours] for ours, theirs in names.items() if flat.get(ours)})
+    for settings in wandb_settings("Together", integrations):
+        fields.update(renamed(settings, _WANDB_FIELDS))
     return fields
 
 
@@ -208,16 +192,10 @@ def same_fit(payload: dict[str, Any], body: dict[str, Any]) -> bool:
     if suffix and suffix not in output:
         return False
     for key in ("n_epochs", "batch_size", "learning_rate", "warmup_ratio"):
-        if key in body and key in payload and not _same(payload[key], body[key]):
+        if key in body and key in payload and not same_value(payload[key], body[key]):
             return False
     theirs = object_at(payload, "training_type")
     return not theirs or theirs.get("type") == body["training_type"]["type"]
-
-
-def _same(theirs: Any, ours: Any) -> bool:
-    if isinstance(ours, (int, float)) and isinstance(theirs, (int, float)):
-        return math.isclose(float(theirs), float(ours), rel_tol=1e-9)
-    return bool(theirs == ours)
 
 
 def _error_of(payload: dict[str, Any], events: list[JobEvent]) -> JobError | None:
@@ -230,31 +208,25 @@ def _error_of(payload: dict[str, Any], events: list[JobEvent]) -> JobError | Non
 
 
 def _hyperparameters_from(payload: dict[str, Any]) -> Hyperparameters:
-    epochs, batch = whole(payload.get("n_epochs")), payload.get("batch_size")
-    rate, warmup = number(payload.get("learning_rate")), number(payload.get("warmup_ratio"))
+    batch = payload.get("batch_size")
     return Hyperparameters(
-        epochs=epochs if epochs and epochs > 0 else None,
-        batch_size="auto" if batch == "max" else (whole(batch) or None),
-        learning_rate=rate if rate and rate > 0 else None,
-        warmup=warmup if warmup is not None and warmup >= 0 else None,
+        epochs=positive(whole(payload.get("n_epochs"))),
+        batch_size="auto" if batch == "max" else positive(whole(batch)),
+        learning_rate=positive(number(payload.get("learning_rate"))),
+        warmup=non_negative(number(payload.get("warmup_ratio"))),
     )
 
 
 @parses(NAME, "fine-tuning job")
 def job_from_payload(payload: dict[str, Any]) -> Job:
     """A Together ``FinetuneResponse`` (or its truncated list form) as our ``Job``."""
-    if not isinstance(payload, dict) or not text(payload.get("id")):
-        raise KeyError("id")
+    job_id = id_of(payload)
     events = [event_from_payload(e) for e in list_at(payload, "events") if isinstance(e, dict)]
-    state = str(payload.get("status"))
-    status = STATUS_MAP.get(state)
-    if status is None:
-        log.warning("unknown Together job status %r; treating it as running", state)
-        status = JobStatus.RUNNING
+    status = status_from("Together", payload.get("status"), STATUS_MAP)
     method = object_at(payload, "training_method").get("method")
     done = status is JobStatus.SUCCEEDED
     return Job(
-        id=str(payload["id"]),
+        id=job_id,
         backend=NAME,
         base_model=text(payload.get("model")) or "",
         status=status,
@@ -279,7 +251,7 @@ def event_from_payload(payload: dict[str, Any]) -> JobEvent:
     level = str(payload.get("level") or "info").removeprefix("legacy_").removeprefix("i")
     data = {k: payload[k] for k in ("step", "total_steps", "token_count") if k in payload}
     return JobEvent(
-        created_at=unix_time(payload.get("created_at")) or datetime.now(timezone.utc),
+        created_at=time_or_now(payload.get("created_at")),
         level=level if level in ("info", "warning", "error") else "info",
         message=str(payload.get("message") or payload.get("type") or ""),
         data=data or None,
@@ -299,7 +271,6 @@ def checkpoint_from_payload(payload: dict[str, Any], job_id: str) -> Checkpoint:
 
 
 _METRIC_NAMES = {
-    "step": "step",
     "epoch": "epoch",
     "train_loss": "train_loss",
     "loss": "train_loss",
@@ -313,23 +284,8 @@ _METRIC_NAMES = {
 @parses(NAME, "metrics list")
 def metrics_from_payload(payload: dict[str, Any]) -> list[MetricPoint]:
     """``GET /fine-tunes/{id}/metrics`` (flat dicts of numbers) as points in step order."""
-    points: dict[int, MetricPoint] = {}
-    for row in list_at(payload, "metrics"):
-        if not isinstance(row, dict) or whole(row.get("step")) is None:
-            continue
-        values: dict[str, Any] = {}
-        extra: dict[str, float] = {}
-        for key, raw in row.items():
-            value = number(raw)
-            if value is None:
-                continue
-            if key in _METRIC_NAMES:
-                values[_METRIC_NAMES[key]] = value
-            else:
-                extra[str(key)] = value
-        values["step"] = int(values["step"])
-        points[values["step"]] = MetricPoint(**values, extra=extra)
-    return [points[s] for s in sorted(points)]
+    rows = [row for row in list_at(payload, "metrics") if isinstance(row, dict)]
+    return metric_points(rows, _METRIC_NAMES)
 
 
 @parses(NAME, "file")
@@ -366,8 +322,7 @@ _QUOTE_FIELDS = (
 
 def with_quote(estimate: CostEstimate, quote: dict[str, Any]) -> CostEstimate:
     """Our estimate with Together's ``estimate-price`` answer beside it."""
-    kept = {k: quote[k] for k in _QUOTE_FIELDS if quote.get(k) is not None}
-    notes = list(estimate.notes)
+    notes = []
     price = number(quote.get("estimated_total_price"))
     if price is not None:
         notes.append(f"Together quotes {price:.4g} USD for this job (estimate-price)")
@@ -378,4 +333,4 @@ def with_quote(estimate: CostEstimate, quote: dict[str, Any]) -> CostEstimate:
         notes.append("Together says this job is over your credit limit: it would not start")
     if quote.get("estimation_available") is False:
         notes.append(f"Together gave no quote ({quote.get('unavailable_reason') or 'unknown'})")
-    return estimate.model_copy(update={"provider_figures": kept, "notes": notes})
+    return with_figures(estimate, quote, _QUOTE_FIELDS, notes)

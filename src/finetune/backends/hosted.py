@@ -1,0 +1,204 @@
+"""``HostedBackend``: what every backend on a provider's HTTP API shares, written once.
+
+A hosted backend subclasses it, names its key and URL variables, builds its SDK client in
+``_new_client`` and maps that SDK's exceptions in ``_map_error``; it then writes only what its
+provider does differently. The built-in OpenAI, Mistral, Together and Fireworks backends do.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any, ClassVar, TypedDict, TypeVar
+
+from finetune._errors import AuthenticationError, ServerError
+from finetune.backends.base import BaseBackend, JobRequest
+from finetune.backends.http import (
+    DEFAULT_RETRY_AFTER_CAP,
+    account_identity,
+    call_with_retries,
+    file_name,
+    key_and_url,
+    sdk_request,
+    written,
+)
+
+if TYPE_CHECKING:
+    from finetune.dataset import Dataset
+    from finetune.types import CostEstimate, FileRef, Hyperparameters, Job
+
+__all__ = ["Connection", "HostedBackend"]
+
+T = TypeVar("T")
+
+
+class Connection(TypedDict, total=False):
+    """The settings every hosted backend takes, as keyword arguments.
+
+    ``api_key`` (else the backend's environment variable), ``base_url`` (else its variable,
+    else the provider's), ``client`` (an SDK client to use instead of building one),
+    ``attempts`` (tries per call for transient failures), ``timeout`` (seconds per request)
+    and ``retry_after_cap`` (the longest Retry-After waited for; a longer one raises at once).
+    """
+
+    api_key: str | None
+    base_url: str | None
+    client: Any
+    attempts: int
+    timeout: float | None
+    retry_after_cap: float
+
+
+class HostedBackend(BaseBackend):
+    """Shared plumbing of a hosted backend: the key and endpoint (from arguments or the
+    environment), one lazily built SDK client, every retry under one policy, requests through
+    a Stainless-generated SDK (``_request``), uploads of a dataset in the provider's format,
+    the serving note on a tuned model, and closing the client.
+
+    Subclasses set ``title`` (the provider as shown in messages), ``key_variable``,
+    ``url_variable`` and ``default_url``, and override ``_new_client`` and ``_map_error``.
+    """
+
+    title: ClassVar[str] = "the provider"
+    key_variable: ClassVar[str] = ""
+    url_variable: ClassVar[str] = ""
+    default_url: ClassVar[str] = ""
+    serving_note: ClassVar[str | None] = None
+
+    def __init__(
+        self,
+        *,
+        api_key: str | None = None,
+        base_url: str | None = None,
+        client: Any = None,
+        attempts: int = 6,
+        timeout: float | None = None,
+        retry_after_cap: float = DEFAULT_RETRY_AFTER_CAP,
+        first_wait: float = 0.5,
+    ) -> None:
+        self._key, self._base_url = key_and_url(
+            api_key,
+            base_url,
+            key_variable=self.key_variable,
+            url_variable=self.url_variable,
+            default_url=self.default_url,
+        )
+        self._client = client
+        self._attempts = attempts
+        self._timeout = timeout
+        self._retry_after_cap = retry_after_cap
+        self._first_wait = first_wait
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(base_url={self._base_url!r})"
+
+    @property
+    def identity(self) -> str:
+        """Base URL and a digest of the key (never the key)."""
+        return account_identity(self._base_url, key=self._key)
+
+    @property
+    def key_hint(self) -> str:
+        """How to give this backend its key, for error messages."""
+        return f"Set {self.key_variable} or pass api_key=... to the Tuner"
+
+    def _require_key(self) -> str:
+        if not self._key:
+            message = f"no {self.title} API key. {self.key_hint}"
+            raise AuthenticationError(message, backend=self.name)
+        return self._key
+
+    def _sdk_client(self) -> Any:
+        if self._client is None:
+            self._client = self._new_client(self._require_key())
+        return self._client
+
+    def _new_client(self, key: str) -> Any:
+        """The provider's SDK client (its own retries off: ours are the only ones)."""
+        raise NotImplementedError(f"{type(self).__name__} must implement _new_client()")
+
+    def _map_error(self, error: BaseException, *, job_call: bool = False) -> Exception:
+        """An exception of the SDK (or below it) as the matching error of ours."""
+        raise NotImplementedError(f"{type(self).__name__} must implement _map_error()")
+
+    async def _retried(
+        self,
+        call: Callable[[], Awaitable[T]],
+        *,
+        done: Callable[[], Awaitable[T | None]] | None = None,
+    ) -> T:
+        """``call()`` under the retry policy; see ``call_with_retries`` for ``done``."""
+        return await call_with_retries(
+            call,
+            self._attempts,
+            first=self._first_wait,
+            retry_after_cap=self._retry_after_cap,
+            done=done,
+        )
+
+    async def _request(self, method: str, path: str, *, job_call: bool = False, **kw: Any) -> Any:
+        """One request through the SDK's generic ``get``/``post``/``delete``: its JSON answer,
+        or our error (``job_call``: a 404 is ``JobNotFound``)."""
+        return await sdk_request(
+            self._sdk_client(),
+            method,
+            path,
+            provider=self.name,
+            on_error=lambda exc: self._map_error(exc, job_call=job_call),
+            **kw,
+        )
+
+    async def _get(self, path: str, **kw: Any) -> Any:
+        """A retried GET through ``_request``."""
+        return await self._retried(lambda: self._request("get", path, **kw))
+
+    async def _poll(
+        self, read: Callable[[], Awaitable[T | None]], *, timeout: float, every: float, what: str
+    ) -> T:
+        """``read()`` every ``every`` seconds until it finds something (it raises to give up);
+        a ``ServerError`` saying ``what`` is still pending after ``timeout`` seconds."""
+        deadline = time.monotonic() + timeout
+        while (found := await read()) is None:
+            if time.monotonic() > deadline:
+                raise ServerError(f"{what} after {timeout:g} s", backend=self.name)
+            await asyncio.sleep(every)
+        return found
+
+    async def upload(self, dataset: Dataset, *, purpose: str = "train") -> FileRef:
+        """Write the dataset in the provider's format to a temporary file named by its content
+        and purpose, and send it with ``upload_file`` (which reuses a file already there)."""
+        name = await asyncio.to_thread(file_name, dataset, purpose)
+        async with written(dataset, self.format_example) as path:
+            return await self.upload_file(path, filename=name)
+
+    async def upload_file(
+        self, path: str | os.PathLike[str], *, filename: str | None = None
+    ) -> FileRef:
+        """Upload a JSONL file already in the provider's format."""
+        raise NotImplementedError(f"{type(self).__name__} must implement upload_file()")
+
+    async def _quote_request(
+        self, dataset: Dataset, estimate: CostEstimate, hyperparameters: Hyperparameters
+    ) -> JobRequest:
+        """The job request a provider's price quote (or dry run) is asked about: the data
+        uploaded (a later fit reuses the file), the estimate's model, these hyperparameters."""
+        training = await self.upload(dataset, purpose="train")
+        return JobRequest(
+            base_model=estimate.model,
+            training_file=training,
+            hyperparameters=hyperparameters,
+            idempotency_key="quote",
+        )
+
+    def _with_note(self, job: Job) -> Job:
+        """A tuned job with ``serving_note`` (how the provider serves its model) in ``raw``."""
+        if job.fine_tuned_model is None or self.serving_note is None:
+            return job
+        return job.model_copy(update={"raw": {**(job.raw or {}), "serving": self.serving_note}})
+
+    async def aclose(self) -> None:
+        """Close the SDK client's connections."""
+        if self._client is not None:
+            await self._client.close()
