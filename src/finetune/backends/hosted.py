@@ -21,11 +21,14 @@ from finetune.backends.http import (
     call_with_retries,
     file_name,
     key_and_url,
+    put_file,
     sdk_request,
     written,
 )
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from finetune.dataset import Dataset
     from finetune.types import CostEstimate, FileRef, Hyperparameters, Job
 
@@ -91,13 +94,19 @@ class HostedBackend(BaseBackend):
         self._retry_after_cap = retry_after_cap
         self._first_wait = first_wait
 
+    def _scope(self) -> dict[str, str | None]:
+        """Who the calls are made for besides the key (an organisation, an account): part of
+        ``identity`` and of the ``repr``."""
+        return {}
+
     def __repr__(self) -> str:
-        return f"{type(self).__name__}(base_url={self._base_url!r})"
+        shown = {"base_url": self._base_url, **self._scope()}
+        return f"{type(self).__name__}({', '.join(f'{k}={v!r}' for k, v in shown.items())})"
 
     @property
     def identity(self) -> str:
-        """Base URL and a digest of the key (never the key)."""
-        return account_identity(self._base_url, key=self._key)
+        """Base URL, ``_scope()`` and a digest of the key (never the key)."""
+        return account_identity(self._base_url, *self._scope().values(), key=self._key)
 
     @property
     def key_hint(self) -> str:
@@ -114,6 +123,12 @@ class HostedBackend(BaseBackend):
         if self._client is None:
             self._client = self._new_client(self._require_key())
         return self._client
+
+    def _sdk_options(self, key: str, **more: Any) -> dict[str, Any]:
+        """Options for a Stainless-generated SDK client (openai, together, fireworks): the key,
+        the URL, no retries of its own (ours are the only ones), the timeout when set."""
+        options = {"api_key": key, "base_url": self._base_url, "max_retries": 0, **more}
+        return options if self._timeout is None else {**options, "timeout": self._timeout}
 
     def _new_client(self, key: str) -> Any:
         """The provider's SDK client (its own retries off: ours are the only ones)."""
@@ -165,6 +180,20 @@ class HostedBackend(BaseBackend):
                 raise ServerError(f"{what} after {timeout:g} s", backend=self.name)
             await asyncio.sleep(every)
         return found
+
+    async def _put(self, url: str, path: Path, headers: dict[str, str] | None = None) -> None:
+        """PUT a file to a signed upload URL (``put_file``: streamed, retried on its own, the
+        key and the URL's signature kept out of errors)."""
+        await put_file(
+            self.name,
+            url,
+            path,
+            secret=self._key,
+            attempts=self._attempts,
+            retry_after_cap=self._retry_after_cap,
+            headers=headers,
+            timeout=self._timeout,
+        )
 
     async def upload(self, dataset: Dataset, *, purpose: str = "train") -> FileRef:
         """Write the dataset in the provider's format to a temporary file named by its content

@@ -34,6 +34,7 @@ __all__ = [
     "renamed",
     "same_value",
     "status_from",
+    "status_table",
     "text",
     "time_or_now",
     "unix_time",
@@ -152,6 +153,12 @@ def status_from(provider: str, state: Any, table: Mapping[str, JobStatus]) -> Jo
         log.warning("unknown %s job status %r; treating it as running", provider, state)
         return JobStatus.RUNNING
     return status
+
+
+def status_table(**groups: tuple[str, ...]) -> dict[str, JobStatus]:
+    """A provider's job states grouped under our status names, as the lookup ``status_from``
+    reads: ``status_table(running=("RUNNING", "STOPPING"), failed=("FAILED",))``."""
+    return {state: JobStatus(ours) for ours, states in groups.items() for state in states}
 
 
 def same_value(theirs: Any, ours: Any) -> bool:

@@ -35,11 +35,9 @@ from finetune.backends.fireworks._mapping import (
 )
 from finetune.backends.hosted import Connection, HostedBackend
 from finetune.backends.http import (
-    account_identity,
     error_for_status,
     expect_object,
     list_at,
-    put_file,
     sdk_error,
 )
 from finetune.types import CostEstimate, FileRef, Hyperparameters, Job, MetricPoint
@@ -110,22 +108,14 @@ class FireworksBackend(HostedBackend):
         self._dataset_poll = dataset_poll_interval
         self._quote = estimate_quote
 
-    def __repr__(self) -> str:
-        return f"FireworksBackend(base_url={self._base_url!r}, account={self._account!r})"
-
-    @property
-    def identity(self) -> str:
-        """Base URL, account and a digest of the key (never the key)."""
-        return account_identity(self._base_url, self._account, key=self._key)
+    def _scope(self) -> dict[str, str | None]:
+        return {"account": self._account}
 
     # -- transport --
 
     def _new_client(self, key: str) -> Any:
-        options: dict[str, Any] = {"api_key": key, "base_url": self._base_url, "max_retries": 0}
-        options["account_id"] = self._require_account()
-        if self._timeout is not None:
-            options["timeout"] = self._timeout
-        return _sdk().AsyncFireworks(**options)
+        account = self._require_account()
+        return _sdk().AsyncFireworks(**self._sdk_options(key, account_id=account))
 
     def _map_error(self, error: BaseException, *, job_call: bool = False) -> Exception:
         return map_error(error, self._key, job_call=job_call)
@@ -230,16 +220,7 @@ class FireworksBackend(HostedBackend):
         url = urls.get(source.name)
         if not isinstance(url, str):
             raise ServerError(f"gave no upload URL for {source.name}: {answer}", backend=NAME)
-        await put_file(
-            NAME,
-            url,
-            source,
-            secret=self._key,
-            attempts=self._attempts,
-            retry_after_cap=self._retry_after_cap,
-            headers={"Content-Type": "application/octet-stream"},
-            timeout=self._timeout,
-        )
+        await self._put(url, source, {"Content-Type": "application/octet-stream"})
         await self._validate_upload(identifier)
 
     async def _validate_upload(self, identifier: str) -> None:

@@ -22,6 +22,7 @@ from finetune.backends.payloads import (
     refuse_hyperparameters,
     renamed,
     status_from,
+    status_table,
     text,
     unix_time,
     wandb_settings,
@@ -41,26 +42,22 @@ from finetune.types import (
 NAME = "fireworks"
 DEFAULT_LORA_RANK = 8
 
-STATUS_MAP: dict[str, JobStatus] = {
-    "JOB_STATE_UNSPECIFIED": JobStatus.QUEUED,
-    "JOB_STATE_CREATING": JobStatus.QUEUED,
-    "JOB_STATE_PENDING": JobStatus.QUEUED,
-    "JOB_STATE_CREATING_INPUT_DATASET": JobStatus.QUEUED,
-    "JOB_STATE_RE_QUEUEING": JobStatus.QUEUED,
-    "JOB_STATE_IDLE": JobStatus.QUEUED,
-    "JOB_STATE_VALIDATING": JobStatus.VALIDATING,
-    "JOB_STATE_RUNNING": JobStatus.RUNNING,
-    "JOB_STATE_WRITING_RESULTS": JobStatus.RUNNING,
-    "JOB_STATE_CANCELLING": JobStatus.RUNNING,
-    "JOB_STATE_PAUSED": JobStatus.PAUSED,
-    "JOB_STATE_COMPLETED": JobStatus.SUCCEEDED,
-    "JOB_STATE_EARLY_STOPPED": JobStatus.SUCCEEDED,
-    "JOB_STATE_FAILED": JobStatus.FAILED,
-    "JOB_STATE_EXPIRED": JobStatus.FAILED,
-    "JOB_STATE_CANCELLED": JobStatus.CANCELLED,
-    "JOB_STATE_DELETING": JobStatus.CANCELLED,
-    "JOB_STATE_DELETING_CLEANING_UP": JobStatus.CANCELLED,
-}
+STATUS_MAP = status_table(
+    queued=(
+        "JOB_STATE_UNSPECIFIED",
+        "JOB_STATE_CREATING",
+        "JOB_STATE_PENDING",
+        "JOB_STATE_CREATING_INPUT_DATASET",
+        "JOB_STATE_RE_QUEUEING",
+        "JOB_STATE_IDLE",
+    ),
+    validating=("JOB_STATE_VALIDATING",),
+    running=("JOB_STATE_RUNNING", "JOB_STATE_WRITING_RESULTS", "JOB_STATE_CANCELLING"),
+    paused=("JOB_STATE_PAUSED",),
+    succeeded=("JOB_STATE_COMPLETED", "JOB_STATE_EARLY_STOPPED"),
+    failed=("JOB_STATE_FAILED", "JOB_STATE_EXPIRED"),
+    cancelled=("JOB_STATE_CANCELLED", "JOB_STATE_DELETING", "JOB_STATE_DELETING_CLEANING_UP"),
+)
 
 CAPABILITIES = Capabilities(
     tools=True,

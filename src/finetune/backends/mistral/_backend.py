@@ -11,7 +11,6 @@ Reading existing jobs, their events and metrics, and managing fine-tuned models 
 
 from __future__ import annotations
 
-import logging
 import os
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -69,7 +68,6 @@ if TYPE_CHECKING:
 
 __all__ = ["MistralBackend", "map_error"]
 
-log = logging.getLogger("finetune")
 DEFAULT_SERVER_URL = "https://api.mistral.ai"
 JOBS = "/v1/fine_tuning/jobs"
 PAGE_SIZE = 100

@@ -24,6 +24,7 @@ from finetune.backends.payloads import (
     refuse_hyperparameters,
     same_value,
     status_from,
+    status_table,
     text,
     time_or_now,
     unix_time,
@@ -46,18 +47,14 @@ from finetune.types import (
 NAME = "mistral"
 MAX_SUFFIX = 18
 
-STATUS_MAP: dict[str, JobStatus] = {
-    "QUEUED": JobStatus.QUEUED,
-    "STARTED": JobStatus.QUEUED,
-    "VALIDATING": JobStatus.VALIDATING,
-    "VALIDATED": JobStatus.VALIDATING,
-    "RUNNING": JobStatus.RUNNING,
-    "FAILED_VALIDATION": JobStatus.FAILED,
-    "FAILED": JobStatus.FAILED,
-    "SUCCESS": JobStatus.SUCCEEDED,
-    "CANCELLED": JobStatus.CANCELLED,
-    "CANCELLATION_REQUESTED": JobStatus.RUNNING,
-}
+STATUS_MAP = status_table(
+    queued=("QUEUED", "STARTED"),
+    validating=("VALIDATING", "VALIDATED"),
+    running=("RUNNING", "CANCELLATION_REQUESTED"),
+    succeeded=("SUCCESS",),
+    failed=("FAILED_VALIDATION", "FAILED"),
+    cancelled=("CANCELLED",),
+)
 _DEAD = {"FAILED_VALIDATION", "FAILED", "CANCELLED", "CANCELLATION_REQUESTED"}
 
 CAPABILITIES = Capabilities(

@@ -28,7 +28,6 @@ from finetune._errors import (
 from finetune.backends.base import METADATA_KEY, JobRequest
 from finetune.backends.hosted import Connection, HostedBackend
 from finetune.backends.http import (
-    account_identity,
     json_answer,
     sdk_error,
     status_body,
@@ -174,10 +173,8 @@ class OpenAIBackend(HostedBackend):
         self._file_poll = file_poll_interval
         self.allow_closed_provider = allow_closed_provider
 
-    @property
-    def identity(self) -> str:
-        """Base URL, organisation, project and a digest of the key (never the key)."""
-        return account_identity(self._base_url, self._organization, self._project, key=self._key)
+    def _scope(self) -> dict[str, str | None]:
+        return {"organization": self._organization, "project": self._project}
 
     # -- the provider's lifecycle, before anything is uploaded --
 
@@ -214,11 +211,7 @@ class OpenAIBackend(HostedBackend):
     # -- the SDK, one call at a time --
 
     def _new_client(self, key: str) -> Any:
-        options: dict[str, Any] = {"api_key": key, "base_url": self._base_url, "max_retries": 0}
-        options |= {"organization": self._organization, "project": self._project}
-        if self._timeout is not None:
-            options["timeout"] = self._timeout
-        return _sdk().AsyncOpenAI(**options)
+        return _sdk().AsyncOpenAI(**self._sdk_options(key, **self._scope()))
 
     def _map_error(self, error: BaseException, *, job_call: bool = False) -> Exception:
         return map_error(error, self._key, job_call=job_call)

@@ -21,6 +21,7 @@ from finetune.backends.payloads import (
     object_at,
     positive,
     status_from,
+    status_table,
     time_or_now,
     unix_time,
 )
@@ -34,23 +35,20 @@ from finetune.types import (
     Job,
     JobError,
     JobEvent,
-    JobStatus,
     MetricPoint,
 )
 
 NAME = "openai"
 
-STATUS_MAP: dict[str, JobStatus] = {
-    "validating_files": JobStatus.VALIDATING,
-    "queued": JobStatus.QUEUED,
-    "running": JobStatus.RUNNING,
-    "paused": JobStatus.PAUSED,
-    "pausing": JobStatus.RUNNING,
-    "resuming": JobStatus.RUNNING,
-    "succeeded": JobStatus.SUCCEEDED,
-    "failed": JobStatus.FAILED,
-    "cancelled": JobStatus.CANCELLED,
-}
+STATUS_MAP = status_table(
+    queued=("queued",),
+    validating=("validating_files",),
+    running=("running", "pausing", "resuming"),
+    paused=("paused",),
+    succeeded=("succeeded",),
+    failed=("failed",),
+    cancelled=("cancelled",),
+)
 
 CAPABILITIES = Capabilities(
     methods=SFT_AND_DPO,

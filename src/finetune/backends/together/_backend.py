@@ -19,7 +19,7 @@ from finetune._errors import BackendError, InvalidRequestError, MissingDependenc
 from finetune.backends._files import sha256_of
 from finetune.backends.base import JobRequest
 from finetune.backends.hosted import Connection, HostedBackend
-from finetune.backends.http import expect_object, list_at, put_file, sdk_error
+from finetune.backends.http import expect_object, list_at, sdk_error
 from finetune.backends.together._mapping import (
     CAPABILITIES,
     NAME,
@@ -123,10 +123,7 @@ class TogetherBackend(HostedBackend):
     # -- transport --
 
     def _new_client(self, key: str) -> Any:
-        options: dict[str, Any] = {"api_key": key, "base_url": self._base_url, "max_retries": 0}
-        if self._timeout is not None:
-            options["timeout"] = self._timeout
-        return _sdk().AsyncTogether(**options)
+        return _sdk().AsyncTogether(**self._sdk_options(key))
 
     def _map_error(self, error: BaseException, *, job_call: bool = False) -> Exception:
         return map_error(error, self._key, job_call=job_call)
@@ -176,15 +173,7 @@ class TogetherBackend(HostedBackend):
         if isinstance(target, dict):
             return target
         url, file_id = target
-        await put_file(
-            NAME,
-            url,
-            path,
-            secret=self._key,
-            attempts=self._attempts,
-            retry_after_cap=self._retry_after_cap,
-            timeout=self._timeout,
-        )
+        await self._put(url, path)
         return await self._preprocess(file_id)
 
     async def _upload_target(self, name: str, checksum: str) -> tuple[str, str] | dict[str, Any]:

@@ -24,6 +24,7 @@ from finetune.backends.payloads import (
     renamed,
     same_value,
     status_from,
+    status_table,
     text,
     time_or_now,
     unix_time,
@@ -47,18 +48,13 @@ NAME = "together"
 MAX_SUFFIX = 40
 DEFAULT_LORA_RANK = 16
 
-STATUS_MAP: dict[str, JobStatus] = {
-    "pending": JobStatus.QUEUED,
-    "queued": JobStatus.QUEUED,
-    "running": JobStatus.RUNNING,
-    "compressing": JobStatus.RUNNING,
-    "uploading": JobStatus.RUNNING,
-    "cancel_requested": JobStatus.RUNNING,
-    "cancelled": JobStatus.CANCELLED,
-    "error": JobStatus.FAILED,
-    "user_error": JobStatus.FAILED,
-    "completed": JobStatus.SUCCEEDED,
-}
+STATUS_MAP = status_table(
+    queued=("pending", "queued"),
+    running=("running", "compressing", "uploading", "cancel_requested"),
+    succeeded=("completed",),
+    failed=("error", "user_error"),
+    cancelled=("cancelled",),
+)
 _DEAD = {"cancel_requested", "cancelled", "error", "user_error"}
 
 CAPABILITIES = Capabilities(

@@ -1,0 +1,118 @@
+"""The payload readers and the HostedBackend plumbing every hosted backend shares."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import pytest
+
+import finetune as ft
+from finetune.backends import HostedBackend
+from finetune.backends.payloads import (
+    metric_points,
+    refuse_hyperparameters,
+    same_value,
+    status_from,
+    status_table,
+    wandb_settings,
+    with_figures,
+)
+
+
+def test_a_status_table_groups_states_under_ours_and_an_unknown_one_reads_as_running(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    table = status_table(queued=("PENDING",), failed=("ERROR", "USER_ERROR"))
+    assert table == {
+        "PENDING": ft.JobStatus.QUEUED,
+        "ERROR": ft.JobStatus.FAILED,
+        "USER_ERROR": ft.JobStatus.FAILED,
+    }
+    assert status_from("Acme", "USER_ERROR", table) is ft.JobStatus.FAILED
+    with caplog.at_level(logging.WARNING, logger="finetune"):
+        assert status_from("Acme", "WARMING_UP", table) is ft.JobStatus.RUNNING
+    assert "unknown Acme job status 'WARMING_UP'" in caplog.text
+
+
+def test_metric_rows_become_points_in_step_order_with_unknown_columns_kept() -> None:
+    rows: list[dict[str, Any]] = [
+        {"step": "2", "loss": "0.5", "tokens": 64, "phase": "train"},
+        {"step": 1, "loss": 0.9, "eval_loss": None},
+        {"loss": 0.1},
+        {"step": 2, "loss": 0.4, "tokens": 80},
+    ]
+    points = metric_points(rows, {"loss": "train_loss", "eval_loss": "valid_loss"})
+    assert [(p.step, p.train_loss, p.valid_loss) for p in points] == [
+        (1, 0.9, None),
+        (2, 0.4, None),
+    ]
+    assert points[1].extra == {"tokens": 80.0}
+
+
+def test_wandb_settings_take_both_shapes_and_refuse_other_integrations() -> None:
+    nested = {"type": "wandb", "wandb": {"project": "p", "entity": "e"}}
+    flat = {"project": "q", "api_key": "k"}
+    assert wandb_settings("Acme", [nested, flat]) == [
+        {"project": "p", "entity": "e"},
+        {"project": "q", "api_key": "k"},
+    ]
+    with pytest.raises(ft.UnsupportedFeature, match="Acme supports only wandb"):
+        wandb_settings("Acme", [{"type": "mlflow"}])
+
+
+def test_a_hyperparameter_without_a_field_is_refused_by_name() -> None:
+    params = ft.Hyperparameters(batch_size=8, seed=3, epochs=2)
+    with pytest.raises(ft.UnsupportedFeature) as caught:
+        refuse_hyperparameters("Acme", params, ["batch_size", "seed", "beta"], "epochs only")
+    assert str(caught.value).endswith("Acme takes no batch_size, seed; it takes epochs only")
+    refuse_hyperparameters("Acme", ft.Hyperparameters(batch_size="auto"), ["batch_size"], "x")
+
+
+def test_provider_figures_keep_the_fields_asked_for_and_add_notes() -> None:
+    estimate = ft.CostEstimate(
+        backend="acme",
+        model="m",
+        examples=1,
+        tokens_total=10,
+        tokens_p50=10,
+        tokens_p95=10,
+        tokens_max=10,
+        epochs=1,
+        billed_tokens=10,
+        notes=["ours"],
+    )
+    quoted = with_figures(estimate, {"price": 2.5, "debug": "x", "limit": None}, ["price", "limit"])
+    assert quoted.provider_figures == {"price": 2.5}
+    assert quoted.notes == ["ours"]
+    noted = with_figures(estimate, {"price": 1}, notes=["Acme quotes 1 USD"])
+    assert noted.notes == ["ours", "Acme quotes 1 USD"]
+
+
+def test_same_value_allows_float_rounding_only() -> None:
+    assert same_value(0.1 + 0.2, 0.3)
+    assert not same_value(0.31, 0.3)
+    assert same_value("auto", "auto") and not same_value(None, 1)
+
+
+class AcmeHosted(HostedBackend):
+    """The smallest HostedBackend: only the class attributes."""
+
+    name = "acme"
+    title = "Acme"
+    key_variable = "ACME_API_KEY"
+    url_variable = "ACME_BASE_URL"
+    default_url = "https://api.acme.test/"
+
+
+def test_a_hosted_backend_reads_its_key_and_url_from_the_environment(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("ACME_API_KEY", "sk-acme-secret-0123456789")
+    backend = AcmeHosted()
+    assert repr(backend) == "AcmeHosted(base_url='https://api.acme.test')"
+    assert "sk-acme" not in backend.identity and backend.identity.startswith("https://api.acme")
+    assert AcmeHosted(base_url="http://127.0.0.1:9/").identity.startswith("http://127.0.0.1:9|")
+    monkeypatch.delenv("ACME_API_KEY")
+    with pytest.raises(ft.AuthenticationError, match="Set ACME_API_KEY or pass api_key"):
+        AcmeHosted()._sdk_client()
