@@ -23,7 +23,7 @@ from finetune._errors import (
     ProviderUnavailable,
 )
 from finetune.backends.base import JobRequest
-from finetune.backends.hosted import HostedBackend
+from finetune.backends.hosted import Connection, HostedBackend
 from finetune.backends.http import (
     PageCollector,
     as_dict,
@@ -63,6 +63,7 @@ from finetune.types import (
 
 if TYPE_CHECKING:
     import httpx
+    from typing_extensions import Unpack
 
     from finetune.dataset import Dataset
 
@@ -129,9 +130,11 @@ class MistralBackend(HostedBackend):
             ``validate`` and ``estimate`` work without one).
         server_url: API root, ``https://api.mistral.ai`` by default (``MISTRAL_SERVER_URL``);
             ``base_url`` is accepted as an alias.
-        sdk: a ``mistralai.Mistral`` to use for files instead of building one.
+        sdk: a ``mistralai.Mistral`` to use for files instead of building one (``client`` is
+            accepted as an alias); ``retry_after_cap``: as for every hosted backend.
         http_client: an ``httpx.AsyncClient`` for the job endpoints (proxies, tests).
-        timeout: seconds per request. attempts: tries per call for transient failures.
+        timeout: seconds per request (60). attempts: tries per call for transient failures.
+        retry_wait: the first backoff (0.5 s).
         estimate_dry_run: let ``Tuner.estimate`` ask the API's dry run when a key is set.
         allow_closed_provider: try to create jobs even though the job API is retired.
     """
@@ -146,29 +149,22 @@ class MistralBackend(HostedBackend):
     def __init__(
         self,
         *,
-        api_key: str | None = None,
         server_url: str | None = None,
-        base_url: str | None = None,
         sdk: Any = None,
         http_client: Any = None,
-        timeout: float = 60.0,
-        attempts: int = 6,
         retry_wait: float = 0.5,
         estimate_dry_run: bool = True,
-        retry_after_cap: float = 120.0,
         allow_closed_provider: bool = False,
+        **connection: Unpack[Connection],
     ) -> None:
-        super().__init__(
-            api_key=api_key,
-            base_url=server_url or base_url,
-            client=sdk,
-            attempts=attempts,
-            timeout=timeout,
-            retry_after_cap=retry_after_cap,
-            first_wait=retry_wait,
-        )
+        connection.setdefault("timeout", 60.0)
+        if server_url:
+            connection["base_url"] = server_url
+        if sdk is not None:
+            connection["client"] = sdk
+        super().__init__(**connection, first_wait=retry_wait)
         self._dry_run = estimate_dry_run
-        self._own_sdk = sdk is None
+        self._own_sdk = self._client is None
         self._http = http_client
         self._own_http = http_client is None
         self.allow_closed_provider = allow_closed_provider
