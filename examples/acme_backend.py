@@ -9,28 +9,24 @@ one entry point: ``[project.entry-points."finetune.backends"] acme = "acme_backe
 from __future__ import annotations
 
 import os
+from pathlib import Path
 from typing import Any
 
 import httpx
 
-from finetune.backends import BaseBackend, Capabilities, JobRequest
-from finetune.backends.http import (
-    account_identity,
-    call_with_retries,
-    connection_error,
-    error_for_status,
-    file_name,
-    json_answer,
-    parses,
-    retrying,
-    unix_time,
-    written,
-)
-from finetune.types import FileRef, Job, JobStatus
+from finetune.backends import Capabilities, HostedBackend, JobRequest
+from finetune.backends.http import connection_error, error_for_status, json_answer, parses
+from finetune.backends.payloads import status_from, status_table, unix_time
+from finetune.types import FileRef, Job
 
 NAME = "acme"
-STATUS = {"pending": JobStatus.QUEUED, "training": JobStatus.RUNNING, "done": JobStatus.SUCCEEDED}
-STATUS |= {"error": JobStatus.FAILED, "stopped": JobStatus.CANCELLED}
+STATUS = status_table(
+    queued=("pending",),
+    running=("training",),
+    succeeded=("done",),
+    failed=("error",),
+    cancelled=("stopped",),
+)
 
 
 @parses(NAME, "tune")
@@ -40,7 +36,7 @@ def job_from_payload(data: dict[str, Any]) -> Job:
         id=data["id"],
         backend=NAME,
         base_model=data["model"],
-        status=STATUS.get(data["state"], JobStatus.RUNNING),
+        status=status_from("Acme", data["state"], STATUS),
         created_at=unix_time(data.get("created")),
         fine_tuned_model=data.get("output_model"),
         training_file=data.get("file"),
@@ -49,28 +45,29 @@ def job_from_payload(data: dict[str, Any]) -> Job:
     )
 
 
-class AcmeBackend(BaseBackend):
-    """Fine-tuning on Acme Tune: ``Tuner("acme", model="acme-small", api_key=...)``."""
+class AcmeBackend(HostedBackend):
+    """Fine-tuning on Acme Tune: ``Tuner("acme", model="acme-small", api_key=...)``.
+
+    ``HostedBackend`` gives it the ``api_key``/``base_url``/``attempts``... keywords (from
+    ``ACME_API_KEY`` and ``ACME_BASE_URL`` when omitted), ``identity``, retries, the upload
+    of a dataset as a content-named file, and closing the client.
+    """
 
     name = NAME
     capabilities = Capabilities(example_kinds=frozenset({"chat"}), max_suffix_length=32)
+    title = "Acme"
+    key_variable, url_variable = "ACME_API_KEY", "ACME_BASE_URL"
+    default_url = "https://api.acme.test"
 
-    def __init__(self, *, api_key: str | None = None, base_url: str | None = None) -> None:
-        self._key = api_key or os.environ.get("ACME_API_KEY")
-        self._url = base_url or os.environ.get("ACME_BASE_URL") or "https://api.acme.test"
-        self._http: httpx.AsyncClient | None = None
+    def _new_client(self, key: str) -> httpx.AsyncClient:
+        auth = {"Authorization": f"Bearer {key}"}
+        timeout = self._timeout or 30.0
+        return httpx.AsyncClient(base_url=self._base_url, timeout=timeout, headers=auth)
 
-    @property
-    def identity(self) -> str:
-        """Base URL and a digest of the key: the registry's hints stay per account."""
-        return account_identity(self._url, key=self._key)
-
-    async def _send(self, method: str, path: str, **kwargs: Any) -> Any:
+    async def _request(self, method: str, path: str, *, job_call: bool = False, **kw: Any) -> Any:
         """One request: its JSON, or finetune's error for the status (key never shown)."""
-        self._http = self._http or httpx.AsyncClient(base_url=self._url, timeout=30)
-        headers = {"Authorization": f"Bearer {self._key}"}
         try:
-            answer = await self._http.request(method, path, headers=headers, **kwargs)
+            answer = await self._sdk_client().request(method, path, **kw)
         except httpx.HTTPError as exc:
             error = connection_error(NAME, exc, self._key)
         else:
@@ -86,23 +83,28 @@ class AcmeBackend(BaseBackend):
             return json_answer(NAME, answer.status_code, answer.text)
         raise error
 
-    async def _get(self, path: str, **kwargs: Any) -> Any:
-        return await call_with_retries(lambda: self._send("GET", path, **kwargs))
-
-    async def upload(self, dataset: Any, *, purpose: str = "train") -> FileRef:
-        """Upload once per content: each try first looks for the fingerprinted name, so a
+    async def upload_file(
+        self, path: str | os.PathLike[str], *, filename: str | None = None
+    ) -> FileRef:
+        """Upload once per content: a retry first looks for the fingerprinted name, so a
         lost answer never leaves two files."""
-        name = file_name(dataset, purpose)
-        async for attempt in retrying():
-            with attempt:
-                found = (await self._get("/v1/files", params={"name": name}))["data"]
-                if not found:
-                    async with written(dataset, self.format_example) as path:
-                        data = path.read_bytes()
-                    found = [
-                        await self._send("POST", "/v1/files", params={"name": name}, content=data)
-                    ]
-        return FileRef(backend=NAME, id=found[0]["id"], filename=name)
+        name = filename or Path(path).name
+
+        async def find() -> dict[str, Any] | None:
+            found = (await self._get("/v1/files", params={"name": name}))["data"]
+            return found[0] if found else None
+
+        async def send() -> dict[str, Any]:
+            data = Path(path).read_bytes()
+            sent: dict[str, Any] = await self._request(
+                "POST", "/v1/files", params={"name": name}, content=data
+            )
+            return sent
+
+        file = await find()
+        if file is None:
+            file = await self._retried(send, done=find)
+        return FileRef(backend=NAME, id=file["id"], filename=name)
 
     async def create_job(self, request: JobRequest) -> Job:
         """One create; the key rides along, so ``find_job`` can find it after a crash."""
@@ -113,7 +115,7 @@ class AcmeBackend(BaseBackend):
             "suffix": request.suffix,
             "client_key": request.idempotency_key,
         }
-        return job_from_payload(await self._send("POST", "/v1/tunes", json=body))
+        return job_from_payload(await self._request("POST", "/v1/tunes", json=body))
 
     async def find_job(self, request: JobRequest) -> Job | None:
         """The tune created under this request's key, if any."""
@@ -126,9 +128,4 @@ class AcmeBackend(BaseBackend):
 
     async def cancel_job(self, job_id: str) -> Job:
         """Stop a tune."""
-        return job_from_payload(await self._send("POST", f"/v1/tunes/{job_id}/cancel"))
-
-    async def aclose(self) -> None:
-        """Close the connections."""
-        if self._http is not None:
-            await self._http.aclose()
+        return job_from_payload(await self._request("POST", f"/v1/tunes/{job_id}/cancel"))

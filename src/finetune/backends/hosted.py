@@ -228,6 +228,6 @@ class HostedBackend(BaseBackend):
         return job.model_copy(update={"raw": {**(job.raw or {}), "serving": self.serving_note}})
 
     async def aclose(self) -> None:
-        """Close the SDK client's connections."""
+        """Close the client's connections (an SDK's ``close``, or an httpx ``aclose``)."""
         if self._client is not None:
-            await self._client.close()
+            await (getattr(self._client, "aclose", None) or self._client.close)()
