@@ -70,18 +70,13 @@ def test_a_hyperparameter_without_a_field_is_refused_by_name() -> None:
 
 
 def test_provider_figures_keep_the_fields_asked_for_and_add_notes() -> None:
-    estimate = ft.CostEstimate(
-        backend="acme",
-        model="m",
-        examples=1,
-        tokens_total=10,
-        tokens_p50=10,
-        tokens_p95=10,
-        tokens_max=10,
-        epochs=1,
-        billed_tokens=10,
-        notes=["ours"],
+    chats = [
+        {"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "ok"}]}
+    ]
+    local = ft.AsyncTuner("fake", model="fake-model").estimate_locally(
+        ft.Dataset.from_records(chats)
     )
+    estimate = local.model_copy(update={"notes": ["ours"]})
     quoted = with_figures(estimate, {"price": 2.5, "debug": "x", "limit": None}, ["price", "limit"])
     assert quoted.provider_figures == {"price": 2.5}
     assert quoted.notes == ["ours"]
