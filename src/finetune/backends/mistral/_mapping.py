@@ -213,7 +213,7 @@ def _error_of(payload: dict[str, Any], events: list[JobEvent]) -> JobError | Non
 def _hyperparameters_from(source: Any) -> Hyperparameters:
     source = source if isinstance(source, dict) else {}
     epochs = number(source.get("epochs"))
-    whole_epochs = int(epochs) if epochs is not None and epochs.is_integer() else None
+    whole_epochs = whole(epochs)
     extra = {k: source[k] for k in _EXTRA_HYPERPARAMETERS if source.get(k) is not None}
     if epochs is not None and not whole_epochs:
         extra["epochs"] = epochs
