@@ -32,9 +32,16 @@ def server() -> Iterator[OpenAIFake]:
         yield fake
 
 
+def settings_for(server: OpenAIFake, **options: Any) -> dict[str, Any]:
+    return {"api_key": server.api_key, "base_url": server.base_url, **FAST_POLL, **options}
+
+
 def tuner_for(server: OpenAIFake, **options: Any) -> ft.Tuner:
-    settings = {"api_key": server.api_key, "base_url": server.base_url, **FAST_POLL, **options}
-    return ft.Tuner("openai", model=MODEL, **settings)
+    return ft.Tuner("openai", model=MODEL, **settings_for(server, **options))
+
+
+def backend_for(server: OpenAIFake, **options: Any) -> OpenAIBackend:
+    return OpenAIBackend(**settings_for(server, **options))
 
 
 def dataset(tag: str = "", n: int = 12) -> ft.Dataset:
@@ -158,7 +165,7 @@ def test_authentication_error_hides_the_key(server: OpenAIFake) -> None:
 
 
 async def test_invalid_request_names_the_param(server: OpenAIFake) -> None:
-    backend = OpenAIBackend(api_key=server.api_key, base_url=server.base_url)
+    backend = backend_for(server)
     request = ft.backends.JobRequest(
         base_model=MODEL,
         training_file=ft.FileRef(backend="openai", id="file-nope"),
@@ -177,7 +184,7 @@ def test_learning_rate_is_refused_before_sending(server: OpenAIFake) -> None:
 
 async def test_rate_limit_carries_retry_after() -> None:
     with OpenAIFake(Faults(rate=1.0, kinds=("429",), retry_after="7")) as server:
-        backend = OpenAIBackend(api_key=server.api_key, base_url=server.base_url, max_retries=0)
+        backend = backend_for(server, max_retries=0)
         with pytest.raises(ft.RateLimitError) as caught:
             await backend.get_job("ftjob-1")
     assert caught.value.retry_after == 7.0
@@ -185,7 +192,7 @@ async def test_rate_limit_carries_retry_after() -> None:
 
 async def test_server_errors_are_retryable() -> None:
     with OpenAIFake(Faults(rate=1.0, kinds=("503",))) as server:
-        backend = OpenAIBackend(api_key=server.api_key, base_url=server.base_url, max_retries=1)
+        backend = backend_for(server, max_retries=1)
         with pytest.raises(ft.ServerError) as caught:
             await backend.list_jobs()
     assert caught.value.retryable
@@ -219,14 +226,7 @@ async def test_each_step_of_a_parts_upload_is_retried_alone(server: OpenAIFake) 
         return None
 
     server.rewrite = flaky
-    backend = OpenAIBackend(
-        api_key=server.api_key,
-        base_url=server.base_url,
-        upload_threshold=1,
-        part_size=2048,
-        attempts=3,
-        **FAST_POLL,
-    )
+    backend = backend_for(server, upload_threshold=1, part_size=2048, attempts=3)
     data = dataset(n=100)
     ref = await backend.upload(data)
     await backend.aclose()
@@ -238,15 +238,7 @@ async def test_each_step_of_a_parts_upload_is_retried_alone(server: OpenAIFake) 
 
 
 async def test_failed_part_cancels_the_upload(server: OpenAIFake) -> None:
-    backend = OpenAIBackend(
-        api_key=server.api_key,
-        base_url=server.base_url,
-        max_retries=0,
-        upload_threshold=1,
-        part_size=2048,
-        attempts=1,
-        **FAST_POLL,
-    )
+    backend = backend_for(server, max_retries=0, upload_threshold=1, part_size=2048)
     server.faults = Faults(rate=1.0, kinds=("500",), only="/parts")
     with pytest.raises(ft.ServerError):
         await backend.upload(dataset(n=100))
