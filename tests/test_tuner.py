@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from pathlib import Path
 
 import pytest
@@ -77,6 +78,26 @@ def test_wait_timeout_leaves_job_running(namespace: str, train: ft.Dataset) -> N
     assert not caught.value.job.status.is_terminal
     assert "keeps running" in str(caught.value)
     job.cancel()
+
+
+class StalledFake(FakeBackend):
+    """A fake whose next status read, once armed, answers late with a status already old."""
+
+    stalls = 0
+
+    def get_job(self, job_id: str) -> ft.Job:
+        job = super().get_job(job_id)
+        if self.stalls:
+            self.stalls -= 1
+            time.sleep(0.5)
+        return job
+
+
+def test_wait_looks_again_at_the_deadline_after_a_stall(namespace: str, train: ft.Dataset) -> None:
+    backend = StalledFake(namespace=namespace, **FAST)
+    job = ft.Tuner(backend, model="base-1").fit(train)
+    backend.stalls = 1
+    assert job.wait(poll_interval=0.01, timeout=0.3).status is ft.JobStatus.SUCCEEDED
 
 
 def test_reattach_by_id_from_a_new_tuner(namespace: str, train: ft.Dataset) -> None:

@@ -121,7 +121,8 @@ class AsyncJobHandle(JobView):
 
         Polls start at ``poll_interval`` (10 s hosted, 0.5 s local) and grow 1.5x up to
         ``max_interval`` (60 s hosted, 1 s local: reading a status file costs nothing). A
-        provider's Retry-After is honoured; other transient errors are polled through.
+        provider's Retry-After is honoured; other transient errors are polled through. When
+        the time is up, one last look decides between the job and ``WaitTimeout``.
         """
         waiting = self._tuner._waiting(poll_interval, max_interval, timeout)
         view = JobProgress(progress, self.job)
@@ -161,7 +162,24 @@ class AsyncJobHandle(JobView):
                 if not attempt.retry_state.outcome.failed:  # type: ignore[union-attr]
                     attempt.retry_state.set_result(job)
         except RetryError:
+            if not await self._still_moving_at_deadline(view):
+                return
             raise WaitTimeout(self.job, waiting.timeout or 0.0) from None
+
+    async def _still_moving_at_deadline(self, view: JobProgress) -> bool:
+        """One more look when the time is up: a stall (a slow answer, a busy machine) can leave
+        the last status seen older than the deadline, and a job that ended in time is no timeout.
+        A transient error keeps the last status seen."""
+        from finetune.backends.http import is_retryable
+
+        try:
+            job = await self.refresh()
+        except Exception as error:
+            if is_retryable(error):
+                return True
+            raise
+        view.update(job, self._metrics_seen)
+        return _still_moving(job)
 
     async def cancel(self) -> Job:
         """Cancel the job (a no-op on a job that already ended)."""
