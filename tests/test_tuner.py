@@ -81,15 +81,20 @@ def test_wait_timeout_leaves_job_running(namespace: str, train: ft.Dataset) -> N
 
 
 class StalledFake(FakeBackend):
-    """A fake whose next status read, once armed, answers late with a status already old."""
+    """A fake whose next status reads, once armed, answer late with a status already old
+    (``stalls``) or fail with a 503 as a provider in an outage does (``outages``)."""
 
     stalls = 0
+    outages = 0
 
     def get_job(self, job_id: str) -> ft.Job:
         job = super().get_job(job_id)
         if self.stalls:
             self.stalls -= 1
             time.sleep(0.5)
+        if self.outages:
+            self.outages -= 1
+            raise ft.ServerError("service unavailable", backend=self.name, status_code=503)
         return job
 
 
@@ -98,6 +103,28 @@ def test_wait_looks_again_at_the_deadline_after_a_stall(namespace: str, train: f
     job = ft.Tuner(backend, model="base-1").fit(train)
     backend.stalls = 1
     assert job.wait(poll_interval=0.01, timeout=0.3).status is ft.JobStatus.SUCCEEDED
+
+
+def test_wait_looks_again_when_the_last_poll_before_the_deadline_failed(
+    namespace: str, train: ft.Dataset
+) -> None:
+    backend = StalledFake(namespace=namespace, **FAST)
+    job = ft.Tuner(backend, model="base-1").fit(train)
+    backend.stalls = backend.outages = 1  # a 503 that arrives after the deadline
+    assert job.wait(poll_interval=0.01, timeout=0.3).status is ft.JobStatus.SUCCEEDED
+
+
+def test_wait_through_an_outage_ends_in_a_timeout_that_names_the_outage(
+    namespace: str, train: ft.Dataset
+) -> None:
+    backend = StalledFake(namespace=namespace, **FAST)
+    job = ft.Tuner(backend, model="base-1").fit(train)
+    backend.outages = 10**6
+    with pytest.raises(ft.WaitTimeout) as caught:
+        job.wait(poll_interval=0.01, timeout=0.3)
+    assert caught.value.job.id == job.id
+    assert isinstance(caught.value.__cause__, ft.ServerError)
+    assert caught.value.__cause__.status_code == 503
 
 
 def test_reattach_by_id_from_a_new_tuner(namespace: str, train: ft.Dataset) -> None:

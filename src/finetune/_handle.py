@@ -150,7 +150,6 @@ class AsyncJobHandle(JobView):
             retry=retry_if_result(_still_moving) | retry_if_exception(is_retryable),
             wait=Backoff(waiting.first, waiting.cap, factor=1.5),
             stop=stop_never if waiting.timeout is None else stop_before_delay(waiting.timeout),
-            reraise=True,
         )
         try:
             async for attempt in policy:
@@ -161,10 +160,11 @@ class AsyncJobHandle(JobView):
                     view.update(job, self._metrics_seen)
                 if not attempt.retry_state.outcome.failed:  # type: ignore[union-attr]
                     attempt.retry_state.set_result(job)
-        except RetryError:
+        except RetryError as stopped:
             if not await self._still_moving_at_deadline(view):
                 return
-            raise WaitTimeout(self.job, waiting.timeout or 0.0) from None
+            outage = stopped.last_attempt.exception()
+            raise WaitTimeout(self.job, waiting.timeout or 0.0) from outage
 
     async def _still_moving_at_deadline(self, view: JobProgress) -> bool:
         """One more look when the time is up: a stall (a slow answer, a busy machine) can leave
