@@ -98,19 +98,16 @@ class StalledFake(FakeBackend):
         return job
 
 
-def test_wait_looks_again_at_the_deadline_after_a_stall(namespace: str, train: ft.Dataset) -> None:
-    backend = StalledFake(namespace=namespace, **FAST)
-    job = ft.Tuner(backend, model="base-1").fit(train)
-    backend.stalls = 1
-    assert job.wait(poll_interval=0.01, timeout=0.3).status is ft.JobStatus.SUCCEEDED
-
-
-def test_wait_looks_again_when_the_last_poll_before_the_deadline_failed(
-    namespace: str, train: ft.Dataset
+@pytest.mark.parametrize(
+    "outages",
+    [pytest.param(0, id="a late answer"), pytest.param(1, id="a late 503")],
+)
+def test_wait_looks_again_at_the_deadline_after_a_stall(
+    namespace: str, train: ft.Dataset, outages: int
 ) -> None:
     backend = StalledFake(namespace=namespace, **FAST)
     job = ft.Tuner(backend, model="base-1").fit(train)
-    backend.stalls = backend.outages = 1  # a 503 that arrives after the deadline
+    backend.stalls, backend.outages = 1, outages  # the answer arrives after the deadline
     assert job.wait(poll_interval=0.01, timeout=0.3).status is ft.JobStatus.SUCCEEDED
 
 
