@@ -1,7 +1,9 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -81,42 +83,45 @@ def test_wait_timeout_leaves_job_running(namespace: str, train: ft.Dataset) -> N
 
 
 class StalledFake(FakeBackend):
-    """A fake whose next status reads, once armed, answer late with a status already old
-    (``stalls``) or fail with a 503 as a provider in an outage does (``outages``)."""
+    """A fake whose status reads follow ``reads`` once it is set: ``"late"`` answers after
+    0.5 s with a status already old, ``"503"`` fails as a provider in an outage does, and
+    ``"late 503"`` does both; an empty word, or the end of ``reads``, answers at once."""
 
-    stalls = 0
-    outages = 0
+    reads: Iterator[str] = iter(())
 
     def get_job(self, job_id: str) -> ft.Job:
         job = super().get_job(job_id)
-        if self.stalls:
-            self.stalls -= 1
+        read = next(self.reads, "")
+        if "late" in read:
             time.sleep(0.5)
-        if self.outages:
-            self.outages -= 1
+        if "503" in read:
             raise ft.ServerError("service unavailable", backend=self.name, status_code=503)
         return job
 
 
-@pytest.mark.parametrize(
-    "outages",
-    [pytest.param(0, id="a late answer"), pytest.param(1, id="a late 503")],
-)
+@pytest.mark.parametrize("read", ["late", "late 503"], ids=["a late answer", "a late 503"])
 def test_wait_looks_again_at_the_deadline_after_a_stall(
-    namespace: str, train: ft.Dataset, outages: int
+    namespace: str, train: ft.Dataset, read: str
 ) -> None:
     backend = StalledFake(namespace=namespace, **FAST)
     job = ft.Tuner(backend, model="base-1").fit(train)
-    backend.stalls, backend.outages = 1, outages  # the answer arrives after the deadline
+    backend.reads = iter([read])  # the answer arrives after the deadline
     assert job.wait(poll_interval=0.01, timeout=0.3).status is ft.JobStatus.SUCCEEDED
 
 
+@pytest.mark.parametrize(
+    "reads",
+    [
+        pytest.param(lambda: itertools.repeat("503"), id="every read fails"),
+        pytest.param(lambda: iter(["late", "503"]), id="the last look fails"),
+    ],
+)
 def test_wait_through_an_outage_ends_in_a_timeout_that_names_the_outage(
-    namespace: str, train: ft.Dataset
+    namespace: str, train: ft.Dataset, reads: Callable[[], Iterator[str]]
 ) -> None:
     backend = StalledFake(namespace=namespace, **FAST)
     job = ft.Tuner(backend, model="base-1").fit(train)
-    backend.outages = 10**6
+    backend.reads = reads()
     with pytest.raises(ft.WaitTimeout) as caught:
         job.wait(poll_interval=0.01, timeout=0.3)
     assert caught.value.job.id == job.id

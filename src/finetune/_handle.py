@@ -161,25 +161,27 @@ class AsyncJobHandle(JobView):
                 if not attempt.retry_state.outcome.failed:  # type: ignore[union-attr]
                     attempt.retry_state.set_result(job)
         except RetryError as stopped:
-            if not await self._still_moving_at_deadline(view):
-                return
-            outage = stopped.last_attempt.exception()
-            raise WaitTimeout(self.job, waiting.timeout or 0.0) from outage
+            await self._look_at_deadline(view, waiting, stopped.last_attempt.exception())
 
-    async def _still_moving_at_deadline(self, view: JobProgress) -> bool:
+    async def _look_at_deadline(
+        self, view: JobProgress, waiting: Waiting, outage: BaseException | None
+    ) -> None:
         """One more look when the time is up: a stall (a slow answer, a busy machine) can leave
         the last status seen older than the deadline, and a job that ended in time is no timeout.
-        A transient error keeps the last status seen."""
+        A job still moving raises ``WaitTimeout`` caused by the latest transient error, if any."""
         from finetune.backends.http import is_retryable
 
         try:
             job = await self.refresh()
         except Exception as error:
-            if is_retryable(error):
-                return True
-            raise
-        view.update(job, self._metrics_seen)
-        return _still_moving(job)
+            if not is_retryable(error):
+                raise
+            outage = error
+        else:
+            view.update(job, self._metrics_seen)
+            if not _still_moving(job):
+                return
+        raise WaitTimeout(self.job, waiting.timeout or 0.0) from outage
 
     async def cancel(self) -> Job:
         """Cancel the job (a no-op on a job that already ended)."""
