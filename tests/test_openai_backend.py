@@ -316,6 +316,27 @@ async def test_async_lifecycle(server: OpenAIFake) -> None:
         assert [j.id for j in await tuner.remote_jobs()] == [job.id]
 
 
+async def test_aclose_closes_the_client_it_built_and_leaves_a_given_one_open(
+    server: OpenAIFake,
+) -> None:
+    import openai
+
+    given = openai.AsyncOpenAI(api_key=server.api_key, base_url=server.base_url, max_retries=0)
+    shared = backend_for(server, client=given)
+    assert await shared.list_jobs() == []
+    await shared.aclose()
+    assert not given.is_closed()
+    assert await shared.list_jobs() == []
+    await given.close()
+
+    own = backend_for(server)
+    assert await own.list_jobs() == []
+    built = own._sdk_client()
+    await own.aclose()
+    assert built.is_closed()
+    assert await own.list_jobs() == []  # a later call builds a fresh client
+
+
 async def test_async_uploads_in_parts_and_faults() -> None:
     with OpenAIFake(Faults(rate=0.3, seed=3, slow_seconds=0.05)) as server:
         tuner = ft.AsyncTuner(

@@ -41,9 +41,10 @@ class Connection(TypedDict, total=False):
     """The settings every hosted backend takes, as keyword arguments.
 
     ``api_key`` (else the backend's environment variable), ``base_url`` (else its variable,
-    else the provider's), ``client`` (an SDK client to use instead of building one),
-    ``attempts`` (tries per call for transient failures), ``timeout`` (seconds per request)
-    and ``retry_after_cap`` (the longest Retry-After waited for; a longer one raises at once).
+    else the provider's), ``client`` (an SDK client to use instead of building one; closing
+    the backend leaves it open), ``attempts`` (tries per call for transient failures),
+    ``timeout`` (seconds per request) and ``retry_after_cap`` (the longest Retry-After waited
+    for; a longer one raises at once).
     """
 
     api_key: str | None
@@ -58,7 +59,7 @@ class HostedBackend(BaseBackend):
     """Shared plumbing of a hosted backend: the key and endpoint (from arguments or the
     environment), one lazily built SDK client, every retry under one policy, requests through
     a Stainless-generated SDK (``_request``), uploads of a dataset in the provider's format,
-    the serving note on a tuned model, and closing the client.
+    the serving note on a tuned model, and closing the client it built.
 
     Subclasses set ``title`` (the provider as shown in messages), ``key_variable``,
     ``url_variable`` and ``default_url``, and override ``_new_client`` and ``_map_error``.
@@ -89,6 +90,7 @@ class HostedBackend(BaseBackend):
             default_url=self.default_url,
         )
         self._client = client
+        self._own_client = client is None
         self._attempts = attempts
         self._timeout = timeout
         self._retry_after_cap = retry_after_cap
@@ -228,6 +230,9 @@ class HostedBackend(BaseBackend):
         return job.model_copy(update={"raw": {**(job.raw or {}), "serving": self.serving_note}})
 
     async def aclose(self) -> None:
-        """Close the client's connections (an SDK's ``close``, or an httpx ``aclose``)."""
-        if self._client is not None:
-            await (getattr(self._client, "aclose", None) or self._client.close)()
+        """Close the client this backend built (an SDK's ``close``, or an httpx ``aclose``); a
+        later call builds a fresh one. A client passed as ``client`` stays open for its owner."""
+        client = self._client
+        if client is not None and self._own_client:
+            self._client = None
+            await (getattr(client, "aclose", None) or client.close)()

@@ -164,7 +164,6 @@ class MistralBackend(HostedBackend):
             connection["client"] = sdk
         super().__init__(**connection, first_wait=retry_wait)
         self._dry_run = estimate_dry_run
-        self._own_sdk = self._client is None
         self._http = http_client
         self._own_http = http_client is None
         self.allow_closed_provider = allow_closed_provider
@@ -440,7 +439,7 @@ class MistralBackend(HostedBackend):
             await self._http.aclose()
             self._http = None
         client = self._client
-        if client is not None and self._own_sdk:
+        if client is not None and self._own_client:
             client.__exit__(None, None, None)
             await client.__aexit__(None, None, None)
             self._client = None
