@@ -45,6 +45,43 @@ def test_mistral_410_is_provider_unavailable_with_nothing_uploaded() -> None:
     assert 'Tuner("hf", model="mistralai/Mistral-Nemo-Instruct-2407")' in str(error)
 
 
+def test_estimates_say_when_a_provider_is_closing_or_retired(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    with MistralFake() as server:
+        options = {"api_key": server.api_key, "server_url": server.url}
+        estimate = ft.Tuner("mistral", model="open-mistral-nemo", **options).estimate(dataset())
+        assert not server.requests  # the table says retired: no upload, no dry run
+    retired, skipped = estimate.notes[-2:]
+    assert "410 Gone" in retired and "a fit is refused" in retired
+    assert 'Tuner("hf", model="mistralai/Mistral-Nemo-Instruct-2407")' in retired
+    assert "dry run was skipped" in skipped and estimate.tokens_total > 0
+    openai = ft.Tuner("openai", model="gpt-4.1-mini-2025-04-14", api_key="sk-test")
+    assert "2027-01-06" in openai.estimate(dataset()).notes[-1]
+    assert "plan the move" in openai.estimate(dataset()).notes[-1]
+    monkeypatch.setattr(lifecycle, "today", lambda: date(2027, 1, 6))
+    assert "a fit is refused" in openai.estimate(dataset()).notes[-1]
+    assert lifecycle.estimate_note("together") is None and lifecycle.estimate_note("hf") is None
+    assert not any("fit" in note for note in ft.Tuner("fake", model="m").estimate(dataset()).notes)
+
+
+def test_a_mistral_fit_without_a_key_is_told_of_the_retirement_first(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv("MISTRAL_API_KEY", raising=False)
+    with MistralFake() as server:
+        tuner = ft.Tuner("mistral", model="open-mistral-7b", server_url=server.url)
+        with pytest.raises(ft.ProviderUnavailable, match="could not be checked live") as caught:
+            tuner.fit(dataset())
+        assert any("Mistral-7B-Instruct-v0.3" in a for a in caught.value.alternatives)
+        anyway = ft.Tuner(
+            "mistral", model="open-mistral-7b", server_url=server.url, allow_closed_provider=True
+        )
+        with pytest.raises(ft.AuthenticationError, match="MISTRAL_API_KEY"):
+            anyway.fit(dataset())
+        assert not server.requests
+
+
 def test_existing_mistral_jobs_and_models_still_work() -> None:
     with MistralFake() as server:
         options = {"api_key": server.api_key, "server_url": server.url}

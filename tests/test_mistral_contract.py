@@ -31,7 +31,10 @@ def recorded_requests() -> list[Any]:
     with MistralFake(phases=Phases(0.01, 0.01, 0.01, 0.05)) as server:
         options = {"api_key": server.api_key, "server_url": server.url}
         data = ft.Dataset.from_records([chat(i) for i in range(12)])
-        tuner = ft.Tuner("mistral", model=MODEL, registry=False, **options)
+        # the API as it worked: the dry run is asked too, so its body is checked
+        tuner = ft.Tuner(
+            "mistral", model=MODEL, registry=False, allow_closed_provider=True, **options
+        )
         params = ft.Hyperparameters(
             epochs=2, learning_rate=1e-4, warmup=0.1, extra={"weight_decay": 0.1, "seq_len": 2048}
         )

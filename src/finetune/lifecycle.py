@@ -1,6 +1,6 @@
 """Provider lifecycle: which hosted providers still train, which are closing, and what to use
-instead. One small data table drives ``finetune backends``, the docs, warnings and the
-``ProviderUnavailable`` errors raised before anything is uploaded.
+instead. One small data table drives ``finetune backends``, the docs, warnings, the notes of
+an estimate and the ``ProviderUnavailable`` errors raised before anything is uploaded.
 
 Dates move: ``allow_closed_provider=True`` on a backend lets a user who knows better try anyway.
 """
@@ -16,6 +16,7 @@ __all__ = [
     "ProviderLifecycle",
     "alternatives_for",
     "closed_on",
+    "estimate_note",
     "lifecycle",
     "status_text",
     "today",
@@ -145,3 +146,20 @@ def alternatives_for(model: str | None) -> list[str]:
         options.append('the same Dataset on Tuner("hf", model=<an open-weights model>) locally')
     options.append(_HOSTED_INSTEAD)
     return options
+
+
+def estimate_note(provider: str, model: str | None = None, on: date | None = None) -> str | None:
+    """The line an estimate carries for a provider that is closing or no longer creates jobs
+    (``None`` while it is open, and for local and plugin backends): the cost is only worth
+    reading with it in view."""
+    row = LIFECYCLE.get(provider)
+    status = status_text(provider, on)
+    if row is None or status == "open":
+        return None
+    instead = "; ".join(alternatives_for(model))
+    if status == "retired":
+        return (
+            f"{row.summary}: a fit is refused before anything is uploaded "
+            f"(allow_closed_provider=True tries anyway); instead: {instead}"
+        )
+    return f"{row.summary}; plan the move: {instead}"

@@ -33,6 +33,7 @@ from finetune.backends import METADATA_KEY, BaseBackend, Capabilities, JobReques
 from finetune.backends._plugins import load_backend
 from finetune.backends.base import PLACEHOLDER_FILE
 from finetune.backends.http import Backoff
+from finetune.lifecycle import estimate_note
 from finetune.registry import JobRecord, JobRegistry, key_lock
 from finetune.types import (
     CostEstimate,
@@ -205,11 +206,12 @@ class AsyncTuner(TunerView):
         *,
         model: str | None = None,
     ) -> CostEstimate:
-        """Exact tokens, epochs, billed tokens and price from our own tables (no network)."""
+        """Exact tokens, epochs, billed tokens and price from our own tables (no network); a
+        provider that is closing, or creates no more jobs, says so in ``notes``."""
         from finetune.validation import estimate
 
         chosen = self._require_model(model)
-        return estimate(
+        figures = estimate(
             dataset,
             target=self._backend.validation_rules().name,
             backend=self.backend_name,
@@ -218,6 +220,10 @@ class AsyncTuner(TunerView):
             token_counter=self._backend.token_counter(chosen),
             context_limit=self._backend.context_limit(chosen),
         )
+        closing = estimate_note(self.backend_name, chosen)
+        if closing is None:
+            return figures
+        return figures.model_copy(update={"notes": [*figures.notes, closing]})
 
     def estimate_parts(
         self,

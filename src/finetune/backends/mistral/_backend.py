@@ -49,7 +49,7 @@ from finetune.backends.mistral._mapping import (
     same_fit,
     with_dry_run,
 )
-from finetune.lifecycle import alternatives_for
+from finetune.lifecycle import alternatives_for, closed_on
 from finetune.types import (
     Checkpoint,
     CostEstimate,
@@ -255,6 +255,15 @@ class MistralBackend(HostedBackend):
         model = request.base_model
         if self.allow_closed_provider:
             return
+        closed = closed_on(NAME)
+        if closed is not None and not self._key:
+            raise ProviderUnavailable(
+                f"{closed.summary} ({closed.source}); nothing was sent. With no "
+                f"{self.key_variable} this could not be checked live: set it and pass "
+                "allow_closed_provider=True to try anyway",
+                alternatives=alternatives_for(model),
+                backend=NAME,
+            )
         try:
             await self._send("GET", JOBS, params={"page": 0, "page_size": 1})
         except BackendError as error:
@@ -402,7 +411,11 @@ class MistralBackend(HostedBackend):
         self, dataset: Dataset, estimate: CostEstimate, hyperparameters: Hyperparameters
     ) -> CostEstimate:
         """Our estimate with Mistral's dry-run figures beside it (needs a key; uploads the data,
-        which the later fit then reuses)."""
+        which the later fit then reuses). While the job API is retired nothing is sent, unless
+        ``allow_closed_provider=True``."""
+        if self._dry_run and closed_on(NAME) and not self.allow_closed_provider:
+            note = "the API's dry run was skipped: the job API is retired; nothing was uploaded"
+            return estimate.model_copy(update={"notes": [*estimate.notes, note]})
         if not self._dry_run or not self._key:
             return _without_dry_run(estimate, self._dry_run)
         request = await self._quote_request(dataset, estimate, hyperparameters)
