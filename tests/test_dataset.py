@@ -55,13 +55,17 @@ def test_split_is_deterministic_and_disjoint(chat_file: Path) -> None:
 def test_split_rejects_empty_side(chat_file: Path) -> None:
     with pytest.raises(ValueError, match="empty side"):
         ft.Dataset.from_jsonl(chat_file).split(test_size=0.0)
+    with pytest.raises(TypeError, match="fraction or a count"):
+        ft.Dataset.from_jsonl(chat_file).split(test_size=True)
 
 
 def test_sample_is_deterministic(chat_file: Path) -> None:
     data = ft.Dataset.from_jsonl(chat_file)
     assert list(data.sample(5, seed=1)) == list(data.sample(5, seed=1))
     assert len(data.sample(5, seed=1)) == 5
-    assert len(data.sample(500)) == 40
+    assert len(data.sample(500)) == 40 and len(data.sample(0)) == 0
+    with pytest.raises(ValueError, match="0 or more"):
+        data.sample(-1)
 
 
 def test_fingerprint_stable_across_key_order_and_source(tmp_path: Path) -> None:
@@ -84,6 +88,21 @@ def test_to_jsonl_round_trips_each_format(tmp_path: Path) -> None:
         out = data.to_jsonl(tmp_path / f"{fmt}.jsonl", format=fmt)
         assert list(ft.Dataset.from_jsonl(out)) == list(data)
     assert not list(tmp_path.glob(".*.tmp"))
+
+
+def test_an_unknown_format_is_refused_before_anything_is_written(tmp_path: Path) -> None:
+    from finetune.dataset import to_format
+
+    target = tmp_path / "out.jsonl"
+    target.write_text("previous content\n")
+    data = ft.Dataset.from_records([chat(0)])
+    for dataset in (data, ft.Dataset.from_records([])):
+        with pytest.raises(ValueError, match=r"unknown output format 'openia'.*'openai'"):
+            dataset.to_jsonl(target, format="openia")  # type: ignore[arg-type]
+    assert target.read_text() == "previous content\n"
+    assert not list(tmp_path.glob(".*.tmp"))
+    with pytest.raises(ValueError, match="format_example"):
+        to_format(next(iter(data)), "together")  # type: ignore[arg-type]
 
 
 def test_to_jsonl_is_atomic_on_failure(tmp_path: Path) -> None:

@@ -14,7 +14,13 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from finetune._errors import DatasetError
-from finetune.dataset._formats import OutputFormat, detect_kind, parse_example, to_format
+from finetune.dataset._formats import (
+    OutputFormat,
+    check_format,
+    detect_kind,
+    parse_example,
+    to_format,
+)
 from finetune.dataset._reader import (
     DEFAULT_MAX_LINE_BYTES,
     RawRecord,
@@ -200,6 +206,8 @@ class Dataset:
 
     def split(self, test_size: float | int = 0.1, *, seed: int = 0) -> tuple[Dataset, Dataset]:
         """Deterministically split into (train, test); ``test_size`` is a fraction or a count."""
+        if isinstance(test_size, bool):
+            raise TypeError(f"test_size is a fraction or a count, not {test_size!r}")
         total = len(self)
         count = test_size if isinstance(test_size, int) else round(total * test_size)
         if not 0 < count < total:
@@ -214,6 +222,8 @@ class Dataset:
 
     def sample(self, n: int, *, seed: int = 0) -> Dataset:
         """``n`` examples drawn deterministically (all of them when ``n`` >= the size)."""
+        if isinstance(n, bool) or n < 0:
+            raise ValueError(f"n is how many examples to draw (0 or more), not {n!r}")
         total = len(self)
         chosen = frozenset(random.Random(seed).sample(range(total), min(n, total)))
         return self._subset(chosen, keep=True, tag=f"sample{n}")
@@ -241,6 +251,8 @@ class Dataset:
         """Write every example to ``path`` atomically (temp file + rename), in ``format``: a
         provider's format name, or a function from an example to its JSON line (a plugin's)."""
         target = Path(path)
+        if not callable(format):
+            check_format(format)
         convert = format if callable(format) else (lambda example: to_format(example, format))
         with atomic_write(target) as handle:
             for example in self:

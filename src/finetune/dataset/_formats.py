@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 from pydantic import TypeAdapter, ValidationError
 
@@ -20,7 +20,9 @@ __all__ = [
     "IGNORED_KEYS",
     "KNOWN_KEYS",
     "MESSAGE_KEYS",
+    "OUTPUT_FORMATS",
     "OutputFormat",
+    "check_format",
     "detect_kind",
     "is_empty",
     "parse_example",
@@ -28,6 +30,7 @@ __all__ = [
 ]
 
 OutputFormat = Literal["native", "openai", "mistral", "hf"]
+OUTPUT_FORMATS: frozenset[str] = frozenset(get_args(OutputFormat))
 _EXAMPLE: TypeAdapter[Example] = TypeAdapter(Example)
 # keys some exports carry that mean nothing for training: dropped quietly
 IGNORED_KEYS = frozenset({"parallel_tool_calls", "id", "metadata"})
@@ -176,8 +179,18 @@ def _json_path(loc: tuple[Any, ...]) -> str:
     return out
 
 
+def check_format(fmt: str) -> None:
+    """Refuse a format name we cannot write (a typo would otherwise write another shape)."""
+    if fmt not in OUTPUT_FORMATS:
+        raise ValueError(
+            f"unknown output format {fmt!r}: use one of {sorted(OUTPUT_FORMATS)}, or a function "
+            "from an example to its JSON record (a backend overrides format_example)"
+        )
+
+
 def to_format(example: Example, fmt: OutputFormat) -> dict[str, Any]:
     """One example as a JSON-ready record in a provider's format."""
+    check_format(fmt)
     if fmt == "native":
         return example.model_dump(mode="json", exclude_none=True)
     if isinstance(example, ChatExample):
