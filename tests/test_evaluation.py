@@ -196,16 +196,31 @@ def test_cache_makes_a_rerun_free_and_keeps_an_interrupted_run(tmp_path: Path) -
 
     cache = tmp_path / "predictions.sqlite3"
     data = _qa(12)
+    model = ft.evaluation.CallablePredictor(flaky, name="flaky-v1")  # named: cached
     with pytest.raises(KeyError):
-        ft.evaluate(data, {"model": flaky}, [m.exact_match], max_concurrency=1, cache=str(cache))
+        ft.evaluate(data, {"model": model}, [m.exact_match], max_concurrency=1, cache=str(cache))
     assert len(calls) == 7
     result = ft.evaluate(
-        data, {"model": flaky}, [m.exact_match], max_concurrency=1, cache=str(cache)
+        data, {"model": model}, [m.exact_match], max_concurrency=1, cache=str(cache)
     )
     assert len(calls) == 7 + 6  # the six answered before the interruption came from the cache
     assert result.summary()["model"]["exact_match"].mean == 1.0
-    ft.evaluate(data, {"model": flaky}, [m.exact_match], cache=str(cache))
+    ft.evaluate(data, {"model": model}, [m.exact_match], cache=str(cache))
     assert len(calls) == 13
+
+
+def test_an_unnamed_function_is_never_answered_from_another_run(tmp_path: Path) -> None:
+    def version(reply: Any) -> Any:
+        def predict(messages: list[dict[str, str]]) -> str:  # one name, two behaviours
+            return str(reply(messages))
+
+        return predict
+
+    cache = str(tmp_path / "predictions.sqlite3")
+    first = ft.evaluate(_qa(4), {"model": version(_answer)}, [m.exact_match], cache=cache)
+    edited = ft.evaluate(_qa(4), {"model": version(lambda _: "no")}, [m.exact_match], cache=cache)
+    assert first.summary()["model"]["exact_match"].mean == 1.0
+    assert edited.summary()["model"]["exact_match"].mean == 0.0
 
 
 def test_few_shot_prompts_come_from_training_examples_only() -> None:

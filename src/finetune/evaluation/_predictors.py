@@ -41,10 +41,16 @@ class Predictor(Protocol):
 
 
 class CallablePredictor:
-    """Any function ``messages -> str`` (sync or async) as a predictor."""
+    """Any function ``messages -> str`` (sync or async) as a predictor.
+
+    Its answers are cached only when it has a ``name``, which says what it is (``"rag-v2"``):
+    a function's code, or the prompt or globals it reads, can change while its own name stays
+    the same, so an unnamed one is asked every time rather than answered from another run.
+    """
 
     def __init__(self, function: Callable[[Messages], Any], name: str | None = None) -> None:
         self._function = function
+        self.named = name is not None
         self.name = name or f"callable:{getattr(function, '__qualname__', repr(function))}"
 
     def predict(self, messages: Messages) -> str:
@@ -350,6 +356,12 @@ class HFPredictor:
 
     async def apredict(self, messages: Messages) -> str:
         return await asyncio.to_thread(self.predict, messages)
+
+
+def is_cacheable(predictor: Predictor) -> bool:
+    """Whether a predictor's answers may be reused from another run (not an unnamed
+    function's: see ``CallablePredictor``)."""
+    return not isinstance(predictor, CallablePredictor) or predictor.named
 
 
 def predictor_for(candidate: Any, **options: Any) -> Predictor:

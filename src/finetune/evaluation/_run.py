@@ -11,7 +11,7 @@ from typing import Any
 
 from finetune.backends.http import retrying
 from finetune.evaluation._cache import PredictionCache
-from finetune.evaluation._predictors import Predictor, predictor_for
+from finetune.evaluation._predictors import Predictor, is_cacheable, predictor_for
 from finetune.evaluation._prompts import Messages, build_prompt, split_example
 from finetune.evaluation._result import EvalResult
 from finetune.evaluation.metrics import Metric
@@ -108,12 +108,13 @@ async def _run_tasks(
     jobs = []
     for name, (predictor, _) in resolved.items():
         mine = [t for t in tasks if t.candidate == name and t.prediction is None]
+        kept = cache if is_cacheable(predictor) else None
         if hasattr(predictor, "predict_batch"):
-            jobs.append(_predict_batched(predictor, mine, cache, progress))
+            jobs.append(_predict_batched(predictor, mine, kept, progress))
             continue
         for task in mine:
             jobs.append(
-                _tracked(_predict_one(predictor, task, limit, cache, attempts, failed), progress)
+                _tracked(_predict_one(predictor, task, limit, kept, attempts, failed), progress)
             )
     running = [asyncio.ensure_future(job) for job in jobs]
     try:
@@ -166,7 +167,8 @@ async def aevaluate(
     ``candidates`` maps a name to a ``ModelRef`` (``tuner.base_model``, ``job.model``,
     ``ref.with_few_shot(train, k)``), a ``Predictor`` or a function ``messages -> str``.
     Predictions are cached on disk (``cache=False`` turns it off; a path picks the file), so
-    a re-run, or a run after an interruption, asks only for what is missing.
+    a re-run, or a run after an interruption, asks only for what is missing. A bare function
+    is asked every time; ``CallablePredictor(function, name=...)`` names it for the cache.
     """
     if not metrics:
         raise ValueError("give at least one metric, e.g. metrics=[ft.metrics.exact_match]")
@@ -181,7 +183,7 @@ async def aevaluate(
         for index, example in enumerate(examples):
             messages = build_prompt(example, shots)
             key = PredictionCache.key(predictor.name, messages)
-            cached = store.get(key) if store is not None else None
+            cached = store.get(key) if store is not None and is_cacheable(predictor) else None
             tasks.append(_Task(name, index, messages, key, cached))
     missing = sum(task.prediction is None for task in tasks)
     log.info("evaluate: %d predictions, %d from the cache", len(tasks), len(tasks) - missing)
