@@ -129,6 +129,23 @@ def test_custom_metric_and_embedding_similarity() -> None:
     assert result.summary()["oracle"]["length_ok"].mean == 1.0
 
 
+@pytest.mark.parametrize("score", [None, "good", float("nan")])
+def test_a_metric_that_returns_no_number_is_named_with_its_candidate(score: Any) -> None:
+    def broken(prediction: str, reference: str, example: Any) -> Any:
+        return score if prediction == "2" else 1.0
+
+    with pytest.raises(ValueError, match=r"metric 'broken' returned .* candidate 'oracle'"):
+        ft.evaluate(_qa(6), {"oracle": _answer}, [m.exact_match, broken], cache=False)
+    assert ft.evaluate(_qa(2), {"oracle": _answer}, [lambda p, r, e: True], cache=False).rows
+
+
+def test_nothing_to_evaluate_is_refused() -> None:
+    with pytest.raises(ValueError, match="nothing to evaluate"):
+        ft.evaluate(ft.Dataset.from_records([]), {"oracle": _answer}, [m.exact_match])
+    with pytest.raises(ValueError, match="nothing to evaluate"):
+        ft.evaluate(_qa(3), {}, [m.exact_match])
+
+
 def test_pairwise_judge_swaps_positions_to_cancel_order_bias() -> None:
     def wrong(messages: list[dict[str, str]]) -> str:
         return "0"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import logging
+import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -146,9 +147,23 @@ def _score(
             "reference": reference,
         }
         for metric in metrics:
-            row[metric.__name__] = float(metric(prediction, reference, example))
+            row[metric.__name__] = _number(metric(prediction, reference, example), metric, task)
         rows.append(row)
     return rows
+
+
+def _number(score: Any, metric: Metric, task: _Task) -> float:
+    """A metric's score as a float; anything else names the metric, candidate and example."""
+    try:
+        value = float(score)
+    except (TypeError, ValueError):
+        value = math.nan
+    if math.isnan(value):
+        raise ValueError(
+            f"metric {metric.__name__!r} returned {score!r} for candidate {task.candidate!r} on "
+            f"the example at index {task.example}; a metric returns a number (0 to 1)"
+        )
+    return value
 
 
 async def aevaluate(
@@ -176,6 +191,11 @@ async def aevaluate(
     if len(set(names)) != len(names) or not all(names):
         raise ValueError(f"metric names must be unique and non-empty: {names}")
     examples = list(dataset)
+    if not examples or not candidates:
+        raise ValueError(
+            "nothing to evaluate: give at least one example and one candidate, e.g. "
+            "{'base': tuner.base_model, 'tuned': job.model}"
+        )
     resolved = _resolve(candidates, predictor_options or {})
     store = _open_cache(cache)
     tasks = []
