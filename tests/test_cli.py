@@ -40,6 +40,15 @@ def test_errors_are_one_line(capsys: pytest.CaptureFixture[str]) -> None:
     assert err.startswith("error: missing.jsonl: no such file") and "Traceback" not in err
 
 
+def test_jobs_says_where_it_looked_when_there_are_none(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("FINETUNE_REGISTRY", str(tmp_path / "jobs.sqlite3"))
+    assert main(["jobs", "--backend", "openai"]) == 0
+    out, err = capsys.readouterr()
+    assert out == "" and f"no jobs on openai in {tmp_path / 'jobs.sqlite3'}" in err
+
+
 def test_backends_lists_fake(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["backends"]) == 0
     assert "fake" in capsys.readouterr().out

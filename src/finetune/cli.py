@@ -94,11 +94,15 @@ def _cmd_jobs(args: argparse.Namespace) -> int:
             raise ft.FinetuneError(f"no job in the registry made {args.model!r}")
         print(json.dumps(dataclasses.asdict(found), indent=2))
         return 0
-    for record in registry.list(backend=args.backend, limit=args.limit):
+    records = registry.list(backend=args.backend, limit=args.limit)
+    for record in records:
         print(
             f"{record.backend:8} {record.job_id:32} {record.status:10} "
             f"{record.base_model} -> {record.fine_tuned_model or '-'}"
         )
+    if not records:
+        scope = f" on {args.backend}" if args.backend else ""
+        print(f"no jobs{scope} in {registry.path} (FINETUNE_REGISTRY moves it)", file=sys.stderr)
     return 0
 
 
