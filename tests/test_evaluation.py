@@ -226,6 +226,16 @@ def test_cache_makes_a_rerun_free_and_keeps_an_interrupted_run(tmp_path: Path) -
     assert len(calls) == 13
 
 
+def test_a_cache_file_it_cannot_use_is_named_before_anything_is_asked(tmp_path: Path) -> None:
+    corrupt = tmp_path / "predictions.sqlite3"
+    corrupt.write_text("not a database\n" * 200)
+    asked: list[Any] = []
+    model = ft.evaluation.CallablePredictor(asked.append, name="m")
+    with pytest.raises(ft.StorageError, match=r"predictions\.sqlite3 cannot be used.*cache=False"):
+        ft.evaluate(_qa(2), {"model": model}, [m.exact_match], cache=str(corrupt))
+    assert not asked
+
+
 def test_an_unnamed_function_is_never_answered_from_another_run(tmp_path: Path) -> None:
     def version(reply: Any) -> Any:
         def predict(messages: list[dict[str, str]]) -> str:  # one name, two behaviours

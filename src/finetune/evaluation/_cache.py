@@ -12,8 +12,11 @@ import os
 import sqlite3
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
+from finetune._errors import StorageError
 from finetune.evaluation._prompts import Messages
 
 __all__ = ["PredictionCache", "default_cache_path"]
@@ -30,19 +33,36 @@ def default_cache_path() -> Path:
 
 
 class PredictionCache:
-    """Thread-safe get/put of predictions."""
+    """Thread-safe get/put of predictions; a file it cannot use is a ``StorageError`` naming
+    it."""
 
     def __init__(self, path: str | os.PathLike[str] | None = None) -> None:
         self.path = Path(path) if path is not None else default_cache_path()
-        self.path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
-        self._db = sqlite3.connect(self.path, check_same_thread=False, timeout=30)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute(
-            "CREATE TABLE IF NOT EXISTS predictions "
-            "(key TEXT PRIMARY KEY, prediction TEXT NOT NULL, created REAL NOT NULL)"
-        )
-        self._db.commit()
+        with self._failing():
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._db = sqlite3.connect(self.path, check_same_thread=False, timeout=30)
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute(
+                "CREATE TABLE IF NOT EXISTS predictions "
+                "(key TEXT PRIMARY KEY, prediction TEXT NOT NULL, created REAL NOT NULL)"
+            )
+            self._db.commit()
+
+    def __repr__(self) -> str:
+        return f"PredictionCache({str(self.path)!r})"
+
+    @contextmanager
+    def _failing(self) -> Iterator[None]:
+        try:
+            yield
+        except (OSError, sqlite3.Error) as exc:
+            reason = getattr(exc, "strerror", None) or str(exc)
+            raise StorageError(
+                f"the prediction cache {self.path} cannot be used ({type(exc).__name__}: "
+                f"{reason}). Move the file away if it is corrupt, set FINETUNE_CACHE_DIR or "
+                "cache='other.sqlite3' to use another, or pass cache=False"
+            ) from None
 
     @staticmethod
     def key(predictor: str, messages: Messages) -> str:
@@ -52,7 +72,7 @@ class PredictionCache:
 
     def get(self, key: str) -> str | None:
         """The cached prediction, if any."""
-        with self._lock:
+        with self._lock, self._failing():
             row = self._db.execute(
                 "SELECT prediction FROM predictions WHERE key = ?", (key,)
             ).fetchone()
@@ -60,7 +80,7 @@ class PredictionCache:
 
     def put(self, key: str, prediction: str) -> None:
         """Store a prediction (committed at once)."""
-        with self._lock:
+        with self._lock, self._failing():
             self._db.execute(
                 "INSERT OR REPLACE INTO predictions VALUES (?, ?, ?)",
                 (key, prediction, time.time()),
