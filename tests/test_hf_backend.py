@@ -177,6 +177,26 @@ def test_missing_model_folder_is_a_clear_error(rows: list[dict[str, Any]]) -> No
         with pytest.raises(ft.InvalidRequestError, match="could not be loaded") as caught:
             attempt(data)
         assert caught.value.param == "model"
+        assert "(OSError: " in str(caught.value)  # the loader's own reason, first line
+        assert "HF_HUB_OFFLINE" not in str(caught.value)  # a path, not a Hub id
+
+
+def test_a_hub_id_that_cannot_be_fetched_names_the_reason_and_offline_mode(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import transformers
+
+    from finetune.backends.hf._inputs import load_tokenizer
+
+    def unreachable(*args: Any, **kwargs: Any) -> Any:
+        raise OSError("We couldn't connect to 'https://huggingface.co' to load the files.\nMore")
+
+    monkeypatch.setattr(transformers.AutoTokenizer, "from_pretrained", unreachable)
+    with pytest.raises(ft.InvalidRequestError) as caught:
+        load_tokenizer("org/model", False, "org/model")
+    message = str(caught.value)
+    assert "(OSError: We couldn't connect to 'https://huggingface.co'" in message
+    assert "More" not in message and "HF_HUB_OFFLINE=1" in message
 
 
 def test_template_without_generation_markers_trains_on_assistant_turns_only(

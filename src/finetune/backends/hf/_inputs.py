@@ -54,10 +54,14 @@ def load_tokenizer(path: str, trust_remote_code: bool, spec: str) -> Any:
     try:
         return AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code)
     except (OSError, ValueError) as exc:
+        reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]
+        hub_id = not spec.startswith(("/", ".", "~")) and not spec.endswith(".gguf")
+        offline = " (with no network, HF_HUB_OFFLINE=1 skips the Hub and its retries)"
         raise InvalidRequestError(
             f"model {spec!r} could not be loaded: it is not a model folder or .gguf file "
             "here, and not a model the Hugging Face Hub or its cache has "
-            f"({type(exc).__name__}); pass the path of a local model folder or .gguf file",
+            f"({type(exc).__name__}: {reason}); pass the path of a local model folder or "
+            f".gguf file{offline if hub_id else ''}",
             backend="hf",
             param="model",
         ) from None
