@@ -39,6 +39,8 @@ def test_unreadable_line_raises_dataset_error(tmp_path: Path) -> None:
 def test_missing_file_is_a_dataset_error(tmp_path: Path) -> None:
     with pytest.raises(ft.DatasetError, match="no such file"):
         ft.Dataset.from_jsonl(tmp_path / "nope.jsonl")
+    with pytest.raises(ft.DatasetError, match="is a folder, not a JSONL file"):
+        ft.Dataset.from_jsonl(tmp_path)
 
 
 def test_split_is_deterministic_and_disjoint(chat_file: Path) -> None:

@@ -115,6 +115,8 @@ class Dataset:
     ) -> Dataset:
         """A dataset streamed from a JSONL file in our, OpenAI's, Mistral's or TRL's shape."""
         file = Path(path)
+        if file.is_dir():
+            raise DatasetError("is a folder, not a JSONL file; name the file", file=str(file))
         if not file.is_file():
             raise DatasetError("no such file; check the path", file=str(file))
         return cls(_JsonlSource(file, max_line_bytes), kind)
