@@ -173,6 +173,29 @@ def test_pairwise_judge_swaps_positions_to_cancel_order_bias() -> None:
     assert verdict.wins == 12 and verdict.verdict == "improved"
 
 
+@pytest.mark.parametrize(
+    ("reply", "vote"),
+    [
+        ("A", 1.0),
+        ("b", 0.0),
+        ("TIE", 0.5),
+        ("**B**", 0.0),
+        ("Answer B.", 0.0),
+        ("Answer B is better than answer A", 0.0),
+        ("The better one is A", 1.0),
+        ("Both are equally good: TIE", 0.5),
+        ("Both are fine", 0.5),
+        ("Both answers work, a tie", 0.5),
+        ("**a**", 1.0),
+        ("I cannot tell", 0.5),
+    ],
+)
+def test_a_pairwise_vote_is_the_first_standalone_verdict(reply: str, vote: float) -> None:
+    from finetune.evaluation._judge import _vote
+
+    assert _vote(reply) == vote
+
+
 def test_rubric_judge_as_a_metric() -> None:
     def grader(messages: list[dict[str, str]]) -> str:
         text = messages[0]["content"]
@@ -315,6 +338,26 @@ def test_openai_predictor_over_http_with_rate_limits() -> None:
     assert result.compare("tuned", "base").verdict == "improved"
     sent = next(r.body for r in chats if not r.fault)
     assert sent["temperature"] == 0.0 and sent["messages"][0]["role"] == "system"
+
+
+def test_judges_over_http_ride_out_rate_limits_and_5xx() -> None:
+    with OpenAIFake(faults=Faults(rate=0.3, kinds=("429", "503"), seed=5)) as fake:
+        fake.chat_responder = lambda model, messages: (
+            "5" if "Answer to grade" in messages[-1]["content"] else "Answer A."
+        )
+        judge = ft.evaluation.OpenAIPredictor(
+            "gpt-4.1-mini", api_key=fake.api_key, base_url=fake.base_url
+        )
+        data = _qa(8)
+        graded = m.llm_judge(judge, rubric="correct sum")
+        result = ft.evaluate(data, {"a": _answer, "b": lambda _: "0"}, [graded], cache=False)
+        pairwise = ft.evaluation.judge_pairwise(result, data, "a", "b", judge)
+        chats = [r for r in fake.requests if r.path.endswith("/chat/completions")]
+        faulted = [r for r in chats if r.fault]
+    assert faulted, "the fault injection must have hit some requests"
+    assert len(chats) == 16 + 16 + len(faulted)  # every reply, each fault asked again
+    assert result.scores("a", "llm_judge") == [1.0] * 8
+    assert pairwise.ties == 8  # "A" in both orders: the position bias cancels out
 
 
 def test_mistral_predictor_over_http() -> None:

@@ -60,6 +60,7 @@ __all__ = [
     "RedactedCause",
     "account_identity",
     "as_dict",
+    "blocking_call_with_retries",
     "call_with_retries",
     "error_for_status",
     "excerpt",
@@ -355,14 +356,40 @@ def retrying(
     tries; a Retry-After longer than ``retry_after_cap`` seconds ends it at once with the
     error, which carries the wait (``RateLimitError.retry_after``).
     """
-    from tenacity import AsyncRetrying, retry_if_exception
+    from tenacity import AsyncRetrying
 
-    return AsyncRetrying(
-        retry=retry_if_exception(retry),
-        stop=_stop_retrying(attempts, retry_after_cap),
-        wait=Backoff(first, cap),
-        reraise=True,
-    )
+    return AsyncRetrying(**_policy(attempts, first, cap, retry_after_cap, retry))
+
+
+def blocking_call_with_retries(
+    call: Callable[[], T], attempts: int = 5, *, first: float = 0.25, cap: float = 8.0
+) -> T:
+    """``call()`` under the same policy as ``retrying()``, for blocking code that cannot
+    await (a judge model asked from inside a metric)."""
+    from tenacity import Retrying
+
+    policy = _policy(attempts, first, cap, DEFAULT_RETRY_AFTER_CAP, is_retryable)
+    for attempt in Retrying(**policy):
+        with attempt:
+            return call()
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _policy(
+    attempts: int,
+    first: float,
+    cap: float,
+    retry_after_cap: float,
+    retry: Callable[[BaseException], bool],
+) -> dict[str, Any]:
+    from tenacity import retry_if_exception
+
+    return {
+        "retry": retry_if_exception(retry),
+        "stop": _stop_retrying(attempts, retry_after_cap),
+        "wait": Backoff(first, cap),
+        "reraise": True,
+    }
 
 
 async def call_with_retries(

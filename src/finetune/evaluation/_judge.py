@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from typing import Any
 
-from finetune.evaluation._predictors import predictor_for
+from finetune.backends.http import blocking_call_with_retries
+from finetune.evaluation._predictors import Predictor, predictor_for
 from finetune.evaluation._prompts import split_example, transcript
 from finetune.evaluation._result import EvalResult
 from finetune.evaluation._stats import Comparison, compare_paired
@@ -20,16 +22,22 @@ _PAIRWISE_PROMPT = (
 )
 
 
+_VERDICT = re.compile(r"\b(A|B|TIE|[Tt]ie)\b")
+_SCORE = {"A": 1.0, "B": 0.0, "TIE": 0.5}
+
+
 def _vote(reply: str) -> float:
-    """1 for A, 0 for B, 0.5 for a tie or an unreadable reply."""
-    word = reply.strip().upper()
-    if word.startswith("TIE"):
-        return 0.5
-    if word.startswith("A"):
-        return 1.0
-    if word.startswith("B"):
-        return 0.0
-    return 0.5
+    """1 for A, 0 for B, 0.5 for a tie or an unreadable reply.
+
+    A reply of one word ("b", "**A**") is read in any case; in a longer one the verdict is the
+    first capital A or B, or "tie", that stands alone ("Answer B.", "The better one is A"), so
+    neither the first letter of "Both" or "Answer" nor the article "a" is read as a vote.
+    """
+    bare = reply.strip().strip("*.:!`'\" ").upper()
+    if bare in _SCORE:
+        return _SCORE[bare]
+    found = _VERDICT.search(reply)
+    return _SCORE[found.group(1).upper()] if found else 0.5
 
 
 def judge_pairwise(
@@ -43,6 +51,7 @@ def judge_pairwise(
 ) -> Comparison:
     """Ask ``judge`` (a ModelRef, Predictor or function) which of ``a`` and ``b`` answered
     better, once in each order; ``a`` scores 1 (won both), 0.5 (split or tie) or 0 per example.
+    Rate limits, 5xx and dropped connections are retried as predictions are.
 
     The comparison's verdict follows the same rule as ``EvalResult.compare``.
     """
@@ -58,12 +67,17 @@ def judge_pairwise(
         messages, _ = split_example(example)
         question = transcript(messages)
         first, second = answers[(a, index)], answers[(b, index)]
-        forward = _vote(grader.predict([_ask(rubric, question, first, second)]))
-        backward = 1.0 - _vote(grader.predict([_ask(rubric, question, second, first)]))
+        forward = _vote(_asked(grader, _ask(rubric, question, first, second)))
+        backward = 1.0 - _vote(_asked(grader, _ask(rubric, question, second, first)))
         preferences.append((forward + backward) / 2)
     return compare_paired(
         a, preferences, b, [1.0 - p for p in preferences], metric=f"judge:{grader.name}"
     )
+
+
+def _asked(grader: Predictor, message: dict[str, str]) -> str:
+    """The judge's reply, with rate limits, 5xx and dropped connections retried."""
+    return blocking_call_with_retries(lambda: grader.predict([message]))
 
 
 def _ask(rubric: str, question: str, first: str, second: str) -> dict[str, str]:

@@ -196,10 +196,12 @@ _RUBRIC_PROMPT = (
 
 
 def llm_judge(judge: Any, rubric: str = "Is the answer correct and complete?") -> Metric:
-    """A rubric judge: any predictor (or ``ModelRef``) scores 1-5, mapped to [0, 1].
+    """A rubric judge: any predictor (or ``ModelRef``) scores 1-5, mapped to [0, 1]; rate
+    limits, 5xx and dropped connections are retried as predictions are.
 
     For pairwise judging with position swapping, see ``EvalResult.judge_pairwise``.
     """
+    from finetune.backends.http import blocking_call_with_retries
     from finetune.evaluation._predictors import predictor_for
 
     grader = predictor_for(judge)
@@ -209,7 +211,9 @@ def llm_judge(judge: Any, rubric: str = "Is the answer correct and complete?") -
         prompt = _RUBRIC_PROMPT.format(
             rubric=rubric, question=question, reference=reference, prediction=prediction
         )
-        reply = grader.predict([{"role": "user", "content": prompt}])
+        reply = blocking_call_with_retries(
+            lambda: grader.predict([{"role": "user", "content": prompt}])
+        )
         found = re.search(r"[1-5]", reply)
         return (int(found.group()) - 1) / 4 if found else 0.0
 
