@@ -196,6 +196,15 @@ def test_a_pairwise_vote_is_the_first_standalone_verdict(reply: str, vote: float
     assert _vote(reply) == vote
 
 
+@pytest.mark.parametrize(
+    ("reply", "score"), [("4/5", 0.75), ("Score: 2", 0.25), ("10", 0.0), ("5", 1.0)]
+)
+def test_a_rubric_grade_is_the_first_standalone_digit(reply: str, score: float) -> None:
+    judge = m.llm_judge(lambda messages: reply)
+    result = ft.evaluate(_qa(1), {"oracle": _answer}, [judge], cache=False)
+    assert result.scores("oracle", "llm_judge") == [score]
+
+
 def test_rubric_judge_as_a_metric() -> None:
     def grader(messages: list[dict[str, str]]) -> str:
         text = messages[0]["content"]

@@ -214,7 +214,7 @@ def llm_judge(judge: Any, rubric: str = "Is the answer correct and complete?") -
         reply = blocking_call_with_retries(
             lambda: grader.predict([{"role": "user", "content": prompt}])
         )
-        found = re.search(r"[1-5]", reply)
+        found = re.search(r"\b[1-5]\b", reply)  # "4/5" is 4; "10" is no grade
         return (int(found.group()) - 1) / 4 if found else 0.0
 
     return _named("llm_judge", metric)
