@@ -302,6 +302,9 @@ def test_few_shot_prompts_come_from_training_examples_only() -> None:
         assert prompt[0]["role"] == "system" and len(prompt) == 1 + 3 * 2 + 1
         assert not {p["content"] for p in prompt[1:-1]} & held
     assert all(len(p) == 2 for p in plain)
+    assert len(shots.with_few_shot(list(train)[:2], k=3).few_shot or []) == 2  # all there are
+    with pytest.raises(ValueError, match="k is how many examples to show"):
+        shots.with_few_shot(train, k=-1)
 
 
 def test_result_table_markdown_html_json(tmp_path: Path) -> None:

@@ -258,7 +258,10 @@ class ModelRef(_Value):
         return self._api_key
 
     def with_few_shot(self, train: Any, k: int = 5, seed: int = 0) -> ModelRef:
-        """A copy of this model prompted with ``k`` examples drawn from ``train`` (never eval)."""
+        """A copy of this model prompted with ``k`` examples drawn from ``train`` (never eval);
+        all of them when ``train`` has ``k`` or fewer."""
+        if isinstance(k, bool) or k < 0:
+            raise ValueError(f"k is how many examples to show (0 or more), not {k!r}")
         sample = train.sample(k, seed=seed) if hasattr(train, "sample") else list(train)[:k]
         return self.model_copy(update={"few_shot": list(sample)})
 
