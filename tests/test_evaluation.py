@@ -205,6 +205,19 @@ def test_a_rubric_grade_is_the_first_standalone_digit(reply: str, score: float) 
     assert result.scores("oracle", "llm_judge") == [score]
 
 
+async def test_metrics_run_off_the_event_loop() -> None:
+    import threading
+
+    where: list[threading.Thread] = []
+
+    def judged(prediction: str, reference: str, example: Any) -> float:
+        where.append(threading.current_thread())  # a judge model would block here
+        return 1.0
+
+    await ft.aevaluate(_qa(3), {"oracle": _answer}, [judged], cache=False)
+    assert len(where) == 3 and threading.current_thread() not in where
+
+
 def test_rubric_judge_as_a_metric() -> None:
     def grader(messages: list[dict[str, str]]) -> str:
         text = messages[0]["content"]

@@ -215,7 +215,9 @@ async def aevaluate(
         await _close_predictors(resolved)
         if store is not None and not isinstance(cache, PredictionCache):
             store.close()
-    return EvalResult(list(resolved), names, _score(tasks, examples, metrics))
+    # metrics may block (a judge model, an embedding call): never on the event loop
+    rows = await asyncio.to_thread(_score, tasks, examples, metrics)
+    return EvalResult(list(resolved), names, rows)
 
 
 async def _close_predictors(resolved: dict[str, tuple[Predictor, list[Any] | None]]) -> None:
