@@ -346,7 +346,7 @@ def test_openai_predictor_over_http_with_rate_limits() -> None:
         fake.chat_responder = lambda model, messages: (
             _answer(messages) if model.startswith("ft:") else "?"
         )
-        options = {"api_key": fake.api_key, "base_url": fake.base_url, "max_retries": 0}
+        options = {"api_key": fake.api_key, "base_url": fake.base_url}
         tuned = ft.ModelRef(backend="openai", name="ft:gpt-4.1-mini:acme::abc")
         base = ft.ModelRef(backend="openai", name="gpt-4.1-mini")
         result = ft.evaluate(

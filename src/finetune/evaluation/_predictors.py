@@ -85,6 +85,7 @@ class OpenAIPredictor:
     answers for another's. Errors are finetune's own (``RateLimitError``, ``ServerError``...).
     Sampling parameters are always sent, so servers with other defaults (llama.cpp's
     ``repeat_penalty=1.1``) decode the same way; ``extra_body`` adds server-specific ones.
+    The SDK's own retries are off: ``evaluate`` retries under finetune's one policy.
     """
 
     def __init__(
@@ -98,7 +99,6 @@ class OpenAIPredictor:
         max_tokens: int = 256,
         temperature: float = 0.0,
         seed: int | None = 0,
-        max_retries: int = 0,
         extra_body: dict[str, Any] | None = None,
     ) -> None:
         self.model = model
@@ -108,7 +108,6 @@ class OpenAIPredictor:
         self._client = client
         self._async_client = async_client
         self._own_async = async_client is None
-        self._max_retries = max_retries
         self.name = _sampled_name("openai", self.base_url, model, temperature, max_tokens, seed)
         self._params: dict[str, Any] = {"max_tokens": max_tokens, "temperature": temperature}
         self._params["seed"] = seed
