@@ -495,3 +495,22 @@ def test_tuned_tiny_model_beats_its_base(
     assert result.compare("tuned", "base", "format").verdict == "improved"
     assert "few-shot" in result.to_markdown(baseline="base")
     assert isinstance(HFPredictor(tuned_tiny).name, str)
+
+
+def test_weights_rewritten_in_place_are_loaded_again(tiny_base: str, tmp_path: Path) -> None:
+    import shutil
+
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    folder = tmp_path / "model"
+    shutil.copytree(tiny_base, folder)
+    before = HFPredictor(str(folder))
+    first = before._load()[1]
+    model = AutoModelForCausalLM.from_pretrained(folder)
+    with torch.no_grad():
+        next(model.parameters()).add_(1.0)
+    model.save_pretrained(folder)  # retrained into the same folder
+    after = HFPredictor(str(folder))
+    assert after.name != before.name and after._load()[1] is not first
+    assert after.predict_batch([[{"role": "user", "content": "Hi"}]])

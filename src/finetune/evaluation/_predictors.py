@@ -250,7 +250,7 @@ def _mistral_text(content: Any) -> str:
 
 
 _LOAD_LOCK = threading.Lock()
-_LOADED: dict[tuple[str, str | None, bool], tuple[Any, Any, threading.Lock]] = {}
+_LOADED: dict[tuple[str, str, str | None, bool], tuple[Any, Any, threading.Lock]] = {}
 
 
 def _weights_stamp(path: Path) -> str:
@@ -278,18 +278,21 @@ class HFPredictor:
         self.seed = seed
         self._device = device
         self._trust = trust_remote_code
-        stamp = _weights_stamp(Path(path)) if Path(path).exists() else "hub"
-        self.name = f"hf:{path}:{stamp}:m{max_new_tokens}:s{seed}"
+        self._stamp = _weights_stamp(Path(path)) if Path(path).exists() else "hub"
+        self.name = f"hf:{path}:{self._stamp}:m{max_new_tokens}:s{seed}"
 
     def __repr__(self) -> str:
         return f"HFPredictor({self.path!r})"
 
     def _load(self) -> tuple[Any, Any, threading.Lock]:
         # transformers' loading is not thread-safe (meta-device init), and candidates such as
-        # "base" and "base few-shot" share one model: load each folder once, under one lock.
+        # "base" and "base few-shot" share one model: load each folder once, under one lock;
+        # weights rewritten in place (a new stamp) are loaded again, never answered by the old.
         with _LOAD_LOCK:
-            key = (self.path, self._device, self._trust)
+            key = (self.path, self._stamp, self._device, self._trust)
             if key not in _LOADED:
+                for stale in [k for k in _LOADED if k[0] == key[0] and k[2:] == key[2:]]:
+                    del _LOADED[stale]  # the same folder's earlier weights: free their memory
                 _LOADED[key] = (*self._load_now(), threading.Lock())
             return _LOADED[key]
 
