@@ -109,7 +109,15 @@ def test_what_cannot_map_is_refused_before_anything_is_uploaded(server: Together
     )
     with pytest.raises(ft.InvalidRequestError, match="not available for fine-tuning"):
         unknown.fit(dataset())
+    for asking in (  # a quote refuses the same, before the upload the quote would need
+        lambda: unknown.estimate(dataset()),
+        lambda: tuner.estimate(dataset(), ft.Hyperparameters(lora=ft.LoRA(r=128))),
+    ):
+        with pytest.raises(ft.InvalidRequestError, match=r"not available|above Together's limit"):
+            asking()
     assert not creates(server) and not server.files
+    off = tuner_for(server, estimate_quote=False).estimate(dataset())
+    assert not any("quote" in note for note in off.notes)  # off, not "no key"
 
 
 def test_server_side_file_validation_is_reported_in_our_terms(

@@ -14,7 +14,7 @@ from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, ClassVar, TypedDict, TypeVar
 
 from finetune._errors import AuthenticationError, ServerError
-from finetune.backends.base import BaseBackend, JobRequest
+from finetune.backends.base import PLACEHOLDER_FILE, BaseBackend, JobRequest
 from finetune.backends.http import (
     DEFAULT_RETRY_AFTER_CAP,
     account_identity,
@@ -25,12 +25,13 @@ from finetune.backends.http import (
     sdk_request,
     written,
 )
+from finetune.types import FileRef
 
 if TYPE_CHECKING:
     from pathlib import Path
 
     from finetune.dataset import Dataset
-    from finetune.types import CostEstimate, FileRef, Hyperparameters, Job
+    from finetune.types import CostEstimate, Hyperparameters, Job
 
 __all__ = ["Connection", "HostedBackend"]
 
@@ -214,14 +215,18 @@ class HostedBackend(BaseBackend):
         self, dataset: Dataset, estimate: CostEstimate, hyperparameters: Hyperparameters
     ) -> JobRequest:
         """The job request a provider's price quote (or dry run) is asked about: the data
-        uploaded (a later fit reuses the file), the estimate's model, these hyperparameters."""
-        training = await self.upload(dataset, purpose="train")
-        return JobRequest(
+        uploaded (a later fit reuses the file), the estimate's model, these hyperparameters.
+        What ``preflight`` refuses (an unknown model, a setting out of range) is refused
+        before the upload, as for a fit."""
+        request = JobRequest(
             base_model=estimate.model,
-            training_file=training,
+            training_file=FileRef(backend=self.name, id=PLACEHOLDER_FILE),
             hyperparameters=hyperparameters,
             idempotency_key="quote",
         )
+        await self.preflight(request)
+        training = await self.upload(dataset, purpose="train")
+        return request.model_copy(update={"training_file": training})
 
     def _with_note(self, job: Job) -> Job:
         """A tuned job with ``serving_note`` (how the provider serves its model) in ``raw``."""

@@ -338,7 +338,9 @@ class FireworksBackend(HostedBackend):
     ) -> CostEstimate:
         """Our estimate with Fireworks' ``:estimateCost`` beside it (needs a key and an
         account; uploads the dataset, which the later fit reuses)."""
-        if not self._quote or not self._key or not self._account:
+        if not self._quote:
+            return estimate
+        if not self._key or not self._account:
             note = "no Fireworks key or account: its quote was skipped; the figures are our own"
             return estimate.model_copy(update={"notes": [*estimate.notes, note]})
         request = await self._quote_request(dataset, estimate, hyperparameters)

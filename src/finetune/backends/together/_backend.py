@@ -307,7 +307,9 @@ class TogetherBackend(HostedBackend):
     ) -> CostEstimate:
         """Our estimate with Together's ``estimate-price`` quote beside it (needs a key;
         uploads the data, which the later fit reuses)."""
-        if not self._quote or not self._key:
+        if not self._quote:
+            return estimate
+        if not self._key:
             note = "no Together API key: its price quote was skipped; the figures are our own"
             return estimate.model_copy(update={"notes": [*estimate.notes, note]})
         request = await self._quote_request(dataset, estimate, hyperparameters)
