@@ -66,6 +66,10 @@ def test_a_clearly_better_candidate_is_improved_and_its_mirror_worse() -> None:
     assert up.verdict == "improved" and up.low > 0 and up.p_value < 0.001
     assert (up.wins, up.ties, up.losses) == (35, 15, 0)
     assert compare_paired("base", worse, "tuned", better).verdict == "worse"
+    # 35 sampled sign flips, none as extreme: the figure is a bound, and says so
+    assert up.resamples == 5000 and up.p_text == "<0.0002" and "p<0.0002" in str(up)
+    exact = compare_paired("a", [1.0] * 5, "b", [0.0] * 5)
+    assert exact.resamples == 0 and exact.p_text == "0.0625" and "p=0.0625" in str(exact)
 
 
 def test_a_small_noisy_difference_is_not_called_an_improvement() -> None:

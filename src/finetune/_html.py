@@ -247,7 +247,7 @@ def _comparisons(result: EvalResult, baseline: str | None) -> str:
             rows += (
                 f"<tr><td>{esc(candidate)} vs {esc(base)}</td><td>{esc(metric)}</td>"
                 f"<td>{c.delta:+.3f} [{c.low:+.3f}, {c.high:+.3f}]</td>"
-                f"<td>{c.wins}/{c.ties}/{c.losses}</td><td>{c.p_value:.4f}</td>"
+                f"<td>{c.wins}/{c.ties}/{c.losses}</td><td>{esc(c.p_text)}</td>"
                 f"<td>{badge(c.verdict, colour)}</td></tr>"
             )
     if not rows:

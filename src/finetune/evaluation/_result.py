@@ -97,7 +97,7 @@ class EvalResult:
                     lines.append(
                         f"| {candidate} vs {baseline} | {metric} | {c.delta:+.3f} "
                         f"[{c.low:+.3f}, {c.high:+.3f}] | {c.wins}/{c.ties}/{c.losses} | "
-                        f"{c.p_value:.4f} | {c.verdict} |"
+                        f"{c.p_text} | {c.verdict} |"
                     )
         return "\n".join(lines)
 

@@ -45,14 +45,27 @@ class Comparison:
     p_value: float
     verdict: Verdict
     n: int
+    resamples: int = 0
+
+    @property
+    def p_text(self) -> str:
+        """``p_value`` to four places; ``<0.0002`` when no random sign flip was as extreme
+        (``resamples`` > 0: the p-value is then only a bound, not the exact figure)."""
+        if self.resamples and self.p_value * (self.resamples + 1) <= 1 + 1e-9:
+            return f"<{self.p_value:.4f}"
+        return f"{self.p_value:.4f}"
 
     def __str__(self) -> str:
         return (
             f"{self.a} vs {self.b} on {self.metric}: delta {self.delta:+.3f} "
             f"(95% CI {self.low:+.3f} to {self.high:+.3f}), "
-            f"{self.wins}/{self.ties}/{self.losses} win/tie/loss, p={self.p_value:.4f}: "
-            f"{self.verdict}"
+            f"{self.wins}/{self.ties}/{self.losses} win/tie/loss, p{_p_sign(self.p_text)}"
+            f"{self.p_text}: {self.verdict}"
         )
+
+
+def _p_sign(text: str) -> str:
+    return "" if text.startswith("<") else "="
 
 
 def _percentile(sorted_values: Sequence[float], q: float) -> float:
@@ -77,13 +90,16 @@ def bootstrap_mean(
     return Interval(mean, _percentile(means, 0.025), _percentile(means, 0.975), n)
 
 
+_EXACT_UP_TO = 16  # nonzero deltas: every sign flip is enumerated (65,536 of them)
+
+
 def _permutation_p(deltas: Sequence[float], resamples: int, seed: int) -> float:
     """Two-sided paired permutation (sign-flip) test of mean delta = 0."""
     observed = abs(sum(deltas))
     nonzero = [d for d in deltas if d != 0]
     if not nonzero:
         return 1.0
-    if len(nonzero) <= 16:
+    if len(nonzero) <= _EXACT_UP_TO:
         return _exact_sign_flip(nonzero, observed)
     rng = random.Random(seed)
     extreme = 0
@@ -124,7 +140,9 @@ def compare_paired(
         raise ValueError(f"paired scores differ in length: {len(a)} and {len(b)}")
     deltas = [x - y for x, y in zip(a, b, strict=True)]
     interval = bootstrap_mean(deltas, resamples=resamples, seed=seed)
-    p_value = _permutation_p(deltas, max(resamples, 5000), seed)
+    flips = max(resamples, 5000)
+    p_value = _permutation_p(deltas, flips, seed)
+    sampled = sum(d != 0 for d in deltas) > _EXACT_UP_TO
     verdict: Verdict = "no evidence"
     if interval.n and interval.low > 0 and p_value < alpha:
         verdict = "improved"
@@ -146,4 +164,5 @@ def compare_paired(
         p_value=p_value,
         verdict=verdict,
         n=n,
+        resamples=flips if sampled else 0,
     )
