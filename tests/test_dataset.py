@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -28,6 +29,28 @@ def test_bad_row_names_file_line_and_field(tmp_path: Path) -> None:
     error = caught.value
     assert (error.file, error.line, error.field) == ("bad.jsonl", 3, "messages[0].role")
     assert str(error).startswith("bad.jsonl:3: messages[0].role:")
+
+
+@pytest.mark.parametrize(
+    ("row", "field"),
+    [
+        ({"prompt": "p", "completion": None}, "completion"),  # a field named like its kind
+        ({"prompt": None, "completion": "c"}, "prompt"),
+        ({"messages": [{"role": "user", "content": 5}]}, "messages[0].content"),
+        (
+            {
+                "input": {"messages": [{"role": "user", "content": "q"}]},
+                "preferred_output": [{"role": "assistant", "content": 5}],
+                "non_preferred_output": [{"role": "assistant", "content": "x"}],
+            },
+            "preferred_output[0].content",
+        ),
+    ],
+)
+def test_every_kind_names_the_field_as_the_file_spells_it(row: Any, field: str) -> None:
+    with pytest.raises(ft.DatasetError) as caught:
+        list(ft.Dataset.from_records([row]))
+    assert caught.value.field == field and str(caught.value).startswith(f"records:1: {field}: ")
 
 
 def test_unreadable_line_raises_dataset_error(tmp_path: Path) -> None:

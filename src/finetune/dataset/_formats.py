@@ -158,7 +158,8 @@ def _as_messages(value: Any, role: str) -> Any:
 
 
 def _map_location(loc: tuple[Any, ...], data: dict[str, Any], kind: str) -> tuple[Any, ...]:
-    parts = [p for p in loc if p not in ("chat", "completion", "preference")]
+    # the union's tag leads the location; "completion" is also a field name, kept after it
+    parts = list(loc[1:] if loc and loc[0] in ("chat", "completion", "preference") else loc)
     if kind == "preference" and "preferred_output" in data and parts:
         rename = {"input": ("input", "messages"), "chosen": ("preferred_output",)}
         rename["rejected"] = ("non_preferred_output",)
@@ -169,12 +170,20 @@ def _map_location(loc: tuple[Any, ...], data: dict[str, Any], kind: str) -> tupl
     return tuple(parts)
 
 
+_TYPE_LABELS = frozenset({"str", "int", "float", "bool", "none", "bytes"})
+_TYPE_PREFIXES = ("function-", "list[", "literal[", "dict[", "tagged-union[", "is-instance[")
+
+
 def _json_path(loc: tuple[Any, ...]) -> str:
+    """``messages[2].content`` from pydantic's location, without the labels of the union
+    members it tried (``str``, ``list[ContentPart]``...)."""
     out = ""
     for part in loc:
         if isinstance(part, int):
             out += f"[{part}]"
-        elif isinstance(part, str) and not part.startswith(("function-", "list[", "literal[")):
+        elif isinstance(part, str) and not (
+            part in _TYPE_LABELS or part.startswith(_TYPE_PREFIXES)
+        ):
             out += f".{part}" if out else part
     return out
 
