@@ -53,6 +53,11 @@ def test_every_kind_names_the_field_as_the_file_spells_it(row: Any, field: str) 
     assert caught.value.field == field and str(caught.value).startswith(f"records:1: {field}: ")
 
 
+def test_from_pandas_names_what_it_takes() -> None:
+    with pytest.raises(TypeError, match="takes a pandas DataFrame, not list"):
+        ft.Dataset.from_pandas([chat(0)])
+
+
 def test_unreadable_line_raises_dataset_error(tmp_path: Path) -> None:
     path = write_jsonl(tmp_path / "broken.jsonl", [chat(0), "{not json"])
     with pytest.raises(ft.DatasetError, match=r"broken.jsonl:2"):

@@ -136,6 +136,11 @@ class Dataset:
     @classmethod
     def from_pandas(cls, frame: Any, *, kind: ExampleKind | None = None) -> Dataset:
         """A dataset from a pandas DataFrame whose columns are the record's keys."""
+        if not callable(getattr(frame, "to_dict", None)) or not hasattr(frame, "columns"):
+            raise TypeError(
+                f"from_pandas takes a pandas DataFrame, not {type(frame).__name__}; "
+                "Dataset.from_records takes a list of dicts"
+            )
         return cls.from_records(frame.to_dict(orient="records"), kind=kind, name="dataframe")
 
     @classmethod
