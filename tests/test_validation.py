@@ -13,6 +13,8 @@ from finetune.validation import counter_for, default_epochs, estimate, validate
 
 from .conftest import chat, needs_tiktoken, write_jsonl
 
+ANSWER = {"role": "assistant", "content": "A fine answer."}
+
 MODEL = "gpt-4.1-mini-2025-04-14"
 FIXTURE = chat(42)
 
@@ -251,6 +253,43 @@ def test_mistral_rules() -> None:
     assert codes(report) >= {"invalid_tool_call_id"}
     pair = {"prompt": "q", "chosen": "a", "rejected": "b"}
     assert "unsupported_kind" in codes(run([pair], target="mistral"))
+
+
+def test_examples_that_differ_beyond_their_text_are_not_duplicates() -> None:
+    def image(url: str) -> dict[str, Any]:
+        parts = [{"type": "text", "text": "What is this?"}]
+        parts.append({"type": "image_url", "image_url": {"url": url}})
+        return {"messages": [{"role": "user", "content": parts}, ANSWER]}
+
+    def call(city: str) -> dict[str, Any]:
+        asked = {"name": "weather", "arguments": json.dumps({"city": city})}
+        return {
+            "messages": [
+                {"role": "user", "content": "Weather?"},
+                {
+                    "role": "assistant",
+                    "tool_calls": [{"id": "c1", "type": "function", "function": asked}],
+                },
+                {"role": "tool", "tool_call_id": "c1", "content": "sunny"},
+                ANSWER,
+            ]
+        }
+
+    rows = [chat(i) for i in range(10)]
+    rows += [image("https://x/1.png"), image("https://x/2.png"), image("https://x/1.png")]
+    rows += [call("Paris"), call("Rome"), call("Paris")]
+    report = run(rows)
+    assert report.lines("duplicate_example") == [13, 16]  # the same image, the same call
+    assert not report.lines("near_duplicate_example")
+
+
+def test_a_text_part_without_text_is_an_error() -> None:
+    bare = {"messages": [{"role": "user", "content": [{"type": "text"}]}, ANSWER]}
+    untyped = {"messages": [{"role": "user", "content": [{"text": "hi"}]}, ANSWER]}
+    report = run([*(chat(i) for i in range(10)), bare, untyped])
+    (first, second) = report.kept["invalid_content"]
+    assert first.location.endswith("records:11: messages[0].content[0]")
+    assert 'needs a string "text"' in first.message and 'needs a "type"' in second.message
 
 
 def test_quality_warnings() -> None:

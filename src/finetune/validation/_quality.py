@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import bisect
+import json
 import re
 from array import array
 from collections import Counter
@@ -43,19 +44,42 @@ def example_texts(record: dict[str, Any]) -> Iterator[tuple[str, str]]:
         yield "user", str(record.get("prompt"))
         yield "assistant", record["completion"]
         return
-    groups: list[Any] = [record.get("messages")]
-    source = record.get("input")
-    if isinstance(source, dict):
-        groups.append(source.get("messages"))
-    for key in ("prompt", "chosen", "rejected", "preferred_output", "non_preferred_output"):
-        groups.append(record.get(key))
-    for group in groups:
+    for group in _groups(record):
         if isinstance(group, str):
             yield "user", group
         elif isinstance(group, list):
             for message in group:
                 if isinstance(message, dict):
                     yield str(message.get("role")), _text(message.get("content"))
+
+
+def _groups(record: dict[str, Any]) -> Iterator[Any]:
+    """The message lists (or plain prompt strings) of a chat or preference record."""
+    yield record.get("messages")
+    source = record.get("input")
+    if isinstance(source, dict):
+        yield source.get("messages")
+    for key in ("prompt", "chosen", "rejected", "preferred_output", "non_preferred_output"):
+        yield record.get(key)
+
+
+def beyond_text(record: dict[str, Any]) -> int:
+    """A hash of what an example holds besides its texts (images and other non-text parts,
+    tool calls, the tools offered); 0 when nothing. Two examples that differ only there (the
+    same question about two images) are not duplicates."""
+    extra: list[Any] = [record["tools"]] if record.get("tools") else []
+    for group in _groups(record):
+        for message in group if isinstance(group, list) else ():
+            if not isinstance(message, dict):
+                continue
+            content = message.get("content")
+            if isinstance(content, list):
+                extra += [p for p in content if not (isinstance(p, dict) and "text" in p)]
+            if message.get("tool_calls"):
+                extra.append(message["tool_calls"])
+    if not extra:
+        return 0
+    return hash(json.dumps(extra, sort_keys=True, default=str))
 
 
 def _text(content: Any) -> str:
@@ -93,12 +117,21 @@ class QualityScan:
     def observe(self, record: dict[str, Any], line: int, tokens: int, add: AddFinding) -> None:
         """Hash one valid example and scan its text for PII and secrets."""
         pairs = list(example_texts(record))
-        self.observe_texts([r for r, _ in pairs], [t for _, t in pairs], line, tokens, add)
+        roles, texts = [r for r, _ in pairs], [t for _, t in pairs]
+        self.observe_texts(roles, texts, line, tokens, add, beyond=beyond_text(record))
 
     def observe_texts(
-        self, roles: list[str], texts: list[str], line: int, tokens: int, add: AddFinding
+        self,
+        roles: list[str],
+        texts: list[str],
+        line: int,
+        tokens: int,
+        add: AddFinding,
+        *,
+        beyond: int = 0,
     ) -> None:
-        """``observe`` for an example already read as its messages' roles and texts."""
+        """``observe`` for an example already read as its messages' roles and texts;
+        ``beyond`` is ``beyond_text`` of the record when it holds more than texts."""
         joined = "\x00".join(texts)
         unscanned = self._unscanned(roles, texts, line) if "system" in roles else texts
         # one pre-check for the whole example: it passes whenever one of its texts would
@@ -106,8 +139,9 @@ class QualityScan:
             for text in unscanned:
                 if text and _might_hold_pii(text):
                     self._scan_pii(text, line, add)
-        self.exact.append(hash((tuple(roles), tuple(texts))))
-        self.normalized.append(_normalized_hash(joined))
+        normalized = _normalized_hash(joined)
+        self.exact.append(hash((tuple(roles), tuple(texts), beyond)))
+        self.normalized.append(hash((normalized, beyond)) if beyond else normalized)
         self.lines.append(line)
         self.tokens.append(tokens)
 

@@ -42,7 +42,11 @@ RULES: dict[str, tuple[str, str]] = {
     "message_not_object": ("error", "A message is not a JSON object."),
     "unknown_role": ("error", "A role other than system, user, assistant or tool."),
     "missing_content": ("error", "A message without content (or tool calls, for assistants)."),
-    "invalid_content": ("error", "Content is neither a string nor a list of parts."),
+    "invalid_content": (
+        "error",
+        'Content is not a string or a list of parts, or a part has no "type" (a text part, no '
+        'string "text").',
+    ),
     "empty_content": ("warning", "Content is empty or whitespace."),
     "missing_assistant": ("error", "No assistant message to learn from."),
     "assistant_not_last": ("error", "The last message is not the assistant's, and no weights."),
@@ -74,7 +78,10 @@ RULES: dict[str, tuple[str, str]] = {
     ),
     "special_token_in_text": ("warning", "Text spells one of the tokenizer's control tokens."),
     "approximate_token_counts": ("warning", "No exact tokenizer: counts are estimates."),
-    "duplicate_example": ("warning", "The same example appears more than once."),
+    "duplicate_example": (
+        "warning",
+        "The same example appears more than once (texts, images, tool calls and tools alike).",
+    ),
     "near_duplicate_example": (
         "warning",
         "Examples whose texts are equal once lowercased with all whitespace removed.",
@@ -398,9 +405,12 @@ def _check_content(message: dict[str, Any], role: str, where: str) -> Iterator[I
             yield "missing_content", "error", f"{role} message has no content", (f"{where}.content")
         return
     if isinstance(content, list):
-        bad = [i for i, part in enumerate(content) if not isinstance(part, dict)]
-        if bad or not content:
-            yield "invalid_content", "error", "content parts must be objects", f"{where}.content"
+        if not content:
+            yield "invalid_content", "error", "content is an empty list", f"{where}.content"
+        for index, part in enumerate(content):
+            problem = _part_problem(part)
+            if problem is not None:
+                yield "invalid_content", "error", problem, f"{where}.content[{index}]"
         return
     if not isinstance(content, str):
         yield (
@@ -411,6 +421,17 @@ def _check_content(message: dict[str, Any], role: str, where: str) -> Iterator[I
         )
     elif not content.strip() and not (role == "assistant" and message.get("tool_calls")):
         yield "empty_content", "warning", f"{role} content is empty", f"{where}.content"
+
+
+def _part_problem(part: Any) -> str | None:
+    """What is wrong with one content part, if anything."""
+    if not isinstance(part, dict):
+        return "content parts must be objects"
+    if not isinstance(part.get("type"), str):
+        return 'a content part needs a "type" ("text", "image_url", ...)'
+    if part["type"] == "text" and not isinstance(part.get("text"), str):
+        return 'a "text" part needs a string "text"'
+    return None
 
 
 def _check_tool_calls(
