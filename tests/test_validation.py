@@ -72,6 +72,25 @@ def test_token_counts_match_mistral_common_exactly() -> None:
     assert counter.count_text("Where is my order #42?") == 8
 
 
+@needs_tiktoken
+def test_one_encoding_per_process_whoever_loads_it_first(monkeypatch: pytest.MonkeyPatch) -> None:
+    import tiktoken
+    import tiktoken.registry as registry
+
+    import finetune.validation._tokens as tokens
+
+    for first in ("finetune", "tiktoken"):  # each time as in a fresh process
+        monkeypatch.setattr(registry, "ENCODINGS", {})
+        tokens._tiktoken_encoding.cache_clear()
+        if first == "tiktoken":
+            theirs = tiktoken.get_encoding("cl100k_base")
+            assert tokens._tiktoken_encoding("cl100k_base") is theirs
+        else:
+            ours = tokens._tiktoken_encoding("cl100k_base")
+            assert tiktoken.get_encoding("cl100k_base") is ours  # no second 70 MB copy
+    tokens._tiktoken_encoding.cache_clear()
+
+
 def test_offline_tiktoken_falls_back_to_marked_estimate(monkeypatch: pytest.MonkeyPatch) -> None:
     import finetune.validation._tokens as tokens
 

@@ -272,9 +272,13 @@ def _tiktoken_encoding(name: str) -> Any:
         import tiktoken
     except ImportError as exc:  # pragma: no cover - tiktoken is a core dependency
         raise MissingDependency("tiktoken") from exc
+    # one copy per process (about 75 MB for o200k): tiktoken's own registry is shared both ways
+    shared = getattr(sys.modules.get("tiktoken.registry"), "ENCODINGS", None)
+    if isinstance(shared, dict) and name in shared:
+        return shared[name]
     cached = _prepared_encoding(tiktoken, name)
     if cached is not None:
-        return cached
+        return shared.setdefault(name, cached) if isinstance(shared, dict) else cached
     encoding = tiktoken.get_encoding(name)
     _remember_encoding(tiktoken, name)
     return encoding
