@@ -175,6 +175,10 @@ def test_pairwise_judge_swaps_positions_to_cancel_order_bias() -> None:
 
     verdict = ft.evaluation.judge_pairwise(result, data, "tuned", "base", fair)
     assert verdict.wins == 12 and verdict.verdict == "improved"
+    with pytest.raises(ValueError, match="12 evaluated"):
+        ft.evaluation.judge_pairwise(result, _qa(5), "tuned", "base", fair)
+    with pytest.raises(ValueError, match="no candidate 'other'"):
+        ft.evaluation.judge_pairwise(result, data, "tuned", "other", fair)
 
 
 @pytest.mark.parametrize(

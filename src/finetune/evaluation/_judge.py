@@ -62,6 +62,13 @@ def judge_pairwise(
         for row in result.rows
         if row["candidate"] in (a, b)
     }
+    evaluated = sum(1 for row in result.rows if row["candidate"] == a)
+    if len(examples) != evaluated or len(answers) != 2 * evaluated:
+        raise ValueError(
+            f"judge_pairwise needs the dataset the result was evaluated on, with both "
+            f"candidates in it: {len(examples)} examples given, {evaluated} evaluated for {a!r}"
+            f"{'' if b in result.candidates else f', and no candidate {b!r}'}"
+        )
     preferences = []
     for index, example in enumerate(examples):
         messages, _ = split_example(example)
