@@ -49,6 +49,25 @@ def test_jobs_says_where_it_looked_when_there_are_none(
     assert out == "" and f"no jobs on openai in {tmp_path / 'jobs.sqlite3'}" in err
 
 
+@pytest.mark.parametrize(
+    ("config", "says"),
+    [
+        ('metrics = ["exact_match"]\n', 'eval needs data = "holdout.jsonl" and a [candidates]'),
+        ('data = "h.jsonl"\n[candidates]\nbase = "openai"\n', "candidate 'base' needs a"),
+        ('data = "h.jsonl"\n[candidates.base]\nbackend = "openai"\n', "candidate 'base' needs"),
+        ('data = "h.jsonl\n', "not valid TOML: "),
+    ],
+)
+def test_a_bad_eval_config_is_one_line_naming_what_is_missing(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], config: str, says: str
+) -> None:
+    path = tmp_path / "eval.toml"
+    path.write_text(config)
+    assert main(["eval", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and says in err and "Traceback" not in err
+
+
 def test_backends_lists_fake(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["backends"]) == 0
     assert "fake" in capsys.readouterr().out

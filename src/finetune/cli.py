@@ -187,13 +187,19 @@ def _load_config(path: str) -> dict[str, Any]:
             import yaml
         except ImportError as exc:
             raise ft.MissingDependency("pyyaml", purpose="for YAML config files") from exc
-        data = yaml.safe_load(text)
+        try:
+            data = yaml.safe_load(text)
+        except yaml.YAMLError as exc:
+            raise ft.FinetuneError(f"{path}: not valid YAML: {exc}") from None
     else:
         if sys.version_info >= (3, 11):
             import tomllib
         else:  # pragma: no cover - Python 3.10
             import tomli as tomllib
-        data = tomllib.loads(text)
+        try:
+            data = tomllib.loads(text)
+        except tomllib.TOMLDecodeError as exc:
+            raise ft.FinetuneError(f"{path}: not valid TOML: {exc}") from None
     if not isinstance(data, dict):
         raise ft.FinetuneError(f"{path}: the config file must hold a table of settings")
     return data
@@ -236,14 +242,23 @@ def _cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
-def _candidate(spec: Any) -> Any:
+def _candidate(name: str, spec: Any) -> Any:
+    """A candidate of an eval config: ``"backend:model"`` or a table with ``backend``,
+    ``model`` and optionally ``few_shot = {train = ..., k = ...}``."""
     if isinstance(spec, str):
-        backend, _, name = spec.partition(":")
-        return ft.ModelRef(backend=backend, name=name)
+        spec = dict(zip(("backend", "model"), spec.split(":", 1), strict=False))
+    if not isinstance(spec, dict) or not spec.get("backend") or not spec.get("model"):
+        raise ft.FinetuneError(
+            f'candidate {name!r} needs a backend and a model: "openai:gpt-4.1-mini" or a '
+            "table with backend = ... and model = ..."
+        )
     ref = ft.ModelRef(backend=spec["backend"], name=spec["model"])
-    if spec.get("few_shot"):
-        train = ft.Dataset.from_jsonl(spec["few_shot"]["train"])
-        ref = ref.with_few_shot(train, k=spec["few_shot"].get("k", 5))
+    shots = spec.get("few_shot")
+    if shots:
+        if not isinstance(shots, dict) or not shots.get("train"):
+            raise ft.FinetuneError(f'candidate {name!r}: few_shot needs train = "file.jsonl"')
+        train = ft.Dataset.from_jsonl(shots["train"])
+        ref = ref.with_few_shot(train, k=shots.get("k", 5))
     return ref
 
 
@@ -256,7 +271,12 @@ def _metric(name: str) -> Any:
 
 def _cmd_eval(args: argparse.Namespace) -> int:
     config = _load_config(args.config)
-    candidates = {name: _candidate(spec) for name, spec in config["candidates"].items()}
+    if not config.get("data") or not isinstance(config.get("candidates"), dict):
+        raise ft.FinetuneError(
+            f'{args.config}: eval needs data = "holdout.jsonl" and a [candidates] table '
+            "(see finetune eval --help and docs/cli.md)"
+        )
+    candidates = {name: _candidate(name, spec) for name, spec in config["candidates"].items()}
     metrics = [_metric(name) for name in config.get("metrics", ["exact_match"])]
     result = ft.evaluate(
         ft.Dataset.from_jsonl(config["data"]),
