@@ -214,6 +214,15 @@ def test_progress_bar(
     assert "poll" not in shown
 
 
+async def test_the_sync_face_works_inside_a_running_loop(namespace: str, train: ft.Dataset) -> None:
+    # as in a notebook cell, where the kernel's event loop is running
+    with make_tuner(namespace) as tuner:  # closed without any network call made
+        assert tuner.validate(train).ok
+    with make_tuner(namespace) as tuner:
+        done = tuner.fit(train).wait(poll_interval=0.01, timeout=5)
+        assert done.status is ft.JobStatus.SUCCEEDED
+
+
 async def test_async_fit_wait_succeeds(namespace: str, train: ft.Dataset) -> None:
     async with ft.AsyncTuner("fake", model="base-1", namespace=namespace, **FAST) as tuner:
         job = await tuner.fit(train)

@@ -77,13 +77,9 @@ class Tuner(TunerView):
         return self._loop.run(coroutine)
 
     def close(self) -> None:
-        """Close the backend's connections and stop this Tuner's loop thread."""
-        if self._loop.started:
-            self._loop.run(self._async.aclose())
-        else:
-            import asyncio
-
-            asyncio.run(self._async.aclose())
+        """Close the backend's connections and stop this Tuner's loop thread (on that thread
+        even when nothing else ran there: ``asyncio.run`` fails inside a notebook's loop)."""
+        self._loop.run(self._async.aclose())
         self._closer.detach()
         self._loop.close()
 
