@@ -214,6 +214,23 @@ def test_progress_bar(
     assert "poll" not in shown
 
 
+@pytest.mark.parametrize(
+    ("settings", "says"),
+    [
+        ({"poll_interval": 0}, "poll_interval must be more than 0"),
+        ({"poll_interval": -1}, "poll_interval must be more than 0"),
+        ({"timeout": -1}, "timeout must be 0 seconds or more"),
+    ],
+)
+def test_wait_refuses_settings_that_would_hammer_or_never_poll(
+    namespace: str, train: ft.Dataset, settings: dict[str, float], says: str
+) -> None:
+    job = make_tuner(namespace).fit(train)
+    with pytest.raises(ValueError, match=says):
+        job.wait(**settings)  # type: ignore[arg-type]
+    assert job.wait(timeout=5).status is ft.JobStatus.SUCCEEDED
+
+
 async def test_the_sync_face_works_inside_a_running_loop(namespace: str, train: ft.Dataset) -> None:
     # as in a notebook cell, where the kernel's event loop is running
     with make_tuner(namespace) as tuner:  # closed without any network call made

@@ -25,6 +25,12 @@ class Waiting:
     cap: float
     timeout: float | None
 
+    def __post_init__(self) -> None:
+        if not self.first > 0:  # 0 would poll the provider in a tight loop
+            raise ValueError(f"poll_interval must be more than 0 seconds, not {self.first}")
+        if self.timeout is not None and not self.timeout >= 0:
+            raise ValueError(f"timeout must be 0 seconds or more, not {self.timeout}")
+
 
 class JobView:
     """What every job handle shows without a call: the job as last seen, its id, status and
