@@ -143,6 +143,15 @@ def test_a_metric_that_returns_no_number_is_named_with_its_candidate(score: Any)
     assert ft.evaluate(_qa(2), {"oracle": _answer}, [lambda p, r, e: True], cache=False).rows
 
 
+@pytest.mark.parametrize("setting", ["max_concurrency", "max_attempts"])
+def test_settings_that_would_hang_or_never_ask_are_refused(setting: str) -> None:
+    for value in (0, -1):  # max_concurrency=0 waited forever on an empty semaphore
+        with pytest.raises(ValueError, match=f"{setting} must be a whole number of 1 or more"):
+            ft.evaluate(
+                _qa(2), {"oracle": _answer}, [m.exact_match], cache=False, **{setting: value}
+            )
+
+
 def test_nothing_to_evaluate_is_refused() -> None:
     with pytest.raises(ValueError, match="nothing to evaluate"):
         ft.evaluate(ft.Dataset.from_records([]), {"oracle": _answer}, [m.exact_match])
