@@ -316,6 +316,23 @@ async def test_async_lifecycle(server: OpenAIFake) -> None:
         assert [j.id for j in await tuner.remote_jobs()] == [job.id]
 
 
+@pytest.mark.parametrize(
+    ("setting", "says"),
+    [
+        ({"upload_concurrency": 0}, "upload_concurrency must be 1 or more"),
+        ({"part_size": 0}, "part_size must be 1 byte to 64 MB"),
+        ({"part_size": 65 * 1024 * 1024}, "part_size must be 1 byte to 64 MB"),
+        ({"attempts": 0}, "attempts must be 1 or more"),
+        ({"timeout": 0}, "timeout must be more than 0 seconds"),
+    ],
+)
+def test_settings_that_would_hang_or_send_nothing_are_refused_at_once(
+    setting: dict[str, int], says: str
+) -> None:
+    with pytest.raises(ValueError, match=says):  # upload_concurrency=0 waited forever
+        ft.Tuner("openai", model=MODEL, api_key="sk-test", **setting)
+
+
 async def test_aclose_closes_the_client_it_built_and_leaves_a_given_one_open(
     server: OpenAIFake,
 ) -> None:

@@ -83,6 +83,10 @@ class HostedBackend(BaseBackend):
         retry_after_cap: float = DEFAULT_RETRY_AFTER_CAP,
         first_wait: float = 0.5,
     ) -> None:
+        if attempts < 1:
+            raise ValueError(f"attempts must be 1 or more (tries per call), not {attempts}")
+        if timeout is not None and not timeout > 0:
+            raise ValueError(f"timeout must be more than 0 seconds, not {timeout}")
         self._key, self._base_url = key_and_url(
             api_key,
             base_url,

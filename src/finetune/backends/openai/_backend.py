@@ -56,6 +56,7 @@ __all__ = ["OpenAIBackend", "map_error"]
 
 log = logging.getLogger("finetune")
 MB = 1024 * 1024
+MAX_PART = 64 * MB  # the Uploads API's largest part
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
 MAX_LISTED = 10_000
 KEY_HINT = "Set OPENAI_API_KEY or pass api_key=... to the Tuner"
@@ -161,6 +162,10 @@ class OpenAIBackend(HostedBackend):
     ) -> None:
         if max_retries is not None:
             connection["attempts"] = max_retries + 1
+        if not 0 < part_size <= MAX_PART:
+            raise ValueError(f"part_size must be 1 byte to 64 MB (OpenAI's limit), not {part_size}")
+        if upload_concurrency < 1:
+            raise ValueError(f"upload_concurrency must be 1 or more, not {upload_concurrency}")
         super().__init__(**connection)
         self._probe = check_organisation
         self._open_for: set[str] = set()
