@@ -347,6 +347,11 @@ def test_train_validation_leak() -> None:
     report = validate(train, target="openai", model=MODEL, validation=held)
     (leak,) = report.kept["train_validation_leak"]
     assert (leak.file, leak.line) == ("valid", 1)
+    unnamed = ft.Dataset.from_records([chat(3), {"messages": [{"role": "user", "content": "x"}]}])
+    report = validate(train, target="openai", model=MODEL, validation=unnamed)
+    (missing,) = report.kept["missing_assistant"]  # both sets are "records": say which one
+    assert missing.location.startswith("validation records:2: ")
+    assert report.kept["train_validation_leak"][0].file == "validation records"
 
 
 def test_report_outputs() -> None:

@@ -195,7 +195,11 @@ def validate(
     _check_file_size(dataset, rules, train)
     train.quality.finish(train.add)
     if validation is not None:
-        held = _scan(validation, report, rules, model, counter, limit, workers)
+        # two in-memory sets are both "records": the validation one is then named as such
+        label = validation.name
+        if label == dataset.name:
+            label = f"validation {label}"
+        held = _scan(validation, report, rules, model, counter, limit, workers, label=label)
         held.quality.finish(held.add)
         train.quality.leaks(held.quality, held.add)
         report.stats["validation_examples"] = held.examples
@@ -220,8 +224,10 @@ def _scan(
     counter: TokenCounter,
     limit: int | None,
     workers: int = 1,
+    *,
+    label: str | None = None,
 ) -> _Scan:
-    scan = _Scan(report, rules, model, counter, limit, dataset.name)
+    scan = _Scan(report, rules, model, counter, limit, label or dataset.name)
     whole = dataset.whole_file()
     if whole is not None and workers > 1 and _can_fork():
         path, cap = whole
