@@ -316,6 +316,15 @@ async def test_async_lifecycle(server: OpenAIFake) -> None:
         assert [j.id for j in await tuner.remote_jobs()] == [job.id]
 
 
+def test_options_cannot_replace_what_fit_sets_and_metadata_is_text(server: OpenAIFake) -> None:
+    tuner = tuner_for(server)
+    with pytest.raises(ft.UnsupportedFeature, match=r"options=\['metadata'\] would replace"):
+        tuner.fit(dataset(), options={"metadata": {"team": "a"}})  # it carries the fit's key
+    with pytest.raises(TypeError, match="metadata maps text to text; 'run' is int"):
+        tuner.fit(dataset(), metadata={"run": 3})
+    assert not server.files and not server.jobs
+
+
 @pytest.mark.parametrize(
     ("setting", "says"),
     [

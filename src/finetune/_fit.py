@@ -54,6 +54,15 @@ def check_fit_options(given: Mapping[str, Any]) -> None:
             f"fit() got unexpected keyword argument(s) {unknown}; it takes "
             f"{sorted(FitOptions.__annotations__)}"
         )
+    metadata = given.get("metadata") or {}
+    wrong = [
+        k for k, v in dict(metadata).items() if not (isinstance(k, str) and isinstance(v, str))
+    ]
+    if wrong:
+        raise TypeError(
+            f"metadata maps text to text; {wrong[0]!r} is {type(metadata[wrong[0]]).__name__}: "
+            "write it as a string"
+        )
 
 
 @dataclass(frozen=True)

@@ -162,8 +162,14 @@ def create_params(request: JobRequest) -> dict[str, Any]:
         "seed": params.seed,
         "integrations": request.integrations or None,
     }
+    taken = sorted(set(request.options) & {*body, *optional, "hyperparameters"})
+    if taken:
+        raise UnsupportedFeature(
+            f"options={taken} would replace what fit() sets itself (the idempotency key rides in "
+            "metadata); use fit(hyperparameters=..., suffix=..., metadata=...) instead"
+        )
     body.update({k: v for k, v in optional.items() if v is not None})
-    body.update(request.options)
+    body.update(request.options)  # fields the API gained after this release, sent as given
     return body
 
 
