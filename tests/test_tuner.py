@@ -214,6 +214,13 @@ def test_progress_bar(
     assert "poll" not in shown
 
 
+def test_a_listing_limit_below_one_is_refused_everywhere(namespace: str) -> None:
+    tuner = make_tuner(namespace)
+    for listing in (tuner.remote_jobs, tuner.jobs):
+        with pytest.raises(ValueError, match="limit must be at least 1, not 0"):
+            listing(limit=0)
+
+
 @pytest.mark.parametrize(
     ("settings", "says"),
     [

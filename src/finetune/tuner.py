@@ -485,6 +485,8 @@ class AsyncTuner(TunerView):
 
     async def remote_jobs(self, *, limit: int = 20) -> list[Job]:
         """The provider's own list of recent jobs (all of them, not only this machine's)."""
+        if limit < 1:  # as the registry's jobs(): never sent to the provider as 0 or -1
+            raise ValueError(f"limit must be at least 1, not {limit}")
         self._require("list_jobs")
         return await self._backend.list_jobs(limit=limit)
 
