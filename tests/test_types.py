@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from datetime import datetime, timezone
+from typing import Any
 
 import pytest
 from pydantic import BaseModel, TypeAdapter, ValidationError
@@ -86,6 +87,23 @@ def test_status_terminal_flags() -> None:
 def test_hyperparameters_reject_non_positive_epochs() -> None:
     with pytest.raises(ValidationError):
         ft.Hyperparameters(epochs=0)
+
+
+@pytest.mark.parametrize(
+    "settings",
+    [
+        {"learning_rate_multiplier": 0},  # every provider refuses it, after the upload
+        {"beta": -1.0},
+        {"warmup": 1.5},  # a fraction of training, not a number of steps
+        {"seed": -1},
+        {"epochs": True},
+        {"lora": {"target_modules": []}},
+    ],
+)
+def test_hyperparameters_refuse_what_no_trainer_takes(settings: dict[str, Any]) -> None:
+    with pytest.raises(ValidationError):
+        ft.Hyperparameters(**settings)
+    ft.Hyperparameters(learning_rate_multiplier="auto", beta=0.1, warmup=1, seed=0, epochs=3)
 
 
 def test_weight_only_zero_or_one() -> None:

@@ -138,6 +138,13 @@ class LoRA(_Value):
     target_modules: list[str] | Literal["all-linear"] = "all-linear"
     quantize_4bit: bool = False
 
+    @field_validator("target_modules")
+    @classmethod
+    def _some_modules(cls, value: list[str] | str) -> list[str] | str:
+        if isinstance(value, list) and not value:
+            raise ValueError("name at least one module, or leave the default 'all-linear'")
+        return value
+
 
 class Hyperparameters(_Value):
     """Training settings mapped onto each backend's own names; ``None`` lets the backend decide.
@@ -149,17 +156,31 @@ class Hyperparameters(_Value):
     batch_size: int | Auto | None = None
     learning_rate: float | None = Field(None, gt=0)
     learning_rate_multiplier: float | Auto | None = None
-    warmup: float | None = Field(None, ge=0, description="warmup as a fraction of training")
-    seed: int | None = None
+    warmup: float | None = Field(None, ge=0, le=1, description="warmup as a fraction of training")
+    seed: int | None = Field(None, ge=0)
     beta: float | Auto | None = Field(None, description="DPO beta")
     lora: LoRA | None = None
     extra: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("epochs", "batch_size", mode="before")
+    @classmethod
+    def _not_a_flag(cls, value: object) -> object:
+        if isinstance(value, bool):
+            raise ValueError("must be a positive integer or 'auto', not a boolean")
+        return value
 
     @field_validator("epochs", "batch_size")
     @classmethod
     def _positive(cls, value: int | str | None) -> int | str | None:
         if isinstance(value, int) and value <= 0:
             raise ValueError("must be a positive integer or 'auto'")
+        return value
+
+    @field_validator("learning_rate_multiplier", "beta")
+    @classmethod
+    def _positive_number(cls, value: float | str | None) -> float | str | None:
+        if isinstance(value, float) and not value > 0:
+            raise ValueError("must be a number above 0, or 'auto'")
         return value
 
 

@@ -21,6 +21,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "as_dict",
+    "fraction",
     "given",
     "id_of",
     "list_at",
@@ -73,6 +74,11 @@ def positive(value: N | None) -> N | None:
 def non_negative(value: N | None) -> N | None:
     """``value`` when zero or above, else ``None``."""
     return value if value is not None and value >= 0 else None
+
+
+def fraction(value: float | None) -> float | None:
+    """``value`` when it is a fraction (0 to 1), else ``None``."""
+    return value if value is not None and 0 <= value <= 1 else None
 
 
 def numbers(data: Mapping[Any, Any]) -> dict[str, float]:

@@ -14,9 +14,9 @@ from finetune.backends.base import Capabilities, JobRequest
 from finetune.backends.http import parses
 from finetune.backends.payloads import (
     as_dict,
+    fraction,
     id_of,
     list_at,
-    non_negative,
     number,
     numbers,
     object_at,
@@ -220,7 +220,7 @@ def _hyperparameters_from(source: Any) -> Hyperparameters:
     return Hyperparameters(
         epochs=positive(whole_epochs),
         learning_rate=positive(number(source.get("learning_rate"))),
-        warmup=non_negative(number(source.get("warmup_fraction"))),
+        warmup=fraction(number(source.get("warmup_fraction"))),
         extra=extra,
     )
 

@@ -17,6 +17,7 @@ from finetune.backends.http import parses
 from finetune.backends.payloads import (
     id_of,
     metric_points,
+    non_negative,
     numbers,
     object_at,
     positive,
@@ -116,9 +117,11 @@ def _hyperparameters_from(
     return Hyperparameters(
         epochs=_auto_or(source.get("n_epochs"), lambda v: positive(_whole(v))),
         batch_size=_auto_or(source.get("batch_size"), lambda v: positive(_whole(v))),
-        learning_rate_multiplier=_auto_or(source.get("learning_rate_multiplier"), _number),
-        beta=_auto_or(source.get("beta"), _number),
-        seed=seed if isinstance(seed, int) and not isinstance(seed, bool) else None,
+        learning_rate_multiplier=_auto_or(
+            source.get("learning_rate_multiplier"), lambda v: positive(_number(v))
+        ),
+        beta=_auto_or(source.get("beta"), lambda v: positive(_number(v))),
+        seed=non_negative(seed) if isinstance(seed, int) and not isinstance(seed, bool) else None,
     )
 
 

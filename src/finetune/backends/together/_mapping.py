@@ -13,10 +13,10 @@ from finetune._errors import InvalidRequestError, UnsupportedFeature
 from finetune.backends.base import EVERY_KIND, SFT_AND_DPO, Capabilities, JobRequest
 from finetune.backends.http import parses, refuse_unknown_settings
 from finetune.backends.payloads import (
+    fraction,
     id_of,
     list_at,
     metric_points,
-    non_negative,
     number,
     object_at,
     positive,
@@ -209,7 +209,7 @@ def _hyperparameters_from(payload: dict[str, Any]) -> Hyperparameters:
         epochs=positive(whole(payload.get("n_epochs"))),
         batch_size="auto" if batch == "max" else positive(whole(batch)),
         learning_rate=positive(number(payload.get("learning_rate"))),
-        warmup=non_negative(number(payload.get("warmup_ratio"))),
+        warmup=fraction(number(payload.get("warmup_ratio"))),
     )
 
 
