@@ -302,6 +302,18 @@ def test_examples_that_differ_beyond_their_text_are_not_duplicates() -> None:
     assert not report.lines("near_duplicate_example")
 
 
+def test_a_declared_kind_is_checked_on_every_row(tmp_path: Path) -> None:
+    path = write_jsonl(tmp_path / "chat.jsonl", [chat(i) for i in range(12)])
+    declared = ft.Dataset.from_jsonl(path, kind="completion")
+    report = validate(declared, target="openai", model=MODEL)
+    assert report.lines("mixed_kinds")[:2] == [1, 2]  # it said OK, then fit failed to read
+    assert report.kept["mixed_kinds"][0].message == (
+        "chat example in a dataset declared kind='completion'"
+    )
+    with pytest.raises(ValueError, match="kind is one of"):
+        ft.Dataset.from_jsonl(path, kind="chats")  # type: ignore[arg-type]
+
+
 def test_a_text_part_without_text_is_an_error() -> None:
     bare = {"messages": [{"role": "user", "content": [{"type": "text"}]}, ANSWER]}
     untyped = {"messages": [{"role": "user", "content": [{"text": "hi"}]}, ANSWER]}

@@ -11,7 +11,7 @@ import tempfile
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, get_args
 
 from finetune._errors import DatasetError
 from finetune.dataset._formats import (
@@ -29,6 +29,8 @@ from finetune.dataset._reader import (
     unwritable,
 )
 from finetune.types import Example, ExampleKind
+
+EXAMPLE_KINDS: tuple[str, ...] = get_args(ExampleKind)
 
 __all__ = ["Dataset", "atomic_folder", "atomic_write"]
 
@@ -101,8 +103,13 @@ class Dataset:
     """
 
     def __init__(self, source: _Source, kind: ExampleKind | None = None) -> None:
+        if kind is not None and kind not in EXAMPLE_KINDS:
+            raise ValueError(
+                f"kind is one of {list(EXAMPLE_KINDS)} (or None to detect), not {kind!r}"
+            )
         self._source = source
         self._kind = kind
+        self._declared = kind
         self._length: int | None = None
 
     @classmethod
@@ -164,6 +171,12 @@ class Dataset:
         if isinstance(source, _JsonlSource) and source.path is not None:
             return source.path, source.max_line_bytes
         return None
+
+    @property
+    def declared_kind(self) -> ExampleKind | None:
+        """The kind given when the dataset was made (``None``: detected); validation reports
+        every row of another kind."""
+        return self._declared
 
     @property
     def kind(self) -> ExampleKind:
@@ -237,7 +250,7 @@ class Dataset:
 
     def _subset(self, positions: frozenset[int], *, keep: bool, tag: str) -> Dataset:
         name = f"{self._source.name}[{tag}]"
-        view = Dataset(_SubsetSource(self._source, positions, keep, name), self._kind)
+        view = Dataset(_SubsetSource(self._source, positions, keep, name), self._declared)
         view._length = len(positions) if keep else len(self) - len(positions)
         return view
 

@@ -55,6 +55,7 @@ class _Scan:
         self.file = file
         self.quality = QualityScan()
         self.kind: str | None = None
+        self.declared: str | None = None  # the dataset's declared kind, when it has one
         self.examples = 0
 
     def __getstate__(self) -> dict[str, Any]:
@@ -149,7 +150,11 @@ class _Scan:
         if self.kind is None:
             self.kind = kind
         elif kind is not None and kind != self.kind:
-            self.add("mixed_kinds", f"{kind} example in a file of {self.kind} examples", line, None)
+            if self.declared:
+                where = f"a dataset declared kind={self.declared!r}"
+            else:
+                where = f"a file of {self.kind} examples"
+            self.add("mixed_kinds", f"{kind} example in {where}", line, None)
 
 
 def _context_limit(target: str, model: str, override: int | None) -> int | None:
@@ -228,6 +233,7 @@ def _scan(
     label: str | None = None,
 ) -> _Scan:
     scan = _Scan(report, rules, model, counter, limit, label or dataset.name)
+    scan.kind = scan.declared = dataset.declared_kind  # a row of another kind: mixed_kinds
     whole = dataset.whole_file()
     if whole is not None and workers > 1 and _can_fork():
         path, cap = whole
@@ -266,6 +272,7 @@ def _scan_part(task: tuple[str, int, int, int]) -> tuple[_Scan, int]:
     scan = _Scan(
         report, template.rules, template.model, template.counter, template.limit, template.file
     )
+    scan.kind = scan.declared = template.declared
     lines = scan.consume(iter_jsonl(path, max_line_bytes=cap, start=start, end=end))
     return scan, lines
 
