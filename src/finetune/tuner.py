@@ -223,7 +223,7 @@ class AsyncTuner(TunerView):
         closing = estimate_note(self.backend_name, chosen)
         if closing is None:
             return figures
-        return figures.model_copy(update={"notes": [*figures.notes, closing]})
+        return figures.with_notes(closing)
 
     def estimate_parts(
         self,
@@ -267,7 +267,7 @@ class AsyncTuner(TunerView):
                 f"the provider's quote was skipped: {len(report.errors)} validation error(s) "
                 "(tuner.validate lists them); the figures above are our own"
             )
-            return local.model_copy(update={"notes": [*local.notes, note]})
+            return local.with_notes(note)
         return await self._backend.refine_estimate(dataset, local, hyperparameters)
 
     # -- fit: exactly one job per fit --

@@ -395,6 +395,10 @@ class CostEstimate(_Value):
         """True when no example exceeds the model's context limit."""
         return self.examples_over_limit == 0
 
+    def with_notes(self, *notes: str) -> CostEstimate:
+        """A copy with ``notes`` added after the ones it has."""
+        return self.model_copy(update={"notes": [*self.notes, *notes]})
+
     def _repr_html_(self) -> str:
         from finetune._html import cost_html
 

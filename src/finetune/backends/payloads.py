@@ -206,8 +206,7 @@ def with_figures(
     saying what they mean added to its notes."""
     keys = figures.keys() if fields is None else fields
     kept = {key: figures[key] for key in keys if figures.get(key) is not None}
-    update = {"provider_figures": kept, "notes": [*estimate.notes, *notes]}
-    return estimate.model_copy(update=update)
+    return estimate.model_copy(update={"provider_figures": kept}).with_notes(*notes)
 
 
 def given(params: Hyperparameters, name: str) -> bool:

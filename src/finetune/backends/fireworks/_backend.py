@@ -342,7 +342,7 @@ class FireworksBackend(HostedBackend):
             return estimate
         if not self._key or not self._account:
             note = "no Fireworks key or account: its quote was skipped; the figures are our own"
-            return estimate.model_copy(update={"notes": [*estimate.notes, note]})
+            return estimate.with_notes(note)
         request = await self._quote_request(dataset, estimate, hyperparameters)
         body = create_body(request, self._require_account())
         path = self._path("supervisedFineTuningJobs:estimateCost")

@@ -415,7 +415,7 @@ class MistralBackend(HostedBackend):
         ``allow_closed_provider=True``."""
         if self._dry_run and closed_on(NAME) and not self.allow_closed_provider:
             note = "the API's dry run was skipped: the job API is retired; nothing was uploaded"
-            return estimate.model_copy(update={"notes": [*estimate.notes, note]})
+            return estimate.with_notes(note)
         if not self._dry_run or not self._key:
             return _without_dry_run(estimate, self._dry_run)
         request = await self._quote_request(dataset, estimate, hyperparameters)
@@ -470,4 +470,4 @@ def _without_dry_run(estimate: CostEstimate, wanted: bool) -> CostEstimate:
     if not wanted:
         return estimate
     note = "no Mistral API key: the API's dry run was skipped; the figures above are our own"
-    return estimate.model_copy(update={"notes": [*estimate.notes, note]})
+    return estimate.with_notes(note)

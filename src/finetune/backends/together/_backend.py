@@ -311,7 +311,7 @@ class TogetherBackend(HostedBackend):
             return estimate
         if not self._key:
             note = "no Together API key: its price quote was skipped; the figures are our own"
-            return estimate.model_copy(update={"notes": [*estimate.notes, note]})
+            return estimate.with_notes(note)
         request = await self._quote_request(dataset, estimate, hyperparameters)
         body = create_body(request, await self._model_limits(estimate.model))
         kept = ("model", "training_file", "n_epochs", "training_method", "training_type")
