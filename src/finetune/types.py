@@ -5,7 +5,7 @@ from __future__ import annotations
 import enum
 import os
 from datetime import datetime
-from typing import TYPE_CHECKING, Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator
 
@@ -127,6 +127,7 @@ Example = Annotated[
     ChatExample | CompletionExample | PreferenceExample, Field(discriminator="kind")
 ]
 ExampleKind = Literal["chat", "completion", "preference"]
+EXAMPLE_KINDS: tuple[str, ...] = get_args(ExampleKind)
 
 
 class LoRA(_Value):

@@ -21,7 +21,15 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal, Protocol, runtime_chec
 from pydantic import BaseModel, ConfigDict, Field
 
 from finetune._errors import UnsupportedFeature
-from finetune.types import Checkpoint, FileRef, Hyperparameters, Job, JobEvent, MetricPoint
+from finetune.types import (
+    EXAMPLE_KINDS,
+    Checkpoint,
+    FileRef,
+    Hyperparameters,
+    Job,
+    JobEvent,
+    MetricPoint,
+)
 
 if TYPE_CHECKING:
     from finetune.dataset import Dataset
@@ -59,7 +67,7 @@ OPTIONAL_OPERATIONS = {
 
 SFT_AND_DPO = frozenset({"sft", "dpo"})
 PLACEHOLDER_FILE = "file-not-uploaded-yet"
-EVERY_KIND = frozenset({"chat", "completion", "preference"})
+EVERY_KIND = frozenset(EXAMPLE_KINDS)
 
 
 @dataclass(frozen=True)

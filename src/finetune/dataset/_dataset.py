@@ -11,7 +11,7 @@ import tempfile
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Protocol, get_args
+from typing import Any, Protocol
 
 from finetune._errors import DatasetError
 from finetune.dataset._formats import (
@@ -28,9 +28,7 @@ from finetune.dataset._reader import (
     iter_jsonl,
     unwritable,
 )
-from finetune.types import Example, ExampleKind
-
-EXAMPLE_KINDS: tuple[str, ...] = get_args(ExampleKind)
+from finetune.types import EXAMPLE_KINDS, Example, ExampleKind
 
 __all__ = ["Dataset", "atomic_folder", "atomic_write"]
 

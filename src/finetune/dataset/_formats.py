@@ -8,6 +8,7 @@ from pydantic import TypeAdapter, ValidationError
 
 from finetune._errors import DatasetError, UnsupportedFeature
 from finetune.types import (
+    EXAMPLE_KINDS,
     ChatExample,
     CompletionExample,
     Example,
@@ -66,7 +67,7 @@ def detect_kind(data: dict[str, Any], *, loose: bool = False) -> ExampleKind | N
     so validation can say what is wrong with it.
     """
     kind = data.get("kind")
-    if kind in ("chat", "completion", "preference"):
+    if kind in EXAMPLE_KINDS:
         return kind  # type: ignore[no-any-return]
     if "preferred_output" in data or "chosen" in data:
         return "preference"
@@ -159,7 +160,7 @@ def _as_messages(value: Any, role: str) -> Any:
 
 def _map_location(loc: tuple[Any, ...], data: dict[str, Any], kind: str) -> tuple[Any, ...]:
     # the union's tag leads the location; "completion" is also a field name, kept after it
-    parts = list(loc[1:] if loc and loc[0] in ("chat", "completion", "preference") else loc)
+    parts = list(loc[1:] if loc and loc[0] in EXAMPLE_KINDS else loc)
     if kind == "preference" and "preferred_output" in data and parts:
         rename = {"input": ("input", "messages"), "chosen": ("preferred_output",)}
         rename["rejected"] = ("non_preferred_output",)

@@ -18,6 +18,7 @@ from finetune.dataset._formats import (
     detect_kind,
     is_empty,
 )
+from finetune.types import EXAMPLE_KINDS
 
 __all__ = ["RULES", "Issue", "Target", "check_record", "register_rules", "target_rules"]
 
@@ -118,7 +119,7 @@ class Target:
 TARGETS = {
     "openai": Target(
         "openai",
-        frozenset({"chat", "completion", "preference"}),
+        frozenset(EXAMPLE_KINDS),
         min_examples=10,
         max_file_bytes=None,
         completion_models=("babbage-002", "davinci-002"),
@@ -130,10 +131,10 @@ TARGETS = {
         max_file_bytes=512 * 1024 * 1024,
         mistral_tool_ids=True,
     ),
-    "hf": Target("hf", frozenset({"chat", "completion", "preference"}), 1, None, truncates=True),
+    "hf": Target("hf", frozenset(EXAMPLE_KINDS), 1, None, truncates=True),
     "together": Target(
         "together",
-        frozenset({"chat", "completion", "preference"}),
+        frozenset(EXAMPLE_KINDS),
         min_examples=1,
         max_file_bytes=50 * 1024**3,
     ),
