@@ -43,6 +43,7 @@ class _Scan:
         counter: TokenCounter,
         limit: int | None,
         file: str,
+        declared: str | None = None,
     ) -> None:
         self.report = report
         self.rules = rules
@@ -54,8 +55,9 @@ class _Scan:
         self._chars_cap = limit * most if most else None
         self.file = file
         self.quality = QualityScan()
-        self.kind: str | None = None
-        self.declared: str | None = None  # the dataset's declared kind, when it has one
+        # a declared kind is the kind from the first row on: a row of another is mixed_kinds
+        self.kind: str | None = declared
+        self.declared = declared
         self.examples = 0
 
     def __getstate__(self) -> dict[str, Any]:
@@ -232,8 +234,8 @@ def _scan(
     *,
     label: str | None = None,
 ) -> _Scan:
-    scan = _Scan(report, rules, model, counter, limit, label or dataset.name)
-    scan.kind = scan.declared = dataset.declared_kind  # a row of another kind: mixed_kinds
+    name = label or dataset.name
+    scan = _Scan(report, rules, model, counter, limit, name, dataset.declared_kind)
     whole = dataset.whole_file()
     if whole is not None and workers > 1 and _can_fork():
         path, cap = whole
@@ -270,9 +272,14 @@ def _scan_part(task: tuple[str, int, int, int]) -> tuple[_Scan, int]:
         target=template.report.target, model=template.model, keep=template.report.keep
     )
     scan = _Scan(
-        report, template.rules, template.model, template.counter, template.limit, template.file
+        report,
+        template.rules,
+        template.model,
+        template.counter,
+        template.limit,
+        template.file,
+        template.declared,
     )
-    scan.kind = scan.declared = template.declared
     lines = scan.consume(iter_jsonl(path, max_line_bytes=cap, start=start, end=end))
     return scan, lines
 
