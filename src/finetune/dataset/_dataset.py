@@ -16,10 +16,9 @@ from typing import Any, Protocol
 from finetune._errors import DatasetError
 from finetune.dataset._formats import (
     OutputFormat,
-    check_format,
     detect_kind,
+    formatter,
     parse_example,
-    to_format,
 )
 from finetune.dataset._reader import (
     DEFAULT_MAX_LINE_BYTES,
@@ -255,8 +254,9 @@ class Dataset:
     def fingerprint(self) -> str:
         """sha256 of the canonical examples: stable across runs, key order and source shape."""
         digest = hashlib.sha256()
+        native = formatter("native")
         for example in self:
-            digest.update(canonical_json(to_format(example, "native")).encode())
+            digest.update(canonical_json(native(example)).encode())
             digest.update(b"\n")
         return digest.hexdigest()
 
@@ -269,9 +269,7 @@ class Dataset:
         """Write every example to ``path`` atomically (temp file + rename), in ``format``: a
         provider's format name, or a function from an example to its JSON line (a plugin's)."""
         target = Path(path)
-        if not callable(format):
-            check_format(format)
-        convert = format if callable(format) else (lambda example: to_format(example, format))
+        convert = format if callable(format) else formatter(format)
         with atomic_write(target) as handle:
             for example in self:
                 handle.write(canonical_json(convert(example), sort=False).encode())

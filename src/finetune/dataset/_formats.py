@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
 from typing import Any, Literal, get_args
 
 from pydantic import TypeAdapter, ValidationError
@@ -25,6 +27,7 @@ __all__ = [
     "OutputFormat",
     "check_format",
     "detect_kind",
+    "formatter",
     "is_empty",
     "parse_example",
     "to_format",
@@ -201,6 +204,16 @@ def check_format(fmt: str) -> None:
 def to_format(example: Example, fmt: OutputFormat) -> dict[str, Any]:
     """One example as a JSON-ready record in a provider's format."""
     check_format(fmt)
+    return _formatted(example, fmt)
+
+
+def formatter(fmt: OutputFormat) -> Callable[[Example], dict[str, Any]]:
+    """``to_format`` for many examples: the format name is checked once, here."""
+    check_format(fmt)
+    return functools.partial(_formatted, fmt=fmt)
+
+
+def _formatted(example: Example, fmt: OutputFormat) -> dict[str, Any]:
     if fmt == "native":
         return example.model_dump(mode="json", exclude_none=True)
     if isinstance(example, ChatExample):
