@@ -56,16 +56,12 @@ class Comparison:
         return f"{self.p_value:.4f}"
 
     def __str__(self) -> str:
+        p = self.p_text if self.p_text.startswith("<") else f"={self.p_text}"
         return (
             f"{self.a} vs {self.b} on {self.metric}: delta {self.delta:+.3f} "
             f"(95% CI {self.low:+.3f} to {self.high:+.3f}), "
-            f"{self.wins}/{self.ties}/{self.losses} win/tie/loss, p{_p_sign(self.p_text)}"
-            f"{self.p_text}: {self.verdict}"
+            f"{self.wins}/{self.ties}/{self.losses} win/tie/loss, p{p}: {self.verdict}"
         )
-
-
-def _p_sign(text: str) -> str:
-    return "" if text.startswith("<") else "="
 
 
 def _percentile(sorted_values: Sequence[float], q: float) -> float:
@@ -93,21 +89,22 @@ def bootstrap_mean(
 _EXACT_UP_TO = 16  # nonzero deltas: every sign flip is enumerated (65,536 of them)
 
 
-def _permutation_p(deltas: Sequence[float], resamples: int, seed: int) -> float:
-    """Two-sided paired permutation (sign-flip) test of mean delta = 0."""
+def _permutation_p(deltas: Sequence[float], resamples: int, seed: int) -> tuple[float, int]:
+    """Two-sided paired permutation (sign-flip) test of mean delta = 0: the p-value and how
+    many random flips it drew (0 when every flip was enumerated)."""
     observed = abs(sum(deltas))
     nonzero = [d for d in deltas if d != 0]
     if not nonzero:
-        return 1.0
+        return 1.0, 0
     if len(nonzero) <= _EXACT_UP_TO:
-        return _exact_sign_flip(nonzero, observed)
+        return _exact_sign_flip(nonzero, observed), 0
     rng = random.Random(seed)
     extreme = 0
     for _ in range(resamples):
         total = sum(d if rng.random() < 0.5 else -d for d in nonzero)
         if abs(total) >= observed - 1e-12:
             extreme += 1
-    return (extreme + 1) / (resamples + 1)
+    return (extreme + 1) / (resamples + 1), resamples
 
 
 def _exact_sign_flip(deltas: Sequence[float], observed: float) -> float:
@@ -140,9 +137,7 @@ def compare_paired(
         raise ValueError(f"paired scores differ in length: {len(a)} and {len(b)}")
     deltas = [x - y for x, y in zip(a, b, strict=True)]
     interval = bootstrap_mean(deltas, resamples=resamples, seed=seed)
-    flips = max(resamples, 5000)
-    p_value = _permutation_p(deltas, flips, seed)
-    sampled = sum(d != 0 for d in deltas) > _EXACT_UP_TO
+    p_value, flips = _permutation_p(deltas, max(resamples, 5000), seed)
     verdict: Verdict = "no evidence"
     if interval.n and interval.low > 0 and p_value < alpha:
         verdict = "improved"
@@ -164,5 +159,5 @@ def compare_paired(
         p_value=p_value,
         verdict=verdict,
         n=n,
-        resamples=flips if sampled else 0,
+        resamples=flips,
     )
