@@ -5,6 +5,7 @@ from pathlib import Path
 
 import pytest
 
+import finetune as ft
 from finetune.cli import main
 
 from .conftest import chat, needs_tiktoken, write_jsonl
@@ -98,6 +99,26 @@ def test_train_from_a_toml_config_and_wait(
     assert lineage["fine_tuned_model"] == model and len(lineage["train_fingerprint"]) == 64
     assert main(["train", str(chat_file), "--backend", "fake"]) == 2
     assert "train needs 'model'" in capsys.readouterr().err
+
+
+def test_job_commands_find_the_backend_in_the_registry(
+    chat_file: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["train", str(chat_file), "--backend", "fake", "--model", MODEL]) == 0
+    job_id = capsys.readouterr().out.split()[0]
+    assert main(["status", job_id]) == 0
+    assert json.loads(capsys.readouterr().out)["backend"] == "fake"
+    assert main(["wait", job_id]) == 0 and "succeeded" in capsys.readouterr().out
+    assert main(["events", job_id]) == 0 and capsys.readouterr().out.strip()
+    assert main(["status", "ftjob-elsewhere"]) == 2
+    error = capsys.readouterr().err
+    assert "'ftjob-elsewhere' was not started from this machine" in error
+    assert "registry.sqlite3" in error and "--backend" in error
+    ft.JobRegistry().record(
+        ft.Job(id=job_id, backend="openai", base_model=MODEL, status=ft.JobStatus.QUEUED)
+    )
+    assert main(["cancel", job_id]) == 2
+    assert "is on fake and openai; choose with --backend" in capsys.readouterr().err
 
 
 def test_eval_from_a_config_on_the_tiny_model(

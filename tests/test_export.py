@@ -210,6 +210,11 @@ def test_what_cannot_be_exported_is_named(tmp_path: Path, tuned_tiny: str) -> No
         ft.ModelRef(backend="hf", name=tuned_tiny).export(tmp_path / "z.gguf", "gguf-adapter")
     with pytest.raises(ft.FinetuneError, match="q8_0"):
         ft.ModelRef(backend="hf", name=tuned_tiny).export(tmp_path / "w.gguf", quantization="q4")
+    data = tmp_path / "train.jsonl"
+    data.write_text("{}\n")
+    for not_a_model in (tmp_path, data):
+        with pytest.raises(ft.FinetuneError, match=f"{not_a_model}: not a model"):
+            ft.ModelRef(backend="hf", name=str(not_a_model)).export(tmp_path / "v.gguf")
     assert not list(tmp_path.glob("*.gguf")) and not list(tmp_path.glob(".*.tmp"))
 
 

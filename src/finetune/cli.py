@@ -106,14 +106,33 @@ def _cmd_jobs(args: argparse.Namespace) -> int:
     return 0
 
 
+def _job_handle(args: argparse.Namespace) -> ft.JobHandle:
+    """The job named on the command line, on ``--backend`` or on the one the registry knows."""
+    backend = args.backend or _recorded_backend(args.job)
+    return ft.Tuner(backend).job(args.job)
+
+
+def _recorded_backend(job_id: str) -> str:
+    registry = ft.JobRegistry()
+    found = registry.backends_of(job_id)
+    if len(found) == 1:
+        return found[0]
+    if not found:
+        raise ft.FinetuneError(
+            f"job {job_id!r} was not started from this machine (not in {registry.path}); "
+            "name its backend with --backend"
+        )
+    raise ft.FinetuneError(f"job {job_id!r} is on {' and '.join(found)}; choose with --backend")
+
+
 def _cmd_status(args: argparse.Namespace) -> int:
-    job = _tuner(args).job(args.job).job
+    job = _job_handle(args).job
     print(job.model_dump_json(indent=2, exclude={"raw"}))
     return 0
 
 
 def _cmd_wait(args: argparse.Namespace) -> int:
-    job = _waited(_tuner(args).job(args.job), args.timeout)
+    job = _waited(_job_handle(args), args.timeout)
     print(f"{job.id} {job.status.value} {job.fine_tuned_model or ''}".rstrip())
     return 0
 
@@ -136,13 +155,13 @@ class _Interrupted(Exception):
 
 
 def _cmd_cancel(args: argparse.Namespace) -> int:
-    job = _tuner(args).job(args.job).cancel()
+    job = _job_handle(args).cancel()
     print(f"{job.id} {job.status.value}")
     return 0
 
 
 def _cmd_events(args: argparse.Namespace) -> int:
-    for event in _tuner(args).job(args.job).events():
+    for event in _job_handle(args).events():
         print(f"{event.created_at.isoformat()} {event.level:7} {event.message}")
     return 0
 
@@ -402,7 +421,9 @@ def _parser() -> argparse.ArgumentParser:
     ):
         sub = command(name, handler, text)
         sub.add_argument("job", help="job id")
-        sub.add_argument("--backend", required=True, help="backend the job runs on")
+        sub.add_argument(
+            "--backend", help="backend the job runs on (default: the one the registry records)"
+        )
         if name == "wait":
             sub.add_argument(
                 "--timeout", type=_positive_float, help="seconds before giving up waiting"

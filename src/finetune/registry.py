@@ -267,6 +267,14 @@ class JobRegistry:
             (backend, endpoint, job_id),
         )
 
+    def backends_of(self, job_id: str) -> list[str]:
+        """The backends that recorded a job with this id (one, unless ids collide)."""
+        with self._connect() as db:
+            rows = db.execute(
+                "SELECT DISTINCT backend FROM jobs WHERE job_id = ? ORDER BY backend", (job_id,)
+            ).fetchall()
+        return [str(row[0]) for row in rows]
+
     def lineage(self, fine_tuned_model: str) -> JobRecord | None:
         """Which job (and so which dataset fingerprints) produced this model."""
         return self._one(

@@ -65,7 +65,13 @@ def _folder_of(model: Any) -> Path:
         )
     from finetune.backends.hf._models import resolve
 
-    return Path(resolve(str(name)).path)
+    folder = Path(resolve(str(name)).path)
+    if not (folder / "config.json").is_file() and not _is_adapter(folder):
+        raise ExportError(
+            f"{name}: not a model: export takes a model folder (config.json), a LoRA adapter "
+            "folder (adapter_config.json), a GGUF file or a local job's model"
+        )
+    return folder
 
 
 def _parameters(folder: Path) -> int:
