@@ -6,6 +6,7 @@ import json
 import os
 import signal
 import time
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -116,6 +117,31 @@ def _long_job(tuner: ft.Tuner, rows: list[dict[str, Any]], **options: Any) -> ft
         hyperparameters=ft.Hyperparameters(epochs=30, batch_size=4),
         options={"max_length": 96, "save_steps": 10, "logging_steps": 5, **options},
     )
+
+
+@pytest.mark.parametrize(("warmup", "steps"), [(None, 0), (0.25, 25), (1.0, 100)])
+def test_warmup_is_a_fraction_of_the_run_up_to_all_of_it(
+    warmup: float | None, steps: int, tmp_path: Path
+) -> None:
+    from trl import DPOConfig, SFTConfig
+
+    from finetune.backends.hf._config import TrainingConfig, trainer_arguments
+    from finetune.backends.hf._worker import with_current_names
+
+    for method, settings in (("sft", SFTConfig), ("dpo", DPOConfig)):
+        config = TrainingConfig(
+            job_id="hfjob-x",
+            base_model="m",
+            method=method,
+            example_kind="chat" if method == "sft" else "preference",
+            training_file="t.jsonl",
+            hyperparameters=ft.Hyperparameters(warmup=warmup),
+            idempotency_key="k",
+        )
+        args = trainer_arguments(config, output_dir=str(tmp_path), cuda=False, bf16_supported=False)
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", FutureWarning)  # no deprecated setting names
+            assert settings(**with_current_names(args)).get_warmup_steps(100) == steps
 
 
 def test_cancel_stops_the_worker_and_marks_the_job(

@@ -192,6 +192,16 @@ def test_dpo_needs_preference_data(namespace: str, train: ft.Dataset) -> None:
         make_tuner(namespace).fit(train, method="dpo")
 
 
+def test_a_dpo_beta_on_an_sft_fit_is_refused_before_anything_is_sent(
+    namespace: str, train: ft.Dataset
+) -> None:
+    tuner = make_tuner(namespace)
+    with pytest.raises(ft.InvalidRequestError, match="beta is the DPO beta") as refused:
+        tuner.fit(train, hyperparameters=ft.Hyperparameters(beta=0.1))
+    assert refused.value.param == "hyperparameters.beta"
+    assert FakeBackend(namespace=namespace).upload_count == 0 and not tuner.remote_jobs()
+
+
 def test_pause_and_resume(namespace: str, train: ft.Dataset) -> None:
     job = make_tuner(namespace, running=30, validating=0, queued=0).fit(train)
     assert job.pause().status is ft.JobStatus.PAUSED

@@ -129,6 +129,7 @@ def check_request(
     validation: Dataset | None,
     method: str,
     suffix: str | None,
+    hyperparameters: Hyperparameters,
 ) -> None:
     """Refuse what the backend cannot train, before anything is read or sent."""
     caps, name = backend.capabilities, backend.name
@@ -147,6 +148,13 @@ def check_request(
     if method == "sft" and train.kind == "preference":
         raise UnsupportedFeature(
             "preference examples (chosen/rejected) train with method='dpo', not 'sft'"
+        )
+    if method != "dpo" and hyperparameters.beta is not None:
+        raise InvalidRequestError(
+            f"beta is the DPO beta; a {method} fit has no use for it: drop it, or train "
+            "preference examples with method='dpo'",
+            backend=name,
+            param="hyperparameters.beta",
         )
     if validation is not None and not caps.validation_file:
         raise UnsupportedFeature(f"backend {name!r} takes no validation file")

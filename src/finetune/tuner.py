@@ -281,7 +281,7 @@ class AsyncTuner(TunerView):
         method = fit.get("method", "sft")
         suffix, options = fit.get("suffix"), fit.get("options")
         model = self._require_model()
-        check_request(self._backend, train, validation, method, suffix)
+        check_request(self._backend, train, validation, method, suffix, params)
         if not fit.get("skip_validation", False):
             self._validate(train, validation, options=options).raise_for_errors()
         train_fp = train.fingerprint()

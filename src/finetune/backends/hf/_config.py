@@ -6,6 +6,7 @@ worker starts, and saved in the job directory as ``config.json``.
 
 from __future__ import annotations
 
+import math
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -121,6 +122,12 @@ def _number(value: object, default: float) -> float:
     return default if value is None or value == "auto" else float(value)  # type: ignore[arg-type]
 
 
+def _warmup_ratio(warmup: float | None) -> float:
+    """Our fraction as transformers' ``warmup_steps``, which reads 1 or more as a step
+    count: a warmup over the whole run (1.0) is sent as the largest float below 1."""
+    return math.nextafter(1.0, 0.0) if warmup == 1 else warmup or 0.0
+
+
 def trainer_arguments(
     config: TrainingConfig,
     *,
@@ -148,7 +155,7 @@ def trainer_arguments(
         "per_device_train_batch_size": int(_number(hp.batch_size, DEFAULT_BATCH_SIZE)),
         "per_device_eval_batch_size": int(_number(hp.batch_size, DEFAULT_BATCH_SIZE)),
         "learning_rate": learning_rate,
-        "warmup_steps": hp.warmup or 0.0,
+        "warmup_steps": _warmup_ratio(hp.warmup),
         "seed": hp.seed if hp.seed is not None else 0,
         "gradient_accumulation_steps": options.gradient_accumulation_steps,
         "max_length": options.max_length,

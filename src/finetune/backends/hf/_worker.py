@@ -180,8 +180,10 @@ def build_trainer(config: TrainingConfig, job: JobDir, stop: _Stop) -> Any:
     tokenizer = AutoTokenizer.from_pretrained(config.base_model, trust_remote_code=remote)
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
-    arguments = trainer_arguments(
-        config, output_dir=str(job.checkpoints_dir), cuda=cuda, bf16_supported=bf16
+    arguments = with_current_names(
+        trainer_arguments(
+            config, output_dir=str(job.checkpoints_dir), cuda=cuda, bf16_supported=bf16
+        )
     )
     model = load_model(
         config,
@@ -214,9 +216,6 @@ def build_trainer(config: TrainingConfig, job: JobDir, stop: _Stop) -> Any:
         )
     from trl import SFTConfig
 
-    if "gradient_checkpointing" in arguments and "activation_checkpointing" in _fields(SFTConfig):
-        arguments["activation_checkpointing"] = arguments.pop("gradient_checkpointing")
-
     def encode(path: str | None) -> Any:
         if path is None:
             return None
@@ -235,6 +234,19 @@ def build_trainer(config: TrainingConfig, job: JobDir, stop: _Stop) -> Any:
         eval_dataset=encode(config.validation_file),
         **common,
     )
+
+
+def with_current_names(arguments: dict[str, Any]) -> dict[str, Any]:
+    """The trainer settings under this transformers' names: from 5.24 ``gradient_checkpointing``
+    is a deprecated alias of ``activation_checkpointing`` (for SFT and DPO alike)."""
+    from transformers import TrainingArguments
+
+    renamed = dict(arguments)
+    if "gradient_checkpointing" in renamed and "activation_checkpointing" in _fields(
+        TrainingArguments
+    ):
+        renamed["activation_checkpointing"] = renamed.pop("gradient_checkpointing")
+    return renamed
 
 
 def _fields(config_class: Any) -> set[str]:
