@@ -349,6 +349,14 @@ def test_result_table_markdown_html_json(tmp_path: Path) -> None:
     assert "<table>" in result._repr_html_()
     again = EvalResult.from_json(result.to_json(tmp_path / "result.json"))
     assert again.compare("tuned", "base") == comparison
+    for name, text, why in (
+        ("predictions.jsonl", '{"a": 1}\n{"a": 2}\n', "not JSON: Extra data"),
+        ("config.json", '{"candidates": ["a"]}', "no candidates, metrics and rows"),
+        ("cut.json", '{"candidates": [], "metrics": ["em"], "rows": [{"example": 0}]}', "row 0"),
+    ):
+        (tmp_path / name).write_text(text)
+        with pytest.raises(ft.StorageError, match=f"{name}: not an evaluation result.*{why}"):
+            EvalResult.from_json(tmp_path / name)
     pytest.importorskip("pandas")
     frame = result.to_pandas()
     assert list(frame.columns) == ["example", "candidate", "prediction", "reference", "exact_match"]

@@ -7,7 +7,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from finetune._errors import MissingDependency
+from finetune._errors import MissingDependency, StorageError
 from finetune.evaluation._stats import Comparison, Interval, bootstrap_mean, compare_paired
 
 __all__ = ["EvalResult"]
@@ -146,6 +146,23 @@ class EvalResult:
 
     @classmethod
     def from_json(cls, path: str | os.PathLike[str]) -> EvalResult:
-        """Read a result written by ``to_json``."""
-        data = json.loads(Path(path).read_text(encoding="utf-8"))
-        return cls(data["candidates"], data["metrics"], data["rows"])
+        """Read a result written by ``to_json``; any other file is a ``StorageError`` naming it."""
+        source = Path(path)
+        try:
+            data = json.loads(source.read_text(encoding="utf-8"))
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise _not_a_result(source, f"not JSON: {exc}") from None
+        if not isinstance(data, dict) or not {"candidates", "metrics", "rows"} <= data.keys():
+            raise _not_a_result(source, "no candidates, metrics and rows")
+        candidates, metrics, rows = data["candidates"], data["metrics"], data["rows"]
+        if not isinstance(rows, list):
+            raise _not_a_result(source, "rows is not a list")
+        needed = {"example", "candidate", "prediction", *metrics}
+        for number, row in enumerate(rows):
+            if not isinstance(row, dict) or not needed <= row.keys():
+                raise _not_a_result(source, f"row {number} lacks {sorted(needed)}")
+        return cls(list(candidates), list(metrics), rows)
+
+
+def _not_a_result(path: Path, why: str) -> StorageError:
+    return StorageError(f"{path}: not an evaluation result written by EvalResult.to_json ({why})")
