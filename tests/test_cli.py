@@ -33,6 +33,10 @@ def test_validate_errors_exit_1(tmp_path: Path, capsys: pytest.CaptureFixture[st
 def test_estimate(chat_file: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["estimate", str(chat_file), "--backend", "fake", "--model", MODEL]) == 0
     assert "billed tokens" in capsys.readouterr().out
+    args = ["estimate", str(chat_file), "--model", "gpt-5-nano-2026-01-01", "--json"]
+    assert main([*args, "--price-per-million", "2.5"]) == 0
+    priced = json.loads(capsys.readouterr().out)
+    assert priced["price_per_million"] == 2.5 and priced["cost"] is not None
 
 
 def test_errors_are_one_line(capsys: pytest.CaptureFixture[str]) -> None:

@@ -11,7 +11,7 @@ import pytest
 import finetune as ft
 from finetune.testing import FakeBackend, FakeFailure
 
-from .conftest import chat
+from .conftest import chat, needs_tiktoken
 
 FAST = {"validating": 0.01, "queued": 0.01, "running": 0.05, "steps": 5}
 
@@ -200,6 +200,24 @@ def test_a_dpo_beta_on_an_sft_fit_is_refused_before_anything_is_sent(
         tuner.fit(train, hyperparameters=ft.Hyperparameters(beta=0.1))
     assert refused.value.param == "hyperparameters.beta"
     assert FakeBackend(namespace=namespace).upload_count == 0 and not tuner.remote_jobs()
+
+
+@needs_tiktoken
+def test_an_estimate_is_priced_at_a_rate_given_and_says_how_when_it_knows_none(
+    train: ft.Dataset,
+) -> None:
+    unpriced = ft.Tuner("openai", model="gpt-5-nano-2026-01-01", registry=False)
+    unknown = unpriced.estimate(train)
+    assert unknown.cost is None and not unknown.exact
+    assert any("pass estimate(price_per_million=...)" in note for note in unknown.notes)
+    priced = unpriced.estimate(train, price_per_million=3.0)
+    assert priced.cost == round(priced.billed_tokens * 3e-6, 4) and priced.exact
+    assert not any("price" in note for note in priced.notes)
+    with pytest.raises(ValueError, match="price_per_million must be 0 or more"):
+        unpriced.estimate(train, price_per_million=-1.0)
+    local = ft.Tuner("fake", model="base-1", registry=False).estimate(train)
+    assert local.cost is None and local.exact
+    assert any("no provider bill" in note for note in local.notes)
 
 
 def test_pause_and_resume(namespace: str, train: ft.Dataset) -> None:

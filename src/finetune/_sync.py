@@ -95,10 +95,14 @@ class Tuner(TunerView):
         hyperparameters: Hyperparameters | None = None,
         *,
         model: str | None = None,
+        price_per_million: float | None = None,
     ) -> CostEstimate:
         """Exact tokens, epochs, billed tokens and price, before any money is spent (with the
-        provider's own quote beside ours where it offers one)."""
-        local, report = self._async.estimate_parts(dataset, hyperparameters, model=model)
+        provider's own quote beside ours where it offers one); ``price_per_million`` (USD per
+        million billed tokens) replaces our table's price."""
+        local, report = self._async.estimate_parts(
+            dataset, hyperparameters, model=model, price_per_million=price_per_million
+        )
         if report is None:
             return local
         params = hyperparameters or Hyperparameters()

@@ -33,7 +33,9 @@ def _cmd_validate(args: argparse.Namespace) -> int:
 
 def _cmd_estimate(args: argparse.Namespace) -> int:
     params = ft.Hyperparameters(epochs=args.epochs) if args.epochs is not None else None
-    cost = _tuner(args).estimate(ft.Dataset.from_jsonl(args.file), params)
+    cost = _tuner(args).estimate(
+        ft.Dataset.from_jsonl(args.file), params, price_per_million=args.price_per_million
+    )
     print(cost.model_dump_json(indent=2) if args.json else _cost_text(cost))
     return 0
 
@@ -363,6 +365,11 @@ def _parser() -> argparse.ArgumentParser:
         else:
             sub.add_argument(
                 "--epochs", type=_positive_int, help="epochs (default: provider's rule)"
+            )
+            sub.add_argument(
+                "--price-per-million",
+                type=_positive_float,
+                help="USD per million billed tokens (default: our dated price table)",
             )
     command("backends", _cmd_backends, "installed backends and their capabilities")
     demo = command(

@@ -205,9 +205,11 @@ class AsyncTuner(TunerView):
         hyperparameters: Hyperparameters | None = None,
         *,
         model: str | None = None,
+        price_per_million: float | None = None,
     ) -> CostEstimate:
-        """Exact tokens, epochs, billed tokens and price from our own tables (no network); a
-        provider that is closing, or creates no more jobs, says so in ``notes``."""
+        """Exact tokens, epochs, billed tokens and price from our own tables (no network), or
+        at ``price_per_million``; a provider that is closing, or creates no more jobs, says so
+        in ``notes``."""
         from finetune.validation import estimate
 
         chosen = self._require_model(model)
@@ -219,6 +221,8 @@ class AsyncTuner(TunerView):
             hyperparameters=hyperparameters or Hyperparameters(),
             token_counter=self._backend.token_counter(chosen),
             context_limit=self._backend.context_limit(chosen),
+            price_per_million=_price(price_per_million),
+            hosted=self._backend.capabilities.hosted,
         )
         closing = estimate_note(self.backend_name, chosen)
         if closing is None:
@@ -231,10 +235,13 @@ class AsyncTuner(TunerView):
         hyperparameters: Hyperparameters | None = None,
         *,
         model: str | None = None,
+        price_per_million: float | None = None,
     ) -> tuple[CostEstimate, ValidationReport | None]:
         """The local half of ``estimate``: our figures, and the validation report the
         provider's quote depends on (``None`` when the backend offers no quote)."""
-        local = self.estimate_locally(dataset, hyperparameters, model=model)
+        local = self.estimate_locally(
+            dataset, hyperparameters, model=model, price_per_million=price_per_million
+        )
         if not self._backend.supports("refine_estimate"):
             return local, None
         return local, self.validate(dataset, model=model)
@@ -245,9 +252,13 @@ class AsyncTuner(TunerView):
         hyperparameters: Hyperparameters | None = None,
         *,
         model: str | None = None,
+        price_per_million: float | None = None,
     ) -> CostEstimate:
-        """Our estimate, with the provider's own quote beside it where it offers one."""
-        local, report = self.estimate_parts(dataset, hyperparameters, model=model)
+        """Our estimate, with the provider's own quote beside it where it offers one;
+        ``price_per_million`` (USD per million billed tokens) replaces our table's price."""
+        local, report = self.estimate_parts(
+            dataset, hyperparameters, model=model, price_per_million=price_per_million
+        )
         if report is None:
             return local
         params = hyperparameters or Hyperparameters()
@@ -507,3 +518,9 @@ class AsyncTuner(TunerView):
         first = poll_interval if poll_interval is not None else (10.0 if hosted else 0.5)
         cap = max_interval if max_interval is not None else (60.0 if hosted else 1.0)
         return Waiting(first, max(first, cap), timeout)
+
+
+def _price(price_per_million: float | None) -> float | None:
+    if price_per_million is not None and not price_per_million >= 0:
+        raise ValueError(f"price_per_million must be 0 or more, not {price_per_million}")
+    return price_per_million

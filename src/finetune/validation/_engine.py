@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from finetune.dataset._reader import RawRecord, ReadProblem, iter_jsonl
 from finetune.types import CostEstimate, Hyperparameters
-from finetune.validation._catalog import catalog, default_epochs, model_info
+from finetune.validation._catalog import ENV_FILE, catalog, default_epochs, model_info
 from finetune.validation._quality import QualityScan, example_texts, percentile
 from finetune.validation._report import Finding, ValidationReport
 from finetune.validation._rules import (
@@ -349,8 +349,10 @@ def estimate(
     token_counter: TokenCounter | None = None,
     context_limit: int | None = None,
     price_per_million: float | None = None,
+    hosted: bool = True,
 ) -> CostEstimate:
-    """Exact tokens, epochs and billed tokens, priced from the versioned model table."""
+    """Exact tokens, epochs and billed tokens, priced from the versioned model table (or at
+    ``price_per_million``); a local backend (``hosted=False``) has no provider bill."""
     counter = token_counter or counter_for(target, model)
     limit = _context_limit(target, model, context_limit)
     counts = array("l")
@@ -387,7 +389,7 @@ def estimate(
     low = info.get("low", price) if price_per_million is None else price
     high = info.get("high", price) if price_per_million is None else price
     if price is None and low is None:
-        notes.append(f"no published training price for {model}: pass price_per_million")
+        notes.append(_no_price_note(model, hosted))
     if not counter.exact:
         notes.append("token counts are approximate: " + getattr(counter, "reason", ""))
     return CostEstimate(
@@ -404,11 +406,23 @@ def estimate(
         cost=_cost(billed, price),
         cost_low=_cost(billed, low),
         cost_high=_cost(billed, high),
-        exact=counter.exact and price is not None,
+        exact=counter.exact and (price is not None or not hosted),
         context_limit=limit,
         examples_over_limit=over,
         pricing_date=catalog().get("pricing_date"),
         notes=notes,
+    )
+
+
+def _no_price_note(model: str, hosted: bool) -> str:
+    if not hosted:
+        return (
+            "trains on your own hardware: no provider bill (estimate(price_per_million=...) "
+            "prices the billed tokens at a rate of your own)"
+        )
+    return (
+        f"no published training price for {model} in our table: pass "
+        f"estimate(price_per_million=...), or a table of your own in ${ENV_FILE}"
     )
 
 
