@@ -402,6 +402,57 @@ def test_estimate_openai() -> None:
     assert fixed.epochs == 2
 
 
+@pytest.mark.parametrize(
+    ("target", "model", "price"),
+    [
+        ("openai", "gpt-4.1", 25.0),  # the alias of gpt-4.1-2025-04-14, not of gpt-4.1-mini
+        ("openai", "gpt-4o", 25.0),
+        ("openai", "gpt-4o-mini", 3.0),
+        ("openai", "ft:gpt-4.1-nano-2025-04-14:acme:support:abc123", 1.5),
+        ("openai", "gpt-3.5-turbo", 8.0),  # two snapshots, one price
+        ("openai", "gpt-4", None),  # a prefix of several models names none of them
+        ("openai", "g", None),
+        ("together", "meta-llama/Meta-Llama-3.1-8B-Instruct", 0.48),  # without -Reference
+        ("mistral", "open-mistral-nemo-2407", 1.0),
+        ("mistral", "codestral-2501", 3.0),  # a dated codestral-latest
+    ],
+)
+def test_a_model_is_priced_as_itself_never_as_a_longer_name(
+    target: str, model: str, price: float | None
+) -> None:
+    from finetune.validation._catalog import model_info
+
+    info = model_info(target, model)
+    assert (info or {}).get("price") == price
+
+
+def test_prices_carry_their_own_date_and_an_old_table_says_so(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import datetime
+
+    data = ft.Dataset.from_records([chat(i) for i in range(20)])
+    together = estimate(data, target="together", backend="together", model="Qwen/Qwen3-8B")
+    assert together.pricing_date == "2025-11-01"  # Together's section, not the table's date
+    today = datetime.date.today()
+    for age, old in ((30, False), (400, True)):
+        dated = (today - datetime.timedelta(days=age)).isoformat()
+        table = {
+            "pricing_date": dated,
+            "acme": {"source": "https://acme.test/pricing (per 1M)", "models": {"m": {"price": 2}}},
+        }
+        path = tmp_path / f"models-{age}.json"
+        path.write_text(json.dumps(table))
+        monkeypatch.setenv("FINETUNE_MODELS_FILE", str(path))
+        figures = estimate(data, target="acme", backend="acme", model="m")
+        notes = [note for note in figures.notes if "may have changed" in note]
+        assert figures.pricing_date == dated and bool(notes) is old
+        if old:
+            assert f"{dated}, 400 days ago" in notes[0] and "https://acme.test/pricing " in notes[0]
+        own = estimate(data, target="acme", backend="acme", model="m", price_per_million=1.0)
+        assert own.pricing_date is None and not any("changed" in n for n in own.notes)
+
+
 def test_default_epoch_rule() -> None:
     assert default_epochs("openai", 10) == 10
     assert default_epochs("openai", 1) == 25

@@ -44,6 +44,8 @@ def _cost_text(cost: ft.CostEstimate) -> str:
     price = "unknown" if cost.cost is None else f"{cost.cost:.2f} {cost.currency}"
     if cost.cost is None and cost.cost_low is not None:
         price = f"{cost.cost_low:.2f} - {cost.cost_high:.2f} {cost.currency}"
+    if cost.pricing_date and (cost.cost is not None or cost.cost_low is not None):
+        price += f" (prices of {cost.pricing_date})"
     lines = [
         f"{cost.backend} / {cost.model}: {cost.examples} examples",
         f"tokens: {cost.tokens_total} (p50 {cost.tokens_p50}, p95 {cost.tokens_p95}, "

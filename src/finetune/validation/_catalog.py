@@ -5,10 +5,11 @@ from __future__ import annotations
 import functools
 import json
 import os
+import re
 from importlib.resources import files
 from typing import Any
 
-__all__ = ["ModelInfo", "catalog", "default_epochs", "model_info"]
+__all__ = ["ModelInfo", "catalog", "default_epochs", "model_info", "pricing"]
 
 ENV_FILE = "FINETUNE_MODELS_FILE"
 
@@ -29,20 +30,45 @@ def catalog() -> dict[str, Any]:
     return _load(os.environ.get(ENV_FILE))
 
 
+def pricing(target: str) -> tuple[str | None, str | None]:
+    """When ``target``'s prices were read (its section's date, else the table's) and where."""
+    section = catalog().get(target, {})
+    return section.get("pricing_date") or catalog().get("pricing_date"), section.get("source")
+
+
 class ModelInfo(dict[str, Any]):
     """A catalog entry: ``context``, ``price`` (USD per 1M tokens) and ``low``/``high``."""
 
 
 def model_info(target: str, model: str) -> ModelInfo | None:
-    """The entry for ``model`` (a dated snapshot matches its alias prefix), or None."""
+    """The entry for ``model``, or for the model it names another way: a fine-tuned ``ft:``
+    name of it, its alias (``gpt-4.1-mini`` for ``gpt-4.1-mini-2025-04-14``, Together's name
+    without ``-Reference``), a dated version of it (``open-mistral-nemo-2407``) or of a
+    ``-latest`` entry (``ministral-8b-2410``). Never a mere prefix: ``gpt-4.1`` is not
+    ``gpt-4.1-mini``. ``None`` when unknown, or when the versions it could name disagree."""
     table = catalog().get(target, {}).get("models", {})
     name = model.removeprefix("ft:").split(":")[0]
     if name in table:
         return ModelInfo(table[name])
-    for known in sorted(table, key=len, reverse=True):
-        if name.startswith(known) or known.startswith(name):
-            return ModelInfo(table[known])
+    entries = [table[known] for known in table if _names_the_same(name, known)]
+    if entries and all(entry == entries[0] for entry in entries):
+        return ModelInfo(entries[0])
     return None
+
+
+def _names_the_same(name: str, known: str) -> bool:
+    """One is the other plus a version, or ``name`` is a dated version of ``known``'s family."""
+    for short, long in ((name, known), (known, name)):
+        if long.startswith(short) and _VERSION.fullmatch(long.removeprefix(short)):
+            return True
+    family = known.removesuffix("-latest")
+    return (
+        family != known and name.startswith(family) and bool(_DATED.fullmatch(name[len(family) :]))
+    )
+
+
+_VERSION = re.compile(r"-(\d{4}-\d{2}-\d{2}|\d{4}|Reference)")
+_DATED = re.compile(r"-\d{4}")
 
 
 def default_epochs(target: str, examples: int) -> int:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime
 import itertools
 import multiprocessing
 import os
@@ -14,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from finetune.dataset._reader import RawRecord, ReadProblem, iter_jsonl
 from finetune.types import CostEstimate, Hyperparameters
-from finetune.validation._catalog import ENV_FILE, catalog, default_epochs, model_info
+from finetune.validation._catalog import ENV_FILE, default_epochs, model_info, pricing
 from finetune.validation._quality import QualityScan, example_texts, percentile
 from finetune.validation._report import Finding, ValidationReport
 from finetune.validation._rules import (
@@ -388,8 +389,12 @@ def estimate(
     price = price_per_million if price_per_million is not None else info.get("price")
     low = info.get("low", price) if price_per_million is None else price
     high = info.get("high", price) if price_per_million is None else price
+    dated, source = pricing(target)
+    from_table = price_per_million is None and (price is not None or low is not None)
     if price is None and low is None:
         notes.append(_no_price_note(model, hosted))
+    elif from_table:
+        notes.extend(_old_prices_note(target, dated, source))
     if not counter.exact:
         notes.append("token counts are approximate: " + getattr(counter, "reason", ""))
     return CostEstimate(
@@ -409,9 +414,27 @@ def estimate(
         exact=counter.exact and (price is not None or not hosted),
         context_limit=limit,
         examples_over_limit=over,
-        pricing_date=catalog().get("pricing_date"),
+        pricing_date=dated if from_table else None,
         notes=notes,
     )
+
+
+def _old_prices_note(target: str, dated: str | None, source: str | None) -> list[str]:
+    """A note when the table's prices are over 180 days old: prices change."""
+    try:
+        age = (datetime.date.today() - datetime.date.fromisoformat(dated or "")).days
+    except ValueError:
+        return []
+    if age <= _PRICES_KEEP_DAYS:
+        return []
+    where = source.split(" (")[0] if source else "the provider's price page"
+    return [
+        f"our {target} prices date from {dated}, {age} days ago, and may have changed: check "
+        f"{where} before you spend (or pass estimate(price_per_million=...))"
+    ]
+
+
+_PRICES_KEEP_DAYS = 180
 
 
 def _no_price_note(model: str, hosted: bool) -> str:
