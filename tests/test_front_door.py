@@ -197,6 +197,17 @@ def test_an_unclear_create_is_looked_for_before_sending_again() -> None:
         assert job.wait(poll_interval=0.02, timeout=10).status is ft.JobStatus.SUCCEEDED
 
 
+def test_a_create_is_tried_as_many_times_as_the_backend_is_told() -> None:
+    with OpenAIFake() as server:
+        server.busy_creates = 2
+        with pytest.raises(ft.ServerError, match="503"):
+            openai_tuner(server, attempts=2, create_grace=0.05).fit(data())
+        assert creates(server) == 2 and not server.jobs
+        server.busy_creates = 2
+        openai_tuner(server, attempts=3, create_grace=0.05).fit(data())
+        assert creates(server) == 2 + 3 and len(server.jobs) == 1
+
+
 def test_a_long_retry_after_is_raised_with_its_wait_not_ignored() -> None:
     faults = Faults(rate=1.0, kinds=("429",), retry_after="3600", only="/fine_tuning/jobs")
     with OpenAIFake(faults) as server:

@@ -53,7 +53,6 @@ __all__ = ["AsyncJobHandle", "AsyncTuner", "JobView", "TunerView", "derive_idemp
 
 log = logging.getLogger("finetune")
 _MAX_REATTEMPTS = 100
-CREATE_ATTEMPTS = 6
 DEFAULT_CREATE_GRACE = 10.0
 DEFAULT_RETRY_AFTER_CAP = 120.0
 
@@ -437,11 +436,12 @@ class AsyncTuner(TunerView):
                 self._endpoint,
             )
         backoff = Backoff(first=1.0, cap=30.0)
-        for attempt in range(1, CREATE_ATTEMPTS + 1):
+        attempts = self._backend.attempts
+        for attempt in range(1, attempts + 1):
             try:
                 job = await self._backend.create_job(request)
             except BackendError as error:
-                if not error.retryable or attempt == CREATE_ATTEMPTS:
+                if not error.retryable or attempt == attempts:
                     raise
                 if (error.retry_after or 0) > DEFAULT_RETRY_AFTER_CAP:
                     raise

@@ -84,6 +84,7 @@ class OpenAIFake(FakeServer):
         self.chat_responder: Callable[[str, list[dict[str, Any]]], str] = _echo
         self.list_lag = 0.0  # seconds before a new job shows in the list
         self.ambiguous_creates = 0  # creates that make the job, then answer 502
+        self.busy_creates = 0  # creates answered 503 before any job is made
         self.refuse_fine_tuning = False  # the organisation may not fine-tune (403)
 
     @property
@@ -302,6 +303,9 @@ class OpenAIFake(FakeServer):
         suffix = body.get("suffix")
         if suffix is not None and len(suffix) > 64:
             raise _error(400, "suffix must be at most 64 characters", param="suffix")
+        if self.busy_creates > 0:
+            self.busy_creates -= 1
+            raise _error(503, "Service unavailable", kind="server_error")
         job_id = self._id("ftjob")
         self.jobs[job_id] = _Job(
             body=body, id=job_id, created=time.monotonic(), created_at=int(time.time())

@@ -137,6 +137,9 @@ class BaseBackend:
 
     name: ClassVar[str] = "backend"
     capabilities: ClassVar[Capabilities] = Capabilities()
+    attempts: int = 6
+    """Tries per call for transient failures; the Tuner tries a create as many times, looking
+    for the job (``find_job``) between tries."""
 
     @property
     def identity(self) -> str:
@@ -295,6 +298,7 @@ class BackendAdapter(BaseBackend):
         self.threaded = threaded
         self.name = backend.name  # type: ignore[misc]
         self.capabilities = backend.capabilities  # type: ignore[misc]
+        self.attempts = int(getattr(backend, "attempts", BaseBackend.attempts))
         self._lock = threading.Lock()
 
     def __repr__(self) -> str:

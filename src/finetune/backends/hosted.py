@@ -96,7 +96,7 @@ class HostedBackend(BaseBackend):
         )
         self._client = client
         self._own_client = client is None
-        self._attempts = attempts
+        self.attempts = attempts
         self._timeout = timeout
         self._retry_after_cap = retry_after_cap
         self._first_wait = first_wait
@@ -154,7 +154,7 @@ class HostedBackend(BaseBackend):
         """``call()`` under the retry policy; see ``call_with_retries`` for ``done``."""
         return await call_with_retries(
             call,
-            self._attempts,
+            self.attempts,
             first=self._first_wait,
             retry_after_cap=self._retry_after_cap,
             done=done,
@@ -196,7 +196,7 @@ class HostedBackend(BaseBackend):
             url,
             path,
             secret=self._key,
-            attempts=self._attempts,
+            attempts=self.attempts,
             retry_after_cap=self._retry_after_cap,
             headers=headers,
             timeout=self._timeout,
