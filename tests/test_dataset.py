@@ -71,6 +71,35 @@ def test_missing_file_is_a_dataset_error(tmp_path: Path) -> None:
         ft.Dataset.from_jsonl(tmp_path)
 
 
+def test_a_compressed_or_binary_file_is_named_as_what_it_is(
+    chat_file: Path, tmp_path: Path
+) -> None:
+    import bz2
+    import gzip
+    import zipfile
+
+    lines = chat_file.read_bytes()
+    packed = {
+        "train.jsonl.gz": (
+            gzip.compress(lines),
+            "gzip-compressed, not a JSONL file: decompress it first",
+        ),
+        "train.jsonl.bz2": (bz2.compress(lines), "bzip2-compressed"),
+        "train.parquet": (
+            b"PAR1" + bytes(16),
+            "a Parquet file, not a JSONL file: read it with pandas",
+        ),
+    }
+    with zipfile.ZipFile(tmp_path / "train.zip", "w") as archive:
+        archive.writestr("train.jsonl", lines)
+    packed["train.zip"] = ((tmp_path / "train.zip").read_bytes(), "a zip archive")
+    for name, (content, what) in packed.items():
+        (tmp_path / name).write_bytes(content)
+        with pytest.raises(ft.DatasetError, match=f"{name}: is {what}") as refused:
+            ft.Dataset.from_jsonl(tmp_path / name)
+        assert refused.value.file == str(tmp_path / name)
+
+
 def test_split_is_deterministic_and_disjoint(chat_file: Path) -> None:
     data = ft.Dataset.from_jsonl(chat_file)
     train, test = data.split(test_size=0.25, seed=7)
