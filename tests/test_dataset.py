@@ -93,6 +93,7 @@ def test_a_compressed_or_binary_file_is_named_as_what_it_is(
     with zipfile.ZipFile(tmp_path / "train.zip", "w") as archive:
         archive.writestr("train.jsonl", lines)
     packed["train.zip"] = ((tmp_path / "train.zip").read_bytes(), "a zip archive")
+    packed["notepad.jsonl"] = (lines.decode().encode("utf-16"), "UTF-16 text.*save it as UTF-8")
     for name, (content, what) in packed.items():
         (tmp_path / name).write_bytes(content)
         with pytest.raises(ft.DatasetError, match=f"{name}: is {what}") as refused:

@@ -346,6 +346,8 @@ _PACKED = {
         "extract the JSONL file, or read the sheet with pandas and use Dataset.from_pandas",
     ),
     b"PAR1": ("a Parquet file", "read it with pandas.read_parquet and use Dataset.from_pandas"),
+    b"\xff\xfe": ("UTF-16 text", "save it as UTF-8"),
+    b"\xfe\xff": ("UTF-16 text", "save it as UTF-8"),
 }
 
 
