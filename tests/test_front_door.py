@@ -350,6 +350,21 @@ def test_records_that_are_not_objects_are_named() -> None:
         list(dataset)
 
 
+def test_a_hub_table_with_extra_columns_is_told_to_keep_the_ones_it_trains_on() -> None:
+    row = {"prompt": "q", "prompt_id": "abc", **chat(0)}  # ultrachat_200k's columns
+    nested = chat(1)
+    nested["messages"][1]["score"] = 5
+    dataset = ft.Dataset.from_records([row, nested])
+    report = ft.Tuner("fake", model="m", validation_target="hf").validate(dataset)
+    said = {(f.line, f.field): f.message for f in report.errors if f.code == "unexpected_field"}
+    assert "ds.select_columns([...]) or frame[[...]]" in said[(1, "prompt_id")]
+    assert said[(2, "messages[1].score")].endswith("rename it to a known one")
+    for record, message in ((row, said[(1, "prompt")]), (nested, said[(2, "messages[1].score")])):
+        with pytest.raises(ft.DatasetError) as parsed:
+            list(ft.Dataset.from_records([record]))
+        assert str(parsed.value).endswith(message)  # fit says what validate says
+
+
 def test_validate_rejects_exactly_what_fit_would() -> None:
     surrogate = chat(0)
     surrogate["messages"][1]["content"] = "broken \ud800 text"

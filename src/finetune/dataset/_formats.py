@@ -31,6 +31,7 @@ __all__ = [
     "is_empty",
     "parse_example",
     "to_format",
+    "unknown_key_message",
 ]
 
 OutputFormat = Literal["native", "openai", "mistral", "hf"]
@@ -107,9 +108,28 @@ def parse_example(
     except ValidationError as exc:
         first = exc.errors()[0]
         field = _json_path(_map_location(first["loc"], data, found))
-        raise DatasetError(first["msg"], file=file, line=line, field=field) from None
+        raise DatasetError(_message(first, field), file=file, line=line, field=field) from None
     except (TypeError, AttributeError) as exc:
         raise DatasetError(f"malformed {found} example: {exc}", file=file, line=line) from None
+
+
+def _message(error: Any, field: str | None) -> str:
+    """pydantic's message, but an unknown key is said as validation says it."""
+    if error["type"] != "extra_forbidden" or not field:
+        return str(error["msg"])
+    where, _, key = field.rpartition(".")
+    return unknown_key_message(key, top_level=not where)
+
+
+def unknown_key_message(key: str, *, top_level: bool) -> str:
+    """Why a key holding a value is refused, and the cure (a table's extra columns, at the top)."""
+    message = f"unknown key {key!r} holds a value; remove it or rename it to a known one"
+    if top_level:
+        message += (
+            " (a table's extra columns: keep only those you train on, "
+            "e.g. ds.select_columns([...]) or frame[[...]])"
+        )
+    return message
 
 
 def _without_empty_unknowns(data: dict[str, Any], known: frozenset[str]) -> dict[str, Any]:

@@ -17,6 +17,7 @@ from finetune.dataset._formats import (
     MESSAGE_KEYS,
     detect_kind,
     is_empty,
+    unknown_key_message,
 )
 from finetune.types import EXAMPLE_KINDS
 
@@ -217,12 +218,8 @@ def _check_keys(
         if is_empty(value):
             yield "unknown_field", "warning", f"unknown key {key!r} holds nothing: dropped", path
         else:
-            yield (
-                "unexpected_field",
-                "error",
-                f"unknown key {key!r} holds a value; remove it or rename it to a known one",
-                path,
-            )
+            message = unknown_key_message(key, top_level=not where)
+            yield "unexpected_field", "error", message, path
 
 
 def _check_completion(record: dict[str, Any], target: Target, model: str) -> Iterator[Issue]:
