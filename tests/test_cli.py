@@ -54,6 +54,24 @@ def test_jobs_says_where_it_looked_when_there_are_none(
     assert out == "" and f"no jobs on openai in {tmp_path / 'jobs.sqlite3'}" in err
 
 
+def test_a_reader_that_stops_early_ends_the_command_quietly() -> None:
+    import subprocess
+    import sys
+
+    registry = ft.JobRegistry()
+    for i in range(3000):  # about 200 KB of output: more than a pipe holds
+        registry.record(
+            ft.Job(id=f"ftjob-{i:05d}", backend="openai", base_model=MODEL, status="succeeded")
+        )
+    command = [sys.executable, "-m", "finetune.cli", "jobs", "--limit", "3000"]
+    with subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE) as reader:
+        assert reader.stdout is not None and reader.stdout.readline().startswith(b"openai")
+        reader.stdout.close()  # as `finetune jobs | head -1` does
+        reader.wait(timeout=60)
+        assert reader.stderr is not None
+        assert (reader.returncode, reader.stderr.read()) == (141, b"")
+
+
 @pytest.mark.parametrize(
     ("config", "says"),
     [

@@ -6,6 +6,7 @@ import argparse
 import dataclasses
 import json
 import logging
+import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -449,6 +450,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except _Interrupted as stopped:
         print(stopped, file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        return _reader_gone()
     except (ft.FinetuneError, ValueError, OSError) as exc:
         if args.debug:
             raise
@@ -458,6 +461,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("interrupted", file=sys.stderr)
         return 130
     return code
+
+
+def _reader_gone() -> int:
+    """The reader of our output went away (``finetune jobs | head``): stop quietly, with the
+    status a shell gives a process killed by SIGPIPE, and nothing left to flush at exit."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    return 141
 
 
 if __name__ == "__main__":  # pragma: no cover
