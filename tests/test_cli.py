@@ -79,6 +79,8 @@ def test_a_reader_that_stops_early_ends_the_command_quietly() -> None:
         ('data = "h.jsonl"\n[candidates]\nbase = "openai"\n', "candidate 'base' needs a"),
         ('data = "h.jsonl"\n[candidates.base]\nbackend = "openai"\n', "candidate 'base' needs"),
         ('data = "h.jsonl\n', "not valid TOML: "),
+        ('data = "h"\nmetrics = ["regex"]\n[candidates]\nb = "openai:m"\n', "config names one of"),
+        ('data = "h"\nbaseline = "base"\n[candidates]\nb = "openai:m"\n', "'base' is not a"),
     ],
 )
 def test_a_bad_eval_config_is_one_line_naming_what_is_missing(

@@ -337,6 +337,18 @@ def test_few_shot_prompts_come_from_training_examples_only() -> None:
         shots.with_few_shot(train, k=-1)
 
 
+def test_the_ready_metrics_are_exactly_those_that_need_no_arguments() -> None:
+    import inspect
+
+    def ready(name: str) -> bool:
+        found = getattr(m, name)
+        return inspect.isfunction(found) and next(iter(inspect.signature(found).parameters)) == (
+            "prediction"
+        )
+
+    assert set(m.READY) == {name for name in m.__all__ if name != "Metric" and ready(name)}
+
+
 def test_result_table_markdown_html_json(tmp_path: Path) -> None:
     def wrong(messages: list[dict[str, str]]) -> str:
         return "0"

@@ -206,8 +206,14 @@ def test_missing_model_folder_is_a_clear_error(rows: list[dict[str, Any]]) -> No
         with pytest.raises(ft.InvalidRequestError, match="could not be loaded") as caught:
             attempt(data)
         assert caught.value.param == "model"
-        assert "(OSError: " in str(caught.value)  # the loader's own reason, first line
+        assert "no such folder or .gguf file; check the path" in str(caught.value)
         assert "HF_HUB_OFFLINE" not in str(caught.value)  # a path, not a Hub id
+    with pytest.raises(ft.InvalidRequestError, match=r"no such folder or \.gguf file"):
+        ft.evaluate(  # a local candidate says the same
+            data,
+            {"gone": ft.ModelRef(backend="hf", name="/nonexistent/model")},
+            [ft.metrics.exact_match],
+        )
 
 
 def test_a_hub_id_that_cannot_be_fetched_names_the_reason_and_offline_mode(

@@ -287,10 +287,13 @@ def _candidate(name: str, spec: Any) -> Any:
 
 
 def _metric(name: str) -> Any:
-    found = getattr(ft.metrics, name, None)
-    if found is None or not callable(found) or name.startswith("_"):
-        raise ValueError(f"unknown metric {name!r}; see docs/evaluation.md for the list")
-    return found
+    if name not in ft.metrics.READY:
+        raise ValueError(
+            f"metric {name!r}: a config names one of {', '.join(ft.metrics.READY)}; the "
+            "metrics built with arguments (exact, regex, json_schema, llm_judge, "
+            "embedding_similarity) are for ft.evaluate in Python (docs/evaluation.md)"
+        )
+    return getattr(ft.metrics, name)
 
 
 def _cmd_eval(args: argparse.Namespace) -> int:
@@ -301,7 +304,14 @@ def _cmd_eval(args: argparse.Namespace) -> int:
             "(see finetune eval --help and docs/cli.md)"
         )
     candidates = {name: _candidate(name, spec) for name, spec in config["candidates"].items()}
-    metrics = [_metric(name) for name in config.get("metrics", ["exact_match"])]
+    names = config.get("metrics", ["exact_match"])
+    metrics = [_metric(name) for name in ([names] if isinstance(names, str) else names)]
+    baseline = config.get("baseline")
+    if baseline is not None and baseline not in candidates:
+        raise ft.FinetuneError(
+            f"{args.config}: baseline {baseline!r} is not a candidate; candidates: "
+            f"{', '.join(candidates)}"
+        )
     result = ft.evaluate(
         ft.Dataset.from_jsonl(config["data"]),
         candidates,
@@ -309,7 +319,7 @@ def _cmd_eval(args: argparse.Namespace) -> int:
         max_concurrency=config.get("max_concurrency", 8),
         progress=True,
     )
-    print(result.to_markdown(baseline=config.get("baseline")))
+    print(result.to_markdown(baseline=baseline))
     if args.output:
         result.to_json(args.output)
     return 0

@@ -299,14 +299,15 @@ class HFPredictor:
     def _load_now(self) -> tuple[Any, Any]:
         try:
             import torch
-            from transformers import AutoModelForCausalLM, AutoTokenizer
+            from transformers import AutoModelForCausalLM
         except ImportError as exc:
             raise MissingDependency("transformers", "hf", purpose="for local models") from exc
+        from finetune.backends.hf._inputs import load_tokenizer
         from finetune.backends.hf._models import resolve
 
         device = self._device or ("cuda" if torch.cuda.is_available() else "cpu")
         path = resolve(self.path).path  # a .gguf file is converted once, then cached
-        tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=self._trust)
+        tokenizer = load_tokenizer(path, self._trust, self.path)  # names a path that is no model
         tokenizer.padding_side = "left"
         if tokenizer.pad_token is None:
             tokenizer.pad_token = tokenizer.eos_token

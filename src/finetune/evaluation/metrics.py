@@ -18,6 +18,7 @@ from typing import Any
 from finetune._errors import MissingDependency
 
 __all__ = [
+    "READY",
     "Metric",
     "bleu",
     "chrf",
@@ -34,6 +35,9 @@ __all__ = [
 ]
 
 Metric = Callable[[str, str, Any], float]
+READY = ("bleu", "chrf", "contains", "exact_match", "json_fields", "json_valid", "token_f1")
+"""The metrics usable as they are, by name (in an eval config); the others are built with
+arguments (``exact(case=False)``, ``regex(pattern)``, ``llm_judge(judge)``)."""
 _PUNCTUATION = str.maketrans("", "", string.punctuation)
 
 

@@ -51,11 +51,17 @@ def load_tokenizer(path: str, trust_remote_code: bool, spec: str) -> Any:
         from transformers import AutoTokenizer
     except ImportError as exc:
         raise MissingDependency("transformers", "hf", purpose="to train locally") from exc
+    hub_id = not spec.startswith(("/", ".", "~")) and not spec.endswith(".gguf")
+    if not hub_id and not Path(spec).expanduser().exists():
+        raise InvalidRequestError(
+            f"model {spec!r} could not be loaded: no such folder or .gguf file; check the path",
+            backend="hf",
+            param="model",
+        )
     try:
         return AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code)
     except (OSError, ValueError) as exc:
         reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]
-        hub_id = not spec.startswith(("/", ".", "~")) and not spec.endswith(".gguf")
         offline = " (with no network, HF_HUB_OFFLINE=1 skips the Hub and its retries)"
         raise InvalidRequestError(
             f"model {spec!r} could not be loaded: it is not a model folder or .gguf file "
