@@ -451,6 +451,32 @@ def test_the_cache_keys_on_the_endpoint(tmp_path: Path) -> None:
     assert "key" not in repr(ref) and fake.api_key not in str(ref.model_dump())
 
 
+@pytest.mark.parametrize(
+    ("backend", "mount", "variables"),
+    [
+        ("together", "/v1", ("TOGETHER_API_KEY", "TOGETHER_BASE_URL")),
+        ("fireworks", "/inference/v1", ("FIREWORKS_API_KEY", "FIREWORKS_BASE_URL")),
+    ],
+)
+def test_a_together_or_fireworks_model_is_asked_with_its_own_key(
+    backend: str, mount: str, variables: tuple[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    key_variable, url_variable = variables
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-openai-must-not-travel")
+    monkeypatch.delenv(key_variable, raising=False)
+    tuned = ft.ModelRef(backend=backend, name="acct/llama-3.1-8b-support")
+    with pytest.raises(ft.AuthenticationError, match=f"set {key_variable}"):
+        ft.evaluate(_qa(2), {"tuned": tuned}, [m.exact_match], cache=False)
+    with OpenAIFake(prefix=mount) as fake:
+        fake.chat_responder = lambda model, messages: f"{model} says hi"
+        monkeypatch.setenv(key_variable, fake.api_key)
+        monkeypatch.setenv(url_variable, fake.url)  # the API root, as the backend reads it
+        result = ft.evaluate(_qa(3), {"tuned": tuned}, [m.exact_match], cache=False)
+        chats = [r for r in fake.requests if r.path == f"{mount}/chat/completions"]
+    assert result.predictions("tuned") == ["acct/llama-3.1-8b-support says hi"] * 3
+    assert len(chats) == 3
+
+
 def test_evaluation_errors_are_our_own_and_hide_the_key() -> None:
     secret = "sk-wrong-key-0123456789abcdef"
     with OpenAIFake() as fake:

@@ -68,8 +68,10 @@ class OpenAIFake(FakeServer):
         fail_suffix: str = "fail",
         process_delay: float = 0.0,
         port: int = 0,
+        prefix: str = PREFIX,
     ) -> None:
         super().__init__(faults, port)
+        self.prefix = prefix  # where the API is mounted: Fireworks serves it at /inference/v1
         self.phases = phases or Phases()
         self.fail_suffix = fail_suffix
         self.process_delay = process_delay
@@ -89,7 +91,7 @@ class OpenAIFake(FakeServer):
 
     @property
     def base_url(self) -> str:
-        return self.url + PREFIX
+        return self.url + self.prefix
 
     def _id(self, prefix: str) -> str:
         return f"{prefix}-{next(self.counter):06d}abcdef"
@@ -99,9 +101,9 @@ class OpenAIFake(FakeServer):
     def route(
         self, method: str, path: str, query: dict[str, str], body: Any, raw: bytes, headers: Any
     ) -> Any:
-        if not path.startswith(PREFIX):
+        if not path.startswith(self.prefix):
             raise _error(404, f"Invalid URL ({method} {path})")
-        parts = path[len(PREFIX) :].strip("/").split("/")
+        parts = path[len(self.prefix) :].strip("/").split("/")
         if method == "POST" and parts == ["chat", "completions"]:
             return self._chat(body)  # outside the lock: answers overlap, as a real API's do
         with self.lock:

@@ -10,7 +10,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
-from finetune._errors import FinetuneError, MissingDependency, ServerError
+from finetune._errors import AuthenticationError, FinetuneError, MissingDependency, ServerError
 from finetune.backends.http import key_and_url
 from finetune.evaluation._prompts import Messages
 from finetune.types import ModelRef
@@ -367,6 +367,41 @@ def is_cacheable(predictor: Predictor) -> bool:
     return not isinstance(predictor, CallablePredictor) or predictor.named
 
 
+# hosted trainers that serve models through an OpenAI-compatible API: key variable, API-root
+# variable and default root (the backend's own), and where the chat API sits below the root
+_SERVED_OPENAI_STYLE = {
+    "together": ("TOGETHER_API_KEY", "TOGETHER_BASE_URL", "https://api.together.ai", "/v1"),
+    "fireworks": (
+        "FIREWORKS_API_KEY",
+        "FIREWORKS_BASE_URL",
+        "https://api.fireworks.ai",
+        "/inference/v1",
+    ),
+}
+
+
+def _served_predictor(backend: str, model: str, options: dict[str, Any]) -> OpenAIPredictor:
+    """A Together or Fireworks model (a base model, or a tuned one once served) through the
+    provider's OpenAI-compatible API, with the provider's key: never another provider's."""
+    key_variable, url_variable, root, path = _SERVED_OPENAI_STYLE[backend]
+    given = dict(options)
+    key, url = key_and_url(
+        given.pop("api_key", None),
+        None,
+        key_variable=key_variable,
+        url_variable=url_variable,
+        default_url=root,
+    )
+    if not key:
+        raise AuthenticationError(
+            f"evaluating a {backend} model needs its key: set {key_variable}, or pass "
+            "predictor_options={name: {'api_key': ...}}",
+            backend=backend,
+        )
+    given.setdefault("base_url", url + path)
+    return OpenAIPredictor(model, api_key=key, **given)
+
+
 def predictor_for(candidate: Any, **options: Any) -> Predictor:
     """The predictor for a ``ModelRef`` (by its backend), a ``Predictor``, or a callable."""
     if isinstance(candidate, ModelRef):
@@ -380,6 +415,8 @@ def predictor_for(candidate: Any, **options: Any) -> Predictor:
             )
         if backend == "mistral":
             return MistralPredictor(candidate.name, **options)
+        if backend in _SERVED_OPENAI_STYLE:
+            return _served_predictor(backend, candidate.name, options)
         if backend in ("hf", "gguf"):
             return HFPredictor(candidate.name, **options)
         raise FinetuneError(

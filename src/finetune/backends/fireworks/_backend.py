@@ -54,8 +54,8 @@ KEY_HINT = "Set FIREWORKS_API_KEY or pass api_key=... to the Tuner"
 SINGLE_UPLOAD_LIMIT = 150 * 1024 * 1024
 DEPLOYMENT_NOTE = (
     "Fireworks serves fine-tuned LoRA models on on-demand (dedicated) deployments, billed by "
-    "GPU time while deployed; deploy it, then evaluate it with ModelRef.openai_compatible("
-    "'https://api.fireworks.ai/inference/v1', model, api_key)"
+    "GPU time while deployed; deploy it, then evaluate job.model as any candidate (asked "
+    "through Fireworks' OpenAI-compatible API with FIREWORKS_API_KEY)"
 )
 
 

@@ -65,7 +65,7 @@ CAPABILITIES = Capabilities(
     max_suffix_length=64,
     notes=(
         "fine-tuned LoRA models are served on on-demand (dedicated) deployments, billed by "
-        "GPU time; evaluate one through ModelRef.openai_compatible(...) once deployed",
+        "GPU time; once deployed, ft.evaluate asks job.model through the inference API",
         "DPO is a separate Fireworks resource (dpoJobs) this backend does not drive yet",
     ),
 )
