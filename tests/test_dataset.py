@@ -78,27 +78,26 @@ def test_a_compressed_or_binary_file_is_named_as_what_it_is(
     import gzip
     import zipfile
 
+    from finetune.validation import validate
+
     lines = chat_file.read_bytes()
     packed = {
-        "train.jsonl.gz": (
-            gzip.compress(lines),
-            "gzip-compressed, not a JSONL file: decompress it first",
-        ),
+        "train.jsonl.gz": (gzip.compress(lines), "gzip-compressed, not JSONL: decompress it first"),
         "train.jsonl.bz2": (bz2.compress(lines), "bzip2-compressed"),
-        "train.parquet": (
-            b"PAR1" + bytes(16),
-            "a Parquet file, not a JSONL file: read it with pandas",
-        ),
+        "train.parquet": (b"PAR1" + bytes(16), "a Parquet file, not JSONL: read it with pandas"),
+        "notepad.jsonl": (lines.decode().encode("utf-16"), "UTF-16 text.*save it as UTF-8"),
     }
     with zipfile.ZipFile(tmp_path / "train.zip", "w") as archive:
         archive.writestr("train.jsonl", lines)
     packed["train.zip"] = ((tmp_path / "train.zip").read_bytes(), "a zip archive")
-    packed["notepad.jsonl"] = (lines.decode().encode("utf-16"), "UTF-16 text.*save it as UTF-8")
     for name, (content, what) in packed.items():
         (tmp_path / name).write_bytes(content)
-        with pytest.raises(ft.DatasetError, match=f"{name}: is {what}") as refused:
-            ft.Dataset.from_jsonl(tmp_path / name)
-        assert refused.value.file == str(tmp_path / name)
+        data = ft.Dataset.from_jsonl(tmp_path / name)
+        with pytest.raises(ft.DatasetError, match=f"{name}:1: the file is {what}") as refused:
+            list(data)
+        assert (refused.value.file, refused.value.line) == (name, 1)
+        report = validate(data, target="hf", model="m")  # one finding, not one per line
+        assert [(f.code, f.line) for f in report.errors] == [("not_jsonl", 1)]
 
 
 def test_split_is_deterministic_and_disjoint(chat_file: Path) -> None:

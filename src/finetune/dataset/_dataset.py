@@ -123,7 +123,6 @@ class Dataset:
             raise DatasetError("is a folder, not a JSONL file; name the file", file=str(file))
         if not file.is_file():
             raise DatasetError("no such file; check the path", file=str(file))
-        _refuse_packed(file)
         return cls(_JsonlSource(file, max_line_bytes), kind)
 
     @classmethod
@@ -334,27 +333,3 @@ def atomic_folder(target: Path) -> Iterator[Path]:
         staging.rename(target)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
-
-
-_PACKED = {
-    b"\x1f\x8b": ("gzip-compressed", "decompress it first (gunzip)"),
-    b"BZh": ("bzip2-compressed", "decompress it first (bunzip2)"),
-    b"\xfd7zXZ\x00": ("xz-compressed", "decompress it first (unxz)"),
-    b"(\xb5/\xfd": ("zstd-compressed", "decompress it first (unzstd)"),
-    b"PK\x03\x04": (
-        "a zip archive (or an Excel workbook)",
-        "extract the JSONL file, or read the sheet with pandas and use Dataset.from_pandas",
-    ),
-    b"PAR1": ("a Parquet file", "read it with pandas.read_parquet and use Dataset.from_pandas"),
-    b"\xff\xfe": ("UTF-16 text", "save it as UTF-8"),
-    b"\xfe\xff": ("UTF-16 text", "save it as UTF-8"),
-}
-
-
-def _refuse_packed(file: Path) -> None:
-    """A compressed or binary file is named as what it is, not as a file of bad UTF-8 lines."""
-    with file.open("rb") as handle:
-        head = handle.read(8)
-    for magic, (what, advice) in _PACKED.items():
-        if head.startswith(magic):
-            raise DatasetError(f"is {what}, not a JSONL file: {advice}", file=str(file))

@@ -8,7 +8,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
 
-__all__ = ["DEFAULT_MAX_LINE_BYTES", "RawRecord", "ReadProblem", "iter_jsonl", "unwritable"]
+__all__ = [
+    "DEFAULT_MAX_LINE_BYTES",
+    "RawRecord",
+    "ReadProblem",
+    "iter_jsonl",
+    "packed",
+    "unwritable",
+]
 
 DEFAULT_MAX_LINE_BYTES = 16 * 1024 * 1024
 
@@ -98,7 +105,35 @@ def _iter_handle(
                 if data.__class__ is dict:
                     yield RawRecord(number, start, data)
                     continue
+        found = packed(raw) if start == 0 else None
+        if found is not None:  # not JSONL at all: one problem, not one per line of noise
+            yield ReadProblem(number, start, "not_jsonl", found)
+            return
         yield _decode(raw, number, start)
+
+
+_PACKED = {
+    b"\x1f\x8b": ("gzip-compressed", "decompress it first (gunzip)"),
+    b"BZh": ("bzip2-compressed", "decompress it first (bunzip2)"),
+    b"\xfd7zXZ\x00": ("xz-compressed", "decompress it first (unxz)"),
+    b"(\xb5/\xfd": ("zstd-compressed", "decompress it first (unzstd)"),
+    b"PK\x03\x04": (
+        "a zip archive (or an Excel workbook)",
+        "extract the JSONL file, or read the sheet with pandas and use Dataset.from_pandas",
+    ),
+    b"PAR1": ("a Parquet file", "read it with pandas.read_parquet and use Dataset.from_pandas"),
+    b"\xff\xfe": ("UTF-16 text", "save it as UTF-8"),
+    b"\xfe\xff": ("UTF-16 text", "save it as UTF-8"),
+}
+
+
+def packed(head: bytes) -> str | None:
+    """What a file that starts with ``head`` is when it is compressed or binary, and what to
+    do about it (``None`` for anything else)."""
+    for magic, (what, advice) in _PACKED.items():
+        if head.startswith(magic):
+            return f"the file is {what}, not JSONL: {advice}"
+    return None
 
 
 def _skip_rest_of_line(handle: BinaryIO) -> int:

@@ -13,7 +13,7 @@ from collections.abc import Iterable
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
-from finetune.dataset._reader import RawRecord, ReadProblem, iter_jsonl
+from finetune.dataset._reader import RawRecord, ReadProblem, iter_jsonl, packed
 from finetune.types import CostEstimate, Hyperparameters
 from finetune.validation._catalog import ENV_FILE, default_epochs, model_info, pricing
 from finetune.validation._quality import QualityScan, example_texts, percentile
@@ -240,11 +240,17 @@ def _scan(
     whole = dataset.whole_file()
     if whole is not None and workers > 1 and _can_fork():
         path, cap = whole
-        if os.path.getsize(path) >= PARALLEL_MIN_BYTES:
+        if os.path.getsize(path) >= PARALLEL_MIN_BYTES and not _packed_file(path):
             _scan_in_parallel(scan, path, cap, workers)
             return scan
     scan.run(dataset)
     return scan
+
+
+def _packed_file(path: str) -> bool:
+    """A compressed or binary file: read from its start alone, it ends at line 1."""
+    with open(path, "rb") as handle:
+        return packed(handle.read(8)) is not None
 
 
 def _can_fork() -> bool:

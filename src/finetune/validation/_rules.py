@@ -30,6 +30,11 @@ _MISTRAL_TOOL_ID = re.compile(r"^[A-Za-z0-9]{9}$")
 
 RULES: dict[str, tuple[str, str]] = {
     "blank_line": ("warning", "A blank line; ignored by us, rejected by some providers."),
+    "not_jsonl": (
+        "error",
+        "The file is compressed or binary (gzip, bzip2, xz, zstd, zip, Parquet, UTF-16): "
+        "reading stops at line 1.",
+    ),
     "invalid_utf8": ("error", "The line is not valid UTF-8."),
     "invalid_json": ("error", "The line is not valid JSON."),
     "truncated_line": ("error", "The last line is cut short: the file looks truncated."),
