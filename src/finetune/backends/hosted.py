@@ -71,6 +71,9 @@ class HostedBackend(BaseBackend):
     url_variable: ClassVar[str] = ""
     default_url: ClassVar[str] = ""
     serving_note: ClassVar[str | None] = None
+    chat_api: ClassVar[str | None] = None
+    """Where the provider's OpenAI-compatible chat API sits below its API root (``/v1``), when
+    it serves the models it trains: ``ft.evaluate`` asks them there, with this key."""
 
     def __init__(
         self,

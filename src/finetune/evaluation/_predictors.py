@@ -10,7 +10,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
-from finetune._errors import AuthenticationError, FinetuneError, MissingDependency, ServerError
+from finetune._errors import (
+    AuthenticationError,
+    BackendNotFound,
+    FinetuneError,
+    MissingDependency,
+    ServerError,
+)
 from finetune.backends.http import key_and_url
 from finetune.evaluation._prompts import Messages
 from finetune.types import ModelRef
@@ -367,38 +373,33 @@ def is_cacheable(predictor: Predictor) -> bool:
     return not isinstance(predictor, CallablePredictor) or predictor.named
 
 
-# hosted trainers that serve models through an OpenAI-compatible API: key variable, API-root
-# variable and default root (the backend's own), and where the chat API sits below the root
-_SERVED_OPENAI_STYLE = {
-    "together": ("TOGETHER_API_KEY", "TOGETHER_BASE_URL", "https://api.together.ai", "/v1"),
-    "fireworks": (
-        "FIREWORKS_API_KEY",
-        "FIREWORKS_BASE_URL",
-        "https://api.fireworks.ai",
-        "/inference/v1",
-    ),
-}
+def _served_predictor(backend: str, model: str, options: dict[str, Any]) -> Predictor | None:
+    """A model of a hosted backend that serves what it trains (``HostedBackend.chat_api``:
+    Together, Fireworks), asked through that OpenAI-compatible API with the backend's own key
+    and API root, never another provider's; ``None`` for any other backend."""
+    from finetune.backends import HostedBackend, backend_class
 
-
-def _served_predictor(backend: str, model: str, options: dict[str, Any]) -> OpenAIPredictor:
-    """A Together or Fireworks model (a base model, or a tuned one once served) through the
-    provider's OpenAI-compatible API, with the provider's key: never another provider's."""
-    key_variable, url_variable, root, path = _SERVED_OPENAI_STYLE[backend]
+    try:
+        hosted = backend_class(backend)
+    except BackendNotFound:
+        return None
+    if not (isinstance(hosted, type) and issubclass(hosted, HostedBackend)) or not hosted.chat_api:
+        return None
     given = dict(options)
     key, url = key_and_url(
         given.pop("api_key", None),
         None,
-        key_variable=key_variable,
-        url_variable=url_variable,
-        default_url=root,
+        key_variable=hosted.key_variable,
+        url_variable=hosted.url_variable,
+        default_url=hosted.default_url,
     )
     if not key:
         raise AuthenticationError(
-            f"evaluating a {backend} model needs its key: set {key_variable}, or pass "
+            f"evaluating a {backend} model needs its key: set {hosted.key_variable}, or pass "
             "predictor_options={name: {'api_key': ...}}",
             backend=backend,
         )
-    given.setdefault("base_url", url + path)
+    given.setdefault("base_url", url + hosted.chat_api)
     return OpenAIPredictor(model, api_key=key, **given)
 
 
@@ -415,10 +416,11 @@ def predictor_for(candidate: Any, **options: Any) -> Predictor:
             )
         if backend == "mistral":
             return MistralPredictor(candidate.name, **options)
-        if backend in _SERVED_OPENAI_STYLE:
-            return _served_predictor(backend, candidate.name, options)
         if backend in ("hf", "gguf"):
             return HFPredictor(candidate.name, **options)
+        served = _served_predictor(backend, candidate.name, options)
+        if served is not None:
+            return served
         raise FinetuneError(
             f"no predictor for models of backend {backend!r}; pass a Predictor, a function "
             "messages -> str, or ModelRef.openai_compatible(base_url, model) as the candidate"

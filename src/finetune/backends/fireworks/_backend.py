@@ -92,6 +92,7 @@ class FireworksBackend(HostedBackend):
     url_variable = "FIREWORKS_BASE_URL"
     default_url = DEFAULT_BASE_URL
     serving_note = DEPLOYMENT_NOTE
+    chat_api = "/inference/v1"
 
     def __init__(
         self,

@@ -98,6 +98,7 @@ class TogetherBackend(HostedBackend):
     url_variable = "TOGETHER_BASE_URL"
     default_url = DEFAULT_BASE_URL
     serving_note = SERVERLESS_NOTE
+    chat_api = "/v1"
 
     def __init__(
         self,
