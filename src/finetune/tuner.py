@@ -220,7 +220,7 @@ class AsyncTuner(TunerView):
             hyperparameters=hyperparameters or Hyperparameters(),
             token_counter=self._backend.token_counter(chosen),
             context_limit=self._backend.context_limit(chosen),
-            price_per_million=_price(price_per_million),
+            price_per_million=price_per_million,
             hosted=self._backend.capabilities.hosted,
         )
         closing = estimate_note(self.backend_name, chosen)
@@ -518,9 +518,3 @@ class AsyncTuner(TunerView):
         first = poll_interval if poll_interval is not None else (10.0 if hosted else 0.5)
         cap = max_interval if max_interval is not None else (60.0 if hosted else 1.0)
         return Waiting(first, max(first, cap), timeout)
-
-
-def _price(price_per_million: float | None) -> float | None:
-    if price_per_million is not None and not price_per_million >= 0:
-        raise ValueError(f"price_per_million must be 0 or more, not {price_per_million}")
-    return price_per_million

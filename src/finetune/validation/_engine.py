@@ -360,6 +360,8 @@ def estimate(
 ) -> CostEstimate:
     """Exact tokens, epochs and billed tokens, priced from the versioned model table (or at
     ``price_per_million``); a local backend (``hosted=False``) has no provider bill."""
+    if price_per_million is not None and not price_per_million >= 0:
+        raise ValueError(f"price_per_million must be 0 or more, not {price_per_million}")
     counter = token_counter or counter_for(target, model)
     limit = _context_limit(target, model, context_limit)
     counts = array("l")
