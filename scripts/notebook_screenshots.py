@@ -26,7 +26,8 @@ SHOTS = {  # cell source start -> picture name
 
 
 def execute(folder: Path) -> object:
-    """The notebook, executed in ``folder`` (offline: the toy model and local data)."""
+    """The notebook, executed in ``folder`` (offline: the toy model and local data); its
+    jobs are recorded in ``folder/registry.sqlite3``, never in the user's registry."""
     import nbformat
     from nbclient import NotebookClient
 
@@ -34,7 +35,7 @@ def execute(folder: Path) -> object:
     client = NotebookClient(
         notebook, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(folder)}}
     )
-    client.execute()
+    client.execute(env={**os.environ, "FINETUNE_REGISTRY": str(folder / "registry.sqlite3")})
     return notebook
 
 

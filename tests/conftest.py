@@ -13,8 +13,13 @@ import pytest
 SHARED = Path(__file__).resolve().parents[2] / "shared"
 if "TIKTOKEN_CACHE_DIR" not in os.environ and (SHARED / "tiktoken").is_dir():
     os.environ["TIKTOKEN_CACHE_DIR"] = str(SHARED / "tiktoken")
-# GGUF files are converted once per test session, never into the user's data folder
-os.environ.setdefault("FINETUNE_MODELS_DIR", tempfile.mkdtemp(prefix="finetune-models-"))
+# GGUF files are converted once per test session, and no test, fixture of a wider scope or
+# child process (a notebook kernel, the CLI) writes into the user's data folder
+_SESSION_DATA = Path(tempfile.mkdtemp(prefix="finetune-tests-"))
+os.environ.setdefault("FINETUNE_MODELS_DIR", str(_SESSION_DATA / "models"))
+os.environ.setdefault("FINETUNE_REGISTRY", str(_SESSION_DATA / "registry.sqlite3"))
+os.environ.setdefault("FINETUNE_HF_JOBS_DIR", str(_SESSION_DATA / "hf-jobs"))
+os.environ.setdefault("FINETUNE_CACHE_DIR", str(_SESSION_DATA / "cache"))
 
 
 def tiktoken_available() -> bool:

@@ -22,9 +22,25 @@ from notebook_screenshots import execute, html_outputs, photograph  # noqa: E402
 
 
 @pytest.fixture(scope="module")
-def pages(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+def folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Where the notebook ran."""
+    return tmp_path_factory.mktemp("notebook")
+
+
+@pytest.fixture(scope="module")
+def pages(folder: Path) -> dict[str, str]:
     """The notebook's HTML outputs by picture name, executed offline once."""
-    return html_outputs(execute(tmp_path_factory.mktemp("notebook")))
+    return html_outputs(execute(folder))
+
+
+def test_the_notebook_records_its_job_in_its_own_folder(
+    pages: dict[str, Any], folder: Path
+) -> None:
+    """The kernel is a child process: it gets its registry by name, not the user's."""
+    from finetune.registry import JobRegistry
+
+    records = JobRegistry(folder / "registry.sqlite3").list()
+    assert [r.backend for r in records] == ["hf"] and records[0].status == "succeeded"
 
 
 def test_the_job_view_shows_progress_and_a_loss_curve(pages: dict[str, Any]) -> None:

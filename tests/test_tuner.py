@@ -136,6 +136,16 @@ def test_reattach_by_id_from_a_new_tuner(namespace: str, train: ft.Dataset) -> N
     assert other.wait(poll_interval=0.01, timeout=5).status is ft.JobStatus.SUCCEEDED
 
 
+def test_what_a_fit_caches_stays_in_the_cache_folder_it_is_given(
+    namespace: str, train: ft.Dataset, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With no registry, a fit's lock lives in ``$FINETUNE_CACHE_DIR``, as the prediction
+    cache does, not in the user's cache folder."""
+    monkeypatch.setenv("FINETUNE_CACHE_DIR", str(tmp_path / "cache"))
+    make_tuner(namespace, registry=False).fit(train, suffix="locks")
+    assert len(list((tmp_path / "cache" / "locks").glob("*.lock"))) == 1
+
+
 def test_rerun_of_same_fit_reattaches_instead_of_creating(
     namespace: str, train: ft.Dataset
 ) -> None:

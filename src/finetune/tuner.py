@@ -29,6 +29,7 @@ from finetune._fit import (
     reusable,
 )
 from finetune._handle import AsyncJobHandle, JobView, Waiting
+from finetune._paths import cache_dir
 from finetune.backends import METADATA_KEY, BaseBackend, Capabilities, JobRequest, as_async
 from finetune.backends._plugins import load_backend
 from finetune.backends.base import PLACEHOLDER_FILE
@@ -68,9 +69,7 @@ def _resolve_registry(registry: JobRegistry | bool | None) -> JobRegistry | None
 def _locks_dir(registry: JobRegistry | None) -> Path:
     if registry is not None:
         return registry.locks_dir
-    from platformdirs import user_cache_dir
-
-    return Path(user_cache_dir("finetune")) / "locks"
+    return cache_dir() / "locks"
 
 
 class TunerView:

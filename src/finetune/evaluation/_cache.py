@@ -17,19 +17,15 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from finetune._errors import StorageError
+from finetune._paths import cache_dir
 from finetune.evaluation._prompts import Messages
 
 __all__ = ["PredictionCache", "default_cache_path"]
 
 
 def default_cache_path() -> Path:
-    """``$FINETUNE_CACHE_DIR/predictions.sqlite3``, else the user cache dir."""
-    chosen = os.environ.get("FINETUNE_CACHE_DIR")
-    if chosen:
-        return Path(chosen) / "predictions.sqlite3"
-    from platformdirs import user_cache_dir
-
-    return Path(user_cache_dir("finetune")) / "predictions.sqlite3"
+    """``predictions.sqlite3`` in ``$FINETUNE_CACHE_DIR``, else in the user cache dir."""
+    return cache_dir() / "predictions.sqlite3"
 
 
 class PredictionCache:

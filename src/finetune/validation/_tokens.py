@@ -7,12 +7,12 @@ import json
 import logging
 import marshal
 import math
-import os
 import sys
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
 from finetune._errors import MissingDependency
+from finetune._paths import cache_dir
 
 __all__ = [
     "ApproximateCounter",
@@ -287,12 +287,9 @@ def _tiktoken_encoding(name: str) -> Any:
 def _prepared_path(tiktoken: Any, name: str) -> Path:
     """Where tiktoken's own constructor output for ``name`` is kept, ready to load (marshal
     is specific to the Python version, so it is part of the name)."""
-    from platformdirs import user_cache_dir
-
-    folder = os.environ.get("FINETUNE_CACHE_DIR") or user_cache_dir("finetune")
     python = "".join(map(str, sys.version_info[:2]))
     version = getattr(tiktoken, "__version__", "0")
-    return Path(folder) / "tiktoken" / f"{name}-tiktoken{version}-py{python}.marshal"
+    return cache_dir() / "tiktoken" / f"{name}-tiktoken{version}-py{python}.marshal"
 
 
 def _prepared_encoding(tiktoken: Any, name: str) -> Any:
