@@ -122,3 +122,30 @@ def test_job_repr_hides_raw_payload() -> None:
     job = ft.Job(id="j", backend="b", base_model="m", status="queued", raw={"x": "payload"})
     assert "payload" not in repr(job)
     assert "b job j" in job._repr_html_() and "payload" not in job._repr_html_()
+
+
+def test_metric_series_says_its_latest_losses_and_tabulates_every_metric() -> None:
+    """A local job's last point is the evaluation's: the repr keeps the last training loss
+    (with its step), and ``to_pandas`` has a float column per metric, extras included."""
+    from finetune._series import MetricSeries
+
+    series = MetricSeries(
+        [
+            ft.MetricPoint(step=9, valid_loss=1.25, extra={"eval_runtime": 0.5}),
+            ft.MetricPoint(step=5, train_loss=2.0, extra={"grad_norm": 1.5}),
+        ]
+    )
+    assert repr(series) == (
+        "<MetricSeries 2 points to step 9, train_loss 2 (step 5), valid_loss 1.25>"
+    )
+    assert repr(MetricSeries([])) == "<MetricSeries 0 points>"
+    pytest.importorskip("pandas")
+    frame = series.to_pandas()
+    assert list(frame.index) == [5, 9] and frame.loc[5, "grad_norm"] == 1.5
+    assert frame.loc[9, "eval_runtime"] == 0.5 and frame["train_loss"].isna().tolist() == [
+        False,
+        True,
+    ]
+    assert {str(dtype) for dtype in frame.dtypes} == {"float64"}
+    empty = MetricSeries([]).to_pandas()  # a job that has not logged yet
+    assert empty.empty and "train_loss" in empty.columns

@@ -33,9 +33,21 @@ class MetricSeries(Sequence[MetricPoint]):
         return iter(self._points)
 
     def __repr__(self) -> str:
-        last = self._points[-1] if self._points else None
-        tail = f", last step {last.step} train_loss={last.train_loss}" if last else ""
-        return f"<MetricSeries {len(self)} points{tail}>"
+        if not self._points:
+            return "<MetricSeries 0 points>"
+        latest = [self._latest(name) for name in ("train_loss", "valid_loss")]
+        losses = "".join(f", {seen}" for seen in latest if seen)
+        return f"<MetricSeries {len(self)} points to step {self._points[-1].step}{losses}>"
+
+    def _latest(self, name: str) -> str:
+        """``name`` at the last step that logged it (a step of its own where that differs
+        from the series' last step), or ``""`` when no step did."""
+        for point in reversed(self._points):
+            value = getattr(point, name)
+            if value is not None:
+                at = "" if point is self._points[-1] else f" (step {point.step})"
+                return f"{name} {value:.4g}{at}"
+        return ""
 
     def _repr_html_(self) -> str:
         from finetune._html import series_html
@@ -54,12 +66,19 @@ class MetricSeries(Sequence[MetricPoint]):
         return [p.model_dump(mode="json") for p in self._points]
 
     def to_pandas(self) -> Any:
-        """A DataFrame indexed by step (needs pandas)."""
+        """A DataFrame of floats indexed by step, a column per metric: the standard ones,
+        then each provider-specific one in ``extra`` (``grad_norm``, ...); NaN where a step
+        did not report it. A series with no points gives an empty frame with the standard
+        columns (needs pandas)."""
         try:
             import pandas as pd
         except ImportError as exc:
             raise MissingDependency("pandas", "eval", purpose="for to_pandas()") from exc
-        return pd.DataFrame(self.to_records()).set_index("step")
+        standard = [name for name in MetricPoint.model_fields if name not in ("step", "extra")]
+        extras = sorted({name for p in self._points for name in p.extra} - set(standard))
+        steps = pd.Index([p.step for p in self._points], name="step", dtype="int64")
+        columns = {name: self.column(name) for name in (*standard, *extras)}
+        return pd.DataFrame(columns, index=steps, dtype="float64")
 
     def plot(self, ax: Any = None) -> Any:
         """Loss curves (train and validation) with matplotlib; returns the Axes."""
