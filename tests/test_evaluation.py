@@ -359,6 +359,10 @@ def test_result_table_markdown_html_json(tmp_path: Path) -> None:
     text = result.to_markdown(baseline="base")
     assert "| tuned vs base | exact_match | +1.000" in text and "improved" in text
     assert "<table>" in result._repr_html_()
+    assert repr(result).startswith("<EvalResult 30 examples x 2 candidates")
+    assert repr(ft.evaluate(_qa(1), {"a": _answer}, [m.exact_match], cache=False)).startswith(
+        "<EvalResult 1 example x 1 candidate,"
+    )
     again = EvalResult.from_json(result.to_json(tmp_path / "result.json"))
     assert again.compare("tuned", "base") == comparison
     for name, text, why in (

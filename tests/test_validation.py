@@ -371,7 +371,8 @@ def test_report_outputs() -> None:
     data = json.loads(report.to_json())
     assert data["ok"] is False and data["codes"]["missing_assistant"]["lines"] == [11]
     assert "| `missing_assistant` | error | 1 | 11 |" in report.to_markdown()
-    assert "missing_assistant" in report._repr_html_()
+    assert ": 11 examples, 1 error, 0 warnings" in report.to_markdown()
+    assert "missing_assistant" in report._repr_html_() and ">1 error</span>" in report._repr_html_()
     with pytest.raises(ft.ValidationFailed, match="records:11: messages"):
         report.raise_for_errors()
     assert run([chat(i) for i in range(10)]).raise_for_errors().ok

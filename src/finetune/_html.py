@@ -9,6 +9,7 @@ from html import escape
 from typing import TYPE_CHECKING, Any
 
 from finetune._svg import interval_bar, line_chart
+from finetune._words import counted
 
 if TYPE_CHECKING:
     from finetune._series import MetricSeries
@@ -189,9 +190,9 @@ def report_html(report: ValidationReport) -> str:
     """Counts by severity first; then each rule, expandable to its file:line findings."""
     verdict = badge("OK", GREEN) if report.ok else badge("errors", RED)
     head = (
-        f"<div>{verdict} <b>{report.examples} examples</b>: "
-        f"<span style='color:{RED}'>{report.error_count} errors</span>, "
-        f"<span style='color:{AMBER}'>{report.warning_count} warnings</span> "
+        f"<div>{verdict} <b>{counted(report.examples, 'example')}</b>: "
+        f"<span style='color:{RED}'>{counted(report.error_count, 'error')}</span>, "
+        f"<span style='color:{AMBER}'>{counted(report.warning_count, 'warning')}</span> "
         f"<span style='color:{GREY}'>({esc(report.target)})</span></div>"
     )
     order = sorted(report.counts, key=lambda c: (report.severities[c] != "error", c))

@@ -15,6 +15,7 @@ from typing import Any, NoReturn
 from platformdirs import user_data_dir
 
 import finetune as ft
+from finetune._words import counted
 from finetune.backends import backend_class
 
 __all__ = ["main"]
@@ -48,7 +49,7 @@ def _cost_text(cost: ft.CostEstimate) -> str:
     if cost.pricing_date and (cost.cost is not None or cost.cost_low is not None):
         price += f" (prices of {cost.pricing_date})"
     lines = [
-        f"{cost.backend} / {cost.model}: {cost.examples} examples",
+        f"{cost.backend} / {cost.model}: {counted(cost.examples, 'example')}",
         f"tokens: {cost.tokens_total} (p50 {cost.tokens_p50}, p95 {cost.tokens_p95}, "
         f"max {cost.tokens_max})",
         f"epochs: {cost.epochs}, billed tokens: {cost.billed_tokens}, cost: {price}",

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from finetune._errors import MissingDependency, StorageError
+from finetune._words import counted
 from finetune.evaluation._stats import Comparison, Interval, bootstrap_mean, compare_paired
 
 __all__ = ["EvalResult"]
@@ -30,7 +31,8 @@ class EvalResult:
     def __repr__(self) -> str:
         examples = len(self.rows) // max(1, len(self.candidates))
         return (
-            f"<EvalResult {examples} examples x {len(self.candidates)} candidates, "
+            f"<EvalResult {counted(examples, 'example')} x "
+            f"{counted(len(self.candidates), 'candidate')}, "
             f"metrics {self.metrics}>"
         )
 

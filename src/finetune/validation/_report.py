@@ -7,6 +7,8 @@ from collections import Counter
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
+from finetune._words import counted
+
 __all__ = ["Finding", "Severity", "ValidationReport"]
 
 Severity = Literal["error", "warning"]
@@ -134,8 +136,8 @@ class ValidationReport:
         head = [
             f"**Validation {state}** for `{self.target}`"
             + (f" / `{self.model}`" if self.model else "")
-            + f": {self.examples} examples, {self.error_count} errors, "
-            f"{self.warning_count} warnings",
+            + f": {counted(self.examples, 'example')}, {counted(self.error_count, 'error')}, "
+            f"{counted(self.warning_count, 'warning')}",
             "",
             "| code | severity | count | first lines | example |",
             "|---|---|---|---|---|",
