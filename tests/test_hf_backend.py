@@ -61,6 +61,10 @@ def test_full_sft_learns_the_reply_format(
     assert _greedy(tuned, prompt).startswith("Hello")
     assert job.job.trained_tokens and job.job.trained_tokens > 0
     assert [c.step for c in job.checkpoints()]
+    used = ft.Hyperparameters(epochs=4, batch_size=16, learning_rate=3e-3, seed=1, warmup=0.0)
+    assert job.job.hyperparameters == used  # full fine-tune: no adapter
+    (record,) = tuner.registry.list()  # type: ignore[union-attr]
+    assert record.hyperparameters == used.model_dump(mode="json", exclude_none=True)
 
 
 def test_lora_adapter_merges_and_reloads(tiny_base: str, rows: list[dict[str, Any]]) -> None:
@@ -109,6 +113,8 @@ def test_dpo_smoke_run(tiny_base: str, rows: list[dict[str, Any]]) -> None:
     job.wait(poll_interval=0.3, timeout=240)
     assert job.job.status is ft.JobStatus.SUCCEEDED, tuner.backend.worker_log(job.id)
     assert job.metrics()
+    used = job.job.hyperparameters
+    assert (used.beta, used.learning_rate, used.lora) == (0.1, 2e-4, ft.LoRA())
 
 
 def _long_job(tuner: ft.Tuner, rows: list[dict[str, Any]], **options: Any) -> ft.JobHandle:
@@ -117,6 +123,51 @@ def _long_job(tuner: ft.Tuner, rows: list[dict[str, Any]], **options: Any) -> ft
         hyperparameters=ft.Hyperparameters(epochs=30, batch_size=4),
         options={"max_length": 96, "save_steps": 10, "logging_steps": 5, **options},
     )
+
+
+@pytest.mark.parametrize(
+    ("method", "given", "options", "used"),
+    [
+        ("sft", {}, {}, {"learning_rate": 2e-4, "lora": ft.LoRA()}),
+        ("sft", {"learning_rate_multiplier": 2.0}, {}, {"learning_rate": 4e-4, "lora": ft.LoRA()}),
+        ("sft", {"epochs": "auto"}, {"full_finetune": True}, {"learning_rate": 5e-5}),
+        ("dpo", {"lora": ft.LoRA(r=4)}, {}, {"learning_rate": 2e-4, "lora": ft.LoRA(r=4)}),
+    ],
+)
+def test_a_local_job_reports_the_hyperparameters_it_trains_with(
+    method: str, given: dict[str, Any], options: dict[str, Any], used: dict[str, Any]
+) -> None:
+    """As hosted providers report theirs: the defaults filled in, the multiplier applied, and
+    what the trainer is given is exactly what the job says."""
+    from finetune.backends.hf._config import (
+        LocalOptions,
+        TrainingConfig,
+        resolved_hyperparameters,
+        trainer_arguments,
+    )
+
+    config = TrainingConfig(
+        job_id="hfjob-x",
+        base_model="m",
+        method=method,  # type: ignore[arg-type]
+        example_kind="chat" if method == "sft" else "preference",
+        training_file="t.jsonl",
+        hyperparameters=ft.Hyperparameters(**given),
+        options=LocalOptions(**options),
+        idempotency_key="k",
+    )
+    resolved = resolved_hyperparameters(config)
+    beta = 0.1 if method == "dpo" else None
+    assert resolved == ft.Hyperparameters(
+        epochs=3, batch_size=8, warmup=0.0, seed=0, beta=beta, **used
+    )
+    args = trainer_arguments(config, output_dir="out", cuda=False, bf16_supported=False)
+    assert (args["num_train_epochs"], args["learning_rate"], args.get("beta")) == (
+        3,
+        used["learning_rate"],
+        beta,
+    )
+    assert args["per_device_train_batch_size"] == 8 and args["seed"] == 0
 
 
 @pytest.mark.parametrize(("warmup", "steps"), [(None, 0), (0.25, 25), (1.0, 100)])
@@ -197,6 +248,7 @@ def test_accelerate_launch_runs_two_processes(tiny_base: str, rows: list[dict[st
     assert job.job.raw["world_size"] == 2
     started = next(e for e in job.events() if e.message.startswith("Training started"))
     assert started.data == {"world_size": 2, "max_steps": 8}  # 64 / (4 per device x 2)
+    assert started.message == "Training started: 8 steps on 2 processes"
 
 
 def test_missing_model_folder_is_a_clear_error(rows: list[dict[str, Any]]) -> None:

@@ -26,6 +26,7 @@ from finetune.backends.hf._config import (
     check_placement,
     lora_settings,
     parse_options,
+    resolved_hyperparameters,
     split_secrets,
 )
 from finetune.backends.hf._inputs import (
@@ -498,7 +499,7 @@ class HFBackend:
             trained_tokens=status.get("trained_tokens"),
             error=JobError(**error) if error else None,
             method=config["method"],
-            hyperparameters=config["hyperparameters"],
+            hyperparameters=resolved_hyperparameters(TrainingConfig.model_validate(config)),
             training_file=config["training_file"],
             validation_file=config.get("validation_file"),
             suffix=config.get("suffix"),

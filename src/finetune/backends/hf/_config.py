@@ -23,6 +23,7 @@ __all__ = [
     "lora_arguments",
     "lora_settings",
     "parse_options",
+    "resolved_hyperparameters",
     "split_secrets",
     "trainer_arguments",
 ]
@@ -32,6 +33,7 @@ Strategy = Literal["ddp", "fsdp", "deepspeed-zero2", "deepspeed-zero3"]
 DEFAULT_EPOCHS = 3
 DEFAULT_BATCH_SIZE = 8
 DEFAULT_LEARNING_RATE = {"full": 5e-5, "lora": 2e-4}
+DEFAULT_BETA = 0.1
 
 
 class LocalOptions(BaseModel):
@@ -143,20 +145,16 @@ def trainer_arguments(
     attention grows with the square of the whole batch, so "wrapped" rows of ``max_length``
     are used instead (see docs/performance.md for the measured difference).
     """
-    hp = config.hyperparameters
+    hp = resolved_hyperparameters(config)
     options = config.options
-    style = "lora" if lora_settings(config) is not None else "full"
-    learning_rate = hp.learning_rate or DEFAULT_LEARNING_RATE[style] * _number(
-        hp.learning_rate_multiplier, 1.0
-    )
     args: dict[str, Any] = {
         "output_dir": output_dir,
-        "num_train_epochs": _number(hp.epochs, DEFAULT_EPOCHS),
-        "per_device_train_batch_size": int(_number(hp.batch_size, DEFAULT_BATCH_SIZE)),
-        "per_device_eval_batch_size": int(_number(hp.batch_size, DEFAULT_BATCH_SIZE)),
-        "learning_rate": learning_rate,
+        "num_train_epochs": hp.epochs,
+        "per_device_train_batch_size": hp.batch_size,
+        "per_device_eval_batch_size": hp.batch_size,
+        "learning_rate": hp.learning_rate,
         "warmup_steps": _warmup_ratio(hp.warmup),
-        "seed": hp.seed if hp.seed is not None else 0,
+        "seed": hp.seed,
         "gradient_accumulation_steps": options.gradient_accumulation_steps,
         "max_length": options.max_length,
         "logging_steps": options.logging_steps,
@@ -186,10 +184,32 @@ def trainer_arguments(
         args["assistant_only_loss"] = False
         args["completion_only_loss"] = False
     else:
-        args["beta"] = _number(hp.beta, 0.1)
+        args["beta"] = hp.beta
     args.update(hp.extra)
     args.update(options.trainer_args)
     return args
+
+
+def resolved_hyperparameters(config: TrainingConfig) -> Hyperparameters:
+    """The hyperparameters training uses: the request with this backend's defaults filled
+    in (epochs, batch size, learning rate with any multiplier applied, warmup, seed, DPO beta,
+    the LoRA adapter; ``lora=None`` for a full fine-tune), as hosted providers report
+    theirs."""
+    hp = config.hyperparameters
+    lora = lora_settings(config)
+    rate = DEFAULT_LEARNING_RATE["full" if lora is None else "lora"]
+    return hp.model_copy(
+        update={
+            "epochs": int(_number(hp.epochs, DEFAULT_EPOCHS)),
+            "batch_size": int(_number(hp.batch_size, DEFAULT_BATCH_SIZE)),
+            "learning_rate": hp.learning_rate or rate * _number(hp.learning_rate_multiplier, 1),
+            "learning_rate_multiplier": None,
+            "warmup": hp.warmup or 0.0,
+            "seed": hp.seed if hp.seed is not None else 0,
+            "beta": _number(hp.beta, DEFAULT_BETA) if config.method == "dpo" else None,
+            "lora": lora,
+        }
+    )
 
 
 def assistant_only(config: TrainingConfig) -> bool:

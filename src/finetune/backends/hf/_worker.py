@@ -16,6 +16,7 @@ import traceback
 from pathlib import Path
 from typing import Any
 
+from finetune._words import counted
 from finetune.backends.hf._config import (
     TrainingConfig,
     assistant_only,
@@ -84,7 +85,8 @@ def _callback(job: JobDir, stop: _Stop) -> Any:
             if state.is_world_process_zero:
                 job.update_status(step=state.global_step, max_steps=state.max_steps)
                 job.append_event(
-                    f"Training started: {state.max_steps} steps on {args.world_size} process(es)",
+                    f"Training started: {counted(state.max_steps, 'step')} on "
+                    f"{counted(args.world_size, 'process')}",
                     world_size=args.world_size,
                     max_steps=state.max_steps,
                 )
