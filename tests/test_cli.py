@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 import pytest
@@ -143,6 +144,27 @@ def test_job_commands_find_the_backend_in_the_registry(
     )
     assert main(["cancel", job_id]) == 2
     assert "is on fake and openai; choose with --backend" in capsys.readouterr().err
+
+
+def test_wait_exits_1_when_the_job_made_no_model(
+    chat_file: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`finetune wait JOB && finetune export JOB` stops at wait for a cancelled or paused job."""
+    from finetune.testing import FakeBackend
+
+    tuner = ft.Tuner(FakeBackend(running=60), model=MODEL)  # the CLI's "fake" sees its jobs
+    cancelled = tuner.fit(ft.Dataset.from_jsonl(chat_file), suffix="cancelled")
+    cancelled.cancel()
+    assert main(["wait", cancelled.id]) == 1
+    captured = capsys.readouterr()
+    assert captured.out.split()[1] == "cancelled"
+    assert f"job {cancelled.id} made no model: it was cancelled" in captured.err
+    paused = tuner.fit(ft.Dataset.from_jsonl(chat_file), suffix="paused")
+    while paused.refresh().status is not ft.JobStatus.RUNNING:  # 0.04 s of validating, queued
+        time.sleep(0.01)
+    paused.pause()
+    assert main(["wait", paused.id]) == 1
+    assert "it is paused" in capsys.readouterr().err
 
 
 def test_eval_from_a_config_on_the_tiny_model(

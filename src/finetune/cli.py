@@ -138,9 +138,18 @@ def _cmd_status(args: argparse.Namespace) -> int:
 
 
 def _cmd_wait(args: argparse.Namespace) -> int:
-    job = _waited(_job_handle(args), args.timeout)
+    return _ended(_waited(_job_handle(args), args.timeout))
+
+
+def _ended(job: ft.Job) -> int:
+    """The job's last line; 0 when it made a model, 1 when it was cancelled or is paused
+    (a failed job raised ``JobFailed`` already: 2)."""
     print(f"{job.id} {job.status.value} {job.fine_tuned_model or ''}".rstrip())
-    return 0
+    if job.status is ft.JobStatus.SUCCEEDED:
+        return 0
+    why = "it was cancelled" if job.status is ft.JobStatus.CANCELLED else "it is paused"
+    print(f"job {job.id} made no model: {why}", file=sys.stderr)
+    return 1
 
 
 def _waited(handle: ft.JobHandle, timeout: float | None = None) -> ft.Job:
@@ -261,10 +270,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
         options=settings.get("options"),
     )
     print(f"{job.id} {job.status.value}")
-    if args.wait:
-        final = _waited(job)
-        print(f"{final.id} {final.status.value} {final.fine_tuned_model or ''}".rstrip())
-    return 0
+    return _ended(_waited(job)) if args.wait else 0
 
 
 def _candidate(name: str, spec: Any) -> Any:

@@ -55,6 +55,8 @@ class _FakeJob:
     created: float
     created_at: datetime
     failure: FakeFailure | None
+    phases: tuple[float, float, float]  # validating, queued, running: fixed when created
+    steps: int
     cancelled_at: float | None = None
     paused_at: float | None = None
     paused_total: float = 0.0
@@ -73,7 +75,12 @@ _stores: dict[str, _Store] = {}
 
 
 class FakeBackend:
-    """A deterministic backend with no network: configurable durations, failures and metrics."""
+    """A deterministic backend with no network: configurable durations, failures and metrics.
+
+    A job keeps the durations and step count of the backend that created it, as a provider's
+    job has one timeline: another ``FakeBackend`` of the same namespace (the CLI's, say) sees
+    the same status.
+    """
 
     name = "fake"
     capabilities = Capabilities(
@@ -165,6 +172,8 @@ class FakeBackend:
                 created=self._clock(),
                 created_at=datetime.now(timezone.utc),
                 failure=self._fail,
+                phases=self._phases,
+                steps=self._steps,
             )
         return self.get_job(job_id)
 
@@ -204,7 +213,7 @@ class FakeBackend:
     def list_events(self, job_id: str) -> list[JobEvent]:
         fake = self._fake(job_id)
         status, elapsed = self._status(fake)
-        validating, queued, _ = self._phases
+        validating, queued, _ = fake.phases
         events = [(0.0, "info", "Created fine-tuning job")]
         events.append((0.0, "info", "Validating training file"))
         if elapsed >= validating:
@@ -230,7 +239,7 @@ class FakeBackend:
         return [
             Checkpoint(id=f"ckpt-{fake.id}-{p.step}", step=p.step, model=f"{fake.id}:ckpt-{p.step}")
             for p in points
-            if p.step % max(1, self._steps // 3) == 0
+            if p.step % max(1, fake.steps // 3) == 0
         ]
 
     def close(self) -> None:
@@ -249,7 +258,7 @@ class FakeBackend:
         return now - fake.created - fake.paused_total
 
     def _status(self, fake: _FakeJob) -> tuple[JobStatus, float]:
-        validating, queued, running = self._phases
+        validating, queued, running = fake.phases
         elapsed = self._elapsed(fake)
         failure = fake.failure
         if failure is not None and elapsed >= validating + queued + failure.after:
@@ -267,15 +276,15 @@ class FakeBackend:
         return JobStatus.VALIDATING, elapsed
 
     def _points(self, fake: _FakeJob, elapsed: float) -> list[MetricPoint]:
-        validating, queued, running = self._phases
+        validating, queued, running = fake.phases
         done = (elapsed - validating - queued) / running if running else 1.0
-        reached = min(self._steps, max(0, math.floor(done * self._steps + 1e-9)))
+        reached = min(fake.steps, max(0, math.floor(done * fake.steps + 1e-9)))
         return [
             MetricPoint(
                 step=step,
-                epoch=step / self._steps,
-                train_loss=round(2.0 * math.exp(-step / self._steps * 2), 6),
-                valid_loss=round(2.1 * math.exp(-step / self._steps * 1.8), 6),
+                epoch=step / fake.steps,
+                train_loss=round(2.0 * math.exp(-step / fake.steps * 2), 6),
+                valid_loss=round(2.1 * math.exp(-step / fake.steps * 1.8), 6),
             )
             for step in range(1, reached + 1)
         ]
