@@ -112,10 +112,25 @@ def test_split_is_deterministic_and_disjoint(chat_file: Path) -> None:
 
 
 def test_split_rejects_empty_side(chat_file: Path) -> None:
-    with pytest.raises(ValueError, match="empty side"):
-        ft.Dataset.from_jsonl(chat_file).split(test_size=0.0)
+    for size in (0.0, 1.0, float("nan"), 40, -1):
+        with pytest.raises(ValueError, match=f"test_size={size!r} leaves an empty side"):
+            ft.Dataset.from_jsonl(chat_file).split(test_size=size)
     with pytest.raises(TypeError, match="fraction or a count"):
         ft.Dataset.from_jsonl(chat_file).split(test_size=True)
+
+
+def test_a_dataset_repr_names_its_kind_once_known(chat_file: Path) -> None:
+    data = ft.Dataset.from_jsonl(chat_file)
+    assert repr(data) == "<Dataset 'train.jsonl'>"  # a repr reads nothing
+    assert data.kind == "chat" and repr(data) == "<Dataset 'train.jsonl' kind=chat>"
+
+
+def test_an_empty_dataset_says_it_is_empty(tmp_path: Path) -> None:
+    blank = tmp_path / "blank.jsonl"
+    blank.write_text("\n\n")
+    for empty in (ft.Dataset.from_records([]), ft.Dataset.from_jsonl(blank)):
+        with pytest.raises(ft.DatasetError, match="the dataset is empty"):
+            ft.Tuner("fake", model="m", registry=False).fit(empty, skip_validation=True)
 
 
 def test_sample_is_deterministic(chat_file: Path) -> None:

@@ -183,7 +183,10 @@ class Dataset:
                 self._kind = detect_kind(record.data)
                 break
             if self._kind is None:
-                raise DatasetError("cannot tell the example kind", file=self._source.name)
+                raise DatasetError(
+                    "the dataset is empty: it has no example to tell its kind from",
+                    file=self._source.name,
+                )
         return self._kind
 
     def items(self) -> Iterator[RawRecord | ReadProblem]:
@@ -218,15 +221,18 @@ class Dataset:
         return self._length
 
     def __repr__(self) -> str:
-        kind = self._kind or "?"
-        return f"<Dataset {self._source.name!r} kind={kind}>"
+        kind = f" kind={self._kind}" if self._kind else ""  # unknown until a row is read
+        return f"<Dataset {self._source.name!r}{kind}>"
 
     def split(self, test_size: float | int = 0.1, *, seed: int = 0) -> tuple[Dataset, Dataset]:
         """Deterministically split into (train, test); ``test_size`` is a fraction or a count."""
         if isinstance(test_size, bool):
             raise TypeError(f"test_size is a fraction or a count, not {test_size!r}")
         total = len(self)
-        count = test_size if isinstance(test_size, int) else round(total * test_size)
+        if isinstance(test_size, int):
+            count = test_size
+        else:  # a fraction outside (0, 1), NaN included, leaves a side empty
+            count = round(total * test_size) if 0 < test_size < 1 else 0
         if not 0 < count < total:
             raise ValueError(
                 f"test_size={test_size!r} leaves an empty side for {total} examples; "
