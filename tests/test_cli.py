@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+import sys
 import time
 from pathlib import Path
 
@@ -80,7 +81,7 @@ def test_a_reader_that_stops_early_ends_the_command_quietly() -> None:
         ('data = "h.jsonl"\n[candidates]\nbase = "openai"\n', "candidate 'base' needs a"),
         ('data = "h.jsonl"\n[candidates.base]\nbackend = "openai"\n', "candidate 'base' needs"),
         ('data = "h.jsonl\n', "not valid TOML: "),
-        ('data = "h"\nmetrics = ["regex"]\n[candidates]\nb = "openai:m"\n', "config names one of"),
+        ('data = "h"\nmetrics = ["regex"]\n[candidates]\nb = "openai:m"\n', "by name, one of"),
         ('data = "h"\nbaseline = "base"\n[candidates]\nb = "openai:m"\n', "'base' is not a"),
     ],
 )
@@ -165,6 +166,24 @@ def test_wait_exits_1_when_the_job_made_no_model(
     paused.pause()
     assert main(["wait", paused.id]) == 1
     assert "it is paused" in capsys.readouterr().err
+
+
+@pytest.mark.skipif(sys.version_info < (3, 11), reason="exception notes are Python 3.11's")
+def test_an_eval_that_fails_names_the_candidate_and_the_example(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from .fakes.openai_fake import OpenAIFake
+
+    data = write_jsonl(tmp_path / "holdout.jsonl", [chat(0)])
+    config = tmp_path / "eval.toml"
+    config.write_text(f'data = "{data}"\n[candidates]\nbase = "openai:gpt-4.1-mini"\n')
+    with OpenAIFake() as fake:
+        monkeypatch.setenv("OPENAI_BASE_URL", fake.base_url)
+        monkeypatch.setenv("OPENAI_API_KEY", "sk-wrong-key-0123456789abcdef")
+        assert main(["eval", str(config)]) == 2
+    last = capsys.readouterr().err.strip().splitlines()[-1]
+    assert last.startswith("error: [openai]") and "wrong-key" not in last
+    assert last.endswith("(while candidate 'base' predicted the example at index 0)")
 
 
 def test_eval_from_a_config_on_the_tiny_model(

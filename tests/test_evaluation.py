@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -337,6 +338,31 @@ def test_few_shot_prompts_come_from_training_examples_only() -> None:
         shots.with_few_shot(train, k=-1)
 
 
+def test_metrics_are_one_or_several_functions_or_ready_names() -> None:
+    data = _qa(4)
+    for metrics in ("exact_match", m.exact_match, ["exact_match", m.token_f1]):
+        result = ft.evaluate(data, {"a": _answer}, metrics, cache=False)
+        assert result.scores("a") == [1.0] * 4
+    with pytest.raises(ValueError, match="metric 'regex': by name, one of bleu, chrf"):
+        ft.evaluate(data, {"a": _answer}, ["regex"], cache=False)
+    with pytest.raises(TypeError, match=r"a metric is a function .* not 0\.5"):
+        ft.evaluate(data, {"a": _answer}, [0.5], cache=False)  # type: ignore[list-item]
+
+
+def test_a_candidate_that_raises_is_named_on_its_error() -> None:
+    def flaky(messages: list[dict[str, str]]) -> str:
+        if "3 + 1" in messages[-1]["content"]:
+            raise RuntimeError("model down")
+        return _answer(messages)
+
+    with pytest.raises(RuntimeError, match="model down") as caught:  # its own type, kept
+        ft.evaluate(_qa(6), {"ok": _answer, "flaky": flaky}, [m.exact_match], cache=False)
+    if sys.version_info >= (3, 11):
+        assert caught.value.__notes__ == [
+            "while candidate 'flaky' predicted the example at index 3"
+        ]
+
+
 def test_the_ready_metrics_are_exactly_those_that_need_no_arguments() -> None:
     import inspect
 
@@ -488,6 +514,9 @@ def test_evaluation_errors_are_our_own_and_hide_the_key() -> None:
         with pytest.raises(ft.AuthenticationError) as caught:
             ft.evaluate(_qa(2), {"x": ref}, [m.exact_match], cache=False)
     assert secret not in str(caught.value) and secret not in repr(caught.value.__cause__)
+    if sys.version_info >= (3, 11):  # notes are 3.11's
+        (note,) = caught.value.__notes__
+        assert note.startswith("while candidate 'x' predicted the example at index ")
     assert caught.value.__context__ is None or isinstance(
         caught.value.__context__, ft.FinetuneError
     )

@@ -293,16 +293,6 @@ def _candidate(name: str, spec: Any) -> Any:
     return ref
 
 
-def _metric(name: str) -> Any:
-    if name not in ft.metrics.READY:
-        raise ValueError(
-            f"metric {name!r}: a config names one of {', '.join(ft.metrics.READY)}; the "
-            "metrics built with arguments (exact, regex, json_schema, llm_judge, "
-            "embedding_similarity) are for ft.evaluate in Python (docs/evaluation.md)"
-        )
-    return getattr(ft.metrics, name)
-
-
 def _cmd_eval(args: argparse.Namespace) -> int:
     config = _load_config(args.config)
     if not config.get("data") or not isinstance(config.get("candidates"), dict):
@@ -312,7 +302,7 @@ def _cmd_eval(args: argparse.Namespace) -> int:
         )
     candidates = {name: _candidate(name, spec) for name, spec in config["candidates"].items()}
     names = config.get("metrics", ["exact_match"])
-    metrics = [_metric(name) for name in ([names] if isinstance(names, str) else names)]
+    metrics = [ft.metrics.by_name(name) for name in ([names] if isinstance(names, str) else names)]
     baseline = config.get("baseline")
     if baseline is not None and baseline not in candidates:
         raise ft.FinetuneError(
@@ -472,7 +462,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (ft.FinetuneError, ValueError, OSError) as exc:
         if args.debug:
             raise
-        print(f"error: {exc}", file=sys.stderr)
+        notes = "".join(f" ({note})" for note in getattr(exc, "__notes__", ()))
+        print(f"error: {exc}{notes}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

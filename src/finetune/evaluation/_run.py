@@ -15,12 +15,15 @@ from finetune.evaluation._cache import PredictionCache
 from finetune.evaluation._predictors import Predictor, is_cacheable, predictor_for
 from finetune.evaluation._prompts import Messages, build_prompt, split_example
 from finetune.evaluation._result import EvalResult
-from finetune.evaluation.metrics import Metric
+from finetune.evaluation.metrics import Metric, by_name
 from finetune.types import Example, ModelRef
 
 __all__ = ["aevaluate", "evaluate"]
 
 log = logging.getLogger("finetune")
+
+Metrics = Metric | str | Sequence[Metric | str]
+"""What ``evaluate`` takes as metrics: one or several, functions or names of ready ones."""
 
 
 @dataclass
@@ -74,8 +77,9 @@ async def _predict_one(
             async for attempt in retrying(attempts, first=0.25, cap=8.0):
                 with attempt:
                     prediction = await predictor.apredict(task.messages)
-        except BaseException:
+        except BaseException as error:
             failed.set()
+            _note(error, task.candidate, f"the example at index {task.example}")
             raise
     task.prediction = prediction
     if cache is not None:
@@ -88,12 +92,25 @@ async def _predict_batched(
     size = int(getattr(predictor, "batch_size", 16))
     for start in range(0, len(tasks), size):
         chunk = tasks[start : start + size]
-        replies = await asyncio.to_thread(predictor.predict_batch, [t.messages for t in chunk])
+        try:
+            replies = await asyncio.to_thread(predictor.predict_batch, [t.messages for t in chunk])
+        except BaseException as error:
+            where = f"the examples at index {chunk[0].example} to {chunk[-1].example}"
+            _note(error, chunk[0].candidate, where)
+            raise
         for task, reply in zip(chunk, replies, strict=True):
             task.prediction = reply
             if cache is not None:
                 cache.put(task.key, reply)
         progress.advance(len(chunk))
+
+
+def _note(error: BaseException, candidate: str, where: str) -> None:
+    """Name the candidate and the example on a prediction's error (Python 3.11+ shows notes
+    under the traceback; the CLI prints them), keeping the error's own type."""
+    add_note = getattr(error, "add_note", None)
+    if add_note is not None and isinstance(error, Exception):
+        add_note(f"while candidate {candidate!r} predicted {where}")
 
 
 async def _run_tasks(
@@ -169,7 +186,7 @@ def _number(score: Any, metric: Metric, task: _Task) -> float:
 async def aevaluate(
     dataset: Iterable[Example],
     candidates: Mapping[str, Any],
-    metrics: Sequence[Metric],
+    metrics: Metrics,
     *,
     max_concurrency: int = 8,
     cache: bool | str | PredictionCache = True,
@@ -184,7 +201,11 @@ async def aevaluate(
     Predictions are cached on disk (``cache=False`` turns it off; a path picks the file), so
     a re-run, or a run after an interruption, asks only for what is missing. A bare function
     is asked every time; ``CallablePredictor(function, name=...)`` names it for the cache.
+    ``metrics`` is a list of metrics, or one; a ready metric may be given by its name
+    (``"exact_match"``). A candidate that raises stops the run; its exception carries a note
+    naming the candidate and the example.
     """
+    metrics = _as_metrics(metrics)
     if not metrics:
         raise ValueError("give at least one metric, e.g. metrics=[ft.metrics.exact_match]")
     for setting, value in (("max_concurrency", max_concurrency), ("max_attempts", max_attempts)):
@@ -231,6 +252,23 @@ async def _close_predictors(resolved: dict[str, tuple[Predictor, list[Any] | Non
             await closer()
 
 
+def _as_metrics(metrics: Metrics) -> list[Metric]:
+    """One metric or several, each a function or the name of a ready one, as functions."""
+    given = [metrics] if isinstance(metrics, str) or callable(metrics) else list(metrics)
+    found = []
+    for metric in given:
+        if isinstance(metric, str):
+            found.append(by_name(metric))
+        elif callable(metric):
+            found.append(metric)
+        else:
+            raise TypeError(
+                "a metric is a function (prediction, reference, example) -> float, or the "
+                f"name of a ready one (ft.metrics.READY), not {metric!r}"
+            )
+    return found
+
+
 def _open_cache(cache: bool | str | PredictionCache) -> PredictionCache | None:
     if cache is False:
         return None
@@ -242,7 +280,7 @@ def _open_cache(cache: bool | str | PredictionCache) -> PredictionCache | None:
 def evaluate(
     dataset: Iterable[Example],
     candidates: Mapping[str, Any],
-    metrics: Sequence[Metric],
+    metrics: Metrics,
     **options: Any,
 ) -> EvalResult:
     """The synchronous form of ``aevaluate`` (works inside a running event loop too)."""

@@ -21,6 +21,7 @@ __all__ = [
     "READY",
     "Metric",
     "bleu",
+    "by_name",
     "chrf",
     "contains",
     "embedding_similarity",
@@ -39,6 +40,19 @@ READY = ("bleu", "chrf", "contains", "exact_match", "json_fields", "json_valid",
 """The metrics usable as they are, by name (in an eval config); the others are built with
 arguments (``exact(case=False)``, ``regex(pattern)``, ``llm_judge(judge)``)."""
 _PUNCTUATION = str.maketrans("", "", string.punctuation)
+
+
+def by_name(name: str) -> Metric:
+    """The ready metric called ``name`` (one of ``READY``); any other name is a
+    ``ValueError`` that lists them."""
+    if name not in READY:
+        raise ValueError(
+            f"metric {name!r}: by name, one of {', '.join(READY)}; the metrics built with "
+            "arguments (exact, regex, json_schema, llm_judge, embedding_similarity) are given "
+            "as functions in Python, e.g. ft.metrics.regex(pattern) (docs/evaluation.md)"
+        )
+    found: Metric = globals()[name]
+    return found
 
 
 def _named(name: str, function: Metric) -> Metric:
