@@ -187,20 +187,28 @@ def test_an_eval_that_fails_names_the_candidate_and_the_example(
 
 
 def test_eval_from_a_config_on_the_tiny_model(
-    tiny_base: str, rows: list[dict[str, object]], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tiny_base: str,
+    rows: list[dict[str, object]],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     monkeypatch.setenv("FINETUNE_CACHE_DIR", str(tmp_path / "cache"))
     data = write_jsonl(tmp_path / "holdout.jsonl", rows[:8])
+    train = write_jsonl(tmp_path / "train.jsonl", rows[8:20])
     config = tmp_path / "eval.toml"
     config.write_text(
         f'data = "{data}"\nmetrics = ["exact_match", "token_f1"]\nbaseline = "base"\n'
         f'[candidates.base]\nbackend = "hf"\nmodel = "{tiny_base}"\n'
         f'[candidates.few]\nbackend = "hf"\nmodel = "{tiny_base}"\n'
-        f'few_shot = {{ train = "{data}", k = 2 }}\n'
+        f'few_shot = {{ train = "{train}", k = 2 }}\n'
     )
     output = tmp_path / "result.json"
     assert main(["eval", str(config), "--output", str(output)]) == 0
     assert json.loads(output.read_text())["candidates"] == ["base", "few"]
+    config.write_text(config.read_text().replace(str(train), str(data)))  # shots = evaluated
+    assert main(["eval", str(config)]) == 2
+    assert "candidate 'few' shows 2 evaluated examples" in capsys.readouterr().err
 
 
 @pytest.mark.timeout(300)

@@ -349,6 +349,18 @@ def test_metrics_are_one_or_several_functions_or_ready_names() -> None:
         ft.evaluate(data, {"a": _answer}, [0.5], cache=False)  # type: ignore[list-item]
 
 
+def test_few_shots_drawn_from_the_evaluated_data_are_refused_before_any_request() -> None:
+    data = _qa(10)
+    nowhere = ft.ModelRef.openai_compatible("http://127.0.0.1:9/v1", "m")  # never asked
+    leaky = nowhere.with_few_shot(data, k=3)
+    with pytest.raises(ValueError, match=r"'leaky' shows 3 evaluated examples \(at index \d"):
+        ft.evaluate(data, {"base": nowhere, "leaky": leaky}, [m.exact_match], cache=False)
+    unseen = list(_qa(12))[10:]
+    one = nowhere.with_few_shot([*unseen, list(data)[4]], k=5)  # one of them is evaluated
+    with pytest.raises(ValueError, match=r"shows 1 evaluated example \(at index 4\)"):
+        ft.evaluate(data, {"one": one}, [m.exact_match], cache=False)
+
+
 def test_a_candidate_that_raises_is_named_on_its_error() -> None:
     def flaky(messages: list[dict[str, str]]) -> str:
         if "3 + 1" in messages[-1]["content"]:

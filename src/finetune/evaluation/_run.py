@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import json
 import logging
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from finetune._words import counted
 from finetune.backends.http import retrying
 from finetune.evaluation._cache import PredictionCache
 from finetune.evaluation._predictors import Predictor, is_cacheable, predictor_for
@@ -221,6 +223,7 @@ async def aevaluate(
             "{'base': tuner.base_model, 'tuned': job.model}"
         )
     resolved = _resolve(candidates, predictor_options or {})
+    _refuse_shots_from_the_evaluated_data(resolved, examples)
     store = _open_cache(cache)
     tasks = []
     for name, (predictor, shots) in resolved.items():
@@ -250,6 +253,28 @@ async def _close_predictors(resolved: dict[str, tuple[Predictor, list[Any] | Non
         closer = getattr(predictor, "aclose", None)
         if closer is not None:
             await closer()
+
+
+def _refuse_shots_from_the_evaluated_data(
+    resolved: dict[str, tuple[Predictor, list[Any] | None]], examples: list[Example]
+) -> None:
+    """A few-shot prompt that shows an evaluated example hands the candidate its answer."""
+    evaluated = {_prompt_and_answer(example): index for index, example in enumerate(examples)}
+    for name, (_, shots) in resolved.items():
+        keys = {_prompt_and_answer(shot) for shot in shots or ()}
+        shown = sorted(evaluated[key] for key in keys if key in evaluated)
+        if shown:
+            where = ", ".join(map(str, shown[:5])) + (", ..." if len(shown) > 5 else "")
+            raise ValueError(
+                f"candidate {name!r} shows {counted(len(shown), 'evaluated example')} (at index "
+                f"{where}) in its few-shot prompt, answers included: its scores would be "
+                "inflated. Draw the shots from the training split: train, holdout = "
+                "data.split(...); ref.with_few_shot(train, k)"
+            )
+
+
+def _prompt_and_answer(example: Any) -> str:
+    return json.dumps(split_example(example), sort_keys=True)
 
 
 def _as_metrics(metrics: Metrics) -> list[Metric]:
