@@ -33,12 +33,18 @@ def test_validate_errors_exit_1(tmp_path: Path, capsys: pytest.CaptureFixture[st
 
 @needs_tiktoken
 def test_estimate(chat_file: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["estimate", str(chat_file), "--backend", "fake", "--model", MODEL]) == 0
-    assert "billed tokens" in capsys.readouterr().out
-    args = ["estimate", str(chat_file), "--model", "gpt-5-nano-2026-01-01", "--json"]
-    assert main([*args, "--price-per-million", "2.5"]) == 0
+    assert main(["estimate", str(chat_file), "--backend", "fake", "--model", "base-1"]) == 0
+    local = capsys.readouterr().out
+    assert "billed tokens" in local and "cost: no provider bill (local training)" in local
+    args = ["estimate", str(chat_file), "--model", "gpt-5-nano-2026-01-01"]
+    assert main([*args, "--json", "--price-per-million", "2.5"]) == 0
     priced = json.loads(capsys.readouterr().out)
-    assert priced["price_per_million"] == 2.5 and priced["cost"] is not None
+    assert priced["price_per_million"] == 2.5 and 0 < priced["cost"] < 1
+    assert main([*args, "--price-per-million", "2.5"]) == 0  # 1.05 cents: not "0.01 USD"
+    assert f"cost: {priced['cost']:.3g} USD\n" in capsys.readouterr().out
+    assert main(args) == 0
+    unpriced = capsys.readouterr().out
+    assert "cost: unknown" in unpriced and "pass --price-per-million," in unpriced
 
 
 def test_errors_are_one_line(capsys: pytest.CaptureFixture[str]) -> None:

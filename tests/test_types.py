@@ -124,6 +124,24 @@ def test_job_repr_hides_raw_payload() -> None:
     assert "b job j" in job._repr_html_() and "payload" not in job._repr_html_()
 
 
+def test_amounts_of_money_keep_what_a_cent_would_hide() -> None:
+    from finetune._words import money
+
+    shown = [money(a, "USD") for a in (0.0113, 0.004, 0.0, 0.349, 12.345, 1234.5)]
+    assert shown == [
+        "0.0113 USD",
+        "0.004 USD",
+        "0.00 USD",
+        "0.349 USD",
+        "12.35 USD",
+        "1,234.50 USD",
+    ]
+    local = ft.Tuner("fake", model="m", registry=False).estimate(
+        ft.Dataset.from_records([{"prompt": "a", "completion": "b"}] * 12)
+    )
+    assert not local.hosted and "no provider bill (local training)" in local._repr_html_()
+
+
 def test_metric_series_says_its_latest_losses_and_tabulates_every_metric() -> None:
     """A local job's last point is the evaluation's: the repr keeps the last training loss
     (with its step), and ``to_pandas`` has a float column per metric, extras included."""

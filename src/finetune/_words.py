@@ -1,8 +1,8 @@
-"""Counts in prose: ``1 example``, ``2 examples``."""
+"""Numbers in prose: counts (``1 example``, ``2 examples``) and amounts of money."""
 
 from __future__ import annotations
 
-__all__ = ["counted"]
+__all__ = ["counted", "money"]
 
 
 def counted(number: int, noun: str) -> str:
@@ -10,3 +10,11 @@ def counted(number: int, noun: str) -> str:
     if number == 1:
         return f"{number} {noun}"
     return f"{number} {noun}{'es' if noun.endswith(('s', 'sh', 'ch', 'x', 'z')) else 's'}"
+
+
+def money(amount: float, currency: str) -> str:
+    """An amount as people read it: in cents from 1 up, to three significant digits below, so
+    that a cost of 0.0113 is not shown as 0.01 (nor 0.004 as 0.00)."""
+    if amount >= 1 or amount == 0:
+        return f"{amount:,.2f} {currency}"
+    return f"{amount:.3g} {currency}"

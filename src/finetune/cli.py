@@ -15,7 +15,7 @@ from typing import Any, NoReturn
 from platformdirs import user_data_dir
 
 import finetune as ft
-from finetune._words import counted
+from finetune._words import counted, money
 from finetune.backends import backend_class
 
 __all__ = ["main"]
@@ -43,9 +43,11 @@ def _cmd_estimate(args: argparse.Namespace) -> int:
 
 
 def _cost_text(cost: ft.CostEstimate) -> str:
-    price = "unknown" if cost.cost is None else f"{cost.cost:.2f} {cost.currency}"
-    if cost.cost is None and cost.cost_low is not None:
-        price = f"{cost.cost_low:.2f} - {cost.cost_high:.2f} {cost.currency}"
+    price = "unknown" if cost.hosted else "no provider bill (local training)"
+    if cost.cost is not None:
+        price = money(cost.cost, cost.currency)
+    elif cost.cost_low is not None and cost.cost_high is not None:
+        price = f"{money(cost.cost_low, cost.currency)} - {money(cost.cost_high, cost.currency)}"
     if cost.pricing_date and (cost.cost is not None or cost.cost_low is not None):
         price += f" (prices of {cost.pricing_date})"
     lines = [
@@ -55,7 +57,8 @@ def _cost_text(cost: ft.CostEstimate) -> str:
         f"epochs: {cost.epochs}, billed tokens: {cost.billed_tokens}, cost: {price}",
         f"fits context: {cost.fits_context}, exact: {cost.exact}",
     ]
-    return "\n".join(lines + [f"note: {n}" for n in cost.notes])
+    flag = ("estimate(price_per_million=...)", "--price-per-million")  # the CLI's name for it
+    return "\n".join(lines + [f"note: {n.replace(*flag)}" for n in cost.notes])
 
 
 def _cmd_backends(args: argparse.Namespace) -> int:

@@ -388,6 +388,7 @@ class CostEstimate(_Value):
     context_limit: int | None = None
     examples_over_limit: int = 0
     pricing_date: str | None = None
+    hosted: bool = Field(True, description="False for local training: no provider bills it")
     notes: list[str] = Field(default_factory=list)
     provider_figures: dict[str, Any] | None = None
 

@@ -423,6 +423,7 @@ def estimate(
         context_limit=limit,
         examples_over_limit=over,
         pricing_date=dated if from_table else None,
+        hosted=hosted,
         notes=notes,
     )
 
