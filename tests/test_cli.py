@@ -229,6 +229,31 @@ def test_tiny_demo_prints_the_three_way_comparison(
     assert (tmp_path / "demo" / "evaluation.md").exists()
 
 
+@pytest.mark.parametrize(
+    ("flag", "says"),
+    [
+        (["--seed", "-1"], "argument --seed: must be at least 0, not -1"),
+        (["--epochs", "0"], "argument --epochs: must be at least 1, not 0"),
+        (["--batch-size", "two"], "argument --batch-size: 'two' is not a whole number"),
+    ],
+)
+def test_a_bad_train_flag_is_one_line_before_anything_runs(
+    flag: list[str], says: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as stopped:
+        main(["train", "data.jsonl", "--backend", "fake", "--model", MODEL, *flag])
+    assert stopped.value.code == 2
+    assert capsys.readouterr().err == f"error: finetune train: {says} (see finetune train --help)\n"
+
+
+def test_every_train_option_says_what_it_is() -> None:
+    from finetune.cli import _parser
+
+    commands = next(a for a in _parser()._actions if a.dest == "command").choices
+    options = [a for a in commands["train"]._actions if a.option_strings]
+    assert options and all(a.help for a in options), [a.dest for a in options if not a.help]
+
+
 def test_every_command_is_documented() -> None:
     from finetune.cli import _parser
 

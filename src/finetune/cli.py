@@ -325,14 +325,23 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     return 0
 
 
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
-    return value
+def _whole_number(least: int) -> Callable[[str], int]:
+    """An argparse type: a whole number of ``least`` or more."""
+
+    def whole(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+        if value < least:
+            raise argparse.ArgumentTypeError(f"must be at least {least}, not {value}")
+        return value
+
+    return whole
+
+
+_positive_int = _whole_number(1)
+_seed = _whole_number(0)
 
 
 def _positive_float(text: str) -> float:
@@ -416,15 +425,27 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument("--backend", help="backend name")
     train.add_argument("--model", help="base model")
     train.add_argument("--validation", help="validation data (JSONL)")
-    train.add_argument("--method", choices=["sft", "dpo"])
-    train.add_argument("--suffix")
-    train.add_argument("--epochs", type=_positive_int)
-    train.add_argument("--batch-size", dest="batch_size", type=_positive_int)
-    train.add_argument("--learning-rate", dest="learning_rate", type=_positive_float)
     train.add_argument(
-        "--learning-rate-multiplier", dest="learning_rate_multiplier", type=_positive_float
+        "--method", choices=["sft", "dpo"], help="sft (the default) or dpo (preference data)"
     )
-    train.add_argument("--seed", type=int)
+    train.add_argument("--suffix", help="a name part for the tuned model")
+    train.add_argument("--epochs", type=_positive_int, help="epochs (default: the backend's rule)")
+    train.add_argument(
+        "--batch-size", dest="batch_size", type=_positive_int, help="examples per step"
+    )
+    train.add_argument(
+        "--learning-rate",
+        dest="learning_rate",
+        type=_positive_float,
+        help="the learning rate itself, where the backend takes one",
+    )
+    train.add_argument(
+        "--learning-rate-multiplier",
+        dest="learning_rate_multiplier",
+        type=_positive_float,
+        help="a factor on the backend's default learning rate",
+    )
+    train.add_argument("--seed", type=_seed, help="0 or more, for a run that can be repeated")
     train.add_argument("--wait", action="store_true", help="wait for the job, with a progress bar")
     evaluate = command("eval", _cmd_eval, "evaluate candidates on a dataset (config file)")
     evaluate.add_argument("config", help="a TOML or YAML file: data, candidates, metrics")
