@@ -136,6 +136,15 @@ def test_amounts_of_money_keep_what_a_cent_would_hide() -> None:
         "12.35 USD",
         "1,234.50 USD",
     ]
+    from finetune._words import size
+
+    assert [size(n) for n in (512, 244_288, 5_400_000, 98_000_000, 2_500_000_000)] == [
+        "512 B",
+        "244 KB",
+        "5.4 MB",
+        "98 MB",
+        "2.5 GB",
+    ]
     local = ft.Tuner("fake", model="m", registry=False).estimate(
         ft.Dataset.from_records([{"prompt": "a", "completion": "b"}] * 12)
     )

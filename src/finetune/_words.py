@@ -1,8 +1,8 @@
-"""Numbers in prose: counts (``1 example``, ``2 examples``) and amounts of money."""
+"""Numbers in prose: counts (``1 example``, ``2 examples``), money and sizes."""
 
 from __future__ import annotations
 
-__all__ = ["counted", "money"]
+__all__ = ["counted", "money", "size"]
 
 
 def counted(number: int, noun: str) -> str:
@@ -18,3 +18,12 @@ def money(amount: float, currency: str) -> str:
     if amount >= 1 or amount == 0:
         return f"{amount:,.2f} {currency}"
     return f"{amount:.3g} {currency}"
+
+
+def size(count: int) -> str:
+    """A number of bytes in the largest decimal unit that keeps it at 1 or more (``244 KB``,
+    not ``0 MB``)."""
+    for unit, scale in (("GB", 1e9), ("MB", 1e6), ("KB", 1e3)):
+        if count >= scale:
+            return f"{count / scale:.{1 if count < 10 * scale else 0}f} {unit}"
+    return f"{count} B"

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from finetune._errors import UnsupportedFeature
+from finetune._words import size
 from finetune.dataset import atomic_folder
 from finetune.export._gguf import ARCHITECTURES, QUANTIZATIONS, ExportError
 
@@ -49,9 +50,8 @@ class ExportResult:
         return sum(f.stat().st_size for f in self.files if f.exists())
 
     def __str__(self) -> str:
-        size = f"{self.bytes / 1e6:.0f} MB"
         what = f"{self.format} ({self.quantization})" if self.quantization else self.format
-        return f"{what} -> {self.path} ({size}, {self.seconds:.1f} s)"
+        return f"{what} -> {self.path} ({size(self.bytes)}, {self.seconds:.1f} s)"
 
 
 def _folder_of(model: Any) -> Path:
