@@ -36,7 +36,7 @@ def test_estimate(chat_file: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["estimate", str(chat_file), "--backend", "fake", "--model", "base-1"]) == 0
     local = capsys.readouterr().out
     assert "billed tokens" in local and "cost: no provider bill (local training)" in local
-    args = ["estimate", str(chat_file), "--model", "gpt-5-nano-2026-01-01"]
+    args = ["estimate", str(chat_file), "--backend", "openai", "--model", "gpt-5-nano-2026-01-01"]
     assert main([*args, "--json", "--price-per-million", "2.5"]) == 0
     priced = json.loads(capsys.readouterr().out)
     assert priced["price_per_million"] == 2.5 and 0 < priced["cost"] < 1
@@ -227,6 +227,15 @@ def test_tiny_demo_prints_the_three_way_comparison(
     assert "| base vs base 3-shot | exact_match |" in out
     assert "tuned vs base 3-shot on exact_match" in out and ": improved" in out
     assert (tmp_path / "demo" / "evaluation.md").exists()
+
+
+def test_validate_and_estimate_name_their_backend(capsys: pytest.CaptureFixture[str]) -> None:
+    """No default: OpenAI's rules for a local model, or for anyone after 2027-01-06, mislead."""
+    for command in ("validate", "estimate"):
+        with pytest.raises(SystemExit) as stopped:
+            main([command, "data.jsonl", "--model", "./my-model"])
+        assert stopped.value.code == 2
+        assert "the following arguments are required: --backend" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize(

@@ -95,7 +95,17 @@ def test_cli_validate_without_a_key(tmp_path: Path) -> None:
     path = write_jsonl(tmp_path / "train.jsonl", [chat(i) for i in range(20)])
     env = {**os.environ, "OPENAI_API_KEY": ""}
     done = subprocess.run(
-        [sys.executable, "-m", "finetune.cli", "validate", str(path), "--model", MODEL],
+        [
+            sys.executable,
+            "-m",
+            "finetune.cli",
+            "validate",
+            str(path),
+            "--backend",
+            "openai",
+            "--model",
+            MODEL,
+        ],
         env=env,
         capture_output=True,
         text=True,
@@ -421,8 +431,8 @@ def test_unknown_backend_names_suggest_the_closest(typed: str, meant: str, tmp_p
 @pytest.mark.parametrize(
     "args",
     [
-        ["estimate", "t.jsonl", "--model", MODEL, "--epochs", "0"],
-        ["estimate", "t.jsonl", "--model", MODEL, "--epochs", "-3"],
+        ["estimate", "t.jsonl", "--backend", "openai", "--model", MODEL, "--epochs", "0"],
+        ["estimate", "t.jsonl", "--backend", "openai", "--model", MODEL, "--epochs", "-3"],
         ["jobs", "--limit", "-1"],
         ["train", "t.jsonl", "--backend", "fake", "--model", "m", "--batch-size", "0"],
     ],
@@ -436,7 +446,7 @@ def test_out_of_range_numbers_are_one_line_errors(args: list[str]) -> None:
 
 def test_estimate_prints_json_despite_an_unreadable_row(tmp_path: Path) -> None:
     path = write_jsonl(tmp_path / "t.jsonl", [chat(i) for i in range(12)] + ["{not json"])
-    done = cli("estimate", str(path), "--model", MODEL, "--json")
+    done = cli("estimate", str(path), "--backend", "openai", "--model", MODEL, "--json")
     assert done.returncode == 0, done.stderr
     estimate = json.loads(done.stdout)
     assert estimate["examples"] == 12

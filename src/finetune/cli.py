@@ -379,7 +379,9 @@ def _parser() -> argparse.ArgumentParser:
     ):
         sub = command(name, handler, text)
         sub.add_argument("file", help="training data (JSONL)")
-        sub.add_argument("--backend", default="openai", help="backend name (default: openai)")
+        sub.add_argument(
+            "--backend", required=True, help="the backend whose rules apply: hf, together, ..."
+        )
         sub.add_argument("--model", required=True, help="base model to fine-tune")
         sub.add_argument("--json", action="store_true", help="print JSON")
         if name == "validate":
