@@ -136,6 +136,23 @@ def test_reattach_by_id_from_a_new_tuner(namespace: str, train: ft.Dataset) -> N
     assert other.wait(poll_interval=0.01, timeout=5).status is ft.JobStatus.SUCCEEDED
 
 
+def test_hyperparameters_may_be_a_dict_of_their_fields(namespace: str, train: ft.Dataset) -> None:
+    tuner = make_tuner(namespace, registry=False)
+    job = tuner.fit(train, hyperparameters={"epochs": 2, "learning_rate_multiplier": 1.5})
+    assert job.job.hyperparameters == ft.Hyperparameters(epochs=2, learning_rate_multiplier=1.5)
+    assert tuner.estimate(train, {"epochs": 4}).epochs == 4
+    with pytest.raises(ft.InvalidRequestError, match="Extra inputs are not permitted") as caught:
+        tuner.fit(train, hyperparameters={"epoch": 2})
+    assert caught.value.param == "hyperparameters.epoch" and "epochs, batch_size" in str(
+        caught.value
+    )
+    with pytest.raises(ft.InvalidRequestError) as caught:
+        tuner.estimate(train, {"epochs": 0})
+    assert caught.value.param == "hyperparameters.epochs"
+    with pytest.raises(TypeError, match="or a dict of its fields, not int"):
+        tuner.fit(train, hyperparameters=3)  # type: ignore[arg-type]
+
+
 def test_what_a_fit_caches_stays_in_the_cache_folder_it_is_given(
     namespace: str, train: ft.Dataset, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

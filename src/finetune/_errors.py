@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
+from finetune._words import counted
+
 if TYPE_CHECKING:
     from finetune.types import Job
 
@@ -84,7 +86,7 @@ class ValidationFailed(FinetuneError):
     def __init__(self, report: Report) -> None:
         self.report = report
         super().__init__(
-            f"{len(report.errors)} validation error(s), nothing was uploaded:\n"
+            f"{counted(len(report.errors), 'validation error')}, nothing was uploaded:\n"
             f"{report.summary(limit=10)}\n"
             "Fix the rows above, or pass skip_validation=True to send the data anyway."
         )

@@ -8,6 +8,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal, TypedDict
 
+from pydantic import ValidationError
+
 from finetune._errors import InvalidRequestError, UnsupportedFeature
 from finetune.types import Hyperparameters, Job, JobStatus
 
@@ -18,6 +20,7 @@ if TYPE_CHECKING:
 __all__ = [
     "FitOptions",
     "FitPlan",
+    "as_hyperparameters",
     "attempt_key",
     "check_fit_options",
     "check_request",
@@ -29,14 +32,14 @@ __all__ = [
 class FitOptions(TypedDict, total=False):
     """The keyword arguments of ``fit``, every one optional.
 
-    ``hyperparameters`` (``Hyperparameters``), ``method`` (``"sft"`` or ``"dpo"``),
-    ``suffix`` (added to the tuned model's name), ``metadata`` (kept on the job where the
-    provider has metadata), ``integrations`` (e.g. W&B), ``idempotency_key`` (default: derived
-    from the fit), ``skip_validation`` (send data with validation errors), ``options`` (the
-    backend's own settings, e.g. ``max_length`` for ``hf``).
+    ``hyperparameters`` (``Hyperparameters``, or a dict of its fields), ``method`` (``"sft"``
+    or ``"dpo"``), ``suffix`` (added to the tuned model's name), ``metadata`` (kept on the job
+    where the provider has metadata), ``integrations`` (e.g. W&B), ``idempotency_key`` (default:
+    derived from the fit), ``skip_validation`` (send data with validation errors), ``options``
+    (the backend's own settings, e.g. ``max_length`` for ``hf``).
     """
 
-    hyperparameters: Hyperparameters | None
+    hyperparameters: Hyperparameters | Mapping[str, Any] | None
     method: Literal["sft", "dpo"]
     suffix: str | None
     metadata: dict[str, str] | None
@@ -44,6 +47,27 @@ class FitOptions(TypedDict, total=False):
     idempotency_key: str | None
     skip_validation: bool
     options: dict[str, Any] | None
+
+
+def as_hyperparameters(given: Hyperparameters | Mapping[str, Any] | None) -> Hyperparameters:
+    """``Hyperparameters`` as given, or built from a dict of its fields (``{"epochs": 3}``); a
+    field that is unknown or out of range is an ``InvalidRequestError`` naming it."""
+    if given is None or isinstance(given, Hyperparameters):
+        return given or Hyperparameters()
+    if not isinstance(given, Mapping):
+        raise TypeError(
+            "hyperparameters is ft.Hyperparameters(...) or a dict of its fields, not "
+            f"{type(given).__name__}"
+        )
+    try:
+        return Hyperparameters.model_validate(dict(given))
+    except ValidationError as error:
+        problem = error.errors()[0]
+        where = ".".join(str(part) for part in problem["loc"])
+        raise InvalidRequestError(
+            f"{problem['msg']}; the fields are {', '.join(Hyperparameters.model_fields)}",
+            param=f"hyperparameters.{where}",
+        ) from None
 
 
 def check_fit_options(given: Mapping[str, Any]) -> None:

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import logging
 import weakref
-from collections.abc import Awaitable, Coroutine
+from collections.abc import Awaitable, Coroutine, Mapping
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from finetune._fit import as_hyperparameters
 from finetune._handle import AsyncJobHandle, JobView
 from finetune._loop import LoopThread
 from finetune.tuner import AsyncTuner, TunerView
@@ -92,7 +93,7 @@ class Tuner(TunerView):
     def estimate(
         self,
         dataset: Dataset,
-        hyperparameters: Hyperparameters | None = None,
+        hyperparameters: Hyperparameters | Mapping[str, Any] | None = None,
         *,
         model: str | None = None,
         price_per_million: float | None = None,
@@ -105,7 +106,7 @@ class Tuner(TunerView):
         )
         if report is None:
             return local
-        params = hyperparameters or Hyperparameters()
+        params = as_hyperparameters(hyperparameters)
         return self._loop.run(self._async.refine_estimate(dataset, local, params, report))
 
     def fit(

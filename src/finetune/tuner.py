@@ -22,6 +22,7 @@ from finetune._errors import (
 from finetune._fit import (
     FitOptions,
     FitPlan,
+    as_hyperparameters,
     attempt_key,
     check_fit_options,
     check_request,
@@ -30,6 +31,7 @@ from finetune._fit import (
 )
 from finetune._handle import AsyncJobHandle, JobView, Waiting
 from finetune._paths import cache_dir
+from finetune._words import counted
 from finetune.backends import METADATA_KEY, BaseBackend, Capabilities, JobRequest, as_async
 from finetune.backends._plugins import load_backend
 from finetune.backends.base import PLACEHOLDER_FILE
@@ -200,7 +202,7 @@ class AsyncTuner(TunerView):
     def estimate_locally(
         self,
         dataset: Dataset,
-        hyperparameters: Hyperparameters | None = None,
+        hyperparameters: Hyperparameters | Mapping[str, Any] | None = None,
         *,
         model: str | None = None,
         price_per_million: float | None = None,
@@ -216,7 +218,7 @@ class AsyncTuner(TunerView):
             target=self._backend.validation_rules().name,
             backend=self.backend_name,
             model=chosen,
-            hyperparameters=hyperparameters or Hyperparameters(),
+            hyperparameters=as_hyperparameters(hyperparameters),
             token_counter=self._backend.token_counter(chosen),
             context_limit=self._backend.context_limit(chosen),
             price_per_million=price_per_million,
@@ -230,7 +232,7 @@ class AsyncTuner(TunerView):
     def estimate_parts(
         self,
         dataset: Dataset,
-        hyperparameters: Hyperparameters | None = None,
+        hyperparameters: Hyperparameters | Mapping[str, Any] | None = None,
         *,
         model: str | None = None,
         price_per_million: float | None = None,
@@ -247,7 +249,7 @@ class AsyncTuner(TunerView):
     async def estimate(
         self,
         dataset: Dataset,
-        hyperparameters: Hyperparameters | None = None,
+        hyperparameters: Hyperparameters | Mapping[str, Any] | None = None,
         *,
         model: str | None = None,
         price_per_million: float | None = None,
@@ -259,7 +261,7 @@ class AsyncTuner(TunerView):
         )
         if report is None:
             return local
-        params = hyperparameters or Hyperparameters()
+        params = as_hyperparameters(hyperparameters)
         return await self.refine_estimate(dataset, local, params, report)
 
     async def refine_estimate(
@@ -273,7 +275,8 @@ class AsyncTuner(TunerView):
         errors: nothing invalid is ever sent, not even to be priced."""
         if not report.ok:
             note = (
-                f"the provider's quote was skipped: {len(report.errors)} validation error(s) "
+                "the provider's quote was skipped: "
+                f"{counted(len(report.errors), 'validation error')} "
                 "(tuner.validate lists them); the figures above are our own"
             )
             return local.with_notes(note)
@@ -286,7 +289,7 @@ class AsyncTuner(TunerView):
     ) -> FitPlan:
         """The local half of ``fit``: checks, validation and the idempotency key (no network)."""
         check_fit_options(fit)
-        params = fit.get("hyperparameters") or Hyperparameters()
+        params = as_hyperparameters(fit.get("hyperparameters"))
         method = fit.get("method", "sft")
         suffix, options = fit.get("suffix"), fit.get("options")
         model = self._require_model()

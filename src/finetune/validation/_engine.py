@@ -13,6 +13,7 @@ from collections.abc import Iterable
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
+from finetune._words import counted
 from finetune.dataset._reader import RawRecord, ReadProblem, iter_jsonl, packed
 from finetune.types import CostEstimate, Hyperparameters
 from finetune.validation._catalog import ENV_FILE, default_epochs, model_info, pricing
@@ -384,13 +385,13 @@ def estimate(
     epochs, notes = _epochs(target, params, len(counts))
     if unreadable:
         notes.append(
-            f"{unreadable} line(s) could not be read and are not counted; tuner.validate() "
-            "names them"
+            f"not counted: {counted(unreadable, 'line')} that could not be read; "
+            "tuner.validate() names them"
         )
     if refused:
         notes.append(
-            f"{refused} example(s) the tokenizer refused were estimated at about 4 characters "
-            "a token; tuner.validate() names them"
+            f"{counted(refused, 'example')} the tokenizer refused: estimated at about 4 "
+            "characters a token; tuner.validate() names them"
         )
     billed = stats["tokens_total"] * epochs
     info: dict[str, Any] = model_info(target, model) or {}

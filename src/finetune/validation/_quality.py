@@ -12,6 +12,8 @@ from itertools import compress, islice, pairwise
 from operator import eq
 from typing import Any
 
+from finetune._words import counted
+
 __all__ = ["QualityScan", "example_texts", "percentile"]
 
 _PII = re.compile(
@@ -231,8 +233,8 @@ class QualityScan:
             add(
                 "inconsistent_system_prompt",
                 f"{len(self.system_prompts)} different system prompts; the most common is used "
-                f"{count}/{total} times, this one {uses} time(s). The model learns the prompt "
-                "you train with: use the one you will serve with",
+                f"{count}/{total} times, this one {counted(uses, 'time')}. The model learns the "
+                "prompt you train with: use the one you will serve with",
                 self.system_lines[key],
                 "messages[0].content",
             )
