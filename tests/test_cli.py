@@ -141,6 +141,10 @@ def test_job_commands_find_the_backend_in_the_registry(
     assert main(["status", job_id]) == 0
     assert json.loads(capsys.readouterr().out)["backend"] == "fake"
     assert main(["wait", job_id]) == 0 and "succeeded" in capsys.readouterr().out
+    assert main(["cancel", job_id]) == 0
+    out, err = capsys.readouterr()
+    assert out.split()[1] == "succeeded"
+    assert err == f"job {job_id} had already ended (succeeded): nothing to cancel\n"
     assert main(["events", job_id]) == 0 and capsys.readouterr().out.strip()
     assert main(["status", "ftjob-elsewhere"]) == 2
     error = capsys.readouterr().err

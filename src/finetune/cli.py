@@ -173,8 +173,12 @@ class _Interrupted(Exception):
 
 
 def _cmd_cancel(args: argparse.Namespace) -> int:
-    job = _job_handle(args).cancel()
+    handle = _job_handle(args)
+    ended = handle.job.status if handle.job.status.is_terminal else None
+    job = handle.cancel()
     print(f"{job.id} {job.status.value}")
+    if ended is not None:
+        print(f"job {job.id} had already ended ({ended.value}): nothing to cancel", file=sys.stderr)
     return 0
 
 
