@@ -125,6 +125,9 @@ def test_train_from_a_toml_config_and_wait(
     assert lines[-1].split()[1] == "succeeded" and ":cli:" in lines[-1]
     assert main(["jobs", "--backend", "fake"]) == 0
     assert "succeeded" in capsys.readouterr().out
+    assert main(["jobs", "--backend", "fake", "--json"]) == 0
+    (record,) = json.loads(capsys.readouterr().out)
+    assert record["status"] == "succeeded" and record["hyperparameters"]["epochs"] == 2
     model = lines[-1].split()[2]
     assert main(["jobs", "--model", model]) == 0
     lineage = json.loads(capsys.readouterr().out)

@@ -104,11 +104,14 @@ def _cmd_jobs(args: argparse.Namespace) -> int:
         print(json.dumps(dataclasses.asdict(found), indent=2))
         return 0
     records = registry.list(backend=args.backend, limit=args.limit)
-    for record in records:
-        print(
-            f"{record.backend:8} {record.job_id:32} {record.status:10} "
-            f"{record.base_model} -> {record.fine_tuned_model or '-'}"
-        )
+    if args.json:
+        print(json.dumps([dataclasses.asdict(record) for record in records], indent=2))
+    else:
+        for record in records:
+            print(
+                f"{record.backend:8} {record.job_id:32} {record.status:10} "
+                f"{record.base_model} -> {record.fine_tuned_model or '-'}"
+            )
     if not records:
         scope = f" on {args.backend}" if args.backend else ""
         print(f"no jobs{scope} in {registry.path} (FINETUNE_REGISTRY moves it)", file=sys.stderr)
@@ -458,7 +461,8 @@ def _parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--output", help="write the result as JSON here")
     jobs = command("jobs", _cmd_jobs, "jobs started from this machine (the local registry)")
     jobs.add_argument("--backend", help="only this backend")
-    jobs.add_argument("--limit", type=_positive_int, default=50)
+    jobs.add_argument("--limit", type=_positive_int, default=50, help="newest first (50)")
+    jobs.add_argument("--json", action="store_true", help="a JSON list of the records")
     jobs.add_argument("--model", help="lineage: the job and data fingerprints that made MODEL")
     for name, handler, text in (
         ("status", _cmd_status, "a job's current state"),
