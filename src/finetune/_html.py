@@ -9,7 +9,7 @@ from html import escape
 from typing import TYPE_CHECKING, Any
 
 from finetune._svg import interval_bar, line_chart
-from finetune._words import counted, money
+from finetune._words import cost_figure, counted
 
 if TYPE_CHECKING:
     from finetune._series import MetricSeries
@@ -153,12 +153,8 @@ def series_html(metrics: MetricSeries) -> str:
 
 def cost_html(cost: CostEstimate) -> str:
     """The cost first (a range when the provider's rule leaves one), then the breakdown."""
-    if cost.cost_low is not None and cost.cost_high is not None and cost.cost_low != cost.cost_high:
-        headline = f"{money(cost.cost_low, cost.currency)} – {money(cost.cost_high, cost.currency)}"
-    elif cost.cost is not None:
-        headline = money(cost.cost, cost.currency)
-    else:
-        headline = "price unknown" if cost.hosted else "no provider bill (local training)"
+    unpriced = "price unknown" if cost.hosted else "no provider bill (local training)"
+    headline = cost_figure(cost) or unpriced
     exact = "" if cost.exact else f" {badge('approximate', AMBER)}"
     fits = (
         "" if cost.fits_context else f" {badge(f'{cost.examples_over_limit} over the limit', RED)}"

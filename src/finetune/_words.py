@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
-__all__ = ["counted", "money", "size"]
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from finetune.types import CostEstimate
+
+__all__ = ["cost_figure", "counted", "money", "size"]
 
 
 def counted(number: int, noun: str) -> str:
@@ -18,6 +23,15 @@ def money(amount: float, currency: str) -> str:
     if amount >= 1 or amount == 0:
         return f"{amount:,.2f} {currency}"
     return f"{amount:.3g} {currency}"
+
+
+def cost_figure(cost: CostEstimate, dash: str = "–") -> str | None:
+    """What an estimate says a run costs: its range where the provider's rule leaves one,
+    else its cost; ``None`` when it has no price."""
+    low, high = cost.cost_low, cost.cost_high
+    if low is not None and high is not None and low != high:
+        return f"{money(low, cost.currency)} {dash} {money(high, cost.currency)}"
+    return None if cost.cost is None else money(cost.cost, cost.currency)
 
 
 def size(count: int) -> str:

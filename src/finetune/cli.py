@@ -15,7 +15,7 @@ from typing import Any, NoReturn
 from platformdirs import user_data_dir
 
 import finetune as ft
-from finetune._words import counted, money
+from finetune._words import cost_figure, counted
 from finetune.backends import backend_class
 
 __all__ = ["main"]
@@ -43,12 +43,9 @@ def _cmd_estimate(args: argparse.Namespace) -> int:
 
 
 def _cost_text(cost: ft.CostEstimate) -> str:
-    price = "unknown" if cost.hosted else "no provider bill (local training)"
-    if cost.cost is not None:
-        price = money(cost.cost, cost.currency)
-    elif cost.cost_low is not None and cost.cost_high is not None:
-        price = f"{money(cost.cost_low, cost.currency)} - {money(cost.cost_high, cost.currency)}"
-    if cost.pricing_date and (cost.cost is not None or cost.cost_low is not None):
+    figure = cost_figure(cost, dash="-")
+    price = figure or ("unknown" if cost.hosted else "no provider bill (local training)")
+    if figure and cost.pricing_date:
         price += f" (prices of {cost.pricing_date})"
     lines = [
         f"{cost.backend} / {cost.model}: {counted(cost.examples, 'example')}",
