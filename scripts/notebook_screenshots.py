@@ -54,16 +54,15 @@ def html_outputs(notebook: object) -> dict[str, str]:
     return found
 
 
-def photograph(html: str, target: Path, browser: str, size: str = "760,420") -> None:
-    """Render one output as a page and save its screenshot."""
-    page = target.with_suffix(".html")
+def photograph(html: str, target: Path, browser: str, pages: Path, size: str = "760,420") -> None:
+    """Render one output as a page in ``pages`` (a scratch folder) and save its screenshot."""
+    page = pages / f"{target.stem}.html"
     page.write_text(f"<html><body style='margin:8px;background:white'>{html}</body></html>")
     subprocess.run(
         [browser, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
          f"--window-size={size}", f"--screenshot={target}", page.as_uri()],
         check=True, capture_output=True, timeout=120,
     )  # fmt: skip
-    page.unlink()
 
 
 def main() -> None:
@@ -73,12 +72,12 @@ def main() -> None:
     browser = shutil.which("chromium") or shutil.which("chromium-browser")
     if browser is None:
         raise SystemExit("no chromium here: apt-get install chromium")
-    out = Path(args.out)
+    out = Path(args.out).resolve()
     out.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as tmp:
         os.environ.setdefault("FINETUNE_REGISTRY", str(Path(tmp) / "registry.sqlite3"))
         for name, html in html_outputs(execute(Path(tmp))).items():
-            photograph(html, out / f"{name}.png", browser)
+            photograph(html, out / f"{name}.png", browser, Path(tmp))
             print(out / f"{name}.png")
 
 

@@ -74,8 +74,12 @@ def test_user_text_is_escaped_and_findings_expand(pages: dict[str, Any]) -> None
     shutil.which("chromium") is None, reason="no chromium (apt-get install chromium)"
 )
 def test_chromium_renders_the_views(pages: dict[str, Any], tmp_path: Path) -> None:
+    out, scratch = tmp_path / "images", tmp_path / "scratch"
+    out.mkdir()
+    scratch.mkdir()
     for name in ("notebook-job", "notebook-evaluation"):
-        target = tmp_path / f"{name}.png"
-        photograph(pages[name], target, shutil.which("chromium") or "chromium")
+        target = out / f"{name}.png"
+        photograph(pages[name], target, shutil.which("chromium") or "chromium", scratch)
         picture = target.read_bytes()
         assert picture.startswith(b"\x89PNG") and len(picture) > 5000
+    assert sorted(p.name for p in out.iterdir()) == ["notebook-evaluation.png", "notebook-job.png"]
