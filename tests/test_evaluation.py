@@ -16,6 +16,8 @@ from finetune.evaluation import (
     MistralPredictor,
     OpenAIPredictor,
     compare_paired,
+    mean_interval,
+    wilson_interval,
 )
 from finetune.evaluation import metrics as m
 
@@ -87,6 +89,53 @@ def test_exact_sign_flip_p_value_on_a_known_case() -> None:
     result = compare_paired("a", [1.0] * 5, "b", [0.0] * 5)
     assert result.p_value == pytest.approx(2 / 32)
     assert result.verdict == "no evidence"  # p = 0.0625 >= 0.05: too few examples
+
+
+def test_scores_of_zero_or_one_get_a_wilson_interval_that_never_claims_certainty() -> None:
+    # the figures are statsmodels' proportion_confint(method="wilson")
+    perfect = mean_interval([1.0] * 40)
+    assert perfect.method == "wilson" and perfect.mean == 1.0 and perfect.high == 1.0
+    assert perfect.low == pytest.approx(0.912378, abs=1e-6)
+    some = mean_interval([1.0] * 13 + [0.0] * 47)
+    assert (some.low, some.high) == pytest.approx((0.131230, 0.336200), abs=1e-6)
+    assert wilson_interval(0, 1).high == pytest.approx(0.793450, abs=1e-6)
+    graded = mean_interval([0.5, 1.0, 0.0, 0.75])
+    assert graded.method == "bootstrap" and graded.low < graded.mean < graded.high
+
+
+def test_paired_zero_or_one_scores_get_newcombes_interval() -> None:
+    def paired(both: int, only_a: int, only_b: int, neither: int) -> tuple[list[float], ...]:
+        a = [1.0] * (both + only_a) + [0.0] * (only_b + neither)
+        b = [1.0] * both + [0.0] * only_a + [1.0] * only_b + [0.0] * neither
+        return a, b
+
+    # no correlation between the pairs (phi 0): the same interval as statsmodels'
+    # confint_proportions_2indep(6, 9, 3, 9, method="newcomb") for independent samples
+    uncorrelated = compare_paired("a", paired(2, 4, 1, 2)[0], "b", paired(2, 4, 1, 2)[1])
+    assert uncorrelated.method == "newcombe"
+    assert (uncorrelated.low, uncorrelated.high) == pytest.approx((-0.108558, 0.634207), abs=1e-6)
+    # agreeing pairs narrow it: the same margins as independent samples give statsmodels'
+    # (-0.087, 0.317), across 0; paired (5 wins, no loss), the interval lies above 0
+    a, b = paired(14, 5, 0, 22)
+    correlated = compare_paired("a", a, "b", b)
+    assert correlated.low > 0 and correlated.high - correlated.low < 0.6 * (0.317 + 0.087)
+    # winning on every example is evidence, not certainty: the interval keeps its width
+    sweep = compare_paired("tuned", [1.0] * 60, "base", [0.0] * 60)
+    assert sweep.verdict == "improved" and sweep.delta == 1.0 and 0.9 < sweep.low < 1.0
+    graded = compare_paired("a", [0.5, 1.0, 0.25], "b", [0.0, 0.5, 0.25])
+    assert graded.method == "bootstrap"
+
+
+def test_a_result_table_shows_no_zero_width_interval_for_a_clean_sweep() -> None:
+    data = _qa(20)
+    result = ft.evaluate(data, {"right": _answer, "silent": lambda _: ""}, "exact_match")
+    right, silent = (
+        result.summary()["right"]["exact_match"],
+        result.summary()["silent"]["exact_match"],
+    )
+    assert (right.mean, silent.mean) == (1.0, 0.0)
+    assert right.low < 1.0 and silent.high > 0.0
+    assert "1.000 [1.000, 1.000]" not in result.to_markdown(baseline="silent")
 
 
 # -- metrics --

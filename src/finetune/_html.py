@@ -227,7 +227,8 @@ def eval_html(result: EvalResult, baseline: str | None = None) -> str:
         rows += f"<tr><th style='text-align:left'>{esc(candidate)}</th>{cells}</tr>"
     means = (
         f"<table><thead><tr><th>candidate</th>{head}</tr></thead><tbody>{rows}</tbody></table>"
-        f"<div style='color:{GREY}'>mean [95% bootstrap CI], drawn on [{lo:g}, {hi:g}]</div>"
+        f"<div style='color:{GREY}'>mean [95% CI: Wilson for 0/1 scores, else bootstrap], "
+        f"drawn on [{lo:g}, {hi:g}]</div>"
     )
     return f"<div style='{_BOX}'>{means}{_comparisons(result, baseline)}</div>"
 

@@ -154,7 +154,7 @@ def run_demo(
     result.to_json(out / "evaluation.json")
     (out / "evaluation.md").write_text(table + "\n", encoding="utf-8")
     comparison = result.compare("tuned", few_shot)
-    say("5/5 results (mean [95% bootstrap CI]; deltas with paired-bootstrap CIs):\n")
+    say("5/5 results (mean [95% CI]; deltas with paired 95% CIs, see docs/evaluation.md):\n")
     say(table)
     say(
         f"\n{comparison}\nreport: {out / 'evaluation.md'} (and evaluation.json)\n"

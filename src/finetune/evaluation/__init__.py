@@ -13,7 +13,14 @@ from finetune.evaluation._predictors import (
 )
 from finetune.evaluation._result import EvalResult
 from finetune.evaluation._run import aevaluate, evaluate
-from finetune.evaluation._stats import Comparison, Interval, bootstrap_mean, compare_paired
+from finetune.evaluation._stats import (
+    Comparison,
+    Interval,
+    bootstrap_mean,
+    compare_paired,
+    mean_interval,
+    wilson_interval,
+)
 
 __all__ = [
     "CallablePredictor",
@@ -30,6 +37,8 @@ __all__ = [
     "compare_paired",
     "evaluate",
     "judge_pairwise",
+    "mean_interval",
     "metrics",
     "predictor_for",
+    "wilson_interval",
 ]

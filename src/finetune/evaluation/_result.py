@@ -9,7 +9,7 @@ from typing import Any
 
 from finetune._errors import MissingDependency, StorageError
 from finetune._words import counted
-from finetune.evaluation._stats import Comparison, Interval, bootstrap_mean, compare_paired
+from finetune.evaluation._stats import Comparison, Interval, compare_paired, mean_interval
 
 __all__ = ["EvalResult"]
 
@@ -54,9 +54,9 @@ class EvalResult:
         )
 
     def summary(self) -> dict[str, dict[str, Interval]]:
-        """Mean and 95% bootstrap CI per candidate and metric."""
+        """Mean and 95% CI per candidate and metric (Wilson's for 0/1 scores, else bootstrap)."""
         return {
-            candidate: {m: bootstrap_mean(self.scores(candidate, m)) for m in self.metrics}
+            candidate: {m: mean_interval(self.scores(candidate, m)) for m in self.metrics}
             for candidate in self.candidates
         }
 

@@ -1,4 +1,10 @@
-"""Bootstrap confidence intervals and paired comparisons, in plain Python (no numpy needed)."""
+"""Confidence intervals and paired comparisons, in plain Python (no numpy needed).
+
+Scores that are all 0 or 1 (exact match, a regex, a pass/fail judge) get score intervals:
+Wilson's for a mean, Newcombe's (1998, method 10) for a paired difference. A percentile
+bootstrap would give them a zero-width interval whenever every example scored the same,
+claiming certainty that 40 out of 40 cannot give. Other scores get the percentile bootstrap.
+"""
 
 from __future__ import annotations
 
@@ -8,20 +14,30 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
-__all__ = ["Comparison", "Interval", "bootstrap_mean", "compare_paired"]
+__all__ = [
+    "Comparison",
+    "Interval",
+    "bootstrap_mean",
+    "compare_paired",
+    "mean_interval",
+    "wilson_interval",
+]
 
 Verdict = Literal["improved", "no evidence", "worse"]
+IntervalMethod = Literal["bootstrap", "wilson", "newcombe"]
 RESAMPLES = 2000
+_Z = 1.959963984540054  # the standard normal's 97.5th percentile: two-sided 95%
 
 
 @dataclass(frozen=True)
 class Interval:
-    """A mean with its 95% bootstrap confidence interval."""
+    """A mean with its 95% confidence interval, and the ``method`` that gave it."""
 
     mean: float
     low: float
     high: float
     n: int
+    method: IntervalMethod = "bootstrap"
 
     def __str__(self) -> str:
         return f"{self.mean:.3f} [{self.low:.3f}, {self.high:.3f}]"
@@ -46,6 +62,7 @@ class Comparison:
     verdict: Verdict
     n: int
     resamples: int = 0
+    method: IntervalMethod = "bootstrap"
 
     @property
     def p_text(self) -> str:
@@ -86,6 +103,55 @@ def bootstrap_mean(
     return Interval(mean, _percentile(means, 0.025), _percentile(means, 0.975), n)
 
 
+def wilson_interval(successes: int, n: int) -> Interval:
+    """The proportion ``successes / n`` and its 95% Wilson score interval (never zero width,
+    even at 0 or ``n`` successes)."""
+    if not 0 <= successes <= n:
+        raise ValueError(f"successes must be 0 to n ({n}), not {successes}")
+    if n == 0:
+        return Interval(math.nan, math.nan, math.nan, 0, "wilson")
+    p = successes / n
+    z2 = _Z * _Z
+    centre = (p + z2 / (2 * n)) / (1 + z2 / n)
+    half = _Z / (1 + z2 / n) * math.sqrt(p * (1 - p) / n + z2 / (4 * n * n))
+    return Interval(p, max(0.0, centre - half), min(1.0, centre + half), n, "wilson")
+
+
+def _is_binary(values: Sequence[float]) -> bool:
+    return bool(values) and all(v in (0.0, 1.0) for v in values)
+
+
+def mean_interval(
+    values: Sequence[float], *, resamples: int = RESAMPLES, seed: int = 0
+) -> Interval:
+    """The mean and its 95% interval: Wilson's when every score is 0 or 1, otherwise the
+    percentile bootstrap."""
+    if _is_binary(values):
+        return wilson_interval(round(sum(values)), len(values))
+    return bootstrap_mean(values, resamples=resamples, seed=seed)
+
+
+def _newcombe(a: Sequence[float], b: Sequence[float]) -> tuple[float, float]:
+    """Newcombe's 95% interval for the difference of two paired proportions (method 10:
+    the two Wilson intervals, joined through the pairs' phi correlation)."""
+    n = len(a)
+    both = sum(1 for x, y in zip(a, b, strict=True) if x and y)
+    only_a = sum(1 for x, y in zip(a, b, strict=True) if x and not y)
+    only_b = sum(1 for x, y in zip(a, b, strict=True) if y and not x)
+    neither = n - both - only_a - only_b
+    first, second = wilson_interval(both + only_a, n), wilson_interval(both + only_b, n)
+    margins = (both + only_a) * (only_b + neither) * (both + only_b) * (only_a + neither)
+    cross = both * neither - only_a * only_b
+    corrected = cross - n / 2 if cross > n / 2 else min(cross, 0)
+    phi = corrected / math.sqrt(margins) if margins else 0.0
+    down_a, up_a = first.mean - first.low, first.high - first.mean
+    down_b, up_b = second.mean - second.low, second.high - second.mean
+    delta = first.mean - second.mean
+    below = math.sqrt(max(0.0, down_a**2 - 2 * phi * down_a * up_b + up_b**2))
+    above = math.sqrt(max(0.0, up_a**2 - 2 * phi * up_a * down_b + down_b**2))
+    return max(-1.0, delta - below), min(1.0, delta + above)
+
+
 _EXACT_UP_TO = 16  # nonzero deltas: every sign flip is enumerated (65,536 of them)
 
 
@@ -117,6 +183,15 @@ def _exact_sign_flip(deltas: Sequence[float], observed: float) -> float:
     return count / total
 
 
+def _paired_interval(
+    a: Sequence[float], b: Sequence[float], deltas: list[float], resamples: int, seed: int
+) -> Interval:
+    if _is_binary(a) and _is_binary(b):
+        low, high = _newcombe(a, b)
+        return Interval(sum(deltas) / len(deltas), low, high, len(deltas), "newcombe")
+    return bootstrap_mean(deltas, resamples=resamples, seed=seed)
+
+
 def compare_paired(
     a_name: str,
     a: Sequence[float],
@@ -128,15 +203,17 @@ def compare_paired(
     seed: int = 0,
     alpha: float = 0.05,
 ) -> Comparison:
-    """Mean delta (a - b), paired-bootstrap 95% CI, win/tie/loss and a permutation p-value.
+    """Mean delta (a - b), its paired 95% CI, win/tie/loss and a permutation p-value.
 
-    The verdict is "improved" only when the whole interval lies above 0 and p < ``alpha``;
-    "worse" when it lies below 0 and p < ``alpha``; "no evidence" otherwise.
+    The interval is Newcombe's when every score of both is 0 or 1, otherwise a paired
+    bootstrap of the per-example differences. The verdict is "improved" only when the whole
+    interval lies above 0 and p < ``alpha``; "worse" when it lies below 0 and p < ``alpha``;
+    "no evidence" otherwise.
     """
     if len(a) != len(b):
         raise ValueError(f"paired scores differ in length: {len(a)} and {len(b)}")
     deltas = [x - y for x, y in zip(a, b, strict=True)]
-    interval = bootstrap_mean(deltas, resamples=resamples, seed=seed)
+    interval = _paired_interval(a, b, deltas, resamples, seed)
     p_value, flips = _permutation_p(deltas, max(resamples, 5000), seed)
     verdict: Verdict = "no evidence"
     if interval.n and interval.low > 0 and p_value < alpha:
@@ -160,4 +237,5 @@ def compare_paired(
         verdict=verdict,
         n=n,
         resamples=flips,
+        method=interval.method,
     )
