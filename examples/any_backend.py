@@ -2,13 +2,13 @@
 
 Only the backend name and the model change between providers; credentials and endpoints come
 from the environment (``OPENAI_API_KEY``, ``TOGETHER_API_KEY``, ``FIREWORKS_API_KEY`` and
-``FIREWORKS_ACCOUNT_ID``, and their ``*_BASE_URL``), as in any application.
+``FIREWORKS_ACCOUNT_ID``, and their ``*_BASE_URL``), as in any application. From ``examples/``:
 
-    python examples/any_backend.py openai gpt-4.1-mini-2025-04-14 tickets.jsonl
-    python examples/any_backend.py together meta-llama/Meta-Llama-3.1-8B-Instruct-Reference tickets.jsonl
-    python examples/any_backend.py fireworks accounts/fireworks/models/llama-v3p1-8b-instruct tickets.jsonl
-    python examples/any_backend.py hf path/to/SmolLM2-135M-Instruct.Q4_1.gguf tickets.jsonl
-    python examples/any_backend.py fake any-model tickets.jsonl
+    python any_backend.py openai gpt-4.1-mini-2025-04-14 tickets.jsonl
+    python any_backend.py together meta-llama/Meta-Llama-3.1-8B-Instruct-Reference tickets.jsonl
+    python any_backend.py fireworks accounts/fireworks/models/llama-v3p1-8b-instruct tickets.jsonl
+    python any_backend.py hf path/to/SmolLM2-135M-Instruct.Q4_1.gguf tickets.jsonl
+    python any_backend.py fake any-model tickets.jsonl
 
 (Mistral's fine-tuning API is retired: the same script says so before uploading anything.)
 """

@@ -5,8 +5,8 @@ cd "$(dirname "$0")/.."
 if [ -z "${TIKTOKEN_CACHE_DIR:-}" ] && [ -d ../shared/tiktoken ]; then
   export TIKTOKEN_CACHE_DIR="$(cd ../shared/tiktoken && pwd)"
 fi
-echo "== ruff check";   ruff check src tests benchmarks
-echo "== ruff format";  ruff format --check src tests benchmarks
+echo "== ruff check";   ruff check src tests benchmarks examples scripts
+echo "== ruff format";  ruff format --check src tests benchmarks examples scripts
 echo "== mypy";         mypy --strict src/finetune
 echo "== mypy (3.10)";  mypy --strict --python-version 3.10 src/finetune
 export NO_MKDOCS_2_WARNING=1
