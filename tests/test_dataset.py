@@ -31,6 +31,16 @@ def test_bad_row_names_file_line_and_field(tmp_path: Path) -> None:
     assert str(error).startswith("bad.jsonl:3: messages[0].role:")
 
 
+def test_a_row_of_another_kind_is_named_as_such(tmp_path: Path) -> None:
+    path = write_jsonl(tmp_path / "mixed.jsonl", [chat(0), {"prompt": "p", "completion": "c"}])
+    with pytest.raises(ft.DatasetError) as caught:
+        list(ft.Dataset.from_jsonl(path))
+    assert (caught.value.file, caught.value.line, caught.value.field) == ("mixed.jsonl", 2, None)
+    assert "a completion example among chat examples: a dataset holds one kind" in str(caught.value)
+    with pytest.raises(ft.DatasetError, match="records:1: a chat example among completion"):
+        list(ft.Dataset.from_records([chat(0)], kind="completion"))
+
+
 @pytest.mark.parametrize(
     ("row", "field"),
     [

@@ -94,7 +94,15 @@ def parse_example(
 
     Raises ``DatasetError`` naming the file, line and field on any problem.
     """
-    found = kind or detect_kind(data)
+    own = detect_kind(data)
+    if kind is not None and own is not None and own != kind:
+        raise DatasetError(
+            f"a {own} example among {kind} examples: a dataset holds one kind (the kind= it was "
+            "given, else its first row's); keep each kind in its own file",
+            file=file,
+            line=line,
+        )
+    found = kind or own
     if found is None:
         raise DatasetError(
             "cannot tell the example kind: expected 'messages' (chat), 'prompt'+'completion' "
