@@ -4,6 +4,7 @@ import json
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -197,6 +198,48 @@ def test_an_eval_that_fails_names_the_candidate_and_the_example(
     last = capsys.readouterr().err.strip().splitlines()[-1]
     assert last.startswith("error: [openai]") and "wrong-key" not in last
     assert last.endswith("(while candidate 'base' predicted the example at index 0)")
+
+
+def test_eval_can_fail_a_pipeline_unless_a_candidate_improved(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from .fakes.openai_fake import OpenAIFake
+
+    data = write_jsonl(tmp_path / "holdout.jsonl", [chat(i) for i in range(12)])
+    config = tmp_path / "eval.toml"
+    config.write_text(
+        f'data = "{data}"\nmetrics = ["exact_match", "token_f1"]\nbaseline = "base"\n'
+        '[candidates]\nbase = "openai:base-model"\nagain = "openai:base-model-copy"\n'
+        'tuned = "openai:ft:base-model:acme::abc123"\n'
+    )
+
+    def answer(model: str, messages: list[dict[str, Any]]) -> str:
+        order = messages[-1]["content"].removeprefix("Where is my order #").removesuffix("?")
+        return f"Order #{order} ships tomorrow." if model.startswith("ft:") else "No idea."
+
+    gate = ["eval", str(config), "--fail-unless-improved"]
+    with OpenAIFake() as fake:
+        fake.chat_responder = answer
+        monkeypatch.setenv("OPENAI_BASE_URL", fake.base_url)
+        monkeypatch.setenv("OPENAI_API_KEY", fake.api_key)
+        assert main([*gate, "tuned"]) == 0
+        assert capsys.readouterr().err.count("not improved") == 0
+        assert main([*gate, "again"]) == 1
+        shortfalls = [
+            line for line in capsys.readouterr().err.splitlines() if "not improved" in line
+        ]
+        assert [line.split(":")[1].strip() for line in shortfalls] == [
+            "again vs base on exact_match",
+            "again vs base on token_f1",
+        ]
+        assert all(line.endswith(": no evidence") for line in shortfalls)
+        asked = len(fake.requests)
+        for wrong in ("base", "nobody"):
+            assert main([*gate, wrong]) == 2
+            assert "--fail-unless-improved needs a candidate other than the baseline" in (
+                capsys.readouterr().err
+            )
+        assert len(fake.requests) == asked  # refused before any candidate was asked
 
 
 def test_eval_from_a_config_on_the_tiny_model(

@@ -302,6 +302,27 @@ def _candidate(name: str, spec: Any) -> Any:
 
 def _cmd_eval(args: argparse.Namespace) -> int:
     config = _load_config(args.config)
+    candidates, metrics, baseline = _eval_plan(args, config)
+    result = ft.evaluate(
+        ft.Dataset.from_jsonl(config["data"]),
+        candidates,
+        metrics,
+        max_concurrency=config.get("max_concurrency", 8),
+        progress=True,
+    )
+    print(result.to_markdown(baseline=baseline))
+    if args.output:
+        result.to_json(args.output)
+    if args.fail_unless_improved is None or baseline is None:  # _eval_plan: both or neither
+        return 0
+    return _improved_on_every_metric(result, args.fail_unless_improved, baseline)
+
+
+def _eval_plan(
+    args: argparse.Namespace, config: dict[str, Any]
+) -> tuple[dict[str, Any], list[Any], str | None]:
+    """The candidates, metrics and baseline of an eval config, checked before anything is
+    asked."""
     if not config.get("data") or not isinstance(config.get("candidates"), dict):
         raise ft.FinetuneError(
             f'{args.config}: eval needs data = "holdout.jsonl" and a [candidates] table '
@@ -316,17 +337,27 @@ def _cmd_eval(args: argparse.Namespace) -> int:
             f"{args.config}: baseline {baseline!r} is not a candidate; candidates: "
             f"{', '.join(candidates)}"
         )
-    result = ft.evaluate(
-        ft.Dataset.from_jsonl(config["data"]),
-        candidates,
-        metrics,
-        max_concurrency=config.get("max_concurrency", 8),
-        progress=True,
-    )
-    print(result.to_markdown(baseline=baseline))
-    if args.output:
-        result.to_json(args.output)
-    return 0
+    gated = args.fail_unless_improved
+    if gated is not None and (baseline is None or gated not in candidates or gated == baseline):
+        raise ft.FinetuneError(
+            f"{args.config}: --fail-unless-improved needs a candidate other than the baseline, "
+            f"and a baseline = ... in the config; candidates: {', '.join(candidates)}; "
+            f"baseline: {baseline}"
+        )
+    return candidates, metrics, baseline
+
+
+def _improved_on_every_metric(result: ft.EvalResult, candidate: str, baseline: str) -> int:
+    """0 when ``candidate`` improved on ``baseline`` on every metric, else 1, with a line on
+    stderr for each metric where it did not."""
+    shortfalls = [
+        comparison
+        for comparison in (result.compare(candidate, baseline, m) for m in result.metrics)
+        if comparison.verdict != "improved"
+    ]
+    for comparison in shortfalls:
+        print(f"not improved: {comparison}", file=sys.stderr)
+    return 1 if shortfalls else 0
 
 
 def _whole_number(least: int) -> Callable[[str], int]:
@@ -456,6 +487,12 @@ def _parser() -> argparse.ArgumentParser:
     evaluate = command("eval", _cmd_eval, "evaluate candidates on a dataset (config file)")
     evaluate.add_argument("config", help="a TOML or YAML file: data, candidates, metrics")
     evaluate.add_argument("--output", help="write the result as JSON here")
+    evaluate.add_argument(
+        "--fail-unless-improved",
+        metavar="CANDIDATE",
+        help="exit 1 unless CANDIDATE improves on the config's baseline on every metric "
+        "(verdict 'improved': interval above 0 and p < 0.05), e.g. to gate a CI pipeline",
+    )
     jobs = command("jobs", _cmd_jobs, "jobs started from this machine (the local registry)")
     jobs.add_argument("--backend", help="only this backend")
     jobs.add_argument("--limit", type=_positive_int, default=50, help="newest first (50)")
