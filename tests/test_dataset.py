@@ -236,6 +236,18 @@ def test_from_pandas() -> None:
     assert [e.prompt for e in data] == ["a", "c"]  # type: ignore[union-attr]
 
 
+def test_the_empty_cells_of_a_frame_are_absent_keys() -> None:
+    pd = pytest.importorskip("pandas")
+    tools = [{"type": "function", "function": {"name": "track", "parameters": {}}}]
+    with_tools = pd.DataFrame([{**chat(0), "tools": tools, "source": "crm"}])
+    frame = pd.concat([with_tools, pd.DataFrame([chat(1), chat(2)])], ignore_index=True)
+    assert frame["tools"].isna().tolist() == [False, True, True]  # NaN where chat(1) had none
+    frame["reviewed"] = pd.array([pd.NA, pd.NA, pd.NA], dtype="boolean")
+    frame["source"] = [float("nan"), None, float("nan")]
+    examples = list(ft.Dataset.from_pandas(frame))
+    assert [bool(e.tools) for e in examples] == [True, False, False]  # type: ignore[union-attr]
+
+
 def test_from_hf_dataset() -> None:
     datasets = pytest.importorskip("datasets")
     hf = datasets.Dataset.from_list([chat(1), chat(2)])

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 import random
 import shutil
@@ -139,13 +140,19 @@ class Dataset:
 
     @classmethod
     def from_pandas(cls, frame: Any, *, kind: ExampleKind | None = None) -> Dataset:
-        """A dataset from a pandas DataFrame whose columns are the record's keys."""
+        """A dataset from a pandas DataFrame whose columns are the record's keys; an empty
+        cell (None, NaN, NA, NaT: what ``pd.concat`` leaves where a frame had no such column)
+        is an absent key."""
         if not callable(getattr(frame, "to_dict", None)) or not hasattr(frame, "columns"):
             raise TypeError(
                 f"from_pandas takes a pandas DataFrame, not {type(frame).__name__}; "
                 "Dataset.from_records takes a list of dicts"
             )
-        return cls.from_records(frame.to_dict(orient="records"), kind=kind, name="dataframe")
+        rows = [
+            {key: value for key, value in row.items() if not _empty_cell(value)}
+            for row in frame.to_dict(orient="records")
+        ]
+        return cls.from_records(rows, kind=kind, name="dataframe")
 
     @classmethod
     def from_hf(cls, hf_dataset: Any, *, kind: ExampleKind | None = None) -> Dataset:
@@ -281,6 +288,15 @@ class Dataset:
                 handle.write(canonical_json(convert(example), sort=False).encode())
                 handle.write(b"\n")
         return target
+
+
+def _empty_cell(value: Any) -> bool:
+    """pandas' marks of a missing value; a list, a dict or a string is a value."""
+    if value is None:
+        return True
+    if isinstance(value, float):
+        return math.isnan(value)
+    return type(value).__name__ in ("NAType", "NaTType")
 
 
 def _as_record(row: Any) -> Any:
