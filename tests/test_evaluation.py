@@ -69,10 +69,24 @@ def test_a_clearly_better_candidate_is_improved_and_its_mirror_worse() -> None:
     assert up.verdict == "improved" and up.low > 0 and up.p_value < 0.001
     assert (up.wins, up.ties, up.losses) == (35, 15, 0)
     assert compare_paired("base", worse, "tuned", better).verdict == "worse"
-    # 35 sampled sign flips, none as extreme: the figure is a bound, and says so
-    assert up.resamples == 5000 and up.p_text == "<0.0002" and "p<0.0002" in str(up)
+    # 35 wins of the same size: the exact binomial (McNemar) figure, 2 / 2**35, no sampling
+    assert up.resamples == 0 and up.p_value == pytest.approx(2 / 2**35)
+    assert up.p_text == "<0.0001" and "p<0.0001" in str(up)
     exact = compare_paired("a", [1.0] * 5, "b", [0.0] * 5)
     assert exact.resamples == 0 and exact.p_text == "0.0625" and "p=0.0625" in str(exact)
+    # graded wins of 35 sizes: 5000 sampled sign flips, none as extreme: a bound, said as one
+    graded = [0.5 + i / 100 for i in range(35)] + [0.0] * 15
+    sampled = compare_paired("tuned", graded, "base", [0.0] * 50)
+    assert sampled.resamples == 5000 and sampled.p_text == "<0.0002" and "p<0.0002" in str(sampled)
+
+
+def test_zero_or_one_scores_get_the_exact_sign_test_at_any_size() -> None:
+    # the figures are scipy.stats.binomtest(wins, wins + losses).pvalue
+    many = compare_paired("a", [1.0] * 5100 + [0.0] * 4900, "b", [0.0] * 5100 + [1.0] * 4900)
+    assert many.resamples == 0 and many.p_value == pytest.approx(0.046585527704946, rel=1e-9)
+    ties = [1.0] * 5  # right on both sides: no flip, no weight
+    some = compare_paired("a", [1.0] * 12 + [0.0] * 18 + ties, "b", [0.0] * 12 + [1.0] * 18 + ties)
+    assert some.p_value == pytest.approx(0.361594608053565, rel=1e-9)
 
 
 def test_a_small_noisy_difference_is_not_called_an_improvement() -> None:

@@ -67,9 +67,12 @@ class Comparison:
     @property
     def p_text(self) -> str:
         """``p_value`` to four places; ``<0.0002`` when no random sign flip was as extreme
-        (``resamples`` > 0: the p-value is then only a bound, not the exact figure)."""
+        (``resamples`` > 0: the p-value is then only a bound, not the exact figure), and
+        ``<0.0001`` for an exact p-value too small for four places."""
         if self.resamples and self.p_value * (self.resamples + 1) <= 1 + 1e-9:
             return f"<{self.p_value:.4f}"
+        if self.p_value < 0.0001:
+            return "<0.0001"
         return f"{self.p_value:.4f}"
 
     def __str__(self) -> str:
@@ -162,6 +165,8 @@ def _permutation_p(deltas: Sequence[float], resamples: int, seed: int) -> tuple[
     nonzero = [d for d in deltas if d != 0]
     if not nonzero:
         return 1.0, 0
+    if max(map(abs, nonzero)) - min(map(abs, nonzero)) <= 1e-12:
+        return _sign_test(len(nonzero), sum(d > 0 for d in nonzero)), 0
     if len(nonzero) <= _EXACT_UP_TO:
         return _exact_sign_flip(nonzero, observed), 0
     rng = random.Random(seed)
@@ -171,6 +176,19 @@ def _permutation_p(deltas: Sequence[float], resamples: int, seed: int) -> tuple[
         if abs(total) >= observed - 1e-12:
             extreme += 1
     return (extreme + 1) / (resamples + 1), resamples
+
+
+def _sign_test(flips: int, wins: int) -> float:
+    """The exact sign-flip p-value when every nonzero delta has the same size (scores of 0
+    or 1: McNemar's exact test): the number of wins is then binomial(flips, 1/2)."""
+    margin = abs(2 * wins - flips)
+    if margin == 0:
+        return 1.0
+    tail, term = 0, 1  # sum of C(flips, k) for k <= (flips - margin) / 2, in whole numbers
+    for k in range((flips - margin) // 2 + 1):
+        tail += term
+        term = term * (flips - k) // (k + 1)
+    return min(1.0, 2 * tail / (1 << flips))
 
 
 def _exact_sign_flip(deltas: Sequence[float], observed: float) -> float:
