@@ -46,6 +46,14 @@ def test_estimate(chat_file: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(args) == 0
     unpriced = capsys.readouterr().out
     assert "cost: unknown" in unpriced and "pass --price-per-million," in unpriced
+    assert main([*args, "--validation", str(chat_file)]) == 0
+    counted_only = capsys.readouterr().out
+    assert "note: validation: " in counted_only and "not in the billed tokens" in counted_only
+    together = ["estimate", str(chat_file), "--backend", "together", "--model", "m", "--json"]
+    assert main([*together, "--validation", str(chat_file), "--epochs", "3"]) == 0
+    billed = json.loads(capsys.readouterr().out)
+    assert billed["validation_passes"] == 3
+    assert billed["billed_tokens"] == 3 * billed["tokens_total"] + 3 * billed["validation_tokens"]
 
 
 def test_errors_are_one_line(capsys: pytest.CaptureFixture[str]) -> None:

@@ -72,12 +72,36 @@ def test_full_lifecycle(server: TogetherFake) -> None:
     assert body["training_method"] == {"method": "sft", "train_on_inputs": "auto"}
     assert (body["n_epochs"], body["batch_size"], body["learning_rate"]) == (2, 16, 2e-5)
     assert body["random_seed"] == 3 and body["suffix"] == "support" and body["validation_file"]
+    assert body["n_evals"] == 2  # one evaluation an epoch: Together's default, 0, never evaluates
     assert body["wandb_project_name"] == "p" and body["wandb_api_key"] == "w" * 40
     assert [p.step for p in job.metrics()] == [1, 2, 3, 4, 5]
     assert job.metrics()[0].valid_loss == 2.2
     assert [e.message for e in job.events()][-1] == "Training completed"
     assert [c.step for c in job.checkpoints()] == [10, 20]
     assert len(server.files) == 2  # training and validation, uploaded once for both calls
+
+
+def test_a_validation_set_is_evaluated_and_its_evaluations_are_estimated(
+    server: TogetherFake,
+) -> None:
+    tuner = tuner_for(server, estimate_quote=False)
+    train, holdout = dataset("n"), dataset("n", 4)
+    plain = tuner.estimate(train, LORA)
+    both = tuner.estimate(train, LORA, validation=holdout)
+    assert (both.validation_passes, both.validation_tokens) == (
+        2,
+        tuner.estimate(holdout).tokens_total,
+    )
+    assert both.billed_tokens == plain.billed_tokens + 2 * both.validation_tokens
+    assert any(n.startswith("validation: ") and "x 2 evaluations" in n for n in both.notes)
+    quoted = tuner_for(server).estimate(train, LORA, validation=holdout)
+    assert "Together's quote covers the training file; the validation's is our own" in quoted.notes
+    five = ft.Hyperparameters(epochs=2, lora=ft.LoRA(r=8), extra={"n_evals": 5})
+    assert tuner.estimate(train, five, validation=holdout).validation_passes == 5
+    tuner.fit(train, validation=holdout, hyperparameters=five)
+    tuner.fit(dataset("alone"), hyperparameters=LORA)
+    with_five, alone = (r.body for r in creates(server))
+    assert with_five["n_evals"] == 5 and "n_evals" not in alone
 
 
 def test_rerun_reattaches_by_what_it_trains(server: TogetherFake) -> None:

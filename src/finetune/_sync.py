@@ -97,12 +97,18 @@ class Tuner(TunerView):
         *,
         model: str | None = None,
         price_per_million: float | None = None,
+        validation: Dataset | None = None,
     ) -> CostEstimate:
         """Exact tokens, epochs, billed tokens and price, before any money is spent (with the
         provider's own quote beside ours where it offers one); ``price_per_million`` (USD per
-        million billed tokens) replaces our table's price."""
+        million billed tokens) replaces our table's price; the ``validation`` set a fit would
+        pass counts where the provider bills it (Together)."""
         local, report = self._async.estimate_parts(
-            dataset, hyperparameters, model=model, price_per_million=price_per_million
+            dataset,
+            hyperparameters,
+            model=model,
+            price_per_million=price_per_million,
+            validation=validation,
         )
         if report is None:
             return local

@@ -35,8 +35,12 @@ def _cmd_validate(args: argparse.Namespace) -> int:
 
 def _cmd_estimate(args: argparse.Namespace) -> int:
     params = ft.Hyperparameters(epochs=args.epochs) if args.epochs is not None else None
+    validation = ft.Dataset.from_jsonl(args.validation) if args.validation else None
     cost = _tuner(args).estimate(
-        ft.Dataset.from_jsonl(args.file), params, price_per_million=args.price_per_million
+        ft.Dataset.from_jsonl(args.file),
+        params,
+        price_per_million=args.price_per_million,
+        validation=validation,
     )
     print(cost.model_dump_json(indent=2) if args.json else _cost_text(cost))
     return 0
@@ -360,6 +364,13 @@ def _improved_on_every_metric(result: ft.EvalResult, candidate: str, baseline: s
     return 1 if shortfalls else 0
 
 
+_VALIDATION_HELP = {
+    "validate": "validation data (JSONL), checked too",
+    "estimate": "validation data (JSONL): its tokens are counted, and billed where the "
+    "provider bills them (together: one evaluation an epoch)",
+}
+
+
 def _whole_number(least: int) -> Callable[[str], int]:
     """An argparse type: a whole number of ``least`` or more."""
 
@@ -419,9 +430,8 @@ def _parser() -> argparse.ArgumentParser:
         )
         sub.add_argument("--model", required=True, help="base model to fine-tune")
         sub.add_argument("--json", action="store_true", help="print JSON")
-        if name == "validate":
-            sub.add_argument("--validation", help="validation data (JSONL)")
-        else:
+        sub.add_argument("--validation", help=_VALIDATION_HELP[name])
+        if name == "estimate":
             sub.add_argument(
                 "--epochs", type=_positive_int, help="epochs (default: provider's rule)"
             )

@@ -206,10 +206,12 @@ class AsyncTuner(TunerView):
         *,
         model: str | None = None,
         price_per_million: float | None = None,
+        validation: Dataset | None = None,
     ) -> CostEstimate:
         """Exact tokens, epochs, billed tokens and price from our own tables (no network), or
-        at ``price_per_million``; a provider that is closing, or creates no more jobs, says so
-        in ``notes``."""
+        at ``price_per_million``, with the ``validation`` set's tokens where the provider
+        bills them; a provider that is closing, or creates no more jobs, says so in
+        ``notes``."""
         from finetune.validation import estimate
 
         chosen = self._require_model(model)
@@ -223,6 +225,7 @@ class AsyncTuner(TunerView):
             context_limit=self._backend.context_limit(chosen),
             price_per_million=price_per_million,
             hosted=self._backend.capabilities.hosted,
+            validation=validation,
         )
         closing = estimate_note(self.backend_name, chosen)
         if closing is None:
@@ -236,11 +239,16 @@ class AsyncTuner(TunerView):
         *,
         model: str | None = None,
         price_per_million: float | None = None,
+        validation: Dataset | None = None,
     ) -> tuple[CostEstimate, ValidationReport | None]:
         """The local half of ``estimate``: our figures, and the validation report the
         provider's quote depends on (``None`` when the backend offers no quote)."""
         local = self.estimate_locally(
-            dataset, hyperparameters, model=model, price_per_million=price_per_million
+            dataset,
+            hyperparameters,
+            model=model,
+            price_per_million=price_per_million,
+            validation=validation,
         )
         if not self._backend.supports("refine_estimate"):
             return local, None
@@ -253,11 +261,17 @@ class AsyncTuner(TunerView):
         *,
         model: str | None = None,
         price_per_million: float | None = None,
+        validation: Dataset | None = None,
     ) -> CostEstimate:
         """Our estimate, with the provider's own quote beside it where it offers one;
-        ``price_per_million`` (USD per million billed tokens) replaces our table's price."""
+        ``price_per_million`` (USD per million billed tokens) replaces our table's price; the
+        ``validation`` set a fit would pass counts where the provider bills it (Together)."""
         local, report = self.estimate_parts(
-            dataset, hyperparameters, model=model, price_per_million=price_per_million
+            dataset,
+            hyperparameters,
+            model=model,
+            price_per_million=price_per_million,
+            validation=validation,
         )
         if report is None:
             return local

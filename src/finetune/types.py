@@ -389,6 +389,10 @@ class CostEstimate(_Value):
     examples_over_limit: int = 0
     pricing_date: str | None = None
     hosted: bool = Field(True, description="False for local training: no provider bills it")
+    validation_tokens: int = Field(0, description="tokens of the validation set, when given")
+    validation_passes: int = Field(
+        0, description="billed passes over the validation set (Together: n_evals)"
+    )
     notes: list[str] = Field(default_factory=list)
     provider_figures: dict[str, Any] | None = None
 

@@ -6,10 +6,19 @@ import functools
 import json
 import os
 import re
+from collections.abc import Mapping
 from importlib.resources import files
 from typing import Any
 
-__all__ = ["ModelInfo", "catalog", "default_epochs", "model_info", "pricing"]
+__all__ = [
+    "ModelInfo",
+    "catalog",
+    "default_epochs",
+    "model_info",
+    "n_evals",
+    "pricing",
+    "validation_passes",
+]
 
 ENV_FILE = "FINETUNE_MODELS_FILE"
 
@@ -69,6 +78,21 @@ def _names_the_same(name: str, known: str) -> bool:
 
 _VERSION = re.compile(r"-(\d{4}-\d{2}-\d{2}|\d{4}|Reference)")
 _DATED = re.compile(r"-\d{4}")
+
+
+def n_evals(extra: Mapping[str, Any], epochs: int) -> int:
+    """How many times Together evaluates the validation set: ``extra["n_evals"]``, else one
+    evaluation an epoch (Together's own default, 0, would never use the file)."""
+    value = extra.get("n_evals")
+    return value if isinstance(value, int) and not isinstance(value, bool) else epochs
+
+
+def validation_passes(target: str, extra: Mapping[str, Any], epochs: int) -> int:
+    """How many passes over the validation set the provider bills: Together's ``n_evals``;
+    0 where our table bills training tokens only."""
+    if catalog().get(target, {}).get("billed_validation") != "n_evals":
+        return 0
+    return n_evals(extra, epochs)
 
 
 def default_epochs(target: str, examples: int) -> int:

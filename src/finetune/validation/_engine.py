@@ -16,7 +16,13 @@ from typing import TYPE_CHECKING, Any
 from finetune._words import counted
 from finetune.dataset._reader import RawRecord, ReadProblem, iter_jsonl, packed
 from finetune.types import CostEstimate, Hyperparameters
-from finetune.validation._catalog import ENV_FILE, default_epochs, model_info, pricing
+from finetune.validation._catalog import (
+    ENV_FILE,
+    default_epochs,
+    model_info,
+    pricing,
+    validation_passes,
+)
 from finetune.validation._quality import QualityScan, example_texts, percentile
 from finetune.validation._report import Finding, ValidationReport
 from finetune.validation._rules import (
@@ -358,42 +364,29 @@ def estimate(
     context_limit: int | None = None,
     price_per_million: float | None = None,
     hosted: bool = True,
+    validation: Dataset | None = None,
 ) -> CostEstimate:
     """Exact tokens, epochs and billed tokens, priced from the versioned model table (or at
-    ``price_per_million``); a local backend (``hosted=False``) has no provider bill."""
+    ``price_per_million``); a local backend (``hosted=False``) has no provider bill. The
+    ``validation`` set's tokens are counted, and billed where the provider bills its passes
+    over it (Together: ``n_evals``)."""
     if price_per_million is not None and not price_per_million >= 0:
         raise ValueError(f"price_per_million must be 0 or more, not {price_per_million}")
     counter = token_counter or counter_for(target, model)
     limit = _context_limit(target, model, context_limit)
-    counts = array("l")
-    over = 0
-    fallback = ApproximateCounter("")
-    refused = unreadable = 0
-    for record in dataset.items():
-        if not isinstance(record, RawRecord):
-            unreadable += record.severity == "error"
-            continue
-        try:
-            tokens = counter.count_example(record.data)
-        except Exception:  # an invalid example: validate() names it; here it is estimated
-            tokens = fallback.count_example(record.data)
-            refused += 1
-        over += limit is not None and tokens > limit
-        counts.append(min(tokens, limit) if limit else tokens)
+    tally = _Tally(dataset, counter, limit)
+    counts = tally.counts
     stats = _token_stats(counts)
     params = hyperparameters or Hyperparameters()
     epochs, notes = _epochs(target, params, len(counts))
-    if unreadable:
-        notes.append(
-            f"not counted: {counted(unreadable, 'line')} that could not be read; "
-            "tuner.validate() names them"
-        )
-    if refused:
-        notes.append(
-            f"{counted(refused, 'example')} the tokenizer refused: estimated at about 4 "
-            "characters a token; tuner.validate() names them"
-        )
+    notes.extend(tally.notes())
     billed = stats["tokens_total"] * epochs
+    checked = _Tally(validation, counter, limit) if validation is not None else None
+    validation_tokens = sum(checked.counts) if checked else 0
+    passes = validation_passes(target, params.extra, epochs) if checked else 0
+    billed += validation_tokens * passes
+    if checked:
+        notes.append(_validation_note(target, validation_tokens, passes))
     info: dict[str, Any] = model_info(target, model) or {}
     price = price_per_million if price_per_million is not None else info.get("price")
     low = info.get("low", price) if price_per_million is None else price
@@ -422,10 +415,60 @@ def estimate(
         cost_high=_cost(billed, high),
         exact=counter.exact and (price is not None or not hosted),
         context_limit=limit,
-        examples_over_limit=over,
+        examples_over_limit=tally.over,
         pricing_date=dated if from_table else None,
         hosted=hosted,
+        validation_tokens=validation_tokens,
+        validation_passes=passes,
         notes=notes,
+    )
+
+
+class _Tally:
+    """Token counts of a dataset's readable examples, each cut at the context limit."""
+
+    def __init__(self, dataset: Dataset, counter: TokenCounter, limit: int | None) -> None:
+        self.counts = array("l")
+        self.over = self.refused = self.unreadable = 0
+        fallback = ApproximateCounter("")
+        for record in dataset.items():
+            if not isinstance(record, RawRecord):
+                self.unreadable += record.severity == "error"
+                continue
+            try:
+                tokens = counter.count_example(record.data)
+            except Exception:  # an invalid example: validate() names it; here it is estimated
+                tokens = fallback.count_example(record.data)
+                self.refused += 1
+            self.over += limit is not None and tokens > limit
+            self.counts.append(min(tokens, limit) if limit else tokens)
+
+    def notes(self) -> list[str]:
+        """What was estimated rather than counted, and why."""
+        notes = []
+        if self.unreadable:
+            notes.append(
+                f"not counted: {counted(self.unreadable, 'line')} that could not be read; "
+                "tuner.validate() names them"
+            )
+        if self.refused:
+            notes.append(
+                f"{counted(self.refused, 'example')} the tokenizer refused: estimated at about "
+                "4 characters a token; tuner.validate() names them"
+            )
+        return notes
+
+
+def _validation_note(target: str, tokens: int, passes: int) -> str:
+    if not passes:
+        return (
+            f"validation: {counted(tokens, 'token')}, not in the billed tokens (our {target} "
+            "rule bills training tokens only)"
+        )
+    return (
+        f"validation: {counted(tokens, 'token')} x {counted(passes, 'evaluation')} = "
+        f"{tokens * passes} billed tokens, included above ({target} bills each evaluation; "
+        "extra={'n_evals': N} sets how many)"
     )
 
 

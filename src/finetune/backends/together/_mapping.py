@@ -143,6 +143,10 @@ def create_body(request: JobRequest, limits: dict[str, Any] | None = None) -> di
         "training_type": training_type,
         "training_method": _method(request),
     }
+    if request.validation_file and "n_evals" not in params.extra:
+        from finetune.validation._catalog import n_evals  # the estimate bills the same rule
+
+        body["n_evals"] = n_evals(params.extra, body["n_epochs"])  # Together's 0: never used
     optional = {
         "validation_file": request.validation_file.id if request.validation_file else None,
         "learning_rate": params.learning_rate,
@@ -324,7 +328,10 @@ def with_quote(estimate: CostEstimate, quote: dict[str, Any]) -> CostEstimate:
         notes.append(f"Together quotes {price:.4g} USD for this job (estimate-price)")
     tokens = whole(quote.get("estimated_train_token_count"))
     if tokens is not None:
-        notes.append(f"Together counts {tokens} training tokens (ours: {estimate.billed_tokens})")
+        ours = estimate.tokens_total * estimate.epochs
+        notes.append(f"Together counts {tokens} training tokens (ours: {ours})")
+    if estimate.validation_passes:
+        notes.append("Together's quote covers the training file; the validation's is our own")
     if quote.get("allowed_to_proceed") is False:
         notes.append("Together says this job is over your credit limit: it would not start")
     if quote.get("estimation_available") is False:
