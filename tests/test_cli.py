@@ -37,6 +37,11 @@ def test_estimate(chat_file: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["estimate", str(chat_file), "--backend", "fake", "--model", "base-1"]) == 0
     local = capsys.readouterr().out
     assert "billed tokens" in local and "cost: no provider bill (local training)" in local
+    local_args = ["estimate", str(chat_file), "--backend", "fake", "--model", "base-1"]
+    assert main([*local_args, "--validation", str(chat_file)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    (note,) = [line for line in lines if line.startswith("note: validation: ")]
+    assert "bill" not in note  # no provider bill to be in or out of
     args = ["estimate", str(chat_file), "--backend", "openai", "--model", "gpt-5-nano-2026-01-01"]
     assert main([*args, "--json", "--price-per-million", "2.5"]) == 0
     priced = json.loads(capsys.readouterr().out)

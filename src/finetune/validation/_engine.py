@@ -386,7 +386,7 @@ def estimate(
     passes = validation_passes(target, params.extra, epochs) if checked else 0
     billed += validation_tokens * passes
     if checked:
-        notes.append(_validation_note(target, validation_tokens, passes))
+        notes.append(_validation_note(target, validation_tokens, passes, hosted))
     info: dict[str, Any] = model_info(target, model) or {}
     price = price_per_million if price_per_million is not None else info.get("price")
     low = info.get("low", price) if price_per_million is None else price
@@ -459,7 +459,9 @@ class _Tally:
         return notes
 
 
-def _validation_note(target: str, tokens: int, passes: int) -> str:
+def _validation_note(target: str, tokens: int, passes: int, hosted: bool) -> str:
+    if not hosted:
+        return f"validation: {counted(tokens, 'token')}"
     if not passes:
         return (
             f"validation: {counted(tokens, 'token')}, not in the billed tokens (our {target} "
