@@ -284,6 +284,31 @@ def test_reader_reports_every_kind_of_bad_line(tmp_path: Path) -> None:
     assert offsets == sorted(offsets) and offsets[0] == 0
 
 
+def test_a_folder_whose_replacement_fails_is_put_back(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    target = tmp_path / "model"
+    target.mkdir()
+    (target / "old.bin").write_text("old")
+    rename = Path.rename
+
+    def refuse_the_new_folder(self: Path, to: Any) -> Any:
+        if self.name == ".model.tmp":
+            raise OSError("rename refused")
+        return rename(self, to)
+
+    def write_new() -> None:
+        with atomic_folder(target) as staging:
+            staging.mkdir()
+            (staging / "new.bin").write_text("new")
+
+    monkeypatch.setattr(Path, "rename", refuse_the_new_folder)
+    with pytest.raises(OSError, match="rename refused"):
+        write_new()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model"]
+    assert [p.name for p in target.iterdir()] == ["old.bin"]
+
+
 def test_a_folder_is_replaced_whole_or_left_as_it_was(tmp_path: Path) -> None:
     target = tmp_path / "model"
     target.mkdir()

@@ -235,6 +235,27 @@ def test_evaluate_runs_a_gguf_candidate_as_the_tuned_model(
     assert result.predictions("tuned") == result.predictions("gguf")
 
 
+def test_a_merged_export_never_deletes_what_it_did_not_write(
+    tmp_path: Path, tuned_tiny: str
+) -> None:
+    ref = ft.ModelRef(backend="hf", name=tuned_tiny)
+    folder = tmp_path / "project"
+    folder.mkdir()
+    (folder / "thesis.txt").write_text("years of work")
+    with pytest.raises(ft.FinetuneError, match=r"holds 1 item \(thesis.txt\); a merged export"):
+        ref.export(folder, "merged")
+    a_file = tmp_path / "model.gguf"
+    a_file.write_text("a file")
+    with pytest.raises(ft.FinetuneError, match="is a file; a merged model is a folder"):
+        ref.export(a_file, "merged")
+    assert (folder / "thesis.txt").read_text() == "years of work" and a_file.read_text() == "a file"
+    first = ref.export(tmp_path / "merged", "merged")
+    again = ref.export(tmp_path / "merged", "merged")  # over its own earlier export: replaced
+    assert first.path == again.path and (again.path / "config.json").exists()
+    (tmp_path / "empty").mkdir()
+    assert (ref.export(tmp_path / "empty", "merged").path / "model.safetensors").exists()
+
+
 def test_the_cli_exports_a_job_by_its_id(
     tmp_path: Path, lora_tiny: str, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -346,12 +346,22 @@ class atomic_write:  # noqa: N801 - used as a context manager, reads like open()
 def atomic_folder(target: Path) -> Iterator[Path]:
     """A folder written whole or not at all: fill the yielded staging path (``.NAME.tmp``
     beside ``target``, not yet created) and it replaces ``target`` on success; on an error it
-    is removed and ``target`` is left as it was."""
+    is removed and ``target`` is left as it was. The old ``target`` is set aside
+    (``.NAME.old``) until the new one is in place, and put back if that fails."""
     staging = target.with_name(f".{target.name}.tmp")
+    retired = target.with_name(f".{target.name}.old")
     shutil.rmtree(staging, ignore_errors=True)
     try:
         yield staging
-        shutil.rmtree(target, ignore_errors=True)
-        staging.rename(target)
+        shutil.rmtree(retired, ignore_errors=True)
+        if target.exists():
+            target.rename(retired)
+        try:
+            staging.rename(target)
+        except OSError:
+            if retired.exists():
+                retired.rename(target)
+            raise
+        shutil.rmtree(retired, ignore_errors=True)
     finally:
         shutil.rmtree(staging, ignore_errors=True)

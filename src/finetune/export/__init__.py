@@ -15,8 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from finetune._errors import UnsupportedFeature
-from finetune._words import size
-from finetune.dataset import atomic_folder
+from finetune._words import counted, size
+from finetune.dataset import atomic_folder, atomic_write
 from finetune.export._gguf import ARCHITECTURES, QUANTIZATIONS, ExportError
 
 __all__ = [
@@ -30,6 +30,7 @@ __all__ = [
 ]
 
 FORMATS = ("merged", "gguf", "gguf-adapter", "ollama")
+MARKER = "finetune_export.json"  # in a merged folder: what may be replaced by the next export
 _SMALL = 1_000_000_000  # parameters under which quantizing changes too many greedy answers
 
 
@@ -158,13 +159,33 @@ def _merged(
 ) -> ExportResult:
     from finetune.backends.hf._merge import merge_adapter
 
+    _check_replaceable(dest)
     if _is_adapter(folder):
         tell("merging the LoRA adapter into its base (at the base's stored precision)")
         merge_adapter(folder, dest)
     else:
         with atomic_folder(dest) as staging:
             shutil.copytree(folder, staging, ignore=shutil.ignore_patterns("training_args.bin"))
+    with atomic_write(dest / MARKER) as handle:
+        handle.write(json.dumps({"format": "merged", "from": str(folder)}).encode())
     return ExportResult("merged", dest, sorted(p for p in dest.iterdir() if p.is_file()))
+
+
+def _check_replaceable(dest: Path) -> None:
+    """A merged export replaces its folder whole: refuse, before any work, a file or a folder
+    holding anything but an earlier merged export, so that nothing of the user's is deleted."""
+    if dest.is_file():
+        raise ExportError(f"{dest} is a file; a merged model is a folder: give a folder path")
+    if not dest.is_dir() or (dest / MARKER).is_file():
+        return
+    held = sorted(entry.name for entry in dest.iterdir())
+    if held:
+        raise ExportError(
+            f"{dest} holds {counted(len(held), 'item')} ({', '.join(held[:3])}"
+            f"{', ...' if len(held) > 3 else ''}); a merged export replaces its folder whole, "
+            "so it writes only to a new or empty folder, or over an earlier merged export: "
+            f"give a new path, such as {dest / 'merged'}"
+        )
 
 
 def _gguf_target(dest: Path, name: str) -> Path:
