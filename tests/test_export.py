@@ -246,8 +246,9 @@ def test_a_merged_export_never_deletes_what_it_did_not_write(
         ref.export(folder, "merged")
     a_file = tmp_path / "model.gguf"
     a_file.write_text("a file")
-    with pytest.raises(ft.FinetuneError, match="is a file; a merged model is a folder"):
-        ref.export(a_file, "merged")
+    for folder_format in ("merged", "ollama"):
+        with pytest.raises(ft.FinetuneError, match=f"is a file; a {folder_format} export is a"):
+            ref.export(a_file, folder_format)
     assert (folder / "thesis.txt").read_text() == "years of work" and a_file.read_text() == "a file"
     first = ref.export(tmp_path / "merged", "merged")
     again = ref.export(tmp_path / "merged", "merged")  # over its own earlier export: replaced

@@ -171,11 +171,15 @@ def _merged(
     return ExportResult("merged", dest, sorted(p for p in dest.iterdir() if p.is_file()))
 
 
+def _refuse_a_file(dest: Path, format: str) -> None:
+    if dest.is_file():
+        raise ExportError(f"{dest} is a file; a {format} export is a folder: give a folder path")
+
+
 def _check_replaceable(dest: Path) -> None:
     """A merged export replaces its folder whole: refuse, before any work, a file or a folder
     holding anything but an earlier merged export, so that nothing of the user's is deleted."""
-    if dest.is_file():
-        raise ExportError(f"{dest} is a file; a merged model is a folder: give a folder path")
+    _refuse_a_file(dest, "merged")
     if not dest.is_dir() or (dest / MARKER).is_file():
         return
     held = sorted(entry.name for entry in dest.iterdir())
@@ -246,6 +250,7 @@ def _ollama_folder(
 
     from finetune.export._ollama import create_model, family_of, modelfile
 
+    _refuse_a_file(dest, "ollama")
     dest.mkdir(parents=True, exist_ok=True)
     model = _gguf_file(folder, dest / "model.gguf", quantization, name, False, tell)
     family = family_of(AutoTokenizer.from_pretrained(str(folder)))
