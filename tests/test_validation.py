@@ -403,6 +403,24 @@ def test_estimate_openai() -> None:
     assert fixed.epochs == 2
 
 
+def test_an_estimate_counts_the_validation_set_and_says_what_it_could_not_read(
+    tmp_path: Path,
+) -> None:
+    data = ft.Dataset.from_records([chat(i) for i in range(20)])
+    holdout = ft.Dataset.from_jsonl(
+        write_jsonl(tmp_path / "holdout.jsonl", [chat(i) for i in range(20, 25)] + ["{not json"])
+    )
+    alone = estimate(data, target="openai", backend="openai", model=MODEL)
+    both = estimate(data, target="openai", backend="openai", model=MODEL, validation=holdout)
+    readable = ft.Dataset.from_records([chat(i) for i in range(20, 25)])
+    five = estimate(readable, target="openai", backend="openai", model=MODEL)
+    assert (both.validation_tokens, both.validation_passes) == (five.tokens_total, 0)
+    assert both.billed_tokens == alone.billed_tokens  # OpenAI: training tokens only
+    assert "not counted: 1 line of the validation set that could not be read; " in " ".join(
+        both.notes
+    )
+
+
 @pytest.mark.parametrize(
     ("target", "model", "price"),
     [

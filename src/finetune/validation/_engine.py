@@ -387,6 +387,7 @@ def estimate(
     billed += validation_tokens * passes
     if checked:
         notes.append(_validation_note(target, validation_tokens, passes, hosted))
+        notes.extend(checked.notes(of=" of the validation set"))
     info: dict[str, Any] = model_info(target, model) or {}
     price = price_per_million if price_per_million is not None else info.get("price")
     low = info.get("low", price) if price_per_million is None else price
@@ -443,18 +444,18 @@ class _Tally:
             self.over += limit is not None and tokens > limit
             self.counts.append(min(tokens, limit) if limit else tokens)
 
-    def notes(self) -> list[str]:
-        """What was estimated rather than counted, and why."""
+    def notes(self, of: str = "") -> list[str]:
+        """What was estimated rather than counted, and why (``of``: whose lines they are)."""
         notes = []
         if self.unreadable:
             notes.append(
-                f"not counted: {counted(self.unreadable, 'line')} that could not be read; "
+                f"not counted: {counted(self.unreadable, 'line')}{of} that could not be read; "
                 "tuner.validate() names them"
             )
         if self.refused:
             notes.append(
-                f"{counted(self.refused, 'example')} the tokenizer refused: estimated at about "
-                "4 characters a token; tuner.validate() names them"
+                f"{counted(self.refused, 'example')}{of} the tokenizer refused: estimated at "
+                "about 4 characters a token; tuner.validate() names them"
             )
         return notes
 
