@@ -395,3 +395,31 @@ def test_a_loop_closed_from_its_own_thread_finishes_the_last_coroutine() -> None
     assert closed.wait(5)
     thread.join(5)
     assert not thread.is_alive() and not loop.started
+
+
+def test_a_tuner_used_again_after_close_still_closes_when_dropped(namespace: str) -> None:
+    """A call after close() reopens the loop thread and connections; dropping the Tuner
+    then closes them, as it does for a Tuner never closed."""
+    import gc
+    import threading
+
+    closes: list[str] = []
+
+    class Counted(FakeBackend):
+        name = "counted"
+
+        def close(self) -> None:
+            closes.append("closed")
+
+    ft.register_backend("counted", Counted)
+    tuner = ft.Tuner("counted", model="m", namespace=namespace, registry=False)
+    tuner.remote_jobs()
+    tuner.close()
+    assert closes == ["closed"]
+    assert tuner.remote_jobs() == []
+    thread = next(t for t in threading.enumerate() if t.name == "finetune-counted")
+    del tuner
+    gc.collect()
+    thread.join(5)
+    assert not thread.is_alive()
+    assert closes == ["closed", "closed"]

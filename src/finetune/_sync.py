@@ -62,7 +62,8 @@ class Tuner(TunerView):
     ) -> None:
         self._async = self._core = AsyncTuner(backend, model, registry=registry, **options)
         self._loop = LoopThread(f"finetune-{self._async.backend_name}")
-        # a Tuner dropped without close() still closes its connections on its own loop
+        # a Tuner dropped without close() (or used again after it) closes its connections on
+        # its own loop; after close() with nothing reopened, this finds nothing to do
         self._closer = weakref.finalize(self, _close_quietly, self._loop, self._async)
 
     def __enter__(self) -> Tuner:
@@ -79,9 +80,10 @@ class Tuner(TunerView):
 
     def close(self) -> None:
         """Close the backend's connections and stop this Tuner's loop thread (on that thread
-        even when nothing else ran there: ``asyncio.run`` fails inside a notebook's loop)."""
+        even when nothing else ran there: ``asyncio.run`` fails inside a notebook's loop).
+
+        A call after ``close`` opens them again; dropping the Tuner then closes them."""
         self._loop.run(self._async.aclose())
-        self._closer.detach()
         self._loop.close()
 
     def validate(
