@@ -89,6 +89,29 @@ def test_zero_or_one_scores_get_the_exact_sign_test_at_any_size() -> None:
     assert some.p_value == pytest.approx(0.361594608053565, rel=1e-9)
 
 
+def test_sampled_sign_flips_agree_with_every_flip_enumerated() -> None:
+    from finetune.evaluation import _stats
+
+    deltas = [0.9, -0.2, 0.35, 0.1, -0.45, 0.6, 0.05, -0.15, 0.3, 0.25, -0.05, 0.4, 0.2, -0.3]
+    observed = abs(sum(deltas))
+    exact = _stats._exact_sign_flip(deltas, observed)
+    sampled = _stats._sampled_sign_flip(deltas, observed, 20000, seed=3)
+    assert 0.05 < exact < 0.5  # a p-value where a sign error would show
+    assert sampled == pytest.approx(exact, abs=0.01)  # about 4 standard errors
+
+
+def test_resampled_results_are_remembered_by_the_scores_content() -> None:
+    graded = [i / 50 for i in range(50)]
+    first = mean_interval(graded)
+    assert mean_interval(list(graded)) is first  # the same scores: not resampled again
+    graded[0] = 0.5  # a result's rows edited in place: its scores are new content
+    changed = mean_interval(graded)
+    assert changed is not first and changed.mean > first.mean
+    base = [v * 0.8 for v in graded]
+    comparison = compare_paired("a", graded, "b", base, metric="f1")
+    assert compare_paired("a", graded, "b", base, metric="f1") == comparison
+
+
 def test_a_small_noisy_difference_is_not_called_an_improvement() -> None:
     a = [1.0, 0.0, 1.0, 0.0, 1.0, 1.0, 0.0, 0.0, 1.0, 0.0]
     b = [0.0, 1.0, 1.0, 0.0, 0.0, 1.0, 0.0, 1.0, 1.0, 0.0]

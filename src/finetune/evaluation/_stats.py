@@ -4,15 +4,25 @@ Scores that are all 0 or 1 (exact match, a regex, a pass/fail judge) get score i
 Wilson's for a mean, Newcombe's (1998, method 10) for a paired difference. A percentile
 bootstrap would give them a zero-width interval whenever every example scored the same,
 claiming certainty that 40 out of 40 cannot give. Other scores get the percentile bootstrap.
+
+The resampling is seeded, so its results depend on the scores alone: they are remembered by
+the scores' content, and a result table shown again (each notebook display, each
+``to_markdown``) does not resample again.
 """
 
 from __future__ import annotations
 
+import hashlib
 import math
 import random
-from collections.abc import Sequence
+import threading
+from array import array
+from collections import OrderedDict
+from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass
-from typing import Literal
+from functools import partial
+from itertools import compress
+from typing import Literal, TypeVar
 
 __all__ = [
     "Comparison",
@@ -27,6 +37,42 @@ Verdict = Literal["improved", "no evidence", "worse"]
 IntervalMethod = Literal["bootstrap", "wilson", "newcombe"]
 RESAMPLES = 2000
 _Z = 1.959963984540054  # the standard normal's 97.5th percentile: two-sided 95%
+T = TypeVar("T")
+
+
+class _Memo:
+    """The latest results of costly resampling, by key, least recently used dropped first."""
+
+    def __init__(self, size: int = 256) -> None:
+        self._size = size
+        self._items: OrderedDict[Hashable, object] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key: Hashable, compute: Callable[[], T]) -> T:
+        """The result remembered for ``key``, or ``compute()``'s, remembered."""
+        with self._lock:
+            if key in self._items:
+                self._items.move_to_end(key)
+                return self._items[key]  # type: ignore[return-value]
+        value = compute()
+        with self._lock:
+            self._items[key] = value
+            while len(self._items) > self._size:
+                self._items.popitem(last=False)
+        return value
+
+    def clear(self) -> None:
+        """Forget every result (for benchmarks that time the first computation)."""
+        with self._lock:
+            self._items.clear()
+
+
+_MEMO = _Memo()
+
+
+def _content(values: Sequence[float]) -> bytes:
+    """A digest of the scores, exact enough to stand for them as a key."""
+    return hashlib.blake2b(array("d", values).tobytes(), digest_size=20).digest()
 
 
 @dataclass(frozen=True)
@@ -101,6 +147,12 @@ def bootstrap_mean(
     mean = sum(values) / n
     if min(values) == max(values):
         return Interval(mean, mean, mean, n)
+    key = ("bootstrap", _content(values), resamples, seed)
+    return _MEMO.get(key, partial(_bootstrap, values, mean, resamples, seed))
+
+
+def _bootstrap(values: Sequence[float], mean: float, resamples: int, seed: int) -> Interval:
+    n = len(values)
     rng = random.Random(seed)
     means = sorted(sum(rng.choices(values, k=n)) / n for _ in range(resamples))
     return Interval(mean, _percentile(means, 0.025), _percentile(means, 0.975), n)
@@ -168,14 +220,30 @@ def _permutation_p(deltas: Sequence[float], resamples: int, seed: int) -> tuple[
     if max(map(abs, nonzero)) - min(map(abs, nonzero)) <= 1e-12:
         return _sign_test(len(nonzero), sum(d > 0 for d in nonzero)), 0
     if len(nonzero) <= _EXACT_UP_TO:
-        return _exact_sign_flip(nonzero, observed), 0
+        exact = partial(_exact_sign_flip, nonzero, observed)
+        return _MEMO.get(("exact sign flip", _content(nonzero)), exact), 0
+    key = ("sign flip", _content(nonzero), resamples, seed)
+    sampled = partial(_sampled_sign_flip, nonzero, observed, resamples, seed)
+    return _MEMO.get(key, sampled), resamples
+
+
+_KEEP_SIGN = bytes.maketrans(b"01", b"\x00\x01")
+
+
+def _sampled_sign_flip(
+    deltas: Sequence[float], observed: float, resamples: int, seed: int
+) -> float:
+    """``resamples`` random sign flips; each one's bits say which deltas keep their sign, so
+    the sum is twice the kept ones' less the total (summed in C, not a Python loop)."""
     rng = random.Random(seed)
+    total = sum(deltas)
+    bits = f"0{len(deltas)}b"
     extreme = 0
     for _ in range(resamples):
-        total = sum(d if rng.random() < 0.5 else -d for d in nonzero)
-        if abs(total) >= observed - 1e-12:
+        kept = format(rng.getrandbits(len(deltas)), bits).encode().translate(_KEEP_SIGN)
+        if abs(2 * sum(compress(deltas, kept)) - total) >= observed - 1e-12:
             extreme += 1
-    return (extreme + 1) / (resamples + 1), resamples
+    return (extreme + 1) / (resamples + 1)
 
 
 def _sign_test(flips: int, wins: int) -> float:
