@@ -381,11 +381,12 @@ def estimate(
     epochs, notes = _epochs(target, params, len(counts))
     notes.extend(tally.notes())
     billed = stats["tokens_total"] * epochs
-    checked = _Tally(validation, counter, limit) if validation is not None else None
-    validation_tokens = sum(checked.counts) if checked else 0
-    passes = validation_passes(target, params.extra, epochs) if checked else 0
-    billed += validation_tokens * passes
-    if checked:
+    validation_tokens = passes = 0
+    if validation is not None:
+        checked = _Tally(validation, counter, limit)
+        validation_tokens = sum(checked.counts)
+        passes = validation_passes(target, params.extra, epochs)
+        billed += validation_tokens * passes
         notes.append(_validation_note(target, validation_tokens, passes, hosted))
         notes.extend(checked.notes(of=" of the validation set"))
     info: dict[str, Any] = model_info(target, model) or {}

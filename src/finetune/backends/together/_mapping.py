@@ -143,7 +143,7 @@ def create_body(request: JobRequest, limits: dict[str, Any] | None = None) -> di
         "training_type": training_type,
         "training_method": _method(request),
     }
-    if request.validation_file and "n_evals" not in params.extra:
+    if request.validation_file:  # an n_evals of extra's own wins: body.update(extra) below
         from finetune.validation._catalog import n_evals  # the estimate bills the same rule
 
         body["n_evals"] = n_evals(params.extra, body["n_epochs"])  # Together's 0: never used
