@@ -257,6 +257,25 @@ def test_a_merged_export_never_deletes_what_it_did_not_write(
     assert (ref.export(tmp_path / "empty", "merged").path / "model.safetensors").exists()
 
 
+def test_a_merged_export_is_marked_as_ours_before_it_takes_its_place(
+    tmp_path: Path, tuned_tiny: str, lora_tiny: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A crash just after the folder swap must not leave an unmarked folder, which the next
+    export would refuse to replace as if it held the user's own files."""
+    marked_when_placed: dict[str, bool] = {}
+    rename = Path.rename
+
+    def watching(self: Path, target: Any) -> Any:
+        if Path(target).parent == tmp_path:
+            marked_when_placed[Path(target).name] = (self / "finetune_export.json").is_file()
+        return rename(self, target)
+
+    monkeypatch.setattr(Path, "rename", watching)
+    ft.ModelRef(backend="hf", name=tuned_tiny).export(tmp_path / "full", "merged")
+    ft.ModelRef(backend="hf", name=lora_tiny).export(tmp_path / "adapter", "merged")
+    assert marked_when_placed == {"full": True, "adapter": True}
+
+
 def test_the_cli_exports_a_job_by_its_id(
     tmp_path: Path, lora_tiny: str, capsys: pytest.CaptureFixture[str]
 ) -> None:

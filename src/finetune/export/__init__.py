@@ -16,7 +16,7 @@ from typing import Any
 
 from finetune._errors import UnsupportedFeature
 from finetune._words import counted, size
-from finetune.dataset import atomic_folder, atomic_write
+from finetune.dataset import atomic_folder
 from finetune.export._gguf import ARCHITECTURES, QUANTIZATIONS, ExportError
 
 __all__ = [
@@ -157,17 +157,17 @@ def _is_adapter(folder: Path) -> bool:
 def _merged(
     folder: Path, dest: Path, quantization: str | None, name: str, create: Any, tell: Any
 ) -> ExportResult:
-    from finetune.backends.hf._merge import merge_adapter
+    from finetune.backends.hf._merge import write_merged
 
     _check_replaceable(dest)
-    if _is_adapter(folder):
-        tell("merging the LoRA adapter into its base (at the base's stored precision)")
-        merge_adapter(folder, dest)
-    else:
-        with atomic_folder(dest) as staging:
+    with atomic_folder(dest) as staging:
+        if _is_adapter(folder):
+            tell("merging the LoRA adapter into its base (at the base's stored precision)")
+            write_merged(folder, staging)
+        else:
             shutil.copytree(folder, staging, ignore=shutil.ignore_patterns("training_args.bin"))
-    with atomic_write(dest / MARKER) as handle:
-        handle.write(json.dumps({"format": "merged", "from": str(folder)}).encode())
+        # marked before the swap: a folder in place is always known as our own export
+        (staging / MARKER).write_text(json.dumps({"format": "merged", "from": str(folder)}))
     return ExportResult("merged", dest, sorted(p for p in dest.iterdir() if p.is_file()))
 
 

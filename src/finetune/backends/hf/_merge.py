@@ -11,7 +11,7 @@ from typing import Any
 
 from finetune.dataset import atomic_folder
 
-__all__ = ["adapter_base", "merge_adapter", "quiet_peft"]
+__all__ = ["adapter_base", "merge_adapter", "quiet_peft", "write_merged"]
 
 
 @contextlib.contextmanager
@@ -39,6 +39,14 @@ def merge_adapter(
     The base is loaded afresh in the precision it is stored in: training may have held it in
     bfloat16, and merging into that copy would round every weight of the base.
     """
+    target = Path(output)
+    with atomic_folder(target) as staging:
+        write_merged(adapter, staging, trust_remote_code=trust_remote_code)
+    return target
+
+
+def write_merged(adapter: str | Path, folder: Path, *, trust_remote_code: bool = False) -> None:
+    """Write base + adapter, merged, into ``folder`` (the caller makes that write atomic)."""
     from peft import PeftModel
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -47,8 +55,5 @@ def merge_adapter(
     )
     with quiet_peft():
         merged: Any = PeftModel.from_pretrained(base, str(adapter)).merge_and_unload()
-    target = Path(output)
-    with atomic_folder(target) as staging:
-        merged.save_pretrained(str(staging), safe_serialization=True)
-        AutoTokenizer.from_pretrained(str(adapter)).save_pretrained(str(staging))
-    return target
+    merged.save_pretrained(str(folder), safe_serialization=True)
+    AutoTokenizer.from_pretrained(str(adapter)).save_pretrained(str(folder))
