@@ -17,7 +17,7 @@ import math
 import random
 import threading
 from array import array
-from collections import OrderedDict
+from collections import Counter, OrderedDict
 from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass
 from functools import partial
@@ -190,10 +190,9 @@ def _newcombe(a: Sequence[float], b: Sequence[float]) -> tuple[float, float]:
     """Newcombe's 95% interval for the difference of two paired proportions (method 10:
     the two Wilson intervals, joined through the pairs' phi correlation)."""
     n = len(a)
-    both = sum(1 for x, y in zip(a, b, strict=True) if x and y)
-    only_a = sum(1 for x, y in zip(a, b, strict=True) if x and not y)
-    only_b = sum(1 for x, y in zip(a, b, strict=True) if y and not x)
-    neither = n - both - only_a - only_b
+    pairs = Counter((bool(x), bool(y)) for x, y in zip(a, b, strict=True))
+    both, only_a, only_b = pairs[True, True], pairs[True, False], pairs[False, True]
+    neither = pairs[False, False]
     first, second = wilson_interval(both + only_a, n), wilson_interval(both + only_b, n)
     margins = (both + only_a) * (only_b + neither) * (both + only_b) * (only_a + neither)
     cross = both * neither - only_a * only_b
