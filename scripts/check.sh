@@ -13,7 +13,7 @@ export NO_MKDOCS_2_WARNING=1
 if [ -f mkdocs.yml ]; then echo "== mkdocs"; mkdocs build --strict --quiet --site-dir "$(mktemp -d)"; fi
 echo "== pytest"
 set +e
-python -m pytest -q -rs -p no:cacheprovider "$@"
+python -m pytest -q -rs -p no:cacheprovider --durations=15 "$@"
 status=$?
 set -e
 if [ "$status" -eq 5 ]; then echo "pytest collected no tests: failing"; exit 1; fi
