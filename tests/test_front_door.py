@@ -429,6 +429,37 @@ def test_unknown_backend_names_suggest_the_closest(typed: str, meant: str, tmp_p
 
 
 @pytest.mark.parametrize(
+    ("backend", "typed", "meant"),
+    [
+        ("fireworks", "account", "account_id"),
+        ("openai", "api_kye", "api_key"),
+        ("fake", "step", "steps"),
+    ],
+)
+async def test_a_mistyped_backend_option_is_named_with_the_closest(
+    backend: str, typed: str, meant: str
+) -> None:
+    with pytest.raises(ft.InvalidRequestError) as raised:
+        ft.Tuner(backend, model="m", **{typed: 1})
+    said = str(raised.value)
+    assert said.startswith(f"[{backend}] no option {typed!r} (did you mean {meant!r}?)")
+    assert raised.value.param == typed and isinstance(raised.value.__cause__, TypeError)
+    with pytest.raises(ft.InvalidRequestError, match=f"did you mean {meant!r}"):
+        ft.AsyncTuner(backend, model="m", **{typed: 1})
+    hosted = backend != "fake"
+    assert ("api_key" in said and "first_wait" in said) is hosted  # the base class's options
+
+
+def test_a_type_error_of_a_backends_own_is_not_taken_for_a_mistyped_option() -> None:
+    def broken(**options: Any) -> Any:
+        raise TypeError("compute() got an unexpected keyword argument 'scale'")
+
+    ft.register_backend("broken-for-test", broken)
+    with pytest.raises(TypeError, match="compute"):
+        ft.Tuner("broken-for-test", model="m", speed=2)
+
+
+@pytest.mark.parametrize(
     "args",
     [
         ["estimate", "t.jsonl", "--backend", "openai", "--model", MODEL, "--epochs", "0"],

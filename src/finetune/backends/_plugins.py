@@ -3,11 +3,19 @@ entry points (how a plugin package adds one)."""
 
 from __future__ import annotations
 
+import difflib
 import importlib
+import inspect
+import re
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from finetune._errors import BackendNotFound, FinetuneError, MissingDependency
+from finetune._errors import (
+    BackendNotFound,
+    FinetuneError,
+    InvalidRequestError,
+    MissingDependency,
+)
 from finetune.backends.base import BaseBackend, as_async
 
 if TYPE_CHECKING:
@@ -81,5 +89,45 @@ def backend_class(name: str) -> Callable[..., Any]:
 
 def load_backend(name: str, **options: Any) -> BaseBackend:
     """Build the backend registered as ``name`` with its options (api_key, base_url, ...),
-    behind the async interface (a synchronous backend runs in worker threads)."""
-    return as_async(backend_class(name)(**options))
+    behind the async interface (a synchronous backend runs in worker threads). An option the
+    backend does not take is an ``InvalidRequestError`` naming it, the closest option and
+    the ones it takes."""
+    factory = backend_class(name)
+    try:
+        backend = factory(**options)
+    except TypeError as exc:
+        wrong = _UNEXPECTED.search(str(exc))
+        if wrong is None or wrong.group(1) not in options:
+            raise
+        raise _unknown_option(name, wrong.group(1), _option_names(factory)) from exc
+    return as_async(backend)
+
+
+_UNEXPECTED = re.compile(r"unexpected keyword argument '(\w+)'")
+
+
+def _option_names(factory: Callable[..., Any]) -> list[str]:
+    """The keyword options ``factory`` (a backend class) takes, following ``**options`` up
+    its classes' ``__init__`` methods, as far as their signatures say."""
+    if isinstance(factory, type):
+        inits = [vars(cls)["__init__"] for cls in factory.__mro__ if "__init__" in vars(cls)]
+    else:
+        inits = [factory]
+    named = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
+    names: list[str] = []
+    for init in inits:
+        try:
+            parameters = list(inspect.signature(init).parameters.values())
+        except (TypeError, ValueError):
+            break
+        names += [p.name for p in parameters if p.kind in named and p.name not in names]
+        if all(p.kind is not inspect.Parameter.VAR_KEYWORD for p in parameters):
+            break
+    return [name for name in names if name != "self"]
+
+
+def _unknown_option(name: str, wrong: str, known: list[str]) -> InvalidRequestError:
+    close = difflib.get_close_matches(wrong, known, n=1, cutoff=0.6)
+    guess = f" (did you mean {close[0]!r}?)" if close else ""
+    takes = f"; it takes {', '.join(known)}" if known else ""
+    return InvalidRequestError(f"no option {wrong!r}{guess}{takes}", backend=name, param=wrong)
