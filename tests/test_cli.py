@@ -103,6 +103,20 @@ def test_a_reader_that_stops_early_ends_the_command_quietly() -> None:
         ('data = "h.jsonl\n', "not valid TOML: "),
         ('data = "h"\nmetrics = ["regex"]\n[candidates]\nb = "openai:m"\n', "by name, one of"),
         ('data = "h"\nbaseline = "base"\n[candidates]\nb = "openai:m"\n', "'base' is not a"),
+        (
+            'data = "h"\nbasline = "b"\n[candidates]\nb = "openai:m"\n',
+            "unknown key 'basline' (did you mean 'baseline'?); the file takes baseline, ",
+        ),
+        (
+            'data = "h"\n[candidates.b]\nbackend = "openai"\nmodel = "m"\nfewshot = 3\n',
+            "unknown key 'fewshot' (did you mean 'few_shot'?) in [candidates.b]; [candidates.b] "
+            "takes backend, few_shot, model",
+        ),
+        (
+            'data = "h"\n[candidates.b]\nbackend = "openai"\nmodel = "m"\n'
+            '[candidates.b.few_shot]\ntrain = "t.jsonl"\nkk = 3\n',
+            "unknown key 'kk' (did you mean 'k'?) in [candidates.b] few_shot",
+        ),
     ],
 )
 def test_a_bad_eval_config_is_one_line_naming_what_is_missing(
@@ -123,6 +137,33 @@ def test_backends_lists_fake(capsys: pytest.CaptureFixture[str]) -> None:
 def test_unknown_backend(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["status", "j1", "--backend", "nope"]) == 2
     assert "Installed backends" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("extra", "says"),
+    [
+        ('sufix = "cli"\n', "unknown key 'sufix' (did you mean 'suffix'?); the file takes "),
+        (
+            "[hyperparamters]\nepochs = 2\n",
+            "unknown key 'hyperparamters' (did you mean 'hyperparameters'?)",
+        ),
+        (
+            "[hyperparameters]\nepochz = 2\n",
+            "unknown key 'epochz' (did you mean 'epochs'?) in [hyperparameters]",
+        ),
+    ],
+)
+def test_a_mistyped_train_config_key_starts_no_job(
+    chat_file: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], extra: str, says: str
+) -> None:
+    """A typo must not fall back silently to a default and spend money on it."""
+    config = tmp_path / "train.toml"
+    config.write_text(f'backend = "fake"\nmodel = "{MODEL}"\nfile = "{chat_file}"\n{extra}')
+    assert main(["train", "--config", str(config)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: {config}: ") and says in err
+    assert main(["jobs", "--backend", "fake", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out) == []
 
 
 @needs_tiktoken

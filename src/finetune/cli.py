@@ -15,6 +15,7 @@ from typing import Any, NoReturn
 from platformdirs import user_data_dir
 
 import finetune as ft
+from finetune._config_file import load_config, refuse_unknown_keys
 from finetune._words import cost_figure, counted
 from finetune.backends import backend_class
 
@@ -225,33 +226,17 @@ def _cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
-def _load_config(path: str) -> dict[str, Any]:
-    text = Path(path).read_text(encoding="utf-8")
-    if path.endswith((".yaml", ".yml")):
-        try:
-            import yaml
-        except ImportError as exc:
-            raise ft.MissingDependency("pyyaml", purpose="for YAML config files") from exc
-        try:
-            data = yaml.safe_load(text)
-        except yaml.YAMLError as exc:
-            raise ft.FinetuneError(f"{path}: not valid YAML: {exc}") from None
-    else:
-        if sys.version_info >= (3, 11):
-            import tomllib
-        else:  # pragma: no cover - Python 3.10
-            import tomli as tomllib
-        try:
-            data = tomllib.loads(text)
-        except tomllib.TOMLDecodeError as exc:
-            raise ft.FinetuneError(f"{path}: not valid TOML: {exc}") from None
-    if not isinstance(data, dict):
-        raise ft.FinetuneError(f"{path}: the config file must hold a table of settings")
-    return data
+_TRAIN_KEYS = ("backend", "model", "file", "validation", "suffix", "method", "hyperparameters")
+_EVAL_KEYS = ("data", "metrics", "baseline", "max_concurrency", "candidates")
 
 
 def _train_settings(args: argparse.Namespace) -> dict[str, Any]:
-    settings = _load_config(args.config) if args.config else {}
+    settings = load_config(args.config) if args.config else {}
+    if args.config:
+        refuse_unknown_keys(args.config, settings, (*_TRAIN_KEYS, "options"))
+        table = settings.get("hyperparameters") or {}
+        fields = ft.Hyperparameters.model_fields
+        refuse_unknown_keys(args.config, table, fields, "[hyperparameters]")
     for name in ("backend", "model", "file", "validation", "suffix", "method"):
         value = getattr(args, name, None)
         if value is not None:
@@ -284,7 +269,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
     return _ended(_waited(job)) if args.wait else 0
 
 
-def _candidate(name: str, spec: Any) -> Any:
+def _candidate(source: str, name: str, spec: Any) -> Any:
     """A candidate of an eval config: ``"backend:model"`` or a table with ``backend``,
     ``model`` and optionally ``few_shot = {train = ..., k = ...}``."""
     if isinstance(spec, str):
@@ -294,18 +279,20 @@ def _candidate(name: str, spec: Any) -> Any:
             f'candidate {name!r} needs a backend and a model: "openai:gpt-4.1-mini" or a '
             "table with backend = ... and model = ..."
         )
+    refuse_unknown_keys(source, spec, ("backend", "model", "few_shot"), f"[candidates.{name}]")
     ref = ft.ModelRef(backend=spec["backend"], name=spec["model"])
     shots = spec.get("few_shot")
     if shots:
         if not isinstance(shots, dict) or not shots.get("train"):
             raise ft.FinetuneError(f'candidate {name!r}: few_shot needs train = "file.jsonl"')
+        refuse_unknown_keys(source, shots, ("train", "k"), f"[candidates.{name}] few_shot")
         train = ft.Dataset.from_jsonl(shots["train"])
         ref = ref.with_few_shot(train, k=shots.get("k", 5))
     return ref
 
 
 def _cmd_eval(args: argparse.Namespace) -> int:
-    config = _load_config(args.config)
+    config = load_config(args.config)
     candidates, metrics, baseline = _eval_plan(args, config)
     result = ft.evaluate(
         ft.Dataset.from_jsonl(config["data"]),
@@ -332,7 +319,10 @@ def _eval_plan(
             f'{args.config}: eval needs data = "holdout.jsonl" and a [candidates] table '
             "(see finetune eval --help and docs/cli.md)"
         )
-    candidates = {name: _candidate(name, spec) for name, spec in config["candidates"].items()}
+    refuse_unknown_keys(args.config, config, _EVAL_KEYS)
+    candidates = {
+        name: _candidate(args.config, name, spec) for name, spec in config["candidates"].items()
+    }
     names = config.get("metrics", ["exact_match"])
     metrics = [ft.metrics.by_name(name) for name in ([names] if isinstance(names, str) else names)]
     baseline = config.get("baseline")
