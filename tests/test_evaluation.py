@@ -246,6 +246,27 @@ def test_nothing_to_evaluate_is_refused() -> None:
         ft.evaluate(_qa(3), {}, [m.exact_match])
 
 
+def test_predictor_options_for_no_candidate_are_refused_before_anything_is_asked() -> None:
+    """A misspelt candidate name would leave its options unused without a word."""
+    asked: list[Any] = []
+
+    def counting(messages: list[dict[str, str]]) -> str:
+        asked.append(messages)
+        return "2"
+
+    with pytest.raises(
+        ValueError, match=r"names no candidate: 'tunde'; the candidates are 'tuned'"
+    ):
+        ft.evaluate(
+            _qa(3),
+            {"tuned": counting},
+            [m.exact_match],
+            cache=False,
+            predictor_options={"tunde": {"max_new_tokens": 8}},
+        )
+    assert asked == []
+
+
 def test_pairwise_judge_swaps_positions_to_cancel_order_bias() -> None:
     def wrong(messages: list[dict[str, str]]) -> str:
         return "0"

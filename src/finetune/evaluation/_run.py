@@ -40,6 +40,12 @@ class _Task:
 def _resolve(
     candidates: Mapping[str, Any], options: Mapping[str, dict[str, Any]]
 ) -> dict[str, tuple[Predictor, list[Any] | None]]:
+    strays = sorted(set(options) - set(candidates))
+    if strays:
+        raise ValueError(
+            f"predictor_options names no candidate: {', '.join(map(repr, strays))}; "
+            f"the candidates are {', '.join(map(repr, candidates))}"
+        )
     resolved = {}
     for name, candidate in candidates.items():
         shots = candidate.few_shot if isinstance(candidate, ModelRef) else None
