@@ -22,6 +22,7 @@ from .fakes.fireworks_fake import ACCOUNT, SIGNATURE, FireworksFake, Phases
 pytest.importorskip("fireworks")
 MODEL = "accounts/fireworks/models/llama-v3p1-8b-instruct"
 JOBS = f"/v1/accounts/{ACCOUNT}/supervisedFineTuningJobs"
+DPO_JOBS = f"/v1/accounts/{ACCOUNT}/dpoJobs"
 
 
 @pytest.fixture
@@ -41,6 +42,20 @@ def dataset(tag: str = "", n: int = 12) -> ft.Dataset:
 
 def creates(server: FireworksFake) -> list[Any]:
     return [r for r in server.requests if (r.method, r.path) == ("POST", JOBS)]
+
+
+def pair(i: int, tag: str = "", answers: int = 1) -> dict[str, Any]:
+    """A preference pair in the shape Fireworks' DPO takes (one assistant message a side)."""
+    said = [{"role": "assistant", "content": f"Order {i} ships today.{tag}"}] * answers
+    return {
+        "input": {"messages": [{"role": "user", "content": f"Where is order {i}?{tag}"}]},
+        "preferred_output": said,
+        "non_preferred_output": [{"role": "assistant", "content": "No idea."}],
+    }
+
+
+def pairs(tag: str = "", n: int = 6) -> ft.Dataset:
+    return ft.Dataset.from_records([pair(i, tag) for i in range(n)])
 
 
 def test_full_lifecycle(server: FireworksFake) -> None:
@@ -71,6 +86,88 @@ def test_full_lifecycle(server: FireworksFake) -> None:
     assert body["wandbConfig"] == {"enabled": True, "apiKey": "k" * 40, "project": "p"}
     assert [p.step for p in job.metrics()] == [1, 2, 3, 4, 5]
     assert len(server.datasets) == 2  # the estimate's upload was reused
+
+
+def test_a_dpo_fit_runs_as_a_fireworks_dpo_job(server: FireworksFake) -> None:
+    tuner = tuner_for(server)
+    estimate = tuner.estimate(pairs(), ft.Hyperparameters(epochs=2))
+    assert any("quotes supervised jobs only" in note for note in estimate.notes)
+    assert not server.requests  # no quote to ask for, so nothing uploaded
+    params = ft.Hyperparameters(epochs=2, learning_rate=5e-5, beta=0.2, lora=ft.LoRA(r=16))
+    job = tuner.fit(pairs(), method="dpo", hyperparameters=params, suffix="prefs")
+    assert job.id.startswith("dpo-") and job.job.method == "dpo"
+    done = job.wait(poll_interval=0.02, timeout=10)
+    assert done.status is ft.JobStatus.SUCCEEDED and done.hyperparameters.beta == 0.2
+    assert job.model.name == f"accounts/{ACCOUNT}/models/{job.id}"
+    (create,) = [r for r in server.requests if (r.method, r.path) == ("POST", DPO_JOBS)]
+    assert create.query == [("dpoJobId", job.id)] and creates(server) == []
+    assert create.body["lossConfig"] == {"method": "DPO", "dpo": {"beta": 0.2}}
+    assert create.body["displayName"] == "prefs"
+    config = create.body["trainingConfig"]
+    assert (config["baseModel"], config["outputModel"]) == (MODEL, job.model.name)
+    assert (config["epochs"], config["learningRate"], config["loraRank"]) == (2, 5e-5, 16)
+    (sent,) = server.contents.values()
+    assert json.loads(sent.splitlines()[0]) == pair(0)
+    assert [p.step for p in job.metrics()] == [1, 2, 3, 4, 5]
+    again = tuner_for(server, registry=False)
+    assert again.job(job.id).job.method == "dpo"
+    rerun = again.fit(pairs(), method="dpo", hyperparameters=params, suffix="prefs")
+    assert rerun.id == job.id and len(server.dpo_jobs) == 1
+    supervised = again.fit(dataset(), suffix="sft")
+    listed = again.run(again.backend.list_jobs())
+    assert {j.id: j.method for j in listed} == {job.id: "dpo", supervised.id: "sft"}
+
+
+def test_a_dpo_job_payload_reads_its_nested_settings() -> None:
+    """The shape of Fireworks' documented ``GET .../dpoJobs/{id}`` answer."""
+    from finetune.backends.fireworks._mapping import job_from_payload
+
+    payload = {
+        "dataset": f"accounts/{ACCOUNT}/datasets/prefs",
+        "name": f"accounts/{ACCOUNT}/dpoJobs/dpo-abc",
+        "displayName": "prefs",
+        "createTime": "2026-11-07T05:31:56Z",
+        "completedTime": "2026-11-07T06:31:56Z",
+        "state": "JOB_STATE_FAILED",
+        "status": {"code": "INVALID_ARGUMENT", "message": "pairs must be one-turn"},
+        "trainingConfig": {
+            "outputModel": f"accounts/{ACCOUNT}/models/dpo-abc",
+            "baseModel": MODEL,
+            "learningRate": 5e-5,
+            "epochs": 2,
+            "loraRank": 8,
+        },
+        "lossConfig": {"method": "DPO", "dpo": {"beta": 0.1}},
+    }
+    job = job_from_payload(payload)
+    assert (job.id, job.method, job.base_model, job.suffix) == ("dpo-abc", "dpo", MODEL, "prefs")
+    assert job.status is ft.JobStatus.FAILED and job.fine_tuned_model is None
+    assert job.error is not None and job.error.message == "pairs must be one-turn"
+    assert (job.hyperparameters.epochs, job.hyperparameters.beta) == (2, 0.1)
+    done = job_from_payload(payload | {"state": "JOB_STATE_COMPLETED"})
+    assert done.fine_tuned_model == f"accounts/{ACCOUNT}/models/dpo-abc"
+
+
+def test_a_dpo_job_made_elsewhere_is_found_and_cancelled(server: FireworksFake) -> None:
+    import httpx
+
+    tuner = tuner_for(server)
+    tuner.fit(pairs(), method="dpo").wait(poll_interval=0.02, timeout=10)
+    server.phases = Phases(0, 0, 30)
+    body = {"dataset": next(iter(server.datasets.values()))["name"]}
+    body["trainingConfig"] = {"baseModel": MODEL}
+    made = httpx.post(
+        f"{server.url}{DPO_JOBS}?dpoJobId=console-made",
+        json=body,
+        headers={"Authorization": f"Bearer {server.api_key}"},
+    )
+    assert made.status_code == 200
+    elsewhere = tuner.job("console-made")  # not a dpo- id of ours: found in dpoJobs all the same
+    assert elsewhere.job.method == "dpo" and elsewhere.job.status is ft.JobStatus.RUNNING
+    assert elsewhere.cancel().status is ft.JobStatus.CANCELLED
+    assert ("POST", f"{DPO_JOBS}/console-made:cancel") in {
+        (r.method, r.path) for r in server.requests
+    }
 
 
 def test_ids_derived_from_the_key_make_a_rerun_idempotent(server: FireworksFake) -> None:
@@ -156,11 +253,18 @@ def test_settings_fireworks_cannot_take_are_refused_before_uploading(server: Fir
     ):
         with pytest.raises(ft.UnsupportedFeature):
             tuner.fit(dataset(), hyperparameters=params)
-    pairs = ft.Dataset.from_records(
-        [{"input": [{"role": "user", "content": "q"}], "chosen": "a", "rejected": "b"}] * 12
+    with pytest.raises(ft.UnsupportedFeature, match="DPO jobs take no validation set"):
+        tuner.fit(pairs(), validation=pairs("v"), method="dpo")
+    with pytest.raises(ft.UnsupportedFeature, match=r"beta above 0 and below 0\.5, not 0\.6"):
+        tuner.fit(pairs(), method="dpo", hyperparameters=ft.Hyperparameters(beta=0.6))
+    with pytest.raises(ft.UnsupportedFeature, match="Fireworks DPO takes no warmup"):
+        tuner.fit(pairs(), method="dpo", hyperparameters=ft.Hyperparameters(warmup=0.1))
+    two_turns = ft.Dataset.from_records([pair(i, answers=2) for i in range(6)])
+    with pytest.raises(ft.ValidationFailed) as refused:
+        tuner.fit(two_turns, method="dpo")
+    assert "preferred_output: fireworks takes one assistant message here, not 2" in str(
+        refused.value
     )
-    with pytest.raises(ft.UnsupportedFeature):
-        tuner.fit(pairs, method="dpo")
     no_account = ft.Tuner("fireworks", model=MODEL, api_key=server.api_key, base_url=server.url)
     with pytest.raises(ft.InvalidRequestError, match="FIREWORKS_ACCOUNT_ID"):
         no_account.fit(dataset())

@@ -1,9 +1,12 @@
-"""A stateful loopback fake of Fireworks AI's datasets and supervised fine-tuning jobs.
+"""A stateful loopback fake of Fireworks AI's datasets, supervised fine-tuning jobs and DPO jobs.
 
 Written from Fireworks' API reference (docs.fireworks.ai) and the ``fireworks-ai`` SDK's types
 (no spec may be copied here): account-scoped routes, ``{resource}:{verb}`` custom methods, the
 client choosing resource ids, Google-style errors (``ALREADY_EXISTS`` as a 409), page tokens.
-Jobs move CREATING -> VALIDATING -> RUNNING (jobProgress) -> COMPLETED.
+Jobs move CREATING -> VALIDATING -> RUNNING (jobProgress) -> COMPLETED. A DPO job
+(``dpoJobs``, the SDK's ``DpoJob``) nests its settings in ``trainingConfig`` and ``lossConfig``,
+has no jobProgress, gives its metrics file through ``:getMetricsFileEndpoint``, and, as the API
+gateway does for any message, refuses a field its resource does not have.
 """
 
 from __future__ import annotations
@@ -23,6 +26,20 @@ BASE_MODELS = {
 
 
 SIGNATURE = "5e1f0a9b7c3d2e4f6a8b0c1d3e5f7a9b"
+# the DpoJob fields a client may send (fireworks-ai's DpoJobCreateParams)
+DPO_FIELDS = {
+    "dataset",
+    "displayName",
+    "trainingConfig",
+    "lossConfig",
+    "wandbConfig",
+    "awsS3Config",
+    "azureBlobStorageConfig",
+    "rendererHuggingFaceRepoId",
+    "reservationTarget",
+    "useReservation",
+}
+LOSS_METHODS = {"METHOD_UNSPECIFIED", "GRPO", "DAPO", "DPO", "ORPO", "GSPO_TOKEN"}
 
 
 def _error(status: int, message: str, code: str) -> Reply:
@@ -50,6 +67,7 @@ class FireworksFake(FakeServer):
         self.contents: dict[str, bytes] = {}
         self.signed_puts: dict[str, bytes] = {}
         self.jobs: dict[str, dict[str, Any]] = {}
+        self.dpo_jobs: dict[str, dict[str, Any]] = {}
 
     def unauthorized(self) -> Any:
         return {"error": {"code": 401, "message": "invalid API key", "status": "UNAUTHENTICATED"}}
@@ -77,6 +95,8 @@ class FireworksFake(FakeServer):
                 return self._datasets(method, name, verb, query, body, raw, headers)
             if collection == "supervisedFineTuningJobs":
                 return self._jobs(method, name, verb, query, body)
+            if collection == "dpoJobs":
+                return self._dpo(method, name, verb, query, body)
         raise _error(404, f"no route {method} {path}", "NOT_FOUND")
 
     # -- datasets --
@@ -190,6 +210,54 @@ class FireworksFake(FakeServer):
         }
         return self._view(self.jobs[job_id])
 
+    # -- DPO jobs --
+
+    def _dpo(self, method: str, name: str, verb: str, query: dict[str, str], body: Any) -> Any:
+        if method == "POST" and not name:
+            return self._create_dpo(query.get("dpoJobId", ""), body)
+        if method == "GET" and not name:
+            views = [self._view(j) for j in self.dpo_jobs.values()]
+            return {"dpoJobs": views[::-1], "nextPageToken": "", "totalSize": len(views)}
+        job = self.dpo_jobs.get(name)
+        if job is None:
+            raise _error(404, f"dpoJob {name} not found", "NOT_FOUND")
+        if method == "GET" and not verb:
+            return self._view(job)
+        if method == "GET" and verb == "getMetricsFileEndpoint":
+            return {"signedUrl": f"{self.url}/metrics/{name}.jsonl"}
+        if method == "POST" and verb == "cancel":
+            job["_cancelled"] = job.get("_cancelled") or time.monotonic()
+            return {}
+        if method == "POST" and verb == "resume":
+            return self._view(job)
+        raise _error(404, f"no route {method} dpoJobs/{name}:{verb}", "NOT_FOUND")
+
+    def _create_dpo(self, job_id: str, body: dict[str, Any]) -> Any:
+        unknown = sorted(set(body) - DPO_FIELDS)
+        if unknown:
+            raise _error(400, f'unknown field "{unknown[0]}" in DpoJob', "INVALID_ARGUMENT")
+        if job_id in self.dpo_jobs:
+            raise _error(409, f"dpoJob {job_id} already exists", "ALREADY_EXISTS")
+        config = body.get("trainingConfig") or {}
+        if config.get("baseModel") not in BASE_MODELS:
+            raise _error(
+                400, f"base model {config.get('baseModel')} cannot be tuned", "INVALID_ARGUMENT"
+            )
+        loss = body.get("lossConfig") or {}
+        beta = (loss.get("dpo") or {}).get("beta", 0.1)
+        if loss.get("method", "DPO") not in LOSS_METHODS or not 0 < beta < 0.5:
+            raise _error(400, f"invalid lossConfig {loss}", "INVALID_ARGUMENT")
+        dataset = str(body.get("dataset", "")).rsplit("/", 1)[-1]
+        if self.datasets.get(dataset, {}).get("state") != "READY":
+            raise _error(400, f"dataset {body.get('dataset')} is not READY", "FAILED_PRECONDITION")
+        for line in self.contents[dataset].splitlines():
+            row = json.loads(line)
+            if len(row.get("preferred_output") or []) != 1 or "input" not in row:
+                raise _error(400, "DPO rows are one-turn preference pairs", "INVALID_ARGUMENT")
+        created = {"_id": job_id or f"dpo{len(self.dpo_jobs)}", "_created": time.monotonic()}
+        self.dpo_jobs[created["_id"]] = {**body, **created, "_at": time.time(), "_dpo": True}
+        return self._view(self.dpo_jobs[created["_id"]])
+
     def _state(self, job: dict[str, Any]) -> tuple[str, int]:
         p = self.phases
         now = job.get("_cancelled") or time.monotonic()
@@ -209,13 +277,15 @@ class FireworksFake(FakeServer):
     def _view(self, job: dict[str, Any]) -> dict[str, Any]:
         state, percent = self._state(job)
         view = {k: v for k, v in job.items() if not k.startswith("_") and k != "wandbConfig"}
+        collection = "dpoJobs" if job.get("_dpo") else "supervisedFineTuningJobs"
         view |= {
-            "name": f"accounts/{ACCOUNT}/supervisedFineTuningJobs/{job['_id']}",
+            "name": f"accounts/{ACCOUNT}/{collection}/{job['_id']}",
             "state": state,
             "createTime": _iso(job["_at"]),
-            "jobProgress": {"percent": percent, "epoch": 1},
-            "metricsFileSignedUrl": f"{self.url}/metrics/{job['_id']}.jsonl",
         }
+        if not job.get("_dpo"):
+            view["jobProgress"] = {"percent": percent, "epoch": 1}
+            view["metricsFileSignedUrl"] = f"{self.url}/metrics/{job['_id']}.jsonl"
         if state == "JOB_STATE_FAILED":
             view["status"] = {
                 "code": "INVALID_ARGUMENT",
@@ -236,7 +306,7 @@ class FireworksFake(FakeServer):
         return {"supervisedFineTuningJobs": page, "nextPageToken": token, "totalSize": len(views)}
 
     def _metrics_file(self, job_id: str) -> Any:
-        job = self.jobs.get(job_id)
+        job = self.jobs.get(job_id) or self.dpo_jobs.get(job_id)
         if job is None:
             raise Reply(404, {"error": "no such metrics file"})
         steps = self._state(job)[1] // 20
@@ -250,7 +320,7 @@ class FireworksFake(FakeServer):
         return True  # checked in route() for API paths; the signed metrics URL carries no key
 
     def summary(self) -> dict[str, int]:
-        return {"datasets": len(self.datasets), "jobs": len(self.jobs)}
+        return {"datasets": len(self.datasets), "jobs": len(self.jobs) + len(self.dpo_jobs)}
 
 
 def _iso(seconds: float) -> str:

@@ -118,6 +118,7 @@ class Target:
     max_file_bytes: int | None
     mistral_tool_ids: bool = False
     truncates: bool = False
+    one_answer_pairs: bool = False  # each side of a preference pair is one assistant message
     completion_models: tuple[str, ...] = ()
     extra_checks: Callable[[dict[str, Any]], Iterable[Issue]] | None = None
 
@@ -144,9 +145,15 @@ TARGETS = {
         min_examples=1,
         max_file_bytes=50 * 1024**3,
     ),
-    # Fireworks: chat JSONL, 3 to 3 million examples; larger than 150 MB needs the signed-URL
-    # upload path, which this backend takes
-    "fireworks": Target("fireworks", frozenset({"chat"}), min_examples=3, max_file_bytes=None),
+    # Fireworks: chat JSONL (or one-turn preference pairs for DPO), 3 to 3 million examples;
+    # larger than 150 MB needs the signed-URL upload path, which this backend takes
+    "fireworks": Target(
+        "fireworks",
+        frozenset({"chat", "preference"}),
+        min_examples=3,
+        max_file_bytes=None,
+        one_answer_pairs=True,
+    ),
 }
 
 
@@ -271,6 +278,9 @@ def _check_preference(record: dict[str, Any], target: Target) -> Iterator[Issue]
             last = value[-1]
             if isinstance(last, dict) and last.get("role") != "assistant":
                 yield "invalid_preference", "error", "must end with an assistant message", path
+            if target.one_answer_pairs and len(value) > 1:
+                message = f"{target.name} takes one assistant message here, not {len(value)}"
+                yield "invalid_preference", "error", message, path
 
 
 def _check_chat(record: dict[str, Any], target: Target) -> Iterator[Issue]:

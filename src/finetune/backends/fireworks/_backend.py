@@ -1,4 +1,5 @@
-"""FireworksBackend: Fireworks AI supervised fine-tuning through the ``fireworks-ai`` SDK.
+"""FireworksBackend: Fireworks AI fine-tuning (supervised and DPO jobs) through the
+``fireworks-ai`` SDK.
 
 Routes are account-scoped (``/v1/accounts/{account}/...``). Datasets are named by their
 content fingerprint and jobs (and their output models) by the fit's idempotency key, both
@@ -11,8 +12,9 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from finetune._errors import (
     BackendError,
@@ -24,13 +26,16 @@ from finetune._errors import (
 from finetune.backends.base import JobRequest
 from finetune.backends.fireworks._mapping import (
     CAPABILITIES,
+    DPO_JOBS,
     NAME,
+    SFT_JOBS,
     create_body,
     dataset_id_for,
     dataset_ref,
     job_from_payload,
     job_id_for,
     metrics_from_lines,
+    resource_of,
     with_quote,
 )
 from finetune.backends.hosted import Connection, HostedBackend
@@ -49,6 +54,7 @@ if TYPE_CHECKING:
 
 __all__ = ["FireworksBackend", "map_error"]
 
+T = TypeVar("T")
 DEFAULT_BASE_URL = "https://api.fireworks.ai"
 KEY_HINT = "Set FIREWORKS_API_KEY or pass api_key=... to the Tuner"
 SINGLE_UPLOAD_LIMIT = 150 * 1024 * 1024
@@ -253,12 +259,11 @@ class FireworksBackend(HostedBackend):
         """Create the job under the id derived from the key; an id already taken is this fit's
         job (made by an earlier attempt), so it is returned, never duplicated."""
         body = create_body(request, self._require_account())
-        identifier = job_id_for(request.idempotency_key)
-        params = {"supervisedFineTuningJobId": identifier}
+        identifier = job_id_for(request.idempotency_key, request.method)
+        collection = resource_of(identifier)
+        params = {"dpoJobId" if collection == DPO_JOBS else "supervisedFineTuningJobId": identifier}
         try:
-            answer = await self._request(
-                "post", self._path("supervisedFineTuningJobs"), body=body, params=params
-            )
+            answer = await self._request("post", self._path(collection), body=body, params=params)
         except BackendError as error:
             if error.status_code != 409:
                 raise
@@ -268,31 +273,47 @@ class FireworksBackend(HostedBackend):
     async def find_job(self, request: JobRequest) -> Job | None:
         """The job of this request's key: its id is derived from the key."""
         try:
-            return await self.get_job(job_id_for(request.idempotency_key))
+            return await self.get_job(job_id_for(request.idempotency_key, request.method))
         except JobNotFound:
             return None
 
     async def get_job(self, job_id: str) -> Job:
-        """The job as it is now."""
-        answer = await self._get(self._path("supervisedFineTuningJobs", job_id), job_call=True)
-        return self._with_note(job_from_payload(answer))
+        """The job as it is now: a supervised or a DPO job."""
+
+        async def read(collection: str) -> Any:
+            return await self._get(self._path(collection, job_id), job_call=True)
+
+        return self._with_note(job_from_payload(await self._in_its_collection(job_id, read)))
+
+    async def _in_its_collection(self, job_id: str, call: Callable[[str], Awaitable[T]]) -> T:
+        """``call(collection)`` on the job's collection: ours say which by their id; a job
+        made elsewhere is looked for in the other one when the first has no such job."""
+        first = resource_of(job_id)
+        try:
+            return await call(first)
+        except JobNotFound:
+            return await call(SFT_JOBS if first == DPO_JOBS else DPO_JOBS)
 
     def owns(self, job: Job, request_key: str) -> bool:
         """A job is this fit's when its id is the one the key derives."""
-        return job.id == job_id_for(request_key)
+        return job.id == job_id_for(request_key, job.method)
 
     async def list_jobs(self, *, limit: int = 20) -> list[Job]:
-        """The most recent jobs."""
+        """The most recent jobs, supervised and DPO, newest first."""
+        supervised, preference = await asyncio.gather(
+            self._list(SFT_JOBS, limit), self._list(DPO_JOBS, limit)
+        )
+        jobs = sorted(supervised + preference, key=_created, reverse=True)
+        return jobs[:limit]
+
+    async def _list(self, collection: str, limit: int) -> list[Job]:
         jobs: list[Job] = []
         token: str | None = None
         while len(jobs) < limit:
             params = {"pageSize": min(limit, 200), **({"pageToken": token} if token else {})}
-            page = expect_object(
-                NAME,
-                "job list",
-                await self._get(self._path("supervisedFineTuningJobs"), params=params),
-            )
-            items = list_at(page, "supervisedFineTuningJobs")
+            answer = await self._get(self._path(collection), params=params)
+            page = expect_object(NAME, "job list", answer)
+            items = list_at(page, collection)
             jobs.extend(job_from_payload(i) for i in items if isinstance(i, dict))
             token = page.get("nextPageToken") or None
             if not items or not token:
@@ -308,8 +329,11 @@ class FireworksBackend(HostedBackend):
         return await self._job_action(job_id, "resume")
 
     async def _job_action(self, job_id: str, action: str) -> Job:
-        path = self._path(f"supervisedFineTuningJobs/{job_id}:{action}")
-        await self._retried(lambda: self._request("post", path, body={}, job_call=True))
+        async def act(collection: str) -> Any:
+            path = self._path(f"{collection}/{job_id}:{action}")
+            return await self._retried(lambda: self._request("post", path, body={}, job_call=True))
+
+        await self._in_its_collection(job_id, act)
         return await self.get_job(job_id)
 
     async def get_metrics(self, job_id: str) -> list[MetricPoint]:
@@ -318,6 +342,10 @@ class FireworksBackend(HostedBackend):
 
         job = await self.get_job(job_id)
         url = (job.raw or {}).get("metricsFileSignedUrl")
+        if job.method == "dpo":
+            path = self._path(f"{DPO_JOBS}/{job_id}:getMetricsFileEndpoint")
+            answer = await self._get(path, job_call=True)
+            url = expect_object(NAME, "metrics file endpoint", answer).get("signedUrl")
         if not isinstance(url, str) or not url:
             return []
         async with httpx.AsyncClient(timeout=60) as raw:
@@ -341,6 +369,11 @@ class FireworksBackend(HostedBackend):
         account; uploads the dataset, which the later fit reuses)."""
         if not self._quote:
             return estimate
+        if dataset.kind == "preference":
+            note = (
+                "Fireworks quotes supervised jobs only (estimateCost); a DPO job's figures are ours"
+            )
+            return estimate.with_notes(note)
         if not self._key or not self._account:
             note = "no Fireworks key or account: its quote was skipped; the figures are our own"
             return estimate.with_notes(note)
@@ -349,6 +382,10 @@ class FireworksBackend(HostedBackend):
         path = self._path("supervisedFineTuningJobs:estimateCost")
         answer = await self._retried(lambda: self._request("post", path, body=body))
         return with_quote(estimate, expect_object(NAME, "cost estimate", answer))
+
+
+def _created(job: Job) -> float:
+    return job.created_at.timestamp() if job.created_at else 0.0
 
 
 def _line_count(path: Path) -> int:

@@ -12,6 +12,7 @@ import hashlib
 import re
 from typing import Any
 
+from finetune._errors import UnsupportedFeature
 from finetune.backends.base import Capabilities, JobRequest
 from finetune.backends.http import parses, refuse_unknown_settings
 from finetune.backends.payloads import (
@@ -60,15 +61,19 @@ STATUS_MAP = status_table(
 )
 
 CAPABILITIES = Capabilities(
+    methods=frozenset({"sft", "dpo"}),
+    example_kinds=frozenset({"chat", "preference"}),
     tools=True,
     validation_target="fireworks",
     max_suffix_length=64,
     notes=(
         "fine-tuned LoRA models are served on on-demand (dedicated) deployments, billed by "
         "GPU time; once deployed, ft.evaluate asks job.model through the inference API",
-        "DPO is a separate Fireworks resource (dpoJobs) this backend does not drive yet",
+        "DPO runs as a Fireworks dpoJob: one-turn preference pairs, no validation set",
     ),
 )
+SFT_JOBS, DPO_JOBS = "supervisedFineTuningJobs", "dpoJobs"
+DPO_PREFIX = "dpo-"  # the ids we give DPO jobs, so that a job id tells its resource
 _EXTRA = {
     "learningRateWarmupSteps",
     "maxContextLength",
@@ -92,9 +97,15 @@ def resource_id(name: str) -> str:
     return slug if slug[:1].isalpha() else f"ft-{slug}"[:63]
 
 
-def job_id_for(idempotency_key: str) -> str:
-    """The job (and output model) id of a fit: its idempotency key as a resource id."""
-    return resource_id(idempotency_key)
+def job_id_for(idempotency_key: str, method: str = "sft") -> str:
+    """The job (and output model) id of a fit: its idempotency key as a resource id, after
+    ``dpo-`` for a DPO job."""
+    return resource_id(f"{DPO_PREFIX}{idempotency_key}" if method == "dpo" else idempotency_key)
+
+
+def resource_of(job_id: str) -> str:
+    """The collection a job id of ours lives in (``dpoJobs`` or ``supervisedFineTuningJobs``)."""
+    return DPO_JOBS if job_id.startswith(DPO_PREFIX) else SFT_JOBS
 
 
 def dataset_id_for(filename: str) -> str:
@@ -112,8 +123,11 @@ _TAKES = (
 
 
 def create_body(request: JobRequest, account: str) -> dict[str, Any]:
-    """Our JobRequest as the body of ``POST .../supervisedFineTuningJobs``; the job id goes in
-    the ``supervisedFineTuningJobId`` query parameter. What cannot map is refused."""
+    """Our JobRequest as the body of ``POST .../supervisedFineTuningJobs`` (or ``dpoJobs``);
+    the job id goes in the ``supervisedFineTuningJobId`` (``dpoJobId``) query parameter. What
+    cannot map is refused."""
+    if request.method == "dpo":
+        return dpo_body(request, account)
     params = request.hyperparameters
     refuse_hyperparameters("Fireworks", params, _REFUSED, _TAKES)
     refuse_unknown_settings("Fireworks", request, _EXTRA)
@@ -137,6 +151,59 @@ def create_body(request: JobRequest, account: str) -> dict[str, Any]:
     return body
 
 
+_DPO_EXTRA = {
+    "learningRateWarmupSteps",
+    "maxContextLength",
+    "gradientAccumulationSteps",
+    "optimizerWeightDecay",
+    "jinjaTemplate",
+}
+_DPO_TAKES = (
+    "epochs, batch_size, learning_rate, beta (0 to 0.5), lora and extra={'maxContextLength', ...}"
+)
+
+
+def dpo_body(request: JobRequest, account: str) -> dict[str, Any]:
+    """Our DPO JobRequest as the body of ``POST .../dpoJobs``: the training settings nest in
+    ``trainingConfig``, beta in ``lossConfig``. Fireworks' DPO jobs take no validation set."""
+    params = request.hyperparameters
+    if request.validation_file is not None:
+        raise UnsupportedFeature(
+            "Fireworks DPO jobs take no validation set (its dpoJob has no evaluationDataset): "
+            "fit without validation=, and evaluate the tuned model with ft.evaluate"
+        )
+    refuse_hyperparameters(
+        "Fireworks DPO", params, ("learning_rate_multiplier", "warmup"), _DPO_TAKES
+    )
+    refuse_unknown_settings("Fireworks DPO", request, _DPO_EXTRA)
+    beta = params.beta if isinstance(params.beta, (int, float)) else None  # "auto": theirs
+    if beta is not None and not 0 < beta < 0.5:
+        raise UnsupportedFeature(f"Fireworks DPO takes a beta above 0 and below 0.5, not {beta}")
+    identifier = job_id_for(request.idempotency_key, "dpo")
+    config: dict[str, Any] = {
+        "baseModel": request.base_model,
+        "outputModel": f"accounts/{account}/models/{identifier}",
+        "loraRank": params.lora.r if params.lora else DEFAULT_LORA_RANK,
+    }
+    optional = {
+        "epochs": params.epochs if isinstance(params.epochs, int) else None,
+        "batchSizeSamples": params.batch_size if isinstance(params.batch_size, int) else None,
+        "learningRate": params.learning_rate,
+    }
+    config.update({k: v for k, v in optional.items() if v is not None}, **params.extra)
+    loss: dict[str, Any] = {"method": "DPO"}
+    if beta is not None:
+        loss["dpo"] = {"beta": beta}
+    body: dict[str, Any] = {
+        "dataset": request.training_file.id,
+        "trainingConfig": config,
+        "lossConfig": loss,
+    }
+    extras = {"displayName": request.suffix, "wandbConfig": _wandb(request.integrations)}
+    body.update({k: v for k, v in extras.items() if v is not None})
+    return body
+
+
 def _wandb(integrations: list[dict[str, Any]]) -> dict[str, Any] | None:
     names = {"api_key": "apiKey", "project": "project", "entity": "entity"}
     for settings in wandb_settings("Fireworks", integrations):
@@ -150,10 +217,12 @@ def _short_id(name: Any) -> str:
 
 @parses(NAME, "fine-tuning job")
 def job_from_payload(payload: dict[str, Any]) -> Job:
-    """A ``SupervisedFineTuningJob`` resource as our ``Job`` (its id is the resource name's
-    last part)."""
+    """A ``SupervisedFineTuningJob`` or ``DpoJob`` resource as our ``Job`` (its id is the
+    resource name's last part; a DPO job's settings are read from its ``trainingConfig``)."""
     if not isinstance(payload, dict) or not text(payload.get("name")):
         raise KeyError("name")
+    dpo = f"/{DPO_JOBS}/" in str(payload["name"])
+    settings = object_at(payload, "trainingConfig") if dpo else payload
     state = str(payload.get("state") or "JOB_STATE_UNSPECIFIED")
     status = status_from("Fireworks", state, STATUS_MAP)
     problem = object_at(payload, "status")
@@ -167,17 +236,19 @@ def job_from_payload(payload: dict[str, Any]) -> Job:
     return Job(
         id=_short_id(payload["name"]),
         backend=NAME,
-        base_model=text(payload.get("baseModel")) or text(payload.get("warmStartFrom")) or "",
+        base_model=text(settings.get("baseModel")) or text(settings.get("warmStartFrom")) or "",
         status=status,
         created_at=unix_time(payload.get("createTime")),
         finished_at=unix_time(payload.get("completedTime")),
-        fine_tuned_model=text(payload.get("outputModel"))
+        fine_tuned_model=text(settings.get("outputModel"))
         if status is JobStatus.SUCCEEDED
         else None,
         error=error,
+        method="dpo" if dpo else "sft",
         hyperparameters=Hyperparameters(
-            epochs=positive(whole(payload.get("epochs"))),
-            learning_rate=positive(number(payload.get("learningRate"))),
+            epochs=positive(whole(settings.get("epochs"))),
+            learning_rate=positive(number(settings.get("learningRate"))),
+            beta=positive(number(object_at(object_at(payload, "lossConfig"), "dpo").get("beta"))),
         ),
         training_file=text(payload.get("dataset")),
         validation_file=text(payload.get("evaluationDataset")),
