@@ -183,11 +183,8 @@ class FireworksFake(FakeServer):
             raise _error(404, f"supervisedFineTuningJob {name} not found", "NOT_FOUND")
         if method == "GET" and not verb:
             return self._view(job)
-        if method == "POST" and verb == "cancel":
-            job["_cancelled"] = job.get("_cancelled") or time.monotonic()
-            return {}
-        if method == "POST" and verb == "resume":
-            return {}
+        if method == "POST" and verb in ("cancel", "resume"):
+            return self._act(job, verb)
         raise _error(404, f"no route {method} {name}:{verb}", "NOT_FOUND")
 
     def _create(self, job_id: str, body: dict[str, Any]) -> Any:
@@ -225,12 +222,15 @@ class FireworksFake(FakeServer):
             return self._view(job)
         if method == "GET" and verb == "getMetricsFileEndpoint":
             return {"signedUrl": f"{self.url}/metrics/{name}.jsonl"}
-        if method == "POST" and verb == "cancel":
-            job["_cancelled"] = job.get("_cancelled") or time.monotonic()
-            return {}
-        if method == "POST" and verb == "resume":
-            return self._view(job)
+        if method == "POST" and verb in ("cancel", "resume"):
+            return self._act(job, verb)
         raise _error(404, f"no route {method} dpoJobs/{name}:{verb}", "NOT_FOUND")
+
+    def _act(self, job: dict[str, Any], verb: str) -> Any:
+        """``:cancel`` (stops the job where it is) or ``:resume`` (nothing to do here)."""
+        if verb == "cancel":
+            job["_cancelled"] = job.get("_cancelled") or time.monotonic()
+        return {}
 
     def _create_dpo(self, job_id: str, body: dict[str, Any]) -> Any:
         unknown = sorted(set(body) - DPO_FIELDS)

@@ -131,9 +131,22 @@ def create_body(request: JobRequest, account: str) -> dict[str, Any]:
     params = request.hyperparameters
     refuse_hyperparameters("Fireworks", params, _REFUSED, _TAKES)
     refuse_unknown_settings("Fireworks", request, _EXTRA)
-    identifier = job_id_for(request.idempotency_key)
-    body: dict[str, Any] = {
-        "dataset": request.training_file.id,
+    body = {"dataset": request.training_file.id, **_training_settings(request, account)}
+    optional = {
+        "evaluationDataset": request.validation_file.id if request.validation_file else None,
+        "displayName": request.suffix,
+        "wandbConfig": _wandb(request.integrations),
+    }
+    body.update({k: v for k, v in optional.items() if v is not None})
+    return body
+
+
+def _training_settings(request: JobRequest, account: str) -> dict[str, Any]:
+    """The model, output model and training numbers, as a supervised job's body holds them
+    and a DPO job's ``trainingConfig`` does (with the ``extra`` keys)."""
+    params = request.hyperparameters
+    identifier = job_id_for(request.idempotency_key, request.method)
+    settings: dict[str, Any] = {
         "baseModel": request.base_model,
         "outputModel": f"accounts/{account}/models/{identifier}",
         "loraRank": params.lora.r if params.lora else DEFAULT_LORA_RANK,
@@ -142,13 +155,9 @@ def create_body(request: JobRequest, account: str) -> dict[str, Any]:
         "epochs": params.epochs if isinstance(params.epochs, int) else None,
         "batchSizeSamples": params.batch_size if isinstance(params.batch_size, int) else None,
         "learningRate": params.learning_rate,
-        "evaluationDataset": request.validation_file.id if request.validation_file else None,
-        "displayName": request.suffix,
-        "wandbConfig": _wandb(request.integrations),
     }
-    body.update({k: v for k, v in optional.items() if v is not None})
-    body.update(params.extra)
-    return body
+    settings.update({k: v for k, v in optional.items() if v is not None}, **params.extra)
+    return settings
 
 
 _DPO_EXTRA = {
@@ -179,24 +188,12 @@ def dpo_body(request: JobRequest, account: str) -> dict[str, Any]:
     beta = params.beta if isinstance(params.beta, (int, float)) else None  # "auto": theirs
     if beta is not None and not 0 < beta < 0.5:
         raise UnsupportedFeature(f"Fireworks DPO takes a beta above 0 and below 0.5, not {beta}")
-    identifier = job_id_for(request.idempotency_key, "dpo")
-    config: dict[str, Any] = {
-        "baseModel": request.base_model,
-        "outputModel": f"accounts/{account}/models/{identifier}",
-        "loraRank": params.lora.r if params.lora else DEFAULT_LORA_RANK,
-    }
-    optional = {
-        "epochs": params.epochs if isinstance(params.epochs, int) else None,
-        "batchSizeSamples": params.batch_size if isinstance(params.batch_size, int) else None,
-        "learningRate": params.learning_rate,
-    }
-    config.update({k: v for k, v in optional.items() if v is not None}, **params.extra)
     loss: dict[str, Any] = {"method": "DPO"}
     if beta is not None:
         loss["dpo"] = {"beta": beta}
     body: dict[str, Any] = {
         "dataset": request.training_file.id,
-        "trainingConfig": config,
+        "trainingConfig": _training_settings(request, account),
         "lossConfig": loss,
     }
     extras = {"displayName": request.suffix, "wandbConfig": _wandb(request.integrations)}
