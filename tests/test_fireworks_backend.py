@@ -298,15 +298,19 @@ def test_fifty_cycles_with_faults_make_no_duplicates() -> None:
 
         def cycle(i: int) -> ft.Job:
             tuner = tuner_for(server, attempts=10, timeout=5)
-            job = tuner.fit(dataset(str(i)), suffix=f"c{i}")
+            if i % 5 == 0:  # one fit in five is a DPO job
+                job = tuner.fit(pairs(str(i)), method="dpo", suffix=f"c{i}")
+            else:
+                job = tuner.fit(dataset(str(i)), suffix=f"c{i}")
             return job.wait(poll_interval=0.02, max_interval=0.1, timeout=60)
 
         with ThreadPoolExecutor(max_workers=8) as pool:
             jobs = list(pool.map(cycle, range(50)))
         faulted = sum(r.fault is not None for r in server.requests)
-        summary = server.summary()
+        summary, dpo_jobs = server.summary(), len(server.dpo_jobs)
     assert [j.status for j in jobs] == [ft.JobStatus.SUCCEEDED] * 50
-    assert summary == {"datasets": 50, "jobs": 50}
+    assert summary == {"datasets": 50, "jobs": 50} and dpo_jobs == 10
+    assert [j.method for j in jobs[::5]] == ["dpo"] * 10
     assert faulted > 50
 
 
