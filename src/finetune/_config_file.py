@@ -3,13 +3,12 @@ for keys they do not take."""
 
 from __future__ import annotations
 
-import difflib
 import sys
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from finetune._errors import FinetuneError, MissingDependency
+from finetune._errors import FinetuneError, MissingDependency, closest_name
 
 __all__ = ["load_config", "refuse_unknown_keys"]
 
@@ -59,5 +58,5 @@ def refuse_unknown_keys(
 
 
 def _with_guess(key: str, allowed: list[str]) -> str:
-    close = difflib.get_close_matches(key, allowed, n=1, cutoff=0.6)
-    return f"{key!r} (did you mean {close[0]!r}?)" if close else repr(key)
+    close = closest_name(key, allowed)
+    return f"{key!r} (did you mean {close!r}?)" if close else repr(key)

@@ -113,7 +113,7 @@ class BackendNotFound(FinetuneError, LookupError):
     def __init__(self, name: str, available: list[str]) -> None:
         self.name = name
         self.available = available
-        self.suggestion = _closest(name, available)
+        self.suggestion = closest_name(name, available)
         names = ", ".join(sorted(available)) or "none"
         guess = f" Did you mean {self.suggestion!r}?" if self.suggestion else ""
         super().__init__(
@@ -122,7 +122,8 @@ class BackendNotFound(FinetuneError, LookupError):
         )
 
 
-def _closest(name: str, choices: list[str]) -> str | None:
+def closest_name(name: str, choices: list[str]) -> str | None:
+    """The choice ``name`` most likely meant (case aside, or a near spelling), if any."""
     import difflib
 
     by_lower = {choice.lower(): choice for choice in choices}

@@ -3,7 +3,6 @@ entry points (how a plugin package adds one)."""
 
 from __future__ import annotations
 
-import difflib
 import importlib
 import inspect
 import re
@@ -15,6 +14,7 @@ from finetune._errors import (
     FinetuneError,
     InvalidRequestError,
     MissingDependency,
+    closest_name,
 )
 from finetune.backends.base import BaseBackend, as_async
 
@@ -127,7 +127,7 @@ def _option_names(factory: Callable[..., Any]) -> list[str]:
 
 
 def _unknown_option(name: str, wrong: str, known: list[str]) -> InvalidRequestError:
-    close = difflib.get_close_matches(wrong, known, n=1, cutoff=0.6)
-    guess = f" (did you mean {close[0]!r}?)" if close else ""
+    close = closest_name(wrong, known)
+    guess = f" (did you mean {close!r}?)" if close else ""
     takes = f"; it takes {', '.join(known)}" if known else ""
     return InvalidRequestError(f"no option {wrong!r}{guess}{takes}", backend=name, param=wrong)
