@@ -226,18 +226,20 @@ def _cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
-_TRAIN_KEYS = ("backend", "model", "file", "validation", "suffix", "method", "hyperparameters")
+_TRAIN_KEYS = ("backend", "model", "file", "validation", "suffix", "method")
+_TRAIN_TABLES = ("hyperparameters", "options")
 _EVAL_KEYS = ("data", "metrics", "baseline", "max_concurrency", "candidates")
 
 
 def _train_settings(args: argparse.Namespace) -> dict[str, Any]:
-    settings = load_config(args.config) if args.config else {}
+    settings: dict[str, Any] = {}
     if args.config:
-        refuse_unknown_keys(args.config, settings, (*_TRAIN_KEYS, "options"))
+        settings = load_config(args.config)
+        refuse_unknown_keys(args.config, settings, _TRAIN_KEYS + _TRAIN_TABLES)
         table = settings.get("hyperparameters") or {}
         fields = ft.Hyperparameters.model_fields
         refuse_unknown_keys(args.config, table, fields, "[hyperparameters]")
-    for name in ("backend", "model", "file", "validation", "suffix", "method"):
+    for name in _TRAIN_KEYS:  # the flags override the file
         value = getattr(args, name, None)
         if value is not None:
             settings[name] = value
