@@ -177,7 +177,7 @@ class FireworksFake(FakeServer):
         if method == "POST" and not name:
             return self._create(query.get("supervisedFineTuningJobId", ""), body)
         if method == "GET" and not name:
-            return self._list(query)
+            return self._list(query, self.jobs, "supervisedFineTuningJobs")
         job = self.jobs.get(name)
         if job is None:
             raise _error(404, f"supervisedFineTuningJob {name} not found", "NOT_FOUND")
@@ -213,8 +213,7 @@ class FireworksFake(FakeServer):
         if method == "POST" and not name:
             return self._create_dpo(query.get("dpoJobId", ""), body)
         if method == "GET" and not name:
-            views = [self._view(j) for j in self.dpo_jobs.values()]
-            return {"dpoJobs": views[::-1], "nextPageToken": "", "totalSize": len(views)}
+            return self._list(query, self.dpo_jobs, "dpoJobs")
         job = self.dpo_jobs.get(name)
         if job is None:
             raise _error(404, f"dpoJob {name} not found", "NOT_FOUND")
@@ -295,15 +294,13 @@ class FireworksFake(FakeServer):
             view["wandbConfig"] = {k: v for k, v in job["wandbConfig"].items() if k != "apiKey"}
         return view
 
-    def _list(self, query: dict[str, str]) -> Any:
-        views = [
-            self._view(j) for j in sorted(self.jobs.values(), key=lambda j: j["_at"], reverse=True)
-        ]
+    def _list(self, query: dict[str, str], jobs: dict[str, dict[str, Any]], key: str) -> Any:
+        views = [self._view(j) for j in sorted(jobs.values(), key=lambda j: j["_at"], reverse=True)]
         size = int(query.get("pageSize", 50))
         start = int(query.get("pageToken") or 0)
         page = views[start : start + size]
         token = str(start + size) if start + size < len(views) else ""
-        return {"supervisedFineTuningJobs": page, "nextPageToken": token, "totalSize": len(views)}
+        return {key: page, "nextPageToken": token, "totalSize": len(views)}
 
     def _metrics_file(self, job_id: str) -> Any:
         job = self.jobs.get(job_id) or self.dpo_jobs.get(job_id)
