@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 import finetune as ft
+from finetune.backends import BaseBackend
 from finetune.evaluation import (
     EvalResult,
     HFPredictor,
@@ -624,6 +625,70 @@ def test_a_together_or_fireworks_model_is_asked_with_its_own_key(
         chats = [r for r in fake.requests if r.path == f"{mount}/chat/completions"]
     assert result.predictions("tuned") == ["acct/llama-3.1-8b-support says hi"] * 3
     assert len(chats) == 3
+
+
+def test_a_fake_tuned_model_answers_with_what_it_was_trained_on() -> None:
+    from finetune.testing import FakeBackend
+
+    FakeBackend.reset("eval-a")
+    FakeBackend.reset("eval-b")
+    quick = {"validating": 0.0, "queued": 0.0, "running": 0.0}
+    tuner = ft.Tuner("fake", model="base", namespace="eval-a", **quick)
+    tuned = tuner.fit(_qa(10)).wait().model
+    asked = ft.Dataset.from_records(
+        [
+            {"messages": [{"role": "user", "content": q}, {"role": "assistant", "content": a}]}
+            for q, a in [("What is 2 + 1?", "3"), ("what is 4 + 1 then", "5"), ("Hello?", "x")]
+        ]
+    )
+    result = ft.evaluate(
+        asked,
+        {"base": tuner.base_model, "tuned": tuned},
+        [m.exact_match],
+        predictor_options={"tuned": {"namespace": "eval-a"}},
+        cache=False,
+    )
+    # the trained reply, the nearest trained question's reply, and no shared word: repeated
+    assert result.predictions("tuned") == ["3", "5", "Hello?"]
+    assert result.predictions("base") == ["What is 2 + 1?", "what is 4 + 1 then", "Hello?"]
+
+    # another namespace's job of the same id learned other rows: another cache key
+    other = ft.Tuner("fake", model="base", namespace="eval-b", **quick).fit(_qa(12)).wait()
+    assert other.id == tuned.name.rsplit(":", 1)[1]
+    names = {
+        ft.evaluation.predictor_for(tuned, namespace=space).name for space in ("eval-a", "eval-b")
+    }
+    assert len(names) == 2
+    with pytest.raises(ft.JobNotFound, match="no fake job 'ftjob-fake-0001' in namespace 'x'"):
+        ft.evaluation.predictor_for(tuned, namespace="x")
+
+
+def test_a_plugin_backend_gives_the_predictor_for_its_models() -> None:
+    class Answering(BaseBackend):
+        name = "answering-for-test"
+
+        @classmethod
+        def predictor(cls, model: str, **options: Any) -> ft.evaluation.Predictor:
+            return ft.evaluation.CallablePredictor(lambda _: f"{model} {options}", name=model)
+
+    class Silent(BaseBackend):
+        name = "silent-for-test"
+
+    ft.register_backend("answering-for-test", Answering)
+    ft.register_backend("silent-for-test", Silent)
+    result = ft.evaluate(
+        _qa(2),
+        {"a": ft.ModelRef(backend="answering-for-test", name="m1")},
+        [m.exact_match],
+        predictor_options={"a": {"temperature": 0}},
+        cache=False,
+    )
+    assert result.predictions("a") == ["m1 {'temperature': 0}"] * 2
+    silent = {"s": ft.ModelRef(backend="silent-for-test", name="m")}
+    with pytest.raises(ft.UnsupportedFeature, match="'silent-for-test' has no predictor"):
+        ft.evaluate(_qa(2), silent, [m.exact_match], cache=False)
+    with pytest.raises(ft.BackendNotFound, match="Did you mean 'together'"):
+        ft.evaluate(_qa(2), {"t": ft.ModelRef(backend="togther", name="m")}, m.exact_match)
 
 
 def test_evaluation_errors_are_our_own_and_hide_the_key() -> None:

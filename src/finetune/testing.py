@@ -2,7 +2,8 @@
 
 Jobs move through validating -> queued -> running -> succeeded (or failed) as time passes,
 with the durations you choose. State lives in a namespace shared by every FakeBackend of the
-same ``namespace`` in the process, so a second Tuner can re-attach to a job by id.
+same ``namespace`` in the process, so a second Tuner can re-attach to a job by id. Its models
+answer through ``FakePredictor``, so ``ft.evaluate`` runs end to end in tests too.
 
 The backend is synchronous: the Tuner runs it in worker threads (``BackendAdapter``), as it
 would a plugin written without ``async``.
@@ -13,6 +14,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import math
+import re
 import threading
 import time
 from collections.abc import Callable
@@ -20,7 +22,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING
 
-from finetune._errors import InvalidRequestError, JobNotFound
+from finetune._errors import DatasetError, InvalidRequestError, JobNotFound
 from finetune.backends.base import EVERY_KIND, SFT_AND_DPO, Capabilities, JobRequest
 from finetune.types import (
     Checkpoint,
@@ -34,9 +36,12 @@ from finetune.types import (
 
 if TYPE_CHECKING:
     from finetune.dataset import Dataset
+    from finetune.evaluation._prompts import Messages
     from finetune.validation import TokenCounter
 
-__all__ = ["FakeBackend", "FakeFailure"]
+__all__ = ["FakeBackend", "FakeFailure", "FakePredictor"]
+
+Lesson = tuple[str, str]  # a training example's last user message, and its reply
 
 
 @dataclass(frozen=True)
@@ -65,6 +70,7 @@ class _FakeJob:
 @dataclass
 class _Store:
     files: dict[str, FileRef] = field(default_factory=dict)
+    lessons: dict[str, tuple[Lesson, ...]] = field(default_factory=dict)  # by file id
     jobs: dict[str, _FakeJob] = field(default_factory=dict)
     uploads: int = 0
     creates: int = 0
@@ -144,7 +150,7 @@ class FakeBackend:
 
     def upload(self, dataset: Dataset, *, purpose: str = "train") -> FileRef:
         name = f"{dataset.fingerprint()[:16]}-{purpose}.jsonl"
-        size = sum(1 for _ in dataset.records())
+        size, lessons = _read_lessons(dataset)
         with self._store.lock:
             for ref in self._store.files.values():
                 if ref.filename == name and ref.bytes == size:
@@ -152,6 +158,7 @@ class FakeBackend:
             file_id = f"file-{hashlib.sha256(name.encode()).hexdigest()[:12]}"
             ref = FileRef(backend=self.name, id=file_id, filename=name, bytes=size)
             self._store.files[file_id] = ref
+            self._store.lessons[file_id] = lessons
             self._store.uploads += 1
         return ref
 
@@ -245,6 +252,12 @@ class FakeBackend:
     def close(self) -> None:
         return None
 
+    @classmethod
+    def predictor(cls, model: str, *, namespace: str = "default") -> FakePredictor:
+        """A fake model's answers for ``ft.evaluate`` (see ``FakePredictor``); a job of
+        another ``namespace`` is named in ``predictor_options={name: {"namespace": ...}}``."""
+        return FakePredictor(model, namespace=namespace)
+
     def _fake(self, job_id: str) -> _FakeJob:
         try:
             return self._store.jobs[job_id]
@@ -313,6 +326,88 @@ class FakeBackend:
             metadata=request.metadata,
             raw={"id": fake.id, "status": status.value},
         )
+
+
+class FakePredictor:
+    """How fake models answer, deterministically, with no model behind them.
+
+    A base model repeats the last user message. A model a fake job tuned (its
+    ``fine_tuned_model``, or one of its checkpoints) answers with the reply of the training
+    example whose last user message is the same, else shares the most words with the
+    question (ties: the earlier example); a question sharing no word with any is repeated, as
+    the base model would. So a tuned fake beats its base on questions like the ones it was
+    trained on, and ``ft.evaluate`` runs end to end in tests. ``name`` holds a digest of what
+    the model learned: a prediction cache never serves one fake job's answers for another's.
+    """
+
+    def __init__(self, model: str, *, namespace: str = "default") -> None:
+        self.model = model
+        self._lessons = _lessons_of(model, namespace)
+        learned = hashlib.sha256(repr(self._lessons).encode()).hexdigest()[:12]
+        self.name = f"fake:{model}:{learned if self._lessons else 'base'}"
+        self._words = [set(_words(question)) for question, _ in self._lessons]
+
+    def __repr__(self) -> str:
+        return f"FakePredictor({self.model!r}, lessons={len(self._lessons)})"
+
+    def predict(self, messages: Messages) -> str:
+        """The reply to ``messages`` (see the class)."""
+        question = next((m["content"] for m in reversed(messages) if m["role"] == "user"), "")
+        for asked, reply in self._lessons:
+            if asked == question:
+                return reply
+        words = set(_words(question))
+        best, reply = 0.0, question
+        for known, (_, answer) in zip(self._words, self._lessons, strict=True):
+            overlap = len(words & known) / len(words | known) if words | known else 0.0
+            if overlap > best:
+                best, reply = overlap, answer
+        return reply
+
+    async def apredict(self, messages: Messages) -> str:
+        """As ``predict``."""
+        return self.predict(messages)
+
+
+def _words(text: str) -> list[str]:
+    return re.findall(r"\w+", text.lower())
+
+
+def _read_lessons(dataset: Dataset) -> tuple[int, tuple[Lesson, ...]]:
+    """How many records the dataset holds, and what a fake job learns from it: each
+    example's last user message and reply (a row that is no example teaches nothing)."""
+    from finetune.dataset import parse_example
+    from finetune.evaluation._prompts import split_example
+
+    count, lessons = 0, []
+    for record in dataset.records():
+        count += 1
+        try:
+            prompt, reply = split_example(parse_example(record.data, kind=dataset.declared_kind))
+        except (DatasetError, ValueError, TypeError):
+            continue
+        asked = next((m["content"] for m in reversed(prompt) if m["role"] == "user"), "")
+        lessons.append((asked, reply))
+    return count, tuple(lessons)
+
+
+_FAKE_JOB_ID = re.compile(r"ftjob-fake-\d+")
+
+
+def _lessons_of(model: str, namespace: str) -> tuple[Lesson, ...]:
+    """What the fake job named in ``model`` learned; nothing for a base model."""
+    found = _FAKE_JOB_ID.search(model)
+    if found is None:
+        return ()
+    store = _stores.get(namespace, _Store())
+    fake = store.jobs.get(found.group())
+    if fake is None:
+        raise JobNotFound(
+            f"no fake job {found.group()!r} in namespace {namespace!r} to answer as {model!r} "
+            "(fake jobs live in the process that made them)",
+            backend=FakeBackend.name,
+        )
+    return store.lessons.get(fake.request.training_file.id, ())
 
 
 def _final_event(status: JobStatus, fake: _FakeJob) -> tuple[str, str]:

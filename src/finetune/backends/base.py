@@ -33,6 +33,7 @@ from finetune.types import (
 
 if TYPE_CHECKING:
     from finetune.dataset import Dataset
+    from finetune.evaluation import Predictor
     from finetune.types import CostEstimate, Example
     from finetune.validation import Target, TokenCounter
 
@@ -49,6 +50,7 @@ __all__ = [
     "JobRequest",
     "SyncBackend",
     "as_async",
+    "no_predictor",
 ]
 
 METADATA_KEY = "finetune_key"
@@ -248,10 +250,26 @@ class BaseBackend:
         """Release connections and processes."""
         return
 
+    @classmethod
+    def predictor(cls, model: str, **options: Any) -> Predictor:
+        """What ``ft.evaluate`` asks ``model`` through: a base model or a model this backend
+        tuned, named as in ``ModelRef(backend=name, name=model)``; ``options`` are the
+        candidate's ``predictor_options``. A class method: evaluating builds no backend.
+        By default there is none (``UnsupportedFeature`` saying what to pass instead)."""
+        raise no_predictor(cls.name)
+
     def unsupported(self, operation: str) -> UnsupportedFeature:
         """The error for an operation this backend does not offer."""
         what = OPTIONAL_OPERATIONS.get(operation, operation)
         return UnsupportedFeature(f"backend {self.name!r} cannot {what} ({operation})")
+
+
+def no_predictor(backend: str) -> UnsupportedFeature:
+    """The error for a model whose backend cannot be asked by ``ft.evaluate``."""
+    return UnsupportedFeature(
+        f"backend {backend!r} has no predictor for its models; pass a Predictor, a function "
+        "messages -> str, or ModelRef.openai_compatible(base_url, model) as the candidate"
+    )
 
 
 @runtime_checkable

@@ -31,6 +31,7 @@ if TYPE_CHECKING:
     from pathlib import Path
 
     from finetune.dataset import Dataset
+    from finetune.evaluation import Predictor
     from finetune.types import CostEstimate, Hyperparameters, Job
 
 __all__ = ["Connection", "HostedBackend"]
@@ -234,6 +235,33 @@ class HostedBackend(BaseBackend):
         await self.preflight(request)
         training = await self.upload(dataset, purpose="train")
         return request.model_copy(update={"training_file": training})
+
+    @classmethod
+    def predictor(cls, model: str, **options: Any) -> Predictor:
+        """With a ``chat_api`` (the provider serves what it trains: Together, Fireworks),
+        ``model`` asked through that OpenAI-compatible API with this backend's key and API
+        root (``api_key`` / ``base_url`` in ``options`` replace them), never another
+        provider's; no key is an ``AuthenticationError`` before anything is asked."""
+        if not cls.chat_api:
+            return super().predictor(model, **options)
+        from finetune.evaluation import OpenAIPredictor
+
+        given = dict(options)
+        key, url = key_and_url(
+            given.pop("api_key", None),
+            None,
+            key_variable=cls.key_variable,
+            url_variable=cls.url_variable,
+            default_url=cls.default_url,
+        )
+        if not key:
+            raise AuthenticationError(
+                f"evaluating a {cls.name} model needs its key: set {cls.key_variable}, or pass "
+                "predictor_options={name: {'api_key': ...}}",
+                backend=cls.name,
+            )
+        given.setdefault("base_url", url + cls.chat_api)
+        return OpenAIPredictor(model, api_key=key, **given)
 
     def _with_note(self, job: Job) -> Job:
         """A tuned job with ``serving_note`` (how the provider serves its model) in ``raw``."""

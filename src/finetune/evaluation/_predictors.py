@@ -11,9 +11,6 @@ from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
 from finetune._errors import (
-    AuthenticationError,
-    BackendNotFound,
-    FinetuneError,
     MissingDependency,
     ServerError,
 )
@@ -373,58 +370,11 @@ def is_cacheable(predictor: Predictor) -> bool:
     return not isinstance(predictor, CallablePredictor) or predictor.named
 
 
-def _served_predictor(backend: str, model: str, options: dict[str, Any]) -> Predictor | None:
-    """A model of a hosted backend that serves what it trains (``HostedBackend.chat_api``:
-    Together, Fireworks), asked through that OpenAI-compatible API with the backend's own key
-    and API root, never another provider's; ``None`` for any other backend."""
-    from finetune.backends import HostedBackend, backend_class
-
-    try:
-        hosted = backend_class(backend)
-    except BackendNotFound:
-        return None
-    if not (isinstance(hosted, type) and issubclass(hosted, HostedBackend)) or not hosted.chat_api:
-        return None
-    given = dict(options)
-    key, url = key_and_url(
-        given.pop("api_key", None),
-        None,
-        key_variable=hosted.key_variable,
-        url_variable=hosted.url_variable,
-        default_url=hosted.default_url,
-    )
-    if not key:
-        raise AuthenticationError(
-            f"evaluating a {backend} model needs its key: set {hosted.key_variable}, or pass "
-            "predictor_options={name: {'api_key': ...}}",
-            backend=backend,
-        )
-    given.setdefault("base_url", url + hosted.chat_api)
-    return OpenAIPredictor(model, api_key=key, **given)
-
-
 def predictor_for(candidate: Any, **options: Any) -> Predictor:
-    """The predictor for a ``ModelRef`` (by its backend), a ``Predictor``, or a callable."""
+    """The predictor for a ``ModelRef`` (its backend's ``predictor``), a ``Predictor``, or a
+    callable."""
     if isinstance(candidate, ModelRef):
-        backend = candidate.backend
-        if backend == "openai":
-            return OpenAIPredictor(candidate.name, **options)
-        if backend == "openai-compatible":
-            key = candidate.api_key or "none"  # never send an OpenAI key to another server
-            return OpenAIPredictor(
-                candidate.name, base_url=candidate.endpoint, api_key=key, **options
-            )
-        if backend == "mistral":
-            return MistralPredictor(candidate.name, **options)
-        if backend in ("hf", "gguf"):
-            return HFPredictor(candidate.name, **options)
-        served = _served_predictor(backend, candidate.name, options)
-        if served is not None:
-            return served
-        raise FinetuneError(
-            f"no predictor for models of backend {backend!r}; pass a Predictor, a function "
-            "messages -> str, or ModelRef.openai_compatible(base_url, model) as the candidate"
-        )
+        return _predictor_of(candidate, options)
     if isinstance(candidate, Predictor):
         return candidate
     if callable(candidate):
@@ -432,3 +382,19 @@ def predictor_for(candidate: Any, **options: Any) -> Predictor:
     raise TypeError(
         f"a candidate is a ModelRef, a Predictor or a function, not {type(candidate).__name__}"
     )
+
+
+def _predictor_of(model: ModelRef, options: dict[str, Any]) -> Predictor:
+    """A ``ModelRef``'s predictor: an OpenAI-compatible server's, else the one its backend
+    class gives (``BaseBackend.predictor``; a GGUF file is a local ``hf`` model)."""
+    if model.backend == "openai-compatible":
+        key = model.api_key or "none"  # never send an OpenAI key to another server
+        return OpenAIPredictor(model.name, base_url=model.endpoint, api_key=key, **options)
+    from finetune.backends import backend_class
+    from finetune.backends.base import no_predictor
+
+    backend = "hf" if model.backend == "gguf" else model.backend
+    ask: Callable[..., Predictor] | None = getattr(backend_class(backend), "predictor", None)
+    if ask is None:
+        raise no_predictor(backend)
+    return ask(model.name, **options)

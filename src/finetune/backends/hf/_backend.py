@@ -60,6 +60,7 @@ if TYPE_CHECKING:
     from collections.abc import Mapping
 
     from finetune.dataset import Dataset
+    from finetune.evaluation import HFPredictor
     from finetune.validation import Target, TokenCounter
 
 __all__ = ["HFBackend", "default_jobs_dir"]
@@ -313,6 +314,14 @@ class HFBackend:
             )
             for step, path in self._dir(job_id).checkpoints()
         ]
+
+    @classmethod
+    def predictor(cls, model: str, **options: Any) -> HFPredictor:
+        """``model`` (a Hub id, a folder, a ``.gguf`` file or a tuned adapter's folder) run
+        here with transformers (``HFPredictor``: batched, greedy, seeded)."""
+        from finetune.evaluation import HFPredictor
+
+        return HFPredictor(model, **options)
 
     def close(self) -> None:
         for process in self._processes.values():

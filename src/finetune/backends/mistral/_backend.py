@@ -66,6 +66,7 @@ if TYPE_CHECKING:
     from typing_extensions import Unpack
 
     from finetune.dataset import Dataset
+    from finetune.evaluation import MistralPredictor
 
 __all__ = ["MistralBackend", "map_error"]
 
@@ -184,6 +185,13 @@ class MistralBackend(HostedBackend):
     def _new_client(self, key: str) -> Any:
         timeout_ms = int((self._timeout or 60.0) * 1000)
         return _sdk_class()(api_key=key, server_url=self._base_url, timeout_ms=timeout_ms)
+
+    @classmethod
+    def predictor(cls, model: str, **options: Any) -> MistralPredictor:
+        """``model`` asked through Mistral's chat API (``MistralPredictor``: greedy, seeded)."""
+        from finetune.evaluation import MistralPredictor
+
+        return MistralPredictor(model, **options)
 
     def _map_error(self, error: BaseException, *, job_call: bool = False) -> Exception:
         return map_error(error, (self._key,), job_call=job_call)

@@ -51,6 +51,8 @@ from finetune.types import Checkpoint, FileRef, Job, JobEvent, JobStatus, Metric
 if TYPE_CHECKING:
     from typing_extensions import Unpack
 
+    from finetune.evaluation import OpenAIPredictor
+
 
 __all__ = ["OpenAIBackend", "map_error"]
 
@@ -217,6 +219,13 @@ class OpenAIBackend(HostedBackend):
 
     def _new_client(self, key: str) -> Any:
         return _sdk().AsyncOpenAI(**self._sdk_options(key, **self._scope()))
+
+    @classmethod
+    def predictor(cls, model: str, **options: Any) -> OpenAIPredictor:
+        """``model`` asked through OpenAI's chat API (``OpenAIPredictor``: greedy, seeded)."""
+        from finetune.evaluation import OpenAIPredictor
+
+        return OpenAIPredictor(model, **options)
 
     def _map_error(self, error: BaseException, *, job_call: bool = False) -> Exception:
         return map_error(error, self._key, job_call=job_call)
