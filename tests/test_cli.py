@@ -110,7 +110,20 @@ def test_a_reader_that_stops_early_ends_the_command_quietly() -> None:
         (
             'data = "h"\n[candidates.b]\nbackend = "openai"\nmodel = "m"\nfewshot = 3\n',
             "unknown key 'fewshot' (did you mean 'few_shot'?) in [candidates.b]; [candidates.b] "
-            "takes backend, few_shot, model",
+            "takes backend, endpoint, few_shot, model, options",
+        ),
+        (
+            'data = "h"\n[candidates.b]\nbackend = "openai"\nmodel = "m"\nendpoint = "http://x"\n',
+            "candidate 'b': endpoint (a server's URL, as \"http://127.0.0.1:8080/v1\") goes with "
+            'backend = "openai-compatible", and only with it',
+        ),
+        (
+            'data = "h"\n[candidates]\nb = "openai-compatible:llama3"\n',
+            'endpoint (a server\'s URL, as "http://127.0.0.1:8080/v1") goes with backend',
+        ),
+        (
+            'data = "h"\n[candidates.b]\nbackend = "openai"\nmodel = "m"\noptions = 64\n',
+            "candidate 'b': options is a table, as { max_tokens = 64 }",
         ),
         (
             'data = "h"\n[candidates.b]\nbackend = "openai"\nmodel = "m"\n'
@@ -252,6 +265,42 @@ def test_an_eval_that_fails_names_the_candidate_and_the_example(
     last = capsys.readouterr().err.strip().splitlines()[-1]
     assert last.startswith("error: [openai]") and "wrong-key" not in last
     assert last.endswith("(while candidate 'base' predicted the example at index 0)")
+
+
+def test_an_eval_config_gives_each_candidate_its_predictor_options(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A local server by its endpoint, sampling settings per candidate, a fake model."""
+    from .fakes.openai_fake import OpenAIFake
+
+    monkeypatch.setenv("FINETUNE_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-openai-must-not-travel")
+    data = write_jsonl(tmp_path / "holdout.jsonl", [chat(i) for i in range(3)])
+    config = tmp_path / "eval.toml"
+    with OpenAIFake() as server:
+        server.chat_responder = lambda model, messages: f"{model} answers"
+        config.write_text(
+            f'data = "{data}"\nmetrics = ["exact_match"]\n'
+            '[candidates.served]\nbackend = "openai-compatible"\nmodel = "llama3"\n'
+            f'endpoint = "{server.base_url}/"\n'
+            f'options = {{ max_tokens = 7, seed = 3, api_key = "{server.api_key}" }}\n'
+            '[candidates.echo]\nbackend = "fake"\nmodel = "base"\n'
+        )
+        output = tmp_path / "result.json"
+        assert main(["eval", str(config), "--output", str(output)]) == 0
+        chats = [r for r in server.requests if r.path.endswith("/chat/completions")]
+        config.write_text(config.read_text().replace("max_tokens", "max_tokenz"))
+        assert main(["eval", str(config)]) == 2
+    assert len(chats) == 3
+    assert {(r.body["max_tokens"], r.body["seed"], r.body["model"]) for r in chats} == {
+        (7, 3, "llama3")
+    }
+    assert "sk-openai-must-not-travel" not in str([r.raw for r in chats])
+    saved = json.loads(output.read_text())
+    assert saved["candidates"] == ["served", "echo"]
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert err.startswith("error: predictor_options of candidate 'served': ")
+    assert err.endswith("unexpected keyword argument 'max_tokenz'")
 
 
 def test_eval_can_fail_a_pipeline_unless_a_candidate_improved(

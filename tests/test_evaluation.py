@@ -268,6 +268,24 @@ def test_predictor_options_for_no_candidate_are_refused_before_anything_is_asked
     assert asked == []
 
 
+def test_a_predictor_option_its_predictor_does_not_take_names_the_candidate() -> None:
+    base = ft.ModelRef(backend="fake", name="base")
+    with pytest.raises(ValueError, match=r"^predictor_options of candidate 'b': .*'namespase'$"):
+        ft.evaluate(_qa(3), {"b": base}, m.exact_match, predictor_options={"b": {"namespase": 1}})
+
+    class Broken(BaseBackend):
+        name = "broken-predictor-for-test"
+
+        @classmethod
+        def predictor(cls, model: str, **options: Any) -> ft.evaluation.Predictor:
+            raise TypeError("bad argument of its own")
+
+    ft.register_backend(Broken.name, Broken)
+    broken = {"b": ft.ModelRef(backend=Broken.name, name="m")}
+    with pytest.raises(TypeError, match="bad argument of its own"):  # not an option: as it is
+        ft.evaluate(_qa(3), broken, m.exact_match, predictor_options={"b": {"seed": 1}})
+
+
 def test_pairwise_judge_swaps_positions_to_cancel_order_bias() -> None:
     def wrong(messages: list[dict[str, str]]) -> str:
         return "0"

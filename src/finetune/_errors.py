@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
 from finetune._words import counted
@@ -131,6 +131,15 @@ def closest_name(name: str, choices: list[str]) -> str | None:
         return by_lower[name.lower()]
     found = difflib.get_close_matches(name.lower(), list(by_lower), n=1, cutoff=0.6)
     return by_lower[found[0]] if found else None
+
+
+def unexpected_keyword(error: TypeError, given: Collection[str]) -> str | None:
+    """The option among ``given`` that ``error`` (a call's ``TypeError``) says the callee does
+    not take; ``None`` when the error is about something else."""
+    import re
+
+    found = re.search(r"unexpected keyword argument '(\w+)'", str(error))
+    return found.group(1) if found and found.group(1) in given else None
 
 
 class BackendError(FinetuneError):

@@ -271,9 +271,13 @@ def _cmd_train(args: argparse.Namespace) -> int:
     return _ended(_waited(job)) if args.wait else 0
 
 
+_CANDIDATE_KEYS = ("backend", "model", "endpoint", "few_shot", "options")
+
+
 def _candidate(source: str, name: str, spec: Any) -> Any:
     """A candidate of an eval config: ``"backend:model"`` or a table with ``backend``,
-    ``model`` and optionally ``few_shot = {train = ..., k = ...}``."""
+    ``model``, ``endpoint`` (an ``openai-compatible`` server's URL), ``options`` (its
+    predictor's) and ``few_shot = {train = ..., k = ...}``."""
     if isinstance(spec, str):
         spec = dict(zip(("backend", "model"), spec.split(":", 1), strict=False))
     if not isinstance(spec, dict) or not spec.get("backend") or not spec.get("model"):
@@ -281,8 +285,19 @@ def _candidate(source: str, name: str, spec: Any) -> Any:
             f'candidate {name!r} needs a backend and a model: "openai:gpt-4.1-mini" or a '
             "table with backend = ... and model = ..."
         )
-    refuse_unknown_keys(source, spec, ("backend", "model", "few_shot"), f"[candidates.{name}]")
-    ref = ft.ModelRef(backend=spec["backend"], name=spec["model"])
+    refuse_unknown_keys(source, spec, _CANDIDATE_KEYS, f"[candidates.{name}]")
+    if not isinstance(spec.get("options", {}), dict):
+        raise ft.FinetuneError(f"candidate {name!r}: options is a table, as {{ max_tokens = 64 }}")
+    endpoint = spec.get("endpoint")
+    if (spec["backend"] == "openai-compatible") != isinstance(endpoint, str) or endpoint == "":
+        raise ft.FinetuneError(
+            f'candidate {name!r}: endpoint (a server\'s URL, as "http://127.0.0.1:8080/v1") '
+            'goes with backend = "openai-compatible", and only with it'
+        )
+    if endpoint:
+        ref = ft.ModelRef.openai_compatible(endpoint, spec["model"])
+    else:
+        ref = ft.ModelRef(backend=spec["backend"], name=spec["model"])
     shots = spec.get("few_shot")
     if shots:
         if not isinstance(shots, dict) or not shots.get("train"):
@@ -296,12 +311,16 @@ def _candidate(source: str, name: str, spec: Any) -> Any:
 def _cmd_eval(args: argparse.Namespace) -> int:
     config = load_config(args.config)
     candidates, metrics, baseline = _eval_plan(args, config)
+    specs = config["candidates"].items()
     result = ft.evaluate(
         ft.Dataset.from_jsonl(config["data"]),
         candidates,
         metrics,
         max_concurrency=config.get("max_concurrency", 8),
         progress=True,
+        predictor_options={
+            n: s["options"] for n, s in specs if isinstance(s, dict) and "options" in s
+        },
     )
     print(result.to_markdown(baseline=baseline))
     if args.output:

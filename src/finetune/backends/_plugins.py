@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import importlib
 import inspect
-import re
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -15,6 +14,7 @@ from finetune._errors import (
     InvalidRequestError,
     MissingDependency,
     closest_name,
+    unexpected_keyword,
 )
 from finetune.backends.base import BaseBackend, as_async
 
@@ -96,14 +96,11 @@ def load_backend(name: str, **options: Any) -> BaseBackend:
     try:
         backend = factory(**options)
     except TypeError as exc:
-        wrong = _UNEXPECTED.search(str(exc))
-        if wrong is None or wrong.group(1) not in options:
+        wrong = unexpected_keyword(exc, options)
+        if wrong is None:
             raise
-        raise _unknown_option(name, wrong.group(1), _option_names(factory)) from exc
+        raise _unknown_option(name, wrong, _option_names(factory)) from exc
     return as_async(backend)
-
-
-_UNEXPECTED = re.compile(r"unexpected keyword argument '(\w+)'")
 
 
 def _option_names(factory: Callable[..., Any]) -> list[str]:

@@ -388,8 +388,9 @@ def _predictor_of(model: ModelRef, options: dict[str, Any]) -> Predictor:
     """A ``ModelRef``'s predictor: an OpenAI-compatible server's, else the one its backend
     class gives (``BaseBackend.predictor``; a GGUF file is a local ``hf`` model)."""
     if model.backend == "openai-compatible":
-        key = model.api_key or "none"  # never send an OpenAI key to another server
-        return OpenAIPredictor(model.name, base_url=model.endpoint, api_key=key, **options)
+        # never an OpenAI key from the environment to another server; one given here is used
+        given = {"base_url": model.endpoint, "api_key": model.api_key or "none", **options}
+        return OpenAIPredictor(model.name, **given)
     from finetune.backends import backend_class
     from finetune.backends.base import no_predictor
 

@@ -11,6 +11,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from finetune._errors import unexpected_keyword
 from finetune._words import counted
 from finetune.backends.http import retrying
 from finetune.evaluation._cache import PredictionCache
@@ -49,8 +50,17 @@ def _resolve(
     resolved = {}
     for name, candidate in candidates.items():
         shots = candidate.few_shot if isinstance(candidate, ModelRef) else None
-        resolved[name] = (predictor_for(candidate, **options.get(name, {})), shots)
+        resolved[name] = (_predictor(name, candidate, options.get(name, {})), shots)
     return resolved
+
+
+def _predictor(name: str, candidate: Any, options: dict[str, Any]) -> Predictor:
+    try:
+        return predictor_for(candidate, **options)
+    except TypeError as exc:
+        if unexpected_keyword(exc, options) is None:
+            raise
+        raise ValueError(f"predictor_options of candidate {name!r}: {exc}") from None
 
 
 class _Progress:
