@@ -709,12 +709,22 @@ def test_a_plugin_backend_gives_the_predictor_for_its_models() -> None:
         ft.evaluate(_qa(2), {"t": ft.ModelRef(backend="togther", name="m")}, m.exact_match)
 
 
-def test_evaluation_errors_are_our_own_and_hide_the_key() -> None:
+def test_evaluation_errors_are_our_own_and_hide_the_key(monkeypatch: pytest.MonkeyPatch) -> None:
     secret = "sk-wrong-key-0123456789abcdef"
     with OpenAIFake() as fake:
         ref = ft.ModelRef.openai_compatible(fake.base_url, "m", api_key=secret)
         with pytest.raises(ft.AuthenticationError) as caught:
             ft.evaluate(_qa(2), {"x": ref}, [m.exact_match], cache=False)
+        monkeypatch.setenv("OPENAI_BASE_URL", fake.base_url)
+        monkeypatch.setenv("OPENAI_API_KEY", secret)
+        with pytest.raises(ft.AuthenticationError) as from_the_environment:
+            ft.evaluate(_qa(2), {"x": ft.ModelRef(backend="openai", name="m")}, m.exact_match)
+    # the advice is how to give an evaluated model its key, not a Tuner's
+    options = "predictor_options={candidate: {'api_key': ...}}"
+    assert str(caught.value).endswith(f"Pass the key {fake.base_url} takes in {options}")
+    assert str(from_the_environment.value).endswith(
+        f"Set OPENAI_API_KEY or pass the key in {options}"
+    )
     assert secret not in str(caught.value) and secret not in repr(caught.value.__cause__)
     if sys.version_info >= (3, 11):  # notes are 3.11's
         (note,) = caught.value.__notes__

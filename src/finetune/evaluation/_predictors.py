@@ -73,6 +73,15 @@ _OPENAI_URL = {"url_variable": "OPENAI_BASE_URL", "default_url": "https://api.op
 _MISTRAL_URL = {"url_variable": "MISTRAL_SERVER_URL", "default_url": "https://api.mistral.ai"}
 
 
+def _key_hint(variable: str | None, url: str) -> str:
+    """How to give an evaluated model's key: through ``predictor_options`` (and the
+    environment variable the predictor reads, when it reads one), not to a Tuner."""
+    options = "predictor_options={candidate: {'api_key': ...}}"
+    if variable is None:
+        return f"Pass the key {url} takes in {options}"
+    return f"Set {variable} or pass the key in {options}"
+
+
 def _sampled_name(
     kind: str, url: str, model: str, temperature: float, max_tokens: int, seed: int | None
 ) -> str:
@@ -108,6 +117,7 @@ class OpenAIPredictor:
         self._key, self.base_url = key_and_url(
             api_key, base_url, key_variable="OPENAI_API_KEY", **_OPENAI_URL
         )
+        self._key_hint = _key_hint("OPENAI_API_KEY" if api_key is None else None, self.base_url)
         self._client = client
         self._async_client = async_client
         self._own_async = async_client is None
@@ -139,7 +149,7 @@ class OpenAIPredictor:
             )
             return _openai_text(reply)
         except Exception as exc:
-            error = map_error(exc, self._key)
+            error = map_error(exc, self._key, key_hint=self._key_hint)
         raise error
 
     async def apredict(self, messages: Messages) -> str:
@@ -154,7 +164,7 @@ class OpenAIPredictor:
             )
             return _openai_text(reply)
         except Exception as exc:
-            error = map_error(exc, self._key)
+            error = map_error(exc, self._key, key_hint=self._key_hint)
         raise error
 
     async def aclose(self) -> None:
@@ -210,6 +220,7 @@ class MistralPredictor:
         self._key, self.server_url = key_and_url(
             api_key, server_url, key_variable="MISTRAL_API_KEY", **_MISTRAL_URL
         )
+        self._key_hint = _key_hint("MISTRAL_API_KEY" if api_key is None else None, self.server_url)
         if client is None:
             client = _mistral_class()(api_key=self._key, server_url=self.server_url)
         self._client = client
@@ -229,7 +240,7 @@ class MistralPredictor:
             reply = self._client.chat.complete(model=self.model, messages=messages, **self._params)
             return _mistral_text(reply.choices[0].message.content)
         except Exception as exc:
-            error = map_error(exc, (self._key,))
+            error = map_error(exc, (self._key,), key_hint=self._key_hint)
         raise error
 
     async def apredict(self, messages: Messages) -> str:
@@ -242,7 +253,7 @@ class MistralPredictor:
             )
             return _mistral_text(reply.choices[0].message.content)
         except Exception as exc:
-            error = map_error(exc, (self._key,))
+            error = map_error(exc, (self._key,), key_hint=self._key_hint)
         raise error
 
 

@@ -100,9 +100,14 @@ def _body_of(text: str) -> Any:
 
 
 def map_error(
-    error: BaseException, secrets: tuple[str | None, ...], *, job_call: bool = False
+    error: BaseException,
+    secrets: tuple[str | None, ...],
+    *,
+    job_call: bool = False,
+    key_hint: str = KEY_HINT,
 ) -> Exception:
-    """An httpx or mistralai SDK exception as our error (secrets redacted)."""
+    """An httpx or mistralai SDK exception as our error (secrets redacted); ``key_hint`` says
+    how to give the key (to the Tuner, by default)."""
     if isinstance(error, FinetuneError):
         return error
     status = getattr(error, "status_code", None)
@@ -111,7 +116,7 @@ def map_error(
         body = _body_of(str(getattr(error, "body", "") or ""))
         headers = getattr(error, "headers", None) or getattr(raw, "headers", None)
         return error_for_status(
-            NAME, status, body, headers, *secrets, job_call=job_call, key_hint=KEY_HINT
+            NAME, status, body, headers, *secrets, job_call=job_call, key_hint=key_hint
         )
     if is_connection_problem(error):
         return connection_error(NAME, error, *secrets)

@@ -72,9 +72,12 @@ def _sdk() -> Any:
     return openai
 
 
-def map_error(error: BaseException, secret: str | None, *, job_call: bool = False) -> Exception:
-    """An exception from the ``openai`` SDK (or below it) as the matching error of our tree."""
-    return sdk_error(NAME, _sdk, error, secret, body=_body, job_call=job_call, key_hint=KEY_HINT)
+def map_error(
+    error: BaseException, secret: str | None, *, job_call: bool = False, key_hint: str = KEY_HINT
+) -> Exception:
+    """An exception from the ``openai`` SDK (or below it) as the matching error of our tree;
+    ``key_hint`` says how to give the key (to the Tuner, by default)."""
+    return sdk_error(NAME, _sdk, error, secret, body=_body, job_call=job_call, key_hint=key_hint)
 
 
 def _body(error: Any) -> Any:
