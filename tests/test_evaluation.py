@@ -286,6 +286,45 @@ def test_a_predictor_option_its_predictor_does_not_take_names_the_candidate() ->
         ft.evaluate(_qa(3), broken, m.exact_match, predictor_options={"b": {"seed": 1}})
 
 
+def test_examples_with_no_answer_are_refused_for_metrics_that_compare_with_it() -> None:
+    """Scored against an empty reference, a table would mean nothing, and look as if it did."""
+    asked: list[Any] = []
+
+    def answer(messages: list[dict[str, str]]) -> str:
+        asked.append(messages)
+        return '{"ok": true}'
+
+    rows = [
+        {"messages": [{"role": "user", "content": "q1"}, {"role": "assistant", "content": "a"}]},
+        {"messages": [{"role": "user", "content": "q2"}]},
+        {"messages": [{"role": "user", "content": "q3"}, {"role": "assistant", "content": " "}]},
+    ]
+    data = ft.Dataset.from_records(rows, kind="chat")
+    with pytest.raises(ValueError, match=r"^the examples at index 1, 2 \(2 of 3\) end with no "):
+        ft.evaluate(data, {"a": answer}, [m.json_valid, m.token_f1, m.exact(case=False)])
+    with pytest.raises(ValueError, match="and token_f1, exact_match_normalized compare the "):
+        ft.evaluate(data, {"a": answer}, [m.token_f1, m.exact(case=False)])
+    assert asked == []
+
+    def custom(prediction: str, reference: str, example: Any = None) -> float:
+        return float(prediction == reference)
+
+    needs = [m.json_valid, m.regex("ok"), custom]  # a custom metric compares when it says so
+    result = ft.evaluate(data, {"a": answer}, needs, cache=False)
+    assert result.summary()["a"]["json_valid"].mean == 1.0
+    custom.needs_reference = True  # type: ignore[attr-defined]
+    with pytest.raises(ValueError, match="and custom compares the prediction with it"):
+        ft.evaluate(data, {"a": answer}, needs, cache=False)
+    assert [name for name in m.READY if m.needs_reference(getattr(m, name))] == [
+        "bleu",
+        "chrf",
+        "contains",
+        "exact_match",
+        "json_fields",
+        "token_f1",
+    ]
+
+
 def test_pairwise_judge_swaps_positions_to_cancel_order_bias() -> None:
     def wrong(messages: list[dict[str, str]]) -> str:
         return "0"

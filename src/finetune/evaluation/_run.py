@@ -18,7 +18,7 @@ from finetune.evaluation._cache import PredictionCache
 from finetune.evaluation._predictors import Predictor, is_cacheable, predictor_for
 from finetune.evaluation._prompts import Messages, build_prompt, split_example
 from finetune.evaluation._result import EvalResult
-from finetune.evaluation.metrics import Metric, by_name
+from finetune.evaluation.metrics import Metric, by_name, needs_reference
 from finetune.types import Example, ModelRef
 
 __all__ = ["aevaluate", "evaluate"]
@@ -238,6 +238,7 @@ async def aevaluate(
             "nothing to evaluate: give at least one example and one candidate, e.g. "
             "{'base': tuner.base_model, 'tuned': job.model}"
         )
+    _refuse_examples_with_no_reference(examples, metrics)
     resolved = _resolve(candidates, predictor_options or {})
     _refuse_shots_from_the_evaluated_data(resolved, examples)
     store = _open_cache(cache)
@@ -287,6 +288,23 @@ def _refuse_shots_from_the_evaluated_data(
                 "inflated. Draw the shots from the training split: train, holdout = "
                 "data.split(...); ref.with_few_shot(train, k)"
             )
+
+
+def _refuse_examples_with_no_reference(examples: list[Example], metrics: list[Metric]) -> None:
+    """Scoring against an empty reference gives numbers that mean nothing."""
+    comparing = [m.__name__ for m in metrics if needs_reference(m)]
+    missing = [i for i, example in enumerate(examples) if not split_example(example)[1].strip()]
+    if not comparing or not missing:
+        return
+    where = ", ".join(map(str, missing[:5])) + (", ..." if len(missing) > 5 else "")
+    verb = "compares" if len(comparing) == 1 else "compare"
+    raise ValueError(
+        f"the examples at index {where} ({len(missing)} of {len(examples)}) end with no answer "
+        f"(no assistant reply after the prompt, or an empty one), and {', '.join(comparing)} "
+        f"{verb} the prediction with it: their scores would mean nothing. Evaluate on examples "
+        "that end with the expected answer, or with metrics that need none (json_valid, regex, "
+        "json_schema, your own)"
+    )
 
 
 def _prompt_and_answer(example: Any) -> str:

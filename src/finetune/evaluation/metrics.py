@@ -2,7 +2,9 @@
 
 Use them as they are (``ft.metrics.exact_match``) or build configured ones
 (``ft.metrics.exact(case=True)``, ``ft.metrics.regex(r"^Order \\d+")``). Any function of the
-same shape is a custom metric; its ``__name__`` names its column.
+same shape is a custom metric; its ``__name__`` names its column. A metric that compares the
+prediction with the reference says so (``needs_reference``), and ``evaluate`` refuses
+examples with no reference answer for it rather than score them against nothing.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ import string
 import unicodedata
 from collections import Counter
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeVar
 
 from finetune._errors import MissingDependency
 
@@ -31,11 +33,13 @@ __all__ = [
     "json_schema",
     "json_valid",
     "llm_judge",
+    "needs_reference",
     "regex",
     "token_f1",
 ]
 
 Metric = Callable[[str, str, Any], float]
+F = TypeVar("F", bound=Callable[..., float])
 READY = ("bleu", "chrf", "contains", "exact_match", "json_fields", "json_valid", "token_f1")
 """The metrics usable as they are, by name (in an eval config); the others are built with
 arguments (``exact(case=False)``, ``regex(pattern)``, ``llm_judge(judge)``)."""
@@ -55,10 +59,22 @@ def by_name(name: str) -> Metric:
     return found
 
 
-def _named(name: str, function: Metric) -> Metric:
+def needs_reference(metric: Metric) -> bool:
+    """Whether ``metric`` compares the prediction with the reference answer: the ready ones
+    but ``json_valid``, ``regex`` and ``json_schema``, and a custom metric that sets
+    ``metric.needs_reference = True``."""
+    return getattr(metric, "needs_reference", False) is True
+
+
+def _compares(function: F) -> F:
+    function.needs_reference = True  # type: ignore[attr-defined]
+    return function
+
+
+def _named(name: str, function: Metric, *, compares: bool = True) -> Metric:
     function.__name__ = name
     function.__qualname__ = name
-    return function
+    return _compares(function) if compares else function
 
 
 def normalize(
@@ -90,6 +106,7 @@ def exact(*, case: bool = True, whitespace: bool = True, punctuation: bool = Tru
 exact_match = exact()
 
 
+@_compares
 def contains(prediction: str, reference: str, example: Any = None) -> float:
     """1 when the reference appears in the prediction (case-insensitive)."""
     return float(normalize(reference) in normalize(prediction))
@@ -102,7 +119,7 @@ def regex(pattern: str, *, name: str | None = None) -> Metric:
     def metric(prediction: str, reference: str, example: Any = None) -> float:
         return float(compiled.search(prediction) is not None)
 
-    return _named(name or "regex", metric)
+    return _named(name or "regex", metric, compares=False)
 
 
 def _json(text: str) -> Any:
@@ -135,7 +152,7 @@ def json_schema(schema: dict[str, Any]) -> Metric:
         except ValueError:
             return 0.0
 
-    return _named("json_schema", metric)
+    return _named("json_schema", metric, compares=False)
 
 
 def _flatten(value: Any, prefix: str = "") -> dict[str, Any]:
@@ -147,6 +164,7 @@ def _flatten(value: Any, prefix: str = "") -> dict[str, Any]:
     return {prefix: value}
 
 
+@_compares
 def json_fields(prediction: str, reference: str, example: Any = None) -> float:
     """The share of the reference JSON's (nested) fields that the prediction has equal."""
     try:
@@ -163,6 +181,7 @@ def json_fields(prediction: str, reference: str, example: Any = None) -> float:
     return matched / len(expected)
 
 
+@_compares
 def token_f1(prediction: str, reference: str, example: Any = None) -> float:
     """SQuAD-style token F1 over normalized words."""
     predicted = normalize(prediction, punctuation=False).split()
@@ -184,11 +203,13 @@ def _sacrebleu() -> Any:
     return sacrebleu
 
 
+@_compares
 def bleu(prediction: str, reference: str, example: Any = None) -> float:
     """Sentence BLEU (sacrebleu), scaled to [0, 1]."""
     return float(_sacrebleu().sentence_bleu(prediction, [reference]).score) / 100
 
 
+@_compares
 def chrf(prediction: str, reference: str, example: Any = None) -> float:
     """Sentence chrF (sacrebleu), scaled to [0, 1]."""
     return float(_sacrebleu().sentence_chrf(prediction, [reference]).score) / 100
