@@ -642,6 +642,45 @@ def test_mistral_predictor_over_http() -> None:
     assert all(r.body["model"] == "ft:open-mistral-nemo:abc" for r in fake.requests)
 
 
+def test_an_answer_cut_at_the_token_limit_is_said_once_per_predictor(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A cut answer scores lower than the model's whole answer would: say so, not silently."""
+    long_reply = "one two three four five six"
+    with OpenAIFake() as openai, MistralFake() as mistral:
+        openai.chat_responder = mistral.chat_responder = lambda model, messages: long_reply
+        short = OpenAIPredictor("m", api_key=openai.api_key, base_url=openai.base_url, max_tokens=3)
+        roomy = OpenAIPredictor("m", api_key=openai.api_key, base_url=openai.base_url)
+        terse = MistralPredictor(
+            "m", api_key=mistral.api_key, server_url=mistral.base_url, max_tokens=2
+        )
+        with caplog.at_level("WARNING", logger="finetune"):
+            result = ft.evaluate(
+                _qa(3),
+                {"short": short, "roomy": roomy, "terse": terse},
+                [m.token_f1],
+                cache=False,
+            )
+    assert result.predictions("short") == ["one two three"] * 3
+    assert result.predictions("roomy") == [long_reply] * 3
+    warnings = [r.getMessage() for r in caplog.records if "cut short" in r.getMessage()]
+    assert len(warnings) == 2, warnings  # once per predictor that cut, not once per answer
+    assert any("max_tokens=3, cut short" in w and w.startswith("OpenAIPredictor") for w in warnings)
+    assert any(
+        "max_tokens=2, cut short" in w and w.startswith("MistralPredictor") for w in warnings
+    )
+    assert all("predictor_options={candidate: {'max_tokens': ...}}" in w for w in warnings)
+
+
+def test_a_local_answer_cut_at_max_new_tokens_is_said(
+    tiny_base: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level("WARNING", logger="finetune"):
+        question = [{"role": "user", "content": "Where is my order #12?"}]
+        HFPredictor(tiny_base, max_new_tokens=1).predict(question)
+    assert any("max_new_tokens=1, cut short" in r.getMessage() for r in caplog.records)
+
+
 def test_the_cache_keys_on_the_endpoint(tmp_path: Path) -> None:
     cache = str(tmp_path / "predictions.sqlite3")
     with OpenAIFake() as first, OpenAIFake() as second:

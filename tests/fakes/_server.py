@@ -243,6 +243,16 @@ class FakeServer:
             pass
 
 
+def within_token_limit(text: str, body: dict[str, Any]) -> tuple[str, str]:
+    """A chat reply as an API gives it under the request's ``max_tokens`` (a word counting as
+    a token here): cut there with ``finish_reason`` "length", else whole with "stop"."""
+    limit = body.get("max_tokens") or body.get("max_completion_tokens")
+    words = text.split(" ")
+    if isinstance(limit, int) and len(words) > limit:
+        return " ".join(words[:limit]), "length"
+    return text, "stop"
+
+
 def multipart_fields(raw: bytes, content_type: str) -> dict[str, tuple[str | None, bytes]]:
     """name -> (filename, bytes) of a multipart/form-data body."""
     boundary = content_type.split("boundary=", 1)[1].strip().strip('"').encode()

@@ -18,7 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from ._server import FakeServer, Faults, Reply, multipart_fields
+from ._server import FakeServer, Faults, Reply, multipart_fields, within_token_limit
 
 PREFIX = "/v1"
 STATUSES = (
@@ -191,7 +191,9 @@ class MistralFake(FakeServer):
             raise unprocessable(["messages"], "Field required")
         if self.chat_delay:
             time.sleep(self.chat_delay)
-        text = self.chat_responder(body["model"], body["messages"])
+        text, finish = within_token_limit(
+            self.chat_responder(body["model"], body["messages"]), body
+        )
         return {
             "id": f"cmpl-{next(self.counter):08d}",
             "object": "chat.completion",
@@ -202,7 +204,7 @@ class MistralFake(FakeServer):
                 {
                     "index": 0,
                     "message": {"role": "assistant", "content": text, "tool_calls": None},
-                    "finish_reason": "stop",
+                    "finish_reason": finish,
                 }
             ],
         }

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from ._server import FakeServer, Faults, Reply, multipart_fields
+from ._server import FakeServer, Faults, Reply, multipart_fields, within_token_limit
 
 PREFIX = "/v1"
 
@@ -163,7 +163,9 @@ class OpenAIFake(FakeServer):
             raise _error(400, "'model' and 'messages' are required", param="messages")
         if self.chat_delay:
             time.sleep(self.chat_delay)
-        text = self.chat_responder(body["model"], body["messages"])
+        text, finish = within_token_limit(
+            self.chat_responder(body["model"], body["messages"]), body
+        )
         return {
             "id": self._id("chatcmpl"),
             "object": "chat.completion",
@@ -173,7 +175,7 @@ class OpenAIFake(FakeServer):
                 {
                     "index": 0,
                     "message": {"role": "assistant", "content": text, "refusal": None},
-                    "finish_reason": "stop",
+                    "finish_reason": finish,
                     "logprobs": None,
                 }
             ],

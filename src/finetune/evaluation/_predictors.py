@@ -5,7 +5,9 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import inspect
+import logging
 import threading
+import weakref
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
@@ -147,7 +149,7 @@ class OpenAIPredictor:
             reply = self._client.chat.completions.create(
                 model=self.model, messages=messages, **self._params
             )
-            return _openai_text(reply)
+            return _openai_text(reply, self)
         except Exception as exc:
             error = map_error(exc, self._key, key_hint=self._key_hint)
         raise error
@@ -162,7 +164,7 @@ class OpenAIPredictor:
             reply = await self._async_client.chat.completions.create(
                 model=self.model, messages=messages, **self._params
             )
-            return _openai_text(reply)
+            return _openai_text(reply, self)
         except Exception as exc:
             error = map_error(exc, self._key, key_hint=self._key_hint)
         raise error
@@ -182,11 +184,33 @@ def _openai() -> Any:
     return openai
 
 
-def _openai_text(reply: Any) -> str:
+def _openai_text(reply: Any, predictor: OpenAIPredictor) -> str:
     choices = getattr(reply, "choices", None)
     if not choices:
         raise ServerError(f"answered a chat completion without choices: {reply!r:.200}")
+    if getattr(choices[0], "finish_reason", None) == "length":
+        cut_short(predictor, "max_tokens", predictor._params["max_tokens"])
     return str(choices[0].message.content or "")
+
+
+log = logging.getLogger("finetune")
+_WARNED: weakref.WeakSet[Any] = weakref.WeakSet()
+
+
+def cut_short(predictor: Any, setting: str, limit: int) -> None:
+    """Say, once per predictor, that an answer stopped at its token limit: it is scored as
+    it is, cut short, which lowers its scores when the model had more to say."""
+    if predictor in _WARNED:
+        return
+    _WARNED.add(predictor)
+    log.warning(
+        "%r: an answer stopped at %s=%d, cut short (others may be too), and is scored as it "
+        "is; if answers should be longer, raise it: predictor_options={candidate: {%r: ...}}",
+        predictor,
+        setting,
+        limit,
+        setting,
+    )
 
 
 def _mistral_class() -> Any:
@@ -232,13 +256,19 @@ class MistralPredictor:
     def __repr__(self) -> str:
         return f"MistralPredictor({self.model!r})"
 
+    def _text(self, reply: Any) -> str:
+        choice = reply.choices[0]
+        if getattr(choice, "finish_reason", None) == "length":
+            cut_short(self, "max_tokens", self._params["max_tokens"])
+        return _mistral_text(choice.message.content)
+
     def predict(self, messages: Messages) -> str:
         """The reply, through a blocking call."""
         from finetune.backends.mistral import map_error
 
         try:
             reply = self._client.chat.complete(model=self.model, messages=messages, **self._params)
-            return _mistral_text(reply.choices[0].message.content)
+            return self._text(reply)
         except Exception as exc:
             error = map_error(exc, (self._key,), key_hint=self._key_hint)
         raise error
@@ -251,7 +281,7 @@ class MistralPredictor:
             reply = await self._client.chat.complete_async(
                 model=self.model, messages=messages, **self._params
             )
-            return _mistral_text(reply.choices[0].message.content)
+            return self._text(reply)
         except Exception as exc:
             error = map_error(exc, (self._key,), key_hint=self._key_hint)
         raise error
@@ -363,6 +393,10 @@ class HFPredictor:
                         eos_token_id=tokenizer.eos_token_id,
                     )
                 new = output[:, batch["input_ids"].shape[1] :]
+                if new.shape[1] >= self.max_new_tokens and bool(
+                    (new != tokenizer.eos_token_id).all(dim=1).any()
+                ):
+                    cut_short(self, "max_new_tokens", self.max_new_tokens)
                 replies.extend(
                     text.strip() for text in tokenizer.batch_decode(new, skip_special_tokens=True)
                 )
