@@ -142,6 +142,32 @@ def test_a_bad_eval_config_is_one_line_naming_what_is_missing(
     assert err.startswith("error: ") and says in err and "Traceback" not in err
 
 
+def test_a_config_path_that_is_not_there_points_at_the_file_beside_the_config(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Paths in a config are read from where finetune runs; one written relative to the
+    config is named, with the way out, before anything is uploaded or asked."""
+    folder = tmp_path / "configs"
+    folder.mkdir()
+    write_jsonl(folder / "holdout.jsonl", [chat(i) for i in range(12)])
+    (folder / "eval.toml").write_text('data = "holdout.jsonl"\n[candidates]\nb = "fake:base"\n')
+    (folder / "train.toml").write_text('backend = "fake"\nmodel = "m"\nfile = "holdout.jsonl"\n')
+    (folder / "gone.toml").write_text('data = "nowhere.jsonl"\n[candidates]\nb = "fake:base"\n')
+    monkeypatch.chdir(tmp_path)
+    for command in (["eval", "configs/eval.toml"], ["train", "--config", "configs/train.toml"]):
+        assert main(command) == 2
+        key = "data" if command[0] == "eval" else "file"
+        assert capsys.readouterr().err == (
+            f"error: {command[-1]}: {key} = 'holdout.jsonl': no such file in {tmp_path}, the "
+            "folder the paths of a config file are read from; configs/holdout.jsonl exists: "
+            "write that path, or run finetune in configs\n"
+        )
+    assert main(["eval", "configs/gone.toml"]) == 2
+    assert capsys.readouterr().err.endswith("the folder the paths of a config file are read from\n")
+    monkeypatch.chdir(folder)
+    assert main(["eval", "eval.toml"]) == 0  # the fake base model repeats each question
+
+
 def test_backends_lists_fake(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["backends"]) == 0
     assert "fake" in capsys.readouterr().out

@@ -10,7 +10,7 @@ from typing import Any
 
 from finetune._errors import FinetuneError, MissingDependency, closest_name
 
-__all__ = ["load_config", "refuse_unknown_keys"]
+__all__ = ["config_path", "load_config", "refuse_unknown_keys"]
 
 
 def load_config(path: str) -> dict[str, Any]:
@@ -60,3 +60,23 @@ def refuse_unknown_keys(
 def _with_guess(key: str, allowed: list[str]) -> str:
     close = closest_name(key, allowed)
     return f"{key!r} (did you mean {close!r}?)" if close else repr(key)
+
+
+def config_path(source: str, key: str, value: Any) -> str:
+    """A file named in a config file, as given: paths are read from the folder ``finetune``
+    runs in. One that is not there is a one-line error naming the key, and the file of that
+    name beside the config when there is one (a path written relative to the config)."""
+    if not isinstance(value, str) or not value:
+        raise FinetuneError(f'{source}: {key} is a file path, as "data.jsonl", not {value!r}')
+    path = Path(value)
+    if path.exists():
+        return value
+    folder = Path(source).parent
+    beside = folder / path
+    hint = ""
+    if not path.is_absolute() and folder != Path() and beside.exists():
+        hint = f"; {beside} exists: write that path, or run finetune in {folder}"
+    raise FinetuneError(
+        f"{source}: {key} = {value!r}: no such file in {Path.cwd()}, the folder the paths "
+        f"of a config file are read from{hint}"
+    )

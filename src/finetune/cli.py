@@ -15,7 +15,7 @@ from typing import Any, NoReturn
 from platformdirs import user_data_dir
 
 import finetune as ft
-from finetune._config_file import load_config, refuse_unknown_keys
+from finetune._config_file import config_path, load_config, refuse_unknown_keys
 from finetune._words import cost_figure, counted
 from finetune.backends import backend_class
 
@@ -252,6 +252,9 @@ def _train_settings(args: argparse.Namespace) -> dict[str, Any]:
     for required in ("backend", "model", "file"):
         if not settings.get(required):
             raise ft.FinetuneError(f"train needs {required!r} (a flag or a key of the config file)")
+    for name in ("file", "validation"):
+        if args.config and getattr(args, name, None) is None and name in settings:
+            config_path(args.config, name, settings[name])
     return settings
 
 
@@ -303,7 +306,9 @@ def _candidate(source: str, name: str, spec: Any) -> Any:
         if not isinstance(shots, dict) or not shots.get("train"):
             raise ft.FinetuneError(f'candidate {name!r}: few_shot needs train = "file.jsonl"')
         refuse_unknown_keys(source, shots, ("train", "k"), f"[candidates.{name}] few_shot")
-        train = ft.Dataset.from_jsonl(shots["train"])
+        train = ft.Dataset.from_jsonl(
+            config_path(source, f"[candidates.{name}] few_shot train", shots["train"])
+        )
         ref = ref.with_few_shot(train, k=shots.get("k", 5))
     return ref
 
@@ -313,7 +318,7 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     candidates, metrics, baseline = _eval_plan(args, config)
     specs = config["candidates"].items()
     result = ft.evaluate(
-        ft.Dataset.from_jsonl(config["data"]),
+        ft.Dataset.from_jsonl(config_path(args.config, "data", config["data"])),
         candidates,
         metrics,
         max_concurrency=config.get("max_concurrency", 8),
