@@ -540,6 +540,26 @@ def test_a_candidate_that_raises_is_named_on_its_error() -> None:
         ]
 
 
+@pytest.mark.parametrize(
+    ("returned", "says"),
+    [(None, "returned NoneType None, not the reply's text"), (True, "returned bool True")],
+)
+def test_a_candidate_function_that_returns_no_text_is_refused(returned: Any, says: str) -> None:
+    """A missing return would be scored as the answer "None", on every example."""
+
+    def forgot(messages: list[dict[str, str]]) -> Any:
+        return returned
+
+    async def forgot_async(messages: list[dict[str, str]]) -> Any:
+        return returned
+
+    for function in (forgot, forgot_async):
+        with pytest.raises(TypeError, match=says):
+            ft.evaluate(_qa(2), {"x": function}, m.exact_match, cache=False)
+    numbers = ft.evaluate(_qa(2), {"x": lambda messages: 1 + 1}, m.exact_match, cache=False)
+    assert numbers.predictions("x") == ["2", "2"]  # a number is written as text
+
+
 def test_the_ready_metrics_are_exactly_those_that_need_no_arguments() -> None:
     import inspect
 

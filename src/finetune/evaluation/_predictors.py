@@ -62,13 +62,26 @@ class CallablePredictor:
         result = self._function(messages)
         if inspect.isawaitable(result):
             raise TypeError(f"{self.name} is async; use aevaluate() or apredict()")
-        return str(result)
+        return self._text(result)
 
     async def apredict(self, messages: Messages) -> str:
         result = self._function(messages)
         if inspect.isawaitable(result):
             result = await result
-        return str(result)
+        return self._text(result)
+
+    def _text(self, result: Any) -> str:
+        """The reply as text: a string, or a number written as one. Anything else (``None``
+        from a missing ``return``, a response object, ``True``) would be scored as its
+        ``str()``, which is no answer, so it is refused."""
+        if isinstance(result, str):
+            return result
+        if isinstance(result, int | float) and not isinstance(result, bool):
+            return str(result)
+        raise TypeError(
+            f"{self.name} returned {type(result).__name__} {result!r:.60}, not the reply's text: "
+            "a candidate function returns a string"
+        )
 
 
 _OPENAI_URL = {"url_variable": "OPENAI_BASE_URL", "default_url": "https://api.openai.com/v1"}
