@@ -779,6 +779,48 @@ def test_a_fake_tuned_model_answers_with_what_it_was_trained_on() -> None:
         ft.evaluation.predictor_for(tuned, namespace="x")
 
 
+def test_a_model_evaluated_on_what_it_was_trained_on_is_noted_on_the_result(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    from finetune._html import eval_html
+    from finetune.testing import FakeBackend
+
+    FakeBackend.reset("eval-seen")
+    tuner = ft.Tuner("fake", model="base", namespace="eval-seen", running=0.0)
+    train = _qa(12)
+    tuned = tuner.fit(train).wait().model
+    rows = [record.data for record in _qa(20).records()]
+    mixed = ft.Dataset.from_records([*rows[10:14], *rows[:3]])
+    with caplog.at_level("WARNING", logger="finetune"):
+        result = ft.evaluate(
+            [*mixed],
+            {"base": tuner.base_model, "tuned": tuned},
+            m.exact_match,
+            predictor_options={"tuned": {"namespace": "eval-seen"}},
+            cache=False,
+        )
+    note = (
+        "candidate 'tuned' was fine-tuned on 5 of the 7 evaluated examples (at index 0, 1, 4, "
+        "5, 6), answers included: its scores on them are inflated. Evaluate on examples held "
+        "out of its training data"
+    )
+    assert result.notes == [note]  # rows 10 and 11 of _qa(20) are in _qa(12) too
+    assert result.to_markdown().endswith(f"\n\nNote: {note}")
+    assert "<b>Note:</b> candidate &#x27;tuned&#x27; was fine-tuned on 5" in eval_html(result)
+    assert any(note in r.getMessage() for r in caplog.records)
+    again = EvalResult.from_json(result.to_json(tmp_path / "result.json"))
+    assert again.notes == [note]
+    held_out = ft.evaluate(
+        ft.Dataset.from_records(rows[12:]),
+        {"tuned": tuned},
+        m.exact_match,
+        predictor_options={"tuned": {"namespace": "eval-seen"}},
+        cache=False,
+    )
+    assert held_out.notes == []
+    assert "Note:" not in held_out.to_markdown() and "notes" not in held_out.to_dict()
+
+
 def test_a_plugin_backend_gives_the_predictor_for_its_models() -> None:
     class Answering(BaseBackend):
         name = "answering-for-test"
@@ -901,6 +943,12 @@ def test_tuned_tiny_model_beats_its_base(
     assert result.compare("tuned", "base", "format").verdict == "improved"
     assert "few-shot" in result.to_markdown(baseline="base")
     assert isinstance(HFPredictor(tuned_tiny).name, str)
+    # line 380 of the demo data repeats line 178: the split put one copy on each side
+    assert result.notes == [
+        "candidate 'tuned' was fine-tuned on 1 of the 60 evaluated examples (at index 39), "
+        "answers included: its scores on them are inflated. Evaluate on examples held out of "
+        "its training data"
+    ]
 
 
 def test_weights_rewritten_in_place_are_loaded_again(tiny_base: str, tmp_path: Path) -> None:

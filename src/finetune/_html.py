@@ -230,7 +230,8 @@ def eval_html(result: EvalResult, baseline: str | None = None) -> str:
         f"<div style='color:{GREY}'>mean [95% CI: Wilson for 0/1 scores, else bootstrap], "
         f"drawn on [{lo:g}, {hi:g}]</div>"
     )
-    return f"<div style='{_BOX}'>{means}{_comparisons(result, baseline)}</div>"
+    notes = "".join(f"<div><b>Note:</b> {esc(note)}</div>" for note in result.notes)
+    return f"<div style='{_BOX}'>{means}{_comparisons(result, baseline)}{notes}</div>"
 
 
 def _comparisons(result: EvalResult, baseline: str | None) -> str:

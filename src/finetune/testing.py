@@ -37,6 +37,7 @@ from finetune.types import (
 if TYPE_CHECKING:
     from finetune.dataset import Dataset
     from finetune.evaluation._prompts import Messages
+    from finetune.types import Example
     from finetune.validation import TokenCounter
 
 __all__ = ["FakeBackend", "FakeFailure", "FakePredictor"]
@@ -70,7 +71,7 @@ class _FakeJob:
 @dataclass
 class _Store:
     files: dict[str, FileRef] = field(default_factory=dict)
-    lessons: dict[str, tuple[Lesson, ...]] = field(default_factory=dict)  # by file id
+    examples: dict[str, tuple[Example, ...]] = field(default_factory=dict)  # by file id
     jobs: dict[str, _FakeJob] = field(default_factory=dict)
     uploads: int = 0
     creates: int = 0
@@ -150,7 +151,7 @@ class FakeBackend:
 
     def upload(self, dataset: Dataset, *, purpose: str = "train") -> FileRef:
         name = f"{dataset.fingerprint()[:16]}-{purpose}.jsonl"
-        size, lessons = _read_lessons(dataset)
+        size, examples = _read_examples(dataset)
         with self._store.lock:
             for ref in self._store.files.values():
                 if ref.filename == name and ref.bytes == size:
@@ -158,7 +159,7 @@ class FakeBackend:
             file_id = f"file-{hashlib.sha256(name.encode()).hexdigest()[:12]}"
             ref = FileRef(backend=self.name, id=file_id, filename=name, bytes=size)
             self._store.files[file_id] = ref
-            self._store.lessons[file_id] = lessons
+            self._store.examples[file_id] = examples
             self._store.uploads += 1
         return ref
 
@@ -253,6 +254,17 @@ class FakeBackend:
         return None
 
     @classmethod
+    def trained_on(cls, model: str, *, namespace: str = "default") -> tuple[Example, ...] | None:
+        """The examples the fake job named in ``model`` was trained on (``None`` for a base
+        model): ``ft.evaluate`` refuses to score it on them."""
+        fake = _job_of(model, namespace)
+        return (
+            None
+            if fake is None
+            else _stores[namespace].examples.get(fake.request.training_file.id, ())
+        )
+
+    @classmethod
     def predictor(cls, model: str, *, namespace: str = "default") -> FakePredictor:
         """A fake model's answers for ``ft.evaluate`` (see ``FakePredictor``); a job of
         another ``namespace`` is named in ``predictor_options={name: {"namespace": ...}}``."""
@@ -342,9 +354,10 @@ class FakePredictor:
 
     def __init__(self, model: str, *, namespace: str = "default") -> None:
         self.model = model
-        self._lessons = _lessons_of(model, namespace)
-        learned = hashlib.sha256(repr(self._lessons).encode()).hexdigest()[:12]
-        self.name = f"fake:{model}:{learned if self._lessons else 'base'}"
+        learned = FakeBackend.trained_on(model, namespace=namespace) or ()
+        self._lessons = tuple(_lesson(example) for example in learned)
+        digest = hashlib.sha256(repr(self._lessons).encode()).hexdigest()[:12]
+        self.name = f"fake:{model}:{digest if self._lessons else 'base'}"
         self._words = [set(_words(question)) for question, _ in self._lessons]
 
     def __repr__(self) -> str:
@@ -373,41 +386,45 @@ def _words(text: str) -> list[str]:
     return re.findall(r"\w+", text.lower())
 
 
-def _read_lessons(dataset: Dataset) -> tuple[int, tuple[Lesson, ...]]:
-    """How many records the dataset holds, and what a fake job learns from it: each
-    example's last user message and reply (a row that is no example teaches nothing)."""
+def _read_examples(dataset: Dataset) -> tuple[int, tuple[Example, ...]]:
+    """How many records the dataset holds, and the examples among them (what a fake job
+    learns; a row that is no example teaches nothing)."""
     from finetune.dataset import parse_example
-    from finetune.evaluation._prompts import split_example
 
-    count, lessons = 0, []
+    count, examples = 0, []
     for record in dataset.records():
         count += 1
         try:
-            prompt, reply = split_example(parse_example(record.data, kind=dataset.declared_kind))
+            examples.append(parse_example(record.data, kind=dataset.declared_kind))
         except (DatasetError, ValueError, TypeError):
             continue
-        asked = next((m["content"] for m in reversed(prompt) if m["role"] == "user"), "")
-        lessons.append((asked, reply))
-    return count, tuple(lessons)
+    return count, tuple(examples)
+
+
+def _lesson(example: Example) -> Lesson:
+    """An example's last user message and its reply."""
+    from finetune.evaluation._prompts import split_example
+
+    prompt, reply = split_example(example)
+    return next((m["content"] for m in reversed(prompt) if m["role"] == "user"), ""), reply
 
 
 _FAKE_JOB_ID = re.compile(r"ftjob-fake-\d+")
 
 
-def _lessons_of(model: str, namespace: str) -> tuple[Lesson, ...]:
-    """What the fake job named in ``model`` learned; nothing for a base model."""
+def _job_of(model: str, namespace: str) -> _FakeJob | None:
+    """The fake job named in ``model``; ``None`` for a base model."""
     found = _FAKE_JOB_ID.search(model)
     if found is None:
-        return ()
-    store = _stores.get(namespace, _Store())
-    fake = store.jobs.get(found.group())
+        return None
+    fake = _stores.get(namespace, _Store()).jobs.get(found.group())
     if fake is None:
         raise JobNotFound(
             f"no fake job {found.group()!r} in namespace {namespace!r} to answer as {model!r} "
             "(fake jobs live in the process that made them)",
             backend=FakeBackend.name,
         )
-    return store.lessons.get(fake.request.training_file.id, ())
+    return fake
 
 
 def _final_event(status: JobStatus, fake: _FakeJob) -> tuple[str, str]:

@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar, Literal, Protocol, runtime_checkable
 
@@ -257,6 +257,14 @@ class BaseBackend:
         candidate's ``predictor_options``. A class method: evaluating builds no backend.
         By default there is none (``UnsupportedFeature`` saying what to pass instead)."""
         raise no_predictor(cls.name)
+
+    @classmethod
+    def trained_on(cls, model: str, **options: Any) -> Iterable[Example] | None:
+        """The examples ``model`` was fine-tuned on, when this backend can tell without a
+        request (the local trainer keeps them beside the job); ``options`` are the
+        candidate's ``predictor_options``. ``ft.evaluate`` refuses to score a model on
+        examples it was trained on. By default: ``None``, not known."""
+        return None
 
     def unsupported(self, operation: str) -> UnsupportedFeature:
         """The error for an operation this backend does not offer."""

@@ -8,7 +8,7 @@ import inspect
 import logging
 import threading
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
@@ -18,7 +18,7 @@ from finetune._errors import (
 )
 from finetune.backends.http import key_and_url
 from finetune.evaluation._prompts import Messages
-from finetune.types import ModelRef
+from finetune.types import Example, ModelRef
 
 __all__ = [
     "CallablePredictor",
@@ -457,3 +457,16 @@ def _predictor_of(model: ModelRef, options: dict[str, Any]) -> Predictor:
     if ask is None:
         raise no_predictor(backend)
     return ask(model.name, **options)
+
+
+def trained_on(candidate: Any, options: dict[str, Any]) -> Iterable[Example] | None:
+    """The examples a candidate's model was fine-tuned on, as far as its backend can tell
+    (``BaseBackend.trained_on``); ``None`` for anything else."""
+    if not isinstance(candidate, ModelRef) or candidate.backend in ("openai-compatible", "gguf"):
+        return None
+    from finetune.backends import backend_class
+
+    ask: Callable[..., Iterable[Example] | None] | None = getattr(
+        backend_class(candidate.backend), "trained_on", None
+    )
+    return None if ask is None else ask(candidate.name, **options)

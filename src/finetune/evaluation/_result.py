@@ -18,15 +18,22 @@ class EvalResult:
     """Every prediction and score of an evaluation run.
 
     ``rows`` holds one dict per (example, candidate): ``example``, ``candidate``,
-    ``prediction``, ``reference`` and one key per metric.
+    ``prediction``, ``reference`` and one key per metric. ``notes`` are what a reader of the
+    numbers must know (a candidate fine-tuned on some of the evaluated examples); every view
+    of the result shows them.
     """
 
     def __init__(
-        self, candidates: list[str], metrics: list[str], rows: list[dict[str, Any]]
+        self,
+        candidates: list[str],
+        metrics: list[str],
+        rows: list[dict[str, Any]],
+        notes: list[str] | None = None,
     ) -> None:
         self.candidates = candidates
         self.metrics = metrics
         self.rows = rows
+        self.notes = list(notes or [])
 
     def __repr__(self) -> str:
         examples = len(self.rows) // max(1, len(self.candidates))
@@ -101,6 +108,7 @@ class EvalResult:
                         f"[{c.low:+.3f}, {c.high:+.3f}] | {c.wins}/{c.ties}/{c.losses} | "
                         f"{c.p_text} | {c.verdict} |"
                     )
+        lines += [""] + [f"Note: {note}" for note in self.notes] if self.notes else []
         return "\n".join(lines)
 
     def _repr_html_(self) -> str:
@@ -135,7 +143,8 @@ class EvalResult:
 
     def to_dict(self) -> dict[str, Any]:
         """Everything, as JSON-ready data."""
-        return {"candidates": self.candidates, "metrics": self.metrics, "rows": self.rows}
+        data = {"candidates": self.candidates, "metrics": self.metrics, "rows": self.rows}
+        return {**data, "notes": self.notes} if self.notes else data
 
     def to_json(self, path: str | os.PathLike[str]) -> Path:
         """Write the result as JSON, atomically."""
@@ -163,7 +172,10 @@ class EvalResult:
         for number, row in enumerate(rows):
             if not isinstance(row, dict) or not needed <= row.keys():
                 raise _not_a_result(source, f"row {number} lacks {sorted(needed)}")
-        return cls(list(candidates), list(metrics), rows)
+        notes = data.get("notes", [])
+        if not isinstance(notes, list) or not all(isinstance(note, str) for note in notes):
+            raise _not_a_result(source, "notes is not a list of text")
+        return cls(list(candidates), list(metrics), rows, notes)
 
 
 def _not_a_result(path: Path, why: str) -> StorageError:

@@ -15,7 +15,7 @@ from finetune._errors import unexpected_keyword
 from finetune._words import counted
 from finetune.backends.http import retrying
 from finetune.evaluation._cache import PredictionCache
-from finetune.evaluation._predictors import Predictor, is_cacheable, predictor_for
+from finetune.evaluation._predictors import Predictor, is_cacheable, predictor_for, trained_on
 from finetune.evaluation._prompts import Messages, build_prompt, split_example
 from finetune.evaluation._result import EvalResult
 from finetune.evaluation.metrics import Metric, by_name, needs_reference
@@ -241,6 +241,7 @@ async def aevaluate(
     _refuse_examples_with_no_reference(examples, metrics)
     resolved = _resolve(candidates, predictor_options or {})
     _refuse_shots_from_the_evaluated_data(resolved, examples)
+    notes = _notes_on_what_was_trained_on(candidates, predictor_options or {}, examples)
     store = _open_cache(cache)
     tasks = []
     for name, (predictor, shots) in resolved.items():
@@ -261,7 +262,7 @@ async def aevaluate(
             store.close()
     # metrics may block (a judge model, an embedding call): never on the event loop
     rows = await asyncio.to_thread(_score, tasks, examples, metrics)
-    return EvalResult(list(resolved), names, rows)
+    return EvalResult(list(resolved), names, rows, notes)
 
 
 async def _close_predictors(resolved: dict[str, tuple[Predictor, list[Any] | None]]) -> None:
@@ -276,18 +277,48 @@ def _refuse_shots_from_the_evaluated_data(
     resolved: dict[str, tuple[Predictor, list[Any] | None]], examples: list[Example]
 ) -> None:
     """A few-shot prompt that shows an evaluated example hands the candidate its answer."""
-    evaluated = {_prompt_and_answer(example): index for index, example in enumerate(examples)}
+    evaluated = _keys(examples)
     for name, (_, shots) in resolved.items():
-        keys = {_prompt_and_answer(shot) for shot in shots or ()}
-        shown = sorted(evaluated[key] for key in keys if key in evaluated)
+        shown = _seen(evaluated, shots or ())
         if shown:
-            where = ", ".join(map(str, shown[:5])) + (", ..." if len(shown) > 5 else "")
             raise ValueError(
                 f"candidate {name!r} shows {counted(len(shown), 'evaluated example')} (at index "
-                f"{where}) in its few-shot prompt, answers included: its scores would be "
-                "inflated. Draw the shots from the training split: train, holdout = "
+                f"{_where(shown)}) in its few-shot prompt, answers included: its scores would "
+                "be inflated. Draw the shots from the training split: train, holdout = "
                 "data.split(...); ref.with_few_shot(train, k)"
             )
+
+
+def _notes_on_what_was_trained_on(
+    candidates: Mapping[str, Any], options: Mapping[str, dict[str, Any]], examples: list[Example]
+) -> list[str]:
+    """A candidate fine-tuned on some of the evaluated examples has seen their answers: said
+    on the result (and logged), not refused, since a dataset's duplicates split apart land on
+    both sides; a model evaluated on its whole training set is told as plainly."""
+    evaluated, notes = _keys(examples), []
+    for name, candidate in candidates.items():
+        learned = _seen(evaluated, trained_on(candidate, options.get(name, {})) or ())
+        if learned:
+            notes.append(
+                f"candidate {name!r} was fine-tuned on {len(learned)} of the {len(examples)} "
+                f"evaluated examples (at index {_where(learned)}), answers included: its scores "
+                "on them are inflated. Evaluate on examples held out of its training data"
+            )
+            log.warning("evaluate: %s", notes[-1])
+    return notes
+
+
+def _keys(examples: list[Example]) -> dict[str, int]:
+    return {_prompt_and_answer(example): index for index, example in enumerate(examples)}
+
+
+def _seen(evaluated: dict[str, int], rows: Iterable[Example]) -> list[int]:
+    """The indices of the evaluated examples among ``rows``, each once, in order."""
+    return sorted({evaluated[key] for key in map(_prompt_and_answer, rows) if key in evaluated})
+
+
+def _where(indices: list[int]) -> str:
+    return ", ".join(map(str, indices[:5])) + (", ..." if len(indices) > 5 else "")
 
 
 def _refuse_examples_with_no_reference(examples: list[Example], metrics: list[Metric]) -> None:
@@ -296,7 +327,7 @@ def _refuse_examples_with_no_reference(examples: list[Example], metrics: list[Me
     missing = [i for i, example in enumerate(examples) if not split_example(example)[1].strip()]
     if not comparing or not missing:
         return
-    where = ", ".join(map(str, missing[:5])) + (", ..." if len(missing) > 5 else "")
+    where = _where(missing)
     verb = "compares" if len(comparing) == 1 else "compare"
     raise ValueError(
         f"the examples at index {where} ({len(missing)} of {len(examples)}) end with no answer "

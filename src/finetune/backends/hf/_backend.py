@@ -323,6 +323,25 @@ class HFBackend:
 
         return HFPredictor(model, **options)
 
+    @classmethod
+    def trained_on(cls, model: str, **options: Any) -> Dataset | None:
+        """The training file of the local job whose model (or checkpoint) folder ``model``
+        is, while it is still there; ``None`` for any other model."""
+        from finetune.dataset import Dataset
+
+        folder = Path(model)
+        for job in (JobDir(folder.parent), JobDir(folder.parent.parent)):  # model/, checkpoint
+            if not job.exists():
+                continue
+            try:
+                training = job.read_config().get("training_file")
+            except (OSError, ValueError):
+                return None
+            if isinstance(training, str) and Path(training).is_file():
+                return Dataset.from_jsonl(training)
+            return None
+        return None
+
     def close(self) -> None:
         for process in self._processes.values():
             process.poll()
