@@ -221,7 +221,7 @@ def test_custom_metric_and_embedding_similarity() -> None:
     assert result.summary()["oracle"]["length_ok"].mean == 1.0
 
 
-@pytest.mark.parametrize("score", [None, "good", float("nan")])
+@pytest.mark.parametrize("score", [None, "good", float("nan"), float("inf"), "-inf"])
 def test_a_metric_that_returns_no_number_is_named_with_its_candidate(score: Any) -> None:
     def broken(prediction: str, reference: str, example: Any) -> Any:
         return score if prediction == "2" else 1.0

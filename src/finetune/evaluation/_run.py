@@ -193,7 +193,7 @@ def _number(score: Any, metric: Metric, task: _Task) -> float:
         value = float(score)
     except (TypeError, ValueError):
         value = math.nan
-    if math.isnan(value):
+    if not math.isfinite(value):  # NaN, or an infinity no mean or interval survives
         raise ValueError(
             f"metric {metric.__name__!r} returned {score!r} for candidate {task.candidate!r} on "
             f"the example at index {task.example}; a metric returns a number (0 to 1)"
