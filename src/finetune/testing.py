@@ -256,13 +256,11 @@ class FakeBackend:
     @classmethod
     def trained_on(cls, model: str, *, namespace: str = "default") -> tuple[Example, ...] | None:
         """The examples the fake job named in ``model`` was trained on (``None`` for a base
-        model): ``ft.evaluate`` refuses to score it on them."""
+        model): ``ft.evaluate`` notes a candidate scored on them."""
         fake = _job_of(model, namespace)
-        return (
-            None
-            if fake is None
-            else _stores[namespace].examples.get(fake.request.training_file.id, ())
-        )
+        if fake is None:
+            return None
+        return _stores[namespace].examples.get(fake.request.training_file.id, ())
 
     @classmethod
     def predictor(cls, model: str, *, namespace: str = "default") -> FakePredictor:

@@ -262,8 +262,8 @@ class BaseBackend:
     def trained_on(cls, model: str, **options: Any) -> Iterable[Example] | None:
         """The examples ``model`` was fine-tuned on, when this backend can tell without a
         request (the local trainer keeps them beside the job); ``options`` are the
-        candidate's ``predictor_options``. ``ft.evaluate`` refuses to score a model on
-        examples it was trained on. By default: ``None``, not known."""
+        candidate's ``predictor_options``. ``ft.evaluate`` notes, on its result, a model
+        scored on examples it was trained on. By default: ``None``, not known."""
         return None
 
     def unsupported(self, operation: str) -> UnsupportedFeature:

@@ -257,7 +257,7 @@ class HostedBackend(BaseBackend):
         if not key:
             raise AuthenticationError(
                 f"evaluating a {cls.name} model needs its key: set {cls.key_variable}, or pass "
-                "predictor_options={name: {'api_key': ...}}",
+                "predictor_options={candidate: {'api_key': ...}}",
                 backend=cls.name,
             )
         given.setdefault("base_url", url + cls.chat_api)

@@ -202,7 +202,7 @@ def _openai_text(reply: Any, predictor: OpenAIPredictor) -> str:
     if not choices:
         raise ServerError(f"answered a chat completion without choices: {reply!r:.200}")
     if getattr(choices[0], "finish_reason", None) == "length":
-        cut_short(predictor, "max_tokens", predictor._params["max_tokens"])
+        _cut_short(predictor, "max_tokens", predictor._params["max_tokens"])
     return str(choices[0].message.content or "")
 
 
@@ -210,7 +210,7 @@ log = logging.getLogger("finetune")
 _WARNED: weakref.WeakSet[Any] = weakref.WeakSet()
 
 
-def cut_short(predictor: Any, setting: str, limit: int) -> None:
+def _cut_short(predictor: Any, setting: str, limit: int) -> None:
     """Say, once per predictor, that an answer stopped at its token limit: it is scored as
     it is, cut short, which lowers its scores when the model had more to say."""
     if predictor in _WARNED:
@@ -272,7 +272,7 @@ class MistralPredictor:
     def _text(self, reply: Any) -> str:
         choice = reply.choices[0]
         if getattr(choice, "finish_reason", None) == "length":
-            cut_short(self, "max_tokens", self._params["max_tokens"])
+            _cut_short(self, "max_tokens", self._params["max_tokens"])
         return _mistral_text(choice.message.content)
 
     def predict(self, messages: Messages) -> str:
@@ -409,7 +409,7 @@ class HFPredictor:
                 if new.shape[1] >= self.max_new_tokens and bool(
                     (new != tokenizer.eos_token_id).all(dim=1).any()
                 ):
-                    cut_short(self, "max_new_tokens", self.max_new_tokens)
+                    _cut_short(self, "max_new_tokens", self.max_new_tokens)
                 replies.extend(
                     text.strip() for text in tokenizer.batch_decode(new, skip_special_tokens=True)
                 )
