@@ -7,28 +7,34 @@ from typing import Any
 
 from finetune.types import ChatExample, CompletionExample, Example, Message, PreferenceExample
 
-__all__ = ["Messages", "build_prompt", "split_example", "transcript"]
+__all__ = ["Messages", "build_prompt", "split_example", "split_turns", "transcript"]
 
 Messages = list[dict[str, str]]
 
 
-def _plain(messages: Sequence[Message]) -> Messages:
-    return [{"role": m.role, "content": m.text} for m in messages]
+def _pairs(messages: Sequence[Message]) -> tuple[tuple[str, str], ...]:
+    return tuple((m.role, m.text) for m in messages)
 
 
 def split_example(example: Example) -> tuple[Messages, str]:
     """The prompt (every turn before the last assistant turn) and the reference answer."""
+    turns, answer = split_turns(example)
+    return [{"role": role, "content": text} for role, text in turns], answer
+
+
+def split_turns(example: Example) -> tuple[tuple[tuple[str, str], ...], str]:
+    """``split_example`` as ``(role, text)`` pairs: hashable, so two examples compare."""
     if isinstance(example, ChatExample):
-        messages = list(example.messages)
+        messages = example.messages
         last = max((i for i, m in enumerate(messages) if m.role == "assistant"), default=None)
         if last is None:
-            return _plain(messages), ""
-        return _plain(messages[:last]), messages[last].text
+            return _pairs(messages), ""
+        return _pairs(messages[:last]), messages[last].text
     if isinstance(example, CompletionExample):
-        return [{"role": "user", "content": example.prompt}], example.completion
+        return (("user", example.prompt),), example.completion
     if isinstance(example, PreferenceExample):
         reference = example.chosen[-1].text if example.chosen else ""
-        return _plain(example.input), reference
+        return _pairs(example.input), reference
     raise TypeError(f"cannot evaluate {type(example).__name__}")
 
 

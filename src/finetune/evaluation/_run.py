@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
-import json
 import logging
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -16,7 +15,7 @@ from finetune._words import counted
 from finetune.backends.http import retrying
 from finetune.evaluation._cache import PredictionCache
 from finetune.evaluation._predictors import Predictor, is_cacheable, predictor_for, trained_on
-from finetune.evaluation._prompts import Messages, build_prompt, split_example
+from finetune.evaluation._prompts import Messages, build_prompt, split_example, split_turns
 from finetune.evaluation._result import EvalResult
 from finetune.evaluation.metrics import Metric, by_name, needs_reference
 from finetune.types import Example, ModelRef
@@ -308,13 +307,13 @@ def _notes_on_what_was_trained_on(
     return notes
 
 
-def _keys(examples: list[Example]) -> dict[str, int]:
-    return {_prompt_and_answer(example): index for index, example in enumerate(examples)}
+def _keys(examples: list[Example]) -> dict[Hashable, int]:
+    return {split_turns(example): index for index, example in enumerate(examples)}
 
 
-def _seen(evaluated: dict[str, int], rows: Iterable[Example]) -> list[int]:
+def _seen(evaluated: dict[Hashable, int], rows: Iterable[Example]) -> list[int]:
     """The indices of the evaluated examples among ``rows``, each once, in order."""
-    return sorted({evaluated[key] for key in map(_prompt_and_answer, rows) if key in evaluated})
+    return sorted({evaluated[key] for key in map(split_turns, rows) if key in evaluated})
 
 
 def _where(indices: list[int]) -> str:
@@ -336,10 +335,6 @@ def _refuse_examples_with_no_reference(examples: list[Example], metrics: list[Me
         "that end with the expected answer, or with metrics that need none (json_valid, regex, "
         "json_schema, your own)"
     )
-
-
-def _prompt_and_answer(example: Any) -> str:
-    return json.dumps(split_example(example), sort_keys=True)
 
 
 def _as_metrics(metrics: Metrics) -> list[Metric]:
