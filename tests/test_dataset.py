@@ -129,6 +129,33 @@ def test_split_rejects_empty_side(chat_file: Path) -> None:
         ft.Dataset.from_jsonl(chat_file).split(test_size=True)
 
 
+def test_excluding_drops_the_examples_the_other_holds_and_keeps_unreadable_rows(
+    tmp_path: Path,
+) -> None:
+    """A holdout with nothing the model trained on, even when the data repeats a row."""
+    train = ft.Dataset.from_records([chat(i) for i in range(10)])
+    reordered = {
+        "messages": [{"content": m["content"], "role": m["role"]} for m in chat(3)["messages"]]
+    }
+    # the same question and answer as chat(4) but without its system turn: another question
+    other_shape = {"prompt": "Where is my order #4?", "completion": "Order #4 ships tomorrow."}
+    path = write_jsonl(
+        tmp_path / "holdout.jsonl",
+        [chat(11), reordered, "{not json", chat(12), chat(7), "", other_shape],
+    )
+    holdout = ft.Dataset.from_jsonl(path)
+    clean = holdout.excluding(train)
+    items = list(clean.items())
+    kept = [item.line for item in items]
+    assert kept == [1, 3, 4, 7]  # lines 2 and 5 were trained on; 6 is a blank-line warning
+    assert isinstance(items[1], ReadProblem) and items[1].code == "invalid_json"
+    assert len(clean) == 4 and repr(clean) == "<Dataset 'holdout.jsonl[excluding]'>"
+    assert [e.model_dump_json() for e in ft.Dataset.from_records([chat(11)]).excluding([])] == [
+        e.model_dump_json() for e in ft.Dataset.from_records([chat(11)])
+    ]
+    assert len(train.excluding(train)) == 0
+
+
 def test_a_dataset_repr_names_its_kind_once_known(chat_file: Path) -> None:
     data = ft.Dataset.from_jsonl(chat_file)
     assert repr(data) == "<Dataset 'train.jsonl'>"  # a repr reads nothing

@@ -801,8 +801,8 @@ def test_a_model_evaluated_on_what_it_was_trained_on_is_noted_on_the_result(
         )
     note = (
         "candidate 'tuned' was fine-tuned on 5 of the 7 evaluated examples (at index 0, 1, 4, "
-        "5, 6), answers included: its scores on them are inflated. Evaluate on examples held "
-        "out of its training data"
+        "5, 6), answers included: its scores on them are inflated. Evaluate on data without "
+        "them: holdout.excluding(train)"
     )
     assert result.notes == [note]  # rows 10 and 11 of _qa(20) are in _qa(12) too
     assert result.to_markdown().endswith(f"\n\nNote: {note}")
@@ -946,9 +946,15 @@ def test_tuned_tiny_model_beats_its_base(
     # line 380 of the demo data repeats line 178: the split put one copy on each side
     assert result.notes == [
         "candidate 'tuned' was fine-tuned on 1 of the 60 evaluated examples (at index 39), "
-        "answers included: its scores on them are inflated. Evaluate on examples held out of "
-        "its training data"
+        "answers included: its scores on them are inflated. Evaluate on data without them: "
+        "holdout.excluding(train)"
     ]
+    clean = holdout.excluding(train)  # the duplicate goes, and with it the note
+    assert len(clean) == 59
+    again = ft.evaluate(
+        clean, {"tuned": ft.ModelRef(backend="hf", name=tuned_tiny)}, m.token_f1, cache=False
+    )
+    assert again.notes == []
 
 
 def test_weights_rewritten_in_place_are_loaded_again(tiny_base: str, tmp_path: Path) -> None:

@@ -20,6 +20,7 @@ from finetune.dataset._formats import (
     detect_kind,
     formatter,
     parse_example,
+    split_turns,
 )
 from finetune.dataset._reader import (
     DEFAULT_MAX_LINE_BYTES,
@@ -257,6 +258,28 @@ class Dataset:
         total = len(self)
         chosen = frozenset(random.Random(seed).sample(range(total), min(n, total)))
         return self._subset(chosen, keep=True, tag=f"sample{n}")
+
+    def excluding(self, other: Iterable[Example]) -> Dataset:
+        """This dataset without its examples that are also in ``other``: the same
+        conversation and answer (``split_turns``), as ``ft.evaluate`` compares them when it
+        notes a model scored on its own training rows. ``holdout.excluding(train)`` is a
+        holdout with nothing the model trained on (a dataset's duplicates land on both sides
+        of a ``split``). Unreadable rows are kept, for validation to report."""
+        seen = {split_turns(example) for example in other}
+        dropped, position = set(), -1
+        for item in self._source.items():
+            if isinstance(item, ReadProblem):
+                if item.severity != "warning":  # counted as _SubsetSource counts them
+                    position += 1
+                continue
+            position += 1
+            try:
+                example = parse_example(item.data, kind=self._declared)
+            except DatasetError:
+                continue
+            if split_turns(example) in seen:
+                dropped.add(position)
+        return self._subset(frozenset(dropped), keep=False, tag="excluding")
 
     def _subset(self, positions: frozenset[int], *, keep: bool, tag: str) -> Dataset:
         name = f"{self._source.name}[{tag}]"

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, Literal, get_args
 
 from pydantic import TypeAdapter, ValidationError
@@ -30,6 +30,7 @@ __all__ = [
     "formatter",
     "is_empty",
     "parse_example",
+    "split_turns",
     "to_format",
     "unknown_key_message",
 ]
@@ -303,3 +304,26 @@ def _preference(example: PreferenceExample, fmt: OutputFormat) -> dict[str, Any]
     if tools:
         record["tools"] = tools
     return record
+
+
+def split_turns(example: Example) -> tuple[tuple[tuple[str, str], ...], str]:
+    """An example as a question and its answer: the turns before the last assistant turn as
+    ``(role, text)`` pairs, and that turn's text (a completion's prompt and completion, a
+    preference pair's input and chosen answer). Hashable: two examples with the same
+    conversation and answer are the same question to ``ft.evaluate``."""
+    if isinstance(example, ChatExample):
+        messages = example.messages
+        last = max((i for i, m in enumerate(messages) if m.role == "assistant"), default=None)
+        if last is None:
+            return _pairs(messages), ""
+        return _pairs(messages[:last]), messages[last].text
+    if isinstance(example, CompletionExample):
+        return (("user", example.prompt),), example.completion
+    if isinstance(example, PreferenceExample):
+        reference = example.chosen[-1].text if example.chosen else ""
+        return _pairs(example.input), reference
+    raise TypeError(f"no question and answer in {type(example).__name__}")
+
+
+def _pairs(messages: Sequence[Message]) -> tuple[tuple[str, str], ...]:
+    return tuple((m.role, m.text) for m in messages)

@@ -5,37 +5,18 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from finetune.types import ChatExample, CompletionExample, Example, Message, PreferenceExample
+from finetune.dataset._formats import split_turns
+from finetune.types import Example
 
-__all__ = ["Messages", "build_prompt", "split_example", "split_turns", "transcript"]
+__all__ = ["Messages", "build_prompt", "split_example", "transcript"]
 
 Messages = list[dict[str, str]]
-
-
-def _pairs(messages: Sequence[Message]) -> tuple[tuple[str, str], ...]:
-    return tuple((m.role, m.text) for m in messages)
 
 
 def split_example(example: Example) -> tuple[Messages, str]:
     """The prompt (every turn before the last assistant turn) and the reference answer."""
     turns, answer = split_turns(example)
     return [{"role": role, "content": text} for role, text in turns], answer
-
-
-def split_turns(example: Example) -> tuple[tuple[tuple[str, str], ...], str]:
-    """``split_example`` as ``(role, text)`` pairs: hashable, so two examples compare."""
-    if isinstance(example, ChatExample):
-        messages = example.messages
-        last = max((i for i, m in enumerate(messages) if m.role == "assistant"), default=None)
-        if last is None:
-            return _pairs(messages), ""
-        return _pairs(messages[:last]), messages[last].text
-    if isinstance(example, CompletionExample):
-        return (("user", example.prompt),), example.completion
-    if isinstance(example, PreferenceExample):
-        reference = example.chosen[-1].text if example.chosen else ""
-        return _pairs(example.input), reference
-    raise TypeError(f"cannot evaluate {type(example).__name__}")
 
 
 def build_prompt(example: Example, few_shot: Sequence[Any] | None = None) -> Messages:

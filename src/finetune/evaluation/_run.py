@@ -13,9 +13,10 @@ from typing import Any
 from finetune._errors import unexpected_keyword
 from finetune._words import counted
 from finetune.backends.http import retrying
+from finetune.dataset._formats import split_turns
 from finetune.evaluation._cache import PredictionCache
 from finetune.evaluation._predictors import Predictor, is_cacheable, predictor_for, trained_on
-from finetune.evaluation._prompts import Messages, build_prompt, split_example, split_turns
+from finetune.evaluation._prompts import Messages, build_prompt, split_example
 from finetune.evaluation._result import EvalResult
 from finetune.evaluation.metrics import Metric, by_name, needs_reference
 from finetune.types import Example, ModelRef
@@ -301,7 +302,7 @@ def _notes_on_what_was_trained_on(
             notes.append(
                 f"candidate {name!r} was fine-tuned on {len(learned)} of the {len(examples)} "
                 f"evaluated examples (at index {_where(learned)}), answers included: its scores "
-                "on them are inflated. Evaluate on examples held out of its training data"
+                "on them are inflated. Evaluate on data without them: holdout.excluding(train)"
             )
             log.warning("evaluate: %s", notes[-1])
     return notes
