@@ -293,6 +293,62 @@ def test_wait_refuses_settings_that_would_hammer_or_never_poll(
     assert job.wait(timeout=5).status is ft.JobStatus.SUCCEEDED
 
 
+def test_a_tuner_collected_inside_the_executors_lock_closes_without_waiting(
+    namespace: str, train: ft.Dataset
+) -> None:
+    """The collector may run a dropped Tuner's finalizer in a thread that is inside
+    ``ThreadPoolExecutor.submit``, holding the lock the Tuner's own loop needs to close its
+    backend (``asyncio.to_thread``). Waiting there stalled that thread 15 s per Tuner."""
+    import threading
+    from concurrent.futures import thread as futures_thread
+
+    tuner = make_tuner(namespace)
+    tuner.fit(train)  # its loop thread is running
+    loop_thread = tuner._loop._thread
+    assert loop_thread is not None
+    finished = threading.Event()
+    with futures_thread._global_shutdown_lock:  # type: ignore[attr-defined]
+        collector = threading.Thread(target=lambda: (tuner._closer(), finished.set()))
+        collector.start()
+        collector.join(timeout=3)
+        assert finished.is_set()
+    loop_thread.join(timeout=10)
+    assert not loop_thread.is_alive()  # the loop stopped itself once the backend was closed
+
+
+def test_a_tuner_left_open_at_exit_still_closes_its_backend(tmp_path: Path) -> None:
+    """At exit nothing else runs: the finalizer waits for the connections to close."""
+    import subprocess
+    import sys
+    import textwrap
+
+    closed = tmp_path / "closed.txt"
+    script = tmp_path / "left_open.py"
+    script.write_text(
+        textwrap.dedent(
+            f"""
+            import asyncio
+            import finetune as ft
+            from finetune.backends import BaseBackend
+
+            class Closing(BaseBackend):
+                name = "closing"
+
+                async def aclose(self):
+                    await asyncio.sleep(0.3)  # a connection pool closing
+                    open({str(closed)!r}, "w").write("closed")
+
+            ft.register_backend("closing", Closing)
+            tuner = ft.Tuner("closing", model="m", registry=False)
+            tuner.run(asyncio.sleep(0))  # its loop runs; the script ends without close()
+            """
+        )
+    )
+    done = subprocess.run([sys.executable, str(script)], capture_output=True, timeout=120)
+    assert (done.returncode, done.stderr.decode()) == (0, "")
+    assert closed.read_text() == "closed"
+
+
 async def test_the_sync_face_works_inside_a_running_loop(namespace: str, train: ft.Dataset) -> None:
     # as in a notebook cell, where the kernel's event loop is running
     with make_tuner(namespace) as tuner:  # closed without any network call made

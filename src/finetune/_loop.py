@@ -73,9 +73,15 @@ class LoopThread:
                 future.result(timeout=_CANCEL_GRACE)
             raise
 
-    def close(self, last: Coroutine[Any, Any, Any] | None = None) -> None:
+    def close(self, last: Coroutine[Any, Any, Any] | None = None, *, wait: bool = True) -> None:
         """Run ``last`` (closing connections, say), then stop the loop and its thread; a later
-        ``run`` starts a new one. Safe to call from any thread, the garbage collector's too."""
+        ``run`` starts a new one. Safe to call from any thread.
+
+        ``wait=False``, the garbage collector's way, returns at once and lets the loop stop
+        itself once ``last`` is done. A finalizer runs in whatever thread the collector
+        interrupts, which may hold a lock the loop needs to finish ``last`` (the executor
+        lock ``asyncio.to_thread`` takes): waiting there could only time out.
+        """
         with self._lock:
             loop, thread = self._loop, self._thread
             self._loop = self._thread = None
@@ -83,15 +89,23 @@ class LoopThread:
             if last is not None:
                 last.close()
             return
+        if not wait or threading.current_thread() is thread:
+            _stop_after(loop, last)
+            return
         if last is not None:
             finishing = asyncio.run_coroutine_threadsafe(last, loop)
-            if threading.current_thread() is thread:
-                # the garbage collector ran us on the loop itself: stop once ``last`` is done
-                finishing.add_done_callback(lambda _: loop.call_soon_threadsafe(loop.stop))
-                return
             # closing is best effort; the loop stops regardless
             with contextlib.suppress(Exception):
                 finishing.result(timeout=_CANCEL_GRACE)
         loop.call_soon_threadsafe(loop.stop)
-        if thread is not None and thread is not threading.current_thread():
+        if thread is not None:
             thread.join(timeout=10)  # the thread closes its loop once it has stopped
+
+
+def _stop_after(loop: asyncio.AbstractEventLoop, last: Coroutine[Any, Any, Any] | None) -> None:
+    """Stop ``loop`` once ``last`` has run, without waiting for either."""
+    if last is None:
+        loop.call_soon_threadsafe(loop.stop)
+        return
+    finishing = asyncio.run_coroutine_threadsafe(last, loop)
+    finishing.add_done_callback(lambda _: loop.call_soon_threadsafe(loop.stop))
