@@ -316,33 +316,42 @@ def test_a_tuner_collected_inside_the_executors_lock_closes_without_waiting(
     assert not loop_thread.is_alive()  # the loop stopped itself once the backend was closed
 
 
-def test_a_tuner_left_open_at_exit_still_closes_its_backend(tmp_path: Path) -> None:
-    """At exit nothing else runs: the finalizer waits for the connections to close."""
+_ASYNC_CLOSE = """
+class Closing(BaseBackend):
+    name = "closing"
+
+    async def aclose(self):
+        await asyncio.sleep(0.3)  # a connection pool closing
+        open(CLOSED, "w").write("closed")
+"""
+_SYNC_CLOSE = """
+class Closing(FakeBackend):  # a synchronous backend, closed in a worker thread until exit
+    name = "closing"
+
+    def close(self):
+        open(CLOSED, "w").write("closed")
+"""
+
+
+@pytest.mark.parametrize("backend", [_ASYNC_CLOSE, _SYNC_CLOSE], ids=["async", "sync"])
+def test_a_tuner_left_open_at_exit_still_closes_its_backend(tmp_path: Path, backend: str) -> None:
+    """At exit nothing else runs: the finalizer waits for the connections to close, and a
+    synchronous backend is closed in place (no worker thread can start then)."""
     import subprocess
     import sys
-    import textwrap
 
     closed = tmp_path / "closed.txt"
     script = tmp_path / "left_open.py"
     script.write_text(
-        textwrap.dedent(
-            f"""
-            import asyncio
-            import finetune as ft
-            from finetune.backends import BaseBackend
-
-            class Closing(BaseBackend):
-                name = "closing"
-
-                async def aclose(self):
-                    await asyncio.sleep(0.3)  # a connection pool closing
-                    open({str(closed)!r}, "w").write("closed")
-
-            ft.register_backend("closing", Closing)
-            tuner = ft.Tuner("closing", model="m", registry=False)
-            tuner.run(asyncio.sleep(0))  # its loop runs; the script ends without close()
-            """
-        )
+        "import asyncio\n"
+        "import finetune as ft\n"
+        "from finetune.backends import BaseBackend\n"
+        "from finetune.testing import FakeBackend\n"
+        f"CLOSED = {str(closed)!r}\n"
+        f"{backend}\n"
+        'ft.register_backend("closing", Closing)\n'
+        'tuner = ft.Tuner("closing", model="m", registry=False)\n'
+        "tuner.run(asyncio.sleep(0))  # its loop runs; the script ends without close()\n"
     )
     done = subprocess.run([sys.executable, str(script)], capture_output=True, timeout=120)
     assert (done.returncode, done.stderr.decode()) == (0, "")

@@ -7,16 +7,32 @@ loop already runs (Jupyter), where ``asyncio.run`` cannot. The thread starts on 
 from __future__ import annotations
 
 import asyncio
+import atexit
 import concurrent.futures
 import contextlib
+import functools
 import threading
 from collections.abc import Coroutine
 from typing import Any, TypeVar
 
-__all__ = ["LoopThread"]
+__all__ = ["LoopThread", "exiting", "watch_for_exit"]
 
 T = TypeVar("T")
 _CANCEL_GRACE = 5.0
+_EXITING = threading.Event()
+
+
+@functools.cache
+def watch_for_exit() -> None:
+    """Note the interpreter's exit in ``exiting()``; call it after making a
+    ``weakref.finalize``: registered after weakref's own exit hook, it runs before it."""
+    atexit.register(_EXITING.set)
+
+
+def exiting() -> bool:
+    """Whether the interpreter is exiting (the finalizers of live objects run then; worker
+    threads can no longer be started)."""
+    return _EXITING.is_set()
 
 
 class LoopThread:

@@ -7,17 +7,14 @@ estimates, the checks of a fit) runs in the calling thread, where validation may
 
 from __future__ import annotations
 
-import atexit
-import functools
 import logging
-import threading
 import weakref
 from collections.abc import Awaitable, Coroutine, Mapping
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from finetune._fit import as_hyperparameters
 from finetune._handle import AsyncJobHandle, JobView
-from finetune._loop import LoopThread
+from finetune._loop import LoopThread, exiting, watch_for_exit
 from finetune.tuner import AsyncTuner, TunerView
 from finetune.types import Hyperparameters
 
@@ -41,21 +38,12 @@ async def _awaited(awaitable: Awaitable[T]) -> T:
     return await awaitable
 
 
-_EXITING = threading.Event()
-
-
-@functools.cache
-def _watch_for_exit() -> None:
-    # registered after weakref's own exit hook (the first finalizer made it), so it runs first
-    atexit.register(_EXITING.set)
-
-
 def _close_quietly(loop: LoopThread, tuner: AsyncTuner) -> None:
     """A dropped Tuner's connections closed on its loop. At any time but exit this runs in
     the garbage collector, in whatever thread it interrupted, perhaps holding a lock the loop
     needs: it must not wait. At exit nothing else runs, and it waits for them to close."""
     if loop.started:
-        loop.close(tuner.aclose(), wait=_EXITING.is_set())
+        loop.close(tuner.aclose(), wait=exiting())
 
 
 class Tuner(TunerView):
@@ -80,7 +68,7 @@ class Tuner(TunerView):
         # a Tuner dropped without close() (or used again after it) closes its connections on
         # its own loop; after close() with nothing reopened, this finds nothing to do
         self._closer = weakref.finalize(self, _close_quietly, self._loop, self._async)
-        _watch_for_exit()
+        watch_for_exit()
 
     def __enter__(self) -> Tuner:
         return self

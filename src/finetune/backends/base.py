@@ -354,12 +354,18 @@ class BackendAdapter(BaseBackend):
         return await asyncio.to_thread(locked)
 
     async def aclose(self) -> None:
-        """The wrapped ``aclose`` (or ``close``, in a thread)."""
+        """The wrapped ``aclose`` (or ``close``, in a thread; in place at interpreter exit,
+        when no thread can be started and nothing else runs)."""
+        from finetune._loop import exiting
+
         closer = getattr(self.wrapped, "aclose", None)
         if closer is not None:
             await closer()
         elif callable(getattr(self.wrapped, "close", None)):
-            await asyncio.to_thread(self.wrapped.close)
+            if exiting():
+                self.wrapped.close()
+            else:
+                await asyncio.to_thread(self.wrapped.close)
 
     def __getattr__(self, attribute: str) -> Any:
         return getattr(self.wrapped, attribute)
