@@ -84,6 +84,8 @@ class CallablePredictor:
         )
 
 
+log = logging.getLogger("finetune")
+_WARNED: weakref.WeakSet[Any] = weakref.WeakSet()  # predictors that said an answer was cut
 _OPENAI_URL = {"url_variable": "OPENAI_BASE_URL", "default_url": "https://api.openai.com/v1"}
 _MISTRAL_URL = {"url_variable": "MISTRAL_SERVER_URL", "default_url": "https://api.mistral.ai"}
 
@@ -162,7 +164,7 @@ class OpenAIPredictor:
             reply = self._client.chat.completions.create(
                 model=self.model, messages=messages, **self._params
             )
-            return _openai_text(reply, self)
+            return self._text(reply)
         except Exception as exc:
             error = map_error(exc, self._key, key_hint=self._key_hint)
         raise error
@@ -177,10 +179,17 @@ class OpenAIPredictor:
             reply = await self._async_client.chat.completions.create(
                 model=self.model, messages=messages, **self._params
             )
-            return _openai_text(reply, self)
+            return self._text(reply)
         except Exception as exc:
             error = map_error(exc, self._key, key_hint=self._key_hint)
         raise error
+
+    def _text(self, reply: Any) -> str:
+        choices = getattr(reply, "choices", None)
+        if not choices:
+            raise ServerError(f"answered a chat completion without choices: {reply!r:.200}")
+        _say_if_cut(self, choices[0], self._params["max_tokens"])
+        return str(choices[0].message.content or "")
 
     async def aclose(self) -> None:
         """Close the async client this predictor made (before its event loop ends)."""
@@ -197,17 +206,10 @@ def _openai() -> Any:
     return openai
 
 
-def _openai_text(reply: Any, predictor: OpenAIPredictor) -> str:
-    choices = getattr(reply, "choices", None)
-    if not choices:
-        raise ServerError(f"answered a chat completion without choices: {reply!r:.200}")
-    if getattr(choices[0], "finish_reason", None) == "length":
-        _cut_short(predictor, "max_tokens", predictor._params["max_tokens"])
-    return str(choices[0].message.content or "")
-
-
-log = logging.getLogger("finetune")
-_WARNED: weakref.WeakSet[Any] = weakref.WeakSet()
+def _say_if_cut(predictor: Any, choice: Any, max_tokens: int) -> None:
+    """A chat API's choice that stopped at ``max_tokens`` (``finish_reason`` "length")."""
+    if getattr(choice, "finish_reason", None) == "length":
+        _cut_short(predictor, "max_tokens", max_tokens)
 
 
 def _cut_short(predictor: Any, setting: str, limit: int) -> None:
@@ -271,8 +273,7 @@ class MistralPredictor:
 
     def _text(self, reply: Any) -> str:
         choice = reply.choices[0]
-        if getattr(choice, "finish_reason", None) == "length":
-            _cut_short(self, "max_tokens", self._params["max_tokens"])
+        _say_if_cut(self, choice, self._params["max_tokens"])
         return _mistral_text(choice.message.content)
 
     def predict(self, messages: Messages) -> str:
@@ -449,14 +450,14 @@ def _predictor_of(model: ModelRef, options: dict[str, Any]) -> Predictor:
         # never an OpenAI key from the environment to another server; one given here is used
         given = {"base_url": model.endpoint, "api_key": model.api_key or "none", **options}
         return OpenAIPredictor(model.name, **given)
-    from finetune.backends import backend_class
-    from finetune.backends.base import no_predictor
-
     backend = "hf" if model.backend == "gguf" else model.backend
-    ask: Callable[..., Predictor] | None = getattr(backend_class(backend), "predictor", None)
+    ask = _backend_hook(backend, "predictor")
     if ask is None:
+        from finetune.backends.base import no_predictor
+
         raise no_predictor(backend)
-    return ask(model.name, **options)
+    found: Predictor = ask(model.name, **options)
+    return found
 
 
 def trained_on(candidate: Any, options: dict[str, Any]) -> Iterable[Example] | None:
@@ -464,9 +465,15 @@ def trained_on(candidate: Any, options: dict[str, Any]) -> Iterable[Example] | N
     (``BaseBackend.trained_on``); ``None`` for anything else."""
     if not isinstance(candidate, ModelRef) or candidate.backend in ("openai-compatible", "gguf"):
         return None
+    ask = _backend_hook(candidate.backend, "trained_on")
+    return None if ask is None else ask(candidate.name, **options)
+
+
+def _backend_hook(backend: str, hook: str) -> Callable[..., Any] | None:
+    """One of a backend class's evaluation hooks (``predictor``, ``trained_on``), found on the
+    class (evaluating builds no backend); a class without it, as a plain plugin may be,
+    gives ``None``."""
     from finetune.backends import backend_class
 
-    ask: Callable[..., Iterable[Example] | None] | None = getattr(
-        backend_class(candidate.backend), "trained_on", None
-    )
-    return None if ask is None else ask(candidate.name, **options)
+    found: Callable[..., Any] | None = getattr(backend_class(backend), hook, None)
+    return found
