@@ -25,6 +25,7 @@ __all__ = [
     "MESSAGE_KEYS",
     "OUTPUT_FORMATS",
     "OutputFormat",
+    "Turns",
     "check_format",
     "detect_kind",
     "formatter",
@@ -306,7 +307,10 @@ def _preference(example: PreferenceExample, fmt: OutputFormat) -> dict[str, Any]
     return record
 
 
-def split_turns(example: Example) -> tuple[tuple[tuple[str, str], ...], str]:
+Turns = tuple[tuple[tuple[str, str], ...], str]  # (role, text) pairs, then the answer
+
+
+def split_turns(example: Example) -> Turns:
     """An example as a question and its answer: the turns before the last assistant turn as
     ``(role, text)`` pairs, and that turn's text (a completion's prompt and completion, a
     preference pair's input and chosen answer). Hashable: two examples with the same

@@ -13,10 +13,10 @@ from typing import Any
 from finetune._errors import unexpected_keyword
 from finetune._words import counted
 from finetune.backends.http import retrying
-from finetune.dataset._formats import split_turns
+from finetune.dataset._formats import Turns, split_turns
 from finetune.evaluation._cache import PredictionCache
 from finetune.evaluation._predictors import Predictor, is_cacheable, predictor_for, trained_on
-from finetune.evaluation._prompts import Messages, build_prompt, split_example
+from finetune.evaluation._prompts import Messages, build_prompt
 from finetune.evaluation._result import EvalResult
 from finetune.evaluation.metrics import Metric, by_name, needs_reference
 from finetune.types import Example, ModelRef
@@ -168,12 +168,11 @@ async def _tracked(job: Any, progress: _Progress) -> None:
 
 
 def _score(
-    tasks: list[_Task], examples: list[Example], metrics: Sequence[Metric]
+    tasks: list[_Task], examples: list[Example], turns: list[Turns], metrics: Sequence[Metric]
 ) -> list[dict[str, Any]]:
     rows = []
     for task in tasks:
-        example = examples[task.example]
-        _, reference = split_example(example)
+        example, (_, reference) = examples[task.example], turns[task.example]
         prediction = task.prediction or ""
         row: dict[str, Any] = {
             "example": task.example,
@@ -238,10 +237,12 @@ async def aevaluate(
             "nothing to evaluate: give at least one example and one candidate, e.g. "
             "{'base': tuner.base_model, 'tuned': job.model}"
         )
-    _refuse_examples_with_no_reference(examples, metrics)
+    turns = [split_turns(example) for example in examples]  # each one's question and answer
+    _refuse_examples_with_no_reference(turns, metrics)
     resolved = _resolve(candidates, predictor_options or {})
-    _refuse_shots_from_the_evaluated_data(resolved, examples)
-    notes = _notes_on_what_was_trained_on(candidates, predictor_options or {}, examples)
+    evaluated: dict[Hashable, int] = {key: index for index, key in enumerate(turns)}
+    _refuse_shots_from_the_evaluated_data(resolved, evaluated)
+    notes = _notes_on_what_was_trained_on(candidates, predictor_options or {}, evaluated, turns)
     store = _open_cache(cache)
     tasks = []
     for name, (predictor, shots) in resolved.items():
@@ -261,7 +262,7 @@ async def aevaluate(
         if store is not None and not isinstance(cache, PredictionCache):
             store.close()
     # metrics may block (a judge model, an embedding call): never on the event loop
-    rows = await asyncio.to_thread(_score, tasks, examples, metrics)
+    rows = await asyncio.to_thread(_score, tasks, examples, turns, metrics)
     return EvalResult(list(resolved), names, rows, notes)
 
 
@@ -274,10 +275,9 @@ async def _close_predictors(resolved: dict[str, tuple[Predictor, list[Any] | Non
 
 
 def _refuse_shots_from_the_evaluated_data(
-    resolved: dict[str, tuple[Predictor, list[Any] | None]], examples: list[Example]
+    resolved: dict[str, tuple[Predictor, list[Any] | None]], evaluated: dict[Hashable, int]
 ) -> None:
     """A few-shot prompt that shows an evaluated example hands the candidate its answer."""
-    evaluated = _keys(examples)
     for name, (_, shots) in resolved.items():
         shown = _seen(evaluated, shots or ())
         if shown:
@@ -290,26 +290,25 @@ def _refuse_shots_from_the_evaluated_data(
 
 
 def _notes_on_what_was_trained_on(
-    candidates: Mapping[str, Any], options: Mapping[str, dict[str, Any]], examples: list[Example]
+    candidates: Mapping[str, Any],
+    options: Mapping[str, dict[str, Any]],
+    evaluated: dict[Hashable, int],
+    turns: list[Turns],
 ) -> list[str]:
     """A candidate fine-tuned on some of the evaluated examples has seen their answers: said
     on the result (and logged), not refused, since a dataset's duplicates split apart land on
     both sides; a model evaluated on its whole training set is told as plainly."""
-    evaluated, notes = _keys(examples), []
+    notes = []
     for name, candidate in candidates.items():
         learned = _seen(evaluated, trained_on(candidate, options.get(name, {})) or ())
         if learned:
             notes.append(
-                f"candidate {name!r} was fine-tuned on {len(learned)} of the {len(examples)} "
+                f"candidate {name!r} was fine-tuned on {len(learned)} of the {len(turns)} "
                 f"evaluated examples (at index {_where(learned)}), answers included: its scores "
                 "on them are inflated. Evaluate on data without them: holdout.excluding(train)"
             )
             log.warning("evaluate: %s", notes[-1])
     return notes
-
-
-def _keys(examples: list[Example]) -> dict[Hashable, int]:
-    return {split_turns(example): index for index, example in enumerate(examples)}
 
 
 def _seen(evaluated: dict[Hashable, int], rows: Iterable[Example]) -> list[int]:
@@ -321,16 +320,16 @@ def _where(indices: list[int]) -> str:
     return ", ".join(map(str, indices[:5])) + (", ..." if len(indices) > 5 else "")
 
 
-def _refuse_examples_with_no_reference(examples: list[Example], metrics: list[Metric]) -> None:
+def _refuse_examples_with_no_reference(turns: list[Turns], metrics: list[Metric]) -> None:
     """Scoring against an empty reference gives numbers that mean nothing."""
     comparing = [m.__name__ for m in metrics if needs_reference(m)]
-    missing = [i for i, example in enumerate(examples) if not split_example(example)[1].strip()]
+    missing = [i for i, (_, answer) in enumerate(turns) if not answer.strip()]
     if not comparing or not missing:
         return
     where = _where(missing)
     verb = "compares" if len(comparing) == 1 else "compare"
     raise ValueError(
-        f"the examples at index {where} ({len(missing)} of {len(examples)}) end with no answer "
+        f"the examples at index {where} ({len(missing)} of {len(turns)}) end with no answer "
         f"(no assistant reply after the prompt, or an empty one), and {', '.join(comparing)} "
         f"{verb} the prediction with it: their scores would mean nothing. Evaluate on examples "
         "that end with the expected answer, or with metrics that need none (json_valid, regex, "
