@@ -85,13 +85,21 @@ class _SubsetSource:
         self.path = parent.path
 
     def items(self) -> Iterator[RawRecord | ReadProblem]:
-        position = -1
-        for item in self._parent.items():
-            if isinstance(item, ReadProblem) and item.severity == "warning":
-                continue
-            position += 1
+        for position, item in _counted(self._parent.items()):
             if (position in self._positions) == self._keep:
                 yield item
+
+
+def _counted(
+    items: Iterable[RawRecord | ReadProblem],
+) -> Iterator[tuple[int, RawRecord | ReadProblem]]:
+    """The items a dataset counts (records and unreadable rows, not warnings such as a blank
+    line), numbered: the positions ``split``, ``sample`` and ``excluding`` choose by."""
+    position = 0
+    for item in items:
+        if not (isinstance(item, ReadProblem) and item.severity == "warning"):
+            yield position, item
+            position += 1
 
 
 class Dataset:
@@ -221,11 +229,7 @@ class Dataset:
 
     def __len__(self) -> int:
         if self._length is None:
-            self._length = sum(
-                1
-                for item in self._source.items()
-                if not (isinstance(item, ReadProblem) and item.severity == "warning")
-            )
+            self._length = sum(1 for _ in _counted(self._source.items()))
         return self._length
 
     def __repr__(self) -> str:
@@ -266,13 +270,10 @@ class Dataset:
         holdout with nothing the model trained on (a dataset's duplicates land on both sides
         of a ``split``). Unreadable rows are kept, for validation to report."""
         seen = {split_turns(example) for example in other}
-        dropped, position = set(), -1
-        for item in self._source.items():
+        dropped = set()
+        for position, item in _counted(self._source.items()):
             if isinstance(item, ReadProblem):
-                if item.severity != "warning":  # counted as _SubsetSource counts them
-                    position += 1
                 continue
-            position += 1
             try:
                 example = parse_example(item.data, kind=self._declared)
             except DatasetError:
