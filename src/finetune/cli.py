@@ -277,10 +277,10 @@ def _cmd_train(args: argparse.Namespace) -> int:
 _CANDIDATE_KEYS = ("backend", "model", "endpoint", "few_shot", "options")
 
 
-def _candidate(source: str, name: str, spec: Any) -> Any:
-    """A candidate of an eval config: ``"backend:model"`` or a table with ``backend``,
-    ``model``, ``endpoint`` (an ``openai-compatible`` server's URL), ``options`` (its
-    predictor's) and ``few_shot = {train = ..., k = ...}``."""
+def _candidate(source: str, name: str, spec: Any) -> tuple[ft.ModelRef, dict[str, Any]]:
+    """A candidate of an eval config and its predictor's options: ``"backend:model"`` or a
+    table with ``backend``, ``model``, ``endpoint`` (an ``openai-compatible`` server's URL),
+    ``options`` and ``few_shot = {train = ..., k = ...}``."""
     if isinstance(spec, str):
         spec = dict(zip(("backend", "model"), spec.split(":", 1), strict=False))
     if not isinstance(spec, dict) or not spec.get("backend") or not spec.get("model"):
@@ -289,7 +289,8 @@ def _candidate(source: str, name: str, spec: Any) -> Any:
             "table with backend = ... and model = ..."
         )
     refuse_unknown_keys(source, spec, _CANDIDATE_KEYS, f"[candidates.{name}]")
-    if not isinstance(spec.get("options", {}), dict):
+    options = spec.get("options", {})
+    if not isinstance(options, dict):
         raise ft.FinetuneError(f"candidate {name!r}: options is a table, as {{ max_tokens = 64 }}")
     endpoint = spec.get("endpoint")
     if (spec["backend"] == "openai-compatible") != isinstance(endpoint, str) or endpoint == "":
@@ -310,22 +311,19 @@ def _candidate(source: str, name: str, spec: Any) -> Any:
             config_path(source, f"[candidates.{name}] few_shot train", shots["train"])
         )
         ref = ref.with_few_shot(train, k=shots.get("k", 5))
-    return ref
+    return ref, options
 
 
 def _cmd_eval(args: argparse.Namespace) -> int:
     config = load_config(args.config)
-    candidates, metrics, baseline = _eval_plan(args, config)
-    specs = config["candidates"].items()
+    candidates, options, metrics, baseline = _eval_plan(args, config)
     result = ft.evaluate(
         ft.Dataset.from_jsonl(config_path(args.config, "data", config["data"])),
         candidates,
         metrics,
         max_concurrency=config.get("max_concurrency", 8),
         progress=True,
-        predictor_options={
-            n: s["options"] for n, s in specs if isinstance(s, dict) and "options" in s
-        },
+        predictor_options=options,
     )
     print(result.to_markdown(baseline=baseline))
     if args.output:
@@ -337,18 +335,20 @@ def _cmd_eval(args: argparse.Namespace) -> int:
 
 def _eval_plan(
     args: argparse.Namespace, config: dict[str, Any]
-) -> tuple[dict[str, Any], list[Any], str | None]:
-    """The candidates, metrics and baseline of an eval config, checked before anything is
-    asked."""
+) -> tuple[dict[str, Any], dict[str, dict[str, Any]], list[Any], str | None]:
+    """The candidates, their predictor options, the metrics and the baseline of an eval
+    config, checked before anything is asked."""
     if not config.get("data") or not isinstance(config.get("candidates"), dict):
         raise ft.FinetuneError(
             f'{args.config}: eval needs data = "holdout.jsonl" and a [candidates] table '
             "(see finetune eval --help and docs/cli.md)"
         )
     refuse_unknown_keys(args.config, config, _EVAL_KEYS)
-    candidates = {
+    parsed = {
         name: _candidate(args.config, name, spec) for name, spec in config["candidates"].items()
     }
+    candidates = {name: ref for name, (ref, _) in parsed.items()}
+    options = {name: given for name, (_, given) in parsed.items() if given}
     names = config.get("metrics", ["exact_match"])
     metrics = [ft.metrics.by_name(name) for name in ([names] if isinstance(names, str) else names)]
     baseline = config.get("baseline")
@@ -364,7 +364,7 @@ def _eval_plan(
             f"and a baseline = ... in the config; candidates: {', '.join(candidates)}; "
             f"baseline: {baseline}"
         )
-    return candidates, metrics, baseline
+    return candidates, options, metrics, baseline
 
 
 def _improved_on_every_metric(result: ft.EvalResult, candidate: str, baseline: str) -> int:
