@@ -363,7 +363,7 @@ class FakePredictor:
 
     def predict(self, messages: Messages) -> str:
         """The reply to ``messages`` (see the class)."""
-        question = next((m["content"] for m in reversed(messages) if m["role"] == "user"), "")
+        question = _last_user_message(messages)
         for asked, reply in self._lessons:
             if asked == question:
                 return reply
@@ -404,7 +404,11 @@ def _lesson(example: Example) -> Lesson:
     from finetune.evaluation._prompts import split_example
 
     prompt, reply = split_example(example)
-    return next((m["content"] for m in reversed(prompt) if m["role"] == "user"), ""), reply
+    return _last_user_message(prompt), reply
+
+
+def _last_user_message(messages: Messages) -> str:
+    return next((m["content"] for m in reversed(messages) if m["role"] == "user"), "")
 
 
 _FAKE_JOB_ID = re.compile(r"ftjob-fake-\d+")

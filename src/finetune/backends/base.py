@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal, Protocol, runtime_chec
 from pydantic import BaseModel, ConfigDict, Field
 
 from finetune._errors import UnsupportedFeature
+from finetune._loop import exiting
 from finetune.types import (
     EXAMPLE_KINDS,
     Checkpoint,
@@ -356,8 +357,6 @@ class BackendAdapter(BaseBackend):
     async def aclose(self) -> None:
         """The wrapped ``aclose`` (or ``close``, in a thread; in place at interpreter exit,
         when no thread can be started and nothing else runs)."""
-        from finetune._loop import exiting
-
         closer = getattr(self.wrapped, "aclose", None)
         if closer is not None:
             await closer()
