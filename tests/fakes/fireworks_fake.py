@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -174,31 +175,56 @@ class FireworksFake(FakeServer):
                     "nanos": int(price % 1 * 1e9),
                 }
             }
+        args = (method, name, verb, query, body)
+        return self._collection(*args, self.jobs, "supervisedFineTuningJob", self._create)
+
+    def _collection(
+        self,
+        method: str,
+        name: str,
+        verb: str,
+        query: dict[str, str],
+        body: Any,
+        jobs: dict[str, dict[str, Any]],
+        resource: str,
+        create: Callable[[str, dict[str, Any]], Any],
+    ) -> Any:
+        """One job collection's routes (``resource`` + "s"): create under ``?{resource}Id=``,
+        list, get, ``:cancel`` and ``:resume``."""
         if method == "POST" and not name:
-            return self._create(query.get("supervisedFineTuningJobId", ""), body)
+            return create(query.get(f"{resource}Id", ""), body)
         if method == "GET" and not name:
-            return self._list(query, self.jobs, "supervisedFineTuningJobs")
-        job = self.jobs.get(name)
+            return self._list(query, jobs, f"{resource}s")
+        job = jobs.get(name)
         if job is None:
-            raise _error(404, f"supervisedFineTuningJob {name} not found", "NOT_FOUND")
+            raise _error(404, f"{resource} {name} not found", "NOT_FOUND")
         if method == "GET" and not verb:
             return self._view(job)
         if method == "POST" and verb in ("cancel", "resume"):
             return self._act(job, verb)
-        raise _error(404, f"no route {method} {name}:{verb}", "NOT_FOUND")
+        raise _error(404, f"no route {method} {resource}s/{name}:{verb}", "NOT_FOUND")
+
+    def _refuse_to_create(
+        self, job_id: str, jobs: dict[str, Any], resource: str, base_model: Any, dataset: Any
+    ) -> str:
+        """What both kinds of job refuse: a taken id, a base model that cannot be tuned, a
+        dataset that is not READY; the dataset's id."""
+        if job_id in jobs:
+            raise _error(409, f"{resource} {job_id} already exists", "ALREADY_EXISTS")
+        if base_model not in BASE_MODELS:
+            raise _error(400, f"base model {base_model} cannot be tuned", "INVALID_ARGUMENT")
+        dataset_id = str(dataset or "").rsplit("/", 1)[-1]
+        if self.datasets.get(dataset_id, {}).get("state") != "READY":
+            raise _error(400, f"dataset {dataset} is not READY", "FAILED_PRECONDITION")
+        return dataset_id
 
     def _create(self, job_id: str, body: dict[str, Any]) -> Any:
         if not job_id or job_id[:1].isdigit():
             raise _error(400, "supervisedFineTuningJobId is required", "INVALID_ARGUMENT")
-        if job_id in self.jobs:
-            raise _error(409, f"supervisedFineTuningJob {job_id} already exists", "ALREADY_EXISTS")
-        if body.get("baseModel") not in BASE_MODELS:
-            raise _error(
-                400, f"base model {body.get('baseModel')} cannot be tuned", "INVALID_ARGUMENT"
-            )
-        dataset = str(body.get("dataset", "")).rsplit("/", 1)[-1]
-        if self.datasets.get(dataset, {}).get("state") != "READY":
-            raise _error(400, f"dataset {body.get('dataset')} is not READY", "FAILED_PRECONDITION")
+        resource = "supervisedFineTuningJob"
+        self._refuse_to_create(
+            job_id, self.jobs, resource, body.get("baseModel"), body.get("dataset")
+        )
         self.jobs[job_id] = {
             **body,
             "_id": job_id,
@@ -210,20 +236,10 @@ class FireworksFake(FakeServer):
     # -- DPO jobs --
 
     def _dpo(self, method: str, name: str, verb: str, query: dict[str, str], body: Any) -> Any:
-        if method == "POST" and not name:
-            return self._create_dpo(query.get("dpoJobId", ""), body)
-        if method == "GET" and not name:
-            return self._list(query, self.dpo_jobs, "dpoJobs")
-        job = self.dpo_jobs.get(name)
-        if job is None:
-            raise _error(404, f"dpoJob {name} not found", "NOT_FOUND")
-        if method == "GET" and not verb:
-            return self._view(job)
-        if method == "GET" and verb == "getMetricsFileEndpoint":
+        if method == "GET" and verb == "getMetricsFileEndpoint" and name in self.dpo_jobs:
             return {"signedUrl": f"{self.url}/metrics/{name}.jsonl"}
-        if method == "POST" and verb in ("cancel", "resume"):
-            return self._act(job, verb)
-        raise _error(404, f"no route {method} dpoJobs/{name}:{verb}", "NOT_FOUND")
+        args = (method, name, verb, query, body)
+        return self._collection(*args, self.dpo_jobs, "dpoJob", self._create_dpo)
 
     def _act(self, job: dict[str, Any], verb: str) -> Any:
         """``:cancel`` (stops the job where it is) or ``:resume`` (nothing to do here)."""
@@ -235,20 +251,14 @@ class FireworksFake(FakeServer):
         unknown = sorted(set(body) - DPO_FIELDS)
         if unknown:
             raise _error(400, f'unknown field "{unknown[0]}" in DpoJob', "INVALID_ARGUMENT")
-        if job_id in self.dpo_jobs:
-            raise _error(409, f"dpoJob {job_id} already exists", "ALREADY_EXISTS")
         config = body.get("trainingConfig") or {}
-        if config.get("baseModel") not in BASE_MODELS:
-            raise _error(
-                400, f"base model {config.get('baseModel')} cannot be tuned", "INVALID_ARGUMENT"
-            )
+        dataset = self._refuse_to_create(
+            job_id, self.dpo_jobs, "dpoJob", config.get("baseModel"), body.get("dataset")
+        )
         loss = body.get("lossConfig") or {}
         beta = (loss.get("dpo") or {}).get("beta", 0.1)
         if loss.get("method", "DPO") not in LOSS_METHODS or not 0 < beta < 0.5:
             raise _error(400, f"invalid lossConfig {loss}", "INVALID_ARGUMENT")
-        dataset = str(body.get("dataset", "")).rsplit("/", 1)[-1]
-        if self.datasets.get(dataset, {}).get("state") != "READY":
-            raise _error(400, f"dataset {body.get('dataset')} is not READY", "FAILED_PRECONDITION")
         for line in self.contents[dataset].splitlines():
             row = json.loads(line)
             if len(row.get("preferred_output") or []) != 1 or "input" not in row:
