@@ -21,6 +21,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import finetune as ft
+from finetune.dataset._formats import split_turns
 from finetune.evaluation._predictors import trained_on
 from finetune.evaluation._run import _notes_on_what_was_trained_on
 
@@ -67,10 +68,16 @@ def measure(rows: int, evaluated: int, repeat: int) -> str:
         examples = list(ft.Dataset.from_records(asked))
         candidates = {"tuned": ft.ModelRef(backend="hf", name=model)}
         assert trained_on(candidates["tuned"], {}) is not None
-        notes = _notes_on_what_was_trained_on(candidates, {}, examples)
+        turns = [split_turns(example) for example in examples]  # as ft.evaluate does once
+        keys = {key: index for index, key in enumerate(turns)}
+
+        def check_overlap() -> list[str]:
+            return _notes_on_what_was_trained_on(candidates, {}, keys, turns)
+
+        notes = check_overlap()
         assert f"{evaluated // 2} of the {evaluated}" in notes[0], notes
         baseline = best_of(repeat, lambda: sum(1 for _ in ft.Dataset.from_jsonl(training)))
-        check = best_of(repeat, lambda: _notes_on_what_was_trained_on(candidates, {}, examples))
+        check = best_of(repeat, check_overlap)
         size = training.stat().st_size / 1e6
     return f"| {rows:,} | {size:.1f} | {baseline:.2f} | {check:.2f} | {check / baseline:.2f}x |"
 
