@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import gc
+import pickle
+import sqlite3
 import sys
+import weakref
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +20,8 @@ from finetune.evaluation import (
     HFPredictor,
     MistralPredictor,
     OpenAIPredictor,
+    PredictionCache,
+    TruncatedReply,
     compare_paired,
     mean_interval,
     wilson_interval,
@@ -662,10 +668,11 @@ def test_mistral_predictor_over_http() -> None:
     assert all(r.body["model"] == "ft:open-mistral-nemo:abc" for r in fake.requests)
 
 
-def test_an_answer_cut_at_the_token_limit_is_said_once_per_predictor(
-    caplog: pytest.LogCaptureFixture,
+def test_answers_cut_at_the_token_limit_are_noted_on_the_result(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    """A cut answer scores lower than the model's whole answer would: say so, not silently."""
+    """A cut answer scores lower than the model's whole answer would: the result says which
+    answers were cut, on a fresh run and on one read back from the cache."""
     long_reply = "one two three four five six"
     with OpenAIFake() as openai, MistralFake() as mistral:
         openai.chat_responder = mistral.chat_responder = lambda model, messages: long_reply
@@ -674,31 +681,61 @@ def test_an_answer_cut_at_the_token_limit_is_said_once_per_predictor(
         terse = MistralPredictor(
             "m", api_key=mistral.api_key, server_url=mistral.base_url, max_tokens=2
         )
+        candidates = {"short": short, "roomy": roomy, "terse": terse}
+        cache = str(tmp_path / "predictions.sqlite3")
         with caplog.at_level("WARNING", logger="finetune"):
-            result = ft.evaluate(
-                _qa(3),
-                {"short": short, "roomy": roomy, "terse": terse},
-                [m.token_f1],
-                cache=False,
-            )
+            result = ft.evaluate(_qa(3), candidates, [m.token_f1], cache=cache)
+        warnings = [r.getMessage() for r in caplog.records if "cut short" in r.getMessage()]
+        asked = len(openai.requests) + len(mistral.requests)
+        again = ft.evaluate(_qa(3), candidates, [m.token_f1], cache=cache)
+        assert len(openai.requests) + len(mistral.requests) == asked  # all from the cache
     assert result.predictions("short") == ["one two three"] * 3
     assert result.predictions("roomy") == [long_reply] * 3
-    warnings = [r.getMessage() for r in caplog.records if "cut short" in r.getMessage()]
-    assert len(warnings) == 2, warnings  # once per predictor that cut, not once per answer
-    assert any("max_tokens=3, cut short" in w and w.startswith("OpenAIPredictor") for w in warnings)
-    assert any(
-        "max_tokens=2, cut short" in w and w.startswith("MistralPredictor") for w in warnings
-    )
-    assert all("predictor_options={candidate: {'max_tokens': ...}}" in w for w in warnings)
+    assert {type(p) for p in result.predictions("short")} == {str}  # the table holds plain text
+    assert result.notes == [
+        "candidate 'short': 3 of its 3 answers stopped at max_tokens=3 (at index 0, 1, 2), cut "
+        "short, and are scored as they are; if answers should be longer, raise it: "
+        "predictor_options={'short': {'max_tokens': ...}}",
+        "candidate 'terse': 3 of its 3 answers stopped at max_tokens=2 (at index 0, 1, 2), cut "
+        "short, and are scored as they are; if answers should be longer, raise it: "
+        "predictor_options={'terse': {'max_tokens': ...}}",
+    ]
+    assert again.notes == result.notes
+    assert "Note: candidate 'short': 3 of its 3 answers" in result.to_markdown()
+    assert warnings == [f"evaluate: {note}" for note in result.notes]  # once per candidate
 
 
-def test_a_local_answer_cut_at_max_new_tokens_is_said(
-    tiny_base: str, caplog: pytest.LogCaptureFixture
-) -> None:
-    with caplog.at_level("WARNING", logger="finetune"):
-        question = [{"role": "user", "content": "Where is my order #12?"}]
-        HFPredictor(tiny_base, max_new_tokens=1).predict(question)
-    assert any("max_new_tokens=1, cut short" in r.getMessage() for r in caplog.records)
+def test_a_truncated_reply_keeps_its_limit_through_the_cache_and_a_pickle(tmp_path: Path) -> None:
+    cache = PredictionCache(tmp_path / "predictions.sqlite3")
+    cache.put("k", TruncatedReply("one two", "max_tokens=2"))
+    kept = cache.get("k")
+    assert isinstance(kept, TruncatedReply) and kept == "one two" and kept.limit == "max_tokens=2"
+    cache.put("k", "one two three")  # asked again with room: no longer marked
+    assert type(cache.get("k")) is str
+    cache.close()
+    copy = pickle.loads(pickle.dumps(TruncatedReply("a", "max_new_tokens=1")))
+    assert isinstance(copy, TruncatedReply) and (copy, copy.limit) == ("a", "max_new_tokens=1")
+
+
+def test_a_cache_written_before_truncation_was_kept_still_reads(tmp_path: Path) -> None:
+    path = tmp_path / "predictions.sqlite3"
+    with sqlite3.connect(path) as old:
+        old.execute(
+            "CREATE TABLE predictions (key TEXT PRIMARY KEY, prediction TEXT, created REAL)"
+        )
+        old.execute("INSERT INTO predictions VALUES ('k', 'an old answer', 0)")
+    old.close()
+    cache = PredictionCache(path)
+    assert cache.get("k") == "an old answer" and type(cache.get("k")) is str
+    cache.put("j", TruncatedReply("cut", "max_tokens=1"))
+    assert isinstance(cache.get("j"), TruncatedReply)
+    cache.close()
+
+
+def test_a_local_answer_cut_at_max_new_tokens_is_marked(tiny_base: str) -> None:
+    question = [{"role": "user", "content": "Where is my order #12?"}]
+    reply = HFPredictor(tiny_base, max_new_tokens=1).predict(question)
+    assert isinstance(reply, TruncatedReply) and reply.limit == "max_new_tokens=1"
 
 
 def test_the_cache_keys_on_the_endpoint(tmp_path: Path) -> None:
@@ -944,11 +981,16 @@ def test_tuned_tiny_model_beats_its_base(
     assert "few-shot" in result.to_markdown(baseline="base")
     assert isinstance(HFPredictor(tuned_tiny).name, str)
     # line 380 of the demo data repeats line 178: the split put one copy on each side
-    assert result.notes == [
+    assert result.notes[0] == (
         "candidate 'tuned' was fine-tuned on 1 of the 60 evaluated examples (at index 39), "
         "answers included: its scores on them are inflated. Evaluate on data without them: "
         "holdout.excluding(train)"
-    ]
+    )
+    # the untuned model rambles to its token limit; the tuned one learned to end its answer
+    cut = [note.split(":")[0] for note in result.notes[1:]]
+    assert cut == ["candidate 'base'", "candidate 'few-shot'"], result.notes
+    assert "stopped at max_new_tokens=24" in result.notes[1]
+    assert "stopped at max_new_tokens=64" in result.notes[2]
     clean = holdout.excluding(train)  # the duplicate goes, and with it the note
     assert len(clean) == 59
     again = ft.evaluate(
@@ -966,11 +1008,42 @@ def test_weights_rewritten_in_place_are_loaded_again(tiny_base: str, tmp_path: P
     folder = tmp_path / "model"
     shutil.copytree(tiny_base, folder)
     before = HFPredictor(str(folder))
-    first = before._load()[1]
+    first = before._load().model
     model = AutoModelForCausalLM.from_pretrained(folder)
     with torch.no_grad():
         next(model.parameters()).add_(1.0)
     model.save_pretrained(folder)  # retrained into the same folder
     after = HFPredictor(str(folder))
-    assert after.name != before.name and after._load()[1] is not first
+    assert after.name != before.name and after._load().model is not first
     assert after.predict_batch([[{"role": "user", "content": "Hi"}]])
+
+
+def test_local_models_no_evaluation_uses_are_freed_beyond_max_loaded(
+    tiny_base: str, tuned_tiny: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Evaluating checkpoint after checkpoint in a notebook must not keep every model loaded."""
+    import shutil
+
+    monkeypatch.setattr(HFPredictor, "max_loaded", 1)
+    third = tmp_path / "third"
+    shutil.copytree(tiny_base, third)
+    hi = [[{"role": "user", "content": "Hi"}]]
+    base = HFPredictor(tiny_base, max_new_tokens=2)
+    base.predict_batch(hi)
+    weights = weakref.ref(base._load().model)
+    tuned = HFPredictor(tuned_tiny, max_new_tokens=2)
+    tuned.predict_batch(hi)  # base is still held by its predictor: both stay
+    assert HFPredictor.loaded_models()[-2:] == [tiny_base, tuned_tiny]
+    base.close()
+    tuned.close()  # no one holds either: the least recently used goes
+    assert tiny_base not in HFPredictor.loaded_models()
+    gc.collect()
+    assert weights() is None, "a freed model's weights must leave memory"
+    data = ft.Dataset.from_records([{"messages": hi[0] + [{"role": "assistant", "content": "a"}]}])
+    candidates = {
+        "tuned": ft.ModelRef(backend="hf", name=tuned_tiny),
+        "third": ft.ModelRef(backend="hf", name=str(third)),
+    }
+    options = {name: {"max_new_tokens": 2} for name in candidates}
+    ft.evaluate(data, candidates, m.token_f1, cache=False, predictor_options=options)
+    assert HFPredictor.loaded_models() == [str(third)]  # the evaluation closed its predictors

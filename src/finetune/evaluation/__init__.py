@@ -9,6 +9,7 @@ from finetune.evaluation._predictors import (
     MistralPredictor,
     OpenAIPredictor,
     Predictor,
+    TruncatedReply,
     predictor_for,
 )
 from finetune.evaluation._result import EvalResult
@@ -32,6 +33,7 @@ __all__ = [
     "OpenAIPredictor",
     "PredictionCache",
     "Predictor",
+    "TruncatedReply",
     "aevaluate",
     "bootstrap_mean",
     "compare_paired",

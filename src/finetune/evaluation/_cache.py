@@ -1,7 +1,8 @@
 """A prediction cache on disk (SQLite), keyed by (predictor, prompt, parameters).
 
 Each prediction is written as soon as it arrives, so an interrupted run keeps what it got and
-a re-run asks the model only for what is missing.
+a re-run asks the model only for what is missing. An answer cut at its length limit is kept
+with that limit (in a table of its own, which older versions sharing the file ignore).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from pathlib import Path
 
 from finetune._errors import StorageError
 from finetune._paths import cache_dir
+from finetune.evaluation._predictors import TruncatedReply
 from finetune.evaluation._prompts import Messages
 
 __all__ = ["PredictionCache", "default_cache_path"]
@@ -43,6 +45,9 @@ class PredictionCache:
                 "CREATE TABLE IF NOT EXISTS predictions "
                 "(key TEXT PRIMARY KEY, prediction TEXT NOT NULL, created REAL NOT NULL)"
             )
+            self._db.execute(
+                "CREATE TABLE IF NOT EXISTS truncated (key TEXT PRIMARY KEY, cut_at TEXT NOT NULL)"
+            )
             self._db.commit()
 
     def __repr__(self) -> str:
@@ -67,21 +72,30 @@ class PredictionCache:
         return hashlib.sha256(payload.encode()).hexdigest()
 
     def get(self, key: str) -> str | None:
-        """The cached prediction, if any."""
+        """The cached prediction, if any (a ``TruncatedReply`` where it was cut)."""
         with self._lock, self._failing():
             row = self._db.execute(
-                "SELECT prediction FROM predictions WHERE key = ?", (key,)
+                "SELECT prediction, cut_at FROM predictions LEFT JOIN truncated USING (key) "
+                "WHERE key = ?",
+                (key,),
             ).fetchone()
-        return None if row is None else str(row[0])
+        if row is None:
+            return None
+        return str(row[0]) if row[1] is None else TruncatedReply(row[0], row[1])
 
     def put(self, key: str, prediction: str) -> None:
-        """Store a prediction (committed at once)."""
-        with self._lock, self._failing():
+        """Store a prediction, and whether it was cut (committed at once)."""
+        with self._lock, self._failing(), self._db:
             self._db.execute(
                 "INSERT OR REPLACE INTO predictions VALUES (?, ?, ?)",
-                (key, prediction, time.time()),
+                (key, str(prediction), time.time()),
             )
-            self._db.commit()
+            if isinstance(prediction, TruncatedReply):
+                self._db.execute(
+                    "INSERT OR REPLACE INTO truncated VALUES (?, ?)", (key, prediction.limit)
+                )
+            else:
+                self._db.execute("DELETE FROM truncated WHERE key = ?", (key,))
 
     def close(self) -> None:
         """Close the database."""

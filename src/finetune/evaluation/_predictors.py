@@ -6,11 +6,14 @@ import asyncio
 import hashlib
 import inspect
 import logging
+import sys
 import threading
 import weakref
+from collections import OrderedDict
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, ClassVar, Protocol, runtime_checkable
 
 from finetune._errors import (
     MissingDependency,
@@ -26,8 +29,28 @@ __all__ = [
     "MistralPredictor",
     "OpenAIPredictor",
     "Predictor",
+    "TruncatedReply",
     "predictor_for",
 ]
+
+
+class TruncatedReply(str):
+    """A reply that stopped at its predictor's length limit, not where the model ended it.
+
+    ``limit`` names the setting and its value (``"max_tokens=256"``). ``ft.evaluate`` scores
+    it as it is and notes the cut answers on its result; a plugin's predictor returns one to
+    say the same of its own replies.
+    """
+
+    limit: str
+
+    def __new__(cls, text: str, limit: str) -> TruncatedReply:
+        reply = super().__new__(cls, text)
+        reply.limit = limit
+        return reply
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (TruncatedReply, (str(self), self.limit))
 
 
 @runtime_checkable
@@ -85,7 +108,6 @@ class CallablePredictor:
 
 
 log = logging.getLogger("finetune")
-_WARNED: weakref.WeakSet[Any] = weakref.WeakSet()  # predictors that said an answer was cut
 _OPENAI_URL = {"url_variable": "OPENAI_BASE_URL", "default_url": "https://api.openai.com/v1"}
 _MISTRAL_URL = {"url_variable": "MISTRAL_SERVER_URL", "default_url": "https://api.mistral.ai"}
 
@@ -188,8 +210,8 @@ class OpenAIPredictor:
         choices = getattr(reply, "choices", None)
         if not choices:
             raise ServerError(f"answered a chat completion without choices: {reply!r:.200}")
-        _say_if_cut(self, choices[0], self._params["max_tokens"])
-        return str(choices[0].message.content or "")
+        text = str(choices[0].message.content or "")
+        return _marked(text, choices[0], self._params["max_tokens"])
 
     async def aclose(self) -> None:
         """Close the async client this predictor made (before its event loop ends)."""
@@ -206,26 +228,12 @@ def _openai() -> Any:
     return openai
 
 
-def _say_if_cut(predictor: Any, choice: Any, max_tokens: int) -> None:
-    """A chat API's choice that stopped at ``max_tokens`` (``finish_reason`` "length")."""
+def _marked(text: str, choice: Any, max_tokens: int) -> str:
+    """A chat API's reply, marked as cut when it stopped at ``max_tokens`` (``finish_reason``
+    "length")."""
     if getattr(choice, "finish_reason", None) == "length":
-        _cut_short(predictor, "max_tokens", max_tokens)
-
-
-def _cut_short(predictor: Any, setting: str, limit: int) -> None:
-    """Say, once per predictor, that an answer stopped at its token limit: it is scored as
-    it is, cut short, which lowers its scores when the model had more to say."""
-    if predictor in _WARNED:
-        return
-    _WARNED.add(predictor)
-    log.warning(
-        "%r: an answer stopped at %s=%d, cut short (others may be too), and is scored as it "
-        "is; if answers should be longer, raise it: predictor_options={candidate: {%r: ...}}",
-        predictor,
-        setting,
-        limit,
-        setting,
-    )
+        return TruncatedReply(text, f"max_tokens={max_tokens}")
+    return text
 
 
 def _mistral_class() -> Any:
@@ -273,8 +281,7 @@ class MistralPredictor:
 
     def _text(self, reply: Any) -> str:
         choice = reply.choices[0]
-        _say_if_cut(self, choice, self._params["max_tokens"])
-        return _mistral_text(choice.message.content)
+        return _marked(_mistral_text(choice.message.content), choice, self._params["max_tokens"])
 
     def predict(self, messages: Messages) -> str:
         """The reply, through a blocking call."""
@@ -307,8 +314,36 @@ def _mistral_text(content: Any) -> str:
     return str(content or "")
 
 
+_LoadKey = tuple[str, str, str | None, bool]  # path, weights stamp, device, trust_remote_code
+
+
+@dataclass
+class _Loaded:
+    """A loaded model, shared by the predictors of its folder; ``users`` are those that may
+    still ask it (an evaluation closes its own when it ends)."""
+
+    tokenizer: Any
+    model: Any
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    users: weakref.WeakSet[HFPredictor] = field(default_factory=weakref.WeakSet)
+
+
 _LOAD_LOCK = threading.Lock()
-_LOADED: dict[tuple[str, str, str | None, bool], tuple[Any, Any, threading.Lock]] = {}
+_LOADED: OrderedDict[_LoadKey, _Loaded] = OrderedDict()  # least recently used first
+
+
+def _make_room(keep: int) -> None:
+    """Free the least recently used models no predictor holds until at most ``keep`` are
+    loaded (models in use stay, whatever their number)."""
+    idle = [key for key, loaded in _LOADED.items() if not loaded.users]
+    freed = idle[: max(0, len(_LOADED) - keep)]
+    for key in freed:
+        del _LOADED[key]
+    if freed and "torch" in sys.modules:
+        import torch
+
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()  # hand the freed weights' memory back to the device
 
 
 def _weights_stamp(path: Path) -> str:
@@ -318,7 +353,17 @@ def _weights_stamp(path: Path) -> str:
 
 
 class HFPredictor:
-    """Local generation with transformers: batched, greedy, seeded; LoRA adapters load too."""
+    """Local generation with transformers: batched, greedy, seeded; LoRA adapters load too.
+
+    A model is loaded once per process and shared by the predictors of its folder. Once no
+    predictor uses it (``ft.evaluate`` closes its own when it ends), it stays loaded while no
+    more than ``max_loaded`` models are, so the next evaluation of it starts at once; loading
+    another frees the least recently used of them.
+    """
+
+    max_loaded: ClassVar[int] = 2
+    """How many local models stay loaded when no evaluation is using them (the models of a
+    running evaluation stay, whatever their number)."""
 
     def __init__(
         self,
@@ -342,17 +387,39 @@ class HFPredictor:
     def __repr__(self) -> str:
         return f"HFPredictor({self.path!r})"
 
-    def _load(self) -> tuple[Any, Any, threading.Lock]:
+    @staticmethod
+    def loaded_models() -> list[str]:
+        """The local models loaded in this process, least recently used first."""
+        with _LOAD_LOCK:
+            return [key[0] for key in _LOADED]
+
+    def _load(self) -> _Loaded:
         # transformers' loading is not thread-safe (meta-device init), and candidates such as
         # "base" and "base few-shot" share one model: load each folder once, under one lock;
         # weights rewritten in place (a new stamp) are loaded again, never answered by the old.
         with _LOAD_LOCK:
             key = (self.path, self._stamp, self._device, self._trust)
-            if key not in _LOADED:
+            loaded = _LOADED.get(key)
+            if loaded is None:
                 for stale in [k for k in _LOADED if k[0] == key[0] and k[2:] == key[2:]]:
                     del _LOADED[stale]  # the same folder's earlier weights: free their memory
-                _LOADED[key] = (*self._load_now(), threading.Lock())
-            return _LOADED[key]
+                _make_room(HFPredictor.max_loaded - 1)
+                loaded = _LOADED[key] = _Loaded(*self._load_now())
+            _LOADED.move_to_end(key)
+            loaded.users.add(self)
+            return loaded
+
+    def close(self) -> None:
+        """Let go of this predictor's model: it stays loaded for the next evaluation while no
+        more than ``max_loaded`` models are; asking again takes it back."""
+        with _LOAD_LOCK:
+            for loaded in _LOADED.values():
+                loaded.users.discard(self)
+            _make_room(HFPredictor.max_loaded)
+
+    async def aclose(self) -> None:
+        """``close``, as ``ft.evaluate`` calls it when its run ends."""
+        self.close()
 
     def _load_now(self) -> tuple[Any, Any]:
         try:
@@ -385,8 +452,9 @@ class HFPredictor:
         """Replies to many prompts, ``batch_size`` at a time."""
         import torch
 
-        tokenizer, model, lock = self._load()
-        with lock:
+        loaded = self._load()
+        tokenizer, model = loaded.tokenizer, loaded.model
+        with loaded.lock:
             replies: list[str] = []
             for start in range(0, len(prompts), self.batch_size):
                 chunk = prompts[start : start + self.batch_size]
@@ -407,13 +475,15 @@ class HFPredictor:
                         eos_token_id=tokenizer.eos_token_id,
                     )
                 new = output[:, batch["input_ids"].shape[1] :]
-                if new.shape[1] >= self.max_new_tokens and bool(
-                    (new != tokenizer.eos_token_id).all(dim=1).any()
+                # a row that used every new token without ending the text was cut there
+                cut = (new != tokenizer.eos_token_id).all(dim=1).tolist()
+                limit = f"max_new_tokens={self.max_new_tokens}"
+                for text, was_cut in zip(
+                    tokenizer.batch_decode(new, skip_special_tokens=True), cut, strict=True
                 ):
-                    _cut_short(self, "max_new_tokens", self.max_new_tokens)
-                replies.extend(
-                    text.strip() for text in tokenizer.batch_decode(new, skip_special_tokens=True)
-                )
+                    text = text.strip()
+                    full = new.shape[1] >= self.max_new_tokens and was_cut
+                    replies.append(TruncatedReply(text, limit) if full else text)
             return replies
 
     def predict(self, messages: Messages) -> str:

@@ -15,7 +15,13 @@ from finetune._words import counted
 from finetune.backends.http import retrying
 from finetune.dataset._formats import Turns, split_turns
 from finetune.evaluation._cache import PredictionCache
-from finetune.evaluation._predictors import Predictor, is_cacheable, predictor_for, trained_on
+from finetune.evaluation._predictors import (
+    Predictor,
+    TruncatedReply,
+    is_cacheable,
+    predictor_for,
+    trained_on,
+)
 from finetune.evaluation._prompts import Messages, build_prompt
 from finetune.evaluation._result import EvalResult
 from finetune.evaluation.metrics import Metric, by_name, needs_reference
@@ -173,7 +179,7 @@ def _score(
     rows = []
     for task in tasks:
         example, (_, reference) = examples[task.example], turns[task.example]
-        prediction = task.prediction or ""
+        prediction = str(task.prediction or "")
         row: dict[str, Any] = {
             "example": task.example,
             "candidate": task.candidate,
@@ -263,6 +269,7 @@ async def aevaluate(
             store.close()
     # metrics may block (a judge model, an embedding call): never on the event loop
     rows = await asyncio.to_thread(_score, tasks, examples, turns, metrics)
+    notes += _notes_on_cut_answers(tasks, len(examples))
     return EvalResult(list(resolved), names, rows, notes)
 
 
@@ -308,6 +315,27 @@ def _notes_on_what_was_trained_on(
                 "on them are inflated. Evaluate on data without them: holdout.excluding(train)"
             )
             log.warning("evaluate: %s", notes[-1])
+    return notes
+
+
+def _notes_on_cut_answers(tasks: list[_Task], examples: int) -> list[str]:
+    """Answers that stopped at their predictor's length limit are scored as they are, which
+    lowers a candidate's scores when the model had more to say: said on the result (and
+    logged) for each candidate, whether the answers were asked now or read from the cache."""
+    cut: dict[str, list[tuple[int, str]]] = {}
+    for task in tasks:
+        if isinstance(task.prediction, TruncatedReply):
+            cut.setdefault(task.candidate, []).append((task.example, task.prediction.limit))
+    notes = []
+    for name, marks in cut.items():
+        limit = marks[0][1]
+        notes.append(
+            f"candidate {name!r}: {len(marks)} of its {examples} answers stopped at {limit} (at "
+            f"index {_where([index for index, _ in marks])}), cut short, and are scored as "
+            f"they are; if answers should be longer, raise it: predictor_options={{{name!r}: "
+            f"{{{limit.partition('=')[0]!r}: ...}}}}"
+        )
+        log.warning("evaluate: %s", notes[-1])
     return notes
 
 
