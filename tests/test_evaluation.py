@@ -705,6 +705,20 @@ def test_answers_cut_at_the_token_limit_are_noted_on_the_result(
     assert warnings == [f"evaluate: {note}" for note in result.notes]  # once per candidate
 
 
+def test_a_plugin_predictor_marks_its_cut_answers_with_truncated_reply() -> None:
+    def cut_at_two_words(messages: list[dict[str, Any]]) -> str:
+        return TruncatedReply("an answer", "max_words=2")  # of "an answer longer than that"
+
+    data = _qa(4)
+    result = ft.evaluate(data, {"mine": cut_at_two_words, "whole": _answer}, m.token_f1)
+    assert result.predictions("mine") == ["an answer"] * 4
+    assert result.notes == [
+        "candidate 'mine': 4 of its 4 answers stopped at max_words=2 (at index 0, 1, 2, 3), cut "
+        "short, and are scored as they are; if answers should be longer, raise it: "
+        "predictor_options={'mine': {'max_words': ...}}"
+    ]
+
+
 def test_a_truncated_reply_keeps_its_limit_through_the_cache_and_a_pickle(tmp_path: Path) -> None:
     cache = PredictionCache(tmp_path / "predictions.sqlite3")
     cache.put("k", TruncatedReply("one two", "max_tokens=2"))
