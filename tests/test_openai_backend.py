@@ -249,6 +249,30 @@ async def test_failed_part_cancels_the_upload(server: OpenAIFake) -> None:
     ]
 
 
+def test_a_hosted_model_scored_on_its_training_rows_is_noted_from_the_registry(
+    server: OpenAIFake, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """OpenAI keeps no training file we may read back: the registry's row digests tell."""
+    train = dataset("seen")
+    job = tuner_for(server).fit(train, suffix="seen").wait(poll_interval=0.02, timeout=10)
+    assert job.model is not None
+    held = ft.Dataset.from_records(
+        [chat(i, system="Support agent other") for i in range(3)] + [chat(7, "Support agent seen")]
+    )
+    options = {"tuned": {"api_key": server.api_key, "base_url": server.base_url}}
+    candidates = {"tuned": job.model}
+    result = ft.evaluate(held, candidates, "exact_match", cache=False, predictor_options=options)
+    assert result.notes == [
+        "candidate 'tuned' was fine-tuned on 1 of the 4 evaluated examples (at index 3), "
+        "answers included: its scores on them are inflated. Evaluate on data without them: "
+        "holdout.excluding(train)"
+    ]
+    elsewhere = tmp_path / "another machine"
+    monkeypatch.setenv("FINETUNE_REGISTRY", str(elsewhere / "jobs.sqlite3"))
+    unknown = ft.evaluate(held, candidates, "exact_match", cache=False, predictor_options=options)
+    assert unknown.notes == [] and not elsewhere.exists()  # evaluating creates no registry
+
+
 def test_fifty_cycles_with_thirty_percent_faults() -> None:
     faults = Faults(rate=0.3, seed=11, slow_seconds=0.05)
     with OpenAIFake(faults, Phases(0.02, 0.02, 0.05)) as server:

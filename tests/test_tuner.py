@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import sqlite3
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -9,6 +10,8 @@ from pathlib import Path
 import pytest
 
 import finetune as ft
+from finetune.dataset._formats import split_turns, turns_digest
+from finetune.registry import _MIGRATIONS
 from finetune.testing import FakeBackend, FakeFailure
 
 from .conftest import chat, needs_tiktoken
@@ -195,6 +198,40 @@ def test_registry_records_lineage(namespace: str, train: ft.Dataset) -> None:
     assert record.train_fingerprint == train.fingerprint()
     lineage = ft.JobRegistry().lineage(job.model.name)
     assert lineage is not None and lineage.job_id == job.id
+
+
+def test_the_registry_keeps_a_digest_of_each_training_row_not_the_rows(
+    namespace: str, train: ft.Dataset
+) -> None:
+    job = make_tuner(namespace).fit(train)
+    registry = ft.JobRegistry()
+    kept = registry.training_rows("fake", job.id)
+    assert kept is not None and len(kept) == 8 * len(train)
+    expected = b"".join(turns_digest(split_turns(example)) for example in train)
+    assert kept == expected
+    files = [registry.path, registry.path.with_name(registry.path.name + "-wal")]
+    assert all(b"Where is my order" not in f.read_bytes() for f in files if f.exists())
+    again = make_tuner(namespace, registry=registry).fit(train, suffix="other")
+    assert registry.training_rows("fake", again.id) == kept  # one copy per training set
+    assert registry.training_rows("fake", "no-such-job") is None
+
+
+def test_a_registry_of_an_earlier_version_gains_the_training_rows_table(tmp_path: Path) -> None:
+    path = tmp_path / "jobs.sqlite3"
+    with sqlite3.connect(path) as db:  # the schema as the three earlier migrations left it
+        for script in _MIGRATIONS[:3]:
+            db.executescript(script)
+        db.execute("PRAGMA user_version = 3")
+        db.execute(
+            "INSERT INTO jobs (backend, job_id, base_model, status, created_at, updated_at, "
+            "train_fingerprint) VALUES ('openai', 'ftjob-1', 'm', 'succeeded', 't', 't', 'fp')"
+        )
+    db.close()
+    registry = ft.JobRegistry(path)
+    assert registry.get("openai", "ftjob-1") is not None
+    assert registry.training_rows("openai", "ftjob-1") is None
+    registry.record_training_rows("fp", b"12345678")
+    assert registry.training_rows("openai", "ftjob-1") == b"12345678"
 
 
 def test_validation_errors_block_upload(namespace: str) -> None:

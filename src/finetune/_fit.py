@@ -16,6 +16,7 @@ from finetune.types import Hyperparameters, Job, JobStatus
 if TYPE_CHECKING:
     from finetune.backends import BaseBackend
     from finetune.dataset import Dataset
+    from finetune.registry import JobRegistry
 
 __all__ = [
     "FitOptions",
@@ -25,6 +26,7 @@ __all__ = [
     "check_fit_options",
     "check_request",
     "derive_idempotency_key",
+    "keep_training_rows",
     "reusable",
 ]
 
@@ -189,3 +191,13 @@ def check_request(
             backend=name,
             param="suffix",
         )
+
+
+def keep_training_rows(registry: JobRegistry, plan: FitPlan) -> None:
+    """Keep a digest of each row the fit trains on, once per training set, so that
+    ``ft.evaluate`` can tell when the model is scored on its own training rows."""
+    from finetune.dataset._formats import split_turns, turns_digest
+
+    if not registry.has_training_rows(plan.train_fingerprint):
+        digests = b"".join(turns_digest(split_turns(example)) for example in plan.train)
+        registry.record_training_rows(plan.train_fingerprint, digests)

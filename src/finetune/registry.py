@@ -86,6 +86,9 @@ _MIGRATIONS = [
         PRIMARY KEY (backend, endpoint, idempotency_key)
     );
     """,
+    """
+    CREATE TABLE training_rows (train_fingerprint TEXT PRIMARY KEY, digests BLOB NOT NULL);
+    """,
 ]
 
 
@@ -266,6 +269,32 @@ class JobRegistry:
             f"SELECT {_COLUMNS} FROM jobs WHERE backend = ? AND endpoint = ? AND job_id = ?",
             (backend, endpoint, job_id),
         )
+
+    def has_training_rows(self, train_fingerprint: str) -> bool:
+        """Whether the digests of this training set's rows are kept."""
+        with self._connect() as db:
+            row = db.execute(
+                "SELECT 1 FROM training_rows WHERE train_fingerprint = ?", (train_fingerprint,)
+            ).fetchone()
+        return row is not None
+
+    def record_training_rows(self, train_fingerprint: str, digests: bytes) -> None:
+        """Keep a digest of each row of a training set (``turns_digest``: 8 bytes a row, never
+        the text), so evaluating a model trained on it can say which evaluated rows it saw."""
+        with self._lock, self._connect() as db:
+            db.execute(
+                "INSERT OR IGNORE INTO training_rows VALUES (?, ?)", (train_fingerprint, digests)
+            )
+
+    def training_rows(self, backend: str, job_id: str) -> bytes | None:
+        """The row digests of the training set job ``job_id`` was created with, if kept."""
+        with self._connect() as db:
+            row = db.execute(
+                "SELECT digests FROM jobs JOIN training_rows USING (train_fingerprint) "
+                "WHERE backend = ? AND job_id = ? ORDER BY updated_at DESC",
+                (backend, job_id),
+            ).fetchone()
+        return None if row is None else bytes(row[0])
 
     def backends_of(self, job_id: str) -> list[str]:
         """The backends that recorded a job with this id (one, unless ids collide)."""

@@ -27,6 +27,7 @@ from finetune._fit import (
     check_fit_options,
     check_request,
     derive_idempotency_key,
+    keep_training_rows,
     reusable,
 )
 from finetune._handle import AsyncJobHandle, JobView, Waiting
@@ -359,7 +360,18 @@ class AsyncTuner(TunerView):
                 train_fingerprint=plan.train_fingerprint,
                 validation_fingerprint=plan.validation_fingerprint,
             )
+        await self._remember_training_rows(plan)
         return AsyncJobHandle(self, job)
+
+    async def _remember_training_rows(self, plan: FitPlan) -> None:
+        """The digests of the training rows, for ``ft.evaluate``; the job exists by now, so a
+        failure here is logged, never raised."""
+        if self._registry is None:
+            return
+        try:
+            await asyncio.to_thread(keep_training_rows, self._registry, plan)
+        except (FinetuneError, TypeError) as exc:
+            log.warning("the registry keeps no digests of this fit's training rows: %s", exc)
 
     @property
     def _endpoint(self) -> str:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import functools
+import hashlib
+import json
 from collections.abc import Callable, Sequence
 from typing import Any, Literal, get_args
 
@@ -24,6 +26,7 @@ __all__ = [
     "KNOWN_KEYS",
     "MESSAGE_KEYS",
     "OUTPUT_FORMATS",
+    "TURNS_DIGEST_SIZE",
     "OutputFormat",
     "Turns",
     "check_format",
@@ -33,6 +36,7 @@ __all__ = [
     "parse_example",
     "split_turns",
     "to_format",
+    "turns_digest",
     "unknown_key_message",
 ]
 
@@ -327,6 +331,17 @@ def split_turns(example: Example) -> Turns:
         reference = example.chosen[-1].text if example.chosen else ""
         return _pairs(example.input), reference
     raise TypeError(f"no question and answer in {type(example).__name__}")
+
+
+TURNS_DIGEST_SIZE = 8
+
+
+def turns_digest(turns: Turns) -> bytes:
+    """Eight bytes that stand for one question and answer (blake2b of its JSON): what the job
+    registry keeps of each training row, so ``ft.evaluate`` can tell a hosted model's training
+    rows among the evaluated ones without keeping the rows themselves."""
+    text = json.dumps(turns, ensure_ascii=False, separators=(",", ":"))
+    return hashlib.blake2b(text.encode(), digest_size=TURNS_DIGEST_SIZE).digest()
 
 
 def _pairs(messages: Sequence[Message]) -> tuple[tuple[str, str], ...]:

@@ -17,6 +17,7 @@ from typing import Any, ClassVar, Protocol, runtime_checkable
 
 from finetune._errors import (
     MissingDependency,
+    RegistryError,
     ServerError,
 )
 from finetune.backends.http import key_and_url
@@ -537,6 +538,25 @@ def trained_on(candidate: Any, options: dict[str, Any]) -> Iterable[Example] | N
         return None
     ask = _backend_hook(candidate.backend, "trained_on")
     return None if ask is None else ask(candidate.name, **options)
+
+
+def rows_kept_for(candidate: Any) -> set[bytes] | None:
+    """The digests of the rows a candidate's job was trained on, as the job registry kept
+    them when the fit ran here (``None``: not a job's model, no registry, or no record)."""
+    if not isinstance(candidate, ModelRef) or candidate.job_id is None:
+        return None
+    from finetune.dataset._formats import TURNS_DIGEST_SIZE as SIZE
+    from finetune.registry import JobRegistry, default_registry_path
+
+    path = default_registry_path()
+    if not path.is_file():  # evaluating never creates a registry
+        return None
+    try:
+        kept = JobRegistry(path).training_rows(candidate.backend, candidate.job_id)
+    except RegistryError as exc:
+        log.debug("no training rows from the registry: %s", exc)
+        return None
+    return None if kept is None else {kept[i : i + SIZE] for i in range(0, len(kept), SIZE)}
 
 
 def _backend_hook(backend: str, hook: str) -> Callable[..., Any] | None:

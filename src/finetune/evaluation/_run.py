@@ -6,20 +6,21 @@ import asyncio
 import concurrent.futures
 import logging
 import math
-from collections.abc import Hashable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from finetune._errors import unexpected_keyword
 from finetune._words import counted
 from finetune.backends.http import retrying
-from finetune.dataset._formats import Turns, split_turns
+from finetune.dataset._formats import Turns, split_turns, turns_digest
 from finetune.evaluation._cache import PredictionCache
 from finetune.evaluation._predictors import (
     Predictor,
     TruncatedReply,
     is_cacheable,
     predictor_for,
+    rows_kept_for,
     trained_on,
 )
 from finetune.evaluation._prompts import Messages, build_prompt
@@ -246,7 +247,7 @@ async def aevaluate(
     turns = [split_turns(example) for example in examples]  # each one's question and answer
     _refuse_examples_with_no_reference(turns, metrics)
     resolved = _resolve(candidates, predictor_options or {})
-    evaluated: dict[Hashable, int] = {key: index for index, key in enumerate(turns)}
+    evaluated: dict[Turns, int] = {key: index for index, key in enumerate(turns)}
     _refuse_shots_from_the_evaluated_data(resolved, evaluated)
     notes = _notes_on_what_was_trained_on(candidates, predictor_options or {}, evaluated, turns)
     store = _open_cache(cache)
@@ -282,7 +283,7 @@ async def _close_predictors(resolved: dict[str, tuple[Predictor, list[Any] | Non
 
 
 def _refuse_shots_from_the_evaluated_data(
-    resolved: dict[str, tuple[Predictor, list[Any] | None]], evaluated: dict[Hashable, int]
+    resolved: dict[str, tuple[Predictor, list[Any] | None]], evaluated: dict[Turns, int]
 ) -> None:
     """A few-shot prompt that shows an evaluated example hands the candidate its answer."""
     for name, (_, shots) in resolved.items():
@@ -299,15 +300,16 @@ def _refuse_shots_from_the_evaluated_data(
 def _notes_on_what_was_trained_on(
     candidates: Mapping[str, Any],
     options: Mapping[str, dict[str, Any]],
-    evaluated: dict[Hashable, int],
+    evaluated: dict[Turns, int],
     turns: list[Turns],
 ) -> list[str]:
     """A candidate fine-tuned on some of the evaluated examples has seen their answers: said
     on the result (and logged), not refused, since a dataset's duplicates split apart land on
-    both sides; a model evaluated on its whole training set is told as plainly."""
+    both sides; a model evaluated on its whole training set is told as plainly. What it was
+    trained on comes from its backend, else from the digests the job registry kept."""
     notes = []
     for name, candidate in candidates.items():
-        learned = _seen(evaluated, trained_on(candidate, options.get(name, {})) or ())
+        learned = _learned(candidate, options.get(name, {}), evaluated)
         if learned:
             notes.append(
                 f"candidate {name!r} was fine-tuned on {len(learned)} of the {len(turns)} "
@@ -316,6 +318,17 @@ def _notes_on_what_was_trained_on(
             )
             log.warning("evaluate: %s", notes[-1])
     return notes
+
+
+def _learned(candidate: Any, options: dict[str, Any], evaluated: dict[Turns, int]) -> list[int]:
+    """The indices of the evaluated examples the candidate was trained on, as far as known."""
+    rows = trained_on(candidate, options)
+    if rows is not None:
+        return _seen(evaluated, rows)
+    kept = rows_kept_for(candidate)
+    if not kept:
+        return []
+    return sorted(i for key, i in evaluated.items() if turns_digest(key) in kept)
 
 
 def _notes_on_cut_answers(tasks: list[_Task], examples: int) -> list[str]:
@@ -339,7 +352,7 @@ def _notes_on_cut_answers(tasks: list[_Task], examples: int) -> list[str]:
     return notes
 
 
-def _seen(evaluated: dict[Hashable, int], rows: Iterable[Example]) -> list[int]:
+def _seen(evaluated: dict[Turns, int], rows: Iterable[Example]) -> list[int]:
     """The indices of the evaluated examples among ``rows``, each once, in order."""
     return sorted({evaluated[key] for key in map(split_turns, rows) if key in evaluated})
 
