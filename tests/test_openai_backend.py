@@ -267,6 +267,9 @@ def test_a_hosted_model_scored_on_its_training_rows_is_noted_from_the_registry(
         "answers included: its scores on them are inflated. Evaluate on data without them: "
         "holdout.excluding(train)"
     ]
+    by_name = {"tuned": ft.ModelRef(backend="openai", name=job.model.name)}  # as a config names it
+    named = ft.evaluate(held, by_name, "exact_match", cache=False, predictor_options=options)
+    assert named.notes == result.notes
     elsewhere = tmp_path / "another machine"
     monkeypatch.setenv("FINETUNE_REGISTRY", str(elsewhere / "jobs.sqlite3"))
     unknown = ft.evaluate(held, candidates, "exact_match", cache=False, predictor_options=options)

@@ -542,8 +542,9 @@ def trained_on(candidate: Any, options: dict[str, Any]) -> Iterable[Example] | N
 
 def rows_kept_for(candidate: Any) -> set[bytes] | None:
     """The digests of the rows a candidate's job was trained on, as the job registry kept
-    them when the fit ran here (``None``: not a job's model, no registry, or no record)."""
-    if not isinstance(candidate, ModelRef) or candidate.job_id is None:
+    them when the fit ran here, found by the ref's job id, else by the model's name (``None``:
+    no registry, or no record)."""
+    if not isinstance(candidate, ModelRef):
         return None
     from finetune.dataset._formats import TURNS_DIGEST_SIZE as SIZE
     from finetune.registry import JobRegistry, default_registry_path
@@ -552,7 +553,14 @@ def rows_kept_for(candidate: Any) -> set[bytes] | None:
     if not path.is_file():  # evaluating never creates a registry
         return None
     try:
-        kept = JobRegistry(path).training_rows(candidate.backend, candidate.job_id)
+        registry = JobRegistry(path)
+        job_id = candidate.job_id
+        if job_id is None:  # a model named by hand: the job that made a model of that name
+            record = registry.lineage(candidate.name)
+            if record is None or record.backend != candidate.backend:
+                return None
+            job_id = record.job_id
+        kept = registry.training_rows(candidate.backend, job_id)
     except RegistryError as exc:
         log.debug("no training rows from the registry: %s", exc)
         return None
