@@ -1,7 +1,8 @@
-"""What ``ft.evaluate`` spends telling whether a local model was trained on the evaluated rows.
+"""What telling whether a model was trained on the evaluated rows costs: two tables.
 
 Usage: python benchmarks/training_overlap.py [--rows 10000 100000] [--evaluated 200]
 
+**Local models.**
 Before it asks any model, ``ft.evaluate`` reads the training file of each local (``hf``)
 candidate's job (``HFBackend.trained_on``) and looks for the evaluated examples in it, to
 note any it was trained on. The job folder here is laid out as the ``hf`` backend writes one
@@ -9,21 +10,29 @@ note any it was trained on. The job folder here is laid out as the ``hf`` backen
 training file into typed examples, one by one (``for example in ft.Dataset.from_jsonl(path)``),
 the least any such
 check costs. Target: within 1.5x the baseline.
+
+**Hosted models.** After a job is created, the Tuner keeps 8 bytes per training row in the job
+registry (once per training set), which ``ft.evaluate`` looks up. Baseline:
+``Dataset.fingerprint()``, the pass over the training set every fit already makes. Target:
+within 1.5x the baseline; evaluation's lookup is shown in milliseconds.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import logging
+import os
 import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
 
 import finetune as ft
+from finetune._fit import FitPlan, keep_training_rows
 from finetune.dataset._formats import split_turns
 from finetune.evaluation._predictors import trained_on
-from finetune.evaluation._run import _notes_on_what_was_trained_on
+from finetune.evaluation._run import _learned, _notes_on_what_was_trained_on
 
 
 def row(i: int) -> dict[str, object]:
@@ -82,16 +91,57 @@ def measure(rows: int, evaluated: int, repeat: int) -> str:
     return f"| {rows:,} | {size:.1f} | {baseline:.2f} | {check:.2f} | {check / baseline:.2f}x |"
 
 
+def measure_digests(rows: int, evaluated: int, repeat: int) -> str:
+    """One row of the hosted table: keeping the digests of ``rows`` rows, and the lookup."""
+    with tempfile.TemporaryDirectory() as scratch:
+        path = Path(scratch) / "train.jsonl"
+        path.write_text("".join(json.dumps(row(i)) + "\n" for i in range(rows)))
+        train = ft.Dataset.from_jsonl(path)
+        fingerprint = train.fingerprint()
+        plan = FitPlan(train, None, "m", "sft", ft.Hyperparameters(), None, "k", fingerprint, None)
+        registries = iter(range(repeat))
+
+        def keep() -> None:  # a fresh registry each time: the digests are computed and written
+            keep_training_rows(ft.JobRegistry(Path(scratch) / f"{next(registries)}.db"), plan)
+
+        baseline = best_of(repeat, train.fingerprint)
+        kept = best_of(repeat, keep)
+        registry = ft.JobRegistry(Path(scratch) / "0.db")
+        job = ft.Job(id="ftjob-1", backend="openai", base_model="m", status="succeeded")
+        registry.record(job, train_fingerprint=fingerprint)
+        asked = [row(i) for i in range(rows - evaluated // 2, rows + evaluated // 2)]
+        keys = {split_turns(e): i for i, e in enumerate(ft.Dataset.from_records(asked))}
+        tuned = ft.ModelRef(backend="openai", name="ft:m", job_id="ftjob-1")
+        os.environ["FINETUNE_REGISTRY"] = str(registry.path)
+        assert len(_learned(tuned, {}, keys)) == evaluated // 2
+        lookup = best_of(repeat, lambda: _learned(tuned, {}, keys))
+    return (
+        f"| {rows:,} | {baseline:.2f} | {kept:.2f} | {kept / baseline:.2f}x | "
+        f"{rows * 8 / 1e6:.2f} MB | {lookup * 1000:.1f} ms |"
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--rows", type=int, nargs="+", default=[10_000, 100_000])
     parser.add_argument("--evaluated", type=int, default=200)
     parser.add_argument("--repeat", type=int, default=3)
     args = parser.parse_args()
+    logging.getLogger("finetune").setLevel(logging.ERROR)  # the notes' warnings, 6 per row
+    print(f"{args.evaluated} evaluated rows, half of them trained on; best of {args.repeat}")
+    print("\nLocal models: the job's training file read and searched\n")
     print("| training rows | file MB | read as examples s (baseline) | overlap check s | ratio |")
     print("|---|---|---|---|---|")
     for rows in args.rows:
         print(measure(rows, args.evaluated, args.repeat))
+    print("\nHosted models: the digests a fit keeps in the registry, and evaluation's lookup\n")
+    print(
+        "| training rows | fingerprint s (baseline) | keep digests s | vs baseline | kept | "
+        "evaluate's lookup |"
+    )
+    print("|---|---|---|---|---|---|")
+    for rows in args.rows:
+        print(measure_digests(rows, args.evaluated, args.repeat))
 
 
 if __name__ == "__main__":
