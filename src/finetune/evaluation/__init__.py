@@ -3,9 +3,9 @@
 from finetune.evaluation import metrics
 from finetune.evaluation._cache import PredictionCache
 from finetune.evaluation._judge import judge_pairwise
+from finetune.evaluation._local import HFPredictor
 from finetune.evaluation._predictors import (
     CallablePredictor,
-    HFPredictor,
     MistralPredictor,
     OpenAIPredictor,
     Predictor,

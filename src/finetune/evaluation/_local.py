@@ -1,0 +1,199 @@
+"""Local models as predictors: generation with transformers, each model loaded once per
+process and freed when no evaluation uses it and others need the room."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import sys
+import threading
+import weakref
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar
+
+from finetune._errors import MissingDependency
+from finetune.evaluation._predictors import TruncatedReply
+from finetune.evaluation._prompts import Messages
+
+__all__ = ["HFPredictor"]
+
+
+_LoadKey = tuple[str, str, str | None, bool]  # path, weights stamp, device, trust_remote_code
+
+
+@dataclass
+class _Loaded:
+    """A loaded model, shared by the predictors of its folder; ``users`` are those that may
+    still ask it (an evaluation closes its own when it ends)."""
+
+    tokenizer: Any
+    model: Any
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    users: weakref.WeakSet[HFPredictor] = field(default_factory=weakref.WeakSet)
+
+
+_LOAD_LOCK = threading.Lock()
+_LOADED: OrderedDict[_LoadKey, _Loaded] = OrderedDict()  # least recently used first
+
+
+def _make_room(keep: int) -> None:
+    """Free the least recently used models no predictor holds until at most ``keep`` are
+    loaded (models in use stay, whatever their number)."""
+    idle = [key for key, loaded in _LOADED.items() if not loaded.users]
+    freed = idle[: max(0, len(_LOADED) - keep)]
+    for key in freed:
+        del _LOADED[key]
+    if freed and "torch" in sys.modules:
+        import torch
+
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()  # hand the freed weights' memory back to the device
+
+
+def _weights_stamp(path: Path) -> str:
+    files = sorted(path.glob("*.safetensors")) if path.is_dir() else [path]
+    stamps = [f"{item.name}:{item.stat().st_size}:{item.stat().st_mtime_ns}" for item in files]
+    return hashlib.sha256("|".join(stamps).encode()).hexdigest()[:12]
+
+
+class HFPredictor:
+    """Local generation with transformers: batched, greedy, seeded; LoRA adapters load too.
+
+    A model is loaded once per process and shared by the predictors of its folder. Once no
+    predictor uses it (``ft.evaluate`` closes its own when it ends), it stays loaded while no
+    more than ``max_loaded`` models are, so the next evaluation of it starts at once; loading
+    another frees the least recently used of them.
+    """
+
+    max_loaded: ClassVar[int] = 2
+    """How many local models stay loaded when no evaluation is using them (the models of a
+    running evaluation stay, whatever their number)."""
+
+    def __init__(
+        self,
+        path: str,
+        *,
+        max_new_tokens: int = 64,
+        batch_size: int = 16,
+        seed: int = 0,
+        device: str | None = None,
+        trust_remote_code: bool = False,
+    ) -> None:
+        self.path = path
+        self.max_new_tokens = max_new_tokens
+        self.batch_size = batch_size
+        self.seed = seed
+        self._device = device
+        self._trust = trust_remote_code
+        self._stamp = _weights_stamp(Path(path)) if Path(path).exists() else "hub"
+        self.name = f"hf:{path}:{self._stamp}:m{max_new_tokens}:s{seed}"
+
+    def __repr__(self) -> str:
+        return f"HFPredictor({self.path!r})"
+
+    @staticmethod
+    def loaded_models() -> list[str]:
+        """The local models loaded in this process, least recently used first."""
+        with _LOAD_LOCK:
+            return [key[0] for key in _LOADED]
+
+    def _load(self) -> _Loaded:
+        # transformers' loading is not thread-safe (meta-device init), and candidates such as
+        # "base" and "base few-shot" share one model: load each folder once, under one lock;
+        # weights rewritten in place (a new stamp) are loaded again, never answered by the old.
+        with _LOAD_LOCK:
+            key = (self.path, self._stamp, self._device, self._trust)
+            loaded = _LOADED.get(key)
+            if loaded is None:
+                for stale in [k for k in _LOADED if k[0] == key[0] and k[2:] == key[2:]]:
+                    del _LOADED[stale]  # the same folder's earlier weights: free their memory
+                _make_room(HFPredictor.max_loaded - 1)
+                loaded = _LOADED[key] = _Loaded(*self._load_now())
+            _LOADED.move_to_end(key)
+            loaded.users.add(self)
+            return loaded
+
+    def close(self) -> None:
+        """Let go of this predictor's model: it stays loaded for the next evaluation while no
+        more than ``max_loaded`` models are; asking again takes it back."""
+        with _LOAD_LOCK:
+            for loaded in _LOADED.values():
+                loaded.users.discard(self)
+            _make_room(HFPredictor.max_loaded)
+
+    async def aclose(self) -> None:
+        """``close``, as ``ft.evaluate`` calls it when its run ends."""
+        self.close()
+
+    def _load_now(self) -> tuple[Any, Any]:
+        try:
+            import torch
+            from transformers import AutoModelForCausalLM
+        except ImportError as exc:
+            raise MissingDependency("transformers", "hf", purpose="for local models") from exc
+        from finetune.backends.hf._inputs import load_tokenizer
+        from finetune.backends.hf._models import resolve
+
+        device = self._device or ("cuda" if torch.cuda.is_available() else "cpu")
+        path = resolve(self.path).path  # a .gguf file is converted once, then cached
+        tokenizer = load_tokenizer(path, self._trust, self.path)  # names a path that is no model
+        tokenizer.padding_side = "left"
+        if tokenizer.pad_token is None:
+            tokenizer.pad_token = tokenizer.eos_token
+        if (Path(path) / "adapter_config.json").exists():
+            from peft import AutoPeftModelForCausalLM
+
+            from finetune.backends.hf._merge import quiet_peft
+
+            # merged for generation: the same outputs, without the adapter's extra matmuls
+            with quiet_peft():
+                model = AutoPeftModelForCausalLM.from_pretrained(path).merge_and_unload()
+        else:
+            model = AutoModelForCausalLM.from_pretrained(path, trust_remote_code=self._trust)
+        return tokenizer, model.to(device).eval()
+
+    def predict_batch(self, prompts: list[Messages]) -> list[str]:
+        """Replies to many prompts, ``batch_size`` at a time."""
+        import torch
+
+        loaded = self._load()
+        tokenizer, model = loaded.tokenizer, loaded.model
+        with loaded.lock:
+            replies: list[str] = []
+            for start in range(0, len(prompts), self.batch_size):
+                chunk = prompts[start : start + self.batch_size]
+                texts = [
+                    tokenizer.apply_chat_template(p, add_generation_prompt=True, tokenize=False)
+                    for p in chunk
+                ]
+                batch = tokenizer(
+                    texts, return_tensors="pt", padding=True, add_special_tokens=False
+                ).to(model.device)
+                torch.manual_seed(self.seed)
+                with torch.no_grad():
+                    output = model.generate(
+                        **batch,
+                        max_new_tokens=self.max_new_tokens,
+                        do_sample=False,
+                        pad_token_id=tokenizer.pad_token_id,
+                        eos_token_id=tokenizer.eos_token_id,
+                    )
+                new = output[:, batch["input_ids"].shape[1] :]
+                # a row that used every new token without ending the text was cut there
+                cut = (new != tokenizer.eos_token_id).all(dim=1).tolist()
+                limit = f"max_new_tokens={self.max_new_tokens}"
+                for text, was_cut in zip(
+                    tokenizer.batch_decode(new, skip_special_tokens=True), cut, strict=True
+                ):
+                    text = text.strip()
+                    full = new.shape[1] >= self.max_new_tokens and was_cut
+                    replies.append(TruncatedReply(text, limit) if full else text)
+            return replies
+
+    def predict(self, messages: Messages) -> str:
+        return self.predict_batch([messages])[0]
+
+    async def apredict(self, messages: Messages) -> str:
+        return await asyncio.to_thread(self.predict, messages)
