@@ -216,6 +216,26 @@ def test_the_registry_keeps_a_digest_of_each_training_row_not_the_rows(
     assert registry.training_rows("fake", "no-such-job") is None
 
 
+def test_a_fit_whose_file_goes_before_its_rows_are_digested_still_returns_its_job(
+    namespace: str, chat_file: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The digests are kept after the job exists: failing to keep them must not fail the fit
+    (a re-run would re-attach, but the caller would have been told the fit failed)."""
+
+    class RemovesItsFile(FakeBackend):
+        def upload(self, dataset: ft.Dataset, *, purpose: str = "train") -> ft.FileRef:
+            uploaded = super().upload(dataset, purpose=purpose)
+            chat_file.unlink()  # a temporary file cleaned up once it was sent
+            return uploaded
+
+    tuner = ft.Tuner(RemovesItsFile(namespace=namespace, **FAST), model="base-1")
+    with caplog.at_level("WARNING", logger="finetune"):
+        job = tuner.fit(ft.Dataset.from_jsonl(chat_file))
+    assert job.wait(poll_interval=0.01, timeout=5).status == ft.JobStatus.SUCCEEDED
+    assert ft.JobRegistry().training_rows("fake", job.id) is None
+    assert any("keeps no digests" in r.getMessage() for r in caplog.records)
+
+
 def test_a_registry_of_an_earlier_version_gains_the_training_rows_table(tmp_path: Path) -> None:
     path = tmp_path / "jobs.sqlite3"
     with sqlite3.connect(path) as db:  # the schema as the three earlier migrations left it

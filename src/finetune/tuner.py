@@ -370,7 +370,7 @@ class AsyncTuner(TunerView):
             return
         try:
             await asyncio.to_thread(keep_training_rows, self._registry, plan)
-        except (FinetuneError, TypeError) as exc:
+        except (FinetuneError, OSError, TypeError, ValueError) as exc:  # the file moved, ...
             log.warning("the registry keeps no digests of this fit's training rows: %s", exc)
 
     @property
