@@ -309,6 +309,7 @@ def test_reader_reports_every_kind_of_bad_line(tmp_path: Path) -> None:
     ]
     offsets = [i.offset for i in items]
     assert offsets == sorted(offsets) and offsets[0] == 0
+    assert items[2].message == "each line must be a JSON object, got an array"  # not "list"
 
 
 def test_a_folder_whose_replacement_fails_is_put_back(

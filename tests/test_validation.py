@@ -321,6 +321,9 @@ def test_a_text_part_without_text_is_an_error() -> None:
     (first, second) = report.kept["invalid_content"]
     assert first.location.endswith("records:11: messages[0].content[0]")
     assert 'needs a string "text"' in first.message and 'needs a "type"' in second.message
+    numeric = {"messages": [{"role": "user", "content": 5}, ANSWER]}
+    (number,) = run([*(chat(i) for i in range(10)), numeric]).kept["invalid_content"]
+    assert number.message == "content must be a string or a list of parts, got a number"
 
 
 def test_quality_warnings() -> None:
@@ -375,7 +378,11 @@ def test_report_outputs() -> None:
     assert "missing_assistant" in report._repr_html_() and ">1 error</span>" in report._repr_html_()
     with pytest.raises(ft.ValidationFailed, match="records:11: messages"):
         report.raise_for_errors()
-    assert run([chat(i) for i in range(10)]).raise_for_errors().ok
+    clean = run([chat(i) for i in range(10)])
+    assert clean.raise_for_errors().ok
+    assert clean.to_markdown() == (
+        f"**Validation OK** for `openai` / `{MODEL}`: 10 examples, 0 errors, 0 warnings"
+    )
 
 
 def test_report_keeps_counts_but_bounds_findings() -> None:

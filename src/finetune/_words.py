@@ -1,13 +1,14 @@
-"""Numbers in prose: counts (``1 example``, ``2 examples``), money and sizes."""
+"""Numbers in prose: counts (``1 example``, ``2 examples``), money and sizes; JSON values
+named as a JSON file's author knows them."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from finetune.types import CostEstimate
 
-__all__ = ["cost_figure", "counted", "money", "size"]
+__all__ = ["cost_figure", "counted", "json_kind", "money", "size"]
 
 
 def counted(number: int, noun: str) -> str:
@@ -41,3 +42,19 @@ def size(count: int) -> str:
         if count >= scale:
             return f"{count / scale:.{1 if count < 10 * scale else 0}f} {unit}"
     return f"{count} B"
+
+
+def json_kind(value: Any) -> str:
+    """What a parsed JSON value is, in JSON's words (``null``, ``an array``, ``a number``),
+    not Python's (``NoneType``, ``list``, ``int``)."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    for kind, name in ((str, "a string"), (int, "a number"), (float, "a number")):
+        if isinstance(value, kind):
+            return name
+    for kind, name in ((list, "an array"), (tuple, "an array"), (dict, "an object")):
+        if isinstance(value, kind):
+            return name
+    return f"a {type(value).__name__}"

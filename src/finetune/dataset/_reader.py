@@ -8,6 +8,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
 
+from finetune._words import json_kind
+
 __all__ = [
     "DEFAULT_MAX_LINE_BYTES",
     "RawRecord",
@@ -179,7 +181,7 @@ def _decode(raw: bytes, number: int, offset: int) -> RawRecord | ReadProblem:
             number,
             offset,
             "not_an_object",
-            f"each line must be a JSON object, got {type(data).__name__}",
+            f"each line must be a JSON object, got {json_kind(data)}",
         )
     problem = unwritable(data)
     if problem is not None:

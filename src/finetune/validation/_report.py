@@ -131,17 +131,18 @@ class ValidationReport:
         return json.dumps(self.to_dict(), indent=indent, ensure_ascii=False)
 
     def to_markdown(self) -> str:
-        """A Markdown table: code, severity, count, first lines, first message."""
+        """A summary line, then a Markdown table of the findings (code, severity, count,
+        first lines, first message); no table when there are none."""
         state = "OK" if self.ok else "FAILED"
         head = [
             f"**Validation {state}** for `{self.target}`"
             + (f" / `{self.model}`" if self.model else "")
             + f": {counted(self.examples, 'example')}, {counted(self.error_count, 'error')}, "
             f"{counted(self.warning_count, 'warning')}",
-            "",
-            "| code | severity | count | first lines | example |",
-            "|---|---|---|---|---|",
         ]
+        if not self.counts:
+            return head[0]
+        head += ["", "| code | severity | count | first lines | example |", "|---|---|---|---|---|"]
         for code in sorted(self.counts, key=lambda c: (self.severities[c] != "error", c)):
             first = self.kept[code][0]
             lines = ", ".join(map(str, self.lines(code)[:5]))

@@ -11,6 +11,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
+from finetune._words import json_kind
 from finetune.dataset._formats import (
     IGNORED_KEYS,
     KNOWN_KEYS,
@@ -429,7 +430,7 @@ def _check_content(message: dict[str, Any], role: str, where: str) -> Iterator[I
         yield (
             "invalid_content",
             "error",
-            f"content must be a string or a list of parts, got {type(content).__name__}",
+            f"content must be a string or a list of parts, got {json_kind(content)}",
             f"{where}.content",
         )
     elif not content.strip() and not (role == "assistant" and message.get("tool_calls")):
