@@ -118,7 +118,11 @@ def test_cli_validate_without_a_key(tmp_path: Path) -> None:
 # -- 2. exactly one job per fit ----------------------------------------------------------------
 
 
-def test_a_stale_registry_hint_is_dropped_not_fatal(tmp_path: Path) -> None:
+def test_a_fake_job_of_an_earlier_process_is_neither_a_hint_nor_overwritten(
+    tmp_path: Path,
+) -> None:
+    """A fake job lives in its process, and the next process's ids start again: the second
+    run makes its own job, with no stale hint to drop, and both stay on record."""
     registry = str(tmp_path / "shared-registry.sqlite3")
     script = """
         import finetune as ft
@@ -131,19 +135,22 @@ def test_a_stale_registry_hint_is_dropped_not_fatal(tmp_path: Path) -> None:
     first = run_python(script, {"FINETUNE_REGISTRY": registry})
     second = run_python(script, {"FINETUNE_REGISTRY": registry})  # a new process, a new fake
     assert first.returncode == 0 and second.returncode == 0, second.stderr
-    assert first.stdout.split()[1] == second.stdout.split()[1] == "succeeded"
-    assert "stale" in second.stderr
+    assert first.stdout.split() == second.stdout.split() == ["ftjob-fake-0001", "succeeded"]
+    assert "stale" not in second.stderr
+    assert len(ft.JobRegistry(registry).list()) == 2
 
 
-def test_a_restarted_server_is_not_trusted_with_old_ids() -> None:
+def test_a_restarted_server_is_not_trusted_with_old_ids(caplog: pytest.LogCaptureFixture) -> None:
+    """The registry's hint names a job the server no longer knows: dropped, never fatal."""
     with OpenAIFake() as server:
         port = server.port
         job = openai_tuner(server).fit(data())
         job.wait(poll_interval=0.02, timeout=10)
-    with OpenAIFake(port=port) as fresh:
+    with OpenAIFake(port=port) as fresh, caplog.at_level("WARNING", logger="finetune"):
         again = openai_tuner(fresh).fit(data())
         assert again.wait(poll_interval=0.02, timeout=10).status is ft.JobStatus.SUCCEEDED
         assert fresh.summary()["jobs"] == 1
+    assert any("dropping the stale record" in r.getMessage() for r in caplog.records)
 
 
 def test_a_job_with_a_remembered_id_but_another_key_is_not_reattached() -> None:

@@ -200,6 +200,28 @@ def test_registry_records_lineage(namespace: str, train: ft.Dataset) -> None:
     assert lineage is not None and lineage.job_id == job.id
 
 
+def test_fake_job_ids_that_restart_are_kept_apart_in_the_registry(
+    namespace: str, train: ft.Dataset
+) -> None:
+    """Fake job ids restart with each store (each process, each ``reset``): the registry
+    must not fold a new ``ftjob-fake-0001`` into the record of an old one."""
+    first = ft.Tuner("fake", model="base-a", namespace=namespace, **FAST).fit(train)
+    first.wait(poll_interval=0.01, timeout=5)
+    FakeBackend.reset(namespace)  # as a new process would start
+    other = ft.Dataset.from_records([chat(i) for i in range(20, 40)])
+    second = ft.Tuner("fake", model="base-b", namespace=namespace, **FAST).fit(other)
+    second.wait(poll_interval=0.01, timeout=5)
+    assert first.id == second.id == "ftjob-fake-0001"
+    records = {
+        (r.base_model, r.fine_tuned_model, r.train_fingerprint) for r in ft.JobRegistry().list()
+    }
+    assert records == {
+        ("base-a", first.model.name, train.fingerprint()),
+        ("base-b", second.model.name, other.fingerprint()),
+    }
+    assert ft.JobRegistry().lineage(first.model.name).base_model == "base-a"  # type: ignore[union-attr]
+
+
 def test_the_registry_keeps_a_digest_of_each_training_row_not_the_rows(
     namespace: str, train: ft.Dataset
 ) -> None:

@@ -17,6 +17,7 @@ import math
 import re
 import threading
 import time
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
@@ -76,6 +77,8 @@ class _Store:
     uploads: int = 0
     creates: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock)
+    # Job ids restart with each store: the token tells this store's jobs from another's.
+    token: str = field(default_factory=lambda: uuid.uuid4().hex[:12])
 
 
 _stores: dict[str, _Store] = {}
@@ -126,8 +129,10 @@ class FakeBackend:
 
     @property
     def identity(self) -> str:
-        """The namespace: jobs of one namespace are one account."""
-        return f"fake:{self._namespace}"
+        """The namespace and its store: jobs of one namespace are one account until
+        ``reset``, and live as long as the process. Job ids restart with each store, so the
+        job registry keeps another store's ``ftjob-fake-0001`` apart from this one's."""
+        return f"fake:{self._namespace}:{self._store.token}"
 
     @staticmethod
     def reset(namespace: str = "default") -> None:
