@@ -253,6 +253,14 @@ def test_nothing_to_evaluate_is_refused() -> None:
         ft.evaluate(_qa(3), {}, [m.exact_match])
 
 
+def test_a_model_named_by_a_string_is_shown_how_to_write_it() -> None:
+    says = r"not str: a model by name is ft.ModelRef\(backend='openai', name='ft:gpt-4.1:acme::x'\)"
+    with pytest.raises(TypeError, match=says):  # the config's "backend:model", in Python
+        ft.evaluate(_qa(3), {"tuned": "openai:ft:gpt-4.1:acme::x"}, [m.exact_match])
+    with pytest.raises(TypeError, match=r"ft.ModelRef\(backend=\.\.\., name='base'\)"):
+        ft.evaluate(_qa(3), {"base": "base"}, [m.exact_match])
+
+
 def test_predictor_options_for_no_candidate_are_refused_before_anything_is_asked() -> None:
     """A misspelt candidate name would leave its options unused without a word."""
     asked: list[Any] = []

@@ -322,8 +322,14 @@ def predictor_for(candidate: Any, **options: Any) -> Predictor:
         return candidate
     if callable(candidate):
         return CallablePredictor(candidate)
+    hint = ""
+    if isinstance(candidate, str):
+        backend, _, name = candidate.partition(":") if ":" in candidate else ("", "", candidate)
+        named = repr(backend) if backend else "..."
+        hint = f": a model by name is ft.ModelRef(backend={named}, name={name!r})"
     raise TypeError(
-        f"a candidate is a ModelRef, a Predictor or a function, not {type(candidate).__name__}"
+        "a candidate is a ModelRef, a Predictor or a function, "
+        f"not {type(candidate).__name__}{hint}"
     )
 
 
