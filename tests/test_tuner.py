@@ -144,14 +144,22 @@ def test_hyperparameters_may_be_a_dict_of_their_fields(namespace: str, train: ft
     job = tuner.fit(train, hyperparameters={"epochs": 2, "learning_rate_multiplier": 1.5})
     assert job.job.hyperparameters == ft.Hyperparameters(epochs=2, learning_rate_multiplier=1.5)
     assert tuner.estimate(train, {"epochs": 4}).epochs == 4
-    with pytest.raises(ft.InvalidRequestError, match="Extra inputs are not permitted") as caught:
+    with pytest.raises(
+        ft.InvalidRequestError, match=r"'epoch' \(did you mean 'epochs'\?\)"
+    ) as caught:
         tuner.fit(train, hyperparameters={"epoch": 2})
     assert caught.value.param == "hyperparameters.epoch" and "epochs, batch_size" in str(
         caught.value
     )
+    with pytest.raises(ft.InvalidRequestError, match="lora takes r, alpha, dropout") as caught:
+        tuner.fit(train, hyperparameters={"lora": {"rank": 8}})
+    assert caught.value.param == "hyperparameters.lora.rank"
     with pytest.raises(ft.InvalidRequestError) as caught:
         tuner.estimate(train, {"epochs": 0})
     assert caught.value.param == "hyperparameters.epochs"
+    assert str(caught.value).startswith("epochs: not 0 (must be a positive integer or 'auto')")
+    with pytest.raises(ft.InvalidRequestError, match=r"valid integer.*; or Input should be 'auto'"):
+        tuner.estimate(train, {"epochs": "many"})  # a union: what each of its types says
     with pytest.raises(TypeError, match="or a dict of its fields, not int"):
         tuner.fit(train, hyperparameters=3)  # type: ignore[arg-type]
 

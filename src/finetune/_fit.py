@@ -10,8 +10,8 @@ from typing import TYPE_CHECKING, Any, Literal, TypedDict
 
 from pydantic import ValidationError
 
-from finetune._errors import InvalidRequestError, UnsupportedFeature
-from finetune.types import Hyperparameters, Job, JobStatus
+from finetune._errors import InvalidRequestError, UnsupportedFeature, closest_name
+from finetune.types import Hyperparameters, Job, JobStatus, LoRA
 
 if TYPE_CHECKING:
     from finetune.backends import BaseBackend
@@ -65,11 +65,29 @@ def as_hyperparameters(given: Hyperparameters | Mapping[str, Any] | None) -> Hyp
         return Hyperparameters.model_validate(dict(given))
     except ValidationError as error:
         problem = error.errors()[0]
-        where = ".".join(str(part) for part in problem["loc"])
-        raise InvalidRequestError(
-            f"{problem['msg']}; the fields are {', '.join(Hyperparameters.model_fields)}",
-            param=f"hyperparameters.{where}",
-        ) from None
+        field = problem["loc"][: 2 if problem["loc"][0] == "lora" else 1]
+        where = ".".join(str(part) for part in field)
+        if problem["type"] == "extra_forbidden":
+            message = _unknown_field(problem["loc"])
+        else:  # a union's field has one error per type it takes
+            why = "; or ".join(
+                e["msg"].removeprefix("Value error, ")
+                for e in error.errors()
+                if e["loc"][: len(field)] == field
+            )
+            message = f"{where}: not {problem['input']!r} ({why})"
+        raise InvalidRequestError(message, param=f"hyperparameters.{where}") from None
+
+
+def _unknown_field(loc: tuple[int | str, ...]) -> str:
+    """An unknown hyperparameter (or ``lora`` setting), with the closest known one."""
+    nested = loc[0] == "lora" and len(loc) > 1
+    fields = list((LoRA if nested else Hyperparameters).model_fields)
+    key = str(loc[-1])
+    close = closest_name(key, fields)
+    guess = f" (did you mean {close!r}?)" if close else ""
+    owner = "lora" if nested else "hyperparameters"
+    return f"unknown field {key!r}{guess}; {owner} takes {', '.join(fields)}"
 
 
 def check_fit_options(given: Mapping[str, Any]) -> None:

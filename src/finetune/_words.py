@@ -51,10 +51,10 @@ def json_kind(value: Any) -> str:
         return "null"
     if isinstance(value, bool):
         return "true" if value else "false"
-    for kind, name in ((str, "a string"), (int, "a number"), (float, "a number")):
-        if isinstance(value, kind):
-            return name
-    for kind, name in ((list, "an array"), (tuple, "an array"), (dict, "an object")):
-        if isinstance(value, kind):
-            return name
-    return f"a {type(value).__name__}"
+    kinds: tuple[tuple[type | tuple[type, ...], str], ...] = (
+        (str, "a string"),
+        ((int, float), "a number"),
+        ((list, tuple), "an array"),
+        (dict, "an object"),
+    )
+    return next((name for kind, name in kinds if isinstance(value, kind)), "a value")
