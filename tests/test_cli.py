@@ -434,6 +434,23 @@ def test_a_bad_train_flag_is_one_line_before_anything_runs(
     assert capsys.readouterr().err == f"error: finetune train: {says} (see finetune train --help)\n"
 
 
+def test_train_flags_take_auto_where_hyperparameters_do(
+    chat_file: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    auto = ["--epochs", "auto", "--batch-size", "Auto", "--learning-rate-multiplier", "auto"]
+    assert main(["train", str(chat_file), "--backend", "fake", "--model", MODEL, *auto]) == 0
+    job_id = capsys.readouterr().out.split()[0]
+    assert main(["jobs", "--backend", "fake", "--json"]) == 0
+    (record,) = json.loads(capsys.readouterr().out)
+    assert record["job_id"] == job_id
+    assert record["hyperparameters"] == {
+        "epochs": "auto",
+        "batch_size": "auto",
+        "learning_rate_multiplier": "auto",
+        "extra": {},
+    }
+
+
 def test_every_train_option_says_what_it_is() -> None:
     from finetune.cli import _parser
 

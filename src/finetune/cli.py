@@ -406,6 +406,15 @@ _positive_int = _whole_number(1)
 _seed = _whole_number(0)
 
 
+def _or_auto(kind: Callable[[str], Any]) -> Callable[[str], Any]:
+    """An argparse type that also takes ``auto``: the backend's own rule, named."""
+
+    def value(text: str) -> Any:
+        return "auto" if text.strip().lower() == "auto" else kind(text)
+
+    return value
+
+
 def _positive_float(text: str) -> float:
     try:
         value = float(text)
@@ -449,7 +458,9 @@ def _parser() -> argparse.ArgumentParser:
         sub.add_argument("--validation", help=_VALIDATION_HELP[name])
         if name == "estimate":
             sub.add_argument(
-                "--epochs", type=_positive_int, help="epochs (default: provider's rule)"
+                "--epochs",
+                type=_or_auto(_positive_int),
+                help="epochs (default: auto, the provider's rule)",
             )
             sub.add_argument(
                 "--price-per-million",
@@ -492,9 +503,14 @@ def _parser() -> argparse.ArgumentParser:
         "--method", choices=["sft", "dpo"], help="sft (the default) or dpo (preference data)"
     )
     train.add_argument("--suffix", help="a name part for the tuned model")
-    train.add_argument("--epochs", type=_positive_int, help="epochs (default: the backend's rule)")
     train.add_argument(
-        "--batch-size", dest="batch_size", type=_positive_int, help="examples per step"
+        "--epochs", type=_or_auto(_positive_int), help="epochs (default: auto, the backend's rule)"
+    )
+    train.add_argument(
+        "--batch-size",
+        dest="batch_size",
+        type=_or_auto(_positive_int),
+        help="examples per step, or auto",
     )
     train.add_argument(
         "--learning-rate",
@@ -505,8 +521,8 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument(
         "--learning-rate-multiplier",
         dest="learning_rate_multiplier",
-        type=_positive_float,
-        help="a factor on the backend's default learning rate",
+        type=_or_auto(_positive_float),
+        help="a factor on the backend's default learning rate, or auto",
     )
     train.add_argument("--seed", type=_seed, help="0 or more, for a run that can be repeated")
     train.add_argument("--wait", action="store_true", help="wait for the job, with a progress bar")
