@@ -95,7 +95,15 @@ def test_a_validation_set_is_evaluated_and_its_evaluations_are_estimated(
     assert both.billed_tokens == plain.billed_tokens + 2 * both.validation_tokens
     assert any(n.startswith("validation: ") and "x 2 evaluations" in n for n in both.notes)
     quoted = tuner_for(server).estimate(train, LORA, validation=holdout)
-    assert "Together's quote covers the training file; the validation's is our own" in quoted.notes
+    (asked,) = [r.body for r in server.requests if r.path.endswith("/estimate-price")]
+    assert asked["validation_file"] in server.files and asked["n_evals"] == 2
+    assert quoted.provider_figures is not None
+    evaluated = quoted.provider_figures["estimated_eval_token_count"]
+    assert evaluated > 0
+    ours = 2 * quoted.validation_tokens
+    assert f"Together counts {evaluated} evaluation tokens (ours: {ours})" in quoted.notes
+    alone = tuner_for(server).estimate(train, LORA)  # no validation set: none quoted
+    assert not any("evaluation tokens" in note for note in alone.notes)
     five = ft.Hyperparameters(epochs=2, lora=ft.LoRA(r=8), extra={"n_evals": 5})
     assert tuner.estimate(train, five, validation=holdout).validation_passes == 5
     tuner.fit(train, validation=holdout, hyperparameters=five)

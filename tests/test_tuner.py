@@ -503,6 +503,49 @@ def test_threaded_async_wrapper_for_sync_only_backends(namespace: str, train: ft
     assert asyncio.run(run()).status is ft.JobStatus.SUCCEEDED
 
 
+def test_a_quote_hook_is_given_the_validation_set_where_it_takes_one(
+    namespace: str, train: ft.Dataset
+) -> None:
+    """A provider whose quote covers its evaluations is given the validation set; a hook
+    written without that parameter is still called as before; an invalid validation set is
+    never sent to be priced."""
+    seen: list[tuple[str, int | None]] = []
+
+    class QuotesEvaluations(FakeBackend):
+        def refine_estimate(
+            self,
+            dataset: ft.Dataset,
+            estimate: ft.CostEstimate,
+            hyperparameters: ft.Hyperparameters,
+            *,
+            validation: ft.Dataset | None = None,
+        ) -> ft.CostEstimate:
+            seen.append(("new", None if validation is None else len(validation)))
+            return estimate.with_notes("quoted")
+
+    class QuotesTraining(FakeBackend):
+        def refine_estimate(
+            self,
+            dataset: ft.Dataset,
+            estimate: ft.CostEstimate,
+            hyperparameters: ft.Hyperparameters,
+        ) -> ft.CostEstimate:
+            seen.append(("old", None))
+            return estimate.with_notes("quoted")
+
+    holdout = ft.Dataset.from_records([chat(i) for i in range(50, 53)])
+    for backend in (QuotesEvaluations, QuotesTraining):
+        tuner = ft.Tuner(backend(namespace=namespace), model="m", registry=False)
+        assert "quoted" in tuner.estimate(train, validation=holdout).notes
+        assert "quoted" in tuner.estimate(train).notes
+    assert seen == [("new", 3), ("new", None), ("old", None), ("old", None)]
+    broken = ft.Dataset.from_records([{"messages": [{"role": "user", "content": "no answer"}]}])
+    tuner = ft.Tuner(QuotesEvaluations(namespace=namespace), model="m", registry=False)
+    skipped = tuner.estimate(train, validation=broken)
+    assert len(seen) == 4 and "quoted" not in skipped.notes
+    assert any("the provider's quote was skipped: 1 validation error" in n for n in skipped.notes)
+
+
 def test_unknown_backend_lists_the_installed_ones() -> None:
     with pytest.raises(ft.BackendNotFound) as caught:
         ft.Tuner("nope")

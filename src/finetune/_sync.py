@@ -119,7 +119,9 @@ class Tuner(TunerView):
         if report is None:
             return local
         params = as_hyperparameters(hyperparameters)
-        return self._loop.run(self._async.refine_estimate(dataset, local, params, report))
+        return self._loop.run(
+            self._async.refine_estimate(dataset, local, params, report, validation)
+        )
 
     def fit(
         self, train: Dataset, validation: Dataset | None = None, **fit: Unpack[FitOptions]

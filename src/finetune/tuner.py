@@ -35,7 +35,7 @@ from finetune._paths import cache_dir
 from finetune._words import counted
 from finetune.backends import METADATA_KEY, BaseBackend, Capabilities, JobRequest, as_async
 from finetune.backends._plugins import load_backend
-from finetune.backends.base import PLACEHOLDER_FILE
+from finetune.backends.base import PLACEHOLDER_FILE, quote_for
 from finetune.backends.http import Backoff
 from finetune.lifecycle import estimate_note
 from finetune.registry import JobRecord, JobRegistry, key_lock
@@ -253,7 +253,7 @@ class AsyncTuner(TunerView):
         )
         if not self._backend.supports("refine_estimate"):
             return local, None
-        return local, self.validate(dataset, model=model)
+        return local, self.validate(dataset, validation, model=model)
 
     async def estimate(
         self,
@@ -277,7 +277,7 @@ class AsyncTuner(TunerView):
         if report is None:
             return local
         params = as_hyperparameters(hyperparameters)
-        return await self.refine_estimate(dataset, local, params, report)
+        return await self.refine_estimate(dataset, local, params, report, validation)
 
     async def refine_estimate(
         self,
@@ -285,9 +285,11 @@ class AsyncTuner(TunerView):
         local: CostEstimate,
         hyperparameters: Hyperparameters,
         report: ValidationReport,
+        validation: Dataset | None = None,
     ) -> CostEstimate:
         """``local`` with the provider's quote beside it, only for data with no validation
-        errors: nothing invalid is ever sent, not even to be priced."""
+        errors (in the training set or the ``validation`` set): nothing invalid is ever
+        sent, not even to be priced."""
         if not report.ok:
             note = (
                 "the provider's quote was skipped: "
@@ -295,7 +297,7 @@ class AsyncTuner(TunerView):
                 "(tuner.validate lists them); the figures above are our own"
             )
             return local.with_notes(note)
-        return await self._backend.refine_estimate(dataset, local, hyperparameters)
+        return await quote_for(self._backend, dataset, local, hyperparameters, validation)
 
     # -- fit: exactly one job per fit --
 

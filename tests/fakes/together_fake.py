@@ -192,13 +192,19 @@ class TogetherFake(FakeServer):
         if training is None:
             return {"estimation_available": False, "unavailable_reason": "train_file_not_validated"}
         tokens = training["bytes"] // 4 * int(body.get("n_epochs") or 1)
+        evaluated = 0
+        if body.get("validation_file"):
+            validation = self.files.get(body["validation_file"])
+            if validation is None:
+                raise _error(400, f"validation_file {body['validation_file']} not found")
+            evaluated = validation["bytes"] // 4 * int(body.get("n_evals") or 0)
         return {
             "estimation_available": True,
-            "estimated_total_price": round(tokens / 1e6 * 0.48, 6),
+            "estimated_total_price": round((tokens + evaluated) / 1e6 * 0.48, 6),
             "allowed_to_proceed": True,
             "user_limit": 100.0,
             "estimated_train_token_count": tokens,
-            "estimated_eval_token_count": 0,
+            "estimated_eval_token_count": evaluated,
         }
 
     def _create(self, body: dict[str, Any]) -> Any:

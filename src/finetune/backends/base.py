@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 import threading
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar, Literal, Protocol, runtime_checkable
 
@@ -237,7 +237,10 @@ class BaseBackend:
     async def refine_estimate(
         self, dataset: Dataset, estimate: CostEstimate, hyperparameters: Hyperparameters
     ) -> CostEstimate:
-        """Our estimate, with the provider's own figures beside it where it offers a quote."""
+        """Our estimate, with the provider's own figures beside it where it offers a quote.
+        A provider whose quote covers its evaluations adds a keyword ``validation: Dataset |
+        None = None``: it is then given the validation set the fit would send (checked as
+        the training data is)."""
         return estimate
 
     async def preflight(self, request: JobRequest) -> None:
@@ -402,6 +405,21 @@ def rules_for(
     if method is not None and not _accepts(method, "model"):
         return backend.validation_rules()
     return backend.validation_rules(model=model, options=options)
+
+
+async def quote_for(
+    backend: BaseBackend,
+    dataset: Dataset,
+    estimate: CostEstimate,
+    hyperparameters: Hyperparameters,
+    validation: Dataset | None,
+) -> CostEstimate:
+    """``backend.refine_estimate``, given the validation set where the hook takes one."""
+    method = getattr(getattr(backend, "wrapped", backend), "refine_estimate", None)
+    if validation is None or method is None or not _accepts(method, "validation"):
+        return await backend.refine_estimate(dataset, estimate, hyperparameters)
+    hook: Callable[..., Awaitable[CostEstimate]] = backend.refine_estimate
+    return await hook(dataset, estimate, hyperparameters, validation=validation)
 
 
 def _accepts(method: Callable[..., Any], name: str) -> bool:

@@ -220,21 +220,29 @@ class HostedBackend(BaseBackend):
         raise NotImplementedError(f"{type(self).__name__} must implement upload_file()")
 
     async def _quote_request(
-        self, dataset: Dataset, estimate: CostEstimate, hyperparameters: Hyperparameters
+        self,
+        dataset: Dataset,
+        estimate: CostEstimate,
+        hyperparameters: Hyperparameters,
+        validation: Dataset | None = None,
     ) -> JobRequest:
         """The job request a provider's price quote (or dry run) is asked about: the data
-        uploaded (a later fit reuses the file), the estimate's model, these hyperparameters.
+        uploaded (a later fit reuses the files), the estimate's model, these hyperparameters.
         What ``preflight`` refuses (an unknown model, a setting out of range) is refused
-        before the upload, as for a fit."""
+        before any upload, as for a fit."""
+        placeholder = FileRef(backend=self.name, id=PLACEHOLDER_FILE)
         request = JobRequest(
             base_model=estimate.model,
-            training_file=FileRef(backend=self.name, id=PLACEHOLDER_FILE),
+            training_file=placeholder,
+            validation_file=placeholder if validation is not None else None,
             hyperparameters=hyperparameters,
             idempotency_key="quote",
         )
         await self.preflight(request)
-        training = await self.upload(dataset, purpose="train")
-        return request.model_copy(update={"training_file": training})
+        files = {"training_file": await self.upload(dataset, purpose="train")}
+        if validation is not None:
+            files["validation_file"] = await self.upload(validation, purpose="validation")
+        return request.model_copy(update=files)
 
     @classmethod
     def predictor(cls, model: str, **options: Any) -> Predictor:

@@ -56,6 +56,16 @@ SERVERLESS_NOTE = (
     "Together serves LoRA fine-tunes serverless only for some base models; others need a "
     "dedicated endpoint, billed per minute while it runs (stop it when idle)"
 )
+# What estimate-price takes of a create body: the files, the model and what it bills.
+_QUOTED = (
+    "model",
+    "training_file",
+    "validation_file",
+    "n_epochs",
+    "n_evals",
+    "training_method",
+    "training_type",
+)
 
 
 def _sdk() -> Any:
@@ -304,19 +314,24 @@ class TogetherBackend(HostedBackend):
         return sorted(found, key=lambda c: c.step)
 
     async def refine_estimate(
-        self, dataset: Dataset, estimate: CostEstimate, hyperparameters: Hyperparameters
+        self,
+        dataset: Dataset,
+        estimate: CostEstimate,
+        hyperparameters: Hyperparameters,
+        *,
+        validation: Dataset | None = None,
     ) -> CostEstimate:
-        """Our estimate with Together's ``estimate-price`` quote beside it (needs a key;
-        uploads the data, which the later fit reuses)."""
+        """Our estimate with Together's ``estimate-price`` quote beside it, the ``validation``
+        set's evaluations included (needs a key; uploads the data, which the later fit
+        reuses)."""
         if not self._quote:
             return estimate
         if not self._key:
             note = "no Together API key: its price quote was skipped; the figures are our own"
             return estimate.with_notes(note)
-        request = await self._quote_request(dataset, estimate, hyperparameters)
+        request = await self._quote_request(dataset, estimate, hyperparameters, validation)
         body = create_body(request, await self._model_limits(estimate.model))
-        kept = ("model", "training_file", "n_epochs", "training_method", "training_type")
-        quote_body: dict[str, Any] = {k: body[k] for k in kept if k in body}
+        quote_body: dict[str, Any] = {k: body[k] for k in _QUOTED if k in body}
         path = "/v1/fine-tunes/estimate-price"
         answer = await self._retried(lambda: self._request("post", path, body=quote_body))
         return with_quote(estimate, expect_object(NAME, "price estimate", answer))

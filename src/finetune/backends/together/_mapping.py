@@ -330,8 +330,10 @@ def with_quote(estimate: CostEstimate, quote: dict[str, Any]) -> CostEstimate:
     if tokens is not None:
         ours = estimate.tokens_total * estimate.epochs
         notes.append(f"Together counts {tokens} training tokens (ours: {ours})")
-    if estimate.validation_passes:
-        notes.append("Together's quote covers the training file; the validation's is our own")
+    evaluated = whole(quote.get("estimated_eval_token_count"))
+    if estimate.validation_passes and evaluated is not None:
+        ours = estimate.validation_tokens * estimate.validation_passes
+        notes.append(f"Together counts {evaluated} evaluation tokens (ours: {ours})")
     if quote.get("allowed_to_proceed") is False:
         notes.append("Together says this job is over your credit limit: it would not start")
     if quote.get("estimation_available") is False:
