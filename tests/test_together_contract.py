@@ -60,8 +60,9 @@ def recorded_requests() -> list[Any]:
         tuner = ft.Tuner("together", model=MODEL, **options)
         data = ft.Dataset.from_records([chat(i) for i in range(12)])
         lora = ft.Hyperparameters(epochs=2, batch_size=8, learning_rate=1e-5, lora=ft.LoRA(r=8))
-        tuner.estimate(data, lora)
-        job = tuner.fit(data, validation=ft.Dataset.from_records([chat(99)]), hyperparameters=lora)
+        holdout = ft.Dataset.from_records([chat(99)])
+        tuner.estimate(data, lora, validation=holdout)  # the quote's body names both files
+        job = tuner.fit(data, validation=holdout, hyperparameters=lora)
         job.wait(poll_interval=0.02, timeout=10)
         job.metrics()
         job.events()
