@@ -356,6 +356,19 @@ def test_progress_bar(
     assert "poll" not in shown
 
 
+def test_progress_to_a_log_is_redrawn_when_the_status_changes_not_at_every_poll(
+    namespace: str, train: ft.Dataset, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """stderr captured is not a terminal, as in CI or a piped run: a long wait there must
+    leave a few frames, not one per poll."""
+    job = make_tuner(namespace, running=0.6).fit(train)
+    job.wait(poll_interval=0.01, timeout=5, progress=True)
+    frames = [f for f in capsys.readouterr().err.split("\r") if f.strip()]
+    statuses = ["validating", "queued", "running", "succeeded"]
+    assert len(frames) <= len(statuses) + 2, frames  # + the first draw and the last, on close
+    assert f"fake:{job.id}: succeeded [" in frames[-1]
+
+
 def test_a_listing_limit_below_one_is_refused_everywhere(namespace: str) -> None:
     tuner = make_tuner(namespace)
     for listing in (tuner.remote_jobs, tuner.jobs):

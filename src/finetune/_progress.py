@@ -17,7 +17,21 @@ from finetune.types import Job, JobStatus
 if TYPE_CHECKING:
     from finetune._series import MetricSeries
 
-__all__ = ["JobProgress", "in_notebook"]
+__all__ = ["LOG_REDRAW_SECONDS", "JobProgress", "in_notebook", "to_a_log"]
+
+# Progress written to a log (a file, a pipe, CI) is redrawn at most this often, and when a
+# job's status changes: a long run leaves a few lines there, not one per poll.
+LOG_REDRAW_SECONDS = 30.0
+
+
+def to_a_log() -> bool:
+    """Whether progress goes to a file or a pipe rather than a terminal or a notebook."""
+    if in_notebook():
+        return False
+    try:
+        return not sys.stderr.isatty()
+    except (AttributeError, ValueError):  # replaced by an object without it, or closed
+        return True
 
 
 def in_notebook() -> bool:
@@ -42,6 +56,8 @@ class JobProgress:
         self._bar: Any = None
         self._display: Any = None
         self._started = time.time()
+        self._drawn: tuple[JobStatus, float] | None = None  # the status and time last drawn
+        self._to_log = to_a_log()
         self.wants_metrics = False
         if not enabled:
             return
@@ -73,7 +89,17 @@ class JobProgress:
             self._bar.set_postfix_str(job.status.value, refresh=False)
         else:
             self._bar.unit = job.status.value  # shown alone while there are no steps to count
-        self._bar.refresh()
+        if self._redraw_due(job.status):
+            self._bar.refresh()
+
+    def _redraw_due(self, status: JobStatus) -> bool:
+        now = time.monotonic()
+        if self._to_log and self._drawn is not None:
+            last_status, at = self._drawn
+            if status is last_status and now - at < LOG_REDRAW_SECONDS:
+                return False
+        self._drawn = (status, now)
+        return True
 
     def _html(self, job: Job, metrics: MetricSeries | None) -> Any:
         from IPython.display import HTML

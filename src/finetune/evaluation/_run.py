@@ -76,7 +76,10 @@ class _Progress:
         if enabled:
             from tqdm.auto import tqdm
 
-            self._bar = tqdm(total=total, desc="evaluate", unit="prediction")
+            from finetune._progress import LOG_REDRAW_SECONDS, to_a_log
+
+            every = LOG_REDRAW_SECONDS if to_a_log() else 0.1  # 0.1: tqdm's own
+            self._bar = tqdm(total=total, desc="evaluate", unit="prediction", mininterval=every)
 
     def advance(self, count: int = 1) -> None:
         if self._bar is not None:
