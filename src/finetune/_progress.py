@@ -73,6 +73,7 @@ class JobProgress:
         self._bar = tqdm(
             total=None, desc=f"{job.backend}:{job.id}", unit=job.status.value, bar_format=_WAITING
         )
+        self._drawn = (job.status, time.monotonic())  # tqdm draws the bar as it is made
 
     def update(self, job: Job, metrics: MetricSeries | None = None) -> None:
         """Show the job as just polled (and, in a notebook, its metrics so far)."""
