@@ -333,9 +333,17 @@ def test_preference_data_needs_dpo_and_options_are_checked(
     tuner = ft.Tuner("hf", model=tiny_base)
     with pytest.raises(ft.UnsupportedFeature, match="method='dpo'"):
         tuner.fit(ft.Dataset.from_records(pairs), skip_validation=True)
-    with pytest.raises(ft.InvalidRequestError, match="known options") as caught:
+    with pytest.raises(ft.InvalidRequestError, match="its options are accelerate_config") as caught:
         tuner.fit(ft.Dataset.from_records(rows[:20]), options={"packed": True})
     assert caught.value.param == "packed"
+    with pytest.raises(ft.InvalidRequestError) as caught:
+        tuner.fit(ft.Dataset.from_records(rows[:20]), options={"max_lenght": 64})
+    assert str(caught.value).startswith(
+        "[hf] the hf backend has no option 'max_lenght' (did you mean 'max_length'?)"
+    )
+    with pytest.raises(ft.InvalidRequestError) as caught:
+        tuner.fit(ft.Dataset.from_records(rows[:20]), options={"device": "tpu"})
+    assert str(caught.value).startswith("[hf] device: not 'tpu' (Input should be 'auto'")
     with pytest.raises(ft.InvalidRequestError, match="launcher"):
         tuner.fit(ft.Dataset.from_records(rows[:20]), options={"num_processes": 2})
 

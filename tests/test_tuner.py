@@ -151,7 +151,9 @@ def test_hyperparameters_may_be_a_dict_of_their_fields(namespace: str, train: ft
     assert caught.value.param == "hyperparameters.epoch" and "epochs, batch_size" in str(
         caught.value
     )
-    with pytest.raises(ft.InvalidRequestError, match="lora takes r, alpha, dropout") as caught:
+    with pytest.raises(
+        ft.InvalidRequestError, match="LoRA has no field 'rank'; its fields are r, alpha, dropout"
+    ) as caught:
         tuner.fit(train, hyperparameters={"lora": {"rank": 8}})
     assert caught.value.param == "hyperparameters.lora.rank"
     with pytest.raises(ft.InvalidRequestError) as caught:

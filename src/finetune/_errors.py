@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
 from finetune._words import counted
@@ -131,6 +131,35 @@ def closest_name(name: str, choices: list[str]) -> str | None:
         return by_lower[name.lower()]
     found = difflib.get_close_matches(name.lower(), list(by_lower), n=1, cutoff=0.6)
     return by_lower[found[0]] if found else None
+
+
+def settings_problem(
+    error: Any, models: Mapping[str, tuple[str, Sequence[str]]], noun: str = "field"
+) -> tuple[str, str]:
+    """The first problem of a pydantic ``ValidationError`` on settings given as a dict, in one
+    line, and the dotted name it is about. ``models`` names what holds the settings, by the
+    first part of their path (``""``: the top level; ``"lora"``: a nested model) as an owner
+    and its names: an unknown name comes with the closest known one; a bad value says what
+    was given and, for a field of several types, what each of them refused."""
+    first = error.errors()[0]
+    path = tuple(str(part) for part in first["loc"])
+    nested = path[0] if len(path) > 1 and path[0] in models else ""
+    field = path[: 2 if nested else 1]
+    where = ".".join(field)
+    if first["type"] == "extra_forbidden":
+        owner, known = models[nested]
+        close = closest_name(path[-1], list(known))
+        guess = f" (did you mean {close!r}?)" if close else ""
+        return (
+            f"{owner} has no {noun} {path[-1]!r}{guess}; its {noun}s are {', '.join(known)}",
+            where,
+        )
+    why = "; or ".join(
+        str(problem["msg"]).removeprefix("Value error, ")
+        for problem in error.errors()
+        if tuple(str(part) for part in problem["loc"])[: len(field)] == field
+    )
+    return f"{where}: not {first['input']!r} ({why})", where
 
 
 def unexpected_keyword(error: TypeError, given: Collection[str]) -> str | None:

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any, Literal, TypedDict
 
 from pydantic import ValidationError
 
-from finetune._errors import InvalidRequestError, UnsupportedFeature, closest_name
+from finetune._errors import InvalidRequestError, UnsupportedFeature, settings_problem
 from finetune.types import Hyperparameters, Job, JobStatus, LoRA
 
 if TYPE_CHECKING:
@@ -64,30 +64,12 @@ def as_hyperparameters(given: Hyperparameters | Mapping[str, Any] | None) -> Hyp
     try:
         return Hyperparameters.model_validate(dict(given))
     except ValidationError as error:
-        problem = error.errors()[0]
-        field = problem["loc"][: 2 if problem["loc"][0] == "lora" else 1]
-        where = ".".join(str(part) for part in field)
-        if problem["type"] == "extra_forbidden":
-            message = _unknown_field(problem["loc"])
-        else:  # a union's field has one error per type it takes
-            why = "; or ".join(
-                e["msg"].removeprefix("Value error, ")
-                for e in error.errors()
-                if e["loc"][: len(field)] == field
-            )
-            message = f"{where}: not {problem['input']!r} ({why})"
+        models = {
+            "": ("Hyperparameters", list(Hyperparameters.model_fields)),
+            "lora": ("LoRA", list(LoRA.model_fields)),
+        }
+        message, where = settings_problem(error, models)
         raise InvalidRequestError(message, param=f"hyperparameters.{where}") from None
-
-
-def _unknown_field(loc: tuple[int | str, ...]) -> str:
-    """An unknown hyperparameter (or ``lora`` setting), with the closest known one."""
-    nested = loc[0] == "lora" and len(loc) > 1
-    fields = list((LoRA if nested else Hyperparameters).model_fields)
-    key = str(loc[-1])
-    close = closest_name(key, fields)
-    guess = f" (did you mean {close!r}?)" if close else ""
-    owner = "lora" if nested else "hyperparameters"
-    return f"unknown field {key!r}{guess}; {owner} takes {', '.join(fields)}"
 
 
 def check_fit_options(given: Mapping[str, Any]) -> None:

@@ -11,7 +11,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from finetune._errors import InvalidRequestError
+from finetune._errors import InvalidRequestError, settings_problem
 from finetune.types import Hyperparameters, LoRA
 
 __all__ = [
@@ -91,14 +91,9 @@ def parse_options(options: dict[str, Any]) -> LocalOptions:
     try:
         return LocalOptions(**options)
     except ValidationError as exc:
-        first = exc.errors()[0]
-        name = ".".join(str(part) for part in first["loc"])
-        raise InvalidRequestError(
-            f"option {name!r} of the hf backend: {first['msg']}; "
-            f"known options: {sorted(LocalOptions.model_fields)}",
-            backend="hf",
-            param=name,
-        ) from None
+        known = sorted(LocalOptions.model_fields)
+        message, name = settings_problem(exc, {"": ("the hf backend", known)}, noun="option")
+        raise InvalidRequestError(message, backend="hf", param=name) from None
 
 
 class TrainingConfig(BaseModel):
