@@ -468,6 +468,17 @@ def test_cache_makes_a_rerun_free_and_keeps_an_interrupted_run(tmp_path: Path) -
     assert len(calls) == 13
 
 
+def test_a_run_answered_from_the_cache_draws_no_progress_bar(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    cache, data = str(tmp_path / "predictions.sqlite3"), _qa(5)
+    model = ft.evaluation.CallablePredictor(_answer, name="answers-v1")
+    ft.evaluate(data, {"model": model}, [m.exact_match], cache=cache, progress=True)
+    assert "5/5" in capsys.readouterr().err
+    ft.evaluate(data, {"model": model}, [m.exact_match], cache=cache, progress=True)
+    assert "evaluate" not in capsys.readouterr().err  # was "evaluate: 0prediction", twice
+
+
 def test_a_cache_file_it_cannot_use_is_named_before_anything_is_asked(tmp_path: Path) -> None:
     corrupt = tmp_path / "predictions.sqlite3"
     corrupt.write_text("not a database\n" * 200)

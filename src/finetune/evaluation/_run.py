@@ -263,7 +263,7 @@ async def aevaluate(
             tasks.append(_Task(name, index, messages, key, cached))
     missing = sum(task.prediction is None for task in tasks)
     log.info("evaluate: %d predictions, %d from the cache", len(tasks), len(tasks) - missing)
-    bar = _Progress(progress, missing)
+    bar = _Progress(progress and missing > 0, missing)  # no bar for answers all cached
     try:
         await _run_tasks(resolved, tasks, store, max_concurrency, max_attempts, bar)
     finally:
