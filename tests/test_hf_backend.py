@@ -375,6 +375,22 @@ def test_integration_keys_are_never_written_to_the_job_folder(
     assert all(secret not in f.read_text(errors="ignore") for f in folder.glob("*") if f.is_file())
 
 
+def test_a_job_under_another_folder_is_found_by_its_folder_or_the_env(
+    tuned_tiny: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from finetune.cli import main
+
+    folder = Path(tuned_tiny).parent  # <jobs dir>/<job id>/model
+    monkeypatch.setenv("FINETUNE_HF_JOBS_DIR", str(folder.parent / "elsewhere"))
+    assert main(["status", folder.name, "--backend", "hf"]) != 0
+    said = capsys.readouterr().err
+    assert "give the job's folder as its id" in said and "$FINETUNE_HF_JOBS_DIR" in said
+    assert main(["status", str(folder), "--backend", "hf"]) == 0
+    assert json.loads(capsys.readouterr().out)["status"] == "succeeded"
+    monkeypatch.setenv("FINETUNE_HF_JOBS_DIR", str(folder.parent))
+    assert main(["status", folder.name, "--backend", "hf"]) == 0
+
+
 def test_a_removed_job_folder_is_a_stale_hint(tiny_base: str, rows: list[dict[str, Any]]) -> None:
     import shutil
 

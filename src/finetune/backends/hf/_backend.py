@@ -355,8 +355,9 @@ class HFBackend:
         job = JobDir(job_id) if os.sep in job_id else JobDir(self.jobs_dir / job_id)
         if not job.exists():
             raise JobNotFound(
-                f"no local job {job_id!r} under {self.jobs_dir}; "
-                "pass jobs_dir= if the job was created elsewhere",
+                f"no local job {job_id!r} under {self.jobs_dir}; for a job created under "
+                "another folder, give the job's folder as its id, or that folder as "
+                f"jobs_dir= (${JOBS_DIR_ENV}, for the finetune command too)",
                 backend=self.name,
                 status_code=404,
             )
