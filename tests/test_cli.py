@@ -451,12 +451,19 @@ def test_train_flags_take_auto_where_hyperparameters_do(
     }
 
 
-def test_every_train_option_says_what_it_is() -> None:
+def test_every_option_of_every_command_says_what_it_is() -> None:
     from finetune.cli import _parser
 
     commands = next(a for a in _parser()._actions if a.dest == "command").choices
-    options = [a for a in commands["train"]._actions if a.option_strings]
-    assert options and all(a.help for a in options), [a.dest for a in options if not a.help]
+    options = [
+        (name, action)
+        for name, command in commands.items()
+        for action in command._actions
+        if action.option_strings
+    ]
+    assert options and all(a.help for _, a in options), [
+        f"{name} {a.option_strings[0]}" for name, a in options if not a.help
+    ]
 
 
 def test_every_command_is_documented() -> None:

@@ -482,7 +482,11 @@ def _parser() -> argparse.ArgumentParser:
     export = command("export", _cmd_export, "write a local job's model as merged, GGUF or Ollama")
     export.add_argument("job", help="a local job id (hfjob-...) or a model folder")
     export.add_argument(
-        "--format", default="gguf", choices=("merged", "gguf", "gguf-adapter", "ollama")
+        "--format",
+        default="gguf",
+        choices=("merged", "gguf", "gguf-adapter", "ollama"),
+        help="gguf: one file for llama.cpp (default); merged: a Hugging Face folder; "
+        "gguf-adapter: the LoRA adapter alone; ollama: a GGUF file and a Modelfile",
     )
     export.add_argument(
         "--quantization", choices=("f32", "f16", "bf16", "q8_0"), help="GGUF tensor type"
