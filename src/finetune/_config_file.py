@@ -1,16 +1,19 @@
-"""Config files of the ``finetune`` command (``train --config``, ``eval``): read, and checked
-for keys they do not take."""
+"""Config files of the ``finetune`` command (``train --config``, ``eval``): read, checked for
+keys they do not take, and an eval config's candidates read as models."""
 
 from __future__ import annotations
 
 import sys
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from finetune._errors import FinetuneError, MissingDependency, closest_name
 
-__all__ = ["config_path", "load_config", "refuse_unknown_keys"]
+if TYPE_CHECKING:
+    from finetune.types import ModelRef
+
+__all__ = ["config_path", "eval_candidate", "load_config", "refuse_unknown_keys"]
 
 
 def load_config(path: str) -> dict[str, Any]:
@@ -80,3 +83,46 @@ def config_path(source: str, key: str, value: Any) -> str:
         f"{source}: {key} = {value!r}: no such file in {Path.cwd()}, the folder the paths "
         f"of a config file are read from{hint}"
     )
+
+
+_CANDIDATE_KEYS = ("backend", "model", "endpoint", "few_shot", "options")
+
+
+def eval_candidate(source: str, name: str, spec: Any) -> tuple[ModelRef, dict[str, Any]]:
+    """A candidate of an eval config and its predictor's options: ``"backend:model"`` or a
+    table with ``backend``, ``model``, ``endpoint`` (an ``openai-compatible`` server's URL),
+    ``options`` and ``few_shot = {train = ..., k = ...}``."""
+    from finetune.dataset import Dataset
+    from finetune.types import ModelRef
+
+    if isinstance(spec, str):
+        spec = dict(zip(("backend", "model"), spec.split(":", 1), strict=False))
+    if not isinstance(spec, dict) or not spec.get("backend") or not spec.get("model"):
+        raise FinetuneError(
+            f'candidate {name!r} needs a backend and a model: "openai:gpt-4.1-mini" or a '
+            "table with backend = ... and model = ..."
+        )
+    refuse_unknown_keys(source, spec, _CANDIDATE_KEYS, f"[candidates.{name}]")
+    options = spec.get("options", {})
+    if not isinstance(options, dict):
+        raise FinetuneError(f"candidate {name!r}: options is a table, as {{ max_tokens = 64 }}")
+    endpoint = spec.get("endpoint")
+    if (spec["backend"] == "openai-compatible") != isinstance(endpoint, str) or endpoint == "":
+        raise FinetuneError(
+            f'candidate {name!r}: endpoint (a server\'s URL, as "http://127.0.0.1:8080/v1") '
+            'goes with backend = "openai-compatible", and only with it'
+        )
+    if endpoint:
+        ref = ModelRef.openai_compatible(endpoint, spec["model"])
+    else:
+        ref = ModelRef(backend=spec["backend"], name=spec["model"])
+    shots = spec.get("few_shot")
+    if shots:
+        if not isinstance(shots, dict) or not shots.get("train"):
+            raise FinetuneError(f'candidate {name!r}: few_shot needs train = "file.jsonl"')
+        refuse_unknown_keys(source, shots, ("train", "k"), f"[candidates.{name}] few_shot")
+        train = Dataset.from_jsonl(
+            config_path(source, f"[candidates.{name}] few_shot train", shots["train"])
+        )
+        ref = ref.with_few_shot(train, k=shots.get("k", 5))
+    return ref, options

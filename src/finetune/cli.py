@@ -15,7 +15,7 @@ from typing import Any, NoReturn
 from platformdirs import user_data_dir
 
 import finetune as ft
-from finetune._config_file import config_path, load_config, refuse_unknown_keys
+from finetune._config_file import config_path, eval_candidate, load_config, refuse_unknown_keys
 from finetune._words import cost_figure, counted
 from finetune.backends import backend_class
 
@@ -274,46 +274,6 @@ def _cmd_train(args: argparse.Namespace) -> int:
     return _ended(_waited(job)) if args.wait else 0
 
 
-_CANDIDATE_KEYS = ("backend", "model", "endpoint", "few_shot", "options")
-
-
-def _candidate(source: str, name: str, spec: Any) -> tuple[ft.ModelRef, dict[str, Any]]:
-    """A candidate of an eval config and its predictor's options: ``"backend:model"`` or a
-    table with ``backend``, ``model``, ``endpoint`` (an ``openai-compatible`` server's URL),
-    ``options`` and ``few_shot = {train = ..., k = ...}``."""
-    if isinstance(spec, str):
-        spec = dict(zip(("backend", "model"), spec.split(":", 1), strict=False))
-    if not isinstance(spec, dict) or not spec.get("backend") or not spec.get("model"):
-        raise ft.FinetuneError(
-            f'candidate {name!r} needs a backend and a model: "openai:gpt-4.1-mini" or a '
-            "table with backend = ... and model = ..."
-        )
-    refuse_unknown_keys(source, spec, _CANDIDATE_KEYS, f"[candidates.{name}]")
-    options = spec.get("options", {})
-    if not isinstance(options, dict):
-        raise ft.FinetuneError(f"candidate {name!r}: options is a table, as {{ max_tokens = 64 }}")
-    endpoint = spec.get("endpoint")
-    if (spec["backend"] == "openai-compatible") != isinstance(endpoint, str) or endpoint == "":
-        raise ft.FinetuneError(
-            f'candidate {name!r}: endpoint (a server\'s URL, as "http://127.0.0.1:8080/v1") '
-            'goes with backend = "openai-compatible", and only with it'
-        )
-    if endpoint:
-        ref = ft.ModelRef.openai_compatible(endpoint, spec["model"])
-    else:
-        ref = ft.ModelRef(backend=spec["backend"], name=spec["model"])
-    shots = spec.get("few_shot")
-    if shots:
-        if not isinstance(shots, dict) or not shots.get("train"):
-            raise ft.FinetuneError(f'candidate {name!r}: few_shot needs train = "file.jsonl"')
-        refuse_unknown_keys(source, shots, ("train", "k"), f"[candidates.{name}] few_shot")
-        train = ft.Dataset.from_jsonl(
-            config_path(source, f"[candidates.{name}] few_shot train", shots["train"])
-        )
-        ref = ref.with_few_shot(train, k=shots.get("k", 5))
-    return ref, options
-
-
 def _cmd_eval(args: argparse.Namespace) -> int:
     config = load_config(args.config)
     candidates, options, metrics, baseline = _eval_plan(args, config)
@@ -345,7 +305,7 @@ def _eval_plan(
         )
     refuse_unknown_keys(args.config, config, _EVAL_KEYS)
     parsed = {
-        name: _candidate(args.config, name, spec) for name, spec in config["candidates"].items()
+        name: eval_candidate(args.config, name, spec) for name, spec in config["candidates"].items()
     }
     candidates = {name: ref for name, (ref, _) in parsed.items()}
     options = {name: given for name, (_, given) in parsed.items() if given}
