@@ -166,6 +166,27 @@ def test_hyperparameters_may_be_a_dict_of_their_fields(namespace: str, train: ft
         tuner.fit(train, hyperparameters=3)  # type: ignore[arg-type]
 
 
+def test_a_check_of_settings_together_is_said_as_it_is() -> None:
+    """A model-level check has no field to name: its own message, not ``: not {...}``."""
+    from pydantic import BaseModel, ValidationError, model_validator
+
+    from finetune._errors import settings_problem
+
+    class Clashing(BaseModel):
+        a: int = 0
+
+        @model_validator(mode="after")
+        def _clash(self) -> Clashing:
+            raise ValueError("a clashes with itself")
+
+    with pytest.raises(ValidationError) as caught:
+        Clashing(a=1)
+    assert settings_problem(caught.value, {"": ("Clashing", ["a"])}) == (
+        "a clashes with itself",
+        "",
+    )
+
+
 def test_what_a_fit_caches_stays_in_the_cache_folder_it_is_given(
     namespace: str, train: ft.Dataset, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -159,6 +159,8 @@ def settings_problem(
         for problem in error.errors()
         if tuple(str(part) for part in problem["loc"])[: len(field)] == field
     )
+    if not where:  # a check of the settings together, not of one of them
+        return why, where
     return f"{where}: not {first['input']!r} ({why})", where
 
 
