@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import time
 import warnings
@@ -225,13 +226,22 @@ def test_killed_worker_is_failed_and_resume_continues(
     assert job.job.error is not None and job.job.error.code == "worker_lost"
     assert "SIGKILL" in job.job.error.message and "resume()" in job.job.error.message
     last = job.checkpoints()[-1].step
+    # A kill while the Trainer saves leaves the next checkpoint with its files but an empty
+    # trainer_state.json (written last, in place): it is not a checkpoint to resume from.
+    folder = Path(job.job.raw["job_dir"], "checkpoints")
+    cut = folder / f"checkpoint-{last + 10}"
+    shutil.copytree(folder / f"checkpoint-{last}", cut)
+    (cut / "trainer_state.json").write_text("")
+    assert job.checkpoints()[-1].step == last
 
     watcher = ft.Tuner(HFBackend()).job(job.id)  # another Tuner, no handle on the process
     assert watcher.job.status is ft.JobStatus.FAILED
     job.resume()
     job.wait(poll_interval=0.3, timeout=240)
-    assert job.job.status is ft.JobStatus.SUCCEEDED
-    assert any(f"checkpoint at step {last}" in e.message for e in job.events())
+    assert job.job.status is ft.JobStatus.SUCCEEDED, tuner.backend.worker_log(job.id)
+    said = [e.message for e in job.events()]
+    assert f"Discarded the checkpoint at step {last + 10}: its save was cut short" in said
+    assert any(f"checkpoint at step {last}" in message for message in said)
     assert max(p.step for p in job.metrics()) == 60
     assert Path(job.model.name, "adapter_model.safetensors").exists()
 

@@ -9,6 +9,7 @@ import contextlib
 import hashlib
 import json
 import os
+import shutil
 import time
 from datetime import datetime, timezone
 from pathlib import Path
@@ -175,6 +176,19 @@ class JobDir:
                     found.append((int(step), child))
         return sorted(found)
 
+    def discard_incomplete_checkpoints(self) -> list[int]:
+        """Remove the checkpoints a stopped worker left half saved (before a resume, when
+        nothing writes them), so none of their files is taken for a saved one; their steps."""
+        complete = {path for _, path in self.checkpoints()}
+        discarded = []
+        if self.checkpoints_dir.is_dir():
+            for child in sorted(self.checkpoints_dir.glob("checkpoint-*")):
+                if child.is_dir() and child not in complete:
+                    shutil.rmtree(child, ignore_errors=True)
+                    step = child.name.partition("-")[2]
+                    discarded.extend([int(step)] if step.isdigit() else [])
+        return discarded
+
     def mark_failed(self, code: str, message: str) -> None:
         """Record the job as failed with this reason (status and log)."""
         self.update_status(
@@ -205,7 +219,13 @@ class JobDir:
 
 
 def _complete(checkpoint: Path) -> bool:
-    return (checkpoint / "trainer_state.json").exists()
+    """Whether the Trainer finished saving it: ``trainer_state.json``, which it writes last
+    and in place, parses (a worker killed while saving leaves it empty or cut short)."""
+    try:
+        json.loads((checkpoint / "trainer_state.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return True
 
 
 def log_tail(job: JobDir, lines: int = 3) -> str:

@@ -308,6 +308,9 @@ def run(job: JobDir, resume: bool) -> int:
             error=None,
         )
     trainer = build_trainer(config, job, stop)
+    if main and resume:
+        for step in job.discard_incomplete_checkpoints():
+            job.append_event(f"Discarded the checkpoint at step {step}: its save was cut short")
     checkpoints = job.checkpoints() if resume else []
     if main and checkpoints:
         job.append_event(f"Resuming from the checkpoint at step {checkpoints[-1][0]}")
