@@ -230,7 +230,7 @@ def test_killed_worker_is_failed_and_resume_continues(
     # trainer_state.json (written last, in place): it is not a checkpoint to resume from.
     folder = Path(job.job.raw["job_dir"], "checkpoints")
     cut = folder / f"checkpoint-{last + 10}"
-    shutil.copytree(folder / f"checkpoint-{last}", cut)
+    shutil.copytree(folder / f"checkpoint-{last}", cut, dirs_exist_ok=True)  # or the kill's
     (cut / "trainer_state.json").write_text("")
     assert job.checkpoints()[-1].step == last
 
