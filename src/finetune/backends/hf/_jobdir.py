@@ -168,26 +168,25 @@ class JobDir:
 
     def checkpoints(self) -> list[tuple[int, Path]]:
         """(step, path) of every complete checkpoint, in step order."""
-        found = []
-        if self.checkpoints_dir.is_dir():
-            for child in self.checkpoints_dir.iterdir():
-                prefix, _, step = child.name.partition("-")
-                if prefix == "checkpoint" and step.isdigit() and _complete(child):
-                    found.append((int(step), child))
-        return sorted(found)
+        return [(step, path) for step, path in self._checkpoint_folders() if _complete(path)]
 
     def discard_incomplete_checkpoints(self) -> list[int]:
         """Remove the checkpoints a stopped worker left half saved (before a resume, when
         nothing writes them), so none of their files is taken for a saved one; their steps."""
-        complete = {path for _, path in self.checkpoints()}
-        discarded = []
+        cut = [(step, path) for step, path in self._checkpoint_folders() if not _complete(path)]
+        for _, path in cut:
+            shutil.rmtree(path, ignore_errors=True)
+        return [step for step, _ in cut]
+
+    def _checkpoint_folders(self) -> list[tuple[int, Path]]:
+        """(step, path) of every ``checkpoint-<step>`` folder, complete or not, in step order."""
+        found = []
         if self.checkpoints_dir.is_dir():
-            for child in sorted(self.checkpoints_dir.glob("checkpoint-*")):
-                if child.is_dir() and child not in complete:
-                    shutil.rmtree(child, ignore_errors=True)
-                    step = child.name.partition("-")[2]
-                    discarded.extend([int(step)] if step.isdigit() else [])
-        return discarded
+            for child in self.checkpoints_dir.iterdir():
+                prefix, _, step = child.name.partition("-")
+                if prefix == "checkpoint" and step.isdigit() and child.is_dir():
+                    found.append((int(step), child))
+        return sorted(found)
 
     def mark_failed(self, code: str, message: str) -> None:
         """Record the job as failed with this reason (status and log)."""
