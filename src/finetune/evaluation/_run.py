@@ -78,8 +78,8 @@ class _Progress:
 
             from finetune._progress import LOG_REDRAW_SECONDS, to_a_log
 
-            every = LOG_REDRAW_SECONDS if to_a_log() else 0.1  # 0.1: tqdm's own
-            self._bar = tqdm(total=total, desc="evaluate", unit="prediction", mininterval=every)
+            paced = {"mininterval": LOG_REDRAW_SECONDS} if to_a_log() else {}
+            self._bar = tqdm(total=total, desc="evaluate", unit="prediction", **paced)
 
     def advance(self, count: int = 1) -> None:
         if self._bar is not None:
