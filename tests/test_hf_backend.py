@@ -214,6 +214,25 @@ def test_cancel_stops_the_worker_and_marks_the_job(
     assert not any(m.startswith("Training finished") for m in messages)  # stopped, not finished
 
 
+def test_a_log_line_cut_by_a_crash_costs_only_that_line(tmp_path: Path) -> None:
+    from finetune.backends.hf._jobdir import JobDir
+
+    job = JobDir(tmp_path / "job")
+    job.path.mkdir()
+    job.append_event("Started")
+    job.append_metric({"step": 1, "train_loss": 2.0})
+    for path in (job.events_path, job.metrics_path):  # a full disk or a kill mid-write
+        with path.open("a", encoding="utf-8") as handle:
+            handle.write('{"created_at": "2026-')
+    assert [row["message"] for row in job.events()] == ["Started"]
+    job.append_event("Resumed")  # the resumed worker writes on
+    job.append_metric({"step": 2, "train_loss": 1.5})
+    assert [row["message"] for row in job.events()] == ["Started", "Resumed"]
+    assert [row["step"] for row in job.metrics()] == [1, 2]
+    job.events_path.write_text(job.events_path.read_text() + "not json\n[1]\n")
+    assert [row["message"] for row in job.events()] == ["Started", "Resumed"]
+
+
 def test_killed_worker_is_failed_and_resume_continues(
     tiny_base: str, rows: list[dict[str, Any]]
 ) -> None:

@@ -39,14 +39,24 @@ def _write_atomically(path: Path, text: str) -> None:
 
 
 def _read_jsonl(path: Path) -> list[dict[str, Any]]:
+    """The file's rows. A line still being written (no newline yet) waits for the next read;
+    one cut by a crash (a kill or a full disk mid-write) is skipped: it costs that row, not
+    the job's whole log."""
     if not path.exists():
         return []
     rows = []
-    with path.open(encoding="utf-8") as handle:
+    with path.open(encoding="utf-8", errors="replace") as handle:
         for line in handle:
-            if line.endswith("\n"):
-                rows.append(json.loads(line))
+            if line.endswith("\n") and isinstance(row := _parsed(line), dict):
+                rows.append(row)
     return rows
+
+
+def _parsed(line: str) -> Any:
+    try:
+        return json.loads(line)
+    except ValueError:
+        return None
 
 
 def process_start_time(pid: int) -> int | None:
@@ -212,8 +222,12 @@ class JobDir:
 
     @staticmethod
     def _append(path: Path, row: dict[str, Any]) -> None:
-        line = json.dumps(row, sort_keys=True) + "\n"
-        with path.open("a", encoding="utf-8") as handle:
+        line = (json.dumps(row, sort_keys=True) + "\n").encode("utf-8")
+        with path.open("a+b") as handle:
+            if handle.tell() > 0:
+                handle.seek(-1, os.SEEK_END)
+                if handle.read(1) != b"\n":  # a line cut by a crash: end it, keep this one
+                    line = b"\n" + line
             handle.write(line)
 
 
