@@ -112,6 +112,22 @@ def test_a_validation_set_is_evaluated_and_its_evaluations_are_estimated(
     assert with_five["n_evals"] == 5 and "n_evals" not in alone
 
 
+def test_a_quote_for_a_job_without_packing_says_it_priced_the_job_packed(
+    server: TogetherFake,
+) -> None:
+    unpacked = ft.Hyperparameters(epochs=2, extra={"packing": False, "max_seq_length": 1024})
+    quoted = tuner_for(server).estimate(dataset("p"), unpacked)
+    (asked,) = [r.body for r in server.requests if r.path.endswith("/estimate-price")]
+    assert "packing" not in asked and "max_seq_length" not in asked  # its spec takes neither
+    assert quoted.billed_tokens == 12 * 1024 * 2
+    assert quoted.provider_figures is not None
+    counted = quoted.provider_figures["estimated_train_token_count"]
+    assert f"Together counts {counted} training tokens (ours: {12 * 1024 * 2})" in quoted.notes
+    assert any(note.startswith("estimate-price takes no packing setting") for note in quoted.notes)
+    packed = tuner_for(server).estimate(dataset("p"), LORA)
+    assert not any("packing" in note for note in packed.notes)
+
+
 def test_rerun_reattaches_by_what_it_trains(server: TogetherFake) -> None:
     first = tuner_for(server).fit(dataset(), hyperparameters=LORA, suffix="x")
     again = tuner_for(server, registry=False).fit(dataset(), hyperparameters=LORA, suffix="x")

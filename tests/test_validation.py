@@ -16,6 +16,7 @@ from .conftest import chat, needs_tiktoken, write_jsonl
 ANSWER = {"role": "assistant", "content": "A fine answer."}
 
 MODEL = "gpt-4.1-mini-2025-04-14"
+TOGETHER = "meta-llama/Meta-Llama-3.1-8B-Instruct-Reference"
 FIXTURE = chat(42)
 
 
@@ -484,6 +485,36 @@ def test_default_epoch_rule() -> None:
     assert default_epochs("openai", 1) == 25
     assert default_epochs("openai", 100) == 3
     assert default_epochs("openai", 20_000) == 1
+
+
+def test_together_without_packing_bills_every_example_at_max_seq_length() -> None:
+    data = ft.Dataset.from_records([chat(i) for i in range(20)])
+    together = {"target": "together", "backend": "together", "model": TOGETHER}
+
+    def billed(**extra: Any) -> ft.CostEstimate:
+        params = ft.Hyperparameters(epochs=2, extra=extra)
+        return estimate(data, hyperparameters=params, **together)
+
+    packed = billed()
+    assert packed.billed_tokens == 2 * packed.tokens_total
+    assert billed(packing=True).billed_tokens == packed.billed_tokens
+    padded = billed(packing=False, max_seq_length=2048)
+    assert padded.billed_tokens == 20 * 2048 * 2
+    assert padded.cost == round(padded.billed_tokens * 0.48e-6, 4)
+    said = " ".join(padded.notes)
+    assert "packing=False: Together bills each training example at max_seq_length" in said
+    assert f"20 examples x 2048 x 2 epochs = {20 * 2048 * 2}" in said
+    whole = billed(packing=False)  # no max_seq_length: the model's context, said as a guess
+    assert whole.billed_tokens == 20 * 131072 * 2
+    assert "max_seq_length not set: taken as the model's context, 131072" in " ".join(whole.notes)
+    fireworks = estimate(  # a provider without that rule bills the examples' own tokens
+        data,
+        target="fireworks",
+        backend="fireworks",
+        model="accounts/fireworks/models/llama-v3p1-8b-instruct",
+        hyperparameters=ft.Hyperparameters(epochs=2, extra={"packing": False}),
+    )
+    assert fireworks.billed_tokens == 2 * fireworks.tokens_total
 
 
 def test_estimate_mistral_has_a_range() -> None:

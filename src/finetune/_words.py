@@ -15,7 +15,11 @@ def counted(number: int, noun: str) -> str:
     """``number`` and ``noun``, plural unless the number is 1 (``-es`` after a sibilant)."""
     if number == 1:
         return f"{number} {noun}"
-    return f"{number} {noun}{'es' if noun.endswith(('s', 'sh', 'ch', 'x', 'z')) else 's'}"
+    sibilant = noun.endswith(("s", "sh", "ch", "x", "z")) and noun not in _HARD_CH
+    return f"{number} {noun}{'es' if sibilant else 's'}"
+
+
+_HARD_CH = frozenset({"epoch"})  # a "ch" said as "k" takes a plain -s
 
 
 def money(amount: float, currency: str) -> str:

@@ -95,6 +95,13 @@ def validation_passes(target: str, extra: Mapping[str, Any], epochs: int) -> int
     return n_evals(extra, epochs)
 
 
+def bills_padding(target: str, extra: Mapping[str, Any]) -> bool:
+    """Whether the provider bills every training example at ``max_seq_length`` tokens, filled
+    or not: Together with ``extra={"packing": False}`` (packing is its default)."""
+    rule = catalog().get(target, {}).get("billed_unpacked")
+    return rule == "max_seq_length" and extra.get("packing") is False
+
+
 def default_epochs(target: str, examples: int) -> int:
     """The provider's documented rule for epochs='auto'.
 

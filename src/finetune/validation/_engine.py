@@ -18,6 +18,7 @@ from finetune.dataset._reader import RawRecord, ReadProblem, iter_jsonl, packed
 from finetune.types import CostEstimate, Hyperparameters
 from finetune.validation._catalog import (
     ENV_FILE,
+    bills_padding,
     default_epochs,
     model_info,
     pricing,
@@ -381,6 +382,9 @@ def estimate(
     epochs, notes = _epochs(target, params, len(counts))
     notes.extend(tally.notes())
     billed = stats["tokens_total"] * epochs
+    if bills_padding(target, params.extra):
+        billed, padding = _padded_bill(len(counts), epochs, params.extra, limit, billed)
+        notes.append(padding)
     validation_tokens = passes = 0
     if validation is not None:
         checked = _Tally(validation, counter, limit)
@@ -459,6 +463,30 @@ class _Tally:
                 "about 4 characters a token; tuner.validate() names them"
             )
         return notes
+
+
+def _padded_bill(
+    examples: int, epochs: int, extra: dict[str, Any], limit: int | None, packed: int
+) -> tuple[int, str]:
+    """Training tokens billed without packing: every example at ``max_seq_length`` (the
+    ``packed`` bill, the examples' own tokens, where that length is unknown)."""
+    rule = "packing=False: Together bills each training example at max_seq_length tokens"
+    length = extra.get("max_seq_length")
+    guessed = ""
+    if not isinstance(length, int) or isinstance(length, bool) or length <= 0:
+        if limit is None:
+            return packed, (
+                f"{rule}, more than the billed tokens above, which count the examples' own; "
+                "set extra={'max_seq_length': N} to have it estimated"
+            )
+        length = limit
+        guessed = f"max_seq_length not set: taken as the model's context, {limit}; "
+    billed = examples * length * epochs
+    return billed, (
+        f"{rule}, filled or not: {counted(examples, 'example')} x {length} x "
+        f"{counted(epochs, 'epoch')} = {billed} ({guessed}packing, the default, bills the "
+        "examples' own tokens)"
+    )
 
 
 def _validation_note(target: str, tokens: int, passes: int, hosted: bool) -> str:

@@ -334,4 +334,5 @@ class TogetherBackend(HostedBackend):
         quote_body: dict[str, Any] = {k: body[k] for k in _QUOTED if k in body}
         path = "/v1/fine-tunes/estimate-price"
         answer = await self._retried(lambda: self._request("post", path, body=quote_body))
-        return with_quote(estimate, expect_object(NAME, "price estimate", answer))
+        quote = expect_object(NAME, "price estimate", answer)
+        return with_quote(estimate, quote, unpacked=body.get("packing") is False)

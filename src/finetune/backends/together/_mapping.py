@@ -320,15 +320,23 @@ _QUOTE_FIELDS = (
 )
 
 
-def with_quote(estimate: CostEstimate, quote: dict[str, Any]) -> CostEstimate:
-    """Our estimate with Together's ``estimate-price`` answer beside it."""
+def with_quote(
+    estimate: CostEstimate, quote: dict[str, Any], *, unpacked: bool = False
+) -> CostEstimate:
+    """Our estimate with Together's ``estimate-price`` answer beside it; ``unpacked``: the job
+    turns packing off, which the quote cannot be told."""
     notes = []
     price = number(quote.get("estimated_total_price"))
     if price is not None:
         notes.append(f"Together quotes {price:.4g} USD for this job (estimate-price)")
+    if unpacked:
+        notes.append(
+            "estimate-price takes no packing setting: Together's quote prices the job packed, "
+            "below what packing=False bills (our figures above)"
+        )
     tokens = whole(quote.get("estimated_train_token_count"))
     if tokens is not None:
-        ours = estimate.tokens_total * estimate.epochs
+        ours = estimate.billed_tokens - estimate.validation_tokens * estimate.validation_passes
         notes.append(f"Together counts {tokens} training tokens (ours: {ours})")
     evaluated = whole(quote.get("estimated_eval_token_count"))
     if estimate.validation_passes and evaluated is not None:
