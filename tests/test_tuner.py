@@ -365,7 +365,8 @@ def test_pause_and_resume(namespace: str, train: ft.Dataset) -> None:
 
 
 def test_unknown_job_id(namespace: str) -> None:
-    with pytest.raises(ft.JobNotFound):
+    where = f"no job 'ftjob-nope' in namespace {namespace!r} .fake jobs live in the process"
+    with pytest.raises(ft.JobNotFound, match=where):
         make_tuner(namespace).job("ftjob-nope")
 
 

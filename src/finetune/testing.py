@@ -277,7 +277,12 @@ class FakeBackend:
         try:
             return self._store.jobs[job_id]
         except KeyError:
-            raise JobNotFound(f"no job {job_id!r}", backend=self.name, status_code=404) from None
+            raise JobNotFound(
+                f"no job {job_id!r} in namespace {self._namespace!r} (fake jobs live in the "
+                "process that made them)",
+                backend=self.name,
+                status_code=404,
+            ) from None
 
     def _elapsed(self, fake: _FakeJob) -> float:
         now = fake.paused_at if fake.paused_at is not None else self._clock()
