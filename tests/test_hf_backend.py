@@ -414,8 +414,14 @@ def test_a_job_under_another_folder_is_found_by_its_folder_or_the_env(
     assert main(["status", folder.name, "--backend", "hf"]) != 0
     said = capsys.readouterr().err
     assert "give the job's folder as its id" in said and "$FINETUNE_HF_JOBS_DIR" in said
-    assert main(["status", str(folder), "--backend", "hf"]) == 0
-    assert json.loads(capsys.readouterr().out)["status"] == "succeeded"
+    for named in ([], ["--backend", "hf"]):  # a folder is a local job's: no --backend needed
+        assert main(["status", str(folder), *named]) == 0
+        assert json.loads(capsys.readouterr().out)["status"] == "succeeded"
+    assert main(["events", str(folder)]) == 0
+    assert "successfully completed; model saved to" in capsys.readouterr().out
+    handle = ft.Tuner("hf").job(str(folder))  # its later calls name it by its id
+    assert handle.id == folder.name and handle.wait(timeout=5).status is ft.JobStatus.SUCCEEDED
+    assert handle.events() and handle.metrics() and handle.checkpoints() is not None
     monkeypatch.setenv("FINETUNE_HF_JOBS_DIR", str(folder.parent))
     assert main(["status", folder.name, "--backend", "hf"]) == 0
 

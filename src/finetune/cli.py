@@ -127,6 +127,8 @@ def _job_handle(args: argparse.Namespace) -> ft.JobHandle:
 
 
 def _recorded_backend(job_id: str) -> str:
+    if Path(job_id).is_dir():  # a local job's folder: the id of one under another jobs folder
+        return "hf"
     registry = ft.JobRegistry()
     found = registry.backends_of(job_id)
     if len(found) == 1:

@@ -130,6 +130,7 @@ class HFBackend:
         self._counters: dict[str, TokenCounter] = {}
         self._tokenizers: dict[tuple[str, bool], Any] = {}
         self._cache_lock = threading.RLock()  # validation and the Tuner's threads share them
+        self._folders: dict[str, Path] = {}  # jobs given by folder, then named by their id
 
     def __repr__(self) -> str:
         return f"HFBackend(jobs_dir={str(self.jobs_dir)!r})"
@@ -352,7 +353,11 @@ class HFBackend:
         return path.read_text(errors="replace") if path.exists() else ""
 
     def _dir(self, job_id: str) -> JobDir:
-        job = JobDir(job_id) if os.sep in job_id else JobDir(self.jobs_dir / job_id)
+        if os.sep in job_id:
+            job = JobDir(job_id)
+            self._folders[job.id] = job.path
+        else:
+            job = JobDir(self._folders.get(job_id, self.jobs_dir / job_id))
         if not job.exists():
             raise JobNotFound(
                 f"no local job {job_id!r} under {self.jobs_dir}; for a job created under "
