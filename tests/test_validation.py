@@ -391,6 +391,8 @@ def test_report_keeps_counts_but_bounds_findings() -> None:
     report = run(rows, keep=5)
     assert report.counts["missing_assistant"] == 100
     assert len(report.kept["missing_assistant"]) == 5
+    with pytest.raises(ft.ValidationFailed, match=r"^100 validation errors, nothing was uploaded"):
+        report.raise_for_errors()  # every error counted, not the five kept
 
 
 @needs_tiktoken

@@ -71,8 +71,8 @@ class Report(Protocol):
     """What ``ValidationFailed`` needs of a validation report (``ValidationReport`` has it)."""
 
     @property
-    def errors(self) -> Sequence[object]:
-        """The error findings."""
+    def error_count(self) -> int:
+        """How many errors in all."""
         ...
 
     def summary(self, limit: int = 5) -> str:
@@ -86,7 +86,7 @@ class ValidationFailed(FinetuneError):
     def __init__(self, report: Report) -> None:
         self.report = report
         super().__init__(
-            f"{counted(len(report.errors), 'validation error')}, nothing was uploaded:\n"
+            f"{counted(report.error_count, 'validation error')}, nothing was uploaded:\n"
             f"{report.summary(limit=10)}\n"
             "Fix the rows above, or pass skip_validation=True to send the data anyway."
         )
