@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import logging
 import sqlite3
 import time
 from collections.abc import Callable, Iterator
@@ -362,6 +363,22 @@ def test_pause_and_resume(namespace: str, train: ft.Dataset) -> None:
     assert job.pause().status is ft.JobStatus.PAUSED
     assert job.resume().status is ft.JobStatus.RUNNING
     job.cancel()
+
+
+def test_a_fit_says_what_validation_warned_of_before_it_starts(
+    namespace: str, train: ft.Dataset, caplog: pytest.LogCaptureFixture
+) -> None:
+    tuner = make_tuner(namespace)
+    with caplog.at_level(logging.WARNING, logger="finetune"):
+        tuner.fit(train)
+    assert not [r for r in caplog.records if "validation" in r.getMessage()]
+    leaky = ft.Dataset.from_records([chat(i) for i in range(3)])  # also in train
+    with caplog.at_level(logging.WARNING, logger="finetune"):
+        tuner.fit(train, validation=leaky)
+    (said,) = [r.getMessage() for r in caplog.records if "do not stop" in r.getMessage()]
+    assert said.startswith("validation found 3 warnings, which do not stop the fit:")
+    assert "train_validation_leak x3 (first at validation records:1)" in said
+    assert said.endswith("tuner.validate(train, validation) lists them")
 
 
 def test_unknown_job_id(namespace: str) -> None:

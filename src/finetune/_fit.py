@@ -11,12 +11,14 @@ from typing import TYPE_CHECKING, Any, Literal, TypedDict
 from pydantic import ValidationError
 
 from finetune._errors import InvalidRequestError, UnsupportedFeature, settings_problem
+from finetune._words import counted
 from finetune.types import Hyperparameters, Job, JobStatus, LoRA
 
 if TYPE_CHECKING:
     from finetune.backends import BaseBackend
     from finetune.dataset import Dataset
     from finetune.registry import JobRegistry
+    from finetune.validation import ValidationReport
 
 __all__ = [
     "FitOptions",
@@ -28,6 +30,7 @@ __all__ = [
     "derive_idempotency_key",
     "keep_training_rows",
     "reusable",
+    "warnings_note",
 ]
 
 
@@ -147,6 +150,22 @@ def attempt_key(key: str, attempt: int) -> str:
 def reusable(job: Job | None) -> bool:
     """Whether a job found for a key is the one to re-attach to (not failed or cancelled)."""
     return job is not None and job.status not in (JobStatus.FAILED, JobStatus.CANCELLED)
+
+
+def warnings_note(report: ValidationReport) -> str | None:
+    """One line on what validation warned of, for a fit that goes ahead anyway (``None``
+    when it warned of nothing): each code, its count and its first place."""
+    if not report.warning_count:
+        return None
+    codes = sorted(c for c, s in report.severities.items() if s == "warning" and report.counts[c])
+    named = "; ".join(
+        f"{code} x{report.counts[code]} (first at {report.kept[code][0].location})"
+        for code in codes
+    )
+    return (
+        f"validation found {counted(report.warning_count, 'warning')}, which do not stop the "
+        f"fit: {named}; tuner.validate(train, validation) lists them"
+    )
 
 
 def check_request(

@@ -29,6 +29,7 @@ from finetune._fit import (
     derive_idempotency_key,
     keep_training_rows,
     reusable,
+    warnings_note,
 )
 from finetune._handle import AsyncJobHandle, JobView, Waiting
 from finetune._paths import cache_dir
@@ -312,7 +313,9 @@ class AsyncTuner(TunerView):
         model = self._require_model()
         check_request(self._backend, train, validation, method, suffix, params)
         if not fit.get("skip_validation", False):
-            self._validate(train, validation, options=options).raise_for_errors()
+            report = self._validate(train, validation, options=options).raise_for_errors()
+            if note := warnings_note(report):
+                log.warning("%s", note)
         train_fp = train.fingerprint()
         valid_fp = validation.fingerprint() if validation is not None else None
         key = fit.get("idempotency_key") or derive_idempotency_key(
