@@ -44,6 +44,14 @@ def _isolated_registry(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("FINETUNE_HF_JOBS_DIR", str(tmp_path / "hf-jobs"))
 
 
+@pytest.fixture(autouse=True)
+def _backends_registered_for_one_test(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``ft.register_backend`` in a test lasts for that test, not for the tests after it."""
+    from finetune.backends import _plugins
+
+    monkeypatch.setattr(_plugins, "_registered", dict(_plugins._registered))
+
+
 def chat(i: int, system: str = "You are a helpful support agent.") -> dict[str, Any]:
     """A small valid chat example, unique per ``i``."""
     return {

@@ -10,6 +10,7 @@ import pytest
 
 import finetune as ft
 from finetune.cli import main
+from finetune.testing import FakeBackend
 
 from .conftest import chat, needs_tiktoken, write_jsonl
 
@@ -173,6 +174,16 @@ def test_backends_lists_fake(capsys: pytest.CaptureFixture[str]) -> None:
     assert "fake" in capsys.readouterr().out
 
 
+def test_backends_lists_a_backend_registered_as_a_factory_function(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    ft.register_backend("made-by-a-function", lambda **options: FakeBackend(**options))
+    assert main(["backends"]) == 0
+    (row,) = [line for line in capsys.readouterr().out.splitlines() if "made-by-a-function" in line]
+    assert row.split()[1:] == ["plugin", "capabilities", "known", "once", "built", "(a", "factory)"]
+    assert ft.Tuner("made-by-a-function", model="m").capabilities.pause_resume
+
+
 def test_unknown_backend(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["status", "j1", "--backend", "nope"]) == 2
     assert "Installed backends" in capsys.readouterr().err
@@ -258,8 +269,6 @@ def test_wait_exits_1_when_the_job_made_no_model(
     chat_file: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """`finetune wait JOB && finetune export JOB` stops at wait for a cancelled or paused job."""
-    from finetune.testing import FakeBackend
-
     tuner = ft.Tuner(FakeBackend(running=60), model=MODEL)  # the CLI's "fake" sees its jobs
     cancelled = tuner.fit(ft.Dataset.from_jsonl(chat_file), suffix="cancelled")
     cancelled.cancel()

@@ -70,16 +70,19 @@ def _cmd_backends(args: argparse.Namespace) -> int:
     for name in ft.available_backends():
         status = status_text(name)
         try:
-            caps: ft.Capabilities = getattr(backend_class(name), "capabilities")  # noqa: B009
-            detail = (
-                f"methods={','.join(sorted(caps.methods))} "
-                f"kinds={','.join(sorted(caps.example_kinds))} "
-                f"{'hosted' if caps.hosted else 'local'} pause_resume={caps.pause_resume}"
-            )
-            if status == "-":
-                status = "local" if not caps.hosted else "plugin"
+            caps = _declared_capabilities(name)
         except (ft.FinetuneError, ImportError) as exc:
             detail = f"unavailable: {exc}"
+        else:
+            detail = "capabilities known once built (a factory)"
+            if caps is not None:
+                detail = (
+                    f"methods={','.join(sorted(caps.methods))} "
+                    f"kinds={','.join(sorted(caps.example_kinds))} "
+                    f"{'hosted' if caps.hosted else 'local'} pause_resume={caps.pause_resume}"
+                )
+            if status == "-":
+                status = "local" if caps is not None and not caps.hosted else "plugin"
         print(f"{name:10} {status:19} {detail}")
         for note in _backend_notes(name):
             print(f"{'':10} {'':19} {note}")
@@ -91,10 +94,17 @@ def _cmd_backends(args: argparse.Namespace) -> int:
 
 def _backend_notes(name: str) -> list[str]:
     try:
-        caps: ft.Capabilities = getattr(backend_class(name), "capabilities")  # noqa: B009
+        caps = _declared_capabilities(name)
     except (ft.FinetuneError, ImportError):
         return []
-    return list(caps.notes)
+    return list(caps.notes) if caps is not None else []
+
+
+def _declared_capabilities(name: str) -> ft.Capabilities | None:
+    """What a backend's class declares it can do; ``None`` for one registered as a factory
+    function, which says so only once built."""
+    caps = getattr(backend_class(name), "capabilities", None)
+    return caps if isinstance(caps, ft.Capabilities) else None
 
 
 def _cmd_jobs(args: argparse.Namespace) -> int:
