@@ -298,6 +298,13 @@ def test_the_cli_exports_a_job_by_its_id(
     from transformers import AutoModelForCausalLM
 
     assert AutoModelForCausalLM.from_pretrained(str(tmp_path / "m")) is not None
+    by_folder = tmp_path / "by-folder"  # the job's folder is its model, not a model folder
+    assert main(["export", str(job_dir), "--format", "merged", "--output", str(by_folder)]) == 0
+    assert not (by_folder / "events.jsonl").exists() and (by_folder / "model.safetensors").exists()
+    from finetune.export import export_model
+
+    assert export_model(job_dir, tmp_path / "api", format="merged").path == tmp_path / "api"
+    assert (tmp_path / "api" / "model.safetensors").exists()
 
 
 @pytest.mark.skipif(

@@ -57,8 +57,10 @@ class ExportResult:
 
 def _folder_of(model: Any) -> Path:
     """The local folder a ``ModelRef`` (or a path) names."""
-    name = getattr(model, "name", model)
-    backend = getattr(model, "backend", "hf")
+    if isinstance(model, (str, os.PathLike)):  # a Path's own .name is its last part
+        name, backend = os.fspath(model), "hf"
+    else:
+        name, backend = getattr(model, "name", model), getattr(model, "backend", "hf")
     if backend not in ("hf", "gguf") or not Path(str(name)).exists():
         raise UnsupportedFeature(
             f"export works on local models (Tuner('hf') jobs, folders); {backend!r} keeps the "
@@ -67,12 +69,24 @@ def _folder_of(model: Any) -> Path:
     from finetune.backends.hf._models import resolve
 
     folder = Path(resolve(str(name)).path)
+    if (folder / "status.json").is_file() and (folder / "events.jsonl").is_file():
+        folder = _model_of_job(folder)
     if not (folder / "config.json").is_file() and not _is_adapter(folder):
         raise ExportError(
             f"{name}: not a model: export takes a model folder (config.json), a LoRA adapter "
             "folder (adapter_config.json), a GGUF file or a local job's model"
         )
     return folder
+
+
+def _model_of_job(folder: Path) -> Path:
+    """The model a local job's folder holds (its ``config.json`` is the job's, not a model's)."""
+    from finetune.backends.hf import HFBackend
+
+    job = HFBackend(jobs_dir=folder.parent).get_job(str(folder))
+    if not job.fine_tuned_model:
+        raise ExportError(f"{folder}: a local job that is {job.status.value}: no model to export")
+    return Path(job.fine_tuned_model)
 
 
 def _parameters(folder: Path) -> int:
