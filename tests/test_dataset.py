@@ -8,6 +8,7 @@ import pytest
 
 import finetune as ft
 from finetune.dataset import ReadProblem, atomic_folder, iter_jsonl
+from finetune.validation import validate
 
 from .conftest import chat, write_jsonl
 
@@ -61,6 +62,29 @@ def test_every_kind_names_the_field_as_the_file_spells_it(row: Any, field: str) 
     with pytest.raises(ft.DatasetError) as caught:
         list(ft.Dataset.from_records([row]))
     assert caught.value.field == field and str(caught.value).startswith(f"records:1: {field}: ")
+
+
+def test_an_unknown_key_is_named_with_the_keys_its_place_takes() -> None:
+    pair = {"prompt": "q", "chosen": "a", "rejected": "b"}
+    cases = [
+        ({**pair, "messages": [{"role": "user", "content": "q"}]}, "messages", "takes chosen"),
+        ({"prompt": "q", "completion": "a", "complete": "x"}, "complete", "'completion'?"),
+        (
+            {"messages": [{"role": "user", "content": "q", "contnet": "x"}]},
+            "messages[0].contnet",
+            "did you mean 'content'?",
+        ),
+    ]
+    for row, field, said in cases:
+        with pytest.raises(ft.DatasetError) as caught:
+            list(ft.Dataset.from_records([row]))
+        assert caught.value.field == field and said in str(caught.value), str(caught.value)
+        (finding,) = validate(ft.Dataset.from_records([row]), target="together", model="m").kept[
+            "unexpected_field"
+        ]
+        assert said in finding.message  # validation says it as reading does
+    message = str(caught.value)
+    assert "preferred_output" not in message
 
 
 def test_from_pandas_names_what_it_takes() -> None:

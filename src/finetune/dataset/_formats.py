@@ -5,12 +5,13 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
-from collections.abc import Callable, Sequence
+import re
+from collections.abc import Callable, Collection, Sequence
 from typing import Any, Literal, get_args
 
 from pydantic import TypeAdapter, ValidationError
 
-from finetune._errors import DatasetError, UnsupportedFeature
+from finetune._errors import DatasetError, UnsupportedFeature, closest_name
 from finetune.types import (
     EXAMPLE_KINDS,
     ChatExample,
@@ -122,22 +123,42 @@ def parse_example(
     except ValidationError as exc:
         first = exc.errors()[0]
         field = _json_path(_map_location(first["loc"], data, found))
-        raise DatasetError(_message(first, field), file=file, line=line, field=field) from None
+        raise DatasetError(
+            _message(first, field, found), file=file, line=line, field=field
+        ) from None
     except (TypeError, AttributeError) as exc:
         raise DatasetError(f"malformed {found} example: {exc}", file=file, line=line) from None
 
 
-def _message(error: Any, field: str | None) -> str:
+def _message(error: Any, field: str | None, kind: ExampleKind) -> str:
     """pydantic's message, but an unknown key is said as validation says it."""
     if error["type"] != "extra_forbidden" or not field:
         return str(error["msg"])
     where, _, key = field.rpartition(".")
-    return unknown_key_message(key, top_level=not where)
+    if not where:
+        return unknown_key_message(key, KNOWN_KEYS[kind], f"a {kind} example", top_level=True)
+    if _A_MESSAGE.fullmatch(where):
+        return unknown_key_message(key, MESSAGE_KEYS, "a message")
+    return unknown_key_message(key)
 
 
-def unknown_key_message(key: str, *, top_level: bool) -> str:
-    """Why a key holding a value is refused, and the cure (a table's extra columns, at the top)."""
-    message = f"unknown key {key!r} holds a value; remove it or rename it to a known one"
+_A_MESSAGE = re.compile(r"\w+(\.messages)?\[\d+\]")
+
+
+def unknown_key_message(
+    key: str, known: Collection[str] = (), owner: str = "", *, top_level: bool = False
+) -> str:
+    """Why a key holding a value is refused, with the key it most likely meant or else the
+    keys ``owner`` takes, and the cure (a table's extra columns, at the top)."""
+    named = sorted(set(known) - {"kind"})
+    close = closest_name(key, named)
+    if close:
+        message = f"unknown key {key!r} holds a value (did you mean {close!r}?)"
+    elif named:
+        message = f"unknown key {key!r} holds a value; {owner} takes {', '.join(named)}"
+    else:
+        message = f"unknown key {key!r} holds a value"
+    message += "; remove it or rename it to a known one"
     if top_level:
         message += (
             " (a table's extra columns: keep only those you train on, "
@@ -169,6 +190,12 @@ def _to_native(data: dict[str, Any], kind: ExampleKind) -> dict[str, Any]:
             body[key] = {**body[key], "messages": _clean_messages(body[key]["messages"])}
     if kind != "preference" or "kind" in data:
         return {**body, "kind": kind}
+    unknown = {k: v for k, v in body.items() if k not in KNOWN_KEYS[kind]}  # refused, not lost
+    return {**_native_preference(body), **unknown}
+
+
+def _native_preference(body: dict[str, Any]) -> dict[str, Any]:
+    """A preference example in any provider's shape as ours (input, chosen, rejected)."""
     if "preferred_output" in body:
         source = body.get("input") or {}
         native = {

@@ -220,10 +220,12 @@ def check_record(record: dict[str, Any], target: Target, model: str) -> Iterator
 
 
 def _check_keys(
-    data: dict[str, Any], known: frozenset[str], where: str, ignored: frozenset[str] = IGNORED_KEYS
+    data: dict[str, Any], kind: str, where: str = "", ignored: frozenset[str] = IGNORED_KEYS
 ) -> Iterator[Issue]:
-    """Unknown keys: dropped when empty (a warning), refused when they hold a value (exactly
-    what parsing does, so ``fit`` refuses nothing ``validate`` let through)."""
+    """Unknown keys of an example of ``kind`` (or of a message, at ``where``): dropped when
+    empty (a warning), refused when they hold a value (exactly what parsing does, so ``fit``
+    refuses nothing ``validate`` let through)."""
+    known, owner = (MESSAGE_KEYS, "a message") if where else (KNOWN_KEYS[kind], f"a {kind} example")
     for key, value in data.items():
         if key in known or key in ignored:
             continue
@@ -231,12 +233,12 @@ def _check_keys(
         if is_empty(value):
             yield "unknown_field", "warning", f"unknown key {key!r} holds nothing: dropped", path
         else:
-            message = unknown_key_message(key, top_level=not where)
+            message = unknown_key_message(key, known, owner, top_level=not where)
             yield "unexpected_field", "error", message, path
 
 
 def _check_completion(record: dict[str, Any], target: Target, model: str) -> Iterator[Issue]:
-    yield from _check_keys(record, KNOWN_KEYS["completion"], "")
+    yield from _check_keys(record, "completion")
     for key in ("prompt", "completion"):
         if not isinstance(record.get(key), str):
             yield "invalid_completion", "error", f"{key} must be a string", key
@@ -252,7 +254,7 @@ def _check_completion(record: dict[str, Any], target: Target, model: str) -> Ite
 
 
 def _check_preference(record: dict[str, Any], target: Target) -> Iterator[Issue]:
-    yield from _check_keys(record, KNOWN_KEYS["preference"], "")
+    yield from _check_keys(record, "preference")
     if "preferred_output" in record:
         source = record.get("input")
         prompt = source.get("messages") if isinstance(source, dict) else None
@@ -285,7 +287,7 @@ def _check_preference(record: dict[str, Any], target: Target) -> Iterator[Issue]
 
 
 def _check_chat(record: dict[str, Any], target: Target) -> Iterator[Issue]:
-    yield from _check_keys(record, KNOWN_KEYS["chat"], "")
+    yield from _check_keys(record, "chat")
     messages = record.get("messages")
     if not isinstance(messages, list) or not messages:
         yield "missing_messages", "error", "'messages' must be a non-empty list", "messages"
@@ -379,7 +381,7 @@ def _check_conversation_end(
 def _check_message(
     message: dict[str, Any], role: str, where: str, target: Target, open_calls: dict[str, str]
 ) -> Iterator[Issue]:
-    yield from _check_keys(message, MESSAGE_KEYS, where, ignored=frozenset())
+    yield from _check_keys(message, "message", where, ignored=frozenset())
     weight = message.get("weight")
     if weight is not None:
         if role != "assistant":
