@@ -214,6 +214,34 @@ def test_cancel_stops_the_worker_and_marks_the_job(
     assert not any(m.startswith("Training finished") for m in messages)  # stopped, not finished
 
 
+def test_tool_definitions_and_calls_are_refused_not_dropped(
+    tiny_base: str, rows: list[dict[str, Any]]
+) -> None:
+    call = {"id": "call_1", "type": "function", "function": {"name": "f", "arguments": "{}"}}
+    tool = {"type": "function", "function": {"name": "f", "parameters": {"type": "object"}}}
+    calling = {
+        "messages": [
+            {"role": "user", "content": "Look it up."},
+            {"role": "assistant", "tool_calls": [call]},
+            {"role": "tool", "tool_call_id": "call_1", "content": "found"},
+            {"role": "assistant", "content": "It is found."},
+        ],
+        "tools": [tool],
+    }
+    described = {**rows[0], "tools": [tool]}  # tools offered, none called
+    tuner = ft.Tuner("hf", model=tiny_base)
+    data = ft.Dataset.from_records([*rows[:10], calling, described])
+    report = tuner.validate(data)
+    assert report.counts["unsupported_tools"] == 2 and report.lines("unsupported_tools") == [11, 12]
+    (first, second) = report.kept["unsupported_tools"]
+    assert first.field == "messages[1].tool_calls" and second.field == "tools"
+    assert "the hf backend trains on text turns" in first.message
+    files = set((tuner.backend.jobs_dir / "files").glob("*"))
+    with pytest.raises(ft.ValidationFailed, match="unsupported_tools x2"):
+        tuner.fit(data)
+    assert set((tuner.backend.jobs_dir / "files").glob("*")) == files
+
+
 def test_a_log_line_cut_by_a_crash_costs_only_that_line(tmp_path: Path) -> None:
     from finetune.backends.hf._jobdir import JobDir
 

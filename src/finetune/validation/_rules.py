@@ -66,6 +66,11 @@ RULES: dict[str, tuple[str, str]] = {
     "tool_call_without_result": ("error", "A tool call is never answered by a tool message."),
     "tool_result_without_call": ("error", "A tool message answers no earlier tool call."),
     "invalid_tools": ("error", "'tools' is not a list of function definitions."),
+    "unsupported_tools": (
+        "error",
+        "The target trains on text turns only: tool definitions, calls and results would be "
+        "dropped.",
+    ),
     "invalid_tool_call_id": ("error", "Mistral tool call ids are 9 letters or digits."),
     "invalid_preference": ("error", "A preference example lacks input, chosen or rejected."),
     "unsupported_kind": ("error", "This target cannot train on this kind of example."),
@@ -122,6 +127,7 @@ class Target:
     one_answer_pairs: bool = False  # each side of a preference pair is one assistant message
     completion_models: tuple[str, ...] = ()
     extra_checks: Callable[[dict[str, Any]], Iterable[Issue]] | None = None
+    tools: bool = True  # trains tool definitions, calls and results
 
 
 TARGETS = {
@@ -139,7 +145,7 @@ TARGETS = {
         max_file_bytes=512 * 1024 * 1024,
         mistral_tool_ids=True,
     ),
-    "hf": Target("hf", frozenset(EXAMPLE_KINDS), 1, None, truncates=True),
+    "hf": Target("hf", frozenset(EXAMPLE_KINDS), 1, None, truncates=True, tools=False),
     "together": Target(
         "together",
         frozenset(EXAMPLE_KINDS),
@@ -215,8 +221,49 @@ def check_record(record: dict[str, Any], target: Target, model: str) -> Iterator
         yield from _check_completion(record, target, model)
     else:
         yield from _check_preference(record, target)
+    if not target.tools and (place := _first_tool_use(record)):
+        yield (
+            "unsupported_tools",
+            "error",
+            f"the {target.name} backend trains on text turns only: this example's tool "
+            "definitions, calls and results would be dropped (a tool call trained as an empty "
+            "turn); remove them, or train it on a backend that takes tools",
+            place,
+        )
     if target.extra_checks is not None:
         yield from target.extra_checks(record)
+
+
+_MESSAGE_LISTS = (
+    "messages",
+    "prompt",
+    "input",
+    "chosen",
+    "rejected",
+    "preferred_output",
+    "non_preferred_output",
+)
+
+
+def _first_tool_use(record: dict[str, Any]) -> str | None:
+    """Where an example first uses tools: a message's tool call or tool result, else its
+    tool definitions."""
+    given = record.get("input")
+    source: dict[str, Any] = given if isinstance(given, dict) else {}
+    named = [(key, record.get(key)) for key in _MESSAGE_LISTS]
+    named.append(("input.messages", source.get("messages")))
+    for path, messages in named:
+        for index, message in enumerate(messages if isinstance(messages, list) else []):
+            if not isinstance(message, dict):
+                continue
+            if message.get("tool_calls"):
+                return f"{path}[{index}].tool_calls"
+            if message.get("role") == "tool":
+                return f"{path}[{index}]"
+    for path, tools in (("tools", record.get("tools")), ("input.tools", source.get("tools"))):
+        if tools:
+            return path
+    return None
 
 
 def _check_keys(
