@@ -128,6 +128,14 @@ def test_a_quote_for_a_job_without_packing_says_it_priced_the_job_packed(
     assert not any("packing" in note for note in packed.notes)
 
 
+def test_a_fit_does_not_log_that_token_counts_are_approximate(
+    server: TogetherFake, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level("WARNING", logger="finetune"):
+        tuner_for(server).fit(dataset("quiet"), hyperparameters=LORA)
+    assert not [r for r in caplog.records if "do not stop the fit" in r.getMessage()]
+
+
 def test_rerun_reattaches_by_what_it_trains(server: TogetherFake) -> None:
     first = tuner_for(server).fit(dataset(), hyperparameters=LORA, suffix="x")
     again = tuner_for(server, registry=False).fit(dataset(), hyperparameters=LORA, suffix="x")

@@ -155,17 +155,25 @@ def reusable(job: Job | None) -> bool:
 def warnings_note(report: ValidationReport) -> str | None:
     """One line on what validation warned of, for a fit that goes ahead anyway (``None``
     when it warned of nothing): each code, its count and its first place."""
-    if not report.warning_count:
+    codes = sorted(
+        code
+        for code, severity in report.severities.items()
+        if severity == "warning" and report.counts[code] and code not in _ABOUT_OUR_COUNTS
+    )
+    if not codes:
         return None
-    codes = sorted(c for c, s in report.severities.items() if s == "warning" and report.counts[c])
+    found = sum(report.counts[code] for code in codes)
     named = "; ".join(
         f"{code} x{report.counts[code]} (first at {report.kept[code][0].location})"
         for code in codes
     )
     return (
-        f"validation found {counted(report.warning_count, 'warning')}, which do not stop the "
-        f"fit: {named}; tuner.validate(train, validation) lists them"
+        f"validation found {counted(found, 'warning')}, which do not stop the fit: {named}; "
+        "tuner.validate(train, validation) lists them"
     )
+
+
+_ABOUT_OUR_COUNTS = frozenset({"approximate_token_counts"})  # of the estimate, not the data
 
 
 def check_request(
