@@ -87,6 +87,23 @@ def test_an_unknown_key_is_named_with_the_keys_its_place_takes() -> None:
     assert "preferred_output" not in message
 
 
+def test_a_dataset_shows_its_kind_size_and_first_rows_without_reading_a_file_whole(
+    tmp_path: Path,
+) -> None:
+    rows = [chat(i) for i in range(50)]
+    rows[0]["messages"][1]["content"] = "<script>alert(1)</script>"
+    file = ft.Dataset.from_jsonl(write_jsonl(tmp_path / "tickets.jsonl", rows))
+    shown = file._repr_html_()
+    assert "Dataset &#x27;tickets.jsonl&#x27;" in shown and "<script>" not in shown
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in shown and "Order #2 ships" in shown
+    assert "Order #3 ships" not in shown  # three rows previewed
+    assert "not counted yet" in shown and "chat" in shown and "bytes)" in shown
+    assert repr(file) == "<Dataset 'tickets.jsonl'>"  # a file is not counted to be shown
+    held = ft.Dataset.from_records(rows[:1])
+    assert repr(held) == "<Dataset 'records', 1 example>" and ">1</td>" in held._repr_html_()
+    assert repr(file.split(test_size=5)[1]) == "<Dataset 'tickets.jsonl[test]', 5 examples>"
+
+
 def test_from_pandas_names_what_it_takes() -> None:
     with pytest.raises(TypeError, match="takes a pandas DataFrame, not list"):
         ft.Dataset.from_pandas([chat(0)])
@@ -173,7 +190,7 @@ def test_excluding_drops_the_examples_the_other_holds_and_keeps_unreadable_rows(
     kept = [item.line for item in items]
     assert kept == [1, 3, 4, 7]  # lines 2 and 5 were trained on; 6 is a blank-line warning
     assert isinstance(items[1], ReadProblem) and items[1].code == "invalid_json"
-    assert len(clean) == 4 and repr(clean) == "<Dataset 'holdout.jsonl[excluding]'>"
+    assert len(clean) == 4 and repr(clean) == "<Dataset 'holdout.jsonl[excluding]', 4 examples>"
     assert [e.model_dump_json() for e in ft.Dataset.from_records([chat(11)]).excluding([])] == [
         e.model_dump_json() for e in ft.Dataset.from_records([chat(11)])
     ]

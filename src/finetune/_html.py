@@ -13,11 +13,20 @@ from finetune._words import cost_figure, counted
 
 if TYPE_CHECKING:
     from finetune._series import MetricSeries
+    from finetune.dataset._reader import RawRecord, ReadProblem
     from finetune.evaluation import EvalResult
     from finetune.types import CostEstimate, Job
     from finetune.validation import ValidationReport
 
-__all__ = ["cost_html", "eval_html", "job_html", "report_html", "series_html", "table"]
+__all__ = [
+    "cost_html",
+    "dataset_html",
+    "eval_html",
+    "job_html",
+    "report_html",
+    "series_html",
+    "table",
+]
 
 GREEN, RED, GREY, AMBER = "#1a7f37", "#cf222e", "#6e7781", "#9a6700"
 VERDICT_COLOURS = {"improved": GREEN, "worse": RED, "no evidence": GREY}
@@ -256,3 +265,79 @@ def _comparisons(result: EvalResult, baseline: str | None) -> str:
         "<th>delta [95% CI]</th><th>win/tie/loss</th><th>p</th><th>verdict</th></tr></thead>"
         f"<tbody>{rows}</tbody></table>"
     )
+
+
+# -- datasets --
+
+
+def dataset_html(
+    name: str,
+    kind: str | None,
+    length: int | None,
+    path: str | None,
+    size: int | None,
+    first: list[RawRecord | ReadProblem],
+) -> str:
+    """What a dataset is (kind, examples when counted, file) and its first rows, read alone:
+    a file is never read whole to be shown."""
+    examples = str(length) if length is not None else "not counted yet (len() reads the file)"
+    head = table(
+        f"Dataset {name!r}",
+        [
+            ("kind", kind or "unknown (no readable first row)"),
+            ("examples", examples),
+            ("file", f"{path} ({size:,} bytes)" if path and size is not None else path),
+        ],
+    )
+    rows = "".join(_preview_row(item) for item in first)
+    if not rows:
+        return head
+    return f"{head}<div style='{_BOX}'><b>first rows</b><ol>{rows}</ol></div>"
+
+
+def _preview_row(item: RawRecord | ReadProblem) -> str:
+    data = getattr(item, "data", None)
+    if not isinstance(data, dict):
+        problem = getattr(item, "message", "not an object")
+        return f"<li value='{item.line}' style='color:{RED}'>{esc(problem)}</li>"
+    turns = "<br>".join(
+        f"<b>{esc(label)}</b>: {esc(_clipped(text))}" for label, text in _turns(data)
+    )
+    return f"<li value='{item.line}'>{turns}</li>"
+
+
+def _turns(data: dict[str, Any]) -> list[tuple[str, str]]:
+    """A raw row as (label, text) lines, whatever its shape."""
+    found: list[tuple[str, str]] = []
+    for key in ("messages", "prompt", "input", "completion", "chosen", "rejected"):
+        value = data.get(key)
+        if isinstance(value, dict):
+            value = value.get("messages")
+        if isinstance(value, str):
+            found.append((key, value))
+        elif isinstance(value, list):
+            found.extend(_message_line(key, message) for message in value)
+    for key in ("preferred_output", "non_preferred_output"):
+        if isinstance(data.get(key), list):
+            found.extend(_message_line(key, message) for message in data[key])
+    return found or [("row", str(data))]
+
+
+def _message_line(key: str, message: Any) -> tuple[str, str]:
+    if not isinstance(message, dict):
+        return key, str(message)
+    content = message.get("content")
+    text = content if isinstance(content, str) else str(content or "")
+    calls = message.get("tool_calls") or []
+    names = [c.get("function", {}).get("name", "?") for c in calls if isinstance(c, dict)]
+    if names:
+        text = f"{text} [calls {', '.join(names)}]".strip()
+    role = str(message.get("role", "?"))
+    return (role if key == "messages" else f"{key} {role}"), text
+
+
+_CLIP = 200
+
+
+def _clipped(text: str) -> str:
+    return text if len(text) <= _CLIP else text[: _CLIP - 1] + "…"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import math
 import os
@@ -15,6 +16,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from finetune._errors import DatasetError
+from finetune._words import counted
 from finetune.dataset._formats import (
     OutputFormat,
     detect_kind,
@@ -102,6 +104,9 @@ def _counted(
             position += 1
 
 
+_PREVIEW_ROWS = 3
+
+
 class Dataset:
     """Typed training examples, streamed from a JSONL file or held as records.
 
@@ -145,7 +150,9 @@ class Dataset:
     ) -> Dataset:
         """A dataset from dicts (any supported shape) or example models, held in memory."""
         rows = [_as_record(r) for r in records]
-        return cls(_RecordsSource(rows, name), kind)
+        dataset = cls(_RecordsSource(rows, name), kind)
+        dataset._length = len(rows)
+        return dataset
 
     @classmethod
     def from_pandas(cls, frame: Any, *, kind: ExampleKind | None = None) -> Dataset:
@@ -234,7 +241,17 @@ class Dataset:
 
     def __repr__(self) -> str:
         kind = f" kind={self._kind}" if self._kind else ""  # unknown until a row is read
-        return f"<Dataset {self._source.name!r}{kind}>"
+        size = f", {counted(self._length, 'example')}" if self._length is not None else ""
+        return f"<Dataset {self._source.name!r}{kind}{size}>"
+
+    def _repr_html_(self) -> str:
+        from finetune._html import dataset_html
+
+        first = list(itertools.islice(self.items(), _PREVIEW_ROWS))  # a file is not read whole
+        size = os.path.getsize(self.path) if self.path and os.path.isfile(self.path) else None
+        readable = [item.data for item in first if isinstance(item, RawRecord)]
+        kind = self._kind or (detect_kind(readable[0]) if readable else None)
+        return dataset_html(self.name, kind, self._length, self.path, size, first)
 
     def split(self, test_size: float | int = 0.1, *, seed: int = 0) -> tuple[Dataset, Dataset]:
         """Deterministically split into (train, test); ``test_size`` is a fraction or a count."""
