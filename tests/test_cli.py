@@ -75,6 +75,9 @@ def test_jobs_says_where_it_looked_when_there_are_none(
     assert main(["jobs", "--backend", "openai"]) == 0
     out, err = capsys.readouterr()
     assert out == "" and f"no jobs on openai in {tmp_path / 'jobs.sqlite3'}" in err
+    assert main(["jobs", "--backend", "openia"]) == 0  # a misspelt backend is said to be one
+    err = capsys.readouterr().err
+    assert "no jobs on openia" in err and "not a backend here (did you mean 'openai'?)" in err
 
 
 def test_a_reader_that_stops_early_ends_the_command_quietly() -> None:
