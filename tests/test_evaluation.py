@@ -539,6 +539,32 @@ def test_metrics_are_one_or_several_functions_or_ready_names() -> None:
         ft.evaluate(data, {"a": _answer}, [0.5], cache=False)  # type: ignore[list-item]
 
 
+def test_a_metric_of_prediction_and_reference_alone_is_taken_as_it_is() -> None:
+    data = _qa(4)
+
+    def same(prediction: str, reference: str) -> float:
+        return float(prediction == reference)
+
+    same.needs_reference = True  # type: ignore[attr-defined]
+    result = ft.evaluate(data, {"a": _answer}, [same, lambda p, r, example: 1.0], cache=False)
+    assert result.scores("a", "same") == [1.0] * 4 and "same" in result.to_markdown()
+    unanswered = ft.Dataset.from_records([{"messages": [{"role": "user", "content": "q"}]}])
+    with pytest.raises(ValueError, match=r"end with no answer .* and same compares"):
+        ft.evaluate(unanswered, {"a": _answer}, [same], cache=False)
+    asked: list[str] = []
+
+    def counted(messages: list[dict[str, str]]) -> str:
+        asked.append("x")
+        return _answer(messages)
+
+    def one(prediction: str) -> float:
+        return 1.0
+
+    with pytest.raises(TypeError, match=r"metric one\(prediction\) takes neither"):
+        ft.evaluate(data, {"a": counted}, [one], cache=False)
+    assert asked == []  # refused before any model is asked
+
+
 def test_few_shots_drawn_from_the_evaluated_data_are_refused_before_any_request() -> None:
     data = _qa(10)
     nowhere = ft.ModelRef.openai_compatible("http://127.0.0.1:9/v1", "m")  # never asked

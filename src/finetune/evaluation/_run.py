@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import functools
+import inspect
 import logging
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -389,13 +391,47 @@ def _as_metrics(metrics: Metrics) -> list[Metric]:
         if isinstance(metric, str):
             found.append(by_name(metric))
         elif callable(metric):
-            found.append(metric)
+            found.append(_with_example(metric))
         else:
             raise TypeError(
                 "a metric is a function (prediction, reference, example) -> float, or the "
                 f"name of a ready one (ft.metrics.READY), not {metric!r}"
             )
     return found
+
+
+def _with_example(metric: Metric) -> Metric:
+    """``metric`` as ``(prediction, reference, example)``: one of ``(prediction, reference)``
+    is given those two; one that takes neither is refused before any model is asked."""
+    try:
+        signature = inspect.signature(metric)
+    except (TypeError, ValueError):  # a builtin or an extension: called as documented
+        return metric
+    if _binds(signature, "", "", None):
+        return metric
+    if _binds(signature, "", ""):
+        return _given_two(metric)
+    name = getattr(metric, "__name__", repr(metric))
+    raise TypeError(
+        f"metric {name}({', '.join(signature.parameters)}) takes neither (prediction, "
+        "reference, example) nor (prediction, reference)"
+    )
+
+
+def _binds(signature: inspect.Signature, *arguments: Any) -> bool:
+    try:
+        signature.bind(*arguments)
+    except TypeError:
+        return False
+    return True
+
+
+def _given_two(metric: Callable[..., Any]) -> Metric:
+    @functools.wraps(metric)
+    def scored(prediction: str, reference: str, example: Any = None) -> Any:
+        return metric(prediction, reference)
+
+    return scored
 
 
 def _open_cache(cache: bool | str | PredictionCache) -> PredictionCache | None:
