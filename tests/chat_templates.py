@@ -40,6 +40,21 @@ PHI3 = (
 )
 
 
+# ChatML that writes tools as Qwen 2.5 does: the definitions in a system turn, each call as
+# <tool_call>{json}</tool_call> in the assistant turn, a result in <tool_response> in a user turn
+CHATML_TOOLS = (
+    "{% if tools %}{{ '<|im_start|>system\\nTools:' }}{% for t in tools %}{{ '\\n' + "
+    "(t | tojson) }}{% endfor %}{{ '<|im_end|>\\n' }}{% endif %}"
+    "{% for m in messages %}{% if m['role'] == 'tool' %}"
+    "{{ '<|im_start|>user\\n<tool_response>' + m['content'] + '</tool_response><|im_end|>\\n' }}"
+    "{% else %}{{ '<|im_start|>' + m['role'] + '\\n' + m['content'] }}"
+    "{% for c in m.get('tool_calls', []) %}{{ '<tool_call>{\"name\": \"' + c['function']['name'] "
+    "+ '\", \"arguments\": ' + (c['function']['arguments'] | tojson) + '}</tool_call>' }}"
+    "{% endfor %}{{ '<|im_end|>\\n' }}{% endif %}{% endfor %}"
+    "{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}"
+)
+
+
 @dataclass(frozen=True)
 class Family:
     """A template, its control tokens, and the token that ends an assistant turn."""

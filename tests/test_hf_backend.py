@@ -214,32 +214,64 @@ def test_cancel_stops_the_worker_and_marks_the_job(
     assert not any(m.startswith("Training finished") for m in messages)  # stopped, not finished
 
 
-def test_tool_definitions_and_calls_are_refused_not_dropped(
-    tiny_base: str, rows: list[dict[str, Any]]
-) -> None:
-    call = {"id": "call_1", "type": "function", "function": {"name": "f", "arguments": "{}"}}
-    tool = {"type": "function", "function": {"name": "f", "parameters": {"type": "object"}}}
-    calling = {
+_CALL = {"id": "call_1", "type": "function", "function": {"name": "look_up", "arguments": "{}"}}
+_TOOL = {"type": "function", "function": {"name": "look_up", "parameters": {"type": "object"}}}
+_TOOL_TEMPLATE = (  # the tiny base's own layout, with tools written as Qwen 2.5 writes them
+    "{% if tools %}{{ '<|system|>Tools:' }}{% for t in tools %}{{ ' ' + (t | tojson) }}"
+    "{% endfor %}{{ '<|end|>' }}{% endif %}{% for m in messages %}"
+    "{{ '<|' + m['role'] + '|>' + m['content'] }}{% for c in m.get('tool_calls', []) %}"
+    "{{ '<tool_call>' + c['function']['name'] + ' ' + (c['function']['arguments'] | tojson) }}"
+    "{% endfor %}{{ '<|end|>' }}{% endfor %}"
+    "{% if add_generation_prompt %}{{ '<|assistant|>' }}{% endif %}"
+)
+
+
+def _calling(number: int) -> dict[str, Any]:
+    return {
         "messages": [
-            {"role": "user", "content": "Look it up."},
-            {"role": "assistant", "tool_calls": [call]},
+            {"role": "user", "content": f"Look up order {number}."},
+            {"role": "assistant", "tool_calls": [_CALL]},
             {"role": "tool", "tool_call_id": "call_1", "content": "found"},
-            {"role": "assistant", "content": "It is found."},
+            {"role": "assistant", "content": f"Order {number} is found."},
         ],
-        "tools": [tool],
+        "tools": [_TOOL],
     }
-    described = {**rows[0], "tools": [tool]}  # tools offered, none called
-    tuner = ft.Tuner("hf", model=tiny_base)
-    data = ft.Dataset.from_records([*rows[:10], calling, described])
-    report = tuner.validate(data)
+
+
+def test_tools_train_where_the_chat_template_writes_them_and_are_refused_elsewhere(
+    tiny_base: str, rows: list[dict[str, Any]], tmp_path: Path
+) -> None:
+    from transformers import AutoTokenizer
+
+    described = {**rows[0], "tools": [_TOOL]}  # tools offered, none called
+    pair = {
+        "prompt": "Look it up.",
+        "chosen": [{"role": "assistant", "tool_calls": [_CALL]}],
+        "rejected": "No.",
+    }
+    plain = ft.Tuner("hf", model=tiny_base)  # its template writes no tools
+    data = ft.Dataset.from_records([*rows[:10], _calling(1), described])
+    report = plain.validate(data)
     assert report.counts["unsupported_tools"] == 2 and report.lines("unsupported_tools") == [11, 12]
-    (first, second) = report.kept["unsupported_tools"]
-    assert first.field == "messages[1].tool_calls" and second.field == "tools"
-    assert "the hf backend trains on text turns" in first.message
-    files = set((tuner.backend.jobs_dir / "files").glob("*"))
+    assert {f.field for f in report.kept["unsupported_tools"]} == {"tools"}
+    assert "does not write tool definitions" in report.kept["unsupported_tools"][0].message
+    files = set((plain.backend.jobs_dir / "files").glob("*"))
     with pytest.raises(ft.ValidationFailed, match="unsupported_tools x2"):
-        tuner.fit(data)
-    assert set((tuner.backend.jobs_dir / "files").glob("*")) == files
+        plain.fit(data)
+    assert set((plain.backend.jobs_dir / "files").glob("*")) == files  # nothing written
+    refused = plain.validate(ft.Dataset.from_records([pair]))
+    assert refused.kept["unsupported_tools"][0].field == "chosen[0].tool_calls"  # DPO: text only
+
+    writes_tools = tmp_path / "tiny-with-tools"
+    shutil.copytree(tiny_base, writes_tools)
+    tokenizer = AutoTokenizer.from_pretrained(writes_tools)
+    tokenizer.chat_template = _TOOL_TEMPLATE
+    tokenizer.save_pretrained(writes_tools)
+    tuner = ft.Tuner("hf", model=str(writes_tools))
+    tooled = ft.Dataset.from_records([*rows[:20], *(_calling(n) for n in range(20)), described])
+    assert tuner.validate(tooled).error_count == 0
+    job = tuner.fit(tooled, hyperparameters=ft.Hyperparameters(epochs=1, batch_size=8))
+    assert job.wait(poll_interval=0.3, timeout=240).status is ft.JobStatus.SUCCEEDED
 
 
 def test_a_log_line_cut_by_a_crash_costs_only_that_line(tmp_path: Path) -> None:

@@ -153,3 +153,37 @@ def test_without_assistant_only_loss_every_token_is_trained() -> None:
     record = {"messages": conversation(family, ["It ships tomorrow."])}
     masked = encode_record(tokenizer, record, "chat", assistant_only=False)
     assert masked.trained == len(masked.input_ids)
+
+
+CALL = {"id": "call_1", "type": "function", "function": {"name": "find_order", "arguments": "{}"}}
+TOOL = {"type": "function", "function": {"name": "find_order", "parameters": {"type": "object"}}}
+CALLING = [
+    {"role": "user", "content": "Where is order 427?"},
+    {"role": "assistant", "content": "", "tool_calls": [CALL]},
+    {"role": "tool", "tool_call_id": "call_1", "content": "shipped"},
+    {"role": "assistant", "content": "It ships tomorrow."},
+]
+
+
+def test_a_tool_call_is_trained_as_the_template_writes_it_and_its_result_is_not() -> None:
+    from dataclasses import replace
+
+    from tests.chat_templates import CHATML_TOOLS
+
+    tokenizer = family_tokenizer(replace(FAMILIES[0], template=CHATML_TOOLS))
+    record = {"messages": CALLING, "tools": [TOOL]}
+    masked = encode_record(tokenizer, record, "chat", assistant_only=True)
+    assert trained_spans(tokenizer, masked.input_ids, masked.mask) == [
+        '<tool_call>{"name": "find_order", "arguments": {}}</tool_call><|im_end|>',
+        "It ships tomorrow.<|im_end|>",
+    ]
+    whole = tokenizer.decode(masked.input_ids)
+    assert '"name": "find_order"' in whole.split("<|im_end|>")[0]  # the definitions come first
+    assert "<tool_response>shipped</tool_response>" in whole  # context, not trained
+
+
+def test_a_template_that_does_not_write_tool_calls_is_named() -> None:
+    tokenizer = tokenizer_of(FAMILIES[0])  # plain ChatML: content only
+    with pytest.raises(MaskProblem, match=r"without its tool call\(s\) find_order") as caught:
+        assistant_mask(tokenizer, CALLING)
+    assert caught.value.code == "unsupported_tools"

@@ -22,7 +22,15 @@ from finetune.dataset._formats import (
 )
 from finetune.types import EXAMPLE_KINDS
 
-__all__ = ["RULES", "Issue", "Target", "check_record", "register_rules", "target_rules"]
+__all__ = [
+    "RULES",
+    "Issue",
+    "Target",
+    "check_record",
+    "first_tool_use",
+    "register_rules",
+    "target_rules",
+]
 
 Issue = tuple[str, str, str, str | None]  # code, severity, message, field
 
@@ -145,7 +153,7 @@ TARGETS = {
         max_file_bytes=512 * 1024 * 1024,
         mistral_tool_ids=True,
     ),
-    "hf": Target("hf", frozenset(EXAMPLE_KINDS), 1, None, truncates=True, tools=False),
+    "hf": Target("hf", frozenset(EXAMPLE_KINDS), 1, None, truncates=True),
     "together": Target(
         "together",
         frozenset(EXAMPLE_KINDS),
@@ -221,7 +229,7 @@ def check_record(record: dict[str, Any], target: Target, model: str) -> Iterator
         yield from _check_completion(record, target, model)
     else:
         yield from _check_preference(record, target)
-    if not target.tools and (place := _first_tool_use(record)):
+    if not target.tools and (place := first_tool_use(record)):
         yield (
             "unsupported_tools",
             "error",
@@ -245,7 +253,7 @@ _MESSAGE_LISTS = (
 )
 
 
-def _first_tool_use(record: dict[str, Any]) -> str | None:
+def first_tool_use(record: dict[str, Any]) -> str | None:
     """Where an example first uses tools: a message's tool call or tool result, else its
     tool definitions."""
     given = record.get("input")

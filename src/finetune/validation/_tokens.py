@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import logging
@@ -22,6 +23,7 @@ __all__ = [
     "TokenCounter",
     "counter_for",
     "openai_encoding_name",
+    "template_messages",
 ]
 
 log = logging.getLogger("finetune")
@@ -70,6 +72,37 @@ def _text_of(content: Any) -> str:
     if isinstance(content, list):
         return "".join(p.get("text") or "" for p in content if isinstance(p, dict))
     return ""
+
+
+def template_messages(messages: list[Any]) -> list[dict[str, Any]]:
+    """Raw messages as Hugging Face chat templates take them: text content, tool calls with
+    their arguments as a mapping (transformers' convention: templates write them with
+    ``tojson``), and a tool result's ``tool_call_id`` and ``name``."""
+    out = []
+    for message in messages:
+        if not isinstance(message, dict):
+            continue
+        shaped: dict[str, Any] = {
+            "role": message.get("role"),
+            "content": _text_of(message.get("content")),
+        }
+        calls = [_template_call(c) for c in message.get("tool_calls") or [] if isinstance(c, dict)]
+        if calls:
+            shaped["tool_calls"] = calls
+        for key in ("tool_call_id", "name"):
+            if message.get(key) is not None:
+                shaped[key] = message[key]
+        out.append(shaped)
+    return out
+
+
+def _template_call(call: dict[str, Any]) -> dict[str, Any]:
+    function = dict(call.get("function") or {})
+    arguments = function.get("arguments")
+    if isinstance(arguments, str):
+        with contextlib.suppress(ValueError):  # validation names arguments that are not JSON
+            function["arguments"] = json.loads(arguments)
+    return {**call, "function": function}
 
 
 class _CachedCounter:
@@ -399,12 +432,9 @@ class ChatTemplateCounter:
         if "messages" not in record and "prompt" in record and "completion" in record:
             text = str(record["prompt"]) + str(record["completion"])
             return len(self._tokenizer(text)["input_ids"])
-        messages = [
-            {"role": m.get("role"), "content": _text_of(m.get("content"))}
-            for m in _messages_of(record)
-            if isinstance(m, dict)
-        ]
-        rendered = self._tokenizer.apply_chat_template(messages, tokenize=True)
+        messages = template_messages(_messages_of(record))
+        tools = record.get("tools") or None
+        rendered = self._tokenizer.apply_chat_template(messages, tools=tools, tokenize=True)
         if isinstance(rendered, dict) or hasattr(rendered, "keys"):
             rendered = rendered["input_ids"]
         return len(rendered)

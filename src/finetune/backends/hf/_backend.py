@@ -99,6 +99,7 @@ class HFBackend:
     capabilities = Capabilities(
         methods=SFT_AND_DPO,
         example_kinds=EVERY_KIND,
+        tools=True,  # SFT, where the model's chat template writes them
         pause_resume=True,
         hosted=False,
         validation_target="hf",

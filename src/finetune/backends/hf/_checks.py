@@ -7,11 +7,12 @@ context or text that spells a control token is reported on its line before a job
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterator
 from typing import Any
 
 from finetune.backends.hf._masks import MaskProblem, encode_record, texts_of
-from finetune.validation._rules import Issue
+from finetune.validation._rules import Issue, first_tool_use
 
 __all__ = ["ModelChecks", "model_context"]
 
@@ -57,11 +58,29 @@ class ModelChecks:
         record = to_format(example, "hf")
         yield from self._special_tokens(record)
         if example.kind == "preference":
+            if place := first_tool_use(data):
+                yield ("unsupported_tools", "error", _DPO_TEXT_ONLY, place)
+                return
             yield from self._renders(record)
             return
         if example.kind == "chat" and getattr(self.tokenizer, "chat_template", None) is None:
             return  # fit() refuses the model itself, once
+        if record.get("tools") and not self.renders_tools:
+            yield ("unsupported_tools", "error", _NO_TOOLS_IN_TEMPLATE, "tools")
+            return
         yield from self._encodes(record, example.kind)
+
+    @functools.cached_property
+    def renders_tools(self) -> bool:
+        """Whether the chat template writes tool definitions (a conversation rendered with
+        a probe tool differs from the same one without it)."""
+        turn = [{"role": "user", "content": "x"}]
+        try:
+            plain = self.tokenizer.apply_chat_template(turn, tokenize=False)
+            offered = self.tokenizer.apply_chat_template(turn, tools=[_PROBE], tokenize=False)
+        except Exception:  # a template that fails on tools does not take them
+            return False
+        return bool(offered != plain and "finetune_probe" in offered)
 
     def _assistant_only(self, kind: str) -> bool:
         return (
@@ -121,6 +140,21 @@ class ModelChecks:
                     "be read as real turn markers",
                     field,
                 )
+
+
+_PROBE = {
+    "type": "function",
+    "function": {"name": "finetune_probe", "parameters": {"type": "object", "properties": {}}},
+}
+_NO_TOOLS_IN_TEMPLATE = (
+    "the model's chat template does not write tool definitions, so the model would never see "
+    "them: use a model whose template takes tools (Qwen 2.5, Llama 3.1, SmolLM3 ...), set "
+    "tokenizer.chat_template to one that does, or remove the tools"
+)
+_DPO_TEXT_ONLY = (
+    "DPO on the hf backend trains text turns only: this pair's tools and tool calls would be "
+    "dropped; remove them, or train it on a hosted backend that takes tools"
+)
 
 
 def _texts(record: dict[str, Any]) -> Iterator[tuple[str, str]]:

@@ -14,6 +14,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from finetune.validation._tokens import template_messages
+
 __all__ = [
     "MaskProblem",
     "MaskedExample",
@@ -53,9 +55,14 @@ def texts_of(content: Any) -> str:
     return "" if content is None else str(content)
 
 
-def _render(tokenizer: Any, messages: list[dict[str, Any]], generation_prompt: bool) -> list[int]:
+def _render(
+    tokenizer: Any,
+    messages: list[dict[str, Any]],
+    generation_prompt: bool,
+    tools: list[Any] | None = None,
+) -> list[int]:
     text = tokenizer.apply_chat_template(
-        messages, tokenize=False, add_generation_prompt=generation_prompt
+        messages, tools=tools or None, tokenize=False, add_generation_prompt=generation_prompt
     )
     ids: list[int] = tokenizer(text, add_special_tokens=False)["input_ids"]
     return ids
@@ -91,26 +98,28 @@ def assistant_mask(
     tokenizer: Any,
     messages: list[dict[str, Any]],
     *,
+    tools: list[Any] | None = None,
     trained_roles: tuple[str, ...] = ("assistant",),
 ) -> MaskedExample:
     """The conversation's token ids with the assistant turns' tokens marked.
 
     A turn's tokens are those the conversation gains when the turn is added to the rendered
-    prefix (with its generation prompt), through the turn's end-of-turn token. An assistant
-    message with ``weight: 0`` is kept in the context but not trained on. Raises
-    ``MaskProblem`` when the template renders the prefix differently inside the whole
-    conversation, or the marked tokens do not spell the message (the mask would be shifted),
+    prefix (with its generation prompt), through the turn's end-of-turn token; a turn that
+    calls tools trains on the calls as the template writes them. An assistant message with
+    ``weight: 0`` is kept in the context but not trained on. Raises ``MaskProblem`` when the
+    template renders the prefix differently inside the whole conversation, or the marked
+    tokens do not spell the message (the mask would be shifted) or leave out its tool calls,
     or no turn is trained.
     """
-    plain = [{"role": m["role"], "content": texts_of(m.get("content"))} for m in messages]
-    full = _render(tokenizer, plain, generation_prompt=False)
+    plain = template_messages(messages)
+    full = _render(tokenizer, plain, generation_prompt=False, tools=tools)
     special = _special_ids(tokenizer)
     mask = [0] * len(full)
     for index, message in enumerate(messages):
         if message.get("role") not in trained_roles or message.get("weight") == 0:
             continue
-        before = _render(tokenizer, plain[:index], generation_prompt=True) if index else []
-        through = _render(tokenizer, plain[: index + 1], generation_prompt=False)
+        before = _render(tokenizer, plain[:index], True, tools) if index else []
+        through = _render(tokenizer, plain[: index + 1], False, tools)
         if through[: len(before)] != before or full[: len(before)] != before:
             raise MaskProblem(
                 f"message {index}: the template renders the conversation up to this turn "
@@ -120,17 +129,32 @@ def assistant_mask(
         start = len(before)
         end = _turn_end(tokenizer, full, start, _common_prefix(through, full), special)
         spelled = tokenizer.decode([t for t in full[start:end] if t not in special])
-        if spelled.strip() != plain[index]["content"].strip():
-            raise MaskProblem(
-                f"message {index}: the tokens this turn adds spell {spelled.strip()[:60]!r}, "
-                "not the message's content, so the template changes or moves it "
-                "(pass options={'assistant_only_loss': False} to train on every token)"
-            )
+        _check_spelled(spelled.strip(), plain[index], index)
         for position in range(start, end):
             mask[position] = 1
     if not any(mask):
         raise MaskProblem("no assistant tokens to train on", code="no_trainable_tokens")
     return MaskedExample(full, mask)
+
+
+def _check_spelled(spelled: str, message: dict[str, Any], index: int) -> None:
+    """The marked tokens spell the turn: its content, or its tool calls by name."""
+    names = [call["function"].get("name") for call in message.get("tool_calls", [])]
+    if names:
+        missing = [name for name in names if not name or name not in spelled]
+        if missing or message["content"].strip() not in spelled:
+            raise MaskProblem(
+                f"message {index}: the tokens this turn adds spell {spelled[:60]!r}, without "
+                f"its tool call(s) {', '.join(map(str, names))}: the model's chat template "
+                "does not write tool calls",
+                code="unsupported_tools",
+            )
+    elif spelled != message["content"].strip():
+        raise MaskProblem(
+            f"message {index}: the tokens this turn adds spell {spelled[:60]!r}, "
+            "not the message's content, so the template changes or moves it "
+            "(pass options={'assistant_only_loss': False} to train on every token)"
+        )
 
 
 def completion_mask(tokenizer: Any, prompt: str, completion: str) -> MaskedExample:
@@ -156,8 +180,8 @@ def encode_record(
             return completion_mask(tokenizer, record["prompt"], record["completion"])
         ids = tokenizer(record["prompt"] + record["completion"] + (tokenizer.eos_token or ""))
         return MaskedExample(ids["input_ids"], [1] * len(ids["input_ids"]))
+    tools = record.get("tools") or None
     if assistant_only:
-        return assistant_mask(tokenizer, record["messages"])
-    plain = [{"role": m["role"], "content": texts_of(m.get("content"))} for m in record["messages"]]
-    ids = _render(tokenizer, plain, generation_prompt=False)
+        return assistant_mask(tokenizer, record["messages"], tools=tools)
+    ids = _render(tokenizer, template_messages(record["messages"]), False, tools)
     return MaskedExample(ids, [1] * len(ids))
