@@ -47,16 +47,13 @@ def _read_jsonl(path: Path) -> list[dict[str, Any]]:
     rows = []
     with path.open(encoding="utf-8", errors="replace") as handle:
         for line in handle:
-            if line.endswith("\n") and isinstance(row := _parsed(line), dict):
-                rows.append(row)
+            if not line.endswith("\n"):
+                continue
+            with contextlib.suppress(ValueError):
+                row = json.loads(line)
+                if isinstance(row, dict):
+                    rows.append(row)
     return rows
-
-
-def _parsed(line: str) -> Any:
-    try:
-        return json.loads(line)
-    except ValueError:
-        return None
 
 
 def process_start_time(pid: int) -> int | None:
