@@ -76,8 +76,8 @@ RULES: dict[str, tuple[str, str]] = {
     "invalid_tools": ("error", "'tools' is not a list of function definitions."),
     "unsupported_tools": (
         "error",
-        "The target trains on text turns only: tool definitions, calls and results would be "
-        "dropped.",
+        "Tool definitions, calls or results that training would drop: the model's chat "
+        "template does not write them, or the target trains text turns only.",
     ),
     "invalid_tool_call_id": ("error", "Mistral tool call ids are 9 letters or digits."),
     "invalid_preference": ("error", "A preference example lacks input, chosen or rejected."),
