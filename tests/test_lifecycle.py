@@ -45,6 +45,13 @@ def test_mistral_410_is_provider_unavailable_with_nothing_uploaded() -> None:
     assert 'Tuner("hf", model="mistralai/Mistral-Nemo-Instruct-2407")' in str(error)
 
 
+def test_mistral_unreachable_is_refused_before_any_upload_as_retired() -> None:
+    nowhere = {"api_key": "k", "server_url": "http://127.0.0.1:9", "attempts": 2}
+    tuner = ft.Tuner("mistral", model="open-mistral-nemo", first_wait=0.01, **nowhere)
+    with pytest.raises(ft.ProviderUnavailable, match="could not be reached to check it live"):
+        tuner.fit(dataset())
+
+
 def test_estimates_say_when_a_provider_is_closing_or_retired(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:

@@ -45,8 +45,8 @@ class Connection(TypedDict, total=False):
     ``api_key`` (else the backend's environment variable), ``base_url`` (else its variable,
     else the provider's), ``client`` (an SDK client to use instead of building one; closing
     the backend leaves it open), ``attempts`` (tries per call for transient failures),
-    ``timeout`` (seconds per request) and ``retry_after_cap`` (the longest Retry-After waited
-    for; a longer one raises at once).
+    ``timeout`` (seconds per request), ``retry_after_cap`` (the longest Retry-After waited
+    for; a longer one raises at once) and ``first_wait`` (the first backoff, doubling).
     """
 
     api_key: str | None
@@ -55,6 +55,7 @@ class Connection(TypedDict, total=False):
     attempts: int
     timeout: float | None
     retry_after_cap: float
+    first_wait: float
 
 
 class HostedBackend(BaseBackend):

@@ -140,7 +140,8 @@ class MistralBackend(HostedBackend):
             accepted as an alias); ``retry_after_cap``: as for every hosted backend.
         http_client: an ``httpx.AsyncClient`` for the job endpoints (proxies, tests).
         timeout: seconds per request (60). attempts: tries per call for transient failures.
-        retry_wait: the first backoff (0.5 s).
+        retry_wait: the first backoff (0.5 s); ``first_wait``, every hosted backend's name
+            for it, is taken too.
         estimate_dry_run: let ``Tuner.estimate`` ask the API's dry run when a key is set.
         allow_closed_provider: try to create jobs even though the job API is retired.
     """
@@ -168,7 +169,8 @@ class MistralBackend(HostedBackend):
             connection["base_url"] = server_url
         if sdk is not None:
             connection["client"] = sdk
-        super().__init__(**connection, first_wait=retry_wait)
+        connection.setdefault("first_wait", retry_wait)  # the common name wins, if given
+        super().__init__(**connection)
         self._dry_run = estimate_dry_run
         self._http = http_client
         self._own_http = http_client is None
@@ -262,8 +264,9 @@ class MistralBackend(HostedBackend):
 
     async def preflight(self, request: JobRequest) -> None:
         """Before anything is uploaded: settings Mistral cannot take are refused, and one cheap
-        call (list one job) finds out whether the job API is retired (410 Gone), which raises
-        ``ProviderUnavailable`` naming what to use instead."""
+        call (list one job, retried) finds out whether the job API is retired (410 Gone), which
+        raises ``ProviderUnavailable`` naming what to use instead; so does a job API that
+        cannot be reached, as our table says it is retired."""
         create_body(request)
         model = request.base_model
         if self.allow_closed_provider:
@@ -278,7 +281,7 @@ class MistralBackend(HostedBackend):
                 backend=NAME,
             )
         try:
-            await self._send("GET", JOBS, params={"page": 0, "page_size": 1})
+            await self._retried(lambda: self._send("GET", JOBS, params={"page": 0, "page_size": 1}))
         except BackendError as error:
             if error.status_code == 410:
                 raise ProviderUnavailable(
@@ -290,6 +293,14 @@ class MistralBackend(HostedBackend):
                 ) from None
             if not error.retryable:
                 raise
+            if closed is not None:  # retired by our table, and not answering: send nothing
+                raise ProviderUnavailable(
+                    f"{closed.summary} ({closed.source}); the job API could not be reached to "
+                    f"check it live ({error}), so nothing was sent: pass "
+                    "allow_closed_provider=True to try anyway",
+                    alternatives=alternatives_for(model),
+                    backend=NAME,
+                ) from None
 
     # -- files --
 
