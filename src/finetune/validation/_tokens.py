@@ -24,6 +24,7 @@ __all__ = [
     "counter_for",
     "openai_encoding_name",
     "template_messages",
+    "text_of",
 ]
 
 log = logging.getLogger("finetune")
@@ -66,7 +67,9 @@ def _as_list(value: Any, role: str) -> list[Any]:
     return [{"role": role, "content": value}] if isinstance(value, str) else list(value or [])
 
 
-def _text_of(content: Any) -> str:
+def text_of(content: Any) -> str:
+    """A message's content as plain text: a string as it is, a list of parts' texts joined,
+    anything else empty."""
     if isinstance(content, str):
         return content
     if isinstance(content, list):
@@ -84,7 +87,7 @@ def template_messages(messages: list[Any]) -> list[dict[str, Any]]:
             continue
         shaped: dict[str, Any] = {
             "role": message.get("role"),
-            "content": _text_of(message.get("content")),
+            "content": text_of(message.get("content")),
         }
         calls = [_template_call(c) for c in message.get("tool_calls") or [] if isinstance(c, dict)]
         if calls:
@@ -192,7 +195,7 @@ class TiktokenCounter(_CachedCounter):
         for message in _messages_of(record):
             if not isinstance(message, dict):
                 continue
-            total += self.tokens_per_message + count(_text_of(message.get("content")))
+            total += self.tokens_per_message + count(text_of(message.get("content")))
             total += count(str(message.get("role", "")))
             if message.get("name"):
                 total += self.tokens_per_name + count(str(message["name"]))
@@ -230,7 +233,7 @@ class MistralCounter:
 
 def _mistral_message(message: dict[str, Any]) -> dict[str, Any]:
     out = {k: v for k, v in message.items() if k in ("role", "tool_calls", "tool_call_id", "name")}
-    out["content"] = _text_of(message.get("content"))
+    out["content"] = text_of(message.get("content"))
     if message.get("role") != "tool":
         out.pop("name", None)
     return out
@@ -287,7 +290,7 @@ class ApproximateCounter:
         total = 3
         for message in _messages_of(record):
             if isinstance(message, dict):
-                total += 4 + self.count_text(_text_of(message.get("content")))
+                total += 4 + self.count_text(text_of(message.get("content")))
         return total
 
 

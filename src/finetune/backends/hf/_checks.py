@@ -11,8 +11,9 @@ import functools
 from collections.abc import Iterator
 from typing import Any
 
-from finetune.backends.hf._masks import MaskProblem, encode_record, texts_of
+from finetune.backends.hf._masks import MaskProblem, encode_record
 from finetune.validation._rules import Issue, first_tool_use
+from finetune.validation._tokens import text_of
 
 __all__ = ["ModelChecks", "model_context"]
 
@@ -165,7 +166,7 @@ def _texts(record: dict[str, Any]) -> Iterator[tuple[str, str]]:
         value = record.get(key)
         if isinstance(value, list):
             for index, message in enumerate(value):
-                yield f"{key}[{index}].content", texts_of(message.get("content"))
+                yield f"{key}[{index}].content", text_of(message.get("content"))
 
 
 def _template_failure(exc: Exception) -> str:

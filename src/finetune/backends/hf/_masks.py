@@ -22,7 +22,6 @@ __all__ = [
     "assistant_mask",
     "completion_mask",
     "encode_record",
-    "texts_of",
 ]
 
 
@@ -46,13 +45,6 @@ class MaskedExample:
     def trained(self) -> int:
         """How many tokens the loss sees."""
         return sum(self.mask)
-
-
-def texts_of(content: Any) -> str:
-    """A message's content as plain text (multi-part contents joined)."""
-    if isinstance(content, list):
-        return "".join(str(part.get("text") or "") for part in content if isinstance(part, dict))
-    return "" if content is None else str(content)
 
 
 def _render(
