@@ -277,10 +277,13 @@ def first_tool_use(record: dict[str, Any]) -> str | None:
 def _check_keys(
     data: dict[str, Any], kind: str, where: str = "", ignored: frozenset[str] = IGNORED_KEYS
 ) -> Iterator[Issue]:
-    """Unknown keys of an example of ``kind`` (or of a message, at ``where``): dropped when
-    empty (a warning), refused when they hold a value (exactly what parsing does, so ``fit``
-    refuses nothing ``validate`` let through)."""
-    known, owner = (MESSAGE_KEYS, "a message") if where else (KNOWN_KEYS[kind], f"a {kind} example")
+    """Unknown keys of an example of ``kind``, or of a message (``kind="message"``, at
+    ``where``): dropped when empty (a warning), refused when they hold a value (exactly what
+    parsing does, so ``fit`` refuses nothing ``validate`` let through)."""
+    if kind == "message":
+        known, owner = MESSAGE_KEYS, "a message"
+    else:
+        known, owner = KNOWN_KEYS[kind], f"a {kind} example"
     for key, value in data.items():
         if key in known or key in ignored:
             continue
