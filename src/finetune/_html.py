@@ -308,8 +308,10 @@ def _preview_row(item: RawRecord | ReadProblem) -> str:
 
 def _turns(data: dict[str, Any]) -> list[tuple[str, str]]:
     """A raw row as (label, text) lines, whatever its shape."""
+    from finetune.dataset._formats import MESSAGE_LIST_KEYS
+
     found: list[tuple[str, str]] = []
-    for key in ("messages", "prompt", "input", "completion", "chosen", "rejected"):
+    for key in (*MESSAGE_LIST_KEYS, "completion"):
         value = data.get(key)
         if isinstance(value, dict):
             value = value.get("messages")
@@ -317,9 +319,6 @@ def _turns(data: dict[str, Any]) -> list[tuple[str, str]]:
             found.append((key, value))
         elif isinstance(value, list):
             found.extend(_message_line(key, message) for message in value)
-    for key in ("preferred_output", "non_preferred_output"):
-        if isinstance(data.get(key), list):
-            found.extend(_message_line(key, message) for message in data[key])
     return found or [("row", str(data))]
 
 

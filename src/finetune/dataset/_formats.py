@@ -26,6 +26,7 @@ __all__ = [
     "IGNORED_KEYS",
     "KNOWN_KEYS",
     "MESSAGE_KEYS",
+    "MESSAGE_LIST_KEYS",
     "OUTPUT_FORMATS",
     "TURNS_DIGEST_SIZE",
     "OutputFormat",
@@ -63,6 +64,16 @@ KNOWN_KEYS: dict[str, frozenset[str]] = {
     ),
 }
 MESSAGE_KEYS = frozenset({"role", "content", "name", "tool_calls", "tool_call_id", "weight"})
+# the keys of a raw row, in any provider's shape, that hold a list of messages, in turn order
+MESSAGE_LIST_KEYS = (
+    "messages",
+    "prompt",
+    "input",
+    "chosen",
+    "rejected",
+    "preferred_output",
+    "non_preferred_output",
+)
 
 
 def is_empty(value: Any) -> bool:

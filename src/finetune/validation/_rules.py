@@ -16,6 +16,7 @@ from finetune.dataset._formats import (
     IGNORED_KEYS,
     KNOWN_KEYS,
     MESSAGE_KEYS,
+    MESSAGE_LIST_KEYS,
     detect_kind,
     is_empty,
     unknown_key_message,
@@ -242,23 +243,12 @@ def check_record(record: dict[str, Any], target: Target, model: str) -> Iterator
         yield from target.extra_checks(record)
 
 
-_MESSAGE_LISTS = (
-    "messages",
-    "prompt",
-    "input",
-    "chosen",
-    "rejected",
-    "preferred_output",
-    "non_preferred_output",
-)
-
-
 def first_tool_use(record: dict[str, Any]) -> str | None:
     """Where an example first uses tools: a message's tool call or tool result, else its
     tool definitions."""
     given = record.get("input")
     source: dict[str, Any] = given if isinstance(given, dict) else {}
-    named = [(key, record.get(key)) for key in _MESSAGE_LISTS]
+    named = [(key, record.get(key)) for key in MESSAGE_LIST_KEYS]
     named.append(("input.messages", source.get("messages")))
     for path, messages in named:
         for index, message in enumerate(messages if isinstance(messages, list) else []):
