@@ -102,6 +102,11 @@ def test_a_dataset_shows_its_kind_size_and_first_rows_without_reading_a_file_who
     held = ft.Dataset.from_records(rows[:1])
     assert repr(held) == "<Dataset 'records', 1 example>" and ">1</td>" in held._repr_html_()
     assert repr(file.split(test_size=5)[1]) == "<Dataset 'tickets.jsonl[test]', 5 examples>"
+    parts = [{"type": "text", "text": "Where is "}, {"type": "text", "text": "order 7?"}]
+    multipart = chat(7)
+    multipart["messages"][1]["content"] = parts
+    shown = ft.Dataset.from_records([multipart])._repr_html_()
+    assert "Where is order 7?" in shown and "&#x27;type&#x27;" not in shown  # text, not a repr
 
 
 def test_from_pandas_names_what_it_takes() -> None:

@@ -325,8 +325,9 @@ def _turns(data: dict[str, Any]) -> list[tuple[str, str]]:
 def _message_line(key: str, message: Any) -> tuple[str, str]:
     if not isinstance(message, dict):
         return key, str(message)
-    content = message.get("content")
-    text = content if isinstance(content, str) else str(content or "")
+    from finetune.validation._tokens import text_of
+
+    text = text_of(message.get("content"))
     calls = message.get("tool_calls") or []
     names = [c.get("function", {}).get("name", "?") for c in calls if isinstance(c, dict)]
     if names:
