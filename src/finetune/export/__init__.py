@@ -68,9 +68,7 @@ def _folder_of(model: Any) -> Path:
         )
     from finetune.backends.hf._models import resolve
 
-    folder = Path(resolve(str(name)).path)
-    if (folder / "status.json").is_file() and (folder / "events.jsonl").is_file():
-        folder = _model_of_job(folder)
+    folder = _model_of_job(Path(resolve(str(name)).path))
     if not (folder / "config.json").is_file() and not _is_adapter(folder):
         raise ExportError(
             f"{name}: not a model: export takes a model folder (config.json), a LoRA adapter "
@@ -80,7 +78,13 @@ def _folder_of(model: Any) -> Path:
 
 
 def _model_of_job(folder: Path) -> Path:
-    """The model a local job's folder holds (its ``config.json`` is the job's, not a model's)."""
+    """The model a local job's folder holds (its ``config.json`` is the job's, not a
+    model's); any other folder as it is."""
+    from finetune.backends.hf._jobdir import JobDir
+
+    files = JobDir(folder)
+    if not (files.status_path.is_file() and files.events_path.is_file()):
+        return folder
     from finetune.backends.hf import HFBackend
 
     job = HFBackend(jobs_dir=folder.parent).get_job(str(folder))
