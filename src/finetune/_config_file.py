@@ -8,7 +8,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from finetune._errors import FinetuneError, MissingDependency, closest_name
+from finetune._errors import FinetuneError, MissingDependency, did_you_mean
 
 if TYPE_CHECKING:
     from finetune.types import ModelRef
@@ -61,8 +61,7 @@ def refuse_unknown_keys(
 
 
 def _with_guess(key: str, allowed: list[str]) -> str:
-    close = closest_name(key, allowed)
-    return f"{key!r} (did you mean {close!r}?)" if close else repr(key)
+    return repr(key) + did_you_mean(key, allowed)
 
 
 def config_path(source: str, key: str, value: Any) -> str:

@@ -133,6 +133,12 @@ def closest_name(name: str, choices: list[str]) -> str | None:
     return by_lower[found[0]] if found else None
 
 
+def did_you_mean(name: str, choices: list[str]) -> str:
+    """`` (did you mean 'x'?)`` with the choice ``name`` most likely meant, or nothing."""
+    close = closest_name(name, choices)
+    return f" (did you mean {close!r}?)" if close else ""
+
+
 def settings_problem(
     error: Any, models: Mapping[str, tuple[str, Sequence[str]]], noun: str = "field"
 ) -> tuple[str, str]:
@@ -148,8 +154,7 @@ def settings_problem(
     where = ".".join(field)
     if first["type"] == "extra_forbidden":
         owner, known = models[nested]
-        close = closest_name(path[-1], list(known))
-        guess = f" (did you mean {close!r}?)" if close else ""
+        guess = did_you_mean(path[-1], list(known))
         return (
             f"{owner} has no {noun} {path[-1]!r}{guess}; its {noun}s are {', '.join(known)}",
             where,

@@ -16,7 +16,7 @@ from platformdirs import user_data_dir
 
 import finetune as ft
 from finetune._config_file import config_path, eval_candidate, load_config, refuse_unknown_keys
-from finetune._errors import closest_name
+from finetune._errors import did_you_mean
 from finetune._words import cost_figure, counted
 from finetune.backends import backend_class
 
@@ -130,8 +130,7 @@ def _cmd_jobs(args: argparse.Namespace) -> int:
         print(f"no jobs{scope} in {registry.path} (FINETUNE_REGISTRY moves it)", file=sys.stderr)
         known = ft.available_backends()
         if args.backend and args.backend not in known:
-            close = closest_name(args.backend, known)
-            guess = f" (did you mean {close!r}?)" if close else f"; backends: {', '.join(known)}"
+            guess = did_you_mean(args.backend, known) or f"; backends: {', '.join(known)}"
             print(f"{args.backend!r} is not a backend here{guess}", file=sys.stderr)
     return 0
 

@@ -13,7 +13,7 @@ from finetune._errors import (
     FinetuneError,
     InvalidRequestError,
     MissingDependency,
-    closest_name,
+    did_you_mean,
     unexpected_keyword,
 )
 from finetune.backends.base import BaseBackend, as_async
@@ -124,7 +124,6 @@ def _option_names(factory: Callable[..., Any]) -> list[str]:
 
 
 def _unknown_option(name: str, wrong: str, known: list[str]) -> InvalidRequestError:
-    close = closest_name(wrong, known)
-    guess = f" (did you mean {close!r}?)" if close else ""
+    guess = did_you_mean(wrong, known)
     takes = f"; it takes {', '.join(known)}" if known else ""
     return InvalidRequestError(f"no option {wrong!r}{guess}{takes}", backend=name, param=wrong)

@@ -11,7 +11,7 @@ from typing import Any, Literal, get_args
 
 from pydantic import TypeAdapter, ValidationError
 
-from finetune._errors import DatasetError, UnsupportedFeature, closest_name
+from finetune._errors import DatasetError, UnsupportedFeature, did_you_mean
 from finetune.types import (
     EXAMPLE_KINDS,
     ChatExample,
@@ -162,9 +162,9 @@ def unknown_key_message(
     """Why a key holding a value is refused, with the key it most likely meant or else the
     keys ``owner`` takes, and the cure (a table's extra columns, at the top)."""
     named = sorted(set(known) - {"kind"})
-    close = closest_name(key, named)
-    if close:
-        message = f"unknown key {key!r} holds a value (did you mean {close!r}?)"
+    guess = did_you_mean(key, named)
+    if guess:
+        message = f"unknown key {key!r} holds a value{guess}"
     elif named:
         message = f"unknown key {key!r} holds a value; {owner} takes {', '.join(named)}"
     else:
