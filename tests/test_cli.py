@@ -201,6 +201,10 @@ def test_unknown_backend(capsys: pytest.CaptureFixture[str]) -> None:
             "unknown key 'hyperparamters' (did you mean 'hyperparameters'?)",
         ),
         (
+            'skip_validation = "yes"\n',
+            "skip_validation is true or false, not 'yes'",
+        ),
+        (
             "[hyperparameters]\nepochz = 2\n",
             "unknown key 'epochz' (did you mean 'epochs'?) in [hyperparameters]",
         ),
@@ -486,3 +490,34 @@ def test_every_command_is_documented() -> None:
     assert commands, "the parser has subcommands"
     for name in commands:
         assert f"`finetune {name}" in page, name
+
+
+def test_a_warning_reads_as_a_command_line_says_it(tmp_path: Path) -> None:
+    import subprocess
+
+    data = write_jsonl(tmp_path / "train.jsonl", [{**chat(i), "note": None} for i in range(12)])
+    command = [sys.executable, "-m", "finetune.cli", "train", str(data)]
+    done = subprocess.run(
+        [*command, "--backend", "fake", "--model", "m"], capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr
+    (said,) = done.stderr.splitlines()
+    assert said.startswith("warning: validation found 12 warnings, which do not stop the fit:")
+    assert "unknown_field x12 (first at" in said and "finetune validate on the command line" in said
+
+
+def test_train_skips_validation_only_when_told(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    rows = [chat(i) for i in range(12)]
+    rows[3]["messages"].pop()  # no assistant turn: an error
+    data = write_jsonl(tmp_path / "train.jsonl", rows)
+    command = ["train", str(data), "--backend", "fake", "--model", MODEL]
+    assert main(command) == 2
+    err = capsys.readouterr().err
+    assert "train.jsonl:4" in err and "(finetune train --skip-validation)" in err
+    assert main([*command, "--skip-validation"]) == 0
+    assert capsys.readouterr().out.split()[1] in {"validating", "queued", "running"}
+    config = tmp_path / "train.toml"
+    config.write_text(f'backend = "fake"\nmodel = "m2"\nfile = "{data}"\nskip_validation = true\n')
+    assert main(["train", "--config", str(config)]) == 0

@@ -88,7 +88,8 @@ class ValidationFailed(FinetuneError):
         super().__init__(
             f"{counted(report.error_count, 'validation error')}, nothing was uploaded:\n"
             f"{report.summary(limit=10)}\n"
-            "Fix the rows above, or pass skip_validation=True to send the data anyway."
+            "Fix the rows above, or pass skip_validation=True (finetune train --skip-validation) "
+            "to send the data anyway."
         )
 
 

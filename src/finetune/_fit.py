@@ -169,7 +169,7 @@ def warnings_note(report: ValidationReport) -> str | None:
     )
     return (
         f"validation found {counted(found, 'warning')}, which do not stop the fit: {named}; "
-        "tuner.validate(train, validation) lists them"
+        "validate lists them (tuner.validate, or finetune validate on the command line)"
     )
 
 

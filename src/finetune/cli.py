@@ -243,7 +243,7 @@ def _cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
-_TRAIN_KEYS = ("backend", "model", "file", "validation", "suffix", "method")
+_TRAIN_KEYS = ("backend", "model", "file", "validation", "suffix", "method", "skip_validation")
 _TRAIN_TABLES = ("hyperparameters", "options")
 _EVAL_KEYS = ("data", "metrics", "baseline", "max_concurrency", "candidates")
 
@@ -269,6 +269,11 @@ def _train_settings(args: argparse.Namespace) -> dict[str, Any]:
     for required in ("backend", "model", "file"):
         if not settings.get(required):
             raise ft.FinetuneError(f"train needs {required!r} (a flag or a key of the config file)")
+    if not isinstance(settings.get("skip_validation", False), bool):
+        where = args.config or "train"
+        raise ft.FinetuneError(
+            f"{where}: skip_validation is true or false, not {settings['skip_validation']!r}"
+        )
     for name in ("file", "validation"):
         if args.config and getattr(args, name, None) is None and name in settings:
             config_path(args.config, name, settings[name])
@@ -286,6 +291,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
         method=settings.get("method", "sft"),
         suffix=settings.get("suffix"),
         options=settings.get("options"),
+        skip_validation=settings.get("skip_validation", False),
     )
     print(f"{job.id} {job.status.value}")
     return _ended(_waited(job)) if args.wait else 0
@@ -507,6 +513,12 @@ def _parser() -> argparse.ArgumentParser:
     )
     train.add_argument("--seed", type=_seed, help="0 or more, for a run that can be repeated")
     train.add_argument("--wait", action="store_true", help="wait for the job, with a progress bar")
+    train.add_argument(
+        "--skip-validation",
+        action="store_true",
+        default=None,
+        help="send the data even where validation finds errors",
+    )
     evaluate = command("eval", _cmd_eval, "evaluate candidates on a dataset (config file)")
     evaluate.add_argument("config", help="a TOML or YAML file: data, candidates, metrics")
     evaluate.add_argument("--output", help="write the result as JSON here")
@@ -542,7 +554,7 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; errors are one line (``--debug`` shows the traceback)."""
     args = _parser().parse_args(argv)
-    logging.basicConfig(level=logging.DEBUG if args.debug else logging.WARNING)
+    _log_to_stderr(debug=args.debug)
     try:
         code: int = args.handler(args)
     except _Interrupted as stopped:
@@ -560,6 +572,26 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("interrupted", file=sys.stderr)
         return 130
     return code
+
+
+def _log_to_stderr(debug: bool) -> None:
+    """Log lines as a command says them (``warning: ...``); ``--debug`` adds time and logger."""
+    handler = logging.StreamHandler()
+    handler.setFormatter(
+        logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
+        if debug
+        else _CommandLineFormatter()
+    )
+    logging.basicConfig(level=logging.DEBUG if debug else logging.WARNING, handlers=[handler])
+
+
+class _CommandLineFormatter(logging.Formatter):
+    """``warning: <message>``; another library's line also names that library."""
+
+    def formatMessage(self, record: logging.LogRecord) -> str:  # noqa: N802 (logging's name)
+        library = record.name.partition(".")[0]
+        source = "" if library == "finetune" else f"{library}: "
+        return f"{record.levelname.lower()}: {source}{record.message}"
 
 
 def _reader_gone() -> int:
