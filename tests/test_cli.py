@@ -439,6 +439,8 @@ def test_validate_and_estimate_name_their_backend(capsys: pytest.CaptureFixture[
         (["--seed", "-1"], "argument --seed: must be at least 0, not -1"),
         (["--epochs", "0"], "argument --epochs: must be at least 1, not 0"),
         (["--batch-size", "two"], "argument --batch-size: 'two' is not a whole number"),
+        (["--model", ""], "argument --model: is empty: give a name"),
+        (["--backend", " "], "argument --backend: is empty: give a name"),
     ],
 )
 def test_a_bad_train_flag_is_one_line_before_anything_runs(

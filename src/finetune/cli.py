@@ -398,6 +398,13 @@ def _or_auto(kind: Callable[[str], Any]) -> Callable[[str], Any]:
     return value
 
 
+def _named(text: str) -> str:
+    """An argparse type: a name, never empty or blank (an unset shell variable, say)."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError("is empty: give a name")
+    return text
+
+
 def _positive_float(text: str) -> float:
     try:
         value = float(text)
@@ -434,9 +441,12 @@ def _parser() -> argparse.ArgumentParser:
         sub = command(name, handler, text)
         sub.add_argument("file", help="training data (JSONL)")
         sub.add_argument(
-            "--backend", required=True, help="the backend whose rules apply: hf, together, ..."
+            "--backend",
+            required=True,
+            type=_named,
+            help="the backend whose rules apply: hf, together, ...",
         )
-        sub.add_argument("--model", required=True, help="base model to fine-tune")
+        sub.add_argument("--model", required=True, type=_named, help="base model to fine-tune")
         sub.add_argument("--json", action="store_true", help="print JSON")
         sub.add_argument("--validation", help=_VALIDATION_HELP[name])
         if name == "estimate":
@@ -456,7 +466,9 @@ def _parser() -> argparse.ArgumentParser:
     )
     demo.add_argument("--output", help="folder for the model and report (default: user data)")
     demo.add_argument(
-        "--model", help="base model instead of SmolLM2: a folder, a .gguf file or a Hub id"
+        "--model",
+        type=_named,
+        help="base model instead of SmolLM2: a folder, a .gguf file or a Hub id",
     )
     demo.add_argument(
         "--tiny", action="store_true", help="a toy model built on the spot (no download)"
@@ -483,8 +495,8 @@ def _parser() -> argparse.ArgumentParser:
     train = command("train", _cmd_train, "validate, upload and start a fine-tuning job")
     train.add_argument("file", nargs="?", help="training data (JSONL)")
     train.add_argument("--config", help="a TOML or YAML file with the same settings")
-    train.add_argument("--backend", help="backend name")
-    train.add_argument("--model", help="base model")
+    train.add_argument("--backend", type=_named, help="backend name")
+    train.add_argument("--model", type=_named, help="base model")
     train.add_argument("--validation", help="validation data (JSONL)")
     train.add_argument(
         "--method", choices=["sft", "dpo"], help="sft (the default) or dpo (preference data)"
@@ -529,10 +541,12 @@ def _parser() -> argparse.ArgumentParser:
         "(verdict 'improved': interval above 0 and p < 0.05), e.g. to gate a CI pipeline",
     )
     jobs = command("jobs", _cmd_jobs, "jobs started from this machine (the local registry)")
-    jobs.add_argument("--backend", help="only this backend")
+    jobs.add_argument("--backend", type=_named, help="only this backend")
     jobs.add_argument("--limit", type=_positive_int, default=50, help="newest first (50)")
     jobs.add_argument("--json", action="store_true", help="a JSON list of the records")
-    jobs.add_argument("--model", help="lineage: the job and data fingerprints that made MODEL")
+    jobs.add_argument(
+        "--model", type=_named, help="lineage: the job and data fingerprints that made MODEL"
+    )
     for name, handler, text in (
         ("status", _cmd_status, "a job's current state"),
         ("wait", _cmd_wait, "wait for a job to end, with a progress bar"),
@@ -542,7 +556,9 @@ def _parser() -> argparse.ArgumentParser:
         sub = command(name, handler, text)
         sub.add_argument("job", help="job id")
         sub.add_argument(
-            "--backend", help="backend the job runs on (default: the one the registry records)"
+            "--backend",
+            type=_named,
+            help="backend the job runs on (default: the one the registry records)",
         )
         if name == "wait":
             sub.add_argument(
