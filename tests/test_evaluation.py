@@ -339,6 +339,38 @@ def test_examples_with_no_answer_are_refused_for_metrics_that_compare_with_it() 
     ]
 
 
+def test_examples_that_use_tools_are_refused_before_any_model_is_asked() -> None:
+    """Sent as text turns, a tool call would become an empty assistant turn and a tool result
+    an answer to nothing (a provider refuses it): the scores would measure another task."""
+    asked: list[Any] = []
+
+    def answer(messages: list[dict[str, str]]) -> str:
+        asked.append(messages)
+        return "a"
+
+    call = {"id": "call_1", "type": "function", "function": {"name": "f", "arguments": "{}"}}
+    calling = {
+        "messages": [
+            {"role": "user", "content": "q"},
+            {"role": "assistant", "tool_calls": [call]},
+            {"role": "tool", "tool_call_id": "call_1", "content": "found"},
+            {"role": "assistant", "content": "a"},
+        ]
+    }
+    tool = {"type": "function", "function": {"name": "f", "parameters": {"type": "object"}}}
+    plain = {"messages": [{"role": "user", "content": "q"}, {"role": "assistant", "content": "a"}]}
+    data = ft.Dataset.from_records([plain, plain, calling, {**plain, "tools": [tool]}])
+    with pytest.raises(ValueError, match=r"^the example at index 2 uses tools \(messages\[1\]"):
+        ft.evaluate(data, {"a": answer}, m.exact_match, cache=False)
+    with pytest.raises(ValueError, match=r"\(2 of 4 use tools: index 2, 3\)"):
+        ft.evaluate(data, {"a": answer}, m.exact_match, cache=False)
+    shown = ft.ModelRef(backend="fake", name="m").with_few_shot([calling], k=1)
+    assert isinstance(shown.few_shot[0], ft.ChatExample)  # a list of dicts is read as records
+    with pytest.raises(ValueError, match=r"^candidate 'shown': the few-shot example at index 0"):
+        ft.evaluate(_qa(2), {"shown": shown}, m.exact_match, cache=False)
+    assert asked == []
+
+
 def test_pairwise_judge_swaps_positions_to_cancel_order_bias() -> None:
     def wrong(messages: list[dict[str, str]]) -> str:
         return "0"

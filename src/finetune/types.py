@@ -280,12 +280,15 @@ class ModelRef(_Value):
         return self._api_key
 
     def with_few_shot(self, train: Any, k: int = 5, seed: int = 0) -> ModelRef:
-        """A copy of this model prompted with ``k`` examples drawn from ``train`` (never eval);
-        all of them when ``train`` has ``k`` or fewer."""
+        """A copy of this model prompted with ``k`` examples drawn from ``train`` (never eval):
+        a ``Dataset``, or a list of dicts or examples; all of them when it has ``k`` or fewer."""
         if isinstance(k, bool) or k < 0:
             raise ValueError(f"k is how many examples to show (0 or more), not {k!r}")
-        sample = train.sample(k, seed=seed) if hasattr(train, "sample") else list(train)[:k]
-        return self.model_copy(update={"few_shot": list(sample)})
+        if not hasattr(train, "sample"):  # a list of dicts or examples: read as a dataset is
+            from finetune.dataset import Dataset
+
+            train = Dataset.from_records(list(train), name="few-shot records")
+        return self.model_copy(update={"few_shot": list(train.sample(k, seed=seed))})
 
     def __str__(self) -> str:
         shots = f"+{len(self.few_shot)}-shot" if self.few_shot else ""

@@ -28,7 +28,8 @@ from finetune.evaluation._predictors import (
 from finetune.evaluation._prompts import Messages, build_prompt
 from finetune.evaluation._result import EvalResult
 from finetune.evaluation.metrics import Metric, by_name, needs_reference
-from finetune.types import Example, ModelRef
+from finetune.types import ChatExample, Example, ModelRef, PreferenceExample
+from finetune.validation._rules import first_tool_use
 
 __all__ = ["aevaluate", "evaluate"]
 
@@ -249,9 +250,12 @@ async def aevaluate(
             "nothing to evaluate: give at least one example and one candidate, e.g. "
             "{'base': tuner.base_model, 'tuned': job.model}"
         )
+    _refuse_tool_use(examples, "the example")
     turns = [split_turns(example) for example in examples]  # each one's question and answer
     _refuse_examples_with_no_reference(turns, metrics)
     resolved = _resolve(candidates, predictor_options or {})
+    for name, (_, shots) in resolved.items():
+        _refuse_tool_use(shots or [], f"candidate {name!r}: the few-shot example")
     evaluated: dict[Turns, int] = {key: index for index, key in enumerate(turns)}
     _refuse_shots_from_the_evaluated_data(resolved, evaluated)
     notes = _notes_on_what_was_trained_on(candidates, predictor_options or {}, evaluated, turns)
@@ -364,6 +368,28 @@ def _seen(evaluated: dict[Turns, int], rows: Iterable[Example]) -> list[int]:
 
 def _where(indices: list[int]) -> str:
     return ", ".join(map(str, indices[:5])) + (", ..." if len(indices) > 5 else "")
+
+
+def _refuse_tool_use(examples: Sequence[Example], what: str) -> None:
+    """Prompts go out as text turns and answers are scored as text: a tool call, a tool
+    result or tool definitions would be dropped from the prompt, or refused by a provider."""
+    used = [(i, place) for i, ex in enumerate(examples) if (place := _tool_use(ex))]
+    if not used:
+        return
+    index, place = used[0]
+    raise ValueError(
+        f"{what} at index {index} uses tools ({place}), and ft.evaluate sends text turns "
+        f"and scores text answers: the tools would be dropped from the prompt, or refused by "
+        f"the provider ({len(used)} of {len(examples)} use tools: index "
+        f"{_where([i for i, _ in used])}). Evaluate on examples without tools (tool-calling "
+        "evaluation is not supported yet)"
+    )
+
+
+def _tool_use(example: Example) -> str | None:
+    if not isinstance(example, (ChatExample, PreferenceExample)):
+        return None
+    return first_tool_use(example.model_dump(mode="json", exclude_none=True))
 
 
 def _refuse_examples_with_no_reference(turns: list[Turns], metrics: list[Metric]) -> None:
