@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -10,7 +11,7 @@ import finetune as ft
 from finetune.dataset import ReadProblem, atomic_folder, iter_jsonl
 from finetune.validation import validate
 
-from .conftest import chat, write_jsonl
+from .conftest import chat, needs_tiktoken, write_jsonl
 
 
 def test_from_jsonl_streams_typed_examples(chat_file: Path) -> None:
@@ -127,8 +128,9 @@ def test_missing_file_is_a_dataset_error(tmp_path: Path) -> None:
         ft.Dataset.from_jsonl(tmp_path)
 
 
-def test_a_compressed_or_binary_file_is_named_as_what_it_is(
-    chat_file: Path, tmp_path: Path
+@needs_tiktoken
+def test_a_file_that_is_not_jsonl_at_all_is_named_as_what_it_is(
+    chat_file: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     import bz2
     import gzip
@@ -146,14 +148,25 @@ def test_a_compressed_or_binary_file_is_named_as_what_it_is(
     with zipfile.ZipFile(tmp_path / "train.zip", "w") as archive:
         archive.writestr("train.jsonl", lines)
     packed["train.zip"] = ((tmp_path / "train.zip").read_bytes(), "a zip archive")
+    rows = [json.loads(line) for line in lines.splitlines()]
+    array = "a JSON array, not JSONL .one JSON object per line.: write each element on a line"
+    packed["rows.json"] = (json.dumps(rows, indent=2).encode(), array)
+    packed["one-line.json"] = (json.dumps(rows).encode(), array)
+    packed["example.json"] = (json.dumps(rows[0], indent=2).encode(), "JSON written over several")
+    engine = sys.modules["finetune.validation._engine"]
+    monkeypatch.setattr(engine, "PARALLEL_MIN_BYTES", 0)  # a file too long for one reader
     for name, (content, what) in packed.items():
         (tmp_path / name).write_bytes(content)
         data = ft.Dataset.from_jsonl(tmp_path / name)
         with pytest.raises(ft.DatasetError, match=f"{name}:1: the file is {what}") as refused:
             list(data)
         assert (refused.value.file, refused.value.line) == (name, 1)
-        report = validate(data, target="hf", model="m")  # one finding, not one per line
-        assert [(f.code, f.line) for f in report.errors] == [("not_jsonl", 1)]
+        for workers in (1, 2):  # one finding, not one per line: no example was read
+            report = validate(
+                data, target="openai", model="gpt-4.1-mini-2025-04-14", workers=workers
+            )
+            assert [(f.code, f.line) for f in report.errors] == [("not_jsonl", 1)]
+            assert report.examples == 0
 
 
 def test_split_is_deterministic_and_disjoint(chat_file: Path) -> None:

@@ -130,11 +130,23 @@ _PACKED = {
 
 
 def packed(head: bytes) -> str | None:
-    """What a file that starts with ``head`` is when it is compressed or binary, and what to
-    do about it (``None`` for anything else)."""
+    """What a file whose first line is ``head`` is when it is not JSONL at all (compressed,
+    binary, one JSON document), and what to do about it (``None`` for anything else)."""
     for magic, (what, advice) in _PACKED.items():
         if head.startswith(magic):
             return f"the file is {what}, not JSONL: {advice}"
+    first = head.removeprefix(_BOM).strip()
+    if first.startswith(b"["):
+        return (
+            "the file is a JSON array, not JSONL (one JSON object per line): write each "
+            "element on a line of its own (jq -c '.[]' data.json > data.jsonl), or load the "
+            "list and use Dataset.from_records"
+        )
+    if first == b"{":
+        return (
+            "the file is JSON written over several lines (pretty-printed), not JSONL (one JSON "
+            "object per line): write each example on one line (jq -c . data.json > data.jsonl)"
+        )
     return None
 
 

@@ -200,11 +200,13 @@ def validate(
     limit = _context_limit(rules.name, model, context_limit)
     report = ValidationReport(target=rules.name, model=model, keep=keep)
     train = _scan(dataset, report, rules, model, counter, limit, workers)
-    report.examples = train.examples
-    if train.examples < rules.min_examples:
+    not_jsonl = bool(report.counts.get("not_jsonl"))  # the one line read is no example
+    report.examples = 0 if not_jsonl else train.examples
+    if train.examples < rules.min_examples and not not_jsonl:
         train.add(
             "too_few_examples",
-            f"{train.examples} examples; {rules.name} needs at least {rules.min_examples}",
+            f"{counted(train.examples, 'example')}; {rules.name} needs at least "
+            f"{rules.min_examples}",
             None,
             None,
         )
@@ -256,9 +258,12 @@ def _scan(
 
 
 def _packed_file(path: str) -> bool:
-    """A compressed or binary file: read from its start alone, it ends at line 1."""
+    """A file that is not JSONL at all: read from its start alone, it ends at line 1."""
     with open(path, "rb") as handle:
-        return packed(handle.read(8)) is not None
+        return packed(handle.readline(_FIRST_LINE_BYTES)) is not None
+
+
+_FIRST_LINE_BYTES = 65536  # enough to tell a file's kind by its first line
 
 
 def _can_fork() -> bool:

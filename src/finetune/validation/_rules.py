@@ -42,8 +42,8 @@ RULES: dict[str, tuple[str, str]] = {
     "blank_line": ("warning", "A blank line; ignored by us, rejected by some providers."),
     "not_jsonl": (
         "error",
-        "The file is compressed or binary (gzip, bzip2, xz, zstd, zip, Parquet, UTF-16): "
-        "reading stops at line 1.",
+        "The file is compressed or binary (gzip, bzip2, xz, zstd, zip, Parquet, UTF-16), or "
+        "one JSON document (an array, a pretty-printed object): reading stops at line 1.",
     ),
     "invalid_utf8": ("error", "The line is not valid UTF-8."),
     "invalid_json": ("error", "The line is not valid JSON."),
