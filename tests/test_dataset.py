@@ -308,6 +308,44 @@ def test_trl_plain_text_preference_is_read() -> None:
     assert pair.chosen[0].role == "assistant"
 
 
+@needs_tiktoken
+def test_trl_conversational_prompt_completion_is_read_as_chat() -> None:
+    """TRL trains on the completion: a prompt's assistant turn is context (weight 0)."""
+    prompt = [
+        {"role": "system", "content": "Be brief."},
+        {"role": "user", "content": "Hi"},
+        {"role": "assistant", "content": "Hello."},
+    ]
+    rows = [
+        {
+            "prompt": [*prompt, {"role": "user", "content": f"What is {i} + 1?"}],
+            "completion": [{"role": "assistant", "content": str(i + 1)}],
+        }
+        for i in range(12)
+    ]
+    data = ft.Dataset.from_records(rows)
+    assert data.kind == "chat"
+    first = next(iter(data))
+    assert isinstance(first, ft.ChatExample)
+    assert [(m.role, m.weight) for m in first.messages] == [
+        ("system", None),
+        ("user", None),
+        ("assistant", 0),
+        ("user", None),
+        ("assistant", None),
+    ]
+    model = "gpt-4.1-mini-2025-04-14"
+    assert validate(data, target="openai", model=model).ok
+    counted = ft.Tuner("openai", model=model).estimate(ft.Dataset.from_records(rows))
+    assert counted.exact and counted.tokens_p50 > 20
+    broken = [*rows[:11], {**rows[11], "completion": [{"role": "assistant", "content": 3}]}]
+    report = validate(ft.Dataset.from_records(broken), target="openai", model=model)
+    assert [(f.line, f.field) for f in report.errors] == [(12, "completion[0].content")]
+    with pytest.raises(ft.DatasetError) as refused:
+        list(ft.Dataset.from_records(broken))
+    assert (refused.value.line, refused.value.field) == (12, "completion[0].content")
+
+
 def test_completion_kind_and_mistral_conversion(tmp_path: Path) -> None:
     data = ft.Dataset.from_records([{"prompt": "a", "completion": "b"}])
     assert data.kind == "completion"

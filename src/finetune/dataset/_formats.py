@@ -31,6 +31,8 @@ __all__ = [
     "TURNS_DIGEST_SIZE",
     "OutputFormat",
     "Turns",
+    "as_chat_record",
+    "chat_field",
     "check_format",
     "detect_kind",
     "formatter",
@@ -93,12 +95,51 @@ def detect_kind(data: dict[str, Any], *, loose: bool = False) -> ExampleKind | N
         return kind  # type: ignore[no-any-return]
     if "preferred_output" in data or "chosen" in data:
         return "preference"
-    if "messages" in data:
+    if "messages" in data or _conversational_completion(data):
         return "chat"
     has_prompt, has_completion = "prompt" in data, "completion" in data
     if (has_prompt or has_completion) if loose else (has_prompt and has_completion):
         return "completion"
     return None
+
+
+def _conversational_completion(data: dict[str, Any]) -> bool:
+    """TRL's conversational prompt-completion row: ``prompt`` and ``completion`` both lists
+    of messages (the conversation so far, and the assistant's answer)."""
+    return data.get("prompt").__class__ is list and data.get("completion").__class__ is list
+
+
+def as_chat_record(data: dict[str, Any]) -> dict[str, Any]:
+    """A chat record in TRL's conversational prompt-completion shape as ours: ``messages`` is
+    the prompt then the completion. As TRL trains on the completion only, an assistant turn
+    of the prompt gets ``weight: 0`` (kept as context, not trained). Any other record is
+    returned as it is."""
+    if "messages" in data or not _conversational_completion(data):
+        return data
+    context = [
+        {**m, "weight": 0}
+        if isinstance(m, dict) and m.get("role") == "assistant" and "weight" not in m
+        else m
+        for m in data["prompt"]
+    ]
+    rest = {k: v for k, v in data.items() if k not in ("prompt", "completion")}
+    return {**rest, "messages": [*context, *data["completion"]]}
+
+
+def chat_field(field: str | None, data: dict[str, Any]) -> str | None:
+    """A field of ``as_chat_record(data)`` (``messages[3].content``) as the row spells it
+    (``completion[1].content``)."""
+    if field is None or "messages" in data or not _conversational_completion(data):
+        return field
+    found = re.match(r"messages(?:\[(\d+)\])?", field)
+    if found is None:
+        return field
+    rest, asked = field[found.end() :], found.group(1)
+    prompt = len(data["prompt"])
+    if asked is None:
+        return f"completion{rest}"
+    index = int(asked)
+    return f"prompt[{index}]{rest}" if index < prompt else f"completion[{index - prompt}]{rest}"
 
 
 def parse_example(
@@ -129,11 +170,11 @@ def parse_example(
             line=line,
         )
     try:
-        native = _to_native(data, found)
+        native = _to_native(as_chat_record(data) if found == "chat" else data, found)
         return _EXAMPLE.validate_python(native)
     except ValidationError as exc:
         first = exc.errors()[0]
-        field = _json_path(_map_location(first["loc"], data, found))
+        field = chat_field(_json_path(_map_location(first["loc"], data, found)), data)
         raise DatasetError(
             _message(first, field, found), file=file, line=line, field=field
         ) from None

@@ -14,6 +14,7 @@ from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from finetune._words import counted
+from finetune.dataset._formats import as_chat_record, chat_field
 from finetune.dataset._reader import RawRecord, ReadProblem, iter_jsonl, packed
 from finetune.types import CostEstimate, Hyperparameters
 from finetune.validation._catalog import (
@@ -100,11 +101,12 @@ class _Scan:
                 self.examples += 1
         return line
 
-    def _record(self, data: dict[str, Any], line: int) -> None:
+    def _record(self, row: dict[str, Any], line: int) -> None:
+        data = as_chat_record(row)  # TRL's conversational prompt-completion: its messages
         # the usual chat shape, which no built-in rule can object to (a plugin's checks can)
         plain = plain_chat(data) if self.rules.extra_checks is None else None
         if plain is None:
-            if not self._passes_rules(data, line):
+            if not self._passes_rules(data, line, row):
                 return
         elif self.kind != "chat":
             self._note_kind("chat", line)
@@ -148,11 +150,13 @@ class _Scan:
         )
         return True
 
-    def _passes_rules(self, data: dict[str, Any], line: int) -> bool:
-        """Every rule's findings for one record; False when one of them is an error."""
+    def _passes_rules(self, data: dict[str, Any], line: int, row: dict[str, Any]) -> bool:
+        """Every rule's findings for one record (``row`` as read, ``data`` as checked);
+        False when one of them is an error."""
         failed = False
         for code, severity, message, field in check_record(data, self.rules, self.model):
-            self.report.add(Finding(code, severity, message, self.file, line, field))  # type: ignore[arg-type]
+            where = chat_field(field, row)
+            self.report.add(Finding(code, severity, message, self.file, line, where))  # type: ignore[arg-type]
             failed = failed or severity == "error"
         self._note_kind(record_kind(data), line)
         return not failed
@@ -446,10 +450,11 @@ class _Tally:
             if not isinstance(record, RawRecord):
                 self.unreadable += record.severity == "error"
                 continue
+            data = as_chat_record(record.data)
             try:
-                tokens = counter.count_example(record.data)
+                tokens = counter.count_example(data)
             except Exception:  # an invalid example: validate() names it; here it is estimated
-                tokens = fallback.count_example(record.data)
+                tokens = fallback.count_example(data)
                 self.refused += 1
             self.over += limit is not None and tokens > limit
             self.counts.append(min(tokens, limit) if limit else tokens)
