@@ -454,3 +454,26 @@ def test_a_folder_is_replaced_whole_or_left_as_it_was(tmp_path: Path) -> None:
         (staging / "new.bin").write_text("new")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["model"]
     assert [p.name for p in target.iterdir()] == ["new.bin"]
+
+
+@pytest.mark.parametrize(
+    ("row", "says"),
+    [
+        (
+            {"conversations": [{"from": "human", "value": "q"}, {"from": "gpt", "value": "a"}]},
+            'this is ShareGPT\'s shape: write it as {"messages"',
+        ),
+        ({"instruction": "q", "input": "", "output": "a"}, "this is Alpaca's shape: write it"),
+        ({"text": "Once upon a time", "id": 7}, "a row of plain text is for language modeling"),
+    ],
+)
+def test_a_well_known_shape_we_do_not_read_is_named_with_how_to_write_it(
+    row: dict[str, Any], says: str
+) -> None:
+    data = ft.Dataset.from_records([row])
+    with pytest.raises(
+        ft.DatasetError, match=f"^records:1: cannot tell the example kind: .*{says}"
+    ):
+        list(data)
+    (finding,) = validate(data, target="hf", model="m").errors
+    assert finding.code == "unknown_format" and says.replace("\\", "") in finding.message

@@ -38,6 +38,7 @@ __all__ = [
     "formatter",
     "is_empty",
     "parse_example",
+    "shape_hint",
     "split_turns",
     "to_format",
     "turns_digest",
@@ -142,6 +143,29 @@ def chat_field(field: str | None, data: dict[str, Any]) -> str | None:
     return f"prompt[{index}]{rest}" if index < prompt else f"completion[{index - prompt}]{rest}"
 
 
+def shape_hint(data: dict[str, Any]) -> str:
+    """What a row of no kind we read looks like, when it is a well-known shape, and how to
+    write it as one we read ("" for any other)."""
+    turns = data.get("conversations")
+    if isinstance(turns, list) and any(isinstance(t, dict) and "from" in t for t in turns):
+        return (
+            '; this is ShareGPT\'s shape: write it as {"messages": [{"role": ..., '
+            '"content": ...}]}, each turn\'s "from" (human, gpt, system) as its role (user, '
+            'assistant, system) and its "value" as its content'
+        )
+    if "instruction" in data and "output" in data:
+        return (
+            '; this is Alpaca\'s shape: write it as {"messages": [{"role": "user", '
+            '"content": instruction and input}, {"role": "assistant", "content": output}]}'
+        )
+    if set(data) - IGNORED_KEYS == {"text"}:
+        return (
+            "; a row of plain text is for language modeling, which finetune does not train: "
+            "write each example as a question and its answer (messages, or prompt and completion)"
+        )
+    return ""
+
+
 def parse_example(
     data: dict[str, Any],
     *,
@@ -165,7 +189,7 @@ def parse_example(
     if found is None:
         raise DatasetError(
             "cannot tell the example kind: expected 'messages' (chat), 'prompt'+'completion' "
-            "or 'chosen'/'preferred_output' (preference)",
+            f"or 'chosen'/'preferred_output' (preference){shape_hint(data)}",
             file=file,
             line=line,
         )

@@ -19,6 +19,7 @@ from finetune.dataset._formats import (
     MESSAGE_LIST_KEYS,
     detect_kind,
     is_empty,
+    shape_hint,
     unknown_key_message,
 )
 from finetune.types import EXAMPLE_KINDS
@@ -219,7 +220,8 @@ def check_record(record: dict[str, Any], target: Target, model: str) -> Iterator
     kind = record_kind(record)
     if kind is None:
         keys = ", ".join(sorted(record)[:5]) or "none"
-        yield "unknown_format", "error", f"unrecognized example shape (keys: {keys})", None
+        message = f"unrecognized example shape (keys: {keys}){shape_hint(record)}"
+        yield "unknown_format", "error", message, None
         return
     if kind not in target.kinds:
         yield "unsupported_kind", "error", f"{target.name} cannot train on {kind} examples", None
