@@ -7,6 +7,7 @@ import sqlite3
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -520,6 +521,27 @@ async def test_async_fit_wait_succeeds(namespace: str, train: ft.Dataset) -> Non
         assert await job.events()
         again = await tuner.job(job.id)
         assert again.status is ft.JobStatus.SUCCEEDED
+
+
+async def test_async_fit_and_estimate_validate_off_the_event_loop(
+    namespace: str, train: ft.Dataset, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Validating a large file takes seconds to minutes: a server's loop must not stall."""
+    import threading
+
+    where: list[threading.Thread] = []
+    for name in ("_validate", "estimate_locally"):
+        counted = getattr(ft.AsyncTuner, name)
+
+        def spied(self: ft.AsyncTuner, *args: Any, _real: Any = counted, **kwargs: Any) -> Any:
+            where.append(threading.current_thread())
+            return _real(self, *args, **kwargs)
+
+        monkeypatch.setattr(ft.AsyncTuner, name, spied)
+    async with ft.AsyncTuner("fake", model="b", namespace=namespace, **FAST) as tuner:
+        await tuner.estimate(train)
+        await tuner.fit(train)
+    assert len(where) == 2 and threading.current_thread() not in where
 
 
 async def test_async_failure_cancel_timeout(namespace: str, train: ft.Dataset) -> None:

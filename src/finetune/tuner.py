@@ -7,6 +7,7 @@ their own; nothing here is written twice.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from collections.abc import Mapping
 from pathlib import Path
@@ -176,7 +177,9 @@ class AsyncTuner(TunerView):
     ) -> ValidationReport:
         """Check every row against this backend's rules and the model's context limit.
 
-        Local CPU work, no network and no SDK import: it runs in the calling thread.
+        Local CPU work, no network and no SDK import: it runs in the calling thread (from a
+        coroutine, ``await asyncio.to_thread(tuner.validate, data)`` keeps the event loop
+        free; ``fit`` and ``estimate`` validate off the loop themselves).
         """
         return self._validate(dataset, validation, model=model)
 
@@ -268,12 +271,15 @@ class AsyncTuner(TunerView):
         """Our estimate, with the provider's own quote beside it where it offers one;
         ``price_per_million`` (USD per million billed tokens) replaces our table's price; the
         ``validation`` set a fit would pass counts where the provider bills it (Together)."""
-        local, report = self.estimate_parts(
-            dataset,
-            hyperparameters,
-            model=model,
-            price_per_million=price_per_million,
-            validation=validation,
+        local, report = await asyncio.to_thread(  # CPU work: never on the caller's loop
+            functools.partial(
+                self.estimate_parts,
+                dataset,
+                hyperparameters,
+                model=model,
+                price_per_million=price_per_million,
+                validation=validation,
+            )
         )
         if report is None:
             return local
@@ -346,7 +352,9 @@ class AsyncTuner(TunerView):
         ``options``). Two processes running the same fit at once make one job: the second
         waits for the first and re-attaches to what it made.
         """
-        return await self.start(self.plan_fit(train, validation, **fit))
+        # validation is CPU work, seconds to minutes: never on the caller's event loop
+        plan = await asyncio.to_thread(functools.partial(self.plan_fit, train, validation, **fit))
+        return await self.start(plan)
 
     async def start(self, plan: FitPlan) -> AsyncJobHandle:
         """The network half of ``fit``: under a cross-process lock on the fit's key, re-attach
