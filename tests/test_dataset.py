@@ -376,6 +376,10 @@ def test_from_hf_dataset() -> None:
     datasets = pytest.importorskip("datasets")
     hf = datasets.Dataset.from_list([chat(1), chat(2)])
     assert len(list(ft.Dataset.from_hf(hf))) == 2
+    splits = datasets.DatasetDict({"train": hf, "test": hf})  # what load_dataset(name) gives
+    says = r"not a DatasetDict of splits \(train, test\): Dataset.from_hf\(dataset\['train'\]\)"
+    with pytest.raises(TypeError, match=says):
+        ft.Dataset.from_hf(splits)
 
 
 def test_reader_reports_every_kind_of_bad_line(tmp_path: Path) -> None:

@@ -173,6 +173,13 @@ class Dataset:
     @classmethod
     def from_hf(cls, hf_dataset: Any, *, kind: ExampleKind | None = None) -> Dataset:
         """A dataset from a Hugging Face ``datasets.Dataset`` (rows in a supported shape)."""
+        if isinstance(hf_dataset, Mapping):  # a DatasetDict: its iteration gives split names
+            splits = ", ".join(map(str, hf_dataset)) or "none"
+            first = next(iter(hf_dataset), "train")
+            raise TypeError(
+                f"from_hf takes one split, not a DatasetDict of splits ({splits}): "
+                f"Dataset.from_hf(dataset[{first!r}])"
+            )
         return cls.from_records(iter(hf_dataset), kind=kind, name="hf-dataset")
 
     @property
