@@ -523,3 +523,15 @@ def test_train_skips_validation_only_when_told(
     config = tmp_path / "train.toml"
     config.write_text(f'backend = "fake"\nmodel = "m2"\nfile = "{data}"\nskip_validation = true\n')
     assert main(["train", "--config", str(config)]) == 0
+
+
+def test_a_config_file_may_name_its_files_under_the_home_folder_with_a_tilde(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("HOME", str(tmp_path))
+    write_jsonl(tmp_path / "train.jsonl", [chat(i) for i in range(12)])
+    (tmp_path / "train.toml").write_text(
+        f'backend = "fake"\nmodel = "{MODEL}"\nfile = "~/train.jsonl"\n'
+    )
+    assert main(["train", "--config", "~/train.toml"]) == 0
+    assert capsys.readouterr().out.split()[1] in {"validating", "queued", "running"}

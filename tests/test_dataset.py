@@ -481,3 +481,14 @@ def test_a_well_known_shape_we_do_not_read_is_named_with_how_to_write_it(
         list(data)
     (finding,) = validate(data, target="hf", model="m").errors
     assert finding.code == "unknown_format" and says.replace("\\", "") in finding.message
+
+
+def test_a_path_under_the_home_folder_may_start_with_a_tilde(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """As pandas and datasets read them; a config file's paths get no shell to expand them."""
+    monkeypatch.setenv("HOME", str(tmp_path))
+    write_jsonl(tmp_path / "train.jsonl", [chat(i) for i in range(3)])
+    data = ft.Dataset.from_jsonl("~/train.jsonl")
+    assert len(list(data)) == 3
+    assert data.to_jsonl("~/copy.jsonl", format="openai") == tmp_path / "copy.jsonl"

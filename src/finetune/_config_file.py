@@ -19,7 +19,7 @@ __all__ = ["config_path", "eval_candidate", "load_config", "refuse_unknown_keys"
 def load_config(path: str) -> dict[str, Any]:
     """The settings of a TOML file (or YAML, with pyyaml installed) as a dict; a file that
     does not parse, or holds no table, is a one-line ``FinetuneError`` naming it."""
-    text = Path(path).read_text(encoding="utf-8")
+    text = Path(path).expanduser().read_text(encoding="utf-8")
     if path.endswith((".yaml", ".yml")):
         try:
             import yaml
@@ -65,14 +65,15 @@ def _with_guess(key: str, allowed: list[str]) -> str:
 
 
 def config_path(source: str, key: str, value: Any) -> str:
-    """A file named in a config file, as given: paths are read from the folder ``finetune``
-    runs in. One that is not there is a one-line error naming the key, and the file of that
-    name beside the config when there is one (a path written relative to the config)."""
+    """A file named in a config file (``~`` is the home folder): paths are read from the
+    folder ``finetune`` runs in. One that is not there is a one-line error naming the key,
+    and the file of that name beside the config when there is one (a path written relative
+    to the config)."""
     if not isinstance(value, str) or not value:
         raise FinetuneError(f'{source}: {key} is a file path, as "data.jsonl", not {value!r}')
-    path = Path(value)
+    path = Path(value).expanduser()
     if path.exists():
-        return value
+        return str(path)
     folder = Path(source).parent
     beside = folder / path
     hint = ""

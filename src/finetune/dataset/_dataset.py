@@ -132,8 +132,9 @@ class Dataset:
         kind: ExampleKind | None = None,
         max_line_bytes: int = DEFAULT_MAX_LINE_BYTES,
     ) -> Dataset:
-        """A dataset streamed from a JSONL file in our, OpenAI's, Mistral's or TRL's shape."""
-        file = Path(path)
+        """A dataset streamed from a JSONL file in our, OpenAI's, Mistral's or TRL's shape
+        (``~`` in ``path`` is the home folder)."""
+        file = Path(path).expanduser()
         if file.is_dir():
             raise DatasetError("is a folder, not a JSONL file; name the file", file=str(file))
         if not file.is_file():
@@ -329,7 +330,7 @@ class Dataset:
     ) -> Path:
         """Write every example to ``path`` atomically (temp file + rename), in ``format``: a
         provider's format name, or a function from an example to its JSON line (a plugin's)."""
-        target = Path(path)
+        target = Path(path).expanduser()
         convert = format if callable(format) else formatter(format)
         with atomic_write(target) as handle:
             for example in self:

@@ -61,7 +61,7 @@ def _folder_of(model: Any) -> Path:
         name, backend = os.fspath(model), "hf"
     else:
         name, backend = getattr(model, "name", model), getattr(model, "backend", "hf")
-    if backend not in ("hf", "gguf") or not Path(str(name)).exists():
+    if backend not in ("hf", "gguf") or not Path(str(name)).expanduser().exists():
         raise UnsupportedFeature(
             f"export works on local models (Tuner('hf') jobs, folders); {backend!r} keeps the "
             "weights on the provider's side"
@@ -162,7 +162,7 @@ def export_model(
         "gguf-adapter": _adapter_file,
         "ollama": _ollama_folder,
     }[format]
-    result = writer(folder, Path(dest), quantization, chosen, create, tell)
+    result = writer(folder, Path(dest).expanduser(), quantization, chosen, create, tell)
     result.seconds = time.perf_counter() - started
     tell(f"exported {result}")
     return result
