@@ -535,3 +535,19 @@ def test_a_config_file_may_name_its_files_under_the_home_folder_with_a_tilde(
     )
     assert main(["train", "--config", "~/train.toml"]) == 0
     assert capsys.readouterr().out.split()[1] in {"validating", "queued", "running"}
+
+
+def test_a_line_a_library_prints_itself_is_not_printed_again() -> None:
+    """huggingface_hub prints its warnings with a handler of its own and passes them on."""
+    import logging
+
+    from finetune.cli import _not_printed_on_the_way
+
+    printing = logging.getLogger("printing_library")
+    printing.addHandler(logging.NullHandler())
+    try:
+        for name, passed_on in (("printing_library.http", False), ("quiet_library", True)):
+            record = logging.LogRecord(name, logging.WARNING, __file__, 1, "retrying", (), None)
+            assert _not_printed_on_the_way(record) is passed_on
+    finally:
+        printing.handlers.clear()

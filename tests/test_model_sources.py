@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import shutil
+import socket
 import subprocess
 import sys
 import zipfile
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -13,13 +16,40 @@ import finetune as ft
 from finetune.backends.hf._models import resolve
 
 
-def test_a_hub_id_and_a_folder_are_used_as_they_are(tmp_path: Path) -> None:
+def test_a_hub_id_and_a_folder_are_used_as_they_are(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(socket, "getaddrinfo", lambda *args: [])  # the Hub's name resolves
     assert resolve("HuggingFaceTB/SmolLM2-135M-Instruct", tmp_path).kind == "hub"
     folder = tmp_path / "model"
     folder.mkdir()
     (folder / "config.json").write_text("{}")
     found = resolve(str(folder), tmp_path / "models")
     assert (found.kind, found.path) == ("folder", str(folder.resolve()))
+
+
+def test_with_no_network_a_hub_id_is_its_cached_copy_or_an_error_at_once(
+    tiny_base: str, rows: list[dict[str, Any]], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Not a minute of retries (5 per file, for each file transformers asks for)."""
+    from huggingface_hub import constants
+
+    def no_network(*args: Any) -> Any:
+        raise socket.gaierror(-2, "Name or service not known")
+
+    monkeypatch.setattr(socket, "getaddrinfo", no_network)
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "hub"))
+    data = ft.Dataset.from_records(rows)
+    cannot = r"'acme/absent' is not a model .* \(huggingface.co\) cannot be reached from here"
+    with pytest.raises(ft.InvalidRequestError, match=cannot):
+        ft.Tuner("hf", model="acme/absent").validate(data)
+    snapshot = tmp_path / "hub" / "models--acme--tiny" / "snapshots" / "0123abc"
+    shutil.copytree(tiny_base, snapshot)  # as a download leaves it
+    (snapshot.parents[1] / "refs").mkdir()
+    (snapshot.parents[1] / "refs" / "main").write_text("0123abc")
+    source = resolve("acme/tiny", tmp_path / "models")
+    assert (source.kind, source.path) == ("hub", str(snapshot))
+    assert ft.Tuner("hf", model="acme/tiny").validate(data).ok
 
 
 def test_a_folder_of_several_gguf_files_asks_for_one(tmp_path: Path) -> None:

@@ -598,7 +598,21 @@ def _log_to_stderr(debug: bool) -> None:
         if debug
         else _CommandLineFormatter()
     )
+    handler.addFilter(_not_printed_on_the_way)
     logging.basicConfig(level=logging.DEBUG if debug else logging.WARNING, handlers=[handler])
+
+
+def _not_printed_on_the_way(record: logging.LogRecord) -> bool:
+    """Whether no logger between the record's and the root has a handler of its own, which
+    printed the line already (huggingface_hub's does, and still passes the line on)."""
+    logger: logging.Logger | None = logging.getLogger(record.name)
+    while logger is not None and logger is not logging.root:
+        if logger.handlers:
+            return False
+        if not logger.propagate:
+            return True
+        logger = logger.parent
+    return True
 
 
 class _CommandLineFormatter(logging.Formatter):

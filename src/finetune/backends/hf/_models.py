@@ -10,9 +10,11 @@ from __future__ import annotations
 import json
 import logging
 import os
+import socket
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from finetune._errors import InvalidRequestError, MissingDependency, StorageError
 from finetune.backends._files import sha256_of
@@ -63,11 +65,51 @@ def _gguf_in(path: Path) -> Path | None:
     return None
 
 
+def _hub_source(spec: str) -> ModelSource:
+    """A Hub id as it is while the Hub can be reached (transformers fetches and caches it);
+    its cached copy when the Hub's name does not resolve, so nothing retries against a
+    network that is not there (5 tries per file, 23 s each); an error at once when it is not
+    cached either."""
+    try:
+        from huggingface_hub import constants, try_to_load_from_cache
+    except ImportError:  # loading the model says which extra to install
+        return ModelSource(spec, spec, "hub")
+    host = urlsplit(constants.ENDPOINT).hostname or "huggingface.co"
+    if not constants.HF_HUB_OFFLINE and _resolves(host):
+        return ModelSource(spec, spec, "hub")
+    try:
+        found = try_to_load_from_cache(spec, "config.json")
+    except ValueError:  # not a repo id either: a mistyped path, most likely
+        found = None
+    if isinstance(found, str):
+        return ModelSource(spec, str(Path(found).parent), "hub")
+    why = (
+        "is offline (HF_HUB_OFFLINE)"
+        if constants.HF_HUB_OFFLINE
+        else f"({host}) cannot be reached from here"
+    )
+    raise InvalidRequestError(
+        f"model {spec!r} is not a model folder or .gguf file here, and the Hugging Face Hub "
+        f"{why} to fetch it, nor does its cache hold it; pass the path of a local model "
+        "folder or .gguf file",
+        backend="hf",
+        param="model",
+    )
+
+
+def _resolves(host: str) -> bool:
+    try:
+        socket.getaddrinfo(host, 443)
+    except OSError:
+        return False
+    return True
+
+
 def resolve(spec: str, models_dir: Path | None = None) -> ModelSource:
     """The folder or hub id to load for ``spec``; a GGUF file is converted on first use."""
     local = Path(spec).expanduser()
     if not local.exists():
-        return ModelSource(spec, spec, "hub")
+        return _hub_source(spec)
     gguf = _gguf_in(local)
     if gguf is None:
         return ModelSource(spec, str(local.resolve()), "folder")
