@@ -527,3 +527,19 @@ def test_a_save_that_fails_on_disk_fails_the_job_clearly(
     error = caught.value.job.error
     assert error is not None and "File too large" in error.message, tuner.backend.worker_log(job.id)
     assert "disk" in error.message
+
+
+def test_a_trainer_setting_trl_does_not_take_is_refused_before_the_job_starts(
+    tiny_base: str, rows: list[dict[str, Any]], tmp_path: Path
+) -> None:
+    """Passed through to TRL's SFTConfig, a misspelt name failed the job in its worker."""
+    tuner = ft.Tuner("hf", model=tiny_base)
+    data = ft.Dataset.from_records(rows)
+    misspelt = ft.Hyperparameters(extra={"weight_decy": 0.1})
+    says = r"hyperparameters\.extra: TRL's SFTConfig takes no 'weight_decy' \(did you mean"
+    with pytest.raises(ft.InvalidRequestError, match=says) as refused:
+        tuner.fit(data, hyperparameters=misspelt)
+    assert refused.value.param == "hyperparameters.extra.weight_decy"
+    with pytest.raises(ft.InvalidRequestError, match=r"options\.trainer_args: TRL's SFTConfig"):
+        tuner.fit(data, options={"trainer_args": {"no_such_setting": 1}})
+    assert not list((tmp_path / "hf-jobs").glob("hfjob-*"))  # no job was made

@@ -24,6 +24,7 @@ from finetune.backends.hf._config import (
     LocalOptions,
     TrainingConfig,
     check_placement,
+    check_trainer_names,
     lora_settings,
     parse_options,
     resolved_hyperparameters,
@@ -243,6 +244,7 @@ class HFBackend:
             integrations=integrations,
         )
         lora_settings(config)  # refuses full_finetune=True with a LoRA before any work
+        check_trainer_names(config)
         with _storage(self.jobs_dir, "create the job directory"):
             job = self._make_dir(config)
             self._launch(job, options, resume=False, env=secrets)

@@ -6,12 +6,18 @@ worker starts, and saved in the job directory as ``config.json``.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from finetune._errors import InvalidRequestError, settings_problem
+from finetune._errors import (
+    InvalidRequestError,
+    MissingDependency,
+    did_you_mean,
+    settings_problem,
+)
 from finetune.types import Hyperparameters, LoRA
 
 __all__ = [
@@ -19,6 +25,7 @@ __all__ = [
     "LocalOptions",
     "TrainingConfig",
     "assistant_only",
+    "check_trainer_names",
     "cpu_computes_bf16",
     "lora_arguments",
     "lora_settings",
@@ -183,6 +190,31 @@ def trainer_arguments(
     args.update(hp.extra)
     args.update(options.trainer_args)
     return args
+
+
+def check_trainer_names(config: TrainingConfig) -> None:
+    """Refuse a name in ``hyperparameters.extra`` or ``options.trainer_args`` that TRL's
+    trainer settings do not take, before the job starts: the worker would fail on it."""
+    passed = {"hyperparameters.extra": config.hyperparameters.extra}
+    passed["options.trainer_args"] = config.options.trainer_args
+    if not any(passed.values()):
+        return
+    try:
+        import trl
+    except ImportError as exc:
+        raise MissingDependency("trl", "hf", purpose="to train locally") from exc
+    settings = trl.SFTConfig if config.method == "sft" else trl.DPOConfig
+    known = sorted(f.name for f in dataclasses.fields(settings) if f.init)
+    for where, names in passed.items():
+        for name in names:
+            if name not in known:
+                raise InvalidRequestError(
+                    f"{where}: TRL's {settings.__name__} takes no {name!r}"
+                    f"{did_you_mean(name, known)}; its settings are listed at "
+                    "https://huggingface.co/docs/trl",
+                    backend="hf",
+                    param=f"{where}.{name}",
+                )
 
 
 def resolved_hyperparameters(config: TrainingConfig) -> Hyperparameters:
