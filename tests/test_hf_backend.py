@@ -529,7 +529,7 @@ def test_a_save_that_fails_on_disk_fails_the_job_clearly(
     assert "disk" in error.message
 
 
-def test_a_trainer_setting_trl_does_not_take_is_refused_before_the_job_starts(
+def test_a_setting_trl_or_peft_does_not_take_is_refused_before_the_job_starts(
     tiny_base: str, rows: list[dict[str, Any]], tmp_path: Path
 ) -> None:
     """Passed through to TRL's SFTConfig, a misspelt name failed the job in its worker."""
@@ -542,4 +542,6 @@ def test_a_trainer_setting_trl_does_not_take_is_refused_before_the_job_starts(
     assert refused.value.param == "hyperparameters.extra.weight_decy"
     with pytest.raises(ft.InvalidRequestError, match=r"options\.trainer_args: TRL's SFTConfig"):
         tuner.fit(data, options={"trainer_args": {"no_such_setting": 1}})
+    with pytest.raises(ft.InvalidRequestError, match=r"PEFT's LoraConfig takes no 'use_dora_'"):
+        tuner.fit(data, options={"peft_args": {"use_dora_": True}})
     assert not list((tmp_path / "hf-jobs").glob("hfjob-*"))  # no job was made

@@ -194,27 +194,35 @@ def trainer_arguments(
 
 def check_trainer_names(config: TrainingConfig) -> None:
     """Refuse a name in ``hyperparameters.extra`` or ``options.trainer_args`` that TRL's
-    trainer settings do not take, before the job starts: the worker would fail on it."""
-    passed = {"hyperparameters.extra": config.hyperparameters.extra}
-    passed["options.trainer_args"] = config.options.trainer_args
-    if not any(passed.values()):
-        return
-    try:
-        import trl
-    except ImportError as exc:
-        raise MissingDependency("trl", "hf", purpose="to train locally") from exc
-    settings = trl.SFTConfig if config.method == "sft" else trl.DPOConfig
-    known = sorted(f.name for f in dataclasses.fields(settings) if f.init)
-    for where, names in passed.items():
-        for name in names:
-            if name not in known:
-                raise InvalidRequestError(
-                    f"{where}: TRL's {settings.__name__} takes no {name!r}"
-                    f"{did_you_mean(name, known)}; its settings are listed at "
-                    "https://huggingface.co/docs/trl",
-                    backend="hf",
-                    param=f"{where}.{name}",
-                )
+    trainer settings do not take, or in ``options.peft_args`` that PEFT's ``LoraConfig`` does
+    not, before the job starts: the worker would fail on it."""
+    trainer = {**config.hyperparameters.extra, **config.options.trainer_args}
+    if trainer:
+        try:
+            import trl
+        except ImportError as exc:
+            raise MissingDependency("trl", "hf", purpose="to train locally") from exc
+        settings = trl.SFTConfig if config.method == "sft" else trl.DPOConfig
+        _refuse_unknown("hyperparameters.extra", config.hyperparameters.extra, settings, "TRL")
+        _refuse_unknown("options.trainer_args", config.options.trainer_args, settings, "TRL")
+    if config.options.peft_args:
+        try:
+            from peft import LoraConfig
+        except ImportError as exc:
+            raise MissingDependency("peft", "hf", purpose="to train a LoRA adapter") from exc
+        _refuse_unknown("options.peft_args", config.options.peft_args, LoraConfig, "PEFT")
+
+
+def _refuse_unknown(where: str, given: dict[str, Any], settings: Any, owner: str) -> None:
+    known = sorted(field.name for field in dataclasses.fields(settings) if field.init)
+    for name in given:
+        if name not in known:
+            raise InvalidRequestError(
+                f"{where}: {owner}'s {settings.__name__} takes no {name!r}"
+                f"{did_you_mean(name, known)}",
+                backend="hf",
+                param=f"{where}.{name}",
+            )
 
 
 def resolved_hyperparameters(config: TrainingConfig) -> Hyperparameters:
