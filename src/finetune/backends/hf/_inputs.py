@@ -9,6 +9,7 @@ from typing import Any
 
 from finetune._errors import InvalidRequestError, MissingDependency, UnsupportedFeature
 from finetune.backends.hf._config import LocalOptions
+from finetune.backends.hf._models import looks_like_path
 from finetune.types import FileRef
 
 __all__ = ["check_method", "check_model", "example_kind", "load_tokenizer", "local_path"]
@@ -51,13 +52,7 @@ def load_tokenizer(path: str, trust_remote_code: bool, spec: str) -> Any:
         from transformers import AutoTokenizer
     except ImportError as exc:
         raise MissingDependency("transformers", "hf", purpose="to train locally") from exc
-    hub_id = not spec.startswith(("/", ".", "~")) and not spec.endswith(".gguf")
-    if not hub_id and not Path(spec).expanduser().exists():
-        raise InvalidRequestError(
-            f"model {spec!r} could not be loaded: no such folder or .gguf file; check the path",
-            backend="hf",
-            param="model",
-        )
+    hub_id = not looks_like_path(spec)  # resolve() refused a path that is not there
     try:
         return AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code)
     except (OSError, ValueError) as exc:

@@ -20,7 +20,14 @@ from finetune._errors import InvalidRequestError, MissingDependency, StorageErro
 from finetune.backends._files import sha256_of
 from finetune.dataset import atomic_folder
 
-__all__ = ["MODELS_DIR_ENV", "ModelSource", "default_models_dir", "file_sha256", "resolve"]
+__all__ = [
+    "MODELS_DIR_ENV",
+    "ModelSource",
+    "default_models_dir",
+    "file_sha256",
+    "looks_like_path",
+    "resolve",
+]
 
 MODELS_DIR_ENV = "FINETUNE_MODELS_DIR"
 _MARKER = "finetune-source.json"
@@ -63,6 +70,11 @@ def _gguf_in(path: Path) -> Path | None:
                 param="model",
             )
     return None
+
+
+def looks_like_path(spec: str) -> bool:
+    """Whether a model given as ``spec`` is written as a path, never a Hub id."""
+    return spec.startswith(("/", ".", "~")) or spec.endswith(".gguf")
 
 
 def _hub_source(spec: str) -> ModelSource:
@@ -108,6 +120,12 @@ def _resolves(host: str) -> bool:
 def resolve(spec: str, models_dir: Path | None = None) -> ModelSource:
     """The folder or hub id to load for ``spec``; a GGUF file is converted on first use."""
     local = Path(spec).expanduser()
+    if not local.exists() and looks_like_path(spec):
+        raise InvalidRequestError(
+            f"model {spec!r} could not be loaded: no such folder or .gguf file; check the path",
+            backend="hf",
+            param="model",
+        )
     if not local.exists():
         return _hub_source(spec)
     gguf = _gguf_in(local)
