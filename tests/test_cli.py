@@ -172,9 +172,11 @@ def test_a_config_path_that_is_not_there_points_at_the_file_beside_the_config(
     assert main(["eval", "eval.toml"]) == 0  # the fake base model repeats each question
 
 
-def test_backends_lists_fake(capsys: pytest.CaptureFixture[str]) -> None:
+def test_backends_lists_each_with_what_it_trains(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["backends"]) == 0
-    assert "fake" in capsys.readouterr().out
+    rows = {line.split()[0]: line.split()[1:] for line in capsys.readouterr().out.splitlines()}
+    assert "tools=True" in rows["openai"] and "tools=True" in rows["hf"]
+    assert rows["fake"][:3] == ["local", "methods=dpo,sft", "kinds=chat,completion,preference"]
 
 
 def test_backends_lists_a_backend_registered_as_a_factory_function(

@@ -79,7 +79,7 @@ def _cmd_backends(args: argparse.Namespace) -> int:
             if caps is not None:
                 detail = (
                     f"methods={','.join(sorted(caps.methods))} "
-                    f"kinds={','.join(sorted(caps.example_kinds))} "
+                    f"kinds={','.join(sorted(caps.example_kinds))} tools={caps.tools} "
                     f"{'hosted' if caps.hosted else 'local'} pause_resume={caps.pause_resume}"
                 )
             if status == "-":
