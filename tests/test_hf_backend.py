@@ -545,3 +545,41 @@ def test_a_setting_trl_or_peft_does_not_take_is_refused_before_the_job_starts(
     with pytest.raises(ft.InvalidRequestError, match=r"PEFT's LoraConfig takes no 'use_dora_'"):
         tuner.fit(data, options={"peft_args": {"use_dora_": True}})
     assert not list((tmp_path / "hf-jobs").glob("hfjob-*"))  # no job was made
+
+
+def test_a_lora_adapter_as_the_base_model_trains_further_on_its_own_base(
+    tiny_base: str, rows: list[dict[str, Any]]
+) -> None:
+    """Not a second adapter stacked on it and saved alone, which loads without the first."""
+    from safetensors import safe_open
+
+    data = ft.Dataset.from_records(rows[:16])
+    first = ft.Tuner("hf", model=tiny_base).fit(data, hyperparameters={"epochs": 1, "seed": 1})
+    assert first.wait(poll_interval=0.2, timeout=120).status is ft.JobStatus.SUCCEEDED
+    adapter = first.model.name
+    tuner = ft.Tuner("hf", model=adapter)
+    more = ft.Dataset.from_records(rows[16:32])
+    pairs = ft.Dataset.from_records(
+        [{"prompt": f"q{i}", "chosen": "yes", "rejected": "no"} for i in range(8)]
+    )
+    for given, refused, says in (
+        (more, {"hyperparameters": {"lora": {"r": 4}}}, r"adapter \(r=16, alpha=32\), whose"),
+        (more, {"options": {"full_finetune": True}}, "full_finetune=True needs a whole model"),
+        (pairs, {"method": "dpo"}, r"method='dpo' needs a whole model: export the adapter"),
+    ):
+        with pytest.raises(ft.InvalidRequestError, match=says):
+            tuner.fit(given, **refused)
+    second = tuner.fit(more, hyperparameters={"epochs": 1, "seed": 7})  # another seed: fresh
+    done = second.wait(poll_interval=0.2, timeout=120)  # weights would differ from the first's
+    assert done.status is ft.JobStatus.SUCCEEDED
+    own = done.hyperparameters.lora  # the adapter's own settings: LoRA's defaults here
+    assert own is not None and (own.r, own.alpha, own.dropout) == (16, 32, 0.05)
+    saved = json.loads(Path(done.fine_tuned_model, "adapter_config.json").read_text())
+    assert saved["base_model_name_or_path"] == str(Path(tiny_base).resolve())
+    key = "base_model.model.model.layers.0.self_attn.q_proj.lora_A.weight"
+    with (
+        safe_open(f"{adapter}/adapter_model.safetensors", "pt") as before,
+        safe_open(f"{done.fine_tuned_model}/adapter_model.safetensors", "pt") as after,
+    ):
+        start, end = before.get_tensor(key), after.get_tensor(key)
+    assert 0 < float((end - start).abs().max()) < 0.01 * float(start.abs().max())

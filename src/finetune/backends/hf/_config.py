@@ -7,7 +7,9 @@ worker starts, and saved in the job directory as ``config.json``.
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
+from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -24,6 +26,7 @@ __all__ = [
     "SECRET_FIELDS",
     "LocalOptions",
     "TrainingConfig",
+    "adapter_settings",
     "assistant_only",
     "check_trainer_names",
     "cpu_computes_bf16",
@@ -286,7 +289,11 @@ def cpu_computes_bf16() -> bool:
 
 def lora_settings(config: TrainingConfig) -> LoRA | None:
     """The job's LoRA adapter: ``Hyperparameters.lora``, LoRA's defaults when none is given,
-    ``None`` for a full fine-tune (``full_finetune=True``)."""
+    ``None`` for a full fine-tune (``full_finetune=True``); the base model's own adapter
+    when the base is a LoRA adapter's folder, whose training continues."""
+    own = adapter_settings(config.base_model)
+    if own is not None:
+        return _continued(config, own)
     if config.options.full_finetune:
         if config.hyperparameters.lora is not None:
             raise InvalidRequestError(
@@ -296,6 +303,56 @@ def lora_settings(config: TrainingConfig) -> LoRA | None:
             )
         return None
     return config.hyperparameters.lora or LoRA()
+
+
+def adapter_settings(folder: str) -> LoRA | None:
+    """The settings of the LoRA adapter saved in ``folder`` (``None`` when it holds none)."""
+    path = Path(folder, "adapter_config.json")
+    if not path.is_file() or Path(folder, "config.json").is_file():
+        return None
+    saved = json.loads(path.read_text(encoding="utf-8"))
+    modules = saved.get("target_modules") or "all-linear"
+    return LoRA(
+        r=saved.get("r", 8),
+        alpha=saved.get("lora_alpha", 8),
+        dropout=saved.get("lora_dropout", 0.0),
+        target_modules=sorted(modules) if isinstance(modules, list) else modules,
+    )
+
+
+def _continued(config: TrainingConfig, own: LoRA) -> LoRA:
+    """An adapter's own settings, for a job that trains it further; what cannot be done to
+    an adapter is refused, naming the way through a merged model."""
+    merge_first = (
+        "export the adapter merged into its base (finetune export --format merged) and "
+        "fine-tune that folder"
+    )
+    if config.options.full_finetune or config.method == "dpo":
+        what = "full_finetune=True" if config.options.full_finetune else "method='dpo'"
+        raise InvalidRequestError(
+            f"the base model is a LoRA adapter, whose training a job continues; {what} "
+            f"needs a whole model: {merge_first}",
+            backend="hf",
+            param="model",
+        )
+    wanted = config.hyperparameters.lora
+    if wanted is not None and not _same_adapter(wanted, own):
+        raise InvalidRequestError(
+            f"the base model is a LoRA adapter (r={own.r}, alpha={own.alpha}), whose training "
+            f"a job continues as it is; Hyperparameters(lora=...) asks for another one: drop "
+            f"it, or {merge_first}",
+            backend="hf",
+            param="hyperparameters.lora",
+        )
+    return own.model_copy(update={"quantize_4bit": bool(wanted and wanted.quantize_4bit)})
+
+
+def _same_adapter(wanted: LoRA, own: LoRA) -> bool:
+    """Whether asking for ``wanted`` is asking for the saved ``own`` ("all-linear" is any
+    saved list of modules: PEFT saves the names it found)."""
+    sizes = (wanted.r, wanted.alpha, wanted.dropout) == (own.r, own.alpha, own.dropout)
+    modules = wanted.target_modules
+    return sizes and (modules == "all-linear" or sorted(modules) == own.target_modules)
 
 
 def lora_arguments(lora: LoRA, extra: dict[str, Any]) -> dict[str, Any]:

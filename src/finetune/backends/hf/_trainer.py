@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from finetune.backends.hf._config import TrainingConfig, lora_settings
+from finetune.backends.hf._config import TrainingConfig, adapter_settings, lora_settings
 from finetune.backends.hf._masks import MaskProblem, encode_record
 
 __all__ = ["encoded_rows", "load_model", "sft_trainer_class"]
@@ -59,6 +59,12 @@ def load_model(config: TrainingConfig, *, cuda: bool, bf16: bool, quantization: 
         attention = "eager"
     if attention != "auto":
         load["attn_implementation"] = attention
+    if adapter_settings(config.base_model) is not None:  # its training continues
+        from peft import AutoPeftModelForCausalLM
+
+        return AutoPeftModelForCausalLM.from_pretrained(
+            config.base_model, is_trainable=True, **load
+        )
     return AutoModelForCausalLM.from_pretrained(config.base_model, **load)
 
 
