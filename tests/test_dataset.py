@@ -492,3 +492,9 @@ def test_a_path_under_the_home_folder_may_start_with_a_tilde(
     data = ft.Dataset.from_jsonl("~/train.jsonl")
     assert len(list(data)) == 3
     assert data.to_jsonl("~/copy.jsonl", format="openai") == tmp_path / "copy.jsonl"
+    monkeypatch.setenv("FINETUNE_REGISTRY", "~/jobs.sqlite3")  # quoted in a .env file
+    assert ft.JobRegistry().path == tmp_path / "jobs.sqlite3"
+    result = ft.evaluate(data, {"echo": lambda m: m[-1]["content"]}, "exact_match", cache="~/c")
+    assert result.to_json("~/result.json") == tmp_path / "result.json"
+    assert (tmp_path / "c").is_file()
+    assert ft.EvalResult.from_json("~/result.json").candidates == ["echo"]

@@ -14,7 +14,7 @@ def cache_dir() -> Path:
     """``$FINETUNE_CACHE_DIR``, else the platform's user cache folder for finetune."""
     chosen = os.environ.get(CACHE_DIR_ENV)
     if chosen:
-        return Path(chosen)
+        return Path(chosen).expanduser()
     from platformdirs import user_cache_dir
 
     return Path(user_cache_dir("finetune"))

@@ -96,7 +96,7 @@ def default_registry_path() -> Path:
     """``$FINETUNE_REGISTRY``, else ``jobs.sqlite3`` in the platform's user data folder."""
     override = os.environ.get(ENV_PATH)
     if override:
-        return Path(override)
+        return Path(override).expanduser()
     from platformdirs import user_data_dir
 
     return Path(user_data_dir("finetune", appauthor=False)) / "jobs.sqlite3"
@@ -133,7 +133,7 @@ class JobRegistry:
     """
 
     def __init__(self, path: str | os.PathLike[str] | None = None) -> None:
-        self.path = Path(path) if path is not None else default_registry_path()
+        self.path = Path(path).expanduser() if path is not None else default_registry_path()
         self._lock = threading.Lock()
         self._ready = False
 

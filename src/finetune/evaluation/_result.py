@@ -150,7 +150,7 @@ class EvalResult:
         """Write the result as JSON, atomically."""
         from finetune.dataset import atomic_write
 
-        target = Path(path)
+        target = Path(path).expanduser()
         with atomic_write(target) as handle:
             handle.write(json.dumps(self.to_dict(), indent=1, ensure_ascii=False).encode())
         return target
@@ -158,7 +158,7 @@ class EvalResult:
     @classmethod
     def from_json(cls, path: str | os.PathLike[str]) -> EvalResult:
         """Read a result written by ``to_json``; any other file is a ``StorageError`` naming it."""
-        source = Path(path)
+        source = Path(path).expanduser()
         try:
             data = json.loads(source.read_text(encoding="utf-8"))
         except (UnicodeDecodeError, json.JSONDecodeError) as exc:

@@ -76,7 +76,7 @@ def default_jobs_dir() -> Path:
     """Where local jobs live: ``$FINETUNE_HF_JOBS_DIR``, else the user data dir."""
     chosen = os.environ.get(JOBS_DIR_ENV)
     if chosen:
-        return Path(chosen)
+        return Path(chosen).expanduser()
     from platformdirs import user_data_dir
 
     return Path(user_data_dir("finetune")) / "hf-jobs"
