@@ -398,6 +398,13 @@ def _or_auto(kind: Callable[[str], Any]) -> Callable[[str], Any]:
     return value
 
 
+def _name_flag(
+    parser: argparse.ArgumentParser, flag: str, text: str, required: bool = False
+) -> None:
+    """A flag that names a backend or a model: never empty."""
+    parser.add_argument(flag, required=required, type=_named, help=text)
+
+
 def _named(text: str) -> str:
     """An argparse type: a name, never empty or blank (an unset shell variable, say)."""
     if not text.strip():
@@ -440,13 +447,8 @@ def _parser() -> argparse.ArgumentParser:
     ):
         sub = command(name, handler, text)
         sub.add_argument("file", help="training data (JSONL)")
-        sub.add_argument(
-            "--backend",
-            required=True,
-            type=_named,
-            help="the backend whose rules apply: hf, together, ...",
-        )
-        sub.add_argument("--model", required=True, type=_named, help="base model to fine-tune")
+        _name_flag(sub, "--backend", "the backend whose rules apply: hf, together, ...", True)
+        _name_flag(sub, "--model", "base model to fine-tune", True)
         sub.add_argument("--json", action="store_true", help="print JSON")
         sub.add_argument("--validation", help=_VALIDATION_HELP[name])
         if name == "estimate":
@@ -465,11 +467,7 @@ def _parser() -> argparse.ArgumentParser:
         "demo", _cmd_demo, "validate, fine-tune (LoRA) and evaluate SmolLM2-135M on CPU, offline"
     )
     demo.add_argument("--output", help="folder for the model and report (default: user data)")
-    demo.add_argument(
-        "--model",
-        type=_named,
-        help="base model instead of SmolLM2: a folder, a .gguf file or a Hub id",
-    )
+    _name_flag(demo, "--model", "base model instead of SmolLM2: a folder, a .gguf file or a Hub id")
     demo.add_argument(
         "--tiny", action="store_true", help="a toy model built on the spot (no download)"
     )
@@ -495,8 +493,8 @@ def _parser() -> argparse.ArgumentParser:
     train = command("train", _cmd_train, "validate, upload and start a fine-tuning job")
     train.add_argument("file", nargs="?", help="training data (JSONL)")
     train.add_argument("--config", help="a TOML or YAML file with the same settings")
-    train.add_argument("--backend", type=_named, help="backend name")
-    train.add_argument("--model", type=_named, help="base model")
+    _name_flag(train, "--backend", "backend name")
+    _name_flag(train, "--model", "base model")
     train.add_argument("--validation", help="validation data (JSONL)")
     train.add_argument(
         "--method", choices=["sft", "dpo"], help="sft (the default) or dpo (preference data)"
@@ -541,12 +539,10 @@ def _parser() -> argparse.ArgumentParser:
         "(verdict 'improved': interval above 0 and p < 0.05), e.g. to gate a CI pipeline",
     )
     jobs = command("jobs", _cmd_jobs, "jobs started from this machine (the local registry)")
-    jobs.add_argument("--backend", type=_named, help="only this backend")
+    _name_flag(jobs, "--backend", "only this backend")
     jobs.add_argument("--limit", type=_positive_int, default=50, help="newest first (50)")
     jobs.add_argument("--json", action="store_true", help="a JSON list of the records")
-    jobs.add_argument(
-        "--model", type=_named, help="lineage: the job and data fingerprints that made MODEL"
-    )
+    _name_flag(jobs, "--model", "lineage: the job and data fingerprints that made MODEL")
     for name, handler, text in (
         ("status", _cmd_status, "a job's current state"),
         ("wait", _cmd_wait, "wait for a job to end, with a progress bar"),
@@ -555,11 +551,7 @@ def _parser() -> argparse.ArgumentParser:
     ):
         sub = command(name, handler, text)
         sub.add_argument("job", help="job id")
-        sub.add_argument(
-            "--backend",
-            type=_named,
-            help="backend the job runs on (default: the one the registry records)",
-        )
+        _name_flag(sub, "--backend", "backend the job runs on (default: the registry's record)")
         if name == "wait":
             sub.add_argument(
                 "--timeout", type=_positive_float, help="seconds before giving up waiting"
