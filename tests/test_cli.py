@@ -543,13 +543,13 @@ def test_a_line_a_library_prints_itself_is_not_printed_again() -> None:
     """huggingface_hub prints its warnings with a handler of its own and passes them on."""
     import logging
 
-    from finetune.cli import _not_printed_on_the_way
+    from finetune._cli_log import not_printed_on_the_way
 
     printing = logging.getLogger("printing_library")
     printing.addHandler(logging.NullHandler())
     try:
         for name, passed_on in (("printing_library.http", False), ("quiet_library", True)):
             record = logging.LogRecord(name, logging.WARNING, __file__, 1, "retrying", (), None)
-            assert _not_printed_on_the_way(record) is passed_on
+            assert not_printed_on_the_way(record) is passed_on
     finally:
         printing.handlers.clear()

@@ -5,16 +5,24 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import logging
 import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any
 
 from platformdirs import user_data_dir
 
 import finetune as ft
+from finetune._arguments import (
+    Parser,
+    name_flag,
+    non_negative_int,
+    or_auto,
+    positive_float,
+    positive_int,
+)
+from finetune._cli_log import log_to_stderr
 from finetune._config_file import config_path, eval_candidate, load_config, refuse_unknown_keys
 from finetune._errors import did_you_mean
 from finetune._words import cost_figure, counted
@@ -370,67 +378,8 @@ _VALIDATION_HELP = {
 }
 
 
-def _whole_number(least: int) -> Callable[[str], int]:
-    """An argparse type: a whole number of ``least`` or more."""
-
-    def whole(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-        if value < least:
-            raise argparse.ArgumentTypeError(f"must be at least {least}, not {value}")
-        return value
-
-    return whole
-
-
-_positive_int = _whole_number(1)
-_seed = _whole_number(0)
-
-
-def _or_auto(kind: Callable[[str], Any]) -> Callable[[str], Any]:
-    """An argparse type that also takes ``auto``: the backend's own rule, named."""
-
-    def value(text: str) -> Any:
-        return "auto" if text.strip().lower() == "auto" else kind(text)
-
-    return value
-
-
-def _name_flag(
-    parser: argparse.ArgumentParser, flag: str, text: str, required: bool = False
-) -> None:
-    """A flag that names a backend or a model: never empty."""
-    parser.add_argument(flag, required=required, type=_named, help=text)
-
-
-def _named(text: str) -> str:
-    """An argparse type: a name, never empty or blank (an unset shell variable, say)."""
-    if not text.strip():
-        raise argparse.ArgumentTypeError("is empty: give a name")
-    return text
-
-
-def _positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"must be above 0, not {text}")
-    return value
-
-
-class _Parser(argparse.ArgumentParser):
-    """Usage mistakes are one line on stderr and exit code 2."""
-
-    def error(self, message: str) -> NoReturn:
-        self.exit(2, f"error: {self.prog}: {message} (see {self.prog} --help)\n")
-
-
 def _parser() -> argparse.ArgumentParser:
-    parser = _Parser(
+    parser = Parser(
         prog="finetune", description="Validate data, fine-tune on any backend, check the result."
     )
     parser.add_argument("--debug", action="store_true", help="show tracebacks and debug logs")
@@ -447,19 +396,19 @@ def _parser() -> argparse.ArgumentParser:
     ):
         sub = command(name, handler, text)
         sub.add_argument("file", help="training data (JSONL)")
-        _name_flag(sub, "--backend", "the backend whose rules apply: hf, together, ...", True)
-        _name_flag(sub, "--model", "base model to fine-tune", True)
+        name_flag(sub, "--backend", "the backend whose rules apply: hf, together, ...", True)
+        name_flag(sub, "--model", "base model to fine-tune", True)
         sub.add_argument("--json", action="store_true", help="print JSON")
         sub.add_argument("--validation", help=_VALIDATION_HELP[name])
         if name == "estimate":
             sub.add_argument(
                 "--epochs",
-                type=_or_auto(_positive_int),
+                type=or_auto(positive_int),
                 help="epochs (default: auto, the provider's rule)",
             )
             sub.add_argument(
                 "--price-per-million",
-                type=_positive_float,
+                type=positive_float,
                 help="USD per million billed tokens (default: our dated price table)",
             )
     command("backends", _cmd_backends, "installed backends and their capabilities")
@@ -467,11 +416,11 @@ def _parser() -> argparse.ArgumentParser:
         "demo", _cmd_demo, "validate, fine-tune (LoRA) and evaluate SmolLM2-135M on CPU, offline"
     )
     demo.add_argument("--output", help="folder for the model and report (default: user data)")
-    _name_flag(demo, "--model", "base model instead of SmolLM2: a folder, a .gguf file or a Hub id")
+    name_flag(demo, "--model", "base model instead of SmolLM2: a folder, a .gguf file or a Hub id")
     demo.add_argument(
         "--tiny", action="store_true", help="a toy model built on the spot (no download)"
     )
-    demo.add_argument("--steps", type=_positive_int, default=None, help="training steps")
+    demo.add_argument("--steps", type=positive_int, default=None, help="training steps")
     export = command("export", _cmd_export, "write a local job's model as merged, GGUF or Ollama")
     export.add_argument("job", help="a local job id (hfjob-...) or a model folder")
     export.add_argument(
@@ -493,35 +442,37 @@ def _parser() -> argparse.ArgumentParser:
     train = command("train", _cmd_train, "validate, upload and start a fine-tuning job")
     train.add_argument("file", nargs="?", help="training data (JSONL)")
     train.add_argument("--config", help="a TOML or YAML file with the same settings")
-    _name_flag(train, "--backend", "backend name")
-    _name_flag(train, "--model", "base model")
+    name_flag(train, "--backend", "backend name")
+    name_flag(train, "--model", "base model")
     train.add_argument("--validation", help="validation data (JSONL)")
     train.add_argument(
         "--method", choices=["sft", "dpo"], help="sft (the default) or dpo (preference data)"
     )
     train.add_argument("--suffix", help="a name part for the tuned model")
     train.add_argument(
-        "--epochs", type=_or_auto(_positive_int), help="epochs (default: auto, the backend's rule)"
+        "--epochs", type=or_auto(positive_int), help="epochs (default: auto, the backend's rule)"
     )
     train.add_argument(
         "--batch-size",
         dest="batch_size",
-        type=_or_auto(_positive_int),
+        type=or_auto(positive_int),
         help="examples per step, or auto",
     )
     train.add_argument(
         "--learning-rate",
         dest="learning_rate",
-        type=_positive_float,
+        type=positive_float,
         help="the learning rate itself, where the backend takes one",
     )
     train.add_argument(
         "--learning-rate-multiplier",
         dest="learning_rate_multiplier",
-        type=_or_auto(_positive_float),
+        type=or_auto(positive_float),
         help="a factor on the backend's default learning rate, or auto",
     )
-    train.add_argument("--seed", type=_seed, help="0 or more, for a run that can be repeated")
+    train.add_argument(
+        "--seed", type=non_negative_int, help="0 or more, for a run that can be repeated"
+    )
     train.add_argument("--wait", action="store_true", help="wait for the job, with a progress bar")
     train.add_argument(
         "--skip-validation",
@@ -539,10 +490,10 @@ def _parser() -> argparse.ArgumentParser:
         "(verdict 'improved': interval above 0 and p < 0.05), e.g. to gate a CI pipeline",
     )
     jobs = command("jobs", _cmd_jobs, "jobs started from this machine (the local registry)")
-    _name_flag(jobs, "--backend", "only this backend")
-    jobs.add_argument("--limit", type=_positive_int, default=50, help="newest first (50)")
+    name_flag(jobs, "--backend", "only this backend")
+    jobs.add_argument("--limit", type=positive_int, default=50, help="newest first (50)")
     jobs.add_argument("--json", action="store_true", help="a JSON list of the records")
-    _name_flag(jobs, "--model", "lineage: the job and data fingerprints that made MODEL")
+    name_flag(jobs, "--model", "lineage: the job and data fingerprints that made MODEL")
     for name, handler, text in (
         ("status", _cmd_status, "a job's current state"),
         ("wait", _cmd_wait, "wait for a job to end, with a progress bar"),
@@ -551,10 +502,10 @@ def _parser() -> argparse.ArgumentParser:
     ):
         sub = command(name, handler, text)
         sub.add_argument("job", help="job id")
-        _name_flag(sub, "--backend", "backend the job runs on (default: the registry's record)")
+        name_flag(sub, "--backend", "backend the job runs on (default: the registry's record)")
         if name == "wait":
             sub.add_argument(
-                "--timeout", type=_positive_float, help="seconds before giving up waiting"
+                "--timeout", type=positive_float, help="seconds before giving up waiting"
             )
     return parser
 
@@ -562,7 +513,7 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; errors are one line (``--debug`` shows the traceback)."""
     args = _parser().parse_args(argv)
-    _log_to_stderr(debug=args.debug)
+    log_to_stderr(debug=args.debug)
     try:
         code: int = args.handler(args)
     except _Interrupted as stopped:
@@ -580,40 +531,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("interrupted", file=sys.stderr)
         return 130
     return code
-
-
-def _log_to_stderr(debug: bool) -> None:
-    """Log lines as a command says them (``warning: ...``); ``--debug`` adds time and logger."""
-    handler = logging.StreamHandler()
-    handler.setFormatter(
-        logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
-        if debug
-        else _CommandLineFormatter()
-    )
-    handler.addFilter(_not_printed_on_the_way)
-    logging.basicConfig(level=logging.DEBUG if debug else logging.WARNING, handlers=[handler])
-
-
-def _not_printed_on_the_way(record: logging.LogRecord) -> bool:
-    """Whether no logger between the record's and the root has a handler of its own, which
-    printed the line already (huggingface_hub's does, and still passes the line on)."""
-    logger: logging.Logger | None = logging.getLogger(record.name)
-    while logger is not None and logger is not logging.root:
-        if logger.handlers:
-            return False
-        if not logger.propagate:
-            return True
-        logger = logger.parent
-    return True
-
-
-class _CommandLineFormatter(logging.Formatter):
-    """``warning: <message>``; another library's line also names that library."""
-
-    def formatMessage(self, record: logging.LogRecord) -> str:  # noqa: N802 (logging's name)
-        library = record.name.partition(".")[0]
-        source = "" if library == "finetune" else f"{library}: "
-        return f"{record.levelname.lower()}: {source}{record.message}"
 
 
 def _reader_gone() -> int:

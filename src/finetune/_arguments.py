@@ -1,0 +1,79 @@
+"""The argparse value types of the ``finetune`` command, and its parser: a bad value is one
+line naming the flag, with exit code 2."""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable
+from typing import Any, NoReturn
+
+__all__ = [
+    "Parser",
+    "name_flag",
+    "named",
+    "non_negative_int",
+    "or_auto",
+    "positive_float",
+    "positive_int",
+    "whole_number",
+]
+
+
+def whole_number(least: int) -> Callable[[str], int]:
+    """An argparse type: a whole number of ``least`` or more."""
+
+    def whole(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+        if value < least:
+            raise argparse.ArgumentTypeError(f"must be at least {least}, not {value}")
+        return value
+
+    return whole
+
+
+positive_int = whole_number(1)
+non_negative_int = whole_number(0)
+
+
+def or_auto(kind: Callable[[str], Any]) -> Callable[[str], Any]:
+    """An argparse type that also takes ``auto``: the backend's own rule, named."""
+
+    def value(text: str) -> Any:
+        return "auto" if text.strip().lower() == "auto" else kind(text)
+
+    return value
+
+
+def name_flag(
+    parser: argparse.ArgumentParser, flag: str, text: str, required: bool = False
+) -> None:
+    """A flag that names a backend or a model: never empty."""
+    parser.add_argument(flag, required=required, type=named, help=text)
+
+
+def named(text: str) -> str:
+    """An argparse type: a name, never empty or blank (an unset shell variable, say)."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError("is empty: give a name")
+    return text
+
+
+def positive_float(text: str) -> float:
+    """An argparse type: a number above 0."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be above 0, not {text}")
+    return value
+
+
+class Parser(argparse.ArgumentParser):
+    """Usage mistakes are one line on stderr and exit code 2."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"error: {self.prog}: {message} (see {self.prog} --help)\n")
