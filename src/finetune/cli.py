@@ -449,30 +449,22 @@ def _parser() -> argparse.ArgumentParser:
         "--method", choices=["sft", "dpo"], help="sft (the default) or dpo (preference data)"
     )
     train.add_argument("--suffix", help="a name part for the tuned model")
-    train.add_argument(
-        "--epochs", type=or_auto(positive_int), help="epochs (default: auto, the backend's rule)"
-    )
-    train.add_argument(
-        "--batch-size",
-        dest="batch_size",
-        type=or_auto(positive_int),
-        help="examples per step, or auto",
-    )
-    train.add_argument(
-        "--learning-rate",
-        dest="learning_rate",
-        type=positive_float,
-        help="the learning rate itself, where the backend takes one",
-    )
-    train.add_argument(
-        "--learning-rate-multiplier",
-        dest="learning_rate_multiplier",
-        type=or_auto(positive_float),
-        help="a factor on the backend's default learning rate, or auto",
-    )
-    train.add_argument(
-        "--seed", type=non_negative_int, help="0 or more, for a run that can be repeated"
-    )
+    for flag, kind, text in (  # the hyperparameters
+        ("--epochs", or_auto(positive_int), "epochs (default: auto, the backend's rule)"),
+        ("--batch-size", or_auto(positive_int), "examples per step, or auto"),
+        (
+            "--learning-rate",
+            positive_float,
+            "the learning rate itself, where the backend takes one",
+        ),
+        (
+            "--learning-rate-multiplier",
+            or_auto(positive_float),
+            "a factor on the backend's default learning rate, or auto",
+        ),
+        ("--seed", non_negative_int, "0 or more, for a run that can be repeated"),
+    ):
+        train.add_argument(flag, type=kind, help=text)
     train.add_argument("--wait", action="store_true", help="wait for the job, with a progress bar")
     train.add_argument(
         "--skip-validation",
