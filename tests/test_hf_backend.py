@@ -583,3 +583,5 @@ def test_a_lora_adapter_as_the_base_model_trains_further_on_its_own_base(
     ):
         start, end = before.get_tensor(key), after.get_tensor(key)
     assert 0 < float((end - start).abs().max()) < 0.01 * float(start.abs().max())
+    shutil.rmtree(adapter)  # the job's record keeps what it trained, wherever its base went
+    assert tuner.job(second.id).job.hyperparameters.lora == own

@@ -25,6 +25,7 @@ from finetune.backends.hf._config import (
     TrainingConfig,
     check_placement,
     check_trainer_names,
+    continuing_adapter,
     lora_settings,
     parse_options,
     resolved_hyperparameters,
@@ -243,6 +244,7 @@ class HFBackend:
             metadata=request.metadata,
             integrations=integrations,
         )
+        config = continuing_adapter(config)
         lora_settings(config)  # refuses full_finetune=True with a LoRA before any work
         check_trainer_names(config)
         with _storage(self.jobs_dir, "create the job directory"):

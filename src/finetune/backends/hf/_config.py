@@ -29,6 +29,7 @@ __all__ = [
     "adapter_settings",
     "assistant_only",
     "check_trainer_names",
+    "continuing_adapter",
     "cpu_computes_bf16",
     "lora_arguments",
     "lora_settings",
@@ -123,6 +124,9 @@ class TrainingConfig(BaseModel):
     suffix: str | None = None
     metadata: dict[str, str] = Field(default_factory=dict)
     integrations: list[dict[str, Any]] = Field(default_factory=list)
+    continues_adapter: bool = Field(
+        False, description="the base is a LoRA adapter, trained further (hyperparameters.lora)"
+    )
 
 
 def _number(value: object, default: float) -> float:
@@ -289,11 +293,7 @@ def cpu_computes_bf16() -> bool:
 
 def lora_settings(config: TrainingConfig) -> LoRA | None:
     """The job's LoRA adapter: ``Hyperparameters.lora``, LoRA's defaults when none is given,
-    ``None`` for a full fine-tune (``full_finetune=True``); the base model's own adapter
-    when the base is a LoRA adapter's folder, whose training continues."""
-    own = adapter_settings(config.base_model)
-    if own is not None:
-        return _continued(config, own)
+    ``None`` for a full fine-tune (``full_finetune=True``)."""
     if config.options.full_finetune:
         if config.hyperparameters.lora is not None:
             raise InvalidRequestError(
@@ -318,6 +318,18 @@ def adapter_settings(folder: str) -> LoRA | None:
         dropout=saved.get("lora_dropout", 0.0),
         target_modules=sorted(modules) if isinstance(modules, list) else modules,
     )
+
+
+def continuing_adapter(config: TrainingConfig) -> TrainingConfig:
+    """``config`` as it is, or, when its base model is a LoRA adapter's folder, marked as
+    continuing that adapter with the adapter's own settings as ``hyperparameters.lora``:
+    read once, when the job is made, and kept in its ``config.json``."""
+    own = adapter_settings(config.base_model)
+    if own is None:
+        return config
+    lora = _continued(config, own)
+    hyperparameters = config.hyperparameters.model_copy(update={"lora": lora})
+    return config.model_copy(update={"continues_adapter": True, "hyperparameters": hyperparameters})
 
 
 def _continued(config: TrainingConfig, own: LoRA) -> LoRA:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from finetune.backends.hf._config import TrainingConfig, adapter_settings, lora_settings
+from finetune.backends.hf._config import TrainingConfig, lora_settings
 from finetune.backends.hf._masks import MaskProblem, encode_record
 
 __all__ = ["encoded_rows", "load_model", "sft_trainer_class"]
@@ -59,7 +59,7 @@ def load_model(config: TrainingConfig, *, cuda: bool, bf16: bool, quantization: 
         attention = "eager"
     if attention != "auto":
         load["attn_implementation"] = attention
-    if adapter_settings(config.base_model) is not None:  # its training continues
+    if config.continues_adapter:
         from peft import AutoPeftModelForCausalLM
 
         return AutoPeftModelForCausalLM.from_pretrained(

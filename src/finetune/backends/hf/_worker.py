@@ -19,7 +19,6 @@ from typing import Any
 from finetune._words import counted
 from finetune.backends.hf._config import (
     TrainingConfig,
-    adapter_settings,
     assistant_only,
     lora_arguments,
     lora_settings,
@@ -199,7 +198,7 @@ def build_trainer(config: TrainingConfig, job: JobDir, stop: _Stop) -> Any:
         arguments["packing_strategy"] = "bfd"
     peft_config = None
     lora = lora_settings(config)
-    if lora is not None and adapter_settings(config.base_model) is None:  # else: it has one
+    if lora is not None and not config.continues_adapter:  # else: the model has its adapter
         from peft import LoraConfig
 
         peft_config = LoraConfig(**lora_arguments(lora, config.options.peft_args))
