@@ -105,8 +105,10 @@ def detect_kind(data: dict[str, Any], *, loose: bool = False) -> ExampleKind | N
 
 
 def _conversational_completion(data: dict[str, Any]) -> bool:
-    """TRL's conversational prompt-completion row: ``prompt`` and ``completion`` both lists
-    of messages (the conversation so far, and the assistant's answer)."""
+    """TRL's conversational prompt-completion row: no ``messages``, and ``prompt`` and
+    ``completion`` both lists of messages (the conversation so far, and the answer)."""
+    if "messages" in data:
+        return False
     return data.get("prompt").__class__ is list and data.get("completion").__class__ is list
 
 
@@ -115,7 +117,7 @@ def as_chat_record(data: dict[str, Any]) -> dict[str, Any]:
     the prompt then the completion. As TRL trains on the completion only, an assistant turn
     of the prompt gets ``weight: 0`` (kept as context, not trained). Any other record is
     returned as it is."""
-    if "messages" in data or not _conversational_completion(data):
+    if not _conversational_completion(data):
         return data
     context = [
         {**m, "weight": 0}
@@ -130,7 +132,7 @@ def as_chat_record(data: dict[str, Any]) -> dict[str, Any]:
 def chat_field(field: str | None, data: dict[str, Any]) -> str | None:
     """A field of ``as_chat_record(data)`` (``messages[3].content``) as the row spells it
     (``completion[1].content``)."""
-    if field is None or "messages" in data or not _conversational_completion(data):
+    if field is None or not _conversational_completion(data):
         return field
     found = re.match(r"messages(?:\[(\d+)\])?", field)
     if found is None:

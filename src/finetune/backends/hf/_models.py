@@ -120,13 +120,13 @@ def _resolves(host: str) -> bool:
 def resolve(spec: str, models_dir: Path | None = None) -> ModelSource:
     """The folder or hub id to load for ``spec``; a GGUF file is converted on first use."""
     local = Path(spec).expanduser()
-    if not local.exists() and looks_like_path(spec):
-        raise InvalidRequestError(
-            f"model {spec!r} could not be loaded: no such folder or .gguf file; check the path",
-            backend="hf",
-            param="model",
-        )
     if not local.exists():
+        if looks_like_path(spec):
+            raise InvalidRequestError(
+                f"model {spec!r} could not be loaded: no such folder or .gguf file; check the path",
+                backend="hf",
+                param="model",
+            )
         return _hub_source(spec)
     gguf = _gguf_in(local)
     if gguf is None:
