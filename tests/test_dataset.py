@@ -382,6 +382,14 @@ def test_from_hf_dataset() -> None:
         ft.Dataset.from_hf(splits)
 
 
+def test_the_constructor_given_rows_or_a_path_names_the_four_ways_to_make_a_dataset() -> None:
+    # a newcomer's first guess: it used to be accepted and fail at len() with an AttributeError
+    says = r"Dataset.from_jsonl\(path\), from_records\(rows\), .* not Dataset\({}\)"
+    for wrong in ([chat(1), chat(2)], "train.jsonl", chat(1)):
+        with pytest.raises(TypeError, match=says.format(type(wrong).__name__)):
+            ft.Dataset(wrong)  # type: ignore[arg-type]
+
+
 def test_reader_reports_every_kind_of_bad_line(tmp_path: Path) -> None:
     path = tmp_path / "messy.jsonl"
     good = json.dumps({"prompt": "p", "completion": "c"}).encode()

@@ -110,11 +110,17 @@ _PREVIEW_ROWS = 3
 class Dataset:
     """Typed training examples, streamed from a JSONL file or held as records.
 
-    A Dataset is re-iterable and immutable: ``split`` and ``sample`` return views that read
-    the same source again, so a file never has to fit in memory.
+    Made by ``Dataset.from_jsonl``, ``from_records``, ``from_pandas`` or ``from_hf``. A Dataset
+    is re-iterable and immutable: ``split`` and ``sample`` return views that read the same
+    source again, so a file never has to fit in memory.
     """
 
     def __init__(self, source: _Source, kind: ExampleKind | None = None) -> None:
+        if not isinstance(source, (_JsonlSource, _RecordsSource, _SubsetSource)):
+            raise TypeError(
+                "a Dataset is made by Dataset.from_jsonl(path), from_records(rows), "
+                f"from_pandas(frame) or from_hf(dataset), not Dataset({type(source).__name__})"
+            )
         if kind is not None and kind not in EXAMPLE_KINDS:
             raise ValueError(
                 f"kind is one of {list(EXAMPLE_KINDS)} (or None to detect), not {kind!r}"
