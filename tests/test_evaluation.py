@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import pickle
+import re
 import sqlite3
 import sys
 import weakref
@@ -683,6 +684,16 @@ def test_result_table_markdown_html_json(tmp_path: Path) -> None:
     frame = result.to_pandas()
     assert list(frame.columns) == ["example", "candidate", "prediction", "reference", "exact_match"]
     assert len(frame) == 60
+
+
+def test_a_candidate_named_with_a_pipe_keeps_the_markdown_tables_in_shape() -> None:
+    candidates = {"base | q8": _answer, "tuned\nv2": _answer}
+    result = ft.evaluate(_qa(3), candidates, [m.exact_match], cache=False)
+    text = result.to_markdown(baseline="base | q8")
+    assert "| base \\| q8 | 1.000" in text and "| tuned v2 vs base \\| q8 | exact_match |" in text
+    for row in text.splitlines():
+        if row.startswith("|"):  # cells split on unescaped pipes only: 2 columns, then 6
+            assert len(re.split(r"(?<!\\)\|", row)) - 2 in (2, 6), row
 
 
 # -- predictors over real HTTP --

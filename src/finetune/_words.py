@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from finetune.types import CostEstimate
 
-__all__ = ["cost_figure", "counted", "json_kind", "money", "size"]
+__all__ = ["cost_figure", "counted", "json_kind", "money", "size", "table_cell"]
 
 
 def counted(number: int, noun: str) -> str:
@@ -20,6 +20,11 @@ def counted(number: int, noun: str) -> str:
 
 
 _HARD_CH = frozenset({"epoch"})  # a "ch" said as "k" takes a plain -s
+
+
+def table_cell(text: str) -> str:
+    """Text that stays in its cell of a Markdown table: ``|`` escaped, line breaks as spaces."""
+    return " ".join(text.replace("|", "\\|").splitlines())
 
 
 def money(amount: float, currency: str) -> str:

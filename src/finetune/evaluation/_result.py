@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from finetune._errors import MissingDependency, StorageError
-from finetune._words import counted
+from finetune._words import counted, table_cell
 from finetune.evaluation._stats import Comparison, Interval, compare_paired, mean_interval
 
 __all__ = ["EvalResult"]
@@ -89,11 +89,11 @@ class EvalResult:
 
     def to_markdown(self, baseline: str | None = None) -> str:
         """A table of every candidate's means with 95% CIs, and deltas against ``baseline``."""
-        header = ["candidate", *self.metrics]
+        header = ["candidate", *map(table_cell, self.metrics)]
         lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
         summary = self.summary()
         for candidate in self.candidates:
-            cells = [candidate, *(str(summary[candidate][m]) for m in self.metrics)]
+            cells = [table_cell(candidate), *(str(summary[candidate][m]) for m in self.metrics)]
             lines.append("| " + " | ".join(cells) + " |")
         if baseline is not None:
             lines += ["", "| comparison | metric | delta [95% CI] | win/tie/loss | p | verdict |"]
@@ -104,7 +104,8 @@ class EvalResult:
                 for metric in self.metrics:
                     c = self.compare(candidate, baseline, metric)
                     lines.append(
-                        f"| {candidate} vs {baseline} | {metric} | {c.delta:+.3f} "
+                        f"| {table_cell(f'{candidate} vs {baseline}')} | {table_cell(metric)} | "
+                        f"{c.delta:+.3f} "
                         f"[{c.low:+.3f}, {c.high:+.3f}] | {c.wins}/{c.ties}/{c.losses} | "
                         f"{c.p_text} | {c.verdict} |"
                     )

@@ -7,7 +7,7 @@ from collections import Counter
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
-from finetune._words import counted
+from finetune._words import counted, table_cell
 
 __all__ = ["Finding", "Severity", "ValidationReport"]
 
@@ -146,7 +146,7 @@ class ValidationReport:
         for code in sorted(self.counts, key=lambda c: (self.severities[c] != "error", c)):
             first = self.kept[code][0]
             lines = ", ".join(map(str, self.lines(code)[:5]))
-            message = first.message.replace("|", "\\|")
+            message = table_cell(first.message)
             head.append(
                 f"| `{code}` | {self.severities[code]} | {self.counts[code]} | {lines} | "
                 f"{message} |"
