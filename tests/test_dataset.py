@@ -184,8 +184,20 @@ def test_split_rejects_empty_side(chat_file: Path) -> None:
     for size in (0.0, 1.0, float("nan"), 40, -1):
         with pytest.raises(ValueError, match=f"test_size={size!r} leaves an empty side"):
             ft.Dataset.from_jsonl(chat_file).split(test_size=size)
-    with pytest.raises(TypeError, match="fraction or a count"):
-        ft.Dataset.from_jsonl(chat_file).split(test_size=True)
+    for wrong in (True, "0.1", None):
+        with pytest.raises(TypeError, match=f"fraction or a count, not {wrong!r}"):
+            ft.Dataset.from_jsonl(chat_file).split(test_size=wrong)  # type: ignore[arg-type]
+    for wrong in (2.5, "3", True):
+        with pytest.raises(TypeError, match=f"a whole number, not {wrong!r}"):
+            ft.Dataset.from_jsonl(chat_file).sample(wrong)  # type: ignore[arg-type]
+
+
+def test_split_and_sample_take_numpy_numbers(chat_file: Path) -> None:
+    np = pytest.importorskip("numpy")  # what a count computed with numpy or pandas is
+    train, test = ft.Dataset.from_jsonl(chat_file).split(test_size=np.int64(10))
+    assert (len(train), len(test)) == (30, 10)
+    assert len(ft.Dataset.from_jsonl(chat_file).split(test_size=np.float64(0.25))[1]) == 10
+    assert len(ft.Dataset.from_jsonl(chat_file).sample(np.int64(3))) == 3
 
 
 def test_excluding_drops_the_examples_the_other_holds_and_keeps_unreadable_rows(

@@ -6,6 +6,7 @@ import hashlib
 import itertools
 import json
 import math
+import numbers
 import os
 import random
 import shutil
@@ -269,11 +270,11 @@ class Dataset:
 
     def split(self, test_size: float | int = 0.1, *, seed: int = 0) -> tuple[Dataset, Dataset]:
         """Deterministically split into (train, test); ``test_size`` is a fraction or a count."""
-        if isinstance(test_size, bool):
+        if isinstance(test_size, bool) or not isinstance(test_size, numbers.Real):
             raise TypeError(f"test_size is a fraction or a count, not {test_size!r}")
         total = len(self)
-        if isinstance(test_size, int):
-            count = test_size
+        if isinstance(test_size, numbers.Integral):  # numpy's integers too
+            count = int(test_size)
         else:  # a fraction outside (0, 1), NaN included, leaves a side empty
             count = round(total * test_size) if 0 < test_size < 1 else 0
         if not 0 < count < total:
@@ -288,10 +289,12 @@ class Dataset:
 
     def sample(self, n: int, *, seed: int = 0) -> Dataset:
         """``n`` examples drawn deterministically (all of them when ``n`` >= the size)."""
-        if isinstance(n, bool) or n < 0:
+        if isinstance(n, bool) or not isinstance(n, numbers.Integral):
+            raise TypeError(f"n is how many examples to draw, a whole number, not {n!r}")
+        if n < 0:
             raise ValueError(f"n is how many examples to draw (0 or more), not {n!r}")
         total = len(self)
-        chosen = frozenset(random.Random(seed).sample(range(total), min(n, total)))
+        chosen = frozenset(random.Random(seed).sample(range(total), min(int(n), total)))
         return self._subset(chosen, keep=True, tag=f"sample{n}")
 
     def excluding(self, other: Iterable[Example]) -> Dataset:
