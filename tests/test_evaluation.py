@@ -247,6 +247,15 @@ def test_settings_that_would_hang_or_never_ask_are_refused(setting: str) -> None
             )
 
 
+def test_counts_computed_with_numpy_are_taken() -> None:
+    np = pytest.importorskip("numpy")
+    base = ft.ModelRef(backend="fake", name="m")
+    assert len(base.with_few_shot(_qa(6), k=np.int64(3)).few_shot or []) == 3
+    settings = {"max_concurrency": np.int64(2), "max_attempts": np.int64(1)}
+    result = ft.evaluate(_qa(2), {"oracle": _answer}, [m.exact_match], cache=False, **settings)
+    assert result.summary()["oracle"]["exact_match"].mean == 1.0
+
+
 def test_nothing_to_evaluate_is_refused() -> None:
     with pytest.raises(ValueError, match="nothing to evaluate"):
         ft.evaluate(ft.Dataset.from_records([]), {"oracle": _answer}, [m.exact_match])
@@ -559,6 +568,9 @@ def test_few_shot_prompts_come_from_training_examples_only() -> None:
     assert len(shots.with_few_shot(list(train)[:2], k=3).few_shot or []) == 2  # all there are
     with pytest.raises(ValueError, match="k is how many examples to show"):
         shots.with_few_shot(train, k=-1)
+    for wrong in (2.5, "3"):  # named as k, not as sample()'s n
+        with pytest.raises(TypeError, match=f"k is how many examples to show, .* not {wrong!r}"):
+            shots.with_few_shot(train, k=wrong)  # type: ignore[arg-type]
 
 
 def test_metrics_are_one_or_several_functions_or_ready_names() -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+import numbers
 import os
 from datetime import datetime
 from typing import TYPE_CHECKING, Annotated, Any, Literal, get_args
@@ -282,7 +283,9 @@ class ModelRef(_Value):
     def with_few_shot(self, train: Any, k: int = 5, seed: int = 0) -> ModelRef:
         """A copy of this model prompted with ``k`` examples drawn from ``train`` (never eval):
         a ``Dataset``, or a list of dicts or examples; all of them when it has ``k`` or fewer."""
-        if isinstance(k, bool) or k < 0:
+        if isinstance(k, bool) or not isinstance(k, numbers.Integral):
+            raise TypeError(f"k is how many examples to show, a whole number, not {k!r}")
+        if k < 0:
             raise ValueError(f"k is how many examples to show (0 or more), not {k!r}")
         if not hasattr(train, "sample"):  # a list of dicts or examples: read as a dataset is
             from finetune.dataset import Dataset
