@@ -440,6 +440,10 @@ def test_validate_and_estimate_name_their_backend(capsys: pytest.CaptureFixture[
     [
         (["--seed", "-1"], "argument --seed: must be at least 0, not -1"),
         (["--epochs", "0"], "argument --epochs: must be at least 1, not 0"),
+        (
+            ["--learning-rate", "inf"],
+            "argument --learning-rate: must be a finite number above 0, not inf",
+        ),
         (["--batch-size", "two"], "argument --batch-size: 'two' is not a whole number"),
         (["--model", ""], "argument --model: is empty: give a name"),
         (["--backend", " "], "argument --backend: is empty: give a name"),

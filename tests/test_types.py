@@ -98,6 +98,9 @@ def test_hyperparameters_reject_non_positive_epochs() -> None:
         {"seed": -1},
         {"epochs": True},
         {"lora": {"target_modules": []}},
+        {"learning_rate": float("inf")},  # no trainer survives it; NaN is refused as well
+        {"learning_rate_multiplier": float("inf")},
+        {"beta": float("nan")},
     ],
 )
 def test_hyperparameters_refuse_what_no_trainer_takes(settings: dict[str, Any]) -> None:

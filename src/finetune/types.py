@@ -154,6 +154,7 @@ class Hyperparameters(_Value):
     Provider-specific settings go in ``extra`` and are passed through unchanged.
     """
 
+    model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True, allow_inf_nan=False)
     epochs: int | Auto | None = None
     batch_size: int | Auto | None = None
     learning_rate: float | None = Field(None, gt=0)
