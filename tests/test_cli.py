@@ -210,6 +210,11 @@ def test_unknown_backend(capsys: pytest.CaptureFixture[str]) -> None:
             "[hyperparameters]\nepochz = 2\n",
             "unknown key 'epochz' (did you mean 'epochs'?) in [hyperparameters]",
         ),
+        (  # TOML writes infinity as inf: a value out of range is one line, not pydantic's
+            "[hyperparameters]\nlearning_rate = inf\n",
+            "[hyperparameters] learning_rate: not inf (Input should be a finite number)\n",
+        ),
+        ("[hyperparameters.lora]\nrank = 4\n", "[hyperparameters] LoRA has no field 'rank'"),
     ],
 )
 def test_a_mistyped_train_config_key_starts_no_job(

@@ -67,12 +67,18 @@ def as_hyperparameters(given: Hyperparameters | Mapping[str, Any] | None) -> Hyp
     try:
         return Hyperparameters.model_validate(dict(given))
     except ValidationError as error:
-        models = {
-            "": ("Hyperparameters", list(Hyperparameters.model_fields)),
-            "lora": ("LoRA", list(LoRA.model_fields)),
-        }
-        message, where = settings_problem(error, models)
+        message, where = hyperparameters_problem(error)
         raise InvalidRequestError(message, param=f"hyperparameters.{where}") from None
+
+
+def hyperparameters_problem(error: ValidationError) -> tuple[str, str]:
+    """What is wrong with hyperparameters given as a dict, in one line, and the dotted name
+    of the field (``epochs``, ``lora.r``)."""
+    models = {
+        "": ("Hyperparameters", list(Hyperparameters.model_fields)),
+        "lora": ("LoRA", list(LoRA.model_fields)),
+    }
+    return settings_problem(error, models)
 
 
 def check_fit_options(given: Mapping[str, Any]) -> None:

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from platformdirs import user_data_dir
+from pydantic import ValidationError
 
 import finetune as ft
 from finetune._arguments import (
@@ -25,6 +26,7 @@ from finetune._arguments import (
 from finetune._cli_log import log_to_stderr
 from finetune._config_file import config_path, eval_candidate, load_config, refuse_unknown_keys
 from finetune._errors import did_you_mean
+from finetune._fit import hyperparameters_problem
 from finetune._words import cost_figure, counted
 from finetune.backends import backend_class
 
@@ -273,7 +275,12 @@ def _train_settings(args: argparse.Namespace) -> dict[str, Any]:
         value = getattr(args, name, None)
         if value is not None:
             hyper[name] = value
-    settings["hyperparameters"] = hyper
+    try:
+        settings["hyperparameters"] = ft.Hyperparameters.model_validate(hyper)
+    except ValidationError as error:  # the flags were checked as they were read: the file's
+        problem, _ = hyperparameters_problem(error)
+        where = args.config or "finetune train"
+        raise ft.FinetuneError(f"{where}: [hyperparameters] {problem}") from None
     for required in ("backend", "model", "file"):
         if not settings.get(required):
             raise ft.FinetuneError(f"train needs {required!r} (a flag or a key of the config file)")
@@ -295,7 +302,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
     job = tuner.fit(
         ft.Dataset.from_jsonl(settings["file"]),
         ft.Dataset.from_jsonl(validation) if validation else None,
-        hyperparameters=ft.Hyperparameters(**settings["hyperparameters"]),
+        hyperparameters=settings["hyperparameters"],
         method=settings.get("method", "sft"),
         suffix=settings.get("suffix"),
         options=settings.get("options"),
