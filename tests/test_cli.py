@@ -134,6 +134,18 @@ def test_a_reader_that_stops_early_ends_the_command_quietly() -> None:
             '[candidates.b.few_shot]\ntrain = "t.jsonl"\nkk = 3\n',
             "unknown key 'kk' (did you mean 'k'?) in [candidates.b] few_shot",
         ),
+        (
+            'data = "h"\nmax_concurrency = "8"\n[candidates]\nb = "fake:m"\n',
+            "eval.toml: max_concurrency is a whole number of 1 or more, not '8'",
+        ),
+        (
+            'data = "h"\nmetrics = []\n[candidates]\nb = "fake:m"\n',
+            'eval.toml: metrics is a list of names, e.g. ["exact_match", "token_f1"], not []',
+        ),
+        (
+            'data = "h"\nmetrics = ["exact_matc"]\n[candidates]\nb = "fake:m"\n',
+            "eval.toml: metric 'exact_matc': by name, one of bleu",
+        ),
     ],
 )
 def test_a_bad_eval_config_is_one_line_naming_what_is_missing(

@@ -315,11 +315,12 @@ def _cmd_train(args: argparse.Namespace) -> int:
 def _cmd_eval(args: argparse.Namespace) -> int:
     config = load_config(args.config)
     candidates, options, metrics, baseline = _eval_plan(args, config)
+    max_concurrency = _max_concurrency(args.config, config)
     result = ft.evaluate(
         ft.Dataset.from_jsonl(config_path(args.config, "data", config["data"])),
         candidates,
         metrics,
-        max_concurrency=config.get("max_concurrency", 8),
+        max_concurrency=max_concurrency,
         progress=True,
         predictor_options=options,
     )
@@ -329,6 +330,28 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     if args.fail_unless_improved is None or baseline is None:  # _eval_plan: both or neither
         return 0
     return _improved_on_every_metric(result, args.fail_unless_improved, baseline)
+
+
+def _metrics(source: str, names: Any) -> list[Any]:
+    """The ready metrics an eval config names (``metrics = ["exact_match", "token_f1"]``)."""
+    names = [names] if isinstance(names, str) else names
+    if not (isinstance(names, list) and names and all(isinstance(n, str) for n in names)):
+        raise ft.FinetuneError(
+            f'{source}: metrics is a list of names, e.g. ["exact_match", "token_f1"], not {names!r}'
+        )
+    try:
+        return [ft.metrics.by_name(name) for name in names]
+    except ValueError as error:
+        raise ft.FinetuneError(f"{source}: {error}") from None
+
+
+def _max_concurrency(source: str, config: dict[str, Any]) -> int:
+    value = config.get("max_concurrency", 8)
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ft.FinetuneError(
+            f"{source}: max_concurrency is a whole number of 1 or more, not {value!r}"
+        )
+    return value
 
 
 def _eval_plan(
@@ -347,8 +370,7 @@ def _eval_plan(
     }
     candidates = {name: ref for name, (ref, _) in parsed.items()}
     options = {name: given for name, (_, given) in parsed.items() if given}
-    names = config.get("metrics", ["exact_match"])
-    metrics = [ft.metrics.by_name(name) for name in ([names] if isinstance(names, str) else names)]
+    metrics = _metrics(args.config, config.get("metrics", ["exact_match"]))
     baseline = config.get("baseline")
     if baseline is not None and baseline not in candidates:
         raise ft.FinetuneError(
