@@ -111,3 +111,23 @@ def test_a_hosted_backend_reads_its_key_and_url_from_the_environment(
     monkeypatch.delenv("ACME_API_KEY")
     with pytest.raises(ft.AuthenticationError, match="Set ACME_API_KEY or pass api_key"):
         AcmeHosted()._sdk_client()
+
+
+@pytest.mark.parametrize("backend", ["openai", "mistral", "together", "fireworks"])
+def test_a_base_url_holding_a_password_is_refused_without_repeating_it(
+    backend: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The SDK would send it in place of the key, and the URL is in reprs and the registry."""
+    url = "https://alice:hunter2pw@proxy.test/v1"
+    says = r"the URL https://\*\*\*@proxy.test/v1 holds credentials .* api_key=\.\.\. \(or set "
+    with pytest.raises(ValueError, match=says) as caught:
+        ft.Tuner(backend, model="m", api_key="k", base_url=url)
+    assert "hunter2pw" not in str(caught.value) and "alice" not in str(caught.value)
+    variable = ft.Tuner(backend, model="m").backend.url_variable
+    monkeypatch.setenv(variable, url)
+    with pytest.raises(ValueError, match="holds credentials"):
+        ft.Tuner(backend, model="m", api_key="k")
+    with pytest.raises(ValueError, match=r"holds credentials .* ACME_API_KEY"):  # a plugin's
+        AcmeHosted(api_key="k", base_url=url)
+    with pytest.raises(ValueError, match=r"http://\*\*\*@127\.0\.0\.1:8080/v1 holds credentials"):
+        ft.ModelRef.openai_compatible("http://bob:pw@127.0.0.1:8080/v1", "llama")

@@ -24,6 +24,7 @@ import json
 import os
 import random
 import re
+import urllib.parse
 from collections.abc import Awaitable, Callable, Iterable
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -77,6 +78,7 @@ __all__ = [
     "provider_file",
     "put_file",
     "redact",
+    "refuse_credentials_in_url",
     "refuse_unknown_settings",
     "retry_after_seconds",
     "retrying",
@@ -447,7 +449,24 @@ def key_and_url(
     """A provider's key and base URL: the ones given, else the environment's, else (for the
     URL) the provider's own; the URL without a trailing slash."""
     key = api_key or os.environ.get(key_variable) or None
-    return key, (url or os.environ.get(url_variable) or default_url).rstrip("/")
+    base_url = (url or os.environ.get(url_variable) or default_url).rstrip("/")
+    refuse_credentials_in_url(base_url, key_variable)
+    return key, base_url
+
+
+def refuse_credentials_in_url(url: str, key_variable: str | None = None) -> None:
+    """A ``ValueError``, which does not repeat them, for a URL holding credentials
+    (``https://user:secret@host/v1``): an SDK sends them in place of the API key, and a URL is
+    shown in reprs and kept in the job registry, where a secret must never be."""
+    parts = urllib.parse.urlsplit(url)
+    if "@" not in parts.netloc:
+        return
+    shown = f"{parts.scheme}://***@{parts.netloc.rpartition('@')[2]}{parts.path}"
+    variable = f" (or set {key_variable})" if key_variable else ""
+    raise ValueError(
+        f"the URL {shown} holds credentials (user:password@): give it without them, and the "
+        f"key as api_key=...{variable}, which is never shown or saved"
+    )
 
 
 def account_identity(*parts: str | None, key: str | None) -> str:
