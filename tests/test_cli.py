@@ -574,3 +574,32 @@ def test_a_line_a_library_prints_itself_is_not_printed_again() -> None:
             assert not_printed_on_the_way(record) is passed_on
     finally:
         printing.handlers.clear()
+
+
+def test_debug_lines_mask_keys_and_a_signed_upload_urls_signature() -> None:
+    """``--debug`` shows httpx's lines, which name the signed URLs Together and Fireworks give."""
+    import logging
+
+    from finetune._cli_log import without_secrets
+
+    signed = "https://bucket.test/up/file-1?X-Amz-Signature=0f3a9c2b7d1e4f5a6b8c&limit=20"
+    record = logging.LogRecord(
+        "httpx", logging.INFO, __file__, 1, 'HTTP Request: %s %s "%s"', ("PUT", signed, "200"), None
+    )
+    assert without_secrets(record) is True
+    line = record.getMessage()
+    assert (
+        line == 'HTTP Request: PUT https://bucket.test/up/file-1?X-Amz-Signature=***&limit=20 "200"'
+    )
+    keyed = logging.LogRecord(
+        "openai", logging.DEBUG, __file__, 1, "key %s", ("sk-proj-abcdefghijklmnop",), None
+    )
+    without_secrets(keyed)
+    assert "abcdefghijklmnop" not in keyed.getMessage()
+    try:  # an SDK logs the redirect it was given with its traceback (exc_info=True)
+        raise RuntimeError(f"Redirect location: '{signed}'")
+    except RuntimeError:
+        failed = logging.LogRecord("sdk", logging.DEBUG, __file__, 1, "got", (), sys.exc_info())
+    without_secrets(failed)
+    shown = logging.Formatter().format(failed)
+    assert "X-Amz-Signature=***&limit=20" in shown and "0f3a9c2b7d1e" not in shown

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import logging
+import re
 
-__all__ = ["log_to_stderr", "not_printed_on_the_way"]
+from finetune.backends.http import redact
+
+__all__ = ["log_to_stderr", "not_printed_on_the_way", "without_secrets"]
 
 
 def log_to_stderr(debug: bool) -> None:
@@ -16,6 +19,7 @@ def log_to_stderr(debug: bool) -> None:
         else _CommandLineFormatter()
     )
     handler.addFilter(not_printed_on_the_way)
+    handler.addFilter(without_secrets)
     logging.basicConfig(level=logging.DEBUG if debug else logging.WARNING, handlers=[handler])
 
 
@@ -30,6 +34,28 @@ def not_printed_on_the_way(record: logging.LogRecord) -> bool:
             return True
         logger = logger.parent
     return True
+
+
+def without_secrets(record: logging.LogRecord) -> bool:
+    """The line with anything key-like and a signed URL's signature masked: ``--debug`` shows
+    httpx's lines, which carry the upload URLs that Together and Fireworks sign."""
+    try:
+        message = record.getMessage()
+    except (TypeError, ValueError):  # a library's own formatting mistake: left for logging
+        return True
+    record.msg, record.args = _masked(message), ()
+    if record.exc_info and not record.exc_text:  # the text a formatter would show, masked
+        record.exc_text = logging.Formatter().formatException(record.exc_info)
+    if record.exc_text:
+        record.exc_text = _masked(record.exc_text)
+    return True
+
+
+def _masked(text: str) -> str:
+    return _SIGNED.sub(r"\1***", redact(text))
+
+
+_SIGNED = re.compile(r"([?&][^=&\s'\"]+=)[^&\s'\"]{16,}")  # a query value as long as a signature
 
 
 class _CommandLineFormatter(logging.Formatter):
