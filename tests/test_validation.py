@@ -370,6 +370,29 @@ def test_train_validation_leak() -> None:
     assert report.kept["train_validation_leak"][0].file == "validation records"
 
 
+def test_an_empty_validation_set_is_an_error_before_anything_is_uploaded(tmp_path: Path) -> None:
+    train = ft.Dataset.from_records([chat(i) for i in range(12)])
+    (tmp_path / "valid.jsonl").write_text("\n")
+    for empty in (
+        ft.Dataset.from_records([], name="held"),
+        ft.Dataset.from_jsonl(tmp_path / "valid.jsonl"),
+    ):
+        report = validate(train, target="openai", model=MODEL, validation=empty)
+        (finding,) = report.kept["too_few_examples"]
+        assert finding.file == empty.name and not report.ok
+        assert "the validation set has no examples; pass none" in finding.message
+    (tmp_path / "array.json").write_text(json.dumps([chat(1)]))
+    report = validate(
+        train,
+        target="openai",
+        model=MODEL,
+        validation=ft.Dataset.from_jsonl(tmp_path / "array.json"),
+    )
+    assert "not_jsonl" in report.counts and "too_few_examples" not in report.counts  # said once
+    with pytest.raises(ft.ValidationFailed, match="validation set has no examples"):
+        ft.Tuner("fake", model=MODEL, registry=False).fit(train, ft.Dataset.from_records([]))
+
+
 def test_report_outputs() -> None:
     report = run([*[chat(i) for i in range(10)], {"messages": [{"role": "user", "content": "x"}]}])
     data = json.loads(report.to_json())

@@ -221,7 +221,11 @@ def validate(
         label = validation.name
         if label == dataset.name:
             label = f"validation {label}"
+        unread = report.counts.get("not_jsonl", 0)
         held = _scan(validation, report, rules, model, counter, limit, workers, label=label)
+        if held.examples == 0 and report.counts.get("not_jsonl", 0) == unread:
+            message = "the validation set has no examples; pass none, or at least one"
+            held.add("too_few_examples", message, None, None)
         held.quality.finish(held.add)
         train.quality.leaks(held.quality, held.add)
         report.stats["validation_examples"] = held.examples

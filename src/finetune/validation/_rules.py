@@ -87,7 +87,10 @@ RULES: dict[str, tuple[str, str]] = {
     "invalid_completion": ("error", "prompt and completion must be strings."),
     "too_many_tokens": ("error", "The example is longer than the model's context limit."),
     "would_truncate": ("warning", "The example exceeds max_length and will be truncated."),
-    "too_few_examples": ("error", "Fewer examples than the provider's minimum."),
+    "too_few_examples": (
+        "error",
+        "Fewer examples than the provider's minimum, or a validation set with none.",
+    ),
     "file_too_large": ("error", "The file is larger than the provider accepts."),
     "template_error": ("error", "The model's chat template cannot render the example."),
     "mask_unstable": (
