@@ -393,6 +393,20 @@ def test_an_empty_validation_set_is_an_error_before_anything_is_uploaded(tmp_pat
         ft.Tuner("fake", model=MODEL, registry=False).fit(train, ft.Dataset.from_records([]))
 
 
+def test_a_validation_set_of_another_kind_than_the_training_set_is_an_error() -> None:
+    """TRL failed on it with KeyError: 'messages' once the job had started."""
+    train = ft.Dataset.from_records([chat(i) for i in range(12)])
+    held = ft.Dataset.from_records([{"prompt": "q", "completion": "a"}] * 2, name="held")
+    report = validate(train, target="hf", model="any", validation=held)
+    (finding,) = report.kept["mixed_kinds"]
+    assert finding.location == "held"
+    assert finding.message == "completion examples to validate chat training: give both one kind"
+    report = validate(
+        train, target="hf", model="any", validation=ft.Dataset.from_records([chat(50)])
+    )
+    assert "mixed_kinds" not in report.counts
+
+
 def test_report_outputs() -> None:
     report = run([*[chat(i) for i in range(10)], {"messages": [{"role": "user", "content": "x"}]}])
     data = json.loads(report.to_json())

@@ -226,6 +226,9 @@ def validate(
         if held.examples == 0 and report.counts.get("not_jsonl", 0) == unread:
             message = "the validation set has no examples; pass none, or at least one"
             held.add("too_few_examples", message, None, None)
+        if None not in (held.kind, train.kind) and held.kind != train.kind:
+            message = f"{held.kind} examples to validate {train.kind} training: give both one kind"
+            held.add("mixed_kinds", message, None, None)
         held.quality.finish(held.add)
         train.quality.leaks(held.quality, held.add)
         report.stats["validation_examples"] = held.examples

@@ -52,7 +52,10 @@ RULES: dict[str, tuple[str, str]] = {
     "not_an_object": ("error", "The line is JSON but not an object."),
     "line_too_long": ("error", "The line exceeds the reader's size cap."),
     "unknown_format": ("error", "Neither chat, completion nor preference shape."),
-    "mixed_kinds": ("error", "Examples of different kinds in one file."),
+    "mixed_kinds": (
+        "error",
+        "Examples of different kinds in one file, or in the training and validation sets.",
+    ),
     "unknown_field": ("warning", "An unknown key holding nothing (null, empty): it is dropped."),
     "unexpected_field": ("error", "An unknown key holding a value: fit() would refuse it."),
     "invalid_text": ("error", "Text holds a lone surrogate, which cannot be written as UTF-8."),
