@@ -418,6 +418,9 @@ def test_a_listing_limit_below_one_is_refused_everywhere(namespace: str) -> None
     for listing in (tuner.remote_jobs, tuner.jobs):
         with pytest.raises(ValueError, match="limit must be at least 1, not 0"):
             listing(limit=0)
+        # 2.5 reached SQLite, and came back as a RegistryError calling the file corrupt
+        with pytest.raises(TypeError, match="limit is how many jobs to list, a whole number"):
+            listing(limit=2.5)  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize(
@@ -426,6 +429,7 @@ def test_a_listing_limit_below_one_is_refused_everywhere(namespace: str) -> None
         ({"poll_interval": 0}, "poll_interval must be more than 0"),
         ({"poll_interval": -1}, "poll_interval must be more than 0"),
         ({"timeout": -1}, "timeout must be 0 seconds or more"),
+        ({"max_interval": -5}, "max_interval must be more than 0 seconds, not -5"),
     ],
 )
 def test_wait_refuses_settings_that_would_hammer_or_never_poll(

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import numbers
 import os
 import sqlite3
 import threading
@@ -24,7 +25,7 @@ from finetune._errors import RegistryError
 from finetune._lock import FileLock
 from finetune.types import Job
 
-__all__ = ["JobRecord", "JobRegistry", "default_registry_path", "key_lock"]
+__all__ = ["JobRecord", "JobRegistry", "check_limit", "default_registry_path", "key_lock"]
 
 ENV_PATH = "FINETUNE_REGISTRY"
 _COLUMNS = (
@@ -124,6 +125,14 @@ class JobRecord:
     created_at: str
     updated_at: str
     endpoint: str = ""
+
+
+def check_limit(limit: int) -> None:
+    """How many jobs a listing returns: a whole number of 1 or more, or an error naming it."""
+    if isinstance(limit, bool) or not isinstance(limit, numbers.Integral):
+        raise TypeError(f"limit is how many jobs to list, a whole number, not {limit!r}")
+    if limit < 1:
+        raise ValueError(f"limit must be at least 1, not {limit}")
 
 
 class JobRegistry:
@@ -313,8 +322,7 @@ class JobRegistry:
 
     def list(self, *, backend: str | None = None, limit: int = 50) -> list[JobRecord]:
         """Recorded jobs, newest first, optionally for one backend."""
-        if limit < 1:
-            raise ValueError(f"limit must be at least 1, not {limit}")
+        check_limit(limit)
         query = f"SELECT {_COLUMNS} FROM jobs"
         args: tuple[Any, ...] = ()
         if backend:

@@ -40,7 +40,7 @@ from finetune.backends._plugins import load_backend
 from finetune.backends.base import PLACEHOLDER_FILE, quote_for
 from finetune.backends.http import Backoff
 from finetune.lifecycle import estimate_note
-from finetune.registry import JobRecord, JobRegistry, key_lock
+from finetune.registry import JobRecord, JobRegistry, check_limit, key_lock
 from finetune.types import (
     CostEstimate,
     FileRef,
@@ -537,8 +537,7 @@ class AsyncTuner(TunerView):
 
     async def remote_jobs(self, *, limit: int = 20) -> list[Job]:
         """The provider's own list of recent jobs (all of them, not only this machine's)."""
-        if limit < 1:  # as the registry's jobs(): never sent to the provider as 0 or -1
-            raise ValueError(f"limit must be at least 1, not {limit}")
+        check_limit(limit)  # as the registry's jobs(): never sent to the provider as 0 or -1
         self._require("list_jobs")
         return await self._backend.list_jobs(limit=limit)
 
@@ -557,5 +556,7 @@ class AsyncTuner(TunerView):
     ) -> Waiting:
         hosted = self.capabilities.hosted
         first = poll_interval if poll_interval is not None else (10.0 if hosted else 0.5)
+        if max_interval is not None and not max_interval > 0:
+            raise ValueError(f"max_interval must be more than 0 seconds, not {max_interval}")
         cap = max_interval if max_interval is not None else (60.0 if hosted else 1.0)
         return Waiting(first, max(first, cap), timeout)
