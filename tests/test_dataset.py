@@ -372,6 +372,21 @@ def test_from_pandas() -> None:
     assert [e.prompt for e in data] == ["a", "c"]  # type: ignore[union-attr]
 
 
+def test_a_frame_read_from_parquet_holds_numpy_arrays_and_reads_as_lists() -> None:
+    """pd.read_parquet gives a list column as numpy arrays (of dicts), numbers as numpy's."""
+    pd = pytest.importorskip("pandas")
+    np = pytest.importorskip("numpy")
+    row = chat(3)
+    messages = np.array([dict(m) for m in row["messages"]], dtype=object)
+    messages[-1]["weight"] = np.int64(1)
+    frame = pd.DataFrame({"messages": [messages]})
+    (example,) = ft.Dataset.from_pandas(frame)
+    assert [m.content for m in example.messages] == [m["content"] for m in row["messages"]]  # type: ignore[union-attr]
+    assert example.messages[-1].weight == 1  # type: ignore[union-attr]
+    report = validate(ft.Dataset.from_pandas(frame), target="hf", model="m")
+    assert "invalid_json" not in report.counts  # was: ndarray is not JSON serializable
+
+
 def test_the_empty_cells_of_a_frame_are_absent_keys() -> None:
     pd = pytest.importorskip("pandas")
     tools = [{"type": "function", "function": {"name": "track", "parameters": {}}}]

@@ -173,7 +173,7 @@ class Dataset:
                 "Dataset.from_records takes a list of dicts"
             )
         rows = [
-            {key: value for key, value in row.items() if not _empty_cell(value)}
+            {key: _plain(value) for key, value in row.items() if not _empty_cell(value)}
             for row in frame.to_dict(orient="records")
         ]
         return cls.from_records(rows, kind=kind, name="dataframe")
@@ -355,6 +355,18 @@ def _empty_cell(value: Any) -> bool:
     if isinstance(value, float):
         return math.isnan(value)
     return type(value).__name__ in ("NAType", "NaTType")
+
+
+def _plain(value: Any) -> Any:
+    """A cell as JSON holds it: numpy's arrays (how pandas reads a list column from Parquet)
+    as lists and numpy's scalars as Python's, at any depth."""
+    if isinstance(value, Mapping):
+        return {key: _plain(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(item) for item in value]
+    if type(value).__module__ == "numpy" and callable(getattr(value, "tolist", None)):
+        return _plain(value.tolist())
+    return value
 
 
 def _as_record(row: Any) -> Any:
