@@ -385,6 +385,10 @@ def test_a_frame_read_from_parquet_holds_numpy_arrays_and_reads_as_lists() -> No
     assert example.messages[-1].weight == 1  # type: ignore[union-attr]
     report = validate(ft.Dataset.from_pandas(frame), target="hf", model="m")
     assert "invalid_json" not in report.counts  # was: ndarray is not JSON serializable
+    datasets = pytest.importorskip("datasets")
+    as_numpy = datasets.Dataset.from_list([chat(1), chat(2)]).with_format("numpy")
+    report = validate(ft.Dataset.from_hf(as_numpy), target="hf", model="m")
+    assert report.ok and report.examples == 2
 
 
 def test_the_empty_cells_of_a_frame_are_absent_keys() -> None:

@@ -180,7 +180,8 @@ class Dataset:
 
     @classmethod
     def from_hf(cls, hf_dataset: Any, *, kind: ExampleKind | None = None) -> Dataset:
-        """A dataset from a Hugging Face ``datasets.Dataset`` (rows in a supported shape)."""
+        """A dataset from a Hugging Face ``datasets.Dataset`` (rows in a supported shape; in
+        any format, ``with_format("numpy")`` included)."""
         if isinstance(hf_dataset, Mapping):  # a DatasetDict: its iteration gives split names
             splits = ", ".join(map(str, hf_dataset)) or "none"
             first = next(iter(hf_dataset), "train")
@@ -188,7 +189,9 @@ class Dataset:
                 f"from_hf takes one split, not a DatasetDict of splits ({splits}): "
                 f"Dataset.from_hf(dataset[{first!r}])"
             )
-        return cls.from_records(iter(hf_dataset), kind=kind, name="hf-dataset")
+        formatted = (getattr(hf_dataset, "format", None) or {}).get("type") is not None
+        rows = map(_plain, hf_dataset) if formatted else iter(hf_dataset)  # else plain Python
+        return cls.from_records(rows, kind=kind, name="hf-dataset")
 
     @property
     def name(self) -> str:
