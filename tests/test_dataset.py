@@ -200,6 +200,19 @@ def test_split_and_sample_take_numpy_numbers(chat_file: Path) -> None:
     assert len(ft.Dataset.from_jsonl(chat_file).sample(np.int64(3))) == 3
 
 
+def test_a_file_changed_under_its_dataset_is_an_error_not_other_rows(chat_file: Path) -> None:
+    """Writing a split over its own file made the other split read other rows, silently."""
+    data = ft.Dataset.from_jsonl(chat_file)
+    train, test = data.split(test_size=10, seed=1)
+    held = [e.model_dump_json() for e in test]
+    train.to_jsonl(chat_file)  # "clean the file in place"
+    for stale in (test, data, train):
+        with pytest.raises(ft.DatasetError, match="changed since this dataset was made"):
+            list(stale)
+    again = ft.Dataset.from_jsonl(chat_file)
+    assert len(again) == 30 and not {e.model_dump_json() for e in again} & set(held)
+
+
 def test_excluding_drops_the_examples_the_other_holds_and_keeps_unreadable_rows(
     tmp_path: Path,
 ) -> None:

@@ -49,9 +49,33 @@ class _JsonlSource:
         self.path: str | None = str(path)
         self.name = path.name
         self.max_line_bytes = max_line_bytes
+        self._stamp = _stamp(str(path))
 
     def items(self) -> Iterator[RawRecord | ReadProblem]:
+        self.check_unchanged()
         return iter_jsonl(str(self.path), max_line_bytes=self.max_line_bytes)
+
+    def check_unchanged(self) -> None:
+        """Every pass reads the file as it was when the dataset was made: a ``split``,
+        ``sample`` or ``excluding`` view picks rows by their place in it, and a count once
+        made is kept, so a file changed since would silently give other rows."""
+        now = _stamp(str(self.path))
+        if now is not None and now != self._stamp:
+            raise DatasetError(
+                "the file changed since this dataset was made from it (its views pick rows by "
+                "their place, and its count is kept): make it again with Dataset.from_jsonl",
+                file=self.path,
+            )
+
+
+def _stamp(path: str) -> tuple[int, int, int] | None:
+    """What tells a changed file: size, modification time and inode (``None``: unreadable,
+    left for the reader to report)."""
+    try:
+        status = os.stat(path)
+    except OSError:
+        return None
+    return status.st_size, status.st_mtime_ns, status.st_ino
 
 
 class _RecordsSource:
@@ -207,6 +231,7 @@ class Dataset:
         """(path, line size cap) when this dataset is a whole JSONL file, not a view."""
         source = self._source
         if isinstance(source, _JsonlSource) and source.path is not None:
+            source.check_unchanged()
             return source.path, source.max_line_bytes
         return None
 
