@@ -603,3 +603,15 @@ def test_debug_lines_mask_keys_and_a_signed_upload_urls_signature() -> None:
     without_secrets(failed)
     shown = logging.Formatter().format(failed)
     assert "X-Amz-Signature=***&limit=20" in shown and "0f3a9c2b7d1e" not in shown
+
+
+def test_the_demo_takes_a_model_or_tiny_not_both(capsys: pytest.CaptureFixture[str]) -> None:
+    """--tiny built its toy model and ignored --model, without a word."""
+    with pytest.raises(SystemExit) as stopped:
+        main(["demo", "--tiny", "--model", "HuggingFaceTB/SmolLM2-135M-Instruct"])
+    assert stopped.value.code == 2
+    assert "argument --model: not allowed with argument --tiny" in capsys.readouterr().err
+    from finetune.demo._run import run_demo
+
+    with pytest.raises(ValueError, match="give model= or tiny=True, not both"):
+        run_demo("unused", model="some/model", tiny=True)

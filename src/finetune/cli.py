@@ -18,6 +18,7 @@ import finetune as ft
 from finetune._arguments import (
     Parser,
     name_flag,
+    named,
     non_negative_int,
     or_auto,
     positive_float,
@@ -445,8 +446,13 @@ def _parser() -> argparse.ArgumentParser:
         "demo", _cmd_demo, "validate, fine-tune (LoRA) and evaluate SmolLM2-135M on CPU, offline"
     )
     demo.add_argument("--output", help="folder for the model and report (default: user data)")
-    name_flag(demo, "--model", "base model instead of SmolLM2: a folder, a .gguf file or a Hub id")
-    demo.add_argument(
+    base = demo.add_mutually_exclusive_group()  # --tiny builds its own base model
+    base.add_argument(
+        "--model",
+        type=named,
+        help="base model instead of SmolLM2: a folder, a .gguf file or a Hub id",
+    )
+    base.add_argument(
         "--tiny", action="store_true", help="a toy model built on the spot (no download)"
     )
     demo.add_argument("--steps", type=positive_int, default=None, help="training steps")

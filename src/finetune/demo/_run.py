@@ -96,6 +96,8 @@ def run_demo(
     from finetune.demo import sample_dataset_path
     from finetune.demo._model import describe_model
 
+    if tiny and model is not None:
+        raise ValueError("tiny=True builds its own base model: give model= or tiny=True, not both")
     _quiet_libraries()
     started = time.perf_counter()
     out = Path(output_dir)
