@@ -310,6 +310,14 @@ def test_to_jsonl_is_atomic_on_failure(tmp_path: Path) -> None:
     assert not list(tmp_path.glob(".*.tmp"))
 
 
+def test_writing_to_a_folder_says_so_before_any_work(tmp_path: Path) -> None:
+    """It failed at the rename, after the whole dataset was written, naming the temp file."""
+    data = ft.Dataset.from_records([chat(0)])
+    with pytest.raises(IsADirectoryError, match=f"is a folder: name a file: '{tmp_path}'"):
+        data.to_jsonl(tmp_path)
+    assert not list(tmp_path.parent.glob(".*.tmp"))
+
+
 def test_preference_formats_round_trip(tmp_path: Path) -> None:
     pair = ft.PreferenceExample(
         input=[ft.Message(role="user", content="2+2?")],

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import itertools
 import json
@@ -419,6 +420,8 @@ class atomic_write:  # noqa: N801 - used as a context manager, reads like open()
         self._temp: str | None = None
 
     def __enter__(self) -> Any:
+        if self._target.is_dir():  # else found only at the rename, after all the work
+            raise IsADirectoryError(errno.EISDIR, "is a folder: name a file", str(self._target))
         self._target.parent.mkdir(parents=True, exist_ok=True)
         fd, self._temp = tempfile.mkstemp(
             prefix=f".{self._target.name}.", suffix=".tmp", dir=self._target.parent
