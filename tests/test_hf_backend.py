@@ -442,10 +442,21 @@ def test_validate_reports_examples_longer_than_max_length(
 ) -> None:
     data = ft.Dataset.from_records(rows[:30])
     assert ft.Tuner("hf", model=tiny_base).validate(data).counts.get("would_truncate", 0) == 0
-    short = ft.Tuner("hf", model=tiny_base, max_length=30).validate(data)
+    short = ft.Tuner("hf", model=tiny_base, max_length=45).validate(data)
     assert short.ok and short.counts["would_truncate"] == 30
-    assert short.counts["no_trainable_tokens"] > 0  # replies cut off entirely: skipped
-    assert short.stats["context_limit"] == 30
+    assert 0 < short.counts["no_trainable_tokens"] < 30  # some replies cut off entirely: skipped
+    assert short.stats["context_limit"] == 45
+
+    # cut to nothing: a job failed in TRL with num_samples=0, after validation had passed
+    tuner = ft.Tuner("hf", model=tiny_base, max_length=4)
+    none_left = tuner.validate(data, ft.Dataset.from_records(rows[30:32], name="held"))
+    assert none_left.counts["no_trainable_tokens"] == 32
+    assert [f.location for f in none_left.kept["too_few_examples"]] == ["records", "held"]
+    assert "none is left to train on; raise max_length" in str(
+        none_left.kept["too_few_examples"][0]
+    )
+    with pytest.raises(ft.ValidationFailed, match="none is left to train on"):
+        tuner.fit(data)
 
 
 def test_integration_keys_are_never_written_to_the_job_folder(

@@ -214,23 +214,13 @@ def validate(
             None,
             None,
         )
+    _all_truncated_away(train, report.counts.get("no_trainable_tokens", 0), "train on")
     _check_file_size(dataset, rules, train)
     train.quality.finish(train.add)
     if validation is not None:
-        # two in-memory sets are both "records": the validation one is then named as such
-        label = validation.name
-        if label == dataset.name:
-            label = f"validation {label}"
-        unread = report.counts.get("not_jsonl", 0)
-        held = _scan(validation, report, rules, model, counter, limit, workers, label=label)
-        if held.examples == 0 and report.counts.get("not_jsonl", 0) == unread:
-            message = "the validation set has no examples; pass none, or at least one"
-            held.add("too_few_examples", message, None, None)
-        if None not in (held.kind, train.kind) and held.kind != train.kind:
-            message = f"{held.kind} examples to validate {train.kind} training: give both one kind"
-            held.add("mixed_kinds", message, None, None)
-        held.quality.finish(held.add)
-        train.quality.leaks(held.quality, held.add)
+        held = _scan_validation(
+            dataset, validation, train, report, rules, model, counter, limit, workers
+        )
         report.stats["validation_examples"] = held.examples
     if not counter.exact:
         reason = getattr(counter, "reason", "") or "no exact tokenizer for this model"
@@ -239,6 +229,47 @@ def validate(
         _token_stats(train.quality.tokens), counter=counter.name, context_limit=limit
     )
     return report
+
+
+def _scan_validation(
+    dataset: Dataset,
+    validation: Dataset,
+    train: _Scan,
+    report: ValidationReport,
+    rules: Target,
+    model: str,
+    counter: TokenCounter,
+    limit: int | None,
+    workers: int,
+) -> _Scan:
+    """The validation set, scanned as the training set is and checked against it."""
+    label = validation.name
+    if label == dataset.name:  # two in-memory sets are both "records": say which one
+        label = f"validation {label}"
+    unread = report.counts.get("not_jsonl", 0)
+    skipped = report.counts.get("no_trainable_tokens", 0)
+    held = _scan(validation, report, rules, model, counter, limit, workers, label=label)
+    if held.examples == 0 and report.counts.get("not_jsonl", 0) == unread:
+        message = "the validation set has no examples; pass none, or at least one"
+        held.add("too_few_examples", message, None, None)
+    _all_truncated_away(held, report.counts.get("no_trainable_tokens", 0) - skipped, "validate on")
+    if None not in (held.kind, train.kind) and held.kind != train.kind:
+        message = f"{held.kind} examples to validate {train.kind} training: give both one kind"
+        held.add("mixed_kinds", message, None, None)
+    held.quality.finish(held.add)
+    train.quality.leaks(held.quality, held.add)
+    return held
+
+
+def _all_truncated_away(scan: _Scan, skipped: int, purpose: str) -> None:
+    """An error when truncation leaves every example without a trained token, which TRL
+    meets as an empty dataset (``num_samples=0``) once the job has started."""
+    if scan.examples and skipped >= scan.examples:
+        message = (
+            "every example loses its trained tokens to truncation at max_length "
+            f"(no_trainable_tokens): none is left to {purpose}; raise max_length or shorten them"
+        )
+        scan.add("too_few_examples", message, None, None)
 
 
 PARALLEL_MIN_BYTES = 16 * 1024 * 1024

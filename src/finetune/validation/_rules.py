@@ -92,7 +92,8 @@ RULES: dict[str, tuple[str, str]] = {
     "would_truncate": ("warning", "The example exceeds max_length and will be truncated."),
     "too_few_examples": (
         "error",
-        "Fewer examples than the provider's minimum, or a validation set with none.",
+        "Fewer examples than the provider's minimum, a validation set with none, or none "
+        "left with a trained token once truncated to max_length.",
     ),
     "file_too_large": ("error", "The file is larger than the provider accepts."),
     "template_error": ("error", "The model's chat template cannot render the example."),
