@@ -349,7 +349,16 @@ def test_options_cannot_replace_what_fit_sets_and_metadata_is_text(server: OpenA
         tuner.fit(dataset(), options={"metadata": {"team": "a"}})  # it carries the fit's key
     with pytest.raises(TypeError, match="metadata maps text to text; 'run' is int"):
         tuner.fit(dataset(), metadata={"run": 3})
-    assert not server.files and not server.jobs
+    # what OpenAI's spec allows: 16 pairs (one is the fit's key), keys of 64, values of 512
+    many = {f"k{i}": "v" for i in range(16)}
+    with pytest.raises(ft.InvalidRequestError, match="give at most 15, not 16") as caught:
+        tuner.fit(dataset(), metadata=many)
+    assert caught.value.param == "metadata"
+    with pytest.raises(ft.InvalidRequestError, match=r"'note': .* this pair has 4 and 513"):
+        tuner.fit(dataset(), metadata={"note": "x" * 513})
+    assert not server.files and not server.jobs  # refused before the upload, not after
+    job = tuner.fit(dataset(), metadata={f"k{i}": "v" * 512 for i in range(15)})
+    assert len(server.jobs[job.id].body["metadata"]) == 16  # the fake holds the spec's limit
 
 
 @pytest.mark.parametrize(

@@ -307,6 +307,11 @@ class OpenAIFake(FakeServer):
         suffix = body.get("suffix")
         if suffix is not None and len(suffix) > 64:
             raise _error(400, "suffix must be at most 64 characters", param="suffix")
+        metadata = body.get("metadata") or {}  # the spec's Metadata: 16 pairs, 64 / 512 chars
+        if len(metadata) > 16 or any(len(k) > 64 or len(v) > 512 for k, v in metadata.items()):
+            raise _error(
+                400, "Invalid 'metadata': too many keys, or one too long", param="metadata"
+            )
         if self.busy_creates > 0:
             self.busy_creates -= 1
             raise _error(503, "Service unavailable", kind="server_error")

@@ -11,7 +11,7 @@ import csv
 import io
 from typing import Any
 
-from finetune._errors import UnsupportedFeature
+from finetune._errors import InvalidRequestError, UnsupportedFeature
 from finetune.backends.base import EVERY_KIND, METADATA_KEY, SFT_AND_DPO, Capabilities, JobRequest
 from finetune.backends.http import parses
 from finetune.backends.payloads import (
@@ -153,6 +153,7 @@ def create_params(request: JobRequest) -> dict[str, Any]:
         hyper["beta"] = params.beta
     hyper.update(params.extra)
     kind = "dpo" if request.method == "dpo" else "supervised"
+    _check_metadata(request.metadata)
     body: dict[str, Any] = {
         "model": request.base_model,
         "training_file": request.training_file.id,
@@ -174,6 +175,28 @@ def create_params(request: JobRequest) -> dict[str, Any]:
     body.update({k: v for k, v in optional.items() if v is not None})
     body.update(request.options)  # fields the API gained after this release, sent as given
     return body
+
+
+def _check_metadata(metadata: dict[str, str]) -> None:
+    """OpenAI keeps 16 metadata pairs, keys of 64 characters and values of 512 at most, and
+    ``fit`` uses one pair for its idempotency key: refused before any upload, not after."""
+    given = len(set(metadata) - {METADATA_KEY})
+    if given > 15:
+        raise InvalidRequestError(
+            f"OpenAI keeps 16 metadata pairs and fit() uses one ({METADATA_KEY!r}): give at most "
+            f"15, not {given}",
+            backend=NAME,
+            param="metadata",
+        )
+    for key, value in metadata.items():
+        if len(key) > 64 or len(value) > 512:
+            shown = key if len(key) <= 40 else key[:37] + "..."
+            raise InvalidRequestError(
+                f"metadata {shown!r}: OpenAI takes keys of up to 64 characters and values of up "
+                f"to 512; this pair has {len(key)} and {len(value)}",
+                backend=NAME,
+                param="metadata",
+            )
 
 
 @parses(NAME, "job event")
