@@ -362,6 +362,23 @@ def test_options_cannot_replace_what_fit_sets_and_metadata_is_text(server: OpenA
 
 
 @pytest.mark.parametrize(
+    ("hyperparameters", "says"),
+    [
+        ({"epochs": 51}, "OpenAI takes n_epochs from 1 to 50, not 51"),
+        ({"batch_size": 512}, "OpenAI takes batch_size from 1 to 256, not 512"),
+        ({"extra": {"n_epochs": 0}}, "OpenAI takes n_epochs from 1 to 50, not 0"),
+        ({"seed": 2**31}, "OpenAI takes a seed up to 2147483647, not 2147483648"),
+    ],
+)
+def test_settings_beyond_the_api_references_bounds_are_refused_before_the_upload(
+    server: OpenAIFake, hyperparameters: dict[str, Any], says: str
+) -> None:
+    with pytest.raises(ft.InvalidRequestError, match=says):
+        tuner_for(server).fit(dataset(), hyperparameters=hyperparameters)
+    assert not server.files and not server.jobs
+
+
+@pytest.mark.parametrize(
     ("setting", "says"),
     [
         ({"upload_concurrency": 0}, "upload_concurrency must be 1 or more"),

@@ -153,6 +153,7 @@ def create_params(request: JobRequest) -> dict[str, Any]:
         hyper["beta"] = params.beta
     hyper.update(params.extra)
     kind = "dpo" if request.method == "dpo" else "supervised"
+    _check_ranges(hyper, params.seed)
     _check_metadata(request.metadata)
     body: dict[str, Any] = {
         "model": request.base_model,
@@ -175,6 +176,24 @@ def create_params(request: JobRequest) -> dict[str, Any]:
     body.update({k: v for k, v in optional.items() if v is not None})
     body.update(request.options)  # fields the API gained after this release, sent as given
     return body
+
+
+_RANGES = {"n_epochs": (1, 50), "batch_size": (1, 256), "beta": (0, 2)}  # the API spec's
+
+
+def _check_ranges(hyper: dict[str, Any], seed: int | None) -> None:
+    """The bounds OpenAI's API reference sets, checked before any upload (its create refuses
+    the rest with a 400, after the files are sent)."""
+    for name, (low, high) in _RANGES.items():
+        value = hyper.get(name)
+        if isinstance(value, (int, float)) and not low <= value <= high:
+            raise InvalidRequestError(
+                f"OpenAI takes {name} from {low} to {high}, not {value}", backend=NAME, param=name
+            )
+    if seed is not None and seed > 2**31 - 1:
+        raise InvalidRequestError(
+            f"OpenAI takes a seed up to {2**31 - 1}, not {seed}", backend=NAME, param="seed"
+        )
 
 
 def _check_metadata(metadata: dict[str, str]) -> None:
