@@ -464,6 +464,7 @@ def test_validate_and_estimate_name_their_backend(capsys: pytest.CaptureFixture[
         (["--batch-size", "two"], "argument --batch-size: 'two' is not a whole number"),
         (["--model", ""], "argument --model: is empty: give a name"),
         (["--backend", " "], "argument --backend: is empty: give a name"),
+        (["--suffix", ""], "argument --suffix: is empty: give a name"),
     ],
 )
 def test_a_bad_train_flag_is_one_line_before_anything_runs(

@@ -320,9 +320,14 @@ def test_validation_errors_block_upload(namespace: str) -> None:
     assert FakeBackend(namespace=namespace).upload_count == 0
 
 
-def test_suffix_too_long_is_refused_before_sending(namespace: str, train: ft.Dataset) -> None:
+def test_suffix_too_long_or_blank_is_refused_before_sending(
+    namespace: str, train: ft.Dataset
+) -> None:
     with pytest.raises(ft.InvalidRequestError, match="at most 64"):
         make_tuner(namespace).fit(train, suffix="x" * 65)
+    for blank in ("", "  "):  # `--suffix "$UNSET"`: a model named with nothing
+        with pytest.raises(ft.InvalidRequestError, match="suffix is empty: give a name"):
+            make_tuner(namespace).fit(train, suffix=blank)
     assert FakeBackend(namespace=namespace).upload_count == 0
 
 

@@ -217,6 +217,10 @@ def check_request(
         )
     if validation is not None and not caps.validation_file:
         raise UnsupportedFeature(f"backend {name!r} takes no validation file")
+    if suffix is not None and not suffix.strip():  # an unset variable, say
+        raise InvalidRequestError(
+            "suffix is empty: give a name, or leave it out", backend=name, param="suffix"
+        )
     limit = caps.max_suffix_length
     if suffix is not None and limit is not None and len(suffix) > limit:
         raise InvalidRequestError(

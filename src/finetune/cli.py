@@ -483,7 +483,7 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument(
         "--method", choices=["sft", "dpo"], help="sft (the default) or dpo (preference data)"
     )
-    train.add_argument("--suffix", help="a name part for the tuned model")
+    name_flag(train, "--suffix", "a name part for the tuned model")
     for flag, kind, text in (  # the hyperparameters
         ("--epochs", or_auto(positive_int), "epochs (default: auto, the backend's rule)"),
         ("--batch-size", or_auto(positive_int), "examples per step, or auto"),
