@@ -212,6 +212,21 @@ def test_rerun_of_same_fit_reattaches_instead_of_creating(
     assert backend.upload_count == 1  # same file content reused
 
 
+def test_a_key_of_ones_own_given_again_for_other_data_is_refused(
+    namespace: str, train: ft.Dataset
+) -> None:
+    """It re-attached to the job trained on the first data, and said nothing."""
+    first = make_tuner(namespace).fit(train, idempotency_key="run-1")
+    assert make_tuner(namespace).fit(train, idempotency_key="run-1").id == first.id
+    other = ft.Dataset.from_records([chat(i + 100) for i in range(12)])
+    with pytest.raises(ft.InvalidRequestError, match=f"'run-1' made job {first.id} from other"):
+        make_tuner(namespace).fit(other, idempotency_key="run-1")
+    for blank in ("", " "):
+        with pytest.raises(ValueError, match="idempotency_key is a name for this fit"):
+            make_tuner(namespace).fit(train, idempotency_key=blank)
+    assert FakeBackend(namespace=namespace).create_count == 1
+
+
 def test_rerun_after_failure_creates_a_fresh_job(namespace: str, train: ft.Dataset) -> None:
     failing = make_tuner(namespace, fail=FakeFailure(after=0))
     first = failing.fit(train)

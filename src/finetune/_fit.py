@@ -17,7 +17,7 @@ from finetune.types import Hyperparameters, Job, JobStatus, LoRA
 if TYPE_CHECKING:
     from finetune.backends import BaseBackend
     from finetune.dataset import Dataset
-    from finetune.registry import JobRegistry
+    from finetune.registry import JobRecord, JobRegistry
     from finetune.validation import ValidationReport
 
 __all__ = [
@@ -29,6 +29,7 @@ __all__ = [
     "check_request",
     "derive_idempotency_key",
     "keep_training_rows",
+    "refuse_other_data",
     "reusable",
     "warnings_note",
 ]
@@ -88,6 +89,12 @@ def check_fit_options(given: Mapping[str, Any]) -> None:
         raise TypeError(
             f"fit() got unexpected keyword argument(s) {unknown}; it takes "
             f"{sorted(FitOptions.__annotations__)}"
+        )
+    key = given.get("idempotency_key")
+    if key is not None and (not isinstance(key, str) or not key.strip()):
+        raise ValueError(
+            f"idempotency_key is a name for this fit, not {key!r}: give one, or leave it out "
+            "to have it derived from the fit"
         )
     metadata = given.get("metadata") or {}
     wrong = [
@@ -227,6 +234,21 @@ def check_request(
             f"suffix {suffix!r} is {len(suffix)} characters; {name} allows at most {limit}",
             backend=name,
             param="suffix",
+        )
+
+
+def refuse_other_data(record: JobRecord, plan: FitPlan) -> None:
+    """An ``idempotency_key`` given again for other data is an error: re-attaching would hand
+    back a job trained on something else (a derived key names the data, so only a key of the
+    caller's own can collide)."""
+    made = (record.train_fingerprint, record.validation_fingerprint)
+    asked = (plan.train_fingerprint, plan.validation_fingerprint)
+    if record.train_fingerprint and made != asked:
+        raise InvalidRequestError(
+            f"idempotency_key {plan.key!r} made job {record.job_id} from other data; give this "
+            "fit a key of its own, or leave it out to have it derived from the fit",
+            backend=record.backend,
+            param="idempotency_key",
         )
 
 

@@ -29,6 +29,7 @@ from finetune._fit import (
     check_request,
     derive_idempotency_key,
     keep_training_rows,
+    refuse_other_data,
     reusable,
     warnings_note,
 )
@@ -362,7 +363,7 @@ class AsyncTuner(TunerView):
         await self._backend.preflight(self._request(plan, plan.key, None, None))
         lock = key_lock(_locks_dir(self._registry), self.backend_name, self._endpoint, plan.key)
         async with lock:
-            job, key = await self._remembered_job(plan.key)
+            job, key = await self._remembered_job(plan)
             if job is None:
                 job, key = await self._upload_and_create(plan)
             else:
@@ -390,20 +391,22 @@ class AsyncTuner(TunerView):
     def _endpoint(self) -> str:
         return self._backend.identity
 
-    async def _remembered_job(self, key: str) -> tuple[Job | None, str]:
-        """A job the registry remembers for this key (or a later attempt of it), verified."""
+    async def _remembered_job(self, plan: FitPlan) -> tuple[Job | None, str]:
+        """A job the registry remembers for this fit's key (or a later attempt of it),
+        verified."""
+        key = plan.key
         if self._registry is None:
             return None, key
         for attempt in range(_MAX_REATTEMPTS):
             candidate = attempt_key(key, attempt)
-            job = await self._hint(candidate)
+            job = await self._hint(candidate, plan)
             if job is None:
                 return None, key
             if reusable(job):
                 return job, candidate
         return None, key
 
-    async def _hint(self, key: str) -> Job | None:
+    async def _hint(self, key: str, plan: FitPlan) -> Job | None:
         registry = self._registry
         assert registry is not None
         found = await asyncio.to_thread(
@@ -411,6 +414,7 @@ class AsyncTuner(TunerView):
         )
         if found is None:
             return None
+        refuse_other_data(found, plan)
         try:
             job = await self._backend.get_job(found.job_id)
         except JobNotFound:
