@@ -310,6 +310,33 @@ def test_a_predictor_option_its_predictor_does_not_take_names_the_candidate() ->
         ft.evaluate(_qa(3), broken, m.exact_match, predictor_options={"b": {"seed": 1}})
 
 
+@pytest.mark.parametrize(
+    ("candidate", "options", "says"),
+    [
+        ("local", {"max_new_tokens": 0}, "max_new_tokens is a whole number of 1 or more, not 0"),
+        ("local", {"batch_size": 0}, "batch_size is a whole number of 1 or more, not 0"),
+        ("served", {"max_tokens": "64"}, "max_tokens is a whole number of 1 or more, not '64'"),
+        ("served", {"temperature": -1}, "temperature is a number of 0 or more, not -1"),
+    ],
+)
+def test_a_predictor_setting_out_of_range_names_the_candidate_before_anything_is_asked(
+    candidate: str, options: dict[str, Any], says: str
+) -> None:
+    """batch_size=0 failed in range() and max_new_tokens=0 in generate(), once loaded."""
+    refs = {
+        "local": ft.ModelRef(backend="hf", name="/no/model/needed/yet"),
+        "served": ft.ModelRef.openai_compatible("http://127.0.0.1:9/v1", "m", api_key="k"),
+    }
+    with pytest.raises(ValueError, match=f"^candidate '{candidate}': {says}$"):
+        ft.evaluate(
+            _qa(2),
+            {candidate: refs[candidate]},
+            m.exact_match,
+            cache=False,
+            predictor_options={candidate: options},
+        )
+
+
 def test_examples_with_no_answer_are_refused_for_metrics_that_compare_with_it() -> None:
     """Scored against an empty reference, a table would mean nothing, and look as if it did."""
     asked: list[Any] = []

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from finetune._errors import MissingDependency
-from finetune.evaluation._predictors import TruncatedReply
+from finetune.evaluation._predictors import TruncatedReply, at_least_one
 from finetune.evaluation._prompts import Messages
 
 __all__ = ["HFPredictor"]
@@ -82,13 +82,13 @@ class HFPredictor:
         trust_remote_code: bool = False,
     ) -> None:
         self.path = path
-        self.max_new_tokens = max_new_tokens
-        self.batch_size = batch_size
+        self.max_new_tokens = at_least_one("max_new_tokens", max_new_tokens)
+        self.batch_size = at_least_one("batch_size", batch_size)
         self.seed = seed
         self._device = device
         self._trust = trust_remote_code
         self._stamp = _weights_stamp(Path(path)) if Path(path).exists() else "hub"
-        self.name = f"hf:{path}:{self._stamp}:m{max_new_tokens}:s{seed}"
+        self.name = f"hf:{path}:{self._stamp}:m{self.max_new_tokens}:s{seed}"
 
     def __repr__(self) -> str:
         return f"HFPredictor({self.path!r})"

@@ -5,6 +5,8 @@ from __future__ import annotations
 import hashlib
 import inspect
 import logging
+import math
+import numbers
 from collections.abc import Callable, Iterable
 from typing import Any, Protocol, runtime_checkable
 
@@ -23,6 +25,7 @@ __all__ = [
     "OpenAIPredictor",
     "Predictor",
     "TruncatedReply",
+    "at_least_one",
     "predictor_for",
 ]
 
@@ -114,6 +117,20 @@ def _key_hint(variable: str | None, url: str) -> str:
     return f"Set {variable} or pass the key in {options}"
 
 
+def at_least_one(name: str, value: Any) -> int:
+    """A predictor's count (``max_tokens``, ``batch_size``): a whole number of 1 or more, or
+    a ``ValueError`` naming it, when the predictor is made rather than at its first call."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
+        raise ValueError(f"{name} is a whole number of 1 or more, not {value!r}")
+    return int(value)
+
+
+def _check_temperature(value: Any) -> None:
+    finite = isinstance(value, numbers.Real) and 0 <= float(value) < math.inf
+    if isinstance(value, bool) or not finite:
+        raise ValueError(f"temperature is a number of 0 or more, not {value!r}")
+
+
 def _sampled_name(
     kind: str, url: str, model: str, temperature: float, max_tokens: int, seed: int | None
 ) -> str:
@@ -145,6 +162,8 @@ class OpenAIPredictor:
         seed: int | None = 0,
         extra_body: dict[str, Any] | None = None,
     ) -> None:
+        max_tokens = at_least_one("max_tokens", max_tokens)
+        _check_temperature(temperature)
         self.model = model
         self._key, self.base_url = key_and_url(
             api_key, base_url, key_variable="OPENAI_API_KEY", **_OPENAI_URL
@@ -257,6 +276,8 @@ class MistralPredictor:
         temperature: float = 0.0,
         seed: int | None = 0,
     ) -> None:
+        max_tokens = at_least_one("max_tokens", max_tokens)
+        _check_temperature(temperature)
         self._key, self.server_url = key_and_url(
             api_key, server_url, key_variable="MISTRAL_API_KEY", **_MISTRAL_URL
         )

@@ -72,6 +72,10 @@ def _predictor(name: str, candidate: Any, options: dict[str, Any]) -> Predictor:
         if unexpected_keyword(exc, options) is None:
             raise
         raise ValueError(f"predictor_options of candidate {name!r}: {exc}") from None
+    except ValueError as exc:  # a setting out of range; our own errors keep their type
+        if type(exc) is not ValueError:
+            raise
+        raise ValueError(f"candidate {name!r}: {exc}") from None
 
 
 class _Progress:
