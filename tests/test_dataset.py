@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -198,6 +199,16 @@ def test_split_and_sample_take_numpy_numbers(chat_file: Path) -> None:
     assert (len(train), len(test)) == (30, 10)
     assert len(ft.Dataset.from_jsonl(chat_file).split(test_size=np.float64(0.25))[1]) == 10
     assert len(ft.Dataset.from_jsonl(chat_file).sample(np.int64(3))) == 3
+
+
+def test_a_pipe_is_refused_as_not_a_regular_file_not_as_missing(tmp_path: Path) -> None:
+    """`cat data.jsonl | finetune validate /dev/stdin` said "no such file"."""
+    pipe = tmp_path / "pipe.jsonl"
+    os.mkfifo(pipe)
+    with pytest.raises(ft.DatasetError, match=r"is not a regular file .* save it to a file"):
+        ft.Dataset.from_jsonl(pipe)
+    with pytest.raises(ft.DatasetError, match="no such file"):
+        ft.Dataset.from_jsonl(tmp_path / "missing.jsonl")
 
 
 def test_a_file_changed_under_its_dataset_is_an_error_not_other_rows(chat_file: Path) -> None:

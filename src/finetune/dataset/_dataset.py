@@ -170,6 +170,12 @@ class Dataset:
         if file.is_dir():
             raise DatasetError("is a folder, not a JSONL file; name the file", file=str(file))
         if not file.is_file():
+            if file.exists():  # /dev/stdin on a pipe, a FIFO: they can be read only once
+                raise DatasetError(
+                    "is not a regular file (a pipe or a device), and a dataset is read more "
+                    "than once: save it to a file and name that",
+                    file=str(file),
+                )
             raise DatasetError("no such file; check the path", file=str(file))
         return cls(_JsonlSource(file, max_line_bytes), kind)
 
