@@ -313,9 +313,17 @@ def test_a_predictor_option_its_predictor_does_not_take_names_the_candidate() ->
 @pytest.mark.parametrize(
     ("candidate", "options", "says"),
     [
-        ("local", {"max_new_tokens": 0}, "max_new_tokens is a whole number of 1 or more, not 0"),
-        ("local", {"batch_size": 0}, "batch_size is a whole number of 1 or more, not 0"),
-        ("served", {"max_tokens": "64"}, "max_tokens is a whole number of 1 or more, not '64'"),
+        (
+            "local",
+            {"max_new_tokens": 0},
+            "max_new_tokens must be a whole number of 1 or more, not 0",
+        ),
+        ("local", {"batch_size": 0}, "batch_size must be a whole number of 1 or more, not 0"),
+        (
+            "served",
+            {"max_tokens": "64"},
+            "max_tokens must be a whole number of 1 or more, not '64'",
+        ),
         ("served", {"temperature": -1}, "temperature is a number of 0 or more, not -1"),
     ],
 )

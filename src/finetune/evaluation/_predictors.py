@@ -118,10 +118,11 @@ def _key_hint(variable: str | None, url: str) -> str:
 
 
 def at_least_one(name: str, value: Any) -> int:
-    """A predictor's count (``max_tokens``, ``batch_size``): a whole number of 1 or more, or
-    a ``ValueError`` naming it, when the predictor is made rather than at its first call."""
+    """A count of evaluation's (``max_concurrency``) or a predictor's (``max_tokens``,
+    ``batch_size``) as an ``int``: a whole number of 1 or more, numpy's included, or a
+    ``ValueError`` naming it, before anything is asked."""
     if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
-        raise ValueError(f"{name} is a whole number of 1 or more, not {value!r}")
+        raise ValueError(f"{name} must be a whole number of 1 or more, not {value!r}")
     return int(value)
 
 

@@ -8,7 +8,6 @@ import functools
 import inspect
 import logging
 import math
-import numbers
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -21,6 +20,7 @@ from finetune.evaluation._cache import PredictionCache
 from finetune.evaluation._predictors import (
     Predictor,
     TruncatedReply,
+    at_least_one,
     is_cacheable,
     predictor_for,
     rows_kept_for,
@@ -243,10 +243,8 @@ async def aevaluate(
     metrics = _as_metrics(metrics)
     if not metrics:
         raise ValueError("give at least one metric, e.g. metrics=[ft.metrics.exact_match]")
-    for setting, value in (("max_concurrency", max_concurrency), ("max_attempts", max_attempts)):
-        if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
-            raise ValueError(f"{setting} must be a whole number of 1 or more, not {value!r}")
-    max_concurrency, max_attempts = int(max_concurrency), int(max_attempts)
+    max_concurrency = at_least_one("max_concurrency", max_concurrency)
+    max_attempts = at_least_one("max_attempts", max_attempts)
     names = [getattr(m, "__name__", "") for m in metrics]
     if len(set(names)) != len(names) or not all(names):
         raise ValueError(f"metric names must be unique and non-empty: {names}")
