@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import logging
-import re
 
+from finetune.backends._files import mask_signed_values
 from finetune.backends.http import redact
 
 __all__ = ["log_to_stderr", "not_printed_on_the_way", "without_secrets"]
@@ -52,10 +52,7 @@ def without_secrets(record: logging.LogRecord) -> bool:
 
 
 def _masked(text: str) -> str:
-    return _SIGNED.sub(r"\1***", redact(text))
-
-
-_SIGNED = re.compile(r"([?&][^=&\s'\"]+=)[^&\s'\"]{16,}")  # a query value as long as a signature
+    return mask_signed_values(redact(text))
 
 
 class _CommandLineFormatter(logging.Formatter):

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import re
 import shutil
 import tempfile
 from collections.abc import AsyncIterator, Iterator, Mapping
@@ -86,7 +87,7 @@ async def put_file(
     async with httpx.AsyncClient(timeout=limits) as client:
         async for attempt in retrying(attempts, retry_after_cap=cap):
             with attempt:
-                await _put_once(provider, client, url, path, sent, (secret, *_signature(url)))
+                await _put_once(provider, client, url, path, sent, (secret, *signed_values(url)))
 
 
 async def _put_once(
@@ -111,11 +112,21 @@ async def _put_once(
     raise error
 
 
-def _signature(url: str) -> list[str]:
+_SIGNATURE_CHARS = 16  # a URL's query value this long is taken for a signature or a token
+_SIGNED_QUERY = re.compile(rf"([?&][^=&\s'\"]+=)[^&\s'\"]{{{_SIGNATURE_CHARS},}}")
+
+
+def signed_values(url: str) -> list[str]:
     """A signed URL's credentials: its query values long enough to be signatures or tokens."""
     from urllib.parse import parse_qsl, urlsplit
 
-    return [value for _, value in parse_qsl(urlsplit(url).query) if len(value) >= 16]
+    return [v for _, v in parse_qsl(urlsplit(url).query) if len(v) >= _SIGNATURE_CHARS]
+
+
+def mask_signed_values(text: str) -> str:
+    """``text`` with every URL query value long enough to be a signature or a token (what
+    ``signed_values`` finds in one URL) read ``***``, wherever URLs stand in it."""
+    return _SIGNED_QUERY.sub(r"\1***", text)
 
 
 async def _chunks(path: Path) -> AsyncIterator[bytes]:
