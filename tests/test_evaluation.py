@@ -271,6 +271,30 @@ def test_a_model_named_by_a_string_is_shown_how_to_write_it() -> None:
         ft.evaluate(_qa(3), {"base": "base"}, [m.exact_match])
 
 
+@pytest.mark.parametrize(
+    ("name", "error", "says"),
+    [
+        (1, TypeError, r"a candidate's name is text, not int 1"),
+        (("a", "b"), TypeError, r"a candidate's name is text, not tuple \('a', 'b'\)"),
+        ("  ", ValueError, r"a candidate's name is blank \('  '\)"),
+    ],
+)
+def test_a_candidate_not_named_by_text_is_refused_before_anything_is_asked(
+    name: Any, error: type[Exception], says: str
+) -> None:
+    """A name of 1 was asked every example and then broke to_markdown; a tuple came back
+    from to_json as a list; a blank one headed an empty row."""
+    asked: list[Any] = []
+
+    def counting(messages: list[dict[str, str]]) -> str:
+        asked.append(messages)
+        return "2"
+
+    with pytest.raises(error, match=says):
+        ft.evaluate(_qa(3), {name: counting}, [m.exact_match], cache=False)
+    assert asked == []
+
+
 def test_predictor_options_for_no_candidate_are_refused_before_anything_is_asked() -> None:
     """A misspelt candidate name would leave its options unused without a word."""
     asked: list[Any] = []

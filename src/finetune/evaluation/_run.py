@@ -254,6 +254,7 @@ async def aevaluate(
             "nothing to evaluate: give at least one example and one candidate, e.g. "
             "{'base': tuner.base_model, 'tuned': job.model}"
         )
+    _refuse_unnamed_candidates(candidates)
     _refuse_tool_use(examples, "the example")
     turns = [split_turns(example) for example in examples]  # each one's question and answer
     _refuse_examples_with_no_reference(turns, metrics)
@@ -372,6 +373,19 @@ def _seen(evaluated: dict[Turns, int], rows: Iterable[Example]) -> list[int]:
 
 def _where(indices: list[int]) -> str:
     return ", ".join(map(str, indices[:5])) + (", ..." if len(indices) > 5 else "")
+
+
+def _refuse_unnamed_candidates(candidates: Mapping[Any, Any]) -> None:
+    """A candidate's name heads its row in every table and key in the saved result: text,
+    checked before anything is asked, not after every prediction has been paid for."""
+    for name in candidates:
+        if not isinstance(name, str):
+            raise TypeError(
+                f"a candidate's name is text, not {type(name).__name__} {name!r}: "
+                "e.g. {'base': tuner.base_model, 'tuned': job.model}"
+            )
+        if not name.strip():
+            raise ValueError(f"a candidate's name is blank ({name!r}): name it, e.g. 'tuned'")
 
 
 def _refuse_tool_use(examples: Sequence[Example], what: str) -> None:
