@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import json
 import pickle
 import re
 import sqlite3
@@ -749,6 +750,20 @@ def test_result_table_markdown_html_json(tmp_path: Path) -> None:
         ("cut.json", '{"candidates": [], "metrics": ["em"], "rows": [{"example": 0}]}', "row 0"),
     ):
         (tmp_path / name).write_text(text)
+        with pytest.raises(ft.StorageError, match=f"{name}: not an evaluation result.*{why}"):
+            EvalResult.from_json(tmp_path / name)
+    saved = result.to_dict()
+    for name, edit, why in (  # each loaded once, to show NaN, other means or a crash later
+        ("names.json", {"candidates": "base"}, r"candidates is not a list of text"),
+        ("metrics.json", {"metrics": [1]}, r"metrics is not a list of text"),
+        ("empty.json", {"rows": []}, r"rows is not a list of scores"),
+        ("short.json", {"rows": saved["rows"][:-1]}, r"one row for each of the 30 examples"),
+        ("twice.json", {"rows": saved["rows"][1:] + saved["rows"][1:2]}, r"each of the 30"),
+        ("other.json", {"candidates": ["base"]}, r"row \d+ is of candidate 'tuned', not one"),
+        ("score.json", {"rows": [{**saved["rows"][0], "exact_match": None}]}, r"not a number"),
+        ("index.json", {"rows": [{**saved["rows"][0], "example": [0]}]}, r"not an index"),
+    ):
+        (tmp_path / name).write_text(json.dumps({**saved, **edit}))
         with pytest.raises(ft.StorageError, match=f"{name}: not an evaluation result.*{why}"):
             EvalResult.from_json(tmp_path / name)
     pytest.importorskip("pandas")

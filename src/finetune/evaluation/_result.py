@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 from pathlib import Path
 from typing import Any
@@ -167,16 +168,46 @@ class EvalResult:
         if not isinstance(data, dict) or not {"candidates", "metrics", "rows"} <= data.keys():
             raise _not_a_result(source, "no candidates, metrics and rows")
         candidates, metrics, rows = data["candidates"], data["metrics"], data["rows"]
-        if not isinstance(rows, list):
-            raise _not_a_result(source, "rows is not a list")
-        needed = {"example", "candidate", "prediction", *metrics}
-        for number, row in enumerate(rows):
-            if not isinstance(row, dict) or not needed <= row.keys():
-                raise _not_a_result(source, f"row {number} lacks {sorted(needed)}")
+        why = _names_problem(candidates, metrics) or _rows_problem(candidates, metrics, rows)
+        if why:
+            raise _not_a_result(source, why)
         notes = data.get("notes", [])
         if not isinstance(notes, list) or not all(isinstance(note, str) for note in notes):
             raise _not_a_result(source, "notes is not a list of text")
         return cls(list(candidates), list(metrics), rows, notes)
+
+
+def _names_problem(candidates: Any, metrics: Any) -> str | None:
+    for field, names in (("candidates", candidates), ("metrics", metrics)):
+        if not isinstance(names, list) or not all(isinstance(name, str) for name in names):
+            return f"{field} is not a list of text"
+    return None
+
+
+def _rows_problem(candidates: list[str], metrics: list[str], rows: Any) -> str | None:
+    """What keeps ``rows`` from being every candidate's scores on the same examples, if
+    anything: a result cut short or edited would show means over other examples, or NaN."""
+    if not isinstance(rows, list) or not rows:
+        return "rows is not a list of scores"
+    needed = {"example", "candidate", "prediction", *metrics}
+    seen: dict[str, set[Any]] = {candidate: set() for candidate in candidates}
+    for number, row in enumerate(rows):
+        if not isinstance(row, dict) or not needed <= row.keys():
+            return f"row {number} lacks {sorted(needed)}"
+        if not isinstance(row["example"], int):
+            return f"row {number}'s example is {row['example']!r}, not an index"
+        if not isinstance(row["candidate"], str) or row["candidate"] not in seen:
+            return f"row {number} is of candidate {row['candidate']!r}, not one of {candidates}"
+        for metric in metrics:
+            score = row[metric]
+            if not isinstance(score, int | float) or not math.isfinite(score):
+                return f"row {number}'s {metric} is {score!r}, not a number"
+        seen[row["candidate"]].add(row["example"])
+    examples = set().union(*seen.values())
+    short = [candidate for candidate, done in seen.items() if done != examples]
+    if short or len(rows) != len(examples) * len(candidates):
+        return f"not every candidate has one row for each of the {len(examples)} examples"
+    return None
 
 
 def _not_a_result(path: Path, why: str) -> StorageError:
