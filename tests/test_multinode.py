@@ -168,6 +168,8 @@ def test_generated_configs_say_what_they_do(tmp_path: Path) -> None:
         ({"num_machines": 2, "launcher": "torchrun"}, "main_process_ip"),
         ({"num_machines": 2}, "launcher='torchrun'"),
         ({**_machine(2, 1)}, "machine_rank 2"),
+        ({"launcher": "torchrun", "machine_rank": 1}, "machine_rank 1 is not below num_machines 1"),
+        ({"save_total_limit": 0}, "save_total_limit: not 0"),
         ({"num_processes": 2}, "launcher="),
         ({"launcher": "accelerate", "strategy": "deepspeed-zero2"}, "needs CUDA"),
         ({"launcher": "accelerate", "strategy": "fsdp"}, "needs CUDA"),

@@ -72,7 +72,9 @@ class LocalOptions(BaseModel):
     )
     merge: bool = False
     save_steps: int | None = Field(None, gt=0, description="default: a checkpoint per epoch")
-    save_total_limit: int | None = 2
+    save_total_limit: int | None = Field(
+        2, gt=0, description="checkpoints kept; None keeps every one (transformers reads 0 so)"
+    )
     logging_steps: int = Field(5, gt=0)
     max_steps: int | None = Field(None, gt=0)
     launcher: Launcher = "python"
@@ -397,12 +399,12 @@ def _placement_problem(options: LocalOptions) -> tuple[str, str] | None:
                 "every machine can reach on the machine of rank 0",
                 "main_process_ip",
             )
-        if options.machine_rank >= options.num_machines:
-            return (
-                f"machine_rank {options.machine_rank} is not below num_machines "
-                f"{options.num_machines}",
-                "machine_rank",
-            )
+    if options.machine_rank >= options.num_machines:  # with 1, each machine trains alone
+        return (
+            f"machine_rank {options.machine_rank} is not below num_machines "
+            f"{options.num_machines}: set num_machines to how many machines train together",
+            "machine_rank",
+        )
     if options.num_processes > 1 and options.launcher == "python":
         return "num_processes > 1 needs launcher='accelerate', 'torchrun' or 'ray'", "num_processes"
     return None
