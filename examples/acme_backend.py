@@ -15,7 +15,13 @@ from typing import Any
 import httpx
 
 from finetune.backends import Capabilities, HostedBackend, JobRequest
-from finetune.backends.http import connection_error, error_for_status, json_answer, parses
+from finetune.backends.http import (
+    connection_error,
+    error_for_status,
+    json_answer,
+    parses,
+    path_segment,
+)
 from finetune.backends.payloads import status_from, status_table, unix_time
 from finetune.types import FileRef, Job
 
@@ -124,8 +130,9 @@ class AcmeBackend(HostedBackend):
 
     async def get_job(self, job_id: str) -> Job:
         """The tune as it is now."""
-        return job_from_payload(await self._get(f"/v1/tunes/{job_id}"))
+        return job_from_payload(await self._get(f"/v1/tunes/{path_segment(NAME, job_id)}"))
 
     async def cancel_job(self, job_id: str) -> Job:
         """Stop a tune."""
-        return job_from_payload(await self._request("POST", f"/v1/tunes/{job_id}/cancel"))
+        path = f"/v1/tunes/{path_segment(NAME, job_id)}/cancel"  # an id never reaches another path
+        return job_from_payload(await self._request("POST", path))

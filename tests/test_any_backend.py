@@ -6,9 +6,15 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
+from urllib.parse import unquote
 
 import pytest
+
+import finetune as ft
 
 from .conftest import chat, needs_tiktoken, write_jsonl
 from .fakes.fireworks_fake import ACCOUNT, FireworksFake
@@ -68,3 +74,81 @@ def test_the_same_script_runs_on_every_backend(
     assert lines["status"] == "succeeded"
     assert lines["model"].startswith(f"{backend}:")
     assert int(lines["metrics"].split()[0]) > 0
+
+
+@contextmanager
+def _hosted(backend: str) -> Iterator[tuple[Any, ft.Tuner]]:
+    """A hosted backend's fake and a Tuner on it."""
+    if backend == "openai":
+        with OpenAIFake() as server:
+            url = {"base_url": server.base_url}
+            yield (
+                server,
+                ft.Tuner(
+                    "openai",
+                    model="gpt-4.1-mini-2025-04-14",
+                    api_key=server.api_key,
+                    registry=False,
+                    **url,
+                ),
+            )
+    elif backend == "together":
+        with TogetherFake() as server:
+            yield (
+                server,
+                ft.Tuner(
+                    "together",
+                    model="Qwen/Qwen3-8B",
+                    api_key=server.api_key,
+                    base_url=server.url,
+                    registry=False,
+                ),
+            )
+    elif backend == "fireworks":
+        with FireworksFake() as server:
+            model = "accounts/fireworks/models/qwen3-8b"
+            yield (
+                server,
+                ft.Tuner(
+                    "fireworks",
+                    model=model,
+                    api_key=server.api_key,
+                    base_url=server.url,
+                    account_id=ACCOUNT,
+                    registry=False,
+                ),
+            )
+    else:
+        with MistralFake() as server:
+            yield (
+                server,
+                ft.Tuner(
+                    "mistral",
+                    model="open-mistral-nemo",
+                    api_key=server.api_key,
+                    server_url=server.url,
+                    registry=False,
+                ),
+            )
+
+
+@pytest.mark.parametrize("backend", ["openai", "together", "fireworks", "mistral"])
+def test_a_job_id_typed_by_a_user_reaches_no_other_resource(backend: str) -> None:
+    """``finetune status ../files/file-1`` read the file on Together; an id with ``?`` added
+    a query: every id now travels as one percent-encoded segment of the job's path."""
+    with _hosted(backend) as (server, tuner):
+        for crafted in ("../files/file-1", "ftjob-1?limit=1", "ftjob-1#x", "ftjob 1"):
+            server.requests.clear()
+            with pytest.raises(ft.JobNotFound):
+                tuner.job(crafted)
+            assert server.requests
+            for request in server.requests:
+                assert unquote(request.path.rsplit("/", 1)[-1]) == crafted, request.path
+                assert not request.query
+        server.requests.clear()
+        for nothing in ("", "  ", ".", ".."):
+            with pytest.raises(ValueError, match="a job id is text"):
+                tuner.job(nothing)
+        with pytest.raises(TypeError, match="a job id is text"):
+            tuner.job(None)  # type: ignore[arg-type]
+        assert server.requests == []

@@ -342,3 +342,13 @@ def test_sigkill_between_upload_and_create_then_rerun_makes_one_job(
     assert rerun.returncode == 0, rerun.stderr
     assert rerun.stdout.strip() == "succeeded"
     assert server.summary() == {"datasets": 1, "jobs": 1}
+
+
+def test_a_job_id_holding_the_action_separator_is_refused_before_anything_is_sent(
+    server: FireworksFake,
+) -> None:
+    """The SDK's aiohttp turns ``%3A`` back into ``:``, which Fireworks reads as an action
+    (``{id}:cancel``): ``tuner.job("x:cancel")`` would have asked another endpoint."""
+    with pytest.raises(ft.InvalidRequestError, match="'x:cancel' is not a job id"):
+        tuner_for(server).job("x:cancel")
+    assert server.requests == []

@@ -535,6 +535,9 @@ class AsyncTuner(TunerView):
 
     async def job(self, job_id: str) -> AsyncJobHandle:
         """Re-attach to an existing job by id, from any process."""
+        if not isinstance(job_id, str) or job_id.strip() in ("", ".", ".."):
+            wrong = TypeError if not isinstance(job_id, str) else ValueError
+            raise wrong(f"a job id is text such as job.id gave, not {job_id!r}")
         job = await self._backend.get_job(job_id)
         await self._remember(job)
         return AsyncJobHandle(self, job)

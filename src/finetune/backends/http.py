@@ -75,6 +75,7 @@ __all__ = [
     "number",
     "object_at",
     "parses",
+    "path_segment",
     "provider_file",
     "put_file",
     "redact",
@@ -467,6 +468,15 @@ def refuse_credentials_in_url(url: str, key_variable: str | None = None) -> None
         f"the URL {shown} holds credentials (user:password@): give it without them, and the "
         f"key as api_key=...{variable}, which is never shown or saved"
     )
+
+
+def path_segment(provider: str, value: str, what: str = "job id") -> str:
+    """An id as one segment of a URL path, percent-encoded: an id holding ``/``, ``?`` or
+    ``#`` (``../files/x``) reaches no other resource and adds no query. A blank id, ``.`` or
+    ``..`` names nothing: an ``InvalidRequestError`` before anything is sent."""
+    if not isinstance(value, str) or value.strip() in ("", ".", ".."):
+        raise InvalidRequestError(f"{value!r} is not a {what}", backend=provider, param=what)
+    return urllib.parse.quote(value, safe="")
 
 
 def account_identity(*parts: str | None, key: str | None) -> str:

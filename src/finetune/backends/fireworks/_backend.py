@@ -43,6 +43,7 @@ from finetune.backends.http import (
     error_for_status,
     expect_object,
     list_at,
+    path_segment,
     sdk_error,
 )
 from finetune.types import CostEstimate, FileRef, Hyperparameters, Job, MetricPoint
@@ -281,7 +282,8 @@ class FireworksBackend(HostedBackend):
         """The job as it is now: a supervised or a DPO job."""
 
         async def read(collection: str) -> Any:
-            return await self._get(self._path(collection, job_id), job_call=True)
+            path = self._path(collection, _job_segment(job_id))
+            return await self._get(path, job_call=True)
 
         return self._with_note(job_from_payload(await self._in_its_collection(job_id, read)))
 
@@ -330,7 +332,7 @@ class FireworksBackend(HostedBackend):
 
     async def _job_action(self, job_id: str, action: str) -> Job:
         async def act(collection: str) -> Any:
-            path = self._path(f"{collection}/{job_id}:{action}")
+            path = self._path(collection, f"{_job_segment(job_id)}:{action}")
             return await self._retried(lambda: self._request("post", path, body={}, job_call=True))
 
         await self._in_its_collection(job_id, act)
@@ -343,7 +345,7 @@ class FireworksBackend(HostedBackend):
         job = await self.get_job(job_id)
         url = (job.raw or {}).get("metricsFileSignedUrl")
         if job.method == "dpo":
-            path = self._path(f"{DPO_JOBS}/{job_id}:getMetricsFileEndpoint")
+            path = self._path(DPO_JOBS, f"{_job_segment(job_id)}:getMetricsFileEndpoint")
             answer = await self._get(path, job_call=True)
             url = expect_object(NAME, "metrics file endpoint", answer).get("signedUrl")
         if not isinstance(url, str) or not url:
@@ -391,3 +393,11 @@ def _created(job: Job) -> float:
 def _line_count(path: Path) -> int:
     with path.open("rb") as handle:
         return sum(1 for line in handle if line.strip())
+
+
+def _job_segment(job_id: str) -> str:
+    """A job id as one segment of a path. The SDK sends through aiohttp, which turns ``%3A``
+    back into ``:``, Fireworks' separator of actions (``{id}:cancel``): no id holds one."""
+    if isinstance(job_id, str) and ":" in job_id:
+        raise InvalidRequestError(f"{job_id!r} is not a job id", backend=NAME, param="job id")
+    return path_segment(NAME, job_id)

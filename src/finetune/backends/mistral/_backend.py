@@ -34,6 +34,7 @@ from finetune.backends.http import (
     is_connection_problem,
     json_answer,
     list_at,
+    path_segment,
     unreadable,
 )
 from finetune.backends.mistral._mapping import (
@@ -240,7 +241,7 @@ class MistralBackend(HostedBackend):
         return await self._send(method.upper(), path, job_call=job_call, **kw)
 
     async def _job_payload(self, job_id: str) -> dict[str, Any]:
-        payload = await self._get(f"{JOBS}/{job_id}", job_call=True)
+        payload = await self._get(f"{JOBS}/{path_segment(NAME, job_id)}", job_call=True)
         return expect_object(NAME, "fine-tuning job", payload)
 
     async def _sdk_call(self, fn: Callable[..., Awaitable[Any]], **kwargs: Any) -> Any:
@@ -394,7 +395,7 @@ class MistralBackend(HostedBackend):
         return [job_from_payload(item) for item in await self._jobs(limit=limit)]
 
     async def _transition(self, job_id: str, action: str, done: Callable[[Job], bool]) -> Job:
-        path = f"{JOBS}/{job_id}/{action}"
+        path = f"{JOBS}/{path_segment(NAME, job_id)}/{action}"
 
         async def send() -> Job:
             return job_from_payload(await self._send("POST", path, job_call=True))

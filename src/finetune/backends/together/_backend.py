@@ -19,7 +19,7 @@ from finetune._errors import BackendError, InvalidRequestError, MissingDependenc
 from finetune.backends._files import sha256_of
 from finetune.backends.base import JobRequest
 from finetune.backends.hosted import Connection, HostedBackend
-from finetune.backends.http import expect_object, list_at, sdk_error
+from finetune.backends.http import expect_object, list_at, path_segment, sdk_error
 from finetune.backends.together._mapping import (
     CAPABILITIES,
     NAME,
@@ -216,7 +216,7 @@ class TogetherBackend(HostedBackend):
     async def _preprocess(self, file_id: str) -> dict[str, Any]:
         """Ask Together to take the uploaded content as a file; a retry first reads the file,
         in case the last ask was done and only its answer was lost."""
-        path = f"/v1/files/{file_id}/preprocess"
+        path = _file_path(file_id, "preprocess")
 
         async def send() -> dict[str, Any]:
             return expect_object(NAME, "file", await self._request("post", path, body=None))
@@ -224,7 +224,7 @@ class TogetherBackend(HostedBackend):
         return await self._retried(send, done=lambda: self._file_if_any(file_id))
 
     async def _file(self, file_id: str) -> dict[str, Any]:
-        return expect_object(NAME, "file", await self._get(f"/v1/files/{file_id}"))
+        return expect_object(NAME, "file", await self._get(_file_path(file_id)))
 
     async def _file_if_any(self, file_id: str) -> dict[str, Any] | None:
         try:
@@ -278,7 +278,7 @@ class TogetherBackend(HostedBackend):
 
     async def get_job(self, job_id: str) -> Job:
         """The job as it is now."""
-        answer = await self._get(f"/v1/fine-tunes/{job_id}", job_call=True)
+        answer = await self._get(_job_path(job_id), job_call=True)
         return self._with_note(job_from_payload(answer))
 
     async def list_jobs(self, *, limit: int = 20) -> list[Job]:
@@ -290,25 +290,25 @@ class TogetherBackend(HostedBackend):
 
     async def cancel_job(self, job_id: str) -> Job:
         """Ask Together to cancel (the job shows running until it is cancelled)."""
-        path = f"/v1/fine-tunes/{job_id}/cancel"
+        path = _job_path(job_id, "cancel")
         answer = await self._retried(lambda: self._request("post", path, job_call=True))
         return job_from_payload(answer)
 
     async def list_events(self, job_id: str) -> list[JobEvent]:
         """The job's events, oldest first."""
-        answer = await self._get(f"/v1/fine-tunes/{job_id}/events", job_call=True)
+        answer = await self._get(_job_path(job_id, "events"), job_call=True)
         items = list_at(expect_object(NAME, "event list", answer), "data")
         events = [event_from_payload(e) for e in items if isinstance(e, dict)]
         return sorted(events, key=lambda e: e.created_at)
 
     async def get_metrics(self, job_id: str) -> list[MetricPoint]:
         """Training metrics per step."""
-        answer = await self._get(f"/v1/fine-tunes/{job_id}/metrics", job_call=True)
+        answer = await self._get(_job_path(job_id, "metrics"), job_call=True)
         return metrics_from_payload(expect_object(NAME, "metrics list", answer))
 
     async def list_checkpoints(self, job_id: str) -> list[Checkpoint]:
         """Checkpoints, in step order."""
-        answer = await self._get(f"/v1/fine-tunes/{job_id}/checkpoints", job_call=True)
+        answer = await self._get(_job_path(job_id, "checkpoints"), job_call=True)
         items = list_at(expect_object(NAME, "checkpoint list", answer), "data")
         found = [checkpoint_from_payload(c, job_id) for c in items if isinstance(c, dict)]
         return sorted(found, key=lambda c: c.step)
@@ -336,3 +336,11 @@ class TogetherBackend(HostedBackend):
         answer = await self._retried(lambda: self._request("post", path, body=quote_body))
         quote = expect_object(NAME, "price estimate", answer)
         return with_quote(estimate, quote, unpacked=body.get("packing") is False)
+
+
+def _job_path(job_id: str, *rest: str) -> str:
+    return "/".join(["/v1/fine-tunes", path_segment(NAME, job_id), *rest])
+
+
+def _file_path(file_id: str, *rest: str) -> str:
+    return "/".join(["/v1/files", path_segment(NAME, file_id, "file id"), *rest])
