@@ -450,13 +450,17 @@ def test_a_listing_limit_below_one_is_refused_everywhere(namespace: str) -> None
         ({"poll_interval": -1}, "poll_interval must be more than 0"),
         ({"timeout": -1}, "timeout must be 0 seconds or more"),
         ({"max_interval": -5}, "max_interval must be more than 0 seconds, not -5"),
+        ({"timeout": "60"}, "timeout is a number of seconds, not '60'"),  # was: '>=' not ...
+        ({"poll_interval": "5"}, "poll_interval is a number of seconds, not '5'"),
+        ({"max_interval": True}, "max_interval is a number of seconds, not True"),
     ],
 )
 def test_wait_refuses_settings_that_would_hammer_or_never_poll(
     namespace: str, train: ft.Dataset, settings: dict[str, float], says: str
 ) -> None:
     job = make_tuner(namespace).fit(train)
-    with pytest.raises(ValueError, match=says):
+    wrong = ValueError if " must be " in says else TypeError
+    with pytest.raises(wrong, match=says):
         job.wait(**settings)  # type: ignore[arg-type]
     assert job.wait(timeout=5).status is ft.JobStatus.SUCCEEDED
 

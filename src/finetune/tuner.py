@@ -10,6 +10,7 @@ import asyncio
 import functools
 import logging
 from collections.abc import Mapping
+from numbers import Real
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -561,6 +562,10 @@ class AsyncTuner(TunerView):
     def _waiting(
         self, poll_interval: float | None, max_interval: float | None, timeout: float | None
     ) -> Waiting:
+        given = {"poll_interval": poll_interval, "max_interval": max_interval, "timeout": timeout}
+        for name, value in given.items():
+            if value is not None and (isinstance(value, bool) or not isinstance(value, Real)):
+                raise TypeError(f"{name} is a number of seconds, not {value!r}")
         hosted = self.capabilities.hosted
         first = poll_interval if poll_interval is not None else (10.0 if hosted else 0.5)
         if max_interval is not None and not max_interval > 0:
