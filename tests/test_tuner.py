@@ -724,3 +724,18 @@ def test_a_tuner_used_again_after_close_still_closes_when_dropped(namespace: str
     thread.join(5)
     assert not thread.is_alive()
     assert closes == ["closed", "closed"]
+
+
+def test_a_registry_given_as_a_path_keeps_the_jobs_in_that_file(
+    namespace: str, train: ft.Dataset, tmp_path: Path
+) -> None:
+    """``registry="runs/jobs.sqlite"`` was kept as the string and broke at the first fit
+    (``'str' object has no attribute 'find_by_key'``), after validation and the upload."""
+    where = tmp_path / "runs" / "jobs.sqlite"
+    for given in (str(where), where):
+        tuner = make_tuner(namespace, registry=given)
+        assert tuner.registry is not None and tuner.registry.path == where
+    job = tuner.fit(train)
+    assert [record.job_id for record in ft.JobRegistry(where).list()] == [job.id]
+    with pytest.raises(TypeError, match="registry is a JobRegistry, the path of its file, or"):
+        make_tuner(namespace, registry=5)

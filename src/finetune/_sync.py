@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from finetune._fit import as_hyperparameters
 from finetune._handle import AsyncJobHandle, JobView
 from finetune._loop import LoopThread, exiting, watch_for_exit
-from finetune.tuner import AsyncTuner, TunerView
+from finetune.tuner import AsyncTuner, RegistryChoice, TunerView
 from finetune.types import Hyperparameters
 
 if TYPE_CHECKING:
@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     from finetune._fit import FitOptions
     from finetune._series import MetricSeries
     from finetune.dataset import Dataset
-    from finetune.registry import JobRecord, JobRegistry
+    from finetune.registry import JobRecord
     from finetune.types import Checkpoint, CostEstimate, Job, JobEvent
     from finetune.validation import ValidationReport
 
@@ -50,7 +50,8 @@ class Tuner(TunerView):
     """Fine-tune on any backend with the same calls.
 
     ``Tuner("openai", model="gpt-4.1-mini-2025-04-14", api_key=...)``: options after the model
-    go to the backend. ``registry=False`` keeps no local record of jobs. Building a Tuner
+    go to the backend. ``registry=False`` keeps no local record of jobs, and a path keeps it
+    in that file. Building a Tuner
     makes no network call and imports no provider SDK, so ``validate`` and ``estimate`` work
     offline and without a key.
     """
@@ -60,7 +61,7 @@ class Tuner(TunerView):
         backend: str | Any,
         model: str | None = None,
         *,
-        registry: JobRegistry | bool | None = None,
+        registry: RegistryChoice = None,
         **options: Any,
     ) -> None:
         self._async = self._core = AsyncTuner(backend, model, registry=registry, **options)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
+import os
 from collections.abc import Mapping
 from numbers import Real
 from pathlib import Path
@@ -63,13 +64,23 @@ log = logging.getLogger("finetune")
 _MAX_REATTEMPTS = 100
 DEFAULT_CREATE_GRACE = 10.0
 DEFAULT_RETRY_AFTER_CAP = 120.0
+RegistryChoice = JobRegistry | str | os.PathLike[str] | bool | None
+"""What ``Tuner(registry=...)`` takes: a registry, its file's path, ``False`` for none, or the
+default one (``None``)."""
 
 
-def _resolve_registry(registry: JobRegistry | bool | None) -> JobRegistry | None:
+def _resolve_registry(registry: RegistryChoice) -> JobRegistry | None:
     if registry is False:
         return None
     if registry is None or registry is True:
         return JobRegistry()
+    if isinstance(registry, str | os.PathLike):
+        return JobRegistry(registry)
+    if not isinstance(registry, JobRegistry):
+        raise TypeError(
+            "registry is a JobRegistry, the path of its file, or False for none, "
+            f"not {type(registry).__name__} {registry!r}"
+        )
     return registry
 
 
@@ -129,7 +140,8 @@ class AsyncTuner(TunerView):
 
     ``async with AsyncTuner("openai", model="gpt-4.1-mini-2025-04-14") as tuner``: keyword
     options after the model go to the backend (``api_key``, ``base_url``, ...);
-    ``registry=False`` keeps no local record of jobs; ``create_grace`` is how long an unclear
+    ``registry=False`` keeps no local record of jobs (a path keeps it in that file);
+    ``create_grace`` is how long an unclear
     create (a 5xx or a dropped connection after sending) is looked for before trying again.
     """
 
@@ -138,10 +150,11 @@ class AsyncTuner(TunerView):
         backend: str | Any,
         model: str | None = None,
         *,
-        registry: JobRegistry | bool | None = None,
+        registry: RegistryChoice = None,
         create_grace: float = DEFAULT_CREATE_GRACE,
         **options: Any,
     ) -> None:
+        self._registry = _resolve_registry(registry)  # a wrong one refused before any client
         if isinstance(backend, str):
             self._backend = load_backend(backend, **options)
         elif options:
@@ -153,7 +166,6 @@ class AsyncTuner(TunerView):
             self._backend = as_async(backend)
         self._core = self
         self._model = model
-        self._registry = _resolve_registry(registry)
         self._create_grace = create_grace
 
     async def __aenter__(self) -> AsyncTuner:
