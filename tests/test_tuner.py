@@ -739,3 +739,27 @@ def test_a_registry_given_as_a_path_keeps_the_jobs_in_that_file(
     assert [record.job_id for record in ft.JobRegistry(where).list()] == [job.id]
     with pytest.raises(TypeError, match="registry is a JobRegistry, the path of its file, or"):
         make_tuner(namespace, registry=5)
+
+
+def test_a_tuner_takes_a_model_path_and_refuses_wrong_arguments_where_they_are_given(
+    namespace: str, train: ft.Dataset, tmp_path: Path
+) -> None:
+    """``model=Path(...)`` (a local folder or GGUF file) broke the first call with
+    ``'PosixPath' object has no attribute 'startswith'``; ``model=5`` and a backend class
+    failed the same way, later; ``create_grace="5"`` and ``-1`` were kept."""
+    tuner = ft.Tuner("fake", tmp_path / "base-folder", namespace=namespace, **FAST)
+    assert tuner.model == str(tmp_path / "base-folder")
+    assert tuner.fit(train).job.base_model == str(tmp_path / "base-folder")
+    refusals: list[tuple[dict[str, Any], type[Exception], str]] = [
+        ({"create_grace": "5"}, TypeError, "create_grace is a number of seconds, not '5'"),
+        ({"create_grace": -1}, ValueError, "create_grace is 0 seconds or more, not -1"),
+    ]
+    for settings, error, says in refusals:
+        with pytest.raises(error, match=says):
+            make_tuner(namespace, **settings)
+    with pytest.raises(TypeError, match="model is the base model's name or path, not int 5"):
+        ft.Tuner("fake", 5)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match=r"backend FakeBackend is a class: give an instance"):
+        ft.Tuner(FakeBackend, model="base")
+    with pytest.raises(TypeError, match=r"backend is a backend's name .* not int 5"):
+        ft.Tuner(5, model="base")

@@ -8,6 +8,7 @@ estimates, the checks of a fit) runs in the calling thread, where validation may
 from __future__ import annotations
 
 import logging
+import os
 import weakref
 from collections.abc import Awaitable, Coroutine, Mapping
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -15,7 +16,8 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from finetune._fit import as_hyperparameters
 from finetune._handle import AsyncJobHandle, JobView
 from finetune._loop import LoopThread, exiting, watch_for_exit
-from finetune.tuner import AsyncTuner, RegistryChoice, TunerView
+from finetune._tuner_inputs import RegistryChoice
+from finetune.tuner import AsyncTuner, TunerView
 from finetune.types import Hyperparameters
 
 if TYPE_CHECKING:
@@ -59,7 +61,7 @@ class Tuner(TunerView):
     def __init__(
         self,
         backend: str | Any,
-        model: str | None = None,
+        model: str | os.PathLike[str] | None = None,
         *,
         registry: RegistryChoice = None,
         **options: Any,

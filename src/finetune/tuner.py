@@ -11,7 +11,6 @@ import functools
 import logging
 import os
 from collections.abc import Mapping
-from numbers import Real
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -37,6 +36,13 @@ from finetune._fit import (
 )
 from finetune._handle import AsyncJobHandle, JobView, Waiting
 from finetune._paths import cache_dir
+from finetune._tuner_inputs import (
+    RegistryChoice,
+    check_backend_object,
+    check_seconds,
+    model_name,
+    registry_for,
+)
 from finetune._words import counted
 from finetune.backends import METADATA_KEY, BaseBackend, Capabilities, JobRequest, as_async
 from finetune.backends._plugins import load_backend
@@ -64,24 +70,6 @@ log = logging.getLogger("finetune")
 _MAX_REATTEMPTS = 100
 DEFAULT_CREATE_GRACE = 10.0
 DEFAULT_RETRY_AFTER_CAP = 120.0
-RegistryChoice = JobRegistry | str | os.PathLike[str] | bool | None
-"""What ``Tuner(registry=...)`` takes: a registry, its file's path, ``False`` for none, or the
-default one (``None``)."""
-
-
-def _resolve_registry(registry: RegistryChoice) -> JobRegistry | None:
-    if registry is False:
-        return None
-    if registry is None or registry is True:
-        return JobRegistry()
-    if isinstance(registry, str | os.PathLike):
-        return JobRegistry(registry)
-    if not isinstance(registry, JobRegistry):
-        raise TypeError(
-            "registry is a JobRegistry, the path of its file, or False for none, "
-            f"not {type(registry).__name__} {registry!r}"
-        )
-    return registry
 
 
 def _locks_dir(registry: JobRegistry | None) -> Path:
@@ -148,13 +136,13 @@ class AsyncTuner(TunerView):
     def __init__(
         self,
         backend: str | Any,
-        model: str | None = None,
+        model: str | os.PathLike[str] | None = None,
         *,
         registry: RegistryChoice = None,
         create_grace: float = DEFAULT_CREATE_GRACE,
         **options: Any,
     ) -> None:
-        self._registry = _resolve_registry(registry)  # a wrong one refused before any client
+        self._registry = registry_for(registry)  # a wrong one refused before any client
         if isinstance(backend, str):
             self._backend = load_backend(backend, **options)
         elif options:
@@ -163,9 +151,13 @@ class AsyncTuner(TunerView):
                 "or give the backend by name"
             )
         else:
+            check_backend_object(backend)
             self._backend = as_async(backend)
         self._core = self
-        self._model = model
+        self._model = model_name(model)
+        check_seconds(create_grace=create_grace)
+        if create_grace < 0:
+            raise ValueError(f"create_grace is 0 seconds or more, not {create_grace}")
         self._create_grace = create_grace
 
     async def __aenter__(self) -> AsyncTuner:
@@ -179,7 +171,7 @@ class AsyncTuner(TunerView):
         await self._backend.aclose()
 
     def _require_model(self, model: str | None = None) -> str:
-        chosen = model or self.model
+        chosen = model_name(model) or self.model
         if not chosen:
             raise ValueError(f'no model given: Tuner("{self.backend_name}", model="...")')
         return chosen
@@ -574,10 +566,7 @@ class AsyncTuner(TunerView):
     def _waiting(
         self, poll_interval: float | None, max_interval: float | None, timeout: float | None
     ) -> Waiting:
-        given = {"poll_interval": poll_interval, "max_interval": max_interval, "timeout": timeout}
-        for name, value in given.items():
-            if value is not None and (isinstance(value, bool) or not isinstance(value, Real)):
-                raise TypeError(f"{name} is a number of seconds, not {value!r}")
+        check_seconds(poll_interval=poll_interval, max_interval=max_interval, timeout=timeout)
         hosted = self.capabilities.hosted
         first = poll_interval if poll_interval is not None else (10.0 if hosted else 0.5)
         if max_interval is not None and not max_interval > 0:

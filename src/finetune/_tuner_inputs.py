@@ -1,0 +1,63 @@
+"""What a Tuner is built with and how it waits, checked where it is given: a wrong type is a
+``TypeError`` naming the argument, never an ``AttributeError`` at the first fit."""
+
+from __future__ import annotations
+
+import inspect
+import os
+from numbers import Real
+from typing import Any
+
+from finetune.registry import JobRegistry
+
+__all__ = ["RegistryChoice", "check_backend_object", "check_seconds", "model_name", "registry_for"]
+
+RegistryChoice = JobRegistry | str | os.PathLike[str] | bool | None
+"""What ``Tuner(registry=...)`` takes: a registry, its file's path, ``False`` for none, or the
+default one (``None``)."""
+
+
+def registry_for(registry: RegistryChoice) -> JobRegistry | None:
+    """The job registry a Tuner keeps its jobs in, or ``None`` when it keeps none."""
+    if registry is False:
+        return None
+    if registry is None or registry is True:
+        return JobRegistry()
+    if isinstance(registry, str | os.PathLike):
+        return JobRegistry(registry)
+    if not isinstance(registry, JobRegistry):
+        raise TypeError(
+            "registry is a JobRegistry, the path of its file, or False for none, "
+            f"not {type(registry).__name__} {registry!r}"
+        )
+    return registry
+
+
+def model_name(model: Any) -> str | None:
+    """A base model as its name: text, or a path (a local folder or GGUF file) as text."""
+    if model is None or isinstance(model, str):
+        return model
+    if isinstance(model, os.PathLike):
+        return str(os.fspath(model))
+    raise TypeError(f"model is the base model's name or path, not {type(model).__name__} {model!r}")
+
+
+def check_backend_object(backend: Any) -> None:
+    """A backend given as an object is an instance with the backend's calls, not its class."""
+    if inspect.isclass(backend):
+        raise TypeError(
+            f"backend {backend.__name__} is a class: give an instance, {backend.__name__}(...), "
+            "or a backend's name"
+        )
+    if not callable(getattr(backend, "get_job", None)):
+        raise TypeError(
+            "backend is a backend's name ('openai', 'hf', ...; `finetune backends` lists them) "
+            f"or a backend object, not {type(backend).__name__} {backend!r:.60}"
+        )
+
+
+def check_seconds(**given: Any) -> None:
+    """Each of ``given`` that is set is a number of seconds (text or ``True`` is refused)."""
+    for name, value in given.items():
+        if value is not None and (isinstance(value, bool) or not isinstance(value, Real)):
+            raise TypeError(f"{name} is a number of seconds, not {value!r}")
