@@ -512,3 +512,4 @@ def test_ctrl_c_while_waiting_says_the_job_keeps_running() -> None:
     assert waiting.returncode == 130
     assert "keeps running" in stderr and f"finetune cancel {job.id}" in stderr
     assert "Traceback" not in stderr
+    assert stderr.count("stopped waiting") == 1, stderr  # the library's line is not repeated

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import logging
 import os
 import sys
 from collections.abc import Callable, Sequence
@@ -189,7 +190,10 @@ def _ended(job: ft.Job) -> int:
 
 
 def _waited(handle: ft.JobHandle, timeout: float | None = None) -> ft.Job:
-    """``wait(progress=True)``; Ctrl-C stops waiting, not the job, and says so."""
+    """``wait(progress=True)``; Ctrl-C stops waiting, not the job, and says so once, in the
+    command's words, not also in the library's (``Tuner(...).job(...)``)."""
+    library = logging.getLogger("finetune")
+    library.addFilter(_not_stopped_waiting)
     try:
         return handle.wait(timeout=timeout, progress=True)
     except KeyboardInterrupt:
@@ -199,6 +203,12 @@ def _waited(handle: ft.JobHandle, timeout: float | None = None) -> ft.Job:
             f"`finetune wait {handle.id} --backend {backend}`, cancel it with "
             f"`finetune cancel {handle.id} --backend {backend}`"
         ) from None
+    finally:
+        library.removeFilter(_not_stopped_waiting)
+
+
+def _not_stopped_waiting(record: logging.LogRecord) -> bool:
+    return not record.getMessage().startswith("stopped waiting")
 
 
 class _Interrupted(Exception):
