@@ -249,6 +249,9 @@ def test_a_merged_export_never_deletes_what_it_did_not_write(
     for folder_format in ("merged", "ollama"):
         with pytest.raises(ft.FinetuneError, match=f"is a file; a {folder_format} export is a"):
             ref.export(a_file, folder_format)
+        with pytest.raises(ft.FinetuneError, match=f"names a GGUF file; a {folder_format} export"):
+            ref.export(tmp_path / "new.gguf", folder_format)  # was: a folder named new.gguf
+    assert not (tmp_path / "new.gguf").exists()
     assert (folder / "thesis.txt").read_text() == "years of work" and a_file.read_text() == "a file"
     first = ref.export(tmp_path / "merged", "merged")
     again = ref.export(tmp_path / "merged", "merged")  # over its own earlier export: replaced

@@ -190,8 +190,14 @@ def _merged(
 
 
 def _refuse_a_file(dest: Path, format: str) -> None:
-    if dest.is_file():
-        raise ExportError(f"{dest} is a file; a {format} export is a folder: give a folder path")
+    """A folder export to a file, or to a new path named like one (``m.gguf``, where
+    ``format='gguf'`` was meant), is refused before any work."""
+    if dest.is_file() or (dest.suffix.lower() == ".gguf" and not dest.is_dir()):
+        what = "is a file" if dest.is_file() else "names a GGUF file"
+        raise ExportError(
+            f"{dest} {what}; a {format} export is a folder: give a folder path, or "
+            "format='gguf' for one GGUF file"
+        )
 
 
 def _check_replaceable(dest: Path) -> None:
