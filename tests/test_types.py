@@ -179,3 +179,15 @@ def test_metric_series_says_its_latest_losses_and_tabulates_every_metric() -> No
     assert {str(dtype) for dtype in frame.dtypes} == {"float64"}
     empty = MetricSeries([]).to_pandas()  # a job that has not logged yet
     assert empty.empty and "train_loss" in empty.columns
+
+
+def test_a_metric_column_misspelt_is_an_error_not_a_column_of_nothing() -> None:
+    """``column("trainloss")`` gave ``[None, None]``: a plot of nothing, without a word."""
+    from finetune._series import MetricSeries
+
+    series = MetricSeries([ft.MetricPoint(step=1, train_loss=2.0, extra={"grad_norm": 1.5})])
+    assert series.column("train_loss") == [2.0] and series.column("grad_norm") == [1.5]
+    assert series.column("valid_loss") == [None]  # a standard metric this job did not report
+    with pytest.raises(KeyError, match=r"no metric 'trainloss' \(did you mean 'train_loss'\?\)"):
+        series.column("trainloss")
+    assert MetricSeries([]).column("grad_norm") == []  # nothing logged yet: nothing to judge

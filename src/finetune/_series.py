@@ -5,10 +5,12 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from typing import Any, overload
 
-from finetune._errors import MissingDependency
+from finetune._errors import MissingDependency, did_you_mean
 from finetune.types import MetricPoint
 
 __all__ = ["MetricSeries"]
+
+_STANDARD = tuple(name for name in MetricPoint.model_fields if name not in ("step", "extra"))
 
 
 class MetricSeries(Sequence[MetricPoint]):
@@ -55,11 +57,13 @@ class MetricSeries(Sequence[MetricPoint]):
         return series_html(self)
 
     def column(self, name: str) -> list[float | None]:
-        """One metric across steps (``None`` where a step did not report it)."""
-        return [
-            getattr(p, name, None) if name in MetricPoint.model_fields else p.extra.get(name)
-            for p in self._points
-        ]
+        """One metric across steps (``None`` where a step did not report it). A name no step
+        reports and no standard metric has (a misspelt one) is a ``KeyError`` listing them."""
+        standard = name in MetricPoint.model_fields and name != "extra"
+        if not standard and self._points and all(name not in p.extra for p in self._points):
+            known = [*_STANDARD, *sorted({n for p in self._points for n in p.extra})]
+            raise KeyError(f"no metric {name!r}{did_you_mean(name, known)}; metrics: {known}")
+        return [getattr(p, name) if standard else p.extra.get(name) for p in self._points]
 
     def to_records(self) -> list[dict[str, Any]]:
         """Plain dicts, one per step."""
@@ -74,7 +78,7 @@ class MetricSeries(Sequence[MetricPoint]):
             import pandas as pd
         except ImportError as exc:
             raise MissingDependency("pandas", "eval", purpose="for to_pandas()") from exc
-        standard = [name for name in MetricPoint.model_fields if name not in ("step", "extra")]
+        standard = list(_STANDARD)
         extras = sorted({name for p in self._points for name in p.extra} - set(standard))
         steps = pd.Index([p.step for p in self._points], name="step", dtype="int64")
         columns = {name: self.column(name) for name in (*standard, *extras)}
@@ -95,5 +99,6 @@ class MetricSeries(Sequence[MetricPoint]):
                 ax.plot([s for s, _ in pairs], [v for _, v in pairs], label=name)
         ax.set_xlabel("step")
         ax.set_ylabel("loss")
-        ax.legend()
+        if ax.get_lines():  # no points yet: an empty plot, without matplotlib's warning
+            ax.legend()
         return ax
