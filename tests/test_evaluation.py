@@ -214,6 +214,7 @@ def test_json_schema_bleu_and_chrf() -> None:
     assert check('{"status": "ok"}', "", None) == 1.0
     assert check('{"status": "bad"}', "", None) == 0.0
     assert m.bleu("the cat sat on the mat", "the cat sat on the mat", None) == pytest.approx(1.0)
+    assert m.bleu("a0", "a0") == 1.0  # exactly: sacrebleu gives 100.00000000000004
     assert 0 < m.chrf("the cat sat", "the cat sat on the mat", None) < 1
 
 
@@ -227,6 +228,9 @@ def test_custom_metric_and_embedding_similarity() -> None:
     result = ft.evaluate(_qa(6), {"oracle": _answer}, [length_ok, similar], cache=False)
     assert result.metrics == ["length_ok", "embedding_similarity"]
     assert result.summary()["oracle"]["length_ok"].mean == 1.0
+    vector = [0.9948195629497427, 0.9493954730932436, 0.5441770474293208, 0.4448541887258536]
+    scaled = m.embedding_similarity(lambda texts: [vector, [x * 2.682407416493281 for x in vector]])
+    assert scaled("a", "b", None) == 1.0  # the cosine of these is 1.0000000000000002
 
 
 @pytest.mark.parametrize("score", [None, "good", float("nan"), float("inf"), "-inf"])

@@ -206,23 +206,30 @@ def _sacrebleu() -> Any:
 @_compares
 def bleu(prediction: str, reference: str, example: Any = None) -> float:
     """Sentence BLEU (sacrebleu), scaled to [0, 1]."""
-    return float(_sacrebleu().sentence_bleu(prediction, [reference]).score) / 100
+    return _unit(_sacrebleu().sentence_bleu(prediction, [reference]).score)
 
 
 @_compares
 def chrf(prediction: str, reference: str, example: Any = None) -> float:
     """Sentence chrF (sacrebleu), scaled to [0, 1]."""
-    return float(_sacrebleu().sentence_chrf(prediction, [reference]).score) / 100
+    return _unit(_sacrebleu().sentence_chrf(prediction, [reference]).score)
+
+
+def _unit(percent: float) -> float:
+    """sacrebleu's 0-100 score on [0, 1]: its exp() and sums give a perfect BLEU of
+    100.00000000000004, which is no 0/1 score (the intervals would treat it as another)."""
+    return min(1.0, max(0.0, float(percent) / 100))
 
 
 def embedding_similarity(embed: Callable[[list[str]], list[list[float]]]) -> Metric:
-    """Cosine similarity of embeddings from ``embed`` (any embedding function), clipped to 0."""
+    """Cosine similarity of embeddings from ``embed`` (any embedding function), clipped to
+    [0, 1] (rounding makes a text's similarity to itself 1.0000000000000002)."""
 
     def metric(prediction: str, reference: str, example: Any = None) -> float:
         first, second = embed([prediction, reference])
         dot = sum(x * y for x, y in zip(first, second, strict=True))
         norm = (sum(x * x for x in first) * sum(y * y for y in second)) ** 0.5
-        return max(0.0, dot / norm) if norm else 0.0
+        return min(1.0, max(0.0, dot / norm)) if norm else 0.0
 
     return _named("embedding_similarity", metric)
 
