@@ -968,8 +968,20 @@ def test_a_together_or_fireworks_model_is_asked_with_its_own_key(
         monkeypatch.setenv(url_variable, fake.url)  # the API root, as the backend reads it
         result = ft.evaluate(_qa(3), {"tuned": tuned}, [m.exact_match], cache=False)
         chats = [r for r in fake.requests if r.path == f"{mount}/chat/completions"]
-    assert result.predictions("tuned") == ["acct/llama-3.1-8b-support says hi"] * 3
-    assert len(chats) == 3
+        assert result.predictions("tuned") == ["acct/llama-3.1-8b-support says hi"] * 3
+        assert len(chats) == 3
+        monkeypatch.delenv(url_variable)
+        for given in (fake.url, fake.url + mount + "/"):  # the Tuner's root (404'd), or the chat's
+            fake.requests.clear()
+            options = {"tuned": {"base_url": given}}
+            ft.evaluate(
+                _qa(1), {"tuned": tuned}, m.exact_match, cache=False, predictor_options=options
+            )
+            assert [r.path for r in fake.requests] == [f"{mount}/chat/completions"]
+        elsewhere = {"tuned": {"base_url": fake.url + "/elsewhere"}}
+        with pytest.raises(ft.BackendError, match=rf"^\[{backend}\] ") as failed:  # not [openai]
+            ft.evaluate(_qa(1), {"tuned": tuned}, m.exact_match, predictor_options=elsewhere)
+        assert failed.value.backend == backend
 
 
 def test_a_fake_tuned_model_answers_with_what_it_was_trained_on() -> None:

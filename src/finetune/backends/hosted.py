@@ -249,8 +249,9 @@ class HostedBackend(BaseBackend):
     def predictor(cls, model: str, **options: Any) -> Predictor:
         """With a ``chat_api`` (the provider serves what it trains: Together, Fireworks),
         ``model`` asked through that OpenAI-compatible API with this backend's key and API
-        root (``api_key`` / ``base_url`` in ``options`` replace them), never another
-        provider's; no key is an ``AuthenticationError`` before anything is asked."""
+        root (``api_key`` / ``base_url`` in ``options`` replace them: the same root the
+        backend takes, or its chat API's), never another provider's; no key is an
+        ``AuthenticationError`` before anything is asked."""
         if not cls.chat_api:
             return super().predictor(model, **options)
         from finetune.evaluation import OpenAIPredictor
@@ -258,7 +259,7 @@ class HostedBackend(BaseBackend):
         given = dict(options)
         key, url = key_and_url(
             given.pop("api_key", None),
-            None,
+            given.pop("base_url", None),
             key_variable=cls.key_variable,
             url_variable=cls.url_variable,
             default_url=cls.default_url,
@@ -269,8 +270,8 @@ class HostedBackend(BaseBackend):
                 "predictor_options={candidate: {'api_key': ...}}",
                 backend=cls.name,
             )
-        given.setdefault("base_url", url + cls.chat_api)
-        return OpenAIPredictor(model, api_key=key, **given)
+        chat = url if url.endswith(cls.chat_api) else url + cls.chat_api
+        return OpenAIPredictor(model, api_key=key, base_url=chat, provider=cls.name, **given)
 
     def _with_note(self, job: Job) -> Job:
         """A tuned job with ``serving_note`` (how the provider serves its model) in ``raw``."""

@@ -148,6 +148,7 @@ class OpenAIPredictor:
     Sampling parameters are always sent, so servers with other defaults (llama.cpp's
     ``repeat_penalty=1.1``) decode the same way; ``extra_body`` adds server-specific ones.
     The SDK's own retries are off: ``evaluate`` retries under finetune's one policy.
+    ``provider`` names who serves the API in its errors (``together`` for a Together model).
     """
 
     def __init__(
@@ -162,10 +163,12 @@ class OpenAIPredictor:
         temperature: float = 0.0,
         seed: int | None = 0,
         extra_body: dict[str, Any] | None = None,
+        provider: str = "openai",
     ) -> None:
         max_tokens = at_least_one("max_tokens", max_tokens)
         _check_temperature(temperature)
         self.model = model
+        self.provider = provider  # who serves the API, as its errors name it
         self._key, self.base_url = key_and_url(
             api_key, base_url, key_variable="OPENAI_API_KEY", **_OPENAI_URL
         )
@@ -201,7 +204,7 @@ class OpenAIPredictor:
             )
             return self._text(reply)
         except Exception as exc:
-            error = map_error(exc, self._key, key_hint=self._key_hint)
+            error = map_error(exc, self._key, key_hint=self._key_hint, provider=self.provider)
         raise error
 
     async def apredict(self, messages: Messages) -> str:
@@ -216,7 +219,7 @@ class OpenAIPredictor:
             )
             return self._text(reply)
         except Exception as exc:
-            error = map_error(exc, self._key, key_hint=self._key_hint)
+            error = map_error(exc, self._key, key_hint=self._key_hint, provider=self.provider)
         raise error
 
     def _text(self, reply: Any) -> str:

@@ -73,11 +73,19 @@ def _sdk() -> Any:
 
 
 def map_error(
-    error: BaseException, secret: str | None, *, job_call: bool = False, key_hint: str = KEY_HINT
+    error: BaseException,
+    secret: str | None,
+    *,
+    job_call: bool = False,
+    key_hint: str = KEY_HINT,
+    provider: str = NAME,
 ) -> Exception:
-    """An exception from the ``openai`` SDK (or below it) as the matching error of our tree;
-    ``key_hint`` says how to give the key (to the Tuner, by default)."""
-    return sdk_error(NAME, _sdk, error, secret, body=_body, job_call=job_call, key_hint=key_hint)
+    """An exception from the ``openai`` SDK (or below it) as the matching error of our tree,
+    naming ``provider`` (another one's OpenAI-compatible API: ``together``); ``key_hint``
+    says how to give the key (to the Tuner, by default)."""
+    return sdk_error(
+        provider, _sdk, error, secret, body=_body, job_call=job_call, key_hint=key_hint
+    )
 
 
 def _body(error: Any) -> Any:
