@@ -3,6 +3,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
+import re
 import sqlite3
 import time
 from collections.abc import Callable, Iterator
@@ -763,3 +764,43 @@ def test_a_tuner_takes_a_model_path_and_refuses_wrong_arguments_where_they_are_g
         ft.Tuner(FakeBackend, model="base")
     with pytest.raises(TypeError, match=r"backend is a backend's name .* not int 5"):
         ft.Tuner(5, model="base")
+
+
+@pytest.mark.parametrize(
+    ("keywords", "says"),
+    [
+        ({"skip_validation": "no"}, "skip_validation is True or False, not str 'no'"),
+        ({"suffix": 5}, "suffix is text, not int 5"),
+        ({"metadata": "team=search"}, "metadata is a dict of text to text, not str"),
+        ({"options": "fast"}, "options is a dict of the backend's options, not str"),
+        ({"integrations": "wandb"}, r"integrations is a list of dicts, as \[\{'type': 'wandb'"),
+        ({"integrations": ["wandb"]}, r"integrations is a list of dicts"),
+        ({"validation": [{"prompt": "q", "completion": "a"}]}, r"validation is a ft.Dataset, not"),
+    ],
+)
+def test_a_fit_keyword_of_the_wrong_type_is_a_type_error_naming_it(
+    namespace: str, train: ft.Dataset, keywords: dict[str, Any], says: str
+) -> None:
+    """``skip_validation="no"`` skipped validation (a string is true); the others failed as
+    ``AttributeError``, ``dict()``'s ``ValueError`` or pydantic's five-error dump."""
+    tuner = make_tuner(namespace)
+    with pytest.raises(TypeError, match=says):
+        tuner.fit(train, **keywords)
+    assert FakeBackend(namespace=namespace).upload_count == 0 and not tuner.remote_jobs()
+
+
+def test_data_given_as_a_path_or_a_list_is_shown_how_to_make_a_dataset(
+    namespace: str, train: ft.Dataset, tmp_path: Path
+) -> None:
+    """``tuner.validate("data.jsonl")`` was ``'str' object has no attribute 'name'``, and
+    ``ft.evaluate("data.jsonl", ...)`` read the path's characters as examples."""
+    tuner = make_tuner(namespace)
+    path = str(tmp_path / "data.jsonl")
+    from_path = re.escape(f"not str: ft.Dataset.from_jsonl({path!r})")
+    for call in (tuner.validate, tuner.estimate, tuner.fit):
+        with pytest.raises(TypeError, match=from_path):
+            call(path)  # type: ignore[arg-type]
+        with pytest.raises(TypeError, match=r"not list: ft.Dataset.from_records\(rows\)"):
+            call(list(train))  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match=f"the data to evaluate is a ft.Dataset, {from_path}"):
+        ft.evaluate(path, {"echo": lambda messages: "x"}, "exact_match", cache=False)  # type: ignore[arg-type]

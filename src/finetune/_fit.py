@@ -82,6 +82,16 @@ def hyperparameters_problem(error: ValidationError) -> tuple[str, str]:
     return settings_problem(error, models)
 
 
+_KEYWORD_TYPES: dict[str, tuple[type | tuple[type, ...], str]] = {
+    "method": (str, "'sft' or 'dpo'"),
+    "suffix": (str, "text"),
+    "metadata": (Mapping, "a dict of text to text"),
+    "options": (Mapping, "a dict of the backend's options"),
+    "skip_validation": (bool, "True or False"),  # "no" would have skipped validation
+    "integrations": ((list, tuple), "a list of dicts, as [{'type': 'wandb', 'wandb': {...}}]"),
+}
+
+
 def check_fit_options(given: Mapping[str, Any]) -> None:
     """A misspelled keyword is a ``TypeError`` naming the ones ``fit`` takes."""
     unknown = sorted(set(given) - set(FitOptions.__annotations__))
@@ -90,6 +100,12 @@ def check_fit_options(given: Mapping[str, Any]) -> None:
             f"fit() got unexpected keyword argument(s) {unknown}; it takes "
             f"{sorted(FitOptions.__annotations__)}"
         )
+    for name, (kind, meaning) in _KEYWORD_TYPES.items():
+        value = given.get(name)
+        if value is not None and not isinstance(value, kind):
+            raise TypeError(f"{name} is {meaning}, not {type(value).__name__} {value!r:.60}")
+    if not all(isinstance(item, Mapping) for item in given.get("integrations") or ()):
+        raise TypeError(f"integrations is {_KEYWORD_TYPES['integrations'][1]}")
     key = given.get("idempotency_key")
     if key is not None and (not isinstance(key, str) or not key.strip()):
         raise ValueError(

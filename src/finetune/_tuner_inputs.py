@@ -6,11 +6,21 @@ from __future__ import annotations
 import inspect
 import os
 from numbers import Real
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from finetune.registry import JobRegistry
 
-__all__ = ["RegistryChoice", "check_backend_object", "check_seconds", "model_name", "registry_for"]
+if TYPE_CHECKING:
+    pass
+
+__all__ = [
+    "RegistryChoice",
+    "check_backend_object",
+    "check_datasets",
+    "check_seconds",
+    "model_name",
+    "registry_for",
+]
 
 RegistryChoice = JobRegistry | str | os.PathLike[str] | bool | None
 """What ``Tuner(registry=...)`` takes: a registry, its file's path, ``False`` for none, or the
@@ -61,3 +71,12 @@ def check_seconds(**given: Any) -> None:
     for name, value in given.items():
         if value is not None and (isinstance(value, bool) or not isinstance(value, Real)):
             raise TypeError(f"{name} is a number of seconds, not {value!r}")
+
+
+def check_datasets(dataset: Any, validation: Any, what: str = "dataset") -> None:
+    """The data a Tuner is given is a ``Dataset`` (and so is ``validation``, when given)."""
+    from finetune.dataset import require_dataset
+
+    require_dataset(dataset, what)
+    if validation is not None:
+        require_dataset(validation, "validation")

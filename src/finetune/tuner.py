@@ -39,6 +39,7 @@ from finetune._paths import cache_dir
 from finetune._tuner_inputs import (
     RegistryChoice,
     check_backend_object,
+    check_datasets,
     check_seconds,
     model_name,
     registry_for,
@@ -200,6 +201,7 @@ class AsyncTuner(TunerView):
         from finetune.backends.base import rules_for
         from finetune.validation import validate
 
+        check_datasets(dataset, validation)
         chosen = self._require_model(model)
         return validate(
             dataset,
@@ -225,6 +227,7 @@ class AsyncTuner(TunerView):
         ``notes``."""
         from finetune.validation import estimate
 
+        check_datasets(dataset, validation)
         chosen = self._require_model(model)
         figures = estimate(
             dataset,
@@ -319,6 +322,7 @@ class AsyncTuner(TunerView):
     ) -> FitPlan:
         """The local half of ``fit``: checks, validation and the idempotency key (no network)."""
         check_fit_options(fit)
+        check_datasets(train, validation, "train")
         params = as_hyperparameters(fit.get("hyperparameters"))
         method = fit.get("method", "sft")
         suffix, options = fit.get("suffix"), fit.get("options")

@@ -1,6 +1,12 @@
 """Datasets: typed examples streamed from JSONL, records, pandas or Hugging Face datasets."""
 
-from finetune.dataset._dataset import Dataset, atomic_folder, atomic_write, canonical_json
+from finetune.dataset._dataset import (
+    Dataset,
+    atomic_folder,
+    atomic_write,
+    canonical_json,
+    require_dataset,
+)
 from finetune.dataset._formats import (
     IGNORED_KEYS,
     KNOWN_KEYS,
@@ -28,5 +34,6 @@ __all__ = [
     "is_empty",
     "iter_jsonl",
     "parse_example",
+    "require_dataset",
     "to_format",
 ]

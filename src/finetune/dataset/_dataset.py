@@ -35,7 +35,7 @@ from finetune.dataset._reader import (
 )
 from finetune.types import EXAMPLE_KINDS, Example, ExampleKind
 
-__all__ = ["Dataset", "atomic_folder", "atomic_write"]
+__all__ = ["Dataset", "atomic_folder", "atomic_write", "require_dataset"]
 
 
 class _Source(Protocol):
@@ -381,6 +381,20 @@ class Dataset:
                 handle.write(canonical_json(convert(example), sort=False).encode())
                 handle.write(b"\n")
         return target
+
+
+def require_dataset(value: Any, what: str) -> Dataset:
+    """``value`` when it is a ``Dataset``; anything else (a file's path, a list of rows) is a
+    ``TypeError`` naming ``what`` and how to make a dataset of it."""
+    if isinstance(value, Dataset):
+        return value
+    if isinstance(value, str | os.PathLike):
+        fix = f"ft.Dataset.from_jsonl({os.fspath(value)!r})"
+    elif isinstance(value, list | tuple):
+        fix = "ft.Dataset.from_records(rows)"
+    else:
+        fix = "ft.Dataset.from_jsonl(path), .from_records(rows), .from_pandas or .from_hf"
+    raise TypeError(f"{what} is a ft.Dataset, not {type(value).__name__}: {fix}")
 
 
 def _empty_cell(value: Any) -> bool:

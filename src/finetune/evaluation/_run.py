@@ -8,6 +8,7 @@ import functools
 import inspect
 import logging
 import math
+import os
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -15,6 +16,7 @@ from typing import Any
 from finetune._errors import unexpected_keyword
 from finetune._words import counted
 from finetune.backends.http import retrying
+from finetune.dataset import require_dataset
 from finetune.dataset._formats import Turns, split_turns, turns_digest
 from finetune.evaluation._cache import PredictionCache
 from finetune.evaluation._predictors import (
@@ -248,6 +250,8 @@ async def aevaluate(
     names = [getattr(m, "__name__", "") for m in metrics]
     if len(set(names)) != len(names) or not all(names):
         raise ValueError(f"metric names must be unique and non-empty: {names}")
+    if isinstance(dataset, str | os.PathLike):  # its characters would be read as examples
+        require_dataset(dataset, "the data to evaluate")
     examples = list(dataset)
     if not examples or not candidates:
         raise ValueError(
