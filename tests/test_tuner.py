@@ -373,8 +373,9 @@ def test_an_estimate_is_priced_at_a_rate_given_and_says_how_when_it_knows_none(
     priced = unpriced.estimate(train, price_per_million=3.0)
     assert priced.cost == round(priced.billed_tokens * 3e-6, 4) and priced.exact
     assert not any("price" in note for note in priced.notes)
-    with pytest.raises(ValueError, match="price_per_million must be 0 or more"):
-        unpriced.estimate(train, price_per_million=-1.0)
+    for wrong in (-1.0, float("inf"), "0.5", True):  # "0.5" was a '>=' TypeError, inf a cost
+        with pytest.raises(ValueError, match="price_per_million must be 0 or more"):
+            unpriced.estimate(train, price_per_million=wrong)  # type: ignore[arg-type]
     local = ft.Tuner("fake", model="base-1", registry=False).estimate(train)
     assert local.cost is None and local.exact
     assert any("no provider bill" in note for note in local.notes)

@@ -14,6 +14,7 @@ __all__ = [
     "ModelInfo",
     "catalog",
     "default_epochs",
+    "is_price",
     "model_info",
     "n_evals",
     "pricing",
@@ -117,3 +118,9 @@ def default_epochs(target: str, examples: int) -> int:
     elif examples * epochs > 25_000:
         epochs = max(1, 25_000 // examples)
     return epochs
+
+
+def is_price(value: Any) -> bool:
+    """A price in USD per million tokens: a finite number of 0 or more (not text or a bool)."""
+    real = isinstance(value, int | float) and not isinstance(value, bool)
+    return real and 0 <= value < float("inf")

@@ -21,6 +21,7 @@ from finetune.validation._catalog import (
     ENV_FILE,
     bills_padding,
     default_epochs,
+    is_price,
     model_info,
     pricing,
     validation_passes,
@@ -418,8 +419,8 @@ def estimate(
     ``price_per_million``); a local backend (``hosted=False``) has no provider bill. The
     ``validation`` set's tokens are counted, and billed where the provider bills its passes
     over it (Together: ``n_evals``)."""
-    if price_per_million is not None and not price_per_million >= 0:
-        raise ValueError(f"price_per_million must be 0 or more, not {price_per_million}")
+    if price_per_million is not None and not is_price(price_per_million):
+        raise ValueError(f"price_per_million must be 0 or more, not {price_per_million!r}")
     counter = token_counter or counter_for(target, model)
     limit = _context_limit(target, model, context_limit)
     tally = _Tally(dataset, counter, limit)
