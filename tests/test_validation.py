@@ -519,6 +519,28 @@ def test_prices_carry_their_own_date_and_an_old_table_says_so(
         assert own.pricing_date is None and not any("changed" in n for n in own.notes)
 
 
+def test_a_model_table_of_ones_own_that_cannot_be_used_is_named_with_the_entry(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A price of "5" failed in a sum as ``TypeError``, a missing file as a bare
+    ``FileNotFoundError``: neither said that ``FINETUNE_MODELS_FILE`` was the cause."""
+    data = ft.Dataset.from_records([chat(i) for i in range(20)])
+    cases = [
+        ({"acme": {"models": {"m": {"price": "5"}}}}, r"acme.models.m.price is USD per 1M"),
+        ({"acme": {"models": {"m": {"context": "lots"}}}}, r"acme.models.m.context is a whole"),
+        ([1, 2], "not a JSON object of targets"),
+        ("{not json", r"cannot be read \(Expecting property name"),
+        (None, r"cannot be read \(\[Errno 2\]"),
+    ]
+    for number, (table, says) in enumerate(cases):
+        path = tmp_path / f"models-{number}.json"
+        if table is not None:
+            path.write_text(table if isinstance(table, str) else json.dumps(table))
+        monkeypatch.setenv("FINETUNE_MODELS_FILE", str(path))
+        with pytest.raises(ft.StorageError, match=f"^FINETUNE_MODELS_FILE={path}: {says}"):
+            estimate(data, target="acme", backend="acme", model="m")
+
+
 def test_default_epoch_rule() -> None:
     assert default_epochs("openai", 10) == 10
     assert default_epochs("openai", 1) == 25

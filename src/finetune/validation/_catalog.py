@@ -10,6 +10,8 @@ from collections.abc import Mapping
 from importlib.resources import files
 from typing import Any
 
+from finetune._errors import StorageError
+
 __all__ = [
     "ModelInfo",
     "catalog",
@@ -27,9 +29,14 @@ ENV_FILE = "FINETUNE_MODELS_FILE"
 @functools.lru_cache(maxsize=2)
 def _load(path: str | None) -> dict[str, Any]:
     if path:
-        with open(path, encoding="utf-8") as handle:
-            loaded: dict[str, Any] = json.load(handle)
-            return loaded
+        try:
+            with open(path, encoding="utf-8") as handle:
+                loaded: Any = json.load(handle)
+        except (OSError, ValueError) as exc:
+            raise StorageError(f"{ENV_FILE}={path}: cannot be read ({exc})") from None
+        if not isinstance(loaded, dict):
+            raise StorageError(f"{ENV_FILE}={path}: not a JSON object of targets")
+        return loaded
     text = files("finetune").joinpath("data/models.json").read_text(encoding="utf-8")
     data: dict[str, Any] = json.loads(text)
     return data
@@ -59,11 +66,31 @@ def model_info(target: str, model: str) -> ModelInfo | None:
     table = catalog().get(target, {}).get("models", {})
     name = model.removeprefix("ft:").split(":")[0]
     if name in table:
-        return ModelInfo(table[name])
-    entries = [table[known] for known in table if _names_the_same(name, known)]
-    if entries and all(entry == entries[0] for entry in entries):
-        return ModelInfo(entries[0])
+        return _checked(target, name, table[name])
+    known = [known for known in table if _names_the_same(name, known)]
+    if known and all(table[other] == table[known[0]] for other in known):
+        return _checked(target, known[0], table[known[0]])
     return None
+
+
+def _checked(target: str, name: str, entry: Any) -> ModelInfo:
+    """An entry of the table whose figures are numbers, or a ``StorageError`` naming the
+    table, the entry and the field (a price of ``"5"`` would fail in a sum, far away)."""
+    where = f"{_table()}: {target}.models.{name}"
+    if not isinstance(entry, dict):
+        raise StorageError(f"{where} is not an object of context, price, low and high")
+    context = entry.get("context")
+    if context is not None and (type(context) is not int or context < 1):
+        raise StorageError(f"{where}.context is a whole number of tokens, not {context!r}")
+    for field in ("price", "low", "high"):
+        if entry.get(field) is not None and not is_price(entry[field]):
+            raise StorageError(f"{where}.{field} is USD per 1M tokens, not {entry[field]!r}")
+    return ModelInfo(entry)
+
+
+def _table() -> str:
+    path = os.environ.get(ENV_FILE)
+    return f"{ENV_FILE}={path}" if path else "the bundled model table"
 
 
 def _names_the_same(name: str, known: str) -> bool:
