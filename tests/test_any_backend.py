@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -76,60 +76,25 @@ def test_the_same_script_runs_on_every_backend(
     assert int(lines["metrics"].split()[0]) > 0
 
 
+_HOSTED: dict[str, tuple[type[Any], str, Callable[[Any], dict[str, str]]]] = {
+    "openai": (OpenAIFake, "gpt-4.1-mini-2025-04-14", lambda s: {"base_url": s.base_url}),
+    "together": (TogetherFake, "Qwen/Qwen3-8B", lambda s: {"base_url": s.url}),
+    "fireworks": (
+        FireworksFake,
+        "accounts/fireworks/models/qwen3-8b",
+        lambda s: {"base_url": s.url, "account_id": ACCOUNT},
+    ),
+    "mistral": (MistralFake, "open-mistral-nemo", lambda s: {"server_url": s.url}),
+}
+
+
 @contextmanager
 def _hosted(backend: str) -> Iterator[tuple[Any, ft.Tuner]]:
     """A hosted backend's fake and a Tuner on it."""
-    if backend == "openai":
-        with OpenAIFake() as server:
-            url = {"base_url": server.base_url}
-            yield (
-                server,
-                ft.Tuner(
-                    "openai",
-                    model="gpt-4.1-mini-2025-04-14",
-                    api_key=server.api_key,
-                    registry=False,
-                    **url,
-                ),
-            )
-    elif backend == "together":
-        with TogetherFake() as server:
-            yield (
-                server,
-                ft.Tuner(
-                    "together",
-                    model="Qwen/Qwen3-8B",
-                    api_key=server.api_key,
-                    base_url=server.url,
-                    registry=False,
-                ),
-            )
-    elif backend == "fireworks":
-        with FireworksFake() as server:
-            model = "accounts/fireworks/models/qwen3-8b"
-            yield (
-                server,
-                ft.Tuner(
-                    "fireworks",
-                    model=model,
-                    api_key=server.api_key,
-                    base_url=server.url,
-                    account_id=ACCOUNT,
-                    registry=False,
-                ),
-            )
-    else:
-        with MistralFake() as server:
-            yield (
-                server,
-                ft.Tuner(
-                    "mistral",
-                    model="open-mistral-nemo",
-                    api_key=server.api_key,
-                    server_url=server.url,
-                    registry=False,
-                ),
-            )
+    fake, model, where = _HOSTED[backend]
+    with fake() as server:
+        settings = {"api_key": server.api_key, **where(server)}
+        yield server, ft.Tuner(backend, model=model, registry=False, **settings)
 
 
 @pytest.mark.parametrize("backend", ["openai", "together", "fireworks", "mistral"])
