@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 from typing import Any
 
 import pytest
@@ -131,3 +132,16 @@ def test_a_base_url_holding_a_password_is_refused_without_repeating_it(
         AcmeHosted(api_key="k", base_url=url)
     with pytest.raises(ValueError, match=r"http://\*\*\*@127\.0\.0\.1:8080/v1 holds credentials"):
         ft.ModelRef.openai_compatible("http://bob:pw@127.0.0.1:8080/v1", "llama")
+
+
+@pytest.mark.parametrize(
+    "url", ["localhost:8080/v1", "api.together.ai", "ftp://host/v1", "http:///v1"]
+)
+def test_a_base_url_that_is_no_server_address_is_refused_before_any_retry(url: str) -> None:
+    """``localhost:8080/v1`` (no scheme) was taken, then every call failed as a connection
+    problem after five retries, the URL named nowhere."""
+    says = f"{re.escape(repr(url))} is not a server's URL: give one as http://"
+    with pytest.raises(ValueError, match=says):
+        ft.ModelRef.openai_compatible(url, "llama")
+    with pytest.raises(ValueError, match=says):
+        ft.Tuner("together", model="m", api_key="k", base_url=url)

@@ -242,9 +242,9 @@ class ModelRef(_Value):
     def openai_compatible(cls, base_url: str, model: str, api_key: str | None = None) -> ModelRef:
         """A model served by any OpenAI-compatible endpoint (vLLM, llama.cpp's server,
         Ollama's ``/v1``, a hosted provider's inference API), for ``ft.evaluate``."""
-        from finetune.backends.http import refuse_credentials_in_url
+        from finetune.backends.http import check_base_url
 
-        refuse_credentials_in_url(base_url)
+        check_base_url(base_url)
         ref = cls(backend="openai-compatible", name=model, endpoint=base_url.rstrip("/"))
         ref._api_key = api_key
         return ref

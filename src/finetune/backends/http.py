@@ -63,6 +63,7 @@ __all__ = [
     "as_dict",
     "blocking_call_with_retries",
     "call_with_retries",
+    "check_base_url",
     "error_for_status",
     "excerpt",
     "expect_object",
@@ -451,8 +452,18 @@ def key_and_url(
     URL) the provider's own; the URL without a trailing slash."""
     key = api_key or os.environ.get(key_variable) or None
     base_url = (url or os.environ.get(url_variable) or default_url).rstrip("/")
-    refuse_credentials_in_url(base_url, key_variable)
+    check_base_url(base_url, key_variable)
     return key, base_url
+
+
+def check_base_url(url: str, key_variable: str | None = None) -> None:
+    """A base URL an SDK can call: ``http(s)://host...``, without credentials in it
+    (``refuse_credentials_in_url``). Anything else (``localhost:8080``, a typo) is a
+    ``ValueError`` naming it, not a connection error after every retry."""
+    refuse_credentials_in_url(url, key_variable)
+    parts = urllib.parse.urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise ValueError(f"{url!r} is not a server's URL: give one as http://127.0.0.1:8080/v1")
 
 
 def refuse_credentials_in_url(url: str, key_variable: str | None = None) -> None:
@@ -486,10 +497,14 @@ def account_identity(*parts: str | None, key: str | None) -> str:
     return "|".join([*(part or "" for part in parts), digest])
 
 
-def connection_error(provider: str, error: BaseException, *secrets: str | None) -> ServerError:
-    """A network failure (reset, timeout, refused) as a retryable ``ServerError``."""
+def connection_error(
+    provider: str, error: BaseException, *secrets: str | None, url: str | None = None
+) -> ServerError:
+    """A network failure (reset, timeout, refused) as a retryable ``ServerError``, naming
+    the ``url`` asked where one server of many could be meant (an OpenAI-compatible one)."""
     detail = redact(excerpt(str(error) or type(error).__name__), *secrets)
-    mapped_error = ServerError(f"connection problem: {detail}", backend=provider)
+    at = f" at {url}" if url else ""
+    mapped_error = ServerError(f"connection problem{at}: {detail}", backend=provider)
     mapped_error.__cause__ = RedactedCause(error, *secrets)
     return mapped_error
 

@@ -194,8 +194,6 @@ class OpenAIPredictor:
 
     def predict(self, messages: Messages) -> str:
         """The reply, through a blocking client."""
-        from finetune.backends.openai import map_error
-
         if self._client is None:
             self._client = _openai().OpenAI(**self._options())
         try:
@@ -204,13 +202,11 @@ class OpenAIPredictor:
             )
             return self._text(reply)
         except Exception as exc:
-            error = map_error(exc, self._key, key_hint=self._key_hint, provider=self.provider)
+            error = self._error(exc)
         raise error
 
     async def apredict(self, messages: Messages) -> str:
         """The reply, through an async client made in the running loop."""
-        from finetune.backends.openai import map_error
-
         if self._async_client is None:
             self._async_client = _openai().AsyncOpenAI(**self._options())
         try:
@@ -219,8 +215,17 @@ class OpenAIPredictor:
             )
             return self._text(reply)
         except Exception as exc:
-            error = map_error(exc, self._key, key_hint=self._key_hint, provider=self.provider)
+            error = self._error(exc)
         raise error
+
+    def _error(self, exc: Exception) -> Exception:
+        """The SDK's exception as ours; a server that cannot be reached is named."""
+        from finetune.backends.http import connection_error, is_connection_problem
+        from finetune.backends.openai import map_error
+
+        if isinstance(exc, _openai().APIConnectionError) or is_connection_problem(exc):
+            return connection_error(self.provider, exc, self._key, url=self.base_url)
+        return map_error(exc, self._key, key_hint=self._key_hint, provider=self.provider)
 
     def _text(self, reply: Any) -> str:
         choices = getattr(reply, "choices", None)
