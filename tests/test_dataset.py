@@ -443,6 +443,38 @@ def test_from_hf_dataset() -> None:
     says = r"not a DatasetDict of splits \(train, test\): Dataset.from_hf\(dataset\['train'\]\)"
     with pytest.raises(TypeError, match=says):
         ft.Dataset.from_hf(splits)
+    with pytest.raises(TypeError, match=r"IterableDatasetDict of splits|DatasetDict of splits"):
+        ft.Dataset.from_hf(datasets.IterableDatasetDict({"train": hf.to_iterable_dataset()}))
+
+
+@pytest.mark.parametrize(
+    ("given", "says"),
+    [
+        # was: 'builtin_function_or_method' object has no attribute 'get' (str.format)
+        ("HuggingFaceH4/ultrachat_200k", r"not the name 'HuggingFaceH4/ultrachat_200k': load one"),
+        (
+            {"prompt": ["q"], "completion": ["a"]},
+            r"not dict: a dict of columns is Dataset.from_pan",
+        ),
+        (None, r"from_hf takes a datasets.Dataset, not NoneType$"),
+    ],
+)
+def test_from_hf_given_a_name_or_columns_says_what_it_takes(given: Any, says: str) -> None:
+    """A hub name read as characters, a dict of columns called a DatasetDict of splits."""
+    with pytest.raises(TypeError, match=says):
+        ft.Dataset.from_hf(given)
+
+
+@pytest.mark.parametrize(
+    "one", [chat(1), "q and a", ft.CompletionExample(prompt="q", completion="a")]
+)
+def test_from_records_given_one_record_says_to_give_a_list(one: Any) -> None:
+    """A dict was read as its keys: 'records:1: record is a str, not a mapping'."""
+    says = f"not {type(one).__name__}: Dataset.from_records\\(\\[record\\]\\) for one"
+    with pytest.raises(TypeError, match=says):
+        ft.Dataset.from_records(one)
+    with pytest.raises(TypeError, match=r"takes a list of records .*, not int$"):
+        ft.Dataset.from_records(5)  # type: ignore[arg-type]
 
 
 def test_the_constructor_given_rows_or_a_path_names_the_four_ways_to_make_a_dataset() -> None:

@@ -188,6 +188,12 @@ class Dataset:
         name: str = "records",
     ) -> Dataset:
         """A dataset from dicts (any supported shape) or example models, held in memory."""
+        if _one_record(records) or not isinstance(records, Iterable):
+            one = ": Dataset.from_records([record]) for one" if _one_record(records) else ""
+            raise TypeError(
+                f"from_records takes a list of records (dicts or examples), not "
+                f"{type(records).__name__}{one}"
+            )
         rows = [_as_record(r) for r in records]
         dataset = cls(_RecordsSource(rows, name), kind)
         dataset._length = len(rows)
@@ -213,13 +219,7 @@ class Dataset:
     def from_hf(cls, hf_dataset: Any, *, kind: ExampleKind | None = None) -> Dataset:
         """A dataset from a Hugging Face ``datasets.Dataset`` (rows in a supported shape; in
         any format, ``with_format("numpy")`` included)."""
-        if isinstance(hf_dataset, Mapping):  # a DatasetDict: its iteration gives split names
-            splits = ", ".join(map(str, hf_dataset)) or "none"
-            first = next(iter(hf_dataset), "train")
-            raise TypeError(
-                f"from_hf takes one split, not a DatasetDict of splits ({splits}): "
-                f"Dataset.from_hf(dataset[{first!r}])"
-            )
+        _refuse_what_is_not_one_split(hf_dataset)
         formatted = (getattr(hf_dataset, "format", None) or {}).get("type") is not None
         rows = map(_plain, hf_dataset) if formatted else iter(hf_dataset)  # else plain Python
         return cls.from_records(rows, kind=kind, name="hf-dataset")
@@ -381,6 +381,33 @@ class Dataset:
                 handle.write(canonical_json(convert(example), sort=False).encode())
                 handle.write(b"\n")
         return target
+
+
+def _refuse_what_is_not_one_split(value: Any) -> None:
+    """``from_hf`` reads one split of a ``datasets`` dataset: a hub name, a dict of columns or
+    of splits, or something that is no collection at all is a ``TypeError`` saying what to do."""
+    if isinstance(value, str):
+        raise TypeError(
+            f"from_hf takes a datasets.Dataset, not the name {value!r}: load one split "
+            f"first, datasets.load_dataset({value!r}, split='train')"
+        )
+    columns = isinstance(value, Mapping) and not type(value).__name__.endswith("Dict")
+    if columns or not isinstance(value, Iterable):
+        hint = ": a dict of columns is Dataset.from_pandas(pandas.DataFrame(it))" if columns else ""
+        raise TypeError(f"from_hf takes a datasets.Dataset, not {type(value).__name__}{hint}")
+    if isinstance(value, Mapping):  # a DatasetDict: its iteration gives split names
+        splits = ", ".join(map(str, value)) or "none"
+        first = next(iter(value), "train")
+        raise TypeError(
+            f"from_hf takes one split, not a DatasetDict of splits ({splits}): "
+            f"Dataset.from_hf(dataset[{first!r}])"
+        )
+
+
+def _one_record(value: Any) -> bool:
+    """One record given where a list of them belongs (iterating it would give its keys or,
+    for a pydantic model, its fields)."""
+    return isinstance(value, Mapping | str | bytes) or hasattr(value, "model_dump")
 
 
 def require_dataset(value: Any, what: str) -> Dataset:
