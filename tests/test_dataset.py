@@ -447,6 +447,14 @@ def test_from_hf_dataset() -> None:
         ft.Dataset.from_hf(datasets.IterableDatasetDict({"train": hf.to_iterable_dataset()}))
 
 
+def test_a_line_limit_that_refuses_every_line_is_refused_itself(tmp_path: Path) -> None:
+    path = write_jsonl(tmp_path / "t.jsonl", [chat(1)])
+    with pytest.raises(ValueError, match="max_line_bytes is 1 or more, not 0"):
+        ft.Dataset.from_jsonl(path, max_line_bytes=0)  # was: every line "longer than 0 bytes"
+    with pytest.raises(TypeError, match="max_line_bytes is a whole number of bytes, not '1MB'"):
+        ft.Dataset.from_jsonl(path, max_line_bytes="1MB")  # type: ignore[arg-type]
+
+
 @pytest.mark.parametrize(
     ("given", "says"),
     [
