@@ -307,7 +307,10 @@ def test_wait_exits_1_when_the_job_made_no_model(
         time.sleep(0.01)
     paused.pause()
     assert main(["wait", paused.id]) == 1
-    assert "it is paused" in capsys.readouterr().err
+    assert f"it is paused (`finetune resume {paused.id} --backend fake`)" in capsys.readouterr().err
+    assert main(["resume", paused.id]) == 0
+    assert capsys.readouterr().out.split() == [paused.id, "running"]
+    paused.cancel()  # not 60 s of running
 
 
 @pytest.mark.skipif(sys.version_info < (3, 11), reason="exception notes are Python 3.11's")

@@ -304,6 +304,7 @@ def test_killed_worker_is_failed_and_resume_continues(
     _wait_until(lambda: job.refresh().status is ft.JobStatus.FAILED, timeout=30)
     assert job.job.error is not None and job.job.error.code == "worker_lost"
     assert "SIGKILL" in job.job.error.message and "resume()" in job.job.error.message
+    assert f"(finetune resume {job.id} --backend hf) continues from" in job.job.error.message
     last = job.checkpoints()[-1].step
     # A kill while the Trainer saves leaves the next checkpoint with its files but an empty
     # trainer_state.json (written last, in place): it is not a checkpoint to resume from.

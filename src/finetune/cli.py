@@ -185,7 +185,8 @@ def _ended(job: ft.Job) -> int:
     if job.status is ft.JobStatus.SUCCEEDED:
         return 0
     why = "it was cancelled" if job.status is ft.JobStatus.CANCELLED else "it is paused"
-    print(f"job {job.id} made no model: {why}", file=sys.stderr)
+    hint = f" (`finetune resume {job.id} --backend {job.backend}`)" if "paused" in why else ""
+    print(f"job {job.id} made no model: {why}{hint}", file=sys.stderr)
     return 1
 
 
@@ -222,6 +223,12 @@ def _cmd_cancel(args: argparse.Namespace) -> int:
     print(f"{job.id} {job.status.value}")
     if ended is not None:
         print(f"job {job.id} had already ended ({ended.value}): nothing to cancel", file=sys.stderr)
+    return 0
+
+
+def _cmd_resume(args: argparse.Namespace) -> int:
+    job = _job_handle(args).resume()
+    print(f"{job.id} {job.status.value}")
     return 0
 
 
@@ -535,6 +542,7 @@ def _parser() -> argparse.ArgumentParser:
         ("status", _cmd_status, "a job's current state"),
         ("wait", _cmd_wait, "wait for a job to end, with a progress bar"),
         ("cancel", _cmd_cancel, "cancel a job"),
+        ("resume", _cmd_resume, "resume a paused job, or a failed local one from its checkpoint"),
         ("events", _cmd_events, "a job's log"),
     ):
         sub = command(name, handler, text)

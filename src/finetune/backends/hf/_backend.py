@@ -465,10 +465,11 @@ class HFBackend:
         if running or job.read_status().get("status") not in _ACTIVE:
             return
         checkpoints = job.checkpoints()
+        again = f"resume() (finetune resume {job.path.name} --backend hf)"
         hint = (
-            f"resume() continues from the checkpoint at step {checkpoints[-1][0]}"
+            f"{again} continues from the checkpoint at step {checkpoints[-1][0]}"
             if checkpoints
-            else "resume() starts it again (no checkpoint was saved)"
+            else f"{again} starts it again (no checkpoint was saved)"
         )
         message = f"{why} before the job finished (killed, crashed, out of disk or a restart); "
         message += hint
