@@ -592,7 +592,11 @@ def test_a_cache_file_it_cannot_use_is_named_before_anything_is_asked(tmp_path: 
     model = ft.evaluation.CallablePredictor(asked.append, name="m")
     with pytest.raises(ft.StorageError, match=r"predictions\.sqlite3 cannot be used.*cache=False"):
         ft.evaluate(_qa(2), {"model": model}, [m.exact_match], cache=str(corrupt))
+    with pytest.raises(TypeError, match="cache is True, False, a file's path or a Predict"):
+        ft.evaluate(_qa(2), {"model": model}, [m.exact_match], cache=5)  # type: ignore[arg-type]
     assert not asked
+    assert ft.evaluate(_qa(1), {"x": _answer}, m.exact_match, cache=tmp_path / "p.sqlite3").rows
+    assert (tmp_path / "p.sqlite3").exists()  # a Path, as the type says, not only a str
 
 
 def test_an_unnamed_function_is_never_answered_from_another_run(tmp_path: Path) -> None:

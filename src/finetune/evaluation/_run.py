@@ -226,7 +226,7 @@ async def aevaluate(
     metrics: Metrics,
     *,
     max_concurrency: int = 8,
-    cache: bool | str | PredictionCache = True,
+    cache: bool | str | os.PathLike[str] | PredictionCache = True,
     progress: bool = False,
     max_attempts: int = 5,
     predictor_options: Mapping[str, dict[str, Any]] | None = None,
@@ -482,12 +482,18 @@ def _given_two(metric: Callable[..., Any]) -> Metric:
     return scored
 
 
-def _open_cache(cache: bool | str | PredictionCache) -> PredictionCache | None:
+def _open_cache(cache: bool | str | os.PathLike[str] | PredictionCache) -> PredictionCache | None:
     if cache is False:
         return None
     if isinstance(cache, PredictionCache):
         return cache
-    return PredictionCache(None if cache is True else cache)
+    if cache is True:
+        return PredictionCache()
+    if not isinstance(cache, str | os.PathLike):
+        raise TypeError(
+            f"cache is True, False, a file's path or a PredictionCache, not {cache!r:.60}"
+        )
+    return PredictionCache(cache)
 
 
 def evaluate(
