@@ -305,6 +305,7 @@ def test_killed_worker_is_failed_and_resume_continues(
     assert job.job.error is not None and job.job.error.code == "worker_lost"
     assert "SIGKILL" in job.job.error.message and "resume()" in job.job.error.message
     assert f"(finetune resume {job.id} --backend hf) continues from" in job.job.error.message
+    assert "then fit again" not in str(ft.JobFailed(job.job))  # it is resumed, not fit again
     last = job.checkpoints()[-1].step
     # A kill while the Trainer saves leaves the next checkpoint with its files but an empty
     # trainer_state.json (written last, in place): it is not a checkpoint to resume from.

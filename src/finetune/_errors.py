@@ -275,9 +275,11 @@ class JobFailed(FinetuneError):
         self.job = job
         err = job.error
         detail = f"{err.code}: {err.message}" if err else "no error detail was given"
+        resumable = "resume()" in detail  # a lost worker: the job goes on from its checkpoint
+        then = "" if resumable else ", fix the cause, then fit again"
         super().__init__(
             f"job {job.id} on {job.backend} ended {job.status.value}: {detail}. "
-            "Inspect job.events() for the provider's log, fix the cause, then fit again."
+            f"Inspect job.events() for the provider's log{then}."
         )
 
 
