@@ -97,6 +97,10 @@ def test_hyperparameters_reject_non_positive_epochs() -> None:
         {"warmup": 1.5},  # a fraction of training, not a number of steps
         {"seed": -1},
         {"epochs": True},
+        {"learning_rate": True},  # was 1.0: a YAML "yes" would have wrecked the model
+        {"warmup": False},
+        {"seed": True},
+        {"lora": {"r": True}},
         {"lora": {"target_modules": []}},
         {"learning_rate": float("inf")},  # no trainer survives it; NaN is refused as well
         {"learning_rate_multiplier": float("inf")},

@@ -131,6 +131,14 @@ ExampleKind = Literal["chat", "completion", "preference"]
 EXAMPLE_KINDS: tuple[str, ...] = get_args(ExampleKind)
 
 
+def _no_flag(value: object) -> object:
+    """A number setting given ``True`` (a YAML ``yes``) is refused: pydantic would read it as
+    1, a learning rate of 1.0."""
+    if isinstance(value, bool):
+        raise ValueError("is a number, not a boolean")
+    return value
+
+
 class LoRA(_Value):
     """Low-rank adaptation settings (local backend; hosted providers choose their own)."""
 
@@ -139,6 +147,11 @@ class LoRA(_Value):
     dropout: float = Field(0.05, ge=0, lt=1)
     target_modules: list[str] | Literal["all-linear"] = "all-linear"
     quantize_4bit: bool = False
+
+    @field_validator("r", "alpha", "dropout", mode="before")
+    @classmethod
+    def _not_a_flag(cls, value: object) -> object:
+        return _no_flag(value)
 
     @field_validator("target_modules")
     @classmethod
@@ -165,12 +178,19 @@ class Hyperparameters(_Value):
     lora: LoRA | None = None
     extra: dict[str, Any] = Field(default_factory=dict)
 
-    @field_validator("epochs", "batch_size", mode="before")
+    @field_validator(
+        "epochs",
+        "batch_size",
+        "learning_rate",
+        "learning_rate_multiplier",
+        "warmup",
+        "seed",
+        "beta",
+        mode="before",
+    )
     @classmethod
     def _not_a_flag(cls, value: object) -> object:
-        if isinstance(value, bool):
-            raise ValueError("must be a positive integer or 'auto', not a boolean")
-        return value
+        return _no_flag(value)
 
     @field_validator("epochs", "batch_size")
     @classmethod
