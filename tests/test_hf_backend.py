@@ -437,6 +437,9 @@ def test_preference_data_needs_dpo_and_options_are_checked(
     assert str(caught.value).startswith("[hf] device: not 'tpu' (Input should be 'auto'")
     with pytest.raises(ft.InvalidRequestError, match="launcher"):
         tuner.fit(ft.Dataset.from_records(rows[:20]), options={"num_processes": 2})
+    with pytest.raises(ft.InvalidRequestError) as caught:  # was 1: every example cut to a token
+        tuner.fit(ft.Dataset.from_records(rows[:20]), options={"max_length": True})
+    assert str(caught.value).startswith("[hf] max_length: not True (is a number, not a boolean)")
 
 
 def test_validate_reports_examples_longer_than_max_length(

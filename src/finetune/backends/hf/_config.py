@@ -10,9 +10,9 @@ import dataclasses
 import json
 import math
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
 
 from finetune._errors import (
     InvalidRequestError,
@@ -97,6 +97,17 @@ class LocalOptions(BaseModel):
     trust_remote_code: bool = False
     trainer_args: dict[str, Any] = Field(default_factory=dict)
     peft_args: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _not_a_flag(cls, value: Any, info: ValidationInfo) -> Any:
+        """``True`` for a number is refused: pydantic reads it as 1 (``max_length=True``
+        cut every example to one token)."""
+        annotation = cls.model_fields[str(info.field_name)].annotation
+        kinds = set(get_args(annotation) or (annotation,))
+        if isinstance(value, bool) and bool not in kinds and kinds & {int, float}:
+            raise ValueError("is a number, not a boolean")
+        return value
 
 
 def parse_options(options: dict[str, Any]) -> LocalOptions:
