@@ -361,8 +361,8 @@ def _remember_encoding(tiktoken: Any, name: str) -> None:
 _OPEN_WEIGHTS_TARGETS = {
     "together": (
         "Together trains open-weights models whose tokenizers are not bundled: counts are "
-        "estimated at about 4 characters a token; tuner.estimate() shows Together's own exact "
-        "count (estimate-price) when a key is set"
+        "estimated at about 4 characters a token; with a key, an estimate adds Together's own "
+        "count (its estimate-price quote)"
     ),
     "fireworks": (
         "Fireworks trains open-weights models whose tokenizers are not bundled: counts are "
