@@ -433,6 +433,7 @@ def test_progress_to_a_log_is_redrawn_when_the_status_changes_not_at_every_poll(
     statuses = ["validating", "queued", "running", "succeeded"]
     assert len(frames) <= len(statuses) + 2, frames  # + the first draw and the last, on close
     assert f"fake:{job.id}: succeeded [" in frames[-1]
+    assert sum("succeeded" in frame for frame in frames) == 1, frames  # not drawn, then closed
 
 
 def test_a_listing_limit_below_one_is_refused_everywhere(namespace: str) -> None:

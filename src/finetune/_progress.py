@@ -95,6 +95,8 @@ class JobProgress:
 
     def _redraw_due(self, status: JobStatus) -> bool:
         now = time.monotonic()
+        if self._to_log and status.is_terminal:  # close() draws the last frame, once
+            return False
         if self._to_log and self._drawn is not None:
             last_status, at = self._drawn
             if status is last_status and now - at < LOG_REDRAW_SECONDS:
