@@ -834,3 +834,28 @@ def test_the_shortcut_takes_the_usual_shape_and_nothing_odd() -> None:
         {"messages": [{"role": ["x"], "content": "a"}]},
     ]
     assert [plain_chat(record) for record in odd] == [None] * len(odd)
+
+
+def test_a_preference_pairs_input_is_read_for_duplicates_and_personal_data() -> None:
+    """Our own shape (``input`` a list of messages) was skipped: twelve pairs with twelve
+    questions and the same answers were "duplicates", and an email in an input was missed.
+    A pair whose chosen and rejected answers are the same is said to teach nothing."""
+
+    def pair(question: str, chosen: str, rejected: str) -> dict[str, Any]:
+        return {
+            "input": [{"role": "user", "content": question}],
+            "chosen": [{"role": "assistant", "content": chosen}],
+            "rejected": [{"role": "assistant", "content": rejected}],
+        }
+
+    rows = [pair(f"question {i}", "yes", "no") for i in range(11)]
+    rows.append(pair("write to jane.doe@example.com", "sure", "no"))
+    report = run(rows)
+    assert "duplicate_example" not in report.counts, report.summary()
+    assert report.lines("pii_email") == [12]
+    same = run([pair(f"question {i}", "yes", "yes") for i in range(12)])
+    assert same.counts["identical_pair"] == 12 and same.error_count == 0
+    assert (
+        str(same.kept["identical_pair"][0])
+        == "records:1: rejected: warning identical_pair: the same as chosen"
+    )

@@ -58,9 +58,8 @@ def example_texts(record: dict[str, Any]) -> Iterator[tuple[str, str]]:
 def _groups(record: dict[str, Any]) -> Iterator[Any]:
     """The message lists (or plain prompt strings) of a chat or preference record."""
     yield record.get("messages")
-    source = record.get("input")
-    if isinstance(source, dict):
-        yield source.get("messages")
+    source = record.get("input")  # ours is a list of messages; OpenAI's, {"messages": [...]}
+    yield source.get("messages") if isinstance(source, dict) else source
     for key in ("prompt", "chosen", "rejected", "preferred_output", "non_preferred_output"):
         yield record.get(key)
 

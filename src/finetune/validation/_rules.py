@@ -86,6 +86,10 @@ RULES: dict[str, tuple[str, str]] = {
     ),
     "invalid_tool_call_id": ("error", "Mistral tool call ids are 9 letters or digits."),
     "invalid_preference": ("error", "A preference example lacks input, chosen or rejected."),
+    "identical_pair": (
+        "warning",
+        "The chosen and the rejected answer are the same: the pair teaches DPO nothing.",
+    ),
     "unsupported_kind": ("error", "This target cannot train on this kind of example."),
     "invalid_completion": ("error", "prompt and completion must be strings."),
     "too_many_tokens": ("error", "The example is longer than the model's context limit."),
@@ -341,6 +345,9 @@ def _check_preference(record: dict[str, Any], target: Target) -> Iterator[Issue]
             if target.one_answer_pairs and len(value) > 1:
                 message = f"{target.name} takes one assistant message here, not {len(value)}"
                 yield "invalid_preference", "error", message, path
+    (chosen_path, chosen), (rejected_path, rejected) = parts[1:]
+    if isinstance(chosen, list) and chosen and chosen == rejected:
+        yield "identical_pair", "warning", f"the same as {chosen_path}", rejected_path
 
 
 def _check_chat(record: dict[str, Any], target: Target) -> Iterator[Issue]:
