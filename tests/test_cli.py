@@ -350,6 +350,10 @@ def test_an_eval_config_gives_each_candidate_its_predictor_options(
             f'options = {{ max_tokens = 7, seed = 3, api_key = "{server.api_key}" }}\n'
             '[candidates.echo]\nbackend = "fake"\nmodel = "base"\n'
         )
+        for folder in (str(tmp_path), f"{tmp_path}/new/"):  # found after every question
+            assert main(["eval", str(config), "--output", folder]) == 2
+            assert "is a folder: name a file, as " in capsys.readouterr().err
+        assert not server.requests and not (tmp_path / "new").exists()
         output = tmp_path / "result.json"
         assert main(["eval", str(config), "--output", str(output)]) == 0
         chats = [r for r in server.requests if r.path.endswith("/chat/completions")]

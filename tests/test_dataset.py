@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import json
 import os
+import stat
 import sys
 from pathlib import Path
 from typing import Any
@@ -319,6 +320,22 @@ def test_to_jsonl_is_atomic_on_failure(tmp_path: Path) -> None:
         bad.to_jsonl(target)
     assert target.read_text() == "previous content\n"
     assert not list(tmp_path.glob(".*.tmp"))
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="POSIX permissions")
+def test_a_file_written_atomically_has_the_permissions_open_would_give(tmp_path: Path) -> None:
+    """The temp file's 0600 stayed on train.jsonl and result.json: no one else could read
+    them. A new file gets 0666 less the umask; a replaced one keeps its own."""
+    data = ft.Dataset.from_records([chat(0)])
+    previous = os.umask(0o027)
+    try:
+        assert stat.S_IMODE(data.to_jsonl(tmp_path / "new.jsonl").stat().st_mode) == 0o640
+        kept = tmp_path / "kept.jsonl"
+        kept.write_text("")
+        kept.chmod(0o604)
+        assert stat.S_IMODE(data.to_jsonl(kept).stat().st_mode) == 0o604
+    finally:
+        os.umask(previous)
 
 
 def test_writing_to_a_folder_says_so_before_any_work(tmp_path: Path) -> None:

@@ -332,6 +332,9 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
 def _cmd_eval(args: argparse.Namespace) -> int:
     config = load_config(args.config)
+    if args.output and (args.output.endswith(("/", os.sep)) or Path(args.output).is_dir()):
+        folder = Path(args.output)  # found after the whole evaluation, it was paid for
+        raise ft.FinetuneError(f"--output {folder} is a folder: name a file, as {folder}/r.json")
     candidates, options, metrics, baseline = _eval_plan(args, config)
     max_concurrency = _max_concurrency(args.config, config)
     result = ft.evaluate(

@@ -11,6 +11,7 @@ import numbers
 import os
 import random
 import shutil
+import stat
 import tempfile
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
@@ -463,6 +464,25 @@ def canonical_json(value: Any, *, sort: bool = True) -> str:
     return json.dumps(value, sort_keys=sort, separators=(",", ":"), ensure_ascii=False)
 
 
+def _mode_for(target: Path) -> int:
+    """The permissions ``open()`` would leave: the replaced file's own, else 0666 less the
+    process's umask (a file written for others to read is readable by them)."""
+    try:
+        return stat.S_IMODE(target.stat().st_mode)
+    except FileNotFoundError:
+        return 0o666 & ~_umask()
+
+
+def _umask() -> int:
+    try:  # Linux says it without changing it; elsewhere it is set and put back at once
+        status = Path("/proc/self/status").read_text(encoding="ascii", errors="replace")
+        return next(int(line.split()[1], 8) for line in status.splitlines() if "Umask" in line)
+    except (OSError, StopIteration, ValueError, IndexError):
+        mask = os.umask(0o022)
+        os.umask(mask)
+        return mask
+
+
 class atomic_write:  # noqa: N801 - used as a context manager, reads like open()
     """Write a file through a temp file in the same folder, renamed into place on success."""
 
@@ -478,6 +498,7 @@ class atomic_write:  # noqa: N801 - used as a context manager, reads like open()
             prefix=f".{self._target.name}.", suffix=".tmp", dir=self._target.parent
         )
         self._handle = os.fdopen(fd, "wb")
+        os.chmod(self._temp, _mode_for(self._target))  # mkstemp's 0600 would stay on it
         return self._handle
 
     def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
