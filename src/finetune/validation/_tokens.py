@@ -362,7 +362,7 @@ _OPEN_WEIGHTS_TARGETS = {
     "together": (
         "Together trains open-weights models whose tokenizers are not bundled: counts are "
         "estimated at about 4 characters a token; with a key, an estimate adds Together's own "
-        "count (its estimate-price quote)"
+        "count (estimate-price)"
     ),
     "fireworks": (
         "Fireworks trains open-weights models whose tokenizers are not bundled: counts are "
