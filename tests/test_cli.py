@@ -443,6 +443,9 @@ def test_tiny_demo_prints_the_three_way_comparison(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     pytest.importorskip("trl")
+    (tmp_path / "notes.txt").write_text("mine")
+    assert main(["demo", "--tiny", "--output", str(tmp_path / "notes.txt")]) == 2
+    assert "notes.txt is a file; the demo writes a folder" in capsys.readouterr().err  # [Errno 17]
     assert main(["demo", "--tiny", "--output", str(tmp_path / "demo")]) == 0
     out = capsys.readouterr().out
     assert "| base vs base 3-shot | exact_match |" in out

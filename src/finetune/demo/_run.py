@@ -100,7 +100,9 @@ def run_demo(
         raise ValueError("tiny=True builds its own base model: give model= or tiny=True, not both")
     _quiet_libraries()
     started = time.perf_counter()
-    out = Path(output_dir)
+    out = Path(output_dir).expanduser()
+    if out.exists() and not out.is_dir():
+        raise ft.FinetuneError(f"{out} is a file; the demo writes a folder (its job and report)")
     out.mkdir(parents=True, exist_ok=True)
     data = ft.Dataset.from_jsonl(sample_dataset_path())
     train, test = data.split(test_size=holdout, seed=7)
