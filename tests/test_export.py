@@ -210,6 +210,12 @@ def test_what_cannot_be_exported_is_named(tmp_path: Path, tuned_tiny: str) -> No
         ft.ModelRef(backend="hf", name=tuned_tiny).export(tmp_path / "z.gguf", "gguf-adapter")
     with pytest.raises(ft.FinetuneError, match="q8_0"):
         ft.ModelRef(backend="hf", name=tuned_tiny).export(tmp_path / "w.gguf", quantization="q4")
+    ref = ft.ModelRef(backend="hf", name=tuned_tiny)  # each was ignored without a word
+    with pytest.raises(ft.FinetuneError, match="quantization is for format 'gguf' or 'ollama'"):
+        ref.export(tmp_path / "merged", "merged", quantization="q8_0")
+    with pytest.raises(ft.FinetuneError, match="create runs `ollama create`, for format 'ol"):
+        ref.export(tmp_path / "u.gguf", create="acme")
+    assert not (tmp_path / "merged").exists()
     data = tmp_path / "train.jsonl"
     data.write_text("{}\n")
     for not_a_model in (tmp_path, data):

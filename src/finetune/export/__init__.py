@@ -152,6 +152,10 @@ def export_model(
     ``create=True`` or a name also runs ``ollama create``)."""
     if format not in FORMATS:
         raise ExportError(f"format {format!r}: use one of {', '.join(FORMATS)}")
+    if quantization is not None and format not in ("gguf", "ollama"):  # else silently unused
+        raise ExportError(f"quantization is for format 'gguf' or 'ollama'; {format!r} has none")
+    if create and format != "ollama":
+        raise ExportError(f"create runs `ollama create`, for format 'ollama', not {format!r}")
     started = time.perf_counter()
     folder = _folder_of(model)
     chosen = name or _default_name(folder)
