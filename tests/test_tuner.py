@@ -733,7 +733,7 @@ def test_a_registry_given_as_a_path_keeps_the_jobs_in_that_file(
     namespace: str, train: ft.Dataset, tmp_path: Path
 ) -> None:
     """``registry="runs/jobs.sqlite"`` was kept as the string and broke at the first fit
-    (``'str' object has no attribute 'find_by_key'``), after validation and the upload."""
+    (``'str' object has no attribute 'locks_dir'``), once validation had run."""
     where = tmp_path / "runs" / "jobs.sqlite"
     for given in (str(where), where):
         tuner = make_tuner(namespace, registry=given)
