@@ -386,6 +386,9 @@ def test_settings_beyond_the_api_references_bounds_are_refused_before_the_upload
         ({"part_size": 65 * 1024 * 1024}, "part_size must be 1 byte to 64 MB"),
         ({"attempts": 0}, "attempts must be 1 or more"),
         ({"timeout": 0}, "timeout must be more than 0 seconds"),
+        ({"attempts": True}, "attempts must be 1 or more .*, not True"),  # was one try
+        ({"timeout": True}, "timeout must be more than 0 seconds, not True"),  # was 1 s
+        ({"timeout": "30"}, "timeout must be more than 0 seconds, not '30'"),  # was a TypeError
     ],
 )
 def test_settings_that_would_hang_or_send_nothing_are_refused_at_once(

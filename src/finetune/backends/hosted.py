@@ -88,10 +88,10 @@ class HostedBackend(BaseBackend):
         retry_after_cap: float = DEFAULT_RETRY_AFTER_CAP,
         first_wait: float = 0.5,
     ) -> None:
-        if attempts < 1:
-            raise ValueError(f"attempts must be 1 or more (tries per call), not {attempts}")
-        if timeout is not None and not timeout > 0:
-            raise ValueError(f"timeout must be more than 0 seconds, not {timeout}")
+        if type(attempts) is not int or attempts < 1:  # True would be 1 try, "3" a TypeError
+            raise ValueError(f"attempts must be 1 or more (tries per call), not {attempts!r}")
+        if timeout is not None and not _positive_seconds(timeout):
+            raise ValueError(f"timeout must be more than 0 seconds, not {timeout!r}")
         self._key, self._base_url = key_and_url(
             api_key,
             base_url,
@@ -286,3 +286,8 @@ class HostedBackend(BaseBackend):
         if client is not None and self._own_client:
             self._client = None
             await (getattr(client, "aclose", None) or client.close)()
+
+
+def _positive_seconds(value: Any) -> bool:
+    number = isinstance(value, int | float) and not isinstance(value, bool)
+    return number and value > 0
