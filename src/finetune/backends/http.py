@@ -548,12 +548,13 @@ def sdk_error(
     body: Callable[[Any], Any] | None = None,
     job_call: bool = False,
     key_hint: str = "",
+    url: str | None = None,
 ) -> Exception:
     """An exception from a Stainless-generated SDK (``sdk()`` imports the openai, together or
-    fireworks module, only once the error is not already ours) or from below it, as the
-    matching error of ours: a status error by its status and ``body(error)`` (by default
-    ``status_body`` of its response), a transport failure as a retryable ``ServerError``,
-    anything else as a ``ServerError`` with a redacted cause."""
+    fireworks module, only once the error is not already ours) or from below it, as ours: a
+    status error by its status and ``body(error)`` (default: ``status_body`` of its response),
+    a transport failure as a retryable ``ServerError`` (naming ``url``, if given), anything
+    else as a ``ServerError`` with a redacted cause."""
     if isinstance(error, FinetuneError):
         return error
     module = sdk()
@@ -568,7 +569,7 @@ def sdk_error(
             key_hint=key_hint,
         )
     if isinstance(error, module.APIConnectionError) or is_connection_problem(error):
-        return connection_error(provider, error, secret)
+        return connection_error(provider, error, secret, url=url)
     return foreign_error(provider, error, secret)
 
 

@@ -220,12 +220,10 @@ class OpenAIPredictor:
 
     def _error(self, exc: Exception) -> Exception:
         """The SDK's exception as ours; a server that cannot be reached is named."""
-        from finetune.backends.http import connection_error, is_connection_problem
         from finetune.backends.openai import map_error
 
-        if isinstance(exc, _openai().APIConnectionError) or is_connection_problem(exc):
-            return connection_error(self.provider, exc, self._key, url=self.base_url)
-        return map_error(exc, self._key, key_hint=self._key_hint, provider=self.provider)
+        hint, url = self._key_hint, self.base_url
+        return map_error(exc, self._key, key_hint=hint, provider=self.provider, url=url)
 
     def _text(self, reply: Any) -> str:
         choices = getattr(reply, "choices", None)

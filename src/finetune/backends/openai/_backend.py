@@ -79,12 +79,14 @@ def map_error(
     job_call: bool = False,
     key_hint: str = KEY_HINT,
     provider: str = NAME,
+    url: str | None = None,
 ) -> Exception:
     """An exception from the ``openai`` SDK (or below it) as the matching error of our tree,
-    naming ``provider`` (another one's OpenAI-compatible API: ``together``); ``key_hint``
-    says how to give the key (to the Tuner, by default)."""
+    naming ``provider`` (another one's OpenAI-compatible API: ``together``) and, for a server
+    that cannot be reached, its ``url``; ``key_hint`` says how to give the key (to the Tuner,
+    by default)."""
     return sdk_error(
-        provider, _sdk, error, secret, body=_body, job_call=job_call, key_hint=key_hint
+        provider, _sdk, error, secret, body=_body, job_call=job_call, key_hint=key_hint, url=url
     )
 
 
