@@ -6,12 +6,9 @@ from __future__ import annotations
 import inspect
 import os
 from numbers import Real
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from finetune.registry import JobRegistry
-
-if TYPE_CHECKING:
-    pass
 
 __all__ = [
     "RegistryChoice",

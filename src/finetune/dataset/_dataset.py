@@ -193,8 +193,9 @@ class Dataset:
         name: str = "records",
     ) -> Dataset:
         """A dataset from dicts (any supported shape) or example models, held in memory."""
-        if _one_record(records) or not isinstance(records, Iterable):
-            one = ": Dataset.from_records([record]) for one" if _one_record(records) else ""
+        one_record = _one_record(records)
+        if one_record or not isinstance(records, Iterable):
+            one = ": Dataset.from_records([record]) for one" if one_record else ""
             raise TypeError(
                 f"from_records takes a list of records (dicts or examples), not "
                 f"{type(records).__name__}{one}"
