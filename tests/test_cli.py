@@ -499,7 +499,6 @@ def test_train_flags_take_auto_where_hyperparameters_do(
         "epochs": "auto",
         "batch_size": "auto",
         "learning_rate_multiplier": "auto",
-        "extra": {},
     }
 
 

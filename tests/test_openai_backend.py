@@ -111,6 +111,22 @@ def test_reupload_is_avoided_and_rerun_reattaches(server: OpenAIFake) -> None:
     assert server.summary() == {"files": 1, "distinct_files": 1, "jobs": 2, "distinct_keys": 2}
 
 
+def test_the_registry_keeps_the_hyperparameters_auto_chose(server: OpenAIFake) -> None:
+    """A job created with "auto" reports the values OpenAI chose once it runs: the lineage
+    of the model it makes holds those, not "auto"."""
+    job = tuner_for(server).fit(dataset("auto"), hyperparameters={"batch_size": 2})
+    assert job.job.hyperparameters.epochs == "auto"
+    assert job.wait(poll_interval=0.02, timeout=10).hyperparameters.epochs == 3
+    lineage = ft.JobRegistry().lineage(job.model.name)
+    assert lineage is not None
+    assert lineage.hyperparameters == {
+        "epochs": 3,
+        "batch_size": 2,
+        "learning_rate_multiplier": 1.8,
+        "seed": 42,
+    }
+
+
 def test_dpo_request(server: OpenAIFake) -> None:
     pairs = [
         ft.PreferenceExample(

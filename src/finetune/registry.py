@@ -210,9 +210,13 @@ class JobRegistry:
         train_fingerprint: str | None = None,
         validation_fingerprint: str | None = None,
     ) -> None:
-        """Insert or update a job; lineage fields given once are kept on later updates."""
+        """Insert or update a job; lineage fields given once are kept on later updates, and
+        the hyperparameters are the provider's latest report (``"auto"`` at creation becomes
+        the values it chose once the job runs)."""
         now = _now()
         params = job.hyperparameters.model_dump(mode="json", exclude_none=True)
+        if not params.get("extra"):
+            params.pop("extra", None)
         with self._lock, self._connect() as db:
             db.execute(
                 f"""
@@ -224,6 +228,8 @@ class JobRegistry:
                     train_fingerprint = COALESCE(excluded.train_fingerprint, train_fingerprint),
                     validation_fingerprint =
                         COALESCE(excluded.validation_fingerprint, validation_fingerprint),
+                    hyperparameters = CASE excluded.hyperparameters
+                        WHEN '{{}}' THEN hyperparameters ELSE excluded.hyperparameters END,
                     updated_at = excluded.updated_at
                 """,
                 (

@@ -58,6 +58,9 @@ def _echo(model: str, messages: list[dict[str, Any]]) -> str:
     return f"echo: {messages[-1].get('content')}"
 
 
+_CHOSEN = {"n_epochs": 3, "batch_size": 1, "learning_rate_multiplier": 1.8, "beta": 0.1}
+
+
 class OpenAIFake(FakeServer):
     """The fake. ``fail_suffix`` makes jobs with that suffix fail in training."""
 
@@ -364,6 +367,8 @@ class OpenAIFake(FakeServer):
             "learning_rate_multiplier": "auto",
             **((method.get(kind) or {}).get("hyperparameters") or {}),
         }
+        if status not in ("validating_files", "queued"):  # the API reports what "auto" chose
+            hyper = {k: _CHOSEN.get(k, v) if v == "auto" else v for k, v in hyper.items()}
         done = status == "succeeded"
         suffix = body.get("suffix") or ""
         if done and job.result_file is None:
