@@ -135,6 +135,16 @@ def test_a_reader_that_stops_early_ends_the_command_quietly() -> None:
             "unknown key 'kk' (did you mean 'k'?) in [candidates.b] few_shot",
         ),
         (
+            'data = "h"\n[candidates.b]\nbackend = 5\nmodel = "m"\n',
+            'eval.toml: [candidates.b] backend is text, as "name", not 5\n',
+        ),
+        (
+            'data = "h"\n[candidates.b]\nbackend = "openai"\nmodel = "m"\n'
+            '[candidates.b.few_shot]\ntrain = "t.jsonl"\nk = "3"\n',
+            "candidate 'b': few_shot k is how many examples to show, a whole number of 0 or "
+            "more, not '3'",
+        ),
+        (
             'data = "h"\nmax_concurrency = "8"\n[candidates]\nb = "fake:m"\n',
             "eval.toml: max_concurrency is a whole number of 1 or more, not '8'",
         ),
@@ -155,7 +165,7 @@ def test_a_bad_eval_config_is_one_line_naming_what_is_missing(
     path.write_text(config)
     assert main(["eval", str(path)]) == 2
     err = capsys.readouterr().err
-    assert err.startswith("error: ") and says in err and "Traceback" not in err
+    assert err.startswith(f"error: {path}: ") and says in err and "Traceback" not in err
 
 
 def test_a_config_path_that_is_not_there_points_at_the_file_beside_the_config(
@@ -227,6 +237,10 @@ def test_unknown_backend(capsys: pytest.CaptureFixture[str]) -> None:
             "[hyperparameters] learning_rate: not inf (Input should be a finite number)\n",
         ),
         ("[hyperparameters.lora]\nrank = 4\n", "[hyperparameters] LoRA has no field 'rank'"),
+        ("suffix = 5\n", 'suffix is text, as "name", not 5\n'),
+        ("method = true\n", 'method is text, as "name", not True\n'),
+        ('options = "x"\n', "options is a table, as [options], not 'x'\n"),
+        ("hyperparameters = 5\n", "hyperparameters is a table, as [hyperparameters], not 5\n"),
     ],
 )
 def test_a_mistyped_train_config_key_starts_no_job(

@@ -13,7 +13,17 @@ from finetune._errors import FinetuneError, MissingDependency, did_you_mean
 if TYPE_CHECKING:
     from finetune.types import ModelRef
 
-__all__ = ["config_path", "eval_candidate", "load_config", "refuse_unknown_keys"]
+__all__ = [
+    "config_path",
+    "eval_candidate",
+    "load_config",
+    "refuse_unknown_keys",
+    "refuse_wrong_types",
+    "train_config",
+]
+
+TRAIN_KEYS = ("backend", "model", "file", "validation", "suffix", "method", "skip_validation")
+_TRAIN_TABLES = ("hyperparameters", "options")
 
 
 def load_config(path: str) -> dict[str, Any]:
@@ -43,6 +53,20 @@ def load_config(path: str) -> dict[str, Any]:
     return data
 
 
+def train_config(path: str) -> dict[str, Any]:
+    """The settings of a ``train --config`` file, with a key it does not take, or text or a
+    table of the wrong type, refused: a one-line error naming the file and the key."""
+    from finetune.types import Hyperparameters
+
+    settings = load_config(path)
+    refuse_unknown_keys(path, settings, TRAIN_KEYS + _TRAIN_TABLES)
+    text = ("backend", "model", "suffix", "method")
+    refuse_wrong_types(path, settings, text=text, tables=_TRAIN_TABLES)
+    table = settings.get("hyperparameters", {})
+    refuse_unknown_keys(path, table, Hyperparameters.model_fields, "[hyperparameters]")
+    return settings
+
+
 def refuse_unknown_keys(
     source: str, table: dict[str, Any], known: Iterable[str], where: str = ""
 ) -> None:
@@ -58,6 +82,27 @@ def refuse_unknown_keys(
         f"{source}: unknown key{'s' if len(unknown) > 1 else ''} {named}{place}; "
         f"{where or 'the file'} takes {', '.join(allowed)}"
     )
+
+
+def refuse_wrong_types(
+    source: str,
+    table: dict[str, Any],
+    *,
+    text: Iterable[str] = (),
+    tables: Iterable[str] = (),
+    where: str = "",
+) -> None:
+    """Refuse a key of ``table`` that holds text or a table, given anything else (``suffix =
+    5``, ``options = "x"``): a one-line error naming the file and the key, before any work."""
+    place = f"{where} " if where else ""
+    for key in text:
+        if key in table and not isinstance(table[key], str):
+            raise FinetuneError(f'{source}: {place}{key} is text, as "name", not {table[key]!r}')
+    for key in tables:
+        if key in table and not isinstance(table[key], dict):
+            raise FinetuneError(
+                f"{source}: {place}{key} is a table, as [{key}], not {table[key]!r}"
+            )
 
 
 def _with_guess(key: str, allowed: list[str]) -> str:
@@ -95,21 +140,23 @@ def eval_candidate(source: str, name: str, spec: Any) -> tuple[ModelRef, dict[st
     from finetune.dataset import Dataset
     from finetune.types import ModelRef
 
+    where = f"{source}: candidate {name!r}"
     if isinstance(spec, str):
         spec = dict(zip(("backend", "model"), spec.split(":", 1), strict=False))
     if not isinstance(spec, dict) or not spec.get("backend") or not spec.get("model"):
         raise FinetuneError(
-            f'candidate {name!r} needs a backend and a model: "openai:gpt-4.1-mini" or a '
+            f'{where} needs a backend and a model: "openai:gpt-4.1-mini" or a '
             "table with backend = ... and model = ..."
         )
     refuse_unknown_keys(source, spec, _CANDIDATE_KEYS, f"[candidates.{name}]")
+    refuse_wrong_types(source, spec, text=("backend", "model"), where=f"[candidates.{name}]")
     options = spec.get("options", {})
     if not isinstance(options, dict):
-        raise FinetuneError(f"candidate {name!r}: options is a table, as {{ max_tokens = 64 }}")
+        raise FinetuneError(f"{where}: options is a table, as {{ max_tokens = 64 }}")
     endpoint = spec.get("endpoint")
     if (spec["backend"] == "openai-compatible") != isinstance(endpoint, str) or endpoint == "":
         raise FinetuneError(
-            f'candidate {name!r}: endpoint (a server\'s URL, as "http://127.0.0.1:8080/v1") '
+            f'{where}: endpoint (a server\'s URL, as "http://127.0.0.1:8080/v1") '
             'goes with backend = "openai-compatible", and only with it'
         )
     if endpoint:
@@ -119,10 +166,16 @@ def eval_candidate(source: str, name: str, spec: Any) -> tuple[ModelRef, dict[st
     shots = spec.get("few_shot")
     if shots:
         if not isinstance(shots, dict) or not shots.get("train"):
-            raise FinetuneError(f'candidate {name!r}: few_shot needs train = "file.jsonl"')
+            raise FinetuneError(f'{where}: few_shot needs train = "file.jsonl"')
         refuse_unknown_keys(source, shots, ("train", "k"), f"[candidates.{name}] few_shot")
+        k = shots.get("k", 5)
+        if isinstance(k, bool) or not isinstance(k, int) or k < 0:
+            raise FinetuneError(
+                f"{where}: few_shot k is how many examples to show, a whole number of 0 or "
+                f"more, not {k!r}"
+            )
         train = Dataset.from_jsonl(
             config_path(source, f"[candidates.{name}] few_shot train", shots["train"])
         )
-        ref = ref.with_few_shot(train, k=shots.get("k", 5))
+        ref = ref.with_few_shot(train, k=k)
     return ref, options

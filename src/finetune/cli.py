@@ -26,7 +26,14 @@ from finetune._arguments import (
     positive_int,
 )
 from finetune._cli_log import log_to_stderr
-from finetune._config_file import config_path, eval_candidate, load_config, refuse_unknown_keys
+from finetune._config_file import (
+    TRAIN_KEYS,
+    config_path,
+    eval_candidate,
+    load_config,
+    refuse_unknown_keys,
+    train_config,
+)
 from finetune._errors import did_you_mean
 from finetune._fit import hyperparameters_problem
 from finetune._words import cost_figure, counted
@@ -271,20 +278,12 @@ def _cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
-_TRAIN_KEYS = ("backend", "model", "file", "validation", "suffix", "method", "skip_validation")
-_TRAIN_TABLES = ("hyperparameters", "options")
 _EVAL_KEYS = ("data", "metrics", "baseline", "max_concurrency", "candidates")
 
 
 def _train_settings(args: argparse.Namespace) -> dict[str, Any]:
-    settings: dict[str, Any] = {}
-    if args.config:
-        settings = load_config(args.config)
-        refuse_unknown_keys(args.config, settings, _TRAIN_KEYS + _TRAIN_TABLES)
-        table = settings.get("hyperparameters") or {}
-        fields = ft.Hyperparameters.model_fields
-        refuse_unknown_keys(args.config, table, fields, "[hyperparameters]")
-    for name in _TRAIN_KEYS:  # the flags override the file
+    settings: dict[str, Any] = train_config(args.config) if args.config else {}
+    for name in TRAIN_KEYS:  # the flags override the file
         value = getattr(args, name, None)
         if value is not None:
             settings[name] = value
