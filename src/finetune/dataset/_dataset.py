@@ -209,7 +209,8 @@ class Dataset:
     def from_pandas(cls, frame: Any, *, kind: ExampleKind | None = None) -> Dataset:
         """A dataset from a pandas DataFrame whose columns are the record's keys; an empty
         cell (None, NaN, NA, NaT: what ``pd.concat`` leaves where a frame had no such column)
-        is an absent key."""
+        is an absent key. A row's ``line`` in errors is its position from 1, whatever the
+        frame's index: ``frame.iloc[line - 1]``."""
         if not callable(getattr(frame, "to_dict", None)) or not hasattr(frame, "columns"):
             raise TypeError(
                 f"from_pandas takes a pandas DataFrame, not {type(frame).__name__}; "
