@@ -859,3 +859,26 @@ def test_a_preference_pairs_input_is_read_for_duplicates_and_personal_data() -> 
         str(same.kept["identical_pair"][0])
         == "records:1: rejected: warning identical_pair: the same as chosen"
     )
+
+
+def test_an_empty_prompt_completion_or_plain_text_answer_is_named() -> None:
+    """Text given as a plain string (a completion row, TRL's string pair) was never looked at:
+    an empty completion or chosen answer passed, and so did a pair with the same answers."""
+    rows: list[dict[str, Any]] = [{"prompt": f"p{i}", "completion": f"c{i}"} for i in range(12)]
+    rows[3]["completion"], rows[4]["completion"], rows[5]["prompt"] = "", "  ", ""
+    report = run(rows)
+    assert [str(f) for f in report.kept["empty_content"]] == [
+        "records:4: completion: warning empty_content: completion is empty",
+        "records:5: completion: warning empty_content: completion is empty",
+        "records:6: prompt: warning empty_content: prompt is empty",
+    ]
+    pairs: list[dict[str, Any]] = [
+        {"prompt": f"p{i}", "chosen": f"yes {i}", "rejected": f"no {i}"} for i in range(12)
+    ]
+    pairs[1]["rejected"] = "yes 1"
+    pairs[2]["rejected"] = [{"role": "assistant", "content": "yes 2"}]  # the same, as messages
+    pairs[3]["chosen"] = ""
+    report = run(pairs)
+    assert report.lines("identical_pair") == [2, 3]
+    assert report.lines("empty_content") == [4]
+    assert report.error_count == 0

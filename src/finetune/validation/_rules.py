@@ -68,7 +68,10 @@ RULES: dict[str, tuple[str, str]] = {
         'Content is not a string or a list of parts, or a part has no "type" (a text part, no '
         'string "text").',
     ),
-    "empty_content": ("warning", "Content is empty or whitespace."),
+    "empty_content": (
+        "warning",
+        "A message's content, a prompt, a completion or a pair's answer is empty or whitespace.",
+    ),
     "missing_assistant": ("error", "No assistant message to learn from."),
     "assistant_not_last": ("error", "The last message is not the assistant's, and no weights."),
     "no_trainable_turns": ("error", "Every assistant turn has weight 0: nothing to train on."),
@@ -303,6 +306,7 @@ def _check_completion(record: dict[str, Any], target: Target, model: str) -> Ite
     for key in ("prompt", "completion"):
         if not isinstance(record.get(key), str):
             yield "invalid_completion", "error", f"{key} must be a string", key
+        yield from _check_text(record.get(key), key)
     base = model.removeprefix("ft:").split(":")[0]
     if target.completion_models and base not in target.completion_models:
         yield (
@@ -332,6 +336,7 @@ def _check_preference(record: dict[str, Any], target: Target) -> Iterator[Issue]
         )
     for path, value in parts:
         if isinstance(value, str) and path != "input.messages":
+            yield from _check_text(value, path)
             continue
         if not isinstance(value, list) or not value:
             yield "invalid_preference", "error", f"{path} must be a non-empty list", path
@@ -346,8 +351,20 @@ def _check_preference(record: dict[str, Any], target: Target) -> Iterator[Issue]
                 message = f"{target.name} takes one assistant message here, not {len(value)}"
                 yield "invalid_preference", "error", message, path
     (chosen_path, chosen), (rejected_path, rejected) = parts[1:]
-    if isinstance(chosen, list) and chosen and chosen == rejected:
+    if isinstance(chosen, list | str) and chosen and _answer(chosen) == _answer(rejected):
         yield "identical_pair", "warning", f"the same as {chosen_path}", rejected_path
+
+
+def _answer(value: Any) -> Any:
+    """A pair's answer as messages: TRL's plain string is one assistant message."""
+    return [{"role": "assistant", "content": value}] if isinstance(value, str) else value
+
+
+def _check_text(value: Any, path: str) -> Iterator[Issue]:
+    """A prompt, a completion or a pair's answer given as a string: empty or whitespace
+    teaches nothing (a message's content is checked by ``_check_content``)."""
+    if isinstance(value, str) and not value.strip():
+        yield "empty_content", "warning", f"{path} is empty", path
 
 
 def _check_chat(record: dict[str, Any], target: Target) -> Iterator[Issue]:
