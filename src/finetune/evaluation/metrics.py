@@ -156,7 +156,8 @@ def json_schema(schema: dict[str, Any]) -> Metric:
 
 
 def _flatten(value: Any, prefix: str = "") -> dict[str, Any]:
-    if isinstance(value, dict):
+    """Every leaf by its dotted path; an empty object is a leaf, so ``{}`` is a value too."""
+    if isinstance(value, dict) and value:
         out: dict[str, Any] = {}
         for key, inner in value.items():
             out.update(_flatten(inner, f"{prefix}.{key}" if prefix else str(key)))
@@ -166,7 +167,8 @@ def _flatten(value: Any, prefix: str = "") -> dict[str, Any]:
 
 @_compares
 def json_fields(prediction: str, reference: str, example: Any = None) -> float:
-    """The share of the reference JSON's (nested) fields that the prediction has equal."""
+    """The share of the reference JSON's (nested) fields that the prediction has, equal as
+    JSON values: a field it lacks is no match, even where the reference holds ``null``."""
     try:
         expected = _flatten(_json(reference))
     except ValueError:
@@ -175,10 +177,19 @@ def json_fields(prediction: str, reference: str, example: Any = None) -> float:
         got = _flatten(_json(prediction))
     except ValueError:
         return 0.0
-    if not expected:
-        return float(not got)
-    matched: int = sum(got.get(k) == v for k, v in expected.items())
+    matched: int = sum(k in got and _same(got[k], v) for k, v in expected.items())
     return matched / len(expected)
+
+
+def _same(got: Any, expected: Any) -> bool:
+    """JSON equality: ``true`` is not ``1`` (Python's ``True == 1``), ``1.0`` is ``1``."""
+    if isinstance(got, bool) or isinstance(expected, bool):
+        return got is expected
+    if isinstance(got, list) and isinstance(expected, list):
+        return len(got) == len(expected) and all(map(_same, got, expected))
+    if isinstance(got, dict) and isinstance(expected, dict):
+        return got.keys() == expected.keys() and all(_same(got[k], expected[k]) for k in got)
+    return bool(got == expected)
 
 
 @_compares
