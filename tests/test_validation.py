@@ -882,3 +882,41 @@ def test_an_empty_prompt_completion_or_plain_text_answer_is_named() -> None:
     assert report.lines("identical_pair") == [2, 3]
     assert report.lines("empty_content") == [4]
     assert report.error_count == 0
+
+
+def test_what_reading_the_data_refuses_validation_refuses_first() -> None:
+    """A tool or tool call of another type, and OpenAI's preference outputs given as text,
+    passed validation, then stopped fit when the rows were read."""
+
+    def row(tool: dict[str, Any], call_type: Any = "function") -> dict[str, Any]:
+        call = {"id": "call_1", "type": call_type, "function": {"name": "f", "arguments": "{}"}}
+        return {
+            "messages": [
+                {"role": "user", "content": "q"},
+                {"role": "assistant", "content": None, "tool_calls": [call]},
+                {"role": "tool", "tool_call_id": "call_1", "content": "r"},
+                {"role": "assistant", "content": "a"},
+            ],
+            "tools": [tool],
+        }
+
+    tool = {"type": "function", "function": {"name": "f", "parameters": {"type": "object"}}}
+    rows = [row(tool) for _ in range(10)]
+    rows[1] = row({**tool, "type": "retrieval"})
+    rows[2] = row(tool, call_type=None)
+    rows[3] = row({"function": {"name": "f", "parameters": "{}"}})
+    report = run(rows, "together", model="meta-llama/Llama-3.2-3B-Instruct")
+    assert [str(f) for f in report.errors] == [
+        "records:2: tools[0].type: error invalid_tools: type must be \"function\", not 'retrieval'",
+        "records:3: messages[1].tool_calls[0].type: error invalid_tool_call: type must be "
+        '"function", not None',
+        "records:4: tools[0].function.parameters: error invalid_tools: parameters is a JSON "
+        'schema object, as {"type": "object", ...}',
+    ]
+    for line in (2, 3):
+        with pytest.raises(ft.DatasetError):
+            list(ft.Dataset.from_records([rows[line - 1]]))
+    answer = [{"role": "assistant", "content": "a"}]
+    pair = {"input": {"messages": [{"role": "user", "content": "q"}]}, "preferred_output": "yes"}
+    report = run([{**pair, "non_preferred_output": answer}], "together", model="m")
+    assert report.lines("invalid_preference") == [1]

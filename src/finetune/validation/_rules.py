@@ -77,11 +77,18 @@ RULES: dict[str, tuple[str, str]] = {
     "no_trainable_turns": ("error", "Every assistant turn has weight 0: nothing to train on."),
     "invalid_weight": ("error", "weight must be 0 or 1."),
     "weight_not_on_assistant": ("error", "weight is only allowed on assistant messages."),
-    "invalid_tool_call": ("error", "A tool call lacks an id, function name or arguments."),
+    "invalid_tool_call": (
+        "error",
+        "A tool call lacks an id, function name or arguments, or has a type other than function.",
+    ),
     "tool_arguments_not_json": ("error", "Tool call arguments are not a JSON object string."),
     "tool_call_without_result": ("error", "A tool call is never answered by a tool message."),
     "tool_result_without_call": ("error", "A tool message answers no earlier tool call."),
-    "invalid_tools": ("error", "'tools' is not a list of function definitions."),
+    "invalid_tools": (
+        "error",
+        "'tools' is not a list of function definitions (type function, a name, parameters "
+        "an object).",
+    ),
     "unsupported_tools": (
         "error",
         "Tool definitions, calls or results that training would drop: the model's chat "
@@ -335,7 +342,7 @@ def _check_preference(record: dict[str, Any], target: Target) -> Iterator[Issue]
             ("rejected", record.get("rejected")),
         )
     for path, value in parts:
-        if isinstance(value, str) and path != "input.messages":
+        if isinstance(value, str) and path in ("prompt", "chosen", "rejected"):  # TRL's strings
             yield from _check_text(value, path)
             continue
         if not isinstance(value, list) or not value:
@@ -391,6 +398,18 @@ def _check_tools(tools: Any) -> Iterator[Issue]:
                 'each tool needs {"type": "function", "function": {"name": ...}}',
                 f"tools[{index}]",
             )
+            continue
+        yield from _check_function_type(tool, f"tools[{index}]", "invalid_tools")
+        if not isinstance(function.get("parameters", {}), dict):
+            message = 'parameters is a JSON schema object, as {"type": "object", ...}'
+            yield "invalid_tools", "error", message, f"tools[{index}].function.parameters"
+
+
+def _check_function_type(item: dict[str, Any], path: str, code: str) -> Iterator[Issue]:
+    """A tool's or a tool call's ``type``, when given, is ``"function"``: the only one."""
+    if item.get("type", "function") != "function":
+        message = f'type must be "function", not {item["type"]!r}'
+        yield code, "error", message, f"{path}.type"
 
 
 def _check_messages(
@@ -544,6 +563,7 @@ def _check_tool_calls(
         if not isinstance(call_id, str) or not isinstance(function, dict):
             yield "invalid_tool_call", "error", "a tool call needs an id and a function", path
             continue
+        yield from _check_function_type(call, path, "invalid_tool_call")
         if not isinstance(function.get("name"), str):
             yield "invalid_tool_call", "error", "function.name is missing", f"{path}.function"
         arguments = function.get("arguments")
