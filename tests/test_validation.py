@@ -920,3 +920,6 @@ def test_what_reading_the_data_refuses_validation_refuses_first() -> None:
     pair = {"input": {"messages": [{"role": "user", "content": "q"}]}, "preferred_output": "yes"}
     report = run([{**pair, "non_preferred_output": answer}], "together", model="m")
     assert report.lines("invalid_preference") == [1]
+    ours = {"input": [{"role": "user"}], "chosen": answer, "rejected": [{"role": "assistant"}]}
+    fields = [f.field for f in run([ours], "together", model="m").errors]
+    assert fields == ["input[0].content", "rejected[0].content"]  # as the row spells them

@@ -336,13 +336,14 @@ def _check_preference(record: dict[str, Any], target: Target) -> Iterator[Issue]
             ("non_preferred_output", record.get("non_preferred_output")),
         )
     else:
+        asked = "prompt" if "prompt" in record else "input"  # the key the row spells
         parts = (
-            ("prompt", record.get("prompt", record.get("input"))),
+            (asked, record.get(asked)),
             ("chosen", record.get("chosen")),
             ("rejected", record.get("rejected")),
         )
     for path, value in parts:
-        if isinstance(value, str) and path in ("prompt", "chosen", "rejected"):  # TRL's strings
+        if isinstance(value, str) and path in ("prompt", "input", "chosen", "rejected"):
             yield from _check_text(value, path)
             continue
         if not isinstance(value, list) or not value:
