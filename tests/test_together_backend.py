@@ -176,6 +176,41 @@ def test_what_cannot_map_is_refused_before_anything_is_uploaded(server: Together
     assert not any("quote" in note for note in off.notes)  # off, not "no key"
 
 
+def test_a_methods_own_settings_go_in_training_method(server: TogetherFake) -> None:
+    """Together reads DPO's and SFT's own settings inside ``training_method``, as its SDK
+    sends them: at the top level of the body they were left unread without a word."""
+    tuner = tuner_for(server)
+    pairs = ft.Dataset.from_records(
+        [
+            {
+                "input": [{"role": "user", "content": f"question {i}"}],
+                "chosen": [{"role": "assistant", "content": f"good {i}"}],
+                "rejected": [{"role": "assistant", "content": f"bad {i}"}],
+            }
+            for i in range(12)
+        ]
+    )
+    simpo = {"simpo_gamma": 0.5, "rpo_alpha": 1.0, "n_checkpoints": 2}
+    tuner.fit(pairs, method="dpo", hyperparameters=ft.Hyperparameters(beta=0.2, extra=simpo))
+    tuner.fit(dataset("sft"), hyperparameters=ft.Hyperparameters(extra={"train_on_inputs": False}))
+    dpo, sft = (r.body for r in creates(server))
+    assert dpo["training_method"] == {
+        "method": "dpo",
+        "dpo_beta": 0.2,
+        "simpo_gamma": 0.5,
+        "rpo_alpha": 1.0,
+        "dpo_reference_free": True,  # SimPO, as Together's SDK sets it
+        "dpo_normalize_logratios_by_length": True,
+    }
+    assert dpo["n_checkpoints"] == 2 and not {"simpo_gamma", "rpo_alpha"} & set(dpo)
+    assert sft["training_method"] == {"method": "sft", "train_on_inputs": False}
+    assert "train_on_inputs" not in sft
+    other = ft.Hyperparameters(extra={"rpo_alpha": 1.0})
+    with pytest.raises(ft.InvalidRequestError, match="rpo_alpha: only for DPO on Together"):
+        tuner.fit(dataset("other"), hyperparameters=other)
+    assert len(creates(server)) == 2
+
+
 def test_server_side_file_validation_is_reported_in_our_terms(
     server: TogetherFake, tmp_path: Path
 ) -> None:

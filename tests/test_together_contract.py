@@ -69,7 +69,8 @@ def recorded_requests() -> list[Any]:
         job.checkpoints()
         tuner.remote_jobs()
         pairs = [{"prompt": f"q{i}", "chosen": "a", "rejected": "b"} for i in range(12)]
-        full = ft.Hyperparameters(beta=0.2, batch_size=8)
+        dpo = {"rpo_alpha": 0.5, "simpo_gamma": 0.1}  # in training_method, as the spec has them
+        full = ft.Hyperparameters(beta=0.2, batch_size=8, extra=dpo)
         ft.Tuner("together", model=MODEL, **options).fit(
             ft.Dataset.from_records(pairs), method="dpo", hyperparameters=full
         ).cancel()

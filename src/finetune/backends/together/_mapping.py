@@ -68,6 +68,12 @@ CAPABILITIES = Capabilities(
         "dedicated endpoint billed per minute (see job.model and docs/backends/together.md)",
     ),
 )
+# extra settings that go in the body's training_method (TrainingMethodSFT / ...DPO), the rest
+# at its top level
+_SFT_SETTINGS = frozenset({"train_on_inputs"})
+_DPO_SETTINGS = frozenset(
+    {"rpo_alpha", "simpo_gamma", "dpo_normalize_logratios_by_length", "dpo_reference_free"}
+)
 _EXTRA = {
     "n_evals",
     "n_checkpoints",
@@ -76,11 +82,9 @@ _EXTRA = {
     "max_grad_norm",
     "packing",
     "max_seq_length",
-    "train_on_inputs",
-    "rpo_alpha",
-    "simpo_gamma",
-    "dpo_normalize_logratios_by_length",
     "from_checkpoint",
+    *_SFT_SETTINGS,
+    *_DPO_SETTINGS,
 }
 
 
@@ -156,15 +160,34 @@ def create_body(request: JobRequest, limits: dict[str, Any] | None = None) -> di
     }
     body.update({k: v for k, v in optional.items() if v is not None})
     body.update(_wandb(request.integrations))
-    body.update(params.extra)
+    method_settings = _SFT_SETTINGS | _DPO_SETTINGS
+    body.update({k: v for k, v in params.extra.items() if k not in method_settings})
     return body
 
 
 def _method(request: JobRequest) -> dict[str, Any]:
-    if request.method != "dpo":
-        return {"method": "sft", "train_on_inputs": "auto"}
+    """``training_method``, with the extra settings that belong to it; one of the other
+    method's is refused, as Together's SDK refuses it."""
+    extra, dpo = request.hyperparameters.extra, request.method == "dpo"
+    misplaced = sorted(set(extra) & (_SFT_SETTINGS if dpo else _DPO_SETTINGS))
+    if misplaced:
+        raise InvalidRequestError(
+            f"{', '.join(misplaced)}: only for {'SFT' if dpo else 'DPO'} on Together, "
+            f"and this job is method={request.method!r}",
+            backend=NAME,
+            param=f"hyperparameters.extra.{misplaced[0]}",
+        )
+    if not dpo:
+        return {"method": "sft", "train_on_inputs": extra.get("train_on_inputs", "auto")}
     beta = request.hyperparameters.beta
-    return {"method": "dpo", "dpo_beta": beta if isinstance(beta, (int, float)) else 0.1}
+    beta = beta if isinstance(beta, (int, float)) else 0.1  # "auto": Together's default
+    method: dict[str, Any] = {"method": "dpo", "dpo_beta": beta}
+    method.update({k: v for k, v in extra.items() if k in _DPO_SETTINGS})
+    gamma = method.get("simpo_gamma")
+    if isinstance(gamma, (int, float)) and gamma > 0:
+        method.setdefault("dpo_reference_free", True)  # SimPO, as Together's SDK sets it
+        method.setdefault("dpo_normalize_logratios_by_length", True)
+    return method
 
 
 _WANDB_FIELDS = {"api_key": "wandb_api_key", "project": "wandb_project_name"}
