@@ -145,6 +145,30 @@ def test_rerun_reattaches_by_what_it_trains(server: TogetherFake) -> None:
     assert len(creates(server)) == 2 and len(server.files) == 1
 
 
+def test_a_fit_with_other_settings_is_another_job(
+    server: TogetherFake, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Together keeps no key of ours on a job, so a fit finds its job by what it trains; a
+    fit with another LoRA rank (a sweep) or method setting re-attached to the first job."""
+    tuner, data = tuner_for(server, registry=False), dataset("sweep")
+    ranks = [
+        tuner.fit(data, hyperparameters=ft.Hyperparameters(epochs=2, lora=ft.LoRA(r=r)))
+        for r in (8, 16, 8)
+    ]
+    assert ranks[0].id != ranks[1].id and ranks[2].id == ranks[0].id
+    assert ranks[1].job.hyperparameters.lora == ft.LoRA(r=16)  # read from its training_type
+    masked = ft.Hyperparameters(epochs=2, lora=ft.LoRA(r=8), extra={"train_on_inputs": True})
+    inputs = tuner.fit(data, hyperparameters=masked)
+    assert inputs.id not in {ranks[0].id, ranks[1].id}
+    seeded = ft.Hyperparameters(epochs=2, lora=ft.LoRA(r=16), seed=7)
+    with caplog.at_level("WARNING", logger="finetune"):
+        again = tuner.fit(data, hyperparameters=seeded)
+    assert again.id == ranks[1].id  # Together's job does not show its seed: said, not hidden
+    assert "Together does not show a job's seed" in caplog.text
+    assert inputs.job.hyperparameters == masked.model_copy(update={"batch_size": "auto"})  # max
+    assert len(creates(server)) == 3
+
+
 def test_what_cannot_map_is_refused_before_anything_is_uploaded(server: TogetherFake) -> None:
     tuner = tuner_for(server)
     for params, match in (

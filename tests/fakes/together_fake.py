@@ -243,6 +243,7 @@ class TogetherFake(FakeServer):
         output = f"fakeuser/{job['model'].split('/')[-1]}-{suffix}-{job['id'][3:11]}"
         view = {k: v for k, v in job.items() if not k.startswith("_") and not k.startswith("wandb")}
         view.pop("suffix", None)  # the API's job has no suffix field: it is in the output name
+        view.pop("random_seed", None)  # nor a seed (FinetuneResponse in the spec)
         return {
             **view,
             "status": status,

@@ -11,6 +11,7 @@ trains, and ``create_job`` is never retried blindly.
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -42,6 +43,8 @@ from finetune.types import (
     JobEvent,
     MetricPoint,
 )
+
+log = logging.getLogger("finetune")
 
 if TYPE_CHECKING:
     from typing_extensions import Unpack
@@ -269,6 +272,13 @@ class TogetherBackend(HostedBackend):
         listed = expect_object(NAME, "job list", await self._get("/v1/fine-tunes"))
         for item in list_at(listed, "data"):
             if isinstance(item, dict) and same_fit(item, body):
+                if "random_seed" in body and "random_seed" not in item:
+                    log.warning(
+                        "job %s trains the same data with the same settings; Together does not "
+                        "show a job's seed, so a fit that differs only in its seed cannot be "
+                        "told apart: it is used. Give another suffix to start a new job",
+                        item.get("id"),
+                    )
                 return self._with_note(job_from_payload(item))
         return None
 

@@ -41,6 +41,7 @@ from finetune.types import (
     JobError,
     JobEvent,
     JobStatus,
+    LoRA,
     MetricPoint,
 )
 
@@ -201,9 +202,29 @@ def _wandb(integrations: list[dict[str, Any]]) -> dict[str, Any]:
     return fields
 
 
+# what same_fit compares where the job shows it: the top-level settings, and those of
+# training_type and training_method ("auto" and "all-linear" are left out: the API may show
+# what it chose)
+_COMPARED = (
+    "n_epochs",
+    "batch_size",
+    "learning_rate",
+    "warmup_ratio",
+    "random_seed",
+    "n_evals",
+    "n_checkpoints",
+    "weight_decay",
+    "max_grad_norm",
+    "packing",
+    "max_seq_length",
+    "from_checkpoint",
+)
+
+
 def same_fit(payload: dict[str, Any], body: dict[str, Any]) -> bool:
     """True when a listed job trains what ``body`` asks for and can still succeed: base
-    model, files, suffix (in the output name), epochs, batch size, learning rate and method."""
+    model, files, suffix (in the output name), and every setting the job shows (epochs,
+    batch size, learning rate, seed, LoRA rank, alpha and dropout, method, DPO beta ...)."""
     if str(payload.get("status")) in _DEAD or payload.get("model") != body["model"]:
         return False
     if payload.get("training_file") != body["training_file"]:
@@ -214,11 +235,20 @@ def same_fit(payload: dict[str, Any], body: dict[str, Any]) -> bool:
     output = str(payload.get("model_output_name") or payload.get("output_name") or "")
     if suffix and suffix not in output:
         return False
-    for key in ("n_epochs", "batch_size", "learning_rate", "warmup_ratio"):
-        if key in body and key in payload and not same_value(payload[key], body[key]):
-            return False
-    theirs = object_at(payload, "training_type")
-    return not theirs or theirs.get("type") == body["training_type"]["type"]
+    ours = {k: body[k] for k in _COMPARED if k in body}
+    return (
+        _agrees(payload, ours)
+        and _agrees(object_at(payload, "training_type"), body["training_type"])
+        and _agrees(object_at(payload, "training_method"), body["training_method"])
+    )
+
+
+def _agrees(theirs: dict[str, Any], ours: dict[str, Any]) -> bool:
+    """Every setting of ``ours`` that ``theirs`` shows has our value."""
+    return all(
+        k not in theirs or v in ("auto", "all-linear") or same_value(theirs[k], v)
+        for k, v in ours.items()
+    )
 
 
 def _error_of(payload: dict[str, Any], events: list[JobEvent]) -> JobError | None:
@@ -232,12 +262,40 @@ def _error_of(payload: dict[str, Any], events: list[JobEvent]) -> JobError | Non
 
 def _hyperparameters_from(payload: dict[str, Any]) -> Hyperparameters:
     batch = payload.get("batch_size")
+    method = object_at(payload, "training_method")
+    dpo = method.get("method") == "dpo"
+    own = _DPO_SETTINGS if dpo else _SFT_SETTINGS
+    seed = payload.get("random_seed")
     return Hyperparameters(
         epochs=positive(whole(payload.get("n_epochs"))),
         batch_size="auto" if batch == "max" else positive(whole(batch)),
         learning_rate=positive(number(payload.get("learning_rate"))),
         warmup=fraction(number(payload.get("warmup_ratio"))),
+        seed=seed if isinstance(seed, int) and not isinstance(seed, bool) and seed >= 0 else None,
+        beta=positive(number(method.get("dpo_beta"))) if dpo else None,
+        lora=_lora_from(object_at(payload, "training_type")),
+        extra={k: method[k] for k in sorted(own) if method.get(k) not in (None, "auto")},
     )
+
+
+def _lora_from(training_type: dict[str, Any]) -> LoRA | None:
+    """A job's ``training_type`` as our LoRA settings (``None``: a full fine-tune, or none
+    shown); what it does not show keeps our default."""
+    rank = positive(whole(training_type.get("lora_r")))
+    if training_type.get("type") != "Lora" or rank is None:
+        return None
+    modules = text(training_type.get("lora_trainable_modules"))
+    shown = {
+        "r": rank,
+        "alpha": positive(whole(training_type.get("lora_alpha"))),
+        "dropout": _below_one(fraction(number(training_type.get("lora_dropout")))),
+        "target_modules": modules if modules in (None, "all-linear") else modules.split(","),
+    }
+    return LoRA.model_validate({k: v for k, v in shown.items() if v is not None})
+
+
+def _below_one(share: float | None) -> float | None:
+    return share if share is not None and share < 1 else None
 
 
 @parses(NAME, "fine-tuning job")
