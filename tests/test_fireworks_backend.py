@@ -86,6 +86,8 @@ def test_full_lifecycle(server: FireworksFake) -> None:
     assert body["wandbConfig"] == {"enabled": True, "apiKey": "k" * 40, "project": "p"}
     assert [p.step for p in job.metrics()] == [1, 2, 3, 4, 5]
     assert len(server.datasets) == 2  # the estimate's upload was reused
+    shown = done.hyperparameters  # read back from the job, for the registry's lineage too
+    assert (shown.epochs, shown.batch_size, shown.learning_rate) == (2, 16, 1e-4)
 
 
 def test_a_dpo_fit_runs_as_a_fireworks_dpo_job(server: FireworksFake) -> None:

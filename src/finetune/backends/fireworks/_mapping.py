@@ -244,6 +244,7 @@ def job_from_payload(payload: dict[str, Any]) -> Job:
         method="dpo" if dpo else "sft",
         hyperparameters=Hyperparameters(
             epochs=positive(whole(settings.get("epochs"))),
+            batch_size=positive(whole(settings.get("batchSizeSamples"))),
             learning_rate=positive(number(settings.get("learningRate"))),
             beta=positive(number(object_at(object_at(payload, "lossConfig"), "dpo").get("beta"))),
         ),
