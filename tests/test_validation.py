@@ -437,6 +437,7 @@ def test_estimate_openai() -> None:
     data = ft.Dataset.from_records([chat(i) for i in range(20)])
     cost = estimate(data, target="openai", backend="openai", model=MODEL)
     assert cost.examples == 20 and cost.epochs == 5  # auto: 100 // 20
+    assert "epochs='auto': 5 by openai's default rule for 20 examples" in cost.notes
     assert cost.billed_tokens == cost.tokens_total * 5
     assert cost.price_per_million == 5.0 and cost.cost == round(cost.billed_tokens * 5e-6, 4)
     assert cost.exact and cost.fits_context and cost.pricing_date

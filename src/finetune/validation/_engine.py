@@ -587,9 +587,7 @@ def _epochs(target: str, params: Hyperparameters, examples: int) -> tuple[int, l
     if isinstance(params.epochs, int):
         return params.epochs, []
     epochs = default_epochs(target, examples)
-    return epochs, [
-        f"epochs='auto': {epochs} by the provider's default rule for {examples} examples"
-    ]
+    return epochs, [f"epochs='auto': {epochs} by {target}'s default rule for {examples} examples"]
 
 
 def _cost(billed: int, price: Any) -> float | None:
