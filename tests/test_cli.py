@@ -256,6 +256,16 @@ def test_a_mistyped_train_config_key_starts_no_job(
     assert json.loads(capsys.readouterr().out) == []
 
 
+def test_an_empty_yaml_section_of_a_train_config_is_unset(
+    chat_file: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    pytest.importorskip("yaml")
+    config = tmp_path / "train.yaml"  # every hyperparameter commented out: the key holds null
+    config.write_text(f"backend: fake\nmodel: {MODEL}\nfile: {chat_file}\nhyperparameters:\n")
+    assert main(["train", "--config", str(config)]) == 0
+    assert capsys.readouterr().out.split()[1] in ("queued", "running", "validating")
+
+
 @needs_tiktoken
 def test_train_from_a_toml_config_and_wait(
     chat_file: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]

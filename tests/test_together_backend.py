@@ -169,6 +169,38 @@ def test_a_fit_with_other_settings_is_another_job(
     assert len(creates(server)) == 3
 
 
+def test_a_jobs_lora_and_method_settings_are_read_back() -> None:
+    """A payload as Together's API reference writes it (a FinetuneResponse)."""
+    from finetune.backends.together import job_from_payload
+
+    payload = {
+        "id": "ft-1",
+        "status": "running",
+        "model": MODEL,
+        "n_epochs": 3,
+        "batch_size": "max",
+        "training_type": {
+            "type": "Lora",
+            "lora_r": 8,
+            "lora_alpha": 16,
+            "lora_dropout": 0.0,
+            "lora_trainable_modules": "q_proj, v_proj",
+        },
+        "training_method": {
+            "method": "dpo",
+            "dpo_beta": 0.3,
+            "rpo_alpha": 0.5,
+            "simpo_gamma": None,
+        },
+    }
+    shown = job_from_payload(payload).hyperparameters
+    assert shown.lora == ft.LoRA(r=8, alpha=16, dropout=0.0, target_modules=["q_proj", "v_proj"])
+    assert (shown.epochs, shown.batch_size, shown.beta) == (3, "auto", 0.3)
+    assert shown.extra == {"rpo_alpha": 0.5}
+    full = {**payload, "training_type": {"type": "Full"}, "training_method": {"method": "sft"}}
+    assert job_from_payload(full).hyperparameters.lora is None
+
+
 def test_what_cannot_map_is_refused_before_anything_is_uploaded(server: TogetherFake) -> None:
     tuner = tuner_for(server)
     for params, match in (

@@ -62,7 +62,7 @@ def train_config(path: str) -> dict[str, Any]:
     refuse_unknown_keys(path, settings, TRAIN_KEYS + _TRAIN_TABLES)
     text = ("backend", "model", "suffix", "method")
     refuse_wrong_types(path, settings, text=text, tables=_TRAIN_TABLES)
-    table = settings.get("hyperparameters", {})
+    table = settings.get("hyperparameters") or {}
     refuse_unknown_keys(path, table, Hyperparameters.model_fields, "[hyperparameters]")
     return settings
 
@@ -94,12 +94,12 @@ def refuse_wrong_types(
 ) -> None:
     """Refuse a key of ``table`` that holds text or a table, given anything else (``suffix =
     5``, ``options = "x"``): a one-line error naming the file and the key, before any work."""
-    place = f"{where} " if where else ""
+    place = f"{where} " if where else ""  # a key holding null (an empty YAML section) is unset
     for key in text:
-        if key in table and not isinstance(table[key], str):
+        if table.get(key) is not None and not isinstance(table[key], str):
             raise FinetuneError(f'{source}: {place}{key} is text, as "name", not {table[key]!r}')
     for key in tables:
-        if key in table and not isinstance(table[key], dict):
+        if table.get(key) is not None and not isinstance(table[key], dict):
             raise FinetuneError(
                 f"{source}: {place}{key} is a table, as [{key}], not {table[key]!r}"
             )

@@ -289,9 +289,15 @@ def _lora_from(training_type: dict[str, Any]) -> LoRA | None:
         "r": rank,
         "alpha": positive(whole(training_type.get("lora_alpha"))),
         "dropout": _below_one(fraction(number(training_type.get("lora_dropout")))),
-        "target_modules": modules if modules in (None, "all-linear") else modules.split(","),
+        "target_modules": _modules(modules) if modules else None,
     }
     return LoRA.model_validate({k: v for k, v in shown.items() if v is not None})
+
+
+def _modules(shown: str) -> str | list[str]:
+    """``lora_trainable_modules`` as our ``target_modules``: ``"all-linear"`` or the names."""
+    names = [name.strip() for name in shown.split(",") if name.strip()]
+    return "all-linear" if names in ([], ["all-linear"]) else names
 
 
 def _below_one(share: float | None) -> float | None:
