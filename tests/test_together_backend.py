@@ -201,6 +201,31 @@ def test_a_jobs_lora_and_method_settings_are_read_back() -> None:
     assert job_from_payload(full).hyperparameters.lora is None
 
 
+def test_a_job_showing_what_together_chose_for_auto_is_still_the_same_fit() -> None:
+    """A re-run (or a create whose answer was lost) must find its job even where the job
+    shows the batch size Together chose for "max", or what it made of "auto"."""
+    from finetune.backends.together import same_fit
+
+    body = {
+        "model": MODEL,
+        "training_file": "file-1",
+        "n_epochs": 2,
+        "batch_size": "max",
+        "training_type": {"type": "Lora", "lora_r": 8, "lora_trainable_modules": "all-linear"},
+        "training_method": {"method": "sft", "train_on_inputs": "auto"},
+    }
+    chose = {
+        **body,
+        "status": "running",
+        "batch_size": 16,
+        "training_type": {"type": "Lora", "lora_r": 8, "lora_trainable_modules": "q_proj,v_proj"},
+        "training_method": {"method": "sft", "train_on_inputs": False},
+    }
+    assert same_fit(chose, body)
+    assert not same_fit({**chose, "training_type": {"type": "Lora", "lora_r": 16}}, body)
+    assert not same_fit({**chose, "n_epochs": 3}, body)
+
+
 def test_what_cannot_map_is_refused_before_anything_is_uploaded(server: TogetherFake) -> None:
     tuner = tuner_for(server)
     for params, match in (

@@ -203,8 +203,8 @@ def _wandb(integrations: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 # what same_fit compares where the job shows it: the top-level settings, and those of
-# training_type and training_method ("auto" and "all-linear" are left out: the API may show
-# what it chose)
+# training_type and training_method ("auto", "max" and "all-linear" are left out: the API
+# may show what it chose)
 _COMPARED = (
     "n_epochs",
     "batch_size",
@@ -219,6 +219,9 @@ _COMPARED = (
     "max_seq_length",
     "from_checkpoint",
 )
+
+
+_CHOSEN_BY_TOGETHER = ("auto", "max", "all-linear")
 
 
 def same_fit(payload: dict[str, Any], body: dict[str, Any]) -> bool:
@@ -246,7 +249,7 @@ def same_fit(payload: dict[str, Any], body: dict[str, Any]) -> bool:
 def _agrees(theirs: dict[str, Any], ours: dict[str, Any]) -> bool:
     """Every setting of ``ours`` that ``theirs`` shows has our value."""
     return all(
-        k not in theirs or v in ("auto", "all-linear") or same_value(theirs[k], v)
+        k not in theirs or v in _CHOSEN_BY_TOGETHER or same_value(theirs[k], v)
         for k, v in ours.items()
     )
 
