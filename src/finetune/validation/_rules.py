@@ -327,7 +327,8 @@ def _check_completion(record: dict[str, Any], target: Target, model: str) -> Ite
 
 def _check_preference(record: dict[str, Any], target: Target) -> Iterator[Issue]:
     yield from _check_keys(record, "preference")
-    if "preferred_output" in record:
+    openai_shape = "preferred_output" in record  # its outputs are lists; TRL's may be text
+    if openai_shape:
         source = record.get("input")
         prompt = source.get("messages") if isinstance(source, dict) else None
         parts = (
@@ -343,7 +344,7 @@ def _check_preference(record: dict[str, Any], target: Target) -> Iterator[Issue]
             ("rejected", record.get("rejected")),
         )
     for path, value in parts:
-        if isinstance(value, str) and path in ("prompt", "input", "chosen", "rejected"):
+        if isinstance(value, str) and not openai_shape:
             yield from _check_text(value, path)
             continue
         if not isinstance(value, list) or not value:

@@ -17,6 +17,7 @@ from finetune.backends.payloads import (
     id_of,
     list_at,
     metric_points,
+    non_negative,
     number,
     object_at,
     positive,
@@ -75,6 +76,7 @@ _SFT_SETTINGS = frozenset({"train_on_inputs"})
 _DPO_SETTINGS = frozenset(
     {"rpo_alpha", "simpo_gamma", "dpo_normalize_logratios_by_length", "dpo_reference_free"}
 )
+_METHOD_SETTINGS = _SFT_SETTINGS | _DPO_SETTINGS
 _EXTRA = {
     "n_evals",
     "n_checkpoints",
@@ -84,8 +86,7 @@ _EXTRA = {
     "packing",
     "max_seq_length",
     "from_checkpoint",
-    *_SFT_SETTINGS,
-    *_DPO_SETTINGS,
+    *_METHOD_SETTINGS,
 }
 
 
@@ -161,8 +162,7 @@ def create_body(request: JobRequest, limits: dict[str, Any] | None = None) -> di
     }
     body.update({k: v for k, v in optional.items() if v is not None})
     body.update(_wandb(request.integrations))
-    method_settings = _SFT_SETTINGS | _DPO_SETTINGS
-    body.update({k: v for k, v in params.extra.items() if k not in method_settings})
+    body.update({k: v for k, v in params.extra.items() if k not in _METHOD_SETTINGS})
     return body
 
 
@@ -268,13 +268,12 @@ def _hyperparameters_from(payload: dict[str, Any]) -> Hyperparameters:
     method = object_at(payload, "training_method")
     dpo = method.get("method") == "dpo"
     own = _DPO_SETTINGS if dpo else _SFT_SETTINGS
-    seed = payload.get("random_seed")
     return Hyperparameters(
         epochs=positive(whole(payload.get("n_epochs"))),
         batch_size="auto" if batch == "max" else positive(whole(batch)),
         learning_rate=positive(number(payload.get("learning_rate"))),
         warmup=fraction(number(payload.get("warmup_ratio"))),
-        seed=seed if isinstance(seed, int) and not isinstance(seed, bool) and seed >= 0 else None,
+        seed=non_negative(whole(payload.get("random_seed"))),
         beta=positive(number(method.get("dpo_beta"))) if dpo else None,
         lora=_lora_from(object_at(payload, "training_type")),
         extra={k: method[k] for k in sorted(own) if method.get(k) not in (None, "auto")},
