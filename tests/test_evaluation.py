@@ -707,6 +707,20 @@ def test_a_candidate_that_raises_is_named_on_its_error() -> None:
         ]
 
 
+def test_a_metric_that_raises_is_named_with_the_candidate_and_example() -> None:
+    """A metric's KeyError on one row said nothing of which metric, candidate or row."""
+
+    def picky(prediction: str, reference: str, example: Any = None) -> float:
+        return {"1": 1.0, "2": 0.0}[reference]
+
+    with pytest.raises(KeyError) as caught:
+        ft.evaluate(_qa(6), {"ok": _answer}, [m.exact_match, picky], cache=False)
+    if sys.version_info >= (3, 11):
+        assert caught.value.__notes__ == [
+            "while metric 'picky' scored candidate 'ok' on the example at index 2"
+        ]
+
+
 @pytest.mark.parametrize(
     ("returned", "says"),
     [(None, "returned NoneType None, not the reply's text"), (True, "returned bool True")],

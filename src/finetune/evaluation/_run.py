@@ -144,11 +144,16 @@ async def _predict_batched(
 
 
 def _note(error: BaseException, candidate: str, where: str) -> None:
-    """Name the candidate and the example on a prediction's error (Python 3.11+ shows notes
-    under the traceback; the CLI prints them), keeping the error's own type."""
+    """Name the candidate and the example on a prediction's error."""
+    _add_note(error, f"while candidate {candidate!r} predicted {where}")
+
+
+def _add_note(error: BaseException, note: str) -> None:
+    """Say where an error happened (Python 3.11+ shows notes under the traceback; the CLI
+    prints them), keeping the error's own type."""
     add_note = getattr(error, "add_note", None)
     if add_note is not None and isinstance(error, Exception):
-        add_note(f"while candidate {candidate!r} predicted {where}")
+        add_note(note)
 
 
 async def _run_tasks(
@@ -201,7 +206,13 @@ def _score(
             "reference": reference,
         }
         for metric in metrics:
-            row[metric.__name__] = _number(metric(prediction, reference, example), metric, task)
+            try:
+                score = metric(prediction, reference, example)
+            except Exception as error:
+                where = f"candidate {task.candidate!r} on the example at index {task.example}"
+                _add_note(error, f"while metric {metric.__name__!r} scored {where}")
+                raise
+            row[metric.__name__] = _number(score, metric, task)
         rows.append(row)
     return rows
 
