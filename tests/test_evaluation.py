@@ -477,6 +477,10 @@ def test_pairwise_judge_swaps_positions_to_cancel_order_bias() -> None:
         ft.evaluation.judge_pairwise(result, _qa(5), "tuned", "base", fair)
     with pytest.raises(ValueError, match="no candidate 'other'"):
         ft.evaluation.judge_pairwise(result, data, "tuned", "other", fair)
+    first, *rest = data
+    shuffled = ft.Dataset.from_records([*rest, first])  # the same size, in another order
+    with pytest.raises(ValueError, match=r"same order: the example at index 0 answers '2', "):
+        ft.evaluation.judge_pairwise(result, shuffled, "tuned", "base", fair)
 
 
 @pytest.mark.parametrize(

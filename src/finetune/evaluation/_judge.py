@@ -6,7 +6,7 @@ import re
 from collections.abc import Iterable
 from typing import Any
 
-from finetune.backends.http import blocking_call_with_retries
+from finetune.backends.http import blocking_call_with_retries, excerpt
 from finetune.evaluation._predictors import Predictor, predictor_for
 from finetune.evaluation._prompts import split_example, transcript
 from finetune.evaluation._result import EvalResult
@@ -69,6 +69,7 @@ def judge_pairwise(
             f"candidates in it: {len(examples)} examples given, {evaluated} evaluated for {a!r}"
             f"{'' if b in result.candidates else f', and no candidate {b!r}'}"
         )
+    _refuse_other_examples(result, examples, a)
     preferences = []
     for index, example in enumerate(examples):
         messages, _ = split_example(example)
@@ -80,6 +81,20 @@ def judge_pairwise(
     return compare_paired(
         a, preferences, b, [1.0 - p for p in preferences], metric=f"judge:{grader.name}"
     )
+
+
+def _refuse_other_examples(result: EvalResult, examples: list[Example], a: str) -> None:
+    """Another dataset of the same size, or the same one in another order, would show the
+    judge each question beside the answers to another."""
+    evaluated = {row["example"]: row["reference"] for row in result.rows if row["candidate"] == a}
+    for index, example in enumerate(examples):
+        _, reference = split_example(example)
+        if reference != evaluated[index]:
+            raise ValueError(
+                "judge_pairwise needs the dataset the result was evaluated on, in the same "
+                f"order: the example at index {index} answers {excerpt(reference, 60)!r}, the one "
+                f"evaluated there {excerpt(evaluated[index], 60)!r}"
+            )
 
 
 def _asked(grader: Predictor, message: dict[str, str]) -> str:

@@ -256,7 +256,7 @@ def llm_judge(judge: Any, rubric: str = "Is the answer correct and complete?") -
     """A rubric judge: any predictor (or ``ModelRef``) scores 1-5, mapped to [0, 1]; rate
     limits, 5xx and dropped connections are retried as predictions are.
 
-    For pairwise judging with position swapping, see ``EvalResult.judge_pairwise``.
+    For pairwise judging with position swapping, see ``ft.evaluation.judge_pairwise``.
     """
     from finetune.backends.http import blocking_call_with_retries
     from finetune.evaluation._predictors import predictor_for
