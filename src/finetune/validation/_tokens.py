@@ -377,7 +377,7 @@ def counter_for(target: str, model: str) -> TokenCounter:
         try:
             return MistralCounter(model)
         except MissingDependency as exc:
-            log.warning("%s; token counts are approximate", exc)
+            _warn_once(str(exc))
             return ApproximateCounter(str(exc))
     if target in _OPEN_WEIGHTS_TARGETS:
         return ApproximateCounter(_OPEN_WEIGHTS_TARGETS[target])
@@ -390,8 +390,19 @@ def counter_for(target: str, model: str) -> TokenCounter:
             "it downloads it on first use: connect once, or set TIKTOKEN_CACHE_DIR to a "
             "folder holding the cached file"
         )
-        log.warning("%s; token counts are approximate", reason)
+        _warn_once(reason)
         return ApproximateCounter(reason)
+
+
+_warned: set[str] = set()
+
+
+def _warn_once(reason: str) -> None:
+    """Log why counts are approximate once a process: a sweep of fits, or a notebook that
+    validates again, would repeat it each time (each report still says it)."""
+    if reason not in _warned:
+        _warned.add(reason)
+        log.warning("%s; token counts are approximate", reason)
 
 
 class ChatTemplateCounter:
