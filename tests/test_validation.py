@@ -102,7 +102,8 @@ def test_offline_tiktoken_falls_back_to_marked_estimate(
 
     monkeypatch.setattr(tokens, "_tiktoken_encoding", offline)
     for _ in range(3):  # a sweep of fits warned on each one
-        counter = counter_for("openai", MODEL)
+        with caplog.at_level("WARNING", logger="finetune"):
+            counter = counter_for("openai", MODEL)
         assert not counter.exact
         report = run([chat(i) for i in range(12)], token_counter=counter)
         assert "approximate_token_counts" in codes(report)
