@@ -955,6 +955,40 @@ def test_a_local_answer_cut_at_max_new_tokens_is_marked(tiny_base: str) -> None:
     assert isinstance(reply, TruncatedReply) and reply.limit == "max_new_tokens=1"
 
 
+def test_a_local_model_stops_at_each_end_its_generation_config_lists(
+    tuned_tiny: str, rows: list[dict[str, Any]], tmp_path: Path
+) -> None:
+    """Gemma's tokenizer names <eos> as its end, while its turns end with <end_of_turn>, which
+    only generation_config.json lists: answers ran on past it to max_new_tokens, cut."""
+    import shutil
+
+    import torch
+
+    question = rows[-1]["messages"][:-1]  # a held-out one: the model answers in many tokens
+    loaded = HFPredictor(tuned_tiny)._load()
+    tokenizer, model = loaded.tokenizer, loaded.model
+    text = tokenizer.apply_chat_template(question, add_generation_prompt=True, tokenize=False)
+    prompt = tokenizer(text, return_tensors="pt", add_special_tokens=False)
+    with torch.no_grad():
+        out = model.generate(**prompt, max_new_tokens=8, do_sample=False, eos_token_id=None)
+    tokens = out[0, prompt["input_ids"].shape[1] :].tolist()
+    end = next(i for i, t in enumerate(tokens) if i > 1 and t not in tokens[:i])
+    assert tokenizer.eos_token_id not in tokens[: end + 1]  # the model's own end comes later
+    folder = tmp_path / "two-ends"
+    shutil.copytree(tuned_tiny, folder)
+    settings_file = folder / "generation_config.json"
+    settings = json.loads(settings_file.read_text()) if settings_file.exists() else {}
+    settings["eos_token_id"] = [tokenizer.eos_token_id, tokens[end]]
+    before = HFPredictor(str(folder), max_new_tokens=8).name
+    settings_file.write_text(json.dumps(settings))
+    predictor = HFPredictor(str(folder), max_new_tokens=8)
+    assert predictor.name != before  # no cached answer that ran on past the new end
+
+    reply = predictor.predict(question)
+    assert not isinstance(reply, TruncatedReply)
+    assert reply == tokenizer.decode(tokens[:end], skip_special_tokens=True).strip() != ""
+
+
 def test_the_cache_keys_on_the_endpoint(tmp_path: Path) -> None:
     cache = str(tmp_path / "predictions.sqlite3")
     with OpenAIFake() as first, OpenAIFake() as second:

@@ -53,9 +53,21 @@ def _make_room(keep: int) -> None:
 
 
 def _weights_stamp(path: Path) -> str:
-    files = sorted(path.glob("*.safetensors")) if path.is_dir() else [path]
+    """What a folder's answers depend on: its weights, and the generation config that says
+    where an answer ends."""
+    files = [path]
+    if path.is_dir():
+        files = [*sorted(path.glob("*.safetensors")), *path.glob("generation_config.json")]
     stamps = [f"{item.name}:{item.stat().st_size}:{item.stat().st_mtime_ns}" for item in files]
     return hashlib.sha256("|".join(stamps).encode()).hexdigest()[:12]
+
+
+def _end_tokens(tokenizer: Any, model: Any) -> list[int]:
+    """Every token that ends an answer: the tokenizer's end of text and those the model's
+    generation config lists (Gemma ends a turn with ``<end_of_turn>``, named there alone)."""
+    listed = getattr(getattr(model, "generation_config", None), "eos_token_id", None)
+    ends = [tokenizer.eos_token_id, *(listed if isinstance(listed, list) else [listed])]
+    return list(dict.fromkeys(int(token) for token in ends if token is not None))
 
 
 class HFPredictor:
@@ -160,6 +172,7 @@ class HFPredictor:
 
         loaded = self._load()
         tokenizer, model = loaded.tokenizer, loaded.model
+        ends = _end_tokens(tokenizer, model)
         with loaded.lock:
             replies: list[str] = []
             for start in range(0, len(prompts), self.batch_size):
@@ -178,19 +191,20 @@ class HFPredictor:
                         max_new_tokens=self.max_new_tokens,
                         do_sample=False,
                         pad_token_id=tokenizer.pad_token_id,
-                        eos_token_id=tokenizer.eos_token_id,
+                        eos_token_id=ends,
                     )
-                new = output[:, batch["input_ids"].shape[1] :]
-                # a row that used every new token without ending the text was cut there
-                cut = (new != tokenizer.eos_token_id).all(dim=1).tolist()
-                limit = f"max_new_tokens={self.max_new_tokens}"
-                for text, was_cut in zip(
-                    tokenizer.batch_decode(new, skip_special_tokens=True), cut, strict=True
-                ):
-                    text = text.strip()
-                    full = new.shape[1] >= self.max_new_tokens and was_cut
-                    replies.append(TruncatedReply(text, limit) if full else text)
+                new = output[:, batch["input_ids"].shape[1] :].tolist()
+                replies.extend(self._reply(tokenizer, row, ends) for row in new)
             return replies
+
+    def _reply(self, tokenizer: Any, tokens: list[int], ends: list[int]) -> str:
+        """A row of new tokens as text, up to its first end; a row that used every new token
+        without ending was cut there."""
+        end = next((i for i, token in enumerate(tokens) if token in ends), None)
+        text = tokenizer.decode(tokens[:end], skip_special_tokens=True).strip()
+        if end is None and len(tokens) >= self.max_new_tokens:
+            return TruncatedReply(text, f"max_new_tokens={self.max_new_tokens}")
+        return str(text)
 
     def predict(self, messages: Messages) -> str:
         return self.predict_batch([messages])[0]
