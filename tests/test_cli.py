@@ -392,7 +392,11 @@ def test_an_eval_config_gives_each_candidate_its_predictor_options(
     assert saved["candidates"] == ["served", "echo"]
     err = capsys.readouterr().err.strip().splitlines()[-1]
     assert err.startswith("error: predictor_options of candidate 'served': ")
-    assert err.endswith("unexpected keyword argument 'max_tokenz'")
+    assert err.endswith(
+        "OpenAIPredictor takes no option 'max_tokenz' (did you mean 'max_tokens'?); its options "
+        "are client, async_client, api_key, base_url, max_tokens, temperature, seed, "
+        "extra_body, provider"
+    )
 
 
 def test_eval_can_fail_a_pipeline_unless_a_candidate_improved(

@@ -328,6 +328,14 @@ def test_a_predictor_option_its_predictor_does_not_take_names_the_candidate() ->
     base = ft.ModelRef(backend="fake", name="base")
     with pytest.raises(ValueError, match=r"^predictor_options of candidate 'b': .*'namespase'$"):
         ft.evaluate(_qa(3), {"b": base}, m.exact_match, predictor_options={"b": {"namespase": 1}})
+    local = ft.ModelRef(backend="hf", name="some/model")  # OpenAI's name for the setting
+    with pytest.raises(ValueError) as refused:
+        ft.evaluate(_qa(3), {"l": local}, m.exact_match, predictor_options={"l": {"max_tokens": 8}})
+    assert str(refused.value) == (
+        "predictor_options of candidate 'l': HFPredictor takes no option 'max_tokens' (did you "
+        "mean 'max_new_tokens'?); its options are max_new_tokens, batch_size, seed, device, "
+        "trust_remote_code"
+    )
 
     class Broken(BaseBackend):
         name = "broken-predictor-for-test"

@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from finetune._errors import unexpected_keyword
+from finetune._errors import did_you_mean, unexpected_keyword
 from finetune._words import counted
 from finetune.backends.http import retrying
 from finetune.dataset import require_dataset
@@ -71,13 +71,34 @@ def _predictor(name: str, candidate: Any, options: dict[str, Any]) -> Predictor:
     try:
         return predictor_for(candidate, **options)
     except TypeError as exc:
-        if unexpected_keyword(exc, options) is None:
+        option = unexpected_keyword(exc, options)
+        if option is None:
             raise
-        raise ValueError(f"predictor_options of candidate {name!r}: {exc}") from None
+        why = _unknown_option(exc, option) or str(exc)
+        raise ValueError(f"predictor_options of candidate {name!r}: {why}") from None
     except ValueError as exc:  # a setting out of range; our own errors keep their type
         if type(exc) is not ValueError:
             raise
         raise ValueError(f"candidate {name!r}: {exc}") from None
+
+
+def _unknown_option(error: TypeError, option: str) -> str | None:
+    """What one of our predictors says of an option it does not take: the closest one it
+    does, and all of them (``max_tokens`` is OpenAI's; a local model's is ``max_new_tokens``).
+    ``None`` for a class that is not ours."""
+    import re
+
+    from finetune import evaluation
+
+    found = re.match(r"(\w+)\.__init__\(\)", str(error))
+    predictor = getattr(evaluation, found.group(1), None) if found else None
+    if not isinstance(predictor, type):
+        return None
+    taken = list(inspect.signature(predictor).parameters)[1:]  # after the model
+    return (
+        f"{predictor.__name__} takes no option {option!r}{did_you_mean(option, taken)}; "
+        f"its options are {', '.join(taken)}"
+    )
 
 
 class _Progress:
