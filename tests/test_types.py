@@ -134,10 +134,13 @@ def test_job_repr_hides_raw_payload() -> None:
 def test_amounts_of_money_keep_what_a_cent_would_hide() -> None:
     from finetune._words import money
 
-    shown = [money(a, "USD") for a in (0.0113, 0.004, 0.0, 0.349, 12.345, 1234.5)]
+    amounts = (0.0113, 0.004, 0.0000312, 0.5, 0.0, 0.349, 12.345, 1234.5)
+    shown = [money(a, "USD") for a in amounts]
     assert shown == [
         "0.0113 USD",
         "0.004 USD",
+        "0.0000312 USD",
+        "0.5 USD",
         "0.00 USD",
         "0.349 USD",
         "12.35 USD",

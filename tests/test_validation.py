@@ -438,6 +438,16 @@ def test_report_keeps_counts_but_bounds_findings() -> None:
         report.raise_for_errors()  # every error counted, not the five kept
 
 
+def test_a_small_cost_is_not_rounded_to_nothing() -> None:
+    """76 tokens at 0.48 USD a million cost 0.0000365 USD: rounded to four places, "0.00 USD"."""
+    from finetune._words import cost_figure
+
+    data = ft.Dataset.from_records([{"prompt": "p" * 100, "completion": "c" * 160}])
+    cost = estimate(data, target="together", backend="together", model="m", price_per_million=0.48)
+    assert cost.cost == pytest.approx(cost.billed_tokens * 0.48e-6) and cost.cost > 0
+    assert cost.billed_tokens == 76 and cost_figure(cost) == "0.0000365 USD"  # not 3.65e-05
+
+
 @needs_tiktoken
 def test_estimate_openai() -> None:
     data = ft.Dataset.from_records([chat(i) for i in range(20)])
@@ -445,7 +455,7 @@ def test_estimate_openai() -> None:
     assert cost.examples == 20 and cost.epochs == 5  # auto: 100 // 20
     assert "epochs='auto': 5 by openai's default rule for 20 examples" in cost.notes
     assert cost.billed_tokens == cost.tokens_total * 5
-    assert cost.price_per_million == 5.0 and cost.cost == round(cost.billed_tokens * 5e-6, 4)
+    assert cost.price_per_million == 5.0 and cost.cost == pytest.approx(cost.billed_tokens * 5e-6)
     assert cost.exact and cost.fits_context and cost.pricing_date
     fixed = estimate(
         data,
@@ -568,7 +578,7 @@ def test_together_without_packing_bills_every_example_at_max_seq_length() -> Non
     assert billed(packing=True).billed_tokens == packed.billed_tokens
     padded = billed(packing=False, max_seq_length=2048)
     assert padded.billed_tokens == 20 * 2048 * 2
-    assert padded.cost == round(padded.billed_tokens * 0.48e-6, 4)
+    assert padded.cost == pytest.approx(padded.billed_tokens * 0.48e-6)
     said = " ".join(padded.notes)
     assert "packing=False: Together bills each training example at max_seq_length" in said
     assert f"20 examples x 2048 x 2 epochs = {20 * 2048 * 2}" in said

@@ -3,6 +3,7 @@ named as a JSON file's author knows them."""
 
 from __future__ import annotations
 
+import math
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -30,9 +31,12 @@ def table_cell(text: str) -> str:
 def money(amount: float, currency: str) -> str:
     """An amount as people read it: in cents from 1 up, to three significant digits below, so
     that a cost of 0.0113 is not shown as 0.01 (nor 0.004 as 0.00)."""
-    if amount >= 1 or amount == 0:
-        return f"{amount:,.2f} {currency}"
-    return f"{amount:.3g} {currency}"
+    if 0 < amount < 1:  # three significant digits, written out (never 3.12e-05)
+        places = 2 - math.floor(math.log10(amount))
+        amount = float(text := f"{amount:.{places}f}")
+        if amount < 1:  # not rounded up to 1
+            return f"{text.rstrip('0')} {currency}"
+    return f"{amount:,.2f} {currency}"
 
 
 def cost_figure(cost: CostEstimate, dash: str = "–") -> str | None:

@@ -591,4 +591,6 @@ def _epochs(target: str, params: Hyperparameters, examples: int) -> tuple[int, l
 
 
 def _cost(billed: int, price: Any) -> float | None:
-    return None if price is None else round(billed / 1_000_000 * float(price), 4)
+    """The price of ``billed`` tokens to six significant digits (a cost rounded to cents, or
+    to four places, would call 65 tokens at 0.48 USD a million free)."""
+    return None if price is None else float(f"{billed / 1_000_000 * float(price):.6g}")
