@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import math
 import os
 import sys
 import textwrap
@@ -405,10 +406,14 @@ def test_settings_beyond_the_api_references_bounds_are_refused_before_the_upload
         ({"attempts": True}, "attempts must be 1 or more .*, not True"),  # was one try
         ({"timeout": True}, "timeout must be more than 0 seconds, not True"),  # was 1 s
         ({"timeout": "30"}, "timeout must be more than 0 seconds, not '30'"),  # was a TypeError
+        ({"first_wait": "1"}, "first_wait must be 0 seconds or more, not '1'"),  # at 1st retry
+        ({"first_wait": -1}, "first_wait must be 0 seconds or more, not -1"),
+        ({"retry_after_cap": "60"}, "retry_after_cap must be 0 seconds or more, not '60'"),
+        ({"retry_after_cap": math.nan}, "retry_after_cap must be 0 seconds or more, not nan"),
     ],
 )
 def test_settings_that_would_hang_or_send_nothing_are_refused_at_once(
-    setting: dict[str, int], says: str
+    setting: dict[str, Any], says: str
 ) -> None:
     with pytest.raises(ValueError, match=says):  # upload_concurrency=0 waited forever
         ft.Tuner("openai", model=MODEL, api_key="sk-test", **setting)

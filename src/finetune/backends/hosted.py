@@ -8,6 +8,7 @@ provider does differently. The built-in OpenAI, Mistral, Together and Fireworks 
 from __future__ import annotations
 
 import asyncio
+import math
 import os
 import time
 from collections.abc import Awaitable, Callable
@@ -92,6 +93,10 @@ class HostedBackend(BaseBackend):
             raise ValueError(f"attempts must be 1 or more (tries per call), not {attempts!r}")
         if timeout is not None and not _positive_seconds(timeout):
             raise ValueError(f"timeout must be more than 0 seconds, not {timeout!r}")
+        if not (_seconds(first_wait) and math.isfinite(first_wait)):
+            raise ValueError(f"first_wait must be 0 seconds or more, not {first_wait!r}")
+        if not _seconds(retry_after_cap):  # inf: wait for whatever the provider asks
+            raise ValueError(f"retry_after_cap must be 0 seconds or more, not {retry_after_cap!r}")
         self._key, self._base_url = key_and_url(
             api_key,
             base_url,
@@ -289,5 +294,10 @@ class HostedBackend(BaseBackend):
 
 
 def _positive_seconds(value: Any) -> bool:
+    return _seconds(value) and value > 0
+
+
+def _seconds(value: Any) -> bool:
+    """A number of seconds, 0 or more (not a flag, a string or NaN)."""
     number = isinstance(value, int | float) and not isinstance(value, bool)
-    return number and value > 0
+    return number and value >= 0
