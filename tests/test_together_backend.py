@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import sys
 import textwrap
 from concurrent.futures import ThreadPoolExecutor
@@ -255,6 +256,72 @@ def test_what_cannot_map_is_refused_before_anything_is_uploaded(server: Together
     assert not creates(server) and not server.files
     off = tuner_for(server, estimate_quote=False).estimate(dataset())
     assert not any("quote" in note for note in off.notes)  # off, not "no key"
+
+
+def test_a_fit_without_lora_settings_trains_lora_as_together_does(server: TogetherFake) -> None:
+    """Together's API and SDK default to LoRA, and our estimate prices LoRA; with no ``lora``
+    given, the body asked for a full fine-tune (which costs more and never runs serverless)."""
+    tuner = tuner_for(server)
+    tuner.fit(dataset("default"), hyperparameters=ft.Hyperparameters(epochs=1))
+    tuner.estimate(dataset("default"), ft.Hyperparameters(epochs=1))
+    tuner.fit(dataset("full"), options={"full_finetune": True})
+    default, full = (r.body for r in creates(server))
+    assert default["training_type"] == {
+        "type": "Lora",
+        "lora_r": 16,  # LoRA()'s, as the local backend trains
+        "lora_alpha": 32,
+        "lora_dropout": 0.05,
+        "lora_trainable_modules": "all-linear",
+    }
+    (quoted,) = [r.body for r in server.requests if r.path.endswith("/estimate-price")]
+    assert quoted["training_type"] == default["training_type"]
+    assert full["training_type"] == {"type": "Full"}
+    for options, params, says in (
+        ({"full_finetune": True}, LORA, "full_finetune=True and Hyperparameters"),
+        ({"full_finetune": "yes"}, None, "options.full_finetune is true or false, not 'yes'"),
+        ({"packing": False}, None, r"Together takes only \['full_finetune'\]; got \['packing'\]"),
+    ):
+        with pytest.raises((ft.InvalidRequestError, ft.UnsupportedFeature), match=says):
+            tuner.fit(dataset("refused"), hyperparameters=params, options=options)
+    assert len(creates(server)) == 2
+
+
+def test_the_default_lora_rank_is_lowered_to_a_models_limit() -> None:
+    from finetune.backends.together._mapping import create_body
+
+    request = ft.backends.JobRequest(
+        base_model=MODEL,
+        training_file=ft.FileRef(backend="together", id="file-1"),
+        idempotency_key="k",
+    )
+    limits = {"lora_training": {"max_rank": 8}, "full_training": {}}
+    assert create_body(request, limits)["training_type"] == {
+        "type": "Lora",
+        "lora_r": 8,
+        "lora_alpha": 16,  # LoRA()'s alpha of twice the rank, kept
+        "lora_dropout": 0.05,
+        "lora_trainable_modules": "all-linear",
+    }
+
+
+@pytest.mark.parametrize(
+    ("only", "options", "says"),
+    [
+        ("full_training", {}, "with full fine-tuning only; pass options={'full_finetune': True}"),
+        ("lora_training", {"full_finetune": True}, "with LoRA only; drop full_finetune"),
+    ],
+)
+def test_a_model_trained_one_way_only_refuses_the_other(
+    server: TogetherFake, only: str, options: dict[str, Any], says: str
+) -> None:
+    """Its limits have no ``lora_training`` (or ``full_training``); the check read a
+    ``supports_full_training`` field that Together's limits do not have."""
+    server.trained_only_as[MODEL] = only
+    with pytest.raises(ft.UnsupportedFeature, match=re.escape(says)):
+        tuner_for(server).fit(dataset("one-way"), options=options)
+    assert not creates(server)
+    tuner_for(server).fit(dataset("one-way"), options={"full_finetune": only == "full_training"})
+    assert len(creates(server)) == 1
 
 
 def test_a_methods_own_settings_go_in_training_method(server: TogetherFake) -> None:

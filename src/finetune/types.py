@@ -140,7 +140,8 @@ def _no_flag(value: object) -> object:
 
 
 class LoRA(_Value):
-    """Low-rank adaptation settings (local backend; hosted providers choose their own)."""
+    """Low-rank adaptation settings: the local backend and Together take them all, Fireworks
+    the rank; OpenAI and Mistral choose their own (and refuse them)."""
 
     r: int = Field(16, gt=0)
     alpha: int = Field(32, gt=0)

@@ -52,6 +52,7 @@ class TogetherFake(FakeServer):
         self.contents: dict[str, bytes] = {}
         self.jobs: dict[str, dict[str, Any]] = {}
         self.user_error_suffix = "bad"
+        self.trained_only_as: dict[str, str] = {}  # model -> "lora_training" or "full_training"
 
     def authorized(self, headers: Any) -> bool:
         return True  # checked per route: the signed upload URL carries no key
@@ -165,7 +166,7 @@ class TogetherFake(FakeServer):
     def _limits(self, model: str) -> Any:
         if model not in MODELS:
             raise _error(404, f"model {model} is not available for fine-tuning")
-        return {
+        limits: dict[str, Any] = {
             "model_name": model,
             "max_num_epochs": 20,
             "max_num_evals": 100,
@@ -186,6 +187,10 @@ class TogetherFake(FakeServer):
             "supports_reasoning": False,
             "merge_output_lora": True,
         }
+        only = self.trained_only_as.get(model)
+        if only is not None:  # a model trained one way only has no limits for the other
+            del limits[({"lora_training", "full_training"} - {only}).pop()]
+        return limits
 
     def _quote(self, body: dict[str, Any]) -> Any:
         training = self.files.get(body.get("training_file", ""))

@@ -514,17 +514,20 @@ def is_connection_problem(error: BaseException) -> bool:
     return _is_connection_problem(error)
 
 
-def refuse_unknown_settings(provider: str, request: JobRequest, allowed: Iterable[str]) -> None:
-    """Refuse, before anything is sent, ``extra`` hyperparameters a provider does not take and
-    any backend ``options`` (``provider`` is the name shown, such as ``"Together"``)."""
+def refuse_unknown_settings(
+    provider: str, request: JobRequest, allowed: Iterable[str], *, options: Iterable[str] = ()
+) -> None:
+    """Refuse, before anything is sent, ``extra`` settings other than ``allowed`` and backend
+    ``options`` other than ``options`` (``provider`` is the name shown: ``"Together"``)."""
     known = sorted(allowed)
     unknown = sorted(set(request.hyperparameters.extra) - set(known))
     if unknown:
-        raise UnsupportedFeature(
-            f"unknown {provider} setting(s) {unknown} in extra; {provider} takes {known}"
-        )
-    if request.options:
-        raise UnsupportedFeature(f"{provider} takes no options; got {sorted(request.options)}")
+        takes = f"{provider} takes {known}"
+        raise UnsupportedFeature(f"unknown {provider} setting(s) {unknown} in extra; {takes}")
+    strays = sorted(set(request.options) - set(options))
+    if strays:
+        takes = f"takes only {sorted(options)}" if options else "takes no options"
+        raise UnsupportedFeature(f"{provider} {takes}; got {strays}")
 
 
 def status_body(response: Any) -> Any:

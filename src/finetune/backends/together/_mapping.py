@@ -48,7 +48,6 @@ from finetune.types import (
 
 NAME = "together"
 MAX_SUFFIX = 40
-DEFAULT_LORA_RANK = 16
 
 STATUS_MAP = status_table(
     queued=("pending", "queued"),
@@ -77,6 +76,7 @@ _DPO_SETTINGS = frozenset(
     {"rpo_alpha", "simpo_gamma", "dpo_normalize_logratios_by_length", "dpo_reference_free"}
 )
 _METHOD_SETTINGS = _SFT_SETTINGS | _DPO_SETTINGS
+_OPTIONS = ("full_finetune",)
 _EXTRA = {
     "n_evals",
     "n_checkpoints",
@@ -90,31 +90,62 @@ _EXTRA = {
 }
 
 
-def _lora(params: Hyperparameters, limits: dict[str, Any]) -> dict[str, Any]:
-    lora_limits = object_at(limits, "lora_training")
-    if params.lora is None:
-        if limits and not limits.get("supports_full_training", True):
-            raise UnsupportedFeature(
-                f"Together trains {limits.get('model_name')} with LoRA only; pass "
-                "Hyperparameters(lora=LoRA(...))"
+def _training_type(request: JobRequest, limits: dict[str, Any]) -> dict[str, Any]:
+    """``training_type``: LoRA, as Together's API and SDK default to (``LoRA()``'s settings,
+    the local backend's too, when none are given), or ``Full`` with
+    ``options={"full_finetune": True}``; what the model's limits rule out is refused."""
+    params, model = request.hyperparameters, request.base_model
+    if full_finetune(request):
+        if params.lora is not None:
+            raise InvalidRequestError(
+                "full_finetune=True and Hyperparameters(lora=...) contradict each other; drop one",
+                backend=NAME,
+                param="full_finetune",
             )
+        if limits and "full_training" not in limits:
+            raise UnsupportedFeature(f"Together trains {model} with LoRA only; drop full_finetune")
         return {"type": "Full"}
-    rank = params.lora.r
-    most = whole(lora_limits.get("max_rank"))
-    if most is not None and rank > most:
+    if limits and "lora_training" not in limits:
+        raise UnsupportedFeature(
+            f"Together trains {model} with full fine-tuning only; pass "
+            "options={'full_finetune': True}"
+        )
+    most = whole(object_at(limits, "lora_training").get("max_rank"))
+    lora = params.lora or _default_lora(most)
+    if most is not None and lora.r > most:
         raise InvalidRequestError(
-            f"LoRA rank {rank} is above Together's limit of {most} for this model",
+            f"LoRA rank {lora.r} is above Together's limit of {most} for this model",
             backend=NAME,
             param="lora.r",
         )
-    modules = params.lora.target_modules
+    modules = lora.target_modules
     return {
         "type": "Lora",
-        "lora_r": rank,
-        "lora_alpha": params.lora.alpha,
-        "lora_dropout": params.lora.dropout,
+        "lora_r": lora.r,
+        "lora_alpha": lora.alpha,
+        "lora_dropout": lora.dropout,
         "lora_trainable_modules": modules if isinstance(modules, str) else ",".join(modules),
     }
+
+
+def _default_lora(most: int | None) -> LoRA:
+    """``LoRA()``, its rank (and alpha, in proportion) lowered to a model's limit below it."""
+    default = LoRA()
+    if most is None or default.r <= most:
+        return default
+    return LoRA(r=most, alpha=max(1, default.alpha * most // default.r))
+
+
+def full_finetune(request: JobRequest) -> bool:
+    """Whether the request asks for a full fine-tune (``options={"full_finetune": True}``)."""
+    full = request.options.get("full_finetune", False)
+    if not isinstance(full, bool):
+        raise InvalidRequestError(
+            f"options.full_finetune is true or false, not {full!r}",
+            backend=NAME,
+            param="full_finetune",
+        )
+    return full
 
 
 def _check_batch_size(size: Any, limits: dict[str, Any], lora: bool, dpo: bool) -> None:
@@ -137,9 +168,9 @@ def create_body(request: JobRequest, limits: dict[str, Any] | None = None) -> di
     params, limits = request.hyperparameters, limits or {}
     takes = "an absolute learning_rate"
     refuse_hyperparameters("Together", params, ["learning_rate_multiplier"], takes)
-    refuse_unknown_settings("Together", request, _EXTRA)
+    refuse_unknown_settings("Together", request, _EXTRA, options=_OPTIONS)
     dpo = request.method == "dpo"
-    training_type = _lora(params, limits)
+    training_type = _training_type(request, limits)
     _check_batch_size(params.batch_size, limits, training_type["type"] == "Lora", dpo)
     body: dict[str, Any] = {
         "model": request.base_model,
