@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import sys
 import textwrap
 from concurrent.futures import ThreadPoolExecutor
@@ -261,6 +262,12 @@ def test_settings_fireworks_cannot_take_are_refused_before_uploading(server: Fir
         tuner.fit(pairs(), method="dpo", hyperparameters=ft.Hyperparameters(beta=0.6))
     with pytest.raises(ft.UnsupportedFeature, match="Fireworks DPO takes no warmup"):
         tuner.fit(pairs(), method="dpo", hyperparameters=ft.Hyperparameters(warmup=0.1))
+    for lora, says in (  # only the rank was sent: the rest was dropped without a word
+        (ft.LoRA(r=16, alpha=64), "Fireworks takes no LoRA alpha=64; of LoRA it takes r"),
+        (ft.LoRA(quantize_4bit=True), "Fireworks takes no LoRA quantize_4bit=True"),
+    ):
+        with pytest.raises(ft.UnsupportedFeature, match=re.escape(says)):
+            tuner.fit(dataset(), hyperparameters=ft.Hyperparameters(lora=lora))
     two_turns = ft.Dataset.from_records([pair(i, answers=2) for i in range(6)])
     with pytest.raises(ft.ValidationFailed) as refused:
         tuner.fit(two_turns, method="dpo")

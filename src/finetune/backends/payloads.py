@@ -17,7 +17,7 @@ from finetune._errors import UnsupportedFeature
 from finetune.types import JobStatus, MetricPoint
 
 if TYPE_CHECKING:
-    from finetune.types import CostEstimate, Hyperparameters
+    from finetune.types import CostEstimate, Hyperparameters, LoRA
 
 __all__ = [
     "as_dict",
@@ -32,6 +32,7 @@ __all__ = [
     "object_at",
     "positive",
     "refuse_hyperparameters",
+    "refuse_lora_settings",
     "renamed",
     "same_value",
     "status_from",
@@ -222,6 +223,23 @@ def refuse_hyperparameters(
     refused = [name for name in names if given(params, name)]
     if refused:
         raise UnsupportedFeature(f"{provider} takes no {', '.join(refused)}; it takes {takes}")
+
+
+def refuse_lora_settings(provider: str, lora: LoRA | None, takes: tuple[str, ...]) -> None:
+    """Refuse LoRA settings given a value of their own (``LoRA(alpha=64)``) that a provider
+    has no field for; those left at ``LoRA()``'s are the provider's to choose."""
+    if lora is None:
+        return
+    defaults = type(lora).model_fields
+    refused = [
+        f"{name}={getattr(lora, name)!r}"
+        for name in sorted(lora.model_fields_set - set(takes))
+        if getattr(lora, name) != defaults[name].default
+    ]
+    if refused:
+        raise UnsupportedFeature(
+            f"{provider} takes no LoRA {', '.join(refused)}; of LoRA it takes {', '.join(takes)}"
+        )
 
 
 def wandb_settings(provider: str, integrations: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:

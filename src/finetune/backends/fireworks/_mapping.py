@@ -21,6 +21,7 @@ from finetune.backends.payloads import (
     object_at,
     positive,
     refuse_hyperparameters,
+    refuse_lora_settings,
     renamed,
     status_from,
     status_table,
@@ -145,6 +146,7 @@ def _training_settings(request: JobRequest, account: str) -> dict[str, Any]:
     """The model, output model and training numbers, as a supervised job's body holds them
     and a DPO job's ``trainingConfig`` does (with the ``extra`` keys)."""
     params = request.hyperparameters
+    refuse_lora_settings("Fireworks", params.lora, ("r",))
     identifier = job_id_for(request.idempotency_key, request.method)
     settings: dict[str, Any] = {
         "baseModel": request.base_model,

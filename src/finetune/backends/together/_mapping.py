@@ -22,6 +22,7 @@ from finetune.backends.payloads import (
     object_at,
     positive,
     refuse_hyperparameters,
+    refuse_lora_settings,
     renamed,
     same_value,
     status_from,
@@ -110,6 +111,7 @@ def _training_type(request: JobRequest, limits: dict[str, Any]) -> dict[str, Any
             f"Together trains {model} with full fine-tuning only; pass "
             "options={'full_finetune': True}"
         )
+    refuse_lora_settings("Together", params.lora, ("r", "alpha", "dropout", "target_modules"))
     most = whole(object_at(limits, "lora_training").get("max_rank"))
     lora = params.lora or _default_lora(most)
     if most is not None and lora.r > most:
