@@ -258,6 +258,23 @@ def test_what_cannot_map_is_refused_before_anything_is_uploaded(server: Together
     assert not any("quote" in note for note in off.notes)  # off, not "no key"
 
 
+def test_preference_pairs_are_quoted_as_the_dpo_job_a_fit_would_start(
+    server: TogetherFake,
+) -> None:
+    """The quote asked for an SFT job whatever the data, so DPO pairs were priced at SFT's
+    rates; without a key, our own figure (at the SFT rate) says DPO costs more."""
+    pairs = ft.Dataset.from_records(
+        [{"prompt": f"q {i}", "chosen": f"good {i}", "rejected": f"bad {i}"} for i in range(12)]
+    )
+    tuner_for(server).estimate(pairs)
+    (asked,) = [r.body for r in server.requests if r.path.endswith("/estimate-price")]
+    assert asked["training_method"] == {"method": "dpo", "dpo_beta": 0.1}
+    offline = ft.Tuner("together", model=MODEL, api_key="", base_url=server.url).estimate(pairs)
+    assert any(note.startswith("our price is Together's LoRA SFT rate") for note in offline.notes)
+    chats = ft.Tuner("together", model=MODEL, api_key="", base_url=server.url).estimate(dataset())
+    assert not any("LoRA SFT rate" in note for note in chats.notes)
+
+
 def test_a_fit_without_lora_settings_trains_lora_as_together_does(server: TogetherFake) -> None:
     """Together's API and SDK default to LoRA, and our estimate prices LoRA; with no ``lora``
     given, the body asked for a full fine-tune (which costs more and never runs serverless)."""

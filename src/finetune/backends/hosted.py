@@ -233,7 +233,8 @@ class HostedBackend(BaseBackend):
         validation: Dataset | None = None,
     ) -> JobRequest:
         """The job request a provider's price quote (or dry run) is asked about: the data
-        uploaded (a later fit reuses the files), the estimate's model, these hyperparameters.
+        uploaded (a later fit reuses the files), the estimate's model, these hyperparameters,
+        the method the data trains with (preference pairs: DPO).
         What ``preflight`` refuses (an unknown model, a setting out of range) is refused
         before any upload, as for a fit."""
         placeholder = FileRef(backend=self.name, id=PLACEHOLDER_FILE)
@@ -241,6 +242,7 @@ class HostedBackend(BaseBackend):
             base_model=estimate.model,
             training_file=placeholder,
             validation_file=placeholder if validation is not None else None,
+            method="dpo" if dataset.kind == "preference" else "sft",  # as a fit must train it
             hyperparameters=hyperparameters,
             idempotency_key="quote",
         )

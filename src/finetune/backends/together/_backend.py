@@ -59,6 +59,10 @@ SERVERLESS_NOTE = (
     "Together serves LoRA fine-tunes serverless only for some base models; others need a "
     "dedicated endpoint, billed per minute while it runs (stop it when idle)"
 )
+_DPO_PRICE_NOTE = (
+    "our price is Together's LoRA SFT rate: DPO has higher rates of its own "
+    "(https://www.together.ai/pricing), which Together's quote (with a key) applies"
+)
 # What estimate-price takes of a create body: the files, the model and what it bills.
 _QUOTED = (
     "model",
@@ -334,11 +338,12 @@ class TogetherBackend(HostedBackend):
         """Our estimate with Together's ``estimate-price`` quote beside it, the ``validation``
         set's evaluations included (needs a key; uploads the data, which the later fit
         reuses)."""
-        if not self._quote:
-            return estimate
-        if not self._key:
+        if not (self._quote and self._key):
             note = "no Together API key: its price quote was skipped; the figures are our own"
-            return estimate.with_notes(note)
+            notes = [note] if self._quote else []
+            if dataset.kind == "preference":
+                notes.append(_DPO_PRICE_NOTE)
+            return estimate.with_notes(*notes) if notes else estimate
         request = await self._quote_request(dataset, estimate, hyperparameters, validation)
         body = create_body(request, await self._model_limits(estimate.model))
         quote_body: dict[str, Any] = {k: body[k] for k in _QUOTED if k in body}
