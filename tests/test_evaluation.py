@@ -203,6 +203,9 @@ def test_a_result_table_shows_no_zero_width_interval_for_a_clean_sweep() -> None
         (m.json_fields, '{"a": null}', '{"a": null, "b": null}', 0.5),
         (m.token_f1, "the cat sat", "the cat sat down", pytest.approx(6 / 7)),
         (m.token_f1, "", "", 1.0),
+        (m.token_f1, "¿Qué hora es?", "qué hora es", 1.0),  # "¿qué" was another word
+        (m.token_f1, "He said “yes”.", "he said yes", 1.0),
+        (m.exact(case=False, punctuation=False), "«Bonjour» !", "bonjour", 1.0),
     ],
 )
 def test_metrics_on_fixtures(metric: Any, prediction: str, reference: str, expected: Any) -> None:

@@ -46,6 +46,15 @@ arguments (``exact(case=False)``, ``regex(pattern)``, ``llm_judge(judge)``)."""
 _PUNCTUATION = str.maketrans("", "", string.punctuation)
 
 
+def _without_punctuation(text: str) -> str:
+    """``text`` less ASCII's punctuation and symbols and every other script's punctuation
+    (``¿``, ``«»``, ``“”``, ``。``): Unicode's P categories."""
+    text = text.translate(_PUNCTUATION)
+    if text.isascii():
+        return text
+    return "".join(char for char in text if not unicodedata.category(char).startswith("P"))
+
+
 def by_name(name: str) -> Metric:
     """The ready metric called ``name`` (one of ``READY``); any other name is a
     ``ValueError`` that lists them."""
@@ -85,7 +94,7 @@ def normalize(
     if not case:
         text = text.casefold()
     if not punctuation:
-        text = text.translate(_PUNCTUATION)
+        text = _without_punctuation(text)
     if whitespace:
         text = " ".join(text.split())
     return text
@@ -194,7 +203,8 @@ def _same(got: Any, expected: Any) -> bool:
 
 @_compares
 def token_f1(prediction: str, reference: str, example: Any = None) -> float:
-    """SQuAD-style token F1 over normalized words."""
+    """SQuAD-style token F1 over normalized words (case folded, punctuation of any script
+    dropped)."""
     predicted = normalize(prediction, punctuation=False).split()
     expected = normalize(reference, punctuation=False).split()
     if not predicted or not expected:
