@@ -201,10 +201,10 @@ class HFPredictor:
         """A row of new tokens as text, up to its first end; a row that used every new token
         without ending was cut there."""
         end = next((i for i, token in enumerate(tokens) if token in ends), None)
-        text = tokenizer.decode(tokens[:end], skip_special_tokens=True).strip()
+        text: str = tokenizer.decode(tokens[:end], skip_special_tokens=True).strip()
         if end is None and len(tokens) >= self.max_new_tokens:
             return TruncatedReply(text, f"max_new_tokens={self.max_new_tokens}")
-        return str(text)
+        return text
 
     def predict(self, messages: Messages) -> str:
         return self.predict_batch([messages])[0]

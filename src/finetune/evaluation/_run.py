@@ -9,6 +9,7 @@ import inspect
 import logging
 import math
 import os
+import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -86,8 +87,6 @@ def _unknown_option(error: TypeError, option: str) -> str | None:
     """What one of our predictors says of an option it does not take: the closest one it
     does, and all of them (``max_tokens`` is OpenAI's; a local model's is ``max_new_tokens``).
     ``None`` for a class that is not ours."""
-    import re
-
     from finetune import evaluation
 
     found = re.match(r"(\w+)\.__init__\(\)", str(error))

@@ -96,7 +96,7 @@ def _training_type(request: JobRequest, limits: dict[str, Any]) -> dict[str, Any
     the local backend's too, when none are given), or ``Full`` with
     ``options={"full_finetune": True}``; what the model's limits rule out is refused."""
     params, model = request.hyperparameters, request.base_model
-    if full_finetune(request):
+    if _full_finetune(request):
         if params.lora is not None:
             raise InvalidRequestError(
                 "full_finetune=True and Hyperparameters(lora=...) contradict each other; drop one",
@@ -138,7 +138,7 @@ def _default_lora(most: int | None) -> LoRA:
     return LoRA(r=most, alpha=max(1, default.alpha * most // default.r))
 
 
-def full_finetune(request: JobRequest) -> bool:
+def _full_finetune(request: JobRequest) -> bool:
     """Whether the request asks for a full fine-tune (``options={"full_finetune": True}``)."""
     full = request.options.get("full_finetune", False)
     if not isinstance(full, bool):
