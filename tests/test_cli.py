@@ -337,6 +337,17 @@ def test_wait_exits_1_when_the_job_made_no_model(
     paused.cancel()  # not 60 s of running
 
 
+def test_an_error_offers_no_way_out_that_only_python_has(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """ "pass api_key=... to the Tuner" is nothing a command line can do."""
+    monkeypatch.delenv("TOGETHER_API_KEY", raising=False)
+    assert main(["status", "ft-1", "--backend", "together"]) == 2
+    assert capsys.readouterr().err.strip() == (
+        "error: [together] no Together API key. Set TOGETHER_API_KEY"
+    )
+
+
 @pytest.mark.skipif(sys.version_info < (3, 11), reason="exception notes are Python 3.11's")
 def test_an_eval_that_fails_names_the_candidate_and_the_example(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch

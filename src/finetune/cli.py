@@ -572,12 +572,22 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.debug:
             raise
         notes = "".join(f" ({note})" for note in getattr(exc, "__notes__", ()))
-        print(f"error: {exc}{notes}", file=sys.stderr)
+        print(f"error: {_for_the_command(str(exc))}{notes}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
     return code
+
+
+_PYTHON_ONLY = (" or pass api_key=... to the Tuner", ", or pass registry=False to the Tuner")
+
+
+def _for_the_command(message: str) -> str:
+    """An error less the ways out only Python has (the command reads keys from the env)."""
+    for way in _PYTHON_ONLY:
+        message = message.replace(way, "")
+    return message
 
 
 def _reader_gone() -> int:
