@@ -580,7 +580,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     return code
 
 
-_PYTHON_ONLY = (" or pass api_key=... to the Tuner", ", or pass registry=False to the Tuner")
+_PYTHON_ONLY = (" or pass api_key=... to the Tuner", " or pass account_id=...")
 
 
 def _for_the_command(message: str) -> str:
