@@ -25,7 +25,7 @@ import os
 import random
 import re
 import urllib.parse
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from finetune._errors import (
@@ -37,7 +37,6 @@ from finetune._errors import (
     PermissionDeniedError,
     RateLimitError,
     ServerError,
-    UnsupportedFeature,
 )
 from finetune.backends._files import file_name, provider_file, put_file, written
 from finetune.backends.payloads import (
@@ -45,6 +44,7 @@ from finetune.backends.payloads import (
     list_at,
     number,
     object_at,
+    refuse_unknown_settings,
     text,
     unix_time,
     whole,
@@ -53,7 +53,6 @@ from finetune.backends.payloads import (
 if TYPE_CHECKING:
     from tenacity import AsyncRetrying, RetryCallState
 
-    from finetune.backends.base import JobRequest
 
 __all__ = [
     "Backoff",
@@ -512,22 +511,6 @@ def connection_error(
 def is_connection_problem(error: BaseException) -> bool:
     """True for transport failures of httpx, httpcore, the SDKs and the socket layer."""
     return _is_connection_problem(error)
-
-
-def refuse_unknown_settings(
-    provider: str, request: JobRequest, allowed: Iterable[str], *, options: Iterable[str] = ()
-) -> None:
-    """Refuse, before anything is sent, ``extra`` settings other than ``allowed`` and backend
-    ``options`` other than ``options`` (``provider`` is the name shown: ``"Together"``)."""
-    known = sorted(allowed)
-    unknown = sorted(set(request.hyperparameters.extra) - set(known))
-    if unknown:
-        takes = f"{provider} takes {known}"
-        raise UnsupportedFeature(f"unknown {provider} setting(s) {unknown} in extra; {takes}")
-    strays = sorted(set(request.options) - set(options))
-    if strays:
-        takes = f"takes only {sorted(options)}" if options else "takes no options"
-        raise UnsupportedFeature(f"{provider} {takes}; got {strays}")
 
 
 def status_body(response: Any) -> Any:

@@ -17,6 +17,7 @@ from finetune._errors import UnsupportedFeature
 from finetune.types import JobStatus, MetricPoint
 
 if TYPE_CHECKING:
+    from finetune.backends.base import JobRequest
     from finetune.types import CostEstimate, Hyperparameters, LoRA
 
 __all__ = [
@@ -33,6 +34,7 @@ __all__ = [
     "positive",
     "refuse_hyperparameters",
     "refuse_lora_settings",
+    "refuse_unknown_settings",
     "renamed",
     "same_value",
     "status_from",
@@ -240,6 +242,22 @@ def refuse_lora_settings(provider: str, lora: LoRA | None, takes: tuple[str, ...
         raise UnsupportedFeature(
             f"{provider} takes no LoRA {', '.join(refused)}; of LoRA it takes {', '.join(takes)}"
         )
+
+
+def refuse_unknown_settings(
+    provider: str, request: JobRequest, allowed: Iterable[str], *, options: Iterable[str] = ()
+) -> None:
+    """Refuse, before anything is sent, ``extra`` settings other than ``allowed`` and backend
+    ``options`` other than ``options`` (``provider`` is the name shown: ``"Together"``)."""
+    known = sorted(allowed)
+    unknown = sorted(set(request.hyperparameters.extra) - set(known))
+    if unknown:
+        takes = f"{provider} takes {known}"
+        raise UnsupportedFeature(f"unknown {provider} setting(s) {unknown} in extra; {takes}")
+    strays = sorted(set(request.options) - set(options))
+    if strays:
+        takes = f"takes only {sorted(options)}" if options else "takes no options"
+        raise UnsupportedFeature(f"{provider} {takes}; got {strays}")
 
 
 def wandb_settings(provider: str, integrations: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -14,7 +14,7 @@ from typing import Any
 
 from finetune._errors import UnsupportedFeature
 from finetune.backends.base import Capabilities, JobRequest
-from finetune.backends.http import parses, refuse_unknown_settings
+from finetune.backends.http import parses
 from finetune.backends.payloads import (
     metric_points,
     number,
@@ -22,6 +22,7 @@ from finetune.backends.payloads import (
     positive,
     refuse_hyperparameters,
     refuse_lora_settings,
+    refuse_unknown_settings,
     renamed,
     status_from,
     status_table,

@@ -11,7 +11,7 @@ from typing import Any
 
 from finetune._errors import InvalidRequestError, UnsupportedFeature
 from finetune.backends.base import EVERY_KIND, SFT_AND_DPO, Capabilities, JobRequest
-from finetune.backends.http import parses, refuse_unknown_settings
+from finetune.backends.http import parses
 from finetune.backends.payloads import (
     fraction,
     id_of,
@@ -23,6 +23,7 @@ from finetune.backends.payloads import (
     positive,
     refuse_hyperparameters,
     refuse_lora_settings,
+    refuse_unknown_settings,
     renamed,
     same_value,
     status_from,
