@@ -16,6 +16,8 @@ if TYPE_CHECKING:
 __all__ = [
     "config_path",
     "eval_candidate",
+    "eval_max_concurrency",
+    "eval_plan",
     "load_config",
     "refuse_unknown_keys",
     "refuse_wrong_types",
@@ -179,3 +181,57 @@ def eval_candidate(source: str, name: str, spec: Any) -> tuple[ModelRef, dict[st
         )
         ref = ref.with_few_shot(train, k=k)
     return ref, options
+
+
+_EVAL_KEYS = ("data", "metrics", "baseline", "max_concurrency", "candidates")
+
+
+def eval_plan(
+    source: str, config: dict[str, Any]
+) -> tuple[dict[str, ModelRef], dict[str, dict[str, Any]], list[Any], str | None]:
+    """The candidates, their predictor options, the metrics and the baseline of an eval
+    config, checked before anything is asked."""
+    if not config.get("data") or not isinstance(config.get("candidates"), dict):
+        raise FinetuneError(
+            f'{source}: eval needs data = "holdout.jsonl" and a [candidates] table '
+            "(see finetune eval --help and docs/cli.md)"
+        )
+    refuse_unknown_keys(source, config, _EVAL_KEYS)
+    parsed = {
+        name: eval_candidate(source, name, spec) for name, spec in config["candidates"].items()
+    }
+    candidates = {name: ref for name, (ref, _) in parsed.items()}
+    options = {name: given for name, (_, given) in parsed.items() if given}
+    metrics = _metrics(source, config.get("metrics", ["exact_match"]))
+    baseline = config.get("baseline")
+    if baseline is not None and baseline not in candidates:
+        raise FinetuneError(
+            f"{source}: baseline {baseline!r} is not a candidate; candidates: "
+            f"{', '.join(candidates)}"
+        )
+    return candidates, options, metrics, baseline
+
+
+def _metrics(source: str, names: Any) -> list[Any]:
+    """The ready metrics an eval config names (``metrics = ["exact_match", "token_f1"]``)."""
+    from finetune.evaluation.metrics import by_name
+
+    names = [names] if isinstance(names, str) else names
+    if not (isinstance(names, list) and names and all(isinstance(n, str) for n in names)):
+        raise FinetuneError(
+            f'{source}: metrics is a list of names, e.g. ["exact_match", "token_f1"], not {names!r}'
+        )
+    try:
+        return [by_name(name) for name in names]
+    except ValueError as error:
+        raise FinetuneError(f"{source}: {error}") from None
+
+
+def eval_max_concurrency(source: str, config: dict[str, Any]) -> int:
+    """An eval config's ``max_concurrency`` (8 when not given), a whole number of 1 or more."""
+    value = config.get("max_concurrency", 8)
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise FinetuneError(
+            f"{source}: max_concurrency is a whole number of 1 or more, not {value!r}"
+        )
+    return value

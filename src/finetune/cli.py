@@ -29,9 +29,9 @@ from finetune._cli_log import log_to_stderr
 from finetune._config_file import (
     TRAIN_KEYS,
     config_path,
-    eval_candidate,
+    eval_max_concurrency,
+    eval_plan,
     load_config,
-    refuse_unknown_keys,
     train_config,
 )
 from finetune._errors import did_you_mean
@@ -278,9 +278,6 @@ def _cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
-_EVAL_KEYS = ("data", "metrics", "baseline", "max_concurrency", "candidates")
-
-
 def _train_settings(args: argparse.Namespace) -> dict[str, Any]:
     settings: dict[str, Any] = train_config(args.config) if args.config else {}
     for name in TRAIN_KEYS:  # the flags override the file
@@ -335,7 +332,7 @@ def _cmd_eval(args: argparse.Namespace) -> int:
         folder = Path(args.output)  # found after the whole evaluation, it was paid for
         raise ft.FinetuneError(f"--output {folder} is a folder: name a file, as {folder}/r.json")
     candidates, options, metrics, baseline = _eval_plan(args, config)
-    max_concurrency = _max_concurrency(args.config, config)
+    max_concurrency = eval_max_concurrency(args.config, config)
     result = ft.evaluate(
         ft.Dataset.from_jsonl(config_path(args.config, "data", config["data"])),
         candidates,
@@ -352,51 +349,12 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     return _improved_on_every_metric(result, args.fail_unless_improved, baseline)
 
 
-def _metrics(source: str, names: Any) -> list[Any]:
-    """The ready metrics an eval config names (``metrics = ["exact_match", "token_f1"]``)."""
-    names = [names] if isinstance(names, str) else names
-    if not (isinstance(names, list) and names and all(isinstance(n, str) for n in names)):
-        raise ft.FinetuneError(
-            f'{source}: metrics is a list of names, e.g. ["exact_match", "token_f1"], not {names!r}'
-        )
-    try:
-        return [ft.metrics.by_name(name) for name in names]
-    except ValueError as error:
-        raise ft.FinetuneError(f"{source}: {error}") from None
-
-
-def _max_concurrency(source: str, config: dict[str, Any]) -> int:
-    value = config.get("max_concurrency", 8)
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ft.FinetuneError(
-            f"{source}: max_concurrency is a whole number of 1 or more, not {value!r}"
-        )
-    return value
-
-
 def _eval_plan(
     args: argparse.Namespace, config: dict[str, Any]
 ) -> tuple[dict[str, Any], dict[str, dict[str, Any]], list[Any], str | None]:
-    """The candidates, their predictor options, the metrics and the baseline of an eval
-    config, checked before anything is asked."""
-    if not config.get("data") or not isinstance(config.get("candidates"), dict):
-        raise ft.FinetuneError(
-            f'{args.config}: eval needs data = "holdout.jsonl" and a [candidates] table '
-            "(see finetune eval --help and docs/cli.md)"
-        )
-    refuse_unknown_keys(args.config, config, _EVAL_KEYS)
-    parsed = {
-        name: eval_candidate(args.config, name, spec) for name, spec in config["candidates"].items()
-    }
-    candidates = {name: ref for name, (ref, _) in parsed.items()}
-    options = {name: given for name, (_, given) in parsed.items() if given}
-    metrics = _metrics(args.config, config.get("metrics", ["exact_match"]))
-    baseline = config.get("baseline")
-    if baseline is not None and baseline not in candidates:
-        raise ft.FinetuneError(
-            f"{args.config}: baseline {baseline!r} is not a candidate; candidates: "
-            f"{', '.join(candidates)}"
-        )
+    """The eval config's plan (``eval_plan``), with ``--fail-unless-improved`` checked
+    against it, before anything is asked."""
+    candidates, options, metrics, baseline = eval_plan(args.config, config)
     gated = args.fail_unless_improved
     if gated is not None and (baseline is None or gated not in candidates or gated == baseline):
         raise ft.FinetuneError(
