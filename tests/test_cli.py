@@ -288,7 +288,9 @@ def test_train_from_a_toml_config_and_wait(
     lineage = json.loads(capsys.readouterr().out)
     assert lineage["fine_tuned_model"] == model and len(lineage["train_fingerprint"]) == 64
     assert main(["train", str(chat_file), "--backend", "fake"]) == 2
-    assert "train needs 'model'" in capsys.readouterr().err
+    assert "train needs 'model': give --model, or model in a --config file" in (
+        capsys.readouterr().err
+    )
 
 
 def test_job_commands_find_the_backend_in_the_registry(
@@ -500,11 +502,36 @@ def test_tiny_demo_prints_the_three_way_comparison(
 
 def test_validate_and_estimate_name_their_backend(capsys: pytest.CaptureFixture[str]) -> None:
     """No default: OpenAI's rules for a local model, or for anyone after 2027-01-06, mislead."""
-    for command in ("validate", "estimate"):
-        with pytest.raises(SystemExit) as stopped:
-            main([command, "data.jsonl", "--model", "./my-model"])
-        assert stopped.value.code == 2
-        assert "the following arguments are required: --backend" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as stopped:
+        main(["validate", "data.jsonl", "--model", "./my-model"])
+    assert stopped.value.code == 2
+    assert "the following arguments are required: --backend" in capsys.readouterr().err
+    assert main(["estimate", "data.jsonl", "--model", "./my-model"]) == 2
+    says = "estimate needs 'backend': give --backend, or backend in a --config file"
+    assert says in capsys.readouterr().err
+
+
+@needs_tiktoken
+def test_estimate_prices_the_job_a_train_config_would_start(
+    chat_file: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``finetune estimate --config`` reads the file ``train --config`` reads: the price of
+    the job it would start, its options included (a full fine-tune on Together costs more)."""
+    config = tmp_path / "train.toml"
+    config.write_text(
+        'backend = "together"\nmodel = "meta-llama/Meta-Llama-3.1-8B-Instruct-Reference"\n'
+        f'file = "{chat_file}"\nsuffix = "s"\n[hyperparameters]\nepochs = 3\n'
+        "[options]\nfull_finetune = true\n"
+    )
+    assert main(["estimate", "--config", str(config), "--json"]) == 0
+    full = json.loads(capsys.readouterr().out)
+    assert full["epochs"] == 3 and full["billed_tokens"] == 3 * full["tokens_total"]
+    assert any("a full fine-tune has higher rates" in note for note in full["notes"])
+    assert main(["estimate", "--config", str(config), "--epochs", "1", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["epochs"] == 1  # the flag over the file
+    config.write_text(config.read_text().replace("full_finetune = true", "packing = false"))
+    assert main(["estimate", "--config", str(config)]) == 2
+    assert "Together takes only ['full_finetune']; got ['packing']" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize(

@@ -492,3 +492,30 @@ def test_sigkill_between_upload_and_create_then_rerun_makes_one_job(
     assert rerun.returncode == 0, rerun.stderr
     assert rerun.stdout.strip() == "succeeded"
     assert len(server.jobs) == 1 and len(server.files) == 1
+
+
+def test_an_estimate_prices_the_full_fine_tune_a_fit_would_start(server: TogetherFake) -> None:
+    """``estimate`` took no ``options``: a full fine-tune was quoted as LoRA, and a model
+    Together trains in full only could not be estimated at all (the quote's check asked for
+    ``options={'full_finetune': True}``, which ``estimate`` had no way to take)."""
+    tuner = tuner_for(server)
+    full = {"full_finetune": True}
+    tuner.estimate(dataset("full"), ft.Hyperparameters(epochs=1), options=full)
+    (asked,) = [r.body for r in server.requests if r.path.endswith("/estimate-price")]
+    assert asked["training_type"] == {"type": "Full"}
+    server.trained_only_as[MODEL] = "full_training"
+    full_only = tuner_for(server)  # a backend reads a model's limits once
+    quoted = full_only.estimate(dataset("full"), options=full)
+    assert quoted.provider_figures is not None
+    with pytest.raises(ft.UnsupportedFeature, match="with full fine-tuning only"):
+        full_only.estimate(dataset("full"))
+    offline = ft.Tuner("together", model=MODEL, api_key="", base_url=server.url)
+    notes = offline.estimate(dataset("full"), options=full).notes
+    assert any(note.startswith("our price is Together's LoRA SFT rate: a full") for note in notes)
+    assert not any("full fine-tune" in note for note in offline.estimate(dataset()).notes)
+    uploaded = len(server.files)
+    for asking in (tuner, offline):  # refused as a fit refuses it, with a key or without
+        with pytest.raises(ft.UnsupportedFeature, match=r"takes only \[.full_finetune.\]"):
+            asking.estimate(dataset("refused"), options={"packing": False})
+    assert not creates(server)
+    assert len(server.files) == uploaded  # refused before any upload

@@ -612,7 +612,7 @@ def test_threaded_async_wrapper_for_sync_only_backends(namespace: str, train: ft
     assert asyncio.run(run()).status is ft.JobStatus.SUCCEEDED
 
 
-def test_a_quote_hook_is_given_the_validation_set_where_it_takes_one(
+def test_a_quote_hook_is_given_the_validation_set_and_options_where_it_takes_them(
     namespace: str, train: ft.Dataset
 ) -> None:
     """A provider whose quote covers its evaluations is given the validation set; a hook
@@ -631,6 +631,25 @@ def test_a_quote_hook_is_given_the_validation_set_where_it_takes_one(
         ) -> ft.CostEstimate:
             seen.append(("new", None if validation is None else len(validation)))
             return estimate.with_notes("quoted")
+
+    class QuotesOptions(FakeBackend):
+        def refine_estimate(
+            self,
+            dataset: ft.Dataset,
+            estimate: ft.CostEstimate,
+            hyperparameters: ft.Hyperparameters,
+            **keywords: Any,
+        ) -> ft.CostEstimate:
+            return estimate.with_notes(f"given {sorted(keywords.items())}")
+
+    given = ft.Tuner(QuotesOptions(namespace=namespace), model="m", registry=False)
+    assert (
+        "given [('options', {'full': True})]" in given.estimate(train, options={"full": True}).notes
+    )
+    assert "given []" in given.estimate(train, options={}).notes
+    old_hook = ft.Tuner(QuotesEvaluations(namespace=namespace), model="m", registry=False)
+    assert "quoted" in old_hook.estimate(train, options={"full": True}).notes  # not given them
+    seen.clear()
 
     class QuotesTraining(FakeBackend):
         def refine_estimate(

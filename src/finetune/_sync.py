@@ -107,23 +107,27 @@ class Tuner(TunerView):
         model: str | None = None,
         price_per_million: float | None = None,
         validation: Dataset | None = None,
+        options: Mapping[str, Any] | None = None,
     ) -> CostEstimate:
         """Exact tokens, epochs, billed tokens and price, before any money is spent (with the
         provider's own quote beside ours where it offers one); ``price_per_million`` (USD per
         million billed tokens) replaces our table's price; the ``validation`` set a fit would
-        pass counts where the provider bills it (Together)."""
+        pass counts where the provider bills it (Together); ``options`` are the fit's, for the
+        job it would start (Together: ``{"full_finetune": True}`` is quoted as a full
+        fine-tune)."""
         local, report = self._async.estimate_parts(
             dataset,
             hyperparameters,
             model=model,
             price_per_million=price_per_million,
             validation=validation,
+            options=options,
         )
         if report is None:
             return local
         params = as_hyperparameters(hyperparameters)
         return self._loop.run(
-            self._async.refine_estimate(dataset, local, params, report, validation)
+            self._async.refine_estimate(dataset, local, params, report, validation, options)
         )
 
     def fit(

@@ -55,13 +55,15 @@ def _cmd_validate(args: argparse.Namespace) -> int:
 
 
 def _cmd_estimate(args: argparse.Namespace) -> int:
-    params = ft.Hyperparameters(epochs=args.epochs) if args.epochs is not None else None
-    validation = ft.Dataset.from_jsonl(args.validation) if args.validation else None
-    cost = _tuner(args).estimate(
-        ft.Dataset.from_jsonl(args.file),
-        params,
+    settings = _job_settings(args, "estimate")
+    validation = settings.get("validation")
+    tuner = ft.Tuner(settings["backend"], model=settings["model"])
+    cost = tuner.estimate(
+        ft.Dataset.from_jsonl(settings["file"]),
+        settings["hyperparameters"],
         price_per_million=args.price_per_million,
-        validation=validation,
+        validation=ft.Dataset.from_jsonl(validation) if validation else None,
+        options=settings.get("options"),
     )
     print(cost.model_dump_json(indent=2) if args.json else _cost_text(cost))
     return 0
@@ -278,7 +280,9 @@ def _cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
-def _train_settings(args: argparse.Namespace) -> dict[str, Any]:
+def _job_settings(args: argparse.Namespace, command: str) -> dict[str, Any]:
+    """The job ``train`` would start (``estimate`` prices it): the ``--config`` file's
+    settings, the flags over them, checked before anything is read or sent."""
     settings: dict[str, Any] = train_config(args.config) if args.config else {}
     for name in TRAIN_KEYS:  # the flags override the file
         value = getattr(args, name, None)
@@ -293,13 +297,15 @@ def _train_settings(args: argparse.Namespace) -> dict[str, Any]:
         settings["hyperparameters"] = ft.Hyperparameters.model_validate(hyper)
     except ValidationError as error:  # the flags were checked as they were read: the file's
         problem, _ = hyperparameters_problem(error)
-        where = args.config or "finetune train"
+        where = args.config or f"finetune {command}"
         raise ft.FinetuneError(f"{where}: [hyperparameters] {problem}") from None
-    for required in ("backend", "model", "file"):
+    for required, given in (("backend", "--backend"), ("model", "--model"), ("file", "FILE")):
         if not settings.get(required):
-            raise ft.FinetuneError(f"train needs {required!r} (a flag or a key of the config file)")
+            raise ft.FinetuneError(
+                f"{command} needs {required!r}: give {given}, or {required} in a --config file"
+            )
     if not isinstance(settings.get("skip_validation", False), bool):
-        where = args.config or "train"
+        where = args.config or command
         raise ft.FinetuneError(
             f"{where}: skip_validation is true or false, not {settings['skip_validation']!r}"
         )
@@ -310,7 +316,7 @@ def _train_settings(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
-    settings = _train_settings(args)
+    settings = _job_settings(args, "train")
     tuner = ft.Tuner(settings["backend"], model=settings["model"])
     validation = settings.get("validation")
     job = tuner.fit(
@@ -402,12 +408,18 @@ def _parser() -> argparse.ArgumentParser:
         ("estimate", _cmd_estimate, "exact tokens, epochs and cost of training on a file"),
     ):
         sub = command(name, handler, text)
-        sub.add_argument("file", help="training data (JSONL)")
-        name_flag(sub, "--backend", "the backend whose rules apply: hf, together, ...", True)
-        name_flag(sub, "--model", "base model to fine-tune", True)
+        given = name == "validate"  # estimate can read them from the train config instead
+        sub.add_argument("file", nargs=None if given else "?", help="training data (JSONL)")
+        name_flag(sub, "--backend", "the backend whose rules apply: hf, together, ...", given)
+        name_flag(sub, "--model", "base model to fine-tune", given)
         sub.add_argument("--json", action="store_true", help="print JSON")
         sub.add_argument("--validation", help=_VALIDATION_HELP[name])
         if name == "estimate":
+            sub.add_argument(
+                "--config",
+                help="the train config (TOML or YAML) whose job to price: its file, backend, "
+                "model, validation, [hyperparameters] and [options]; flags override it",
+            )
             sub.add_argument(
                 "--epochs",
                 type=or_auto(positive_int),

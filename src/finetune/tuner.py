@@ -254,6 +254,7 @@ class AsyncTuner(TunerView):
         model: str | None = None,
         price_per_million: float | None = None,
         validation: Dataset | None = None,
+        options: Mapping[str, Any] | None = None,
     ) -> tuple[CostEstimate, ValidationReport | None]:
         """The local half of ``estimate``: our figures, and the validation report the
         provider's quote depends on (``None`` when the backend offers no quote)."""
@@ -266,7 +267,7 @@ class AsyncTuner(TunerView):
         )
         if not self._backend.supports("refine_estimate"):
             return local, None
-        return local, self.validate(dataset, validation, model=model)
+        return local, self._validate(dataset, validation, model=model, options=options)
 
     async def estimate(
         self,
@@ -276,10 +277,13 @@ class AsyncTuner(TunerView):
         model: str | None = None,
         price_per_million: float | None = None,
         validation: Dataset | None = None,
+        options: Mapping[str, Any] | None = None,
     ) -> CostEstimate:
         """Our estimate, with the provider's own quote beside it where it offers one;
         ``price_per_million`` (USD per million billed tokens) replaces our table's price; the
-        ``validation`` set a fit would pass counts where the provider bills it (Together)."""
+        ``validation`` set a fit would pass counts where the provider bills it (Together);
+        ``options`` are the fit's, for the job it would start (Together:
+        ``{"full_finetune": True}`` is quoted as a full fine-tune)."""
         local, report = await asyncio.to_thread(  # CPU work: never on the caller's loop
             functools.partial(
                 self.estimate_parts,
@@ -288,12 +292,13 @@ class AsyncTuner(TunerView):
                 model=model,
                 price_per_million=price_per_million,
                 validation=validation,
+                options=options,
             )
         )
         if report is None:
             return local
         params = as_hyperparameters(hyperparameters)
-        return await self.refine_estimate(dataset, local, params, report, validation)
+        return await self.refine_estimate(dataset, local, params, report, validation, options)
 
     async def refine_estimate(
         self,
@@ -302,6 +307,7 @@ class AsyncTuner(TunerView):
         hyperparameters: Hyperparameters,
         report: ValidationReport,
         validation: Dataset | None = None,
+        options: Mapping[str, Any] | None = None,
     ) -> CostEstimate:
         """``local`` with the provider's quote beside it, only for data with no validation
         errors (in the training set or the ``validation`` set): nothing invalid is ever
@@ -313,7 +319,9 @@ class AsyncTuner(TunerView):
                 "(tuner.validate lists them); the figures above are our own"
             )
             return local.with_notes(note)
-        return await quote_for(self._backend, dataset, local, hyperparameters, validation)
+        return await quote_for(
+            self._backend, dataset, local, hyperparameters, validation, options or {}
+        )
 
     # -- fit: exactly one job per fit --
 

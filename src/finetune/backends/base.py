@@ -240,7 +240,9 @@ class BaseBackend:
         """Our estimate, with the provider's own figures beside it where it offers a quote.
         A provider whose quote covers its evaluations adds a keyword ``validation: Dataset |
         None = None``: it is then given the validation set the fit would send (checked as
-        the training data is)."""
+        the training data is). One whose options change the price (Together's
+        ``full_finetune``) adds ``options: Mapping[str, Any] | None = None``: it is then given
+        the fit's ``options``, when there are any."""
         return estimate
 
     async def preflight(self, request: JobRequest) -> None:
@@ -413,13 +415,19 @@ async def quote_for(
     estimate: CostEstimate,
     hyperparameters: Hyperparameters,
     validation: Dataset | None,
+    options: Mapping[str, Any],
 ) -> CostEstimate:
-    """``backend.refine_estimate``, given the validation set where the hook takes one."""
+    """``backend.refine_estimate``, given the validation set and the fit's ``options`` where
+    the hook takes them."""
     method = getattr(getattr(backend, "wrapped", backend), "refine_estimate", None)
-    if validation is None or method is None or not _accepts(method, "validation"):
-        return await backend.refine_estimate(dataset, estimate, hyperparameters)
+    given = {"validation": validation, "options": options or None}
+    keywords = {
+        name: value
+        for name, value in given.items()
+        if value is not None and method is not None and _accepts(method, name)
+    }
     hook: Callable[..., Awaitable[CostEstimate]] = backend.refine_estimate
-    return await hook(dataset, estimate, hyperparameters, validation=validation)
+    return await hook(dataset, estimate, hyperparameters, **keywords)
 
 
 def _accepts(method: Callable[..., Any], name: str) -> bool:

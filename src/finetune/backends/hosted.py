@@ -11,7 +11,7 @@ import asyncio
 import math
 import os
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING, Any, ClassVar, TypedDict, TypeVar
 
 from finetune._errors import AuthenticationError, ServerError
@@ -225,27 +225,40 @@ class HostedBackend(BaseBackend):
         """Upload a JSONL file already in the provider's format."""
         raise NotImplementedError(f"{type(self).__name__} must implement upload_file()")
 
+    def _quoted_job(
+        self,
+        dataset: Dataset,
+        estimate: CostEstimate,
+        hyperparameters: Hyperparameters,
+        validation: Dataset | None = None,
+        options: Mapping[str, Any] | None = None,
+    ) -> JobRequest:
+        """The job a price quote (or dry run) is asked about, its files placeholders: the
+        estimate's model, these hyperparameters and the fit's ``options``, with the method the
+        data trains with (preference pairs: DPO)."""
+        placeholder = FileRef(backend=self.name, id=PLACEHOLDER_FILE)
+        return JobRequest(
+            base_model=estimate.model,
+            training_file=placeholder,
+            validation_file=placeholder if validation is not None else None,
+            method="dpo" if dataset.kind == "preference" else "sft",  # as a fit must train it
+            hyperparameters=hyperparameters,
+            options=dict(options or {}),
+            idempotency_key="quote",
+        )
+
     async def _quote_request(
         self,
         dataset: Dataset,
         estimate: CostEstimate,
         hyperparameters: Hyperparameters,
         validation: Dataset | None = None,
+        options: Mapping[str, Any] | None = None,
     ) -> JobRequest:
-        """The job request a provider's price quote (or dry run) is asked about: the data
-        uploaded (a later fit reuses the files), the estimate's model, these hyperparameters,
-        the method the data trains with (preference pairs: DPO).
-        What ``preflight`` refuses (an unknown model, a setting out of range) is refused
-        before any upload, as for a fit."""
-        placeholder = FileRef(backend=self.name, id=PLACEHOLDER_FILE)
-        request = JobRequest(
-            base_model=estimate.model,
-            training_file=placeholder,
-            validation_file=placeholder if validation is not None else None,
-            method="dpo" if dataset.kind == "preference" else "sft",  # as a fit must train it
-            hyperparameters=hyperparameters,
-            idempotency_key="quote",
-        )
+        """``_quoted_job`` with its data uploaded (a later fit reuses the files). What
+        ``preflight`` refuses (an unknown model, a setting out of range) is refused before
+        any upload, as for a fit."""
+        request = self._quoted_job(dataset, estimate, hyperparameters, validation, options)
         await self.preflight(request)
         files = {"training_file": await self.upload(dataset, purpose="train")}
         if validation is not None:

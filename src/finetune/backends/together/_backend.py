@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -61,6 +62,10 @@ SERVERLESS_NOTE = (
 )
 _DPO_PRICE_NOTE = (
     "our price is Together's LoRA SFT rate: DPO has higher rates of its own "
+    "(https://www.together.ai/pricing), which Together's quote (with a key) applies"
+)
+_FULL_PRICE_NOTE = (
+    "our price is Together's LoRA SFT rate: a full fine-tune has higher rates of its own "
     "(https://www.together.ai/pricing), which Together's quote (with a key) applies"
 )
 # What estimate-price takes of a create body: the files, the model and what it bills.
@@ -334,23 +339,36 @@ class TogetherBackend(HostedBackend):
         hyperparameters: Hyperparameters,
         *,
         validation: Dataset | None = None,
+        options: Mapping[str, Any] | None = None,
     ) -> CostEstimate:
         """Our estimate with Together's ``estimate-price`` quote beside it, the ``validation``
-        set's evaluations included (needs a key; uploads the data, which the later fit
-        reuses)."""
+        set's evaluations included, for the job the fit's ``options`` would start (LoRA, or
+        ``{"full_finetune": True}``: full). Needs a key; uploads the data, which the later
+        fit reuses. Without a quote, what the fit would refuse is refused all the same."""
+        job = self._quoted_job(dataset, estimate, hyperparameters, validation, options)
         if not (self._quote and self._key):
-            note = "no Together API key: its price quote was skipped; the figures are our own"
-            notes = [note] if self._quote else []
-            if dataset.kind == "preference":
-                notes.append(_DPO_PRICE_NOTE)
-            return estimate.with_notes(*notes) if notes else estimate
-        request = await self._quote_request(dataset, estimate, hyperparameters, validation)
+            create_body(job)  # no model limits offline: the checks that need none
+            return estimate.with_notes(*self._unquoted_notes(job))
+        request = await self._quote_request(dataset, estimate, hyperparameters, validation, options)
         body = create_body(request, await self._model_limits(estimate.model))
         quote_body: dict[str, Any] = {k: body[k] for k in _QUOTED if k in body}
         path = "/v1/fine-tunes/estimate-price"
         answer = await self._retried(lambda: self._request("post", path, body=quote_body))
         quote = expect_object(NAME, "price estimate", answer)
         return with_quote(estimate, quote, unpacked=body.get("packing") is False)
+
+    def _unquoted_notes(self, job: JobRequest) -> list[str]:
+        """What an estimate without Together's quote says of its figures."""
+        notes = []
+        if self._quote:
+            notes.append(
+                "no Together API key: its price quote was skipped; the figures are our own"
+            )
+        if job.options.get("full_finetune"):
+            notes.append(_FULL_PRICE_NOTE)
+        elif job.method == "dpo":
+            notes.append(_DPO_PRICE_NOTE)
+        return notes
 
 
 def _job_path(job_id: str, *rest: str) -> str:
