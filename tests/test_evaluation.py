@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import html
 import json
 import pickle
 import re
@@ -87,6 +88,48 @@ def test_a_clearly_better_candidate_is_improved_and_its_mirror_worse() -> None:
     graded = [0.5 + i / 100 for i in range(35)] + [0.0] * 15
     sampled = compare_paired("tuned", graded, "base", [0.0] * 50)
     assert sampled.resamples == 5000 and sampled.p_text == "<0.0002" and "p<0.0002" in str(sampled)
+
+
+def test_holm_adjusts_p_values_step_down_in_their_order() -> None:
+    # by hand: 0.005 x 4, 0.01 x 3, 0.03 x 2, then 0.04 x 1 raised to the 0.06 before it
+    assert ft.evaluation.holm([0.01, 0.04, 0.03, 0.005]) == pytest.approx([0.03, 0.06, 0.06, 0.02])
+    assert ft.evaluation.holm([0.5, 0.9]) == [1.0, 1.0] and ft.evaluation.holm([]) == []
+    assert ft.evaluation.holm([0.02]) == [0.02]
+
+
+def test_a_verdict_that_does_not_hold_among_all_the_comparisons_is_named() -> None:
+    """Two candidates on two metrics are four comparisons: one at p=0.0215 alone is below
+    0.05 by chance more often than 1 in 20 once four are read, and the tables said so
+    nowhere."""
+    rows = []
+    for index in range(40):
+        base = 1.0 if index >= 10 else 0.0
+        tuned = 1.0 if index < 9 else 0.0 if index == 39 else base  # 9 wins, 1 loss
+        for candidate, exact in (("base", base), ("tuned", tuned), ("other", base)):
+            row = {"prediction": "p", "reference": "r", "exact": exact, "f1": base}
+            rows.append({"example": index, "candidate": candidate, **row})
+    result = EvalResult(["base", "tuned", "other"], ["exact", "f1"], rows)
+    first, *rest = result.compare_all()
+    assert (first.a, first.metric, first.verdict, first.p_text) == (
+        "tuned",
+        "exact",
+        "improved",
+        "0.0215",
+    )
+    assert first.p_holm == pytest.approx(4 * first.p_value) and first.p_holm_text == "0.0859"
+    assert len(rest) == 3 and all(c.p_holm == 1.0 for c in rest)
+    assert result.compare("tuned", "base", "exact").p_holm is None  # alone: nothing to adjust
+    text = result.to_markdown(baseline="base")
+    assert "| tuned vs base | exact | +0.200 [+0.042, +0.356] | 9/30/1 | 0.0215 | 0.0859 |" in text
+    says = "counting all 4 comparisons (Holm's p, below 0.05 to hold), these do not hold: "
+    assert f"{says}tuned vs base on exact (improved, p 0.0215, Holm 0.0859)" in text
+    view = result._repr_html_()
+    assert html.escape(says) in view and "<th>p (Holm)</th>" in view
+    alone = EvalResult(["base", "tuned"], ["exact"], [r for r in rows if r["candidate"] != "other"])
+    (only,) = alone.compare_all("base")
+    assert only.p_holm == only.p_value and "do not hold" not in alone.to_markdown("base")
+    with pytest.raises(KeyError, match="no candidate 'nobody'"):
+        result.compare_all("nobody")
 
 
 def test_zero_or_one_scores_get_the_exact_sign_test_at_any_size() -> None:
@@ -819,8 +862,8 @@ def test_a_candidate_named_with_a_pipe_keeps_the_markdown_tables_in_shape() -> N
     text = result.to_markdown(baseline="base | q8")
     assert "| base \\| q8 | 1.000" in text and "| tuned v2 vs base \\| q8 | exact_match |" in text
     for row in text.splitlines():
-        if row.startswith("|"):  # cells split on unescaped pipes only: 2 columns, then 6
-            assert len(re.split(r"(?<!\\)\|", row)) - 2 in (2, 6), row
+        if row.startswith("|"):  # cells split on unescaped pipes only: 2 columns, then 7
+            assert len(re.split(r"(?<!\\)\|", row)) - 2 in (2, 7), row
 
 
 # -- predictors over real HTTP --

@@ -244,26 +244,26 @@ def eval_html(result: EvalResult, baseline: str | None = None) -> str:
 
 
 def _comparisons(result: EvalResult, baseline: str | None) -> str:
-    base = baseline or result.candidates[0]
+    from finetune.evaluation._result import family_note
+
+    comparisons = result.compare_all(baseline)
     rows = ""
-    for candidate in result.candidates:
-        if candidate == base:
-            continue
-        for metric in result.metrics:
-            c = result.compare(candidate, base, metric)
-            colour = VERDICT_COLOURS.get(c.verdict, GREY)
-            rows += (
-                f"<tr><td>{esc(candidate)} vs {esc(base)}</td><td>{esc(metric)}</td>"
-                f"<td>{c.delta:+.3f} [{c.low:+.3f}, {c.high:+.3f}]</td>"
-                f"<td>{c.wins}/{c.ties}/{c.losses}</td><td>{esc(c.p_text)}</td>"
-                f"<td>{badge(c.verdict, colour)}</td></tr>"
-            )
+    for c in comparisons:
+        colour = VERDICT_COLOURS.get(c.verdict, GREY)
+        rows += (
+            f"<tr><td>{esc(c.a)} vs {esc(c.b)}</td><td>{esc(c.metric)}</td>"
+            f"<td>{c.delta:+.3f} [{c.low:+.3f}, {c.high:+.3f}]</td>"
+            f"<td>{c.wins}/{c.ties}/{c.losses}</td><td>{esc(c.p_text)}</td>"
+            f"<td>{esc(c.p_holm_text)}</td><td>{badge(c.verdict, colour)}</td></tr>"
+        )
     if not rows:
         return ""
+    caveat = family_note(comparisons)
     return (
         "<table style='margin-top:8px'><thead><tr><th>comparison</th><th>metric</th>"
-        "<th>delta [95% CI]</th><th>win/tie/loss</th><th>p</th><th>verdict</th></tr></thead>"
-        f"<tbody>{rows}</tbody></table>"
+        "<th>delta [95% CI]</th><th>win/tie/loss</th><th>p</th><th>p (Holm)</th>"
+        f"<th>verdict</th></tr></thead><tbody>{rows}</tbody></table>"
+        + (f"<div><b>Note:</b> {esc(caveat)}</div>" if caveat else "")
     )
 
 

@@ -19,6 +19,7 @@ from finetune.evaluation._stats import (
     Interval,
     bootstrap_mean,
     compare_paired,
+    holm,
     mean_interval,
     wilson_interval,
 )
@@ -38,6 +39,7 @@ __all__ = [
     "bootstrap_mean",
     "compare_paired",
     "evaluate",
+    "holm",
     "judge_pairwise",
     "mean_interval",
     "metrics",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import os
@@ -10,7 +11,7 @@ from typing import Any
 
 from finetune._errors import MissingDependency, StorageError
 from finetune._words import counted, table_cell
-from finetune.evaluation._stats import Comparison, Interval, compare_paired, mean_interval
+from finetune.evaluation._stats import Comparison, Interval, compare_paired, holm, mean_interval
 
 __all__ = ["EvalResult"]
 
@@ -73,6 +74,29 @@ class EvalResult:
         name = self._metric(metric)
         return compare_paired(a, self.scores(a, name), b, self.scores(b, name), metric=name)
 
+    def compare_all(self, baseline: str | None = None) -> list[Comparison]:
+        """Every other candidate against ``baseline`` (default: the first candidate) on every
+        metric, as the tables show them, each with ``p_holm``: its p-value adjusted by Holm's
+        method for all of them. A verdict is of its comparison alone; a claim about several
+        at once (the best of three candidates, improved on any metric) holds where
+        ``p_holm`` is below 0.05."""
+        base = self._candidate(baseline)
+        found = [
+            self.compare(candidate, base, metric)
+            for candidate in self.candidates
+            if candidate != base
+            for metric in self.metrics
+        ]
+        adjusted = holm([c.p_value for c in found])
+        return [dataclasses.replace(c, p_holm=p) for c, p in zip(found, adjusted, strict=True)]
+
+    def _candidate(self, name: str | None) -> str:
+        if name is None:
+            return self.candidates[0]
+        if name not in self.candidates:
+            raise KeyError(f"no candidate {name!r}; candidates: {self.candidates}")
+        return name
+
     def _metric(self, metric: str | None) -> str:
         if metric is None:
             return self.metrics[0]
@@ -97,19 +121,16 @@ class EvalResult:
             cells = [table_cell(candidate), *(str(summary[candidate][m]) for m in self.metrics)]
             lines.append("| " + " | ".join(cells) + " |")
         if baseline is not None:
-            lines += ["", "| comparison | metric | delta [95% CI] | win/tie/loss | p | verdict |"]
-            lines.append("|---|---|---|---|---|---|")
-            for candidate in self.candidates:
-                if candidate == baseline:
-                    continue
-                for metric in self.metrics:
-                    c = self.compare(candidate, baseline, metric)
-                    lines.append(
-                        f"| {table_cell(f'{candidate} vs {baseline}')} | {table_cell(metric)} | "
-                        f"{c.delta:+.3f} "
-                        f"[{c.low:+.3f}, {c.high:+.3f}] | {c.wins}/{c.ties}/{c.losses} | "
-                        f"{c.p_text} | {c.verdict} |"
-                    )
+            lines += ["", _COMPARISON_HEADER, "|---|---|---|---|---|---|---|"]
+            comparisons = self.compare_all(baseline)
+            for c in comparisons:
+                lines.append(
+                    f"| {table_cell(f'{c.a} vs {c.b}')} | {table_cell(c.metric)} | "
+                    f"{c.delta:+.3f} [{c.low:+.3f}, {c.high:+.3f}] | "
+                    f"{c.wins}/{c.ties}/{c.losses} | {c.p_text} | {c.p_holm_text} | {c.verdict} |"
+                )
+            caveat = family_note(comparisons)
+            lines += ["", f"Note: {caveat}"] if caveat else []
         lines += [""] + [f"Note: {note}" for note in self.notes] if self.notes else []
         return "\n".join(lines)
 
@@ -175,6 +196,27 @@ class EvalResult:
         if not isinstance(notes, list) or not all(isinstance(note, str) for note in notes):
             raise _not_a_result(source, "notes is not a list of text")
         return cls(list(candidates), list(metrics), rows, notes)
+
+
+_COMPARISON_HEADER = (
+    "| comparison | metric | delta [95% CI] | win/tie/loss | p | p (Holm) | verdict |"
+)
+
+
+def family_note(comparisons: list[Comparison], alpha: float = 0.05) -> str | None:
+    """What a reader of several comparisons must know: the verdicts that do not hold once
+    all of them are counted (Holm), if any."""
+    fragile = [c for c in comparisons if c.verdict != "no evidence" and (c.p_holm or 0) >= alpha]
+    if not fragile:
+        return None
+    named = "; ".join(
+        f"{c.a} vs {c.b} on {c.metric} ({c.verdict}, p {c.p_text}, Holm {c.p_holm_text})"
+        for c in fragile
+    )
+    return (
+        f"each verdict is of its comparison alone; counting all {len(comparisons)} "
+        f"comparisons (Holm's p, below {alpha:g} to hold), these do not hold: {named}"
+    )
 
 
 def _names_problem(candidates: Any, metrics: Any) -> str | None:

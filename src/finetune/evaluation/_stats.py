@@ -29,6 +29,7 @@ __all__ = [
     "Interval",
     "bootstrap_mean",
     "compare_paired",
+    "holm",
     "mean_interval",
     "wilson_interval",
 ]
@@ -109,17 +110,29 @@ class Comparison:
     n: int
     resamples: int = 0
     method: IntervalMethod = "bootstrap"
+    p_holm: float | None = None
+    """``p_value`` adjusted by Holm's method across the comparisons it was made with
+    (``EvalResult.compare_all``), for a claim that holds with all of them counted; ``None``
+    for a comparison made alone."""
 
     @property
     def p_text(self) -> str:
         """``p_value`` to four places; ``<0.0002`` when no random sign flip was as extreme
         (``resamples`` > 0: the p-value is then only a bound, not the exact figure), and
         ``<0.0001`` for an exact p-value too small for four places."""
-        if self.resamples and self.p_value * (self.resamples + 1) <= 1 + 1e-9:
-            return f"<{self.p_value:.4f}"
-        if self.p_value < 0.0001:
-            return "<0.0001"
-        return f"{self.p_value:.4f}"
+        return _p_text(self.p_value, self._is_bound)
+
+    @property
+    def p_holm_text(self) -> str:
+        """``p_holm`` as ``p_text`` writes ``p_value`` (a bound stays a bound); ``-`` when
+        the comparison was made alone."""
+        if self.p_holm is None:
+            return "-"
+        return _p_text(self.p_holm, self._is_bound and self.p_holm < 1)
+
+    @property
+    def _is_bound(self) -> bool:
+        return bool(self.resamples) and self.p_value * (self.resamples + 1) <= 1 + 1e-9
 
     def __str__(self) -> str:
         p = self.p_text if self.p_text.startswith("<") else f"={self.p_text}"
@@ -128,6 +141,28 @@ class Comparison:
             f"(95% CI {self.low:+.3f} to {self.high:+.3f}), "
             f"{self.wins}/{self.ties}/{self.losses} win/tie/loss, p{p}: {self.verdict}"
         )
+
+
+def _p_text(p: float, bound: bool) -> str:
+    if bound:
+        return f"<{p:.4f}"
+    if p < 0.0001:
+        return "<0.0001"
+    return f"{p:.4f}"
+
+
+def holm(p_values: Sequence[float]) -> list[float]:
+    """Holm's step-down adjustment of ``p_values``, in their order: the k-th smallest is
+    multiplied by (m - k + 1), kept at least the one before it, and capped at 1. Rejecting
+    where the adjusted value is below alpha keeps the chance of any false claim among all m
+    at most alpha, whatever their dependence."""
+    count = len(p_values)
+    adjusted = [1.0] * count
+    running = 0.0
+    for rank, index in enumerate(sorted(range(count), key=p_values.__getitem__)):
+        running = max(running, min(1.0, (count - rank) * p_values[index]))
+        adjusted[index] = running
+    return adjusted
 
 
 def _percentile(sorted_values: Sequence[float], q: float) -> float:
