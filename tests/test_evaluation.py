@@ -561,13 +561,37 @@ def test_a_pairwise_vote_is_the_first_standalone_verdict(reply: str, vote: float
     assert _vote(reply) == vote
 
 
-@pytest.mark.parametrize(
-    ("reply", "score"), [("4/5", 0.75), ("Score: 2", 0.25), ("10", 0.0), ("5", 1.0)]
-)
+@pytest.mark.parametrize(("reply", "score"), [("4/5", 0.75), ("Score: 2", 0.25), ("5", 1.0)])
 def test_a_rubric_grade_is_the_first_standalone_digit(reply: str, score: float) -> None:
     judge = m.llm_judge(lambda messages: reply)
     result = ft.evaluate(_qa(1), {"oracle": _answer}, [judge], cache=False)
     assert result.scores("oracle", "llm_judge") == [score]
+
+
+def test_a_rubric_judge_with_no_grade_is_asked_again_then_refused() -> None:
+    """A reply with no grade ("10", a refusal) was scored 0, the lowest grade, which the
+    judge never gave: a candidate whose answers a judge declined to grade looked worst."""
+    asked: list[list[dict[str, str]]] = []
+
+    def late(messages: list[dict[str, str]]) -> str:
+        asked.append(messages)
+        return "10" if len(messages) == 1 else "4"
+
+    result = ft.evaluate(_qa(1), {"oracle": _answer}, [m.llm_judge(late)], cache=False)
+    assert result.scores("oracle", "llm_judge") == [0.75]
+    first, second = asked
+    assert second[:2] == [*first, {"role": "assistant", "content": "10"}]
+    assert second[2]["content"] == "Reply with one integer from 1 to 5, nothing else."
+
+    def refuses(messages: list[dict[str, str]]) -> str:
+        return "I cannot grade this answer."
+
+    with pytest.raises(ValueError, match="gave no grade from 1 to 5, asked twice") as caught:
+        ft.evaluate(_qa(2), {"oracle": _answer}, [m.llm_judge(refuses)], cache=False)
+    assert "'I cannot grade this answer.'" in str(caught.value)
+    if sys.version_info >= (3, 11):  # notes are 3.11's
+        (note,) = caught.value.__notes__
+        assert note.startswith("while metric 'llm_judge' scored candidate 'oracle'")
 
 
 async def test_metrics_run_off_the_event_loop() -> None:

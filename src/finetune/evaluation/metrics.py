@@ -264,27 +264,49 @@ _RUBRIC_PROMPT = (
 
 def llm_judge(judge: Any, rubric: str = "Is the answer correct and complete?") -> Metric:
     """A rubric judge: any predictor (or ``ModelRef``) scores 1-5, mapped to [0, 1]; rate
-    limits, 5xx and dropped connections are retried as predictions are.
+    limits, 5xx and dropped connections are retried as predictions are. A reply with no
+    grade is answered once with the instruction again; a second is a ``ValueError`` quoting
+    it (never a score of 0 the judge did not give).
 
     For pairwise judging with position swapping, see ``ft.evaluation.judge_pairwise``.
     """
-    from finetune.backends.http import blocking_call_with_retries
+    from finetune.backends.http import blocking_call_with_retries, excerpt
     from finetune.evaluation._predictors import predictor_for
 
     grader = predictor_for(judge)
+
+    def ask(messages: list[dict[str, str]]) -> str:
+        return blocking_call_with_retries(lambda: grader.predict(messages))
 
     def metric(prediction: str, reference: str, example: Any = None) -> float:
         question = _question(example)
         prompt = _RUBRIC_PROMPT.format(
             rubric=rubric, question=question, reference=reference, prediction=prediction
         )
-        reply = blocking_call_with_retries(
-            lambda: grader.predict([{"role": "user", "content": prompt}])
-        )
-        found = re.search(r"\b[1-5]\b", reply)  # "4/5" is 4; "10" is no grade
-        return (int(found.group()) - 1) / 4 if found else 0.0
+        asked = [{"role": "user", "content": prompt}]
+        reply = ask(asked)
+        grade = _grade(reply)
+        if grade is None:
+            again = [{"role": "assistant", "content": reply}, _GRADE_AGAIN]
+            reply = ask(asked + again)
+            grade = _grade(reply)
+        if grade is None:
+            raise ValueError(
+                f"the judge {grader.name} gave no grade from 1 to 5, asked twice; it replied "
+                f"{excerpt(reply, 80)!r}: use a judge model that follows the instruction"
+            )
+        return (grade - 1) / 4
 
     return _named("llm_judge", metric)
+
+
+_GRADE_AGAIN = {"role": "user", "content": "Reply with one integer from 1 to 5, nothing else."}
+
+
+def _grade(reply: str) -> int | None:
+    """The first digit 1-5 that stands alone ("4/5" is 4; "10" is no grade)."""
+    found = re.search(r"\b[1-5]\b", reply)
+    return int(found.group()) if found else None
 
 
 def _question(example: Any) -> str:
