@@ -407,6 +407,101 @@ def test_trl_conversational_prompt_completion_is_read_as_chat() -> None:
     assert (refused.value.line, refused.value.field) == (12, "completion[0].content")
 
 
+GPT_41_MINI = "gpt-4.1-mini-2025-04-14"
+
+
+def test_sharegpt_rows_are_read_as_chat_and_named_as_written(tmp_path: Path) -> None:
+    """FastChat's, Axolotl's and LLaMA-Factory's ShareGPT rows were refused with a recipe to
+    rewrite them by hand; they are read, and an error names the row's own field."""
+    rows = [
+        {
+            "id": f"c{i}",
+            "system": "Be brief.",
+            "conversations": [
+                {"from": "human", "value": f"What is {i} + 1?"},
+                {"from": "gpt", "value": str(i + 1)},
+                {"from": "user", "value": "Thanks"},
+                {"from": "assistant", "value": "You are welcome.", "weight": 0},
+            ],
+        }
+        for i in range(12)
+    ]
+    source = tmp_path / "sharegpt.jsonl"
+    source.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    data = ft.Dataset.from_jsonl(source)
+    first = next(iter(data))
+    assert data.kind == "chat" and isinstance(first, ft.ChatExample)
+    assert [(m.role, m.content, m.weight) for m in first.messages] == [
+        ("system", "Be brief.", None),
+        ("user", "What is 0 + 1?", None),
+        ("assistant", "1", None),
+        ("user", "Thanks", None),
+        ("assistant", "You are welcome.", 0),
+    ]
+    assert validate(data, target="openai", model=GPT_41_MINI).ok
+    written = json.loads(data.to_jsonl(tmp_path / "chat.jsonl").read_text().splitlines()[0])
+    assert written["messages"][1] == {"role": "user", "content": "What is 0 + 1?"}
+    broken = [
+        *rows[:10],
+        {"conversations": [{"from": "human", "value": "q"}, {"from": "gpt", "value": 3}]},
+        {"conversations": [{"from": "human", "value": "q"}, {"from": "observation", "value": "x"}]},
+    ]
+    report = validate(ft.Dataset.from_records(broken), target="openai", model=GPT_41_MINI)
+    assert [(f.line, f.field) for f in report.errors] == [
+        (11, "conversations[1].value"),
+        (12, "conversations"),  # no assistant turn: "observation" is no speaker we know
+        (12, "conversations[1].from"),
+    ]
+    with pytest.raises(ft.DatasetError) as refused:
+        list(ft.Dataset.from_records(broken))
+    assert (refused.value.line, refused.value.field) == (11, "conversations[1].value")
+    system = [{**rows[0], "system": 5}]
+    with pytest.raises(ft.DatasetError, match=r"^records:1: system: "):
+        list(ft.Dataset.from_records(system))
+
+
+def test_alpaca_rows_are_read_as_chat_and_named_as_written() -> None:
+    """The instruction, its input after a blank line, the output; ``system`` and
+    LLaMA-Factory's ``history`` pairs before them."""
+    rows = [
+        {
+            "instruction": f"Add {i} and 1.",
+            "input": "" if i % 2 else "Show the sum only.",
+            "output": str(i + 1),
+            **({"system": "Be brief.", "history": [["Hi", "Hello."]]} if i == 0 else {}),
+        }
+        for i in range(12)
+    ]
+    data = ft.Dataset.from_records(rows)
+    first, second = list(data)[:2]
+    assert data.kind == "chat" and isinstance(first, ft.ChatExample)
+    assert [(m.role, m.content) for m in first.messages] == [
+        ("system", "Be brief."),
+        ("user", "Hi"),
+        ("assistant", "Hello."),
+        ("user", "Add 0 and 1.\n\nShow the sum only."),
+        ("assistant", "1"),
+    ]
+    assert isinstance(second, ft.ChatExample)
+    assert [(m.role, m.content) for m in second.messages] == [
+        ("user", "Add 1 and 1."),
+        ("assistant", "2"),
+    ]
+    assert validate(data, target="openai", model=GPT_41_MINI).ok
+    broken = [
+        *rows[:9],
+        {"instruction": "x", "input": "", "output": ""},
+        {**rows[0], "history": [["Hi", 3]]},
+        {"instruction": 4, "output": "4"},
+    ]
+    report = validate(ft.Dataset.from_records(broken), target="openai", model=GPT_41_MINI)
+    assert [(f.line, f.field) for f in report.errors] == [
+        (11, "history[0][1]"),
+        (12, "instruction"),
+    ]
+    assert [(f.line, f.field, f.code) for f in report.warnings] == [(10, "output", "empty_content")]
+
+
 def test_completion_kind_and_mistral_conversion(tmp_path: Path) -> None:
     data = ft.Dataset.from_records([{"prompt": "a", "completion": "b"}])
     assert data.kind == "completion"
@@ -588,21 +683,9 @@ def test_a_folder_is_replaced_whole_or_left_as_it_was(tmp_path: Path) -> None:
     assert [p.name for p in target.iterdir()] == ["new.bin"]
 
 
-@pytest.mark.parametrize(
-    ("row", "says"),
-    [
-        (
-            {"conversations": [{"from": "human", "value": "q"}, {"from": "gpt", "value": "a"}]},
-            'this is ShareGPT\'s shape: write it as {"messages"',
-        ),
-        ({"instruction": "q", "input": "", "output": "a"}, "this is Alpaca's shape: write it"),
-        ({"text": "Once upon a time", "id": 7}, "a row of plain text is for language modeling"),
-    ],
-)
-def test_a_well_known_shape_we_do_not_read_is_named_with_how_to_write_it(
-    row: dict[str, Any], says: str
-) -> None:
-    data = ft.Dataset.from_records([row])
+def test_a_row_of_plain_text_is_named_with_how_to_write_it() -> None:
+    says = "a row of plain text is for language modeling"
+    data = ft.Dataset.from_records([{"text": "Once upon a time", "id": 7}])
     with pytest.raises(
         ft.DatasetError, match=f"^records:1: cannot tell the example kind: .*{says}"
     ):

@@ -12,6 +12,7 @@ from typing import Any, Literal, get_args
 from pydantic import TypeAdapter, ValidationError
 
 from finetune._errors import DatasetError, UnsupportedFeature, did_you_mean
+from finetune.dataset._community import community_field, community_record, is_alpaca, is_sharegpt
 from finetune.types import (
     EXAMPLE_KINDS,
     ChatExample,
@@ -98,6 +99,8 @@ def detect_kind(data: dict[str, Any], *, loose: bool = False) -> ExampleKind | N
         return "preference"
     if "messages" in data or _conversational_completion(data):
         return "chat"
+    if is_sharegpt(data) or is_alpaca(data):
+        return "chat"
     has_prompt, has_completion = "prompt" in data, "completion" in data
     if (has_prompt or has_completion) if loose else (has_prompt and has_completion):
         return "completion"
@@ -113,12 +116,13 @@ def _conversational_completion(data: dict[str, Any]) -> bool:
 
 
 def as_chat_record(data: dict[str, Any]) -> dict[str, Any]:
-    """A chat record in TRL's conversational prompt-completion shape as ours: ``messages`` is
-    the prompt then the completion. As TRL trains on the completion only, an assistant turn
-    of the prompt gets ``weight: 0`` (kept as context, not trained). Any other record is
-    returned as it is."""
+    """A chat record in another tool's shape as ours. ShareGPT's and Alpaca's: see
+    ``_community``. TRL's conversational prompt-completion: ``messages`` is the prompt then
+    the completion; as TRL trains on the completion only, an assistant turn of the prompt
+    gets ``weight: 0`` (kept as context, not trained). Any other record is returned as it
+    is."""
     if not _conversational_completion(data):
-        return data
+        return community_record(data)
     context = [
         {**m, "weight": 0}
         if isinstance(m, dict) and m.get("role") == "assistant" and "weight" not in m
@@ -131,9 +135,9 @@ def as_chat_record(data: dict[str, Any]) -> dict[str, Any]:
 
 def chat_field(field: str | None, data: dict[str, Any]) -> str | None:
     """A field of ``as_chat_record(data)`` (``messages[3].content``) as the row spells it
-    (``completion[1].content``)."""
+    (``completion[1].content``, ``conversations[3].value``)."""
     if field is None or not _conversational_completion(data):
-        return field
+        return community_field(field, data)
     found = re.match(r"messages(?:\[(\d+)\])?", field)
     if found is None:
         return field
@@ -148,18 +152,6 @@ def chat_field(field: str | None, data: dict[str, Any]) -> str | None:
 def shape_hint(data: dict[str, Any]) -> str:
     """What a row of no kind we read looks like, when it is a well-known shape, and how to
     write it as one we read ("" for any other)."""
-    turns = data.get("conversations")
-    if isinstance(turns, list) and any(isinstance(t, dict) and "from" in t for t in turns):
-        return (
-            '; this is ShareGPT\'s shape: write it as {"messages": [{"role": ..., '
-            '"content": ...}]}, each turn\'s "from" (human, gpt, system) as its role (user, '
-            'assistant, system) and its "value" as its content'
-        )
-    if "instruction" in data and "output" in data:
-        return (
-            '; this is Alpaca\'s shape: write it as {"messages": [{"role": "user", '
-            '"content": instruction and input}, {"role": "assistant", "content": output}]}'
-        )
     if set(data) - IGNORED_KEYS == {"text"}:
         return (
             "; a row of plain text is for language modeling, which finetune does not train: "

@@ -1,0 +1,114 @@
+"""ShareGPT's and Alpaca's rows, the shapes of FastChat, Axolotl and LLaMA-Factory data, read
+as chat examples; an error in one is named by the row's own fields."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+__all__ = ["community_field", "community_record", "is_alpaca", "is_sharegpt"]
+
+# who spoke, as ShareGPT exports write it (FastChat, Axolotl, LLaMA-Factory), as our role
+_SPEAKERS = {
+    "human": "user",
+    "user": "user",
+    "gpt": "assistant",
+    "chatgpt": "assistant",
+    "bard": "assistant",
+    "bing": "assistant",
+    "model": "assistant",
+    "assistant": "assistant",
+    "system": "system",
+}
+_TURN_KEYS = {"from": "role", "value": "content"}
+_A_FIELD = re.compile(r"messages(?:\[(\d+)\])?")
+
+
+def is_sharegpt(data: dict[str, Any]) -> bool:
+    """``conversations``, a list of turns, in place of ``messages``."""
+    turns = data.get("conversations")
+    return "messages" not in data and isinstance(turns, list) and bool(turns)
+
+
+def is_alpaca(data: dict[str, Any]) -> bool:
+    """``instruction`` and ``output`` (with ``input``, ``system`` or ``history`` beside them),
+    in place of ``messages``."""
+    return "messages" not in data and "instruction" in data and "output" in data
+
+
+def community_record(data: dict[str, Any]) -> dict[str, Any]:
+    """A ShareGPT or Alpaca row as our chat record (any other row as it is): every assistant
+    turn trained, as those tools train them by default."""
+    if is_sharegpt(data):
+        return _from_sharegpt(data)
+    if is_alpaca(data):
+        return _from_alpaca(data)
+    return data
+
+
+def community_field(field: str | None, data: dict[str, Any]) -> str | None:
+    """A field of ``community_record(data)`` (``messages[1].content``) as the row spells it
+    (``conversations[1].value``, ``output``)."""
+    found = _A_FIELD.match(field or "")
+    if field is None or found is None or not (is_sharegpt(data) or is_alpaca(data)):
+        return field
+    sources = _sharegpt_sources(data) if is_sharegpt(data) else _alpaca_sources(data)
+    rest, asked = field[found.end() :], found.group(1)
+    if asked is None:
+        return ("conversations" if is_sharegpt(data) else "output") + rest
+    index = int(asked)
+    source = sources[index] if index < len(sources) else sources[-1]
+    if is_alpaca(data):
+        return source  # a message of an Alpaca row is one value: its role has no field
+    key, dot, tail = rest.lstrip(".").partition(".")
+    renamed = {"role": "from", "content": "value"}.get(key, key) if source != "system" else ""
+    return source + (f".{renamed}{dot}{tail}" if renamed else "")
+
+
+def _from_sharegpt(data: dict[str, Any]) -> dict[str, Any]:
+    messages = [{"role": "system", "content": data["system"]}] if data.get("system") else []
+    for turn in data["conversations"]:
+        messages.append(_message(turn) if isinstance(turn, dict) else turn)
+    rest = {k: v for k, v in data.items() if k not in ("conversations", "system")}
+    return {**rest, "messages": messages}
+
+
+def _message(turn: dict[str, Any]) -> dict[str, Any]:
+    """A ShareGPT turn as a message: ``from`` as its role (a name it does not know is kept, for
+    validation to name), ``value`` as its content, any other key as it is."""
+    message = {_TURN_KEYS.get(key, key): value for key, value in turn.items()}
+    speaker = turn.get("from")
+    if isinstance(speaker, str):
+        message["role"] = _SPEAKERS.get(speaker.lower(), speaker)
+    return message
+
+
+def _sharegpt_sources(data: dict[str, Any]) -> list[str]:
+    system = ["system"] if data.get("system") else []
+    return system + [f"conversations[{i}]" for i in range(len(data["conversations"]))]
+
+
+def _from_alpaca(data: dict[str, Any]) -> dict[str, Any]:
+    """The system prompt, each ``history`` pair as a user and an assistant turn, then the
+    instruction (its ``input`` after a blank line) and the output."""
+    messages = [{"role": "system", "content": data["system"]}] if data.get("system") else []
+    history = data.get("history") or []
+    for pair in history if isinstance(history, list) else [history]:
+        asked, answered = pair if isinstance(pair, (list, tuple)) and len(pair) == 2 else (pair, "")
+        messages += [{"role": "user", "content": asked}, {"role": "assistant", "content": answered}]
+    instruction, extra = data["instruction"], data.get("input")
+    if isinstance(instruction, str) and isinstance(extra, str) and extra.strip():
+        instruction = f"{instruction}\n\n{extra}"
+    messages += [
+        {"role": "user", "content": instruction},
+        {"role": "assistant", "content": data["output"]},
+    ]
+    taken = ("instruction", "input", "output", "system", "history")
+    return {**{k: v for k, v in data.items() if k not in taken}, "messages": messages}
+
+
+def _alpaca_sources(data: dict[str, Any]) -> list[str]:
+    history = data.get("history") or []
+    pairs = len(history) if isinstance(history, list) else 1
+    turns = [f"history[{i}][{j}]" for i in range(pairs) for j in (0, 1)]
+    return ["system"] * bool(data.get("system")) + turns + ["instruction", "output"]
