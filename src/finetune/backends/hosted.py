@@ -247,23 +247,17 @@ class HostedBackend(BaseBackend):
             idempotency_key="quote",
         )
 
-    async def _quote_request(
-        self,
-        dataset: Dataset,
-        estimate: CostEstimate,
-        hyperparameters: Hyperparameters,
-        validation: Dataset | None = None,
-        options: Mapping[str, Any] | None = None,
+    async def _with_data(
+        self, job: JobRequest, dataset: Dataset, validation: Dataset | None = None
     ) -> JobRequest:
-        """``_quoted_job`` with its data uploaded (a later fit reuses the files). What
-        ``preflight`` refuses (an unknown model, a setting out of range) is refused before
-        any upload, as for a fit."""
-        request = self._quoted_job(dataset, estimate, hyperparameters, validation, options)
-        await self.preflight(request)
+        """``job`` (a ``_quoted_job``) with its data uploaded (a later fit reuses the files).
+        What ``preflight`` refuses (an unknown model, a setting out of range) is refused
+        before any upload, as for a fit."""
+        await self.preflight(job)
         files = {"training_file": await self.upload(dataset, purpose="train")}
         if validation is not None:
             files["validation_file"] = await self.upload(validation, purpose="validation")
-        return request.model_copy(update=files)
+        return job.model_copy(update=files)
 
     @classmethod
     def predictor(cls, model: str, **options: Any) -> Predictor:

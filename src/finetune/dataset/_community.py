@@ -10,14 +10,8 @@ __all__ = ["community_field", "community_record", "is_alpaca", "is_sharegpt"]
 
 # who spoke, as ShareGPT exports write it (FastChat, Axolotl, LLaMA-Factory), as our role
 _SPEAKERS = {
-    "human": "user",
-    "user": "user",
-    "gpt": "assistant",
-    "chatgpt": "assistant",
-    "bard": "assistant",
-    "bing": "assistant",
-    "model": "assistant",
-    "assistant": "assistant",
+    **dict.fromkeys(("human", "user"), "user"),
+    **dict.fromkeys(("gpt", "chatgpt", "bard", "bing", "model", "assistant"), "assistant"),
     "system": "system",
 }
 _TURN_KEYS = {"from": "role", "value": "content"}

@@ -55,8 +55,7 @@ class EvalResult:
         return [str(row["prediction"]) for row in self._rows_of(candidate)]
 
     def _rows_of(self, candidate: str) -> list[dict[str, Any]]:
-        if candidate not in self.candidates:
-            raise KeyError(f"no candidate {candidate!r}; candidates: {self.candidates}")
+        _one_of(candidate, self.candidates, "candidate")
         return sorted(
             (row for row in self.rows if row["candidate"] == candidate),
             key=lambda row: row["example"],
@@ -91,18 +90,10 @@ class EvalResult:
         return [dataclasses.replace(c, p_holm=p) for c, p in zip(found, adjusted, strict=True)]
 
     def _candidate(self, name: str | None) -> str:
-        if name is None:
-            return self.candidates[0]
-        if name not in self.candidates:
-            raise KeyError(f"no candidate {name!r}; candidates: {self.candidates}")
-        return name
+        return _one_of(name, self.candidates, "candidate")
 
     def _metric(self, metric: str | None) -> str:
-        if metric is None:
-            return self.metrics[0]
-        if metric not in self.metrics:
-            raise KeyError(f"no metric {metric!r}; metrics: {self.metrics}")
-        return metric
+        return _one_of(metric, self.metrics, "metric")
 
     def to_pandas(self) -> Any:
         """The per-example table as a pandas DataFrame."""
@@ -196,6 +187,15 @@ class EvalResult:
         if not isinstance(notes, list) or not all(isinstance(note, str) for note in notes):
             raise _not_a_result(source, "notes is not a list of text")
         return cls(list(candidates), list(metrics), rows, notes)
+
+
+def _one_of(name: str | None, names: list[str], what: str) -> str:
+    """``name``, one of ``names`` (the first when ``None``); any other is a ``KeyError``."""
+    if name is None:
+        return names[0]
+    if name not in names:
+        raise KeyError(f"no {what} {name!r}; {what}s: {names}")
+    return name
 
 
 _COMPARISON_HEADER = (

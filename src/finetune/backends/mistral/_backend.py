@@ -443,7 +443,8 @@ class MistralBackend(HostedBackend):
             return estimate.with_notes(note)
         if not self._dry_run or not self._key:
             return _without_dry_run(estimate, self._dry_run)
-        request = await self._quote_request(dataset, estimate, hyperparameters)
+        job = self._quoted_job(dataset, estimate, hyperparameters)
+        request = await self._with_data(job, dataset)
         body = create_body(request)
         dry_run = {"dry_run": "true"}
         figures = await self._retried(lambda: self._send("POST", JOBS, params=dry_run, body=body))

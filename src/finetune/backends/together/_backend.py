@@ -349,7 +349,7 @@ class TogetherBackend(HostedBackend):
         if not (self._quote and self._key):
             create_body(job)  # no model limits offline: the checks that need none
             return estimate.with_notes(*self._unquoted_notes(job))
-        request = await self._quote_request(dataset, estimate, hyperparameters, validation, options)
+        request = await self._with_data(job, dataset, validation)
         body = create_body(request, await self._model_limits(estimate.model))
         quote_body: dict[str, Any] = {k: body[k] for k in _QUOTED if k in body}
         path = "/v1/fine-tunes/estimate-price"
