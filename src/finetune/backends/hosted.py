@@ -33,7 +33,7 @@ if TYPE_CHECKING:
 
     from finetune.dataset import Dataset
     from finetune.evaluation import Predictor
-    from finetune.types import CostEstimate, Hyperparameters, Job
+    from finetune.types import Hyperparameters, Job
 
 __all__ = ["Connection", "HostedBackend"]
 
@@ -227,18 +227,18 @@ class HostedBackend(BaseBackend):
 
     def _quoted_job(
         self,
+        model: str,
         dataset: Dataset,
-        estimate: CostEstimate,
         hyperparameters: Hyperparameters,
         validation: Dataset | None = None,
         options: Mapping[str, Any] | None = None,
     ) -> JobRequest:
-        """The job a price quote (or dry run) is asked about, its files placeholders: the
-        estimate's model, these hyperparameters and the fit's ``options``, with the method the
-        data trains with (preference pairs: DPO)."""
+        """The job a price quote (or dry run) is asked about, its files placeholders: a fit
+        of ``model`` on ``dataset`` with these hyperparameters and ``options``, with the
+        method the data trains with (preference pairs: DPO)."""
         placeholder = FileRef(backend=self.name, id=PLACEHOLDER_FILE)
         return JobRequest(
-            base_model=estimate.model,
+            base_model=model,
             training_file=placeholder,
             validation_file=placeholder if validation is not None else None,
             method="dpo" if dataset.kind == "preference" else "sft",  # as a fit must train it

@@ -379,7 +379,7 @@ class FireworksBackend(HostedBackend):
         if not self._key or not self._account:
             note = "no Fireworks key or account: its quote was skipped; the figures are our own"
             return estimate.with_notes(note)
-        job = self._quoted_job(dataset, estimate, hyperparameters)
+        job = self._quoted_job(estimate.model, dataset, hyperparameters)
         request = await self._with_data(job, dataset)
         body = create_body(request, self._require_account())
         path = self._path("supervisedFineTuningJobs:estimateCost")

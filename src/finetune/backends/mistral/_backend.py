@@ -443,7 +443,7 @@ class MistralBackend(HostedBackend):
             return estimate.with_notes(note)
         if not self._dry_run or not self._key:
             return _without_dry_run(estimate, self._dry_run)
-        job = self._quoted_job(dataset, estimate, hyperparameters)
+        job = self._quoted_job(estimate.model, dataset, hyperparameters)
         request = await self._with_data(job, dataset)
         body = create_body(request)
         dry_run = {"dry_run": "true"}

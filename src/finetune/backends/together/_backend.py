@@ -345,7 +345,7 @@ class TogetherBackend(HostedBackend):
         set's evaluations included, for the job the fit's ``options`` would start (LoRA, or
         ``{"full_finetune": True}``: full). Needs a key; uploads the data, which the later
         fit reuses. Without a quote, what the fit would refuse is refused all the same."""
-        job = self._quoted_job(dataset, estimate, hyperparameters, validation, options)
+        job = self._quoted_job(estimate.model, dataset, hyperparameters, validation, options)
         if not (self._quote and self._key):
             create_body(job)  # no model limits offline: the checks that need none
             return estimate.with_notes(*self._unquoted_notes(job))
