@@ -512,6 +512,11 @@ def test_an_estimate_prices_the_full_fine_tune_a_fit_would_start(server: Togethe
     offline = ft.Tuner("together", model=MODEL, api_key="", base_url=server.url)
     notes = offline.estimate(dataset("full"), options=full).notes
     assert any(note.startswith("our price is Together's LoRA SFT rate: a full") for note in notes)
+    pairs = ft.Dataset.from_records(
+        [{"prompt": f"q {i}", "chosen": f"good {i}", "rejected": f"bad {i}"} for i in range(12)]
+    )
+    both = offline.estimate(pairs, options=full).notes
+    assert any("LoRA SFT rate: full DPO has higher rates" in note for note in both)
     assert not any("full fine-tune" in note for note in offline.estimate(dataset()).notes)
     uploaded = len(server.files)
     for asking in (tuner, offline):  # refused as a fit refuses it, with a key or without

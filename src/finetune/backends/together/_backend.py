@@ -60,12 +60,10 @@ SERVERLESS_NOTE = (
     "Together serves LoRA fine-tunes serverless only for some base models; others need a "
     "dedicated endpoint, billed per minute while it runs (stop it when idle)"
 )
-_DPO_PRICE_NOTE = (
-    "our price is Together's LoRA SFT rate: DPO has higher rates of its own "
-    "(https://www.together.ai/pricing), which Together's quote (with a key) applies"
-)
-_FULL_PRICE_NOTE = (
-    "our price is Together's LoRA SFT rate: a full fine-tune has higher rates of its own "
+# (full fine-tune, DPO) -> what costs more than the LoRA SFT rate of our table
+_DEARER = {(False, True): "DPO", (True, False): "a full fine-tune", (True, True): "full DPO"}
+_PRICE_NOTE = (
+    "our price is Together's LoRA SFT rate: {} has higher rates of its own "
     "(https://www.together.ai/pricing), which Together's quote (with a key) applies"
 )
 # What estimate-price takes of a create body: the files, the model and what it bills.
@@ -364,10 +362,9 @@ class TogetherBackend(HostedBackend):
             notes.append(
                 "no Together API key: its price quote was skipped; the figures are our own"
             )
-        if job.options.get("full_finetune"):
-            notes.append(_FULL_PRICE_NOTE)
-        elif job.method == "dpo":
-            notes.append(_DPO_PRICE_NOTE)
+        dearer = _DEARER.get((bool(job.options.get("full_finetune")), job.method == "dpo"))
+        if dearer:
+            notes.append(_PRICE_NOTE.format(dearer))
         return notes
 
 
