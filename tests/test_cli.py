@@ -502,13 +502,10 @@ def test_tiny_demo_prints_the_three_way_comparison(
 
 def test_validate_and_estimate_name_their_backend(capsys: pytest.CaptureFixture[str]) -> None:
     """No default: OpenAI's rules for a local model, or for anyone after 2027-01-06, mislead."""
-    with pytest.raises(SystemExit) as stopped:
-        main(["validate", "data.jsonl", "--model", "./my-model"])
-    assert stopped.value.code == 2
-    assert "the following arguments are required: --backend" in capsys.readouterr().err
-    assert main(["estimate", "data.jsonl", "--model", "./my-model"]) == 2
-    says = "estimate needs 'backend': give --backend, or backend in a --config file"
-    assert says in capsys.readouterr().err
+    for command in ("validate", "estimate"):
+        assert main([command, "data.jsonl", "--model", "./my-model"]) == 2
+        says = f"{command} needs 'backend': give --backend, or backend in a --config file"
+        assert says in capsys.readouterr().err
 
 
 @needs_tiktoken
@@ -529,6 +526,8 @@ def test_estimate_prices_the_job_a_train_config_would_start(
     assert any("a full fine-tune has higher rates" in note for note in full["notes"])
     assert main(["estimate", "--config", str(config), "--epochs", "1", "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["epochs"] == 1  # the flag over the file
+    assert main(["validate", "--config", str(config), "--json"]) == 0  # the same job, checked
+    assert json.loads(capsys.readouterr().out)["examples"] == full["examples"]
     config.write_text(config.read_text().replace("full_finetune = true", "packing = false"))
     assert main(["estimate", "--config", str(config)]) == 2
     assert "Together takes only ['full_finetune']; got ['packing']" in capsys.readouterr().err

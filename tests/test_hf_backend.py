@@ -453,6 +453,8 @@ def test_validate_reports_examples_longer_than_max_length(
     assert short.ok and short.counts["would_truncate"] == 30
     assert 0 < short.counts["no_trainable_tokens"] < 30  # some replies cut off entirely: skipped
     assert short.stats["context_limit"] == 45
+    as_the_fit = ft.Tuner("hf", model=tiny_base).validate(data, options={"max_length": 45})
+    assert as_the_fit.counts["would_truncate"] == 30  # the checks fit(options=...) makes
 
     # cut to nothing: a job failed in TRL with num_samples=0, after validation had passed
     tuner = ft.Tuner("hf", model=tiny_base, max_length=4)

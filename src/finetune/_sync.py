@@ -94,10 +94,17 @@ class Tuner(TunerView):
         self._loop.close()
 
     def validate(
-        self, dataset: Dataset, validation: Dataset | None = None, *, model: str | None = None
+        self,
+        dataset: Dataset,
+        validation: Dataset | None = None,
+        *,
+        model: str | None = None,
+        options: Mapping[str, Any] | None = None,
     ) -> ValidationReport:
-        """Check every row against this backend's rules and the model's context limit."""
-        return self._async.validate(dataset, validation, model=model)
+        """Check every row against this backend's rules and the model's context limit; with
+        the fit's ``options``, the checks that fit would make (``hf``: its ``max_length``,
+        ``assistant_only_loss``)."""
+        return self._async.validate(dataset, validation, model=model, options=options)
 
     def estimate(
         self,

@@ -42,14 +42,15 @@ from finetune.backends import backend_class
 __all__ = ["main"]
 
 
-def _tuner(args: argparse.Namespace) -> ft.Tuner:
-    return ft.Tuner(args.backend, model=getattr(args, "model", None))
-
-
 def _cmd_validate(args: argparse.Namespace) -> int:
-    tuner = _tuner(args)
-    validation = ft.Dataset.from_jsonl(args.validation) if args.validation else None
-    report = tuner.validate(ft.Dataset.from_jsonl(args.file), validation)
+    settings = _job_settings(args, "validate")
+    validation = settings.get("validation")
+    tuner = ft.Tuner(settings["backend"], model=settings["model"])
+    report = tuner.validate(
+        ft.Dataset.from_jsonl(settings["file"]),
+        ft.Dataset.from_jsonl(validation) if validation else None,
+        options=settings.get("options"),
+    )
     print(report.to_json() if args.json else report.to_markdown())
     return 0 if report.ok else 1
 
@@ -391,6 +392,14 @@ _VALIDATION_HELP = {
 }
 
 
+_CONFIG_HELP = {
+    "validate": "the train config (TOML or YAML) whose job to check: its file, backend, "
+    "model, validation and [options]; flags override it",
+    "estimate": "the train config (TOML or YAML) whose job to price: its file, backend, "
+    "model, validation, [hyperparameters] and [options]; flags override it",
+}
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = Parser(
         prog="finetune", description="Validate data, fine-tune on any backend, check the result."
@@ -408,18 +417,13 @@ def _parser() -> argparse.ArgumentParser:
         ("estimate", _cmd_estimate, "exact tokens, epochs and cost of training on a file"),
     ):
         sub = command(name, handler, text)
-        given = name == "validate"  # estimate can read them from the train config instead
-        sub.add_argument("file", nargs=None if given else "?", help="training data (JSONL)")
-        name_flag(sub, "--backend", "the backend whose rules apply: hf, together, ...", given)
-        name_flag(sub, "--model", "base model to fine-tune", given)
+        sub.add_argument("file", nargs="?", help="training data (JSONL)")
+        name_flag(sub, "--backend", "the backend whose rules apply: hf, together, ...")
+        name_flag(sub, "--model", "base model to fine-tune")
         sub.add_argument("--json", action="store_true", help="print JSON")
         sub.add_argument("--validation", help=_VALIDATION_HELP[name])
+        sub.add_argument("--config", help=_CONFIG_HELP[name])
         if name == "estimate":
-            sub.add_argument(
-                "--config",
-                help="the train config (TOML or YAML) whose job to price: its file, backend, "
-                "model, validation, [hyperparameters] and [options]; flags override it",
-            )
             sub.add_argument(
                 "--epochs",
                 type=or_auto(positive_int),

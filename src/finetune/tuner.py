@@ -180,15 +180,22 @@ class AsyncTuner(TunerView):
     # -- before any money is spent (local work) --
 
     def validate(
-        self, dataset: Dataset, validation: Dataset | None = None, *, model: str | None = None
+        self,
+        dataset: Dataset,
+        validation: Dataset | None = None,
+        *,
+        model: str | None = None,
+        options: Mapping[str, Any] | None = None,
     ) -> ValidationReport:
-        """Check every row against this backend's rules and the model's context limit.
+        """Check every row against this backend's rules and the model's context limit; with
+        the fit's ``options``, the checks that fit would make (``hf``: its ``max_length``,
+        ``assistant_only_loss``).
 
         Local CPU work, no network and no SDK import: it runs in the calling thread (from a
         coroutine, ``await asyncio.to_thread(tuner.validate, data)`` keeps the event loop
         free; ``fit`` and ``estimate`` validate off the loop themselves).
         """
-        return self._validate(dataset, validation, model=model)
+        return self._validate(dataset, validation, model=model, options=options)
 
     def _validate(
         self,
@@ -198,7 +205,7 @@ class AsyncTuner(TunerView):
         model: str | None = None,
         options: Mapping[str, Any] | None = None,
     ) -> ValidationReport:
-        from finetune.backends.base import rules_for
+        from finetune.backends.base import context_for, rules_for
         from finetune.validation import validate
 
         check_datasets(dataset, validation)
@@ -209,7 +216,7 @@ class AsyncTuner(TunerView):
             model=chosen,
             validation=validation,
             token_counter=self._backend.token_counter(chosen),
-            context_limit=self._backend.context_limit(chosen),
+            context_limit=context_for(self._backend, chosen, options),
         )
 
     def estimate_locally(
@@ -220,11 +227,13 @@ class AsyncTuner(TunerView):
         model: str | None = None,
         price_per_million: float | None = None,
         validation: Dataset | None = None,
+        options: Mapping[str, Any] | None = None,
     ) -> CostEstimate:
         """Exact tokens, epochs, billed tokens and price from our own tables (no network), or
         at ``price_per_million``, with the ``validation`` set's tokens where the provider
-        bills them; a provider that is closing, or creates no more jobs, says so in
-        ``notes``."""
+        bills them, against the context the fit's ``options`` leave; a provider that is
+        closing, or creates no more jobs, says so in ``notes``."""
+        from finetune.backends.base import context_for
         from finetune.validation import estimate
 
         check_datasets(dataset, validation)
@@ -236,7 +245,7 @@ class AsyncTuner(TunerView):
             model=chosen,
             hyperparameters=as_hyperparameters(hyperparameters),
             token_counter=self._backend.token_counter(chosen),
-            context_limit=self._backend.context_limit(chosen),
+            context_limit=context_for(self._backend, chosen, options),
             price_per_million=price_per_million,
             hosted=self._backend.capabilities.hosted,
             validation=validation,
@@ -264,6 +273,7 @@ class AsyncTuner(TunerView):
             model=model,
             price_per_million=price_per_million,
             validation=validation,
+            options=options,
         )
         if not self._backend.supports("refine_estimate"):
             return local, None

@@ -213,7 +213,9 @@ class BaseBackend:
         return counter_for(self.capabilities.validation_target, model)
 
     def context_limit(self, model: str) -> int | None:
-        """Tokens per example the provider keeps, when it is not in the model catalog."""
+        """Tokens per example the provider keeps, when it is not in the model catalog. A
+        backend whose fit ``options`` set it (the local backend's ``max_length``) adds a
+        keyword ``options: Mapping[str, Any] | None = None``: it is then given them."""
         return None
 
     def validation_rules(
@@ -407,6 +409,18 @@ def rules_for(
     if method is not None and not _accepts(method, "model"):
         return backend.validation_rules()
     return backend.validation_rules(model=model, options=options)
+
+
+def context_for(
+    backend: BaseBackend, model: str, options: Mapping[str, Any] | None = None
+) -> int | None:
+    """``backend.context_limit(model, options)``, also for a plugin whose method takes the
+    model alone."""
+    method = getattr(getattr(backend, "wrapped", backend), "context_limit", None)
+    if options and method is not None and _accepts(method, "options"):
+        hook: Callable[..., int | None] = backend.context_limit
+        return hook(model, options=options)
+    return backend.context_limit(model)
 
 
 async def quote_for(

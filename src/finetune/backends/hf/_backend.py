@@ -172,10 +172,14 @@ class HFBackend:
                 self._contexts[model] = model_context(path, self._options.trust_remote_code)
             return self._contexts[model]
 
-    def context_limit(self, model: str) -> int:
-        """Tokens per example the trainer keeps: the ``max_length`` option (longer ones are
-        truncated, and ``validate`` reports them as ``would_truncate``)."""
-        return self._options.max_length
+    def context_limit(self, model: str, options: Mapping[str, Any] | None = None) -> int:
+        """Tokens per example the trainer keeps: the ``max_length`` option, the fit's over the
+        backend's (longer ones are truncated, and ``validate`` reports them as
+        ``would_truncate``)."""
+        if not options:
+            return self._options.max_length
+        defaults = self._options.model_dump(exclude_unset=True)
+        return parse_options({**defaults, **options}).max_length
 
     def validation_rules(
         self, model: str | None = None, options: Mapping[str, Any] | None = None
