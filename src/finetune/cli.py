@@ -43,28 +43,20 @@ __all__ = ["main"]
 
 
 def _cmd_validate(args: argparse.Namespace) -> int:
-    settings = _job_settings(args, "validate")
-    validation = settings.get("validation")
-    tuner = ft.Tuner(settings["backend"], model=settings["model"])
-    report = tuner.validate(
-        ft.Dataset.from_jsonl(settings["file"]),
-        ft.Dataset.from_jsonl(validation) if validation else None,
-        options=settings.get("options"),
-    )
+    job = _job_inputs(args, "validate")
+    report = job.tuner.validate(job.train, job.validation, options=job.settings.get("options"))
     print(report.to_json() if args.json else report.to_markdown())
     return 0 if report.ok else 1
 
 
 def _cmd_estimate(args: argparse.Namespace) -> int:
-    settings = _job_settings(args, "estimate")
-    validation = settings.get("validation")
-    tuner = ft.Tuner(settings["backend"], model=settings["model"])
-    cost = tuner.estimate(
-        ft.Dataset.from_jsonl(settings["file"]),
-        settings["hyperparameters"],
+    job = _job_inputs(args, "estimate")
+    cost = job.tuner.estimate(
+        job.train,
+        job.settings["hyperparameters"],
         price_per_million=args.price_per_million,
-        validation=ft.Dataset.from_jsonl(validation) if validation else None,
-        options=settings.get("options"),
+        validation=job.validation,
+        options=job.settings.get("options"),
     )
     print(cost.model_dump_json(indent=2) if args.json else _cost_text(cost))
     return 0
@@ -316,13 +308,34 @@ def _job_settings(args: argparse.Namespace, command: str) -> dict[str, Any]:
     return settings
 
 
-def _cmd_train(args: argparse.Namespace) -> int:
-    settings = _job_settings(args, "train")
+@dataclasses.dataclass(frozen=True)
+class _JobInputs:
+    """What the job of ``train``, ``estimate`` or ``validate`` is made of."""
+
+    tuner: ft.Tuner
+    train: ft.Dataset
+    validation: ft.Dataset | None
+    settings: dict[str, Any]
+
+
+def _job_inputs(args: argparse.Namespace, command: str) -> _JobInputs:
+    settings = _job_settings(args, command)
     tuner = ft.Tuner(settings["backend"], model=settings["model"])
     validation = settings.get("validation")
-    job = tuner.fit(
+    return _JobInputs(
+        tuner,
         ft.Dataset.from_jsonl(settings["file"]),
         ft.Dataset.from_jsonl(validation) if validation else None,
+        settings,
+    )
+
+
+def _cmd_train(args: argparse.Namespace) -> int:
+    inputs = _job_inputs(args, "train")
+    settings = inputs.settings
+    job = inputs.tuner.fit(
+        inputs.train,
+        inputs.validation,
         hyperparameters=settings["hyperparameters"],
         method=settings.get("method", "sft"),
         suffix=settings.get("suffix"),
