@@ -561,7 +561,7 @@ async def test_async_fit_and_estimate_validate_off_the_event_loop(
     import threading
 
     where: list[threading.Thread] = []
-    for name in ("_validate", "estimate_locally"):
+    for name in ("validate", "estimate_locally"):
         counted = getattr(ft.AsyncTuner, name)
 
         def spied(self: ft.AsyncTuner, *args: Any, _real: Any = counted, **kwargs: Any) -> Any:

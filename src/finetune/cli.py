@@ -274,8 +274,9 @@ def _cmd_export(args: argparse.Namespace) -> int:
 
 
 def _job_settings(args: argparse.Namespace, command: str) -> dict[str, Any]:
-    """The job ``train`` would start (``estimate`` prices it): the ``--config`` file's
-    settings, the flags over them, checked before anything is read or sent."""
+    """The job ``train`` would start (``estimate`` prices it, ``validate`` checks it): the
+    ``--config`` file's settings, the flags over them, checked before anything is read or
+    sent."""
     settings: dict[str, Any] = train_config(args.config) if args.config else {}
     for name in TRAIN_KEYS:  # the flags override the file
         value = getattr(args, name, None)

@@ -195,16 +195,6 @@ class AsyncTuner(TunerView):
         coroutine, ``await asyncio.to_thread(tuner.validate, data)`` keeps the event loop
         free; ``fit`` and ``estimate`` validate off the loop themselves).
         """
-        return self._validate(dataset, validation, model=model, options=options)
-
-    def _validate(
-        self,
-        dataset: Dataset,
-        validation: Dataset | None = None,
-        *,
-        model: str | None = None,
-        options: Mapping[str, Any] | None = None,
-    ) -> ValidationReport:
         from finetune.backends.base import context_for, rules_for
         from finetune.validation import validate
 
@@ -277,7 +267,7 @@ class AsyncTuner(TunerView):
         )
         if not self._backend.supports("refine_estimate"):
             return local, None
-        return local, self._validate(dataset, validation, model=model, options=options)
+        return local, self.validate(dataset, validation, model=model, options=options)
 
     async def estimate(
         self,
@@ -347,7 +337,7 @@ class AsyncTuner(TunerView):
         model = self._require_model()
         check_request(self._backend, train, validation, method, suffix, params)
         if not fit.get("skip_validation", False):
-            report = self._validate(train, validation, options=options).raise_for_errors()
+            report = self.validate(train, validation, options=options).raise_for_errors()
             if note := warnings_note(report):
                 log.warning("%s", note)
         train_fp = train.fingerprint()
