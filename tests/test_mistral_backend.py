@@ -285,7 +285,10 @@ def test_fifty_cycles_with_thirty_percent_faults() -> None:
     with MistralFake(faults, Phases(0.01, 0.01, 0.01, 0.05)) as server:
 
         def cycle(i: int) -> ft.Job:
-            tuner = tuner_for(server, timeout=5, attempts=8)
+            # the fake lists a job once it is made: 1 s of create_grace finds one whose answer
+            # was lost (the default 10 s waits for providers that list late), and backoff from
+            # 0.05 s keeps a run of faults from sleeping 30 s: what is tested is no duplicates
+            tuner = tuner_for(server, timeout=5, attempts=8, create_grace=1, first_wait=0.05)
             job = tuner.fit(dataset(str(i)), suffix=f"c{i}")
             return job.wait(poll_interval=0.02, max_interval=0.1, timeout=60)
 

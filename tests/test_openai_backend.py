@@ -305,7 +305,9 @@ def test_fifty_cycles_with_thirty_percent_faults() -> None:
                 base_url=server.base_url,
                 attempts=10,  # a quarter of requests fail: ten tries make a call fail 1e-6
                 timeout=5,
-                **FAST_POLL,
+                create_grace=1,  # the fake lists a job once made; the default 10 s is for
+                first_wait=0.05,  # providers that list late, and backoff from 0.5 s slept
+                **FAST_POLL,  # through runs of faults: what is tested is no duplicates
             )
             job = tuner.fit(dataset(str(i)), suffix=f"c{i}")
             return job.wait(poll_interval=0.02, max_interval=0.1, timeout=60)
