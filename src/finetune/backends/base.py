@@ -416,11 +416,8 @@ def context_for(
 ) -> int | None:
     """``backend.context_limit(model, options)``, also for a plugin whose method takes the
     model alone."""
-    method = getattr(getattr(backend, "wrapped", backend), "context_limit", None)
-    if options and method is not None and _accepts(method, "options"):
-        hook: Callable[..., int | None] = backend.context_limit
-        return hook(model, options=options)
-    return backend.context_limit(model)
+    hook: Callable[..., int | None] = backend.context_limit
+    return hook(model, **_taken(backend, "context_limit", options=options or None))
 
 
 async def quote_for(
@@ -433,15 +430,20 @@ async def quote_for(
 ) -> CostEstimate:
     """``backend.refine_estimate``, given the validation set and the fit's ``options`` where
     the hook takes them."""
-    method = getattr(getattr(backend, "wrapped", backend), "refine_estimate", None)
-    given = {"validation": validation, "options": options or None}
-    keywords = {
+    keywords = _taken(backend, "refine_estimate", validation=validation, options=options or None)
+    hook: Callable[..., Awaitable[CostEstimate]] = backend.refine_estimate
+    return await hook(dataset, estimate, hyperparameters, **keywords)
+
+
+def _taken(backend: BaseBackend, operation: str, **given: Any) -> dict[str, Any]:
+    """The keywords of ``given`` that are set and that the backend's ``operation`` takes (a
+    hook written before the keyword was added is called without it)."""
+    method = getattr(getattr(backend, "wrapped", backend), operation, None)
+    return {
         name: value
         for name, value in given.items()
         if value is not None and method is not None and _accepts(method, name)
     }
-    hook: Callable[..., Awaitable[CostEstimate]] = backend.refine_estimate
-    return await hook(dataset, estimate, hyperparameters, **keywords)
 
 
 def _accepts(method: Callable[..., Any], name: str) -> bool:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-__all__ = ["community_field", "community_record", "is_alpaca", "is_sharegpt"]
+__all__ = ["MESSAGES_FIELD", "community_field", "community_record", "is_alpaca", "is_sharegpt"]
 
 # who spoke, as ShareGPT exports write it (FastChat, Axolotl, LLaMA-Factory), as our role
 _SPEAKERS = {
@@ -15,7 +15,8 @@ _SPEAKERS = {
     "system": "system",
 }
 _TURN_KEYS = {"from": "role", "value": "content"}
-_A_FIELD = re.compile(r"messages(?:\[(\d+)\])?")
+# a field of a chat record: ``messages``, or one message (``messages[3].content``)
+MESSAGES_FIELD = re.compile(r"messages(?:\[(\d+)\])?")
 
 
 def is_sharegpt(data: dict[str, Any]) -> bool:
@@ -43,7 +44,7 @@ def community_record(data: dict[str, Any]) -> dict[str, Any]:
 def community_field(field: str | None, data: dict[str, Any]) -> str | None:
     """A field of ``community_record(data)`` (``messages[1].content``) as the row spells it
     (``conversations[1].value``, ``output``)."""
-    found = _A_FIELD.match(field or "")
+    found = MESSAGES_FIELD.match(field or "")
     if field is None or found is None or not (is_sharegpt(data) or is_alpaca(data)):
         return field
     sources = _sharegpt_sources(data) if is_sharegpt(data) else _alpaca_sources(data)

@@ -12,7 +12,13 @@ from typing import Any, Literal, get_args
 from pydantic import TypeAdapter, ValidationError
 
 from finetune._errors import DatasetError, UnsupportedFeature, did_you_mean
-from finetune.dataset._community import community_field, community_record, is_alpaca, is_sharegpt
+from finetune.dataset._community import (
+    MESSAGES_FIELD,
+    community_field,
+    community_record,
+    is_alpaca,
+    is_sharegpt,
+)
 from finetune.types import (
     EXAMPLE_KINDS,
     ChatExample,
@@ -138,7 +144,7 @@ def chat_field(field: str | None, data: dict[str, Any]) -> str | None:
     (``completion[1].content``, ``conversations[3].value``)."""
     if field is None or not _conversational_completion(data):
         return community_field(field, data)
-    found = re.match(r"messages(?:\[(\d+)\])?", field)
+    found = MESSAGES_FIELD.match(field)
     if found is None:
         return field
     rest, asked = field[found.end() :], found.group(1)

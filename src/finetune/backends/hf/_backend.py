@@ -178,8 +178,12 @@ class HFBackend:
         ``would_truncate``)."""
         if not options:
             return self._options.max_length
+        return self._fit_options(options).max_length
+
+    def _fit_options(self, given: Mapping[str, Any] | None) -> LocalOptions:
+        """A fit's ``options`` over the ones this backend was built with, checked."""
         defaults = self._options.model_dump(exclude_unset=True)
-        return parse_options({**defaults, **options}).max_length
+        return parse_options({**defaults, **(given or {})})
 
     def validation_rules(
         self, model: str | None = None, options: Mapping[str, Any] | None = None
@@ -194,8 +198,7 @@ class HFBackend:
         rules = target_rules("hf")
         if model is None:
             return rules
-        defaults = self._options.model_dump(exclude_unset=True)
-        chosen = parse_options({**defaults, **(options or {})})
+        chosen = self._fit_options(options)
         checks = ModelChecks(
             self._tokenizer(model, chosen.trust_remote_code),
             assistant_only=chosen.assistant_only_loss,
@@ -221,8 +224,7 @@ class HFBackend:
         )
 
     def create_job(self, request: JobRequest) -> Job:
-        defaults = self._options.model_dump(exclude_unset=True)
-        options = parse_options({**defaults, **request.options})
+        options = self._fit_options(request.options)
         check_placement(options)
         check_strategy(options, cuda_available=cuda_available())
         kind = example_kind(request.training_file)
