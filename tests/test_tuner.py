@@ -575,6 +575,30 @@ async def test_async_fit_and_estimate_validate_off_the_event_loop(
     assert len(where) == 2 and threading.current_thread() not in where
 
 
+async def test_async_jobs_reads_the_registry_off_the_event_loop(
+    namespace: str, train: ft.Dataset, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import threading
+
+    readers: list[threading.Thread] = []
+    listed = ft.JobRegistry.list
+
+    def spied(self: ft.JobRegistry, *args: Any, **kwargs: Any) -> Any:
+        readers.append(threading.current_thread())
+        return listed(self, *args, **kwargs)
+
+    monkeypatch.setattr(ft.JobRegistry, "list", spied)
+    async with ft.AsyncTuner("fake", model="b", namespace=namespace, **FAST) as tuner:
+        job = await tuner.fit(train)
+        (record,) = await tuner.jobs(limit=5)
+    assert record.job_id == job.id
+    assert readers and threading.current_thread() not in readers
+    unrecorded = ft.AsyncTuner("fake", model="b", namespace=namespace, registry=False)
+    assert await unrecorded.jobs() == []
+    with pytest.raises(ValueError, match="limit must be at least 1"):
+        await unrecorded.jobs(limit=0)
+
+
 async def test_async_failure_cancel_timeout(namespace: str, train: ft.Dataset) -> None:
     failing = ft.AsyncTuner("fake", model="b", namespace=namespace, fail=FakeFailure(), **FAST)
     job = await failing.fit(train)

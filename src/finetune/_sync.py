@@ -159,7 +159,7 @@ class Tuner(TunerView):
 
     def jobs(self, *, limit: int = 50) -> list[JobRecord]:
         """Jobs this machine started on this backend, from the registry (newest first)."""
-        return self._async.jobs(limit=limit)
+        return self._loop.run(self._async.jobs(limit=limit))
 
 
 class JobHandle(JobView):

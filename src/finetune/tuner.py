@@ -565,11 +565,13 @@ class AsyncTuner(TunerView):
         self._require("list_jobs")
         return await self._backend.list_jobs(limit=limit)
 
-    def jobs(self, *, limit: int = 50) -> list[JobRecord]:
-        """Jobs this machine started on this backend, from the registry (newest first)."""
+    async def jobs(self, *, limit: int = 50) -> list[JobRecord]:
+        """Jobs this machine started on this backend, from the registry (newest first); the
+        SQLite read runs off the event loop."""
         if self._registry is None:
+            check_limit(limit)
             return []
-        return self._registry.list(backend=self.backend_name, limit=limit)
+        return await asyncio.to_thread(self._registry.list, backend=self.backend_name, limit=limit)
 
     def _require(self, operation: str) -> None:
         if not self._backend.supports(operation):
