@@ -417,3 +417,16 @@ async def test_models_files_and_injected_client(server: MistralFake) -> None:
     assert not client.is_closed  # the caller's to close
     await client.aclose()
     assert seen == ["/v1/fine_tuning/jobs"]
+
+
+@pytest.mark.parametrize(
+    ("setting", "says"),
+    [
+        ({"retry_wait": -1}, "retry_wait must be 0 seconds or more, not -1"),
+        ({"retry_wait": "1"}, "retry_wait must be 0 seconds or more, not '1'"),
+        ({"first_wait": -1, "retry_wait": 1}, "first_wait must be 0 seconds or more, not -1"),
+    ],
+)
+def test_a_wrong_first_backoff_is_named_as_it_was_given(setting: dict[str, Any], says: str) -> None:
+    with pytest.raises(ValueError, match=says):  # retry_wait=-1 was named first_wait
+        ft.Tuner("mistral", model=MODEL, api_key="test-key", **setting)

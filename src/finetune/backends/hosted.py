@@ -93,8 +93,7 @@ class HostedBackend(BaseBackend):
             raise ValueError(f"attempts must be 1 or more (tries per call), not {attempts!r}")
         if timeout is not None and not _positive_seconds(timeout):
             raise ValueError(f"timeout must be more than 0 seconds, not {timeout!r}")
-        if not (_seconds(first_wait) and math.isfinite(first_wait)):
-            raise ValueError(f"first_wait must be 0 seconds or more, not {first_wait!r}")
+        check_wait(first_wait, name="first_wait")
         if not _seconds(retry_after_cap):  # inf: wait for whatever the provider asks
             raise ValueError(f"retry_after_cap must be 0 seconds or more, not {retry_after_cap!r}")
         self._key, self._base_url = key_and_url(
@@ -304,6 +303,12 @@ class HostedBackend(BaseBackend):
 
 def _positive_seconds(value: Any) -> bool:
     return _seconds(value) and value > 0
+
+
+def check_wait(value: Any, *, name: str) -> None:
+    """A first backoff: a finite number of seconds, 0 or more, or an error naming ``name``."""
+    if not (_seconds(value) and math.isfinite(value)):
+        raise ValueError(f"{name} must be 0 seconds or more, not {value!r}")
 
 
 def _seconds(value: Any) -> bool:

@@ -23,7 +23,7 @@ from finetune._errors import (
     ProviderUnavailable,
 )
 from finetune.backends.base import JobRequest
-from finetune.backends.hosted import Connection, HostedBackend
+from finetune.backends.hosted import Connection, HostedBackend, check_wait
 from finetune.backends.http import (
     PageCollector,
     as_dict,
@@ -170,7 +170,9 @@ class MistralBackend(HostedBackend):
             connection["base_url"] = server_url
         if sdk is not None:
             connection["client"] = sdk
-        connection.setdefault("first_wait", retry_wait)  # the common name wins, if given
+        if "first_wait" not in connection:  # the common name wins, if given
+            check_wait(retry_wait, name="retry_wait")
+            connection["first_wait"] = retry_wait
         super().__init__(**connection)
         self._dry_run = estimate_dry_run
         self._http = http_client
