@@ -538,6 +538,30 @@ def test_pairwise_judge_swaps_positions_to_cancel_order_bias() -> None:
         ft.evaluation.judge_pairwise(result, shuffled, "tuned", "base", fair)
 
 
+def test_a_pairwise_judge_with_no_verdict_is_asked_again_then_refused() -> None:
+    """A reply with no verdict was read as a tie: a judge that declined every pair made
+    "no evidence" of a real difference."""
+    data = _qa(3)
+    result = ft.evaluate(data, {"tuned": _answer, "base": _answer}, [m.exact_match], cache=False)
+    asked: list[list[dict[str, str]]] = []
+
+    def late(messages: list[dict[str, str]]) -> str:
+        asked.append(messages)
+        return "Both are fine" if len(messages) == 1 else "A"
+
+    voted = ft.evaluation.judge_pairwise(result, data, "tuned", "base", late)
+    assert voted.ties == 3 and len(asked) == 12  # A in both orders: a split, read as a tie
+    first, second = asked[:2]
+    assert second[:2] == [*first, {"role": "assistant", "content": "Both are fine"}]
+    assert second[2]["content"] == "Reply with exactly one of: A, B, TIE."
+
+    def refuses(messages: list[dict[str, str]]) -> str:
+        return "I cannot compare these answers."
+
+    with pytest.raises(ValueError, match="named no better answer for example 0, asked twice"):
+        ft.evaluation.judge_pairwise(result, data, "tuned", "base", refuses)
+
+
 @pytest.mark.parametrize(
     ("reply", "vote"),
     [
@@ -549,13 +573,13 @@ def test_pairwise_judge_swaps_positions_to_cancel_order_bias() -> None:
         ("Answer B is better than answer A", 0.0),
         ("The better one is A", 1.0),
         ("Both are equally good: TIE", 0.5),
-        ("Both are fine", 0.5),
+        ("Both are fine", None),  # no verdict: asked again
         ("Both answers work, a tie", 0.5),
         ("**a**", 1.0),
-        ("I cannot tell", 0.5),
+        ("I cannot tell", None),
     ],
 )
-def test_a_pairwise_vote_is_the_first_standalone_verdict(reply: str, vote: float) -> None:
+def test_a_pairwise_vote_is_the_first_standalone_verdict(reply: str, vote: float | None) -> None:
     from finetune.evaluation._judge import _vote
 
     assert _vote(reply) == vote

@@ -26,8 +26,8 @@ _VERDICT = re.compile(r"\b(A|B|TIE|[Tt]ie)\b")
 _SCORE = {"A": 1.0, "B": 0.0, "TIE": 0.5}
 
 
-def _vote(reply: str) -> float:
-    """1 for A, 0 for B, 0.5 for a tie or an unreadable reply.
+def _vote(reply: str) -> float | None:
+    """1 for A, 0 for B, 0.5 for a tie, ``None`` for a reply with no verdict.
 
     A reply of one word ("b", "**A**") is read in any case; in a longer one the verdict is the
     first capital A or B, or "tie", that stands alone ("Answer B.", "The better one is A"), so
@@ -37,7 +37,7 @@ def _vote(reply: str) -> float:
     if bare in _SCORE:
         return _SCORE[bare]
     found = _VERDICT.search(reply)
-    return _SCORE[found.group(1).upper()] if found else 0.5
+    return _SCORE[found.group(1).upper()] if found else None
 
 
 def judge_pairwise(
@@ -51,7 +51,9 @@ def judge_pairwise(
 ) -> Comparison:
     """Ask ``judge`` (a ModelRef, Predictor or function) which of ``a`` and ``b`` answered
     better, once in each order; ``a`` scores 1 (won both), 0.5 (split or tie) or 0 per example.
-    Rate limits, 5xx and dropped connections are retried as predictions are.
+    Rate limits, 5xx and dropped connections are retried as predictions are. A reply with no
+    verdict is answered once with the instruction again; a second is a ``ValueError`` quoting
+    it (never a tie the judge did not call).
 
     The comparison's verdict follows the same rule as ``EvalResult.compare``.
     """
@@ -75,8 +77,8 @@ def judge_pairwise(
         messages, _ = split_example(example)
         question = transcript(messages)
         first, second = answers[(a, index)], answers[(b, index)]
-        forward = _vote(_asked(grader, _ask(rubric, question, first, second)))
-        backward = 1.0 - _vote(_asked(grader, _ask(rubric, question, second, first)))
+        forward = _verdict(grader, _ask(rubric, question, first, second), index)
+        backward = 1.0 - _verdict(grader, _ask(rubric, question, second, first), index)
         preferences.append((forward + backward) / 2)
     return compare_paired(
         a, preferences, b, [1.0 - p for p in preferences], metric=f"judge:{grader.name}"
@@ -97,9 +99,27 @@ def _refuse_other_examples(result: EvalResult, examples: list[Example], a: str) 
             )
 
 
-def _asked(grader: Predictor, message: dict[str, str]) -> str:
+def _verdict(grader: Predictor, message: dict[str, str], index: int) -> float:
+    """The judge's vote, asked once more when its reply has none."""
+    reply = _asked(grader, [message])
+    vote = _vote(reply)
+    if vote is None:
+        reply = _asked(grader, [message, {"role": "assistant", "content": reply}, _VOTE_AGAIN])
+        vote = _vote(reply)
+    if vote is None:
+        raise ValueError(
+            f"the judge {grader.name} named no better answer for example {index}, asked twice; "
+            f"it replied {excerpt(reply, 80)!r}: use a judge model that follows the instruction"
+        )
+    return vote
+
+
+_VOTE_AGAIN = {"role": "user", "content": "Reply with exactly one of: A, B, TIE."}
+
+
+def _asked(grader: Predictor, messages: list[dict[str, str]]) -> str:
     """The judge's reply, with rate limits, 5xx and dropped connections retried."""
-    return blocking_call_with_retries(lambda: grader.predict([message]))
+    return blocking_call_with_retries(lambda: grader.predict(messages))
 
 
 def _ask(rubric: str, question: str, first: str, second: str) -> dict[str, str]:
