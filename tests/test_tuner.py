@@ -849,3 +849,21 @@ def test_data_given_as_a_path_or_a_list_is_shown_how_to_make_a_dataset(
             call(list(train))  # type: ignore[arg-type]
     with pytest.raises(TypeError, match=f"the data to evaluate is a ft.Dataset, {from_path}"):
         ft.evaluate(path, {"echo": lambda messages: "x"}, "exact_match", cache=False)  # type: ignore[arg-type]
+
+
+def test_numpy_whole_numbers_are_taken_where_python_ones_are(
+    namespace: str, train: ft.Dataset, tmp_path: Path
+) -> None:
+    """A count computed in a notebook is often NumPy's: ``jobs(limit=np.int64(3))`` was a
+    RegistryError blaming the file's permissions (SQLite cannot bind it), and
+    ``attempts=np.int64(3)`` was refused as not 1 or more."""
+    np = pytest.importorskip("numpy")
+    tuner = make_tuner(namespace)
+    job = tuner.fit(train)
+    assert [r.job_id for r in tuner.jobs(limit=np.int64(3))] == [job.id]
+    assert [j.id for j in tuner.remote_jobs(limit=np.int64(3))] == [job.id]
+    hosted = ft.Tuner("openai", model="gpt-4.1-mini-2025-04-14", api_key="k", attempts=np.int64(3))
+    assert hosted.backend.attempts == 3 and type(hosted.backend.attempts) is int
+    data = tmp_path / "train.jsonl"
+    train.to_jsonl(data)
+    assert len(ft.Dataset.from_jsonl(data, max_line_bytes=np.int64(10_000))) == len(train)

@@ -127,12 +127,14 @@ class JobRecord:
     endpoint: str = ""
 
 
-def check_limit(limit: int) -> None:
-    """How many jobs a listing returns: a whole number of 1 or more, or an error naming it."""
+def check_limit(limit: int) -> int:
+    """How many jobs a listing returns, as a Python ``int`` (a NumPy one binds in no SQLite
+    query and no JSON body): a whole number of 1 or more, or an error naming it."""
     if isinstance(limit, bool) or not isinstance(limit, numbers.Integral):
         raise TypeError(f"limit is how many jobs to list, a whole number, not {limit!r}")
     if limit < 1:
         raise ValueError(f"limit must be at least 1, not {limit}")
+    return int(limit)
 
 
 class JobRegistry:
@@ -328,7 +330,7 @@ class JobRegistry:
 
     def list(self, *, backend: str | None = None, limit: int = 50) -> list[JobRecord]:
         """Recorded jobs, newest first, optionally for one backend."""
-        check_limit(limit)
+        limit = check_limit(limit)
         query = f"SELECT {_COLUMNS} FROM jobs"
         args: tuple[Any, ...] = ()
         if backend:

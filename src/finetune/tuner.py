@@ -561,7 +561,7 @@ class AsyncTuner(TunerView):
 
     async def remote_jobs(self, *, limit: int = 20) -> list[Job]:
         """The provider's own list of recent jobs (all of them, not only this machine's)."""
-        check_limit(limit)  # as the registry's jobs(): never sent to the provider as 0 or -1
+        limit = check_limit(limit)  # as the registry's: never sent as 0 or -1, or as NumPy's
         self._require("list_jobs")
         return await self._backend.list_jobs(limit=limit)
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import math
+import numbers
 import os
 import time
 from collections.abc import Awaitable, Callable, Mapping
@@ -89,7 +90,8 @@ class HostedBackend(BaseBackend):
         retry_after_cap: float = DEFAULT_RETRY_AFTER_CAP,
         first_wait: float = 0.5,
     ) -> None:
-        if type(attempts) is not int or attempts < 1:  # True would be 1 try, "3" a TypeError
+        whole = isinstance(attempts, numbers.Integral) and not isinstance(attempts, bool)
+        if not whole or attempts < 1:  # True would be 1 try, "3" a TypeError
             raise ValueError(f"attempts must be 1 or more (tries per call), not {attempts!r}")
         if timeout is not None and not _positive_seconds(timeout):
             raise ValueError(f"timeout must be more than 0 seconds, not {timeout!r}")
@@ -105,7 +107,7 @@ class HostedBackend(BaseBackend):
         )
         self._client = client
         self._own_client = client is None
-        self.attempts = attempts
+        self.attempts = int(attempts)
         self._timeout = timeout
         self._retry_after_cap = retry_after_cap
         self._first_wait = first_wait

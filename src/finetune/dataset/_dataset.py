@@ -167,10 +167,11 @@ class Dataset:
     ) -> Dataset:
         """A dataset streamed from a JSONL file in our, OpenAI's, Mistral's or TRL's shape
         (``~`` in ``path`` is the home folder)."""
-        if isinstance(max_line_bytes, bool) or not isinstance(max_line_bytes, int):
+        if isinstance(max_line_bytes, bool) or not isinstance(max_line_bytes, numbers.Integral):
             raise TypeError(f"max_line_bytes is a whole number of bytes, not {max_line_bytes!r}")
         if max_line_bytes < 1:  # every line would be an error, on every read
             raise ValueError(f"max_line_bytes is 1 or more, not {max_line_bytes}")
+        max_line_bytes = int(max_line_bytes)
         file = Path(path).expanduser()
         if file.is_dir():
             raise DatasetError("is a folder, not a JSONL file; name the file", file=str(file))
