@@ -867,3 +867,9 @@ def test_numpy_whole_numbers_are_taken_where_python_ones_are(
     data = tmp_path / "train.jsonl"
     train.to_jsonl(data)
     assert len(ft.Dataset.from_jsonl(data, max_line_bytes=np.int64(10_000))) == len(train)
+    assert list(train.split(0.25, seed=np.int64(7))[1]) == list(train.split(0.25, seed=7)[1])
+    assert list(train.sample(np.int64(3), seed=np.int64(2))) == list(train.sample(3, seed=2))
+    with pytest.raises(TypeError, match="seed is a whole number, not '7'"):
+        train.sample(3, seed="7")  # type: ignore[arg-type]
+    priced = tuner.estimate(train, price_per_million=np.float32(2.0))  # was "not 0 or more"
+    assert priced == tuner.estimate(train, price_per_million=2.0)

@@ -325,7 +325,7 @@ class Dataset:
                 f"test_size={test_size!r} leaves an empty side for {total} examples; "
                 "choose a fraction in (0, 1) or a count below the dataset size"
             )
-        chosen = frozenset(random.Random(seed).sample(range(total), count))
+        chosen = frozenset(_drawing(seed).sample(range(total), count))
         return self._subset(chosen, keep=False, tag="train"), self._subset(
             chosen, keep=True, tag="test"
         )
@@ -337,7 +337,7 @@ class Dataset:
         if n < 0:
             raise ValueError(f"n is how many examples to draw (0 or more), not {n!r}")
         total = len(self)
-        chosen = frozenset(random.Random(seed).sample(range(total), min(int(n), total)))
+        chosen = frozenset(_drawing(seed).sample(range(total), min(int(n), total)))
         return self._subset(chosen, keep=True, tag=f"sample{n}")
 
     def excluding(self, other: Iterable[Example]) -> Dataset:
@@ -541,3 +541,11 @@ def atomic_folder(target: Path) -> Iterator[Path]:
         shutil.rmtree(retired, ignore_errors=True)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+
+
+def _drawing(seed: int) -> random.Random:
+    """The random draws of ``seed``, a whole number (NumPy's too: ``random`` takes no
+    ``np.int64``)."""
+    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral):
+        raise TypeError(f"seed is a whole number, not {seed!r}")
+    return random.Random(int(seed))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import json
+import numbers
 import os
 import re
 from collections.abc import Mapping
@@ -149,5 +150,5 @@ def default_epochs(target: str, examples: int) -> int:
 
 def is_price(value: Any) -> bool:
     """A price in USD per million tokens: a finite number of 0 or more (not text or a bool)."""
-    real = isinstance(value, int | float) and not isinstance(value, bool)
+    real = isinstance(value, numbers.Real) and not isinstance(value, bool)  # NumPy's too
     return real and 0 <= value < float("inf")

@@ -421,6 +421,8 @@ def estimate(
     over it (Together: ``n_evals``)."""
     if price_per_million is not None and not is_price(price_per_million):
         raise ValueError(f"price_per_million must be 0 or more, not {price_per_million!r}")
+    if price_per_million is not None:
+        price_per_million = float(price_per_million)
     counter = token_counter or counter_for(target, model)
     limit = _context_limit(target, model, context_limit)
     tally = _Tally(dataset, counter, limit)
