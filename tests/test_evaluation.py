@@ -31,6 +31,7 @@ from finetune.evaluation import (
 )
 from finetune.evaluation import metrics as m
 
+from .conftest import WEATHER_TOOL, weather_data, weather_model
 from .fakes._server import Faults
 from .fakes.mistral_fake import MistralFake
 from .fakes.openai_fake import OpenAIFake
@@ -468,39 +469,124 @@ def test_examples_with_no_answer_are_refused_for_metrics_that_compare_with_it() 
         "exact_match",
         "json_fields",
         "token_f1",
+        "tool_calls_match",
+        "tool_names_match",
     ]
 
 
-def test_examples_that_use_tools_are_refused_before_any_model_is_asked() -> None:
+def test_tool_calling_is_evaluated_over_http() -> None:
+    tools_metrics = [m.exact_match, m.tool_calls_match, m.tool_names_match]
+    with OpenAIFake(faults=Faults(rate=0.2, kinds=("429", "503"), seed=4)) as fake:
+        fake.chat_responder = weather_model
+        options = {"api_key": fake.api_key, "base_url": fake.base_url}
+        candidates = {
+            "tuned": ft.ModelRef(backend="openai", name="ft:gpt-4.1-mini:acme::w"),
+            "base": ft.ModelRef(backend="openai", name="gpt-4.1-mini"),
+        }
+        result = ft.evaluate(
+            weather_data(6),
+            candidates,
+            tools_metrics,
+            predictor_options={"tuned": options, "base": options},
+            cache=False,
+        )
+        sent = [r.body for r in fake.requests if r.path.endswith("/chat/completions")]
+    assert all(body["tools"] == [WEATHER_TOOL] for body in sent)
+    followed = next(body for body in sent if body["messages"][-1]["role"] == "tool")
+    assert followed["messages"][1]["tool_calls"][0]["id"] == followed["messages"][2]["tool_call_id"]
+    assert result.predictions("tuned")[:2] == [
+        'get_weather({"city": "City0"})',
+        "It is 0 C in City0.",
+    ]
+    assert result.summary()["tuned"]["tool_calls_match"].mean == 1.0
+    assert result.scores("base", "tool_calls_match") == [0.0, 1.0] * 6  # text where text is due
+    assert result.compare("tuned", "base", "exact_match").verdict == "improved"
+    with MistralFake() as mistral:
+        mistral.chat_responder = weather_model
+        predictor = MistralPredictor(
+            "ft:open-mistral-nemo:w", api_key=mistral.api_key, server_url=mistral.base_url
+        )
+        again = ft.evaluate(weather_data(2), {"tuned": predictor}, tools_metrics, cache=False)
+        assert all(r.body["tools"] == [WEATHER_TOOL] for r in mistral.requests)
+    assert again.summary()["tuned"]["tool_calls_match"].mean == 1.0
+
+
+def test_tool_calls_are_scored_as_calls() -> None:
+    text = ft.evaluation.format_tool_calls(
+        [
+            {"function": {"name": "f", "arguments": '{"b": 2.0, "a": [1, true]}'}},
+            {"name": "g", "arguments": ""},
+        ]
+    )
+    assert text == 'f({"a": [1, true], "b": 2.0})\ng({})'
+    assert ft.evaluation.read_tool_calls(text) == [("f", {"a": [1, True], "b": 2.0}), ("g", {})]
+    assert ft.evaluation.read_tool_calls("Call(me) maybe") is None
+    assert ft.evaluation.read_tool_calls("See f(later)") is None  # no JSON inside: text
+    swapped = 'g({})\nf({"a": [1, true], "b": 2})'  # another order, 2 for 2.0
+    assert m.tool_calls_match(swapped, text) == 1.0
+    assert m.tool_calls_match('g({})\nf({"a": [true, true], "b": 2})', text) == 0.0
+    assert m.tool_calls_match('f({"a": [1, 1], "b": 2})\ng({})', text) == 0.0  # 1 is no true
+    assert m.tool_names_match('g({})\nf({"a": 0})', text) == 1.0
+    assert m.tool_names_match('f({"a": 0})', text) == 0.0
+    assert m.tool_calls_match("It rains.", "It is sunny.") == 1.0  # rightly no call
+    assert m.tool_calls_match("f({})", "It is sunny.") == 0.0
+    broken = ft.evaluation.format_tool_calls([{"name": "f", "arguments": '{"city": "Par'}])
+    assert broken == 'f("{\\"city\\": \\"Par")' and m.tool_names_match(broken, "f({})") == 1.0
+
+
+def test_tool_use_is_asked_only_of_predictors_that_take_tools() -> None:
     """Sent as text turns, a tool call would become an empty assistant turn and a tool result
     an answer to nothing (a provider refuses it): the scores would measure another task."""
     asked: list[Any] = []
 
-    def answer(messages: list[dict[str, str]]) -> str:
+    def text_only(messages: list[dict[str, str]]) -> str:
         asked.append(messages)
         return "a"
 
-    call = {"id": "call_1", "type": "function", "function": {"name": "f", "arguments": "{}"}}
-    calling = {
-        "messages": [
-            {"role": "user", "content": "q"},
-            {"role": "assistant", "tool_calls": [call]},
-            {"role": "tool", "tool_call_id": "call_1", "content": "found"},
-            {"role": "assistant", "content": "a"},
-        ]
-    }
-    tool = {"type": "function", "function": {"name": "f", "parameters": {"type": "object"}}}
-    plain = {"messages": [{"role": "user", "content": "q"}, {"role": "assistant", "content": "a"}]}
-    data = ft.Dataset.from_records([plain, plain, calling, {**plain, "tools": [tool]}])
-    with pytest.raises(ValueError, match=r"^the example at index 2 uses tools \(messages\[1\]"):
-        ft.evaluate(data, {"a": answer}, m.exact_match, cache=False)
-    with pytest.raises(ValueError, match=r"\(2 of 4 use tools: index 2, 3\)"):
-        ft.evaluate(data, {"a": answer}, m.exact_match, cache=False)
-    shown = ft.ModelRef(backend="fake", name="m").with_few_shot([calling], k=1)
-    assert isinstance(shown.few_shot[0], ft.ChatExample)  # a list of dicts is read as records
+    def with_tools(messages: list[dict[str, Any]], tools: Any = None) -> Any:
+        asked.append(tools)
+        return [{"name": "get_weather", "arguments": {"city": "City0"}}]
+
+    data = weather_data(2)
+    with pytest.raises(
+        ValueError,
+        match=r"^candidate 'plain' \(CallablePredictor\) takes no tools, "
+        r"and the example at index 0 uses them \(messages\[1\]\.tool_calls; 4 of 4 ",
+    ):
+        ft.evaluate(data, {"calls": with_tools, "plain": text_only}, m.exact_match, cache=False)
+    fake = ft.ModelRef(backend="fake", name="base")
+    with pytest.raises(ValueError, match=r"candidate 'fake' \(FakePredictor\) takes no tools"):
+        ft.evaluate(data, {"fake": fake}, m.exact_match, cache=False)
+    assert asked == []
+    shown = ft.ModelRef(backend="fake", name="m").with_few_shot(list(data)[:1], k=1)
     with pytest.raises(ValueError, match=r"^candidate 'shown': the few-shot example at index 0"):
         ft.evaluate(_qa(2), {"shown": shown}, m.exact_match, cache=False)
-    assert asked == []
+    result = ft.evaluate(data, {"calls": with_tools}, m.tool_calls_match, cache=False)
+    assert result.scores("calls", "tool_calls_match") == [1.0, 0.0, 0.0, 0.0]
+    assert asked == [[WEATHER_TOOL]] * 4
+
+
+def test_a_judge_reads_the_tool_calls_of_the_conversation() -> None:
+    prompts: list[str] = []
+
+    def judge(messages: list[dict[str, str]]) -> str:
+        prompts.append(messages[0]["content"])
+        return "5"
+
+    def caller(messages: list[dict[str, Any]], tools: Any) -> str:
+        return "It is 0 C in City0."
+
+    data = ft.Dataset.from_records([list(weather_data(1))[1].model_dump(exclude_none=True)])
+    ft.evaluate(data, {"c": caller}, m.llm_judge(judge), cache=False)
+    (prompt,) = prompts
+    assert 'assistant: get_weather({"city": "City0"})\ntool: 0 C' in prompt
+
+
+def test_the_tools_offered_are_part_of_the_cache_key() -> None:
+    messages = [{"role": "user", "content": "q"}]
+    plain = PredictionCache.key("p", messages)
+    assert plain == PredictionCache.key("p", messages, None)  # keys of runs before tools
+    assert PredictionCache.key("p", messages, [WEATHER_TOOL]) != plain
 
 
 def test_pairwise_judge_swaps_positions_to_cancel_order_bias() -> None:

@@ -10,8 +10,9 @@ import pytest
 
 import finetune as ft
 from finetune.backends.mistral import MistralBackend
+from finetune.evaluation import MistralPredictor
 
-from .conftest import chat
+from .conftest import chat, weather_data, weather_model
 from .fakes.mistral_fake import MistralFake, Phases
 from .prism import prism_server, refused_by_prism
 
@@ -63,6 +64,9 @@ def recorded_requests() -> list[Any]:
         waiting.cancel()
         tuner.run(backend.delete_file(job.job.validation_file or ""))
         tuner.close()
+        server.chat_responder = weather_model  # a tool-calling evaluation's chat requests
+        tuned = MistralPredictor("ft:open-mistral-nemo:w", **options)
+        ft.evaluate(weather_data(1), {"tuned": tuned}, "tool_calls_match", cache=False)
         return list(server.requests)
 
 
@@ -73,6 +77,7 @@ def test_no_request_is_refused_by_the_spec(prism: str) -> None:
         assert tuple(call.split()) in calls, call
     assert {("POST", "archive"), ("DELETE", "archive")} <= calls
     assert {"PATCH", "DELETE"} <= {r.method for r in requests}
+    assert ("POST", "completions") in calls
     assert refused_by_prism(prism, requests) == []
 
 

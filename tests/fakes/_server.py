@@ -253,6 +253,33 @@ def within_token_limit(text: str, body: dict[str, Any]) -> tuple[str, str]:
     return text, "stop"
 
 
+ChatReply = str | list[tuple[str, str]]
+"""A fake model's reply: text, or tool calls as ``(name, JSON arguments)``."""
+
+
+def chat_reply(reply: ChatReply, body: dict[str, Any]) -> tuple[dict[str, Any], str]:
+    """The assistant message and ``finish_reason`` a chat API answers ``reply`` with."""
+    if isinstance(reply, str):
+        text, finish = within_token_limit(reply, body)
+        return {"role": "assistant", "content": text}, finish
+    calls = [
+        {"id": f"call_{index}", "type": "function", "function": {"name": name, "arguments": args}}
+        for index, (name, args) in enumerate(reply)
+    ]
+    return {"role": "assistant", "content": None, "tool_calls": calls}, "tool_calls"
+
+
+def tool_turn_problem(messages: list[dict[str, Any]]) -> str | None:
+    """What a chat API says of a tool result that answers no call of the turn before it."""
+    open_calls: set[str] = set()
+    for index, message in enumerate(messages):
+        if message.get("role") == "assistant":
+            open_calls = {call["id"] for call in message.get("tool_calls") or []}
+        elif message.get("role") == "tool" and message.get("tool_call_id") not in open_calls:
+            return f"messages[{index}]: a tool message must answer a tool call of the turn before"
+    return None
+
+
 def multipart_fields(raw: bytes, content_type: str) -> dict[str, tuple[str | None, bytes]]:
     """name -> (filename, bytes) of a multipart/form-data body."""
     boundary = content_type.split("boundary=", 1)[1].strip().strip('"').encode()

@@ -18,7 +18,15 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from ._server import FakeServer, Faults, Reply, multipart_fields, within_token_limit
+from ._server import (
+    ChatReply,
+    FakeServer,
+    Faults,
+    Reply,
+    chat_reply,
+    multipart_fields,
+    tool_turn_problem,
+)
 
 PREFIX = "/v1"
 STATUSES = (
@@ -92,7 +100,7 @@ class MistralFake(FakeServer):
         self.phases = phases or Phases()
         self.counter = itertools.count(1)
         self.chat_delay = 0.0
-        self.chat_responder: Callable[[str, list[dict[str, Any]]], str] = _echo
+        self.chat_responder: Callable[[str, list[dict[str, Any]]], ChatReply] = _echo
         self.files: dict[str, dict[str, Any]] = {}
         self.jobs: dict[str, _Job] = {}
 
@@ -189,11 +197,12 @@ class MistralFake(FakeServer):
     def _chat(self, body: dict[str, Any]) -> Any:
         if not body or not body.get("model") or not body.get("messages"):
             raise unprocessable(["messages"], "Field required")
+        problem = tool_turn_problem(body["messages"])
+        if problem:
+            raise mistral_error(400, problem)
         if self.chat_delay:
             time.sleep(self.chat_delay)
-        text, finish = within_token_limit(
-            self.chat_responder(body["model"], body["messages"]), body
-        )
+        message, finish = chat_reply(self.chat_responder(body["model"], body["messages"]), body)
         return {
             "id": f"cmpl-{next(self.counter):08d}",
             "object": "chat.completion",
@@ -203,7 +212,7 @@ class MistralFake(FakeServer):
             "choices": [
                 {
                     "index": 0,
-                    "message": {"role": "assistant", "content": text, "tool_calls": None},
+                    "message": {"tool_calls": None, **message},
                     "finish_reason": finish,
                 }
             ],

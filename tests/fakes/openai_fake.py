@@ -14,7 +14,15 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from ._server import FakeServer, Faults, Reply, multipart_fields, within_token_limit
+from ._server import (
+    ChatReply,
+    FakeServer,
+    Faults,
+    Reply,
+    chat_reply,
+    multipart_fields,
+    tool_turn_problem,
+)
 
 PREFIX = "/v1"
 
@@ -86,7 +94,7 @@ class OpenAIFake(FakeServer):
         self.counter = itertools.count(1)
         self.bytes_received = 0
         self.chat_delay = 0.0
-        self.chat_responder: Callable[[str, list[dict[str, Any]]], str] = _echo
+        self.chat_responder: Callable[[str, list[dict[str, Any]]], ChatReply] = _echo
         self.list_lag = 0.0  # seconds before a new job shows in the list
         self.ambiguous_creates = 0  # creates that make the job, then answer 502
         self.busy_creates = 0  # creates answered 503 before any job is made
@@ -164,11 +172,12 @@ class OpenAIFake(FakeServer):
     def _chat(self, body: dict[str, Any]) -> Any:
         if not body.get("model") or not body.get("messages"):
             raise _error(400, "'model' and 'messages' are required", param="messages")
+        problem = tool_turn_problem(body["messages"])
+        if problem:
+            raise _error(400, problem, param="messages")
         if self.chat_delay:
             time.sleep(self.chat_delay)
-        text, finish = within_token_limit(
-            self.chat_responder(body["model"], body["messages"]), body
-        )
+        message, finish = chat_reply(self.chat_responder(body["model"], body["messages"]), body)
         return {
             "id": self._id("chatcmpl"),
             "object": "chat.completion",
@@ -177,7 +186,7 @@ class OpenAIFake(FakeServer):
             "choices": [
                 {
                     "index": 0,
-                    "message": {"role": "assistant", "content": text, "refusal": None},
+                    "message": {**message, "refusal": None},
                     "finish_reason": finish,
                     "logprobs": None,
                 }

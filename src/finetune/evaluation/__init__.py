@@ -23,6 +23,7 @@ from finetune.evaluation._stats import (
     mean_interval,
     wilson_interval,
 )
+from finetune.evaluation._tools import format_tool_calls, read_tool_calls
 
 __all__ = [
     "CallablePredictor",
@@ -39,10 +40,12 @@ __all__ = [
     "bootstrap_mean",
     "compare_paired",
     "evaluate",
+    "format_tool_calls",
     "holm",
     "judge_pairwise",
     "mean_interval",
     "metrics",
     "predictor_for",
+    "read_tool_calls",
     "wilson_interval",
 ]

@@ -16,6 +16,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 from finetune._errors import StorageError
 from finetune._paths import cache_dir
@@ -66,9 +67,10 @@ class PredictionCache:
             ) from None
 
     @staticmethod
-    def key(predictor: str, messages: Messages) -> str:
-        """The cache key of one request."""
-        payload = json.dumps([predictor, messages], sort_keys=True, ensure_ascii=False)
+    def key(predictor: str, messages: Messages, tools: list[Any] | None = None) -> str:
+        """The cache key of one request (and of the tools it offers, where it offers some)."""
+        request = [predictor, messages, tools] if tools else [predictor, messages]
+        payload = json.dumps(request, sort_keys=True, ensure_ascii=False)
         return hashlib.sha256(payload.encode()).hexdigest()
 
     def get(self, key: str) -> str | None:

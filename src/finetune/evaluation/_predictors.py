@@ -17,6 +17,7 @@ from finetune._errors import (
 )
 from finetune.backends.http import key_and_url
 from finetune.evaluation._prompts import Messages
+from finetune.evaluation._tools import format_tool_calls
 from finetune.types import Example, ModelRef
 
 __all__ = [
@@ -24,6 +25,7 @@ __all__ = [
     "MistralPredictor",
     "OpenAIPredictor",
     "Predictor",
+    "Tools",
     "TruncatedReply",
     "at_least_one",
     "predictor_for",
@@ -49,9 +51,19 @@ class TruncatedReply(str):
         return (TruncatedReply, (str(self), self.limit))
 
 
+Tools = list[dict[str, Any]]
+"""The tools an example offers, as the chat APIs take them (``{"type": "function", ...}``)."""
+
+
 @runtime_checkable
 class Predictor(Protocol):
-    """Answers a list of chat messages with text. ``name`` identifies it in the cache."""
+    """Answers a list of chat messages with text. ``name`` identifies it in the cache.
+
+    A predictor that can be offered tools says so with ``supports_tools = True`` and takes
+    them as ``predict(messages, tools=...)``; it answers a tool call with its
+    ``format_tool_calls`` text. ``ft.evaluate`` asks only such predictors about examples
+    that use tools.
+    """
 
     name: str
 
@@ -72,35 +84,54 @@ class CallablePredictor:
     the same, so an unnamed one is asked every time rather than answered from another run.
     """
 
-    def __init__(self, function: Callable[[Messages], Any], name: str | None = None) -> None:
+    def __init__(self, function: Callable[..., Any], name: str | None = None) -> None:
         self._function = function
         self.named = name is not None
         self.name = name or f"callable:{getattr(function, '__qualname__', repr(function))}"
+        self.supports_tools = _takes_tools(function)
 
-    def predict(self, messages: Messages) -> str:
-        result = self._function(messages)
+    def predict(self, messages: Messages, tools: Tools | None = None) -> str:
+        result = self._call(messages, tools)
         if inspect.isawaitable(result):
             raise TypeError(f"{self.name} is async; use aevaluate() or apredict()")
         return self._text(result)
 
-    async def apredict(self, messages: Messages) -> str:
-        result = self._function(messages)
+    async def apredict(self, messages: Messages, tools: Tools | None = None) -> str:
+        result = self._call(messages, tools)
         if inspect.isawaitable(result):
             result = await result
         return self._text(result)
 
+    def _call(self, messages: Messages, tools: Tools | None) -> Any:
+        """The function's reply; one with a ``tools`` parameter is given the tools."""
+        if self.supports_tools:
+            return self._function(messages, tools=tools)
+        return self._function(messages)
+
     def _text(self, result: Any) -> str:
-        """The reply as text: a string, or a number written as one. Anything else (``None``
-        from a missing ``return``, a response object, ``True``) would be scored as its
-        ``str()``, which is no answer, so it is refused."""
+        """The reply as text: a string, a number written as one, or a list of tool calls as
+        their ``format_tool_calls`` text. Anything else (``None`` from a missing ``return``, a
+        response object, ``True``) would be scored as its ``str()``, which is no answer, so
+        it is refused."""
         if isinstance(result, str):
             return result
         if isinstance(result, int | float) and not isinstance(result, bool):
             return str(result)
+        if isinstance(result, list | tuple) and result:
+            return format_tool_calls(result)
         raise TypeError(
             f"{self.name} returned {type(result).__name__} {result!r:.60}, not the reply's text: "
-            "a candidate function returns a string"
+            "a candidate function returns a string (or a list of tool calls)"
         )
+
+
+def _takes_tools(function: Callable[..., Any]) -> bool:
+    """Whether a candidate function takes the tools (a parameter named ``tools``)."""
+    try:
+        parameters = inspect.signature(function).parameters
+    except (TypeError, ValueError):
+        return False
+    return "tools" in parameters
 
 
 log = logging.getLogger("finetune")
@@ -185,6 +216,8 @@ class OpenAIPredictor:
                 ":" + hashlib.sha256(repr(sorted(extra_body.items())).encode()).hexdigest()[:8]
             )
 
+    supports_tools = True
+
     def __repr__(self) -> str:
         return f"OpenAIPredictor({self.model!r}, base_url={self.base_url!r})"
 
@@ -192,26 +225,27 @@ class OpenAIPredictor:
         # a local server needs no key, but the SDK insists on one
         return {"api_key": self._key or "none", "base_url": self.base_url, "max_retries": 0}
 
-    def predict(self, messages: Messages) -> str:
-        """The reply, through a blocking client."""
+    def predict(self, messages: Messages, tools: Tools | None = None) -> str:
+        """The reply (or the tools it calls), through a blocking client."""
         if self._client is None:
             self._client = _openai().OpenAI(**self._options())
         try:
             reply = self._client.chat.completions.create(
-                model=self.model, messages=messages, **self._params
+                model=self.model, messages=messages, **self._params, **_offered(tools)
             )
             return self._text(reply)
         except Exception as exc:
             error = self._error(exc)
         raise error
 
-    async def apredict(self, messages: Messages) -> str:
-        """The reply, through an async client made in the running loop."""
+    async def apredict(self, messages: Messages, tools: Tools | None = None) -> str:
+        """The reply (or the tools it calls), through an async client made in the running
+        loop."""
         if self._async_client is None:
             self._async_client = _openai().AsyncOpenAI(**self._options())
         try:
             reply = await self._async_client.chat.completions.create(
-                model=self.model, messages=messages, **self._params
+                model=self.model, messages=messages, **self._params, **_offered(tools)
             )
             return self._text(reply)
         except Exception as exc:
@@ -229,7 +263,12 @@ class OpenAIPredictor:
         choices = getattr(reply, "choices", None)
         if not choices:
             raise ServerError(f"answered a chat completion without choices: {reply!r:.200}")
-        text = str(choices[0].message.content or "")
+        message = choices[0].message
+        if getattr(message, "tool_calls", None):
+            return _marked(
+                format_tool_calls(message.tool_calls), choices[0], self._params["max_tokens"]
+            )
+        text = str(message.content or "")
         return _marked(text, choices[0], self._params["max_tokens"])
 
     async def aclose(self) -> None:
@@ -237,6 +276,11 @@ class OpenAIPredictor:
         if self._own_async and self._async_client is not None:
             client, self._async_client = self._async_client, None
             await client.close()
+
+
+def _offered(tools: Tools | None) -> dict[str, Any]:
+    """The request's ``tools``, sent only when the example offers some."""
+    return {"tools": tools} if tools else {}
 
 
 def _openai() -> Any:
@@ -297,31 +341,37 @@ class MistralPredictor:
         self._params: dict[str, Any] = {"max_tokens": max_tokens, "temperature": temperature}
         self._params["random_seed"] = seed
 
+    supports_tools = True
+
     def __repr__(self) -> str:
         return f"MistralPredictor({self.model!r})"
 
     def _text(self, reply: Any) -> str:
         choice = reply.choices[0]
-        return _marked(_mistral_text(choice.message.content), choice, self._params["max_tokens"])
+        calls = getattr(choice.message, "tool_calls", None)
+        text = format_tool_calls(calls) if calls else _mistral_text(choice.message.content)
+        return _marked(text, choice, self._params["max_tokens"])
 
-    def predict(self, messages: Messages) -> str:
-        """The reply, through a blocking call."""
+    def predict(self, messages: Messages, tools: Tools | None = None) -> str:
+        """The reply (or the tools it calls), through a blocking call."""
         from finetune.backends.mistral import map_error
 
         try:
-            reply = self._client.chat.complete(model=self.model, messages=messages, **self._params)
+            reply = self._client.chat.complete(
+                model=self.model, messages=messages, **self._params, **_offered(tools)
+            )
             return self._text(reply)
         except Exception as exc:
             error = map_error(exc, (self._key,), key_hint=self._key_hint)
         raise error
 
-    async def apredict(self, messages: Messages) -> str:
-        """The reply, awaitable."""
+    async def apredict(self, messages: Messages, tools: Tools | None = None) -> str:
+        """The reply (or the tools it calls), awaitable."""
         from finetune.backends.mistral import map_error
 
         try:
             reply = await self._client.chat.complete_async(
-                model=self.model, messages=messages, **self._params
+                model=self.model, messages=messages, **self._params, **_offered(tools)
             )
             return self._text(reply)
         except Exception as exc:

@@ -6,17 +6,64 @@ from collections.abc import Sequence
 from typing import Any
 
 from finetune.dataset._formats import split_turns
-from finetune.types import Example
+from finetune.evaluation._tools import format_tool_calls
+from finetune.types import ChatExample, Example, Message, PreferenceExample
 
-__all__ = ["Messages", "build_prompt", "split_example", "transcript"]
+__all__ = [
+    "Messages",
+    "build_prompt",
+    "example_tools",
+    "split_example",
+    "transcript",
+    "uses_tools",
+]
 
-Messages = list[dict[str, str]]
+Messages = list[dict[str, Any]]
 
 
 def split_example(example: Example) -> tuple[Messages, str]:
-    """The prompt (every turn before the last assistant turn) and the reference answer."""
-    turns, answer = split_turns(example)
-    return [{"role": role, "content": text} for role, text in turns], answer
+    """The prompt (every turn before the last assistant turn) and the reference answer.
+
+    An example that uses tools keeps its tool calls and tool results in the prompt, as the
+    chat APIs take them, and an answer that calls tools is their ``format_tool_calls`` text.
+    """
+    if not uses_tools(example):
+        turns, answer = split_turns(example)
+        return [{"role": role, "content": text} for role, text in turns], answer
+    prompt, last = _prompt_and_answer(example)
+    if last is None:
+        return [_sent(m) for m in prompt], ""
+    calls = last.tool_calls
+    return [_sent(m) for m in prompt], format_tool_calls(calls) if calls else last.text
+
+
+def uses_tools(example: Example) -> bool:
+    """Whether an example defines tools, or calls them or answers a call in its turns."""
+    if not isinstance(example, ChatExample | PreferenceExample):
+        return False
+    turns = example.messages if isinstance(example, ChatExample) else example.input
+    return bool(example.tools) or any(m.tool_calls or m.role == "tool" for m in turns)
+
+
+def example_tools(example: Example) -> list[dict[str, Any]] | None:
+    """The tools an example offers the model, as the chat APIs take them."""
+    if not isinstance(example, ChatExample | PreferenceExample) or not example.tools:
+        return None
+    return [tool.model_dump(mode="json", exclude_none=True) for tool in example.tools]
+
+
+def _prompt_and_answer(example: Example) -> tuple[Sequence[Message], Message | None]:
+    if isinstance(example, ChatExample):
+        messages = example.messages
+        last = max((i for i, m in enumerate(messages) if m.role == "assistant"), default=None)
+        return (messages, None) if last is None else (messages[:last], messages[last])
+    assert isinstance(example, PreferenceExample)
+    return example.input, example.chosen[-1] if example.chosen else None
+
+
+def _sent(message: Message) -> dict[str, Any]:
+    """A turn as a chat API takes it: its tool calls and tool call id kept, no weight."""
+    return message.model_dump(mode="json", exclude_none=True, exclude={"weight"})
 
 
 def build_prompt(example: Example, few_shot: Sequence[Any] | None = None) -> Messages:
@@ -35,5 +82,15 @@ def build_prompt(example: Example, few_shot: Sequence[Any] | None = None) -> Mes
 
 
 def transcript(messages: Messages) -> str:
-    """Messages as ``role: content`` lines, for a judge's prompt."""
-    return "\n".join(f"{m['role']}: {m['content']}" for m in messages)
+    """Messages as ``role: content`` lines, for a judge's prompt (a tool call as its
+    ``format_tool_calls`` text)."""
+    return "\n".join(f"{m['role']}: {_said(m)}" for m in messages)
+
+
+def _said(message: dict[str, Any]) -> str:
+    content = message.get("content")
+    text = content if isinstance(content, str) else ""
+    if isinstance(content, list):
+        text = "".join(str(part.get("text") or "") for part in content if isinstance(part, dict))
+    calls = message.get("tool_calls")
+    return "\n".join(filter(None, [text, format_tool_calls(calls) if calls else ""]))

@@ -22,6 +22,7 @@ from finetune.dataset._formats import Turns, split_turns, turns_digest
 from finetune.evaluation._cache import PredictionCache
 from finetune.evaluation._predictors import (
     Predictor,
+    Tools,
     TruncatedReply,
     at_least_one,
     is_cacheable,
@@ -29,7 +30,13 @@ from finetune.evaluation._predictors import (
     rows_kept_for,
     trained_on,
 )
-from finetune.evaluation._prompts import Messages, build_prompt
+from finetune.evaluation._prompts import (
+    Messages,
+    build_prompt,
+    example_tools,
+    split_example,
+    uses_tools,
+)
 from finetune.evaluation._result import EvalResult
 from finetune.evaluation.metrics import Metric, by_name, needs_reference
 from finetune.types import ChatExample, Example, ModelRef, PreferenceExample
@@ -48,6 +55,7 @@ class _Task:
     candidate: str
     example: int
     messages: Messages
+    tools: Tools | None
     key: str
     prediction: str | None = None
 
@@ -134,7 +142,7 @@ async def _predict_one(
         try:
             async for attempt in retrying(attempts, first=0.25, cap=8.0):
                 with attempt:
-                    prediction = await predictor.apredict(task.messages)
+                    prediction = await _asked(predictor, task)
         except BaseException as error:
             failed.set()
             _note(error, task.candidate, f"the example at index {task.example}")
@@ -142,6 +150,15 @@ async def _predict_one(
     task.prediction = prediction
     if cache is not None:
         cache.put(task.key, prediction)
+
+
+async def _asked(predictor: Predictor, task: _Task) -> str:
+    """The predictor's reply to the task; the tools go only to a predictor that takes them
+    (``_refuse_predictors_without_tools`` saw to the rest)."""
+    if getattr(predictor, "supports_tools", False):
+        reply: str = await predictor.apredict(task.messages, tools=task.tools)  # type: ignore[call-arg]
+        return reply
+    return await predictor.apredict(task.messages)
 
 
 async def _predict_batched(
@@ -213,11 +230,11 @@ async def _tracked(job: Any, progress: _Progress) -> None:
 
 
 def _score(
-    tasks: list[_Task], examples: list[Example], turns: list[Turns], metrics: Sequence[Metric]
+    tasks: list[_Task], examples: list[Example], references: list[str], metrics: Sequence[Metric]
 ) -> list[dict[str, Any]]:
     rows = []
     for task in tasks:
-        example, (_, reference) = examples[task.example], turns[task.example]
+        example, reference = examples[task.example], references[task.example]
         prediction = str(task.prediction or "")
         row: dict[str, Any] = {
             "example": task.example,
@@ -290,10 +307,11 @@ async def aevaluate(
             "{'base': tuner.base_model, 'tuned': job.model}"
         )
     _refuse_unnamed_candidates(candidates)
-    _refuse_tool_use(examples, "the example")
     turns = [split_turns(example) for example in examples]  # each one's question and answer
-    _refuse_examples_with_no_reference(turns, metrics)
+    references = [split_example(example)[1] for example in examples]
+    _refuse_examples_with_no_reference(references, metrics)
     resolved = _resolve(candidates, predictor_options or {})
+    _refuse_predictors_without_tools(resolved, examples)
     for name, (_, shots) in resolved.items():
         _refuse_tool_use(shots or [], f"candidate {name!r}: the few-shot example")
     evaluated: dict[Turns, int] = {key: index for index, key in enumerate(turns)}
@@ -303,10 +321,10 @@ async def aevaluate(
     tasks = []
     for name, (predictor, shots) in resolved.items():
         for index, example in enumerate(examples):
-            messages = build_prompt(example, shots)
-            key = PredictionCache.key(predictor.name, messages)
+            messages, tools = build_prompt(example, shots), example_tools(example)
+            key = PredictionCache.key(predictor.name, messages, tools)
             cached = store.get(key) if store is not None and is_cacheable(predictor) else None
-            tasks.append(_Task(name, index, messages, key, cached))
+            tasks.append(_Task(name, index, messages, tools, key, cached))
     missing = sum(task.prediction is None for task in tasks)
     log.info("evaluate: %d predictions, %d from the cache", len(tasks), len(tasks) - missing)
     bar = _Progress(progress and missing > 0, missing)  # no bar for answers all cached
@@ -318,7 +336,7 @@ async def aevaluate(
         if store is not None and not isinstance(cache, PredictionCache):
             store.close()
     # metrics may block (a judge model, an embedding call): never on the event loop
-    rows = await asyncio.to_thread(_score, tasks, examples, turns, metrics)
+    rows = await asyncio.to_thread(_score, tasks, examples, references, metrics)
     notes += _notes_on_cut_answers(tasks, len(examples))
     return EvalResult(list(resolved), names, rows, notes)
 
@@ -423,19 +441,39 @@ def _refuse_unnamed_candidates(candidates: Mapping[Any, Any]) -> None:
             raise ValueError(f"a candidate's name is blank ({name!r}): name it, e.g. 'tuned'")
 
 
+def _refuse_predictors_without_tools(
+    resolved: dict[str, tuple[Predictor, list[Any] | None]], examples: Sequence[Example]
+) -> None:
+    """An example that uses tools is asked only of predictors that take tools: another one
+    would drop them from the prompt, and its scores would mean nothing."""
+    used = [i for i, example in enumerate(examples) if uses_tools(example)]
+    unable = [(n, p) for n, (p, _) in resolved.items() if not getattr(p, "supports_tools", False)]
+    if not used or not unable:
+        return
+    name, predictor = unable[0]
+    place = _tool_use(examples[used[0]])
+    raise ValueError(
+        f"candidate {name!r} ({type(predictor).__name__}) takes no tools, and the example at "
+        f"index {used[0]} uses them ({place}; {len(used)} of {len(examples)} do: index "
+        f"{_where(used)}). Tools go to OpenAI, Mistral, Together and Fireworks models, to an "
+        "OpenAI-compatible server (vLLM, llama.cpp's llama-server --jinja serve a local model "
+        "with tools: ft.ModelRef(backend='openai-compatible', ...)), and to a function with "
+        "a tools parameter"
+    )
+
+
 def _refuse_tool_use(examples: Sequence[Example], what: str) -> None:
-    """Prompts go out as text turns and answers are scored as text: a tool call, a tool
-    result or tool definitions would be dropped from the prompt, or refused by a provider."""
+    """A few-shot prompt shows each shot's answer as a text turn: a shot's tool calls, tool
+    results or tool definitions would be dropped from it."""
     used = [(i, place) for i, ex in enumerate(examples) if (place := _tool_use(ex))]
     if not used:
         return
     index, place = used[0]
     raise ValueError(
-        f"{what} at index {index} uses tools ({place}), and ft.evaluate sends text turns "
-        f"and scores text answers: the tools would be dropped from the prompt, or refused by "
-        f"the provider ({len(used)} of {len(examples)} use tools: index "
-        f"{_where([i for i, _ in used])}). Evaluate on examples without tools (tool-calling "
-        "evaluation is not supported yet)"
+        f"{what} at index {index} uses tools ({place}), and a few-shot prompt shows its shots "
+        f"as text turns: their tools would be dropped ({len(used)} of {len(examples)} use "
+        f"tools: index {_where([i for i, _ in used])}). Draw the shots from examples without "
+        "tools"
     )
 
 
@@ -445,16 +483,16 @@ def _tool_use(example: Example) -> str | None:
     return first_tool_use(example.model_dump(mode="json", exclude_none=True))
 
 
-def _refuse_examples_with_no_reference(turns: list[Turns], metrics: list[Metric]) -> None:
+def _refuse_examples_with_no_reference(references: list[str], metrics: list[Metric]) -> None:
     """Scoring against an empty reference gives numbers that mean nothing."""
     comparing = [m.__name__ for m in metrics if needs_reference(m)]
-    missing = [i for i, (_, answer) in enumerate(turns) if not answer.strip()]
+    missing = [i for i, answer in enumerate(references) if not answer.strip()]
     if not comparing or not missing:
         return
     where = _where(missing)
     verb = "compares" if len(comparing) == 1 else "compare"
     raise ValueError(
-        f"the examples at index {where} ({len(missing)} of {len(turns)}) end with no answer "
+        f"the examples at index {where} ({len(missing)} of {len(references)}) end with no answer "
         f"(no assistant reply after the prompt, or an empty one), and {', '.join(comparing)} "
         f"{verb} the prediction with it: their scores would mean nothing. Evaluate on examples "
         "that end with the expected answer, or with metrics that need none (json_valid, regex, "

@@ -36,11 +36,23 @@ __all__ = [
     "needs_reference",
     "regex",
     "token_f1",
+    "tool_calls_match",
+    "tool_names_match",
 ]
 
 Metric = Callable[[str, str, Any], float]
 F = TypeVar("F", bound=Callable[..., float])
-READY = ("bleu", "chrf", "contains", "exact_match", "json_fields", "json_valid", "token_f1")
+READY = (
+    "bleu",
+    "chrf",
+    "contains",
+    "exact_match",
+    "json_fields",
+    "json_valid",
+    "token_f1",
+    "tool_calls_match",
+    "tool_names_match",
+)
 """The metrics usable as they are, by name (in an eval config); the others are built with
 arguments (``exact(case=False)``, ``regex(pattern)``, ``llm_judge(judge)``)."""
 _PUNCTUATION = str.maketrans("", "", string.punctuation)
@@ -199,6 +211,47 @@ def _same(got: Any, expected: Any) -> bool:
     if isinstance(got, dict) and isinstance(expected, dict):
         return got.keys() == expected.keys() and all(_same(got[k], expected[k]) for k in got)
     return bool(got == expected)
+
+
+@_compares
+def tool_calls_match(prediction: str, reference: str, example: Any = None) -> float:
+    """1 when the prediction calls the tools the reference calls, each with the same
+    arguments as JSON values (``2`` is ``2.0``, not ``true``), in any order; on an example
+    whose answer is text, 1 when the prediction calls no tool either."""
+    return _same_calls(prediction, reference, lambda name, arguments: (name, _json_key(arguments)))
+
+
+@_compares
+def tool_names_match(prediction: str, reference: str, example: Any = None) -> float:
+    """1 when the prediction calls the tools the reference calls, by name, arguments aside,
+    in any order; on an example whose answer is text, 1 when the prediction calls no tool
+    either."""
+    return _same_calls(prediction, reference, lambda name, arguments: (name, ""))
+
+
+def _same_calls(prediction: str, reference: str, key: Callable[[str, Any], Any]) -> float:
+    from finetune.evaluation._tools import read_tool_calls
+
+    expected, got = read_tool_calls(reference), read_tool_calls(prediction)
+    if expected is None or got is None:
+        return float(expected is None and got is None)
+    return float(sorted(key(*call) for call in got) == sorted(key(*call) for call in expected))
+
+
+def _json_key(value: Any) -> str:
+    """A JSON value as text that is the same for equal values: whole floats as integers,
+    keys sorted, booleans apart from numbers."""
+    return json.dumps(_whole(value), sort_keys=True, ensure_ascii=False)
+
+
+def _whole(value: Any) -> Any:
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, dict):
+        return {key: _whole(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_whole(item) for item in value]
+    return value
 
 
 @_compares
