@@ -456,9 +456,9 @@ def _refuse_predictors_without_tools(
         f"candidate {name!r} ({type(predictor).__name__}) takes no tools, and the example at "
         f"index {used[0]} uses them ({place}; {len(used)} of {len(examples)} do: index "
         f"{_where(used)}). Tools go to OpenAI, Mistral, Together and Fireworks models, to an "
-        "OpenAI-compatible server (vLLM, llama.cpp's llama-server --jinja serve a local model "
-        "with tools: ft.ModelRef(backend='openai-compatible', ...)), and to a function with "
-        "a tools parameter"
+        "OpenAI-compatible server (a local model served with tools: vLLM's "
+        "--enable-auto-tool-choice, llama-server --jinja; ft.ModelRef(backend="
+        "'openai-compatible', ...)), and to a function with a tools parameter"
     )
 
 
