@@ -506,6 +506,9 @@ def test_validate_and_estimate_name_their_backend(capsys: pytest.CaptureFixture[
         assert main([command, "data.jsonl", "--model", "./my-model"]) == 2
         says = f"{command} needs 'backend': give --backend, or backend in a --config file"
         assert says in capsys.readouterr().err
+    for command in ("validate", "estimate", "train"):  # a misspelt backend before the rest
+        assert main([command, "data.jsonl", "--backend", "opnai"]) == 2
+        assert "no backend named 'opnai'. Did you mean 'openai'?" in capsys.readouterr().err
 
 
 @needs_tiktoken

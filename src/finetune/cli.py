@@ -298,6 +298,8 @@ def _job_settings(args: argparse.Namespace, command: str) -> dict[str, Any]:
             raise ft.FinetuneError(
                 f"{command} needs {required!r}: give {given}, or {required} in a --config file"
             )
+        if required == "backend":  # a misspelt one is named before the settings it lacks
+            backend_class(settings["backend"])
     if not isinstance(settings.get("skip_validation", False), bool):
         where = args.config or command
         raise ft.FinetuneError(
