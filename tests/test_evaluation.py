@@ -350,6 +350,12 @@ def test_a_candidate_not_named_by_text_is_refused_before_anything_is_asked(
     assert asked == []
 
 
+def test_candidates_given_as_a_list_are_refused_as_such() -> None:
+    """A list's functions were read as names: "a candidate's name is text, not function"."""
+    with pytest.raises(TypeError, match=r"^candidates is a dict of names to candidates, not list"):
+        ft.evaluate(_qa(3), [_answer], [m.exact_match], cache=False)  # type: ignore[arg-type]
+
+
 def test_predictor_options_for_no_candidate_are_refused_before_anything_is_asked() -> None:
     """A misspelt candidate name would leave its options unused without a word."""
     asked: list[Any] = []

@@ -431,6 +431,11 @@ def _where(indices: list[int]) -> str:
 def _refuse_unnamed_candidates(candidates: Mapping[Any, Any]) -> None:
     """A candidate's name heads its row in every table and key in the saved result: text,
     checked before anything is asked, not after every prediction has been paid for."""
+    if not isinstance(candidates, Mapping):
+        raise TypeError(
+            f"candidates is a dict of names to candidates, not {type(candidates).__name__}: "
+            "e.g. {'base': tuner.base_model, 'tuned': job.model}"
+        )
     for name in candidates:
         if not isinstance(name, str):
             raise TypeError(
