@@ -572,6 +572,28 @@ def test_tool_use_is_asked_only_of_predictors_that_take_tools() -> None:
     assert asked == [[WEATHER_TOOL]] * 4
 
 
+def test_a_batching_predictor_that_takes_tools_is_asked_with_them() -> None:
+    class Batching:
+        name = "batching"
+        supports_tools = True
+
+        def predict(self, messages: Any, tools: Any = None) -> str:
+            raise AssertionError("asked through apredict")
+
+        async def apredict(self, messages: Any, tools: Any = None) -> str:
+            return f"offered {len(tools or [])}"
+
+        def predict_batch(self, prompts: Any) -> list[str]:  # has no tools to give
+            return ["batched"] * len(prompts)
+
+    result = ft.evaluate(weather_data(1), {"b": Batching()}, m.exact_match, cache=False)
+    assert result.predictions("b") == ["offered 1", "offered 1"]
+    assert ft.evaluate(_qa(2), {"b": Batching()}, m.exact_match, cache=False).predictions("b") == [
+        "batched",
+        "batched",
+    ]
+
+
 def test_a_judge_reads_the_tool_calls_of_the_conversation() -> None:
     prompts: list[str] = []
 

@@ -207,7 +207,7 @@ async def _run_tasks(
     for name, (predictor, _) in resolved.items():
         mine = [t for t in tasks if t.candidate == name and t.prediction is None]
         kept = cache if is_cacheable(predictor) else None
-        if hasattr(predictor, "predict_batch"):
+        if hasattr(predictor, "predict_batch") and not any(task.tools for task in mine):
             jobs.append(_predict_batched(predictor, mine, kept, progress))
             continue
         for task in mine:
