@@ -605,3 +605,76 @@ def test_a_lora_adapter_as_the_base_model_trains_further_on_its_own_base(
     assert 0 < float((end - start).abs().max()) < 0.01 * float(start.abs().max())
     shutil.rmtree(adapter)  # the job's record keeps what it trained, wherever its base went
     assert tuner.job(second.id).job.hyperparameters.lora == own
+
+
+# The tiny model's chat template, with tools: their names in a system turn, each call as
+# <tool_call>{json}</tool_call> in the assistant turn (Qwen 2.5's form), a result as a tool turn
+_TOOLS_TEMPLATE = (
+    "{% if tools %}{{ '<|system|>Tools:' }}{% for t in tools %}{{ ' ' + t['function']['name'] }}"
+    "{% endfor %}{{ '<|end|>' }}{% endif %}"
+    "{% for message in messages %}{{ '<|' + message['role'] + '|>' }}"
+    "{% if message['role'] == 'assistant' %}{% generation %}{{ message['content'] }}"
+    "{% for c in message.get('tool_calls', []) %}{{ '<tool_call>{\"name\": \"' + "
+    "c['function']['name'] + '\", \"arguments\": ' + (c['function']['arguments'] | tojson) + "
+    "'}</tool_call>' }}{% endfor %}{{ '<|end|>' }}{% endgeneration %}"
+    "{% else %}{{ message['content'] + '<|end|>' }}{% endif %}{% endfor %}"
+    "{% if add_generation_prompt %}{{ '<|assistant|>' }}{% endif %}"
+)
+# transformers' parser of what that template's model writes: text, and its tool calls
+_RESPONSE_TEMPLATE = {
+    "start_anchor": "<|assistant|>",
+    "fields": {
+        "content": {"content": "text"},
+        "tool_calls": {
+            "open": "<tool_call>",
+            "close": "</tool_call>",
+            "content": "json",
+            "repeats": True,
+            "transform": {
+                "type": "function",
+                "function": {"name": "{content.name}", "arguments": "{content.arguments}"},
+            },
+        },
+    },
+}
+
+
+def test_a_local_model_is_evaluated_on_its_tool_calls(tmp_path: Path) -> None:
+    """A tiny model fine-tuned to call a tool, through Tuner("hf"), is offered the tool by its
+    chat template and its calls are read by its tokenizer's response_template: scored as
+    calls. A model whose tokenizer has no response_template is refused, saying why."""
+    from transformers import AutoTokenizer
+
+    from finetune.demo import build_tiny_base
+    from finetune.evaluation import metrics as m
+
+    from .conftest import weather_data
+
+    data = weather_data(6)
+    texts = [message.text for example in data for message in example.messages]
+    calls = [
+        c for example in data for message in example.messages for c in message.tool_calls or []
+    ]
+    texts += [ft.evaluation.format_tool_calls([c]) for c in calls]
+    plain = build_tiny_base(tmp_path / "plain", texts, hidden_size=64, pretrain_steps=80)
+    base = shutil.copytree(plain, tmp_path / "base")
+    tokenizer = AutoTokenizer.from_pretrained(base)
+    tokenizer.chat_template = _TOOLS_TEMPLATE
+    tokenizer.response_template = _RESPONSE_TEMPLATE
+    tokenizer.save_pretrained(base)
+    tuner = ft.Tuner(HFBackend(jobs_dir=tmp_path / "jobs"), model=str(base), registry=False)
+    job = tuner.fit(
+        data,
+        hyperparameters=ft.Hyperparameters(epochs=40, batch_size=4, learning_rate=3e-3),
+        options={"max_length": 128, "full_finetune": True},
+    )
+    job.wait(poll_interval=0.3, timeout=240)
+    untuned = ft.ModelRef(backend="hf", name=str(base))
+    metrics = [m.tool_names_match, m.tool_calls_match]
+    result = ft.evaluate(data, {"tuned": job.model, "base": untuned}, metrics, cache=False)
+    called = result.predictions("tuned")[::2]  # the examples whose answer is a call
+    assert all(p.startswith('get_weather({"city": "City') for p in called), called
+    assert result.summary()["tuned"]["tool_names_match"].mean == 1.0
+    assert result.scores("base", "tool_names_match")[::2] == [0.0] * 6  # it writes text
+    with pytest.raises(ValueError, match=r"'plain' \(HFPredictor\) takes no tools: its tokenizer"):
+        ft.evaluate(data, {"plain": ft.ModelRef(backend="hf", name=str(plain))}, metrics)

@@ -14,8 +14,9 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from finetune._errors import MissingDependency
-from finetune.evaluation._predictors import TruncatedReply, at_least_one
+from finetune.evaluation._predictors import Tools, TruncatedReply, at_least_one
 from finetune.evaluation._prompts import Messages
+from finetune.evaluation._tools import format_tool_calls
 
 __all__ = ["HFPredictor"]
 
@@ -77,6 +78,10 @@ class HFPredictor:
     predictor uses it (``ft.evaluate`` closes its own when it ends), it stays loaded while no
     more than ``max_loaded`` models are, so the next evaluation of it starts at once; loading
     another frees the least recently used of them.
+
+    A model whose tokenizer has a ``response_template`` (transformers' parser of what the
+    model writes: its text and its tool calls) takes tools: they are written into the prompt
+    by its chat template, and its tool calls are read back with ``parse_response``.
     """
 
     max_loaded: ClassVar[int] = 2
@@ -101,9 +106,32 @@ class HFPredictor:
         self._trust = trust_remote_code
         self._stamp = _weights_stamp(Path(path)) if Path(path).exists() else "hub"
         self.name = f"hf:{path}:{self._stamp}:m{self.max_new_tokens}:s{seed}"
+        self._parses_tools: bool | None = None
 
     def __repr__(self) -> str:
         return f"HFPredictor({self.path!r})"
+
+    @property
+    def supports_tools(self) -> bool:
+        """Whether this model's tool calls can be read: its tokenizer has a
+        ``response_template`` (loads the tokenizer, not the model)."""
+        if self._parses_tools is None:
+            self._parses_tools = getattr(self._tokenizer(), "response_template", None) is not None
+        return self._parses_tools
+
+    tools_note = (
+        "its tokenizer has no response_template, transformers' parser of a model's tool calls "
+        "(set tokenizer.response_template and save it with the model, or serve the model with "
+        "tools)"
+    )
+    """Why a model without a ``response_template`` takes no tools, for ``ft.evaluate``'s
+    refusal."""
+
+    def _tokenizer(self) -> Any:
+        from finetune.backends.hf._inputs import load_tokenizer
+        from finetune.backends.hf._models import resolve
+
+        return load_tokenizer(resolve(self.path).path, self._trust, self.path)
 
     @staticmethod
     def loaded_models() -> list[str]:
@@ -166,8 +194,9 @@ class HFPredictor:
             model = AutoModelForCausalLM.from_pretrained(path, trust_remote_code=self._trust)
         return tokenizer, model.to(device).eval()
 
-    def predict_batch(self, prompts: list[Messages]) -> list[str]:
-        """Replies to many prompts, ``batch_size`` at a time."""
+    def predict_batch(self, prompts: list[Messages], tools: Tools | None = None) -> list[str]:
+        """Replies to many prompts, ``batch_size`` at a time; with ``tools`` (or tool turns
+        in the prompts), offered those tools, their tool calls read as calls."""
         import torch
 
         loaded = self._load()
@@ -177,10 +206,7 @@ class HFPredictor:
             replies: list[str] = []
             for start in range(0, len(prompts), self.batch_size):
                 chunk = prompts[start : start + self.batch_size]
-                texts = [
-                    tokenizer.apply_chat_template(p, add_generation_prompt=True, tokenize=False)
-                    for p in chunk
-                ]
+                texts = [_prompt_text(tokenizer, p, tools) for p in chunk]
                 batch = tokenizer(
                     texts, return_tensors="pt", padding=True, add_special_tokens=False
                 ).to(model.device)
@@ -194,20 +220,68 @@ class HFPredictor:
                         eos_token_id=ends,
                     )
                 new = output[:, batch["input_ids"].shape[1] :].tolist()
-                replies.extend(self._reply(tokenizer, row, ends) for row in new)
+                with_tools = tools is not None or any(map(_has_tool_turns, chunk))
+                for text, row in zip(texts, new, strict=True):
+                    prefix = text if with_tools else None
+                    replies.append(self._reply(tokenizer, row, ends, prefix, tools))
             return replies
 
-    def _reply(self, tokenizer: Any, tokens: list[int], ends: list[int]) -> str:
-        """A row of new tokens as text, up to its first end; a row that used every new token
-        without ending was cut there."""
+    def _reply(
+        self,
+        tokenizer: Any,
+        tokens: list[int],
+        ends: list[int],
+        prefix: str | None = None,
+        tools: Tools | None = None,
+    ) -> str:
+        """A row of new tokens as text, up to its first end (read by the tokenizer's response
+        parser, after the ``prefix`` prompt, where tools are in play); a row that used every
+        new token without ending was cut there."""
         end = next((i for i, token in enumerate(tokens) if token in ends), None)
-        text: str = tokenizer.decode(tokens[:end], skip_special_tokens=True).strip()
+        if prefix is None:
+            text: str = tokenizer.decode(tokens[:end], skip_special_tokens=True).strip()
+        else:
+            text = _parsed_reply(tokenizer, tokens[:end], prefix, tools)
         if end is None and len(tokens) >= self.max_new_tokens:
             return TruncatedReply(text, f"max_new_tokens={self.max_new_tokens}")
         return text
 
-    def predict(self, messages: Messages) -> str:
-        return self.predict_batch([messages])[0]
+    def predict(self, messages: Messages, tools: Tools | None = None) -> str:
+        """The reply to ``messages`` (offered ``tools``, where given)."""
+        return self.predict_batch([messages], tools)[0]
 
-    async def apredict(self, messages: Messages) -> str:
-        return await asyncio.to_thread(self.predict, messages)
+    async def apredict(self, messages: Messages, tools: Tools | None = None) -> str:
+        """As ``predict``, in a worker thread."""
+        return await asyncio.to_thread(self.predict, messages, tools)
+
+
+def _has_tool_turns(messages: Messages) -> bool:
+    return any(m.get("tool_calls") or m.get("role") == "tool" for m in messages)
+
+
+def _prompt_text(tokenizer: Any, messages: Messages, tools: Tools | None) -> str:
+    """The prompt as the chat template writes it; tool calls with their arguments as a
+    mapping, as templates take them."""
+    if tools is None and not _has_tool_turns(messages):
+        text: str = tokenizer.apply_chat_template(
+            messages, add_generation_prompt=True, tokenize=False
+        )
+        return text
+    from finetune.validation._tokens import template_messages
+
+    shaped = template_messages(messages)
+    written: str = tokenizer.apply_chat_template(
+        shaped, tools=tools, add_generation_prompt=True, tokenize=False
+    )
+    return written
+
+
+def _parsed_reply(tokenizer: Any, tokens: list[int], prefix: str, tools: Tools | None) -> str:
+    """What the model wrote, read by its tokenizer's response parser: its tool calls as
+    their ``format_tool_calls`` text, else its text."""
+    message = tokenizer.parse_response(tokens, prefix=prefix, tools=tools)
+    calls = message.get("tool_calls") if isinstance(message, dict) else None
+    if calls:
+        return format_tool_calls(calls)
+    content = message.get("content") if isinstance(message, dict) else None
+    return str(content or "").strip()

@@ -29,6 +29,7 @@ __all__ = [
     "TruncatedReply",
     "at_least_one",
     "predictor_for",
+    "takes_tools",
 ]
 
 
@@ -88,7 +89,7 @@ class CallablePredictor:
         self._function = function
         self.named = name is not None
         self.name = name or f"callable:{getattr(function, '__qualname__', repr(function))}"
-        self.supports_tools = _takes_tools(function)
+        self.supports_tools = takes_tools(function)
 
     def predict(self, messages: Messages, tools: Tools | None = None) -> str:
         result = self._call(messages, tools)
@@ -125,8 +126,9 @@ class CallablePredictor:
         )
 
 
-def _takes_tools(function: Callable[..., Any]) -> bool:
-    """Whether a candidate function takes the tools (a parameter named ``tools``)."""
+def takes_tools(function: Callable[..., Any]) -> bool:
+    """Whether a function (a candidate, a predictor's ``predict_batch``) takes the tools: a
+    parameter named ``tools``."""
     try:
         parameters = inspect.signature(function).parameters
     except (TypeError, ValueError):

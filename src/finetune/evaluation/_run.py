@@ -6,6 +6,7 @@ import asyncio
 import concurrent.futures
 import functools
 import inspect
+import json
 import logging
 import math
 import os
@@ -20,6 +21,13 @@ from finetune.backends.http import retrying
 from finetune.dataset import require_dataset
 from finetune.dataset._formats import Turns, split_turns, turns_digest
 from finetune.evaluation._cache import PredictionCache
+from finetune.evaluation._checks import (
+    indexes,
+    refuse_examples_with_no_reference,
+    refuse_predictors_without_tools,
+    refuse_tool_use,
+    refuse_unnamed_candidates,
+)
 from finetune.evaluation._predictors import (
     Predictor,
     Tools,
@@ -28,6 +36,7 @@ from finetune.evaluation._predictors import (
     is_cacheable,
     predictor_for,
     rows_kept_for,
+    takes_tools,
     trained_on,
 )
 from finetune.evaluation._prompts import (
@@ -35,12 +44,10 @@ from finetune.evaluation._prompts import (
     build_prompt,
     example_tools,
     split_example,
-    uses_tools,
 )
 from finetune.evaluation._result import EvalResult
-from finetune.evaluation.metrics import Metric, by_name, needs_reference
-from finetune.types import ChatExample, Example, ModelRef, PreferenceExample
-from finetune.validation._rules import first_tool_use
+from finetune.evaluation.metrics import Metric, by_name
+from finetune.types import Example, ModelRef
 
 __all__ = ["aevaluate", "evaluate"]
 
@@ -154,7 +161,7 @@ async def _predict_one(
 
 async def _asked(predictor: Predictor, task: _Task) -> str:
     """The predictor's reply to the task; the tools go only to a predictor that takes them
-    (``_refuse_predictors_without_tools`` saw to the rest)."""
+    (``refuse_predictors_without_tools`` saw to the rest)."""
     if getattr(predictor, "supports_tools", False):
         reply: str = await predictor.apredict(task.messages, tools=task.tools)  # type: ignore[call-arg]
         return reply
@@ -165,19 +172,39 @@ async def _predict_batched(
     predictor: Any, tasks: list[_Task], cache: PredictionCache | None, progress: _Progress
 ) -> None:
     size = int(getattr(predictor, "batch_size", 16))
-    for start in range(0, len(tasks), size):
-        chunk = tasks[start : start + size]
-        try:
-            replies = await asyncio.to_thread(predictor.predict_batch, [t.messages for t in chunk])
-        except BaseException as error:
-            where = f"the examples at index {chunk[0].example} to {chunk[-1].example}"
-            _note(error, chunk[0].candidate, where)
-            raise
-        for task, reply in zip(chunk, replies, strict=True):
-            task.prediction = reply
-            if cache is not None:
-                cache.put(task.key, reply)
-        progress.advance(len(chunk))
+    for tools, offered in _by_tools(tasks):
+        for start in range(0, len(offered), size):
+            chunk = offered[start : start + size]
+            await _predict_chunk(predictor, chunk, tools, cache)
+            progress.advance(len(chunk))
+
+
+def _by_tools(tasks: list[_Task]) -> list[tuple[Tools | None, list[_Task]]]:
+    """The tasks in groups offered the same tools (most examples share one list), in order."""
+    groups: dict[str, tuple[Tools | None, list[_Task]]] = {}
+    for task in tasks:
+        key = json.dumps(task.tools, sort_keys=True)
+        groups.setdefault(key, (task.tools, []))[1].append(task)
+    return list(groups.values())
+
+
+async def _predict_chunk(
+    predictor: Any, chunk: list[_Task], tools: Tools | None, cache: PredictionCache | None
+) -> None:
+    """One batch of a batching predictor's replies (offered the chunk's tools, where any)."""
+    offered = {"tools": tools} if tools else {}
+    try:
+        replies = await asyncio.to_thread(
+            functools.partial(predictor.predict_batch, [t.messages for t in chunk], **offered)
+        )
+    except BaseException as error:
+        where = f"the examples at index {chunk[0].example} to {chunk[-1].example}"
+        _note(error, chunk[0].candidate, where)
+        raise
+    for task, reply in zip(chunk, replies, strict=True):
+        task.prediction = reply
+        if cache is not None:
+            cache.put(task.key, reply)
 
 
 def _note(error: BaseException, candidate: str, where: str) -> None:
@@ -207,7 +234,8 @@ async def _run_tasks(
     for name, (predictor, _) in resolved.items():
         mine = [t for t in tasks if t.candidate == name and t.prediction is None]
         kept = cache if is_cacheable(predictor) else None
-        if hasattr(predictor, "predict_batch") and not any(task.tools for task in mine):
+        batch = getattr(predictor, "predict_batch", None)
+        if batch is not None and (takes_tools(batch) or not any(task.tools for task in mine)):
             jobs.append(_predict_batched(predictor, mine, kept, progress))
             continue
         for task in mine:
@@ -306,14 +334,14 @@ async def aevaluate(
             "nothing to evaluate: give at least one example and one candidate, e.g. "
             "{'base': tuner.base_model, 'tuned': job.model}"
         )
-    _refuse_unnamed_candidates(candidates)
+    refuse_unnamed_candidates(candidates)
     turns = [split_turns(example) for example in examples]  # each one's question and answer
     references = [split_example(example)[1] for example in examples]
-    _refuse_examples_with_no_reference(references, metrics)
+    refuse_examples_with_no_reference(references, metrics)
     resolved = _resolve(candidates, predictor_options or {})
-    _refuse_predictors_without_tools(resolved, examples)
+    refuse_predictors_without_tools(resolved, examples)
     for name, (_, shots) in resolved.items():
-        _refuse_tool_use(shots or [], f"candidate {name!r}: the few-shot example")
+        refuse_tool_use(shots or [], f"candidate {name!r}: the few-shot example")
     evaluated: dict[Turns, int] = {key: index for index, key in enumerate(turns)}
     _refuse_shots_from_the_evaluated_data(resolved, evaluated)
     notes = _notes_on_what_was_trained_on(candidates, predictor_options or {}, evaluated, turns)
@@ -358,7 +386,7 @@ def _refuse_shots_from_the_evaluated_data(
         if shown:
             raise ValueError(
                 f"candidate {name!r} shows {counted(len(shown), 'evaluated example')} (at index "
-                f"{_where(shown)}) in its few-shot prompt, answers included: its scores would "
+                f"{indexes(shown)}) in its few-shot prompt, answers included: its scores would "
                 "be inflated. Draw the shots from the training split: train, holdout = "
                 "data.split(...); ref.with_few_shot(train, k)"
             )
@@ -380,7 +408,7 @@ def _notes_on_what_was_trained_on(
         if learned:
             notes.append(
                 f"candidate {name!r} was fine-tuned on {len(learned)} of the {len(turns)} "
-                f"evaluated examples (at index {_where(learned)}), answers included: its scores "
+                f"evaluated examples (at index {indexes(learned)}), answers included: its scores "
                 "on them are inflated. Evaluate on data without them: holdout.excluding(train)"
             )
             log.warning("evaluate: %s", notes[-1])
@@ -411,7 +439,7 @@ def _notes_on_cut_answers(tasks: list[_Task], examples: int) -> list[str]:
         limit = marks[0][1]
         notes.append(
             f"candidate {name!r}: {len(marks)} of its {examples} answers stopped at {limit} (at "
-            f"index {_where([index for index, _ in marks])}), cut short, and are scored as "
+            f"index {indexes([index for index, _ in marks])}), cut short, and are scored as "
             f"they are; if answers should be longer, raise it: predictor_options={{{name!r}: "
             f"{{{limit.partition('=')[0]!r}: ...}}}}"
         )
@@ -422,87 +450,6 @@ def _notes_on_cut_answers(tasks: list[_Task], examples: int) -> list[str]:
 def _seen(evaluated: dict[Turns, int], rows: Iterable[Example]) -> list[int]:
     """The indices of the evaluated examples among ``rows``, each once, in order."""
     return sorted({evaluated[key] for key in map(split_turns, rows) if key in evaluated})
-
-
-def _where(indices: list[int]) -> str:
-    return ", ".join(map(str, indices[:5])) + (", ..." if len(indices) > 5 else "")
-
-
-def _refuse_unnamed_candidates(candidates: Mapping[Any, Any]) -> None:
-    """A candidate's name heads its row in every table and key in the saved result: text,
-    checked before anything is asked, not after every prediction has been paid for."""
-    if not isinstance(candidates, Mapping):
-        raise TypeError(
-            f"candidates is a dict of names to candidates, not {type(candidates).__name__}: "
-            "e.g. {'base': tuner.base_model, 'tuned': job.model}"
-        )
-    for name in candidates:
-        if not isinstance(name, str):
-            raise TypeError(
-                f"a candidate's name is text, not {type(name).__name__} {name!r}: "
-                "e.g. {'base': tuner.base_model, 'tuned': job.model}"
-            )
-        if not name.strip():
-            raise ValueError(f"a candidate's name is blank ({name!r}): name it, e.g. 'tuned'")
-
-
-def _refuse_predictors_without_tools(
-    resolved: dict[str, tuple[Predictor, list[Any] | None]], examples: Sequence[Example]
-) -> None:
-    """An example that uses tools is asked only of predictors that take tools: another one
-    would drop them from the prompt, and its scores would mean nothing."""
-    used = [i for i, example in enumerate(examples) if uses_tools(example)]
-    unable = [(n, p) for n, (p, _) in resolved.items() if not getattr(p, "supports_tools", False)]
-    if not used or not unable:
-        return
-    name, predictor = unable[0]
-    place = _tool_use(examples[used[0]])
-    raise ValueError(
-        f"candidate {name!r} ({type(predictor).__name__}) takes no tools, and the example at "
-        f"index {used[0]} uses them ({place}; {len(used)} of {len(examples)} do: index "
-        f"{_where(used)}). Tools go to OpenAI, Mistral, Together and Fireworks models, to an "
-        "OpenAI-compatible server (a local model served with tools: vLLM's "
-        "--enable-auto-tool-choice, llama-server --jinja; ft.ModelRef(backend="
-        "'openai-compatible', ...)), and to a function with a tools parameter"
-    )
-
-
-def _refuse_tool_use(examples: Sequence[Example], what: str) -> None:
-    """A few-shot prompt shows each shot's answer as a text turn: a shot's tool calls, tool
-    results or tool definitions would be dropped from it."""
-    used = [(i, place) for i, ex in enumerate(examples) if (place := _tool_use(ex))]
-    if not used:
-        return
-    index, place = used[0]
-    raise ValueError(
-        f"{what} at index {index} uses tools ({place}), and a few-shot prompt shows its shots "
-        f"as text turns: their tools would be dropped ({len(used)} of {len(examples)} use "
-        f"tools: index {_where([i for i, _ in used])}). Draw the shots from examples without "
-        "tools"
-    )
-
-
-def _tool_use(example: Example) -> str | None:
-    if not isinstance(example, (ChatExample, PreferenceExample)):
-        return None
-    return first_tool_use(example.model_dump(mode="json", exclude_none=True))
-
-
-def _refuse_examples_with_no_reference(references: list[str], metrics: list[Metric]) -> None:
-    """Scoring against an empty reference gives numbers that mean nothing."""
-    comparing = [m.__name__ for m in metrics if needs_reference(m)]
-    missing = [i for i, answer in enumerate(references) if not answer.strip()]
-    if not comparing or not missing:
-        return
-    where = _where(missing)
-    verb = "compares" if len(comparing) == 1 else "compare"
-    raise ValueError(
-        f"the examples at index {where} ({len(missing)} of {len(references)}) end with no answer "
-        f"(no assistant reply after the prompt, or an empty one), and {', '.join(comparing)} "
-        f"{verb} the prediction with it: their scores would mean nothing. Evaluate on examples "
-        "that end with the expected answer, or with metrics that need none (json_valid, regex, "
-        "json_schema, your own)"
-    )
 
 
 def _as_metrics(metrics: Metrics) -> list[Metric]:

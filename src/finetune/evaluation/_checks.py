@@ -1,0 +1,107 @@
+"""What ``ft.evaluate`` refuses before any model is asked: candidates that are not named by
+text, examples with no answer to compare with, and tools a candidate cannot take."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from finetune.evaluation._predictors import Predictor
+from finetune.evaluation._prompts import uses_tools
+from finetune.evaluation.metrics import Metric, needs_reference
+from finetune.types import ChatExample, Example, PreferenceExample
+from finetune.validation._rules import first_tool_use
+
+__all__ = [
+    "indexes",
+    "refuse_examples_with_no_reference",
+    "refuse_predictors_without_tools",
+    "refuse_tool_use",
+    "refuse_unnamed_candidates",
+]
+
+
+def indexes(indices: list[int]) -> str:
+    """The first five of ``indices``, as a message lists them (``1, 4, 9, ...``)."""
+    return ", ".join(map(str, indices[:5])) + (", ..." if len(indices) > 5 else "")
+
+
+def refuse_unnamed_candidates(candidates: Mapping[Any, Any]) -> None:
+    """A candidate's name heads its row in every table and key in the saved result: text,
+    checked before anything is asked, not after every prediction has been paid for."""
+    if not isinstance(candidates, Mapping):
+        raise TypeError(
+            f"candidates is a dict of names to candidates, not {type(candidates).__name__}: "
+            "e.g. {'base': tuner.base_model, 'tuned': job.model}"
+        )
+    for name in candidates:
+        if not isinstance(name, str):
+            raise TypeError(
+                f"a candidate's name is text, not {type(name).__name__} {name!r}: "
+                "e.g. {'base': tuner.base_model, 'tuned': job.model}"
+            )
+        if not name.strip():
+            raise ValueError(f"a candidate's name is blank ({name!r}): name it, e.g. 'tuned'")
+
+
+def refuse_predictors_without_tools(
+    resolved: dict[str, tuple[Predictor, list[Any] | None]], examples: Sequence[Example]
+) -> None:
+    """An example that uses tools is asked only of predictors that take tools: another one
+    would drop them from the prompt, and its scores would mean nothing."""
+    used = [i for i, example in enumerate(examples) if uses_tools(example)]
+    if not used:
+        return
+    unable = [(n, p) for n, (p, _) in resolved.items() if not getattr(p, "supports_tools", False)]
+    if not unable:
+        return
+    name, predictor = unable[0]
+    place = _tool_use(examples[used[0]])
+    why = getattr(predictor, "tools_note", None)
+    raise ValueError(
+        f"candidate {name!r} ({type(predictor).__name__}) takes no tools"
+        f"{f': {why}' if why else ''}, and the example at "
+        f"index {used[0]} uses them ({place}; {len(used)} of {len(examples)} do: index "
+        f"{indexes(used)}). Tools go to OpenAI, Mistral, Together and Fireworks models, to a "
+        "local model whose tokenizer has a response_template, to an OpenAI-compatible server "
+        "(vLLM with --enable-auto-tool-choice, llama-server --jinja; ft.ModelRef(backend="
+        "'openai-compatible', ...)), and to a function with a tools parameter"
+    )
+
+
+def refuse_tool_use(examples: Sequence[Example], what: str) -> None:
+    """A few-shot prompt shows each shot's answer as a text turn: a shot's tool calls, tool
+    results or tool definitions would be dropped from it."""
+    used = [(i, place) for i, ex in enumerate(examples) if (place := _tool_use(ex))]
+    if not used:
+        return
+    index, place = used[0]
+    raise ValueError(
+        f"{what} at index {index} uses tools ({place}), and a few-shot prompt shows its shots "
+        f"as text turns: their tools would be dropped ({len(used)} of {len(examples)} use "
+        f"tools: index {indexes([i for i, _ in used])}). Draw the shots from examples without "
+        "tools"
+    )
+
+
+def _tool_use(example: Example) -> str | None:
+    if not isinstance(example, (ChatExample, PreferenceExample)):
+        return None
+    return first_tool_use(example.model_dump(mode="json", exclude_none=True))
+
+
+def refuse_examples_with_no_reference(references: list[str], metrics: list[Metric]) -> None:
+    """Scoring against an empty reference gives numbers that mean nothing."""
+    comparing = [m.__name__ for m in metrics if needs_reference(m)]
+    missing = [i for i, answer in enumerate(references) if not answer.strip()]
+    if not comparing or not missing:
+        return
+    where = indexes(missing)
+    verb = "compares" if len(comparing) == 1 else "compare"
+    raise ValueError(
+        f"the examples at index {where} ({len(missing)} of {len(references)}) end with no answer "
+        f"(no assistant reply after the prompt, or an empty one), and {', '.join(comparing)} "
+        f"{verb} the prediction with it: their scores would mean nothing. Evaluate on examples "
+        "that end with the expected answer, or with metrics that need none (json_valid, regex, "
+        "json_schema, your own)"
+    )
