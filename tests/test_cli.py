@@ -168,6 +168,24 @@ def test_a_bad_eval_config_is_one_line_naming_what_is_missing(
     assert err.startswith(f"error: {path}: ") and says in err and "Traceback" not in err
 
 
+def test_a_config_file_that_cannot_be_read_is_named_in_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """It was Python's ``[Errno 2] No such file or directory: 'train.toml'``."""
+    binary = tmp_path / "latin.toml"
+    binary.write_bytes(b'model = "caf\xe9"\n')
+    cases = [
+        (["train", "--config", str(tmp_path / "train.toml")], "train.toml: no such file; check"),
+        (["eval", str(tmp_path / "eval.yaml")], "eval.yaml: no such file; check the path"),
+        (["estimate", "--config", str(tmp_path)], ": a folder, not a config file"),
+        (["validate", "--config", str(binary)], "latin.toml: not UTF-8 text (byte 12)"),
+    ]
+    for command, says in cases:
+        assert main(command) == 2
+        err = capsys.readouterr().err
+        assert says in err and "Errno" not in err and err.count("\n") == 1, err
+
+
 def test_a_config_path_that_is_not_there_points_at_the_file_beside_the_config(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -31,7 +31,7 @@ _TRAIN_TABLES = ("hyperparameters", "options")
 def load_config(path: str) -> dict[str, Any]:
     """The settings of a TOML file (or YAML, with pyyaml installed) as a dict; a file that
     does not parse, or holds no table, is a one-line ``FinetuneError`` naming it."""
-    text = Path(path).expanduser().read_text(encoding="utf-8")
+    text = _config_text(path)
     if path.endswith((".yaml", ".yml")):
         try:
             import yaml
@@ -53,6 +53,24 @@ def load_config(path: str) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise FinetuneError(f"{path}: the config file must hold a table of settings")
     return data
+
+
+def _config_text(path: str) -> str:
+    """A config file's text, or a one-line ``FinetuneError`` naming the file and what is
+    wrong with it (no such file, a folder, not UTF-8 text)."""
+    file = Path(path).expanduser()
+    if file.is_dir():
+        raise FinetuneError(f"{path}: a folder, not a config file")
+    try:
+        return file.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise FinetuneError(f"{path}: no such file; check the path") from None
+    except UnicodeDecodeError as exc:
+        raise FinetuneError(
+            f"{path}: not UTF-8 text (byte {exc.start}): save the config file as UTF-8"
+        ) from None
+    except OSError as exc:
+        raise FinetuneError(f"{path}: cannot be read ({exc.strerror or exc})") from None
 
 
 def train_config(path: str) -> dict[str, Any]:
