@@ -717,3 +717,14 @@ def test_the_demo_takes_a_model_or_tiny_not_both(capsys: pytest.CaptureFixture[s
 
     with pytest.raises(ValueError, match="give model= or tiny=True, not both"):
         run_demo("unused", model="some/model", tiny=True)
+
+
+def test_export_of_a_hosted_job_says_its_model_stays_with_the_provider(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """It said there was no local job of that id under the hf jobs folder."""
+    rows = [{"messages": [{"role": "user", "content": "q"}, {"role": "assistant", "content": "a"}]}]
+    job = ft.Tuner("fake", model="b").fit(ft.Dataset.from_records(rows * 10))
+    assert main(["export", job.id]) == 2
+    err = capsys.readouterr().err
+    assert f"job {job.id!r} is a fake job, whose model stays with that provider" in err

@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import Any
 
 from platformdirs import user_data_dir
-from pydantic import ValidationError
 
 import finetune as ft
 from finetune._arguments import (
@@ -25,17 +24,15 @@ from finetune._arguments import (
     positive_float,
     positive_int,
 )
+from finetune._cli_jobs import job_inputs
 from finetune._cli_log import log_to_stderr
 from finetune._config_file import (
-    TRAIN_KEYS,
     config_path,
     eval_max_concurrency,
     eval_plan,
     load_config,
-    train_config,
 )
 from finetune._errors import did_you_mean
-from finetune._fit import hyperparameters_problem
 from finetune._words import cost_figure, counted
 from finetune.backends import backend_class
 
@@ -43,14 +40,14 @@ __all__ = ["main"]
 
 
 def _cmd_validate(args: argparse.Namespace) -> int:
-    job = _job_inputs(args, "validate")
+    job = job_inputs(args, "validate")
     report = job.tuner.validate(job.train, job.validation, options=job.settings.get("options"))
     print(report.to_json() if args.json else report.to_markdown())
     return 0 if report.ok else 1
 
 
 def _cmd_estimate(args: argparse.Namespace) -> int:
-    job = _job_inputs(args, "estimate")
+    job = job_inputs(args, "estimate")
     cost = job.tuner.estimate(
         job.train,
         job.settings["hyperparameters"],
@@ -248,12 +245,24 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     return 0 if outcome["comparison"].verdict == "improved" else 1
 
 
+def _refuse_hosted_job(job_id: str) -> None:
+    """A job the registry knows on another backend only: its weights are the provider's."""
+    backends = ft.JobRegistry().backends_of(job_id)
+    if backends and "hf" not in backends:
+        raise ft.FinetuneError(
+            f"job {job_id!r} is a {' and '.join(backends)} job, whose model stays with that "
+            "provider: export writes the model of a local job (Tuner('hf'), hfjob-...) or of a "
+            "model folder"
+        )
+
+
 def _cmd_export(args: argparse.Namespace) -> int:
     from finetune.backends.hf import HFBackend
     from finetune.export import export_model
 
     source: Any = args.job
     if not Path(args.job).exists():
+        _refuse_hosted_job(args.job)
         job = ft.Tuner(HFBackend(jobs_dir=args.jobs_dir)).job(args.job).job
         if not job.fine_tuned_model:
             raise ft.FinetuneError(f"job {args.job} is {job.status.value}: no model to export")
@@ -273,68 +282,8 @@ def _cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
-def _job_settings(args: argparse.Namespace, command: str) -> dict[str, Any]:
-    """The job ``train`` would start (``estimate`` prices it, ``validate`` checks it): the
-    ``--config`` file's settings, the flags over them, checked before anything is read or
-    sent."""
-    settings: dict[str, Any] = train_config(args.config) if args.config else {}
-    for name in TRAIN_KEYS:  # the flags override the file
-        value = getattr(args, name, None)
-        if value is not None:
-            settings[name] = value
-    hyper = dict(settings.get("hyperparameters") or {})
-    for name in ("epochs", "batch_size", "learning_rate", "learning_rate_multiplier", "seed"):
-        value = getattr(args, name, None)
-        if value is not None:
-            hyper[name] = value
-    try:
-        settings["hyperparameters"] = ft.Hyperparameters.model_validate(hyper)
-    except ValidationError as error:  # the flags were checked as they were read: the file's
-        problem, _ = hyperparameters_problem(error)
-        where = args.config or f"finetune {command}"
-        raise ft.FinetuneError(f"{where}: [hyperparameters] {problem}") from None
-    for required, given in (("backend", "--backend"), ("model", "--model"), ("file", "FILE")):
-        if not settings.get(required):
-            raise ft.FinetuneError(
-                f"{command} needs {required!r}: give {given}, or {required} in a --config file"
-            )
-        if required == "backend":  # a misspelt one is named before the settings it lacks
-            backend_class(settings["backend"])
-    if not isinstance(settings.get("skip_validation", False), bool):
-        where = args.config or command
-        raise ft.FinetuneError(
-            f"{where}: skip_validation is true or false, not {settings['skip_validation']!r}"
-        )
-    for name in ("file", "validation"):
-        if args.config and getattr(args, name, None) is None and name in settings:
-            config_path(args.config, name, settings[name])
-    return settings
-
-
-@dataclasses.dataclass(frozen=True)
-class _JobInputs:
-    """What the job of ``train``, ``estimate`` or ``validate`` is made of."""
-
-    tuner: ft.Tuner
-    train: ft.Dataset
-    validation: ft.Dataset | None
-    settings: dict[str, Any]
-
-
-def _job_inputs(args: argparse.Namespace, command: str) -> _JobInputs:
-    settings = _job_settings(args, command)
-    tuner = ft.Tuner(settings["backend"], model=settings["model"])
-    validation = settings.get("validation")
-    return _JobInputs(
-        tuner,
-        ft.Dataset.from_jsonl(settings["file"]),
-        ft.Dataset.from_jsonl(validation) if validation else None,
-        settings,
-    )
-
-
 def _cmd_train(args: argparse.Namespace) -> int:
-    inputs = _job_inputs(args, "train")
+    inputs = job_inputs(args, "train")
     settings = inputs.settings
     job = inputs.tuner.fit(
         inputs.train,

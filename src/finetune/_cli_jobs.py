@@ -1,0 +1,78 @@
+"""The job a ``train``, ``estimate`` or ``validate`` command describes: its ``--config``
+file's settings with the flags over them, checked before anything is read or sent."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+from typing import Any
+
+from pydantic import ValidationError
+
+import finetune as ft
+from finetune._config_file import TRAIN_KEYS, config_path, train_config
+from finetune._fit import hyperparameters_problem
+from finetune.backends import backend_class
+
+__all__ = ["JobInputs", "job_inputs", "job_settings"]
+
+
+def job_settings(args: argparse.Namespace, command: str) -> dict[str, Any]:
+    """The job ``train`` would start (``estimate`` prices it, ``validate`` checks it): the
+    ``--config`` file's settings, the flags over them, checked before anything is read or
+    sent."""
+    settings: dict[str, Any] = train_config(args.config) if args.config else {}
+    for name in TRAIN_KEYS:  # the flags override the file
+        value = getattr(args, name, None)
+        if value is not None:
+            settings[name] = value
+    hyper = dict(settings.get("hyperparameters") or {})
+    for name in ("epochs", "batch_size", "learning_rate", "learning_rate_multiplier", "seed"):
+        value = getattr(args, name, None)
+        if value is not None:
+            hyper[name] = value
+    try:
+        settings["hyperparameters"] = ft.Hyperparameters.model_validate(hyper)
+    except ValidationError as error:  # the flags were checked as they were read: the file's
+        problem, _ = hyperparameters_problem(error)
+        where = args.config or f"finetune {command}"
+        raise ft.FinetuneError(f"{where}: [hyperparameters] {problem}") from None
+    for required, given in (("backend", "--backend"), ("model", "--model"), ("file", "FILE")):
+        if not settings.get(required):
+            raise ft.FinetuneError(
+                f"{command} needs {required!r}: give {given}, or {required} in a --config file"
+            )
+        if required == "backend":  # a misspelt one is named before the settings it lacks
+            backend_class(settings["backend"])
+    if not isinstance(settings.get("skip_validation", False), bool):
+        where = args.config or command
+        raise ft.FinetuneError(
+            f"{where}: skip_validation is true or false, not {settings['skip_validation']!r}"
+        )
+    for name in ("file", "validation"):
+        if args.config and getattr(args, name, None) is None and name in settings:
+            config_path(args.config, name, settings[name])
+    return settings
+
+
+@dataclasses.dataclass(frozen=True)
+class JobInputs:
+    """What the job of ``train``, ``estimate`` or ``validate`` is made of."""
+
+    tuner: ft.Tuner
+    train: ft.Dataset
+    validation: ft.Dataset | None
+    settings: dict[str, Any]
+
+
+def job_inputs(args: argparse.Namespace, command: str) -> JobInputs:
+    """The Tuner and the data of the job a command describes, its settings checked first."""
+    settings = job_settings(args, command)
+    tuner = ft.Tuner(settings["backend"], model=settings["model"])
+    validation = settings.get("validation")
+    return JobInputs(
+        tuner,
+        ft.Dataset.from_jsonl(settings["file"]),
+        ft.Dataset.from_jsonl(validation) if validation else None,
+        settings,
+    )
