@@ -449,8 +449,8 @@ def test_sharegpt_rows_are_read_as_chat_and_named_as_written(tmp_path: Path) -> 
     report = validate(ft.Dataset.from_records(broken), target="openai", model=GPT_41_MINI)
     assert [(f.line, f.field) for f in report.errors] == [
         (11, "conversations[1].value"),
-        (12, "conversations"),  # no assistant turn: "observation" is no speaker we know
-        (12, "conversations[1].from"),
+        (12, "conversations"),  # no assistant turn
+        (12, "conversations[1]"),  # a tool's result that answers no call
     ]
     with pytest.raises(ft.DatasetError) as refused:
         list(ft.Dataset.from_records(broken))
@@ -458,6 +458,57 @@ def test_sharegpt_rows_are_read_as_chat_and_named_as_written(tmp_path: Path) -> 
     system = [{**rows[0], "system": 5}]
     with pytest.raises(ft.DatasetError, match=r"^records:1: system: "):
         list(ft.Dataset.from_records(system))
+
+
+def test_llama_factory_tool_turns_are_read_as_tool_calls_and_results() -> None:
+    """LLaMA-Factory's ShareGPT tool rows (``function_call`` and ``observation`` turns, ``tools``
+    as a JSON string) were refused as unknown speakers."""
+    schema = {"name": "get_weather", "parameters": {"type": "object"}}
+    calls = [{"name": "get_weather", "arguments": {"city": c}} for c in ("Rome", "Paris")]
+    row = {
+        "conversations": [
+            {"from": "human", "value": "Weather in Rome and Paris?"},
+            {"from": "function_call", "value": json.dumps(calls)},
+            {"from": "observation", "value": "18 C"},
+            {"from": "observation", "value": "12 C"},
+            {"from": "gpt", "value": "Rome 18 C, Paris 12 C."},
+        ],
+        "tools": json.dumps([schema]),
+    }
+    data = ft.Dataset.from_records([row] * 10)
+    example = next(iter(data))
+    assert isinstance(example, ft.ChatExample)
+    assert example.tools is not None and example.tools[0].function == schema
+    _, called, rome, paris, answer = example.messages
+    assert called.tool_calls is not None
+    assert [(c.function.name, json.loads(c.function.arguments)) for c in called.tool_calls] == [
+        ("get_weather", {"city": "Rome"}),
+        ("get_weather", {"city": "Paris"}),
+    ]
+    assert [rome.tool_call_id, paris.tool_call_id] == [c.id for c in called.tool_calls]
+    assert (rome.role, rome.content, answer.role) == ("tool", "18 C", "assistant")
+    report = validate(data, target="openai", model=GPT_41_MINI)
+    assert not report.errors
+    one_call = {**row, "conversations": row["conversations"][:2]}
+    one_call["conversations"][1] = {"from": "function_call", "value": json.dumps(calls[0])}
+    one_call["conversations"] += [row["conversations"][2], row["conversations"][4]]
+    single = validate(ft.Dataset.from_records([one_call] * 10), target="openai", model=GPT_41_MINI)
+    assert not single.errors  # one call, not in a list, and its one result
+    unanswered = {**row, "conversations": [*row["conversations"][:3], row["conversations"][4]]}
+    garbled = {
+        **row,
+        "conversations": [
+            row["conversations"][0],
+            {"from": "function_call", "value": "get_weather(Rome)"},
+        ],
+    }
+    broken = validate(
+        ft.Dataset.from_records([unanswered, garbled] * 5), target="openai", model=GPT_41_MINI
+    )
+    assert [(f.line, f.code, f.field) for f in broken.errors][:2] == [
+        (1, "tool_call_without_result", "conversations[1].value"),  # Paris's has no result
+        (2, "invalid_tool_call", "conversations[1].value"),  # no call's JSON
+    ]
 
 
 def test_alpaca_rows_are_read_as_chat_and_named_as_written() -> None:

@@ -3,6 +3,7 @@ as chat examples; an error in one is named by the row's own fields."""
 
 from __future__ import annotations
 
+import json
 import re
 from typing import Any
 
@@ -15,6 +16,8 @@ _SPEAKERS = {
     "system": "system",
 }
 _TURN_KEYS = {"from": "role", "value": "content"}
+# LLaMA-Factory's tool turns: the assistant's calls, and a tool's result
+_CALL_SPEAKER, _RESULT_SPEAKERS = "function_call", ("observation", "tool")
 # a field of a chat record: ``messages``, or one message (``messages[3].content``)
 MESSAGES_FIELD = re.compile(r"messages(?:\[(\d+)\])?")
 
@@ -56,16 +59,91 @@ def community_field(field: str | None, data: dict[str, Any]) -> str | None:
     if is_alpaca(data):
         return source  # a message of an Alpaca row is one value: its role has no field
     key, dot, tail = rest.lstrip(".").partition(".")
-    renamed = {"role": "from", "content": "value"}.get(key, key) if source != "system" else ""
+    if key.partition("[")[0] == "tool_calls":  # the calls are the function_call turn's value
+        return f"{source}.value" if source != "system" else source
+    turn_keys = {"role": "from", "content": "value", "tool_call_id": ""}
+    renamed = turn_keys.get(key, key) if source != "system" else ""
     return source + (f".{renamed}{dot}{tail}" if renamed else "")
 
 
 def _from_sharegpt(data: dict[str, Any]) -> dict[str, Any]:
     messages = [{"role": "system", "content": data["system"]}] if data.get("system") else []
-    for turn in data["conversations"]:
-        messages.append(_message(turn) if isinstance(turn, dict) else turn)
+    unanswered: list[str] = []  # the ids of the last calls no result has answered yet
+    for index, turn in enumerate(data["conversations"]):
+        if not isinstance(turn, dict):
+            messages.append(turn)
+        elif _speaker(turn) == _CALL_SPEAKER:
+            message = _calls(turn, index)
+            unanswered = [call["id"] for call in message["tool_calls"] if isinstance(call, dict)]
+            messages.append(message)
+        elif _speaker(turn) in _RESULT_SPEAKERS:
+            messages.append(_result(turn, unanswered))
+        else:
+            messages.append(_message(turn))
     rest = {k: v for k, v in data.items() if k not in ("conversations", "system")}
+    if isinstance(rest.get("tools"), str):
+        rest["tools"] = _tools(rest["tools"])
     return {**rest, "messages": messages}
+
+
+def _speaker(turn: dict[str, Any]) -> str:
+    speaker = turn.get("from")
+    return speaker.lower() if isinstance(speaker, str) else ""
+
+
+def _calls(turn: dict[str, Any], index: int) -> dict[str, Any]:
+    """A ``function_call`` turn, one call or a list of them (``{"name", "arguments"}`` as
+    JSON), as an assistant turn's tool calls, each given an id of its own; a value that is not
+    such JSON is kept for validation to name."""
+    value = turn.get("value")
+    try:
+        parsed = json.loads(value) if isinstance(value, str) else value
+    except ValueError:
+        parsed = None
+    listed = parsed if isinstance(parsed, list) else [parsed]
+    if not all(isinstance(call, dict) and isinstance(call.get("name"), str) for call in listed):
+        return {"role": "assistant", "tool_calls": value}
+    calls = [
+        {
+            "id": f"call_{index}_{number}",
+            "type": "function",
+            "function": {"name": call["name"], "arguments": _arguments(call.get("arguments"))},
+        }
+        for number, call in enumerate(listed)
+    ]
+    return {"role": "assistant", "content": None, "tool_calls": calls}
+
+
+def _arguments(arguments: Any) -> str:
+    return arguments if isinstance(arguments, str) else json.dumps(arguments or {})
+
+
+def _result(turn: dict[str, Any], unanswered: list[str]) -> dict[str, Any]:
+    """An ``observation`` turn as the result of the earliest call not yet answered (results
+    follow their calls in order); with none left, it answers nothing, for validation to
+    name."""
+    message = {"role": "tool", "content": turn.get("value")}
+    if unanswered:
+        message["tool_call_id"] = unanswered.pop(0)
+    return message
+
+
+def _tools(text: str) -> Any:
+    """LLaMA-Factory's ``tools``, a JSON list of function schemas in a string, as tool
+    definitions (``{"type": "function", "function": {...}}``); text that is no such list is
+    kept for validation to name."""
+    try:
+        listed = json.loads(text)
+    except ValueError:
+        return text
+    if not isinstance(listed, list):
+        return text
+    return [
+        item
+        if not isinstance(item, dict) or "type" in item
+        else {"type": "function", "function": item}
+        for item in listed
+    ]
 
 
 def _message(turn: dict[str, Any]) -> dict[str, Any]:

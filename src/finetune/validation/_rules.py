@@ -509,7 +509,9 @@ def _check_message(
             yield (
                 "tool_result_without_call",
                 "error",
-                f"tool_call_id {call_id!r} answers no earlier tool call",
+                f"tool_call_id {call_id!r} answers no earlier tool call"
+                if call_id is not None
+                else "a tool result with no earlier tool call to answer",
                 f"{where}.tool_call_id",
             )
         else:
