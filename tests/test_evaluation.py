@@ -594,6 +594,25 @@ def test_a_batching_predictor_that_takes_tools_is_asked_with_them() -> None:
     ]
 
 
+def test_a_preference_pair_whose_answer_calls_a_tool_is_scored_on_the_call() -> None:
+    """With no tool definitions and no tool turn before it, a chosen answer that calls a tool
+    was read as an empty answer and the pair refused as having none."""
+    call = {"id": "c", "type": "function", "function": {"name": "f", "arguments": '{"a": 1}'}}
+    pair = {
+        "input": {"messages": [{"role": "user", "content": "Call f."}]},
+        "preferred_output": [{"role": "assistant", "tool_calls": [call]}],
+        "non_preferred_output": [{"role": "assistant", "content": "No."}],
+    }
+
+    def caller(messages: Any, tools: Any = None) -> Any:
+        return [{"name": "f", "arguments": {"a": 1}}]
+
+    data = ft.Dataset.from_records([pair])
+    result = ft.evaluate(data, {"c": caller}, m.tool_calls_match, cache=False)
+    assert result.rows[0]["reference"] == 'f({"a": 1})'
+    assert result.scores("c", "tool_calls_match") == [1.0]
+
+
 def test_a_judge_reads_the_tool_calls_of_the_conversation() -> None:
     prompts: list[str] = []
 

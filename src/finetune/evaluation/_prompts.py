@@ -38,10 +38,14 @@ def split_example(example: Example) -> tuple[Messages, str]:
 
 
 def uses_tools(example: Example) -> bool:
-    """Whether an example defines tools, or calls them or answers a call in its turns."""
-    if not isinstance(example, ChatExample | PreferenceExample):
+    """Whether an example defines tools, or calls them or answers a call in its turns (a
+    preference pair's answers included)."""
+    if isinstance(example, ChatExample):
+        turns = example.messages
+    elif isinstance(example, PreferenceExample):
+        turns = [*example.input, *example.chosen, *example.rejected]
+    else:
         return False
-    turns = example.messages if isinstance(example, ChatExample) else example.input
     return bool(example.tools) or any(m.tool_calls or m.role == "tool" for m in turns)
 
 
