@@ -868,9 +868,10 @@ def test_few_shot_prompts_come_from_training_examples_only() -> None:
     ft.evaluate(holdout, {"few": ft.evaluation.CallablePredictor(record)}, [m.exact_match])
     plain = list(seen)
     seen.clear()
-    from finetune.evaluation._prompts import build_prompt
+    from finetune.evaluation._prompts import build_prompt, shot_turns, split_example
 
-    prompts = [build_prompt(example, shots.few_shot) for example in holdout]
+    shown = shot_turns(shots.few_shot)
+    prompts = [build_prompt(split_example(example)[0], shown) for example in holdout]
     held = {e.messages[1].content for e in holdout}  # type: ignore[union-attr]
     for prompt in prompts:
         assert prompt[0]["role"] == "system" and len(prompt) == 1 + 3 * 2 + 1

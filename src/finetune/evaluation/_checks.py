@@ -9,7 +9,7 @@ from typing import Any
 from finetune.evaluation._predictors import Predictor
 from finetune.evaluation._prompts import uses_tools
 from finetune.evaluation.metrics import Metric, needs_reference
-from finetune.types import ChatExample, Example, PreferenceExample
+from finetune.types import Example
 from finetune.validation._rules import first_tool_use
 
 __all__ = [
@@ -72,21 +72,19 @@ def refuse_predictors_without_tools(
 def refuse_tool_use(examples: Sequence[Example], what: str) -> None:
     """A few-shot prompt shows each shot's answer as a text turn: a shot's tool calls, tool
     results or tool definitions would be dropped from it."""
-    used = [(i, place) for i, ex in enumerate(examples) if (place := _tool_use(ex))]
+    used = [i for i, example in enumerate(examples) if uses_tools(example)]
     if not used:
         return
-    index, place = used[0]
     raise ValueError(
-        f"{what} at index {index} uses tools ({place}), and a few-shot prompt shows its shots "
-        f"as text turns: their tools would be dropped ({len(used)} of {len(examples)} use "
-        f"tools: index {indexes([i for i, _ in used])}). Draw the shots from examples without "
-        "tools"
+        f"{what} at index {used[0]} uses tools ({_tool_use(examples[used[0]])}), and a few-shot "
+        f"prompt shows its shots as text turns: their tools would be dropped ({len(used)} of "
+        f"{len(examples)} use tools: index {indexes(used)}). Draw the shots from examples "
+        "without tools"
     )
 
 
 def _tool_use(example: Example) -> str | None:
-    if not isinstance(example, (ChatExample, PreferenceExample)):
-        return None
+    """Where an example that ``uses_tools`` first uses them (``messages[1].tool_calls``)."""
     return first_tool_use(example.model_dump(mode="json", exclude_none=True))
 
 

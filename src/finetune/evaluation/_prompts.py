@@ -8,11 +8,13 @@ from typing import Any
 from finetune.dataset._formats import split_turns
 from finetune.evaluation._tools import format_tool_calls
 from finetune.types import ChatExample, Example, Message, PreferenceExample
+from finetune.validation._tokens import text_of
 
 __all__ = [
     "Messages",
     "build_prompt",
     "example_tools",
+    "shot_turns",
     "split_example",
     "transcript",
     "uses_tools",
@@ -70,18 +72,23 @@ def _sent(message: Message) -> dict[str, Any]:
     return message.model_dump(mode="json", exclude_none=True, exclude={"weight"})
 
 
-def build_prompt(example: Example, few_shot: Sequence[Any] | None = None) -> Messages:
-    """The messages sent to a model: the example's system turn, the shots as prior turns, then
-    the example's own turns."""
-    messages, _ = split_example(example)
-    if not few_shot:
+def shot_turns(few_shot: Sequence[Any] | None) -> Messages:
+    """A few-shot prompt's shots as prior turns: each one's turns but its system turn, then
+    its answer as the assistant's."""
+    turns: Messages = []
+    for shot in few_shot or ():
+        prompt, answer = split_example(shot)
+        turns.extend(m for m in prompt if m["role"] != "system")
+        turns.append({"role": "assistant", "content": answer})
+    return turns
+
+
+def build_prompt(messages: Messages, shots: Messages) -> Messages:
+    """The messages sent to a model: an example's system turn, the ``shot_turns``, then the
+    example's own turns (``messages``, its prompt as ``split_example`` gives it)."""
+    if not shots:
         return messages
     system = [m for m in messages[:1] if m["role"] == "system"]
-    shots: Messages = []
-    for shot in few_shot:
-        prompt, answer = split_example(shot)
-        shots.extend(m for m in prompt if m["role"] != "system")
-        shots.append({"role": "assistant", "content": answer})
     return [*system, *shots, *messages[len(system) :]]
 
 
@@ -92,9 +99,6 @@ def transcript(messages: Messages) -> str:
 
 
 def _said(message: dict[str, Any]) -> str:
-    content = message.get("content")
-    text = content if isinstance(content, str) else ""
-    if isinstance(content, list):
-        text = "".join(str(part.get("text") or "") for part in content if isinstance(part, dict))
     calls = message.get("tool_calls")
+    text = text_of(message.get("content"))
     return "\n".join(filter(None, [text, format_tool_calls(calls) if calls else ""]))

@@ -43,6 +43,7 @@ from finetune.evaluation._prompts import (
     Messages,
     build_prompt,
     example_tools,
+    shot_turns,
     split_example,
 )
 from finetune.evaluation._result import EvalResult
@@ -336,7 +337,8 @@ async def aevaluate(
         )
     refuse_unnamed_candidates(candidates)
     turns = [split_turns(example) for example in examples]  # each one's question and answer
-    references = [split_example(example)[1] for example in examples]
+    split = [split_example(example) for example in examples]  # each one's prompt and answer
+    references = [answer for _, answer in split]
     refuse_examples_with_no_reference(references, metrics)
     resolved = _resolve(candidates, predictor_options or {})
     refuse_predictors_without_tools(resolved, examples)
@@ -348,8 +350,9 @@ async def aevaluate(
     store = _open_cache(cache)
     tasks = []
     for name, (predictor, shots) in resolved.items():
+        shown = shot_turns(shots)
         for index, example in enumerate(examples):
-            messages, tools = build_prompt(example, shots), example_tools(example)
+            messages, tools = build_prompt(split[index][0], shown), example_tools(example)
             key = PredictionCache.key(predictor.name, messages, tools)
             cached = store.get(key) if store is not None and is_cacheable(predictor) else None
             tasks.append(_Task(name, index, messages, tools, key, cached))

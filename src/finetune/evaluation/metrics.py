@@ -218,7 +218,7 @@ def tool_calls_match(prediction: str, reference: str, example: Any = None) -> fl
     """1 when the prediction calls the tools the reference calls, each with the same
     arguments as JSON values (``2`` is ``2.0``, not ``true``), in any order; on an example
     whose answer is text, 1 when the prediction calls no tool either."""
-    return _same_calls(prediction, reference, lambda name, arguments: (name, _json_key(arguments)))
+    return _same_calls(prediction, reference, arguments=True)
 
 
 @_compares
@@ -226,32 +226,33 @@ def tool_names_match(prediction: str, reference: str, example: Any = None) -> fl
     """1 when the prediction calls the tools the reference calls, by name, arguments aside,
     in any order; on an example whose answer is text, 1 when the prediction calls no tool
     either."""
-    return _same_calls(prediction, reference, lambda name, arguments: (name, ""))
+    return _same_calls(prediction, reference, arguments=False)
 
 
-def _same_calls(prediction: str, reference: str, key: Callable[[str, Any], Any]) -> float:
+def _same_calls(prediction: str, reference: str, *, arguments: bool) -> float:
+    """Whether each expected call is matched by one call of the prediction, by name (and
+    arguments, as ``_same`` compares JSON values), none left over."""
     from finetune.evaluation._tools import read_tool_calls
 
     expected, got = read_tool_calls(reference), read_tool_calls(prediction)
     if expected is None or got is None:
         return float(expected is None and got is None)
-    return float(sorted(key(*call) for call in got) == sorted(key(*call) for call in expected))
-
-
-def _json_key(value: Any) -> str:
-    """A JSON value as text that is the same for equal values: whole floats as integers,
-    keys sorted, booleans apart from numbers."""
-    return json.dumps(_whole(value), sort_keys=True, ensure_ascii=False)
-
-
-def _whole(value: Any) -> Any:
-    if isinstance(value, float) and value.is_integer():
-        return int(value)
-    if isinstance(value, dict):
-        return {key: _whole(item) for key, item in value.items()}
-    if isinstance(value, list):
-        return [_whole(item) for item in value]
-    return value
+    if len(got) != len(expected):
+        return 0.0
+    left = list(expected)
+    for name, given in got:
+        match = next(
+            (
+                i
+                for i, (n, a) in enumerate(left)
+                if n == name and (not arguments or _same(given, a))
+            ),
+            None,
+        )
+        if match is None:
+            return 0.0
+        del left[match]
+    return 1.0
 
 
 @_compares

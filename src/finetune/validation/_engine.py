@@ -419,9 +419,9 @@ def estimate(
     ``price_per_million``); a local backend (``hosted=False``) has no provider bill. The
     ``validation`` set's tokens are counted, and billed where the provider bills its passes
     over it (Together: ``n_evals``)."""
-    if price_per_million is not None and not is_price(price_per_million):
-        raise ValueError(f"price_per_million must be 0 or more, not {price_per_million!r}")
     if price_per_million is not None:
+        if not is_price(price_per_million):
+            raise ValueError(f"price_per_million must be 0 or more, not {price_per_million!r}")
         price_per_million = float(price_per_million)
     counter = token_counter or counter_for(target, model)
     limit = _context_limit(target, model, context_limit)
