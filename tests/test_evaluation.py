@@ -309,6 +309,11 @@ def test_counts_computed_with_numpy_are_taken() -> None:
     settings = {"max_concurrency": np.int64(2), "max_attempts": np.int64(1)}
     result = ft.evaluate(_qa(2), {"oracle": _answer}, [m.exact_match], cache=False, **settings)
     assert result.summary()["oracle"]["exact_match"].mean == 1.0
+    numbers = _qa(2)  # a function replying with NumPy's number was refused as no reply
+    replies = {"int": lambda messages: np.int64(4), "float": lambda messages: np.float32(0.5)}
+    answers = ft.evaluate(numbers, replies, [m.exact_match], cache=False)
+    assert answers.predictions("int") == ["4", "4"]
+    assert answers.predictions("float") == ["0.5", "0.5"]
 
 
 def test_nothing_to_evaluate_is_refused() -> None:

@@ -873,3 +873,7 @@ def test_numpy_whole_numbers_are_taken_where_python_ones_are(
         train.sample(3, seed="7")  # type: ignore[arg-type]
     priced = tuner.estimate(train, price_per_million=np.float32(2.0))  # was "not 0 or more"
     assert priced == tuner.estimate(train, price_per_million=2.0)
+    waits = {"first_wait": np.int64(1), "retry_after_cap": np.float32(30.0)}  # were refused
+    ft.Tuner("openai", model="gpt-4.1-mini-2025-04-14", api_key="k", **waits).close()
+    numpy_extra = ft.Hyperparameters(extra={"max_steps": np.int64(2)})  # was a serializer error
+    assert tuner.fit(train, hyperparameters=numpy_extra).job.hyperparameters == numpy_extra

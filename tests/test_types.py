@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import re
 from datetime import datetime, timezone
 from typing import Any
 
@@ -111,6 +112,26 @@ def test_hyperparameters_refuse_what_no_trainer_takes(settings: dict[str, Any]) 
     with pytest.raises(ValidationError):
         ft.Hyperparameters(**settings)
     ft.Hyperparameters(learning_rate_multiplier="auto", beta=0.1, warmup=1, seed=0, epochs=3)
+
+
+def test_extra_settings_are_the_json_a_provider_is_sent() -> None:
+    """NumPy's numbers in ``extra`` were kept as they were, and ``fit`` then failed on
+    "Unable to serialize unknown type: numpy.int64"; a set or NaN went on to the backend."""
+    np = pytest.importorskip("numpy")
+    params = ft.Hyperparameters(
+        extra={"n_evals": np.int64(2), "ratio": np.float32(0.5), "steps": {"at": (1, np.int8(2))}}
+    )
+    assert params.extra == {"n_evals": 2, "ratio": 0.5, "steps": {"at": [1, 2]}}
+    assert type(params.extra["n_evals"]) is int and type(params.extra["ratio"]) is float
+    assert params.extra["steps"]["at"] == [1, 2] and type(params.extra["steps"]["at"][1]) is int
+    refused = {
+        "extra['tags'] is set {'a'}, not a JSON value": {"tags": {"a"}},
+        "extra['curve'][1] is nan, which JSON cannot carry": {"curve": [0.1, float("nan")]},
+        "extra['by_step'] has the key 3; JSON's keys are text": {"by_step": {3: 0.1}},
+    }
+    for message, extra in refused.items():
+        with pytest.raises(ValidationError, match=re.escape(message)):
+            ft.Hyperparameters(extra=extra)
 
 
 def test_weight_only_zero_or_one() -> None:

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from finetune._errors import FinetuneError, MissingDependency, did_you_mean
+from finetune._numbers import is_whole
 
 if TYPE_CHECKING:
     from finetune.types import ModelRef
@@ -189,7 +190,7 @@ def eval_candidate(source: str, name: str, spec: Any) -> tuple[ModelRef, dict[st
             raise FinetuneError(f'{where}: few_shot needs train = "file.jsonl"')
         refuse_unknown_keys(source, shots, ("train", "k"), f"[candidates.{name}] few_shot")
         k = shots.get("k", 5)
-        if isinstance(k, bool) or not isinstance(k, int) or k < 0:
+        if not is_whole(k) or k < 0:
             raise FinetuneError(
                 f"{where}: few_shot k is how many examples to show, a whole number of 0 or "
                 f"more, not {k!r}"
@@ -248,8 +249,8 @@ def _metrics(source: str, names: Any) -> list[Any]:
 def eval_max_concurrency(source: str, config: dict[str, Any]) -> int:
     """An eval config's ``max_concurrency`` (8 when not given), a whole number of 1 or more."""
     value = config.get("max_concurrency", 8)
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+    if not is_whole(value) or value < 1:
         raise FinetuneError(
             f"{source}: max_concurrency is a whole number of 1 or more, not {value!r}"
         )
-    return value
+    return int(value)

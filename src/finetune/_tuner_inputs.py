@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import inspect
 import os
-from numbers import Real
 from typing import Any
 
+from finetune._numbers import is_real
 from finetune.registry import JobRegistry
 
 __all__ = [
@@ -66,7 +66,7 @@ def check_backend_object(backend: Any) -> None:
 def check_seconds(**given: Any) -> None:
     """Each of ``given`` that is set is a number of seconds (text or ``True`` is refused)."""
     for name, value in given.items():
-        if value is not None and (isinstance(value, bool) or not isinstance(value, Real)):
+        if value is not None and not is_real(value):
             raise TypeError(f"{name} is a number of seconds, not {value!r}")
 
 

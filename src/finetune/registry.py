@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import numbers
 import os
 import sqlite3
 import threading
@@ -23,6 +22,7 @@ from typing import Any
 
 from finetune._errors import RegistryError
 from finetune._lock import FileLock
+from finetune._numbers import is_whole
 from finetune.types import Job
 
 __all__ = ["JobRecord", "JobRegistry", "check_limit", "default_registry_path", "key_lock"]
@@ -130,7 +130,7 @@ class JobRecord:
 def check_limit(limit: int) -> int:
     """How many jobs a listing returns, as a Python ``int`` (a NumPy one binds in no SQLite
     query and no JSON body): a whole number of 1 or more, or an error naming it."""
-    if isinstance(limit, bool) or not isinstance(limit, numbers.Integral):
+    if not is_whole(limit):
         raise TypeError(f"limit is how many jobs to list, a whole number, not {limit!r}")
     if limit < 1:
         raise ValueError(f"limit must be at least 1, not {limit}")

@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import asyncio
 import math
-import numbers
 import os
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING, Any, ClassVar, TypedDict, TypeVar
 
 from finetune._errors import AuthenticationError, ServerError
+from finetune._numbers import is_real, is_whole
 from finetune.backends.base import PLACEHOLDER_FILE, BaseBackend, JobRequest
 from finetune.backends.http import (
     DEFAULT_RETRY_AFTER_CAP,
@@ -90,8 +90,7 @@ class HostedBackend(BaseBackend):
         retry_after_cap: float = DEFAULT_RETRY_AFTER_CAP,
         first_wait: float = 0.5,
     ) -> None:
-        whole = isinstance(attempts, numbers.Integral) and not isinstance(attempts, bool)
-        if not whole or attempts < 1:  # True would be 1 try, "3" a TypeError
+        if not is_whole(attempts) or attempts < 1:  # True would be 1 try, "3" a TypeError
             raise ValueError(f"attempts must be 1 or more (tries per call), not {attempts!r}")
         if timeout is not None and not _positive_seconds(timeout):
             raise ValueError(f"timeout must be more than 0 seconds, not {timeout!r}")
@@ -315,5 +314,4 @@ def check_wait(value: Any, *, name: str) -> None:
 
 def _seconds(value: Any) -> bool:
     """A number of seconds, 0 or more (not a flag, a string or NaN)."""
-    number = isinstance(value, int | float) and not isinstance(value, bool)
-    return number and value >= 0
+    return is_real(value) and value >= 0

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from finetune._errors import DatasetError
+from finetune._numbers import is_real, is_whole
 from finetune._words import counted
 from finetune.dataset._formats import (
     OutputFormat,
@@ -167,7 +168,7 @@ class Dataset:
     ) -> Dataset:
         """A dataset streamed from a JSONL file in our, OpenAI's, Mistral's or TRL's shape
         (``~`` in ``path`` is the home folder)."""
-        if isinstance(max_line_bytes, bool) or not isinstance(max_line_bytes, numbers.Integral):
+        if not is_whole(max_line_bytes):
             raise TypeError(f"max_line_bytes is a whole number of bytes, not {max_line_bytes!r}")
         if max_line_bytes < 1:  # every line would be an error, on every read
             raise ValueError(f"max_line_bytes is 1 or more, not {max_line_bytes}")
@@ -313,7 +314,7 @@ class Dataset:
 
     def split(self, test_size: float | int = 0.1, *, seed: int = 0) -> tuple[Dataset, Dataset]:
         """Deterministically split into (train, test); ``test_size`` is a fraction or a count."""
-        if isinstance(test_size, bool) or not isinstance(test_size, numbers.Real):
+        if not is_real(test_size):
             raise TypeError(f"test_size is a fraction or a count, not {test_size!r}")
         total = len(self)
         if isinstance(test_size, numbers.Integral):  # numpy's integers too
@@ -332,7 +333,7 @@ class Dataset:
 
     def sample(self, n: int, *, seed: int = 0) -> Dataset:
         """``n`` examples drawn deterministically (all of them when ``n`` >= the size)."""
-        if isinstance(n, bool) or not isinstance(n, numbers.Integral):
+        if not is_whole(n):
             raise TypeError(f"n is how many examples to draw, a whole number, not {n!r}")
         if n < 0:
             raise ValueError(f"n is how many examples to draw (0 or more), not {n!r}")
@@ -546,6 +547,6 @@ def atomic_folder(target: Path) -> Iterator[Path]:
 def _drawing(seed: int) -> random.Random:
     """The random draws of ``seed``, a whole number (NumPy's too: ``random`` takes no
     ``np.int64``)."""
-    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral):
+    if not is_whole(seed):
         raise TypeError(f"seed is a whole number, not {seed!r}")
     return random.Random(int(seed))

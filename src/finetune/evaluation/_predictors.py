@@ -6,7 +6,6 @@ import hashlib
 import inspect
 import logging
 import math
-import numbers
 from collections.abc import Callable, Iterable
 from typing import Any, Protocol, runtime_checkable
 
@@ -15,6 +14,7 @@ from finetune._errors import (
     RegistryError,
     ServerError,
 )
+from finetune._numbers import is_real, is_whole
 from finetune.backends.http import key_and_url
 from finetune.evaluation._prompts import Messages
 from finetune.evaluation._tools import format_tool_calls
@@ -116,7 +116,7 @@ class CallablePredictor:
         it is refused."""
         if isinstance(result, str):
             return result
-        if isinstance(result, int | float) and not isinstance(result, bool):
+        if is_real(result):
             return str(result)
         if isinstance(result, list | tuple) and result:
             return format_tool_calls(result)
@@ -154,14 +154,13 @@ def at_least_one(name: str, value: Any) -> int:
     """A count of evaluation's (``max_concurrency``) or a predictor's (``max_tokens``,
     ``batch_size``) as an ``int``: a whole number of 1 or more, numpy's included, or a
     ``ValueError`` naming it, before anything is asked."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
+    if not is_whole(value) or value < 1:
         raise ValueError(f"{name} must be a whole number of 1 or more, not {value!r}")
     return int(value)
 
 
 def _check_temperature(value: Any) -> None:
-    finite = isinstance(value, numbers.Real) and 0 <= float(value) < math.inf
-    if isinstance(value, bool) or not finite:
+    if not (is_real(value) and 0 <= float(value) < math.inf):
         raise ValueError(f"temperature is a number of 0 or more, not {value!r}")
 
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import functools
 import json
-import numbers
 import os
 import re
 from collections.abc import Mapping
@@ -12,6 +11,7 @@ from importlib.resources import files
 from typing import Any
 
 from finetune._errors import StorageError
+from finetune._numbers import is_real, is_whole
 
 __all__ = [
     "ModelInfo",
@@ -112,8 +112,8 @@ _DATED = re.compile(r"-\d{4}")
 def n_evals(extra: Mapping[str, Any], epochs: int) -> int:
     """How many times Together evaluates the validation set: ``extra["n_evals"]``, else one
     evaluation an epoch (Together's own default, 0, would never use the file)."""
-    value = extra.get("n_evals")
-    return value if isinstance(value, int) and not isinstance(value, bool) else epochs
+    value: Any = extra.get("n_evals")
+    return int(value) if is_whole(value) else epochs
 
 
 def validation_passes(target: str, extra: Mapping[str, Any], epochs: int) -> int:
@@ -150,5 +150,4 @@ def default_epochs(target: str, examples: int) -> int:
 
 def is_price(value: Any) -> bool:
     """A price in USD per million tokens: a finite number of 0 or more (not text or a bool)."""
-    real = isinstance(value, numbers.Real) and not isinstance(value, bool)  # NumPy's too
-    return real and 0 <= value < float("inf")
+    return is_real(value) and 0 <= value < float("inf")

@@ -13,6 +13,7 @@ from collections.abc import Iterable
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
+from finetune._numbers import is_whole
 from finetune._words import counted
 from finetune.dataset._formats import as_chat_record, chat_field
 from finetune.dataset._reader import RawRecord, ReadProblem, iter_jsonl, packed
@@ -522,9 +523,9 @@ def _padded_bill(
     """Training tokens billed without packing: every example at ``max_seq_length`` (the
     ``packed`` bill, the examples' own tokens, where that length is unknown)."""
     rule = "packing=False: Together bills each training example at max_seq_length tokens"
-    length = extra.get("max_seq_length")
+    length: Any = extra.get("max_seq_length")
     guessed = ""
-    if not isinstance(length, int) or isinstance(length, bool) or length <= 0:
+    if not is_whole(length) or length <= 0:
         if limit is None:
             return packed, (
                 f"{rule}, more than the billed tokens above, which count the examples' own; "

@@ -1,0 +1,24 @@
+"""What counts as a number a user gives: Python's and NumPy's alike, never a flag.
+
+``True`` is an ``int`` to Python, and ``np.int64(3)`` is no ``int``; a check written with
+``isinstance(value, int)`` gets both wrong. These two predicates are the one place that says
+it; each caller keeps its own message, which names its own setting.
+"""
+
+from __future__ import annotations
+
+import numbers
+from typing import Any
+
+__all__ = ["is_real", "is_whole"]
+
+
+def is_whole(value: Any) -> bool:
+    """A whole number (``3``, ``np.int64(3)``), not a bool, a float or text."""
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
+def is_real(value: Any) -> bool:
+    """A real number, whole or not (``0.5``, ``np.float32(0.5)``, ``2``), not a bool or text;
+    NaN and the infinities are real numbers here, for the caller to bound."""
+    return isinstance(value, numbers.Real) and not isinstance(value, bool)
