@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import csv
 import json
 import sys
 import time
@@ -355,6 +356,44 @@ def test_wait_exits_1_when_the_job_made_no_model(
     assert main(["resume", paused.id]) == 0
     assert capsys.readouterr().out.split() == [paused.id, "running"]
     paused.cancel()  # not 60 s of running
+
+
+def test_a_jobs_metrics_checkpoints_and_pause_from_the_command_line(
+    chat_file: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """What ``handle.metrics()``, ``checkpoints()`` and ``pause()`` give in Python, without
+    Python: a CSV to plot or diff, and the checkpoint names to evaluate."""
+    tuner = ft.Tuner(FakeBackend(running=60), model=MODEL)  # the CLI's "fake" sees its jobs
+    running = tuner.fit(ft.Dataset.from_jsonl(chat_file), suffix="running")
+    assert main(["metrics", running.id]) == 0
+    out, err = capsys.readouterr()
+    assert out == "step\n" and err.startswith(f"job {running.id} has reported no metrics yet (")
+    assert main(["checkpoints", running.id, "--json"]) == 0
+    out, err = capsys.readouterr()
+    assert json.loads(out) == [] and f"job {running.id} has saved no checkpoint (" in err
+    while running.refresh().status is not ft.JobStatus.RUNNING:
+        time.sleep(0.01)
+    assert main(["pause", running.id]) == 0
+    assert capsys.readouterr().out.split() == [running.id, "paused"]
+    assert running.refresh().status is ft.JobStatus.PAUSED
+    running.cancel()
+
+    done = ft.Tuner("fake", model=MODEL).fit(ft.Dataset.from_jsonl(chat_file)).wait()
+    assert main(["metrics", done.id]) == 0
+    rows = list(csv.reader(capsys.readouterr().out.splitlines()))
+    points = ft.Tuner("fake").job(done.id).metrics()
+    assert rows[0] == ["step", "epoch", "train_loss", "valid_loss"]  # columns with a value
+    assert len(rows) == len(points) + 1 and len(points) > 1
+    assert rows[-1] == [
+        str(points[-1].step),
+        *(repr(v) for v in (points[-1].epoch, points[-1].train_loss, points[-1].valid_loss)),
+    ]
+    assert main(["metrics", done.id, "--json"]) == 0
+    assert json.loads(capsys.readouterr().out) == points.to_records()
+    assert main(["checkpoints", done.id]) == 0
+    saved = ft.Tuner("fake").job(done.id).checkpoints()
+    lines = capsys.readouterr().out.splitlines()
+    assert [line.split() for line in lines] == [[str(c.step), c.model] for c in saved] != []
 
 
 def test_an_error_offers_no_way_out_that_only_python_has(

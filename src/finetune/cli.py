@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import logging
 import os
 import sys
 from collections.abc import Callable, Sequence
@@ -26,6 +25,7 @@ from finetune._arguments import (
 )
 from finetune._cli_jobs import job_inputs
 from finetune._cli_log import log_to_stderr
+from finetune._cli_watch import Interrupted, add_job_commands, ended, waited
 from finetune._config_file import (
     config_path,
     eval_max_concurrency,
@@ -146,97 +146,6 @@ def _cmd_jobs(args: argparse.Namespace) -> int:
     return 0
 
 
-def _job_handle(args: argparse.Namespace) -> ft.JobHandle:
-    """The job named on the command line, on ``--backend`` or on the one the registry knows."""
-    backend = args.backend or _recorded_backend(args.job)
-    return ft.Tuner(backend).job(args.job)
-
-
-def _recorded_backend(job_id: str) -> str:
-    if Path(job_id).is_dir():  # a local job's folder: the id of one under another jobs folder
-        return "hf"
-    registry = ft.JobRegistry()
-    found = registry.backends_of(job_id)
-    if len(found) == 1:
-        return found[0]
-    if not found:
-        raise ft.FinetuneError(
-            f"job {job_id!r} was not started from this machine (not in {registry.path}); "
-            "name its backend with --backend"
-        )
-    raise ft.FinetuneError(f"job {job_id!r} is on {' and '.join(found)}; choose with --backend")
-
-
-def _cmd_status(args: argparse.Namespace) -> int:
-    job = _job_handle(args).job
-    print(job.model_dump_json(indent=2, exclude={"raw"}))
-    return 0
-
-
-def _cmd_wait(args: argparse.Namespace) -> int:
-    return _ended(_waited(_job_handle(args), args.timeout))
-
-
-def _ended(job: ft.Job) -> int:
-    """The job's last line; 0 when it made a model, 1 when it was cancelled or is paused
-    (a failed job raised ``JobFailed`` already: 2)."""
-    print(f"{job.id} {job.status.value} {job.fine_tuned_model or ''}".rstrip())
-    if job.status is ft.JobStatus.SUCCEEDED:
-        return 0
-    why = "it was cancelled" if job.status is ft.JobStatus.CANCELLED else "it is paused"
-    hint = f" (`finetune resume {job.id} --backend {job.backend}`)" if "paused" in why else ""
-    print(f"job {job.id} made no model: {why}{hint}", file=sys.stderr)
-    return 1
-
-
-def _waited(handle: ft.JobHandle, timeout: float | None = None) -> ft.Job:
-    """``wait(progress=True)``; Ctrl-C stops waiting, not the job, and says so once, in the
-    command's words, not also in the library's (``Tuner(...).job(...)``)."""
-    library = logging.getLogger("finetune")
-    library.addFilter(_not_stopped_waiting)
-    try:
-        return handle.wait(timeout=timeout, progress=True)
-    except KeyboardInterrupt:
-        backend = handle.job.backend
-        raise _Interrupted(
-            f"stopped waiting; job {handle.id} keeps running on {backend}. Watch it with "
-            f"`finetune wait {handle.id} --backend {backend}`, cancel it with "
-            f"`finetune cancel {handle.id} --backend {backend}`"
-        ) from None
-    finally:
-        library.removeFilter(_not_stopped_waiting)
-
-
-def _not_stopped_waiting(record: logging.LogRecord) -> bool:
-    return not record.getMessage().startswith("stopped waiting")
-
-
-class _Interrupted(Exception):
-    """Ctrl-C while waiting: a message, exit code 130, no traceback."""
-
-
-def _cmd_cancel(args: argparse.Namespace) -> int:
-    handle = _job_handle(args)
-    ended = handle.job.status if handle.job.status.is_terminal else None
-    job = handle.cancel()
-    print(f"{job.id} {job.status.value}")
-    if ended is not None:
-        print(f"job {job.id} had already ended ({ended.value}): nothing to cancel", file=sys.stderr)
-    return 0
-
-
-def _cmd_resume(args: argparse.Namespace) -> int:
-    job = _job_handle(args).resume()
-    print(f"{job.id} {job.status.value}")
-    return 0
-
-
-def _cmd_events(args: argparse.Namespace) -> int:
-    for event in _job_handle(args).events():
-        print(f"{event.created_at.isoformat()} {event.level:7} {event.message}")
-    return 0
-
-
 def _cmd_demo(args: argparse.Namespace) -> int:
     from finetune.demo._run import run_demo
 
@@ -295,7 +204,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
         skip_validation=settings.get("skip_validation", False),
     )
     print(f"{job.id} {job.status.value}")
-    return _ended(_waited(job)) if args.wait else 0
+    return ended(waited(job)) if args.wait else 0
 
 
 def _cmd_eval(args: argparse.Namespace) -> int:
@@ -479,20 +388,7 @@ def _parser() -> argparse.ArgumentParser:
     jobs.add_argument("--limit", type=positive_int, default=50, help="newest first (50)")
     jobs.add_argument("--json", action="store_true", help="a JSON list of the records")
     name_flag(jobs, "--model", "lineage: the job and data fingerprints that made MODEL")
-    for name, handler, text in (
-        ("status", _cmd_status, "a job's current state"),
-        ("wait", _cmd_wait, "wait for a job to end, with a progress bar"),
-        ("cancel", _cmd_cancel, "cancel a job"),
-        ("resume", _cmd_resume, "resume a paused job, or a failed local one from its checkpoint"),
-        ("events", _cmd_events, "a job's log"),
-    ):
-        sub = command(name, handler, text)
-        sub.add_argument("job", help="job id")
-        name_flag(sub, "--backend", "backend the job runs on (default: the registry's record)")
-        if name == "wait":
-            sub.add_argument(
-                "--timeout", type=positive_float, help="seconds before giving up waiting"
-            )
+    add_job_commands(command)
     return parser
 
 
@@ -502,7 +398,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     log_to_stderr(debug=args.debug)
     try:
         code: int = args.handler(args)
-    except _Interrupted as stopped:
+    except Interrupted as stopped:
         print(stopped, file=sys.stderr)
         return 130
     except BrokenPipeError:

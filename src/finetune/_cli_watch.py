@@ -1,0 +1,194 @@
+"""The ``finetune`` commands about a job that exists: status, wait, pause, resume, cancel,
+events, metrics and checkpoints. Each finds the job's backend in the registry unless
+``--backend`` names it."""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import logging
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import finetune as ft
+from finetune._arguments import name_flag, positive_float
+
+__all__ = ["Interrupted", "add_job_commands", "ended", "waited"]
+
+
+class Interrupted(Exception):
+    """Ctrl-C while waiting: a message, exit code 130, no traceback."""
+
+
+def add_job_commands(
+    command: Callable[[str, Callable[[argparse.Namespace], int], str], Any],
+) -> None:
+    """Add each command that takes a job id, through the CLI's ``command`` maker."""
+    for name, handler, text in (
+        ("status", _cmd_status, "a job's current state"),
+        ("wait", _cmd_wait, "wait for a job to end, with a progress bar"),
+        ("pause", _cmd_pause, "pause a running job (backends with pause and resume)"),
+        ("resume", _cmd_resume, "resume a paused job, or a failed local one from its checkpoint"),
+        ("cancel", _cmd_cancel, "cancel a job"),
+        ("events", _cmd_events, "a job's log"),
+        ("metrics", _cmd_metrics, "a job's training metrics, a CSV row per step"),
+        ("checkpoints", _cmd_checkpoints, "the intermediate models a job saved"),
+    ):
+        sub = command(name, handler, text)
+        sub.add_argument("job", help="job id")
+        name_flag(sub, "--backend", "backend the job runs on (default: the registry's record)")
+        if name == "wait":
+            sub.add_argument(
+                "--timeout", type=positive_float, help="seconds before giving up waiting"
+            )
+        if name in ("metrics", "checkpoints"):
+            sub.add_argument("--json", action="store_true", help="print JSON")
+
+
+def _job_handle(args: argparse.Namespace) -> ft.JobHandle:
+    """The job named on the command line, on ``--backend`` or on the one the registry knows."""
+    backend = args.backend or _recorded_backend(args.job)
+    return ft.Tuner(backend).job(args.job)
+
+
+def _recorded_backend(job_id: str) -> str:
+    if Path(job_id).is_dir():  # a local job's folder: the id of one under another jobs folder
+        return "hf"
+    registry = ft.JobRegistry()
+    found = registry.backends_of(job_id)
+    if len(found) == 1:
+        return found[0]
+    if not found:
+        raise ft.FinetuneError(
+            f"job {job_id!r} was not started from this machine (not in {registry.path}); "
+            "name its backend with --backend"
+        )
+    raise ft.FinetuneError(f"job {job_id!r} is on {' and '.join(found)}; choose with --backend")
+
+
+def _cmd_status(args: argparse.Namespace) -> int:
+    job = _job_handle(args).job
+    print(job.model_dump_json(indent=2, exclude={"raw"}))
+    return 0
+
+
+def _cmd_wait(args: argparse.Namespace) -> int:
+    return ended(waited(_job_handle(args), args.timeout))
+
+
+def ended(job: ft.Job) -> int:
+    """The job's last line; 0 when it made a model, 1 when it was cancelled or is paused
+    (a failed job raised ``JobFailed`` already: 2)."""
+    print(f"{job.id} {job.status.value} {job.fine_tuned_model or ''}".rstrip())
+    if job.status is ft.JobStatus.SUCCEEDED:
+        return 0
+    why = "it was cancelled" if job.status is ft.JobStatus.CANCELLED else "it is paused"
+    hint = f" (`finetune resume {job.id} --backend {job.backend}`)" if "paused" in why else ""
+    print(f"job {job.id} made no model: {why}{hint}", file=sys.stderr)
+    return 1
+
+
+def waited(handle: ft.JobHandle, timeout: float | None = None) -> ft.Job:
+    """``wait(progress=True)``; Ctrl-C stops waiting, not the job, and says so once, in the
+    command's words, not also in the library's (``Tuner(...).job(...)``)."""
+    library = logging.getLogger("finetune")
+    library.addFilter(_not_stopped_waiting)
+    try:
+        return handle.wait(timeout=timeout, progress=True)
+    except KeyboardInterrupt:
+        backend = handle.job.backend
+        raise Interrupted(
+            f"stopped waiting; job {handle.id} keeps running on {backend}. Watch it with "
+            f"`finetune wait {handle.id} --backend {backend}`, cancel it with "
+            f"`finetune cancel {handle.id} --backend {backend}`"
+        ) from None
+    finally:
+        library.removeFilter(_not_stopped_waiting)
+
+
+def _not_stopped_waiting(record: logging.LogRecord) -> bool:
+    return not record.getMessage().startswith("stopped waiting")
+
+
+def _cmd_pause(args: argparse.Namespace) -> int:
+    job = _job_handle(args).pause()
+    print(f"{job.id} {job.status.value}")
+    return 0
+
+
+def _cmd_resume(args: argparse.Namespace) -> int:
+    job = _job_handle(args).resume()
+    print(f"{job.id} {job.status.value}")
+    return 0
+
+
+def _cmd_cancel(args: argparse.Namespace) -> int:
+    handle = _job_handle(args)
+    ended_as = handle.job.status if handle.job.status.is_terminal else None
+    job = handle.cancel()
+    print(f"{job.id} {job.status.value}")
+    if ended_as is not None:
+        print(
+            f"job {job.id} had already ended ({ended_as.value}): nothing to cancel", file=sys.stderr
+        )
+    return 0
+
+
+def _cmd_events(args: argparse.Namespace) -> int:
+    for event in _job_handle(args).events():
+        print(f"{event.created_at.isoformat()} {event.level:7} {event.message}")
+    return 0
+
+
+def _cmd_metrics(args: argparse.Namespace) -> int:
+    """A CSV row per step, a column per metric some step reported (the standard ones first,
+    then the provider's own); an empty cell where a step did not report it."""
+    handle = _job_handle(args)
+    series = handle.metrics()
+    if args.json:
+        print(json.dumps(series.to_records(), indent=2))
+    else:
+        _write_csv(series)
+    if not len(series):
+        print(
+            f"job {handle.id} has reported no metrics yet ({handle.job.status.value})",
+            file=sys.stderr,
+        )
+    return 0
+
+
+def _write_csv(series: ft.MetricSeries) -> None:
+    standard = [name for name in ft.MetricPoint.model_fields if name not in ("step", "extra")]
+    extras = sorted({name for point in series for name in point.extra})
+    names = [
+        name for name in (*standard, *extras) if any(v is not None for v in series.column(name))
+    ]
+    writer = csv.writer(sys.stdout, lineterminator="\n")
+    writer.writerow(["step", *names])
+    for point, *values in zip(series, *(series.column(name) for name in names), strict=True):
+        writer.writerow([point.step, *("" if value is None else value for value in values)])
+
+
+def _cmd_checkpoints(args: argparse.Namespace) -> int:
+    handle = _job_handle(args)
+    saved = handle.checkpoints()
+    if args.json:
+        print(json.dumps([c.model_dump(mode="json") for c in saved], indent=2))
+    else:
+        for checkpoint in saved:
+            print(_checkpoint_line(checkpoint))
+    if not saved:
+        print(
+            f"job {handle.id} has saved no checkpoint ({handle.job.status.value})", file=sys.stderr
+        )
+    return 0
+
+
+def _checkpoint_line(checkpoint: ft.Checkpoint) -> str:
+    """Its step, the model name to evaluate or deploy, and the metrics saved with it."""
+    metrics = sorted(checkpoint.metrics.items())
+    figures = " ".join(f"{name}={value:g}" for name, value in metrics)
+    return f"{checkpoint.step:>8} {checkpoint.model} {figures}".rstrip()
