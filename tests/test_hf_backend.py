@@ -436,7 +436,9 @@ def test_preference_data_needs_dpo_and_options_are_checked(
     )
     with pytest.raises(ft.InvalidRequestError) as caught:
         tuner.fit(ft.Dataset.from_records(rows[:20]), options={"device": "tpu"})
-    assert str(caught.value).startswith("[hf] device: not 'tpu' (Input should be 'auto'")
+    assert str(caught.value).startswith(
+        "[hf] device: not 'tpu' (is auto, cpu, cuda or cuda:N, one GPU by torch's index)"
+    )
     with pytest.raises(ft.InvalidRequestError, match="launcher"):
         tuner.fit(ft.Dataset.from_records(rows[:20]), options={"num_processes": 2})
     with pytest.raises(ft.InvalidRequestError) as caught:  # was 1: every example cut to a token

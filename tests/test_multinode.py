@@ -174,6 +174,9 @@ def test_generated_configs_say_what_they_do(tmp_path: Path) -> None:
         ({"launcher": "accelerate", "strategy": "deepspeed-zero2"}, "needs CUDA"),
         ({"launcher": "accelerate", "strategy": "fsdp"}, "needs CUDA"),
         ({"strategy": "fsdp"}, "launcher='accelerate'"),
+        ({"device": "cuda"}, "device='cuda' asks for a GPU, and torch sees no CUDA device"),
+        ({"device": "cuda:0"}, "device='cuda:0' asks for a GPU, and torch sees no CUDA device"),
+        ({"device": "cuda:1", "launcher": "torchrun"}, "picks one GPU for launcher='python'"),
     ],
 )
 def test_impossible_placements_are_refused_before_anything_starts(
@@ -187,3 +190,24 @@ def test_impossible_placements_are_refused_before_anything_starts(
     with pytest.raises(ft.InvalidRequestError, match=message):
         tuner.fit(ft.Dataset.from_records(rows[:8]), options=options, skip_validation=True)
     assert not (tmp_path / "jobs").exists() or not list((tmp_path / "jobs").glob("hfjob-*"))
+
+
+def test_one_gpu_by_its_index_is_the_one_the_worker_sees() -> None:
+    """``device="cuda:1"`` starts the worker with ``CUDA_VISIBLE_DEVICES`` naming that GPU
+    (counted among those already visible), and is refused past the GPUs torch sees."""
+    from finetune.backends.hf._config import parse_options
+    from finetune.backends.hf._launch import check_device, device_environment
+
+    one = parse_options({"device": "cuda:1"})
+    assert device_environment(one, {}) == {"CUDA_VISIBLE_DEVICES": "1"}
+    assert device_environment(one, {"CUDA_VISIBLE_DEVICES": "4, 6"}) == {
+        "CUDA_VISIBLE_DEVICES": "6"
+    }
+    with pytest.raises(ft.InvalidRequestError, match="CUDA_VISIBLE_DEVICES=4 shows 1 device"):
+        device_environment(one, {"CUDA_VISIBLE_DEVICES": "4"})
+    for device in ("auto", "cpu", "cuda"):
+        assert device_environment(parse_options({"device": device}), {}) == {}
+    check_device(one, cuda_devices=2)
+    with pytest.raises(ft.InvalidRequestError, match="sees 1 CUDA device here, cuda:0 to cuda:0"):
+        check_device(one, cuda_devices=1)
+    check_device(parse_options({"device": "cuda", "launcher": "ray"}), cuda_devices=0)  # use_gpu

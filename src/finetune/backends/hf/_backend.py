@@ -48,8 +48,10 @@ from finetune.backends.hf._jobdir import (
     process_tree,
 )
 from finetune.backends.hf._launch import (
+    check_device,
     check_strategy,
-    cuda_available,
+    cuda_device_count,
+    device_environment,
     write_accelerate_config,
 )
 from finetune.backends.hf._launch import (
@@ -226,7 +228,9 @@ class HFBackend:
     def create_job(self, request: JobRequest) -> Job:
         options = self._fit_options(request.options)
         check_placement(options)
-        check_strategy(options, cuda_available=cuda_available())
+        devices = cuda_device_count()
+        check_strategy(options, cuda_available=devices > 0)
+        check_device(options, cuda_devices=devices)
         kind = example_kind(request.training_file)
         check_method(request.method, kind)
         tokenizer = self._tokenizer(request.base_model, options.trust_remote_code)
@@ -410,6 +414,7 @@ class HFBackend:
             command.append("--resume")
         env = {
             **os.environ,
+            **device_environment(options, os.environ),
             **(env or {}),
             "PYTHONUNBUFFERED": "1",
             "TOKENIZERS_PARALLELISM": "false",

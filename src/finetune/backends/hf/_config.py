@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import re
 from pathlib import Path
 from typing import Any, Literal, get_args
 
@@ -31,6 +32,7 @@ __all__ = [
     "check_trainer_names",
     "continuing_adapter",
     "cpu_computes_bf16",
+    "gpu_index",
     "lora_arguments",
     "lora_settings",
     "parse_options",
@@ -62,7 +64,10 @@ class LocalOptions(BaseModel):
     precision: Literal["auto", "bf16", "fp16", "fp32"] = Field(
         "auto", description="auto: bf16 on GPUs and CPUs that compute in bf16, else fp16/fp32"
     )
-    device: Literal["auto", "cpu", "cuda"] = "auto"
+    device: str = Field(
+        "auto",
+        description="auto, cpu, cuda, or cuda:N: one GPU by torch's index (launcher='python')",
+    )
     attention: str = Field("auto", description="auto: eager on CPU, the model's default on GPU")
     gradient_checkpointing: bool | None = Field(
         None, description="default: off on CPU, TRL's default (on) on GPU"
@@ -108,6 +113,18 @@ class LocalOptions(BaseModel):
         if isinstance(value, bool) and bool not in kinds and kinds & {int, float}:
             raise ValueError("is a number, not a boolean")
         return value
+
+    @field_validator("device")
+    @classmethod
+    def _known_device(cls, value: str) -> str:
+        if value in ("auto", "cpu", "cuda") or re.fullmatch(r"cuda:\d+", value):
+            return value
+        raise ValueError("is auto, cpu, cuda or cuda:N, one GPU by torch's index")
+
+
+def gpu_index(device: str) -> int | None:
+    """N of a ``cuda:N`` device; ``None`` for the others."""
+    return int(device.removeprefix("cuda:")) if device.startswith("cuda:") else None
 
 
 def parse_options(options: dict[str, Any]) -> LocalOptions:

@@ -5,15 +5,20 @@ from __future__ import annotations
 
 import importlib.util
 import socket
+from collections.abc import Mapping
 from pathlib import Path
 
 from finetune._errors import InvalidRequestError, MissingDependency
-from finetune.backends.hf._config import LocalOptions
+from finetune._words import counted
+from finetune.backends.hf._config import LocalOptions, gpu_index
 
 __all__ = [
     "accelerate_config_text",
+    "check_device",
     "check_strategy",
     "cuda_available",
+    "cuda_device_count",
+    "device_environment",
     "free_port",
     "torchrun_arguments",
     "write_accelerate_config",
@@ -140,8 +145,57 @@ def write_accelerate_config(job_dir: Path, options: LocalOptions) -> Path:
 
 def cuda_available() -> bool:
     """Whether torch is installed and sees a CUDA device."""
+    return cuda_device_count() > 0
+
+
+def cuda_device_count() -> int:
+    """How many CUDA devices torch sees here (0 without torch, a driver or a CUDA build)."""
     try:
         import torch
     except ImportError:
-        return False
-    return bool(torch.cuda.is_available())
+        return 0
+    return int(torch.cuda.device_count()) if torch.cuda.is_available() else 0
+
+
+def check_device(options: LocalOptions, *, cuda_devices: int) -> None:
+    """Refuse a ``device`` this machine or launch cannot give, before anything runs: a GPU
+    asked for by name is never quietly swapped for the CPU."""
+    device, index = options.device, gpu_index(options.device)
+    if index is not None and options.launcher != "python":
+        _refuse_device(
+            f"device={device!r} picks one GPU for launcher='python'; launcher="
+            f"{options.launcher!r} starts a process on each GPU it sees: choose them with "
+            "CUDA_VISIBLE_DEVICES"
+        )
+    if not device.startswith("cuda") or options.launcher == "ray":  # Ray: use_gpu, its nodes
+        return
+    if cuda_devices == 0:
+        _refuse_device(
+            f"device={device!r} asks for a GPU, and torch sees no CUDA device here (a CPU build "
+            "of torch, no driver, or CUDA_VISIBLE_DEVICES empty); device='auto' trains on the "
+            "CPU where there is none"
+        )
+    if index is not None and index >= cuda_devices:
+        _refuse_device(
+            f"device={device!r}: torch sees {counted(cuda_devices, 'CUDA device')} here, "
+            f"cuda:0 to cuda:{cuda_devices - 1}"
+        )
+
+
+def _refuse_device(message: str) -> None:
+    raise InvalidRequestError(message, backend="hf", param="device")
+
+
+def device_environment(options: LocalOptions, environ: Mapping[str, str]) -> dict[str, str]:
+    """What the worker's environment adds for ``device``: ``cuda:N`` as the one device it
+    sees (``CUDA_VISIBLE_DEVICES``; N counts among the devices already visible there)."""
+    index = gpu_index(options.device)
+    if index is None:
+        return {}
+    visible = [d.strip() for d in environ.get("CUDA_VISIBLE_DEVICES", "").split(",") if d.strip()]
+    if visible and index >= len(visible):
+        _refuse_device(
+            f"device={options.device!r}: CUDA_VISIBLE_DEVICES={','.join(visible)} shows "
+            f"{counted(len(visible), 'device')} to torch, cuda:0 to cuda:{len(visible) - 1}"
+        )
+    return {"CUDA_VISIBLE_DEVICES": visible[index] if visible else str(index)}

@@ -150,6 +150,8 @@ def _device(config: TrainingConfig) -> tuple[bool, bool]:
     from finetune.backends.hf._config import cpu_computes_bf16
 
     cuda = torch.cuda.is_available() and config.options.device != "cpu"
+    if not cuda and config.options.device.startswith("cuda"):  # checked at create: a resume
+        raise RuntimeError(f"device={config.options.device!r}, and this worker sees no CUDA device")
     if cuda:
         return True, bool(torch.cuda.is_bf16_supported())
     return False, cpu_computes_bf16()
