@@ -30,6 +30,7 @@ from finetune.evaluation import (
     wilson_interval,
 )
 from finetune.evaluation import metrics as m
+from finetune.evaluation._prompts import build_prompt, shot_turns
 
 from .conftest import WEATHER_TOOL, weather_data, weather_model
 from .fakes._server import Faults
@@ -569,12 +570,43 @@ def test_tool_use_is_asked_only_of_predictors_that_take_tools() -> None:
     with pytest.raises(ValueError, match=r"candidate 'fake' \(FakePredictor\) takes no tools"):
         ft.evaluate(data, {"fake": fake}, m.exact_match, cache=False)
     assert asked == []
-    shown = ft.ModelRef(backend="fake", name="m").with_few_shot(list(data)[:1], k=1)
-    with pytest.raises(ValueError, match=r"^candidate 'shown': the few-shot example at index 0"):
-        ft.evaluate(_qa(2), {"shown": shown}, m.exact_match, cache=False)
     result = ft.evaluate(data, {"calls": with_tools}, m.tool_calls_match, cache=False)
     assert result.scores("calls", "tool_calls_match") == [1.0, 0.0, 0.0, 0.0]
     assert asked == [[WEATHER_TOOL]] * 4
+
+
+def test_shots_that_use_tools_are_shown_in_the_system_turn() -> None:
+    """A shot that calls a tool cannot be an earlier turn: a call wants its result before the
+    next question, and a shot that ends on its call has none. Such shots were refused, so a
+    tool-calling fine-tune had no few-shot baseline; they are shown as transcripts in the
+    system turn, and the example's own tools and turns are sent as they are."""
+    data = list(weather_data(3))
+    shots, held = data[4:], data[:2]  # City2's two rows shown, City0's two evaluated
+    with OpenAIFake() as fake:
+        fake.chat_responder = weather_model
+        options = {"api_key": fake.api_key, "base_url": fake.base_url}
+        tuned = ft.ModelRef(backend="openai", name="ft:gpt-4.1-mini:acme::w")
+        result = ft.evaluate(
+            held,
+            {"shown": tuned.with_few_shot(shots, k=2)},
+            m.tool_calls_match,
+            predictor_options={"shown": options},
+            cache=False,
+        )
+        sent = [r.body for r in fake.requests if r.path.endswith("/chat/completions")]
+    assert all(body["tools"] == [WEATHER_TOOL] for body in sent)
+    asked = next(body for body in sent if body["messages"][-1]["role"] == "user")  # concurrent
+    system, *own = asked["messages"]
+    assert own == [{"role": "user", "content": "Weather in City0?"}]
+    assert system["role"] == "system" and system["content"].count("<example>") == 2
+    call = 'assistant: get_weather({"city": "City2"})'
+    assert f"<example>\nuser: Weather in City2?\n{call}\n</example>" in system["content"]
+    assert f"{call}\ntool: 2 C\nassistant: It is 2 C in City2.\n</example>" in system["content"]
+    assert result.scores("shown", "tool_calls_match") == [1.0, 1.0]
+    briefed = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Hi"}]
+    prompt = build_prompt(briefed, shot_turns(shots))
+    assert prompt[0]["content"].startswith("Be brief.\n\nExamples of conversations")
+    assert prompt[1:] == briefed[1:]
 
 
 def test_a_batching_predictor_that_takes_tools_is_asked_with_them() -> None:

@@ -16,7 +16,6 @@ __all__ = [
     "indexes",
     "refuse_examples_with_no_reference",
     "refuse_predictors_without_tools",
-    "refuse_tool_use",
     "refuse_unnamed_candidates",
 ]
 
@@ -66,20 +65,6 @@ def refuse_predictors_without_tools(
         "local model whose tokenizer has a response_template, to an OpenAI-compatible server "
         "(vLLM with --enable-auto-tool-choice, llama-server --jinja; ft.ModelRef(backend="
         "'openai-compatible', ...)), and to a function with a tools parameter"
-    )
-
-
-def refuse_tool_use(examples: Sequence[Example], what: str) -> None:
-    """A few-shot prompt shows each shot's answer as a text turn: a shot's tool calls, tool
-    results or tool definitions would be dropped from it."""
-    used = [i for i, example in enumerate(examples) if uses_tools(example)]
-    if not used:
-        return
-    raise ValueError(
-        f"{what} at index {used[0]} uses tools ({_tool_use(examples[used[0]])}), and a few-shot "
-        f"prompt shows its shots as text turns: their tools would be dropped ({len(used)} of "
-        f"{len(examples)} use tools: index {indexes(used)}). Draw the shots from examples "
-        "without tools"
     )
 
 

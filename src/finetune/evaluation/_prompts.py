@@ -74,22 +74,52 @@ def _sent(message: Message) -> dict[str, Any]:
 
 def shot_turns(few_shot: Sequence[Any] | None) -> Messages:
     """A few-shot prompt's shots as prior turns: each one's turns but its system turn, then
-    its answer as the assistant's."""
+    its answer as the assistant's. Shots of which any uses tools are one system turn instead
+    (``_shots_shown``): a tool call as a prior turn would want its result before the next
+    question, and a shot that ends on its call has none."""
+    shots = list(few_shot or ())
+    if any(uses_tools(shot) for shot in shots):
+        return [{"role": "system", "content": _shots_shown(shots)}]
     turns: Messages = []
-    for shot in few_shot or ():
+    for shot in shots:
         prompt, answer = split_example(shot)
         turns.extend(m for m in prompt if m["role"] != "system")
         turns.append({"role": "assistant", "content": answer})
     return turns
 
 
+def _shots_shown(shots: Sequence[Any]) -> str:
+    """Each shot as a transcript in ``<example>`` tags, its tool calls and results as text."""
+    blocks = []
+    for shot in shots:
+        prompt, answer = split_example(shot)
+        turns = [
+            *(m for m in prompt if m["role"] != "system"),
+            {"role": "assistant", "content": answer},
+        ]
+        blocks.append(f"<example>\n{transcript(turns)}\n</example>")
+    return "\n".join([_SHOTS_INTRO, *blocks])
+
+
+_SHOTS_INTRO = (
+    "Examples of conversations and the answers expected (a tool call is written "
+    'name({"argument": value}), a tool\'s result as a tool line):'
+)
+
+
 def build_prompt(messages: Messages, shots: Messages) -> Messages:
     """The messages sent to a model: an example's system turn, the ``shot_turns``, then the
-    example's own turns (``messages``, its prompt as ``split_example`` gives it)."""
+    example's own turns (``messages``, its prompt as ``split_example`` gives it); shots shown
+    as a system turn follow the example's own system text in one system turn."""
     if not shots:
         return messages
     system = [m for m in messages[:1] if m["role"] == "system"]
-    return [*system, *shots, *messages[len(system) :]]
+    rest = messages[len(system) :]
+    if shots[0]["role"] != "system":
+        return [*system, *shots, *rest]
+    own = text_of(system[0]["content"]) if system else ""
+    merged = "\n\n".join(filter(None, [own, shots[0]["content"]]))
+    return [{**(system[0] if system else {}), "role": "system", "content": merged}, *rest]
 
 
 def transcript(messages: Messages) -> str:

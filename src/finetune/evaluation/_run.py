@@ -25,7 +25,6 @@ from finetune.evaluation._checks import (
     indexes,
     refuse_examples_with_no_reference,
     refuse_predictors_without_tools,
-    refuse_tool_use,
     refuse_unnamed_candidates,
 )
 from finetune.evaluation._predictors import (
@@ -342,8 +341,6 @@ async def aevaluate(
     refuse_examples_with_no_reference(references, metrics)
     resolved = _resolve(candidates, predictor_options or {})
     refuse_predictors_without_tools(resolved, examples)
-    for name, (_, shots) in resolved.items():
-        refuse_tool_use(shots or [], f"candidate {name!r}: the few-shot example")
     evaluated: dict[Turns, int] = {key: index for index, key in enumerate(turns)}
     _refuse_shots_from_the_evaluated_data(resolved, evaluated)
     notes = _notes_on_what_was_trained_on(candidates, predictor_options or {}, evaluated, turns)
