@@ -641,12 +641,16 @@ _RESPONSE_TEMPLATE = {
 }
 
 
-def test_a_local_model_is_evaluated_on_its_tool_calls(tmp_path: Path) -> None:
+def test_a_local_model_is_evaluated_on_its_tool_calls(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """A tiny model fine-tuned to call a tool, through Tuner("hf"), is offered the tool by its
     chat template and its calls are read by its tokenizer's response_template: scored as
-    calls. A model whose tokenizer has no response_template is refused, saying why."""
+    calls. A model whose tokenizer has no response_template is refused, saying why. Each
+    model's tokenizer is loaded once (it was loaded again with the model)."""
     from transformers import AutoTokenizer
 
+    from finetune.backends.hf import _inputs
     from finetune.demo import build_tiny_base
     from finetune.evaluation import metrics as m
 
@@ -673,7 +677,11 @@ def test_a_local_model_is_evaluated_on_its_tool_calls(tmp_path: Path) -> None:
     job.wait(poll_interval=0.3, timeout=240)
     untuned = ft.ModelRef(backend="hf", name=str(base))
     metrics = [m.tool_names_match, m.tool_calls_match]
+    loads: list[str] = []
+    load = _inputs.load_tokenizer
+    monkeypatch.setattr(_inputs, "load_tokenizer", lambda *a: loads.append(a[2]) or load(*a))
     result = ft.evaluate(data, {"tuned": job.model, "base": untuned}, metrics, cache=False)
+    assert sorted(loads) == sorted([str(base), job.model.name])
     called = result.predictions("tuned")[::2]  # the examples whose answer is a call
     assert all(p.startswith('get_weather({"city": "City') for p in called), called
     assert result.summary()["tuned"]["tool_names_match"].mean == 1.0

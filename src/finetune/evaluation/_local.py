@@ -107,6 +107,7 @@ class HFPredictor:
         self._stamp = _weights_stamp(Path(path)) if Path(path).exists() else "hub"
         self.name = f"hf:{path}:{self._stamp}:m{self.max_new_tokens}:s{seed}"
         self._parses_tools: bool | None = None
+        self._tokenizer_loaded: Any = None
 
     def __repr__(self) -> str:
         return f"HFPredictor({self.path!r})"
@@ -128,10 +129,15 @@ class HFPredictor:
     refusal."""
 
     def _tokenizer(self) -> Any:
-        from finetune.backends.hf._inputs import load_tokenizer
-        from finetune.backends.hf._models import resolve
+        """The model's tokenizer, loaded once: ``supports_tools`` reads it, then the model
+        is loaded with it (a .gguf file is converted once, then cached; a path that is no
+        model is named)."""
+        if self._tokenizer_loaded is None:
+            from finetune.backends.hf._inputs import load_tokenizer
+            from finetune.backends.hf._models import resolve
 
-        return load_tokenizer(resolve(self.path).path, self._trust, self.path)
+            self._tokenizer_loaded = load_tokenizer(resolve(self.path).path, self._trust, self.path)
+        return self._tokenizer_loaded
 
     @staticmethod
     def loaded_models() -> list[str]:
@@ -173,12 +179,11 @@ class HFPredictor:
             from transformers import AutoModelForCausalLM
         except ImportError as exc:
             raise MissingDependency("transformers", "hf", purpose="for local models") from exc
-        from finetune.backends.hf._inputs import load_tokenizer
         from finetune.backends.hf._models import resolve
 
         device = self._device or ("cuda" if torch.cuda.is_available() else "cpu")
-        path = resolve(self.path).path  # a .gguf file is converted once, then cached
-        tokenizer = load_tokenizer(path, self._trust, self.path)  # names a path that is no model
+        tokenizer = self._tokenizer()
+        path = resolve(self.path).path
         tokenizer.padding_side = "left"
         if tokenizer.pad_token is None:
             tokenizer.pad_token = tokenizer.eos_token
