@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import math
 import os
+import re
 import sys
 import textwrap
 from collections.abc import Iterator
@@ -197,6 +198,27 @@ def test_learning_rate_is_refused_before_sending(server: OpenAIFake) -> None:
     with pytest.raises(ft.UnsupportedFeature, match="learning_rate_multiplier"):
         tuner_for(server).fit(dataset(), hyperparameters=ft.Hyperparameters(learning_rate=1e-4))
     assert not posts(server, "/v1/fine_tuning/jobs")
+
+
+def test_an_extra_setting_openai_does_not_take_is_refused_before_any_upload(
+    server: OpenAIFake,
+) -> None:
+    """``extra`` went into the hyperparameters as given: a name OpenAI's API has not (its
+    spec lists a method's hyperparameters) was sent after the upload."""
+    unknown = ft.Hyperparameters(extra={"weight_decay": 0.1})
+    with pytest.raises(
+        ft.UnsupportedFeature,
+        match=re.escape(
+            "unknown OpenAI setting(s) ['weight_decay'] in extra; OpenAI takes "
+            "['batch_size', 'learning_rate_multiplier', 'n_epochs']"
+        ),
+    ):
+        tuner_for(server).fit(dataset(), hyperparameters=unknown)
+    assert not posts(server, "/v1/files") and not posts(server, "/v1/fine_tuning/jobs")
+    own_names = ft.Hyperparameters(epochs=3, extra={"n_epochs": 2})  # OpenAI's name wins
+    tuner_for(server).fit(dataset(), hyperparameters=own_names)
+    (created,) = posts(server, "/v1/fine_tuning/jobs")
+    assert created.body["method"]["supervised"]["hyperparameters"] == {"n_epochs": 2}
 
 
 async def test_rate_limit_carries_retry_after() -> None:

@@ -21,6 +21,7 @@ from finetune.backends.payloads import (
     numbers,
     object_at,
     positive,
+    refuse_unknown_settings,
     status_from,
     status_table,
     time_or_now,
@@ -151,8 +152,9 @@ def create_params(request: JobRequest) -> dict[str, Any]:
             hyper[theirs] = value
     if request.method == "dpo" and params.beta is not None:
         hyper["beta"] = params.beta
-    hyper.update(params.extra)
     kind = "dpo" if request.method == "dpo" else "supervised"
+    refuse_unknown_settings("OpenAI", request, _HYPERPARAMETERS[kind], options=request.options)
+    hyper.update(params.extra)
     _check_ranges(hyper, params.seed)
     _check_metadata(request.metadata)
     body: dict[str, Any] = {
@@ -179,6 +181,11 @@ def create_params(request: JobRequest) -> dict[str, Any]:
 
 
 _RANGES = {"n_epochs": (1, 50), "batch_size": (1, 256), "beta": (0, 2)}  # the API spec's
+# a method's hyperparameters in the API spec: extra may give them under OpenAI's names
+_HYPERPARAMETERS = {
+    "supervised": ("batch_size", "learning_rate_multiplier", "n_epochs"),
+    "dpo": ("batch_size", "beta", "learning_rate_multiplier", "n_epochs"),
+}
 
 
 def _check_ranges(hyper: dict[str, Any], seed: int | None) -> None:
