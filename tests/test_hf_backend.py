@@ -446,6 +446,20 @@ def test_preference_data_needs_dpo_and_options_are_checked(
     assert str(caught.value).startswith("[hf] max_length: not True (is a number, not a boolean)")
 
 
+def test_trainer_and_peft_args_are_json_as_the_job_config_is() -> None:
+    """The job's config.json carries them to the worker: a NumPy number stopped the fit with
+    pydantic's "Unable to serialize unknown type: numpy.float32"."""
+    import numpy as np
+
+    from finetune.backends.hf._config import parse_options
+
+    options = parse_options({"trainer_args": {"weight_decay": np.float32(0.5)}})
+    assert options.trainer_args == {"weight_decay": 0.5}
+    assert type(options.trainer_args["weight_decay"]) is float
+    with pytest.raises(ft.InvalidRequestError, match=r"peft_args\['layers'\] is set \{1\}"):
+        parse_options({"peft_args": {"layers": {1}}})
+
+
 def test_validate_reports_examples_longer_than_max_length(
     tiny_base: str, rows: list[dict[str, Any]]
 ) -> None:

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import enum
-import math
 import os
 from datetime import datetime
 from typing import TYPE_CHECKING, Annotated, Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator
 
-from finetune._numbers import is_real, is_whole
+from finetune._json_values import json_settings
+from finetune._numbers import is_whole
 
 if TYPE_CHECKING:
     from finetune.export import ExportResult
@@ -141,38 +141,6 @@ def _no_flag(value: object) -> object:
     return value
 
 
-def _as_json(value: object, where: str) -> object:
-    """``value`` as the JSON a provider is sent: NumPy's numbers as Python's, tuples as
-    lists; a set, a date, NaN or any other value JSON cannot carry is refused, naming where it
-    stands, before anything is uploaded."""
-    if value is None or isinstance(value, bool | str):
-        return value
-    if is_whole(value):
-        return int(value)  # type: ignore[call-overload]
-    if is_real(value):
-        number = float(value)  # type: ignore[arg-type]
-        if math.isfinite(number):
-            return number
-        raise ValueError(f"{where} is {number}, which JSON cannot carry; give a finite number")
-    if isinstance(value, dict):
-        return {
-            _json_key(key, where): _as_json(item, f"{where}[{key!r}]")
-            for key, item in value.items()
-        }
-    if isinstance(value, list | tuple):
-        return [_as_json(item, f"{where}[{n}]") for n, item in enumerate(value)]
-    raise ValueError(
-        f"{where} is {type(value).__name__} {value!r:.60}, not a JSON value (text, a number, "
-        "True/False, None, a list or a dict): the backend is sent extra settings as JSON"
-    )
-
-
-def _json_key(key: object, where: str) -> str:
-    if not isinstance(key, str):
-        raise ValueError(f"{where} has the key {key!r}; JSON's keys are text")
-    return key
-
-
 class LoRA(_Value):
     """Low-rank adaptation settings: the local backend and Together take them all, Fireworks
     the rank; OpenAI and Mistral choose their own (and refuse them)."""
@@ -230,12 +198,7 @@ class Hyperparameters(_Value):
     @field_validator("extra", mode="before")
     @classmethod
     def _json_extra(cls, value: object) -> object:
-        if not isinstance(value, dict):
-            return value  # pydantic names the wrong type
-        return {
-            _json_key(key, "extra"): _as_json(item, f"extra[{key!r}]")
-            for key, item in value.items()
-        }
+        return json_settings(value, "extra")
 
     @field_validator("epochs", "batch_size")
     @classmethod

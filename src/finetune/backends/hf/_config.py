@@ -21,6 +21,7 @@ from finetune._errors import (
     did_you_mean,
     settings_problem,
 )
+from finetune._json_values import json_settings
 from finetune.types import Hyperparameters, LoRA
 
 __all__ = [
@@ -113,6 +114,11 @@ class LocalOptions(BaseModel):
         if isinstance(value, bool) and bool not in kinds and kinds & {int, float}:
             raise ValueError("is a number, not a boolean")
         return value
+
+    @field_validator("trainer_args", "peft_args", mode="before")
+    @classmethod
+    def _json_args(cls, value: object, info: ValidationInfo) -> object:
+        return json_settings(value, str(info.field_name))
 
     @field_validator("device")
     @classmethod
