@@ -177,6 +177,7 @@ def test_generated_configs_say_what_they_do(tmp_path: Path) -> None:
         ({"device": "cuda"}, "device='cuda' asks for a GPU, and torch sees no CUDA device"),
         ({"device": "cuda:0"}, "device='cuda:0' asks for a GPU, and torch sees no CUDA device"),
         ({"device": "cuda:1", "launcher": "torchrun"}, "picks one GPU for launcher='python'"),
+        ({"quantization": "4bit"}, "bitsandbytes on a CUDA GPU, and torch sees none here"),
     ],
 )
 def test_impossible_placements_are_refused_before_anything_starts(
@@ -211,3 +212,31 @@ def test_one_gpu_by_its_index_is_the_one_the_worker_sees() -> None:
     with pytest.raises(ft.InvalidRequestError, match="sees 1 CUDA device here, cuda:0 to cuda:0"):
         check_device(one, cuda_devices=1)
     check_device(parse_options({"device": "cuda", "launcher": "ray"}), cuda_devices=0)  # use_gpu
+
+
+def test_qlora_is_refused_before_the_job_where_no_gpu_can_run_it(
+    tmp_path: Path, tiny_base: str, rows: list[Any]
+) -> None:
+    """A LoRA with ``quantize_4bit`` started a job whose worker then failed: QLoRA loads the
+    base with bitsandbytes, on a CUDA GPU only."""
+
+    import torch
+
+    from finetune.backends.hf._config import parse_options
+    from finetune.backends.hf._launch import check_quantization
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    tuner = ft.Tuner(HFBackend(jobs_dir=tmp_path / "jobs"), model=tiny_base, registry=False)
+    qlora = ft.Hyperparameters(lora=ft.LoRA(quantize_4bit=True))
+    with pytest.raises(ft.InvalidRequestError, match=r"quantization='4bit' \(QLoRA\)") as caught:
+        tuner.fit(ft.Dataset.from_records(rows[:8]), hyperparameters=qlora, skip_validation=True)
+    assert caught.value.param == "quantization"
+    assert not list((tmp_path / "jobs").glob("hfjob-*"))
+    on_cpu = parse_options({"device": "cpu"})
+    with pytest.raises(ft.InvalidRequestError, match="device='cpu' keeps it off the GPU"):
+        check_quantization("8bit", on_cpu, cuda_devices=1)
+    check_quantization(None, on_cpu, cuda_devices=0)  # full precision: nothing to check
+    if importlib.util.find_spec("bitsandbytes") is None:
+        with pytest.raises(ft.MissingDependency, match="pip install bitsandbytes"):
+            check_quantization("4bit", parse_options({}), cuda_devices=1)

@@ -30,6 +30,7 @@ from finetune.backends.hf._config import (
     parse_options,
     resolved_hyperparameters,
     split_secrets,
+    wanted_quantization,
 )
 from finetune.backends.hf._inputs import (
     check_method,
@@ -49,6 +50,7 @@ from finetune.backends.hf._jobdir import (
 )
 from finetune.backends.hf._launch import (
     check_device,
+    check_quantization,
     check_strategy,
     cuda_device_count,
     device_environment,
@@ -229,7 +231,7 @@ class HFBackend:
         options = self._fit_options(request.options)
         check_placement(options)
         devices = cuda_device_count()
-        check_strategy(options, cuda_available=devices > 0)
+        check_strategy(options, cuda_available=devices > 0 and options.device != "cpu")
         check_device(options, cuda_devices=devices)
         kind = example_kind(request.training_file)
         check_method(request.method, kind)
@@ -256,6 +258,7 @@ class HFBackend:
         )
         config = continuing_adapter(config)
         lora_settings(config)  # refuses full_finetune=True with a LoRA before any work
+        check_quantization(wanted_quantization(config), options, cuda_devices=devices)
         check_trainer_names(config)
         with _storage(self.jobs_dir, "create the job directory"):
             job = self._make_dir(config)

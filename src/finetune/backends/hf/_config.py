@@ -40,6 +40,7 @@ __all__ = [
     "resolved_hyperparameters",
     "split_secrets",
     "trainer_arguments",
+    "wanted_quantization",
 ]
 
 Launcher = Literal["python", "accelerate", "torchrun", "ray"]
@@ -339,6 +340,15 @@ def lora_settings(config: TrainingConfig) -> LoRA | None:
             )
         return None
     return config.hyperparameters.lora or LoRA()
+
+
+def wanted_quantization(config: TrainingConfig) -> str | None:
+    """How the base is loaded for QLoRA: ``options.quantization``, else ``"4bit"`` for a
+    LoRA with ``quantize_4bit``; ``None`` in full precision."""
+    lora = lora_settings(config)
+    if config.options.quantization is None and lora is not None and lora.quantize_4bit:
+        return "4bit"
+    return config.options.quantization
 
 
 def adapter_settings(folder: str) -> LoRA | None:

@@ -15,6 +15,7 @@ from finetune.backends.hf._config import LocalOptions, gpu_index
 __all__ = [
     "accelerate_config_text",
     "check_device",
+    "check_quantization",
     "check_strategy",
     "cuda_available",
     "cuda_device_count",
@@ -180,6 +181,25 @@ def check_device(options: LocalOptions, *, cuda_devices: int) -> None:
             f"device={device!r}: torch sees {counted(cuda_devices, 'CUDA device')} here, "
             f"cuda:0 to cuda:{cuda_devices - 1}"
         )
+
+
+def check_quantization(wanted: str | None, options: LocalOptions, *, cuda_devices: int) -> None:
+    """QLoRA (``wanted``: ``"4bit"`` or ``"8bit"``) loads the base with bitsandbytes on a
+    CUDA GPU: refused before the job starts where there is none, or bitsandbytes is missing
+    (the worker failed on it once started)."""
+    if wanted is None or options.launcher == "ray":  # Ray: the GPUs are its nodes'
+        return
+    if cuda_devices == 0 or options.device == "cpu":
+        where = "device='cpu' keeps it off the GPU" if cuda_devices else "torch sees none here"
+        raise InvalidRequestError(
+            f"quantization={wanted!r} (QLoRA) loads the model with bitsandbytes on a CUDA GPU, "
+            f"and {where}; train a LoRA in full precision (drop quantization and "
+            "quantize_4bit) or on a GPU",
+            backend="hf",
+            param="quantization",
+        )
+    if importlib.util.find_spec("bitsandbytes") is None:
+        raise MissingDependency("bitsandbytes", purpose=f"for quantization={wanted!r} (QLoRA)")
 
 
 def _refuse_device(message: str) -> None:

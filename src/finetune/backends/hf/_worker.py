@@ -23,6 +23,7 @@ from finetune.backends.hf._config import (
     lora_arguments,
     lora_settings,
     trainer_arguments,
+    wanted_quantization,
 )
 from finetune.backends.hf._jobdir import JobDir, now_iso
 
@@ -158,10 +159,7 @@ def _device(config: TrainingConfig) -> tuple[bool, bool]:
 
 
 def _quantization(config: TrainingConfig, cuda: bool) -> Any:
-    wanted = config.options.quantization
-    lora = lora_settings(config)
-    if wanted is None and lora is not None and lora.quantize_4bit:
-        wanted = "4bit"
+    wanted = wanted_quantization(config)
     if wanted is None:
         return None
     if not cuda:
