@@ -7,6 +7,7 @@ import importlib.util
 import socket
 from collections.abc import Mapping
 from pathlib import Path
+from typing import NoReturn
 
 from finetune._errors import InvalidRequestError, MissingDependency
 from finetune._words import counted
@@ -202,7 +203,7 @@ def check_quantization(wanted: str | None, options: LocalOptions, *, cuda_device
         raise MissingDependency("bitsandbytes", purpose=f"for quantization={wanted!r} (QLoRA)")
 
 
-def _refuse_device(message: str) -> None:
+def _refuse_device(message: str) -> NoReturn:
     raise InvalidRequestError(message, backend="hf", param="device")
 
 
