@@ -317,6 +317,23 @@ def test_counts_computed_with_numpy_are_taken() -> None:
     assert answers.predictions("float") == ["0.5", "0.5"]
 
 
+def test_a_job_is_a_candidate_as_the_model_it_made() -> None:
+    """``{"tuned": job}`` is what one writes after ``job = tuner.fit(...)``; it was a
+    TypeError ("a candidate is a ModelRef, a Predictor or a function, not JobHandle")."""
+    from finetune.testing import FakeBackend
+
+    tuner = ft.Tuner(FakeBackend(running=0.2), model="base", registry=False)
+    train, held = _qa(16).split(0.25)
+    job = tuner.fit(train)
+    with pytest.raises(ft.FinetuneError, match=rf"^candidate 'tuned' is job {job.id}, which is "):
+        ft.evaluate(held, {"tuned": job}, m.exact_match, cache=False)
+    job.wait(poll_interval=0.05)
+    as_job = ft.evaluate(held, {"tuned": job, "record": job.job}, m.exact_match, cache=False)
+    as_model = ft.evaluate(held, {"tuned": job.model}, m.exact_match, cache=False)
+    assert as_job.predictions("tuned") == as_job.predictions("record")
+    assert as_job.predictions("tuned") == as_model.predictions("tuned")
+
+
 def test_nothing_to_evaluate_is_refused() -> None:
     with pytest.raises(ValueError, match="nothing to evaluate"):
         ft.evaluate(ft.Dataset.from_records([]), {"oracle": _answer}, [m.exact_match])

@@ -1,19 +1,22 @@
 """What ``ft.evaluate`` refuses before any model is asked: candidates that are not named by
-text, examples with no answer to compare with, and tools a candidate cannot take."""
+text, jobs that made no model yet, examples with no answer to compare with, and tools a
+candidate cannot take."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from finetune._errors import FinetuneError
 from finetune.evaluation._predictors import Predictor
 from finetune.evaluation._prompts import uses_tools
 from finetune.evaluation.metrics import Metric, needs_reference
-from finetune.types import Example
+from finetune.types import Example, Job
 from finetune.validation._rules import first_tool_use
 
 __all__ = [
     "indexes",
+    "jobs_as_models",
     "refuse_examples_with_no_reference",
     "refuse_predictors_without_tools",
     "refuse_unnamed_candidates",
@@ -41,6 +44,27 @@ def refuse_unnamed_candidates(candidates: Mapping[Any, Any]) -> None:
             )
         if not name.strip():
             raise ValueError(f"a candidate's name is blank ({name!r}): name it, e.g. 'tuned'")
+
+
+def jobs_as_models(candidates: Mapping[str, Any]) -> dict[str, Any]:
+    """Candidates with each job (a ``JobHandle``, an ``AsyncJobHandle`` or a ``Job``) read as
+    the model it made, as ``{"tuned": job}`` is meant; a job that made none yet is refused,
+    naming the candidate, before any model is asked."""
+    from finetune._handle import JobView
+
+    models = {}
+    for name, candidate in candidates.items():
+        job = candidate.job if isinstance(candidate, JobView) else candidate
+        if isinstance(job, Job):
+            if job.model is None:
+                raise FinetuneError(
+                    f"candidate {name!r} is job {job.id}, which is {job.status.value} and has "
+                    "no fine-tuned model yet: wait for it first (job.wait()); a failed or "
+                    "cancelled job never has one"
+                )
+            candidate = job.model
+        models[name] = candidate
+    return models
 
 
 def refuse_predictors_without_tools(

@@ -23,6 +23,7 @@ from finetune.dataset._formats import Turns, split_turns, turns_digest
 from finetune.evaluation._cache import PredictionCache
 from finetune.evaluation._checks import (
     indexes,
+    jobs_as_models,
     refuse_examples_with_no_reference,
     refuse_predictors_without_tools,
     refuse_unnamed_candidates,
@@ -310,7 +311,8 @@ async def aevaluate(
     """Predict every example with every candidate, score, and return an ``EvalResult``.
 
     ``candidates`` maps a name to a ``ModelRef`` (``tuner.base_model``, ``job.model``,
-    ``ref.with_few_shot(train, k)``), a ``Predictor`` or a function ``messages -> str``.
+    ``ref.with_few_shot(train, k)``), a job (read as its ``job.model``), a ``Predictor`` or
+    a function ``messages -> str``.
     Predictions are cached on disk (``cache=False`` turns it off; a path picks the file), so
     a re-run, or a run after an interruption, asks only for what is missing. A bare function
     is asked every time; ``CallablePredictor(function, name=...)`` names it for the cache.
@@ -335,6 +337,7 @@ async def aevaluate(
             "{'base': tuner.base_model, 'tuned': job.model}"
         )
     refuse_unnamed_candidates(candidates)
+    candidates = jobs_as_models(candidates)
     turns = [split_turns(example) for example in examples]  # each one's question and answer
     split = [split_example(example) for example in examples]  # each one's prompt and answer
     references = [answer for _, answer in split]
