@@ -664,7 +664,7 @@ def test_a_local_model_is_evaluated_on_its_tool_calls(
     model's tokenizer is loaded once (it was loaded again with the model)."""
     from transformers import AutoTokenizer
 
-    from finetune.backends.hf import _inputs
+    from finetune.backends.hf import _inputs, _models
     from finetune.demo import build_tiny_base
     from finetune.evaluation import metrics as m
 
@@ -694,8 +694,12 @@ def test_a_local_model_is_evaluated_on_its_tool_calls(
     loads: list[str] = []
     load = _inputs.load_tokenizer
     monkeypatch.setattr(_inputs, "load_tokenizer", lambda *a: loads.append(a[2]) or load(*a))
+    resolved: list[str] = []  # a .gguf file is hashed each time: once per model
+    resolve = _models.resolve
+    monkeypatch.setattr(_models, "resolve", lambda *a: resolved.append(a[0]) or resolve(*a))
     result = ft.evaluate(data, {"tuned": job.model, "base": untuned}, metrics, cache=False)
     assert sorted(loads) == sorted([str(base), job.model.name])
+    assert sorted(resolved) == sorted(loads)
     called = result.predictions("tuned")[::2]  # the examples whose answer is a call
     assert all(p.startswith('get_weather({"city": "City') for p in called), called
     assert result.summary()["tuned"]["tool_names_match"].mean == 1.0

@@ -108,6 +108,7 @@ class HFPredictor:
         self.name = f"hf:{path}:{self._stamp}:m{self.max_new_tokens}:s{seed}"
         self._parses_tools: bool | None = None
         self._tokenizer_loaded: Any = None
+        self._resolved: str | None = None
 
     def __repr__(self) -> str:
         return f"HFPredictor({self.path!r})"
@@ -134,10 +135,18 @@ class HFPredictor:
         model is named)."""
         if self._tokenizer_loaded is None:
             from finetune.backends.hf._inputs import load_tokenizer
+
+            self._tokenizer_loaded = load_tokenizer(self._folder(), self._trust, self.path)
+        return self._tokenizer_loaded
+
+    def _folder(self) -> str:
+        """Where the model loads from, resolved once: a .gguf file is hashed to find its
+        converted copy (converted on first use), which a multi-gigabyte file makes slow."""
+        if self._resolved is None:
             from finetune.backends.hf._models import resolve
 
-            self._tokenizer_loaded = load_tokenizer(resolve(self.path).path, self._trust, self.path)
-        return self._tokenizer_loaded
+            self._resolved = resolve(self.path).path
+        return self._resolved
 
     @staticmethod
     def loaded_models() -> list[str]:
@@ -179,11 +188,9 @@ class HFPredictor:
             from transformers import AutoModelForCausalLM
         except ImportError as exc:
             raise MissingDependency("transformers", "hf", purpose="for local models") from exc
-        from finetune.backends.hf._models import resolve
-
         device = self._device or ("cuda" if torch.cuda.is_available() else "cpu")
         tokenizer = self._tokenizer()
-        path = resolve(self.path).path
+        path = self._folder()
         tokenizer.padding_side = "left"
         if tokenizer.pad_token is None:
             tokenizer.pad_token = tokenizer.eos_token
