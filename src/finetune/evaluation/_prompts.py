@@ -80,24 +80,18 @@ def shot_turns(few_shot: Sequence[Any] | None) -> Messages:
     shots = list(few_shot or ())
     if any(uses_tools(shot) for shot in shots):
         return [{"role": "system", "content": _shots_shown(shots)}]
-    turns: Messages = []
-    for shot in shots:
-        prompt, answer = split_example(shot)
-        turns.extend(m for m in prompt if m["role"] != "system")
-        turns.append({"role": "assistant", "content": answer})
-    return turns
+    return [turn for shot in shots for turn in _turns_of(shot)]
+
+
+def _turns_of(shot: Any) -> Messages:
+    """A shot's turns but its system turn, then its answer as the assistant's."""
+    prompt, answer = split_example(shot)
+    return [*(m for m in prompt if m["role"] != "system"), {"role": "assistant", "content": answer}]
 
 
 def _shots_shown(shots: Sequence[Any]) -> str:
     """Each shot as a transcript in ``<example>`` tags, its tool calls and results as text."""
-    blocks = []
-    for shot in shots:
-        prompt, answer = split_example(shot)
-        turns = [
-            *(m for m in prompt if m["role"] != "system"),
-            {"role": "assistant", "content": answer},
-        ]
-        blocks.append(f"<example>\n{transcript(turns)}\n</example>")
+    blocks = [f"<example>\n{transcript(_turns_of(shot))}\n</example>" for shot in shots]
     return "\n".join([_SHOTS_INTRO, *blocks])
 
 
