@@ -231,7 +231,7 @@ class HFBackend:
         options = self._fit_options(request.options)
         check_placement(options)
         devices = cuda_device_count()
-        check_strategy(options, cuda_available=devices > 0 and options.device != "cpu")
+        check_strategy(options, cuda_available=devices > 0)
         check_device(options, cuda_devices=devices)
         kind = example_kind(request.training_file)
         check_method(request.method, kind)

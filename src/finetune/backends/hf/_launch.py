@@ -74,7 +74,7 @@ def check_strategy(options: LocalOptions, *, cuda_available: bool) -> None:
             backend="hf",
             param="launcher",
         )
-    if not cuda_available:
+    if not cuda_available or options.device == "cpu":
         raise InvalidRequestError(
             f"strategy={options.strategy!r} needs CUDA GPUs: DeepSpeed ZeRO runs on GPUs only, and "
             "accelerate's FSDP plugin places the shards on CUDA devices; on CPU use the default "
