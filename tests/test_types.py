@@ -219,3 +219,18 @@ def test_a_metric_column_misspelt_is_an_error_not_a_column_of_nothing() -> None:
     with pytest.raises(KeyError, match=r"no metric 'trainloss' \(did you mean 'train_loss'\?\)"):
         series.column("trainloss")
     assert MetricSeries([]).column("grad_norm") == []  # nothing logged yet: nothing to judge
+
+
+def test_metric_names_are_the_standard_ones_then_each_extra_once() -> None:
+    """``names`` is the one order the table, the CSV and the error's list all use."""
+    from finetune._series import MetricSeries
+
+    series = MetricSeries(
+        [
+            ft.MetricPoint(step=1, extra={"grad_norm": 1.5, "train_loss": 2.0}),
+            ft.MetricPoint(step=2, extra={"eval_runtime": 0.5}),
+        ]
+    )
+    standard = [n for n in ft.MetricPoint.model_fields if n not in ("step", "extra")]
+    assert series.names == [*standard, "eval_runtime", "grad_norm"]
+    assert MetricSeries([]).names == standard

@@ -161,11 +161,7 @@ def _cmd_metrics(args: argparse.Namespace) -> int:
 
 
 def _write_csv(series: ft.MetricSeries) -> None:
-    standard = [name for name in ft.MetricPoint.model_fields if name not in ("step", "extra")]
-    extras = sorted({name for point in series for name in point.extra})
-    names = [
-        name for name in (*standard, *extras) if any(v is not None for v in series.column(name))
-    ]
+    names = [name for name in series.names if any(v is not None for v in series.column(name))]
     writer = csv.writer(sys.stdout, lineterminator="\n")
     writer.writerow(["step", *names])
     for point, *values in zip(series, *(series.column(name) for name in names), strict=True):

@@ -56,12 +56,19 @@ class MetricSeries(Sequence[MetricPoint]):
 
         return series_html(self)
 
+    @property
+    def names(self) -> list[str]:
+        """Every metric a column can be read for: the standard ones, then each
+        provider-specific one in ``extra`` (``grad_norm``, ...) that a step reported, sorted."""
+        extras = {name for p in self._points for name in p.extra}.difference(_STANDARD)
+        return [*_STANDARD, *sorted(extras)]
+
     def column(self, name: str) -> list[float | None]:
         """One metric across steps (``None`` where a step did not report it). A name no step
         reports and no standard metric has (a misspelt one) is a ``KeyError`` listing them."""
         standard = name in MetricPoint.model_fields and name != "extra"
         if not standard and self._points and all(name not in p.extra for p in self._points):
-            known = [*_STANDARD, *sorted({n for p in self._points for n in p.extra})]
+            known = self.names
             raise KeyError(f"no metric {name!r}{did_you_mean(name, known)}; metrics: {known}")
         return [getattr(p, name) if standard else p.extra.get(name) for p in self._points]
 
@@ -70,18 +77,15 @@ class MetricSeries(Sequence[MetricPoint]):
         return [p.model_dump(mode="json") for p in self._points]
 
     def to_pandas(self) -> Any:
-        """A DataFrame of floats indexed by step, a column per metric: the standard ones,
-        then each provider-specific one in ``extra`` (``grad_norm``, ...); NaN where a step
-        did not report it. A series with no points gives an empty frame with the standard
+        """A DataFrame of floats indexed by step, a column per metric of ``names``; NaN where
+        a step did not report it. A series with no points gives an empty frame with the standard
         columns (needs pandas)."""
         try:
             import pandas as pd
         except ImportError as exc:
             raise MissingDependency("pandas", "eval", purpose="for to_pandas()") from exc
-        standard = list(_STANDARD)
-        extras = sorted({name for p in self._points for name in p.extra} - set(standard))
         steps = pd.Index([p.step for p in self._points], name="step", dtype="int64")
-        columns = {name: self.column(name) for name in (*standard, *extras)}
+        columns = {name: self.column(name) for name in self.names}
         return pd.DataFrame(columns, index=steps, dtype="float64")
 
     def plot(self, ax: Any = None) -> Any:
