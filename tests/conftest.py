@@ -20,6 +20,19 @@ os.environ.setdefault("FINETUNE_MODELS_DIR", str(_SESSION_DATA / "models"))
 os.environ.setdefault("FINETUNE_REGISTRY", str(_SESSION_DATA / "registry.sqlite3"))
 os.environ.setdefault("FINETUNE_HF_JOBS_DIR", str(_SESSION_DATA / "hf-jobs"))
 os.environ.setdefault("FINETUNE_CACHE_DIR", str(_SESSION_DATA / "cache"))
+# Under pytest-xdist the workers share the cores: torch's default of a thread per core in
+# each worker (and in each training process it starts) oversubscribes them, and its threads
+# then wait on each other (two trainings at once ran 8 times slower). Each gets its share.
+_WORKERS = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+if _WORKERS > 1:
+    os.environ.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // _WORKERS)))
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The real SmolLM2's few tests first, then the files that train the tiny model: under
+    xdist (``--dist loadfile --no-loadscope-reorder``) a worker takes a file at a time in
+    this order, so the longest start first instead of keeping one worker busy at the end."""
+    items.sort(key=lambda item: [item.get_closest_marker(m) is None for m in ("slow", "hf")])
 
 
 def tiktoken_available() -> bool:
