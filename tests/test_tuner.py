@@ -542,6 +542,17 @@ async def test_the_sync_face_works_inside_a_running_loop(namespace: str, train: 
         assert done.status is ft.JobStatus.SUCCEEDED
 
 
+def test_both_faces_run_the_same_local_checks(namespace: str, train: ft.Dataset) -> None:
+    """``validate`` and the local estimate are written once, for ``Tuner`` and
+    ``AsyncTuner`` alike: the sync face kept a copy of ``validate``'s signature and had no
+    ``estimate_locally``."""
+    for name in ("validate", "estimate_locally"):
+        assert getattr(ft.Tuner, name) is getattr(ft.AsyncTuner, name)
+    with make_tuner(namespace) as tuner:
+        local = tuner.estimate_locally(train, {"epochs": 2})
+        assert local.epochs == 2 and local.tokens_total == tuner.estimate(train).tokens_total
+
+
 async def test_async_fit_wait_succeeds(namespace: str, train: ft.Dataset) -> None:
     async with ft.AsyncTuner("fake", model="base-1", namespace=namespace, **FAST) as tuner:
         job = await tuner.fit(train)

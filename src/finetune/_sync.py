@@ -28,7 +28,6 @@ if TYPE_CHECKING:
     from finetune.dataset import Dataset
     from finetune.registry import JobRecord
     from finetune.types import Checkpoint, CostEstimate, Job, JobEvent
-    from finetune.validation import ValidationReport
 
 __all__ = ["JobHandle", "Tuner"]
 
@@ -93,19 +92,6 @@ class Tuner(TunerView):
         self._loop.run(self._async.aclose())
         self._loop.close()
 
-    def validate(
-        self,
-        dataset: Dataset,
-        validation: Dataset | None = None,
-        *,
-        model: str | None = None,
-        options: Mapping[str, Any] | None = None,
-    ) -> ValidationReport:
-        """Check every row against this backend's rules and the model's context limit; with
-        the fit's ``options``, the checks that fit would make (``hf``: its ``max_length``,
-        ``assistant_only_loss``)."""
-        return self._async.validate(dataset, validation, model=model, options=options)
-
     def estimate(
         self,
         dataset: Dataset,
@@ -122,7 +108,7 @@ class Tuner(TunerView):
         pass counts where the provider bills it (Together); ``options`` are the fit's, for the
         job it would start (Together: ``{"full_finetune": True}`` is quoted as a full
         fine-tune)."""
-        local, report = self._async.estimate_parts(
+        local, report = self._estimate_parts(
             dataset,
             hyperparameters,
             model=model,

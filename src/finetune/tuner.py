@@ -80,8 +80,9 @@ def _locks_dir(registry: JobRegistry | None) -> Path:
 
 
 class TunerView:
-    """What every tuner says without a call: its backend, the base model, the registry
-    (``AsyncTuner`` and ``Tuner`` share it; ``_core`` is the AsyncTuner holding the state)."""
+    """What every tuner says and checks without the network: its backend, the base model,
+    the registry, ``validate`` and the local estimate (``AsyncTuner`` and ``Tuner`` share
+    it; ``_core`` is the AsyncTuner holding the state)."""
 
     _core: AsyncTuner
 
@@ -121,7 +122,105 @@ class TunerView:
     @property
     def base_model(self) -> ModelRef:
         """The untuned base model, as a ModelRef for evaluation."""
-        return ModelRef(backend=self.backend_name, name=self._core._require_model())
+        return ModelRef(backend=self.backend_name, name=self._require_model())
+
+    # -- before any money is spent: local work, the same from either face --
+
+    def _require_model(self, model: str | None = None) -> str:
+        chosen = model_name(model) or self.model
+        if not chosen:
+            raise ValueError(f'no model given: Tuner("{self.backend_name}", model="...")')
+        return chosen
+
+    def validate(
+        self,
+        dataset: Dataset,
+        validation: Dataset | None = None,
+        *,
+        model: str | None = None,
+        options: Mapping[str, Any] | None = None,
+    ) -> ValidationReport:
+        """Check every row against this backend's rules and the model's context limit; with
+        the fit's ``options``, the checks that fit would make (``hf``: its ``max_length``,
+        ``assistant_only_loss``).
+
+        Local CPU work, no network and no SDK import: it runs in the calling thread (from a
+        coroutine, ``await asyncio.to_thread(tuner.validate, data)`` keeps the event loop
+        free; ``fit`` and ``estimate`` validate off the loop themselves).
+        """
+        from finetune.backends.base import context_for, rules_for
+        from finetune.validation import validate
+
+        check_datasets(dataset, validation)
+        chosen = self._require_model(model)
+        return validate(
+            dataset,
+            target=rules_for(self.backend, chosen, options),
+            model=chosen,
+            validation=validation,
+            token_counter=self.backend.token_counter(chosen),
+            context_limit=context_for(self.backend, chosen, options),
+        )
+
+    def estimate_locally(
+        self,
+        dataset: Dataset,
+        hyperparameters: Hyperparameters | Mapping[str, Any] | None = None,
+        *,
+        model: str | None = None,
+        price_per_million: float | None = None,
+        validation: Dataset | None = None,
+        options: Mapping[str, Any] | None = None,
+    ) -> CostEstimate:
+        """Exact tokens, epochs, billed tokens and price from our own tables (no network), or
+        at ``price_per_million``, with the ``validation`` set's tokens where the provider
+        bills them, against the context the fit's ``options`` leave; a provider that is
+        closing, or creates no more jobs, says so in ``notes``."""
+        from finetune.backends.base import context_for
+        from finetune.validation import estimate
+
+        check_datasets(dataset, validation)
+        chosen = self._require_model(model)
+        figures = estimate(
+            dataset,
+            target=self.backend.validation_rules().name,
+            backend=self.backend_name,
+            model=chosen,
+            hyperparameters=as_hyperparameters(hyperparameters),
+            token_counter=self.backend.token_counter(chosen),
+            context_limit=context_for(self.backend, chosen, options),
+            price_per_million=price_per_million,
+            hosted=self.backend.capabilities.hosted,
+            validation=validation,
+        )
+        closing = estimate_note(self.backend_name, chosen)
+        if closing is None:
+            return figures
+        return figures.with_notes(closing)
+
+    def _estimate_parts(
+        self,
+        dataset: Dataset,
+        hyperparameters: Hyperparameters | Mapping[str, Any] | None = None,
+        *,
+        model: str | None = None,
+        price_per_million: float | None = None,
+        validation: Dataset | None = None,
+        options: Mapping[str, Any] | None = None,
+    ) -> tuple[CostEstimate, ValidationReport | None]:
+        """The local half of ``estimate``: our figures, and the validation report the
+        provider's quote depends on (``None`` when the backend offers no quote)."""
+        local = self.estimate_locally(
+            dataset,
+            hyperparameters,
+            model=model,
+            price_per_million=price_per_million,
+            validation=validation,
+            options=options,
+        )
+        if not self.backend.supports("refine_estimate"):
+            return local, None
+        return local, self.validate(dataset, validation, model=model, options=options)
 
 
 class AsyncTuner(TunerView):
@@ -171,104 +270,6 @@ class AsyncTuner(TunerView):
         """Close the backend's connections."""
         await self._backend.aclose()
 
-    def _require_model(self, model: str | None = None) -> str:
-        chosen = model_name(model) or self.model
-        if not chosen:
-            raise ValueError(f'no model given: Tuner("{self.backend_name}", model="...")')
-        return chosen
-
-    # -- before any money is spent (local work) --
-
-    def validate(
-        self,
-        dataset: Dataset,
-        validation: Dataset | None = None,
-        *,
-        model: str | None = None,
-        options: Mapping[str, Any] | None = None,
-    ) -> ValidationReport:
-        """Check every row against this backend's rules and the model's context limit; with
-        the fit's ``options``, the checks that fit would make (``hf``: its ``max_length``,
-        ``assistant_only_loss``).
-
-        Local CPU work, no network and no SDK import: it runs in the calling thread (from a
-        coroutine, ``await asyncio.to_thread(tuner.validate, data)`` keeps the event loop
-        free; ``fit`` and ``estimate`` validate off the loop themselves).
-        """
-        from finetune.backends.base import context_for, rules_for
-        from finetune.validation import validate
-
-        check_datasets(dataset, validation)
-        chosen = self._require_model(model)
-        return validate(
-            dataset,
-            target=rules_for(self._backend, chosen, options),
-            model=chosen,
-            validation=validation,
-            token_counter=self._backend.token_counter(chosen),
-            context_limit=context_for(self._backend, chosen, options),
-        )
-
-    def estimate_locally(
-        self,
-        dataset: Dataset,
-        hyperparameters: Hyperparameters | Mapping[str, Any] | None = None,
-        *,
-        model: str | None = None,
-        price_per_million: float | None = None,
-        validation: Dataset | None = None,
-        options: Mapping[str, Any] | None = None,
-    ) -> CostEstimate:
-        """Exact tokens, epochs, billed tokens and price from our own tables (no network), or
-        at ``price_per_million``, with the ``validation`` set's tokens where the provider
-        bills them, against the context the fit's ``options`` leave; a provider that is
-        closing, or creates no more jobs, says so in ``notes``."""
-        from finetune.backends.base import context_for
-        from finetune.validation import estimate
-
-        check_datasets(dataset, validation)
-        chosen = self._require_model(model)
-        figures = estimate(
-            dataset,
-            target=self._backend.validation_rules().name,
-            backend=self.backend_name,
-            model=chosen,
-            hyperparameters=as_hyperparameters(hyperparameters),
-            token_counter=self._backend.token_counter(chosen),
-            context_limit=context_for(self._backend, chosen, options),
-            price_per_million=price_per_million,
-            hosted=self._backend.capabilities.hosted,
-            validation=validation,
-        )
-        closing = estimate_note(self.backend_name, chosen)
-        if closing is None:
-            return figures
-        return figures.with_notes(closing)
-
-    def estimate_parts(
-        self,
-        dataset: Dataset,
-        hyperparameters: Hyperparameters | Mapping[str, Any] | None = None,
-        *,
-        model: str | None = None,
-        price_per_million: float | None = None,
-        validation: Dataset | None = None,
-        options: Mapping[str, Any] | None = None,
-    ) -> tuple[CostEstimate, ValidationReport | None]:
-        """The local half of ``estimate``: our figures, and the validation report the
-        provider's quote depends on (``None`` when the backend offers no quote)."""
-        local = self.estimate_locally(
-            dataset,
-            hyperparameters,
-            model=model,
-            price_per_million=price_per_million,
-            validation=validation,
-            options=options,
-        )
-        if not self._backend.supports("refine_estimate"):
-            return local, None
-        return local, self.validate(dataset, validation, model=model, options=options)
-
     async def estimate(
         self,
         dataset: Dataset,
@@ -286,7 +287,7 @@ class AsyncTuner(TunerView):
         ``{"full_finetune": True}`` is quoted as a full fine-tune)."""
         local, report = await asyncio.to_thread(  # CPU work: never on the caller's loop
             functools.partial(
-                self.estimate_parts,
+                self._estimate_parts,
                 dataset,
                 hyperparameters,
                 model=model,
