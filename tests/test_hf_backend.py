@@ -216,6 +216,34 @@ def test_cancel_stops_the_worker_and_marks_the_job(
     assert not any(m.startswith("Training finished") for m in messages)  # stopped, not finished
 
 
+def test_a_job_started_beside_others_on_the_cpu_says_they_will_crawl(
+    tiny_base: str,
+    rows: list[dict[str, Any]],
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Two trainings at once on the same cores, each with a thread per core, were both still
+    training after 6 minutes where one alone took 19 s: a job started beside others says so,
+    unless ``OMP_NUM_THREADS`` shares the cores out."""
+    tuner = ft.Tuner("hf", model=tiny_base)
+    data = ft.Dataset.from_records(rows[:160])
+
+    def start(suffix: str) -> ft.JobHandle:
+        return tuner.fit(data, hyperparameters=ft.Hyperparameters(epochs=30), suffix=suffix)
+
+    jobs = [start("first")]
+    with caplog.at_level("WARNING", logger="finetune"):
+        monkeypatch.setenv("OMP_NUM_THREADS", "1")
+        jobs.append(start("shared"))
+        monkeypatch.delenv("OMP_NUM_THREADS")
+        jobs.append(start("third"))
+    for job in jobs:
+        job.cancel()
+    [said] = [r.getMessage() for r in caplog.records if "still training" in r.getMessage()]
+    assert said.startswith(f"job {jobs[2].id}: 2 other local jobs (")
+    assert jobs[0].id in said and jobs[1].id in said and "OMP_NUM_THREADS" in said
+
+
 _CALL = {"id": "call_1", "type": "function", "function": {"name": "look_up", "arguments": "{}"}}
 _TOOL = {"type": "function", "function": {"name": "look_up", "parameters": {"type": "object"}}}
 _TOOL_TEMPLATE = (  # the tiny base's own layout, with tools written as Qwen 2.5 writes them

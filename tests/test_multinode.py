@@ -214,6 +214,22 @@ def test_one_gpu_by_its_index_is_the_one_the_worker_sees() -> None:
     check_device(parse_options({"device": "cuda", "launcher": "ray"}), cuda_devices=0)  # use_gpu
 
 
+def test_jobs_at_once_are_a_warning_on_the_cpu_only() -> None:
+    """A GPU trains its own job (unless ``device="cpu"`` asks for the CPU), and a process
+    given ``OMP_NUM_THREADS`` has been given its share: neither hears of the others."""
+    from finetune.backends.hf._config import parse_options
+    from finetune.backends.hf._launch import shared_cores_note
+
+    auto, cpu = parse_options({}), parse_options({"device": "cpu"})
+    said = shared_cores_note(["hfjob-a"], auto, cuda_devices=0, environ={})
+    assert said is not None and said.startswith("1 other local job (hfjob-a) still training")
+    assert shared_cores_note([], auto, cuda_devices=0, environ={}) is None
+    assert shared_cores_note(["hfjob-a"], auto, cuda_devices=1, environ={}) is None
+    assert shared_cores_note(["hfjob-a"], cpu, cuda_devices=1, environ={}) is not None
+    quiet = shared_cores_note(["hfjob-a"], auto, cuda_devices=0, environ={"OMP_NUM_THREADS": "1"})
+    assert quiet is None
+
+
 def test_qlora_is_refused_before_the_job_where_no_gpu_can_run_it(
     tmp_path: Path, tiny_base: str, rows: list[Any]
 ) -> None:

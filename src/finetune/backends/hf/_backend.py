@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import os
 import signal
 import subprocess
@@ -54,6 +55,7 @@ from finetune.backends.hf._launch import (
     check_strategy,
     cuda_device_count,
     device_environment,
+    shared_cores_note,
     write_accelerate_config,
 )
 from finetune.backends.hf._launch import (
@@ -74,6 +76,7 @@ __all__ = ["HFBackend", "default_jobs_dir"]
 WORKER_MODULE = "finetune.backends.hf._worker"
 JOBS_DIR_ENV = "FINETUNE_HF_JOBS_DIR"
 _START_GRACE = 120.0
+log = logging.getLogger("finetune")
 _ACTIVE = ("queued", "validating", "running")
 
 
@@ -410,6 +413,12 @@ class HFBackend:
         resume: bool,
         env: dict[str, str] | None = None,
     ) -> None:
+        training = [other.id for other in self._dirs() if other.id != job.id and self._alive(other)]
+        note = shared_cores_note(
+            training, options, cuda_devices=cuda_device_count(), environ=os.environ
+        )
+        if note:
+            log.warning("job %s: %s", job.id, note)
         launcher = self._launcher(job, options)
         module = [] if options.launcher == "ray" else ["-m", WORKER_MODULE]
         command = [*launcher, *module, str(job.path)]
@@ -424,10 +433,10 @@ class HFBackend:
         }
         source_root = str(Path(__file__).resolve().parents[3])
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [source_root, env.get("PYTHONPATH")]))
-        with job.log_path.open("ab") as log:
+        with job.log_path.open("ab") as log_file:
             process = subprocess.Popen(
                 command,
-                stdout=log,
+                stdout=log_file,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
                 cwd=job.path,
@@ -471,6 +480,10 @@ class HFBackend:
         if process_alive(worker["pid"], worker.get("start_time")):
             return True, ""
         return False, f"the worker process {worker['pid']} is gone"
+
+    def _alive(self, job: JobDir) -> bool:
+        """Whether the job's worker runs now (a job created but not yet launched does not)."""
+        return (job.path / "worker.json").exists() and self._worker_running(job)[0]
 
     def _notice_dead_worker(self, job: JobDir) -> None:
         if job.read_status().get("status") not in _ACTIVE:

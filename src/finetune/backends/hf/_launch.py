@@ -22,6 +22,7 @@ __all__ = [
     "cuda_device_count",
     "device_environment",
     "free_port",
+    "shared_cores_note",
     "torchrun_arguments",
     "write_accelerate_config",
 ]
@@ -33,6 +34,23 @@ def free_port() -> int:
         probe.bind(("127.0.0.1", 0))
         port: int = probe.getsockname()[1]
         return port
+
+
+def shared_cores_note(
+    training: list[str], options: LocalOptions, *, cuda_devices: int, environ: Mapping[str, str]
+) -> str | None:
+    """What a job started beside others still ``training`` on this CPU should know: torch
+    gives each process a thread per core, so two at once overrun the cores and each runs
+    many times slower. ``None`` on a GPU, or where ``OMP_NUM_THREADS`` shares the cores."""
+    on_cpu = cuda_devices == 0 or options.device == "cpu"
+    if not training or not on_cpu or "OMP_NUM_THREADS" in environ:
+        return None
+    return (
+        f"{counted(len(training), 'other local job')} ({', '.join(training)}) still "
+        "training on this machine's CPU: with a thread per core each, jobs at once run many "
+        "times slower than one after the other (docs/backends/hf.md, 'Two local jobs on one "
+        "CPU'); wait for it, or give each process its share with OMP_NUM_THREADS"
+    )
 
 
 def torchrun_arguments(job_dir: Path, options: LocalOptions) -> list[str]:
