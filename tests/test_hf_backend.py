@@ -18,7 +18,7 @@ from finetune.backends.hf import HFBackend
 
 pytest.importorskip("trl")
 pytest.importorskip("peft")
-pytestmark = pytest.mark.timeout(300)
+pytestmark = [pytest.mark.hf, pytest.mark.timeout(300)]
 
 
 def _greedy(model_path: str, prompt: list[dict[str, str]]) -> str:
