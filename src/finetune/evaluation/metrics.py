@@ -258,7 +258,9 @@ def _same_calls(prediction: str, reference: str, *, arguments: bool) -> float:
 @_compares
 def token_f1(prediction: str, reference: str, example: Any = None) -> float:
     """SQuAD-style token F1 over normalized words (case folded, punctuation of any script
-    dropped)."""
+    dropped). Unlike SQuAD's script it keeps English articles (``a``, ``an``, ``the``): it
+    scores any language alike, so on English text its figures differ from SQuAD's wherever
+    an article is in either answer."""
     predicted = normalize(prediction, punctuation=False).split()
     expected = normalize(reference, punctuation=False).split()
     if not predicted or not expected:
