@@ -215,8 +215,9 @@ def test_one_gpu_by_its_index_is_the_one_the_worker_sees() -> None:
 
 
 def test_jobs_at_once_are_a_warning_on_the_cpu_only() -> None:
-    """A GPU trains its own job (unless ``device="cpu"`` asks for the CPU), and a process
-    given ``OMP_NUM_THREADS`` has been given its share: neither hears of the others."""
+    """A GPU trains its own job (unless ``device="cpu"`` asks for the CPU), Ray places its
+    own workers, and a process given ``OMP_NUM_THREADS`` has been given its share: none of
+    them hears of the others."""
     from finetune.backends.hf._config import parse_options
     from finetune.backends.hf._launch import shared_cores_note
 
@@ -226,6 +227,8 @@ def test_jobs_at_once_are_a_warning_on_the_cpu_only() -> None:
     assert shared_cores_note([], auto, cuda_devices=0, environ={}) is None
     assert shared_cores_note(["hfjob-a"], auto, cuda_devices=1, environ={}) is None
     assert shared_cores_note(["hfjob-a"], cpu, cuda_devices=1, environ={}) is not None
+    ray = parse_options({"launcher": "ray"})
+    assert shared_cores_note(["hfjob-a"], ray, cuda_devices=0, environ={}) is None
     quiet = shared_cores_note(["hfjob-a"], auto, cuda_devices=0, environ={"OMP_NUM_THREADS": "1"})
     assert quiet is None
 

@@ -41,8 +41,9 @@ def shared_cores_note(
 ) -> str | None:
     """What a job started beside others still ``training`` on this CPU should know: torch
     gives each process a thread per core, so two at once overrun the cores and each runs
-    many times slower. ``None`` on a GPU, or where ``OMP_NUM_THREADS`` shares the cores."""
-    on_cpu = cuda_devices == 0 or options.device == "cpu"
+    many times slower. ``None`` on a GPU, on a Ray cluster (which places its own workers),
+    or where ``OMP_NUM_THREADS`` shares the cores."""
+    on_cpu = options.launcher != "ray" and (cuda_devices == 0 or options.device == "cpu")
     if not training or not on_cpu or "OMP_NUM_THREADS" in environ:
         return None
     return (
