@@ -219,18 +219,17 @@ def test_jobs_at_once_are_a_warning_on_the_cpu_only() -> None:
     own workers, and a process given ``OMP_NUM_THREADS`` has been given its share: none of
     them hears of the others."""
     from finetune.backends.hf._config import parse_options
-    from finetune.backends.hf._launch import shared_cores_note
+    from finetune.backends.hf._launch import shared_cores_note, shares_cores
 
     auto, cpu = parse_options({}), parse_options({"device": "cpu"})
-    said = shared_cores_note(["hfjob-a"], auto, cuda_devices=0, environ={})
-    assert said is not None and said.startswith("1 other local job (hfjob-a) still training")
-    assert shared_cores_note([], auto, cuda_devices=0, environ={}) is None
-    assert shared_cores_note(["hfjob-a"], auto, cuda_devices=1, environ={}) is None
-    assert shared_cores_note(["hfjob-a"], cpu, cuda_devices=1, environ={}) is not None
+    said = shared_cores_note(["hfjob-a"])
+    assert said.startswith("1 other local job (hfjob-a) still training")
+    assert shares_cores(auto, cuda_devices=0, environ={})
+    assert not shares_cores(auto, cuda_devices=1, environ={})
+    assert shares_cores(cpu, cuda_devices=1, environ={})
     ray = parse_options({"launcher": "ray"})
-    assert shared_cores_note(["hfjob-a"], ray, cuda_devices=0, environ={}) is None
-    quiet = shared_cores_note(["hfjob-a"], auto, cuda_devices=0, environ={"OMP_NUM_THREADS": "1"})
-    assert quiet is None
+    assert not shares_cores(ray, cuda_devices=0, environ={})
+    assert not shares_cores(auto, cuda_devices=0, environ={"OMP_NUM_THREADS": "1"})
 
 
 def test_qlora_is_refused_before_the_job_where_no_gpu_can_run_it(

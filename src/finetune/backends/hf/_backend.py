@@ -56,6 +56,7 @@ from finetune.backends.hf._launch import (
     cuda_device_count,
     device_environment,
     shared_cores_note,
+    shares_cores,
     write_accelerate_config,
 )
 from finetune.backends.hf._launch import (
@@ -413,12 +414,10 @@ class HFBackend:
         resume: bool,
         env: dict[str, str] | None = None,
     ) -> None:
-        training = [other.id for other in self._dirs() if other.id != job.id and self._alive(other)]
-        note = shared_cores_note(
-            training, options, cuda_devices=cuda_device_count(), environ=os.environ
-        )
-        if note:
-            log.warning("job %s: %s", job.id, note)
+        if shares_cores(options, cuda_devices=cuda_device_count(), environ=os.environ):
+            training = [j.id for j in self._dirs() if j.id != job.id and self._alive(j)]
+            if training:
+                log.warning("job %s: %s", job.id, shared_cores_note(training))
         launcher = self._launcher(job, options)
         module = [] if options.launcher == "ray" else ["-m", WORKER_MODULE]
         command = [*launcher, *module, str(job.path)]

@@ -23,6 +23,7 @@ __all__ = [
     "device_environment",
     "free_port",
     "shared_cores_note",
+    "shares_cores",
     "torchrun_arguments",
     "write_accelerate_config",
 ]
@@ -36,16 +37,17 @@ def free_port() -> int:
         return port
 
 
-def shared_cores_note(
-    training: list[str], options: LocalOptions, *, cuda_devices: int, environ: Mapping[str, str]
-) -> str | None:
-    """What a job started beside others still ``training`` on this CPU should know: torch
-    gives each process a thread per core, so two at once overrun the cores and each runs
-    many times slower. ``None`` on a GPU, on a Ray cluster (which places its own workers),
-    or where ``OMP_NUM_THREADS`` shares the cores."""
-    on_cpu = options.launcher != "ray" and (cuda_devices == 0 or options.device == "cpu")
-    if not training or not on_cpu or "OMP_NUM_THREADS" in environ:
-        return None
+def shares_cores(options: LocalOptions, *, cuda_devices: int, environ: Mapping[str, str]) -> bool:
+    """Whether this job trains on the CPU with torch's thread per core, so that others
+    training there at the same time overrun the cores. Not on a GPU, on a Ray cluster (which
+    places its own workers), or where ``OMP_NUM_THREADS`` shares the cores out."""
+    on_cpu = cuda_devices == 0 or options.device == "cpu"
+    return options.launcher != "ray" and "OMP_NUM_THREADS" not in environ and on_cpu
+
+
+def shared_cores_note(training: list[str]) -> str:
+    """What a job started beside others still ``training`` on this CPU should know: two at
+    once overrun the cores and each runs many times slower."""
     return (
         f"{counted(len(training), 'other local job')} ({', '.join(training)}) still "
         "training on this machine's CPU: with a thread per core each, jobs at once run many "
