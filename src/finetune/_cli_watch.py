@@ -161,10 +161,13 @@ def _cmd_metrics(args: argparse.Namespace) -> int:
 
 
 def _write_csv(series: ft.MetricSeries) -> None:
-    names = [name for name in series.names if any(v is not None for v in series.column(name))]
+    every = {name: series.column(name) for name in series.names}
+    reported = {
+        name: values for name, values in every.items() if any(v is not None for v in values)
+    }
     writer = csv.writer(sys.stdout, lineterminator="\n")
-    writer.writerow(["step", *names])
-    for point, *values in zip(series, *(series.column(name) for name in names), strict=True):
+    writer.writerow(["step", *reported])
+    for point, *values in zip(series, *reported.values(), strict=True):
         writer.writerow([point.step, *("" if value is None else value for value in values)])
 
 
