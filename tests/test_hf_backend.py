@@ -444,6 +444,64 @@ def test_template_without_generation_markers_trains_on_assistant_turns_only(
         ft.Tuner("hf", model=str(bare)).fit(data, skip_validation=True)
 
 
+_TURNS = (
+    "{% for message in messages %}<|{{ message['role'] }}|>{{ message['content'] }}"
+    "{% if message['role'] == 'assistant' %}{{ eos_token }}{% endif %}\n{% endfor %}"
+    "{% if add_generation_prompt %}<|assistant|>{% endif %}"
+)
+
+
+def test_a_model_without_a_chat_template_trains_with_the_one_given(
+    tiny_base: str, rows: list[dict[str, Any]], tmp_path: Path
+) -> None:
+    from transformers import AutoTokenizer
+
+    from finetune.backends.hf._trainer import encoded_rows
+    from finetune.evaluation import HFPredictor
+
+    tokenizer = AutoTokenizer.from_pretrained(tiny_base)
+    tokenizer.chat_template = None
+    bare = tmp_path / "bare"
+    tokenizer.save_pretrained(bare)
+    for name in ("config.json", "model.safetensors"):
+        (bare / name).write_bytes(Path(tiny_base, name).read_bytes())
+    data = ft.Dataset.from_records(rows[:16])
+    with pytest.raises(ft.InvalidRequestError, match="the chat_template option"):
+        ft.Tuner("hf", model=str(bare)).fit(data, skip_validation=True)
+    with pytest.raises(ft.InvalidRequestError, match="Jinja text") as caught:
+        ft.Tuner("hf", model=str(bare), chat_template="chatml")
+    assert caught.value.param == "chat_template"
+
+    backend = HFBackend(jobs_dir=tmp_path / "jobs", chat_template=_TURNS)
+    tuner = ft.Tuner(backend, model=str(bare), registry=False)
+    tokenizer.chat_template = _TURNS
+    rendered = [tokenizer.apply_chat_template(r["messages"])["input_ids"] for r in rows[:16]]
+    assert tuner.validate(data).ok
+    assert tuner.estimate(data).tokens_total == sum(map(len, rendered))
+    longer = _TURNS.replace("<|{{", "<|turn|><|{{")  # the fit's own template is counted
+    quoted = tuner.estimate(data, options={"chat_template": longer}).tokens_total
+    assert quoted > sum(map(len, rendered))
+
+    job = tuner.fit(data, hyperparameters=ft.Hyperparameters(epochs=1, batch_size=8))
+    job.wait(poll_interval=0.3, timeout=240)
+    assert job.job.status is ft.JobStatus.SUCCEEDED, backend.worker_log(job.id)
+    assert AutoTokenizer.from_pretrained(job.model.name).chat_template == _TURNS
+    encoded = encoded_rows(
+        tokenizer, job.job.training_file or "", "chat", assistant_only=True, max_length=1024
+    )
+    for row, source in zip(encoded, rows[:16], strict=True):
+        trained = [t for t, mark in zip(row["input_ids"], row["labels"], strict=True) if mark >= 0]
+        assert tokenizer.decode(trained) == source["messages"][-1]["content"] + "<|end|>"
+
+    question = rows[20]["messages"][:2]
+    with pytest.raises(ft.InvalidRequestError, match="predictor_options=") as caught:
+        HFPredictor(str(bare), max_new_tokens=4).predict(question)
+    given = HFPredictor(str(bare), max_new_tokens=4, chat_template=_TURNS)
+    assert isinstance(given.predict(question), str)
+    assert given.name != HFPredictor(str(bare), max_new_tokens=4).name
+    assert isinstance(HFPredictor(job.model.name, max_new_tokens=4).predict(question), str)
+
+
 def test_preference_data_needs_dpo_and_options_are_checked(
     tiny_base: str, rows: list[dict[str, Any]]
 ) -> None:

@@ -6,7 +6,7 @@ import logging
 import re
 import sqlite3
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +16,7 @@ import finetune as ft
 from finetune.dataset._formats import split_turns, turns_digest
 from finetune.registry import _MIGRATIONS
 from finetune.testing import FakeBackend, FakeFailure
+from finetune.validation import TokenCounter
 
 from .conftest import chat, needs_tiktoken
 
@@ -707,6 +708,30 @@ def test_a_quote_hook_is_given_the_validation_set_and_options_where_it_takes_the
     skipped = tuner.estimate(train, validation=broken)
     assert len(seen) == 4 and "quoted" not in skipped.notes
     assert any("the provider's quote was skipped: 1 validation error" in n for n in skipped.notes)
+
+
+def test_a_token_counter_is_given_the_fits_options_where_it_takes_them(
+    namespace: str, train: ft.Dataset
+) -> None:
+    """``validate``, ``estimate`` and ``fit`` count with the counter the fit's options ask
+    for; a counter written without ``options`` is still called as before."""
+    asked: list[Any] = []
+
+    class CountsPerOptions(FakeBackend):
+        def token_counter(
+            self, model: str, options: Mapping[str, Any] | None = None
+        ) -> TokenCounter:
+            asked.append(options)
+            return super().token_counter(model)
+
+    tuner = ft.Tuner(CountsPerOptions(namespace=namespace, **FAST), model="m", registry=False)
+    tuner.validate(train, options={"template": "a"})
+    tuner.estimate(train, options={"template": "b"})
+    tuner.estimate(train)
+    tuner.fit(train, options={"template": "c"}).wait(poll_interval=0.01, timeout=5)
+    assert asked == [{"template": "a"}, {"template": "b"}, None, {"template": "c"}]
+    old = ft.Tuner(FakeBackend(namespace=namespace), model="m", registry=False)
+    assert old.validate(train, options={"template": "a"}).ok
 
 
 def test_unknown_backend_lists_the_installed_ones() -> None:

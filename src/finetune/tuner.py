@@ -148,7 +148,7 @@ class TunerView:
         coroutine, ``await asyncio.to_thread(tuner.validate, data)`` keeps the event loop
         free; ``fit`` and ``estimate`` validate off the loop themselves).
         """
-        from finetune.backends.base import context_for, rules_for
+        from finetune.backends.base import context_for, counter_for_fit, rules_for
         from finetune.validation import validate
 
         check_datasets(dataset, validation)
@@ -158,7 +158,7 @@ class TunerView:
             target=rules_for(self.backend, chosen, options),
             model=chosen,
             validation=validation,
-            token_counter=self.backend.token_counter(chosen),
+            token_counter=counter_for_fit(self.backend, chosen, options),
             context_limit=context_for(self.backend, chosen, options),
         )
 
@@ -176,7 +176,7 @@ class TunerView:
         at ``price_per_million``, with the ``validation`` set's tokens where the provider
         bills them, against the context the fit's ``options`` leave; a provider that is
         closing, or creates no more jobs, says so in ``notes``."""
-        from finetune.backends.base import context_for
+        from finetune.backends.base import context_for, counter_for_fit
         from finetune.validation import estimate
 
         check_datasets(dataset, validation)
@@ -187,7 +187,7 @@ class TunerView:
             backend=self.backend_name,
             model=chosen,
             hyperparameters=as_hyperparameters(hyperparameters),
-            token_counter=self.backend.token_counter(chosen),
+            token_counter=counter_for_fit(self.backend, chosen, options),
             context_limit=context_for(self.backend, chosen, options),
             price_per_million=price_per_million,
             hosted=self.backend.capabilities.hosted,

@@ -207,7 +207,10 @@ class BaseBackend:
         raise self.unsupported("list_checkpoints")
 
     def token_counter(self, model: str) -> TokenCounter:
-        """The exact token counter for ``model`` (or an approximate one, marked as such)."""
+        """The exact token counter for ``model`` (or an approximate one, marked as such). A
+        backend whose fit ``options`` change the counts (the local backend's
+        ``chat_template``) adds a keyword ``options: Mapping[str, Any] | None = None``: it is
+        then given them."""
         from finetune.validation import counter_for
 
         return counter_for(self.capabilities.validation_target, model)
@@ -418,6 +421,15 @@ def context_for(
     model alone."""
     hook: Callable[..., int | None] = backend.context_limit
     return hook(model, **_taken(backend, "context_limit", options=options or None))
+
+
+def counter_for_fit(
+    backend: BaseBackend, model: str, options: Mapping[str, Any] | None = None
+) -> TokenCounter:
+    """``backend.token_counter(model, options)``, also for a backend whose counter takes
+    the model alone."""
+    hook: Callable[..., TokenCounter] = backend.token_counter
+    return hook(model, **_taken(backend, "token_counter", options=options or None))
 
 
 async def quote_for(

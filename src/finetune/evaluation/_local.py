@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
-from finetune._errors import MissingDependency
+from finetune._errors import InvalidRequestError, MissingDependency
 from finetune.evaluation._predictors import Tools, TruncatedReply, at_least_one
 from finetune.evaluation._prompts import Messages
 from finetune.evaluation._tools import format_tool_calls
@@ -97,6 +97,7 @@ class HFPredictor:
         seed: int = 0,
         device: str | None = None,
         trust_remote_code: bool = False,
+        chat_template: str | None = None,
     ) -> None:
         self.path = path
         self.max_new_tokens = at_least_one("max_new_tokens", max_new_tokens)
@@ -105,7 +106,12 @@ class HFPredictor:
         self._device = device
         self._trust = trust_remote_code
         self._stamp = _weights_stamp(Path(path)) if Path(path).exists() else "hub"
+        self.chat_template = chat_template
+        """The Jinja template prompts are written with, in place of the tokenizer's own (a
+        base model without one, tuned with the local backend's ``chat_template`` option)."""
         self.name = f"hf:{path}:{self._stamp}:m{self.max_new_tokens}:s{seed}"
+        if chat_template is not None:
+            self.name += f":t{hashlib.sha256(chat_template.encode()).hexdigest()[:12]}"
         self._parses_tools: bool | None = None
         self._tokenizer_loaded: Any = None
         self._resolved: str | None = None
@@ -213,12 +219,13 @@ class HFPredictor:
 
         loaded = self._load()
         tokenizer, model = loaded.tokenizer, loaded.model
+        template = self._template(tokenizer)
         ends = _end_tokens(tokenizer, model)
         with loaded.lock:
             replies: list[str] = []
             for start in range(0, len(prompts), self.batch_size):
                 chunk = prompts[start : start + self.batch_size]
-                texts = [_prompt_text(tokenizer, p, tools) for p in chunk]
+                texts = [_prompt_text(tokenizer, p, tools, template) for p in chunk]
                 batch = tokenizer(
                     texts, return_tensors="pt", padding=True, add_special_tokens=False
                 ).to(model.device)
@@ -237,6 +244,19 @@ class HFPredictor:
                     prefix = text if with_tools else None
                     replies.append(self._reply(tokenizer, row, ends, prefix, tools))
             return replies
+
+    def _template(self, tokenizer: Any) -> str | None:
+        """The template prompts are written with: ours, else ``None`` for the tokenizer's
+        own; a model with neither is refused, naming the option."""
+        if self.chat_template is None and getattr(tokenizer, "chat_template", None) is None:
+            raise InvalidRequestError(
+                f"the tokenizer of {self.path!r} has no chat template, so prompts cannot be "
+                "written; give this candidate the template it was tuned with: ft.evaluate(..., "
+                "predictor_options={'base': {'chat_template': template}})",
+                backend="hf",
+                param="chat_template",
+            )
+        return self.chat_template
 
     def _reply(
         self,
@@ -271,19 +291,21 @@ def _has_tool_turns(messages: Messages) -> bool:
     return any(m.get("tool_calls") or m.get("role") == "tool" for m in messages)
 
 
-def _prompt_text(tokenizer: Any, messages: Messages, tools: Tools | None) -> str:
-    """The prompt as the chat template writes it; tool calls with their arguments as a
-    mapping, as templates take them."""
+def _prompt_text(
+    tokenizer: Any, messages: Messages, tools: Tools | None, template: str | None = None
+) -> str:
+    """The prompt as the chat template (``template``, else the tokenizer's) writes it; tool
+    calls with their arguments as a mapping, as templates take them."""
     if tools is None and not _has_tool_turns(messages):
         text: str = tokenizer.apply_chat_template(
-            messages, add_generation_prompt=True, tokenize=False
+            messages, add_generation_prompt=True, tokenize=False, chat_template=template
         )
         return text
     from finetune.validation._tokens import template_messages
 
     shaped = template_messages(messages)
     written: str = tokenizer.apply_chat_template(
-        shaped, tools=tools, add_generation_prompt=True, tokenize=False
+        shaped, tools=tools, add_generation_prompt=True, tokenize=False, chat_template=template
     )
     return written
 

@@ -414,7 +414,8 @@ class ChatTemplateCounter:
         if getattr(tokenizer, "chat_template", None) is None:
             raise ValueError(
                 f"the tokenizer {name or type(tokenizer).__name__} has no chat template; "
-                "set tokenizer.chat_template or use a chat model"
+                "set tokenizer.chat_template, use a chat model, or give the local backend "
+                "one (its chat_template option)"
             )
         self._tokenizer = tokenizer
         self.name = f"chat-template:{name or type(tokenizer).__name__}"

@@ -138,22 +138,26 @@ class HFBackend:
         self._cancel_grace = cancel_grace
         self._python = python or sys.executable
         self._processes: dict[str, subprocess.Popen[bytes]] = {}
-        self._counters: dict[str, TokenCounter] = {}
-        self._tokenizers: dict[tuple[str, bool], Any] = {}
+        self._counters: dict[tuple[str, bool, str | None], TokenCounter] = {}
+        self._tokenizers: dict[tuple[str, bool, str | None], Any] = {}
         self._cache_lock = threading.RLock()  # validation and the Tuner's threads share them
         self._folders: dict[str, Path] = {}  # jobs given by folder, then named by their id
 
     def __repr__(self) -> str:
         return f"HFBackend(jobs_dir={str(self.jobs_dir)!r})"
 
-    def token_counter(self, model: str) -> TokenCounter:
+    def token_counter(self, model: str, options: Mapping[str, Any] | None = None) -> TokenCounter:
+        """Exact counts: each example rendered with the model's chat template (the
+        ``chat_template`` option's, where one is given)."""
+        chosen = self._fit_options(options)
+        key = (model, chosen.trust_remote_code, chosen.chat_template)
         with self._cache_lock:
-            if model not in self._counters:
+            if key not in self._counters:
                 from finetune.validation import ChatTemplateCounter
 
-                tokenizer = self._tokenizer(model, self._options.trust_remote_code)
-                self._counters[model] = ChatTemplateCounter(tokenizer, name=model)
-            return self._counters[model]
+                tokenizer = self._tokenizer(model, chosen)
+                self._counters[key] = ChatTemplateCounter(tokenizer, name=model)
+            return self._counters[key]
 
     def source(self, model: str) -> ModelSource:
         """Where ``model`` is loaded from; a GGUF file is converted here, once."""
@@ -162,13 +166,17 @@ class HFBackend:
                 self._sources[model] = resolve(model, self.models_dir)
             return self._sources[model]
 
-    def _tokenizer(self, model: str, trust_remote_code: bool) -> Any:
-        """The model's tokenizer, loaded once for validation and the checks before a job."""
-        key = (model, trust_remote_code)
+    def _tokenizer(self, model: str, options: LocalOptions) -> Any:
+        """The model's tokenizer, loaded once for validation and the checks before a job,
+        with the ``chat_template`` option's template where one is given."""
+        key = (model, options.trust_remote_code, options.chat_template)
         with self._cache_lock:
             if key not in self._tokenizers:
                 path = self.source(model).path
-                self._tokenizers[key] = load_tokenizer(path, trust_remote_code, model)
+                tokenizer = load_tokenizer(path, options.trust_remote_code, model)
+                if options.chat_template is not None:
+                    tokenizer.chat_template = options.chat_template
+                self._tokenizers[key] = tokenizer
             return self._tokenizers[key]
 
     def _context(self, model: str) -> int | None:
@@ -208,7 +216,7 @@ class HFBackend:
             return rules
         chosen = self._fit_options(options)
         checks = ModelChecks(
-            self._tokenizer(model, chosen.trust_remote_code),
+            self._tokenizer(model, chosen),
             assistant_only=chosen.assistant_only_loss,
             max_length=chosen.max_length,
             context=self._context(model),
@@ -239,7 +247,7 @@ class HFBackend:
         check_device(options, cuda_devices=devices)
         kind = example_kind(request.training_file)
         check_method(request.method, kind)
-        tokenizer = self._tokenizer(request.base_model, options.trust_remote_code)
+        tokenizer = self._tokenizer(request.base_model, options)
         check_model(tokenizer, request.base_model, kind, options)
         job_id = new_job_id(request.idempotency_key, shared=options.num_machines > 1)
         integrations, secrets = split_secrets(request.integrations)

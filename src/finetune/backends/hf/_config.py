@@ -102,6 +102,11 @@ class LocalOptions(BaseModel):
     use_gpu: bool | None = Field(None, description="launcher='ray': default, when CUDA is here")
     quantization: Literal["4bit", "8bit"] | None = None
     trust_remote_code: bool = False
+    chat_template: str | None = Field(
+        None,
+        description="a Jinja chat template for a model without one (or in place of its own): "
+        "validation, training and the saved model use it",
+    )
     trainer_args: dict[str, Any] = Field(default_factory=dict)
     peft_args: dict[str, Any] = Field(default_factory=dict)
 
@@ -120,6 +125,16 @@ class LocalOptions(BaseModel):
     @classmethod
     def _json_args(cls, value: object, info: ValidationInfo) -> object:
         return json_settings(value, str(info.field_name))
+
+    @field_validator("chat_template")
+    @classmethod
+    def _jinja_text(cls, value: str | None) -> str | None:
+        if value is not None and "{{" not in value and "{%" not in value:
+            raise ValueError(
+                "is the Jinja text of a chat template, not a name or a path "
+                "(Path(...).read_text() reads a .jinja file)"
+            )
+        return value
 
     @field_validator("device")
     @classmethod

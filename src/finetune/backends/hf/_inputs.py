@@ -75,7 +75,8 @@ def check_model(tokenizer: Any, path: str, kind: str, options: LocalOptions) -> 
     if getattr(tokenizer, "chat_template", None) is None:
         raise InvalidRequestError(
             f"the tokenizer of {path!r} has no chat template, so chat examples cannot be "
-            "rendered; set tokenizer.chat_template and save it, or train on completion data",
+            "rendered; give one with the chat_template option (Tuner('hf', model=..., "
+            "chat_template=...)), or train on completion data",
             backend="hf",
             param="model",
         )

@@ -180,6 +180,8 @@ def build_trainer(config: TrainingConfig, job: JobDir, stop: _Stop) -> Any:
     cuda, bf16 = _device(config)
     remote = config.options.trust_remote_code
     tokenizer = AutoTokenizer.from_pretrained(config.base_model, trust_remote_code=remote)
+    if config.options.chat_template is not None:  # saved with the model, which then has it
+        tokenizer.chat_template = config.options.chat_template
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
     arguments = with_current_names(
