@@ -532,6 +532,30 @@ def test_preference_data_needs_dpo_and_options_are_checked(
     assert str(caught.value).startswith("[hf] max_length: not True (is a number, not a boolean)")
 
 
+def test_a_fit_rerun_with_other_tuner_options_starts_its_own_job(
+    tiny_base: str, rows: list[dict[str, Any]], tmp_path: Path
+) -> None:
+    """The options a Tuner is built with are part of what a fit trains with, so a re-run
+    with another ``max_length`` is not handed the job trained with the first."""
+    data = ft.Dataset.from_records(rows[:16])
+
+    def fit(**options: Any) -> ft.JobHandle:
+        backend = HFBackend(jobs_dir=tmp_path / "jobs", max_steps=1, **options)
+        job = ft.Tuner(backend, model=tiny_base, registry=False).fit(data)
+        job.wait(poll_interval=0.3, timeout=120)
+        return job
+
+    short = fit(max_length=64)
+    longer = fit(max_length=128)
+    assert longer.id != short.id
+    configs = [
+        json.loads(Path(j.job.raw["job_dir"], "config.json").read_text()) for j in (short, longer)
+    ]
+    assert [config["options"]["max_length"] for config in configs] == [64, 128]
+    assert fit(max_length=64).id == short.id  # the same fit again: re-attached
+    assert fit(max_length=128, save_total_limit=2).id == longer.id  # the default, said
+
+
 def test_trainer_and_peft_args_are_json_as_the_job_config_is() -> None:
     """The job's config.json carries them to the worker: a NumPy number stopped the fit with
     pydantic's "Unable to serialize unknown type: numpy.float32"."""

@@ -343,8 +343,9 @@ class AsyncTuner(TunerView):
                 log.warning("%s", note)
         train_fp = train.fingerprint()
         valid_fp = validation.fingerprint() if validation is not None else None
+        trained_with = self._backend.job_options(options)
         key = fit.get("idempotency_key") or derive_idempotency_key(
-            self.backend_name, model, method, train_fp, valid_fp, params, suffix, options
+            self.backend_name, model, method, train_fp, valid_fp, params, suffix, trained_with
         )
         return FitPlan(
             train=train,

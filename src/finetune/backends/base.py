@@ -221,6 +221,14 @@ class BaseBackend:
         keyword ``options: Mapping[str, Any] | None = None``: it is then given them."""
         return None
 
+    def job_options(self, options: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        """The options a job of this fit trains with: the fit's ``options`` over those this
+        backend was built with, where those change what is trained (the local backend's
+        ``max_length``, ``chat_template``). The idempotency key is derived from them, so a
+        re-run with other settings starts a job of its own. By default: the fit's, as given.
+        """
+        return dict(options or {})
+
     def validation_rules(
         self, model: str | None = None, options: Mapping[str, Any] | None = None
     ) -> Target:
@@ -319,7 +327,14 @@ _ASYNC_CALLS = (
     "refine_estimate",
     "preflight",
 )
-_PLAIN_CALLS = ("owns", "token_counter", "context_limit", "validation_rules", "format_example")
+_PLAIN_CALLS = (
+    "owns",
+    "token_counter",
+    "context_limit",
+    "job_options",
+    "validation_rules",
+    "format_example",
+)
 
 
 class BackendAdapter(BaseBackend):

@@ -196,6 +196,12 @@ class HFBackend:
             return self._options.max_length
         return self._fit_options(options).max_length
 
+    def job_options(self, options: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        """The fit's ``options`` over this backend's, checked: what the job trains with, and
+        what its idempotency key is derived from (``Tuner("hf", max_length=512)`` and
+        ``max_length=128`` start jobs of their own; a default said aloud changes nothing)."""
+        return self._fit_options(options).model_dump(mode="json", exclude_defaults=True)
+
     def _fit_options(self, given: Mapping[str, Any] | None) -> LocalOptions:
         """A fit's ``options`` over the ones this backend was built with, checked."""
         defaults = self._options.model_dump(exclude_unset=True)
