@@ -18,7 +18,6 @@ from typing import TYPE_CHECKING, Any
 from finetune._errors import (
     InvalidRequestError,
     JobNotFound,
-    StorageError,
 )
 from finetune.backends.base import EVERY_KIND, SFT_AND_DPO, Capabilities, JobRequest
 from finetune.backends.hf._config import (
@@ -41,13 +40,16 @@ from finetune.backends.hf._inputs import (
     local_path,
 )
 from finetune.backends.hf._jobdir import (
+    JOBS_DIR_ENV,
     JobDir,
+    default_jobs_dir,
     log_tail,
     new_job_id,
     now_iso,
     process_alive,
     process_start_time,
     process_tree,
+    storage_errors,
 )
 from finetune.backends.hf._launch import (
     check_device,
@@ -72,23 +74,12 @@ if TYPE_CHECKING:
     from finetune.evaluation import HFPredictor
     from finetune.validation import Target, TokenCounter
 
-__all__ = ["HFBackend", "default_jobs_dir"]
+__all__ = ["HFBackend"]
 
 WORKER_MODULE = "finetune.backends.hf._worker"
-JOBS_DIR_ENV = "FINETUNE_HF_JOBS_DIR"
 _START_GRACE = 120.0
 log = logging.getLogger("finetune")
 _ACTIVE = ("queued", "validating", "running")
-
-
-def default_jobs_dir() -> Path:
-    """Where local jobs live: ``$FINETUNE_HF_JOBS_DIR``, else the user data dir."""
-    chosen = os.environ.get(JOBS_DIR_ENV)
-    if chosen:
-        return Path(chosen).expanduser()
-    from platformdirs import user_data_dir
-
-    return Path(user_data_dir("finetune")) / "hf-jobs"
 
 
 def _parse_time(value: str | None) -> datetime | None:
@@ -199,8 +190,10 @@ class HFBackend:
     def job_options(self, options: Mapping[str, Any] | None = None) -> dict[str, Any]:
         """The fit's ``options`` over this backend's, checked: what the job trains with, and
         what its idempotency key is derived from (``Tuner("hf", max_length=512)`` and
-        ``max_length=128`` start jobs of their own; a default said aloud changes nothing)."""
-        return self._fit_options(options).model_dump(mode="json", exclude_defaults=True)
+        ``max_length=128`` start jobs of their own; a default said aloud changes nothing).
+        ``machine_rank`` is left out: every machine of one fit derives the job id from it."""
+        chosen = self._fit_options(options)
+        return chosen.model_dump(mode="json", exclude_defaults=True, exclude={"machine_rank"})
 
     def _fit_options(self, given: Mapping[str, Any] | None) -> LocalOptions:
         """A fit's ``options`` over the ones this backend was built with, checked."""
@@ -235,7 +228,7 @@ class HFBackend:
         stem = f"{dataset.fingerprint()[:16]}-{purpose}"
         path = self.jobs_dir / "files" / f"{stem}.jsonl"
         if not path.exists():
-            with _storage(path.parent, "write the training data"):
+            with storage_errors(path.parent, "write the training data"):
                 dataset.to_jsonl(path, format="hf")
         return FileRef(
             backend=self.name,
@@ -278,7 +271,7 @@ class HFBackend:
         lora_settings(config)  # refuses full_finetune=True with a LoRA before any work
         check_quantization(wanted_quantization(config), options, cuda_devices=devices)
         check_trainer_names(config)
-        with _storage(self.jobs_dir, "create the job directory"):
+        with storage_errors(self.jobs_dir, "create the job directory"):
             job = self._make_dir(config)
             self._launch(job, options, resume=False, env=secrets)
         return self._view(job)
@@ -591,15 +584,3 @@ class HFBackend:
                 "idempotency_key": config.get("idempotency_key"),
             },
         )
-
-
-@contextlib.contextmanager
-def _storage(path: Path, action: str) -> Any:
-    """OSError (read-only folder, full disk) as a ``StorageError`` naming the path."""
-    try:
-        yield
-    except OSError as exc:
-        raise StorageError(
-            f"cannot {action} under {path} ({exc.strerror or exc}); free disk space or pass "
-            f"jobs_dir= a writable folder (or set {JOBS_DIR_ENV})"
-        ) from None

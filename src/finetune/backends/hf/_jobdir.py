@@ -11,21 +11,50 @@ import json
 import os
 import shutil
 import time
+from collections.abc import Iterator
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from finetune._errors import StorageError
 from finetune.dataset import atomic_write
 
 __all__ = [
+    "JOBS_DIR_ENV",
     "JobDir",
+    "default_jobs_dir",
     "log_tail",
     "new_job_id",
     "now_iso",
     "process_alive",
     "process_start_time",
     "process_tree",
+    "storage_errors",
 ]
+
+JOBS_DIR_ENV = "FINETUNE_HF_JOBS_DIR"
+
+
+def default_jobs_dir() -> Path:
+    """Where local jobs live: ``$FINETUNE_HF_JOBS_DIR``, else the user data dir."""
+    chosen = os.environ.get(JOBS_DIR_ENV)
+    if chosen:
+        return Path(chosen).expanduser()
+    from platformdirs import user_data_dir
+
+    return Path(user_data_dir("finetune")) / "hf-jobs"
+
+
+@contextlib.contextmanager
+def storage_errors(path: Path, action: str) -> Iterator[None]:
+    """OSError (read-only folder, full disk) as a ``StorageError`` naming the path."""
+    try:
+        yield
+    except OSError as exc:
+        raise StorageError(
+            f"cannot {action} under {path} ({exc.strerror or exc}); free disk space or pass "
+            f"jobs_dir= a writable folder (or set {JOBS_DIR_ENV})"
+        ) from None
 
 
 def now_iso() -> str:
