@@ -494,7 +494,7 @@ def test_a_model_without_a_chat_template_trains_with_the_one_given(
         assert tokenizer.decode(trained) == source["messages"][-1]["content"] + "<|end|>"
 
     question = rows[20]["messages"][:2]
-    with pytest.raises(ft.InvalidRequestError, match="predictor_options=") as caught:
+    with pytest.raises(ft.InvalidRequestError, match=r"in ft\.evaluate's predictor_options"):
         HFPredictor(str(bare), max_new_tokens=4).predict(question)
     given = HFPredictor(str(bare), max_new_tokens=4, chat_template=_TURNS)
     assert isinstance(given.predict(question), str)

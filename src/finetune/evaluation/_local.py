@@ -251,8 +251,9 @@ class HFPredictor:
         if self.chat_template is None and getattr(tokenizer, "chat_template", None) is None:
             raise InvalidRequestError(
                 f"the tokenizer of {self.path!r} has no chat template, so prompts cannot be "
-                "written; give this candidate the template it was tuned with: ft.evaluate(..., "
-                "predictor_options={'base': {'chat_template': template}})",
+                "written; give this candidate the template it was tuned with in ft.evaluate's "
+                "predictor_options (for a candidate named 'base': predictor_options={'base': "
+                "{'chat_template': template}})",
                 backend="hf",
                 param="chat_template",
             )
