@@ -183,8 +183,6 @@ class HFBackend:
         """Tokens per example the trainer keeps: the ``max_length`` option, the fit's over the
         backend's (longer ones are truncated, and ``validate`` reports them as
         ``would_truncate``)."""
-        if not options:
-            return self._options.max_length
         return self._fit_options(options).max_length
 
     def job_options(self, options: Mapping[str, Any] | None = None) -> dict[str, Any]:
@@ -196,7 +194,10 @@ class HFBackend:
         return chosen.model_dump(mode="json", exclude_defaults=True, exclude={"machine_rank"})
 
     def _fit_options(self, given: Mapping[str, Any] | None) -> LocalOptions:
-        """A fit's ``options`` over the ones this backend was built with, checked."""
+        """A fit's ``options`` over the ones this backend was built with, checked (a fit
+        without options: those, as checked when the backend was built)."""
+        if not given:
+            return self._options
         defaults = self._options.model_dump(exclude_unset=True)
         return parse_options({**defaults, **(given or {})})
 
