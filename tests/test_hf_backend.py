@@ -15,6 +15,7 @@ import pytest
 
 import finetune as ft
 from finetune.backends.hf import HFBackend
+from finetune.evaluation import HFPredictor
 
 pytest.importorskip("trl")
 pytest.importorskip("peft")
@@ -457,7 +458,6 @@ def test_a_model_without_a_chat_template_trains_with_the_one_given(
     from transformers import AutoTokenizer
 
     from finetune.backends.hf._trainer import encoded_rows
-    from finetune.evaluation import HFPredictor
 
     tokenizer = AutoTokenizer.from_pretrained(tiny_base)
     tokenizer.chat_template = None
@@ -592,6 +592,84 @@ def test_validate_reports_examples_longer_than_max_length(
     )
     with pytest.raises(ft.ValidationFailed, match="none is left to train on"):
         tuner.fit(data)
+
+
+def _with_its_own_config_code(base: str, target: Path, context: int) -> str:
+    """A copy of ``base`` whose config class is code in its folder (``auto_map``), as many
+    Hub models ship: transformers reads it only with ``trust_remote_code=True``."""
+    shutil.copytree(base, target)
+    config = json.loads((target / "config.json").read_text())
+    config.update(
+        model_type="finetune_remote",
+        max_position_embeddings=context,
+        auto_map={
+            "AutoConfig": "configuration_remote.RemoteConfig",
+            "AutoModelForCausalLM": "modeling_remote.RemoteForCausalLM",
+        },
+    )
+    (target / "config.json").write_text(json.dumps(config))
+    (target / "configuration_remote.py").write_text(
+        "from transformers import LlamaConfig\n\n\n"
+        "class RemoteConfig(LlamaConfig):\n    model_type = 'finetune_remote'\n"
+    )
+    (target / "modeling_remote.py").write_text(
+        "from transformers import LlamaForCausalLM\n\n"
+        "from .configuration_remote import RemoteConfig\n\n\n"
+        "class RemoteForCausalLM(LlamaForCausalLM):\n    config_class = RemoteConfig\n"
+    )
+    return str(target)
+
+
+def test_a_model_that_ships_its_own_code_is_read_trained_and_asked_when_trusted(
+    tiny_base: str, rows: list[dict[str, Any]], tmp_path: Path
+) -> None:
+    """Its context was read with the backend's ``trust_remote_code`` only: with the fit's,
+    reading it failed quietly and no example was checked against it. Untrusted, it started
+    a job whose worker failed, and its LoRA adapter could not be asked even when trusted."""
+    model = _with_its_own_config_code(tiny_base, tmp_path / "remote", context=48)
+    data = ft.Dataset.from_records(rows[:30])
+    trusted = {"trust_remote_code": True}
+    counter = HFBackend(jobs_dir=tmp_path / "jobs").token_counter(model)
+    over = sum(counter.count_example(row) > 48 for row in rows[:30])
+    assert 0 < over < 30
+
+    for report in (
+        ft.Tuner("hf", model=model).validate(data, options=trusted),
+        ft.Tuner("hf", model=model, **trusted).validate(data),
+    ):
+        assert report.counts["too_many_tokens"] == over
+        assert "over the model's context of 48" in report.kept["too_many_tokens"][0].message
+    fits = ft.Tuner("hf", model=model, max_length=48).validate(data, options=trusted)
+    assert "too_many_tokens" not in fits.counts and fits.counts["would_truncate"] == over
+
+    # refused before a job starts (the worker failed on loading it), trained when trusted
+    tuner = ft.Tuner(HFBackend(jobs_dir=tmp_path / "jobs", max_length=48), model=model)
+    with pytest.raises(ft.InvalidRequestError, match="ships its own code") as refused:
+        tuner.fit(data)
+    assert refused.value.param == "trust_remote_code" and tuner.jobs() == []
+    job = tuner.fit(data, hyperparameters={"epochs": 1}, options=trusted)
+    assert job.wait(poll_interval=0.3, timeout=200).status is ft.JobStatus.SUCCEEDED
+    asked = HFPredictor(job.model.name, max_new_tokens=2, trust_remote_code=True)
+    assert isinstance(asked.predict(rows[0]["messages"][:2]), str)  # its adapter over the base
+    with pytest.raises(ft.InvalidRequestError, match=r"HFPredictor\(\.\.\., trust_remote_code"):
+        HFPredictor(job.model.name, max_new_tokens=2).predict(rows[0]["messages"][:2])
+
+    # a tokenizer of its own code was "not a model folder or .gguf file here"
+    settings = Path(model) / "tokenizer_config.json"
+    tokenizer = json.loads(settings.read_text())
+    tokenizer.update(
+        tokenizer_class="RemoteTokenizer",
+        auto_map={"AutoTokenizer": [None, "tokenization_remote.RemoteTokenizer"]},
+    )
+    settings.write_text(json.dumps(tokenizer))
+    (Path(model) / "tokenization_remote.py").write_text(
+        "from transformers import PreTrainedTokenizerFast\n\n\n"
+        "class RemoteTokenizer(PreTrainedTokenizerFast):\n    pass\n"
+    )
+    with pytest.raises(ft.InvalidRequestError, match="ships its own code"):
+        ft.Tuner("hf", model=model).validate(data)
+    trusting = ft.Tuner("hf", model=model).validate(data, options=trusted)
+    assert trusting.counts["too_many_tokens"] == over
 
 
 def test_integration_keys_are_never_written_to_the_job_folder(

@@ -200,17 +200,28 @@ class HFPredictor:
         tokenizer.padding_side = "left"
         if tokenizer.pad_token is None:
             tokenizer.pad_token = tokenizer.eos_token
-        if (Path(path) / "adapter_config.json").exists():
-            from peft import AutoPeftModelForCausalLM
+        try:
+            model = self._weights(path, AutoModelForCausalLM)
+        except ValueError as exc:
+            from finetune.backends.hf._inputs import needs_trust, untrusted_model
 
-            from finetune.backends.hf._merge import quiet_peft
-
-            # merged for generation: the same outputs, without the adapter's extra matmuls
-            with quiet_peft():
-                model = AutoPeftModelForCausalLM.from_pretrained(path).merge_and_unload()
-        else:
-            model = AutoModelForCausalLM.from_pretrained(path, trust_remote_code=self._trust)
+            if needs_trust(exc):
+                raise untrusted_model(self.path) from None
+            raise
         return tokenizer, model.to(device).eval()
+
+    def _weights(self, path: str, auto_model: Any) -> Any:
+        """The model's weights; a LoRA adapter loads over its base, merged."""
+        if not (Path(path) / "adapter_config.json").exists():
+            return auto_model.from_pretrained(path, trust_remote_code=self._trust)
+        from peft import AutoPeftModelForCausalLM
+
+        from finetune.backends.hf._merge import quiet_peft
+
+        # merged for generation: the same outputs, without the adapter's extra matmuls
+        with quiet_peft():
+            adapter = AutoPeftModelForCausalLM.from_pretrained(path, trust_remote_code=self._trust)
+            return adapter.merge_and_unload()
 
     def predict_batch(self, prompts: list[Messages], tools: Tools | None = None) -> list[str]:
         """Replies to many prompts, ``batch_size`` at a time; with ``tools`` (or tool turns

@@ -35,6 +35,7 @@ from finetune.backends.hf._config import (
 from finetune.backends.hf._inputs import (
     check_method,
     check_model,
+    check_trusted,
     example_kind,
     load_tokenizer,
     local_path,
@@ -124,7 +125,7 @@ class HFBackend:
         self.jobs_dir = chosen.expanduser().resolve()
         self.models_dir = Path(models_dir).expanduser() if models_dir else default_models_dir()
         self._sources: dict[str, ModelSource] = {}
-        self._contexts: dict[str, int | None] = {}
+        self._contexts: dict[tuple[str, bool], int | None] = {}
         self._options = parse_options(options)
         self._cancel_grace = cancel_grace
         self._python = python or sys.executable
@@ -170,14 +171,17 @@ class HFBackend:
                 self._tokenizers[key] = tokenizer
             return self._tokenizers[key]
 
-    def _context(self, model: str) -> int | None:
+    def _context(self, model: str, options: LocalOptions) -> int | None:
+        """The model's context, read as the fit would read it (its ``trust_remote_code``: a
+        model whose config is its own code cannot be read without it)."""
         from finetune.backends.hf._checks import model_context
 
+        key = (model, options.trust_remote_code)
         with self._cache_lock:
-            if model not in self._contexts:
+            if key not in self._contexts:
                 path = self.source(model).path
-                self._contexts[model] = model_context(path, self._options.trust_remote_code)
-            return self._contexts[model]
+                self._contexts[key] = model_context(path, options.trust_remote_code)
+            return self._contexts[key]
 
     def context_limit(self, model: str, options: Mapping[str, Any] | None = None) -> int:
         """Tokens per example the trainer keeps: the ``max_length`` option, the fit's over the
@@ -219,7 +223,7 @@ class HFBackend:
             self._tokenizer(model, chosen),
             assistant_only=chosen.assistant_only_loss,
             max_length=chosen.max_length,
-            context=self._context(model),
+            context=self._context(model, chosen),
         )
         return replace(rules, extra_checks=checks)
 
@@ -248,6 +252,7 @@ class HFBackend:
         kind = example_kind(request.training_file)
         check_method(request.method, kind)
         tokenizer = self._tokenizer(request.base_model, options)
+        check_trusted(self.source(request.base_model).path, request.base_model, options)
         check_model(tokenizer, request.base_model, kind, options)
         job_id = new_job_id(request.idempotency_key, shared=options.num_machines > 1)
         integrations, secrets = split_secrets(request.integrations)

@@ -12,7 +12,16 @@ from finetune.backends.hf._config import LocalOptions
 from finetune.backends.hf._models import looks_like_path
 from finetune.types import FileRef
 
-__all__ = ["check_method", "check_model", "example_kind", "load_tokenizer", "local_path"]
+__all__ = [
+    "check_method",
+    "check_model",
+    "check_trusted",
+    "example_kind",
+    "load_tokenizer",
+    "local_path",
+    "needs_trust",
+    "untrusted_model",
+]
 
 
 def local_path(ref: FileRef) -> str:
@@ -56,6 +65,8 @@ def load_tokenizer(path: str, trust_remote_code: bool, spec: str) -> Any:
     try:
         return AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code)
     except (OSError, ValueError) as exc:
+        if needs_trust(exc):
+            raise untrusted_model(spec) from None
         reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]
         offline = " (with no network, HF_HUB_OFFLINE=1 skips the Hub and its retries)"
         raise InvalidRequestError(
@@ -66,6 +77,37 @@ def load_tokenizer(path: str, trust_remote_code: bool, spec: str) -> Any:
             backend="hf",
             param="model",
         ) from None
+
+
+def check_trusted(path: str, spec: str, options: LocalOptions) -> None:
+    """Refuse, before a worker starts, a model transformers loads only by running code that
+    ships with it, when ``trust_remote_code`` is off (the worker would fail on loading it)."""
+    if options.trust_remote_code:
+        return
+    try:
+        from transformers import AutoConfig
+
+        AutoConfig.from_pretrained(path, trust_remote_code=False)
+    except Exception as exc:  # anything else wrong with the model, the worker reports
+        if needs_trust(exc):
+            raise untrusted_model(spec) from None
+
+
+def needs_trust(exc: Exception) -> bool:
+    """Whether transformers refused to load a model because it runs code of its own."""
+    return isinstance(exc, ValueError) and "trust_remote_code" in str(exc)
+
+
+def untrusted_model(spec: str) -> InvalidRequestError:
+    """The refusal of a model that ships its own code, saying where to allow it."""
+    return InvalidRequestError(
+        f"model {spec!r} ships its own code, which transformers runs only with "
+        "trust_remote_code=True; read that code, and if you trust it pass "
+        "trust_remote_code=True (Tuner('hf', model=..., trust_remote_code=True), "
+        "fit(options={'trust_remote_code': True}), or HFPredictor(..., trust_remote_code=True))",
+        backend="hf",
+        param="trust_remote_code",
+    )
 
 
 def check_model(tokenizer: Any, path: str, kind: str, options: LocalOptions) -> None:
