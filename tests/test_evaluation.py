@@ -721,8 +721,49 @@ def test_pairwise_judge_swaps_positions_to_cancel_order_bias() -> None:
         ft.evaluation.judge_pairwise(result, data, "tuned", "other", fair)
     first, *rest = data
     shuffled = ft.Dataset.from_records([*rest, first])  # the same size, in another order
-    with pytest.raises(ValueError, match=r"same order: the example at index 0 answers '2', "):
+    with pytest.raises(ValueError, match=r"same order: the example at index 0 \('system: "):
         ft.evaluation.judge_pairwise(result, shuffled, "tuned", "base", fair)
+
+
+def test_a_pairwise_judge_refuses_other_questions_with_the_same_answers(tmp_path: Path) -> None:
+    """Only the answers were compared: labels ("yes", "no") or a reworded holdout passed,
+    and the judge saw each answer beside another question."""
+
+    def wrong(messages: list[dict[str, str]]) -> str:
+        return "0"
+
+    data = _qa(6)
+    reworded = ft.Dataset.from_records(
+        [
+            {
+                "messages": [
+                    {"role": "user", "content": f"How much is {i} and one?"},
+                    {"role": "assistant", "content": str(i + 1)},
+                ]
+            }
+            for i in range(6)
+        ]
+    )
+    result = ft.evaluate(data, {"tuned": _answer, "base": wrong}, [m.exact_match], cache=False)
+    saved = EvalResult.from_json(result.to_json(tmp_path / "result.json"))
+    assert saved.example_keys == result.example_keys and len(set(result.example_keys or [])) == 6
+    for checked in (result, saved):
+        with pytest.raises(ValueError, match=r"index 0 \('user: How much is 0 and one\?'\)"):
+            ft.evaluation.judge_pairwise(checked, reworded, "tuned", "base", lambda _: "A")
+        assert ft.evaluation.judge_pairwise(checked, data, "tuned", "base", lambda _: "A").ties == 6
+
+    # a result kept before the keys were, or built by hand: its reference answers are checked
+    legacy = {k: v for k, v in result.to_dict().items() if k != "example_keys"}
+    (tmp_path / "legacy.json").write_text(json.dumps(legacy))
+    assert EvalResult.from_json(tmp_path / "legacy.json").example_keys is None
+    older = EvalResult(result.candidates, result.metrics, result.rows)
+    assert ft.evaluation.judge_pairwise(older, reworded, "tuned", "base", lambda _: "A").ties == 6
+    with pytest.raises(ValueError, match="the example at index 0 answers '2'"):
+        ft.evaluation.judge_pairwise(older, list(_qa(7))[1:], "tuned", "base", lambda _: "A")
+    broken = {**result.to_dict(), "example_keys": ["x"]}
+    (tmp_path / "broken.json").write_text(json.dumps(broken))
+    with pytest.raises(ft.StorageError, match="example_keys is not a digest for each example"):
+        EvalResult.from_json(tmp_path / "broken.json")
 
 
 def test_a_pairwise_judge_with_no_verdict_is_asked_again_then_refused() -> None:

@@ -8,7 +8,7 @@ from typing import Any
 
 from finetune.backends.http import blocking_call_with_retries, excerpt
 from finetune.evaluation._predictors import Predictor, predictor_for
-from finetune.evaluation._prompts import split_example, transcript
+from finetune.evaluation._prompts import example_key, split_example, transcript
 from finetune.evaluation._result import EvalResult
 from finetune.evaluation._stats import Comparison, compare_paired
 from finetune.types import Example
@@ -87,11 +87,28 @@ def judge_pairwise(
 
 def _refuse_other_examples(result: EvalResult, examples: list[Example], a: str) -> None:
     """Another dataset of the same size, or the same one in another order, would show the
-    judge each question beside the answers to another."""
-    evaluated = {row["example"]: row["reference"] for row in result.rows if row["candidate"] == a}
+    judge each question beside the answers to another. A result from ``ft.evaluate`` knows
+    each example it ran on; one without ``example_keys`` (written before they were kept, or
+    built by hand) is checked by its reference answers."""
+    if result.example_keys is None:
+        _refuse_other_answers(result, examples, a)
+        return
+    for index, (example, key) in enumerate(zip(examples, result.example_keys, strict=True)):
+        if example_key(example) != key:
+            question = transcript(split_example(example)[0])
+            raise ValueError(
+                "judge_pairwise needs the dataset the result was evaluated on, in the same "
+                f"order: the example at index {index} ({excerpt(question, 60)!r}) is not the "
+                "one evaluated there"
+            )
+
+
+def _refuse_other_answers(result: EvalResult, examples: list[Example], a: str) -> None:
+    rows = (row for row in result.rows if row["candidate"] == a)
+    evaluated = {row["example"]: row.get("reference") for row in rows}
     for index, example in enumerate(examples):
         _, reference = split_example(example)
-        if reference != evaluated[index]:
+        if evaluated[index] is not None and reference != evaluated[index]:
             raise ValueError(
                 "judge_pairwise needs the dataset the result was evaluated on, in the same "
                 f"order: the example at index {index} answers {excerpt(reference, 60)!r}, the one "

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Sequence
 from typing import Any
 
@@ -13,6 +15,7 @@ from finetune.validation._tokens import text_of
 __all__ = [
     "Messages",
     "build_prompt",
+    "example_key",
     "example_tools",
     "shot_turns",
     "split_example",
@@ -49,6 +52,14 @@ def uses_tools(example: Example) -> bool:
     else:
         return False
     return bool(example.tools) or any(m.tool_calls or m.role == "tool" for m in turns)
+
+
+def example_key(example: Example) -> str:
+    """A short digest of what an evaluation shows of an example (its prompt, tools and
+    reference answer), so a result can tell the examples it was run on from others."""
+    prompt, reference = split_example(example)
+    shown = json.dumps([prompt, example_tools(example), reference], sort_keys=True, default=str)
+    return hashlib.sha256(shown.encode()).hexdigest()[:16]
 
 
 def example_tools(example: Example) -> list[dict[str, Any]] | None:

@@ -22,7 +22,8 @@ class EvalResult:
     ``rows`` holds one dict per (example, candidate): ``example``, ``candidate``,
     ``prediction``, ``reference`` and one key per metric. ``notes`` are what a reader of the
     numbers must know (a candidate fine-tuned on some of the evaluated examples); every view
-    of the result shows them.
+    of the result shows them. ``example_keys`` (from ``ft.evaluate``) hold a digest of each
+    evaluated example, by index, so ``judge_pairwise`` can refuse other examples.
     """
 
     def __init__(
@@ -31,11 +32,14 @@ class EvalResult:
         metrics: list[str],
         rows: list[dict[str, Any]],
         notes: list[str] | None = None,
+        *,
+        example_keys: list[str] | None = None,
     ) -> None:
         self.candidates = candidates
         self.metrics = metrics
         self.rows = rows
         self.notes = list(notes or [])
+        self.example_keys = example_keys
 
     def __repr__(self) -> str:
         examples = len(self.rows) // max(1, len(self.candidates))
@@ -157,8 +161,16 @@ class EvalResult:
 
     def to_dict(self) -> dict[str, Any]:
         """Everything, as JSON-ready data."""
-        data = {"candidates": self.candidates, "metrics": self.metrics, "rows": self.rows}
-        return {**data, "notes": self.notes} if self.notes else data
+        data: dict[str, Any] = {
+            "candidates": self.candidates,
+            "metrics": self.metrics,
+            "rows": self.rows,
+        }
+        if self.notes:
+            data["notes"] = self.notes
+        if self.example_keys is not None:
+            data["example_keys"] = self.example_keys
+        return data
 
     def to_json(self, path: str | os.PathLike[str]) -> Path:
         """Write the result as JSON, atomically."""
@@ -186,7 +198,10 @@ class EvalResult:
         notes = data.get("notes", [])
         if not isinstance(notes, list) or not all(isinstance(note, str) for note in notes):
             raise _not_a_result(source, "notes is not a list of text")
-        return cls(list(candidates), list(metrics), rows, notes)
+        keys = data.get("example_keys")  # results written before they were kept have none
+        if keys is not None and not _keys_fit(keys, len(rows) // len(candidates)):
+            raise _not_a_result(source, "example_keys is not a digest for each example")
+        return cls(list(candidates), list(metrics), rows, notes, example_keys=keys)
 
 
 def _one_of(name: str | None, names: list[str], what: str) -> str:
@@ -250,6 +265,14 @@ def _rows_problem(candidates: list[str], metrics: list[str], rows: Any) -> str |
     if short or len(rows) != len(examples) * len(candidates):
         return f"not every candidate has one row for each of the {len(examples)} examples"
     return None
+
+
+def _keys_fit(keys: Any, examples: int) -> bool:
+    return (
+        isinstance(keys, list)
+        and len(keys) == examples
+        and all(isinstance(key, str) for key in keys)
+    )
 
 
 def _not_a_result(path: Path, why: str) -> StorageError:

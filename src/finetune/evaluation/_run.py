@@ -42,6 +42,7 @@ from finetune.evaluation._predictors import (
 from finetune.evaluation._prompts import (
     Messages,
     build_prompt,
+    example_key,
     example_tools,
     shot_turns,
     split_example,
@@ -369,7 +370,8 @@ async def aevaluate(
     # metrics may block (a judge model, an embedding call): never on the event loop
     rows = await asyncio.to_thread(_score, tasks, examples, references, metrics)
     notes += _notes_on_cut_answers(tasks, len(examples))
-    return EvalResult(list(resolved), names, rows, notes)
+    keys = [example_key(example) for example in examples]
+    return EvalResult(list(resolved), names, rows, notes, example_keys=keys)
 
 
 async def _close_predictors(resolved: dict[str, tuple[Predictor, list[Any] | None]]) -> None:
