@@ -411,7 +411,7 @@ def test_a_predictor_option_its_predictor_does_not_take_names_the_candidate() ->
     assert str(refused.value) == (
         "predictor_options of candidate 'l': HFPredictor takes no option 'max_tokens' (did you "
         "mean 'max_new_tokens'?); its options are max_new_tokens, batch_size, seed, device, "
-        "trust_remote_code, chat_template"
+        "trust_remote_code, chat_template, response_template"
     )
 
     class Broken(BaseBackend):

@@ -894,3 +894,16 @@ def test_a_local_model_is_evaluated_on_its_tool_calls(
     assert result.scores("base", "tool_names_match")[::2] == [0.0] * 6  # it writes text
     with pytest.raises(ValueError, match=r"'plain' \(HFPredictor\) takes no tools: its tokenizer"):
         ft.evaluate(data, {"plain": ft.ModelRef(backend="hf", name=str(plain))}, metrics)
+
+    # the tuned model saved without its parser: given one, its calls are read as calls
+    bare = Path(shutil.copytree(job.model.name, tmp_path / "bare"))
+    settings = json.loads((bare / "tokenizer_config.json").read_text())
+    assert settings.pop("response_template") == _RESPONSE_TEMPLATE
+    (bare / "tokenizer_config.json").write_text(json.dumps(settings))
+    candidate = {"bare": ft.ModelRef(backend="hf", name=str(bare))}
+    with pytest.raises(ValueError, match=r"predictor_options: \{'response_template'"):
+        ft.evaluate(data, candidate, metrics, cache=False)
+    given = {"bare": {"response_template": _RESPONSE_TEMPLATE}}
+    parsed = ft.evaluate(data, candidate, metrics, predictor_options=given, cache=False)
+    assert parsed.predictions("bare") == result.predictions("tuned")
+    assert parsed.summary()["bare"]["tool_names_match"].mean == 1.0

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import json
 import sys
 import threading
 import weakref
@@ -80,8 +81,9 @@ class HFPredictor:
     another frees the least recently used of them.
 
     A model whose tokenizer has a ``response_template`` (transformers' parser of what the
-    model writes: its text and its tool calls) takes tools: they are written into the prompt
-    by its chat template, and its tool calls are read back with ``parse_response``.
+    model writes: its text and its tool calls), or that is given one as
+    ``response_template``, takes tools: they are written into the prompt by its chat
+    template, and its tool calls are read back with ``parse_response``.
     """
 
     max_loaded: ClassVar[int] = 2
@@ -98,6 +100,7 @@ class HFPredictor:
         device: str | None = None,
         trust_remote_code: bool = False,
         chat_template: str | None = None,
+        response_template: dict[str, Any] | None = None,
     ) -> None:
         self.path = path
         self.max_new_tokens = at_least_one("max_new_tokens", max_new_tokens)
@@ -109,9 +112,14 @@ class HFPredictor:
         self.chat_template = chat_template
         """The Jinja template prompts are written with, in place of the tokenizer's own (a
         base model without one, tuned with the local backend's ``chat_template`` option)."""
+        self.response_template = response_template
+        """transformers' parser of what the model writes, in place of its tokenizer's own
+        ``response_template`` (a model whose tokenizer has none takes tools with it)."""
         self.name = f"hf:{path}:{self._stamp}:m{self.max_new_tokens}:s{seed}"
         if chat_template is not None:
-            self.name += f":t{hashlib.sha256(chat_template.encode()).hexdigest()[:12]}"
+            self.name += f":t{_digest(chat_template)}"
+        if response_template is not None:
+            self.name += f":r{_digest(json.dumps(response_template, sort_keys=True))}"
         self._parses_tools: bool | None = None
         self._tokenizer_loaded: Any = None
         self._resolved: str | None = None
@@ -124,13 +132,14 @@ class HFPredictor:
         """Whether this model's tool calls can be read: its tokenizer has a
         ``response_template`` (loads the tokenizer, not the model)."""
         if self._parses_tools is None:
-            self._parses_tools = getattr(self._tokenizer(), "response_template", None) is not None
+            own = getattr(self._tokenizer(), "response_template", None)
+            self._parses_tools = (self.response_template or own) is not None
         return self._parses_tools
 
     tools_note = (
         "its tokenizer has no response_template, transformers' parser of a model's tool calls "
-        "(set tokenizer.response_template and save it with the model, or serve the model with "
-        "tools)"
+        "(give the candidate one in predictor_options: {'response_template': {...}}, save one "
+        "with the model as tokenizer.response_template, or serve the model with tools)"
     )
     """Why a model without a ``response_template`` takes no tools, for ``ft.evaluate``'s
     refusal."""
@@ -285,7 +294,7 @@ class HFPredictor:
         if prefix is None:
             text: str = tokenizer.decode(tokens[:end], skip_special_tokens=True).strip()
         else:
-            text = _parsed_reply(tokenizer, tokens[:end], prefix, tools)
+            text = _parsed_reply(tokenizer, tokens[:end], prefix, tools, self.response_template)
         if end is None and len(tokens) >= self.max_new_tokens:
             return TruncatedReply(text, f"max_new_tokens={self.max_new_tokens}")
         return text
@@ -297,6 +306,10 @@ class HFPredictor:
     async def apredict(self, messages: Messages, tools: Tools | None = None) -> str:
         """As ``predict``, in a worker thread."""
         return await asyncio.to_thread(self.predict, messages, tools)
+
+
+def _digest(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()[:12]
 
 
 def _has_tool_turns(messages: Messages) -> bool:
@@ -322,10 +335,16 @@ def _prompt_text(
     return written
 
 
-def _parsed_reply(tokenizer: Any, tokens: list[int], prefix: str, tools: Tools | None) -> str:
-    """What the model wrote, read by its tokenizer's response parser: its tool calls as
-    their ``format_tool_calls`` text, else its text."""
-    message = tokenizer.parse_response(tokens, prefix=prefix, tools=tools)
+def _parsed_reply(
+    tokenizer: Any,
+    tokens: list[int],
+    prefix: str,
+    tools: Tools | None,
+    schema: dict[str, Any] | None = None,
+) -> str:
+    """What the model wrote, read by its response parser (``schema``, else its tokenizer's):
+    its tool calls as their ``format_tool_calls`` text, else its text."""
+    message = tokenizer.parse_response(tokens, schema, prefix=prefix, tools=tools)
     calls = message.get("tool_calls") if isinstance(message, dict) else None
     if calls:
         return format_tool_calls(calls)
