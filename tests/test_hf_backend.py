@@ -641,6 +641,8 @@ def test_a_model_that_ships_its_own_code_is_read_trained_and_asked_when_trusted(
         assert "over the model's context of 48" in report.kept["too_many_tokens"][0].message
     fits = ft.Tuner("hf", model=model, max_length=48).validate(data, options=trusted)
     assert "too_many_tokens" not in fits.counts and fits.counts["would_truncate"] == over
+    with pytest.raises(ft.InvalidRequestError, match="ships its own code"):
+        ft.Tuner("hf", model=model).validate(data)  # it passed, reading no context
 
     # refused before a job starts (the worker failed on loading it), trained when trusted
     tuner = ft.Tuner(HFBackend(jobs_dir=tmp_path / "jobs", max_length=48), model=model)

@@ -209,7 +209,8 @@ class HFBackend:
         self, model: str | None = None, options: Mapping[str, Any] | None = None
     ) -> Target:
         """The ``hf`` rules, and with a model the checks training would meet: every example
-        rendered with its chat template and masked as training masks it."""
+        rendered with its chat template and masked as training masks it (a model that
+        ships its own code, without ``trust_remote_code``, is refused as ``fit`` refuses it)."""
         from dataclasses import replace
 
         from finetune.backends.hf._checks import ModelChecks
@@ -219,6 +220,7 @@ class HFBackend:
         if model is None:
             return rules
         chosen = self._fit_options(options)
+        check_trusted(self.source(model).path, model, chosen)
         checks = ModelChecks(
             self._tokenizer(model, chosen),
             assistant_only=chosen.assistant_only_loss,
