@@ -16,6 +16,7 @@ import pytest
 import finetune as ft
 from finetune.backends.hf import HFBackend
 from finetune.evaluation import HFPredictor
+from finetune.export import ExportError
 
 pytest.importorskip("trl")
 pytest.importorskip("peft")
@@ -625,7 +626,8 @@ def test_a_model_that_ships_its_own_code_is_read_trained_and_asked_when_trusted(
 ) -> None:
     """Its context was read with the backend's ``trust_remote_code`` only: with the fit's,
     reading it failed quietly and no example was checked against it. Untrusted, it started
-    a job whose worker failed, and its LoRA adapter could not be asked even when trusted."""
+    a job whose worker failed. Trusted, its LoRA adapter could not be asked or exported
+    merged, and a tokenizer of its own code failed the worker's merge."""
     model = _with_its_own_config_code(tiny_base, tmp_path / "remote", context=48)
     data = ft.Dataset.from_records(rows[:30])
     trusted = {"trust_remote_code": True}
@@ -651,10 +653,18 @@ def test_a_model_that_ships_its_own_code_is_read_trained_and_asked_when_trusted(
     assert refused.value.param == "trust_remote_code" and tuner.jobs() == []
     job = tuner.fit(data, hyperparameters={"epochs": 1}, options=trusted)
     assert job.wait(poll_interval=0.3, timeout=200).status is ft.JobStatus.SUCCEEDED
+    question = rows[0]["messages"][:2]
     asked = HFPredictor(job.model.name, max_new_tokens=2, trust_remote_code=True)
-    assert isinstance(asked.predict(rows[0]["messages"][:2]), str)  # its adapter over the base
+    assert isinstance(asked.predict(question), str)  # its adapter over the base
     with pytest.raises(ft.InvalidRequestError, match=r"HFPredictor\(\.\.\., trust_remote_code"):
-        HFPredictor(job.model.name, max_new_tokens=2).predict(rows[0]["messages"][:2])
+        HFPredictor(job.model.name, max_new_tokens=2).predict(question)
+    merged = job.model.export(tmp_path / "merged", format="merged").path  # it lacked the flag
+    assert (merged / "modeling_remote.py").is_file()
+    assert isinstance(HFPredictor(str(merged), trust_remote_code=True).predict(question), str)
+    lone = shutil.copytree(job.model.name, tmp_path / "lone")
+    outside = ft.ModelRef(backend="hf", name=str(lone))
+    with pytest.raises(ExportError, match="no local job recorded that you allowed it"):
+        outside.export(tmp_path / "lone-merged", format="merged")
 
     # a tokenizer of its own code was "not a model folder or .gguf file here"
     settings = Path(model) / "tokenizer_config.json"
@@ -672,6 +682,10 @@ def test_a_model_that_ships_its_own_code_is_read_trained_and_asked_when_trusted(
         ft.Tuner("hf", model=model).validate(data)
     trusting = ft.Tuner("hf", model=model).validate(data, options=trusted)
     assert trusting.counts["too_many_tokens"] == over
+    merging = tuner.fit(data, hyperparameters={"epochs": 1}, options={**trusted, "merge": True})
+    done = merging.wait(poll_interval=0.3, timeout=200)  # its worker merged with the flag
+    assert done.status is ft.JobStatus.SUCCEEDED, done.error
+    assert (Path(done.raw["job_dir"]) / "merged" / "tokenization_remote.py").is_file()
 
 
 def test_integration_keys_are_never_written_to_the_job_folder(

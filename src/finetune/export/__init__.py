@@ -113,6 +113,25 @@ def _job_config(folder: Path) -> dict[str, Any]:
     return {}
 
 
+def _trusted(folder: Path) -> bool:
+    """Whether the local job that made ``folder`` ran its base's own code: its user allowed
+    it (``trust_remote_code``) for this model when training it."""
+    options = _job_config(folder).get("options") or {}
+    return bool(options.get("trust_remote_code"))
+
+
+def _refuse_untrusted(folder: Path, exc: ValueError) -> None:
+    from finetune.backends.hf._inputs import needs_trust
+
+    if needs_trust(exc):
+        raise ExportError(
+            f"{folder}: its base model ships its own code, which transformers runs only with "
+            "trust_remote_code=True, and no local job recorded that you allowed it: export "
+            "it from the job that trained it with trust_remote_code=True (its folder, or "
+            "job.model)"
+        ) from None
+
+
 def _default_name(folder: Path) -> str:
     job = _job_config(folder).get("job_id")
     return str(job) if job else folder.name
@@ -185,7 +204,11 @@ def _merged(
     with atomic_folder(dest) as staging:
         if _is_adapter(folder):
             tell("merging the LoRA adapter into its base (at the base's stored precision)")
-            write_merged(folder, staging)
+            try:
+                write_merged(folder, staging, trust_remote_code=_trusted(folder))
+            except ValueError as exc:
+                _refuse_untrusted(folder, exc)
+                raise
         else:
             shutil.copytree(folder, staging, ignore=shutil.ignore_patterns("training_args.bin"))
         # marked before the swap: a folder in place is always known as our own export

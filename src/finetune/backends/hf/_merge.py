@@ -56,4 +56,5 @@ def write_merged(adapter: str | Path, folder: Path, *, trust_remote_code: bool =
     with quiet_peft():
         merged: Any = PeftModel.from_pretrained(base, str(adapter)).merge_and_unload()
     merged.save_pretrained(str(folder), safe_serialization=True)
-    AutoTokenizer.from_pretrained(str(adapter)).save_pretrained(str(folder))
+    tokenizer = AutoTokenizer.from_pretrained(str(adapter), trust_remote_code=trust_remote_code)
+    tokenizer.save_pretrained(str(folder))
