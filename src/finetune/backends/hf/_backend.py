@@ -35,7 +35,6 @@ from finetune.backends.hf._config import (
 from finetune.backends.hf._inputs import (
     check_method,
     check_model,
-    check_trusted,
     example_kind,
     load_tokenizer,
     local_path,
@@ -172,15 +171,16 @@ class HFBackend:
             return self._tokenizers[key]
 
     def _context(self, model: str, options: LocalOptions) -> int | None:
-        """The model's context, read as the fit would read it (its ``trust_remote_code``: a
-        model whose config is its own code cannot be read without it)."""
+        """The model's context, read once as the fit would read it: with its
+        ``trust_remote_code``, without which a model whose config is code of its own is
+        refused (the worker would fail on loading it)."""
         from finetune.backends.hf._checks import model_context
 
         key = (model, options.trust_remote_code)
         with self._cache_lock:
             if key not in self._contexts:
                 path = self.source(model).path
-                self._contexts[key] = model_context(path, options.trust_remote_code)
+                self._contexts[key] = model_context(path, options.trust_remote_code, model)
             return self._contexts[key]
 
     def context_limit(self, model: str, options: Mapping[str, Any] | None = None) -> int:
@@ -220,7 +220,6 @@ class HFBackend:
         if model is None:
             return rules
         chosen = self._fit_options(options)
-        check_trusted(self.source(model).path, model, chosen)
         checks = ModelChecks(
             self._tokenizer(model, chosen),
             assistant_only=chosen.assistant_only_loss,
@@ -254,7 +253,7 @@ class HFBackend:
         kind = example_kind(request.training_file)
         check_method(request.method, kind)
         tokenizer = self._tokenizer(request.base_model, options)
-        check_trusted(self.source(request.base_model).path, request.base_model, options)
+        self._context(request.base_model, options)  # refuses code it may not run
         check_model(tokenizer, request.base_model, kind, options)
         job_id = new_job_id(request.idempotency_key, shared=options.num_machines > 1)
         integrations, secrets = split_secrets(request.integrations)

@@ -15,7 +15,6 @@ from finetune.types import FileRef
 __all__ = [
     "check_method",
     "check_model",
-    "check_trusted",
     "example_kind",
     "load_tokenizer",
     "local_path",
@@ -77,20 +76,6 @@ def load_tokenizer(path: str, trust_remote_code: bool, spec: str) -> Any:
             backend="hf",
             param="model",
         ) from None
-
-
-def check_trusted(path: str, spec: str, options: LocalOptions) -> None:
-    """Refuse, before a worker starts, a model transformers loads only by running code that
-    ships with it, when ``trust_remote_code`` is off (the worker would fail on loading it)."""
-    if options.trust_remote_code:
-        return
-    try:
-        from transformers import AutoConfig
-
-        AutoConfig.from_pretrained(path, trust_remote_code=False)
-    except Exception as exc:  # anything else wrong with the model, the worker reports
-        if needs_trust(exc):
-            raise untrusted_model(spec) from None
 
 
 def needs_trust(exc: Exception) -> bool:
