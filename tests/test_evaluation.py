@@ -379,6 +379,19 @@ def test_candidates_given_as_a_list_are_refused_as_such() -> None:
         ft.evaluate(_qa(3), [_answer], [m.exact_match], cache=False)  # type: ignore[arg-type]
 
 
+def test_a_response_template_the_parser_cannot_take_is_refused_at_once() -> None:
+    """It was read on the first tool call, after the model had answered."""
+    pytest.importorskip("transformers")
+    for given, says in (("chatml", "must be a dict, got str"), ({"nope": 1}, "Unknown keys")):
+        with pytest.raises(ft.InvalidRequestError, match=says) as refused:
+            HFPredictor("some/model", response_template=given)  # type: ignore[arg-type]
+        assert refused.value.param == "response_template"
+    local = {"l": ft.ModelRef(backend="hf", name="some/model")}
+    options = {"l": {"response_template": {"nope": 1}}}
+    with pytest.raises(ft.InvalidRequestError, match="response_template: Unknown keys"):
+        ft.evaluate(_qa(3), local, m.exact_match, predictor_options=options)
+
+
 def test_predictor_options_for_no_candidate_are_refused_before_anything_is_asked() -> None:
     """A misspelt candidate name would leave its options unused without a word."""
     asked: list[Any] = []

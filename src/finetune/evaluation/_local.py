@@ -112,7 +112,7 @@ class HFPredictor:
         self.chat_template = chat_template
         """The Jinja template prompts are written with, in place of the tokenizer's own (a
         base model without one, tuned with the local backend's ``chat_template`` option)."""
-        self.response_template = response_template
+        self.response_template = _checked_parser(response_template)
         """transformers' parser of what the model writes, in place of its tokenizer's own
         ``response_template`` (a model whose tokenizer has none takes tools with it)."""
         self.name = f"hf:{path}:{self._stamp}:m{self.max_new_tokens}:s{seed}"
@@ -306,6 +306,27 @@ class HFPredictor:
     async def apredict(self, messages: Messages, tools: Tools | None = None) -> str:
         """As ``predict``, in a worker thread."""
         return await asyncio.to_thread(self.predict, messages, tools)
+
+
+def _checked_parser(template: dict[str, Any] | None) -> dict[str, Any] | None:
+    """``template``, refused at once where transformers' response parser cannot take it
+    (a name such as ``"chatml"``, an unknown key): it was only read on the first tool call."""
+    if template is None:
+        return None
+    try:
+        from transformers.utils.chat_parsing import ResponseParser
+    except ImportError as exc:
+        raise MissingDependency("transformers", "hf", purpose="for local models") from exc
+    try:
+        ResponseParser(template, prefix="")
+    except (TypeError, ValueError) as exc:
+        raise InvalidRequestError(
+            f"response_template: {exc} (it is transformers' response_template, a dict: "
+            "docs/evaluation.md shows one)",
+            backend="hf",
+            param="response_template",
+        ) from None
+    return template
 
 
 def _digest(text: str) -> str:
