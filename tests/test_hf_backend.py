@@ -16,6 +16,7 @@ import pytest
 import finetune as ft
 from finetune.backends.hf import HFBackend
 from finetune.evaluation import HFPredictor
+from finetune.evaluation import metrics as m
 from finetune.export import ExportError
 
 pytest.importorskip("trl")
@@ -502,6 +503,24 @@ def test_a_model_without_a_chat_template_trains_with_the_one_given(
     assert given.name != HFPredictor(str(bare), max_new_tokens=4).name
     assert isinstance(HFPredictor(job.model.name, max_new_tokens=4).predict(question), str)
 
+    # the Tuner's base model is asked as it trains: with the Tuner's template (it was refused)
+    assert tuner.base_model.asked_with == {"chat_template": _TURNS}
+    assert ft.Tuner("hf", model=str(bare)).base_model.asked_with == {}
+    candidates = {
+        "base": tuner.base_model,
+        "base 2-shot": tuner.base_model.with_few_shot(data, k=2),
+        "tuned": job.model,
+    }
+    held = ft.Dataset.from_records(rows[20:22])
+    questions = [r["messages"][:2] for r in rows[20:22]]
+    short = {name: {"max_new_tokens": 4} for name in candidates}
+    asked = ft.evaluate(held, candidates, m.exact_match, predictor_options=short)
+    assert asked.predictions("base") == [given.predict(q) for q in questions]
+    other = {"base": {"max_new_tokens": 4, "chat_template": longer}}  # the candidate's own wins
+    mine = ft.evaluate(held, {"base": tuner.base_model}, m.exact_match, predictor_options=other)
+    with_longer = HFPredictor(str(bare), max_new_tokens=4, chat_template=longer)
+    assert mine.predictions("base") == [with_longer.predict(q) for q in questions]
+
 
 def test_preference_data_needs_dpo_and_options_are_checked(
     tiny_base: str, rows: list[dict[str, Any]]
@@ -658,6 +677,15 @@ def test_a_model_that_ships_its_own_code_is_read_trained_and_asked_when_trusted(
     assert isinstance(asked.predict(question), str)  # its adapter over the base
     with pytest.raises(ft.InvalidRequestError, match=r"HFPredictor\(\.\.\., trust_remote_code"):
         HFPredictor(job.model.name, max_new_tokens=2).predict(question)
+    few, exact = ft.Dataset.from_records(rows[:2]), ft.evaluation.metrics.exact_match
+    short = {"max_new_tokens": 2}  # its job's flag, unless the candidate's options say otherwise
+    said = ft.evaluate(
+        few, {"tuned": job.model}, exact, predictor_options={"tuned": short}, cache=False
+    )
+    assert len(said.predictions("tuned")) == 2
+    unsure = {"tuned": {**short, "trust_remote_code": False}}
+    with pytest.raises(ft.InvalidRequestError, match="ships its own code"):
+        ft.evaluate(few, {"tuned": job.model}, exact, predictor_options=unsure, cache=False)
     merged = job.model.export(tmp_path / "merged", format="merged").path  # it lacked the flag
     assert (merged / "modeling_remote.py").is_file()
     assert isinstance(HFPredictor(str(merged), trust_remote_code=True).predict(question), str)

@@ -734,6 +734,23 @@ def test_a_token_counter_is_given_the_fits_options_where_it_takes_them(
     assert old.validate(train, options={"template": "a"}).ok
 
 
+def test_a_backends_predictor_options_go_with_its_base_model(
+    namespace: str, train: ft.Dataset
+) -> None:
+    """``tuner.base_model`` carries how the backend asks it (a sync plugin's hook, through
+    the adapter), and so do its few-shot copies; a backend without the hook gives none."""
+
+    class AskedAsBuilt(FakeBackend):
+        def predictor_options(self) -> dict[str, Any]:
+            return {"chat_template": "{{ messages }}"}
+
+    tuner = ft.Tuner(AskedAsBuilt(namespace=namespace, **FAST), model="m", registry=False)
+    assert tuner.base_model.asked_with == {"chat_template": "{{ messages }}"}
+    assert tuner.base_model.with_few_shot(train, k=2).asked_with == tuner.base_model.asked_with
+    plain = ft.Tuner(FakeBackend(namespace=namespace), model="m", registry=False)
+    assert plain.base_model.asked_with == {}
+
+
 def test_unknown_backend_lists_the_installed_ones() -> None:
     with pytest.raises(ft.BackendNotFound) as caught:
         ft.Tuner("nope")

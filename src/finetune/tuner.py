@@ -121,8 +121,11 @@ class TunerView:
 
     @property
     def base_model(self) -> ModelRef:
-        """The untuned base model, as a ModelRef for evaluation."""
-        return ModelRef(backend=self.backend_name, name=self._require_model())
+        """The untuned base model, as a ModelRef for evaluation, asked as this backend was
+        built to train it (``Tuner("hf", chat_template=...)``: with that template)."""
+        model = ModelRef(backend=self.backend_name, name=self._require_model())
+        model._asked_with = self.backend.predictor_options()
+        return model
 
     # -- before any money is spent: local work, the same from either face --
 

@@ -265,6 +265,7 @@ class ModelRef(_Value):
     note: str | None = Field(None, description="how the provider serves it, and what it costs")
     few_shot: list[Example] | None = None
     _api_key: str | None = PrivateAttr(default=None)
+    _asked_with: dict[str, Any] = PrivateAttr(default_factory=dict)
 
     @classmethod
     def openai_compatible(cls, base_url: str, model: str, api_key: str | None = None) -> ModelRef:
@@ -311,6 +312,13 @@ class ModelRef(_Value):
     def api_key(self) -> str | None:
         """The endpoint's key given to ``openai_compatible`` (never shown or saved)."""
         return self._api_key
+
+    @property
+    def asked_with(self) -> dict[str, Any]:
+        """The predictor options ``ft.evaluate`` asks this model with, under a candidate's
+        own: ``tuner.base_model`` carries those its backend was built with (a local base
+        model's ``chat_template`` and ``trust_remote_code``)."""
+        return dict(self._asked_with)
 
     def with_few_shot(self, train: Any, k: int = 5, seed: int = 0) -> ModelRef:
         """A copy of this model prompted with ``k`` examples drawn from ``train`` (never eval):

@@ -229,6 +229,13 @@ class BaseBackend:
         """
         return dict(options or {})
 
+    def predictor_options(self) -> dict[str, Any]:
+        """The options ``ft.evaluate`` asks this backend's untuned base model with
+        (``tuner.base_model`` carries them), from the settings this backend was built with
+        that change how the model is asked (the local backend's ``chat_template``). By
+        default: none."""
+        return {}
+
     def validation_rules(
         self, model: str | None = None, options: Mapping[str, Any] | None = None
     ) -> Target:
@@ -332,6 +339,7 @@ _PLAIN_CALLS = (
     "token_counter",
     "context_limit",
     "job_options",
+    "predictor_options",
     "validation_rules",
     "format_example",
 )

@@ -425,7 +425,7 @@ def _predictor_of(model: ModelRef, options: dict[str, Any]) -> Predictor:
         from finetune.backends.base import no_predictor
 
         raise no_predictor(backend)
-    found: Predictor = ask(model.name, **options)
+    found: Predictor = ask(model.name, **{**model.asked_with, **options})
     return found
 
 

@@ -113,13 +113,6 @@ def _job_config(folder: Path) -> dict[str, Any]:
     return {}
 
 
-def _trusted(folder: Path) -> bool:
-    """Whether the local job that made ``folder`` ran its base's own code: its user allowed
-    it (``trust_remote_code``) for this model when training it."""
-    options = _job_config(folder).get("options") or {}
-    return bool(options.get("trust_remote_code"))
-
-
 def _refuse_untrusted(folder: Path, exc: ValueError) -> None:
     from finetune.backends.hf._inputs import needs_trust
 
@@ -198,6 +191,7 @@ def _is_adapter(folder: Path) -> bool:
 def _merged(
     folder: Path, dest: Path, quantization: str | None, name: str, create: Any, tell: Any
 ) -> ExportResult:
+    from finetune.backends.hf._jobdir import trusted_by_its_job
     from finetune.backends.hf._merge import write_merged
 
     _check_replaceable(dest)
@@ -205,7 +199,7 @@ def _merged(
         if _is_adapter(folder):
             tell("merging the LoRA adapter into its base (at the base's stored precision)")
             try:
-                write_merged(folder, staging, trust_remote_code=_trusted(folder))
+                write_merged(folder, staging, trust_remote_code=trusted_by_its_job(folder))
             except ValueError as exc:
                 _refuse_untrusted(folder, exc)
                 raise

@@ -43,6 +43,7 @@ from finetune.backends.hf._jobdir import (
     JOBS_DIR_ENV,
     JobDir,
     default_jobs_dir,
+    job_config_of,
     log_tail,
     new_job_id,
     now_iso,
@@ -50,6 +51,7 @@ from finetune.backends.hf._jobdir import (
     process_start_time,
     process_tree,
     storage_errors,
+    trusted_by_its_job,
 )
 from finetune.backends.hf._launch import (
     check_device,
@@ -196,6 +198,12 @@ class HFBackend:
         ``machine_rank`` is left out: every machine of one fit derives the job id from it."""
         chosen = self._fit_options(options)
         return chosen.model_dump(mode="json", exclude_defaults=True, exclude={"machine_rank"})
+
+    def predictor_options(self) -> dict[str, Any]:
+        """``tuner.base_model`` is asked with this backend's ``chat_template`` and
+        ``trust_remote_code``, where set: as it trains."""
+        chosen = self._options.model_dump(include={"chat_template", "trust_remote_code"})
+        return {name: value for name, value in chosen.items() if value}
 
     def _fit_options(self, given: Mapping[str, Any] | None) -> LocalOptions:
         """A fit's ``options`` over the ones this backend was built with, checked (a fit
@@ -355,9 +363,13 @@ class HFBackend:
     @classmethod
     def predictor(cls, model: str, **options: Any) -> HFPredictor:
         """``model`` (a Hub id, a folder, a ``.gguf`` file or a tuned adapter's folder) run
-        here with transformers (``HFPredictor``: batched, greedy, seeded)."""
+        here with transformers (``HFPredictor``: batched, greedy, seeded); a local job's
+        model is asked with the ``trust_remote_code`` its job was trained with, unless
+        ``options`` say otherwise."""
         from finetune.evaluation import HFPredictor
 
+        if "trust_remote_code" not in options and trusted_by_its_job(model):
+            options = {**options, "trust_remote_code": True}
         return HFPredictor(model, **options)
 
     @classmethod
@@ -366,17 +378,9 @@ class HFBackend:
         is, while it is still there; ``None`` for any other model."""
         from finetune.dataset import Dataset
 
-        folder = Path(model)
-        for job in (JobDir(folder.parent), JobDir(folder.parent.parent)):  # model/, checkpoint
-            if not job.exists():
-                continue
-            try:
-                training = job.read_config().get("training_file")
-            except (OSError, ValueError):
-                return None
-            if isinstance(training, str) and Path(training).is_file():
-                return Dataset.from_jsonl(training)
-            return None
+        training = (job_config_of(model) or {}).get("training_file")
+        if isinstance(training, str) and Path(training).is_file():
+            return Dataset.from_jsonl(training)
         return None
 
     def close(self) -> None:

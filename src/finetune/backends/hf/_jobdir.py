@@ -23,6 +23,7 @@ __all__ = [
     "JOBS_DIR_ENV",
     "JobDir",
     "default_jobs_dir",
+    "job_config_of",
     "log_tail",
     "new_job_id",
     "now_iso",
@@ -30,6 +31,7 @@ __all__ = [
     "process_start_time",
     "process_tree",
     "storage_errors",
+    "trusted_by_its_job",
 ]
 
 JOBS_DIR_ENV = "FINETUNE_HF_JOBS_DIR"
@@ -283,3 +285,23 @@ def new_job_id(idempotency_key: str, *, shared: bool = False) -> str:
     stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
     digest = hashlib.sha256(f"{idempotency_key}:{time.time_ns()}".encode()).hexdigest()[:8]
     return f"hfjob-{stamp}-{digest}"
+
+
+def job_config_of(model: str | os.PathLike[str]) -> dict[str, Any] | None:
+    """The config of the local job whose model, merged model or checkpoint folder ``model``
+    is; ``None`` for any other folder, or a job whose config cannot be read."""
+    folder = Path(model)
+    for job in (JobDir(folder.parent), JobDir(folder.parent.parent)):  # model/, checkpoints/N
+        if job.exists() and job.status_path.exists():
+            try:
+                return job.read_config()
+            except (OSError, ValueError):
+                return None
+    return None
+
+
+def trusted_by_its_job(model: str | os.PathLike[str]) -> bool:
+    """Whether the local job that made ``model`` ran its base's own code: its user allowed
+    that (``trust_remote_code``) for this model when training it."""
+    options = (job_config_of(model) or {}).get("options") or {}
+    return options.get("trust_remote_code") is True
