@@ -106,11 +106,13 @@ def default_quantization(folder: str | os.PathLike[str]) -> str:
 
 
 def _job_config(folder: Path) -> dict[str, Any]:
-    config = folder.parent / "config.json"
-    if folder.name in ("model", "merged") and config.exists():
-        found: dict[str, Any] = json.loads(config.read_text(encoding="utf-8"))
-        return found
-    return {}
+    """The config of the local job whose model or merged model ``folder`` is; empty for any
+    other folder (a checkpoint keeps its own name)."""
+    from finetune.backends.hf._jobdir import job_config_of
+
+    if folder.name not in ("model", "merged"):
+        return {}
+    return job_config_of(folder) or {}
 
 
 def _refuse_untrusted(folder: Path, exc: ValueError) -> None:
