@@ -951,3 +951,9 @@ def test_a_local_model_is_evaluated_on_its_tool_calls(
     parsed = ft.evaluate(data, candidate, metrics, predictor_options=given, cache=False)
     assert parsed.predictions("bare") == result.predictions("tuned")
     assert parsed.summary()["bare"]["tool_names_match"].mean == 1.0
+
+    # a parser, but a template that never writes the tools: the model would not see them
+    unwritten = _TOOLS_TEMPLATE.split("{% endif %}", 1)[1]
+    blind = {"bare": {"response_template": _RESPONSE_TEMPLATE, "chat_template": unwritten}}
+    with pytest.raises(ValueError, match="its chat template does not write tool definitions"):
+        ft.evaluate(data, candidate, metrics, predictor_options=blind, cache=False)

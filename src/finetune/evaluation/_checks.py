@@ -86,8 +86,8 @@ def refuse_predictors_without_tools(
         f"{f': {why}' if why else ''}, and the example at "
         f"index {used[0]} uses them ({place}; {len(used)} of {len(examples)} do: index "
         f"{indexes(used)}). Tools go to OpenAI, Mistral, Together and Fireworks models, to a "
-        "local model whose tokenizer has a response_template or that is given one, to an "
-        "OpenAI-compatible server "
+        "local model whose chat template writes them and that has a response_template (its "
+        "tokenizer's, or one given), to an OpenAI-compatible server "
         "(vLLM with --enable-auto-tool-choice, llama-server --jinja; ft.ModelRef(backend="
         "'openai-compatible', ...)), and to a function with a tools parameter"
     )

@@ -120,7 +120,7 @@ class HFPredictor:
             self.name += f":t{_digest(chat_template)}"
         if response_template is not None:
             self.name += f":r{_digest(json.dumps(response_template, sort_keys=True))}"
-        self._parses_tools: bool | None = None
+        self._no_tools: str | None = None
         self._tokenizer_loaded: Any = None
         self._resolved: str | None = None
 
@@ -129,20 +129,28 @@ class HFPredictor:
 
     @property
     def supports_tools(self) -> bool:
-        """Whether this model's tool calls can be read: its tokenizer has a
-        ``response_template`` (loads the tokenizer, not the model)."""
-        if self._parses_tools is None:
-            own = getattr(self._tokenizer(), "response_template", None)
-            self._parses_tools = (self.response_template or own) is not None
-        return self._parses_tools
+        """Whether this model takes tools: its chat template writes them into the prompt, and
+        its tool calls can be read (a ``response_template``, its tokenizer's or the one
+        given). Loads the tokenizer, not the model."""
+        return not self.tools_note
 
-    tools_note = (
-        "its tokenizer has no response_template, transformers' parser of a model's tool calls "
-        "(give the candidate one in predictor_options: {'response_template': {...}}, save one "
-        "with the model as tokenizer.response_template, or serve the model with tools)"
-    )
-    """Why a model without a ``response_template`` takes no tools, for ``ft.evaluate``'s
-    refusal."""
+    @property
+    def tools_note(self) -> str:
+        """Why this model takes no tools, for ``ft.evaluate``'s refusal ('' when it takes
+        them)."""
+        if self._no_tools is None:
+            self._no_tools = self._why_no_tools()
+        return self._no_tools
+
+    def _why_no_tools(self) -> str:
+        from finetune.backends.hf._checks import writes_tools
+
+        tokenizer = self._tokenizer()
+        if (self.response_template or getattr(tokenizer, "response_template", None)) is None:
+            return _NO_PARSER
+        if not writes_tools(tokenizer, self.chat_template):
+            return _NO_TOOLS_WRITTEN
+        return ""
 
     def _tokenizer(self) -> Any:
         """The model's tokenizer, loaded once: ``supports_tools`` reads it, then the model
@@ -306,6 +314,17 @@ class HFPredictor:
     async def apredict(self, messages: Messages, tools: Tools | None = None) -> str:
         """As ``predict``, in a worker thread."""
         return await asyncio.to_thread(self.predict, messages, tools)
+
+
+_NO_PARSER = (
+    "its tokenizer has no response_template, transformers' parser of a model's tool calls "
+    "(give the candidate one in predictor_options: {'response_template': {...}}, save one "
+    "with the model as tokenizer.response_template, or serve the model with tools)"
+)
+_NO_TOOLS_WRITTEN = (
+    "its chat template does not write tool definitions, so the model would never see them "
+    "(give the candidate a template that does in predictor_options: {'chat_template': ...})"
+)
 
 
 def _checked_parser(template: dict[str, Any] | None) -> dict[str, Any] | None:

@@ -16,7 +16,7 @@ from finetune.backends.hf._masks import MaskProblem, encode_record
 from finetune.validation._rules import Issue, first_tool_use
 from finetune.validation._tokens import text_of
 
-__all__ = ["ModelChecks", "model_context"]
+__all__ = ["ModelChecks", "model_context", "writes_tools"]
 
 
 def model_context(path: str, trust_remote_code: bool = False, spec: str = "") -> int | None:
@@ -34,6 +34,21 @@ def model_context(path: str, trust_remote_code: bool = False, spec: str = "") ->
     text_config = config.get_text_config() if hasattr(config, "get_text_config") else config
     value = getattr(text_config, "max_position_embeddings", None)
     return int(value) if isinstance(value, int) and value > 0 else None
+
+
+def writes_tools(tokenizer: Any, chat_template: str | None = None) -> bool:
+    """Whether the chat template (``chat_template``, else the tokenizer's) writes tool
+    definitions: a conversation rendered with a probe tool differs from the same one
+    without it, and names it."""
+    turn = [{"role": "user", "content": "x"}]
+    try:
+        plain = tokenizer.apply_chat_template(turn, tokenize=False, chat_template=chat_template)
+        offered = tokenizer.apply_chat_template(
+            turn, tools=[_PROBE], tokenize=False, chat_template=chat_template
+        )
+    except Exception:  # a template that fails on tools does not take them
+        return False
+    return bool(offered != plain and "finetune_probe" in offered)
 
 
 class ModelChecks:
@@ -78,15 +93,8 @@ class ModelChecks:
 
     @functools.cached_property
     def renders_tools(self) -> bool:
-        """Whether the chat template writes tool definitions (a conversation rendered with
-        a probe tool differs from the same one without it)."""
-        turn = [{"role": "user", "content": "x"}]
-        try:
-            plain = self.tokenizer.apply_chat_template(turn, tokenize=False)
-            offered = self.tokenizer.apply_chat_template(turn, tools=[_PROBE], tokenize=False)
-        except Exception:  # a template that fails on tools does not take them
-            return False
-        return bool(offered != plain and "finetune_probe" in offered)
+        """Whether the chat template writes tool definitions."""
+        return writes_tools(self.tokenizer)
 
     def _assistant_only(self, kind: str) -> bool:
         return (
