@@ -673,10 +673,11 @@ def test_a_model_that_ships_its_own_code_is_read_trained_and_asked_when_trusted(
     job = tuner.fit(data, hyperparameters={"epochs": 1}, options=trusted)
     assert job.wait(poll_interval=0.3, timeout=200).status is ft.JobStatus.SUCCEEDED
     question = rows[0]["messages"][:2]
-    asked = HFPredictor(job.model.name, max_new_tokens=2, trust_remote_code=True)
+    asked = HFPredictor(job.model.name, max_new_tokens=2)  # with the flag its job recorded
     assert isinstance(asked.predict(question), str)  # its adapter over the base
+    untrusting = HFPredictor(job.model.name, max_new_tokens=2, trust_remote_code=False)
     with pytest.raises(ft.InvalidRequestError, match=r"HFPredictor\(\.\.\., trust_remote_code"):
-        HFPredictor(job.model.name, max_new_tokens=2).predict(question)
+        untrusting.predict(question)
     few, exact = ft.Dataset.from_records(rows[:2]), ft.evaluation.metrics.exact_match
     short = {"max_new_tokens": 2}  # its job's flag, unless the candidate's options say otherwise
     said = ft.evaluate(

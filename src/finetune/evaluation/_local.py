@@ -84,6 +84,9 @@ class HFPredictor:
     model writes: its text and its tool calls), or that is given one as
     ``response_template``, takes tools: they are written into the prompt by its chat
     template, and its tool calls are read back with ``parse_response``.
+
+    ``trust_remote_code`` lets transformers run code the model ships with; left unset, a
+    local job's model is loaded with the flag its job trained with, any other without it.
     """
 
     max_loaded: ClassVar[int] = 2
@@ -98,7 +101,7 @@ class HFPredictor:
         batch_size: int = 16,
         seed: int = 0,
         device: str | None = None,
-        trust_remote_code: bool = False,
+        trust_remote_code: bool | None = None,
         chat_template: str | None = None,
         response_template: dict[str, Any] | None = None,
     ) -> None:
@@ -107,7 +110,7 @@ class HFPredictor:
         self.batch_size = at_least_one("batch_size", batch_size)
         self.seed = seed
         self._device = device
-        self._trust = trust_remote_code
+        self._trust = _job_trusted(path) if trust_remote_code is None else trust_remote_code
         self._stamp = _weights_stamp(Path(path)) if Path(path).exists() else "hub"
         self.chat_template = chat_template
         """The Jinja template prompts are written with, in place of the tokenizer's own (a
@@ -325,6 +328,12 @@ _NO_TOOLS_WRITTEN = (
     "its chat template does not write tool definitions, so the model would never see them "
     "(give the candidate a template that does in predictor_options: {'chat_template': ...})"
 )
+
+
+def _job_trusted(path: str) -> bool:
+    from finetune.backends.hf._jobdir import trusted_by_its_job
+
+    return trusted_by_its_job(path)
 
 
 def _checked_parser(template: dict[str, Any] | None) -> dict[str, Any] | None:

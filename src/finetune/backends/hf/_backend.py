@@ -51,7 +51,6 @@ from finetune.backends.hf._jobdir import (
     process_start_time,
     process_tree,
     storage_errors,
-    trusted_by_its_job,
 )
 from finetune.backends.hf._launch import (
     check_device,
@@ -363,13 +362,11 @@ class HFBackend:
     @classmethod
     def predictor(cls, model: str, **options: Any) -> HFPredictor:
         """``model`` (a Hub id, a folder, a ``.gguf`` file or a tuned adapter's folder) run
-        here with transformers (``HFPredictor``: batched, greedy, seeded); a local job's
-        model is asked with the ``trust_remote_code`` its job was trained with, unless
-        ``options`` say otherwise."""
+        here with transformers (``HFPredictor``: batched, greedy, seeded; a local job's
+        model with the ``trust_remote_code`` its job trained with, unless ``options`` say
+        otherwise)."""
         from finetune.evaluation import HFPredictor
 
-        if "trust_remote_code" not in options and trusted_by_its_job(model):
-            options = {**options, "trust_remote_code": True}
         return HFPredictor(model, **options)
 
     @classmethod
