@@ -210,7 +210,7 @@ class HFBackend:
         if not given:
             return self._options
         defaults = self._options.model_dump(exclude_unset=True)
-        return parse_options({**defaults, **(given or {})})
+        return parse_options({**defaults, **given})
 
     def validation_rules(
         self, model: str | None = None, options: Mapping[str, Any] | None = None
@@ -464,7 +464,7 @@ class HFBackend:
             "command": command,
             "launched_at": time.time(),
         }
-        (job.path / "worker.json").write_text(json.dumps(worker))
+        job.worker_path.write_text(json.dumps(worker))
 
     def _launcher(self, job: JobDir, options: LocalOptions) -> list[str]:
         python = self._python
@@ -487,7 +487,7 @@ class HFBackend:
                 return False, f"the worker was killed by {signal.Signals(-code).name}"
             return False, f"the worker exited with code {code}"
         try:
-            worker = json.loads((job.path / "worker.json").read_text())
+            worker = json.loads(job.worker_path.read_text())
         except FileNotFoundError:
             created = job.config_path.stat().st_mtime
             return time.time() - created < _START_GRACE, "the worker was never started"
@@ -497,7 +497,7 @@ class HFBackend:
 
     def _alive(self, job: JobDir) -> bool:
         """Whether the job's worker runs now (a job created but not yet launched does not)."""
-        return (job.path / "worker.json").exists() and self._worker_running(job)[0]
+        return job.worker_path.exists() and self._worker_running(job)[0]
 
     def _notice_dead_worker(self, job: JobDir) -> None:
         if job.read_status().get("status") not in _ACTIVE:
@@ -555,7 +555,7 @@ class HFBackend:
 
     def _signal_worker(self, job: JobDir, which: signal.Signals) -> None:
         try:
-            worker = json.loads((job.path / "worker.json").read_text())
+            worker = json.loads(job.worker_path.read_text())
         except FileNotFoundError:
             return
         if not process_alive(worker["pid"], worker.get("start_time")):

@@ -143,6 +143,7 @@ class JobDir:
         self.events_path = self.path / "events.jsonl"
         self.metrics_path = self.path / "metrics.jsonl"
         self.log_path = self.path / "worker.log"
+        self.worker_path = self.path / "worker.json"  # the running worker's pid and start
         self.control_path = self.path / "control.json"
         self.checkpoints_dir = self.path / "checkpoints"
         self.model_dir = self.path / "model"
