@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -49,6 +50,22 @@ def tiktoken_available() -> bool:
 needs_tiktoken = pytest.mark.skipif(
     not tiktoken_available(), reason="tiktoken encodings unavailable (no ../shared/tiktoken)"
 )
+
+
+# The tests run on one day, whatever the calendar says: OpenAI stops creating jobs on
+# 2027-01-06, and the tests of its backend must not start failing then. The tests of that
+# closing move this clock past it themselves.
+TESTS_TODAY = date(2026, 12, 1)
+os.environ["FINETUNE_TESTS_TODAY"] = TESTS_TODAY.isoformat()  # read by _clock/sitecustomize.py
+_CLOCK = str(Path(__file__).resolve().parent / "_clock")
+os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [_CLOCK, os.environ.get("PYTHONPATH")]))
+
+
+@pytest.fixture(autouse=True)
+def _one_day(monkeypatch: pytest.MonkeyPatch) -> None:
+    from finetune import lifecycle
+
+    monkeypatch.setattr(lifecycle, "today", lambda: TESTS_TODAY)
 
 
 @pytest.fixture(autouse=True)
