@@ -717,6 +717,23 @@ def test_a_model_that_ships_its_own_code_is_read_trained_and_asked_when_trusted(
     assert (Path(done.raw["job_dir"]) / "merged" / "tokenization_remote.py").is_file()
 
 
+def test_a_hub_id_is_never_read_as_a_folder_of_the_job_it_is_asked_from(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``org/name`` asked from inside a job's folder was read as that job's model: its
+    ``trust_remote_code`` then ran another model's own code unasked (``HFPredictor``)."""
+    from finetune.backends.hf._jobdir import JobDir, job_config_of, trusted_by_its_job
+
+    job = JobDir(tmp_path / "hfjob-trusting")
+    (job.path / "model").mkdir(parents=True)
+    job.write_config({"base_model": "org/remote", "options": {"trust_remote_code": True}})
+    job.update_status(status="succeeded")
+    monkeypatch.chdir(job.path)
+    assert trusted_by_its_job(job.path / "model") and trusted_by_its_job("model")
+    assert job_config_of("Qwen/Qwen3-8B") is None
+    assert not trusted_by_its_job("Qwen/Qwen3-8B")
+
+
 def test_integration_keys_are_never_written_to_the_job_folder(
     tiny_base: str, rows: list[dict[str, Any]]
 ) -> None:

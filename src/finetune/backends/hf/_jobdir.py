@@ -290,8 +290,10 @@ def new_job_id(idempotency_key: str, *, shared: bool = False) -> str:
 
 def job_config_of(model: str | os.PathLike[str]) -> dict[str, Any] | None:
     """The config of the local job whose model, merged model or checkpoint folder ``model``
-    is; ``None`` for any other folder, or a job whose config cannot be read."""
+    is; ``None`` for any other folder, a Hub id, or a job whose config cannot be read."""
     folder = Path(model)
+    if not folder.is_dir():  # "org/name" is a Hub id here: its parents are the cwd's folders
+        return None
     for job in (JobDir(folder.parent), JobDir(folder.parent.parent)):  # model/, checkpoints/N
         if job.exists() and job.status_path.exists():
             try:
