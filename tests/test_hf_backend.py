@@ -672,6 +672,13 @@ def test_a_model_that_ships_its_own_code_is_read_trained_and_asked_when_trusted(
     assert refused.value.param == "trust_remote_code" and tuner.jobs() == []
     job = tuner.fit(data, hyperparameters={"epochs": 1}, options=trusted)
     assert job.wait(poll_interval=0.3, timeout=200).status is ft.JobStatus.SUCCEEDED
+    # its adapter, trained on further: no context was read (an adapter folder has no config)
+    # and, untrusted, a job started whose worker failed on loading the base
+    further = ft.Tuner(HFBackend(jobs_dir=tmp_path / "further"), model=job.model.name)
+    assert further.validate(data, options=trusted).counts["too_many_tokens"] == over
+    with pytest.raises(ft.InvalidRequestError, match=r"a LoRA adapter of .*ships its own code"):
+        further.fit(data)
+    assert [record.job_id for record in further.jobs()] == [job.id]  # no second job
     question = rows[0]["messages"][:2]
     asked = HFPredictor(job.model.name, max_new_tokens=2)  # with the flag its job recorded
     assert isinstance(asked.predict(question), str)  # its adapter over the base

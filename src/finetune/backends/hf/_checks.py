@@ -13,6 +13,7 @@ from typing import Any
 
 from finetune.backends.hf._inputs import needs_trust, untrusted_model
 from finetune.backends.hf._masks import MaskProblem, encode_record
+from finetune.backends.hf._merge import adapter_base, is_adapter
 from finetune.validation._rules import Issue, first_tool_use
 from finetune.validation._tokens import text_of
 
@@ -20,16 +21,20 @@ __all__ = ["ModelChecks", "model_context", "writes_tools"]
 
 
 def model_context(path: str, trust_remote_code: bool = False, spec: str = "") -> int | None:
-    """The longest sequence the model was built for (``max_position_embeddings``), if known;
-    a model whose config is code of its own, without ``trust_remote_code``, is refused
-    (``spec``: the model as the user named it)."""
+    """The longest sequence the model was built for (``max_position_embeddings``), if known
+    (a LoRA adapter's folder: its base's); a model whose config is code of its own, without
+    ``trust_remote_code``, is refused (``spec``: the model as the user named it)."""
+    try:
+        base = adapter_base(path) if is_adapter(path) else None
+    except (OSError, ValueError, KeyError):  # an adapter_config.json the worker reports
+        return None
     try:
         from transformers import AutoConfig
 
-        config = AutoConfig.from_pretrained(path, trust_remote_code=trust_remote_code)
+        config = AutoConfig.from_pretrained(base or path, trust_remote_code=trust_remote_code)
     except Exception as exc:  # anything else wrong with the model, the worker reports
         if needs_trust(exc):
-            raise untrusted_model(spec or path) from None
+            raise untrusted_model(spec or path, adapter_of=base) from None
         return None
     text_config = config.get_text_config() if hasattr(config, "get_text_config") else config
     value = getattr(text_config, "max_position_embeddings", None)

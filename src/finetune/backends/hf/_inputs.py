@@ -83,10 +83,12 @@ def needs_trust(exc: Exception) -> bool:
     return isinstance(exc, ValueError) and "trust_remote_code" in str(exc)
 
 
-def untrusted_model(spec: str) -> InvalidRequestError:
-    """The refusal of a model that ships its own code, saying where to allow it."""
+def untrusted_model(spec: str, adapter_of: str | None = None) -> InvalidRequestError:
+    """The refusal of a model that ships its own code, saying where to allow it
+    (``adapter_of``: the base that ships it, when ``spec`` is a LoRA adapter's folder)."""
+    model = f"{spec!r}" if adapter_of is None else f"{spec!r} (a LoRA adapter of {adapter_of!r})"
     return InvalidRequestError(
-        f"model {spec!r} ships its own code, which transformers runs only with "
+        f"model {model} ships its own code, which transformers runs only with "
         "trust_remote_code=True; read that code, and if you trust it pass "
         "trust_remote_code=True (Tuner('hf', model=..., trust_remote_code=True), "
         "fit(options={'trust_remote_code': True}), or HFPredictor(..., trust_remote_code=True))",

@@ -11,7 +11,7 @@ from typing import Any
 
 from finetune.dataset import atomic_folder
 
-__all__ = ["adapter_base", "merge_adapter", "quiet_peft", "write_merged"]
+__all__ = ["adapter_base", "is_adapter", "merge_adapter", "quiet_peft", "write_merged"]
 
 
 @contextlib.contextmanager
@@ -23,6 +23,11 @@ def quiet_peft() -> Iterator[None]:
             "ignore", message="`is_gradient_checkpointing` is deprecated", category=FutureWarning
         )
         yield
+
+
+def is_adapter(folder: str | Path) -> bool:
+    """Whether ``folder`` holds a LoRA adapter (``adapter_config.json``), not a whole model."""
+    return Path(folder, "adapter_config.json").is_file()
 
 
 def adapter_base(adapter: str | Path) -> str:
