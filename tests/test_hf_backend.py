@@ -15,6 +15,7 @@ import pytest
 
 import finetune as ft
 from finetune.backends.hf import HFBackend
+from finetune.backends.hf._jobdir import JobDir
 from finetune.evaluation import HFPredictor
 from finetune.evaluation import metrics as m
 from finetune.export import ExportError
@@ -227,7 +228,8 @@ def test_a_job_started_beside_others_on_the_cpu_says_they_will_crawl(
 ) -> None:
     """Two trainings at once on the same cores, each with a thread per core, were both still
     training after 6 minutes where one alone took 19 s: a job started beside others says so,
-    unless ``OMP_NUM_THREADS`` shares the cores out."""
+    unless ``OMP_NUM_THREADS`` shares the cores out. A job that has ended, its worker still
+    exiting (a fit right after ``wait``), trains no more: it was named all the same."""
     tuner = ft.Tuner("hf", model=tiny_base)
     data = ft.Dataset.from_records(rows[:160])
 
@@ -240,11 +242,21 @@ def test_a_job_started_beside_others_on_the_cpu_says_they_will_crawl(
         jobs.append(start("shared"))
         monkeypatch.delenv("OMP_NUM_THREADS")
         jobs.append(start("third"))
-    for job in jobs:
+        ended = JobDir(Path(os.environ["FINETUNE_HF_JOBS_DIR"]) / jobs[0].id)
+        worker = json.loads(ended.worker_path.read_text())["pid"]
+        os.kill(worker, signal.SIGSTOP)  # alive, and writing no more status
+        try:
+            ended.update_status(status="succeeded")
+            jobs.append(start("fourth"))
+        finally:
+            os.kill(worker, signal.SIGKILL)
+    for job in jobs[1:]:
         job.cancel()
-    [said] = [r.getMessage() for r in caplog.records if "still training" in r.getMessage()]
-    assert said.startswith(f"job {jobs[2].id}: 2 other local jobs (")
-    assert jobs[0].id in said and jobs[1].id in said and "OMP_NUM_THREADS" in said
+    said = [r.getMessage() for r in caplog.records if "still training" in r.getMessage()]
+    assert said[0].startswith(f"job {jobs[2].id}: 2 other local jobs (")
+    assert jobs[0].id in said[0] and jobs[1].id in said[0] and "OMP_NUM_THREADS" in said[0]
+    assert said[1].startswith(f"job {jobs[3].id}: 2 other local jobs (")
+    assert jobs[0].id not in said[1] and jobs[1].id in said[1] and jobs[2].id in said[1]
 
 
 _CALL = {"id": "call_1", "type": "function", "function": {"name": "look_up", "arguments": "{}"}}
@@ -308,8 +320,6 @@ def test_tools_train_where_the_chat_template_writes_them_and_are_refused_elsewhe
 
 
 def test_a_log_line_cut_by_a_crash_costs_only_that_line(tmp_path: Path) -> None:
-    from finetune.backends.hf._jobdir import JobDir
-
     job = JobDir(tmp_path / "job")
     job.path.mkdir()
     job.append_event("Started")
@@ -729,7 +739,7 @@ def test_a_hub_id_is_never_read_as_a_folder_of_the_job_it_is_asked_from(
 ) -> None:
     """``org/name`` asked from inside a job's folder was read as that job's model: its
     ``trust_remote_code`` then ran another model's own code unasked (``HFPredictor``)."""
-    from finetune.backends.hf._jobdir import JobDir, job_config_of, trusted_by_its_job
+    from finetune.backends.hf._jobdir import job_config_of, trusted_by_its_job
 
     job = JobDir(tmp_path / "hfjob-trusting")
     (job.path / "model").mkdir(parents=True)

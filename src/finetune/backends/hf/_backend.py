@@ -430,7 +430,7 @@ class HFBackend:
         env: dict[str, str] | None = None,
     ) -> None:
         if shares_cores(options, cuda_devices=cuda_device_count(), environ=os.environ):
-            training = [j.id for j in self._dirs() if j.id != job.id and self._alive(j)]
+            training = [j.id for j in self._dirs() if j.id != job.id and self._training(j)]
             if training:
                 log.warning("job %s: %s", job.id, shared_cores_note(training))
         launcher = self._launcher(job, options)
@@ -495,9 +495,12 @@ class HFBackend:
             return True, ""
         return False, f"the worker process {worker['pid']} is gone"
 
-    def _alive(self, job: JobDir) -> bool:
-        """Whether the job's worker runs now (a job created but not yet launched does not)."""
-        return job.worker_path.exists() and self._worker_running(job)[0]
+    def _training(self, job: JobDir) -> bool:
+        """Whether the job trains now: not yet ended, its worker running (one that has ended
+        may still be exiting, a fit right after ``wait``)."""
+        if job.read_status().get("status") not in _ACTIVE or not job.worker_path.exists():
+            return False  # a job created but not yet launched has no worker.json
+        return self._worker_running(job)[0]
 
     def _notice_dead_worker(self, job: JobDir) -> None:
         if job.read_status().get("status") not in _ACTIVE:
