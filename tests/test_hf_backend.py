@@ -693,8 +693,11 @@ def test_a_model_that_ships_its_own_code_is_read_trained_and_asked_when_trusted(
     asked = HFPredictor(job.model.name, max_new_tokens=2)  # with the flag its job recorded
     assert isinstance(asked.predict(question), str)  # its adapter over the base
     untrusting = HFPredictor(job.model.name, max_new_tokens=2, trust_remote_code=False)
-    with pytest.raises(ft.InvalidRequestError, match=r"HFPredictor\(\.\.\., trust_remote_code"):
+    with pytest.raises(
+        ft.InvalidRequestError, match=r"HFPredictor\(\.\.\., trust_remote_code"
+    ) as no:
         untrusting.predict(question)
+    assert f"(a LoRA adapter of {model!r}) ships its own code" in str(no.value)
     few, exact = ft.Dataset.from_records(rows[:2]), ft.evaluation.metrics.exact_match
     short = {"max_new_tokens": 2}  # its job's flag, unless the candidate's options say otherwise
     said = ft.evaluate(

@@ -224,19 +224,21 @@ class HFPredictor:
             model = self._weights(path, AutoModelForCausalLM)
         except ValueError as exc:
             from finetune.backends.hf._inputs import needs_trust, untrusted_model
+            from finetune.backends.hf._merge import adapter_base, is_adapter
 
             if needs_trust(exc):
-                raise untrusted_model(self.path) from None
+                base = adapter_base(path) if is_adapter(path) else None
+                raise untrusted_model(self.path, adapter_of=base) from None
             raise
         return tokenizer, model.to(device).eval()
 
     def _weights(self, path: str, auto_model: Any) -> Any:
         """The model's weights; a LoRA adapter loads over its base, merged."""
-        if not (Path(path) / "adapter_config.json").exists():
+        from finetune.backends.hf._merge import is_adapter, quiet_peft
+
+        if not is_adapter(path):
             return auto_model.from_pretrained(path, trust_remote_code=self._trust)
         from peft import AutoPeftModelForCausalLM
-
-        from finetune.backends.hf._merge import quiet_peft
 
         # merged for generation: the same outputs, without the adapter's extra matmuls
         with quiet_peft():
