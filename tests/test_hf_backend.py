@@ -689,6 +689,9 @@ def test_a_model_that_ships_its_own_code_is_read_trained_and_asked_when_trusted(
     with pytest.raises(ft.InvalidRequestError, match=r"a LoRA adapter of .*ships its own code"):
         further.fit(data)
     assert [record.job_id for record in further.jobs()] == [job.id]  # no second job
+    whole = Path(shutil.copytree(tiny_base, tmp_path / "whole"))  # trained as a whole model
+    (whole / "adapter_config.json").write_text(json.dumps({"base_model_name_or_path": model}))
+    assert "too_many_tokens" not in ft.Tuner("hf", model=str(whole)).validate(data).counts
     question = rows[0]["messages"][:2]
     asked = HFPredictor(job.model.name, max_new_tokens=2)  # with the flag its job recorded
     assert isinstance(asked.predict(question), str)  # its adapter over the base

@@ -11,9 +11,10 @@ import functools
 from collections.abc import Iterator
 from typing import Any
 
+from finetune.backends.hf._config import adapter_settings
 from finetune.backends.hf._inputs import needs_trust, untrusted_model
 from finetune.backends.hf._masks import MaskProblem, encode_record
-from finetune.backends.hf._merge import adapter_base, is_adapter
+from finetune.backends.hf._merge import adapter_base
 from finetune.validation._rules import Issue, first_tool_use
 from finetune.validation._tokens import text_of
 
@@ -22,10 +23,11 @@ __all__ = ["ModelChecks", "model_context", "writes_tools"]
 
 def model_context(path: str, trust_remote_code: bool = False, spec: str = "") -> int | None:
     """The longest sequence the model was built for (``max_position_embeddings``), if known
-    (a LoRA adapter's folder: its base's); a model whose config is code of its own, without
-    ``trust_remote_code``, is refused (``spec``: the model as the user named it)."""
+    (a LoRA adapter the worker would train further: its base's); a model whose config is
+    code of its own, without ``trust_remote_code``, is refused (``spec``: the model as the
+    user named it)."""
     try:
-        base = adapter_base(path) if is_adapter(path) else None
+        base = adapter_base(path) if adapter_settings(path) is not None else None
     except (OSError, ValueError, KeyError):  # an adapter_config.json the worker reports
         return None
     try:
