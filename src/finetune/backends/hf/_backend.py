@@ -47,9 +47,11 @@ from finetune.backends.hf._jobdir import (
     log_tail,
     new_job_id,
     now_iso,
+    parse_iso,
     process_alive,
     process_start_time,
     process_tree,
+    running_workers,
     storage_errors,
 )
 from finetune.backends.hf._launch import (
@@ -81,10 +83,6 @@ WORKER_MODULE = "finetune.backends.hf._worker"
 _START_GRACE = 120.0
 log = logging.getLogger("finetune")
 _ACTIVE = ("queued", "validating", "running")
-
-
-def _parse_time(value: str | None) -> datetime | None:
-    return datetime.fromisoformat(value) if value else None
 
 
 class HFBackend:
@@ -429,10 +427,9 @@ class HFBackend:
         resume: bool,
         env: dict[str, str] | None = None,
     ) -> None:
-        if shares_cores(options, cuda_devices=cuda_device_count(), environ=os.environ):
-            training = [j.id for j in self._dirs() if j.id != job.id and self._training(j)]
-            if training:
-                log.warning("job %s: %s", job.id, shared_cores_note(training))
+        sharing = shares_cores(options, cuda_devices=cuda_device_count(), environ=os.environ)
+        if sharing and (training := self._others_training(job)):
+            log.warning("job %s: %s", job.id, shared_cores_note(training))
         launcher = self._launcher(job, options)
         module = [] if options.launcher == "ray" else ["-m", WORKER_MODULE]
         command = [*launcher, *module, str(job.path)]
@@ -495,12 +492,16 @@ class HFBackend:
             return True, ""
         return False, f"the worker process {worker['pid']} is gone"
 
+    def _others_training(self, job: JobDir) -> list[str]:
+        """Other jobs training now: in any jobs folder, where ``/proc`` lists processes."""
+        workers = running_workers(WORKER_MODULE)
+        found = self._dirs() if workers is None else [JobDir(path) for path in workers]
+        return [other.id for other in found if other.path != job.path and self._training(other)]
+
     def _training(self, job: JobDir) -> bool:
-        """Whether the job trains now: not yet ended, its worker running (one that has ended
-        may still be exiting, a fit right after ``wait``)."""
-        if job.read_status().get("status") not in _ACTIVE or not job.worker_path.exists():
-            return False  # a job created but not yet launched has no worker.json
-        return self._worker_running(job)[0]
+        """Not ended (an ended job's worker may still be exiting), and its worker running."""
+        active = job.read_status().get("status") in _ACTIVE and job.worker_path.exists()
+        return active and self._worker_running(job)[0]
 
     def _notice_dead_worker(self, job: JobDir) -> None:
         if job.read_status().get("status") not in _ACTIVE:
@@ -576,9 +577,9 @@ class HFBackend:
             backend=self.name,
             base_model=config.get("model_source") or config["base_model"],
             status=JobStatus(status.get("status", "queued")),
-            created_at=_parse_time(status.get("created_at")),
-            started_at=_parse_time(status.get("started_at")),
-            finished_at=_parse_time(status.get("finished_at")),
+            created_at=parse_iso(status.get("created_at")),
+            started_at=parse_iso(status.get("started_at")),
+            finished_at=parse_iso(status.get("finished_at")),
             fine_tuned_model=status.get("fine_tuned_model"),
             trained_tokens=status.get("trained_tokens"),
             error=JobError(**error) if error else None,

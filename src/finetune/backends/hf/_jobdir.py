@@ -27,9 +27,11 @@ __all__ = [
     "log_tail",
     "new_job_id",
     "now_iso",
+    "parse_iso",
     "process_alive",
     "process_start_time",
     "process_tree",
+    "running_workers",
     "storage_errors",
     "trusted_by_its_job",
 ]
@@ -62,6 +64,11 @@ def storage_errors(path: Path, action: str) -> Iterator[None]:
 def now_iso() -> str:
     """The current UTC time as ISO 8601."""
     return datetime.now(timezone.utc).isoformat()
+
+
+def parse_iso(value: str | None) -> datetime | None:
+    """A time ``now_iso`` wrote (``None`` where none was)."""
+    return datetime.fromisoformat(value) if value else None
 
 
 def _write_atomically(path: Path, text: str) -> None:
@@ -111,6 +118,25 @@ def process_alive(pid: int, start_time: int | None) -> bool:
     except PermissionError:
         return True
     return True
+
+
+def running_workers(module: str) -> list[Path] | None:
+    """The job folders of the processes running ``python -m module FOLDER`` on this machine,
+    whichever jobs folder they are in, whose status this user can read (Linux ``/proc``;
+    ``None`` elsewhere)."""
+    if not Path("/proc").is_dir():
+        return None
+    found: set[Path] = set()
+    for entry in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            arguments = [os.fsdecode(a) for a in entry.read_bytes().split(b"\0")]
+        except OSError:  # a process that ended while we looked, or another user's
+            continue
+        if module in arguments[:-1]:
+            folder = Path(arguments[arguments.index(module) + 1])
+            if os.access(folder / "status.json", os.R_OK):  # not another user's job
+                found.add(folder)
+    return sorted(found)
 
 
 def process_tree(pid: int) -> list[int]:
