@@ -493,10 +493,12 @@ class HFBackend:
         return False, f"the worker process {worker['pid']} is gone"
 
     def _others_training(self, job: JobDir) -> list[str]:
-        """Other jobs training now: in any jobs folder, where ``/proc`` lists processes."""
-        workers = running_workers(WORKER_MODULE)
-        found = self._dirs() if workers is None else [JobDir(path) for path in workers]
-        return [other.id for other in found if other.path != job.path and self._training(other)]
+        """Other jobs training now: this jobs folder's, and those of any other that ``/proc``
+        shows a worker of."""
+        found = {other.path: other for other in self._dirs()}
+        found.update((path, JobDir(path)) for path in running_workers(WORKER_MODULE))
+        others = [other for path, other in found.items() if path != job.path]
+        return [other.id for other in others if self._training(other)]
 
     def _training(self, job: JobDir) -> bool:
         """Not ended (an ended job's worker may still be exiting), and its worker running."""

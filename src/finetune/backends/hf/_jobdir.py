@@ -120,17 +120,15 @@ def process_alive(pid: int, start_time: int | None) -> bool:
     return True
 
 
-def running_workers(module: str) -> list[Path] | None:
+def running_workers(module: str) -> list[Path]:
     """The job folders of the processes running ``python -m module FOLDER`` on this machine,
     whichever jobs folder they are in, whose status this user can read (Linux ``/proc``;
-    ``None`` elsewhere)."""
-    if not Path("/proc").is_dir():
-        return None
+    none elsewhere)."""
     found: set[Path] = set()
-    for entry in Path("/proc").glob("[0-9]*/cmdline"):
+    for entry in Path("/proc").glob("[0-9]*/cmdline") if Path("/proc").is_dir() else []:
         try:
             arguments = [os.fsdecode(a) for a in entry.read_bytes().split(b"\0")]
-        except OSError:  # a process that ended while we looked, or another user's
+        except OSError:  # a process that ended while we looked, or one /proc hides
             continue
         if module in arguments[:-1]:
             folder = Path(arguments[arguments.index(module) + 1])

@@ -26,7 +26,8 @@ def quiet_peft() -> Iterator[None]:
 
 
 def is_adapter(folder: str | Path) -> bool:
-    """Whether ``folder`` holds a LoRA adapter (``adapter_config.json``), not a whole model."""
+    """Whether ``folder`` holds a LoRA adapter's ``adapter_config.json`` (PEFT loads it over
+    its base)."""
     return Path(folder, "adapter_config.json").is_file()
 
 
