@@ -16,6 +16,7 @@ from typing import Any
 
 from finetune._errors import UnsupportedFeature
 from finetune._words import counted, size
+from finetune.backends.hf._merge import adapter_base, is_adapter
 from finetune.dataset import atomic_folder
 from finetune.export._gguf import ARCHITECTURES, QUANTIZATIONS, ExportError
 
@@ -69,7 +70,7 @@ def _folder_of(model: Any) -> Path:
     from finetune.backends.hf._models import resolve
 
     folder = _model_of_job(Path(resolve(str(name)).path))
-    if not (folder / "config.json").is_file() and not _is_adapter(folder):
+    if not (folder / "config.json").is_file() and not is_adapter(folder):
         raise ExportError(
             f"{name}: not a model: export takes a model folder (config.json), a LoRA adapter "
             "folder (adapter_config.json), a GGUF file or a local job's model"
@@ -186,10 +187,6 @@ def export_model(
     return result
 
 
-def _is_adapter(folder: Path) -> bool:
-    return (folder / "adapter_config.json").exists()
-
-
 def _merged(
     folder: Path, dest: Path, quantization: str | None, name: str, create: Any, tell: Any
 ) -> ExportResult:
@@ -198,7 +195,7 @@ def _merged(
 
     _check_replaceable(dest)
     with atomic_folder(dest) as staging:
-        if _is_adapter(folder):
+        if is_adapter(folder):
             tell("merging the LoRA adapter into its base (at the base's stored precision)")
             try:
                 write_merged(folder, staging, trust_remote_code=trusted_by_its_job(folder))
@@ -251,7 +248,7 @@ def _gguf_file(
     target = _gguf_target(dest, name)
     with tempfile.TemporaryDirectory(dir=target.parent if target.parent.exists() else None) as tmp:
         source = folder
-        if _is_adapter(folder):
+        if is_adapter(folder):
             clock = time.perf_counter()
             source = _merged(folder, Path(tmp) / "merged", None, name, False, tell).path
             tell(f"merged in {time.perf_counter() - clock:.1f} s")
@@ -269,9 +266,7 @@ def _gguf_file(
 
 def _origin(folder: Path) -> Path:
     """The base model a tuned folder came from (its GGUF conversion notes live there)."""
-    from finetune.backends.hf._merge import adapter_base
-
-    if _is_adapter(folder):
+    if is_adapter(folder):
         return Path(adapter_base(folder))
     base = _job_config(folder).get("base_model")
     return Path(base) if base and Path(base).is_dir() else folder
@@ -280,10 +275,9 @@ def _origin(folder: Path) -> Path:
 def _adapter_file(
     folder: Path, dest: Path, quantization: str | None, name: str, create: Any, tell: Any
 ) -> ExportResult:
-    from finetune.backends.hf._merge import adapter_base
     from finetune.export._gguf import write_adapter_gguf
 
-    if not _is_adapter(folder):
+    if not is_adapter(folder):
         raise ExportError(f"{folder} is a full model, not a LoRA adapter; use format='gguf'")
     target = _gguf_target(dest, f"{name}-lora")
     write_adapter_gguf(folder, adapter_base(folder), target, name=name, progress=tell)
