@@ -10,7 +10,12 @@ echo "== ruff format";  ruff format --check src tests benchmarks examples script
 echo "== mypy";         mypy --strict src/finetune
 echo "== mypy (3.10)";  mypy --strict --python-version 3.10 src/finetune
 export NO_MKDOCS_2_WARNING=1
-if [ -f mkdocs.yml ]; then echo "== mkdocs"; mkdocs build --strict --quiet --site-dir "$(mktemp -d)"; fi
+if [ -f mkdocs.yml ]; then
+  echo "== mkdocs"
+  site="$(mktemp -d)"
+  trap 'rm -rf "$site"' EXIT
+  mkdocs build --strict --quiet --site-dir "$site"
+fi
 echo "== pytest"
 # A worker per core (pytest-xdist, in the dev extra), a test file each at a time: half the
 # suite's time waits on subprocesses and loopback servers, which the other worker fills.

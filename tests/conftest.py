@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import atexit
 import json
 import os
+import shutil
 import tempfile
 from datetime import date
 from pathlib import Path
@@ -17,6 +19,7 @@ if "TIKTOKEN_CACHE_DIR" not in os.environ and (SHARED / "tiktoken").is_dir():
 # GGUF files are converted once per test session, and no test, fixture of a wider scope or
 # child process (a notebook kernel, the CLI) writes into the user's data folder
 _SESSION_DATA = Path(tempfile.mkdtemp(prefix="finetune-tests-"))
+atexit.register(shutil.rmtree, _SESSION_DATA, True)  # half a gigabyte of converted models
 os.environ.setdefault("FINETUNE_MODELS_DIR", str(_SESSION_DATA / "models"))
 os.environ.setdefault("FINETUNE_REGISTRY", str(_SESSION_DATA / "registry.sqlite3"))
 os.environ.setdefault("FINETUNE_HF_JOBS_DIR", str(_SESSION_DATA / "hf-jobs"))

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import re
 import sys
 import textwrap
@@ -17,7 +16,7 @@ import finetune as ft
 from finetune.backends.fireworks import FireworksBackend
 
 from .conftest import chat
-from .fakes._server import Faults, Raw, sigkill_while_held
+from .fakes._server import Faults, Raw, child_env, sigkill_while_held
 from .fakes.fireworks_fake import ACCOUNT, SIGNATURE, FireworksFake, Phases
 
 pytest.importorskip("fireworks")
@@ -348,7 +347,7 @@ def test_sigkill_between_upload_and_create_then_rerun_makes_one_job(
     script.write_text(CRASHING_SCRIPT)
     command = [sys.executable, str(script), MODEL, server.api_key, server.url, ACCOUNT]
     registry_file = tmp_path / "registry.sqlite3"
-    env = {**os.environ, "FINETUNE_REGISTRY": str(registry_file)}
+    env = child_env(tmp_path, FINETUNE_REGISTRY=str(registry_file))
     forget = None if registry else lambda: registry_file.unlink(missing_ok=True)
     rerun = sigkill_while_held(server, command, env, JOBS, before_rerun=forget)
     assert rerun.returncode == 0, rerun.stderr

@@ -374,7 +374,10 @@ def test_killed_worker_is_failed_and_resume_continues(
     assert Path(job.model.name, "adapter_model.safetensors").exists()
 
 
-def test_accelerate_launch_runs_two_processes(tiny_base: str, rows: list[dict[str, Any]]) -> None:
+def test_accelerate_launch_runs_two_processes(
+    tiny_base: str, rows: list[dict[str, Any]], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("TMPDIR", str(tmp_path))  # the workers' temporary folder
     tuner = ft.Tuner("hf", model=tiny_base, launcher="accelerate", num_processes=2)
     job = tuner.fit(
         ft.Dataset.from_records(rows[:64]),
@@ -387,6 +390,8 @@ def test_accelerate_launch_runs_two_processes(tiny_base: str, rows: list[dict[st
     started = next(e for e in job.events() if e.message.startswith("Training started"))
     assert started.data == {"world_size": 2, "max_steps": 8}  # 64 / (4 per device x 2)
     assert started.message == "Training started: 8 steps on 2 processes"
+    assert not list(tmp_path.glob("torchelastic_*"))  # its launch logs stay with the job
+    assert list(Path(job.job.raw["job_dir"], "launcher-logs").iterdir())
 
 
 def test_missing_model_folder_is_a_clear_error(rows: list[dict[str, Any]]) -> None:

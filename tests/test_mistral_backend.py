@@ -4,7 +4,6 @@ files, against a stateful fake written from Mistral's API reference."""
 from __future__ import annotations
 
 import asyncio
-import os
 import sys
 import textwrap
 from collections.abc import Iterator
@@ -19,7 +18,7 @@ from finetune.backends import JobRequest
 from finetune.backends.mistral import MistralBackend
 
 from .conftest import chat
-from .fakes._server import Faults, sigkill_while_held
+from .fakes._server import Faults, child_env, sigkill_while_held
 from .fakes.mistral_fake import MistralFake, Phases
 
 MODEL = "open-mistral-nemo"
@@ -322,7 +321,7 @@ def test_sigkill_then_rerun_makes_one_job(
     script = tmp_path / "fit.py"
     script.write_text(CRASHING_SCRIPT)
     command = [sys.executable, str(script), MODEL, server.api_key, server.url]
-    env = {**os.environ, "FINETUNE_REGISTRY": str(tmp_path / "registry.sqlite3")}
+    env = child_env(tmp_path, FINETUNE_REGISTRY=str(tmp_path / "registry.sqlite3"))
     registry_file = tmp_path / "registry.sqlite3"
     forget = None if registry else lambda: registry_file.unlink(missing_ok=True)
     rerun = sigkill_while_held(server, command, env, hold, before_rerun=forget)

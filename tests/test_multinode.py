@@ -57,8 +57,11 @@ def _losses(job: ft.JobHandle) -> list[float]:
 
 
 def test_two_machines_train_as_one_with_half_the_steps(
-    tmp_path: Path, tiny_base: str, rows: list[Any]
+    tmp_path: Path, tiny_base: str, rows: list[Any], monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    temp = tmp_path / "tmp"
+    temp.mkdir()
+    monkeypatch.setenv("TMPDIR", str(temp))  # the workers' temporary folder
     data = ft.Dataset.from_records(rows[:64])
     single = _train(tmp_path / "single", tiny_base, data, batch=8)
     single.wait(poll_interval=0.3, timeout=240)
@@ -80,6 +83,9 @@ def test_two_machines_train_as_one_with_half_the_steps(
     assert Path(main.model.name, "model.safetensors").exists()
     assert other.job.status is ft.JobStatus.SUCCEEDED and other.job.fine_tuned_model is None
     assert any("model is saved on 127.0.0.1" in e.message for e in other.events())
+    # torch's elastic agent made a torchelastic_* folder in /tmp for every launch, and left it
+    assert not list(temp.glob("torchelastic_*"))
+    assert list(Path(main.job.raw["job_dir"], "launcher-logs").glob("hfjob-*"))
 
 
 def test_a_machine_that_dies_fails_the_job_on_the_other(
@@ -127,7 +133,8 @@ def test_generated_configs_say_what_they_do(tmp_path: Path) -> None:
 
     options = parse_options(_machine(1, 29500, rdzv_backend="static", num_processes=4))
     assert torchrun_arguments(tmp_path / "hfjob-x", options) == [
-        "--nnodes", "2", "--nproc_per_node", "4", "--node_rank", "1",
+        "--nnodes", "2", "--log-dir", str(tmp_path / "hfjob-x" / "launcher-logs"),
+        "--nproc_per_node", "4", "--node_rank", "1",
         "--master_addr", "127.0.0.1", "--master_port", "29500",
     ]  # fmt: skip
     c10d = parse_options(_machine(0, 29500))

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import math
-import os
 import re
 import sys
 import textwrap
@@ -20,7 +19,7 @@ from finetune.backends.openai import OpenAIBackend
 from finetune.backends.openai._backend import PROBE_FILE
 
 from .conftest import chat, needs_tiktoken
-from .fakes._server import Faults, sigkill_while_held
+from .fakes._server import Faults, child_env, sigkill_while_held
 from .fakes.openai_fake import OpenAIFake, Phases
 
 pytestmark = needs_tiktoken
@@ -362,7 +361,7 @@ def test_sigkill_then_rerun_makes_one_job(server: OpenAIFake, tmp_path: Path, ho
     script = tmp_path / "fit.py"
     script.write_text(CRASHING_SCRIPT)
     command = [sys.executable, str(script), MODEL, server.api_key, server.base_url]
-    env = {**os.environ, "FINETUNE_REGISTRY": str(tmp_path / "registry.sqlite3")}
+    env = child_env(tmp_path, FINETUNE_REGISTRY=str(tmp_path / "registry.sqlite3"))
     rerun = sigkill_while_held(server, command, env, hold, is_target=not_a_probe)
     assert rerun.returncode == 0, rerun.stderr
     assert rerun.stdout.strip() == "succeeded"

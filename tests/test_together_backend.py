@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import os
 import re
+import subprocess
 import sys
+import tempfile
 import textwrap
+import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -13,13 +16,16 @@ from typing import Any
 import pytest
 
 import finetune as ft
+from finetune._processes import process_start_time
+from finetune.backends._files import remove_orphan_folders
 from finetune.backends.together import TogetherBackend
 
 from .conftest import chat
-from .fakes._server import Faults, Raw, sigkill_while_held
+from .fakes._server import Faults, Raw, child_env, sigkill_while_held
 from .fakes.together_fake import Phases, TogetherFake
 
 pytest.importorskip("together")
+TEXT: dict[str, Any] = {"capture_output": True, "text": True, "check": True}
 MODEL = "meta-llama/Meta-Llama-3.1-8B-Instruct-Reference"
 LORA = ft.Hyperparameters(epochs=2, lora=ft.LoRA(r=8))
 
@@ -489,12 +495,62 @@ def test_sigkill_between_upload_and_create_then_rerun_makes_one_job(
     script.write_text(CRASHING_SCRIPT)
     command = [sys.executable, str(script), MODEL, server.api_key, server.url]
     registry_file = tmp_path / "registry.sqlite3"
-    env = {**os.environ, "FINETUNE_REGISTRY": str(registry_file)}
+    env = child_env(tmp_path, FINETUNE_REGISTRY=str(registry_file))
     forget = None if registry else lambda: registry_file.unlink(missing_ok=True)
     rerun = sigkill_while_held(server, command, env, "/v1/fine-tunes", before_rerun=forget)
     assert rerun.returncode == 0, rerun.stderr
     assert rerun.stdout.strip() == "succeeded"
     assert len(server.jobs) == 1 and len(server.files) == 1
+
+
+def test_the_upload_folder_of_a_process_killed_mid_upload_goes_with_a_later_fit(
+    server: TogetherFake, tmp_path: Path
+) -> None:
+    """A process killed while it uploads runs no ``finally``: its temporary copy of the
+    training data stayed in /tmp until the next reboot (six a run of this suite). The next
+    fit removes it once it is an hour old and its process is gone."""
+    script = tmp_path / "fit.py"
+    script.write_text(CRASHING_SCRIPT)
+    command = [sys.executable, str(script), MODEL, server.api_key, server.url]
+    env = child_env(tmp_path, FINETUNE_REGISTRY=str(tmp_path / "registry.sqlite3"))
+    temp = Path(env["TMPDIR"])
+    left: list[Path] = []
+
+    def an_hour_later() -> None:
+        left.extend(temp.glob("finetune-upload-*"))
+        assert [(f / "data.jsonl").stat().st_size > 0 for f in left] == [True]  # the data
+        for folder in left:
+            os.utime(folder, (time.time() - 3700, time.time() - 3700))
+
+    rerun = sigkill_while_held(server, command, env, "/v1/files", before_rerun=an_hour_later)
+    assert rerun.returncode == 0, rerun.stderr
+    assert not left[0].exists() and not list(temp.iterdir())
+    assert len(server.jobs) == 1
+
+
+def test_only_old_upload_folders_of_ended_processes_are_orphans(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    ended = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], **TEXT)
+    me, my_start = os.getpid(), process_start_time(os.getpid())
+    folders = {
+        "ended": f"finetune-upload-{ended.stdout.strip()}-1-a",
+        "ended, young": f"finetune-upload-{ended.stdout.strip()}-1-b",
+        "this process": f"finetune-upload-{me}-{my_start or 0}-c",
+        "its pid, reused": f"finetune-upload-{me}-{(my_start or 0) + 1}-d",
+        "not ours": "finetune-upload-notes",
+    }
+    for name in folders.values():
+        (tmp_path / name).mkdir()
+        if "young" not in name:
+            os.utime(tmp_path / name, (time.time() - 3700, time.time() - 3700))
+    os.utime(tmp_path / folders["ended, young"])
+    removed = {folder.name for folder in remove_orphan_folders()}
+    assert removed == {folders["ended"], folders["its pid, reused"]}
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
+        folders[k] for k in ("ended, young", "this process", "not ours")
+    )
 
 
 def test_an_estimate_prices_the_full_fine_tune_a_fit_would_start(server: TogetherFake) -> None:

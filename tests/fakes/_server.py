@@ -14,6 +14,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
@@ -307,6 +308,14 @@ def multipart_fields(raw: bytes, content_type: str) -> dict[str, tuple[str | Non
     return fields
 
 
+def child_env(tmp_path: Path, **variables: str) -> dict[str, str]:
+    """The environment of a test's child process: this one's, with ``variables`` and a
+    ``TMPDIR`` inside ``tmp_path`` (what a killed child leaves there goes with the test)."""
+    temp = tmp_path / "tmp"
+    temp.mkdir(exist_ok=True)
+    return {**os.environ, "TMPDIR": str(temp), **variables}
+
+
 def sigkill_while_held(
     server: FakeServer,
     command: list[str],
@@ -319,7 +328,10 @@ def sigkill_while_held(
     ``is_target`` picks, when given), then run it again.
 
     Returns the re-run. ``before_rerun`` runs between the two (to delete a registry, say).
+    ``env`` must name the children's ``TMPDIR``: a process killed mid-upload leaves its
+    upload folder there, and the suite leaves nothing in the machine's temporary folder.
     """
+    assert Path(env["TMPDIR"]).is_dir(), "give the children a TMPDIR of the test's own"
 
     def target(request: Recorded) -> bool:
         hit = request.method == "POST" and request.path == path

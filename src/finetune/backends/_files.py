@@ -7,13 +7,18 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import os
 import re
 import shutil
+import sys
 import tempfile
+import time
 from collections.abc import AsyncIterator, Iterator, Mapping
 from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+from finetune._processes import process_alive, process_start_time
 
 if TYPE_CHECKING:
     from finetune.dataset import Dataset
@@ -40,22 +45,63 @@ def sha256_of(path: Path) -> str:
 def provider_file(dataset: Dataset, fmt: Any) -> Iterator[Path]:
     """The dataset written in a provider's format (a format name, or a function from an
     example to its JSON line) to a temporary file, removed afterwards."""
-    with tempfile.TemporaryDirectory(prefix="finetune-") as folder:
-        path = Path(folder) / "data.jsonl"
+    folder = _new_folder()
+    try:
+        path = folder / "data.jsonl"
         dataset.to_jsonl(path, format=fmt)
         yield path
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 @asynccontextmanager
 async def written(dataset: Dataset, fmt: Any) -> AsyncIterator[Path]:
     """``provider_file`` for async code: the file is written in a worker thread."""
-    folder = await asyncio.to_thread(tempfile.mkdtemp, prefix="finetune-")
+    folder = await asyncio.to_thread(_new_folder)
     try:
-        path = Path(folder) / "data.jsonl"
+        path = folder / "data.jsonl"
         await asyncio.to_thread(dataset.to_jsonl, path, format=fmt)
         yield path
     finally:
         await asyncio.to_thread(shutil.rmtree, folder, True)
+
+
+_FOLDER_PREFIX = "finetune-upload-"
+ORPHAN_AGE_S = 3600.0
+
+
+def _new_folder() -> Path:
+    """A private temporary folder named after this process, once the orphans are gone."""
+    remove_orphan_folders()
+    start = process_start_time(os.getpid()) or 0
+    return Path(tempfile.mkdtemp(prefix=f"{_FOLDER_PREFIX}{os.getpid()}-{start}-"))
+
+
+def remove_orphan_folders(older_than: float = ORPHAN_AGE_S) -> list[Path]:
+    """Remove the upload folders of processes killed while they uploaded (SIGKILL, the OOM
+    killer: no ``finally`` ran), which would otherwise keep a copy of the training data in
+    the temporary folder until the next reboot. A folder is an orphan when the process its
+    name records has ended (a later process with its pid is told apart by its start time)
+    and it is ``older_than`` seconds old (a process of another container sharing the folder
+    is not seen, and its upload is spared). Returns the folders removed."""
+    if sys.platform == "win32":  # pragma: no cover - no signal 0 there; Windows cleans %TEMP%
+        return []
+    removed = []
+    for folder in Path(tempfile.gettempdir()).glob(f"{_FOLDER_PREFIX}*-*-*"):
+        pid, start, _ = folder.name.removeprefix(_FOLDER_PREFIX).split("-", 2)
+        if not (pid.isdigit() and start.isdigit()) or _young(folder, older_than):
+            continue
+        if not process_alive(int(pid), int(start) or None):
+            shutil.rmtree(folder, ignore_errors=True)
+            removed.append(folder)
+    return removed
+
+
+def _young(folder: Path, older_than: float) -> bool:
+    try:
+        return time.time() - folder.stat().st_mtime < older_than
+    except OSError:  # removed meanwhile
+        return True
 
 
 async def put_file(

@@ -19,6 +19,7 @@ from finetune._errors import (
     InvalidRequestError,
     JobNotFound,
 )
+from finetune._processes import process_alive, process_start_time
 from finetune.backends.base import EVERY_KIND, SFT_AND_DPO, Capabilities, JobRequest
 from finetune.backends.hf._config import (
     LocalOptions,
@@ -48,8 +49,6 @@ from finetune.backends.hf._jobdir import (
     new_job_id,
     now_iso,
     parse_iso,
-    process_alive,
-    process_start_time,
     process_tree,
     running_workers,
     storage_errors,
@@ -60,6 +59,7 @@ from finetune.backends.hf._launch import (
     check_strategy,
     cuda_device_count,
     device_environment,
+    launcher_log_dir,
     shared_cores_note,
     shares_cores,
     write_accelerate_config,
@@ -469,7 +469,8 @@ class HFBackend:
             return [python, "-m", "torch.distributed.run", *_torchrun_arguments(job.path, options)]
         if options.launcher == "accelerate":
             config = options.accelerate_config or str(write_accelerate_config(job.path, options))
-            return [python, "-m", "accelerate.commands.launch", "--config_file", config]
+            logs = ["--log_dir", str(launcher_log_dir(job.path))]
+            return [python, "-m", "accelerate.commands.launch", "--config_file", config, *logs]
         if options.launcher == "ray":
             return [python, "-m", "finetune.backends.hf._ray"]
         return [python]

@@ -28,8 +28,6 @@ __all__ = [
     "new_job_id",
     "now_iso",
     "parse_iso",
-    "process_alive",
-    "process_start_time",
     "process_tree",
     "running_workers",
     "storage_errors",
@@ -92,32 +90,6 @@ def _read_jsonl(path: Path) -> list[dict[str, Any]]:
                 if isinstance(row, dict):
                     rows.append(row)
     return rows
-
-
-def process_start_time(pid: int) -> int | None:
-    """The kernel's start time of ``pid`` (Linux), to tell a reused pid from the worker."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    fields = stat[stat.rindex(")") + 2 :].split()
-    if fields[0] == "Z":
-        return None
-    return int(fields[19])
-
-
-def process_alive(pid: int, start_time: int | None) -> bool:
-    """Whether ``pid`` still runs and is the process that was started (not a reused pid)."""
-    if Path("/proc").is_dir():
-        current = process_start_time(pid)
-        return current is not None and (start_time is None or current == start_time)
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def running_workers(module: str) -> list[Path]:

@@ -22,6 +22,7 @@ __all__ = [
     "cuda_device_count",
     "device_environment",
     "free_port",
+    "launcher_log_dir",
     "shared_cores_note",
     "shares_cores",
     "torchrun_arguments",
@@ -56,10 +57,18 @@ def shared_cores_note(training: list[str]) -> str:
     )
 
 
+def launcher_log_dir(job_dir: Path) -> Path:
+    """Where torch's elastic agent (under torchrun and accelerate) keeps its files for the job:
+    in the job folder, where they go with it, not a ``torchelastic_*`` folder it would make in
+    /tmp for every launch and never remove."""
+    return job_dir / "launcher-logs"
+
+
 def torchrun_arguments(job_dir: Path, options: LocalOptions) -> list[str]:
     """``torch.distributed.run`` arguments: standalone on one machine; on several, the static
     rendezvous (machine_rank 0 holds rank 0) or c10d's elastic one, keyed by the job id."""
-    processes = ["--nproc_per_node", str(options.num_processes)]
+    processes = ["--log-dir", str(launcher_log_dir(job_dir))]
+    processes += ["--nproc_per_node", str(options.num_processes)]
     if options.num_machines == 1:
         return ["--standalone", *processes]
     endpoint = f"{options.main_process_ip}:{options.main_process_port}"
