@@ -746,6 +746,35 @@ def test_debug_lines_mask_keys_and_a_signed_upload_urls_signature() -> None:
     assert "X-Amz-Signature=***&limit=20" in shown and "0f3a9c2b7d1e" not in shown
 
 
+def test_debug_lines_mask_the_values_of_fields_named_as_secrets() -> None:
+    """An SDK's debug line shows the request's body: Together's carries ``wandb_api_key``, a
+    40-character hex key that looks like no provider's key."""
+    import logging
+
+    from finetune._cli_log import without_secrets
+
+    wandb = "0123456789abcdef0123456789abcdef01234567"
+    options = {"json_data": {"model": "m", "wandb_api_key": wandb, "n_epochs": 2}}
+    lines = [
+        ("Request options: %s", (options,)),
+        ("%s", (f'{{"wandbConfig": {{"apiKey": "{wandb}", "project": "p"}}}}',)),
+        ("%s", (f"WANDB_API_KEY={wandb} client_secret: {wandb}; password='{wandb}'",)),
+    ]
+    for message, args in lines:
+        record = logging.LogRecord("together", logging.DEBUG, __file__, 1, message, args, None)
+        without_secrets(record)
+        assert wandb[:12] not in record.getMessage()
+    record = logging.LogRecord("x", logging.DEBUG, __file__, 1, "%s", (options,), None)
+    without_secrets(record)
+    assert (
+        "'n_epochs': 2" in record.getMessage() and "'wandb_api_key': '***'" in record.getMessage()
+    )
+    kept = "{'api_key': None, 'max_tokens': 512, 'token_count': 5, 'tokenizer': 'x'}"
+    record = logging.LogRecord("x", logging.DEBUG, __file__, 1, kept, (), None)
+    without_secrets(record)
+    assert record.getMessage() == kept
+
+
 def test_the_demo_takes_a_model_or_tiny_not_both(capsys: pytest.CaptureFixture[str]) -> None:
     """--tiny built its toy model and ignored --model, without a word."""
     with pytest.raises(SystemExit) as stopped:

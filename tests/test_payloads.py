@@ -58,8 +58,9 @@ def test_wandb_settings_take_both_shapes_and_refuse_other_integrations() -> None
         {"project": "p", "entity": "e"},
         {"project": "q", "api_key": "k"},
     ]
-    with pytest.raises(ft.UnsupportedFeature, match="Acme supports only wandb"):
-        wandb_settings("Acme", [{"type": "mlflow"}])
+    with pytest.raises(ft.UnsupportedFeature, match="Acme supports only wandb") as caught:
+        wandb_settings("Acme", [{"type": "mlflow", "token": "mlflow-0123456789"}])
+    assert "'mlflow'" in str(caught.value) and "0123456789" not in str(caught.value)
 
 
 def test_a_hyperparameter_without_a_field_is_refused_by_name() -> None:

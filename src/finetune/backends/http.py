@@ -98,14 +98,22 @@ F = TypeVar("F", bound=Callable[..., Any])
 _KEYLIKE = re.compile(
     r"\b((?:sk|fw|tgp|pk|rk)[-_][A-Za-z0-9]{0,4})[A-Za-z0-9_*-]{8,}|\b(Bearer\s+)\S+"
 )
+# the value of a field whose name says it is a secret, in JSON, a repr or a query string
+_SECRET_FIELD = re.compile(
+    r"""((?:api[_-]?key|access[_-]?token|auth[_-]?token|secret|password)["']?\s*[:=]\s*)"""
+    r"""(?:(["'])[^"']+\2|(?!(?:None|null)\b)[^"'\s,;&}\])]{4,})""",
+    re.IGNORECASE,
+)
 DEFAULT_RETRY_AFTER_CAP = 120.0
 
 
 def redact(text: str, *secrets: str | None) -> str:
-    """Remove every known secret and anything key-like from a message."""
+    """Remove every known secret, anything key-like, and the value of any field named as a
+    secret (``wandb_api_key``, ``apiKey``, ``client_secret``, ``password``) from a message."""
     for secret in secrets:
         if secret and len(secret) >= 6:
             text = text.replace(secret, "***")
+    text = _SECRET_FIELD.sub(lambda m: f"{m.group(1)}{m.group(2) or ''}***{m.group(2) or ''}", text)
     return _KEYLIKE.sub(lambda m: (m.group(1) or m.group(2)) + "***", text)
 
 

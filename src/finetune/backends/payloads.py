@@ -267,7 +267,8 @@ def wandb_settings(provider: str, integrations: Iterable[dict[str, Any]]) -> lis
     flat = []
     for item in integrations:
         if item.get("type", "wandb") != "wandb":
-            raise UnsupportedFeature(f"{provider} supports only wandb integrations, not {item!r}")
+            kind = str(item.get("type"))[:40]  # never the item: it may hold a key
+            raise UnsupportedFeature(f"{provider} supports only wandb integrations, not {kind!r}")
         settings = {key: value for key, value in item.items() if key not in ("type", "wandb")}
         flat.append({**settings, **object_at(item, "wandb")})
     return flat
