@@ -5,7 +5,9 @@ from __future__ import annotations
 import json
 import os
 import stat
+import subprocess
 import sys
+import textwrap
 from pathlib import Path
 from typing import Any
 
@@ -239,6 +241,42 @@ def test_evaluate_runs_a_gguf_candidate_as_the_tuned_model(
         predictor_options={"tuned": {"max_new_tokens": 16}, "gguf": {"max_new_tokens": 16}},
     )
     assert result.predictions("tuned") == result.predictions("gguf")
+
+
+FULL_DISK_SCRIPT = textwrap.dedent(
+    """
+    import resource, signal, sys
+    from pathlib import Path
+    import finetune as ft
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit is then EFBIG
+    resource.setrlimit(resource.RLIMIT_FSIZE, (65536, 65536))  # no file over 64 KiB: "full"
+    model, out = ft.ModelRef(backend="hf", name=sys.argv[1]), Path(sys.argv[2])
+    for format, dest in (("gguf", "m.gguf"), ("merged", "merged"), ("ollama", "ollama")):
+        try:
+            model.export(out / dest, format=format)
+        except ft.FinetuneError as error:
+            print(type(error).__name__, error)
+    """
+)
+
+
+def test_a_full_disk_is_our_error_and_leaves_nothing_behind(tmp_path: Path, tiny_base: str) -> None:
+    """A full disk raised a bare ``OSError`` (``32768 requested and 26128 written``) or a
+    ``shutil.Error`` holding a list of tuples, and an Ollama export left its empty folder."""
+    script, out = tmp_path / "export.py", tmp_path / "out"
+    script.write_text(FULL_DISK_SCRIPT)
+    out.mkdir()
+    command = [sys.executable, str(script), tiny_base, str(out)]
+    ran = subprocess.run(command, capture_output=True, text=True, timeout=300, check=False)
+    said = ran.stdout.splitlines()
+    assert len(said) == 3, ran.stderr
+    for line, (format, dest) in zip(
+        said, [("gguf", "m.gguf"), ("merged", "merged"), ("ollama", "ollama")], strict=True
+    ):
+        assert line.startswith(f"StorageError the {format} export to {out / dest} could not be")
+        assert " free there); nothing was left in its place: free disk space, or give " in line
+    assert "File too large" in said[1]  # the reason, not shutil's list of (source, copy, why)
+    assert not list(out.iterdir())
 
 
 def test_a_merged_export_never_deletes_what_it_did_not_write(

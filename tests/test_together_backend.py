@@ -528,6 +528,41 @@ def test_the_upload_folder_of_a_process_killed_mid_upload_goes_with_a_later_fit(
     assert len(server.jobs) == 1
 
 
+FULL_DISK_SCRIPT = textwrap.dedent(
+    """
+    import resource, signal, sys
+    import finetune as ft
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit is then EFBIG
+    resource.setrlimit(resource.RLIMIT_FSIZE, (65536, 65536))  # no file over 64 KiB: "full"
+    rows = [{"messages": [{"role": "user", "content": f"question {i} " * 20},
+                          {"role": "assistant", "content": f"a{i}"}]} for i in range(400)]
+    tuner = ft.Tuner("together", model=sys.argv[1], api_key=sys.argv[2], base_url=sys.argv[3],
+                     registry=False)
+    try:
+        tuner.fit(ft.Dataset.from_records(rows), hyperparameters={"lora": {"r": 8}})
+    except ft.FinetuneError as error:
+        print(type(error).__name__, error)
+    """
+)
+
+
+def test_no_room_for_the_upload_copy_is_our_error_saying_where_and_what_to_do(
+    server: TogetherFake, tmp_path: Path
+) -> None:
+    """A full temporary folder raised a bare ``OSError`` out of ``fit``."""
+    script = tmp_path / "fit.py"
+    script.write_text(FULL_DISK_SCRIPT)
+    env = child_env(tmp_path)
+    command = [sys.executable, str(script), MODEL, server.api_key, server.url]
+    ran = subprocess.run(command, env=env, **{**TEXT, "timeout": 120})
+    temp = env["TMPDIR"]
+    assert ran.stdout.strip() == (
+        f"StorageError cannot write the data to upload under {temp} (File too large): free "
+        "space there, or set TMPDIR to a folder with room for a copy of the training data"
+    ), ran.stderr
+    assert not server.files and not server.jobs and not list(Path(temp).iterdir())
+
+
 def test_only_old_upload_folders_of_ended_processes_are_orphans(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -18,6 +18,7 @@ from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from finetune._errors import StorageError
 from finetune._processes import process_alive, process_start_time
 
 if TYPE_CHECKING:
@@ -45,10 +46,12 @@ def sha256_of(path: Path) -> str:
 def provider_file(dataset: Dataset, fmt: Any) -> Iterator[Path]:
     """The dataset written in a provider's format (a format name, or a function from an
     example to its JSON line) to a temporary file, removed afterwards."""
-    folder = _new_folder()
+    with _room_in_temp():
+        folder = _new_folder()
     try:
         path = folder / "data.jsonl"
-        dataset.to_jsonl(path, format=fmt)
+        with _room_in_temp():
+            dataset.to_jsonl(path, format=fmt)
         yield path
     finally:
         shutil.rmtree(folder, ignore_errors=True)
@@ -57,13 +60,31 @@ def provider_file(dataset: Dataset, fmt: Any) -> Iterator[Path]:
 @asynccontextmanager
 async def written(dataset: Dataset, fmt: Any) -> AsyncIterator[Path]:
     """``provider_file`` for async code: the file is written in a worker thread."""
-    folder = await asyncio.to_thread(_new_folder)
+    with _room_in_temp():
+        folder = await asyncio.to_thread(_new_folder)
     try:
         path = folder / "data.jsonl"
-        await asyncio.to_thread(dataset.to_jsonl, path, format=fmt)
+        with _room_in_temp():
+            await asyncio.to_thread(dataset.to_jsonl, path, format=fmt)
         yield path
     finally:
         await asyncio.to_thread(shutil.rmtree, folder, True)
+
+
+@contextmanager
+def _room_in_temp() -> Iterator[None]:
+    """A full, read-only or missing temporary folder as a ``StorageError`` saying what to do
+    (an error reading the dataset's own file is left as it is)."""
+    temp = tempfile.gettempdir()
+    try:
+        yield
+    except OSError as exc:
+        if exc.filename is not None and not os.fspath(exc.filename).startswith(temp):
+            raise
+        raise StorageError(
+            f"cannot write the data to upload under {temp} ({exc.strerror or exc}): free "
+            "space there, or set TMPDIR to a folder with room for a copy of the training data"
+        ) from None
 
 
 _FOLDER_PREFIX = "finetune-upload-"

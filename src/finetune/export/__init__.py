@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from finetune._errors import UnsupportedFeature
+from finetune._errors import StorageError, UnsupportedFeature
 from finetune._words import counted, size
 from finetune.backends.hf._merge import adapter_base, is_adapter
 from finetune.dataset import atomic_folder
@@ -151,6 +151,10 @@ def constant_system_prompt(folder: Path) -> str | None:
     return next(iter(seen), None) or None
 
 
+def _quiet(_: str) -> None:
+    """What an export without ``progress`` says: nothing (and no progress bar)."""
+
+
 def export_model(
     model: Any,
     dest: str | os.PathLike[str],
@@ -174,17 +178,36 @@ def export_model(
     started = time.perf_counter()
     folder = _folder_of(model)
     chosen = name or _default_name(folder)
-    tell = say or (lambda _: None)
+    tell = say or _quiet
     writer = {
         "merged": _merged,
         "gguf": _gguf_file,
         "gguf-adapter": _adapter_file,
         "ollama": _ollama_folder,
     }[format]
-    result = writer(folder, Path(dest).expanduser(), quantization, chosen, create, tell)
+    target = Path(dest).expanduser()
+    try:
+        result = writer(folder, target, quantization, chosen, create, tell)
+    except OSError as exc:  # a full disk, a quota, a read-only or vanished folder
+        raise _not_written(exc, target, format) from None
     result.seconds = time.perf_counter() - started
     tell(f"exported {result}")
     return result
+
+
+def _not_written(exc: OSError, dest: Path, format: str) -> StorageError:
+    """The export's ``OSError`` (or ``shutil.Error``, a list of them) as one line saying what
+    failed, how much room is left there, and what to do."""
+    if isinstance(exc, shutil.Error) and exc.args and isinstance(exc.args[0], list):
+        why = str(exc.args[0][0][2]).split(": '")[0]  # the first file's reason, not its paths
+    else:
+        why = exc.strerror or str(exc)
+    where = next((p for p in (dest, *dest.parents) if p.exists()), None)
+    free = f"; {size(shutil.disk_usage(where).free)} free there" if where is not None else ""
+    return StorageError(
+        f"the {format} export to {dest} could not be written ({why}{free}); nothing was left "
+        "in its place: free disk space, or give another destination"
+    )
 
 
 def _merged(
@@ -259,7 +282,8 @@ def _gguf_file(
             raise ExportError(f"quantization {chosen!r}: use one of {', '.join(QUANTIZATIONS)}")
         clock = time.perf_counter()
         origin = _origin(folder)
-        write_gguf(source, target, quantization=chosen, name=name, origin=origin, progress=tell)
+        bar = None if tell is _quiet else tell  # gguf's own bar only when progress is asked
+        write_gguf(source, target, quantization=chosen, name=name, origin=origin, progress=bar)
         tell(f"wrote {target.name} in {time.perf_counter() - clock:.1f} s")
     return ExportResult("gguf", target, [target], chosen)
 
@@ -280,33 +304,47 @@ def _adapter_file(
     if not is_adapter(folder):
         raise ExportError(f"{folder} is a full model, not a LoRA adapter; use format='gguf'")
     target = _gguf_target(dest, f"{name}-lora")
-    write_adapter_gguf(folder, adapter_base(folder), target, name=name, progress=tell)
+    bar = None if tell is _quiet else tell
+    write_adapter_gguf(folder, adapter_base(folder), target, name=name, progress=bar)
     return ExportResult("gguf-adapter", target, [target], "f32")
 
 
 def _ollama_folder(
     folder: Path, dest: Path, quantization: str | None, name: str, create: Any, tell: Any
 ) -> ExportResult:
-    from transformers import AutoTokenizer
-
-    from finetune.export._ollama import create_model, family_of, modelfile
+    from finetune.export._ollama import create_model
 
     _refuse_a_file(dest, "ollama")
+    made = not dest.exists()
     dest.mkdir(parents=True, exist_ok=True)
-    model = _gguf_file(folder, dest / "model.gguf", quantization, name, False, tell)
-    family = family_of(AutoTokenizer.from_pretrained(str(folder)))
-    system = constant_system_prompt(folder)
-    text = modelfile("model.gguf", family, system)
-    staging = dest / ".Modelfile.tmp"
-    staging.write_text(text, encoding="utf-8")
-    staging.replace(dest / "Modelfile")
-    notes = [] if family else ["chat format not recognised: no TEMPLATE, Ollama detects it"]
-    result = ExportResult("ollama", dest, [model.path, dest / "Modelfile"], model.quantization)
-    result.notes = notes
-    if create:
+    try:
+        result = _fill_ollama_folder(folder, dest, quantization, name, tell)
+    except BaseException:
+        if made:  # no empty or half-filled folder of ours is left where the user looks
+            shutil.rmtree(dest, ignore_errors=True)
+        raise
+    if create:  # the folder stays whatever this gives: its error says what to run there
         tag = create if isinstance(create, str) else _ollama_name(name)
         tell(f"ollama create {tag} -f Modelfile")
         result.notes.append(create_model(dest, tag).strip() or f"created {tag}")
+    return result
+
+
+def _fill_ollama_folder(
+    folder: Path, dest: Path, quantization: str | None, name: str, tell: Any
+) -> ExportResult:
+    from transformers import AutoTokenizer
+
+    from finetune.export._ollama import family_of, modelfile
+
+    model = _gguf_file(folder, dest / "model.gguf", quantization, name, False, tell)
+    family = family_of(AutoTokenizer.from_pretrained(str(folder)))
+    text = modelfile("model.gguf", family, constant_system_prompt(folder))
+    staging = dest / ".Modelfile.tmp"
+    staging.write_text(text, encoding="utf-8")
+    staging.replace(dest / "Modelfile")
+    result = ExportResult("ollama", dest, [model.path, dest / "Modelfile"], model.quantization)
+    result.notes = [] if family else ["chat format not recognised: no TEMPLATE, Ollama detects it"]
     return result
 
 
