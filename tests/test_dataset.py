@@ -760,3 +760,53 @@ def test_a_path_under_the_home_folder_may_start_with_a_tilde(
     assert result.to_json("~/result.json") == tmp_path / "result.json"
     assert (tmp_path / "c").is_file()
     assert ft.EvalResult.from_json("~/result.json").candidates == ["echo"]
+
+
+FULL_DISK_SCRIPT = """
+import resource, signal, sys
+from pathlib import Path
+import finetune as ft
+out = Path(sys.argv[1])
+rows = [{"messages": [{"role": "user", "content": f"question {i} " * 20},
+                      {"role": "assistant", "content": f"a{i}"}]} for i in range(400)]
+answers = ft.evaluate(ft.Dataset.from_records(rows[:300]), {"echo": lambda ex: "x" * 300},
+                      metrics=["exact_match"], cache=False)
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit is then EFBIG
+resource.setrlimit(resource.RLIMIT_FSIZE, (32768, 32768))  # no file over 32 KiB: "full"
+for write in (lambda: ft.Dataset.from_records(rows).to_jsonl(out / "data.jsonl"),
+              lambda: answers.to_json(out / "result.json"),
+              lambda: ft.JobRegistry(out / "jobs.sqlite3").lineage("model")):
+    try:
+        write()
+    except ft.FinetuneError as error:
+        print(type(error).__name__, error)
+"""
+
+
+def test_a_full_disk_is_our_error_naming_the_file_and_the_room_left(tmp_path: Path) -> None:
+    """A full disk was a bare ``OSError`` naming no file (``to_jsonl``, ``EvalResult.to_json``),
+    and a fresh registry's reason was hidden behind "cannot rollback - no transaction is
+    active" (SQLite had rolled back itself)."""
+    import subprocess
+
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "data.jsonl").write_text("kept\n")
+    script = tmp_path / "write.py"
+    script.write_text(FULL_DISK_SCRIPT)
+    ran = subprocess.run(
+        [sys.executable, str(script), str(out)], capture_output=True, text=True, timeout=120
+    )
+    said = ran.stdout.splitlines()
+    assert len(said) == 3, ran.stderr
+    for line, name in zip(said[:2], ["data.jsonl", "result.json"], strict=True):
+        assert line.startswith(f"StorageError cannot write {out / name} (File too large; ")
+        assert line.endswith(
+            " free there); nothing was written there: free disk space, or choose another path"
+        )
+    assert said[2].startswith(
+        f"RegistryError the job registry {out / 'jobs.sqlite3'} cannot be used"
+    )
+    assert "rollback" not in said[2] and " free there). Free disk space or fix" in said[2]
+    assert (out / "data.jsonl").read_text() == "kept\n"  # the file as it was
+    assert not (out / "result.json").exists()

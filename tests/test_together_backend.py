@@ -556,10 +556,14 @@ def test_no_room_for_the_upload_copy_is_our_error_saying_where_and_what_to_do(
     command = [sys.executable, str(script), MODEL, server.api_key, server.url]
     ran = subprocess.run(command, env=env, **{**TEXT, "timeout": 120})
     temp = env["TMPDIR"]
-    assert ran.stdout.strip() == (
-        f"StorageError cannot write the data to upload under {temp} (File too large): free "
-        "space there, or set TMPDIR to a folder with room for a copy of the training data"
+    said = ran.stdout.strip()
+    assert said.startswith(
+        f"StorageError cannot write the data to upload under {temp} (File too large; "
     ), ran.stderr
+    assert said.endswith(
+        " free there): free space there, or set TMPDIR to a writable folder with room for a "
+        "copy of the training data"
+    )
     assert not server.files and not server.jobs and not list(Path(temp).iterdir())
 
 

@@ -1,13 +1,22 @@
-"""The one folder for what finetune caches (prediction cache, fit locks, prepared encodings)."""
+"""The one folder for what finetune caches (prediction cache, fit locks, prepared encodings),
+and what a write that failed says of the place it wrote to."""
 
 from __future__ import annotations
 
+import errno
 import os
+import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
-__all__ = ["CACHE_DIR_ENV", "cache_dir"]
+from finetune._errors import StorageError
+from finetune._words import size
+
+__all__ = ["CACHE_DIR_ENV", "cache_dir", "no_room", "room_left", "writes_to"]
 
 CACHE_DIR_ENV = "FINETUNE_CACHE_DIR"
+_NO_ROOM = {errno.ENOSPC, errno.EFBIG, getattr(errno, "EDQUOT", errno.ENOSPC)}
 
 
 def cache_dir() -> Path:
@@ -18,3 +27,37 @@ def cache_dir() -> Path:
     from platformdirs import user_cache_dir
 
     return Path(user_cache_dir("finetune"))
+
+
+def no_room(exc: OSError) -> bool:
+    """Whether a write failed for want of room: a full disk, a quota, a file-size limit."""
+    return exc.errno in _NO_ROOM
+
+
+def room_left(path: Path) -> str:
+    """``"; 12 MB free there"``: the free space of the disk that holds ``path`` (or its nearest
+    existing parent), for a message about a write that failed; empty where none exists."""
+    where = next((p for p in (path, *path.parents) if p.exists()), None)
+    return f"; {size(shutil.disk_usage(where).free)} free there" if where is not None else ""
+
+
+@contextmanager
+def writes_to(target: Path) -> Iterator[None]:
+    """A failed write of ``target`` (a full disk, a quota, a read-only folder) as a
+    ``StorageError`` naming it, the reason and, where it is room, the room left. A folder
+    given for the file stays the ``IsADirectoryError`` that ``atomic_write`` says it is, and an
+    error about another file (the one being read) is left as it is."""
+    try:
+        yield
+    except IsADirectoryError:
+        raise
+    except OSError as exc:
+        named = exc.filename is not None and os.fspath(exc.filename) != os.fspath(target)
+        if named and Path(os.fspath(exc.filename)).parent != target.parent:
+            raise
+        room = no_room(exc)
+        raise StorageError(
+            f"cannot write {target} ({exc.strerror or exc}{room_left(target) if room else ''}); "
+            f"nothing was written there: {'free disk space, or ' if room else ''}choose another "
+            "path"
+        ) from None

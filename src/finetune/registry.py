@@ -23,6 +23,7 @@ from typing import Any
 from finetune._errors import RegistryError
 from finetune._lock import FileLock
 from finetune._numbers import is_whole
+from finetune._paths import room_left
 from finetune.types import Job
 
 __all__ = ["JobRecord", "JobRegistry", "check_limit", "default_registry_path", "key_lock"]
@@ -159,9 +160,10 @@ class JobRegistry:
     def _fail(self, error: Exception) -> RegistryError:
         reason = getattr(error, "strerror", None) or str(error)
         return RegistryError(
-            f"the job registry {self.path} cannot be used ({type(error).__name__}: {reason}). "
-            f"Fix the file's permissions, move it away if it is corrupt, set {ENV_PATH} to "
-            "another path, or pass registry=False to the Tuner"
+            f"the job registry {self.path} cannot be used ({type(error).__name__}: {reason}"
+            f"{room_left(self.path)}). Free disk space or fix the file's permissions, move it "
+            f"away if it is corrupt, set {ENV_PATH} to another path, or pass registry=False to "
+            "the Tuner"
         )
 
     @contextmanager
@@ -200,7 +202,8 @@ class JobRegistry:
                 db.execute(f"PRAGMA user_version = {number}")
             db.execute("COMMIT")
         except BaseException:
-            db.execute("ROLLBACK")
+            if db.in_transaction:  # SQLite rolls back itself on a full disk; a second
+                db.execute("ROLLBACK")  # ROLLBACK would hide that reason behind its own
             raise
 
     def record(

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from finetune._errors import StorageError
+from finetune._paths import no_room, room_left
 from finetune._processes import process_alive, process_start_time
 
 if TYPE_CHECKING:
@@ -51,7 +52,7 @@ def provider_file(dataset: Dataset, fmt: Any) -> Iterator[Path]:
     try:
         path = folder / "data.jsonl"
         with _room_in_temp():
-            dataset.to_jsonl(path, format=fmt)
+            _write(dataset, path, fmt)
         yield path
     finally:
         shutil.rmtree(folder, ignore_errors=True)
@@ -65,10 +66,16 @@ async def written(dataset: Dataset, fmt: Any) -> AsyncIterator[Path]:
     try:
         path = folder / "data.jsonl"
         with _room_in_temp():
-            await asyncio.to_thread(dataset.to_jsonl, path, format=fmt)
+            await asyncio.to_thread(_write, dataset, path, fmt)
         yield path
     finally:
         await asyncio.to_thread(shutil.rmtree, folder, True)
+
+
+def _write(dataset: Dataset, path: Path, fmt: Any) -> None:
+    from finetune.dataset import write_jsonl
+
+    write_jsonl(dataset, path, fmt)
 
 
 @contextmanager
@@ -81,9 +88,12 @@ def _room_in_temp() -> Iterator[None]:
     except OSError as exc:
         if exc.filename is not None and not os.fspath(exc.filename).startswith(temp):
             raise
+        room = no_room(exc)
         raise StorageError(
-            f"cannot write the data to upload under {temp} ({exc.strerror or exc}): free "
-            "space there, or set TMPDIR to a folder with room for a copy of the training data"
+            f"cannot write the data to upload under {temp} ({exc.strerror or exc}"
+            f"{room_left(Path(temp)) if room else ''}): "
+            f"{'free space there, or ' if room else ''}set TMPDIR to a writable folder "
+            "with room for a copy of the training data"
         ) from None
 
 

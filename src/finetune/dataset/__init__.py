@@ -6,6 +6,7 @@ from finetune.dataset._dataset import (
     atomic_write,
     canonical_json,
     require_dataset,
+    write_jsonl,
 )
 from finetune.dataset._formats import (
     IGNORED_KEYS,
@@ -36,4 +37,5 @@ __all__ = [
     "parse_example",
     "require_dataset",
     "to_format",
+    "write_jsonl",
 ]

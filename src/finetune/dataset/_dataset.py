@@ -20,6 +20,7 @@ from typing import Any, Protocol
 
 from finetune._errors import DatasetError
 from finetune._numbers import is_real, is_whole
+from finetune._paths import writes_to
 from finetune._words import counted
 from finetune.dataset._formats import (
     OutputFormat,
@@ -37,7 +38,7 @@ from finetune.dataset._reader import (
 )
 from finetune.types import EXAMPLE_KINDS, Example, ExampleKind
 
-__all__ = ["Dataset", "atomic_folder", "atomic_write", "require_dataset"]
+__all__ = ["Dataset", "atomic_folder", "atomic_write", "require_dataset", "write_jsonl"]
 
 
 class _Source(Protocol):
@@ -382,14 +383,27 @@ class Dataset:
         format: OutputFormat | Callable[[Example], dict[str, Any]] = "native",
     ) -> Path:
         """Write every example to ``path`` atomically (temp file + rename), in ``format``: a
-        provider's format name, or a function from an example to its JSON line (a plugin's)."""
+        provider's format name, or a function from an example to its JSON line (a plugin's).
+        A write that fails (a full disk, a read-only folder) is a ``StorageError`` naming the
+        path, and leaves the file as it was."""
         target = Path(path).expanduser()
-        convert = format if callable(format) else formatter(format)
-        with atomic_write(target) as handle:
-            for example in self:
-                handle.write(canonical_json(convert(example), sort=False).encode())
-                handle.write(b"\n")
+        with writes_to(target):
+            write_jsonl(self, target, format)
         return target
+
+
+def write_jsonl(
+    examples: Iterable[Example],
+    target: Path,
+    format: OutputFormat | Callable[[Example], dict[str, Any]],
+) -> None:
+    """``Dataset.to_jsonl``'s writing, its ``OSError`` left for the caller to explain (an
+    upload's temporary copy says where to find room; a user's file, which path to choose)."""
+    convert = format if callable(format) else formatter(format)
+    with atomic_write(target) as handle:
+        for example in examples:
+            handle.write(canonical_json(convert(example), sort=False).encode())
+            handle.write(b"\n")
 
 
 def _refuse_what_is_not_one_split(value: Any) -> None:

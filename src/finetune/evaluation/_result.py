@@ -173,11 +173,13 @@ class EvalResult:
         return data
 
     def to_json(self, path: str | os.PathLike[str]) -> Path:
-        """Write the result as JSON, atomically."""
+        """Write the result as JSON, atomically (a write that fails is a ``StorageError``
+        naming the path, and leaves the file as it was)."""
+        from finetune._paths import writes_to
         from finetune.dataset import atomic_write
 
         target = Path(path).expanduser()
-        with atomic_write(target) as handle:
+        with writes_to(target), atomic_write(target) as handle:
             handle.write(json.dumps(self.to_dict(), indent=1, ensure_ascii=False).encode())
         return target
 

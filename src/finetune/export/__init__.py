@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from finetune._errors import StorageError, UnsupportedFeature
+from finetune._paths import room_left
 from finetune._words import counted, size
 from finetune.backends.hf._merge import adapter_base, is_adapter
 from finetune.dataset import atomic_folder
@@ -202,11 +203,9 @@ def _not_written(exc: OSError, dest: Path, format: str) -> StorageError:
         why = str(exc.args[0][0][2]).split(": '")[0]  # the first file's reason, not its paths
     else:
         why = exc.strerror or str(exc)
-    where = next((p for p in (dest, *dest.parents) if p.exists()), None)
-    free = f"; {size(shutil.disk_usage(where).free)} free there" if where is not None else ""
     return StorageError(
-        f"the {format} export to {dest} could not be written ({why}{free}); nothing was left "
-        "in its place: free disk space, or give another destination"
+        f"the {format} export to {dest} could not be written ({why}{room_left(dest)}); nothing "
+        "was left in its place: free disk space, or give another destination"
     )
 
 
