@@ -2,6 +2,8 @@ from __future__ import annotations
 
 import csv
 import json
+import os
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -796,3 +798,35 @@ def test_export_of_a_hosted_job_says_its_model_stays_with_the_provider(
     assert main(["export", job.id]) == 2
     err = capsys.readouterr().err
     assert f"job {job.id!r} is a fake job, whose model stays with that provider" in err
+
+
+def test_a_report_quoting_what_the_output_cannot_encode_is_printed_all_the_same(
+    tmp_path: Path,
+) -> None:
+    """Sent to a file on Windows (cp1252), or under ``PYTHONIOENCODING=ascii``, a report that
+    quoted a row's text was ``error: 'ascii' codec can't encode character`` and exit code 2."""
+    data = tmp_path / "u.jsonl"
+    row = {
+        "messages": [{"role": "usér", "content": "héllo 😀"}, {"role": "assistant", "content": "a"}]
+    }
+    data.write_text(json.dumps(row, ensure_ascii=False) + "\n", encoding="utf-8")
+    command = [
+        sys.executable,
+        "-m",
+        "finetune.cli",
+        "validate",
+        str(data),
+        "--backend",
+        "fake",
+        "--model",
+        "m",
+    ]
+    env = {**os.environ, "PYTHONIOENCODING": "ascii"}
+    text = subprocess.run(command, capture_output=True, text=True, env=env, check=False)
+    assert text.returncode == 1, text.stderr
+    assert "| `unknown_role` | error | 1 | 1 | role 'us\\xe9r' is not one of" in text.stdout
+    as_json = subprocess.run([*command, "--json"], capture_output=True, env=env, check=False)
+    assert as_json.returncode == 1, as_json.stderr
+    report = json.loads(as_json.stdout)  # JSON's own escapes, never Python's \xe9
+    (finding,) = report["codes"]["unknown_role"]["findings"]
+    assert finding["message"].startswith("role 'usér' is not one of")

@@ -1,13 +1,15 @@
-"""How the ``finetune`` command prints log lines: ``warning: ...``, each line once."""
+"""How the ``finetune`` command prints log lines (``warning: ...``, each line once) and JSON."""
 
 from __future__ import annotations
 
+import json
 import logging
+import sys
 
 from finetune.backends._files import mask_signed_values
 from finetune.backends.http import redact
 
-__all__ = ["log_to_stderr", "not_printed_on_the_way", "without_secrets"]
+__all__ = ["log_to_stderr", "not_printed_on_the_way", "print_json", "without_secrets"]
 
 
 def log_to_stderr(debug: bool) -> None:
@@ -62,3 +64,14 @@ class _CommandLineFormatter(logging.Formatter):
         library = record.name.partition(".")[0]
         source = "" if library == "finetune" else f"{library}: "
         return f"{record.levelname.lower()}: {source}{record.message}"
+
+
+def print_json(text: str) -> None:
+    """Print JSON text; where the output's encoding lacks one of its characters (a file on
+    Windows, ``PYTHONIOENCODING=ascii``), as JSON's own ``\\u00e9`` escapes, which every
+    reader decodes, not Python's ``\\xe9``, which would make it invalid JSON."""
+    try:
+        text.encode(sys.stdout.encoding or "utf-8")
+    except (UnicodeEncodeError, LookupError):
+        text = json.dumps(json.loads(text), indent=2)
+    print(text)

@@ -15,6 +15,7 @@ from typing import Any
 
 import finetune as ft
 from finetune._arguments import name_flag, positive_float
+from finetune._cli_log import print_json
 
 __all__ = ["Interrupted", "add_job_commands", "ended", "waited"]
 
@@ -71,7 +72,7 @@ def _recorded_backend(job_id: str) -> str:
 
 def _cmd_status(args: argparse.Namespace) -> int:
     job = _job_handle(args).job
-    print(job.model_dump_json(indent=2, exclude={"raw"}))
+    print_json(job.model_dump_json(indent=2, exclude={"raw"}))
     return 0
 
 

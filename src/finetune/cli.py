@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import io
 import json
 import os
 import sys
@@ -24,7 +25,7 @@ from finetune._arguments import (
     positive_int,
 )
 from finetune._cli_jobs import job_inputs
-from finetune._cli_log import log_to_stderr
+from finetune._cli_log import log_to_stderr, print_json
 from finetune._cli_watch import Interrupted, add_job_commands, ended, waited
 from finetune._config_file import (
     config_path,
@@ -42,7 +43,10 @@ __all__ = ["main"]
 def _cmd_validate(args: argparse.Namespace) -> int:
     job = job_inputs(args, "validate")
     report = job.tuner.validate(job.train, job.validation, options=job.settings.get("options"))
-    print(report.to_json() if args.json else report.to_markdown())
+    if args.json:
+        print_json(report.to_json())
+    else:
+        print(report.to_markdown())
     return 0 if report.ok else 1
 
 
@@ -55,7 +59,10 @@ def _cmd_estimate(args: argparse.Namespace) -> int:
         validation=job.validation,
         options=job.settings.get("options"),
     )
-    print(cost.model_dump_json(indent=2) if args.json else _cost_text(cost))
+    if args.json:
+        print_json(cost.model_dump_json(indent=2))
+    else:
+        print(_cost_text(cost))
     return 0
 
 
@@ -394,6 +401,7 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; errors are one line (``--debug`` shows the traceback)."""
+    _never_fail_on_an_unencodable_character()
     args = _parser().parse_args(argv)
     log_to_stderr(debug=args.debug)
     try:
@@ -413,6 +421,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("interrupted", file=sys.stderr)
         return 130
     return code
+
+
+def _never_fail_on_an_unencodable_character() -> None:
+    """Print a character the output's encoding lacks as ``\\xe9``: a report quoting a row's
+    emoji or CJK text, sent to a file on Windows (cp1252) or under ``PYTHONIOENCODING=ascii``,
+    was an ``error: 'charmap' codec can't encode ...`` in place of the report."""
+    if isinstance(sys.stdout, io.TextIOWrapper):
+        sys.stdout.reconfigure(errors="backslashreplace")
 
 
 _PYTHON_ONLY = (" or pass api_key=... to the Tuner", " or pass account_id=...")
