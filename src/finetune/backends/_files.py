@@ -113,8 +113,9 @@ def remove_orphan_folders(older_than: float = ORPHAN_AGE_S) -> list[Path]:
     killer: no ``finally`` ran), which would otherwise keep a copy of the training data in
     the temporary folder until the next reboot. A folder is an orphan when the process its
     name records has ended (a later process with its pid is told apart by its start time)
-    and it is ``older_than`` seconds old (a process of another container sharing the folder
-    is not seen, and its upload is spared). Returns the folders removed."""
+    and it is ``older_than`` seconds old: a process of another container that shares the
+    folder is not seen, and the age spares its upload for that long. Returns the folders
+    removed."""
     if sys.platform == "win32":  # pragma: no cover - no signal 0 there; Windows cleans %TEMP%
         return []
     removed = []
