@@ -44,9 +44,9 @@ def room_left(path: Path) -> str:
 @contextmanager
 def writes_to(target: Path) -> Iterator[None]:
     """A failed write of ``target`` (a full disk, a quota, a read-only folder) as a
-    ``StorageError`` naming it, the reason and, where it is room, the room left. A folder
-    given for the file stays the ``IsADirectoryError`` that ``atomic_write`` says it is, and an
-    error about another file (the one being read) is left as it is."""
+    ``StorageError`` naming it, the reason and, when it ran out of room, the room left. A
+    folder given for the file stays the ``IsADirectoryError`` that ``atomic_write`` says it
+    is, and an error about another file (the one being read) is left as it is."""
     try:
         yield
     except IsADirectoryError:

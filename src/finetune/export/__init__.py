@@ -198,7 +198,8 @@ def export_model(
 
 def _not_written(exc: OSError, dest: Path, format: str) -> StorageError:
     """The export's ``OSError`` (or ``shutil.Error``, a list of them) as one line saying what
-    failed, how much room is left there, and what to do."""
+    failed, how much room is left there (a short write names no reason: "32768 requested
+    and 26128 written"), and what to do."""
     if isinstance(exc, shutil.Error) and exc.args and isinstance(exc.args[0], list):
         why = str(exc.args[0][0][2]).split(": '")[0]  # the first file's reason, not its paths
     else:
