@@ -567,6 +567,56 @@ def test_no_room_for_the_upload_copy_is_our_error_saying_where_and_what_to_do(
     assert not server.files and not server.jobs and not list(Path(temp).iterdir())
 
 
+FORKED_SCRIPT = textwrap.dedent(
+    """
+    import os, signal, sys
+    import finetune as ft
+    rows = [{"messages": [{"role": "user", "content": f"q{i}"},
+                          {"role": "assistant", "content": f"a{i}"}]} for i in range(12)]
+    tuners = {
+        "fake": ft.Tuner("fake", model="base", registry=False),
+        "together": ft.Tuner("together", model=sys.argv[1], api_key=sys.argv[2],
+                             base_url=sys.argv[3], registry=False),
+    }
+    lora = {"lora": {"r": 8}}
+    handles = {n: t.fit(ft.Dataset.from_records(rows), hyperparameters=lora)
+               for n, t in tuners.items()}  # the loop threads run, connections are open
+    children = []
+    for name, tuner in tuners.items():
+        child = os.fork()
+        if child == 0:  # a multiprocessing worker, a pre-forked web server
+            signal.alarm(20)  # a call that waits forever ends the child with SIGALRM
+            handles[name].wait(poll_interval=0.02, timeout=15)
+            again = tuner.fit(ft.Dataset.from_records(rows[:11]), hyperparameters=lora)
+            print(name, handles[name].job.status.value, again.id != handles[name].id,
+                  flush=True)
+            os._exit(0)
+        children.append(child)
+    print("exits", [os.waitstatus_to_exitcode(os.waitpid(c, 0)[1]) for c in children])
+    print("parent", [h.refresh().id == h.id for h in handles.values()])
+    """
+)
+
+
+def test_a_forked_child_calls_its_tuner_as_the_parent_does(
+    server: TogetherFake, tmp_path: Path
+) -> None:
+    """A process forked from one that had used a Tuner (``multiprocessing``'s default on
+    Linux, gunicorn ``--preload``) waited forever on its first call: it had inherited the
+    loop thread's state but not the thread."""
+    script = tmp_path / "forks.py"
+    script.write_text(FORKED_SCRIPT)
+    command = [sys.executable, str(script), MODEL, server.api_key, server.url]
+    ran = subprocess.run(command, env=child_env(tmp_path), **{**TEXT, "timeout": 120})
+    lines = sorted(ran.stdout.splitlines())
+    assert lines == [
+        "exits [0, 0]",
+        "fake succeeded True",
+        "parent [True, True]",
+        "together succeeded True",
+    ], ran.stderr
+
+
 def test_only_old_upload_folders_of_ended_processes_are_orphans(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -1,7 +1,9 @@
 """An event loop in a background thread, owned by a sync face (``Tuner``, ``evaluate``).
 
 Each sync call hands its coroutine to this loop and waits for the answer, so it works where a
-loop already runs (Jupyter), where ``asyncio.run`` cannot. The thread starts on first use.
+loop already runs (Jupyter), where ``asyncio.run`` cannot. The thread starts on first use, and
+again in a process forked from this one (a ``multiprocessing`` worker, a pre-forked web
+server), which inherits no threads: its first call would otherwise wait forever.
 """
 
 from __future__ import annotations
@@ -11,7 +13,9 @@ import atexit
 import concurrent.futures
 import contextlib
 import functools
+import os
 import threading
+import weakref
 from collections.abc import Coroutine
 from typing import Any, TypeVar
 
@@ -20,6 +24,15 @@ __all__ = ["LoopThread", "exiting", "watch_for_exit"]
 T = TypeVar("T")
 _CANCEL_GRACE = 5.0
 _EXITING = threading.Event()
+_LOOP_THREADS: weakref.WeakSet[LoopThread] = weakref.WeakSet()
+
+
+def _forget_the_parents_loops() -> None:
+    """In a forked child: every loop thread is the parent's (the child has none), and its
+    lock may have been held by a thread that is gone; each starts afresh on its next call."""
+    for loop_thread in list(_LOOP_THREADS):
+        loop_thread._lock = threading.Lock()
+        loop_thread._loop = loop_thread._thread = None
 
 
 @functools.cache
@@ -43,6 +56,7 @@ class LoopThread:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
+        _LOOP_THREADS.add(self)
 
     def __repr__(self) -> str:
         state = "running" if self._thread is not None and self._thread.is_alive() else "idle"
@@ -125,3 +139,7 @@ def _stop_after(loop: asyncio.AbstractEventLoop, last: Coroutine[Any, Any, Any] 
         return
     finishing = asyncio.run_coroutine_threadsafe(last, loop)
     finishing.add_done_callback(lambda _: loop.call_soon_threadsafe(loop.stop))
+
+
+if hasattr(os, "register_at_fork"):  # POSIX
+    os.register_at_fork(after_in_child=_forget_the_parents_loops)

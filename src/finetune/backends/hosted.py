@@ -106,6 +106,7 @@ class HostedBackend(BaseBackend):
         )
         self._client = client
         self._own_client = client is None
+        self._client_pid = os.getpid()
         self.attempts = int(attempts)
         self._timeout = timeout
         self._retry_after_cap = retry_after_cap
@@ -137,8 +138,11 @@ class HostedBackend(BaseBackend):
         return self._key
 
     def _sdk_client(self) -> Any:
+        if self._own_client and self._client_pid != os.getpid():
+            self._client = None  # a forked child's copy: its connections are the parent's
         if self._client is None:
             self._client = self._new_client(self._require_key())
+            self._client_pid = os.getpid()
         return self._client
 
     def _sdk_options(self, key: str, **more: Any) -> dict[str, Any]:

@@ -176,6 +176,7 @@ class MistralBackend(HostedBackend):
         super().__init__(**connection)
         self._dry_run = estimate_dry_run
         self._http = http_client
+        self._http_pid = os.getpid()
         self._own_http = http_client is None
         self.allow_closed_provider = allow_closed_provider
 
@@ -185,10 +186,13 @@ class MistralBackend(HostedBackend):
     # -- transport --
 
     def _http_client(self) -> httpx.AsyncClient:
+        if self._own_http and self._http_pid != os.getpid():
+            self._http = None  # a forked child's copy: its connections are the parent's
         if self._http is None:
             import httpx
 
             self._http = httpx.AsyncClient(base_url=self._base_url, timeout=self._timeout)
+            self._http_pid = os.getpid()
         client: httpx.AsyncClient = self._http
         return client
 
