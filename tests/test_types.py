@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import re
 from datetime import datetime, timezone
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -234,3 +235,83 @@ def test_metric_names_are_the_standard_ones_then_each_extra_once() -> None:
     standard = [n for n in ft.MetricPoint.model_fields if n not in ("step", "extra")]
     assert series.names == [*standard, "eval_runtime", "grad_norm"]
     assert MetricSeries([]).names == standard
+
+
+def _errors_as_raised() -> list[ft.FinetuneError]:
+    from finetune._errors import DatasetError, RegistryError, StorageError, UnsupportedFeature
+    from finetune.export import ExportError
+
+    failed = ft.Job(
+        id="j1",
+        backend="fake",
+        base_model="m",
+        status="failed",
+        error=ft.JobError(code="oom", message="out of memory"),
+    )
+    rows = [{"messages": [{"role": "user", "content": "q"}]}]
+    report = ft.Tuner("fake", model="m", registry=False).validate(ft.Dataset.from_records(rows))
+    return [
+        DatasetError("bad role", file="a.jsonl", line=3, field="messages[0].role"),
+        ft.ValidationFailed(report),
+        UnsupportedFeature("no DPO"),
+        ft.MissingDependency("trl", "hf", purpose="for local training"),
+        ft.BackendNotFound("opnai", ["openai", "hf"]),
+        ft.InvalidRequestError("bad model", backend="together", param="model", status_code=400),
+        ft.RateLimitError("slow down", retry_after=3.0, backend="together", status_code=429),
+        ft.ProviderUnavailable("gone", alternatives=["hf"], backend="mistral", status_code=410),
+        RegistryError("registry"),
+        StorageError("disk full"),
+        ExportError("no GGUF for this architecture"),
+        ft.JobFailed(failed),
+        ft.WaitTimeout(failed, 5.0),
+    ]
+
+
+def test_every_error_survives_pickling_as_a_worker_process_sends_it() -> None:
+    """``JobFailed``, ``ValidationFailed``, ``BackendNotFound`` and ``WaitTimeout`` could not be
+    unpickled (their ``__init__`` was called again with their message), so one failed fit in
+    a ``ProcessPoolExecutor`` broke the pool: every future, the good ones too, ended in
+    ``BrokenProcessPool``."""
+    import pickle
+
+    for error in _errors_as_raised():
+        back = pickle.loads(pickle.dumps(error))
+        assert type(back) is type(error) and str(back) == str(error)
+        assert back.__dict__ == error.__dict__, type(error).__name__
+        assert isinstance(back, ft.FinetuneError)
+
+
+POOL_SCRIPT = """
+from concurrent.futures import ProcessPoolExecutor
+import finetune as ft
+from finetune.testing import FakeBackend, FakeFailure
+
+def fit(fails):
+    rows = [{"messages": [{"role": "user", "content": f"q{i}"},
+                          {"role": "assistant", "content": f"a{i}"}]} for i in range(12)]
+    backend = FakeBackend(fail=FakeFailure("oom", "out of memory") if fails else None)
+    tuner = ft.Tuner(backend, model="base", registry=False)
+    return tuner.fit(ft.Dataset.from_records(rows)).wait(poll_interval=0.01).status.value
+
+if __name__ == "__main__":
+    with ProcessPoolExecutor(2) as pool:
+        for future in [pool.submit(fit, fails) for fails in (False, True, False)]:
+            try:
+                print(future.result(timeout=60))
+            except ft.JobFailed as failed:
+                print("JobFailed", failed.job.error.code)
+"""
+
+
+def test_one_failed_fit_in_a_process_pool_leaves_the_others_their_results(
+    tmp_path: Path,
+) -> None:
+    import subprocess
+    import sys
+
+    script = tmp_path / "pool.py"
+    script.write_text(POOL_SCRIPT)
+    ran = subprocess.run(
+        [sys.executable, str(script)], capture_output=True, text=True, timeout=120, check=False
+    )
+    assert ran.stdout.split() == ["succeeded", "JobFailed", "oom", "succeeded"], ran.stderr

@@ -35,6 +35,20 @@ __all__ = [
 class FinetuneError(Exception):
     """Base class of every error raised by finetune."""
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Rebuilt from its message and attributes, not by calling ``__init__`` again: the
+        # arguments of ``JobFailed(job)`` or ``ValidationFailed(report)`` are not its message,
+        # and a worker's error that cannot be unpickled breaks a whole ProcessPoolExecutor.
+        return (_unpickled, (type(self), self.args, self.__dict__))
+
+
+def _unpickled(kind: type[FinetuneError], args: tuple[Any, ...], state: dict[str, Any]) -> Any:
+    """A pickled ``FinetuneError`` as it was: its class, message and attributes."""
+    error = kind.__new__(kind, *args)
+    error.args = args
+    error.__dict__.update(state)
+    return error
+
 
 class DatasetError(FinetuneError, ValueError):
     """A dataset row or file is malformed.
