@@ -315,3 +315,17 @@ def test_one_failed_fit_in_a_process_pool_leaves_the_others_their_results(
         [sys.executable, str(script)], capture_output=True, text=True, timeout=120, check=False
     )
     assert ran.stdout.split() == ["succeeded", "JobFailed", "oom", "succeeded"], ran.stderr
+
+
+def test_a_tuner_or_handle_sent_to_a_worker_says_what_to_send_instead() -> None:
+    """``pool.submit(fit, tuner)`` failed with ``cannot pickle '_thread.lock' object``."""
+    import pickle
+
+    tuner = ft.Tuner("fake", model="m", registry=False)
+    rows = [{"messages": [{"role": "user", "content": "q"}, {"role": "assistant", "content": "a"}]}]
+    handle = tuner.fit(ft.Dataset.from_records(rows * 12), skip_validation=True)
+    for face in (tuner, ft.AsyncTuner("fake", model="m", registry=False)):
+        with pytest.raises(TypeError, match=r"objects hold connections: not pickled .* \(\.job\)"):
+            pickle.dumps(face)
+    with pytest.raises(TypeError, match=rf"send the job's id \('{handle.id}'\) and re-attach"):
+        pickle.dumps(handle)

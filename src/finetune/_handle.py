@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NoReturn
 
 from finetune._errors import FinetuneError, JobFailed, WaitTimeout
 from finetune._progress import JobProgress
@@ -65,6 +65,12 @@ class JobView:
     def __repr__(self) -> str:
         job = self.job
         return f"<{type(self).__name__} {job.backend}:{job.id} {job.status.value}>"
+
+    def __reduce__(self) -> NoReturn:
+        raise TypeError(
+            f"{type(self).__name__} objects hold their Tuner's connections: not pickled or "
+            f"copied; send the job's id ({self.job.id!r}) and re-attach with Tuner(...).job(id)"
+        )
 
     def _repr_html_(self) -> str:
         """The job view of ``wait(progress=True)`` in a notebook, with the loss curve."""

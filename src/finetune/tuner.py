@@ -12,7 +12,7 @@ import logging
 import os
 from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from finetune._errors import (
     BackendError,
@@ -88,6 +88,12 @@ class TunerView:
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.backend_name!r}, model={self.model!r})"
+
+    def __reduce__(self) -> NoReturn:
+        raise TypeError(
+            f"{type(self).__name__} objects hold connections: not pickled or copied; make one in "
+            "each worker process, and send it the Dataset (which pickles) or a job's id (.job)"
+        )
 
     @property
     def backend_name(self) -> str:
