@@ -617,6 +617,30 @@ def test_a_forked_child_calls_its_tuner_as_the_parent_does(
     ], ran.stderr
 
 
+def test_a_key_with_blanks_around_it_works_and_one_no_header_can_carry_is_named(
+    server: TogetherFake, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A key read from a file (``open(...).read()``) or a Windows ``.env`` line ends in a line
+    break: every fit was "connection problem: Connection error." after its retries. A key
+    with a letter outside ASCII was "unexpected answer to call: UnicodeEncodeError"."""
+    monkeypatch.setenv("TOGETHER_API_KEY", f"{server.api_key}\r\n")
+    from_env = ft.Tuner("together", model=MODEL, base_url=server.url, registry=False)
+    assert from_env.fit(dataset(), hyperparameters=LORA).id
+    spaced = ft.Tuner("together", model=MODEL, api_key=f" {server.api_key}\n", base_url=server.url)
+    assert spaced.fit(dataset(), hyperparameters=LORA).id
+    for key, what in [
+        ("tgp_v1_abc def", "a space at character 11 of 14"),
+        ("tgp_v1_abc\ndef", "a line break at character 11 of 14"),
+        ("tgp_v1_abcé", "the character U+00E9 at character 11 of 11"),
+    ]:
+        with pytest.raises(
+            ValueError, match=re.escape(f"holds {what}, which no key has")
+        ) as caught:
+            ft.Tuner("together", model=MODEL, api_key=key, base_url=server.url)
+        assert "TOGETHER_API_KEY" in str(caught.value) and "abc" not in str(caught.value)
+    assert len(server.jobs) == 1  # the same fit, re-attached
+
+
 def test_only_old_upload_folders_of_ended_processes_are_orphans(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

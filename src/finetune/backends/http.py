@@ -63,6 +63,7 @@ __all__ = [
     "blocking_call_with_retries",
     "call_with_retries",
     "check_base_url",
+    "check_key",
     "error_for_status",
     "excerpt",
     "expect_object",
@@ -456,11 +457,31 @@ def key_and_url(
     api_key: str | None, url: str | None, *, key_variable: str, url_variable: str, default_url: str
 ) -> tuple[str | None, str]:
     """A provider's key and base URL: the ones given, else the environment's, else (for the
-    URL) the provider's own; the URL without a trailing slash."""
-    key = api_key or os.environ.get(key_variable) or None
+    URL) the provider's own; the key without the blanks around it (a key file's or a Windows
+    ``.env`` line's end), the URL without a trailing slash."""
+    key = (api_key or os.environ.get(key_variable) or "").strip() or None
+    if key is not None:
+        check_key(key, key_variable)
     base_url = (url or os.environ.get(url_variable) or default_url).rstrip("/")
     check_base_url(base_url, key_variable)
     return key, base_url
+
+
+def check_key(key: str, key_variable: str) -> None:
+    """A ``ValueError``, which never shows the key, for one that an HTTP header cannot carry
+    (a space, a line break or a letter outside ASCII inside it): sent, it was a "connection
+    error" after every retry, or an "unexpected answer", never a word about the key."""
+    for position, char in enumerate(key, start=1):
+        if char.isascii() and char.isprintable() and not char.isspace():
+            continue
+        what = {" ": "a space", "\n": "a line break", "\r": "a carriage return"}.get(
+            char, f"the character U+{ord(char):04X}"
+        )
+        raise ValueError(
+            f"the API key (api_key=, else {key_variable}) holds {what} at character {position} "
+            f"of {len(key)}, which no key has: check how it was set (pasted with a space, two "
+            "keys on one line, a character mistyped)"
+        )
 
 
 def check_base_url(url: str, key_variable: str | None = None) -> None:
