@@ -624,7 +624,8 @@ def test_a_key_with_blanks_around_it_works_and_one_no_header_can_carry_is_named(
     break: every fit was "connection problem: Connection error." after its retries. A key
     with a letter outside ASCII was "unexpected answer to call: UnicodeEncodeError"."""
     monkeypatch.setenv("TOGETHER_API_KEY", f"{server.api_key}\r\n")
-    from_env = ft.Tuner("together", model=MODEL, base_url=server.url, registry=False)
+    monkeypatch.setenv("TOGETHER_BASE_URL", f"{server.url}\r\n")
+    from_env = ft.Tuner("together", model=MODEL, registry=False)
     assert from_env.fit(dataset(), hyperparameters=LORA).id
     spaced = ft.Tuner("together", model=MODEL, api_key=f" {server.api_key}\n", base_url=server.url)
     assert spaced.fit(dataset(), hyperparameters=LORA).id

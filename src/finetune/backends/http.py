@@ -457,12 +457,12 @@ def key_and_url(
     api_key: str | None, url: str | None, *, key_variable: str, url_variable: str, default_url: str
 ) -> tuple[str | None, str]:
     """A provider's key and base URL: the ones given, else the environment's, else (for the
-    URL) the provider's own; the key without the blanks around it (a key file's or a Windows
+    URL) the provider's own; each without the blanks around it (a key file's or a Windows
     ``.env`` line's end), the URL without a trailing slash."""
     key = (api_key or os.environ.get(key_variable) or "").strip() or None
     if key is not None:
         check_key(key, key_variable)
-    base_url = (url or os.environ.get(url_variable) or default_url).rstrip("/")
+    base_url = (url or os.environ.get(url_variable) or default_url).strip().rstrip("/")
     check_base_url(base_url, key_variable)
     return key, base_url
 
