@@ -810,3 +810,28 @@ def test_a_full_disk_is_our_error_naming_the_file_and_the_room_left(tmp_path: Pa
     assert "rollback" not in said[2] and " free there). Free disk space or fix" in said[2]
     assert (out / "data.jsonl").read_text() == "kept\n"  # the file as it was
     assert not (out / "result.json").exists()
+
+
+def test_a_copy_is_no_more_readable_than_the_file_it_came_from(tmp_path: Path) -> None:
+    """A 0600 dataset's copy was written 0644, readable by every user of the machine (a
+    local job's training copy under ``jobs_dir/files`` too). As ``cp`` does, a new file now
+    takes the source's permissions, less the umask; a file replaced keeps its own."""
+    source = tmp_path / "private.jsonl"
+    write_jsonl(source, [chat(i) for i in range(3)])
+    source.chmod(0o600)
+    data = ft.Dataset.from_jsonl(source)
+    mode = lambda path: stat.S_IMODE(path.stat().st_mode)  # noqa: E731
+    assert mode(data.to_jsonl(tmp_path / "copy.jsonl", format="openai")) == 0o600
+    assert mode(data.split(1, seed=0)[0].to_jsonl(tmp_path / "view.jsonl")) == 0o600
+    shared = tmp_path / "shared.jsonl"
+    shared.write_text("")
+    shared.chmod(0o644)
+    assert mode(data.to_jsonl(shared)) == 0o644  # replaced: its own, as before
+    records = ft.Dataset.from_records([chat(0)]).to_jsonl(tmp_path / "records.jsonl")
+    assert mode(records) == 0o666 & ~_current_umask()  # no source file: as open() makes it
+
+
+def _current_umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask

@@ -1007,3 +1007,17 @@ def test_a_local_model_is_evaluated_on_its_tool_calls(
     blind = {"bare": {"response_template": _RESPONSE_TEMPLATE, "chat_template": unwritten}}
     with pytest.raises(ValueError, match="its chat template does not write tool definitions"):
         ft.evaluate(data, candidate, metrics, predictor_options=blind, cache=False)
+
+
+def test_the_training_copy_of_a_private_file_stays_private(
+    tmp_path: Path, rows: list[dict[str, Any]]
+) -> None:
+    """A local job keeps its data under ``jobs_dir/files``: a 0600 file's copy was 0644, for
+    every user of a shared training machine to read."""
+    source = tmp_path / "private.jsonl"
+    source.write_text("".join(json.dumps(row) + "\n" for row in rows[:20]))
+    source.chmod(0o600)
+    backend = HFBackend(jobs_dir=tmp_path / "jobs")
+    copy = Path(backend.upload(ft.Dataset.from_jsonl(source)).filename or "")
+    assert copy.parent == tmp_path / "jobs" / "files"
+    assert oct(copy.stat().st_mode & 0o777) == "0o600"

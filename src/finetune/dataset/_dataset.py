@@ -393,15 +393,16 @@ class Dataset:
 
 
 def write_jsonl(
-    examples: Iterable[Example],
+    dataset: Dataset,
     target: Path,
     format: OutputFormat | Callable[[Example], dict[str, Any]],
 ) -> None:
     """``Dataset.to_jsonl``'s writing, its ``OSError`` left for the caller to explain (an
-    upload's temporary copy says where to find room; a user's file, which path to choose)."""
+    upload's temporary copy says where to find room; a user's file, which path to choose). A
+    new file is no more readable than the file the dataset came from, as ``cp`` makes it."""
     convert = format if callable(format) else formatter(format)
-    with atomic_write(target) as handle:
-        for example in examples:
+    with atomic_write(target, like=dataset.path) as handle:
+        for example in dataset:
             handle.write(canonical_json(convert(example), sort=False).encode())
             handle.write(b"\n")
 
@@ -502,10 +503,13 @@ def _umask() -> int:
 
 
 class atomic_write:  # noqa: N801 - used as a context manager, reads like open()
-    """Write a file through a temp file in the same folder, renamed into place on success."""
+    """Write a file through a temp file in the same folder, renamed into place on success,
+    with the permissions ``open()`` would leave (a new file made ``like`` another: no more
+    than that one's)."""
 
-    def __init__(self, target: Path) -> None:
+    def __init__(self, target: Path, *, like: str | None = None) -> None:
         self._target = target
+        self._like = like  # a new file is no more readable than this one
         self._temp: str | None = None
 
     def __enter__(self) -> Any:
@@ -516,8 +520,17 @@ class atomic_write:  # noqa: N801 - used as a context manager, reads like open()
             prefix=f".{self._target.name}.", suffix=".tmp", dir=self._target.parent
         )
         self._handle = os.fdopen(fd, "wb")
-        os.chmod(self._temp, _mode_for(self._target))  # mkstemp's 0600 would stay on it
+        os.chmod(self._temp, self._mode())  # mkstemp's 0600 would stay on it
         return self._handle
+
+    def _mode(self) -> int:
+        mode = _mode_for(self._target)
+        if self._like is None or self._target.exists():
+            return mode
+        try:  # a copy of a private file stays private (0600 data, 0644 copy: no)
+            return mode & stat.S_IMODE(os.stat(self._like).st_mode)
+        except OSError:
+            return mode
 
     def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
         assert self._temp is not None

@@ -52,6 +52,7 @@ from finetune.backends.hf._jobdir import (
     process_tree,
     running_workers,
     storage_errors,
+    training_file,
 )
 from finetune.backends.hf._launch import (
     check_device,
@@ -236,14 +237,10 @@ class HFBackend:
     def upload(self, dataset: Dataset, *, purpose: str = "train") -> FileRef:
         """Write the data (TRL's conversational shape) under ``jobs_dir/files``, named by its
         fingerprint, so a second fit of the same data writes nothing."""
-        stem = f"{dataset.fingerprint()[:16]}-{purpose}"
-        path = self.jobs_dir / "files" / f"{stem}.jsonl"
-        if not path.exists():
-            with storage_errors(path.parent, "write the training data"):
-                dataset.to_jsonl(path, format="hf")
+        path = training_file(self.jobs_dir, dataset, purpose)
         return FileRef(
             backend=self.name,
-            id=f"file-{stem}",
+            id=f"file-{path.stem}",
             filename=str(path),
             bytes=path.stat().st_size,
             status="processed",

@@ -14,10 +14,13 @@ import time
 from collections.abc import Iterator
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from finetune._errors import StorageError
-from finetune.dataset import atomic_write
+from finetune.dataset import atomic_write, write_jsonl
+
+if TYPE_CHECKING:
+    from finetune.dataset import Dataset
 
 __all__ = [
     "JOBS_DIR_ENV",
@@ -31,6 +34,7 @@ __all__ = [
     "process_tree",
     "running_workers",
     "storage_errors",
+    "training_file",
     "trusted_by_its_job",
 ]
 
@@ -57,6 +61,17 @@ def storage_errors(path: Path, action: str) -> Iterator[None]:
             f"cannot {action} under {path} ({exc.strerror or exc}); free disk space or pass "
             f"jobs_dir= a writable folder (or set {JOBS_DIR_ENV})"
         ) from None
+
+
+def training_file(jobs_dir: Path, dataset: Dataset, purpose: str) -> Path:
+    """The data a job trains on, in TRL's conversational shape under ``jobs_dir/files``,
+    named by its fingerprint so a second fit of the same data writes nothing; no more
+    readable than the file it came from (a private dataset's copy stays private)."""
+    path = jobs_dir / "files" / f"{dataset.fingerprint()[:16]}-{purpose}.jsonl"
+    if not path.exists():
+        with storage_errors(path.parent, "write the training data"):
+            write_jsonl(dataset, path, "hf")
+    return path
 
 
 def now_iso() -> str:
