@@ -9,6 +9,9 @@ Every built-in hosted backend uses these, and a plugin may import them to behave
 - ``json_answer()`` and ``@parses``: an unreadable or oddly shaped answer becomes a
   ``ServerError`` naming the provider, the status and a short excerpt, never a foreign error.
 - ``foreign_error()``: any other exception as a ``ServerError`` whose cause is a redacted copy.
+- ``key_and_url()``, ``check_key()``, ``check_base_url()``, ``redact()``,
+  ``account_identity()``: a key and base URL as a backend takes them, and what is never shown
+  of them (from ``finetune.backends._credentials``).
 - ``written()`` / ``provider_file()``: a dataset in a provider's format as a temporary file;
   ``put_file()``: a file streamed to a signed upload URL, retried on its own.
 - ``number``, ``whole``, ``text``, ``unix_time``, ``object_at``, ``list_at``, ``as_dict``:
@@ -19,11 +22,8 @@ Every built-in hosted backend uses these, and a plugin may import them to behave
 from __future__ import annotations
 
 import functools
-import hashlib
 import json
-import os
 import random
-import re
 import urllib.parse
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -37,6 +37,14 @@ from finetune._errors import (
     PermissionDeniedError,
     RateLimitError,
     ServerError,
+)
+from finetune.backends._credentials import (
+    account_identity,
+    check_base_url,
+    check_key,
+    key_and_url,
+    redact,
+    refuse_credentials_in_url,
 )
 from finetune.backends._files import file_name, provider_file, put_file, written
 from finetune.backends.payloads import (
@@ -96,26 +104,7 @@ __all__ = [
 
 T = TypeVar("T")
 F = TypeVar("F", bound=Callable[..., Any])
-_KEYLIKE = re.compile(
-    r"\b((?:sk|fw|tgp|pk|rk)[-_][A-Za-z0-9]{0,4})[A-Za-z0-9_*-]{8,}|\b(Bearer\s+)\S+"
-)
-# the value of a field whose name says it is a secret, in JSON, a repr or a query string
-_SECRET_FIELD = re.compile(
-    r"""((?:api[_-]?key|access[_-]?token|auth[_-]?token|secret|password)["']?\s*[:=]\s*)"""
-    r"""(?:(["'])[^"']+\2|(?!(?:None|null)\b)[^"'\s,;&}\])]{4,})""",
-    re.IGNORECASE,
-)
 DEFAULT_RETRY_AFTER_CAP = 120.0
-
-
-def redact(text: str, *secrets: str | None) -> str:
-    """Remove every known secret, anything key-like, and the value of any field named as a
-    secret (``wandb_api_key``, ``apiKey``, ``client_secret``, ``password``) from a message."""
-    for secret in secrets:
-        if secret and len(secret) >= 6:
-            text = text.replace(secret, "***")
-    text = _SECRET_FIELD.sub(lambda m: f"{m.group(1)}{m.group(2) or ''}***{m.group(2) or ''}", text)
-    return _KEYLIKE.sub(lambda m: (m.group(1) or m.group(2)) + "***", text)
 
 
 def excerpt(text: Any, limit: int = 200) -> str:
@@ -453,62 +442,6 @@ class PageCollector:
         )
 
 
-def key_and_url(
-    api_key: str | None, url: str | None, *, key_variable: str, url_variable: str, default_url: str
-) -> tuple[str | None, str]:
-    """A provider's key and base URL: the ones given, else the environment's, else (for the
-    URL) the provider's own; each without the blanks around it (a key file's or a Windows
-    ``.env`` line's end), the URL without a trailing slash."""
-    key = (api_key or os.environ.get(key_variable) or "").strip() or None
-    if key is not None:
-        check_key(key, key_variable)
-    base_url = (url or os.environ.get(url_variable) or default_url).strip().rstrip("/")
-    check_base_url(base_url, key_variable)
-    return key, base_url
-
-
-def check_key(key: str, key_variable: str) -> None:
-    """A ``ValueError``, which never shows the key, for one that an HTTP header cannot carry
-    (a space, a line break or a letter outside ASCII inside it): sent, it was a "connection
-    error" after every retry, or an "unexpected answer", never a word about the key."""
-    for position, char in enumerate(key, start=1):
-        if char.isascii() and char.isprintable() and not char.isspace():
-            continue
-        what = {" ": "a space", "\n": "a line break", "\r": "a carriage return"}.get(
-            char, f"the character U+{ord(char):04X}"
-        )
-        raise ValueError(
-            f"the API key (api_key=, else {key_variable}) holds {what} at character {position} "
-            f"of {len(key)}, which no key has: check how it was set (pasted with a space, two "
-            "keys on one line, a character mistyped)"
-        )
-
-
-def check_base_url(url: str, key_variable: str | None = None) -> None:
-    """A base URL an SDK can call: ``http(s)://host...``, without credentials in it
-    (``refuse_credentials_in_url``). Anything else (``localhost:8080``, a typo) is a
-    ``ValueError`` naming it, not a connection error after every retry."""
-    refuse_credentials_in_url(url, key_variable)
-    parts = urllib.parse.urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.netloc:
-        raise ValueError(f"{url!r} is not a server's URL: give one as http://127.0.0.1:8080/v1")
-
-
-def refuse_credentials_in_url(url: str, key_variable: str | None = None) -> None:
-    """A ``ValueError``, which does not repeat them, for a URL holding credentials
-    (``https://user:secret@host/v1``): an SDK sends them in place of the API key, and a URL is
-    shown in reprs and kept in the job registry, where a secret must never be."""
-    parts = urllib.parse.urlsplit(url)
-    if "@" not in parts.netloc:
-        return
-    shown = f"{parts.scheme}://***@{parts.netloc.rpartition('@')[2]}{parts.path}"
-    variable = f" (or set {key_variable})" if key_variable else ""
-    raise ValueError(
-        f"the URL {shown} holds credentials (user:password@): give it without them, and the "
-        f"key as api_key=...{variable}, which is never shown or saved"
-    )
-
-
 def path_segment(provider: str, value: str, what: str = "job id") -> str:
     """An id as one segment of a URL path, percent-encoded: an id holding ``/``, ``?`` or
     ``#`` (``../files/x``) reaches no other resource and adds no query. A blank id, ``.`` or
@@ -516,13 +449,6 @@ def path_segment(provider: str, value: str, what: str = "job id") -> str:
     if not isinstance(value, str) or value.strip() in ("", ".", ".."):
         raise InvalidRequestError(f"{value!r} is not a {what}", backend=provider, param=what)
     return urllib.parse.quote(value, safe="")
-
-
-def account_identity(*parts: str | None, key: str | None) -> str:
-    """An endpoint and account as one string for the job registry: the parts (base URL,
-    organisation ...) and a short digest of the key, never the key itself."""
-    digest = hashlib.sha256((key or "").encode()).hexdigest()[:12]
-    return "|".join([*(part or "" for part in parts), digest])
 
 
 def connection_error(
