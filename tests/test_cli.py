@@ -3,6 +3,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import shlex
 import subprocess
 import sys
 import time
@@ -546,17 +547,23 @@ def test_eval_from_a_config_on_the_tiny_model(
 
 @pytest.mark.timeout(300)
 def test_tiny_demo_prints_the_three_way_comparison(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     pytest.importorskip("trl")
     (tmp_path / "notes.txt").write_text("mine")
     assert main(["demo", "--tiny", "--output", str(tmp_path / "notes.txt")]) == 2
     assert "notes.txt is a file; the demo writes a folder" in capsys.readouterr().err  # [Errno 17]
-    assert main(["demo", "--tiny", "--output", str(tmp_path / "demo")]) == 0
+    demo = tmp_path / "the demo's $HOME"  # the last line's command still runs as printed
+    assert main(["demo", "--tiny", "--output", str(demo)]) == 0
     out = capsys.readouterr().out
     assert "| base vs base 3-shot | exact_match |" in out
     assert "tuned vs base 3-shot on exact_match" in out and ": improved" in out
-    assert (tmp_path / "demo" / "evaluation.md").exists()
+    assert (demo / "evaluation.md").exists()
+    command = shlex.split(out.rstrip().splitlines()[-1].removeprefix("export it: "))
+    assert command[:2] == ["finetune", "export"] and str(demo / "jobs") in command
+    monkeypatch.chdir(tmp_path)  # where the user's shell would write the file
+    assert main(command[1:]) == 0
+    assert list(tmp_path.glob("*.gguf"))
 
 
 def test_validate_and_estimate_name_their_backend(capsys: pytest.CaptureFixture[str]) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import stat
 import subprocess
 import sys
@@ -181,8 +182,12 @@ def test_without_ollama_the_create_step_says_what_to_run(
     tmp_path: Path, lora_tiny: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("PATH", str(tmp_path))  # no ollama here
-    with pytest.raises(ft.FinetuneError, match="ollama create"):
-        ft.ModelRef(backend="hf", name=lora_tiny).export(tmp_path / "o", "ollama", create=True)
+    folder = tmp_path / "my model's folder"
+    with pytest.raises(ft.FinetuneError, match="ollama create") as raised:
+        ft.ModelRef(backend="hf", name=lora_tiny).export(folder, "ollama", create="acme")
+    pasted = str(raised.value).split("then run: ")[1]  # as a shell reads it: the path one word
+    words = ["cd", str(folder), "&&", "ollama", "create", "acme", "-f", "Modelfile"]
+    assert shlex.split(pasted) == words
 
 
 @pytest.mark.parametrize("name", ["chatml", "llama-3", "mistral-instruct", "gemma", "phi-3"])

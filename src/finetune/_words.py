@@ -4,12 +4,15 @@ named as a JSON file's author knows them."""
 from __future__ import annotations
 
 import math
+import shlex
+import subprocess
+import sys
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from finetune.types import CostEstimate
 
-__all__ = ["cost_figure", "counted", "json_kind", "money", "size", "table_cell"]
+__all__ = ["command_line", "cost_figure", "counted", "json_kind", "money", "size", "table_cell"]
 
 
 def counted(number: int, noun: str) -> str:
@@ -21,6 +24,15 @@ def counted(number: int, noun: str) -> str:
 
 
 _HARD_CH = frozenset({"epoch"})  # a "ch" said as "k" takes a plain -s
+
+
+def command_line(*words: object) -> str:
+    """A command a user can paste into their shell as it is: each word quoted where it needs
+    to be (a path with a space, a quote or a ``$`` stays one word, taken literally)."""
+    texts = [str(word) for word in words]
+    if sys.platform == "win32":  # pragma: no cover - cmd.exe does not read POSIX quotes
+        return subprocess.list2cmdline(texts)
+    return shlex.join(texts)
 
 
 def table_cell(text: str) -> str:

@@ -16,6 +16,8 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from finetune._words import command_line
+
 __all__ = ["DEMO_RESPONSE_FORMAT", "run_demo"]
 
 DEMO_RESPONSE_FORMAT = r"^Hello \w+! Order \d+: [a-z ]+\.$"
@@ -167,7 +169,8 @@ def run_demo(
         f"\n{comparison}\nreport: {out / 'evaluation.md'} (and evaluation.json)\n"
         f"job: {job.id} under {out / 'jobs'}\n"
         f"took {time.perf_counter() - started:.0f} s\n"
-        f"export it: finetune export {job.id} --jobs-dir {out / 'jobs'} --format gguf"
+        "export it: "
+        + command_line("finetune", "export", job.id, "--jobs-dir", out / "jobs", "--format", "gguf")
     )
     return {
         "model": job.model.name,

@@ -16,7 +16,7 @@ from typing import Any
 
 from finetune._errors import StorageError, UnsupportedFeature
 from finetune._paths import room_left
-from finetune._words import counted, size
+from finetune._words import command_line, counted, size
 from finetune.backends.hf._merge import adapter_base, is_adapter
 from finetune.dataset import atomic_folder
 from finetune.export._gguf import ARCHITECTURES, QUANTIZATIONS, ExportError
@@ -325,7 +325,7 @@ def _ollama_folder(
         raise
     if create:  # the folder stays whatever this gives: its error says what to run there
         tag = create if isinstance(create, str) else _ollama_name(name)
-        tell(f"ollama create {tag} -f Modelfile")
+        tell(command_line("ollama", "create", tag, "-f", "Modelfile"))
         result.notes.append(create_model(dest, tag).strip() or f"created {tag}")
     return result
 

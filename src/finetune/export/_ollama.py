@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from finetune._errors import FinetuneError
+from finetune._words import command_line
 
 __all__ = ["FAMILIES", "create_model", "end_of_turn", "family_of", "modelfile"]
 
@@ -117,9 +118,10 @@ def create_model(folder: Path, name: str) -> str:
     """Run ``ollama create NAME -f Modelfile`` in ``folder``; its output."""
     executable = shutil.which("ollama")
     if executable is None:
+        create = command_line("ollama", "create", name, "-f", "Modelfile")
         raise FinetuneError(
             "no `ollama` executable on PATH; install Ollama, then run: "
-            f"cd {folder} && ollama create {name} -f Modelfile"
+            f"{command_line('cd', folder)} && {create}"
         )
     done = subprocess.run(
         [executable, "create", name, "-f", "Modelfile"],
