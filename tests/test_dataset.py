@@ -155,6 +155,7 @@ def test_a_file_that_is_not_jsonl_at_all_is_named_as_what_it_is(
     packed["rows.json"] = (json.dumps(rows, indent=2).encode(), array)
     packed["one-line.json"] = (json.dumps(rows).encode(), array)
     packed["example.json"] = (json.dumps(rows[0], indent=2).encode(), "JSON written over several")
+    packed["mac.jsonl"] = (lines.replace(b"\n", b"\r"), "JSONL whose lines end in a carriage ret")
     engine = sys.modules["finetune.validation._engine"]
     monkeypatch.setattr(engine, "PARALLEL_MIN_BYTES", 0)  # a file too long for one reader
     for name, (content, what) in packed.items():
@@ -169,6 +170,12 @@ def test_a_file_that_is_not_jsonl_at_all_is_named_as_what_it_is(
             )
             assert [(f.code, f.line) for f in report.errors] == [("not_jsonl", 1)]
             assert report.examples == 0
+    shorter = 3 * len(lines.splitlines()[0])  # than the file, one "line" of 40 rows: not too long
+    mac = ft.Dataset.from_jsonl(tmp_path / "mac.jsonl", max_line_bytes=shorter)
+    with pytest.raises(ft.DatasetError, match=r"mac\.jsonl:1: the file is JSONL whose lines end"):
+        list(mac)
+    (tmp_path / "spaced.jsonl").write_bytes(lines.replace(b'"content"', b'\r"content"'))
+    assert len(ft.Dataset.from_jsonl(tmp_path / "spaced.jsonl")) == len(rows)  # CR: JSON's blank
 
 
 def test_split_is_deterministic_and_disjoint(chat_file: Path) -> None:
@@ -210,6 +217,17 @@ def test_a_pipe_is_refused_as_not_a_regular_file_not_as_missing(tmp_path: Path) 
         ft.Dataset.from_jsonl(pipe)
     with pytest.raises(ft.DatasetError, match="no such file"):
         ft.Dataset.from_jsonl(tmp_path / "missing.jsonl")
+
+
+def test_a_dash_is_refused_as_standard_input_unless_a_file_has_that_name(
+    tmp_path: Path, chat_file: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`cat data.jsonl | finetune validate -` said "-: no such file; check the path"."""
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ft.DatasetError, match=r"^-: standard input is read once, .* file"):
+        ft.Dataset.from_jsonl("-")
+    (tmp_path / "-").write_bytes(chat_file.read_bytes())
+    assert len(ft.Dataset.from_jsonl("-")) == len(ft.Dataset.from_jsonl(chat_file))
 
 
 def test_a_file_changed_under_its_dataset_is_an_error_not_other_rows(chat_file: Path) -> None:

@@ -184,6 +184,12 @@ class Dataset:
                     "than once: save it to a file and name that",
                     file=str(file),
                 )
+            if str(path) == "-":  # the shell's name for standard input, a pipe as above
+                raise DatasetError(
+                    "standard input is read once, and a dataset is read more than once: "
+                    "save it to a file and name that",
+                    file=str(file),
+                )
             raise DatasetError("no such file; check the path", file=str(file))
         return cls(_JsonlSource(file, max_line_bytes), kind)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -88,6 +89,10 @@ def _iter_handle(
         start = offset
         offset += size
         if size == limit and not raw.endswith(b"\n"):
+            found = packed(raw) if start == 0 else None
+            if found is not None:
+                yield ReadProblem(number, start, "not_jsonl", found)
+                return
             offset += _skip_rest_of_line(handle)
             yield ReadProblem(
                 number,
@@ -142,12 +147,20 @@ def packed(head: bytes) -> str | None:
             "element on a line of its own (jq -c '.[]' data.json > data.jsonl), or load the "
             "list and use Dataset.from_records"
         )
+    if _OBJECTS_APART_BY_CR.search(first):  # no JSON document has "}", CR, "{" outside text
+        return (
+            "the file is JSONL whose lines end in a carriage return (CR, as classic Mac OS wrote "
+            "them), not a newline: convert them (tr '\\r' '\\n' < old.jsonl > data.jsonl)"
+        )
     if first == b"{":
         return (
             "the file is JSON written over several lines (pretty-printed), not JSONL (one JSON "
             "object per line): write each example on one line (jq -c . data.json > data.jsonl)"
         )
     return None
+
+
+_OBJECTS_APART_BY_CR = re.compile(rb"\}[ \t]*\r[ \t]*\{")
 
 
 def _skip_rest_of_line(handle: BinaryIO) -> int:
