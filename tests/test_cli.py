@@ -602,6 +602,14 @@ def test_estimate_prices_the_job_a_train_config_would_start(
     assert "Together takes only ['full_finetune']; got ['packing']" in capsys.readouterr().err
 
 
+def test_version_prints_the_installed_version(capsys: pytest.CaptureFixture[str]) -> None:
+    """`finetune --version` said "the following arguments are required: command"."""
+    with pytest.raises(SystemExit) as stopped:
+        main(["--version"])
+    assert stopped.value.code == 0
+    assert capsys.readouterr().out == f"finetune {ft.__version__}\n"
+
+
 @pytest.mark.parametrize(
     ("flag", "says"),
     [

@@ -286,6 +286,7 @@ def _parser() -> argparse.ArgumentParser:
         prog="finetune", description="Validate data, fine-tune on any backend, check the result."
     )
     parser.add_argument("--debug", action="store_true", help="show tracebacks and debug logs")
+    parser.add_argument("--version", action="version", version=f"finetune {ft.__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
 
     def command(name: str, handler: Callable[[argparse.Namespace], int], text: str) -> Any:
