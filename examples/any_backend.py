@@ -21,7 +21,7 @@ import finetune as ft
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=(__doc__ or "").partition("\n")[0])
     parser.add_argument("backend")
     parser.add_argument("model")
     parser.add_argument("data", help="a JSONL file of chat examples")

@@ -13,6 +13,7 @@ import argparse
 import json
 import random
 from pathlib import Path
+from typing import Any
 
 import finetune as ft
 from finetune.demo import build_tiny_base, sample_dataset_path
@@ -20,7 +21,7 @@ from finetune.demo import build_tiny_base, sample_dataset_path
 TONE = r"^Thanks so much for writing, \w+! "
 
 
-def warm_reply(row: dict) -> dict:
+def warm_reply(row: dict[str, Any]) -> dict[str, Any]:
     """The same answer, in the warm house tone the brand wants."""
     user = row["messages"][1]["content"]
     name = user.split("this is ")[1].split(".")[0]

@@ -12,6 +12,7 @@ import argparse
 import json
 import random
 from pathlib import Path
+from typing import Any
 
 import finetune as ft
 from finetune.demo import build_tiny_base, sample_dataset_path
@@ -36,7 +37,7 @@ SCHEMA = {
 }
 
 
-def ticket(row: dict) -> dict:
+def ticket(row: dict[str, Any]) -> dict[str, Any]:
     """The support example as a JSON extraction example."""
     user = row["messages"][1]["content"]
     reply = row["messages"][2]["content"]
@@ -73,7 +74,7 @@ def main() -> None:
     )
     job.wait(progress=True)
 
-    metrics = [ft.metrics.json_valid, ft.metrics.json_fields]
+    metrics: list[ft.metrics.Metric] = [ft.metrics.json_valid, ft.metrics.json_fields]
     try:
         metrics.append(ft.metrics.json_schema(SCHEMA))
     except ft.MissingDependency as missing:  # jsonschema comes with finetune[eval]

@@ -9,6 +9,8 @@ echo "== ruff check";   ruff check src tests benchmarks examples scripts
 echo "== ruff format";  ruff format --check src tests benchmarks examples scripts
 echo "== mypy";         mypy --strict src/finetune
 echo "== mypy (3.10)";  mypy --strict --python-version 3.10 src/finetune
+# The examples as a user's code is checked: no config, so no pydantic plugin, which users lack
+echo "== mypy (examples)"; mypy --strict --config-file= examples
 export NO_MKDOCS_2_WARNING=1
 if [ -f mkdocs.yml ]; then
   echo "== mkdocs"

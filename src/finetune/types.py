@@ -145,9 +145,9 @@ class LoRA(_Value):
     """Low-rank adaptation settings: the local backend and Together take them all, Fireworks
     the rank; OpenAI and Mistral choose their own (and refuse them)."""
 
-    r: int = Field(16, gt=0)
-    alpha: int = Field(32, gt=0)
-    dropout: float = Field(0.05, ge=0, lt=1)
+    r: int = Field(default=16, gt=0)
+    alpha: int = Field(default=32, gt=0)
+    dropout: float = Field(default=0.05, ge=0, lt=1)
     target_modules: list[str] | Literal["all-linear"] = "all-linear"
     quantize_4bit: bool = False
 
@@ -173,11 +173,13 @@ class Hyperparameters(_Value):
     model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True, allow_inf_nan=False)
     epochs: int | Auto | None = None
     batch_size: int | Auto | None = None
-    learning_rate: float | None = Field(None, gt=0)
+    learning_rate: float | None = Field(default=None, gt=0)
     learning_rate_multiplier: float | Auto | None = None
-    warmup: float | None = Field(None, ge=0, le=1, description="warmup as a fraction of training")
-    seed: int | None = Field(None, ge=0)
-    beta: float | Auto | None = Field(None, description="DPO beta")
+    warmup: float | None = Field(
+        default=None, ge=0, le=1, description="warmup as a fraction of training"
+    )
+    seed: int | None = Field(default=None, ge=0)
+    beta: float | Auto | None = Field(default=None, description="DPO beta")
     lora: LoRA | None = None
     extra: dict[str, Any] = Field(default_factory=dict)
 
@@ -262,7 +264,9 @@ class ModelRef(_Value):
     base_model: str | None = None
     job_id: str | None = None
     endpoint: str | None = None
-    note: str | None = Field(None, description="how the provider serves it, and what it costs")
+    note: str | None = Field(
+        default=None, description="how the provider serves it, and what it costs"
+    )
     few_shot: list[Example] | None = None
     _api_key: str | None = PrivateAttr(default=None)
     _asked_with: dict[str, Any] = PrivateAttr(default_factory=dict)
@@ -434,10 +438,12 @@ class CostEstimate(_Value):
     context_limit: int | None = None
     examples_over_limit: int = 0
     pricing_date: str | None = None
-    hosted: bool = Field(True, description="False for local training: no provider bills it")
-    validation_tokens: int = Field(0, description="tokens of the validation set, when given")
+    hosted: bool = Field(default=True, description="False for local training: no provider bills it")
+    validation_tokens: int = Field(
+        default=0, description="tokens of the validation set, when given"
+    )
     validation_passes: int = Field(
-        0, description="billed passes over the validation set (Together: n_evals)"
+        default=0, description="billed passes over the validation set (Together: n_evals)"
     )
     notes: list[str] = Field(default_factory=list)
     provider_figures: dict[str, Any] | None = None

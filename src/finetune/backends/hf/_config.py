@@ -55,55 +55,68 @@ class LocalOptions(BaseModel):
     """Options of the local backend, given to ``Tuner("hf", ...)`` or ``fit(options=...)``."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
-    max_length: int = Field(1024, gt=0)
+    max_length: int = Field(default=1024, gt=0)
     packing: bool = False
     assistant_only_loss: bool | None = Field(
-        None,
+        default=None,
         description="default: on for chat and completion data: the loss covers the assistant "
         "turns (or the completion) only, found for any chat template",
     )
-    gradient_accumulation_steps: int = Field(1, gt=0)
+    gradient_accumulation_steps: int = Field(default=1, gt=0)
     precision: Literal["auto", "bf16", "fp16", "fp32"] = Field(
-        "auto", description="auto: bf16 on GPUs and CPUs that compute in bf16, else fp16/fp32"
+        default="auto",
+        description="auto: bf16 on GPUs and CPUs that compute in bf16, else fp16/fp32",
     )
     device: str = Field(
-        "auto",
+        default="auto",
         description="auto, cpu, cuda, or cuda:N: one GPU by torch's index (launcher='python')",
     )
-    attention: str = Field("auto", description="auto: eager on CPU, the model's default on GPU")
+    attention: str = Field(
+        default="auto", description="auto: eager on CPU, the model's default on GPU"
+    )
     gradient_checkpointing: bool | None = Field(
-        None, description="default: off on CPU, TRL's default (on) on GPU"
+        default=None, description="default: off on CPU, TRL's default (on) on GPU"
     )
     full_finetune: bool = Field(
-        False, description="train every weight; by default a LoRA adapter (Hyperparameters.lora)"
+        default=False,
+        description="train every weight; by default a LoRA adapter (Hyperparameters.lora)",
     )
     merge: bool = False
-    save_steps: int | None = Field(None, gt=0, description="default: a checkpoint per epoch")
-    save_total_limit: int | None = Field(
-        2, gt=0, description="checkpoints kept; None keeps every one (transformers reads 0 so)"
+    save_steps: int | None = Field(
+        default=None, gt=0, description="default: a checkpoint per epoch"
     )
-    logging_steps: int = Field(5, gt=0)
-    max_steps: int | None = Field(None, gt=0)
+    save_total_limit: int | None = Field(
+        default=2,
+        gt=0,
+        description="checkpoints kept; None keeps every one (transformers reads 0 so)",
+    )
+    logging_steps: int = Field(default=5, gt=0)
+    max_steps: int | None = Field(default=None, gt=0)
     launcher: Launcher = "python"
-    num_processes: int = Field(1, gt=0, description="processes per machine (Ray: workers)")
+    num_processes: int = Field(default=1, gt=0, description="processes per machine (Ray: workers)")
     accelerate_config: str | None = None
-    num_machines: int = Field(1, gt=0)
-    machine_rank: int = Field(0, ge=0)
+    num_machines: int = Field(default=1, gt=0)
+    machine_rank: int = Field(default=0, ge=0)
     main_process_ip: str | None = None
-    main_process_port: int | None = Field(None, gt=0, lt=65536)
+    main_process_port: int | None = Field(default=None, gt=0, lt=65536)
     rdzv_backend: Literal["static", "c10d"] = Field(
-        "static", description="static: machine_rank 0 holds rank 0; c10d: elastic rendezvous"
+        default="static",
+        description="static: machine_rank 0 holds rank 0; c10d: elastic rendezvous",
     )
     collective_timeout: int = Field(
-        600, gt=0, description="seconds a process waits for the others before failing"
+        default=600, gt=0, description="seconds a process waits for the others before failing"
     )
-    strategy: Strategy = Field("ddp", description="how the model is shared across processes")
-    ray_address: str | None = Field(None, description="launcher='ray': the cluster (auto)")
-    use_gpu: bool | None = Field(None, description="launcher='ray': default, when CUDA is here")
+    strategy: Strategy = Field(
+        default="ddp", description="how the model is shared across processes"
+    )
+    ray_address: str | None = Field(default=None, description="launcher='ray': the cluster (auto)")
+    use_gpu: bool | None = Field(
+        default=None, description="launcher='ray': default, when CUDA is here"
+    )
     quantization: Literal["4bit", "8bit"] | None = None
     trust_remote_code: bool = False
     chat_template: str | None = Field(
-        None,
+        default=None,
         description="a Jinja chat template for a model without one (or in place of its own): "
         "validation, training and the saved model use it",
     )
@@ -165,7 +178,7 @@ class TrainingConfig(BaseModel):
     model_config = ConfigDict(frozen=True)
     job_id: str
     base_model: str
-    model_source: str | None = Field(None, description="the model as given, when converted")
+    model_source: str | None = Field(default=None, description="the model as given, when converted")
     method: Literal["sft", "dpo"]
     example_kind: str
     training_file: str
@@ -177,7 +190,8 @@ class TrainingConfig(BaseModel):
     metadata: dict[str, str] = Field(default_factory=dict)
     integrations: list[dict[str, Any]] = Field(default_factory=list)
     continues_adapter: bool = Field(
-        False, description="the base is a LoRA adapter, trained further (hyperparameters.lora)"
+        default=False,
+        description="the base is a LoRA adapter, trained further (hyperparameters.lora)",
     )
 
 
