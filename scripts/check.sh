@@ -9,8 +9,16 @@ echo "== ruff check";   ruff check src tests benchmarks examples scripts
 echo "== ruff format";  ruff format --check src tests benchmarks examples scripts
 echo "== mypy";         mypy --strict src/finetune
 echo "== mypy (3.10)";  mypy --strict --python-version 3.10 src/finetune
-# The examples as a user's code is checked: no config, so no pydantic plugin, which users lack
+# The examples, checked as a user's code: no config, so no pydantic plugin (users lack it)
 echo "== mypy (examples)"; mypy --strict --config-file= examples
+# Every public name typed (pyright's type completeness, 100%), where pyright is installed
+pyright_bin="$(command -v pyright || echo .ci/node/node_modules/.bin/pyright)"
+if [ -x "$pyright_bin" ]; then
+  echo "== pyright --verifytypes"
+  typed="$(PYTHONPATH="$PWD/src" "$pyright_bin" --pythonpath "$(command -v python)" \
+    --verifytypes finetune --ignoreexternal 2>&1)" || { echo "$typed"; exit 1; }
+  grep "completeness score" <<<"$typed"
+fi
 export NO_MKDOCS_2_WARNING=1
 if [ -f mkdocs.yml ]; then
   echo "== mkdocs"

@@ -128,7 +128,7 @@ class BackendNotFound(FinetuneError, LookupError):
     def __init__(self, name: str, available: list[str]) -> None:
         self.name = name
         self.available = available
-        self.suggestion = closest_name(name, available)
+        self.suggestion: str | None = closest_name(name, available)
         names = ", ".join(sorted(available)) or "none"
         guess = f" Did you mean {self.suggestion!r}?" if self.suggestion else ""
         super().__init__(
@@ -260,7 +260,7 @@ class ProviderUnavailable(BackendError):
     """
 
     def __init__(self, message: str, *, alternatives: Sequence[str] = (), **kw: Any) -> None:
-        self.alternatives = list(alternatives)
+        self.alternatives: list[str] = list(alternatives)
         text = message.rstrip(".") + "."
         if self.alternatives:
             text += " Alternatives: " + "; ".join(self.alternatives) + "."

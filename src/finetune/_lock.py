@@ -22,7 +22,7 @@ class FileLock:
     """An exclusive lock held through an open file; ``async with`` or ``acquire``/``release``."""
 
     def __init__(self, path: str | os.PathLike[str], *, poll: float = 0.05) -> None:
-        self.path = Path(path)
+        self.path: Path = Path(path)
         self._poll = poll
         self._fd: int | None = None
 

@@ -145,7 +145,7 @@ class JobRegistry:
     """
 
     def __init__(self, path: str | os.PathLike[str] | None = None) -> None:
-        self.path = Path(path).expanduser() if path is not None else default_registry_path()
+        self.path: Path = Path(path).expanduser() if path is not None else default_registry_path()
         self._lock = threading.Lock()
         self._ready = False
 

@@ -93,7 +93,7 @@ class FakeBackend:
     """
 
     name = "fake"
-    capabilities = Capabilities(
+    capabilities: Capabilities = Capabilities(
         methods=SFT_AND_DPO,
         example_kinds=EVERY_KIND,
         tools=True,
@@ -365,7 +365,7 @@ class FakePredictor:
         learned = FakeBackend.trained_on(model, namespace=namespace) or ()
         self._lessons = tuple(_lesson(example) for example in learned)
         digest = hashlib.sha256(repr(self._lessons).encode()).hexdigest()[:12]
-        self.name = f"fake:{model}:{digest if self._lessons else 'base'}"
+        self.name: str = f"fake:{model}:{digest if self._lessons else 'base'}"
         self._words = [set(_words(question)) for question, _ in self._lessons]
 
     def __repr__(self) -> str:

@@ -67,7 +67,7 @@ if TYPE_CHECKING:
 
 __all__ = ["AsyncJobHandle", "AsyncTuner", "JobView", "TunerView", "derive_idempotency_key"]
 
-log = logging.getLogger("finetune")
+log: logging.Logger = logging.getLogger("finetune")
 _MAX_REATTEMPTS = 100
 DEFAULT_CREATE_GRACE = 10.0
 DEFAULT_RETRY_AFTER_CAP = 120.0

@@ -5,7 +5,7 @@ from __future__ import annotations
 import enum
 import os
 from datetime import datetime
-from typing import TYPE_CHECKING, Annotated, Any, Literal, get_args
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator
 
@@ -46,13 +46,13 @@ Auto = Literal["auto"]
 
 
 class _Value(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
+    model_config: ClassVar[ConfigDict] = ConfigDict(frozen=True, extra="forbid", defer_build=True)
 
 
 class ContentPart(_Value):
     """One part of a multi-part message content (text, image URL, ...)."""
 
-    model_config = ConfigDict(frozen=True, extra="allow", defer_build=True)
+    model_config: ClassVar[ConfigDict] = ConfigDict(frozen=True, extra="allow", defer_build=True)
     type: str
     text: str | None = None
 
@@ -75,7 +75,7 @@ class ToolCall(_Value):
 class Tool(_Value):
     """A tool (function) the model may call, described by a JSON schema."""
 
-    model_config = ConfigDict(frozen=True, extra="allow", defer_build=True)
+    model_config: ClassVar[ConfigDict] = ConfigDict(frozen=True, extra="allow", defer_build=True)
     type: Literal["function"] = "function"
     function: dict[str, Any]
 
@@ -170,7 +170,9 @@ class Hyperparameters(_Value):
     Provider-specific settings go in ``extra`` and are passed through unchanged.
     """
 
-    model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True, allow_inf_nan=False)
+    model_config: ClassVar[ConfigDict] = ConfigDict(
+        frozen=True, extra="forbid", defer_build=True, allow_inf_nan=False
+    )
     epochs: int | Auto | None = None
     batch_size: int | Auto | None = None
     learning_rate: float | None = Field(default=None, gt=0)

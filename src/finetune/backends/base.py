@@ -97,7 +97,7 @@ class Capabilities:
 class JobRequest(BaseModel):
     """Everything a backend needs to create one fine-tuning job."""
 
-    model_config = ConfigDict(frozen=True, defer_build=True)
+    model_config: ClassVar[ConfigDict] = ConfigDict(frozen=True, defer_build=True)
     base_model: str
     training_file: FileRef
     validation_file: FileRef | None = None
@@ -356,9 +356,9 @@ class BackendAdapter(BaseBackend):
     def __init__(self, backend: Any, *, threaded: bool) -> None:
         self.wrapped = backend
         self.threaded = threaded
-        self.name = backend.name  # type: ignore[misc]
-        self.capabilities = backend.capabilities  # type: ignore[misc]
-        self.attempts = int(getattr(backend, "attempts", BaseBackend.attempts))
+        self.name: str = backend.name  # type: ignore[misc]
+        self.capabilities: Capabilities = backend.capabilities  # type: ignore[misc]
+        self.attempts: int = int(getattr(backend, "attempts", BaseBackend.attempts))
         self._lock = threading.Lock()
 
     def __repr__(self) -> str:

@@ -107,7 +107,7 @@ class HostedBackend(BaseBackend):
         self._client = client
         self._own_client = client is None
         self._client_pid = os.getpid()
-        self.attempts = int(attempts)
+        self.attempts: int = int(attempts)
         self._timeout = timeout
         self._retry_after_cap = retry_after_cap
         self._first_wait = first_wait

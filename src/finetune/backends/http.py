@@ -118,7 +118,7 @@ class RedactedCause(Exception):
     its type and message, secrets removed, without the objects that hold the raw request."""
 
     def __init__(self, error: BaseException, *secrets: str | None) -> None:
-        self.type_name = f"{type(error).__module__}.{type(error).__qualname__}"
+        self.type_name: str = f"{type(error).__module__}.{type(error).__qualname__}"
         super().__init__(f"{self.type_name}: {redact(excerpt(error, 500), *secrets)}")
 
 
@@ -313,7 +313,7 @@ class Backoff:
 
     def __init__(self, first: float = 0.5, cap: float = 10.0, factor: float = 2.0) -> None:
         self.first = first
-        self.cap = max(cap, first)
+        self.cap: float = max(cap, first)
         self.factor = factor
 
     def delay(self, attempt: int, error: BaseException | None = None) -> float:

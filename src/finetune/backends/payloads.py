@@ -47,7 +47,7 @@ __all__ = [
     "with_figures",
 ]
 
-log = logging.getLogger("finetune")
+log: logging.Logger = logging.getLogger("finetune")
 N = TypeVar("N", int, float)
 
 

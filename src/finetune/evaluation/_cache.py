@@ -36,7 +36,7 @@ class PredictionCache:
     it."""
 
     def __init__(self, path: str | os.PathLike[str] | None = None) -> None:
-        self.path = Path(path).expanduser() if path is not None else default_cache_path()
+        self.path: Path = Path(path).expanduser() if path is not None else default_cache_path()
         self._lock = threading.Lock()
         with self._failing():
             self.path.parent.mkdir(parents=True, exist_ok=True)

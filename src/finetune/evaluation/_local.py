@@ -106,8 +106,8 @@ class HFPredictor:
         response_template: dict[str, Any] | None = None,
     ) -> None:
         self.path = path
-        self.max_new_tokens = at_least_one("max_new_tokens", max_new_tokens)
-        self.batch_size = at_least_one("batch_size", batch_size)
+        self.max_new_tokens: int = at_least_one("max_new_tokens", max_new_tokens)
+        self.batch_size: int = at_least_one("batch_size", batch_size)
         self.seed = seed
         self._device = device
         self._trust = _job_trusted(path) if trust_remote_code is None else trust_remote_code
@@ -115,10 +115,10 @@ class HFPredictor:
         self.chat_template = chat_template
         """The Jinja template prompts are written with, in place of the tokenizer's own (a
         base model without one, tuned with the local backend's ``chat_template`` option)."""
-        self.response_template = _checked_parser(response_template)
+        self.response_template: dict[str, Any] | None = _checked_parser(response_template)
         """transformers' parser of what the model writes, in place of its tokenizer's own
         ``response_template`` (a model whose tokenizer has none takes tools with it)."""
-        self.name = f"hf:{path}:{self._stamp}:m{self.max_new_tokens}:s{seed}"
+        self.name: str = f"hf:{path}:{self._stamp}:m{self.max_new_tokens}:s{seed}"
         if chat_template is not None:
             self.name += f":t{_digest(chat_template)}"
         if response_template is not None:

@@ -87,9 +87,9 @@ class CallablePredictor:
 
     def __init__(self, function: Callable[..., Any], name: str | None = None) -> None:
         self._function = function
-        self.named = name is not None
-        self.name = name or f"callable:{getattr(function, '__qualname__', repr(function))}"
-        self.supports_tools = takes_tools(function)
+        self.named: bool = name is not None
+        self.name: str = name or f"callable:{getattr(function, '__qualname__', repr(function))}"
+        self.supports_tools: bool = takes_tools(function)
 
     def predict(self, messages: Messages, tools: Tools | None = None) -> str:
         result = self._call(messages, tools)
@@ -201,14 +201,17 @@ class OpenAIPredictor:
         _check_temperature(temperature)
         self.model = model
         self.provider = provider  # who serves the API, as its errors name it
-        self._key, self.base_url = key_and_url(
+        self._key, url = key_and_url(
             api_key, base_url, key_variable="OPENAI_API_KEY", **_OPENAI_URL
         )
+        self.base_url: str = url
         self._key_hint = _key_hint("OPENAI_API_KEY" if api_key is None else None, self.base_url)
         self._client = client
         self._async_client = async_client
         self._own_async = async_client is None
-        self.name = _sampled_name("openai", self.base_url, model, temperature, max_tokens, seed)
+        self.name: str = _sampled_name(
+            "openai", self.base_url, model, temperature, max_tokens, seed
+        )
         self._params: dict[str, Any] = {"max_tokens": max_tokens, "temperature": temperature}
         self._params["seed"] = seed
         if extra_body:
@@ -330,15 +333,18 @@ class MistralPredictor:
     ) -> None:
         max_tokens = at_least_one("max_tokens", max_tokens)
         _check_temperature(temperature)
-        self._key, self.server_url = key_and_url(
+        self._key, url = key_and_url(
             api_key, server_url, key_variable="MISTRAL_API_KEY", **_MISTRAL_URL
         )
+        self.server_url: str = url
         self._key_hint = _key_hint("MISTRAL_API_KEY" if api_key is None else None, self.server_url)
         if client is None:
             client = _mistral_class()(api_key=self._key, server_url=self.server_url)
         self._client = client
         self.model = model
-        self.name = _sampled_name("mistral", self.server_url, model, temperature, max_tokens, seed)
+        self.name: str = _sampled_name(
+            "mistral", self.server_url, model, temperature, max_tokens, seed
+        )
         self._params: dict[str, Any] = {"max_tokens": max_tokens, "temperature": temperature}
         self._params["random_seed"] = seed
 

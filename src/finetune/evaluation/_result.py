@@ -38,7 +38,7 @@ class EvalResult:
         self.candidates = candidates
         self.metrics = metrics
         self.rows = rows
-        self.notes = list(notes or [])
+        self.notes: list[str] = list(notes or [])
         self.example_keys = example_keys
 
     def __repr__(self) -> str:

@@ -124,7 +124,7 @@ def exact(*, case: bool = True, whitespace: bool = True, punctuation: bool = Tru
     return _named(f"exact_match{suffix}", metric)
 
 
-exact_match = exact()
+exact_match: Metric = exact()
 
 
 @_compares

@@ -152,7 +152,7 @@ class TiktokenCounter(_CachedCounter):
         # the Rust encoder itself, without tiktoken's Python wrapper, when it is there
         core = getattr(encoding, "_core_bpe", None)
         self._encode = getattr(core, "encode_ordinary", encoding.encode_ordinary)
-        self.name = f"tiktoken:{encoding.name}"
+        self.name: str = f"tiktoken:{encoding.name}"
         self._role_tokens = {r: self._encode_len(r) for r in ("system", "user", "assistant")}
 
     def _encode_len(self, text: str) -> int:
@@ -211,11 +211,11 @@ class TiktokenCounter(_CachedCounter):
 class MistralCounter:
     """Mistral counting with mistral-common's bundled tokenizers, in fine-tuning mode."""
 
-    exact = True
+    exact: bool = True
 
     def __init__(self, model: str) -> None:
         self._tokenizer, tokenizer_file, self.exact = _mistral_tokenizer(model)
-        self.name = f"mistral-common:{tokenizer_file}"
+        self.name: str = f"mistral-common:{tokenizer_file}"
         self._raw = self._tokenizer.instruct_tokenizer.tokenizer
 
     def count_text(self, text: str) -> int:
@@ -418,7 +418,7 @@ class ChatTemplateCounter:
                 "one (its chat_template option)"
             )
         self._tokenizer = tokenizer
-        self.name = f"chat-template:{name or type(tokenizer).__name__}"
+        self.name: str = f"chat-template:{name or type(tokenizer).__name__}"
 
     @classmethod
     def from_pretrained(cls, path: str, *, trust_remote_code: bool = False) -> ChatTemplateCounter:

@@ -14,7 +14,7 @@ import json
 import os
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 from finetune._errors import (
     BackendError,
@@ -98,8 +98,8 @@ class FireworksBackend(HostedBackend):
     key_variable = "FIREWORKS_API_KEY"
     url_variable = "FIREWORKS_BASE_URL"
     default_url = DEFAULT_BASE_URL
-    serving_note = DEPLOYMENT_NOTE
-    chat_api = "/inference/v1"
+    serving_note: ClassVar[str] = DEPLOYMENT_NOTE
+    chat_api: ClassVar[str] = "/inference/v1"
 
     def __init__(
         self,

@@ -97,7 +97,7 @@ class HFBackend:
     """
 
     name = "hf"
-    capabilities = Capabilities(
+    capabilities: Capabilities = Capabilities(
         methods=SFT_AND_DPO,
         example_kinds=EVERY_KIND,
         tools=True,  # SFT, where the model's chat template writes them
@@ -121,8 +121,10 @@ class HFBackend:
         **options: Any,
     ) -> None:
         chosen = Path(jobs_dir) if jobs_dir is not None else default_jobs_dir()
-        self.jobs_dir = chosen.expanduser().resolve()
-        self.models_dir = Path(models_dir).expanduser() if models_dir else default_models_dir()
+        self.jobs_dir: Path = chosen.expanduser().resolve()
+        self.models_dir: Path = (
+            Path(models_dir).expanduser() if models_dir else default_models_dir()
+        )
         self._sources: dict[str, ModelSource] = {}
         self._contexts: dict[tuple[str, bool], int | None] = {}
         self._options = parse_options(options)

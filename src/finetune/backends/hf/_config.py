@@ -11,7 +11,7 @@ import json
 import math
 import re
 from pathlib import Path
-from typing import Any, Literal, get_args
+from typing import Any, ClassVar, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
 
@@ -54,7 +54,7 @@ DEFAULT_BETA = 0.1
 class LocalOptions(BaseModel):
     """Options of the local backend, given to ``Tuner("hf", ...)`` or ``fit(options=...)``."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config: ClassVar[ConfigDict] = ConfigDict(extra="forbid", frozen=True)
     max_length: int = Field(default=1024, gt=0)
     packing: bool = False
     assistant_only_loss: bool | None = Field(
@@ -175,7 +175,7 @@ def parse_options(options: dict[str, Any]) -> LocalOptions:
 class TrainingConfig(BaseModel):
     """Everything a worker needs, written as the job's ``config.json``."""
 
-    model_config = ConfigDict(frozen=True)
+    model_config: ClassVar[ConfigDict] = ConfigDict(frozen=True)
     job_id: str
     base_model: str
     model_source: str | None = Field(default=None, description="the model as given, when converted")

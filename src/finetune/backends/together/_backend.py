@@ -15,7 +15,7 @@ import logging
 import os
 from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from finetune._errors import BackendError, InvalidRequestError, MissingDependency
 from finetune.backends._files import sha256_of
@@ -117,8 +117,8 @@ class TogetherBackend(HostedBackend):
     key_variable = "TOGETHER_API_KEY"
     url_variable = "TOGETHER_BASE_URL"
     default_url = DEFAULT_BASE_URL
-    serving_note = SERVERLESS_NOTE
-    chat_api = "/v1"
+    serving_note: ClassVar[str] = SERVERLESS_NOTE
+    chat_api: ClassVar[str] = "/v1"
 
     def __init__(
         self,
