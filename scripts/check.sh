@@ -11,13 +11,15 @@ echo "== mypy";         mypy --strict src/finetune
 echo "== mypy (3.10)";  mypy --strict --python-version 3.10 src/finetune
 # The examples, checked as a user's code: no config, so no pydantic plugin (users lack it)
 echo "== mypy (examples)"; mypy --strict --config-file= examples
-# Every public name typed (pyright's type completeness, 100%), where pyright is installed
+# Every public name typed (pyright's type completeness, 100%) and with a docstring, where
+# pyright is installed (--outputjson lists the names without one)
 pyright_bin="$(command -v pyright || echo .ci/node/node_modules/.bin/pyright)"
 if [ -x "$pyright_bin" ]; then
   echo "== pyright --verifytypes"
   typed="$(PYTHONPATH="$PWD/src" "$pyright_bin" --pythonpath "$(command -v python)" \
     --verifytypes finetune --ignoreexternal 2>&1)" || { echo "$typed"; exit 1; }
-  grep "completeness score" <<<"$typed"
+  grep -E "completeness score|without docstring" <<<"$typed"
+  if grep -E "without docstring: [1-9]" <<<"$typed" >/dev/null; then exit 1; fi
 fi
 export NO_MKDOCS_2_WARNING=1
 if [ -f mkdocs.yml ]; then

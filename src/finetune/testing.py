@@ -150,11 +150,13 @@ class FakeBackend:
         return self._store.creates
 
     def token_counter(self, model: str) -> TokenCounter:
+        """The counter of the rule set this fake validates as (``validation_target``)."""
         from finetune.validation import counter_for
 
         return counter_for(self.capabilities.validation_target, model)
 
     def upload(self, dataset: Dataset, *, purpose: str = "train") -> FileRef:
+        """Keep the examples in memory, once per fingerprint, as a provider keeps a file."""
         name = f"{dataset.fingerprint()[:16]}-{purpose}.jsonl"
         size, examples = _read_examples(dataset)
         with self._store.lock:
@@ -169,6 +171,7 @@ class FakeBackend:
         return ref
 
     def create_job(self, request: JobRequest) -> Job:
+        """A job that moves through its phases on the clock (or fails as ``fail`` says)."""
         if request.training_file.id not in self._store.files:
             raise InvalidRequestError(
                 f"unknown training file {request.training_file.id}",
@@ -198,25 +201,30 @@ class FakeBackend:
         return None
 
     def get_job(self, job_id: str) -> Job:
+        """The job as the clock puts it now."""
         return self._view(self._fake(job_id))
 
     def list_jobs(self, *, limit: int = 20) -> list[Job]:
+        """The newest ``limit`` jobs of this namespace."""
         fakes = sorted(self._store.jobs.values(), key=lambda f: f.created, reverse=True)
         return [self._view(f) for f in fakes[:limit]]
 
     def cancel_job(self, job_id: str) -> Job:
+        """Cancel a job that has not ended; an ended one stays as it is."""
         fake = self._fake(job_id)
         if not self._status(fake)[0].is_terminal:
             fake.cancelled_at = self._clock()
         return self._view(fake)
 
     def pause_job(self, job_id: str) -> Job:
+        """Pause a running job: its clock stops until ``resume_job``."""
         fake = self._fake(job_id)
         if self._status(fake)[0] is JobStatus.RUNNING:
             fake.paused_at = self._clock()
         return self._view(fake)
 
     def resume_job(self, job_id: str) -> Job:
+        """Resume a paused job: its clock runs again from where it stopped."""
         fake = self._fake(job_id)
         if fake.paused_at is not None:
             fake.paused_total += self._clock() - fake.paused_at
@@ -224,6 +232,7 @@ class FakeBackend:
         return self._view(fake)
 
     def list_events(self, job_id: str) -> list[JobEvent]:
+        """The events of the phases the job has passed, oldest first."""
         fake = self._fake(job_id)
         status, elapsed = self._status(fake)
         validating, queued, _ = fake.phases
@@ -243,10 +252,12 @@ class FakeBackend:
         ]
 
     def get_metrics(self, job_id: str) -> list[MetricPoint]:
+        """A falling loss for each step trained so far."""
         fake = self._fake(job_id)
         return self._points(fake, self._status(fake)[1])
 
     def list_checkpoints(self, job_id: str) -> list[Checkpoint]:
+        """A checkpoint for each step with metrics."""
         fake = self._fake(job_id)
         points = self._points(fake, self._status(fake)[1])
         return [
@@ -256,7 +267,7 @@ class FakeBackend:
         ]
 
     def close(self) -> None:
-        return None
+        """Nothing to close: the jobs live in this process until it ends."""
 
     @classmethod
     def trained_on(cls, model: str, *, namespace: str = "default") -> tuple[Example, ...] | None:

@@ -46,6 +46,8 @@ Auto = Literal["auto"]
 
 
 class _Value(BaseModel):
+    """A value of ours: immutable, and, unless it says otherwise, with no fields but its own."""
+
     model_config: ClassVar[ConfigDict] = ConfigDict(frozen=True, extra="forbid", defer_build=True)
 
 

@@ -42,10 +42,14 @@ __all__ = ["Dataset", "atomic_folder", "atomic_write", "require_dataset", "write
 
 
 class _Source(Protocol):
+    """Where a dataset's rows come from: a JSONL file or records in memory."""
+
     name: str
     path: str | None
 
-    def items(self) -> Iterator[RawRecord | ReadProblem]: ...
+    def items(self) -> Iterator[RawRecord | ReadProblem]:
+        """Each row, or the problem that kept it from being read, in order."""
+        ...
 
 
 class _JsonlSource:

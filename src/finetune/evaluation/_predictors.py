@@ -92,12 +92,14 @@ class CallablePredictor:
         self.supports_tools: bool = takes_tools(function)
 
     def predict(self, messages: Messages, tools: Tools | None = None) -> str:
+        """The function's reply to ``messages`` (``tools`` passed where it takes them)."""
         result = self._call(messages, tools)
         if inspect.isawaitable(result):
             raise TypeError(f"{self.name} is async; use aevaluate() or apredict()")
         return self._text(result)
 
     async def apredict(self, messages: Messages, tools: Tools | None = None) -> str:
+        """``predict``, awaited where the function is a coroutine function."""
         result = self._call(messages, tools)
         if inspect.isawaitable(result):
             result = await result

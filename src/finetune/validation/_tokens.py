@@ -122,6 +122,7 @@ class _CachedCounter:
         raise NotImplementedError
 
     def count_text(self, text: str) -> int:
+        """Tokens of a bare string (a string seen before is counted once)."""
         cached = self._cache.get(text)
         if cached is not None:
             return cached
@@ -186,6 +187,8 @@ class TiktokenCounter(_CachedCounter):
         return total
 
     def count_example(self, record: dict[str, Any]) -> int:
+        """Tokens of one example as OpenAI counts a chat (each message's overhead, the
+        reply's priming, the tools' definitions), or a prompt plus its completion."""
         if "messages" not in record and "prompt" in record and "completion" in record:
             return self.count_text(str(record["prompt"])) + self.count_text(
                 str(record["completion"])
@@ -219,9 +222,11 @@ class MistralCounter:
         self._raw = self._tokenizer.instruct_tokenizer.tokenizer
 
     def count_text(self, text: str) -> int:
+        """Tokens of a bare string, without the begin and end markers."""
         return len(self._raw.encode(text, bos=False, eos=False))
 
     def count_example(self, record: dict[str, Any]) -> int:
+        """Tokens of one example as Mistral's tokenizer encodes the chat, tools included."""
         from mistral_common.protocol.instruct.request import ChatCompletionRequest
 
         messages = [_mistral_message(m) for m in _messages_of(record) if isinstance(m, dict)]
@@ -284,9 +289,11 @@ class ApproximateCounter:
         self.reason = reason
 
     def count_text(self, text: str) -> int:
+        """A quarter of the characters, rounded up."""
         return math.ceil(len(text) / 4)
 
     def count_example(self, record: dict[str, Any]) -> int:
+        """The messages' texts, plus 4 tokens a message and 3 for the reply."""
         total = 3
         for message in _messages_of(record):
             if isinstance(message, dict):
@@ -431,6 +438,7 @@ class ChatTemplateCounter:
         return cls(tokenizer, name=path)
 
     def count_text(self, text: str) -> int:
+        """Tokens of a bare string, without special tokens."""
         return len(self._tokenizer(text, add_special_tokens=False)["input_ids"])
 
     @functools.cached_property
@@ -444,6 +452,8 @@ class ChatTemplateCounter:
         return max(map(len, vocab), default=None) or None
 
     def count_example(self, record: dict[str, Any]) -> int:
+        """Tokens of one example rendered with the chat template (tools included), or of a
+        prompt plus its completion."""
         if "messages" not in record and "prompt" in record and "completion" in record:
             text = str(record["prompt"]) + str(record["completion"])
             return len(self._tokenizer(text)["input_ids"])

@@ -249,6 +249,8 @@ class HFBackend:
         )
 
     def create_job(self, request: JobRequest) -> Job:
+        """Make the job's folder and start its training worker (a process of its own, or the
+        launcher ``options`` name); the job is ``queued`` until the worker runs."""
         options = self._fit_options(request.options)
         check_placement(options)
         devices = cuda_device_count()
@@ -299,17 +301,22 @@ class HFBackend:
         return (job.raw or {}).get("idempotency_key") in (None, request_key)
 
     def get_job(self, job_id: str) -> Job:
+        """The job as its folder says, a worker that died without a word read as failed."""
         job = self._dir(job_id)
         self._notice_dead_worker(job)
         return self._view(job)
 
     def list_jobs(self, *, limit: int = 20) -> list[Job]:
+        """The newest ``limit`` jobs in ``jobs_dir``."""
         return [self.get_job(job.id) for job in self._dirs()[:limit]]
 
     def cancel_job(self, job_id: str) -> Job:
+        """Stop the worker (SIGTERM: it saves a checkpoint at the end of its step and exits;
+        SIGKILL after ``cancel_grace`` seconds); ``resume_job`` can still go on from it."""
         return self._stop(job_id, "cancel")
 
     def pause_job(self, job_id: str) -> Job:
+        """Stop the worker as ``cancel_job`` does and mark the job ``paused``."""
         return self._stop(job_id, "pause")
 
     def resume_job(self, job_id: str) -> Job:
@@ -333,11 +340,13 @@ class HFBackend:
         return self._view(job)
 
     def list_events(self, job_id: str) -> list[JobEvent]:
+        """The job's log, oldest first, as its worker wrote it."""
         job = self._dir(job_id)
         self._notice_dead_worker(job)
         return [JobEvent.model_validate(row) for row in job.events()]
 
     def get_metrics(self, job_id: str) -> list[MetricPoint]:
+        """One point per logged step: its training row and its evaluation row, merged."""
         rows = self._dir(job_id).metrics()
         merged: dict[int, dict[str, Any]] = {}
         # a step's training row, then its evaluation row; later logs of the same kind win
@@ -346,6 +355,7 @@ class HFBackend:
         return [MetricPoint.model_validate(row) for _, row in sorted(merged.items())]
 
     def list_checkpoints(self, job_id: str) -> list[Checkpoint]:
+        """The checkpoints in the job's folder, each a model ``ModelRef`` can load."""
         return [
             Checkpoint(
                 id=path.name,
@@ -378,6 +388,7 @@ class HFBackend:
         return None
 
     def close(self) -> None:
+        """Reap the workers that have ended; running ones go on (a job outlives its Tuner)."""
         for process in self._processes.values():
             process.poll()
 
