@@ -194,6 +194,43 @@ def test_scores_of_zero_or_one_get_a_wilson_interval_that_never_claims_certainty
     assert graded.method == "bootstrap" and graded.low < graded.mean < graded.high
 
 
+def test_a_wilson_interval_holds_its_proportion_to_the_last_bit() -> None:
+    """10 of 10 gave a high end of 0.9999999999999999 below the mean of 1.0, and
+    `EvalResult.plot()` then failed: "'yerr' must not contain negative values"."""
+    for n in range(1, 201):
+        for successes in range(n + 1):
+            interval = wilson_interval(successes, n)
+            assert interval.low <= interval.mean <= interval.high, (successes, n)
+    assert wilson_interval(10, 10).high == 1.0 and wilson_interval(0, 7).low == 0.0
+
+
+def test_plot_draws_a_perfect_candidate_and_a_graded_metric(tmp_path: Path) -> None:
+    pytest.importorskip("matplotlib")
+    import matplotlib
+
+    matplotlib.use("Agg")
+    user, assistant = "user", "assistant"
+    rows = [
+        {"messages": [{"role": user, "content": f"q{i}"}, {"role": assistant, "content": f"a{i}"}]}
+        for i in range(10)
+    ]
+    result = ft.evaluate(
+        ft.Dataset.from_records(rows),
+        {"echo": lambda m: m[-1]["content"].replace("q", "a"), "fixed": lambda m: "a1"},
+        metrics=[m.exact_match, m.token_f1, m.chrf],
+        cache=False,
+    )
+    ax = result.plot()
+    assert [label.get_text() for label in ax.get_xticklabels()] == result.metrics
+    ax.figure.savefig(tmp_path / "plot.png")
+    assert (tmp_path / "plot.png").stat().st_size > 0
+
+
+def test_a_comparison_without_a_metric_name_reads_as_a_sentence() -> None:
+    said = str(compare_paired("a", [1.0] * 5, "b", [0.0] * 5))
+    assert said.startswith("a vs b: delta +1.000 ")
+
+
 def test_paired_zero_or_one_scores_get_newcombes_interval() -> None:
     def paired(both: int, only_a: int, only_b: int, neither: int) -> tuple[list[float], ...]:
         a = [1.0] * (both + only_a) + [0.0] * (only_b + neither)

@@ -148,9 +148,9 @@ class EvalResult:
             intervals = [summary[candidate][m] for m in self.metrics]
             xs = [m + index * width for m in range(len(self.metrics))]
             means = [i.mean for i in intervals]
-            errors = [
-                [i.mean - i.low for i in intervals],
-                [i.high - i.mean for i in intervals],
+            errors = [  # a bootstrap's percentile interval may lie off its mean: no whisker
+                [max(0.0, i.mean - i.low) for i in intervals],
+                [max(0.0, i.high - i.mean) for i in intervals],
             ]
             ax.bar(xs, means, width, yerr=errors, capsize=3, label=candidate)
         ax.set_xticks([m + 0.4 - width / 2 for m in range(len(self.metrics))])

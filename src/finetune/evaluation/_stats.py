@@ -136,8 +136,9 @@ class Comparison:
 
     def __str__(self) -> str:
         p = self.p_text if self.p_text.startswith("<") else f"={self.p_text}"
+        on = f" on {self.metric}" if self.metric else ""
         return (
-            f"{self.a} vs {self.b} on {self.metric}: delta {self.delta:+.3f} "
+            f"{self.a} vs {self.b}{on}: delta {self.delta:+.3f} "
             f"(95% CI {self.low:+.3f} to {self.high:+.3f}), "
             f"{self.wins}/{self.ties}/{self.losses} win/tie/loss, p{p}: {self.verdict}"
         )
@@ -204,7 +205,10 @@ def wilson_interval(successes: int, n: int) -> Interval:
     z2 = _Z * _Z
     centre = (p + z2 / (2 * n)) / (1 + z2 / n)
     half = _Z / (1 + z2 / n) * math.sqrt(p * (1 - p) / n + z2 / (4 * n * n))
-    return Interval(p, max(0.0, centre - half), min(1.0, centre + half), n, "wilson")
+    # the interval holds p (at 0 or n successes, ends at exactly 0 or 1); rounding must not
+    # leave p 1e-16 outside it
+    low, high = min(p, centre - half), max(p, centre + half)
+    return Interval(p, max(0.0, low), min(1.0, high), n, "wilson")
 
 
 def _is_binary(values: Sequence[float]) -> bool:
