@@ -797,6 +797,50 @@ def test_a_loop_closed_from_its_own_thread_finishes_the_last_coroutine() -> None
     assert not thread.is_alive() and not loop.started
 
 
+def test_close_from_another_thread_cancels_a_wait_there_and_the_job_goes_on(
+    namespace: str, train: ft.Dataset
+) -> None:
+    """A thread waiting on a job when another closed the Tuner waited forever (its call was
+    left on a stopped loop), and the process could not exit."""
+    import threading
+
+    tuner = make_tuner(namespace, running=30.0)
+    job = tuner.fit(train)
+    said: list[BaseException] = []
+
+    def wait_there() -> None:
+        try:
+            job.wait(poll_interval=0.05)
+        except BaseException as error:
+            said.append(error)
+
+    waiter = threading.Thread(target=wait_there)
+    waiter.start()
+    time.sleep(0.3)
+    tuner.close()
+    waiter.join(timeout=10)
+    assert not waiter.is_alive()
+    assert isinstance(said[0], RuntimeError)
+    assert "its Tuner was closed by another thread while this call ran" in str(said[0])
+    assert job.refresh().status is ft.JobStatus.RUNNING  # the job goes on; the handle works
+    tuner.close()
+
+
+def test_a_call_whose_loop_thread_ends_under_it_raises_instead_of_waiting_forever() -> None:
+    import asyncio
+
+    from finetune._loop import LoopThread
+
+    loop = LoopThread("test-loop")
+
+    async def stop_the_loop_under_me() -> None:
+        asyncio.get_running_loop().stop()  # as a crash of the loop thread would leave it
+        await asyncio.sleep(3600)
+
+    with pytest.raises(RuntimeError, match="loop thread stopped before this call ended"):
+        loop.run(stop_the_loop_under_me())
+
+
 def test_a_tuner_used_again_after_close_still_closes_when_dropped(namespace: str) -> None:
     """A call after close() reopens the loop thread and connections; dropping the Tuner
     then closes them, as it does for a Tuner never closed."""

@@ -89,23 +89,40 @@ class LoopThread:
         """Run ``coroutine`` on the loop and return its result (or raise its error).
 
         Ctrl-C while waiting cancels the coroutine (its ``finally`` blocks run) and re-raises.
+        ``close`` from another thread meanwhile cancels it too: a ``RuntimeError`` says so.
         """
         loop = self._ensure()
-        if threading.current_thread() is self._thread:
+        thread = self._thread
+        if threading.current_thread() is thread:
             coroutine.close()
             raise RuntimeError("a sync call was made from inside the finetune loop thread")
-        future = asyncio.run_coroutine_threadsafe(coroutine, loop)
         try:
-            return future.result()
+            future = asyncio.run_coroutine_threadsafe(coroutine, loop)
+        except RuntimeError:  # the loop closed since _ensure: as if it were cancelled
+            coroutine.close()
+            raise self._closed_meanwhile() from None
+        try:
+            return _result(future, thread)
+        except concurrent.futures.CancelledError:
+            if self._loop is loop:  # cancelled by the coroutine's own doing, not by close
+                raise
+            raise self._closed_meanwhile() from None
         except KeyboardInterrupt:
             future.cancel()
             with contextlib.suppress(concurrent.futures.CancelledError, Exception):
                 future.result(timeout=_CANCEL_GRACE)
             raise
 
+    def _closed_meanwhile(self) -> RuntimeError:
+        return RuntimeError(
+            f"its Tuner was closed by another thread while this call ran ({self._name}): the "
+            "call was cancelled; a job it started goes on (re-attach with tuner.job(id))"
+        )
+
     def close(self, last: Coroutine[Any, Any, Any] | None = None, *, wait: bool = True) -> None:
-        """Run ``last`` (closing connections, say), then stop the loop and its thread; a later
-        ``run`` starts a new one. Safe to call from any thread.
+        """Cancel the calls still running (their callers get a ``RuntimeError``), run ``last``
+        (closing connections, say) and raise its error, then stop the loop and its thread; a
+        later ``run`` starts a new one. Safe to call from any thread.
 
         ``wait=False``, the garbage collector's way, returns at once and lets the loop stop
         itself once ``last`` is done. A finalizer runs in whatever thread the collector
@@ -119,26 +136,44 @@ class LoopThread:
             if last is not None:
                 last.close()
             return
+        # the calls other threads still wait on are cancelled first: their callers wake
+        finishing = asyncio.run_coroutine_threadsafe(_cancel_the_rest_then(last), loop)
         if not wait or threading.current_thread() is thread:
-            _stop_after(loop, last)
+            finishing.add_done_callback(lambda _: loop.call_soon_threadsafe(loop.stop))
             return
-        if last is not None:
-            finishing = asyncio.run_coroutine_threadsafe(last, loop)
-            # closing is best effort; the loop stops regardless
-            with contextlib.suppress(Exception):
-                finishing.result(timeout=_CANCEL_GRACE)
-        loop.call_soon_threadsafe(loop.stop)
-        if thread is not None:
-            thread.join(timeout=10)  # the thread closes its loop once it has stopped
+        try:
+            finishing.result(timeout=2 * _CANCEL_GRACE)  # ``last``'s error is the caller's
+        except concurrent.futures.TimeoutError:
+            if finishing.done():
+                raise
+            # ``last`` is too slow to close (a server that does not answer): stop regardless
+        finally:
+            loop.call_soon_threadsafe(loop.stop)
+            if thread is not None:
+                thread.join(timeout=10)  # the thread closes its loop once it has stopped
 
 
-def _stop_after(loop: asyncio.AbstractEventLoop, last: Coroutine[Any, Any, Any] | None) -> None:
-    """Stop ``loop`` once ``last`` has run, without waiting for either."""
-    if last is None:
-        loop.call_soon_threadsafe(loop.stop)
-        return
-    finishing = asyncio.run_coroutine_threadsafe(last, loop)
-    finishing.add_done_callback(lambda _: loop.call_soon_threadsafe(loop.stop))
+def _result(future: concurrent.futures.Future[T], thread: threading.Thread | None) -> T:
+    """The future's result, once it has one; a ``RuntimeError`` if the loop's thread ends
+    first (its coroutine, then, will never run to the end)."""
+    while not future.done():
+        concurrent.futures.wait([future], timeout=1.0)
+        if not future.done() and (thread is None or not thread.is_alive()):
+            future.cancel()
+            raise RuntimeError("the finetune loop thread stopped before this call ended")
+    return future.result()
+
+
+async def _cancel_the_rest_then(last: Coroutine[Any, Any, Any] | None) -> None:
+    """Cancel every other task on this loop, give them ``_CANCEL_GRACE`` seconds to run their
+    ``finally`` blocks, then run ``last``."""
+    others = asyncio.all_tasks() - {asyncio.current_task()}
+    for task in others:
+        task.cancel()
+    if others:
+        await asyncio.wait(others, timeout=_CANCEL_GRACE)
+    if last is not None:
+        await last
 
 
 if hasattr(os, "register_at_fork"):  # POSIX

@@ -7,6 +7,7 @@ estimates, the checks of a fit) runs in the calling thread, where validation may
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import weakref
@@ -44,7 +45,8 @@ def _close_quietly(loop: LoopThread, tuner: AsyncTuner) -> None:
     the garbage collector, in whatever thread it interrupted, perhaps holding a lock the loop
     needs: it must not wait. At exit nothing else runs, and it waits for them to close."""
     if loop.started:
-        loop.close(tuner.aclose(), wait=exiting())
+        with contextlib.suppress(Exception):  # nobody is there to hear of it
+            loop.close(tuner.aclose(), wait=exiting())
 
 
 class Tuner(TunerView):
@@ -88,9 +90,14 @@ class Tuner(TunerView):
         """Close the backend's connections and stop this Tuner's loop thread (on that thread
         even when nothing else ran there: ``asyncio.run`` fails inside a notebook's loop).
 
-        A call after ``close`` opens them again; dropping the Tuner then closes them."""
-        self._loop.run(self._async.aclose())
-        self._loop.close()
+        A call another thread is making meanwhile (a ``wait``) is cancelled, and raises a
+        ``RuntimeError`` there; a job it started goes on. A call after ``close`` opens the
+        connections again; dropping the Tuner then closes them."""
+        if self._loop.started:
+            self._loop.close(self._async.aclose())
+        else:
+            self._loop.run(self._async.aclose())
+            self._loop.close()
 
     def estimate(
         self,
