@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import asyncio
+import io
 import itertools
 import logging
 import re
@@ -19,6 +20,7 @@ from finetune.testing import FakeBackend, FakeFailure
 from finetune.validation import TokenCounter
 
 from .conftest import chat, needs_tiktoken
+from .fakes._server import child_env
 
 FAST = {"validating": 0.01, "queued": 0.01, "running": 0.05, "steps": 5}
 
@@ -532,6 +534,41 @@ def test_a_tuner_left_open_at_exit_still_closes_its_backend(tmp_path: Path, back
     done = subprocess.run([sys.executable, str(script)], capture_output=True, timeout=120)
     assert (done.returncode, done.stderr.decode()) == (0, "")
     assert closed.read_text() == "closed"
+
+
+def test_progress_with_no_stderr_is_no_bar_not_a_hang(tmp_path: Path) -> None:
+    """Under pythonw, in a windowed app, or started with its stderr closed (`2>&-`), a process
+    has `sys.stderr = None`: tqdm failed as it started and its half-made bar then deadlocked
+    the garbage collector, so `wait(progress=True)` hung for good."""
+    import subprocess
+    import sys
+
+    script = tmp_path / "no_stderr.py"
+    script.write_text(
+        "import sys\n"
+        "sys.stderr = None\n"
+        "import finetune as ft\n"
+        "rows = [{'messages': [{'role': 'user', 'content': f'q{i}'},\n"
+        "                      {'role': 'assistant', 'content': f'a{i}'}]} for i in range(12)]\n"
+        "data = ft.Dataset.from_records(rows)\n"
+        "tuner = ft.Tuner('fake', model='m', registry=False)\n"
+        "print(tuner.fit(data).wait(progress=True, poll_interval=0.01).status.value)\n"
+        "result = ft.evaluate(data, {'x': lambda m: 'a1'}, metrics=['exact_match'],\n"
+        "                     progress=True, cache=False)\n"
+        "print(result.summary()['x']['exact_match'].n)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, str(script)], capture_output=True, timeout=60, env=child_env(tmp_path)
+    )
+    assert (done.returncode, done.stdout.decode().split()) == (0, ["succeeded", "12"])
+    from finetune._progress import stderr_open
+
+    closed = io.StringIO()
+    closed.close()
+    with pytest.MonkeyPatch.context() as patch:
+        for stream in (None, closed):
+            patch.setattr(sys, "stderr", stream)
+            assert not stderr_open()
 
 
 async def test_the_sync_face_works_inside_a_running_loop(namespace: str, train: ft.Dataset) -> None:

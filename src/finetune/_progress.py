@@ -17,7 +17,7 @@ from finetune.types import Job, JobStatus
 if TYPE_CHECKING:
     from finetune._series import MetricSeries
 
-__all__ = ["LOG_REDRAW_SECONDS", "JobProgress", "in_notebook", "to_a_log"]
+__all__ = ["LOG_REDRAW_SECONDS", "JobProgress", "in_notebook", "stderr_open", "to_a_log"]
 
 # Progress written to a log (a file, a pipe, CI) is redrawn at most this often, and when a
 # job's status changes: a long run leaves a few lines there, not one per poll.
@@ -32,6 +32,15 @@ def to_a_log() -> bool:
         return not sys.stderr.isatty()
     except (AttributeError, ValueError):  # replaced by an object without it, or closed
         return True
+
+
+def stderr_open() -> bool:
+    """Whether a progress bar has somewhere to go: ``sys.stderr`` is ``None`` under pythonw,
+    in a windowed app, and in a process started with its stderr closed (``2>&-``, some
+    daemons), where tqdm fails as it starts, and its half-made bar then deadlocks the
+    garbage collector."""
+    stream = sys.stderr
+    return stream is not None and not getattr(stream, "closed", False)
 
 
 def in_notebook() -> bool:
@@ -66,6 +75,8 @@ class JobProgress:
 
             self._display = display(self._html(job, None), display_id=True)  # type: ignore[no-untyped-call]
             self.wants_metrics = True
+            return
+        if not stderr_open():
             return
         from tqdm.auto import tqdm
 

@@ -119,11 +119,11 @@ def _unknown_option(error: TypeError, option: str) -> str | None:
 
 class _Progress:
     def __init__(self, enabled: bool, total: int) -> None:
-        self._bar: Any = None
-        if enabled:
-            from tqdm.auto import tqdm
+        from finetune._progress import LOG_REDRAW_SECONDS, stderr_open, to_a_log
 
-            from finetune._progress import LOG_REDRAW_SECONDS, to_a_log
+        self._bar: Any = None
+        if enabled and stderr_open():
+            from tqdm.auto import tqdm
 
             paced = {"mininterval": LOG_REDRAW_SECONDS} if to_a_log() else {}
             self._bar = tqdm(total=total, desc="evaluate", unit="prediction", **paced)

@@ -16,6 +16,7 @@ from typing import Any
 
 from finetune._errors import StorageError, UnsupportedFeature
 from finetune._paths import room_left
+from finetune._progress import stderr_open
 from finetune._words import command_line, counted, size
 from finetune.backends.hf._merge import adapter_base, is_adapter
 from finetune.dataset import atomic_folder
@@ -282,7 +283,7 @@ def _gguf_file(
             raise ExportError(f"quantization {chosen!r}: use one of {', '.join(QUANTIZATIONS)}")
         clock = time.perf_counter()
         origin = _origin(folder)
-        bar = None if tell is _quiet else tell  # gguf's own bar only when progress is asked
+        bar = None if tell is _quiet or not stderr_open() else tell  # gguf's bar when asked
         write_gguf(source, target, quantization=chosen, name=name, origin=origin, progress=bar)
         tell(f"wrote {target.name} in {time.perf_counter() - clock:.1f} s")
     return ExportResult("gguf", target, [target], chosen)
@@ -304,7 +305,7 @@ def _adapter_file(
     if not is_adapter(folder):
         raise ExportError(f"{folder} is a full model, not a LoRA adapter; use format='gguf'")
     target = _gguf_target(dest, f"{name}-lora")
-    bar = None if tell is _quiet else tell
+    bar = None if tell is _quiet or not stderr_open() else tell
     write_adapter_gguf(folder, adapter_base(folder), target, name=name, progress=bar)
     return ExportResult("gguf-adapter", target, [target], "f32")
 
