@@ -204,6 +204,10 @@ def test_a_wilson_interval_holds_its_proportion_to_the_last_bit() -> None:
     assert wilson_interval(10, 10).high == 1.0 and wilson_interval(0, 7).low == 0.0
 
 
+def _words(prediction: str, reference: str) -> float:
+    return float(len(prediction.split()))
+
+
 def test_plot_draws_a_perfect_candidate_and_a_graded_metric(tmp_path: Path) -> None:
     pytest.importorskip("matplotlib")
     import matplotlib
@@ -222,6 +226,10 @@ def test_plot_draws_a_perfect_candidate_and_a_graded_metric(tmp_path: Path) -> N
     )
     ax = result.plot()
     assert [label.get_text() for label in ax.get_xticklabels()] == result.metrics
+    assert ax.get_ylim() == pytest.approx((0, 1.05))
+    data = ft.Dataset.from_records(rows)
+    counted = ft.evaluate(data, {"three": lambda m: "a1 a2 a3"}, [_words], cache=False)
+    assert counted.plot().get_ylim() == pytest.approx((0, 3.15))  # not cut at 1.05
     ax.figure.savefig(tmp_path / "plot.png")
     assert (tmp_path / "plot.png").stat().st_size > 0
 

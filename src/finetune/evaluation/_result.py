@@ -155,7 +155,11 @@ class EvalResult:
             ax.bar(xs, means, width, yerr=errors, capsize=3, label=candidate)
         ax.set_xticks([m + 0.4 - width / 2 for m in range(len(self.metrics))])
         ax.set_xticklabels(self.metrics)
-        ax.set_ylim(0, 1.05)
+        shown = [interval for scores in summary.values() for interval in scores.values()]
+        low = min([0.0, *(interval.low for interval in shown)])
+        high = max([1.0, *(interval.high for interval in shown)])
+        margin = 0.05 * (high - low)  # a metric of your own may score outside [0, 1]
+        ax.set_ylim(low - margin if low < 0 else 0, high + margin)
         ax.legend()
         return ax
 
