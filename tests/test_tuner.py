@@ -863,6 +863,33 @@ def test_close_from_another_thread_cancels_a_wait_there_and_the_job_goes_on(
     tuner.close()
 
 
+def test_close_leaves_a_backends_own_tasks_to_its_aclose() -> None:
+    """Only the calls threads wait on are cancelled: a task a backend (or its SDK) runs on the
+    loop for itself is still there for its ``aclose`` to stop."""
+    import asyncio
+
+    from finetune.backends import BaseBackend
+
+    stopped: list[str] = []
+
+    class Pooled(BaseBackend):
+        name = "pooled"
+
+        async def open_pool(self) -> None:
+            self._stop = asyncio.Event()
+            self._pool = asyncio.create_task(self._stop.wait())
+
+        async def aclose(self) -> None:
+            self._stop.set()
+            await self._pool  # cancelled before this ran, it would raise here
+            stopped.append("cleanly")
+
+    tuner = ft.Tuner(Pooled(), model="m", registry=False)
+    tuner.run(tuner.backend.open_pool())
+    tuner.close()
+    assert stopped == ["cleanly"]
+
+
 def test_a_call_whose_loop_thread_ends_under_it_raises_instead_of_waiting_forever() -> None:
     import asyncio
 

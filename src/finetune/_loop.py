@@ -56,6 +56,7 @@ class LoopThread:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
+        self._calls: set[asyncio.Task[Any]] = set()  # what run() waits on, on this loop
         _LOOP_THREADS.add(self)
 
     def __repr__(self) -> str:
@@ -82,7 +83,7 @@ class LoopThread:
                 self._thread = threading.Thread(target=serve, name=self._name, daemon=True)
                 self._thread.start()
                 ready.wait()
-                self._loop = loop
+                self._loop, self._calls = loop, set()
             return self._loop
 
     def run(self, coroutine: Coroutine[Any, Any, T]) -> T:
@@ -92,13 +93,15 @@ class LoopThread:
         ``close`` from another thread meanwhile cancels it too: a ``RuntimeError`` says so.
         """
         loop = self._ensure()
-        thread = self._thread
+        thread, calls = self._thread, self._calls
         if threading.current_thread() is thread:
             coroutine.close()
             raise RuntimeError("a sync call was made from inside the finetune loop thread")
+        call = _as_call(coroutine, calls)
         try:
-            future = asyncio.run_coroutine_threadsafe(coroutine, loop)
+            future = asyncio.run_coroutine_threadsafe(call, loop)
         except RuntimeError:  # the loop closed since _ensure: as if it were cancelled
+            call.close()
             coroutine.close()
             raise self._closed_meanwhile() from None
         try:
@@ -130,14 +133,14 @@ class LoopThread:
         lock ``asyncio.to_thread`` takes): waiting there could only time out.
         """
         with self._lock:
-            loop, thread = self._loop, self._thread
+            loop, thread, calls = self._loop, self._thread, self._calls
             self._loop = self._thread = None
         if loop is None:
             if last is not None:
                 last.close()
             return
         # the calls other threads still wait on are cancelled first: their callers wake
-        finishing = asyncio.run_coroutine_threadsafe(_cancel_the_rest_then(last), loop)
+        finishing = asyncio.run_coroutine_threadsafe(_cancel_calls_then(calls, last), loop)
         if not wait or threading.current_thread() is thread:
             finishing.add_done_callback(lambda _: loop.call_soon_threadsafe(loop.stop))
             return
@@ -153,6 +156,32 @@ class LoopThread:
                 thread.join(timeout=10)  # the thread closes its loop once it has stopped
 
 
+async def _as_call(coroutine: Coroutine[Any, Any, T], calls: set[asyncio.Task[Any]]) -> T:
+    """``coroutine``, known in ``calls`` as one a thread waits on: ``close`` cancels those (and
+    not the tasks a library runs on the loop for itself)."""
+    task = asyncio.current_task()
+    assert task is not None
+    calls.add(task)
+    try:
+        return await coroutine
+    finally:
+        calls.discard(task)
+
+
+async def _cancel_calls_then(
+    calls: set[asyncio.Task[Any]], last: Coroutine[Any, Any, Any] | None
+) -> None:
+    """Cancel the ``calls`` running on this loop, give them ``_CANCEL_GRACE`` seconds to run
+    their ``finally`` blocks, then run ``last``."""
+    running = calls - {asyncio.current_task()}
+    for task in running:
+        task.cancel()
+    if running:
+        await asyncio.wait(running, timeout=_CANCEL_GRACE)
+    if last is not None:
+        await last
+
+
 def _result(future: concurrent.futures.Future[T], thread: threading.Thread | None) -> T:
     """The future's result, once it has one; a ``RuntimeError`` if the loop's thread ends
     first (its coroutine, then, will never run to the end)."""
@@ -162,18 +191,6 @@ def _result(future: concurrent.futures.Future[T], thread: threading.Thread | Non
             future.cancel()
             raise RuntimeError("the finetune loop thread stopped before this call ended")
     return future.result()
-
-
-async def _cancel_the_rest_then(last: Coroutine[Any, Any, Any] | None) -> None:
-    """Cancel every other task on this loop, give them ``_CANCEL_GRACE`` seconds to run their
-    ``finally`` blocks, then run ``last``."""
-    others = asyncio.all_tasks() - {asyncio.current_task()}
-    for task in others:
-        task.cancel()
-    if others:
-        await asyncio.wait(others, timeout=_CANCEL_GRACE)
-    if last is not None:
-        await last
 
 
 if hasattr(os, "register_at_fork"):  # POSIX
