@@ -29,7 +29,6 @@ from finetune.backends.hf._config import (
     continuing_adapter,
     lora_settings,
     parse_options,
-    resolved_hyperparameters,
     split_secrets,
     wanted_quantization,
 )
@@ -45,10 +44,10 @@ from finetune.backends.hf._jobdir import (
     JobDir,
     default_jobs_dir,
     job_config_of,
+    job_view,
     log_tail,
     new_job_id,
     now_iso,
-    parse_iso,
     process_tree,
     running_workers,
     storage_errors,
@@ -69,7 +68,7 @@ from finetune.backends.hf._launch import (
     torchrun_arguments as _torchrun_arguments,
 )
 from finetune.backends.hf._models import ModelSource, default_models_dir, resolve
-from finetune.types import Checkpoint, FileRef, Job, JobError, JobEvent, JobStatus, MetricPoint
+from finetune.types import Checkpoint, FileRef, Job, JobEvent, MetricPoint
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -287,7 +286,7 @@ class HFBackend:
         with storage_errors(self.jobs_dir, "create the job directory"):
             job = self._make_dir(config)
             self._launch(job, options, resume=False, env=secrets)
-        return self._view(job)
+        return job_view(job, self.name)
 
     def find_job(self, request: JobRequest) -> Job | None:
         """The job directory created under ``request.idempotency_key``, if any."""
@@ -304,7 +303,7 @@ class HFBackend:
         """The job as its folder says, a worker that died without a word read as failed."""
         job = self._dir(job_id)
         self._notice_dead_worker(job)
-        return self._view(job)
+        return job_view(job, self.name)
 
     def list_jobs(self, *, limit: int = 20) -> list[Job]:
         """The newest ``limit`` jobs in ``jobs_dir``."""
@@ -337,7 +336,7 @@ class HFBackend:
         job.append_event(f"Resume requested: continuing from {where}")
         options = TrainingConfig.model_validate(job.read_config()).options
         self._launch(job, options, resume=True)
-        return self._view(job)
+        return job_view(job, self.name)
 
     def list_events(self, job_id: str) -> list[JobEvent]:
         """The job's log, oldest first, as its worker wrote it."""
@@ -549,7 +548,7 @@ class HFBackend:
         self._notice_dead_worker(job)
         state = job.read_status().get("status")
         if state not in _ACTIVE and not (action == "cancel" and state == "paused"):
-            return self._view(job)
+            return job_view(job, self.name)
         job.request_stop(action)
         self._signal_worker(job, signal.SIGTERM)
         if not self._wait_for_exit(job, self._cancel_grace):
@@ -559,7 +558,7 @@ class HFBackend:
             final = "paused" if action == "pause" else "cancelled"
             job.update_status(status=final, finished_at=now_iso())
             job.append_event(f"Job {final}")
-        return self._view(job)
+        return job_view(job, self.name)
 
     def _wait_for_exit(self, job: JobDir, timeout: float | None) -> bool:
         """Whether the worker exited within ``timeout`` seconds (``None``: wait for it)."""
@@ -580,32 +579,3 @@ class HFBackend:
         for pid in process_tree(worker["pid"]):  # torchrun's workers run in their own sessions
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.killpg(pid, which) if pid == worker["pid"] else os.kill(pid, which)
-
-    def _view(self, job: JobDir) -> Job:
-        config = job.read_config()
-        status = {**job.read_status(), **job.unsaved_status}
-        error = status.get("error")
-        return Job(
-            id=job.id,
-            backend=self.name,
-            base_model=config.get("model_source") or config["base_model"],
-            status=JobStatus(status.get("status", "queued")),
-            created_at=parse_iso(status.get("created_at")),
-            started_at=parse_iso(status.get("started_at")),
-            finished_at=parse_iso(status.get("finished_at")),
-            fine_tuned_model=status.get("fine_tuned_model"),
-            trained_tokens=status.get("trained_tokens"),
-            error=JobError(**error) if error else None,
-            method=config["method"],
-            hyperparameters=resolved_hyperparameters(TrainingConfig.model_validate(config)),
-            training_file=config["training_file"],
-            validation_file=config.get("validation_file"),
-            suffix=config.get("suffix"),
-            metadata=config.get("metadata") or {},
-            raw={
-                **status,
-                "job_dir": str(job.path),
-                "model_path": config["base_model"],
-                "idempotency_key": config.get("idempotency_key"),
-            },
-        )

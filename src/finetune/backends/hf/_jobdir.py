@@ -17,7 +17,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from finetune._errors import StorageError
+from finetune.backends.hf._config import TrainingConfig, resolved_hyperparameters
 from finetune.dataset import atomic_write, write_jsonl
+from finetune.types import Job, JobError, JobStatus
 
 if TYPE_CHECKING:
     from finetune.dataset import Dataset
@@ -27,6 +29,7 @@ __all__ = [
     "JobDir",
     "default_jobs_dir",
     "job_config_of",
+    "job_view",
     "log_tail",
     "new_job_id",
     "now_iso",
@@ -319,3 +322,34 @@ def trusted_by_its_job(model: str | os.PathLike[str]) -> bool:
     that (``trust_remote_code``) for this model when training it."""
     options = (job_config_of(model) or {}).get("options") or {}
     return options.get("trust_remote_code") is True
+
+
+def job_view(job: JobDir, backend: str) -> Job:
+    """The job as our ``Job``: its config and its status, as its files hold them now."""
+    config = job.read_config()
+    status = {**job.read_status(), **job.unsaved_status}
+    error = status.get("error")
+    return Job(
+        id=job.id,
+        backend=backend,
+        base_model=config.get("model_source") or config["base_model"],
+        status=JobStatus(status.get("status", "queued")),
+        created_at=parse_iso(status.get("created_at")),
+        started_at=parse_iso(status.get("started_at")),
+        finished_at=parse_iso(status.get("finished_at")),
+        fine_tuned_model=status.get("fine_tuned_model"),
+        trained_tokens=status.get("trained_tokens"),
+        error=JobError(**error) if error else None,
+        method=config["method"],
+        hyperparameters=resolved_hyperparameters(TrainingConfig.model_validate(config)),
+        training_file=config["training_file"],
+        validation_file=config.get("validation_file"),
+        suffix=config.get("suffix"),
+        metadata=config.get("metadata") or {},
+        raw={
+            **status,
+            "job_dir": str(job.path),
+            "model_path": config["base_model"],
+            "idempotency_key": config.get("idempotency_key"),
+        },
+    )
