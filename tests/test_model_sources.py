@@ -75,6 +75,15 @@ def test_with_no_hub_the_readme_model_names_the_gguf_file_installed_from_pypi(
     )
 
 
+def test_a_conversion_lock_that_cannot_be_made_names_the_models_folder(tmp_path: Path) -> None:
+    from finetune.backends.hf._models import _convert_locked
+
+    (tmp_path / "models").write_text("a file where the models folder goes")
+    target = tmp_path / "models" / "smollm2"
+    with pytest.raises(ft.StorageError, match="point FINETUNE_MODELS_DIR .or models_dir=. at a"):
+        _convert_locked(tmp_path / "model.gguf", target, "digest")
+
+
 def test_a_folder_of_several_gguf_files_asks_for_one(tmp_path: Path) -> None:
     for name in ("a.Q4_0.gguf", "a.Q8_0.gguf"):
         (tmp_path / name).write_bytes(b"GGUF")

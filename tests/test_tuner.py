@@ -890,6 +890,20 @@ def test_close_leaves_a_backends_own_tasks_to_its_aclose() -> None:
     assert stopped == ["cleanly"]
 
 
+def test_a_lock_that_cannot_be_made_names_the_setting_that_moves_it(
+    namespace: str, train: ft.Dataset, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each said "point FINETUNE_REGISTRY elsewhere", also where the registry has no part:
+    a Tuner without one (its locks are in the cache folder) and a GGUF model's conversion."""
+    registry = tmp_path / "jobs.sqlite3"
+    (tmp_path / "jobs.sqlite3.locks").write_text("a file where the locks folder goes")
+    with pytest.raises(ft.StorageError, match="writable, or point FINETUNE_REGISTRY at a file"):
+        make_tuner(namespace, registry=registry).fit(train)
+    monkeypatch.setenv("FINETUNE_CACHE_DIR", str(tmp_path / "jobs.sqlite3.locks" / "cache"))
+    with pytest.raises(ft.StorageError, match="or point FINETUNE_CACHE_DIR at a writable folder"):
+        make_tuner(namespace, registry=False).fit(train)
+
+
 def test_a_call_whose_loop_thread_ends_under_it_raises_instead_of_waiting_forever() -> None:
     import asyncio
 

@@ -21,9 +21,14 @@ __all__ = ["FileLock"]
 class FileLock:
     """An exclusive lock held through an open file; ``async with`` or ``acquire``/``release``."""
 
-    def __init__(self, path: str | os.PathLike[str], *, poll: float = 0.05) -> None:
+    def __init__(
+        self, path: str | os.PathLike[str], *, poll: float = 0.05, elsewhere: str = ""
+    ) -> None:
+        """``elsewhere`` says how to put the lock in another folder, for the error raised
+        when this one cannot hold it (``"point FINETUNE_CACHE_DIR at a writable folder"``)."""
         self.path: Path = Path(path)
         self._poll = poll
+        self._elsewhere = elsewhere
         self._fd: int | None = None
 
     def __repr__(self) -> str:
@@ -37,9 +42,10 @@ class FileLock:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
         except OSError as exc:
+            elsewhere = f", or {self._elsewhere}" if self._elsewhere else ""
             raise StorageError(
                 f"cannot create the lock file {self.path} ({exc.strerror}); make its folder "
-                "writable or point FINETUNE_REGISTRY elsewhere"
+                f"writable{elsewhere}"
             ) from None
         if _lock(fd):
             self._fd = fd

@@ -23,7 +23,7 @@ from typing import Any
 from finetune._errors import RegistryError
 from finetune._lock import FileLock
 from finetune._numbers import is_whole
-from finetune._paths import room_left
+from finetune._paths import CACHE_DIR_ENV, cache_dir, room_left
 from finetune.types import Job
 
 __all__ = ["JobRecord", "JobRegistry", "check_limit", "default_registry_path", "key_lock"]
@@ -104,10 +104,15 @@ def default_registry_path() -> Path:
     return Path(user_data_dir("finetune", appauthor=False)) / "jobs.sqlite3"
 
 
-def key_lock(folder: Path, backend: str, endpoint: str, key: str) -> FileLock:
-    """The cross-process lock that lets one process at a time create the job of ``key``."""
+def key_lock(registry: JobRegistry | None, backend: str, endpoint: str, key: str) -> FileLock:
+    """The cross-process lock that lets one process at a time create the job of ``key``:
+    beside the registry, or in the cache folder when there is none."""
     digest = hashlib.sha256(f"{backend}\0{endpoint}\0{key}".encode()).hexdigest()[:32]
-    return FileLock(folder / f"{digest}.lock")
+    if registry is not None:
+        folder, elsewhere = registry.locks_dir, f"point {ENV_PATH} at a file in another folder"
+    else:
+        folder, elsewhere = cache_dir() / "locks", f"point {CACHE_DIR_ENV} at a writable folder"
+    return FileLock(folder / f"{digest}.lock", elsewhere=elsewhere)
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,6 @@ import functools
 import logging
 import os
 from collections.abc import Mapping
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
 from finetune._errors import (
@@ -35,7 +34,6 @@ from finetune._fit import (
     warnings_note,
 )
 from finetune._handle import AsyncJobHandle, JobView, Waiting
-from finetune._paths import cache_dir
 from finetune._tuner_inputs import (
     RegistryChoice,
     check_backend_object,
@@ -71,12 +69,6 @@ log: logging.Logger = logging.getLogger("finetune")
 _MAX_REATTEMPTS = 100
 DEFAULT_CREATE_GRACE = 10.0
 DEFAULT_RETRY_AFTER_CAP = 120.0
-
-
-def _locks_dir(registry: JobRegistry | None) -> Path:
-    if registry is not None:
-        return registry.locks_dir
-    return cache_dir() / "locks"
 
 
 class TunerView:
@@ -389,7 +381,7 @@ class AsyncTuner(TunerView):
         """The network half of ``fit``: under a cross-process lock on the fit's key, re-attach
         to its job if one exists, else upload and create exactly one."""
         await self._backend.preflight(self._request(plan, plan.key, None, None))
-        lock = key_lock(_locks_dir(self._registry), self.backend_name, self._endpoint, plan.key)
+        lock = key_lock(self._registry, self.backend_name, self._endpoint, plan.key)
         async with lock:
             job, key = await self._remembered_job(plan)
             if job is None:

@@ -180,7 +180,10 @@ def file_sha256(path: Path) -> str:
 def _convert_locked(gguf: Path, target: Path, digest: str) -> None:
     from finetune._lock import FileLock
 
-    lock = FileLock(target.parent / f".{target.name}.lock")
+    lock = FileLock(
+        target.parent / f".{target.name}.lock",
+        elsewhere=f"point {MODELS_DIR_ENV} (or models_dir=) at a writable folder",
+    )
     lock.acquire()
     try:
         if not (target / _MARKER).exists():  # another process may have converted it meanwhile
