@@ -80,7 +80,7 @@ def test_a_conversion_lock_that_cannot_be_made_names_the_models_folder(tmp_path:
 
     (tmp_path / "models").write_text("a file where the models folder goes")
     target = tmp_path / "models" / "smollm2"
-    with pytest.raises(ft.StorageError, match="point FINETUNE_MODELS_DIR .or models_dir=. at a"):
+    with pytest.raises(ft.StorageError, match=r"point FINETUNE_MODELS_DIR \(or models_dir=\) at a"):
         _convert_locked(tmp_path / "model.gguf", target, "digest")
 
 
