@@ -234,6 +234,44 @@ def test_plot_draws_a_perfect_candidate_and_a_graded_metric(tmp_path: Path) -> N
     assert (tmp_path / "plot.png").stat().st_size > 0
 
 
+async def test_a_plain_function_works_in_a_thread_one_call_at_a_time() -> None:
+    """A plain function ran on the event loop itself: `aevaluate` in a web server stopped the
+    server's loop while it worked, and the other candidates' requests waited on it."""
+    import threading
+    import time
+
+    rows = [
+        {"messages": [{"role": "user", "content": f"q{i}"}, {"role": "assistant", "content": "a"}]}
+        for i in range(6)
+    ]
+    inside, most, lock = [0], [0], threading.Lock()
+
+    def blocking(messages: Any) -> str:
+        with lock:
+            inside[0] += 1
+            most[0] = max(most[0], inside[0])
+        time.sleep(0.1)
+        with lock:
+            inside[0] -= 1
+        return "a"
+
+    ticks = 0
+
+    async def tick() -> None:
+        nonlocal ticks
+        while True:
+            await asyncio.sleep(0.01)
+            ticks += 1
+
+    ticker = asyncio.create_task(tick())
+    data = ft.Dataset.from_records(rows)
+    result = await ft.aevaluate(data, {"plain": blocking}, [m.exact_match], cache=False)
+    ticker.cancel()
+    assert result.summary()["plain"]["exact_match"].mean == 1.0
+    assert ticks > 20  # about 60 while the function slept 0.6 s; none when it blocked the loop
+    assert most[0] == 1  # never two calls at once: it need not be thread-safe
+
+
 def test_a_comparison_without_a_metric_name_reads_as_a_sentence() -> None:
     said = str(compare_paired("a", [1.0] * 5, "b", [0.0] * 5))
     assert said.startswith("a vs b: delta +1.000 ")

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import inspect
 import logging
 import math
+import weakref
 from collections.abc import Callable, Iterable
 from typing import Any, Protocol, runtime_checkable
 
@@ -90,6 +92,9 @@ class CallablePredictor:
         self.named: bool = name is not None
         self.name: str = name or f"callable:{getattr(function, '__qualname__', repr(function))}"
         self.supports_tools: bool = takes_tools(function)
+        self._turns: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lock] = (
+            weakref.WeakKeyDictionary()
+        )
 
     def predict(self, messages: Messages, tools: Tools | None = None) -> str:
         """The function's reply to ``messages`` (``tools`` passed where it takes them)."""
@@ -99,11 +104,25 @@ class CallablePredictor:
         return self._text(result)
 
     async def apredict(self, messages: Messages, tools: Tools | None = None) -> str:
-        """``predict``, awaited where the function is a coroutine function."""
-        result = self._call(messages, tools)
+        """``predict``, awaited: a coroutine function's reply on the loop; a plain function's
+        in a worker thread, one call at a time (it need not be thread-safe), so that the event
+        loop and the other candidates go on while it works."""
+        if _is_async(self._function):
+            result = self._call(messages, tools)
+        else:
+            async with self._turn():
+                result = await asyncio.to_thread(self._call, messages, tools)
         if inspect.isawaitable(result):
             result = await result
         return self._text(result)
+
+    def _turn(self) -> asyncio.Lock:
+        """The lock that takes this function's calls one at a time on the running loop."""
+        loop = asyncio.get_running_loop()
+        turn = self._turns.get(loop)
+        if turn is None:
+            turn = self._turns[loop] = asyncio.Lock()
+        return turn
 
     def _call(self, messages: Messages, tools: Tools | None) -> Any:
         """The function's reply; one with a ``tools`` parameter is given the tools."""
@@ -126,6 +145,13 @@ class CallablePredictor:
             f"{self.name} returned {type(result).__name__} {result!r:.60}, not the reply's text: "
             "a candidate function returns a string (or a list of tool calls)"
         )
+
+
+def _is_async(function: Callable[..., Any]) -> bool:
+    """Whether calling ``function`` makes a coroutine (an ``async def``, or an object whose
+    ``__call__`` is one)."""
+    call = getattr(function, "__call__", None)  # noqa: B004 - the method, not callable()
+    return inspect.iscoroutinefunction(function) or inspect.iscoroutinefunction(call)
 
 
 def takes_tools(function: Callable[..., Any]) -> bool:
