@@ -25,3 +25,18 @@ def test_public_names_are_documented() -> None:
         and not (getattr(ft, n).__doc__ or "").strip()
     ]
     assert missing == []
+
+
+def test_the_metrics_import_as_ft_metrics_names_them() -> None:
+    """`ft.metrics.exact_match` worked and `from finetune.metrics import exact_match` did not:
+    "No module named 'finetune.metrics'"."""
+    script = (
+        "import finetune as ft\n"
+        "from finetune.metrics import READY, exact_match\n"
+        "import finetune.evaluation.metrics as same\n"
+        "print(exact_match is ft.metrics.exact_match, ft.metrics is same, 'token_f1' in READY)\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=True
+    )
+    assert result.stdout.split() == ["True", "True", "True"]
