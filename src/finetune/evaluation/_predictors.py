@@ -92,9 +92,6 @@ class CallablePredictor:
         self.named: bool = name is not None
         self.name: str = name or f"callable:{getattr(function, '__qualname__', repr(function))}"
         self.supports_tools: bool = takes_tools(function)
-        self._turns: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lock] = (
-            weakref.WeakKeyDictionary()
-        )
 
     def predict(self, messages: Messages, tools: Tools | None = None) -> str:
         """The function's reply to ``messages`` (``tools`` passed where it takes them)."""
@@ -105,24 +102,17 @@ class CallablePredictor:
 
     async def apredict(self, messages: Messages, tools: Tools | None = None) -> str:
         """``predict``, awaited: a coroutine function's reply on the loop; a plain function's
-        in a worker thread, one call at a time (it need not be thread-safe), so that the event
-        loop and the other candidates go on while it works."""
+        in a worker thread, never beside another call of a plain function in the same
+        evaluation (none need be thread-safe), so that the event loop and the other
+        candidates go on meanwhile."""
         if _is_async(self._function):
             result = self._call(messages, tools)
         else:
-            async with self._turn():
+            async with _plain_turn():
                 result = await asyncio.to_thread(self._call, messages, tools)
         if inspect.isawaitable(result):
             result = await result
         return self._text(result)
-
-    def _turn(self) -> asyncio.Lock:
-        """The lock that takes this function's calls one at a time on the running loop."""
-        loop = asyncio.get_running_loop()
-        turn = self._turns.get(loop)
-        if turn is None:
-            turn = self._turns[loop] = asyncio.Lock()
-        return turn
 
     def _call(self, messages: Messages, tools: Tools | None) -> Any:
         """The function's reply; one with a ``tools`` parameter is given the tools."""
@@ -145,6 +135,21 @@ class CallablePredictor:
             f"{self.name} returned {type(result).__name__} {result!r:.60}, not the reply's text: "
             "a candidate function returns a string (or a list of tool calls)"
         )
+
+
+_PLAIN_TURNS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lock] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def _plain_turn() -> asyncio.Lock:
+    """The lock that runs the plain candidate functions of the running loop's evaluation one
+    call at a time, as they ran when they ran on the loop itself: none need be thread-safe."""
+    loop = asyncio.get_running_loop()
+    turn = _PLAIN_TURNS.get(loop)
+    if turn is None:
+        turn = _PLAIN_TURNS[loop] = asyncio.Lock()
+    return turn
 
 
 def _is_async(function: Callable[..., Any]) -> bool:
