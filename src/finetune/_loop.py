@@ -68,7 +68,11 @@ class LoopThread:
         """Whether the thread has been started (and not closed)."""
         return self._loop is not None
 
-    def _ensure(self) -> asyncio.AbstractEventLoop:
+    def _ensure(
+        self,
+    ) -> tuple[asyncio.AbstractEventLoop, threading.Thread | None, set[asyncio.Task[Any]]]:
+        """The loop (started if need be), its thread and its calls, read together: a
+        ``close`` from another thread swaps all three at once."""
         with self._lock:
             if self._loop is None:
                 loop = asyncio.new_event_loop()
@@ -84,7 +88,7 @@ class LoopThread:
                 self._thread.start()
                 ready.wait()
                 self._loop, self._calls = loop, set()
-            return self._loop
+            return self._loop, self._thread, self._calls
 
     def run(self, coroutine: Coroutine[Any, Any, T]) -> T:
         """Run ``coroutine`` on the loop and return its result (or raise its error).
@@ -92,8 +96,7 @@ class LoopThread:
         Ctrl-C while waiting cancels the coroutine (its ``finally`` blocks run) and re-raises.
         ``close`` from another thread meanwhile cancels it too: a ``RuntimeError`` says so.
         """
-        loop = self._ensure()
-        thread, calls = self._thread, self._calls
+        loop, thread, calls = self._ensure()
         if threading.current_thread() is thread:
             coroutine.close()
             raise RuntimeError("a sync call was made from inside the finetune loop thread")
