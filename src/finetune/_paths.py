@@ -13,7 +13,7 @@ from pathlib import Path
 from finetune._errors import StorageError
 from finetune._words import size
 
-__all__ = ["CACHE_DIR_ENV", "cache_dir", "no_room", "room_left", "writes_to"]
+__all__ = ["CACHE_DIR_ENV", "cache_dir", "no_room", "room_left", "why_not_written", "writes_to"]
 
 CACHE_DIR_ENV = "FINETUNE_CACHE_DIR"
 _NO_ROOM = {errno.ENOSPC, errno.EFBIG, getattr(errno, "EDQUOT", errno.ENOSPC)}
@@ -41,6 +41,12 @@ def room_left(path: Path) -> str:
     return f"; {size(shutil.disk_usage(where).free)} free there" if where is not None else ""
 
 
+def why_not_written(exc: OSError, where: Path) -> str:
+    """A failed write's reason for a message: ``"No space left on device; 12 MB free there"``
+    (the room left only when it ran out of room)."""
+    return f"{exc.strerror or exc}{room_left(where) if no_room(exc) else ''}"
+
+
 @contextmanager
 def writes_to(target: Path) -> Iterator[None]:
     """A failed write of ``target`` (a full disk, a quota, a read-only folder) as a
@@ -55,9 +61,7 @@ def writes_to(target: Path) -> Iterator[None]:
         named = exc.filename is not None and os.fspath(exc.filename) != os.fspath(target)
         if named and Path(os.fspath(exc.filename)).parent != target.parent:
             raise
-        room = no_room(exc)
         raise StorageError(
-            f"cannot write {target} ({exc.strerror or exc}{room_left(target) if room else ''}); "
-            f"nothing was written there: {'free disk space, or ' if room else ''}choose another "
-            "path"
+            f"cannot write {target} ({why_not_written(exc, target)}); nothing was written "
+            f"there: {'free disk space, or ' if no_room(exc) else ''}choose another path"
         ) from None

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from finetune._errors import StorageError
-from finetune._paths import no_room, room_left
+from finetune._paths import no_room, why_not_written
 from finetune._processes import process_alive, process_start_time
 
 if TYPE_CHECKING:
@@ -88,11 +88,9 @@ def _room_in_temp() -> Iterator[None]:
     except OSError as exc:
         if exc.filename is not None and not os.fspath(exc.filename).startswith(temp):
             raise
-        room = no_room(exc)
         raise StorageError(
-            f"cannot write the data to upload under {temp} ({exc.strerror or exc}"
-            f"{room_left(Path(temp)) if room else ''}): "
-            f"{'free space there, or ' if room else ''}set TMPDIR to a writable folder "
+            f"cannot write the data to upload under {temp} ({why_not_written(exc, Path(temp))}): "
+            f"{'free space there, or ' if no_room(exc) else ''}set TMPDIR to a writable folder "
             "with room for a copy of the training data"
         ) from None
 
