@@ -157,6 +157,12 @@ def _quiet(_: str) -> None:
     """What an export without ``progress`` says: nothing (and no progress bar)."""
 
 
+def _gguf_bar(tell: Any) -> Any:
+    """What the GGUF writer reports to: ``tell`` when progress is asked and stderr can show
+    its bar, else nothing."""
+    return None if tell is _quiet or not stderr_open() else tell
+
+
 def export_model(
     model: Any,
     dest: str | os.PathLike[str],
@@ -283,8 +289,9 @@ def _gguf_file(
             raise ExportError(f"quantization {chosen!r}: use one of {', '.join(QUANTIZATIONS)}")
         clock = time.perf_counter()
         origin = _origin(folder)
-        bar = None if tell is _quiet or not stderr_open() else tell  # gguf's bar when asked
-        write_gguf(source, target, quantization=chosen, name=name, origin=origin, progress=bar)
+        write_gguf(
+            source, target, quantization=chosen, name=name, origin=origin, progress=_gguf_bar(tell)
+        )
         tell(f"wrote {target.name} in {time.perf_counter() - clock:.1f} s")
     return ExportResult("gguf", target, [target], chosen)
 
@@ -305,8 +312,7 @@ def _adapter_file(
     if not is_adapter(folder):
         raise ExportError(f"{folder} is a full model, not a LoRA adapter; use format='gguf'")
     target = _gguf_target(dest, f"{name}-lora")
-    bar = None if tell is _quiet or not stderr_open() else tell
-    write_adapter_gguf(folder, adapter_base(folder), target, name=name, progress=bar)
+    write_adapter_gguf(folder, adapter_base(folder), target, name=name, progress=_gguf_bar(tell))
     return ExportResult("gguf-adapter", target, [target], "f32")
 
 
