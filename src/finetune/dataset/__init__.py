@@ -1,9 +1,8 @@
 """Datasets: typed examples streamed from JSONL, records, pandas or Hugging Face datasets."""
 
+from finetune.dataset._atomic import atomic_folder, atomic_write
 from finetune.dataset._dataset import (
     Dataset,
-    atomic_folder,
-    atomic_write,
     canonical_json,
     require_dataset,
     write_jsonl,
