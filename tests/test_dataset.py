@@ -270,6 +270,64 @@ def test_excluding_drops_the_examples_the_other_holds_and_keeps_unreadable_rows(
     assert len(train.excluding(train)) == 0
 
 
+def test_filter_keeps_what_the_function_accepts_and_the_rows_for_validation(
+    tmp_path: Path,
+) -> None:
+    """A filtered view reads the same file: its lines stay the file's, in its order."""
+    path = write_jsonl(
+        tmp_path / "tickets.jsonl",
+        [chat(1), chat(22), "{not json", {"messages": [{"role": "robot"}]}, "", chat(3), chat(44)],
+    )
+    data = ft.Dataset.from_jsonl(path)
+    seen: list[str] = []
+
+    def short(example: ft.Example) -> bool:
+        assert isinstance(example, ft.ChatExample)
+        seen.append(example.messages[1].content or "")
+        return len(example.messages[1].content or "") < 22
+
+    kept = data.filter(short)
+    assert len(seen) == 4  # once each, when filtering
+    assert [item.line for item in kept.items()] == [1, 3, 4, 6]
+    assert len(kept) == 4 and repr(kept) == "<Dataset 'tickets.jsonl[filter]', 4 examples>"
+    with pytest.raises(ft.DatasetError) as caught:  # the unreadable row, as validation says
+        list(kept)
+    assert (caught.value.file, caught.value.line) == ("tickets.jsonl[filter]", 3)
+    report = validate(kept, target="together", model="m")
+    assert {(f.line, f.code) for f in report.errors} >= {(3, "invalid_json")}
+    assert len(ft.Dataset.from_records([chat(i) for i in range(5)]).filter(lambda e: 0)) == 0
+    assert len(ft.Dataset.from_records([]).filter(short)) == 0
+    with pytest.raises(TypeError, match="a function from an example"):
+        data.filter("short")  # type: ignore[arg-type]
+
+
+def test_a_dataset_is_indexed_by_position_and_sliced_into_views(tmp_path: Path) -> None:
+    path = write_jsonl(tmp_path / "tickets.jsonl", [chat(0), "", chat(1), "{not json", chat(3)])
+    data = ft.Dataset.from_jsonl(path)
+    first, last = data[0], data[-1]
+    assert isinstance(first, ft.ChatExample) and isinstance(last, ft.ChatExample)
+    assert first.messages[1].content == "Where is my order #0?"
+    assert last.messages[1].content == "Where is my order #3?" and data[3] == last
+    with pytest.raises(ft.DatasetError) as caught:  # its line in the file, not its position
+        data[2]
+    assert (caught.value.file, caught.value.line) == ("tickets.jsonl", 4)
+    for outside in (4, -5):
+        with pytest.raises(IndexError, match=f"index {outside} is out of range for 4 examples"):
+            data[outside]
+    for wrong in (1.0, "0", True):
+        with pytest.raises(TypeError, match="a whole number or a slice"):
+            data[wrong]  # type: ignore[call-overload]
+    head = data[:2]
+    assert repr(head) == "<Dataset 'tickets.jsonl[0:2]', 2 examples>"
+    assert [item.line for item in head.items()] == [1, 3] and list(head)[1] == data[1]
+    assert [item.line for item in data[::3].items()] == [1, 5]
+    assert len(data[3:1]) == 0 and head[-1] == data[1]
+    with pytest.raises(ValueError, match="a positive step"):
+        data[::-1]
+    records = ft.Dataset.from_records([chat(i) for i in range(3)])
+    assert [e.model_dump() for e in records[1:]] == [e.model_dump() for e in list(records)[1:]]
+
+
 def test_a_dataset_repr_names_its_kind_once_known(chat_file: Path) -> None:
     data = ft.Dataset.from_jsonl(chat_file)
     assert repr(data) == "<Dataset 'train.jsonl'>"  # a repr reads nothing

@@ -11,7 +11,7 @@ import os
 import random
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, overload
 
 from finetune._errors import DatasetError
 from finetune._numbers import is_real, is_whole
@@ -366,6 +366,55 @@ class Dataset:
             if split_turns(example) in seen:
                 dropped.add(position)
         return self._subset(frozenset(dropped), keep=False, tag="excluding")
+
+    def filter(self, keep: Callable[[Example], object]) -> Dataset:
+        """A view of the examples for which ``keep(example)`` is true, in the source's order
+        (an error still names its row's line in the file); ``keep`` runs once per example,
+        here. Rows that are no example (unreadable, or a field wrong) are kept, for
+        validation to report."""
+        if not callable(keep):
+            raise TypeError(f"filter takes a function from an example to a truth, not {keep!r}")
+        kind, dropped = self._kind, set()
+        for position, item in _counted(self._source.items()):
+            if isinstance(item, ReadProblem):
+                continue
+            try:
+                example = parse_example(item.data, kind=kind)
+            except DatasetError:
+                continue
+            kind = kind or example.kind
+            if not keep(example):
+                dropped.add(position)
+        return self._subset(frozenset(dropped), keep=False, tag="filter")
+
+    @overload
+    def __getitem__(self, index: int) -> Example: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> Dataset: ...
+
+    def __getitem__(self, index: int | slice) -> Example | Dataset:
+        """``dataset[i]``: the example at position ``i`` (from 0; negative counts from the
+        end), read up to that row; ``dataset[a:b]``: a view of those rows, in the source's
+        order."""
+        if isinstance(index, slice):
+            rows = range(len(self))[index]
+            if rows.step < 0:
+                raise ValueError("a view keeps the source's order: slice with a positive step")
+            tag = f"{rows.start}:{rows.stop}" + (f":{rows.step}" if rows.step != 1 else "")
+            return self._subset(frozenset(rows), keep=True, tag=tag)
+        if not is_whole(index) or isinstance(index, bool):
+            raise TypeError(f"a Dataset is indexed by a whole number or a slice, not {index!r}")
+        total = len(self)
+        if -total <= index < total:
+            kind = self._kind  # as iteration reads it: given, or the first row's
+            for at, item in _counted(self._source.items()):
+                kind = kind or (detect_kind(item.data) if isinstance(item, RawRecord) else None)
+                if at == int(index) % total:
+                    if isinstance(item, ReadProblem):
+                        raise DatasetError(item.message, file=self.name, line=item.line)
+                    return parse_example(item.data, kind=kind, file=self.name, line=item.line)
+        raise IndexError(f"index {index} is out of range for {counted(total, 'example')}")
 
     def _subset(self, positions: frozenset[int], *, keep: bool, tag: str) -> Dataset:
         name = f"{self._source.name}[{tag}]"
