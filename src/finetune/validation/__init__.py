@@ -1,9 +1,10 @@
 """Validation before any money is spent: rules per target, exact token counts, cost estimates."""
 
 from finetune.validation._catalog import catalog, default_epochs, model_info
+from finetune.validation._codes import RULES
 from finetune.validation._engine import estimate, validate
 from finetune.validation._report import Finding, ValidationReport
-from finetune.validation._rules import RULES, Issue, Target, register_rules, target_rules
+from finetune.validation._rules import Issue, Target, register_rules, target_rules
 from finetune.validation._tokens import (
     ApproximateCounter,
     ChatTemplateCounter,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime
 import functools
 import json
 import os
@@ -20,6 +21,8 @@ __all__ = [
     "is_price",
     "model_info",
     "n_evals",
+    "no_price_note",
+    "old_prices_note",
     "pricing",
     "validation_passes",
 ]
@@ -151,3 +154,34 @@ def default_epochs(target: str, examples: int) -> int:
 def is_price(value: Any) -> bool:
     """A price in USD per million tokens: a finite number of 0 or more (not text or a bool)."""
     return is_real(value) and 0 <= value < float("inf")
+
+
+def old_prices_note(target: str, dated: str | None, source: str | None) -> list[str]:
+    """A note when the table's prices are over 180 days old: prices change."""
+    try:
+        age = (datetime.date.today() - datetime.date.fromisoformat(dated or "")).days
+    except ValueError:
+        return []
+    if age <= _PRICES_KEEP_DAYS:
+        return []
+    where = source.split(" (")[0] if source else "the provider's price page"
+    return [
+        f"our {target} prices date from {dated}, {age} days ago, and may have changed: check "
+        f"{where} before you spend (or pass estimate(price_per_million=...))"
+    ]
+
+
+_PRICES_KEEP_DAYS = 180
+
+
+def no_price_note(model: str, hosted: bool) -> str:
+    """Why an estimate has no cost: local training, or a model our table does not price."""
+    if not hosted:
+        return (
+            "trains on your own hardware: no provider bill (estimate(price_per_million=...) "
+            "prices the billed tokens at a rate of your own)"
+        )
+    return (
+        f"no published training price for {model} in our table: pass "
+        f"estimate(price_per_million=...), or a table of your own in ${ENV_FILE}"
+    )

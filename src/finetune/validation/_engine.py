@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime
 import itertools
 import multiprocessing
 import os
@@ -19,14 +18,16 @@ from finetune.dataset._formats import as_chat_record, chat_field
 from finetune.dataset._reader import RawRecord, ReadProblem, iter_jsonl, packed
 from finetune.types import CostEstimate, Hyperparameters
 from finetune.validation._catalog import (
-    ENV_FILE,
     bills_padding,
     default_epochs,
     is_price,
     model_info,
+    no_price_note,
+    old_prices_note,
     pricing,
     validation_passes,
 )
+from finetune.validation._codes import RULES
 from finetune.validation._quality import QualityScan, example_texts, percentile
 from finetune.validation._report import Finding, ValidationReport
 from finetune.validation._rules import (
@@ -78,8 +79,6 @@ class _Scan:
         return {k: v for k, v in self.__dict__.items() if k not in kept}
 
     def add(self, code: str, message: str, line: int | None, field: str | None) -> None:
-        from finetune.validation._rules import RULES
-
         severity = RULES.get(code, ("warning", ""))[0]
         self.report.add(Finding(code, severity, message, self.file, line, field))  # type: ignore[arg-type]
 
@@ -451,9 +450,9 @@ def estimate(
     dated, source = pricing(target)
     from_table = price_per_million is None and (price is not None or low is not None)
     if price is None and low is None:
-        notes.append(_no_price_note(model, hosted))
+        notes.append(no_price_note(model, hosted))
     elif from_table:
-        notes.extend(_old_prices_note(target, dated, source))
+        notes.extend(old_prices_note(target, dated, source))
     if not counter.exact:
         notes.append("token counts are approximate: " + getattr(counter, "reason", ""))
     return CostEstimate(
@@ -553,36 +552,6 @@ def _validation_note(target: str, tokens: int, passes: int, hosted: bool) -> str
         f"validation: {counted(tokens, 'token')} x {counted(passes, 'evaluation')} = "
         f"{tokens * passes} billed tokens, included above ({target} bills each evaluation; "
         "extra={'n_evals': N} sets how many)"
-    )
-
-
-def _old_prices_note(target: str, dated: str | None, source: str | None) -> list[str]:
-    """A note when the table's prices are over 180 days old: prices change."""
-    try:
-        age = (datetime.date.today() - datetime.date.fromisoformat(dated or "")).days
-    except ValueError:
-        return []
-    if age <= _PRICES_KEEP_DAYS:
-        return []
-    where = source.split(" (")[0] if source else "the provider's price page"
-    return [
-        f"our {target} prices date from {dated}, {age} days ago, and may have changed: check "
-        f"{where} before you spend (or pass estimate(price_per_million=...))"
-    ]
-
-
-_PRICES_KEEP_DAYS = 180
-
-
-def _no_price_note(model: str, hosted: bool) -> str:
-    if not hosted:
-        return (
-            "trains on your own hardware: no provider bill (estimate(price_per_million=...) "
-            "prices the billed tokens at a rate of your own)"
-        )
-    return (
-        f"no published training price for {model} in our table: pass "
-        f"estimate(price_per_million=...), or a table of your own in ${ENV_FILE}"
     )
 
 
