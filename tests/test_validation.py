@@ -509,6 +509,46 @@ def test_a_model_is_priced_as_itself_never_as_a_longer_name(
     assert (info or {}).get("price") == price
 
 
+@needs_tiktoken
+def test_a_model_openai_does_not_train_is_named_with_the_models_meant(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A misspelt model is caught before the upload, not by OpenAI after it."""
+    data = ft.Dataset.from_records([chat(i) for i in range(20)])
+    report = validate(data, target="openai", model="gpt-4o-mni")
+    (finding,) = report.kept["unknown_model"]
+    assert report.ok and finding.severity == "warning" and finding.line is None
+    assert "did you mean gpt-4o-mini-2024-07-18 or gpt-4.1-mini-2025-04-14?" in finding.message
+    assert "No example was checked against a context limit" in finding.message
+    given = validate(data, target="openai", model="gpt-5", context_limit=4096)
+    (finding,) = given.kept["unknown_model"]
+    assert "(of 2025-06-01)." in finding.message and "did you mean" not in finding.message
+    assert "context limit" not in finding.message.split("FINETUNE_MODELS_FILE")[0]
+    for known in (MODEL, "gpt-4.1-mini", "ft:gpt-4o-mini-2024-07-18:acme:support:abc123"):
+        assert "unknown_model" not in codes(validate(data, target="openai", model=known))
+    for other in ("mistral", "together", "hf"):  # tables of some of the models they train
+        assert "unknown_model" not in codes(validate(data, target=other, model="gpt-4o-mni"))
+    assert "(did you mean gpt-4o-mini-2024-07-18 or gpt-4.1-mini-2025-04-14?)" in " ".join(
+        estimate(data, target="openai", backend="openai", model="gpt-4o-mni").notes
+    )
+    qwen = estimate(data, target="together", backend="together", model="Qwen/Qwen3-8b")
+    assert "no published training price for Qwen/Qwen3-8b in our table (did you mean " in (
+        " ".join(qwen.notes)
+    )
+    # a backend that borrows OpenAI's rules trains its own models: no table of them
+    fake = ft.Tuner("fake", model="acme-1", registry=False)
+    assert fake.capabilities.validation_target == "openai"
+    assert "unknown_model" not in codes(fake.validate(data))
+    table = json.loads(
+        (Path(ft.__file__).parent / "data" / "models.json").read_text(encoding="utf-8")
+    )
+    table["openai"]["models"]["gpt-5-2026-01-01"] = {"context": 65536, "price": 30.0}
+    mine = tmp_path / "models.json"
+    mine.write_text(json.dumps(table), encoding="utf-8")
+    monkeypatch.setenv("FINETUNE_MODELS_FILE", str(mine))
+    assert "unknown_model" not in codes(validate(data, target="openai", model="gpt-5"))
+
+
 def test_prices_carry_their_own_date_and_an_old_table_says_so(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -15,7 +15,7 @@ import asyncio
 import inspect
 import threading
 from collections.abc import Awaitable, Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, ClassVar, Literal, Protocol, runtime_checkable
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -246,7 +246,10 @@ class BaseBackend:
         """
         from finetune.validation import target_rules
 
-        return target_rules(self.capabilities.validation_target)
+        rules = target_rules(self.capabilities.validation_target)
+        if rules.lists_models and rules.name != self.name:  # another's models: not in the table
+            rules = replace(rules, lists_models=False)
+        return rules
 
     def format_example(self, example: Example) -> dict[str, Any]:
         """One example as a line of the JSONL file ``upload`` sends."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime
+import difflib
 import functools
 import json
 import os
@@ -21,9 +22,11 @@ __all__ = [
     "is_price",
     "model_info",
     "n_evals",
+    "nearest_models",
     "no_price_note",
     "old_prices_note",
     "pricing",
+    "unknown_model_message",
     "validation_passes",
 ]
 
@@ -77,6 +80,33 @@ def model_info(target: str, model: str) -> ModelInfo | None:
     return None
 
 
+def nearest_models(target: str, model: str) -> list[str]:
+    """Up to three of the table's models of ``target`` that ``model`` may misspell, nearest
+    first; a model is also matched by its short name (``gpt-4o-mini`` for
+    ``gpt-4o-mini-2024-07-18``)."""
+    spelled: dict[str, str] = {}
+    for known in catalog().get(target, {}).get("models", {}):
+        spelled.setdefault(known, known)
+        spelled.setdefault(_SHORT.sub("", known), known)
+    name = model.removeprefix("ft:").split(":")[0]
+    close = difflib.get_close_matches(name, spelled, n=6, cutoff=0.8)
+    return list(dict.fromkeys(spelled[match] for match in close))[:3]
+
+
+def unknown_model_message(target: str, model: str, limit: int | None) -> str:
+    """What an ``unknown_model`` warning says: which names were likely meant, and what the
+    table's silence leaves unchecked (the context limit, when none was given)."""
+    nearest = nearest_models(target, model)
+    meant = f": did you mean {' or '.join(nearest)}?" if nearest else "."
+    unchecked = "" if limit else " No example was checked against a context limit."
+    dated = pricing(target)[0]
+    return (
+        f"{model} is not one of {target}'s fine-tunable models in {_table()}"
+        f"{f' (of {dated})' if dated else ''}{meant}{unchecked} A model newer than the "
+        f"table: add it, with its context, to a table of your own in ${ENV_FILE}."
+    )
+
+
 def _checked(target: str, name: str, entry: Any) -> ModelInfo:
     """An entry of the table whose figures are numbers, or a ``StorageError`` naming the
     table, the entry and the field (a price of ``"5"`` would fail in a sum, far away)."""
@@ -110,6 +140,7 @@ def _names_the_same(name: str, known: str) -> bool:
 
 _VERSION = re.compile(r"-(\d{4}-\d{2}-\d{2}|\d{4}|Reference)")
 _DATED = re.compile(r"-\d{4}")
+_SHORT = re.compile(rf"({_VERSION.pattern}|-latest)$")
 
 
 def n_evals(extra: Mapping[str, Any], epochs: int) -> int:
@@ -174,14 +205,17 @@ def old_prices_note(target: str, dated: str | None, source: str | None) -> list[
 _PRICES_KEEP_DAYS = 180
 
 
-def no_price_note(model: str, hosted: bool) -> str:
-    """Why an estimate has no cost: local training, or a model our table does not price."""
+def no_price_note(target: str, model: str, hosted: bool) -> str:
+    """Why an estimate has no cost: local training, or a model our table does not price (and
+    the names it may misspell)."""
     if not hosted:
         return (
             "trains on your own hardware: no provider bill (estimate(price_per_million=...) "
             "prices the billed tokens at a rate of your own)"
         )
+    nearest = nearest_models(target, model)
+    meant = f" (did you mean {' or '.join(nearest)}?)" if nearest else ""
     return (
-        f"no published training price for {model} in our table: pass "
+        f"no published training price for {model} in our table{meant}: pass "
         f"estimate(price_per_million=...), or a table of your own in ${ENV_FILE}"
     )

@@ -88,6 +88,11 @@ RULES: dict[str, tuple[str, str]] = {
         "Truncation to max_length leaves no trained token: training skips the example.",
     ),
     "special_token_in_text": ("warning", "Text spells one of the tokenizer's control tokens."),
+    "unknown_model": (
+        "warning",
+        "The base model is not in the model table of a provider whose fine-tunable models it "
+        "lists (OpenAI): a misspelling, or a model newer than the table.",
+    ),
     "approximate_token_counts": ("warning", "No exact tokenizer: counts are estimates."),
     "duplicate_example": (
         "warning",

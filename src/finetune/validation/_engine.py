@@ -25,6 +25,7 @@ from finetune.validation._catalog import (
     no_price_note,
     old_prices_note,
     pricing,
+    unknown_model_message,
     validation_passes,
 )
 from finetune.validation._codes import RULES
@@ -223,6 +224,8 @@ def validate(
             dataset, validation, train, report, rules, model, counter, limit, workers
         )
         report.stats["validation_examples"] = held.examples
+    if rules.lists_models and model_info(rules.name, model) is None:
+        train.add("unknown_model", unknown_model_message(rules.name, model, limit), None, None)
     if not counter.exact:
         reason = getattr(counter, "reason", "") or "no exact tokenizer for this model"
         train.add("approximate_token_counts", reason, None, None)
@@ -450,7 +453,7 @@ def estimate(
     dated, source = pricing(target)
     from_table = price_per_million is None and (price is not None or low is not None)
     if price is None and low is None:
-        notes.append(no_price_note(model, hosted))
+        notes.append(no_price_note(target, model, hosted))
     elif from_table:
         notes.extend(old_prices_note(target, dated, source))
     if not counter.exact:

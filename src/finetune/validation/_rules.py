@@ -59,6 +59,7 @@ class Target:
     completion_models: tuple[str, ...] = ()
     extra_checks: Callable[[dict[str, Any]], Iterable[Issue]] | None = None
     tools: bool = True  # trains tool definitions, calls and results
+    lists_models: bool = False  # the model table holds all it trains: others are unknown_model
 
 
 TARGETS = {
@@ -68,6 +69,7 @@ TARGETS = {
         min_examples=10,
         max_file_bytes=None,
         completion_models=("babbage-002", "davinci-002"),
+        lists_models=True,
     ),
     "mistral": Target(
         "mistral",
