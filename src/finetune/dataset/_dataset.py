@@ -407,10 +407,10 @@ class Dataset:
             raise TypeError(f"a Dataset is indexed by a whole number or a slice, not {index!r}")
         total = len(self)
         if -total <= index < total:
-            kind = self._kind  # as iteration reads it: given, or the first row's
+            position, kind = int(index) % total, self._kind  # kind: given, or the first row's
             for at, item in _counted(self._source.items()):
                 kind = kind or (detect_kind(item.data) if isinstance(item, RawRecord) else None)
-                if at == int(index) % total:
+                if at == position:
                     if isinstance(item, ReadProblem):
                         raise DatasetError(item.message, file=self.name, line=item.line)
                     return parse_example(item.data, kind=kind, file=self.name, line=item.line)
