@@ -279,6 +279,63 @@ def test_settings_fireworks_cannot_take_are_refused_before_uploading(server: Fir
     assert not server.requests
 
 
+def test_a_model_fireworks_does_not_tune_is_refused_before_uploading(
+    server: FireworksFake,
+) -> None:
+    """A misspelt or served-only base model was found by the job's create, after the upload."""
+    for model, says in (
+        (
+            "accounts/fireworks/models/llama-v3p1-8b-instrct",
+            "Fireworks has no model accounts/fireworks/models/llama-v3p1-8b-instrct: check",
+        ),
+        (
+            "accounts/fireworks/models/deepseek-v3",
+            "Fireworks serves accounts/fireworks/models/deepseek-v3 but does not fine-tune it",
+        ),
+        (
+            "llama-v3p1-8b-instruct",
+            "Fireworks names a model in full, accounts/fireworks/models/llama-v3p1-8b-instruct",
+        ),
+    ):
+        tuner = tuner_for(server)
+        tuner.model = model
+        with pytest.raises(ft.InvalidRequestError, match=re.escape(says)) as refused:
+            tuner.fit(dataset())
+        assert refused.value.param == "model"
+        with pytest.raises(ft.InvalidRequestError, match=re.escape(says)):
+            tuner.fit(pairs(), method="dpo")
+    assert {(r.method, r.path) for r in server.requests} == {
+        ("GET", "/v1/accounts/fireworks/models/llama-v3p1-8b-instrct"),
+        ("GET", "/v1/accounts/fireworks/models/deepseek-v3"),
+    }
+    assert not server.datasets and not server.jobs and not server.dpo_jobs
+    server.requests.clear()
+    tuner = tuner_for(server)
+    tuner.fit(dataset("a")).wait(timeout=30)
+    tuner.fit(dataset("b"))
+    reads = [r.path for r in server.requests if "/models/" in r.path]
+    assert reads == [f"/v1/{MODEL}"]  # read once by a backend, then known
+
+
+def test_a_model_resource_says_whether_fireworks_tunes_it() -> None:
+    from finetune.backends.fireworks._mapping import base_model_refusal, model_path
+
+    assert model_path(MODEL) == ("fireworks", "llama-v3p1-8b-instruct")
+    assert model_path("accounts/fireworks/llama") is None and model_path("qwen3-8b") is None
+    for resource in (
+        {"name": MODEL, "tunable": True},
+        {"name": MODEL, "baseModelDetails": {"tunable": True}},
+        {"name": MODEL},  # says nothing: Fireworks decides at the create
+    ):
+        assert base_model_refusal(MODEL, resource) is None
+    for resource in ({"tunable": False}, {"baseModelDetails": {"tunable": False}}):
+        assert "does not fine-tune it" in (base_model_refusal(MODEL, resource) or "")
+    mine = "accounts/acme/models/support-v2"
+    assert "Fireworks has no model accounts/acme/models/support-v2" in (
+        base_model_refusal(mine, None) or ""
+    )
+
+
 def test_failure_and_cancel(server: FireworksFake) -> None:
     failing = tuner_for(server).fit(dataset(), suffix="fail")
     with pytest.raises(ft.JobFailed, match="no assistant turns"):

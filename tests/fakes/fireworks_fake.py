@@ -24,6 +24,7 @@ BASE_MODELS = {
     "accounts/fireworks/models/llama-v3p1-8b-instruct",
     "accounts/fireworks/models/qwen3-8b",
 }
+SERVED_ONLY = {"accounts/fireworks/models/deepseek-v3"}  # a model it serves, never tunes
 
 
 SIGNATURE = "5e1f0a9b7c3d2e4f6a8b0c1d3e5f7a9b"
@@ -84,6 +85,8 @@ class FireworksFake(FakeServer):
             return {}
         if headers.get("Authorization") != f"Bearer {self.api_key}":
             raise Reply(401, self.unauthorized())
+        if method == "GET" and path.startswith("/v1/accounts/") and "/models/" in path:
+            return self._model(path.removeprefix("/v1/"))
         prefix = f"/v1/accounts/{ACCOUNT}/"
         if not path.startswith(prefix):
             raise _error(404, f"no route {method} {path}", "NOT_FOUND")
@@ -99,6 +102,22 @@ class FireworksFake(FakeServer):
             if collection == "dpoJobs":
                 return self._dpo(method, name, verb, query, body)
         raise _error(404, f"no route {method} {path}", "NOT_FOUND")
+
+    def _model(self, name: str) -> Any:
+        """A ``Model`` resource, as ``GET /v1/accounts/{account}/models/{model}`` gives it
+        (the fields a client reads: ``tunable``, ``supportsLora``, ``contextLength``)."""
+        if name not in BASE_MODELS | SERVED_ONLY:
+            raise _error(404, f"model {name} not found", "NOT_FOUND")
+        tunable = name in BASE_MODELS
+        return {
+            "name": name,
+            "state": "READY",
+            "kind": "HF_BASE_MODEL",
+            "tunable": tunable,
+            "supportsLora": tunable,
+            "contextLength": 131072,
+            "baseModelDetails": {"tunable": tunable, "parameterCount": "8030261248"},
+        }
 
     # -- datasets --
 

@@ -29,12 +29,14 @@ from finetune.backends.fireworks._mapping import (
     DPO_JOBS,
     NAME,
     SFT_JOBS,
+    base_model_refusal,
     create_body,
     dataset_id_for,
     dataset_ref,
     job_from_payload,
     job_id_for,
     metrics_from_lines,
+    model_path,
     resource_of,
     with_quote,
 )
@@ -115,6 +117,7 @@ class FireworksBackend(HostedBackend):
         self._dataset_timeout = dataset_timeout
         self._dataset_poll = dataset_poll_interval
         self._quote = estimate_quote
+        self._tunable: set[str] = set()  # base models read once and found tunable
 
     def _scope(self) -> dict[str, str | None]:
         return {"account": self._account}
@@ -141,8 +144,29 @@ class FireworksBackend(HostedBackend):
         return "/".join(["/v1/accounts", self._require_account(), *parts])
 
     async def preflight(self, request: JobRequest) -> None:
-        """Before anything is uploaded: the account is known and the request maps."""
+        """Before anything is uploaded: the account is known, the request maps, and the base
+        model is one Fireworks fine-tunes (one GET of it: an unknown model, or one it serves
+        but does not tune, is refused)."""
         create_body(request, self._require_account())
+        model = request.base_model
+        if model not in self._tunable:
+            refusal = base_model_refusal(model, await self._model_resource(model))
+            if refusal is not None:
+                raise InvalidRequestError(refusal, backend=NAME, param="model")
+            self._tunable.add(model)
+
+    async def _model_resource(self, model: str) -> dict[str, Any] | None:
+        named = model_path(model)
+        if named is None:
+            return None
+        account, identifier = (path_segment(NAME, part, "model") for part in named)
+        try:
+            answer = await self._get(f"/v1/accounts/{account}/models/{identifier}")
+            return expect_object(NAME, "model", answer)
+        except InvalidRequestError as error:
+            if error.status_code == 404:
+                return None
+            raise
 
     # -- datasets --
 

@@ -258,6 +258,42 @@ def job_from_payload(payload: dict[str, Any]) -> Job:
     )
 
 
+MODEL_PREFIX = "accounts/fireworks/models/"
+
+
+def model_path(model: str) -> tuple[str, str] | None:
+    """The account and the id of a model named in full (``accounts/<account>/models/<id>``);
+    ``None`` for another name."""
+    found = _FULL_NAME.fullmatch(model)
+    return (found[1], found[2]) if found else None
+
+
+_FULL_NAME = re.compile(r"accounts/([^/]+)/models/([^/]+)")
+
+
+def base_model_refusal(model: str, resource: dict[str, Any] | None) -> str | None:
+    """Why Fireworks would not fine-tune ``model``, its ``Model`` resource being ``resource``
+    (``None``: there is none); ``None`` when it would. A model is named in full
+    (``accounts/fireworks/models/qwen3-8b``)."""
+    if model_path(model) is None:
+        return (
+            f"Fireworks names a model in full, {MODEL_PREFIX}{model.rsplit('/', 1)[-1]} for "
+            f"one of its own, accounts/<account>/models/<id> for one of yours: not {model!r}"
+        )
+    if resource is None:
+        return (
+            f"Fireworks has no model {model}: check the name in its model library "
+            "(fireworks.ai/models, or firectl list models)"
+        )
+    tunable = resource.get("tunable", object_at(resource, "baseModelDetails").get("tunable"))
+    if tunable is False:
+        return (
+            f"Fireworks serves {model} but does not fine-tune it (its model says tunable: "
+            "false): choose a model its library marks tunable"
+        )
+    return None
+
+
 @parses(NAME, "dataset")
 def dataset_ref(payload: dict[str, Any]) -> FileRef:
     """A Fireworks ``Dataset`` resource as our ``FileRef`` (its id is the full name)."""
