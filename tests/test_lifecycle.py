@@ -6,7 +6,7 @@ import logging
 import os
 import subprocess
 import sys
-from datetime import date
+from datetime import date, datetime, timezone
 from typing import Any
 
 import pytest
@@ -161,3 +161,20 @@ def test_the_lifecycle_table_after_openais_date() -> None:
     assert lifecycle.status_text("openai", date(2027, 1, 6)) == "retired"
     assert lifecycle.status_text("together") == "open"
     assert lifecycle.status_text("hf") == "-"
+
+
+def test_the_day_a_provider_closes_is_utcs_wherever_its_user_is() -> None:
+    """A user far east of UTC was refused up to 14 hours before the closing day came in UTC;
+    one far west could start jobs for 12 hours after it. The zone is chosen, by the hour,
+    so that its date is not UTC's (POSIX ``ABC12`` is UTC-12, ``ABC-14`` UTC+14)."""
+    zone = "ABC12" if datetime.now(timezone.utc).hour < 12 else "ABC-14"
+    env = {k: v for k, v in os.environ.items() if k != "FINETUNE_TESTS_TODAY"} | {"TZ": zone}
+    code = (
+        "import datetime; from finetune import lifecycle; print(lifecycle.today(), "
+        "datetime.date.today(), datetime.datetime.now(datetime.timezone.utc).date())"
+    )
+    said = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60
+    )
+    ours, local, utc = said.stdout.split()
+    assert local != utc and ours == utc

@@ -8,7 +8,7 @@ Dates move: ``allow_closed_provider=True`` on a backend lets a user who knows be
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime, timezone
 
 __all__ = [
     "LIFECYCLE",
@@ -106,8 +106,10 @@ _HOSTED_INSTEAD = (
 
 
 def today() -> date:
-    """Today's date (a function, so tests and users can move the clock)."""
-    return date.today()
+    """Today's date in UTC, the one day it is everywhere at once: a provider's closing date
+    comes at the same moment wherever its user sits (a function, so tests and users can move
+    the clock)."""
+    return datetime.now(timezone.utc).date()
 
 
 def lifecycle(provider: str) -> ProviderLifecycle | None:
