@@ -251,8 +251,18 @@ def test_what_cannot_map_is_refused_before_anything_is_uploaded(server: Together
     unknown = ft.Tuner(
         "together", model="no/such-model", api_key=server.api_key, base_url=server.url
     )
-    with pytest.raises(ft.InvalidRequestError, match="not available for fine-tuning"):
+    with pytest.raises(ft.InvalidRequestError, match="not available for fine-tuning") as said:
         unknown.fit(dataset())
+    assert "did you mean" not in str(said.value)  # nothing of our table is near its name
+    misspelt = ft.Tuner(
+        "together", model="Qwen/Qwen3-8b", api_key=server.api_key, base_url=server.url
+    )
+    with pytest.raises(ft.InvalidRequestError) as said:
+        misspelt.fit(dataset())
+    assert str(said.value) == (
+        "[together] model Qwen/Qwen3-8b is not available for fine-tuning (did you mean "
+        "Qwen/Qwen3-8B?) (param: model)"
+    )
     for asking in (  # a quote refuses the same, before the upload the quote would need
         lambda: unknown.estimate(dataset()),
         lambda: tuner.estimate(dataset(), ft.Hyperparameters(lora=ft.LoRA(r=128))),

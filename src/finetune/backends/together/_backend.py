@@ -44,6 +44,7 @@ from finetune.types import (
     JobEvent,
     MetricPoint,
 )
+from finetune.validation._catalog import nearest_models
 
 log = logging.getLogger("finetune")
 
@@ -97,6 +98,22 @@ def _upload_tools() -> Any:
 def map_error(error: BaseException, secret: str | None, *, job_call: bool = False) -> Exception:
     """An exception from the ``together`` SDK (or below it) as the matching error of ours."""
     return sdk_error(NAME, _sdk, error, secret, job_call=job_call, key_hint=KEY_HINT)
+
+
+def _with_models_meant(error: InvalidRequestError, model: str) -> InvalidRequestError:
+    """Together's refusal of an unknown model (a 404 of its limits), with the models of our
+    table that its name may misspell (``Qwen/Qwen3-8b``: ``Qwen/Qwen3-8B``)."""
+    nearest = nearest_models(NAME, model) if error.status_code == 404 else []
+    if not nearest:
+        return error
+    said = str(error).removeprefix(f"[{NAME}] ").removesuffix(f" (param: {error.param})")
+    return InvalidRequestError(
+        f"{said} (did you mean {' or '.join(nearest)}?)",
+        backend=NAME,
+        param="model",
+        code=error.code,
+        status_code=error.status_code,
+    )
 
 
 class TogetherBackend(HostedBackend):
@@ -158,7 +175,12 @@ class TogetherBackend(HostedBackend):
 
     async def _model_limits(self, model: str) -> dict[str, Any]:
         if model not in self._limits:
-            answer = await self._get("/v1/fine-tunes/models/limits", params={"model_name": model})
+            try:
+                answer = await self._get(
+                    "/v1/fine-tunes/models/limits", params={"model_name": model}
+                )
+            except InvalidRequestError as error:
+                raise _with_models_meant(error, model) from None
             self._limits[model] = expect_object(NAME, "model limits", answer)
         return self._limits[model]
 
