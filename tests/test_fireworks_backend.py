@@ -286,7 +286,8 @@ def test_a_model_fireworks_does_not_tune_is_refused_before_uploading(
     for model, says in (
         (
             "accounts/fireworks/models/llama-v3p1-8b-instrct",
-            "Fireworks has no model accounts/fireworks/models/llama-v3p1-8b-instrct: check",
+            "Fireworks has no model accounts/fireworks/models/llama-v3p1-8b-instrct (did you "
+            "mean accounts/fireworks/models/llama-v3p1-8b-instruct?): check",
         ),
         (
             "accounts/fireworks/models/deepseek-v3",

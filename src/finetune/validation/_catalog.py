@@ -22,7 +22,7 @@ __all__ = [
     "is_price",
     "model_info",
     "n_evals",
-    "nearest_models",
+    "nearest_model",
     "no_price_note",
     "old_prices_note",
     "pricing",
@@ -80,24 +80,24 @@ def model_info(target: str, model: str) -> ModelInfo | None:
     return None
 
 
-def nearest_models(target: str, model: str) -> list[str]:
-    """Up to three of the table's models of ``target`` that ``model`` may misspell, nearest
-    first; a model is also matched by its short name (``gpt-4o-mini`` for
+def nearest_model(target: str, model: str) -> str | None:
+    """The model of ``target``'s table that ``model`` most likely misspells (``None``: none
+    is near); a model is also matched by its short name (``gpt-4o-mini`` for
     ``gpt-4o-mini-2024-07-18``)."""
     spelled: dict[str, str] = {}
     for known in catalog().get(target, {}).get("models", {}):
         spelled.setdefault(known, known)
         spelled.setdefault(_SHORT.sub("", known), known)
     name = model.removeprefix("ft:").split(":")[0]
-    close = difflib.get_close_matches(name, spelled, n=6, cutoff=0.8)
-    return list(dict.fromkeys(spelled[match] for match in close))[:3]
+    close = difflib.get_close_matches(name, spelled, n=1, cutoff=0.8)
+    return spelled[close[0]] if close else None
 
 
 def unknown_model_message(target: str, model: str, limit: int | None) -> str:
     """What an ``unknown_model`` warning says: which names were likely meant, and what the
     table's silence leaves unchecked (the context limit, when none was given)."""
-    nearest = nearest_models(target, model)
-    meant = f": did you mean {' or '.join(nearest)}?" if nearest else "."
+    nearest = nearest_model(target, model)
+    meant = f": did you mean {nearest}?" if nearest else "."
     unchecked = "" if limit else " No example was checked against a context limit."
     dated = pricing(target)[0]
     return (
@@ -213,8 +213,8 @@ def no_price_note(target: str, model: str, hosted: bool) -> str:
             "trains on your own hardware: no provider bill (estimate(price_per_million=...) "
             "prices the billed tokens at a rate of your own)"
         )
-    nearest = nearest_models(target, model)
-    meant = f" (did you mean {' or '.join(nearest)}?)" if nearest else ""
+    nearest = nearest_model(target, model)
+    meant = f" (did you mean {nearest}?)" if nearest else ""
     return (
         f"no published training price for {model} in our table{meant}: pass "
         f"estimate(price_per_million=...), or a table of your own in ${ENV_FILE}"

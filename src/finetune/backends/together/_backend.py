@@ -44,7 +44,7 @@ from finetune.types import (
     JobEvent,
     MetricPoint,
 )
-from finetune.validation._catalog import nearest_models
+from finetune.validation._catalog import nearest_model
 
 log = logging.getLogger("finetune")
 
@@ -101,14 +101,14 @@ def map_error(error: BaseException, secret: str | None, *, job_call: bool = Fals
 
 
 def _with_models_meant(error: InvalidRequestError, model: str) -> InvalidRequestError:
-    """Together's refusal of an unknown model (a 404 of its limits), with the models of our
+    """Together's refusal of an unknown model (a 404 of its limits), with the model of our
     table that its name may misspell (``Qwen/Qwen3-8b``: ``Qwen/Qwen3-8B``)."""
-    nearest = nearest_models(NAME, model) if error.status_code == 404 else []
-    if not nearest:
+    nearest = nearest_model(NAME, model) if error.status_code == 404 else None
+    if nearest is None:
         return error
     said = str(error).removeprefix(f"[{NAME}] ").removesuffix(f" (param: {error.param})")
     return InvalidRequestError(
-        f"{said} (did you mean {' or '.join(nearest)}?)",
+        f"{said} (did you mean {nearest}?)",
         backend=NAME,
         param="model",
         code=error.code,
