@@ -643,6 +643,33 @@ def test_from_pandas() -> None:
     assert [e.prompt for e in data] == ["a", "c"]  # type: ignore[union-attr]
 
 
+def test_to_pandas_gives_a_frame_that_reads_back_as_the_same_examples(tmp_path: Path) -> None:
+    pytest.importorskip("pandas")
+    from .conftest import weather_data
+
+    tools = weather_data(2)[:1]
+    rows = [chat(0), *(record.data for record in tools.records()), chat(1)]
+    mixed = write_jsonl(tmp_path / "mixed.jsonl", rows)
+    asked = [{"role": "user", "content": "q"}]
+    pairs = [{"input": asked, "chosen": f"y{i}", "rejected": "n"} for i in range(2)]
+    for data in (
+        ft.Dataset.from_jsonl(mixed),  # a row with tools among rows without: NaN, then absent
+        ft.Dataset.from_records([{"prompt": "a", "completion": "b"}]),
+        ft.Dataset.from_records(pairs),
+    ):
+        frame = data.to_pandas()
+        assert len(frame) == len(data) and set(frame["kind"]) == {data.kind}
+        assert ft.Dataset.from_pandas(frame).fingerprint() == data.fingerprint()
+    frame = ft.Dataset.from_jsonl(mixed).to_pandas()
+    assert list(frame.columns) == ["kind", "messages", "tools"]
+    assert frame["tools"].isna().tolist() == [True, False, True]
+    assert list(ft.Dataset.from_jsonl(mixed)[:2].to_pandas(format="openai").columns) == [
+        "messages",
+        "tools",
+    ]
+    assert ft.Dataset.from_records([]).to_pandas().empty
+
+
 def test_a_frame_read_from_parquet_holds_numpy_arrays_and_reads_as_lists() -> None:
     """pd.read_parquet gives a list column as numpy arrays (of dicts), numbers as numpy's."""
     pd = pytest.importorskip("pandas")

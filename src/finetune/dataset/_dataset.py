@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any, Protocol, overload
 
-from finetune._errors import DatasetError
+from finetune._errors import DatasetError, MissingDependency
 from finetune._numbers import is_real, is_whole
 from finetune._paths import writes_to
 from finetune._words import counted
@@ -430,6 +430,17 @@ class Dataset:
             digest.update(canonical_json(native(example)).encode())
             digest.update(b"\n")
         return digest.hexdigest()
+
+    def to_pandas(self, *, format: OutputFormat = "native") -> Any:
+        """The examples as a pandas DataFrame, a row each, whose columns are the keys of
+        ``format``'s records (``native``: ours, with ``kind``); ``Dataset.from_pandas(
+        data.to_pandas())`` holds the same examples. Needs pandas (the ``eval`` extra)."""
+        try:
+            import pandas as pd
+        except ImportError as exc:
+            raise MissingDependency("pandas", "eval", purpose="for to_pandas()") from exc
+        convert = formatter(format)
+        return pd.DataFrame([convert(example) for example in self])
 
     def to_jsonl(
         self,
