@@ -869,6 +869,7 @@ FULL_DISK_SCRIPT = """
 import resource, signal, sys
 from pathlib import Path
 import finetune as ft
+from finetune.backends.hf._jobdir import training_file
 out = Path(sys.argv[1])
 rows = [{"messages": [{"role": "user", "content": f"question {i} " * 20},
                       {"role": "assistant", "content": f"a{i}"}]} for i in range(400)]
@@ -878,7 +879,8 @@ signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit is then 
 resource.setrlimit(resource.RLIMIT_FSIZE, (32768, 32768))  # no file over 32 KiB: "full"
 for write in (lambda: ft.Dataset.from_records(rows).to_jsonl(out / "data.jsonl"),
               lambda: answers.to_json(out / "result.json"),
-              lambda: ft.JobRegistry(out / "jobs.sqlite3").lineage("model")):
+              lambda: ft.JobRegistry(out / "jobs.sqlite3").lineage("model"),
+              lambda: training_file(out / "jobs", ft.Dataset.from_records(rows), "train")):
     try:
         write()
     except ft.FinetuneError as error:
@@ -889,7 +891,7 @@ for write in (lambda: ft.Dataset.from_records(rows).to_jsonl(out / "data.jsonl")
 def test_a_full_disk_is_our_error_naming_the_file_and_the_room_left(tmp_path: Path) -> None:
     """A full disk was a bare ``OSError`` naming no file (``to_jsonl``, ``EvalResult.to_json``),
     and a fresh registry's reason was hidden behind "cannot rollback - no transaction is
-    active" (SQLite had rolled back itself)."""
+    active" (SQLite had rolled back itself); a local job's training data said no room left."""
     import subprocess
 
     out = tmp_path / "out"
@@ -901,7 +903,7 @@ def test_a_full_disk_is_our_error_naming_the_file_and_the_room_left(tmp_path: Pa
         [sys.executable, str(script), str(out)], capture_output=True, text=True, timeout=120
     )
     said = ran.stdout.splitlines()
-    assert len(said) == 3, ran.stderr
+    assert len(said) == 4, ran.stderr
     for line, name in zip(said[:2], ["data.jsonl", "result.json"], strict=True):
         assert line.startswith(f"StorageError cannot write {out / name} (File too large; ")
         assert line.endswith(
@@ -911,6 +913,15 @@ def test_a_full_disk_is_our_error_naming_the_file_and_the_room_left(tmp_path: Pa
         f"RegistryError the job registry {out / 'jobs.sqlite3'} cannot be used"
     )
     assert "rollback" not in said[2] and " free there). Free disk space or fix" in said[2]
+    assert said[3].startswith(  # a local job's training data: the room left too
+        f"StorageError cannot write the training data under {out / 'jobs' / 'files'} (File "
+        "too large; "
+    )
+    assert said[3].endswith(
+        " free there); free disk space there, or pass jobs_dir= a writable folder with room "
+        "(or set FINETUNE_HF_JOBS_DIR)"
+    )
+    assert list((out / "jobs" / "files").iterdir()) == []  # no half-written file
     assert (out / "data.jsonl").read_text() == "kept\n"  # the file as it was
     assert not (out / "result.json").exists()
 

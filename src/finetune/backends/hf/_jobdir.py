@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from finetune._errors import StorageError
+from finetune._paths import no_room, why_not_written
 from finetune.backends.hf._config import TrainingConfig, resolved_hyperparameters
 from finetune.dataset import atomic_write, write_jsonl
 from finetune.types import Job, JobError, JobStatus
@@ -60,9 +61,10 @@ def storage_errors(path: Path, action: str) -> Iterator[None]:
     try:
         yield
     except OSError as exc:
+        fix = "free disk space there, or pass" if no_room(exc) else "pass"
         raise StorageError(
-            f"cannot {action} under {path} ({exc.strerror or exc}); free disk space or pass "
-            f"jobs_dir= a writable folder (or set {JOBS_DIR_ENV})"
+            f"cannot {action} under {path} ({why_not_written(exc, path)}); {fix} jobs_dir= "
+            f"a writable folder with room (or set {JOBS_DIR_ENV})"
         ) from None
 
 
