@@ -293,7 +293,8 @@ def _number(score: Any, metric: Metric, task: _Task) -> float:
     if not math.isfinite(value):  # NaN, or an infinity no mean or interval survives
         raise ValueError(
             f"metric {metric.__name__!r} returned {score!r} for candidate {task.candidate!r} on "
-            f"the example at index {task.example}; a metric returns a number (0 to 1)"
+            f"the example at index {task.example}; a metric returns a finite number (from 0 "
+            "to 1 for a score of quality, any for a count of your own)"
         )
     return value
 
