@@ -94,8 +94,8 @@ def nearest_model(target: str, model: str) -> str | None:
 
 
 def unknown_model_message(target: str, model: str, limit: int | None) -> str:
-    """What an ``unknown_model`` warning says: which names were likely meant, and what the
-    table's silence leaves unchecked (the context limit, when none was given)."""
+    """What an ``unknown_model`` warning says: the model likely meant, and what the table's
+    silence leaves unchecked (the context limit, when none was given)."""
     nearest = nearest_model(target, model)
     meant = f": did you mean {nearest}?" if nearest else "."
     unchecked = "" if limit else " No example was checked against a context limit."
@@ -207,7 +207,7 @@ _PRICES_KEEP_DAYS = 180
 
 def no_price_note(target: str, model: str, hosted: bool) -> str:
     """Why an estimate has no cost: local training, or a model our table does not price (and
-    the names it may misspell)."""
+    the model of the table it may misspell)."""
     if not hosted:
         return (
             "trains on your own hardware: no provider bill (estimate(price_per_million=...) "

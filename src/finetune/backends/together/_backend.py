@@ -100,7 +100,7 @@ def map_error(error: BaseException, secret: str | None, *, job_call: bool = Fals
     return sdk_error(NAME, _sdk, error, secret, job_call=job_call, key_hint=KEY_HINT)
 
 
-def _with_models_meant(error: InvalidRequestError, model: str) -> InvalidRequestError:
+def _with_model_meant(error: InvalidRequestError, model: str) -> InvalidRequestError:
     """Together's refusal of an unknown model (a 404 of its limits), with the model of our
     table that its name may misspell (``Qwen/Qwen3-8b``: ``Qwen/Qwen3-8B``)."""
     nearest = nearest_model(NAME, model) if error.status_code == 404 else None
@@ -180,7 +180,7 @@ class TogetherBackend(HostedBackend):
                     "/v1/fine-tunes/models/limits", params={"model_name": model}
                 )
             except InvalidRequestError as error:
-                raise _with_models_meant(error, model) from None
+                raise _with_model_meant(error, model) from None
             self._limits[model] = expect_object(NAME, "model limits", answer)
         return self._limits[model]
 
