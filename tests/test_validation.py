@@ -535,6 +535,12 @@ def test_a_model_openai_does_not_train_is_named_with_the_models_meant(
     assert "no published training price for Qwen/Qwen3-8b in our table (did you mean " in (
         " ".join(qwen.notes)
     )
+    for target, model, meant in (  # a name without its owner's part, as a model page shows it
+        ("together", "Qwen3-8B", "Qwen/Qwen3-8B"),
+        ("fireworks", "llama-v3p1-8b-instruct", "accounts/fireworks/models/llama-v3p1-8b-instruct"),
+    ):
+        notes = " ".join(estimate(data, target=target, backend=target, model=model).notes)
+        assert f"for {model} in our table (did you mean {meant}?)" in notes
     # a backend that borrows OpenAI's rules trains its own models: no table of them
     fake = ft.Tuner("fake", model="acme-1", registry=False)
     assert fake.capabilities.validation_target == "openai"
