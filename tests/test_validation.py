@@ -537,6 +537,8 @@ def test_a_model_openai_does_not_train_is_named_with_the_models_meant(
     )
     for target, model, meant in (  # a name without its owner's part, as a model page shows it
         ("together", "Qwen3-8B", "Qwen/Qwen3-8B"),
+        ("together", "together_ai/Qwen/Qwen3-8B", "Qwen/Qwen3-8B"),  # LiteLLM's name for it
+        ("openai", "openai/gpt-4o-mini", "gpt-4o-mini-2024-07-18"),
         ("fireworks", "llama-v3p1-8b-instruct", "accounts/fireworks/models/llama-v3p1-8b-instruct"),
     ):
         notes = " ".join(estimate(data, target=target, backend=target, model=model).notes)

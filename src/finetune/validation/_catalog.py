@@ -84,15 +84,19 @@ def nearest_model(target: str, model: str) -> str | None:
     """The model of ``target``'s table that ``model`` most likely misspells (``None``: none
     is near); a model is also matched by its short name (``gpt-4o-mini`` for
     ``gpt-4o-mini-2024-07-18``) and by its last part (``qwen3-8b`` for
-    ``accounts/fireworks/models/qwen3-8b``, ``Qwen3-8B`` for ``Qwen/Qwen3-8B``)."""
+    ``accounts/fireworks/models/qwen3-8b``, ``Qwen3-8B`` for ``Qwen/Qwen3-8B``), and a name
+    with a router's prefix by the rest (LiteLLM's ``together_ai/Qwen/Qwen3-8B``)."""
     spelled: dict[str, str] = {}
     for known in catalog().get(target, {}).get("models", {}):
         last = known.rsplit("/", 1)[-1]
         for spelling in (known, _SHORT.sub("", known), last, _SHORT.sub("", last)):
             spelled.setdefault(spelling, known)
     name = model.removeprefix("ft:").split(":")[0]
-    close = difflib.get_close_matches(name, spelled, n=1, cutoff=0.8)
-    return spelled[close[0]] if close else None
+    for asked in (name, name.partition("/")[2]):  # then without a router's prefix
+        close = difflib.get_close_matches(asked, spelled, n=1, cutoff=0.8)
+        if close:
+            return spelled[close[0]]
+    return None
 
 
 def unknown_model_message(target: str, model: str, limit: int | None) -> str:
