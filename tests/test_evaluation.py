@@ -1072,6 +1072,11 @@ def test_few_shot_prompts_come_from_training_examples_only() -> None:
     assert len(shots.with_few_shot(list(train)[:2], k=3).few_shot or []) == 2  # all there are
     with pytest.raises(ValueError, match="k is how many examples to show"):
         shots.with_few_shot(train, k=-1)
+    for empty in (ft.Dataset.from_records([]), [], train.filter(lambda e: False)):
+        # its row would be the base model's, named few-shot, and the comparison a tie
+        with pytest.raises(ValueError, match=r"with_few_shot\(k=3\) has no example to show"):
+            shots.with_few_shot(empty, k=3)
+    assert shots.with_few_shot([], k=0).few_shot == []
     for wrong in (2.5, "3"):  # named as k, not as sample()'s n
         with pytest.raises(TypeError, match=f"k is how many examples to show, .* not {wrong!r}"):
             shots.with_few_shot(train, k=wrong)  # type: ignore[arg-type]

@@ -330,7 +330,8 @@ class ModelRef(_Value):
 
     def with_few_shot(self, train: Any, k: int = 5, seed: int = 0) -> ModelRef:
         """A copy of this model prompted with ``k`` examples drawn from ``train`` (never eval):
-        a ``Dataset``, or a list of dicts or examples; all of them when it has ``k`` or fewer."""
+        a ``Dataset``, or a list of dicts or examples; all of them when it has ``k`` or fewer,
+        and a ``ValueError`` when it has none."""
         if not is_whole(k):
             raise TypeError(f"k is how many examples to show, a whole number, not {k!r}")
         if k < 0:
@@ -339,6 +340,11 @@ class ModelRef(_Value):
             from finetune.dataset import Dataset
 
             train = Dataset.from_records(list(train), name="few-shot records")
+        if k and not len(train):  # a "few-shot" row that is the base model under another name
+            raise ValueError(
+                f"with_few_shot(k={k}) has no example to show: {train.name} is empty; give it "
+                "the training set (k=0 is the model as it is)"
+            )
         return self.model_copy(update={"few_shot": list(train.sample(k, seed=seed))})
 
     def __str__(self) -> str:
