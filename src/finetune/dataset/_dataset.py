@@ -355,17 +355,9 @@ class Dataset:
         holdout with nothing the model trained on (a dataset's duplicates land on both sides
         of a ``split``). Unreadable rows are kept, for validation to report."""
         seen = {split_turns(example) for example in other}
-        dropped = set()
-        for position, item in _counted(self._source.items()):
-            if isinstance(item, ReadProblem):
-                continue
-            try:
-                example = parse_example(item.data, kind=self._declared)
-            except DatasetError:
-                continue
-            if split_turns(example) in seen:
-                dropped.add(position)
-        return self._subset(frozenset(dropped), keep=False, tag="excluding")
+        readable = self._examples_by_position(self._declared, settle_kind=False)
+        dropped = frozenset(at for at, example in readable if split_turns(example) in seen)
+        return self._subset(dropped, keep=False, tag="excluding")
 
     def filter(self, keep: Callable[[Example], object]) -> Dataset:
         """A view of the examples for which ``keep(example)`` is true, in the source's order
@@ -374,7 +366,17 @@ class Dataset:
         validation to report."""
         if not callable(keep):
             raise TypeError(f"filter takes a function from an example to a truth, not {keep!r}")
-        kind, dropped = self._kind, set()
+        readable = self._examples_by_position(self._kind, settle_kind=True)
+        dropped = frozenset(at for at, example in readable if not keep(example))
+        return self._subset(dropped, keep=False, tag="filter")
+
+    def _examples_by_position(
+        self, kind: ExampleKind | None, *, settle_kind: bool
+    ) -> Iterator[tuple[int, Example]]:
+        """Each example that parses, with its position (what a view chooses by); the rows
+        that are no example are passed over, and so stay in a view, for validation to
+        report. ``settle_kind``: a kind not given is the first example's, as iteration
+        reads them."""
         for position, item in _counted(self._source.items()):
             if isinstance(item, ReadProblem):
                 continue
@@ -382,10 +384,9 @@ class Dataset:
                 example = parse_example(item.data, kind=kind)
             except DatasetError:
                 continue
-            kind = kind or example.kind
-            if not keep(example):
-                dropped.add(position)
-        return self._subset(frozenset(dropped), keep=False, tag="filter")
+            if settle_kind:
+                kind = kind or example.kind
+            yield position, example
 
     @overload
     def __getitem__(self, index: int) -> Example: ...
