@@ -137,14 +137,15 @@ class BackendNotFound(FinetuneError, LookupError):
         )
 
 
-def closest_name(name: str, choices: list[str]) -> str | None:
-    """The choice ``name`` most likely meant (case aside, or a near spelling), if any."""
+def closest_name(name: str, choices: list[str], *, cutoff: float = 0.6) -> str | None:
+    """The choice ``name`` most likely meant (case aside, or a spelling at least ``cutoff``
+    alike, difflib's ratio), if any."""
     import difflib
 
     by_lower = {choice.lower(): choice for choice in choices}
     if name.lower() in by_lower:
         return by_lower[name.lower()]
-    found = difflib.get_close_matches(name.lower(), list(by_lower), n=1, cutoff=0.6)
+    found = difflib.get_close_matches(name.lower(), list(by_lower), n=1, cutoff=cutoff)
     return by_lower[found[0]] if found else None
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime
-import difflib
 import functools
 import json
 import os
@@ -12,7 +11,7 @@ from collections.abc import Mapping
 from importlib.resources import files
 from typing import Any
 
-from finetune._errors import StorageError
+from finetune._errors import StorageError, closest_name
 from finetune._numbers import is_real, is_whole
 
 __all__ = [
@@ -21,6 +20,7 @@ __all__ = [
     "default_epochs",
     "is_price",
     "model_info",
+    "model_meant",
     "n_evals",
     "nearest_model",
     "no_price_note",
@@ -93,10 +93,17 @@ def nearest_model(target: str, model: str) -> str | None:
             spelled.setdefault(spelling, known)
     name = model.removeprefix("ft:").split(":")[0]
     for asked in (name, name.partition("/")[2]):  # then without a router's prefix
-        close = difflib.get_close_matches(asked, spelled, n=1, cutoff=0.8)
-        if close:
-            return spelled[close[0]]
+        close = closest_name(asked, list(spelled), cutoff=0.8)
+        if close is not None:
+            return spelled[close]
     return None
+
+
+def model_meant(target: str, model: str) -> str:
+    """`` (did you mean X?)`` with the model of ``target``'s table that ``model`` most likely
+    misspells, or nothing."""
+    nearest = nearest_model(target, model)
+    return f" (did you mean {nearest}?)" if nearest else ""
 
 
 def unknown_model_message(target: str, model: str, limit: int | None) -> str:
@@ -219,9 +226,7 @@ def no_price_note(target: str, model: str, hosted: bool) -> str:
             "trains on your own hardware: no provider bill (estimate(price_per_million=...) "
             "prices the billed tokens at a rate of your own)"
         )
-    nearest = nearest_model(target, model)
-    meant = f" (did you mean {nearest}?)" if nearest else ""
     return (
-        f"no published training price for {model} in our table{meant}: pass "
+        f"no published training price for {model} in our table{model_meant(target, model)}: pass "
         f"estimate(price_per_million=...), or a table of your own in ${ENV_FILE}"
     )

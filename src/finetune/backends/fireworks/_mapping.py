@@ -41,7 +41,7 @@ from finetune.types import (
     JobStatus,
     MetricPoint,
 )
-from finetune.validation._catalog import nearest_model
+from finetune.validation._catalog import model_meant
 
 NAME = "fireworks"
 DEFAULT_LORA_RANK = 8
@@ -282,11 +282,9 @@ def base_model_refusal(model: str, resource: dict[str, Any] | None) -> str | Non
             f"one of its own, accounts/<account>/models/<id> for one of yours: not {model!r}"
         )
     if resource is None:
-        nearest = nearest_model(NAME, model)
-        meant = f" (did you mean {nearest}?)" if nearest else ""
         return (
-            f"Fireworks has no model {model}{meant}: check the name in its model library "
-            "(fireworks.ai/models, or firectl list models)"
+            f"Fireworks has no model {model}{model_meant(NAME, model)}: check the name in its "
+            "model library (fireworks.ai/models, or firectl list models)"
         )
     tunable = resource.get("tunable", object_at(resource, "baseModelDetails").get("tunable"))
     if tunable is False:

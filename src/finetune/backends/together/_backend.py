@@ -44,7 +44,7 @@ from finetune.types import (
     JobEvent,
     MetricPoint,
 )
-from finetune.validation._catalog import nearest_model
+from finetune.validation._catalog import model_meant
 
 log = logging.getLogger("finetune")
 
@@ -103,12 +103,12 @@ def map_error(error: BaseException, secret: str | None, *, job_call: bool = Fals
 def _with_model_meant(error: InvalidRequestError, model: str) -> InvalidRequestError:
     """Together's refusal of an unknown model (a 404 of its limits), with the model of our
     table that its name may misspell (``Qwen/Qwen3-8b``: ``Qwen/Qwen3-8B``)."""
-    nearest = nearest_model(NAME, model) if error.status_code == 404 else None
-    if nearest is None:
+    meant = model_meant(NAME, model) if error.status_code == 404 else ""
+    if not meant:
         return error
     said = str(error).removeprefix(f"[{NAME}] ").removesuffix(f" (param: {error.param})")
     return InvalidRequestError(
-        f"{said} (did you mean {nearest}?)",
+        f"{said}{meant}",
         backend=NAME,
         param="model",
         code=error.code,
