@@ -804,6 +804,42 @@ def test_a_job_under_another_folder_is_found_by_its_folder_or_the_env(
     assert main(["status", folder.name, "--backend", "hf"]) == 0
 
 
+def test_a_job_in_its_own_jobs_folder_is_found_through_the_registry(
+    tuned_tiny: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """The demo trains in a jobs folder of its own: ``finetune jobs`` listed its job, but
+    ``finetune status ID`` and ``finetune export ID`` looked in the default folder only, and
+    a fit of the same data in another folder dropped the job's record as stale."""
+    from finetune.cli import main
+
+    folder = Path(tuned_tiny).parent
+    its_own = HFBackend(jobs_dir=folder.parent)
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
+    assert HFBackend(jobs_dir=tmp_path / "data" / "finetune" / "hf-jobs").identity == "hf"
+    assert its_own.identity == f"hf|{folder.parent.resolve()}" != HFBackend().identity
+    ft.Tuner(its_own).job(folder.name)  # recorded, as the fit that made it records it
+    assert ft.JobRegistry().endpoints_of("hf", folder.name) == [its_own.identity]
+    for command in (
+        ["status", folder.name],
+        ["metrics", folder.name],
+        ["export", folder.name, "--format", "merged", "--output", str(tmp_path / "merged")],
+    ):
+        assert main(command) == 0, capsys.readouterr().err
+    assert (tmp_path / "merged" / "config.json").is_file()
+    assert main(["status", folder.name, "--jobs-dir", str(tmp_path)]) == 2
+    assert f"no local job {folder.name!r} under {tmp_path}" in capsys.readouterr().err
+    assert main(["status", folder.name, "--backend", "fake", "--jobs-dir", str(tmp_path)]) == 2
+    assert "--jobs-dir is where hf jobs live, not fake jobs" in capsys.readouterr().err
+    with pytest.raises(ft.JobNotFound) as raised:
+        ft.Tuner("hf").job(folder.name)
+    assert f"this machine's job registry has it from 'hf|{folder.parent.resolve()}'" in str(
+        raised.value
+    )
+
+
 def test_a_removed_job_folder_is_a_stale_hint(tiny_base: str, rows: list[dict[str, Any]]) -> None:
     import shutil
 

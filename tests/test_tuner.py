@@ -252,6 +252,23 @@ def test_registry_records_lineage(namespace: str, train: ft.Dataset) -> None:
     assert lineage is not None and lineage.job_id == job.id
 
 
+def test_a_job_another_account_holds_is_not_found_with_where_it_was_seen(
+    namespace: str, train: ft.Dataset
+) -> None:
+    job = make_tuner(namespace).fit(train)
+    job.wait(poll_interval=0.01, timeout=5)
+    other = make_tuner(f"{namespace}-other")  # another account of the same provider
+    with pytest.raises(ft.JobNotFound) as raised:
+        other.job(job.id)
+    seen = make_tuner(namespace).backend.identity
+    assert f"this machine's job registry has it from {seen!r}" in str(raised.value)
+    assert str(raised.value).startswith("[fake] ") and raised.value.backend == "fake"
+    FakeBackend.reset(f"{namespace}-other")
+    with pytest.raises(ft.JobNotFound) as raised:
+        make_tuner(namespace).job("ftjob-fake-9999")  # never seen: the provider's word only
+    assert "registry" not in str(raised.value)
+
+
 def test_fake_job_ids_that_restart_are_kept_apart_in_the_registry(
     namespace: str, train: ft.Dataset
 ) -> None:

@@ -11,13 +11,16 @@ import logging
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import finetune as ft
 from finetune._arguments import name_flag, positive_float
 from finetune._cli_log import print_json
 
-__all__ = ["Interrupted", "add_job_commands", "ended", "waited"]
+if TYPE_CHECKING:
+    from finetune.backends.hf import HFBackend
+
+__all__ = ["Interrupted", "add_job_commands", "ended", "local_backend", "waited"]
 
 
 class Interrupted(Exception):
@@ -41,6 +44,9 @@ def add_job_commands(
         sub = command(name, handler, text)
         sub.add_argument("job", help="job id")
         name_flag(sub, "--backend", "backend the job runs on (default: the registry's record)")
+        sub.add_argument(
+            "--jobs-dir", help="hf: the folder the job is in (default: the registry's record)"
+        )
         if name == "wait":
             sub.add_argument(
                 "--timeout", type=positive_float, help="seconds before giving up waiting"
@@ -51,12 +57,29 @@ def add_job_commands(
 
 def _job_handle(args: argparse.Namespace) -> ft.JobHandle:
     """The job named on the command line, on ``--backend`` or on the one the registry knows."""
-    backend = args.backend or _recorded_backend(args.job)
+    backend = args.backend or _recorded_backend(args.job, args.jobs_dir)
+    if backend == "hf":
+        return ft.Tuner(local_backend(args.job, args.jobs_dir)).job(args.job)
+    if args.jobs_dir:
+        raise ft.FinetuneError(f"--jobs-dir is where hf jobs live, not {backend} jobs")
     return ft.Tuner(backend).job(args.job)
 
 
-def _recorded_backend(job_id: str) -> str:
-    if Path(job_id).is_dir():  # a local job's folder: the id of one under another jobs folder
+def local_backend(job_id: str, jobs_dir: str | None) -> HFBackend:
+    """An ``HFBackend`` on ``jobs_dir``, else on the jobs folder the registry saw the job in
+    (a demo's, a ``Tuner("hf", jobs_dir=...)``'s), else on the default one."""
+    from finetune.backends.hf import HFBackend
+    from finetune.backends.hf._jobdir import jobs_dir_of
+
+    if jobs_dir is None:
+        seen = (jobs_dir_of(endpoint) for endpoint in ft.JobRegistry().endpoints_of("hf", job_id))
+        found = [folder for folder in seen if folder and (folder / job_id).is_dir()]
+        jobs_dir = str(found[0]) if found else None
+    return HFBackend(jobs_dir=jobs_dir)
+
+
+def _recorded_backend(job_id: str, jobs_dir: str | None) -> str:
+    if jobs_dir or Path(job_id).is_dir():  # a local job, or the folder of one
         return "hf"
     registry = ft.JobRegistry()
     found = registry.backends_of(job_id)

@@ -26,7 +26,7 @@ from finetune._arguments import (
 )
 from finetune._cli_jobs import job_inputs
 from finetune._cli_log import log_to_stderr, print_json
-from finetune._cli_watch import Interrupted, add_job_commands, ended, waited
+from finetune._cli_watch import Interrupted, add_job_commands, ended, local_backend, waited
 from finetune._config_file import (
     config_path,
     eval_max_concurrency,
@@ -173,13 +173,12 @@ def _refuse_hosted_job(job_id: str) -> None:
 
 
 def _cmd_export(args: argparse.Namespace) -> int:
-    from finetune.backends.hf import HFBackend
     from finetune.export import export_model
 
     source: Any = args.job
     if not Path(args.job).exists():
         _refuse_hosted_job(args.job)
-        job = ft.Tuner(HFBackend(jobs_dir=args.jobs_dir)).job(args.job).job
+        job = ft.Tuner(local_backend(args.job, args.jobs_dir)).job(args.job).job
         if not job.fine_tuned_model:
             raise ft.FinetuneError(f"job {args.job} is {job.status.value}: no model to export")
         source = job.fine_tuned_model

@@ -20,7 +20,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from finetune._errors import RegistryError
+from finetune._errors import JobNotFound, RegistryError
 from finetune._lock import FileLock
 from finetune._numbers import is_whole
 from finetune._paths import CACHE_DIR_ENV, cache_dir, room_left
@@ -113,6 +113,27 @@ def key_lock(registry: JobRegistry | None, backend: str, endpoint: str, key: str
     else:
         folder, elsewhere = cache_dir() / "locks", f"point {CACHE_DIR_ENV} at a writable folder"
     return FileLock(folder / f"{digest}.lock", elsewhere=elsewhere)
+
+
+def seen_elsewhere(
+    error: JobNotFound, registry: JobRegistry | None, endpoint: str, job_id: str
+) -> JobNotFound:
+    """``error``, saying where the registry saw the job when that was another endpoint (an
+    account, a server, a jobs folder) than ``endpoint``, the one that does not know it."""
+    try:
+        seen = registry.endpoints_of(error.backend or "", job_id) if registry else []
+    except RegistryError:
+        return error  # the job's absence is the news, not the registry's state
+    others = [other for other in seen if other != endpoint]
+    if not others:
+        return error
+    message = str(error).removeprefix(f"[{error.backend}] ")
+    return JobNotFound(
+        f"{message}; this machine's job registry has it from {others[0]!r} (another endpoint, "
+        "account or jobs folder): re-attach through a Tuner made for that one",
+        backend=error.backend,
+        status_code=error.status_code,
+    )
 
 
 @dataclass(frozen=True)
@@ -326,6 +347,17 @@ class JobRegistry:
         with self._connect() as db:
             rows = db.execute(
                 "SELECT DISTINCT backend FROM jobs WHERE job_id = ? ORDER BY backend", (job_id,)
+            ).fetchall()
+        return [str(row[0]) for row in rows]
+
+    def endpoints_of(self, backend: str, job_id: str) -> list[str]:
+        """The endpoints (accounts; for ``hf``, jobs folders) a job is recorded from, the
+        latest first."""
+        with self._connect() as db:
+            rows = db.execute(
+                "SELECT endpoint FROM jobs WHERE backend = ? AND job_id = ? "
+                "ORDER BY updated_at DESC",
+                (backend, job_id),
             ).fetchall()
         return [str(row[0]) for row in rows]
 

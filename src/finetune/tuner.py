@@ -48,7 +48,7 @@ from finetune.backends._plugins import load_backend
 from finetune.backends.base import PLACEHOLDER_FILE, quote_for
 from finetune.backends.http import Backoff
 from finetune.lifecycle import estimate_note
-from finetune.registry import JobRecord, JobRegistry, check_limit, key_lock
+from finetune.registry import JobRecord, JobRegistry, check_limit, key_lock, seen_elsewhere
 from finetune.types import (
     CostEstimate,
     FileRef,
@@ -558,7 +558,11 @@ class AsyncTuner(TunerView):
         if not isinstance(job_id, str) or job_id.strip() in ("", ".", ".."):
             wrong = TypeError if not isinstance(job_id, str) else ValueError
             raise wrong(f"a job id is text such as job.id gave, not {job_id!r}")
-        job = await self._backend.get_job(job_id)
+        try:
+            job = await self._backend.get_job(job_id)
+        except JobNotFound as error:
+            where = (error, self._registry, self._endpoint, job_id)
+            raise await asyncio.to_thread(seen_elsewhere, *where) from None
         await self._remember(job)
         return AsyncJobHandle(self, job)
 

@@ -45,6 +45,7 @@ from finetune.backends.hf._jobdir import (
     default_jobs_dir,
     job_config_of,
     job_view,
+    jobs_dir_identity,
     log_tail,
     new_job_id,
     now_iso,
@@ -137,6 +138,11 @@ class HFBackend:
 
     def __repr__(self) -> str:
         return f"HFBackend(jobs_dir={str(self.jobs_dir)!r})"
+
+    @property
+    def identity(self) -> str:
+        """``hf`` for jobs in the user data dir, ``hf|FOLDER`` for any other jobs folder."""
+        return jobs_dir_identity(self.jobs_dir)
 
     def token_counter(self, model: str, options: Mapping[str, Any] | None = None) -> TokenCounter:
         """Exact counts: each example rendered with the model's chat template (the
@@ -406,7 +412,7 @@ class HFBackend:
             raise JobNotFound(
                 f"no local job {job_id!r} under {self.jobs_dir}; for a job created under "
                 "another folder, give the job's folder as its id, or that folder as "
-                f"jobs_dir= (${JOBS_DIR_ENV}, for the finetune command too)",
+                f"jobs_dir= (the finetune command: --jobs-dir or ${JOBS_DIR_ENV})",
                 backend=self.name,
                 status_code=404,
             )

@@ -31,6 +31,8 @@ __all__ = [
     "default_jobs_dir",
     "job_config_of",
     "job_view",
+    "jobs_dir_identity",
+    "jobs_dir_of",
     "log_tail",
     "new_job_id",
     "now_iso",
@@ -48,11 +50,27 @@ JOBS_DIR_ENV = "FINETUNE_HF_JOBS_DIR"
 def default_jobs_dir() -> Path:
     """Where local jobs live: ``$FINETUNE_HF_JOBS_DIR``, else the user data dir."""
     chosen = os.environ.get(JOBS_DIR_ENV)
-    if chosen:
-        return Path(chosen).expanduser()
+    return Path(chosen).expanduser() if chosen else _user_jobs_dir()
+
+
+def _user_jobs_dir() -> Path:
     from platformdirs import user_data_dir
 
     return Path(user_data_dir("finetune")) / "hf-jobs"
+
+
+def jobs_dir_identity(jobs_dir: Path) -> str:
+    """The job registry's endpoint for the jobs in ``jobs_dir``: ``hf`` for the user data
+    dir, else ``hf|FOLDER`` (each folder keeps its own idempotency hints, and the registry
+    says where a job it lists lives)."""
+    return "hf" if jobs_dir == _user_jobs_dir().resolve() else f"hf|{jobs_dir}"
+
+
+def jobs_dir_of(identity: str) -> Path | None:
+    """The jobs folder a registry endpoint written by ``jobs_dir_identity`` names; ``None``
+    for the user data dir's (``hf``) and for any other endpoint."""
+    prefix, bar, folder = identity.partition("|")
+    return Path(folder) if prefix == "hf" and bar and folder else None
 
 
 @contextlib.contextmanager
