@@ -562,10 +562,12 @@ def test_prices_carry_their_own_date_and_an_old_table_says_so(
 ) -> None:
     import datetime
 
+    from finetune.lifecycle import today as utc_today
+
     data = ft.Dataset.from_records([chat(i) for i in range(20)])
     together = estimate(data, target="together", backend="together", model="Qwen/Qwen3-8B")
     assert together.pricing_date == "2025-11-01"  # Together's section, not the table's date
-    today = datetime.date.today()
+    today = utc_today()  # the clock the closing dates are read by (tests: TESTS_TODAY)
     for age, old in ((30, False), (400, True)):
         dated = (today - datetime.timedelta(days=age)).isoformat()
         table = {

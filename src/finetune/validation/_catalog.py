@@ -201,9 +201,12 @@ def is_price(value: Any) -> bool:
 
 
 def old_prices_note(target: str, dated: str | None, source: str | None) -> list[str]:
-    """A note when the table's prices are over 180 days old: prices change."""
+    """A note when the table's prices are over 180 days old (in UTC days, as the providers'
+    closing dates are counted): prices change."""
+    from finetune.lifecycle import today
+
     try:
-        age = (datetime.date.today() - datetime.date.fromisoformat(dated or "")).days
+        age = (today() - datetime.date.fromisoformat(dated or "")).days
     except ValueError:
         return []
     if age <= _PRICES_KEEP_DAYS:
