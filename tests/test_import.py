@@ -40,3 +40,19 @@ def test_the_metrics_import_as_ft_metrics_names_them() -> None:
         [sys.executable, "-c", script], capture_output=True, text=True, check=True
     )
     assert result.stdout.split() == ["True", "True", "True"]
+
+
+def test_the_names_a_newcomer_tries_first_say_where_they_are() -> None:
+    """``ft.validate(data)`` was "no attribute 'validate'. Did you mean: 'evaluate'?", a
+    function that does something else."""
+    import pytest
+
+    import finetune as ft
+
+    with pytest.raises(AttributeError, match=r"validate is a Tuner's: ft\.Tuner\(backend"):
+        ft.validate  # noqa: B018
+    with pytest.raises(AttributeError, match=r"from finetune\.export import export_model"):
+        ft.export_model  # noqa: B018
+    with pytest.raises(AttributeError, match=r"^module 'finetune' has no attribute 'nothing'$"):
+        ft.nothing  # noqa: B018
+    assert "validate" not in dir(ft)

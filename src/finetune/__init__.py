@@ -161,12 +161,23 @@ _MODULES = ("evaluation", "validation")
 __all__ = sorted([*_WHERE, *_MODULES, "__version__"])
 
 
+# names a newcomer tries first, which live on a Tuner or in a module of their own
+_ELSEWHERE = {
+    "validate": "a Tuner's: ft.Tuner(backend, model=...).validate(data), or "
+    "finetune.validation.validate(data, target=..., model=...) with no Tuner",
+    "estimate": "a Tuner's: ft.Tuner(backend, model=...).estimate(data)",
+    "fit": "a Tuner's: ft.Tuner(backend, model=...).fit(data)",
+    "export_model": "in finetune.export: from finetune.export import export_model",
+}
+
+
 def __getattr__(name: str) -> Any:
     if name in _MODULES:
         return importlib.import_module(f"finetune.{name}")
     where = _WHERE.get(name)
     if where is None:
-        raise AttributeError(f"module 'finetune' has no attribute {name!r}")
+        hint = f"; {name} is {_ELSEWHERE[name]}" if name in _ELSEWHERE else ""
+        raise AttributeError(f"module 'finetune' has no attribute {name!r}{hint}")
     value = getattr(importlib.import_module(where), name)
     globals()[name] = value
     return value
