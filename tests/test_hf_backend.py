@@ -821,6 +821,8 @@ def test_a_job_in_its_own_jobs_folder_is_found_through_the_registry(
     assert HFBackend(jobs_dir=tmp_path / "data" / "finetune" / "hf-jobs").identity == "hf"
     assert its_own.identity == f"hf|{folder.parent.resolve()}" != HFBackend().identity
     ft.Tuner(its_own).job(folder.name)  # recorded, as the fit that made it records it
+    by_folder = ft.Tuner("hf").job(str(folder))  # reached by its location: no second record
+    assert by_folder.refresh().status is ft.JobStatus.SUCCEEDED
     assert ft.JobRegistry().endpoints_of("hf", folder.name) == [its_own.identity]
     for command in (
         ["status", folder.name],

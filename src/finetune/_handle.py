@@ -91,11 +91,16 @@ def _still_moving(job: Job) -> bool:
 class AsyncJobHandle(JobView):
     """A live view of one job: refresh, wait, cancel, read its events, metrics and model."""
 
-    def __init__(self, tuner: AsyncTuner, job: Job) -> None:
+    def __init__(self, tuner: AsyncTuner, job: Job, *, recorded: bool = True) -> None:
         self._tuner = tuner
         self._backend = tuner.backend
         self._job = job
         self._metrics_seen: MetricSeries | None = None
+        self._recorded = recorded  # False: reached by a location the Tuner does not own
+
+    async def _record(self) -> None:
+        if self._recorded:
+            await self._tuner._remember(self.job)
 
     def _metrics_for_view(self) -> MetricSeries | None:
         return self._metrics_seen
@@ -117,7 +122,7 @@ class AsyncJobHandle(JobView):
     async def refresh(self) -> Job:
         """Fetch the job's current state."""
         self._job = await self._backend.get_job(self.job.id)
-        await self._tuner._remember(self.job)
+        await self._record()
         return self.job
 
     async def wait(
@@ -200,7 +205,7 @@ class AsyncJobHandle(JobView):
         self._tuner._require("cancel_job")
         if not self.job.status.is_terminal:
             self._job = await self._backend.cancel_job(self.job.id)
-            await self._tuner._remember(self.job)
+            await self._record()
         return self.job
 
     async def pause(self) -> Job:

@@ -554,7 +554,8 @@ class AsyncTuner(TunerView):
     # -- jobs --
 
     async def job(self, job_id: str) -> AsyncJobHandle:
-        """Re-attach to an existing job by id, from any process."""
+        """Re-attach to an existing job by id, from any process; one reached by its location
+        (a local job's folder) is left to the registry of the Tuner on that location."""
         if not isinstance(job_id, str) or job_id.strip() in ("", ".", ".."):
             wrong = TypeError if not isinstance(job_id, str) else ValueError
             raise wrong(f"a job id is text such as job.id gave, not {job_id!r}")
@@ -563,8 +564,10 @@ class AsyncTuner(TunerView):
         except JobNotFound as error:
             where = (error, self._registry, self._endpoint, job_id)
             raise await asyncio.to_thread(seen_elsewhere, *where) from None
-        await self._remember(job)
-        return AsyncJobHandle(self, job)
+        by_its_id = job.id == job_id  # not by a location, such as a local job's folder
+        if by_its_id:
+            await self._remember(job)
+        return AsyncJobHandle(self, job, recorded=by_its_id)
 
     async def remote_jobs(self, *, limit: int = 20) -> list[Job]:
         """The provider's own list of recent jobs (all of them, not only this machine's)."""
