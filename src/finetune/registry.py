@@ -344,22 +344,22 @@ class JobRegistry:
 
     def backends_of(self, job_id: str) -> list[str]:
         """The backends that recorded a job with this id (one, unless ids collide)."""
-        with self._connect() as db:
-            rows = db.execute(
-                "SELECT DISTINCT backend FROM jobs WHERE job_id = ? ORDER BY backend", (job_id,)
-            ).fetchall()
-        return [str(row[0]) for row in rows]
+        return self._texts(
+            "SELECT DISTINCT backend FROM jobs WHERE job_id = ? ORDER BY backend", (job_id,)
+        )
 
     def endpoints_of(self, backend: str, job_id: str) -> list[str]:
         """The endpoints (accounts; for ``hf``, jobs folders) a job is recorded from, the
         latest first."""
+        return self._texts(
+            "SELECT endpoint FROM jobs WHERE backend = ? AND job_id = ? ORDER BY updated_at DESC",
+            (backend, job_id),
+        )
+
+    def _texts(self, query: str, args: tuple[Any, ...]) -> list[str]:
+        """The first column of every row ``query`` selects, as text."""
         with self._connect() as db:
-            rows = db.execute(
-                "SELECT endpoint FROM jobs WHERE backend = ? AND job_id = ? "
-                "ORDER BY updated_at DESC",
-                (backend, job_id),
-            ).fetchall()
-        return [str(row[0]) for row in rows]
+            return [str(row[0]) for row in db.execute(query, args).fetchall()]
 
     def lineage(self, fine_tuned_model: str) -> JobRecord | None:
         """Which job (and so which dataset fingerprints) produced this model."""
