@@ -38,6 +38,18 @@ def test_validate_errors_exit_1(tmp_path: Path, capsys: pytest.CaptureFixture[st
 
 
 @needs_tiktoken
+def test_an_estimate_names_the_command_that_lists_what_it_could_not_count(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Its note sent a command-line user to ``tuner.validate()``, a Python call."""
+    path = tmp_path / "cut.jsonl"
+    path.write_text(json.dumps(chat(0)) + "\n{not json\n")
+    assert main(["estimate", str(path), "--backend", "fake", "--model", "base-1"]) == 0
+    (note,) = [line for line in capsys.readouterr().out.splitlines() if "not counted" in line]
+    assert "1 line that could not be read" in note and "(finetune validate) names them" in note
+
+
+@needs_tiktoken
 def test_estimate(chat_file: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["estimate", str(chat_file), "--backend", "fake", "--model", "base-1"]) == 0
     local = capsys.readouterr().out

@@ -318,7 +318,8 @@ class AsyncTuner(TunerView):
             note = (
                 "the provider's quote was skipped: "
                 f"{counted(len(report.errors), 'validation error')} "
-                "(tuner.validate lists them); the figures above are our own"
+                "(tuner.validate, or finetune validate, lists them); the figures above are our "
+                "own"
             )
             return local.with_notes(note)
         return await quote_for(

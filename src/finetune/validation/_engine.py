@@ -509,12 +509,12 @@ class _Tally:
         if self.unreadable:
             notes.append(
                 f"not counted: {counted(self.unreadable, 'line')}{of} that could not be read; "
-                "tuner.validate() names them"
+                "tuner.validate() (finetune validate) names them"
             )
         if self.refused:
             notes.append(
                 f"{counted(self.refused, 'example')}{of} the tokenizer refused: estimated at "
-                "about 4 characters a token; tuner.validate() names them"
+                "about 4 characters a token; tuner.validate() (finetune validate) names them"
             )
         return notes
 
