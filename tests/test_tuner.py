@@ -1069,3 +1069,26 @@ def test_numpy_whole_numbers_are_taken_where_python_ones_are(
     ft.Tuner("openai", model="gpt-4.1-mini-2025-04-14", api_key="k", **waits).close()
     numpy_extra = ft.Hyperparameters(extra={"max_steps": np.int64(2)})  # was a serializer error
     assert tuner.fit(train, hyperparameters=numpy_extra).job.hyperparameters == numpy_extra
+
+
+@pytest.mark.parametrize(("seen", "status"), [(400, "running"), (460, "succeeded")])
+def test_a_bar_that_joins_a_job_late_counts_no_speed_from_the_steps_done_before(
+    seen: int, status: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``finetune wait`` on a job half done, or a demo re-run that re-attaches to its ended
+    job, showed ``37132.02step/s`` and no time left: the steps done before it looked, as if
+    made in the instant since it started."""
+    from finetune._progress import JobProgress
+
+    job = ft.Job(
+        id="hfjob-late",
+        backend="hf",
+        base_model="m",
+        status=ft.JobStatus(status),
+        raw={"step": seen, "max_steps": 460},
+    )
+    bar = JobProgress(True, job)
+    bar.update(job)
+    bar.close()
+    last = capsys.readouterr().err.split("\r")[-1]
+    assert f"{seen}/460" in last and "?step/s" in last, last

@@ -95,9 +95,13 @@ class JobProgress:
             return
         step, total = _steps(job)
         if total:
+            done = total if job.status is JobStatus.SUCCEEDED else min(step or 0, total)
             if self._bar.total != total:
                 self._bar.total, self._bar.unit, self._bar.bar_format = total, "step", None
-            self._bar.n = total if job.status is JobStatus.SUCCEEDED else min(step or 0, total)
+                # steps done before this wait saw the job are no speed of ours: a job joined
+                # half way, or ended, showed thousands of steps a second and no time left
+                self._bar.initial = done
+            self._bar.n = done
             self._bar.set_postfix_str(job.status.value, refresh=False)
         else:
             self._bar.unit = job.status.value  # shown alone while there are no steps to count
