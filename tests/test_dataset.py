@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import stat
 import sys
 from pathlib import Path
@@ -386,6 +387,20 @@ def test_an_unknown_format_is_refused_before_anything_is_written(tmp_path: Path)
     assert not list(tmp_path.glob(".*.tmp"))
     with pytest.raises(ValueError, match="format_example"):
         to_format(next(iter(data)), "together")  # type: ignore[arg-type]
+    # a backend's name, or TRL's, says the format it stands for
+    for name, meant in (
+        ("together", "the together backend uploads 'openai' rows"),
+        ("Fireworks", "the fireworks backend uploads 'openai' rows"),
+        ("hf", None),
+        ("mistral", None),
+        ("trl", "TRL's rows are 'hf'"),
+    ):
+        if meant is None:
+            assert data.to_jsonl(tmp_path / f"{name}.jsonl", format=name).exists()  # type: ignore[arg-type]
+            continue
+        with pytest.raises(ValueError, match=re.escape(f"'{name}' ({meant})")):
+            data.to_jsonl(target, format=name)  # type: ignore[arg-type]
+    assert ft.Tuner("hf").capabilities.output_format == "hf"  # as its jobs' files are written
 
 
 def test_to_jsonl_is_atomic_on_failure(tmp_path: Path) -> None:

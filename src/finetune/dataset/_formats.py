@@ -333,9 +333,27 @@ def check_format(fmt: str) -> None:
     """Refuse a format name we cannot write (a typo would otherwise write another shape)."""
     if fmt not in OUTPUT_FORMATS:
         raise ValueError(
-            f"unknown output format {fmt!r}: use one of {sorted(OUTPUT_FORMATS)}, or a function "
-            "from an example to its JSON record (a backend overrides format_example)"
+            f"unknown output format {fmt!r}{_meant(fmt)}: use one of {sorted(OUTPUT_FORMATS)}, "
+            "or a function from an example to its JSON record (a backend's format_example)"
         )
+
+
+def _meant(fmt: object) -> str:
+    """The format a backend's name (or TRL's) stands for, where ``fmt`` is one."""
+    if not isinstance(fmt, str):
+        return ""
+    if fmt.lower() == "trl":
+        return " (TRL's rows are 'hf')"
+    from finetune.backends._plugins import available_backends, backend_class
+
+    if fmt.lower() not in available_backends():
+        return ""
+    try:
+        capabilities = getattr(backend_class(fmt.lower()), "capabilities", None)
+    except Exception:  # a plugin that fails to load: the format's error is the news
+        return ""
+    written = getattr(capabilities, "output_format", None)
+    return f" (the {fmt.lower()} backend uploads {written!r} rows)" if written else ""
 
 
 def to_format(example: Example, fmt: OutputFormat) -> dict[str, Any]:

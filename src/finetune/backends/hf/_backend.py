@@ -104,6 +104,7 @@ class HFBackend:
         pause_resume=True,
         hosted=False,
         validation_target="hf",
+        output_format="hf",  # TRL's rows, as upload writes them under jobs_dir/files
         max_suffix_length=64,
         notes=(
             "runs TRL + PEFT in a worker process; resume continues from a checkpoint",
