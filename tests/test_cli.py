@@ -266,6 +266,10 @@ def test_unknown_backend(capsys: pytest.CaptureFixture[str]) -> None:
             "[hyperparameters]\nepochz = 2\n",
             "unknown key 'epochz' (did you mean 'epochs'?) in [hyperparameters]",
         ),
+        (  # another tool's name: difflib alone said 'lora'
+            "[hyperparameters]\nlr = 0.001\n",
+            "unknown key 'lr' (did you mean 'learning_rate'?) in [hyperparameters]",
+        ),
         (  # TOML writes infinity as inf: a value out of range is one line, not pydantic's
             "[hyperparameters]\nlearning_rate = inf\n",
             "[hyperparameters] learning_rate: not inf (Input should be a finite number)\n",

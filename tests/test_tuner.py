@@ -158,10 +158,14 @@ def test_hyperparameters_may_be_a_dict_of_their_fields(namespace: str, train: ft
         caught.value
     )
     with pytest.raises(
-        ft.InvalidRequestError, match="LoRA has no field 'rank'; its fields are r, alpha, dropout"
+        ft.InvalidRequestError,
+        match=r"LoRA has no field 'rank' \(did you mean 'r'\?\); its fields are r, alpha, dropout",
     ) as caught:
         tuner.fit(train, hyperparameters={"lora": {"rank": 8}})
     assert caught.value.param == "hyperparameters.lora.rank"
+    for theirs, ours in (("lr", "learning_rate"), ("num_train_epochs", "epochs")):
+        with pytest.raises(ft.InvalidRequestError, match=f"'{theirs}' \\(did you mean '{ours}'"):
+            tuner.estimate(train, {theirs: 3})  # TRL's names; difflib alone took lr for lora
     with pytest.raises(ft.InvalidRequestError) as caught:
         tuner.estimate(train, {"epochs": 0})
     assert caught.value.param == "hyperparameters.epochs"

@@ -4,7 +4,7 @@ keys they do not take, and an eval config's candidates read as models."""
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -77,19 +77,25 @@ def _config_text(path: str) -> str:
 def train_config(path: str) -> dict[str, Any]:
     """The settings of a ``train --config`` file, with a key it does not take, or text or a
     table of the wrong type, refused: a one-line error naming the file and the key."""
-    from finetune.types import Hyperparameters
+    from finetune.types import HYPERPARAMETER_SYNONYMS, Hyperparameters
 
     settings = load_config(path)
     refuse_unknown_keys(path, settings, TRAIN_KEYS + _TRAIN_TABLES)
     text = ("backend", "model", "suffix", "method")
     refuse_wrong_types(path, settings, text=text, tables=_TRAIN_TABLES)
     table = settings.get("hyperparameters") or {}
-    refuse_unknown_keys(path, table, Hyperparameters.model_fields, "[hyperparameters]")
+    refuse_unknown_keys(
+        path, table, Hyperparameters.model_fields, "[hyperparameters]", HYPERPARAMETER_SYNONYMS
+    )
     return settings
 
 
 def refuse_unknown_keys(
-    source: str, table: dict[str, Any], known: Iterable[str], where: str = ""
+    source: str,
+    table: dict[str, Any],
+    known: Iterable[str],
+    where: str = "",
+    synonyms: Mapping[str, str] | None = None,
 ) -> None:
     """Refuse the keys of ``table`` that are not in ``known``, each with the closest known key:
     a mistyped key must not fall back silently to a default, and spend money on it."""
@@ -97,7 +103,7 @@ def refuse_unknown_keys(
     unknown = sorted(set(table) - set(allowed))
     if not unknown:
         return
-    named = ", ".join(_with_guess(key, allowed) for key in unknown)
+    named = ", ".join(repr(key) + did_you_mean(key, allowed, synonyms) for key in unknown)
     place = f" in {where}" if where else ""
     raise FinetuneError(
         f"{source}: unknown key{'s' if len(unknown) > 1 else ''} {named}{place}; "
@@ -124,10 +130,6 @@ def refuse_wrong_types(
             raise FinetuneError(
                 f"{source}: {place}{key} is a table, as [{key}], not {table[key]!r}"
             )
-
-
-def _with_guess(key: str, allowed: list[str]) -> str:
-    return repr(key) + did_you_mean(key, allowed)
 
 
 def config_path(source: str, key: str, value: Any) -> str:

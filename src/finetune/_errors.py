@@ -137,26 +137,37 @@ class BackendNotFound(FinetuneError, LookupError):
         )
 
 
-def closest_name(name: str, choices: list[str], *, cutoff: float = 0.6) -> str | None:
-    """The choice ``name`` most likely meant (case aside, or a spelling at least ``cutoff``
-    alike, difflib's ratio), if any."""
+def closest_name(
+    name: str,
+    choices: list[str],
+    *,
+    cutoff: float = 0.6,
+    synonyms: Mapping[str, str] | None = None,
+) -> str | None:
+    """The choice ``name`` most likely meant (case aside, the choice ``synonyms`` gives for
+    it, or a spelling at least ``cutoff`` alike, difflib's ratio), if any."""
     import difflib
 
     by_lower = {choice.lower(): choice for choice in choices}
     if name.lower() in by_lower:
         return by_lower[name.lower()]
+    if synonyms and synonyms.get(name.lower()) in choices:
+        return synonyms[name.lower()]
     found = difflib.get_close_matches(name.lower(), list(by_lower), n=1, cutoff=cutoff)
     return by_lower[found[0]] if found else None
 
 
-def did_you_mean(name: str, choices: list[str]) -> str:
+def did_you_mean(name: str, choices: list[str], synonyms: Mapping[str, str] | None = None) -> str:
     """`` (did you mean 'x'?)`` with the choice ``name`` most likely meant, or nothing."""
-    close = closest_name(name, choices)
+    close = closest_name(name, choices, synonyms=synonyms)
     return f" (did you mean {close!r}?)" if close else ""
 
 
 def settings_problem(
-    error: Any, models: Mapping[str, tuple[str, Sequence[str]]], noun: str = "field"
+    error: Any,
+    models: Mapping[str, tuple[str, Sequence[str]]],
+    noun: str = "field",
+    synonyms: Mapping[str, str] | None = None,
 ) -> tuple[str, str]:
     """The first problem of a pydantic ``ValidationError`` on settings given as a dict, in one
     line, and the dotted name it is about. ``models`` names what holds the settings, by the
@@ -170,7 +181,7 @@ def settings_problem(
     where = ".".join(field)
     if first["type"] == "extra_forbidden":
         owner, known = models[nested]
-        guess = did_you_mean(path[-1], list(known))
+        guess = did_you_mean(path[-1], list(known), synonyms)
         return (
             f"{owner} has no {noun} {path[-1]!r}{guess}; its {noun}s are {', '.join(known)}",
             where,

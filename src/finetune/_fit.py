@@ -12,7 +12,7 @@ from pydantic import ValidationError
 
 from finetune._errors import InvalidRequestError, UnsupportedFeature, settings_problem
 from finetune._words import counted
-from finetune.types import Hyperparameters, Job, JobStatus, LoRA
+from finetune.types import HYPERPARAMETER_SYNONYMS, Hyperparameters, Job, JobStatus, LoRA
 
 if TYPE_CHECKING:
     from finetune.backends import BaseBackend
@@ -79,7 +79,7 @@ def hyperparameters_problem(error: ValidationError) -> tuple[str, str]:
         "": ("Hyperparameters", list(Hyperparameters.model_fields)),
         "lora": ("LoRA", list(LoRA.model_fields)),
     }
-    return settings_problem(error, models)
+    return settings_problem(error, models, synonyms=HYPERPARAMETER_SYNONYMS)
 
 
 _KEYWORD_TYPES: dict[str, tuple[type | tuple[type, ...], str]] = {

@@ -166,6 +166,29 @@ class LoRA(_Value):
         return value
 
 
+# what other tools call these settings (TRL, OpenAI, Together, Fireworks), for the error that
+# meets one of their names: difflib alone took ``lr`` for ``lora``
+HYPERPARAMETER_SYNONYMS: dict[str, str] = {
+    "lr": "learning_rate",
+    "n_epochs": "epochs",
+    "num_epochs": "epochs",
+    "num_train_epochs": "epochs",
+    "epoch": "epochs",
+    "bs": "batch_size",
+    "per_device_train_batch_size": "batch_size",
+    "train_batch_size": "batch_size",
+    "warmup_ratio": "warmup",
+    "warmup_fraction": "warmup",
+    "lora_r": "lora",
+    "lora_rank": "lora",
+    "lora_alpha": "lora",
+    "lora_dropout": "lora",
+    "rank": "r",  # in LoRA's fields
+    "dpo_beta": "beta",
+    "random_seed": "seed",
+}
+
+
 class Hyperparameters(_Value):
     """Training settings mapped onto each backend's own names; ``None`` lets the backend decide.
 
