@@ -313,6 +313,12 @@ def test_a_fit_without_lora_settings_trains_lora_as_together_does(server: Togeth
         ({"full_finetune": True}, LORA, "full_finetune=True and Hyperparameters"),
         ({"full_finetune": "yes"}, None, "options.full_finetune is true or false, not 'yes'"),
         ({"packing": False}, None, r"Together takes only \['full_finetune'\]; got \['packing'\]"),
+        ({"n_epochs": 2}, None, r"got \['n_epochs'\] \('n_epochs' is ft\.Hyperparameters\(epochs="),
+        (
+            {},
+            ft.Hyperparameters(extra={"lr": 1e-4}),
+            r"\['lr'\] in extra \('lr' is ft\.Hyperparameters\(learning_rate=\.\.\.\)\); Together",
+        ),
         ({}, ft.Hyperparameters(lora=ft.LoRA(quantize_4bit=True)), "takes no LoRA quantize_4bit"),
     ):
         with pytest.raises((ft.InvalidRequestError, ft.UnsupportedFeature), match=says):

@@ -166,6 +166,12 @@ def test_hyperparameters_may_be_a_dict_of_their_fields(namespace: str, train: ft
     for theirs, ours in (("lr", "learning_rate"), ("num_train_epochs", "epochs")):
         with pytest.raises(ft.InvalidRequestError, match=f"'{theirs}' \\(did you mean '{ours}'"):
             tuner.estimate(train, {theirs: 3})  # TRL's names; difflib alone took lr for lora
+        with pytest.raises(ft.InvalidRequestError) as misplaced:  # given as a backend's option
+            ft.Tuner("hf", **{theirs: 3})
+        said = f"'{theirs}' is no option of the hf backend: it is ft.Hyperparameters({ours}=...)"
+        assert str(misplaced.value) == f"[hf] {said} (param: {theirs})"
+    with pytest.raises(ft.InvalidRequestError, match=r"'max_seq_length' \(did you mean 'max_l"):
+        ft.Tuner("hf", max_seq_length=128)  # an option's old name: the option it now is
     with pytest.raises(ft.InvalidRequestError) as caught:
         tuner.estimate(train, {"epochs": 0})
     assert caught.value.param == "hyperparameters.epochs"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal, TypedDict
 
@@ -28,7 +28,9 @@ __all__ = [
     "check_fit_options",
     "check_request",
     "derive_idempotency_key",
+    "hyperparameter_meant",
     "keep_training_rows",
+    "named_as_hyperparameters",
     "refuse_other_data",
     "reusable",
     "warnings_note",
@@ -70,6 +72,21 @@ def as_hyperparameters(given: Hyperparameters | Mapping[str, Any] | None) -> Hyp
     except ValidationError as error:
         message, where = hyperparameters_problem(error)
         raise InvalidRequestError(message, param=f"hyperparameters.{where}") from None
+
+
+def hyperparameter_meant(name: str) -> str | None:
+    """Our hyperparameter that ``name`` is, or that another tool names so (``lr``:
+    ``learning_rate``), if any."""
+    ours = name if name in Hyperparameters.model_fields else HYPERPARAMETER_SYNONYMS.get(name)
+    return ours if ours in Hyperparameters.model_fields and ours != "extra" else None
+
+
+def named_as_hyperparameters(names: Iterable[str]) -> str:
+    """`` ('lr' is ft.Hyperparameters(learning_rate=...))`` for those of ``names`` that are
+    hyperparameters, found where they do not belong (a backend's options); else nothing."""
+    found = [(name, hyperparameter_meant(name)) for name in names]
+    said = [f"{name!r} is ft.Hyperparameters({ours}=...)" for name, ours in found if ours]
+    return f" ({'; '.join(said)})" if said else ""
 
 
 def hyperparameters_problem(error: ValidationError) -> tuple[str, str]:

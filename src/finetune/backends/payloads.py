@@ -249,15 +249,20 @@ def refuse_unknown_settings(
 ) -> None:
     """Refuse, before anything is sent, ``extra`` settings other than ``allowed`` and backend
     ``options`` other than ``options`` (``provider`` is the name shown: ``"Together"``)."""
+    from finetune._fit import named_as_hyperparameters
+
     known = sorted(allowed)
     unknown = sorted(set(request.hyperparameters.extra) - set(known))
     if unknown:
         takes = f"{provider} takes {known}"
-        raise UnsupportedFeature(f"unknown {provider} setting(s) {unknown} in extra; {takes}")
+        ours = named_as_hyperparameters(unknown)
+        raise UnsupportedFeature(f"unknown {provider} setting(s) {unknown} in extra{ours}; {takes}")
     strays = sorted(set(request.options) - set(options))
     if strays:
         takes = f"takes only {sorted(options)}" if options else "takes no options"
-        raise UnsupportedFeature(f"{provider} {takes}; got {strays}")
+        raise UnsupportedFeature(
+            f"{provider} {takes}; got {strays}{named_as_hyperparameters(strays)}"
+        )
 
 
 def wandb_settings(provider: str, integrations: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:

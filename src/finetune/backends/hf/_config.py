@@ -167,8 +167,15 @@ def parse_options(options: dict[str, Any]) -> LocalOptions:
     try:
         return LocalOptions(**options)
     except ValidationError as exc:
+        from finetune._fit import hyperparameter_meant
+
         known = sorted(LocalOptions.model_fields)
         message, name = settings_problem(exc, {"": ("the hf backend", known)}, noun="option")
+        ours = hyperparameter_meant(name) if name not in known else None
+        if ours:
+            message = (
+                f"{name!r} is no option of the hf backend: it is ft.Hyperparameters({ours}=...)"
+            )
         raise InvalidRequestError(message, backend="hf", param=name) from None
 
 
