@@ -900,6 +900,16 @@ def test_a_setting_trl_or_peft_does_not_take_is_refused_before_the_job_starts(
         tuner.fit(data, options={"trainer_args": {"no_such_setting": 1}})
     with pytest.raises(ft.InvalidRequestError, match=r"PEFT's LoraConfig takes no 'use_dora_'"):
         tuner.fit(data, options={"peft_args": {"use_dora_": True}})
+    # what the job sets from its own settings trained otherwise than it said (5 epochs, not 3)
+    twice = ft.Hyperparameters(epochs=3, extra={"num_train_epochs": 5})
+    with pytest.raises(ft.InvalidRequestError) as refused:
+        tuner.fit(data, hyperparameters=twice)
+    assert str(refused.value).startswith(
+        "[hf] hyperparameters.extra: 'num_train_epochs' is set by the job from "
+        "ft.Hyperparameters(epochs=...); give it there"
+    )
+    with pytest.raises(ft.InvalidRequestError, match=r"'max_length' is set by the job from opt"):
+        tuner.fit(data, options={"trainer_args": {"max_length": 64}})
     assert not list((tmp_path / "hf-jobs").glob("hfjob-*"))  # no job was made
 
 

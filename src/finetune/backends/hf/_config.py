@@ -272,6 +272,34 @@ def trainer_arguments(
     return args
 
 
+# TRL's names for what a job sets from its hyperparameters and options: given again in
+# ``extra`` or ``trainer_args`` they trained otherwise than the job, its estimate and the
+# registry said (``num_train_epochs=5`` under ``epochs=3``)
+_SET_BY_THE_JOB = {
+    "num_train_epochs": "ft.Hyperparameters(epochs=...)",
+    "per_device_train_batch_size": "ft.Hyperparameters(batch_size=...)",
+    "learning_rate": "ft.Hyperparameters(learning_rate=...)",
+    "warmup_steps": "ft.Hyperparameters(warmup=...), a fraction of the steps",
+    "warmup_ratio": "ft.Hyperparameters(warmup=...)",
+    "seed": "ft.Hyperparameters(seed=...)",
+    "beta": "ft.Hyperparameters(beta=...)",
+    "output_dir": "the job's folder, under jobs_dir",
+    **{
+        name: f"options={{{name!r}: ...}}"
+        for name in (
+            "max_length",
+            "max_steps",
+            "gradient_accumulation_steps",
+            "gradient_checkpointing",
+            "logging_steps",
+            "save_steps",
+            "save_total_limit",
+            "packing",
+        )
+    },
+}
+
+
 def check_trainer_names(config: TrainingConfig) -> None:
     """Refuse a name in ``hyperparameters.extra`` or ``options.trainer_args`` that TRL's
     trainer settings do not take, or in ``options.peft_args`` that PEFT's ``LoraConfig`` does
@@ -296,6 +324,13 @@ def check_trainer_names(config: TrainingConfig) -> None:
 def _refuse_unknown(where: str, given: dict[str, Any], settings: Any, owner: str) -> None:
     known = sorted(field.name for field in dataclasses.fields(settings) if field.init)
     for name in given:
+        if owner == "TRL" and name in _SET_BY_THE_JOB:
+            raise InvalidRequestError(
+                f"{where}: {name!r} is set by the job from {_SET_BY_THE_JOB[name]}; give it "
+                "there, where the job's estimate, report and registry record see it",
+                backend="hf",
+                param=f"{where}.{name}",
+            )
         if name not in known:
             raise InvalidRequestError(
                 f"{where}: {owner}'s {settings.__name__} takes no {name!r}"
