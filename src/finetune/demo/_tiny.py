@@ -93,15 +93,35 @@ def build_tiny_base(
     """Build, briefly pre-train and save a tiny causal LM with its tokenizer; reuse if present.
 
     ``texts`` are added to the tokenizer's training corpus (pass your dataset's texts so its
-    words get tokens); pre-training uses generic sentences only.
+    words get tokens); pre-training uses generic sentences only. Processes building the same
+    folder at once take turns (a lock beside it): the later ones reuse the first's.
     """
     _require_hf()
+    from finetune._lock import FileLock
+
+    target = Path(directory)
+    if _built(target):
+        return target
+    lock = FileLock(target.parent / f".{target.name}.lock", elsewhere="build it in another folder")
+    lock.acquire()
+    try:
+        if not _built(target):  # another process may have built it while this one waited
+            _build(target, texts, hidden_size, layers, pretrain_steps, seed)
+    finally:
+        lock.release()
+    return target
+
+
+def _built(target: Path) -> bool:
+    return (target / "config.json").exists() and (target / "tokenizer.json").exists()
+
+
+def _build(
+    target: Path, texts: Sequence[str], hidden_size: int, layers: int, steps: int, seed: int
+) -> None:
     import torch
     from transformers import LlamaConfig, LlamaForCausalLM
 
-    target = Path(directory)
-    if (target / "config.json").exists() and (target / "tokenizer.json").exists():
-        return target
     corpus = generic_text(seed=seed)
     tokenizer = train_tokenizer([*corpus, *texts])
     torch.manual_seed(seed)
@@ -119,11 +139,10 @@ def build_tiny_base(
         bos_token_id=None,
     )
     model = LlamaForCausalLM(config)
-    _pretrain(model, tokenizer, corpus, pretrain_steps, seed)
+    _pretrain(model, tokenizer, corpus, steps, seed)
     with atomic_folder(target) as staging:
         model.save_pretrained(staging, safe_serialization=True)
         tokenizer.save_pretrained(staging)
-    return target
 
 
 def _pretrain(model: Any, tokenizer: Any, corpus: list[str], steps: int, seed: int) -> None:

@@ -19,7 +19,7 @@ from finetune._paths import room_left
 from finetune._progress import stderr_open
 from finetune._words import command_line, counted, size
 from finetune.backends.hf._merge import adapter_base, is_adapter
-from finetune.dataset import atomic_folder
+from finetune.dataset import atomic_folder, atomic_write
 from finetune.export._gguf import ARCHITECTURES, QUANTIZATIONS, ExportError
 
 __all__ = [
@@ -347,9 +347,8 @@ def _fill_ollama_folder(
     model = _gguf_file(folder, dest / "model.gguf", quantization, name, False, tell)
     family = family_of(AutoTokenizer.from_pretrained(str(folder)))
     text = modelfile("model.gguf", family, constant_system_prompt(folder))
-    staging = dest / ".Modelfile.tmp"
-    staging.write_text(text, encoding="utf-8")
-    staging.replace(dest / "Modelfile")
+    with atomic_write(dest / "Modelfile") as handle:
+        handle.write(text.encode("utf-8"))
     result = ExportResult("ollama", dest, [model.path, dest / "Modelfile"], model.quantization)
     result.notes = [] if family else ["chat format not recognised: no TEMPLATE, Ollama detects it"]
     return result

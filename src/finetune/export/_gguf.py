@@ -139,8 +139,9 @@ def _tensor(
 
 
 def _finish(writer: Any, target: Path, progress: Callable[[str], Any] | None) -> Path:
-    target.parent.mkdir(parents=True, exist_ok=True)
-    staging = target.with_name(f".{target.name}.tmp")
+    from finetune.dataset._atomic import temp_beside
+
+    staging = temp_beside(target)  # this export's own: two at once never write one file
     try:
         writer.write_header_to_file(staging)
         writer.write_kv_data_to_file()
