@@ -288,7 +288,10 @@ async def test_failed_part_cancels_the_upload(server: OpenAIFake) -> None:
 
 
 def test_a_hosted_model_scored_on_its_training_rows_is_noted_from_the_registry(
-    server: OpenAIFake, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    server: OpenAIFake,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     """OpenAI keeps no training file we may read back: the registry's row digests tell."""
     train = dataset("seen")
@@ -305,9 +308,27 @@ def test_a_hosted_model_scored_on_its_training_rows_is_noted_from_the_registry(
         "answers included: its scores on them are inflated. Evaluate on data without them: "
         "holdout.excluding(train)"
     ]
+    assert result.trained_on == {"tuned": [3]}
+    assert ft.EvalResult.from_json(result.to_json(tmp_path / "r.json")).trained_on == {"tuned": [3]}
     by_name = {"tuned": ft.ModelRef(backend="openai", name=job.model.name)}  # as a config names it
     named = ft.evaluate(held, by_name, "exact_match", cache=False, predictor_options=options)
     assert named.notes == result.notes
+    # a pipeline's gate passed a model on examples it learnt: it now refuses to
+    from finetune.cli import main
+
+    config = tmp_path / "eval.toml"
+    config.write_text(
+        f'data = "{held.to_jsonl(tmp_path / "held.jsonl")}"\nmetrics = ["exact_match"]\n'
+        f'baseline = "base"\n[candidates]\nbase = "openai:{MODEL}"\n'
+        f'tuned = "openai:{job.model.name}"\n'
+    )
+    monkeypatch.setenv("OPENAI_BASE_URL", server.base_url)
+    monkeypatch.setenv("OPENAI_API_KEY", server.api_key)
+    assert main(["eval", str(config), "--fail-unless-improved", "tuned"]) == 1
+    assert capsys.readouterr().err.endswith(
+        "not trusted: 'tuned' was fine-tuned on 1 of the evaluated examples; evaluate it on "
+        "data it was not trained on\n"
+    )
     elsewhere = tmp_path / "another machine"
     monkeypatch.setenv("FINETUNE_REGISTRY", str(elsewhere / "jobs.sqlite3"))
     unknown = ft.evaluate(held, candidates, "exact_match", cache=False, predictor_options=options)

@@ -254,7 +254,16 @@ def _eval_plan(
 
 def _improved_on_every_metric(result: ft.EvalResult, candidate: str, baseline: str) -> int:
     """0 when ``candidate`` improved on ``baseline`` on every metric, else 1, with a line on
-    stderr for each metric where it did not."""
+    stderr for each metric where it did not; 1 too when it was fine-tuned on examples it was
+    scored on, whose improvement proves nothing."""
+    if result.trained_on.get(candidate):
+        learned = len(result.trained_on[candidate])
+        print(
+            f"not trusted: {candidate!r} was fine-tuned on {learned} of the evaluated examples; "
+            "evaluate it on data it was not trained on",
+            file=sys.stderr,
+        )
+        return 1
     shortfalls = [
         comparison
         for comparison in (result.compare(candidate, baseline, m) for m in result.metrics)

@@ -22,8 +22,11 @@ class EvalResult:
     ``rows`` holds one dict per (example, candidate): ``example``, ``candidate``,
     ``prediction``, ``reference`` and one key per metric. ``notes`` are what a reader of the
     numbers must know (a candidate fine-tuned on some of the evaluated examples); every view
-    of the result shows them. ``example_keys`` (from ``ft.evaluate``) hold a digest of each
-    evaluated example, by index, so ``judge_pairwise`` can refuse other examples.
+    of the result shows them. ``trained_on`` names, for each candidate fine-tuned on some of
+    the evaluated examples, their indices: its scores on them are inflated (a gate such as
+    ``finetune eval --fail-unless-improved`` refuses to pass it). ``example_keys`` (from
+    ``ft.evaluate``) hold a digest of each evaluated example, by index, so
+    ``judge_pairwise`` can refuse other examples.
     """
 
     def __init__(
@@ -34,12 +37,14 @@ class EvalResult:
         notes: list[str] | None = None,
         *,
         example_keys: list[str] | None = None,
+        trained_on: dict[str, list[int]] | None = None,
     ) -> None:
         self.candidates = candidates
         self.metrics = metrics
         self.rows = rows
         self.notes: list[str] = list(notes or [])
         self.example_keys = example_keys
+        self.trained_on: dict[str, list[int]] = dict(trained_on or {})
 
     def __repr__(self) -> str:
         examples = len(self.rows) // max(1, len(self.candidates))
@@ -174,6 +179,8 @@ class EvalResult:
             data["notes"] = self.notes
         if self.example_keys is not None:
             data["example_keys"] = self.example_keys
+        if self.trained_on:
+            data["trained_on"] = self.trained_on
         return data
 
     def to_json(self, path: str | os.PathLike[str]) -> Path:
@@ -207,7 +214,26 @@ class EvalResult:
         keys = data.get("example_keys")  # results written before they were kept have none
         if keys is not None and not _keys_fit(keys, len(rows) // len(candidates)):
             raise _not_a_result(source, "example_keys is not a digest for each example")
-        return cls(list(candidates), list(metrics), rows, notes, example_keys=keys)
+        trained_on = data.get("trained_on", {})
+        if not _indices_fit(trained_on, candidates, len(rows) // len(candidates)):
+            raise _not_a_result(source, "trained_on is not example indices by candidate")
+        return cls(
+            list(candidates),
+            list(metrics),
+            rows,
+            notes,
+            example_keys=keys,
+            trained_on=trained_on,
+        )
+
+
+def _indices_fit(trained_on: object, candidates: list[str], examples: int) -> bool:
+    return isinstance(trained_on, dict) and all(
+        name in candidates
+        and isinstance(indices, list)
+        and all(type(i) is int and 0 <= i < examples for i in indices)
+        for name, indices in trained_on.items()
+    )
 
 
 def _one_of(name: str | None, names: list[str], what: str) -> str:

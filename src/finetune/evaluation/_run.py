@@ -348,7 +348,8 @@ async def aevaluate(
     refuse_predictors_without_tools(resolved, examples)
     evaluated: dict[Turns, int] = {key: index for index, key in enumerate(turns)}
     _refuse_shots_from_the_evaluated_data(resolved, evaluated)
-    notes = _notes_on_what_was_trained_on(candidates, predictor_options or {}, evaluated, turns)
+    trained_on = _what_was_trained_on(candidates, predictor_options or {}, evaluated)
+    notes = _notes_on_what_was_trained_on(trained_on, len(turns))
     store = _open_cache(cache)
     tasks = []
     for name, (predictor, shots) in resolved.items():
@@ -372,7 +373,7 @@ async def aevaluate(
     rows = await asyncio.to_thread(_score, tasks, examples, references, metrics)
     notes += _notes_on_cut_answers(tasks, len(examples))
     keys = [example_key(example) for example in examples]
-    return EvalResult(list(resolved), names, rows, notes, example_keys=keys)
+    return EvalResult(list(resolved), names, rows, notes, example_keys=keys, trained_on=trained_on)
 
 
 async def _close_predictors(resolved: dict[str, tuple[Predictor, list[Any] | None]]) -> None:
@@ -398,26 +399,33 @@ def _refuse_shots_from_the_evaluated_data(
             )
 
 
-def _notes_on_what_was_trained_on(
+def _what_was_trained_on(
     candidates: Mapping[str, Any],
     options: Mapping[str, dict[str, Any]],
     evaluated: dict[Turns, int],
-    turns: list[Turns],
-) -> list[str]:
+) -> dict[str, list[int]]:
+    """The indices of the evaluated examples each candidate was fine-tuned on, where it was
+    on any. What it was trained on comes from its backend, else from the digests the job
+    registry kept."""
+    found = {
+        name: _learned(model, options.get(name, {}), evaluated)
+        for name, model in candidates.items()
+    }
+    return {name: learned for name, learned in found.items() if learned}
+
+
+def _notes_on_what_was_trained_on(trained_on: dict[str, list[int]], examples: int) -> list[str]:
     """A candidate fine-tuned on some of the evaluated examples has seen their answers: said
     on the result (and logged), not refused, since a dataset's duplicates split apart land on
-    both sides; a model evaluated on its whole training set is told as plainly. What it was
-    trained on comes from its backend, else from the digests the job registry kept."""
+    both sides; a model evaluated on its whole training set is told as plainly."""
     notes = []
-    for name, candidate in candidates.items():
-        learned = _learned(candidate, options.get(name, {}), evaluated)
-        if learned:
-            notes.append(
-                f"candidate {name!r} was fine-tuned on {len(learned)} of the {len(turns)} "
-                f"evaluated examples (at index {indexes(learned)}), answers included: its scores "
-                "on them are inflated. Evaluate on data without them: holdout.excluding(train)"
-            )
-            log.warning("evaluate: %s", notes[-1])
+    for name, learned in trained_on.items():
+        notes.append(
+            f"candidate {name!r} was fine-tuned on {len(learned)} of the {examples} "
+            f"evaluated examples (at index {indexes(learned)}), answers included: its scores "
+            "on them are inflated. Evaluate on data without them: holdout.excluding(train)"
+        )
+        log.warning("evaluate: %s", notes[-1])
     return notes
 
 
