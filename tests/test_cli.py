@@ -331,6 +331,17 @@ def test_train_from_a_toml_config_and_wait(
     )
 
 
+def test_a_local_job_is_looked_for_without_a_registry_that_cannot_be_read(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Asked for the job's folder, a corrupt registry must not hide the job's own error."""
+    broken = tmp_path / "broken.sqlite3"
+    broken.write_text("not a database")
+    monkeypatch.setenv("FINETUNE_REGISTRY", str(broken))
+    assert main(["status", "hfjob-20261203-000000-00000000", "--backend", "hf"]) == 2
+    assert "no local job 'hfjob-20261203-000000-00000000' under" in capsys.readouterr().err
+
+
 def test_job_commands_find_the_backend_in_the_registry(
     chat_file: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -72,7 +72,11 @@ def local_backend(job_id: str, jobs_dir: str | None) -> HFBackend:
     from finetune.backends.hf._jobdir import jobs_dir_of
 
     if jobs_dir is None:
-        seen = (jobs_dir_of(endpoint) for endpoint in ft.JobRegistry().endpoints_of("hf", job_id))
+        try:
+            endpoints = ft.JobRegistry().endpoints_of("hf", job_id)
+        except ft.RegistryError:  # a registry that cannot be read only knows no folder
+            endpoints = []
+        seen = (jobs_dir_of(endpoint) for endpoint in endpoints)
         found = [folder for folder in seen if folder and (folder / job_id).is_dir()]
         jobs_dir = str(found[0]) if found else None
     return HFBackend(jobs_dir=jobs_dir)
