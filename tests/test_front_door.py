@@ -173,6 +173,19 @@ def test_a_job_with_a_remembered_id_but_another_key_is_not_reattached() -> None:
         assert other.summary()["jobs"] == 2
 
 
+def test_a_job_another_server_holds_is_not_found_with_where_the_registry_saw_it() -> None:
+    with OpenAIFake() as first:
+        job = openai_tuner(first).fit(data())
+        seen_at = first.base_url
+    with OpenAIFake() as second, pytest.raises(ft.JobNotFound) as raised:
+        openai_tuner(second).job(job.id)
+    said = str(raised.value)
+    assert f"this machine's job registry has it from {seen_at}, with the key whose digest is " in (
+        said
+    )
+    assert "sk-" not in said and "re-attach through a Tuner made for that one" in said
+
+
 def test_two_processes_running_the_same_fit_make_one_job(tmp_path: Path) -> None:
     script = tmp_path / "fit.py"
     script.write_text(

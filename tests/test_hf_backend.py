@@ -837,9 +837,8 @@ def test_a_job_in_its_own_jobs_folder_is_found_through_the_registry(
     assert "--jobs-dir is where hf jobs live, not fake jobs" in capsys.readouterr().err
     with pytest.raises(ft.JobNotFound) as raised:
         ft.Tuner("hf").job(folder.name)
-    assert f"this machine's job registry has it from 'hf|{folder.parent.resolve()}'" in str(
-        raised.value
-    )
+    said = f"this machine's job registry has it from the jobs folder {folder.parent.resolve()} "
+    assert said in str(raised.value)
 
 
 def test_a_removed_job_folder_is_a_stale_hint(tiny_base: str, rows: list[dict[str, Any]]) -> None:

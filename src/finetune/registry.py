@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import sqlite3
 import threading
 import time
@@ -129,11 +130,22 @@ def seen_elsewhere(
         return error
     message = str(error).removeprefix(f"[{error.backend}] ")
     return JobNotFound(
-        f"{message}; this machine's job registry has it from {others[0]!r} (another endpoint, "
-        "account or jobs folder): re-attach through a Tuner made for that one",
+        f"{message}; this machine's job registry has it from {_in_words(others[0])} (another "
+        "endpoint, account or jobs folder): re-attach through a Tuner made for that one",
         backend=error.backend,
         status_code=error.status_code,
     )
+
+
+def _in_words(endpoint: str) -> str:
+    """An endpoint as a reader knows it: a jobs folder, or a URL and whose key (by digest)."""
+    parts = endpoint.split("|")
+    if parts[0] == "hf" and len(parts) == 2:  # as the hf backend's identity writes it
+        return f"the jobs folder {parts[1]}"
+    if len(parts) > 1 and re.fullmatch(r"[0-9a-f]{12}", parts[-1]):  # account_identity's
+        where = ", ".join(part for part in parts[:-1] if part) or "its default endpoint"
+        return f"{where}, with the key whose digest is {parts[-1]}"
+    return repr(endpoint)
 
 
 @dataclass(frozen=True)
