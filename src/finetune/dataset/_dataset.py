@@ -396,8 +396,8 @@ class Dataset:
 
     def __getitem__(self, index: int | slice) -> Example | Dataset:
         """``dataset[i]``: the example at position ``i`` (from 0; negative counts from the
-        end), read up to that row; ``dataset[a:b]``: a view of those rows, in the source's
-        order."""
+        end, which counts the rows first), read up to that row; ``dataset[a:b]``: a view of
+        those rows, in the source's order."""
         if isinstance(index, slice):
             rows = range(len(self))[index]
             if rows.step < 0:
@@ -406,16 +406,18 @@ class Dataset:
             return self._subset(frozenset(rows), keep=True, tag=tag)
         if not is_whole(index) or isinstance(index, bool):
             raise TypeError(f"a Dataset is indexed by a whole number or a slice, not {index!r}")
-        total = len(self)
-        if -total <= index < total:
-            position, kind = int(index) % total, self._kind  # kind: given, or the first row's
+        position = int(index) + (len(self) if index < 0 else 0)
+        if position >= 0:
+            kind, passed = self._kind, 0  # kind: given, or the first row's
             for at, item in _counted(self._source.items()):
                 kind = kind or (detect_kind(item.data) if isinstance(item, RawRecord) else None)
                 if at == position:
                     if isinstance(item, ReadProblem):
                         raise DatasetError(item.message, file=self.name, line=item.line)
                     return parse_example(item.data, kind=kind, file=self.name, line=item.line)
-        raise IndexError(f"index {index} is out of range for {counted(total, 'example')}")
+                passed = at + 1
+            self._length = passed  # read to the end: its count, for the error and len()
+        raise IndexError(f"index {index} is out of range for {counted(len(self), 'example')}")
 
     def _subset(self, positions: frozenset[int], *, keep: bool, tag: str) -> Dataset:
         name = f"{self._source.name}[{tag}]"
