@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Collection, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
 from finetune._words import counted
 
 if TYPE_CHECKING:
+    from typing_extensions import Self
+
     from finetune.types import Job
 
 __all__ = [
@@ -227,9 +230,23 @@ class BackendError(FinetuneError):
         self.status_code = status_code
         self.code = code
         self.param = param
-        prefix = f"[{backend}] " if backend else ""
-        detail = f" (param: {param})" if param else ""
-        super().__init__(f"{prefix}{message}{detail}")
+        self.message = message
+        super().__init__(self._said())
+
+    def _said(self) -> str:
+        prefix = f"[{self.backend}] " if self.backend else ""
+        detail = f" (param: {self.param})" if self.param else ""
+        return f"{prefix}{self.message}{detail}"
+
+    def with_note(self, note: str, *, param: str | None = None) -> Self:
+        """This error with ``note`` after its message: the same type, backend, status and
+        code (what a caller knows besides, without rewording the provider), and ``param``
+        where the caller knows the field it is about."""
+        more = copy.copy(self)
+        more.message = f"{self.message}{note}"
+        more.param = param or self.param
+        more.args = (more._said(),)
+        return more
 
 
 class AuthenticationError(BackendError):

@@ -128,12 +128,9 @@ def seen_elsewhere(
     others = [other for other in seen if other != endpoint]
     if not others:
         return error
-    message = str(error).removeprefix(f"[{error.backend}] ")
-    return JobNotFound(
-        f"{message}; this machine's job registry has it from {_in_words(others[0])} (another "
-        "endpoint, account or jobs folder): re-attach through a Tuner made for that one",
-        backend=error.backend,
-        status_code=error.status_code,
+    return error.with_note(
+        f"; this machine's job registry has it from {_in_words(others[0])} (another endpoint, "
+        "account or jobs folder): re-attach through a Tuner made for that one"
     )
 
 

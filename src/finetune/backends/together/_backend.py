@@ -104,16 +104,7 @@ def _with_model_meant(error: InvalidRequestError, model: str) -> InvalidRequestE
     """Together's refusal of an unknown model (a 404 of its limits), with the model of our
     table that its name may misspell (``Qwen/Qwen3-8b``: ``Qwen/Qwen3-8B``)."""
     meant = model_meant(NAME, model) if error.status_code == 404 else ""
-    if not meant:
-        return error
-    said = str(error).removeprefix(f"[{NAME}] ").removesuffix(f" (param: {error.param})")
-    return InvalidRequestError(
-        f"{said}{meant}",
-        backend=NAME,
-        param="model",
-        code=error.code,
-        status_code=error.status_code,
-    )
+    return error.with_note(meant, param="model") if meant else error
 
 
 class TogetherBackend(HostedBackend):
