@@ -272,17 +272,12 @@ def trainer_arguments(
     return args
 
 
-# TRL's names for what a job sets from its hyperparameters and options: given again in
-# ``extra`` or ``trainer_args`` they trained otherwise than the job, its estimate and the
-# registry said (``num_train_epochs=5`` under ``epochs=3``)
+# TRL's names for what a job sets from its options and folder, beside its hyperparameters
+# (``hyperparameter_meant``): given again in ``extra`` or ``trainer_args`` they trained
+# otherwise than the job, its estimate and the registry said (``num_train_epochs=5`` under
+# ``epochs=3``)
 _SET_BY_THE_JOB = {
-    "num_train_epochs": "ft.Hyperparameters(epochs=...)",
-    "per_device_train_batch_size": "ft.Hyperparameters(batch_size=...)",
-    "learning_rate": "ft.Hyperparameters(learning_rate=...)",
     "warmup_steps": "ft.Hyperparameters(warmup=...), a fraction of the steps",
-    "warmup_ratio": "ft.Hyperparameters(warmup=...)",
-    "seed": "ft.Hyperparameters(seed=...)",
-    "beta": "ft.Hyperparameters(beta=...)",
     "output_dir": "the job's folder, under jobs_dir",
     **{
         name: f"options={{{name!r}: ...}}"
@@ -324,9 +319,10 @@ def check_trainer_names(config: TrainingConfig) -> None:
 def _refuse_unknown(where: str, given: dict[str, Any], settings: Any, owner: str) -> None:
     known = sorted(field.name for field in dataclasses.fields(settings) if field.init)
     for name in given:
-        if owner == "TRL" and name in _SET_BY_THE_JOB:
+        ours = _set_by_the_job(name) if owner == "TRL" else None
+        if ours:
             raise InvalidRequestError(
-                f"{where}: {name!r} is set by the job from {_SET_BY_THE_JOB[name]}; give it "
+                f"{where}: {name!r} is set by the job from {ours}; give it "
                 "there, where the job's estimate, report and registry record see it",
                 backend="hf",
                 param=f"{where}.{name}",
@@ -338,6 +334,14 @@ def _refuse_unknown(where: str, given: dict[str, Any], settings: Any, owner: str
                 backend="hf",
                 param=f"{where}.{name}",
             )
+
+
+def _set_by_the_job(name: str) -> str | None:
+    """The setting of ours a TRL setting ``name`` is, where the job sets it itself."""
+    from finetune._fit import hyperparameter_meant
+
+    ours = hyperparameter_meant(name)
+    return f"ft.Hyperparameters({ours}=...)" if ours else _SET_BY_THE_JOB.get(name)
 
 
 def resolved_hyperparameters(config: TrainingConfig) -> Hyperparameters:
