@@ -136,9 +136,12 @@ def seen_elsewhere(
 
 def _in_words(endpoint: str) -> str:
     """An endpoint as a reader knows it: a jobs folder, or a URL and whose key (by digest)."""
+    from finetune.backends.hf._jobdir import jobs_dir_of
+
+    folder = jobs_dir_of(endpoint)
+    if folder is not None:
+        return f"the jobs folder {folder}"
     parts = endpoint.split("|")
-    if parts[0] == "hf" and len(parts) == 2:  # as the hf backend's identity writes it
-        return f"the jobs folder {parts[1]}"
     if len(parts) > 1 and re.fullmatch(r"[0-9a-f]{12}", parts[-1]):  # account_identity's
         where = ", ".join(part for part in parts[:-1] if part) or "its default endpoint"
         return f"{where}, with the key whose digest is {parts[-1]}"
