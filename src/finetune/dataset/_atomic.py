@@ -38,14 +38,14 @@ def _umask() -> int:
         return mask
 
 
-def temp_beside(target: Path) -> Path:
+def temp_beside(target: Path, *, mode: int | None = None) -> Path:
     """A new empty file of this writer's own beside ``target`` (``.NAME.<random>.tmp``),
-    with the permissions ``open()`` would give ``target``: for a writer that opens its file
-    by name, to be renamed onto ``target`` once whole."""
+    with ``mode``, by default the permissions ``open()`` would give ``target``: to be
+    renamed onto ``target`` once whole."""
     target.parent.mkdir(parents=True, exist_ok=True)
     handle, name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
     os.close(handle)
-    os.chmod(name, _mode_for(target))  # mkstemp's 0600 would stay on the file
+    os.chmod(name, _mode_for(target) if mode is None else mode)  # not mkstemp's 0600
     return Path(name)
 
 
@@ -62,12 +62,12 @@ class atomic_write:  # noqa: N801 - used as a context manager, reads like open()
     def __enter__(self) -> Any:
         if self._target.is_dir():  # else found only at the rename, after all the work
             raise IsADirectoryError(errno.EISDIR, "is a folder: name a file", str(self._target))
-        self._target.parent.mkdir(parents=True, exist_ok=True)
-        fd, self._temp = tempfile.mkstemp(
-            prefix=f".{self._target.name}.", suffix=".tmp", dir=self._target.parent
-        )
-        self._handle = os.fdopen(fd, "wb")
-        os.chmod(self._temp, self._mode())  # mkstemp's 0600 would stay on it
+        self._temp = str(temp_beside(self._target, mode=self._mode()))
+        try:
+            self._handle = open(self._temp, "wb")
+        except BaseException:
+            os.unlink(self._temp)
+            raise
         return self._handle
 
     def _mode(self) -> int:
