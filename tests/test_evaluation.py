@@ -1513,6 +1513,20 @@ def test_a_fake_tuned_model_answers_with_what_it_was_trained_on() -> None:
         ft.evaluation.predictor_for(tuned, namespace="x")
 
 
+def test_a_fake_tuners_models_are_asked_in_its_namespace() -> None:
+    """A namespaced fake Tuner's ``job.model`` was asked in the default namespace, a
+    ``JobNotFound``, unless ``predictor_options`` named the namespace a second time."""
+    from finetune.testing import FakeBackend
+
+    FakeBackend.reset("eval-own")
+    tuner = ft.Tuner("fake", model="base", namespace="eval-own", running=0.0)
+    handle = tuner.fit(_qa(10))
+    candidates = {"base": tuner.base_model, "tuned": handle.wait().model, "handle": handle.model}
+    result = ft.evaluate(_qa(3), candidates, m.exact_match, cache=False)
+    assert result.predictions("tuned") == result.predictions("handle") == ["1", "2", "3"]
+    assert result.trained_on == {"tuned": [0, 1, 2], "handle": [0, 1, 2]}
+
+
 def test_a_model_evaluated_on_what_it_was_trained_on_is_noted_on_the_result(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:

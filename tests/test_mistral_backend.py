@@ -184,6 +184,21 @@ def test_reattach_list_and_not_found(server: MistralFake) -> None:
         other.job("00000000-0000-0000-0000-00000000dead")
 
 
+def test_a_tuners_models_are_asked_at_its_server_with_its_key(
+    server: MistralFake, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The Tuner's ``server_url`` and key, not ``MISTRAL_API_KEY`` at api.mistral.ai."""
+    monkeypatch.setenv("MISTRAL_API_KEY", "environment-key-must-not-travel-123")
+    server.chat_responder = lambda model, messages: f"{model} says hi"
+    tuner = tuner_for(server)
+    tuned = tuner.fit(dataset()).wait(poll_interval=0.02, timeout=10).model
+    assert tuned is not None
+    candidates = {"base": tuner.base_model, "tuned": tuned}
+    result = ft.evaluate(dataset("held", 1), candidates, "exact_match", cache=False)
+    assert result.predictions("base") == [f"{MODEL} says hi"]
+    assert result.predictions("tuned") == [f"{tuned.name} says hi"]
+
+
 async def test_paging_stops_at_the_total(server: MistralFake) -> None:
     backend = MistralBackend(api_key=server.api_key, server_url=server.url)
     training = await backend.upload(dataset())

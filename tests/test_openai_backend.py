@@ -335,6 +335,44 @@ def test_a_hosted_model_scored_on_its_training_rows_is_noted_from_the_registry(
     assert unknown.notes == [] and not elsewhere.exists()  # evaluating creates no registry
 
 
+def test_a_tuners_models_are_asked_with_its_key_at_its_url(
+    server: OpenAIFake, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``tuner.base_model`` and ``job.model`` were asked with ``OPENAI_API_KEY`` at
+    ``OPENAI_BASE_URL`` (else api.openai.com), not with the key and URL the Tuner was built
+    with: a gateway's Tuner had its models asked at OpenAI, with the environment's key."""
+    import pickle
+
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-environment-must-not-travel")
+    monkeypatch.delenv("OPENAI_BASE_URL", raising=False)
+    server.chat_responder = lambda model, messages: f"{model} says hi"
+    tuner = tuner_for(server)
+    handle = tuner.fit(dataset("asked"), suffix="asked")
+    done = handle.wait(poll_interval=0.02, timeout=10)
+    assert done.model is not None
+    (listed,) = [job.model for job in tuner.remote_jobs() if job.id == done.id]
+    candidates = {
+        "base": tuner.base_model,
+        "tuned": done.model,
+        "handle": handle.model,
+        "listed": listed,
+        "3-shot": done.model.with_few_shot(dataset("shots", 3), k=3),
+    }
+    result = ft.evaluate(dataset("held", 2), candidates, "exact_match", cache=False)
+    tuned = f"{done.model.name} says hi"
+    assert result.predictions("base") == [f"{MODEL} says hi"] * 2
+    for name in ("tuned", "handle", "listed", "3-shot"):
+        assert result.predictions(name) == [tuned] * 2
+    chats = [r for r in server.requests if r.path == "/v1/chat/completions"]
+    assert len(chats) == 10  # all here, each with the Tuner's key (another is a 401)
+    for model in (done.model, tuner.base_model):
+        assert model.api_key == server.api_key and server.api_key not in repr(model)
+        assert server.api_key.encode() not in pickle.dumps(model)
+        assert server.api_key not in model.model_dump_json() + str(model.asked_with)
+    assert server.api_key.encode() not in pickle.dumps(done)
+    assert pickle.loads(pickle.dumps(done)).model.api_key is None  # another process: its own
+
+
 def test_fifty_cycles_with_thirty_percent_faults() -> None:
     faults = Faults(rate=0.3, seed=11, slow_seconds=0.05)
     with OpenAIFake(faults, Phases(0.02, 0.02, 0.05)) as server:

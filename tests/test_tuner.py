@@ -802,17 +802,19 @@ def test_a_backends_predictor_options_go_with_its_base_model(
     namespace: str, train: ft.Dataset
 ) -> None:
     """``tuner.base_model`` carries how the backend asks it (a sync plugin's hook, through
-    the adapter), and so do its few-shot copies; a backend without the hook gives none."""
+    the adapter), and so do its few-shot copies; a backend without the hook gives none
+    but how it is reached (a fake's namespace)."""
 
     class AskedAsBuilt(FakeBackend):
         def predictor_options(self) -> dict[str, Any]:
             return {"chat_template": "{{ messages }}"}
 
     tuner = ft.Tuner(AskedAsBuilt(namespace=namespace, **FAST), model="m", registry=False)
-    assert tuner.base_model.asked_with == {"chat_template": "{{ messages }}"}
+    reached = {"namespace": namespace}
+    assert tuner.base_model.asked_with == {**reached, "chat_template": "{{ messages }}"}
     assert tuner.base_model.with_few_shot(train, k=2).asked_with == tuner.base_model.asked_with
     plain = ft.Tuner(FakeBackend(namespace=namespace), model="m", registry=False)
-    assert plain.base_model.asked_with == {}
+    assert plain.base_model.asked_with == reached
 
 
 def test_unknown_backend_lists_the_installed_ones() -> None:

@@ -94,9 +94,13 @@ class AsyncJobHandle(JobView):
     def __init__(self, tuner: AsyncTuner, job: Job, *, recorded: bool = True) -> None:
         self._tuner = tuner
         self._backend = tuner.backend
-        self._job = job
+        self._job = self._seen(job)
         self._metrics_seen: MetricSeries | None = None
         self._recorded = recorded  # False: reached by a location the Tuner does not own
+
+    def _seen(self, job: Job) -> Job:
+        """``job``, its model to be asked as this backend reaches its provider."""
+        return job._reached_through(self._backend.connection_options())
 
     async def _record(self) -> None:
         if self._recorded:
@@ -121,7 +125,7 @@ class AsyncJobHandle(JobView):
 
     async def refresh(self) -> Job:
         """Fetch the job's current state."""
-        self._job = await self._backend.get_job(self.job.id)
+        self._job = self._seen(await self._backend.get_job(self.job.id))
         await self._record()
         return self.job
 
@@ -204,20 +208,20 @@ class AsyncJobHandle(JobView):
         """Cancel the job (a no-op on a job that already ended)."""
         self._tuner._require("cancel_job")
         if not self.job.status.is_terminal:
-            self._job = await self._backend.cancel_job(self.job.id)
+            self._job = self._seen(await self._backend.cancel_job(self.job.id))
             await self._record()
         return self.job
 
     async def pause(self) -> Job:
         """Pause a running job (backends with pause/resume)."""
         self._tuner._require("pause_job")
-        self._job = await self._backend.pause_job(self.job.id)
+        self._job = self._seen(await self._backend.pause_job(self.job.id))
         return self.job
 
     async def resume(self) -> Job:
         """Resume a paused job (or, on the local backend, a killed one from its checkpoint)."""
         self._tuner._require("resume_job")
-        self._job = await self._backend.resume_job(self.job.id)
+        self._job = self._seen(await self._backend.resume_job(self.job.id))
         return self.job
 
     async def events(self) -> list[JobEvent]:

@@ -21,7 +21,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from finetune._errors import DatasetError, InvalidRequestError, JobNotFound
 from finetune.backends.base import EVERY_KIND, SFT_AND_DPO, Capabilities, JobRequest
@@ -277,6 +277,10 @@ class FakeBackend:
         if fake is None:
             return None
         return _stores[namespace].examples.get(fake.request.training_file.id, ())
+
+    def connection_options(self) -> dict[str, Any]:
+        """A namespace other than the default: this Tuner's models are asked in it."""
+        return {} if self._namespace == "default" else {"namespace": self._namespace}
 
     @classmethod
     def predictor(cls, model: str, *, namespace: str = "default") -> FakePredictor:

@@ -49,13 +49,7 @@ from finetune.backends.base import PLACEHOLDER_FILE, quote_for
 from finetune.backends.http import Backoff
 from finetune.lifecycle import estimate_note
 from finetune.registry import JobRecord, JobRegistry, check_limit, key_lock, seen_elsewhere
-from finetune.types import (
-    CostEstimate,
-    FileRef,
-    Hyperparameters,
-    Job,
-    ModelRef,
-)
+from finetune.types import CostEstimate, FileRef, Hyperparameters, Job, ModelRef
 
 if TYPE_CHECKING:
     from typing_extensions import Unpack
@@ -120,10 +114,10 @@ class TunerView:
     @property
     def base_model(self) -> ModelRef:
         """The untuned base model, as a ModelRef for evaluation, asked as this backend was
-        built to train it (``Tuner("hf", chat_template=...)``: with that template)."""
+        built (with its key and API root; ``Tuner("hf", chat_template=...)``: that template)."""
+        backend = self.backend
         model = ModelRef(backend=self.backend_name, name=self._require_model())
-        model._asked_with = self.backend.predictor_options()
-        return model
+        return model._asked_as(backend.connection_options(), backend.predictor_options())
 
     # -- before any money is spent: local work, the same from either face --
 
@@ -574,7 +568,8 @@ class AsyncTuner(TunerView):
         """The provider's own list of recent jobs (all of them, not only this machine's)."""
         limit = check_limit(limit)  # as the registry's: never sent as 0 or -1, or as NumPy's
         self._require("list_jobs")
-        return await self._backend.list_jobs(limit=limit)
+        jobs = await self._backend.list_jobs(limit=limit)
+        return [job._reached_through(self._backend.connection_options()) for job in jobs]
 
     async def jobs(self, *, limit: int = 50) -> list[JobRecord]:
         """Jobs this machine started on this backend, from the registry (newest first); the

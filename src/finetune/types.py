@@ -13,6 +13,8 @@ from finetune._json_values import json_settings
 from finetune._numbers import is_whole
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping
+
     from finetune.export import ExportResult
 
 __all__ = [
@@ -49,6 +51,22 @@ class _Value(BaseModel):
     """A value of ours: immutable, and, unless it says otherwise, with no fields but its own."""
 
     model_config: ClassVar[ConfigDict] = ConfigDict(frozen=True, extra="forbid", defer_build=True)
+
+    def __eq__(self, other: object) -> bool:
+        """The same value: the same type and fields (what a value carries privately, such as
+        how a model is asked, is not part of it)."""
+        if not isinstance(other, _Value):
+            return NotImplemented
+        return type(self) is type(other) and self.__dict__ == other.__dict__
+
+
+def _without_private(state: dict[Any, Any], name: str, empty: Any) -> dict[Any, Any]:
+    """A pickled value's state with its private attribute ``name`` ``empty``: it holds a key,
+    and a pickle is written to disk or sent to another process, which takes its key itself."""
+    private = state.get("__pydantic_private__")
+    if private and name in private:
+        state = {**state, "__pydantic_private__": {**private, name: empty}}
+    return state
 
 
 class ContentPart(_Value):
@@ -283,7 +301,9 @@ class ModelRef(_Value):
     """A model on a backend: a hosted model name, a local path for the HF backend, a GGUF
     file, or a model behind any OpenAI-compatible endpoint (``endpoint`` is its base URL).
 
-    An endpoint's API key is kept out of the repr and of ``model_dump``.
+    An endpoint's API key is kept out of the repr and of ``model_dump``. Two refs are equal
+    when they name the same model (their fields), however each is asked (``asked_with``,
+    ``api_key``).
     """
 
     backend: str
@@ -341,8 +361,22 @@ class ModelRef(_Value):
 
     @property
     def api_key(self) -> str | None:
-        """The endpoint's key given to ``openai_compatible`` (never shown or saved)."""
+        """The endpoint's key given to ``openai_compatible``, or the key of the Tuner whose
+        model this is (never shown or saved)."""
         return self._api_key
+
+    def __getstate__(self) -> dict[Any, Any]:
+        return _without_private(super().__getstate__(), "_api_key", None)
+
+    def _asked_as(
+        self, connection: Mapping[str, Any], asked: Mapping[str, Any] | None = None
+    ) -> ModelRef:
+        """This ref, asked through a backend's ``connection_options`` (its key kept apart)
+        and, for an untuned base model, with its ``predictor_options``."""
+        given = dict(connection)
+        self._api_key = given.pop("api_key", None) or None
+        self._asked_with = {**given, **(asked or {})}
+        return self
 
     @property
     def asked_with(self) -> dict[str, Any]:
@@ -429,10 +463,12 @@ class Job(_Value):
     suffix: str | None = None
     metadata: dict[str, str] = Field(default_factory=dict)
     raw: dict[str, Any] | None = Field(default=None, repr=False)
+    _connection: dict[str, Any] = PrivateAttr(default_factory=dict)
 
     @property
     def model(self) -> ModelRef | None:
-        """The fine-tuned model, once the job has succeeded."""
+        """The fine-tuned model, once the job has succeeded, asked as the Tuner that saw the
+        job reaches its provider (its key and API root)."""
         if self.fine_tuned_model is None:
             return None
         serving = (self.raw or {}).get("serving")
@@ -442,7 +478,15 @@ class Job(_Value):
             base_model=self.base_model,
             job_id=self.id,
             note=serving if isinstance(serving, str) else None,
-        )
+        )._asked_as(self._connection)
+
+    def _reached_through(self, connection: Mapping[str, Any]) -> Job:
+        """This job, its model to be asked through a backend's ``connection_options``."""
+        self._connection = dict(connection)
+        return self
+
+    def __getstate__(self) -> dict[Any, Any]:
+        return _without_private(super().__getstate__(), "_connection", {})
 
     def _repr_html_(self) -> str:
         from finetune._html import job_html

@@ -236,6 +236,14 @@ class BaseBackend:
         default: none."""
         return {}
 
+    def connection_options(self) -> dict[str, Any]:
+        """The ``predictor`` options that reach this backend's models as the backend reaches
+        its provider (its ``api_key`` and API root, a fake's namespace): ``tuner.base_model``
+        and ``job.model`` carry them, so a Tuner built with a key or a URL of its own has its
+        models asked there, not where the environment points. An ``api_key`` among them is
+        kept out of a ``ModelRef``'s repr, dump and pickle. By default: none."""
+        return {}
+
     def validation_rules(
         self, model: str | None = None, options: Mapping[str, Any] | None = None
     ) -> Target:
@@ -343,6 +351,7 @@ _PLAIN_CALLS = (
     "context_limit",
     "job_options",
     "predictor_options",
+    "connection_options",
     "validation_rules",
     "format_example",
 )

@@ -291,6 +291,12 @@ class HostedBackend(BaseBackend):
         chat = url if url.endswith(cls.chat_api) else url + cls.chat_api
         return OpenAIPredictor(model, api_key=key, base_url=chat, provider=cls.name, **given)
 
+    def connection_options(self) -> dict[str, Any]:
+        """The key (where this backend has one) and API root its models are asked with,
+        ``predictor``'s ``api_key`` and ``base_url``."""
+        found: dict[str, Any] = {"base_url": self._base_url}
+        return {**found, "api_key": self._key} if self._key else found
+
     def _with_note(self, job: Job) -> Job:
         """A tuned job with ``serving_note`` (how the provider serves its model) in ``raw``."""
         if job.fine_tuned_model is None or self.serving_note is None:

@@ -464,7 +464,8 @@ def _predictor_of(model: ModelRef, options: dict[str, Any]) -> Predictor:
         from finetune.backends.base import no_predictor
 
         raise no_predictor(backend)
-    found: Predictor = ask(model.name, **{**model.asked_with, **options})
+    key = {"api_key": model.api_key} if model.api_key else {}
+    found: Predictor = ask(model.name, **{**model.asked_with, **key, **options})
     return found
 
 
@@ -474,7 +475,7 @@ def trained_on(candidate: Any, options: dict[str, Any]) -> Iterable[Example] | N
     if not isinstance(candidate, ModelRef) or candidate.backend in ("openai-compatible", "gguf"):
         return None
     ask = _backend_hook(candidate.backend, "trained_on")
-    return None if ask is None else ask(candidate.name, **options)
+    return None if ask is None else ask(candidate.name, **{**candidate.asked_with, **options})
 
 
 def rows_kept_for(candidate: Any) -> set[bytes] | None:

@@ -200,6 +200,12 @@ class MistralBackend(HostedBackend):
         timeout_ms = int((self._timeout or 60.0) * 1000)
         return _sdk_class()(api_key=key, server_url=self._base_url, timeout_ms=timeout_ms)
 
+    def connection_options(self) -> dict[str, Any]:
+        """The key (where set) and server URL its models are asked with (``MistralPredictor``
+        names the URL ``server_url``)."""
+        found: dict[str, Any] = {"server_url": self._base_url}
+        return {**found, "api_key": self._key} if self._key else found
+
     @classmethod
     def predictor(cls, model: str, **options: Any) -> MistralPredictor:
         """``model`` asked through Mistral's chat API (``MistralPredictor``: greedy, seeded)."""
