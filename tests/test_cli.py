@@ -3,10 +3,12 @@ from __future__ import annotations
 import csv
 import json
 import os
+import re
 import shlex
 import subprocess
 import sys
 import time
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -243,6 +245,53 @@ def test_backends_lists_a_backend_registered_as_a_factory_function(
     (row,) = [line for line in capsys.readouterr().out.splitlines() if "made-by-a-function" in line]
     assert row.split()[1:] == ["plugin", "capabilities", "known", "once", "built", "(a", "factory)"]
     assert ft.Tuner("made-by-a-function", model="m").capabilities.pause_resume
+
+
+def test_models_lists_what_each_backend_trains_and_what_it_costs(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """A newcomer asked for ``--model`` had nowhere to learn the names a backend trains."""
+    from finetune import lifecycle
+
+    monkeypatch.setattr(lifecycle, "today", lambda: date(2026, 12, 3))
+    assert main(["models"]) == 0
+    out = capsys.readouterr().out
+    assert "\nopenai (closing 2027-01-06)\n" in f"\n{out}"
+    assert re.search(r"\n  gpt-4\.1-mini-2025-04-14 +65,536  5\.00\n", out)
+    assert "\nmistral (retired)\n  Mistral's fine-tuning job API answers 410 Gone" in out
+    assert re.search(r"\n  mistral-small-latest +32,768  1\.00 to 4\.00 \(a range", out)
+    assert "\n  plus a minimum fee of 4.00 USD per job\n" in out
+    assert "\nhf\n  any Hugging Face Hub id, model folder or .gguf file" in out
+    assert "note: our together prices date from 2025-11-01, 397 days ago" in out
+    assert main(["models", "--backend", "together", "--json"]) == 0
+    (together,) = json.loads(capsys.readouterr().out).values()
+    assert together["status"] == "open" and together["pricing_date"] == "2025-11-01"
+    assert together["models"]["Qwen/Qwen3-8B"] == {
+        "context": 32768,
+        "price": 0.48,
+        "low": None,
+        "high": None,
+    }
+    mine = tmp_path / "models.json"
+    mine.write_text(json.dumps({"acme": {"models": {"acme-1": {"context": 4096, "price": 2}}}}))
+    monkeypatch.setenv("FINETUNE_MODELS_FILE", str(mine))
+    assert main(["models"]) == 0
+    assert capsys.readouterr().out.splitlines() == [
+        "acme",
+        "  model     context  USD per 1M trained tokens",
+        "  acme-1      4,096  2.00",
+    ]
+    monkeypatch.delenv("FINETUNE_MODELS_FILE")
+    assert main(["models", "--backend", "togther"]) == 2
+    assert "Did you mean 'together'?" in capsys.readouterr().err
+    assert main(["models", "--backend", "fake"]) == 2
+    assert "our table knows no models of 'fake'" in capsys.readouterr().err
+    data = tmp_path / "train.jsonl"
+    data.write_text(json.dumps({"messages": [{"role": "user", "content": "hi"}]}) + "\n")
+    assert main(["estimate", str(data), "--backend", "together"]) == 2
+    assert capsys.readouterr().err.endswith(
+        "in a --config file (finetune models --backend together lists the ones our table knows)\n"
+    )
 
 
 def test_unknown_backend(capsys: pytest.CaptureFixture[str]) -> None:

@@ -10,6 +10,7 @@ from typing import Any
 from pydantic import ValidationError
 
 import finetune as ft
+from finetune._cli_models import models_hint
 from finetune._config_file import TRAIN_KEYS, config_path, train_config
 from finetune._fit import hyperparameters_problem
 from finetune.backends import backend_class
@@ -39,8 +40,10 @@ def job_settings(args: argparse.Namespace, command: str) -> dict[str, Any]:
         raise ft.FinetuneError(f"{where}: [hyperparameters] {problem}") from None
     for required, given in (("backend", "--backend"), ("model", "--model"), ("file", "FILE")):
         if not settings.get(required):
+            hint = models_hint(settings["backend"]) if required == "model" else ""
             raise ft.FinetuneError(
-                f"{command} needs {required!r}: give {given}, or {required} in a --config file"
+                f"{command} needs {required!r}: give {given}, or {required} in a --config "
+                f"file{hint}"
             )
         if required == "backend":  # a misspelt one is named before the settings it lacks
             backend_class(settings["backend"])

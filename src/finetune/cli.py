@@ -26,6 +26,7 @@ from finetune._arguments import (
 )
 from finetune._cli_jobs import job_inputs
 from finetune._cli_log import log_to_stderr, print_json
+from finetune._cli_models import cmd_models
 from finetune._cli_watch import Interrupted, add_job_commands, ended, local_backend, waited
 from finetune._config_file import (
     config_path,
@@ -325,6 +326,9 @@ def _parser() -> argparse.ArgumentParser:
                 help="USD per million billed tokens (default: our dated price table)",
             )
     command("backends", _cmd_backends, "installed backends and their capabilities")
+    models = command("models", cmd_models, "base models, context and training prices we know")
+    name_flag(models, "--backend", "only this backend's models")
+    models.add_argument("--json", action="store_true", help="print JSON")
     demo = command(
         "demo", _cmd_demo, "validate, fine-tune (LoRA) and evaluate SmolLM2-135M on CPU, offline"
     )

@@ -1,0 +1,99 @@
+"""``finetune models``: the base models our table knows for each backend, with what one
+example may hold and what training costs, before anything is spent."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from typing import Any
+
+import finetune as ft
+from finetune.backends import backend_class
+from finetune.lifecycle import lifecycle, status_text
+from finetune.validation._catalog import catalog, old_prices_note, pricing
+
+__all__ = ["cmd_models", "models_hint"]
+
+_LOCAL_NOTE = (
+    "any Hugging Face Hub id, model folder or .gguf file; trains on your own hardware, with "
+    "no provider bill (finetune demo trains SmolLM2-135M-Instruct)"
+)
+
+
+def cmd_models(args: argparse.Namespace) -> int:
+    """Print the table, for every backend or for ``--backend``; ``--json`` as JSON."""
+    sections = _sections(args.backend)
+    if args.json:
+        print(json.dumps(sections, indent=2))
+        return 0
+    for number, (backend, section) in enumerate(sections.items()):
+        if number:
+            print()
+        for line in _described(backend, section):
+            print(line)
+    return 0
+
+
+def models_hint(backend: str) -> str:
+    """How to find the models ``backend`` trains, for an error that lacks one."""
+    if catalog().get(backend, {}).get("models"):
+        return f" (finetune models --backend {backend} lists the ones our table knows)"
+    return ""
+
+
+def _sections(backend: str | None) -> dict[str, dict[str, Any]]:
+    table = {name: section for name, section in catalog().items() if isinstance(section, dict)}
+    if backend is None:
+        return {name: _section(name, section) for name, section in table.items()}
+    if backend not in table:
+        backend_class(backend)  # a name that is no backend: the closest ones
+        raise ft.FinetuneError(
+            f"our table knows no models of {backend!r}: it trains the models its provider "
+            "names (see the provider's documentation)"
+        )
+    return {backend: _section(backend, table[backend])}
+
+
+def _section(backend: str, section: dict[str, Any]) -> dict[str, Any]:
+    dated, source = pricing(backend)
+    models = section.get("models", {})
+    return {
+        "status": status_text(backend),
+        "pricing_date": dated,
+        "source": source,
+        "minimum_fee": section.get("minimum_fee"),
+        "models": {
+            name: {key: entry.get(key) for key in ("context", "price", "low", "high")}
+            for name, entry in models.items()
+            if isinstance(entry, dict)
+        },
+    }
+
+
+def _described(backend: str, section: dict[str, Any]) -> list[str]:
+    status = section["status"]
+    lines = [backend if status in ("-", "open") else f"{backend} ({status})"]
+    row = lifecycle(backend)
+    if row is not None and row.state != "open":
+        lines.append(f"  {row.summary} ({row.source})")
+    if not section["models"]:
+        return [*lines, f"  {_LOCAL_NOTE}" if backend == "hf" else "  no models in our table"]
+    width = max(len("model"), *(len(name) for name in section["models"]))
+    lines.append(f"  {'model':{width}}  {'context':>9}  USD per 1M trained tokens")
+    for name, entry in section["models"].items():
+        context = f"{entry['context']:,}" if entry.get("context") else "?"
+        lines.append(f"  {name:{width}}  {context:>9}  {_price(entry)}")
+    dated, source = section["pricing_date"], section["source"]
+    if dated or source:
+        lines.append(f"  prices of {dated or 'an unknown date'}: {source or 'no source given'}")
+    if section["minimum_fee"]:
+        lines.append(f"  plus a minimum fee of {section['minimum_fee']:.2f} USD per job")
+    return lines + [f"  note: {note}" for note in old_prices_note(backend, dated, source)]
+
+
+def _price(entry: dict[str, Any]) -> str:
+    if entry.get("price") is not None:
+        return f"{entry['price']:.2f}"
+    if entry.get("low") is not None and entry.get("high") is not None:
+        return f"{entry['low']:.2f} to {entry['high']:.2f} (a range: estimates give both ends)"
+    return "not published"
