@@ -824,8 +824,10 @@ def test_unknown_backend_lists_the_installed_ones() -> None:
 
 
 def test_tuner_without_model_says_how(namespace: str, train: ft.Dataset, tmp_path: Path) -> None:
-    with pytest.raises(ValueError, match=r'model="\.\.\."'):
+    with pytest.raises(ValueError, match=r'model="\.\.\."\)$'):
         ft.Tuner("fake", namespace=namespace).fit(train)
+    with pytest.raises(ValueError, match=r"\(finetune models --backend together lists the ones"):
+        ft.Tuner("together", api_key="k" * 20).estimate_locally(train)
 
 
 def test_backend_that_cannot_be_imported_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -10,10 +10,10 @@ from typing import Any
 from pydantic import ValidationError
 
 import finetune as ft
-from finetune._cli_models import models_hint
 from finetune._config_file import TRAIN_KEYS, config_path, train_config
 from finetune._fit import hyperparameters_problem
 from finetune.backends import backend_class
+from finetune.validation._catalog import models_hint
 
 __all__ = ["JobInputs", "job_inputs", "job_settings"]
 

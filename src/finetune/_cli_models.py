@@ -12,7 +12,7 @@ from finetune.backends import backend_class
 from finetune.lifecycle import lifecycle, status_text
 from finetune.validation._catalog import catalog, old_prices_note, pricing
 
-__all__ = ["cmd_models", "models_hint"]
+__all__ = ["cmd_models"]
 
 _LOCAL_NOTE = (
     "any Hugging Face Hub id, model folder or .gguf file; trains on your own hardware, with "
@@ -32,13 +32,6 @@ def cmd_models(args: argparse.Namespace) -> int:
         for line in _described(backend, section):
             print(line)
     return 0
-
-
-def models_hint(backend: str) -> str:
-    """How to find the models ``backend`` trains, for an error that lacks one."""
-    if catalog().get(backend, {}).get("models"):
-        return f" (finetune models --backend {backend} lists the ones our table knows)"
-    return ""
 
 
 def _sections(backend: str | None) -> dict[str, dict[str, Any]]:

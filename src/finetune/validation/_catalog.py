@@ -54,6 +54,14 @@ def catalog() -> dict[str, Any]:
     return _load(os.environ.get(ENV_FILE))
 
 
+def models_hint(backend: str) -> str:
+    """How to find the models ``backend`` trains, for an error that lacks one."""
+    section = catalog().get(backend)
+    if isinstance(section, dict) and section.get("models"):
+        return f" (finetune models --backend {backend} lists the ones our table knows)"
+    return ""
+
+
 def pricing(target: str) -> tuple[str | None, str | None]:
     """When ``target``'s prices were read (its section's date, else the table's) and where."""
     section = catalog().get(target, {})
