@@ -481,9 +481,11 @@ class Job(_Value):
         )._asked_as(self._connection)
 
     def _reached_through(self, connection: Mapping[str, Any]) -> Job:
-        """This job, its model to be asked through a backend's ``connection_options``."""
-        self._connection = dict(connection)
-        return self
+        """A copy of this job (a backend may hand the same one to others), its model to be
+        asked through a backend's ``connection_options``."""
+        seen = self.model_copy()
+        seen._connection = dict(connection)
+        return seen
 
     def __getstate__(self) -> dict[Any, Any]:
         return _without_private(super().__getstate__(), "_connection", {})
