@@ -326,6 +326,22 @@ def test_a_fit_without_lora_settings_trains_lora_as_together_does(server: Togeth
     assert len(creates(server)) == 2
 
 
+def test_what_cannot_map_is_refused_before_any_request(server: TogetherFake) -> None:
+    """A setting Together never takes was refused only after the model's limits were read: a
+    request, or a network error, before the plain answer that needs none."""
+    for options, params in (
+        ({"packing": False}, None),
+        ({}, ft.Hyperparameters(learning_rate_multiplier=2.0)),
+        ({}, ft.Hyperparameters(extra={"momentum": 0.9})),
+    ):
+        tuner = tuner_for(server)  # no limits read yet
+        with pytest.raises((ft.InvalidRequestError, ft.UnsupportedFeature)):
+            tuner.fit(dataset("refused"), hyperparameters=params, options=options)
+        with pytest.raises((ft.InvalidRequestError, ft.UnsupportedFeature)):
+            tuner.estimate(dataset("refused"), params, options=options)
+    assert server.requests == []
+
+
 def test_the_default_lora_rank_is_lowered_to_a_models_limit() -> None:
     from finetune.backends.together._mapping import create_body
 

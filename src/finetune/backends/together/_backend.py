@@ -160,8 +160,10 @@ class TogetherBackend(HostedBackend):
     # -- before anything is uploaded --
 
     async def preflight(self, request: JobRequest) -> None:
-        """Before anything is uploaded: read the model's limits (one GET; an unknown model is
-        refused) and check the request against them (LoRA rank, batch size) and the mapping."""
+        """Before anything is uploaded: what cannot map is refused with no request made; then
+        the model's limits are read (one GET; an unknown model is refused) and the request
+        checked against them (LoRA rank, batch size)."""
+        create_body(request)
         create_body(request, await self._model_limits(request.base_model))
 
     async def _model_limits(self, model: str) -> dict[str, Any]:
