@@ -13,7 +13,6 @@ import finetune as ft
 from finetune._config_file import TRAIN_KEYS, config_path, train_config
 from finetune._fit import hyperparameters_problem
 from finetune.backends import backend_class
-from finetune.validation._catalog import models_hint
 
 __all__ = ["JobInputs", "job_inputs", "job_settings"]
 
@@ -40,6 +39,8 @@ def job_settings(args: argparse.Namespace, command: str) -> dict[str, Any]:
         raise ft.FinetuneError(f"{where}: [hyperparameters] {problem}") from None
     for required, given in (("backend", "--backend"), ("model", "--model"), ("file", "FILE")):
         if not settings.get(required):
+            from finetune.validation._catalog import models_hint  # the table only when asked
+
             hint = models_hint(settings["backend"]) if required == "model" else ""
             raise ft.FinetuneError(
                 f"{command} needs {required!r}: give {given}, or {required} in a --config "

@@ -26,7 +26,6 @@ from finetune._arguments import (
 )
 from finetune._cli_jobs import job_inputs
 from finetune._cli_log import log_to_stderr, print_json
-from finetune._cli_models import cmd_models
 from finetune._cli_watch import Interrupted, add_job_commands, ended, local_backend, waited
 from finetune._config_file import (
     config_path,
@@ -110,6 +109,12 @@ def _cmd_backends(args: argparse.Namespace) -> int:
         if row is not None and row.state != "open":
             print(f"{'':10} {'':19} {row.summary} ({row.source})")
     return 0
+
+
+def _cmd_models(args: argparse.Namespace) -> int:
+    from finetune._cli_models import cmd_models  # the model table only for this command
+
+    return cmd_models(args)
 
 
 def _backend_notes(name: str) -> list[str]:
@@ -326,7 +331,7 @@ def _parser() -> argparse.ArgumentParser:
                 help="USD per million billed tokens (default: our dated price table)",
             )
     command("backends", _cmd_backends, "installed backends and their capabilities")
-    models = command("models", cmd_models, "base models, context and training prices we know")
+    models = command("models", _cmd_models, "base models, context and training prices we know")
     name_flag(models, "--backend", "only this backend's models")
     models.add_argument("--json", action="store_true", help="print JSON")
     demo = command(

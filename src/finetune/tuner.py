@@ -50,7 +50,6 @@ from finetune.backends.http import Backoff
 from finetune.lifecycle import estimate_note
 from finetune.registry import JobRecord, JobRegistry, check_limit, key_lock, seen_elsewhere
 from finetune.types import CostEstimate, FileRef, Hyperparameters, Job, ModelRef
-from finetune.validation._catalog import models_hint
 
 if TYPE_CHECKING:
     from typing_extensions import Unpack
@@ -125,6 +124,8 @@ class TunerView:
     def _require_model(self, model: str | None = None) -> str:
         chosen = model_name(model) or self.model
         if not chosen:
+            from finetune.validation._catalog import models_hint  # the table only when asked
+
             hint = models_hint(self.backend_name)
             raise ValueError(f'no model given: Tuner("{self.backend_name}", model="..."){hint}')
         return chosen
