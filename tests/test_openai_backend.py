@@ -345,8 +345,9 @@ def test_a_tuners_models_are_asked_with_its_key_at_its_url(
 
     monkeypatch.setenv("OPENAI_API_KEY", "sk-environment-must-not-travel")
     monkeypatch.delenv("OPENAI_BASE_URL", raising=False)
+    monkeypatch.setenv("OPENAI_ORG_ID", "org-of-the-environment")
     server.chat_responder = lambda model, messages: f"{model} says hi"
-    tuner = tuner_for(server)
+    tuner = tuner_for(server, organization="org-fake", project="proj-support")
     handle = tuner.fit(dataset("asked"), suffix="asked")
     done = handle.wait(poll_interval=0.02, timeout=10)
     assert done.model is not None
@@ -365,6 +366,9 @@ def test_a_tuners_models_are_asked_with_its_key_at_its_url(
         assert result.predictions(name) == [tuned] * 2
     chats = [r for r in server.requests if r.path == "/v1/chat/completions"]
     assert len(chats) == 10  # all here, each with the Tuner's key (another is a 401)
+    assert {(r.headers["openai-organization"], r.headers["openai-project"]) for r in chats} == {
+        ("org-fake", "proj-support")  # a tuned model answers only in its organisation
+    }
     for model in (done.model, tuner.base_model):
         assert model.api_key == server.api_key and server.api_key not in repr(model)
         assert server.api_key.encode() not in pickle.dumps(model)

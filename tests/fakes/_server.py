@@ -55,6 +55,7 @@ class Recorded:
     content_type: str
     fault: str | None
     raw: bytes = b""
+    headers: dict[str, str] = field(default_factory=dict)  # by lowercase name
 
 
 class Reply(Exception):
@@ -162,7 +163,10 @@ class FakeServer:
         if raw and content_type.startswith("application/json"):
             body = json.loads(raw)
         fault = self.faults.draw(split.path)
-        recorded = Recorded(method, split.path, query_pairs, body, content_type, fault, raw[:65536])
+        headers = {name.lower(): value for name, value in handler.headers.items()}
+        recorded = Recorded(
+            method, split.path, query_pairs, body, content_type, fault, raw[:65536], headers
+        )
         with self.lock:
             self.requests.append(recorded)
         if fault == "reset_before":

@@ -213,7 +213,9 @@ class OpenAIPredictor:
     Sampling parameters are always sent, so servers with other defaults (llama.cpp's
     ``repeat_penalty=1.1``) decode the same way; ``extra_body`` adds server-specific ones.
     The SDK's own retries are off: ``evaluate`` retries under finetune's one policy.
-    ``provider`` names who serves the API in its errors (``together`` for a Together model).
+    ``provider`` names who serves the API in its errors (``together`` for a Together model);
+    ``organization`` and ``project`` are OpenAI's (else ``OPENAI_ORG_ID`` and
+    ``OPENAI_PROJECT_ID``, as the SDK reads them): a fine-tuned model is its organisation's.
     """
 
     def __init__(
@@ -229,11 +231,15 @@ class OpenAIPredictor:
         seed: int | None = 0,
         extra_body: dict[str, Any] | None = None,
         provider: str = "openai",
+        organization: str | None = None,
+        project: str | None = None,
     ) -> None:
         max_tokens = at_least_one("max_tokens", max_tokens)
         _check_temperature(temperature)
         self.model = model
         self.provider = provider  # who serves the API, as its errors name it
+        scope = {"organization": organization, "project": project}
+        self._scope = {name: value for name, value in scope.items() if value}
         self._key, url = key_and_url(
             api_key, base_url, key_variable="OPENAI_API_KEY", **_OPENAI_URL
         )
@@ -260,7 +266,8 @@ class OpenAIPredictor:
 
     def _options(self) -> dict[str, Any]:
         # a local server needs no key, but the SDK insists on one
-        return {"api_key": self._key or "none", "base_url": self.base_url, "max_retries": 0}
+        options = {"api_key": self._key or "none", "base_url": self.base_url, "max_retries": 0}
+        return {**options, **self._scope}
 
     def predict(self, messages: Messages, tools: Tools | None = None) -> str:
         """The reply (or the tools it calls), through a blocking client."""

@@ -196,6 +196,12 @@ class OpenAIBackend(HostedBackend):
     def _scope(self) -> dict[str, str | None]:
         return {"organization": self._organization, "project": self._project}
 
+    def connection_options(self) -> dict[str, Any]:
+        """The key, API root, organisation and project its models are asked with: a
+        fine-tuned model answers only within the organisation that trained it."""
+        scope = {name: value for name, value in self._scope().items() if value}
+        return {**super().connection_options(), **scope}
+
     # -- the provider's lifecycle, before anything is uploaded --
 
     async def preflight(self, request: JobRequest) -> None:
