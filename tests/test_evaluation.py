@@ -431,6 +431,9 @@ def test_a_model_named_by_a_string_is_shown_how_to_write_it() -> None:
         ft.evaluate(_qa(3), {"tuned": "openai:ft:gpt-4.1:acme::x"}, [m.exact_match])
     with pytest.raises(TypeError, match=r"ft.ModelRef\(backend=\.\.\., name='base'\)"):
         ft.evaluate(_qa(3), {"base": "base"}, [m.exact_match])
+    whole = r"ft.ModelRef\(backend=\.\.\., name='ft:gpt-4.1:acme::x'\)"  # not backend='ft'
+    with pytest.raises(TypeError, match=whole):
+        ft.evaluate(_qa(3), {"tuned": "ft:gpt-4.1:acme::x"}, [m.exact_match])
 
 
 @pytest.mark.parametrize(

@@ -449,7 +449,11 @@ def predictor_for(candidate: Any, **options: Any) -> Predictor:
         return CallablePredictor(candidate)
     hint = ""
     if isinstance(candidate, str):
-        backend, _, name = candidate.partition(":") if ":" in candidate else ("", "", candidate)
+        from finetune.backends import available_backends
+
+        backend, _, name = candidate.partition(":")
+        if backend not in available_backends():  # "ft:gpt-4o:acme::id" is a whole name
+            backend, name = "", candidate
         named = repr(backend) if backend else "..."
         hint = f": a model by name is ft.ModelRef(backend={named}, name={name!r})"
     raise TypeError(
