@@ -598,6 +598,17 @@ def test_a_model_table_of_ones_own_that_cannot_be_used_is_named_with_the_entry(
         ([1, 2], "not a JSON object of targets"),
         ("{not json", r"cannot be read \(Expecting property name"),
         (None, r"cannot be read \(\[Errno 2\]"),
+        # each was a TypeError, an AttributeError or int()'s "invalid literal" from an estimate
+        ({"acme": {"models": ["m"]}}, r"acme.models is an object of model names, .* not list"),
+        ({"acme": [1]}, r"acme is an object of models, default_epochs, .* not list \[1\]"),
+        ({"acme": {"default_epochs": "three"}}, r"acme.default_epochs is a whole number of 1"),
+        ({"acme": {"minimum_fee": "4"}}, r"acme.minimum_fee is USD per job, not '4'"),
+        ({"pricing_date": 5}, r"pricing_date is a date as 2025-06-01, not 5"),
+        ({"acme": {"pricing_date": "June"}}, r"acme.pricing_date is a date as 2025-06-01"),
+        (  # another model's entry than the one asked about: the table is checked whole
+            {"acme": {"models": {"m": {"price": 1}, "n": {"price": "x"}}}},
+            r"acme.models.n.price is USD per 1M",
+        ),
     ]
     for number, (table, says) in enumerate(cases):
         path = tmp_path / f"models-{number}.json"
@@ -606,6 +617,10 @@ def test_a_model_table_of_ones_own_that_cannot_be_used_is_named_with_the_entry(
         monkeypatch.setenv("FINETUNE_MODELS_FILE", str(path))
         with pytest.raises(ft.StorageError, match=f"^FINETUNE_MODELS_FILE={path}: {says}"):
             estimate(data, target="acme", backend="acme", model="m")
+    from finetune.validation._catalog import _checked_table, _load
+
+    bundled = _load(None)
+    assert _checked_table(bundled, "the bundled model table") is bundled  # ours passes too
 
 
 def test_default_epoch_rule() -> None:

@@ -43,10 +43,54 @@ def _load(path: str | None) -> dict[str, Any]:
             raise StorageError(f"{ENV_FILE}={path}: cannot be read ({exc})") from None
         if not isinstance(loaded, dict):
             raise StorageError(f"{ENV_FILE}={path}: not a JSON object of targets")
-        return loaded
+        return _checked_table(loaded, f"{ENV_FILE}={path}")
     text = files("finetune").joinpath("data/models.json").read_text(encoding="utf-8")
     data: dict[str, Any] = json.loads(text)
     return data
+
+
+def _checked_table(table: dict[str, Any], shown: str) -> dict[str, Any]:
+    """A table of one's own, every target's section checked where it is read, so that a
+    wrong field is a ``StorageError`` naming it (``together.models.X.price``), not a
+    ``TypeError`` in an estimate far away."""
+    _check_date(table.get("pricing_date"), f"{shown}: pricing_date")
+    for target, section in table.items():
+        if target.startswith("_") or target == "pricing_date":
+            continue  # a comment, or the date of every target's prices
+        where = f"{shown}: {target}"
+        if not isinstance(section, dict):
+            raise StorageError(
+                f"{where} is an object of models, default_epochs, pricing_date and source, "
+                f"not {type(section).__name__} {section!r:.60}"
+            )
+        models = section.get("models", {})
+        if not isinstance(models, dict):
+            raise StorageError(
+                f"{where}.models is an object of model names, each with its context and "
+                f"price, not {type(models).__name__} {models!r:.60}"
+            )
+        for name, entry in models.items():
+            _checked(target, name, entry, shown)
+        rule = section.get("default_epochs", 1)
+        if rule != "openai-heuristic" and not (is_whole(rule) and rule >= 1):
+            raise StorageError(
+                f"{where}.default_epochs is a whole number of 1 or more, or "
+                f"'openai-heuristic', not {rule!r}"
+            )
+        fee = section.get("minimum_fee")
+        if fee is not None and not is_price(fee):
+            raise StorageError(f"{where}.minimum_fee is USD per job, not {fee!r}")
+        _check_date(section.get("pricing_date"), f"{where}.pricing_date")
+    return table
+
+
+def _check_date(value: Any, where: str) -> None:
+    if value is None:
+        return
+    try:
+        datetime.date.fromisoformat(value)
+    except (TypeError, ValueError):
+        raise StorageError(f"{where} is a date as 2025-06-01, not {value!r}") from None
 
 
 def catalog() -> dict[str, Any]:
@@ -128,10 +172,10 @@ def unknown_model_message(target: str, model: str, limit: int | None) -> str:
     )
 
 
-def _checked(target: str, name: str, entry: Any) -> ModelInfo:
+def _checked(target: str, name: str, entry: Any, shown: str | None = None) -> ModelInfo:
     """An entry of the table whose figures are numbers, or a ``StorageError`` naming the
     table, the entry and the field (a price of ``"5"`` would fail in a sum, far away)."""
-    where = f"{_table()}: {target}.models.{name}"
+    where = f"{shown or _table()}: {target}.models.{name}"
     if not isinstance(entry, dict):
         raise StorageError(f"{where} is not an object of context, price, low and high")
     context = entry.get("context")
