@@ -571,8 +571,9 @@ class AsyncTuner(TunerView):
         """The provider's own list of recent jobs (all of them, not only this machine's)."""
         limit = check_limit(limit)  # as the registry's: never sent as 0 or -1, or as NumPy's
         self._require("list_jobs")
+        reached = self._backend.connection_options()
         jobs = await self._backend.list_jobs(limit=limit)
-        return [job._reached_through(self._backend.connection_options()) for job in jobs]
+        return [job._reached_through(reached) for job in jobs]
 
     async def jobs(self, *, limit: int = 50) -> list[JobRecord]:
         """Jobs this machine started on this backend, from the registry (newest first); the

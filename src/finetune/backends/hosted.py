@@ -74,6 +74,9 @@ class HostedBackend(BaseBackend):
     key_variable: ClassVar[str] = ""
     url_variable: ClassVar[str] = ""
     default_url: ClassVar[str] = ""
+    url_option: ClassVar[str] = "base_url"
+    """The name the backend's ``predictor`` takes its API root under (Mistral's:
+    ``server_url``), for ``connection_options``."""
     serving_note: ClassVar[str | None] = None
     chat_api: ClassVar[str | None] = None
     """Where the provider's OpenAI-compatible chat API sits below its API root (``/v1``), when
@@ -293,8 +296,8 @@ class HostedBackend(BaseBackend):
 
     def connection_options(self) -> dict[str, Any]:
         """The key (where this backend has one) and API root its models are asked with,
-        ``predictor``'s ``api_key`` and ``base_url``."""
-        found: dict[str, Any] = {"base_url": self._base_url}
+        ``predictor``'s ``api_key`` and ``url_option``."""
+        found: dict[str, Any] = {self.url_option: self._base_url}
         return {**found, "api_key": self._key} if self._key else found
 
     def _with_note(self, job: Job) -> Job:

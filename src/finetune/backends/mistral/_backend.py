@@ -153,6 +153,7 @@ class MistralBackend(HostedBackend):
     key_variable = "MISTRAL_API_KEY"
     url_variable = "MISTRAL_SERVER_URL"
     default_url = DEFAULT_SERVER_URL
+    url_option = "server_url"  # MistralPredictor's name for it
 
     def __init__(
         self,
@@ -199,12 +200,6 @@ class MistralBackend(HostedBackend):
     def _new_client(self, key: str) -> Any:
         timeout_ms = int((self._timeout or 60.0) * 1000)
         return _sdk_class()(api_key=key, server_url=self._base_url, timeout_ms=timeout_ms)
-
-    def connection_options(self) -> dict[str, Any]:
-        """The key (where set) and server URL its models are asked with (``MistralPredictor``
-        names the URL ``server_url``)."""
-        found: dict[str, Any] = {"server_url": self._base_url}
-        return {**found, "api_key": self._key} if self._key else found
 
     @classmethod
     def predictor(cls, model: str, **options: Any) -> MistralPredictor:
