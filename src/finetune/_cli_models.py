@@ -10,7 +10,7 @@ from typing import Any
 import finetune as ft
 from finetune.backends import backend_class
 from finetune.lifecycle import lifecycle, status_text
-from finetune.validation._catalog import catalog, old_prices_note, pricing
+from finetune.validation._catalog import old_prices_note, pricing, targets
 
 __all__ = ["cmd_models"]
 
@@ -35,7 +35,7 @@ def cmd_models(args: argparse.Namespace) -> int:
 
 
 def _sections(backend: str | None) -> dict[str, dict[str, Any]]:
-    table = {name: section for name, section in catalog().items() if isinstance(section, dict)}
+    table = targets()
     if backend is None:
         return {name: _section(name, section) for name, section in table.items()}
     if backend not in table:
@@ -58,7 +58,6 @@ def _section(backend: str, section: dict[str, Any]) -> dict[str, Any]:
         "models": {
             name: {key: entry.get(key) for key in ("context", "price", "low", "high")}
             for name, entry in models.items()
-            if isinstance(entry, dict)
         },
     }
 

@@ -26,6 +26,7 @@ __all__ = [
     "no_price_note",
     "old_prices_note",
     "pricing",
+    "targets",
     "unknown_model_message",
     "validation_passes",
 ]
@@ -55,8 +56,8 @@ def _checked_table(table: dict[str, Any], shown: str) -> dict[str, Any]:
     ``TypeError`` in an estimate far away."""
     _check_date(table.get("pricing_date"), f"{shown}: pricing_date")
     for target, section in table.items():
-        if target.startswith("_") or target == "pricing_date":
-            continue  # a comment, or the date of every target's prices
+        if not _is_target(target):
+            continue
         where = f"{shown}: {target}"
         if not isinstance(section, dict):
             raise StorageError(
@@ -70,7 +71,7 @@ def _checked_table(table: dict[str, Any], shown: str) -> dict[str, Any]:
                 f"price, not {type(models).__name__} {models!r:.60}"
             )
         for name, entry in models.items():
-            _checked(target, name, entry, shown)
+            _check_entry(target, name, entry, shown)
         rule = section.get("default_epochs", 1)
         if rule != "openai-heuristic" and not (is_whole(rule) and rule >= 1):
             raise StorageError(
@@ -82,6 +83,17 @@ def _checked_table(table: dict[str, Any], shown: str) -> dict[str, Any]:
             raise StorageError(f"{where}.minimum_fee is USD per job, not {fee!r}")
         _check_date(section.get("pricing_date"), f"{where}.pricing_date")
     return table
+
+
+def _is_target(key: str) -> bool:
+    """A key of the table that names a target, not a comment (``_comment``) or the date of
+    every target's prices."""
+    return not key.startswith("_") and key != "pricing_date"
+
+
+def targets() -> dict[str, dict[str, Any]]:
+    """Each target's section of the table in use (its models, prices and rules)."""
+    return {key: section for key, section in catalog().items() if _is_target(key)}
 
 
 def _check_date(value: Any, where: str) -> None:
@@ -125,10 +137,10 @@ def model_info(target: str, model: str) -> ModelInfo | None:
     table = catalog().get(target, {}).get("models", {})
     name = model.removeprefix("ft:").split(":")[0]
     if name in table:
-        return _checked(target, name, table[name])
+        return ModelInfo(table[name])
     known = [known for known in table if _names_the_same(name, known)]
     if known and all(table[other] == table[known[0]] for other in known):
-        return _checked(target, known[0], table[known[0]])
+        return ModelInfo(table[known[0]])
     return None
 
 
@@ -172,10 +184,10 @@ def unknown_model_message(target: str, model: str, limit: int | None) -> str:
     )
 
 
-def _checked(target: str, name: str, entry: Any, shown: str | None = None) -> ModelInfo:
+def _check_entry(target: str, name: str, entry: Any, shown: str) -> None:
     """An entry of the table whose figures are numbers, or a ``StorageError`` naming the
     table, the entry and the field (a price of ``"5"`` would fail in a sum, far away)."""
-    where = f"{shown or _table()}: {target}.models.{name}"
+    where = f"{shown}: {target}.models.{name}"
     if not isinstance(entry, dict):
         raise StorageError(f"{where} is not an object of context, price, low and high")
     context = entry.get("context")
@@ -184,7 +196,6 @@ def _checked(target: str, name: str, entry: Any, shown: str | None = None) -> Mo
     for field in ("price", "low", "high"):
         if entry.get(field) is not None and not is_price(entry[field]):
             raise StorageError(f"{where}.{field} is USD per 1M tokens, not {entry[field]!r}")
-    return ModelInfo(entry)
 
 
 def _table() -> str:
