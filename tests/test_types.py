@@ -153,6 +153,23 @@ def test_job_repr_hides_raw_payload() -> None:
     assert "b job j" in job._repr_html_() and "payload" not in job._repr_html_()
 
 
+def test_a_loss_gone_nan_breaks_the_curve_and_the_rest_is_still_drawn() -> None:
+    """A diverging run logs NaN or infinite losses: they once made every coordinate of the
+    line NaN (a browser then draws nothing) and a series of them read as no metrics at all."""
+    nan, inf = float("nan"), float("inf")
+    losses = [2.0, 1.5, nan, 1.0, 0.8, inf]
+    series = ft.MetricSeries(
+        [ft.MetricPoint(step=i + 1, train_loss=v) for i, v in enumerate(losses)]
+    )
+    html = series._repr_html_()
+    lines = re.findall(r"points='([^']*)'", html)
+    assert len(lines) == 2 and not any(n in "".join(lines) for n in ("nan", "inf"))
+    assert ">2</text>" in html and ">0.8</text>" in html  # the y axis spans the finite losses
+    assert "train_loss inf" in html  # the legend still tells the last loss as it is
+    gone = ft.MetricSeries([ft.MetricPoint(step=1, train_loss=nan)])._repr_html_()
+    assert "no metrics yet" not in gone and "1 point, last step 1" in gone and "nan" in gone
+
+
 def test_amounts_of_money_keep_what_a_cent_would_hide() -> None:
     from finetune._words import money
 

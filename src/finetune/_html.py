@@ -149,11 +149,11 @@ def job_html(job: Job, metrics: MetricSeries | None = None, *, started: float | 
 
 def series_html(metrics: MetricSeries) -> str:
     """A metric series: its loss curve and last values, or a note when it is empty."""
-    chart, latest = _losses(metrics)
-    if not chart:
+    if not len(metrics):
         return f"<div style='{_BOX}'>no metrics yet</div>"
+    chart, latest = _losses(metrics)
     last = metrics[-1]
-    head = f"<b>{len(metrics)} points, last step {last.step}</b>: {esc(latest)}"
+    head = f"<b>{counted(len(metrics), 'point')}, last step {last.step}</b>: {esc(latest)}"
     return f"<div style='{_BOX}'><div>{head}</div>{chart}</div>"
 
 

@@ -3,7 +3,8 @@ JavaScript, no external CSS: they render in JupyterLab, VS Code and static HTML 
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import math
+from collections.abc import Iterator, Mapping, Sequence
 from html import escape
 
 __all__ = ["COLOURS", "interval_bar", "line_chart"]
@@ -23,21 +24,22 @@ def line_chart(
     x_label: str = "step",
 ) -> str:
     """Lines of (x, y) points, one per named series, with axis ranges and a legend that shows
-    each series' last value. Empty series are left out; no point at all gives ''."""
+    each series' last value. Empty series are left out; no point at all gives ''. A point that
+    is not a finite number (a loss gone NaN or infinite) breaks its line there, and stays out
+    of the axis ranges, so the rest is still drawn (the legend shows it when it is the last)."""
     drawn = {name: list(points) for name, points in series.items() if points}
-    if not drawn:
+    finite = [point for points in drawn.values() for point in points if _is_finite(point)]
+    if not finite:
         return ""
-    xs = [x for points in drawn.values() for x, _ in points]
-    ys = [y for points in drawn.values() for _, y in points]
+    xs = [x for x, _ in finite]
+    ys = [y for _, y in finite]
     x0, x1 = min(xs), max(xs) if max(xs) > min(xs) else min(xs) + 1
     y0, y1 = min(ys), max(ys) if max(ys) > min(ys) else min(ys) + 1
     left, right, top, bottom = 44, 8, 8, 22
     plot_w, plot_h = width - left - right, height - top - bottom
 
-    def place(x: float, y: float) -> str:
-        px = left + (x - x0) / (x1 - x0) * plot_w
-        py = top + (1 - (y - y0) / (y1 - y0)) * plot_h
-        return f"{px:.1f},{py:.1f}"
+    def place(x: float, y: float) -> tuple[float, float]:
+        return left + (x - x0) / (x1 - x0) * plot_w, top + (1 - (y - y0) / (y1 - y0)) * plot_h
 
     parts = [
         f"<svg xmlns='http://www.w3.org/2000/svg' width='{width}' height='{height + 16}' "
@@ -54,10 +56,7 @@ def line_chart(
     legend_x = left
     for index, (name, points) in enumerate(drawn.items()):
         colour = COLOURS[index % len(COLOURS)]
-        coordinates = " ".join(place(x, y) for x, y in points)
-        parts.append(
-            f"<polyline fill='none' stroke='{colour}' stroke-width='1.8' points='{coordinates}'/>"
-        )
+        parts.extend(_trace([place(x, y) for x, y in run], colour) for run in _finite_runs(points))
         label = f"{name} {_number(points[-1][1])}"
         parts.append(
             f"<text x='{legend_x}' y='{height + 12}' fill='{colour}'>{escape(label)}</text>"
@@ -65,6 +64,32 @@ def line_chart(
         legend_x += 9 + 7 * len(label)
     parts.append("</svg>")
     return "".join(parts)
+
+
+def _trace(spots: list[tuple[float, float]], colour: str) -> str:
+    """A line through the spots; a lone one (its neighbours not finite) as a dot."""
+    if len(spots) == 1:
+        ((x, y),) = spots
+        return f"<circle cx='{x:.1f}' cy='{y:.1f}' r='1.8' fill='{colour}'/>"
+    coordinates = " ".join(f"{x:.1f},{y:.1f}" for x, y in spots)
+    return f"<polyline fill='none' stroke='{colour}' stroke-width='1.8' points='{coordinates}'/>"
+
+
+def _is_finite(point: tuple[float, float]) -> bool:
+    return math.isfinite(point[0]) and math.isfinite(point[1])
+
+
+def _finite_runs(points: Sequence[tuple[float, float]]) -> Iterator[list[tuple[float, float]]]:
+    """The stretches of finite points between the points that are not."""
+    run: list[tuple[float, float]] = []
+    for point in points:
+        if _is_finite(point):
+            run.append(point)
+        elif run:
+            yield run
+            run = []
+    if run:
+        yield run
 
 
 def interval_bar(
