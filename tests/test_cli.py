@@ -56,6 +56,9 @@ def test_estimate(chat_file: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["estimate", str(chat_file), "--backend", "fake", "--model", "base-1"]) == 0
     local = capsys.readouterr().out
     assert "billed tokens" in local and "cost: no provider bill (local training)" in local
+    assert "fits context: unknown" in local  # no limit known for base-1: nothing was checked
+    known = ["estimate", str(chat_file), "--backend", "fake", "--model", "gpt-4.1-mini-2025-04-14"]
+    assert main(known) == 0 and "fits context: True" in capsys.readouterr().out
     local_args = ["estimate", str(chat_file), "--backend", "fake", "--model", "base-1"]
     assert main([*local_args, "--validation", str(chat_file)]) == 0
     lines = capsys.readouterr().out.splitlines()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
@@ -36,8 +37,8 @@ def server() -> Any:
         yield fake
 
 
-def tuner_for(server: TogetherFake, **options: Any) -> ft.Tuner:
-    return ft.Tuner("together", model=MODEL, api_key=server.api_key, base_url=server.url, **options)
+def tuner_for(server: TogetherFake, model: str = MODEL, **options: Any) -> ft.Tuner:
+    return ft.Tuner("together", model=model, api_key=server.api_key, base_url=server.url, **options)
 
 
 def dataset(tag: str = "", n: int = 12) -> ft.Dataset:
@@ -46,6 +47,38 @@ def dataset(tag: str = "", n: int = 12) -> ft.Dataset:
 
 def creates(server: TogetherFake) -> list[Any]:
     return [r for r in server.requests if (r.method, r.path) == ("POST", "/v1/fine-tunes")]
+
+
+def test_a_model_off_our_table_is_checked_against_the_context_together_reports(
+    server: TogetherFake, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Our table lists some of the models Together trains: another one is validated with no
+    context limit, so its examples are checked against Together's ``max_seq_length_sft`` once
+    the fit has read the model's limits, and those over it stop the fit before any upload."""
+    from .fakes import together_fake
+
+    model = "acme/Tiny-Chat-1B"
+    monkeypatch.setitem(together_fake.MODELS, model, 64)
+    tuner = tuner_for(server, model=model)
+    report = tuner.validate(dataset())
+    (finding,) = report.kept["unchecked_context"]
+    assert report.ok and model in finding.message and "FINETUNE_MODELS_FILE" in finding.message
+    assert "unchecked_context" not in tuner_for(server).validate(dataset()).counts  # table's
+    assert tuner.estimate_locally(dataset()).context_limit is None
+    assert any(
+        "no context limit is known" in note for note in tuner.estimate_locally(dataset()).notes
+    )
+    rows = [chat(i) for i in range(12)]
+    rows[4]["messages"][2]["content"] = "A long answer. " * 40  # about 150 tokens
+    path = tmp_path / "long.jsonl"
+    path.write_text("".join(json.dumps(row) + "\n" for row in rows), encoding="utf-8")
+    with pytest.raises(ft.ValidationFailed, match="too_many_tokens") as refused:
+        tuner.fit(ft.Dataset.from_jsonl(path))
+    (over,) = refused.value.report.kept["too_many_tokens"]
+    assert (over.file, over.line) == ("long.jsonl", 5) and "over the limit of 64" in over.message
+    assert not server.files and not creates(server)  # nothing uploaded, no job
+    job = tuner.fit(dataset(), hyperparameters=LORA)  # examples within it train
+    assert job.wait(poll_interval=0.02, timeout=10).status is ft.JobStatus.SUCCEEDED
 
 
 def test_full_lifecycle(server: TogetherFake) -> None:

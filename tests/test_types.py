@@ -198,6 +198,13 @@ def test_amounts_of_money_keep_what_a_cent_would_hide() -> None:
         ft.Dataset.from_records([{"prompt": "a", "completion": "b"}] * 12)
     )
     assert not local.hosted and "no provider bill (local training)" in local._repr_html_()
+    assert "context unknown" in local._repr_html_()  # model m: no limit, nothing checked
+    within = local.model_copy(update={"context_limit": 4096})
+    over = local.model_copy(update={"context_limit": 4, "examples_over_limit": 2})
+    assert "context unknown" not in within._repr_html_() and "over the limit" not in (
+        within._repr_html_()
+    )
+    assert "2 over the limit" in over._repr_html_()
 
 
 def test_metric_series_says_its_latest_losses_and_tabulates_every_metric() -> None:

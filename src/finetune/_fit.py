@@ -12,12 +12,21 @@ from pydantic import ValidationError
 
 from finetune._errors import InvalidRequestError, UnsupportedFeature, settings_problem
 from finetune._words import counted
-from finetune.types import HYPERPARAMETER_SYNONYMS, Hyperparameters, Job, JobStatus, LoRA
+from finetune.backends.base import METADATA_KEY, PLACEHOLDER_FILE, JobRequest
+from finetune.types import (
+    HYPERPARAMETER_SYNONYMS,
+    FileRef,
+    Hyperparameters,
+    Job,
+    JobStatus,
+    LoRA,
+)
 
 if TYPE_CHECKING:
     from finetune.backends import BaseBackend
     from finetune.dataset import Dataset
     from finetune.registry import JobRecord, JobRegistry
+    from finetune.tuner import TunerView
     from finetune.validation import ValidationReport
 
 __all__ = [
@@ -26,6 +35,7 @@ __all__ = [
     "as_hyperparameters",
     "attempt_key",
     "check_fit_options",
+    "check_reported_context",
     "check_request",
     "derive_idempotency_key",
     "hyperparameter_meant",
@@ -156,6 +166,45 @@ class FitPlan:
     metadata: dict[str, str] = field(default_factory=dict)
     integrations: list[dict[str, Any]] = field(default_factory=list, repr=False)
     options: dict[str, Any] = field(default_factory=dict)
+    context_checked: bool = True  # False: validated with no context limit known
+
+    def request(
+        self,
+        backend: str,
+        key: str,
+        train: FileRef | None = None,
+        validation: FileRef | None = None,
+    ) -> JobRequest:
+        """The create request under ``key``; before the upload (``preflight``), with
+        placeholder file references."""
+        placeholder = FileRef(backend=backend, id=PLACEHOLDER_FILE)
+        if self.validation is not None and validation is None:
+            validation = placeholder
+        return JobRequest(
+            base_model=self.model,
+            training_file=train or placeholder,
+            validation_file=validation,
+            method=self.method,
+            hyperparameters=self.hyperparameters,
+            suffix=self.suffix,
+            idempotency_key=key,
+            metadata={**self.metadata, METADATA_KEY: key},
+            integrations=self.integrations,
+            options=self.options,
+        )
+
+
+def check_reported_context(tuner: TunerView, plan: FitPlan) -> None:
+    """After ``preflight``, for a fit validated with no context limit known (a model off our
+    table): its data validated again when the backend now knows the limit its provider
+    reported (Together's model limits), so that examples over it are a ``ValidationFailed``
+    naming their lines before anything is uploaded."""
+    from finetune.backends.base import context_for
+
+    if context_for(tuner.backend, plan.model, plan.options) is None:
+        return
+    report = tuner.validate(plan.train, plan.validation, model=plan.model, options=plan.options)
+    report.raise_for_errors()
 
 
 def derive_idempotency_key(
@@ -204,7 +253,7 @@ def warnings_note(report: ValidationReport) -> str | None:
     codes = sorted(
         code
         for code, severity in report.severities.items()
-        if severity == "warning" and report.counts[code] and code not in _ABOUT_OUR_COUNTS
+        if severity == "warning" and report.counts[code] and code not in _ABOUT_OUR_FIGURES
     )
     if not codes:
         return None
@@ -219,7 +268,8 @@ def warnings_note(report: ValidationReport) -> str | None:
     )
 
 
-_ABOUT_OUR_COUNTS = frozenset({"approximate_token_counts"})  # of the estimate, not the data
+# of what we know (our counts, the model's context), not of the data
+_ABOUT_OUR_FIGURES = frozenset({"approximate_token_counts", "unchecked_context"})
 
 
 def check_request(

@@ -160,16 +160,22 @@ def series_html(metrics: MetricSeries) -> str:
 # -- costs, validation, evaluation --
 
 
+def _context_badge(cost: CostEstimate) -> str:
+    """A badge when examples are over the context limit, or when no limit was known."""
+    if cost.context_limit is None:
+        return f" {badge('context unknown', AMBER)}"
+    if cost.fits_context:
+        return ""
+    return f" {badge(f'{cost.examples_over_limit} over the limit', RED)}"
+
+
 def cost_html(cost: CostEstimate) -> str:
     """The cost first (a range when the provider's rule leaves one), then the breakdown."""
     unpriced = "price unknown" if cost.hosted else "no provider bill (local training)"
     headline = cost_figure(cost) or unpriced
     exact = "" if cost.exact else f" {badge('approximate', AMBER)}"
-    fits = (
-        "" if cost.fits_context else f" {badge(f'{cost.examples_over_limit} over the limit', RED)}"
-    )
     head = (
-        f"<div style='font-size:20px'><b>{esc(headline)}</b>{exact}{fits}</div>"
+        f"<div style='font-size:20px'><b>{esc(headline)}</b>{exact}{_context_badge(cost)}</div>"
         f"<div style='color:{GREY}'>{esc(cost.backend)} / {esc(cost.model)}"
         f"{f', prices of {esc(cost.pricing_date)}' if cost.pricing_date else ''}</div>"
     )

@@ -76,7 +76,8 @@ def _cost_text(cost: ft.CostEstimate) -> str:
         f"tokens: {cost.tokens_total} (p50 {cost.tokens_p50}, p95 {cost.tokens_p95}, "
         f"max {cost.tokens_max})",
         f"epochs: {cost.epochs}, billed tokens: {cost.billed_tokens}, cost: {price}",
-        f"fits context: {cost.fits_context}, exact: {cost.exact}",
+        f"fits context: {'unknown' if cost.context_limit is None else cost.fits_context}, "
+        f"exact: {cost.exact}",
     ]
     flag = ("estimate(price_per_million=...)", "--price-per-million")  # the CLI's name for it
     return "\n".join(lines + [f"note: {n.replace(*flag)}" for n in cost.notes])

@@ -26,6 +26,7 @@ from finetune._fit import (
     as_hyperparameters,
     attempt_key,
     check_fit_options,
+    check_reported_context,
     check_request,
     derive_idempotency_key,
     keep_training_rows,
@@ -43,13 +44,13 @@ from finetune._tuner_inputs import (
     registry_for,
 )
 from finetune._words import counted
-from finetune.backends import METADATA_KEY, BaseBackend, Capabilities, JobRequest, as_async
+from finetune.backends import BaseBackend, Capabilities, JobRequest, as_async
 from finetune.backends._plugins import load_backend
-from finetune.backends.base import PLACEHOLDER_FILE, quote_for
+from finetune.backends.base import quote_for
 from finetune.backends.http import Backoff
 from finetune.lifecycle import estimate_note
 from finetune.registry import JobRecord, JobRegistry, check_limit, key_lock, seen_elsewhere
-from finetune.types import CostEstimate, FileRef, Hyperparameters, Job, ModelRef
+from finetune.types import CostEstimate, Hyperparameters, Job, ModelRef
 
 if TYPE_CHECKING:
     from typing_extensions import Unpack
@@ -227,8 +228,8 @@ class AsyncTuner(TunerView):
     ``async with AsyncTuner("openai", model="gpt-4.1-mini-2025-04-14") as tuner``: keyword
     options after the model go to the backend (``api_key``, ``base_url``, ...);
     ``registry=False`` keeps no local record of jobs (a path keeps it in that file);
-    ``create_grace`` is how long an unclear
-    create (a 5xx or a dropped connection after sending) is looked for before trying again.
+    ``create_grace`` is how long an unclear create (a 5xx or a dropped connection after
+    sending) is looked for before trying again.
     """
 
     def __init__(
@@ -336,10 +337,12 @@ class AsyncTuner(TunerView):
         suffix, options = fit.get("suffix"), fit.get("options")
         model = self._require_model()
         check_request(self._backend, train, validation, method, suffix, params)
+        context_checked = True  # skip_validation: nothing is checked, nor checked again
         if not fit.get("skip_validation", False):
             report = self.validate(train, validation, options=options).raise_for_errors()
             if note := warnings_note(report):
                 log.warning("%s", note)
+            context_checked = report.stats.get("context_limit") is not None
         train_fp = train.fingerprint()
         valid_fp = validation.fingerprint() if validation is not None else None
         trained_with = self._backend.job_options(options)
@@ -359,6 +362,7 @@ class AsyncTuner(TunerView):
             key=key,
             train_fingerprint=train_fp,
             validation_fingerprint=valid_fp,
+            context_checked=context_checked,
         )
 
     async def fit(
@@ -378,7 +382,9 @@ class AsyncTuner(TunerView):
     async def start(self, plan: FitPlan) -> AsyncJobHandle:
         """The network half of ``fit``: under a cross-process lock on the fit's key, re-attach
         to its job if one exists, else upload and create exactly one."""
-        await self._backend.preflight(self._request(plan, plan.key, None, None))
+        await self._backend.preflight(plan.request(self.backend_name, plan.key))
+        if not plan.context_checked:  # no limit known at validation: the provider's, if any
+            await asyncio.to_thread(check_reported_context, self, plan)
         lock = key_lock(self._registry, self.backend_name, self._endpoint, plan.key)
         async with lock:
             job, key = await self._remembered_job(plan)
@@ -457,7 +463,7 @@ class AsyncTuner(TunerView):
             valid_ref = await self._backend.upload(plan.validation, purpose="validation")
         for attempt in range(_MAX_REATTEMPTS):
             key = attempt_key(plan.key, attempt)
-            request = self._request(plan, key, train_ref, valid_ref)
+            request = plan.request(self.backend_name, key, train_ref, valid_ref)
             existing = await self._backend.find_job(request)
             if existing is None:
                 return await self._create(request), key
@@ -465,27 +471,6 @@ class AsyncTuner(TunerView):
                 log.info("re-attached to job %s created earlier by the same fit", existing.id)
                 return existing, key
         raise FinetuneError(f"{_MAX_REATTEMPTS} failed attempts under one key; pass a new key")
-
-    def _request(
-        self, plan: FitPlan, key: str, train: FileRef | None, valid: FileRef | None
-    ) -> JobRequest:
-        """The create request of ``plan`` under ``key``; before the upload, with placeholder
-        file references (``preflight``)."""
-        placeholder = FileRef(backend=self.backend_name, id=PLACEHOLDER_FILE)
-        if plan.validation is not None and valid is None:
-            valid = placeholder
-        return JobRequest(
-            base_model=plan.model,
-            training_file=train or placeholder,
-            validation_file=valid,
-            method=plan.method,
-            hyperparameters=plan.hyperparameters,
-            suffix=plan.suffix,
-            idempotency_key=key,
-            metadata={**plan.metadata, METADATA_KEY: key},
-            integrations=plan.integrations,
-            options=plan.options,
-        )
 
     async def _create(self, request: JobRequest) -> Job:
         """Send the create; after an unclear failure, look for the job before sending again."""

@@ -529,7 +529,8 @@ class CostEstimate(_Value):
 
     @property
     def fits_context(self) -> bool:
-        """True when no example exceeds the model's context limit."""
+        """True when no example exceeds the model's context limit; also when no limit is
+        known (``context_limit`` is ``None``, and a note says that nothing was checked)."""
         return self.examples_over_limit == 0
 
     def with_notes(self, *notes: str) -> CostEstimate:

@@ -184,6 +184,17 @@ def unknown_model_message(target: str, model: str, limit: int | None) -> str:
     )
 
 
+def unchecked_context_message(target: str, model: str) -> str:
+    """What an ``unchecked_context`` finding (and an estimate's note) says: no context limit
+    is known for ``model``, so no example was checked against one."""
+    return (
+        f"no context limit is known for {model} ({_table()} has none for it under {target}, "
+        "and none was given): no example was checked against one. A fit checks them against "
+        "the limit the provider reports, where it reports one (Together), before anything is "
+        f"uploaded; or add the model, with its context, to a table of your own in ${ENV_FILE}"
+    )
+
+
 def _check_entry(target: str, name: str, entry: Any, shown: str) -> None:
     """An entry of the table whose figures are numbers, or a ``StorageError`` naming the
     table, the entry and the field (a price of ``"5"`` would fail in a sum, far away)."""

@@ -94,6 +94,10 @@ RULES: dict[str, tuple[str, str]] = {
         "lists (OpenAI): a misspelling, or a model newer than the table.",
     ),
     "approximate_token_counts": ("warning", "No exact tokenizer: counts are estimates."),
+    "unchecked_context": (
+        "warning",
+        "No context limit is known for the model: no example was checked against one.",
+    ),
     "duplicate_example": (
         "warning",
         "The same example appears more than once (texts, images, tool calls and tools alike).",

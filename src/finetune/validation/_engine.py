@@ -25,6 +25,7 @@ from finetune.validation._catalog import (
     no_price_note,
     old_prices_note,
     pricing,
+    unchecked_context_message,
     unknown_model_message,
     validation_passes,
 )
@@ -226,6 +227,8 @@ def validate(
         report.stats["validation_examples"] = held.examples
     if rules.lists_models and model_info(rules.name, model) is None:
         train.add("unknown_model", unknown_model_message(rules.name, model, limit), None, None)
+    elif limit is None:  # an unknown_model warning says it already
+        train.add("unchecked_context", unchecked_context_message(rules.name, model), None, None)
     if not counter.exact:
         reason = getattr(counter, "reason", "") or "no exact tokenizer for this model"
         train.add("approximate_token_counts", reason, None, None)
@@ -458,6 +461,8 @@ def estimate(
         notes.extend(old_prices_note(target, dated, source))
     if not counter.exact:
         notes.append("token counts are approximate: " + getattr(counter, "reason", ""))
+    if limit is None:
+        notes.append(unchecked_context_message(target, model))
     return CostEstimate(
         backend=backend,
         model=model,
