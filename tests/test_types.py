@@ -199,6 +199,10 @@ def test_amounts_of_money_keep_what_a_cent_would_hide() -> None:
     )
     assert not local.hosted and "no provider bill (local training)" in local._repr_html_()
     assert "context unknown" in local._repr_html_()  # model m: no limit, nothing checked
+    shown = str(local).splitlines()  # print(estimate): what finetune estimate prints
+    assert shown[0] == "fake / m: 12 examples" and "fits context: unknown, exact: True" in shown
+    assert "cost: no provider bill (local training)" in shown[2]
+    assert [line.removeprefix("note: ") for line in shown[4:]] == local.notes
     within = local.model_copy(update={"context_limit": 4096})
     over = local.model_copy(update={"context_limit": 4, "examples_over_limit": 2})
     assert "context unknown" not in within._repr_html_() and "over the limit" not in (

@@ -83,3 +83,20 @@ def json_kind(value: Any) -> str:
         (dict, "an object"),
     )
     return next((name for kind, name in kinds if isinstance(value, kind)), "a value")
+
+
+def cost_text(cost: CostEstimate) -> str:
+    """An estimate in a few lines, as ``print(estimate)`` and ``finetune estimate`` show it."""
+    figure = cost_figure(cost, dash="-")
+    price = figure or ("unknown" if cost.hosted else "no provider bill (local training)")
+    if figure and cost.pricing_date:
+        price += f" (prices of {cost.pricing_date})"
+    fits = "unknown" if cost.context_limit is None else cost.fits_context
+    lines = [
+        f"{cost.backend} / {cost.model}: {counted(cost.examples, 'example')}",
+        f"tokens: {cost.tokens_total} (p50 {cost.tokens_p50}, p95 {cost.tokens_p95}, "
+        f"max {cost.tokens_max})",
+        f"epochs: {cost.epochs}, billed tokens: {cost.billed_tokens}, cost: {price}",
+        f"fits context: {fits}, exact: {cost.exact}",
+    ]
+    return "\n".join(lines + [f"note: {note}" for note in cost.notes])

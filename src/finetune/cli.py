@@ -34,7 +34,6 @@ from finetune._config_file import (
     load_config,
 )
 from finetune._errors import did_you_mean
-from finetune._words import cost_figure, counted
 from finetune.backends import backend_class
 
 __all__ = ["main"]
@@ -62,25 +61,9 @@ def _cmd_estimate(args: argparse.Namespace) -> int:
     if args.json:
         print_json(cost.model_dump_json(indent=2))
     else:
-        print(_cost_text(cost))
+        flag = ("estimate(price_per_million=...)", "--price-per-million")  # the CLI's name
+        print(str(cost).replace(*flag))
     return 0
-
-
-def _cost_text(cost: ft.CostEstimate) -> str:
-    figure = cost_figure(cost, dash="-")
-    price = figure or ("unknown" if cost.hosted else "no provider bill (local training)")
-    if figure and cost.pricing_date:
-        price += f" (prices of {cost.pricing_date})"
-    lines = [
-        f"{cost.backend} / {cost.model}: {counted(cost.examples, 'example')}",
-        f"tokens: {cost.tokens_total} (p50 {cost.tokens_p50}, p95 {cost.tokens_p95}, "
-        f"max {cost.tokens_max})",
-        f"epochs: {cost.epochs}, billed tokens: {cost.billed_tokens}, cost: {price}",
-        f"fits context: {'unknown' if cost.context_limit is None else cost.fits_context}, "
-        f"exact: {cost.exact}",
-    ]
-    flag = ("estimate(price_per_million=...)", "--price-per-million")  # the CLI's name for it
-    return "\n".join(lines + [f"note: {n.replace(*flag)}" for n in cost.notes])
 
 
 def _cmd_backends(args: argparse.Namespace) -> int:

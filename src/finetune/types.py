@@ -533,6 +533,12 @@ class CostEstimate(_Value):
         known (``context_limit`` is ``None``, and a note says that nothing was checked)."""
         return self.examples_over_limit == 0
 
+    def __str__(self) -> str:
+        """The estimate in a few lines: examples, tokens, epochs, cost, notes."""
+        from finetune._words import cost_text
+
+        return cost_text(self)
+
     def with_notes(self, *notes: str) -> CostEstimate:
         """A copy with ``notes`` added after the ones it has."""
         return self.model_copy(update={"notes": [*self.notes, *notes]})
