@@ -191,6 +191,49 @@ def test_split_is_deterministic_and_disjoint(chat_file: Path) -> None:
     assert list(other) != list(train)
 
 
+def labelled(answer: str, i: int) -> dict[str, Any]:
+    return {
+        "messages": [{"role": "user", "content": f"q{i}"}, {"role": "assistant", "content": answer}]
+    }
+
+
+def answer(example: Any) -> str:
+    return str(example.messages[-1].content)
+
+
+def test_a_stratified_split_keeps_each_labels_share_on_both_sides(tmp_path: Path) -> None:
+    """One refund in ten: a plain split of 100 rows gave a test side of 20 with no refund
+    at all (seed 0), where a classifier's holdout needs the same mix as its training set."""
+    from collections import Counter
+
+    rows = [labelled("refund" if i % 10 == 0 else "ship", i) for i in range(100)]
+    path = tmp_path / "labels.jsonl"
+    path.write_text(
+        "".join(json.dumps(row) + "\n" for row in rows[:50])
+        + "{cut\n"
+        + "".join(json.dumps(row) + "\n" for row in rows[50:])
+    )
+    data = ft.Dataset.from_jsonl(path)  # 100 examples and an unreadable row at line 51
+    for seed in range(5):
+        train, test = data.split(test_size=0.2, seed=seed, stratify=answer)
+        assert (len(train), len(test)) == (81, 20)
+        assert Counter(map(answer, test)) == {"ship": 18, "refund": 2}
+        again = data.split(test_size=0.2, seed=seed, stratify=answer)[1]
+        assert [e.line for e in test.records()] == [e.line for e in again.records()]
+    with pytest.raises(ft.DatasetError, match=r"labels\.jsonl\[train\]:51: not valid JSON"):
+        list(train)  # the unreadable row is a label of its own, on the larger side, still named
+    counts = [5, 3, 2]  # shares of 3 test rows: 1.5, 0.9, 0.6; a seat each
+    mixed = ft.Dataset.from_records(
+        [labelled(name, i) for name, n in zip("abc", counts, strict=True) for i in range(n)]
+    )
+    _, test = mixed.split(test_size=3, stratify=answer)
+    assert sorted(map(answer, test)) == ["a", "b", "c"]
+    with pytest.raises(TypeError, match="stratify returned a list, which cannot label a group"):
+        mixed.split(stratify=lambda e: [answer(e)])
+    with pytest.raises(TypeError, match="stratify takes a function"):
+        mixed.split(stratify="answer")  # type: ignore[arg-type]
+
+
 def test_split_rejects_empty_side(chat_file: Path) -> None:
     for size in (0.0, 1.0, float("nan"), 40, -1):
         with pytest.raises(ValueError, match=f"test_size={size!r} leaves an empty side"):

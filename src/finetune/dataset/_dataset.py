@@ -9,7 +9,7 @@ import math
 import numbers
 import os
 import random
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Hashable, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any, Protocol, overload
 
@@ -32,6 +32,7 @@ from finetune.dataset._reader import (
     iter_jsonl,
     unwritable,
 )
+from finetune.dataset._strata import stratified_sample
 from finetune.types import EXAMPLE_KINDS, Example, ExampleKind
 
 __all__ = ["Dataset", "canonical_json", "require_dataset", "write_jsonl"]
@@ -319,8 +320,18 @@ class Dataset:
         kind = self._kind or (detect_kind(readable[0]) if readable else None)
         return dataset_html(self.name, kind, self._length, self.path, size, first)
 
-    def split(self, test_size: float | int = 0.1, *, seed: int = 0) -> tuple[Dataset, Dataset]:
-        """Deterministically split into (train, test); ``test_size`` is a fraction or a count."""
+    def split(
+        self,
+        test_size: float | int = 0.1,
+        *,
+        seed: int = 0,
+        stratify: Callable[[Example], Hashable] | None = None,
+    ) -> tuple[Dataset, Dataset]:
+        """Deterministically split into (train, test); ``test_size`` is a fraction or a count.
+
+        ``stratify`` gives an example's label (``lambda e: e.messages[-1].content``): each
+        label then has the same share of both sides, as near as whole examples allow; rows
+        that are no example count as one label of their own."""
         if not is_real(test_size):
             raise TypeError(f"test_size is a fraction or a count, not {test_size!r}")
         total = len(self)
@@ -333,10 +344,25 @@ class Dataset:
                 f"test_size={test_size!r} leaves an empty side for {total} examples; "
                 "choose a fraction in (0, 1) or a count below the dataset size"
             )
-        chosen = frozenset(_drawing(seed).sample(range(total), count))
+        draw = _drawing(seed)
+        if stratify is None:
+            chosen = frozenset(draw.sample(range(total), count))
+        else:
+            chosen = frozenset(stratified_sample(self._labels(stratify, total), count, draw))
         return self._subset(chosen, keep=False, tag="train"), self._subset(
             chosen, keep=True, tag="test"
         )
+
+    def _labels(self, label: Callable[[Example], Hashable], total: int) -> list[Hashable]:
+        """Each row's label, by position (``None`` for a row that is no example)."""
+        if not callable(label):
+            raise TypeError(
+                f"stratify takes a function from an example to its label, not {label!r}"
+            )
+        labels: list[Hashable] = [None] * total
+        for position, example in self._examples_by_position(self._kind, settle_kind=True):
+            labels[position] = _hashable(label(example))
+        return labels
 
     def sample(self, n: int, *, seed: int = 0) -> Dataset:
         """``n`` examples drawn deterministically (all of them when ``n`` >= the size)."""
@@ -550,6 +576,19 @@ def _as_record(row: Any) -> Any:
 def canonical_json(value: Any, *, sort: bool = True) -> str:
     """Compact JSON with sorted keys and no ASCII escaping: one stable text per value."""
     return json.dumps(value, sort_keys=sort, separators=(",", ":"), ensure_ascii=False)
+
+
+def _hashable(label: Any) -> Hashable:
+    """A label that can tell groups apart (a dict key); a list or a dict is refused, naming
+    what to return instead."""
+    try:
+        hash(label)
+    except TypeError:
+        raise TypeError(
+            f"stratify returned a {type(label).__name__}, which cannot label a group: return "
+            "text, a number or a tuple"
+        ) from None
+    return label  # type: ignore[no-any-return]
 
 
 def _drawing(seed: int) -> random.Random:
