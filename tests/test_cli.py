@@ -924,3 +924,28 @@ def test_a_report_quoting_what_the_output_cannot_encode_is_printed_all_the_same(
     report = json.loads(as_json.stdout)  # JSON's own escapes, never Python's \xe9
     (finding,) = report["codes"]["unknown_role"]["findings"]
     assert finding["message"].startswith("role 'usér' is not one of")
+
+
+def test_the_cache_command_shows_prunes_and_clears_the_prediction_cache(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from finetune.evaluation import CallablePredictor
+
+    monkeypatch.setenv("FINETUNE_CACHE_DIR", str(tmp_path / "cache"))
+    assert main(["cache"]) == 0
+    assert "no prediction cache at" in capsys.readouterr().out
+    assert not (tmp_path / "cache").exists()  # looking made nothing
+    echo = CallablePredictor(lambda messages: "yes", name="echo")  # named: cached
+    ft.evaluate(
+        ft.Dataset.from_records([chat(i) for i in range(3)]), {"echo": echo}, ["exact_match"]
+    )
+    assert main(["cache"]) == 0
+    assert "predictions.sqlite3: 3 predictions, " in capsys.readouterr().out
+    assert main(["cache", "--prune-days", "30"]) == 0
+    out = capsys.readouterr().out
+    assert "removed 0 predictions stored more than 30 days ago" in out and ": 3 predictions" in out
+    assert main(["cache", "--clear"]) == 0
+    out = capsys.readouterr().out
+    assert "removed 3 predictions\n" in out and ": 0 predictions, " in out
+    assert main(["cache", "--path", str(tmp_path / "elsewhere.sqlite3")]) == 0
+    assert "no prediction cache at" in capsys.readouterr().out

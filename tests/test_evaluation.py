@@ -1371,6 +1371,33 @@ def test_a_truncated_reply_keeps_its_limit_through_the_cache_and_a_pickle(tmp_pa
     assert isinstance(copy, TruncatedReply) and (copy, copy.limit) == ("a", "max_new_tokens=1")
 
 
+def test_the_cache_is_pruned_by_age_and_gives_its_space_back(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """It grew with every run and nothing took anything out of it."""
+    import time as clock
+
+    path = tmp_path / "predictions.sqlite3"
+    cache = PredictionCache(path)
+    now = clock.time()
+    for age_days, key in ((40, "old"), (10, "recent"), (0, "new")):
+        monkeypatch.setattr(clock, "time", lambda age=age_days: now - age * 86400)
+        cache.put(
+            key, TruncatedReply("x" * 20_000, "max_tokens=9") if key == "old" else "x" * 20_000
+        )
+    monkeypatch.setattr(clock, "time", lambda: now)
+    before = path.stat().st_size + path.with_name(path.name + "-wal").stat().st_size
+    assert len(cache) == 3 and cache.prune(older_than_days=30) == 1
+    assert (len(cache), cache.get("old"), cache.get("recent")) == (2, None, "x" * 20_000)
+    assert path.stat().st_size + path.with_name(path.name + "-wal").stat().st_size < before
+    assert cache._db.execute("SELECT count(*) FROM truncated").fetchone() == (0,)
+    assert cache.prune() == 2 and len(cache) == 0
+    for wrong in (-1, "30", float("nan")):
+        with pytest.raises(ValueError, match="older_than_days is 0 or more days"):
+            cache.prune(older_than_days=wrong)  # type: ignore[arg-type]
+    cache.close()
+
+
 def test_a_cache_written_before_truncation_was_kept_still_reads(tmp_path: Path) -> None:
     path = tmp_path / "predictions.sqlite3"
     with sqlite3.connect(path) as old:

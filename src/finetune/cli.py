@@ -101,6 +101,12 @@ def _cmd_models(args: argparse.Namespace) -> int:
     return cmd_models(args)
 
 
+def _cmd_cache(args: argparse.Namespace) -> int:
+    from finetune._cli_cache import cmd_cache  # the evaluation package only for this command
+
+    return cmd_cache(args)
+
+
 def _backend_notes(name: str) -> list[str]:
     try:
         caps = _declared_capabilities(name)
@@ -318,6 +324,13 @@ def _parser() -> argparse.ArgumentParser:
     models = command("models", _cmd_models, "base models, context and training prices we know")
     name_flag(models, "--backend", "only this backend's models")
     models.add_argument("--json", action="store_true", help="print JSON")
+    cache = command("cache", _cmd_cache, "the prediction cache: its file and size; pruning it")
+    cache.add_argument("--path", help="another cache file (default: $FINETUNE_CACHE_DIR's)")
+    emptied = cache.add_mutually_exclusive_group()
+    emptied.add_argument(
+        "--prune-days", type=positive_float, help="remove predictions older than N days"
+    )
+    emptied.add_argument("--clear", action="store_true", help="remove every prediction")
     demo = command(
         "demo", _cmd_demo, "validate, fine-tune (LoRA) and evaluate SmolLM2-135M on CPU, offline"
     )

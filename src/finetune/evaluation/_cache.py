@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from finetune._errors import StorageError
+from finetune._numbers import is_real
 from finetune._paths import cache_dir
 from finetune.evaluation._predictors import TruncatedReply
 from finetune.evaluation._prompts import Messages
@@ -98,6 +99,29 @@ class PredictionCache:
                 )
             else:
                 self._db.execute("DELETE FROM truncated WHERE key = ?", (key,))
+
+    def __len__(self) -> int:
+        with self._lock, self._failing():
+            (count,) = self._db.execute("SELECT count(*) FROM predictions").fetchone()
+        return int(count)
+
+    def prune(self, *, older_than_days: float | None = None) -> int:
+        """Remove the predictions stored more than ``older_than_days`` days ago (every one
+        when ``None``), and give the file's freed space back to the disk; how many went."""
+        if older_than_days is not None and not (is_real(older_than_days) and older_than_days >= 0):
+            raise ValueError(f"older_than_days is 0 or more days, not {older_than_days!r}")
+        cutoff = time.time() - older_than_days * 86400 if older_than_days is not None else None
+        with self._lock, self._failing():
+            with self._db:
+                removed = self._db.execute(
+                    "DELETE FROM predictions WHERE ? IS NULL OR created < ?", (cutoff, cutoff)
+                ).rowcount
+                self._db.execute(
+                    "DELETE FROM truncated WHERE key NOT IN (SELECT key FROM predictions)"
+                )
+            self._db.execute("VACUUM")
+            self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")  # the log gives its pages back
+        return int(removed)
 
     def close(self) -> None:
         """Close the database."""
