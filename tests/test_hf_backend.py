@@ -74,6 +74,31 @@ def test_full_sft_learns_the_reply_format(
     )
 
 
+def test_early_stopping_ends_a_run_whose_validation_loss_stops_improving(
+    tiny_base: str, rows: list[dict[str, Any]]
+) -> None:
+    """A threshold no loss can beat makes every evaluation after the first a miss: with a
+    patience of 1, the run stops at its second evaluation of ten, and keeps the checkpoint of
+    the lower validation loss as its model."""
+    tuner = ft.Tuner("hf", model=tiny_base)
+    train, holdout = ft.Dataset.from_records(rows[:64]), ft.Dataset.from_records(rows[64:80])
+    options = {"max_length": 96, "early_stopping_patience": 1, "early_stopping_threshold": 100.0}
+    params = ft.Hyperparameters(epochs=10, batch_size=16, learning_rate=1e-3, seed=1)
+    with pytest.raises(ft.InvalidRequestError, match="give the fit a validation set"):
+        tuner.fit(train, hyperparameters=params, options=options)
+    job = tuner.fit(train, validation=holdout, hyperparameters=params, options=options)
+    done = job.wait(poll_interval=0.3, timeout=240)
+    assert done.status is ft.JobStatus.SUCCEEDED, tuner.backend.worker_log(job.id)
+    (stopped,) = [e.message for e in job.events() if e.message.startswith("Stopped early")]
+    assert stopped.startswith("Stopped early at step 8 of 40: the validation loss no longer")
+    evaluated = {p.step: p.valid_loss for p in job.metrics() if p.valid_loss is not None}
+    assert list(evaluated) == [4, 8]
+    best = min(evaluated, key=lambda step: evaluated[step] or 0.0)
+    assert f"the model is the checkpoint of step {best} (validation loss " in stopped
+    assert f"{evaluated[best]:.4g})" in stopped
+    assert Path(done.fine_tuned_model or "", "adapter_config.json").exists()
+
+
 def test_lora_adapter_merges_and_reloads(tiny_base: str, rows: list[dict[str, Any]]) -> None:
     from peft import AutoPeftModelForCausalLM
     from transformers import AutoModelForCausalLM

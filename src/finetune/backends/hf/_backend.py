@@ -24,6 +24,7 @@ from finetune.backends.base import EVERY_KIND, SFT_AND_DPO, Capabilities, JobReq
 from finetune.backends.hf._config import (
     LocalOptions,
     TrainingConfig,
+    check_early_stopping,
     check_placement,
     check_trainer_names,
     continuing_adapter,
@@ -288,6 +289,7 @@ class HFBackend:
         )
         config = continuing_adapter(config)
         lora_settings(config)  # refuses full_finetune=True with a LoRA before any work
+        check_early_stopping(config)
         check_quantization(wanted_quantization(config), options, cuda_devices=devices)
         check_trainer_names(config)
         with storage_errors(self.jobs_dir, "create the job directory"):

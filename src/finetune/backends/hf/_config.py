@@ -91,6 +91,15 @@ class LocalOptions(BaseModel):
         description="checkpoints kept; None keeps every one (transformers reads 0 so)",
     )
     logging_steps: int = Field(default=5, gt=0)
+    early_stopping_patience: int | None = Field(
+        default=None,
+        gt=0,
+        description="stop once the validation loss has not improved for this many "
+        "evaluations (needs a validation set); the model saved is the best checkpoint's",
+    )
+    early_stopping_threshold: float = Field(
+        default=0.0, ge=0, description="how much lower a validation loss must be to improve"
+    )
     max_steps: int | None = Field(default=None, gt=0)
     launcher: Launcher = "python"
     num_processes: int = Field(default=1, gt=0, description="processes per machine (Ray: workers)")
@@ -257,6 +266,10 @@ def trainer_arguments(
         args["eval_strategy"] = args["save_strategy"]
         if options.save_steps:
             args["eval_steps"] = options.save_steps
+        if options.early_stopping_patience is not None:  # the best checkpoint is the model
+            args["load_best_model_at_end"] = True
+            args["metric_for_best_model"] = "eval_loss"
+            args["greater_is_better"] = False
     args.update(_precision(options.precision, cuda=cuda, bf16_supported=bf16_supported))
     if config.method == "sft":
         args["packing"] = options.packing
@@ -401,6 +414,18 @@ def cpu_computes_bf16() -> bool:
         return False
     flags = set(" ".join(lines).split())
     return bool(flags & {"avx512_bf16", "amx_bf16", "bf16"})
+
+
+def check_early_stopping(config: TrainingConfig) -> None:
+    """Early stopping watches the validation loss: a fit without a validation set is refused
+    before any work, rather than training to the end unwatched."""
+    if config.options.early_stopping_patience is not None and not config.validation_file:
+        raise InvalidRequestError(
+            "early_stopping_patience stops on the validation loss: give the fit a validation "
+            "set (fit(train, validation=holdout))",
+            backend="hf",
+            param="early_stopping_patience",
+        )
 
 
 def lora_settings(config: TrainingConfig) -> LoRA | None:

@@ -78,6 +78,33 @@ def load_rows(path: str | None, kind: str) -> Any:
     return Dataset.from_list(rows)
 
 
+def _early_stopping(config: TrainingConfig) -> list[Any]:
+    """transformers' ``EarlyStoppingCallback``, where the options ask for one."""
+    options = config.options
+    if options.early_stopping_patience is None:
+        return []
+    from transformers import EarlyStoppingCallback
+
+    return [
+        EarlyStoppingCallback(
+            early_stopping_patience=options.early_stopping_patience,
+            early_stopping_threshold=options.early_stopping_threshold,
+        )
+    ]
+
+
+def _stopped_early_note(state: Any) -> str | None:
+    """What an event says of a run that early stopping ended before its last step."""
+    if state.global_step >= state.max_steps or state.best_model_checkpoint is None:
+        return None
+    best = Path(state.best_model_checkpoint).name.removeprefix("checkpoint-")
+    return (
+        f"Stopped early at step {state.global_step} of {state.max_steps}: the validation loss "
+        f"no longer improved; the model is the checkpoint of step {best} (validation loss "
+        f"{state.best_metric:.4g})"
+    )
+
+
 def _callback(job: JobDir, stop: _Stop) -> Any:
     from transformers import TrainerCallback
 
@@ -208,7 +235,7 @@ def build_trainer(config: TrainingConfig, job: JobDir, stop: _Stop) -> Any:
         "model": model,
         "processing_class": tokenizer,
         "peft_config": peft_config,
-        "callbacks": [_callback(job, stop)],
+        "callbacks": [_callback(job, stop), *_early_stopping(config)],
     }
     if config.method == "dpo":
         from trl import DPOConfig, DPOTrainer
@@ -319,6 +346,8 @@ def run(job: JobDir, resume: bool) -> int:
     trainer.train(resume_from_checkpoint=str(checkpoints[-1][1]) if checkpoints else None)
     if stop.requested:
         return _stopped(job, trainer.state.global_step, leader)
+    if main and (early := _stopped_early_note(trainer.state)):
+        job.append_event(early)
     model_path = _save(trainer, config, job)
     if main:
         job.update_status(
