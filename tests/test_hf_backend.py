@@ -97,6 +97,8 @@ def test_early_stopping_ends_a_run_whose_validation_loss_stops_improving(
     assert f"the model is the checkpoint of step {best} (validation loss " in stopped
     assert f"{evaluated[best]:.4g})" in stopped
     assert Path(done.fine_tuned_model or "", "adapter_config.json").exists()
+    assert ((done.raw or {}).get("step"), (done.raw or {}).get("max_steps")) == (8, 8)
+    assert "step 8 / 8" in job._repr_html_()  # not 40 / 40: it trained 8 steps
 
 
 def test_lora_adapter_merges_and_reloads(tiny_base: str, rows: list[dict[str, Any]]) -> None:

@@ -348,6 +348,7 @@ def run(job: JobDir, resume: bool) -> int:
         return _stopped(job, trainer.state.global_step, leader)
     if main and (early := _stopped_early_note(trainer.state)):
         job.append_event(early)
+        job.update_status(max_steps=trainer.state.global_step)  # a progress bar ends full there
     model_path = _save(trainer, config, job)
     if main:
         job.update_status(
