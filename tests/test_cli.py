@@ -101,6 +101,38 @@ def test_jobs_says_where_it_looked_when_there_are_none(
     assert "no jobs on openia" in err and "not a backend here (did you mean 'openai'?)" in err
 
 
+def test_jobs_marks_a_local_model_whose_folder_is_gone(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """It listed a deleted job folder's model as if it were there to evaluate or export."""
+    monkeypatch.setenv("FINETUNE_REGISTRY", str(tmp_path / "jobs.sqlite3"))
+    kept, deleted = tmp_path / "kept", tmp_path / "deleted"
+    kept.mkdir()
+    registry = ft.JobRegistry()
+    for name, model in (("a", kept), ("b", deleted)):
+        done = ft.Job(
+            id=f"hfjob-{name}",
+            backend="hf",
+            base_model="base",
+            status="succeeded",
+            fine_tuned_model=str(model),
+        )
+        registry.record(done)
+    registry.record(
+        ft.Job(
+            id="ftjob-c",
+            backend="openai",
+            base_model="gpt",
+            status="succeeded",
+            fine_tuned_model="ft:gpt:c",
+        )
+    )
+    assert main(["jobs"]) == 0
+    lines = {line.split()[1]: line for line in capsys.readouterr().out.splitlines()}
+    assert lines["hfjob-b"].endswith(f"-> {deleted} (no longer here)")
+    assert lines["hfjob-a"].endswith(f"-> {kept}") and lines["ftjob-c"].endswith("-> ft:gpt:c")
+
+
 def test_a_reader_that_stops_early_ends_the_command_quietly() -> None:
     import subprocess
     import sys

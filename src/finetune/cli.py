@@ -137,7 +137,7 @@ def _cmd_jobs(args: argparse.Namespace) -> int:
         for record in records:
             print(
                 f"{record.backend:8} {record.job_id:32} {record.status:10} "
-                f"{record.base_model} -> {record.fine_tuned_model or '-'}"
+                f"{record.base_model} -> {record.fine_tuned_model or '-'}{_gone(record)}"
             )
     if not records:
         scope = f" on {args.backend}" if args.backend else ""
@@ -147,6 +147,15 @@ def _cmd_jobs(args: argparse.Namespace) -> int:
             guess = did_you_mean(args.backend, known) or f"; backends: {', '.join(known)}"
             print(f"{args.backend!r} is not a backend here{guess}", file=sys.stderr)
     return 0
+
+
+def _gone(record: ft.JobRecord) -> str:
+    """`` (no longer here)`` after a local model whose folder this machine no longer has (a
+    deleted job folder, a temporary one): the registry still lists its job."""
+    model = record.fine_tuned_model
+    return (
+        " (no longer here)" if record.backend == "hf" and model and not Path(model).exists() else ""
+    )
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
