@@ -631,6 +631,39 @@ def test_eval_can_fail_a_pipeline_unless_a_candidate_improved(
         assert len(fake.requests) == asked  # refused before any candidate was asked
 
 
+def test_an_eval_config_leaves_out_the_examples_of_a_training_set(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A model scored on its own training rows was "not trusted", with advice in Python's
+    terms (``holdout.excluding(train)``) that a config could not follow."""
+    train = write_jsonl(tmp_path / "train.jsonl", [chat(i) for i in range(20)])
+    holdout = write_jsonl(tmp_path / "holdout.jsonl", [chat(i) for i in range(10, 30)])
+    tuner = ft.Tuner("fake", model="base")
+    job = tuner.fit(ft.Dataset.from_jsonl(train))
+    tuned = job.wait(poll_interval=0.01, timeout=10).fine_tuned_model
+    config = tmp_path / "eval.toml"
+    body = (
+        f'data = "{holdout}"\nbaseline = "base"\n'
+        f'[candidates]\nbase = "fake:base"\ntuned = "fake:{tuned}"\n'
+    )
+    config.write_text(body)
+    out = tmp_path / "result.json"
+    gate = ["eval", str(config), "--output", str(out), "--fail-unless-improved", "tuned"]
+    assert main(gate) == 1
+    err = capsys.readouterr().err
+    assert "not trusted: 'tuned' was fine-tuned on 10 of the evaluated examples" in err
+    assert 'exclude = "train.jsonl" in the config' in err
+    config.write_text(f'exclude = "{train}"\n' + body)
+    main(gate)
+    err = capsys.readouterr().err
+    assert f"left out 10 of the evaluated examples: also in {train}" in err
+    assert "not trusted" not in err
+    assert ft.EvalResult.from_json(out).trained_on == {}  # 10 unseen examples were scored
+    config.write_text("exclude = 3\n" + body)
+    assert main(gate) == 2
+    assert "exclude is a file path or a list of them" in capsys.readouterr().err
+
+
 def test_eval_from_a_config_on_the_tiny_model(
     tiny_base: str,
     rows: list[dict[str, object]],

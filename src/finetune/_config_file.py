@@ -12,11 +12,13 @@ from finetune._errors import FinetuneError, MissingDependency, did_you_mean
 from finetune._numbers import is_whole
 
 if TYPE_CHECKING:
+    from finetune.dataset import Dataset
     from finetune.types import ModelRef
 
 __all__ = [
     "config_path",
     "eval_candidate",
+    "eval_data",
     "eval_max_concurrency",
     "eval_plan",
     "load_config",
@@ -204,7 +206,29 @@ def eval_candidate(source: str, name: str, spec: Any) -> tuple[ModelRef, dict[st
     return ref, options
 
 
-_EVAL_KEYS = ("data", "metrics", "baseline", "max_concurrency", "candidates")
+_EVAL_KEYS = ("data", "exclude", "metrics", "baseline", "max_concurrency", "candidates")
+
+
+def eval_data(source: str, config: dict[str, Any]) -> tuple[Dataset, list[str]]:
+    """An eval config's ``data``, without the examples also in its ``exclude`` files (a
+    training set: ``holdout.excluding(train)``), and a line for each file that took some."""
+    from finetune.dataset import Dataset
+
+    data = Dataset.from_jsonl(config_path(source, "data", config["data"]))
+    excluded = config.get("exclude", [])
+    excluded = [excluded] if isinstance(excluded, str) else excluded
+    if not isinstance(excluded, list):
+        raise FinetuneError(
+            f'{source}: exclude is a file path or a list of them, as "train.jsonl", not '
+            f"{excluded!r}"
+        )
+    said = []
+    for value in excluded:
+        before = len(data)
+        data = data.excluding(Dataset.from_jsonl(config_path(source, "exclude", value)))
+        if len(data) < before:
+            said.append(f"left out {before - len(data)} of the evaluated examples: also in {value}")
+    return data, said
 
 
 def eval_plan(

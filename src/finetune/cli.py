@@ -28,7 +28,7 @@ from finetune._cli_jobs import job_inputs
 from finetune._cli_log import log_to_stderr, print_json
 from finetune._cli_watch import Interrupted, add_job_commands, ended, local_backend, waited
 from finetune._config_file import (
-    config_path,
+    eval_data,
     eval_max_concurrency,
     eval_plan,
     load_config,
@@ -225,8 +225,11 @@ def _cmd_eval(args: argparse.Namespace) -> int:
         raise ft.FinetuneError(f"--output {folder} is a folder: name a file, as {folder}/r.json")
     candidates, options, metrics, baseline = _eval_plan(args, config)
     max_concurrency = eval_max_concurrency(args.config, config)
+    data, left_out = eval_data(args.config, config)
+    for line in left_out:
+        print(line, file=sys.stderr)
     result = ft.evaluate(
-        ft.Dataset.from_jsonl(config_path(args.config, "data", config["data"])),
+        data,
         candidates,
         metrics,
         max_concurrency=max_concurrency,
@@ -265,7 +268,8 @@ def _improved_on_every_metric(result: ft.EvalResult, candidate: str, baseline: s
         learned = len(result.trained_on[candidate])
         print(
             f"not trusted: {candidate!r} was fine-tuned on {learned} of the evaluated examples; "
-            "evaluate it on data it was not trained on",
+            'evaluate it on data it was not trained on (exclude = "train.jsonl" in the config '
+            "leaves out the examples of its training set)",
             file=sys.stderr,
         )
         return 1
