@@ -327,7 +327,8 @@ def test_a_hosted_model_scored_on_its_training_rows_is_noted_from_the_registry(
     assert main(["eval", str(config), "--fail-unless-improved", "tuned"]) == 1
     assert capsys.readouterr().err.endswith(
         "not trusted: 'tuned' was fine-tuned on 1 of the evaluated examples; evaluate it on "
-        "data it was not trained on\n"
+        'data it was not trained on (exclude = "train.jsonl" in the config leaves out the '
+        "examples of its training set)\n"
     )
     elsewhere = tmp_path / "another machine"
     monkeypatch.setenv("FINETUNE_REGISTRY", str(elsewhere / "jobs.sqlite3"))

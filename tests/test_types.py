@@ -140,6 +140,35 @@ def test_weight_only_zero_or_one() -> None:
         ft.Message(role="assistant", content="x", weight=2)  # type: ignore[arg-type]
 
 
+def test_settings_typed_with_another_tools_name_say_which_field_is_meant() -> None:
+    """``ft.Hyperparameters(lr=...)`` said only "Extra inputs are not permitted", where a dict
+    given to ``fit`` named the field meant."""
+    for make, field, said in (
+        (
+            lambda: ft.Hyperparameters(lr=1e-4),
+            "lr",
+            "Hyperparameters has no such field (did "
+            "you mean 'learning_rate'?); its fields are epochs, batch_size, learning_rate",
+        ),
+        (lambda: ft.LoRA(rank=8), "rank", "LoRA has no such field (did you mean 'r'?)"),
+        (lambda: ft.Hyperparameters(lora={"rank": 8}), "lora.rank", "LoRA has no such field"),
+        (
+            lambda: ft.Hyperparameters.model_validate({"num_train_epochs": 3}),
+            "num_train_epochs",
+            "(did you mean 'epochs'?)",
+        ),
+    ):
+        with pytest.raises(ValidationError) as refused:
+            make()
+        (problem,) = refused.value.errors()
+        assert ".".join(map(str, problem["loc"])) == field and problem["type"] == "extra_forbidden"
+        assert said in problem["msg"]
+    with pytest.raises(ValidationError) as both:
+        ft.Hyperparameters(epochs=0, lr=1)  # the other problems stay as they were
+    assert [p["type"] for p in both.value.errors()] == ["value_error", "extra_forbidden"]
+    assert "must be a positive integer or 'auto'" in both.value.errors()[0]["msg"]
+
+
 def test_job_model_only_when_tuned() -> None:
     job = ft.Job(id="j", backend="fake", base_model="m", status=ft.JobStatus.RUNNING)
     assert job.model is None

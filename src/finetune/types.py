@@ -7,7 +7,17 @@ import os
 from datetime import datetime
 from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal, get_args
 
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ModelWrapValidatorHandler,
+    PrivateAttr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+from pydantic_core import PydanticCustomError
 
 from finetune._json_values import json_settings
 from finetune._numbers import is_whole
@@ -161,7 +171,48 @@ def _no_flag(value: object) -> object:
     return value
 
 
-class LoRA(_Value):
+class _Settings(_Value):
+    """Settings a person types (``ft.Hyperparameters(lr=...)``): a name they do not have is
+    refused naming the one most likely meant, as a dict of them is by ``fit``."""
+
+    @model_validator(mode="wrap")
+    @classmethod
+    def _name_meant(cls, data: Any, handler: ModelWrapValidatorHandler[Any]) -> Any:
+        try:
+            return handler(data)
+        except ValidationError as error:
+            problems = [_with_name_meant(cls, problem) for problem in error.errors()]
+            raise ValidationError.from_exception_data(error.title, problems) from None
+
+
+def _with_name_meant(model: type[BaseModel], problem: Any) -> Any:
+    """An unknown field's problem, its message naming the field meant (``lr``:
+    ``learning_rate``) and the fields there are; any other problem as it is."""
+    if problem["type"] != "extra_forbidden":
+        return problem
+    from finetune._errors import did_you_mean
+
+    owner = _owner_of(model, problem["loc"])
+    known = list(owner.model_fields)
+    meant = did_you_mean(str(problem["loc"][-1]), known, HYPERPARAMETER_SYNONYMS)
+    message = f"{owner.__name__} has no such field{meant}; its fields are {', '.join(known)}"
+    kind = PydanticCustomError("extra_forbidden", message)
+    return {"type": kind, "loc": problem["loc"], "input": problem["input"]}
+
+
+def _owner_of(model: type[BaseModel], loc: tuple[Any, ...]) -> type[BaseModel]:
+    """The model whose field ``loc`` names (``("lora", "rank")``: ``LoRA``)."""
+    for part in loc[:-1]:
+        field = model.model_fields.get(str(part))
+        kinds = get_args(field.annotation) or (field.annotation,) if field else ()
+        nested = [kind for kind in kinds if isinstance(kind, type) and issubclass(kind, BaseModel)]
+        if not nested:
+            break
+        model = nested[0]
+    return model
+
+
+class LoRA(_Settings):
     """Low-rank adaptation settings: the local backend and Together take them all, Fireworks
     the rank; OpenAI and Mistral choose their own (and refuse them)."""
 
@@ -207,7 +258,7 @@ HYPERPARAMETER_SYNONYMS: dict[str, str] = {
 }
 
 
-class Hyperparameters(_Value):
+class Hyperparameters(_Settings):
     """Training settings mapped onto each backend's own names; ``None`` lets the backend decide.
 
     Provider-specific settings go in ``extra`` and are passed through unchanged.
