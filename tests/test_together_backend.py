@@ -77,6 +77,13 @@ def test_a_model_off_our_table_is_checked_against_the_context_together_reports(
     (over,) = refused.value.report.kept["too_many_tokens"]
     assert (over.file, over.line) == ("long.jsonl", 5) and "over the limit of 64" in over.message
     assert not server.files and not creates(server)  # nothing uploaded, no job
+    # a quote reads the limits too (a Tuner that has not): the figures replace the note
+    quoted = tuner_for(server, model=model).estimate(dataset())
+    assert quoted.provider_figures and (quoted.context_limit, quoted.examples_over_limit) == (64, 0)
+    assert not any("no context limit is known" in note for note in quoted.notes)
+    long = tuner_for(server, model=model).estimate(ft.Dataset.from_jsonl(path))
+    assert (long.context_limit, long.examples_over_limit, long.fits_context) == (64, 1, False)
+    assert f"1 example over the 64-token limit together reports for {model}" in long.notes[-1]
     job = tuner.fit(dataset(), hyperparameters=LORA)  # examples within it train
     assert job.wait(poll_interval=0.02, timeout=10).status is ft.JobStatus.SUCCEEDED
 

@@ -15,6 +15,7 @@ from finetune._words import counted
 from finetune.backends.base import METADATA_KEY, PLACEHOLDER_FILE, JobRequest
 from finetune.types import (
     HYPERPARAMETER_SYNONYMS,
+    CostEstimate,
     FileRef,
     Hyperparameters,
     Job,
@@ -44,6 +45,7 @@ __all__ = [
     "refuse_other_data",
     "reusable",
     "warnings_note",
+    "with_reported_context",
 ]
 
 
@@ -205,6 +207,39 @@ def check_reported_context(tuner: TunerView, plan: FitPlan) -> None:
         return
     report = tuner.validate(plan.train, plan.validation, model=plan.model, options=plan.options)
     report.raise_for_errors()
+
+
+def with_reported_context(
+    tuner: TunerView,
+    estimate: CostEstimate,
+    dataset: Dataset,
+    validation: Dataset | None,
+    options: Mapping[str, Any] | None,
+) -> CostEstimate:
+    """An estimate made with no context limit known (a model off our table), checked against
+    the limit the provider reported while it quoted (Together's model limits): the note that
+    nothing was checked gives way to the figures, and examples over it are said."""
+    from finetune.backends.base import context_for
+    from finetune.validation._catalog import unchecked_context_message
+
+    if context_for(tuner.backend, estimate.model, options) is None:
+        return estimate
+    again = tuner.estimate_locally(
+        dataset, model=estimate.model, validation=validation, options=options
+    )
+    unchecked = unchecked_context_message(tuner.backend.validation_rules().name, estimate.model)
+    notes = [note for note in estimate.notes if note != unchecked]
+    if again.examples_over_limit:
+        notes.append(
+            f"{counted(again.examples_over_limit, 'example')} over the {again.context_limit}-token "
+            f"limit {tuner.backend_name} reports for {estimate.model}: a fit refuses them "
+            "(tuner.validate, or finetune validate, names them)"
+        )
+    context = {
+        "context_limit": again.context_limit,
+        "examples_over_limit": again.examples_over_limit,
+    }
+    return estimate.model_copy(update={**context, "notes": notes})
 
 
 def derive_idempotency_key(

@@ -33,6 +33,7 @@ from finetune._fit import (
     refuse_other_data,
     reusable,
     warnings_note,
+    with_reported_context,
 )
 from finetune._handle import AsyncJobHandle, JobView, Waiting
 from finetune._tuner_inputs import (
@@ -320,9 +321,13 @@ class AsyncTuner(TunerView):
                 "own"
             )
             return local.with_notes(note)
-        return await quote_for(
+        quoted = await quote_for(
             self._backend, dataset, local, hyperparameters, validation, options or {}
         )
+        if local.context_limit is not None:
+            return quoted
+        checked = functools.partial(with_reported_context, self, quoted, dataset, validation)
+        return await asyncio.to_thread(checked, options)
 
     # -- fit: exactly one job per fit --
 
