@@ -206,6 +206,8 @@ def test_a_stratified_split_keeps_each_labels_share_on_both_sides(tmp_path: Path
     at all (seed 0), where a classifier's holdout needs the same mix as its training set."""
     from collections import Counter
 
+    from finetune.dataset import RawRecord
+
     rows = [labelled("refund" if i % 10 == 0 else "ship", i) for i in range(100)]
     path = tmp_path / "labels.jsonl"
     path.write_text(
@@ -228,6 +230,14 @@ def test_a_stratified_split_keeps_each_labels_share_on_both_sides(tmp_path: Path
     )
     _, test = mixed.split(test_size=3, stratify=answer)
     assert sorted(map(answer, test)) == ["a", "b", "c"]
+    # a label of None is a label like any other, not the group of rows that are no example
+    rows = [labelled("" if i < 10 else "x", i) for i in range(50)] + [7] * 50
+    odd = ft.Dataset.from_records(rows)  # 50 examples, then 50 rows that are no object
+    for seed in range(5):
+        _, test = odd.split(test_size=50, seed=seed, stratify=lambda e: answer(e) or None)
+        read = [item for item in test.items() if isinstance(item, RawRecord)]
+        answers = Counter(record.data["messages"][-1]["content"] for record in read)
+        assert (answers, len(test) - len(read)) == ({"": 5, "x": 20}, 25)
     with pytest.raises(TypeError, match="stratify returned a list, which cannot label a group"):
         mixed.split(stratify=lambda e: [answer(e)])
     with pytest.raises(TypeError, match="stratify takes a function"):

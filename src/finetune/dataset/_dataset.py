@@ -354,12 +354,12 @@ class Dataset:
         )
 
     def _labels(self, label: Callable[[Example], Hashable], total: int) -> list[Hashable]:
-        """Each row's label, by position (``None`` for a row that is no example)."""
+        """Each row's label, by position (rows that are no example share one of their own)."""
         if not callable(label):
             raise TypeError(
                 f"stratify takes a function from an example to its label, not {label!r}"
             )
-        labels: list[Hashable] = [None] * total
+        labels: list[Hashable] = [_NO_EXAMPLE] * total  # not None: a label may be None
         for position, example in self._examples_by_position(self._kind, settle_kind=True):
             labels[position] = _hashable(label(example))
         return labels
@@ -576,6 +576,9 @@ def _as_record(row: Any) -> Any:
 def canonical_json(value: Any, *, sort: bool = True) -> str:
     """Compact JSON with sorted keys and no ASCII escaping: one stable text per value."""
     return json.dumps(value, sort_keys=sort, separators=(",", ":"), ensure_ascii=False)
+
+
+_NO_EXAMPLE = object()
 
 
 def _hashable(label: Any) -> Hashable:
