@@ -199,6 +199,36 @@ def settings_problem(
     return f"{where}: not {first['input']!r} ({why})", where
 
 
+def with_name_meant(model: Any, problem: Any, synonyms: Mapping[str, str]) -> Any:
+    """A pydantic problem of ``model`` (a dict of ``ValidationError.errors()``) that is an
+    unknown field, its message naming the field meant (``lr``: ``learning_rate``) and the
+    fields there are, as ``ValidationError.from_exception_data`` takes it; any other as it is."""
+    if problem["type"] != "extra_forbidden":
+        return problem
+    from pydantic_core import PydanticCustomError
+
+    owner = _owner_of(model, problem["loc"])
+    known = list(owner.model_fields)
+    meant = did_you_mean(str(problem["loc"][-1]), known, synonyms)
+    message = f"{owner.__name__} has no such field{meant}; its fields are {', '.join(known)}"
+    kind = PydanticCustomError("extra_forbidden", message)
+    return {"type": kind, "loc": problem["loc"], "input": problem["input"]}
+
+
+def _owner_of(model: Any, loc: tuple[Any, ...]) -> Any:
+    """The pydantic model whose field ``loc`` names (``("lora", "rank")``: ``LoRA``)."""
+    from typing import get_args
+
+    for part in loc[:-1]:
+        field = model.model_fields.get(str(part))
+        kinds = get_args(field.annotation) or (field.annotation,) if field else ()
+        nested = [kind for kind in kinds if hasattr(kind, "model_fields")]
+        if not nested:
+            break
+        model = nested[0]
+    return model
+
+
 def unexpected_keyword(error: TypeError, given: Collection[str]) -> str | None:
     """The option among ``given`` that ``error`` (a call's ``TypeError``) says the callee does
     not take; ``None`` when the error is about something else."""

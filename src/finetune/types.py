@@ -17,8 +17,8 @@ from pydantic import (
     field_validator,
     model_validator,
 )
-from pydantic_core import PydanticCustomError
 
+from finetune._errors import with_name_meant
 from finetune._json_values import json_settings
 from finetune._numbers import is_whole
 
@@ -181,35 +181,10 @@ class _Settings(_Value):
         try:
             return handler(data)
         except ValidationError as error:
-            problems = [_with_name_meant(cls, problem) for problem in error.errors()]
-            raise ValidationError.from_exception_data(error.title, problems) from None
-
-
-def _with_name_meant(model: type[BaseModel], problem: Any) -> Any:
-    """An unknown field's problem, its message naming the field meant (``lr``:
-    ``learning_rate``) and the fields there are; any other problem as it is."""
-    if problem["type"] != "extra_forbidden":
-        return problem
-    from finetune._errors import did_you_mean
-
-    owner = _owner_of(model, problem["loc"])
-    known = list(owner.model_fields)
-    meant = did_you_mean(str(problem["loc"][-1]), known, HYPERPARAMETER_SYNONYMS)
-    message = f"{owner.__name__} has no such field{meant}; its fields are {', '.join(known)}"
-    kind = PydanticCustomError("extra_forbidden", message)
-    return {"type": kind, "loc": problem["loc"], "input": problem["input"]}
-
-
-def _owner_of(model: type[BaseModel], loc: tuple[Any, ...]) -> type[BaseModel]:
-    """The model whose field ``loc`` names (``("lora", "rank")``: ``LoRA``)."""
-    for part in loc[:-1]:
-        field = model.model_fields.get(str(part))
-        kinds = get_args(field.annotation) or (field.annotation,) if field else ()
-        nested = [kind for kind in kinds if isinstance(kind, type) and issubclass(kind, BaseModel)]
-        if not nested:
-            break
-        model = nested[0]
-    return model
+            if all(problem["type"] != "extra_forbidden" for problem in error.errors()):
+                raise
+            named = [with_name_meant(cls, p, HYPERPARAMETER_SYNONYMS) for p in error.errors()]
+            raise ValidationError.from_exception_data(error.title, named) from None
 
 
 class LoRA(_Settings):
