@@ -240,7 +240,7 @@ def test_a_stratified_split_keeps_each_labels_share_on_both_sides(tmp_path: Path
         assert (answers, len(test) - len(read)) == ({"": 5, "x": 20}, 25)
     with pytest.raises(TypeError, match="stratify returned a list, which cannot label a group"):
         mixed.split(stratify=lambda e: [answer(e)])
-    with pytest.raises(TypeError, match="stratify takes a function"):
+    with pytest.raises(TypeError, match="stratify is a function from an example"):
         mixed.split(stratify="answer")  # type: ignore[arg-type]
 
 

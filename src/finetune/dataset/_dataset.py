@@ -356,9 +356,7 @@ class Dataset:
     def _labels(self, label: Callable[[Example], Hashable], total: int) -> list[Hashable]:
         """Each row's label, by position (rows that are no example share one of their own)."""
         if not callable(label):
-            raise TypeError(
-                f"stratify takes a function from an example to its label, not {label!r}"
-            )
+            raise TypeError(f"stratify is a function from an example to its label, not {label!r}")
         labels: list[Hashable] = [_NO_EXAMPLE] * total  # not None: a label may be None
         for position, example in self._examples_by_position(self._kind, settle_kind=True):
             labels[position] = _hashable(label(example))
@@ -582,8 +580,7 @@ _NO_EXAMPLE = object()
 
 
 def _hashable(label: Any) -> Hashable:
-    """A label that can tell groups apart (a dict key); a list or a dict is refused, naming
-    what to return instead."""
+    """A label that can name a group (a dict key): a list or a dict is refused."""
     try:
         hash(label)
     except TypeError:
