@@ -181,9 +181,10 @@ class _Settings(_Value):
         try:
             return handler(data)
         except ValidationError as error:
-            if all(problem["type"] != "extra_forbidden" for problem in error.errors()):
+            problems = error.errors()
+            if all(problem["type"] != "extra_forbidden" for problem in problems):
                 raise
-            named = [with_name_meant(cls, p, HYPERPARAMETER_SYNONYMS) for p in error.errors()]
+            named = [with_name_meant(cls, p, HYPERPARAMETER_SYNONYMS) for p in problems]
             raise ValidationError.from_exception_data(error.title, named) from None
 
 
