@@ -132,6 +132,9 @@ def test_a_verdict_that_does_not_hold_among_all_the_comparisons_is_named() -> No
     assert only.p_holm == only.p_value and "do not hold" not in alone.to_markdown("base")
     with pytest.raises(KeyError, match="no candidate 'nobody'"):
         result.compare_all("nobody")
+    assert str(result) == result.to_markdown(baseline="base")  # print(result): the table
+    lone = EvalResult(["base"], ["exact"], [r for r in rows if r["candidate"] == "base"])
+    assert str(lone) == lone.to_markdown() and "vs" not in str(lone)
 
 
 def test_zero_or_one_scores_get_the_exact_sign_test_at_any_size() -> None:

@@ -324,6 +324,25 @@ def _errors_as_raised() -> list[ft.FinetuneError]:
     ]
 
 
+def test_a_job_prints_as_one_line_and_an_error_without_a_code_has_no_none() -> None:
+    """``print(job)`` showed every field, ``raw`` aside; a failure with no code (OpenAI's
+    ``error`` as a bare string) was told as ``None: the message`` by ``JobFailed``."""
+    made = ft.Job(
+        id="j1", backend="fake", base_model="m", status="succeeded", fine_tuned_model="ft:m:1"
+    )
+    assert str(made) == "j1 on fake (m): succeeded -> ft:m:1"
+    running = ft.Job(id="j2", backend="openai", base_model="m", status="running")
+    assert str(running) == "j2 on openai (m): running"
+    bare = ft.JobError(message="the file has 3 bad lines")
+    failed = ft.Job(id="j3", backend="openai", base_model="m", status="failed", error=bare)
+    assert str(failed) == "j3 on openai (m): failed: the file has 3 bad lines"
+    assert "None" not in str(ft.JobFailed(failed)) and "None" not in failed._repr_html_()
+    coded = ft.JobError(code="oom", message="out of memory")
+    assert str(coded) == "oom: out of memory" and "oom: out of memory" in str(
+        ft.JobFailed(failed.model_copy(update={"error": coded}))
+    )
+
+
 def test_every_error_survives_pickling_as_a_worker_process_sends_it() -> None:
     """``JobFailed``, ``ValidationFailed``, ``BackendNotFound`` and ``WaitTimeout`` could not be
     unpickled (their ``__init__`` was called again with their message), so one failed fit in

@@ -346,8 +346,7 @@ class JobFailed(FinetuneError):
 
     def __init__(self, job: Job) -> None:
         self.job = job
-        err = job.error
-        detail = f"{err.code}: {err.message}" if err else "no error detail was given"
+        detail = str(job.error) if job.error else "no error detail was given"
         resumable = "resume()" in detail  # a lost worker: the job goes on from its checkpoint
         then = "" if resumable else ", fix the cause, then fit again"
         super().__init__(

@@ -110,8 +110,7 @@ def _ending(job: Job) -> str:
         model = job.fine_tuned_model or "(on the provider)"
         return f"<div>model: <code>{esc(model)}</code> (<code>job.model</code>)</div>"
     if job.status.value == "failed":
-        error = job.error
-        reason = f"{error.code}: {error.message}" if error else "no reason given"
+        reason = str(job.error) if job.error else "no reason given"
         return (
             f"<div style='color:{RED}'>{esc(reason)}</div><div style='color:{GREY}'>"
             "<code>job.events()</code> has the log; a local job continues with "

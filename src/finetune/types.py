@@ -313,6 +313,9 @@ class JobError(_Value):
     message: str
     param: str | None = None
 
+    def __str__(self) -> str:
+        return f"{self.code}: {self.message}" if self.code else self.message
+
 
 class FileRef(_Value):
     """A data file known to a backend (uploaded file id, or a local path)."""
@@ -521,6 +524,12 @@ class Job(_Value):
         from finetune._html import job_html
 
         return job_html(self)
+
+    def __str__(self) -> str:
+        """One line: the job, its backend and base model, its status, and its model or error."""
+        ended = f": {self.error}" if self.error else ""
+        made = f" -> {self.fine_tuned_model}" if self.fine_tuned_model else ""
+        return f"{self.id} on {self.backend} ({self.base_model}): {self.status.value}{made}{ended}"
 
 
 class CostEstimate(_Value):

@@ -134,6 +134,11 @@ class EvalResult:
         lines += [""] + [f"Note: {note}" for note in self.notes] if self.notes else []
         return "\n".join(lines)
 
+    def __str__(self) -> str:
+        """The table ``to_markdown`` writes, every other candidate compared with the first, as
+        the notebook view shows it."""
+        return self.to_markdown(baseline=self.candidates[0] if len(self.candidates) > 1 else None)
+
     def _repr_html_(self) -> str:
         from finetune._html import eval_html
 
