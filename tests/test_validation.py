@@ -427,6 +427,13 @@ def test_report_outputs() -> None:
     assert clean.to_markdown() == (
         f"**Validation OK** for `openai` / `{MODEL}`: 10 examples, 0 errors, 0 warnings"
     )
+    # print(report) told only ok=False and the counts, not what was wrong where
+    assert str(report).splitlines() == [
+        f"Validation FAILED for openai / {MODEL}: 11 examples, 1 error, 0 warnings",
+        "error missing_assistant x1",
+        "  records:11: messages: no assistant message to learn from",
+    ]
+    assert str(clean) == f"Validation OK for openai / {MODEL}: 10 examples, 0 errors, 0 warnings"
 
 
 def test_report_keeps_counts_but_bounds_findings() -> None:

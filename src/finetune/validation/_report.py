@@ -133,13 +133,7 @@ class ValidationReport:
     def to_markdown(self) -> str:
         """A summary line, then a Markdown table of the findings (code, severity, count,
         first lines, first message); no table when there are none."""
-        state = "OK" if self.ok else "FAILED"
-        head = [
-            f"**Validation {state}** for `{self.target}`"
-            + (f" / `{self.model}`" if self.model else "")
-            + f": {counted(self.examples, 'example')}, {counted(self.error_count, 'error')}, "
-            f"{counted(self.warning_count, 'warning')}",
-        ]
+        head = [self._headline(bold="**", code="`")]
         if not self.counts:
             return head[0]
         head += ["", "| code | severity | count | first lines | example |", "|---|---|---|---|---|"]
@@ -152,6 +146,20 @@ class ValidationReport:
                 f"{message} |"
             )
         return "\n".join(head)
+
+    def _headline(self, bold: str = "", code: str = "") -> str:
+        state = "OK" if self.ok else "FAILED"
+        model = f" / {code}{self.model}{code}" if self.model else ""
+        return (
+            f"{bold}Validation {state}{bold} for {code}{self.target}{code}{model}: "
+            f"{counted(self.examples, 'example')}, {counted(self.error_count, 'error')}, "
+            f"{counted(self.warning_count, 'warning')}"
+        )
+
+    def __str__(self) -> str:
+        """A headline (passed or failed, how many examples, errors and warnings), then each
+        code's count and first places, as ``summary`` writes them."""
+        return self._headline() + ("\n" + self.summary() if self.counts else "")
 
     def _repr_html_(self) -> str:
         from finetune._html import report_html
