@@ -331,6 +331,8 @@ def test_a_job_prints_as_one_line_and_an_error_without_a_code_has_no_none() -> N
         id="j1", backend="fake", base_model="m", status="succeeded", fine_tuned_model="ft:m:1"
     )
     assert str(made) == "j1 on fake (m): succeeded -> ft:m:1"
+    # f"{job.status}" was "JobStatus.SUCCEEDED" on 3.11 and later, "succeeded" on 3.10
+    assert f"{made.status}" == str(made.status) == "succeeded" == made.status
     running = ft.Job(id="j2", backend="openai", base_model="m", status="running")
     assert str(running) == "j2 on openai (m): running"
     bare = ft.JobError(message="the file has 3 bad lines")

@@ -305,6 +305,11 @@ class JobStatus(str, enum.Enum):
         """True when the job will not change any more."""
         return self in (JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELLED)
 
+    def __str__(self) -> str:
+        """The status's name, ``succeeded``, in ``print`` and f-strings on every Python
+        (3.11 changed what they show of a ``str`` enum to ``JobStatus.SUCCEEDED``)."""
+        return self.value
+
 
 class JobError(_Value):
     """The provider's reason for a failed job."""
