@@ -324,7 +324,7 @@ def _errors_as_raised() -> list[ft.FinetuneError]:
     ]
 
 
-def test_a_job_prints_as_one_line_and_an_error_without_a_code_has_no_none() -> None:
+def test_a_job_its_events_and_checkpoints_print_as_lines_and_no_error_says_none() -> None:
     """``print(job)`` showed every field, ``raw`` aside; a failure with no code (OpenAI's
     ``error`` as a bare string) was told as ``None: the message`` by ``JobFailed``."""
     made = ft.Job(
@@ -339,6 +339,11 @@ def test_a_job_prints_as_one_line_and_an_error_without_a_code_has_no_none() -> N
     failed = ft.Job(id="j3", backend="openai", base_model="m", status="failed", error=bare)
     assert str(failed) == "j3 on openai (m): failed: the file has 3 bad lines"
     assert "None" not in str(ft.JobFailed(failed)) and "None" not in failed._repr_html_()
+    when = datetime(2026, 12, 3, 15, 53, 1, tzinfo=timezone.utc)
+    event = ft.JobEvent(created_at=when, level="warning", message="loss is NaN")
+    assert str(event) == "2026-12-03T15:53:01+00:00 warning loss is NaN"  # as finetune events
+    saved = ft.Checkpoint(id="c", step=30, model="ft:m:1:ckpt-30", metrics={"valid_loss": 0.25})
+    assert str(saved) == "step 30: ft:m:1:ckpt-30 valid_loss=0.25"
     coded = ft.JobError(code="oom", message="out of memory")
     assert str(coded) == "oom: out of memory" and "oom: out of memory" in str(
         ft.JobFailed(failed.model_copy(update={"error": coded}))

@@ -167,7 +167,7 @@ def _cmd_cancel(args: argparse.Namespace) -> int:
 
 def _cmd_events(args: argparse.Namespace) -> int:
     for event in _job_handle(args).events():
-        print(f"{event.created_at.isoformat()} {event.level:7} {event.message}")
+        print(event)
     return 0
 
 

@@ -454,6 +454,9 @@ class JobEvent(_Value):
     id: str | None = None
     data: dict[str, Any] | None = None
 
+    def __str__(self) -> str:
+        return f"{self.created_at.isoformat()} {self.level:7} {self.message}"
+
 
 class MetricPoint(_Value):
     """Training metrics at one step; missing values are ``None``."""
@@ -476,6 +479,10 @@ class Checkpoint(_Value):
     model: str
     created_at: datetime | None = None
     metrics: dict[str, float] = Field(default_factory=dict)
+
+    def __str__(self) -> str:
+        figures = "".join(f" {name}={value:g}" for name, value in sorted(self.metrics.items()))
+        return f"step {self.step}: {self.model}{figures}"
 
 
 class Job(_Value):
