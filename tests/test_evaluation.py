@@ -1021,7 +1021,8 @@ def test_a_run_answered_from_the_cache_draws_no_progress_bar(
     cache, data = str(tmp_path / "predictions.sqlite3"), _qa(5)
     model = ft.evaluation.CallablePredictor(_answer, name="answers-v1")
     ft.evaluate(data, {"model": model}, [m.exact_match], cache=cache, progress=True)
-    assert "5/5" in capsys.readouterr().err
+    drawn = capsys.readouterr().err  # to a log (not a terminal): a line per frame, no "\r"
+    assert "5/5" in drawn.splitlines()[-1] and "\r" not in drawn and drawn.endswith("\n")
     ft.evaluate(data, {"model": model}, [m.exact_match], cache=cache, progress=True)
     assert "evaluate" not in capsys.readouterr().err  # was "evaluate: 0prediction", twice
 

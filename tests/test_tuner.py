@@ -456,10 +456,14 @@ def test_progress_to_a_log_is_redrawn_when_the_status_changes_not_at_every_poll(
     namespace: str, train: ft.Dataset, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """stderr captured is not a terminal, as in CI or a piped run: a long wait there must
-    leave a few frames, not one per poll."""
+    leave a few frames, not one per poll, each a line of its own (they were joined by
+    carriage returns into one line, which only a terminal shows right)."""
     job = make_tuner(namespace, running=0.6).fit(train)
     job.wait(poll_interval=0.01, timeout=5, progress=True)
-    frames = [f for f in capsys.readouterr().err.split("\r") if f.strip()]
+    shown = capsys.readouterr().err
+    assert "\r" not in shown and shown.endswith("\n")
+    frames = shown.splitlines()
+    assert all(frame.startswith(f"fake:{job.id}: ") for frame in frames), frames
     statuses = ["validating", "queued", "running", "succeeded"]
     assert len(frames) <= len(statuses) + 2, frames  # + the first draw and the last, on close
     assert f"fake:{job.id}: succeeded [" in frames[-1]
@@ -1104,5 +1108,5 @@ def test_a_bar_that_joins_a_job_late_counts_no_speed_from_the_steps_done_before(
     bar = JobProgress(True, job)
     bar.update(job)
     bar.close()
-    last = capsys.readouterr().err.split("\r")[-1]
+    last = capsys.readouterr().err.splitlines()[-1]
     assert f"{seen}/460" in last and "?step/s" in last, last

@@ -10,14 +10,21 @@ from __future__ import annotations
 
 import sys
 import time
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TextIO
 
 from finetune.types import Job, JobStatus
 
 if TYPE_CHECKING:
     from finetune._series import MetricSeries
 
-__all__ = ["LOG_REDRAW_SECONDS", "JobProgress", "in_notebook", "stderr_open", "to_a_log"]
+__all__ = [
+    "LOG_REDRAW_SECONDS",
+    "JobProgress",
+    "bar_stream",
+    "in_notebook",
+    "stderr_open",
+    "to_a_log",
+]
 
 # Progress written to a log (a file, a pipe, CI) is redrawn at most this often, and when a
 # job's status changes: a long run leaves a few lines there, not one per poll.
@@ -32,6 +39,30 @@ def to_a_log() -> bool:
         return not sys.stderr.isatty()
     except (AttributeError, ValueError):  # replaced by an object without it, or closed
         return True
+
+
+class _LogLines:
+    """Where a progress bar writes in a log: each frame on a line of its own. A terminal
+    redraws one line in place with carriage returns, which a log file keeps as one line
+    that only a terminal shows right (``grep`` and ``less`` show every frame run together)."""
+
+    def __init__(self, stream: TextIO) -> None:
+        self._stream = stream
+        self.encoding = getattr(stream, "encoding", None)  # tqdm picks its bar's characters
+
+    def write(self, text: str) -> int:
+        frame = text.replace("\r", "").rstrip()  # tqdm pads a shorter frame with spaces
+        if frame:
+            self._stream.write(frame + "\n")
+        return len(text)
+
+    def flush(self) -> None:
+        self._stream.flush()
+
+
+def bar_stream() -> Any:
+    """What a tqdm bar writes to: stderr, or in a log (``to_a_log``) a line per frame."""
+    return _LogLines(sys.stderr) if to_a_log() else sys.stderr
 
 
 def stderr_open() -> bool:
@@ -82,7 +113,11 @@ class JobProgress:
 
         # until the backend reports steps: the status and the time so far, no count of polls
         self._bar = tqdm(
-            total=None, desc=f"{job.backend}:{job.id}", unit=job.status.value, bar_format=_WAITING
+            total=None,
+            desc=f"{job.backend}:{job.id}",
+            unit=job.status.value,
+            bar_format=_WAITING,
+            file=bar_stream(),
         )
         self._drawn = (job.status, time.monotonic())  # tqdm draws the bar as it is made
 

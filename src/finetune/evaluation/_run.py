@@ -119,14 +119,16 @@ def _unknown_option(error: TypeError, option: str) -> str | None:
 
 class _Progress:
     def __init__(self, enabled: bool, total: int) -> None:
-        from finetune._progress import LOG_REDRAW_SECONDS, stderr_open, to_a_log
+        from finetune._progress import LOG_REDRAW_SECONDS, bar_stream, stderr_open, to_a_log
 
         self._bar: Any = None
         if enabled and stderr_open():
             from tqdm.auto import tqdm
 
             paced = {"mininterval": LOG_REDRAW_SECONDS} if to_a_log() else {}
-            self._bar = tqdm(total=total, desc="evaluate", unit="prediction", **paced)
+            self._bar = tqdm(
+                total=total, desc="evaluate", unit="prediction", file=bar_stream(), **paced
+            )
 
     def advance(self, count: int = 1) -> None:
         if self._bar is not None:
