@@ -357,6 +357,11 @@ def test_the_cli_exports_a_job_by_its_id(
 
     assert export_model(job_dir, tmp_path / "api", format="merged").path == tmp_path / "api"
     assert (tmp_path / "api" / "model.safetensors").exists()
+    capsys.readouterr()
+    gguf_file = str(tmp_path / "m.gguf")
+    assert main(["export", str(tmp_path / "m"), "--format", "gguf", "--output", gguf_file]) == 0
+    out, said = capsys.readouterr()  # to a log: gguf's own bar ran its frames into one line
+    assert "writing 20 tensors to m.gguf" in out and "Writing" not in said and "\r" not in said
 
 
 @pytest.mark.skipif(

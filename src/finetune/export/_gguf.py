@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from finetune._errors import FinetuneError, MissingDependency
+from finetune._progress import to_a_log
 
 __all__ = ["ARCHITECTURES", "QUANTIZATIONS", "write_adapter_gguf", "write_gguf"]
 
@@ -147,7 +148,8 @@ def _finish(writer: Any, target: Path, progress: Callable[[str], Any] | None) ->
         writer.write_kv_data_to_file()
         if progress is not None:
             progress(f"writing {len(writer.tensors[0])} tensors to {target.name}")
-        writer.write_tensors_to_file(progress=progress is not None)
+        # gguf's own tqdm bar redraws in place: in a log (CI, a file) the line above says it
+        writer.write_tensors_to_file(progress=progress is not None and not to_a_log())
         writer.close()
         staging.replace(target)
     except BaseException:
