@@ -1793,3 +1793,22 @@ def test_local_models_no_evaluation_uses_are_freed_beyond_max_loaded(
     options = {name: {"max_new_tokens": 2} for name in candidates}
     ft.evaluate(data, candidates, m.token_f1, cache=False, predictor_options=options)
     assert HFPredictor.loaded_models() == [str(third)]  # the evaluation closed its predictors
+
+
+def test_evaluate_is_typed_with_the_keywords_of_aevaluate() -> None:
+    """``evaluate`` took ``**options: Any``: a checker and an editor saw none of its options,
+    so ``max_concurency=4`` passed them both. Its ``EvaluateOptions`` must stay those of
+    ``aevaluate``, name for name and type for type."""
+    import inspect
+
+    keywords = {
+        name: parameter.annotation
+        for name, parameter in inspect.signature(ft.aevaluate).parameters.items()
+        if parameter.kind is inspect.Parameter.KEYWORD_ONLY
+    }
+    declared = ft.evaluation.EvaluateOptions.__annotations__
+    assert {name: hint.__forward_arg__ for name, hint in declared.items()} == keywords != {}
+    (options,) = [
+        p for p in inspect.signature(ft.evaluate).parameters.values() if p.kind is p.VAR_KEYWORD
+    ]
+    assert options.annotation == "Unpack[EvaluateOptions]"

@@ -68,6 +68,7 @@ if TYPE_CHECKING:
     from finetune._errors import (
         WaitTimeout as WaitTimeout,
     )
+    from finetune._fit import FitOptions as FitOptions
     from finetune._handle import AsyncJobHandle as AsyncJobHandle
     from finetune._series import MetricSeries as MetricSeries
     from finetune._sync import JobHandle as JobHandle
@@ -145,6 +146,7 @@ _EXPORTS = {
         "ChatExample Checkpoint CompletionExample CostEstimate FileRef Hyperparameters Job "
         "JobError JobEvent JobStatus LoRA Message MetricPoint ModelRef PreferenceExample"
     ),
+    "finetune._fit": "FitOptions",
     "finetune._series": "MetricSeries",
     "finetune._sync": "JobHandle Tuner",
     "finetune._handle": "AsyncJobHandle",

@@ -13,7 +13,7 @@ from finetune.evaluation._predictors import (
     predictor_for,
 )
 from finetune.evaluation._result import EvalResult
-from finetune.evaluation._run import aevaluate, evaluate
+from finetune.evaluation._run import EvaluateOptions, aevaluate, evaluate
 from finetune.evaluation._stats import (
     Comparison,
     Interval,
@@ -29,6 +29,7 @@ __all__ = [
     "CallablePredictor",
     "Comparison",
     "EvalResult",
+    "EvaluateOptions",
     "HFPredictor",
     "Interval",
     "MistralPredictor",

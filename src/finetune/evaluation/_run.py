@@ -13,7 +13,7 @@ import os
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypedDict
 
 from finetune._errors import did_you_mean, unexpected_keyword
 from finetune._words import counted
@@ -51,7 +51,10 @@ from finetune.evaluation._result import EvalResult
 from finetune.evaluation.metrics import Metric, by_name
 from finetune.types import Example, ModelRef
 
-__all__ = ["aevaluate", "evaluate"]
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
+
+__all__ = ["EvaluateOptions", "aevaluate", "evaluate"]
 
 log = logging.getLogger("finetune")
 
@@ -533,13 +536,33 @@ def _open_cache(cache: bool | str | os.PathLike[str] | PredictionCache) -> Predi
     return PredictionCache(cache)
 
 
+class EvaluateOptions(TypedDict, total=False):
+    """The keyword arguments of ``evaluate``, every one optional: those of ``aevaluate``.
+
+    ``max_concurrency`` (8: predictions asked at once), ``cache`` (``True``: the prediction
+    cache; ``False``, a file's path or a ``PredictionCache``), ``progress`` (a tqdm bar),
+    ``max_attempts`` (5: tries of a prediction that fails for a transient reason),
+    ``predictor_options`` (per candidate name, its predictor's options).
+    """
+
+    max_concurrency: int
+    cache: bool | str | os.PathLike[str] | PredictionCache
+    progress: bool
+    max_attempts: int
+    predictor_options: Mapping[str, dict[str, Any]] | None
+
+
 def evaluate(
     dataset: Iterable[Example],
     candidates: Mapping[str, Any],
     metrics: Metrics,
-    **options: Any,
+    **options: Unpack[EvaluateOptions],
 ) -> EvalResult:
-    """The synchronous form of ``aevaluate`` (works inside a running event loop too)."""
+    """The synchronous form of ``aevaluate`` (works inside a running event loop too).
+
+    Keyword arguments: see ``EvaluateOptions`` (``max_concurrency``, ``cache``, ``progress``,
+    ``max_attempts``, ``predictor_options``).
+    """
 
     def run() -> EvalResult:
         return asyncio.run(aevaluate(dataset, candidates, metrics, **options))
