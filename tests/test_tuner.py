@@ -41,6 +41,26 @@ def make_tuner(namespace: str, **options: object) -> ft.Tuner:
     return ft.Tuner("fake", model="base-1", namespace=namespace, **{**FAST, **options})
 
 
+@needs_tiktoken
+def test_a_fake_takes_a_context_limit_for_tests_of_examples_too_long(
+    namespace: str, train: ft.Dataset
+) -> None:
+    """A fake's models had no context limit: code handling examples over one could not be
+    tested without a provider, and every fake validation warned ``unchecked_context``."""
+    assert "unchecked_context" in make_tuner(namespace).validate(train).counts
+    tokens = make_tuner(namespace).estimate(train).tokens_max
+    tight = make_tuner(namespace, context_limit=tokens - 1)
+    report = tight.validate(train)
+    assert "unchecked_context" not in report.counts and report.counts["too_many_tokens"] > 0
+    assert f"over the limit of {tokens - 1}" in report.kept["too_many_tokens"][0].message
+    estimate = tight.estimate(train)
+    assert not estimate.fits_context and estimate.context_limit == tokens - 1
+    with pytest.raises(ft.ValidationFailed, match="too_many_tokens"):
+        tight.fit(train)
+    roomy = make_tuner(namespace, context_limit=tokens).estimate(train)
+    assert roomy.fits_context and "fits context: True" in str(roomy)
+
+
 def test_fit_wait_succeeds(namespace: str, train: ft.Dataset) -> None:
     tuner = make_tuner(namespace)
     job = tuner.fit(train, suffix="support", hyperparameters=ft.Hyperparameters(epochs=2))

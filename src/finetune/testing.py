@@ -113,8 +113,10 @@ class FakeBackend:
         fail: FakeFailure | None = None,
         clock: Callable[[], float] = time.monotonic,
         validation_target: str = "openai",
+        context_limit: int | None = None,
     ) -> None:
         self._namespace = namespace
+        self._context_limit = context_limit
         self._store = _stores.setdefault(namespace, _Store())
         self._phases = (validating, queued, running)
         self._steps = steps
@@ -154,6 +156,12 @@ class FakeBackend:
         from finetune.validation import counter_for
 
         return counter_for(self.capabilities.validation_target, model)
+
+    def context_limit(self, model: str) -> int | None:
+        """The tokens an example of any model may hold, as this fake was built with
+        (``context_limit``); ``None``: unknown, so validation checks none against it (and warns
+        ``unchecked_context``), unless the model is in the table of ``validation_target``."""
+        return self._context_limit
 
     def upload(self, dataset: Dataset, *, purpose: str = "train") -> FileRef:
         """Keep the examples in memory, once per fingerprint, as a provider keeps a file."""
