@@ -81,9 +81,17 @@ def test_a_model_off_our_table_is_checked_against_the_context_together_reports(
     quoted = tuner_for(server, model=model).estimate(dataset())
     assert quoted.provider_figures and (quoted.context_limit, quoted.examples_over_limit) == (64, 0)
     assert not any("no context limit is known" in note for note in quoted.notes)
+    uploaded = len(server.files)
     long = tuner_for(server, model=model).estimate(ft.Dataset.from_jsonl(path))
     assert (long.context_limit, long.examples_over_limit, long.fits_context) == (64, 1, False)
     assert f"1 example over the 64-token limit together reports for {model}" in long.notes[-1]
+    # what a fit refuses is not sent to be priced either: it was uploaded, then quoted
+    assert long.provider_figures is None and len(server.files) == uploaded
+    assert any("quote was skipped: an example of" in note for note in long.notes)
+    held = tuner_for(server, model=model).estimate(
+        dataset(), validation=ft.Dataset.from_jsonl(path)
+    )
+    assert held.provider_figures is None and len(server.files) == uploaded  # the held-out set too
     job = tuner.fit(dataset(), hyperparameters=LORA)  # examples within it train
     assert job.wait(poll_interval=0.02, timeout=10).status is ft.JobStatus.SUCCEEDED
 

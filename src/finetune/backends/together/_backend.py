@@ -362,6 +362,14 @@ class TogetherBackend(HostedBackend):
         if not (self._quote and self._key):
             create_body(job)  # no model limits offline: the checks that need none
             return estimate.with_notes(*self._unquoted_notes(job))
+        await self.preflight(job)  # the model's limits read: nothing is uploaded yet
+        longest = await self._longest_over_limit(estimate.model, dataset, validation)
+        if longest is not None:
+            return estimate.with_notes(
+                f"Together's quote was skipped: an example of {longest} tokens is over the "
+                f"{self.context_limit(estimate.model)}-token limit Together reports for "
+                f"{estimate.model}; nothing was uploaded, not even to be priced"
+            )
         request = await self._with_data(job, dataset, validation)
         body = create_body(request, await self._model_limits(estimate.model))
         quote_body: dict[str, Any] = {k: body[k] for k in _QUOTED if k in body}
@@ -369,6 +377,25 @@ class TogetherBackend(HostedBackend):
         answer = await self._retried(lambda: self._request("post", path, body=quote_body))
         quote = expect_object(NAME, "price estimate", answer)
         return with_quote(estimate, quote, unpacked=body.get("packing") is False)
+
+    async def _longest_over_limit(
+        self, model: str, dataset: Dataset, validation: Dataset | None
+    ) -> int | None:
+        """The token count of the longest example (of either set) when it is over the
+        context limit Together reported for ``model``; ``None`` when none is, or no limit is
+        known. Counted in a worker thread, as validation counts them."""
+        limit = self.context_limit(model)
+        if limit is None:
+            return None
+        counter = self.token_counter(model)
+
+        def longest() -> int:
+            sets = [dataset] if validation is None else [dataset, validation]
+            counts = (counter.count_example(r.data) for d in sets for r in d.records())
+            return max(counts, default=0)
+
+        found = await asyncio.to_thread(longest)
+        return found if found > limit else None
 
     def _unquoted_notes(self, job: JobRequest) -> list[str]:
         """What an estimate without Together's quote says of its figures."""
