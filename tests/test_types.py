@@ -350,6 +350,34 @@ def test_a_job_its_events_and_checkpoints_print_as_lines_and_no_error_says_none(
     )
 
 
+def test_an_example_prints_as_its_turns() -> None:
+    """``print(data[0])`` (the README's) showed every field of every message, ``name=None,
+    tool_calls=None, tool_call_id=None, weight=None`` included."""
+    call = {"id": "c1", "function": {"name": "get_weather", "arguments": '{"city": "Paris"}'}}
+    chat = ft.ChatExample(
+        messages=[
+            ft.Message(role="user", content="Weather in Paris?"),
+            ft.Message(role="assistant", tool_calls=[call]),
+            ft.Message(role="tool", tool_call_id="c1", content='{"temp": 21}'),
+            ft.Message(role="assistant", content="21 C."),
+        ]
+    )
+    assert str(chat).splitlines() == [
+        "user: Weather in Paris?",
+        'assistant: get_weather({"city": "Paris"})',
+        'tool: {"temp": 21}',
+        "assistant: 21 C.",
+    ]
+    assert str(ft.CompletionExample(prompt="2+2=", completion="4")) == "prompt: 2+2=\ncompletion: 4"
+    pair = ft.PreferenceExample(
+        input=[ft.Message(role="user", content="q")],
+        chosen=[ft.Message(role="assistant", content="good")],
+        rejected=[ft.Message(role="assistant", content="bad")],
+    )
+    assert str(pair) == "user: q\nchosen: good\nrejected: bad"
+    assert repr(pair).startswith("PreferenceExample(kind='preference', input=[Message(")
+
+
 def test_every_error_survives_pickling_as_a_worker_process_sends_it() -> None:
     """``JobFailed``, ``ValidationFailed``, ``BackendNotFound`` and ``WaitTimeout`` could not be
     unpickled (their ``__init__`` was called again with their message), so one failed fit in

@@ -79,7 +79,8 @@ def _config_text(path: str) -> str:
 def train_config(path: str) -> dict[str, Any]:
     """The settings of a ``train --config`` file, with a key it does not take, or text or a
     table of the wrong type, refused: a one-line error naming the file and the key."""
-    from finetune.types import HYPERPARAMETER_SYNONYMS, Hyperparameters
+    from finetune._synonyms import HYPERPARAMETER_SYNONYMS
+    from finetune.types import Hyperparameters
 
     settings = load_config(path)
     refuse_unknown_keys(path, settings, TRAIN_KEYS + _TRAIN_TABLES)

@@ -11,10 +11,10 @@ from typing import TYPE_CHECKING, Any, Literal, TypedDict
 from pydantic import ValidationError
 
 from finetune._errors import InvalidRequestError, UnsupportedFeature, settings_problem
+from finetune._synonyms import HYPERPARAMETER_SYNONYMS
 from finetune._words import counted
 from finetune.backends.base import METADATA_KEY, PLACEHOLDER_FILE, JobRequest
 from finetune.types import (
-    HYPERPARAMETER_SYNONYMS,
     CostEstimate,
     FileRef,
     Hyperparameters,

@@ -21,6 +21,7 @@ from pydantic import (
 from finetune._errors import with_name_meant
 from finetune._json_values import json_settings
 from finetune._numbers import is_whole
+from finetune._synonyms import HYPERPARAMETER_SYNONYMS
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -137,6 +138,9 @@ class ChatExample(_Value):
     messages: list[Message]
     tools: list[Tool] | None = None
 
+    def __str__(self) -> str:
+        return _example_text(self)
+
 
 class CompletionExample(_Value):
     """A prompt and the completion the model should produce."""
@@ -144,6 +148,9 @@ class CompletionExample(_Value):
     kind: Literal["completion"] = "completion"
     prompt: str
     completion: str
+
+    def __str__(self) -> str:
+        return f"prompt: {self.prompt}\ncompletion: {self.completion}"
 
 
 class PreferenceExample(_Value):
@@ -155,12 +162,22 @@ class PreferenceExample(_Value):
     rejected: list[Message]
     tools: list[Tool] | None = None
 
+    def __str__(self) -> str:
+        return _example_text(self)
+
 
 Example = Annotated[
     ChatExample | CompletionExample | PreferenceExample, Field(discriminator="kind")
 ]
 ExampleKind = Literal["chat", "completion", "preference"]
 EXAMPLE_KINDS: tuple[str, ...] = get_args(ExampleKind)
+
+
+def _example_text(example: ChatExample | PreferenceExample) -> str:
+    """``print(example)``: its turns as ``role: text`` lines, a tool call as ``name({...})``."""
+    from finetune.evaluation._prompts import example_text
+
+    return example_text(example)
 
 
 def _no_flag(value: object) -> object:
@@ -209,29 +226,6 @@ class LoRA(_Settings):
         if isinstance(value, list) and not value:
             raise ValueError("name at least one module, or leave the default 'all-linear'")
         return value
-
-
-# what other tools call these settings (TRL, OpenAI, Together, Fireworks), for the error that
-# meets one of their names: difflib alone took ``lr`` for ``lora``
-HYPERPARAMETER_SYNONYMS: dict[str, str] = {
-    "lr": "learning_rate",
-    "n_epochs": "epochs",
-    "num_epochs": "epochs",
-    "num_train_epochs": "epochs",
-    "epoch": "epochs",
-    "bs": "batch_size",
-    "per_device_train_batch_size": "batch_size",
-    "train_batch_size": "batch_size",
-    "warmup_ratio": "warmup",
-    "warmup_fraction": "warmup",
-    "lora_r": "lora",
-    "lora_rank": "lora",
-    "lora_alpha": "lora",
-    "lora_dropout": "lora",
-    "rank": "r",  # in LoRA's fields
-    "dpo_beta": "beta",
-    "random_seed": "seed",
-}
 
 
 class Hyperparameters(_Settings):

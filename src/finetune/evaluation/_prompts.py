@@ -127,6 +127,22 @@ def build_prompt(messages: Messages, shots: Messages) -> Messages:
     return [{**(system[0] if system else {}), "role": "system", "content": merged}, *rest]
 
 
+def example_text(example: ChatExample | PreferenceExample) -> str:
+    """A chat example as ``transcript`` writes its turns; a preference pair as its input's,
+    then ``chosen:`` and ``rejected:`` with their answers."""
+    if isinstance(example, ChatExample):
+        return transcript(_as_dicts(example.messages))
+    answers = [
+        f"{label}: {' '.join(_said(m) for m in _as_dicts(turns))}"
+        for label, turns in (("chosen", example.chosen), ("rejected", example.rejected))
+    ]
+    return "\n".join([transcript(_as_dicts(example.input)), *answers])
+
+
+def _as_dicts(messages: Sequence[Message]) -> Messages:
+    return [m.model_dump(exclude_none=True) for m in messages]
+
+
 def transcript(messages: Messages) -> str:
     """Messages as ``role: content`` lines, for a judge's prompt (a tool call as its
     ``format_tool_calls`` text)."""
