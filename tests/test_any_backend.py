@@ -4,11 +4,14 @@ loopback fakes over real HTTP for the hosted ones and the tiny model for the loc
 from __future__ import annotations
 
 import os
+import re
+import socket
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 from urllib.parse import unquote
 
@@ -117,3 +120,17 @@ def test_a_job_id_typed_by_a_user_reaches_no_other_resource(backend: str) -> Non
         with pytest.raises(TypeError, match="a job id is text"):
             tuner.job(None)  # type: ignore[arg-type]
         assert server.requests == []
+
+
+@pytest.mark.parametrize("backend", ["openai", "together", "fireworks", "mistral"])
+def test_a_server_that_cannot_be_reached_is_named(backend: str) -> None:
+    """A typo in a ``*_BASE_URL`` (or a gateway that is down) was ``connection problem:
+    Connection error.`` after every retry, naming no server."""
+    _, model, where = _HOSTED[backend]
+    with socket.socket() as closed:  # a port of this machine that nothing listens on
+        closed.bind(("127.0.0.1", 0))
+        url = f"http://127.0.0.1:{closed.getsockname()[1]}"
+    settings = {"api_key": "k" * 40, **where(SimpleNamespace(url=url, base_url=url))}
+    tuner = ft.Tuner(backend, model=model, registry=False, attempts=1, **settings)
+    with pytest.raises(ft.ServerError, match=f"connection problem at {re.escape(url)}"):
+        tuner.remote_jobs()

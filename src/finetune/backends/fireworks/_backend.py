@@ -78,9 +78,12 @@ def _sdk() -> Any:
     return fireworks
 
 
-def map_error(error: BaseException, secret: str | None, *, job_call: bool = False) -> Exception:
-    """An exception from the ``fireworks`` SDK (or below it) as the matching error of ours."""
-    return sdk_error(NAME, _sdk, error, secret, job_call=job_call, key_hint=KEY_HINT)
+def map_error(
+    error: BaseException, secret: str | None, *, job_call: bool = False, url: str | None = None
+) -> Exception:
+    """An exception from the ``fireworks`` SDK (or below it) as the matching error of ours; a
+    server that cannot be reached is named by its ``url``."""
+    return sdk_error(NAME, _sdk, error, secret, job_call=job_call, key_hint=KEY_HINT, url=url)
 
 
 class FireworksBackend(HostedBackend):
@@ -129,7 +132,7 @@ class FireworksBackend(HostedBackend):
         return _sdk().AsyncFireworks(**self._sdk_options(key, account_id=account))
 
     def _map_error(self, error: BaseException, *, job_call: bool = False) -> Exception:
-        return map_error(error, self._key, job_call=job_call)
+        return map_error(error, self._key, job_call=job_call, url=self._base_url)
 
     def _require_account(self) -> str:
         if not self._account:
@@ -235,7 +238,7 @@ class FireworksBackend(HostedBackend):
             try:
                 await datasets.upload(identifier, file=(name, data, "application/jsonl"))
             except Exception as exc:
-                error = map_error(exc, self._key)
+                error = self._map_error(exc)
             else:
                 return
             raise error

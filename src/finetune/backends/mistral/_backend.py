@@ -106,9 +106,11 @@ def map_error(
     *,
     job_call: bool = False,
     key_hint: str = KEY_HINT,
+    url: str | None = None,
 ) -> Exception:
     """An httpx or mistralai SDK exception as our error (secrets redacted); ``key_hint`` says
-    how to give the key (to the Tuner, by default)."""
+    how to give the key (to the Tuner, by default), ``url`` names a server that cannot be
+    reached."""
     if isinstance(error, FinetuneError):
         return error
     status = getattr(error, "status_code", None)
@@ -120,7 +122,7 @@ def map_error(
             NAME, status, body, headers, *secrets, job_call=job_call, key_hint=key_hint
         )
     if is_connection_problem(error):
-        return connection_error(NAME, error, *secrets)
+        return connection_error(NAME, error, *secrets, url=url)
     return foreign_error(NAME, error, *secrets)
 
 
@@ -209,7 +211,7 @@ class MistralBackend(HostedBackend):
         return MistralPredictor(model, **options)
 
     def _map_error(self, error: BaseException, *, job_call: bool = False) -> Exception:
-        return map_error(error, (self._key,), job_call=job_call)
+        return map_error(error, (self._key,), job_call=job_call, url=self._base_url)
 
     async def _send(
         self,
@@ -229,7 +231,7 @@ class MistralBackend(HostedBackend):
                 method, self._base_url + path, params=params, json=body, headers=headers
             )
         except Exception as exc:
-            error = map_error(exc, every_secret)
+            error = map_error(exc, every_secret, url=self._base_url)
         else:
             if response.status_code >= 400:
                 raise error_for_status(

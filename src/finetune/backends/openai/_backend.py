@@ -247,7 +247,7 @@ class OpenAIBackend(HostedBackend):
         return OpenAIPredictor(model, **options)
 
     def _map_error(self, error: BaseException, *, job_call: bool = False) -> Exception:
-        return map_error(error, self._key, job_call=job_call)
+        return map_error(error, self._key, job_call=job_call, url=self._base_url)
 
     async def _call(self, call: Callable[..., Awaitable[Any]], *args: Any, **kw: Any) -> Any:
         """One request through the SDK's raw-response API; its JSON (or text) answer."""

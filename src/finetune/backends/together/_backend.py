@@ -95,9 +95,12 @@ def _upload_tools() -> Any:
     return files
 
 
-def map_error(error: BaseException, secret: str | None, *, job_call: bool = False) -> Exception:
-    """An exception from the ``together`` SDK (or below it) as the matching error of ours."""
-    return sdk_error(NAME, _sdk, error, secret, job_call=job_call, key_hint=KEY_HINT)
+def map_error(
+    error: BaseException, secret: str | None, *, job_call: bool = False, url: str | None = None
+) -> Exception:
+    """An exception from the ``together`` SDK (or below it) as the matching error of ours; a
+    server that cannot be reached is named by its ``url``."""
+    return sdk_error(NAME, _sdk, error, secret, job_call=job_call, key_hint=KEY_HINT, url=url)
 
 
 def _with_model_meant(error: InvalidRequestError, model: str) -> InvalidRequestError:
@@ -155,7 +158,7 @@ class TogetherBackend(HostedBackend):
         return _sdk().AsyncTogether(**self._sdk_options(key))
 
     def _map_error(self, error: BaseException, *, job_call: bool = False) -> Exception:
-        return map_error(error, self._key, job_call=job_call)
+        return map_error(error, self._key, job_call=job_call, url=self._base_url)
 
     # -- before anything is uploaded --
 
@@ -228,7 +231,7 @@ class TogetherBackend(HostedBackend):
             except tools.FileAlreadyExistsError as exists:
                 known = str(exists.file_id)
             except Exception as exc:
-                failure = map_error(exc, self._key)
+                failure = self._map_error(exc)
             else:
                 return str(url), str(file_id)
             if known is None:
