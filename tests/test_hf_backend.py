@@ -65,7 +65,9 @@ def test_full_sft_learns_the_reply_format(
     assert _greedy(tuned, prompt) != _greedy(tiny_base, prompt)
     assert _greedy(tuned, prompt).startswith("Hello")
     assert job.job.trained_tokens and job.job.trained_tokens > 0
-    assert [c.step for c in job.checkpoints()]
+    saved = job.checkpoints()
+    assert saved and all(c.metrics["train_loss"] > 0 for c in saved)  # they had none
+    assert saved[-1].metrics == job.metrics().at(saved[-1].step)
     used = ft.Hyperparameters(epochs=4, batch_size=16, learning_rate=3e-3, seed=1, warmup=0.0)
     assert job.job.hyperparameters == used  # full fine-tune: no adapter
     (record,) = tuner.registry.list()  # type: ignore[union-attr]

@@ -255,6 +255,9 @@ def test_metric_series_says_its_latest_losses_and_tabulates_every_metric() -> No
         "<MetricSeries 2 points to step 9, train_loss 2 (step 5), valid_loss 1.25>"
     )
     assert repr(MetricSeries([])) == "<MetricSeries 0 points>"
+    # what a checkpoint saved at a step had seen: each metric's latest value up to it
+    assert series.at(4) == {} and series.at(5) == series.at(8) == {"train_loss": 2.0}
+    assert series.at(9) == {"train_loss": 2.0, "valid_loss": 1.25}
     pytest.importorskip("pandas")
     frame = series.to_pandas()
     assert list(frame.index) == [5, 9] and frame.loc[5, "grad_norm"] == 1.5

@@ -72,6 +72,17 @@ class MetricSeries(Sequence[MetricPoint]):
             raise KeyError(f"no metric {name!r}{did_you_mean(name, known)}; metrics: {known}")
         return [getattr(p, name) if standard else p.extra.get(name) for p in self._points]
 
+    def at(self, step: int) -> dict[str, float]:
+        """Each standard metric's latest value logged at or before ``step``: what a checkpoint
+        saved at that step had seen (``{}`` before the first log)."""
+        seen: dict[str, float] = {}
+        for point in self._points:
+            if point.step > step:
+                break
+            logged = ((name, getattr(point, name)) for name in _STANDARD)
+            seen.update((name, float(value)) for name, value in logged if value is not None)
+        return seen
+
     def to_records(self) -> list[dict[str, Any]]:
         """Plain dicts, one per step."""
         return [p.model_dump(mode="json") for p in self._points]

@@ -20,6 +20,7 @@ from finetune._errors import (
     JobNotFound,
 )
 from finetune._processes import process_alive, process_start_time
+from finetune._series import MetricSeries
 from finetune.backends.base import EVERY_KIND, SFT_AND_DPO, Capabilities, JobRequest
 from finetune.backends.hf._config import (
     LocalOptions,
@@ -363,13 +364,16 @@ class HFBackend:
         return [MetricPoint.model_validate(row) for _, row in sorted(merged.items())]
 
     def list_checkpoints(self, job_id: str) -> list[Checkpoint]:
-        """The checkpoints in the job's folder, each a model ``ModelRef`` can load."""
+        """The checkpoints in the job's folder, each a model ``ModelRef`` can load, with the
+        metrics logged up to its step (``MetricSeries.at``)."""
+        logged = MetricSeries(self.get_metrics(job_id))
         return [
             Checkpoint(
                 id=path.name,
                 step=step,
                 model=str(path),
                 created_at=datetime.fromtimestamp(path.stat().st_mtime, timezone.utc),
+                metrics=logged.at(step),
             )
             for step, path in self._dir(job_id).checkpoints()
         ]
