@@ -66,6 +66,9 @@ def test_estimates_say_when_a_provider_is_closing_or_retired(
     openai = ft.Tuner("openai", model="gpt-4.1-mini-2025-04-14", api_key="sk-test")
     assert "2027-01-06" in openai.estimate(dataset()).notes[-1]
     assert "plan the move" in openai.estimate(dataset()).notes[-1]
+    # the days it has left, as of the tests' today (2026-12-01): how soon to move
+    assert openai.estimate(dataset()).notes[-1].startswith("36 days left: OpenAI stops")
+    assert lifecycle.closing_text("openai", date(2027, 1, 5)).startswith("1 day left: ")
     monkeypatch.setattr(lifecycle, "today", lambda: date(2027, 1, 6))
     assert "a fit is refused" in openai.estimate(dataset()).notes[-1]
     assert lifecycle.estimate_note("together") is None and lifecycle.estimate_note("hf") is None

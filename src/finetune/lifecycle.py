@@ -16,6 +16,7 @@ __all__ = [
     "ProviderLifecycle",
     "alternatives_for",
     "closed_on",
+    "closing_text",
     "estimate_note",
     "lifecycle",
     "status_text",
@@ -164,4 +165,15 @@ def estimate_note(provider: str, model: str | None = None, on: date | None = Non
             f"{row.summary}: a fit is refused before anything is uploaded "
             f"(allow_closed_provider=True tries anyway); instead: {instead}"
         )
-    return f"{row.summary}; plan the move: {instead}"
+    return f"{closing_text(provider, on)}; plan the move: {instead}"
+
+
+def closing_text(provider: str, on: date | None = None) -> str:
+    """A closing provider's summary after the days it has left as of ``on`` (default: today),
+    ``34 days left: OpenAI stops creating fine-tuning jobs on 2027-01-06 (...)``; else its
+    summary alone."""
+    row = LIFECYCLE[provider]
+    if row.closes_on is None or status_text(provider, on) == "retired":
+        return row.summary
+    left = (row.closes_on - (on or today())).days
+    return f"{left} day{'' if left == 1 else 's'} left: {row.summary}"

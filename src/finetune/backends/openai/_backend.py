@@ -45,7 +45,7 @@ from finetune.backends.openai._mapping import (
     metrics_from_events,
     oldest_first,
 )
-from finetune.lifecycle import alternatives_for, closed_on, lifecycle
+from finetune.lifecycle import alternatives_for, closed_on, closing_text, lifecycle
 from finetune.types import Checkpoint, FileRef, Job, JobEvent, JobStatus, MetricPoint
 
 if TYPE_CHECKING:
@@ -123,7 +123,8 @@ def _warn_closing_once() -> None:
     row = lifecycle(NAME)
     if row is not None and row.state == "closing" and NAME not in _warned:
         _warned.add(NAME)
-        log.warning("%s; plan the move: %s", row.summary, "; ".join(alternatives_for(None)))
+        moving = "; ".join(alternatives_for(None))
+        log.warning("%s; plan the move: %s", closing_text(NAME), moving)
 
 
 def _processed(payload: dict[str, Any]) -> FileRef | None:
