@@ -947,7 +947,7 @@ def test_a_staging_folder_a_killed_writer_left_goes_a_day_later(tmp_path: Path) 
     assert sorted(p.name for p in tmp_path.iterdir()) == [".model.w0rk1ng.tmp", "model"]
 
 
-def test_a_row_of_plain_text_is_named_with_how_to_write_it() -> None:
+def test_a_row_of_plain_text_or_of_two_texts_is_named_with_how_to_write_it() -> None:
     says = "a row of plain text is for language modeling"
     data = ft.Dataset.from_records([{"text": "Once upon a time", "id": 7}])
     with pytest.raises(
@@ -956,6 +956,11 @@ def test_a_row_of_plain_text_is_named_with_how_to_write_it() -> None:
         list(data)
     (finding,) = validate(data, target="hf", model="m").errors
     assert finding.code == "unknown_format" and says.replace("\\", "") in finding.message
+    # a question-and-answer table (from_pandas, from_hf) of columns named otherwise
+    pair = ft.Dataset.from_records([{"answer": "4", "Question": "2+2?"}], name="qa")
+    (finding,) = validate(pair, target="hf", model="m").errors
+    assert "keys: Question, answer); a row of two texts is read as a question" in finding.message
+    assert "rename 'Question' to 'prompt' and 'answer' to 'completion'" in finding.message
 
 
 def test_a_path_under_the_home_folder_may_start_with_a_tilde(

@@ -158,12 +158,27 @@ def chat_field(field: str | None, data: dict[str, Any]) -> str | None:
 def shape_hint(data: dict[str, Any]) -> str:
     """What a row of no kind we read looks like, when it is a well-known shape, and how to
     write it as one we read ("" for any other)."""
-    if set(data) - IGNORED_KEYS == {"text"}:
+    keys = set(data) - IGNORED_KEYS
+    if keys == {"text"}:
         return (
             "; a row of plain text is for language modeling, which finetune does not train: "
             "write each example as a question and its answer (messages, or prompt and completion)"
         )
+    texts = sorted(k for k in keys if isinstance(data[k], str))
+    if len(keys) == 2 and len(texts) == 2:
+        asked, answer = sorted(texts, key=lambda key: key.lower() in _ANSWER_NAMES)
+        return (
+            f"; a row of two texts is read as a question and its answer when they are named "
+            f"prompt and completion: rename {asked!r} to 'prompt' and {answer!r} to "
+            "'completion' (a DataFrame: frame.rename(columns={...}), a Hugging Face dataset: "
+            ".rename_columns({...})), or write them as messages, a user turn and an assistant "
+            "turn, which every backend trains on"
+        )
     return ""
+
+
+# the column names that usually hold the answer of a question-and-answer row
+_ANSWER_NAMES = frozenset({"answer", "response", "output", "target", "reply", "label", "a"})
 
 
 def parse_example(

@@ -18,7 +18,11 @@ RULES: dict[str, tuple[str, str]] = {
     "truncated_line": ("error", "The last line is cut short: the file looks truncated."),
     "not_an_object": ("error", "The line is JSON but not an object."),
     "line_too_long": ("error", "The line exceeds the reader's size cap."),
-    "unknown_format": ("error", "Neither chat, completion nor preference shape."),
+    "unknown_format": (
+        "error",
+        "Neither chat, completion nor preference shape; a row of plain text, or of two texts "
+        "under other names (`question`, `answer`), is told how to write it.",
+    ),
     "mixed_kinds": (
         "error",
         "Examples of different kinds in one file, or in the training and validation sets.",
