@@ -213,9 +213,15 @@ def _check_keys(
 def _check_completion(record: dict[str, Any], target: Target, model: str) -> Iterator[Issue]:
     yield from _check_keys(record, "completion")
     for key in ("prompt", "completion"):
-        if not isinstance(record.get(key), str):
-            yield "invalid_completion", "error", f"{key} must be a string", key
-        yield from _check_text(record.get(key), key)
+        value = record.get(key)
+        if not isinstance(value, str):
+            yield (
+                "invalid_completion",
+                "error",
+                f"{key} must be a string, not {json_kind(value)}",
+                key,
+            )
+        yield from _check_text(value, key)
     base = model.removeprefix("ft:").split(":")[0]
     if target.completion_models and base not in target.completion_models:
         yield (
