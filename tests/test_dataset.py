@@ -402,6 +402,7 @@ def test_sample_is_deterministic(chat_file: Path) -> None:
     assert list(data.sample(5, seed=1)) == list(data.sample(5, seed=1))
     assert len(data.sample(5, seed=1)) == 5
     assert len(data.sample(500)) == 40 and len(data.sample(0)) == 0
+    assert data.sample(500).name.endswith("[sample40]")  # what it holds, not what was asked
     with pytest.raises(ValueError, match="0 or more"):
         data.sample(-1)
 

@@ -370,7 +370,7 @@ class Dataset:
             raise ValueError(f"n is how many examples to draw (0 or more), not {n!r}")
         total = len(self)
         chosen = frozenset(_drawing(seed).sample(range(total), min(int(n), total)))
-        return self._subset(chosen, keep=True, tag=f"sample{n}")
+        return self._subset(chosen, keep=True, tag=f"sample{len(chosen)}")
 
     def excluding(self, other: Iterable[Example]) -> Dataset:
         """This dataset without its examples that are also in ``other``: the same
