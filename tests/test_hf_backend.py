@@ -68,6 +68,9 @@ def test_full_sft_learns_the_reply_format(
     saved = job.checkpoints()
     assert saved and all(c.metrics["train_loss"] > 0 for c in saved)  # they had none
     assert saved[-1].metrics == job.metrics().at(saved[-1].step)
+    held = ft.Dataset.from_records(rows[300:302])  # a checkpoint folder is asked as a model
+    asked = ft.evaluate(held, {"last": job.checkpoint_model(saved[-1])}, ["exact_match"])
+    assert len(asked.predictions("last")) == 2
     used = ft.Hyperparameters(epochs=4, batch_size=16, learning_rate=3e-3, seed=1, warmup=0.0)
     assert job.job.hyperparameters == used  # full fine-tune: no adapter
     (record,) = tuner.registry.list()  # type: ignore[union-attr]

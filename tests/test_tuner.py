@@ -80,6 +80,24 @@ def test_fit_wait_succeeds(namespace: str, train: ft.Dataset) -> None:
     assert done.hyperparameters.epochs == 2
 
 
+def test_a_checkpoint_is_evaluated_as_the_jobs_model_is_asked(
+    namespace: str, train: ft.Dataset
+) -> None:
+    """A checkpoint's ``model`` was a bare name: a ``ModelRef`` built by hand from it was asked
+    with the environment's key and URL, not the Tuner's (a fake's: outside its namespace)."""
+    job = make_tuner(namespace).fit(train)
+    job.wait(poll_interval=0.01, timeout=5)
+    first, *_ = saved = job.checkpoints()
+    ref = job.checkpoint_model(first)
+    assert ref == ft.ModelRef(backend="fake", name=first.model, base_model="base-1", job_id=job.id)
+    assert ref.asked_with == job.model.asked_with == {"namespace": namespace}
+    models = {f"step {c.step}": job.checkpoint_model(c) for c in saved}
+    result = ft.evaluate(train[:4], models, ["exact_match"], cache=False)
+    assert result.candidates == [f"step {c.step}" for c in saved]
+    with pytest.raises(TypeError, match=r"one of job\.checkpoints"):
+        job.checkpoint_model(first.model)  # type: ignore[arg-type]
+
+
 def test_failed_job_raises_job_failed_with_provider_error(
     namespace: str, train: ft.Dataset
 ) -> None:

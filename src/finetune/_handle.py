@@ -62,6 +62,21 @@ class JobView:
             )
         return model
 
+    def checkpoint_model(self, checkpoint: Checkpoint) -> ModelRef:
+        """One of this job's ``checkpoints()`` as a model to evaluate, asked as the job's own
+        model is (its Tuner's key and API root): ``ft.evaluate(holdout, {f"step {c.step}":
+        job.checkpoint_model(c) for c in job.checkpoints()})``."""
+        if not isinstance(checkpoint, Checkpoint):
+            raise TypeError(
+                "checkpoint is one of job.checkpoints(), a Checkpoint, not "
+                f"{type(checkpoint).__name__}"
+            )
+        job = self.job
+        model = ModelRef(
+            backend=job.backend, name=checkpoint.model, base_model=job.base_model, job_id=job.id
+        )
+        return model._asked_as(job._connection)
+
     def __repr__(self) -> str:
         job = self.job
         return f"<{type(self).__name__} {job.backend}:{job.id} {job.status.value}>"
