@@ -92,6 +92,11 @@ def test_a_model_off_our_table_is_checked_against_the_context_together_reports(
         dataset(), validation=ft.Dataset.from_jsonl(path)
     )
     assert held.provider_figures is None and len(server.files) == uploaded  # the held-out set too
+    shared = {"conversations": [{"from": "human", "value": "Hi"}, {"from": "gpt", "value": "x"}]}
+    shared["conversations"][1]["value"] = "A long answer. " * 40  # ShareGPT's shape, read as chat
+    sharegpt = ft.Dataset.from_records([*(chat(i) for i in range(11)), shared])
+    assert tuner_for(server, model=model).estimate(sharegpt).provider_figures is None
+    assert len(server.files) == uploaded
     job = tuner.fit(dataset(), hyperparameters=LORA)  # examples within it train
     assert job.wait(poll_interval=0.02, timeout=10).status is ft.JobStatus.SUCCEEDED
 

@@ -35,6 +35,7 @@ from finetune.backends.together._mapping import (
     same_fit,
     with_quote,
 )
+from finetune.dataset._formats import as_chat_record
 from finetune.types import (
     Checkpoint,
     CostEstimate,
@@ -394,7 +395,8 @@ class TogetherBackend(HostedBackend):
 
         def longest() -> int:
             sets = [dataset] if validation is None else [dataset, validation]
-            counts = (counter.count_example(r.data) for d in sets for r in d.records())
+            rows = (as_chat_record(r.data) for d in sets for r in d.records())  # as validated
+            counts = (counter.count_example(row) for row in rows)
             return max(counts, default=0)
 
         found = await asyncio.to_thread(longest)
