@@ -367,7 +367,7 @@ class TogetherBackend(HostedBackend):
             create_body(job)  # no model limits offline: the checks that need none
             return estimate.with_notes(*self._unquoted_notes(job))
         await self.preflight(job)  # the model's limits read: nothing is uploaded yet
-        longest = await self._longest_over_limit(estimate.model, dataset, validation)
+        longest = await self._longest_over_limit(estimate, validation)
         if longest is not None:
             return estimate.with_notes(
                 f"Together's quote was skipped: an example of {longest} tokens is over the "
@@ -383,24 +383,26 @@ class TogetherBackend(HostedBackend):
         return with_quote(estimate, quote, unpacked=body.get("packing") is False)
 
     async def _longest_over_limit(
-        self, model: str, dataset: Dataset, validation: Dataset | None
+        self, estimate: CostEstimate, validation: Dataset | None
     ) -> int | None:
         """The token count of the longest example (of either set) when it is over the
-        context limit Together reported for ``model``; ``None`` when none is, or no limit is
-        known. Counted in a worker thread, as validation counts them."""
-        limit = self.context_limit(model)
+        context limit Together reported for the model; ``None`` when none is, or no limit is
+        known. The training set's is the estimate's ``tokens_max`` (counted with this
+        backend's counter, as validation counts); only the validation set is counted here,
+        in a worker thread."""
+        limit = self.context_limit(estimate.model)
         if limit is None:
             return None
-        counter = self.token_counter(model)
+        longest = estimate.tokens_max
+        if validation is not None:
+            counter = self.token_counter(estimate.model)
 
-        def longest() -> int:
-            sets = [dataset] if validation is None else [dataset, validation]
-            rows = (as_chat_record(r.data) for d in sets for r in d.records())  # as validated
-            counts = (counter.count_example(row) for row in rows)
-            return max(counts, default=0)
+            def held_out() -> int:
+                rows = (as_chat_record(r.data) for r in validation.records())  # as validated
+                return max((counter.count_example(row) for row in rows), default=0)
 
-        found = await asyncio.to_thread(longest)
-        return found if found > limit else None
+            longest = max(longest, await asyncio.to_thread(held_out))
+        return longest if longest > limit else None
 
     def _unquoted_notes(self, job: JobRequest) -> list[str]:
         """What an estimate without Together's quote says of its figures."""
