@@ -444,6 +444,36 @@ def test_report_outputs() -> None:
     assert str(clean) == f"Validation OK for openai / {MODEL}: 10 examples, 0 errors, 0 warnings"
 
 
+def test_a_report_of_two_files_keeps_each_line_with_its_file() -> None:
+    """Training and validation findings were sorted by line alone, interleaving the two
+    files, and the Markdown table's "first lines" mixed their numbers without a name."""
+
+    def empty(question: str) -> dict[str, Any]:
+        return {
+            "messages": [
+                {"role": "user", "content": question},
+                {"role": "assistant", "content": ""},
+            ]
+        }
+
+    rows = [chat(i) for i in range(12)]
+    train = ft.Dataset.from_records([empty("a"), *rows[:2], empty("b"), *rows[2:]], name="tr")
+    held = ft.Dataset.from_records([chat(100), empty("c")], name="va")
+    report = validate(train, target="openai", model=MODEL, validation=held)
+    assert report.files == ["tr", "va"]
+    empties = [f.location for f in report.warnings if f.code == "empty_content"]
+    assert empties == [f"{where}: messages[1].content" for where in ("tr:1", "tr:4", "va:2")]
+    assert [f.file for f in report.warnings] == sorted(
+        (f.file for f in report.warnings), key=report.files.index
+    )
+    assert report.lines("empty_content") == [1, 4, 2]
+    assert report.lines("empty_content", file="va") == [2]
+    assert "| `empty_content` | warning | 3 | tr: 1, 4; va: 2 |" in report.to_markdown()
+    assert json.loads(report.to_json())["files"] == ["tr", "va"]
+    alone = validate(train, target="openai", model=MODEL)
+    assert "| `empty_content` | warning | 2 | 1, 4 |" in alone.to_markdown()  # one file: lines
+
+
 def test_report_keeps_counts_but_bounds_findings() -> None:
     rows = [{"messages": [{"role": "user", "content": "x"}]} for _ in range(100)]
     report = run(rows, keep=5)

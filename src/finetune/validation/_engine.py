@@ -69,6 +69,7 @@ class _Scan:
         most = getattr(counter, "max_token_chars", None) if limit is not None else None
         self._chars_cap = limit * most if most else None
         self.file = file
+        report.add_file(file)  # findings sort file by file, in the order scanned
         self.quality = QualityScan()
         # a declared kind is the kind from the first row on: a row of another is mixed_kinds
         self.kind: str | None = declared

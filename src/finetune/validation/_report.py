@@ -47,14 +47,27 @@ class ValidationReport:
     severities: dict[str, Severity] = field(default_factory=dict)
     kept: dict[str, list[Finding]] = field(default_factory=dict)
     stats: dict[str, Any] = field(default_factory=dict)
+    files: list[str] = field(default_factory=list)
+    """The files (or named record sets) checked, in order: the training set's first."""
 
     def add(self, finding: Finding) -> None:
         """Record a finding (counted always, kept while under the per-code limit)."""
+        self.add_file(finding.file)
         self.counts[finding.code] += 1
         self.severities[finding.code] = finding.severity
         bucket = self.kept.setdefault(finding.code, [])
         if len(bucket) < self.keep:
             bucket.append(finding)
+
+    def add_file(self, file: str | None) -> None:
+        """Note a file checked (once, in the order first seen)."""
+        if file is not None and file not in self.files:
+            self.files.append(file)
+
+    def _place(self, finding: Finding) -> tuple[int, int, str]:
+        """Where a finding sorts: by file, in the order checked, then by line."""
+        rank = self.files.index(finding.file) if finding.file in self.files else -1
+        return rank, finding.line or 0, finding.code
 
     @property
     def ok(self) -> bool:
@@ -63,16 +76,16 @@ class ValidationReport:
 
     def _findings(self, severity: Severity) -> list[Finding]:
         found = [f for c, fs in self.kept.items() if self.severities[c] == severity for f in fs]
-        return sorted(found, key=lambda f: (f.line or 0, f.code))
+        return sorted(found, key=self._place)
 
     @property
     def errors(self) -> list[Finding]:
-        """Kept error findings, in line order."""
+        """Kept error findings, file by file (training first) in line order."""
         return self._findings("error")
 
     @property
     def warnings(self) -> list[Finding]:
-        """Kept warning findings, in line order."""
+        """Kept warning findings, file by file (training first) in line order."""
         return self._findings("warning")
 
     @property
@@ -85,9 +98,11 @@ class ValidationReport:
         """How many warnings in all."""
         return sum(n for c, n in self.counts.items() if self.severities[c] == "warning")
 
-    def lines(self, code: str) -> list[int]:
-        """The first kept line numbers for a code."""
-        return [f.line for f in self.kept.get(code, []) if f.line is not None]
+    def lines(self, code: str, *, file: str | None = None) -> list[int]:
+        """The first kept line numbers for a code, in every file checked or in ``file``
+        alone (a report of a training and a validation set holds both: ``report.files``)."""
+        found = self.kept.get(code, [])
+        return [f.line for f in found if f.line is not None and file in (None, f.file)]
 
     def raise_for_errors(self) -> ValidationReport:
         """Raise ``ValidationFailed`` when there is any error; else return self."""
@@ -124,6 +139,7 @@ class ValidationReport:
                 for code in sorted(self.counts)
             },
             "stats": self.stats,
+            "files": self.files,
         }
 
     def to_json(self, indent: int | None = 2) -> str:
@@ -139,13 +155,23 @@ class ValidationReport:
         head += ["", "| code | severity | count | first lines | example |", "|---|---|---|---|---|"]
         for code in sorted(self.counts, key=lambda c: (self.severities[c] != "error", c)):
             first = self.kept[code][0]
-            lines = ", ".join(map(str, self.lines(code)[:5]))
+            lines = table_cell(self._first_lines(code))
             message = table_cell(first.message)
             head.append(
                 f"| `{code}` | {self.severities[code]} | {self.counts[code]} | {lines} | "
                 f"{message} |"
             )
         return "\n".join(head)
+
+    def _first_lines(self, code: str, most: int = 5) -> str:
+        """``1, 4`` for one file; ``train.jsonl: 1, 4; valid.jsonl: 2`` for more."""
+        placed = sorted((f for f in self.kept[code] if f.line is not None), key=self._place)
+        groups: dict[str | None, list[str]] = {}
+        for finding in placed[:most]:
+            groups.setdefault(finding.file, []).append(str(finding.line))
+        if len(self.files) < 2:
+            return ", ".join(line for lines in groups.values() for line in lines)
+        return "; ".join(f"{file}: {', '.join(lines)}" for file, lines in groups.items())
 
     def _headline(self, bold: str = "", code: str = "") -> str:
         state = "OK" if self.ok else "FAILED"
