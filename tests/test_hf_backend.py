@@ -59,6 +59,7 @@ def test_full_sft_learns_the_reply_format(
     assert job.job.status is ft.JobStatus.SUCCEEDED, tuner.backend.worker_log(job.id)
     losses = [p.train_loss for p in job.metrics() if p.train_loss is not None]
     assert losses[-1] < losses[0] * 0.6
+    assert job.metrics()[-1].step == 52  # the last step's loss, though logged every 5 steps
     prompt = rows[300]["messages"][:2]
     tuned = job.model.name
     assert Path(tuned, "model.safetensors").exists()

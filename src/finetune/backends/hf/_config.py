@@ -90,7 +90,9 @@ class LocalOptions(BaseModel):
         gt=0,
         description="checkpoints kept; None keeps every one (transformers reads 0 so)",
     )
-    logging_steps: int = Field(default=5, gt=0)
+    logging_steps: int = Field(
+        default=5, gt=0, description="metrics logged every N steps, and at the last one"
+    )
     early_stopping_patience: int | None = Field(
         default=None,
         gt=0,

@@ -126,6 +126,8 @@ def _callback(job: JobDir, stop: _Stop) -> Any:
             if stop.requested:
                 control.should_save = True
                 control.should_training_stop = True
+            if stop.requested or state.global_step >= state.max_steps:
+                control.should_log = True  # the last loss, between two logging_steps or not
 
         def on_log(self, args: Any, state: Any, control: Any, logs: Any = None, **kw: Any) -> None:
             if not state.is_world_process_zero or not logs:
