@@ -664,6 +664,33 @@ def test_an_eval_config_leaves_out_the_examples_of_a_training_set(
     assert "exclude is a file path or a list of them" in capsys.readouterr().err
 
 
+def test_an_eval_config_whose_shots_hold_evaluated_examples_is_told_in_its_own_terms(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The refusal said "train, holdout = data.split(...); ref.with_few_shot(train, k)" and
+    gave positions from 0, which a config's user could not follow."""
+    data = write_jsonl(tmp_path / "holdout.jsonl", [chat(i) for i in range(10, 30)])
+    shots = write_jsonl(tmp_path / "shots.jsonl", [chat(i) for i in range(12)])
+    config = tmp_path / "eval.toml"
+    body = (
+        f'data = "{data}"\n[candidates]\nbase = "fake:base"\n'
+        f'[candidates.few]\nbackend = "fake"\nmodel = "base"\n'
+        f'few_shot = {{ train = "{shots}", k = 12 }}\n'
+    )
+    config.write_text(body)
+    assert main(["eval", str(config)]) == 2
+    err = capsys.readouterr().err
+    assert (
+        f"{config}: candidate 'few' shows 2 evaluated examples (lines 1, 2 of holdout.jsonl)" in err
+    )
+    assert "its few_shot train file, shots.jsonl" in err
+    assert 'or leave them out of data with exclude = "shots.jsonl"' in err
+    assert "data.split" not in err and "with_few_shot" not in err
+    config.write_text(f'exclude = "{shots}"\n' + body)
+    assert main(["eval", str(config)]) == 0
+    assert f"left out 2 of the evaluated examples: also in {shots}" in capsys.readouterr().err
+
+
 def test_eval_from_a_config_on_the_tiny_model(
     tiny_base: str,
     rows: list[dict[str, object]],

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from finetune._errors import FinetuneError, MissingDependency, did_you_mean
 from finetune._numbers import is_whole
+from finetune._words import counted
 
 if TYPE_CHECKING:
     from finetune.dataset import Dataset
@@ -24,6 +25,7 @@ __all__ = [
     "load_config",
     "refuse_unknown_keys",
     "refuse_wrong_types",
+    "shots_refusal",
     "train_config",
 ]
 
@@ -230,6 +232,27 @@ def eval_data(source: str, config: dict[str, Any]) -> tuple[Dataset, list[str]]:
         if len(data) < before:
             said.append(f"left out {before - len(data)} of the evaluated examples: also in {value}")
     return data, said
+
+
+def shots_refusal(
+    source: str, config: dict[str, Any], data: Dataset, candidate: str, indices: list[int]
+) -> FinetuneError:
+    """The refusal of a candidate whose ``few_shot`` train file holds evaluated examples (at
+    ``indices`` of ``data``), in the config's terms: the data file's lines, ``exclude``."""
+    wanted = set(indices)
+    lines = [r.line for at, r in enumerate(data.records()) if at in wanted]
+    shown = ", ".join(map(str, lines[:5])) + (", ..." if len(lines) > 5 else "")
+    shots = Path(str(config["candidates"][candidate]["few_shot"]["train"])).expanduser()
+    evaluated = Path(str(config["data"])).expanduser()
+    other = f', or leave them out of data with exclude = "{shots.name}"'
+    if shots.resolve() == evaluated.resolve():  # excluding it would leave no data
+        other = ""
+    return FinetuneError(
+        f"{source}: candidate {candidate!r} shows {counted(len(lines), 'evaluated example')} "
+        f"(lines {shown} of {evaluated.name}) in its few-shot prompt, answers included, from "
+        f"its few_shot train file, {shots.name}: its scores would be inflated. Give few_shot "
+        f"a file without them (the training split){other}"
+    )
 
 
 def eval_plan(

@@ -32,6 +32,7 @@ from finetune._config_file import (
     eval_max_concurrency,
     eval_plan,
     load_config,
+    shots_refusal,
 )
 from finetune._errors import did_you_mean
 from finetune.backends import backend_class
@@ -219,6 +220,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
 
 def _cmd_eval(args: argparse.Namespace) -> int:
+    from finetune.evaluation._run import ShotsFromEvaluatedData
+
     config = load_config(args.config)
     if args.output and (args.output.endswith(("/", os.sep)) or Path(args.output).is_dir()):
         folder = Path(args.output)  # found after the whole evaluation, it was paid for
@@ -228,14 +231,17 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     data, left_out = eval_data(args.config, config)
     for line in left_out:
         print(line, file=sys.stderr)
-    result = ft.evaluate(
-        data,
-        candidates,
-        metrics,
-        max_concurrency=max_concurrency,
-        progress=True,
-        predictor_options=options,
-    )
+    try:
+        result = ft.evaluate(
+            data,
+            candidates,
+            metrics,
+            max_concurrency=max_concurrency,
+            progress=True,
+            predictor_options=options,
+        )
+    except ShotsFromEvaluatedData as shown:
+        raise shots_refusal(args.config, config, data, shown.candidate, shown.indices) from None
     print(result.to_markdown(baseline=baseline))
     if args.output:
         result.to_json(args.output)

@@ -54,7 +54,7 @@ from finetune.types import Example, ModelRef
 if TYPE_CHECKING:
     from typing_extensions import Unpack
 
-__all__ = ["EvaluateOptions", "aevaluate", "evaluate"]
+__all__ = ["EvaluateOptions", "ShotsFromEvaluatedData", "aevaluate", "evaluate"]
 
 log = logging.getLogger("finetune")
 
@@ -396,12 +396,21 @@ def _refuse_shots_from_the_evaluated_data(
     for name, (_, shots) in resolved.items():
         shown = _seen(evaluated, shots or ())
         if shown:
-            raise ValueError(
-                f"candidate {name!r} shows {counted(len(shown), 'evaluated example')} (at index "
-                f"{indexes(shown)}) in its few-shot prompt, answers included: its scores would "
-                "be inflated. Draw the shots from the training split: train, holdout = "
-                "data.split(...); ref.with_few_shot(train, k)"
-            )
+            raise ShotsFromEvaluatedData(name, shown)
+
+
+class ShotsFromEvaluatedData(ValueError):
+    """A candidate's few-shot prompt shows evaluated examples (``indices``, from 0)."""
+
+    def __init__(self, candidate: str, indices: list[int]) -> None:
+        self.candidate = candidate
+        self.indices = indices
+        super().__init__(
+            f"candidate {candidate!r} shows {counted(len(indices), 'evaluated example')} (at "
+            f"index {indexes(indices)}) in its few-shot prompt, answers included: its scores "
+            "would be inflated. Draw the shots from the training split: train, holdout = "
+            "data.split(...); ref.with_few_shot(train, k)"
+        )
 
 
 def _what_was_trained_on(
