@@ -1148,3 +1148,28 @@ def test_a_bar_that_joins_a_job_late_counts_no_speed_from_the_steps_done_before(
     bar.close()
     last = capsys.readouterr().err.splitlines()[-1]
     assert f"{seen}/460" in last and "?step/s" in last, last
+
+
+def test_a_bar_times_the_steps_from_when_it_first_saw_them(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """A bar made while the job was queued counted the minutes of queueing and model loading
+    as the time of the steps it saw after: ``14/14 [00:06, 2.09s/step]`` for a job that made
+    a step every half second."""
+    from finetune._progress import JobProgress
+
+    def job(status: str, step: int | None = None) -> ft.Job:
+        raw = {} if step is None else {"step": step, "max_steps": 100}
+        return ft.Job(id="j", backend="hf", base_model="m", status=ft.JobStatus(status), raw=raw)
+
+    bar = JobProgress(True, job("queued"))
+    clock = [0.0]
+    bar._bar._time = lambda: clock[0]  # type: ignore[union-attr]
+    bar._bar.start_t = bar._bar.last_print_t = 0.0  # type: ignore[union-attr]
+    clock[0] = 100.0  # queued, then the model loads: no steps yet
+    bar.update(job("running", 10))  # its first count, at step 10
+    clock[0] = 110.0
+    bar.update(job("running", 20))
+    bar.close()  # a log's last frame
+    last = capsys.readouterr().err.splitlines()[-1]
+    assert "20/100 [00:10<01:20,  1.00step/s, running]" in last, last

@@ -133,9 +133,12 @@ class JobProgress:
             done = total if job.status is JobStatus.SUCCEEDED else min(step or 0, total)
             if self._bar.total != total:
                 self._bar.total, self._bar.unit, self._bar.bar_format = total, "step", None
-                # steps done before this wait saw the job are no speed of ours: a job joined
-                # half way, or ended, showed thousands of steps a second and no time left
+                # steps done before this wait saw the job are no speed of ours (a job joined
+                # half way, or ended, showed thousands of steps a second and no time left),
+                # nor is the time it waited queued or loading the model: the bar times the
+                # steps from here
                 self._bar.initial = done
+                self._bar.start_t = self._bar.last_print_t = self._bar._time()
             self._bar.n = done
             self._bar.set_postfix_str(job.status.value, refresh=False)
         else:
