@@ -60,6 +60,8 @@ def test_full_sft_learns_the_reply_format(
     losses = [p.train_loss for p in job.metrics() if p.train_loss is not None]
     assert losses[-1] < losses[0] * 0.6
     assert job.metrics()[-1].step == 52  # the last step's loss, though logged every 5 steps
+    logged = {point.step for point in job.metrics()}
+    assert {13, 26, 39, 52} <= logged  # each epoch's checkpoint has its own step's loss
     prompt = rows[300]["messages"][:2]
     tuned = job.model.name
     assert Path(tuned, "model.safetensors").exists()

@@ -126,8 +126,10 @@ def _callback(job: JobDir, stop: _Stop) -> Any:
             if stop.requested:
                 control.should_save = True
                 control.should_training_stop = True
-            if stop.requested or state.global_step >= state.max_steps:
-                control.should_log = True  # the last loss, between two logging_steps or not
+            _log_where_it_counts(state, control, stop)
+
+        def on_epoch_end(self, args: Any, state: Any, control: Any, **kw: Any) -> None:
+            _log_where_it_counts(state, control, stop)
 
         def on_log(self, args: Any, state: Any, control: Any, logs: Any = None, **kw: Any) -> None:
             if not state.is_world_process_zero or not logs:
@@ -155,6 +157,15 @@ def _callback(job: JobDir, stop: _Stop) -> Any:
                 job.append_event(f"Checkpoint saved at step {state.global_step}")
 
     return JobCallback()
+
+
+def _log_where_it_counts(state: Any, control: Any, stop: _Stop) -> None:
+    """Log the metrics, between two ``logging_steps`` or not, at the last step, where a
+    cancel or pause stops the run, and at every checkpoint or evaluation (the checkpoint's
+    metrics are then its own step's)."""
+    last = state.global_step >= state.max_steps
+    if last or stop.requested or control.should_save or control.should_evaluate:
+        control.should_log = True
 
 
 def _agreed(stopping: bool) -> bool:
