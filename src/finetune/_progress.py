@@ -8,8 +8,10 @@ curve, and how the job ended.
 
 from __future__ import annotations
 
+import contextlib
 import sys
 import time
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any, TextIO
 
 from finetune.types import Job, JobStatus
@@ -22,6 +24,7 @@ __all__ = [
     "JobProgress",
     "bar_stream",
     "in_notebook",
+    "no_library_bars_in_a_log",
     "stderr_open",
     "to_a_log",
 ]
@@ -63,6 +66,25 @@ class _LogLines:
 def bar_stream() -> Any:
     """What a tqdm bar writes to: stderr, or in a log (``to_a_log``) a line per frame."""
     return _LogLines(sys.stderr) if to_a_log() else sys.stderr
+
+
+@contextlib.contextmanager
+def no_library_bars_in_a_log() -> Iterator[None]:
+    """transformers' own bars (loading weights, writing shards), off while progress goes to
+    a log, where their frames run into one line; our own lines say what is done there."""
+    if not to_a_log():
+        yield
+        return
+    from transformers.utils import logging as transformers_logging
+
+    if not transformers_logging.is_progress_bar_enabled():
+        yield
+        return
+    transformers_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        transformers_logging.enable_progress_bar()
 
 
 def stderr_open() -> bool:

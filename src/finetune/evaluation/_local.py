@@ -234,14 +234,16 @@ class HFPredictor:
 
     def _weights(self, path: str, auto_model: Any) -> Any:
         """The model's weights; a LoRA adapter loads over its base, merged."""
+        from finetune._progress import no_library_bars_in_a_log
         from finetune.backends.hf._merge import is_adapter, quiet_peft
 
         if not is_adapter(path):
-            return auto_model.from_pretrained(path, trust_remote_code=self._trust)
+            with no_library_bars_in_a_log():
+                return auto_model.from_pretrained(path, trust_remote_code=self._trust)
         from peft import AutoPeftModelForCausalLM
 
         # merged for generation: the same outputs, without the adapter's extra matmuls
-        with quiet_peft():
+        with quiet_peft(), no_library_bars_in_a_log():
             adapter = AutoPeftModelForCausalLM.from_pretrained(path, trust_remote_code=self._trust)
             return adapter.merge_and_unload()
 

@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from finetune._progress import no_library_bars_in_a_log
 from finetune.dataset import atomic_folder
 
 __all__ = ["adapter_base", "is_adapter", "merge_adapter", "quiet_peft", "write_merged"]
@@ -56,11 +57,12 @@ def write_merged(adapter: str | Path, folder: Path, *, trust_remote_code: bool =
     from peft import PeftModel
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    base = AutoModelForCausalLM.from_pretrained(
-        adapter_base(adapter), dtype="auto", trust_remote_code=trust_remote_code
-    )
-    with quiet_peft():
-        merged: Any = PeftModel.from_pretrained(base, str(adapter)).merge_and_unload()
-    merged.save_pretrained(str(folder), safe_serialization=True)
+    with no_library_bars_in_a_log():
+        base = AutoModelForCausalLM.from_pretrained(
+            adapter_base(adapter), dtype="auto", trust_remote_code=trust_remote_code
+        )
+        with quiet_peft():
+            merged: Any = PeftModel.from_pretrained(base, str(adapter)).merge_and_unload()
+        merged.save_pretrained(str(folder), safe_serialization=True)
     tokenizer = AutoTokenizer.from_pretrained(str(adapter), trust_remote_code=trust_remote_code)
     tokenizer.save_pretrained(str(folder))

@@ -17,6 +17,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from finetune._errors import InvalidRequestError, MissingDependency, StorageError
+from finetune._progress import no_library_bars_in_a_log
 from finetune.backends._files import sha256_of
 from finetune.dataset import atomic_folder
 
@@ -187,7 +188,8 @@ def _convert_locked(gguf: Path, target: Path, digest: str) -> None:
     lock.acquire()
     try:
         if not (target / _MARKER).exists():  # another process may have converted it meanwhile
-            _convert(gguf, target, digest)
+            with no_library_bars_in_a_log():  # our warning says what it does, how long
+                _convert(gguf, target, digest)
     finally:
         lock.release()
 
