@@ -1027,6 +1027,18 @@ def test_a_run_answered_from_the_cache_draws_no_progress_bar(
     assert "evaluate" not in capsys.readouterr().err  # was "evaluate: 0prediction", twice
 
 
+def test_a_log_gets_each_frame_of_the_bar_once(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The last frame, drawn by the last update, was drawn again when the bar closed: a log
+    ended with ``evaluate: 100%|...| 120/120`` twice."""
+    monkeypatch.setattr("finetune._progress.LOG_REDRAW_SECONDS", 0.0)  # every update drawn
+    model = ft.evaluation.CallablePredictor(_answer)
+    ft.evaluate(_qa(5), {"model": model}, [m.exact_match], max_concurrency=1, progress=True)
+    frames = capsys.readouterr().err.splitlines()
+    assert "5/5" in frames[-1] and "5/5" not in frames[-2], frames
+
+
 def test_a_cache_file_it_cannot_use_is_named_before_anything_is_asked(tmp_path: Path) -> None:
     corrupt = tmp_path / "predictions.sqlite3"
     corrupt.write_text("not a database\n" * 200)

@@ -125,17 +125,22 @@ class _Progress:
         from finetune._progress import LOG_REDRAW_SECONDS, bar_stream, stderr_open, to_a_log
 
         self._bar: Any = None
+        self._to_log = to_a_log()
         if enabled and stderr_open():
             from tqdm.auto import tqdm
 
-            paced = {"mininterval": LOG_REDRAW_SECONDS} if to_a_log() else {}
+            paced = {"mininterval": LOG_REDRAW_SECONDS} if self._to_log else {}
             self._bar = tqdm(
                 total=total, desc="evaluate", unit="prediction", file=bar_stream(), **paced
             )
 
     def advance(self, count: int = 1) -> None:
-        if self._bar is not None:
-            self._bar.update(count)
+        if self._bar is None:
+            return
+        if self._to_log and self._bar.n + count >= self._bar.total:
+            self._bar.n += count  # close() draws the last frame: in a log, once
+            return
+        self._bar.update(count)
 
     def close(self) -> None:
         if self._bar is not None:
