@@ -241,7 +241,7 @@ def test_cancel_stops_the_worker_and_marks_the_job(
     tiny_base: str, rows: list[dict[str, Any]]
 ) -> None:
     tuner = ft.Tuner("hf", model=tiny_base)
-    job = _long_job(tuner, rows)
+    job = _long_job(tuner, rows, save_steps=None)  # one checkpoint an epoch, of 40 steps
     _wait_until(lambda: (job.refresh().raw or {}).get("step", 0) >= 5)
     started = time.monotonic()
     job.cancel()
@@ -253,6 +253,8 @@ def test_cancel_stops_the_worker_and_marks_the_job(
     messages = [e.message for e in job.events()]
     assert "cancelled" in messages[-1]
     assert not any(m.startswith("Training finished") for m in messages)  # stopped, not finished
+    # saved where it stopped, once: the cut-short epoch's end saved the same step again
+    assert len([m for m in messages if m.startswith("Checkpoint saved")]) == 1, messages
 
 
 def test_a_job_started_beside_others_on_the_cpu_says_they_will_crawl(

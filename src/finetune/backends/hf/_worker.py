@@ -129,6 +129,8 @@ def _callback(job: JobDir, stop: _Stop) -> Any:
             _log_where_it_counts(state, control, stop)
 
         def on_epoch_end(self, args: Any, state: Any, control: Any, **kw: Any) -> None:
+            if stop.requested:  # saved at the step it stopped: not again as the epoch's end
+                control.should_save = control.should_evaluate = False
             _log_where_it_counts(state, control, stop)
 
         def on_log(self, args: Any, state: Any, control: Any, logs: Any = None, **kw: Any) -> None:
