@@ -109,6 +109,8 @@ def _callback(job: JobDir, stop: _Stop) -> Any:
     from transformers import TrainerCallback
 
     class JobCallback(TrainerCallback):  # type: ignore[misc]
+        saved_step = -1
+
         def on_train_begin(self, args: Any, state: Any, control: Any, **kw: Any) -> None:
             if state.is_world_process_zero:
                 job.update_status(step=state.global_step, max_steps=state.max_steps)
@@ -130,7 +132,9 @@ def _callback(job: JobDir, stop: _Stop) -> Any:
 
         def on_epoch_end(self, args: Any, state: Any, control: Any, **kw: Any) -> None:
             if stop.requested:  # saved at the step it stopped: not again as the epoch's end
-                control.should_save = control.should_evaluate = False
+                control.should_save = control.should_save and self.saved_step < state.global_step
+                if not float(state.epoch or 0).is_integer():  # an epoch cut short: no evaluation
+                    control.should_evaluate = False
             _log_where_it_counts(state, control, stop)
 
         def on_log(self, args: Any, state: Any, control: Any, logs: Any = None, **kw: Any) -> None:
@@ -155,6 +159,7 @@ def _callback(job: JobDir, stop: _Stop) -> Any:
             job.update_status(step=state.global_step, max_steps=state.max_steps)
 
         def on_save(self, args: Any, state: Any, control: Any, **kw: Any) -> None:
+            self.saved_step = state.global_step
             if state.is_world_process_zero:
                 job.append_event(f"Checkpoint saved at step {state.global_step}")
 
