@@ -257,6 +257,34 @@ def test_cancel_stops_the_worker_and_marks_the_job(
     assert len([m for m in messages if m.startswith("Checkpoint saved")]) == 1, messages
 
 
+@pytest.mark.parametrize(("epoch", "evaluated"), [(1.0, True), (0.275, False)])
+def test_a_stop_saves_its_step_once_and_evaluates_only_an_epoch_that_ended(
+    tmp_path: Path, epoch: float, evaluated: bool
+) -> None:
+    """The Trainer takes the end of the loop a stop breaks for an epoch's end: with one
+    checkpoint an epoch it saved the stop's step again, and evaluated a cut-short epoch."""
+    from transformers import TrainerControl, TrainerState, TrainingArguments
+
+    from finetune.backends.hf._worker import _callback, _Stop
+
+    job = JobDir(tmp_path / "job")
+    job.path.mkdir()
+    stop = _Stop()
+    stop.requested = True
+    callback = _callback(job, stop)
+    args = TrainingArguments(output_dir=str(tmp_path), use_cpu=True, report_to=[])
+    state = TrainerState(global_step=11, max_steps=40, epoch=epoch)
+    control = TrainerControl()
+    callback.on_save(args, state, control)  # at the step it stopped
+    control.should_save = control.should_evaluate = True  # what the flow asks at an epoch's end
+    callback.on_epoch_end(args, state, control)
+    assert (control.should_save, control.should_evaluate) == (False, evaluated)
+    stop.requested = False  # an epoch that ends with no stop is saved and evaluated
+    control.should_save = control.should_evaluate = True
+    callback.on_epoch_end(args, TrainerState(global_step=40, max_steps=80, epoch=1.0), control)
+    assert control.should_save and control.should_evaluate
+
+
 def test_a_job_started_beside_others_on_the_cpu_says_they_will_crawl(
     tiny_base: str,
     rows: list[dict[str, Any]],
