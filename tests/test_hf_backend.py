@@ -531,6 +531,40 @@ def test_template_without_generation_markers_trains_on_assistant_turns_only(
         ft.Tuner("hf", model=str(bare)).fit(data, skip_validation=True)
 
 
+def test_a_base_model_without_a_chat_template_trains_on_completions(
+    tiny_base: str, tmp_path: Path
+) -> None:
+    """Prompt and completion need no chat template, which a base model lacks: validate, fit
+    and evaluate refused them, as if they were chat examples."""
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(tiny_base)
+    tokenizer.chat_template = None
+    bare = tmp_path / "bare"
+    tokenizer.save_pretrained(bare)
+    for name in ("config.json", "model.safetensors"):
+        (bare / name).write_bytes(Path(tiny_base, name).read_bytes())
+    tuner = ft.Tuner(HFBackend(jobs_dir=tmp_path / "jobs"), model=str(bare), registry=False)
+    completions = [{"prompt": f"Order {i}:", "completion": " ships tomorrow."} for i in range(16)]
+    data = ft.Dataset.from_records(completions)
+    assert tuner.validate(data).ok
+    params = ft.Hyperparameters(epochs=30, batch_size=8, learning_rate=3e-3, seed=1)
+    job = tuner.fit(data, hyperparameters=params, options={"full_finetune": True})
+    done = job.wait(poll_interval=0.3, timeout=240)
+    assert done.status is ft.JobStatus.SUCCEEDED, tuner.backend.worker_log(job.id)
+    # asked as it trained, the prompt's text: evaluation refused it for want of a template
+    short = {"base": {"max_new_tokens": 12}, "tuned": {"max_new_tokens": 12}}
+    asked = {"base": tuner.base_model, "tuned": job.model}
+    result = ft.evaluate(data, asked, ["exact_match"], predictor_options=short)
+    assert result.summary()["tuned"]["exact_match"].mean == 1.0
+    chats = ft.Dataset.from_records(
+        [{"messages": [{"role": "user", "content": "q"}, {"role": "assistant", "content": "a"}]}]
+        * 4
+    )
+    with pytest.raises(ft.InvalidRequestError, match="has no chat template"):
+        tuner.validate(chats)
+
+
 _TURNS = (
     "{% for message in messages %}<|{{ message['role'] }}|>{{ message['content'] }}"
     "{% if message['role'] == 'assistant' %}{{ eos_token }}{% endif %}\n{% endfor %}"
@@ -552,7 +586,7 @@ def test_a_model_without_a_chat_template_trains_with_the_one_given(
     for name in ("config.json", "model.safetensors"):
         (bare / name).write_bytes(Path(tiny_base, name).read_bytes())
     data = ft.Dataset.from_records(rows[:16])
-    with pytest.raises(ft.InvalidRequestError, match="the chat_template option"):
+    with pytest.raises(ft.InvalidRequestError, match=r"chat_template=Path\('chat.jinja'\)"):
         ft.Tuner("hf", model=str(bare)).fit(data, skip_validation=True)
     with pytest.raises(ft.InvalidRequestError, match="Jinja text") as caught:
         ft.Tuner("hf", model=str(bare), chat_template="chatml")

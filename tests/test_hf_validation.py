@@ -37,8 +37,23 @@ def test_counts_are_the_chat_template_lengths() -> None:
     assert report.stats["counter"] == "chat-template:tiny"
 
 
-def test_missing_chat_template_is_a_clear_error() -> None:
+def test_missing_chat_template_is_a_clear_error_for_chat_examples_only() -> None:
+    """A base model ships no chat template, and its natural data, prompt and completion,
+    needs none: validate and fit refused it all the same, with a ValueError."""
     tokenizer = train_tokenizer(["hello world"] * 10, vocab_size=300)
     tokenizer.chat_template = None
-    with pytest.raises(ValueError, match="no chat template"):
-        ChatTemplateCounter(tokenizer, name="tiny")
+    counter = ChatTemplateCounter(tokenizer, name="tiny")
+    assert counter.count_example({"prompt": "hello", "completion": " world"}) > 0
+    with pytest.raises(ft.InvalidRequestError, match="tiny has no chat template") as caught:
+        counter.count_example(chat(1))
+    assert caught.value.param == "chat_template" and "train on completion data" in str(caught.value)
+    completions = [{"prompt": f"hello {i}", "completion": " world"} for i in range(12)]
+    data = ft.Dataset.from_records(completions)
+    assert validate(data, target="hf", model="tiny", token_counter=counter).ok
+    with pytest.raises(ft.InvalidRequestError, match="no chat template"):  # once, not per row
+        validate(
+            ft.Dataset.from_records([chat(i) for i in range(12)]),
+            target="hf",
+            model="tiny",
+            token_counter=counter,
+        )

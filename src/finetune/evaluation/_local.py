@@ -254,7 +254,8 @@ class HFPredictor:
 
         loaded = self._load()
         tokenizer, model = loaded.tokenizer, loaded.model
-        template = self._template(tokenizer)
+        template = self._template(tokenizer, prompts, tools)
+        plain = template == _PLAIN  # written as training wrote a prompt: special tokens added
         ends = _end_tokens(tokenizer, model)
         with loaded.lock:
             replies: list[str] = []
@@ -262,7 +263,7 @@ class HFPredictor:
                 chunk = prompts[start : start + self.batch_size]
                 texts = [_prompt_text(tokenizer, p, tools, template) for p in chunk]
                 batch = tokenizer(
-                    texts, return_tensors="pt", padding=True, add_special_tokens=False
+                    texts, return_tensors="pt", padding=True, add_special_tokens=plain
                 ).to(model.device)
                 torch.manual_seed(self.seed)
                 with torch.no_grad():
@@ -280,19 +281,24 @@ class HFPredictor:
                     replies.append(self._reply(tokenizer, row, ends, prefix, tools))
             return replies
 
-    def _template(self, tokenizer: Any) -> str | None:
+    def _template(self, tokenizer: Any, prompts: list[Messages], tools: Tools | None) -> str | None:
         """The template prompts are written with: ours, else ``None`` for the tokenizer's
-        own; a model with neither is refused, naming the option."""
-        if self.chat_template is None and getattr(tokenizer, "chat_template", None) is None:
-            raise InvalidRequestError(
-                f"the tokenizer of {self.path!r} has no chat template, so prompts cannot be "
-                "written; give this candidate the template it was tuned with in ft.evaluate's "
-                "predictor_options (for a candidate named 'base': predictor_options={'base': "
-                "{'chat_template': template}})",
-                backend="hf",
-                param="chat_template",
-            )
-        return self.chat_template
+        own. A model with neither (a base model) is asked a lone user turn, a completion
+        example's prompt, as its plain text, as it trained on it (``_PLAIN``); anything
+        else is refused, naming the option."""
+        if self.chat_template is not None or getattr(tokenizer, "chat_template", None):
+            return self.chat_template
+        if tools is None and all(_a_plain_prompt(prompt) for prompt in prompts):
+            return _PLAIN
+        raise InvalidRequestError(
+            f"the tokenizer of {self.path!r} has no chat template, so chat prompts cannot be "
+            "written (a completion example's prompt is asked as its text); give this "
+            "candidate the template it was tuned with in ft.evaluate's predictor_options (for "
+            "a candidate named 'base': predictor_options={'base': {'chat_template': "
+            "template}})",
+            backend="hf",
+            param="chat_template",
+        )
 
     def _reply(
         self,
@@ -369,11 +375,26 @@ def _has_tool_turns(messages: Messages) -> bool:
     return any(m.get("tool_calls") or m.get("role") == "tool" for m in messages)
 
 
+_PLAIN = "\0plain"  # no chat template: a completion's prompt, asked as its text
+
+
+def _a_plain_prompt(messages: Messages) -> bool:
+    """One user turn of text: what a completion example's prompt is to a predictor."""
+    return (
+        len(messages) == 1
+        and messages[0].get("role") == "user"
+        and isinstance(messages[0].get("content"), str)
+    )
+
+
 def _prompt_text(
     tokenizer: Any, messages: Messages, tools: Tools | None, template: str | None = None
 ) -> str:
     """The prompt as the chat template (``template``, else the tokenizer's) writes it; tool
-    calls with their arguments as a mapping, as templates take them."""
+    calls with their arguments as a mapping, as templates take them (``_PLAIN``: the one
+    user turn's text)."""
+    if template == _PLAIN:
+        return str(messages[0]["content"])
     if tools is None and not _has_tool_turns(messages):
         text: str = tokenizer.apply_chat_template(
             messages, add_generation_prompt=True, tokenize=False, chat_template=template

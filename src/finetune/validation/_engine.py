@@ -12,6 +12,7 @@ from collections.abc import Iterable
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
+from finetune._errors import FinetuneError
 from finetune._numbers import is_whole
 from finetune._words import counted
 from finetune.dataset._formats import as_chat_record, chat_field
@@ -121,6 +122,8 @@ class _Scan:
                 tokens: int = self._count_plain(*plain)
             else:
                 tokens = self.counter.count_example(data)
+        except FinetuneError:  # the model, not this row (a base model's missing template)
+            raise
         except Exception as exc:
             self.add("unknown_format", f"the tokenizer refused this example: {exc}", line, None)
             return

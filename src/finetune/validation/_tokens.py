@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
-from finetune._errors import MissingDependency
+from finetune._errors import InvalidRequestError, MissingDependency
 from finetune._paths import cache_dir
 
 __all__ = [
@@ -22,6 +22,7 @@ __all__ = [
     "TiktokenCounter",
     "TokenCounter",
     "counter_for",
+    "no_chat_template",
     "openai_encoding_name",
     "template_messages",
     "text_of",
@@ -412,18 +413,25 @@ def _warn_once(reason: str) -> None:
         log.warning("%s; token counts are approximate", reason)
 
 
+def no_chat_template(model: str) -> InvalidRequestError:
+    """The refusal of chat examples for a local model whose tokenizer has no chat template."""
+    return InvalidRequestError(
+        f"the tokenizer of {model} has no chat template, so chat examples cannot be rendered: "
+        "give it one, as Tuner('hf', model=..., chat_template=Path('chat.jinja').read_text()) "
+        "or fit(options={'chat_template': ...}) (finetune train --config: chat_template under "
+        "[options]), or train on completion data (prompt and completion need none)",
+        backend="hf",
+        param="chat_template",
+    )
+
+
 class ChatTemplateCounter:
     """Local models: tokens of the example rendered through the tokenizer's own chat template."""
 
     exact = True
 
     def __init__(self, tokenizer: Any, name: str = "") -> None:
-        if getattr(tokenizer, "chat_template", None) is None:
-            raise ValueError(
-                f"the tokenizer {name or type(tokenizer).__name__} has no chat template; "
-                "set tokenizer.chat_template, use a chat model, or give the local backend "
-                "one (its chat_template option)"
-            )
+        self._templated = getattr(tokenizer, "chat_template", None) is not None
         self._tokenizer = tokenizer
         self.name: str = f"chat-template:{name or type(tokenizer).__name__}"
 
@@ -457,6 +465,8 @@ class ChatTemplateCounter:
         if "messages" not in record and "prompt" in record and "completion" in record:
             text = str(record["prompt"]) + str(record["completion"])
             return len(self._tokenizer(text)["input_ids"])
+        if not self._templated:  # a base model's: raised, not reported on every row
+            raise no_chat_template(self.name.removeprefix("chat-template:"))
         messages = template_messages(_messages_of(record))
         tools = record.get("tools") or None
         rendered = self._tokenizer.apply_chat_template(messages, tools=tools, tokenize=True)

@@ -102,10 +102,6 @@ def check_model(tokenizer: Any, path: str, kind: str, options: LocalOptions) -> 
     if kind == "completion":
         return
     if getattr(tokenizer, "chat_template", None) is None:
-        raise InvalidRequestError(
-            f"the tokenizer of {path!r} has no chat template, so chat examples cannot be "
-            "rendered; give one with the chat_template option (Tuner('hf', model=..., "
-            "chat_template=...)), or train on completion data",
-            backend="hf",
-            param="model",
-        )
+        from finetune.validation._tokens import no_chat_template
+
+        raise no_chat_template(path)
