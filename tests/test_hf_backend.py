@@ -531,19 +531,25 @@ def test_template_without_generation_markers_trains_on_assistant_turns_only(
         ft.Tuner("hf", model=str(bare)).fit(data, skip_validation=True)
 
 
-def test_a_base_model_without_a_chat_template_trains_on_completions(
-    tiny_base: str, tmp_path: Path
+@pytest.mark.parametrize("templated", [False, True])
+def test_a_model_trained_on_completions_is_asked_as_it_trained(
+    tiny_base: str, tmp_path: Path, templated: bool
 ) -> None:
     """Prompt and completion need no chat template, which a base model lacks: validate, fit
-    and evaluate refused them, as if they were chat examples."""
+    and evaluate refused them, as if they were chat examples. A model with one, trained on
+    completions (the prompt's text, then the completion), was asked through its template, a
+    prompt it never saw in training."""
     from transformers import AutoTokenizer
 
-    tokenizer = AutoTokenizer.from_pretrained(tiny_base)
-    tokenizer.chat_template = None
     bare = tmp_path / "bare"
-    tokenizer.save_pretrained(bare)
-    for name in ("config.json", "model.safetensors"):
-        (bare / name).write_bytes(Path(tiny_base, name).read_bytes())
+    if templated:
+        bare = Path(tiny_base)
+    else:
+        tokenizer = AutoTokenizer.from_pretrained(tiny_base)
+        tokenizer.chat_template = None
+        tokenizer.save_pretrained(bare)
+        for name in ("config.json", "model.safetensors"):
+            (bare / name).write_bytes(Path(tiny_base, name).read_bytes())
     tuner = ft.Tuner(HFBackend(jobs_dir=tmp_path / "jobs"), model=str(bare), registry=False)
     completions = [{"prompt": f"Order {i}:", "completion": " ships tomorrow."} for i in range(16)]
     data = ft.Dataset.from_records(completions)
@@ -557,6 +563,8 @@ def test_a_base_model_without_a_chat_template_trains_on_completions(
     asked = {"base": tuner.base_model, "tuned": job.model}
     result = ft.evaluate(data, asked, ["exact_match"], predictor_options=short)
     assert result.summary()["tuned"]["exact_match"].mean == 1.0
+    if templated:
+        return
     chats = ft.Dataset.from_records(
         [{"messages": [{"role": "user", "content": "q"}, {"role": "assistant", "content": "a"}]}]
         * 4

@@ -111,6 +111,7 @@ class HFPredictor:
         self.seed = seed
         self._device = device
         self._trust = _job_trusted(path) if trust_remote_code is None else trust_remote_code
+        self._plain = _job_trained_on_completions(path)  # asked as it trained
         self._stamp = _weights_stamp(Path(path)) if Path(path).exists() else "hub"
         self.chat_template = chat_template
         """The Jinja template prompts are written with, in place of the tokenizer's own (a
@@ -121,6 +122,8 @@ class HFPredictor:
         self.name: str = f"hf:{path}:{self._stamp}:m{self.max_new_tokens}:s{seed}"
         if chat_template is not None:
             self.name += f":t{_digest(chat_template)}"
+        elif self._plain:
+            self.name += ":plain"
         if response_template is not None:
             self.name += f":r{_digest(json.dumps(response_template, sort_keys=True))}"
         self._no_tools: str | None = None
@@ -283,13 +286,17 @@ class HFPredictor:
 
     def _template(self, tokenizer: Any, prompts: list[Messages], tools: Tools | None) -> str | None:
         """The template prompts are written with: ours, else ``None`` for the tokenizer's
-        own. A model with neither (a base model) is asked a lone user turn, a completion
-        example's prompt, as its plain text, as it trained on it (``_PLAIN``); anything
-        else is refused, naming the option."""
-        if self.chat_template is not None or getattr(tokenizer, "chat_template", None):
+        own. A lone user turn, a completion example's prompt, is asked as its plain text
+        (``_PLAIN``) by a model a local job trained on completions, which wrote its prompts
+        so, and by one with no template (a base model); anything else such a model is asked
+        is refused, naming the option."""
+        plain = tools is None and all(_a_plain_prompt(prompt) for prompt in prompts)
+        if self.chat_template is not None:
             return self.chat_template
-        if tools is None and all(_a_plain_prompt(prompt) for prompt in prompts):
+        if plain and (self._plain or not getattr(tokenizer, "chat_template", None)):
             return _PLAIN
+        if getattr(tokenizer, "chat_template", None):
+            return None
         raise InvalidRequestError(
             f"the tokenizer of {self.path!r} has no chat template, so chat prompts cannot be "
             "written (a completion example's prompt is asked as its text); give this "
@@ -344,6 +351,12 @@ def _job_trusted(path: str) -> bool:
     from finetune.backends.hf._jobdir import trusted_by_its_job
 
     return trusted_by_its_job(path)
+
+
+def _job_trained_on_completions(path: str) -> bool:
+    from finetune.backends.hf._jobdir import trained_on_completions
+
+    return trained_on_completions(path)
 
 
 def _checked_parser(template: dict[str, Any] | None) -> dict[str, Any] | None:

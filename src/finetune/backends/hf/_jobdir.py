@@ -40,6 +40,7 @@ __all__ = [
     "process_tree",
     "running_workers",
     "storage_errors",
+    "trained_on_completions",
     "training_file",
     "trusted_by_its_job",
 ]
@@ -342,6 +343,12 @@ def trusted_by_its_job(model: str | os.PathLike[str]) -> bool:
     that (``trust_remote_code``) for this model when training it."""
     options = (job_config_of(model) or {}).get("options") or {}
     return options.get("trust_remote_code") is True
+
+
+def trained_on_completions(model: str | os.PathLike[str]) -> bool:
+    """Whether the local job that made ``model`` trained on prompt/completion data, whose
+    prompts it wrote as their plain text (no chat template): how the model is asked."""
+    return (job_config_of(model) or {}).get("example_kind") == "completion"
 
 
 def job_view(job: JobDir, backend: str) -> Job:
