@@ -563,7 +563,14 @@ def test_a_model_trained_on_completions_is_asked_as_it_trained(
     asked = {"base": tuner.base_model, "tuned": job.model}
     result = ft.evaluate(data, asked, ["exact_match"], predictor_options=short)
     assert result.summary()["tuned"]["exact_match"].mean == 1.0
-    if templated:
+    if templated:  # its merged export is asked so too: the export says which job it is of
+        from finetune.export import export_model
+
+        merged = export_model(job.model.name, tmp_path / "merged", format="merged").path
+        asked = {"exported": ft.ModelRef(backend="hf", name=str(merged))}
+        short = {"exported": {"max_new_tokens": 12}}
+        result = ft.evaluate(data, asked, ["exact_match"], predictor_options=short)
+        assert result.summary()["exported"]["exact_match"].mean == 1.0
         return
     chats = ft.Dataset.from_records(
         [{"messages": [{"role": "user", "content": "q"}, {"role": "assistant", "content": "a"}]}]

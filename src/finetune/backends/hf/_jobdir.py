@@ -346,9 +346,24 @@ def trusted_by_its_job(model: str | os.PathLike[str]) -> bool:
 
 
 def trained_on_completions(model: str | os.PathLike[str]) -> bool:
-    """Whether the local job that made ``model`` trained on prompt/completion data, whose
-    prompts it wrote as their plain text (no chat template): how the model is asked."""
-    return (job_config_of(model) or {}).get("example_kind") == "completion"
+    """Whether the local job that made ``model`` (or the model a merged export was made
+    from) trained on prompt/completion data, whose prompts it wrote as their plain text (no
+    chat template): how the model is asked."""
+    config = job_config_of(model)
+    if config is None and (source := _exported_from(Path(model))) is not None:
+        config = job_config_of(source)
+    return (config or {}).get("example_kind") == "completion"
+
+
+def _exported_from(folder: Path) -> str | None:
+    """The model a merged export in ``folder`` was made from, as its marker names it."""
+    from finetune.export import MARKER
+
+    try:
+        source = json.loads((folder / MARKER).read_text(encoding="utf-8")).get("from")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return source if isinstance(source, str) and source else None
 
 
 def job_view(job: JobDir, backend: str) -> Job:
