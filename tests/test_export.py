@@ -366,6 +366,22 @@ def test_the_cli_exports_a_job_by_its_id(
     assert "writing 20 tensors to m.gguf" in out and "Writing" not in said and "\r" not in said
 
 
+def test_transformers_bars_stay_off_in_a_log_until_the_last_user_is_done() -> None:
+    """Two local models loading at once (two candidates of one evaluation, in two threads):
+    the first to finish turned transformers' bars back on under the other."""
+    from transformers.utils import logging as transformers_logging
+
+    from finetune._progress import no_library_bars_in_a_log
+
+    first, second = no_library_bars_in_a_log(), no_library_bars_in_a_log()
+    first.__enter__()
+    second.__enter__()
+    first.__exit__(None, None, None)  # the first load is done; the second is not
+    assert not transformers_logging.is_progress_bar_enabled()
+    second.__exit__(None, None, None)
+    assert transformers_logging.is_progress_bar_enabled()
+
+
 @pytest.mark.skipif(
     __import__("importlib").util.find_spec("llama_cpp") is None,
     reason="llama-cpp-python not installed (optional: it compiles for ~20 minutes)",

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any, TextIO
@@ -68,6 +69,15 @@ def bar_stream() -> Any:
     return _LogLines(sys.stderr) if to_a_log() else sys.stderr
 
 
+class _LibraryBars:
+    """Who has transformers' bars off: they come back when the last of them is done (two
+    models loading at once, in two threads), and only if they were on before the first."""
+
+    lock = threading.Lock()
+    users = 0
+    restore = False
+
+
 @contextlib.contextmanager
 def no_library_bars_in_a_log() -> Iterator[None]:
     """transformers' own bars (loading weights, writing shards), off while progress goes to
@@ -77,14 +87,18 @@ def no_library_bars_in_a_log() -> Iterator[None]:
         return
     from transformers.utils import logging as transformers_logging
 
-    if not transformers_logging.is_progress_bar_enabled():
-        yield
-        return
-    transformers_logging.disable_progress_bar()
+    with _LibraryBars.lock:
+        if _LibraryBars.users == 0:
+            _LibraryBars.restore = transformers_logging.is_progress_bar_enabled()
+            transformers_logging.disable_progress_bar()
+        _LibraryBars.users += 1
     try:
         yield
     finally:
-        transformers_logging.enable_progress_bar()
+        with _LibraryBars.lock:
+            _LibraryBars.users -= 1
+            if _LibraryBars.users == 0 and _LibraryBars.restore:
+                transformers_logging.enable_progress_bar()
 
 
 def stderr_open() -> bool:
