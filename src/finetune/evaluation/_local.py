@@ -111,7 +111,7 @@ class HFPredictor:
         self.seed = seed
         self._device = device
         self._trust = _job_trusted(path) if trust_remote_code is None else trust_remote_code
-        self._plain = _job_trained_on_completions(path)  # asked as it trained
+        self._trained_on_completions = _job_trained_on_completions(path)  # asked so
         self._stamp = _weights_stamp(Path(path)) if Path(path).exists() else "hub"
         self.chat_template = chat_template
         """The Jinja template prompts are written with, in place of the tokenizer's own (a
@@ -122,7 +122,7 @@ class HFPredictor:
         self.name: str = f"hf:{path}:{self._stamp}:m{self.max_new_tokens}:s{seed}"
         if chat_template is not None:
             self.name += f":t{_digest(chat_template)}"
-        elif self._plain:
+        elif self._trained_on_completions:
             self.name += ":plain"
         if response_template is not None:
             self.name += f":r{_digest(json.dumps(response_template, sort_keys=True))}"
@@ -290,12 +290,13 @@ class HFPredictor:
         (``_PLAIN``) by a model a local job trained on completions, which wrote its prompts
         so, and by one with no template (a base model); anything else such a model is asked
         is refused, naming the option."""
-        plain = tools is None and all(_a_plain_prompt(prompt) for prompt in prompts)
         if self.chat_template is not None:
             return self.chat_template
-        if plain and (self._plain or not getattr(tokenizer, "chat_template", None)):
+        own = getattr(tokenizer, "chat_template", None)
+        plain = tools is None and all(_a_plain_prompt(prompt) for prompt in prompts)
+        if plain and (self._trained_on_completions or not own):
             return _PLAIN
-        if getattr(tokenizer, "chat_template", None):
+        if own:
             return None
         raise InvalidRequestError(
             f"the tokenizer of {self.path!r} has no chat template, so chat prompts cannot be "

@@ -433,7 +433,8 @@ class ChatTemplateCounter:
     def __init__(self, tokenizer: Any, name: str = "") -> None:
         self._templated = getattr(tokenizer, "chat_template", None) is not None
         self._tokenizer = tokenizer
-        self.name: str = f"chat-template:{name or type(tokenizer).__name__}"
+        self._model = name or type(tokenizer).__name__
+        self.name: str = f"chat-template:{self._model}"
 
     @classmethod
     def from_pretrained(cls, path: str, *, trust_remote_code: bool = False) -> ChatTemplateCounter:
@@ -466,7 +467,7 @@ class ChatTemplateCounter:
             text = str(record["prompt"]) + str(record["completion"])
             return len(self._tokenizer(text)["input_ids"])
         if not self._templated:  # a base model's: raised, not reported on every row
-            raise no_chat_template(self.name.removeprefix("chat-template:"))
+            raise no_chat_template(self._model)
         messages = template_messages(_messages_of(record))
         tools = record.get("tools") or None
         rendered = self._tokenizer.apply_chat_template(messages, tools=tools, tokenize=True)

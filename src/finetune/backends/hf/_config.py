@@ -91,7 +91,10 @@ class LocalOptions(BaseModel):
         description="checkpoints kept; None keeps every one (transformers reads 0 so)",
     )
     logging_steps: int = Field(
-        default=5, gt=0, description="metrics logged every N steps, and at the last one"
+        default=5,
+        gt=0,
+        description="metrics logged every N steps, and at every checkpoint, evaluation and the "
+        "last step",
     )
     early_stopping_patience: int | None = Field(
         default=None,
