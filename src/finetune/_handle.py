@@ -71,11 +71,7 @@ class JobView:
                 "checkpoint is one of job.checkpoints(), a Checkpoint, not "
                 f"{type(checkpoint).__name__}"
             )
-        job = self.job
-        model = ModelRef(
-            backend=job.backend, name=checkpoint.model, base_model=job.base_model, job_id=job.id
-        )
-        return model._asked_as(job._connection)
+        return self.job._made(checkpoint.model)
 
     def __repr__(self) -> str:
         job = self.job

@@ -508,13 +508,14 @@ class Job(_Value):
         if self.fine_tuned_model is None:
             return None
         serving = (self.raw or {}).get("serving")
-        return ModelRef(
-            backend=self.backend,
-            name=self.fine_tuned_model,
-            base_model=self.base_model,
-            job_id=self.id,
-            note=serving if isinstance(serving, str) else None,
-        )._asked_as(self._connection)
+        return self._made(self.fine_tuned_model, note=serving if isinstance(serving, str) else None)
+
+    def _made(self, name: str, note: str | None = None) -> ModelRef:
+        """A model this job made (its own, or a checkpoint's), asked as the job is reached."""
+        model = ModelRef(
+            backend=self.backend, name=name, base_model=self.base_model, job_id=self.id, note=note
+        )
+        return model._asked_as(self._connection)
 
     def _reached_through(self, connection: Mapping[str, Any]) -> Job:
         """A copy of this job (a backend may hand the same one to others), its model to be
