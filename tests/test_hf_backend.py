@@ -567,10 +567,20 @@ def test_a_model_trained_on_completions_is_asked_as_it_trained(
         from finetune.export import export_model
 
         merged = export_model(job.model.name, tmp_path / "merged", format="merged").path
-        asked = {"exported": ft.ModelRef(backend="hf", name=str(merged))}
-        short = {"exported": {"max_new_tokens": 12}}
+        gguf_file = export_model(job.model.name, tmp_path / "m.gguf", format="gguf").path
+        asked = {
+            "merged": ft.ModelRef(backend="hf", name=str(merged)),
+            "gguf": ft.ModelRef.gguf(str(gguf_file)),  # the file says so in its metadata
+        }
+        short = {name: {"max_new_tokens": 12} for name in asked}
         result = ft.evaluate(data, asked, ["exact_match"], predictor_options=short)
-        assert result.summary()["exported"]["exact_match"].mean == 1.0
+        assert result.summary()["merged"]["exact_match"].mean == 1.0
+        assert result.summary()["gguf"]["exact_match"].mean == 1.0
+        # Ollama sends the prompt as it is, not in the chat format it never trained in
+        ollama = export_model(merged, tmp_path / "ollama", format="ollama")
+        modelfile = (ollama.path / "Modelfile").read_text()
+        assert 'TEMPLATE """{{ .Prompt }}"""' in modelfile and "stop" not in modelfile
+        assert "prompt/completion" in ollama.notes[0]
         return
     chats = ft.Dataset.from_records(
         [{"messages": [{"role": "user", "content": "q"}, {"role": "assistant", "content": "a"}]}]

@@ -273,6 +273,7 @@ def _gguf_target(dest: Path, name: str) -> Path:
 def _gguf_file(
     folder: Path, dest: Path, quantization: str | None, name: str, create: Any, tell: Any
 ) -> ExportResult:
+    from finetune.backends.hf._jobdir import trained_on_completions
     from finetune.export._gguf import write_gguf
 
     target = _gguf_target(dest, name)
@@ -288,9 +289,14 @@ def _gguf_file(
         if chosen not in QUANTIZATIONS:
             raise ExportError(f"quantization {chosen!r}: use one of {', '.join(QUANTIZATIONS)}")
         clock = time.perf_counter()
-        origin = _origin(folder)
         write_gguf(
-            source, target, quantization=chosen, name=name, origin=origin, progress=_gguf_bar(tell)
+            source,
+            target,
+            quantization=chosen,
+            name=name,
+            origin=_origin(folder),
+            progress=_gguf_bar(tell),
+            plain=trained_on_completions(folder),
         )
         tell(f"wrote {target.name} in {time.perf_counter() - clock:.1f} s")
     return ExportResult("gguf", target, [target], chosen)
@@ -342,15 +348,21 @@ def _fill_ollama_folder(
 ) -> ExportResult:
     from transformers import AutoTokenizer
 
+    from finetune.backends.hf._jobdir import trained_on_completions
     from finetune.export._ollama import family_of, modelfile
 
     model = _gguf_file(folder, dest / "model.gguf", quantization, name, False, tell)
-    family = family_of(AutoTokenizer.from_pretrained(str(folder)))
-    text = modelfile("model.gguf", family, constant_system_prompt(folder))
+    if trained_on_completions(folder):
+        text = modelfile("model.gguf", None, None, plain=True)
+        notes = ["trained on prompt/completion text: TEMPLATE sends a prompt as it is"]
+    else:
+        family = family_of(AutoTokenizer.from_pretrained(str(folder)))
+        text = modelfile("model.gguf", family, constant_system_prompt(folder))
+        notes = [] if family else ["chat format not recognised: no TEMPLATE, Ollama detects it"]
     with atomic_write(dest / "Modelfile") as handle:
         handle.write(text.encode("utf-8"))
     result = ExportResult("ollama", dest, [model.path, dest / "Modelfile"], model.quantization)
-    result.notes = [] if family else ["chat format not recognised: no TEMPLATE, Ollama detects it"]
+    result.notes = notes
     return result
 
 

@@ -38,6 +38,21 @@ def _gguf() -> Any:
     return gguf
 
 
+PROMPT_FORMAT_KEY = "finetune.prompt_format"
+"""Our key in a GGUF's metadata: ``plain`` where the model trained on prompt/completion text,
+so a prompt is its text in no chat format (runtimes pass over keys they do not know)."""
+
+
+def prompt_format(path: str | os.PathLike[str]) -> str | None:
+    """What a GGUF file says under ``PROMPT_FORMAT_KEY``; ``None`` when nothing, or when it
+    cannot be read as GGUF (loading it says why)."""
+    try:
+        field = _gguf().GGUFReader(path).get_field(PROMPT_FORMAT_KEY)
+    except (OSError, ValueError):
+        return None
+    return str(field.contents()) if field is not None else None
+
+
 def _config(folder: Path) -> dict[str, Any]:
     config: dict[str, Any] = json.loads((folder / "config.json").read_text(encoding="utf-8"))
     architecture = (config.get("architectures") or ["?"])[0]
@@ -101,11 +116,13 @@ def write_gguf(
     name: str,
     origin: str | os.PathLike[str] | None = None,
     progress: Callable[[str], Any] | None = None,
+    plain: bool = False,
 ) -> Path:
     """Write the checkpoint in ``folder`` as the GGUF file ``dest`` (temp file + rename).
 
     ``origin`` is the base model's folder when it differs (a merged adapter): a base converted
-    from a GGUF file passes on that file's pre-tokenizer name."""
+    from a GGUF file passes on that file's pre-tokenizer name. ``plain``: the model trained on
+    prompt/completion text, which the file says under ``PROMPT_FORMAT_KEY``."""
     gguf = _gguf()
     if quantization not in QUANTIZATIONS:
         raise ExportError(f"quantization {quantization!r}: use one of {', '.join(QUANTIZATIONS)}")
@@ -115,6 +132,8 @@ def write_gguf(
     writer = gguf.GGUFWriter(None, "llama")
     _model_metadata(gguf, writer, config, name, quantization)
     _tokenizer_metadata(gguf, writer, source, int(config["vocab_size"]), Path(origin or source))
+    if plain:
+        writer.add_string(PROMPT_FORMAT_KEY, "plain")
     names = gguf.TensorNameMap(gguf.MODEL_ARCH.LLAMA, int(config["num_hidden_layers"]))
     tied = bool(config.get("tie_word_embeddings"))
     for hf_name, data in _weights(source):

@@ -12,7 +12,7 @@ from typing import Any
 from finetune._errors import FinetuneError
 from finetune._words import command_line
 
-__all__ = ["FAMILIES", "create_model", "end_of_turn", "family_of", "modelfile"]
+__all__ = ["FAMILIES", "PLAIN_TEMPLATE", "create_model", "end_of_turn", "family_of", "modelfile"]
 
 
 @dataclass(frozen=True)
@@ -95,13 +95,29 @@ def _quoted(text: str) -> str:
     return '"""' + text.replace('"""', '\\"\\"\\"') + '"""'
 
 
+PLAIN_TEMPLATE = "{{ .Prompt }}"
+"""Ollama's template for a model trained on prompt/completion text: the prompt as it is."""
+
+
 def modelfile(
-    gguf_name: str, family: ChatFormat | None, system: str | None, *, adapter: str | None = None
+    gguf_name: str,
+    family: ChatFormat | None,
+    system: str | None,
+    *,
+    adapter: str | None = None,
+    plain: bool = False,
 ) -> str:
-    """The Modelfile's text; ``adapter`` names a LoRA GGUF (then ``gguf_name`` is the base)."""
+    """The Modelfile's text; ``adapter`` names a LoRA GGUF (then ``gguf_name`` is the base);
+    ``plain``: the model trained on prompt/completion text, so a prompt is sent as its text,
+    in no chat format (and with no system prompt, which such a prompt has no place for)."""
     lines = [f"FROM ./{gguf_name}"]
     if adapter:
         lines.append(f"ADAPTER ./{adapter}")
+    if plain:
+        lines.append("# trained on prompt/completion text: a prompt is sent as it is")
+        lines.append(f"TEMPLATE {_quoted(PLAIN_TEMPLATE)}")
+        lines.append("PARAMETER temperature 0")
+        return "\n".join(lines) + "\n"
     if family is None:
         lines.append("# chat format not recognised: Ollama detects it from the GGUF's template")
     else:

@@ -346,9 +346,13 @@ def trusted_by_its_job(model: str | os.PathLike[str]) -> bool:
 
 
 def trained_on_completions(model: str | os.PathLike[str]) -> bool:
-    """Whether the local job that made ``model`` (or the model a merged export was made
-    from) trained on prompt/completion data, whose prompts it wrote as their plain text (no
-    chat template): how the model is asked."""
+    """Whether the local job that made ``model`` (or the model a merged or GGUF export was
+    made from) trained on prompt/completion data, whose prompts it wrote as their plain text
+    (no chat template): how the model is asked."""
+    if Path(model).suffix.lower() == ".gguf" and Path(model).is_file():
+        from finetune.export._gguf import prompt_format
+
+        return prompt_format(model) == "plain"
     config = job_config_of(model)
     if config is None and (source := _exported_from(Path(model))) is not None:
         config = job_config_of(source)
