@@ -100,3 +100,21 @@ def test_the_schemas_refuse_what_they_forbid() -> None:
         assert _problems(spec, schema, orphan) and _problems(spec, schema, unknown)
     nameless = {**body, "tools": [{"type": "function", "function": {"parameters": {}}}]}
     assert _problems("openai-openapi.yaml", "CreateChatCompletionRequest", nameless)
+
+
+def test_completion_requests_follow_the_specs() -> None:
+    """A completion model (babbage-002's fine-tune) and a model asked with
+    ``endpoint="completions"`` send the legacy completions body that OpenAI's and Together's
+    specs describe (the prompt's text; no messages)."""
+    data = ft.Dataset.from_records([{"prompt": "Order 1:", "completion": "ships."}])
+    with OpenAIFake() as fake:
+        options = {"api_key": fake.api_key, "base_url": fake.base_url}
+        tuned = ft.ModelRef(backend="openai", name="ft:babbage-002:acme::w")
+        ft.evaluate(
+            data, {"c": tuned}, m.exact_match, predictor_options={"c": options}, cache=False
+        )
+        [body] = [r.body for r in fake.requests if r.path.endswith("/v1/completions")]
+    assert body["prompt"] == "Order 1:" and "messages" not in body
+    assert _problems("openai-openapi.yaml", "CreateCompletionRequest", body) == []
+    assert _problems("together-openapi.yaml", "CompletionRequest", body) == []
+    assert _problems("openai-openapi.yaml", "CreateCompletionRequest", {"prompt": "x"})

@@ -22,6 +22,7 @@ from ._server import (
     chat_reply,
     multipart_fields,
     tool_turn_problem,
+    within_token_limit,
 )
 
 PREFIX = "/v1"
@@ -64,6 +65,14 @@ class _Job:
 
 def _echo(model: str, messages: list[dict[str, Any]]) -> str:
     return f"echo: {messages[-1].get('content')}"
+
+
+def _completion_model(model: str) -> bool:
+    """babbage-002, davinci-002 and their fine-tunes: OpenAI serves them on completions only."""
+    return (model.split(":")[1] if model.startswith("ft:") else model) in (
+        "babbage-002",
+        "davinci-002",
+    )
 
 
 _CHOSEN = {"n_epochs": 3, "batch_size": 1, "learning_rate_multiplier": 1.8, "beta": 0.1}
@@ -117,6 +126,8 @@ class OpenAIFake(FakeServer):
         parts = path[len(self.prefix) :].strip("/").split("/")
         if method == "POST" and parts == ["chat", "completions"]:
             return self._chat(body)  # outside the lock: answers overlap, as a real API's do
+        if method == "POST" and parts == ["completions"]:
+            return self._completion(body)
         with self.lock:
             return self._dispatch(method, parts, query, body, raw, headers)
 
@@ -172,6 +183,12 @@ class OpenAIFake(FakeServer):
     def _chat(self, body: dict[str, Any]) -> Any:
         if not body.get("model") or not body.get("messages"):
             raise _error(400, "'model' and 'messages' are required", param="messages")
+        if _completion_model(body["model"]):  # as OpenAI answers (404, no param)
+            raise _error(
+                404,
+                "This is not a chat model and thus not supported in the v1/chat/completions "
+                "endpoint. Did you mean to use v1/completions?",
+            )
         problem = tool_turn_problem(body["messages"])
         if problem:
             raise _error(400, problem, param="messages")
@@ -191,6 +208,28 @@ class OpenAIFake(FakeServer):
                     "logprobs": None,
                 }
             ],
+            "usage": {"prompt_tokens": 10, "completion_tokens": 5, "total_tokens": 15},
+        }
+
+    def _completion(self, body: dict[str, Any]) -> Any:
+        """The legacy completions endpoint: the prompt's text in, the model's text out."""
+        if not body.get("model") or not isinstance(body.get("prompt"), str):
+            raise _error(400, "'model' and 'prompt' are required", param="prompt")
+        if not _completion_model(body["model"]):
+            raise _error(
+                404,
+                "This is a chat model and not supported in the v1/completions endpoint. "
+                "Did you mean to use v1/chat/completions?",
+            )
+        reply = self.chat_responder(body["model"], [{"role": "user", "content": body["prompt"]}])
+        assert isinstance(reply, str), "a completion model answers text"
+        text, finish = within_token_limit(reply, body)
+        return {
+            "id": self._id("cmpl"),
+            "object": "text_completion",
+            "created": int(time.time()),
+            "model": body["model"],
+            "choices": [{"index": 0, "text": text, "finish_reason": finish, "logprobs": None}],
             "usage": {"prompt_tokens": 10, "completion_tokens": 5, "total_tokens": 15},
         }
 

@@ -16,7 +16,7 @@ from typing import Any, ClassVar
 
 from finetune._errors import InvalidRequestError, MissingDependency
 from finetune.evaluation._predictors import Tools, TruncatedReply, at_least_one
-from finetune.evaluation._prompts import Messages
+from finetune.evaluation._prompts import Messages, a_plain_prompt
 from finetune.evaluation._tools import format_tool_calls
 
 __all__ = ["HFPredictor"]
@@ -293,7 +293,7 @@ class HFPredictor:
         if self.chat_template is not None:
             return self.chat_template
         own = getattr(tokenizer, "chat_template", None)
-        plain = tools is None and all(_a_plain_prompt(prompt) for prompt in prompts)
+        plain = tools is None and all(map(a_plain_prompt, prompts))
         if plain and (self._trained_on_completions or not own):
             return _PLAIN
         if own:
@@ -390,15 +390,6 @@ def _has_tool_turns(messages: Messages) -> bool:
 
 
 _PLAIN = "\0plain"  # no chat template: a completion's prompt, asked as its text
-
-
-def _a_plain_prompt(messages: Messages) -> bool:
-    """One user turn of text: what a completion example's prompt is to a predictor."""
-    return (
-        len(messages) == 1
-        and messages[0].get("role") == "user"
-        and isinstance(messages[0].get("content"), str)
-    )
 
 
 def _prompt_text(

@@ -12,13 +12,14 @@ from collections.abc import Callable, Iterable
 from typing import Any, Protocol, runtime_checkable
 
 from finetune._errors import (
+    InvalidRequestError,
     MissingDependency,
     RegistryError,
     ServerError,
 )
 from finetune._numbers import is_real, is_whole
 from finetune.backends.http import key_and_url
-from finetune.evaluation._prompts import Messages
+from finetune.evaluation._prompts import Messages, a_plain_prompt
 from finetune.evaluation._tools import format_tool_calls
 from finetune.types import Example, ModelRef
 
@@ -216,6 +217,10 @@ class OpenAIPredictor:
     ``provider`` names who serves the API in its errors (``together`` for a Together model);
     ``organization`` and ``project`` are OpenAI's (else ``OPENAI_ORG_ID`` and
     ``OPENAI_PROJECT_ID``, as the SDK reads them): a fine-tuned model is its organisation's.
+    ``endpoint="completions"`` asks the legacy completions endpoint a completion example's
+    prompt as its text (a model trained on prompt/completion text, served by vLLM or
+    llama.cpp); OpenAI's completion models, ``babbage-002`` and ``davinci-002`` and their
+    fine-tunes, which the chat endpoint refuses, are asked there by default.
     """
 
     def __init__(
@@ -233,10 +238,14 @@ class OpenAIPredictor:
         provider: str = "openai",
         organization: str | None = None,
         project: str | None = None,
+        endpoint: str | None = None,
     ) -> None:
         max_tokens = at_least_one("max_tokens", max_tokens)
         _check_temperature(temperature)
         self.model = model
+        self.endpoint: str = _endpoint_for(model, endpoint)
+        """``chat`` (chat completions) or ``completions`` (a prompt's text)."""
+        self.supports_tools: bool = self.endpoint == "chat"
         self.provider = provider  # who serves the API, as its errors name it
         scope = {"organization": organization, "project": project}
         self._scope = {name: value for name, value in scope.items() if value}
@@ -250,7 +259,7 @@ class OpenAIPredictor:
         self._own_async = async_client is None
         self.name: str = _sampled_name(
             "openai", self.base_url, model, temperature, max_tokens, seed
-        )
+        ) + (":completions" if self.endpoint == "completions" else "")
         self._params: dict[str, Any] = {"max_tokens": max_tokens, "temperature": temperature}
         self._params["seed"] = seed
         if extra_body:
@@ -258,8 +267,6 @@ class OpenAIPredictor:
             self.name += (
                 ":" + hashlib.sha256(repr(sorted(extra_body.items())).encode()).hexdigest()[:8]
             )
-
-    supports_tools = True
 
     def __repr__(self) -> str:
         return f"OpenAIPredictor({self.model!r}, base_url={self.base_url!r})"
@@ -273,11 +280,11 @@ class OpenAIPredictor:
         """The reply (or the tools it calls), through a blocking client."""
         if self._client is None:
             self._client = _openai().OpenAI(**self._options())
+        request = self._request(messages, tools)
         try:
-            reply = self._client.chat.completions.create(
-                model=self.model, messages=messages, **self._params, **_offered(tools)
-            )
-            return self._text(reply)
+            if self.endpoint == "completions":
+                return self._text(self._client.completions.create(**request))
+            return self._text(self._client.chat.completions.create(**request))
         except Exception as exc:
             error = self._error(exc)
         raise error
@@ -287,14 +294,28 @@ class OpenAIPredictor:
         loop."""
         if self._async_client is None:
             self._async_client = _openai().AsyncOpenAI(**self._options())
+        request = self._request(messages, tools)
         try:
-            reply = await self._async_client.chat.completions.create(
-                model=self.model, messages=messages, **self._params, **_offered(tools)
-            )
-            return self._text(reply)
+            if self.endpoint == "completions":
+                return self._text(await self._async_client.completions.create(**request))
+            return self._text(await self._async_client.chat.completions.create(**request))
         except Exception as exc:
             error = self._error(exc)
         raise error
+
+    def _request(self, messages: Messages, tools: Tools | None) -> dict[str, Any]:
+        """The request's body: the messages (and tools), or on the completions endpoint the
+        one prompt's text, which is all it takes."""
+        if self.endpoint == "chat":
+            return {"model": self.model, "messages": messages, **self._params, **_offered(tools)}
+        if tools or not a_plain_prompt(messages):
+            raise InvalidRequestError(
+                f"{self.model} is asked through the completions endpoint, which takes a "
+                "prompt's text: a completion example's prompt, not a conversation, few-shot "
+                "turns or tools (ask a chat model through endpoint='chat')",
+                param="endpoint",
+            )
+        return {"model": self.model, "prompt": messages[0]["content"], **self._params}
 
     def _error(self, exc: Exception) -> Exception:
         """The SDK's exception as ours; a server that cannot be reached is named."""
@@ -306,7 +327,11 @@ class OpenAIPredictor:
     def _text(self, reply: Any) -> str:
         choices = getattr(reply, "choices", None)
         if not choices:
-            raise ServerError(f"answered a chat completion without choices: {reply!r:.200}")
+            raise ServerError(
+                f"answered a {self.endpoint} completion without choices: {reply!r:.200}"
+            )
+        if self.endpoint == "completions":
+            return _marked(str(choices[0].text or ""), choices[0], self._params["max_tokens"])
         message = choices[0].message
         if getattr(message, "tool_calls", None):
             return _marked(
@@ -320,6 +345,22 @@ class OpenAIPredictor:
         if self._own_async and self._async_client is not None:
             client, self._async_client = self._async_client, None
             await client.close()
+
+
+ENDPOINTS = ("chat", "completions")
+
+
+def _endpoint_for(model: str, endpoint: str | None) -> str:
+    """The endpoint asked: the one given, else ``completions`` for OpenAI's completion
+    models and their fine-tunes (``ft:babbage-002:org::id``), else ``chat``."""
+    if endpoint is None:
+        from finetune.validation._rules import TARGETS
+
+        base = model.split(":")[1] if model.startswith("ft:") else model
+        return "completions" if base in TARGETS["openai"].completion_models else "chat"
+    if endpoint not in ENDPOINTS:
+        raise ValueError(f"endpoint is 'chat' or 'completions', not {endpoint!r}")
+    return endpoint
 
 
 def _offered(tools: Tools | None) -> dict[str, Any]:

@@ -14,6 +14,7 @@ from finetune.validation._tokens import text_of
 
 __all__ = [
     "Messages",
+    "a_plain_prompt",
     "build_prompt",
     "example_key",
     "example_tools",
@@ -40,6 +41,15 @@ def split_example(example: Example) -> tuple[Messages, str]:
         return [_sent(m) for m in prompt], ""
     calls = last.tool_calls
     return [_sent(m) for m in prompt], format_tool_calls(calls) if calls else last.text
+
+
+def a_plain_prompt(messages: Messages) -> bool:
+    """One user turn of text: what a completion example's prompt is to a predictor."""
+    return (
+        len(messages) == 1
+        and messages[0].get("role") == "user"
+        and isinstance(messages[0].get("content"), str)
+    )
 
 
 def uses_tools(example: Example) -> bool:
