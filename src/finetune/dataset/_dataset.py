@@ -11,7 +11,7 @@ import os
 import random
 from collections.abc import Callable, Hashable, Iterable, Iterator, Mapping
 from pathlib import Path
-from typing import Any, Protocol, overload
+from typing import Any, overload
 
 from finetune._errors import DatasetError, MissingDependency
 from finetune._numbers import is_real, is_whole
@@ -25,113 +25,18 @@ from finetune.dataset._formats import (
     parse_example,
     split_turns,
 )
-from finetune.dataset._reader import (
-    DEFAULT_MAX_LINE_BYTES,
-    RawRecord,
-    ReadProblem,
-    iter_jsonl,
-    unwritable,
+from finetune.dataset._reader import DEFAULT_MAX_LINE_BYTES, RawRecord, ReadProblem
+from finetune.dataset._sources import (
+    JsonlSource,
+    RecordsSource,
+    Source,
+    SubsetSource,
+    counted_items,
 )
 from finetune.dataset._strata import stratified_sample
 from finetune.types import EXAMPLE_KINDS, Example, ExampleKind
 
 __all__ = ["Dataset", "canonical_json", "require_dataset", "write_jsonl"]
-
-
-class _Source(Protocol):
-    """Where a dataset's rows come from: a JSONL file or records in memory."""
-
-    name: str
-    path: str | None
-
-    def items(self) -> Iterator[RawRecord | ReadProblem]:
-        """Each row, or the problem that kept it from being read, in order."""
-        ...
-
-
-class _JsonlSource:
-    def __init__(self, path: Path, max_line_bytes: int) -> None:
-        self.path: str | None = str(path)
-        self.name = path.name
-        self.max_line_bytes = max_line_bytes
-        self._stamp = _stamp(str(path))
-
-    def items(self) -> Iterator[RawRecord | ReadProblem]:
-        self.check_unchanged()
-        return iter_jsonl(str(self.path), max_line_bytes=self.max_line_bytes)
-
-    def check_unchanged(self) -> None:
-        """Every pass reads the file as it was when the dataset was made: a ``split``,
-        ``sample`` or ``excluding`` view picks rows by their place in it, and a count once
-        made is kept, so a file changed since would silently give other rows."""
-        now = _stamp(str(self.path))
-        if now is not None and now != self._stamp:
-            raise DatasetError(
-                "the file changed since this dataset was made from it (its views pick rows by "
-                "their place, and its count is kept): make it again with Dataset.from_jsonl",
-                file=self.path,
-            )
-
-
-def _stamp(path: str) -> tuple[int, int, int] | None:
-    """What tells a changed file: size, modification time and inode (``None``: unreadable,
-    left for the reader to report)."""
-    try:
-        status = os.stat(path)
-    except OSError:
-        return None
-    return status.st_size, status.st_mtime_ns, status.st_ino
-
-
-class _RecordsSource:
-    path: str | None = None
-
-    def __init__(self, records: list[Any], name: str) -> None:
-        self._records = records
-        self.name = name
-        self._problems: dict[int, tuple[str, str]] = {}  # checked once, not on every pass
-        for index, data in enumerate(records):
-            problem = (
-                unwritable(data)
-                if isinstance(data, Mapping)
-                else ("not_an_object", f"record is a {type(data).__name__}, not a mapping")
-            )
-            if problem is not None:
-                self._problems[index] = problem
-
-    def items(self) -> Iterator[RawRecord | ReadProblem]:
-        problems = self._problems
-        for index, data in enumerate(self._records):
-            if index in problems:
-                yield ReadProblem(index + 1, -1, *problems[index])
-            else:
-                yield RawRecord(index + 1, -1, dict(data))
-
-
-class _SubsetSource:
-    def __init__(self, parent: _Source, positions: frozenset[int], keep: bool, name: str) -> None:
-        self._parent = parent
-        self._positions = positions
-        self._keep = keep
-        self.name = name
-        self.path = parent.path
-
-    def items(self) -> Iterator[RawRecord | ReadProblem]:
-        for position, item in _counted(self._parent.items()):
-            if (position in self._positions) == self._keep:
-                yield item
-
-
-def _counted(
-    items: Iterable[RawRecord | ReadProblem],
-) -> Iterator[tuple[int, RawRecord | ReadProblem]]:
-    """The items a dataset counts (records and unreadable rows, not warnings such as a blank
-    line), numbered: the positions ``split``, ``sample`` and ``excluding`` choose by."""
-    position = 0
-    for item in items:
-        if not (isinstance(item, ReadProblem) and item.severity == "warning"):
-            yield position, item
-            position += 1
 
 
 _PREVIEW_ROWS = 3
@@ -145,8 +50,8 @@ class Dataset:
     source again, so a file never has to fit in memory.
     """
 
-    def __init__(self, source: _Source, kind: ExampleKind | None = None) -> None:
-        if not isinstance(source, (_JsonlSource, _RecordsSource, _SubsetSource)):
+    def __init__(self, source: Source, kind: ExampleKind | None = None) -> None:
+        if not isinstance(source, (JsonlSource, RecordsSource, SubsetSource)):
             raise TypeError(
                 "a Dataset is made by Dataset.from_jsonl(path), from_records(rows), "
                 f"from_pandas(frame) or from_hf(dataset), not Dataset({type(source).__name__})"
@@ -192,7 +97,7 @@ class Dataset:
                     file=str(file),
                 )
             raise DatasetError("no such file; check the path", file=str(file))
-        return cls(_JsonlSource(file, max_line_bytes), kind)
+        return cls(JsonlSource(file, max_line_bytes), kind)
 
     @classmethod
     def from_records(
@@ -211,7 +116,7 @@ class Dataset:
                 f"{type(records).__name__}{one}"
             )
         rows = [_as_record(r) for r in records]
-        dataset = cls(_RecordsSource(rows, name), kind)
+        dataset = cls(RecordsSource(rows, name), kind)
         dataset._length = len(rows)
         return dataset
 
@@ -254,7 +159,7 @@ class Dataset:
     def whole_file(self) -> tuple[str, int] | None:
         """(path, line size cap) when this dataset is a whole JSONL file, not a view."""
         source = self._source
-        if isinstance(source, _JsonlSource) and source.path is not None:
+        if isinstance(source, JsonlSource) and source.path is not None:
             source.check_unchanged()
             return source.path, source.max_line_bytes
         return None
@@ -303,7 +208,7 @@ class Dataset:
 
     def __len__(self) -> int:
         if self._length is None:
-            self._length = sum(1 for _ in _counted(self._source.items()))
+            self._length = sum(1 for _ in counted_items(self._source.items()))
         return self._length
 
     def __repr__(self) -> str:
@@ -401,7 +306,7 @@ class Dataset:
         that are no example are passed over, and so stay in a view, for validation to
         report. ``settle_kind``: a kind not given is the first example's, as iteration
         reads them."""
-        for position, item in _counted(self._source.items()):
+        for position, item in counted_items(self._source.items()):
             if isinstance(item, ReadProblem):
                 continue
             try:
@@ -433,7 +338,7 @@ class Dataset:
         position = int(index) + (len(self) if index < 0 else 0)
         if position >= 0:
             kind, passed = self._kind, 0  # kind: given, or the first row's
-            for at, item in _counted(self._source.items()):
+            for at, item in counted_items(self._source.items()):
                 kind = kind or (detect_kind(item.data) if isinstance(item, RawRecord) else None)
                 if at == position:
                     if isinstance(item, ReadProblem):
@@ -445,7 +350,7 @@ class Dataset:
 
     def _subset(self, positions: frozenset[int], *, keep: bool, tag: str) -> Dataset:
         name = f"{self._source.name}[{tag}]"
-        view = Dataset(_SubsetSource(self._source, positions, keep, name), self._declared)
+        view = Dataset(SubsetSource(self._source, positions, keep, name), self._declared)
         view._length = len(positions) if keep else len(self) - len(positions)
         return view
 

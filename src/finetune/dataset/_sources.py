@@ -1,0 +1,109 @@
+"""Where a dataset's rows come from: a JSONL file, records in memory, a view of either."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Iterator, Mapping
+from pathlib import Path
+from typing import Any, Protocol
+
+from finetune._errors import DatasetError
+from finetune.dataset._reader import RawRecord, ReadProblem, iter_jsonl, unwritable
+
+__all__ = ["JsonlSource", "RecordsSource", "Source", "SubsetSource", "counted_items"]
+
+
+class Source(Protocol):
+    """Where a dataset's rows come from: a JSONL file or records in memory."""
+
+    name: str
+    path: str | None
+
+    def items(self) -> Iterator[RawRecord | ReadProblem]:
+        """Each row, or the problem that kept it from being read, in order."""
+        ...
+
+
+class JsonlSource:
+    def __init__(self, path: Path, max_line_bytes: int) -> None:
+        self.path: str | None = str(path)
+        self.name = path.name
+        self.max_line_bytes = max_line_bytes
+        self._stamp = _stamp(str(path))
+
+    def items(self) -> Iterator[RawRecord | ReadProblem]:
+        self.check_unchanged()
+        return iter_jsonl(str(self.path), max_line_bytes=self.max_line_bytes)
+
+    def check_unchanged(self) -> None:
+        """Every pass reads the file as it was when the dataset was made: a ``split``,
+        ``sample`` or ``excluding`` view picks rows by their place in it, and a count once
+        made is kept, so a file changed since would silently give other rows."""
+        now = _stamp(str(self.path))
+        if now is not None and now != self._stamp:
+            raise DatasetError(
+                "the file changed since this dataset was made from it (its views pick rows by "
+                "their place, and its count is kept): make it again with Dataset.from_jsonl",
+                file=self.path,
+            )
+
+
+def _stamp(path: str) -> tuple[int, int, int] | None:
+    """What tells a changed file: size, modification time and inode (``None``: unreadable,
+    left for the reader to report)."""
+    try:
+        status = os.stat(path)
+    except OSError:
+        return None
+    return status.st_size, status.st_mtime_ns, status.st_ino
+
+
+class RecordsSource:
+    path: str | None = None
+
+    def __init__(self, records: list[Any], name: str) -> None:
+        self._records = records
+        self.name = name
+        self._problems: dict[int, tuple[str, str]] = {}  # checked once, not on every pass
+        for index, data in enumerate(records):
+            problem = (
+                unwritable(data)
+                if isinstance(data, Mapping)
+                else ("not_an_object", f"record is a {type(data).__name__}, not a mapping")
+            )
+            if problem is not None:
+                self._problems[index] = problem
+
+    def items(self) -> Iterator[RawRecord | ReadProblem]:
+        problems = self._problems
+        for index, data in enumerate(self._records):
+            if index in problems:
+                yield ReadProblem(index + 1, -1, *problems[index])
+            else:
+                yield RawRecord(index + 1, -1, dict(data))
+
+
+class SubsetSource:
+    def __init__(self, parent: Source, positions: frozenset[int], keep: bool, name: str) -> None:
+        self._parent = parent
+        self._positions = positions
+        self._keep = keep
+        self.name = name
+        self.path = parent.path
+
+    def items(self) -> Iterator[RawRecord | ReadProblem]:
+        for position, item in counted_items(self._parent.items()):
+            if (position in self._positions) == self._keep:
+                yield item
+
+
+def counted_items(
+    items: Iterable[RawRecord | ReadProblem],
+) -> Iterator[tuple[int, RawRecord | ReadProblem]]:
+    """The items a dataset counts (records and unreadable rows, not warnings such as a blank
+    line), numbered: the positions ``split``, ``sample`` and ``excluding`` choose by."""
+    position = 0
+    for item in items:
+        if not (isinstance(item, ReadProblem) and item.severity == "warning"):
+            yield position, item
+            position += 1
