@@ -325,6 +325,61 @@ def test_excluding_drops_the_examples_the_other_holds_and_keeps_unreadable_rows(
     assert len(train.excluding(train)) == 0
 
 
+def test_datasets_concatenated_keep_each_rows_file_and_line(tmp_path: Path) -> None:
+    """Two files trained as one were joined with `cat`, so an error named a line of the
+    joined file, in neither; a concatenation names the part's file and its own line."""
+    first = write_jsonl(tmp_path / "a.jsonl", [chat(i) for i in range(12)])
+    second = write_jsonl(tmp_path / "b.jsonl", [chat(0), chat(20), "{not json", chat(21)])
+    both = ft.Dataset.from_jsonl(first) + ft.Dataset.from_jsonl(second)
+    assert repr(both) == "<Dataset 'a.jsonl+b.jsonl'>" and len(both) == 16
+    assert [(item.file, item.line) for item in both.items()][10:] == [
+        ("a.jsonl", 11), ("a.jsonl", 12), ("b.jsonl", 1), ("b.jsonl", 2), ("b.jsonl", 3),
+        ("b.jsonl", 4),
+    ]  # fmt: skip
+    with pytest.raises(ft.DatasetError) as caught:
+        list(both)
+    assert (caught.value.file, caught.value.line) == ("b.jsonl", 3)
+    with pytest.raises(ft.DatasetError) as caught:
+        both[14]
+    assert (caught.value.file, caught.value.line) == ("b.jsonl", 3)
+    report = validate(both, target="openai", model="gpt-4.1-mini-2025-04-14")
+    assert report.files == ["a.jsonl+b.jsonl", "a.jsonl", "b.jsonl"]
+    assert [(f.file, f.line) for f in report.errors] == [("b.jsonl", 3)]
+    [duplicate] = report.kept["duplicate_example"]
+    assert (duplicate.file, duplicate.line, duplicate.message) == (
+        "b.jsonl",
+        1,
+        "same as a.jsonl:1",
+    )
+    held = ft.Dataset.from_records([chat(5)]) + ft.Dataset.from_records([chat(30)])
+    report = validate(both[:12], target="openai", model="m", validation=held)
+    assert held.name == "records+records#2"
+    [leak] = report.kept["train_validation_leak"]
+    assert (leak.file, leak.line) == ("records", 1)
+    readable = both[:14] + both[15:]  # views of a concatenation keep their rows' places
+    assert [(e.file, e.line) for e in readable.items()][-1] == ("b.jsonl", 4)
+    written = tmp_path / "joined.jsonl"
+    readable.to_jsonl(written)
+    assert readable.fingerprint() == ft.Dataset.from_jsonl(written).fingerprint()
+
+
+def test_only_datasets_of_one_declared_kind_are_concatenated() -> None:
+    chats = ft.Dataset.from_records([chat(1)], kind="chat")
+    completions = ft.Dataset.from_records([{"prompt": "p", "completion": "c"}], kind="completion")
+    with pytest.raises(ValueError, match="declared of chat and completion examples"):
+        chats + completions
+    with pytest.raises(TypeError, match=r"Dataset.concat\(\[a, b\]\)"):
+        ft.Dataset.concat(chats)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="a list of Datasets"):
+        ft.Dataset.concat([chats, [chat(2)]])  # type: ignore[list-item]
+    with pytest.raises(ValueError, match="at least one"):
+        ft.Dataset.concat([])
+    with pytest.raises(TypeError):
+        chats + 2  # type: ignore[operator]
+    whole = ft.Dataset.concat([chats, ft.Dataset.from_records([chat(2)])], name="support")
+    assert whole.name == "support" and whole.declared_kind == "chat" and len(whole) == 2
+
+
 def test_filter_keeps_what_the_function_accepts_and_the_rows_for_validation(
     tmp_path: Path,
 ) -> None:

@@ -19,7 +19,7 @@ from finetune.registry import _MIGRATIONS
 from finetune.testing import FakeBackend, FakeFailure
 from finetune.validation import TokenCounter
 
-from .conftest import chat, needs_tiktoken
+from .conftest import chat, needs_tiktoken, write_jsonl
 from .fakes._server import child_env
 
 FAST = {"validating": 0.01, "queued": 0.01, "running": 0.05, "steps": 5}
@@ -78,6 +78,22 @@ def test_fit_wait_succeeds(namespace: str, train: ft.Dataset) -> None:
     assert messages[-1] == "The job has successfully completed"
     assert job.checkpoints()
     assert done.hyperparameters.epochs == 2
+
+
+def test_a_concatenation_of_files_trains_as_one_dataset(namespace: str, tmp_path: Path) -> None:
+    """Both parts' rows are trained (the fake's model answers each part's questions), and an
+    error in the second part is named by its own file and line before anything is sent."""
+    first = write_jsonl(tmp_path / "orders.jsonl", [chat(i) for i in range(10)])
+    second = write_jsonl(tmp_path / "returns.jsonl", [chat(i) for i in range(50, 60)])
+    both = ft.Dataset.from_jsonl(first) + ft.Dataset.from_jsonl(second)
+    job = make_tuner(namespace).fit(both)
+    assert job.wait(poll_interval=0.01, timeout=5).status is ft.JobStatus.SUCCEEDED
+    result = ft.evaluate(both, {"tuned": job.model}, ["exact_match"], cache=False)
+    assert result.summary()["tuned"]["exact_match"].mean == 1.0
+    broken = write_jsonl(tmp_path / "broken.jsonl", [chat(70), {"messages": []}])
+    with pytest.raises(ft.ValidationFailed) as failed:
+        make_tuner(namespace).fit(both + ft.Dataset.from_jsonl(broken))
+    assert [(f.file, f.line) for f in failed.value.report.errors] == [("broken.jsonl", 2)]
 
 
 def test_a_checkpoint_is_evaluated_as_the_jobs_model_is_asked(

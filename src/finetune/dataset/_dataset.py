@@ -27,6 +27,7 @@ from finetune.dataset._formats import (
 )
 from finetune.dataset._reader import DEFAULT_MAX_LINE_BYTES, RawRecord, ReadProblem
 from finetune.dataset._sources import (
+    ConcatSource,
     JsonlSource,
     RecordsSource,
     Source,
@@ -45,13 +46,14 @@ _PREVIEW_ROWS = 3
 class Dataset:
     """Typed training examples, streamed from a JSONL file or held as records.
 
-    Made by ``Dataset.from_jsonl``, ``from_records``, ``from_pandas`` or ``from_hf``. A Dataset
-    is re-iterable and immutable: ``split`` and ``sample`` return views that read the same
-    source again, so a file never has to fit in memory.
+    Made by ``Dataset.from_jsonl``, ``from_records``, ``from_pandas`` or ``from_hf``, and
+    joined by ``Dataset.concat`` (``a + b``). A Dataset is re-iterable and immutable:
+    ``split`` and ``sample`` return views that read the same source again, so a file never
+    has to fit in memory.
     """
 
     def __init__(self, source: Source, kind: ExampleKind | None = None) -> None:
-        if not isinstance(source, (JsonlSource, RecordsSource, SubsetSource)):
+        if not isinstance(source, (JsonlSource, RecordsSource, SubsetSource, ConcatSource)):
             raise TypeError(
                 "a Dataset is made by Dataset.from_jsonl(path), from_records(rows), "
                 f"from_pandas(frame) or from_hf(dataset), not Dataset({type(source).__name__})"
@@ -146,6 +148,39 @@ class Dataset:
         rows = map(_plain, hf_dataset) if formatted else iter(hf_dataset)  # else plain Python
         return cls.from_records(rows, kind=kind, name="hf-dataset")
 
+    @classmethod
+    def concat(cls, datasets: Iterable[Dataset], *, name: str | None = None) -> Dataset:
+        """The rows of ``datasets``, one after another (``a + b`` for two). Each part is
+        read again on every pass, so files are still streamed; a row keeps its part's name
+        and line, in errors and validation findings (``b.jsonl:3``; two parts of one name
+        are told apart as ``records``, ``records#2``). ``name``: the whole's (default: the
+        parts' joined by ``+``). Parts declared of different kinds are refused here; rows of
+        another kind than the first's are ``mixed_kinds`` to validation."""
+        if isinstance(datasets, Dataset) or not isinstance(datasets, Iterable):
+            raise TypeError("Dataset.concat takes a list of Datasets: Dataset.concat([a, b])")
+        parts = list(datasets)
+        if not all(isinstance(part, Dataset) for part in parts):
+            raise TypeError("Dataset.concat takes a list of Datasets: Dataset.concat([a, b])")
+        if not parts:
+            raise ValueError("Dataset.concat needs at least one dataset")
+        declared = {part._declared for part in parts} - {None}
+        if len(declared) > 1:
+            kinds = " and ".join(sorted(str(kind) for kind in declared))
+            raise ValueError(f"Dataset.concat: the parts are declared of {kinds} examples")
+        labels = _unique_labels([part.name for part in parts])
+        source = ConcatSource([(lab, p._source) for lab, p in zip(labels, parts, strict=True)], "")
+        source.name = name or "+".join(labels)
+        whole = cls(source, declared.pop() if declared else None)
+        if all(part._length is not None for part in parts):
+            whole._length = sum(part._length or 0 for part in parts)
+        return whole
+
+    def __add__(self, other: object) -> Dataset:
+        """``a + b``: ``Dataset.concat([a, b])``."""
+        if not isinstance(other, Dataset):
+            return NotImplemented
+        return Dataset.concat([self, other])
+
     @property
     def name(self) -> str:
         """The source's name (file name, or 'records')."""
@@ -194,14 +229,14 @@ class Dataset:
             if isinstance(item, ReadProblem):
                 if item.severity == "warning":
                     continue
-                raise DatasetError(item.message, file=self._source.name, line=item.line)
+                raise DatasetError(item.message, file=item.file or self.name, line=item.line)
             yield item
 
     def __iter__(self) -> Iterator[Example]:
         kind = self._kind
         for record in self.records():
             example = parse_example(
-                record.data, kind=kind, file=self._source.name, line=record.line
+                record.data, kind=kind, file=record.file or self.name, line=record.line
             )
             kind = kind or example.kind
             yield example
@@ -341,9 +376,10 @@ class Dataset:
             for at, item in counted_items(self._source.items()):
                 kind = kind or (detect_kind(item.data) if isinstance(item, RawRecord) else None)
                 if at == position:
+                    file = item.file or self.name
                     if isinstance(item, ReadProblem):
-                        raise DatasetError(item.message, file=self.name, line=item.line)
-                    return parse_example(item.data, kind=kind, file=self.name, line=item.line)
+                        raise DatasetError(item.message, file=file, line=item.line)
+                    return parse_example(item.data, kind=kind, file=file, line=item.line)
                 passed = at + 1
             self._length = passed  # read to the end: its count, for the error and len()
         raise IndexError(f"index {index} is out of range for {counted(len(self), 'example')}")
@@ -474,6 +510,16 @@ def _as_record(row: Any) -> Any:
         return row
     dumped: dict[str, Any] = row.model_dump(mode="json", exclude_none=True)
     return dumped
+
+
+def _unique_labels(names: list[str]) -> list[str]:
+    """The parts' names, a repeated one numbered from its second use (``records#2``)."""
+    seen: dict[str, int] = {}
+    labels = []
+    for name in names:
+        seen[name] = seen.get(name, 0) + 1
+        labels.append(name if seen[name] == 1 else f"{name}#{seen[name]}")
+    return labels
 
 
 def canonical_json(value: Any, *, sort: bool = True) -> str:

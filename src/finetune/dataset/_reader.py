@@ -38,22 +38,26 @@ _SKIP_CHUNK = 1024 * 1024
 
 @dataclass(frozen=True, slots=True)
 class RawRecord:
-    """A decoded JSON object with where it came from (1-based line, byte offset)."""
+    """A decoded JSON object with where it came from (1-based line, byte offset; ``file``:
+    the part it is a line of, in a concatenation of datasets, else ``None``)."""
 
     line: int
     offset: int
     data: dict[str, Any]
+    file: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
 class ReadProblem:
-    """A line that could not be read as a JSON object, with a stable code."""
+    """A line that could not be read as a JSON object, with a stable code (``file`` as a
+    ``RawRecord``'s)."""
 
     line: int
     offset: int
     code: str
     message: str
     severity: str = "error"
+    file: str | None = None
 
 
 def iter_jsonl(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
@@ -10,11 +11,18 @@ from typing import Any, Protocol
 from finetune._errors import DatasetError
 from finetune.dataset._reader import RawRecord, ReadProblem, iter_jsonl, unwritable
 
-__all__ = ["JsonlSource", "RecordsSource", "Source", "SubsetSource", "counted_items"]
+__all__ = [
+    "ConcatSource",
+    "JsonlSource",
+    "RecordsSource",
+    "Source",
+    "SubsetSource",
+    "counted_items",
+]
 
 
 class Source(Protocol):
-    """Where a dataset's rows come from: a JSONL file or records in memory."""
+    """Where a dataset's rows come from: a JSONL file, records in memory, or several."""
 
     name: str
     path: str | None
@@ -107,3 +115,19 @@ def counted_items(
         if not (isinstance(item, ReadProblem) and item.severity == "warning"):
             yield position, item
             position += 1
+
+
+class ConcatSource:
+    """Sources read one after another; each row names its part (``file``), whose lines it
+    keeps: an error says ``b.jsonl:3``, not the row's place in the whole."""
+
+    path: str | None = None
+
+    def __init__(self, parts: list[tuple[str, Source]], name: str) -> None:
+        self._parts = parts
+        self.name = name
+
+    def items(self) -> Iterator[RawRecord | ReadProblem]:
+        for label, source in self._parts:
+            for item in source.items():
+                yield item if item.file is not None else dataclasses.replace(item, file=label)

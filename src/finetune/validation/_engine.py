@@ -31,7 +31,7 @@ from finetune.validation._catalog import (
     validation_passes,
 )
 from finetune.validation._codes import RULES
-from finetune.validation._quality import QualityScan, example_texts, percentile
+from finetune.validation._quality import Places, QualityScan, example_texts, percentile
 from finetune.validation._report import Finding, ValidationReport
 from finetune.validation._rules import (
     Target,
@@ -84,7 +84,24 @@ class _Scan:
 
     def add(self, code: str, message: str, line: int | None, field: str | None) -> None:
         severity = RULES.get(code, ("warning", ""))[0]
-        self.report.add(Finding(code, severity, message, self.file, line, field))  # type: ignore[arg-type]
+        self._finding(code, severity, message, line, field)
+
+    def _finding(
+        self, code: str, severity: str, message: str, line: int | None, field: str | None
+    ) -> None:
+        """A finding at ``line`` as the scan numbers it: in a concatenation, its part's."""
+        file, places = self.file, self.quality.places
+        if line is not None and places is not None:
+            file, line = places.where(line)
+        self.report.add(Finding(code, severity, message, file, line, field))  # type: ignore[arg-type]
+
+    def _numbered(self, file: str, line: int) -> int:
+        """A concatenation's row numbered on through its parts, each part a file of the
+        report's (in the order read)."""
+        places = self.quality.places = self.quality.places or Places()
+        if file != places.current:
+            self.report.add_file(file)
+        return places.number(file, line)
 
     def run(self, dataset: Dataset) -> None:
         self.consume(dataset.items())
@@ -94,14 +111,14 @@ class _Scan:
         record = self._record
         line = 0
         for item in items:
-            line = item.line
+            line = item.line if item.file is None else self._numbered(item.file, item.line)
             if item.__class__ is RawRecord:
                 self.examples += 1
                 record(item.data, line)
                 continue
             assert isinstance(item, ReadProblem)
             sev = item.severity
-            self.report.add(Finding(item.code, sev, item.message, self.file, item.line))  # type: ignore[arg-type]
+            self._finding(item.code, sev, item.message, line, None)
             if sev == "error":
                 self.examples += 1
         return line
@@ -163,7 +180,7 @@ class _Scan:
         failed = False
         for code, severity, message, field in check_record(data, self.rules, self.model):
             where = chat_field(field, row)
-            self.report.add(Finding(code, severity, message, self.file, line, where))  # type: ignore[arg-type]
+            self._finding(code, severity, message, line, where)
             failed = failed or severity == "error"
         self._note_kind(record_kind(data), line)
         return not failed

@@ -101,6 +101,36 @@ def _luhn(digits: str) -> bool:
     return total % 10 == 0
 
 
+class Places:
+    """The rows of a concatenation of datasets, numbered on through its parts (a scan counts
+    by that number), and back to each part's name and own line (what a finding names)."""
+
+    def __init__(self) -> None:
+        self._bases: list[int] = []
+        self._files: list[str] = []
+        self._last = 0
+
+    @property
+    def current(self) -> str | None:
+        """The part read last."""
+        return self._files[-1] if self._files else None
+
+    def number(self, file: str, line: int) -> int:
+        """The running number of ``line`` of part ``file`` (a new part goes on from the
+        last number given)."""
+        if file != self.current:
+            self._bases.append(self._last)
+            self._files.append(file)
+        number = self._bases[-1] + line
+        self._last = max(self._last, number)
+        return number
+
+    def where(self, number: int) -> tuple[str, int]:
+        """The part and its own line that ``number`` stands for."""
+        index = bisect.bisect_left(self._bases, number) - 1
+        return self._files[index], number - self._bases[index]
+
+
 class QualityScan:
     """Collects compact per-example hashes while scanning, then reports at the end.
 
@@ -114,6 +144,7 @@ class QualityScan:
         self.tokens = array("i")
         self.system_prompts: Counter[int] = Counter()
         self.system_lines: dict[int, int] = {}
+        self.places: Places | None = None  # lines numbered on through parts: what they are
 
     def observe(self, record: dict[str, Any], line: int, tokens: int, add: AddFinding) -> None:
         """Hash one valid example and scan its text for PII and secrets."""
@@ -220,8 +251,15 @@ class QualityScan:
                 first[key] = index
             elif skip is None or not skip[index]:
                 found[index] = 1
-                add(code, f"same as line {self.lines[first[key]]}", self.lines[index], None)
+                add(code, f"same as {self._named(self.lines[first[key]])}", self.lines[index], None)
         return found
+
+    def _named(self, line: int) -> str:
+        """A line as a message names it: ``line 3``, or ``b.jsonl:3`` in a concatenation."""
+        if self.places is None:
+            return f"line {line}"
+        file, own = self.places.where(line)
+        return f"{file}:{own}"
 
     def _system_prompts(self, add: AddFinding) -> None:
         if len(self.system_prompts) < 2:
