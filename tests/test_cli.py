@@ -40,6 +40,36 @@ def test_validate_errors_exit_1(tmp_path: Path, capsys: pytest.CaptureFixture[st
 
 
 @needs_tiktoken
+def test_several_files_are_checked_and_trained_as_one_each_named_in_errors(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """One file was all a command took: two were joined with `cat` first, and an error then
+    named a line of the joined file."""
+    first = write_jsonl(tmp_path / "orders.jsonl", [chat(i) for i in range(10)])
+    second = write_jsonl(
+        tmp_path / "returns.jsonl", [chat(20), {"messages": [{"role": "user", "content": "x"}]}]
+    )
+    flags = ["--backend", "fake", "--model", MODEL, "--json"]
+    assert main(["validate", str(first), str(second), *flags]) == 1
+    report = json.loads(capsys.readouterr().out)
+    [found] = report["codes"]["missing_assistant"]["findings"]
+    assert (found["file"], found["line"], report["errors"]) == ("returns.jsonl", 2, 1)
+    assert report["examples"] == 12
+    config = tmp_path / "train.toml"
+    config.write_text(
+        f'backend = "fake"\nmodel = "{MODEL}"\nfile = ["{first}", "{first}"]\n'
+        "[hyperparameters]\nepochs = 1\n"
+    )
+    assert main(["estimate", "--config", str(config), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["examples"] == 20
+    assert main(["train", "--config", str(config), "--wait"]) == 0
+    assert "succeeded" in capsys.readouterr().out
+    config.write_text(f'backend = "fake"\nmodel = "{MODEL}"\nfile = ["{first}", 5]\n')
+    assert main(["validate", "--config", str(config)]) == 2
+    assert 'file is a file path, as "data.jsonl", not 5' in capsys.readouterr().err
+
+
+@needs_tiktoken
 def test_an_estimate_names_the_command_that_lists_what_it_could_not_count(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -24,7 +24,7 @@ def job_settings(args: argparse.Namespace, command: str) -> dict[str, Any]:
     settings: dict[str, Any] = train_config(args.config) if args.config else {}
     for name in TRAIN_KEYS:  # the flags override the file
         value = getattr(args, name, None)
-        if value is not None:
+        if value not in (None, []):  # argparse gives no FILE as []
             settings[name] = value
     hyper = dict(settings.get("hyperparameters") or {})
     for name in ("epochs", "batch_size", "learning_rate", "learning_rate_multiplier", "seed"):
@@ -54,8 +54,11 @@ def job_settings(args: argparse.Namespace, command: str) -> dict[str, Any]:
             f"{where}: skip_validation is true or false, not {settings['skip_validation']!r}"
         )
     for name in ("file", "validation"):
-        if args.config and getattr(args, name, None) is None and name in settings:
-            config_path(args.config, name, settings[name])
+        if args.config and getattr(args, name, None) in (None, []) and name in settings:
+            given = settings[name]
+            paths = given if name == "file" and isinstance(given, list) and given else [given]
+            for path in paths:
+                config_path(args.config, name, path)
     return settings
 
 
@@ -76,7 +79,15 @@ def job_inputs(args: argparse.Namespace, command: str) -> JobInputs:
     validation = settings.get("validation")
     return JobInputs(
         tuner,
-        ft.Dataset.from_jsonl(settings["file"]),
+        training_data(settings["file"]),
         ft.Dataset.from_jsonl(validation) if validation else None,
         settings,
     )
+
+
+def training_data(file: str | list[str]) -> ft.Dataset:
+    """The training file, or several read one after another (``Dataset.concat``: each row
+    keeps its own file and line in errors)."""
+    files = [file] if isinstance(file, str) else file
+    parts = [ft.Dataset.from_jsonl(path) for path in files]
+    return parts[0] if len(parts) == 1 else ft.Dataset.concat(parts)

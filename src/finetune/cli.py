@@ -289,6 +289,10 @@ def _improved_on_every_metric(result: ft.EvalResult, candidate: str, baseline: s
     return 1 if shortfalls else 0
 
 
+_FILE_HELP = (
+    "training data (JSONL); several files are trained as one, one after another, each "
+    "named in errors"
+)
 _VALIDATION_HELP = {
     "validate": "validation data (JSONL), checked too",
     "estimate": "validation data (JSONL): its tokens are counted, and billed where the "
@@ -322,7 +326,7 @@ def _parser() -> argparse.ArgumentParser:
         ("estimate", _cmd_estimate, "exact tokens, epochs and cost of training on a file"),
     ):
         sub = command(name, handler, text)
-        sub.add_argument("file", nargs="?", help="training data (JSONL)")
+        sub.add_argument("file", nargs="*", default=None, help=_FILE_HELP)
         name_flag(sub, "--backend", "the backend whose rules apply: hf, together, ...")
         name_flag(sub, "--model", "base model to fine-tune")
         sub.add_argument("--json", action="store_true", help="print JSON")
@@ -383,7 +387,7 @@ def _parser() -> argparse.ArgumentParser:
         "--create", nargs="?", const=True, help="ollama: also run `ollama create [NAME]`"
     )
     train = command("train", _cmd_train, "validate, upload and start a fine-tuning job")
-    train.add_argument("file", nargs="?", help="training data (JSONL)")
+    train.add_argument("file", nargs="*", default=None, help=_FILE_HELP)
     train.add_argument("--config", help="a TOML or YAML file with the same settings")
     name_flag(train, "--backend", "backend name")
     name_flag(train, "--model", "base model")
