@@ -378,6 +378,9 @@ def test_only_datasets_of_one_declared_kind_are_concatenated() -> None:
         chats + 2  # type: ignore[operator]
     whole = ft.Dataset.concat([chats, ft.Dataset.from_records([chat(2)])], name="support")
     assert whole.name == "support" and whole.declared_kind == "chat" and len(whole) == 2
+    three = whole + ft.Dataset.from_records([chat(3)])  # joined again: each part named apart
+    assert three.name == "records+records#2+records#3"
+    assert [item.file for item in three.items()] == ["records", "records#2", "records#3"]
 
 
 def test_filter_keeps_what_the_function_accepts_and_the_rows_for_validation(

@@ -167,10 +167,10 @@ class Dataset:
         if len(declared) > 1:
             kinds = " and ".join(sorted(str(kind) for kind in declared))
             raise ValueError(f"Dataset.concat: the parts are declared of {kinds} examples")
-        labels = _unique_labels([part.name for part in parts])
-        source = ConcatSource([(lab, p._source) for lab, p in zip(labels, parts, strict=True)], "")
-        source.name = name or "+".join(labels)
-        whole = cls(source, declared.pop() if declared else None)
+        sources = [leaf for part in parts for leaf in _leaves(part._source)]  # a + b + c
+        labels = _unique_labels([source.name for source in sources])
+        joined = ConcatSource(list(zip(labels, sources, strict=True)), name or "+".join(labels))
+        whole = cls(joined, declared.pop() if declared else None)
         if all(part._length is not None for part in parts):
             whole._length = sum(part._length or 0 for part in parts)
         return whole
@@ -510,6 +510,14 @@ def _as_record(row: Any) -> Any:
         return row
     dumped: dict[str, Any] = row.model_dump(mode="json", exclude_none=True)
     return dumped
+
+
+def _leaves(source: Source) -> list[Source]:
+    """The sources a dataset reads: a concatenation's parts, so that joining it again names
+    each of them apart (``records``, ``records#2``, ``records#3``)."""
+    if isinstance(source, ConcatSource):
+        return [part for _, part in source.parts]
+    return [source]
 
 
 def _unique_labels(names: list[str]) -> list[str]:

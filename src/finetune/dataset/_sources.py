@@ -124,10 +124,11 @@ class ConcatSource:
     path: str | None = None
 
     def __init__(self, parts: list[tuple[str, Source]], name: str) -> None:
-        self._parts = parts
+        self.parts = parts
+        """Each part's label (what its rows name as their file) and source, in order."""
         self.name = name
 
     def items(self) -> Iterator[RawRecord | ReadProblem]:
-        for label, source in self._parts:
+        for label, source in self.parts:
             for item in source.items():
                 yield item if item.file is not None else dataclasses.replace(item, file=label)
