@@ -366,6 +366,26 @@ def test_the_cli_exports_a_job_by_its_id(
     assert "writing 20 tensors to m.gguf" in out and "Writing" not in said and "\r" not in said
 
 
+def test_converting_a_gguf_file_in_a_log_draws_no_bar(
+    tmp_path: Path, tuned_tiny: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """transformers' GGUF loader draws its de-quantizing bar with tqdm itself, which its
+    switch for bars does not reach: in a log, its frames ran into one line."""
+    from transformers import modeling_gguf_pytorch_utils as loader
+
+    from finetune.backends.hf._models import resolve
+    from finetune.export import export_model
+
+    gguf_file = export_model(tuned_tiny, tmp_path / "t.gguf", quantization="f32").path
+    its_own = loader.tqdm
+    capsys.readouterr()
+    converted = resolve(str(gguf_file), tmp_path / "models")
+    said = capsys.readouterr().err
+    assert Path(converted.path, "config.json").exists()
+    assert "de-quantizing" not in said and "\r" not in said, said
+    assert loader.tqdm is its_own  # given back once done
+
+
 def test_transformers_bars_stay_off_in_a_log_until_the_last_user_is_done() -> None:
     """Two local models loading at once (two candidates of one evaluation, in two threads):
     the first to finish turned transformers' bars back on under the other."""

@@ -76,29 +76,53 @@ class _LibraryBars:
     lock = threading.Lock()
     users = 0
     restore = False
+    own_tqdm: Any = None  # the GGUF loader's tqdm while it is replaced by a silent one
+
+
+def _silent_tqdm(*args: Any, **kwargs: Any) -> Any:
+    from tqdm.auto import tqdm
+
+    return tqdm(*args, **{**kwargs, "disable": True})
+
+
+def _gguf_loader() -> Any:
+    """transformers' GGUF loader, which draws its de-quantizing bar with tqdm itself, out of
+    reach of ``disable_progress_bar`` (``None`` where it cannot be imported)."""
+    try:
+        from transformers import modeling_gguf_pytorch_utils
+    except ImportError:
+        return None
+    return modeling_gguf_pytorch_utils if hasattr(modeling_gguf_pytorch_utils, "tqdm") else None
 
 
 @contextlib.contextmanager
 def no_library_bars_in_a_log() -> Iterator[None]:
-    """transformers' own bars (loading weights, writing shards), off while progress goes to
-    a log, where their frames run into one line; our own lines say what is done there."""
+    """transformers' own bars (loading weights, writing shards, de-quantizing a GGUF file),
+    off while progress goes to a log, where their frames run into one line; our own lines
+    say what is done there."""
     if not to_a_log():
         yield
         return
     from transformers.utils import logging as transformers_logging
 
+    loader = _gguf_loader()
     with _LibraryBars.lock:
         if _LibraryBars.users == 0:
             _LibraryBars.restore = transformers_logging.is_progress_bar_enabled()
             transformers_logging.disable_progress_bar()
+            if loader is not None:
+                _LibraryBars.own_tqdm, loader.tqdm = loader.tqdm, _silent_tqdm
         _LibraryBars.users += 1
     try:
         yield
     finally:
         with _LibraryBars.lock:
             _LibraryBars.users -= 1
-            if _LibraryBars.users == 0 and _LibraryBars.restore:
-                transformers_logging.enable_progress_bar()
+            if _LibraryBars.users == 0:
+                if loader is not None and _LibraryBars.own_tqdm is not None:
+                    loader.tqdm, _LibraryBars.own_tqdm = _LibraryBars.own_tqdm, None
+                if _LibraryBars.restore:
+                    transformers_logging.enable_progress_bar()
 
 
 def stderr_open() -> bool:
