@@ -104,7 +104,7 @@ def test_the_schemas_refuse_what_they_forbid() -> None:
 
 def test_completion_requests_follow_the_specs() -> None:
     """A completion model (babbage-002's fine-tune) and a model asked with
-    ``endpoint="completions"`` send the legacy completions body that OpenAI's and Together's
+    ``api="completions"`` send the legacy completions body that OpenAI's and Together's
     specs describe (the prompt's text; no messages)."""
     data = ft.Dataset.from_records([{"prompt": "Order 1:", "completion": "ships."}])
     with OpenAIFake() as fake:

@@ -615,7 +615,7 @@ def test_an_eval_config_gives_each_candidate_its_predictor_options(
     assert err.endswith(
         "OpenAIPredictor takes no option 'max_tokenz' (did you mean 'max_tokens'?); its options "
         "are client, async_client, api_key, base_url, max_tokens, temperature, seed, "
-        "extra_body, provider, organization, project, endpoint"
+        "extra_body, provider, organization, project, api"
     )
 
 

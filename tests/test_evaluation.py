@@ -1291,7 +1291,7 @@ def test_openai_predictor_over_http_with_rate_limits() -> None:
     assert sent["temperature"] == 0.0 and sent["messages"][0]["role"] == "system"
 
 
-def test_openai_completion_models_are_asked_through_the_completions_endpoint() -> None:
+def test_openai_completion_models_are_asked_through_the_completions_api() -> None:
     """babbage-002 and davinci-002 (and their fine-tunes) are not chat models: OpenAI's chat
     endpoint answers 404, so evaluating one failed on its first example."""
     completions = [{"prompt": f"Order {i}:", "completion": "ships tomorrow."} for i in range(20)]
@@ -1312,18 +1312,18 @@ def test_openai_completion_models_are_asked_through_the_completions_endpoint() -
         )
         sent = [r.body for r in fake.requests if r.path.endswith("/completions") and not r.fault]
         shots = ft.Dataset.from_records([{"prompt": "Parcel 1:", "completion": "ships."}] * 2)
-        with pytest.raises(ft.InvalidRequestError, match="completions endpoint, which takes"):
+        with pytest.raises(ft.InvalidRequestError, match="completions API, which takes"):
             ft.evaluate(data, {"few": base.with_few_shot(shots, k=2)}, [m.exact_match],
                         predictor_options={"few": options}, cache=False)  # fmt: skip
-        chat_model = OpenAIPredictor("gpt-4.1-mini", endpoint="completions", **options)
+        chat_model = OpenAIPredictor("gpt-4.1-mini", api="completions", **options)
         with pytest.raises(ft.InvalidRequestError, match="This is a chat model"):
             chat_model.predict([{"role": "user", "content": "hi"}])
     assert result.compare("tuned", "base").verdict == "improved"
     assert {body["prompt"] for body in sent} == {f"Order {i}:" for i in range(20)}
     assert all("messages" not in body and body["temperature"] == 0.0 for body in sent)
     assert chat_model.name.endswith(":completions") and not chat_model.supports_tools
-    with pytest.raises(ValueError, match="endpoint is 'chat' or 'completions'"):
-        OpenAIPredictor("m", api_key="k", endpoint="legacy")
+    with pytest.raises(ValueError, match="api is 'chat' or 'completions'"):
+        OpenAIPredictor("m", api_key="k", api="legacy")
 
 
 def test_judges_over_http_ride_out_rate_limits_and_5xx() -> None:

@@ -217,7 +217,7 @@ class OpenAIPredictor:
     ``provider`` names who serves the API in its errors (``together`` for a Together model);
     ``organization`` and ``project`` are OpenAI's (else ``OPENAI_ORG_ID`` and
     ``OPENAI_PROJECT_ID``, as the SDK reads them): a fine-tuned model is its organisation's.
-    ``endpoint="completions"`` asks the legacy completions endpoint a completion example's
+    ``api="completions"`` asks the legacy completions API a completion example's
     prompt as its text (a model trained on prompt/completion text, served by vLLM or
     llama.cpp); OpenAI's completion models, ``babbage-002`` and ``davinci-002`` and their
     fine-tunes, which the chat endpoint refuses, are asked there by default.
@@ -238,14 +238,14 @@ class OpenAIPredictor:
         provider: str = "openai",
         organization: str | None = None,
         project: str | None = None,
-        endpoint: str | None = None,
+        api: str | None = None,
     ) -> None:
         max_tokens = at_least_one("max_tokens", max_tokens)
         _check_temperature(temperature)
         self.model = model
-        self.endpoint: str = _endpoint_for(model, endpoint)
+        self.api: str = _api_for(model, api)
         """``chat`` (chat completions) or ``completions`` (a prompt's text)."""
-        self.supports_tools: bool = self.endpoint == "chat"
+        self.supports_tools: bool = self.api == "chat"
         self.provider = provider  # who serves the API, as its errors name it
         scope = {"organization": organization, "project": project}
         self._scope = {name: value for name, value in scope.items() if value}
@@ -259,7 +259,7 @@ class OpenAIPredictor:
         self._own_async = async_client is None
         self.name: str = _sampled_name(
             "openai", self.base_url, model, temperature, max_tokens, seed
-        ) + (":completions" if self.endpoint == "completions" else "")
+        ) + (":completions" if self.api == "completions" else "")
         self._params: dict[str, Any] = {"max_tokens": max_tokens, "temperature": temperature}
         self._params["seed"] = seed
         if extra_body:
@@ -282,7 +282,7 @@ class OpenAIPredictor:
             self._client = _openai().OpenAI(**self._options())
         request = self._request(messages, tools)
         try:
-            if self.endpoint == "completions":
+            if self.api == "completions":
                 return self._text(self._client.completions.create(**request))
             return self._text(self._client.chat.completions.create(**request))
         except Exception as exc:
@@ -296,7 +296,7 @@ class OpenAIPredictor:
             self._async_client = _openai().AsyncOpenAI(**self._options())
         request = self._request(messages, tools)
         try:
-            if self.endpoint == "completions":
+            if self.api == "completions":
                 return self._text(await self._async_client.completions.create(**request))
             return self._text(await self._async_client.chat.completions.create(**request))
         except Exception as exc:
@@ -304,16 +304,16 @@ class OpenAIPredictor:
         raise error
 
     def _request(self, messages: Messages, tools: Tools | None) -> dict[str, Any]:
-        """The request's body: the messages (and tools), or on the completions endpoint the
-        one prompt's text, which is all it takes."""
-        if self.endpoint == "chat":
+        """The request's body: the messages (and tools), or to the completions API the one
+        prompt's text, which is all it takes."""
+        if self.api == "chat":
             return {"model": self.model, "messages": messages, **self._params, **_offered(tools)}
         if tools or not a_plain_prompt(messages):
             raise InvalidRequestError(
-                f"{self.model} is asked through the completions endpoint, which takes a "
-                "prompt's text: a completion example's prompt, not a conversation, few-shot "
-                "turns or tools (ask a chat model through endpoint='chat')",
-                param="endpoint",
+                f"{self.model} is asked through the completions API, which takes a prompt's "
+                "text: a completion example's prompt, not a conversation, few-shot turns or "
+                "tools (ask a chat model with api='chat')",
+                param="api",
             )
         return {"model": self.model, "prompt": messages[0]["content"], **self._params}
 
@@ -327,10 +327,8 @@ class OpenAIPredictor:
     def _text(self, reply: Any) -> str:
         choices = getattr(reply, "choices", None)
         if not choices:
-            raise ServerError(
-                f"answered a {self.endpoint} completion without choices: {reply!r:.200}"
-            )
-        if self.endpoint == "completions":
+            raise ServerError(f"answered a {self.api} completion without choices: {reply!r:.200}")
+        if self.api == "completions":
             return _marked(str(choices[0].text or ""), choices[0], self._params["max_tokens"])
         message = choices[0].message
         if getattr(message, "tool_calls", None):
@@ -347,20 +345,20 @@ class OpenAIPredictor:
             await client.close()
 
 
-ENDPOINTS = ("chat", "completions")
+APIS = ("chat", "completions")
 
 
-def _endpoint_for(model: str, endpoint: str | None) -> str:
-    """The endpoint asked: the one given, else ``completions`` for OpenAI's completion
-    models and their fine-tunes (``ft:babbage-002:org::id``), else ``chat``."""
-    if endpoint is None:
+def _api_for(model: str, api: str | None) -> str:
+    """The API asked: the one given, else ``completions`` for OpenAI's completion models
+    and their fine-tunes (``ft:babbage-002:org::id``), else ``chat``."""
+    if api is None:
         from finetune.validation._rules import TARGETS
 
         base = model.split(":")[1] if model.startswith("ft:") else model
         return "completions" if base in TARGETS["openai"].completion_models else "chat"
-    if endpoint not in ENDPOINTS:
-        raise ValueError(f"endpoint is 'chat' or 'completions', not {endpoint!r}")
-    return endpoint
+    if api not in APIS:
+        raise ValueError(f"api is 'chat' or 'completions', not {api!r}")
+    return api
 
 
 def _offered(tools: Tools | None) -> dict[str, Any]:
