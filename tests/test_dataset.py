@@ -378,6 +378,13 @@ def test_only_datasets_of_one_declared_kind_are_concatenated() -> None:
         chats + 2  # type: ignore[operator]
     whole = ft.Dataset.concat([chats, ft.Dataset.from_records([chat(2)])], name="support")
     assert whole.name == "support" and whole.declared_kind == "chat" and len(whole) == 2
+    undeclared = ft.Dataset.from_records([chat(1)]) + ft.Dataset.from_records([chat(2)])
+    mixed = undeclared + ft.Dataset.from_records([{"prompt": "p", "completion": "c"}])
+    [finding] = validate(mixed, target="together", model="m").kept["mixed_kinds"]
+    assert (finding.file, finding.message) == (
+        "records#3",
+        "completion example in a set of files of chat examples",
+    )
     three = whole + ft.Dataset.from_records([chat(3)])  # joined again: each part named apart
     assert three.name == "records+records#2+records#3"
     assert [item.file for item in three.items()] == ["records", "records#2", "records#3"]

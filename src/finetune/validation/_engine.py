@@ -191,8 +191,9 @@ class _Scan:
         elif kind is not None and kind != self.kind:
             if self.declared:
                 where = f"a dataset declared kind={self.declared!r}"
-            else:
-                where = f"a file of {self.kind} examples"
+            else:  # a concatenation's rows name their own files
+                whole = "file" if self.quality.places is None else "set of files"
+                where = f"a {whole} of {self.kind} examples"
             self.add("mixed_kinds", f"{kind} example in {where}", line, None)
 
 
