@@ -322,8 +322,8 @@ def _parser() -> argparse.ArgumentParser:
         return sub
 
     for name, handler, text in (
-        ("validate", _cmd_validate, "check a JSONL file; exit code 1 when it has errors"),
-        ("estimate", _cmd_estimate, "exact tokens, epochs and cost of training on a file"),
+        ("validate", _cmd_validate, "check JSONL training data; exit code 1 when it has errors"),
+        ("estimate", _cmd_estimate, "exact tokens, epochs and cost of training on the data"),
     ):
         sub = command(name, handler, text)
         sub.add_argument("file", nargs="*", default=None, help=_FILE_HELP)
