@@ -488,6 +488,14 @@ def test_a_fit_says_what_validation_warned_of_before_it_starts(
     assert said.endswith(
         "validate lists them (tuner.validate, or finetune validate on the command line)"
     )
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="finetune"):  # one warning, in the singular
+        tuner.fit(train, validation=leaky[:1], suffix="one")
+    (said,) = [r.getMessage() for r in caplog.records if "not stop" in r.getMessage()]
+    assert said.startswith("validation found 1 warning, which does not stop the fit:")
+    assert said.endswith(
+        "validate lists it (tuner.validate, or finetune validate on the command line)"
+    )
 
 
 def test_unknown_job_id(namespace: str) -> None:

@@ -297,9 +297,10 @@ def warnings_note(report: ValidationReport) -> str | None:
         f"{code} x{report.counts[code]} (first at {report.kept[code][0].location})"
         for code in codes
     )
+    do, them = ("does", "it") if found == 1 else ("do", "them")
     return (
-        f"validation found {counted(found, 'warning')}, which do not stop the fit: {named}; "
-        "validate lists them (tuner.validate, or finetune validate on the command line)"
+        f"validation found {counted(found, 'warning')}, which {do} not stop the fit: {named}; "
+        f"validate lists {them} (tuner.validate, or finetune validate on the command line)"
     )
 
 
