@@ -719,6 +719,15 @@ def test_an_eval_config_whose_shots_hold_evaluated_examples_is_told_in_its_own_t
     config.write_text(f'exclude = "{shots}"\n' + body)
     assert main(["eval", str(config)]) == 0
     assert f"left out 2 of the evaluated examples: also in {shots}" in capsys.readouterr().err
+    more = write_jsonl(tmp_path / "more.jsonl", [chat(i) for i in (40, 11, 41)])
+    config.write_text(body.replace(f'data = "{data}"', f'data = ["{data}", "{more}"]'))
+    assert main(["eval", str(config)]) == 2  # several data files: each row names its own
+    err = capsys.readouterr().err
+    assert "shows 2 evaluated examples (holdout.jsonl:1, more.jsonl:2)" in err  # 11 twice: once
+    config.write_text(f'exclude = "{shots}"\n' + config.read_text())
+    out = tmp_path / "result.json"
+    assert main(["eval", str(config), "--output", str(out)]) == 0
+    assert len(ft.EvalResult.from_json(out).predictions("base")) == 20  # 23 less 3 shown
 
 
 def test_eval_from_a_config_on_the_tiny_model(

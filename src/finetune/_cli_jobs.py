@@ -10,7 +10,7 @@ from typing import Any
 from pydantic import ValidationError
 
 import finetune as ft
-from finetune._config_file import TRAIN_KEYS, config_path, train_config
+from finetune._config_file import TRAIN_KEYS, config_path, datasets_of, listed, train_config
 from finetune._fit import hyperparameters_problem
 from finetune.backends import backend_class
 
@@ -56,8 +56,7 @@ def job_settings(args: argparse.Namespace, command: str) -> dict[str, Any]:
     for name in ("file", "validation"):
         if args.config and getattr(args, name, None) in (None, []) and name in settings:
             given = settings[name]
-            paths = given if name == "file" and isinstance(given, list) and given else [given]
-            for path in paths:
+            for path in listed(given) if name == "file" else [given]:
                 config_path(args.config, name, path)
     return settings
 
@@ -79,15 +78,7 @@ def job_inputs(args: argparse.Namespace, command: str) -> JobInputs:
     validation = settings.get("validation")
     return JobInputs(
         tuner,
-        training_data(settings["file"]),
+        datasets_of(listed(settings["file"])),
         ft.Dataset.from_jsonl(validation) if validation else None,
         settings,
     )
-
-
-def training_data(file: str | list[str]) -> ft.Dataset:
-    """The training file, or several read one after another (``Dataset.concat``: each row
-    keeps its own file and line in errors)."""
-    files = [file] if isinstance(file, str) else file
-    parts = [ft.Dataset.from_jsonl(path) for path in files]
-    return parts[0] if len(parts) == 1 else ft.Dataset.concat(parts)

@@ -217,7 +217,7 @@ def eval_data(source: str, config: dict[str, Any]) -> tuple[Dataset, list[str]]:
     training set: ``holdout.excluding(train)``), and a line for each file that took some."""
     from finetune.dataset import Dataset
 
-    data = Dataset.from_jsonl(config_path(source, "data", config["data"]))
+    data = datasets_of([config_path(source, "data", path) for path in listed(config["data"])])
     excluded = config.get("exclude", [])
     excluded = [excluded] if isinstance(excluded, str) else excluded
     if not isinstance(excluded, list):
@@ -234,22 +234,41 @@ def eval_data(source: str, config: dict[str, Any]) -> tuple[Dataset, list[str]]:
     return data, said
 
 
+def listed(value: Any) -> list[Any]:
+    """A config's file or list of files, as a list (an empty list stays one bad value)."""
+    return value if isinstance(value, list) and value else [value]
+
+
+def datasets_of(paths: list[str]) -> Dataset:
+    """One file's dataset, or several read one after another (``Dataset.concat``: a row
+    keeps its own file and line in errors)."""
+    from finetune.dataset import Dataset
+
+    parts = [Dataset.from_jsonl(path) for path in paths]
+    return parts[0] if len(parts) == 1 else Dataset.concat(parts)
+
+
 def shots_refusal(
     source: str, config: dict[str, Any], data: Dataset, candidate: str, indices: list[int]
 ) -> FinetuneError:
     """The refusal of a candidate whose ``few_shot`` train file holds evaluated examples (at
     ``indices`` of ``data``), in the config's terms: the data file's lines, ``exclude``."""
     wanted = set(indices)
-    lines = [r.line for at, r in enumerate(data.records()) if at in wanted]
-    shown = ", ".join(map(str, lines[:5])) + (", ..." if len(lines) > 5 else "")
+    rows = [r for at, r in enumerate(data.records()) if at in wanted]
+    evaluated = [Path(str(path)).expanduser() for path in listed(config["data"])]
+    if len(evaluated) == 1:
+        lines = ", ".join(str(r.line) for r in rows[:5])
+        where = f"lines {lines}{', ...' if len(rows) > 5 else ''} of {evaluated[0].name}"
+    else:  # a row of several data files names its own
+        where = ", ".join(f"{r.file}:{r.line}" for r in rows[:5])
+        where += ", ..." if len(rows) > 5 else ""
     shots = Path(str(config["candidates"][candidate]["few_shot"]["train"])).expanduser()
-    evaluated = Path(str(config["data"])).expanduser()
     other = f', or leave them out of data with exclude = "{shots.name}"'
-    if shots.resolve() == evaluated.resolve():  # excluding it would leave no data
+    if shots.resolve() in {path.resolve() for path in evaluated}:  # no data would be left
         other = ""
     return FinetuneError(
-        f"{source}: candidate {candidate!r} shows {counted(len(lines), 'evaluated example')} "
-        f"(lines {shown} of {evaluated.name}) in its few-shot prompt, answers included, from "
+        f"{source}: candidate {candidate!r} shows {counted(len(rows), 'evaluated example')} "
+        f"({where}) in its few-shot prompt, answers included, from "
         f"its few_shot train file, {shots.name}: its scores would be inflated. Give few_shot "
         f"a file without them (the training split){other}"
     )
