@@ -331,6 +331,7 @@ def test_datasets_concatenated_keep_each_rows_file_and_line(tmp_path: Path) -> N
     first = write_jsonl(tmp_path / "a.jsonl", [chat(i) for i in range(12)])
     second = write_jsonl(tmp_path / "b.jsonl", [chat(0), chat(20), "{not json", chat(21)])
     both = ft.Dataset.from_jsonl(first) + ft.Dataset.from_jsonl(second)
+    assert "not counted yet (len() reads each file)" in both._repr_html_()
     assert repr(both) == "<Dataset 'a.jsonl+b.jsonl'>" and len(both) == 16
     assert [(item.file, item.line) for item in both.items()][10:] == [
         ("a.jsonl", 11), ("a.jsonl", 12), ("b.jsonl", 1), ("b.jsonl", 2), ("b.jsonl", 3),

@@ -285,7 +285,8 @@ def dataset_html(
 ) -> str:
     """What a dataset is (kind, examples when counted, file) and its first rows, read alone:
     a file is never read whole to be shown."""
-    examples = str(length) if length is not None else "not counted yet (len() reads the file)"
+    files = "the file" if path else "each file"  # no path: a concatenation of files
+    examples = str(length) if length is not None else f"not counted yet (len() reads {files})"
     head = table(
         f"Dataset {name!r}",
         [
