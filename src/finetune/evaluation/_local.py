@@ -4,6 +4,7 @@ process and freed when no evaluation uses it and others need the room."""
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
 import json
 import sys
@@ -122,8 +123,8 @@ class HFPredictor:
         self.name: str = f"hf:{path}:{self._stamp}:m{self.max_new_tokens}:s{seed}"
         if chat_template is not None:
             self.name += f":t{_digest(chat_template)}"
-        elif self._trained_on_completions:
-            self.name += ":plain"
+        elif self._trained_on_completions:  # a .gguf file's is known later; its stamp is
+            self.name += ":plain"  # its own, and a file that says plain always did
         if response_template is not None:
             self.name += f":r{_digest(json.dumps(response_template, sort_keys=True))}"
         self._no_tools: str | None = None
@@ -294,7 +295,7 @@ class HFPredictor:
             return self.chat_template
         own = getattr(tokenizer, "chat_template", None)
         plain = tools is None and all(map(a_plain_prompt, prompts))
-        if plain and (self._trained_on_completions or not own):
+        if plain and (self._asked_plain or not own):
             return _PLAIN
         if own:
             return None
@@ -307,6 +308,14 @@ class HFPredictor:
             backend="hf",
             param="chat_template",
         )
+
+    @functools.cached_property
+    def _asked_plain(self) -> bool:
+        """Whether a completion's prompt is asked as its text: by a model a local job trained
+        on completions (known when made), or a .gguf file exported from one, which its
+        converted copy says (read when first asked: the file says it only among metadata
+        that takes seconds to parse)."""
+        return self._trained_on_completions or _job_trained_on_completions(self._folder())
 
     def _reply(
         self,

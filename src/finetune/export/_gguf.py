@@ -40,17 +40,8 @@ def _gguf() -> Any:
 
 PROMPT_FORMAT_KEY = "finetune.prompt_format"
 """Our key in a GGUF's metadata: ``plain`` where the model trained on prompt/completion text,
-so a prompt is its text in no chat format (runtimes pass over keys they do not know)."""
-
-
-def prompt_format(path: str | os.PathLike[str]) -> str | None:
-    """What a GGUF file says under ``PROMPT_FORMAT_KEY``; ``None`` when nothing, or when it
-    cannot be read as GGUF (loading it says why)."""
-    try:
-        field = _gguf().GGUFReader(path).get_field(PROMPT_FORMAT_KEY)
-    except (OSError, ValueError):
-        return None
-    return str(field.contents()) if field is not None else None
+so a prompt is its text in no chat format (runtimes pass over keys they do not know; our
+conversion of the file keeps it in its copy's ``finetune-source.json``)."""
 
 
 def _config(folder: Path) -> dict[str, Any]:
@@ -200,7 +191,9 @@ def _model_metadata(
 
 def _pre_tokenizer(tokenizer_json: dict[str, Any], folder: Path) -> str:
     """llama.cpp's name for how the text is split before BPE (it refuses unknown names)."""
-    marker = folder / "finetune-source.json"
+    from finetune.backends.hf._models import SOURCE_MARKER
+
+    marker = folder / SOURCE_MARKER
     if marker.exists():  # converted from a GGUF file: keep what that file said
         original = json.loads(marker.read_text()).get("tokenizer_pre")
         if original:

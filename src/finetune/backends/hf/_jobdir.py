@@ -346,28 +346,30 @@ def trusted_by_its_job(model: str | os.PathLike[str]) -> bool:
 
 
 def trained_on_completions(model: str | os.PathLike[str]) -> bool:
-    """Whether the local job that made ``model`` (or the model a merged or GGUF export was
-    made from) trained on prompt/completion data, whose prompts it wrote as their plain text
-    (no chat template): how the model is asked."""
-    if Path(model).suffix.lower() == ".gguf" and Path(model).is_file():
-        from finetune.export._gguf import prompt_format
+    """Whether the local job that made ``model`` (or the model a merged export was made
+    from, or the GGUF export a converted folder was made from) trained on prompt/completion
+    data, whose prompts it wrote as their plain text (no chat template): how it is asked."""
+    from finetune.backends.hf._models import SOURCE_MARKER as CONVERTED
+    from finetune.export import MARKER as EXPORTED
 
-        return prompt_format(model) == "plain"
+    folder = Path(model)
+    if _marked(folder, CONVERTED, "prompt_format") == "plain":
+        return True
     config = job_config_of(model)
-    if config is None and (source := _exported_from(Path(model))) is not None:
+    if config is None and (source := _marked(folder, EXPORTED, "from")) is not None:
         config = job_config_of(source)
     return (config or {}).get("example_kind") == "completion"
 
 
-def _exported_from(folder: Path) -> str | None:
-    """The model a merged export in ``folder`` was made from, as its marker names it."""
-    from finetune.export import MARKER
-
+def _marked(folder: Path, marker: str, key: str) -> str | None:
+    """What the JSON marker file ``marker`` in ``folder`` says under ``key``: the model a
+    merged export was made from, the prompt format of the GGUF file a folder was converted
+    from."""
     try:
-        source = json.loads((folder / MARKER).read_text(encoding="utf-8")).get("from")
+        said = json.loads((folder / marker).read_text(encoding="utf-8")).get(key)
     except (OSError, ValueError, AttributeError):
         return None
-    return source if isinstance(source, str) and source else None
+    return said if isinstance(said, str) and said else None
 
 
 def job_view(job: JobDir, backend: str) -> Job:

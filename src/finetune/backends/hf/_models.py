@@ -23,6 +23,7 @@ from finetune.dataset import atomic_folder
 
 __all__ = [
     "MODELS_DIR_ENV",
+    "SOURCE_MARKER",
     "ModelSource",
     "default_models_dir",
     "file_sha256",
@@ -31,7 +32,7 @@ __all__ = [
 ]
 
 MODELS_DIR_ENV = "FINETUNE_MODELS_DIR"
-_MARKER = "finetune-source.json"
+SOURCE_MARKER = "finetune-source.json"  # in a converted folder: the GGUF file it came from
 _log = logging.getLogger("finetune")
 _HASHES: dict[tuple[str, int, int], str] = {}
 
@@ -151,7 +152,7 @@ def resolve(spec: str, models_dir: Path | None = None) -> ModelSource:
     _refuse_other_files(gguf)
     digest = file_sha256(gguf)
     target = (models_dir or default_models_dir()) / f"{gguf.stem}-{digest[:16]}"
-    if not (target / _MARKER).exists():
+    if not (target / SOURCE_MARKER).exists():
         _convert_locked(gguf.resolve(), target, digest)
     return ModelSource(spec, str(target), "gguf", digest)
 
@@ -187,7 +188,7 @@ def _convert_locked(gguf: Path, target: Path, digest: str) -> None:
     )
     lock.acquire()
     try:
-        if not (target / _MARKER).exists():  # another process may have converted it meanwhile
+        if not (target / SOURCE_MARKER).exists():  # another process may have converted it meanwhile
             with no_library_bars_in_a_log():  # our warning says what it does, how long
                 _convert(gguf, target, digest)
     finally:
@@ -195,6 +196,8 @@ def _convert_locked(gguf: Path, target: Path, digest: str) -> None:
 
 
 def _convert(gguf: Path, target: Path, digest: str) -> None:
+    from finetune.export._gguf import PROMPT_FORMAT_KEY
+
     try:
         import gguf as _gguf_package  # noqa: F401  (transformers needs it to read the file)
         from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -217,13 +220,15 @@ def _convert(gguf: Path, target: Path, digest: str) -> None:
         with atomic_folder(target) as staging:
             model.save_pretrained(staging, safe_serialization=True)
             tokenizer.save_pretrained(staging)
+            said = _fields(gguf, "tokenizer.ggml.pre", PROMPT_FORMAT_KEY)
             source = {
                 "gguf": str(gguf),
                 "sha256": digest,
                 "seconds": time.perf_counter() - started,
-                "tokenizer_pre": _field(gguf, "tokenizer.ggml.pre"),
+                "tokenizer_pre": said["tokenizer.ggml.pre"],
+                "prompt_format": said[PROMPT_FORMAT_KEY],
             }
-            (staging / _MARKER).write_text(json.dumps(source, indent=1))
+            (staging / SOURCE_MARKER).write_text(json.dumps(source, indent=1))
     except OSError as exc:
         raise StorageError(
             f"cannot save the converted model under {target.parent} ({exc.strerror or exc}); "
@@ -231,12 +236,13 @@ def _convert(gguf: Path, target: Path, digest: str) -> None:
         ) from None
 
 
-def _field(path: Path, key: str) -> str | None:
-    """A string field of a GGUF file's metadata (the pre-tokenizer's name, for export)."""
+def _fields(path: Path, *keys: str) -> dict[str, str | None]:
+    """String fields of a GGUF file's metadata (the pre-tokenizer's name, for export; how its
+    model was trained), in one reading: the reader parses the whole vocabulary first."""
     from gguf import GGUFReader
 
-    found = GGUFReader(str(path)).fields.get(key)
-    return str(found.contents()) if found is not None else None
+    fields = GGUFReader(str(path)).fields
+    return {key: str(fields[key].contents()) if key in fields else None for key in keys}
 
 
 def _forget_quantization(model: object) -> None:
