@@ -1050,3 +1050,42 @@ def test_what_reading_the_data_refuses_validation_refuses_first() -> None:
     ours = {"input": [{"role": "user"}], "chosen": answer, "rejected": [{"role": "assistant"}]}
     fields = [f.field for f in run([ours], "together", model="m").errors]
     assert fields == ["input[0].content", "rejected[0].content"]  # as the row spells them
+
+
+def test_a_pair_in_the_wrong_shape_is_told_the_shape_meant_and_its_line_once() -> None:
+    """OpenAI's ``input: {"messages": [...]}`` beside ``chosen``/``rejected``, and answers
+    given as one message, said only "must be a non-empty list"; the table's first lines
+    said ``1, 1, 1, 2, 2`` for two rows with three problems each."""
+    question = [{"role": "user", "content": "q"}]
+    mixed = {
+        "input": {"messages": question},
+        "chosen": {"role": "assistant", "content": "yes"},
+        "rejected": [],
+    }
+    report = run([mixed, mixed, {"input": question, "chosen": "yes"}], "together", model="m")
+    messages = [f"{f.location}: {f.message}" for f in report.errors]
+    assert messages == [
+        "records:1: input: input must be a non-empty list of messages or a string, not an "
+        'object: {"messages": [...]} is OpenAI\'s input, whose answers are preferred_output '
+        "and non_preferred_output; beside chosen and rejected, input is the list of messages "
+        "itself",
+        "records:1: chosen: chosen must be a non-empty list of messages or a string, not an "
+        'object: one message goes in a list, [{"role": ...}]',
+        "records:1: rejected: rejected must be a non-empty list of messages or a string, not "
+        "an empty array",
+        *messages[3:6],
+        "records:3: rejected: rejected must be a non-empty list of messages or a string, not "
+        "missing",
+    ]
+    assert report.lines("invalid_preference") == [1, 2, 3]
+    assert "| `invalid_preference` | error | 7 | 1, 2, 3 |" in report.to_markdown()
+    no_messages = {"input": {}, "preferred_output": [{"role": "assistant", "content": "a"}]}
+    said = [f.message for f in run([no_messages], "together", model="m").errors]
+    assert said[0] == "input.messages must be a non-empty list of messages, not missing"
+    openai = {"input": {"messages": None}, "preferred_output": [], "non_preferred_output": "no"}
+    said = [f.message for f in run([openai], "together", model="m").errors]
+    assert said == [
+        "input.messages must be a non-empty list of messages, not null",
+        "preferred_output must be a non-empty list of messages, not an empty array",
+        "non_preferred_output must be a non-empty list of messages, not a string",
+    ]

@@ -99,10 +99,12 @@ class ValidationReport:
         return sum(n for c, n in self.counts.items() if self.severities[c] == "warning")
 
     def lines(self, code: str, *, file: str | None = None) -> list[int]:
-        """The first kept line numbers for a code, in every file checked or in ``file``
-        alone (a report of a training and a validation set holds both: ``report.files``)."""
+        """The first kept line numbers for a code, each line once (a row with several such
+        problems is one line), in every file checked or in ``file`` alone (a report of a
+        training and a validation set holds both: ``report.files``)."""
         found = self.kept.get(code, [])
-        return [f.line for f in found if f.line is not None and file in (None, f.file)]
+        places = ((f.file, f.line) for f in found if f.line is not None and file in (None, f.file))
+        return [line for _, line in dict.fromkeys(places)]
 
     def raise_for_errors(self) -> ValidationReport:
         """Raise ``ValidationFailed`` when there is any error; else return self."""
@@ -166,9 +168,10 @@ class ValidationReport:
     def _first_lines(self, code: str, most: int = 5) -> str:
         """``1, 4`` for one file; ``train.jsonl: 1, 4; valid.jsonl: 2`` for more."""
         placed = sorted((f for f in self.kept[code] if f.line is not None), key=self._place)
+        places = list(dict.fromkeys((f.file, f.line) for f in placed))
         groups: dict[str | None, list[str]] = {}
-        for finding in placed[:most]:
-            groups.setdefault(finding.file, []).append(str(finding.line))
+        for file, line in places[:most]:
+            groups.setdefault(file, []).append(str(line))
         if len(self.files) < 2:
             return ", ".join(line for lines in groups.values() for line in lines)
         return "; ".join(f"{file}: {', '.join(lines)}" for file, lines in groups.items())

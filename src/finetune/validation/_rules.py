@@ -256,7 +256,8 @@ def _check_preference(record: dict[str, Any], target: Target) -> Iterator[Issue]
             yield from _check_text(value, path)
             continue
         if not isinstance(value, list) or not value:
-            yield "invalid_preference", "error", f"{path} must be a non-empty list", path
+            problem = _not_messages(path, value, record, text_allowed=not openai_shape)
+            yield "invalid_preference", "error", problem, path
             continue
         yield from _check_messages(value, path, target, final=False)
     for path, value in parts[1:]:
@@ -270,6 +271,28 @@ def _check_preference(record: dict[str, Any], target: Target) -> Iterator[Issue]
     (chosen_path, chosen), (rejected_path, rejected) = parts[1:]
     if isinstance(chosen, list | str) and chosen and _answer(chosen) == _answer(rejected):
         yield "identical_pair", "warning", f"the same as {chosen_path}", rejected_path
+
+
+def _not_messages(path: str, value: Any, record: dict[str, Any], *, text_allowed: bool) -> str:
+    """Why a pair's prompt or answer is not one: what the row holds there, the shape meant,
+    and the way from the near misses (OpenAI's ``input`` object, a message not in a list)."""
+    wanted = "a non-empty list of messages" + (" or a string" if text_allowed else "")
+    if value is None:
+        *outer, key = path.split(".")  # input.messages is in input
+        holder = record.get(outer[0]) if outer else record
+        given = "null" if isinstance(holder, dict) and key in holder else "missing"
+    else:
+        given = "an empty array" if value == [] else json_kind(value)
+    problem = f"{path} must be {wanted}, not {given}"
+    if isinstance(value, dict) and "messages" in value:
+        return (
+            f'{problem}: {{"messages": [...]}} is OpenAI\'s input, whose answers are '
+            f"preferred_output and non_preferred_output; beside chosen and rejected, {path} is "
+            "the list of messages itself"
+        )
+    if isinstance(value, dict) and "role" in value:
+        return f'{problem}: one message goes in a list, [{{"role": ...}}]'
+    return problem
 
 
 def _answer(value: Any) -> Any:
