@@ -503,6 +503,25 @@ def test_predictor_options_for_no_candidate_are_refused_before_anything_is_asked
     assert asked == []
 
 
+def test_a_models_setting_given_to_evaluate_is_shown_where_it_goes() -> None:
+    """``ft.evaluate(..., max_tokens=20)`` was ``aevaluate() got an unexpected keyword
+    argument``, naming a function the user never called."""
+    asked: list[Any] = []
+    candidates = {"base": asked.append, "tuned": asked.append}
+    takes = "it takes ['cache', 'max_attempts', 'max_concurrency', 'predictor_options', 'progress']"
+    cases = {
+        "max_tokens": " (max_tokens is a model's own setting: predictor_options={'base': "
+        "{'max_tokens': 20}, 'tuned': {'max_tokens': 20}})",
+        "max_concurency": " (did you mean 'max_concurrency'?)",
+        "verbose": "",
+    }
+    for name, hint in cases.items():
+        said = f"evaluate() got unexpected keyword argument(s) [{name!r}]{hint}; {takes}"
+        with pytest.raises(TypeError, match=re.escape(said)):
+            ft.evaluate(_qa(3), candidates, m.exact_match, **{name: 20})  # type: ignore[misc]
+    assert asked == []
+
+
 def test_a_predictor_option_its_predictor_does_not_take_names_the_candidate() -> None:
     base = ft.ModelRef(backend="fake", name="base")
     said = r"^predictor_options of candidate 'b': .*'namespase'(\. Did you mean .*)?$"  # 3.13

@@ -1106,6 +1106,27 @@ def test_a_fit_keyword_of_the_wrong_type_is_a_type_error_naming_it(
     assert FakeBackend(namespace=namespace).upload_count == 0 and not tuner.remote_jobs()
 
 
+@pytest.mark.parametrize(
+    ("keywords", "says"),
+    [
+        ({"epochs": 3}, "['epochs'] ('epochs' is ft.Hyperparameters(epochs=...)); it takes"),
+        ({"lr": 1e-4}, "['lr'] ('lr' is ft.Hyperparameters(learning_rate=...)); it takes"),
+        ({"sufix": "x"}, "['sufix'] (did you mean 'suffix'?); it takes"),
+        ({"validation_file": "x"}, "['validation_file'] (did you mean 'validation'?); it takes"),
+    ],
+)
+def test_a_fit_keyword_it_does_not_take_is_shown_what_was_meant(
+    namespace: str, train: ft.Dataset, keywords: dict[str, Any], says: str
+) -> None:
+    """``fit(train, epochs=3)`` was told only the list of the keywords fit takes."""
+    tuner = make_tuner(namespace)
+    with pytest.raises(
+        TypeError, match=re.escape(f"fit() got unexpected keyword argument(s) {says}")
+    ):
+        tuner.fit(train, **keywords)
+    assert FakeBackend(namespace=namespace).upload_count == 0
+
+
 def test_data_given_as_a_path_or_a_list_is_shown_how_to_make_a_dataset(
     namespace: str, train: ft.Dataset, tmp_path: Path
 ) -> None:

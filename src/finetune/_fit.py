@@ -10,7 +10,12 @@ from typing import TYPE_CHECKING, Any, Literal, TypedDict
 
 from pydantic import ValidationError
 
-from finetune._errors import InvalidRequestError, UnsupportedFeature, settings_problem
+from finetune._errors import (
+    InvalidRequestError,
+    UnsupportedFeature,
+    did_you_mean,
+    settings_problem,
+)
 from finetune._synonyms import HYPERPARAMETER_SYNONYMS
 from finetune._words import counted
 from finetune.backends.base import METADATA_KEY, PLACEHOLDER_FILE, JobRequest
@@ -125,9 +130,10 @@ def check_fit_options(given: Mapping[str, Any]) -> None:
     """A misspelled keyword is a ``TypeError`` naming the ones ``fit`` takes."""
     unknown = sorted(set(given) - set(FitOptions.__annotations__))
     if unknown:
+        takes = sorted([*FitOptions.__annotations__, "validation"])
+        hint = named_as_hyperparameters(unknown) or did_you_mean(unknown[0], takes)
         raise TypeError(
-            f"fit() got unexpected keyword argument(s) {unknown}; it takes "
-            f"{sorted(FitOptions.__annotations__)}"
+            f"fit() got unexpected keyword argument(s) {unknown}{hint}; it takes {takes}"
         )
     for name, (kind, meaning) in _KEYWORD_TYPES.items():
         value = given.get(name)

@@ -1,13 +1,14 @@
 """What ``ft.evaluate`` refuses before any model is asked: candidates that are not named by
-text, jobs that made no model yet, examples with no answer to compare with, and tools a
-candidate cannot take."""
+text, jobs that made no model yet, examples with no answer to compare with, tools a
+candidate cannot take, and options it does not have."""
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from finetune._errors import FinetuneError
+from finetune._errors import FinetuneError, did_you_mean
 from finetune.evaluation._predictors import Predictor
 from finetune.evaluation._prompts import uses_tools
 from finetune.evaluation.metrics import Metric, needs_reference
@@ -19,6 +20,7 @@ __all__ = [
     "jobs_as_models",
     "refuse_examples_with_no_reference",
     "refuse_predictors_without_tools",
+    "refuse_unknown_options",
     "refuse_unnamed_candidates",
 ]
 
@@ -113,3 +115,31 @@ def refuse_examples_with_no_reference(references: list[str], metrics: list[Metri
         "that end with the expected answer, or with metrics that need none (json_valid, regex, "
         "json_schema, your own)"
     )
+
+
+def refuse_unknown_options(
+    options: Mapping[str, Any], takes: Sequence[str], candidates: Mapping[str, Any]
+) -> None:
+    """A keyword ``evaluate`` does not take is a ``TypeError`` naming those it ``takes``; a
+    model's own setting (``max_tokens``) is shown where it goes: per candidate."""
+    unknown = sorted(set(options) - set(takes))
+    if not unknown:
+        return
+    setting = next((name for name in unknown if name in _model_settings()), None)
+    if setting is None:
+        hint = did_you_mean(unknown[0], list(takes))
+    else:
+        per_candidate = {name: {setting: options[setting]} for name in candidates}
+        hint = f" ({setting} is a model's own setting: predictor_options={per_candidate!r:.200})"
+    raise TypeError(
+        f"evaluate() got unexpected keyword argument(s) {unknown}{hint}; it takes {sorted(takes)}"
+    )
+
+
+def _model_settings() -> set[str]:
+    """The options our predictors take (``max_tokens``, ``max_new_tokens``, ...)."""
+    from finetune.evaluation._local import HFPredictor
+    from finetune.evaluation._predictors import MistralPredictor, OpenAIPredictor
+
+    kinds = (HFPredictor, MistralPredictor, OpenAIPredictor)
+    return {name for kind in kinds for name in list(inspect.signature(kind).parameters)[1:]}

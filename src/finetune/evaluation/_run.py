@@ -26,6 +26,7 @@ from finetune.evaluation._checks import (
     jobs_as_models,
     refuse_examples_with_no_reference,
     refuse_predictors_without_tools,
+    refuse_unknown_options,
     refuse_unnamed_candidates,
 )
 from finetune.evaluation._predictors import (
@@ -577,6 +578,8 @@ def evaluate(
     Keyword arguments: see ``EvaluateOptions`` (``max_concurrency``, ``cache``, ``progress``,
     ``max_attempts``, ``predictor_options``).
     """
+
+    refuse_unknown_options(options, list(EvaluateOptions.__annotations__), candidates)
 
     def run() -> EvalResult:
         return asyncio.run(aevaluate(dataset, candidates, metrics, **options))
