@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 import finetune as ft
+from finetune._words import counted
 from finetune.backends.hf import HFBackend
 from finetune.backends.hf._jobdir import JobDir
 from finetune.evaluation import HFPredictor
@@ -283,6 +284,32 @@ def test_a_stop_saves_its_step_once_and_evaluates_only_an_epoch_that_ended(
     control.should_save = control.should_evaluate = True
     callback.on_epoch_end(args, TrainerState(global_step=40, max_steps=80, epoch=1.0), control)
     assert control.should_save and control.should_evaluate
+
+
+def test_a_max_steps_past_the_epochs_asked_says_it_goes_round_the_data_again(
+    tmp_path: Path,
+) -> None:
+    """``max_steps=6`` with one epoch of 3 steps trained 2 epochs, while the job said 1."""
+    from transformers import TrainerControl, TrainerState, TrainingArguments
+
+    from finetune.backends.hf._worker import _callback, _Stop
+
+    job = JobDir(tmp_path / "job")
+    job.path.mkdir()
+    callback = _callback(job, _Stop())
+    for max_steps, epochs, said in (
+        (6, 2, "; max_steps=6 sets the length: 2 epochs over the data, not the 1 epoch asked"),
+        (2, 1, ""),  # fewer steps than the epoch: a bound, said by the step count
+        (-1, 1, ""),
+    ):
+        args = TrainingArguments(
+            output_dir=str(tmp_path), use_cpu=True, report_to=[], max_steps=max_steps
+        )
+        args.num_train_epochs = 1
+        state = TrainerState(max_steps=abs(max_steps) * 3, num_train_epochs=epochs)
+        callback.on_train_begin(args, state, TrainerControl())
+        steps = counted(state.max_steps, "step")
+        assert job.events()[-1]["message"] == f"Training started: {steps} on 1 process{said}"
 
 
 def test_a_job_started_beside_others_on_the_cpu_says_they_will_crawl(

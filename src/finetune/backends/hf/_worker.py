@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import os
 import signal
 import sys
@@ -116,7 +117,7 @@ def _callback(job: JobDir, stop: _Stop) -> Any:
                 job.update_status(step=state.global_step, max_steps=state.max_steps)
                 job.append_event(
                     f"Training started: {counted(state.max_steps, 'step')} on "
-                    f"{counted(args.world_size, 'process')}",
+                    f"{counted(args.world_size, 'process')}{_steps_past_epochs(args, state)}",
                     world_size=args.world_size,
                     max_steps=state.max_steps,
                 )
@@ -164,6 +165,19 @@ def _callback(job: JobDir, stop: _Stop) -> Any:
                 job.append_event(f"Checkpoint saved at step {state.global_step}")
 
     return JobCallback()
+
+
+def _steps_past_epochs(args: Any, state: Any) -> str:
+    """What a ``max_steps`` past the epochs asked does (transformers trains that many steps,
+    going round the data again), said when the run starts; else nothing."""
+    asked = math.ceil(args.num_train_epochs)
+    if args.max_steps <= 0 or state.num_train_epochs <= asked:
+        return ""
+    return (
+        f"; max_steps={args.max_steps} sets the length: "
+        f"{counted(state.num_train_epochs, 'epoch')} over the data, not the "
+        f"{counted(asked, 'epoch')} asked"
+    )
 
 
 def _log_where_it_counts(state: Any, control: Any, stop: _Stop) -> None:
