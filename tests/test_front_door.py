@@ -395,6 +395,56 @@ def test_a_hub_table_with_extra_columns_is_told_to_keep_the_ones_it_trains_on() 
         assert str(parsed.value).endswith(message)  # fit says what validate says
 
 
+def test_a_line_written_by_python_not_as_json_says_the_way_to_jsonl(tmp_path: Path) -> None:
+    """NaN, True, a dict's repr, a comma after the object or two objects on a line were
+    each "not valid JSON: unexpected character" and a column, with no word of the cause."""
+    row = json.dumps(chat(0))
+    lines = [
+        row[:-1] + ', "score": NaN}',
+        row[:-1] + ', "score": -Infinity}',
+        row[:-1] + ', "kept": True}',
+        str(chat(1)),
+        row + ",",
+        row + row,
+        row[:-1] + ', "x": }',  # no hint when the cause is not one of these
+    ]
+    path = tmp_path / "python.jsonl"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    report = ft.Tuner("fake", model="m").validate(ft.Dataset.from_jsonl(path))
+    hints = [f.message.partition("; ")[2] for f in report.errors if f.code == "invalid_json"]
+    nan = "NaN and Infinity are not JSON (Python's json.dumps writes them for such floats)"
+    assert hints == [
+        f"{nan}: write null, or leave the key out",
+        f"{nan}: write null, or leave the key out",
+        "True, False and None are Python's: JSON spells them true, false and null "
+        "(json.dumps writes a dict so)",
+        'JSON quotes with " only: this looks like a Python dict printed with print() or '
+        "str(); write each row with json.dumps",
+        "a comma after the object: a JSONL line holds one object, with nothing between lines",
+        "a second object on the line: JSONL takes one object per line",
+        "",
+    ]
+
+
+def test_a_role_spelt_otherwise_is_told_the_one_meant_and_nothing_more() -> None:
+    """``User``/``Assistant`` (or ShareGPT's ``human``/``gpt`` in ``messages``) were two
+    unknown roles, and also "no assistant message to learn from"."""
+    rows = [
+        {"messages": [{"role": "User", "content": "q"}, {"role": "Assistant", "content": "a"}]},
+        {"messages": [{"role": "human", "content": "q"}, {"role": "gpt", "content": "a"}]},
+        {"messages": [{"role": "wizard", "content": "q"}, {"role": "assistant", "content": "a"}]},
+    ]
+    report = ft.Tuner("fake", model="m").validate(ft.Dataset.from_records(rows))
+    roles = "role {!r} is not one of ['assistant', 'system', 'tool', 'user']{}"
+    assert [(f.line, f.message) for f in report.errors if f.line] == [
+        (1, roles.format("User", " (did you mean 'user'?)")),
+        (1, roles.format("Assistant", " (did you mean 'assistant'?)")),
+        (2, roles.format("human", " (did you mean 'user'?)")),
+        (2, roles.format("gpt", " (did you mean 'assistant'?)")),
+        (3, roles.format("wizard", "")),
+    ]
+
+
 def test_validate_rejects_exactly_what_fit_would() -> None:
     surrogate = chat(0)
     surrogate["messages"][1]["content"] = "broken \ud800 text"

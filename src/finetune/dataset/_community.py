@@ -7,10 +7,17 @@ import json
 import re
 from typing import Any
 
-__all__ = ["MESSAGES_FIELD", "community_field", "community_record", "is_alpaca", "is_sharegpt"]
+__all__ = [
+    "MESSAGES_FIELD",
+    "SPEAKERS",
+    "community_field",
+    "community_record",
+    "is_alpaca",
+    "is_sharegpt",
+]
 
 # who spoke, as ShareGPT exports write it (FastChat, Axolotl, LLaMA-Factory), as our role
-_SPEAKERS = {
+SPEAKERS = {
     **dict.fromkeys(("human", "user"), "user"),
     **dict.fromkeys(("gpt", "chatgpt", "bard", "bing", "model", "assistant"), "assistant"),
     "system": "system",
@@ -152,7 +159,7 @@ def _message(turn: dict[str, Any]) -> dict[str, Any]:
     message = {_TURN_KEYS.get(key, key): value for key, value in turn.items()}
     speaker = turn.get("from")
     if isinstance(speaker, str):
-        message["role"] = _SPEAKERS.get(speaker.lower(), speaker)
+        message["role"] = SPEAKERS.get(speaker.lower(), speaker)
     return message
 
 

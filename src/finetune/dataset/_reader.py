@@ -202,9 +202,8 @@ def _decode(raw: bytes, number: int, offset: int) -> RawRecord | ReadProblem:
                 "truncated_line",
                 f"last line is not complete JSON ({_reason(exc)}); the file looks truncated",
             )
-        return ReadProblem(
-            number, offset, "invalid_json", f"not valid JSON: {_reason(exc)} at column {exc.colno}"
-        )
+        why = f"not valid JSON: {_reason(exc)} at column {exc.colno}{_json_hint(text, exc.pos)}"
+        return ReadProblem(number, offset, "invalid_json", why)
     if not isinstance(data, dict):
         return ReadProblem(
             number,
@@ -238,3 +237,39 @@ def unwritable(data: Any) -> tuple[str, str] | None:
 
 def _reason(error: json.JSONDecodeError) -> str:
     return str(error.msg).split(":")[0]
+
+
+_PYTHON_SPELLINGS = (
+    (
+        ("NaN", "Infinity", "-Infinity"),
+        "NaN and Infinity are not JSON (Python's json.dumps "
+        "writes them for such floats): write null, or leave the key out",
+    ),
+    (
+        ("True", "False", "None"),
+        "True, False and None are Python's: JSON spells them true, "
+        "false and null (json.dumps writes a dict so)",
+    ),
+    (
+        ("'",),
+        'JSON quotes with " only: this looks like a Python dict printed with print() or '
+        "str(); write each row with json.dumps",
+    ),
+)
+
+
+def _json_hint(text: str, at: int) -> str:
+    """Where a line is JSON as Python or a JSON array writes it, the way to JSONL."""
+    rest = text[at:]
+    if text[at - 1 : at] == "-":
+        rest = "-" + rest
+    for starts, hint in _PYTHON_SPELLINGS:
+        if rest.startswith(starts):
+            return f"; {hint}"
+    if rest == ",":
+        return (
+            "; a comma after the object: a JSONL line holds one object, with nothing between lines"
+        )
+    if rest.startswith("{"):
+        return "; a second object on the line: JSONL takes one object per line"
+    return ""

@@ -12,7 +12,9 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
+from finetune._errors import did_you_mean
 from finetune._words import json_kind
+from finetune.dataset._community import SPEAKERS
 from finetune.dataset._formats import (
     IGNORED_KEYS,
     KNOWN_KEYS,
@@ -295,6 +297,11 @@ def _not_messages(path: str, value: Any, record: dict[str, Any], *, text_allowed
     return problem
 
 
+def _role_meant(role: Any) -> str:
+    """`` (did you mean 'user'?)`` for ``User`` or ShareGPT's ``human``; else nothing."""
+    return did_you_mean(role, sorted(_ROLES), SPEAKERS) if isinstance(role, str) else ""
+
+
 def _answer(value: Any) -> Any:
     """A pair's answer as messages: TRL's plain string is one assistant message."""
     return [{"role": "assistant", "content": value}] if isinstance(value, str) else value
@@ -349,7 +356,7 @@ def _check_messages(
     messages: list[Any], path: str, target: Target, *, final: bool
 ) -> Iterator[Issue]:
     open_calls: dict[str, str] = {}
-    assistants = weighted = trainable = 0
+    assistants = weighted = trainable = unknown_roles = 0
     for index, message in enumerate(messages):
         where = f"{path}[{index}]"
         if not isinstance(message, dict):
@@ -360,9 +367,10 @@ def _check_messages(
             yield (
                 "unknown_role",
                 "error",
-                f"role {role!r} is not one of {sorted(_ROLES)}",
+                f"role {role!r} is not one of {sorted(_ROLES)}{_role_meant(role)}",
                 (f"{where}.role"),
             )
+            unknown_roles += 1
             continue
         yield from _check_message(message, role, where, target, open_calls)
         if role == "assistant":
@@ -370,7 +378,7 @@ def _check_messages(
             weight = message.get("weight")
             weighted += weight is not None
             trainable += weight != 0
-    if final:
+    if final and (assistants or not unknown_roles):  # "Assistant" is not also "no assistant"
         yield from _check_conversation_end(messages, path, assistants, weighted, trainable)
         is_last_call = _last_tool_calls(messages)
         for call_id, where in open_calls.items():
