@@ -1195,6 +1195,27 @@ def test_a_bar_that_joins_a_job_late_counts_no_speed_from_the_steps_done_before(
     assert f"{seen}/460" in last and "?step/s" in last, last
 
 
+def test_a_bar_in_a_log_for_a_job_already_ended_is_one_line(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """``finetune wait`` on an ended job, its stderr a log, printed the waiting frame
+    (``succeeded [00:00]``) and then the final one."""
+    from finetune._progress import JobProgress
+
+    raw = {"step": 5, "max_steps": 5}
+    job = ft.Job(id="j", backend="hf", base_model="m", status=ft.JobStatus.SUCCEEDED, raw=raw)
+    bar = JobProgress(True, job)
+    bar.update(job)
+    bar.close()
+    assert capsys.readouterr().err.splitlines() == [
+        "hf:j: 100%|██████████| 5/5 [00:00<?, ?step/s, succeeded]"
+    ]
+    running = job.model_copy(update={"status": ft.JobStatus.RUNNING})
+    bar = JobProgress(True, running)  # a running job's first frame is drawn as it is made
+    assert capsys.readouterr().err == "hf:j: running [00:00]\n"
+    bar.close()
+
+
 def test_a_bar_times_the_steps_from_when_it_first_saw_them(
     capsys: pytest.CaptureFixture[str],
 ) -> None:

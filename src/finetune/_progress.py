@@ -147,6 +147,7 @@ def in_notebook() -> bool:
 
 
 _WAITING = "{desc}: {unit} [{elapsed}]"
+_NOT_YET = 1e9  # seconds: a delay that holds back the first draw, lifted on close
 
 
 class JobProgress:
@@ -171,6 +172,8 @@ class JobProgress:
             return
         from tqdm.auto import tqdm
 
+        # a log gets an ended job's one line on close, not also the first frame of its wait
+        ended_in_a_log = self._to_log and job.status.is_terminal
         # until the backend reports steps: the status and the time so far, no count of polls
         self._bar = tqdm(
             total=None,
@@ -178,6 +181,7 @@ class JobProgress:
             unit=job.status.value,
             bar_format=_WAITING,
             file=bar_stream(),
+            delay=_NOT_YET if ended_in_a_log else 0,
         )
         self._drawn = (job.status, time.monotonic())  # tqdm draws the bar as it is made
 
@@ -227,6 +231,7 @@ class JobProgress:
     def close(self) -> None:
         """Leave the bar (or the view) as it ends."""
         if self._bar is not None:
+            self._bar.delay = 0  # drawn at last, where it was held back
             self._bar.close()
 
 
