@@ -420,7 +420,7 @@ def test_a_line_written_by_python_not_as_json_says_the_way_to_jsonl(tmp_path: Pa
         "(json.dumps writes a dict so)",
         'JSON quotes with " only: this looks like a Python dict printed with print() or '
         "str(); write each row with json.dumps",
-        "a comma after the object: a JSONL line holds one object, with nothing between lines",
+        "a comma after the object: a JSONL line holds one object, nothing between lines",
         "a second object on the line: JSONL takes one object per line",
         "",
     ]

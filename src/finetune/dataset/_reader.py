@@ -239,16 +239,17 @@ def _reason(error: json.JSONDecodeError) -> str:
     return str(error.msg).split(":")[0]
 
 
+# what Python writes where JSON wants something else, and the way to JSON
 _PYTHON_SPELLINGS = (
     (
         ("NaN", "Infinity", "-Infinity"),
-        "NaN and Infinity are not JSON (Python's json.dumps "
-        "writes them for such floats): write null, or leave the key out",
+        "NaN and Infinity are not JSON (Python's json.dumps writes them for such floats): "
+        "write null, or leave the key out",
     ),
     (
         ("True", "False", "None"),
-        "True, False and None are Python's: JSON spells them true, "
-        "false and null (json.dumps writes a dict so)",
+        "True, False and None are Python's: JSON spells them true, false and null "
+        "(json.dumps writes a dict so)",
     ),
     (
         ("'",),
@@ -259,7 +260,8 @@ _PYTHON_SPELLINGS = (
 
 
 def _json_hint(text: str, at: int) -> str:
-    """Where a line is JSON as Python or a JSON array writes it, the way to JSONL."""
+    """The way to a JSONL line, where parsing stopped ``at`` what Python writes (NaN, True,
+    a dict's repr) or at something after the object (a comma, a second object)."""
     rest = text[at:]
     if text[at - 1 : at] == "-":
         rest = "-" + rest
@@ -267,9 +269,7 @@ def _json_hint(text: str, at: int) -> str:
         if rest.startswith(starts):
             return f"; {hint}"
     if rest == ",":
-        return (
-            "; a comma after the object: a JSONL line holds one object, with nothing between lines"
-        )
+        return "; a comma after the object: a JSONL line holds one object, nothing between lines"
     if rest.startswith("{"):
         return "; a second object on the line: JSONL takes one object per line"
     return ""
