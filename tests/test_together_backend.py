@@ -782,3 +782,43 @@ def test_an_estimate_prices_the_full_fine_tune_a_fit_would_start(server: Togethe
             asking.estimate(dataset("refused"), options={"packing": False})
     assert not creates(server)
     assert len(server.files) == uploaded  # refused before any upload
+
+
+def test_a_model_trained_on_completions_is_asked_through_the_completions_api(
+    server: TogetherFake,
+) -> None:
+    """A model Together trained on prompt/completion rows learnt each prompt as its plain
+    text; ``ft.evaluate`` asked it through the chat API, which wraps the prompt in a chat
+    template it never saw. The registry keeps what the job trained on: the model is asked
+    through the completions API, by its job's model, its name alone, or a re-attached job's;
+    a chat-trained one, or an ``api`` given, as before."""
+    from .fakes.openai_fake import OpenAIFake
+
+    rows = [{"prompt": f"Order {i}:", "completion": f" ships on day {i}."} for i in range(12)]
+    tuner = tuner_for(server)
+    prompts = tuner.fit(ft.Dataset.from_records(rows))
+    chats = tuner.fit(dataset())
+    for job in (prompts, chats):
+        assert job.wait(poll_interval=0.02, timeout=10).status is ft.JobStatus.SUCCEEDED
+    holdout = ft.Dataset.from_records([{"prompt": "Order 1:", "completion": " ships."}])
+    with OpenAIFake() as serving:  # Together's serving API: OpenAI's, for every model
+        serving.completions_for_every_model = True
+        reached = {"api_key": serving.api_key, "base_url": serving.base_url}
+        candidates = {
+            "tuned": prompts.model,
+            "by name": ft.ModelRef(backend="together", name=prompts.model.name),
+            "re-attached": tuner.job(prompts.id).model,
+            "chat-tuned": chats.model,
+            "asked by chat": prompts.model,
+        }
+        options = {name: dict(reached) for name in candidates}
+        options["asked by chat"]["api"] = "chat"
+        ft.evaluate(holdout, candidates, "exact_match", predictor_options=options, cache=False)
+        asked = {(r.path.rsplit("/v1/", 1)[1], r.body["model"]) for r in serving.requests}
+    assert asked == {
+        ("completions", prompts.model.name),
+        ("chat/completions", chats.model.name),
+        ("chat/completions", prompts.model.name),
+    }
+    completions = [r.body for r in serving.requests if r.path.endswith("/v1/completions")]
+    assert len(completions) == 3 and all(b["prompt"] == "Order 1:" for b in completions)

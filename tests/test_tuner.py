@@ -407,6 +407,14 @@ def test_a_registry_of_an_earlier_version_gains_the_training_rows_table(tmp_path
     assert registry.training_rows("openai", "ftjob-1") is None
     registry.record_training_rows("fp", b"12345678")
     assert registry.training_rows("openai", "ftjob-1") == b"12345678"
+    # rows kept before their kind was: kept again, they are given it, and it stays
+    assert registry.training_kind("openai", "ftjob-1") is None
+    assert not registry.has_training_rows("fp")  # so a fit keeps them again, with the kind
+    registry.record_training_rows("fp", b"12345678", "completion")
+    registry.record_training_rows("fp", b"12345678", "chat")
+    assert registry.training_kind("openai", "ftjob-1") == "completion"
+    assert registry.has_training_rows("fp")
+    assert registry.training_rows("openai", "ftjob-1") == b"12345678"
 
 
 def test_validation_errors_block_upload(namespace: str) -> None:

@@ -378,10 +378,11 @@ def refuse_other_data(record: JobRecord, plan: FitPlan) -> None:
 
 
 def keep_training_rows(registry: JobRegistry, plan: FitPlan) -> None:
-    """Keep a digest of each row the fit trains on, once per training set, so that
-    ``ft.evaluate`` can tell when the model is scored on its own training rows."""
+    """Keep a digest of each row the fit trains on, and the rows' kind, once per training
+    set, so that ``ft.evaluate`` can tell when the model is scored on its own training rows,
+    and ask it as it was trained."""
     from finetune.dataset._formats import split_turns, turns_digest
 
     if not registry.has_training_rows(plan.train_fingerprint):
         digests = b"".join(turns_digest(split_turns(example)) for example in plan.train)
-        registry.record_training_rows(plan.train_fingerprint, digests)
+        registry.record_training_rows(plan.train_fingerprint, digests, plan.train.kind)

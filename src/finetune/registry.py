@@ -19,7 +19,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from finetune._errors import JobNotFound, RegistryError
 from finetune._lock import FileLock
@@ -91,6 +91,9 @@ _MIGRATIONS = [
     """,
     """
     CREATE TABLE training_rows (train_fingerprint TEXT PRIMARY KEY, digests BLOB NOT NULL);
+    """,
+    """
+    ALTER TABLE training_rows ADD COLUMN kind TEXT;
     """,
 ]
 
@@ -329,30 +332,50 @@ class JobRegistry:
         )
 
     def has_training_rows(self, train_fingerprint: str) -> bool:
-        """Whether the digests of this training set's rows are kept."""
+        """Whether the digests of this training set's rows, and their kind, are kept."""
         with self._connect() as db:
             row = db.execute(
-                "SELECT 1 FROM training_rows WHERE train_fingerprint = ?", (train_fingerprint,)
+                "SELECT 1 FROM training_rows WHERE train_fingerprint = ? AND kind IS NOT NULL",
+                (train_fingerprint,),
             ).fetchone()
         return row is not None
 
-    def record_training_rows(self, train_fingerprint: str, digests: bytes) -> None:
+    def record_training_rows(
+        self, train_fingerprint: str, digests: bytes, kind: str | None = None
+    ) -> None:
         """Keep a digest of each row of a training set (``turns_digest``: 8 bytes a row, never
-        the text), so evaluating a model trained on it can say which evaluated rows it saw."""
+        the text), so evaluating a model trained on it can say which evaluated rows it saw,
+        and the rows' ``kind`` (``chat``, ``completion``, ``preference``), so it is asked as
+        it was trained (a set kept before kinds were is given its kind)."""
         with self._lock, self._connect() as db:
             db.execute(
-                "INSERT OR IGNORE INTO training_rows VALUES (?, ?)", (train_fingerprint, digests)
+                "INSERT INTO training_rows (train_fingerprint, digests, kind) VALUES (?, ?, ?) "
+                "ON CONFLICT (train_fingerprint) DO UPDATE "
+                "SET kind = COALESCE(training_rows.kind, excluded.kind)",
+                (train_fingerprint, digests, kind),
             )
 
     def training_rows(self, backend: str, job_id: str) -> bytes | None:
         """The row digests of the training set job ``job_id`` was created with, if kept."""
+        kept = self._of_training_set("digests", backend, job_id)
+        return None if kept is None else bytes(kept)
+
+    def training_kind(self, backend: str, job_id: str) -> str | None:
+        """The kind of the rows job ``job_id`` was trained on, if kept."""
+        kind = self._of_training_set("kind", backend, job_id)
+        return None if kind is None else str(kind)
+
+    def _of_training_set(
+        self, column: Literal["digests", "kind"], backend: str, job_id: str
+    ) -> Any:
+        """A ``training_rows`` column of the set job ``job_id`` was created with, if kept."""
         with self._connect() as db:
             row = db.execute(
-                "SELECT digests FROM jobs JOIN training_rows USING (train_fingerprint) "
+                f"SELECT {column} FROM jobs JOIN training_rows USING (train_fingerprint) "
                 "WHERE backend = ? AND job_id = ? ORDER BY updated_at DESC",
                 (backend, job_id),
             ).fetchone()
-        return None if row is None else bytes(row[0])
+        return None if row is None else row[0]
 
     def backends_of(self, job_id: str) -> list[str]:
         """The backends that recorded a job with this id (one, unless ids collide)."""

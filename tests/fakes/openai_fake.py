@@ -108,6 +108,8 @@ class OpenAIFake(FakeServer):
         self.ambiguous_creates = 0  # creates that make the job, then answer 502
         self.busy_creates = 0  # creates answered 503 before any job is made
         self.refuse_fine_tuning = False  # the organisation may not fine-tune (403)
+        # OpenAI serves completions for its completion models alone; Together, every model
+        self.completions_for_every_model = False
 
     @property
     def base_url(self) -> str:
@@ -215,7 +217,7 @@ class OpenAIFake(FakeServer):
         """The legacy completions endpoint: the prompt's text in, the model's text out."""
         if not body.get("model") or not isinstance(body.get("prompt"), str):
             raise _error(400, "'model' and 'prompt' are required", param="prompt")
-        if not _completion_model(body["model"]):
+        if not (self.completions_for_every_model or _completion_model(body["model"])):
             raise _error(
                 404,
                 "This is a chat model and not supported in the v1/completions endpoint. "

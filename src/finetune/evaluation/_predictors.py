@@ -14,11 +14,12 @@ from typing import Any, Protocol, runtime_checkable
 from finetune._errors import (
     InvalidRequestError,
     MissingDependency,
-    RegistryError,
     ServerError,
 )
 from finetune._numbers import is_real, is_whole
+from finetune.backends import backend_class
 from finetune.backends.http import key_and_url
+from finetune.evaluation._lineage import api_trained_on
 from finetune.evaluation._prompts import Messages, a_plain_prompt
 from finetune.evaluation._tools import format_tool_calls
 from finetune.types import Example, ModelRef
@@ -515,7 +516,10 @@ def _predictor_of(model: ModelRef, options: dict[str, Any]) -> Predictor:
 
         raise no_predictor(backend)
     key = {"api_key": model.api_key} if model.api_key else {}
-    found: Predictor = ask(model.name, **{**model.asked_with, **key, **options})
+    asked = {**model.asked_with, **key, **options}
+    if "api" not in asked and getattr(backend_class(backend), "chat_api", None):
+        asked.update(api_trained_on(model))
+    found: Predictor = ask(model.name, **asked)
     return found
 
 
@@ -528,38 +532,9 @@ def trained_on(candidate: Any, options: dict[str, Any]) -> Iterable[Example] | N
     return None if ask is None else ask(candidate.name, **{**candidate.asked_with, **options})
 
 
-def rows_kept_for(candidate: Any) -> set[bytes] | None:
-    """The digests of the rows a candidate's job was trained on, as the job registry kept
-    them when the fit ran here, found by the ref's job id, else by the model's name (``None``:
-    no registry, or no record)."""
-    if not isinstance(candidate, ModelRef):
-        return None
-    from finetune.dataset._formats import TURNS_DIGEST_SIZE as SIZE
-    from finetune.registry import JobRegistry, default_registry_path
-
-    path = default_registry_path()
-    if not path.is_file():  # evaluating never creates a registry
-        return None
-    try:
-        registry = JobRegistry(path)
-        job_id = candidate.job_id
-        if job_id is None:  # a model named by hand: the job that made a model of that name
-            record = registry.lineage(candidate.name)
-            if record is None or record.backend != candidate.backend:
-                return None
-            job_id = record.job_id
-        kept = registry.training_rows(candidate.backend, job_id)
-    except RegistryError as exc:
-        log.debug("no training rows from the registry: %s", exc)
-        return None
-    return None if kept is None else {kept[i : i + SIZE] for i in range(0, len(kept), SIZE)}
-
-
 def _backend_hook(backend: str, hook: str) -> Callable[..., Any] | None:
     """One of a backend class's evaluation hooks (``predictor``, ``trained_on``), found on the
     class (evaluating builds no backend); a class without it, as a plain plugin may be,
     gives ``None``."""
-    from finetune.backends import backend_class
-
     found: Callable[..., Any] | None = getattr(backend_class(backend), hook, None)
     return found

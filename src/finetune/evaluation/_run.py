@@ -29,6 +29,7 @@ from finetune.evaluation._checks import (
     refuse_unknown_options,
     refuse_unnamed_candidates,
 )
+from finetune.evaluation._lineage import rows_kept_for
 from finetune.evaluation._predictors import (
     Predictor,
     Tools,
@@ -36,7 +37,6 @@ from finetune.evaluation._predictors import (
     at_least_one,
     is_cacheable,
     predictor_for,
-    rows_kept_for,
     takes_tools,
     trained_on,
 )

@@ -1,0 +1,75 @@
+"""What the job registry says of the job that made a candidate model, when it ran here: the
+rows it was trained on (to note a model scored on its own training rows) and their kind (to
+ask a hosted model as it was trained)."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from finetune._errors import RegistryError
+from finetune.types import ModelRef
+
+if TYPE_CHECKING:
+    from finetune.registry import JobRegistry
+
+__all__ = ["api_trained_on", "rows_kept_for"]
+
+log = logging.getLogger("finetune")
+T = TypeVar("T")
+
+
+def rows_kept_for(candidate: Any) -> set[bytes] | None:
+    """The digests of the rows a candidate's job was trained on, as the job registry kept
+    them when the fit ran here, found by the ref's job id, else by the model's name (``None``:
+    no registry, or no record)."""
+    from finetune.dataset._formats import TURNS_DIGEST_SIZE as SIZE
+    from finetune.registry import JobRegistry
+
+    kept = _recorded(candidate, JobRegistry.training_rows)
+    if kept is None:
+        return None
+    return {kept[i : i + SIZE] for i in range(0, len(kept), SIZE)}
+
+
+def api_trained_on(model: ModelRef) -> dict[str, str]:
+    """``{"api": "completions"}`` for a hosted model whose job trained on prompt/completion
+    rows (it learnt each prompt as its plain text, which the chat API would wrap in a chat
+    template), as the registry kept them; else nothing, and the chat API stays."""
+    from finetune.registry import JobRegistry
+
+    if _recorded(model, JobRegistry.training_kind) != "completion":
+        return {}
+    log.info(
+        "%s:%s trained on prompt/completion rows: asked through the completions API "
+        "(predictor_options api='chat' asks it through chat)",
+        model.backend,
+        model.name,
+    )
+    return {"api": "completions"}
+
+
+def _recorded(candidate: Any, read: Callable[[JobRegistry, str, str], T | None]) -> T | None:
+    """What ``read`` (``JobRegistry.training_rows``, ``training_kind``) finds in the registry
+    for the job that made ``candidate``: by the ref's job id, else the job that made a model
+    of its name; ``None`` with no registry file (evaluating never creates one) or no job."""
+    if not isinstance(candidate, ModelRef):
+        return None
+    from finetune.registry import JobRegistry, default_registry_path
+
+    path = default_registry_path()
+    if not path.is_file():
+        return None
+    try:
+        registry = JobRegistry(path)
+        job_id = candidate.job_id
+        if job_id is None:
+            record = registry.lineage(candidate.name)
+            if record is None or record.backend != candidate.backend:
+                return None
+            job_id = record.job_id
+        return read(registry, candidate.backend, job_id)
+    except RegistryError as exc:
+        log.debug("nothing from the registry on %s: %s", candidate.name, exc)
+        return None
