@@ -228,6 +228,40 @@ def test_openai_rules(row: dict[str, Any], code: str, field: str | None) -> None
     assert (finding.line, finding.field) == (11, field)
 
 
+def _weather_call(arguments: Any) -> dict[str, Any]:
+    call = {"id": "c1", "type": "function", "function": {"name": "w", "arguments": arguments}}
+    return {"role": "assistant", "tool_calls": [call]}
+
+
+def test_tool_call_arguments_given_as_an_object_are_read_as_their_json_text() -> None:
+    """transformers' chat templates and TRL's datasets give a call's arguments as an object;
+    every such row was a ``tool_arguments_not_json`` error, and ``from_records`` refused it."""
+    asked = [{"role": "user", "content": "Weather in Zürich?"}]
+    answered = [
+        {"role": "tool", "tool_call_id": "c1", "content": "sunny"},
+        {"role": "assistant", "content": "Sunny."},
+    ]
+    ours = {"messages": [*asked, _weather_call({"city": "Zürich"}), *answered]}
+    trl = {"prompt": asked, "completion": [_weather_call({"city": "Zürich"}), *answered]}
+    rows = [ours, trl, *[chat(i) for i in range(10)]]
+    report = run(rows)
+    assert report.ok and dict(report.counts) == {"duplicate_example": 1}  # the same, read
+    for example in ft.Dataset.from_records(rows)[:2]:
+        (call,) = example.messages[1].tool_calls  # type: ignore[union-attr]
+        assert call.function.arguments == '{"city": "Zürich"}'
+    said = {
+        "[1, 2]": "not the text of an array",
+        "{city: x}": "not a string that is not JSON ('{city: x}')",
+    }
+    for arguments, tail in [*said.items(), (["a"], "not an array"), (None, "not null")]:
+        row = {"messages": [*asked, _weather_call(arguments), *answered]}
+        (finding,) = run([*[chat(i) for i in range(10)], row]).errors
+        assert (
+            finding.message
+            == f"function.arguments must be a JSON object, as its text or as the object, {tail}"
+        )
+
+
 def test_tool_call_as_final_answer_is_valid() -> None:
     row = {
         "messages": [

@@ -128,7 +128,7 @@ def as_chat_record(data: dict[str, Any]) -> dict[str, Any]:
     gets ``weight: 0`` (kept as context, not trained). Any other record is returned as it
     is."""
     if not _conversational_completion(data):
-        return community_record(data)
+        return _arguments_as_text(community_record(data))
     context = [
         {**m, "weight": 0}
         if isinstance(m, dict) and m.get("role") == "assistant" and "weight" not in m
@@ -136,7 +136,54 @@ def as_chat_record(data: dict[str, Any]) -> dict[str, Any]:
         for m in data["prompt"]
     ]
     rest = {k: v for k, v in data.items() if k not in ("prompt", "completion")}
-    return {**rest, "messages": [*context, *data["completion"]]}
+    return _arguments_as_text({**rest, "messages": [*context, *data["completion"]]})
+
+
+def _arguments_as_text(data: dict[str, Any]) -> dict[str, Any]:
+    """A chat record whose tool calls give their arguments as an object (the convention of
+    transformers' chat templates and TRL's datasets) with each object as its JSON text, as
+    OpenAI writes them and our examples keep them; any other record as it is."""
+    messages = data.get("messages")
+    if messages.__class__ is not list:
+        return data
+    for message in messages:
+        if message.__class__ is dict and "tool_calls" in message:
+            break
+    else:
+        return data  # the usual row: no tool calls to look into
+    if not any(_object_arguments(message) for message in messages):
+        return data
+    return {**data, "messages": [_with_text_arguments(message) for message in messages]}
+
+
+def _object_arguments(message: Any) -> bool:
+    calls = message.get("tool_calls") if isinstance(message, dict) else None
+    return isinstance(calls, list) and any(_arguments_of(call) is not None for call in calls)
+
+
+def _arguments_of(call: Any) -> dict[str, Any] | None:
+    """A tool call's arguments when they are an object, not its text."""
+    function = call.get("function") if isinstance(call, dict) else None
+    arguments = function.get("arguments") if isinstance(function, dict) else None
+    return arguments if isinstance(arguments, dict) else None
+
+
+def _with_text_arguments(message: Any) -> Any:
+    if not _object_arguments(message):
+        return message
+    calls = [
+        {
+            **call,
+            "function": {
+                **call["function"],
+                "arguments": json.dumps(arguments, ensure_ascii=False),
+            },
+        }
+        if (arguments := _arguments_of(call)) is not None
+        else call
+        for call in message["tool_calls"]
+    ]
+    return {**message, "tool_calls": calls}
 
 
 def chat_field(field: str | None, data: dict[str, Any]) -> str | None:

@@ -52,7 +52,12 @@ RULES: dict[str, tuple[str, str]] = {
         "error",
         "A tool call lacks an id, function name or arguments, or has a type other than function.",
     ),
-    "tool_arguments_not_json": ("error", "Tool call arguments are not a JSON object string."),
+    "tool_arguments_not_json": (
+        "error",
+        "Tool call arguments are not a JSON object: as its text or as the object itself "
+        "(either is read); the message says what they are (`the text of an array`, `a string "
+        "that is not JSON`).",
+    ),
     "tool_call_without_result": ("error", "A tool call is never answered by a tool message."),
     "tool_result_without_call": ("error", "A tool message answers no earlier tool call."),
     "invalid_tools": (

@@ -514,7 +514,8 @@ def _check_tool_calls(
             yield (
                 "tool_arguments_not_json",
                 "error",
-                "function.arguments must be a string holding a JSON object",
+                "function.arguments must be a JSON object, as its text or as the object, not "
+                + _what_arguments_are(arguments),
                 f"{path}.function.arguments",
             )
         if target.mistral_tool_ids and not _MISTRAL_TOOL_ID.match(call_id):
@@ -525,6 +526,16 @@ def _check_tool_calls(
                 f"{path}.id",
             )
         open_calls[call_id] = path
+
+
+def _what_arguments_are(value: Any) -> str:
+    """``a string that is not JSON``, ``the text of an array``, or the JSON kind of a value."""
+    if not isinstance(value, str):
+        return json_kind(value)
+    try:
+        return f"the text of {json_kind(json.loads(value))}"
+    except ValueError:
+        return f"a string that is not JSON ({value!r:.40})"
 
 
 def _is_json_object(value: Any) -> bool:
