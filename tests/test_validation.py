@@ -262,6 +262,38 @@ def test_tool_call_arguments_given_as_an_object_are_read_as_their_json_text() ->
         )
 
 
+def test_a_call_of_a_function_the_rows_tools_do_not_define_is_a_warning() -> None:
+    """``get_wether`` beside a ``get_weather`` tool trained the model to call a function that
+    is not there, and validation said nothing."""
+
+    def row(called: str, *defined: str) -> dict[str, Any]:
+        tools = [{"type": "function", "function": {"name": name}} for name in defined]
+        call = _weather_call("{}")
+        call["tool_calls"][0]["function"]["name"] = called
+        answered = [
+            {"role": "tool", "tool_call_id": "c1", "content": "sunny"},
+            {"role": "assistant", "content": "Sunny."},
+        ]
+        return {"messages": [{"role": "user", "content": called}, call, *answered], "tools": tools}
+
+    rows = [row("get_wether", "get_weather"), row("forecast", "get_weather", "get_time")]
+    rows += [row("get_weather", "get_weather"), row("anything")]  # no tools: nothing to hold to
+    report = run([*rows, *[chat(i) for i in range(10)]])
+    assert report.ok
+    assert [(f.line, f.field, f.message) for f in report.warnings] == [
+        (
+            1,
+            "messages[1].tool_calls[0].function.name",
+            "calls 'get_wether', not a tool of the row (did you mean 'get_weather'?)",
+        ),
+        (
+            2,
+            "messages[1].tool_calls[0].function.name",
+            "calls 'forecast', not a tool of the row; they define get_time, get_weather",
+        ),
+    ]
+
+
 def test_tool_call_as_final_answer_is_valid() -> None:
     row = {
         "messages": [

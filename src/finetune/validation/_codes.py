@@ -58,6 +58,11 @@ RULES: dict[str, tuple[str, str]] = {
         "(either is read); the message says what they are (`the text of an array`, `a string "
         "that is not JSON`).",
     ),
+    "undefined_tool": (
+        "warning",
+        "A tool call names a function that the row's `tools` do not define (with the closest "
+        "one): the model would learn to call a function that is not there.",
+    ),
     "tool_call_without_result": ("error", "A tool call is never answered by a tool message."),
     "tool_result_without_call": ("error", "A tool message answers no earlier tool call."),
     "invalid_tools": (

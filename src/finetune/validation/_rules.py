@@ -322,7 +322,36 @@ def _check_chat(record: dict[str, Any], target: Target) -> Iterator[Issue]:
         return
     if "tools" in record:
         yield from _check_tools(record["tools"])
+        yield from _check_called_names(messages, record["tools"])
     yield from _check_messages(messages, "messages", target, final=True)
+
+
+def _check_called_names(messages: list[Any], tools: Any) -> Iterator[Issue]:
+    """A call of a function the row's ``tools`` do not define teaches the model to call
+    one that is not there (a misspelling, a renamed tool)."""
+    defined = _defined_names(tools)
+    if not defined:
+        return
+    for index, message in enumerate(messages):
+        calls = message.get("tool_calls") if isinstance(message, dict) else None
+        for number, call in enumerate(calls if isinstance(calls, list) else ()):
+            function = call.get("function") if isinstance(call, dict) else None
+            name = function.get("name") if isinstance(function, dict) else None
+            if not isinstance(name, str) or name in defined:
+                continue
+            hint = did_you_mean(name, defined) or f"; they define {', '.join(defined)}"
+            where = f"messages[{index}].tool_calls[{number}].function.name"
+            yield "undefined_tool", "warning", f"calls {name!r}, not a tool of the row{hint}", where
+
+
+def _defined_names(tools: Any) -> list[str]:
+    """The function names a row's ``tools`` define, sorted."""
+    functions = (
+        (t.get("function") for t in tools if isinstance(t, dict)) if isinstance(tools, list) else ()
+    )
+    return sorted(
+        {f["name"] for f in functions if isinstance(f, dict) and isinstance(f.get("name"), str)}
+    )
 
 
 def _check_tools(tools: Any) -> Iterator[Issue]:
