@@ -262,6 +262,29 @@ def test_tool_call_arguments_given_as_an_object_are_read_as_their_json_text() ->
         )
 
 
+def test_tools_given_as_the_json_text_of_a_list_are_read_as_the_list() -> None:
+    """A Hugging Face dataset often keeps ``tools`` as a string column (Arrow holds no
+    schema per row): such rows were ``'tools' must be a list`` errors."""
+    tools = [{"type": "function", "function": {"name": "w", "parameters": {"type": "object"}}}]
+    answered = [
+        {"role": "tool", "tool_call_id": "c1", "content": "sunny"},
+        {"role": "assistant", "content": "Sunny."},
+    ]
+
+    def row(i: int, listed: Any) -> dict[str, Any]:
+        asked = {"role": "user", "content": f"Weather {i}?"}
+        return {"messages": [asked, _weather_call("{}"), *answered], "tools": listed}
+
+    rows = [row(i, json.dumps(tools)) for i in range(11)]
+    assert run(rows).ok
+    assert ft.Dataset.from_records(rows)[0].tools[0].function["name"] == "w"  # type: ignore[index]
+    for listed, held in (("not json", "text that is no JSON list"), ({"w": 1}, "an object")):
+        (finding,) = run([*rows, row(99, listed)]).errors
+        assert finding.message == (
+            f"'tools' must be a list of function definitions (or its JSON text), not {held}"
+        )
+
+
 def test_a_call_of_a_function_the_rows_tools_do_not_define_is_a_warning() -> None:
     """``get_wether`` beside a ``get_weather`` tool trained the model to call a function that
     is not there, and validation said nothing."""

@@ -14,6 +14,7 @@ __all__ = [
     "community_record",
     "is_alpaca",
     "is_sharegpt",
+    "tools_from_text",
 ]
 
 # who spoke, as ShareGPT exports write it (FastChat, Axolotl, LLaMA-Factory), as our role
@@ -89,7 +90,7 @@ def _from_sharegpt(data: dict[str, Any]) -> dict[str, Any]:
             messages.append(_message(turn))
     rest = {k: v for k, v in data.items() if k not in ("conversations", "system")}
     if isinstance(rest.get("tools"), str):
-        rest["tools"] = _tools(rest["tools"])
+        rest["tools"] = tools_from_text(rest["tools"])
     return {**rest, "messages": messages}
 
 
@@ -135,10 +136,10 @@ def _result(turn: dict[str, Any], unanswered: list[str]) -> dict[str, Any]:
     return message
 
 
-def _tools(text: str) -> Any:
-    """LLaMA-Factory's ``tools``, a JSON list of function schemas in a string, as tool
-    definitions (``{"type": "function", "function": {...}}``); text that is no such list is
-    kept for validation to name."""
+def tools_from_text(text: str) -> Any:
+    """``tools`` given as text (LLaMA-Factory's; a table's column), a JSON list of function
+    schemas, as tool definitions (``{"type": "function", "function": {...}}``); text that is
+    no such list is kept for validation to name."""
     try:
         listed = json.loads(text)
     except ValueError:

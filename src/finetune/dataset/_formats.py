@@ -18,6 +18,7 @@ from finetune.dataset._community import (
     community_record,
     is_alpaca,
     is_sharegpt,
+    tools_from_text,
 )
 from finetune.types import (
     EXAMPLE_KINDS,
@@ -128,7 +129,7 @@ def as_chat_record(data: dict[str, Any]) -> dict[str, Any]:
     gets ``weight: 0`` (kept as context, not trained). Any other record is returned as it
     is."""
     if not _conversational_completion(data):
-        return _arguments_as_text(community_record(data))
+        return _arguments_as_text(_tools_as_list(community_record(data)))
     context = [
         {**m, "weight": 0}
         if isinstance(m, dict) and m.get("role") == "assistant" and "weight" not in m
@@ -136,7 +137,16 @@ def as_chat_record(data: dict[str, Any]) -> dict[str, Any]:
         for m in data["prompt"]
     ]
     rest = {k: v for k, v in data.items() if k not in ("prompt", "completion")}
-    return _arguments_as_text({**rest, "messages": [*context, *data["completion"]]})
+    return _arguments_as_text(_tools_as_list({**rest, "messages": [*context, *data["completion"]]}))
+
+
+def _tools_as_list(data: dict[str, Any]) -> dict[str, Any]:
+    """A record whose ``tools`` are the JSON text of a list (a table's column, as a Hugging
+    Face dataset often keeps them) with the list; any other record as it is."""
+    tools = data.get("tools")
+    if tools.__class__ is not str:
+        return data
+    return {**data, "tools": tools_from_text(tools)}
 
 
 def _arguments_as_text(data: dict[str, Any]) -> dict[str, Any]:

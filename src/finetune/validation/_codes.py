@@ -68,7 +68,7 @@ RULES: dict[str, tuple[str, str]] = {
     "invalid_tools": (
         "error",
         "'tools' is not a list of function definitions (type function, a name, parameters "
-        "an object).",
+        "an object), nor the JSON text of one.",
     ),
     "unsupported_tools": (
         "error",

@@ -356,7 +356,9 @@ def _defined_names(tools: Any) -> list[str]:
 
 def _check_tools(tools: Any) -> Iterator[Issue]:
     if not isinstance(tools, list):
-        yield "invalid_tools", "error", "'tools' must be a list", "tools"
+        given = "text that is no JSON list" if isinstance(tools, str) else json_kind(tools)
+        message = f"'tools' must be a list of function definitions (or its JSON text), not {given}"
+        yield "invalid_tools", "error", message, "tools"
         return
     for index, tool in enumerate(tools):
         function = tool.get("function") if isinstance(tool, dict) else None
