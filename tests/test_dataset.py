@@ -837,6 +837,30 @@ def test_the_empty_cells_of_a_frame_are_absent_keys() -> None:
     assert [bool(e.tools) for e in examples] == [True, False, False]  # type: ignore[union-attr]
 
 
+def test_tool_calls_of_a_hugging_face_dataset_keep_only_their_own_arguments() -> None:
+    """Arrow gives each row's object arguments the keys of every other row's, as null:
+    ``get_weather`` was trained to send ``{"city": "Paris", "query": null}``."""
+    datasets = pytest.importorskip("datasets")
+
+    def row(name: str, arguments: dict[str, Any]) -> dict[str, Any]:
+        call = {"id": "c1", "type": "function", "function": {"name": name, "arguments": arguments}}
+        return {
+            "messages": [
+                {"role": "user", "content": name},
+                {"role": "assistant", "tool_calls": [call]},
+                {"role": "tool", "tool_call_id": "c1", "content": "done"},
+                {"role": "assistant", "content": "Done."},
+            ]
+        }
+
+    rows = [row("weather", {"city": "Paris", "when": {"day": 1}}), row("search", {"q": "x"})]
+    table = datasets.Dataset.from_list(rows)
+    arrow = table[0]["messages"][1]["tool_calls"][0]["function"]["arguments"]
+    assert arrow == {"city": "Paris", "when": {"day": 1}, "q": None}  # what Arrow hands over
+    read = [e.messages[1].tool_calls[0].function.arguments for e in ft.Dataset.from_hf(table)]  # type: ignore[union-attr, index]
+    assert read == ['{"city": "Paris", "when": {"day": 1}}', '{"q": "x"}']
+
+
 def test_from_hf_dataset() -> None:
     datasets = pytest.importorskip("datasets")
     hf = datasets.Dataset.from_list([chat(1), chat(2)])

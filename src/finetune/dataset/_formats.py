@@ -151,8 +151,9 @@ def _tools_as_list(data: dict[str, Any]) -> dict[str, Any]:
 
 def _arguments_as_text(data: dict[str, Any]) -> dict[str, Any]:
     """A chat record whose tool calls give their arguments as an object (the convention of
-    transformers' chat templates and TRL's datasets) with each object as its JSON text, as
-    OpenAI writes them and our examples keep them; any other record as it is."""
+    transformers' chat templates and TRL's datasets) with each object as its JSON text (its
+    null keys left out), as OpenAI writes them and our examples keep them; any other record
+    as it is."""
     messages = data.get("messages")
     if messages.__class__ is not list:
         return data
@@ -186,7 +187,7 @@ def _with_text_arguments(message: Any) -> Any:
             **call,
             "function": {
                 **call["function"],
-                "arguments": json.dumps(arguments, ensure_ascii=False),
+                "arguments": json.dumps(_without_nulls(arguments), ensure_ascii=False),
             },
         }
         if (arguments := _arguments_of(call)) is not None
@@ -194,6 +195,16 @@ def _with_text_arguments(message: Any) -> Any:
         for call in message["tool_calls"]
     ]
     return {**message, "tool_calls": calls}
+
+
+def _without_nulls(value: Any) -> Any:
+    """Object arguments without their null keys, at any depth: a Hugging Face dataset's
+    Arrow table gives every row's arguments the keys of every other row's, as null."""
+    if isinstance(value, dict):
+        return {key: _without_nulls(item) for key, item in value.items() if item is not None}
+    if isinstance(value, list):
+        return [_without_nulls(item) for item in value]
+    return value
 
 
 def chat_field(field: str | None, data: dict[str, Any]) -> str | None:
