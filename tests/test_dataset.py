@@ -837,28 +837,40 @@ def test_the_empty_cells_of_a_frame_are_absent_keys() -> None:
     assert [bool(e.tools) for e in examples] == [True, False, False]  # type: ignore[union-attr]
 
 
-def test_tool_calls_of_a_hugging_face_dataset_keep_only_their_own_arguments() -> None:
-    """Arrow gives each row's object arguments the keys of every other row's, as null:
-    ``get_weather`` was trained to send ``{"city": "Paris", "query": null}``."""
+def test_tool_calls_of_a_hugging_face_dataset_keep_only_their_own_keys() -> None:
+    """Arrow gives each row's object arguments, and each tool's definition, the keys of every
+    other row's, as null: ``weather`` was trained to send ``{"city": "Paris", "q": null}``,
+    and its tool's parameters held a ``"q": null`` property, which no JSON schema allows."""
     datasets = pytest.importorskip("datasets")
 
-    def row(name: str, arguments: dict[str, Any]) -> dict[str, Any]:
+    def row(name: str, arguments: dict[str, Any], schema: dict[str, Any]) -> dict[str, Any]:
         call = {"id": "c1", "type": "function", "function": {"name": name, "arguments": arguments}}
+        parameters = {"type": "object", "properties": schema}
+        tool = {"type": "function", "function": {"name": name, "parameters": parameters}}
         return {
             "messages": [
                 {"role": "user", "content": name},
                 {"role": "assistant", "tool_calls": [call]},
                 {"role": "tool", "tool_call_id": "c1", "content": "done"},
                 {"role": "assistant", "content": "Done."},
-            ]
+            ],
+            "tools": [tool],
         }
 
-    rows = [row("weather", {"city": "Paris", "when": {"day": 1}}), row("search", {"q": "x"})]
+    city = {"type": "string", "default": None}  # a schema's null default is kept
+    rows = [
+        row("weather", {"city": "Paris", "when": {"day": 1}}, {"city": city}),
+        row("search", {"q": "x"}, {"q": {"type": "string", "description": "what"}}),
+    ]
     table = datasets.Dataset.from_list(rows)
     arrow = table[0]["messages"][1]["tool_calls"][0]["function"]["arguments"]
     assert arrow == {"city": "Paris", "when": {"day": 1}, "q": None}  # what Arrow hands over
-    read = [e.messages[1].tool_calls[0].function.arguments for e in ft.Dataset.from_hf(table)]  # type: ignore[union-attr, index]
-    assert read == ['{"city": "Paris", "when": {"day": 1}}', '{"q": "x"}']
+    assert table[0]["tools"][0]["function"]["parameters"]["properties"]["q"] is None
+    read = list(ft.Dataset.from_hf(table))
+    arguments = [e.messages[1].tool_calls[0].function.arguments for e in read]  # type: ignore[union-attr, index]
+    assert arguments == ['{"city": "Paris", "when": {"day": 1}}', '{"q": "x"}']
+    properties = [e.tools[0].function["parameters"]["properties"] for e in read]  # type: ignore[union-attr, index]
+    assert properties == [{"city": city}, {"q": {"type": "string", "description": "what"}}]
 
 
 def test_from_hf_dataset() -> None:

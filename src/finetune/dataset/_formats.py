@@ -141,12 +141,28 @@ def as_chat_record(data: dict[str, Any]) -> dict[str, Any]:
 
 
 def _tools_as_list(data: dict[str, Any]) -> dict[str, Any]:
-    """A record whose ``tools`` are the JSON text of a list (a table's column, as a Hugging
-    Face dataset often keeps them) with the list; any other record as it is."""
+    """A record's ``tools`` as a list of definitions without null keys: the JSON text of a
+    list (a table's column, as a Hugging Face dataset often keeps them) read as the list, and
+    the nulls an Arrow table adds (each tool given every other tool's keys and parameters)
+    left out, as no JSON schema holds them; any other record as it is."""
     tools = data.get("tools")
-    if tools.__class__ is not str:
+    if tools is None:
         return data
-    return {**data, "tools": tools_from_text(tools)}
+    if tools.__class__ is str:
+        tools = tools_from_text(tools)
+    if tools.__class__ is list and _holds_null(tools):
+        tools = _without_nulls(tools, _NULL_ALLOWED)
+    return data if tools is data["tools"] else {**data, "tools": tools}
+
+
+def _holds_null(value: Any) -> bool:
+    """Whether a key holds null anywhere in ``value`` (a schema's ``default`` may)."""
+    if isinstance(value, dict):
+        return any(
+            (item is None and key not in _NULL_ALLOWED) or _holds_null(item)
+            for key, item in value.items()
+        )
+    return isinstance(value, list) and any(_holds_null(item) for item in value)
 
 
 def _arguments_as_text(data: dict[str, Any]) -> dict[str, Any]:
@@ -197,13 +213,22 @@ def _with_text_arguments(message: Any) -> Any:
     return {**message, "tool_calls": calls}
 
 
-def _without_nulls(value: Any) -> Any:
-    """Object arguments without their null keys, at any depth: a Hugging Face dataset's
-    Arrow table gives every row's arguments the keys of every other row's, as null."""
+# JSON schema's keys whose value may be null (every other one is a schema, text or a list)
+_NULL_ALLOWED = frozenset({"default", "const"})
+
+
+def _without_nulls(value: Any, kept: frozenset[str] = frozenset()) -> Any:
+    """Object arguments, or tool definitions, without their null keys at any depth (but the
+    ``kept`` ones: a schema's ``default`` and ``const``): a Hugging Face dataset's Arrow
+    table gives every row the keys of every other row, as null."""
     if isinstance(value, dict):
-        return {key: _without_nulls(item) for key, item in value.items() if item is not None}
+        return {
+            key: _without_nulls(item, kept)
+            for key, item in value.items()
+            if item is not None or key in kept
+        }
     if isinstance(value, list):
-        return [_without_nulls(item) for item in value]
+        return [_without_nulls(item, kept) for item in value]
     return value
 
 
