@@ -866,11 +866,16 @@ def test_tool_calls_of_a_hugging_face_dataset_keep_only_their_own_keys() -> None
     arrow = table[0]["messages"][1]["tool_calls"][0]["function"]["arguments"]
     assert arrow == {"city": "Paris", "when": {"day": 1}, "q": None}  # what Arrow hands over
     assert table[0]["tools"][0]["function"]["parameters"]["properties"]["q"] is None
-    read = list(ft.Dataset.from_hf(table))
-    arguments = [e.messages[1].tool_calls[0].function.arguments for e in read]  # type: ignore[union-attr, index]
-    assert arguments == ['{"city": "Paris", "when": {"day": 1}}', '{"q": "x"}']
-    properties = [e.tools[0].function["parameters"]["properties"] for e in read]  # type: ignore[union-attr, index]
-    assert properties == [{"city": city}, {"q": {"type": "string", "description": "what"}}]
+    frame = table.to_pandas()  # a DataFrame of Arrow's rows, as read_parquet gives one
+    for read in (list(ft.Dataset.from_hf(table)), list(ft.Dataset.from_pandas(frame))):
+        arguments = [e.messages[1].tool_calls[0].function.arguments for e in read]  # type: ignore[union-attr, index]
+        assert arguments == ['{"city": "Paris", "when": {"day": 1}}', '{"q": "x"}']
+        properties = [e.tools[0].function["parameters"]["properties"] for e in read]  # type: ignore[union-attr, index]
+        assert properties == [{"city": city}, {"q": {"type": "string", "description": "what"}}]
+    written = {**rows[1], "tools": [{"type": "function", "function": {"name": "search"}}]}
+    written["messages"][1]["tool_calls"][0]["function"]["arguments"] = {"q": None}
+    (own,) = ft.Dataset.from_records([written])  # a row written so: its null is its own
+    assert own.messages[1].tool_calls[0].function.arguments == '{"q": null}'  # type: ignore[union-attr, index]
 
 
 def test_from_hf_dataset() -> None:

@@ -24,6 +24,7 @@ from finetune.dataset._formats import (
     formatter,
     parse_example,
     split_turns,
+    without_table_nulls,
 )
 from finetune.dataset._reader import DEFAULT_MAX_LINE_BYTES, RawRecord, ReadProblem
 from finetune.dataset._sources import (
@@ -134,7 +135,9 @@ class Dataset:
                 "Dataset.from_records takes a list of dicts"
             )
         rows = [
-            {key: _plain(value) for key, value in row.items() if not _empty_cell(value)}
+            without_table_nulls(
+                {key: _plain(value) for key, value in row.items() if not _empty_cell(value)}
+            )
             for row in frame.to_dict(orient="records")
         ]
         return cls.from_records(rows, kind=kind, name="dataframe")
@@ -146,7 +149,7 @@ class Dataset:
         _refuse_what_is_not_one_split(hf_dataset)
         formatted = (getattr(hf_dataset, "format", None) or {}).get("type") is not None
         rows = map(_plain, hf_dataset) if formatted else iter(hf_dataset)  # else plain Python
-        return cls.from_records(rows, kind=kind, name="hf-dataset")
+        return cls.from_records(map(without_table_nulls, rows), kind=kind, name="hf-dataset")
 
     @classmethod
     def concat(cls, datasets: Iterable[Dataset], *, name: str | None = None) -> Dataset:

@@ -51,6 +51,7 @@ __all__ = [
     "to_format",
     "turns_digest",
     "unknown_key_message",
+    "without_table_nulls",
 ]
 
 OutputFormat = Literal["native", "openai", "mistral", "hf"]
@@ -141,35 +142,18 @@ def as_chat_record(data: dict[str, Any]) -> dict[str, Any]:
 
 
 def _tools_as_list(data: dict[str, Any]) -> dict[str, Any]:
-    """A record's ``tools`` as a list of definitions without null keys: the JSON text of a
-    list (a table's column, as a Hugging Face dataset often keeps them) read as the list, and
-    the nulls an Arrow table adds (each tool given every other tool's keys and parameters)
-    left out, as no JSON schema holds them; any other record as it is."""
+    """A record whose ``tools`` are the JSON text of a list (a table's column, as a Hugging
+    Face dataset often keeps them) with the list; any other record as it is."""
     tools = data.get("tools")
-    if tools is None:
+    if tools.__class__ is not str:
         return data
-    if tools.__class__ is str:
-        tools = tools_from_text(tools)
-    if tools.__class__ is list and _holds_null(tools):
-        tools = _without_nulls(tools, _NULL_ALLOWED)
-    return data if tools is data["tools"] else {**data, "tools": tools}
-
-
-def _holds_null(value: Any) -> bool:
-    """Whether a key holds null anywhere in ``value`` (a schema's ``default`` may)."""
-    if isinstance(value, dict):
-        return any(
-            (item is None and key not in _NULL_ALLOWED) or _holds_null(item)
-            for key, item in value.items()
-        )
-    return isinstance(value, list) and any(_holds_null(item) for item in value)
+    return {**data, "tools": tools_from_text(tools)}
 
 
 def _arguments_as_text(data: dict[str, Any]) -> dict[str, Any]:
     """A chat record whose tool calls give their arguments as an object (the convention of
-    transformers' chat templates and TRL's datasets) with each object as its JSON text (its
-    null keys left out), as OpenAI writes them and our examples keep them; any other record
-    as it is."""
+    transformers' chat templates and TRL's datasets) with each object as its JSON text, as
+    OpenAI writes them and our examples keep them; any other record as it is."""
     messages = data.get("messages")
     if messages.__class__ is not list:
         return data
@@ -203,7 +187,7 @@ def _with_text_arguments(message: Any) -> Any:
             **call,
             "function": {
                 **call["function"],
-                "arguments": json.dumps(_without_nulls(arguments), ensure_ascii=False),
+                "arguments": json.dumps(arguments, ensure_ascii=False),
             },
         }
         if (arguments := _arguments_of(call)) is not None
@@ -217,10 +201,36 @@ def _with_text_arguments(message: Any) -> Any:
 _NULL_ALLOWED = frozenset({"default", "const"})
 
 
+def without_table_nulls(record: dict[str, Any]) -> dict[str, Any]:
+    """A row read from a table (a Hugging Face dataset; a DataFrame read from Parquet)
+    without the null keys Arrow gives each tool definition, and each tool call's object
+    arguments, from every other row's: no JSON schema holds them (its ``default`` and
+    ``const`` keep theirs), and a call would learn to send them."""
+    cleaned = dict(record)
+    if isinstance(record.get("tools"), list):
+        cleaned["tools"] = _without_nulls(record["tools"], _NULL_ALLOWED)
+    for key in (*MESSAGE_LIST_KEYS, "completion"):  # TRL's: a list of messages too
+        turns = record.get(key)
+        if isinstance(turns, list) and any(map(_object_arguments, turns)):
+            cleaned[key] = [_with_own_arguments(message) for message in turns]
+    return cleaned
+
+
+def _with_own_arguments(message: Any) -> Any:
+    """A message whose tool calls' object arguments are without their null keys."""
+    if not _object_arguments(message):
+        return message
+    calls = [
+        {**call, "function": {**call["function"], "arguments": _without_nulls(arguments)}}
+        if (arguments := _arguments_of(call)) is not None
+        else call
+        for call in message["tool_calls"]
+    ]
+    return {**message, "tool_calls": calls}
+
+
 def _without_nulls(value: Any, kept: frozenset[str] = frozenset()) -> Any:
-    """Object arguments, or tool definitions, without their null keys at any depth (but the
-    ``kept`` ones: a schema's ``default`` and ``const``): a Hugging Face dataset's Arrow
-    table gives every row the keys of every other row, as null."""
+    """``value`` without its null keys at any depth (but the ``kept`` ones)."""
     if isinstance(value, dict):
         return {
             key: _without_nulls(item, kept)
