@@ -256,12 +256,11 @@ def shots_refusal(
     wanted = set(indices)
     rows = [r for at, r in enumerate(data.records()) if at in wanted]
     evaluated = [Path(str(path)).expanduser() for path in listed(config["data"])]
-    if len(evaluated) == 1:
-        lines = ", ".join(str(r.line) for r in rows[:5])
-        where = f"lines {lines}{', ...' if len(rows) > 5 else ''} of {evaluated[0].name}"
-    else:  # a row of several data files names its own
-        where = ", ".join(f"{r.file}:{r.line}" for r in rows[:5])
-        where += ", ..." if len(rows) > 5 else ""
+    one_file = len(evaluated) == 1  # else a row of several data files names its own
+    places = [str(r.line) if one_file else f"{r.file}:{r.line}" for r in rows]
+    where = ", ".join(places[:5]) + (", ..." if len(places) > 5 else "")
+    if one_file:
+        where = f"lines {where} of {evaluated[0].name}"
     shots = Path(str(config["candidates"][candidate]["few_shot"]["train"])).expanduser()
     other = f', or leave them out of data with exclude = "{shots.name}"'
     if shots.resolve() in {path.resolve() for path in evaluated}:  # no data would be left

@@ -125,7 +125,8 @@ def refuse_unknown_options(
     unknown = sorted(set(options) - set(takes))
     if not unknown:
         return
-    setting = next((name for name in unknown if name in _model_settings()), None)
+    settings = _model_settings()
+    setting = next((name for name in unknown if name in settings), None)
     if setting is None:
         hint = did_you_mean(unknown[0], list(takes))
     else:
