@@ -135,6 +135,30 @@ def test_a_base_url_holding_a_password_is_refused_without_repeating_it(
         ft.ModelRef.openai_compatible("http://bob:pw@127.0.0.1:8080/v1", "llama")
 
 
+@pytest.mark.parametrize("backend", ["openai", "mistral", "together", "fireworks"])
+def test_a_base_url_with_a_query_is_refused_without_its_values(
+    backend: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The SDKs write each request's path after the base URL: ``/v1?api-version=2024`` sent
+    Together's calls to ``/v1?api-version=2024/v1/fine-tunes`` and Mistral's to ``/v1``, and a
+    token in the query was shown in every connection error."""
+    url = "https://gateway.test/v1?api-version=2024&token=tok-hunter2"
+    says = (
+        r"the URL https://gateway.test/v1\?api-version=\.\.\.&token=\.\.\. has a query or "
+        r"fragment after its path: .* give the API root alone \(https://gateway.test/v1\)"
+    )
+    with pytest.raises(ValueError, match=says) as caught:
+        ft.Tuner(backend, model="m", api_key="k", base_url=url)
+    assert "hunter2" not in str(caught.value) and "2024" not in str(caught.value)
+    monkeypatch.setenv(ft.Tuner(backend, model="m").backend.url_variable, "http://h/v1#part")
+    with pytest.raises(ValueError, match=r"the URL http://h/v1#\.\.\. has a query or fragment"):
+        ft.Tuner(backend, model="m", api_key="k")
+    with pytest.raises(ValueError, match=r"'localhost:8080/v1\?key=\.\.\.' is not a server's"):
+        ft.ModelRef.openai_compatible("localhost:8080/v1?key=hunter2", "llama")
+    with pytest.raises(ValueError, match=r"the URL http://h/v1\? has a query"):
+        ft.evaluation.OpenAIPredictor("m", api_key="k", base_url="http://h/v1?")
+
+
 @pytest.mark.parametrize(
     "url", ["localhost:8080/v1", "api.together.ai", "ftp://host/v1", "http:///v1"]
 )

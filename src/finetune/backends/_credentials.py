@@ -73,12 +73,30 @@ def check_key(key: str, key_variable: str) -> None:
 
 def check_base_url(url: str, key_variable: str | None = None) -> None:
     """A base URL an SDK can call: ``http(s)://host...``, without credentials in it
-    (``refuse_credentials_in_url``). Anything else (``localhost:8080``, a typo) is a
-    ``ValueError`` naming it, not a connection error after every retry."""
+    (``refuse_credentials_in_url``), with no query or fragment (an SDK writes each request's
+    path after the base URL: ``/v1?api-version=1`` sent calls to ``/v1?api-version=1/files``).
+    Anything else (``localhost:8080``, a typo) is a ``ValueError`` naming it, values of its
+    query left out, not a connection error after every retry."""
     refuse_credentials_in_url(url, key_variable)
     parts = urllib.parse.urlsplit(url)
+    root = urllib.parse.urlunsplit((parts.scheme, parts.netloc, parts.path, "", ""))
+    has_tail = "?" in url or "#" in url
     if parts.scheme not in ("http", "https") or not parts.netloc:
-        raise ValueError(f"{url!r} is not a server's URL: give one as http://127.0.0.1:8080/v1")
+        shown = f"{root}{_tail_shown(url, parts)}" if has_tail else url
+        raise ValueError(f"{shown!r} is not a server's URL: give one as http://127.0.0.1:8080/v1")
+    if has_tail:
+        raise ValueError(
+            f"the URL {root}{_tail_shown(url, parts)} has a query or fragment after its path: an "
+            "SDK adds each request's path after the base URL, so every call would go to a wrong "
+            f"address; give the API root alone ({root}), and a key as api_key=..."
+        )
+
+
+def _tail_shown(url: str, parts: urllib.parse.SplitResult) -> str:
+    """A URL's query and fragment without their values, which may be tokens."""
+    names = [name for name, _ in urllib.parse.parse_qsl(parts.query, keep_blank_values=True)]
+    query = "?" + "&".join(f"{name}=..." for name in names) if "?" in url else ""
+    return query + ("#..." if "#" in url else "")
 
 
 def refuse_credentials_in_url(url: str, key_variable: str | None = None) -> None:
