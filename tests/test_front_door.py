@@ -372,6 +372,29 @@ def test_a_corrupt_registry_is_a_registry_error(tmp_path: Path) -> None:
     assert len(done.stderr.strip().splitlines()) == 1
 
 
+def test_a_folder_given_as_the_registry_is_named_as_one_before_anything_is_made_beside_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """SQLite said "unable to open database file", with advice about disk space, and a fit
+    first made a lock folder beside the folder (``registry="."``: a ``ValueError`` of
+    pathlib's)."""
+    monkeypatch.chdir(tmp_path)
+    says = r"the job registry {} is a folder: give the path of a file in it, as {}"
+    for given, shown, meant in [("jobs", "jobs", "jobs/jobs.sqlite3"), (".", ".", "jobs.sqlite3")]:
+        (tmp_path / "jobs").mkdir(exist_ok=True)
+        tuner = ft.Tuner("fake", model="m", registry=given, running=0.01)
+        with pytest.raises(ft.RegistryError, match=says.format(shown, meant)):
+            tuner.fit(data())
+        with pytest.raises(ft.RegistryError, match=says.format(shown, meant)):
+            tuner.jobs()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["jobs"]
+    env = {**os.environ, "FINETUNE_REGISTRY": str(tmp_path / "jobs")}
+    done = subprocess.run(
+        [sys.executable, "-m", "finetune.cli", "jobs"], env=env, capture_output=True, text=True
+    )
+    assert done.returncode == 2 and "is a folder: give the path of a file in it" in done.stderr
+
+
 def test_records_that_are_not_objects_are_named() -> None:
     dataset = ft.Dataset.from_records(["hello", chat(1)])  # type: ignore[list-item]
     report = ft.Tuner("fake", model="m", validation_target="hf").validate(dataset)

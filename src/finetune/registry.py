@@ -196,7 +196,17 @@ class JobRegistry:
     @property
     def locks_dir(self) -> Path:
         """Where the per-key lock files live (beside the database)."""
+        self._refuse_a_folder()
         return self.path.with_name(self.path.name + ".locks")
+
+    def _refuse_a_folder(self) -> None:
+        """A folder given as the registry (``registry="."``) named as one, before anything is
+        made beside it: SQLite said "unable to open database file", with advice about space."""
+        if not self._ready and (self.path.name in ("", ".", "..") or self.path.is_dir()):
+            raise RegistryError(
+                f"the job registry {self.path} is a folder: give the path of a file in it, as "
+                f"{self.path / 'jobs.sqlite3'} (registry=, or {ENV_PATH})"
+            )
 
     def _fail(self, error: Exception) -> RegistryError:
         reason = getattr(error, "strerror", None) or str(error)
@@ -209,6 +219,7 @@ class JobRegistry:
 
     @contextmanager
     def _connect(self) -> Iterator[sqlite3.Connection]:
+        self._refuse_a_folder()
         try:
             if not self._ready:
                 self.path.parent.mkdir(parents=True, exist_ok=True)
