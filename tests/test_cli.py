@@ -1080,3 +1080,5 @@ def test_the_cache_command_shows_prunes_and_clears_the_prediction_cache(
     assert "removed 3 predictions\n" in out and ": 0 predictions, " in out
     assert main(["cache", "--path", str(tmp_path / "elsewhere.sqlite3")]) == 0
     assert "no prediction cache at" in capsys.readouterr().out
+    assert main(["cache", "--path", str(tmp_path)]) == 2  # not "no prediction cache ... yet"
+    assert f"the prediction cache {tmp_path} is a folder: give" in capsys.readouterr().err

@@ -1067,6 +1067,10 @@ def test_a_cache_file_it_cannot_use_is_named_before_anything_is_asked(tmp_path: 
         ft.evaluate(_qa(2), {"model": model}, [m.exact_match], cache=str(corrupt))
     with pytest.raises(TypeError, match="cache is True, False, a file's path or a Predict"):
         ft.evaluate(_qa(2), {"model": model}, [m.exact_match], cache=5)  # type: ignore[arg-type]
+    says = rf"the prediction cache {re.escape(str(tmp_path))} is a folder: give the path of a "
+    with pytest.raises(ft.StorageError, match=says + r"file in it, as .*predictions\.sqlite3"):
+        ft.evaluate(_qa(2), {"model": model}, [m.exact_match], cache=tmp_path)  # not "unable to
+        # open database file", with advice for a corrupt one
     assert not asked
     assert ft.evaluate(_qa(1), {"x": _answer}, m.exact_match, cache=tmp_path / "p.sqlite3").rows
     assert (tmp_path / "p.sqlite3").exists()  # a Path, as the type says, not only a str

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from finetune._errors import StorageError
+from finetune._paths import folder_given
 from finetune._words import counted, size
 from finetune.evaluation import PredictionCache
 from finetune.evaluation._cache import default_cache_path
@@ -16,6 +18,8 @@ def cmd_cache(args: argparse.Namespace) -> int:
     """Print the cache's file, predictions and size; ``--prune-days N`` removes those stored
     more than N days ago, ``--clear`` every one. A cache not made yet is not made here."""
     path = Path(args.path).expanduser() if args.path else default_cache_path()
+    if why := folder_given(path, "the prediction cache", "predictions.sqlite3", "--path FILE"):
+        raise StorageError(why)
     if not path.is_file():
         print(f"no prediction cache at {path} yet (ft.evaluate makes it)")
         return 0

@@ -41,6 +41,15 @@ def room_left(path: Path) -> str:
     return f"; {size(shutil.disk_usage(where).free)} free there" if where is not None else ""
 
 
+def folder_given(path: Path, what: str, file_name: str, how: str) -> str | None:
+    """Why ``path``, given where a file belongs, cannot be one: it names a folder (``.``,
+    ``runs`` that exists). SQLite says only "unable to open database file"."""
+    if path.name not in ("", ".", "..") and not path.is_dir():
+        return None
+    meant = path / file_name
+    return f"{what} {path} is a folder: give the path of a file in it, as {meant} ({how})"
+
+
 def why_not_written(exc: OSError, where: Path) -> str:
     """A failed write's reason for a message: ``"No space left on device; 12 MB free there"``
     (the room left only when it ran out of room)."""

@@ -24,12 +24,13 @@ from typing import Any, Literal
 from finetune._errors import JobNotFound, RegistryError
 from finetune._lock import FileLock
 from finetune._numbers import is_whole
-from finetune._paths import CACHE_DIR_ENV, cache_dir, room_left
+from finetune._paths import CACHE_DIR_ENV, cache_dir, folder_given, room_left
 from finetune.types import Job
 
 __all__ = ["JobRecord", "JobRegistry", "check_limit", "default_registry_path", "key_lock"]
 
 ENV_PATH = "FINETUNE_REGISTRY"
+_HOW = f"registry=, or {ENV_PATH}"
 _COLUMNS = (
     "backend, job_id, base_model, status, fine_tuned_model, idempotency_key, train_fingerprint, "
     "validation_fingerprint, hyperparameters, created_at, updated_at, endpoint"
@@ -202,11 +203,10 @@ class JobRegistry:
     def _refuse_a_folder(self) -> None:
         """A folder given as the registry (``registry="."``) named as one, before anything is
         made beside it: SQLite said "unable to open database file", with advice about space."""
-        if not self._ready and (self.path.name in ("", ".", "..") or self.path.is_dir()):
-            raise RegistryError(
-                f"the job registry {self.path} is a folder: give the path of a file in it, as "
-                f"{self.path / 'jobs.sqlite3'} (registry=, or {ENV_PATH})"
-            )
+        if self._ready:
+            return
+        if why := folder_given(self.path, "the job registry", "jobs.sqlite3", _HOW):
+            raise RegistryError(why)
 
     def _fail(self, error: Exception) -> RegistryError:
         reason = getattr(error, "strerror", None) or str(error)

@@ -20,11 +20,13 @@ from typing import Any
 
 from finetune._errors import StorageError
 from finetune._numbers import is_real
-from finetune._paths import cache_dir
+from finetune._paths import cache_dir, folder_given
 from finetune.evaluation._predictors import TruncatedReply
 from finetune.evaluation._prompts import Messages
 
 __all__ = ["PredictionCache", "default_cache_path"]
+
+_HOW = "cache='file.sqlite3', or a folder as FINETUNE_CACHE_DIR"
 
 
 def default_cache_path() -> Path:
@@ -39,6 +41,8 @@ class PredictionCache:
     def __init__(self, path: str | os.PathLike[str] | None = None) -> None:
         self.path: Path = Path(path).expanduser() if path is not None else default_cache_path()
         self._lock = threading.Lock()
+        if why := folder_given(self.path, "the prediction cache", "predictions.sqlite3", _HOW):
+            raise StorageError(why)
         with self._failing():
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self._db = sqlite3.connect(self.path, check_same_thread=False, timeout=30)
