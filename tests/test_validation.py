@@ -317,6 +317,65 @@ def test_a_call_of_a_function_the_rows_tools_do_not_define_is_a_warning() -> Non
     ]
 
 
+def _pair(i: int, called: str = "w", tools: Any = None, *, openai: bool = True) -> dict[str, Any]:
+    """A preference pair whose preferred answer calls ``called`` with object arguments, in
+    OpenAI's shape (tools in ``input``) or TRL's (tools beside the pair)."""
+    asked = [{"role": "user", "content": f"Weather {i}?"}]
+    call = _weather_call({"city": f"c{i}"})
+    call["tool_calls"][0]["function"]["name"] = called
+    refused = [{"role": "assistant", "content": f"No idea {i}."}]
+    if tools is None:
+        tools = [{"type": "function", "function": {"name": "w"}}]
+    if openai:
+        source = {"messages": asked, "tools": tools}
+        return {"input": source, "preferred_output": [call], "non_preferred_output": refused}
+    return {"prompt": asked, "tools": tools, "chosen": [call], "rejected": refused}
+
+
+@pytest.mark.parametrize("openai", [True, False], ids=["openai shape", "trl shape"])
+def test_a_preference_rows_tools_are_checked_as_a_chat_rows_are(openai: bool) -> None:
+    """A pair's tools were never looked at: a tool with no function, ``tools`` that are no
+    list and a call of a function they do not define passed ``validate``, and reading the
+    file at ``fit`` then failed on the first of them; a call's object arguments were an error
+    that said objects were taken ("as its text or as the object, not an object")."""
+    where = "input.tools" if openai else "tools"
+    answer = "preferred_output" if openai else "chosen"
+    good = [_pair(i, openai=openai) for i in range(10)]
+    report = run(good)
+    assert report.ok and not report.warnings
+    (call,) = ft.Dataset.from_records(good)[0].chosen[0].tool_calls  # type: ignore[union-attr, misc]
+    assert call.function.arguments == '{"city": "c0"}'  # objects read as their JSON text
+    misspelt = [{"type": "function", "function": {"name": "get_weather"}}]
+    wrong = [("get_wether", misspelt), ("w", [{"type": "function"}]), ("w", {"w": 1})]
+    bad = [_pair(10 + i, name, tools, openai=openai) for i, (name, tools) in enumerate(wrong)]
+    report = run([*good, *bad])
+    found = [(f.line, f.code, f.field, f.message) for f in [*report.errors, *report.warnings]]
+    what = "'input.tools' must be a list of function definitions, not an object"
+    if not openai:
+        what = "'tools' must be a list of function definitions (or its JSON text), not an object"
+    assert found == [
+        (
+            12,
+            "invalid_tools",
+            f"{where}[0]",
+            'each tool needs {"type": "function", "function": {"name": ...}}',
+        ),
+        (13, "invalid_tools", where, what),
+        (
+            11,
+            "undefined_tool",
+            f"{answer}[0].tool_calls[0].function.name",
+            "calls 'get_wether', not a tool of the row (did you mean 'get_weather'?)",
+        ),
+    ]
+    with pytest.raises(ft.DatasetError, match="records:12"):
+        list(ft.Dataset.from_records([*good, *bad]))
+    listed = json.dumps([{"type": "function", "function": {"name": "w"}}])
+    texts = [{**_pair(i, openai=False), "tools": listed} for i in range(10)]
+    assert run(texts).ok  # TRL's tools as a table's JSON text, read as at fit
+    assert ft.Dataset.from_records(texts)[0].tools[0].function["name"] == "w"  # type: ignore[index]
+
+
 def test_tool_call_as_final_answer_is_valid() -> None:
     row = {
         "messages": [

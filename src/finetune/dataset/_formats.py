@@ -151,12 +151,12 @@ def _tools_as_list(data: dict[str, Any]) -> dict[str, Any]:
 
 
 def _arguments_as_text(data: dict[str, Any]) -> dict[str, Any]:
-    """A chat record whose tool calls give their arguments as an object (the convention of
+    """A record whose tool calls give their arguments as an object (the convention of
     transformers' chat templates and TRL's datasets) with each object as its JSON text, as
     OpenAI writes them and our examples keep them; any other record as it is."""
     messages = data.get("messages")
     if messages.__class__ is not list:
-        return data
+        return _pair_arguments_as_text(data) if messages is None else data
     for message in messages:
         if message.__class__ is dict and "tool_calls" in message:
             break
@@ -165,6 +165,24 @@ def _arguments_as_text(data: dict[str, Any]) -> dict[str, Any]:
     if not any(_object_arguments(message) for message in messages):
         return data
     return {**data, "messages": [_with_text_arguments(message) for message in messages]}
+
+
+def _pair_arguments_as_text(data: dict[str, Any]) -> dict[str, Any]:
+    """The same for a preference pair's lists of messages, OpenAI's ``input.messages``
+    among them."""
+    changed: dict[str, Any] = {}
+    for key in MESSAGE_LIST_KEYS:
+        holder = data.get(key)
+        if key == "input" and isinstance(holder, dict):  # OpenAI's: {"messages": [...]}
+            turns = holder.get("messages")
+            read = _arguments_as_text({"messages": turns})["messages"]
+            if read is not turns:
+                changed[key] = {**holder, "messages": read}
+        elif isinstance(holder, list):
+            read = _arguments_as_text({"messages": holder})["messages"]
+            if read is not holder:
+                changed[key] = read
+    return {**data, **changed} if changed else data
 
 
 def _object_arguments(message: Any) -> bool:
@@ -312,7 +330,8 @@ def parse_example(
             line=line,
         )
     try:
-        native = _to_native(as_chat_record(data) if found == "chat" else data, found)
+        read = data if found == "completion" else as_chat_record(data)  # as validated
+        native = _to_native(read, found)
         return _EXAMPLE.validate_python(native)
     except ValidationError as exc:
         first = exc.errors()[0]

@@ -253,6 +253,9 @@ def _check_preference(record: dict[str, Any], target: Target) -> Iterator[Issue]
             ("chosen", record.get("chosen")),
             ("rejected", record.get("rejected")),
         )
+    tools_path, tools = _pair_tools(record, openai_shape)
+    if tools is not None:
+        yield from _check_tools(tools, tools_path)
     for path, value in parts:
         if isinstance(value, str) and not openai_shape:
             yield from _check_text(value, path)
@@ -262,6 +265,7 @@ def _check_preference(record: dict[str, Any], target: Target) -> Iterator[Issue]
             yield "invalid_preference", "error", problem, path
             continue
         yield from _check_messages(value, path, target, final=False)
+        yield from _check_called_names(value, tools, path)
     for path, value in parts[1:]:
         if isinstance(value, list) and value:
             last = value[-1]
@@ -273,6 +277,15 @@ def _check_preference(record: dict[str, Any], target: Target) -> Iterator[Issue]
     (chosen_path, chosen), (rejected_path, rejected) = parts[1:]
     if isinstance(chosen, list | str) and chosen and _answer(chosen) == _answer(rejected):
         yield "identical_pair", "warning", f"the same as {chosen_path}", rejected_path
+
+
+def _pair_tools(record: dict[str, Any], openai_shape: bool) -> tuple[str, Any]:
+    """Where a preference row defines its tools, and what it gives there (``None``: none):
+    OpenAI's in ``input.tools``, TRL's beside the pair."""
+    if not openai_shape:
+        return "tools", record.get("tools")
+    source = record.get("input")
+    return "input.tools", source.get("tools") if isinstance(source, dict) else None
 
 
 def _not_messages(path: str, value: Any, record: dict[str, Any], *, text_allowed: bool) -> str:
@@ -326,7 +339,7 @@ def _check_chat(record: dict[str, Any], target: Target) -> Iterator[Issue]:
     yield from _check_messages(messages, "messages", target, final=True)
 
 
-def _check_called_names(messages: list[Any], tools: Any) -> Iterator[Issue]:
+def _check_called_names(messages: list[Any], tools: Any, path: str = "messages") -> Iterator[Issue]:
     """A call of a function the row's ``tools`` do not define teaches the model to call
     one that is not there (a misspelling, a renamed tool)."""
     defined = _defined_names(tools)
@@ -340,7 +353,7 @@ def _check_called_names(messages: list[Any], tools: Any) -> Iterator[Issue]:
             if not isinstance(name, str) or name in defined:
                 continue
             hint = did_you_mean(name, defined) or f"; they define {', '.join(defined)}"
-            where = f"messages[{index}].tool_calls[{number}].function.name"
+            where = f"{path}[{index}].tool_calls[{number}].function.name"
             yield "undefined_tool", "warning", f"calls {name!r}, not a tool of the row{hint}", where
 
 
@@ -354,26 +367,27 @@ def _defined_names(tools: Any) -> list[str]:
     )
 
 
-def _check_tools(tools: Any) -> Iterator[Issue]:
+def _check_tools(tools: Any, path: str = "tools") -> Iterator[Issue]:
     if not isinstance(tools, list):
-        given = "text that is no JSON list" if isinstance(tools, str) else json_kind(tools)
-        message = f"'tools' must be a list of function definitions (or its JSON text), not {given}"
-        yield "invalid_tools", "error", message, "tools"
+        text_read = path == "tools"  # a table's column of JSON text is read as its list
+        given = json_kind(tools)
+        if isinstance(tools, str):
+            given = "text that is no JSON list" if text_read else "text"
+        also = " (or its JSON text)" if text_read else ""
+        message = f"'{path}' must be a list of function definitions{also}, not {given}"
+        yield "invalid_tools", "error", message, path
         return
     for index, tool in enumerate(tools):
+        where = f"{path}[{index}]"
         function = tool.get("function") if isinstance(tool, dict) else None
         if not isinstance(function, dict) or not isinstance(function.get("name"), str):
-            yield (
-                "invalid_tools",
-                "error",
-                'each tool needs {"type": "function", "function": {"name": ...}}',
-                f"tools[{index}]",
-            )
+            message = 'each tool needs {"type": "function", "function": {"name": ...}}'
+            yield "invalid_tools", "error", message, where
             continue
-        yield from _check_function_type(tool, f"tools[{index}]", "invalid_tools")
+        yield from _check_function_type(tool, where, "invalid_tools")
         if not isinstance(function.get("parameters", {}), dict):
             message = 'parameters is a JSON schema object, as {"type": "object", ...}'
-            yield "invalid_tools", "error", message, f"tools[{index}].function.parameters"
+            yield "invalid_tools", "error", message, f"{where}.function.parameters"
 
 
 def _check_function_type(item: dict[str, Any], path: str, code: str) -> Iterator[Issue]:
