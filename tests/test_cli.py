@@ -70,6 +70,41 @@ def test_several_files_are_checked_and_trained_as_one_each_named_in_errors(
 
 
 @needs_tiktoken
+def test_several_validation_files_are_read_as_one_each_named_in_errors(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``--validation`` took one file (a second flag replaced the first) and a config's
+    ``validation`` one path: two validation sets were joined with ``cat`` first."""
+    train = write_jsonl(tmp_path / "train.jsonl", [chat(i) for i in range(10)])
+    unanswered = {"messages": [{"role": "user", "content": "x"}]}
+    held = write_jsonl(tmp_path / "held.jsonl", [chat(20), chat(21), unanswered])
+    late = write_jsonl(tmp_path / "late.jsonl", [chat(30), {**unanswered, "id": 1}])
+    flags = ["--backend", "fake", "--model", MODEL, "--json"]
+    both = ["--validation", str(held), "--validation", str(late)]
+    assert main(["validate", str(train), *both, *flags]) == 1
+    report = json.loads(capsys.readouterr().out)
+    found = report["codes"]["missing_assistant"]["findings"]
+    assert [(f["file"], f["line"]) for f in found] == [("held.jsonl", 3), ("late.jsonl", 2)]
+    write_jsonl(held, [chat(20), chat(21), chat(22)])
+    assert main(["estimate", str(train), *both, *flags]) == 0
+    assert json.loads(capsys.readouterr().out)["validation_tokens"] > 0
+    write_jsonl(late, [chat(30), chat(31)])
+    config = tmp_path / "train.toml"
+    config.write_text(
+        f'backend = "fake"\nmodel = "{MODEL}"\nfile = "{train}"\n'
+        f'validation = ["{held}", "{late}"]\n[hyperparameters]\nepochs = 1\n'
+    )
+    assert main(["train", "--config", str(config), "--wait"]) == 0
+    assert "succeeded" in capsys.readouterr().out
+    (record,) = ft.Tuner("fake", model=MODEL).jobs(limit=1)
+    joined = ft.Dataset.concat([ft.Dataset.from_jsonl(held), ft.Dataset.from_jsonl(late)])
+    assert record.validation_fingerprint == joined.fingerprint()
+    config.write_text(config.read_text().replace(f'"{late}"', '"gone.jsonl"'))
+    assert main(["validate", "--config", str(config)]) == 2
+    assert "validation = 'gone.jsonl': no such file" in capsys.readouterr().err
+
+
+@needs_tiktoken
 def test_an_estimate_names_the_command_that_lists_what_it_could_not_count(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

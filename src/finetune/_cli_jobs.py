@@ -55,8 +55,7 @@ def job_settings(args: argparse.Namespace, command: str) -> dict[str, Any]:
         )
     for name in ("file", "validation"):
         if args.config and getattr(args, name, None) in (None, []) and name in settings:
-            given = settings[name]
-            for path in listed(given) if name == "file" else [given]:
+            for path in listed(settings[name]):
                 config_path(args.config, name, path)
     return settings
 
@@ -79,6 +78,6 @@ def job_inputs(args: argparse.Namespace, command: str) -> JobInputs:
     return JobInputs(
         tuner,
         datasets_of(listed(settings["file"])),
-        ft.Dataset.from_jsonl(validation) if validation else None,
+        datasets_of(listed(validation)) if validation else None,
         settings,
     )

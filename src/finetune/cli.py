@@ -294,9 +294,11 @@ _FILE_HELP = (
     "named in errors"
 )
 _VALIDATION_HELP = {
-    "validate": "validation data (JSONL), checked too",
+    "validate": "validation data (JSONL), checked too; repeat the flag for several files",
     "estimate": "validation data (JSONL): its tokens are counted, and billed where the "
-    "provider bills them (together: one evaluation an epoch)",
+    "provider bills them (together: one evaluation an epoch); repeat the flag for several "
+    "files",
+    "train": "validation data (JSONL); repeat the flag for several files, read as one",
 }
 
 
@@ -330,7 +332,7 @@ def _parser() -> argparse.ArgumentParser:
         name_flag(sub, "--backend", "the backend whose rules apply: hf, together, ...")
         name_flag(sub, "--model", "base model to fine-tune")
         sub.add_argument("--json", action="store_true", help="print JSON")
-        sub.add_argument("--validation", help=_VALIDATION_HELP[name])
+        sub.add_argument("--validation", action="append", help=_VALIDATION_HELP[name])
         sub.add_argument("--config", help=_CONFIG_HELP[name])
         if name == "estimate":
             sub.add_argument(
@@ -391,7 +393,7 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument("--config", help="a TOML or YAML file with the same settings")
     name_flag(train, "--backend", "backend name")
     name_flag(train, "--model", "base model")
-    train.add_argument("--validation", help="validation data (JSONL)")
+    train.add_argument("--validation", action="append", help=_VALIDATION_HELP["train"])
     train.add_argument(
         "--method", choices=["sft", "dpo"], help="sft (the default) or dpo (preference data)"
     )
