@@ -1071,6 +1071,24 @@ def test_a_row_of_plain_text_or_of_two_texts_is_named_with_how_to_write_it() -> 
     assert "rename 'Question' to 'prompt' and 'answer' to 'completion'" in finding.message
 
 
+def test_a_row_of_columns_named_by_role_is_named_with_the_messages_to_write() -> None:
+    """A table of ``system``, ``user`` and ``assistant`` columns (a CSV's usual shape) got
+    "cannot tell the example kind" and nothing more; with two, it was told to rename them
+    to prompt and completion."""
+    import pandas as pd
+
+    frame = pd.DataFrame({"System": ["Be brief."], "user": ["2+2?"], "assistant": ["4"], "id": [1]})
+    with pytest.raises(ft.DatasetError, match="columns named by role are one turn each") as said:
+        list(ft.Dataset.from_pandas(frame))
+    written = re.search(r'write each row as messages, (\{"messages": .*\]\}) \(', str(said.value))
+    assert written is not None
+    rows = [eval(written.group(1), {"row": row}) for row in frame.to_dict("records")]
+    assert ft.Dataset.from_records(rows)[0].messages[0].content == "Be brief."  # the advice works
+    pair = ft.Dataset.from_records([{"user": "2+2?", "assistant": "4"}])
+    (finding,) = validate(pair, target="hf", model="m").errors
+    assert "columns named by role" in finding.message and "rename" not in finding.message
+
+
 def test_a_path_under_the_home_folder_may_start_with_a_tilde(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -285,6 +285,15 @@ def shape_hint(data: dict[str, Any]) -> str:
             "; a row of plain text is for language modeling, which finetune does not train: "
             "write each example as a question and its answer (messages, or prompt and completion)"
         )
+    if {"user", "assistant"} <= {key.lower() for key in keys} <= _ROLE_NAMES:
+        turns = ", ".join(
+            f'{{"role": "{key.lower()}", "content": row[{key!r}]}}' for key in data if key in keys
+        )
+        return (
+            "; columns named by role are one turn each: write each row as messages, "
+            f'{{"messages": [{turns}]}} (a DataFrame: Dataset.from_records(that for row in '
+            'frame.to_dict("records")))'
+        )
     texts = sorted(k for k in keys if isinstance(data[k], str))
     if len(keys) == 2 and len(texts) == 2:
         asked, answer = sorted(texts, key=lambda key: key.lower() in _ANSWER_NAMES)
@@ -298,6 +307,7 @@ def shape_hint(data: dict[str, Any]) -> str:
     return ""
 
 
+_ROLE_NAMES = frozenset({"system", "user", "assistant"})
 # the column names that usually hold the answer of a question-and-answer row
 _ANSWER_NAMES = frozenset({"answer", "response", "output", "target", "reply", "label", "a"})
 
