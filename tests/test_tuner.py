@@ -474,10 +474,24 @@ def test_an_estimate_is_priced_at_a_rate_given_and_says_how_when_it_knows_none(
 
 
 def test_pause_and_resume(namespace: str, train: ft.Dataset) -> None:
-    job = make_tuner(namespace, running=30, validating=0, queued=0).fit(train)
+    """The registry follows each (``finetune jobs`` showed a paused job as running), and a
+    job with no model is told what to do for one (a cancelled job was told to wait)."""
+    tuner = make_tuner(namespace, running=30, validating=0, queued=0)
+    job = tuner.fit(train)
     assert job.pause().status is ft.JobStatus.PAUSED
+    assert tuner.jobs()[0].status == "paused"
+    with pytest.raises(ft.FinetuneError, match=r"is paused and .* resume\(\) it, then wait"):
+        job.model  # noqa: B018
     assert job.resume().status is ft.JobStatus.RUNNING
+    assert tuner.jobs()[0].status == "running"
+    with pytest.raises(ft.FinetuneError, match=r"is running and .* wait\(\) for it first$"):
+        ft.evaluate(train, {"tuned": job}, ["exact_match"], cache=False)
     job.cancel()
+    says = r"was cancelled and made no fine-tuned model; a checkpoint it saved may be evaluated"
+    with pytest.raises(ft.FinetuneError, match=f"^job {job.id} {says}"):
+        job.model  # noqa: B018
+    with pytest.raises(ft.FinetuneError, match=f"^candidate 'tuned' is job {job.id}, which {says}"):
+        ft.evaluate(train, {"tuned": job}, ["exact_match"], cache=False)
 
 
 def test_a_fit_says_what_validation_warned_of_before_it_starts(

@@ -14,7 +14,7 @@ from finetune.types import Checkpoint, Job, JobEvent, JobStatus, ModelRef
 if TYPE_CHECKING:
     from finetune.tuner import AsyncTuner
 
-__all__ = ["AsyncJobHandle", "JobView", "Waiting"]
+__all__ = ["AsyncJobHandle", "JobView", "Waiting", "why_no_model"]
 
 
 @dataclass
@@ -30,6 +30,23 @@ class Waiting:
             raise ValueError(f"poll_interval must be more than 0 seconds, not {self.first}")
         if self.timeout is not None and not self.timeout >= 0:
             raise ValueError(f"timeout must be 0 seconds or more, not {self.timeout}")
+
+
+def why_no_model(job: Job) -> str:
+    """Why ``job`` has no fine-tuned model, and what to do, as the end of a sentence that
+    names the job: a job that ended without one is never told to wait for it."""
+    status = job.status
+    if status is JobStatus.PAUSED:
+        return "is paused and has no fine-tuned model yet: resume() it, then wait() for it"
+    if not status.is_terminal:
+        return f"is {status} and has no fine-tuned model yet: wait() for it first"
+    if status is JobStatus.SUCCEEDED:
+        return "succeeded, but its provider named no fine-tuned model: refresh() reads it again"
+    ended = "failed" if status is JobStatus.FAILED else "was cancelled"
+    return (
+        f"{ended} and made no fine-tuned model; a checkpoint it saved may be evaluated "
+        "(job.checkpoint_model(c) for c in job.checkpoints())"
+    )
 
 
 class JobView:
@@ -56,10 +73,7 @@ class JobView:
         """The fine-tuned model; raises if the job has not succeeded."""
         model = self.job.model
         if model is None:
-            raise FinetuneError(
-                f"job {self.job.id} is {self.job.status.value} and has no fine-tuned model "
-                "yet; call wait() first (a failed or cancelled job never has one)"
-            )
+            raise FinetuneError(f"job {self.job.id} {why_no_model(self.job)}")
         return model
 
     def checkpoint_model(self, checkpoint: Checkpoint) -> ModelRef:
@@ -227,12 +241,14 @@ class AsyncJobHandle(JobView):
         """Pause a running job (backends with pause/resume)."""
         self._tuner._require("pause_job")
         self._job = self._seen(await self._backend.pause_job(self.job.id))
+        await self._record()
         return self.job
 
     async def resume(self) -> Job:
         """Resume a paused job (or, on the local backend, a killed one from its checkpoint)."""
         self._tuner._require("resume_job")
         self._job = self._seen(await self._backend.resume_job(self.job.id))
+        await self._record()
         return self.job
 
     async def events(self) -> list[JobEvent]:

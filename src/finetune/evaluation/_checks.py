@@ -52,7 +52,7 @@ def jobs_as_models(candidates: Mapping[str, Any]) -> dict[str, Any]:
     """Candidates with each job (a ``JobHandle``, an ``AsyncJobHandle`` or a ``Job``) read as
     the model it made, as ``{"tuned": job}`` is meant; a job that made none yet is refused,
     naming the candidate, before any model is asked."""
-    from finetune._handle import JobView
+    from finetune._handle import JobView, why_no_model
 
     models = {}
     for name, candidate in candidates.items():
@@ -60,9 +60,7 @@ def jobs_as_models(candidates: Mapping[str, Any]) -> dict[str, Any]:
         if isinstance(job, Job):
             if job.model is None:
                 raise FinetuneError(
-                    f"candidate {name!r} is job {job.id}, which is {job.status.value} and has "
-                    "no fine-tuned model yet: wait for it first (job.wait()); a failed or "
-                    "cancelled job never has one"
+                    f"candidate {name!r} is job {job.id}, which {why_no_model(job)}"
                 )
             candidate = job.model
         models[name] = candidate
