@@ -332,8 +332,11 @@ def test_a_hosted_model_scored_on_its_training_rows_is_noted_from_the_registry(
     )
     elsewhere = tmp_path / "another machine"
     monkeypatch.setenv("FINETUNE_REGISTRY", str(elsewhere / "jobs.sqlite3"))
-    unknown = ft.evaluate(held, candidates, "exact_match", cache=False, predictor_options=options)
+    unknown = ft.evaluate(held, by_name, "exact_match", cache=False, predictor_options=options)
     assert unknown.notes == [] and not elsewhere.exists()  # evaluating creates no registry
+    # a job's model is looked up where its Tuner recorded the job, wherever the default is
+    known = ft.evaluate(held, candidates, "exact_match", cache=False, predictor_options=options)
+    assert known.notes == result.notes and not elsewhere.exists()
 
 
 def test_a_tuners_models_are_asked_with_its_key_at_its_url(

@@ -784,6 +784,41 @@ def test_an_estimate_prices_the_full_fine_tune_a_fit_would_start(server: Togethe
     assert len(server.files) == uploaded  # refused before any upload
 
 
+def test_a_tuner_with_a_registry_file_of_its_own_finds_what_its_models_trained_on(
+    server: TogetherFake, tmp_path: Path
+) -> None:
+    """``ft.evaluate`` read only the default registry: a Tuner given ``registry=PATH`` (one
+    per project) had its completion-trained model asked through chat, and no note when a
+    model was scored on the rows it trained on."""
+    from .fakes.openai_fake import OpenAIFake
+
+    own = tmp_path / "project" / "jobs.sqlite3"
+    rows = [{"prompt": f"Order {i}:", "completion": f" ships on day {i}."} for i in range(12)]
+    tuner = tuner_for(server, registry=own)
+    job = tuner.fit(ft.Dataset.from_records(rows))
+    assert job.wait(poll_interval=0.02, timeout=10).status is ft.JobStatus.SUCCEEDED
+    assert not ft.JobRegistry().path.exists()  # the default registry was never written
+    holdout = ft.Dataset.from_records([rows[3], {"prompt": "Order 99:", "completion": " no."}])
+    with OpenAIFake() as serving:  # Together's serving API: OpenAI's, for every model
+        serving.completions_for_every_model = True
+        reached = {"api_key": serving.api_key, "base_url": serving.base_url}
+        candidates = {
+            "tuned": job.model,
+            "few-shot": job.model.with_few_shot(ft.Dataset.from_records(rows[5:]), k=1),
+            "re-attached": tuner.job(job.id).model,
+        }
+        options = {name: dict(reached) for name in candidates}
+        options["few-shot"]["api"] = "chat"  # the completions API takes no few-shot turns
+        result = ft.evaluate(
+            holdout, candidates, "exact_match", predictor_options=options, cache=False
+        )
+        asked = [
+            (r.path.rsplit("/v1/", 1)[1], len(r.body.get("messages", ()))) for r in serving.requests
+        ]
+    assert sorted(asked) == [("chat/completions", 3)] * 2 + [("completions", 0)] * 4
+    assert result.trained_on == {name: [0] for name in candidates}
+
+
 def test_a_model_trained_on_completions_is_asked_through_the_completions_api(
     server: TogetherFake,
 ) -> None:

@@ -124,8 +124,9 @@ class AsyncJobHandle(JobView):
         self._recorded = recorded  # False: reached by a location the Tuner does not own
 
     def _seen(self, job: Job) -> Job:
-        """``job``, its model to be asked as this backend reaches its provider."""
-        return job._reached_through(self._backend.connection_options())
+        """``job``, its model to be asked as this backend reaches its provider, and its
+        record (the rows it trained on) found in this Tuner's registry, or in none."""
+        return job._reached_through(self._backend.connection_options(), self._tuner._registry_file)
 
     async def _record(self) -> None:
         if self._recorded:

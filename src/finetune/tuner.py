@@ -420,6 +420,12 @@ class AsyncTuner(TunerView):
     def _endpoint(self) -> str:
         return self._backend.identity
 
+    @property
+    def _registry_file(self) -> str | None:
+        """Where this Tuner records its jobs: ``ft.evaluate`` reads their models' rows there
+        (``None``: it keeps none, and the default registry is read, as for a ref by hand)."""
+        return str(self._registry.path) if self._registry else None
+
     async def _remembered_job(self, plan: FitPlan) -> tuple[Job | None, str]:
         """A job the registry remembers for this fit's key (or a later attempt of it),
         verified."""
@@ -563,7 +569,7 @@ class AsyncTuner(TunerView):
         self._require("list_jobs")
         reached = self._backend.connection_options()
         jobs = await self._backend.list_jobs(limit=limit)
-        return [job._reached_through(reached) for job in jobs]
+        return [job._reached_through(reached, self._registry_file) for job in jobs]
 
     async def jobs(self, *, limit: int = 50) -> list[JobRecord]:
         """Jobs this machine started on this backend, from the registry (newest first); the

@@ -346,6 +346,7 @@ class ModelRef(_Value):
     few_shot: list[Example] | None = None
     _api_key: str | None = PrivateAttr(default=None)
     _asked_with: dict[str, Any] = PrivateAttr(default_factory=dict)
+    _registry_file: str | None = PrivateAttr(default=None)  # where its job was recorded
 
     @classmethod
     def openai_compatible(cls, base_url: str, model: str, api_key: str | None = None) -> ModelRef:
@@ -500,6 +501,7 @@ class Job(_Value):
     metadata: dict[str, str] = Field(default_factory=dict)
     raw: dict[str, Any] | None = Field(default=None, repr=False)
     _connection: dict[str, Any] = PrivateAttr(default_factory=dict)
+    _registry_file: str | None = PrivateAttr(default=None)
 
     @property
     def model(self) -> ModelRef | None:
@@ -515,13 +517,15 @@ class Job(_Value):
         model = ModelRef(
             backend=self.backend, name=name, base_model=self.base_model, job_id=self.id, note=note
         )
+        model._registry_file = self._registry_file
         return model._asked_as(self._connection)
 
-    def _reached_through(self, connection: Mapping[str, Any]) -> Job:
+    def _reached_through(self, connection: Mapping[str, Any], registry: str | None) -> Job:
         """A copy of this job (a backend may hand the same one to others), its model to be
-        asked through a backend's ``connection_options``."""
+        asked through a backend's ``connection_options``, its record read in ``registry``."""
         seen = self.model_copy()
         seen._connection = dict(connection)
+        seen._registry_file = registry
         return seen
 
     def __getstate__(self) -> dict[Any, Any]:

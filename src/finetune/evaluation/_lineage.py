@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from finetune._errors import RegistryError
@@ -52,13 +53,15 @@ def api_trained_on(model: ModelRef) -> dict[str, str]:
 
 def _recorded(candidate: Any, read: Callable[[JobRegistry, str, str], T | None]) -> T | None:
     """What ``read`` (``JobRegistry.training_rows``, ``training_kind``) finds in the registry
-    for the job that made ``candidate``: by the ref's job id, else the job that made a model
-    of its name; ``None`` with no registry file (evaluating never creates one) or no job."""
+    for the job that made ``candidate``: its Tuner's registry for a job's model (the default
+    one for a ref named by hand, or a Tuner that keeps none), by the ref's job id, else the
+    job that made a model of its name; ``None`` with no registry file (evaluating never
+    creates one) or no job."""
     if not isinstance(candidate, ModelRef):
         return None
     from finetune.registry import JobRegistry, default_registry_path
 
-    path = default_registry_path()
+    path = Path(candidate._registry_file or default_registry_path())
     if not path.is_file():
         return None
     try:
