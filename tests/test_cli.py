@@ -166,6 +166,25 @@ def test_jobs_says_where_it_looked_when_there_are_none(
     assert "no jobs on openia" in err and "not a backend here (did you mean 'openai'?)" in err
 
 
+def test_jobs_says_when_each_job_was_created_in_local_time(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The list, newest first, said nothing of when: two fits of a morning were told apart
+    by their ids alone."""
+    from datetime import datetime, timezone
+
+    monkeypatch.setenv("FINETUNE_REGISTRY", str(tmp_path / "jobs.sqlite3"))
+    created = datetime(2026, 12, 4, 0, 20, 49, tzinfo=timezone.utc)
+    ft.JobRegistry().record(
+        ft.Job(
+            id="ftjob-d", backend="openai", base_model="gpt", status="running", created_at=created
+        )
+    )
+    assert main(["jobs"]) == 0
+    local = created.astimezone().strftime("%Y-%m-%d %H:%M")
+    assert f"ftjob-d{' ' * 25} running    {local}  gpt -> -" in capsys.readouterr().out
+
+
 def test_jobs_marks_a_local_model_whose_folder_is_gone(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -9,6 +9,7 @@ import json
 import os
 import sys
 from collections.abc import Callable, Sequence
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -138,6 +139,7 @@ def _cmd_jobs(args: argparse.Namespace) -> int:
         for record in records:
             print(
                 f"{record.backend:8} {record.job_id:32} {record.status:10} "
+                f"{_local_minute(record.created_at)}  "
                 f"{record.base_model} -> {record.fine_tuned_model or '-'}{_gone(record)}"
             )
     if not records:
@@ -148,6 +150,15 @@ def _cmd_jobs(args: argparse.Namespace) -> int:
             guess = did_you_mean(args.backend, known) or f"; backends: {', '.join(known)}"
             print(f"{args.backend!r} is not a backend here{guess}", file=sys.stderr)
     return 0
+
+
+def _local_minute(stamp: str) -> str:
+    """When a job was created, to the minute, in this machine's time zone (the registry keeps
+    UTC): ``2026-12-04 09:20``; a stamp that does not parse, as it is."""
+    try:
+        return datetime.fromisoformat(stamp).astimezone().strftime("%Y-%m-%d %H:%M")
+    except ValueError:
+        return stamp
 
 
 def _gone(record: ft.JobRecord) -> str:
