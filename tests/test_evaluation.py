@@ -1135,6 +1135,23 @@ def test_metrics_are_one_or_several_functions_or_ready_names() -> None:
         ft.evaluate(data, {"a": _answer}, [0.5], cache=False)  # type: ignore[list-item]
 
 
+def test_two_metrics_of_one_name_are_refused_with_how_to_name_them() -> None:
+    """Each name is a column: two lambdas (both ``<lambda>``) or a ``functools.partial`` (no
+    name) were refused with the names alone, and nothing said how to give others."""
+    import functools
+
+    data = _qa(2)
+    cure = "write each as a def named as its column should read, or set its __name__"
+    two_lambdas = [lambda p, r: p == r, lambda p, r: len(p) < 9]
+    with pytest.raises(ValueError, match=rf"\['<lambda>', '<lambda>'\]; a lambda .*{cure}"):
+        ft.evaluate(data, {"a": _answer}, two_lambdas, cache=False)
+    partial = functools.partial(lambda p, r, n: len(p) < n, n=9)
+    with pytest.raises(ValueError, match=rf"\['exact_match', ''\]; .*{cure}"):
+        ft.evaluate(data, {"a": _answer}, [m.exact_match, partial], cache=False)
+    with pytest.raises(ValueError, match=r"\['exact_match', 'exact_match'\]$"):
+        ft.evaluate(data, {"a": _answer}, [m.exact_match, "exact_match"], cache=False)
+
+
 def test_a_metric_of_prediction_and_reference_alone_is_taken_as_it_is() -> None:
     data = _qa(4)
 

@@ -18,6 +18,7 @@ from finetune.validation._rules import first_tool_use
 __all__ = [
     "indexes",
     "jobs_as_models",
+    "metric_names",
     "refuse_examples_with_no_reference",
     "refuse_predictors_without_tools",
     "refuse_unknown_options",
@@ -142,3 +143,18 @@ def _model_settings() -> set[str]:
 
     kinds = (HFPredictor, MistralPredictor, OpenAIPredictor)
     return {name for kind in kinds for name in list(inspect.signature(kind).parameters)[1:]}
+
+
+def metric_names(metrics: Sequence[Metric]) -> list[str]:
+    """The metrics' names, their columns in the result: unique and not empty. Two lambdas
+    are both ``<lambda>``, and a ``functools.partial`` has no name: said with the cure."""
+    names = [getattr(m, "__name__", "") for m in metrics]
+    if len(set(names)) == len(names) and all(names):
+        return names
+    hint = ""
+    if "<lambda>" in names or not all(names):
+        hint = (
+            "; a lambda is named '<lambda>' and a functools.partial has no name: write each as "
+            "a def named as its column should read, or set its __name__"
+        )
+    raise ValueError(f"metric names must be unique and non-empty: {names}{hint}")

@@ -24,6 +24,7 @@ from finetune.evaluation._cache import PredictionCache
 from finetune.evaluation._checks import (
     indexes,
     jobs_as_models,
+    metric_names,
     refuse_examples_with_no_reference,
     refuse_predictors_without_tools,
     refuse_unknown_options,
@@ -338,9 +339,7 @@ async def aevaluate(
         raise ValueError("give at least one metric, e.g. metrics=[ft.metrics.exact_match]")
     max_concurrency = at_least_one("max_concurrency", max_concurrency)
     max_attempts = at_least_one("max_attempts", max_attempts)
-    names = [getattr(m, "__name__", "") for m in metrics]
-    if len(set(names)) != len(names) or not all(names):
-        raise ValueError(f"metric names must be unique and non-empty: {names}")
+    names = metric_names(metrics)
     if isinstance(dataset, str | os.PathLike):  # its characters would be read as examples
         require_dataset(dataset, "the data to evaluate")
     examples = list(dataset)
@@ -534,6 +533,7 @@ def _given_two(metric: Callable[..., Any]) -> Metric:
     def scored(prediction: str, reference: str, example: Any = None) -> Any:
         return metric(prediction, reference)
 
+    scored.__name__ = getattr(metric, "__name__", "")  # a partial's: none, not "scored"
     return scored
 
 
