@@ -935,11 +935,36 @@ def test_a_pairwise_vote_is_the_first_standalone_verdict(reply: str, vote: float
     assert _vote(reply) == vote
 
 
-@pytest.mark.parametrize(("reply", "score"), [("4/5", 0.75), ("Score: 2", 0.25), ("5", 1.0)])
-def test_a_rubric_grade_is_the_first_standalone_digit(reply: str, score: float) -> None:
+@pytest.mark.parametrize(
+    ("reply", "score"),
+    [
+        ("4/5", 0.75),
+        ("Score: 2", 0.25),
+        ("5", 1.0),
+        ("**5**", 1.0),
+        # the scale said back was read as the grade: 0.0 for a 2, 1.0 for a 4
+        ("1-5: 2", 0.25),
+        ("On a 1 to 5 scale, 4", 0.75),
+        # a judge that reasons first: its concluding grade, not the first digit it wrote
+        ("The answer scores 2 of the 3 points asked. Grade: 5", 1.0),
+        ("Rating: 3 (out of 5)", 0.5),
+    ],
+)
+def test_a_rubric_grade_is_the_last_named_else_the_first_standalone_digit(
+    reply: str, score: float
+) -> None:
     judge = m.llm_judge(lambda messages: reply)
     result = ft.evaluate(_qa(1), {"oracle": _answer}, [judge], cache=False)
     assert result.scores("oracle", "llm_judge") == [score]
+
+
+@pytest.mark.parametrize("reply", ["Score: 4.5", "3-4", "I rate it 3 to 4"])
+def test_a_grade_between_two_is_asked_again_not_rounded(reply: str) -> None:
+    """``4.5`` was read as 4, and ``3 to 4`` as 4: a grade the judge did not give."""
+    replies = [reply, "2"]
+    judge = m.llm_judge(lambda messages: replies[len(messages) // 2])
+    result = ft.evaluate(_qa(1), {"oracle": _answer}, [judge], cache=False)
+    assert result.scores("oracle", "llm_judge") == [0.25]  # the second reply's
 
 
 def test_a_rubric_judge_with_no_grade_is_asked_again_then_refused() -> None:

@@ -320,9 +320,10 @@ _RUBRIC_PROMPT = (
 
 def llm_judge(judge: Any, rubric: str = "Is the answer correct and complete?") -> Metric:
     """A rubric judge: any predictor (or ``ModelRef``) scores 1-5, mapped to [0, 1]; rate
-    limits, 5xx and dropped connections are retried as predictions are. A reply with no
-    grade is answered once with the instruction again; a second is a ``ValueError`` quoting
-    it (never a score of 0 the judge did not give).
+    limits, 5xx and dropped connections are retried as predictions are. The grade is the
+    last one a reply names (``Grade: 4``), else its first digit 1-5 standing alone. A reply
+    with no grade (``4.5``, ``3 to 4``, a refusal) is answered once with the instruction
+    again; a second is a ``ValueError`` quoting it (never a score the judge did not give).
 
     For pairwise judging with position swapping, see ``ft.evaluation.judge_pairwise``.
     """
@@ -359,10 +360,24 @@ def llm_judge(judge: Any, rubric: str = "Is the answer correct and complete?") -
 _GRADE_AGAIN = {"role": "user", "content": "Reply with one integer from 1 to 5, nothing else."}
 
 
+# a scale or a range said back ("1-5", "1 to 5", "3-4"): no grade of either end
+_RANGE = re.compile(r"\b\d\s*(?:-|–|to)\s*\d\b")
+# a grade named as one (``Grade: 4``, ``**Score** = 5``, ``rating 3``), not part of 4.5
+_LABELLED_GRADE = re.compile(r"\b(?:grade|score|rating)\b\W{0,4}([1-5])(?![.,]?\d)", re.IGNORECASE)
+# a digit 1-5 standing alone: not in 10 or 4.5
+_ALONE_GRADE = re.compile(r"(?<![\d.,/])\b([1-5])\b(?![.,]\d)")
+
+
 def _grade(reply: str) -> int | None:
-    """The first digit 1-5 that stands alone ("4/5" is 4; "10" is no grade)."""
-    found = re.search(r"\b[1-5]\b", reply)
-    return int(found.group()) if found else None
+    """The grade a reply gives: the last one named as a grade (a judge that reasons first
+    concludes with it), else the first digit 1-5 that stands alone ("4/5" is 4). A decimal
+    (4.5), a range (1-5, the scale said back) or 10 is no grade: the judge is asked again."""
+    text = _RANGE.sub(" ", reply)
+    named = _LABELLED_GRADE.findall(text)
+    if named:
+        return int(named[-1])
+    found = _ALONE_GRADE.search(text)
+    return int(found.group(1)) if found else None
 
 
 def _question(example: Any) -> str:
