@@ -329,6 +329,11 @@ def test_a_result_table_shows_no_zero_width_interval_for_a_clean_sweep() -> None
         (m.regex(r"^Order \d+:"), "Order 42: shipped", "", 1.0),
         (m.json_valid, '```json\n{"a": 1}\n```', "", 1.0),
         (m.json_valid, "{'a': 1}", "", 0.0),
+        # NaN and Infinity are Python's, not JSON: no strict parser (JSON.parse) takes them
+        (m.json_valid, '{"score": NaN}', "", 0.0),
+        (m.json_valid, "[-Infinity]", "", 0.0),
+        (m.json_valid, '```JSON\n{"a": 1}\n```', "", 1.0),  # a fence's info in any case
+        (m.json_fields, '{"a": 1, "b": NaN}', '{"a": 1, "b": 2}', 0.0),
         (m.json_fields, '{"a": 1, "b": {"c": 2}}', '{"a": 1, "b": {"c": 3}}', 0.5),
         (m.json_fields, '{"urgent": 1, "n": 2.0}', '{"urgent": true, "n": 2}', 0.5),
         (m.json_fields, '{"tags": [1, false], "x": {}}', '{"tags": [true, 0], "x": {}}', 0.5),

@@ -144,14 +144,26 @@ def regex(pattern: str, *, name: str | None = None) -> Metric:
 
 
 def _json(text: str) -> Any:
+    """The JSON a reply holds, in a fenced block or not (its info string in any case:
+    ``json``, ``JSON``); ``NaN`` and ``Infinity``, which Python reads and JSON has not, and
+    no strict parser takes, are a ``ValueError``."""
     stripped = text.strip()
     if stripped.startswith("```"):
-        stripped = stripped.strip("`").removeprefix("json").strip()
-    return json.loads(stripped)
+        body = stripped.strip("`")
+        info, _, rest = body.partition("\n")
+        if rest and not info.lstrip().startswith(("{", "[")):
+            body = rest
+        stripped = body.strip()
+    return json.loads(stripped, parse_constant=_no_json_constant)
+
+
+def _no_json_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
 
 
 def json_valid(prediction: str, reference: str, example: Any = None) -> float:
-    """1 when the prediction parses as JSON (a fenced ```json block counts)."""
+    """1 when the prediction parses as JSON (a fenced ```json block counts; ``NaN`` and
+    ``Infinity``, which no strict parser takes, do not)."""
     try:
         _json(prediction)
     except ValueError:
