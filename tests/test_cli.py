@@ -707,11 +707,18 @@ def test_eval_can_fail_a_pipeline_unless_a_candidate_improved(
         ]
         assert all(line.endswith(": no evidence") for line in shortfalls)
         asked = len(fake.requests)
-        for wrong in ("base", "nobody"):
-            assert main([*gate, wrong]) == 2
-            assert "--fail-unless-improved needs a candidate other than the baseline" in (
-                capsys.readouterr().err
-            )
+        assert main([*gate, "base"]) == 2
+        assert "--fail-unless-improved needs a candidate other than the baseline" in (
+            capsys.readouterr().err
+        )
+        assert main([*gate, "tunde"]) == 2  # a misspelt one was told of baselines
+        err = capsys.readouterr().err
+        assert (
+            "--fail-unless-improved 'tunde' is no candidate of the file (did you mean 'tuned'?)"
+            in err
+        )
+        assert main([*gate, "nobody"]) == 2
+        assert "'nobody' is no candidate of the file; candidates: base, " in capsys.readouterr().err
         assert len(fake.requests) == asked  # refused before any candidate was asked
 
 

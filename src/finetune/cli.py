@@ -268,7 +268,12 @@ def _eval_plan(
     against it, before anything is asked."""
     candidates, options, metrics, baseline = eval_plan(args.config, config)
     gated = args.fail_unless_improved
-    if gated is not None and (baseline is None or gated not in candidates or gated == baseline):
+    if gated is not None and gated not in candidates:
+        guess = did_you_mean(gated, list(candidates)) or f"; candidates: {', '.join(candidates)}"
+        raise ft.FinetuneError(
+            f"{args.config}: --fail-unless-improved {gated!r} is no candidate of the file{guess}"
+        )
+    if gated is not None and (baseline is None or gated == baseline):
         raise ft.FinetuneError(
             f"{args.config}: --fail-unless-improved needs a candidate other than the baseline, "
             f"and a baseline = ... in the config; candidates: {', '.join(candidates)}; "
