@@ -315,7 +315,7 @@ def _preview_row(item: RawRecord | ReadProblem) -> str:
 def _turns(data: dict[str, Any]) -> list[tuple[str, str]]:
     """A raw row as (label, text) lines, whatever its shape."""
     from finetune.dataset._community import community_record
-    from finetune.dataset._formats import MESSAGE_LIST_KEYS
+    from finetune.dataset._tool_rows import MESSAGE_LIST_KEYS
 
     data = community_record(data)  # ShareGPT's and Alpaca's turns, as read
     found: list[tuple[str, str]] = []

@@ -24,7 +24,6 @@ from finetune.dataset._formats import (
     formatter,
     parse_example,
     split_turns,
-    without_table_nulls,
 )
 from finetune.dataset._reader import DEFAULT_MAX_LINE_BYTES, RawRecord, ReadProblem
 from finetune.dataset._sources import (
@@ -36,6 +35,7 @@ from finetune.dataset._sources import (
     counted_items,
 )
 from finetune.dataset._strata import stratified_sample
+from finetune.dataset._tool_rows import without_table_nulls
 from finetune.types import EXAMPLE_KINDS, Example, ExampleKind
 
 __all__ = ["Dataset", "canonical_json", "require_dataset", "write_jsonl"]

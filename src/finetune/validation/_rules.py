@@ -19,12 +19,12 @@ from finetune.dataset._formats import (
     IGNORED_KEYS,
     KNOWN_KEYS,
     MESSAGE_KEYS,
-    MESSAGE_LIST_KEYS,
     detect_kind,
     is_empty,
     shape_hint,
     unknown_key_message,
 )
+from finetune.dataset._tool_rows import MESSAGE_LIST_KEYS
 from finetune.types import EXAMPLE_KINDS
 
 __all__ = [
