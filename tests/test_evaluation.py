@@ -932,9 +932,17 @@ def test_a_pairwise_judge_with_no_verdict_is_asked_again_then_refused() -> None:
         ("Both answers work, a tie", 0.5),
         ("**a**", 1.0),
         ("I cannot tell", None),
+        # a judge that reasons about both answers first: the verdict it names, not the
+        # first letter of its reasoning (both were read as A)
+        ("Answer A is concise but wrong; answer B is correct. Verdict: B", 0.0),
+        ("A has a typo, B does not. Decision - B", 0.0),
+        ("**Winner:** A", 1.0),
+        ("The winner is a tie", 0.5),
     ],
 )
-def test_a_pairwise_vote_is_the_first_standalone_verdict(reply: str, vote: float | None) -> None:
+def test_a_pairwise_vote_is_the_last_named_else_the_first_standalone_verdict(
+    reply: str, vote: float | None
+) -> None:
     from finetune.evaluation._judge import _vote
 
     assert _vote(reply) == vote

@@ -23,19 +23,29 @@ _PAIRWISE_PROMPT = (
 
 
 _VERDICT = re.compile(r"\b(A|B|TIE|[Tt]ie)\b")
+# a verdict named as one, where a judge that reasons first concludes ("Verdict: B")
+_NAMED_VERDICT = re.compile(
+    r"\b(?i:verdict|winner|decision|choice|final answer)\b\W{0,4}(?i:is\W{1,3})?"
+    r"(A|B|TIE|[Tt]ie)\b"
+)
 _SCORE = {"A": 1.0, "B": 0.0, "TIE": 0.5}
 
 
 def _vote(reply: str) -> float | None:
     """1 for A, 0 for B, 0.5 for a tie, ``None`` for a reply with no verdict.
 
-    A reply of one word ("b", "**A**") is read in any case; in a longer one the verdict is the
-    first capital A or B, or "tie", that stands alone ("Answer B.", "The better one is A"), so
+    A reply of one word ("b", "**A**") is read in any case. In a longer one the verdict is
+    the last one named as a verdict ("Verdict: B", "**Winner:** A", "final answer is TIE"),
+    so that reasoning about both answers before it is not read as a vote; else the first
+    capital A or B, or "tie", that stands alone ("Answer B.", "The better one is A"), so
     neither the first letter of "Both" or "Answer" nor the article "a" is read as a vote.
     """
     bare = reply.strip().strip("*.:!`'\" ").upper()
     if bare in _SCORE:
         return _SCORE[bare]
+    named = _NAMED_VERDICT.findall(reply)
+    if named:
+        return _SCORE[named[-1].upper()]
     found = _VERDICT.search(reply)
     return _SCORE[found.group(1).upper()] if found else None
 
