@@ -5,6 +5,7 @@ chat templates, TRL's datasets), and the null keys Arrow gives a table's rows.""
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any
 
 from finetune.dataset._community import tools_from_text
@@ -80,16 +81,16 @@ def _arguments_of(call: Any) -> dict[str, Any] | None:
 
 
 def _with_text_arguments(message: Any) -> Any:
+    """A message whose tool calls' object arguments are their JSON text."""
+    return _with_arguments(message, lambda arguments: json.dumps(arguments, ensure_ascii=False))
+
+
+def _with_arguments(message: Any, change: Callable[[dict[str, Any]], Any]) -> Any:
+    """``message`` with ``change`` applied to each of its tool calls' object arguments."""
     if not _object_arguments(message):
         return message
     calls = [
-        {
-            **call,
-            "function": {
-                **call["function"],
-                "arguments": json.dumps(arguments, ensure_ascii=False),
-            },
-        }
+        {**call, "function": {**call["function"], "arguments": change(arguments)}}
         if (arguments := _arguments_of(call)) is not None
         else call
         for call in message["tool_calls"]
@@ -112,21 +113,8 @@ def without_table_nulls(record: dict[str, Any]) -> dict[str, Any]:
     for key in (*MESSAGE_LIST_KEYS, "completion"):  # TRL's: a list of messages too
         turns = record.get(key)
         if isinstance(turns, list) and any(map(_object_arguments, turns)):
-            cleaned[key] = [_with_own_arguments(message) for message in turns]
+            cleaned[key] = [_with_arguments(message, _without_nulls) for message in turns]
     return cleaned
-
-
-def _with_own_arguments(message: Any) -> Any:
-    """A message whose tool calls' object arguments are without their null keys."""
-    if not _object_arguments(message):
-        return message
-    calls = [
-        {**call, "function": {**call["function"], "arguments": _without_nulls(arguments)}}
-        if (arguments := _arguments_of(call)) is not None
-        else call
-        for call in message["tool_calls"]
-    ]
-    return {**message, "tool_calls": calls}
 
 
 def _without_nulls(value: Any, kept: frozenset[str] = frozenset()) -> Any:
