@@ -157,6 +157,21 @@ def test_sampled_sign_flips_agree_with_every_flip_enumerated() -> None:
     assert sampled == pytest.approx(exact, abs=0.01)  # about 4 standard errors
 
 
+def test_a_p_value_does_not_change_with_the_scores_unit() -> None:
+    # flips whose sums tie the observed one, but for rounding, count at any size of score
+    # (latencies in milliseconds: a sum near 10,000 is off by more than 1e-12); the figure
+    # is every flip enumerated in exact fractions
+    deltas = [-0.7, 1.1, 0.7, -0.7, -0.2, -1.1, -0.1, 1.1, -0.2, -0.3, -0.1, -0.1]
+    for unit in (1.0, 1000.0, 12345.678, 1e6):
+        scaled = [d * unit for d in deltas]
+        result = compare_paired("a", scaled, "b", [0.0] * len(deltas))
+        assert result.p_value == pytest.approx(3386 / 4096, abs=1e-12), unit
+        many = scaled * 2  # 24 deltas: the flips are sampled
+        assert compare_paired("a", many, "b", [0.0] * 24).p_value == pytest.approx(
+            compare_paired("a", deltas * 2, "b", [0.0] * 24).p_value, abs=1e-12
+        ), unit
+
+
 def test_resampled_results_are_remembered_by_the_scores_content() -> None:
     graded = [i / 50 for i in range(50)]
     first = mean_interval(graded)

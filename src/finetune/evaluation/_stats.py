@@ -246,22 +246,26 @@ def _newcombe(a: Sequence[float], b: Sequence[float]) -> tuple[float, float]:
 
 
 _EXACT_UP_TO = 16  # nonzero deltas: every sign flip is enumerated (65,536 of them)
+_ROUNDING = 1e-9  # relative: sums that differ by less are the same sum, rounded two ways
 
 
 def _permutation_p(deltas: Sequence[float], resamples: int, seed: int) -> tuple[float, int]:
     """Two-sided paired permutation (sign-flip) test of mean delta = 0: the p-value and how
     many random flips it drew (0 when every flip was enumerated)."""
-    observed = abs(sum(deltas))
     nonzero = [d for d in deltas if d != 0]
     if not nonzero:
         return 1.0, 0
-    if max(map(abs, nonzero)) - min(map(abs, nonzero)) <= 1e-12:
+    sizes = [abs(d) for d in nonzero]
+    if max(sizes) - min(sizes) <= _ROUNDING * max(sizes):
         return _sign_test(len(nonzero), sum(d > 0 for d in nonzero)), 0
+    # a flip as extreme as the observed sum, but for rounding, counts: the margin grows with
+    # the scores' size (a sum of deltas near 10,000 is off by more than 1e-12)
+    threshold = abs(sum(nonzero)) - _ROUNDING * sum(sizes)
     if len(nonzero) <= _EXACT_UP_TO:
-        exact = partial(_exact_sign_flip, nonzero, observed)
+        exact = partial(_exact_sign_flip, nonzero, threshold)
         return _MEMO.get(("exact sign flip", _content(nonzero)), exact), 0
     key = ("sign flip", _content(nonzero), resamples, seed)
-    sampled = partial(_sampled_sign_flip, nonzero, observed, resamples, seed)
+    sampled = partial(_sampled_sign_flip, nonzero, threshold, resamples, seed)
     return _MEMO.get(key, sampled), resamples
 
 
@@ -269,7 +273,7 @@ _KEEP_SIGN = bytes.maketrans(b"01", b"\x00\x01")
 
 
 def _sampled_sign_flip(
-    deltas: Sequence[float], observed: float, resamples: int, seed: int
+    deltas: Sequence[float], threshold: float, resamples: int, seed: int
 ) -> float:
     """``resamples`` random sign flips; each one's bits say which deltas keep their sign, so
     the sum is twice the kept ones' less the total (summed in C, not a Python loop)."""
@@ -279,7 +283,7 @@ def _sampled_sign_flip(
     extreme = 0
     for _ in range(resamples):
         kept = format(rng.getrandbits(len(deltas)), bits).encode().translate(_KEEP_SIGN)
-        if abs(2 * sum(compress(deltas, kept)) - total) >= observed - 1e-12:
+        if abs(2 * sum(compress(deltas, kept)) - total) >= threshold:
             extreme += 1
     return (extreme + 1) / (resamples + 1)
 
@@ -297,12 +301,12 @@ def _sign_test(flips: int, wins: int) -> float:
     return min(1.0, 2 * tail / (1 << flips))
 
 
-def _exact_sign_flip(deltas: Sequence[float], observed: float) -> float:
+def _exact_sign_flip(deltas: Sequence[float], threshold: float) -> float:
     count = 0
     total = 1 << len(deltas)
     for mask in range(total):
         flipped = sum(-d if mask >> i & 1 else d for i, d in enumerate(deltas))
-        if abs(flipped) >= observed - 1e-12:
+        if abs(flipped) >= threshold:
             count += 1
     return count / total
 
