@@ -6,26 +6,16 @@ them all.
 
 from __future__ import annotations
 
-import json
-import re
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
 from finetune._errors import did_you_mean
 from finetune._words import json_kind
-from finetune.dataset._community import SPEAKERS
-from finetune.dataset._formats import (
-    IGNORED_KEYS,
-    KNOWN_KEYS,
-    MESSAGE_KEYS,
-    detect_kind,
-    is_empty,
-    shape_hint,
-    unknown_key_message,
-)
+from finetune.dataset._formats import detect_kind, shape_hint
 from finetune.dataset._tool_rows import MESSAGE_LIST_KEYS
 from finetune.types import EXAMPLE_KINDS
+from finetune.validation._turns import Issue, check_function_type, check_keys, check_messages
 
 __all__ = [
     "Issue",
@@ -35,11 +25,6 @@ __all__ = [
     "register_rules",
     "target_rules",
 ]
-
-Issue = tuple[str, str, str, str | None]  # code, severity, message, field
-
-_ROLES = {"system", "user", "assistant", "tool"}
-_MISTRAL_TOOL_ID = re.compile(r"^[A-Za-z0-9]{9}$")
 
 
 @dataclass(frozen=True)
@@ -191,29 +176,8 @@ def first_tool_use(record: dict[str, Any]) -> str | None:
     return None
 
 
-def _check_keys(
-    data: dict[str, Any], kind: str, where: str = "", ignored: frozenset[str] = IGNORED_KEYS
-) -> Iterator[Issue]:
-    """Unknown keys of an example of ``kind``, or of a message (``kind="message"``, at
-    ``where``): dropped when empty (a warning), refused when they hold a value (exactly what
-    parsing does, so ``fit`` refuses nothing ``validate`` let through)."""
-    if kind == "message":
-        known, owner = MESSAGE_KEYS, "a message"
-    else:
-        known, owner = KNOWN_KEYS[kind], f"a {kind} example"
-    for key, value in data.items():
-        if key in known or key in ignored:
-            continue
-        path = f"{where}.{key}" if where else key
-        if is_empty(value):
-            yield "unknown_field", "warning", f"unknown key {key!r} holds nothing: dropped", path
-        else:
-            message = unknown_key_message(key, known, owner, top_level=not where)
-            yield "unexpected_field", "error", message, path
-
-
 def _check_completion(record: dict[str, Any], target: Target, model: str) -> Iterator[Issue]:
-    yield from _check_keys(record, "completion")
+    yield from check_keys(record, "completion")
     for key in ("prompt", "completion"):
         value = record.get(key)
         if not isinstance(value, str):
@@ -236,7 +200,7 @@ def _check_completion(record: dict[str, Any], target: Target, model: str) -> Ite
 
 
 def _check_preference(record: dict[str, Any], target: Target) -> Iterator[Issue]:
-    yield from _check_keys(record, "preference")
+    yield from check_keys(record, "preference")
     openai_shape = "preferred_output" in record  # its outputs are lists; TRL's may be text
     if openai_shape:
         source = record.get("input")
@@ -264,7 +228,7 @@ def _check_preference(record: dict[str, Any], target: Target) -> Iterator[Issue]
             problem = _not_messages(path, value, record, text_allowed=not openai_shape)
             yield "invalid_preference", "error", problem, path
             continue
-        yield from _check_messages(value, path, target, final=False)
+        yield from check_messages(value, path, target, final=False)
         yield from _check_called_names(value, tools, path)
     for path, value in parts[1:]:
         if isinstance(value, list) and value:
@@ -310,11 +274,6 @@ def _not_messages(path: str, value: Any, record: dict[str, Any], *, text_allowed
     return problem
 
 
-def _role_meant(role: Any) -> str:
-    """`` (did you mean 'user'?)`` for ``User`` or ShareGPT's ``human``; else nothing."""
-    return did_you_mean(role, sorted(_ROLES), SPEAKERS) if isinstance(role, str) else ""
-
-
 def _answer(value: Any) -> Any:
     """A pair's answer as messages: TRL's plain string is one assistant message."""
     return [{"role": "assistant", "content": value}] if isinstance(value, str) else value
@@ -328,7 +287,7 @@ def _check_text(value: Any, path: str) -> Iterator[Issue]:
 
 
 def _check_chat(record: dict[str, Any], target: Target) -> Iterator[Issue]:
-    yield from _check_keys(record, "chat")
+    yield from check_keys(record, "chat")
     messages = record.get("messages")
     if not isinstance(messages, list) or not messages:
         yield "missing_messages", "error", "'messages' must be a non-empty list", "messages"
@@ -336,7 +295,7 @@ def _check_chat(record: dict[str, Any], target: Target) -> Iterator[Issue]:
     if "tools" in record:
         yield from _check_tools(record["tools"])
         yield from _check_called_names(messages, record["tools"])
-    yield from _check_messages(messages, "messages", target, final=True)
+    yield from check_messages(messages, "messages", target, final=True)
 
 
 def _check_called_names(messages: list[Any], tools: Any, path: str = "messages") -> Iterator[Issue]:
@@ -384,209 +343,7 @@ def _check_tools(tools: Any, path: str = "tools") -> Iterator[Issue]:
             message = 'each tool needs {"type": "function", "function": {"name": ...}}'
             yield "invalid_tools", "error", message, where
             continue
-        yield from _check_function_type(tool, where, "invalid_tools")
+        yield from check_function_type(tool, where, "invalid_tools")
         if not isinstance(function.get("parameters", {}), dict):
             message = 'parameters is a JSON schema object, as {"type": "object", ...}'
             yield "invalid_tools", "error", message, f"{where}.function.parameters"
-
-
-def _check_function_type(item: dict[str, Any], path: str, code: str) -> Iterator[Issue]:
-    """A tool's or a tool call's ``type``, when given, is ``"function"``: the only one."""
-    if item.get("type", "function") != "function":
-        message = f'type must be "function", not {item["type"]!r}'
-        yield code, "error", message, f"{path}.type"
-
-
-def _check_messages(
-    messages: list[Any], path: str, target: Target, *, final: bool
-) -> Iterator[Issue]:
-    open_calls: dict[str, str] = {}
-    assistants = weighted = trainable = unknown_roles = 0
-    for index, message in enumerate(messages):
-        where = f"{path}[{index}]"
-        if not isinstance(message, dict):
-            yield "message_not_object", "error", "each message must be an object", where
-            continue
-        role = message.get("role")
-        if not isinstance(role, str) or role not in _ROLES:
-            yield (
-                "unknown_role",
-                "error",
-                f"role {role!r} is not one of {sorted(_ROLES)}{_role_meant(role)}",
-                (f"{where}.role"),
-            )
-            unknown_roles += 1
-            continue
-        yield from _check_message(message, role, where, target, open_calls)
-        if role == "assistant":
-            assistants += 1
-            weight = message.get("weight")
-            weighted += weight is not None
-            trainable += weight != 0
-    if final and (assistants or not unknown_roles):  # "Assistant" is not also "no assistant"
-        yield from _check_conversation_end(messages, path, assistants, weighted, trainable)
-        is_last_call = _last_tool_calls(messages)
-        for call_id, where in open_calls.items():
-            if call_id not in is_last_call:
-                yield (
-                    "tool_call_without_result",
-                    "error",
-                    f"tool call {call_id!r} has no tool message answering it",
-                    where,
-                )
-
-
-def _last_tool_calls(messages: list[Any]) -> set[str]:
-    last = messages[-1] if messages else None
-    if isinstance(last, dict) and last.get("role") == "assistant":
-        calls = last.get("tool_calls")
-        if isinstance(calls, list):
-            ids = (c.get("id") for c in calls if isinstance(c, dict))
-            return {i for i in ids if isinstance(i, str)}
-    return set()
-
-
-def _check_conversation_end(
-    messages: list[Any], path: str, assistants: int, weighted: int, trainable: int
-) -> Iterator[Issue]:
-    if assistants == 0:
-        yield "missing_assistant", "error", "no assistant message to learn from", path
-        return
-    if trainable == 0:
-        yield "no_trainable_turns", "error", "every assistant message has weight 0", path
-    last = messages[-1]
-    if isinstance(last, dict) and last.get("role") != "assistant" and not weighted:
-        yield (
-            "assistant_not_last",
-            "error",
-            f"the last message is {last.get('role')!r}; end with the assistant's answer",
-            f"{path}[{len(messages) - 1}]",
-        )
-
-
-def _check_message(
-    message: dict[str, Any], role: str, where: str, target: Target, open_calls: dict[str, str]
-) -> Iterator[Issue]:
-    yield from _check_keys(message, "message", where, ignored=frozenset())
-    weight = message.get("weight")
-    if weight is not None:
-        if role != "assistant":
-            yield (
-                "weight_not_on_assistant",
-                "error",
-                f"weight is only allowed on assistant messages, not {role}",
-                f"{where}.weight",
-            )
-        elif weight not in (0, 1) or isinstance(weight, bool):
-            yield (
-                "invalid_weight",
-                "error",
-                f"weight must be 0 or 1, got {weight!r}",
-                (f"{where}.weight"),
-            )
-    yield from _check_content(message, role, where)
-    if role == "assistant" and message.get("tool_calls") is not None:
-        yield from _check_tool_calls(message["tool_calls"], where, target, open_calls)
-    if role == "tool":
-        call_id = message.get("tool_call_id")
-        if not isinstance(call_id, str) or call_id not in open_calls:
-            yield (
-                "tool_result_without_call",
-                "error",
-                f"tool_call_id {call_id!r} answers no earlier tool call"
-                if call_id is not None
-                else "a tool result with no earlier tool call to answer",
-                f"{where}.tool_call_id",
-            )
-        else:
-            del open_calls[call_id]
-
-
-def _check_content(message: dict[str, Any], role: str, where: str) -> Iterator[Issue]:
-    content = message.get("content")
-    if content is None:
-        if not (role == "assistant" and message.get("tool_calls")):
-            yield "missing_content", "error", f"{role} message has no content", (f"{where}.content")
-        return
-    if isinstance(content, list):
-        if not content:
-            yield "invalid_content", "error", "content is an empty list", f"{where}.content"
-        for index, part in enumerate(content):
-            problem = _part_problem(part)
-            if problem is not None:
-                yield "invalid_content", "error", problem, f"{where}.content[{index}]"
-        return
-    if not isinstance(content, str):
-        yield (
-            "invalid_content",
-            "error",
-            f"content must be a string or a list of parts, got {json_kind(content)}",
-            f"{where}.content",
-        )
-    elif not content.strip() and not (role == "assistant" and message.get("tool_calls")):
-        yield "empty_content", "warning", f"{role} content is empty", f"{where}.content"
-
-
-def _part_problem(part: Any) -> str | None:
-    """What is wrong with one content part, if anything."""
-    if not isinstance(part, dict):
-        return "content parts must be objects"
-    if not isinstance(part.get("type"), str):
-        return 'a content part needs a "type" ("text", "image_url", ...)'
-    if part["type"] == "text" and not isinstance(part.get("text"), str):
-        return 'a "text" part needs a string "text"'
-    return None
-
-
-def _check_tool_calls(
-    calls: Any, where: str, target: Target, open_calls: dict[str, str]
-) -> Iterator[Issue]:
-    if not isinstance(calls, list):
-        yield "invalid_tool_call", "error", "tool_calls must be a list", f"{where}.tool_calls"
-        return
-    for index, call in enumerate(calls):
-        path = f"{where}.tool_calls[{index}]"
-        function = call.get("function") if isinstance(call, dict) else None
-        call_id = call.get("id") if isinstance(call, dict) else None
-        if not isinstance(call_id, str) or not isinstance(function, dict):
-            yield "invalid_tool_call", "error", "a tool call needs an id and a function", path
-            continue
-        yield from _check_function_type(call, path, "invalid_tool_call")
-        if not isinstance(function.get("name"), str):
-            yield "invalid_tool_call", "error", "function.name is missing", f"{path}.function"
-        arguments = function.get("arguments")
-        if not _is_json_object(arguments):
-            yield (
-                "tool_arguments_not_json",
-                "error",
-                "function.arguments must be a JSON object, as its text or as the object, not "
-                + _what_arguments_are(arguments),
-                f"{path}.function.arguments",
-            )
-        if target.mistral_tool_ids and not _MISTRAL_TOOL_ID.match(call_id):
-            yield (
-                "invalid_tool_call_id",
-                "error",
-                f"Mistral needs tool call ids of exactly 9 letters or digits, got {call_id!r}",
-                f"{path}.id",
-            )
-        open_calls[call_id] = path
-
-
-def _what_arguments_are(value: Any) -> str:
-    """``a string that is not JSON``, ``the text of an array``, or the JSON kind of a value."""
-    if not isinstance(value, str):
-        return json_kind(value)
-    try:
-        return f"the text of {json_kind(json.loads(value))}"
-    except ValueError:
-        return f"a string that is not JSON ({value!r:.40})"
-
-
-def _is_json_object(value: Any) -> bool:
-    if not isinstance(value, str):
-        return False
-    try:
-        return isinstance(json.loads(value), dict)
-    except ValueError:
-        return False

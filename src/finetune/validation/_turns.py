@@ -1,0 +1,258 @@
+"""The rules of a conversation's turns: each message, its content and tool calls, and how
+the conversation ends; and the keys an example or a message may hold."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
+
+from finetune._errors import did_you_mean
+from finetune._words import json_kind
+from finetune.dataset._community import SPEAKERS
+from finetune.dataset._formats import (
+    IGNORED_KEYS,
+    KNOWN_KEYS,
+    MESSAGE_KEYS,
+    is_empty,
+    unknown_key_message,
+)
+
+if TYPE_CHECKING:
+    from finetune.validation._rules import Target
+
+__all__ = ["ROLES", "Issue", "check_function_type", "check_keys", "check_messages", "role_meant"]
+
+Issue = tuple[str, str, str, str | None]  # code, severity, message, field
+
+ROLES = {"system", "user", "assistant", "tool"}
+_MISTRAL_TOOL_ID = re.compile(r"^[A-Za-z0-9]{9}$")
+
+
+def check_keys(
+    data: dict[str, Any], kind: str, where: str = "", ignored: frozenset[str] = IGNORED_KEYS
+) -> Iterator[Issue]:
+    """Unknown keys of an example of ``kind``, or of a message (``kind="message"``, at
+    ``where``): dropped when empty (a warning), refused when they hold a value (exactly what
+    parsing does, so ``fit`` refuses nothing ``validate`` let through)."""
+    if kind == "message":
+        known, owner = MESSAGE_KEYS, "a message"
+    else:
+        known, owner = KNOWN_KEYS[kind], f"a {kind} example"
+    for key, value in data.items():
+        if key in known or key in ignored:
+            continue
+        path = f"{where}.{key}" if where else key
+        if is_empty(value):
+            yield "unknown_field", "warning", f"unknown key {key!r} holds nothing: dropped", path
+        else:
+            message = unknown_key_message(key, known, owner, top_level=not where)
+            yield "unexpected_field", "error", message, path
+
+
+def role_meant(role: Any) -> str:
+    """`` (did you mean 'user'?)`` for ``User`` or ShareGPT's ``human``; else nothing."""
+    return did_you_mean(role, sorted(ROLES), SPEAKERS) if isinstance(role, str) else ""
+
+
+def check_function_type(item: dict[str, Any], path: str, code: str) -> Iterator[Issue]:
+    """A tool's or a tool call's ``type``, when given, is ``"function"``: the only one."""
+    if item.get("type", "function") != "function":
+        message = f'type must be "function", not {item["type"]!r}'
+        yield code, "error", message, f"{path}.type"
+
+
+def check_messages(
+    messages: list[Any], path: str, target: Target, *, final: bool
+) -> Iterator[Issue]:
+    open_calls: dict[str, str] = {}
+    assistants = weighted = trainable = unknown_roles = 0
+    for index, message in enumerate(messages):
+        where = f"{path}[{index}]"
+        if not isinstance(message, dict):
+            yield "message_not_object", "error", "each message must be an object", where
+            continue
+        role = message.get("role")
+        if not isinstance(role, str) or role not in ROLES:
+            yield (
+                "unknown_role",
+                "error",
+                f"role {role!r} is not one of {sorted(ROLES)}{role_meant(role)}",
+                (f"{where}.role"),
+            )
+            unknown_roles += 1
+            continue
+        yield from _check_message(message, role, where, target, open_calls)
+        if role == "assistant":
+            assistants += 1
+            weight = message.get("weight")
+            weighted += weight is not None
+            trainable += weight != 0
+    if final and (assistants or not unknown_roles):  # "Assistant" is not also "no assistant"
+        yield from _check_conversation_end(messages, path, assistants, weighted, trainable)
+        is_last_call = _last_tool_calls(messages)
+        for call_id, where in open_calls.items():
+            if call_id not in is_last_call:
+                yield (
+                    "tool_call_without_result",
+                    "error",
+                    f"tool call {call_id!r} has no tool message answering it",
+                    where,
+                )
+
+
+def _last_tool_calls(messages: list[Any]) -> set[str]:
+    last = messages[-1] if messages else None
+    if isinstance(last, dict) and last.get("role") == "assistant":
+        calls = last.get("tool_calls")
+        if isinstance(calls, list):
+            ids = (c.get("id") for c in calls if isinstance(c, dict))
+            return {i for i in ids if isinstance(i, str)}
+    return set()
+
+
+def _check_conversation_end(
+    messages: list[Any], path: str, assistants: int, weighted: int, trainable: int
+) -> Iterator[Issue]:
+    if assistants == 0:
+        yield "missing_assistant", "error", "no assistant message to learn from", path
+        return
+    if trainable == 0:
+        yield "no_trainable_turns", "error", "every assistant message has weight 0", path
+    last = messages[-1]
+    if isinstance(last, dict) and last.get("role") != "assistant" and not weighted:
+        yield (
+            "assistant_not_last",
+            "error",
+            f"the last message is {last.get('role')!r}; end with the assistant's answer",
+            f"{path}[{len(messages) - 1}]",
+        )
+
+
+def _check_message(
+    message: dict[str, Any], role: str, where: str, target: Target, open_calls: dict[str, str]
+) -> Iterator[Issue]:
+    yield from check_keys(message, "message", where, ignored=frozenset())
+    weight = message.get("weight")
+    if weight is not None:
+        if role != "assistant":
+            yield (
+                "weight_not_on_assistant",
+                "error",
+                f"weight is only allowed on assistant messages, not {role}",
+                f"{where}.weight",
+            )
+        elif weight not in (0, 1) or isinstance(weight, bool):
+            yield (
+                "invalid_weight",
+                "error",
+                f"weight must be 0 or 1, got {weight!r}",
+                (f"{where}.weight"),
+            )
+    yield from _check_content(message, role, where)
+    if role == "assistant" and message.get("tool_calls") is not None:
+        yield from _check_tool_calls(message["tool_calls"], where, target, open_calls)
+    if role == "tool":
+        call_id = message.get("tool_call_id")
+        if not isinstance(call_id, str) or call_id not in open_calls:
+            yield (
+                "tool_result_without_call",
+                "error",
+                f"tool_call_id {call_id!r} answers no earlier tool call"
+                if call_id is not None
+                else "a tool result with no earlier tool call to answer",
+                f"{where}.tool_call_id",
+            )
+        else:
+            del open_calls[call_id]
+
+
+def _check_content(message: dict[str, Any], role: str, where: str) -> Iterator[Issue]:
+    content = message.get("content")
+    if content is None:
+        if not (role == "assistant" and message.get("tool_calls")):
+            yield "missing_content", "error", f"{role} message has no content", (f"{where}.content")
+        return
+    if isinstance(content, list):
+        if not content:
+            yield "invalid_content", "error", "content is an empty list", f"{where}.content"
+        for index, part in enumerate(content):
+            problem = _part_problem(part)
+            if problem is not None:
+                yield "invalid_content", "error", problem, f"{where}.content[{index}]"
+        return
+    if not isinstance(content, str):
+        yield (
+            "invalid_content",
+            "error",
+            f"content must be a string or a list of parts, got {json_kind(content)}",
+            f"{where}.content",
+        )
+    elif not content.strip() and not (role == "assistant" and message.get("tool_calls")):
+        yield "empty_content", "warning", f"{role} content is empty", f"{where}.content"
+
+
+def _part_problem(part: Any) -> str | None:
+    """What is wrong with one content part, if anything."""
+    if not isinstance(part, dict):
+        return "content parts must be objects"
+    if not isinstance(part.get("type"), str):
+        return 'a content part needs a "type" ("text", "image_url", ...)'
+    if part["type"] == "text" and not isinstance(part.get("text"), str):
+        return 'a "text" part needs a string "text"'
+    return None
+
+
+def _check_tool_calls(
+    calls: Any, where: str, target: Target, open_calls: dict[str, str]
+) -> Iterator[Issue]:
+    if not isinstance(calls, list):
+        yield "invalid_tool_call", "error", "tool_calls must be a list", f"{where}.tool_calls"
+        return
+    for index, call in enumerate(calls):
+        path = f"{where}.tool_calls[{index}]"
+        function = call.get("function") if isinstance(call, dict) else None
+        call_id = call.get("id") if isinstance(call, dict) else None
+        if not isinstance(call_id, str) or not isinstance(function, dict):
+            yield "invalid_tool_call", "error", "a tool call needs an id and a function", path
+            continue
+        yield from check_function_type(call, path, "invalid_tool_call")
+        if not isinstance(function.get("name"), str):
+            yield "invalid_tool_call", "error", "function.name is missing", f"{path}.function"
+        arguments = function.get("arguments")
+        if not _is_json_object(arguments):
+            yield (
+                "tool_arguments_not_json",
+                "error",
+                "function.arguments must be a JSON object, as its text or as the object, not "
+                + _what_arguments_are(arguments),
+                f"{path}.function.arguments",
+            )
+        if target.mistral_tool_ids and not _MISTRAL_TOOL_ID.match(call_id):
+            yield (
+                "invalid_tool_call_id",
+                "error",
+                f"Mistral needs tool call ids of exactly 9 letters or digits, got {call_id!r}",
+                f"{path}.id",
+            )
+        open_calls[call_id] = path
+
+
+def _what_arguments_are(value: Any) -> str:
+    """``a string that is not JSON``, ``the text of an array``, or the JSON kind of a value."""
+    if not isinstance(value, str):
+        return json_kind(value)
+    try:
+        return f"the text of {json_kind(json.loads(value))}"
+    except ValueError:
+        return f"a string that is not JSON ({value!r:.40})"
+
+
+def _is_json_object(value: Any) -> bool:
+    if not isinstance(value, str):
+        return False
+    try:
+        return isinstance(json.loads(value), dict)
+    except ValueError:
+        return False
