@@ -903,6 +903,105 @@ def test_arbitrary_json_never_crashes(target: str, rows: list[dict[str, Any]]) -
     assert report.examples == len(rows)
 
 
+CALL = {"id": "call00001", "type": "function", "function": {"name": "f", "arguments": "{}"}}
+VALID_ROWS = [
+    {
+        "messages": [
+            {"role": "system", "content": "s", "name": "ops"},
+            {"role": "user", "content": [{"type": "text", "text": "q"}]},
+            {"role": "assistant", "content": None, "tool_calls": [CALL]},
+            {"role": "tool", "tool_call_id": "call00001", "content": "r"},
+            {"role": "assistant", "content": "a", "weight": 1},
+        ],
+        "tools": [{"type": "function", "function": {"name": "f", "parameters": {}}}],
+    },
+    {
+        "input": {"messages": [{"role": "user", "content": "q"}]},
+        "preferred_output": [{"role": "assistant", "content": "a"}],
+        "non_preferred_output": [{"role": "assistant", "content": None, "tool_calls": [CALL]}],
+    },
+    {"prompt": [{"role": "user", "content": "q"}], "chosen": "a", "rejected": "b"},
+]
+KEYS_ADDED = ["name", "tool_calls", "tool_call_id", "index", "type", "id", "weight", "strict"]
+
+
+def _places(value: Any, path: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+    """The path of ``value`` and of every object and item inside it."""
+    inner: list[Any] = []
+    if isinstance(value, dict):
+        inner = [_places(item, (*path, key)) for key, item in value.items()]
+    elif isinstance(value, list):
+        inner = [_places(item, (*path, index)) for index, item in enumerate(value)]
+    return [path, *(place for places in inner for place in places)]
+
+
+def _changed(row: dict[str, Any], data: st.DataObject) -> dict[str, Any]:
+    """``row`` with a value replaced, or a key added to one of its objects, by ``data``."""
+    row = json.loads(json.dumps(row))
+    path = data.draw(st.sampled_from(_places(row)[1:]))
+    owner = row
+    for step in path[:-1]:
+        owner = owner[step]
+    target = owner[path[-1]]
+    if isinstance(target, dict) and data.draw(st.booleans()):
+        target[data.draw(st.sampled_from(KEYS_ADDED))] = data.draw(JSON)
+    else:
+        owner[path[-1]] = data.draw(JSON)
+    return row
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.data())
+@pytest.mark.parametrize("target", ["openai", "together", "hf"])
+def test_a_row_validation_lets_through_is_one_fit_reads(target: str, data: st.DataObject) -> None:
+    row = data.draw(st.sampled_from(VALID_ROWS))
+    for _ in range(data.draw(st.integers(1, 2))):
+        row = _changed(row, data)
+    others = [chat(i) for i in range(11)] if "messages" in row else []
+    report = run([row, *others], target=target, model="m" if target != "openai" else MODEL)
+    findings = (f for code in report.kept for f in report.kept[code])
+    refused = any(f.severity == "error" and f.line == 1 for f in findings)
+    event("validation refused it" if refused else "validation let it through")
+    if not refused:
+        list(ft.Dataset.from_records([row]))  # a DatasetError here: fit refuses what passed
+
+
+def test_a_message_field_of_the_wrong_type_or_place_is_refused_by_validation() -> None:
+    def turns(*changed: dict[str, Any]) -> dict[str, Any]:
+        return {"messages": [{"role": "user", "content": "q"}, *changed]}
+
+    answer = {"role": "assistant", "content": "a"}
+    cases = [
+        (turns({**answer, "name": 0}), "invalid_name", "messages[1].name"),
+        (turns({**answer, "tool_call_id": "c1"}), "misplaced_field", "messages[1].tool_call_id"),
+        (
+            {"messages": [{"role": "user", "content": "q", "tool_calls": [CALL]}, answer]},
+            "misplaced_field",
+            "messages[0].tool_calls",
+        ),
+        (
+            turns({"role": "assistant", "tool_calls": [{**CALL, "index": 0}]}),
+            "unexpected_field",
+            "messages[1].tool_calls[0].index",
+        ),
+    ]
+    for row, code, field in cases:
+        report = run([row, *(chat(i) for i in range(11))], target="together", model="m")
+        assert [(f.code, f.field, f.line) for f in report.kept[code]] == [(code, field, 1)]
+        if code != "misplaced_field":  # read, but no provider takes it
+            with pytest.raises(ft.DatasetError):  # as fit would read it
+                list(ft.Dataset.from_records([row]))
+    # a call's unknown key holding nothing is dropped by both, as a message's is
+    empty = turns({"role": "assistant", "tool_calls": [{**CALL, "index": None}]})
+    report = run([empty], target="together", model="m")
+    assert [f.field for f in report.kept["unknown_field"]] == ["messages[1].tool_calls[0].index"]
+    (read,) = ft.Dataset.from_records([empty])
+    assert read.messages[1].tool_calls[0].id == CALL["id"]
+    held = turns({"role": "assistant", "tool_calls": [{**CALL, "x": 1}]})
+    with pytest.raises(ft.DatasetError, match="a tool call takes function, id, type"):
+        list(ft.Dataset.from_records([held]))
+
+
 TEXT = st.text(
     st.characters(codec="utf-8", exclude_categories=("Cs",)), min_size=1, max_size=40
 ).filter(str.strip)

@@ -31,10 +31,12 @@ from finetune.types import (
 )
 
 __all__ = [
+    "FUNCTION_KEYS",
     "IGNORED_KEYS",
     "KNOWN_KEYS",
     "MESSAGE_KEYS",
     "OUTPUT_FORMATS",
+    "TOOL_CALL_KEYS",
     "TURNS_DIGEST_SIZE",
     "OutputFormat",
     "Turns",
@@ -74,6 +76,8 @@ KNOWN_KEYS: dict[str, frozenset[str]] = {
     ),
 }
 MESSAGE_KEYS = frozenset({"role", "content", "name", "tool_calls", "tool_call_id", "weight"})
+TOOL_CALL_KEYS = frozenset({"id", "type", "function"})
+FUNCTION_KEYS = frozenset({"name", "arguments"})  # of a tool call's function
 
 
 def is_empty(value: Any) -> bool:
@@ -231,10 +235,15 @@ def _message(error: Any, field: str | None, kind: ExampleKind) -> str:
         return unknown_key_message(key, KNOWN_KEYS[kind], f"a {kind} example", top_level=True)
     if _A_MESSAGE.fullmatch(where):
         return unknown_key_message(key, MESSAGE_KEYS, "a message")
+    if _A_TOOL_CALL.fullmatch(where):
+        return unknown_key_message(key, TOOL_CALL_KEYS, "a tool call")
+    if _A_TOOL_CALL.fullmatch(where.removesuffix(".function")):
+        return unknown_key_message(key, FUNCTION_KEYS, "a tool call's function")
     return unknown_key_message(key)
 
 
 _A_MESSAGE = re.compile(r"\w+(\.messages)?\[\d+\]")
+_A_TOOL_CALL = re.compile(r"\w+(\.messages)?\[\d+\]\.tool_calls\[\d+\]")
 
 
 def unknown_key_message(
@@ -266,7 +275,25 @@ def _without_empty_unknowns(data: dict[str, Any], known: frozenset[str]) -> dict
 def _clean_messages(value: Any) -> Any:
     if not isinstance(value, list):
         return value
-    return [_without_empty_unknowns(m, MESSAGE_KEYS) if isinstance(m, dict) else m for m in value]
+    return [_clean_message(m) if isinstance(m, dict) else m for m in value]
+
+
+def _clean_message(message: dict[str, Any]) -> dict[str, Any]:
+    """A message, and each of its tool calls and their functions, without the unknown keys
+    that hold nothing (``"index": null``, a table's null column)."""
+    cleaned = _without_empty_unknowns(message, MESSAGE_KEYS)
+    if isinstance(cleaned.get("tool_calls"), list):
+        cleaned["tool_calls"] = [_clean_call(call) for call in cleaned["tool_calls"]]
+    return cleaned
+
+
+def _clean_call(call: Any) -> Any:
+    if not isinstance(call, dict):
+        return call
+    cleaned = _without_empty_unknowns(call, TOOL_CALL_KEYS)
+    if isinstance(cleaned.get("function"), dict):
+        cleaned["function"] = _without_empty_unknowns(cleaned["function"], FUNCTION_KEYS)
+    return cleaned
 
 
 def _to_native(data: dict[str, Any], kind: ExampleKind) -> dict[str, Any]:

@@ -27,8 +27,16 @@ RULES: dict[str, tuple[str, str]] = {
         "error",
         "Examples of different kinds in one file, or in the training and validation sets.",
     ),
-    "unknown_field": ("warning", "An unknown key holding nothing (null, empty): it is dropped."),
-    "unexpected_field": ("error", "An unknown key holding a value: fit() would refuse it."),
+    "unknown_field": (
+        "warning",
+        "An unknown key holding nothing (null, empty), of an example, a message, a tool call or "
+        "its function: it is dropped.",
+    ),
+    "unexpected_field": (
+        "error",
+        "An unknown key holding a value, of an example, a message, a tool call or its "
+        "function: fit() would refuse it.",
+    ),
     "invalid_text": ("error", "Text holds a lone surrogate, which cannot be written as UTF-8."),
     "missing_messages": ("error", "'messages' is missing, not a list, or empty."),
     "message_not_object": ("error", "A message is not a JSON object."),
@@ -48,6 +56,12 @@ RULES: dict[str, tuple[str, str]] = {
     "no_trainable_turns": ("error", "Every assistant turn has weight 0: nothing to train on."),
     "invalid_weight": ("error", "weight must be 0 or 1."),
     "weight_not_on_assistant": ("error", "weight is only allowed on assistant messages."),
+    "invalid_name": ("error", "A message's name (its speaker's) is not text."),
+    "misplaced_field": (
+        "error",
+        "tool_calls on a message that is not the assistant's, or a tool_call_id on one that is "
+        "not a tool result.",
+    ),
     "invalid_tool_call": (
         "error",
         "A tool call lacks an id, function name or arguments, or has a type other than function.",

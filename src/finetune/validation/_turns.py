@@ -12,9 +12,11 @@ from finetune._errors import did_you_mean
 from finetune._words import json_kind
 from finetune.dataset._community import SPEAKERS
 from finetune.dataset._formats import (
+    FUNCTION_KEYS,
     IGNORED_KEYS,
     KNOWN_KEYS,
     MESSAGE_KEYS,
+    TOOL_CALL_KEYS,
     is_empty,
     unknown_key_message,
 )
@@ -28,16 +30,23 @@ Issue = tuple[str, str, str, str | None]  # code, severity, message, field
 
 ROLES = {"system", "user", "assistant", "tool"}
 _MISTRAL_TOOL_ID = re.compile(r"^[A-Za-z0-9]{9}$")
+# the keys of the objects inside an example, and how a message names their owner
+_PART_KEYS = {
+    "message": (MESSAGE_KEYS, "a message"),
+    "tool call": (TOOL_CALL_KEYS, "a tool call"),
+    "function": (FUNCTION_KEYS, "a tool call's function"),
+}
 
 
 def check_keys(
     data: dict[str, Any], kind: str, where: str = "", ignored: frozenset[str] = IGNORED_KEYS
 ) -> Iterator[Issue]:
-    """Unknown keys of an example of ``kind``, or of a message (``kind="message"``, at
-    ``where``): dropped when empty (a warning), refused when they hold a value (exactly what
-    parsing does, so ``fit`` refuses nothing ``validate`` let through)."""
-    if kind == "message":
-        known, owner = MESSAGE_KEYS, "a message"
+    """Unknown keys of an example of ``kind``, or of a message, a tool call or its function
+    (``kind="message"``, ``"tool call"``, ``"function"``, at ``where``): dropped when empty (a
+    warning), refused when they hold a value (exactly what parsing does, so ``fit`` refuses
+    nothing ``validate`` let through)."""
+    if kind in _PART_KEYS:
+        known, owner = _PART_KEYS[kind]
     else:
         known, owner = KNOWN_KEYS[kind], f"a {kind} example"
     for key, value in data.items():
@@ -151,6 +160,9 @@ def _check_message(
                 (f"{where}.weight"),
             )
     yield from _check_content(message, role, where)
+    if len(message) > 2:  # role and content alone (most turns); other pairs lack one, refused
+        yield from _check_name(message.get("name"), where)
+        yield from _check_placement(message, role, where)
     if role == "assistant" and message.get("tool_calls") is not None:
         yield from _check_tool_calls(message["tool_calls"], where, target, open_calls)
     if role == "tool":
@@ -166,6 +178,24 @@ def _check_message(
             )
         else:
             del open_calls[call_id]
+
+
+def _check_name(name: Any, where: str) -> Iterator[Issue]:
+    """A message's ``name`` (its speaker's), when given, is text."""
+    if name is not None and not isinstance(name, str):
+        message = f"name is the speaker's name, text, not {json_kind(name)}"
+        yield "invalid_name", "error", message, f"{where}.name"
+
+
+def _check_placement(message: dict[str, Any], role: str, where: str) -> Iterator[Issue]:
+    """Tool calls only on the assistant's turns, a ``tool_call_id`` only on a tool result
+    (null, or empty of its own type, is nothing: a table's column gives every row one)."""
+    if role != "assistant" and message.get("tool_calls") not in (None, []):
+        message_text = f"tool_calls are made by the assistant, not by a {role} message"
+        yield "misplaced_field", "error", message_text, f"{where}.tool_calls"
+    if role != "tool" and message.get("tool_call_id") not in (None, ""):
+        message_text = f"tool_call_id names the call a tool result answers, not a {role} message"
+        yield "misplaced_field", "error", message_text, f"{where}.tool_call_id"
 
 
 def _check_content(message: dict[str, Any], role: str, where: str) -> Iterator[Issue]:
@@ -217,6 +247,8 @@ def _check_tool_calls(
         if not isinstance(call_id, str) or not isinstance(function, dict):
             yield "invalid_tool_call", "error", "a tool call needs an id and a function", path
             continue
+        yield from check_keys(call, "tool call", path, ignored=frozenset())
+        yield from check_keys(function, "function", f"{path}.function", ignored=frozenset())
         yield from check_function_type(call, path, "invalid_tool_call")
         if not isinstance(function.get("name"), str):
             yield "invalid_tool_call", "error", "function.name is missing", f"{path}.function"
