@@ -457,6 +457,33 @@ def test_examples_that_differ_beyond_their_text_are_not_duplicates() -> None:
     assert not report.lines("near_duplicate_example")
 
 
+def test_an_image_is_refused_where_training_would_drop_it() -> None:
+    parts = [{"type": "text", "text": "What is this?"}]
+    parts.append({"type": "image_url", "image_url": {"url": "https://x/1.png"}})
+    seen = {"messages": [{"role": "user", "content": parts}, ANSWER]}
+    pair = {
+        "input": {"messages": [{"role": "user", "content": parts}]},
+        "preferred_output": [ANSWER],
+        "non_preferred_output": [{"role": "assistant", "content": "No idea."}],
+    }
+    for target, row, place in [
+        ("hf", seen, "messages[0].content[1]"),
+        ("mistral", seen, "messages[0].content[1]"),
+        ("hf", pair, "input.messages[0].content[1]"),
+    ]:
+        report = run([row, *(chat(i) for i in range(11))], target=target, model="m")
+        (finding,) = report.kept["unsupported_content"]
+        assert (finding.line, finding.field) == (1, place)
+        assert "'image_url' part would be dropped" in finding.message
+    # the parts' texts, joined, are what the mistral format writes: the image is gone
+    (example,) = ft.Dataset.from_records([seen])
+    assert ft.dataset.to_format(example, "mistral")["messages"][0]["content"] == "What is this?"
+    texts = {"messages": [{"role": "user", "content": parts[:1]}, ANSWER]}
+    for target in ("openai", "together", "hf", "mistral"):
+        report = run([seen if target in ("openai", "together") else texts], target=target)
+        assert "unsupported_content" not in codes(report), target
+
+
 def test_a_declared_kind_is_checked_on_every_row(tmp_path: Path) -> None:
     path = write_jsonl(tmp_path / "chat.jsonl", [chat(i) for i in range(12)])
     declared = ft.Dataset.from_jsonl(path, kind="completion")

@@ -84,6 +84,11 @@ RULES: dict[str, tuple[str, str]] = {
         "'tools' is not a list of function definitions (type function, a name, parameters "
         "an object), nor the JSON text of one.",
     ),
+    "unsupported_content": (
+        "error",
+        "A content part that is not text (an image) that training would drop: the target "
+        "trains on text only (hf, mistral).",
+    ),
     "unsupported_tools": (
         "error",
         "Tool definitions, calls or results that training would drop: the model's chat "

@@ -46,6 +46,7 @@ class Target:
     completion_models: tuple[str, ...] = ()
     extra_checks: Callable[[dict[str, Any]], Iterable[Issue]] | None = None
     tools: bool = True  # trains tool definitions, calls and results
+    images: bool = True  # trains content parts that are not text (images); else they'd be dropped
     lists_models: bool = False  # the model table holds all it trains: others are unknown_model
 
 
@@ -64,8 +65,9 @@ TARGETS = {
         min_examples=1,
         max_file_bytes=512 * 1024 * 1024,
         mistral_tool_ids=True,
+        images=False,  # its format's content is text: the parts' texts, joined
     ),
-    "hf": Target("hf", frozenset(EXAMPLE_KINDS), 1, None, truncates=True),
+    "hf": Target("hf", frozenset(EXAMPLE_KINDS), 1, None, truncates=True, images=False),
     "together": Target(
         "together",
         frozenset(EXAMPLE_KINDS),
@@ -151,6 +153,16 @@ def check_record(record: dict[str, Any], target: Target, model: str) -> Iterator
             "turn); remove them, or train it on a backend that takes tools",
             place,
         )
+    if not target.images and (found := first_non_text_part(record)):
+        place, part_type = found
+        yield (
+            "unsupported_content",
+            "error",
+            f"the {target.name} backend trains on text: this {part_type!r} part would be "
+            "dropped, and the answer learned without it; remove the row, or train it on a "
+            "backend that takes images",
+            place,
+        )
     if target.extra_checks is not None:
         yield from target.extra_checks(record)
 
@@ -158,22 +170,41 @@ def check_record(record: dict[str, Any], target: Target, model: str) -> Iterator
 def first_tool_use(record: dict[str, Any]) -> str | None:
     """Where an example first uses tools: a message's tool call or tool result, else its
     tool definitions."""
+    for path, message in _turns_of(record):
+        if message.get("tool_calls"):
+            return f"{path}.tool_calls"
+        if message.get("role") == "tool":
+            return path
+    given = record.get("input")
+    source: dict[str, Any] = given if isinstance(given, dict) else {}
+    for path, tools in (("tools", record.get("tools")), ("input.tools", source.get("tools"))):
+        if tools:
+            return path
+    return None
+
+
+def first_non_text_part(record: dict[str, Any]) -> tuple[str, str] | None:
+    """Where an example first holds a content part that is not text (an image), and its
+    type."""
+    for path, message in _turns_of(record):
+        content = message.get("content")
+        for index, part in enumerate(content if isinstance(content, list) else []):
+            part_type = part.get("type") if isinstance(part, dict) else None
+            if isinstance(part_type, str) and part_type != "text":
+                return f"{path}.content[{index}]", part_type
+    return None
+
+
+def _turns_of(record: dict[str, Any]) -> Iterator[tuple[str, dict[str, Any]]]:
+    """Each message of an example in any shape, with its path (``input.messages[0]``)."""
     given = record.get("input")
     source: dict[str, Any] = given if isinstance(given, dict) else {}
     named = [(key, record.get(key)) for key in MESSAGE_LIST_KEYS]
     named.append(("input.messages", source.get("messages")))
     for path, messages in named:
         for index, message in enumerate(messages if isinstance(messages, list) else []):
-            if not isinstance(message, dict):
-                continue
-            if message.get("tool_calls"):
-                return f"{path}[{index}].tool_calls"
-            if message.get("role") == "tool":
-                return f"{path}[{index}]"
-    for path, tools in (("tools", record.get("tools")), ("input.tools", source.get("tools"))):
-        if tools:
-            return path
-    return None
+            if isinstance(message, dict):
+                yield f"{path}[{index}]", message
 
 
 def _check_completion(record: dict[str, Any], target: Target, model: str) -> Iterator[Issue]:
