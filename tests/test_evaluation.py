@@ -682,6 +682,52 @@ def test_tool_calling_is_evaluated_over_http() -> None:
     assert again.summary()["tuned"]["tool_calls_match"].mean == 1.0
 
 
+def test_an_image_is_sent_with_its_question_and_refused_to_a_text_only_candidate(
+    tiny_base: str,
+) -> None:
+    photo = {"type": "image_url", "image_url": {"url": "data:image/png;base64,iVBORw0KGgo="}}
+    rows = [
+        {
+            "messages": [
+                {"role": "user", "content": [{"type": "text", "text": f"Cat {i}?"}, photo]},
+                {"role": "assistant", "content": "yes"},
+            ]
+        }
+        for i in range(3)
+    ]
+    plain = {
+        "messages": [{"role": "user", "content": "Plain?"}, {"role": "assistant", "content": "no"}]
+    }
+    data = ft.Dataset.from_records([*rows, plain])
+    with OpenAIFake() as fake:
+        fake.chat_responder = lambda model, messages: "yes"
+        options = {"api_key": fake.api_key, "base_url": fake.base_url}
+        vision = ft.ModelRef(backend="openai", name="gpt-4.1-mini")
+        result = ft.evaluate(
+            data,
+            {"vision": vision},
+            m.exact_match,
+            predictor_options={"vision": options},
+            cache=False,
+        )
+        sent = [r.body["messages"] for r in fake.requests if r.path.endswith("/completions")]
+    assert all([row["messages"][0]] in sent for row in rows)  # the image beside its text
+    assert [{"role": "user", "content": "Plain?"}] in sent and len(sent) == 4  # in any order
+    assert result.scores("vision", "exact_match") == [1.0, 1.0, 1.0, 0.0]
+    seen: list[Any] = []
+    ft.evaluate(
+        data, {"mine": lambda messages: seen.append(messages) or "yes"}, m.exact_match, cache=False
+    )
+    assert seen[0][0]["content"][1] == photo  # a function is given the parts too
+    local = ft.ModelRef(backend="hf", name=tiny_base)
+    with pytest.raises(
+        ValueError,
+        match=r"^candidate 'local' \(HFPredictor\) reads text only, and the example at index "
+        r"0 shows an image .*3 of 4 do: index 0, 1, 2\): it would answer without the image",
+    ):
+        ft.evaluate(data, {"vision": vision, "local": local}, m.exact_match)
+
+
 def test_tool_calls_are_scored_as_calls() -> None:
     text = ft.evaluation.format_tool_calls(
         [

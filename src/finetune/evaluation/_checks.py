@@ -10,7 +10,7 @@ from typing import Any
 
 from finetune._errors import FinetuneError, did_you_mean
 from finetune.evaluation._predictors import Predictor
-from finetune.evaluation._prompts import uses_tools
+from finetune.evaluation._prompts import shows_non_text, uses_tools
 from finetune.evaluation.metrics import Metric, needs_reference
 from finetune.types import Example, Job
 from finetune.validation._rules import first_tool_use
@@ -20,6 +20,7 @@ __all__ = [
     "jobs_as_models",
     "metric_names",
     "refuse_examples_with_no_reference",
+    "refuse_predictors_without_images",
     "refuse_predictors_without_tools",
     "refuse_unknown_options",
     "refuse_unnamed_candidates",
@@ -91,6 +92,26 @@ def refuse_predictors_without_tools(
         "tokenizer's, or one given), to an OpenAI-compatible server "
         "(vLLM with --enable-auto-tool-choice, llama-server --jinja; ft.ModelRef(backend="
         "'openai-compatible', ...)), and to a function with a tools parameter"
+    )
+
+
+def refuse_predictors_without_images(
+    resolved: dict[str, tuple[Predictor, list[Any] | None]], examples: Sequence[Example]
+) -> None:
+    """An example that shows an image is asked only of predictors that send it: another one
+    would ask its text alone, and score an answer given without the image."""
+    shown = [i for i, example in enumerate(examples) if shows_non_text(example)]
+    unable = [n for n, (p, _) in resolved.items() if not getattr(p, "supports_images", False)]
+    if not shown or not unable:
+        return
+    name, predictor = unable[0], resolved[unable[0]][0]
+    raise ValueError(
+        f"candidate {name!r} ({type(predictor).__name__}) reads text only, and the example at "
+        f"index {shown[0]} shows an image (a content part that is not text; {len(shown)} of "
+        f"{len(examples)} do: index {indexes(shown)}): it would answer without the image. "
+        "Images go to OpenAI, Mistral, Together and Fireworks chat models, to an "
+        "OpenAI-compatible server, and to a function; evaluate a local model on text examples "
+        "(dataset.filter(...) leaves the others out)"
     )
 
 

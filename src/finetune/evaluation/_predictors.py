@@ -67,7 +67,9 @@ class Predictor(Protocol):
     A predictor that can be offered tools says so with ``supports_tools = True`` and takes
     them as ``predict(messages, tools=...)``; it answers a tool call with its
     ``format_tool_calls`` text. ``ft.evaluate`` asks only such predictors about examples
-    that use tools.
+    that use tools. One that sends a message's content parts as they are (an image beside
+    the text) says so with ``supports_images = True``: only such predictors are asked about
+    examples that show an image.
     """
 
     name: str
@@ -94,6 +96,7 @@ class CallablePredictor:
         self.named: bool = name is not None
         self.name: str = name or f"callable:{getattr(function, '__qualname__', repr(function))}"
         self.supports_tools: bool = takes_tools(function)
+        self.supports_images = True  # it is given the messages as they are
 
     def predict(self, messages: Messages, tools: Tools | None = None) -> str:
         """The function's reply to ``messages`` (``tools`` passed where it takes them)."""
@@ -247,6 +250,7 @@ class OpenAIPredictor:
         self.api: str = _api_for(model, api)
         """``chat`` (chat completions) or ``completions`` (a prompt's text)."""
         self.supports_tools: bool = self.api == "chat"
+        self.supports_images: bool = self.api == "chat"  # the parts sent as they are
         self.provider = provider  # who serves the API, as its errors name it
         scope = {"organization": organization, "project": project}
         self._scope = {name: value for name, value in scope.items() if value}
@@ -429,6 +433,7 @@ class MistralPredictor:
         self._params["random_seed"] = seed
 
     supports_tools = True
+    supports_images = True  # the parts sent as they are (a vision model reads the image)
 
     def __repr__(self) -> str:
         return f"MistralPredictor({self.model!r})"

@@ -19,6 +19,7 @@ __all__ = [
     "example_key",
     "example_tools",
     "shot_turns",
+    "shows_non_text",
     "split_example",
     "transcript",
     "uses_tools",
@@ -31,9 +32,10 @@ def split_example(example: Example) -> tuple[Messages, str]:
     """The prompt (every turn before the last assistant turn) and the reference answer.
 
     An example that uses tools keeps its tool calls and tool results in the prompt, as the
-    chat APIs take them, and an answer that calls tools is their ``format_tool_calls`` text.
+    chat APIs take them, and an answer that calls tools is their ``format_tool_calls`` text;
+    one that shows an image keeps its content parts, image and text.
     """
-    if not uses_tools(example):
+    if not uses_tools(example) and not shows_non_text(example):
         turns, answer = split_turns(example)
         return [{"role": role, "content": text} for role, text in turns], answer
     prompt, last = _prompt_and_answer(example)
@@ -62,6 +64,19 @@ def uses_tools(example: Example) -> bool:
     else:
         return False
     return bool(example.tools) or any(m.tool_calls or m.role == "tool" for m in turns)
+
+
+def shows_non_text(example: Example) -> bool:
+    """Whether an example's prompt holds a content part that is not text (an image)."""
+    if not isinstance(example, ChatExample | PreferenceExample):
+        return False
+    prompt, _ = _prompt_and_answer(example)
+    return any(
+        part.type != "text"
+        for message in prompt
+        if isinstance(message.content, list)
+        for part in message.content
+    )
 
 
 def example_key(example: Example) -> str:

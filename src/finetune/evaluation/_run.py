@@ -26,6 +26,7 @@ from finetune.evaluation._checks import (
     jobs_as_models,
     metric_names,
     refuse_examples_with_no_reference,
+    refuse_predictors_without_images,
     refuse_predictors_without_tools,
     refuse_unknown_options,
     refuse_unnamed_candidates,
@@ -356,6 +357,7 @@ async def aevaluate(
     refuse_examples_with_no_reference(references, metrics)
     resolved = _resolve(candidates, predictor_options or {})
     refuse_predictors_without_tools(resolved, examples)
+    refuse_predictors_without_images(resolved, examples)
     evaluated: dict[Turns, int] = {key: index for index, key in enumerate(turns)}
     _refuse_shots_from_the_evaluated_data(resolved, evaluated)
     trained_on = _what_was_trained_on(candidates, predictor_options or {}, evaluated)
