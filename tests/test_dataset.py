@@ -325,6 +325,26 @@ def test_excluding_drops_the_examples_the_other_holds_and_keeps_unreadable_rows(
     assert len(train.excluding(train)) == 0
 
 
+def test_excluding_tells_apart_questions_alike_in_text_but_not_in_image_or_call() -> None:
+    def image(url: str) -> dict[str, Any]:
+        parts = [{"type": "text", "text": "What is this?"}]
+        parts.append({"type": "image_url", "image_url": {"url": url}})
+        answer = {"role": "assistant", "content": "A cat."}
+        return {"messages": [{"role": "user", "content": parts}, answer]}
+
+    def call(city: str) -> dict[str, Any]:
+        asked = {"name": "weather", "arguments": json.dumps({"city": city})}
+        answer = {"role": "assistant", "tool_calls": [{"id": "c1", "function": asked}]}
+        return {"messages": [{"role": "user", "content": "Weather?"}, answer]}
+
+    train = ft.Dataset.from_records([image("https://x/1.png"), call("Paris")])
+    holdout = [image("https://x/2.png"), call("Rome"), image("https://x/1.png"), call("Paris")]
+    kept = ft.Dataset.from_records(holdout).excluding(train)
+    assert [e.model_dump(exclude_none=True) for e in kept] == [
+        e.model_dump(exclude_none=True) for e in ft.Dataset.from_records(holdout[:2])
+    ]
+
+
 def test_datasets_concatenated_keep_each_rows_file_and_line(tmp_path: Path) -> None:
     """Two files trained as one were joined with `cat`, so an error named a line of the
     joined file, in neither; a concatenation names the part's file and its own line."""

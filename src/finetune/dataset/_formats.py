@@ -481,20 +481,33 @@ Turns = tuple[tuple[tuple[str, str], ...], str]  # (role, text) pairs, then the 
 def split_turns(example: Example) -> Turns:
     """An example as a question and its answer: the turns before the last assistant turn as
     ``(role, text)`` pairs, and that turn's text (a completion's prompt and completion, a
-    preference pair's input and chosen answer). Hashable: two examples with the same
-    conversation and answer are the same question to ``ft.evaluate``."""
+    preference pair's input and chosen answer). A turn that shows more than text (an image,
+    a tool call) has the JSON of that after its text and a NUL. Hashable: two examples with
+    the same conversation and answer are the same question to ``ft.evaluate``."""
     if isinstance(example, ChatExample):
         messages = example.messages
         last = max((i for i, m in enumerate(messages) if m.role == "assistant"), default=None)
         if last is None:
             return _pairs(messages), ""
-        return _pairs(messages[:last]), messages[last].text
+        return _pairs(messages[:last]), _shown(messages[last])
     if isinstance(example, CompletionExample):
         return (("user", example.prompt),), example.completion
     if isinstance(example, PreferenceExample):
-        reference = example.chosen[-1].text if example.chosen else ""
+        reference = _shown(example.chosen[-1]) if example.chosen else ""
         return _pairs(example.input), reference
     raise TypeError(f"no question and answer in {type(example).__name__}")
+
+
+def _shown(message: Message) -> str:
+    """A turn's text; then, after a NUL, the JSON of what else it shows (its images, its tool
+    calls): two turns alike in text, but showing two images or calling with two arguments,
+    are not the same turn."""
+    content = message.content if isinstance(message.content, list) else []
+    parts = [p.model_dump(mode="json", exclude_none=True) for p in content if p.type != "text"]
+    calls = [call.function.model_dump(mode="json") for call in message.tool_calls or []]
+    if not parts and not calls:
+        return message.text
+    return f"{message.text}\x00{json.dumps([parts, calls], sort_keys=True, ensure_ascii=False)}"
 
 
 TURNS_DIGEST_SIZE = 8
@@ -509,4 +522,4 @@ def turns_digest(turns: Turns) -> bytes:
 
 
 def _pairs(messages: Sequence[Message]) -> tuple[tuple[str, str], ...]:
-    return tuple((m.role, m.text) for m in messages)
+    return tuple((m.role, _shown(m)) for m in messages)

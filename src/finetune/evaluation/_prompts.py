@@ -9,7 +9,7 @@ from typing import Any
 
 from finetune.dataset._formats import split_turns
 from finetune.evaluation._tools import format_tool_calls
-from finetune.types import ChatExample, Example, Message, PreferenceExample
+from finetune.types import ChatExample, CompletionExample, Example, Message, PreferenceExample
 from finetune.validation._tokens import text_of
 
 __all__ = [
@@ -57,26 +57,30 @@ def a_plain_prompt(messages: Messages) -> bool:
 def uses_tools(example: Example) -> bool:
     """Whether an example defines tools, or calls them or answers a call in its turns (a
     preference pair's answers included)."""
-    if isinstance(example, ChatExample):
-        turns = example.messages
-    elif isinstance(example, PreferenceExample):
-        turns = [*example.input, *example.chosen, *example.rejected]
-    else:
+    if isinstance(example, CompletionExample):
         return False
+    turns = _every_turn(example)
     return bool(example.tools) or any(m.tool_calls or m.role == "tool" for m in turns)
 
 
 def shows_non_text(example: Example) -> bool:
-    """Whether an example's prompt holds a content part that is not text (an image)."""
-    if not isinstance(example, ChatExample | PreferenceExample):
-        return False
-    prompt, _ = _prompt_and_answer(example)
+    """Whether an example's turns hold a content part that is not text (an image)."""
     return any(
         part.type != "text"
-        for message in prompt
+        for message in _every_turn(example)
         if isinstance(message.content, list)
         for part in message.content
     )
+
+
+def _every_turn(example: Example) -> Sequence[Message]:
+    """An example's messages (a preference pair's input and both answers); none for a
+    completion."""
+    if isinstance(example, ChatExample):
+        return example.messages
+    if isinstance(example, PreferenceExample):
+        return [*example.input, *example.chosen, *example.rejected]
+    return []
 
 
 def example_key(example: Example) -> str:
