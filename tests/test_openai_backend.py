@@ -468,6 +468,22 @@ def test_options_cannot_replace_what_fit_sets_and_metadata_is_text(server: OpenA
     assert len(server.jobs[job.id].body["metadata"]) == 16  # the fake holds the spec's limit
 
 
+def test_an_option_the_sdk_does_not_know_yet_is_sent_in_the_create_body(
+    server: OpenAIFake,
+) -> None:
+    import numpy as np
+
+    tuner = tuner_for(server)
+    with pytest.raises(ValueError, match=r"options\['shuffle_seeds'\]\[1\] is nan"):
+        tuner.fit(dataset(), options={"shuffle_seeds": [1, float("nan")]})
+    assert not server.files and not server.jobs  # refused before the upload, not after
+    job = tuner.fit(dataset(), options={"reasoning_effort": "low", "shuffle_seeds": (np.int64(7),)})
+    body = server.jobs[job.id].body
+    assert (body["reasoning_effort"], body["shuffle_seeds"]) == ("low", [7])
+    again = tuner.fit(dataset(), options={"reasoning_effort": "low", "shuffle_seeds": [7]})
+    assert again.id == job.id and len(server.jobs) == 1  # the same fit, its key the same
+
+
 @pytest.mark.parametrize(
     ("hyperparameters", "says"),
     [

@@ -6,7 +6,7 @@ import hashlib
 import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Literal, TypedDict
+from typing import TYPE_CHECKING, Any, Literal, TypedDict, cast
 
 from pydantic import ValidationError
 
@@ -16,6 +16,7 @@ from finetune._errors import (
     did_you_mean,
     settings_problem,
 )
+from finetune._json_values import json_settings
 from finetune._synonyms import HYPERPARAMETER_SYNONYMS
 from finetune._words import counted
 from finetune.backends.base import METADATA_KEY, PLACEHOLDER_FILE, JobRequest
@@ -45,6 +46,7 @@ __all__ = [
     "check_request",
     "derive_idempotency_key",
     "hyperparameter_meant",
+    "json_options",
     "keep_training_rows",
     "named_as_hyperparameters",
     "refuse_other_data",
@@ -156,6 +158,15 @@ def check_fit_options(given: Mapping[str, Any]) -> None:
             f"metadata maps text to text; {wrong[0]!r} is {type(metadata[wrong[0]]).__name__}: "
             "write it as a string"
         )
+
+
+def json_options(options: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    """A fit's backend ``options`` as JSON, as they are sent and keyed: NumPy's numbers as
+    Python's, tuples as lists; NaN, a set or a date is a ``ValueError`` naming where it
+    stands (``options['x']``), before anything is uploaded."""
+    if options is None:
+        return None
+    return cast("dict[str, Any]", json_settings(dict(options), "options"))
 
 
 @dataclass(frozen=True)

@@ -29,6 +29,7 @@ from finetune._fit import (
     check_reported_context,
     check_request,
     derive_idempotency_key,
+    json_options,
     keep_training_rows,
     refuse_other_data,
     reusable,
@@ -339,7 +340,7 @@ class AsyncTuner(TunerView):
         check_datasets(train, validation, "train")
         params = as_hyperparameters(fit.get("hyperparameters"))
         method = fit.get("method", "sft")
-        suffix, options = fit.get("suffix"), fit.get("options")
+        suffix, options = fit.get("suffix"), json_options(fit.get("options"))
         model = self._require_model()
         check_request(self._backend, train, validation, method, suffix, params)
         context_checked = True  # skip_validation: nothing is checked, nor checked again

@@ -9,6 +9,7 @@ raw responses), so an odd answer is a ``ServerError`` with an excerpt, never a f
 from __future__ import annotations
 
 import asyncio
+import inspect
 import io
 import logging
 import os
@@ -435,8 +436,9 @@ class OpenAIBackend(HostedBackend):
     async def create_job(self, request: JobRequest) -> Job:
         """Send one create (never retried here: the Tuner looks for the job first)."""
         body = create_params(request)
+        create = self._raw("fine_tuning.jobs").create
         try:
-            answer = await self._call(self._raw("fine_tuning.jobs").create, **body)
+            answer = await self._call(create, **_sdk_arguments(create, body))
         except BackendError as error:
             refusal = _refusal(error, request.base_model)
             if refusal is None:
@@ -515,3 +517,13 @@ class OpenAIBackend(HostedBackend):
         data = page.get("data") if isinstance(page, dict) else None
         items = [checkpoint_from_payload(c) for c in data or [] if isinstance(c, dict)]
         return sorted(items, key=lambda c: c.step)
+
+
+def _sdk_arguments(call: Callable[..., Any], body: dict[str, Any]) -> dict[str, Any]:
+    """``body`` as keyword arguments of the SDK's ``call``; the fields it does not know (ones
+    the API gained after this SDK, given as ``fit(options=...)``) ride in ``extra_body``,
+    which the SDK sends in the JSON body as they are."""
+    known = inspect.signature(call).parameters
+    arguments = {key: value for key, value in body.items() if key in known}
+    unknown = {key: value for key, value in body.items() if key not in known}
+    return {**arguments, "extra_body": unknown} if unknown else arguments
