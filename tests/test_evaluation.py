@@ -726,6 +726,9 @@ def test_an_image_is_sent_with_its_question_and_refused_to_a_text_only_candidate
         r"0 shows an image .*3 of 4 do: index 0, 1, 2\): it would answer without the image",
     ):
         ft.evaluate(data, {"vision": vision, "local": local}, m.exact_match)
+    shown = local.with_few_shot(ft.Dataset.from_records(rows), k=2)  # the shots show images
+    with pytest.raises(ValueError, match=r"its few-shot prompt's shot 0 shows an image"):
+        ft.evaluate(ft.Dataset.from_records([plain]), {"shown": shown}, m.exact_match)
 
 
 def test_tool_calls_are_scored_as_calls() -> None:

@@ -98,21 +98,28 @@ def refuse_predictors_without_tools(
 def refuse_predictors_without_images(
     resolved: dict[str, tuple[Predictor, list[Any] | None]], examples: Sequence[Example]
 ) -> None:
-    """An example that shows an image is asked only of predictors that send it: another one
-    would ask its text alone, and score an answer given without the image."""
+    """An example (or a few-shot prompt's shot) that shows an image is asked only of
+    predictors that send it: another one would ask its text alone, and score an answer given
+    without the image."""
     shown = [i for i, example in enumerate(examples) if shows_non_text(example)]
-    unable = [n for n, (p, _) in resolved.items() if not getattr(p, "supports_images", False)]
-    if not shown or not unable:
-        return
-    name, predictor = unable[0], resolved[unable[0]][0]
-    raise ValueError(
-        f"candidate {name!r} ({type(predictor).__name__}) reads text only, and the example at "
-        f"index {shown[0]} shows an image (a content part that is not text; {len(shown)} of "
-        f"{len(examples)} do: index {indexes(shown)}): it would answer without the image. "
-        "Images go to OpenAI, Mistral, Together and Fireworks chat models, to an "
-        "OpenAI-compatible server, and to a function; evaluate a local model on text examples "
-        "(dataset.filter(...) leaves the others out)"
-    )
+    for name, (predictor, shots) in resolved.items():
+        if getattr(predictor, "supports_images", False):
+            continue
+        shot = next((i for i, s in enumerate(shots or []) if shows_non_text(s)), None)
+        if not shown and shot is None:
+            continue
+        where = (
+            f"the example at index {shown[0]} shows an image (a content part that is not "
+            f"text; {len(shown)} of {len(examples)} do: index {indexes(shown)})"
+            if shown
+            else f"its few-shot prompt's shot {shot} shows an image"
+        )
+        raise ValueError(
+            f"candidate {name!r} ({type(predictor).__name__}) reads text only, and {where}: it "
+            "would answer without the image. Images go to OpenAI, Mistral, Together and "
+            "Fireworks chat models, to an OpenAI-compatible server, and to a function; "
+            "evaluate a local model on text examples (dataset.filter(...) leaves the others out)"
+        )
 
 
 def _tool_use(example: Example) -> str | None:
