@@ -2,7 +2,8 @@
 
 from finetune.validation._catalog import catalog, default_epochs, model_info
 from finetune.validation._codes import RULES
-from finetune.validation._engine import estimate, validate
+from finetune.validation._engine import validate
+from finetune.validation._estimate import estimate
 from finetune.validation._report import Finding, ValidationReport
 from finetune.validation._rules import Issue, Target, register_rules, target_rules
 from finetune.validation._tokens import (

@@ -1,4 +1,4 @@
-"""validate() and estimate(): one rule engine for every target, streaming, never stopping early."""
+"""validate(): one rule engine for every target, streaming, never stopping early."""
 
 from __future__ import annotations
 
@@ -13,39 +13,24 @@ from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from finetune._errors import FinetuneError
-from finetune._numbers import is_whole
 from finetune._words import counted
 from finetune.dataset._formats import as_chat_record, chat_field
 from finetune.dataset._reader import RawRecord, ReadProblem, iter_jsonl, packed
-from finetune.types import CostEstimate, Hyperparameters
 from finetune.validation._catalog import (
-    bills_padding,
-    default_epochs,
-    is_price,
     model_info,
-    no_price_note,
-    old_prices_note,
-    pricing,
     unchecked_context_message,
     unknown_model_message,
-    validation_passes,
 )
 from finetune.validation._codes import RULES
 from finetune.validation._quality import Places, QualityScan, example_texts, percentile
 from finetune.validation._report import Finding, ValidationReport
-from finetune.validation._rules import (
-    Target,
-    check_record,
-    plain_chat,
-    record_kind,
-    target_rules,
-)
-from finetune.validation._tokens import ApproximateCounter, TokenCounter, counter_for
+from finetune.validation._rules import Target, check_record, plain_chat, record_kind, target_rules
+from finetune.validation._tokens import TokenCounter, counter_for
 
 if TYPE_CHECKING:
     from finetune.dataset import Dataset
 
-__all__ = ["estimate", "validate"]
+__all__ = ["context_limit_for", "token_stats", "validate"]
 
 
 class _Scan:
@@ -197,7 +182,7 @@ class _Scan:
             self.add("mixed_kinds", f"{kind} example in {where}", line, None)
 
 
-def _context_limit(target: str, model: str, override: int | None) -> int | None:
+def context_limit_for(target: str, model: str, override: int | None) -> int | None:
     if override is not None:
         return override
     info = model_info(target, model)
@@ -226,7 +211,7 @@ def validate(
     workers = workers if workers is not None else (os.cpu_count() or 1)
     rules = target if isinstance(target, Target) else target_rules(target)
     counter = token_counter or counter_for(rules.name, model)
-    limit = _context_limit(rules.name, model, context_limit)
+    limit = context_limit_for(rules.name, model, context_limit)
     report = ValidationReport(target=rules.name, model=model, keep=keep)
     train = _scan(dataset, report, rules, model, counter, limit, workers)
     not_jsonl = bool(report.counts.get("not_jsonl"))  # the one line read is no example
@@ -255,7 +240,7 @@ def validate(
         reason = getattr(counter, "reason", "") or "no exact tokenizer for this model"
         train.add("approximate_token_counts", reason, None, None)
     report.stats.update(
-        _token_stats(train.quality.tokens), counter=counter.name, context_limit=limit
+        token_stats(train.quality.tokens), counter=counter.name, context_limit=limit
     )
     return report
 
@@ -420,7 +405,7 @@ def _check_file_size(dataset: Dataset, rules: Target, scan: _Scan) -> None:
         )
 
 
-def _token_stats(tokens: array[int]) -> dict[str, int]:
+def token_stats(tokens: array[int]) -> dict[str, int]:
     histogram = Counter(tokens)
     return {
         "tokens_total": sum(tokens),
@@ -428,171 +413,3 @@ def _token_stats(tokens: array[int]) -> dict[str, int]:
         "tokens_p95": percentile(histogram, 0.95),
         "tokens_max": max(histogram, default=0),
     }
-
-
-def estimate(
-    dataset: Dataset,
-    *,
-    target: str,
-    backend: str,
-    model: str,
-    hyperparameters: Hyperparameters | None = None,
-    token_counter: TokenCounter | None = None,
-    context_limit: int | None = None,
-    price_per_million: float | None = None,
-    hosted: bool = True,
-    validation: Dataset | None = None,
-) -> CostEstimate:
-    """Exact tokens, epochs and billed tokens, priced from the versioned model table (or at
-    ``price_per_million``); a local backend (``hosted=False``) has no provider bill. The
-    ``validation`` set's tokens are counted, and billed where the provider bills its passes
-    over it (Together: ``n_evals``)."""
-    if price_per_million is not None:
-        if not is_price(price_per_million):
-            raise ValueError(f"price_per_million must be 0 or more, not {price_per_million!r}")
-        price_per_million = float(price_per_million)
-    counter = token_counter or counter_for(target, model)
-    limit = _context_limit(target, model, context_limit)
-    tally = _Tally(dataset, counter, limit)
-    counts = tally.counts
-    stats = _token_stats(counts)
-    params = hyperparameters or Hyperparameters()
-    epochs, notes = _epochs(target, params, len(counts))
-    notes.extend(tally.notes())
-    billed = stats["tokens_total"] * epochs
-    if bills_padding(target, params.extra):
-        billed, padding = _padded_bill(len(counts), epochs, params.extra, limit, billed)
-        notes.append(padding)
-    validation_tokens = passes = 0
-    if validation is not None:
-        checked = _Tally(validation, counter, limit)
-        validation_tokens = sum(checked.counts)
-        passes = validation_passes(target, params.extra, epochs)
-        billed += validation_tokens * passes
-        notes.append(_validation_note(target, validation_tokens, passes, hosted))
-        notes.extend(checked.notes(of=" of the validation set"))
-    info: dict[str, Any] = model_info(target, model) or {}
-    price = price_per_million if price_per_million is not None else info.get("price")
-    low = info.get("low", price) if price_per_million is None else price
-    high = info.get("high", price) if price_per_million is None else price
-    dated, source = pricing(target)
-    from_table = price_per_million is None and (price is not None or low is not None)
-    if price is None and low is None:
-        notes.append(no_price_note(target, model, hosted))
-    elif from_table:
-        notes.extend(old_prices_note(target, dated, source))
-    if not counter.exact:
-        notes.append("token counts are approximate: " + getattr(counter, "reason", ""))
-    if limit is None:
-        notes.append(unchecked_context_message(target, model))
-    return CostEstimate(
-        backend=backend,
-        model=model,
-        examples=len(counts),
-        tokens_total=stats["tokens_total"],
-        tokens_p50=stats["tokens_p50"],
-        tokens_p95=stats["tokens_p95"],
-        tokens_max=stats["tokens_max"],
-        epochs=epochs,
-        billed_tokens=billed,
-        price_per_million=price,
-        cost=_cost(billed, price),
-        cost_low=_cost(billed, low),
-        cost_high=_cost(billed, high),
-        exact=counter.exact and (price is not None or not hosted),
-        context_limit=limit,
-        examples_over_limit=tally.over,
-        pricing_date=dated if from_table else None,
-        hosted=hosted,
-        validation_tokens=validation_tokens,
-        validation_passes=passes,
-        notes=notes,
-    )
-
-
-class _Tally:
-    """Token counts of a dataset's readable examples, each cut at the context limit."""
-
-    def __init__(self, dataset: Dataset, counter: TokenCounter, limit: int | None) -> None:
-        self.counts = array("l")
-        self.over = self.refused = self.unreadable = 0
-        fallback = ApproximateCounter("")
-        for record in dataset.items():
-            if not isinstance(record, RawRecord):
-                self.unreadable += record.severity == "error"
-                continue
-            data = as_chat_record(record.data)
-            try:
-                tokens = counter.count_example(data)
-            except Exception:  # an invalid example: validate() names it; here it is estimated
-                tokens = fallback.count_example(data)
-                self.refused += 1
-            self.over += limit is not None and tokens > limit
-            self.counts.append(min(tokens, limit) if limit else tokens)
-
-    def notes(self, of: str = "") -> list[str]:
-        """What was estimated rather than counted, and why (``of``: whose lines they are)."""
-        notes = []
-        if self.unreadable:
-            notes.append(
-                f"not counted: {counted(self.unreadable, 'line')}{of} that could not be read; "
-                "tuner.validate() (finetune validate) names them"
-            )
-        if self.refused:
-            notes.append(
-                f"{counted(self.refused, 'example')}{of} the tokenizer refused: estimated at "
-                "about 4 characters a token; tuner.validate() (finetune validate) names them"
-            )
-        return notes
-
-
-def _padded_bill(
-    examples: int, epochs: int, extra: dict[str, Any], limit: int | None, packed: int
-) -> tuple[int, str]:
-    """Training tokens billed without packing: every example at ``max_seq_length`` (the
-    ``packed`` bill, the examples' own tokens, where that length is unknown)."""
-    rule = "packing=False: Together bills each training example at max_seq_length tokens"
-    length: Any = extra.get("max_seq_length")
-    guessed = ""
-    if not is_whole(length) or length <= 0:
-        if limit is None:
-            return packed, (
-                f"{rule}, more than the billed tokens above, which count the examples' own; "
-                "set extra={'max_seq_length': N} to have it estimated"
-            )
-        length = limit
-        guessed = f"max_seq_length not set: taken as the model's context, {limit}; "
-    billed = examples * length * epochs
-    return billed, (
-        f"{rule}, filled or not: {counted(examples, 'example')} x {length} x "
-        f"{counted(epochs, 'epoch')} = {billed} ({guessed}packing, the default, bills the "
-        "examples' own tokens)"
-    )
-
-
-def _validation_note(target: str, tokens: int, passes: int, hosted: bool) -> str:
-    if not hosted:
-        return f"validation: {counted(tokens, 'token')}"
-    if not passes:
-        return (
-            f"validation: {counted(tokens, 'token')}, not in the billed tokens (our {target} "
-            "rule bills training tokens only)"
-        )
-    return (
-        f"validation: {counted(tokens, 'token')} x {counted(passes, 'evaluation')} = "
-        f"{tokens * passes} billed tokens, included above ({target} bills each evaluation; "
-        "extra={'n_evals': N} sets how many)"
-    )
-
-
-def _epochs(target: str, params: Hyperparameters, examples: int) -> tuple[int, list[str]]:
-    if isinstance(params.epochs, int):
-        return params.epochs, []
-    epochs = default_epochs(target, examples)
-    return epochs, [f"epochs='auto': {epochs} by {target}'s default rule for {examples} examples"]
-
-
-def _cost(billed: int, price: Any) -> float | None:
-    """The price of ``billed`` tokens to six significant digits (a cost rounded to cents, or
-    to four places, would call 65 tokens at 0.48 USD a million free)."""
-    return None if price is None else float(f"{billed / 1_000_000 * float(price):.6g}")
