@@ -484,6 +484,28 @@ def test_an_image_is_refused_where_training_would_drop_it() -> None:
         assert "unsupported_content" not in codes(report), target
 
 
+def test_an_image_trained_on_is_said_to_be_left_out_of_the_tokens_and_the_bill() -> None:
+    parts = [{"type": "text", "text": "What is this?"}]
+    parts.append({"type": "image_url", "image_url": {"url": "https://x/1.png"}})
+    seen = {"messages": [{"role": "user", "content": parts}, ANSWER]}
+    rows = [seen, *(chat(i) for i in range(11))]
+    (finding,) = run(rows).kept["uncounted_image"]
+    assert (finding.line, finding.field, finding.severity) == (
+        1,
+        "messages[0].content[1]",
+        "warning",
+    )
+    assert "openai bills it by its size" in finding.message
+    data = ft.Dataset.from_records(rows)
+    priced = estimate(data, target="openai", backend="openai", model=MODEL)
+    assert not priced.exact
+    assert "1 example shows images, which these tokens leave out" in " ".join(priced.notes)
+    plain = estimate(
+        ft.Dataset.from_records(rows[1:]), target="openai", backend="openai", model=MODEL
+    )
+    assert plain.exact and not any("images" in note for note in plain.notes)
+
+
 def test_a_declared_kind_is_checked_on_every_row(tmp_path: Path) -> None:
     path = write_jsonl(tmp_path / "chat.jsonl", [chat(i) for i in range(12)])
     declared = ft.Dataset.from_jsonl(path, kind="completion")

@@ -84,6 +84,11 @@ RULES: dict[str, tuple[str, str]] = {
         "'tools' is not a list of function definitions (type function, a name, parameters "
         "an object), nor the JSON text of one.",
     ),
+    "uncounted_image": (
+        "warning",
+        "A content part that is not text (an image), on a target that trains on it: left out of "
+        "the token counts and the context check, though the provider bills it by its size.",
+    ),
     "unsupported_content": (
         "error",
         "A content part that is not text (an image) that training would drop: the target "

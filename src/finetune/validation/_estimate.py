@@ -23,6 +23,7 @@ from finetune.validation._catalog import (
     validation_passes,
 )
 from finetune.validation._engine import context_limit_for, token_stats
+from finetune.validation._rules import first_non_text_part
 from finetune.validation._tokens import ApproximateCounter, TokenCounter, counter_for
 
 if TYPE_CHECKING:
@@ -72,6 +73,13 @@ def estimate(
         billed += validation_tokens * passes
         notes.append(_validation_note(target, validation_tokens, passes, hosted))
         notes.extend(checked.notes(of=" of the validation set"))
+    images = tally.with_images + (checked.with_images if validation is not None else 0)
+    if images and hosted:
+        notes.append(
+            f"{counted(images, 'example')} {'shows' if images == 1 else 'show'} images, which "
+            "these tokens leave out: "
+            f"{target} bills each image by its size, so the billed tokens and cost are a floor"
+        )
     info: dict[str, Any] = model_info(target, model) or {}
     price = price_per_million if price_per_million is not None else info.get("price")
     low = info.get("low", price) if price_per_million is None else price
@@ -100,7 +108,7 @@ def estimate(
         cost=_cost(billed, price),
         cost_low=_cost(billed, low),
         cost_high=_cost(billed, high),
-        exact=counter.exact and (price is not None or not hosted),
+        exact=counter.exact and (price is not None or not hosted) and not (images and hosted),
         context_limit=limit,
         examples_over_limit=tally.over,
         pricing_date=dated if from_table else None,
@@ -116,7 +124,7 @@ class _Tally:
 
     def __init__(self, dataset: Dataset, counter: TokenCounter, limit: int | None) -> None:
         self.counts = array("l")
-        self.over = self.refused = self.unreadable = 0
+        self.over = self.refused = self.unreadable = self.with_images = 0
         fallback = ApproximateCounter("")
         for record in dataset.items():
             if not isinstance(record, RawRecord):
@@ -130,6 +138,7 @@ class _Tally:
                 self.refused += 1
             self.over += limit is not None and tokens > limit
             self.counts.append(min(tokens, limit) if limit else tokens)
+            self.with_images += first_non_text_part(data) is not None
 
     def notes(self, of: str = "") -> list[str]:
         """What was estimated rather than counted, and why (``of``: whose lines they are)."""

@@ -153,16 +153,6 @@ def check_record(record: dict[str, Any], target: Target, model: str) -> Iterator
             "turn); remove them, or train it on a backend that takes tools",
             place,
         )
-    if not target.images and (found := first_non_text_part(record)):
-        place, part_type = found
-        yield (
-            "unsupported_content",
-            "error",
-            f"the {target.name} backend trains on text: this {part_type!r} part would be "
-            "dropped, and the answer learned without it; remove the row, or train it on a "
-            "backend that takes images",
-            place,
-        )
     if target.extra_checks is not None:
         yield from target.extra_checks(record)
 

@@ -159,7 +159,7 @@ def _check_message(
                 f"weight must be 0 or 1, got {weight!r}",
                 (f"{where}.weight"),
             )
-    yield from _check_content(message, role, where)
+    yield from _check_content(message, role, where, target)
     if len(message) > 2:  # role and content alone (most turns); other pairs lack one, refused
         yield from _check_name(message.get("name"), where)
         yield from _check_placement(message, role, where)
@@ -198,7 +198,9 @@ def _check_placement(message: dict[str, Any], role: str, where: str) -> Iterator
         yield "misplaced_field", "error", message_text, f"{where}.tool_call_id"
 
 
-def _check_content(message: dict[str, Any], role: str, where: str) -> Iterator[Issue]:
+def _check_content(
+    message: dict[str, Any], role: str, where: str, target: Target
+) -> Iterator[Issue]:
     content = message.get("content")
     if content is None:
         if not (role == "assistant" and message.get("tool_calls")):
@@ -211,6 +213,7 @@ def _check_content(message: dict[str, Any], role: str, where: str) -> Iterator[I
             problem = _part_problem(part)
             if problem is not None:
                 yield "invalid_content", "error", problem, f"{where}.content[{index}]"
+        yield from _check_non_text(content, where, target)
         return
     if not isinstance(content, str):
         yield (
@@ -221,6 +224,38 @@ def _check_content(message: dict[str, Any], role: str, where: str) -> Iterator[I
         )
     elif not content.strip() and not (role == "assistant" and message.get("tool_calls")):
         yield "empty_content", "warning", f"{role} content is empty", f"{where}.content"
+
+
+def _check_non_text(content: list[Any], where: str, target: Target) -> Iterator[Issue]:
+    """A message's first part that is not text (an image): refused where training would drop
+    it; elsewhere said to be left out of the token counts, which the provider's bill is not."""
+    found = next(
+        (
+            (index, part["type"])
+            for index, part in enumerate(content)
+            if isinstance(part, dict)
+            and isinstance(part.get("type"), str)
+            and part["type"] != "text"
+        ),
+        None,
+    )
+    if found is None:
+        return
+    index, part_type = found
+    place = f"{where}.content[{index}]"
+    if not target.images:
+        message = (
+            f"the {target.name} backend trains on text: this {part_type!r} part would be "
+            "dropped, and the answer learned without it; remove the row, or train it on a "
+            "backend that takes images"
+        )
+        yield "unsupported_content", "error", message, place
+    else:
+        message = (
+            f"this {part_type!r} part is not in the token counts (nor in the context check): "
+            f"{target.name} bills it by its size, so the estimate's tokens and cost are a floor"
+        )
+        yield "uncounted_image", "warning", message, place
 
 
 def _part_problem(part: Any) -> str | None:
