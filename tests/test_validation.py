@@ -484,6 +484,36 @@ def test_an_image_is_refused_where_training_would_drop_it() -> None:
         assert "unsupported_content" not in codes(report), target
 
 
+def test_an_image_is_checked_as_each_provider_takes_it() -> None:
+    def shown(url: Any, role: str = "user") -> dict[str, Any]:
+        parts = [{"type": "text", "text": "What is this?"}]
+        parts.append({"type": "image_url", "image_url": {"url": url}})
+        turns = [{"role": "user", "content": "Look."}, {"role": role, "content": parts}]
+        return {"messages": [*turns, {"role": "assistant", "content": "A cat."}]}
+
+    link, gif = "https://x/cat.png", "data:image/gif;base64,R0lGODlh"
+    png, jpg = "data:image/png;base64,iVBORw0KGgo=", "data:image/jpg;base64,/9j/4AAQ"
+    cases = [
+        ("openai", shown(link), None),
+        ("openai", shown(jpg), None),
+        ("openai", shown(gif), "openai takes jpeg, png, webp images, not image/gif"),
+        ("together", shown(png), None),
+        ("together", shown(link), "together takes images inline, as base64 data URLs"),
+        ("fireworks", shown(jpg), None),
+        ("fireworks", shown("data:image/webp;base64,UklGR"), "takes jpeg, png images, not"),
+        ("openai", shown(png, role="assistant"), "an image in the assistant's turn"),
+        ("together", shown(None), "an image_url part needs its url"),
+    ]
+    for target, row, said in cases:
+        report = run([row, *(chat(i) for i in range(11))], target=target, model="m")
+        found = [(f.line, f.field, f.message) for f in report.kept.get("invalid_image", [])]
+        if said is None:
+            assert found == [], (target, found)
+        else:
+            ((line, field, message),) = found
+            assert (line, field) == (1, "messages[1].content[1]") and said in message, message
+
+
 def test_an_image_trained_on_is_said_to_be_left_out_of_the_tokens_and_the_bill() -> None:
     parts = [{"type": "text", "text": "What is this?"}]
     parts.append({"type": "image_url", "image_url": {"url": "https://x/1.png"}})

@@ -84,6 +84,12 @@ RULES: dict[str, tuple[str, str]] = {
         "'tools' is not a list of function definitions (type function, a name, parameters "
         "an object), nor the JSON text of one.",
     ),
+    "invalid_image": (
+        "error",
+        "An image the provider would refuse: in a message that is not the user's, an "
+        "image_url part without its url, a link where the provider takes base64 data URLs "
+        "only (Together, Fireworks), or an image type it does not take.",
+    ),
     "uncounted_image": (
         "warning",
         "A content part that is not text (an image), on a target that trains on it: left out of "

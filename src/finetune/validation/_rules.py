@@ -47,6 +47,8 @@ class Target:
     extra_checks: Callable[[dict[str, Any]], Iterable[Issue]] | None = None
     tools: bool = True  # trains tool definitions, calls and results
     images: bool = True  # trains content parts that are not text (images); else they'd be dropped
+    inline_images_only: bool = False  # images as base64 data URLs only, no links
+    image_types: frozenset[str] = frozenset()  # the image/... types it takes (empty: any)
     lists_models: bool = False  # the model table holds all it trains: others are unknown_model
 
 
@@ -58,6 +60,7 @@ TARGETS = {
         max_file_bytes=None,
         completion_models=("babbage-002", "davinci-002"),
         lists_models=True,
+        image_types=frozenset({"jpeg", "png", "webp"}),
     ),
     "mistral": Target(
         "mistral",
@@ -73,6 +76,8 @@ TARGETS = {
         frozenset(EXAMPLE_KINDS),
         min_examples=1,
         max_file_bytes=50 * 1024**3,
+        inline_images_only=True,
+        image_types=frozenset({"jpeg", "png", "webp"}),
     ),
     # Fireworks: chat JSONL (or one-turn preference pairs for DPO), 3 to 3 million examples;
     # larger than 150 MB needs the signed-URL upload path, which this backend takes
@@ -82,6 +87,8 @@ TARGETS = {
         min_examples=3,
         max_file_bytes=None,
         one_answer_pairs=True,
+        inline_images_only=True,
+        image_types=frozenset({"jpeg", "png"}),
     ),
 }
 

@@ -20,6 +20,7 @@ from finetune.dataset._formats import (
     is_empty,
     unknown_key_message,
 )
+from finetune.validation._images import check_images
 
 if TYPE_CHECKING:
     from finetune.validation._rules import Target
@@ -213,7 +214,7 @@ def _check_content(
             problem = _part_problem(part)
             if problem is not None:
                 yield "invalid_content", "error", problem, f"{where}.content[{index}]"
-        yield from _check_non_text(content, where, target)
+        yield from check_images(content, role, where, target)
         return
     if not isinstance(content, str):
         yield (
@@ -224,38 +225,6 @@ def _check_content(
         )
     elif not content.strip() and not (role == "assistant" and message.get("tool_calls")):
         yield "empty_content", "warning", f"{role} content is empty", f"{where}.content"
-
-
-def _check_non_text(content: list[Any], where: str, target: Target) -> Iterator[Issue]:
-    """A message's first part that is not text (an image): refused where training would drop
-    it; elsewhere said to be left out of the token counts, which the provider's bill is not."""
-    found = next(
-        (
-            (index, part["type"])
-            for index, part in enumerate(content)
-            if isinstance(part, dict)
-            and isinstance(part.get("type"), str)
-            and part["type"] != "text"
-        ),
-        None,
-    )
-    if found is None:
-        return
-    index, part_type = found
-    place = f"{where}.content[{index}]"
-    if not target.images:
-        message = (
-            f"the {target.name} backend trains on text: this {part_type!r} part would be "
-            "dropped, and the answer learned without it; remove the row, or train it on a "
-            "backend that takes images"
-        )
-        yield "unsupported_content", "error", message, place
-    else:
-        message = (
-            f"this {part_type!r} part is not in the token counts (nor in the context check): "
-            f"{target.name} bills it by its size, so the estimate's tokens and cost are a floor"
-        )
-        yield "uncounted_image", "warning", message, place
 
 
 def _part_problem(part: Any) -> str | None:
