@@ -514,6 +514,22 @@ def test_an_image_is_checked_as_each_provider_takes_it() -> None:
             assert (line, field) == (1, "messages[1].content[1]") and said in message, message
 
 
+def test_images_on_a_model_the_table_does_not_mark_as_trained_on_them_are_a_warning() -> None:
+    parts = [{"type": "text", "text": "What is this?"}]
+    parts.append({"type": "image_url", "image_url": {"url": "data:image/png;base64,iVBORw0K"}})
+    rows = [{"messages": [{"role": "user", "content": parts}, ANSWER]}]
+    rows += [chat(i) for i in range(11)]
+    (finding,) = run(rows).kept["model_without_images"]  # gpt-4.1-mini: text only, here
+    assert finding.message.startswith(f"1 message shows images, and {MODEL} is not a model")
+    assert "(it marks gpt-4o-2024-08-06)" in finding.message
+    assert "model_without_images" not in codes(run(rows, model="gpt-4o-2024-08-06"))
+    assert "model_without_images" not in codes(run(rows[1:]))  # no image, nothing to say
+    together = run(rows, target="together", model="Qwen/Qwen3-8B")
+    assert "(it marks none)" in together.kept["model_without_images"][0].message
+    unknown = run(rows, target="together", model="Qwen/Qwen3-VL-8B-Instruct")
+    assert "model_without_images" not in codes(unknown)  # not in the table: not said
+
+
 def test_an_image_trained_on_is_said_to_be_left_out_of_the_tokens_and_the_bill() -> None:
     parts = [{"type": "text", "text": "What is this?"}]
     parts.append({"type": "image_url", "image_url": {"url": "https://x/1.png"}})
@@ -875,6 +891,7 @@ def test_a_model_table_of_ones_own_that_cannot_be_used_is_named_with_the_entry(
         ({"acme": [1]}, r"acme is an object of models, default_epochs, .* not list \[1\]"),
         ({"acme": {"default_epochs": "three"}}, r"acme.default_epochs is a whole number of 1"),
         ({"acme": {"minimum_fee": "4"}}, r"acme.minimum_fee is USD per job, not '4'"),
+        ({"acme": {"models": {"m": {"images": "yes"}}}}, r"acme.models.m.images is true or"),
         ({"pricing_date": 5}, r"pricing_date is a date as 2025-06-01, not 5"),
         ({"acme": {"pricing_date": "June"}}, r"acme.pricing_date is a date as 2025-06-01"),
         (  # another model's entry than the one asked about: the table is checked whole

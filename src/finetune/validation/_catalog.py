@@ -13,6 +13,7 @@ from typing import Any
 
 from finetune._errors import StorageError, closest_name
 from finetune._numbers import is_real, is_whole
+from finetune._words import counted
 
 __all__ = [
     "ModelInfo",
@@ -28,6 +29,7 @@ __all__ = [
     "pricing",
     "targets",
     "unknown_model_message",
+    "untrained_images_message",
     "validation_passes",
 ]
 
@@ -125,7 +127,8 @@ def pricing(target: str) -> tuple[str | None, str | None]:
 
 
 class ModelInfo(dict[str, Any]):
-    """A catalog entry: ``context``, ``price`` (USD per 1M tokens) and ``low``/``high``."""
+    """A catalog entry: ``context``, ``price`` (USD per 1M tokens), ``low``/``high``, and
+    ``images`` (true where the provider trains the model on images)."""
 
 
 def model_info(target: str, model: str) -> ModelInfo | None:
@@ -170,6 +173,20 @@ def model_meant(target: str, model: str) -> str:
     return f" (did you mean {nearest}?)" if nearest else ""
 
 
+def untrained_images_message(target: str, model: str, images: int) -> str:
+    """What a ``model_without_images`` warning says: the model is not one the table marks as
+    trained on images, and which ones it marks."""
+    table = catalog().get(target, {}).get("models", {})
+    marked = [name for name, entry in table.items() if entry.get("images")]
+    which = f"it marks {', '.join(marked)}" if marked else "it marks none"
+    return (
+        f"{counted(images, 'message')} {'shows' if images == 1 else 'show'} images, and "
+        f"{model} is not a model {target} trains on images in {_table()} ({which}): {target} "
+        "may refuse the file or the job. "
+        f'A model that is: mark it "images": true in a table of your own in ${ENV_FILE}.'
+    )
+
+
 def unknown_model_message(target: str, model: str, limit: int | None) -> str:
     """What an ``unknown_model`` warning says: the model likely meant, and what the table's
     silence leaves unchecked (the context limit, when none was given)."""
@@ -207,6 +224,8 @@ def _check_entry(target: str, name: str, entry: Any, shown: str) -> None:
     for field in ("price", "low", "high"):
         if entry.get(field) is not None and not is_price(entry[field]):
             raise StorageError(f"{where}.{field} is USD per 1M tokens, not {entry[field]!r}")
+    if entry.get("images") not in (None, True, False):
+        raise StorageError(f"{where}.images is true or false, not {entry['images']!r}")
 
 
 def _table() -> str:

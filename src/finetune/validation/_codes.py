@@ -90,6 +90,11 @@ RULES: dict[str, tuple[str, str]] = {
         "image_url part without its url, a link where the provider takes base64 data URLs "
         "only (Together, Fireworks), or an image type it does not take.",
     ),
+    "model_without_images": (
+        "warning",
+        "Messages show images, and the model is one the model table does not mark as trained "
+        "on images (OpenAI: gpt-4o-2024-08-06): the provider may refuse the file or the job.",
+    ),
     "uncounted_image": (
         "warning",
         "A content part that is not text (an image), on a target that trains on it: left out of "

@@ -20,6 +20,7 @@ from finetune.validation._catalog import (
     model_info,
     unchecked_context_message,
     unknown_model_message,
+    untrained_images_message,
 )
 from finetune.validation._codes import RULES
 from finetune.validation._quality import Places, QualityScan, example_texts, percentile
@@ -232,7 +233,11 @@ def validate(
             dataset, validation, train, report, rules, model, counter, limit, workers
         )
         report.stats["validation_examples"] = held.examples
-    if rules.lists_models and model_info(rules.name, model) is None:
+    info, images = model_info(rules.name, model), report.counts.get("uncounted_image", 0)
+    if images and info is not None and not info.get("images"):
+        said = untrained_images_message(rules.name, model, images)
+        train.add("model_without_images", said, None, None)
+    if rules.lists_models and info is None:
         train.add("unknown_model", unknown_model_message(rules.name, model, limit), None, None)
     elif limit is None:  # an unknown_model warning says it already
         train.add("unchecked_context", unchecked_context_message(rules.name, model), None, None)
