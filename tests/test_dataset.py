@@ -505,6 +505,18 @@ def test_fingerprint_stable_across_key_order_and_source(tmp_path: Path) -> None:
     assert len(from_file.fingerprint()) == 64
     changed = ft.Dataset.from_records([*rows[:4], chat(99)])
     assert changed.fingerprint() != from_records.fingerprint()
+    # an empty list of tools or of calls is none, as a row without the key: one fit, one file
+    empty = [{**json.loads(json.dumps(r)), "tools": []} for r in rows]
+    empty[0]["messages"][-1] = {**empty[0]["messages"][-1], "tool_calls": []}
+    assert ft.Dataset.from_records(empty).fingerprint() == from_records.fingerprint()
+    assert list(ft.Dataset.from_records(empty)) == list(from_records)
+    pair = {"input": {"messages": rows[0]["messages"][:2], "tools": []}}
+    pair |= {
+        "preferred_output": rows[0]["messages"][2:],
+        "non_preferred_output": rows[1]["messages"][2:],
+    }
+    (read,) = ft.Dataset.from_records([pair])
+    assert read.tools is None
 
 
 def test_to_jsonl_round_trips_each_format(tmp_path: Path) -> None:

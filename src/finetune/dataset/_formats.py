@@ -280,9 +280,12 @@ def _clean_messages(value: Any) -> Any:
 
 def _clean_message(message: dict[str, Any]) -> dict[str, Any]:
     """A message, and each of its tool calls and their functions, without the unknown keys
-    that hold nothing (``"index": null``, a table's null column)."""
+    that hold nothing (``"index": null``, a table's null column); ``"tool_calls": []`` is
+    no call, as a message without the key."""
     cleaned = _without_empty_unknowns(message, MESSAGE_KEYS)
-    if isinstance(cleaned.get("tool_calls"), list):
+    if cleaned.get("tool_calls") == []:  # no calls, as a message without the key
+        del cleaned["tool_calls"]
+    elif isinstance(cleaned.get("tool_calls"), list):
         cleaned["tool_calls"] = [_clean_call(call) for call in cleaned["tool_calls"]]
     return cleaned
 
@@ -299,6 +302,8 @@ def _clean_call(call: Any) -> Any:
 def _to_native(data: dict[str, Any], kind: ExampleKind) -> dict[str, Any]:
     body = {k: v for k, v in data.items() if k not in IGNORED_KEYS}
     body = _without_empty_unknowns(body, KNOWN_KEYS[kind])
+    if body.get("tools") == []:  # no tools, as a row without the key (one fingerprint)
+        del body["tools"]
     for key in ("messages", "chosen", "rejected", "preferred_output", "non_preferred_output"):
         if key in body:
             body[key] = _clean_messages(body[key])
@@ -323,7 +328,7 @@ def _native_preference(body: dict[str, Any]) -> dict[str, Any]:
             "chosen": body.get("preferred_output"),
             "rejected": body.get("non_preferred_output"),
         }
-        if source.get("tools") is not None:
+        if source.get("tools") not in (None, []):
             native["tools"] = source["tools"]
         return native
     return {
@@ -331,7 +336,7 @@ def _native_preference(body: dict[str, Any]) -> dict[str, Any]:
         "input": _as_messages(body.get("prompt", body.get("input")), "user"),
         "chosen": _as_messages(body.get("chosen"), "assistant"),
         "rejected": _as_messages(body.get("rejected"), "assistant"),
-        **({"tools": body["tools"]} if body.get("tools") is not None else {}),
+        **({"tools": body["tools"]} if body.get("tools") not in (None, []) else {}),
     }
 
 
