@@ -379,6 +379,15 @@ def test_an_example_prints_as_its_turns() -> None:
     )
     assert str(pair) == "user: q\nchosen: good\nrejected: bad"
     assert repr(pair).startswith("PreferenceExample(kind='preference', input=[Message(")
+    photo = {"type": "image_url", "image_url": {"url": "data:image/png;base64,iVBORw0K"}}
+    shown = [{"type": "text", "text": "What is this?"}, photo]
+    seen = ft.ChatExample(
+        messages=[
+            ft.Message(role="user", content=shown),
+            ft.Message(role="assistant", content="A cat."),
+        ]
+    )
+    assert str(seen) == "user: What is this? [image]\nassistant: A cat."  # not its text alone
 
 
 def test_every_error_survives_pickling_as_a_worker_process_sends_it() -> None:

@@ -180,5 +180,21 @@ def transcript(messages: Messages) -> str:
 
 def _said(message: dict[str, Any]) -> str:
     calls = message.get("tool_calls")
-    text = text_of(message.get("content"))
+    text = _shown(message.get("content"))
     return "\n".join(filter(None, [text, format_tool_calls(calls) if calls else ""]))
+
+
+def _shown(content: Any) -> str:
+    """A message's content as a reader is told it: its text, and, where it shows an image
+    (a part that is not text), ``[image]`` in its place (``[input_audio]`` for another)."""
+    if not isinstance(content, list) or all(
+        not isinstance(part, dict) or part.get("type") == "text" for part in content
+    ):
+        return text_of(content)
+    return " ".join(filter(None, (_piece(part) for part in content if isinstance(part, dict))))
+
+
+def _piece(part: dict[str, Any]) -> str:
+    if part.get("type") == "text":
+        return str(part.get("text") or "")
+    return "[image]" if part.get("type") == "image_url" else f"[{part.get('type')}]"
