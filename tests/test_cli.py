@@ -377,6 +377,7 @@ def test_models_lists_what_each_backend_trains_and_what_it_costs(
     out = capsys.readouterr().out
     assert "\nopenai (closing 2027-01-06)\n" in f"\n{out}"
     assert re.search(r"\n  gpt-4\.1-mini-2025-04-14 +65,536  5\.00\n", out)
+    assert re.search(r"\n  gpt-4o-2024-08-06 +65,536  25\.00  \(trains on images too\)\n", out)
     assert "\nmistral (retired)\n  Mistral's fine-tuning job API answers 410 Gone" in out
     assert re.search(r"\n  mistral-small-latest +32,768  1\.00 to 4\.00 \(a range", out)
     assert "\n  plus a minimum fee of 4.00 USD per job\n" in out
@@ -390,6 +391,7 @@ def test_models_lists_what_each_backend_trains_and_what_it_costs(
         "price": 0.48,
         "low": None,
         "high": None,
+        "images": False,
     }
     mine = tmp_path / "models.json"
     mine.write_text(json.dumps({"acme": {"models": {"acme-1": {"context": 4096, "price": 2}}}}))

@@ -56,7 +56,10 @@ def _section(backend: str, section: dict[str, Any]) -> dict[str, Any]:
         "source": source,
         "minimum_fee": section.get("minimum_fee"),
         "models": {
-            name: {key: entry.get(key) for key in ("context", "price", "low", "high")}
+            name: {
+                **{key: entry.get(key) for key in ("context", "price", "low", "high")},
+                "images": bool(entry.get("images")),
+            }
             for name, entry in models.items()
         },
     }
@@ -74,7 +77,8 @@ def _described(backend: str, section: dict[str, Any]) -> list[str]:
     lines.append(f"  {'model':{width}}  {'context':>9}  USD per 1M trained tokens")
     for name, entry in section["models"].items():
         context = f"{entry['context']:,}" if entry.get("context") else "?"
-        lines.append(f"  {name:{width}}  {context:>9}  {_price(entry)}")
+        images = "  (trains on images too)" if entry["images"] else ""
+        lines.append(f"  {name:{width}}  {context:>9}  {_price(entry)}{images}")
     dated, source = section["pricing_date"], section["source"]
     if dated or source:
         lines.append(f"  prices of {dated or 'an unknown date'}: {source or 'no source given'}")
