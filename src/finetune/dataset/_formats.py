@@ -336,7 +336,7 @@ def _native_preference(body: dict[str, Any]) -> dict[str, Any]:
         "input": _as_messages(body.get("prompt", body.get("input")), "user"),
         "chosen": _as_messages(body.get("chosen"), "assistant"),
         "rejected": _as_messages(body.get("rejected"), "assistant"),
-        **({"tools": body["tools"]} if body.get("tools") not in (None, []) else {}),
+        **({"tools": body["tools"]} if body.get("tools") is not None else {}),
     }
 
 

@@ -66,14 +66,15 @@ def estimate(
         billed, padding = _padded_bill(len(counts), epochs, params.extra, limit, billed)
         notes.append(padding)
     validation_tokens = passes = 0
+    images = tally.with_images
     if validation is not None:
         checked = _Tally(validation, counter, limit)
+        images += checked.with_images
         validation_tokens = sum(checked.counts)
         passes = validation_passes(target, params.extra, epochs)
         billed += validation_tokens * passes
         notes.append(_validation_note(target, validation_tokens, passes, hosted))
         notes.extend(checked.notes(of=" of the validation set"))
-    images = tally.with_images + (checked.with_images if validation is not None else 0)
     if images and hosted:
         notes.append(
             f"{counted(images, 'example')} {'shows' if images == 1 else 'show'} images, which "

@@ -12,7 +12,7 @@ if TYPE_CHECKING:
     from finetune.validation._rules import Target
     from finetune.validation._turns import Issue
 
-__all__ = ["check_images"]
+__all__ = ["check_images", "non_text_parts"]
 
 _DATA_URL = re.compile(r"data:image/([A-Za-z0-9.+-]+);base64,", re.IGNORECASE)
 
@@ -21,11 +21,7 @@ def check_images(content: list[Any], role: str, where: str, target: Target) -> I
     """A message's parts that are not text (an image): the first refused where training would
     drop it; else each checked as ``target`` takes images, and the first said to be left out
     of the token counts."""
-    found = [
-        (index, part)
-        for index, part in enumerate(content)
-        if isinstance(part, dict) and isinstance(part.get("type"), str) and part["type"] != "text"
-    ]
+    found = non_text_parts(content)
     if not found:
         return
     index, first = found[0]
@@ -47,6 +43,17 @@ def check_images(content: list[Any], role: str, where: str, target: Target) -> I
         f"{target.name} bills it by its size, so the estimate's tokens and cost are a floor"
     )
     yield "uncounted_image", "warning", message, place
+
+
+def non_text_parts(content: Any) -> list[tuple[int, dict[str, Any]]]:
+    """A message content's parts that are not text (its images), each with its index."""
+    if not isinstance(content, list):
+        return []
+    return [
+        (index, part)
+        for index, part in enumerate(content)
+        if isinstance(part, dict) and isinstance(part.get("type"), str) and part["type"] != "text"
+    ]
 
 
 def _image_problem(part: dict[str, Any], role: str, target: Target) -> str | None:

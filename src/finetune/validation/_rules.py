@@ -15,6 +15,7 @@ from finetune._words import json_kind
 from finetune.dataset._formats import detect_kind, shape_hint
 from finetune.dataset._tool_rows import MESSAGE_LIST_KEYS
 from finetune.types import EXAMPLE_KINDS
+from finetune.validation._images import non_text_parts
 from finetune.validation._turns import Issue, check_function_type, check_keys, check_messages
 
 __all__ = [
@@ -184,11 +185,10 @@ def first_non_text_part(record: dict[str, Any]) -> tuple[str, str] | None:
     """Where an example first holds a content part that is not text (an image), and its
     type."""
     for path, message in _turns_of(record):
-        content = message.get("content")
-        for index, part in enumerate(content if isinstance(content, list) else []):
-            part_type = part.get("type") if isinstance(part, dict) else None
-            if isinstance(part_type, str) and part_type != "text":
-                return f"{path}.content[{index}]", part_type
+        found = non_text_parts(message.get("content"))
+        if found:
+            index, part = found[0]
+            return f"{path}.content[{index}]", part["type"]
     return None
 
 

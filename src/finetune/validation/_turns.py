@@ -39,17 +39,15 @@ _PART_KEYS = {
 }
 
 
-def check_keys(
-    data: dict[str, Any], kind: str, where: str = "", ignored: frozenset[str] = IGNORED_KEYS
-) -> Iterator[Issue]:
-    """Unknown keys of an example of ``kind``, or of a message, a tool call or its function
-    (``kind="message"``, ``"tool call"``, ``"function"``, at ``where``): dropped when empty (a
-    warning), refused when they hold a value (exactly what parsing does, so ``fit`` refuses
-    nothing ``validate`` let through)."""
+def check_keys(data: dict[str, Any], kind: str, where: str = "") -> Iterator[Issue]:
+    """Unknown keys of an example of ``kind`` (its ``IGNORED_KEYS`` aside), or of a message,
+    a tool call or its function (``kind="message"``, ``"tool call"``, ``"function"``, at
+    ``where``): dropped when empty (a warning), refused when they hold a value (exactly what
+    parsing does, so ``fit`` refuses nothing ``validate`` let through)."""
     if kind in _PART_KEYS:
-        known, owner = _PART_KEYS[kind]
+        (known, owner), ignored = _PART_KEYS[kind], frozenset[str]()
     else:
-        known, owner = KNOWN_KEYS[kind], f"a {kind} example"
+        known, owner, ignored = KNOWN_KEYS[kind], f"a {kind} example", IGNORED_KEYS
     for key, value in data.items():
         if key in known or key in ignored:
             continue
@@ -143,7 +141,7 @@ def _check_conversation_end(
 def _check_message(
     message: dict[str, Any], role: str, where: str, target: Target, open_calls: dict[str, str]
 ) -> Iterator[Issue]:
-    yield from check_keys(message, "message", where, ignored=frozenset())
+    yield from check_keys(message, "message", where)
     weight = message.get("weight")
     if weight is not None:
         if role != "assistant":
@@ -251,8 +249,8 @@ def _check_tool_calls(
         if not isinstance(call_id, str) or not isinstance(function, dict):
             yield "invalid_tool_call", "error", "a tool call needs an id and a function", path
             continue
-        yield from check_keys(call, "tool call", path, ignored=frozenset())
-        yield from check_keys(function, "function", f"{path}.function", ignored=frozenset())
+        yield from check_keys(call, "tool call", path)
+        yield from check_keys(function, "function", f"{path}.function")
         yield from check_function_type(call, path, "invalid_tool_call")
         if not isinstance(function.get("name"), str):
             yield "invalid_tool_call", "error", "function.name is missing", f"{path}.function"
