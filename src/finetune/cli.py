@@ -231,7 +231,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
 
 def _cmd_eval(args: argparse.Namespace) -> int:
-    from finetune.evaluation._run import ShotsFromEvaluatedData
+    from finetune.evaluation._overlap import ShotsFromEvaluatedData
 
     config = load_config(args.config)
     if args.output and (args.output.endswith(("/", os.sep)) or Path(args.output).is_dir()):

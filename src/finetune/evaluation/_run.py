@@ -16,10 +16,9 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypedDict
 
 from finetune._errors import did_you_mean, unexpected_keyword
-from finetune._words import counted
 from finetune.backends.http import retrying
 from finetune.dataset import require_dataset
-from finetune.dataset._formats import Turns, split_turns, turns_digest
+from finetune.dataset._formats import Turns, split_turns
 from finetune.evaluation._cache import PredictionCache
 from finetune.evaluation._checks import (
     indexes,
@@ -31,7 +30,11 @@ from finetune.evaluation._checks import (
     refuse_unknown_options,
     refuse_unnamed_candidates,
 )
-from finetune.evaluation._lineage import rows_kept_for
+from finetune.evaluation._overlap import (
+    notes_on_what_was_trained_on,
+    refuse_shots_from_the_evaluated_data,
+    what_was_trained_on,
+)
 from finetune.evaluation._predictors import (
     Predictor,
     Tools,
@@ -40,7 +43,6 @@ from finetune.evaluation._predictors import (
     is_cacheable,
     predictor_for,
     takes_tools,
-    trained_on,
 )
 from finetune.evaluation._prompts import (
     Messages,
@@ -57,7 +59,7 @@ from finetune.types import Example, ModelRef
 if TYPE_CHECKING:
     from typing_extensions import Unpack
 
-__all__ = ["EvaluateOptions", "ShotsFromEvaluatedData", "aevaluate", "evaluate"]
+__all__ = ["EvaluateOptions", "aevaluate", "evaluate"]
 
 log = logging.getLogger("finetune")
 
@@ -359,9 +361,9 @@ async def aevaluate(
     refuse_predictors_without_tools(resolved, examples)
     refuse_predictors_without_images(resolved, examples)
     evaluated: dict[Turns, int] = {key: index for index, key in enumerate(turns)}
-    _refuse_shots_from_the_evaluated_data(resolved, evaluated)
-    trained_on = _what_was_trained_on(candidates, predictor_options or {}, evaluated)
-    notes = _notes_on_what_was_trained_on(trained_on, len(turns))
+    refuse_shots_from_the_evaluated_data(resolved, evaluated)
+    trained_on = what_was_trained_on(candidates, predictor_options or {}, evaluated)
+    notes = notes_on_what_was_trained_on(trained_on, len(turns))
     store = _open_cache(cache)
     tasks = []
     for name, (predictor, shots) in resolved.items():
@@ -396,71 +398,6 @@ async def _close_predictors(resolved: dict[str, tuple[Predictor, list[Any] | Non
             await closer()
 
 
-def _refuse_shots_from_the_evaluated_data(
-    resolved: dict[str, tuple[Predictor, list[Any] | None]], evaluated: dict[Turns, int]
-) -> None:
-    """A few-shot prompt that shows an evaluated example hands the candidate its answer."""
-    for name, (_, shots) in resolved.items():
-        shown = _seen(evaluated, shots or ())
-        if shown:
-            raise ShotsFromEvaluatedData(name, shown)
-
-
-class ShotsFromEvaluatedData(ValueError):
-    """A candidate's few-shot prompt shows evaluated examples (``indices``, from 0)."""
-
-    def __init__(self, candidate: str, indices: list[int]) -> None:
-        self.candidate = candidate
-        self.indices = indices
-        super().__init__(
-            f"candidate {candidate!r} shows {counted(len(indices), 'evaluated example')} (at "
-            f"index {indexes(indices)}) in its few-shot prompt, answers included: its scores "
-            "would be inflated. Draw the shots from the training split: train, holdout = "
-            "data.split(...); ref.with_few_shot(train, k)"
-        )
-
-
-def _what_was_trained_on(
-    candidates: Mapping[str, Any],
-    options: Mapping[str, dict[str, Any]],
-    evaluated: dict[Turns, int],
-) -> dict[str, list[int]]:
-    """The indices of the evaluated examples each candidate was fine-tuned on, where it was
-    on any. What it was trained on comes from its backend, else from the digests the job
-    registry kept."""
-    found = {
-        name: _learned(model, options.get(name, {}), evaluated)
-        for name, model in candidates.items()
-    }
-    return {name: learned for name, learned in found.items() if learned}
-
-
-def _notes_on_what_was_trained_on(trained_on: dict[str, list[int]], examples: int) -> list[str]:
-    """A candidate fine-tuned on some of the evaluated examples has seen their answers: said
-    on the result (and logged), not refused, since a dataset's duplicates split apart land on
-    both sides; a model evaluated on its whole training set is told as plainly."""
-    notes = []
-    for name, learned in trained_on.items():
-        notes.append(
-            f"candidate {name!r} was fine-tuned on {len(learned)} of the {examples} "
-            f"evaluated examples (at index {indexes(learned)}), answers included: its scores "
-            "on them are inflated. Evaluate on data without them: holdout.excluding(train)"
-        )
-        log.warning("evaluate: %s", notes[-1])
-    return notes
-
-
-def _learned(candidate: Any, options: dict[str, Any], evaluated: dict[Turns, int]) -> list[int]:
-    """The indices of the evaluated examples the candidate was trained on, as far as known."""
-    rows = trained_on(candidate, options)
-    if rows is not None:
-        return _seen(evaluated, rows)
-    kept = rows_kept_for(candidate)
-    if not kept:
-        return []
-    return sorted(i for key, i in evaluated.items() if turns_digest(key) in kept)
-
-
 def _notes_on_cut_answers(tasks: list[_Task], examples: int) -> list[str]:
     """Answers that stopped at their predictor's length limit are scored as they are, which
     lowers a candidate's scores when the model had more to say: said on the result (and
@@ -480,11 +417,6 @@ def _notes_on_cut_answers(tasks: list[_Task], examples: int) -> list[str]:
         )
         log.warning("evaluate: %s", notes[-1])
     return notes
-
-
-def _seen(evaluated: dict[Turns, int], rows: Iterable[Example]) -> list[int]:
-    """The indices of the evaluated examples among ``rows``, each once, in order."""
-    return sorted({evaluated[key] for key in map(split_turns, rows) if key in evaluated})
 
 
 def _as_metrics(metrics: Metrics) -> list[Metric]:
