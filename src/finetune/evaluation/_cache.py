@@ -1,7 +1,9 @@
 """A prediction cache on disk (SQLite), keyed by (predictor, prompt, parameters).
 
 Each prediction is written as soon as it arrives, so an interrupted run keeps what it got and
-a re-run asks the model only for what is missing. An answer cut at its length limit is kept
+a re-run asks the model only for what is missing. Writes do not wait for the disk (WAL,
+``synchronous=NORMAL``): a killed process loses none; a power cut may lose the last few,
+which a re-run asks again (a cache, not a record). An answer cut at its length limit is kept
 with that limit (in a table of its own, which older versions sharing the file ignore).
 """
 
@@ -47,6 +49,7 @@ class PredictionCache:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self._db = sqlite3.connect(self.path, check_same_thread=False, timeout=30)
             self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=NORMAL")  # each write: no wait for the disk
             self._db.execute(
                 "CREATE TABLE IF NOT EXISTS predictions "
                 "(key TEXT PRIMARY KEY, prediction TEXT NOT NULL, created REAL NOT NULL)"
