@@ -486,6 +486,28 @@ def test_accelerate_launch_runs_two_processes(
     assert list(Path(job.job.raw["job_dir"], "launcher-logs").iterdir())
 
 
+def test_an_accelerate_config_of_ones_own_is_read_where_it_was_named(
+    tiny_base: str, rows: list[dict[str, Any]], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``accelerate_config="my.yaml"`` (as docs/backends/hf.md writes it) was handed to a
+    launcher that runs in the job's folder: the worker died on a file it could not find."""
+    (tmp_path / "my.yaml").write_text(
+        "compute_environment: LOCAL_MACHINE\ndistributed_type: 'NO'\nnum_processes: 1\n"
+        "num_machines: 1\nmachine_rank: 0\nmixed_precision: 'no'\nuse_cpu: true\n"
+    )
+    monkeypatch.chdir(tmp_path)
+    tuner = ft.Tuner(
+        "hf",
+        model=tiny_base,
+        jobs_dir=tmp_path / "jobs",
+        launcher="accelerate",
+        accelerate_config="my.yaml",
+    )
+    job = tuner.fit(ft.Dataset.from_records(rows[:16]), options={"max_steps": 1, "max_length": 96})
+    job.wait(poll_interval=0.3, timeout=240)
+    assert job.job.status is ft.JobStatus.SUCCEEDED, tuner.backend.worker_log(job.id)
+
+
 def test_missing_model_folder_is_a_clear_error(rows: list[dict[str, Any]]) -> None:
     tuner = ft.Tuner("hf", model="/nonexistent/model")
     data = ft.Dataset.from_records(rows[:20])

@@ -185,6 +185,11 @@ def test_generated_configs_say_what_they_do(tmp_path: Path) -> None:
         ({"device": "cuda:0"}, "device='cuda:0' asks for a GPU, and torch sees no CUDA device"),
         ({"device": "cuda:1", "launcher": "torchrun"}, "picks one GPU for launcher='python'"),
         ({"quantization": "4bit"}, "bitsandbytes on a CUDA GPU, and torch sees none here"),
+        ({"precision": "fp16"}, "precision='fp16' needs a CUDA GPU"),
+        ({"precision": "fp16", "device": "cpu"}, "precision='fp16' needs a CUDA GPU"),
+        ({"launcher": "accelerate", "accelerate_config": "none.yaml"}, "none.yaml': no such file"),
+        ({"launcher": "accelerate", "accelerate_config": "."}, "a folder, not a file"),
+        ({"accelerate_config": "my.yaml"}, "read by launcher='accelerate', not 'python'"),
     ],
 )
 def test_impossible_placements_are_refused_before_anything_starts(

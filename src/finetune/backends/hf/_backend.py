@@ -26,7 +26,7 @@ from finetune.backends.hf._config import (
     LocalOptions,
     TrainingConfig,
     check_early_stopping,
-    check_placement,
+    check_precision,
     check_trainer_names,
     continuing_adapter,
     lora_settings,
@@ -58,6 +58,7 @@ from finetune.backends.hf._jobdir import (
 )
 from finetune.backends.hf._launch import (
     check_device,
+    check_placement,
     check_quantization,
     check_strategy,
     cuda_device_count,
@@ -264,6 +265,8 @@ class HFBackend:
         devices = cuda_device_count()
         check_strategy(options, cuda_available=devices > 0)
         check_device(options, cuda_devices=devices)
+        if options.launcher != "ray":  # Ray: the precision its nodes' GPUs allow
+            check_precision(options.precision, cuda=devices > 0 and options.device != "cpu")
         kind = example_kind(request.training_file)
         check_method(request.method, kind)
         tokenizer = self._tokenizer(request.base_model, options)

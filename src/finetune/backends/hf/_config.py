@@ -30,6 +30,7 @@ __all__ = [
     "TrainingConfig",
     "adapter_settings",
     "assistant_only",
+    "check_precision",
     "check_trainer_names",
     "continuing_adapter",
     "cpu_computes_bf16",
@@ -162,6 +163,12 @@ class LocalOptions(BaseModel):
                 "(Path(...).read_text() reads a .jinja file)"
             )
         return value
+
+    @field_validator("accelerate_config")
+    @classmethod
+    def _absolute(cls, path: str | None) -> str | None:
+        """The file the caller named, wherever the launcher runs (in the job's folder)."""
+        return None if path is None else str(Path(path).expanduser().absolute())
 
     @field_validator("device")
     @classmethod
@@ -399,6 +406,12 @@ def _precision(choice: str, *, cuda: bool, bf16_supported: bool) -> dict[str, bo
         if not cuda:
             return {"bf16": bf16_supported, "fp16": False}
         return {"bf16": True} if bf16_supported else {"fp16": True}
+    check_precision(choice, cuda=cuda)
+    return {"bf16": choice == "bf16", "fp16": choice == "fp16"}
+
+
+def check_precision(choice: str, *, cuda: bool) -> None:
+    """Refuse fp16 where training runs on the CPU (``cuda``: it runs on a CUDA GPU)."""
     if choice == "fp16" and not cuda:
         raise InvalidRequestError(
             "precision='fp16' needs a CUDA GPU; on CPU use 'bf16' or 'fp32' "
@@ -406,7 +419,6 @@ def _precision(choice: str, *, cuda: bool, bf16_supported: bool) -> dict[str, bo
             backend="hf",
             param="precision",
         )
-    return {"bf16": choice == "bf16", "fp16": choice == "fp16"}
 
 
 def cpu_computes_bf16() -> bool:
@@ -528,35 +540,6 @@ def lora_arguments(lora: LoRA, extra: dict[str, Any]) -> dict[str, Any]:
         "task_type": "CAUSAL_LM",
         **extra,
     }
-
-
-def check_placement(options: LocalOptions) -> None:
-    """Refuse a multi-machine or multi-process setup that cannot start, before anything runs."""
-    problem = _placement_problem(options)
-    if problem is not None:
-        message, param = problem
-        raise InvalidRequestError(message, backend="hf", param=param)
-
-
-def _placement_problem(options: LocalOptions) -> tuple[str, str] | None:
-    if options.num_machines > 1:
-        if options.launcher not in ("torchrun", "accelerate"):
-            return "num_machines > 1 needs launcher='torchrun' or 'accelerate'", "launcher"
-        if not options.main_process_ip or not options.main_process_port:
-            return (
-                "num_machines > 1 needs main_process_ip and main_process_port: the address "
-                "every machine can reach on the machine of rank 0",
-                "main_process_ip",
-            )
-    if options.machine_rank >= options.num_machines:  # with 1, each machine trains alone
-        return (
-            f"machine_rank {options.machine_rank} is not below num_machines "
-            f"{options.num_machines}: set num_machines to how many machines train together",
-            "machine_rank",
-        )
-    if options.num_processes > 1 and options.launcher == "python":
-        return "num_processes > 1 needs launcher='accelerate', 'torchrun' or 'ray'", "num_processes"
-    return None
 
 
 SECRET_FIELDS = ("api_key", "token", "secret", "password")

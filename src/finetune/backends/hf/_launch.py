@@ -16,6 +16,7 @@ from finetune.backends.hf._config import LocalOptions, gpu_index
 __all__ = [
     "accelerate_config_text",
     "check_device",
+    "check_placement",
     "check_quantization",
     "check_strategy",
     "cuda_available",
@@ -85,6 +86,53 @@ def torchrun_arguments(job_dir: Path, options: LocalOptions) -> list[str]:
         "--master_port",
         str(options.main_process_port),
     ]
+
+
+def check_placement(options: LocalOptions) -> None:
+    """Refuse a multi-machine or multi-process setup that cannot start, before anything runs."""
+    problem = _placement_problem(options)
+    if problem is not None:
+        message, param = problem
+        raise InvalidRequestError(message, backend="hf", param=param)
+
+
+def _placement_problem(options: LocalOptions) -> tuple[str, str] | None:
+    if options.num_machines > 1:
+        if options.launcher not in ("torchrun", "accelerate"):
+            return "num_machines > 1 needs launcher='torchrun' or 'accelerate'", "launcher"
+        if not options.main_process_ip or not options.main_process_port:
+            return (
+                "num_machines > 1 needs main_process_ip and main_process_port: the address "
+                "every machine can reach on the machine of rank 0",
+                "main_process_ip",
+            )
+    if options.machine_rank >= options.num_machines:  # with 1, each machine trains alone
+        return (
+            f"machine_rank {options.machine_rank} is not below num_machines "
+            f"{options.num_machines}: set num_machines to how many machines train together",
+            "machine_rank",
+        )
+    if options.num_processes > 1 and options.launcher == "python":
+        return "num_processes > 1 needs launcher='accelerate', 'torchrun' or 'ray'", "num_processes"
+    return _accelerate_config_problem(options)
+
+
+def _accelerate_config_problem(options: LocalOptions) -> tuple[str, str] | None:
+    """A config file of one's own is read by ``accelerate launch`` alone, and must be there:
+    the launcher failed on a missing one once the job had started."""
+    path = options.accelerate_config
+    if path is None:
+        return None
+    if options.launcher != "accelerate":
+        return (
+            f"accelerate_config is read by launcher='accelerate', not {options.launcher!r}: "
+            "set launcher='accelerate', or drop accelerate_config",
+            "accelerate_config",
+        )
+    if not Path(path).is_file():
+        why = "a folder, not a file" if Path(path).is_dir() else "no such file"
+        return f"accelerate_config={path!r}: {why}", "accelerate_config"
+    return None
 
 
 def check_strategy(options: LocalOptions, *, cuda_available: bool) -> None:
