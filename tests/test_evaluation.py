@@ -1350,7 +1350,11 @@ def test_a_metric_that_raises_is_named_with_the_candidate_and_example() -> None:
 
 @pytest.mark.parametrize(
     ("returned", "says"),
-    [(None, "returned NoneType None, not the reply's text"), (True, "returned bool True")],
+    [
+        (None, "returned NoneType None, not the reply's text"),
+        (True, "returned bool True"),
+        (["2"], "returned list \\['2'\\]"),  # a list of texts is no list of tool calls
+    ],
 )
 def test_a_candidate_function_that_returns_no_text_is_refused(returned: Any, says: str) -> None:
     """A missing return would be scored as the answer "None", on every example."""
@@ -1366,6 +1370,52 @@ def test_a_candidate_function_that_returns_no_text_is_refused(returned: Any, say
             ft.evaluate(_qa(2), {"x": function}, m.exact_match, cache=False)
     numbers = ft.evaluate(_qa(2), {"x": lambda messages: 1 + 1}, m.exact_match, cache=False)
     assert numbers.predictions("x") == ["2", "2"]  # a number is written as text
+
+
+def test_a_plugin_predictor_that_returns_no_text_is_refused_naming_it(tmp_path: Path) -> None:
+    """A plugin's ``None`` was scored as the answer "" and cached as "None": a re-run read
+    from the cache scored another answer than the run that asked."""
+
+    class Forgetful:
+        name = "forgetful"
+
+        def predict(self, messages: Any) -> Any:
+            return None
+
+        async def apredict(self, messages: Any) -> Any:
+            return None
+
+    cache = tmp_path / "cache.sqlite3"
+    with pytest.raises(TypeError, match="predictor 'forgetful' returned NoneType None") as caught:
+        ft.evaluate(_qa(2), {"plugin": Forgetful()}, m.exact_match, cache=cache)
+    if sys.version_info >= (3, 11):
+        assert (
+            "while candidate 'plugin' predicted the example at index" in caught.value.__notes__[0]
+        )
+    assert len(PredictionCache(cache)) == 0
+
+
+def test_a_reply_with_half_a_surrogate_pair_is_scored_cached_and_saved(tmp_path: Path) -> None:
+    """A JSON escape can carry half of a UTF-16 pair (an emoji cut in two) that UTF-8 cannot:
+    caching the reply, or saving the result, failed with a bare UnicodeEncodeError."""
+    replies = {
+        "1": "\ud83d 1",
+        "2": "\ud83d\ude00 2",
+        "3": TruncatedReply("3\udc00", "max_tokens=1"),
+    }
+
+    def broken(messages: list[dict[str, str]]) -> str:
+        return replies.get(_answer(messages), _answer(messages))
+
+    candidates = {"broken": CallablePredictor(broken, name="broken")}
+    cache = tmp_path / "cache.sqlite3"
+    first = ft.evaluate(_qa(4), candidates, m.exact_match, cache=cache)
+    again = ft.evaluate(_qa(4), candidates, m.exact_match, cache=cache)
+    assert first.predictions("broken") == ["\ufffd 1", "\U0001f600 2", "3\ufffd", "4"]
+    assert again.predictions("broken") == first.predictions("broken")
+    assert any("max_tokens=1" in note for note in again.notes)
+    saved = ft.EvalResult.from_json(first.to_json(tmp_path / "result.json"))
+    assert saved.predictions("broken") == first.predictions("broken")
 
 
 def test_the_ready_metrics_are_exactly_those_that_need_no_arguments() -> None:

@@ -21,7 +21,7 @@ from finetune.backends import backend_class
 from finetune.backends.http import key_and_url
 from finetune.evaluation._lineage import api_trained_on
 from finetune.evaluation._prompts import Messages, a_plain_prompt
-from finetune.evaluation._tools import format_tool_calls
+from finetune.evaluation._tools import format_tool_calls, is_tool_call
 from finetune.types import Example, ModelRef
 
 __all__ = [
@@ -134,7 +134,7 @@ class CallablePredictor:
             return result
         if is_real(result):
             return str(result)
-        if isinstance(result, list | tuple) and result:
+        if isinstance(result, list | tuple) and result and all(map(is_tool_call, result)):
             return format_tool_calls(result)
         raise TypeError(
             f"{self.name} returned {type(result).__name__} {result!r:.60}, not the reply's text: "

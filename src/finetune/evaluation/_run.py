@@ -192,9 +192,28 @@ async def _asked(predictor: Predictor, task: _Task) -> str:
     """The predictor's reply to the task; the tools go only to a predictor that takes them
     (``refuse_predictors_without_tools`` saw to the rest)."""
     if getattr(predictor, "supports_tools", False):
-        reply: str = await predictor.apredict(task.messages, tools=task.tools)  # type: ignore[call-arg]
-        return reply
-    return await predictor.apredict(task.messages)
+        reply = await predictor.apredict(task.messages, tools=task.tools)  # type: ignore[call-arg]
+    else:
+        reply = await predictor.apredict(task.messages)
+    return as_reply(predictor, reply)
+
+
+def as_reply(predictor: Predictor, reply: object) -> str:
+    """A predictor's reply as the text scored, cached and saved. It must be a ``str`` (a
+    plugin's ``None`` was scored as "" and cached as "None"). A lone surrogate, half of a
+    UTF-16 pair that a JSON escape can carry and UTF-8 cannot, becomes U+FFFD, as a UTF-8
+    decoder shows broken bytes (the cache and ``to_json`` failed on it)."""
+    if not isinstance(reply, str):
+        raise TypeError(
+            f"predictor {predictor.name!r} returned {type(reply).__name__} {reply!r:.60}, not "
+            "the reply's text (a str)"
+        )
+    try:
+        reply.encode("utf-8")
+    except UnicodeEncodeError:
+        mended = reply.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
+        return TruncatedReply(mended, reply.limit) if isinstance(reply, TruncatedReply) else mended
+    return reply
 
 
 async def _predict_batched(
@@ -231,9 +250,9 @@ async def _predict_chunk(
         _note(error, chunk[0].candidate, where)
         raise
     for task, reply in zip(chunk, replies, strict=True):
-        task.prediction = reply
+        task.prediction = as_reply(predictor, reply)
         if cache is not None:
-            cache.put(task.key, reply)
+            cache.put(task.key, task.prediction)
 
 
 def _note(error: BaseException, candidate: str, where: str) -> None:

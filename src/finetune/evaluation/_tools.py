@@ -7,7 +7,7 @@ import re
 from collections.abc import Iterable
 from typing import Any
 
-__all__ = ["format_tool_calls", "read_tool_calls"]
+__all__ = ["format_tool_calls", "is_tool_call", "read_tool_calls"]
 
 _CALL = re.compile(r"([A-Za-z0-9_.:-]{1,64})\((.*)\)")
 
@@ -38,6 +38,12 @@ def read_tool_calls(text: str) -> list[tuple[str, Any]] | None:
         except ValueError:
             return None
     return calls
+
+
+def is_tool_call(item: Any) -> bool:
+    """Whether ``item`` is a tool call in one of the shapes ``format_tool_calls`` takes: it
+    names a function."""
+    return bool(_parts(item)[0])
 
 
 def _parts(call: Any) -> tuple[str, Any]:
