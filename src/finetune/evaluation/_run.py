@@ -195,10 +195,10 @@ async def _asked(predictor: Predictor, task: _Task) -> str:
         reply = await predictor.apredict(task.messages, tools=task.tools)  # type: ignore[call-arg]
     else:
         reply = await predictor.apredict(task.messages)
-    return as_reply(predictor, reply)
+    return _as_reply(predictor, reply)
 
 
-def as_reply(predictor: Predictor, reply: object) -> str:
+def _as_reply(predictor: Predictor, reply: object) -> str:
     """A predictor's reply as the text scored, cached and saved. It must be a ``str`` (a
     plugin's ``None`` was scored as "" and cached as "None"). A lone surrogate, half of a
     UTF-16 pair that a JSON escape can carry and UTF-8 cannot, becomes U+FFFD, as a UTF-8
@@ -245,14 +245,15 @@ async def _predict_chunk(
         replies = await asyncio.to_thread(
             functools.partial(predictor.predict_batch, [t.messages for t in chunk], **offered)
         )
+        texts = [_as_reply(predictor, reply) for reply in replies]
     except BaseException as error:
         where = f"the examples at index {chunk[0].example} to {chunk[-1].example}"
         _note(error, chunk[0].candidate, where)
         raise
-    for task, reply in zip(chunk, replies, strict=True):
-        task.prediction = as_reply(predictor, reply)
+    for task, text in zip(chunk, texts, strict=True):
+        task.prediction = text
         if cache is not None:
-            cache.put(task.key, task.prediction)
+            cache.put(task.key, text)
 
 
 def _note(error: BaseException, candidate: str, where: str) -> None:
