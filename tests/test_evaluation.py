@@ -1354,6 +1354,7 @@ def test_a_metric_that_raises_is_named_with_the_candidate_and_example() -> None:
         (None, "returned NoneType None, not the reply's text"),
         (True, "returned bool True"),
         (["2"], "returned list \\['2'\\]"),  # a list of texts is no list of tool calls
+        ([{"function": "add"}], "returned list"),
     ],
 )
 def test_a_candidate_function_that_returns_no_text_is_refused(returned: Any, says: str) -> None:

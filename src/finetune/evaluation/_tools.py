@@ -50,6 +50,8 @@ def _parts(call: Any) -> tuple[str, Any]:
     """A call's function name and arguments, whatever shape it comes in."""
     if isinstance(call, dict):
         function = call.get("function", call)
+        if not isinstance(function, dict):  # no call: {"function": "name"}
+            return "", None
         return str(function.get("name") or ""), function.get("arguments")
     function = getattr(call, "function", call)
     return str(getattr(function, "name", "") or ""), getattr(function, "arguments", None)
