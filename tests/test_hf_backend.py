@@ -432,6 +432,33 @@ def test_a_log_line_cut_by_a_crash_costs_only_that_line(tmp_path: Path) -> None:
     assert [row["message"] for row in job.events()] == ["Started", "Resumed"]
 
 
+def test_a_worker_record_is_never_read_half_written(tmp_path: Path) -> None:
+    """``worker.json`` was rewritten in place on each launch: a status read from another
+    process while a resume rewrote it could find it empty or cut, and fail to parse."""
+    import threading
+
+    job = JobDir(tmp_path / "job")
+    job.path.mkdir()
+    record = {"pid": 4242, "start_time": 1.0, "command": ["python", "-m", "worker"] * 50}
+    job.write_worker(record)
+    done, seen = threading.Event(), []
+
+    def rewrite() -> None:
+        while not done.is_set():
+            job.write_worker(record)
+
+    writer = threading.Thread(target=rewrite)
+    writer.start()
+    try:
+        deadline = time.monotonic() + 0.5
+        while time.monotonic() < deadline:
+            seen.append(job.read_worker())
+    finally:
+        done.set()
+        writer.join()
+    assert len(seen) > 100 and all(found == record for found in seen)
+
+
 def test_killed_worker_is_failed_and_resume_continues(
     tiny_base: str, rows: list[dict[str, Any]]
 ) -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import os
 import signal
@@ -486,7 +485,7 @@ class HFBackend:
             "command": command,
             "launched_at": time.time(),
         }
-        job.worker_path.write_text(json.dumps(worker))
+        job.write_worker(worker)
 
     def _launcher(self, job: JobDir, options: LocalOptions) -> list[str]:
         python = self._python
@@ -509,9 +508,8 @@ class HFBackend:
             if code < 0:
                 return False, f"the worker was killed by {signal.Signals(-code).name}"
             return False, f"the worker exited with code {code}"
-        try:
-            worker = json.loads(job.worker_path.read_text())
-        except FileNotFoundError:
+        worker = job.read_worker()
+        if worker is None:
             created = job.config_path.stat().st_mtime
             return time.time() - created < _START_GRACE, "the worker was never started"
         if process_alive(worker["pid"], worker.get("start_time")):
@@ -586,11 +584,8 @@ class HFBackend:
         return True
 
     def _signal_worker(self, job: JobDir, which: signal.Signals) -> None:
-        try:
-            worker = json.loads(job.worker_path.read_text())
-        except FileNotFoundError:
-            return
-        if not process_alive(worker["pid"], worker.get("start_time")):
+        worker = job.read_worker()
+        if worker is None or not process_alive(worker["pid"], worker.get("start_time")):
             return
         for pid in process_tree(worker["pid"]):  # torchrun's workers run in their own sessions
             with contextlib.suppress(ProcessLookupError, PermissionError):

@@ -204,6 +204,19 @@ class JobDir:
         data: dict[str, Any] = json.loads(self.config_path.read_text(encoding="utf-8"))
         return data
 
+    def write_worker(self, worker: dict[str, Any]) -> None:
+        """Record the running worker (its pid, start time and command) atomically: a status
+        read from another process while a resume rewrites it never sees half of it."""
+        _write_atomically(self.worker_path, json.dumps(worker))
+
+    def read_worker(self) -> dict[str, Any] | None:
+        """The worker record (``None`` before the first launch)."""
+        try:
+            data: dict[str, Any] = json.loads(self.worker_path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            return None
+        return data
+
     def read_status(self) -> dict[str, Any]:
         """The status record (empty before the first write)."""
         try:
