@@ -26,7 +26,7 @@ from finetune._paths import cache_dir, folder_given
 from finetune.evaluation._predictors import TruncatedReply
 from finetune.evaluation._prompts import Messages
 
-__all__ = ["PredictionCache", "default_cache_path"]
+__all__ = ["PredictionCache", "default_cache_path", "open_cache"]
 
 _HOW = "cache='file.sqlite3', or a folder as FINETUNE_CACHE_DIR"
 
@@ -134,3 +134,19 @@ class PredictionCache:
         """Close the database."""
         with self._lock:
             self._db.close()
+
+
+def open_cache(cache: bool | str | os.PathLike[str] | PredictionCache) -> PredictionCache | None:
+    """The cache ``evaluate(cache=...)`` names: the default file (``True``), none
+    (``False``), the file at a path, or the ``PredictionCache`` given."""
+    if cache is False:
+        return None
+    if isinstance(cache, PredictionCache):
+        return cache
+    if cache is True:
+        return PredictionCache()
+    if not isinstance(cache, str | os.PathLike):
+        raise TypeError(
+            f"cache is True, False, a file's path or a PredictionCache, not {cache!r:.60}"
+        )
+    return PredictionCache(cache)

@@ -19,7 +19,7 @@ from finetune._errors import did_you_mean, unexpected_keyword
 from finetune.backends.http import retrying
 from finetune.dataset import require_dataset
 from finetune.dataset._formats import Turns, split_turns
-from finetune.evaluation._cache import PredictionCache
+from finetune.evaluation._cache import PredictionCache, open_cache
 from finetune.evaluation._checks import (
     indexes,
     jobs_as_models,
@@ -438,7 +438,7 @@ def _plan(
     trained_on = what_was_trained_on(candidates, options, evaluated)
     notes = notes_on_what_was_trained_on(trained_on, len(turns))
     prompts = [prompt for prompt, _ in split]
-    store = _open_cache(cache)
+    store = open_cache(cache)
     try:
         tasks = _tasks(resolved, examples, prompts, store)
     except BaseException:
@@ -547,20 +547,6 @@ def _given_two(metric: Callable[..., Any]) -> Metric:
 
     scored.__name__ = getattr(metric, "__name__", "")  # a partial's: none, not "scored"
     return scored
-
-
-def _open_cache(cache: bool | str | os.PathLike[str] | PredictionCache) -> PredictionCache | None:
-    if cache is False:
-        return None
-    if isinstance(cache, PredictionCache):
-        return cache
-    if cache is True:
-        return PredictionCache()
-    if not isinstance(cache, str | os.PathLike):
-        raise TypeError(
-            f"cache is True, False, a file's path or a PredictionCache, not {cache!r:.60}"
-        )
-    return PredictionCache(cache)
 
 
 class EvaluateOptions(TypedDict, total=False):
