@@ -25,7 +25,6 @@ from finetune.backends.hf._config import (
     LocalOptions,
     TrainingConfig,
     check_early_stopping,
-    check_precision,
     check_trainer_names,
     continuing_adapter,
     lora_settings,
@@ -57,6 +56,7 @@ from finetune.backends.hf._jobdir import (
 )
 from finetune.backends.hf._launch import (
     check_device,
+    check_fp16,
     check_placement,
     check_quantization,
     check_strategy,
@@ -264,8 +264,7 @@ class HFBackend:
         devices = cuda_device_count()
         check_strategy(options, cuda_available=devices > 0)
         check_device(options, cuda_devices=devices)
-        if options.launcher != "ray":  # Ray: the precision its nodes' GPUs allow
-            check_precision(options.precision, cuda=devices > 0 and options.device != "cpu")
+        check_fp16(options, cuda_devices=devices)
         kind = example_kind(request.training_file)
         check_method(request.method, kind)
         tokenizer = self._tokenizer(request.base_model, options)

@@ -11,11 +11,12 @@ from typing import NoReturn
 
 from finetune._errors import InvalidRequestError, MissingDependency
 from finetune._words import counted
-from finetune.backends.hf._config import LocalOptions, gpu_index
+from finetune.backends.hf._config import LocalOptions, check_precision, gpu_index
 
 __all__ = [
     "accelerate_config_text",
     "check_device",
+    "check_fp16",
     "check_placement",
     "check_quantization",
     "check_strategy",
@@ -268,7 +269,7 @@ def check_quantization(wanted: str | None, options: LocalOptions, *, cuda_device
     (the worker failed on it once started)."""
     if wanted is None or options.launcher == "ray":  # Ray: the GPUs are its nodes'
         return
-    if cuda_devices == 0 or options.device == "cpu":
+    if not _on_a_gpu(options, cuda_devices):
         where = "device='cpu' keeps it off the GPU" if cuda_devices else "torch sees none here"
         raise InvalidRequestError(
             f"quantization={wanted!r} (QLoRA) loads the model with bitsandbytes on a CUDA GPU, "
@@ -279,6 +280,18 @@ def check_quantization(wanted: str | None, options: LocalOptions, *, cuda_device
         )
     if importlib.util.find_spec("bitsandbytes") is None:
         raise MissingDependency("bitsandbytes", purpose=f"for quantization={wanted!r} (QLoRA)")
+
+
+def check_fp16(options: LocalOptions, *, cuda_devices: int) -> None:
+    """``precision="fp16"`` refused before the job starts where it would train on the CPU
+    (the worker failed on it once started)."""
+    if options.launcher != "ray":  # Ray: the precision its nodes' GPUs allow
+        check_precision(options.precision, cuda=_on_a_gpu(options, cuda_devices))
+
+
+def _on_a_gpu(options: LocalOptions, cuda_devices: int) -> bool:
+    """Whether this machine's job trains on a CUDA GPU, as the worker decides."""
+    return cuda_devices > 0 and options.device != "cpu"
 
 
 def _refuse_device(message: str) -> NoReturn:
