@@ -12,31 +12,13 @@ from __future__ import annotations
 
 import argparse
 import os
-import subprocess
-import sys
 import tempfile
 import time
-from pathlib import Path
 
 import openai
+from _loopback import openai_fake, order_questions
 
 import finetune as ft
-
-ROOT = Path(__file__).resolve().parents[1]
-
-
-def prompts(count: int) -> ft.Dataset:
-    return ft.Dataset.from_records(
-        [
-            {
-                "messages": [
-                    {"role": "user", "content": f"Where is order {i}?"},
-                    {"role": "assistant", "content": f"echo: Where is order {i}?"},
-                ]
-            }
-            for i in range(count)
-        ]
-    )
 
 
 def main() -> None:
@@ -45,17 +27,8 @@ def main() -> None:
     parser.add_argument("--delay", type=float, default=0.1)
     parser.add_argument("--concurrency", type=int, default=16)
     args = parser.parse_args()
-    server = subprocess.Popen(
-        [sys.executable, "-m", "tests.fakes.serve", "openai", "--chat-delay", str(args.delay)],
-        cwd=ROOT,
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    assert server.stdout is not None
-    base_url, api_key = server.stdout.readline().split()
-    data = prompts(args.prompts)
-    try:
+    with openai_fake("--chat-delay", str(args.delay)) as (base_url, api_key):
+        data = order_questions(args.prompts)
         client = openai.OpenAI(api_key=api_key, base_url=base_url)
         started = time.perf_counter()
         for example in data:
@@ -79,10 +52,6 @@ def main() -> None:
             started = time.perf_counter()
             ft.evaluate(data, {"model": model}, [ft.metrics.exact_match], predictor_options=options)
             cached = time.perf_counter() - started
-    finally:
-        assert server.stdin is not None
-        server.stdin.close()
-        server.wait()
     assert result.summary()["model"]["exact_match"].mean == 1.0
     ideal = args.prompts * args.delay / args.concurrency
     each = f"{args.delay * 1000:.0f} ms each"
