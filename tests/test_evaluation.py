@@ -998,14 +998,14 @@ def test_a_pairwise_judge_with_no_verdict_is_asked_again_then_refused() -> None:
 
     voted = ft.evaluation.judge_pairwise(result, data, "tuned", "base", late)
     assert voted.ties == 3 and len(asked) == 12  # A in both orders: a split, read as a tie
-    first, second = asked[:2]
-    assert second[:2] == [*first, {"role": "assistant", "content": "Both are fine"}]
+    second = next(messages for messages in asked if len(messages) == 3)  # asked at once
+    assert [second[0]] in asked and second[1] == {"role": "assistant", "content": "Both are fine"}
     assert second[2]["content"] == "Reply with exactly one of: A, B, TIE."
 
     def refuses(messages: list[dict[str, str]]) -> str:
         return "I cannot compare these answers."
 
-    with pytest.raises(ValueError, match="named no better answer for example 0, asked twice"):
+    with pytest.raises(ValueError, match=r"named no better answer for example \d, asked twice"):
         ft.evaluation.judge_pairwise(result, data, "tuned", "base", refuses)
 
 
@@ -1109,6 +1109,73 @@ async def test_metrics_run_off_the_event_loop() -> None:
 
     await ft.aevaluate(_qa(3), {"oracle": _answer}, [judged], cache=False)
     assert len(where) == 3 and threading.current_thread() not in where
+
+
+def test_a_judge_is_asked_many_at_once_and_a_rerun_asks_it_nothing(tmp_path: Path) -> None:
+    """The judge was asked one grade at a time after every prediction, and again for every
+    grade on a re-run: 200 grades at 50 ms took 10.4 s each run (benchmarks/judge.py)."""
+    in_flight = peak = 0
+    asked: list[str] = []
+
+    async def grading(messages: list[dict[str, str]]) -> str:
+        nonlocal in_flight, peak
+        asked.append(messages[-1]["content"])
+        in_flight += 1
+        peak = max(peak, in_flight)
+        await asyncio.sleep(0.02)
+        in_flight -= 1
+        return "Grade: 5" if "Answer to grade:\n3" in messages[-1]["content"] else "Grade: 1"
+
+    judge = ft.evaluation.CallablePredictor(grading, name="grader-v1")
+    candidates = {"oracle": _answer, "zero": lambda _: "0"}
+    cache = tmp_path / "cache.sqlite3"
+
+    def run(rubric: str) -> ft.EvalResult:
+        graded = m.llm_judge(judge, rubric=rubric)
+        return ft.evaluate(_qa(6), candidates, [graded], max_concurrency=4, cache=cache)
+
+    first = run("correct sum")
+    assert peak == 4 and len(asked) == 12
+    assert first.scores("oracle", "llm_judge") == [0.0, 0.0, 1.0, 0.0, 0.0, 0.0]
+    assert first.scores("zero", "llm_judge") == [0.0] * 6
+    again = run("correct sum")
+    assert len(asked) == 12 and again.rows == first.rows  # every grade from the cache
+    run("a new rubric")
+    assert len(asked) == 24  # another prompt: asked again
+    standalone = m.llm_judge(lambda messages: "Grade: 4")
+    assert standalone("3", "3", list(_qa(3))[2]) == 0.75  # a metric of its own, blocking
+
+
+async def test_a_pairwise_judge_is_asked_many_at_once_and_a_rerun_asks_it_nothing(
+    tmp_path: Path,
+) -> None:
+    """``judge_pairwise`` asked its two questions per example one after another, each time."""
+    in_flight = peak = 0
+    asked = 0
+
+    async def prefers_the_right_sum(messages: list[dict[str, str]]) -> str:
+        nonlocal in_flight, peak, asked
+        asked += 1
+        in_flight += 1
+        peak = max(peak, in_flight)
+        await asyncio.sleep(0.02)
+        in_flight -= 1
+        first = messages[-1]["content"].split("Answer A:\n")[1].split("\n")[0]
+        return "A" if first != "0" else "B"
+
+    data = _qa(5)
+    candidates = {"tuned": _answer, "base": lambda _: "0"}
+    result = await ft.aevaluate(data, candidates, [m.exact_match], cache=False)
+    judge = ft.evaluation.CallablePredictor(prefers_the_right_sum, name="pairwise-v1")
+    cache = tmp_path / "cache.sqlite3"
+    for _ in range(2):
+        compared = await ft.evaluation.ajudge_pairwise(
+            result, data, "tuned", "base", judge, max_concurrency=3, cache=cache
+        )
+        assert (compared.wins, compared.ties, compared.losses) == (5, 0, 0)
+        assert peak == 3 and asked == 10  # both orders of each example; none asked again
+    with pytest.raises(TypeError, match=r"\['max_concurency'\] \(did you mean 'max_concurrency'"):
+        ft.evaluation.judge_pairwise(result, data, "tuned", "base", judge, max_concurency=2)  # type: ignore[call-arg]
 
 
 def test_rubric_judge_as_a_metric() -> None:
@@ -1565,6 +1632,25 @@ def test_judges_over_http_ride_out_rate_limits_and_5xx() -> None:
     assert len(chats) == 16 + 16 + len(faulted)  # every reply, each fault asked again
     assert result.scores("a", "llm_judge") == [1.0] * 8
     assert pairwise.ties == 8  # "A" in both orders: the position bias cancels out
+
+
+def test_a_judge_over_http_serves_one_evaluation_after_another(tmp_path: Path) -> None:
+    """Each evaluation asks its judge on its own event loop: the client the judge opened on
+    the last one's is closed with it, and the cache answers what was asked before."""
+    with OpenAIFake() as fake:
+        fake.chat_delay = 0.02
+        fake.chat_responder = lambda model, messages: "Grade: 5"
+        judge = ft.evaluation.OpenAIPredictor("judge", api_key=fake.api_key, base_url=fake.base_url)
+        served = ft.ModelRef.openai_compatible(fake.base_url, "judge", fake.api_key)
+        for grader in (judge, served):
+            graded = m.llm_judge(grader)
+            for cache in (False, tmp_path / "cache.sqlite3", tmp_path / "cache.sqlite3"):
+                result = ft.evaluate(_qa(8), {"oracle": _answer}, [graded], cache=cache)
+                assert result.scores("oracle", "llm_judge") == [1.0] * 8
+        chats = [r for r in fake.requests if r.path.endswith("/chat/completions")]
+    # 8 for each judge without the cache, and 8 into the cache, which answers the second
+    # judge too: the same model at the same endpoint
+    assert len(chats) == 8 * 3
 
 
 def test_mistral_predictor_over_http() -> None:

@@ -16,10 +16,17 @@ import functools
 import os
 import threading
 import weakref
-from collections.abc import Coroutine
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterable, Sequence
 from typing import Any, TypeVar
 
-__all__ = ["LoopThread", "exiting", "watch_for_exit"]
+__all__ = [
+    "LoopThread",
+    "cancelled_on_failure",
+    "exiting",
+    "gather_or_cancel",
+    "run_to_the_end",
+    "watch_for_exit",
+]
 
 T = TypeVar("T")
 _CANCEL_GRACE = 5.0
@@ -33,6 +40,41 @@ def _forget_the_parents_loops() -> None:
     for loop_thread in list(_LOOP_THREADS):
         loop_thread._lock = threading.Lock()
         loop_thread._loop = loop_thread._thread = None
+
+
+@contextlib.asynccontextmanager
+async def cancelled_on_failure(running: Sequence[asyncio.Future[Any]]) -> AsyncIterator[None]:
+    """On an error in the block, cancel the tasks in ``running`` (those made so far), and let
+    them end before it is raised: none is left working against a closed client or file."""
+    try:
+        yield
+    except BaseException:
+        for future in running:
+            future.cancel()
+        await asyncio.gather(*running, return_exceptions=True)
+        raise
+
+
+async def gather_or_cancel(jobs: Iterable[Awaitable[Any]]) -> None:
+    """Await the jobs together; the first to fail cancels the others."""
+    running = [asyncio.ensure_future(job) for job in jobs]
+    async with cancelled_on_failure(running):
+        await asyncio.gather(*running)
+
+
+def run_to_the_end(make: Callable[[], Coroutine[Any, Any, T]]) -> T:
+    """``asyncio.run(make())`` for a sync face without a loop thread of its own: in a worker
+    thread where this thread already runs a loop (Jupyter), where ``asyncio.run`` fails."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        inside_a_loop = False  # run outside this block: its error is no context of theirs
+    else:
+        inside_a_loop = True
+    if not inside_a_loop:
+        return asyncio.run(make())
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        return pool.submit(lambda: asyncio.run(make())).result()
 
 
 @functools.cache

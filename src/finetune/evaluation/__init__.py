@@ -2,7 +2,7 @@
 
 from finetune.evaluation import metrics
 from finetune.evaluation._cache import PredictionCache
-from finetune.evaluation._judge import judge_pairwise
+from finetune.evaluation._judge import PairwiseOptions, ajudge_pairwise, judge_pairwise
 from finetune.evaluation._local import HFPredictor
 from finetune.evaluation._predictors import (
     CallablePredictor,
@@ -34,10 +34,12 @@ __all__ = [
     "Interval",
     "MistralPredictor",
     "OpenAIPredictor",
+    "PairwiseOptions",
     "PredictionCache",
     "Predictor",
     "TruncatedReply",
     "aevaluate",
+    "ajudge_pairwise",
     "bootstrap_mean",
     "compare_paired",
     "evaluate",

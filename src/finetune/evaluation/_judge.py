@@ -2,18 +2,32 @@
 
 from __future__ import annotations
 
+import asyncio
+import os
 import re
 from collections.abc import Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypedDict
 
-from finetune.backends.http import blocking_call_with_retries, excerpt
-from finetune.evaluation._predictors import Predictor, predictor_for
+from finetune._errors import did_you_mean
+from finetune._loop import run_to_the_end
+from finetune.backends.http import excerpt
+from finetune.evaluation._cache import PredictionCache, open_cache
+from finetune.evaluation._judging import Asking, Exchange, ask_all
+from finetune.evaluation._predictors import (
+    Predictor,
+    at_least_one,
+    close_predictors,
+    predictor_for,
+)
 from finetune.evaluation._prompts import example_key, split_example, transcript
 from finetune.evaluation._result import EvalResult
 from finetune.evaluation._stats import Comparison, compare_paired
 from finetune.types import Example
 
-__all__ = ["judge_pairwise"]
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
+
+__all__ = ["PairwiseOptions", "ajudge_pairwise", "judge_pairwise"]
 
 _PAIRWISE_PROMPT = (
     "Compare two answers to the same conversation.\nCriterion: {rubric}\n\n"
@@ -50,7 +64,7 @@ def _vote(reply: str) -> float | None:
     return _SCORE[found.group(1).upper()] if found else None
 
 
-def judge_pairwise(
+async def ajudge_pairwise(
     result: EvalResult,
     dataset: Iterable[Example],
     a: str,
@@ -58,17 +72,100 @@ def judge_pairwise(
     judge: Any,
     *,
     rubric: str = "Which answer better follows the instructions and is correct?",
+    max_concurrency: int = 8,
+    cache: bool | str | os.PathLike[str] | PredictionCache = True,
+    max_attempts: int = 5,
 ) -> Comparison:
     """Ask ``judge`` (a ModelRef, Predictor or function) which of ``a`` and ``b`` answered
     better, once in each order; ``a`` scores 1 (won both), 0.5 (split or tie) or 0 per example.
-    Rate limits, 5xx and dropped connections are retried as predictions are. A reply with no
-    verdict is answered once with the instruction again; a second is a ``ValueError`` quoting
-    it (never a tie the judge did not call).
+    Up to ``max_concurrency`` requests at once; replies are kept in the prediction cache
+    (``cache`` as ``evaluate`` takes it), so a re-run asks for none again. Rate limits, 5xx and
+    dropped connections are retried as predictions are. A reply with no verdict is answered
+    once with the instruction again; a second is a ``ValueError`` quoting it (never a tie the
+    judge did not call).
 
     The comparison's verdict follows the same rule as ``EvalResult.compare``.
     """
+    max_concurrency = at_least_one("max_concurrency", max_concurrency)
+    max_attempts = at_least_one("max_attempts", max_attempts)
     grader = predictor_for(judge)
+    # reading the data and building the prompts: in a worker thread, off the event loop
+    asked = await asyncio.to_thread(_both_orders, result, dataset, a, b, grader, rubric)
+    store = await asyncio.to_thread(open_cache, cache)
+    try:
+        await ask_all(asked, store, max_concurrency, max_attempts)
+    finally:
+        await close_predictors([grader])
+        if store is not None and store is not cache:
+            await asyncio.to_thread(store.close)
+    forward, backward = asked[0::2], asked[1::2]
+    preferences = [(f.score + 1.0 - s.score) / 2 for f, s in zip(forward, backward, strict=True)]
+    return compare_paired(
+        a, preferences, b, [1.0 - p for p in preferences], metric=f"judge:{grader.name}"
+    )
+
+
+class PairwiseOptions(TypedDict, total=False):
+    """The keyword arguments of ``judge_pairwise``, every one optional: those of
+    ``ajudge_pairwise``: ``rubric`` (what makes an answer better), ``max_concurrency`` (8:
+    judge requests at once), ``cache`` (``True``: the prediction cache; ``False``, a file's
+    path or a ``PredictionCache``), ``max_attempts`` (5: tries of a request that fails for a
+    transient reason)."""
+
+    rubric: str
+    max_concurrency: int
+    cache: bool | str | os.PathLike[str] | PredictionCache
+    max_attempts: int
+
+
+def judge_pairwise(
+    result: EvalResult,
+    dataset: Iterable[Example],
+    a: str,
+    b: str,
+    judge: Any,
+    **options: Unpack[PairwiseOptions],
+) -> Comparison:
+    """The synchronous form of ``ajudge_pairwise`` (works inside a running event loop too).
+
+    Keyword arguments: see ``PairwiseOptions`` (``rubric``, ``max_concurrency``, ``cache``,
+    ``max_attempts``).
+    """
+    takes = list(PairwiseOptions.__annotations__)
+    if unknown := sorted(set(options) - set(takes)):
+        raise TypeError(
+            f"judge_pairwise() got unexpected keyword argument(s) {unknown}"
+            f"{did_you_mean(unknown[0], takes)}; it takes {sorted(takes)}"
+        )
+    return run_to_the_end(lambda: ajudge_pairwise(result, dataset, a, b, judge, **options))
+
+
+def _both_orders(
+    result: EvalResult,
+    dataset: Iterable[Example],
+    a: str,
+    b: str,
+    grader: Predictor,
+    rubric: str,
+) -> list[Asking]:
+    """The judge's two questions about each example, ``a``'s answer first, then ``b``'s."""
     examples = list(dataset)
+    answers = _answers(result, examples, a, b)
+    asked = []
+    for index, example in enumerate(examples):
+        question = transcript(split_example(example)[0])
+        first, second = answers[(a, index)], answers[(b, index)]
+        where = f"while the judge compared {a!r} and {b!r} on the example at index {index}"
+        for shown in ((first, second), (second, first)):
+            exchange = _vote_of(grader, _ask(rubric, question, *shown), index)
+            asked.append(Asking(grader, exchange, where))
+    return asked
+
+
+def _answers(
+    result: EvalResult, examples: list[Example], a: str, b: str
+) -> dict[tuple[str, int], str]:
+    """Each of the two candidates' answer to each example, from a result of this dataset."""
     answers = {
         (row["candidate"], row["example"]): row["prediction"]
         for row in result.rows
@@ -82,17 +179,7 @@ def judge_pairwise(
             f"{'' if b in result.candidates else f', and no candidate {b!r}'}"
         )
     _refuse_other_examples(result, examples, a)
-    preferences = []
-    for index, example in enumerate(examples):
-        messages, _ = split_example(example)
-        question = transcript(messages)
-        first, second = answers[(a, index)], answers[(b, index)]
-        forward = _verdict(grader, _ask(rubric, question, first, second), index)
-        backward = 1.0 - _verdict(grader, _ask(rubric, question, second, first), index)
-        preferences.append((forward + backward) / 2)
-    return compare_paired(
-        a, preferences, b, [1.0 - p for p in preferences], metric=f"judge:{grader.name}"
-    )
+    return answers
 
 
 def _refuse_other_examples(result: EvalResult, examples: list[Example], a: str) -> None:
@@ -126,12 +213,12 @@ def _refuse_other_answers(result: EvalResult, examples: list[Example], a: str) -
             )
 
 
-def _verdict(grader: Predictor, message: dict[str, str], index: int) -> float:
+def _vote_of(grader: Predictor, message: dict[str, str], index: int) -> Exchange:
     """The judge's vote, asked once more when its reply has none."""
-    reply = _asked(grader, [message])
+    reply = yield [message]
     vote = _vote(reply)
     if vote is None:
-        reply = _asked(grader, [message, {"role": "assistant", "content": reply}, _VOTE_AGAIN])
+        reply = yield [message, {"role": "assistant", "content": reply}, _VOTE_AGAIN]
         vote = _vote(reply)
     if vote is None:
         raise ValueError(
@@ -142,11 +229,6 @@ def _verdict(grader: Predictor, message: dict[str, str], index: int) -> float:
 
 
 _VOTE_AGAIN = {"role": "user", "content": "Reply with exactly one of: A, B, TIE."}
-
-
-def _asked(grader: Predictor, messages: list[dict[str, str]]) -> str:
-    """The judge's reply, with rate limits, 5xx and dropped connections retried."""
-    return blocking_call_with_retries(lambda: grader.predict(messages))
 
 
 def _ask(rubric: str, question: str, first: str, second: str) -> dict[str, str]:

@@ -31,7 +31,10 @@ __all__ = [
     "Predictor",
     "Tools",
     "TruncatedReply",
+    "add_note",
+    "as_reply",
     "at_least_one",
+    "close_predictors",
     "predictor_for",
     "takes_tools",
 ]
@@ -475,6 +478,40 @@ def _mistral_text(content: Any) -> str:
     if isinstance(content, list):
         return "".join(getattr(chunk, "text", "") or "" for chunk in content)
     return str(content or "")
+
+
+def as_reply(predictor: Predictor, reply: object) -> str:
+    """A predictor's reply as the text scored, cached and saved. It must be a ``str`` (a
+    plugin's ``None`` was scored as "" and cached as "None"). A lone surrogate, half of a
+    UTF-16 pair that a JSON escape can carry and UTF-8 cannot, becomes U+FFFD, as a UTF-8
+    decoder shows broken bytes (the cache and ``to_json`` failed on it)."""
+    if not isinstance(reply, str):
+        raise TypeError(
+            f"predictor {predictor.name!r} returned {type(reply).__name__} {reply!r:.60}, not "
+            "the reply's text (a str)"
+        )
+    try:
+        reply.encode("utf-8")
+    except UnicodeEncodeError:
+        mended = reply.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
+        return TruncatedReply(mended, reply.limit) if isinstance(reply, TruncatedReply) else mended
+    return reply
+
+
+def add_note(error: BaseException, note: str) -> None:
+    """Say where an error happened (Python 3.11+ shows notes under the traceback; the CLI
+    prints them), keeping the error's own type."""
+    adding = getattr(error, "add_note", None)
+    if adding is not None and isinstance(error, Exception):
+        adding(note)
+
+
+async def close_predictors(predictors: Iterable[Predictor]) -> None:
+    """Close the clients the predictors opened, while their event loop still runs."""
+    for predictor in predictors:
+        closer = getattr(predictor, "aclose", None)
+        if closer is not None:
+            await closer()
 
 
 def is_cacheable(predictor: Predictor) -> bool:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
 import functools
 import inspect
 import json
@@ -16,6 +15,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypedDict
 
 from finetune._errors import did_you_mean, unexpected_keyword
+from finetune._loop import gather_or_cancel, run_to_the_end
 from finetune.backends.http import retrying
 from finetune.dataset import require_dataset
 from finetune.dataset._formats import Turns, split_turns
@@ -30,6 +30,7 @@ from finetune.evaluation._checks import (
     refuse_unknown_options,
     refuse_unnamed_candidates,
 )
+from finetune.evaluation._judging import judge_rows
 from finetune.evaluation._overlap import (
     notes_on_what_was_trained_on,
     refuse_shots_from_the_evaluated_data,
@@ -39,7 +40,10 @@ from finetune.evaluation._predictors import (
     Predictor,
     Tools,
     TruncatedReply,
+    add_note,
+    as_reply,
     at_least_one,
+    close_predictors,
     is_cacheable,
     predictor_for,
     takes_tools,
@@ -195,25 +199,7 @@ async def _asked(predictor: Predictor, task: _Task) -> str:
         reply = await predictor.apredict(task.messages, tools=task.tools)  # type: ignore[call-arg]
     else:
         reply = await predictor.apredict(task.messages)
-    return _as_reply(predictor, reply)
-
-
-def _as_reply(predictor: Predictor, reply: object) -> str:
-    """A predictor's reply as the text scored, cached and saved. It must be a ``str`` (a
-    plugin's ``None`` was scored as "" and cached as "None"). A lone surrogate, half of a
-    UTF-16 pair that a JSON escape can carry and UTF-8 cannot, becomes U+FFFD, as a UTF-8
-    decoder shows broken bytes (the cache and ``to_json`` failed on it)."""
-    if not isinstance(reply, str):
-        raise TypeError(
-            f"predictor {predictor.name!r} returned {type(reply).__name__} {reply!r:.60}, not "
-            "the reply's text (a str)"
-        )
-    try:
-        reply.encode("utf-8")
-    except UnicodeEncodeError:
-        mended = reply.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
-        return TruncatedReply(mended, reply.limit) if isinstance(reply, TruncatedReply) else mended
-    return reply
+    return as_reply(predictor, reply)
 
 
 async def _predict_batched(
@@ -245,7 +231,7 @@ async def _predict_chunk(
         replies = await asyncio.to_thread(
             functools.partial(predictor.predict_batch, [t.messages for t in chunk], **offered)
         )
-        texts = [_as_reply(predictor, reply) for reply in replies]
+        texts = [as_reply(predictor, reply) for reply in replies]
     except BaseException as error:
         where = f"the examples at index {chunk[0].example} to {chunk[-1].example}"
         _note(error, chunk[0].candidate, where)
@@ -258,15 +244,7 @@ async def _predict_chunk(
 
 def _note(error: BaseException, candidate: str, where: str) -> None:
     """Name the candidate and the example on a prediction's error."""
-    _add_note(error, f"while candidate {candidate!r} predicted {where}")
-
-
-def _add_note(error: BaseException, note: str) -> None:
-    """Say where an error happened (Python 3.11+ shows notes under the traceback; the CLI
-    prints them), keeping the error's own type."""
-    add_note = getattr(error, "add_note", None)
-    if add_note is not None and isinstance(error, Exception):
-        add_note(note)
+    add_note(error, f"while candidate {candidate!r} predicted {where}")
 
 
 async def _run_tasks(
@@ -292,21 +270,33 @@ async def _run_tasks(
     jobs += [
         _asker(queue, attempts, failed, progress) for _ in range(min(max_concurrency, len(asked)))
     ]
-    running = [asyncio.ensure_future(job) for job in jobs]
+    await gather_or_cancel(jobs)  # the first failure stops the asking; the cache keeps the rest
+
+
+async def _predict(plan: _Plan, max_concurrency: int, attempts: int, progress: bool) -> None:
+    """Ask every prediction the cache does not hold (with a bar, where asked for one)."""
+    tasks = plan.tasks
+    missing = sum(task.prediction is None for task in tasks)
+    log.info("evaluate: %d predictions, %d from the cache", len(tasks), len(tasks) - missing)
+    bar = _Progress(progress and missing > 0, missing)  # no bar for answers all cached
     try:
-        await asyncio.gather(*running)
-    except BaseException:
-        for future in running:  # stop asking on the first failure; the cache keeps the rest
-            future.cancel()
-        await asyncio.gather(*running, return_exceptions=True)
-        raise
+        await _run_tasks(plan.resolved, tasks, plan.store, max_concurrency, attempts, bar)
+    finally:
+        bar.close()
+        await close_predictors(predictor for predictor, _ in plan.resolved.values())
 
 
 def _score(
-    tasks: list[_Task], examples: list[Example], references: list[str], metrics: Sequence[Metric]
+    tasks: list[_Task],
+    examples: list[Example],
+    references: list[str],
+    metrics: Sequence[Metric],
+    judged: Mapping[tuple[int, str], float],
 ) -> list[dict[str, Any]]:
+    """Each task's row of scores: a judge's from ``judged`` (asked on the loop beforehand),
+    every other metric's computed here."""
     rows = []
-    for task in tasks:
+    for position, task in enumerate(tasks):
         example, reference = examples[task.example], references[task.example]
         prediction = str(task.prediction or "")
         row: dict[str, Any] = {
@@ -317,10 +307,12 @@ def _score(
         }
         for metric in metrics:
             try:
-                score = metric(prediction, reference, example)
+                score = judged.get((position, metric.__name__))
+                if score is None:
+                    score = metric(prediction, reference, example)
             except Exception as error:
                 where = f"candidate {task.candidate!r} on the example at index {task.example}"
-                _add_note(error, f"while metric {metric.__name__!r} scored {where}")
+                add_note(error, f"while metric {metric.__name__!r} scored {where}")
                 raise
             row[metric.__name__] = _number(score, metric, task)
         rows.append(row)
@@ -377,19 +369,17 @@ async def aevaluate(
     # worker thread, never on the event loop
     options = predictor_options or {}
     plan = await asyncio.to_thread(_plan, dataset, candidates, metrics, options, cache)
-    tasks, store = plan.tasks, plan.store
-    missing = sum(task.prediction is None for task in tasks)
-    log.info("evaluate: %d predictions, %d from the cache", len(tasks), len(tasks) - missing)
-    bar = _Progress(progress and missing > 0, missing)  # no bar for answers all cached
+    tasks, store, examples, references = plan.tasks, plan.store, plan.examples, plan.references
     try:
-        await _run_tasks(plan.resolved, tasks, store, max_concurrency, max_attempts, bar)
+        await _predict(plan, max_concurrency, max_attempts, progress)
+        judged = await judge_rows(
+            tasks, examples, references, metrics, store, max_concurrency, max_attempts
+        )
     finally:
-        bar.close()
-        await _close_predictors(plan.resolved)
         if store is not None and store is not cache:
             await asyncio.to_thread(store.close)
-    # metrics may block (a judge model, an embedding call): never on the event loop
-    rows = await asyncio.to_thread(_score, tasks, plan.examples, plan.references, metrics)
+    # other metrics may block (an embedding call): never on the event loop
+    rows = await asyncio.to_thread(_score, tasks, examples, references, metrics, judged)
     notes = plan.notes + _notes_on_cut_answers(tasks, len(plan.examples))
     asked, keys = list(plan.resolved), plan.example_keys
     return EvalResult(asked, names, rows, notes, example_keys=keys, trained_on=plan.trained_on)
@@ -468,14 +458,6 @@ def _tasks(
     return tasks
 
 
-async def _close_predictors(resolved: dict[str, tuple[Predictor, list[Any] | None]]) -> None:
-    """Close the clients predictors opened, while their event loop still runs."""
-    for predictor, _ in resolved.values():
-        closer = getattr(predictor, "aclose", None)
-        if closer is not None:
-            await closer()
-
-
 def _notes_on_cut_answers(tasks: list[_Task], examples: int) -> list[str]:
     """Answers that stopped at their predictor's length limit are scored as they are, which
     lowers a candidate's scores when the model had more to say: said on the result (and
@@ -552,9 +534,10 @@ def _given_two(metric: Callable[..., Any]) -> Metric:
 class EvaluateOptions(TypedDict, total=False):
     """The keyword arguments of ``evaluate``, every one optional: those of ``aevaluate``.
 
-    ``max_concurrency`` (8: predictions asked at once), ``cache`` (``True``: the prediction
-    cache; ``False``, a file's path or a ``PredictionCache``), ``progress`` (a tqdm bar),
-    ``max_attempts`` (5: tries of a prediction that fails for a transient reason),
+    ``max_concurrency`` (8: predictions, then judge requests, asked at once), ``cache``
+    (``True``: the prediction cache, which keeps a judge's replies too; ``False``, a file's
+    path or a ``PredictionCache``), ``progress`` (a tqdm bar), ``max_attempts`` (5: tries of
+    a prediction or a judge request that fails for a transient reason),
     ``predictor_options`` (per candidate name, its predictor's options).
     """
 
@@ -579,16 +562,4 @@ def evaluate(
 
     refuse_unknown_options(options, list(EvaluateOptions.__annotations__), candidates)
 
-    def run() -> EvalResult:
-        return asyncio.run(aevaluate(dataset, candidates, metrics, **options))
-
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:
-        inside_a_loop = False
-    else:
-        inside_a_loop = True
-    if not inside_a_loop:
-        return run()
-    with concurrent.futures.ThreadPoolExecutor(1) as pool:
-        return pool.submit(run).result()
+    return run_to_the_end(lambda: aevaluate(dataset, candidates, metrics, **options))

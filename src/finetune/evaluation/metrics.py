@@ -337,27 +337,27 @@ def llm_judge(judge: Any, rubric: str = "Is the answer correct and complete?") -
     with no grade (``4.5``, ``3 to 4``, a refusal) is answered once with the instruction
     again; a second is a ``ValueError`` quoting it (never a score the judge did not give).
 
+    In ``evaluate`` the judge is asked ``max_concurrency`` requests at once, and its replies
+    are kept in the prediction cache, so a re-run pays for no grade twice. Called on its own,
+    the metric asks one request at a time.
+
     For pairwise judging with position swapping, see ``ft.evaluation.judge_pairwise``.
     """
-    from finetune.backends.http import blocking_call_with_retries, excerpt
+    from finetune.backends.http import excerpt
+    from finetune.evaluation._judging import Exchange, Judging, ask_blocking
     from finetune.evaluation._predictors import predictor_for
 
     grader = predictor_for(judge)
 
-    def ask(messages: list[dict[str, str]]) -> str:
-        return blocking_call_with_retries(lambda: grader.predict(messages))
-
-    def metric(prediction: str, reference: str, example: Any = None) -> float:
-        question = _question(example)
+    def exchange(prediction: str, reference: str, example: Any) -> Exchange:
         prompt = _RUBRIC_PROMPT.format(
-            rubric=rubric, question=question, reference=reference, prediction=prediction
+            rubric=rubric, question=_question(example), reference=reference, prediction=prediction
         )
         asked = [{"role": "user", "content": prompt}]
-        reply = ask(asked)
+        reply = yield asked
         grade = _grade(reply)
         if grade is None:
-            again = [{"role": "assistant", "content": reply}, _GRADE_AGAIN]
-            reply = ask(asked + again)
+            reply = yield [*asked, {"role": "assistant", "content": reply}, _GRADE_AGAIN]
             grade = _grade(reply)
         if grade is None:
             raise ValueError(
@@ -366,6 +366,10 @@ def llm_judge(judge: Any, rubric: str = "Is the answer correct and complete?") -
             )
         return (grade - 1) / 4
 
+    def metric(prediction: str, reference: str, example: Any = None) -> float:
+        return ask_blocking(grader, exchange(prediction, reference, example))
+
+    metric.judging = Judging(judge, exchange)  # type: ignore[attr-defined]
     return _named("llm_judge", metric)
 
 

@@ -26,6 +26,7 @@ from finetune._errors import (
     ProviderUnavailable,
     ServerError,
 )
+from finetune._loop import cancelled_on_failure
 from finetune.backends.base import METADATA_KEY, JobRequest
 from finetune.backends.hosted import Connection, HostedBackend
 from finetune.backends.http import (
@@ -394,7 +395,7 @@ class OpenAIBackend(HostedBackend):
                 gate.release()
 
         tasks: list[asyncio.Task[None]] = []
-        try:
+        async with cancelled_on_failure(tasks):
             with path.open("rb") as handle:
                 index = 0
                 while True:
@@ -406,11 +407,6 @@ class OpenAIBackend(HostedBackend):
                     tasks.append(asyncio.create_task(send(index, chunk)))
                     index += 1
             await asyncio.gather(*tasks)
-        except BaseException:
-            for task in tasks:
-                task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
-            raise
         return [ids[i] for i in sorted(ids)]
 
     async def _cancel_upload(self, upload_id: str) -> None:
