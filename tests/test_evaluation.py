@@ -419,6 +419,56 @@ def test_custom_metric_and_embedding_similarity() -> None:
     assert scaled("a", "b", None) == 1.0  # the cosine of these is 1.0000000000000002
 
 
+def test_an_embedding_model_is_given_each_distinct_text_once_in_batches() -> None:
+    """Each row asked the embedding function for its two texts: 18 calls for 6 examples and
+    3 candidates, the references embedded once per candidate."""
+    calls: list[list[str]] = []
+
+    def embed(texts: list[str]) -> list[list[float]]:
+        calls.append(texts)
+        return [[1.0, 0.0] if t in {"1", "2", "3", "4", "5", "6"} else [0.0, 1.0] for t in texts]
+
+    similar = m.embedding_similarity(embed, batch_size=4)
+    candidates = {"oracle": _answer, "again": _answer, "zero": lambda _: "0"}
+    result = ft.evaluate(_qa(6), candidates, [similar], cache=False)
+    assert result.scores("oracle", "embedding_similarity") == [1.0] * 6
+    assert result.scores("zero", "embedding_similarity") == [0.0] * 6
+    embedded = [text for call in calls for text in call]
+    assert sorted(embedded) == ["0", "1", "2", "3", "4", "5", "6"]  # each once
+    assert [len(call) for call in calls] == [4, 3]
+    assert similar("1", "0", None) == 0.0 and len(calls) == 3  # on its own: its two texts
+
+    def short(texts: list[str]) -> list[list[float]]:
+        return [[1.0]] * (len(texts) - 1)
+
+    with pytest.raises(ValueError, match="returned 3 vectors for 4 texts") as caught:
+        ft.evaluate(_qa(6), candidates, [m.embedding_similarity(short, batch_size=4)], cache=False)
+    if sys.version_info >= (3, 11):
+        assert caught.value.__notes__ == [
+            "while metric 'embedding_similarity' scored every answer at once"
+        ]
+    with pytest.raises(ValueError, match="batch_size is a whole number of texts from 1"):
+        m.embedding_similarity(embed, batch_size=0)
+
+
+def test_a_metric_of_ones_own_may_score_every_answer_in_one_call() -> None:
+    seen: list[int] = []
+
+    def longer(prediction: str, reference: str, example: Any) -> float:
+        raise AssertionError("scored one at a time")
+
+    def longer_batch(predictions: list[str], references: list[str], examples: list[Any]) -> Any:
+        seen.append(len(predictions))
+        return [float(len(p) > len(r)) for p, r in zip(predictions, references, strict=True)]
+
+    longer.batch = longer_batch  # type: ignore[attr-defined]
+    result = ft.evaluate(_qa(4), {"a": _answer, "b": lambda _: "1000"}, [longer], cache=False)
+    assert seen == [8] and result.scores("b", "longer") == [1.0, 1.0, 1.0, 1.0]
+    longer.batch = lambda predictions, references, examples: [1.0]  # type: ignore[attr-defined]
+    with pytest.raises(ValueError, match="metric 'longer' scored 1 answers of 8"):
+        ft.evaluate(_qa(4), {"a": _answer, "b": lambda _: "1000"}, [longer], cache=False)
+
+
 @pytest.mark.parametrize("score", [None, "good", float("nan"), float("inf"), "-inf"])
 def test_a_metric_that_returns_no_number_is_named_with_its_candidate(score: Any) -> None:
     def broken(prediction: str, reference: str, example: Any) -> Any:

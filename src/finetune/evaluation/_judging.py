@@ -11,7 +11,7 @@ import logging
 import math
 from collections.abc import Callable, Generator, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
 
 from finetune._loop import gather_or_cancel
 from finetune.backends.http import blocking_call_with_retries, retrying
@@ -25,6 +25,7 @@ from finetune.evaluation._predictors import (
     predictor_for,
 )
 from finetune.evaluation._prompts import Messages
+from finetune.evaluation._scoring import Scored
 from finetune.types import Example
 
 __all__ = ["Asking", "Exchange", "Judging", "ask_all", "ask_blocking", "judge_rows", "judging_of"]
@@ -42,15 +43,6 @@ class Judging:
 
     judge: Any
     exchange: Callable[[str, str, Any], Exchange]
-
-
-class _Scored(Protocol):
-    """A prediction to score: ``evaluate``'s task (the candidate, the example's index, the
-    answer)."""
-
-    candidate: str
-    example: int
-    prediction: str | None
 
 
 def judging_of(metric: Any) -> Judging | None:
@@ -126,7 +118,7 @@ async def _drive(queue: Iterator[Asking], cache: PredictionCache | None, attempt
 
 
 async def judge_rows(
-    tasks: Sequence[_Scored],
+    tasks: Sequence[Scored],
     examples: Sequence[Example],
     references: Sequence[str],
     metrics: Sequence[Any],

@@ -7,7 +7,6 @@ import functools
 import inspect
 import json
 import logging
-import math
 import os
 import re
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -57,6 +56,7 @@ from finetune.evaluation._prompts import (
     split_example,
 )
 from finetune.evaluation._result import EvalResult
+from finetune.evaluation._scoring import score_rows
 from finetune.evaluation.metrics import Metric, by_name
 from finetune.types import Example, ModelRef
 
@@ -286,54 +286,6 @@ async def _predict(plan: _Plan, max_concurrency: int, attempts: int, progress: b
         await close_predictors(predictor for predictor, _ in plan.resolved.values())
 
 
-def _score(
-    tasks: list[_Task],
-    examples: list[Example],
-    references: list[str],
-    metrics: Sequence[Metric],
-    judged: Mapping[tuple[int, str], float],
-) -> list[dict[str, Any]]:
-    """Each task's row of scores: a judge's from ``judged`` (asked on the loop beforehand),
-    every other metric's computed here."""
-    rows = []
-    for position, task in enumerate(tasks):
-        example, reference = examples[task.example], references[task.example]
-        prediction = str(task.prediction or "")
-        row: dict[str, Any] = {
-            "example": task.example,
-            "candidate": task.candidate,
-            "prediction": prediction,
-            "reference": reference,
-        }
-        for metric in metrics:
-            try:
-                score = judged.get((position, metric.__name__))
-                if score is None:
-                    score = metric(prediction, reference, example)
-            except Exception as error:
-                where = f"candidate {task.candidate!r} on the example at index {task.example}"
-                add_note(error, f"while metric {metric.__name__!r} scored {where}")
-                raise
-            row[metric.__name__] = _number(score, metric, task)
-        rows.append(row)
-    return rows
-
-
-def _number(score: Any, metric: Metric, task: _Task) -> float:
-    """A metric's score as a float; anything else names the metric, candidate and example."""
-    try:
-        value = float(score)
-    except (TypeError, ValueError):
-        value = math.nan
-    if not math.isfinite(value):  # NaN, or an infinity no mean or interval survives
-        raise ValueError(
-            f"metric {metric.__name__!r} returned {score!r} for candidate {task.candidate!r} on "
-            f"the example at index {task.example}; a metric returns a finite number (from 0 "
-            "to 1 for a score of quality, any for a count of your own)"
-        )
-    return value
-
-
 async def aevaluate(
     dataset: Iterable[Example],
     candidates: Mapping[str, Any],
@@ -379,7 +331,7 @@ async def aevaluate(
         if store is not None and store is not cache:
             await asyncio.to_thread(store.close)
     # other metrics may block (an embedding call): never on the event loop
-    rows = await asyncio.to_thread(_score, tasks, examples, references, metrics, judged)
+    rows = await asyncio.to_thread(score_rows, tasks, examples, references, metrics, judged)
     notes = plan.notes + _notes_on_cut_answers(tasks, len(plan.examples))
     asked, keys = list(plan.resolved), plan.example_keys
     return EvalResult(asked, names, rows, notes, example_keys=keys, trained_on=plan.trained_on)

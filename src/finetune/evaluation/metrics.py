@@ -4,7 +4,9 @@ Use them as they are (``ft.metrics.exact_match``) or build configured ones
 (``ft.metrics.exact(case=True)``, ``ft.metrics.regex(r"^Order \\d+")``). Any function of the
 same shape is a custom metric; its ``__name__`` names its column. A metric that compares the
 prediction with the reference says so (``needs_reference``), and ``evaluate`` refuses
-examples with no reference answer for it rather than score them against nothing.
+examples with no reference answer for it rather than score them against nothing. A metric
+with a ``batch`` function, ``(predictions, references, examples) -> scores``, is called once
+by ``evaluate`` for every answer (``embedding_similarity``: many texts a request).
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 from finetune._errors import MissingDependency
+from finetune._numbers import is_whole
 
 __all__ = [
     "READY",
@@ -310,17 +313,47 @@ def _unit(percent: float) -> float:
     return min(1.0, max(0.0, float(percent) / 100))
 
 
-def embedding_similarity(embed: Callable[[list[str]], list[list[float]]]) -> Metric:
+def embedding_similarity(
+    embed: Callable[[list[str]], list[list[float]]], *, batch_size: int = 256
+) -> Metric:
     """Cosine similarity of embeddings from ``embed`` (any embedding function), clipped to
-    [0, 1] (rounding makes a text's similarity to itself 1.0000000000000002)."""
+    [0, 1] (rounding makes a text's similarity to itself 1.0000000000000002).
+
+    In ``evaluate``, ``embed`` is given the run's distinct texts, ``batch_size`` at a time (a
+    reference shared by several candidates is embedded once), rather than two per row."""
+    if not is_whole(batch_size) or batch_size < 1:
+        raise ValueError(f"batch_size is a whole number of texts from 1, not {batch_size!r}")
+
+    def vectors(texts: list[str]) -> dict[str, list[float]]:
+        distinct = list(dict.fromkeys(texts))
+        found: dict[str, list[float]] = {}
+        for start in range(0, len(distinct), batch_size):
+            chunk = distinct[start : start + batch_size]
+            embedded = list(embed(chunk))
+            if len(embedded) != len(chunk):
+                raise ValueError(
+                    f"the embedding function returned {len(embedded)} vectors for "
+                    f"{len(chunk)} texts: it returns one vector per text, in order"
+                )
+            found.update(zip(chunk, embedded, strict=True))
+        return found
 
     def metric(prediction: str, reference: str, example: Any = None) -> float:
-        first, second = embed([prediction, reference])
-        dot = sum(x * y for x, y in zip(first, second, strict=True))
-        norm = (sum(x * x for x in first) * sum(y * y for y in second)) ** 0.5
-        return min(1.0, max(0.0, dot / norm)) if norm else 0.0
+        return batch([prediction], [reference], [example])[0]
 
+    def batch(predictions: list[str], references: list[str], examples: list[Any]) -> list[float]:
+        embedded = vectors([*predictions, *references])
+        pairs = zip(predictions, references, strict=True)
+        return [_cosine(embedded[p], embedded[r]) for p, r in pairs]
+
+    metric.batch = batch  # type: ignore[attr-defined]
     return _named("embedding_similarity", metric)
+
+
+def _cosine(first: list[float], second: list[float]) -> float:
+    dot = sum(x * y for x, y in zip(first, second, strict=True))
+    norm = (sum(x * x for x in first) * sum(y * y for y in second)) ** 0.5
+    return min(1.0, max(0.0, dot / norm)) if norm else 0.0
 
 
 _RUBRIC_PROMPT = (
