@@ -1305,6 +1305,19 @@ def test_a_log_gets_each_frame_of_the_bar_once(
     assert "5/5" in frames[-1] and "5/5" not in frames[-2], frames
 
 
+def test_the_judges_grades_have_a_bar_of_their_own(capsys: pytest.CaptureFixture[str]) -> None:
+    """After the predictions' bar, a judge's requests took as long again with nothing shown."""
+    judge = m.llm_judge(lambda messages: "Grade: 5")
+    data, candidates = _qa(3), {"a": _answer, "b": _answer}
+    ft.evaluate(data, candidates, [judge], cache=False, progress=True)
+    lines = capsys.readouterr().err.splitlines()  # to a log: each bar's first and last frames
+    assert [line.split(":")[0] for line in lines] == ["evaluate", "evaluate", "judge", "judge"]
+    assert "6/6" in lines[1] and "6/6" in lines[3] and "grade" in lines[3]
+    result = ft.evaluate(data, candidates, [m.exact_match], cache=False)
+    ft.evaluation.judge_pairwise(result, data, "a", "b", lambda _: "TIE", progress=True)
+    assert "6/6" in capsys.readouterr().err.splitlines()[-1]  # both orders of 3 examples
+
+
 def test_a_cache_file_it_cannot_use_is_named_before_anything_is_asked(tmp_path: Path) -> None:
     corrupt = tmp_path / "predictions.sqlite3"
     corrupt.write_text("not a database\n" * 200)

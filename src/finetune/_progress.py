@@ -22,6 +22,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "LOG_REDRAW_SECONDS",
+    "CountingBar",
     "JobProgress",
     "bar_stream",
     "in_notebook",
@@ -148,6 +149,34 @@ def in_notebook() -> bool:
 
 _WAITING = "{desc}: {unit} [{elapsed}]"
 _NOT_YET = 1e9  # seconds: a delay that holds back the first draw, lifted on close
+
+
+class CountingBar:
+    """A tqdm bar of ``total`` things done (``evaluate``'s predictions, a judge's grades),
+    shown only when ``enabled`` and stderr is open; written to a log, at most every 30 s."""
+
+    def __init__(self, enabled: bool, total: int, desc: str, unit: str) -> None:
+        self._bar: Any = None
+        self._to_log = to_a_log()
+        if enabled and stderr_open():
+            from tqdm.auto import tqdm
+
+            paced = {"mininterval": LOG_REDRAW_SECONDS} if self._to_log else {}
+            self._bar = tqdm(total=total, desc=desc, unit=unit, file=bar_stream(), **paced)
+
+    def advance(self, count: int = 1) -> None:
+        """Count ``count`` more done."""
+        if self._bar is None:
+            return
+        if self._to_log and self._bar.n + count >= self._bar.total:
+            self._bar.n += count  # close() draws the last frame: in a log, once
+            return
+        self._bar.update(count)
+
+    def close(self) -> None:
+        """Draw the last frame and let go of the stream."""
+        if self._bar is not None:
+            self._bar.close()
 
 
 class JobProgress:

@@ -75,11 +75,13 @@ async def ajudge_pairwise(
     max_concurrency: int = 8,
     cache: bool | str | os.PathLike[str] | PredictionCache = True,
     max_attempts: int = 5,
+    progress: bool = False,
 ) -> Comparison:
     """Ask ``judge`` (a ModelRef, Predictor or function) which of ``a`` and ``b`` answered
     better, once in each order; ``a`` scores 1 (won both), 0.5 (split or tie) or 0 per example.
     Up to ``max_concurrency`` requests at once; replies are kept in the prediction cache
-    (``cache`` as ``evaluate`` takes it), so a re-run asks for none again. Rate limits, 5xx and
+    (``cache`` as ``evaluate`` takes it), so a re-run asks for none again; ``progress`` shows
+    a bar of the votes. Rate limits, 5xx and
     dropped connections are retried as predictions are. A reply with no verdict is answered
     once with the instruction again; a second is a ``ValueError`` quoting it (never a tie the
     judge did not call).
@@ -93,7 +95,7 @@ async def ajudge_pairwise(
     asked = await asyncio.to_thread(_both_orders, result, dataset, a, b, grader, rubric)
     store = await asyncio.to_thread(open_cache, cache)
     try:
-        await ask_all(asked, store, max_concurrency, max_attempts)
+        await ask_all(asked, store, max_concurrency, max_attempts, progress)
     finally:
         await close_predictors([grader])
         if store is not None and store is not cache:
@@ -110,12 +112,13 @@ class PairwiseOptions(TypedDict, total=False):
     ``ajudge_pairwise``: ``rubric`` (what makes an answer better), ``max_concurrency`` (8:
     judge requests at once), ``cache`` (``True``: the prediction cache; ``False``, a file's
     path or a ``PredictionCache``), ``max_attempts`` (5: tries of a request that fails for a
-    transient reason)."""
+    transient reason), ``progress`` (a tqdm bar)."""
 
     rubric: str
     max_concurrency: int
     cache: bool | str | os.PathLike[str] | PredictionCache
     max_attempts: int
+    progress: bool
 
 
 def judge_pairwise(
@@ -129,7 +132,7 @@ def judge_pairwise(
     """The synchronous form of ``ajudge_pairwise`` (works inside a running event loop too).
 
     Keyword arguments: see ``PairwiseOptions`` (``rubric``, ``max_concurrency``, ``cache``,
-    ``max_attempts``).
+    ``max_attempts``, ``progress``).
     """
     takes = list(PairwiseOptions.__annotations__)
     if unknown := sorted(set(options) - set(takes)):

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from finetune._loop import gather_or_cancel
+from finetune._progress import CountingBar
 from finetune.backends.http import blocking_call_with_retries, retrying
 from finetune.evaluation._cache import PredictionCache
 from finetune.evaluation._predictors import (
@@ -99,15 +100,26 @@ class Asking:
 
 
 async def ask_all(
-    asked: Sequence[Asking], cache: PredictionCache | None, max_concurrency: int, attempts: int
+    asked: Sequence[Asking],
+    cache: PredictionCache | None,
+    max_concurrency: int,
+    attempts: int,
+    progress: bool = False,
 ) -> None:
-    """Drive every exchange to its ``score``, ``max_concurrency`` requests at once; the first
-    failure stops them all, with its ``where`` as a note."""
+    """Drive every exchange to its ``score``, ``max_concurrency`` requests at once (with a
+    bar of the grades, where ``progress``); the first failure stops them all, with its
+    ``where`` as a note."""
     queue = iter(asked)
-    await gather_or_cancel(_drive(queue, cache, attempts) for _ in asked[:max_concurrency])
+    bar = CountingBar(progress and bool(asked), len(asked), "judge", "grade")
+    try:
+        await gather_or_cancel(_drive(queue, cache, attempts, bar) for _ in asked[:max_concurrency])
+    finally:
+        bar.close()
 
 
-async def _drive(queue: Iterator[Asking], cache: PredictionCache | None, attempts: int) -> None:
+async def _drive(
+    queue: Iterator[Asking], cache: PredictionCache | None, attempts: int, bar: CountingBar
+) -> None:
     for asking in queue:
         kept = cache if is_cacheable(asking.grader) else None
         try:
@@ -115,6 +127,7 @@ async def _drive(queue: Iterator[Asking], cache: PredictionCache | None, attempt
         except BaseException as error:
             add_note(error, asking.where)
             raise
+        bar.advance()
 
 
 async def judge_rows(
@@ -125,6 +138,7 @@ async def judge_rows(
     cache: PredictionCache | None,
     max_concurrency: int,
     attempts: int,
+    progress: bool = False,
 ) -> dict[tuple[int, str], float]:
     """Every judge metric's score of every task (by the task's position and the metric's
     name), ``max_concurrency`` judge requests at once."""
@@ -143,7 +157,7 @@ async def judge_rows(
             asked[index, name] = Asking(graders[id(judging)], exchange, note)
     log.info("evaluate: %d judge requests", len(asked))
     try:
-        await ask_all(list(asked.values()), cache, max_concurrency, attempts)
+        await ask_all(list(asked.values()), cache, max_concurrency, attempts, progress)
     finally:
         await close_predictors(graders.values())  # on this loop: the next run opens its own
     return {key: asking.score for key, asking in asked.items()}

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any, TypedDict
 
 from finetune._errors import did_you_mean, unexpected_keyword
 from finetune._loop import gather_or_cancel, run_to_the_end
+from finetune._progress import CountingBar
 from finetune.backends.http import retrying
 from finetune.dataset import require_dataset
 from finetune.dataset._formats import Turns, split_turns
@@ -129,38 +130,11 @@ def _unknown_option(error: TypeError, option: str) -> str | None:
     )
 
 
-class _Progress:
-    def __init__(self, enabled: bool, total: int) -> None:
-        from finetune._progress import LOG_REDRAW_SECONDS, bar_stream, stderr_open, to_a_log
-
-        self._bar: Any = None
-        self._to_log = to_a_log()
-        if enabled and stderr_open():
-            from tqdm.auto import tqdm
-
-            paced = {"mininterval": LOG_REDRAW_SECONDS} if self._to_log else {}
-            self._bar = tqdm(
-                total=total, desc="evaluate", unit="prediction", file=bar_stream(), **paced
-            )
-
-    def advance(self, count: int = 1) -> None:
-        if self._bar is None:
-            return
-        if self._to_log and self._bar.n + count >= self._bar.total:
-            self._bar.n += count  # close() draws the last frame: in a log, once
-            return
-        self._bar.update(count)
-
-    def close(self) -> None:
-        if self._bar is not None:
-            self._bar.close()
-
-
 _Asking = tuple[Predictor, PredictionCache | None, _Task]
 
 
 async def _asker(
-    queue: Iterator[_Asking], attempts: int, failed: asyncio.Event, progress: _Progress
+    queue: Iterator[_Asking], attempts: int, failed: asyncio.Event, progress: CountingBar
 ) -> None:
     """Ask the queue's predictions one after another, until it is empty or one has failed
     (``max_concurrency`` askers share the queue: a task each at a time, none made per
@@ -203,7 +177,7 @@ async def _asked(predictor: Predictor, task: _Task) -> str:
 
 
 async def _predict_batched(
-    predictor: Any, tasks: list[_Task], cache: PredictionCache | None, progress: _Progress
+    predictor: Any, tasks: list[_Task], cache: PredictionCache | None, progress: CountingBar
 ) -> None:
     size = int(getattr(predictor, "batch_size", 16))
     for tools, offered in _by_tools(tasks):
@@ -253,7 +227,7 @@ async def _run_tasks(
     cache: PredictionCache | None,
     max_concurrency: int,
     attempts: int,
-    progress: _Progress,
+    progress: CountingBar,
 ) -> None:
     failed = asyncio.Event()
     jobs = []
@@ -278,7 +252,8 @@ async def _predict(plan: _Plan, max_concurrency: int, attempts: int, progress: b
     tasks = plan.tasks
     missing = sum(task.prediction is None for task in tasks)
     log.info("evaluate: %d predictions, %d from the cache", len(tasks), len(tasks) - missing)
-    bar = _Progress(progress and missing > 0, missing)  # no bar for answers all cached
+    # no bar for answers all cached
+    bar = CountingBar(progress and missing > 0, missing, "evaluate", "prediction")
     try:
         await _run_tasks(plan.resolved, tasks, plan.store, max_concurrency, attempts, bar)
     finally:
@@ -325,7 +300,7 @@ async def aevaluate(
     try:
         await _predict(plan, max_concurrency, max_attempts, progress)
         judged = await judge_rows(
-            tasks, examples, references, metrics, store, max_concurrency, max_attempts
+            tasks, examples, references, metrics, store, max_concurrency, max_attempts, progress
         )
     finally:
         if store is not None and store is not cache:
