@@ -287,7 +287,31 @@ def test_a_reader_that_stops_early_ends_the_command_quietly() -> None:
         ),
         (
             'data = "h"\nmetrics = []\n[candidates]\nb = "fake:m"\n',
-            'eval.toml: metrics is a list of names, e.g. ["exact_match", "token_f1"], not []',
+            'eval.toml: metrics is empty: name some, e.g. ["exact_match", "token_f1"], or add a '
+            "[judge]",
+        ),
+        (
+            'data = "h"\nmetrics = [3]\n[candidates]\nb = "fake:m"\n',
+            'eval.toml: metrics is a list of names, e.g. ["exact_match", "token_f1"], not [3]',
+        ),
+        (
+            'data = "h"\njudge = "openai:m"\n[candidates]\nb = "fake:m"\n',
+            "eval.toml: judge is a table, as [judge] with backend = ",
+        ),
+        (
+            'data = "h"\n[judge]\nbackend = "openai"\n[candidates]\nb = "fake:m"\n',
+            "eval.toml: [judge] needs a backend and a model",
+        ),
+        (
+            'data = "h"\n[judge]\nbackend = "fake"\nmodel = "m"\nrubric = 5\n'
+            '[candidates]\nb = "fake:m"\n',
+            "eval.toml: [judge] rubric is what a good answer does, as ",
+        ),
+        (
+            'data = "h"\n[judge]\nbackend = "fake"\nmodel = "m"\nfew_shot = { train = "t" }\n'
+            '[candidates]\nb = "fake:m"\n',
+            "unknown key 'few_shot' in [judge]; [judge] takes backend, endpoint, model, options, "
+            "rubric",
         ),
         (
             'data = "h"\nmetrics = ["exact_matc"]\n[candidates]\nb = "fake:m"\n',
@@ -722,6 +746,45 @@ def test_eval_can_fail_a_pipeline_unless_a_candidate_improved(
         assert main([*gate, "nobody"]) == 2
         assert "'nobody' is no candidate of the file; candidates: base, " in capsys.readouterr().err
         assert len(fake.requests) == asked  # refused before any candidate was asked
+
+
+def test_an_eval_config_grades_with_its_judge_and_gates_on_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Open-ended answers need a judge; a config could name ready metrics only."""
+    from .fakes.openai_fake import OpenAIFake
+
+    monkeypatch.setenv("FINETUNE_CACHE_DIR", str(tmp_path / "cache"))
+    data = write_jsonl(tmp_path / "holdout.jsonl", [chat(i) for i in range(12)])
+    config = tmp_path / "eval.toml"
+
+    def answer(model: str, messages: list[dict[str, Any]]) -> str:
+        asked = messages[-1]["content"]
+        if model == "grader":
+            assert "Rubric: Does it say when the order ships?" in asked
+            return "Grade: 5" if "Answer to grade:\nShips tomorrow" in asked else "Grade: 1"
+        return "Ships tomorrow." if model.startswith("ft:") else "No idea."
+
+    with OpenAIFake() as fake:
+        fake.chat_responder = answer
+        monkeypatch.setenv("OPENAI_BASE_URL", fake.base_url)
+        monkeypatch.setenv("OPENAI_API_KEY", fake.api_key)
+        config.write_text(
+            f'data = "{data}"\nbaseline = "base"\n'
+            '[judge]\nbackend = "openai-compatible"\nmodel = "grader"\n'
+            f'endpoint = "{fake.base_url}"\noptions = {{ api_key = "{fake.api_key}" }}\n'
+            'rubric = "Does it say when the order ships?"\n'
+            '[candidates]\nbase = "openai:base-model"\ntuned = "openai:ft:base-model:acme::abc"\n'
+        )
+        output = tmp_path / "result.json"
+        gate = ["--fail-unless-improved", "tuned", "--output", str(output)]
+        assert main(["eval", str(config), *gate]) == 0
+        graded = [r for r in fake.requests if r.body and r.body.get("model") == "grader"]
+    saved = json.loads(output.read_text())
+    assert saved["metrics"] == ["llm_judge"] and len(graded) == 24
+    scores = {(row["candidate"], row["llm_judge"]) for row in saved["rows"]}
+    assert scores == {("base", 0.0), ("tuned", 1.0)}
+    assert "llm_judge" in capsys.readouterr().out
 
 
 def test_an_eval_config_leaves_out_the_examples_of_a_training_set(

@@ -161,14 +161,18 @@ def config_path(source: str, key: str, value: Any) -> str:
 _CANDIDATE_KEYS = ("backend", "model", "endpoint", "few_shot", "options")
 
 
-def eval_candidate(source: str, name: str, spec: Any) -> tuple[ModelRef, dict[str, Any]]:
+def eval_candidate(
+    source: str, name: str, spec: Any, *, table: str | None = None
+) -> tuple[ModelRef, dict[str, Any]]:
     """A candidate of an eval config and its predictor's options: ``"backend:model"`` or a
     table with ``backend``, ``model``, ``endpoint`` (an ``openai-compatible`` server's URL),
-    ``options`` and ``few_shot = {train = ..., k = ...}``."""
+    ``options`` and ``few_shot = {train = ..., k = ...}``. Another model of the file (the
+    judge's) names its own ``table`` in errors."""
     from finetune.dataset import Dataset
     from finetune.types import ModelRef
 
-    where = f"{source}: candidate {name!r}"
+    where = f"{source}: {table}" if table else f"{source}: candidate {name!r}"
+    table = table or f"[candidates.{name}]"
     if isinstance(spec, str):
         spec = dict(zip(("backend", "model"), spec.split(":", 1), strict=False))
     if not isinstance(spec, dict) or not spec.get("backend") or not spec.get("model"):
@@ -176,8 +180,8 @@ def eval_candidate(source: str, name: str, spec: Any) -> tuple[ModelRef, dict[st
             f'{where} needs a backend and a model: "openai:gpt-4.1-mini" or a '
             "table with backend = ... and model = ..."
         )
-    refuse_unknown_keys(source, spec, _CANDIDATE_KEYS, f"[candidates.{name}]")
-    refuse_wrong_types(source, spec, text=("backend", "model"), where=f"[candidates.{name}]")
+    refuse_unknown_keys(source, spec, _CANDIDATE_KEYS, table)
+    refuse_wrong_types(source, spec, text=("backend", "model"), where=table)
     options = spec.get("options", {})
     if not isinstance(options, dict):
         raise FinetuneError(f"{where}: options is a table, as {{ max_tokens = 64 }}")
@@ -209,7 +213,7 @@ def eval_candidate(source: str, name: str, spec: Any) -> tuple[ModelRef, dict[st
     return ref, options
 
 
-_EVAL_KEYS = ("data", "exclude", "metrics", "baseline", "max_concurrency", "candidates")
+_EVAL_KEYS = ("data", "exclude", "metrics", "judge", "baseline", "max_concurrency", "candidates")
 
 
 def eval_data(source: str, config: dict[str, Any]) -> tuple[Dataset, list[str]]:
@@ -289,7 +293,17 @@ def eval_plan(
     }
     candidates = {name: ref for name, (ref, _) in parsed.items()}
     options = {name: given for name, (_, given) in parsed.items() if given}
-    metrics = _metrics(source, config.get("metrics", ["exact_match"]))
+    judge = config.get("judge")
+    # a judge alone (no metrics key) is the one metric: exact match would hold a gate of
+    # open-ended answers to a score they cannot reach
+    metrics = _metrics(source, config.get("metrics", [] if judge else ["exact_match"]))
+    if judge is not None:
+        metrics.append(_judge_metric(source, judge))
+    if not metrics:
+        raise FinetuneError(
+            f'{source}: metrics is empty: name some, e.g. ["exact_match", "token_f1"], or '
+            "add a [judge]"
+        )
     baseline = config.get("baseline")
     if baseline is not None and baseline not in candidates:
         raise FinetuneError(
@@ -304,7 +318,7 @@ def _metrics(source: str, names: Any) -> list[Any]:
     from finetune.evaluation.metrics import by_name
 
     names = [names] if isinstance(names, str) else names
-    if not (isinstance(names, list) and names and all(isinstance(n, str) for n in names)):
+    if not (isinstance(names, list) and all(isinstance(n, str) for n in names)):
         raise FinetuneError(
             f'{source}: metrics is a list of names, e.g. ["exact_match", "token_f1"], not {names!r}'
         )
@@ -312,6 +326,40 @@ def _metrics(source: str, names: Any) -> list[Any]:
         return [by_name(name) for name in names]
     except ValueError as error:
         raise FinetuneError(f"{source}: {error}") from None
+
+
+_JUDGE_KEYS = ("backend", "model", "endpoint", "options", "rubric")
+
+
+def _judge_metric(source: str, spec: Any) -> Any:
+    """The ``llm_judge`` metric of an eval config's ``[judge]`` table: the model that grades,
+    described as a candidate is (``backend``, ``model``, ``endpoint``, ``options``), and the
+    ``rubric`` it grades against."""
+    from finetune.evaluation._predictors import predictor_for
+    from finetune.evaluation.metrics import llm_judge
+
+    if not isinstance(spec, dict):
+        raise FinetuneError(
+            f'{source}: judge is a table, as [judge] with backend = "openai", model = ... and '
+            f'rubric = "...", not {spec!r}'
+        )
+    refuse_unknown_keys(source, spec, _JUDGE_KEYS, "[judge]")
+    rubric = spec.get("rubric", _DEFAULT_RUBRIC)
+    if not isinstance(rubric, str) or not rubric.strip():
+        raise FinetuneError(
+            f'{source}: [judge] rubric is what a good answer does, as "Is the answer correct '
+            f'and polite?", not {rubric!r}'
+        )
+    described = {key: value for key, value in spec.items() if key != "rubric"}
+    model, options = eval_candidate(source, "judge", described, table="[judge]")
+    try:
+        grader = predictor_for(model, **options)
+    except TypeError as error:
+        raise FinetuneError(f"{source}: [judge] options: {error}") from None
+    return llm_judge(grader, rubric)
+
+
+_DEFAULT_RUBRIC = "Is the answer correct and complete?"
 
 
 def eval_max_concurrency(source: str, config: dict[str, Any]) -> int:

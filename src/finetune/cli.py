@@ -438,7 +438,9 @@ def _parser() -> argparse.ArgumentParser:
         help="send the data even where validation finds errors",
     )
     evaluate = command("eval", _cmd_eval, "evaluate candidates on a dataset (config file)")
-    evaluate.add_argument("config", help="a TOML or YAML file: data, candidates, metrics")
+    evaluate.add_argument(
+        "config", help="a TOML or YAML file: data, candidates, metrics, [judge] (docs/cli.md)"
+    )
     evaluate.add_argument("--output", help="write the result as JSON here")
     evaluate.add_argument(
         "--fail-unless-improved",
