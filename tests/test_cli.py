@@ -314,6 +314,13 @@ def test_a_reader_that_stops_early_ends_the_command_quietly() -> None:
             "rubric",
         ),
         (
+            'data = "h"\n[judge]\nbackend = "openai-compatible"\nmodel = "m"\n'
+            'endpoint = "http://127.0.0.1:9/v1"\noptions = { max_tokenz = 3 }\n'
+            '[candidates]\nb = "fake:m"\n',
+            "eval.toml: [judge] options: OpenAIPredictor takes no option 'max_tokenz' (did you "
+            "mean 'max_tokens'?); its options are client, ",
+        ),
+        (
             'data = "h"\nmetrics = ["exact_matc"]\n[candidates]\nb = "fake:m"\n',
             "eval.toml: metric 'exact_matc': by name, one of bleu",
         ),

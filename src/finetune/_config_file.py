@@ -335,6 +335,7 @@ def _judge_metric(source: str, spec: Any) -> Any:
     """The ``llm_judge`` metric of an eval config's ``[judge]`` table: the model that grades,
     described as a candidate is (``backend``, ``model``, ``endpoint``, ``options``), and the
     ``rubric`` it grades against."""
+    from finetune.evaluation._checks import option_problem
     from finetune.evaluation._predictors import predictor_for
     from finetune.evaluation.metrics import llm_judge
 
@@ -355,7 +356,10 @@ def _judge_metric(source: str, spec: Any) -> Any:
     try:
         grader = predictor_for(model, **options)
     except TypeError as error:
-        raise FinetuneError(f"{source}: [judge] options: {error}") from None
+        why = option_problem(error, options)
+        if why is None:
+            raise
+        raise FinetuneError(f"{source}: [judge] options: {why}") from None
     return llm_judge(grader, rubric)
 
 

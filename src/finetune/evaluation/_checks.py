@@ -5,10 +5,11 @@ candidate cannot take, and options it does not have."""
 from __future__ import annotations
 
 import inspect
+import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from finetune._errors import FinetuneError, did_you_mean
+from finetune._errors import FinetuneError, did_you_mean, unexpected_keyword
 from finetune.evaluation._predictors import Predictor
 from finetune.evaluation._prompts import shows_non_text, uses_tools
 from finetune.evaluation.metrics import Metric, needs_reference
@@ -19,6 +20,7 @@ __all__ = [
     "indexes",
     "jobs_as_models",
     "metric_names",
+    "option_problem",
     "refuse_examples_with_no_reference",
     "refuse_predictors_without_images",
     "refuse_predictors_without_tools",
@@ -186,3 +188,24 @@ def metric_names(metrics: Sequence[Metric]) -> list[str]:
             "a def named as its column should read, or set its __name__"
         )
     raise ValueError(f"metric names must be unique and non-empty: {names}{hint}")
+
+
+def option_problem(error: TypeError, options: Mapping[str, Any]) -> str | None:
+    """What a predictor said of an option among ``options`` it does not take (a ``TypeError``
+    from making it): one of ours names the closest it takes, and all of them (``max_tokens``
+    is OpenAI's; a local model's is ``max_new_tokens``). ``None`` when the error is about
+    something else."""
+    from finetune import evaluation
+
+    option = unexpected_keyword(error, options)
+    if option is None:
+        return None
+    found = re.match(r"(\w+)\.__init__\(\)", str(error))
+    predictor = getattr(evaluation, found.group(1), None) if found else None
+    if not isinstance(predictor, type):
+        return str(error)
+    taken = list(inspect.signature(predictor).parameters)[1:]  # after the model
+    return (
+        f"{predictor.__name__} takes no option {option!r}{did_you_mean(option, taken)}; "
+        f"its options are {', '.join(taken)}"
+    )

@@ -8,12 +8,10 @@ import inspect
 import json
 import logging
 import os
-import re
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypedDict
 
-from finetune._errors import did_you_mean, unexpected_keyword
 from finetune._loop import gather_or_cancel, run_to_the_end
 from finetune._progress import CountingBar
 from finetune.backends.http import retrying
@@ -24,6 +22,7 @@ from finetune.evaluation._checks import (
     indexes,
     jobs_as_models,
     metric_names,
+    option_problem,
     refuse_examples_with_no_reference,
     refuse_predictors_without_images,
     refuse_predictors_without_tools,
@@ -102,32 +101,14 @@ def _predictor(name: str, candidate: Any, options: dict[str, Any]) -> Predictor:
     try:
         return predictor_for(candidate, **options)
     except TypeError as exc:
-        option = unexpected_keyword(exc, options)
-        if option is None:
+        why = option_problem(exc, options)
+        if why is None:
             raise
-        why = _unknown_option(exc, option) or str(exc)
         raise ValueError(f"predictor_options of candidate {name!r}: {why}") from None
     except ValueError as exc:  # a setting out of range; our own errors keep their type
         if type(exc) is not ValueError:
             raise
         raise ValueError(f"candidate {name!r}: {exc}") from None
-
-
-def _unknown_option(error: TypeError, option: str) -> str | None:
-    """What one of our predictors says of an option it does not take: the closest one it
-    does, and all of them (``max_tokens`` is OpenAI's; a local model's is ``max_new_tokens``).
-    ``None`` for a class that is not ours."""
-    from finetune import evaluation
-
-    found = re.match(r"(\w+)\.__init__\(\)", str(error))
-    predictor = getattr(evaluation, found.group(1), None) if found else None
-    if not isinstance(predictor, type):
-        return None
-    taken = list(inspect.signature(predictor).parameters)[1:]  # after the model
-    return (
-        f"{predictor.__name__} takes no option {option!r}{did_you_mean(option, taken)}; "
-        f"its options are {', '.join(taken)}"
-    )
 
 
 _Asking = tuple[Predictor, PredictionCache | None, _Task]
