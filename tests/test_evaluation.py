@@ -1196,6 +1196,45 @@ def test_a_judge_is_asked_many_at_once_and_a_rerun_asks_it_nothing(tmp_path: Pat
     assert standalone("3", "3", list(_qa(3))[2]) == 0.75  # a metric of its own, blocking
 
 
+class _BatchJudge:
+    """A judge that answers in batches, as a local model does (``HFPredictor``)."""
+
+    name = "batch-judge"
+    batch_size = 4
+
+    def __init__(self) -> None:
+        self.batches: list[int] = []
+
+    def predict(self, messages: list[dict[str, str]]) -> str:
+        raise AssertionError("asked one at a time")
+
+    async def apredict(self, messages: list[dict[str, str]]) -> str:
+        raise AssertionError("asked one at a time")
+
+    def predict_batch(self, asked: list[list[dict[str, str]]]) -> list[str]:
+        self.batches.append(len(asked))
+        return [self._grade(messages) for messages in asked]
+
+    @staticmethod
+    def _grade(messages: list[dict[str, str]]) -> str:
+        if len(messages) == 3:  # asked again: the instruction repeated
+            return "Grade: 2"
+        return "Maybe?" if "Answer to grade:\n1" in messages[0]["content"] else "Grade: 5"
+
+
+def test_a_judge_that_answers_in_batches_is_asked_in_batches(tmp_path: Path) -> None:
+    """A local judge was asked one request a generate call: SmolLM2 on a CPU answers 16 in
+    one batch 3.5x as fast."""
+    judge = _BatchJudge()
+    graded = m.llm_judge(judge)
+    cache = tmp_path / "cache.sqlite3"
+    result = ft.evaluate(_qa(6), {"oracle": _answer}, [graded], cache=cache)
+    assert result.scores("oracle", "llm_judge") == [0.25, 1.0, 1.0, 1.0, 1.0, 1.0]
+    assert judge.batches == [4, 3]  # the one asked again joins the last two
+    ft.evaluate(_qa(6), {"oracle": _answer}, [graded], cache=cache)
+    assert judge.batches == [4, 3]  # every grade from the cache
+
+
 async def test_a_pairwise_judge_is_asked_many_at_once_and_a_rerun_asks_it_nothing(
     tmp_path: Path,
 ) -> None:

@@ -6,12 +6,13 @@ event loop, ``max_concurrency`` requests at once, each reply cached as predictio
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import logging
 import math
 from collections.abc import Callable, Generator, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 from finetune._loop import gather_or_cancel
 from finetune._progress import CountingBar
@@ -106,15 +107,27 @@ async def ask_all(
     attempts: int,
     progress: bool = False,
 ) -> None:
-    """Drive every exchange to its ``score``, ``max_concurrency`` requests at once (with a
+    """Drive every exchange to its ``score``, ``max_concurrency`` requests at once, or, for
+    a judge that answers in batches (a local model), ``batch_size`` requests a call (with a
     bar of the grades, where ``progress``); the first failure stops them all, with its
     ``where`` as a note."""
-    queue = iter(asked)
+    one_by_one = [asking for asking in asked if not _batches(asking.grader)]
+    in_batches: dict[int, list[Asking]] = {}
+    for asking in asked:
+        if _batches(asking.grader):
+            in_batches.setdefault(id(asking.grader), []).append(asking)
+    queue = iter(one_by_one)
     bar = CountingBar(progress and bool(asked), len(asked), "judge", "grade")
+    jobs = [_drive(queue, cache, attempts, bar) for _ in one_by_one[:max_concurrency]]
+    jobs += [_drive_in_batches(batch, cache, bar) for batch in in_batches.values()]
     try:
-        await gather_or_cancel(_drive(queue, cache, attempts, bar) for _ in asked[:max_concurrency])
+        await gather_or_cancel(jobs)
     finally:
         bar.close()
+
+
+def _batches(grader: Predictor) -> bool:
+    return callable(getattr(grader, "predict_batch", None))
 
 
 async def _drive(
@@ -128,6 +141,51 @@ async def _drive(
             add_note(error, asking.where)
             raise
         bar.advance()
+
+
+async def _drive_in_batches(
+    asked: list[Asking], cache: PredictionCache | None, bar: CountingBar
+) -> None:
+    """One judge's exchanges, its ``batch_size`` next requests a ``predict_batch`` call (a
+    local model: 3.5x the requests a second of one at a time, SmolLM2 on a CPU); a request
+    asked again joins the end of the line."""
+    grader = asked[0].grader
+    kept = cache if is_cacheable(grader) else None
+    size = int(getattr(grader, "batch_size", 16))
+    waiting = [(asking, next(asking.exchange)) for asking in asked]
+    while waiting:
+        chunk, waiting = waiting[:size], waiting[size:]
+        try:
+            replies = await _batch_replies(grader, [messages for _, messages in chunk], kept)
+        except BaseException as error:
+            add_note(error, chunk[0][0].where)
+            raise
+        for (asking, _), reply in zip(chunk, replies, strict=True):
+            try:
+                waiting.append((asking, asking.exchange.send(reply)))
+            except StopIteration as done:
+                asking.score = float(done.value)
+                bar.advance()
+            except BaseException as error:
+                add_note(error, asking.where)
+                raise
+
+
+async def _batch_replies(
+    grader: Any, asked: list[Messages], cache: PredictionCache | None
+) -> list[str]:
+    """The replies to ``asked``: the cache's, and the rest from one ``predict_batch`` call in
+    a worker thread."""
+    keys = [PredictionCache.key(grader.name, messages) for messages in asked]
+    replies = [cache.get(key) if cache is not None else None for key in keys]
+    missing = [index for index, reply in enumerate(replies) if reply is None]
+    if missing:
+        answered = await asyncio.to_thread(grader.predict_batch, [asked[i] for i in missing])
+        for index, reply in zip(missing, answered, strict=True):
+            text = replies[index] = as_reply(grader, reply)
+            if cache is not None:
+                cache.put(keys[index], text)
+    return cast("list[str]", replies)  # every one answered by now
 
 
 async def judge_rows(
