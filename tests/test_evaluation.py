@@ -1277,6 +1277,23 @@ def test_rubric_judge_as_a_metric() -> None:
     assert result.scores("oracle", "llm_judge") == [1.0, 1.0]
 
 
+def test_a_rubric_judge_reads_the_system_prompt_and_grades_without_an_example() -> None:
+    """The system prompt, where a rubric's instructions live ("Answer with the number
+    only"), was left out of what the judge read; called as ``judge(prediction, reference)``
+    the metric raised ``AttributeError``."""
+    prompts: list[str] = []
+
+    def grader(messages: list[dict[str, str]]) -> str:
+        prompts.append(messages[0]["content"])
+        return "Grade: 5"
+
+    judge = m.llm_judge(grader, rubric="follows the system prompt")
+    ft.evaluate(_qa(1), {"oracle": _answer}, [judge], cache=False)
+    assert "Conversation:\nsystem: Answer with the number only.\nuser: What is 0 + 1?" in prompts[0]
+    assert judge("1", "1") == 1.0
+    assert "Conversation:\n(not given: grade the answer against the reference alone)" in prompts[1]
+
+
 # -- running, concurrency and the cache --
 
 

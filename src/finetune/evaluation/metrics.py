@@ -357,7 +357,7 @@ def _cosine(first: list[float], second: list[float]) -> float:
 
 
 _RUBRIC_PROMPT = (
-    "You grade an answer against a reference.\nRubric: {rubric}\n\nQuestion:\n{question}\n\n"
+    "You grade an answer against a reference.\nRubric: {rubric}\n\nConversation:\n{question}\n\n"
     "Reference answer:\n{reference}\n\nAnswer to grade:\n{prediction}\n\n"
     "Reply with one integer from 1 (fails the rubric) to 5 (fully meets it), nothing else."
 )
@@ -430,7 +430,11 @@ def _grade(reply: str) -> int | None:
 
 
 def _question(example: Any) -> str:
+    """The conversation the answer ends, as the judge reads it: its system prompt too, which
+    holds the instructions a rubric asks about (a format, a tone, a policy). A metric called
+    with no example (``judge(prediction, reference)``) grades against the reference alone."""
     from finetune.evaluation._prompts import split_example, transcript
 
-    messages, _ = split_example(example)
-    return transcript([m for m in messages if m["role"] != "system"])
+    if example is None:
+        return "(not given: grade the answer against the reference alone)"
+    return transcript(split_example(example)[0])
