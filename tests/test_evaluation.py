@@ -1772,6 +1772,27 @@ def test_a_judge_over_http_serves_one_evaluation_after_another(tmp_path: Path) -
     assert len(chats) == 8 * 3
 
 
+def test_a_judge_cut_short_before_its_verdict_is_told_which_limit_to_raise() -> None:
+    """A judge that reasons first, cut at ``max_tokens``, was told to "use a judge model
+    that follows the instruction", which it did, given room."""
+    reasoning = "Let me weigh both answers with care before I decide " * 10 + "Grade: 4"
+    with OpenAIFake() as fake:
+        fake.chat_responder = lambda model, messages: reasoning
+        cut = ft.evaluation.OpenAIPredictor(
+            "judge", api_key=fake.api_key, base_url=fake.base_url, max_tokens=16
+        )
+        with pytest.raises(ValueError, match=r"its reply stopped at max_tokens=16 before it"):
+            ft.evaluate(_qa(1), {"oracle": _answer}, [m.llm_judge(cut)], cache=False)
+        roomy = ft.evaluation.OpenAIPredictor(
+            "judge", api_key=fake.api_key, base_url=fake.base_url, max_tokens=1024
+        )
+        result = ft.evaluate(_qa(1), {"oracle": _answer}, [m.llm_judge(roomy)], cache=False)
+        assert result.scores("oracle", "llm_judge") == [0.75]
+        pairwise = ft.evaluate(_qa(1), {"a": _answer, "b": _answer}, [m.exact_match], cache=False)
+        with pytest.raises(ValueError, match=r"named no better answer .* at max_tokens=16"):
+            ft.evaluation.judge_pairwise(pairwise, _qa(1), "a", "b", cut, cache=False)
+
+
 def test_mistral_predictor_over_http() -> None:
     with MistralFake() as fake:
         fake.chat_responder = lambda model, messages: _answer(messages)

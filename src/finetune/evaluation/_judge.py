@@ -12,7 +12,7 @@ from finetune._errors import did_you_mean
 from finetune._loop import run_to_the_end
 from finetune.backends.http import excerpt
 from finetune.evaluation._cache import PredictionCache, open_cache
-from finetune.evaluation._judging import Asking, Exchange, ask_all
+from finetune.evaluation._judging import Asking, Exchange, ask_all, no_verdict
 from finetune.evaluation._predictors import (
     Predictor,
     at_least_one,
@@ -224,10 +224,7 @@ def _vote_of(grader: Predictor, message: dict[str, str], index: int) -> Exchange
         reply = yield [message, {"role": "assistant", "content": reply}, _VOTE_AGAIN]
         vote = _vote(reply)
     if vote is None:
-        raise ValueError(
-            f"the judge {grader.name} named no better answer for example {index}, asked twice; "
-            f"it replied {excerpt(reply, 80)!r}: use a judge model that follows the instruction"
-        )
+        raise no_verdict(grader, f"named no better answer for example {index}", reply)
     return vote
 
 

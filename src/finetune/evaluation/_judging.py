@@ -16,10 +16,11 @@ from typing import Any, cast
 
 from finetune._loop import gather_or_cancel
 from finetune._progress import CountingBar
-from finetune.backends.http import blocking_call_with_retries, retrying
+from finetune.backends.http import blocking_call_with_retries, excerpt, retrying
 from finetune.evaluation._cache import PredictionCache
 from finetune.evaluation._predictors import (
     Predictor,
+    TruncatedReply,
     add_note,
     as_reply,
     close_predictors,
@@ -30,7 +31,16 @@ from finetune.evaluation._prompts import Messages
 from finetune.evaluation._scoring import Scored
 from finetune.types import Example
 
-__all__ = ["Asking", "Exchange", "Judging", "ask_all", "ask_blocking", "judge_rows", "judging_of"]
+__all__ = [
+    "Asking",
+    "Exchange",
+    "Judging",
+    "ask_all",
+    "ask_blocking",
+    "judge_rows",
+    "judging_of",
+    "no_verdict",
+]
 
 log = logging.getLogger("finetune")
 
@@ -51,6 +61,21 @@ def judging_of(metric: Any) -> Judging | None:
     """The ``Judging`` of a metric that asks a judge model (``llm_judge``), else ``None``."""
     judging = getattr(metric, "judging", None)
     return judging if isinstance(judging, Judging) else None
+
+
+def no_verdict(grader: Predictor, failed: str, reply: str) -> ValueError:
+    """The refusal of a judge that gave no verdict, asked twice: what it replied, and, where
+    that stopped at its length limit (a judge that reasons first), which limit to raise."""
+    advice = "use a judge model that follows the instruction"
+    if isinstance(reply, TruncatedReply):
+        advice = (
+            f"its reply stopped at {reply.limit} before it gave one: give the judge room to "
+            "reason, e.g. OpenAIPredictor(model, max_tokens=1024)"
+        )
+    return ValueError(
+        f"the judge {grader.name} {failed}, asked twice; it replied {excerpt(reply, 80)!r}: "
+        f"{advice}"
+    )
 
 
 def ask_blocking(grader: Predictor, exchange: Exchange) -> float:

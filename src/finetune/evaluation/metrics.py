@@ -376,8 +376,7 @@ def llm_judge(judge: Any, rubric: str = "Is the answer correct and complete?") -
 
     For pairwise judging with position swapping, see ``ft.evaluation.judge_pairwise``.
     """
-    from finetune.backends.http import excerpt
-    from finetune.evaluation._judging import Exchange, Judging, ask_blocking
+    from finetune.evaluation._judging import Exchange, Judging, ask_blocking, no_verdict
     from finetune.evaluation._predictors import predictor_for
 
     grader = predictor_for(judge)
@@ -393,10 +392,7 @@ def llm_judge(judge: Any, rubric: str = "Is the answer correct and complete?") -
             reply = yield [*asked, {"role": "assistant", "content": reply}, _GRADE_AGAIN]
             grade = _grade(reply)
         if grade is None:
-            raise ValueError(
-                f"the judge {grader.name} gave no grade from 1 to 5, asked twice; it replied "
-                f"{excerpt(reply, 80)!r}: use a judge model that follows the instruction"
-            )
+            raise no_verdict(grader, "gave no grade from 1 to 5", reply)
         return (grade - 1) / 4
 
     def metric(prediction: str, reference: str, example: Any = None) -> float:
