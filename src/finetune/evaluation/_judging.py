@@ -177,7 +177,7 @@ async def _drive_in_batches(
     grader = asked[0].grader
     kept = cache if is_cacheable(grader) else None
     size = int(getattr(grader, "batch_size", 16))
-    waiting = [(asking, next(asking.exchange)) for asking in asked]
+    waiting = [(asking, _first_request(asking)) for asking in asked]
     while waiting:
         chunk, waiting = waiting[:size], waiting[size:]
         try:
@@ -194,6 +194,14 @@ async def _drive_in_batches(
             except BaseException as error:
                 add_note(error, asking.where)
                 raise
+
+
+def _first_request(asking: Asking) -> Messages:
+    try:
+        return next(asking.exchange)
+    except Exception as error:
+        add_note(error, asking.where)
+        raise
 
 
 async def _batch_replies(
