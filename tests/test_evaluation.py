@@ -1186,6 +1186,10 @@ def test_a_judge_is_asked_many_at_once_and_a_rerun_asks_it_nothing(tmp_path: Pat
 
     first = run("correct sum")
     assert peak == 4 and len(asked) == 12
+    assert first.notes == [
+        "llm_judge: graded by the judge grader-v1 against the rubric 'correct sum'"
+    ]
+    assert "Note: llm_judge: graded by the judge grader-v1" in first.to_markdown()
     assert first.scores("oracle", "llm_judge") == [0.0, 0.0, 1.0, 0.0, 0.0, 0.0]
     assert first.scores("zero", "llm_judge") == [0.0] * 6
     again = run("correct sum")

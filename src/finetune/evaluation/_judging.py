@@ -51,10 +51,12 @@ Exchange = Generator[Messages, str, float]
 @dataclass(frozen=True)
 class Judging:
     """What a judge metric asks: ``judge`` as given (a ``ModelRef``, a ``Predictor`` or a
-    function), and the exchange that scores one prediction."""
+    function), the exchange that scores one prediction, and what the judge grades against
+    (``the rubric '...'``), for the result's note of who graded how."""
 
     judge: Any
     exchange: Callable[[str, str, Any], Exchange]
+    against: str
 
 
 def judging_of(metric: Any) -> Judging | None:
@@ -230,13 +232,18 @@ async def judge_rows(
     max_concurrency: int,
     attempts: int,
     progress: bool = False,
-) -> dict[tuple[int, str], float]:
+) -> tuple[dict[tuple[int, str], float], list[str]]:
     """Every judge metric's score of every task (by the task's position and the metric's
-    name), ``max_concurrency`` judge requests at once."""
+    name), ``max_concurrency`` judge requests at once, and a note for each metric of which
+    judge graded, against what (the result's reader must know it)."""
     judged = [(metric.__name__, j) for metric in metrics if (j := judging_of(metric))]
     if not judged:
-        return {}
+        return {}, []
     graders = {id(judging): predictor_for(judging.judge) for _, judging in judged}
+    notes = [
+        f"{name}: graded by the judge {graders[id(judging)].name} against {judging.against}"
+        for name, judging in judged
+    ]
     asked: dict[tuple[int, str], Asking] = {}
     for index, task in enumerate(tasks):
         example, reference = examples[task.example], references[task.example]
@@ -251,4 +258,4 @@ async def judge_rows(
         await ask_all(list(asked.values()), cache, max_concurrency, attempts, progress)
     finally:
         await close_predictors(graders.values())  # on this loop: the next run opens its own
-    return {key: asking.score for key, asking in asked.items()}
+    return {key: asking.score for key, asking in asked.items()}, notes

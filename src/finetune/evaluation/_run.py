@@ -280,7 +280,7 @@ async def aevaluate(
     tasks, store, examples, references = plan.tasks, plan.store, plan.examples, plan.references
     try:
         await _predict(plan, max_concurrency, max_attempts, progress)
-        judged = await judge_rows(
+        judged, graded = await judge_rows(
             tasks, examples, references, metrics, store, max_concurrency, max_attempts, progress
         )
     finally:
@@ -288,7 +288,7 @@ async def aevaluate(
             await asyncio.to_thread(store.close)
     # other metrics may block (an embedding call): never on the event loop
     rows = await asyncio.to_thread(score_rows, tasks, examples, references, metrics, judged)
-    notes = plan.notes + _notes_on_cut_answers(tasks, len(plan.examples))
+    notes = plan.notes + graded + _notes_on_cut_answers(tasks, len(plan.examples))
     asked, keys = list(plan.resolved), plan.example_keys
     return EvalResult(asked, names, rows, notes, example_keys=keys, trained_on=plan.trained_on)
 

@@ -398,7 +398,7 @@ def llm_judge(judge: Any, rubric: str = "Is the answer correct and complete?") -
     def metric(prediction: str, reference: str, example: Any = None) -> float:
         return ask_blocking(grader, exchange(prediction, reference, example))
 
-    metric.judging = Judging(judge, exchange)  # type: ignore[attr-defined]
+    metric.judging = Judging(judge, exchange, f"the rubric {rubric!r}")  # type: ignore[attr-defined]
     return _named("llm_judge", metric)
 
 
