@@ -469,6 +469,25 @@ def test_a_metric_of_ones_own_may_score_every_answer_in_one_call() -> None:
         ft.evaluate(_qa(4), {"a": _answer, "b": lambda _: "1000"}, [longer], cache=False)
 
 
+def test_each_kind_of_exact_match_has_a_column_of_its_own() -> None:
+    """``exact(case=False)`` and ``exact(punctuation=False)`` were both
+    ``exact_match_normalized``, and ``exact(whitespace=False)`` was ``exact_match``: two of
+    them in one evaluation were refused as one name twice, and a saved result's column did
+    not say which it was."""
+    import itertools
+
+    kinds = [
+        m.exact(case=case, whitespace=whitespace, punctuation=punctuation)
+        for case, whitespace, punctuation in itertools.product([True, False], repeat=3)
+    ]
+    names = [kind.__name__ for kind in kinds]
+    assert len(set(names)) == 8 and names[0] == "exact_match"
+    assert m.exact(case=False, punctuation=False).__name__ == "exact_match_normalized"
+    assert m.exact(case=False).__name__ == "exact_match_nocase"
+    result = ft.evaluate(_qa(2), {"oracle": _answer}, kinds, cache=False)
+    assert result.metrics == names
+
+
 @pytest.mark.parametrize("score", [None, "good", float("nan"), float("inf"), "-inf"])
 def test_a_metric_that_returns_no_number_is_named_with_its_candidate(score: Any) -> None:
     def broken(prediction: str, reference: str, example: Any) -> Any:
@@ -699,7 +718,7 @@ def test_examples_with_no_answer_are_refused_for_metrics_that_compare_with_it() 
     with pytest.raises(ValueError, match=r"^the examples at index 1, 2 \(2 of 3\) end with no "):
         ft.evaluate(data, {"a": answer}, [m.json_valid, m.token_f1, m.exact(case=False)])
     with pytest.raises(ValueError, match="and token_f1, exact_match_normalized compare the "):
-        ft.evaluate(data, {"a": answer}, [m.token_f1, m.exact(case=False)])
+        ft.evaluate(data, {"a": answer}, [m.token_f1, m.exact(case=False, punctuation=False)])
     assert asked == []
 
     def custom(prediction: str, reference: str, example: Any = None) -> float:

@@ -117,14 +117,18 @@ def normalize(
 
 def exact(*, case: bool = True, whitespace: bool = True, punctuation: bool = True) -> Metric:
     """Exact match after normalization (``case=False`` folds case, ``punctuation=False``
-    drops punctuation)."""
+    drops punctuation, ``whitespace=False`` keeps runs of white space as they are). Its
+    column says which: ``exact_match``, ``exact_match_normalized`` (case and punctuation
+    ignored), ``exact_match_nocase``, ``exact_match_nopunct``, ``..._spaces``."""
 
     def metric(prediction: str, reference: str, example: Any = None) -> float:
         options = {"case": case, "whitespace": whitespace, "punctuation": punctuation}
         return float(normalize(prediction, **options) == normalize(reference, **options))
 
-    suffix = "" if case and punctuation else "_normalized"
-    return _named(f"exact_match{suffix}", metric)
+    ignored = [word for word, kept in (("nocase", case), ("nopunct", punctuation)) if not kept]
+    parts = ["normalized"] if len(ignored) == 2 else ignored
+    parts += [] if whitespace else ["spaces"]
+    return _named("_".join(["exact_match", *parts]), metric)
 
 
 exact_match: Metric = exact()
