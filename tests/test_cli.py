@@ -310,7 +310,8 @@ def test_a_reader_that_stops_early_ends_the_command_quietly() -> None:
         (
             'data = "h"\n[judge]\nbackend = "fake"\nmodel = "m"\nfew_shot = { train = "t" }\n'
             '[candidates]\nb = "fake:m"\n',
-            "unknown key 'few_shot' in [judge]; [judge] takes backend, endpoint, model, options, "
+            "unknown key 'few_shot' in [judge]; [judge] takes backend, endpoint, model, name, "
+            "options, "
             "rubric",
         ),
         (
@@ -772,26 +773,39 @@ def test_an_eval_config_grades_with_its_judge_and_gates_on_it(
             return "Grade: 5" if "Answer to grade:\nShips tomorrow" in asked else "Grade: 1"
         return "Ships tomorrow." if model.startswith("ft:") else "No idea."
 
+    output = tmp_path / "result.json"
     with OpenAIFake() as fake:
         fake.chat_responder = answer
         monkeypatch.setenv("OPENAI_BASE_URL", fake.base_url)
         monkeypatch.setenv("OPENAI_API_KEY", fake.api_key)
-        config.write_text(
-            f'data = "{data}"\nbaseline = "base"\n'
-            '[judge]\nbackend = "openai-compatible"\nmodel = "grader"\n'
+        judge = (
+            'backend = "openai-compatible"\nmodel = "grader"\n'
             f'endpoint = "{fake.base_url}"\noptions = {{ api_key = "{fake.api_key}" }}\n'
             'rubric = "Does it say when the order ships?"\n'
+        )
+        head = f'data = "{data}"\nbaseline = "base"\n'
+        candidates = (
             '[candidates]\nbase = "openai:base-model"\ntuned = "openai:ft:base-model:acme::abc"\n'
         )
-        output = tmp_path / "result.json"
+        config.write_text(f"{head}[judge]\n{judge}{candidates}")
         gate = ["--fail-unless-improved", "tuned", "--output", str(output)]
         assert main(["eval", str(config), *gate]) == 0
         graded = [r for r in fake.requests if r.body and r.body.get("model") == "grader"]
-    saved = json.loads(output.read_text())
-    assert saved["metrics"] == ["llm_judge"] and len(graded) == 24
-    scores = {(row["candidate"], row["llm_judge"]) for row in saved["rows"]}
-    assert scores == {("base", 0.0), ("tuned", 1.0)}
-    assert "llm_judge" in capsys.readouterr().out
+        saved = json.loads(output.read_text())
+        assert saved["metrics"] == ["llm_judge"] and len(graded) == 24
+        scores = {(row["candidate"], row["llm_judge"]) for row in saved["rows"]}
+        assert scores == {("base", 0.0), ("tuned", 1.0)}
+        assert "llm_judge" in capsys.readouterr().out
+        config.write_text(f"{head}[[judge]]\n{judge}[[judge]]\n{judge}{candidates}")
+        assert main(["eval", str(config)]) == 2
+        assert "two metrics would fill the column 'llm_judge': give each [[judge]] a name" in (
+            capsys.readouterr().err
+        )
+        named = f'[[judge]]\nname = "ships"\n{judge}[[judge]]\n{judge}'
+        config.write_text(f"{head}{named}{candidates}")
+        assert main(["eval", str(config), "--output", str(output)]) == 0  # from the cache
+        assert len([r for r in fake.requests if r.body and r.body.get("model") == "grader"]) == 24
+    assert json.loads(output.read_text())["metrics"] == ["ships", "llm_judge"]
 
 
 def test_an_eval_config_leaves_out_the_examples_of_a_training_set(

@@ -1290,6 +1290,23 @@ async def test_a_pairwise_judge_is_asked_many_at_once_and_a_rerun_asks_it_nothin
         ft.evaluation.judge_pairwise(result, data, "tuned", "base", judge, max_concurency=2)  # type: ignore[call-arg]
 
 
+def test_two_rubrics_grade_in_one_evaluation_each_in_its_column() -> None:
+    """Two ``llm_judge`` metrics were both named ``llm_judge``: refused as one name twice."""
+
+    def grader(messages: list[dict[str, str]]) -> str:
+        return "Grade: 5" if "Rubric: polite" in messages[0]["content"] else "Grade: 1"
+
+    polite = m.llm_judge(grader, "polite", name="tone")
+    result = ft.evaluate(_qa(2), {"oracle": _answer}, [m.llm_judge(grader), polite], cache=False)
+    assert result.metrics == ["llm_judge", "tone"]
+    assert result.scores("oracle", "tone") == [1.0, 1.0]
+    assert result.scores("oracle", "llm_judge") == [0.0, 0.0]
+    assert result.notes[1].startswith("tone: graded by the judge callable:")
+    assert result.notes[1].endswith(" against the rubric 'polite'")
+    with pytest.raises(ValueError, match="name is the judge's column, a text such as 'tone'"):
+        m.llm_judge(grader, name=" ")
+
+
 def test_rubric_judge_as_a_metric() -> None:
     def grader(messages: list[dict[str, str]]) -> str:
         text = messages[0]["content"]

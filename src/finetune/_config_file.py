@@ -298,7 +298,9 @@ def eval_plan(
     # open-ended answers to a score they cannot reach
     metrics = _metrics(source, config.get("metrics", [] if judge else ["exact_match"]))
     if judge is not None:
-        metrics.append(_judge_metric(source, judge))
+        judges = judge if isinstance(judge, list) else [judge]  # [judge], or [[judge]] tables
+        metrics += [_judge_metric(source, spec) for spec in judges]
+        _refuse_one_column_twice(source, metrics)
     if not metrics:
         raise FinetuneError(
             f'{source}: metrics is empty: name some, e.g. ["exact_match", "token_f1"], or '
@@ -328,13 +330,24 @@ def _metrics(source: str, names: Any) -> list[Any]:
         raise FinetuneError(f"{source}: {error}") from None
 
 
-_JUDGE_KEYS = ("backend", "model", "endpoint", "options", "rubric")
+_JUDGE_KEYS = ("backend", "model", "endpoint", "options", "rubric", "name")
+
+
+def _refuse_one_column_twice(source: str, metrics: list[Any]) -> None:
+    names = [metric.__name__ for metric in metrics]
+    twice = sorted({name for name in names if names.count(name) > 1})
+    if twice:
+        raise FinetuneError(
+            f"{source}: two metrics would fill the column {twice[0]!r}: give each [[judge]] a "
+            'name of its own, as name = "tone"'
+        )
 
 
 def _judge_metric(source: str, spec: Any) -> Any:
-    """The ``llm_judge`` metric of an eval config's ``[judge]`` table: the model that grades,
-    described as a candidate is (``backend``, ``model``, ``endpoint``, ``options``), and the
-    ``rubric`` it grades against."""
+    """The ``llm_judge`` metric of an eval config's ``[judge]`` table (or of one of its
+    ``[[judge]]`` tables): the model that grades, described as a candidate is (``backend``,
+    ``model``, ``endpoint``, ``options``), the ``rubric`` it grades against and its column's
+    ``name``."""
     from finetune.evaluation._checks import option_problem
     from finetune.evaluation._predictors import predictor_for
     from finetune.evaluation.metrics import llm_judge
@@ -342,7 +355,7 @@ def _judge_metric(source: str, spec: Any) -> Any:
     if not isinstance(spec, dict):
         raise FinetuneError(
             f'{source}: judge is a table, as [judge] with backend = "openai", model = ... and '
-            f'rubric = "...", not {spec!r}'
+            f'rubric = "...", or a list of them ([[judge]]), not {spec!r}'
         )
     refuse_unknown_keys(source, spec, _JUDGE_KEYS, "[judge]")
     rubric = spec.get("rubric", _DEFAULT_RUBRIC)
@@ -351,7 +364,10 @@ def _judge_metric(source: str, spec: Any) -> Any:
             f'{source}: [judge] rubric is what a good answer does, as "Is the answer correct '
             f'and polite?", not {rubric!r}'
         )
-    described = {key: value for key, value in spec.items() if key != "rubric"}
+    name = spec.get("name", "llm_judge")
+    if not isinstance(name, str) or not name.strip():
+        raise FinetuneError(f'{source}: [judge] name is its column, as "tone", not {name!r}')
+    described = {key: value for key, value in spec.items() if key not in ("rubric", "name")}
     model, options = eval_candidate(source, "judge", described, table="[judge]")
     try:
         grader = predictor_for(model, **options)
@@ -360,7 +376,7 @@ def _judge_metric(source: str, spec: Any) -> Any:
         if why is None:
             raise
         raise FinetuneError(f"{source}: [judge] options: {why}") from None
-    return llm_judge(grader, rubric)
+    return llm_judge(grader, rubric, name=name)
 
 
 _DEFAULT_RUBRIC = "Is the answer correct and complete?"

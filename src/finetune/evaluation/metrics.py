@@ -367,8 +367,11 @@ _RUBRIC_PROMPT = (
 )
 
 
-def llm_judge(judge: Any, rubric: str = "Is the answer correct and complete?") -> Metric:
-    """A rubric judge: any predictor (or ``ModelRef``) scores 1-5, mapped to [0, 1]; rate
+def llm_judge(
+    judge: Any, rubric: str = "Is the answer correct and complete?", *, name: str = "llm_judge"
+) -> Metric:
+    """A rubric judge: any predictor (or ``ModelRef``) scores 1-5, mapped to [0, 1]; its
+    column is ``name`` (two rubrics in one evaluation, ``name="tone"`` beside the default); rate
     limits, 5xx and dropped connections are retried as predictions are. The grade is the
     last one a reply names (``Grade: 4``), else its first digit 1-5 standing alone. A reply
     with no grade (``4.5``, ``3 to 4``, a refusal) is answered once with the instruction
@@ -383,6 +386,8 @@ def llm_judge(judge: Any, rubric: str = "Is the answer correct and complete?") -
     from finetune.evaluation._judging import Exchange, Judging, ask_blocking, no_verdict
     from finetune.evaluation._predictors import predictor_for
 
+    if not isinstance(name, str) or not name.strip():
+        raise ValueError(f"name is the judge's column, a text such as 'tone', not {name!r}")
     grader = predictor_for(judge)
 
     def exchange(prediction: str, reference: str, example: Any) -> Exchange:
@@ -403,7 +408,7 @@ def llm_judge(judge: Any, rubric: str = "Is the answer correct and complete?") -
         return ask_blocking(grader, exchange(prediction, reference, example))
 
     metric.judging = Judging(judge, exchange, f"the rubric {rubric!r}")  # type: ignore[attr-defined]
-    return _named("llm_judge", metric)
+    return _named(name, metric)
 
 
 _GRADE_AGAIN = {"role": "user", "content": "Reply with one integer from 1 to 5, nothing else."}
