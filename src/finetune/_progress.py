@@ -3,7 +3,8 @@
 In a terminal: training steps where the backend reports them (local jobs), else the status and
 the time so far; the bar ends full on a succeeded job. In Jupyter (a kernel is running) one
 HTML view is displayed and updated in place: status, step / total, time left, losses and their
-curve, and how the job ended.
+curve, and how the job ended. ``CountingBar`` counts what ``evaluate`` and the judges have
+done (predictions, grades).
 """
 
 from __future__ import annotations

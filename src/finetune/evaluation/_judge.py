@@ -81,10 +81,9 @@ async def ajudge_pairwise(
     better, once in each order; ``a`` scores 1 (won both), 0.5 (split or tie) or 0 per example.
     Up to ``max_concurrency`` requests at once; replies are kept in the prediction cache
     (``cache`` as ``evaluate`` takes it), so a re-run asks for none again; ``progress`` shows
-    a bar of the votes. Rate limits, 5xx and
-    dropped connections are retried as predictions are. A reply with no verdict is answered
-    once with the instruction again; a second is a ``ValueError`` quoting it (never a tie the
-    judge did not call).
+    a bar of the votes. Rate limits, 5xx and dropped connections are retried as predictions
+    are. A reply with no verdict is answered once with the instruction again; a second is a
+    ``ValueError`` quoting it (never a tie the judge did not call).
 
     The comparison's verdict follows the same rule as ``EvalResult.compare``.
     """
