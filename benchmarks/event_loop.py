@@ -1,6 +1,7 @@
 """How long ``ft.aevaluate`` keeps its event loop from other work (a web server's requests).
 
 Usage: python benchmarks/event_loop.py [--examples 20000] [--delay 0.05] [--concurrency 64]
+       [--judge]
 
 A ticker on the same loop sleeps 5 ms at a time and notes how late it wakes. Each run
 evaluates ``--examples`` rows with one async candidate that answers after ``--delay``
@@ -8,7 +9,9 @@ seconds. The baseline is the run with ``cache=False``, which reads and writes no
 a run with a fresh prediction cache (every answer written) and one with every answer in it
 (every answer read). Reported: wall time, the longest stall, and the time the loop spent
 stalled in waits over 10 ms, with the stalled time as a ratio of the baseline's. The
-cache's file lies in a folder on the disk the user cache would be on (not /tmp).
+cache's file lies in a folder on the disk the user cache would be on (not /tmp). With
+``--judge``, an ``llm_judge`` whose async judge answers after ``--delay`` grades every answer
+too (its requests, their cache, and the scoring after them on the same loop).
 """
 
 from __future__ import annotations
@@ -39,10 +42,20 @@ def rows(count: int) -> list[dict[str, Any]]:
     ]
 
 
-async def run(data: ft.Dataset, delay: float, concurrency: int, cache: Any) -> dict[str, float]:
+async def run(
+    data: ft.Dataset, delay: float, concurrency: int, cache: Any, judge: bool
+) -> dict[str, float]:
     async def answer(messages: list[dict[str, str]]) -> str:
         await asyncio.sleep(delay)
         return "a" + messages[-1]["content"][1:]
+
+    async def grade(messages: list[dict[str, str]]) -> str:
+        await asyncio.sleep(delay)
+        return "Grade: 5"
+
+    metrics: list[Any] = [ft.metrics.exact_match]
+    if judge:
+        metrics.append(ft.metrics.llm_judge(CallablePredictor(grade, name="judge")))
 
     lags: list[float] = []
 
@@ -58,7 +71,7 @@ async def run(data: ft.Dataset, delay: float, concurrency: int, cache: Any) -> d
     result = await ft.aevaluate(
         data,
         {"m": CallablePredictor(answer, name="m")},
-        "exact_match",
+        metrics,
         cache=cache,
         max_concurrency=concurrency,
     )
@@ -77,6 +90,7 @@ def main() -> None:
     parser.add_argument("--examples", type=int, default=20000)
     parser.add_argument("--delay", type=float, default=0.05)
     parser.add_argument("--concurrency", type=int, default=64)
+    parser.add_argument("--judge", action="store_true", help="grade every answer with a judge")
     args = parser.parse_args()
     data = ft.Dataset.from_records(rows(args.examples))
     folder = Path(tempfile.mkdtemp(prefix="finetune-bench-", dir=Path.home()))
@@ -84,13 +98,13 @@ def main() -> None:
         cache = str(folder / "predictions.sqlite3")
         runs = {
             "cache=False (baseline)": asyncio.run(
-                run(data, args.delay, args.concurrency, cache=False)
+                run(data, args.delay, args.concurrency, cache=False, judge=args.judge)
             ),
             "fresh cache (every answer written)": asyncio.run(
-                run(data, args.delay, args.concurrency, cache=cache)
+                run(data, args.delay, args.concurrency, cache=cache, judge=args.judge)
             ),
             "full cache (every answer read)": asyncio.run(
-                run(data, args.delay, args.concurrency, cache=cache)
+                run(data, args.delay, args.concurrency, cache=cache, judge=args.judge)
             ),
         }
     finally:

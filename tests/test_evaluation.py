@@ -1258,6 +1258,41 @@ def test_a_judge_that_answers_in_batches_is_asked_in_batches(tmp_path: Path) -> 
     assert judge.batches == [4, 3]  # every grade from the cache
 
 
+async def test_a_judge_answered_from_the_cache_lets_the_event_loop_run_between_grades(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A cached grade awaits nothing: 20,000 of them were read in one stretch that held the
+    loop 349 ms (benchmarks/event_loop.py --judge); others now run between them."""
+
+    async def grading(messages: list[dict[str, str]]) -> str:
+        return "Grade: 5"
+
+    graded = m.llm_judge(ft.evaluation.CallablePredictor(grading, name="grader"))
+    cache = ft.evaluation.PredictionCache(tmp_path / "cache.sqlite3")
+    await ft.aevaluate(_qa(40), {"oracle": _answer}, [graded], cache=cache)
+    turns = 0
+
+    async def other_work() -> None:
+        nonlocal turns
+        while True:
+            turns += 1
+            await asyncio.sleep(0)
+
+    seen: list[int] = []
+    read = ft.evaluation.PredictionCache.get
+
+    def noting(self: ft.evaluation.PredictionCache, key: str) -> str | None:
+        seen.append(turns)
+        return read(self, key)
+
+    other = asyncio.create_task(other_work())
+    monkeypatch.setattr(ft.evaluation.PredictionCache, "get", noting)
+    await ft.aevaluate(_qa(40), {"oracle": _answer}, [graded], cache=cache, max_concurrency=1)
+    other.cancel()
+    judged = seen[-40:]  # the grades' reads, after the predictions'
+    assert len(set(judged)) > 20, judged
+
+
 async def test_a_pairwise_judge_is_asked_many_at_once_and_a_rerun_asks_it_nothing(
     tmp_path: Path,
 ) -> None:

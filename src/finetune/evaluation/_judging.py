@@ -168,6 +168,7 @@ async def _drive(
             add_note(error, asking.where)
             raise
         bar.advance()
+        await asyncio.sleep(0)  # a cached reply awaits nothing: let the loop's others run
 
 
 async def _drive_in_batches(
@@ -181,6 +182,7 @@ async def _drive_in_batches(
     size = int(getattr(grader, "batch_size", 16))
     waiting = [(asking, _first_request(asking)) for asking in asked]
     while waiting:
+        await asyncio.sleep(0)  # a chunk of cached replies awaits nothing: let others run
         chunk, waiting = waiting[:size], waiting[size:]
         try:
             replies = await _batch_replies(grader, [messages for _, messages in chunk], kept)
