@@ -16,7 +16,7 @@ from typing import Any, cast
 
 from finetune._loop import gather_or_cancel
 from finetune._progress import CountingBar
-from finetune.backends.http import blocking_call_with_retries, excerpt, retrying
+from finetune.backends.http import blocking_call_with_retries, excerpt
 from finetune.evaluation._cache import PredictionCache
 from finetune.evaluation._predictors import (
     Predictor,
@@ -26,6 +26,7 @@ from finetune.evaluation._predictors import (
     close_predictors,
     is_cacheable,
     predictor_for,
+    retrying_a_model,
 )
 from finetune.evaluation._prompts import Messages
 from finetune.evaluation._scoring import Scored
@@ -109,7 +110,7 @@ async def _reply(
     key = PredictionCache.key(grader.name, messages)
     if cache is not None and (cached := cache.get(key)) is not None:
         return cached
-    async for attempt in retrying(attempts, first=0.25, cap=8.0):
+    async for attempt in retrying_a_model(attempts):
         with attempt:
             reply = as_reply(grader, await grader.apredict(messages))
     if cache is not None:

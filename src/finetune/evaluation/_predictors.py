@@ -9,7 +9,7 @@ import logging
 import math
 import weakref
 from collections.abc import Callable, Iterable
-from typing import Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from finetune._errors import (
     InvalidRequestError,
@@ -18,11 +18,14 @@ from finetune._errors import (
 )
 from finetune._numbers import is_real, is_whole
 from finetune.backends import backend_class
-from finetune.backends.http import key_and_url
+from finetune.backends.http import key_and_url, retrying
 from finetune.evaluation._lineage import api_trained_on
 from finetune.evaluation._prompts import Messages, a_plain_prompt
 from finetune.evaluation._tools import format_tool_calls, is_tool_call
 from finetune.types import Example, ModelRef
+
+if TYPE_CHECKING:
+    from tenacity import AsyncRetrying
 
 __all__ = [
     "CallablePredictor",
@@ -36,6 +39,7 @@ __all__ = [
     "at_least_one",
     "close_predictors",
     "predictor_for",
+    "retrying_a_model",
     "takes_tools",
 ]
 
@@ -504,6 +508,12 @@ def add_note(error: BaseException, note: str) -> None:
     adding = getattr(error, "add_note", None)
     if adding is not None and isinstance(error, Exception):
         adding(note)
+
+
+def retrying_a_model(attempts: int) -> AsyncRetrying:
+    """The retries of a prediction or of a judge's request: the one policy, from 0.25 s up
+    to 8 s between tries, as ``blocking_call_with_retries`` waits for a judge asked alone."""
+    return retrying(attempts, first=0.25, cap=8.0)
 
 
 async def close_predictors(predictors: Iterable[Predictor]) -> None:

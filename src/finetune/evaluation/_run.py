@@ -14,7 +14,6 @@ from typing import TYPE_CHECKING, Any, TypedDict
 
 from finetune._loop import gather_or_cancel, run_to_the_end
 from finetune._progress import CountingBar
-from finetune.backends.http import retrying
 from finetune.dataset import require_dataset
 from finetune.dataset._formats import Turns, split_turns
 from finetune.evaluation._cache import PredictionCache, open_cache
@@ -45,6 +44,7 @@ from finetune.evaluation._predictors import (
     close_predictors,
     is_cacheable,
     predictor_for,
+    retrying_a_model,
     takes_tools,
 )
 from finetune.evaluation._prompts import (
@@ -135,7 +135,7 @@ async def _predict_one(
     failed: asyncio.Event,
 ) -> None:
     try:
-        async for attempt in retrying(attempts, first=0.25, cap=8.0):
+        async for attempt in retrying_a_model(attempts):
             with attempt:
                 prediction = await _asked(predictor, task)
     except BaseException as error:
