@@ -1086,7 +1086,6 @@ def test_a_pairwise_judge_with_no_verdict_is_asked_again_then_refused() -> None:
         ("TIE", 0.5),
         ("**B**", 0.0),
         ("Answer B.", 0.0),
-        ("Answer B is better than answer A", 0.0),
         ("The better one is A", 1.0),
         ("Both are equally good: TIE", 0.5),
         ("Both are fine", None),  # no verdict: asked again
@@ -1099,14 +1098,55 @@ def test_a_pairwise_judge_with_no_verdict_is_asked_again_then_refused() -> None:
         ("A has a typo, B does not. Decision - B", 0.0),
         ("**Winner:** A", 1.0),
         ("The winner is a tie", 0.5),
+        ("Answer A is better. A clear win", 1.0),
+        # a reply naming two is no clear verdict: asked again (both were read as A)
+        ("A close call, but B is better", None),
+        ("A tie.", None),
+        ("Answer B is better than answer A", None),
     ],
 )
-def test_a_pairwise_vote_is_the_last_named_else_the_first_standalone_verdict(
+def test_a_pairwise_vote_is_the_last_named_else_the_one_standalone_verdict(
     reply: str, vote: float | None
 ) -> None:
     from finetune.evaluation._judge import _vote
 
     assert _vote(reply) == vote
+
+
+@pytest.mark.parametrize(
+    ("reply", "vote"),
+    [("Answer B is better than answer A", 0.0), ("A tie.", 1.0), ("Both are fine", None)],
+)
+def test_a_second_reply_naming_two_verdicts_is_read_by_the_first(
+    reply: str, vote: float | None
+) -> None:
+    from finetune.evaluation._judge import _vote
+
+    assert _vote(reply, guess=True) == vote
+
+
+def test_a_pairwise_reply_naming_both_answers_is_asked_again() -> None:
+    """A reply of "A close call, but B is better" was read as a vote for A, its first capital:
+    a judge that always picked the right answer made it look like a tie."""
+
+    def wrong(messages: list[dict[str, str]]) -> str:
+        return "0"
+
+    data = _qa(6)
+    result = ft.evaluate(data, {"tuned": _answer, "base": wrong}, [m.exact_match], cache=False)
+    asked: list[list[dict[str, str]]] = []
+
+    def hedges(messages: list[dict[str, str]]) -> str:
+        asked.append(messages)
+        text = messages[0]["content"]
+        better = "B" if text.split("Answer A:\n")[1].startswith("0") else "A"
+        return better if len(messages) > 1 else f"A close call, but {better} is better"
+
+    verdict = ft.evaluation.judge_pairwise(result, data, "tuned", "base", hedges)
+    assert verdict.wins == 6 and verdict.verdict == "improved"
+    again = [messages for messages in asked if len(messages) == 3]
+    assert len(again) == 6  # only the replies naming both: those where B is the better one
+    assert all(messages[2]["content"].startswith("Reply with exactly one of") for messages in again)
 
 
 @pytest.mark.parametrize(
@@ -1122,9 +1162,11 @@ def test_a_pairwise_vote_is_the_last_named_else_the_first_standalone_verdict(
         # a judge that reasons first: its concluding grade, not the first digit it wrote
         ("The answer scores 2 of the 3 points asked. Grade: 5", 1.0),
         ("Rating: 3 (out of 5)", 0.5),
+        ("4 out of 5", 0.75),
+        ("I'd give it a 4. A clear 4", 0.75),
     ],
 )
-def test_a_rubric_grade_is_the_last_named_else_the_first_standalone_digit(
+def test_a_rubric_grade_is_the_last_named_else_the_one_standalone_digit(
     reply: str, score: float
 ) -> None:
     judge = m.llm_judge(lambda messages: reply)
@@ -1139,6 +1181,16 @@ def test_a_grade_between_two_is_asked_again_not_rounded(reply: str) -> None:
     judge = m.llm_judge(lambda messages: replies[len(messages) // 2])
     result = ft.evaluate(_qa(1), {"oracle": _answer}, [judge], cache=False)
     assert result.scores("oracle", "llm_judge") == [0.25]  # the second reply's
+
+
+@pytest.mark.parametrize(("second", "score"), [("3", 0.5), ("It misses 2 points, so 3", 0.25)])
+def test_a_reply_with_two_grades_is_asked_again(second: str, score: float) -> None:
+    """A reply of "It misses 2 of the points: 3" was graded 2, its first digit; asked again,
+    a second such reply is read by its first digit."""
+    replies = ["It misses 2 of the points: 3", second]
+    judge = m.llm_judge(lambda messages: replies[len(messages) // 2])
+    result = ft.evaluate(_qa(1), {"oracle": _answer}, [judge], cache=False)
+    assert result.scores("oracle", "llm_judge") == [score]
 
 
 def test_a_rubric_judge_with_no_grade_is_asked_again_then_refused() -> None:

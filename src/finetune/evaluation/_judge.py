@@ -45,14 +45,16 @@ _NAMED_VERDICT = re.compile(
 _SCORE = {"A": 1.0, "B": 0.0, "TIE": 0.5}
 
 
-def _vote(reply: str) -> float | None:
-    """1 for A, 0 for B, 0.5 for a tie, ``None`` for a reply with no verdict.
+def _vote(reply: str, *, guess: bool = False) -> float | None:
+    """1 for A, 0 for B, 0.5 for a tie, ``None`` for a reply with no clear verdict.
 
     A reply of one word ("b", "**A**") is read in any case. In a longer one the verdict is
     the last one named as a verdict ("Verdict: B", "**Winner:** A", "final answer is TIE"),
-    so that reasoning about both answers before it is not read as a vote; else the first
-    capital A or B, or "tie", that stands alone ("Answer B.", "The better one is A"), so
-    neither the first letter of "Both" or "Answer" nor the article "a" is read as a vote.
+    so that reasoning about both answers before it is not read as a vote; else the capital A
+    or B, or "tie", that stands alone ("Answer B.", "The better one is A"), so neither the
+    first letter of "Both" or "Answer" nor the article "a" is read as a vote. A reply naming
+    more than one ("A close call, but B is better", "A tie.") is no clear verdict: the judge
+    is asked again, and only its second reply is read by the first it names (``guess``).
     """
     bare = reply.strip().strip("*.:!`'\" ").upper()
     if bare in _SCORE:
@@ -60,8 +62,10 @@ def _vote(reply: str) -> float | None:
     named = _NAMED_VERDICT.findall(reply)
     if named:
         return _SCORE[named[-1].upper()]
-    found = _VERDICT.search(reply)
-    return _SCORE[found.group(1).upper()] if found else None
+    found = [verdict.upper() for verdict in _VERDICT.findall(reply)]
+    if len(set(found)) == 1 or (found and guess):
+        return _SCORE[found[0]]
+    return None
 
 
 async def ajudge_pairwise(
@@ -216,12 +220,12 @@ def _refuse_other_answers(result: EvalResult, examples: list[Example], a: str) -
 
 
 def _vote_of(grader: Predictor, message: dict[str, str], index: int) -> Exchange:
-    """The judge's vote, asked once more when its reply has none."""
+    """The judge's vote, asked once more when its reply has none, or names more than one."""
     reply = yield [message]
     vote = _vote(reply)
     if vote is None:
         reply = yield [message, {"role": "assistant", "content": reply}, _VOTE_AGAIN]
-        vote = _vote(reply)
+        vote = _vote(reply, guess=True)
     if vote is None:
         raise no_verdict(grader, f"named no better answer for example {index}", reply)
     return vote

@@ -399,7 +399,7 @@ def llm_judge(
         grade = _grade(reply)
         if grade is None:
             reply = yield [*asked, {"role": "assistant", "content": reply}, _GRADE_AGAIN]
-            grade = _grade(reply)
+            grade = _grade(reply, guess=True)
         if grade is None:
             raise no_verdict(grader, "gave no grade from 1 to 5", reply)
         return (grade - 1) / 4
@@ -414,24 +414,28 @@ def llm_judge(
 _GRADE_AGAIN = {"role": "user", "content": "Reply with one integer from 1 to 5, nothing else."}
 
 
-# a scale or a range said back ("1-5", "1 to 5", "3-4"): no grade of either end
-_RANGE = re.compile(r"\b\d\s*(?:-|–|to)\s*\d\b")
+# a scale or a range said back ("1-5", "1 to 5", "3-4", "out of 5"): no grade of either end
+_RANGE = re.compile(r"\b\d\s*(?:-|–|to)\s*\d\b|\bout of \d\b", re.IGNORECASE)
 # a grade named as one (``Grade: 4``, ``**Score** = 5``, ``rating 3``), not part of 4.5
 _LABELLED_GRADE = re.compile(r"\b(?:grade|score|rating)\b\W{0,4}([1-5])(?![.,]?\d)", re.IGNORECASE)
 # a digit 1-5 standing alone: not in 10 or 4.5
 _ALONE_GRADE = re.compile(r"(?<![\d.,/])\b([1-5])\b(?![.,]\d)")
 
 
-def _grade(reply: str) -> int | None:
+def _grade(reply: str, *, guess: bool = False) -> int | None:
     """The grade a reply gives: the last one named as a grade (a judge that reasons first
-    concludes with it), else the first digit 1-5 that stands alone ("4/5" is 4). A decimal
-    (4.5), a range (1-5, the scale said back) or 10 is no grade: the judge is asked again."""
+    concludes with it), else the digit 1-5 that stands alone ("4/5" and "4 out of 5" are 4).
+    A decimal (4.5), a range (1-5, the scale said back) or 10 is no grade, and a reply with
+    two ("it misses 2 points: 3") no clear one: the judge is asked again, and only its
+    second reply is read by the first digit (``guess``)."""
     text = _RANGE.sub(" ", reply)
     named = _LABELLED_GRADE.findall(text)
     if named:
         return int(named[-1])
-    found = _ALONE_GRADE.search(text)
-    return int(found.group(1)) if found else None
+    found = _ALONE_GRADE.findall(text)
+    if len(set(found)) == 1 or (found and guess):
+        return int(found[0])
+    return None
 
 
 def _question(example: Any) -> str:
