@@ -2,6 +2,7 @@
 
 Usage: python benchmarks/judge.py [--examples 100] [--candidates 2] [--delay 0.05]
        [--concurrency 8]
+       python benchmarks/judge.py --overlap --examples 200 --candidates 1
        python benchmarks/judge.py --local [--examples 32]
 
 The OpenAI loopback fake runs in its own process and answers every request with a grade.
@@ -9,6 +10,14 @@ The candidates are instant functions, so the run's time is the judge's: one requ
 example and candidate. Baseline: the same requests one after another through the openai SDK
 (what a metric asking its judge in a loop costs). Then ``ft.evaluate`` with
 ``ft.metrics.llm_judge`` (fresh cache), and the same run again (every grade cached).
+
+``--overlap``: the candidates are models behind the same fake, answering after the same
+delay, so the predictions take as long as the grades. Baseline, in the same run: the
+predictions alone (``exact_match``), then the grades alone (the predictions cached, a judge
+model not asked before), which is what an evaluation cost when its judge waited for every
+prediction; then both from nothing, the judge grading each answer as soon as it is in.
+Candidates that answer alike share a grade (the fake gives every one the same reply, and
+the judge's cache keys on the prompt), so one candidate keeps every grade a request.
 
 ``--local``: the judge is SmolLM2-135M-Instruct on this machine's CPU (``HFPredictor``, 16
 new tokens, each reply given a grade at its end: a 135M model is no judge). Baseline: the
@@ -84,9 +93,51 @@ def local(examples: int) -> None:
     print(f"| ft.evaluate, llm_judge | {batched:.2f} | {baseline / batched:.1f}x faster |")
 
 
+def overlap(examples: int, candidates: int, delay: float, concurrency: int) -> None:
+    served = openai_fake("--reply", "Grade: 4", "--chat-delay", str(delay))
+    with served as (base_url, api_key), tempfile.TemporaryDirectory() as folder:
+        asked = {
+            f"c{n}": ft.ModelRef.openai_compatible(base_url, f"candidate-{n}", api_key)
+            for n in range(candidates)
+        }
+
+        def judge(name: str) -> Any:
+            model = ft.ModelRef.openai_compatible(base_url, name, api_key)
+            return ft.metrics.llm_judge(model)
+
+        def timed(metric: Any, cache: str) -> tuple[float, ft.EvalResult]:
+            started = time.perf_counter()
+            path = os.path.join(folder, cache)
+            result = ft.evaluate(data, asked, [metric], max_concurrency=concurrency, cache=path)
+            return time.perf_counter() - started, result
+
+        data = order_questions(examples)
+        predicting, _ = timed(ft.metrics.exact_match, "first.sqlite3")
+        grading, _ = timed(judge("judge-1"), "first.sqlite3")  # every prediction cached
+        both, result = timed(judge("judge-2"), "second.sqlite3")  # nothing cached
+    assert all(row["llm_judge"] == 0.75 for row in result.rows)
+    asks = examples * candidates
+    print(
+        f"{examples} examples x {candidates} candidates: {asks} predictions and {asks} grades, "
+        f"{delay * 1000:.0f} ms each, max_concurrency={concurrency}"
+    )
+    print()
+    print("| run | wall s | vs predictions then grades |")
+    print("|---|---|---|")
+    before = predicting + grading
+    for name, seconds in [
+        ("the predictions alone", predicting),
+        ("the grades alone (predictions cached)", grading),
+        ("predictions, then grades (baseline: the sum)", before),
+        ("ft.evaluate, graded as each answer is in", both),
+    ]:
+        print(f"| {name} | {seconds:.2f} | {before / seconds:.2f}x |")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--local", action="store_true", help="a local judge (SmolLM2)")
+    parser.add_argument("--overlap", action="store_true", help="hosted candidates too")
     parser.add_argument("--examples", type=int, default=100)
     parser.add_argument("--candidates", type=int, default=2)
     parser.add_argument("--delay", type=float, default=0.05)
@@ -94,6 +145,9 @@ def main() -> None:
     args = parser.parse_args()
     if args.local:
         local(args.examples)
+        return
+    if args.overlap:
+        overlap(args.examples, args.candidates, args.delay, args.concurrency)
         return
     asks = args.examples * args.candidates
     candidates = {f"c{n}": candidate(n) for n in range(args.candidates)}

@@ -10,6 +10,7 @@ import pickle
 import re
 import sqlite3
 import sys
+import threading
 import weakref
 from pathlib import Path
 from typing import Any
@@ -1488,14 +1489,38 @@ def test_a_log_gets_each_frame_of_the_bar_once(
     assert "5/5" in frames[-1] and "5/5" not in frames[-2], frames
 
 
+def test_the_judge_grades_answers_while_the_others_are_predicted() -> None:
+    """The judge was asked only once every prediction was in: its requests, as many as the
+    predictions, added as long again to the run."""
+    graded = threading.Event()
+    order: list[str] = []
+
+    async def last_waits(messages: list[dict[str, str]]) -> str:
+        if messages[-1]["content"] == "What is 3 + 1?":  # the last example
+            await asyncio.to_thread(graded.wait, 10)  # before: 10 s, then read as the first
+        order.append("predicted")
+        return _answer(messages)
+
+    def judge(messages: list[dict[str, str]]) -> str:
+        order.append("graded")
+        graded.set()
+        return "Grade: 5"
+
+    model = ft.evaluation.CallablePredictor(last_waits)
+    result = ft.evaluate(_qa(4), {"m": model}, [m.llm_judge(judge)], max_concurrency=1, cache=False)
+    assert order.index("graded") < len(order) - 1 - order[::-1].index("predicted")
+    assert result.scores("m", "llm_judge") == [1.0] * 4
+
+
 def test_the_judges_grades_have_a_bar_of_their_own(capsys: pytest.CaptureFixture[str]) -> None:
     """After the predictions' bar, a judge's requests took as long again with nothing shown."""
     judge = m.llm_judge(lambda messages: "Grade: 5")
     data, candidates = _qa(3), {"a": _answer, "b": _answer}
     ft.evaluate(data, candidates, [judge], cache=False, progress=True)
     lines = capsys.readouterr().err.splitlines()  # to a log: each bar's first and last frames
-    assert [line.split(":")[0] for line in lines] == ["evaluate", "evaluate", "judge", "judge"]
-    assert "6/6" in lines[1] and "6/6" in lines[3] and "grade" in lines[3]
+    # the judge grades while the predictions are asked: both bars at once, the predictions' first
+    assert [line.split(":")[0] for line in lines] == ["evaluate", "judge", "evaluate", "judge"]
+    assert "6/6" in lines[2] and "6/6" in lines[3] and "grade" in lines[3]
     result = ft.evaluate(data, candidates, [m.exact_match], cache=False)
     ft.evaluation.judge_pairwise(result, data, "a", "b", lambda _: "TIE", progress=True)
     assert "6/6" in capsys.readouterr().err.splitlines()[-1]  # both orders of 3 examples

@@ -162,7 +162,8 @@ class CountingBar:
         if enabled and stderr_open():
             from tqdm.auto import tqdm
 
-            paced = {"mininterval": LOG_REDRAW_SECONDS} if self._to_log else {}
+            # in a log, a frame is a line: no bar below another (tqdm's cursor moves)
+            paced = {"mininterval": LOG_REDRAW_SECONDS, "position": 0} if self._to_log else {}
             self._bar = tqdm(total=total, desc=desc, unit=unit, file=bar_stream(), **paced)
 
     def advance(self, count: int = 1) -> None:

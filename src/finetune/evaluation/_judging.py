@@ -1,7 +1,8 @@
 """Asking a judge model, written once: an exchange is a generator that yields the messages to
 ask and is sent each reply, until it returns the score. ``ask_blocking`` drives it for a
 metric called on its own; ``judge_rows`` drives every judge metric of an evaluation on its
-event loop, ``max_concurrency`` requests at once, each reply cached as predictions are.
+event loop, ``max_concurrency`` requests at once, each reply cached as predictions are, and
+each prediction graded as soon as it is in (``Predicted``), while the others are asked.
 """
 
 from __future__ import annotations
@@ -10,9 +11,9 @@ import asyncio
 import functools
 import logging
 import math
-from collections.abc import Callable, Generator, Iterator, Sequence
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Generator, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import Any, TypeVar, cast
 
 from finetune._loop import gather_or_cancel
 from finetune._progress import CountingBar
@@ -36,6 +37,7 @@ __all__ = [
     "Asking",
     "Exchange",
     "Judging",
+    "Predicted",
     "ask_all",
     "ask_blocking",
     "judge_rows",
@@ -44,6 +46,7 @@ __all__ = [
 ]
 
 log = logging.getLogger("finetune")
+T = TypeVar("T")
 
 Exchange = Generator[Messages, str, float]
 """Yields the messages to ask the judge, is sent its reply, returns the score."""
@@ -128,6 +131,10 @@ class Asking:
     score: float = math.nan  # until the exchange ends
 
 
+_Line = asyncio.Queue[Asking | None]
+"""Exchanges waiting for a driver; each driver stops at a ``None``."""
+
+
 async def ask_all(
     asked: Sequence[Asking],
     cache: PredictionCache | None,
@@ -139,19 +146,40 @@ async def ask_all(
     a judge that answers in batches (a local model), ``batch_size`` requests a call (with a
     bar of the grades, where ``progress``); the first failure stops them all, with its
     ``where`` as a note."""
-    one_by_one = [asking for asking in asked if not _batches(asking.grader)]
-    in_batches: dict[int, list[Asking]] = {}
-    for asking in asked:
-        if _batches(asking.grader):
-            in_batches.setdefault(id(asking.grader), []).append(asking)
-    queue = iter(one_by_one)
     bar = CountingBar(progress and bool(asked), len(asked), "judge", "grade")
-    jobs = [_drive(queue, cache, attempts, bar) for _ in one_by_one[:max_concurrency]]
-    jobs += [_drive_in_batches(batch, cache, bar) for batch in in_batches.values()]
+    line: _Line = asyncio.Queue()
+    drivers = [_drive(line, cache, attempts, bar) for _ in asked[:max_concurrency]]
     try:
-        await gather_or_cancel(jobs)
+        handing = _hand_out(_listed(asked), line, len(drivers), cache, bar)
+        await gather_or_cancel([*drivers, handing])
     finally:
         bar.close()
+
+
+async def _listed(items: Iterable[T]) -> AsyncIterator[T]:
+    for item in items:
+        yield item
+
+
+async def _hand_out(
+    asked: AsyncIterator[Asking],
+    line: _Line,
+    drivers: int,
+    cache: PredictionCache | None,
+    bar: CountingBar,
+) -> None:
+    """Put each exchange in the drivers' ``line`` as it comes, or, for a judge that answers
+    in batches, keep it for that judge's batches, asked once every exchange has come (a
+    local judge shares the machine with a local candidate: it would gain nothing)."""
+    in_batches: dict[int, list[Asking]] = {}
+    async for asking in asked:
+        if _batches(asking.grader):
+            in_batches.setdefault(id(asking.grader), []).append(asking)
+        else:
+            line.put_nowait(asking)
+    for _ in range(drivers):
+        line.put_nowait(None)
+    await gather_or_cancel(_drive_in_batches(batch, cache, bar) for batch in in_batches.values())
 
 
 def _batches(grader: Predictor) -> bool:
@@ -159,9 +187,9 @@ def _batches(grader: Predictor) -> bool:
 
 
 async def _drive(
-    queue: Iterator[Asking], cache: PredictionCache | None, attempts: int, bar: CountingBar
+    line: _Line, cache: PredictionCache | None, attempts: int, bar: CountingBar
 ) -> None:
-    for asking in queue:
+    while (asking := await line.get()) is not None:
         kept = cache if is_cacheable(asking.grader) else None
         try:
             asking.score = await _ask(asking.grader, asking.exchange, kept, attempts)
@@ -226,6 +254,26 @@ async def _batch_replies(
     return cast("list[str]", replies)  # every one answered by now
 
 
+class Predicted:
+    """The tasks whose predictions are in, as they come in: ``judge_rows`` grades each one
+    while the others are still being asked."""
+
+    def __init__(self) -> None:
+        self._queue: asyncio.Queue[Scored | None] = asyncio.Queue()
+
+    def put(self, task: Scored) -> None:
+        """``task`` has its prediction."""
+        self._queue.put_nowait(task)
+
+    def close(self) -> None:
+        """Every prediction is in (or none will come: the asking stopped)."""
+        self._queue.put_nowait(None)
+
+    async def __aiter__(self) -> AsyncIterator[Scored]:
+        while (task := await self._queue.get()) is not None:
+            yield task
+
+
 async def judge_rows(
     tasks: Sequence[Scored],
     examples: Sequence[Example],
@@ -235,9 +283,11 @@ async def judge_rows(
     max_concurrency: int,
     attempts: int,
     progress: bool = False,
+    predicted: AsyncIterable[Scored] | None = None,
 ) -> tuple[dict[tuple[int, str], float], list[str]]:
     """Every judge metric's score of every task (by the task's position and the metric's
-    name), ``max_concurrency`` judge requests at once, and a note for each metric of which
+    name), ``max_concurrency`` judge requests at once, each task's asked once it comes from
+    ``predicted`` (every task at once, without it), and a note for each metric of which
     judge graded, against what (the result's reader must know it)."""
     judged = [(metric.__name__, j) for metric in metrics if (j := judging_of(metric))]
     if not judged:
@@ -247,18 +297,29 @@ async def judge_rows(
         f"{name}: graded by the judge {graders[id(judging)].name} against {judging.against}"
         for name, judging in judged
     ]
+    positions = {id(task): position for position, task in enumerate(tasks)}
     asked: dict[tuple[int, str], Asking] = {}
-    for index, task in enumerate(tasks):
-        example, reference = examples[task.example], references[task.example]
-        prediction = str(task.prediction or "")
-        where = f"candidate {task.candidate!r} on the example at index {task.example}"
-        for name, judging in judged:
-            exchange = judging.exchange(prediction, reference, example)
-            note = f"while metric {name!r} scored {where}"
-            asked[index, name] = Asking(graders[id(judging)], exchange, note)
-    log.info("evaluate: %d judge requests", len(asked))
+
+    async def askings() -> AsyncIterator[Asking]:
+        async for task in predicted or _listed(tasks):
+            example, reference = examples[task.example], references[task.example]
+            prediction = str(task.prediction or "")
+            where = f"candidate {task.candidate!r} on the example at index {task.example}"
+            for name, judging in judged:
+                exchange = judging.exchange(prediction, reference, example)
+                note = f"while metric {name!r} scored {where}"
+                asking = asked[positions[id(task)], name] = Asking(
+                    graders[id(judging)], exchange, note
+                )
+                yield asking
+
+    log.info("evaluate: %d judge requests", len(tasks) * len(judged))
+    bar = CountingBar(progress and bool(tasks), len(tasks) * len(judged), "judge", "grade")
+    line: _Line = asyncio.Queue()
+    drivers = [_drive(line, cache, attempts, bar) for _ in range(max_concurrency)]
     try:
-        await ask_all(list(asked.values()), cache, max_concurrency, attempts, progress)
+        await gather_or_cancel([*drivers, _hand_out(askings(), line, len(drivers), cache, bar)])
     finally:
+        bar.close()
         await close_predictors(graders.values())  # on this loop: the next run opens its own
     return {key: asking.score for key, asking in asked.items()}, notes

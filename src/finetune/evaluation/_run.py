@@ -8,7 +8,7 @@ import inspect
 import json
 import logging
 import os
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Coroutine, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypedDict
 
@@ -28,7 +28,7 @@ from finetune.evaluation._checks import (
     refuse_unknown_options,
     refuse_unnamed_candidates,
 )
-from finetune.evaluation._judging import judge_rows
+from finetune.evaluation._judging import Predicted, judge_rows
 from finetune.evaluation._overlap import (
     notes_on_what_was_trained_on,
     refuse_shots_from_the_evaluated_data,
@@ -66,6 +66,8 @@ if TYPE_CHECKING:
 __all__ = ["EvaluateOptions", "aevaluate", "evaluate"]
 
 log = logging.getLogger("finetune")
+
+_Judged = tuple[dict[tuple[int, str], float], list[str]]
 
 Metrics = Metric | str | Sequence[Metric | str]
 """What ``evaluate`` takes as metrics: one or several, functions or names of ready ones."""
@@ -115,7 +117,11 @@ _Asking = tuple[Predictor, PredictionCache | None, _Task]
 
 
 async def _asker(
-    queue: Iterator[_Asking], attempts: int, failed: asyncio.Event, progress: CountingBar
+    queue: Iterator[_Asking],
+    attempts: int,
+    failed: asyncio.Event,
+    progress: CountingBar,
+    predicted: Predicted,
 ) -> None:
     """Ask the queue's predictions one after another, until it is empty or one has failed
     (``max_concurrency`` askers share the queue: a task each at a time, none made per
@@ -124,6 +130,7 @@ async def _asker(
         if failed.is_set():
             return
         await _predict_one(predictor, task, cache, attempts, failed)
+        predicted.put(task)
         progress.advance()
 
 
@@ -158,13 +165,19 @@ async def _asked(predictor: Predictor, task: _Task) -> str:
 
 
 async def _predict_batched(
-    predictor: Any, tasks: list[_Task], cache: PredictionCache | None, progress: CountingBar
+    predictor: Any,
+    tasks: list[_Task],
+    cache: PredictionCache | None,
+    progress: CountingBar,
+    predicted: Predicted,
 ) -> None:
     size = int(getattr(predictor, "batch_size", 16))
     for tools, offered in _by_tools(tasks):
         for start in range(0, len(offered), size):
             chunk = offered[start : start + size]
             await _predict_chunk(predictor, chunk, tools, cache)
+            for task in chunk:
+                predicted.put(task)
             progress.advance(len(chunk))
 
 
@@ -209,6 +222,7 @@ async def _run_tasks(
     max_concurrency: int,
     attempts: int,
     progress: CountingBar,
+    predicted: Predicted,
 ) -> None:
     failed = asyncio.Event()
     jobs = []
@@ -218,26 +232,34 @@ async def _run_tasks(
         kept = cache if is_cacheable(predictor) else None
         batch = getattr(predictor, "predict_batch", None)
         if batch is not None and (takes_tools(batch) or not any(task.tools for task in mine)):
-            jobs.append(_predict_batched(predictor, mine, kept, progress))
+            jobs.append(_predict_batched(predictor, mine, kept, progress, predicted))
         else:
             asked += [(predictor, kept, task) for task in mine]
     queue = iter(asked)
-    jobs += [
-        _asker(queue, attempts, failed, progress) for _ in range(min(max_concurrency, len(asked)))
-    ]
+    askers = min(max_concurrency, len(asked))
+    jobs += [_asker(queue, attempts, failed, progress, predicted) for _ in range(askers)]
     await gather_or_cancel(jobs)  # the first failure stops the asking; the cache keeps the rest
 
 
-async def _predict(plan: _Plan, max_concurrency: int, attempts: int, progress: bool) -> None:
-    """Ask every prediction the cache does not hold (with a bar, where asked for one)."""
+async def _predict(
+    plan: _Plan, max_concurrency: int, attempts: int, progress: bool, predicted: Predicted
+) -> None:
+    """Ask every prediction the cache does not hold (with a bar, where asked for one), each
+    put in ``predicted`` once it is in (those the cache holds, first)."""
     tasks = plan.tasks
     missing = sum(task.prediction is None for task in tasks)
     log.info("evaluate: %d predictions, %d from the cache", len(tasks), len(tasks) - missing)
+    for task in tasks:
+        if task.prediction is not None:
+            predicted.put(task)
     # no bar for answers all cached
     bar = CountingBar(progress and missing > 0, missing, "evaluate", "prediction")
     try:
-        await _run_tasks(plan.resolved, tasks, plan.store, max_concurrency, attempts, bar)
+        await _run_tasks(
+            plan.resolved, tasks, plan.store, max_concurrency, attempts, bar, predicted
+        )
     finally:
+        predicted.close()
         bar.close()
         await close_predictors(predictor for predictor, _ in plan.resolved.values())
 
@@ -278,10 +300,21 @@ async def aevaluate(
     options = predictor_options or {}
     plan = await asyncio.to_thread(_plan, dataset, candidates, metrics, options, cache)
     tasks, store, examples, references = plan.tasks, plan.store, plan.examples, plan.references
+    predicted = Predicted()  # each prediction is graded by the judges as soon as it is in
+    judging = judge_rows(
+        tasks,
+        examples,
+        references,
+        metrics,
+        store,
+        max_concurrency,
+        max_attempts,
+        progress,
+        predicted,
+    )
     try:
-        await _predict(plan, max_concurrency, max_attempts, progress)
-        judged, graded = await judge_rows(
-            tasks, examples, references, metrics, store, max_concurrency, max_attempts, progress
+        judged, graded = await _predicted_and_judged(
+            _predict(plan, max_concurrency, max_attempts, progress, predicted), judging
         )
     finally:
         if store is not None and store is not cache:
@@ -291,6 +324,17 @@ async def aevaluate(
     notes = plan.notes + graded + _notes_on_cut_answers(tasks, len(plan.examples))
     asked, keys = list(plan.resolved), plan.example_keys
     return EvalResult(asked, names, rows, notes, example_keys=keys, trained_on=plan.trained_on)
+
+
+async def _predicted_and_judged(
+    predicting: Coroutine[Any, Any, None], judging: Coroutine[Any, Any, _Judged]
+) -> _Judged:
+    """The judges' scores and notes, asked while the predictions are: the first failure of
+    either stops both."""
+    asking = asyncio.ensure_future(predicting)  # first: its bar above the judges'
+    judged = asyncio.ensure_future(judging)
+    await gather_or_cancel([asking, judged])
+    return judged.result()
 
 
 @dataclass
