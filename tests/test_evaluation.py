@@ -382,6 +382,8 @@ def test_a_result_table_shows_no_zero_width_interval_for_a_clean_sweep() -> None
         (m.json_fields, '{"urgent": 1, "n": 2.0}', '{"urgent": true, "n": 2}', 0.5),
         (m.json_fields, '{"tags": [1, false], "x": {}}', '{"tags": [true, 0], "x": {}}', 0.5),
         (m.json_fields, '{"a": null}', '{"a": null, "b": null}', 0.5),
+        # a key holding a dot is no path: {"a.b": 1} has no field "b" of "a"
+        (m.json_fields, '{"a.b": 1, "c": 2}', '{"a": {"b": 1}, "c": 2}', 0.5),
         (m.token_f1, "the cat sat", "the cat sat down", pytest.approx(6 / 7)),
         (m.token_f1, "", "", 1.0),
         (m.token_f1, "¿Qué hora es?", "qué hora es", 1.0),  # "¿qué" was another word

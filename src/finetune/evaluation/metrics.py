@@ -195,14 +195,15 @@ def json_schema(schema: dict[str, Any]) -> Metric:
     return _named("json_schema", metric, compares=False)
 
 
-def _flatten(value: Any, prefix: str = "") -> dict[str, Any]:
-    """Every leaf by its dotted path; an empty object is a leaf, so ``{}`` is a value too."""
+def _flatten(value: Any, path: tuple[str, ...] = ()) -> dict[tuple[str, ...], Any]:
+    """Every leaf by its path of keys (not their dotted text: ``{"a.b": 1}`` is no field of
+    ``{"a": {"b": 1}}``); an empty object is a leaf, so ``{}`` is a value too."""
     if isinstance(value, dict) and value:
-        out: dict[str, Any] = {}
+        out: dict[tuple[str, ...], Any] = {}
         for key, inner in value.items():
-            out.update(_flatten(inner, f"{prefix}.{key}" if prefix else str(key)))
+            out.update(_flatten(inner, (*path, key)))
         return out
-    return {prefix: value}
+    return {path: value}
 
 
 @_compares
