@@ -407,6 +407,31 @@ def test_json_schema_bleu_and_chrf() -> None:
     assert 0 < m.chrf("the cat sat", "the cat sat on the mat", None) < 1
 
 
+@pytest.mark.parametrize(
+    ("schema", "where"),
+    [({"type": "objekt"}, "at type"), ({"type": "object", "required": "status"}, "at required")],
+)
+def test_a_json_schema_that_is_not_valid_is_refused_before_any_model_is_asked(
+    schema: dict[str, Any], where: str
+) -> None:
+    """``"required": "status"`` scored every answer 0, and ``"objekt"`` raised once every
+    prediction was made."""
+    pytest.importorskip("jsonschema")
+    with pytest.raises(ValueError, match=f"json_schema: the schema is not valid {where}"):
+        m.json_schema(schema)
+
+
+def test_a_json_schema_is_read_under_the_draft_it_names() -> None:
+    """A draft-04 schema's ``exclusiveMinimum: true`` was read under 2020-12's rules."""
+    pytest.importorskip("jsonschema")
+    schema = {
+        "$schema": "http://json-schema.org/draft-04/schema#",
+        "properties": {"n": {"type": "integer", "minimum": 0, "exclusiveMinimum": True}},
+    }
+    check = m.json_schema(schema)
+    assert (check('{"n": 0}', ""), check('{"n": 1}', "")) == (0.0, 1.0)
+
+
 def test_custom_metric_and_embedding_similarity() -> None:
     def length_ok(prediction: str, reference: str, example: Any) -> float:
         return float(len(prediction) <= 3)

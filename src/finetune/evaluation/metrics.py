@@ -179,12 +179,25 @@ def json_valid(prediction: str, reference: str, example: Any = None) -> float:
 
 
 def json_schema(schema: dict[str, Any]) -> Metric:
-    """1 when the prediction is JSON valid against ``schema`` (needs ``jsonschema``)."""
+    """1 when the prediction is JSON valid against ``schema`` (needs ``jsonschema``), under
+    the draft its ``$schema`` names (2020-12 when it names none). A schema that is not valid
+    under its draft (``{"type": "objekt"}``, ``"required": "name"``) is a ``ValueError``
+    here, before any model is asked, not a score of 0 for every answer, or an error once
+    every prediction is paid for."""
     try:
         import jsonschema
+        from jsonschema.validators import validator_for
     except ImportError as exc:
         raise MissingDependency("jsonschema", "eval", purpose="for json_schema") from exc
-    validator = jsonschema.Draft202012Validator(schema)
+    draft = validator_for(schema, default=jsonschema.Draft202012Validator)
+    try:
+        draft.check_schema(schema)
+    except jsonschema.SchemaError as error:
+        where = "/".join(str(part) for part in error.absolute_path) or "(the top)"
+        raise ValueError(
+            f"json_schema: the schema is not valid at {where}: {error.message}"
+        ) from None
+    validator = draft(schema)
 
     def metric(prediction: str, reference: str, example: Any = None) -> float:
         try:
