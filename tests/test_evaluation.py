@@ -1191,6 +1191,7 @@ def test_a_pairwise_reply_naming_both_answers_is_asked_again() -> None:
         ("The answer scores 2 of the 3 points asked. Grade: 5", 1.0),
         ("Rating: 3 (out of 5)", 0.5),
         ("4 out of 5", 0.75),
+        ("4 / 5", 0.75),
         ("I'd give it a 4. A clear 4", 0.75),
     ],
 )

@@ -387,13 +387,14 @@ def llm_judge(
     """A rubric judge: any predictor (or ``ModelRef``) scores 1-5, mapped to [0, 1]; its
     column is ``name`` (two rubrics in one evaluation, ``name="tone"`` beside the default); rate
     limits, 5xx and dropped connections are retried as predictions are. The grade is the
-    last one a reply names (``Grade: 4``), else its first digit 1-5 standing alone. A reply
-    with no grade (``4.5``, ``3 to 4``, a refusal) is answered once with the instruction
-    again; a second is a ``ValueError`` quoting it (never a score the judge did not give).
+    last one a reply names (``Grade: 4``), else its one digit 1-5 standing alone. A reply
+    with no grade (``4.5``, ``3 to 4``, a refusal), or two (``it misses 2 points: 3``), is
+    answered once with the instruction again (a second with two is read by its first); a
+    second with none is a ``ValueError`` quoting it (never a score the judge did not give).
 
-    In ``evaluate`` the judge is asked ``max_concurrency`` requests at once, and its replies
-    are kept in the prediction cache, so a re-run pays for no grade twice. Called on its own,
-    the metric asks one request at a time.
+    In ``evaluate`` the judge grades each answer as soon as it is in, ``max_concurrency``
+    requests at once, and its replies are kept in the prediction cache, so a re-run pays for
+    no grade twice. Called on its own, the metric asks one request at a time.
 
     For pairwise judging with position swapping, see ``ft.evaluation.judge_pairwise``.
     """
@@ -428,8 +429,9 @@ def llm_judge(
 _GRADE_AGAIN = {"role": "user", "content": "Reply with one integer from 1 to 5, nothing else."}
 
 
-# a scale or a range said back ("1-5", "1 to 5", "3-4", "out of 5"): no grade of either end
-_RANGE = re.compile(r"\b\d\s*(?:-|–|to)\s*\d\b|\bout of \d\b", re.IGNORECASE)
+# a scale or a range said back ("1-5", "1 to 5", "3-4"), or the scale after a grade ("out of
+# 5", "/ 5"): no grade of either end
+_RANGE = re.compile(r"\b\d\s*(?:-|–|to)\s*\d\b|\bout of \d\b|/\s*\d\b", re.IGNORECASE)
 # a grade named as one (``Grade: 4``, ``**Score** = 5``, ``rating 3``), not part of 4.5
 _LABELLED_GRADE = re.compile(r"\b(?:grade|score|rating)\b\W{0,4}([1-5])(?![.,]?\d)", re.IGNORECASE)
 # a digit 1-5 standing alone: not in 10 or 4.5
