@@ -388,6 +388,10 @@ def test_a_result_table_shows_no_zero_width_interval_for_a_clean_sweep() -> None
         (m.token_f1, "", "", 1.0),
         (m.token_f1, "¿Qué hora es?", "qué hora es", 1.0),  # "¿qué" was another word
         (m.token_f1, "He said “yes”.", "he said yes", 1.0),
+        # no spaces between words: each character is one, where the whole reply was one word
+        (m.token_f1, "北京是首都", "北京是中国的首都。", pytest.approx(10 / 13)),
+        (m.token_f1, "首都は東京です", "東京", pytest.approx(4 / 9)),
+        (m.token_f1, "GPT-4は強い", "GPT-4", pytest.approx(2 / 5)),
         (m.exact(case=False, punctuation=False), "«Bonjour» !", "bonjour", 1.0),
     ],
 )

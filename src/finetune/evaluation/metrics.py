@@ -288,14 +288,29 @@ def _same_calls(prediction: str, reference: str, *, arguments: bool) -> float:
     return 1.0
 
 
+# a character of a script written without spaces between words (Chinese, Japanese kana):
+# each one a word, as MLQA's and CMRC's evaluations read them; other text splits at spaces
+_UNSPACED = (
+    "\u3040-\u30ff"  # hiragana and katakana
+    "\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"  # CJK ideographs: extension A, unified, compatibility
+    "\U00020000-\U0002ebef\U00030000-\U0003134f"  # extensions B to G
+)
+_WORD = re.compile(f"[{_UNSPACED}]|[^\\s{_UNSPACED}]+")
+
+
+def _words(text: str) -> list[str]:
+    return _WORD.findall(text)
+
+
 @_compares
 def token_f1(prediction: str, reference: str, example: Any = None) -> float:
     """SQuAD-style token F1 over normalized words (case folded, punctuation of any script
-    dropped). Unlike SQuAD's script it keeps English articles (``a``, ``an``, ``the``): it
-    scores any language alike, so on English text its figures differ from SQuAD's wherever
-    an article is in either answer."""
-    predicted = normalize(prediction, punctuation=False).split()
-    expected = normalize(reference, punctuation=False).split()
+    dropped); in Chinese and Japanese, which put no spaces between words, each character
+    is one (as MLQA's evaluation reads them). Unlike SQuAD's script it keeps English
+    articles (``a``, ``an``, ``the``): it scores any language alike, so on English text its
+    figures differ from SQuAD's wherever an article is in either answer."""
+    predicted = _words(normalize(prediction, punctuation=False))
+    expected = _words(normalize(reference, punctuation=False))
     if not predicted or not expected:
         return float(predicted == expected)
     overlap = sum((Counter(predicted) & Counter(expected)).values())
