@@ -409,6 +409,11 @@ def test_json_schema_bleu_and_chrf() -> None:
     assert m.bleu("the cat sat on the mat", "the cat sat on the mat", None) == pytest.approx(1.0)
     assert m.bleu("a0", "a0") == 1.0  # exactly: sacrebleu gives 100.00000000000004
     assert 0 < m.chrf("the cat sat", "the cat sat on the mat", None) < 1
+    # Chinese: one character apart scored 0 (the reply one token at sacrebleu's default)
+    assert m.bleu("北京是中国的首都", "北京是中国的首都。") == pytest.approx(0.8825, abs=1e-4)
+    assert m.bleu("the cat sat on the mat", "the cat sat on a mat") == pytest.approx(
+        0.5373, abs=1e-4
+    )
 
 
 @pytest.mark.parametrize(

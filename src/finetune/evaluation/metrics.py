@@ -295,6 +295,7 @@ _UNSPACED = (
     "\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"  # CJK ideographs: extension A, unified, compatibility
     "\U00020000-\U0002ebef\U00030000-\U0003134f"  # extensions B to G
 )
+_UNSPACED_CHAR = re.compile(f"[{_UNSPACED}]")
 _WORD = re.compile(f"[{_UNSPACED}]|[^\\s{_UNSPACED}]+")
 
 
@@ -330,8 +331,13 @@ def _sacrebleu() -> Any:
 
 @_compares
 def bleu(prediction: str, reference: str, example: Any = None) -> float:
-    """Sentence BLEU (sacrebleu), scaled to [0, 1]."""
-    return _unit(_sacrebleu().sentence_bleu(prediction, [reference]).score)
+    """Sentence BLEU (sacrebleu), scaled to [0, 1]. Text holding Chinese or Japanese
+    characters is tokenized by sacrebleu's ``zh`` tokenizer (each ideograph a token, as
+    sacrebleu does for Chinese): its default, ``13a``, splits at spaces, which those scripts
+    do not put between words, so an answer differing by one character scored 0."""
+    unspaced = _UNSPACED_CHAR.search(prediction) or _UNSPACED_CHAR.search(reference)
+    tokenize = "zh" if unspaced else "13a"
+    return _unit(_sacrebleu().sentence_bleu(prediction, [reference], tokenize=tokenize).score)
 
 
 @_compares
