@@ -1581,6 +1581,50 @@ def test_a_cache_file_it_cannot_use_is_named_before_anything_is_asked(tmp_path: 
     assert (tmp_path / "p.sqlite3").exists()  # a Path, as the type says, not only a str
 
 
+@pytest.mark.skipif(sys.platform == "win32", reason="a file size limit is POSIX's")
+def test_a_cache_that_fills_the_disk_midway_loses_no_answer_of_the_run(tmp_path: Path) -> None:
+    """A full disk at the 5th answer stopped the run with a StorageError (saying the file
+    might be corrupt): every answer after the 4th, paid for, was lost."""
+    import subprocess
+    import textwrap
+
+    script = tmp_path / "run.py"
+    script.write_text(
+        textwrap.dedent(
+            """
+            import os, resource, signal, sys
+            import finetune as ft
+            from finetune.evaluation import CallablePredictor, PredictionCache
+            cache = PredictionCache(sys.argv[1])
+            signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit: EFBIG
+            size = max(os.path.getsize(p) for p in (sys.argv[1], sys.argv[1] + "-wal")
+                       if os.path.exists(p))
+            resource.setrlimit(resource.RLIMIT_FSIZE, (size + 40_000, resource.RLIM_INFINITY))
+            rows = [{"messages": [{"role": "user", "content": f"q{i} " + "x" * 500},
+                                  {"role": "assistant", "content": f"a{i}"}]} for i in range(60)]
+            model = CallablePredictor(lambda m: m[-1]["content"][:3] + "y" * 500, name="m")
+            judge = ft.metrics.llm_judge(CallablePredictor(lambda m: "4", name="j"))
+            result = ft.evaluate(ft.Dataset.from_records(rows), {"m": model},
+                                 ["exact_match", judge], cache=cache)
+            print(len(result.rows), result.scores("m", "llm_judge")[-1], len(cache))
+            """
+        )
+    )
+    cache = tmp_path / "predictions.sqlite3"
+    done = subprocess.run(
+        [sys.executable, str(script), str(cache)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    rows, grade, kept = done.stdout.split()
+    assert (rows, grade) == ("60", "0.75") and 0 < int(kept) < 120
+    assert f"the prediction cache {cache} could not keep an answer (" in done.stderr
+    assert "a re-run asks for them again" in done.stderr
+
+
 def test_an_unnamed_function_is_never_answered_from_another_run(tmp_path: Path) -> None:
     def version(reply: Any) -> Any:
         def predict(messages: list[dict[str, str]]) -> str:  # one name, two behaviours

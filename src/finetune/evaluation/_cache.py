@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import sqlite3
 import threading
@@ -30,6 +31,8 @@ __all__ = ["PredictionCache", "default_cache_path", "open_cache"]
 
 _HOW = "cache='file.sqlite3', or a folder as FINETUNE_CACHE_DIR"
 
+log = logging.getLogger("finetune")
+
 
 def default_cache_path() -> Path:
     """``predictions.sqlite3`` in ``$FINETUNE_CACHE_DIR``, else in the user cache dir."""
@@ -43,6 +46,7 @@ class PredictionCache:
     def __init__(self, path: str | os.PathLike[str] | None = None) -> None:
         self.path: Path = Path(path).expanduser() if path is not None else default_cache_path()
         self._lock = threading.Lock()
+        self._unwritable = False  # a write failed: ``keep`` tries no other
         if why := folder_given(self.path, "the prediction cache", "predictions.sqlite3", _HOW):
             raise StorageError(why)
         with self._failing():
@@ -95,7 +99,12 @@ class PredictionCache:
 
     def put(self, key: str, prediction: str) -> None:
         """Store a prediction, and whether it was cut (committed at once)."""
-        with self._lock, self._failing(), self._db:
+        with self._lock, self._failing():
+            self._write(key, prediction)
+
+    def _write(self, key: str, prediction: str) -> None:
+        """``put``'s work; the caller holds the lock."""
+        with self._db:
             self._db.execute(
                 "INSERT OR REPLACE INTO predictions VALUES (?, ?, ?)",
                 (key, str(prediction), time.time()),
@@ -106,6 +115,25 @@ class PredictionCache:
                 )
             else:
                 self._db.execute("DELETE FROM truncated WHERE key = ?", (key,))
+
+    def keep(self, key: str, prediction: str) -> None:
+        """``put``, for a run that goes on whatever befalls the file: the first write that
+        fails (a full disk, a lock held past the timeout) is a warning, and no other write is
+        tried; the run keeps its answers, and a re-run asks again for those not kept."""
+        if self._unwritable:
+            return
+        try:
+            with self._lock:
+                self._write(key, prediction)
+        except (OSError, sqlite3.Error) as error:
+            self._unwritable = True
+            log.warning(
+                "the prediction cache %s could not keep an answer (%s: %s); this run goes on "
+                "without keeping the rest, and a re-run asks for them again",
+                self.path,
+                type(error).__name__,
+                error,
+            )
 
     def __len__(self) -> int:
         with self._lock, self._failing():

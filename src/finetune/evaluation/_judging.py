@@ -117,7 +117,7 @@ async def _reply(
         with attempt:
             reply = as_reply(grader, await grader.apredict(messages))
     if cache is not None:
-        cache.put(key, reply)
+        cache.keep(key, reply)
     return reply
 
 
@@ -250,7 +250,7 @@ async def _batch_replies(
         for index, reply in zip(missing, answered, strict=True):
             text = replies[index] = as_reply(grader, reply)
             if cache is not None:
-                cache.put(keys[index], text)
+                cache.keep(keys[index], text)
     return cast("list[str]", replies)  # every one answered by now
 
 

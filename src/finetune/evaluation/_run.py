@@ -151,7 +151,7 @@ async def _predict_one(
         raise
     task.prediction = prediction
     if cache is not None:
-        cache.put(task.key, prediction)
+        cache.keep(task.key, prediction)
 
 
 async def _asked(predictor: Predictor, task: _Task) -> str:
@@ -207,7 +207,7 @@ async def _predict_chunk(
     for task, text in zip(chunk, texts, strict=True):
         task.prediction = text
         if cache is not None:
-            cache.put(task.key, text)
+            cache.keep(task.key, text)
 
 
 def _note(error: BaseException, candidate: str, where: str) -> None:
