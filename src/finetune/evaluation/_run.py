@@ -486,7 +486,8 @@ def _given_two(metric: Callable[..., Any]) -> Metric:
 class EvaluateOptions(TypedDict, total=False):
     """The keyword arguments of ``evaluate``, every one optional: those of ``aevaluate``.
 
-    ``max_concurrency`` (8: predictions, then judge requests, asked at once), ``cache``
+    ``max_concurrency`` (8: predictions asked at once, and as many judge requests beside
+    them, each answer graded as soon as it is in), ``cache``
     (``True``: the prediction cache, which keeps a judge's replies too; ``False``, a file's
     path or a ``PredictionCache``), ``progress`` (a tqdm bar), ``max_attempts`` (5: tries of
     a prediction or a judge request that fails for a transient reason),
