@@ -146,12 +146,23 @@ async def ask_all(
     a judge that answers in batches (a local model), ``batch_size`` requests a call (with a
     bar of the grades, where ``progress``); the first failure stops them all, with its
     ``where`` as a note."""
-    bar = CountingBar(progress and bool(asked), len(asked), "judge", "grade")
+    await _ask_as_they_come(_listed(asked), len(asked), cache, max_concurrency, attempts, progress)
+
+
+async def _ask_as_they_come(
+    asked: AsyncIterator[Asking],
+    total: int,
+    cache: PredictionCache | None,
+    max_concurrency: int,
+    attempts: int,
+    progress: bool,
+) -> None:
+    """``ask_all`` of the ``total`` exchanges ``asked`` yields, each asked as it comes."""
+    bar = CountingBar(progress and total > 0, total, "judge", "grade")
     line: _Line = asyncio.Queue()
-    drivers = [_drive(line, cache, attempts, bar) for _ in asked[:max_concurrency]]
+    drivers = [_drive(line, cache, attempts, bar) for _ in range(min(max_concurrency, total))]
     try:
-        handing = _hand_out(_listed(asked), line, len(drivers), cache, bar)
-        await gather_or_cancel([*drivers, handing])
+        await gather_or_cancel([*drivers, _hand_out(asked, line, len(drivers), cache, bar)])
     finally:
         bar.close()
 
@@ -313,13 +324,10 @@ async def judge_rows(
                 )
                 yield asking
 
-    log.info("evaluate: %d judge requests", len(tasks) * len(judged))
-    bar = CountingBar(progress and bool(tasks), len(tasks) * len(judged), "judge", "grade")
-    line: _Line = asyncio.Queue()
-    drivers = [_drive(line, cache, attempts, bar) for _ in range(max_concurrency)]
+    total = len(tasks) * len(judged)
+    log.info("evaluate: %d judge requests", total)
     try:
-        await gather_or_cancel([*drivers, _hand_out(askings(), line, len(drivers), cache, bar)])
+        await _ask_as_they_come(askings(), total, cache, max_concurrency, attempts, progress)
     finally:
-        bar.close()
         await close_predictors(graders.values())  # on this loop: the next run opens its own
     return {key: asking.score for key, asking in asked.items()}, notes
