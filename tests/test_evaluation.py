@@ -1369,18 +1369,17 @@ async def test_a_judge_answered_from_the_cache_lets_the_event_loop_run_between_g
             await asyncio.sleep(0)
 
     seen: list[int] = []
-    read = ft.evaluation.PredictionCache.get
+    read = ft.evaluation.PredictionCache.recall
 
     def noting(self: ft.evaluation.PredictionCache, key: str) -> str | None:
         seen.append(turns)
         return read(self, key)
 
     other = asyncio.create_task(other_work())
-    monkeypatch.setattr(ft.evaluation.PredictionCache, "get", noting)
+    monkeypatch.setattr(ft.evaluation.PredictionCache, "recall", noting)  # the judge's reads
     await ft.aevaluate(_qa(40), {"oracle": _answer}, [graded], cache=cache, max_concurrency=1)
     other.cancel()
-    judged = seen[-40:]  # the grades' reads, after the predictions'
-    assert len(set(judged)) > 20, judged
+    assert len(seen) == 40 and len(set(seen)) > 20, seen
 
 
 async def test_a_pairwise_judge_is_asked_many_at_once_and_a_rerun_asks_it_nothing(
@@ -1622,7 +1621,30 @@ def test_a_cache_that_fills_the_disk_midway_loses_no_answer_of_the_run(tmp_path:
     rows, grade, kept = done.stdout.split()
     assert (rows, grade) == ("60", "0.75") and 0 < int(kept) < 120
     assert f"the prediction cache {cache} could not keep an answer (" in done.stderr
-    assert "a re-run asks for them again" in done.stderr
+    assert "a re-run asks again for the answers it did not keep" in done.stderr
+
+
+def test_a_cache_written_over_midway_costs_the_run_no_answer(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Another program wrote over the cache file after the first answer: the judge's next
+    read of it raised a StorageError, and the run's answers, paid for, were lost."""
+    path = tmp_path / "predictions.sqlite3"
+
+    def writes_over(messages: list[dict[str, str]]) -> str:
+        for name in (path, Path(f"{path}-wal"), Path(f"{path}-shm")):
+            if name.exists() and name.read_bytes()[:7] != b"garbage":
+                with name.open("r+b") as file:  # in place, as another program would
+                    file.write(b"garbage" * 2000)
+        return _answer(messages)
+
+    model = ft.evaluation.CallablePredictor(writes_over, name="m")
+    judge = m.llm_judge(ft.evaluation.CallablePredictor(lambda _: "Grade: 4", name="j"))
+    with caplog.at_level("WARNING", logger="finetune"):
+        result = ft.evaluate(_qa(5), {"m": model}, [judge], cache=path, max_concurrency=1)
+    assert result.scores("m", "llm_judge") == [0.75] * 5
+    (warning,) = [r.getMessage() for r in caplog.records if "prediction cache" in r.getMessage()]
+    assert f"the prediction cache {path} could not " in warning and "goes on without it" in warning
 
 
 def test_an_unnamed_function_is_never_answered_from_another_run(tmp_path: Path) -> None:

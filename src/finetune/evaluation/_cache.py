@@ -46,7 +46,7 @@ class PredictionCache:
     def __init__(self, path: str | os.PathLike[str] | None = None) -> None:
         self.path: Path = Path(path).expanduser() if path is not None else default_cache_path()
         self._lock = threading.Lock()
-        self._unwritable = False  # a write failed: ``keep`` tries no other
+        self._unusable = False  # a write or read of a run failed: it uses the file no more
         if why := folder_given(self.path, "the prediction cache", "predictions.sqlite3", _HOW):
             raise StorageError(why)
         with self._failing():
@@ -88,11 +88,15 @@ class PredictionCache:
     def get(self, key: str) -> str | None:
         """The cached prediction, if any (a ``TruncatedReply`` where it was cut)."""
         with self._lock, self._failing():
-            row = self._db.execute(
-                "SELECT prediction, cut_at FROM predictions LEFT JOIN truncated USING (key) "
-                "WHERE key = ?",
-                (key,),
-            ).fetchone()
+            return self._read(key)
+
+    def _read(self, key: str) -> str | None:
+        """``get``'s work; the caller holds the lock."""
+        row = self._db.execute(
+            "SELECT prediction, cut_at FROM predictions LEFT JOIN truncated USING (key) "
+            "WHERE key = ?",
+            (key,),
+        ).fetchone()
         if row is None:
             return None
         return str(row[0]) if row[1] is None else TruncatedReply(row[0], row[1])
@@ -117,23 +121,40 @@ class PredictionCache:
                 self._db.execute("DELETE FROM truncated WHERE key = ?", (key,))
 
     def keep(self, key: str, prediction: str) -> None:
-        """``put``, for a run that goes on whatever befalls the file: the first write that
-        fails (a full disk, a lock held past the timeout) is a warning, and no other write is
-        tried; the run keeps its answers, and a re-run asks again for those not kept."""
-        if self._unwritable:
+        """``put``, for a run that goes on whatever befalls the file: the first write (or
+        ``recall``) that fails (a full disk, a lock held past the timeout, the file written
+        over) is a warning, and the cache is not used again; the run keeps its answers, and a
+        re-run asks again for those not kept."""
+        if self._unusable:
             return
         try:
             with self._lock:
                 self._write(key, prediction)
         except (OSError, sqlite3.Error) as error:
-            self._unwritable = True
-            log.warning(
-                "the prediction cache %s could not keep an answer (%s: %s); this run goes on "
-                "without keeping the rest, and a re-run asks for them again",
-                self.path,
-                type(error).__name__,
-                error,
-            )
+            self._give_up("keep an answer", error)
+
+    def recall(self, key: str) -> str | None:
+        """``get``, for a run that goes on: once the file fails (here or in ``keep``), every
+        answer is a miss, asked of the model."""
+        if self._unusable:
+            return None
+        try:
+            with self._lock:
+                return self._read(key)
+        except (OSError, sqlite3.Error) as error:
+            self._give_up("read an answer", error)
+            return None
+
+    def _give_up(self, doing: str, error: BaseException) -> None:
+        self._unusable = True
+        log.warning(
+            "the prediction cache %s could not %s (%s: %s); this run goes on without it, and "
+            "a re-run asks again for the answers it did not keep",
+            self.path,
+            doing,
+            type(error).__name__,
+            error,
+        )
 
     def __len__(self) -> int:
         with self._lock, self._failing():

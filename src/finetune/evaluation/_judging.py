@@ -111,7 +111,7 @@ async def _reply(
     grader: Predictor, messages: Messages, cache: PredictionCache | None, attempts: int
 ) -> str:
     key = PredictionCache.key(grader.name, messages)
-    if cache is not None and (cached := cache.get(key)) is not None:
+    if cache is not None and (cached := cache.recall(key)) is not None:
         return cached
     async for attempt in retrying_a_model(attempts):
         with attempt:
@@ -254,7 +254,7 @@ async def _batch_replies(
     """The replies to ``asked``: the cache's, and the rest from one ``predict_batch`` call in
     a worker thread."""
     keys = [PredictionCache.key(grader.name, messages) for messages in asked]
-    replies = [cache.get(key) if cache is not None else None for key in keys]
+    replies = [cache.recall(key) if cache is not None else None for key in keys]
     missing = [index for index, reply in enumerate(replies) if reply is None]
     if missing:
         answered = await asyncio.to_thread(grader.predict_batch, [asked[i] for i in missing])
