@@ -2450,6 +2450,48 @@ def test_openai_predictor_sync_call() -> None:
         assert predictor.predict([{"role": "user", "content": "hi"}]) == "echo: hi"
 
 
+def test_a_reasoning_model_is_asked_with_the_parameters_it_takes(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """o1 to o4 and gpt-5 refuse ``max_tokens`` and a temperature other than 1: every answer
+    of such a candidate, and every grade of such a judge, was an InvalidRequestError."""
+    hi = [{"role": "user", "content": "hi"}]
+    with OpenAIFake() as fake, caplog.at_level("WARNING", logger="finetune"):
+        blocking = OpenAIPredictor("o4-mini", api_key=fake.api_key, base_url=fake.base_url)
+        assert blocking.predict(hi) == "echo: hi"
+        reasoning = OpenAIPredictor("gpt-5-mini", api_key=fake.api_key, base_url=fake.base_url)
+        judge = m.llm_judge(OpenAIPredictor("o3", api_key=fake.api_key, base_url=fake.base_url))
+        fake.chat_responder = lambda model, messages: "Grade: 4" if model == "o3" else "1"
+        candidates = {"r": reasoning}
+        result = ft.evaluate(_qa(4), candidates, [judge], cache=False, max_concurrency=4)
+        plain = OpenAIPredictor("gpt-4.1-mini", api_key=fake.api_key, base_url=fake.base_url)
+        plain.predict(hi)
+        asked = [r.body for r in fake.requests if "messages" in r.body]
+    assert result.scores("r", "llm_judge") == [0.75] * 4  # four at once: each adapted
+    for model, answers in [("o4-mini", 1), ("gpt-5-mini", 4), ("o3", 4)]:
+        bodies = [body for body in asked if body["model"] == model]
+        taken = [body for body in bodies if "max_tokens" not in body and "temperature" not in body]
+        assert len(taken) == answers and bodies[-1] in taken, bodies
+        assert all(body["max_completion_tokens"] == 256 and body["seed"] == 0 for body in taken)
+    assert asked[-1]["max_tokens"] == 256 and asked[-1]["temperature"] == 0.0  # as before
+    refused = [
+        r.getMessage() for r in caplog.records if "refuses temperature=0.0" in r.getMessage()
+    ]
+    assert [message.split()[0] for message in refused] == ["o4-mini", "gpt-5-mini", "o3"]
+
+
+def test_openai_is_asked_for_max_completion_tokens_and_other_servers_for_max_tokens() -> None:
+    """OpenAI deprecates ``max_tokens`` (its reasoning models refuse it); a vLLM or llama.cpp
+    server, or another provider, takes it."""
+    hi = [{"role": "user", "content": "hi"}]
+    official = OpenAIPredictor("gpt-4.1-mini", api_key="sk-test")._request(hi, None)
+    assert official["max_completion_tokens"] == 256 and "max_tokens" not in official
+    legacy = OpenAIPredictor("babbage-002", api_key="sk-test")._request(hi, None)
+    assert legacy["max_tokens"] == 256  # the completions API has no max_completion_tokens
+    served = OpenAIPredictor("m", base_url="http://127.0.0.1:8000/v1")._request(hi, None)
+    assert served["max_tokens"] == 256 and "max_completion_tokens" not in served
+
+
 # -- the tiny local model --
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -65,6 +66,34 @@ class _Job:
 
 def _echo(model: str, messages: list[dict[str, Any]]) -> str:
     return f"echo: {messages[-1].get('content')}"
+
+
+def _reasoning_model(model: str) -> bool:
+    """o1 to o4 and gpt-5 (and their fine-tunes), which the API asks for a token limit as
+    ``max_completion_tokens`` and samples at temperature 1 only."""
+    base = model.split(":")[1] if model.startswith("ft:") else model
+    return bool(re.match(r"o\d(-|$)|gpt-5(?!-chat)", base))
+
+
+def _refuse_what_reasoning_models_refuse(body: dict[str, Any]) -> None:
+    """The 400s the API answers a reasoning model's request with (their exact wording)."""
+    if body.get("max_tokens") is not None:
+        raise _error(
+            400,
+            "Unsupported parameter: 'max_tokens' is not supported with this model. "
+            "Use 'max_completion_tokens' instead.",
+            param="max_tokens",
+            code="unsupported_parameter",
+        )
+    temperature = body.get("temperature")
+    if temperature is not None and temperature != 1:
+        raise _error(
+            400,
+            f"Unsupported value: 'temperature' does not support {temperature} with this "
+            "model. Only the default (1) value is supported.",
+            param="temperature",
+            code="unsupported_value",
+        )
 
 
 def _completion_model(model: str) -> bool:
@@ -194,6 +223,8 @@ class OpenAIFake(FakeServer):
         problem = tool_turn_problem(body["messages"])
         if problem:
             raise _error(400, problem, param="messages")
+        if _reasoning_model(body["model"]):
+            _refuse_what_reasoning_models_refuse(body)
         if self.chat_delay:
             time.sleep(self.chat_delay)
         message, finish = chat_reply(self.chat_responder(body["model"], body["messages"]), body)

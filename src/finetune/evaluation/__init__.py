@@ -2,10 +2,10 @@
 
 from finetune.evaluation import metrics
 from finetune.evaluation._cache import PredictionCache
+from finetune.evaluation._callable import CallablePredictor
 from finetune.evaluation._judge import PairwiseOptions, ajudge_pairwise, judge_pairwise
 from finetune.evaluation._local import HFPredictor
 from finetune.evaluation._predictors import (
-    CallablePredictor,
     MistralPredictor,
     OpenAIPredictor,
     Predictor,

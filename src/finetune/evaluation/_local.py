@@ -16,9 +16,9 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from finetune._errors import InvalidRequestError, MissingDependency
-from finetune.evaluation._predictors import Tools, TruncatedReply, at_least_one
+from finetune.evaluation._predictors import TruncatedReply, at_least_one
 from finetune.evaluation._prompts import Messages, a_plain_prompt
-from finetune.evaluation._tools import format_tool_calls
+from finetune.evaluation._tools import Tools, format_tool_calls
 
 __all__ = ["HFPredictor"]
 

@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
-import inspect
 import logging
 import math
-import weakref
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
@@ -19,20 +16,20 @@ from finetune._errors import (
 from finetune._numbers import is_real, is_whole
 from finetune.backends import backend_class
 from finetune.backends.http import key_and_url, retrying
+from finetune.evaluation._callable import CallablePredictor
 from finetune.evaluation._lineage import api_trained_on
 from finetune.evaluation._prompts import Messages, a_plain_prompt
-from finetune.evaluation._tools import format_tool_calls, is_tool_call
+from finetune.evaluation._sampling import Sampling
+from finetune.evaluation._tools import Tools, format_tool_calls
 from finetune.types import Example, ModelRef
 
 if TYPE_CHECKING:
     from tenacity import AsyncRetrying
 
 __all__ = [
-    "CallablePredictor",
     "MistralPredictor",
     "OpenAIPredictor",
     "Predictor",
-    "Tools",
     "TruncatedReply",
     "add_note",
     "as_reply",
@@ -40,7 +37,6 @@ __all__ = [
     "close_predictors",
     "predictor_for",
     "retrying_a_model",
-    "takes_tools",
 ]
 
 
@@ -61,10 +57,6 @@ class TruncatedReply(str):
 
     def __reduce__(self) -> tuple[Any, ...]:
         return (TruncatedReply, (str(self), self.limit))
-
-
-Tools = list[dict[str, Any]]
-"""The tools an example offers, as the chat APIs take them (``{"type": "function", ...}``)."""
 
 
 @runtime_checkable
@@ -88,97 +80,6 @@ class Predictor(Protocol):
     async def apredict(self, messages: Messages) -> str:
         """The model's reply to ``messages``, awaitable."""
         ...
-
-
-class CallablePredictor:
-    """Any function ``messages -> str`` (sync or async) as a predictor.
-
-    Its answers are cached only when it has a ``name``, which says what it is (``"rag-v2"``):
-    a function's code, or the prompt or globals it reads, can change while its own name stays
-    the same, so an unnamed one is asked every time rather than answered from another run.
-    """
-
-    def __init__(self, function: Callable[..., Any], name: str | None = None) -> None:
-        self._function = function
-        self.named: bool = name is not None
-        self.name: str = name or f"callable:{getattr(function, '__qualname__', repr(function))}"
-        self.supports_tools: bool = takes_tools(function)
-        self.supports_images = True  # it is given the messages as they are
-
-    def predict(self, messages: Messages, tools: Tools | None = None) -> str:
-        """The function's reply to ``messages`` (``tools`` passed where it takes them)."""
-        result = self._call(messages, tools)
-        if inspect.isawaitable(result):
-            raise TypeError(f"{self.name} is async; use aevaluate() or apredict()")
-        return self._text(result)
-
-    async def apredict(self, messages: Messages, tools: Tools | None = None) -> str:
-        """``predict``, awaited: a coroutine function's reply on the loop; a plain function's
-        in a worker thread, never beside another call of a plain function in the same
-        evaluation (none need be thread-safe), so that the event loop and the other
-        candidates go on meanwhile."""
-        if _is_async(self._function):
-            result = self._call(messages, tools)
-        else:
-            async with _plain_turn():
-                result = await asyncio.to_thread(self._call, messages, tools)
-        if inspect.isawaitable(result):
-            result = await result
-        return self._text(result)
-
-    def _call(self, messages: Messages, tools: Tools | None) -> Any:
-        """The function's reply; one with a ``tools`` parameter is given the tools."""
-        if self.supports_tools:
-            return self._function(messages, tools=tools)
-        return self._function(messages)
-
-    def _text(self, result: Any) -> str:
-        """The reply as text: a string, a number written as one, or a list of tool calls as
-        their ``format_tool_calls`` text. Anything else (``None`` from a missing ``return``, a
-        response object, ``True``) would be scored as its ``str()``, which is no answer, so
-        it is refused."""
-        if isinstance(result, str):
-            return result
-        if is_real(result):
-            return str(result)
-        if isinstance(result, list | tuple) and result and all(map(is_tool_call, result)):
-            return format_tool_calls(result)
-        raise TypeError(
-            f"{self.name} returned {type(result).__name__} {result!r:.60}, not the reply's text: "
-            "a candidate function returns a string (or a list of tool calls)"
-        )
-
-
-_PLAIN_TURNS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lock] = (
-    weakref.WeakKeyDictionary()
-)
-
-
-def _plain_turn() -> asyncio.Lock:
-    """The lock that runs the plain candidate functions of the running loop's evaluation one
-    call at a time, as they ran when they ran on the loop itself: none need be thread-safe."""
-    loop = asyncio.get_running_loop()
-    turn = _PLAIN_TURNS.get(loop)
-    if turn is None:
-        turn = _PLAIN_TURNS[loop] = asyncio.Lock()
-    return turn
-
-
-def _is_async(function: Callable[..., Any]) -> bool:
-    """Whether calling ``function`` makes a coroutine (an ``async def``, or an object whose
-    ``__call__`` is one)."""
-    call = getattr(function, "__call__", None)  # noqa: B004 - the method, not callable()
-    return inspect.iscoroutinefunction(function) or inspect.iscoroutinefunction(call)
-
-
-def takes_tools(function: Callable[..., Any]) -> bool:
-    """Whether a function (a candidate, a predictor's ``predict_batch``) takes the tools: a
-    parameter named ``tools``."""
-    try:
-        parameters = inspect.signature(function).parameters
-    except (TypeError, ValueError):
-        return False
-    return "tools" in parameters
 
 
 log = logging.getLogger("finetune")
@@ -272,10 +173,16 @@ class OpenAIPredictor:
         self.name: str = _sampled_name(
             "openai", self.base_url, model, temperature, max_tokens, seed
         ) + (":completions" if self.api == "completions" else "")
-        self._params: dict[str, Any] = {"max_tokens": max_tokens, "temperature": temperature}
-        self._params["seed"] = seed
+        self._max_tokens = max_tokens
+        official = self.base_url.rstrip("/") == _OPENAI_URL["default_url"]
+        self._sampling = Sampling(
+            max_tokens,
+            temperature,
+            seed,
+            extra_body,
+            completion_tokens=official and self.api == "chat",  # completions take max_tokens
+        )
         if extra_body:
-            self._params["extra_body"] = dict(extra_body)
             self.name += (
                 ":" + hashlib.sha256(repr(sorted(extra_body.items())).encode()).hexdigest()[:8]
             )
@@ -289,37 +196,44 @@ class OpenAIPredictor:
         return {**options, **self._scope}
 
     def predict(self, messages: Messages, tools: Tools | None = None) -> str:
-        """The reply (or the tools it calls), through a blocking client."""
+        """The reply (or the tools it calls), through a blocking client; a sampling parameter
+        the model refuses by name is renamed or dropped, and the request sent again."""
         if self._client is None:
             self._client = _openai().OpenAI(**self._options())
-        request = self._request(messages, tools)
-        try:
-            if self.api == "completions":
-                return self._text(self._client.completions.create(**request))
-            return self._text(self._client.chat.completions.create(**request))
-        except Exception as exc:
-            error = self._error(exc)
-        raise error
+        client = self._client
+        endpoint = client.completions if self.api == "completions" else client.chat.completions
+        while True:
+            request = self._request(messages, tools)
+            try:
+                return self._text(endpoint.create(**request))
+            except Exception as exc:
+                error = self._error(exc)
+            if not self._sampling.adapt(error, request, self.model):
+                raise error
 
     async def apredict(self, messages: Messages, tools: Tools | None = None) -> str:
         """The reply (or the tools it calls), through an async client made in the running
-        loop."""
+        loop; a sampling parameter the model refuses is renamed or dropped, as in
+        ``predict``."""
         if self._async_client is None:
             self._async_client = _openai().AsyncOpenAI(**self._options())
-        request = self._request(messages, tools)
-        try:
-            if self.api == "completions":
-                return self._text(await self._async_client.completions.create(**request))
-            return self._text(await self._async_client.chat.completions.create(**request))
-        except Exception as exc:
-            error = self._error(exc)
-        raise error
+        client = self._async_client
+        endpoint = client.completions if self.api == "completions" else client.chat.completions
+        while True:
+            request = self._request(messages, tools)
+            try:
+                return self._text(await endpoint.create(**request))
+            except Exception as exc:
+                error = self._error(exc)
+            if not self._sampling.adapt(error, request, self.model):
+                raise error
 
     def _request(self, messages: Messages, tools: Tools | None) -> dict[str, Any]:
         """The request's body: the messages (and tools), or to the completions API the one
         prompt's text, which is all it takes."""
+        sampling = self._sampling.body()
         if self.api == "chat":
-            return {"model": self.model, "messages": messages, **self._params, **_offered(tools)}
+            return {"model": self.model, "messages": messages, **sampling, **_offered(tools)}
         if tools or not a_plain_prompt(messages):
             raise InvalidRequestError(
                 f"{self.model} is asked through the completions API, which takes a prompt's "
@@ -327,7 +241,7 @@ class OpenAIPredictor:
                 "tools (ask a chat model with api='chat')",
                 param="api",
             )
-        return {"model": self.model, "prompt": messages[0]["content"], **self._params}
+        return {"model": self.model, "prompt": messages[0]["content"], **sampling}
 
     def _error(self, exc: Exception) -> Exception:
         """The SDK's exception as ours; a server that cannot be reached is named."""
@@ -341,14 +255,12 @@ class OpenAIPredictor:
         if not choices:
             raise ServerError(f"answered a {self.api} completion without choices: {reply!r:.200}")
         if self.api == "completions":
-            return _marked(str(choices[0].text or ""), choices[0], self._params["max_tokens"])
+            return _marked(str(choices[0].text or ""), choices[0], self._max_tokens)
         message = choices[0].message
         if getattr(message, "tool_calls", None):
-            return _marked(
-                format_tool_calls(message.tool_calls), choices[0], self._params["max_tokens"]
-            )
+            return _marked(format_tool_calls(message.tool_calls), choices[0], self._max_tokens)
         text = str(message.content or "")
-        return _marked(text, choices[0], self._params["max_tokens"])
+        return _marked(text, choices[0], self._max_tokens)
 
     async def aclose(self) -> None:
         """Close the async client this predictor made (before its event loop ends)."""

@@ -17,6 +17,7 @@ from finetune._progress import CountingBar
 from finetune.dataset import require_dataset
 from finetune.dataset._formats import Turns, split_turns
 from finetune.evaluation._cache import PredictionCache, open_cache
+from finetune.evaluation._callable import takes_tools
 from finetune.evaluation._checks import (
     indexes,
     jobs_as_models,
@@ -36,7 +37,6 @@ from finetune.evaluation._overlap import (
 )
 from finetune.evaluation._predictors import (
     Predictor,
-    Tools,
     TruncatedReply,
     add_note,
     as_reply,
@@ -45,7 +45,6 @@ from finetune.evaluation._predictors import (
     is_cacheable,
     predictor_for,
     retrying_a_model,
-    takes_tools,
 )
 from finetune.evaluation._prompts import (
     Messages,
@@ -57,6 +56,7 @@ from finetune.evaluation._prompts import (
 )
 from finetune.evaluation._result import EvalResult
 from finetune.evaluation._scoring import score_rows
+from finetune.evaluation._tools import Tools
 from finetune.evaluation.metrics import Metric, by_name
 from finetune.types import Example, ModelRef
 

@@ -7,7 +7,10 @@ import re
 from collections.abc import Iterable
 from typing import Any
 
-__all__ = ["format_tool_calls", "is_tool_call", "read_tool_calls"]
+__all__ = ["Tools", "format_tool_calls", "is_tool_call", "read_tool_calls"]
+
+Tools = list[dict[str, Any]]
+"""The tools an example offers, as the chat APIs take them (``{"type": "function", ...}``)."""
 
 _CALL = re.compile(r"([A-Za-z0-9_.:-]{1,64})\((.*)\)")
 
