@@ -922,6 +922,26 @@ def test_from_hf_dataset() -> None:
         ft.Dataset.from_hf(datasets.IterableDatasetDict({"train": hf.to_iterable_dataset()}))
 
 
+def test_a_table_with_tools_on_some_rows_reads_the_others_as_having_none(tmp_path: Path) -> None:
+    """Arrow gives a row without a column null: ``load_dataset("json")`` of a file where only
+    some rows have tools gives the others ``"tools": None`` (pandas, NaN). No tools, as a row
+    without the key: was ``invalid_tools`` ('tools' must be a list ..., not null)."""
+    datasets = pytest.importorskip("datasets")
+    tools = [{"type": "function", "function": {"name": "search", "parameters": {}}}]
+    rows = [chat(i) for i in range(12)]
+    rows[1] = {**rows[1], "tools": tools}
+    path = write_jsonl(tmp_path / "mixed.jsonl", rows)
+    table = datasets.load_dataset("json", data_files=str(path), split="train")
+    assert table[0]["tools"] is None  # what Arrow gives; the test is void if not
+    read = ft.Dataset.from_hf(table)
+    report = ft.Tuner("fake", model="base").validate(read)
+    assert report.ok, report
+    assert [e.tools is None for e in read] == [i != 1 for i in range(12)]
+    with_null = ft.Dataset.from_records([{**row, "tools": None} for row in rows[2:]])
+    assert with_null.fingerprint() == ft.Dataset.from_records(rows[2:]).fingerprint()
+    assert "invalid_tools" not in ft.Tuner("fake", model="base").validate(with_null).counts
+
+
 def test_a_line_limit_that_refuses_every_line_is_refused_itself(tmp_path: Path) -> None:
     path = write_jsonl(tmp_path / "t.jsonl", [chat(1)])
     with pytest.raises(ValueError, match="max_line_bytes is 1 or more, not 0"):

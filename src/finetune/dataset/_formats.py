@@ -302,7 +302,7 @@ def _clean_call(call: Any) -> Any:
 def _to_native(data: dict[str, Any], kind: ExampleKind) -> dict[str, Any]:
     body = {k: v for k, v in data.items() if k not in IGNORED_KEYS}
     body = _without_empty_unknowns(body, KNOWN_KEYS[kind])
-    if body.get("tools") == []:  # no tools, as a row without the key (one fingerprint)
+    if "tools" in body and body["tools"] in ([], None):  # no tools, as a row without the key
         del body["tools"]
     for key in ("messages", "chosen", "rejected", "preferred_output", "non_preferred_output"):
         if key in body:

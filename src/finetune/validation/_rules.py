@@ -320,7 +320,7 @@ def _check_chat(record: dict[str, Any], target: Target) -> Iterator[Issue]:
     if not isinstance(messages, list) or not messages:
         yield "missing_messages", "error", "'messages' must be a non-empty list", "messages"
         return
-    if "tools" in record:
+    if record.get("tools") is not None:  # null: no tools (a table's row without the column)
         yield from _check_tools(record["tools"])
         yield from _check_called_names(messages, record["tools"])
     yield from check_messages(messages, "messages", target, final=True)
