@@ -613,6 +613,63 @@ def test_trl_plain_text_preference_is_read() -> None:
     assert pair.chosen[0].role == "assistant"
 
 
+def _turn(role: str, content: str) -> dict[str, str]:
+    return {"role": role, "content": content}
+
+
+def test_trl_implicit_prompt_pairs_are_read_as_their_explicit_pairs() -> None:
+    """``trl-lib/ultrafeedback_binarized``'s shape: chosen and rejected each the whole
+    conversation; the prompt is the turns both begin with (TRL's ``extract_prompt``). Was:
+    every row 'input must be a non-empty list of messages ..., not missing'."""
+    system = _turn("system", "Be brief.")
+
+    def conversation(i: int, answer: str) -> list[dict[str, str]]:
+        return [system, _turn("user", f"{i} + 1?"), _turn("assistant", answer)]
+
+    implicit = [
+        {"chosen": conversation(i, str(i + 1)), "rejected": conversation(i, str(i + 2))}
+        for i in range(12)
+    ]
+    explicit = [
+        {"prompt": row["chosen"][:2], "chosen": row["chosen"][2:], "rejected": row["rejected"][2:]}
+        for row in implicit
+    ]
+    read = ft.Dataset.from_records(implicit)
+    assert list(read) == list(ft.Dataset.from_records(explicit))
+    assert read.fingerprint() == ft.Dataset.from_records(explicit).fingerprint()
+    assert [m.role for m in next(iter(read)).input] == ["system", "user"]
+    assert validate(read, target="hf", model="m").ok
+    # a finding in an answer is named where the row has it: after the shared turns
+    broken = [*implicit[:11], {**implicit[11], "chosen": [*implicit[11]["chosen"][:2], {}]}]
+    report = validate(ft.Dataset.from_records(broken), target="hf", model="m")
+    assert (12, "chosen[2].role") in [(f.line, f.field) for f in report.errors]
+
+
+@pytest.mark.parametrize(
+    ("chosen", "rejected", "says"),
+    [
+        ([_turn("assistant", "a")], [_turn("assistant", "b")], "they share no first turn"),
+        (
+            [_turn("user", "q"), _turn("assistant", "a")],
+            [_turn("user", "q"), _turn("assistant", "a"), _turn("assistant", "b")],
+            "nothing is left of one of them after the turns they share",
+        ),
+        ("Human: q Assistant: a", "Human: q Assistant: b", "only when both are lists of messages"),
+    ],
+)
+def test_a_pair_without_a_prompt_that_cannot_be_split_says_why(
+    chosen: Any, rejected: Any, says: str
+) -> None:
+    rows = [{"chosen": chosen, "rejected": rejected}]
+    report = validate(ft.Dataset.from_records(rows), target="hf", model="m")
+    (finding,) = [f for f in report.errors if f.code == "invalid_preference"]
+    assert finding.field == "prompt"
+    assert finding.message.startswith("no prompt: ") and says in finding.message
+    assert "give the conversation so far as 'prompt', and each answer alone" in finding.message
+    with pytest.raises(ft.DatasetError, match=f"records:1: prompt: no prompt: .*{says}"):
+        list(ft.Dataset.from_records(rows))
+
+
 @needs_tiktoken
 def test_trl_conversational_prompt_completion_is_read_as_chat() -> None:
     """TRL trains on the completion: a prompt's assistant turn is context (weight 0)."""

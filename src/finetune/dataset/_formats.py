@@ -19,6 +19,12 @@ from finetune.dataset._community import (
     is_alpaca,
     is_sharegpt,
 )
+from finetune.dataset._implicit_prompt import (
+    explicit_pair,
+    explicit_pair_field,
+    is_implicit_pair,
+    why_no_prompt,
+)
 from finetune.dataset._tool_rows import arguments_as_text, tools_as_list
 from finetune.types import (
     EXAMPLE_KINDS,
@@ -119,8 +125,10 @@ def as_chat_record(data: dict[str, Any]) -> dict[str, Any]:
     """A chat record in another tool's shape as ours. ShareGPT's and Alpaca's: see
     ``_community``. TRL's conversational prompt-completion: ``messages`` is the prompt then
     the completion; as TRL trains on the completion only, an assistant turn of the prompt
-    gets ``weight: 0`` (kept as context, not trained). Any other record is returned as it
-    is."""
+    gets ``weight: 0`` (kept as context, not trained). TRL's implicit-prompt preference
+    pair: see ``_implicit_prompt``. Any other record is returned as it is."""
+    if is_implicit_pair(data):
+        return arguments_as_text(tools_as_list(explicit_pair(data)))
     if not _conversational_completion(data):
         return arguments_as_text(tools_as_list(community_record(data)))
     context = [
@@ -135,7 +143,9 @@ def as_chat_record(data: dict[str, Any]) -> dict[str, Any]:
 
 def chat_field(field: str | None, data: dict[str, Any]) -> str | None:
     """A field of ``as_chat_record(data)`` (``messages[3].content``) as the row spells it
-    (``completion[1].content``, ``conversations[3].value``)."""
+    (``completion[1].content``, ``conversations[3].value``, ``chosen[2].content``)."""
+    if is_implicit_pair(data):
+        return explicit_pair_field(field, data)
     if field is None or not _conversational_completion(data):
         return community_field(field, data)
     found = MESSAGES_FIELD.match(field)
@@ -185,6 +195,9 @@ _ROLE_NAMES = frozenset({"system", "user", "assistant"})
 _ANSWER_NAMES = frozenset({"answer", "response", "output", "target", "reply", "label", "a"})
 
 
+_PROMPT_KEYS = frozenset({"prompt", "input", "preferred_output"})
+
+
 def parse_example(
     data: dict[str, Any],
     *,
@@ -214,6 +227,9 @@ def parse_example(
         )
     try:
         read = data if found == "completion" else as_chat_record(data)  # as validated
+        if found == "preference" and not _PROMPT_KEYS & read.keys() and "chosen" in read:
+            message = f"no prompt: {why_no_prompt(data)}"
+            raise DatasetError(message, file=file, line=line, field="prompt")
         native = _to_native(read, found)
         return _EXAMPLE.validate_python(native)
     except ValidationError as exc:

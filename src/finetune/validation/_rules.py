@@ -13,6 +13,7 @@ from typing import Any
 from finetune._errors import did_you_mean
 from finetune._words import json_kind
 from finetune.dataset._formats import detect_kind, shape_hint
+from finetune.dataset._implicit_prompt import why_no_prompt
 from finetune.dataset._tool_rows import MESSAGE_LIST_KEYS
 from finetune.types import EXAMPLE_KINDS
 from finetune.validation._images import non_text_parts
@@ -239,7 +240,7 @@ def _check_preference(record: dict[str, Any], target: Target) -> Iterator[Issue]
             ("non_preferred_output", record.get("non_preferred_output")),
         )
     else:
-        asked = "prompt" if "prompt" in record else "input"  # the key the row spells
+        asked = "input" if "input" in record else "prompt"  # the key the row spells (TRL's)
         parts = (
             (asked, record.get(asked)),
             ("chosen", record.get("chosen")),
@@ -299,6 +300,8 @@ def _not_messages(path: str, value: Any, record: dict[str, Any], *, text_allowed
         )
     if isinstance(value, dict) and "role" in value:
         return f'{problem}: one message goes in a list, [{{"role": ...}}]'
+    if path == "prompt" and given == "missing":
+        return f"no prompt: {why_no_prompt(record)}"
     return problem
 
 

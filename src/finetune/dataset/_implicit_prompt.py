@@ -1,0 +1,95 @@
+"""TRL's implicit-prompt preference rows (``trl-lib/ultrafeedback_binarized``, and most
+preference sets on the Hub): ``chosen`` and ``rejected`` are each the whole conversation, and
+the prompt is the turns both begin with. Read as our explicit pair, as TRL's own
+``extract_prompt`` splits them; an error in one is named by the row's own fields."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+__all__ = [
+    "explicit_pair",
+    "explicit_pair_field",
+    "is_implicit_pair",
+    "shared_turns",
+    "why_no_prompt",
+]
+
+_EXPLICIT_KEYS = frozenset({"prompt", "input", "preferred_output", "kind"})
+_PAIR_FIELD = re.compile(r"(prompt|input|chosen|rejected)(?:\[(\d+)\])?")
+
+
+def is_implicit_pair(data: dict[str, Any]) -> bool:
+    """A row with ``chosen`` and ``rejected`` both lists, and no prompt of its own."""
+    if _EXPLICIT_KEYS & data.keys():
+        return False
+    return data.get("chosen").__class__ is list and data.get("rejected").__class__ is list
+
+
+def shared_turns(data: dict[str, Any]) -> int:
+    """How many first turns ``chosen`` and ``rejected`` have in common."""
+    shared = 0
+    for chosen, rejected in zip(data["chosen"], data["rejected"], strict=False):
+        if chosen != rejected:
+            break
+        shared += 1
+    return shared
+
+
+def _split_at(data: dict[str, Any]) -> int | None:
+    """Where the prompt ends, when each side keeps an answer after it (else ``None``:
+    validation says what is missing)."""
+    if not is_implicit_pair(data):
+        return None
+    shared = shared_turns(data)
+    if shared == 0 or shared in (len(data["chosen"]), len(data["rejected"])):
+        return None
+    return shared
+
+
+def explicit_pair(data: dict[str, Any]) -> dict[str, Any]:
+    """An implicit-prompt row as ours: ``prompt`` the shared turns, ``chosen`` and
+    ``rejected`` what follows them. Any other row (one that cannot be split, too) as it is."""
+    shared = _split_at(data)
+    if shared is None:
+        return data
+    return {
+        **data,
+        "prompt": data["chosen"][:shared],
+        "chosen": data["chosen"][shared:],
+        "rejected": data["rejected"][shared:],
+    }
+
+
+def explicit_pair_field(field: str | None, data: dict[str, Any]) -> str | None:
+    """A field of ``explicit_pair(data)`` (``chosen[0].content``) as the row spells it
+    (``chosen[2].content``); the prompt's turns are the start of ``chosen``."""
+    shared = _split_at(data)
+    found = _PAIR_FIELD.fullmatch(field.split(".")[0]) if field else None
+    if field is None or shared is None or found is None:
+        return field
+    key, index = found.group(1), found.group(2)
+    rest = field[found.end() :]
+    if key in ("prompt", "input"):
+        return f"chosen{rest}" if index is None else f"chosen[{index}]{rest}"
+    return f"{key}{rest}" if index is None else f"{key}[{int(index) + shared}]{rest}"
+
+
+def why_no_prompt(record: dict[str, Any]) -> str:
+    """Why a pair without a prompt was not read as TRL's implicit-prompt pair, and the cure."""
+    chosen, rejected = record.get("chosen"), record.get("rejected")
+    cure = "give the conversation so far as 'prompt', and each answer alone"
+    if not (isinstance(chosen, list) and isinstance(rejected, list)):
+        return (
+            f"{cure} (a prompt is read from chosen and rejected only when both are lists of "
+            "messages, the turns they begin with: TRL's implicit prompt)"
+        )
+    if shared_turns(record) == 0:
+        why = "they share no first turn"
+    else:
+        why = "nothing is left of one of them after the turns they share"
+    return (
+        "chosen and rejected are read as whole conversations that begin with the prompt "
+        f"(TRL's implicit prompt), but {why}; {cure}"
+    )
