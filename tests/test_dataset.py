@@ -645,6 +645,45 @@ def test_trl_implicit_prompt_pairs_are_read_as_their_explicit_pairs() -> None:
     assert (12, "chosen[2].role") in [(f.line, f.field) for f in report.errors]
 
 
+def test_a_text_prompt_beside_two_whole_conversations_is_read_from_them() -> None:
+    """``HuggingFaceH4/ultrafeedback_binarized`` (its columns selected): a text prompt, and
+    chosen and rejected each the whole conversation. TRL reads the prompt from the
+    conversations; we kept the text and trained the user's turn as part of each answer."""
+    rows = [
+        {
+            "prompt": f"{i} + 1?",
+            "chosen": [_turn("user", f"{i} + 1?"), _turn("assistant", str(i + 1))],
+            "rejected": [_turn("user", f"{i} + 1?"), _turn("assistant", str(i + 2))],
+        }
+        for i in range(12)
+    ]
+    (first, *_) = read = list(ft.Dataset.from_records(rows))
+    assert [m.role for m in first.input] == ["user"]  # type: ignore[union-attr]
+    assert [m.role for m in first.chosen] == ["assistant"]  # type: ignore[union-attr]
+    assert len(read) == 12
+    assert validate(ft.Dataset.from_records(rows), target="hf", model="m").ok
+
+
+@needs_tiktoken
+def test_a_user_turn_in_an_answer_is_refused() -> None:
+    """DPO trains on every turn of an answer, a user's too: the prompt belongs before it."""
+    answer = [_turn("user", "q"), _turn("assistant", "a")]
+    rows = [
+        {"prompt": [_turn("user", "q")], "chosen": answer, "rejected": [_turn("assistant", "b")]},
+        {
+            "input": {"messages": [_turn("user", "q")]},
+            "preferred_output": [_turn("assistant", "a")],
+            "non_preferred_output": [_turn("system", "s"), _turn("assistant", "b")],
+        },
+    ]
+    for row, field in zip(rows, ("chosen[0].role", "non_preferred_output[0].role"), strict=True):
+        report = validate(
+            ft.Dataset.from_records([row]), target="openai", model="gpt-4.1-mini-2025-04-14"
+        )
+        found = [(f.code, f.field) for f in report.errors]
+        assert ("invalid_preference", field) in found, found
+
+
 @pytest.mark.parametrize(
     ("chosen", "rejected", "says"),
     [
@@ -662,8 +701,8 @@ def test_a_pair_without_a_prompt_that_cannot_be_split_says_why(
 ) -> None:
     rows = [{"chosen": chosen, "rejected": rejected}]
     report = validate(ft.Dataset.from_records(rows), target="hf", model="m")
-    (finding,) = [f for f in report.errors if f.code == "invalid_preference"]
-    assert finding.field == "prompt"
+    (finding,) = [f for f in report.errors if f.field == "prompt"]
+    assert finding.code == "invalid_preference"
     assert finding.message.startswith("no prompt: ") and says in finding.message
     assert "give the conversation so far as 'prompt', and each answer alone" in finding.message
     with pytest.raises(ft.DatasetError, match=f"records:1: prompt: no prompt: .*{says}"):

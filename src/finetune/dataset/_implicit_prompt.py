@@ -1,7 +1,9 @@
 """TRL's implicit-prompt preference rows (``trl-lib/ultrafeedback_binarized``, and most
 preference sets on the Hub): ``chosen`` and ``rejected`` are each the whole conversation, and
 the prompt is the turns both begin with. Read as our explicit pair, as TRL's own
-``extract_prompt`` splits them; an error in one is named by the row's own fields."""
+``maybe_extract_prompt`` splits them: also where a text ``prompt`` stands beside the two
+conversations (``HuggingFaceH4/ultrafeedback_binarized``), which TRL reads from them too. An
+error in one is named by the row's own fields."""
 
 from __future__ import annotations
 
@@ -16,13 +18,14 @@ __all__ = [
     "why_no_prompt",
 ]
 
-_EXPLICIT_KEYS = frozenset({"prompt", "input", "preferred_output", "kind"})
+_EXPLICIT_KEYS = frozenset({"input", "preferred_output", "kind"})
 _PAIR_FIELD = re.compile(r"(prompt|input|chosen|rejected)(?:\[(\d+)\])?")
 
 
 def is_implicit_pair(data: dict[str, Any]) -> bool:
-    """A row with ``chosen`` and ``rejected`` both lists, and no prompt of its own."""
-    if _EXPLICIT_KEYS & data.keys():
+    """A row with ``chosen`` and ``rejected`` both lists, and no prompt of its own (or one
+    in text: the conversations' first turns say it as messages)."""
+    if _EXPLICIT_KEYS & data.keys() or not isinstance(data.get("prompt", ""), str):
         return False
     return data.get("chosen").__class__ is list and data.get("rejected").__class__ is list
 

@@ -264,12 +264,27 @@ def _check_preference(record: dict[str, Any], target: Target) -> Iterator[Issue]
             last = value[-1]
             if isinstance(last, dict) and last.get("role") != "assistant":
                 yield "invalid_preference", "error", "must end with an assistant message", path
+            yield from _answer_turns(value, path)
             if target.one_answer_pairs and len(value) > 1:
                 message = f"{target.name} takes one assistant message here, not {len(value)}"
                 yield "invalid_preference", "error", message, path
     (chosen_path, chosen), (rejected_path, rejected) = parts[1:]
     if isinstance(chosen, list | str) and chosen and _answer(chosen) == _answer(rejected):
         yield "identical_pair", "warning", f"the same as {chosen_path}", rejected_path
+
+
+def _answer_turns(answer: list[Any], path: str) -> Iterator[Issue]:
+    """A user or system turn in an answer: DPO trains on every turn of it, as the model's."""
+    for index, message in enumerate(answer):
+        role = message.get("role") if isinstance(message, dict) else None
+        if role in ("user", "system"):
+            message_text = (
+                f"a {role} turn in an answer, which DPO trains as the model's words: an answer "
+                "holds the model's turns (assistant, and tool results); the conversation "
+                "before it goes in the prompt"
+            )
+            yield "invalid_preference", "error", message_text, f"{path}[{index}].role"
+            return
 
 
 def _pair_tools(record: dict[str, Any], openai_shape: bool) -> tuple[str, Any]:
