@@ -709,6 +709,28 @@ def test_a_pair_without_a_prompt_that_cannot_be_split_says_why(
         list(ft.Dataset.from_records(rows))
 
 
+@pytest.mark.parametrize(
+    "row",
+    [
+        {"prompt": "q", "completion": "a", "label": False},
+        {"prompt": [_turn("user", "q")], "completion": [_turn("assistant", "a")], "label": True},
+    ],
+)
+def test_kto_rows_are_refused_with_a_cure_that_keeps_the_bad_completions_out(
+    row: dict[str, Any],
+) -> None:
+    """TRL's unpaired preference rows: "remove the key", the advice for an extra column,
+    would train SFT on the completions labelled bad."""
+    report = validate(ft.Dataset.from_records([row]), target="hf", model="m")
+    (finding,) = [f for f in report.errors if f.field == "label"]
+    assert "KTO" in finding.message and "would train on the bad completions too" in finding.message
+    assert "ds.filter(lambda row: row['label'])" in finding.message
+    with pytest.raises(ft.DatasetError, match=r"records:1: label: .*KTO"):
+        list(ft.Dataset.from_records([row]))
+    number = validate(ft.Dataset.from_records([{**row, "label": 3}]), target="hf", model="m")
+    assert "KTO" not in number.errors[0].message  # a class label of another kind of data
+
+
 @needs_tiktoken
 def test_trl_conversational_prompt_completion_is_read_as_chat() -> None:
     """TRL trains on the completion: a prompt's assistant turn is context (weight 0)."""

@@ -248,7 +248,10 @@ def _message(error: Any, field: str | None, kind: ExampleKind) -> str:
         return str(error["msg"])
     where, _, key = field.rpartition(".")
     if not where:
-        return unknown_key_message(key, KNOWN_KEYS[kind], f"a {kind} example", top_level=True)
+        owner = f"a {kind} example"
+        return unknown_key_message(
+            key, KNOWN_KEYS[kind], owner, top_level=True, value=error.get("input")
+        )
     if _A_MESSAGE.fullmatch(where):
         return unknown_key_message(key, MESSAGE_KEYS, "a message")
     if _A_TOOL_CALL.fullmatch(where):
@@ -262,11 +265,28 @@ _A_MESSAGE = re.compile(r"\w+(\.messages)?\[\d+\]")
 _A_TOOL_CALL = re.compile(r"\w+(\.messages)?\[\d+\]\.tool_calls\[\d+\]")
 
 
+_UNPAIRED_PREFERENCE = (
+    "unknown key 'label' (true or false): TRL's unpaired preference data (for KTO) marks each "
+    "completion good (true) or bad (false) so; finetune trains SFT and DPO, "
+    "not KTO, and removing the key would train on the bad completions too: for SFT keep the "
+    "rows labelled true and drop the column (ds.filter(lambda row: row['label'])"
+    ".remove_columns('label')); for DPO, pair a good and a bad completion of one prompt as "
+    "chosen and rejected"
+)
+
+
 def unknown_key_message(
-    key: str, known: Collection[str] = (), owner: str = "", *, top_level: bool = False
+    key: str,
+    known: Collection[str] = (),
+    owner: str = "",
+    *,
+    top_level: bool = False,
+    value: Any = None,
 ) -> str:
-    """Why a key holding a value is refused, with the key it most likely meant or else the
-    keys ``owner`` takes, and the cure (a table's extra columns, at the top)."""
+    """Why a key holding ``value`` is refused, with the key it most likely meant or else the
+    keys ``owner`` takes, and the cure (a table's extra columns, at the top; KTO's labels)."""
+    if top_level and key == "label" and isinstance(value, bool) and "preference" not in owner:
+        return _UNPAIRED_PREFERENCE
     named = sorted(set(known) - {"kind"})
     guess = did_you_mean(key, named)
     if guess:
