@@ -25,9 +25,9 @@ _PAIR_FIELD = re.compile(r"(prompt|input|chosen|rejected)(?:\[(\d+)\])?")
 def is_implicit_pair(data: dict[str, Any]) -> bool:
     """A row with ``chosen`` and ``rejected`` both lists, and no prompt of its own (or one
     in text: the conversations' first turns say it as messages)."""
-    if _EXPLICIT_KEYS & data.keys() or not isinstance(data.get("prompt", ""), str):
-        return False
-    return data.get("chosen").__class__ is list and data.get("rejected").__class__ is list
+    if data.get("chosen").__class__ is not list or data.get("rejected").__class__ is not list:
+        return False  # first: a chat row (every row, most often) stops here
+    return not _EXPLICIT_KEYS & data.keys() and isinstance(data.get("prompt", ""), str)
 
 
 def shared_turns(data: dict[str, Any]) -> int:
