@@ -731,6 +731,76 @@ def test_kto_rows_are_refused_with_a_cure_that_keeps_the_bad_completions_out(
     assert "KTO" not in number.errors[0].message  # a class label of another kind of data
 
 
+def _legacy_function_row(**changes: Any) -> dict[str, Any]:
+    """OpenAI's fine-tuning row for function calling before tools (2023)."""
+    call = {"name": changes.get("called", "get_weather"), "arguments": '{"city": "Paris"}'}
+    call["arguments"] = changes.get("arguments", call["arguments"])
+    function = {"name": "get_weather", "parameters": {"type": "object", "properties": {}}}
+    return {
+        "messages": [
+            _turn("user", "Weather in Paris?"),
+            {"role": "assistant", "content": None, "function_call": call},
+            {"role": "function", "name": "get_weather", "content": "sunny"},
+            _turn("assistant", "Sunny."),
+        ],
+        "functions": [changes.get("function", function)],
+    }
+
+
+def test_openai_legacy_function_calling_rows_are_read_as_tools() -> None:
+    """Was four errors a row (unknown keys functions and function_call, role 'function', an
+    assistant turn without content), each advising to remove or rename what holds the call."""
+    tools_shape = {
+        "messages": [
+            _turn("user", "Weather in Paris?"),
+            {
+                "role": "assistant",
+                "tool_calls": [
+                    {
+                        "id": "call00001",
+                        "type": "function",
+                        "function": {"name": "get_weather", "arguments": '{"city": "Paris"}'},
+                    }
+                ],
+            },
+            {"role": "tool", "tool_call_id": "call00001", "content": "sunny"},
+            _turn("assistant", "Sunny."),
+        ],
+        "tools": [
+            {
+                "type": "function",
+                "function": {
+                    "name": "get_weather",
+                    "parameters": {"type": "object", "properties": {}},
+                },
+            }
+        ],
+    }
+    legacy = ft.Dataset.from_records([_legacy_function_row()])
+    assert list(legacy) == list(ft.Dataset.from_records([tools_shape]))
+    assert legacy.fingerprint() == ft.Dataset.from_records([tools_shape]).fingerprint()
+    for target in ("hf", "mistral"):  # Mistral takes call ids of nine letters and digits only
+        report = validate(legacy, target=target, model="open-mistral-nemo")
+        assert not report.errors, report
+
+
+def test_a_legacy_function_rows_findings_name_its_own_fields() -> None:
+    rows = [
+        _legacy_function_row(arguments="not json"),
+        _legacy_function_row(function={"name": "get_weather", "parameters": "x"}),
+        _legacy_function_row(called="get_wether"),  # its result still answers it: by order
+    ]
+    report = validate(ft.Dataset.from_records(rows), target="hf", model="m")
+    found = {(f.line, f.code, f.field) for f in [*report.errors, *report.warnings]}
+    assert (1, "tool_arguments_not_json", "messages[1].function_call.arguments") in found
+    assert (2, "invalid_tools", "functions[0].parameters") in found
+    assert (3, "undefined_tool", "messages[1].function_call.name") in found
+    assert not {code for line, code, _ in found if line == 3} & {
+        "tool_call_without_result",
+        "tool_result_without_call",
+    }
+
+
 @needs_tiktoken
 def test_trl_conversational_prompt_completion_is_read_as_chat() -> None:
     """TRL trains on the completion: a prompt's assistant turn is context (weight 0)."""

@@ -19,6 +19,7 @@ from finetune.dataset._community import (
     is_alpaca,
     is_sharegpt,
 )
+from finetune.dataset._functions import function_field, functions_as_tools, is_function_row
 from finetune.dataset._implicit_prompt import (
     explicit_pair,
     explicit_pair_field,
@@ -126,9 +127,12 @@ def as_chat_record(data: dict[str, Any]) -> dict[str, Any]:
     ``_community``. TRL's conversational prompt-completion: ``messages`` is the prompt then
     the completion; as TRL trains on the completion only, an assistant turn of the prompt
     gets ``weight: 0`` (kept as context, not trained). TRL's implicit-prompt preference
-    pair: see ``_implicit_prompt``. Any other record is returned as it is."""
+    pair: see ``_implicit_prompt``; OpenAI's legacy ``functions``: see ``_functions``. Any
+    other record is returned as it is."""
     if is_implicit_pair(data):
         return arguments_as_text(tools_as_list(explicit_pair(data)))
+    if is_function_row(data):
+        return arguments_as_text(functions_as_tools(data))
     if not _conversational_completion(data):
         return arguments_as_text(tools_as_list(community_record(data)))
     context = [
@@ -146,6 +150,8 @@ def chat_field(field: str | None, data: dict[str, Any]) -> str | None:
     (``completion[1].content``, ``conversations[3].value``, ``chosen[2].content``)."""
     if is_implicit_pair(data):
         return explicit_pair_field(field, data)
+    if is_function_row(data):
+        return function_field(field, data)
     if field is None or not _conversational_completion(data):
         return community_field(field, data)
     found = MESSAGES_FIELD.match(field)
