@@ -799,6 +799,11 @@ def test_a_legacy_function_rows_findings_name_its_own_fields() -> None:
         "tool_call_without_result",
         "tool_result_without_call",
     }
+    unlisted = {key: value for key, value in _legacy_function_row().items() if key != "functions"}
+    report = validate(ft.Dataset.from_records([unlisted]), target="hf", model="m")
+    told = {f.field: f.message for f in report.errors}
+    for field in ("messages[1].function_call", "messages[2].role"):
+        assert "a row that lists its 'functions'" in told[field], told  # was: rename it
 
 
 @needs_tiktoken

@@ -19,7 +19,12 @@ from finetune.dataset._community import (
     is_alpaca,
     is_sharegpt,
 )
-from finetune.dataset._functions import function_field, functions_as_tools, is_function_row
+from finetune.dataset._functions import (
+    LEGACY_FUNCTIONS,
+    function_field,
+    functions_as_tools,
+    is_function_row,
+)
 from finetune.dataset._implicit_prompt import (
     explicit_pair,
     explicit_pair_field,
@@ -293,6 +298,8 @@ def unknown_key_message(
     keys ``owner`` takes, and the cure (a table's extra columns, at the top; KTO's labels)."""
     if top_level and key == "label" and isinstance(value, bool) and "preference" not in owner:
         return _UNPAIRED_PREFERENCE
+    if key == "function_call" and "tool_calls" in known:
+        return f"unknown key 'function_call': {LEGACY_FUNCTIONS}"
     named = sorted(set(known) - {"kind"})
     guess = did_you_mean(key, named)
     if guess:

@@ -9,7 +9,13 @@ from __future__ import annotations
 import re
 from typing import Any
 
-__all__ = ["function_field", "functions_as_tools", "is_function_row"]
+__all__ = ["LEGACY_FUNCTIONS", "function_field", "functions_as_tools", "is_function_row"]
+
+LEGACY_FUNCTIONS = (
+    "OpenAI's function calling from before tools: a row that lists its 'functions' has its "
+    "function_call and function turns read as tool calls and tool turns; give the row its "
+    "functions, or write the call as tool_calls and the result as a tool turn"
+)
 
 _CALL = re.compile(r"messages\[(\d+)\]\.tool_calls(?:\[0\])?(?:\.(id|type|function))?")
 _TOOL = re.compile(r"tools(?:\[(\d+)\])?")

@@ -20,6 +20,7 @@ from finetune.dataset._formats import (
     is_empty,
     unknown_key_message,
 )
+from finetune.dataset._functions import LEGACY_FUNCTIONS
 from finetune.validation._images import check_images
 
 if TYPE_CHECKING:
@@ -60,7 +61,10 @@ def check_keys(data: dict[str, Any], kind: str, where: str = "") -> Iterator[Iss
 
 
 def role_meant(role: Any) -> str:
-    """`` (did you mean 'user'?)`` for ``User`` or ShareGPT's ``human``; else nothing."""
+    """`` (did you mean 'user'?)`` for ``User`` or ShareGPT's ``human``; OpenAI's legacy
+    ``function`` turn told how it is read; else nothing."""
+    if role == "function":
+        return f" ({LEGACY_FUNCTIONS})"
     return did_you_mean(role, sorted(ROLES), SPEAKERS) if isinstance(role, str) else ""
 
 
