@@ -806,6 +806,61 @@ def test_a_legacy_function_rows_findings_name_its_own_fields() -> None:
         assert "a row that lists its 'functions'" in told[field], told  # was: rename it
 
 
+def test_anthropic_and_gemini_rows_are_read_as_ours() -> None:
+    """Bedrock's Claude fine-tuning rows (``system`` beside the messages) and Vertex AI's
+    Gemini tuning rows (``contents`` of ``parts``): was an unknown key 'system' (whose cure,
+    "remove it", lost the system prompt) and "unrecognized example shape (keys: contents)"."""
+    system = "Be brief."
+    ours = [
+        {"messages": [_turn("system", system), _turn("user", f"q{i}"), _turn("assistant", f"a{i}")]}
+        for i in range(3)
+    ]
+    anthropic = [{"system": system, "messages": row["messages"][1:]} for row in ours]
+    gemini = [
+        {
+            "systemInstruction": {"parts": [{"text": system}]},
+            "contents": [
+                {"role": "user", "parts": [{"text": f"q{i}"}]},
+                {"role": "model", "parts": [{"text": f"a{i}"}]},
+            ],
+        }
+        for i in range(3)
+    ]
+    expected = ft.Dataset.from_records(ours)
+    for rows in (anthropic, gemini):
+        read = ft.Dataset.from_records(rows)
+        assert read.kind == "chat"
+        assert list(read) == list(expected)
+        assert read.fingerprint() == expected.fingerprint()
+        assert not validate(read, target="hf", model="m").errors
+    two_parts = [
+        {"role": "user", "parts": [{"text": "a"}, {"text": "b"}]},
+        gemini[0]["contents"][1],
+    ]
+    (example,) = ft.Dataset.from_records([{"contents": two_parts}])
+    assert isinstance(example, ft.ChatExample)
+    assert example.messages[0].text == "ab"  # text parts, as a list of them
+
+
+def test_anthropic_and_gemini_rows_findings_name_their_own_fields() -> None:
+    gemini = {
+        "contents": [
+            {"role": "user", "parts": [{"text": "q"}, {"text": " more"}]},
+            {"role": "bot", "parts": [{"text": "a"}]},
+            {"role": "model", "parts": [{"text": ""}]},
+        ]
+    }
+    anthropic = {"system": "s", "messages": [_turn("user", "q"), _turn("bot", "a")]}
+    twice = {"system": "s", "messages": [_turn("system", "t"), *anthropic["messages"]]}
+    report = validate(ft.Dataset.from_records([gemini, anthropic, twice]), target="hf", model="m")
+    found = {(f.line, f.code, f.field) for f in [*report.errors, *report.warnings]}
+    assert (1, "unknown_role", "contents[1].role") in found
+    assert (1, "empty_content", "contents[2].parts") in found
+    assert (2, "unknown_role", "messages[1].role") in found
+    (kept_apart,) = [f for f in report.errors if f.line == 3 and f.field == "system"]
+    assert "begin with a system turn of their own" in kept_apart.message
+
+
 @needs_tiktoken
 def test_trl_conversational_prompt_completion_is_read_as_chat() -> None:
     """TRL trains on the completion: a prompt's assistant turn is context (weight 0)."""

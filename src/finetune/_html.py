@@ -314,10 +314,10 @@ def _preview_row(item: RawRecord | ReadProblem) -> str:
 
 def _turns(data: dict[str, Any]) -> list[tuple[str, str]]:
     """A raw row as (label, text) lines, whatever its shape."""
-    from finetune.dataset._community import community_record
+    from finetune.dataset._formats import as_chat_record
     from finetune.dataset._tool_rows import MESSAGE_LIST_KEYS
 
-    data = community_record(data)  # ShareGPT's and Alpaca's turns, as read
+    data = as_chat_record(data)  # other tools' and APIs' shapes, as read
     found: list[tuple[str, str]] = []
     for key in (*MESSAGE_LIST_KEYS, "completion"):
         value = data.get(key)

@@ -12,6 +12,7 @@ from typing import Any, Literal, get_args
 from pydantic import TypeAdapter, ValidationError
 
 from finetune._errors import DatasetError, UnsupportedFeature, did_you_mean
+from finetune.dataset._api_shapes import api_field, api_record, is_api_shape, is_gemini
 from finetune.dataset._community import (
     MESSAGES_FIELD,
     community_field,
@@ -111,7 +112,7 @@ def detect_kind(data: dict[str, Any], *, loose: bool = False) -> ExampleKind | N
         return "preference"
     if "messages" in data or _conversational_completion(data):
         return "chat"
-    if is_sharegpt(data) or is_alpaca(data):
+    if is_sharegpt(data) or is_alpaca(data) or is_gemini(data):
         return "chat"
     has_prompt, has_completion = "prompt" in data, "completion" in data
     if (has_prompt or has_completion) if loose else (has_prompt and has_completion):
@@ -139,7 +140,7 @@ def as_chat_record(data: dict[str, Any]) -> dict[str, Any]:
     if is_function_row(data):
         return arguments_as_text(functions_as_tools(data))
     if not _conversational_completion(data):
-        return arguments_as_text(tools_as_list(community_record(data)))
+        return arguments_as_text(tools_as_list(community_record(api_record(data))))
     context = [
         {**m, "weight": 0}
         if isinstance(m, dict) and m.get("role") == "assistant" and "weight" not in m
@@ -157,6 +158,8 @@ def chat_field(field: str | None, data: dict[str, Any]) -> str | None:
         return explicit_pair_field(field, data)
     if is_function_row(data):
         return function_field(field, data)
+    if is_api_shape(data):
+        return api_field(field, data)
     if field is None or not _conversational_completion(data):
         return community_field(field, data)
     found = MESSAGES_FIELD.match(field)
@@ -298,6 +301,11 @@ def unknown_key_message(
     keys ``owner`` takes, and the cure (a table's extra columns, at the top; KTO's labels)."""
     if top_level and key == "label" and isinstance(value, bool) and "preference" not in owner:
         return _UNPAIRED_PREFERENCE
+    if top_level and key == "system" and "messages" in known:
+        return (
+            "unknown key 'system': a system prompt beside the messages is read as their first "
+            "turn, unless they begin with a system turn of their own, as these do: keep one"
+        )
     if key == "function_call" and "tool_calls" in known:
         return f"unknown key 'function_call': {LEGACY_FUNCTIONS}"
     named = sorted(set(known) - {"kind"})
