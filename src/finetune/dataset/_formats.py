@@ -6,12 +6,12 @@ import functools
 import hashlib
 import json
 import re
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, Literal, get_args
 
 from pydantic import TypeAdapter, ValidationError
 
-from finetune._errors import DatasetError, UnsupportedFeature, did_you_mean
+from finetune._errors import DatasetError, UnsupportedFeature
 from finetune.dataset._api_shapes import api_field, api_record, is_api_shape, is_gemini
 from finetune.dataset._community import (
     MESSAGES_FIELD,
@@ -21,7 +21,6 @@ from finetune.dataset._community import (
     is_sharegpt,
 )
 from finetune.dataset._functions import (
-    LEGACY_FUNCTIONS,
     function_field,
     functions_as_tools,
     is_function_row,
@@ -33,6 +32,7 @@ from finetune.dataset._implicit_prompt import (
     why_no_prompt,
 )
 from finetune.dataset._tool_rows import arguments_as_text, tools_as_list
+from finetune.dataset._unknown_keys import unknown_key_message
 from finetune.types import (
     EXAMPLE_KINDS,
     ChatExample,
@@ -64,7 +64,6 @@ __all__ = [
     "split_turns",
     "to_format",
     "turns_digest",
-    "unknown_key_message",
 ]
 
 OutputFormat = Literal["native", "openai", "mistral", "hf"]
@@ -277,52 +276,6 @@ def _message(error: Any, field: str | None, kind: ExampleKind) -> str:
 
 _A_MESSAGE = re.compile(r"\w+(\.messages)?\[\d+\]")
 _A_TOOL_CALL = re.compile(r"\w+(\.messages)?\[\d+\]\.tool_calls\[\d+\]")
-
-
-_UNPAIRED_PREFERENCE = (
-    "unknown key 'label' (true or false): TRL's unpaired preference data (for KTO) marks each "
-    "completion good (true) or bad (false) so; finetune trains SFT and DPO, "
-    "not KTO, and removing the key would train on the bad completions too: for SFT keep the "
-    "rows labelled true and drop the column (ds.filter(lambda row: row['label'])"
-    ".remove_columns('label')); for DPO, pair a good and a bad completion of one prompt as "
-    "chosen and rejected"
-)
-
-
-def unknown_key_message(
-    key: str,
-    known: Collection[str] = (),
-    owner: str = "",
-    *,
-    top_level: bool = False,
-    value: Any = None,
-) -> str:
-    """Why a key holding ``value`` is refused, with the key it most likely meant or else the
-    keys ``owner`` takes, and the cure (a table's extra columns, at the top; KTO's labels)."""
-    if top_level and key == "label" and isinstance(value, bool) and "preference" not in owner:
-        return _UNPAIRED_PREFERENCE
-    if top_level and key == "system" and "messages" in known:
-        return (
-            "unknown key 'system': a system prompt beside the messages is read as their first "
-            "turn, unless they begin with a system turn of their own, as these do: keep one"
-        )
-    if key == "function_call" and "tool_calls" in known:
-        return f"unknown key 'function_call': {LEGACY_FUNCTIONS}"
-    named = sorted(set(known) - {"kind"})
-    guess = did_you_mean(key, named)
-    if guess:
-        message = f"unknown key {key!r} holds a value{guess}"
-    elif named:
-        message = f"unknown key {key!r} holds a value; {owner} takes {', '.join(named)}"
-    else:
-        message = f"unknown key {key!r} holds a value"
-    message += "; remove it or rename it to a known one"
-    if top_level:
-        message += (
-            " (a table's extra columns: keep only those you train on, "
-            "e.g. ds.select_columns([...]) or frame[[...]])"
-        )
-    return message
 
 
 def _without_empty_unknowns(data: dict[str, Any], known: frozenset[str]) -> dict[str, Any]:

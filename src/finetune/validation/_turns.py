@@ -18,9 +18,9 @@ from finetune.dataset._formats import (
     MESSAGE_KEYS,
     TOOL_CALL_KEYS,
     is_empty,
-    unknown_key_message,
 )
 from finetune.dataset._functions import LEGACY_FUNCTIONS
+from finetune.dataset._unknown_keys import unknown_key_message
 from finetune.validation._images import check_images
 
 if TYPE_CHECKING:

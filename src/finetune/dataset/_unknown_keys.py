@@ -1,0 +1,70 @@
+"""Why a key we do not know is refused: the key most likely meant, the keys its owner takes,
+and the cure; for a key of another tool's shape, what "remove it" would lose."""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+from typing import Any
+
+from finetune._errors import did_you_mean
+from finetune.dataset._functions import LEGACY_FUNCTIONS
+
+__all__ = ["unknown_key_message"]
+
+
+_UNPAIRED_PREFERENCE = (
+    "unknown key 'label' (true or false): TRL's unpaired preference data (for KTO) marks each "
+    "completion good (true) or bad (false) so; finetune trains SFT and DPO, "
+    "not KTO, and removing the key would train on the bad completions too: for SFT keep the "
+    "rows labelled true and drop the column (ds.filter(lambda row: row['label'])"
+    ".remove_columns('label')); for DPO, pair a good and a bad completion of one prompt as "
+    "chosen and rejected"
+)
+
+
+def _other_shape_key(
+    key: str, known: Collection[str], owner: str, *, top_level: bool, value: Any
+) -> str | None:
+    """Why a key of another tool's shape, which we read only whole, is refused here, where
+    "remove it" would lose what it holds (KTO's labels, a second system prompt, a legacy
+    function call); ``None`` for any other key."""
+    if top_level and key == "label" and isinstance(value, bool) and "preference" not in owner:
+        return _UNPAIRED_PREFERENCE
+    if top_level and key == "system" and "messages" in known:
+        return (
+            "unknown key 'system': a system prompt beside the messages is read as their first "
+            "turn, unless they begin with a system turn of their own, as these do: keep one"
+        )
+    if key == "function_call" and "tool_calls" in known:
+        return f"unknown key 'function_call': {LEGACY_FUNCTIONS}"
+    return None
+
+
+def unknown_key_message(
+    key: str,
+    known: Collection[str] = (),
+    owner: str = "",
+    *,
+    top_level: bool = False,
+    value: Any = None,
+) -> str:
+    """Why a key holding ``value`` is refused, with the key it most likely meant or else the
+    keys ``owner`` takes, and the cure (a table's extra columns, at the top; KTO's labels)."""
+    known_shape = _other_shape_key(key, known, owner, top_level=top_level, value=value)
+    if known_shape is not None:
+        return known_shape
+    named = sorted(set(known) - {"kind"})
+    guess = did_you_mean(key, named)
+    if guess:
+        message = f"unknown key {key!r} holds a value{guess}"
+    elif named:
+        message = f"unknown key {key!r} holds a value; {owner} takes {', '.join(named)}"
+    else:
+        message = f"unknown key {key!r} holds a value"
+    message += "; remove it or rename it to a known one"
+    if top_level:
+        message += (
+            " (a table's extra columns: keep only those you train on, "
+            "e.g. ds.select_columns([...]) or frame[[...]])"
+        )
+    return message
