@@ -859,6 +859,10 @@ def test_anthropic_and_gemini_rows_findings_name_their_own_fields() -> None:
     assert (2, "unknown_role", "messages[1].role") in found
     (kept_apart,) = [f for f in report.errors if f.line == 3 and f.field == "system"]
     assert "begin with a system turn of their own" in kept_apart.message
+    called = {"role": "model", "parts": [{"functionCall": {"name": "w", "args": {}}}]}
+    report = validate(ft.Dataset.from_records([{"contents": [called]}]), target="hf", model="m")
+    told = {f.field: f.message for f in report.errors}
+    assert told["contents[0].parts[0]"].startswith("Gemini's functionCall part is not read")
 
 
 @needs_tiktoken

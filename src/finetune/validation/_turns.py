@@ -229,11 +229,21 @@ def _check_content(
         yield "empty_content", "warning", f"{role} content is empty", f"{where}.content"
 
 
+_GEMINI_PARTS = frozenset({"functionCall", "functionResponse", "inlineData", "fileData"})
+
+
 def _part_problem(part: Any) -> str | None:
     """What is wrong with one content part, if anything."""
     if not isinstance(part, dict):
         return "content parts must be objects"
     if not isinstance(part.get("type"), str):
+        gemini = sorted(_GEMINI_PARTS & part.keys())
+        if gemini:
+            return (
+                f"Gemini's {gemini[0]} part is not read: of Gemini's rows, finetune reads text "
+                "parts only; write the turn in OpenAI's shape (tool_calls, a tool turn, an "
+                "image_url part)"
+            )
         return 'a content part needs a "type" ("text", "image_url", ...)'
     if part["type"] == "text" and not isinstance(part.get("text"), str):
         return 'a "text" part needs a string "text"'
