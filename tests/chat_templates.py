@@ -55,6 +55,20 @@ CHATML_TOOLS = (
 )
 
 
+# ChatML with a think block, as Qwen 3 writes reasoning: an assistant turn after the last
+# user turn shows its reasoning_content in <think>...</think> before its content; one before it
+# shows its content alone (a model's earlier reasoning is not in its context)
+CHATML_THINK = (
+    "{% set ns = namespace(last_user=-1) %}{% for m in messages %}"
+    "{% if m['role'] == 'user' %}{% set ns.last_user = loop.index0 %}{% endif %}{% endfor %}"
+    "{% for m in messages %}{{ '<|im_start|>' + m['role'] + '\\n' }}"
+    "{% if m['role'] == 'assistant' and loop.index0 > ns.last_user %}"
+    "{{ '<think>\\n' + (m.get('reasoning_content') or '') + '\\n</think>\\n\\n' }}{% endif %}"
+    "{{ m['content'] + '<|im_end|>\\n' }}{% endfor %}"
+    "{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}"
+)
+
+
 @dataclass(frozen=True)
 class Family:
     """A template, its control tokens, and the token that ends an assistant turn."""

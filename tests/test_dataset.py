@@ -865,6 +865,54 @@ def test_anthropic_and_gemini_rows_findings_name_their_own_fields() -> None:
     assert told["contents[0].parts[0]"].startswith("Gemini's functionCall part is not read")
 
 
+def _reasoned(**answer: Any) -> dict[str, Any]:
+    return {"messages": [_turn("user", "2 + 2?"), {"role": "assistant", "content": "4", **answer}]}
+
+
+@needs_tiktoken
+def test_an_answers_reasoning_is_read_written_and_refused_where_it_is_not_trained(
+    tmp_path: Path,
+) -> None:
+    """Together's ``reasoning`` (or ``reasoning_content``) beside an assistant turn's
+    content: was 'unknown key ... remove it', which trains a reasoning model to stop."""
+    read = ft.Dataset.from_records([_reasoned(reasoning="Two and two make four.")])
+    (example,) = read
+    assert example.messages[1].reasoning_content == "Two and two make four."  # type: ignore[union-attr]
+    same = ft.Dataset.from_records([_reasoned(reasoning_content="Two and two make four.")])
+    assert read.fingerprint() == same.fingerprint()
+    for fmt in ("openai", "hf", "native"):
+        written = read.to_jsonl(tmp_path / f"{fmt}.jsonl", format=fmt)
+        assert '"reasoning_content":"Two and two make four."' in written.read_text()
+        assert list(ft.Dataset.from_jsonl(written)) == list(read)
+    with pytest.raises(ft.UnsupportedFeature, match="reasoning_content"):
+        read.to_jsonl(tmp_path / "m.jsonl", format="mistral")
+    for target in ("together", "fireworks", "hf"):
+        assert not validate(read, target=target, model="m").counts.get("unsupported_reasoning")
+    refused = validate(read, target="openai", model="gpt-4.1-mini-2025-04-14")
+    (found,) = refused.kept["unsupported_reasoning"]
+    assert found.field == "messages[1].reasoning" and "unlearns to reason" in found.message
+
+
+@pytest.mark.parametrize(
+    ("row", "field", "says"),
+    [
+        (_reasoned(reasoning="a", reasoning_content="b"), "messages[1].reasoning", "keep one"),
+        (_reasoned(reasoning=["a"]), "messages[1].reasoning", "as text, not an array"),
+        (
+            {"messages": [{**_turn("user", "q"), "reasoning": "r"}, _turn("assistant", "a")]},
+            "messages[0].reasoning",
+            "not a user message's",
+        ),
+    ],
+)
+def test_reasoning_that_is_not_one_answers_text_is_refused(
+    row: dict[str, Any], field: str, says: str
+) -> None:
+    report = validate(ft.Dataset.from_records([row]), target="hf", model="m")
+    found = {f.field: f.message for f in report.kept.get("invalid_reasoning", [])}
+    assert says in found[field], found
+
+
 @needs_tiktoken
 def test_trl_conversational_prompt_completion_is_read_as_chat() -> None:
     """TRL trains on the completion: a prompt's assistant turn is context (weight 0)."""

@@ -2603,3 +2603,19 @@ def test_evaluate_is_typed_with_the_keywords_of_aevaluate() -> None:
         p for p in inspect.signature(ft.evaluate).parameters.values() if p.kind is p.VAR_KEYWORD
     ]
     assert options.annotation == "Unpack[EvaluateOptions]"
+
+
+def test_an_earlier_turns_reasoning_is_not_sent_and_the_answer_is_the_reference() -> None:
+    """A chat API takes no reasoning_content in the history (its own chain of thought is its
+    reply's): a prompt sends the turns without it, and the reference is the answer's
+    content, not its reasoning."""
+    from finetune.evaluation._prompts import split_example
+
+    turn = {"role": "assistant", "content": "4", "reasoning": "Two and two."}
+    row = {"messages": [{"role": "user", "content": "2 + 2?"}, turn]}
+    row["messages"] += [{"role": "user", "content": "And 3 + 3?"}, {**turn, "content": "6"}]
+    (example,) = ft.Dataset.from_records([row])
+    prompt, reference = split_example(example)
+    assert reference == "6"
+    assert all("reasoning_content" not in message for message in prompt)
+    assert prompt[1] == {"role": "assistant", "content": "4"}

@@ -415,6 +415,46 @@ def test_tools_train_where_the_chat_template_writes_them_and_are_refused_elsewhe
     assert job.wait(poll_interval=0.3, timeout=240).status is ft.JobStatus.SUCCEEDED
 
 
+_THINK_TEMPLATE = (  # the tiny base's own layout, the answer's reasoning in a think block
+    "{% for m in messages %}{{ '<|' + m['role'] + '|>' }}"
+    "{% if m['role'] == 'assistant' and loop.last %}"
+    "{{ '<think>' + (m.get('reasoning_content') or '') + '</think>' }}{% endif %}"
+    "{{ m['content'] + '<|end|>' }}{% endfor %}"
+    "{% if add_generation_prompt %}{{ '<|assistant|>' }}{% endif %}"
+)
+
+
+def test_reasoning_trains_where_the_chat_template_writes_it_and_is_refused_elsewhere(
+    tiny_base: str, rows: list[dict[str, Any]], tmp_path: Path
+) -> None:
+    """An assistant turn's chain of thought (Together's ``reasoning``): was refused as an
+    unknown key, whose cure, "remove it", trains a reasoning model to stop reasoning."""
+    from transformers import AutoTokenizer
+
+    reasoned = [
+        {**row, "messages": [*row["messages"][:-1], {**row["messages"][-1], "reasoning": why}]}
+        for row, why in zip(rows[:24], ("The customer waits.", "Be brief.") * 12, strict=True)
+    ]
+    plain = ft.Tuner("hf", model=tiny_base)  # its template writes content alone
+    report = plain.validate(ft.Dataset.from_records(reasoned))
+    assert report.counts["unsupported_reasoning"] == 24
+    found = report.kept["unsupported_reasoning"][0]
+    assert found.field == f"messages[{len(rows[0]['messages']) - 1}].reasoning"
+    assert "does not write reasoning_content" in found.message
+
+    thinks = tmp_path / "tiny-that-thinks"
+    shutil.copytree(tiny_base, thinks)
+    tokenizer = AutoTokenizer.from_pretrained(thinks)
+    tokenizer.chat_template = _THINK_TEMPLATE
+    tokenizer.save_pretrained(thinks)
+    tuner = ft.Tuner("hf", model=str(thinks))
+    assert tuner.validate(ft.Dataset.from_records(reasoned)).error_count == 0
+    job = tuner.fit(ft.Dataset.from_records(reasoned), hyperparameters=ft.Hyperparameters(epochs=1))
+    assert job.wait(poll_interval=0.3, timeout=240).status is ft.JobStatus.SUCCEEDED
+    uploaded = next((tuner.backend.jobs_dir / "files").glob("*"))
+    assert '"reasoning_content":"The customer waits."' in uploaded.read_text()
+
+
 def test_a_log_line_cut_by_a_crash_costs_only_that_line(tmp_path: Path) -> None:
     job = JobDir(tmp_path / "job")
     job.path.mkdir()

@@ -187,3 +187,44 @@ def test_a_template_that_does_not_write_tool_calls_is_named() -> None:
     with pytest.raises(MaskProblem, match=r"without its tool call\(s\) find_order") as caught:
         assistant_mask(tokenizer, CALLING)
     assert caught.value.code == "unsupported_tools"
+
+
+THINKING = [
+    {"role": "user", "content": "Where is my order?"},
+    {"role": "assistant", "content": "It ships tomorrow.", "reasoning_content": "Ships soon."},
+    {"role": "user", "content": "Thanks"},
+    {"role": "assistant", "content": "Sorry for the delay.", "reasoning_content": "Be polite."},
+]
+
+
+def test_a_think_block_is_trained_with_its_turn_as_a_qwen3_template_writes_it() -> None:
+    """Qwen 3's template writes the turns after the last question with a think block (empty
+    without reasoning), and earlier ones without: each turn is found as the whole
+    conversation writes it. Was: the last turn's think block made it 'not the message's
+    content', and a turn before it 'spell ''' (both mask_unstable)."""
+    from dataclasses import replace
+
+    from tests.chat_templates import CHATML_THINK
+
+    tokenizer = family_tokenizer(replace(FAMILIES[0], template=CHATML_THINK))
+    masked = assistant_mask(tokenizer, THINKING)
+    assert trained_spans(tokenizer, masked.input_ids, masked.mask) == [
+        "It ships tomorrow.<|im_end|>",  # its reasoning is not in the conversation the model sees
+        "<think>\nBe polite.\n</think>\n\nSorry for the delay.<|im_end|>",
+    ]
+    plain = [{k: v for k, v in m.items() if k != "reasoning_content"} for m in THINKING]
+    masked = assistant_mask(tokenizer, plain)
+    assert trained_spans(tokenizer, masked.input_ids, masked.mask)[1] == (
+        "<think>\n\n</think>\n\nSorry for the delay.<|im_end|>"
+    )
+    moved = [*THINKING[:3], {**THINKING[3], "reasoning_content": "Not what it writes."}]
+    with pytest.raises(MaskProblem):  # a template that writes other reasoning is still named
+        assistant_mask(
+            family_tokenizer(
+                replace(
+                    FAMILIES[0],
+                    template=CHATML_THINK.replace("(m.get('reasoning_content') or '')", "'other'"),
+                )
+            ),
+            moved,
+        )

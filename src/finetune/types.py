@@ -112,10 +112,13 @@ class Tool(_Value):
 
 
 class Message(_Value):
-    """One chat turn. ``weight`` (0 or 1) marks whether an assistant turn is trained on."""
+    """One chat turn. ``weight`` (0 or 1) marks whether an assistant turn is trained on;
+    ``reasoning_content``, an assistant turn's chain of thought before its ``content``, for a
+    model that reasons (read from ``reasoning`` too)."""
 
     role: Role
     content: str | list[ContentPart] | None = None
+    reasoning_content: str | None = None
     name: str | None = None
     tool_calls: list[ToolCall] | None = None
     tool_call_id: str | None = None

@@ -49,6 +49,7 @@ __all__ = [
     "KNOWN_KEYS",
     "MESSAGE_KEYS",
     "OUTPUT_FORMATS",
+    "REASONING_KEYS",
     "TOOL_CALL_KEYS",
     "TURNS_DIGEST_SIZE",
     "OutputFormat",
@@ -87,7 +88,10 @@ KNOWN_KEYS: dict[str, frozenset[str]] = {
         }
     ),
 }
-MESSAGE_KEYS = frozenset({"role", "content", "name", "tool_calls", "tool_call_id", "weight"})
+MESSAGE_KEYS = frozenset(
+    {"role", "content", "reasoning_content", "name", "tool_calls", "tool_call_id", "weight"}
+)
+REASONING_KEYS = ("reasoning_content", "reasoning")  # ours; Together's and OpenRouter's
 TOOL_CALL_KEYS = frozenset({"id", "type", "function"})
 FUNCTION_KEYS = frozenset({"name", "arguments"})  # of a tool call's function
 
@@ -292,6 +296,8 @@ def _clean_message(message: dict[str, Any]) -> dict[str, Any]:
     """A message, and each of its tool calls and their functions, without the unknown keys
     that hold nothing (``"index": null``, a table's null column); ``"tool_calls": []`` is
     no call, as a message without the key."""
+    if "reasoning" in message and "reasoning_content" not in message:
+        message = {("reasoning_content" if k == "reasoning" else k): v for k, v in message.items()}
     cleaned = _without_empty_unknowns(message, MESSAGE_KEYS)
     if cleaned.get("tool_calls") == []:  # no calls, as a message without the key
         del cleaned["tool_calls"]
@@ -440,6 +446,11 @@ def _messages(messages: list[Message], fmt: OutputFormat) -> list[dict[str, Any]
     out = []
     for message in messages:
         record = message.model_dump(mode="json", exclude_none=True)
+        if fmt == "mistral" and message.reasoning_content is not None:
+            raise UnsupportedFeature(
+                "Mistral's format has no place for an assistant turn's reasoning_content: "
+                "write the examples in the openai or hf format"
+            )
         if fmt == "mistral" and isinstance(message.content, list):
             record["content"] = message.text
         out.append(record)

@@ -108,8 +108,11 @@ def _prompt_and_answer(example: Example) -> tuple[Sequence[Message], Message | N
 
 
 def _sent(message: Message) -> dict[str, Any]:
-    """A turn as a chat API takes it: its tool calls and tool call id kept, no weight."""
-    return message.model_dump(mode="json", exclude_none=True, exclude={"weight"})
+    """A turn as a chat API takes it: its tool calls and tool call id kept, no weight, and no
+    chain of thought (a chat API takes none in the history; a model's own is its reply's)."""
+    return message.model_dump(
+        mode="json", exclude_none=True, exclude={"weight", "reasoning_content"}
+    )
 
 
 def shot_turns(few_shot: Sequence[Any] | None) -> Messages:

@@ -110,6 +110,16 @@ RULES: dict[str, tuple[str, str]] = {
         "Tool definitions, calls or results that training would drop: the model's chat "
         "template does not write them, or the target trains text turns only.",
     ),
+    "invalid_reasoning": (
+        "error",
+        "An assistant turn's reasoning (reasoning_content, or reasoning) that is not text, is "
+        "given under both names, or stands on another role's turn.",
+    ),
+    "unsupported_reasoning": (
+        "error",
+        "An assistant turn's reasoning that training would drop: the target trains none "
+        "(openai, mistral), or the model's chat template does not write it.",
+    ),
     "invalid_tool_call_id": ("error", "Mistral tool call ids are 9 letters or digits."),
     "invalid_preference": ("error", "A preference example lacks input, chosen or rejected."),
     "identical_pair": (

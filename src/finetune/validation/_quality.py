@@ -13,6 +13,7 @@ from operator import eq
 from typing import Any
 
 from finetune._words import counted
+from finetune.validation._tokens import reasoning_of
 
 __all__ = ["QualityScan", "example_texts", "percentile"]
 
@@ -53,6 +54,8 @@ def example_texts(record: dict[str, Any]) -> Iterator[tuple[str, str]]:
             for message in group:
                 if isinstance(message, dict):
                     yield str(message.get("role")), _text(message.get("content"))
+                    if reasoning_of(message):
+                        yield "reasoning", reasoning_of(message)
 
 
 def _groups(record: dict[str, Any]) -> Iterator[Any]:

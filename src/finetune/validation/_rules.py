@@ -52,6 +52,7 @@ class Target:
     inline_images_only: bool = False  # images as base64 data URLs only, no links
     image_types: frozenset[str] = frozenset()  # the image/... types it takes (empty: any)
     lists_models: bool = False  # the model table holds all it trains: others are unknown_model
+    reasoning: bool = False  # trains an assistant turn's reasoning_content (chain of thought)
 
 
 TARGETS = {
@@ -72,13 +73,16 @@ TARGETS = {
         mistral_tool_ids=True,
         images=False,  # its format's content is text: the parts' texts, joined
     ),
-    "hf": Target("hf", frozenset(EXAMPLE_KINDS), 1, None, truncates=True, images=False),
+    "hf": Target(
+        "hf", frozenset(EXAMPLE_KINDS), 1, None, truncates=True, images=False, reasoning=True
+    ),
     "together": Target(
         "together",
         frozenset(EXAMPLE_KINDS),
         min_examples=1,
         max_file_bytes=50 * 1024**3,
         inline_images_only=True,
+        reasoning=True,  # reasoning or reasoning_content on assistant turns (its docs)
         image_types=frozenset({"jpeg", "png", "webp"}),
     ),
     # Fireworks: chat JSONL (or one-turn preference pairs for DPO), 3 to 3 million examples;
@@ -91,6 +95,7 @@ TARGETS = {
         one_answer_pairs=True,
         inline_images_only=True,
         image_types=frozenset({"jpeg", "png"}),
+        reasoning=True,  # thinking traces on assistant turns, for the models that think
     ),
 }
 

@@ -24,6 +24,7 @@ __all__ = [
     "counter_for",
     "no_chat_template",
     "openai_encoding_name",
+    "reasoning_of",
     "template_messages",
     "text_of",
 ]
@@ -96,8 +97,17 @@ def template_messages(messages: list[Any]) -> list[dict[str, Any]]:
         for key in ("tool_call_id", "name"):
             if message.get(key) is not None:
                 shaped[key] = message[key]
+        if reasoning_of(message):  # Qwen 3's, DeepSeek's and gpt-oss's templates read it
+            shaped["reasoning_content"] = reasoning_of(message)
         out.append(shaped)
     return out
+
+
+def reasoning_of(message: dict[str, Any]) -> str:
+    """An assistant turn's chain of thought (``reasoning_content``, or ``reasoning``); ""
+    for none."""
+    reasoning = message.get("reasoning_content", message.get("reasoning"))
+    return reasoning if isinstance(reasoning, str) else ""
 
 
 def _template_call(call: dict[str, Any]) -> dict[str, Any]:
@@ -299,6 +309,7 @@ class ApproximateCounter:
         for message in _messages_of(record):
             if isinstance(message, dict):
                 total += 4 + self.count_text(text_of(message.get("content")))
+                total += self.count_text(reasoning_of(message))
         return total
 
 

@@ -16,6 +16,7 @@ from finetune.dataset._formats import (
     IGNORED_KEYS,
     KNOWN_KEYS,
     MESSAGE_KEYS,
+    REASONING_KEYS,
     TOOL_CALL_KEYS,
     is_empty,
 )
@@ -34,7 +35,7 @@ ROLES = {"system", "user", "assistant", "tool"}
 _MISTRAL_TOOL_ID = re.compile(r"^[A-Za-z0-9]{9}$")
 # the keys of the objects inside an example, and how a message names their owner
 _PART_KEYS = {
-    "message": (MESSAGE_KEYS, "a message"),
+    "message": (MESSAGE_KEYS | {"reasoning"}, "a message"),
     "tool call": (TOOL_CALL_KEYS, "a tool call"),
     "function": (FUNCTION_KEYS, "a tool call's function"),
 }
@@ -166,6 +167,7 @@ def _check_message(
     if len(message) > 2:  # role and content alone (most turns); other pairs lack one, refused
         yield from _check_name(message.get("name"), where)
         yield from _check_placement(message, role, where)
+        yield from _check_reasoning(message, role, where, target)
     if role == "assistant" and message.get("tool_calls") is not None:
         yield from _check_tool_calls(message["tool_calls"], where, target, open_calls)
     if role == "tool":
@@ -181,6 +183,34 @@ def _check_message(
             )
         else:
             del open_calls[call_id]
+
+
+def _check_reasoning(
+    message: dict[str, Any], role: str, where: str, target: Target
+) -> Iterator[Issue]:
+    """An assistant turn's chain of thought (``reasoning_content``, or ``reasoning``): text,
+    once, and only where the target trains it."""
+    given = [key for key in REASONING_KEYS if message.get(key) is not None]
+    if not given:
+        return
+    path = f"{where}.{given[0]}"
+    if len(given) > 1:
+        text = "reasoning_content and reasoning are one field by two names: keep one"
+        yield "invalid_reasoning", "error", text, f"{where}.reasoning"
+    elif role != "assistant":
+        text = f"reasoning is an assistant turn's chain of thought, not a {role} message's"
+        yield "invalid_reasoning", "error", text, path
+    elif not isinstance(message[given[0]], str):
+        text = f"{given[0]} is the chain of thought as text, not {json_kind(message[given[0]])}"
+        yield "invalid_reasoning", "error", text, path
+    elif not target.reasoning:
+        text = (
+            f"{target.name} trains no reasoning: the chain of thought would be dropped, and a "
+            "model that reasons, trained on answers alone, unlearns to reason; train it on "
+            "together, fireworks or hf (a model whose chat template writes it), or remove the "
+            "key to train the answers alone on a model that does not reason"
+        )
+        yield "unsupported_reasoning", "error", text, path
 
 
 def _check_name(name: Any, where: str) -> Iterator[Issue]:

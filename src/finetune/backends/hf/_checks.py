@@ -15,10 +15,11 @@ from finetune.backends.hf._config import adapter_settings
 from finetune.backends.hf._inputs import needs_trust, untrusted_model
 from finetune.backends.hf._masks import MaskProblem, encode_record
 from finetune.backends.hf._merge import adapter_base
+from finetune.dataset._formats import REASONING_KEYS
 from finetune.validation._rules import Issue, first_tool_use
 from finetune.validation._tokens import text_of
 
-__all__ = ["ModelChecks", "model_context", "writes_tools"]
+__all__ = ["ModelChecks", "model_context", "writes_reasoning", "writes_tools"]
 
 
 def model_context(path: str, trust_remote_code: bool = False, spec: str = "") -> int | None:
@@ -56,6 +57,39 @@ def writes_tools(tokenizer: Any, chat_template: str | None = None) -> bool:
     except Exception:  # a template that fails on tools does not take them
         return False
     return bool(offered != plain and "finetune_probe" in offered)
+
+
+def _first_reasoning(data: dict[str, Any]) -> str | None:
+    """The field of the first chain of thought in a chat record (``None``: it has none)."""
+    messages = data.get("messages")
+    for index, message in enumerate(messages if isinstance(messages, list) else ()):
+        for key in REASONING_KEYS:
+            if isinstance(message, dict) and message.get(key) is not None:
+                return f"messages[{index}].{key}"
+    return None
+
+
+def writes_reasoning(tokenizer: Any) -> bool:
+    """Whether the chat template writes an assistant turn's ``reasoning_content`` (Qwen 3's
+    and DeepSeek's do, in a think block): a conversation ending on a turn with a probe
+    reasoning shows it."""
+    turns = [
+        {"role": "user", "content": "x"},
+        {"role": "assistant", "content": "y", "reasoning_content": "finetune_probe_reasoning"},
+    ]
+    try:
+        rendered = tokenizer.apply_chat_template(turns, tokenize=False)
+    except Exception:  # a template that fails on it does not take it
+        return False
+    return "finetune_probe_reasoning" in str(rendered)
+
+
+_NO_REASONING_IN_TEMPLATE = (
+    "the model's chat template does not write reasoning_content, so the chain of thought "
+    "would never be trained: use a model whose template does (Qwen 3, DeepSeek R1 and its "
+    "distills ...), set tokenizer.chat_template to one that does, or write the reasoning into "
+    "content as the model's own format spells it"
+)
 
 
 class ModelChecks:
@@ -96,7 +130,16 @@ class ModelChecks:
         if record.get("tools") and not self.renders_tools:
             yield ("unsupported_tools", "error", _NO_TOOLS_IN_TEMPLATE, "tools")
             return
+        reasoning = _first_reasoning(data)
+        if reasoning is not None and not self.renders_reasoning:
+            yield ("unsupported_reasoning", "error", _NO_REASONING_IN_TEMPLATE, reasoning)
+            return
         yield from self._encodes(record, example.kind)
+
+    @functools.cached_property
+    def renders_reasoning(self) -> bool:
+        """Whether the chat template writes an assistant turn's reasoning."""
+        return writes_reasoning(self.tokenizer)
 
     @functools.cached_property
     def renders_tools(self) -> bool:

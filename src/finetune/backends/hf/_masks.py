@@ -11,6 +11,7 @@ trained on a shifted mask.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -119,7 +120,11 @@ def assistant_mask(
                 "(pass options={'assistant_only_loss': False} to train on every token)"
             )
         start = len(before)
-        end = _turn_end(tokenizer, full, start, _common_prefix(through, full), special)
+        common = _common_prefix(through, full)
+        # a template may write a turn differently once it is not the last (Qwen 3 drops an
+        # earlier turn's think block): its end is then found in the whole conversation
+        bound = common if common == len(through) else len(full)
+        end = _turn_end(tokenizer, full, start, bound, special)
         spelled = tokenizer.decode([t for t in full[start:end] if t not in special])
         _check_spelled(spelled.strip(), plain[index], index)
         for position in range(start, end):
@@ -141,12 +146,30 @@ def _check_spelled(spelled: str, message: dict[str, Any], index: int) -> None:
                 "does not write tool calls",
                 code="unsupported_tools",
             )
-    elif spelled != message["content"].strip():
+    elif not _spells_answer(spelled, message):
         raise MaskProblem(
             f"message {index}: the tokens this turn adds spell {spelled[:60]!r}, "
             "not the message's content, so the template changes or moves it "
             "(pass options={'assistant_only_loss': False} to train on every token)"
         )
+
+
+_THINK_BLOCK = re.compile(r"<(\w+)>\s*</\1>")  # <think></think>, its reasoning taken out
+
+
+def _spells_answer(spelled: str, message: dict[str, Any]) -> bool:
+    """The turn's content, after a think block holding its reasoning (empty without one), as
+    Qwen 3's template writes the last turn: ``<think>\n...\n</think>\n\n`` then the answer."""
+    content = message["content"].strip()
+    if spelled == content:
+        return True
+    if not spelled.endswith(content):
+        return False
+    head = spelled[: len(spelled) - len(content)]
+    reasoning = str(message.get("reasoning_content") or "").strip()
+    if reasoning and reasoning not in head:
+        return False
+    return _THINK_BLOCK.fullmatch(head.replace(reasoning, "", 1).strip()) is not None
 
 
 def completion_mask(tokenizer: Any, prompt: str, completion: str) -> MaskedExample:
