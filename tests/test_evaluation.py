@@ -2619,3 +2619,36 @@ def test_an_earlier_turns_reasoning_is_not_sent_and_the_answer_is_the_reference(
     assert reference == "6"
     assert all("reasoning_content" not in message for message in prompt)
     assert prompt[1] == {"role": "assistant", "content": "4"}
+
+
+def test_a_reasoning_models_think_block_is_not_its_answer() -> None:
+    """Qwen 3 and DeepSeek R1 write ``<think>...</think>`` before the answer (locally, or
+    served without a reasoning parser): the answer scored was the whole reply, so a right
+    answer scored 0."""
+    from finetune.evaluation._predictors import after_thinking
+
+    assert after_thinking("<think>\nTwo and two.\n</think>\n\n4") == "4"
+    assert after_thinking("<think>\nTwo and two") == ""  # cut before it answered
+    assert after_thinking("4, not <think>") == "4, not <think>"
+    rows = [
+        {
+            "messages": [
+                {"role": "user", "content": f"{i} + 1?"},
+                {"role": "assistant", "content": str(i + 1)},
+            ]
+        }
+        for i in range(3)
+    ]
+    with OpenAIFake() as fake:
+        fake.chat_responder = lambda model, messages: (
+            f"<think>\nAdd one.\n</think>\n\n{int(messages[-1]['content'].split()[0]) + 1}"
+        )
+        model = ft.ModelRef(backend="openai", name="deepseek-r1")
+        result = ft.evaluate(
+            ft.Dataset.from_records(rows),
+            {"r1": model},
+            m.exact_match,
+            predictor_options={"r1": {"api_key": fake.api_key, "base_url": fake.base_url}},
+            cache=False,
+        )
+    assert result.scores("r1", "exact_match") == [1.0, 1.0, 1.0]

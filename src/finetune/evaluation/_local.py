@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from finetune._errors import InvalidRequestError, MissingDependency
-from finetune.evaluation._predictors import TruncatedReply, at_least_one
+from finetune.evaluation._predictors import TruncatedReply, after_thinking, at_least_one
 from finetune.evaluation._prompts import Messages, a_plain_prompt
 from finetune.evaluation._tools import Tools, format_tool_calls
 
@@ -330,7 +330,8 @@ class HFPredictor:
         new token without ending was cut there."""
         end = next((i for i, token in enumerate(tokens) if token in ends), None)
         if prefix is None:
-            text: str = tokenizer.decode(tokens[:end], skip_special_tokens=True).strip()
+            decoded = tokenizer.decode(tokens[:end], skip_special_tokens=True)
+            text: str = after_thinking(decoded).strip()
         else:
             text = _parsed_reply(tokenizer, tokens[:end], prefix, tools, self.response_template)
         if end is None and len(tokens) >= self.max_new_tokens:

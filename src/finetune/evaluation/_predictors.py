@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import math
+import re
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
@@ -32,6 +33,7 @@ __all__ = [
     "Predictor",
     "TruncatedReply",
     "add_note",
+    "after_thinking",
     "as_reply",
     "at_least_one",
     "close_predictors",
@@ -298,9 +300,23 @@ def _openai() -> Any:
     return openai
 
 
+_THINKING = re.compile(r"\s*<think>.*?</think>\s*", re.DOTALL)
+
+
+def after_thinking(text: str) -> str:
+    """A reply without the think block a reasoning model writes before its answer (Qwen 3,
+    DeepSeek R1 locally, or served without a reasoning parser): the answer is what follows
+    it, and a reply cut inside it has none."""
+    found = _THINKING.match(text)
+    if found:
+        return text[found.end() :]
+    return "" if text.lstrip().startswith("<think>") else text
+
+
 def _marked(text: str, choice: Any, max_tokens: int) -> str:
-    """A chat API's reply, marked as cut when it stopped at ``max_tokens`` (``finish_reason``
-    "length")."""
+    """A chat API's reply (its answer, after any think block), marked as cut when it stopped
+    at ``max_tokens`` (``finish_reason`` "length")."""
+    text = after_thinking(text)
     if getattr(choice, "finish_reason", None) == "length":
         return TruncatedReply(text, f"max_tokens={max_tokens}")
     return text
