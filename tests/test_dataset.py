@@ -888,6 +888,7 @@ def test_an_answers_reasoning_is_read_written_and_refused_where_it_is_not_traine
         read.to_jsonl(tmp_path / "m.jsonl", format="mistral")
     for target in ("together", "fireworks", "hf"):
         assert not validate(read, target=target, model="m").counts.get("unsupported_reasoning")
+    assert "[reasoning: Two and two make four.] 4" in read._repr_html_()  # the preview shows it
     refused = validate(read, target="openai", model="gpt-4.1-mini-2025-04-14")
     (found,) = refused.kept["unsupported_reasoning"]
     assert found.field == "messages[1].reasoning" and "unlearns to reason" in found.message

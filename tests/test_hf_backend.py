@@ -441,6 +441,10 @@ def test_reasoning_trains_where_the_chat_template_writes_it_and_is_refused_elsew
     found = report.kept["unsupported_reasoning"][0]
     assert found.field == f"messages[{len(rows[0]['messages']) - 1}].reasoning"
     assert "does not write reasoning_content" in found.message
+    pair = {"prompt": "2 + 2?", "chosen": [{"role": "assistant", "content": "4", "reasoning": "r"}]}
+    pair["rejected"] = "5"
+    refused = plain.validate(ft.Dataset.from_records([pair]))
+    assert refused.kept["unsupported_reasoning"][0].field == "chosen[0].reasoning"  # DPO too
 
     thinks = tmp_path / "tiny-that-thinks"
     shutil.copytree(tiny_base, thinks)

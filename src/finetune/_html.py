@@ -333,9 +333,11 @@ def _turns(data: dict[str, Any]) -> list[tuple[str, str]]:
 def _message_line(key: str, message: Any) -> tuple[str, str]:
     if not isinstance(message, dict):
         return key, str(message)
-    from finetune.validation._tokens import text_of
+    from finetune.validation._tokens import reasoning_of, text_of
 
     text = text_of(message.get("content"))
+    if reasoning_of(message):
+        text = f"[reasoning: {reasoning_of(message)}] {text}"
     calls = message.get("tool_calls") or []
     names = [c.get("function", {}).get("name", "?") for c in calls if isinstance(c, dict)]
     if names:

@@ -48,6 +48,7 @@ __all__ = [
     "IGNORED_KEYS",
     "KNOWN_KEYS",
     "MESSAGE_KEYS",
+    "MESSAGE_READ_KEYS",
     "OUTPUT_FORMATS",
     "REASONING_KEYS",
     "TOOL_CALL_KEYS",
@@ -92,6 +93,7 @@ MESSAGE_KEYS = frozenset(
     {"role", "content", "reasoning_content", "name", "tool_calls", "tool_call_id", "weight"}
 )
 REASONING_KEYS = ("reasoning_content", "reasoning")  # ours; Together's and OpenRouter's
+MESSAGE_READ_KEYS = MESSAGE_KEYS | {"reasoning"}  # read as reasoning_content
 TOOL_CALL_KEYS = frozenset({"id", "type", "function"})
 FUNCTION_KEYS = frozenset({"name", "arguments"})  # of a tool call's function
 
@@ -270,7 +272,7 @@ def _message(error: Any, field: str | None, kind: ExampleKind) -> str:
             key, KNOWN_KEYS[kind], owner, top_level=True, value=error.get("input")
         )
     if _A_MESSAGE.fullmatch(where):
-        return unknown_key_message(key, MESSAGE_KEYS, "a message")
+        return unknown_key_message(key, MESSAGE_READ_KEYS, "a message")
     if _A_TOOL_CALL.fullmatch(where):
         return unknown_key_message(key, TOOL_CALL_KEYS, "a tool call")
     if _A_TOOL_CALL.fullmatch(where.removesuffix(".function")):

@@ -15,7 +15,7 @@ from finetune.dataset._formats import (
     FUNCTION_KEYS,
     IGNORED_KEYS,
     KNOWN_KEYS,
-    MESSAGE_KEYS,
+    MESSAGE_READ_KEYS,
     REASONING_KEYS,
     TOOL_CALL_KEYS,
     is_empty,
@@ -35,7 +35,7 @@ ROLES = {"system", "user", "assistant", "tool"}
 _MISTRAL_TOOL_ID = re.compile(r"^[A-Za-z0-9]{9}$")
 # the keys of the objects inside an example, and how a message names their owner
 _PART_KEYS = {
-    "message": (MESSAGE_KEYS | {"reasoning"}, "a message"),
+    "message": (MESSAGE_READ_KEYS, "a message"),
     "tool call": (TOOL_CALL_KEYS, "a tool call"),
     "function": (FUNCTION_KEYS, "a tool call's function"),
 }

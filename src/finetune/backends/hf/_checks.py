@@ -16,6 +16,7 @@ from finetune.backends.hf._inputs import needs_trust, untrusted_model
 from finetune.backends.hf._masks import MaskProblem, encode_record
 from finetune.backends.hf._merge import adapter_base
 from finetune.dataset._formats import REASONING_KEYS
+from finetune.dataset._tool_rows import MESSAGE_LIST_KEYS
 from finetune.validation._rules import Issue, first_tool_use
 from finetune.validation._tokens import text_of
 
@@ -60,12 +61,14 @@ def writes_tools(tokenizer: Any, chat_template: str | None = None) -> bool:
 
 
 def _first_reasoning(data: dict[str, Any]) -> str | None:
-    """The field of the first chain of thought in a chat record (``None``: it has none)."""
-    messages = data.get("messages")
-    for index, message in enumerate(messages if isinstance(messages, list) else ()):
-        for key in REASONING_KEYS:
-            if isinstance(message, dict) and message.get(key) is not None:
-                return f"messages[{index}].{key}"
+    """The field of the first chain of thought in a record, a chat's or a preference pair's
+    (``None``: it has none)."""
+    for name in MESSAGE_LIST_KEYS:
+        messages = data.get(name)
+        for index, message in enumerate(messages if isinstance(messages, list) else ()):
+            for key in REASONING_KEYS:
+                if isinstance(message, dict) and message.get(key) is not None:
+                    return f"{name}[{index}].{key}"
     return None
 
 
@@ -119,6 +122,10 @@ class ModelChecks:
             return
         record = to_format(example, "hf")
         yield from self._special_tokens(record)
+        reasoning = _first_reasoning(data)
+        if reasoning is not None and not self.renders_reasoning:
+            yield ("unsupported_reasoning", "error", _NO_REASONING_IN_TEMPLATE, reasoning)
+            return
         if example.kind == "preference":
             if place := first_tool_use(data):
                 yield ("unsupported_tools", "error", _DPO_TEXT_ONLY, place)
@@ -129,10 +136,6 @@ class ModelChecks:
             return  # fit() refuses the model itself, once
         if record.get("tools") and not self.renders_tools:
             yield ("unsupported_tools", "error", _NO_TOOLS_IN_TEMPLATE, "tools")
-            return
-        reasoning = _first_reasoning(data)
-        if reasoning is not None and not self.renders_reasoning:
-            yield ("unsupported_reasoning", "error", _NO_REASONING_IN_TEMPLATE, reasoning)
             return
         yield from self._encodes(record, example.kind)
 
