@@ -140,6 +140,8 @@ def as_chat_record(data: dict[str, Any]) -> dict[str, Any]:
     gets ``weight: 0`` (kept as context, not trained). TRL's implicit-prompt preference
     pair: see ``_implicit_prompt``; OpenAI's legacy ``functions``: see ``_functions``. Any
     other record is returned as it is."""
+    if len(data) == 1 and "messages" in data:  # the usual row: no other shape to look for
+        return arguments_as_text(data)
     if is_implicit_pair(data):
         return arguments_as_text(tools_as_list(explicit_pair(data)))
     if is_function_row(data):
