@@ -379,10 +379,20 @@ def _calling(number: int) -> dict[str, Any]:
     }
 
 
+def _with_template(model: str, folder: Path, template: str) -> str:
+    """A copy of the ``model`` folder whose tokenizer has the chat ``template``."""
+    from transformers import AutoTokenizer
+
+    shutil.copytree(model, folder)
+    tokenizer = AutoTokenizer.from_pretrained(folder)
+    tokenizer.chat_template = template
+    tokenizer.save_pretrained(folder)
+    return str(folder)
+
+
 def test_tools_train_where_the_chat_template_writes_them_and_are_refused_elsewhere(
     tiny_base: str, rows: list[dict[str, Any]], tmp_path: Path
 ) -> None:
-    from transformers import AutoTokenizer
 
     described = {**rows[0], "tools": [_TOOL]}  # tools offered, none called
     pair = {
@@ -403,12 +413,7 @@ def test_tools_train_where_the_chat_template_writes_them_and_are_refused_elsewhe
     refused = plain.validate(ft.Dataset.from_records([pair]))
     assert refused.kept["unsupported_tools"][0].field == "chosen[0].tool_calls"  # DPO: text only
 
-    writes_tools = tmp_path / "tiny-with-tools"
-    shutil.copytree(tiny_base, writes_tools)
-    tokenizer = AutoTokenizer.from_pretrained(writes_tools)
-    tokenizer.chat_template = _TOOL_TEMPLATE
-    tokenizer.save_pretrained(writes_tools)
-    tuner = ft.Tuner("hf", model=str(writes_tools))
+    tuner = ft.Tuner("hf", model=_with_template(tiny_base, tmp_path / "tools", _TOOL_TEMPLATE))
     tooled = ft.Dataset.from_records([*rows[:20], *(_calling(n) for n in range(20)), described])
     assert tuner.validate(tooled).error_count == 0
     job = tuner.fit(tooled, hyperparameters=ft.Hyperparameters(epochs=1, batch_size=8))
@@ -429,7 +434,6 @@ def test_reasoning_trains_where_the_chat_template_writes_it_and_is_refused_elsew
 ) -> None:
     """An assistant turn's chain of thought (Together's ``reasoning``): was refused as an
     unknown key, whose cure, "remove it", trains a reasoning model to stop reasoning."""
-    from transformers import AutoTokenizer
 
     reasoned = [
         {**row, "messages": [*row["messages"][:-1], {**row["messages"][-1], "reasoning": why}]}
@@ -446,12 +450,7 @@ def test_reasoning_trains_where_the_chat_template_writes_it_and_is_refused_elsew
     refused = plain.validate(ft.Dataset.from_records([pair]))
     assert refused.kept["unsupported_reasoning"][0].field == "chosen[0].reasoning"  # DPO too
 
-    thinks = tmp_path / "tiny-that-thinks"
-    shutil.copytree(tiny_base, thinks)
-    tokenizer = AutoTokenizer.from_pretrained(thinks)
-    tokenizer.chat_template = _THINK_TEMPLATE
-    tokenizer.save_pretrained(thinks)
-    tuner = ft.Tuner("hf", model=str(thinks))
+    tuner = ft.Tuner("hf", model=_with_template(tiny_base, tmp_path / "thinks", _THINK_TEMPLATE))
     assert tuner.validate(ft.Dataset.from_records(reasoned)).error_count == 0
     job = tuner.fit(ft.Dataset.from_records(reasoned), hyperparameters=ft.Hyperparameters(epochs=1))
     assert job.wait(poll_interval=0.3, timeout=240).status is ft.JobStatus.SUCCEEDED
