@@ -886,6 +886,9 @@ def test_an_answers_reasoning_is_read_written_and_refused_where_it_is_not_traine
         assert list(ft.Dataset.from_jsonl(written)) == list(read)
     with pytest.raises(ft.UnsupportedFeature, match="reasoning_content"):
         read.to_jsonl(tmp_path / "m.jsonl", format="mistral")
+    both = {"reasoning_content": None, "reasoning": "Two and two make four."}  # a table's
+    assert list(ft.Dataset.from_records([_reasoned(**both)])) == list(read)  # was: refused
+    assert validate(ft.Dataset.from_records([_reasoned(**both)]), target="hf", model="m").ok
     for target in ("together", "fireworks", "hf"):
         assert not validate(read, target=target, model="m").counts.get("unsupported_reasoning")
     assert "[reasoning: Two and two make four.] 4" in read._repr_html_()  # the preview shows it

@@ -336,8 +336,9 @@ def _message_line(key: str, message: Any) -> tuple[str, str]:
     from finetune.validation._tokens import reasoning_of, text_of
 
     text = text_of(message.get("content"))
-    if reasoning_of(message):
-        text = f"[reasoning: {reasoning_of(message)}] {text}"
+    reasoning = reasoning_of(message)
+    if reasoning:
+        text = f"[reasoning: {reasoning}] {text}"
     calls = message.get("tool_calls") or []
     names = [c.get("function", {}).get("name", "?") for c in calls if isinstance(c, dict)]
     if names:

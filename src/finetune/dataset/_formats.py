@@ -300,8 +300,10 @@ def _clean_message(message: dict[str, Any]) -> dict[str, Any]:
     """A message, and each of its tool calls and their functions, without the unknown keys
     that hold nothing (``"index": null``, a table's null column); ``"tool_calls": []`` is
     no call, as a message without the key."""
-    if "reasoning" in message and "reasoning_content" not in message:
-        message = {("reasoning_content" if k == "reasoning" else k): v for k, v in message.items()}
+    if message.get("reasoning") is not None and message.get("reasoning_content") is None:
+        # one name for it (a table with both columns gives each row a null in one of them)
+        named = {k: v for k, v in message.items() if k != "reasoning_content"}
+        message = {("reasoning_content" if k == "reasoning" else k): v for k, v in named.items()}
     cleaned = _without_empty_unknowns(message, MESSAGE_KEYS)
     if cleaned.get("tool_calls") == []:  # no calls, as a message without the key
         del cleaned["tool_calls"]

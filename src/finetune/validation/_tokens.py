@@ -97,8 +97,9 @@ def template_messages(messages: list[Any]) -> list[dict[str, Any]]:
         for key in ("tool_call_id", "name"):
             if message.get(key) is not None:
                 shaped[key] = message[key]
-        if reasoning_of(message):  # Qwen 3's, DeepSeek's and gpt-oss's templates read it
-            shaped["reasoning_content"] = reasoning_of(message)
+        reasoning = reasoning_of(message)
+        if reasoning:  # Qwen 3's, DeepSeek's and gpt-oss's templates read it
+            shaped["reasoning_content"] = reasoning
         out.append(shaped)
     return out
 
@@ -106,7 +107,9 @@ def template_messages(messages: list[Any]) -> list[dict[str, Any]]:
 def reasoning_of(message: dict[str, Any]) -> str:
     """An assistant turn's chain of thought (``reasoning_content``, or ``reasoning``); ""
     for none."""
-    reasoning = message.get("reasoning_content", message.get("reasoning"))
+    reasoning = message.get("reasoning_content")
+    if reasoning is None:  # a table with both columns gives each row a null in one of them
+        reasoning = message.get("reasoning")
     return reasoning if isinstance(reasoning, str) else ""
 
 
