@@ -146,7 +146,10 @@ def test_a_file_that_is_not_jsonl_at_all_is_named_as_what_it_is(
     packed = {
         "train.jsonl.gz": (gzip.compress(lines), "gzip-compressed, not JSONL: decompress it first"),
         "train.jsonl.bz2": (bz2.compress(lines), "bzip2-compressed"),
-        "train.parquet": (b"PAR1" + bytes(16), "a Parquet file, not JSONL: read it with pandas"),
+        "train.parquet": (
+            b"PAR1" + bytes(16),
+            "a Parquet file, not JSONL: read it with Dataset.from_parquet",
+        ),
         "notepad.jsonl": (lines.decode().encode("utf-16"), "UTF-16 text.*save it as UTF-8"),
     }
     with zipfile.ZipFile(tmp_path / "train.zip", "w") as archive:
@@ -1286,7 +1289,7 @@ def test_from_records_given_one_record_says_to_give_a_list(one: Any) -> None:
 
 def test_the_constructor_given_rows_or_a_path_names_the_four_ways_to_make_a_dataset() -> None:
     # a newcomer's first guess: it used to be accepted and fail at len() with an AttributeError
-    says = r"Dataset.from_jsonl\(path\), from_records\(rows\), .* not Dataset\({}\)"
+    says = r"Dataset.from_jsonl\(path\), from_parquet\(path\), from_records\(rows\), .* not Dataset\({}\)"
     for wrong in ([chat(1), chat(2)], "train.jsonl", chat(1)):
         with pytest.raises(TypeError, match=says.format(type(wrong).__name__)):
             ft.Dataset(wrong)  # type: ignore[arg-type]

@@ -168,7 +168,6 @@ def eval_candidate(
     table with ``backend``, ``model``, ``endpoint`` (an ``openai-compatible`` server's URL),
     ``options`` and ``few_shot = {train = ..., k = ...}``. Another model of the file (the
     judge's) names its own ``table`` in errors."""
-    from finetune.dataset import Dataset
     from finetune.types import ModelRef
 
     where = f"{source}: {table}" if table else f"{source}: candidate {name!r}"
@@ -206,7 +205,7 @@ def eval_candidate(
                 f"{where}: few_shot k is how many examples to show, a whole number of 0 or "
                 f"more, not {k!r}"
             )
-        train = Dataset.from_jsonl(
+        train = data_file(
             config_path(source, f"[candidates.{name}] few_shot train", shots["train"])
         )
         ref = ref.with_few_shot(train, k=k)
@@ -219,7 +218,6 @@ _EVAL_KEYS = ("data", "exclude", "metrics", "judge", "baseline", "max_concurrenc
 def eval_data(source: str, config: dict[str, Any]) -> tuple[Dataset, list[str]]:
     """An eval config's ``data``, without the examples also in its ``exclude`` files (a
     training set: ``holdout.excluding(train)``), and a line for each file that took some."""
-    from finetune.dataset import Dataset
 
     data = datasets_of([config_path(source, "data", path) for path in listed(config["data"])])
     excluded = config.get("exclude", [])
@@ -232,7 +230,7 @@ def eval_data(source: str, config: dict[str, Any]) -> tuple[Dataset, list[str]]:
     said = []
     for value in excluded:
         before = len(data)
-        data = data.excluding(Dataset.from_jsonl(config_path(source, "exclude", value)))
+        data = data.excluding(data_file(config_path(source, "exclude", value)))
         if len(data) < before:
             said.append(f"left out {before - len(data)} of the evaluated examples: also in {value}")
     return data, said
@@ -248,8 +246,17 @@ def datasets_of(paths: list[str]) -> Dataset:
     keeps its own file and line in errors)."""
     from finetune.dataset import Dataset
 
-    parts = [Dataset.from_jsonl(path) for path in paths]
+    parts = [data_file(path) for path in paths]
     return parts[0] if len(parts) == 1 else Dataset.concat(parts)
+
+
+def data_file(path: str) -> Dataset:
+    """A data file as the commands read it: Parquet by its first bytes (whatever its
+    name), anything else as JSONL."""
+    from finetune.dataset import Dataset
+    from finetune.dataset._parquet import is_parquet
+
+    return Dataset.from_parquet(path) if is_parquet(path) else Dataset.from_jsonl(path)
 
 
 def shots_refusal(

@@ -306,15 +306,16 @@ def _improved_on_every_metric(result: ft.EvalResult, candidate: str, baseline: s
 
 
 _FILE_HELP = (
-    "training data (JSONL); several files are trained as one, one after another, each "
+    "training data (JSONL or Parquet); several files are trained as one, one after another, each "
     "named in errors"
 )
 _VALIDATION_HELP = {
-    "validate": "validation data (JSONL), checked too; repeat the flag for several files",
-    "estimate": "validation data (JSONL): its tokens are counted, and billed where the "
+    "validate": "validation data (JSONL or Parquet), checked too; repeat the flag for several "
+    "files",
+    "estimate": "validation data (JSONL or Parquet): its tokens are counted, and billed where the "
     "provider bills them (together: one evaluation an epoch); repeat the flag for several "
     "files",
-    "train": "validation data (JSONL); repeat the flag for several files, read as one",
+    "train": "validation data (JSONL or Parquet); repeat the flag for several files, read as one",
 }
 
 
@@ -340,7 +341,7 @@ def _parser() -> argparse.ArgumentParser:
         return sub
 
     for name, handler, text in (
-        ("validate", _cmd_validate, "check JSONL training data; exit code 1 when it has errors"),
+        ("validate", _cmd_validate, "check training data (JSONL or Parquet); exit 1 on errors"),
         ("estimate", _cmd_estimate, "exact tokens, epochs and cost of training on the data"),
     ):
         sub = command(name, handler, text)

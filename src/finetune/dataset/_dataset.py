@@ -25,6 +25,7 @@ from finetune.dataset._formats import (
     parse_example,
     split_turns,
 )
+from finetune.dataset._parquet import ParquetSource
 from finetune.dataset._reader import DEFAULT_MAX_LINE_BYTES, RawRecord, ReadProblem
 from finetune.dataset._sources import (
     ConcatSource,
@@ -42,22 +43,24 @@ __all__ = ["Dataset", "canonical_json", "require_dataset", "write_jsonl"]
 
 
 _PREVIEW_ROWS = 3
+_SOURCES = (JsonlSource, ParquetSource, RecordsSource, SubsetSource, ConcatSource)
 
 
 class Dataset:
-    """Typed training examples, streamed from a JSONL file or held as records.
+    """Typed training examples, streamed from a JSONL or Parquet file or held as records.
 
-    Made by ``Dataset.from_jsonl``, ``from_records``, ``from_pandas`` or ``from_hf``, and
-    joined by ``Dataset.concat`` (``a + b``). A Dataset is re-iterable and immutable:
-    ``split`` and ``sample`` return views that read the same source again, so a file never
-    has to fit in memory.
+    Made by ``Dataset.from_jsonl``, ``from_parquet``, ``from_records``, ``from_pandas`` or
+    ``from_hf``, and joined by ``Dataset.concat`` (``a + b``). A Dataset is re-iterable and
+    immutable: ``split`` and ``sample`` return views that read the same source again, so a
+    file never has to fit in memory.
     """
 
     def __init__(self, source: Source, kind: ExampleKind | None = None) -> None:
-        if not isinstance(source, (JsonlSource, RecordsSource, SubsetSource, ConcatSource)):
+        if not isinstance(source, _SOURCES):
             raise TypeError(
-                "a Dataset is made by Dataset.from_jsonl(path), from_records(rows), "
-                f"from_pandas(frame) or from_hf(dataset), not Dataset({type(source).__name__})"
+                "a Dataset is made by Dataset.from_jsonl(path), from_parquet(path), "
+                "from_records(rows), from_pandas(frame) or from_hf(dataset), not "
+                f"Dataset({type(source).__name__})"
             )
         if kind is not None and kind not in EXAMPLE_KINDS:
             raise ValueError(
@@ -83,24 +86,20 @@ class Dataset:
         if max_line_bytes < 1:  # every line would be an error, on every read
             raise ValueError(f"max_line_bytes is 1 or more, not {max_line_bytes}")
         max_line_bytes = int(max_line_bytes)
-        file = Path(path).expanduser()
-        if file.is_dir():
-            raise DatasetError("is a folder, not a JSONL file; name the file", file=str(file))
-        if not file.is_file():
-            if file.exists():  # /dev/stdin on a pipe, a FIFO: they can be read only once
-                raise DatasetError(
-                    "is not a regular file (a pipe or a device), and a dataset is read more "
-                    "than once: save it to a file and name that",
-                    file=str(file),
-                )
-            if str(path) == "-":  # the shell's name for standard input, a pipe as above
-                raise DatasetError(
-                    "standard input is read once, and a dataset is read more than once: "
-                    "save it to a file and name that",
-                    file=str(file),
-                )
-            raise DatasetError("no such file; check the path", file=str(file))
+        file = _regular_file(path, "a JSONL file")
         return cls(JsonlSource(file, max_line_bytes), kind)
+
+    @classmethod
+    def from_parquet(
+        cls, path: str | os.PathLike[str], *, kind: ExampleKind | None = None
+    ) -> Dataset:
+        """A dataset streamed from a Parquet file (what the Hugging Face Hub serves), a
+        batch of rows at a time, read as ``from_hf`` reads the same table; an error's
+        ``line`` is the row's position from 1. Needs ``pyarrow`` (the ``parquet`` extra)."""
+        source = ParquetSource(_regular_file(path, "a Parquet file"))
+        dataset = cls(source, kind)
+        dataset._length = source.rows
+        return dataset
 
     @classmethod
     def from_records(
@@ -483,6 +482,29 @@ def require_dataset(value: Any, what: str) -> Dataset:
     else:
         fix = "ft.Dataset.from_jsonl(path), .from_records(rows), .from_pandas or .from_hf"
     raise TypeError(f"{what} is a ft.Dataset, not {type(value).__name__}: {fix}")
+
+
+def _regular_file(path: str | os.PathLike[str], what: str) -> Path:
+    """``path`` (``~`` as the home folder) when it names a regular file, which can be read
+    on every pass; else a ``DatasetError`` saying what it is instead."""
+    file = Path(path).expanduser()
+    if file.is_dir():
+        raise DatasetError(f"is a folder, not {what}; name the file", file=str(file))
+    if not file.is_file():
+        if file.exists():  # /dev/stdin on a pipe, a FIFO: they can be read only once
+            raise DatasetError(
+                "is not a regular file (a pipe or a device), and a dataset is read more "
+                "than once: save it to a file and name that",
+                file=str(file),
+            )
+        if str(path) == "-":  # the shell's name for standard input, a pipe as above
+            raise DatasetError(
+                "standard input is read once, and a dataset is read more than once: "
+                "save it to a file and name that",
+                file=str(file),
+            )
+        raise DatasetError("no such file; check the path", file=str(file))
+    return file
 
 
 def _empty_cell(value: Any) -> bool:

@@ -132,7 +132,7 @@ _PACKED = {
         "a zip archive (or an Excel workbook)",
         "extract the JSONL file, or read the sheet with pandas and use Dataset.from_pandas",
     ),
-    b"PAR1": ("a Parquet file", "read it with pandas.read_parquet and use Dataset.from_pandas"),
+    b"PAR1": ("a Parquet file", "read it with Dataset.from_parquet (finetune's commands do)"),
     b"\xff\xfe": ("UTF-16 text", "save it as UTF-8"),
     b"\xfe\xff": ("UTF-16 text", "save it as UTF-8"),
 }

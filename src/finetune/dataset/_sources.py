@@ -1,4 +1,4 @@
-"""Where a dataset's rows come from: a JSONL file, records in memory, a view of either."""
+"""Where a dataset's rows come from: a file, records in memory, a view of either."""
 
 from __future__ import annotations
 
@@ -18,11 +18,14 @@ __all__ = [
     "Source",
     "SubsetSource",
     "counted_items",
+    "file_stamp",
+    "refuse_if_changed",
 ]
 
 
 class Source(Protocol):
-    """Where a dataset's rows come from: a JSONL file, records in memory, or several."""
+    """Where a dataset's rows come from: a JSONL or Parquet file, records in memory, or
+    several."""
 
     name: str
     path: str | None
@@ -37,7 +40,7 @@ class JsonlSource:
         self.path: str | None = str(path)
         self.name = path.name
         self.max_line_bytes = max_line_bytes
-        self._stamp = _stamp(str(path))
+        self._stamp = file_stamp(str(path))
 
     def items(self) -> Iterator[RawRecord | ReadProblem]:
         self.check_unchanged()
@@ -47,16 +50,22 @@ class JsonlSource:
         """Every pass reads the file as it was when the dataset was made: a ``split``,
         ``sample`` or ``excluding`` view picks rows by their place in it, and a count once
         made is kept, so a file changed since would silently give other rows."""
-        now = _stamp(str(self.path))
-        if now is not None and now != self._stamp:
-            raise DatasetError(
-                "the file changed since this dataset was made from it (its views pick rows by "
-                "their place, and its count is kept): make it again with Dataset.from_jsonl",
-                file=self.path,
-            )
+        refuse_if_changed(str(self.path), self._stamp, "Dataset.from_jsonl")
 
 
-def _stamp(path: str) -> tuple[int, int, int] | None:
+def refuse_if_changed(path: str, stamp: tuple[int, int, int] | None, maker: str) -> None:
+    """A ``DatasetError`` when the file at ``path`` is no longer as ``stamp`` saw it (one
+    unreadable now is left for the reader to report)."""
+    now = file_stamp(path)
+    if now is not None and now != stamp:
+        raise DatasetError(
+            "the file changed since this dataset was made from it (its views pick rows by "
+            f"their place, and its count is kept): make it again with {maker}",
+            file=path,
+        )
+
+
+def file_stamp(path: str) -> tuple[int, int, int] | None:
     """What tells a changed file: size, modification time and inode (``None``: unreadable,
     left for the reader to report)."""
     try:

@@ -1,0 +1,101 @@
+"""Validating a Parquet file: ``Dataset.from_parquet`` against the way it was read before
+(``pandas.read_parquet`` then ``Dataset.from_pandas``), with the same rows as JSONL beside.
+
+Usage: python benchmarks/parquet.py [--n 50000] [--repeat 3]
+
+Each contender validates for OpenAI (every rule, exact token counts) in a fresh process, so
+its peak RSS is its own; runs are interleaved and the best time and largest memory growth are
+kept. The table gives seconds, examples/s, the memory the run added and the ratios against
+the pandas baseline (speed: higher is better; memory: lower is better). RSS added: the peak
+while validating over the resident size just before (Linux: read from /proc).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+from validate import MODEL, generate
+
+READERS = {
+    "pandas + from_pandas (before)": "ft.Dataset.from_pandas(pandas.read_parquet(path))",
+    "from_parquet": "ft.Dataset.from_parquet(path)",
+    "from_jsonl (same rows)": "ft.Dataset.from_jsonl(path)",
+}
+CHILD = """
+import json, resource, sys, time
+import pandas, tiktoken
+import finetune as ft
+from finetune.validation import counter_for, validate
+path = sys.argv[1]
+counter = counter_for("openai", "{model}")
+tiktoken.get_encoding("o200k_base")
+start_rss = int(open("/proc/self/statm").read().split()[1]) * resource.getpagesize() // 1024
+started = time.perf_counter()
+report = validate({reader}, target="openai", model="{model}", token_counter=counter, workers=1)
+seconds = time.perf_counter() - started
+assert report.ok, report.summary()
+grown = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - start_rss) / 1024
+print(json.dumps({{"seconds": seconds, "examples": report.examples, "grown_mb": grown}}))
+"""
+
+
+def measure(reader: str, path: Path) -> dict[str, float]:
+    """One contender's run in a fresh process."""
+    code = CHILD.format(model=MODEL, reader=reader)
+    done = subprocess.run(
+        [sys.executable, "-c", code, str(path)], capture_output=True, text=True, check=True
+    )
+    result: dict[str, float] = json.loads(done.stdout.strip().splitlines()[-1])
+    return result
+
+
+def write_parquet(jsonl: Path, parquet: Path) -> None:
+    """The JSONL rows as the Hub serves them (pyarrow, row groups of 10,000)."""
+    import pyarrow as arrow
+    import pyarrow.parquet as pq
+
+    with jsonl.open(encoding="utf-8") as handle:
+        table = arrow.Table.from_pylist([json.loads(line) for line in handle])
+    pq.write_table(table, parquet, row_group_size=10_000)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--n", type=int, default=50_000)
+    parser.add_argument("--repeat", type=int, default=3)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as folder:
+        jsonl, parquet = Path(folder) / "data.jsonl", Path(folder) / "data.parquet"
+        generate(jsonl, args.n)
+        write_parquet(jsonl, parquet)
+        runs: dict[str, list[dict[str, float]]] = {name: [] for name in READERS}
+        for _ in range(args.repeat):
+            for name, reader in READERS.items():
+                file = jsonl if "jsonl" in reader else parquet
+                runs[name].append(measure(reader, file))
+    best = {
+        name: {
+            "seconds": min(run["seconds"] for run in found),
+            "grown_mb": max(run["grown_mb"] for run in found),
+        }
+        for name, found in runs.items()
+    }
+    base = best["pandas + from_pandas (before)"]
+    print(f"validate {args.n:,} chat rows for OpenAI, one process each, best of {args.repeat}\n")
+    print("| reader | seconds | examples/s | RSS added (MB) | speed vs before | memory vs before |")
+    print("|---|---|---|---|---|---|")
+    for name, figures in best.items():
+        print(
+            f"| {name} | {figures['seconds']:.2f} | {args.n / figures['seconds']:,.0f} | "
+            f"{figures['grown_mb']:.0f} | {base['seconds'] / figures['seconds']:.2f}x | "
+            f"{figures['grown_mb'] / max(base['grown_mb'], 1e-9):.2f}x |"
+        )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,105 @@
+"""A Parquet file's rows, streamed a batch at a time (the Hugging Face Hub's own format)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from finetune._errors import DatasetError, MissingDependency
+from finetune.dataset._reader import RawRecord, ReadProblem, unwritable
+from finetune.dataset._sources import file_stamp, refuse_if_changed
+from finetune.dataset._tool_rows import without_table_nulls
+
+__all__ = ["PARQUET_MAGIC", "ParquetSource", "is_parquet"]
+
+PARQUET_MAGIC = b"PAR1"
+_BATCH_ROWS = 1024  # rows decoded at once: a file is never held whole
+_JSON_LEAVES = (
+    "is_string",
+    "is_large_string",
+    "is_integer",
+    "is_floating",
+    "is_boolean",
+    "is_null",
+)
+
+
+def is_parquet(path: str | Path) -> bool:
+    """Whether ``path`` is a Parquet file, by its first bytes (whatever its name)."""
+    try:
+        with open(path, "rb") as handle:
+            return handle.read(len(PARQUET_MAGIC)) == PARQUET_MAGIC
+    except OSError:
+        return False
+
+
+class ParquetSource:
+    """A Parquet file read again on every pass, a row at a time, as ``Dataset.from_hf``
+    reads the same table (``line``: the row's position from 1)."""
+
+    path: str | None = None  # not a JSONL file: uploads write the rows out as JSONL
+
+    def __init__(self, file: Path) -> None:
+        self.file = str(file)
+        self.name = file.name
+        self.rows = _opened(self.file).metadata.num_rows
+        self._stamp = file_stamp(self.file)
+
+    def items(self) -> Iterator[RawRecord | ReadProblem]:
+        refuse_if_changed(self.file, self._stamp, "Dataset.from_parquet")
+        return self._rows()
+
+    def _rows(self) -> Iterator[RawRecord | ReadProblem]:
+        opened = _opened(self.file)
+        checked = not _holds_only_json(opened.schema_arrow)
+        number = 0
+        for batch in _batches(self.file, opened):
+            for row in batch:
+                number += 1
+                problem = unwritable(row) if checked else None
+                if problem is None:
+                    yield RawRecord(number, -1, without_table_nulls(row))
+                else:
+                    yield ReadProblem(number, -1, *problem)
+
+
+def _holds_only_json(schema: Any) -> bool:
+    """Whether every value of a table of this schema is JSON's (text, numbers, booleans,
+    lists, objects): then no row needs to be checked for one that is not (a timestamp)."""
+    import pyarrow.types as kinds
+
+    return all(_json_type(field.type, kinds) for field in schema)
+
+
+def _json_type(kind: Any, kinds: Any) -> bool:
+    if kinds.is_struct(kind):
+        return all(_json_type(kind.field(i).type, kinds) for i in range(kind.num_fields))
+    if kinds.is_list(kind) or kinds.is_large_list(kind) or kinds.is_fixed_size_list(kind):
+        return _json_type(kind.value_type, kinds)
+    return any(getattr(kinds, test)(kind) for test in _JSON_LEAVES)
+
+
+def _batches(file: str, opened: Any) -> Iterator[list[dict[str, Any]]]:
+    """The file's rows as Python values, a batch at a time; a corrupt page is a
+    ``DatasetError`` naming the file, wherever it is found."""
+    import pyarrow
+
+    try:
+        for batch in opened.iter_batches(batch_size=_BATCH_ROWS):
+            yield batch.to_pylist()
+    except (pyarrow.ArrowException, OSError) as exc:
+        raise DatasetError(f"cannot read it as Parquet: {exc}", file=file) from exc
+
+
+def _opened(file: str) -> Any:
+    """The file's ``pyarrow.parquet.ParquetFile`` (its footer read, its rows not yet)."""
+    try:
+        import pyarrow
+        import pyarrow.parquet as parquet
+    except ImportError as exc:
+        raise MissingDependency("pyarrow", "parquet", purpose="to read Parquet files") from exc
+    try:
+        return parquet.ParquetFile(file)
+    except (pyarrow.ArrowException, OSError) as exc:
+        raise DatasetError(f"cannot read it as Parquet: {exc}", file=file) from exc

@@ -1,0 +1,141 @@
+"""Parquet files, the Hugging Face Hub's format: read by ``Dataset.from_parquet`` and by every
+command that takes a data file, a batch of rows at a time."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import finetune as ft
+from finetune._config_file import eval_data
+from finetune.cli import main
+from finetune.dataset import _parquet
+
+from .conftest import chat, needs_tiktoken, write_jsonl
+
+pytest.importorskip("pyarrow")
+datasets = pytest.importorskip("datasets")
+
+TOOLS = [{"type": "function", "function": {"name": "search", "parameters": {"type": "object"}}}]
+
+
+def _hub_file(tmp_path: Path, rows: list[dict[str, Any]], name: str = "train.parquet") -> Path:
+    """``rows`` as the Hub serves a dataset: written by ``datasets`` itself, in row groups
+    of 4 (so that a file is read in several batches)."""
+    path = tmp_path / name
+    datasets.Dataset.from_list(rows).to_parquet(str(path), batch_size=4)
+    return path
+
+
+def _rows(count: int) -> list[dict[str, Any]]:
+    rows = [chat(i) for i in range(count)]
+    rows[0] = {**rows[0], "tools": TOOLS}  # the others get "tools": null from Arrow
+    return rows
+
+
+def test_a_parquet_file_reads_as_the_same_table_does_through_datasets(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Parquet was refused ("read it with pandas.read_parquet and use Dataset.from_pandas"),
+    and the command line had no way at all to read it."""
+    monkeypatch.setattr(_parquet, "_BATCH_ROWS", 3)
+    path = _hub_file(tmp_path, _rows(10))
+    read = ft.Dataset.from_parquet(path)
+    table = datasets.load_dataset("parquet", data_files=str(path), split="train")
+    assert len(read) == 10 and repr(read) == "<Dataset 'train.parquet', 10 examples>"
+    assert read.fingerprint() == ft.Dataset.from_hf(table).fingerprint()
+    assert [e.tools is None for e in read] == [i != 0 for i in range(10)]
+    assert read.path is None and read.whole_file() is None  # uploads write JSONL of it
+    first, rest = read.split(0.3, seed=1)
+    assert sorted(e.messages[1].content for e in [*first, *rest]) == sorted(  # type: ignore[union-attr]
+        e.messages[1].content  # type: ignore[union-attr]
+        for e in read
+    )
+
+
+@needs_tiktoken
+def test_a_bad_row_is_named_by_its_file_and_row(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(_parquet, "_BATCH_ROWS", 3)
+    rows = _rows(10)
+    rows[7] = {"messages": [{"role": "user", "content": "unanswered"}], "tools": None}
+    rows[8] = {"messages": [{"role": "robot", "content": "x"}], "tools": None}
+    path = _hub_file(tmp_path, rows)
+    report = ft.Tuner("fake", model="base").validate(ft.Dataset.from_parquet(path))
+    found = [(f.code, f.file, f.line, f.field) for f in report.errors]
+    assert found == [
+        ("missing_assistant", "train.parquet", 8, "messages"),
+        ("unknown_role", "train.parquet", 9, "messages[0].role"),
+    ]
+    with pytest.raises(ft.DatasetError, match=r"train.parquet:9: messages\[0\].role"):
+        list(ft.Dataset.from_parquet(path))
+
+
+def test_a_value_json_cannot_hold_is_refused_at_its_row(tmp_path: Path) -> None:
+    """Arrow has types JSON has not (a timestamp): refused while reading, not at upload."""
+    import datetime
+
+    rows = [{**chat(i), "when": datetime.datetime(2026, 1, i + 1)} for i in range(3)]
+    path = _hub_file(tmp_path, rows)
+    items = list(ft.Dataset.from_parquet(path).items())
+    assert [(item.line, getattr(item, "code", None)) for item in items] == [
+        (1, "invalid_json"),
+        (2, "invalid_json"),
+        (3, "invalid_json"),
+    ]
+
+
+def test_a_broken_or_changed_file_is_named(tmp_path: Path) -> None:
+    broken = tmp_path / "broken.parquet"
+    broken.write_bytes(b"PAR1" + bytes(64))
+    with pytest.raises(ft.DatasetError, match=r"broken.parquet: cannot read it as Parquet"):
+        ft.Dataset.from_parquet(broken)
+    with pytest.raises(ft.DatasetError, match=r"gone.parquet: no such file"):
+        ft.Dataset.from_parquet(tmp_path / "gone.parquet")
+    with pytest.raises(ft.DatasetError, match=r"is a folder, not a Parquet file"):
+        ft.Dataset.from_parquet(tmp_path)
+    path = _hub_file(tmp_path, _rows(6))
+    read = ft.Dataset.from_parquet(path)
+    _hub_file(tmp_path, _rows(8))  # rewritten under the dataset: its views would pick others
+    with pytest.raises(ft.DatasetError, match="changed since this dataset was made from it"):
+        list(read)
+
+
+def test_without_pyarrow_the_error_names_the_extra(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = _hub_file(tmp_path, _rows(2))
+    monkeypatch.setitem(sys.modules, "pyarrow", None)
+    monkeypatch.setitem(sys.modules, "pyarrow.parquet", None)
+    with pytest.raises(ft.MissingDependency, match=r'pip install "finetune\[parquet\]"'):
+        ft.Dataset.from_parquet(path)
+
+
+@needs_tiktoken
+def test_every_command_reads_a_parquet_file_by_its_content(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``finetune validate train.parquet`` stopped at one ``not_jsonl`` error: the command
+    line could not read the Hub's format at all."""
+    path = _hub_file(tmp_path, _rows(10), name="train-00000-of-00001")  # no suffix needed
+    flags = ["--backend", "fake", "--model", "base"]
+    assert main(["validate", str(path), *flags, "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["examples"] == 10
+    held = _hub_file(tmp_path, _rows(3), name="test.parquet")
+    assert main(["train", str(path), "--validation", str(held), *flags, "--wait"]) == 0
+    assert "succeeded" in capsys.readouterr().out
+    (record,) = ft.Tuner("fake", model="base").jobs(limit=1)
+    assert record.train_fingerprint == ft.Dataset.from_parquet(path).fingerprint()
+    assert record.validation_fingerprint == ft.Dataset.from_parquet(held).fingerprint()
+    jsonl = write_jsonl(tmp_path / "more.jsonl", [chat(40), chat(41)])
+    assert main(["validate", str(path), str(jsonl), *flags, "--json"]) == 0  # read as one
+    assert json.loads(capsys.readouterr().out)["examples"] == 12
+    holdout = _hub_file(tmp_path, [chat(i) for i in range(8, 13)], name="holdout.parquet")
+    config = {"data": str(holdout), "exclude": str(path)}  # an eval config's files
+    data, said = eval_data(str(tmp_path / "eval.toml"), config)
+    assert (len(data), said) == (3, [f"left out 2 of the evaluated examples: also in {path}"])
