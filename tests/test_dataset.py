@@ -1287,9 +1287,10 @@ def test_from_records_given_one_record_says_to_give_a_list(one: Any) -> None:
         ft.Dataset.from_records(5)  # type: ignore[arg-type]
 
 
-def test_the_constructor_given_rows_or_a_path_names_the_four_ways_to_make_a_dataset() -> None:
+def test_the_constructor_given_rows_or_a_path_names_the_ways_to_make_a_dataset() -> None:
     # a newcomer's first guess: it used to be accepted and fail at len() with an AttributeError
-    says = r"Dataset.from_jsonl\(path\), from_parquet\(path\), from_records\(rows\), .* not Dataset\({}\)"
+    says = r"Dataset.from_jsonl\(path\), from_parquet\(path\), from_records\(rows\), "
+    says += r".* not Dataset\({}\)"
     for wrong in ([chat(1), chat(2)], "train.jsonl", chat(1)):
         with pytest.raises(TypeError, match=says.format(type(wrong).__name__)):
             ft.Dataset(wrong)  # type: ignore[arg-type]
@@ -1549,3 +1550,36 @@ def _current_umask() -> int:
     mask = os.umask(0o022)
     os.umask(mask)
     return mask
+
+
+def test_select_columns_leaves_a_tables_extra_columns_out(tmp_path: Path) -> None:
+    """The Hub's chat sets carry ``id``, ``source`` or a ``prompt`` repeating the first turn:
+    each was an ``unexpected_field`` error whose cure, ``ds.select_columns``, was the
+    ``datasets`` library's, not ours (nor any command's)."""
+    rows = [{"id": f"t{i}", **chat(i), "source": "tickets"} for i in range(12)]
+    rows[2] = {"id": "t2", "messages": [{"role": "robot", "content": "x"}]}
+    path = write_jsonl(tmp_path / "hub.jsonl", rows)
+    data = ft.Dataset.from_jsonl(path)
+    model = "gpt-4.1-mini-2025-04-14"
+    assert validate(data, target="openai", model=model).counts["unexpected_field"] == 11
+    kept = data.select_columns(["messages", "tools"])
+    assert repr(kept) == "<Dataset 'hub.jsonl[messages, tools]'>"
+    report = validate(kept, target="openai", model=model)
+    assert [(f.code, f.file, f.line) for f in report.errors] == [
+        ("unknown_role", "hub.jsonl[messages, tools]", 3)
+    ]
+    good = write_jsonl(tmp_path / "good.jsonl", [{"id": i, **chat(i)} for i in range(3)])
+    selected = ft.Dataset.from_jsonl(good).select_columns("messages")
+    plain = ft.Dataset.from_records([chat(i) for i in range(3)])
+    assert selected.fingerprint() == plain.fingerprint()
+    selected.to_jsonl(tmp_path / "out.jsonl", format="openai")
+    assert (tmp_path / "out.jsonl").read_text() == "".join(
+        json.dumps(chat(i), separators=(",", ":")) + "\n" for i in range(3)
+    )
+    assert len(kept) == 12 and len(data.select_columns("messages")) == 12
+    assert data.select_columns("messages").whole_file() is None  # not the file's bytes
+    joined = (data + data).select_columns(["messages"])  # each row still names its part
+    assert {item.file for item in joined.items()} == {"hub.jsonl", "hub.jsonl#2"}
+    for wrong, error in (([], ValueError), ([""], ValueError), (5, TypeError), ({}, TypeError)):
+        with pytest.raises(error, match="select_columns takes"):
+            data.select_columns(wrong)  # type: ignore[arg-type]

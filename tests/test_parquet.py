@@ -139,3 +139,41 @@ def test_every_command_reads_a_parquet_file_by_its_content(
     config = {"data": str(holdout), "exclude": str(path)}  # an eval config's files
     data, said = eval_data(str(tmp_path / "eval.toml"), config)
     assert (len(data), said) == (3, [f"left out 2 of the evaluated examples: also in {path}"])
+
+
+@needs_tiktoken
+def test_columns_leaves_a_hub_sets_extra_columns_out_on_the_command_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A Hub chat set (``prompt``, ``prompt_id``, ``messages``, ``category``, as
+    HuggingFaceH4/no_robots): every row was ``unexpected_field`` three times, and the cure
+    named (``ds.select_columns``) was out of a command's reach."""
+    rows = [
+        {"prompt": f"q{i}", "prompt_id": f"h{i}", **chat(i), "category": "Chat"} for i in range(12)
+    ]
+    path = _hub_file(tmp_path, rows)
+    flags = ["--backend", "fake", "--model", "base", "--json"]
+    assert main(["validate", str(path), *flags]) == 1
+    assert "select_columns([...]), or --columns" in capsys.readouterr().out
+    assert main(["validate", str(path), "--columns", "messages,tools", *flags]) == 0
+    assert json.loads(capsys.readouterr().out)["examples"] == 12
+    config = tmp_path / "train.toml"
+    config.write_text(
+        f'backend = "fake"\nmodel = "base"\nfile = "{path}"\ncolumns = ["messages"]\n'
+        f'validation = "{path}"\n'
+    )
+    assert main(["train", "--config", str(config), "--wait"]) == 0
+    (record,) = ft.Tuner("fake", model="base").jobs(limit=1)
+    plain = ft.Dataset.from_records([chat(i) for i in range(12)])
+    assert record.train_fingerprint == record.validation_fingerprint == plain.fingerprint()
+    config.write_text(config.read_text().replace('["messages"]', "[5]"))
+    assert main(["validate", "--config", str(config)]) == 2
+    assert 'columns is a list of key names, as ["messages", "tools"], not [5]' in (
+        capsys.readouterr().err
+    )
+    with pytest.raises(SystemExit):
+        main(["validate", str(path), "--columns", "messages,,tools", *flags])
+    assert "--columns: 'messages,,tools': give key names" in capsys.readouterr().err
+    holdout = {"data": str(path), "exclude": str(path), "columns": "messages"}
+    data, said = eval_data(str(tmp_path / "eval.toml"), holdout)  # an eval config's files
+    assert (len(data), said) == (0, [f"left out 12 of the evaluated examples: also in {path}"])

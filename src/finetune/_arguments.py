@@ -10,6 +10,7 @@ from typing import Any, NoReturn
 
 __all__ = [
     "Parser",
+    "key_names",
     "name_flag",
     "named",
     "non_negative_int",
@@ -60,6 +61,14 @@ def named(text: str) -> str:
     if not text.strip():
         raise argparse.ArgumentTypeError("is empty: give a name")
     return text
+
+
+def key_names(text: str) -> list[str]:
+    """An argparse type: key names, comma-separated (``messages,tools``), none empty."""
+    names = [name.strip() for name in text.split(",")]
+    if not all(names):
+        raise argparse.ArgumentTypeError(f"{text!r}: give key names, as messages,tools")
+    return names
 
 
 def positive_float(text: str) -> float:

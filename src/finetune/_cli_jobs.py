@@ -10,7 +10,14 @@ from typing import Any
 from pydantic import ValidationError
 
 import finetune as ft
-from finetune._config_file import TRAIN_KEYS, config_path, datasets_of, listed, train_config
+from finetune._config_file import (
+    TRAIN_KEYS,
+    columns_setting,
+    config_path,
+    datasets_of,
+    listed,
+    train_config,
+)
 from finetune._fit import hyperparameters_problem
 from finetune.backends import backend_class
 
@@ -75,9 +82,10 @@ def job_inputs(args: argparse.Namespace, command: str) -> JobInputs:
     settings = job_settings(args, command)
     tuner = ft.Tuner(settings["backend"], model=settings["model"])
     validation = settings.get("validation")
+    columns = columns_setting(args.config or f"finetune {command}", settings.get("columns"))
     return JobInputs(
         tuner,
-        datasets_of(listed(settings["file"])),
-        datasets_of(listed(validation)) if validation else None,
+        datasets_of(listed(settings["file"]), columns),
+        datasets_of(listed(validation), columns) if validation else None,
         settings,
     )

@@ -29,7 +29,16 @@ __all__ = [
     "train_config",
 ]
 
-TRAIN_KEYS = ("backend", "model", "file", "validation", "suffix", "method", "skip_validation")
+TRAIN_KEYS = (
+    "backend",
+    "model",
+    "file",
+    "validation",
+    "columns",
+    "suffix",
+    "method",
+    "skip_validation",
+)
 _TRAIN_TABLES = ("hyperparameters", "options")
 
 
@@ -162,12 +171,18 @@ _CANDIDATE_KEYS = ("backend", "model", "endpoint", "few_shot", "options")
 
 
 def eval_candidate(
-    source: str, name: str, spec: Any, *, table: str | None = None
+    source: str,
+    name: str,
+    spec: Any,
+    *,
+    table: str | None = None,
+    columns: list[str] | None = None,
 ) -> tuple[ModelRef, dict[str, Any]]:
     """A candidate of an eval config and its predictor's options: ``"backend:model"`` or a
     table with ``backend``, ``model``, ``endpoint`` (an ``openai-compatible`` server's URL),
-    ``options`` and ``few_shot = {train = ..., k = ...}``. Another model of the file (the
-    judge's) names its own ``table`` in errors."""
+    ``options`` and ``few_shot = {train = ..., k = ...}`` (its rows with the config's
+    ``columns``). Another model of the file (the judge's) names its own ``table`` in
+    errors."""
     from finetune.types import ModelRef
 
     where = f"{source}: {table}" if table else f"{source}: candidate {name!r}"
@@ -205,21 +220,31 @@ def eval_candidate(
                 f"{where}: few_shot k is how many examples to show, a whole number of 0 or "
                 f"more, not {k!r}"
             )
-        train = data_file(
-            config_path(source, f"[candidates.{name}] few_shot train", shots["train"])
-        )
+        shown = config_path(source, f"[candidates.{name}] few_shot train", shots["train"])
+        train = datasets_of([shown], columns)
         ref = ref.with_few_shot(train, k=k)
     return ref, options
 
 
-_EVAL_KEYS = ("data", "exclude", "metrics", "judge", "baseline", "max_concurrency", "candidates")
+_EVAL_KEYS = (
+    "data",
+    "exclude",
+    "columns",
+    "metrics",
+    "judge",
+    "baseline",
+    "max_concurrency",
+    "candidates",
+)
 
 
 def eval_data(source: str, config: dict[str, Any]) -> tuple[Dataset, list[str]]:
     """An eval config's ``data``, without the examples also in its ``exclude`` files (a
-    training set: ``holdout.excluding(train)``), and a line for each file that took some."""
-
-    data = datasets_of([config_path(source, "data", path) for path in listed(config["data"])])
+    training set: ``holdout.excluding(train)``), and a line for each file that took some;
+    each file's rows with the config's ``columns`` alone, when it names them."""
+    columns = columns_setting(source, config.get("columns"))
+    paths = [config_path(source, "data", path) for path in listed(config["data"])]
+    data = datasets_of(paths, columns)
     excluded = config.get("exclude", [])
     excluded = [excluded] if isinstance(excluded, str) else excluded
     if not isinstance(excluded, list):
@@ -230,7 +255,7 @@ def eval_data(source: str, config: dict[str, Any]) -> tuple[Dataset, list[str]]:
     said = []
     for value in excluded:
         before = len(data)
-        data = data.excluding(data_file(config_path(source, "exclude", value)))
+        data = data.excluding(datasets_of([config_path(source, "exclude", value)], columns))
         if len(data) < before:
             said.append(f"left out {before - len(data)} of the evaluated examples: also in {value}")
     return data, said
@@ -241,13 +266,29 @@ def listed(value: Any) -> list[Any]:
     return value if isinstance(value, list) and value else [value]
 
 
-def datasets_of(paths: list[str]) -> Dataset:
+def datasets_of(paths: list[str], columns: list[str] | None = None) -> Dataset:
     """One file's dataset, or several read one after another (``Dataset.concat``: a row
-    keeps its own file and line in errors)."""
+    keeps its own file and line in errors), with only the ``columns`` given."""
     from finetune.dataset import Dataset
 
     parts = [data_file(path) for path in paths]
-    return parts[0] if len(parts) == 1 else Dataset.concat(parts)
+    whole = parts[0] if len(parts) == 1 else Dataset.concat(parts)
+    return whole.select_columns(columns) if columns else whole
+
+
+def columns_setting(source: str, value: Any) -> list[str] | None:
+    """A config's ``columns``: the keys of each row to keep, a list of names (or one name,
+    or names joined by commas); ``None`` when not given."""
+    if value is None:
+        return None
+    names = value.split(",") if isinstance(value, str) else value
+    if not isinstance(names, list) or not names:
+        names = [None]
+    if not all(isinstance(name, str) and name.strip() for name in names):
+        raise FinetuneError(
+            f'{source}: columns is a list of key names, as ["messages", "tools"], not {value!r}'
+        )
+    return [name.strip() for name in names]
 
 
 def data_file(path: str) -> Dataset:
@@ -295,8 +336,10 @@ def eval_plan(
             "(see finetune eval --help and docs/cli.md)"
         )
     refuse_unknown_keys(source, config, _EVAL_KEYS)
+    columns = columns_setting(source, config.get("columns"))
     parsed = {
-        name: eval_candidate(source, name, spec) for name, spec in config["candidates"].items()
+        name: eval_candidate(source, name, spec, columns=columns)
+        for name, spec in config["candidates"].items()
     }
     candidates = {name: ref for name, (ref, _) in parsed.items()}
     options = {name: given for name, (_, given) in parsed.items() if given}

@@ -18,6 +18,7 @@ from platformdirs import user_data_dir
 import finetune as ft
 from finetune._arguments import (
     Parser,
+    key_names,
     name_flag,
     named,
     non_negative_int,
@@ -309,6 +310,10 @@ _FILE_HELP = (
     "training data (JSONL or Parquet); several files are trained as one, one after another, each "
     "named in errors"
 )
+_COLUMNS_HELP = (
+    "keep only these keys of each row, comma-separated (messages,tools): a table's extra "
+    "columns, such as id or source, left out"
+)
 _VALIDATION_HELP = {
     "validate": "validation data (JSONL or Parquet), checked too; repeat the flag for several "
     "files",
@@ -350,6 +355,7 @@ def _parser() -> argparse.ArgumentParser:
         name_flag(sub, "--model", "base model to fine-tune")
         sub.add_argument("--json", action="store_true", help="print JSON")
         sub.add_argument("--validation", action="append", help=_VALIDATION_HELP[name])
+        sub.add_argument("--columns", type=key_names, help=_COLUMNS_HELP)
         sub.add_argument("--config", help=_CONFIG_HELP[name])
         if name == "estimate":
             sub.add_argument(
@@ -411,6 +417,7 @@ def _parser() -> argparse.ArgumentParser:
     name_flag(train, "--backend", "backend name")
     name_flag(train, "--model", "base model")
     train.add_argument("--validation", action="append", help=_VALIDATION_HELP["train"])
+    train.add_argument("--columns", type=key_names, help=_COLUMNS_HELP)
     train.add_argument(
         "--method", choices=["sft", "dpo"], help="sft (the default) or dpo (preference data)"
     )

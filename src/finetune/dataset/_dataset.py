@@ -28,12 +28,14 @@ from finetune.dataset._formats import (
 from finetune.dataset._parquet import ParquetSource
 from finetune.dataset._reader import DEFAULT_MAX_LINE_BYTES, RawRecord, ReadProblem
 from finetune.dataset._sources import (
+    ColumnsSource,
     ConcatSource,
     JsonlSource,
     RecordsSource,
     Source,
     SubsetSource,
     counted_items,
+    regular_file,
 )
 from finetune.dataset._strata import stratified_sample
 from finetune.dataset._tool_rows import without_table_nulls
@@ -43,7 +45,7 @@ __all__ = ["Dataset", "canonical_json", "require_dataset", "write_jsonl"]
 
 
 _PREVIEW_ROWS = 3
-_SOURCES = (JsonlSource, ParquetSource, RecordsSource, SubsetSource, ConcatSource)
+_SOURCES = (JsonlSource, ParquetSource, RecordsSource, SubsetSource, ColumnsSource, ConcatSource)
 
 
 class Dataset:
@@ -86,7 +88,7 @@ class Dataset:
         if max_line_bytes < 1:  # every line would be an error, on every read
             raise ValueError(f"max_line_bytes is 1 or more, not {max_line_bytes}")
         max_line_bytes = int(max_line_bytes)
-        file = _regular_file(path, "a JSONL file")
+        file = regular_file(path, "a JSONL file")
         return cls(JsonlSource(file, max_line_bytes), kind)
 
     @classmethod
@@ -96,7 +98,7 @@ class Dataset:
         """A dataset streamed from a Parquet file (what the Hugging Face Hub serves), a
         batch of rows at a time, read as ``from_hf`` reads the same table; an error's
         ``line`` is the row's position from 1. Needs ``pyarrow`` (the ``parquet`` extra)."""
-        source = ParquetSource(_regular_file(path, "a Parquet file"))
+        source = ParquetSource(regular_file(path, "a Parquet file"))
         dataset = cls(source, kind)
         dataset._length = source.rows
         return dataset
@@ -336,6 +338,25 @@ class Dataset:
         dropped = frozenset(at for at, example in readable if not keep(example))
         return self._subset(dropped, keep=False, tag="filter")
 
+    def select_columns(self, columns: str | Iterable[str]) -> Dataset:
+        """A view whose rows keep only these top-level keys: a table's extra columns (``id``,
+        ``source``, a ``prompt`` that repeats the first user turn) left out, where validation
+        refuses each as ``unexpected_field``. Read again on every pass; an error still names
+        its row's line. ``ds.select_columns(["messages", "tools"])``."""
+        chosen = [columns] if isinstance(columns, str) else columns
+        if not isinstance(chosen, Iterable) or isinstance(chosen, Mapping):
+            raise TypeError(f"select_columns takes a list of key names, not {columns!r}")
+        names = tuple(dict.fromkeys(chosen))
+        if not names or not all(isinstance(name, str) and name for name in names):
+            raise ValueError(
+                f'select_columns takes the names of the keys to keep, as ["messages"], not '
+                f"{columns!r}"
+            )
+        name = f"{self._source.name}[{', '.join(names)}]"
+        view = Dataset(ColumnsSource(self._source, names, name), self._declared)
+        view._length = self._length
+        return view
+
     def _examples_by_position(
         self, kind: ExampleKind | None, *, settle_kind: bool
     ) -> Iterator[tuple[int, Example]]:
@@ -482,29 +503,6 @@ def require_dataset(value: Any, what: str) -> Dataset:
     else:
         fix = "ft.Dataset.from_jsonl(path), .from_records(rows), .from_pandas or .from_hf"
     raise TypeError(f"{what} is a ft.Dataset, not {type(value).__name__}: {fix}")
-
-
-def _regular_file(path: str | os.PathLike[str], what: str) -> Path:
-    """``path`` (``~`` as the home folder) when it names a regular file, which can be read
-    on every pass; else a ``DatasetError`` saying what it is instead."""
-    file = Path(path).expanduser()
-    if file.is_dir():
-        raise DatasetError(f"is a folder, not {what}; name the file", file=str(file))
-    if not file.is_file():
-        if file.exists():  # /dev/stdin on a pipe, a FIFO: they can be read only once
-            raise DatasetError(
-                "is not a regular file (a pipe or a device), and a dataset is read more "
-                "than once: save it to a file and name that",
-                file=str(file),
-            )
-        if str(path) == "-":  # the shell's name for standard input, a pipe as above
-            raise DatasetError(
-                "standard input is read once, and a dataset is read more than once: "
-                "save it to a file and name that",
-                file=str(file),
-            )
-        raise DatasetError("no such file; check the path", file=str(file))
-    return file
 
 
 def _empty_cell(value: Any) -> bool:

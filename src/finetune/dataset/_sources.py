@@ -12,6 +12,7 @@ from finetune._errors import DatasetError
 from finetune.dataset._reader import RawRecord, ReadProblem, iter_jsonl, unwritable
 
 __all__ = [
+    "ColumnsSource",
     "ConcatSource",
     "JsonlSource",
     "RecordsSource",
@@ -20,6 +21,7 @@ __all__ = [
     "counted_items",
     "file_stamp",
     "refuse_if_changed",
+    "regular_file",
 ]
 
 
@@ -75,6 +77,29 @@ def file_stamp(path: str) -> tuple[int, int, int] | None:
     return status.st_size, status.st_mtime_ns, status.st_ino
 
 
+def regular_file(path: str | os.PathLike[str], what: str) -> Path:
+    """``path`` (``~`` as the home folder) when it names a regular file, which can be read
+    on every pass; else a ``DatasetError`` saying what it is instead."""
+    file = Path(path).expanduser()
+    if file.is_dir():
+        raise DatasetError(f"is a folder, not {what}; name the file", file=str(file))
+    if not file.is_file():
+        if file.exists():  # /dev/stdin on a pipe, a FIFO: they can be read only once
+            raise DatasetError(
+                "is not a regular file (a pipe or a device), and a dataset is read more "
+                "than once: save it to a file and name that",
+                file=str(file),
+            )
+        if str(path) == "-":  # the shell's name for standard input, a pipe as above
+            raise DatasetError(
+                "standard input is read once, and a dataset is read more than once: "
+                "save it to a file and name that",
+                file=str(file),
+            )
+        raise DatasetError("no such file; check the path", file=str(file))
+    return file
+
+
 class RecordsSource:
     path: str | None = None
 
@@ -124,6 +149,26 @@ def counted_items(
         if not (isinstance(item, ReadProblem) and item.severity == "warning"):
             yield position, item
             position += 1
+
+
+class ColumnsSource:
+    """A source's rows with only some of their top-level keys (a table's extra columns, such
+    as ``id`` or ``source``, left out), on every pass; its rows keep their lines."""
+
+    def __init__(self, parent: Source, columns: tuple[str, ...], name: str) -> None:
+        self._parent = parent
+        self.columns = columns
+        self.name = name
+        self.path: str | None = None  # not the file's bytes: an upload writes its rows out
+
+    def items(self) -> Iterator[RawRecord | ReadProblem]:
+        columns = self.columns
+        for item in self._parent.items():
+            if isinstance(item, RawRecord):
+                data = item.data
+                kept = {key: data[key] for key in columns if key in data}
+                item = RawRecord(item.line, item.offset, kept, item.file)
+            yield item
 
 
 class ConcatSource:

@@ -65,6 +65,6 @@ def unknown_key_message(
     if top_level:
         message += (
             " (a table's extra columns: keep only those you train on, "
-            "e.g. ds.select_columns([...]) or frame[[...]])"
+            "ds.select_columns([...]), or --columns on the command line)"
         )
     return message
