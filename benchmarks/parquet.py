@@ -7,13 +7,15 @@ Each contender validates for OpenAI (every rule, exact token counts) in a fresh 
 its peak RSS is its own; runs are interleaved and the best time and largest memory growth are
 kept. The table gives seconds, examples/s, the memory the run added and the ratios against
 the pandas baseline (speed: higher is better; memory: lower is better). RSS added: the peak
-while validating over the resident size just before (Linux: read from /proc).
+while validating over the resident size just before (Linux: read from /proc), plus each forked
+worker's peak over that size.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 import tempfile
@@ -21,10 +23,12 @@ from pathlib import Path
 
 from validate import MODEL, generate
 
-READERS = {
-    "pandas + from_pandas (before)": "ft.Dataset.from_pandas(pandas.read_parquet(path))",
-    "from_parquet": "ft.Dataset.from_parquet(path)",
-    "from_jsonl (same rows)": "ft.Dataset.from_jsonl(path)",
+READERS = {  # name: (the dataset, validation's workers)
+    "pandas + from_pandas (before)": ("ft.Dataset.from_pandas(pandas.read_parquet(path))", 1),
+    "from_parquet": ("ft.Dataset.from_parquet(path)", 1),
+    "from_jsonl (same rows)": ("ft.Dataset.from_jsonl(path)", 1),
+    "from_parquet, a worker per core": ("ft.Dataset.from_parquet(path)", None),
+    "from_jsonl, a worker per core": ("ft.Dataset.from_jsonl(path)", None),
 }
 CHILD = """
 import json, resource, sys, time
@@ -36,17 +40,22 @@ counter = counter_for("openai", "{model}")
 tiktoken.get_encoding("o200k_base")
 start_rss = int(open("/proc/self/statm").read().split()[1]) * resource.getpagesize() // 1024
 started = time.perf_counter()
-report = validate({reader}, target="openai", model="{model}", token_counter=counter, workers=1)
+report = validate(
+    {reader}, target="openai", model="{model}", token_counter=counter, workers={workers}
+)
 seconds = time.perf_counter() - started
 assert report.ok, report.summary()
 grown = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - start_rss) / 1024
+workers = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+grown += {forked} * max(0.0, workers - start_rss / 1024)  # each worker's own growth
 print(json.dumps({{"seconds": seconds, "examples": report.examples, "grown_mb": grown}}))
 """
 
 
-def measure(reader: str, path: Path) -> dict[str, float]:
+def measure(reader: str, workers: int | None, path: Path) -> dict[str, float]:
     """One contender's run in a fresh process."""
-    code = CHILD.format(model=MODEL, reader=reader)
+    forked = (os.cpu_count() or 1) if workers is None else 0
+    code = CHILD.format(model=MODEL, reader=reader, workers=workers, forked=forked)
     done = subprocess.run(
         [sys.executable, "-c", code, str(path)], capture_output=True, text=True, check=True
     )
@@ -75,9 +84,9 @@ def main() -> None:
         write_parquet(jsonl, parquet)
         runs: dict[str, list[dict[str, float]]] = {name: [] for name in READERS}
         for _ in range(args.repeat):
-            for name, reader in READERS.items():
+            for name, (reader, workers) in READERS.items():
                 file = jsonl if "jsonl" in reader else parquet
-                runs[name].append(measure(reader, file))
+                runs[name].append(measure(reader, workers, file))
     best = {
         name: {
             "seconds": min(run["seconds"] for run in found),
@@ -86,7 +95,7 @@ def main() -> None:
         for name, found in runs.items()
     }
     base = best["pandas + from_pandas (before)"]
-    print(f"validate {args.n:,} chat rows for OpenAI, one process each, best of {args.repeat}\n")
+    print(f"validate {args.n:,} chat rows for OpenAI, a process each, best of {args.repeat}\n")
     print("| reader | seconds | examples/s | RSS added (MB) | speed vs before | memory vs before |")
     print("|---|---|---|---|---|---|")
     for name, figures in best.items():

@@ -4,6 +4,7 @@ command that takes a data file, a batch of rows at a time."""
 from __future__ import annotations
 
 import json
+import subprocess
 import sys
 from pathlib import Path
 from typing import Any
@@ -177,3 +178,41 @@ def test_columns_leaves_a_hub_sets_extra_columns_out_on_the_command_line(
     holdout = {"data": str(path), "exclude": str(path), "columns": "messages"}
     data, said = eval_data(str(tmp_path / "eval.toml"), holdout)  # an eval config's files
     assert (len(data), said) == (0, [f"left out 12 of the evaluated examples: also in {path}"])
+
+
+@needs_tiktoken
+def test_a_parquet_files_row_groups_are_scanned_apart_and_report_as_one_scan(
+    tmp_path: Path,
+) -> None:
+    """A Parquet file was validated by one process where a JSONL file of the same rows took
+    every core; split by runs of row groups, the report is the sequential scan's. In a fresh
+    process: workers are forked only where no other thread runs (``datasets`` leaves tqdm's)."""
+    rows = [chat(i) for i in range(300)]
+    rows[10] = {"messages": [{"role": "user", "content": "no answer"}]}
+    rows[250] = chat(5)  # a duplicate of a row in another part
+    rows[170] = chat(7, system="Another prompt")
+    path = tmp_path / "train.parquet"
+    script = f"""
+import json, pyarrow, pyarrow.parquet
+import finetune as ft
+from finetune.validation import _engine, validate
+rows = json.loads({json.dumps(json.dumps(rows))})
+pyarrow.parquet.write_table(pyarrow.Table.from_pylist(rows), {str(path)!r}, row_group_size=4)
+data = ft.Dataset.from_parquet({str(path)!r})
+model = "gpt-4.1-mini-2025-04-14"
+sequential = validate(data, target="openai", model=model, workers=1)
+_engine.PARALLEL_MIN_ROWS = 0
+parts = len(_engine._part_readers(data, 3)) if _engine._can_fork() else 0
+parallel = validate(data, target="openai", model=model, workers=3)
+print(json.dumps([parts, parallel.to_dict() == sequential.to_dict(), sequential.to_dict()]))
+"""
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    parts, same, report = json.loads(done.stdout.strip().splitlines()[-1])
+    assert (parts, same) == (3, True)  # the test is void if the scan was not split
+    codes = report["codes"]
+    assert codes["missing_assistant"]["lines"] == [11]
+    assert codes["duplicate_example"]["lines"] == [251]
+    assert codes["inconsistent_system_prompt"]["lines"] == [171]

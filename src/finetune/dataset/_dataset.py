@@ -203,6 +203,10 @@ class Dataset:
             return source.path, source.max_line_bytes
         return None
 
+    def _whole_parquet(self) -> ParquetSource | None:
+        """The Parquet file this dataset reads whole, not a view of it (for a parallel scan)."""
+        return self._source if isinstance(self._source, ParquetSource) else None
+
     @property
     def declared_kind(self) -> ExampleKind | None:
         """The kind given when the dataset was made (``None``: detected); validation reports

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import functools
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -50,11 +51,26 @@ class ParquetSource:
         refuse_if_changed(self.file, self._stamp, "Dataset.from_parquet")
         return self._rows()
 
-    def _rows(self) -> Iterator[RawRecord | ReadProblem]:
+    def parts(self, count: int) -> list[Callable[[], Iterator[RawRecord | ReadProblem]]]:
+        """Readers of the file in up to ``count`` runs of whole row groups, of about as many
+        rows each, in order; each numbers its rows from 1 (a worker's share of a scan)."""
+        refuse_if_changed(self.file, self._stamp, "Dataset.from_parquet")
+        metadata = _opened(self.file).metadata
+        sizes = [metadata.row_group(group).num_rows for group in range(metadata.num_row_groups)]
+        runs: list[list[int]] = [[]]
+        share, taken = max(1, sum(sizes) // max(1, count)), 0
+        for group, size in enumerate(sizes):
+            if runs[-1] and taken >= share * len(runs) and len(runs) < count:
+                runs.append([])
+            runs[-1].append(group)
+            taken += size
+        return [functools.partial(self._rows, run) for run in runs if run]
+
+    def _rows(self, row_groups: list[int] | None = None) -> Iterator[RawRecord | ReadProblem]:
         opened = _opened(self.file)
         checked = not _holds_only_json(opened.schema_arrow)
         number = 0
-        for batch in _batches(self.file, opened):
+        for batch in _batches(self.file, opened, row_groups):
             for row in batch:
                 number += 1
                 problem = unwritable(row) if checked else None
@@ -80,13 +96,15 @@ def _json_type(kind: Any, kinds: Any) -> bool:
     return any(getattr(kinds, test)(kind) for test in _JSON_LEAVES)
 
 
-def _batches(file: str, opened: Any) -> Iterator[list[dict[str, Any]]]:
+def _batches(
+    file: str, opened: Any, row_groups: list[int] | None
+) -> Iterator[list[dict[str, Any]]]:
     """The file's rows as Python values, a batch at a time; a corrupt page is a
     ``DatasetError`` naming the file, wherever it is found."""
     import pyarrow
 
     try:
-        for batch in opened.iter_batches(batch_size=_BATCH_ROWS):
+        for batch in opened.iter_batches(batch_size=_BATCH_ROWS, row_groups=row_groups):
             yield batch.to_pylist()
     except (pyarrow.ArrowException, OSError) as exc:
         raise DatasetError(f"cannot read it as Parquet: {exc}", file=file) from exc

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import functools
 import itertools
 import multiprocessing
 import os
 import threading
 from array import array
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
@@ -207,7 +208,8 @@ def validate(
     plugin's own). Never raises for bad data: every problem becomes a finding with file, line
     and field.
     A whole JSONL file of 16 MB or more is scanned by ``workers`` processes (default: one per
-    CPU) over byte ranges; the report is the same as a sequential scan's.
+    CPU) over byte ranges, and a whole Parquet file of 20,000 rows or more over runs of its
+    row groups; the report is the same as a sequential scan's.
     """
     workers = workers if workers is not None else (os.cpu_count() or 1)
     rules = target if isinstance(target, Target) else target_rules(target)
@@ -292,7 +294,10 @@ def _all_truncated_away(scan: _Scan, skipped: int, purpose: str) -> None:
 
 
 PARALLEL_MIN_BYTES = 16 * 1024 * 1024
+PARALLEL_MIN_ROWS = 20_000  # a Parquet file's rows: its bytes are compressed
+_Reader = Callable[[], Iterator[RawRecord | ReadProblem]]
 _worker_scan: _Scan | None = None
+_worker_readers: list[_Reader] = []
 
 
 def _scan(
@@ -308,14 +313,30 @@ def _scan(
 ) -> _Scan:
     name = label or dataset.name
     scan = _Scan(report, rules, model, counter, limit, name, dataset.declared_kind)
-    whole = dataset.whole_file()
-    if whole is not None and workers > 1 and _can_fork():
-        path, cap = whole
-        if os.path.getsize(path) >= PARALLEL_MIN_BYTES and not _packed_file(path):
-            _scan_in_parallel(scan, path, cap, workers)
-            return scan
+    readers = _part_readers(dataset, workers) if workers > 1 and _can_fork() else []
+    if len(readers) > 1:
+        _scan_in_parallel(scan, readers)
+        return scan
     scan.run(dataset)
     return scan
+
+
+def _part_readers(dataset: Dataset, workers: int) -> list[_Reader]:
+    """Readers of a whole file in up to ``workers`` parts, in order (a JSONL file's byte
+    ranges, a Parquet file's runs of row groups), or none for what is not worth splitting."""
+    whole = dataset.whole_file()
+    if whole is not None:
+        path, cap = whole
+        if os.path.getsize(path) < PARALLEL_MIN_BYTES or _packed_file(path):
+            return []
+        return [
+            functools.partial(iter_jsonl, path, max_line_bytes=cap, start=start, end=end)
+            for start, end in _ranges(path, workers)
+        ]
+    table = dataset._whole_parquet()
+    if table is None or table.rows < PARALLEL_MIN_ROWS:
+        return []
+    return table.parts(workers)
 
 
 def _packed_file(path: str) -> bool:
@@ -344,9 +365,8 @@ def _ranges(path: str, workers: int) -> list[tuple[int, int]]:
     return [(a, b) for a, b in itertools.pairwise(bounds) if b > a]
 
 
-def _scan_part(task: tuple[str, int, int, int]) -> tuple[_Scan, int]:
-    """Worker: scan the lines starting in one byte range (line numbers from 1)."""
-    path, cap, start, end = task
+def _scan_part(index: int) -> tuple[_Scan, int]:
+    """Worker: scan one part of the file (its lines numbered from 1 within the part)."""
     template = _worker_scan
     assert template is not None
     report = ValidationReport(
@@ -361,24 +381,23 @@ def _scan_part(task: tuple[str, int, int, int]) -> tuple[_Scan, int]:
         template.file,
         template.declared,
     )
-    lines = scan.consume(iter_jsonl(path, max_line_bytes=cap, start=start, end=end))
+    lines = scan.consume(_worker_readers[index]())
     return scan, lines
 
 
-def _scan_in_parallel(scan: _Scan, path: str, cap: int, workers: int) -> None:
-    """Split the file by byte ranges, scan them in forked workers, merge in file order."""
-    global _worker_scan
-    _worker_scan = scan
-    tasks = [(path, cap, start, end) for start, end in _ranges(path, workers)]
+def _scan_in_parallel(scan: _Scan, readers: list[_Reader]) -> None:
+    """Scan the parts in forked workers (which inherit the readers), merge in file order."""
+    global _worker_scan, _worker_readers
+    _worker_scan, _worker_readers = scan, readers
     offset = 0
     try:
-        with multiprocessing.get_context("fork").Pool(len(tasks)) as pool:
-            for part, lines in pool.imap(_scan_part, tasks):  # merged as each one arrives
+        with multiprocessing.get_context("fork").Pool(len(readers)) as pool:
+            for part, lines in pool.imap(_scan_part, range(len(readers))):  # merged as it comes
                 _merge(scan, part, offset)
                 offset += lines
                 del part
     finally:
-        _worker_scan = None
+        _worker_scan, _worker_readers = None, []
 
 
 def _merge(scan: _Scan, part: _Scan, offset: int) -> None:
