@@ -1429,6 +1429,26 @@ def test_a_row_of_plain_text_or_of_two_texts_is_named_with_how_to_write_it() -> 
     (finding,) = validate(pair, target="hf", model="m").errors
     assert "keys: Question, answer); a row of two texts is read as a question" in finding.message
     assert "rename 'Question' to 'prompt' and 'answer' to 'completion'" in finding.message
+    cure = {"Question": "prompt", "answer": "completion"}
+    assert f"(ds.select_columns({cure!r}), or --columns Question=prompt,answer=completion" in (
+        finding.message
+    )
+    assert validate(pair.select_columns(cure), target="hf", model="m").errors == []
+    # one of the two named right: validation read a broken completion example (three errors:
+    # "completion must be a string, not null", an unknown 'response', ...), where fit told
+    # "rename 'prompt' to 'prompt' and 'response' to 'completion'"
+    half = ft.Dataset.from_records([{"prompt": "2+2?", "response": "4"}])
+    (finding,) = validate(half, target="hf", model="m").errors
+    with pytest.raises(ft.DatasetError) as parsed:
+        list(half)
+    assert finding.code == "unknown_format" and str(parsed.value).endswith(
+        finding.message.partition(")")[2]
+    )
+    assert "rename 'response' to 'completion' (ds.select_columns(" in finding.message
+    assert "--columns prompt,response=completion on the command line" in finding.message
+    lone = ft.Dataset.from_records([{"prompt": "2+2?"}])
+    (alone,) = validate(lone, target="hf", model="m").errors
+    assert alone.message == "completion must be a string, not missing"
 
 
 def test_a_row_of_columns_named_by_role_is_named_with_the_messages_to_write() -> None:
@@ -1580,6 +1600,14 @@ def test_select_columns_leaves_a_tables_extra_columns_out(tmp_path: Path) -> Non
     assert data.select_columns("messages").whole_file() is None  # not the file's bytes
     joined = (data + data).select_columns(["messages"])  # each row still names its part
     assert {item.file for item in joined.items()} == {"hub.jsonl", "hub.jsonl#2"}
-    for wrong, error in (([], ValueError), ([""], ValueError), (5, TypeError), ({}, TypeError)):
+    renamed = ft.Dataset.from_records([{"q": "2+2?", "a": "4", "id": 1}] * 12).select_columns(
+        {"q": "prompt", "a": "completion"}
+    )
+    assert renamed.name == "records[q as prompt, a as completion]"
+    assert validate(renamed, target="hf", model="m").ok
+    assert next((e.prompt, e.completion) for e in renamed) == ("2+2?", "4")  # type: ignore[union-attr]
+    with pytest.raises(ValueError, match="select_columns names two keys 'prompt'"):
+        data.select_columns({"q": "prompt", "question": "prompt"})
+    for wrong, error in (([], ValueError), ([""], ValueError), (5, TypeError), ({}, ValueError)):
         with pytest.raises(error, match="select_columns takes"):
             data.select_columns(wrong)  # type: ignore[arg-type]

@@ -169,12 +169,31 @@ def test_columns_leaves_a_hub_sets_extra_columns_out_on_the_command_line(
     assert record.train_fingerprint == record.validation_fingerprint == plain.fingerprint()
     config.write_text(config.read_text().replace('["messages"]', "[5]"))
     assert main(["validate", "--config", str(config)]) == 2
-    assert 'columns is a list of key names, as ["messages", "tools"], not [5]' in (
-        capsys.readouterr().err
-    )
+    said = capsys.readouterr().err
+    assert 'columns is a list of key names, as ["messages", "tools"], or a table' in said
+    assert said.endswith('as { question = "prompt" }, not [5]\n')
     with pytest.raises(SystemExit):
         main(["validate", str(path), "--columns", "messages,,tools", *flags])
     assert "--columns: 'messages,,tools': give key names" in capsys.readouterr().err
+    pairs = write_jsonl(
+        tmp_path / "qa.jsonl", [{"question": f"q{i}", "answer": f"a{i}"} for i in range(12)]
+    )
+    hf = ["--backend", "fake", "--model", "base", "--json"]
+    assert main(["validate", str(pairs), *hf]) == 1  # told the flag that renames them
+    assert "--columns question=prompt,answer=completion on the command line" in (
+        capsys.readouterr().out
+    )
+    config.write_text(
+        f'backend = "fake"\nmodel = "base"\nfile = "{pairs}"\n'
+        '[columns]\nquestion = "prompt"\nanswer = "completion"\n'
+    )
+    renamed = ["--columns", "question=prompt,answer=completion"]
+    for flags in (renamed, ["--config", str(config)]):
+        assert main(["estimate", str(pairs), *flags, *hf[:4], "--json"]) == 0
+        assert json.loads(capsys.readouterr().out)["examples"] == 12
+    with pytest.raises(SystemExit):
+        main(["validate", str(pairs), "--columns", "question=,answer", *hf])
+    assert "(question=prompt renames one)" in capsys.readouterr().err
     holdout = {"data": str(path), "exclude": str(path), "columns": "messages"}
     data, said = eval_data(str(tmp_path / "eval.toml"), holdout)  # an eval config's files
     assert (len(data), said) == (0, [f"left out 12 of the evaluated examples: also in {path}"])

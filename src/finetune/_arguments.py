@@ -63,12 +63,16 @@ def named(text: str) -> str:
     return text
 
 
-def key_names(text: str) -> list[str]:
-    """An argparse type: key names, comma-separated (``messages,tools``), none empty."""
-    names = [name.strip() for name in text.split(",")]
-    if not all(names):
-        raise argparse.ArgumentTypeError(f"{text!r}: give key names, as messages,tools")
-    return names
+def key_names(text: str) -> dict[str, str]:
+    """An argparse type: key names, comma-separated (``messages,tools``), each perhaps with
+    its new name (``question=prompt``), as a mapping of each key to its name."""
+    pairs = [name.partition("=") for name in text.split(",")]
+    named = {old.strip(): (new if sep else old).strip() for old, sep, new in pairs}
+    if len(named) < len(pairs) or not all(old and new for old, new in named.items()):
+        raise argparse.ArgumentTypeError(
+            f"{text!r}: give key names, as messages,tools (question=prompt renames one)"
+        )
+    return named
 
 
 def positive_float(text: str) -> float:

@@ -176,7 +176,7 @@ def eval_candidate(
     spec: Any,
     *,
     table: str | None = None,
-    columns: list[str] | None = None,
+    columns: dict[str, str] | None = None,
 ) -> tuple[ModelRef, dict[str, Any]]:
     """A candidate of an eval config and its predictor's options: ``"backend:model"`` or a
     table with ``backend``, ``model``, ``endpoint`` (an ``openai-compatible`` server's URL),
@@ -266,7 +266,7 @@ def listed(value: Any) -> list[Any]:
     return value if isinstance(value, list) and value else [value]
 
 
-def datasets_of(paths: list[str], columns: list[str] | None = None) -> Dataset:
+def datasets_of(paths: list[str], columns: dict[str, str] | None = None) -> Dataset:
     """One file's dataset, or several read one after another (``Dataset.concat``: a row
     keeps its own file and line in errors), with only the ``columns`` given."""
     from finetune.dataset import Dataset
@@ -276,19 +276,24 @@ def datasets_of(paths: list[str], columns: list[str] | None = None) -> Dataset:
     return whole.select_columns(columns) if columns else whole
 
 
-def columns_setting(source: str, value: Any) -> list[str] | None:
-    """A config's ``columns``: the keys of each row to keep, a list of names (or one name,
-    or names joined by commas); ``None`` when not given."""
+def columns_setting(source: str, value: Any) -> dict[str, str] | None:
+    """A config's ``columns``: the keys of each row to keep, a list of names (or names
+    joined by commas), or a table of them to new names; ``None`` when not given."""
     if value is None:
         return None
     names = value.split(",") if isinstance(value, str) else value
-    if not isinstance(names, list) or not names:
-        names = [None]
-    if not all(isinstance(name, str) and name.strip() for name in names):
-        raise FinetuneError(
-            f'{source}: columns is a list of key names, as ["messages", "tools"], not {value!r}'
-        )
-    return [name.strip() for name in names]
+    if isinstance(names, list) and all(isinstance(name, str) for name in names):
+        names = {name: name for name in names} if len(set(names)) == len(names) else {}
+    if isinstance(names, dict) and names:
+        named = {str(old).strip(): str(new).strip() for old, new in names.items()}
+        if all(isinstance(new, str) for new in names.values()) and all(
+            old and new for old, new in named.items()
+        ):
+            return named
+    raise FinetuneError(
+        f'{source}: columns is a list of key names, as ["messages", "tools"], or a table of '
+        f'them to new names, as {{ question = "prompt" }}, not {value!r}'
+    )
 
 
 def data_file(path: str) -> Dataset:

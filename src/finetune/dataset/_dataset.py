@@ -34,6 +34,7 @@ from finetune.dataset._sources import (
     RecordsSource,
     Source,
     SubsetSource,
+    column_pairs,
     counted_items,
     regular_file,
 )
@@ -342,22 +343,16 @@ class Dataset:
         dropped = frozenset(at for at, example in readable if not keep(example))
         return self._subset(dropped, keep=False, tag="filter")
 
-    def select_columns(self, columns: str | Iterable[str]) -> Dataset:
+    def select_columns(self, columns: str | Iterable[str] | Mapping[str, str]) -> Dataset:
         """A view whose rows keep only these top-level keys: a table's extra columns (``id``,
         ``source``, a ``prompt`` that repeats the first user turn) left out, where validation
-        refuses each as ``unexpected_field``. Read again on every pass; an error still names
-        its row's line. ``ds.select_columns(["messages", "tools"])``."""
-        chosen = [columns] if isinstance(columns, str) else columns
-        if not isinstance(chosen, Iterable) or isinstance(chosen, Mapping):
-            raise TypeError(f"select_columns takes a list of key names, not {columns!r}")
-        names = tuple(dict.fromkeys(chosen))
-        if not names or not all(isinstance(name, str) and name for name in names):
-            raise ValueError(
-                f'select_columns takes the names of the keys to keep, as ["messages"], not '
-                f"{columns!r}"
-            )
-        name = f"{self._source.name}[{', '.join(names)}]"
-        view = Dataset(ColumnsSource(self._source, names, name), self._declared)
+        refuses each as ``unexpected_field``; a mapping renames them too. Read again on every
+        pass; an error still names its row's line. ``ds.select_columns(["messages",
+        "tools"])``, ``ds.select_columns({"question": "prompt", "answer": "completion"})``."""
+        pairs = column_pairs(columns)
+        told = ", ".join(old if old == new else f"{old} as {new}" for old, new in pairs)
+        name = f"{self._source.name}[{told}]"
+        view = Dataset(ColumnsSource(self._source, pairs, name), self._declared)
         view._length = self._length
         return view
 

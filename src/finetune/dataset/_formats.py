@@ -120,8 +120,10 @@ def detect_kind(data: dict[str, Any], *, loose: bool = False) -> ExampleKind | N
     if is_sharegpt(data) or is_alpaca(data) or is_gemini(data):
         return "chat"
     has_prompt, has_completion = "prompt" in data, "completion" in data
-    if (has_prompt or has_completion) if loose else (has_prompt and has_completion):
+    if has_prompt and has_completion:
         return "completion"
+    if loose and (has_prompt or has_completion) and not shape_hint(data):
+        return "completion"  # a broken one; a misnamed pair is told how to name it
     return None
 
 
@@ -201,12 +203,16 @@ def shape_hint(data: dict[str, Any]) -> str:
     texts = sorted(k for k in keys if isinstance(data[k], str))
     if len(keys) == 2 and len(texts) == 2:
         asked, answer = sorted(texts, key=lambda key: key.lower() in _ANSWER_NAMES)
+        if "completion" in keys:  # the one named so is the answer
+            asked, answer = sorted(texts, key=lambda key: key == "completion")
+        renames = {asked: "prompt", answer: "completion"}
+        told = " and ".join(f"{old!r} to {new!r}" for old, new in renames.items() if old != new)
+        flag = ",".join(old if old == new else f"{old}={new}" for old, new in renames.items())
         return (
             f"; a row of two texts is read as a question and its answer when they are named "
-            f"prompt and completion: rename {asked!r} to 'prompt' and {answer!r} to "
-            "'completion' (a DataFrame: frame.rename(columns={...}), a Hugging Face dataset: "
-            ".rename_columns({...})), or write them as messages, a user turn and an assistant "
-            "turn, which every backend trains on"
+            f"prompt and completion: rename {told} (ds.select_columns({renames!r}), or "
+            f"--columns {flag} on the command line), or write them as messages, a user turn "
+            "and an assistant turn, which every backend trains on"
         )
     return ""
 

@@ -18,6 +18,7 @@ __all__ = [
     "RecordsSource",
     "Source",
     "SubsetSource",
+    "column_pairs",
     "counted_items",
     "file_stamp",
     "refuse_if_changed",
@@ -153,22 +154,51 @@ def counted_items(
 
 class ColumnsSource:
     """A source's rows with only some of their top-level keys (a table's extra columns, such
-    as ``id`` or ``source``, left out), on every pass; its rows keep their lines."""
+    as ``id`` or ``source``, left out), perhaps renamed, on every pass; its rows keep their
+    lines."""
 
-    def __init__(self, parent: Source, columns: tuple[str, ...], name: str) -> None:
+    def __init__(self, parent: Source, pairs: tuple[tuple[str, str], ...], name: str) -> None:
         self._parent = parent
-        self.columns = columns
+        self.pairs = pairs
+        """Each kept key, and its name in the view."""
         self.name = name
         self.path: str | None = None  # not the file's bytes: an upload writes its rows out
 
     def items(self) -> Iterator[RawRecord | ReadProblem]:
-        columns = self.columns
+        pairs = self.pairs
         for item in self._parent.items():
             if isinstance(item, RawRecord):
                 data = item.data
-                kept = {key: data[key] for key in columns if key in data}
+                kept = {new: data[old] for old, new in pairs if old in data}
                 item = RawRecord(item.line, item.offset, kept, item.file)
             yield item
+
+
+def column_pairs(columns: Any) -> tuple[tuple[str, str], ...]:
+    """``select_columns``' argument as (key, name in the view) pairs: a name, a list of
+    names (each kept as it is), or a mapping of names to new names."""
+    if isinstance(columns, Mapping):
+        pairs = tuple(columns.items())
+    elif isinstance(columns, str):
+        pairs = ((columns, columns),)
+    elif isinstance(columns, Iterable):
+        pairs = tuple((name, name) for name in dict.fromkeys(columns))
+    else:
+        raise TypeError(
+            f"select_columns takes a list of key names, or a mapping of them to new names, "
+            f"not {columns!r}"
+        )
+    named = [name for pair in pairs for name in pair]
+    if not pairs or not all(isinstance(name, str) and name for name in named):
+        raise ValueError(
+            f'select_columns takes the names of the keys to keep, as ["messages"] or '
+            f'{{"question": "prompt"}}, not {columns!r}'
+        )
+    renamed = [new for _, new in pairs]
+    twice = sorted({new for new in renamed if renamed.count(new) > 1})
+    if twice:
+        raise ValueError(f"select_columns names two keys {twice[0]!r}: {columns!r}")
+    return pairs
 
 
 class ConcatSource:

@@ -215,12 +215,8 @@ def _check_completion(record: dict[str, Any], target: Target, model: str) -> Ite
     for key in ("prompt", "completion"):
         value = record.get(key)
         if not isinstance(value, str):
-            yield (
-                "invalid_completion",
-                "error",
-                f"{key} must be a string, not {json_kind(value)}",
-                key,
-            )
+            given = json_kind(value) if key in record else "missing"
+            yield ("invalid_completion", "error", f"{key} must be a string, not {given}", key)
         yield from _check_text(value, key)
     base = model.removeprefix("ft:").split(":")[0]
     if target.completion_models and base not in target.completion_models:
