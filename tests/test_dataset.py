@@ -156,7 +156,7 @@ def test_a_file_that_is_not_jsonl_at_all_is_named_as_what_it_is(
         archive.writestr("train.jsonl", lines)
     packed["train.zip"] = ((tmp_path / "train.zip").read_bytes(), "a zip archive")
     rows = [json.loads(line) for line in lines.splitlines()]
-    array = "a JSON array, not JSONL .one JSON object per line.: write each element on a line"
+    array = "a JSON array, not JSONL .one JSON object per line.: read it with Dataset.from_json"
     packed["rows.json"] = (json.dumps(rows, indent=2).encode(), array)
     packed["one-line.json"] = (json.dumps(rows).encode(), array)
     packed["example.json"] = (json.dumps(rows[0], indent=2).encode(), "JSON written over several")
@@ -1289,7 +1289,7 @@ def test_from_records_given_one_record_says_to_give_a_list(one: Any) -> None:
 
 def test_the_constructor_given_rows_or_a_path_names_the_ways_to_make_a_dataset() -> None:
     # a newcomer's first guess: it used to be accepted and fail at len() with an AttributeError
-    says = r"Dataset.from_jsonl\(path\), from_parquet\(path\), from_records\(rows\), "
+    says = r"Dataset.from_jsonl\(path\), from_json\(path\), from_parquet\(path\), "
     says += r".* not Dataset\({}\)"
     for wrong in ([chat(1), chat(2)], "train.jsonl", chat(1)):
         with pytest.raises(TypeError, match=says.format(type(wrong).__name__)):

@@ -297,12 +297,12 @@ def columns_setting(source: str, value: Any) -> dict[str, str] | None:
 
 
 def data_file(path: str) -> Dataset:
-    """A data file as the commands read it: Parquet by its first bytes (whatever its
-    name), anything else as JSONL."""
+    """A data file as the commands read it, by its first bytes (whatever its name):
+    Parquet, a JSON array of examples, or JSONL."""
     from finetune.dataset import Dataset
     from finetune.dataset._parquet import is_parquet
 
-    return Dataset.from_parquet(path) if is_parquet(path) else Dataset.from_jsonl(path)
+    return Dataset.from_parquet(path) if is_parquet(path) else Dataset.from_json(path)
 
 
 def shots_refusal(

@@ -25,6 +25,7 @@ from finetune.dataset._formats import (
     parse_example,
     split_turns,
 )
+from finetune.dataset._json_array import JsonArraySource, starts_an_array
 from finetune.dataset._parquet import ParquetSource
 from finetune.dataset._reader import DEFAULT_MAX_LINE_BYTES, RawRecord, ReadProblem
 from finetune.dataset._sources import (
@@ -46,24 +47,25 @@ __all__ = ["Dataset", "canonical_json", "require_dataset", "write_jsonl"]
 
 
 _PREVIEW_ROWS = 3
-_SOURCES = (JsonlSource, ParquetSource, RecordsSource, SubsetSource, ColumnsSource, ConcatSource)
+_FILES = (JsonlSource, JsonArraySource, ParquetSource)
+_SOURCES = (*_FILES, RecordsSource, SubsetSource, ColumnsSource, ConcatSource)
 
 
 class Dataset:
-    """Typed training examples, streamed from a JSONL or Parquet file or held as records.
+    """Typed training examples, streamed from a JSONL, JSON or Parquet file or held as records.
 
-    Made by ``Dataset.from_jsonl``, ``from_parquet``, ``from_records``, ``from_pandas`` or
-    ``from_hf``, and joined by ``Dataset.concat`` (``a + b``). A Dataset is re-iterable and
-    immutable: ``split`` and ``sample`` return views that read the same source again, so a
-    file never has to fit in memory.
+    Made by ``Dataset.from_jsonl``, ``from_json``, ``from_parquet``, ``from_records``,
+    ``from_pandas`` or ``from_hf``, and joined by ``Dataset.concat`` (``a + b``). A Dataset
+    is re-iterable and immutable: ``split`` and ``sample`` return views that read the same
+    source again, so a file never has to fit in memory.
     """
 
     def __init__(self, source: Source, kind: ExampleKind | None = None) -> None:
         if not isinstance(source, _SOURCES):
             raise TypeError(
-                "a Dataset is made by Dataset.from_jsonl(path), from_parquet(path), "
-                "from_records(rows), from_pandas(frame) or from_hf(dataset), not "
-                f"Dataset({type(source).__name__})"
+                "a Dataset is made by Dataset.from_jsonl(path), from_json(path), "
+                "from_parquet(path), from_records(rows), from_pandas(frame) or "
+                f"from_hf(dataset), not Dataset({type(source).__name__})"
             )
         if kind is not None and kind not in EXAMPLE_KINDS:
             raise ValueError(
@@ -91,6 +93,16 @@ class Dataset:
         max_line_bytes = int(max_line_bytes)
         file = regular_file(path, "a JSONL file")
         return cls(JsonlSource(file, max_line_bytes), kind)
+
+    @classmethod
+    def from_json(cls, path: str | os.PathLike[str], *, kind: ExampleKind | None = None) -> Dataset:
+        """A dataset from a JSON file of one array of examples (Alpaca's and LLaMA-Factory's
+        ``.json`` files), read whole on each pass, an element at a time; an error's ``line``
+        is the line its element starts on. A JSONL file is read as ``from_jsonl`` reads it."""
+        file = regular_file(path, "a JSON file")
+        if not starts_an_array(file):
+            return cls.from_jsonl(file, kind=kind)
+        return cls(JsonArraySource(file), kind)
 
     @classmethod
     def from_parquet(

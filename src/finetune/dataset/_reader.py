@@ -147,9 +147,9 @@ def packed(head: bytes) -> str | None:
     first = head.removeprefix(_BOM).strip()
     if first.startswith(b"["):
         return (
-            "the file is a JSON array, not JSONL (one JSON object per line): write each "
-            "element on a line of its own (jq -c '.[]' data.json > data.jsonl), or load the "
-            "list and use Dataset.from_records"
+            "the file is a JSON array, not JSONL (one JSON object per line): read it with "
+            "Dataset.from_json (finetune's commands do), or write each element on a line of "
+            "its own (jq -c '.[]' data.json > data.jsonl)"
         )
     if _OBJECTS_APART_BY_CR.search(first):  # no JSON document has "}", CR, "{" outside text
         return (

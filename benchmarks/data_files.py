@@ -1,14 +1,15 @@
-"""Validating a Parquet file: ``Dataset.from_parquet`` against the way it was read before
-(``pandas.read_parquet`` then ``Dataset.from_pandas``), with the same rows as JSONL beside.
+"""Validating a Parquet file or a JSON array: ``Dataset.from_parquet`` and ``from_json``
+against the ways they were read before (``pandas.read_parquet`` then ``Dataset.from_pandas``;
+``json.load`` then ``Dataset.from_records``), with the same rows as JSONL beside.
 
-Usage: python benchmarks/parquet.py [--n 50000] [--repeat 3]
+Usage: python benchmarks/data_files.py [--n 50000] [--repeat 3]
 
 Each contender validates for OpenAI (every rule, exact token counts) in a fresh process, so
 its peak RSS is its own; runs are interleaved and the best time and largest memory growth are
 kept. The table gives seconds, examples/s, the memory the run added and the ratios against
 the pandas baseline (speed: higher is better; memory: lower is better). RSS added: the peak
-while validating over the resident size just before (Linux: read from /proc), plus each forked
-worker's peak over that size.
+while validating over the resident size just before (Linux: the peak is reset through
+/proc/self/clear_refs, then read as VmHWM), plus each forked worker's peak over that size.
 """
 
 from __future__ import annotations
@@ -29,23 +30,28 @@ READERS = {  # name: (the dataset, validation's workers)
     "from_jsonl (same rows)": ("ft.Dataset.from_jsonl(path)", 1),
     "from_parquet, a worker per core": ("ft.Dataset.from_parquet(path)", None),
     "from_jsonl, a worker per core": ("ft.Dataset.from_jsonl(path)", None),
+    "json.load + from_records (before)": ("ft.Dataset.from_records(json.load(open(path)))", 1),
+    "from_json": ("ft.Dataset.from_json(path)", 1),
 }
 CHILD = """
-import json, resource, sys, time
+import json, re, resource, sys, time
 import pandas, tiktoken
 import finetune as ft
 from finetune.validation import counter_for, validate
+def status(field):
+    return int(re.search(field + r":\\s+(\\d+)", open("/proc/self/status").read()).group(1))
 path = sys.argv[1]
 counter = counter_for("openai", "{model}")
 tiktoken.get_encoding("o200k_base")
-start_rss = int(open("/proc/self/statm").read().split()[1]) * resource.getpagesize() // 1024
+open("/proc/self/clear_refs", "w").write("5")  # the peak so far (imports) forgotten
+start_rss = status("VmRSS")
 started = time.perf_counter()
 report = validate(
     {reader}, target="openai", model="{model}", token_counter=counter, workers={workers}
 )
 seconds = time.perf_counter() - started
 assert report.ok, report.summary()
-grown = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - start_rss) / 1024
+grown = (status("VmHWM") - start_rss) / 1024
 workers = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
 grown += {forked} * max(0.0, workers - start_rss / 1024)  # each worker's own growth
 print(json.dumps({{"seconds": seconds, "examples": report.examples, "grown_mb": grown}}))
@@ -80,12 +86,15 @@ def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as folder:
         jsonl, parquet = Path(folder) / "data.jsonl", Path(folder) / "data.parquet"
+        array = Path(folder) / "data.json"
         generate(jsonl, args.n)
         write_parquet(jsonl, parquet)
+        with jsonl.open(encoding="utf-8") as lines:  # pretty-printed, as LLaMA-Factory's
+            array.write_text(json.dumps([json.loads(line) for line in lines], indent=2))
         runs: dict[str, list[dict[str, float]]] = {name: [] for name in READERS}
         for _ in range(args.repeat):
             for name, (reader, workers) in READERS.items():
-                file = jsonl if "jsonl" in reader else parquet
+                file = jsonl if "jsonl" in reader else parquet if "parquet" in reader else array
                 runs[name].append(measure(reader, workers, file))
     best = {
         name: {

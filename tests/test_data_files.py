@@ -1,5 +1,7 @@
-"""Parquet files, the Hugging Face Hub's format: read by ``Dataset.from_parquet`` and by every
-command that takes a data file, a batch of rows at a time."""
+"""The data files people have besides JSONL: Parquet (the Hugging Face Hub's format, read a
+batch of rows at a time) and a JSON array of examples (Alpaca's and LLaMA-Factory's ``.json``),
+read by ``Dataset.from_parquet`` and ``Dataset.from_json`` and by every command that takes a
+data file; and the keys a table holds besides the ones trained on."""
 
 from __future__ import annotations
 
@@ -18,15 +20,13 @@ from finetune.dataset import _parquet
 
 from .conftest import chat, needs_tiktoken, write_jsonl
 
-pytest.importorskip("pyarrow")
-datasets = pytest.importorskip("datasets")
-
 TOOLS = [{"type": "function", "function": {"name": "search", "parameters": {"type": "object"}}}]
 
 
 def _hub_file(tmp_path: Path, rows: list[dict[str, Any]], name: str = "train.parquet") -> Path:
     """``rows`` as the Hub serves a dataset: written by ``datasets`` itself, in row groups
     of 4 (so that a file is read in several batches)."""
+    datasets = pytest.importorskip("datasets")
     path = tmp_path / name
     datasets.Dataset.from_list(rows).to_parquet(str(path), batch_size=4)
     return path
@@ -46,6 +46,7 @@ def test_a_parquet_file_reads_as_the_same_table_does_through_datasets(
     monkeypatch.setattr(_parquet, "_BATCH_ROWS", 3)
     path = _hub_file(tmp_path, _rows(10))
     read = ft.Dataset.from_parquet(path)
+    datasets = pytest.importorskip("datasets")
     table = datasets.load_dataset("parquet", data_files=str(path), split="train")
     assert len(read) == 10 and repr(read) == "<Dataset 'train.parquet', 10 examples>"
     assert read.fingerprint() == ft.Dataset.from_hf(table).fingerprint()
@@ -210,6 +211,7 @@ def test_a_parquet_files_row_groups_are_scanned_apart_and_report_as_one_scan(
     rows[10] = {"messages": [{"role": "user", "content": "no answer"}]}
     rows[250] = chat(5)  # a duplicate of a row in another part
     rows[170] = chat(7, system="Another prompt")
+    pytest.importorskip("pyarrow")
     path = tmp_path / "train.parquet"
     script = f"""
 import json, pyarrow, pyarrow.parquet
@@ -235,3 +237,65 @@ print(json.dumps([parts, parallel.to_dict() == sequential.to_dict(), sequential.
     assert codes["missing_assistant"]["lines"] == [11]
     assert codes["duplicate_example"]["lines"] == [251]
     assert codes["inconsistent_system_prompt"]["lines"] == [171]
+
+
+def _alpaca(i: int) -> dict[str, Any]:
+    return {"instruction": f"Add {i} and 2.", "input": "", "output": str(i + 2)}
+
+
+def test_a_json_array_of_examples_is_read_an_element_at_a_time_each_named_by_its_line(
+    tmp_path: Path,
+) -> None:
+    """LLaMA-Factory's data files and Alpaca's ``alpaca_data.json`` are one JSON array,
+    pretty-printed: stopped at one ``not_jsonl`` error, to be converted with jq."""
+    rows = [_alpaca(i) for i in range(12)]
+    path = tmp_path / "alpaca_en_demo.json"
+    path.write_text("\ufeff" + json.dumps(rows, indent=2), encoding="utf-8")
+    read = ft.Dataset.from_json(path)
+    assert len(read) == 12 and read.fingerprint() == ft.Dataset.from_records(rows).fingerprint()
+    assert [item.line for item in read.items()][:3] == [2, 7, 12]  # where each element starts
+    assert ft.Tuner("fake", model="base").validate(read).ok
+    with pytest.raises(ft.DatasetError, match=r"a JSON array, not JSONL.*Dataset.from_json"):
+        list(ft.Dataset.from_jsonl(path))
+    jsonl = write_jsonl(tmp_path / "same.jsonl", rows)  # JSONL is read as from_jsonl reads it
+    assert ft.Dataset.from_json(jsonl).whole_file() == ft.Dataset.from_jsonl(jsonl).whole_file()
+    (tmp_path / "empty.json").write_text("[ ]\n")
+    assert len(ft.Dataset.from_json(tmp_path / "empty.json")) == 0
+
+
+@pytest.mark.parametrize(
+    ("text", "found"),
+    [
+        ('[{"a": 1},\n "text",\n {"b": 2}]', [(2, "not_an_object"), (3, None)]),  # read on
+        ('[{"a": 1},\n {"b": NaN},\n {"c": 3}]', [(2, "invalid_json")]),  # stops: no resync
+        ('[{"a": 1},\n {"b": ', [(2, "truncated_line")]),
+        ('[{"a": 1},\n {"b": 2}', [(2, None), (2, "truncated_line")]),
+        ('[{"a": 1}\n {"b": 2}]', [(1, "invalid_json")]),  # a comma missing
+        ('[{"a": 1}]\n[{"b": 2}]', [(2, "invalid_json")]),  # text after the end
+        ('[{"a": 1},\n {"b": "\\ud800"}]', [(2, "invalid_text")]),  # not UTF-8
+    ],
+)
+def test_a_broken_json_array_is_named_at_the_line_of_its_element(
+    tmp_path: Path, text: str, found: list[tuple[int, str | None]]
+) -> None:
+    path = tmp_path / "data.json"
+    path.write_text(text, encoding="utf-8")
+    items = list(ft.Dataset.from_json(path).items())
+    assert [(item.line, getattr(item, "code", None)) for item in items][1:] == found
+    (tmp_path / "latin.json").write_bytes(b'[{"a": 1},\n {"b": "caf\xe9"}]')
+    [unreadable] = ft.Dataset.from_json(tmp_path / "latin.json").items()
+    assert (unreadable.line, getattr(unreadable, "code", None)) == (2, "invalid_utf8")
+
+
+@needs_tiktoken
+def test_every_command_reads_a_json_array_by_its_content(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "train.json"
+    path.write_text(json.dumps([_alpaca(i) for i in range(12)], indent=2))
+    flags = ["--backend", "fake", "--model", "base"]
+    assert main(["validate", str(path), *flags, "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["examples"] == 12
+    assert main(["train", str(path), *flags, "--wait"]) == 0
+    (record,) = ft.Tuner("fake", model="base").jobs(limit=1)
+    assert record.train_fingerprint == ft.Dataset.from_json(path).fingerprint()
