@@ -1,13 +1,15 @@
-"""Validating a Parquet file or a JSON array: ``Dataset.from_parquet`` and ``from_json``
-against the ways they were read before (``pandas.read_parquet`` then ``Dataset.from_pandas``;
-``json.load`` then ``Dataset.from_records``), with the same rows as JSONL beside.
+"""Validating a Parquet, JSON or CSV file: ``Dataset.from_parquet``, ``from_json`` and
+``from_csv`` against the ways they were read before (``pandas.read_parquet`` or
+``pandas.read_csv`` then ``Dataset.from_pandas``; ``json.load`` then ``Dataset.from_records``),
+with the same rows as JSONL beside.
 
 Usage: python benchmarks/data_files.py [--n 50000] [--repeat 3]
 
 Each contender validates for OpenAI (every rule, exact token counts) in a fresh process, so
 its peak RSS is its own; runs are interleaved and the best time and largest memory growth are
 kept. The table gives seconds, examples/s, the memory the run added and the ratios against
-the pandas baseline (speed: higher is better; memory: lower is better). RSS added: the peak
+the first row, the Parquet file read by pandas (speed: higher is better; memory: lower is
+better). RSS added: the peak
 while validating over the resident size just before (Linux: the peak is reset through
 /proc/self/clear_refs, then read as VmHWM), plus each forked worker's peak over that size.
 """
@@ -15,6 +17,7 @@ while validating over the resident size just before (Linux: the peak is reset th
 from __future__ import annotations
 
 import argparse
+import csv
 import json
 import os
 import subprocess
@@ -32,6 +35,8 @@ READERS = {  # name: (the dataset, validation's workers)
     "from_jsonl, a worker per core": ("ft.Dataset.from_jsonl(path)", None),
     "json.load + from_records (before)": ("ft.Dataset.from_records(json.load(open(path)))", 1),
     "from_json": ("ft.Dataset.from_json(path)", 1),
+    "pandas.read_csv + from_pandas": ("ft.Dataset.from_pandas(pandas.read_csv(path))", 1),
+    "from_csv": ("ft.Dataset.from_csv(path)", 1),
 }
 CHILD = """
 import json, re, resource, sys, time
@@ -90,11 +95,18 @@ def main() -> None:
         generate(jsonl, args.n)
         write_parquet(jsonl, parquet)
         with jsonl.open(encoding="utf-8") as lines:  # pretty-printed, as LLaMA-Factory's
-            array.write_text(json.dumps([json.loads(line) for line in lines], indent=2))
+            rows = [json.loads(line) for line in lines]
+        array.write_text(json.dumps(rows, indent=2))
+        table = Path(folder) / "data.csv"  # a column per role, as a spreadsheet exports chat
+        with table.open("w", encoding="utf-8", newline="") as handle:
+            writer = csv.writer(handle)
+            writer.writerow(["system", "user", "assistant"])
+            writer.writerows([[m["content"] for m in row["messages"]] for row in rows])
+        files = {"jsonl": jsonl, "parquet": parquet, "csv": table}
         runs: dict[str, list[dict[str, float]]] = {name: [] for name in READERS}
         for _ in range(args.repeat):
             for name, (reader, workers) in READERS.items():
-                file = jsonl if "jsonl" in reader else parquet if "parquet" in reader else array
+                file = next((path for tag, path in files.items() if tag in reader), array)
                 runs[name].append(measure(reader, workers, file))
     best = {
         name: {
@@ -105,7 +117,7 @@ def main() -> None:
     }
     base = best["pandas + from_pandas (before)"]
     print(f"validate {args.n:,} chat rows for OpenAI, a process each, best of {args.repeat}\n")
-    print("| reader | seconds | examples/s | RSS added (MB) | speed vs before | memory vs before |")
+    print("| reader | seconds | examples/s | RSS added (MB) | speed | memory |")
     print("|---|---|---|---|---|---|")
     for name, figures in best.items():
         print(

@@ -17,6 +17,7 @@ import finetune as ft
 from finetune._config_file import eval_data
 from finetune.cli import main
 from finetune.dataset import _parquet
+from finetune.validation import validate
 
 from .conftest import chat, needs_tiktoken, write_jsonl
 
@@ -299,3 +300,75 @@ def test_every_command_reads_a_json_array_by_its_content(
     assert main(["train", str(path), *flags, "--wait"]) == 0
     (record,) = ft.Tuner("fake", model="base").jobs(limit=1)
     assert record.train_fingerprint == ft.Dataset.from_json(path).fingerprint()
+
+
+def test_a_csv_file_is_read_a_row_at_a_time_each_named_by_its_line(tmp_path: Path) -> None:
+    """A spreadsheet's export, as OpenAI's old ``prepare_data`` tool took it: every line was
+    ``invalid_json``, and a conversation in columns named by role could not be read at all."""
+    path = tmp_path / "support.csv"
+    path.write_text(
+        "\ufeffSystem,user,assistant,id\n"
+        "Be brief.,2+2?,4,1\n"
+        "\n"
+        ',"Where is it,\nand when?","Paris, tomorrow",2\n'  # a quoted cell over two lines
+        "x,unanswered,,3\n",
+        encoding="utf-8",
+    )
+    read = ft.Dataset.from_csv(path)
+    assert [item.line for item in read.items()] == [2, 4, 6]  # where each row starts
+    found = validate(read, target="hf", model="m").errors
+    assert [(f.code, f.file, f.line, f.field) for f in found] == [
+        ("missing_assistant", "support.csv", 6, "assistant")
+    ]
+    second = read[1]
+    assert [m.content for m in second.messages] == ["Where is it,\nand when?", "Paris, tomorrow"]  # type: ignore[union-attr]
+    tsv = tmp_path / "pairs.tsv"
+    tsv.write_text("prompt\tcompletion\n2+2?\t4\n")
+    assert [(e.prompt, e.completion) for e in ft.Dataset.from_csv(tsv)] == [("2+2?", "4")]  # type: ignore[union-attr]
+    with pytest.raises(ft.DatasetError, match=r"looks like CSV .*prompt\\tcompletion.*from_csv"):
+        list(ft.Dataset.from_jsonl(tsv))
+
+
+@pytest.mark.parametrize(
+    ("text", "found"),
+    [
+        ("prompt,completion\na,b,c\nd,e\n", [(2, "invalid_csv"), (3, None)]),  # read on
+        ("prompt,prompt\na,b\n", [(1, "invalid_csv")]),
+        ("prompt,\na,b\n", [(1, "invalid_csv")]),
+        ('prompt,completion\n"a"b,c\n', [(2, "invalid_csv")]),  # quoting broken: stops
+    ],
+)
+def test_a_broken_csv_file_is_named_at_its_line(
+    tmp_path: Path, text: str, found: list[tuple[int, str | None]]
+) -> None:
+    path = tmp_path / "data.csv"
+    path.write_text(text)
+    items = list(ft.Dataset.from_csv(path).items())
+    assert [(item.line, getattr(item, "code", None)) for item in items] == found
+    (tmp_path / "excel.csv").write_bytes(b"prompt,completion\na,b\ncaf\xe9,c\n")  # cp1252
+    *_, unreadable = ft.Dataset.from_csv(tmp_path / "excel.csv").items()
+    assert getattr(unreadable, "code", None) == "invalid_utf8"
+    assert "save the file as CSV UTF-8" in getattr(unreadable, "message", "")
+
+
+@needs_tiktoken
+def test_every_command_reads_a_csv_file_by_its_name(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "train.csv"
+    path.write_text("user,assistant\n" + "".join(f"q{i},a{i}\n" for i in range(12)))
+    flags = ["--backend", "fake", "--model", "base"]
+    assert main(["validate", str(path), *flags, "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["examples"] == 12
+    assert main(["train", str(path), *flags, "--wait"]) == 0
+    (record,) = ft.Tuner("fake", model="base").jobs(limit=1)
+    rows = [
+        {
+            "messages": [
+                {"role": "user", "content": f"q{i}"},
+                {"role": "assistant", "content": f"a{i}"},
+            ]
+        }
+        for i in range(12)
+    ]
+    assert record.train_fingerprint == ft.Dataset.from_records(rows).fingerprint()

@@ -1289,7 +1289,7 @@ def test_from_records_given_one_record_says_to_give_a_list(one: Any) -> None:
 
 def test_the_constructor_given_rows_or_a_path_names_the_ways_to_make_a_dataset() -> None:
     # a newcomer's first guess: it used to be accepted and fail at len() with an AttributeError
-    says = r"Dataset.from_jsonl\(path\), from_json\(path\), from_parquet\(path\), "
+    says = r"Dataset.from_jsonl\(path\), from_json\(path\), from_csv\(path\), "
     says += r".* not Dataset\({}\)"
     for wrong in ([chat(1), chat(2)], "train.jsonl", chat(1)):
         with pytest.raises(TypeError, match=says.format(type(wrong).__name__)):
@@ -1451,22 +1451,33 @@ def test_a_row_of_plain_text_or_of_two_texts_is_named_with_how_to_write_it() -> 
     assert alone.message == "completion must be a string, not missing"
 
 
-def test_a_row_of_columns_named_by_role_is_named_with_the_messages_to_write() -> None:
-    """A table of ``system``, ``user`` and ``assistant`` columns (a CSV's usual shape) got
-    "cannot tell the example kind" and nothing more; with two, it was told to rename them
-    to prompt and completion."""
+def test_a_row_of_columns_named_by_role_is_read_as_its_conversation() -> None:
+    """A table of ``system``, ``user`` and ``assistant`` columns (a spreadsheet's, a CSV's
+    usual shape) was refused with the Python that would rewrite each row as messages, which
+    no command could run."""
     import pandas as pd
 
-    frame = pd.DataFrame({"System": ["Be brief."], "user": ["2+2?"], "assistant": ["4"], "id": [1]})
-    with pytest.raises(ft.DatasetError, match="columns named by role are one turn each") as said:
-        list(ft.Dataset.from_pandas(frame))
-    written = re.search(r'write each row as messages, (\{"messages": .*\]\}) \(', str(said.value))
-    assert written is not None
-    rows = [eval(written.group(1), {"row": row}) for row in frame.to_dict("records")]
-    assert ft.Dataset.from_records(rows)[0].messages[0].content == "Be brief."  # the advice works
-    pair = ft.Dataset.from_records([{"user": "2+2?", "assistant": "4"}])
-    (finding,) = validate(pair, target="hf", model="m").errors
-    assert "columns named by role" in finding.message and "rename" not in finding.message
+    frame = pd.DataFrame(
+        {"assistant": ["4", "Paris"], "System": ["Be brief.", None], "user": ["2+2?", "Capital?"]}
+    )
+    read = ft.Dataset.from_pandas(frame)
+    written = [
+        {"messages": [SYSTEM_BRIEF, {"role": "user", "content": "2+2?"}, ANSWER_4]},
+        {"messages": [{"role": "user", "content": "Capital?"}, ANSWER_PARIS]},
+    ]
+    assert read.fingerprint() == ft.Dataset.from_records(written).fingerprint()
+    unanswered = ft.Dataset.from_records([{"user": "2+2?", "assistant": ""}, {"User": 5}])
+    found = validate(unanswered, target="hf", model="m").errors
+    assert [(f.code, f.line, f.field) for f in found] == [
+        ("missing_assistant", 1, "assistant"),
+        ("invalid_content", 2, "User"),
+        ("missing_assistant", 2, "assistant"),
+    ]
+
+
+SYSTEM_BRIEF = {"role": "system", "content": "Be brief."}
+ANSWER_4 = {"role": "assistant", "content": "4"}
+ANSWER_PARIS = {"role": "assistant", "content": "Paris"}
 
 
 def test_a_path_under_the_home_folder_may_start_with_a_tilde(

@@ -297,11 +297,13 @@ def columns_setting(source: str, value: Any) -> dict[str, str] | None:
 
 
 def data_file(path: str) -> Dataset:
-    """A data file as the commands read it, by its first bytes (whatever its name):
-    Parquet, a JSON array of examples, or JSONL."""
+    """A data file as the commands read it: CSV or TSV by its name (``.csv``, ``.tsv``),
+    else by its first bytes: Parquet, a JSON array of examples, or JSONL."""
     from finetune.dataset import Dataset
     from finetune.dataset._parquet import is_parquet
 
+    if Path(path).suffix.lower() in (".csv", ".tsv", ".tab"):
+        return Dataset.from_csv(path)
     return Dataset.from_parquet(path) if is_parquet(path) else Dataset.from_json(path)
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 import itertools
 import json
-import math
 import numbers
 import os
 import random
@@ -18,6 +17,7 @@ from finetune._numbers import is_real, is_whole
 from finetune._paths import writes_to
 from finetune._words import counted
 from finetune.dataset._atomic import atomic_write
+from finetune.dataset._csv import CsvSource, delimiter_for
 from finetune.dataset._formats import (
     OutputFormat,
     detect_kind,
@@ -40,6 +40,7 @@ from finetune.dataset._sources import (
     regular_file,
 )
 from finetune.dataset._strata import stratified_sample
+from finetune.dataset._tables import empty_cell, plain_cell
 from finetune.dataset._tool_rows import without_table_nulls
 from finetune.types import EXAMPLE_KINDS, Example, ExampleKind
 
@@ -47,24 +48,25 @@ __all__ = ["Dataset", "canonical_json", "require_dataset", "write_jsonl"]
 
 
 _PREVIEW_ROWS = 3
-_FILES = (JsonlSource, JsonArraySource, ParquetSource)
+_FILES = (JsonlSource, JsonArraySource, CsvSource, ParquetSource)
 _SOURCES = (*_FILES, RecordsSource, SubsetSource, ColumnsSource, ConcatSource)
 
 
 class Dataset:
-    """Typed training examples, streamed from a JSONL, JSON or Parquet file or held as records.
+    """Typed training examples, streamed from a file (JSONL, JSON, CSV, Parquet) or held as
+    records.
 
-    Made by ``Dataset.from_jsonl``, ``from_json``, ``from_parquet``, ``from_records``,
-    ``from_pandas`` or ``from_hf``, and joined by ``Dataset.concat`` (``a + b``). A Dataset
-    is re-iterable and immutable: ``split`` and ``sample`` return views that read the same
-    source again, so a file never has to fit in memory.
+    Made by ``Dataset.from_jsonl``, ``from_json``, ``from_csv``, ``from_parquet``,
+    ``from_records``, ``from_pandas`` or ``from_hf``, and joined by ``Dataset.concat``
+    (``a + b``). A Dataset is re-iterable and immutable: ``split`` and ``sample`` return
+    views that read the same source again, so a file never has to fit in memory.
     """
 
     def __init__(self, source: Source, kind: ExampleKind | None = None) -> None:
         if not isinstance(source, _SOURCES):
             raise TypeError(
                 "a Dataset is made by Dataset.from_jsonl(path), from_json(path), "
-                "from_parquet(path), from_records(rows), from_pandas(frame) or "
+                "from_csv(path), from_parquet(path), from_records(rows), from_pandas(frame) or "
                 f"from_hf(dataset), not Dataset({type(source).__name__})"
             )
         if kind is not None and kind not in EXAMPLE_KINDS:
@@ -103,6 +105,21 @@ class Dataset:
         if not starts_an_array(file):
             return cls.from_jsonl(file, kind=kind)
         return cls(JsonArraySource(file), kind)
+
+    @classmethod
+    def from_csv(
+        cls,
+        path: str | os.PathLike[str],
+        *,
+        kind: ExampleKind | None = None,
+        delimiter: str | None = None,
+    ) -> Dataset:
+        """A dataset streamed from a CSV file whose header names each column's key
+        (``prompt,completion``; ``system,user,assistant`` is told how to write), as a
+        spreadsheet exports it; an empty cell is an absent key, an error's ``line`` the one
+        its row starts on. ``delimiter``: a tab for ``.tsv`` and ``.tab`` files, else a comma."""
+        file = regular_file(path, "a CSV file")
+        return cls(CsvSource(file, delimiter or delimiter_for(file)), kind)
 
     @classmethod
     def from_parquet(
@@ -150,7 +167,7 @@ class Dataset:
             )
         rows = [
             without_table_nulls(
-                {key: _plain(value) for key, value in row.items() if not _empty_cell(value)}
+                {key: plain_cell(value) for key, value in row.items() if not empty_cell(value)}
             )
             for row in frame.to_dict(orient="records")
         ]
@@ -162,7 +179,7 @@ class Dataset:
         any format, ``with_format("numpy")`` included)."""
         _refuse_what_is_not_one_split(hf_dataset)
         formatted = (getattr(hf_dataset, "format", None) or {}).get("type") is not None
-        rows = map(_plain, hf_dataset) if formatted else iter(hf_dataset)  # else plain Python
+        rows = map(plain_cell, hf_dataset) if formatted else iter(hf_dataset)  # else plain Python
         return cls.from_records(map(without_table_nulls, rows), kind=kind, name="hf-dataset")
 
     @classmethod
@@ -514,27 +531,6 @@ def require_dataset(value: Any, what: str) -> Dataset:
     else:
         fix = "ft.Dataset.from_jsonl(path), .from_records(rows), .from_pandas or .from_hf"
     raise TypeError(f"{what} is a ft.Dataset, not {type(value).__name__}: {fix}")
-
-
-def _empty_cell(value: Any) -> bool:
-    """pandas' marks of a missing value; a list, a dict or a string is a value."""
-    if value is None:
-        return True
-    if isinstance(value, float):
-        return math.isnan(value)
-    return type(value).__name__ in ("NAType", "NaTType")
-
-
-def _plain(value: Any) -> Any:
-    """A cell as JSON holds it: numpy's arrays (how pandas reads a list column from Parquet)
-    as lists and numpy's scalars as Python's, at any depth."""
-    if isinstance(value, Mapping):
-        return {key: _plain(item) for key, item in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_plain(item) for item in value]
-    if type(value).__module__ == "numpy" and callable(getattr(value, "tolist", None)):
-        return _plain(value.tolist())
-    return value
 
 
 def _as_record(row: Any) -> Any:

@@ -31,6 +31,7 @@ from finetune.dataset._implicit_prompt import (
     is_implicit_pair,
     why_no_prompt,
 )
+from finetune.dataset._role_columns import is_role_columns, role_columns_field, role_columns_record
 from finetune.dataset._tool_rows import arguments_as_text, tools_as_list
 from finetune.dataset._unknown_keys import unknown_key_message
 from finetune.types import (
@@ -117,7 +118,7 @@ def detect_kind(data: dict[str, Any], *, loose: bool = False) -> ExampleKind | N
         return "preference"
     if "messages" in data or _conversational_completion(data):
         return "chat"
-    if is_sharegpt(data) or is_alpaca(data) or is_gemini(data):
+    if is_sharegpt(data) or is_alpaca(data) or is_gemini(data) or is_role_columns(data):
         return "chat"
     has_prompt, has_completion = "prompt" in data, "completion" in data
     if has_prompt and has_completion:
@@ -148,6 +149,8 @@ def as_chat_record(data: dict[str, Any]) -> dict[str, Any]:
         return arguments_as_text(tools_as_list(explicit_pair(data)))
     if is_function_row(data):
         return arguments_as_text(functions_as_tools(data))
+    if is_role_columns(data):
+        return arguments_as_text(tools_as_list(role_columns_record(data)))
     if not _conversational_completion(data):
         return arguments_as_text(tools_as_list(community_record(api_record(data))))
     context = [
@@ -169,6 +172,8 @@ def chat_field(field: str | None, data: dict[str, Any]) -> str | None:
         return function_field(field, data)
     if is_api_shape(data):
         return api_field(field, data)
+    if is_role_columns(data):
+        return role_columns_field(field, data)
     if field is None or not _conversational_completion(data):
         return community_field(field, data)
     found = MESSAGES_FIELD.match(field)
@@ -191,15 +196,6 @@ def shape_hint(data: dict[str, Any]) -> str:
             "; a row of plain text is for language modeling, which finetune does not train: "
             "write each example as a question and its answer (messages, or prompt and completion)"
         )
-    if {"user", "assistant"} <= {key.lower() for key in keys} <= _ROLE_NAMES:
-        turns = ", ".join(
-            f'{{"role": "{key.lower()}", "content": row[{key!r}]}}' for key in data if key in keys
-        )
-        return (
-            "; columns named by role are one turn each: write each row as messages, "
-            f'{{"messages": [{turns}]}} (a DataFrame: Dataset.from_records(that for row in '
-            'frame.to_dict("records")))'
-        )
     texts = sorted(k for k in keys if isinstance(data[k], str))
     if len(keys) == 2 and len(texts) == 2:
         asked, answer = sorted(texts, key=lambda key: key.lower() in _ANSWER_NAMES)
@@ -217,7 +213,6 @@ def shape_hint(data: dict[str, Any]) -> str:
     return ""
 
 
-_ROLE_NAMES = frozenset({"system", "user", "assistant"})
 # the column names that usually hold the answer of a question-and-answer row
 _ANSWER_NAMES = frozenset({"answer", "response", "output", "target", "reply", "label", "a"})
 

@@ -151,6 +151,12 @@ def packed(head: bytes) -> str | None:
             "Dataset.from_json (finetune's commands do), or write each element on a line of "
             "its own (jq -c '.[]' data.json > data.jsonl)"
         )
+    if _CSV_HEADER.fullmatch(first):
+        return (
+            f"the file looks like CSV (its first line names columns: {first.decode()!r}), not "
+            "JSONL: read it with Dataset.from_csv (finetune's commands read a .csv or .tsv "
+            "file as CSV)"
+        )
     if _OBJECTS_APART_BY_CR.search(first):  # no JSON document has "}", CR, "{" outside text
         return (
             "the file is JSONL whose lines end in a carriage return (CR, as classic Mac OS wrote "
@@ -165,6 +171,7 @@ def packed(head: bytes) -> str | None:
 
 
 _OBJECTS_APART_BY_CR = re.compile(rb"\}[ \t]*\r[ \t]*\{")
+_CSV_HEADER = re.compile(rb'"?[A-Za-z_][\w ]*"?(?:[,\t;]"?[A-Za-z_][\w ]*"?)+')  # prompt,completion
 
 
 def _skip_rest_of_line(handle: BinaryIO) -> int:

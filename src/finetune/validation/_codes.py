@@ -15,6 +15,11 @@ RULES: dict[str, tuple[str, str]] = {
     ),
     "invalid_utf8": ("error", "The line is not valid UTF-8."),
     "invalid_json": ("error", "The line is not valid JSON."),
+    "invalid_csv": (
+        "error",
+        "A CSV file's row has more cells than its header names columns, its header names a "
+        "column twice or none, or its quoting is broken.",
+    ),
     "truncated_line": ("error", "The last line is cut short: the file looks truncated."),
     "not_an_object": ("error", "The line is JSON but not an object."),
     "line_too_long": ("error", "The line exceeds the reader's size cap."),

@@ -1,0 +1,83 @@
+"""A CSV or TSV file of examples, a column per key (a spreadsheet's export): streamed a row at
+a time, each named by the line it starts on."""
+
+from __future__ import annotations
+
+import csv
+from collections.abc import Iterator
+from pathlib import Path
+
+from finetune.dataset._reader import RawRecord, ReadProblem
+from finetune.dataset._sources import file_stamp, refuse_if_changed
+
+__all__ = ["CsvSource", "delimiter_for"]
+
+_FIELD_LIMIT = 16 * 1024 * 1024  # a cell may hold a long answer (csv's own limit is 128 KiB)
+
+
+def delimiter_for(path: str | Path) -> str:
+    """A tab for a ``.tsv`` or ``.tab`` file, else a comma."""
+    return "\t" if Path(path).suffix.lower() in (".tsv", ".tab") else ","
+
+
+class CsvSource:
+    """A CSV file read again on every pass: its first row names the keys, each other row is a
+    record of its non-empty cells (an empty cell is an absent key, as ``from_pandas`` reads
+    the NaN pandas gives it)."""
+
+    path: str | None = None  # not JSONL: uploads write the rows out
+
+    def __init__(self, file: Path, delimiter: str) -> None:
+        self.file = str(file)
+        self.name = file.name
+        self.delimiter = delimiter
+        self._stamp = file_stamp(self.file)
+
+    def items(self) -> Iterator[RawRecord | ReadProblem]:
+        refuse_if_changed(self.file, self._stamp, "Dataset.from_csv")
+        return self._rows()
+
+    def _rows(self) -> Iterator[RawRecord | ReadProblem]:
+        csv.field_size_limit(max(csv.field_size_limit(), _FIELD_LIMIT))
+        with open(self.file, encoding="utf-8-sig", newline="") as handle:
+            rows = csv.reader(handle, delimiter=self.delimiter, strict=True)
+            start, header = 1, None
+            try:
+                for cells in rows:
+                    line, start = start, rows.line_num + 1
+                    if not cells:
+                        continue  # a blank line
+                    if header is None:
+                        named = _header(cells, line)
+                        if isinstance(named, ReadProblem):
+                            yield named
+                            return
+                        header = named
+                        continue
+                    yield _record(header, cells, line)
+            except UnicodeDecodeError as exc:
+                why = f"not UTF-8 ({exc.reason}): save the file as CSV UTF-8"
+                yield ReadProblem(start, -1, "invalid_utf8", why)
+            except csv.Error as exc:
+                yield ReadProblem(start, -1, "invalid_csv", f"not valid CSV: {exc}")
+
+
+def _header(cells: list[str], line: int) -> list[str] | ReadProblem:
+    names = [cell.strip() for cell in cells]
+    twice = sorted({name for name in names if names.count(name) > 1})
+    if twice or not all(names):
+        said = f"column {twice[0]!r} twice" if twice else "an empty column name"
+        why = f"the header row has {said}: each column is named once, as its key"
+        return ReadProblem(line, -1, "invalid_csv", why)
+    return names
+
+
+def _record(header: list[str], cells: list[str], line: int) -> RawRecord | ReadProblem:
+    if len(cells) > len(header):
+        why = (
+            f"{len(cells)} cells where the header names {len(header)} columns: a cell holding "
+            "the delimiter is written in double quotes"
+        )
+        return ReadProblem(line, -1, "invalid_csv", why)
+    kept = {key: cell for key, cell in zip(header, cells, strict=False) if cell != ""}
+    return RawRecord(line, -1, kept)  # a short row's missing cells are empty ones
