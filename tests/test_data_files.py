@@ -372,3 +372,20 @@ def test_every_command_reads_a_csv_file_by_its_name(
         for i in range(12)
     ]
     assert record.train_fingerprint == ft.Dataset.from_records(rows).fingerprint()
+
+
+@pytest.mark.parametrize(
+    ("path", "reader"),
+    [
+        ("train.parquet", "from_parquet"),
+        ("alpaca.json", "from_json"),
+        ("support.CSV", "from_csv"),
+        ("train.jsonl", "from_jsonl"),
+    ],
+)
+def test_a_files_path_given_for_a_dataset_is_told_the_reader_of_its_kind(
+    path: str, reader: str
+) -> None:
+    """Every path was told ``ft.Dataset.from_jsonl(path)``, which refuses a Parquet file."""
+    with pytest.raises(TypeError, match=rf"train is a ft.Dataset, not str: ft.Dataset.{reader}\("):
+        ft.Tuner("fake", model="base").fit(path)  # type: ignore[arg-type]

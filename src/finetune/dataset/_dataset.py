@@ -525,12 +525,21 @@ def require_dataset(value: Any, what: str) -> Dataset:
     if isinstance(value, Dataset):
         return value
     if isinstance(value, str | os.PathLike):
-        fix = f"ft.Dataset.from_jsonl({os.fspath(value)!r})"
+        path = os.fspath(value)
+        fix = f"ft.Dataset.{_READERS.get(Path(path).suffix.lower(), 'from_jsonl')}({path!r})"
     elif isinstance(value, list | tuple):
         fix = "ft.Dataset.from_records(rows)"
     else:
         fix = "ft.Dataset.from_jsonl(path), .from_records(rows), .from_pandas or .from_hf"
     raise TypeError(f"{what} is a ft.Dataset, not {type(value).__name__}: {fix}")
+
+
+_READERS = {
+    ".parquet": "from_parquet",
+    ".json": "from_json",
+    ".csv": "from_csv",
+    ".tsv": "from_csv",
+}
 
 
 def _as_record(row: Any) -> Any:
