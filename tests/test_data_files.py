@@ -325,6 +325,13 @@ def test_a_csv_file_is_read_a_row_at_a_time_each_named_by_its_line(tmp_path: Pat
     tsv = tmp_path / "pairs.tsv"
     tsv.write_text("prompt\tcompletion\n2+2?\t4\n")
     assert [(e.prompt, e.completion) for e in ft.Dataset.from_csv(tsv)] == [("2+2?", "4")]  # type: ignore[union-attr]
+    import csv
+
+    long = tmp_path / "long.csv"  # a cell over csv's own limit (128 KiB), which stays the same
+    long.write_text(f"prompt,completion\nq,{'a' * 200_000}\n")
+    before = csv.field_size_limit()
+    assert len(next(iter(ft.Dataset.from_csv(long))).completion) == 200_000  # type: ignore[union-attr]
+    assert csv.field_size_limit() == before
     with pytest.raises(ft.DatasetError, match=r"looks like CSV .*prompt\\tcompletion.*from_csv"):
         list(ft.Dataset.from_jsonl(tsv))
 

@@ -1473,6 +1473,9 @@ def test_a_row_of_columns_named_by_role_is_read_as_its_conversation() -> None:
         ("invalid_content", 2, "User"),
         ("missing_assistant", 2, "assistant"),
     ]
+    asker = ft.Dataset.from_records([{"prompt": "2+2?", "completion": "4", "user": "ann"}])
+    (extra,) = validate(asker, target="hf", model="m").errors  # who asked, not a turn
+    assert (extra.code, extra.field) == ("unexpected_field", "user")
 
 
 SYSTEM_BRIEF = {"role": "system", "content": "Be brief."}

@@ -38,7 +38,14 @@ class CsvSource:
         return self._rows()
 
     def _rows(self) -> Iterator[RawRecord | ReadProblem]:
-        csv.field_size_limit(max(csv.field_size_limit(), _FIELD_LIMIT))
+        limit = csv.field_size_limit()  # the process's own, given back after each pass
+        csv.field_size_limit(max(limit, _FIELD_LIMIT))
+        try:
+            yield from self._read()
+        finally:
+            csv.field_size_limit(limit)
+
+    def _read(self) -> Iterator[RawRecord | ReadProblem]:
         with open(self.file, encoding="utf-8-sig", newline="") as handle:
             rows = csv.reader(handle, delimiter=self.delimiter, strict=True)
             start, header = 1, None

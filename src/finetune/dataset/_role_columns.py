@@ -11,6 +11,7 @@ from finetune.dataset._community import MESSAGES_FIELD
 __all__ = ["is_role_columns", "role_columns_field", "role_columns_record"]
 
 _ROLES = ("system", "user", "assistant")
+_OTHER_SHAPES = ("messages", "prompt", "completion", "chosen", "input", "conversations")
 
 
 def _columns(data: dict[str, Any]) -> dict[str, str]:
@@ -20,10 +21,11 @@ def _columns(data: dict[str, Any]) -> dict[str, str]:
 
 def is_role_columns(data: dict[str, Any]) -> bool:
     """A row with a ``user`` or an ``assistant`` column (each role once, in any case), and
-    no ``messages`` (a CSV's empty answer is no ``assistant`` key: a row without its answer)."""
+    none of another shape's keys (a CSV's empty answer is no ``assistant`` key: a row without
+    its answer)."""
     roles = [key.lower() for key in data if isinstance(key, str) and key.lower() in _ROLES]
-    if "messages" in data or len(roles) != len(set(roles)):
-        return False
+    if len(roles) != len(set(roles)) or any(key in data for key in _OTHER_SHAPES):
+        return False  # a "user" column beside a prompt and completion names who asked
     return "user" in roles or "assistant" in roles
 
 
