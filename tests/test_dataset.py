@@ -154,7 +154,11 @@ def test_a_file_that_is_not_jsonl_at_all_is_named_as_what_it_is(
     }
     with zipfile.ZipFile(tmp_path / "train.zip", "w") as archive:
         archive.writestr("train.jsonl", lines)
-    packed["train.zip"] = ((tmp_path / "train.zip").read_bytes(), "a zip archive")
+    packed["train.zip"] = (
+        (tmp_path / "train.zip").read_bytes(),
+        "a zip archive .or an Excel workbook., not JSONL: extract the JSONL file; a sheet: "
+        "save it as CSV UTF-8",
+    )
     rows = [json.loads(line) for line in lines.splitlines()]
     array = "a JSON array, not JSONL .one JSON object per line.: read it with Dataset.from_json"
     packed["rows.json"] = (json.dumps(rows, indent=2).encode(), array)

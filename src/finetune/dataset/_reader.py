@@ -130,7 +130,8 @@ _PACKED = {
     b"(\xb5/\xfd": ("zstd-compressed", "decompress it first (unzstd)"),
     b"PK\x03\x04": (
         "a zip archive (or an Excel workbook)",
-        "extract the JSONL file, or read the sheet with pandas and use Dataset.from_pandas",
+        "extract the JSONL file; a sheet: save it as CSV UTF-8, which Dataset.from_csv and "
+        "finetune's commands read",
     ),
     b"PAR1": ("a Parquet file", "read it with Dataset.from_parquet (finetune's commands do)"),
     b"\xff\xfe": ("UTF-16 text", "save it as UTF-8"),
