@@ -396,3 +396,46 @@ def test_a_files_path_given_for_a_dataset_is_told_the_reader_of_its_kind(
     """Every path was told ``ft.Dataset.from_jsonl(path)``, which refuses a Parquet file."""
     with pytest.raises(TypeError, match=rf"train is a ft.Dataset, not str: ft.Dataset.{reader}\("):
         ft.Tuner("fake", model="base").fit(path)  # type: ignore[arg-type]
+
+
+@needs_tiktoken
+def test_a_compressed_file_is_read_through_its_decompressor(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``train.jsonl.gz`` (as some Hub datasets ship their files) stopped at one
+    ``not_jsonl`` error: "decompress it first"."""
+    import bz2
+    import gzip
+    import lzma
+
+    from finetune.validation import _engine
+
+    rows = [chat(i) for i in range(12)]
+    rows[4] = {"messages": [{"role": "user", "content": "unanswered"}]}
+    plain = write_jsonl(tmp_path / "train.jsonl", rows)
+    expected = validate(ft.Dataset.from_jsonl(plain), target="hf", model="m", workers=1)
+    monkeypatch.setattr(_engine, "PARALLEL_MIN_BYTES", 0)  # a whole file would be split
+    for suffix, compress in (
+        (".gz", gzip.compress),
+        (".bz2", bz2.compress),
+        (".xz", lzma.compress),
+    ):
+        packed = tmp_path / f"train.jsonl{suffix}"
+        packed.write_bytes(compress(plain.read_bytes()))
+        read = ft.Dataset.from_jsonl(packed)
+        assert read.whole_file() is None  # its bytes are not lines: never split by them
+        report = validate(read, target="hf", model="m", workers=2)
+        assert report.examples == 12 and report.counts == expected.counts
+        assert report.lines("missing_assistant") == [5]
+    cut = tmp_path / "cut.jsonl.gz"
+    cut.write_bytes(gzip.compress(plain.read_bytes())[:-30])
+    *_, last = ft.Dataset.from_jsonl(cut).items()
+    assert getattr(last, "code", None) == "truncated_line"
+    array = tmp_path / "alpaca.json.gz"
+    array.write_bytes(gzip.compress(json.dumps([_alpaca(i) for i in range(3)]).encode()))
+    table = tmp_path / "pairs.tsv.gz"
+    table.write_bytes(gzip.compress(b"prompt\tcompletion\n2+2?\t4\n"))
+    flags = ["--backend", "fake", "--model", "base", "--json"]
+    for path, examples in ((array, 3), (table, 1), (tmp_path / "train.jsonl.xz", 12)):
+        assert main(["validate", str(path), *flags]) in (0, 1)
+        assert json.loads(capsys.readouterr().out)["examples"] == examples

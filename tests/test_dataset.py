@@ -136,16 +136,13 @@ def test_missing_file_is_a_dataset_error(tmp_path: Path) -> None:
 def test_a_file_that_is_not_jsonl_at_all_is_named_as_what_it_is(
     chat_file: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import bz2
-    import gzip
     import zipfile
 
     from finetune.validation import validate
 
     lines = chat_file.read_bytes()
     packed = {
-        "train.jsonl.gz": (gzip.compress(lines), "gzip-compressed, not JSONL: decompress it first"),
-        "train.jsonl.bz2": (bz2.compress(lines), "bzip2-compressed"),
+        "train.jsonl.zst": (b"(\xb5/\xfd" + bytes(64), "zstd-compressed, not JSONL: decompress"),
         "train.parquet": (
             b"PAR1" + bytes(16),
             "a Parquet file, not JSONL: read it with Dataset.from_parquet",

@@ -297,12 +297,14 @@ def columns_setting(source: str, value: Any) -> dict[str, str] | None:
 
 
 def data_file(path: str) -> Dataset:
-    """A data file as the commands read it: CSV or TSV by its name (``.csv``, ``.tsv``),
-    else by its first bytes: Parquet, a JSON array of examples, or JSONL."""
+    """A data file as the commands read it: CSV or TSV by its name (``.csv``, ``.tsv``,
+    compressed or not), else by its first bytes: Parquet, a JSON array of examples, or JSONL
+    (those two compressed or not)."""
     from finetune.dataset import Dataset
+    from finetune.dataset._compressed import without_compression_suffix
     from finetune.dataset._parquet import is_parquet
 
-    if Path(path).suffix.lower() in (".csv", ".tsv", ".tab"):
+    if without_compression_suffix(path).suffix.lower() in (".csv", ".tsv", ".tab"):
         return Dataset.from_csv(path)
     return Dataset.from_parquet(path) if is_parquet(path) else Dataset.from_json(path)
 

@@ -4,9 +4,11 @@ a time, each named by the line it starts on."""
 from __future__ import annotations
 
 import csv
+import io
 from collections.abc import Iterator
 from pathlib import Path
 
+from finetune.dataset._compressed import BROKEN_STREAM, open_data, without_compression_suffix
 from finetune.dataset._reader import RawRecord, ReadProblem
 from finetune.dataset._sources import file_stamp, refuse_if_changed
 
@@ -16,8 +18,9 @@ _FIELD_LIMIT = 16 * 1024 * 1024  # a cell may hold a long answer (csv's own limi
 
 
 def delimiter_for(path: str | Path) -> str:
-    """A tab for a ``.tsv`` or ``.tab`` file, else a comma."""
-    return "\t" if Path(path).suffix.lower() in (".tsv", ".tab") else ","
+    """A tab for a ``.tsv`` or ``.tab`` file (``.tsv.gz`` too), else a comma."""
+    suffix = without_compression_suffix(path).suffix.lower()
+    return "\t" if suffix in (".tsv", ".tab") else ","
 
 
 class CsvSource:
@@ -46,7 +49,7 @@ class CsvSource:
             csv.field_size_limit(limit)
 
     def _read(self) -> Iterator[RawRecord | ReadProblem]:
-        with open(self.file, encoding="utf-8-sig", newline="") as handle:
+        with io.TextIOWrapper(open_data(self.file), encoding="utf-8-sig", newline="") as handle:
             rows = csv.reader(handle, delimiter=self.delimiter, strict=True)
             start, header = 1, None
             try:
@@ -67,6 +70,9 @@ class CsvSource:
                 yield ReadProblem(start, -1, "invalid_utf8", why)
             except csv.Error as exc:
                 yield ReadProblem(start, -1, "invalid_csv", f"not valid CSV: {exc}")
+            except BROKEN_STREAM as exc:
+                why = f"the compressed file is cut short or corrupt ({exc}): it looks truncated"
+                yield ReadProblem(start, -1, "truncated_line", why)
 
 
 def _header(cells: list[str], line: int) -> list[str] | ReadProblem:

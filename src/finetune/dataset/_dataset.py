@@ -17,6 +17,7 @@ from finetune._numbers import is_real, is_whole
 from finetune._paths import writes_to
 from finetune._words import counted
 from finetune.dataset._atomic import atomic_write
+from finetune.dataset._compressed import decompressor_of
 from finetune.dataset._csv import CsvSource, delimiter_for
 from finetune.dataset._formats import (
     OutputFormat,
@@ -37,6 +38,7 @@ from finetune.dataset._sources import (
     SubsetSource,
     column_pairs,
     counted_items,
+    reader_for,
     regular_file,
 )
 from finetune.dataset._strata import stratified_sample
@@ -226,11 +228,13 @@ class Dataset:
         return self._source.path
 
     def whole_file(self) -> tuple[str, int] | None:
-        """(path, line size cap) when this dataset is a whole JSONL file, not a view."""
+        """(path, line size cap) when this dataset is a whole, uncompressed JSONL file, not a
+        view."""
         source = self._source
         if isinstance(source, JsonlSource) and source.path is not None:
             source.check_unchanged()
-            return source.path, source.max_line_bytes
+            if decompressor_of(source.path) is None:  # its bytes are lines: split by bytes
+                return source.path, source.max_line_bytes
         return None
 
     def _whole_parquet(self) -> ParquetSource | None:
@@ -526,20 +530,12 @@ def require_dataset(value: Any, what: str) -> Dataset:
         return value
     if isinstance(value, str | os.PathLike):
         path = os.fspath(value)
-        fix = f"ft.Dataset.{_READERS.get(Path(path).suffix.lower(), 'from_jsonl')}({path!r})"
+        fix = f"ft.Dataset.{reader_for(path)}({path!r})"
     elif isinstance(value, list | tuple):
         fix = "ft.Dataset.from_records(rows)"
     else:
         fix = "ft.Dataset.from_jsonl(path), .from_records(rows), .from_pandas or .from_hf"
     raise TypeError(f"{what} is a ft.Dataset, not {type(value).__name__}: {fix}")
-
-
-_READERS = {
-    ".parquet": "from_parquet",
-    ".json": "from_json",
-    ".csv": "from_csv",
-    ".tsv": "from_csv",
-}
 
 
 def _as_record(row: Any) -> Any:

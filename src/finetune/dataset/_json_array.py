@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from finetune._words import json_kind
+from finetune.dataset._compressed import BROKEN_STREAM, open_data
 from finetune.dataset._reader import RawRecord, ReadProblem, unwritable
 from finetune.dataset._sources import file_stamp, refuse_if_changed
 
@@ -21,9 +22,9 @@ _SPACE = " \t\r\n"
 def starts_an_array(path: str | Path) -> bool:
     """Whether the file's first character, past a BOM and blanks, opens a JSON array."""
     try:
-        with open(path, "rb") as handle:
+        with open_data(path) as handle:
             head = handle.read(65536)
-    except OSError:
+    except (*BROKEN_STREAM, OSError):
         return False
     return head.removeprefix(_BOM.encode()).lstrip(_SPACE.encode()).startswith(b"[")
 
@@ -86,7 +87,12 @@ class JsonArraySource:
 def _text(file: str) -> str | ReadProblem:
     """The file's text (its bytes not kept beside it once decoded), or where it is not
     UTF-8."""
-    raw = Path(file).read_bytes()
+    try:
+        with open_data(file) as handle:
+            raw = handle.read()
+    except BROKEN_STREAM as exc:
+        why = f"the compressed file is cut short or corrupt ({exc}): it looks truncated"
+        return ReadProblem(1, -1, "truncated_line", why)
     try:
         return raw.decode("utf-8").removeprefix(_BOM)
     except UnicodeDecodeError as exc:

@@ -1,4 +1,5 @@
-"""Streaming JSONL reader: one record or one problem per line, never the whole file in memory."""
+"""Streaming JSONL reader: one record or one problem per line, never the whole file in memory
+(a gzip, bzip2 or xz file decompressed as it is read)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from finetune._words import json_kind
+from finetune.dataset._compressed import BROKEN_STREAM, decompressor_of
 
 __all__ = [
     "DEFAULT_MAX_LINE_BYTES",
@@ -73,9 +75,29 @@ def iter_jsonl(
     the lines beginning in that byte range (``start`` must be a line start); line numbers then
     count from 1 at ``start``.
     """
+    decompressor = decompressor_of(path) if start == 0 and end is None else None
+    if decompressor is not None:
+        yield from _iter_compressed(decompressor, path, max_line_bytes)
+        return
     with open(path, "rb") as handle:
         handle.seek(start)
         yield from _iter_handle(handle, max_line_bytes, start, end)
+
+
+def _iter_compressed(
+    decompressor: Callable[..., Any], path: str | Path, max_line_bytes: int
+) -> Iterator[RawRecord | ReadProblem]:
+    """The lines of a compressed file (offsets in its decompressed bytes); a stream cut
+    short or corrupt ends with a problem at the line it was reading."""
+    line = 0
+    try:
+        with decompressor(path, "rb") as handle:
+            for item in _iter_handle(handle, max_line_bytes):
+                line = item.line
+                yield item
+    except BROKEN_STREAM as exc:
+        why = f"the compressed file is cut short or corrupt ({exc}): it looks truncated"
+        yield ReadProblem(line + 1, -1, "truncated_line", why)
 
 
 def _iter_handle(
@@ -124,9 +146,6 @@ def _iter_handle(
 
 
 _PACKED = {
-    b"\x1f\x8b": ("gzip-compressed", "decompress it first (gunzip)"),
-    b"BZh": ("bzip2-compressed", "decompress it first (bunzip2)"),
-    b"\xfd7zXZ\x00": ("xz-compressed", "decompress it first (unxz)"),
     b"(\xb5/\xfd": ("zstd-compressed", "decompress it first (unzstd)"),
     b"PK\x03\x04": (
         "a zip archive (or an Excel workbook)",

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from finetune._errors import DatasetError
+from finetune.dataset._compressed import without_compression_suffix
 from finetune.dataset._reader import RawRecord, ReadProblem, iter_jsonl, unwritable
 
 __all__ = [
@@ -21,6 +22,7 @@ __all__ = [
     "column_pairs",
     "counted_items",
     "file_stamp",
+    "reader_for",
     "refuse_if_changed",
     "regular_file",
 ]
@@ -99,6 +101,21 @@ def regular_file(path: str | os.PathLike[str], what: str) -> Path:
             )
         raise DatasetError("no such file; check the path", file=str(file))
     return file
+
+
+def reader_for(path: str | os.PathLike[str]) -> str:
+    """The ``Dataset`` reader of the file at ``path``, by its name (``from_parquet`` for
+    ``train.parquet``, ``from_csv`` for ``support.csv.gz``; ``from_jsonl`` else)."""
+    suffix = without_compression_suffix(path).suffix.lower()
+    return _READERS.get(suffix, "from_jsonl")
+
+
+_READERS = {
+    ".parquet": "from_parquet",
+    ".json": "from_json",
+    ".csv": "from_csv",
+    ".tsv": "from_csv",
+}
 
 
 class RecordsSource:
