@@ -301,10 +301,10 @@ def data_file(path: str) -> Dataset:
     compressed or not), else by its first bytes: Parquet, a JSON array of examples, or JSONL
     (those two compressed or not)."""
     from finetune.dataset import Dataset
-    from finetune.dataset._compressed import without_compression_suffix
     from finetune.dataset._parquet import is_parquet
+    from finetune.dataset._sources import reader_for
 
-    if without_compression_suffix(path).suffix.lower() in (".csv", ".tsv", ".tab"):
+    if reader_for(path) == "from_csv":
         return Dataset.from_csv(path)
     return Dataset.from_parquet(path) if is_parquet(path) else Dataset.from_json(path)
 

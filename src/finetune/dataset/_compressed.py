@@ -11,7 +11,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any
 
-__all__ = ["BROKEN_STREAM", "decompressor_of", "open_data", "without_compression_suffix"]
+__all__ = [
+    "BROKEN_STREAM",
+    "broken_stream",
+    "decompressor_of",
+    "open_data",
+    "without_compression_suffix",
+]
 
 _OPENERS: dict[bytes, Callable[..., Any]] = {
     b"\x1f\x8b": gzip.open,
@@ -20,6 +26,11 @@ _OPENERS: dict[bytes, Callable[..., Any]] = {
 }
 _SUFFIXES = (".gz", ".bz2", ".xz")
 BROKEN_STREAM = (OSError, EOFError, lzma.LZMAError)  # what a cut or corrupt stream raises
+
+
+def broken_stream(error: BaseException) -> str:
+    """What a ``truncated_line`` problem says of a compressed stream cut short or corrupt."""
+    return f"the compressed file is cut short or corrupt ({error}): it looks truncated"
 
 
 def decompressor_of(path: str | Path) -> Callable[..., Any] | None:

@@ -8,9 +8,14 @@ import io
 from collections.abc import Iterator
 from pathlib import Path
 
-from finetune.dataset._compressed import BROKEN_STREAM, open_data, without_compression_suffix
+from finetune.dataset._compressed import (
+    BROKEN_STREAM,
+    broken_stream,
+    open_data,
+    without_compression_suffix,
+)
 from finetune.dataset._reader import RawRecord, ReadProblem
-from finetune.dataset._sources import file_stamp, refuse_if_changed
+from finetune.dataset._sources import FileSource
 
 __all__ = ["CsvSource", "delimiter_for"]
 
@@ -23,22 +28,15 @@ def delimiter_for(path: str | Path) -> str:
     return "\t" if suffix in (".tsv", ".tab") else ","
 
 
-class CsvSource:
-    """A CSV file read again on every pass: its first row names the keys, each other row is a
-    record of its non-empty cells (an empty cell is an absent key, as ``from_pandas`` reads
-    the NaN pandas gives it)."""
+class CsvSource(FileSource):
+    """A CSV file: its first row names the keys, each other row is a record of its non-empty
+    cells (an empty cell is an absent key, as ``from_pandas`` reads the NaN pandas gives it)."""
 
-    path: str | None = None  # not JSONL: uploads write the rows out
+    maker = "Dataset.from_csv"
 
     def __init__(self, file: Path, delimiter: str) -> None:
-        self.file = str(file)
-        self.name = file.name
+        super().__init__(file)
         self.delimiter = delimiter
-        self._stamp = file_stamp(self.file)
-
-    def items(self) -> Iterator[RawRecord | ReadProblem]:
-        refuse_if_changed(self.file, self._stamp, "Dataset.from_csv")
-        return self._rows()
 
     def _rows(self) -> Iterator[RawRecord | ReadProblem]:
         limit = csv.field_size_limit()  # the process's own, given back after each pass
@@ -71,8 +69,7 @@ class CsvSource:
             except csv.Error as exc:
                 yield ReadProblem(start, -1, "invalid_csv", f"not valid CSV: {exc}")
             except BROKEN_STREAM as exc:
-                why = f"the compressed file is cut short or corrupt ({exc}): it looks truncated"
-                yield ReadProblem(start, -1, "truncated_line", why)
+                yield ReadProblem(start, -1, "truncated_line", broken_stream(exc))
 
 
 def _header(cells: list[str], line: int) -> list[str] | ReadProblem:

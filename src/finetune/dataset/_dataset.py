@@ -32,6 +32,7 @@ from finetune.dataset._reader import DEFAULT_MAX_LINE_BYTES, RawRecord, ReadProb
 from finetune.dataset._sources import (
     ColumnsSource,
     ConcatSource,
+    FileSource,
     JsonlSource,
     RecordsSource,
     Source,
@@ -50,8 +51,7 @@ __all__ = ["Dataset", "canonical_json", "require_dataset", "write_jsonl"]
 
 
 _PREVIEW_ROWS = 3
-_FILES = (JsonlSource, JsonArraySource, CsvSource, ParquetSource)
-_SOURCES = (*_FILES, RecordsSource, SubsetSource, ColumnsSource, ConcatSource)
+_SOURCES = (JsonlSource, FileSource, RecordsSource, SubsetSource, ColumnsSource, ConcatSource)
 
 
 class Dataset:
@@ -117,7 +117,7 @@ class Dataset:
         delimiter: str | None = None,
     ) -> Dataset:
         """A dataset streamed from a CSV file whose header names each column's key
-        (``prompt,completion``; ``system,user,assistant`` is told how to write), as a
+        (``prompt,completion``; ``system,user,assistant``, read as a conversation), as a
         spreadsheet exports it; an empty cell is an absent key, an error's ``line`` the one
         its row starts on. ``delimiter``: a tab for ``.tsv`` and ``.tab`` files, else a comma."""
         file = regular_file(path, "a CSV file")

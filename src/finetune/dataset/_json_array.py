@@ -9,9 +9,9 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from finetune._words import json_kind
-from finetune.dataset._compressed import BROKEN_STREAM, open_data
+from finetune.dataset._compressed import BROKEN_STREAM, broken_stream, open_data
 from finetune.dataset._reader import RawRecord, ReadProblem, unwritable
-from finetune.dataset._sources import file_stamp, refuse_if_changed
+from finetune.dataset._sources import FileSource
 
 __all__ = ["JsonArraySource", "starts_an_array"]
 
@@ -24,27 +24,18 @@ def starts_an_array(path: str | Path) -> bool:
     try:
         with open_data(path) as handle:
             head = handle.read(65536)
-    except (*BROKEN_STREAM, OSError):
+    except BROKEN_STREAM:  # OSError among them
         return False
     return head.removeprefix(_BOM.encode()).lstrip(_SPACE.encode()).startswith(b"[")
 
 
-class JsonArraySource:
+class JsonArraySource(FileSource):
     """The elements of a JSON file's one array, the file read whole on each pass (it is one
     document); a row's ``line`` is the line its element starts on."""
 
-    path: str | None = None  # not JSONL: uploads write the rows out
+    maker = "Dataset.from_json"
 
-    def __init__(self, file: Path) -> None:
-        self.file = str(file)
-        self.name = file.name
-        self._stamp = file_stamp(self.file)
-
-    def items(self) -> Iterator[RawRecord | ReadProblem]:
-        refuse_if_changed(self.file, self._stamp, "Dataset.from_json")
-        return self._elements()
-
-    def _elements(self) -> Iterator[RawRecord | ReadProblem]:
+    def _rows(self) -> Iterator[RawRecord | ReadProblem]:
         text = _text(self.file)
         if isinstance(text, ReadProblem):
             yield text
@@ -91,8 +82,7 @@ def _text(file: str) -> str | ReadProblem:
         with open_data(file) as handle:
             raw = handle.read()
     except BROKEN_STREAM as exc:
-        why = f"the compressed file is cut short or corrupt ({exc}): it looks truncated"
-        return ReadProblem(1, -1, "truncated_line", why)
+        return ReadProblem(1, -1, "truncated_line", broken_stream(exc))
     try:
         return raw.decode("utf-8").removeprefix(_BOM)
     except UnicodeDecodeError as exc:

@@ -9,7 +9,7 @@ from typing import Any
 
 from finetune._errors import DatasetError, MissingDependency
 from finetune.dataset._reader import RawRecord, ReadProblem, unwritable
-from finetune.dataset._sources import file_stamp, refuse_if_changed
+from finetune.dataset._sources import FileSource, refuse_if_changed
 from finetune.dataset._tool_rows import without_table_nulls
 
 __all__ = ["PARQUET_MAGIC", "ParquetSource", "is_parquet"]
@@ -35,26 +35,20 @@ def is_parquet(path: str | Path) -> bool:
         return False
 
 
-class ParquetSource:
-    """A Parquet file read again on every pass, a row at a time, as ``Dataset.from_hf``
-    reads the same table (``line``: the row's position from 1)."""
+class ParquetSource(FileSource):
+    """A Parquet file, a row at a time, as ``Dataset.from_hf`` reads the same table
+    (``line``: the row's position from 1)."""
 
-    path: str | None = None  # not a JSONL file: uploads write the rows out as JSONL
+    maker = "Dataset.from_parquet"
 
     def __init__(self, file: Path) -> None:
-        self.file = str(file)
-        self.name = file.name
+        super().__init__(file)
         self.rows = _opened(self.file).metadata.num_rows
-        self._stamp = file_stamp(self.file)
-
-    def items(self) -> Iterator[RawRecord | ReadProblem]:
-        refuse_if_changed(self.file, self._stamp, "Dataset.from_parquet")
-        return self._rows()
 
     def parts(self, count: int) -> list[Callable[[], Iterator[RawRecord | ReadProblem]]]:
         """Readers of the file in up to ``count`` runs of whole row groups, of about as many
         rows each, in order; each numbers its rows from 1 (a worker's share of a scan)."""
-        refuse_if_changed(self.file, self._stamp, "Dataset.from_parquet")
+        refuse_if_changed(self.file, self._stamp, self.maker)
         metadata = _opened(self.file).metadata
         sizes = [metadata.row_group(group).num_rows for group in range(metadata.num_row_groups)]
         runs: list[list[int]] = [[]]

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from finetune._words import json_kind
-from finetune.dataset._compressed import BROKEN_STREAM, decompressor_of
+from finetune.dataset._compressed import BROKEN_STREAM, broken_stream, decompressor_of
 
 __all__ = [
     "DEFAULT_MAX_LINE_BYTES",
@@ -96,8 +96,7 @@ def _iter_compressed(
                 line = item.line
                 yield item
     except BROKEN_STREAM as exc:
-        why = f"the compressed file is cut short or corrupt ({exc}): it looks truncated"
-        yield ReadProblem(line + 1, -1, "truncated_line", why)
+        yield ReadProblem(line + 1, -1, "truncated_line", broken_stream(exc))
 
 
 def _iter_handle(

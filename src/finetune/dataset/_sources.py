@@ -15,6 +15,7 @@ from finetune.dataset._reader import RawRecord, ReadProblem, iter_jsonl, unwrita
 __all__ = [
     "ColumnsSource",
     "ConcatSource",
+    "FileSource",
     "JsonlSource",
     "RecordsSource",
     "Source",
@@ -29,8 +30,8 @@ __all__ = [
 
 
 class Source(Protocol):
-    """Where a dataset's rows come from: a JSONL or Parquet file, records in memory, or
-    several."""
+    """Where a dataset's rows come from: a file (JSONL, JSON, CSV, Parquet), records in
+    memory, or several."""
 
     name: str
     path: str | None
@@ -56,6 +57,26 @@ class JsonlSource:
         ``sample`` or ``excluding`` view picks rows by their place in it, and a count once
         made is kept, so a file changed since would silently give other rows."""
         refuse_if_changed(str(self.path), self._stamp, "Dataset.from_jsonl")
+
+
+class FileSource:
+    """A file other than JSONL (JSON, CSV, Parquet), read again on every pass as it was when
+    the dataset was made (``maker``: what makes one again); ``_rows`` reads it."""
+
+    path: str | None = None  # not JSONL's bytes: an upload writes the rows out
+    maker = "Dataset.from_jsonl"
+
+    def __init__(self, file: Path) -> None:
+        self.file = str(file)
+        self.name = file.name
+        self._stamp = file_stamp(self.file)
+
+    def items(self) -> Iterator[RawRecord | ReadProblem]:
+        refuse_if_changed(self.file, self._stamp, self.maker)
+        return self._rows()
+
+    def _rows(self) -> Iterator[RawRecord | ReadProblem]:
+        raise NotImplementedError
 
 
 def refuse_if_changed(path: str, stamp: tuple[int, int, int] | None, maker: str) -> None:
@@ -115,6 +136,7 @@ _READERS = {
     ".json": "from_json",
     ".csv": "from_csv",
     ".tsv": "from_csv",
+    ".tab": "from_csv",
 }
 
 
