@@ -332,6 +332,13 @@ def test_a_csv_file_is_read_a_row_at_a_time_each_named_by_its_line(tmp_path: Pat
     before = csv.field_size_limit()
     assert len(next(iter(ft.Dataset.from_csv(long))).completion) == 200_000  # type: ignore[union-attr]
     assert csv.field_size_limit() == before
+    long.write_text(f"prompt,completion\nq,a\nq,{'a' * 200_000}\n")
+    first, second = iter(ft.Dataset.from_csv(long)), iter(ft.Dataset.from_csv(long))
+    next(first), next(second)  # two passes paused at once (a view read beside its source)
+    assert len(list(first)) == 1  # the first ends, and gives the limit back ...
+    assert len(next(second).completion) == 200_000  # type: ignore[union-attr]  # ... not yet
+    del second
+    assert csv.field_size_limit() == before
     with pytest.raises(ft.DatasetError, match=r"looks like CSV .*prompt\\tcompletion.*from_csv"):
         list(ft.Dataset.from_jsonl(tsv))
 

@@ -3,8 +3,10 @@ a time, each named by the line it starts on."""
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -39,12 +41,8 @@ class CsvSource(FileSource):
         self.delimiter = delimiter
 
     def _rows(self) -> Iterator[RawRecord | ReadProblem]:
-        limit = csv.field_size_limit()  # the process's own, given back after each pass
-        csv.field_size_limit(max(limit, _FIELD_LIMIT))
-        try:
+        with _long_cells():
             yield from self._read()
-        finally:
-            csv.field_size_limit(limit)
 
     def _read(self) -> Iterator[RawRecord | ReadProblem]:
         with io.TextIOWrapper(open_data(self.file), encoding="utf-8-sig", newline="") as handle:
@@ -70,6 +68,29 @@ class CsvSource(FileSource):
                 yield ReadProblem(start, -1, "invalid_csv", f"not valid CSV: {exc}")
             except BROKEN_STREAM as exc:
                 yield ReadProblem(start, -1, "truncated_line", broken_stream(exc))
+
+
+_passes = 0  # CSV passes under way, each perhaps paused between rows, in any thread
+_passes_lock = threading.Lock()
+_own_limit = 0  # the process's csv field limit before the first of them
+
+
+@contextlib.contextmanager
+def _long_cells() -> Iterator[None]:
+    """csv's field limit raised to ``_FIELD_LIMIT`` while any pass reads, and the process's
+    own given back when the last one ends (csv has one limit a process, no reader's own)."""
+    global _passes, _own_limit
+    with _passes_lock:
+        if _passes == 0:
+            _own_limit = csv.field_size_limit(max(csv.field_size_limit(), _FIELD_LIMIT))
+        _passes += 1
+    try:
+        yield
+    finally:
+        with _passes_lock:
+            _passes -= 1
+            if _passes == 0:
+                csv.field_size_limit(_own_limit)
 
 
 def _header(cells: list[str], line: int) -> list[str] | ReadProblem:
