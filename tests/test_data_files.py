@@ -446,3 +446,21 @@ def test_a_compressed_file_is_read_through_its_decompressor(
     for path, examples in ((array, 3), (table, 1), (tmp_path / "train.jsonl.xz", 12)):
         assert main(["validate", str(path), *flags]) in (0, 1)
         assert json.loads(capsys.readouterr().out)["examples"] == examples
+
+
+def test_a_folder_given_as_data_is_told_the_files_it_holds(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A Hub dataset's ``data/`` folder was "is a folder, not a JSON file; name the file"."""
+    shards = tmp_path / "data"
+    shards.mkdir()
+    for name in ("test-00000-of-00001.parquet", "train-00000-of-00002.parquet", "README.md"):
+        (shards / name).write_bytes(b"")
+    flags = ["--backend", "fake", "--model", "base"]
+    assert main(["validate", str(shards), *flags]) == 2
+    said = capsys.readouterr().err
+    assert "is a folder: name its data files, which may be several splits (it holds " in said
+    assert "test-00000-of-00001.parquet, train-00000-of-00002.parquet);" in said
+    assert f"as {shards / 'train'}-*.parquet in a shell" in said
+    assert main(["validate", str(tmp_path / "data" / ".."), *flags]) == 2
+    assert "is a folder, and holds no data file" in capsys.readouterr().err

@@ -304,9 +304,35 @@ def data_file(path: str) -> Dataset:
     from finetune.dataset._parquet import is_parquet
     from finetune.dataset._sources import reader_for
 
+    if Path(path).expanduser().is_dir():
+        raise FinetuneError(_folder_refusal(Path(path).expanduser()))
     if reader_for(path) == "from_csv":
         return Dataset.from_csv(path)
     return Dataset.from_parquet(path) if is_parquet(path) else Dataset.from_json(path)
+
+
+def _folder_refusal(folder: Path) -> str:
+    """What a command says of a folder given as a data file (a Hub dataset's ``data/``): the
+    files it holds, and how to name them, since a folder's files may be several splits."""
+    held = sorted(p.name for p in folder.iterdir() if p.is_file() and _data_name(p.name))
+    if not held:
+        return f"{folder}: is a folder, and holds no data file (.jsonl, .json, .csv, .parquet)"
+    shown = ", ".join(held[:5]) + (f" and {len(held) - 5} more" if len(held) > 5 else "")
+    first = next((name for name in held if name.startswith("train")), held[0])
+    split = first.split("-")[0]
+    return (
+        f"{folder}: is a folder: name its data files, which may be several splits (it holds "
+        f"{shown}); several are read as one, as {folder / split}-*{Path(first).suffix} "
+        "in a shell"
+    )
+
+
+def _data_name(name: str) -> bool:
+    """Whether a file's name is a data file's (``train-00000-of-00001.parquet``)."""
+    from finetune.dataset._compressed import without_compression_suffix
+
+    suffix = without_compression_suffix(name).suffix.lower()
+    return suffix in (".jsonl", ".json", ".csv", ".tsv", ".parquet")
 
 
 def shots_refusal(
