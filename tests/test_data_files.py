@@ -196,6 +196,15 @@ def test_columns_leaves_a_hub_sets_extra_columns_out_on_the_command_line(
     with pytest.raises(SystemExit):
         main(["validate", str(pairs), "--columns", "question=,answer", *hf])
     assert "(question=prompt renames one)" in capsys.readouterr().err
+    # a config's text is read as the flag's: it kept a key named "question=prompt"
+    text = tmp_path / "text.toml"
+    text.write_text(config.read_text().split("[columns]")[0])
+    text.write_text(text.read_text() + 'columns = "question=prompt,answer=completion"\n')
+    assert main(["estimate", "--config", str(text), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["examples"] == 12
+    text.write_text(text.read_text().replace("answer=completion", "=completion"))
+    assert main(["estimate", "--config", str(text), "--json"]) == 2
+    assert "columns is a list of key names" in capsys.readouterr().err
     holdout = {"data": str(path), "exclude": str(path), "columns": "messages"}
     data, said = eval_data(str(tmp_path / "eval.toml"), holdout)  # an eval config's files
     assert (len(data), said) == (0, [f"left out 12 of the evaluated examples: also in {path}"])

@@ -66,9 +66,10 @@ def named(text: str) -> str:
 def key_names(text: str) -> dict[str, str]:
     """An argparse type: key names, comma-separated (``messages,tools``), each perhaps with
     its new name (``question=prompt``), as a mapping of each key to its name."""
-    pairs = [name.partition("=") for name in text.split(",")]
-    named = {old.strip(): (new if sep else old).strip() for old, sep, new in pairs}
-    if len(named) < len(pairs) or not all(old and new for old, new in named.items()):
+    from finetune._config_file import named_columns
+
+    named = named_columns(text)
+    if named is None:
         raise argparse.ArgumentTypeError(
             f"{text!r}: give key names, as messages,tools (question=prompt renames one)"
         )

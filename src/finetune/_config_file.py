@@ -276,12 +276,23 @@ def datasets_of(paths: list[str], columns: dict[str, str] | None = None) -> Data
     return whole.select_columns(columns) if columns else whole
 
 
+def named_columns(text: str) -> dict[str, str] | None:
+    """Key names, comma-separated (``messages,tools``), each perhaps with its new name
+    (``question=prompt``), as a mapping of each key to its name (``--columns``, a config's
+    ``columns`` text); ``None`` when a name is empty or given twice."""
+    pairs = [name.partition("=") for name in text.split(",")]
+    named = {old.strip(): (new if sep else old).strip() for old, sep, new in pairs}
+    if len(named) < len(pairs) or not all(old and new for old, new in named.items()):
+        return None
+    return named
+
+
 def columns_setting(source: str, value: Any) -> dict[str, str] | None:
-    """A config's ``columns``: the keys of each row to keep, a list of names (or names
-    joined by commas), or a table of them to new names; ``None`` when not given."""
+    """A config's ``columns``: the keys of each row to keep, a list of names (or text, as
+    ``--columns`` takes it), or a table of them to new names; ``None`` when not given."""
     if value is None:
         return None
-    names = value.split(",") if isinstance(value, str) else value
+    names = (named_columns(value) or {}) if isinstance(value, str) else value
     if isinstance(names, list) and all(isinstance(name, str) for name in names):
         names = {name: name for name in names} if len(set(names)) == len(names) else {}
     if isinstance(names, dict) and names:
