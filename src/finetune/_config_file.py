@@ -325,7 +325,9 @@ def data_file(path: str) -> Dataset:
 def _folder_refusal(folder: Path) -> str:
     """What a command says of a folder given as a data file (a Hub dataset's ``data/``): the
     files it holds, and how to name them, since a folder's files may be several splits."""
-    held = sorted(p.name for p in folder.iterdir() if p.is_file() and _data_name(p.name))
+    from finetune.dataset._sources import is_data_name
+
+    held = sorted(p.name for p in folder.iterdir() if p.is_file() and is_data_name(p.name))
     if not held:
         return f"{folder}: is a folder, and holds no data file (.jsonl, .json, .csv, .parquet)"
     shown = ", ".join(held[:5]) + (f" and {len(held) - 5} more" if len(held) > 5 else "")
@@ -336,14 +338,6 @@ def _folder_refusal(folder: Path) -> str:
         f"{shown}); several are read as one, as {folder / split}-*{Path(first).suffix} "
         "in a shell"
     )
-
-
-def _data_name(name: str) -> bool:
-    """Whether a file's name is a data file's (``train-00000-of-00001.parquet``)."""
-    from finetune.dataset._compressed import without_compression_suffix
-
-    suffix = without_compression_suffix(name).suffix.lower()
-    return suffix in (".jsonl", ".json", ".csv", ".tsv", ".parquet")
 
 
 def shots_refusal(

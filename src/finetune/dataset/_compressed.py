@@ -15,6 +15,7 @@ __all__ = [
     "BROKEN_STREAM",
     "broken_stream",
     "decompressor_of",
+    "first_bytes",
     "open_data",
     "without_compression_suffix",
 ]
@@ -33,13 +34,19 @@ def broken_stream(error: BaseException) -> str:
     return f"the compressed file is cut short or corrupt ({error}): it looks truncated"
 
 
-def decompressor_of(path: str | Path) -> Callable[..., Any] | None:
-    """The opener that decompresses the file at ``path`` (``None``: it is not compressed)."""
+def first_bytes(path: str | Path, count: int) -> bytes:
+    """The file's first ``count`` bytes, as stored (``b""`` for one that cannot be read):
+    what tells its kind."""
     try:
         with open(path, "rb") as handle:
-            head = handle.read(6)
+            return handle.read(count)
     except OSError:
-        return None
+        return b""
+
+
+def decompressor_of(path: str | Path) -> Callable[..., Any] | None:
+    """The opener that decompresses the file at ``path`` (``None``: it is not compressed)."""
+    head = first_bytes(path, 6)
     return next((opener for magic, opener in _OPENERS.items() if head.startswith(magic)), None)
 
 

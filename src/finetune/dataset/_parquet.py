@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from finetune._errors import DatasetError, MissingDependency
+from finetune.dataset._compressed import first_bytes
 from finetune.dataset._reader import RawRecord, ReadProblem, unwritable
 from finetune.dataset._sources import FileSource, refuse_if_changed
 from finetune.dataset._tool_rows import without_table_nulls
@@ -28,11 +29,7 @@ _JSON_LEAVES = (
 
 def is_parquet(path: str | Path) -> bool:
     """Whether ``path`` is a Parquet file, by its first bytes (whatever its name)."""
-    try:
-        with open(path, "rb") as handle:
-            return handle.read(len(PARQUET_MAGIC)) == PARQUET_MAGIC
-    except OSError:
-        return False
+    return first_bytes(path, len(PARQUET_MAGIC)) == PARQUET_MAGIC
 
 
 class ParquetSource(FileSource):

@@ -23,6 +23,7 @@ __all__ = [
     "column_pairs",
     "counted_items",
     "file_stamp",
+    "is_data_name",
     "reader_for",
     "refuse_if_changed",
     "regular_file",
@@ -129,6 +130,12 @@ def reader_for(path: str | os.PathLike[str]) -> str:
     ``train.parquet``, ``from_csv`` for ``support.csv.gz``; ``from_jsonl`` else)."""
     suffix = without_compression_suffix(path).suffix.lower()
     return _READERS.get(suffix, "from_jsonl")
+
+
+def is_data_name(name: str | os.PathLike[str]) -> bool:
+    """Whether a file's name is a data file's (``train-00000-of-00001.parquet``,
+    ``train.jsonl.gz``)."""
+    return without_compression_suffix(name).suffix.lower() in (".jsonl", *_READERS)
 
 
 _READERS = {
