@@ -182,14 +182,14 @@ def test_columns_leaves_a_hub_sets_extra_columns_out_on_the_command_line(
     )
     hf = ["--backend", "fake", "--model", "base", "--json"]
     assert main(["validate", str(pairs), *hf]) == 1  # told the flag that renames them
-    assert "--columns question=prompt,answer=completion on the command line" in (
+    assert "--columns question=user,answer=assistant on the command line" in (
         capsys.readouterr().out
     )
     config.write_text(
         f'backend = "fake"\nmodel = "base"\nfile = "{pairs}"\n'
-        '[columns]\nquestion = "prompt"\nanswer = "completion"\n'
+        '[columns]\nquestion = "user"\nanswer = "assistant"\n'
     )
-    renamed = ["--columns", "question=prompt,answer=completion"]
+    renamed = ["--columns", "question=user,answer=assistant"]
     for flags in (renamed, ["--config", str(config)]):
         assert main(["estimate", str(pairs), *flags, *hf[:4], "--json"]) == 0
         assert json.loads(capsys.readouterr().out)["examples"] == 12

@@ -1429,12 +1429,16 @@ def test_a_row_of_plain_text_or_of_two_texts_is_named_with_how_to_write_it() -> 
     pair = ft.Dataset.from_records([{"answer": "4", "Question": "2+2?"}], name="qa")
     (finding,) = validate(pair, target="hf", model="m").errors
     assert "keys: Question, answer); a row of two texts is read as a question" in finding.message
-    assert "rename 'Question' to 'prompt' and 'answer' to 'completion'" in finding.message
-    cure = {"Question": "prompt", "answer": "completion"}
-    assert f"(ds.select_columns({cure!r}), or --columns Question=prompt,answer=completion" in (
+    # told the chat turns every backend trains (prompt and completion are refused by OpenAI's
+    # chat models and Fireworks: the cure they were told first led to a second refusal)
+    assert "rename 'Question' to 'user' and 'answer' to 'assistant'" in finding.message
+    cure = {"Question": "user", "answer": "assistant"}
+    assert f"(ds.select_columns({cure!r}), or --columns Question=user,answer=assistant" in (
         finding.message
     )
-    assert validate(pair.select_columns(cure), target="hf", model="m").errors == []
+    for target, model in (("hf", "m"), ("fireworks", "f"), ("openai", "gpt-4o-mini-2024-07-18")):
+        cured = validate(pair.select_columns(cure), target=target, model=model)
+        assert not {"unknown_format", "unsupported_kind"} & set(cured.counts)
     # one of the two named right: validation read a broken completion example (three errors:
     # "completion must be a string, not null", an unknown 'response', ...), where fit told
     # "rename 'prompt' to 'prompt' and 'response' to 'completion'"
@@ -1445,8 +1449,10 @@ def test_a_row_of_plain_text_or_of_two_texts_is_named_with_how_to_write_it() -> 
     assert finding.code == "unknown_format" and str(parsed.value).endswith(
         finding.message.partition(")")[2]
     )
-    assert "rename 'response' to 'completion' (ds.select_columns(" in finding.message
-    assert "--columns prompt,response=completion on the command line" in finding.message
+    assert "rename 'prompt' to 'user' and 'response' to 'assistant' (ds.select_columns(" in (
+        finding.message
+    )
+    assert "--columns prompt=user,response=assistant on the command line" in finding.message
     lone = ft.Dataset.from_records([{"prompt": "2+2?"}])
     (alone,) = validate(lone, target="hf", model="m").errors
     assert alone.message == "completion must be a string, not missing"

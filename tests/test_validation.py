@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -427,6 +428,36 @@ def test_mistral_rules() -> None:
     assert codes(report) >= {"invalid_tool_call_id"}
     pair = {"prompt": "q", "chosen": "a", "rejected": "b"}
     assert "unsupported_kind" in codes(run([pair], target="mistral"))
+
+
+@pytest.mark.parametrize(
+    ("target", "model"),
+    [("fireworks", "accounts/fireworks/models/qwen3-8b"), ("openai", "gpt-4o-mini-2024-07-18")],
+)
+def test_completion_pairs_where_only_chat_trains_are_told_the_renames_that_cure_them(
+    target: str, model: str
+) -> None:
+    """Told "Convert them to messages" (OpenAI) or nothing (Fireworks), the user of a
+    question-and-answer file was left to write the conversion; the cure is a rename to role
+    columns."""
+    rows = [{"prompt": f"{n} + {n}?", "completion": str(2 * n)} for n in range(12)]
+    data = ft.Dataset.from_records(rows)
+    refusals = validate(data, target=target, model=model).errors
+    (message,) = {(finding.code, finding.message) for finding in refusals}
+    cure = "ds.select_columns({'prompt': 'user', 'completion': 'assistant'})"
+    assert len(refusals) == 12 and message[0] == "unsupported_kind"
+    assert message[1].endswith(
+        f": write each pair as a user turn and an assistant turn, {cure}, or "
+        "--columns prompt=user,completion=assistant on the command line"
+    )
+    cured = data.select_columns({"prompt": "user", "completion": "assistant"})
+    assert validate(cured, target=target, model=model).errors == []
+    # fit refuses before anything is sent, with the same cure (Fireworks by its capabilities;
+    # OpenAI, which trains completion pairs on two old models, by validation)
+    refused = ft.UnsupportedFeature if target == "fireworks" else ft.ValidationFailed
+    tuner = ft.Tuner(target, model=model, api_key="k-test", registry=False)
+    with pytest.raises(refused, match=re.escape(cure)):
+        tuner.fit(data)
 
 
 def test_examples_that_differ_beyond_their_text_are_not_duplicates() -> None:

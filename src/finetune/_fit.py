@@ -20,6 +20,7 @@ from finetune._json_values import json_settings
 from finetune._synonyms import HYPERPARAMETER_SYNONYMS
 from finetune._words import counted
 from finetune.backends.base import METADATA_KEY, PLACEHOLDER_FILE, JobRequest
+from finetune.dataset._role_columns import completion_as_chat
 from finetune.types import (
     CostEstimate,
     FileRef,
@@ -341,9 +342,10 @@ def check_request(
             f"it supports {sorted(caps.methods)}"
         )
     if train.kind not in caps.example_kinds:
+        cure = completion_as_chat(train.kind, caps.example_kinds)
         raise UnsupportedFeature(
             f"backend {name!r} cannot train on {train.kind} examples; "
-            f"it takes {sorted(caps.example_kinds)}"
+            f"it takes {sorted(caps.example_kinds)}{cure}"
         )
     if method == "dpo" and train.kind != "preference":
         raise UnsupportedFeature("method='dpo' needs preference examples (chosen/rejected)")

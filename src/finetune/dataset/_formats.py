@@ -31,7 +31,12 @@ from finetune.dataset._implicit_prompt import (
     is_implicit_pair,
     why_no_prompt,
 )
-from finetune.dataset._role_columns import is_role_columns, role_columns_field, role_columns_record
+from finetune.dataset._role_columns import (
+    as_turns_cure,
+    is_role_columns,
+    role_columns_field,
+    role_columns_record,
+)
 from finetune.dataset._tool_rows import arguments_as_text, tools_as_list
 from finetune.dataset._unknown_keys import unknown_key_message
 from finetune.types import (
@@ -201,14 +206,15 @@ def shape_hint(data: dict[str, Any]) -> str:
         asked, answer = sorted(texts, key=lambda key: key.lower() in _ANSWER_NAMES)
         if "completion" in keys:  # the one named so is the answer
             asked, answer = sorted(texts, key=lambda key: key == "completion")
-        renames = {asked: "prompt", answer: "completion"}
-        told = " and ".join(f"{old!r} to {new!r}" for old, new in renames.items() if old != new)
-        flag = ",".join(old if old == new else f"{old}={new}" for old, new in renames.items())
+        told = " and ".join(
+            f"{old!r} to {new!r}" for old, new in ((asked, "user"), (answer, "assistant"))
+        )
         return (
             f"; a row of two texts is read as a question and its answer when they are named "
-            f"prompt and completion: rename {told} (ds.select_columns({renames!r}), or "
-            f"--columns {flag} on the command line), or write them as messages, a user turn "
-            "and an assistant turn, which every backend trains on"
+            f"user and assistant, a chat turn each, which every backend trains on: rename "
+            f"{told} ({as_turns_cure(asked, answer)}); or prompt and completion, a completion "
+            "pair (for a base model without a chat template: OpenAI's chat models and "
+            "Fireworks train chat only)"
         )
     return ""
 

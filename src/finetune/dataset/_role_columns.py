@@ -4,11 +4,18 @@ in that order, whatever the columns' order or case; an empty or null cell is no 
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 from finetune.dataset._community import MESSAGES_FIELD
 
-__all__ = ["is_role_columns", "role_columns_field", "role_columns_record"]
+__all__ = [
+    "as_turns_cure",
+    "completion_as_chat",
+    "is_role_columns",
+    "role_columns_field",
+    "role_columns_record",
+]
 
 _ROLES = ("system", "user", "assistant")
 _OTHER_SHAPES = ("messages", "prompt", "completion", "chosen", "input", "conversations")
@@ -57,3 +64,22 @@ def role_columns_field(field: str | None, data: dict[str, Any]) -> str | None:
     if asked is None or not turns:  # the conversation, or its answer, missing
         return _columns(data).get("assistant", "assistant")
     return turns[min(int(asked), len(turns) - 1)][1]
+
+
+def as_turns_cure(asked: str, answer: str) -> str:
+    """How to read a row's question and answer columns as a user turn and an assistant turn:
+    the ``select_columns`` call and the command line's ``--columns`` that rename them."""
+    renames = {asked: "user", answer: "assistant"}
+    flag = ",".join(f"{old}={new}" for old, new in renames.items())
+    return f"ds.select_columns({renames!r}), or --columns {flag} on the command line"
+
+
+def completion_as_chat(kind: str, kinds: Iterable[str]) -> str:
+    """How to train completion pairs where only chat trains, as the end of a refusal ("" for
+    any other kind, or where chat does not train either)."""
+    if kind != "completion" or "chat" not in kinds:
+        return ""
+    return (
+        ": write each pair as a user turn and an assistant turn, "
+        f"{as_turns_cure('prompt', 'completion')}"
+    )

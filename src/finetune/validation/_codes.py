@@ -131,7 +131,11 @@ RULES: dict[str, tuple[str, str]] = {
         "warning",
         "The chosen and the rejected answer are the same: the pair teaches DPO nothing.",
     ),
-    "unsupported_kind": ("error", "This target cannot train on this kind of example."),
+    "unsupported_kind": (
+        "error",
+        "This target cannot train on this kind of example; prompt/completion pairs where only "
+        "chat trains are told the renames that make each a user turn and an assistant turn.",
+    ),
     "invalid_completion": ("error", "prompt and completion must be strings."),
     "too_many_tokens": ("error", "The example is longer than the model's context limit."),
     "would_truncate": ("warning", "The example exceeds max_length and will be truncated."),

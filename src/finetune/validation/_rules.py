@@ -14,6 +14,7 @@ from finetune._errors import did_you_mean
 from finetune._words import json_kind
 from finetune.dataset._formats import detect_kind, shape_hint
 from finetune.dataset._implicit_prompt import why_no_prompt
+from finetune.dataset._role_columns import completion_as_chat
 from finetune.dataset._tool_rows import MESSAGE_LIST_KEYS
 from finetune.types import EXAMPLE_KINDS
 from finetune.validation._images import non_text_parts
@@ -150,7 +151,8 @@ def check_record(record: dict[str, Any], target: Target, model: str) -> Iterator
         yield "unknown_format", "error", message, None
         return
     if kind not in target.kinds:
-        yield "unsupported_kind", "error", f"{target.name} cannot train on {kind} examples", None
+        told = f"{target.name} cannot train on {kind} examples"
+        yield "unsupported_kind", "error", told + completion_as_chat(kind, target.kinds), None
         return
     if kind == "chat":
         yield from _check_chat(record, target)
@@ -220,13 +222,10 @@ def _check_completion(record: dict[str, Any], target: Target, model: str) -> Ite
         yield from _check_text(value, key)
     base = model.removeprefix("ft:").split(":")[0]
     if target.completion_models and base not in target.completion_models:
-        yield (
-            "unsupported_kind",
-            "error",
-            f"{model} fine-tunes on chat data; prompt/completion pairs are only for "
-            f"{', '.join(target.completion_models)}. Convert them to messages",
-            None,
-        )
+        only = ", ".join(target.completion_models)
+        cure = completion_as_chat("completion", target.kinds)
+        told = f"{model} fine-tunes on chat data; prompt/completion pairs are only for {only}"
+        yield "unsupported_kind", "error", told + cure, None
 
 
 def _check_preference(record: dict[str, Any], target: Target) -> Iterator[Issue]:
