@@ -145,6 +145,20 @@ def test_every_command_reads_a_parquet_file_by_its_content(
 
 
 @needs_tiktoken
+@pytest.mark.parametrize("command", ["validate", "estimate", "train"])
+def test_the_commands_help_names_every_kind_of_file_they_read(
+    command: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The help said "JSONL or Parquet" after the commands had learned CSV, JSON arrays and
+    compressed files, and did not say that --columns renames."""
+    with pytest.raises(SystemExit):
+        main([command, "--help"])
+    said = " ".join(capsys.readouterr().out.split())
+    kinds = "JSONL, a JSON array, CSV or Parquet; gzip, bzip2 or xz too"
+    assert f"training data ({kinds})" in said and f"validation data ({kinds})" in said
+    assert "question=user renames one as it keeps it" in said
+
+
 def test_columns_leaves_a_hub_sets_extra_columns_out_on_the_command_line(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

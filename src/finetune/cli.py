@@ -306,21 +306,21 @@ def _improved_on_every_metric(result: ft.EvalResult, candidate: str, baseline: s
     return 1 if shortfalls else 0
 
 
+_KINDS = "JSONL, a JSON array, CSV or Parquet; gzip, bzip2 or xz too"
 _FILE_HELP = (
-    "training data (JSONL or Parquet); several files are trained as one, one after another, each "
+    f"training data ({_KINDS}); several files are trained as one, one after another, each "
     "named in errors"
 )
 _COLUMNS_HELP = (
     "keep only these keys of each row, comma-separated (messages,tools): a table's extra "
-    "columns, such as id or source, left out"
+    "columns, such as id or source, left out; question=user renames one as it keeps it"
 )
 _VALIDATION_HELP = {
-    "validate": "validation data (JSONL or Parquet), checked too; repeat the flag for several "
-    "files",
-    "estimate": "validation data (JSONL or Parquet): its tokens are counted, and billed where the "
+    "validate": f"validation data ({_KINDS}), checked too; repeat the flag for several files",
+    "estimate": f"validation data ({_KINDS}): its tokens are counted, and billed where the "
     "provider bills them (together: one evaluation an epoch); repeat the flag for several "
     "files",
-    "train": "validation data (JSONL or Parquet); repeat the flag for several files, read as one",
+    "train": f"validation data ({_KINDS}); repeat the flag for several files, read as one",
 }
 
 
@@ -346,7 +346,7 @@ def _parser() -> argparse.ArgumentParser:
         return sub
 
     for name, handler, text in (
-        ("validate", _cmd_validate, "check training data (JSONL or Parquet); exit 1 on errors"),
+        ("validate", _cmd_validate, "check training data; exit 1 on errors"),
         ("estimate", _cmd_estimate, "exact tokens, epochs and cost of training on the data"),
     ):
         sub = command(name, handler, text)
