@@ -5,6 +5,7 @@ data file; and the keys a table holds besides the ones trained on."""
 
 from __future__ import annotations
 
+import gzip
 import json
 import subprocess
 import sys
@@ -367,6 +368,35 @@ def test_a_csv_file_is_read_a_row_at_a_time_each_named_by_its_line(tmp_path: Pat
 
 
 @pytest.mark.parametrize(
+    ("name", "text"),
+    [
+        # Excel's "CSV UTF-8" where a comma is the decimal mark: a BOM, CRLF and semicolons
+        ("excel.csv", '\ufeffuser;assistant\r\n2+2?;4\r\n"Where; and when?";"Paris, 3,5 km"\r\n'),
+        ("exported.csv", "user\tassistant\n2+2?\t4\nWhere; and when?\tParis, 3,5 km\n"),
+        ("piped.csv.gz", "user|assistant\n2+2?|4\nWhere; and when?|Paris, 3,5 km\n"),
+        ("plain.tsv", 'user,assistant\n2+2?,4\n"Where; and when?","Paris, 3,5 km"\n'),
+    ],
+)
+def test_a_csv_file_is_split_by_the_delimiter_its_header_row_uses(
+    tmp_path: Path, name: str, text: str
+) -> None:
+    """A semicolon file (Excel's, in much of Europe) or a TSV named .csv was read as one
+    column named 'user;assistant' and refused as no example kind at every row."""
+    path = tmp_path / name
+    data = text.encode()
+    path.write_bytes(gzip.compress(data) if name.endswith(".gz") else data)
+    rows = [("2+2?", "4"), ("Where; and when?", "Paris, 3,5 km")]
+    expected = ft.Dataset.from_records([{"user": q, "assistant": a} for q, a in rows])
+    assert ft.Dataset.from_csv(path).fingerprint() == expected.fingerprint()
+    one_column = tmp_path / "one.csv"  # a cell's semicolons are not the header's
+    one_column.write_text('messages\n"[{""role"": ""user"", ""content"": ""a;b;c""}]"\n')
+    (record,) = ft.Dataset.from_csv(one_column).records()
+    assert list(record.data) == ["messages"]
+    given = next(ft.Dataset.from_csv(path, delimiter=";").records())  # a delimiter given is used
+    assert len(given.data) == (2 if name == "excel.csv" else 1)
+
+
+@pytest.mark.parametrize(
     ("text", "found"),
     [
         ("prompt,completion\na,b,c\nd,e\n", [(2, "invalid_csv"), (3, None)]),  # read on
@@ -435,7 +465,6 @@ def test_a_compressed_file_is_read_through_its_decompressor(
     """``train.jsonl.gz`` (as some Hub datasets ship their files) stopped at one
     ``not_jsonl`` error: "decompress it first"."""
     import bz2
-    import gzip
     import lzma
 
     from finetune.validation import _engine

@@ -19,15 +19,32 @@ from finetune.dataset._compressed import (
 from finetune.dataset._reader import RawRecord, ReadProblem
 from finetune.dataset._sources import FileSource
 
-__all__ = ["CsvSource", "delimiter_for"]
+__all__ = ["CsvSource", "delimiter_for", "delimiter_of"]
 
 _FIELD_LIMIT = 16 * 1024 * 1024  # a cell may hold a long answer (csv's own limit is 128 KiB)
+_DELIMITERS = (",", "\t", ";", "|")
+_HEADER_LIMIT = 64 * 1024  # characters of the first line read to find its delimiter
 
 
 def delimiter_for(path: str | Path) -> str:
     """A tab for a ``.tsv`` or ``.tab`` file (``.tsv.gz`` too), else a comma."""
     suffix = without_compression_suffix(path).suffix.lower()
     return "\t" if suffix in (".tsv", ".tab") else ","
+
+
+def delimiter_of(file: Path) -> str:
+    """The delimiter that splits the header row into the most columns: ``;`` in a file that
+    Excel saved where a comma is the decimal mark, a tab in a TSV named ``.csv``; the
+    suffix's (``delimiter_for``) on a tie, or when the first line cannot be read (the read
+    then says why, at its line)."""
+    default = delimiter_for(file)
+    try:
+        with io.TextIOWrapper(open_data(file), encoding="utf-8-sig", newline="") as handle:
+            first = handle.readline(_HEADER_LIMIT)
+    except (UnicodeDecodeError, *BROKEN_STREAM):
+        return default
+    columns = {mark: len(next(csv.reader([first], delimiter=mark), [])) for mark in _DELIMITERS}
+    return max((default, *_DELIMITERS), key=columns.__getitem__)  # the first of the most
 
 
 class CsvSource(FileSource):

@@ -18,7 +18,7 @@ from finetune._paths import writes_to
 from finetune._words import counted
 from finetune.dataset._atomic import atomic_write
 from finetune.dataset._compressed import decompressor_of
-from finetune.dataset._csv import CsvSource, delimiter_for
+from finetune.dataset._csv import CsvSource, delimiter_of
 from finetune.dataset._formats import (
     OutputFormat,
     detect_kind,
@@ -119,9 +119,11 @@ class Dataset:
         """A dataset streamed from a CSV file whose header names each column's key
         (``prompt,completion``; ``system,user,assistant``, read as a conversation), as a
         spreadsheet exports it; an empty cell is an absent key, an error's ``line`` the one
-        its row starts on. ``delimiter``: a tab for ``.tsv`` and ``.tab`` files, else a comma."""
+        its row starts on. ``delimiter``: the one of ``,``, tab, ``;`` and ``|`` that splits the
+        header row into the most columns (Excel's ``;``), the file's suffix's on a tie (a tab
+        for ``.tsv`` and ``.tab`` files, else a comma)."""
         file = regular_file(path, "a CSV file")
-        return cls(CsvSource(file, delimiter or delimiter_for(file)), kind)
+        return cls(CsvSource(file, delimiter or delimiter_of(file)), kind)
 
     @classmethod
     def from_parquet(
