@@ -137,6 +137,9 @@ def test_a_verdict_that_does_not_hold_among_all_the_comparisons_is_named() -> No
     assert str(result) == result.to_markdown(baseline="base")  # print(result): the table
     lone = EvalResult(["base"], ["exact"], [r for r in rows if r["candidate"] == "base"])
     assert str(lone) == lone.to_markdown() and "vs" not in str(lone)
+    # an eval config of its baseline alone (one model's scores): its table had a comparison
+    # table's header with no rows under it
+    assert lone.to_markdown("base") == str(lone) and "comparison" not in str(lone)
 
 
 def test_zero_or_one_scores_get_the_exact_sign_test_at_any_size() -> None:

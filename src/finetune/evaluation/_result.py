@@ -120,9 +120,9 @@ class EvalResult:
         for candidate in self.candidates:
             cells = [table_cell(candidate), *(str(summary[candidate][m]) for m in self.metrics)]
             lines.append("| " + " | ".join(cells) + " |")
-        if baseline is not None:
+        comparisons = self.compare_all(baseline) if baseline is not None else []
+        if comparisons:  # none where the baseline is the only candidate
             lines += ["", _COMPARISON_HEADER, "|---|---|---|---|---|---|---|"]
-            comparisons = self.compare_all(baseline)
             for c in comparisons:
                 lines.append(
                     f"| {table_cell(f'{c.a} vs {c.b}')} | {table_cell(c.metric)} | "
