@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -264,6 +265,10 @@ print(json.dumps([parts, parallel.to_dict() == sequential.to_dict(), sequential.
     assert codes["inconsistent_system_prompt"]["lines"] == [171]
 
 
+USER_Q = {"role": "user", "content": "2+2?"}
+ANSWER_A = {"role": "assistant", "content": "4"}
+
+
 def _alpaca(i: int) -> dict[str, Any]:
     return {"instruction": f"Add {i} and 2.", "input": "", "output": str(i + 2)}
 
@@ -310,6 +315,76 @@ def test_a_broken_json_array_is_named_at_the_line_of_its_element(
     (tmp_path / "latin.json").write_bytes(b'[{"a": 1},\n {"b": "caf\xe9"}]')
     [unreadable] = ft.Dataset.from_json(tmp_path / "latin.json").items()
     assert (unreadable.line, getattr(unreadable, "code", None)) == (2, "invalid_utf8")
+
+
+def test_a_json_object_holding_the_examples_is_read_as_its_list(tmp_path: Path) -> None:
+    """``{"version": "1.0", "data": [...]}`` (SQuAD's shape, many exports' too) was one row of
+    key 'data', or ``not_jsonl`` with advice (``jq -c .``) that made it that one row."""
+    rows = [_alpaca(i) for i in range(12)]
+    expected = ft.Dataset.from_records(rows).fingerprint()
+    pretty, minified = tmp_path / "squad_like.json", tmp_path / "minified.json"
+    pretty.write_text(json.dumps({"version": "1.0", "data": rows, "notes": None}, indent=2))
+    minified.write_text(json.dumps({"data": rows}))  # json.dump's own: one line
+    for path in (pretty, minified):
+        read = ft.Dataset.from_json(path)
+        assert len(read) == 12 and read.fingerprint() == expected
+    assert [item.line for item in ft.Dataset.from_json(pretty).items()][:2] == [4, 9]
+    splits = tmp_path / "splits.json"
+    splits.write_text(json.dumps({"train": rows[:10], "test": rows[10:], "n": 12}, indent=1))
+    with pytest.raises(ft.DatasetError) as several:
+        list(ft.Dataset.from_json(splits))
+    assert str(several.value) == (
+        "splits.json:1: the file is one JSON object whose 'train' and 'test' each hold a list "
+        "of objects: name the one that holds the examples, Dataset.from_json('splits.json', "
+        "field='train') (or save it as a file of its own: jq '.train' splits.json > train.json)"
+    )
+    assert len(ft.Dataset.from_json(splits, field="test")) == 2
+    for field, says in (
+        ("dev", "has no key 'dev' (its keys: 'train', 'test', 'n')"),
+        ("n", "holds a number under 'n', not a list of examples"),
+    ):
+        with pytest.raises(ft.DatasetError, match=re.escape(says)):
+            list(ft.Dataset.from_json(splits, field=field))
+    one = tmp_path / "one_example.json"  # one example written over several lines
+    one.write_text(json.dumps({"messages": [USER_Q, ANSWER_A]}, indent=2))
+    assert [(item.line, type(item).__name__) for item in ft.Dataset.from_json(one).items()] == [
+        (1, "RawRecord")
+    ]
+    nothing = tmp_path / "settings.json"
+    nothing.write_text(json.dumps({"lr": 0.1, "epochs": 3}, indent=2))
+    with pytest.raises(ft.DatasetError, match=r"one JSON object .*neither an example nor a list"):
+        list(ft.Dataset.from_json(nothing))
+
+
+@pytest.mark.parametrize(
+    ("text", "found"),
+    [
+        ('{"data": [\n {"a": 1},\n {"b": NaN}]}', [(3, "invalid_json")]),
+        ('{"data": [\n {"a": 1},\n {"b": ', [(3, "truncated_line")]),
+        ('{"data": [\n {"a": 1}\n]', [(3, "truncated_line")]),  # where the text ends
+        ('{"data": [\n {"a": 1}\n]}\n{"b": 2}', [(4, "invalid_json")]),  # after the end
+        ('{"data" [\n {"a": 1}\n]}', [(1, "invalid_json")]),  # a colon missing
+    ],
+)
+def test_a_broken_json_object_is_named_at_its_line(
+    tmp_path: Path, text: str, found: list[tuple[int, str]]
+) -> None:
+    path = tmp_path / "data.json"
+    path.write_text(text)
+    items = list(ft.Dataset.from_json(path).items())
+    assert [(item.line, getattr(item, "code", None)) for item in items] == found
+
+
+def test_jsonl_stays_jsonl_where_a_json_document_is_looked_for(tmp_path: Path) -> None:
+    rows = [{"messages": [USER_Q, ANSWER_A]}] * 3
+    one_row = write_jsonl(tmp_path / "one.jsonl", rows[:1])
+    broken_first = tmp_path / "broken.jsonl"  # a broken row, then rows: JSONL, read on
+    broken_first.write_text('{"messages": [\n' + "".join(json.dumps(r) + "\n" for r in rows))
+    for path in (one_row, broken_first):
+        read = ft.Dataset.from_json(path)
+        assert read.path == str(path)  # read as from_jsonl reads it (its bytes uploaded as-is)
+    codes = [getattr(i, "code", None) for i in ft.Dataset.from_json(broken_first).items()]
+    assert codes == ["invalid_json", None, None, None]
 
 
 @needs_tiktoken

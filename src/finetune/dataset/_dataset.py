@@ -26,7 +26,7 @@ from finetune.dataset._formats import (
     parse_example,
     split_turns,
 )
-from finetune.dataset._json_array import JsonArraySource, starts_an_array
+from finetune.dataset._json_array import JsonArraySource, is_json_document
 from finetune.dataset._parquet import ParquetSource
 from finetune.dataset._reader import DEFAULT_MAX_LINE_BYTES, RawRecord, ReadProblem
 from finetune.dataset._sources import (
@@ -43,7 +43,7 @@ from finetune.dataset._sources import (
     regular_file,
 )
 from finetune.dataset._strata import stratified_sample
-from finetune.dataset._tables import empty_cell, plain_cell
+from finetune.dataset._tables import empty_cell, plain_cell, refuse_what_is_not_one_split
 from finetune.dataset._tool_rows import without_table_nulls
 from finetune.types import EXAMPLE_KINDS, Example, ExampleKind
 
@@ -99,14 +99,24 @@ class Dataset:
         return cls(JsonlSource(file, max_line_bytes), kind)
 
     @classmethod
-    def from_json(cls, path: str | os.PathLike[str], *, kind: ExampleKind | None = None) -> Dataset:
+    def from_json(
+        cls,
+        path: str | os.PathLike[str],
+        *,
+        kind: ExampleKind | None = None,
+        field: str | None = None,
+    ) -> Dataset:
         """A dataset from a JSON file of one array of examples (Alpaca's and LLaMA-Factory's
-        ``.json`` files), read whole on each pass, an element at a time; an error's ``line``
-        is the line its element starts on. A JSONL file is read as ``from_jsonl`` reads it."""
+        ``.json`` files), or of an object whose one list of objects holds them
+        (``{"version": "1.0", "data": [...]}``; ``field="train"`` names the key where it
+        holds several, as ``datasets.load_dataset("json", field=...)`` does), or of one
+        example over several lines: read whole on each pass, an element at a time; an
+        error's ``line`` is the line its element starts on. A JSONL file is read as
+        ``from_jsonl`` reads it."""
         file = regular_file(path, "a JSON file")
-        if not starts_an_array(file):
+        if field is None and not is_json_document(file):
             return cls.from_jsonl(file, kind=kind)
-        return cls(JsonArraySource(file), kind)
+        return cls(JsonArraySource(file, field), kind)
 
     @classmethod
     def from_csv(
@@ -181,7 +191,7 @@ class Dataset:
     def from_hf(cls, hf_dataset: Any, *, kind: ExampleKind | None = None) -> Dataset:
         """A dataset from a Hugging Face ``datasets.Dataset`` (rows in a supported shape; in
         any format, ``with_format("numpy")`` included)."""
-        _refuse_what_is_not_one_split(hf_dataset)
+        refuse_what_is_not_one_split(hf_dataset)
         formatted = (getattr(hf_dataset, "format", None) or {}).get("type") is not None
         rows = map(plain_cell, hf_dataset) if formatted else iter(hf_dataset)  # else plain Python
         return cls.from_records(map(without_table_nulls, rows), kind=kind, name="hf-dataset")
@@ -496,27 +506,6 @@ def write_jsonl(
         for example in dataset:
             handle.write(canonical_json(convert(example), sort=False).encode())
             handle.write(b"\n")
-
-
-def _refuse_what_is_not_one_split(value: Any) -> None:
-    """``from_hf`` reads one split of a ``datasets`` dataset: a hub name, a dict of columns or
-    of splits, or something that is no collection at all is a ``TypeError`` saying what to do."""
-    if isinstance(value, str):
-        raise TypeError(
-            f"from_hf takes a datasets.Dataset, not the name {value!r}: load one split "
-            f"first, datasets.load_dataset({value!r}, split='train')"
-        )
-    columns = isinstance(value, Mapping) and not type(value).__name__.endswith("Dict")
-    if columns or not isinstance(value, Iterable):
-        hint = ": a dict of columns is Dataset.from_pandas(pandas.DataFrame(it))" if columns else ""
-        raise TypeError(f"from_hf takes a datasets.Dataset, not {type(value).__name__}{hint}")
-    if isinstance(value, Mapping):  # a DatasetDict: its iteration gives split names
-        splits = ", ".join(map(str, value)) or "none"
-        first = next(iter(value), "train")
-        raise TypeError(
-            f"from_hf takes one split, not a DatasetDict of splits ({splits}): "
-            f"Dataset.from_hf(dataset[{first!r}])"
-        )
 
 
 def _one_record(value: Any) -> bool:

@@ -1,78 +1,264 @@
-"""A JSON file holding one array of examples (Alpaca's ``alpaca_data.json``, LLaMA-Factory's
-data files): read an element at a time, each named by the line it starts on."""
+"""A JSON file of examples: one array of them (Alpaca's ``alpaca_data.json``, LLaMA-Factory's
+data files), an object holding that array under a key (``{"version": ..., "data": [...]}``),
+or one example written over several lines. Read an element at a time, each named by the line
+it starts on."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NoReturn
 
 from finetune._words import json_kind
 from finetune.dataset._compressed import BROKEN_STREAM, broken_stream, open_data
-from finetune.dataset._reader import RawRecord, ReadProblem, unwritable
+from finetune.dataset._formats import detect_kind
+from finetune.dataset._reader import DEFAULT_MAX_LINE_BYTES, RawRecord, ReadProblem, unwritable
 from finetune.dataset._sources import FileSource
 
-__all__ = ["JsonArraySource", "starts_an_array"]
+__all__ = ["JsonArraySource", "is_json_document"]
 
 _BOM = "\ufeff"
 _SPACE = " \t\r\n"
 
 
-def starts_an_array(path: str | Path) -> bool:
-    """Whether the file's first character, past a BOM and blanks, opens a JSON array."""
+def is_json_document(path: str | Path) -> bool:
+    """Whether the file is one JSON document, not JSONL: an array; an object alone on its only
+    line that is no example (``{"data": [...]}``); or an object written over several lines,
+    whose first line is no JSON object, nor are both of the next two (as JSONL's rows after a
+    broken first one are)."""
     try:
         with open_data(path) as handle:
-            head = handle.read(65536)
-    except BROKEN_STREAM:  # OSError among them
+            first, *later = (handle.readline(DEFAULT_MAX_LINE_BYTES) for _ in range(3))
+            alone = not any(line.strip() for line in later) and not handle.read(65536).strip()
+    except BROKEN_STREAM:  # OSError among them: the reader says what is wrong
         return False
-    return head.removeprefix(_BOM.encode()).lstrip(_SPACE.encode()).startswith(b"[")
+    head = first.removeprefix(_BOM.encode()).lstrip(_SPACE.encode())
+    if head.startswith(b"["):
+        return True
+    if not head.startswith(b"{"):
+        return False
+    row = _an_object(first.removeprefix(_BOM.encode()))
+    if row is not None or alone:
+        return row is not None and alone and detect_kind(row, loose=True) is None
+    return not all(_an_object(line) is not None for line in later if line.strip())
+
+
+def _an_object(line: bytes) -> dict[str, Any] | None:
+    try:
+        value = json.loads(line)
+    except ValueError:
+        return None
+    return value if isinstance(value, dict) else None
 
 
 class JsonArraySource(FileSource):
-    """The elements of a JSON file's one array, the file read whole on each pass (it is one
-    document); a row's ``line`` is the line its element starts on."""
+    """The examples of a JSON file (the file read whole on each pass, as it is one document):
+    an array's elements; an object's, the elements of its one array of objects, or of the
+    array under ``field``; or the object itself, when it is one example. A row's ``line`` is
+    the line its element starts on."""
 
     maker = "Dataset.from_json"
+
+    def __init__(self, file: Path, field: str | None = None) -> None:
+        super().__init__(file)
+        self.field = field
 
     def _rows(self) -> Iterator[RawRecord | ReadProblem]:
         text = _text(self.file)
         if isinstance(text, ReadProblem):
             yield text
             return
-        decoder = json.JSONDecoder(parse_constant=_not_json)
-        at, line, counted_to = _past_space(text, 0), 1, 0
-        if not text.startswith("[", at):
-            yield ReadProblem(1, -1, "not_jsonl", "the file is not a JSON array of examples")
+        cursor = _Cursor(text, json.JSONDecoder(parse_constant=_not_json))
+        cursor.skip_space()
+        if text.startswith("{", cursor.at):
+            yield from self._object_rows(cursor)
             return
-        at += 1
-        while True:
-            at = _past_space(text, at)
-            line, counted_to = line + text.count("\n", counted_to, at), at
-            if at == len(text):
-                why = "the file ends inside the array: it looks truncated"
-                yield ReadProblem(line, -1, "truncated_line", why)
-                return
-            if text[at] == "]":
-                break
-            try:
-                data, end = decoder.raw_decode(text, at)
-            except ValueError as exc:  # JSONDecodeError, or a NaN refused
-                yield _broken(exc, text, line)
-                return
-            yield _element(data, line)
-            at = _past_space(text, end)
-            if at < len(text) and text[at] == ",":
-                at += 1
-            elif at < len(text) and text[at] != "]":
-                where = f"line {line + text.count(chr(10), counted_to, at)}"
-                why = f"not valid JSON: expected ',' or ']' after an element, at {where}"
-                yield ReadProblem(line, -1, "invalid_json", why)
-                return
-        rest = _past_space(text, at + 1)
-        if rest < len(text):
-            after = line + text.count("\n", counted_to, rest)
-            yield ReadProblem(after, -1, "invalid_json", "text after the array's end")
+        if self.field is not None or not text.startswith("[", cursor.at):
+            why = "the file is not a JSON array of examples, nor an object holding one"
+            yield ReadProblem(1, -1, "not_jsonl", why)
+            return
+        yield from _examples(cursor)
+        if not cursor.failed:
+            yield from _nothing_after(cursor, "the array's")
+
+    def _object_rows(self, cursor: _Cursor) -> Iterator[RawRecord | ReadProblem]:
+        start, line = cursor.at, cursor.line
+        found = _members(cursor)
+        if isinstance(found, ReadProblem):
+            yield found
+            return
+        if self.field is None and detect_kind(found.shallow, loose=True) is not None:
+            yield _element(cursor.decoder.raw_decode(cursor.text, start)[0], line)
+            return
+        chosen = found.chosen(self.field, self.file)
+        if isinstance(chosen, ReadProblem):
+            yield chosen
+            return
+        cursor.at, cursor.line, cursor.counted_to = found.arrays[chosen]
+        yield from _examples(cursor)
+
+
+@dataclass
+class _Cursor:
+    """A place in the text and the line it is on, counted on from the last place counted."""
+
+    text: str
+    decoder: json.JSONDecoder
+    at: int = 0
+    line: int = 1
+    counted_to: int = 0
+    failed: bool = False
+
+    def skip_space(self) -> None:
+        self.at = _past_space(self.text, self.at)
+        self.line = self.line_of(self.at)
+        self.counted_to = self.at
+
+    def line_of(self, at: int) -> int:
+        return self.line + self.text.count("\n", self.counted_to, at)
+
+    def next_item(self, closing: str, what: str) -> bool | ReadProblem:
+        """Past the space before an array's or object's next item: ``True`` at one, ``False``
+        at its ``closing`` (the cursor past it), a problem where the text ends first."""
+        self.skip_space()
+        if self.at == len(self.text):
+            self.failed = True
+            why = f"the file ends inside the {what}: it looks truncated"
+            return ReadProblem(self.line, -1, "truncated_line", why)
+        if self.text[self.at] != closing:
+            return True
+        self.at += 1
+        return False
+
+    def separator(self, closing: str, after: str) -> ReadProblem | None:
+        """Past the comma after an item; a problem where neither it nor ``closing`` follows."""
+        self.at = _past_space(self.text, self.at)
+        if self.text.startswith(",", self.at):
+            self.at += 1
+        elif not self.text.startswith(closing, self.at) and self.at < len(self.text):
+            return self.expected(f"',' or '{closing}' after {after}")
+        return None
+
+    def expected(self, what: str) -> ReadProblem:
+        self.failed = True
+        why = f"not valid JSON: expected {what}, at line {self.line_of(self.at)}"
+        return ReadProblem(self.line, -1, "invalid_json", why)
+
+    def decode(self) -> tuple[Any, None] | tuple[None, ReadProblem]:
+        """The JSON value at the cursor, the cursor past it; or why there is none."""
+        try:
+            value, self.at = self.decoder.raw_decode(self.text, self.at)
+        except ValueError as exc:  # JSONDecodeError, or a NaN refused
+            self.failed = True
+            return None, _broken(exc, self.text, self.line)
+        return value, None
+
+
+def _array(cursor: _Cursor) -> Iterator[tuple[int, Any] | ReadProblem]:
+    """Each element of the array at the cursor with the line it starts on, the cursor left
+    past the array's end; a problem, and ``cursor.failed``, where it is not valid JSON."""
+    cursor.at += 1
+    while (more := cursor.next_item("]", "array")) is True:
+        line = cursor.line
+        value, problem = cursor.decode()
+        if problem is None:
+            yield line, value
+            problem = cursor.separator("]", "an element")
+        if problem is not None:
+            yield problem
+            return
+    if isinstance(more, ReadProblem):
+        yield more
+
+
+def _examples(cursor: _Cursor) -> Iterator[RawRecord | ReadProblem]:
+    for item in _array(cursor):
+        yield item if isinstance(item, ReadProblem) else _element(item[1], item[0])
+
+
+def _nothing_after(cursor: _Cursor, what: str) -> Iterator[ReadProblem]:
+    rest = _past_space(cursor.text, cursor.at)
+    if rest < len(cursor.text):
+        yield ReadProblem(cursor.line_of(rest), -1, "invalid_json", f"text after {what} end")
+
+
+@dataclass
+class _Members:
+    """A top-level object's members, each array among them as an empty list (``shallow``,
+    for its shape), with where it starts (``arrays``) and, when it holds objects only, how
+    many (``objects``)."""
+
+    shallow: dict[str, Any] = dataclasses.field(default_factory=dict)
+    arrays: dict[str, tuple[int, int, int]] = dataclasses.field(default_factory=dict)
+    objects: dict[str, int] = dataclasses.field(default_factory=dict)
+
+    def chosen(self, field: str | None, file: str) -> str | ReadProblem:
+        """The key whose array holds the examples: ``field``, or the one array of objects."""
+        lists = [name for name, count in self.objects.items() if count]
+        if field is None and len(lists) == 1:
+            return lists[0]
+        if field is not None and field in self.arrays:
+            return field
+        keys = ", ".join(repr(name) for name in list(self.shallow)[:8]) or "none"
+        if field is not None and field in self.shallow:
+            held = json_kind(self.shallow[field])
+            why = f"the file's object holds {held} under {field!r}, not a list of examples"
+        elif field is not None:
+            why = f"the file's object has no key {field!r} (its keys: {keys})"
+        elif lists:
+            named = " and ".join(repr(name) for name in lists)
+            why = (
+                f"the file is one JSON object whose {named} each hold a list of objects: name "
+                f"the one that holds the examples, Dataset.from_json({Path(file).name!r}, "
+                f"field={lists[0]!r}) (or save it as a file of its own: jq '.{lists[0]}' "
+                f"{Path(file).name} > {lists[0]}.json)"
+            )
+        else:
+            why = f"the file is one JSON object (keys: {keys}), neither an example nor a list"
+        return ReadProblem(1, -1, "not_jsonl", why)
+
+
+def _members(cursor: _Cursor) -> _Members | ReadProblem:
+    """The object at the cursor, read through (its arrays an element at a time), and what
+    follows it checked."""
+    found, text = _Members(), cursor.text
+    cursor.at += 1
+    while (more := cursor.next_item("}", "object")) is True:
+        if text[cursor.at] != '"':
+            return cursor.expected("a key in double quotes")
+        key, problem = cursor.decode()
+        cursor.at = _past_space(text, cursor.at)
+        if problem is None and not text.startswith(":", cursor.at):
+            problem = cursor.expected("':' after a key")
+        if problem is not None:
+            return problem
+        cursor.at += 1
+        cursor.skip_space()
+        problem = _member(cursor, found, key) or cursor.separator("}", "a value")
+        if problem is not None:
+            return problem
+    if isinstance(more, ReadProblem):
+        return more
+    return next(_nothing_after(cursor, "the object's"), found)
+
+
+def _member(cursor: _Cursor, found: _Members, key: Any) -> ReadProblem | None:
+    """Read the value of ``key`` at the cursor into ``found``."""
+    if not cursor.text.startswith("[", cursor.at):
+        value, problem = cursor.decode()
+        found.shallow[key] = value
+        return problem
+    found.arrays[key] = (cursor.at, cursor.line, cursor.counted_to)
+    found.shallow[key], objects = [], 0
+    for item in _array(cursor):
+        if isinstance(item, ReadProblem):
+            return item
+        objects = objects + 1 if objects >= 0 and isinstance(item[1], dict) else -1
+    found.objects[key] = max(objects, 0)
+    return None
 
 
 def _text(file: str) -> str | ReadProblem:

@@ -184,7 +184,8 @@ def packed(head: bytes) -> str | None:
     if first == b"{":
         return (
             "the file is JSON written over several lines (pretty-printed), not JSONL (one JSON "
-            "object per line): write each example on one line (jq -c . data.json > data.jsonl)"
+            "object per line): read it with Dataset.from_json (finetune's commands do), which "
+            "reads one example, or an object holding a list of them"
         )
     return None
 

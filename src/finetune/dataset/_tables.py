@@ -1,13 +1,14 @@
 """Rows of tables (a pandas DataFrame, a Hugging Face dataset) as JSON records hold them:
-pandas' marks of a missing cell, numpy's arrays and scalars."""
+pandas' marks of a missing cell, numpy's arrays and scalars; what ``from_hf`` says of a
+table that is not one split."""
 
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
-__all__ = ["empty_cell", "plain_cell"]
+__all__ = ["empty_cell", "plain_cell", "refuse_what_is_not_one_split"]
 
 
 def empty_cell(value: Any) -> bool:
@@ -29,3 +30,24 @@ def plain_cell(value: Any) -> Any:
     if type(value).__module__ == "numpy" and callable(getattr(value, "tolist", None)):
         return plain_cell(value.tolist())
     return value
+
+
+def refuse_what_is_not_one_split(value: Any) -> None:
+    """``from_hf`` reads one split of a ``datasets`` dataset: a hub name, a dict of columns or
+    of splits, or something that is no collection at all is a ``TypeError`` saying what to do."""
+    if isinstance(value, str):
+        raise TypeError(
+            f"from_hf takes a datasets.Dataset, not the name {value!r}: load one split "
+            f"first, datasets.load_dataset({value!r}, split='train')"
+        )
+    columns = isinstance(value, Mapping) and not type(value).__name__.endswith("Dict")
+    if columns or not isinstance(value, Iterable):
+        hint = ": a dict of columns is Dataset.from_pandas(pandas.DataFrame(it))" if columns else ""
+        raise TypeError(f"from_hf takes a datasets.Dataset, not {type(value).__name__}{hint}")
+    if isinstance(value, Mapping):  # a DatasetDict: its iteration gives split names
+        splits = ", ".join(map(str, value)) or "none"
+        first = next(iter(value), "train")
+        raise TypeError(
+            f"from_hf takes one split, not a DatasetDict of splits ({splits}): "
+            f"Dataset.from_hf(dataset[{first!r}])"
+        )

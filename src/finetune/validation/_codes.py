@@ -11,7 +11,9 @@ RULES: dict[str, tuple[str, str]] = {
         "error",
         "The file is compressed with zstd, binary (zip, Parquet, UTF-16), "
         "one JSON document (an array, a pretty-printed object), or JSONL whose lines end in a "
-        "bare carriage return (classic Mac OS): reading stops at line 1.",
+        "bare carriage return (classic Mac OS): reading stops at line 1. Read as JSON "
+        "(from_json): one object that is neither an example nor holds one list of them "
+        "(several: field= names the one).",
     ),
     "invalid_utf8": ("error", "The line is not valid UTF-8."),
     "invalid_json": ("error", "The line is not valid JSON."),
