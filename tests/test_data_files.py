@@ -350,10 +350,24 @@ def test_a_json_object_holding_the_examples_is_read_as_its_list(tmp_path: Path) 
     assert [(item.line, type(item).__name__) for item in ft.Dataset.from_json(one).items()] == [
         (1, "RawRecord")
     ]
-    nothing = tmp_path / "settings.json"
-    nothing.write_text(json.dumps({"lr": 0.1, "epochs": 3}, indent=2))
-    with pytest.raises(ft.DatasetError, match=r"one JSON object .*neither an example nor a list"):
-        list(ft.Dataset.from_json(nothing))
+    # an object that holds no list of objects is one row, told what its shape is: a one-line
+    # question-and-answer file kept the renames it was told as JSONL
+    for indent in (None, 2):
+        pair = tmp_path / f"pair{indent}.json"
+        pair.write_text(json.dumps({"question": "2+2?", "answer": "4"}, indent=indent))
+        with pytest.raises(ft.DatasetError, match=r"pair\w*.json:1: .*rename 'question' to 'user'"):
+            list(ft.Dataset.from_json(pair))
+    sharegpt = tmp_path / "sharegpt_one.json"  # its turns are no rows: it is one example
+    sharegpt.write_text(
+        json.dumps(
+            {"conversations": [{"from": "human", "value": "2+2?"}, {"from": "gpt", "value": "4"}]},
+            indent=2,
+        )
+    )
+    assert len(ft.Dataset.from_json(sharegpt)) == 1
+    empty = tmp_path / "empty_export.json"
+    empty.write_text(json.dumps({"version": "1.0", "data": []}, indent=2))
+    assert len(ft.Dataset.from_json(empty)) == 0
 
 
 @pytest.mark.parametrize(

@@ -42,8 +42,15 @@ def is_json_document(path: str | Path) -> bool:
         return False
     row = _an_object(first.removeprefix(_BOM.encode()))
     if row is not None or alone:
-        return row is not None and alone and detect_kind(row, loose=True) is None
+        return row is not None and alone and _holds_examples(row)
     return not all(_an_object(line) is not None for line in later if line.strip())
+
+
+def _holds_examples(row: dict[str, Any]) -> bool:
+    """Whether a one-line object is no example but holds a list of objects (its examples)."""
+    if detect_kind(row, loose=True) is not None:
+        return False
+    return any(v.__class__ is list and all(type(e) is dict for e in v) for v in row.values())
 
 
 def _an_object(line: bytes) -> dict[str, Any] | None:
@@ -57,8 +64,9 @@ def _an_object(line: bytes) -> dict[str, Any] | None:
 class JsonArraySource(FileSource):
     """The examples of a JSON file (the file read whole on each pass, as it is one document):
     an array's elements; an object's, the elements of its one array of objects, or of the
-    array under ``field``; or the object itself, when it is one example. A row's ``line`` is
-    the line its element starts on."""
+    array under ``field``; or the object itself, when it is one example or holds no array of
+    objects (validation then names its shape). A row's ``line`` is the line its element
+    starts on."""
 
     maker = "Dataset.from_json"
 
@@ -90,8 +98,8 @@ class JsonArraySource(FileSource):
         if isinstance(found, ReadProblem):
             yield found
             return
-        if self.field is None and detect_kind(found.shallow, loose=True) is not None:
-            yield _element(cursor.decoder.raw_decode(cursor.text, start)[0], line)
+        if self.field is None and (not found.lists or detect_kind(found.shallow, loose=True)):
+            yield _element(cursor.decoder.raw_decode(cursor.text, start)[0], line)  # one row
             return
         chosen = found.chosen(self.field, self.file)
         if isinstance(chosen, ReadProblem):
@@ -187,17 +195,17 @@ def _nothing_after(cursor: _Cursor, what: str) -> Iterator[ReadProblem]:
 
 @dataclass
 class _Members:
-    """A top-level object's members, each array among them as an empty list (``shallow``,
-    for its shape), with where it starts (``arrays``) and, when it holds objects only, how
-    many (``objects``)."""
+    """A top-level object's members, each array among them as a list of its first element
+    (``shallow``, for its shape), with where it starts (``arrays``); ``lists``: the keys of
+    the arrays that hold objects only."""
 
     shallow: dict[str, Any] = dataclasses.field(default_factory=dict)
     arrays: dict[str, tuple[int, int, int]] = dataclasses.field(default_factory=dict)
-    objects: dict[str, int] = dataclasses.field(default_factory=dict)
+    lists: list[str] = dataclasses.field(default_factory=list)
 
     def chosen(self, field: str | None, file: str) -> str | ReadProblem:
         """The key whose array holds the examples: ``field``, or the one array of objects."""
-        lists = [name for name, count in self.objects.items() if count]
+        lists = self.lists
         if field is None and len(lists) == 1:
             return lists[0]
         if field is not None and field in self.arrays:
@@ -208,7 +216,7 @@ class _Members:
             why = f"the file's object holds {held} under {field!r}, not a list of examples"
         elif field is not None:
             why = f"the file's object has no key {field!r} (its keys: {keys})"
-        elif lists:
+        else:
             named = " and ".join(repr(name) for name in lists)
             why = (
                 f"the file is one JSON object whose {named} each hold a list of objects: name "
@@ -216,8 +224,6 @@ class _Members:
                 f"field={lists[0]!r}) (or save it as a file of its own: jq '.{lists[0]}' "
                 f"{Path(file).name} > {lists[0]}.json)"
             )
-        else:
-            why = f"the file is one JSON object (keys: {keys}), neither an example nor a list"
         return ReadProblem(1, -1, "not_jsonl", why)
 
 
@@ -252,12 +258,16 @@ def _member(cursor: _Cursor, found: _Members, key: Any) -> ReadProblem | None:
         found.shallow[key] = value
         return problem
     found.arrays[key] = (cursor.at, cursor.line, cursor.counted_to)
-    found.shallow[key], objects = [], 0
+    first: list[Any] = []  # for the object's shape: a row's turns are one example's
+    objects = True
     for item in _array(cursor):
         if isinstance(item, ReadProblem):
             return item
-        objects = objects + 1 if objects >= 0 and isinstance(item[1], dict) else -1
-    found.objects[key] = max(objects, 0)
+        first = first or [item[1]]
+        objects = objects and isinstance(item[1], dict)
+    found.shallow[key] = first
+    if objects:
+        found.lists.append(key)
     return None
 
 

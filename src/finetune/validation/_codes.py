@@ -12,8 +12,8 @@ RULES: dict[str, tuple[str, str]] = {
         "The file is compressed with zstd, binary (zip, Parquet, UTF-16), "
         "one JSON document (an array, a pretty-printed object), or JSONL whose lines end in a "
         "bare carriage return (classic Mac OS): reading stops at line 1. Read as JSON "
-        "(from_json): one object that is neither an example nor holds one list of them "
-        "(several: field= names the one).",
+        "(from_json): an object holding several lists of objects (field= names the one "
+        "that holds the examples), or none under the field= given.",
     ),
     "invalid_utf8": ("error", "The line is not valid UTF-8."),
     "invalid_json": ("error", "The line is not valid JSON."),
