@@ -504,7 +504,22 @@ def test_a_broken_csv_file_is_named_at_its_line(
     (tmp_path / "excel.csv").write_bytes(b"prompt,completion\na,b\ncaf\xe9,c\n")  # cp1252
     *_, unreadable = ft.Dataset.from_csv(tmp_path / "excel.csv").items()
     assert getattr(unreadable, "code", None) == "invalid_utf8"
-    assert "save the file as CSV UTF-8" in getattr(unreadable, "message", "")
+    assert "save the file as CSV UTF-8, or name its encoding: Dataset.from_csv(path, " in (
+        getattr(unreadable, "message", "")
+    )
+
+
+def test_a_csv_file_in_another_encoding_is_read_when_it_is_named(tmp_path: Path) -> None:
+    """Excel's "CSV (Comma delimited)" on Windows writes cp1252 (in France, with semicolons):
+    the only cure was to save the file again."""
+    path = tmp_path / "excel.csv"
+    path.write_bytes("user;assistant\r\nUn café ?;Oui, 2,50 €\r\n".encode("cp1252"))
+    (example,) = ft.Dataset.from_csv(path, encoding="cp1252")
+    assert [m.content for m in example.messages] == ["Un café ?", "Oui, 2,50 €"]  # type: ignore[union-attr]
+    (wrong,) = ft.Dataset.from_csv(path, encoding="ascii").items()
+    assert getattr(wrong, "message", "").startswith("not ascii (ordinal not in range(128))")
+    with pytest.raises(ValueError, match="unknown encoding 'latin-9000'"):
+        ft.Dataset.from_csv(path, encoding="latin-9000")
 
 
 @needs_tiktoken

@@ -3,6 +3,7 @@ a time, each named by the line it starts on."""
 
 from __future__ import annotations
 
+import codecs
 import contextlib
 import csv
 import io
@@ -19,7 +20,7 @@ from finetune.dataset._compressed import (
 from finetune.dataset._reader import RawRecord, ReadProblem
 from finetune.dataset._sources import FileSource
 
-__all__ = ["CsvSource", "delimiter_for", "delimiter_of"]
+__all__ = ["CsvSource", "checked_encoding", "delimiter_for", "delimiter_of"]
 
 _FIELD_LIMIT = 16 * 1024 * 1024  # a cell may hold a long answer (csv's own limit is 128 KiB)
 _DELIMITERS = (",", "\t", ";", "|")
@@ -32,19 +33,46 @@ def delimiter_for(path: str | Path) -> str:
     return "\t" if suffix in (".tsv", ".tab") else ","
 
 
-def delimiter_of(file: Path) -> str:
+def delimiter_of(file: Path, encoding: str = "utf-8") -> str:
     """The delimiter that splits the header row into the most columns: ``;`` in a file that
     Excel saved where a comma is the decimal mark, a tab in a TSV named ``.csv``; the
     suffix's (``delimiter_for``) on a tie, or when the first line cannot be read (the read
     then says why, at its line)."""
     default = delimiter_for(file)
     try:
-        with io.TextIOWrapper(open_data(file), encoding="utf-8-sig", newline="") as handle:
+        with _text(file, encoding) as handle:
             first = handle.readline(_HEADER_LIMIT)
     except (UnicodeDecodeError, *BROKEN_STREAM):
         return default
     columns = {mark: len(next(csv.reader([first], delimiter=mark), [])) for mark in _DELIMITERS}
     return max((default, *_DELIMITERS), key=columns.__getitem__)  # the first of the most
+
+
+def checked_encoding(encoding: str) -> str:
+    """``encoding`` when Python knows it, else a ``ValueError`` naming it."""
+    if not isinstance(encoding, str):
+        raise TypeError(f"encoding is a name, as 'cp1252', not {encoding!r}")
+    try:
+        codecs.lookup(encoding)
+    except LookupError:
+        raise ValueError(f"unknown encoding {encoding!r}: utf-8, cp1252, latin-1, ...") from None
+    return encoding
+
+
+def _text(file: str | Path, encoding: str) -> io.TextIOWrapper:
+    """The file's text, decompressed; UTF-8's byte order mark left out."""
+    utf8 = codecs.lookup(encoding).name == "utf-8"
+    return io.TextIOWrapper(open_data(file), encoding="utf-8-sig" if utf8 else encoding, newline="")
+
+
+def _not_decoded(error: UnicodeDecodeError, encoding: str) -> str:
+    if codecs.lookup(encoding).name != "utf-8":
+        return f"not {encoding} ({error.reason})"
+    return (
+        f"not UTF-8 ({error.reason}): save the file as CSV UTF-8, or name its encoding: "
+        "Dataset.from_csv(path, encoding='cp1252') (Excel's 'CSV (Comma delimited)' on "
+        "Windows)"
+    )
 
 
 class CsvSource(FileSource):
@@ -53,16 +81,17 @@ class CsvSource(FileSource):
 
     maker = "Dataset.from_csv"
 
-    def __init__(self, file: Path, delimiter: str) -> None:
+    def __init__(self, file: Path, delimiter: str, encoding: str = "utf-8") -> None:
         super().__init__(file)
         self.delimiter = delimiter
+        self.encoding = encoding
 
     def _rows(self) -> Iterator[RawRecord | ReadProblem]:
         with _long_cells():
             yield from self._read()
 
     def _read(self) -> Iterator[RawRecord | ReadProblem]:
-        with io.TextIOWrapper(open_data(self.file), encoding="utf-8-sig", newline="") as handle:
+        with _text(self.file, self.encoding) as handle:
             rows = csv.reader(handle, delimiter=self.delimiter, strict=True)
             start, header = 1, None
             try:
@@ -79,8 +108,7 @@ class CsvSource(FileSource):
                         continue
                     yield _record(header, cells, line)
             except UnicodeDecodeError as exc:
-                why = f"not UTF-8 ({exc.reason}): save the file as CSV UTF-8"
-                yield ReadProblem(start, -1, "invalid_utf8", why)
+                yield ReadProblem(start, -1, "invalid_utf8", _not_decoded(exc, self.encoding))
             except csv.Error as exc:
                 yield ReadProblem(start, -1, "invalid_csv", f"not valid CSV: {exc}")
             except BROKEN_STREAM as exc:

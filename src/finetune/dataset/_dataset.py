@@ -18,7 +18,7 @@ from finetune._paths import writes_to
 from finetune._words import counted
 from finetune.dataset._atomic import atomic_write
 from finetune.dataset._compressed import decompressor_of
-from finetune.dataset._csv import CsvSource, delimiter_of
+from finetune.dataset._csv import CsvSource, checked_encoding, delimiter_of
 from finetune.dataset._formats import (
     OutputFormat,
     detect_kind,
@@ -125,15 +125,17 @@ class Dataset:
         *,
         kind: ExampleKind | None = None,
         delimiter: str | None = None,
+        encoding: str = "utf-8",
     ) -> Dataset:
         """A dataset streamed from a CSV file whose header names each column's key
         (``prompt,completion``; ``system,user,assistant``, read as a conversation), as a
         spreadsheet exports it; an empty cell is an absent key, an error's ``line`` the one
         its row starts on. ``delimiter``: the one of ``,``, tab, ``;`` and ``|`` that splits the
         header row into the most columns (Excel's ``;``), the file's suffix's on a tie (a tab
-        for ``.tsv`` and ``.tab`` files, else a comma)."""
-        file = regular_file(path, "a CSV file")
-        return cls(CsvSource(file, delimiter or delimiter_of(file)), kind)
+        for ``.tsv`` and ``.tab`` files, else a comma). ``encoding``: ``"cp1252"`` for what
+        Excel saves as "CSV (Comma delimited)" on Windows."""
+        file, encoding = regular_file(path, "a CSV file"), checked_encoding(encoding)
+        return cls(CsvSource(file, delimiter or delimiter_of(file, encoding), encoding), kind)
 
     @classmethod
     def from_parquet(
