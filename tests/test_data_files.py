@@ -399,6 +399,10 @@ def test_jsonl_stays_jsonl_where_a_json_document_is_looked_for(tmp_path: Path) -
         assert read.path == str(path)  # read as from_jsonl reads it (its bytes uploaded as-is)
     codes = [getattr(i, "code", None) for i in ft.Dataset.from_json(broken_first).items()]
     assert codes == ["invalid_json", None, None, None]
+    commas = tmp_path / "commas.jsonl"  # rows written as an array's elements: JSONL, told so
+    commas.write_text("".join(json.dumps(r) + ",\n" for r in rows))
+    told = [getattr(item, "message", "") for item in ft.Dataset.from_json(commas).items()]
+    assert len(told) == 3 and all("a comma after the object" in said for said in told)
 
 
 @needs_tiktoken

@@ -26,9 +26,9 @@ _SPACE = " \t\r\n"
 
 def is_json_document(path: str | Path) -> bool:
     """Whether the file is one JSON document, not JSONL: an array; an object alone on its only
-    line that is no example (``{"data": [...]}``); or an object written over several lines,
-    whose first line is no JSON object, nor are both of the next two (as JSONL's rows after a
-    broken first one are)."""
+    line that is no example (``{"data": [...]}``); or an object written over several lines:
+    its first line does not hold a whole JSON object (a JSONL row's does, with a comma after
+    it or not), nor are both of the next two lines JSON objects (JSONL's after a broken row)."""
     try:
         with open_data(path) as handle:
             first, *later = (handle.readline(DEFAULT_MAX_LINE_BYTES) for _ in range(3))
@@ -40,7 +40,7 @@ def is_json_document(path: str | Path) -> bool:
         return True
     if not head.startswith(b"{"):
         return False
-    row = _an_object(first.removeprefix(_BOM.encode()))
+    row = _leading_object(head)  # a JSONL row, even with a comma or more text after it
     if row is not None or alone:
         return row is not None and alone and _holds_examples(row)
     return not all(_an_object(line) is not None for line in later if line.strip())
@@ -51,6 +51,15 @@ def _holds_examples(row: dict[str, Any]) -> bool:
     if detect_kind(row, loose=True) is not None:
         return False
     return any(v.__class__ is list and all(type(e) is dict for e in v) for v in row.values())
+
+
+def _leading_object(line: bytes) -> dict[str, Any] | None:
+    """The JSON object the line starts with, whatever follows it on the line."""
+    try:
+        value, _ = json.JSONDecoder().raw_decode(line.decode("utf-8", "replace"))
+    except ValueError:
+        return None
+    return value if isinstance(value, dict) else None
 
 
 def _an_object(line: bytes) -> dict[str, Any] | None:
