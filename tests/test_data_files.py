@@ -389,6 +389,41 @@ def test_a_broken_json_object_is_named_at_its_line(
     assert [(item.line, getattr(item, "code", None)) for item in items] == found
 
 
+_ROW_LINES = [json.dumps({"messages": [{"role": "user", "content": f"q{i}"}]}) for i in range(3)]
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "\ufeff" + "\n".join(_ROW_LINES),
+        "\r\n".join(_ROW_LINES),
+        "\n" + "\n".join(_ROW_LINES),
+        "\n".join(line.replace('"', "'") for line in _ROW_LINES),  # Python dicts printed
+        '{"messages": NaN}\n' + "\n".join(_ROW_LINES),
+        ",\n".join(_ROW_LINES) + ",",
+        "\n".join(_ROW_LINES) + "\n" + _ROW_LINES[0][:30],
+        _ROW_LINES[0][:30] + "\n" + "\n".join(_ROW_LINES),
+        "\r".join(_ROW_LINES),
+        "42\n" + "\n".join(_ROW_LINES),
+        _ROW_LINES[0],
+        '{"question": "q", "answer": "a"}',
+        _ROW_LINES[0] + _ROW_LINES[1] + "\n" + _ROW_LINES[2],
+    ],
+)
+def test_from_json_reads_jsonl_as_from_jsonl_does(tmp_path: Path, text: str) -> None:
+    """The commands give every file that is not CSV or Parquet to ``from_json``, which tells a
+    JSON document from JSONL by its first lines: broken JSONL must stay JSONL, told line by
+    line what is wrong."""
+    path = tmp_path / "rows.jsonl"
+    path.write_text(text + "\n")
+
+    def read(reader: Any) -> list[tuple[int, str | None, str]]:
+        items = reader(path).items()
+        return [(i.line, getattr(i, "code", None), getattr(i, "message", "")) for i in items]
+
+    assert read(ft.Dataset.from_json) == read(ft.Dataset.from_jsonl)
+
+
 def test_jsonl_stays_jsonl_where_a_json_document_is_looked_for(tmp_path: Path) -> None:
     rows = [{"messages": [USER_Q, ANSWER_A]}] * 3
     one_row = write_jsonl(tmp_path / "one.jsonl", rows[:1])

@@ -41,7 +41,7 @@ def is_json_document(path: str | Path) -> bool:
     if not head.startswith(b"{"):
         return False
     row = _leading_object(head)  # a JSONL row, even with a comma or more text after it
-    if row is not None or alone:
+    if row is not None or alone or head.rstrip().endswith((b"}", b"},")):  # a row, broken
         return row is not None and alone and _holds_examples(row)
     return not all(_an_object(line) is not None for line in later if line.strip())
 
