@@ -339,6 +339,10 @@ def test_a_json_object_holding_the_examples_is_read_as_its_list(tmp_path: Path) 
         "field='train') (or save it as a file of its own: jq '.train' splits.json > train.json)"
     )
     assert len(ft.Dataset.from_json(splits, field="test")) == 2
+    array = tmp_path / "array.json"
+    array.write_text(json.dumps(rows))
+    with pytest.raises(ft.DatasetError, match="a JSON array, with no 'data': read it without"):
+        list(ft.Dataset.from_json(array, field="data"))
     for field, says in (
         ("dev", "has no key 'dev' (its keys: 'train', 'test', 'n')"),
         ("n", "holds a number under 'n', not a list of examples"),

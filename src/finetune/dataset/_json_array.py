@@ -95,6 +95,8 @@ class JsonArraySource(FileSource):
             return
         if self.field is not None or not text.startswith("[", cursor.at):
             why = "the file is not a JSON array of examples, nor an object holding one"
+            if self.field is not None and text.startswith("[", cursor.at):
+                why = f"the file is a JSON array, with no {self.field!r}: read it without field="
             yield ReadProblem(1, -1, "not_jsonl", why)
             return
         yield from _examples(cursor)
