@@ -329,6 +329,12 @@ def test_a_json_object_holding_the_examples_is_read_as_its_list(tmp_path: Path) 
         read = ft.Dataset.from_json(path)
         assert len(read) == 12 and read.fingerprint() == expected
     assert [item.line for item in ft.Dataset.from_json(pretty).items()][:2] == [4, 9]
+    with pytest.raises(ft.DatasetError) as as_jsonl:  # one row to from_jsonl: told from_json
+        list(ft.Dataset.from_jsonl(minified))
+    assert str(as_jsonl.value).endswith(
+        "; its 'data' holds a list of 12 objects, as a JSON file's object holding the examples "
+        "does: Dataset.from_json reads such a file as that list (finetune's commands do)"
+    )
     splits = tmp_path / "splits.json"
     splits.write_text(json.dumps({"train": rows[:10], "test": rows[10:], "n": 12}, indent=1))
     with pytest.raises(ft.DatasetError) as several:

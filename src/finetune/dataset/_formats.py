@@ -12,6 +12,7 @@ from typing import Any, Literal, get_args
 from pydantic import TypeAdapter, ValidationError
 
 from finetune._errors import DatasetError, UnsupportedFeature
+from finetune._words import counted
 from finetune.dataset._api_shapes import api_field, api_record, is_api_shape, is_gemini
 from finetune.dataset._community import (
     MESSAGES_FIELD,
@@ -216,7 +217,25 @@ def shape_hint(data: dict[str, Any]) -> str:
             "pair (for a base model without a chat template: OpenAI's chat models and "
             "Fireworks train chat only)"
         )
-    return ""
+    return _wrapper_hint(data, keys)
+
+
+def _wrapper_hint(data: dict[str, Any], keys: set[str]) -> str:
+    """A row holding a list of objects (``{"data": [...]}``): a JSON file's object holding
+    the examples, read as one row by ``from_jsonl``."""
+    lists = [k for k in keys if data[k].__class__ is list and data[k] and _all_objects(data[k])]
+    if not lists or "prompt" in keys or "completion" in keys:
+        return ""
+    held = counted(len(data[lists[0]]), "object")
+    return (
+        f"; its {lists[0]!r} holds a list of {held}, as a JSON file's object "
+        "holding the examples does: Dataset.from_json reads such a file as that list "
+        "(finetune's commands do)"
+    )
+
+
+def _all_objects(values: list[Any]) -> bool:
+    return all(value.__class__ is dict for value in values)
 
 
 # the column names that usually hold the answer of a question-and-answer row
