@@ -68,6 +68,7 @@ __all__ = [
     "detect_kind",
     "formatter",
     "is_empty",
+    "objects_only",
     "parse_example",
     "shape_hint",
     "split_turns",
@@ -223,7 +224,7 @@ def shape_hint(data: dict[str, Any]) -> str:
 def _wrapper_hint(data: dict[str, Any], keys: set[str]) -> str:
     """A row holding a list of objects (``{"data": [...]}``): a JSON file's object holding
     the examples, read as one row by ``from_jsonl``."""
-    lists = [k for k in keys if data[k].__class__ is list and data[k] and _all_objects(data[k])]
+    lists = [k for k in keys if data[k] and objects_only(data[k])]
     if not lists or "prompt" in keys or "completion" in keys:
         return ""
     held = counted(len(data[lists[0]]), "object")
@@ -234,8 +235,9 @@ def _wrapper_hint(data: dict[str, Any], keys: set[str]) -> str:
     )
 
 
-def _all_objects(values: list[Any]) -> bool:
-    return all(value.__class__ is dict for value in values)
+def objects_only(value: Any) -> bool:
+    """Whether ``value`` is a JSON array of objects only (an empty one too)."""
+    return value.__class__ is list and all(item.__class__ is dict for item in value)
 
 
 # the column names that usually hold the answer of a question-and-answer row

@@ -14,7 +14,7 @@ from typing import Any, NoReturn
 
 from finetune._words import json_kind
 from finetune.dataset._compressed import BROKEN_STREAM, broken_stream, open_data
-from finetune.dataset._formats import detect_kind
+from finetune.dataset._formats import detect_kind, objects_only
 from finetune.dataset._reader import DEFAULT_MAX_LINE_BYTES, RawRecord, ReadProblem, unwritable
 from finetune.dataset._sources import FileSource
 
@@ -50,7 +50,7 @@ def _holds_examples(row: dict[str, Any]) -> bool:
     """Whether a one-line object is no example but holds a list of objects (its examples)."""
     if detect_kind(row, loose=True) is not None:
         return False
-    return any(v.__class__ is list and all(type(e) is dict for e in v) for v in row.values())
+    return any(objects_only(value) for value in row.values())
 
 
 def _leading_object(line: bytes) -> dict[str, Any] | None:
