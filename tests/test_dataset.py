@@ -1483,6 +1483,17 @@ def test_a_row_of_columns_named_by_role_is_read_as_its_conversation() -> None:
     asker = ft.Dataset.from_records([{"prompt": "2+2?", "completion": "4", "user": "ann"}])
     (extra,) = validate(asker, target="hf", model="m").errors  # who asked, not a turn
     assert (extra.code, extra.field) == ("unexpected_field", "user")
+    # a misspelt role column was told the keys of a chat example, "messages, tools", which
+    # the table never had
+    typo = ft.Dataset.from_records([{"User": "2+2?", "Asistant": "4", "user_id": "7"}])
+    found = validate(typo, target="hf", model="m").errors
+    told = {f.field: f.message for f in found if f.code == "unexpected_field"}
+    assert told["Asistant"] == (
+        "unknown key 'Asistant' holds a value (did you mean 'assistant'?): a table's columns "
+        "named system, user, assistant are read as the row's turns; rename the column to "
+        "'assistant'"
+    )
+    assert "did you mean" not in told["user_id"]  # an id beside the turns is no misspelling
 
 
 SYSTEM_BRIEF = {"role": "system", "content": "Be brief."}

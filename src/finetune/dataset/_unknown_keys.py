@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Collection
 from typing import Any
 
-from finetune._errors import did_you_mean
+from finetune._errors import closest_name, did_you_mean
 from finetune.dataset._functions import LEGACY_FUNCTIONS
 
 __all__ = ["unknown_key_message"]
@@ -37,7 +37,24 @@ def _other_shape_key(
         )
     if key == "function_call" and "tool_calls" in known:
         return f"unknown key 'function_call': {LEGACY_FUNCTIONS}"
+    role = _role_misspelt(key) if top_level and "messages" in known else None
+    if role is not None:
+        return (
+            f"unknown key {key!r} holds a value (did you mean {role!r}?): a table's columns "
+            f"named {', '.join(_ROLE_COLUMNS)} are read as the row's turns; rename the column "
+            f"to {role!r}"
+        )
     return None
+
+
+_ROLE_COLUMNS = ("system", "user", "assistant")  # as _role_columns reads them
+
+
+def _role_misspelt(key: str) -> str | None:
+    """The role column a key misspells (``Asistant``, ``usr``), not one it only begins with
+    (``user_id``, ``assistant_name``)."""
+    role = closest_name(key.lower(), list(_ROLE_COLUMNS), cutoff=0.8)
+    return role if role is not None and abs(len(role) - len(key)) <= 2 else None
 
 
 def unknown_key_message(
