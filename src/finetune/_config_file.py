@@ -309,8 +309,8 @@ def columns_setting(source: str, value: Any) -> dict[str, str] | None:
 
 def data_file(path: str) -> Dataset:
     """A data file as the commands read it: CSV or TSV by its name (``.csv``, ``.tsv``,
-    compressed or not), else by its first bytes: Parquet, a JSON array of examples, or JSONL
-    (those two compressed or not)."""
+    compressed or not), else by its first bytes: Parquet, a JSON document (an array of
+    examples, an object holding one) or JSONL (those two compressed or not)."""
     from finetune.dataset import Dataset
     from finetune.dataset._parquet import is_parquet
     from finetune.dataset._sources import reader_for

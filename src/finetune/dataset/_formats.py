@@ -224,8 +224,10 @@ def shape_hint(data: dict[str, Any]) -> str:
 def _wrapper_hint(data: dict[str, Any], keys: set[str]) -> str:
     """A row holding a list of objects (``{"data": [...]}``): a JSON file's object holding
     the examples, read as one row by ``from_jsonl``."""
+    if "prompt" in keys or "completion" in keys:  # a broken pair, told as one
+        return ""
     lists = [k for k in keys if data[k] and objects_only(data[k])]
-    if not lists or "prompt" in keys or "completion" in keys:
+    if not lists:
         return ""
     held = counted(len(data[lists[0]]), "object")
     return (

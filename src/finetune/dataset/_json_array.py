@@ -93,10 +93,12 @@ class JsonArraySource(FileSource):
         if text.startswith("{", cursor.at):
             yield from self._object_rows(cursor)
             return
-        if self.field is not None or not text.startswith("[", cursor.at):
+        why = None
+        if not text.startswith("[", cursor.at):
             why = "the file is not a JSON array of examples, nor an object holding one"
-            if self.field is not None and text.startswith("[", cursor.at):
-                why = f"the file is a JSON array, with no {self.field!r}: read it without field="
+        elif self.field is not None:
+            why = f"the file is a JSON array, with no {self.field!r}: read it without field="
+        if why is not None:
             yield ReadProblem(1, -1, "not_jsonl", why)
             return
         yield from _examples(cursor)
