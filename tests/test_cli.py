@@ -628,6 +628,42 @@ def test_a_jobs_metrics_checkpoints_and_pause_from_the_command_line(
     assert [line.split() for line in lines] == [[str(c.step), c.model] for c in saved] != []
 
 
+def test_a_job_named_as_its_progress_line_prints_it(
+    chat_file: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``wait --progress`` names a job ``fake:ftjob-...``; copied into ``finetune status``,
+    that was "not started from this machine"."""
+    done = ft.Tuner("fake", model=MODEL).fit(ft.Dataset.from_jsonl(chat_file)).wait()
+    assert main(["status", f"fake:{done.id}"]) == 0
+    assert json.loads(capsys.readouterr().out)["id"] == done.id
+    assert main(["metrics", f"fake:{done.id}", "--backend", "fake"]) == 0
+    assert capsys.readouterr().out.startswith("step,epoch,train_loss")
+    assert main(["status", f"fake:{done.id}", "--backend", "openai"]) == 2
+    assert capsys.readouterr().err.strip() == (
+        f"error: job 'fake:{done.id}' is on fake, not on --backend openai"
+    )
+    assert main(["export", f"fake:{done.id}"]) == 2
+    assert f"job {done.id!r} is on fake, whose model stays" in capsys.readouterr().err
+    assert main(["status", f"nobackend:{done.id}"]) == 2  # not a backend: the id as given
+    assert f"job 'nobackend:{done.id}' was not started" in capsys.readouterr().err
+
+
+def test_preference_data_trained_without_dpo_is_told_the_flag(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The command said "train with method='dpo', not 'sft'", a keyword no command takes."""
+    data = tmp_path / "pref.jsonl"
+    row = {"prompt": "2 + 2?", "chosen": "4.", "rejected": "Five."}
+    data.write_text(json.dumps(row) + "\n", encoding="utf-8")
+    assert main(["train", str(data), "--backend", "fake", "--model", MODEL]) == 2
+    assert capsys.readouterr().err.strip() == (
+        "error: preference examples (chosen/rejected) train with --method dpo, not with sft "
+        "(the default)"
+    )
+    with pytest.raises(ft.UnsupportedFeature, match=r"with method='dpo', not with sft"):
+        ft.Tuner("fake", model=MODEL).fit(ft.Dataset.from_jsonl(data))
+
+
 def test_an_error_offers_no_way_out_that_only_python_has(
     capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -1169,7 +1205,7 @@ def test_export_of_a_hosted_job_says_its_model_stays_with_the_provider(
     job = ft.Tuner("fake", model="b").fit(ft.Dataset.from_records(rows * 10))
     assert main(["export", job.id]) == 2
     err = capsys.readouterr().err
-    assert f"job {job.id!r} is a fake job, whose model stays with that provider" in err
+    assert f"job {job.id!r} is on fake, whose model stays with that provider" in err
 
 
 def test_a_report_quoting_what_the_output_cannot_encode_is_printed_all_the_same(

@@ -352,6 +352,9 @@ def test_the_cli_exports_a_job_by_its_id(
     from transformers import AutoModelForCausalLM
 
     assert AutoModelForCausalLM.from_pretrained(str(tmp_path / "m")) is not None
+    named = ["export", f"hf:{job_dir.name}", "--jobs-dir", str(job_dir.parent)]  # as progress
+    assert main([*named, "--format", "merged", "--output", str(tmp_path / "m2")]) == 0
+    assert (tmp_path / "m2" / "model.safetensors").exists()
     by_folder = tmp_path / "by-folder"  # the job's folder is its model, not a model folder
     assert main(["export", str(job_dir), "--format", "merged", "--output", str(by_folder)]) == 0
     assert not (by_folder / "events.jsonl").exists() and (by_folder / "model.safetensors").exists()

@@ -533,6 +533,9 @@ def test_progress_bar(
     job.wait(poll_interval=0.01, timeout=5, progress=True)
     shown = capsys.readouterr().err
     assert f"fake:{job.id}: succeeded [" in shown  # no steps reported: status and time so far
+    assert make_tuner(namespace).job(f"fake:{job.id}").id == job.id  # the name shown re-attaches
+    with pytest.raises(ft.JobNotFound, match=f"no job 'openai:{job.id}' in namespace"):
+        make_tuner(namespace).job(f"openai:{job.id}")  # another backend's name is no id here
     assert "poll" not in shown
 
 

@@ -20,7 +20,14 @@ from finetune._cli_log import print_json
 if TYPE_CHECKING:
     from finetune.backends.hf import HFBackend
 
-__all__ = ["Interrupted", "add_job_commands", "ended", "local_backend", "waited"]
+__all__ = [
+    "Interrupted",
+    "add_job_commands",
+    "ended",
+    "job_named",
+    "local_backend",
+    "waited",
+]
 
 
 class Interrupted(Exception):
@@ -42,7 +49,7 @@ def add_job_commands(
         ("checkpoints", _cmd_checkpoints, "the intermediate models a job saved"),
     ):
         sub = command(name, handler, text)
-        sub.add_argument("job", help="job id")
+        sub.add_argument("job", help="job id, or backend:id as progress lines print it")
         name_flag(sub, "--backend", "backend the job runs on (default: the registry's record)")
         sub.add_argument(
             "--jobs-dir", help="hf: the folder the job is in (default: the registry's record)"
@@ -57,12 +64,27 @@ def add_job_commands(
 
 def _job_handle(args: argparse.Namespace) -> ft.JobHandle:
     """The job named on the command line, on ``--backend`` or on the one the registry knows."""
-    backend = args.backend or _recorded_backend(args.job, args.jobs_dir)
+    named, job_id = job_named(args.job, args.backend)
+    backend = named or _recorded_backend(job_id, args.jobs_dir)
     if backend == "hf":
-        return ft.Tuner(local_backend(args.job, args.jobs_dir)).job(args.job)
+        return ft.Tuner(local_backend(job_id, args.jobs_dir)).job(job_id)
     if args.jobs_dir:
         raise ft.FinetuneError(f"--jobs-dir is where hf jobs live, not {backend} jobs")
-    return ft.Tuner(backend).job(args.job)
+    return ft.Tuner(backend).job(job_id)
+
+
+def job_named(job: str, backend: str | None) -> tuple[str | None, str]:
+    """The backend and id a command's job argument names: ``hf:hfjob-...``, as progress
+    lines print a job, is the id ``hfjob-...`` on ``hf`` (a job id holds no backend's name
+    before a colon); else the id as given, on ``--backend``'s backend."""
+    from finetune.backends import available_backends
+
+    prefix, colon, job_id = job.partition(":")
+    if not colon or not job_id or prefix not in available_backends() or Path(job).exists():
+        return backend, job
+    if backend and backend != prefix:
+        raise ft.FinetuneError(f"job {job!r} is on {prefix}, not on --backend {backend}")
+    return prefix, job_id
 
 
 def local_backend(job_id: str, jobs_dir: str | None) -> HFBackend:

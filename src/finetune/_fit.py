@@ -351,7 +351,8 @@ def check_request(
         raise UnsupportedFeature("method='dpo' needs preference examples (chosen/rejected)")
     if method == "sft" and train.kind == "preference":
         raise UnsupportedFeature(
-            "preference examples (chosen/rejected) train with method='dpo', not 'sft'"
+            "preference examples (chosen/rejected) train with method='dpo', not with sft "
+            "(the default)"
         )
     if method != "dpo" and hyperparameters.beta is not None:
         raise InvalidRequestError(

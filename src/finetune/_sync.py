@@ -143,7 +143,8 @@ class Tuner(TunerView):
         return JobHandle(self, self._loop.run(self._async.start(plan)))
 
     def job(self, job_id: str) -> JobHandle:
-        """Re-attach to an existing job by id, from any process."""
+        """Re-attach to an existing job by id, from any process, or by the name progress
+        lines print (``hf:hfjob-...``)."""
         return JobHandle(self, self._loop.run(self._async.job(job_id)))
 
     def remote_jobs(self, *, limit: int = 20) -> list[Job]:

@@ -7,6 +7,7 @@ import dataclasses
 import io
 import json
 import os
+import re
 import sys
 from collections.abc import Callable, Sequence
 from datetime import datetime
@@ -28,7 +29,14 @@ from finetune._arguments import (
 )
 from finetune._cli_jobs import job_inputs
 from finetune._cli_log import log_to_stderr, print_json
-from finetune._cli_watch import Interrupted, add_job_commands, ended, local_backend, waited
+from finetune._cli_watch import (
+    Interrupted,
+    add_job_commands,
+    ended,
+    job_named,
+    local_backend,
+    waited,
+)
 from finetune._config_file import (
     eval_data,
     eval_max_concurrency,
@@ -179,12 +187,13 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     return 0 if outcome["comparison"].verdict == "improved" else 1
 
 
-def _refuse_hosted_job(job_id: str) -> None:
-    """A job the registry knows on another backend only: its weights are the provider's."""
-    backends = ft.JobRegistry().backends_of(job_id)
+def _refuse_hosted_job(job_id: str, backend: str | None) -> None:
+    """A job the registry knows on another backend only, or one named with another backend
+    (``openai:ftjob-...``): its weights are the provider's."""
+    backends = [backend] if backend else ft.JobRegistry().backends_of(job_id)
     if backends and "hf" not in backends:
         raise ft.FinetuneError(
-            f"job {job_id!r} is a {' and '.join(backends)} job, whose model stays with that "
+            f"job {job_id!r} is on {' and '.join(backends)}, whose model stays with that "
             "provider: export writes the model of a local job (Tuner('hf'), hfjob-...) or of a "
             "model folder"
         )
@@ -195,10 +204,11 @@ def _cmd_export(args: argparse.Namespace) -> int:
 
     source: Any = args.job
     if not Path(args.job).exists():
-        _refuse_hosted_job(args.job)
-        job = ft.Tuner(local_backend(args.job, args.jobs_dir)).job(args.job).job
+        backend, job_id = job_named(args.job, None)
+        _refuse_hosted_job(job_id, backend)
+        job = ft.Tuner(local_backend(job_id, args.jobs_dir)).job(job_id).job
         if not job.fine_tuned_model:
-            raise ft.FinetuneError(f"job {args.job} is {job.status.value}: no model to export")
+            raise ft.FinetuneError(f"job {job_id} is {job.status.value}: no model to export")
         source = job.fine_tuned_model
     default = {"gguf": ".", "gguf-adapter": ".", "merged": "merged", "ollama": "ollama"}
     result = export_model(
@@ -394,7 +404,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     demo.add_argument("--steps", type=positive_int, default=None, help="training steps")
     export = command("export", _cmd_export, "write a local job's model as merged, GGUF or Ollama")
-    export.add_argument("job", help="a local job id (hfjob-...) or a model folder")
+    export.add_argument("job", help="a local job id (hfjob-... or hf:hfjob-...) or a model folder")
     export.add_argument(
         "--format",
         default="gguf",
@@ -501,10 +511,11 @@ _PYTHON_ONLY = (" or pass api_key=... to the Tuner", " or pass account_id=...")
 
 
 def _for_the_command(message: str) -> str:
-    """An error less the ways out only Python has (the command reads keys from the env)."""
+    """An error less the ways out only Python has (the command reads keys from the env), its
+    ``method='dpo'`` said as the flag, ``--method dpo``."""
     for way in _PYTHON_ONLY:
         message = message.replace(way, "")
-    return message
+    return re.sub(r"\bmethod='(\w+)'", r"--method \1", message)
 
 
 def _reader_gone() -> int:

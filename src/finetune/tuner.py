@@ -549,14 +549,17 @@ class AsyncTuner(TunerView):
     # -- jobs --
 
     async def job(self, job_id: str) -> AsyncJobHandle:
-        """Re-attach to an existing job by id, from any process; one reached by its location
-        (a local job's folder) is left to the registry of the Tuner on that location."""
+        """Re-attach to a job by id or as progress lines name it (``hf:hfjob-...``); one
+        reached by its location (a local job's folder) is left to that location's registry."""
         if not isinstance(job_id, str) or job_id.strip() in ("", ".", ".."):
             wrong = TypeError if not isinstance(job_id, str) else ValueError
             raise wrong(f"a job id is text such as job.id gave, not {job_id!r}")
         try:
             job = await self._backend.get_job(job_id)
         except JobNotFound as error:
+            backend, colon, named = job_id.partition(":")
+            if colon and named and backend == self.backend_name:
+                return await self.job(named)
             where = (error, self._registry, self._endpoint, job_id)
             raise await asyncio.to_thread(seen_elsewhere, *where) from None
         by_its_id = job.id == job_id  # not by a location, such as a local job's folder
