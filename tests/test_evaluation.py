@@ -585,15 +585,32 @@ def test_nothing_to_evaluate_is_refused() -> None:
         ft.evaluate(_qa(3), {}, [m.exact_match])
 
 
-def test_a_model_named_by_a_string_is_shown_how_to_write_it() -> None:
-    says = r"not str: a model by name is ft.ModelRef\(backend='openai', name='ft:gpt-4.1:acme::x'\)"
-    with pytest.raises(TypeError, match=says):  # the config's "backend:model", in Python
-        ft.evaluate(_qa(3), {"tuned": "openai:ft:gpt-4.1:acme::x"}, [m.exact_match])
+def test_a_model_named_by_its_text_is_that_model(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``"openai:ft:gpt-4.1:acme::x"``, ``str(ref)`` and an eval config's form, was a
+    ``TypeError`` showing how to write the ``ModelRef``, in ``evaluate`` and in a judge."""
+    with OpenAIFake() as fake:
+        fake.chat_responder = lambda model, messages: "Grade: 5" if model == "gpt-4.1" else model
+        monkeypatch.setenv("OPENAI_API_KEY", fake.api_key)
+        monkeypatch.setenv("OPENAI_BASE_URL", fake.base_url)
+        judge = m.llm_judge("openai:gpt-4.1")
+        result = ft.evaluate(_qa(2), {"tuned": "openai:ft:gpt-4.1:acme::x"}, judge, cache=False)
+        asked = [r.body["model"] for r in fake.requests if r.path.endswith("/chat/completions")]
+    assert result.predictions("tuned") == ["ft:gpt-4.1:acme::x"] * 2
+    assert result.scores("tuned", "llm_judge") == [1.0, 1.0]
+    assert sorted(asked) == ["ft:gpt-4.1:acme::x"] * 2 + ["gpt-4.1"] * 2
+    from finetune.evaluation._predictors import model_named
+
+    assert model_named("gguf:/models/m.gguf") == ft.ModelRef.gguf("/models/m.gguf")
+    assert model_named(str(ft.ModelRef(backend="hf", name="org/m"))) == ft.ModelRef(
+        backend="hf", name="org/m"
+    )
+    says = r'given as text is "backend:model", .* not \'ft:gpt-4.1:acme::x\'; or ft.ModelRef\('
+    with pytest.raises(TypeError, match=says):  # no backend is named "ft"
+        ft.evaluate(_qa(3), {"tuned": "ft:gpt-4.1:acme::x"}, [m.exact_match])
     with pytest.raises(TypeError, match=r"ft.ModelRef\(backend=\.\.\., name='base'\)"):
         ft.evaluate(_qa(3), {"base": "base"}, [m.exact_match])
-    whole = r"ft.ModelRef\(backend=\.\.\., name='ft:gpt-4.1:acme::x'\)"  # not backend='ft'
-    with pytest.raises(TypeError, match=whole):
-        ft.evaluate(_qa(3), {"tuned": "ft:gpt-4.1:acme::x"}, [m.exact_match])
+    with pytest.raises(ValueError, match=r"is ft.ModelRef.openai_compatible\(base_url, 'm'\)"):
+        ft.evaluate(_qa(3), {"served": "openai-compatible:m"}, [m.exact_match])
 
 
 @pytest.mark.parametrize(

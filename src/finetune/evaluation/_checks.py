@@ -10,15 +10,15 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from finetune._errors import FinetuneError, did_you_mean, unexpected_keyword
-from finetune.evaluation._predictors import Predictor
+from finetune.evaluation._predictors import Predictor, model_named
 from finetune.evaluation._prompts import shows_non_text, uses_tools
 from finetune.evaluation.metrics import Metric, needs_reference
 from finetune.types import Example, Job
 from finetune.validation._rules import first_tool_use
 
 __all__ = [
+    "as_models",
     "indexes",
-    "jobs_as_models",
     "metric_names",
     "option_problem",
     "refuse_examples_with_no_reference",
@@ -52,10 +52,11 @@ def refuse_unnamed_candidates(candidates: Mapping[Any, Any]) -> None:
             raise ValueError(f"a candidate's name is blank ({name!r}): name it, e.g. 'tuned'")
 
 
-def jobs_as_models(candidates: Mapping[str, Any]) -> dict[str, Any]:
+def as_models(candidates: Mapping[str, Any]) -> dict[str, Any]:
     """Candidates with each job (a ``JobHandle``, an ``AsyncJobHandle`` or a ``Job``) read as
-    the model it made, as ``{"tuned": job}`` is meant; a job that made none yet is refused,
-    naming the candidate, before any model is asked."""
+    the model it made, as ``{"tuned": job}`` is meant, and each ``"backend:model"`` text
+    (``str(ref)``, an eval config's form) as its ``ModelRef``; a job that made none yet is
+    refused, naming the candidate, before any model is asked."""
     from finetune._handle import JobView, why_no_model
 
     models = {}
@@ -67,7 +68,7 @@ def jobs_as_models(candidates: Mapping[str, Any]) -> dict[str, Any]:
                     f"candidate {name!r} is job {job.id}, which {why_no_model(job)}"
                 )
             candidate = job.model
-        models[name] = candidate
+        models[name] = model_named(candidate) if isinstance(candidate, str) else candidate
     return models
 
 

@@ -459,27 +459,47 @@ def is_cacheable(predictor: Predictor) -> bool:
 
 
 def predictor_for(candidate: Any, **options: Any) -> Predictor:
-    """The predictor for a ``ModelRef`` (its backend's ``predictor``), a ``Predictor``, or a
-    callable."""
+    """The predictor for a ``ModelRef`` (its backend's ``predictor``) or its text
+    (``"openai:gpt-4.1-mini"``), a ``Predictor``, or a callable."""
+    if isinstance(candidate, str):
+        candidate = model_named(candidate)
     if isinstance(candidate, ModelRef):
         return _predictor_of(candidate, options)
     if isinstance(candidate, Predictor):
         return candidate
     if callable(candidate):
         return CallablePredictor(candidate)
-    hint = ""
     if isinstance(candidate, str):
         from finetune.backends import available_backends
 
-        backend, _, name = candidate.partition(":")
-        if backend not in available_backends():  # "ft:gpt-4o:acme::id" is a whole name
-            backend, name = "", candidate
-        named = repr(backend) if backend else "..."
-        hint = f": a model by name is ft.ModelRef(backend={named}, name={name!r})"
+        raise TypeError(
+            'a candidate given as text is "backend:model", as "openai:gpt-4.1-mini" (backends: '
+            f"{', '.join(available_backends())}), not {candidate!r}; or "
+            f"ft.ModelRef(backend=..., name={candidate!r})"
+        )
     raise TypeError(
-        "a candidate is a ModelRef, a Predictor or a function, "
-        f"not {type(candidate).__name__}{hint}"
+        'a candidate is a ModelRef or its "backend:model" text, a Predictor or a function, '
+        f"not {type(candidate).__name__}"
     )
+
+
+def model_named(text: str) -> ModelRef | str:
+    """``"openai:gpt-4.1-mini"`` as its ``ModelRef`` (``"gguf:path"`` a GGUF file's); text
+    that names no installed backend before its first colon stays text, for the predictor's
+    refusal to show how to write it."""
+    from finetune.backends import available_backends
+
+    backend, _, name = text.partition(":")
+    if not name.strip():
+        return text
+    if backend == "gguf":
+        return ModelRef.gguf(name)
+    if backend == "openai-compatible":
+        raise ValueError(
+            f"{text!r}: a model of an OpenAI-compatible server is "
+            f"ft.ModelRef.openai_compatible(base_url, {name!r}), its URL given"
+        )
+    return ModelRef(backend=backend, name=name) if backend in available_backends() else text
 
 
 def _predictor_of(model: ModelRef, options: dict[str, Any]) -> Predictor:

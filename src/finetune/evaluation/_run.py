@@ -19,8 +19,8 @@ from finetune.dataset._formats import Turns, split_turns
 from finetune.evaluation._cache import PredictionCache, open_cache
 from finetune.evaluation._callable import takes_tools
 from finetune.evaluation._checks import (
+    as_models,
     indexes,
-    jobs_as_models,
     metric_names,
     option_problem,
     refuse_examples_with_no_reference,
@@ -278,8 +278,8 @@ async def aevaluate(
     """Predict every example with every candidate, score, and return an ``EvalResult``.
 
     ``candidates`` maps a name to a ``ModelRef`` (``tuner.base_model``, ``job.model``,
-    ``ref.with_few_shot(train, k)``), a job (read as its ``job.model``), a ``Predictor`` or
-    a function ``messages -> str``.
+    ``ref.with_few_shot(train, k)``, or its text ``"openai:gpt-4.1-mini"``), a job (read as
+    its ``job.model``), a ``Predictor`` or a function ``messages -> str``.
     Predictions are cached on disk (``cache=False`` turns it off; a path picks the file), so
     a re-run, or a run after an interruption, asks only for what is missing. A bare function
     is asked every time; ``CallablePredictor(function, name=...)`` names it for the cache.
@@ -367,7 +367,7 @@ def _plan(
             "{'base': tuner.base_model, 'tuned': job.model}"
         )
     refuse_unnamed_candidates(candidates)
-    candidates = jobs_as_models(candidates)
+    candidates = as_models(candidates)
     turns = [split_turns(example) for example in examples]  # each one's question and answer
     split = [split_example(example) for example in examples]  # each one's prompt and answer
     references = [answer for _, answer in split]
