@@ -183,6 +183,12 @@ def test_jobs_says_when_each_job_was_created_in_local_time(
     assert main(["jobs"]) == 0
     local = created.astimezone().strftime("%Y-%m-%d %H:%M")
     assert f"ftjob-d{' ' * 25} running    {local}  gpt -> -" in capsys.readouterr().out
+    dpo = ft.Job(id="ftjob-p", backend="openai", base_model="gpt", status="succeeded", method="dpo")
+    ft.JobRegistry().record(dpo.model_copy(update={"fine_tuned_model": "ft:gpt:p"}))
+    assert main(["jobs"]) == 0
+    assert "gpt -> ft:gpt:p (dpo)\n" in capsys.readouterr().out  # how it was trained
+    assert main(["jobs", "--model", "ft:gpt:p"]) == 0
+    assert json.loads(capsys.readouterr().out)["method"] == "dpo"
 
 
 def test_jobs_marks_a_local_model_whose_folder_is_gone(

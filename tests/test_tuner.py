@@ -314,6 +314,32 @@ def test_registry_records_lineage(namespace: str, train: ft.Dataset) -> None:
     assert record.train_fingerprint == train.fingerprint()
     lineage = ft.JobRegistry().lineage(job.model.name)
     assert lineage is not None and lineage.job_id == job.id
+    assert record.method == lineage.method == "sft"
+
+
+def test_the_registry_keeps_how_a_model_was_trained(namespace: str, tmp_path: Path) -> None:
+    """A DPO model's lineage said its data and hyperparameters, not that it was DPO."""
+    row = {"prompt": "2 + 2?", "chosen": "4.", "rejected": "Five."}
+    pairs = ft.Dataset.from_records([row] * 12)
+    job = make_tuner(namespace).fit(pairs, method="dpo", skip_validation=True)
+    job.wait(poll_interval=0.01, timeout=5)
+    lineage = ft.JobRegistry().lineage(job.model.name)
+    assert lineage is not None and lineage.method == "dpo"
+    path = tmp_path / "jobs.sqlite3"  # a registry of the version before: the method unknown
+    with sqlite3.connect(path) as db:
+        for script in _MIGRATIONS[:-1]:
+            db.executescript(script)
+        db.execute(f"PRAGMA user_version = {len(_MIGRATIONS) - 1}")
+        db.execute(
+            "INSERT INTO jobs (backend, job_id, base_model, status, created_at, updated_at) "
+            "VALUES ('fake', ?, 'm', 'succeeded', 't', 't')",
+            (job.id,),
+        )
+    db.close()
+    earlier = ft.JobRegistry(path)
+    assert earlier.get("fake", job.id).method is None  # type: ignore[union-attr]
+    earlier.record(job.job)  # a later look at the job fills it in
+    assert earlier.get("fake", job.id).method == "dpo"  # type: ignore[union-attr]
 
 
 def test_a_job_another_account_holds_is_not_found_with_where_it_was_seen(

@@ -150,6 +150,7 @@ def _cmd_jobs(args: argparse.Namespace) -> int:
                 f"{record.backend:8} {record.job_id:32} {record.status:10} "
                 f"{_local_minute(record.created_at)}  "
                 f"{record.base_model} -> {record.fine_tuned_model or '-'}{_gone(record)}"
+                f"{' (dpo)' if record.method == 'dpo' else ''}"
             )
     if not records:
         scope = f" on {args.backend}" if args.backend else ""

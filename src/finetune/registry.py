@@ -33,7 +33,7 @@ ENV_PATH = "FINETUNE_REGISTRY"
 _HOW = f"registry=, or {ENV_PATH}"
 _COLUMNS = (
     "backend, job_id, base_model, status, fine_tuned_model, idempotency_key, train_fingerprint, "
-    "validation_fingerprint, hyperparameters, created_at, updated_at, endpoint"
+    "validation_fingerprint, hyperparameters, created_at, updated_at, endpoint, method"
 )
 # the columns after ``backend`` (and ``endpoint``, since the third migration)
 _JOB_FIELDS = """job_id TEXT NOT NULL,
@@ -95,6 +95,9 @@ _MIGRATIONS = [
     """,
     """
     ALTER TABLE training_rows ADD COLUMN kind TEXT;
+    """,
+    """
+    ALTER TABLE jobs ADD COLUMN method TEXT;
     """,
 ]
 
@@ -168,6 +171,8 @@ class JobRecord:
     created_at: str
     updated_at: str
     endpoint: str = ""
+    method: str | None = None
+    """``sft`` or ``dpo``; ``None`` for a job recorded before the registry kept it."""
 
 
 def check_limit(limit: int) -> int:
@@ -277,7 +282,7 @@ class JobRegistry:
         with self._lock, self._connect() as db:
             db.execute(
                 f"""
-                INSERT INTO jobs ({_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)
+                INSERT INTO jobs ({_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)
                 ON CONFLICT (backend, endpoint, job_id) DO UPDATE SET
                     status = excluded.status,
                     fine_tuned_model = COALESCE(excluded.fine_tuned_model, fine_tuned_model),
@@ -287,7 +292,8 @@ class JobRegistry:
                         COALESCE(excluded.validation_fingerprint, validation_fingerprint),
                     hyperparameters = CASE excluded.hyperparameters
                         WHEN '{{}}' THEN hyperparameters ELSE excluded.hyperparameters END,
-                    updated_at = excluded.updated_at
+                    updated_at = excluded.updated_at,
+                    method = COALESCE(method, excluded.method)
                 """,
                 (
                     job.backend,
@@ -302,6 +308,7 @@ class JobRegistry:
                     (job.created_at.isoformat() if job.created_at else now),
                     now,
                     endpoint,
+                    job.method,
                 ),
             )
             if idempotency_key:
