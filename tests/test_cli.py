@@ -729,7 +729,7 @@ def test_an_eval_config_gives_each_candidate_its_predictor_options(
             assert "is a folder: name a file, as " in capsys.readouterr().err
         assert not server.requests and not (tmp_path / "new").exists()
         output = tmp_path / "result.json"
-        assert main(["eval", str(config), "--output", str(output)]) == 0
+        assert main(["eval", "--config", str(config), "--output", str(output)]) == 0  # as train
         chats = [r for r in server.requests if r.path.endswith("/chat/completions")]
         config.write_text(config.read_text().replace("max_tokens", "max_tokenz"))
         assert main(["eval", str(config)]) == 2

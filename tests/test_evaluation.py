@@ -578,6 +578,34 @@ def test_a_job_is_a_candidate_as_the_model_it_made() -> None:
     assert as_job.predictions("tuned") == as_model.predictions("tuned")
 
 
+def test_a_job_named_by_its_id_is_the_model_it_made(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An eval config's ``tuned = "hf:hfjob-..."``, the job as ``finetune train`` printed it,
+    asked a model of that name: "not a model folder or .gguf file here"."""
+    from finetune.testing import FakeBackend
+
+    monkeypatch.setenv("FINETUNE_REGISTRY", str(tmp_path / "jobs.sqlite3"))
+    train, held = _qa(16).split(0.25)
+    running = ft.Tuner(FakeBackend(running=60), model="base").fit(train, suffix="slow")
+    with pytest.raises(ft.FinetuneError) as refused:
+        ft.evaluate(held, {"tuned": f"fake:{running.id}"}, m.exact_match, cache=False)
+    said = str(refused.value).replace(running.job.status.value, "STATUS")
+    assert said == (
+        f"candidate 'tuned' is job fake:{running.id}, which had made no model when this machine "
+        f"last saw it (STATUS): `finetune wait fake:{running.id}` waits for it and reads it again"
+    )
+    running.cancel()
+    job = ft.Tuner("fake", model="base").fit(train).wait(poll_interval=0.05)
+    seen = held + train[:2]
+    by_id = ft.evaluate(seen, {"tuned": f"fake:{job.id}"}, m.exact_match, cache=False)
+    by_model = ft.evaluate(seen, {"tuned": job.model}, m.exact_match, cache=False)
+    assert by_id.predictions("tuned") == by_model.predictions("tuned") != []
+    assert by_id.trained_on == by_model.trained_on == {"tuned": [4, 5]}  # known by its job
+    named = ft.ModelRef(backend="fake", name="base")  # a model that is no job: as it is
+    assert ft.evaluate(held, {"b": named}, m.exact_match, cache=False).predictions("b") != []
+
+
 def test_nothing_to_evaluate_is_refused() -> None:
     with pytest.raises(ValueError, match="nothing to evaluate"):
         ft.evaluate(ft.Dataset.from_records([]), {"oracle": _answer}, [m.exact_match])
@@ -2108,10 +2136,12 @@ def test_answers_cut_at_the_token_limit_are_noted_on_the_result(
     assert result.notes == [
         "candidate 'short': 3 of its 3 answers stopped at max_tokens=3 (at index 0, 1, 2), cut "
         "short, and are scored as they are; if answers should be longer, raise it: "
-        "predictor_options={'short': {'max_tokens': ...}}",
+        "predictor_options={'short': {'max_tokens': ...}} (an eval config's options = "
+        "{ max_tokens = ... } under [candidates.short])",
         "candidate 'terse': 3 of its 3 answers stopped at max_tokens=2 (at index 0, 1, 2), cut "
         "short, and are scored as they are; if answers should be longer, raise it: "
-        "predictor_options={'terse': {'max_tokens': ...}}",
+        "predictor_options={'terse': {'max_tokens': ...}} (an eval config's options = "
+        "{ max_tokens = ... } under [candidates.terse])",
     ]
     assert again.notes == result.notes
     assert "Note: candidate 'short': 3 of its 3 answers" in result.to_markdown()
@@ -2128,7 +2158,8 @@ def test_a_plugin_predictor_marks_its_cut_answers_with_truncated_reply() -> None
     assert result.notes == [
         "candidate 'mine': 4 of its 4 answers stopped at max_words=2 (at index 0, 1, 2, 3), cut "
         "short, and are scored as they are; if answers should be longer, raise it: "
-        "predictor_options={'mine': {'max_words': ...}}"
+        "predictor_options={'mine': {'max_words': ...}} (an eval config's options = "
+        "{ max_words = ... } under [candidates.mine])"
     ]
 
 
@@ -2353,7 +2384,7 @@ def test_a_model_evaluated_on_what_it_was_trained_on_is_noted_on_the_result(
     note = (
         "candidate 'tuned' was fine-tuned on 5 of the 7 evaluated examples (at index 0, 1, 4, "
         "5, 6), answers included: its scores on them are inflated. Evaluate on data without "
-        "them: holdout.excluding(train)"
+        'them: holdout.excluding(train) (an eval config\'s exclude = "train.jsonl")'
     )
     assert result.notes == [note]  # rows 10 and 11 of _qa(20) are in _qa(12) too
     assert result.to_markdown().endswith(f"\n\nNote: {note}")
@@ -2541,7 +2572,7 @@ def test_tuned_tiny_model_beats_its_base(
     assert result.notes[0] == (
         "candidate 'tuned' was fine-tuned on 1 of the 60 evaluated examples (at index 39), "
         "answers included: its scores on them are inflated. Evaluate on data without them: "
-        "holdout.excluding(train)"
+        'holdout.excluding(train) (an eval config\'s exclude = "train.jsonl")'
     )
     # the untuned model rambles to its token limit; the tuned one learned to end its answer
     cut = [note.split(":")[0] for note in result.notes[1:]]

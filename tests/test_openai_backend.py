@@ -306,7 +306,7 @@ def test_a_hosted_model_scored_on_its_training_rows_is_noted_from_the_registry(
     assert result.notes == [
         "candidate 'tuned' was fine-tuned on 1 of the 4 evaluated examples (at index 3), "
         "answers included: its scores on them are inflated. Evaluate on data without them: "
-        "holdout.excluding(train)"
+        'holdout.excluding(train) (an eval config\'s exclude = "train.jsonl")'
     ]
     assert result.trained_on == {"tuned": [3]}
     assert ft.EvalResult.from_json(result.to_json(tmp_path / "r.json")).trained_on == {"tuned": [3]}

@@ -245,6 +245,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
 def _cmd_eval(args: argparse.Namespace) -> int:
     from finetune.evaluation._overlap import ShotsFromEvaluatedData
 
+    args.config = args.config or args.config_flag
     config = load_config(args.config)
     if args.output and (args.output.endswith(("/", os.sep)) or Path(args.output).is_dir()):
         folder = Path(args.output)  # found after the whole evaluation, it was paid for
@@ -457,8 +458,14 @@ def _parser() -> argparse.ArgumentParser:
         help="send the data even where validation finds errors",
     )
     evaluate = command("eval", _cmd_eval, "evaluate candidates on a dataset (config file)")
-    evaluate.add_argument(
-        "config", help="a TOML or YAML file: data, candidates, metrics, [judge] (docs/cli.md)"
+    config_file = evaluate.add_mutually_exclusive_group(required=True)
+    config_file.add_argument(
+        "config",
+        nargs="?",
+        help="a TOML or YAML file: data, candidates, metrics, [judge] (docs/cli.md)",
+    )
+    config_file.add_argument(
+        "--config", dest="config_flag", help="the same file, as train and estimate take it"
     )
     evaluate.add_argument("--output", help="write the result as JSON here")
     evaluate.add_argument(

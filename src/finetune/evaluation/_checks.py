@@ -10,6 +10,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from finetune._errors import FinetuneError, did_you_mean, unexpected_keyword
+from finetune.evaluation._lineage import model_of_job
 from finetune.evaluation._predictors import Predictor, model_named
 from finetune.evaluation._prompts import shows_non_text, uses_tools
 from finetune.evaluation.metrics import Metric, needs_reference
@@ -53,10 +54,11 @@ def refuse_unnamed_candidates(candidates: Mapping[Any, Any]) -> None:
 
 
 def as_models(candidates: Mapping[str, Any]) -> dict[str, Any]:
-    """Candidates with each job (a ``JobHandle``, an ``AsyncJobHandle`` or a ``Job``) read as
-    the model it made, as ``{"tuned": job}`` is meant, and each ``"backend:model"`` text
-    (``str(ref)``, an eval config's form) as its ``ModelRef``; a job that made none yet is
-    refused, naming the candidate, before any model is asked."""
+    """Candidates with each job (a ``JobHandle``, an ``AsyncJobHandle`` or a ``Job``, or a
+    ``ModelRef`` naming a job the registry knows, ``hf:hfjob-...``) read as the model it
+    made, as ``{"tuned": job}`` is meant, and each ``"backend:model"`` text (``str(ref)``,
+    an eval config's form) as its ``ModelRef``; a job that made none yet is refused, naming
+    the candidate, before any model is asked."""
     from finetune._handle import JobView, why_no_model
 
     models = {}
@@ -68,7 +70,9 @@ def as_models(candidates: Mapping[str, Any]) -> dict[str, Any]:
                     f"candidate {name!r} is job {job.id}, which {why_no_model(job)}"
                 )
             candidate = job.model
-        models[name] = model_named(candidate) if isinstance(candidate, str) else candidate
+        if isinstance(candidate, str):
+            candidate = model_named(candidate)
+        models[name] = model_of_job(name, candidate)
     return models
 
 

@@ -9,13 +9,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from finetune._errors import RegistryError
+from finetune._errors import FinetuneError, RegistryError
 from finetune.types import ModelRef
 
 if TYPE_CHECKING:
     from finetune.registry import JobRegistry
 
-__all__ = ["api_trained_on", "rows_kept_for"]
+__all__ = ["api_trained_on", "model_of_job", "rows_kept_for"]
 
 log = logging.getLogger("finetune")
 T = TypeVar("T")
@@ -49,6 +49,38 @@ def api_trained_on(model: ModelRef) -> dict[str, str]:
         model.name,
     )
     return {"api": "completions"}
+
+
+def model_of_job(name: str, candidate: Any) -> Any:
+    """A ``ModelRef`` that names a job this machine's registry knows (``"hf:hfjob-..."``,
+    ``"openai:ftjob-..."``, as a job is written on the command line) as the model the job
+    made; a job the registry saw with no model yet is refused, naming the candidate; any
+    other candidate as it is."""
+    if not isinstance(candidate, ModelRef) or candidate.job_id or candidate.endpoint:
+        return candidate
+    from finetune.registry import JobRegistry, default_registry_path
+
+    path = Path(candidate._registry_file or default_registry_path())
+    try:
+        record = (
+            JobRegistry(path).get(candidate.backend, candidate.name) if path.is_file() else None
+        )
+    except RegistryError as exc:
+        log.debug("nothing from the registry on %s: %s", candidate.name, exc)
+        return candidate
+    if record is None:
+        return candidate
+    if not record.fine_tuned_model:
+        job = f"{record.backend}:{record.job_id}"
+        raise FinetuneError(
+            f"candidate {name!r} is job {job}, which had made no model when this machine last "
+            f"saw it ({record.status}): `finetune wait {job}` waits for it and reads it again"
+        )
+    log.info(
+        "candidate %r: the model job %s made, %s", name, record.job_id, record.fine_tuned_model
+    )
+    update = {"name": record.fine_tuned_model, "job_id": record.job_id}
+    return candidate.model_copy(update={**update, "base_model": record.base_model})
 
 
 def _recorded(candidate: Any, read: Callable[[JobRegistry, str, str], T | None]) -> T | None:

@@ -73,7 +73,8 @@ def notes_on_what_was_trained_on(trained_on: dict[str, list[int]], examples: int
         notes.append(
             f"candidate {name!r} was fine-tuned on {len(learned)} of the {examples} "
             f"evaluated examples (at index {indexes(learned)}), answers included: its scores "
-            "on them are inflated. Evaluate on data without them: holdout.excluding(train)"
+            "on them are inflated. Evaluate on data without them: holdout.excluding(train) "
+            '(an eval config\'s exclude = "train.jsonl")'
         )
         log.warning("evaluate: %s", notes[-1])
     return notes

@@ -421,11 +421,13 @@ def _notes_on_cut_answers(tasks: list[_Task], examples: int) -> list[str]:
     notes = []
     for name, marks in cut.items():
         limit = marks[0][1]
+        setting = limit.partition("=")[0]
         notes.append(
             f"candidate {name!r}: {len(marks)} of its {examples} answers stopped at {limit} (at "
             f"index {indexes([index for index, _ in marks])}), cut short, and are scored as "
             f"they are; if answers should be longer, raise it: predictor_options={{{name!r}: "
-            f"{{{limit.partition('=')[0]!r}: ...}}}}"
+            f"{{{setting!r}: ...}}}} (an eval config's options = {{ {setting} = ... }} under "
+            f"[candidates.{name}])"
         )
         log.warning("evaluate: %s", notes[-1])
     return notes
