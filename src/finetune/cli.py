@@ -239,7 +239,15 @@ def _cmd_train(args: argparse.Namespace) -> int:
         skip_validation=settings.get("skip_validation", False),
     )
     print(f"{job.id} {job.status.value}")
-    return ended(waited(job)) if args.wait else 0
+    if args.wait:
+        return ended(waited(job))
+    if not job.status.is_terminal:
+        print(
+            f"it runs on without this command: `finetune wait {job.job.backend}:{job.id}` watches it "
+            "(status, events, metrics and cancel take it too)",
+            file=sys.stderr,
+        )
+    return 0
 
 
 def _cmd_eval(args: argparse.Namespace) -> int:
