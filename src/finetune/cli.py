@@ -242,9 +242,10 @@ def _cmd_train(args: argparse.Namespace) -> int:
     if args.wait:
         return ended(waited(job))
     if not job.status.is_terminal:
+        named = f"{job.job.backend}:{job.id}"
         print(
-            f"it runs on without this command: `finetune wait {job.job.backend}:{job.id}` watches it "
-            "(status, events, metrics and cancel take it too)",
+            f"it runs on without this command: `finetune wait {named}` watches it (status, "
+            "events, metrics and cancel take it too)",
             file=sys.stderr,
         )
     return 0
