@@ -735,6 +735,41 @@ def test_kto_rows_are_refused_with_a_cure_that_keeps_the_bad_completions_out(
     assert "KTO" not in number.errors[0].message  # a class label of another kind of data
 
 
+def test_preference_rows_under_other_names_are_told_the_renames_that_read_them() -> None:
+    """StackExchange-paired's rows (TRL's StackLLaMA data) were "unrecognized example shape"
+    with five of their six keys and no cure; a pair's ``question`` was told to be removed."""
+    paired = {
+        "qid": 1,
+        "question": "2 + 2?",
+        "date": "2020",
+        "metadata": ["x"],
+        "response_j": "4.",
+        "response_k": "5.",
+    }
+    (finding,) = validate(ft.Dataset.from_records([paired]), target="hf", model="m").errors
+    assert finding.code == "unknown_format"
+    assert "keys: date, metadata, qid, question, response_j, response_k)" in finding.message
+    cure = "--columns question=prompt,response_j=chosen,response_k=rejected on the command line"
+    assert finding.message.endswith(cure)
+    renames = {"question": "prompt", "response_j": "chosen", "response_k": "rejected"}
+    assert f"ds.select_columns({renames!r})" in finding.message
+    renamed = ft.Dataset.from_records([paired]).select_columns(renames)
+    assert validate(renamed, target="hf", model="m").ok and renamed.kind == "preference"
+
+    asked = {"question": "2 + 2?", "chosen": "4.", "rejected": "5."}
+    report = validate(ft.Dataset.from_records([asked]), target="hf", model="m")
+    (told,) = [f for f in report.errors if f.field == "question"]
+    kept = {"question": "prompt", "chosen": "chosen", "rejected": "rejected"}
+    assert told.message == (
+        "unknown key 'question' holds a value: a preference example's question is its 'prompt'; "
+        f"rename it (ds.select_columns({kept!r}), or --columns question=prompt,chosen,rejected "
+        "on the command line)"
+    )
+    assert validate(
+        ft.Dataset.from_records([asked]).select_columns(kept), target="hf", model="m"
+    ).ok
+
+
 def _legacy_function_row(**changes: Any) -> dict[str, Any]:
     """OpenAI's fine-tuning row for function calling before tools (2023)."""
     call = {"name": changes.get("called", "get_weather"), "arguments": '{"city": "Paris"}'}

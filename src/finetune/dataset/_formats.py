@@ -35,6 +35,7 @@ from finetune.dataset._implicit_prompt import (
 from finetune.dataset._role_columns import (
     as_turns_cure,
     is_role_columns,
+    renames_cure,
     role_columns_field,
     role_columns_record,
 )
@@ -217,6 +218,13 @@ def shape_hint(data: dict[str, Any]) -> str:
             f"{told} ({as_turns_cure(asked, answer)}); or prompt and completion, a completion "
             "pair (for a base model without a chat template: OpenAI's chat models and "
             "Fireworks train chat only)"
+        )
+    if {"question", "response_j", "response_k"} <= keys:
+        renames = {"question": "prompt", "response_j": "chosen", "response_k": "rejected"}
+        return (
+            "; question, response_j and response_k are StackExchange-paired's preference "
+            "shape (response_j the answer people preferred), read as prompt, chosen and "
+            f"rejected, to train with method='dpo': {renames_cure(renames)}"
         )
     return _wrapper_hint(data, keys)
 

@@ -13,6 +13,7 @@ __all__ = [
     "as_turns_cure",
     "completion_as_chat",
     "is_role_columns",
+    "renames_cure",
     "role_columns_field",
     "role_columns_record",
 ]
@@ -69,8 +70,13 @@ def role_columns_field(field: str | None, data: dict[str, Any]) -> str | None:
 def as_turns_cure(asked: str, answer: str) -> str:
     """How to read a row's question and answer columns as a user turn and an assistant turn:
     the ``select_columns`` call and the command line's ``--columns`` that rename them."""
-    renames = {asked: "user", answer: "assistant"}
-    flag = ",".join(f"{old}={new}" for old, new in renames.items())
+    return renames_cure({asked: "user", answer: "assistant"})
+
+
+def renames_cure(renames: dict[str, str]) -> str:
+    """The ``select_columns`` call and the command line's ``--columns`` that keep a row's
+    columns ``renames`` names, each under its new name (a column kept as it is, bare)."""
+    flag = ",".join(old if old == new else f"{old}={new}" for old, new in renames.items())
     return f"ds.select_columns({renames!r}), or --columns {flag} on the command line"
 
 

@@ -8,6 +8,7 @@ from typing import Any
 
 from finetune._errors import closest_name, did_you_mean
 from finetune.dataset._functions import LEGACY_FUNCTIONS
+from finetune.dataset._role_columns import renames_cure
 
 __all__ = ["unknown_key_message"]
 
@@ -37,6 +38,12 @@ def _other_shape_key(
         )
     if key == "function_call" and "tool_calls" in known:
         return f"unknown key 'function_call': {LEGACY_FUNCTIONS}"
+    if top_level and key in _PROMPT_NAMES and "preference" in owner:
+        kept = {key: "prompt", "chosen": "chosen", "rejected": "rejected"}
+        return (
+            f"unknown key {key!r} holds a value: a preference example's question is its "
+            f"'prompt'; rename it ({renames_cure(kept)})"
+        )
     role = _role_misspelt(key) if top_level and "messages" in known else None
     if role is not None:
         return (
@@ -48,6 +55,7 @@ def _other_shape_key(
 
 
 _ROLE_COLUMNS = ("system", "user", "assistant")  # as _role_columns reads them
+_PROMPT_NAMES = frozenset({"question", "instruction", "query"})
 
 
 def _role_misspelt(key: str) -> str | None:

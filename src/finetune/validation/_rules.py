@@ -146,7 +146,8 @@ def check_record(record: dict[str, Any], target: Target, model: str) -> Iterator
     """Structural issues of one raw record for ``target``."""
     kind = record_kind(record)
     if kind is None:
-        keys = ", ".join(sorted(record)[:5]) or "none"
+        more = f" and {len(record) - 8} more" if len(record) > 8 else ""
+        keys = (", ".join(sorted(record)[:8]) + more) or "none"
         message = f"unrecognized example shape (keys: {keys}){shape_hint(record)}"
         yield "unknown_format", "error", message, None
         return
