@@ -13,6 +13,7 @@ import pytest
 
 import finetune as ft
 from finetune.dataset import ReadProblem, atomic_folder, iter_jsonl
+from finetune.dataset._implicit_prompt import _is_transcript_pair
 from finetune.validation import validate
 
 from .conftest import chat, needs_tiktoken, write_jsonl
@@ -615,6 +616,33 @@ def test_trl_plain_text_preference_is_read() -> None:
     (pair,) = list(data)
     assert isinstance(pair, ft.PreferenceExample)
     assert pair.chosen[0].role == "assistant"
+
+
+def test_hh_rlhf_transcripts_are_read_as_their_conversations(tmp_path: Path) -> None:
+    """Anthropic's HH-RLHF rows, ``chosen`` and ``rejected`` each a "Human: ... Assistant:
+    ..." transcript, were "no prompt: give the conversation so far as 'prompt'"."""
+    asked = "\n\nHuman: What is 2 + 2?\n\nAssistant: 4.\n\nHuman: And 3 + 3?\n\nAssistant:"
+    rows = [
+        {"chosen": f"{asked} 6.", "rejected": f"{asked} I do not know."},
+        {"chosen": "Human: Hi?\n\nAssistant: Hello.", "rejected": "Human: Hi?\n\nAssistant:"},
+        {"chosen": "\n\nHuman: Hi?\n\nAssistant: Hello.", "rejected": "\n\nHuman: Bye?"},
+    ]
+    data = ft.Dataset.from_jsonl(write_jsonl(tmp_path / "hh.jsonl", rows))
+    pair = data[0]
+    assert isinstance(pair, ft.PreferenceExample)
+    assert [(m.role, m.content) for m in pair.input] == [
+        ("user", "What is 2 + 2?"),
+        ("assistant", "4."),
+        ("user", "And 3 + 3?"),
+    ]
+    assert [m.content for m in pair.chosen] == ["6."]
+    assert [m.content for m in pair.rejected] == ["I do not know."]
+    report = validate(data, target="hf", model="m")
+    (empty,) = [f for f in report.warnings if f.code != "unchecked_context"]
+    assert (empty.code, empty.line, empty.field) == ("empty_content", 2, "rejected")
+    (broken,) = report.errors  # no assistant turn in one: not a transcript pair
+    assert broken.line == 3 and broken.message.startswith("no prompt: give the conversation")
+    assert _is_transcript_pair({"chosen": "Human: q", "rejected": "Human: q"}) is False
 
 
 def _turn(role: str, content: str) -> dict[str, str]:

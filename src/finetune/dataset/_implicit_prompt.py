@@ -2,8 +2,10 @@
 preference sets on the Hub): ``chosen`` and ``rejected`` are each the whole conversation, and
 the prompt is the turns both begin with. Read as our explicit pair, as TRL's own
 ``maybe_extract_prompt`` splits them: also where a text ``prompt`` stands beside the two
-conversations (``HuggingFaceH4/ultrafeedback_binarized``), which TRL reads from them too. An
-error in one is named by the row's own fields."""
+conversations (``HuggingFaceH4/ultrafeedback_binarized``), which TRL reads from them too; and
+Anthropic's HH-RLHF rows, whose ``chosen`` and ``rejected`` are transcripts (``"\n\nHuman: ...
+\n\nAssistant: ..."``), read as those conversations. An error in one is named by the row's
+own fields."""
 
 from __future__ import annotations
 
@@ -24,10 +26,48 @@ _PAIR_FIELD = re.compile(r"(prompt|input|chosen|rejected)(?:\[(\d+)\])?")
 
 def is_implicit_pair(data: dict[str, Any]) -> bool:
     """A row with ``chosen`` and ``rejected`` both lists, and no prompt of its own (or one
-    in text: the conversations' first turns say it as messages)."""
-    if data.get("chosen").__class__ is not list or data.get("rejected").__class__ is not list:
+    in text: the conversations' first turns say it as messages); or both HH-RLHF transcripts."""
+    chosen = data.get("chosen")
+    if chosen.__class__ is str:
+        return _is_transcript_pair(data)
+    if chosen.__class__ is not list or data.get("rejected").__class__ is not list:
         return False  # first: a chat row (every row, most often) stops here
     return not _EXPLICIT_KEYS & data.keys() and isinstance(data.get("prompt", ""), str)
+
+
+_TURN = re.compile(r"\n\n(Human|Assistant):[ ]?")
+_ROLES = {"Human": "user", "Assistant": "assistant"}
+
+
+def _is_transcript_pair(data: dict[str, Any]) -> bool:
+    """HH-RLHF's row: ``chosen`` and ``rejected`` transcripts that begin with a human turn
+    and hold an assistant turn, and no prompt of its own."""
+    if "prompt" in data or _EXPLICIT_KEYS & data.keys():
+        return False
+    return all(_is_transcript(data.get(side)) for side in ("chosen", "rejected"))
+
+
+def _is_transcript(text: Any) -> bool:
+    return (
+        isinstance(text, str)
+        and text.lstrip("\n").startswith("Human:")
+        and "\n\nAssistant:" in text
+    )
+
+
+def _transcript_turns(text: str) -> list[dict[str, str]]:
+    """``"\n\nHuman: q\n\nAssistant: a"`` as ``[{"role": "user", "content": "q"}, ...]``."""
+    parts = _TURN.split("\n\n" + text.lstrip("\n"))[1:]
+    pairs = zip(parts[::2], parts[1::2], strict=True)  # the split keeps each turn's speaker
+    return [{"role": _ROLES[who], "content": said} for who, said in pairs]
+
+
+def _as_lists(data: dict[str, Any]) -> dict[str, Any]:
+    """An HH-RLHF row with its transcripts as lists of messages; any other row as it is."""
+    if data.get("chosen").__class__ is not str or not _is_transcript_pair(data):
+        return data
+    turns = {side: _transcript_turns(data[side]) for side in ("chosen", "rejected")}
+    return {**data, **turns}
 
 
 def shared_turns(data: dict[str, Any]) -> int:
@@ -45,6 +85,7 @@ def _split_at(data: dict[str, Any]) -> int | None:
     validation says what is missing)."""
     if not is_implicit_pair(data):
         return None
+    data = _as_lists(data)
     shared = shared_turns(data)
     if shared == 0 or shared in (len(data["chosen"]), len(data["rejected"])):
         return None
@@ -57,6 +98,7 @@ def explicit_pair(data: dict[str, Any]) -> dict[str, Any]:
     shared = _split_at(data)
     if shared is None:
         return data
+    data = _as_lists(data)
     return {
         **data,
         "prompt": data["chosen"][:shared],
@@ -73,6 +115,8 @@ def explicit_pair_field(field: str | None, data: dict[str, Any]) -> str | None:
     if field is None or shared is None or found is None:
         return field
     key, index = found.group(1), found.group(2)
+    if data["chosen"].__class__ is str:  # a transcript: its turns have no field of their own
+        return "rejected" if key == "rejected" else "chosen"
     rest = field[found.end() :]
     if key in ("prompt", "input"):
         return f"chosen{rest}" if index is None else f"chosen[{index}]{rest}"
@@ -81,6 +125,7 @@ def explicit_pair_field(field: str | None, data: dict[str, Any]) -> str | None:
 
 def why_no_prompt(record: dict[str, Any]) -> str:
     """Why a pair without a prompt was not read as TRL's implicit-prompt pair, and the cure."""
+    record = _as_lists(record)
     chosen, rejected = record.get("chosen"), record.get("rejected")
     cure = "give the conversation so far as 'prompt', and each answer alone"
     if not (isinstance(chosen, list) and isinstance(rejected, list)):
