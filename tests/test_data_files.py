@@ -669,3 +669,14 @@ def test_a_folder_given_as_data_is_told_the_files_it_holds(
     assert f"as {shards / 'train'}-*.parquet in a shell" in said
     assert main(["validate", str(tmp_path / "data" / ".."), *flags]) == 2
     assert "is a folder, and holds no data file" in capsys.readouterr().err
+    mine = tmp_path / "mine"  # a folder of one's own files: no shards to match
+    mine.mkdir()
+    (mine / "pref.jsonl").write_bytes(b"")
+    assert main(["validate", str(mine), *flags]) == 2
+    assert capsys.readouterr().err.strip() == (
+        f"error: {mine}: is a folder: name its data file, {mine / 'pref.jsonl'}"
+    )
+    (mine / "more.jsonl").write_bytes(b"")
+    assert main(["validate", str(mine), *flags]) == 2
+    said = capsys.readouterr().err.strip()  # not "mine/more.jsonl-*.jsonl"
+    assert said.endswith(f"as {mine / 'more.jsonl'} {mine / 'pref.jsonl'}"), said

@@ -330,13 +330,19 @@ def _folder_refusal(folder: Path) -> str:
     held = sorted(p.name for p in folder.iterdir() if p.is_file() and is_data_name(p.name))
     if not held:
         return f"{folder}: is a folder, and holds no data file (.jsonl, .json, .csv, .parquet)"
+    if len(held) == 1:
+        return f"{folder}: is a folder: name its data file, {folder / held[0]}"
     shown = ", ".join(held[:5]) + (f" and {len(held) - 5} more" if len(held) > 5 else "")
     first = next((name for name in held if name.startswith("train")), held[0])
-    split = first.split("-")[0]
+    split, shard, _ = first.partition("-")
+    several = (
+        f"{folder / split}-*{Path(first).suffix} in a shell"  # a split's shards
+        if shard
+        else " ".join(str(folder / name) for name in held[:2])
+    )
     return (
         f"{folder}: is a folder: name its data files, which may be several splits (it holds "
-        f"{shown}); several are read as one, as {folder / split}-*{Path(first).suffix} "
-        "in a shell"
+        f"{shown}); several are read as one, as {several}"
     )
 
 
