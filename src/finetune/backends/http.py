@@ -456,11 +456,23 @@ def connection_error(
 ) -> ServerError:
     """A network failure (reset, timeout, refused) as a retryable ``ServerError``, naming
     the ``url`` asked where one server of many could be meant (an OpenAI-compatible one)."""
-    detail = redact(excerpt(str(error) or type(error).__name__), *secrets)
+    detail = redact(excerpt(_with_its_cause(error)), *secrets)
     at = f" at {url}" if url else ""
     mapped_error = ServerError(f"connection problem{at}: {detail}", backend=provider)
     mapped_error.__cause__ = RedactedCause(error, *secrets)
     return mapped_error
+
+
+def _with_its_cause(error: BaseException) -> str:
+    """An SDK's "Connection error." with the socket's own words that caused it (``[Errno
+    111] Connection refused``, ``Name or service not known``), which it hides."""
+    said = str(error) or type(error).__name__
+    root, seen = error, {id(error)}
+    while (inner := root.__cause__ or root.__context__) is not None and id(inner) not in seen:
+        root = inner
+        seen.add(id(inner))
+    cause = str(root)
+    return f"{said} ({cause})" if cause and cause not in said else said
 
 
 def is_connection_problem(error: BaseException) -> bool:
