@@ -95,15 +95,15 @@ def _split_at(data: dict[str, Any]) -> int | None:
 def explicit_pair(data: dict[str, Any]) -> dict[str, Any]:
     """An implicit-prompt row as ours: ``prompt`` the shared turns, ``chosen`` and
     ``rejected`` what follows them. Any other row (one that cannot be split, too) as it is."""
-    shared = _split_at(data)
+    pair = _as_lists(data)
+    shared = _split_at(pair)
     if shared is None:
         return data
-    data = _as_lists(data)
     return {
-        **data,
-        "prompt": data["chosen"][:shared],
-        "chosen": data["chosen"][shared:],
-        "rejected": data["rejected"][shared:],
+        **pair,
+        "prompt": pair["chosen"][:shared],
+        "chosen": pair["chosen"][shared:],
+        "rejected": pair["rejected"][shared:],
     }
 
 

@@ -82,8 +82,8 @@ async def ajudge_pairwise(
     progress: bool = False,
 ) -> Comparison:
     """Ask ``judge`` (a ModelRef or its ``"backend:model"`` text, a Predictor or a function)
-    which of ``a`` and ``b`` answered
-    better, once in each order; ``a`` scores 1 (won both), 0.5 (split or tie) or 0 per example.
+    which of ``a`` and ``b`` answered better, once in each order; ``a`` scores 1 (won both),
+    0.5 (split or tie) or 0 per example.
     Up to ``max_concurrency`` requests at once; replies are kept in the prediction cache
     (``cache`` as ``evaluate`` takes it), so a re-run asks for none again; ``progress`` shows
     a bar of the votes. Rate limits, 5xx and dropped connections are retried as predictions

@@ -405,14 +405,14 @@ _RUBRIC_PROMPT = (
 def llm_judge(
     judge: Any, rubric: str = "Is the answer correct and complete?", *, name: str = "llm_judge"
 ) -> Metric:
-    """A rubric judge: any predictor (or ``ModelRef``, or its text ``"openai:gpt-4.1"``)
-    scores 1-5, mapped to [0, 1]; its column is ``name`` (two rubrics in one evaluation,
-    ``name="tone"`` beside the default); rate limits, 5xx and dropped connections are
-    retried as predictions are. The grade is the
-    last one a reply names (``Grade: 4``), else its one digit 1-5 standing alone. A reply
-    with no grade (``4.5``, ``3 to 4``, a refusal), or two (``it misses 2 points: 3``), is
-    answered once with the instruction again (a second with two is read by its first); a
-    second with none is a ``ValueError`` quoting it (never a score the judge did not give).
+    """A rubric judge: any predictor (or ``ModelRef``, or its text ``"openai:gpt-4.1"``) scores
+    1-5, mapped to [0, 1]; its column is ``name`` (two rubrics in one evaluation,
+    ``name="tone"`` beside the default); rate limits, 5xx and dropped connections are retried as
+    predictions are. The grade is the last one a reply names (``Grade: 4``), else its one digit
+    1-5 standing alone. A reply with no grade (``4.5``, ``3 to 4``, a refusal), or two (``it
+    misses 2 points: 3``), is answered once with the instruction again (a second with two is
+    read by its first); a second with none is a ``ValueError`` quoting it (never a score the
+    judge did not give).
 
     In ``evaluate`` the judge grades each answer as soon as it is in, ``max_concurrency``
     requests at once, and its replies are kept in the prediction cache, so a re-run pays for
