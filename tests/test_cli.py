@@ -191,6 +191,25 @@ def test_jobs_says_when_each_job_was_created_in_local_time(
     assert json.loads(capsys.readouterr().out)["method"] == "dpo"
 
 
+def test_a_lineage_is_found_by_the_model_folder_as_written_or_by_the_job_id(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``finetune jobs --model hfjob-1/model/`` (relative, a final slash) and ``--model
+    hfjob-1`` were "no job in the registry made ...": the registry holds the absolute path."""
+    monkeypatch.setenv("FINETUNE_REGISTRY", str(tmp_path / "jobs.sqlite3"))
+    model = tmp_path / "hfjob-1" / "model"
+    model.mkdir(parents=True)
+    job = ft.Job(id="hfjob-1", backend="hf", base_model="b", status="succeeded")
+    ft.JobRegistry().record(job.model_copy(update={"fine_tuned_model": str(model)}))
+    monkeypatch.chdir(tmp_path)
+    for asked in ("hfjob-1/model/", "./hfjob-1/model", "hfjob-1", "hf:hfjob-1"):
+        assert main(["jobs", "--model", asked]) == 0, asked
+        assert json.loads(capsys.readouterr().out)["fine_tuned_model"] == str(model)
+    assert ft.JobRegistry().lineage("hfjob-1/model/") is not None  # evaluate's look-up too
+    assert main(["jobs", "--model", "hfjob-2"]) == 2
+    assert "no job in the registry made 'hfjob-2'" in capsys.readouterr().err
+
+
 def test_jobs_marks_a_local_model_whose_folder_is_gone(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:

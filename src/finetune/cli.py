@@ -136,7 +136,7 @@ def _declared_capabilities(name: str) -> ft.Capabilities | None:
 def _cmd_jobs(args: argparse.Namespace) -> int:
     registry = ft.JobRegistry()
     if args.model:
-        found = registry.lineage(args.model)
+        found = registry.lineage(args.model) or _job_of_id(registry, args.model)
         if found is None:
             raise ft.FinetuneError(f"no job in the registry made {args.model!r}")
         print(json.dumps(dataclasses.asdict(found), indent=2))
@@ -160,6 +160,14 @@ def _cmd_jobs(args: argparse.Namespace) -> int:
             guess = did_you_mean(args.backend, known) or f"; backends: {', '.join(known)}"
             print(f"{args.backend!r} is not a backend here{guess}", file=sys.stderr)
     return 0
+
+
+def _job_of_id(registry: ft.JobRegistry, job: str) -> ft.JobRecord | None:
+    """The record of the one job ``job`` names (``hfjob-...``, ``hf:hfjob-...``), for a
+    lineage asked by the job's id rather than its model's name."""
+    backend, job_id = job_named(job, None)
+    backends = [backend] if backend else registry.backends_of(job_id)
+    return registry.get(backends[0], job_id) if len(backends) == 1 else None
 
 
 def _local_minute(stamp: str) -> str:

@@ -415,11 +415,15 @@ class JobRegistry:
             return [str(row[0]) for row in db.execute(query, args).fetchall()]
 
     def lineage(self, fine_tuned_model: str) -> JobRecord | None:
-        """Which job (and so which dataset fingerprints) produced this model."""
-        return self._one(
-            f"SELECT {_COLUMNS} FROM jobs WHERE fine_tuned_model = ? ORDER BY updated_at DESC",
-            (fine_tuned_model,),
-        )
+        """Which job (and so which dataset fingerprints) produced this model; a local model
+        is found by its folder however the path is written (relative, ``~``, a final ``/``)."""
+        query = f"SELECT {_COLUMNS} FROM jobs WHERE fine_tuned_model = ? ORDER BY updated_at DESC"
+        found = self._one(query, (fine_tuned_model,))
+        folder = Path(fine_tuned_model).expanduser()
+        if found is not None or not folder.exists():
+            return found
+        spelled = {str(folder.absolute()), str(folder.resolve())} - {fine_tuned_model}
+        return next(filter(None, (self._one(query, (path,)) for path in sorted(spelled))), None)
 
     def list(self, *, backend: str | None = None, limit: int = 50) -> list[JobRecord]:
         """Recorded jobs, newest first, optionally for one backend."""
