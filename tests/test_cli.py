@@ -264,6 +264,10 @@ def test_a_reader_that_stops_early_ends_the_command_quietly() -> None:
     ("config", "says"),
     [
         ('metrics = ["exact_match"]\n', 'eval needs data = "holdout.jsonl" and a [candidates]'),
+        (  # a train config's name for its data: it said the config had no data
+            'file = "h.jsonl"\n[candidates]\nb = "openai:m"\n',
+            "unknown key 'file' (did you mean 'data'?); the file takes baseline, ",
+        ),
         ('data = "h.jsonl"\n[candidates]\nbase = "openai"\n', "candidate 'base' needs a"),
         ('data = "h.jsonl"\n[candidates.base]\nbackend = "openai"\n', "candidate 'base' needs"),
         ('data = "h.jsonl\n', "not valid TOML: "),
@@ -481,6 +485,10 @@ def test_unknown_backend(capsys: pytest.CaptureFixture[str]) -> None:
     ("extra", "says"),
     [
         ('sufix = "cli"\n', "unknown key 'sufix' (did you mean 'suffix'?); the file takes "),
+        (  # an eval config's name for its data: difflib alone found nothing
+            'data = "more.jsonl"\n',
+            "unknown key 'data' (did you mean 'file'?); the file takes ",
+        ),
         (
             "[hyperparamters]\nepochs = 2\n",
             "unknown key 'hyperparamters' (did you mean 'hyperparameters'?)",

@@ -87,6 +87,19 @@ def _config_text(path: str) -> str:
         raise FinetuneError(f"{path}: cannot be read ({exc.strerror or exc})") from None
 
 
+# what the other config, or another tool, calls a key: an eval config's data is file here
+_TRAIN_SYNONYMS = {
+    "data": "file",
+    "train": "file",
+    "training_file": "file",
+    "train_file": "file",
+    "eval": "validation",
+    "validation_file": "validation",
+    "valid": "validation",
+}
+_EVAL_SYNONYMS = {"file": "data", "holdout": "data", "test": "data", "eval": "data"}
+
+
 def train_config(path: str) -> dict[str, Any]:
     """The settings of a ``train --config`` file, with a key it does not take, or text or a
     table of the wrong type, refused: a one-line error naming the file and the key."""
@@ -94,7 +107,7 @@ def train_config(path: str) -> dict[str, Any]:
     from finetune.types import Hyperparameters
 
     settings = load_config(path)
-    refuse_unknown_keys(path, settings, TRAIN_KEYS + _TRAIN_TABLES)
+    refuse_unknown_keys(path, settings, TRAIN_KEYS + _TRAIN_TABLES, synonyms=_TRAIN_SYNONYMS)
     text = ("backend", "model", "suffix", "method")
     refuse_wrong_types(path, settings, text=text, tables=_TRAIN_TABLES)
     table = settings.get("hyperparameters") or {}
@@ -376,12 +389,12 @@ def eval_plan(
 ) -> tuple[dict[str, ModelRef], dict[str, dict[str, Any]], list[Any], str | None]:
     """The candidates, their predictor options, the metrics and the baseline of an eval
     config, checked before anything is asked."""
+    refuse_unknown_keys(source, config, _EVAL_KEYS, synonyms=_EVAL_SYNONYMS)
     if not config.get("data") or not isinstance(config.get("candidates"), dict):
         raise FinetuneError(
             f'{source}: eval needs data = "holdout.jsonl" and a [candidates] table '
             "(see finetune eval --help and docs/cli.md)"
         )
-    refuse_unknown_keys(source, config, _EVAL_KEYS)
     columns = columns_setting(source, config.get("columns"))
     parsed = {
         name: eval_candidate(source, name, spec, columns=columns)
