@@ -70,7 +70,7 @@ def _job_handle(args: argparse.Namespace) -> ft.JobHandle:
         return ft.Tuner(local_backend(job_id, args.jobs_dir)).job(job_id)
     if args.jobs_dir:
         raise ft.FinetuneError(f"--jobs-dir is where hf jobs live, not {backend} jobs")
-    return ft.Tuner(backend).job(job_id)
+    return ft.Tuner(backend).job(args.job)  # as given first: a plugin's id may hold a colon
 
 
 def job_named(job: str, backend: str | None) -> tuple[str | None, str]:
