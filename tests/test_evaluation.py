@@ -2161,6 +2161,8 @@ def test_a_plugin_predictor_marks_its_cut_answers_with_truncated_reply() -> None
         "predictor_options={'mine': {'max_words': ...}} (an eval config's options = "
         "{ max_words = ... } under [candidates.mine])"
     ]
+    spaced = ft.evaluate(data, {"mine 2": cut_at_two_words}, m.token_f1, cache=False)
+    assert spaced.notes[0].endswith('under [candidates."mine 2"])')  # as TOML writes the name
 
 
 def test_a_truncated_reply_keeps_its_limit_through_the_cache_and_a_pickle(tmp_path: Path) -> None:

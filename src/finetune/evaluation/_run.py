@@ -8,6 +8,7 @@ import inspect
 import json
 import logging
 import os
+import re
 from collections.abc import Callable, Coroutine, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypedDict
@@ -410,6 +411,11 @@ def _tasks(
     return tasks
 
 
+def _toml_key(name: str) -> str:
+    """A candidate's name as a TOML table writes it: bare, or quoted (``"base 3-shot"``)."""
+    return name if re.fullmatch(r"[A-Za-z0-9_-]+", name) else json.dumps(name)
+
+
 def _notes_on_cut_answers(tasks: list[_Task], examples: int) -> list[str]:
     """Answers that stopped at their predictor's length limit are scored as they are, which
     lowers a candidate's scores when the model had more to say: said on the result (and
@@ -427,7 +433,7 @@ def _notes_on_cut_answers(tasks: list[_Task], examples: int) -> list[str]:
             f"index {indexes([index for index, _ in marks])}), cut short, and are scored as "
             f"they are; if answers should be longer, raise it: predictor_options={{{name!r}: "
             f"{{{setting!r}: ...}}}} (an eval config's options = {{ {setting} = ... }} under "
-            f"[candidates.{name}])"
+            f"[candidates.{_toml_key(name)}])"
         )
         log.warning("evaluate: %s", notes[-1])
     return notes
