@@ -324,8 +324,8 @@ def test_a_reader_that_stops_early_ends_the_command_quietly() -> None:
             'eval.toml: metrics is a list of names, e.g. ["exact_match", "token_f1"], not [3]',
         ),
         (
-            'data = "h"\njudge = "openai:m"\n[candidates]\nb = "fake:m"\n',
-            "eval.toml: judge is a table, as [judge] with backend = ",
+            'data = "h"\njudge = 5\n[candidates]\nb = "fake:m"\n',
+            'eval.toml: judge is "backend:model", or a table, as [judge] with backend = ',
         ),
         (
             'data = "h"\n[judge]\nbackend = "openai"\n[candidates]\nb = "fake:m"\n',
@@ -874,7 +874,14 @@ def test_an_eval_config_grades_with_its_judge_and_gates_on_it(
         config.write_text(f"{head}{named}{candidates}")
         assert main(["eval", str(config), "--output", str(output)]) == 0  # from the cache
         assert len([r for r in fake.requests if r.body and r.body.get("model") == "grader"]) == 24
-    assert json.loads(output.read_text())["metrics"] == ["ships", "llm_judge"]
+        assert json.loads(output.read_text())["metrics"] == ["ships", "llm_judge"]
+        fake.chat_responder = lambda model, messages: "Grade: 4" if model == "grader" else "?"
+        config.write_text(f'{head}judge = "openai:grader"\n{candidates}')  # as a candidate is
+        assert main(["eval", str(config), "--output", str(output)]) == 0
+        asked = [r.body for r in fake.requests if r.body and r.body.get("model") == "grader"]
+    assert "Rubric: Is the answer correct and complete?" in asked[-1]["messages"][-1]["content"]
+    rows = json.loads(output.read_text())["rows"]
+    assert {row["llm_judge"] for row in rows} == {0.75} and len(rows) == 24
 
 
 def test_an_eval_config_leaves_out_the_examples_of_a_training_set(

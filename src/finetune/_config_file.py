@@ -461,10 +461,13 @@ def _judge_metric(source: str, spec: Any) -> Any:
     from finetune.evaluation._predictors import predictor_for
     from finetune.evaluation.metrics import llm_judge
 
+    if isinstance(spec, str):  # "backend:model", as a candidate: the default rubric
+        spec = dict(zip(("backend", "model"), spec.split(":", 1), strict=False))
     if not isinstance(spec, dict):
         raise FinetuneError(
-            f'{source}: judge is a table, as [judge] with backend = "openai", model = ... and '
-            f'rubric = "...", or a list of them ([[judge]]), not {spec!r}'
+            f'{source}: judge is "backend:model", or a table, as [judge] with backend = '
+            '"openai", model = ... and rubric = "...", or a list of them ([[judge]]), not '
+            f"{spec!r}"
         )
     refuse_unknown_keys(source, spec, _JUDGE_KEYS, "[judge]")
     rubric = spec.get("rubric", _DEFAULT_RUBRIC)
