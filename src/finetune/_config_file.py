@@ -461,25 +461,26 @@ def _judge_metric(source: str, spec: Any) -> Any:
     from finetune.evaluation._predictors import predictor_for
     from finetune.evaluation.metrics import llm_judge
 
-    if isinstance(spec, str):  # "backend:model", as a candidate: the default rubric
-        spec = dict(zip(("backend", "model"), spec.split(":", 1), strict=False))
-    if not isinstance(spec, dict):
+    table = {} if isinstance(spec, str) else spec  # "backend:model": the default rubric
+    if not isinstance(table, dict):
         raise FinetuneError(
             f'{source}: judge is "backend:model", or a table, as [judge] with backend = '
             '"openai", model = ... and rubric = "...", or a list of them ([[judge]]), not '
             f"{spec!r}"
         )
-    refuse_unknown_keys(source, spec, _JUDGE_KEYS, "[judge]")
-    rubric = spec.get("rubric", _DEFAULT_RUBRIC)
+    refuse_unknown_keys(source, table, _JUDGE_KEYS, "[judge]")
+    rubric = table.get("rubric", _DEFAULT_RUBRIC)
     if not isinstance(rubric, str) or not rubric.strip():
         raise FinetuneError(
             f'{source}: [judge] rubric is what a good answer does, as "Is the answer correct '
             f'and polite?", not {rubric!r}'
         )
-    name = spec.get("name", "llm_judge")
+    name = table.get("name", "llm_judge")
     if not isinstance(name, str) or not name.strip():
         raise FinetuneError(f'{source}: [judge] name is its column, as "tone", not {name!r}')
-    described = {key: value for key, value in spec.items() if key not in ("rubric", "name")}
+    described: Any = {key: value for key, value in table.items() if key not in ("rubric", "name")}
+    if isinstance(spec, str):
+        described = spec  # read as a candidate's text is
     model, options = eval_candidate(source, "judge", described, table="[judge]")
     try:
         grader = predictor_for(model, **options)
