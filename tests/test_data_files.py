@@ -173,7 +173,8 @@ def test_columns_leaves_a_hub_sets_extra_columns_out_on_the_command_line(
     path = _hub_file(tmp_path, rows)
     flags = ["--backend", "fake", "--model", "base", "--json"]
     assert main(["validate", str(path), *flags]) == 1
-    assert "select_columns([...]), or --columns" in capsys.readouterr().out
+    said = capsys.readouterr().out  # the columns to keep, named: a command to copy
+    assert "ds.select_columns(['messages']), or --columns messages on the command line" in said
     assert main(["validate", str(path), "--columns", "messages,tools", *flags]) == 0
     assert json.loads(capsys.readouterr().out)["examples"] == 12
     config = tmp_path / "train.toml"

@@ -74,7 +74,21 @@ def test_an_unknown_key_is_named_with_the_keys_its_place_takes() -> None:
     pair = {"prompt": "q", "chosen": "a", "rejected": "b"}
     cases = [
         ({**pair, "messages": [{"role": "user", "content": "q"}]}, "messages", "takes chosen"),
-        ({"prompt": "q", "completion": "a", "complete": "x"}, "complete", "'completion'?"),
+        ({**chat(0), "tool": [{"type": "function"}]}, "tool", "(did you mean 'tools'?); remove"),
+        (  # beside the key it resembles: an extra column, not a misspelling to rename
+            {"prompt": "q", "completion": "a", "complete": "x"},
+            "complete",
+            "'complete' holds a value; remove it (a table's extra columns: keep only those you "
+            "train on, ds.select_columns(['prompt', 'completion']), or --columns "
+            "prompt,completion on the command line)",
+        ),
+        (  # HuggingFaceH4/ultrafeedback_binarized's prompt_id: was "did you mean 'prompt'?"
+            {**pair, "prompt_id": "a1"},
+            "prompt_id",
+            "'prompt_id' holds a value; remove it (a table's extra columns: keep only those you "
+            "train on, ds.select_columns(['prompt', 'chosen', 'rejected']), or --columns "
+            "prompt,chosen,rejected on the command line)",
+        ),
         (
             {"messages": [{"role": "user", "content": "q", "contnet": "x"}]},
             "messages[0].contnet",

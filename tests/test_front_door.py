@@ -410,7 +410,10 @@ def test_a_hub_table_with_extra_columns_is_told_to_keep_the_ones_it_trains_on() 
     dataset = ft.Dataset.from_records([row, nested])
     report = ft.Tuner("fake", model="m", validation_target="hf").validate(dataset)
     said = {(f.line, f.field): f.message for f in report.errors if f.code == "unexpected_field"}
-    assert "ds.select_columns([...]), or --columns on the" in said[(1, "prompt_id")]
+    assert said[(1, "prompt_id")].endswith(  # the columns to keep, named: a command to copy
+        "(a table's extra columns: keep only those you train on, ds.select_columns(['messages']), "
+        "or --columns messages on the command line)"
+    )
     assert said[(2, "messages[1].score")].endswith("rename it to a known one")
     for record, message in ((row, said[(1, "prompt")]), (nested, said[(2, "messages[1].score")])):
         with pytest.raises(ft.DatasetError) as parsed:

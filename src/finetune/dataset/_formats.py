@@ -295,21 +295,21 @@ def parse_example(
         first = exc.errors()[0]
         field = chat_field(_json_path(_map_location(first["loc"], data, found)), data)
         raise DatasetError(
-            _message(first, field, found), file=file, line=line, field=field
+            _message(first, field, found, data), file=file, line=line, field=field
         ) from None
     except (TypeError, AttributeError) as exc:
         raise DatasetError(f"malformed {found} example: {exc}", file=file, line=line) from None
 
 
-def _message(error: Any, field: str | None, kind: ExampleKind) -> str:
+def _message(error: Any, field: str | None, kind: ExampleKind, data: dict[str, Any]) -> str:
     """pydantic's message, but an unknown key is said as validation says it."""
     if error["type"] != "extra_forbidden" or not field:
         return str(error["msg"])
     where, _, key = field.rpartition(".")
     if not where:
-        owner = f"a {kind} example"
+        owner, value = f"a {kind} example", error.get("input")
         return unknown_key_message(
-            key, KNOWN_KEYS[kind], owner, top_level=True, value=error.get("input")
+            key, KNOWN_KEYS[kind], owner, top_level=True, value=value, held=data.keys()
         )
     if _A_MESSAGE.fullmatch(where):
         return unknown_key_message(key, MESSAGE_READ_KEYS, "a message")

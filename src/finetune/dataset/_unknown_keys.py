@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Collection
 from typing import Any
 
-from finetune._errors import closest_name, did_you_mean
+from finetune._errors import closest_name
 from finetune.dataset._functions import LEGACY_FUNCTIONS
 from finetune.dataset._role_columns import renames_cure
 
@@ -72,24 +72,30 @@ def unknown_key_message(
     *,
     top_level: bool = False,
     value: Any = None,
+    held: Collection[str] = (),
 ) -> str:
     """Why a key holding ``value`` is refused, with the key it most likely meant or else the
-    keys ``owner`` takes, and the cure (a table's extra columns, at the top; KTO's labels)."""
+    keys ``owner`` takes, and the cure (a table's extra columns, at the top; KTO's labels).
+    ``held``, the keys of the row: a key beside the one it resembles (``prompt_id`` beside
+    ``prompt``) is an extra column, not a misspelling, and the cure names the columns kept."""
     known_shape = _other_shape_key(key, known, owner, top_level=top_level, value=value)
     if known_shape is not None:
         return known_shape
     named = sorted(set(known) - {"kind"})
-    guess = did_you_mean(key, named)
-    if guess:
-        message = f"unknown key {key!r} holds a value{guess}"
-    elif named:
-        message = f"unknown key {key!r} holds a value; {owner} takes {', '.join(named)}"
+    close = closest_name(key, named)
+    message = f"unknown key {key!r} holds a value"
+    if close in held:  # an extra column beside the key it resembles (prompt_id, prompt)
+        message += "; remove it"
+    elif close is not None:
+        message += f" (did you mean {close!r}?); remove it or rename it to a known one"
     else:
-        message = f"unknown key {key!r} holds a value"
-    message += "; remove it or rename it to a known one"
+        takes = f"; {owner} takes {', '.join(named)}" if named else ""
+        message += f"{takes}; remove it or rename it to a known one"
     if top_level:
+        kept = [name for name in held if name in named]
+        how = f"ds.select_columns({kept!r}), or --columns {','.join(kept)}" if kept else ""
         message += (
             " (a table's extra columns: keep only those you train on, "
-            "ds.select_columns([...]), or --columns on the command line)"
+            f"{how or 'ds.select_columns([...]), or --columns'} on the command line)"
         )
     return message

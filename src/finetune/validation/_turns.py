@@ -57,7 +57,10 @@ def check_keys(data: dict[str, Any], kind: str, where: str = "") -> Iterator[Iss
         if is_empty(value):
             yield "unknown_field", "warning", f"unknown key {key!r} holds nothing: dropped", path
         else:
-            message = unknown_key_message(key, known, owner, top_level=not where, value=value)
+            held = () if where else data.keys()  # a table's columns: the example's own keys
+            message = unknown_key_message(
+                key, known, owner, top_level=not where, value=value, held=held
+            )
             yield "unexpected_field", "error", message, path
 
 
