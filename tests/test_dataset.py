@@ -82,6 +82,14 @@ def test_an_unknown_key_is_named_with_the_keys_its_place_takes() -> None:
             "train on, ds.select_columns(['prompt', 'completion']), or --columns "
             "prompt,completion on the command line)",
         ),
+        (  # a ShareGPT row's own column is kept, not the messages it is read as
+            {
+                "conversations": [{"from": "human", "value": "q"}, {"from": "gpt", "value": "a"}],
+                "source": "x",
+            },
+            "source",
+            "ds.select_columns(['conversations']), or --columns conversations on the command line)",
+        ),
         (  # HuggingFaceH4/ultrafeedback_binarized's prompt_id: was "did you mean 'prompt'?"
             {**pair, "prompt_id": "a1"},
             "prompt_id",

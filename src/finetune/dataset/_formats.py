@@ -40,7 +40,7 @@ from finetune.dataset._role_columns import (
     role_columns_record,
 )
 from finetune.dataset._tool_rows import arguments_as_text, tools_as_list
-from finetune.dataset._unknown_keys import unknown_key_message
+from finetune.dataset._unknown_keys import columns_kept, unknown_key_message
 from finetune.types import (
     EXAMPLE_KINDS,
     ChatExample,
@@ -307,10 +307,10 @@ def _message(error: Any, field: str | None, kind: ExampleKind, data: dict[str, A
         return str(error["msg"])
     where, _, key = field.rpartition(".")
     if not where:
-        owner, value = f"a {kind} example", error.get("input")
-        return unknown_key_message(
-            key, KNOWN_KEYS[kind], owner, top_level=True, value=value, held=data.keys()
-        )
+        owner, value, known = f"a {kind} example", error.get("input"), KNOWN_KEYS[kind]
+        checked = data if kind == "completion" else as_chat_record(data)
+        kept = columns_kept(data, checked, known, IGNORED_KEYS)
+        return unknown_key_message(key, known, owner, top_level=True, value=value, kept=kept)
     if _A_MESSAGE.fullmatch(where):
         return unknown_key_message(key, MESSAGE_READ_KEYS, "a message")
     if _A_TOOL_CALL.fullmatch(where):

@@ -3,14 +3,14 @@ and the cure; for a key of another tool's shape, what "remove it" would lose."""
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Collection, Iterable, Sequence
 from typing import Any
 
 from finetune._errors import closest_name
 from finetune.dataset._functions import LEGACY_FUNCTIONS
 from finetune.dataset._role_columns import renames_cure
 
-__all__ = ["unknown_key_message"]
+__all__ = ["columns_kept", "unknown_key_message"]
 
 
 _UNPAIRED_PREFERENCE = (
@@ -65,6 +65,18 @@ def _role_misspelt(key: str) -> str | None:
     return role if role is not None and abs(len(role) - len(key)) <= 2 else None
 
 
+def columns_kept(
+    columns: Iterable[str],
+    checked: Collection[str],
+    known: Collection[str],
+    ignored: Collection[str],
+) -> list[str]:
+    """The columns of a row as read (``conversations`` of a ShareGPT row) less the keys that
+    its example as checked holds but does not take (``source``): what ``--columns`` keeps."""
+    extras = {key for key in checked if key not in known and key not in ignored}
+    return [key for key in columns if key not in extras and key not in ignored]
+
+
 def unknown_key_message(
     key: str,
     known: Collection[str] = (),
@@ -72,19 +84,20 @@ def unknown_key_message(
     *,
     top_level: bool = False,
     value: Any = None,
-    held: Collection[str] = (),
+    kept: Sequence[str] = (),
 ) -> str:
     """Why a key holding ``value`` is refused, with the key it most likely meant or else the
     keys ``owner`` takes, and the cure (a table's extra columns, at the top; KTO's labels).
-    ``held``, the keys of the row: a key beside the one it resembles (``prompt_id`` beside
-    ``prompt``) is an extra column, not a misspelling, and the cure names the columns kept."""
+    ``kept``, the row's other columns (``columns_kept``): a key beside the one it resembles
+    (``prompt_id`` beside ``prompt``) is an extra column, not a misspelling, and the cure
+    names the columns to keep."""
     known_shape = _other_shape_key(key, known, owner, top_level=top_level, value=value)
     if known_shape is not None:
         return known_shape
     named = sorted(set(known) - {"kind"})
     close = closest_name(key, named)
     message = f"unknown key {key!r} holds a value"
-    if close in held:  # an extra column beside the key it resembles (prompt_id, prompt)
+    if close in kept:  # an extra column beside the key it resembles (prompt_id, prompt)
         message += "; remove it"
     elif close is not None:
         message += f" (did you mean {close!r}?); remove it or rename it to a known one"
@@ -92,8 +105,7 @@ def unknown_key_message(
         takes = f"; {owner} takes {', '.join(named)}" if named else ""
         message += f"{takes}; remove it or rename it to a known one"
     if top_level:
-        kept = [name for name in held if name in named]
-        how = f"ds.select_columns({kept!r}), or --columns {','.join(kept)}" if kept else ""
+        how = f"ds.select_columns({list(kept)!r}), or --columns {','.join(kept)}" if kept else ""
         message += (
             " (a table's extra columns: keep only those you train on, "
             f"{how or 'ds.select_columns([...]), or --columns'} on the command line)"

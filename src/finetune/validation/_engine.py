@@ -165,7 +165,8 @@ class _Scan:
         """Every rule's findings for one record (``row`` as read, ``data`` as checked);
         False when one of them is an error."""
         failed = False
-        for code, severity, message, field in check_record(data, self.rules, self.model):
+        checked = check_record(data, self.rules, self.model, row.keys())
+        for code, severity, message, field in checked:
             where = chat_field(field, row)
             self._finding(code, severity, message, line, where)
             failed = failed or severity == "error"

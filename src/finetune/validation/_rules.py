@@ -142,8 +142,11 @@ def plain_chat(record: dict[str, Any]) -> tuple[list[str], list[str]] | None:
     return (roles, texts) if role == "assistant" else None
 
 
-def check_record(record: dict[str, Any], target: Target, model: str) -> Iterator[Issue]:
-    """Structural issues of one raw record for ``target``."""
+def check_record(
+    record: dict[str, Any], target: Target, model: str, columns: Iterable[str] = ()
+) -> Iterator[Issue]:
+    """Structural issues of one raw record for ``target`` (``columns``: the keys of the row
+    it was read from, which another shape names otherwise)."""
     kind = record_kind(record)
     if kind is None:
         more = f" and {len(record) - 8} more" if len(record) > 8 else ""
@@ -155,6 +158,7 @@ def check_record(record: dict[str, Any], target: Target, model: str) -> Iterator
         told = f"{target.name} cannot train on {kind} examples"
         yield "unsupported_kind", "error", told + completion_as_chat(kind, target.kinds), None
         return
+    yield from check_keys(record, kind, columns=columns)
     if kind == "chat":
         yield from _check_chat(record, target)
     elif kind == "completion":
@@ -214,7 +218,6 @@ def _turns_of(record: dict[str, Any]) -> Iterator[tuple[str, dict[str, Any]]]:
 
 
 def _check_completion(record: dict[str, Any], target: Target, model: str) -> Iterator[Issue]:
-    yield from check_keys(record, "completion")
     for key in ("prompt", "completion"):
         value = record.get(key)
         if not isinstance(value, str):
@@ -230,7 +233,6 @@ def _check_completion(record: dict[str, Any], target: Target, model: str) -> Ite
 
 
 def _check_preference(record: dict[str, Any], target: Target) -> Iterator[Issue]:
-    yield from check_keys(record, "preference")
     openai_shape = "preferred_output" in record  # its outputs are lists; TRL's may be text
     if openai_shape:
         source = record.get("input")
@@ -334,7 +336,6 @@ def _check_text(value: Any, path: str) -> Iterator[Issue]:
 
 
 def _check_chat(record: dict[str, Any], target: Target) -> Iterator[Issue]:
-    yield from check_keys(record, "chat")
     messages = record.get("messages")
     if not isinstance(messages, list) or not messages:
         yield "missing_messages", "error", "'messages' must be a non-empty list", "messages"

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
 from finetune._errors import did_you_mean
@@ -21,7 +21,7 @@ from finetune.dataset._formats import (
     is_empty,
 )
 from finetune.dataset._functions import LEGACY_FUNCTIONS
-from finetune.dataset._unknown_keys import unknown_key_message
+from finetune.dataset._unknown_keys import columns_kept, unknown_key_message
 from finetune.validation._images import check_images
 
 if TYPE_CHECKING:
@@ -41,11 +41,14 @@ _PART_KEYS = {
 }
 
 
-def check_keys(data: dict[str, Any], kind: str, where: str = "") -> Iterator[Issue]:
+def check_keys(
+    data: dict[str, Any], kind: str, where: str = "", columns: Iterable[str] = ()
+) -> Iterator[Issue]:
     """Unknown keys of an example of ``kind`` (its ``IGNORED_KEYS`` aside), or of a message,
     a tool call or its function (``kind="message"``, ``"tool call"``, ``"function"``, at
     ``where``): dropped when empty (a warning), refused when they hold a value (exactly what
-    parsing does, so ``fit`` refuses nothing ``validate`` let through)."""
+    parsing does, so ``fit`` refuses nothing ``validate`` let through). ``columns``: the
+    row's keys as read, for an example read from another shape (ShareGPT's)."""
     if kind in _PART_KEYS:
         (known, owner), ignored = _PART_KEYS[kind], frozenset[str]()
     else:
@@ -56,10 +59,10 @@ def check_keys(data: dict[str, Any], kind: str, where: str = "") -> Iterator[Iss
         path = f"{where}.{key}" if where else key
         if is_empty(value):
             yield "unknown_field", "warning", f"unknown key {key!r} holds nothing: dropped", path
-        else:
-            held = () if where else data.keys()  # a table's columns: the example's own keys
+        else:  # the row's other columns, only once one is refused: rows seldom are
+            kept = [] if where else columns_kept(columns or data, data, known, ignored)
             message = unknown_key_message(
-                key, known, owner, top_level=not where, value=value, held=held
+                key, known, owner, top_level=not where, value=value, kept=kept
             )
             yield "unexpected_field", "error", message, path
 
