@@ -58,16 +58,7 @@ def model_of_job(name: str, candidate: Any) -> Any:
     other candidate as it is."""
     if not isinstance(candidate, ModelRef) or candidate.job_id or candidate.endpoint:
         return candidate
-    from finetune.registry import JobRegistry, default_registry_path
-
-    path = Path(candidate._registry_file or default_registry_path())
-    try:
-        record = (
-            JobRegistry(path).get(candidate.backend, candidate.name) if path.is_file() else None
-        )
-    except RegistryError as exc:
-        log.debug("nothing from the registry on %s: %s", candidate.name, exc)
-        return candidate
+    record = _asked(candidate, lambda registry: registry.get(candidate.backend, candidate.name))
     if record is None:
         return candidate
     if not record.fine_tuned_model:
@@ -91,13 +82,8 @@ def _recorded(candidate: Any, read: Callable[[JobRegistry, str, str], T | None])
     creates one) or no job."""
     if not isinstance(candidate, ModelRef):
         return None
-    from finetune.registry import JobRegistry, default_registry_path
 
-    path = Path(candidate._registry_file or default_registry_path())
-    if not path.is_file():
-        return None
-    try:
-        registry = JobRegistry(path)
+    def of_its_job(registry: JobRegistry) -> T | None:
         job_id = candidate.job_id
         if job_id is None:
             record = registry.lineage(candidate.name)
@@ -105,6 +91,21 @@ def _recorded(candidate: Any, read: Callable[[JobRegistry, str, str], T | None])
                 return None
             job_id = record.job_id
         return read(registry, candidate.backend, job_id)
+
+    return _asked(candidate, of_its_job)
+
+
+def _asked(candidate: ModelRef, ask: Callable[[JobRegistry], T | None]) -> T | None:
+    """What ``ask`` finds in the registry a candidate's job was recorded in (its Tuner's, else
+    the default one); ``None`` with no registry file (evaluating never creates one) or one
+    that cannot be read."""
+    from finetune.registry import JobRegistry, default_registry_path
+
+    path = Path(candidate._registry_file or default_registry_path())
+    if not path.is_file():
+        return None
+    try:
+        return ask(JobRegistry(path))
     except RegistryError as exc:
         log.debug("nothing from the registry on %s: %s", candidate.name, exc)
         return None
