@@ -997,6 +997,9 @@ def test_tiny_demo_prints_the_three_way_comparison(
     monkeypatch.chdir(tmp_path)  # where the user's shell would write the file
     assert main(command[1:]) == 0
     assert list(tmp_path.glob("*.gguf"))
+    assert "re-attached" not in out
+    assert main(["demo", "--tiny", "--output", str(demo)]) == 0  # trained once is enough
+    assert f"re-attached to {command[2]}, trained by an earlier run" in capsys.readouterr().out
 
 
 def test_validate_and_estimate_name_their_backend(capsys: pytest.CaptureFixture[str]) -> None:
@@ -1125,6 +1128,27 @@ def test_a_warning_reads_as_a_command_line_says_it(tmp_path: Path) -> None:
         f"it runs on without this command: `finetune wait fake:{job_id}` watches it (status, "
         "events, metrics and cancel take it too)"
     )
+
+
+def test_train_says_when_the_same_fit_re_attached_to_its_earlier_job(
+    chat_file: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A second ``train`` of the same data and settings printed the first job's id as if it
+    had started it: nothing said that nothing was trained anew, or how to train again."""
+    command = ["train", str(chat_file), "--backend", "fake", "--model", MODEL, "--wait"]
+    assert main(command) == 0
+    job_id = capsys.readouterr().out.split()[0]
+    assert main(command) == 0
+    out, err = capsys.readouterr()
+    assert out.split()[0] == job_id
+    assert (
+        f"the same fit (data, model, method, settings and suffix) started {job_id} before: "
+        "re-attached to it, nothing uploaded or trained anew; another --seed or --suffix "
+        "starts a new job"
+    ) in err
+    assert main([*command, "--seed", "2"]) == 0
+    out, err = capsys.readouterr()
+    assert out.split()[0] != job_id and "re-attached" not in err
 
 
 def test_train_skips_validation_only_when_told(

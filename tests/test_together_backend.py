@@ -199,9 +199,9 @@ def test_a_fit_does_not_log_that_token_counts_are_approximate(
 def test_rerun_reattaches_by_what_it_trains(server: TogetherFake) -> None:
     first = tuner_for(server).fit(dataset(), hyperparameters=LORA, suffix="x")
     again = tuner_for(server, registry=False).fit(dataset(), hyperparameters=LORA, suffix="x")
-    assert again.id == first.id
+    assert again.id == first.id and again.reattached and not first.reattached
     other = tuner_for(server, registry=False).fit(dataset(), hyperparameters=LORA, suffix="y")
-    assert other.id != first.id
+    assert other.id != first.id and not other.reattached
     assert len(creates(server)) == 2 and len(server.files) == 1
 
 

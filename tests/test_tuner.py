@@ -195,7 +195,7 @@ def test_wait_through_an_outage_ends_in_a_timeout_that_names_the_outage(
 def test_reattach_by_id_from_a_new_tuner(namespace: str, train: ft.Dataset) -> None:
     job = make_tuner(namespace).fit(train)
     other = make_tuner(namespace).job(job.id)
-    assert other.id == job.id
+    assert other.id == job.id and not other.reattached  # fit found no earlier job
     assert other.wait(poll_interval=0.01, timeout=5).status is ft.JobStatus.SUCCEEDED
 
 
@@ -273,6 +273,8 @@ def test_rerun_of_same_fit_reattaches_instead_of_creating(
     first = make_tuner(namespace).fit(train, suffix="x")
     second = make_tuner(namespace, registry=False).fit(train, suffix="x")
     assert second.id == first.id
+    assert second.reattached and not first.reattached  # found by the provider's own list
+    assert make_tuner(namespace).fit(train, suffix="x").reattached  # by the registry
     backend = FakeBackend(namespace=namespace)
     assert backend.create_count == 1 and backend.upload_count == 1
     different = make_tuner(namespace).fit(train, suffix="y")
@@ -813,6 +815,7 @@ async def test_async_rerun_reattaches(namespace: str, train: ft.Dataset) -> None
         )
     )
     assert {r.id for r in results} == {first.id}
+    assert not first.reattached and all(r.reattached for r in results)
 
 
 def test_threaded_async_wrapper_for_sync_only_backends(namespace: str, train: ft.Dataset) -> None:

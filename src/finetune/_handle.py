@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, NoReturn
 from finetune._errors import FinetuneError, JobFailed, WaitTimeout
 from finetune._progress import JobProgress
 from finetune._series import MetricSeries
+from finetune._tuner_inputs import check_seconds
 from finetune.backends.http import Backoff
 from finetune.types import Checkpoint, Job, JobEvent, JobStatus, ModelRef
 
@@ -30,6 +31,23 @@ class Waiting:
             raise ValueError(f"poll_interval must be more than 0 seconds, not {self.first}")
         if self.timeout is not None and not self.timeout >= 0:
             raise ValueError(f"timeout must be 0 seconds or more, not {self.timeout}")
+
+    @classmethod
+    def of(
+        cls,
+        hosted: bool,
+        poll_interval: float | None,
+        max_interval: float | None,
+        timeout: float | None,
+    ) -> Waiting:
+        """The polling ``wait`` was asked for: hosted jobs from 10 s up to 60 s, local ones
+        from 0.5 s up to 1 s (a status file costs nothing to read) unless given."""
+        check_seconds(poll_interval=poll_interval, max_interval=max_interval, timeout=timeout)
+        first = poll_interval if poll_interval is not None else (10.0 if hosted else 0.5)
+        if max_interval is not None and not max_interval > 0:
+            raise ValueError(f"max_interval must be more than 0 seconds, not {max_interval}")
+        cap = max_interval if max_interval is not None else (60.0 if hosted else 1.0)
+        return cls(first, max(first, cap), timeout)
 
 
 def why_no_model(job: Job) -> str:
@@ -67,6 +85,12 @@ class JobView:
     def status(self) -> JobStatus:
         """Status as last seen (``refresh`` for the current one)."""
         return self.job.status
+
+    @property
+    def reattached(self) -> bool:
+        """Whether ``fit`` found this job, started earlier by the same fit (same data, model,
+        method, settings and suffix), rather than starting one: nothing was trained anew."""
+        return False
 
     @property
     def model(self) -> ModelRef:
@@ -116,8 +140,11 @@ def _still_moving(job: Job) -> bool:
 class AsyncJobHandle(JobView):
     """A live view of one job: refresh, wait, cancel, read its events, metrics and model."""
 
-    def __init__(self, tuner: AsyncTuner, job: Job, *, recorded: bool = True) -> None:
+    def __init__(
+        self, tuner: AsyncTuner, job: Job, *, recorded: bool = True, reattached: bool = False
+    ) -> None:
         self._tuner = tuner
+        self._reattached = reattached
         self._backend = tuner.backend
         self._job = self._seen(job)
         self._metrics_seen: MetricSeries | None = None
@@ -149,6 +176,12 @@ class AsyncJobHandle(JobView):
         """The job as last seen."""
         return self._job
 
+    @property
+    def reattached(self) -> bool:
+        """Whether ``fit`` found this job, started earlier by the same fit, rather than
+        starting one."""
+        return self._reattached
+
     async def refresh(self) -> Job:
         """Fetch the job's current state."""
         self._job = self._seen(await self._backend.get_job(self.job.id))
@@ -171,7 +204,8 @@ class AsyncJobHandle(JobView):
         provider's Retry-After is honoured; other transient errors are polled through. When
         the time is up, one last look decides between the job and ``WaitTimeout``.
         """
-        waiting = self._tuner._waiting(poll_interval, max_interval, timeout)
+        hosted = self._backend.capabilities.hosted
+        waiting = Waiting.of(hosted, poll_interval, max_interval, timeout)
         view = JobProgress(progress, self.job)
         try:
             await self._poll(waiting, view)

@@ -168,6 +168,12 @@ class JobHandle(JobView):
         """The job as last seen."""
         return self._handle.job
 
+    @property
+    def reattached(self) -> bool:
+        """Whether ``fit`` found this job, started earlier by the same fit, rather than
+        starting one."""
+        return self._handle.reattached
+
     def _metrics_for_view(self) -> MetricSeries | None:
         """A notebook shows the loss curve: the metrics as they are now, when readable."""
         fresh = self._tuner._loop.run(self._handle._metrics_or_none())

@@ -247,6 +247,13 @@ def _cmd_train(args: argparse.Namespace) -> int:
         skip_validation=settings.get("skip_validation", False),
     )
     print(f"{job.id} {job.status.value}")
+    if job.reattached:
+        print(
+            f"the same fit (data, model, method, settings and suffix) started {job.id} "
+            "before: re-attached to it, nothing uploaded or trained anew; another --seed or "
+            "--suffix starts a new job",
+            file=sys.stderr,
+        )
     if args.wait:
         return ended(waited(job))
     if not job.status.is_terminal:

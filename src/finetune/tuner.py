@@ -36,7 +36,7 @@ from finetune._fit import (
     warnings_note,
     with_reported_context,
 )
-from finetune._handle import AsyncJobHandle, JobView, Waiting
+from finetune._handle import AsyncJobHandle, JobView
 from finetune._tuner_inputs import (
     RegistryChoice,
     check_backend_object,
@@ -394,8 +394,9 @@ class AsyncTuner(TunerView):
         lock = key_lock(self._registry, self.backend_name, self._endpoint, plan.key)
         async with lock:
             job, key = await self._remembered_job(plan)
+            reattached = job is not None
             if job is None:
-                job, key = await self._upload_and_create(plan)
+                job, key, reattached = await self._upload_and_create(plan)
             else:
                 log.info("re-attached to job %s created earlier by the same fit", job.id)
             await self._remember(
@@ -405,7 +406,7 @@ class AsyncTuner(TunerView):
                 validation_fingerprint=plan.validation_fingerprint,
             )
         await self._remember_training_rows(plan)
-        return AsyncJobHandle(self, job)
+        return AsyncJobHandle(self, job, reattached=reattached)
 
     async def _remember_training_rows(self, plan: FitPlan) -> None:
         """The digests of the training rows, for ``ft.evaluate``; the job exists by now, so a
@@ -468,7 +469,7 @@ class AsyncTuner(TunerView):
         assert self._registry is not None
         await asyncio.to_thread(self._registry.forget, self.backend_name, job_id, self._endpoint)
 
-    async def _upload_and_create(self, plan: FitPlan) -> tuple[Job, str]:
+    async def _upload_and_create(self, plan: FitPlan) -> tuple[Job, str, bool]:
         train_ref = await self._backend.upload(plan.train, purpose="train")
         valid_ref = None
         if plan.validation is not None:
@@ -478,10 +479,10 @@ class AsyncTuner(TunerView):
             request = plan.request(self.backend_name, key, train_ref, valid_ref)
             existing = await self._backend.find_job(request)
             if existing is None:
-                return await self._create(request), key
+                return await self._create(request), key, False
             if reusable(existing):
                 log.info("re-attached to job %s created earlier by the same fit", existing.id)
-                return existing, key
+                return existing, key, True
         raise FinetuneError(f"{_MAX_REATTEMPTS} failed attempts under one key; pass a new key")
 
     async def _create(self, request: JobRequest) -> Job:
@@ -586,14 +587,3 @@ class AsyncTuner(TunerView):
     def _require(self, operation: str) -> None:
         if not self._backend.supports(operation):
             raise self._backend.unsupported(operation)
-
-    def _waiting(
-        self, poll_interval: float | None, max_interval: float | None, timeout: float | None
-    ) -> Waiting:
-        check_seconds(poll_interval=poll_interval, max_interval=max_interval, timeout=timeout)
-        hosted = self.capabilities.hosted
-        first = poll_interval if poll_interval is not None else (10.0 if hosted else 0.5)
-        if max_interval is not None and not max_interval > 0:
-            raise ValueError(f"max_interval must be more than 0 seconds, not {max_interval}")
-        cap = max_interval if max_interval is not None else (60.0 if hosted else 1.0)
-        return Waiting(first, max(first, cap), timeout)

@@ -134,6 +134,11 @@ def run_demo(
         options=recipe.options,
         skip_validation=True,  # validated above
     )
+    if job.reattached:
+        say(
+            f"    re-attached to {job.id}, trained by an earlier run here "
+            "(another --output trains anew)"
+        )
     job.wait(progress=True)
     losses = [p.train_loss for p in job.metrics() if p.train_loss is not None]
     say(f"    train loss {losses[0]:.2f} -> {losses[-1]:.2f}; model in {job.model.name}")
