@@ -712,6 +712,12 @@ def test_an_error_offers_no_way_out_that_only_python_has(
     assert capsys.readouterr().err.strip() == (
         "error: [fireworks] no Fireworks account id: set FIREWORKS_ACCOUNT_ID (param: account_id)"
     )
+    monkeypatch.delenv("FIREWORKS_API_KEY")
+    assert main(["status", "j-1", "--backend", "fireworks"]) == 2
+    assert capsys.readouterr().err.strip() == (
+        "error: [fireworks] no Fireworks account id: set FIREWORKS_ACCOUNT_ID; no API key "
+        "either: set FIREWORKS_API_KEY (param: account_id)"
+    )
 
 
 @pytest.mark.skipif(sys.version_info < (3, 11), reason="exception notes are Python 3.11's")

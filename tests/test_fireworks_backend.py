@@ -246,7 +246,9 @@ async def test_a_refused_put_names_no_signature(
     assert SIGNATURE not in f"{caught.value} {caught.value!r} {caught.value.__cause__!r}"
 
 
-def test_settings_fireworks_cannot_take_are_refused_before_uploading(server: FireworksFake) -> None:
+def test_settings_fireworks_cannot_take_are_refused_before_uploading(
+    server: FireworksFake, monkeypatch: pytest.MonkeyPatch
+) -> None:
     tuner = tuner_for(server)
     for params in (
         ft.Hyperparameters(learning_rate_multiplier=2.0),
@@ -274,9 +276,19 @@ def test_settings_fireworks_cannot_take_are_refused_before_uploading(server: Fir
         refused.value
     )
     no_account = ft.Tuner("fireworks", model=MODEL, api_key=server.api_key, base_url=server.url)
-    with pytest.raises(ft.InvalidRequestError, match="FIREWORKS_ACCOUNT_ID"):
+    with pytest.raises(ft.InvalidRequestError, match="FIREWORKS_ACCOUNT_ID") as caught:
         no_account.fit(dataset())
+    assert "API key" not in str(caught.value)
     assert not server.requests
+    monkeypatch.delenv("FIREWORKS_API_KEY", raising=False)
+    monkeypatch.delenv("FIREWORKS_ACCOUNT_ID", raising=False)
+    with pytest.raises(ft.InvalidRequestError) as caught:  # both told at once, not one a run
+        ft.Tuner("fireworks", model=MODEL, base_url=server.url).fit(dataset())
+    assert str(caught.value) == (
+        "[fireworks] no Fireworks account id: set FIREWORKS_ACCOUNT_ID or pass account_id=...; "
+        "no API key either: set FIREWORKS_API_KEY or pass api_key=... to the Tuner "
+        "(param: account_id)"
+    )
 
 
 def test_a_model_fireworks_does_not_tune_is_refused_before_uploading(

@@ -136,8 +136,9 @@ class FireworksBackend(HostedBackend):
 
     def _require_account(self) -> str:
         if not self._account:
+            key = "" if self._key else f"; no API key either: {KEY_HINT[0].lower()}{KEY_HINT[1:]}"
             raise InvalidRequestError(
-                "no Fireworks account id: set FIREWORKS_ACCOUNT_ID or pass account_id=...",
+                f"no Fireworks account id: set FIREWORKS_ACCOUNT_ID or pass account_id=...{key}",
                 backend=NAME,
                 param="account_id",
             )
