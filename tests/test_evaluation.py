@@ -1823,6 +1823,30 @@ def test_a_candidate_that_raises_is_named_on_its_error() -> None:
         ]
 
 
+@pytest.mark.skipif(sys.version_info < (3, 11), reason="exception notes are Python 3.11's")
+def test_a_function_that_reads_its_argument_as_the_example_is_told_what_it_is_given() -> None:
+    """``lambda ex: ex.messages[-1]`` failed with "'list' object has no attribute
+    'messages'", and nothing said that a candidate function is given the prompt's messages."""
+
+    async def as_the_example(example: Any) -> str:
+        return str(example["messages"])
+
+    candidates = {"sync": lambda example: example.messages[-1].content, "async": as_the_example}
+    for name, function in candidates.items():
+        with pytest.raises((AttributeError, TypeError)) as caught:  # their own types, kept
+            ft.evaluate(_qa(3), {name: function}, [m.exact_match], cache=False)
+        told, where = caught.value.__notes__
+        assert told == (
+            "a candidate function is given the prompt, not the example: a list of message "
+            "dicts ({'role': ..., 'content': ...}, the example's turns before its answer), and "
+            "tools= where it takes them; it returns the reply's text"
+        )
+        assert where.startswith(f"while candidate {name!r} predicted the example at index ")
+    with pytest.raises(ZeroDivisionError) as other:  # not a misread argument: no such note
+        ft.evaluate(_qa(3), {"x": lambda messages: str(1 / 0)}, [m.exact_match], cache=False)
+    assert len(other.value.__notes__) == 1
+
+
 def test_a_metric_that_raises_is_named_with_the_candidate_and_example() -> None:
     """A metric's KeyError on one row said nothing of which metric, candidate or row."""
 

@@ -4,9 +4,10 @@ function, else in a worker thread, one plain function's call at a time."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import inspect
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from finetune._numbers import is_real
@@ -33,7 +34,8 @@ class CallablePredictor:
 
     def predict(self, messages: Messages, tools: Tools | None = None) -> str:
         """The function's reply to ``messages`` (``tools`` passed where it takes them)."""
-        result = self._call(messages, tools)
+        with _explained():
+            result = self._call(messages, tools)
         if inspect.isawaitable(result):
             raise TypeError(f"{self.name} is async; use aevaluate() or apredict()")
         return self._text(result)
@@ -43,13 +45,14 @@ class CallablePredictor:
         in a worker thread, never beside another call of a plain function in the same
         evaluation (none need be thread-safe), so that the event loop and the other
         candidates go on meanwhile."""
-        if _is_async(self._function):
-            result = self._call(messages, tools)
-        else:
-            async with _plain_turn():
-                result = await asyncio.to_thread(self._call, messages, tools)
-        if inspect.isawaitable(result):
-            result = await result
+        with _explained():
+            if _is_async(self._function):
+                result = self._call(messages, tools)
+            else:
+                async with _plain_turn():
+                    result = await asyncio.to_thread(self._call, messages, tools)
+            if inspect.isawaitable(result):
+                result = await result
         return self._text(result)
 
     def _call(self, messages: Messages, tools: Tools | None) -> Any:
@@ -74,6 +77,25 @@ class CallablePredictor:
             "a candidate function returns a string (or a list of tool calls)"
         )
 
+
+@contextlib.contextmanager
+def _explained() -> Iterator[None]:
+    """A function that read its argument as something else (``ex.messages``, ``ex["text"]``)
+    fails with an ``AttributeError`` or ``TypeError`` that names only a list: say what it is
+    given (Python 3.11+ shows the note under the traceback; the CLI prints it)."""
+    try:
+        yield
+    except (AttributeError, TypeError) as error:
+        if hasattr(error, "add_note"):
+            error.add_note(WHAT_A_FUNCTION_IS_GIVEN)
+        raise
+
+
+WHAT_A_FUNCTION_IS_GIVEN = (
+    "a candidate function is given the prompt, not the example: a list of message dicts "
+    "({'role': ..., 'content': ...}, the example's turns before its answer), and tools= where "
+    "it takes them; it returns the reply's text"
+)
 
 _PLAIN_TURNS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lock] = (
     weakref.WeakKeyDictionary()
