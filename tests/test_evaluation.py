@@ -203,6 +203,33 @@ def test_exact_sign_flip_p_value_on_a_known_case() -> None:
     result = compare_paired("a", [1.0] * 5, "b", [0.0] * 5)
     assert result.p_value == pytest.approx(2 / 32)
     assert result.verdict == "no evidence"  # p = 0.0625 >= 0.05: too few examples
+    assert result.too_few_to_tell and str(result).endswith(
+        ": no evidence (5 differing examples cannot give p < 0.05: 6 at the least)"
+    )
+    six = compare_paired("a", [1.0] * 6, "b", [0.0] * 6)
+    assert six.p_value == pytest.approx(2 / 64) and not six.too_few_to_tell
+    assert not compare_paired("a", [1.0] * 5, "b", [1.0] * 5).too_few_to_tell  # all tied
+
+
+def test_a_table_says_when_no_evidence_only_means_too_few_examples_differ() -> None:
+    """Five right answers against five wrong ones read "no evidence" beside an interval that
+    excludes 0, and nothing said that no five examples could ever show more."""
+    data = _qa(5)
+    result = ft.evaluate(
+        data, {"base": lambda messages: "?", "tuned": _answer}, [m.exact_match], cache=False
+    )
+    note = (
+        "Note: these say only that the sample is too small: 5 or fewer examples scored "
+        "differently, and no outcome of so few gives p below 0.05 (for 5 the least is 0.0625): "
+        "tuned vs base on exact_match (5 differ); evaluate more examples (6 or more must "
+        "differ; many more for a small effect)"
+    )
+    assert note in result.to_markdown(baseline="base").splitlines()
+    assert html.escape(note.removeprefix("Note: "), quote=True) in result._repr_html_()
+    more = ft.evaluate(
+        _qa(8), {"base": lambda messages: "?", "tuned": _answer}, [m.exact_match], cache=False
+    )
+    assert "too small" not in more.to_markdown(baseline="base")
 
 
 def test_scores_of_zero_or_one_get_a_wilson_interval_that_never_claims_certainty() -> None:

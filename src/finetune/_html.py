@@ -249,7 +249,7 @@ def eval_html(result: EvalResult, baseline: str | None = None) -> str:
 
 
 def _comparisons(result: EvalResult, baseline: str | None) -> str:
-    from finetune.evaluation._result import family_note
+    from finetune.evaluation._result import comparison_notes
 
     comparisons = result.compare_all(baseline)
     rows = ""
@@ -263,12 +263,11 @@ def _comparisons(result: EvalResult, baseline: str | None) -> str:
         )
     if not rows:
         return ""
-    caveat = family_note(comparisons)
+    caveats = "".join(f"<div><b>Note:</b> {esc(c)}</div>" for c in comparison_notes(comparisons))
     return (
         "<table style='margin-top:8px'><thead><tr><th>comparison</th><th>metric</th>"
         "<th>delta [95% CI]</th><th>win/tie/loss</th><th>p</th><th>p (Holm)</th>"
-        f"<th>verdict</th></tr></thead><tbody>{rows}</tbody></table>"
-        + (f"<div><b>Note:</b> {esc(caveat)}</div>" if caveat else "")
+        f"<th>verdict</th></tr></thead><tbody>{rows}</tbody></table>" + caveats
     )
 
 

@@ -129,8 +129,8 @@ class EvalResult:
                     f"{c.delta:+.3f} [{c.low:+.3f}, {c.high:+.3f}] | "
                     f"{c.wins}/{c.ties}/{c.losses} | {c.p_text} | {c.p_holm_text} | {c.verdict} |"
                 )
-            caveat = family_note(comparisons)
-            lines += ["", f"Note: {caveat}"] if caveat else []
+            caveats = comparison_notes(comparisons)
+            lines += [""] + [f"Note: {caveat}" for caveat in caveats] if caveats else []
         lines += [""] + [f"Note: {note}" for note in self.notes] if self.notes else []
         return "\n".join(lines)
 
@@ -255,20 +255,29 @@ _COMPARISON_HEADER = (
 )
 
 
-def family_note(comparisons: list[Comparison], alpha: float = 0.05) -> str | None:
-    """What a reader of several comparisons must know: the verdicts that do not hold once
-    all of them are counted (Holm), if any."""
+def comparison_notes(comparisons: list[Comparison], alpha: float = 0.05) -> list[str]:
+    """What a reader of the comparisons must know: the verdicts that do not hold once all of
+    them are counted (Holm), and the ``no evidence`` that only says too few examples differ."""
+    notes = []
     fragile = [c for c in comparisons if c.verdict != "no evidence" and (c.p_holm or 0) >= alpha]
-    if not fragile:
-        return None
-    named = "; ".join(
-        f"{c.a} vs {c.b} on {c.metric} ({c.verdict}, p {c.p_text}, Holm {c.p_holm_text})"
-        for c in fragile
-    )
-    return (
-        f"each verdict is of its comparison alone; counting all {len(comparisons)} "
-        f"comparisons (Holm's p, below {alpha:g} to hold), these do not hold: {named}"
-    )
+    if fragile:
+        named = "; ".join(
+            f"{c.a} vs {c.b} on {c.metric} ({c.verdict}, p {c.p_text}, Holm {c.p_holm_text})"
+            for c in fragile
+        )
+        notes.append(
+            f"each verdict is of its comparison alone; counting all {len(comparisons)} "
+            f"comparisons (Holm's p, below {alpha:g} to hold), these do not hold: {named}"
+        )
+    if few := [c for c in comparisons if c.too_few_to_tell]:
+        named = "; ".join(f"{c.a} vs {c.b} on {c.metric} ({c.wins + c.losses} differ)" for c in few)
+        notes.append(
+            "these say only that the sample is too small: 5 or fewer examples scored "
+            "differently, and no outcome of so few gives p below 0.05 (for 5 the least is "
+            f"0.0625): {named}; evaluate more examples (6 or more must differ; many more for a "
+            "small effect)"
+        )
+    return notes
 
 
 def _names_problem(candidates: Any, metrics: Any) -> str | None:

@@ -24,6 +24,8 @@ from functools import partial
 from itertools import compress
 from typing import Literal, TypeVar
 
+from finetune._words import counted
+
 __all__ = [
     "Comparison",
     "Interval",
@@ -134,13 +136,25 @@ class Comparison:
     def _is_bound(self) -> bool:
         return bool(self.resamples) and self.p_value * (self.resamples + 1) <= 1 + 1e-9
 
+    @property
+    def too_few_to_tell(self) -> bool:
+        """Whether so few examples scored differently that no outcome of them could give
+        p < 0.05 (the smallest two-sided p of m differences is 2/2^m: 0.0625 for 5), so that
+        ``no evidence`` speaks of the sample's size, not of the candidates."""
+        differing = self.wins + self.losses
+        return differing > 0 and 2 / 2**differing >= 0.05
+
     def __str__(self) -> str:
         p = self.p_text if self.p_text.startswith("<") else f"={self.p_text}"
         on = f" on {self.metric}" if self.metric else ""
+        few = ""
+        if self.too_few_to_tell:
+            differing = counted(self.wins + self.losses, "differing example")
+            few = f" ({differing} cannot give p < 0.05: 6 at the least)"
         return (
             f"{self.a} vs {self.b}{on}: delta {self.delta:+.3f} "
             f"(95% CI {self.low:+.3f} to {self.high:+.3f}), "
-            f"{self.wins}/{self.ties}/{self.losses} win/tie/loss, p{p}: {self.verdict}"
+            f"{self.wins}/{self.ties}/{self.losses} win/tie/loss, p{p}: {self.verdict}{few}"
         )
 
 
