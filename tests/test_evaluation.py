@@ -219,17 +219,17 @@ def test_a_table_says_when_no_evidence_only_means_too_few_examples_differ() -> N
         data, {"base": lambda messages: "?", "tuned": _answer}, [m.exact_match], cache=False
     )
     note = (
-        "Note: these say only that the sample is too small: 5 or fewer examples scored "
-        "differently, and no outcome of so few gives p below 0.05 (for 5 the least is 0.0625): "
-        "tuned vs base on exact_match (5 differ); evaluate more examples (6 or more must "
-        "differ; many more for a small effect)"
+        "Note: no evidence, and none possible: on these, 5 or fewer examples scored "
+        "differently, and so few give no p below 0.05 whatever they show (for 5 the least is "
+        "0.0625): tuned vs base on exact_match (5 differing examples); evaluate more examples "
+        "(6 or more must differ; many more for a small effect)"
     )
     assert note in result.to_markdown(baseline="base").splitlines()
     assert html.escape(note.removeprefix("Note: "), quote=True) in result._repr_html_()
     more = ft.evaluate(
         _qa(8), {"base": lambda messages: "?", "tuned": _answer}, [m.exact_match], cache=False
     )
-    assert "too small" not in more.to_markdown(baseline="base")
+    assert "none possible" not in more.to_markdown(baseline="base")
 
 
 def test_scores_of_zero_or_one_get_a_wilson_interval_that_never_claims_certainty() -> None:

@@ -270,12 +270,15 @@ def comparison_notes(comparisons: list[Comparison], alpha: float = 0.05) -> list
             f"comparisons (Holm's p, below {alpha:g} to hold), these do not hold: {named}"
         )
     if few := [c for c in comparisons if c.too_few_to_tell]:
-        named = "; ".join(f"{c.a} vs {c.b} on {c.metric} ({c.wins + c.losses} differ)" for c in few)
+        named = "; ".join(
+            f"{c.a} vs {c.b} on {c.metric} ({counted(c.wins + c.losses, 'differing example')})"
+            for c in few
+        )
         notes.append(
-            "these say only that the sample is too small: 5 or fewer examples scored "
-            "differently, and no outcome of so few gives p below 0.05 (for 5 the least is "
-            f"0.0625): {named}; evaluate more examples (6 or more must differ; many more for a "
-            "small effect)"
+            "no evidence, and none possible: on these, 5 or fewer examples scored differently, "
+            "and so few give no p below 0.05 whatever they show (for 5 the least is 0.0625): "
+            f"{named}; evaluate more examples (6 or more must differ; many more for a small "
+            "effect)"
         )
     return notes
 
