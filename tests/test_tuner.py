@@ -274,6 +274,9 @@ def test_rerun_of_same_fit_reattaches_instead_of_creating(
     second = make_tuner(namespace, registry=False).fit(train, suffix="x")
     assert second.id == first.id
     assert second.reattached and not first.reattached  # found by the provider's own list
+    assert repr(second).endswith(" (re-attached)>") and "re-attached" not in repr(first)
+    told = "re-attached: an earlier run of the same fit started this job"
+    assert told in second._repr_html_() and told not in first._repr_html_()  # a notebook's
     assert make_tuner(namespace).fit(train, suffix="x").reattached  # by the registry
     backend = FakeBackend(namespace=namespace)
     assert backend.create_count == 1 and backend.upload_count == 1

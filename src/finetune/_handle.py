@@ -113,7 +113,8 @@ class JobView:
 
     def __repr__(self) -> str:
         job = self.job
-        return f"<{type(self).__name__} {job.backend}:{job.id} {job.status.value}>"
+        again = " (re-attached)" if self.reattached else ""
+        return f"<{type(self).__name__} {job.backend}:{job.id} {job.status.value}{again}>"
 
     def __reduce__(self) -> NoReturn:
         raise TypeError(
@@ -125,7 +126,7 @@ class JobView:
         """The job view of ``wait(progress=True)`` in a notebook, with the loss curve."""
         from finetune._html import job_html
 
-        return job_html(self.job, self._metrics_for_view())
+        return job_html(self.job, self._metrics_for_view(), reattached=self.reattached)
 
     def _metrics_for_view(self) -> MetricSeries | None:
         """The metrics a notebook view draws (none by default)."""

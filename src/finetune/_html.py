@@ -120,9 +120,16 @@ def _ending(job: Job) -> str:
     return ""
 
 
-def job_html(job: Job, metrics: MetricSeries | None = None, *, started: float | None = None) -> str:
+def job_html(
+    job: Job,
+    metrics: MetricSeries | None = None,
+    *,
+    started: float | None = None,
+    reattached: bool = False,
+) -> str:
     """The job at a glance: status, progress, time left, losses and their curve, and how it
-    ended (the model, or the reason and what to do)."""
+    ended (the model, or the reason and what to do); ``reattached``: that an earlier run of
+    the same fit started it."""
     raw = job.raw or {}
     step = raw.get("step") if isinstance(raw.get("step"), int) else None
     total = raw.get("max_steps") if isinstance(raw.get("max_steps"), int) else None
@@ -134,6 +141,8 @@ def job_html(job: Job, metrics: MetricSeries | None = None, *, started: float | 
         f"{badge(job.status.value, colour)} <span style='color:{GREY}'>base model "
         f"{esc(job.base_model)}</span></div>"
     ]
+    if reattached:
+        parts.append(f"<div style='color:{GREY}'>{esc(REATTACHED)}</div>")
     if total:
         parts.append(f"<div>step {step or 0} / {total}</div>{_progress_bar(step or 0, total)}")
     timing = _timing(job, step, total, started)
@@ -144,6 +153,11 @@ def job_html(job: Job, metrics: MetricSeries | None = None, *, started: float | 
     parts.append(_ending(job))
     parts.append("</div>")
     return "".join(parts)
+
+
+REATTACHED = (
+    "re-attached: an earlier run of the same fit started this job; nothing was trained anew"
+)
 
 
 def series_html(metrics: MetricSeries) -> str:
