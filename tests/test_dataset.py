@@ -278,6 +278,18 @@ def test_split_rejects_empty_side(chat_file: Path) -> None:
     for wrong in (True, "0.1", None):
         with pytest.raises(TypeError, match=f"fraction or a count, not {wrong!r}"):
             ft.Dataset.from_jsonl(chat_file).split(test_size=wrong)  # type: ignore[arg-type]
+    five = ft.Dataset.from_jsonl(chat_file)[:5]  # a fraction in (0, 1) was told to be one
+    for size, told in (
+        (0.1, "no test example; give a count, test_size=1"),
+        (0.95, "no training example; give a count, test_size=4"),
+    ):
+        with pytest.raises(ValueError) as caught:
+            five.split(test_size=size)
+        assert str(caught.value) == (
+            f"test_size={size} leaves an empty side for 5 examples: 5 x {size} rounds to {told}"
+        )
+    with pytest.raises(ValueError, match=r"^1 example cannot be split: each side needs one"):
+        five[:1].split(0.5)
     for wrong in (2.5, "3", True):
         with pytest.raises(TypeError, match=f"a whole number, not {wrong!r}"):
             ft.Dataset.from_jsonl(chat_file).sample(wrong)  # type: ignore[arg-type]

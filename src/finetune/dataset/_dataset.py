@@ -42,7 +42,7 @@ from finetune.dataset._sources import (
     reader_for,
     regular_file,
 )
-from finetune.dataset._strata import stratified_sample
+from finetune.dataset._strata import empty_side, stratified_sample
 from finetune.dataset._tables import empty_cell, plain_cell, refuse_what_is_not_one_split
 from finetune.dataset._tool_rows import without_table_nulls
 from finetune.types import EXAMPLE_KINDS, Example, ExampleKind
@@ -336,10 +336,7 @@ class Dataset:
         else:  # a fraction outside (0, 1), NaN included, leaves a side empty
             count = round(total * test_size) if 0 < test_size < 1 else 0
         if not 0 < count < total:
-            raise ValueError(
-                f"test_size={test_size!r} leaves an empty side for {total} examples; "
-                "choose a fraction in (0, 1) or a count below the dataset size"
-            )
+            raise ValueError(empty_side(test_size, total))
         draw = _drawing(seed)
         if stratify is None:
             chosen = frozenset(draw.sample(range(total), count))
