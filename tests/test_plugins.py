@@ -38,6 +38,7 @@ def installed_plugin(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
             [project.entry-points."finetune.backends"]
             echo = "echo_backend:EchoBackend"
+            ghost = "echo_backend:GhostBackend"
 
             [tool.setuptools]
             packages = ["echo_backend"]
@@ -63,21 +64,87 @@ def test_plugin_found_by_entry_point(installed_plugin: Path) -> None:
         print(type(tuner.backend.wrapped).__name__, tuner.backend_name)
         """
     )
-    result = subprocess.run(
-        [sys.executable, "-c", script],
-        capture_output=True,
-        text=True,
-        env={**_env(), "PYTHONPATH": str(installed_plugin)},
-        check=False,
-    )
+    result = _run_beside(installed_plugin, script)
     assert result.returncode == 0, result.stderr
     assert result.stdout.split() == ["EchoBackend", "echo"]
+
+
+def test_an_entry_point_naming_what_its_module_lacks_says_so(installed_plugin: Path) -> None:
+    """It failed with the AttributeError of a ``getattr`` inside finetune."""
+    script = 'import finetune as ft\nft.Tuner("ghost", model="m", registry=False)'
+    result = _run_beside(installed_plugin, script)
+    assert result.stderr.strip().splitlines()[-1] == (
+        "finetune._errors.FinetuneError: backend 'ghost' is registered by "
+        "'echo_backend:GhostBackend', but echo_backend has no 'GhostBackend'; reinstall the "
+        "package that provides it"
+    )
+
+
+def test_register_backend_refuses_what_is_no_backend_class() -> None:
+    """Anything was registered; the first ``Tuner(name)`` then failed with "'NoneType' object
+    has no attribute 'name'", or a fit uploaded the data before finding no ``create_job``."""
+    import finetune as ft
+    from finetune.backends import BaseBackend
+    from finetune.testing import FakeBackend
+
+    for factory in ("acme", None):
+        with pytest.raises(TypeError, match=r"takes the backend's class .* not (str|NoneType)"):
+            ft.register_backend("acme", factory)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match=r"a backend object goes to ft.Tuner\(backend, model"):
+        ft.register_backend("acme", FakeBackend())
+    for name in ("", "acme:v2", " acme"):
+        with pytest.raises(ValueError, match="a word without a colon or spaces around it"):
+            ft.register_backend(name, FakeBackend)
+    with pytest.raises(TypeError, match="a backend's name is text"):
+        ft.register_backend(3, FakeBackend)  # type: ignore[arg-type]
+
+    class Nameless:
+        async def get_job(self, job_id: str) -> ft.Job:
+            raise ft.JobNotFound(job_id)
+
+    ft.register_backend("nameless", Nameless)
+    with pytest.raises(TypeError) as caught:
+        ft.Tuner("nameless", model="m", registry=False)
+    assert str(caught.value) == (
+        "backend 'nameless' made Nameless, which is no backend: it lacks name, capabilities "
+        "(a backend has a name, capabilities and async upload, create_job and get_job; "
+        "docs/plugins.md)"
+    )
+    uploads: list[str] = []
+
+    class UploadsOnly(BaseBackend):
+        name = "uploads-only"
+        capabilities = ft.Capabilities(example_kinds=frozenset({"chat"}))
+
+        async def upload(self, dataset: ft.Dataset, *, purpose: str = "train") -> ft.FileRef:
+            uploads.append(purpose)
+            return ft.FileRef(id="f", backend=self.name, name="f", bytes=1)
+
+    ft.register_backend("uploads-only", UploadsOnly)
+    tuner = ft.Tuner("uploads-only", model="m", registry=False)
+    rows = [
+        {"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "yo"}]}
+    ]
+    with pytest.raises(TypeError, match="'uploads-only' cannot start a job: it lacks create_job"):
+        tuner.fit(ft.Dataset.from_records(rows * 10), skip_validation=True)
+    assert uploads == []  # nothing was sent before the refusal
 
 
 def test_plugin_absent_without_the_package() -> None:
     import finetune as ft
 
     assert "echo" not in ft.available_backends()
+
+
+def _run_beside(plugin: Path, script: str) -> subprocess.CompletedProcess[str]:
+    """``script`` in a fresh Python that finds the installed ``plugin``."""
+    return subprocess.run(
+        [sys.executable, "-c", script],
+        capture_output=True,
+        text=True,
+        env={**_env(), "PYTHONPATH": str(plugin)},
+        check=False,
+    )
 
 
 def _env() -> dict[str, str]:

@@ -19,7 +19,13 @@ from finetune._errors import (
 from finetune._json_values import json_settings
 from finetune._synonyms import HYPERPARAMETER_SYNONYMS
 from finetune._words import counted
-from finetune.backends.base import METADATA_KEY, PLACEHOLDER_FILE, JobRequest
+from finetune.backends.base import (
+    METADATA_KEY,
+    PLACEHOLDER_FILE,
+    JobRequest,
+    lacking,
+    missing_members,
+)
 from finetune.dataset._role_columns import completion_as_chat
 from finetune.types import (
     CostEstimate,
@@ -336,6 +342,8 @@ def check_request(
 ) -> None:
     """Refuse what the backend cannot train, before anything is read or sent."""
     caps, name = backend.capabilities, backend.name
+    if missing := missing_members(backend, ("upload", "create_job", "get_job")):
+        raise TypeError(f"backend {name!r} cannot start a job: it {lacking(missing)}")
     if method not in caps.methods:
         raise UnsupportedFeature(
             f"backend {name!r} does not train with method={method!r}; "

@@ -44,7 +44,25 @@ _registered: dict[str, Callable[..., Any]] = {}
 
 
 def register_backend(name: str, factory: Callable[..., Any]) -> None:
-    """Register a backend class in-process (entry points are the way for installed plugins)."""
+    """Register a backend class in-process (entry points are the way for installed plugins);
+    a name that is no plain word, or a ``factory`` that is not callable or is already a
+    backend instance, is a ``TypeError`` or ``ValueError`` here, not an ``AttributeError``
+    at the first ``Tuner(name)``."""
+    if not isinstance(name, str):
+        raise TypeError(f"a backend's name is text, such as 'acme', not {name!r}")
+    if not name.strip() or ":" in name or name != name.strip():
+        raise ValueError(
+            f"a backend's name is a word without a colon or spaces around it, not {name!r} "
+            '("backend:model" text is read up to its first colon)'
+        )
+    an_instance = not inspect.isclass(factory) and callable(getattr(factory, "get_job", None))
+    if an_instance or not callable(factory):
+        given = "; a backend object goes to ft.Tuner(backend, model=...) as it is"
+        raise TypeError(
+            f"register_backend({name!r}, ...) takes the backend's class (or a function that "
+            f"makes one, given the Tuner's options), not {type(factory).__name__} "
+            f"{factory!r:.60}{given if an_instance else ''}"
+        )
     _registered[name] = factory
 
 
@@ -71,7 +89,12 @@ def _load(name: str, target: str) -> Callable[..., Any]:
             f"backend {name!r} is registered by {target!r} but could not be imported "
             f"({exc}); reinstall the package that provides it"
         ) from exc
-    factory: Callable[..., Any] = getattr(module, attribute)
+    factory: Callable[..., Any] | None = getattr(module, attribute, None)
+    if factory is None:
+        raise FinetuneError(
+            f"backend {name!r} is registered by {target!r}, but {module_name} has no "
+            f"{attribute!r}; reinstall the package that provides it"
+        )
     return factory
 
 
@@ -100,7 +123,7 @@ def load_backend(name: str, **options: Any) -> BaseBackend:
         if wrong is None:
             raise
         raise _unknown_option(name, wrong, _option_names(factory)) from exc
-    return as_async(backend)
+    return as_async(backend, registered_as=name)
 
 
 def _option_names(factory: Callable[..., Any]) -> list[str]:

@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 import threading
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, ClassVar, Literal, Protocol, runtime_checkable
 
@@ -507,10 +507,41 @@ for _operation in _PLAIN_CALLS:
     setattr(BackendAdapter, _operation, _forward_plain(_operation))
 
 
-def as_async(backend: Any) -> BaseBackend:
+def as_async(backend: Any, *, registered_as: str | None = None) -> BaseBackend:
     """``backend`` behind the async interface: a ``BaseBackend`` as it is, any other async
-    backend with the defaults filled in, a synchronous one run in worker threads."""
+    backend with the defaults filled in, a synchronous one run in worker threads; one that
+    lacks a part of the ``Backend`` protocol is a ``TypeError`` naming what it lacks (and the
+    name it was ``registered_as``), before any call."""
+    missing = missing_members(backend)
+    if not callable(getattr(backend, "get_job", None)):
+        missing.append("get_job")
+    if missing:
+        made = f"backend {registered_as!r} made " if registered_as else ""
+        raise TypeError(
+            f"{made}{type(backend).__name__}, which is no backend: it {lacking(missing)}"
+        )
     if isinstance(backend, BaseBackend):
         return backend
     threaded = not inspect.iscoroutinefunction(getattr(backend, "get_job", None))
     return BackendAdapter(backend, threaded=threaded)
+
+
+def missing_members(backend: Any, calls: Sequence[str] = ()) -> list[str]:
+    """What ``backend`` lacks of the ``Backend`` protocol: its name, its capabilities, and
+    each of ``calls`` it does not write itself (``BaseBackend``'s defaults of the required
+    calls only raise; an adapted backend is looked at as written)."""
+    written = backend.wrapped if isinstance(backend, BackendAdapter) else backend
+    missing = [member for member in ("name", "capabilities") if not hasattr(written, member)]
+    for call in calls:
+        own = getattr(type(written), call, None)
+        if not callable(getattr(written, call, None)) or own is getattr(BaseBackend, call, None):
+            missing.append(call)
+    return missing
+
+
+def lacking(missing: Sequence[str]) -> str:
+    """The end of a sentence on a backend that lacks ``missing``, with what one has."""
+    return (
+        f"lacks {', '.join(missing)} (a backend has a name, capabilities "
+        "and async upload, create_job and get_job; docs/plugins.md)"
+    )
