@@ -2603,7 +2603,7 @@ def test_openai_is_asked_for_max_completion_tokens_and_other_servers_for_max_tok
 def test_tuned_tiny_model_beats_its_base(
     tiny_base: str, tuned_tiny: str, rows: list[dict[str, Any]]
 ) -> None:
-    holdout = ft.Dataset.from_records(rows[340:400])
+    holdout = ft.Dataset.from_records([*rows[340:399], rows[177]])  # the last, a training row
     train = ft.Dataset.from_records(rows[:300])
     base = ft.ModelRef(backend="hf", name=tiny_base)
     result = ft.evaluate(
@@ -2621,9 +2621,8 @@ def test_tuned_tiny_model_beats_its_base(
     assert result.compare("tuned", "base", "format").verdict == "improved"
     assert "few-shot" in result.to_markdown(baseline="base")
     assert isinstance(HFPredictor(tuned_tiny).name, str)
-    # line 380 of the demo data repeats line 178: the split put one copy on each side
     assert result.notes[0] == (
-        "candidate 'tuned' was fine-tuned on 1 of the 60 evaluated examples (at index 39), "
+        "candidate 'tuned' was fine-tuned on 1 of the 60 evaluated examples (at index 59), "
         "answers included: its scores on them are inflated. Evaluate on data without them: "
         'holdout.excluding(train) (an eval config\'s exclude = "train.jsonl")'
     )
@@ -2632,7 +2631,7 @@ def test_tuned_tiny_model_beats_its_base(
     assert cut == ["candidate 'base'", "candidate 'few-shot'"], result.notes
     assert "stopped at max_new_tokens=24" in result.notes[1]
     assert "stopped at max_new_tokens=64" in result.notes[2]
-    clean = holdout.excluding(train)  # the duplicate goes, and with it the note
+    clean = holdout.excluding(train)  # the training row goes, and with it the note
     assert len(clean) == 59
     again = ft.evaluate(
         clean, {"tuned": ft.ModelRef(backend="hf", name=tuned_tiny)}, m.token_f1, cache=False
