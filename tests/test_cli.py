@@ -697,6 +697,26 @@ def test_preference_data_trained_without_dpo_is_told_the_flag(
         ft.Tuner("fake", model=MODEL).fit(ft.Dataset.from_jsonl(data))
 
 
+def test_an_export_error_names_the_format_as_the_flag(
+    tiny_base: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``finetune export`` of a full model as an adapter said "use format='gguf'"."""
+    adapter = ["export", tiny_base, "--format", "gguf-adapter", "--output", str(tmp_path / "a")]
+    assert main(adapter) == 2
+    assert capsys.readouterr().err.strip() == (
+        f"error: {tiny_base} is a full model, not a LoRA adapter; use --format gguf"
+    )
+    named = tmp_path / "m.gguf"
+    assert main(["export", tiny_base, "--format", "merged", "--output", str(named)]) == 2
+    assert (
+        capsys.readouterr()
+        .err.strip()
+        .endswith(
+            "a merged export is a folder: give a folder path, or --format gguf for one GGUF file"
+        )
+    )
+
+
 def test_an_error_offers_no_way_out_that_only_python_has(
     capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -544,10 +544,10 @@ _PYTHON_ONLY = (" or pass api_key=... to the Tuner", " or pass account_id=...")
 
 def _for_the_command(message: str) -> str:
     """An error less the ways out only Python has (the command reads keys from the env), its
-    ``method='dpo'`` said as the flag, ``--method dpo``."""
+    ``method='dpo'`` and ``format='gguf'`` said as the flags, ``--method dpo``."""
     for way in _PYTHON_ONLY:
         message = message.replace(way, "")
-    return re.sub(r"\bmethod='(\w+)'", r"--method \1", message)
+    return re.sub(r"\b(method|format)='([\w-]+)'", r"--\1 \2", message)
 
 
 def _reader_gone() -> int:
