@@ -86,11 +86,13 @@ class JobView:
         """Status as last seen (``refresh`` for the current one)."""
         return self.job.status
 
+    _reattached: bool = False
+
     @property
     def reattached(self) -> bool:
         """Whether ``fit`` found this job, started earlier by the same fit (same data, model,
         method, settings and suffix), rather than starting one: nothing was trained anew."""
-        return False
+        return self._reattached
 
     @property
     def model(self) -> ModelRef:
@@ -176,12 +178,6 @@ class AsyncJobHandle(JobView):
     def job(self) -> Job:
         """The job as last seen."""
         return self._job
-
-    @property
-    def reattached(self) -> bool:
-        """Whether ``fit`` found this job, started earlier by the same fit, rather than
-        starting one."""
-        return self._reattached
 
     async def refresh(self) -> Job:
         """Fetch the job's current state."""

@@ -162,17 +162,12 @@ class JobHandle(JobView):
     def __init__(self, tuner: Tuner, handle: AsyncJobHandle) -> None:
         self._tuner = tuner
         self._handle = handle
+        self._reattached = handle.reattached
 
     @property
     def job(self) -> Job:
         """The job as last seen."""
         return self._handle.job
-
-    @property
-    def reattached(self) -> bool:
-        """Whether ``fit`` found this job, started earlier by the same fit, rather than
-        starting one."""
-        return self._handle.reattached
 
     def _metrics_for_view(self) -> MetricSeries | None:
         """A notebook shows the loss curve: the metrics as they are now, when readable."""
