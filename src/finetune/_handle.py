@@ -91,7 +91,8 @@ class JobView:
     @property
     def reattached(self) -> bool:
         """Whether ``fit`` found this job, started earlier by the same fit (same data, model,
-        method, settings and suffix), rather than starting one: nothing was trained anew."""
+        method, settings and suffix), rather than starting one: nothing was trained anew (an
+        ``idempotency_key`` of your own, or another seed, trains again)."""
         return self._reattached
 
     @property
