@@ -226,6 +226,18 @@ def test_hyperparameters_may_be_a_dict_of_their_fields(namespace: str, train: ft
         assert str(misplaced.value) == f"[hf] {said} (param: {theirs})"
     with pytest.raises(ft.InvalidRequestError, match=r"'max_seq_length' \(did you mean 'max_l"):
         ft.Tuner("hf", max_seq_length=128)  # an option's old name: the option it now is
+    for theirs, write in (  # torchrun's, accelerate's and transformers' names: no near match
+        ("nproc_per_node", "num_processes=N (a process per GPU)"),
+        ("gpus", "num_processes=N (a process per GPU)"),
+        ("master_addr", "main_process_ip='...'"),
+        ("bf16", "precision='bf16'"),
+        ("load_in_4bit", "quantization='4bit'"),
+    ):
+        with pytest.raises(ft.InvalidRequestError) as misnamed:
+            ft.Tuner("hf", **{theirs: 2})
+        assert str(misnamed.value) == (
+            f"[hf] '{theirs}' is no option of the hf backend: write {write} (param: {theirs})"
+        )
     with pytest.raises(ft.InvalidRequestError) as caught:
         tuner.estimate(train, {"epochs": 0})
     assert caught.value.param == "hyperparameters.epochs"

@@ -3,7 +3,7 @@ meets one of their names: difflib alone took ``lr`` for ``lora``."""
 
 from __future__ import annotations
 
-__all__ = ["HYPERPARAMETER_SYNONYMS"]
+__all__ = ["HYPERPARAMETER_SYNONYMS", "LOCAL_OPTION_SYNONYMS"]
 
 HYPERPARAMETER_SYNONYMS: dict[str, str] = {
     "lr": "learning_rate",
@@ -23,4 +23,25 @@ HYPERPARAMETER_SYNONYMS: dict[str, str] = {
     "rank": "r",  # in LoRA's fields
     "dpo_beta": "beta",
     "random_seed": "seed",
+}
+
+# the hf backend's options, as TRL, transformers, accelerate and torchrun name them: the value
+# says what to write instead
+LOCAL_OPTION_SYNONYMS: dict[str, str] = {
+    "gpus": "num_processes=N (a process per GPU)",
+    "num_gpus": "num_processes=N (a process per GPU)",
+    "n_gpus": "num_processes=N (a process per GPU)",
+    "nproc_per_node": "num_processes=N (a process per GPU)",
+    "nnodes": "num_machines=N",
+    "num_nodes": "num_machines=N",
+    "node_rank": "machine_rank=N",
+    "master_addr": "main_process_ip='...'",
+    "master_port": "main_process_port=N",
+    "bf16": "precision='bf16'",
+    "fp16": "precision='fp16'",
+    "torch_dtype": "precision='bf16' (or 'fp16', 'fp32')",
+    "dtype": "precision='bf16' (or 'fp16', 'fp32')",
+    "load_in_4bit": "quantization='4bit'",
+    "load_in_8bit": "quantization='8bit'",
+    "device_map": "device='cuda:N' (one GPU) or num_processes=N (several)",
 }

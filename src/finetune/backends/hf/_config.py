@@ -22,6 +22,7 @@ from finetune._errors import (
     settings_problem,
 )
 from finetune._json_values import json_settings
+from finetune._synonyms import LOCAL_OPTION_SYNONYMS
 from finetune.types import Hyperparameters, LoRA
 
 __all__ = [
@@ -196,6 +197,10 @@ def parse_options(options: dict[str, Any]) -> LocalOptions:
         if ours:
             message = (
                 f"{name!r} is no option of the hf backend: it is ft.Hyperparameters({ours}=...)"
+            )
+        elif name not in known and name in LOCAL_OPTION_SYNONYMS:
+            message = (
+                f"{name!r} is no option of the hf backend: write {LOCAL_OPTION_SYNONYMS[name]}"
             )
         raise InvalidRequestError(message, backend="hf", param=name) from None
 
