@@ -1028,6 +1028,35 @@ def test_tiny_demo_prints_the_three_way_comparison(
     assert f"re-attached to {command[2]}, trained by an earlier run" in capsys.readouterr().out
 
 
+@needs_tiktoken
+def test_an_option_flag_sets_a_backend_option_over_the_configs(
+    chat_file: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A backend option (``max_length``, ``full_finetune``, ``device``) could only come from
+    a config file's [options]: no flag of train, estimate or validate took one."""
+    config = tmp_path / "train.toml"
+    config.write_text(
+        'backend = "together"\nmodel = "meta-llama/Meta-Llama-3.1-8B-Instruct-Reference"\n'
+        f'file = "{chat_file}"\n[options]\nfull_finetune = true\n'
+    )
+    full_rates = "a full fine-tune has higher rates"
+    assert main(["estimate", "--config", str(config), "--json"]) == 0
+    assert any(full_rates in note for note in json.loads(capsys.readouterr().out)["notes"])
+    flagged = ["estimate", "--config", str(config), "--option", "full_finetune=false", "--json"]
+    assert main(flagged) == 0  # the flag over the file, read as JSON's false
+    assert not any(full_rates in note for note in json.loads(capsys.readouterr().out)["notes"])
+    together = ["--backend", "together", "--model", "meta-llama/Meta-Llama-3.1-8B-Instruct"]
+    assert main(["estimate", str(chat_file), *together, "--option", "full_finetune=true"]) == 0
+    assert full_rates in capsys.readouterr().out
+    with pytest.raises(SystemExit) as stopped:
+        main(["train", str(chat_file), "--backend", "fake", "--option", "max_length"])
+    assert stopped.value.code == 2
+    assert capsys.readouterr().err.strip().splitlines()[-1] == (
+        "error: finetune train: argument --option: is KEY=VALUE, a backend option such as "
+        "max_length=2048, not 'max_length' (see finetune train --help)"
+    )
+
+
 def test_validate_and_estimate_name_their_backend(capsys: pytest.CaptureFixture[str]) -> None:
     """No default: OpenAI's rules for a local model, or for anyone after 2027-01-06, mislead."""
     for command in ("validate", "estimate"):

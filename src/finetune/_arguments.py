@@ -4,6 +4,7 @@ line naming the flag, with exit code 2."""
 from __future__ import annotations
 
 import argparse
+import json
 import math
 from collections.abc import Callable
 from typing import Any, NoReturn
@@ -14,6 +15,7 @@ __all__ = [
     "name_flag",
     "named",
     "non_negative_int",
+    "option_setting",
     "or_auto",
     "positive_float",
     "positive_int",
@@ -38,6 +40,20 @@ def whole_number(least: int) -> Callable[[str], int]:
 
 positive_int = whole_number(1)
 non_negative_int = whole_number(0)
+
+
+def option_setting(text: str) -> tuple[str, Any]:
+    """An argparse type: ``KEY=VALUE``, a backend option; the value read as JSON where it is
+    (``2048``, ``true``, ``0.1``, ``{"r": 8}``), else as the text it is (``cuda:0``)."""
+    key, equals, value = text.partition("=")
+    if not equals or not key.strip().isidentifier():
+        raise argparse.ArgumentTypeError(
+            f"is KEY=VALUE, a backend option such as max_length=2048, not {text!r}"
+        )
+    try:
+        return key.strip(), json.loads(value)
+    except ValueError:
+        return key.strip(), value
 
 
 def or_auto(kind: Callable[[str], Any]) -> Callable[[str], Any]:

@@ -33,6 +33,8 @@ def job_settings(args: argparse.Namespace, command: str) -> dict[str, Any]:
         value = getattr(args, name, None)
         if value not in (None, []):  # argparse gives no FILE as []
             settings[name] = value
+    if flagged := getattr(args, "option", None):  # each --option over the file's [options]
+        settings["options"] = {**(settings.get("options") or {}), **dict(flagged)}
     hyper = dict(settings.get("hyperparameters") or {})
     for name in ("epochs", "batch_size", "learning_rate", "learning_rate_multiplier", "seed"):
         value = getattr(args, name, None)

@@ -23,6 +23,7 @@ from finetune._arguments import (
     name_flag,
     named,
     non_negative_int,
+    option_setting,
     or_auto,
     positive_float,
     positive_int,
@@ -368,6 +369,17 @@ _CONFIG_HELP = {
 }
 
 
+def _option_flag(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--option",
+        action="append",
+        type=option_setting,
+        metavar="KEY=VALUE",
+        help="a backend option (max_length=2048, device=cuda:0), over a config's [options]; "
+        "repeat it for several",
+    )
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = Parser(
         prog="finetune", description="Validate data, fine-tune on any backend, check the result."
@@ -393,6 +405,7 @@ def _parser() -> argparse.ArgumentParser:
         sub.add_argument("--validation", action="append", help=_VALIDATION_HELP[name])
         sub.add_argument("--columns", type=key_names, help=_COLUMNS_HELP)
         sub.add_argument("--config", help=_CONFIG_HELP[name])
+        _option_flag(sub)
         if name == "estimate":
             sub.add_argument(
                 "--epochs",
@@ -474,6 +487,7 @@ def _parser() -> argparse.ArgumentParser:
         ("--seed", non_negative_int, "0 or more, for a run that can be repeated"),
     ):
         train.add_argument(flag, type=kind, help=text)
+    _option_flag(train)
     train.add_argument("--wait", action="store_true", help="wait for the job, with a progress bar")
     train.add_argument(
         "--skip-validation",
