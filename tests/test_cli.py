@@ -1048,6 +1048,16 @@ def test_an_option_flag_sets_a_backend_option_over_the_configs(
     together = ["--backend", "together", "--model", "meta-llama/Meta-Llama-3.1-8B-Instruct"]
     assert main(["estimate", str(chat_file), *together, "--option", "full_finetune=true"]) == 0
     assert full_rates in capsys.readouterr().out
+    local = ["validate", str(chat_file), "--backend", "hf", "--model", "./m", "--option"]
+    for option, told in (
+        ("lr=0.001", "the hyperparameter --learning-rate"),
+        ("warmup=0.1", "the hyperparameter warmup, under [hyperparameters] in a --config file"),
+    ):  # not "ft.Hyperparameters(learning_rate=...)", which no command takes
+        assert main([*local, option]) == 2
+        name = option.partition("=")[0]
+        assert capsys.readouterr().err.strip() == (
+            f"error: [hf] '{name}' is no option of the hf backend: it is {told} (param: {name})"
+        )
     with pytest.raises(SystemExit) as stopped:
         main(["train", str(chat_file), "--backend", "fake", "--option", "max_length"])
     assert stopped.value.code == 2

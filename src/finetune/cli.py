@@ -558,10 +558,20 @@ _PYTHON_ONLY = (" or pass api_key=... to the Tuner", " or pass account_id=...")
 
 def _for_the_command(message: str) -> str:
     """An error less the ways out only Python has (the command reads keys from the env), its
-    ``method='dpo'`` and ``format='gguf'`` said as the flags, ``--method dpo``."""
+    ``method='dpo'`` and ``format='gguf'`` said as the flags, ``--method dpo``, and a
+    hyperparameter as its flag or config key."""
     for way in _PYTHON_ONLY:
         message = message.replace(way, "")
+    message = re.sub(r"ft\.Hyperparameters\((\w+)=\.\.\.\)", _hyperparameter_flag, message)
     return re.sub(r"\b(method|format)='([\w-]+)'", r"--\1 \2", message)
+
+
+def _hyperparameter_flag(named: re.Match[str]) -> str:
+    """A hyperparameter as the command takes it: its flag, or its key in a config file."""
+    name = named.group(1)
+    if name in ("epochs", "batch_size", "learning_rate", "learning_rate_multiplier", "seed"):
+        return f"the hyperparameter --{name.replace('_', '-')}"
+    return f"the hyperparameter {name}, under [hyperparameters] in a --config file"
 
 
 def _reader_gone() -> int:
