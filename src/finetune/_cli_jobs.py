@@ -21,7 +21,10 @@ from finetune._config_file import (
 from finetune._fit import hyperparameters_problem
 from finetune.backends import backend_class
 
-__all__ = ["JobInputs", "job_inputs", "job_settings"]
+__all__ = ["HYPERPARAMETER_FLAGS", "JobInputs", "job_inputs", "job_settings"]
+
+# the hyperparameters ``train`` takes as flags (--learning-rate); the others from a config file
+HYPERPARAMETER_FLAGS = ("epochs", "batch_size", "learning_rate", "learning_rate_multiplier", "seed")
 
 
 def job_settings(args: argparse.Namespace, command: str) -> dict[str, Any]:
@@ -36,7 +39,7 @@ def job_settings(args: argparse.Namespace, command: str) -> dict[str, Any]:
     if flagged := getattr(args, "option", None):  # each --option over the file's [options]
         settings["options"] = {**(settings.get("options") or {}), **dict(flagged)}
     hyper = dict(settings.get("hyperparameters") or {})
-    for name in ("epochs", "batch_size", "learning_rate", "learning_rate_multiplier", "seed"):
+    for name in HYPERPARAMETER_FLAGS:
         value = getattr(args, name, None)
         if value is not None:
             hyper[name] = value

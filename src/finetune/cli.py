@@ -28,7 +28,7 @@ from finetune._arguments import (
     positive_float,
     positive_int,
 )
-from finetune._cli_jobs import job_inputs
+from finetune._cli_jobs import HYPERPARAMETER_FLAGS, job_inputs
 from finetune._cli_log import log_to_stderr, print_json
 from finetune._cli_watch import (
     Interrupted,
@@ -566,10 +566,10 @@ def _for_the_command(message: str) -> str:
     return re.sub(r"\b(method|format)='([\w-]+)'", r"--\1 \2", message)
 
 
-def _hyperparameter_flag(named: re.Match[str]) -> str:
+def _hyperparameter_flag(found: re.Match[str]) -> str:
     """A hyperparameter as the command takes it: its flag, or its key in a config file."""
-    name = named.group(1)
-    if name in ("epochs", "batch_size", "learning_rate", "learning_rate_multiplier", "seed"):
+    name = found.group(1)
+    if name in HYPERPARAMETER_FLAGS:
         return f"the hyperparameter --{name.replace('_', '-')}"
     return f"the hyperparameter {name}, under [hyperparameters] in a --config file"
 
