@@ -1048,6 +1048,11 @@ def test_an_option_flag_sets_a_backend_option_over_the_configs(
     together = ["--backend", "together", "--model", "meta-llama/Meta-Llama-3.1-8B-Instruct"]
     assert main(["estimate", str(chat_file), *together, "--option", "full_finetune=true"]) == 0
     assert full_rates in capsys.readouterr().out
+    assert main(["estimate", str(chat_file), *together, "--option", "n_checkpoints=2"]) == 2
+    assert capsys.readouterr().err.strip() == (
+        "error: Together takes only ['full_finetune']; got ['n_checkpoints'] "
+        "('n_checkpoints' goes under [hyperparameters.extra] in a --config file)"
+    )
     local = ["validate", str(chat_file), "--backend", "hf", "--model", "./m", "--option"]
     for option, told in (
         ("lr=0.001", "the hyperparameter --learning-rate"),

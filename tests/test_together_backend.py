@@ -393,6 +393,12 @@ def test_what_cannot_map_is_refused_before_any_request(server: TogetherFake) -> 
         with pytest.raises((ft.InvalidRequestError, ft.UnsupportedFeature)):
             tuner.estimate(dataset("refused"), params, options=options)
     assert server.requests == []
+    with pytest.raises(ft.UnsupportedFeature) as caught:  # a job setting, not an option
+        tuner_for(server).estimate(dataset("refused"), options={"n_checkpoints": 2})
+    assert str(caught.value) == (
+        "Together takes only ['full_finetune']; got ['n_checkpoints'] ('n_checkpoints' is "
+        "ft.Hyperparameters(extra={'n_checkpoints': ...}))"
+    )
 
 
 def test_the_default_lora_rank_is_lowered_to_a_models_limit() -> None:

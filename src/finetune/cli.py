@@ -563,6 +563,11 @@ def _for_the_command(message: str) -> str:
     for way in _PYTHON_ONLY:
         message = message.replace(way, "")
     message = re.sub(r"ft\.Hyperparameters\((\w+)=\.\.\.\)", _hyperparameter_flag, message)
+    message = re.sub(
+        r"'(\w+)' is ft\.Hyperparameters\(extra=\{'\1': \.\.\.\}\)",
+        r"'\1' goes under [hyperparameters.extra] in a --config file",
+        message,
+    )
     return re.sub(r"\b(method|format)='([\w-]+)'", r"--\1 \2", message)
 
 

@@ -260,8 +260,14 @@ def refuse_unknown_settings(
     strays = sorted(set(request.options) - set(options))
     if strays:
         takes = f"takes only {sorted(options)}" if options else "takes no options"
+        settings = [
+            f"{name!r} is ft.Hyperparameters(extra={{{name!r}: ...}})"
+            for name in strays
+            if name in known
+        ]
+        of_the_job = f" ({'; '.join(settings)})" if settings else ""
         raise UnsupportedFeature(
-            f"{provider} {takes}; got {strays}{named_as_hyperparameters(strays)}"
+            f"{provider} {takes}; got {strays}{named_as_hyperparameters(strays)}{of_the_job}"
         )
 
 
