@@ -666,6 +666,12 @@ def test_a_model_named_by_its_text_is_that_model(monkeypatch: pytest.MonkeyPatch
         ft.evaluate(_qa(3), {"base": "base"}, [m.exact_match])
     with pytest.raises(ValueError, match=r"is ft.ModelRef.openai_compatible\(base_url, 'm'\)"):
         ft.evaluate(_qa(3), {"served": "openai-compatible:m"}, [m.exact_match])
+    with pytest.raises(TypeError) as rubric_first:  # it was "a candidate given as text is ..."
+        m.llm_judge("Is the answer polite?")
+    assert str(rubric_first.value).startswith('a judge given as text is "backend:model"')
+    assert str(rubric_first.value).endswith("(the judge comes first, then the rubric)")
+    with pytest.raises(TypeError, match=r"^a judge is a ModelRef or its"):
+        ft.evaluation.judge_pairwise(result, _qa(2), "tuned", "tuned", judge=3)
 
 
 @pytest.mark.parametrize(

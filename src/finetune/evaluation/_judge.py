@@ -94,7 +94,7 @@ async def ajudge_pairwise(
     """
     max_concurrency = at_least_one("max_concurrency", max_concurrency)
     max_attempts = at_least_one("max_attempts", max_attempts)
-    grader = predictor_for(judge)
+    grader = predictor_for(judge, what="judge")
     # reading the data and building the prompts: in a worker thread, off the event loop
     asked = await asyncio.to_thread(_both_orders, result, dataset, a, b, grader, rubric)
     store = await asyncio.to_thread(open_cache, cache)

@@ -458,9 +458,10 @@ def is_cacheable(predictor: Predictor) -> bool:
     return not isinstance(predictor, CallablePredictor) or predictor.named
 
 
-def predictor_for(candidate: Any, **options: Any) -> Predictor:
+def predictor_for(candidate: Any, *, what: str = "candidate", **options: Any) -> Predictor:
     """The predictor for a ``ModelRef`` (its backend's ``predictor``) or its text
-    (``"openai:gpt-4.1-mini"``), a ``Predictor``, or a callable."""
+    (``"openai:gpt-4.1-mini"``), a ``Predictor``, or a callable; ``what`` it is (a
+    ``candidate``, a ``judge``) names it in the error for anything else."""
     if isinstance(candidate, str):
         candidate = model_named(candidate)
     if isinstance(candidate, ModelRef):
@@ -472,13 +473,14 @@ def predictor_for(candidate: Any, **options: Any) -> Predictor:
     if isinstance(candidate, str):
         from finetune.backends import available_backends
 
+        rubric = " (the judge comes first, then the rubric)" if what == "judge" else ""
         raise TypeError(
-            'a candidate given as text is "backend:model", as "openai:gpt-4.1-mini" (backends: '
+            f'a {what} given as text is "backend:model", as "openai:gpt-4.1-mini" (backends: '
             f"{', '.join(available_backends())}), not {candidate!r}; or "
-            f"ft.ModelRef(backend=..., name={candidate!r})"
+            f"ft.ModelRef(backend=..., name={candidate!r}){rubric}"
         )
     raise TypeError(
-        'a candidate is a ModelRef or its "backend:model" text, a Predictor or a function, '
+        f'a {what} is a ModelRef or its "backend:model" text, a Predictor or a function, '
         f"not {type(candidate).__name__}"
     )
 

@@ -425,7 +425,7 @@ def llm_judge(
 
     if not isinstance(name, str) or not name.strip():
         raise ValueError(f"name is the judge's column, a text such as 'tone', not {name!r}")
-    grader = predictor_for(judge)
+    grader = predictor_for(judge, what="judge")
 
     def exchange(prediction: str, reference: str, example: Any) -> Exchange:
         prompt = _RUBRIC_PROMPT.format(
