@@ -668,8 +668,18 @@ def test_a_folder_given_as_data_is_told_the_files_it_holds(
     assert "is a folder: name its data files, which may be several splits (it holds " in said
     assert "test-00000-of-00001.parquet, train-00000-of-00002.parquet);" in said
     assert f"as {shards / 'train'}-*.parquet in a shell" in said
-    assert main(["validate", str(tmp_path / "data" / ".."), *flags]) == 2
-    assert "is a folder, and holds no data file" in capsys.readouterr().err
+    snapshot = tmp_path / "data" / ".."  # a Hub dataset's snapshot: its files are in data/
+    assert main(["validate", str(snapshot), *flags]) == 2
+    said = capsys.readouterr().err
+    assert said.startswith(f"error: {snapshot}: is a folder, and holds no data file itself; ")
+    inner = snapshot / "data"
+    assert f"{inner}: is a folder: name its data files, which may be several splits" in said
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert main(["validate", str(empty), *flags]) == 2
+    assert capsys.readouterr().err.strip() == (
+        f"error: {empty}: is a folder, and holds no data file (.jsonl, .json, .csv, .parquet)"
+    )
     mine = tmp_path / "mine"  # a folder of one's own files: no shards to match
     mine.mkdir()
     (mine / "pref.jsonl").write_bytes(b"")

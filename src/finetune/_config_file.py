@@ -338,10 +338,13 @@ def data_file(path: str) -> Dataset:
 def _folder_refusal(folder: Path) -> str:
     """What a command says of a folder given as a data file (a Hub dataset's ``data/``): the
     files it holds, and how to name them, since a folder's files may be several splits."""
-    from finetune.dataset._sources import is_data_name
-
-    held = sorted(p.name for p in folder.iterdir() if p.is_file() and is_data_name(p.name))
+    held = _data_names(folder)
     if not held:
+        inner = [p for p in sorted(folder.iterdir()) if p.is_dir() and _data_names(p)]
+        if inner:  # a Hub dataset's snapshot keeps its files in data/
+            return (
+                f"{folder}: is a folder, and holds no data file itself; {_folder_refusal(inner[0])}"
+            )
         return f"{folder}: is a folder, and holds no data file (.jsonl, .json, .csv, .parquet)"
     if len(held) == 1:
         return f"{folder}: is a folder: name its data file, {folder / held[0]}"
@@ -357,6 +360,16 @@ def _folder_refusal(folder: Path) -> str:
         f"{folder}: is a folder: name its data files, which may be several splits (it holds "
         f"{shown}); several are read as one, as {several}"
     )
+
+
+def _data_names(folder: Path) -> list[str]:
+    """The names of the data files ``folder`` holds (none where it cannot be read)."""
+    from finetune.dataset._sources import is_data_name
+
+    try:
+        return sorted(p.name for p in folder.iterdir() if p.is_file() and is_data_name(p.name))
+    except OSError:
+        return []
 
 
 def shots_refusal(
