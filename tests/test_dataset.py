@@ -797,6 +797,22 @@ def test_kto_rows_are_refused_with_a_cure_that_keeps_the_bad_completions_out(
     assert "KTO" not in number.errors[0].message  # a class label of another kind of data
 
 
+def test_dolly_rows_are_told_the_renames_that_read_them_as_alpaca_rows() -> None:
+    """databricks-dolly-15k's rows (instruction, context, response, category) were "cannot
+    tell the example kind" with no cure, where Alpaca's instruction, input and output read."""
+    dolly = {"instruction": "Sum them.", "context": "2 and 2", "response": "4", "category": "qa"}
+    (finding,) = validate(ft.Dataset.from_records([dolly]), target="hf", model="m").errors
+    renames = {"instruction": "instruction", "context": "input", "response": "output"}
+    assert finding.message.endswith(
+        "--columns instruction,context=input,response=output on the command line"
+    )
+    assert "Dolly" in finding.message and f"ds.select_columns({renames!r})" in finding.message
+    renamed = ft.Dataset.from_records([dolly]).select_columns(renames)
+    assert [m.content for m in renamed[0].messages] == ["Sum them.\n\n2 and 2", "4"]
+    without_context = ft.Dataset.from_records([{**dolly, "context": ""}])
+    assert without_context.select_columns(renames)[0].messages[0].content == "Sum them."
+
+
 def test_preference_rows_under_other_names_are_told_the_renames_that_read_them() -> None:
     """StackExchange-paired's rows (TRL's StackLLaMA data) were "unrecognized example shape"
     with five of their six keys and no cure; a pair's ``question`` was told to be removed."""

@@ -14,8 +14,9 @@ from typing import Any, NoReturn
 
 from finetune._words import json_kind
 from finetune.dataset._compressed import BROKEN_STREAM, broken_stream, open_data
-from finetune.dataset._formats import detect_kind, objects_only
+from finetune.dataset._formats import detect_kind
 from finetune.dataset._reader import DEFAULT_MAX_LINE_BYTES, RawRecord, ReadProblem, unwritable
+from finetune.dataset._shape_hints import objects_only
 from finetune.dataset._sources import FileSource
 
 __all__ = ["JsonArraySource", "is_json_document"]

@@ -12,9 +12,10 @@ from typing import Any
 
 from finetune._errors import did_you_mean
 from finetune._words import json_kind
-from finetune.dataset._formats import detect_kind, shape_hint
+from finetune.dataset._formats import detect_kind
 from finetune.dataset._implicit_prompt import why_no_prompt
 from finetune.dataset._role_columns import completion_as_chat
+from finetune.dataset._shape_hints import shape_hint
 from finetune.dataset._tool_rows import MESSAGE_LIST_KEYS
 from finetune.types import EXAMPLE_KINDS
 from finetune.validation._images import non_text_parts

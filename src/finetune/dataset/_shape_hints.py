@@ -1,0 +1,85 @@
+"""What a row of no kind we read looks like, when it is a well-known shape (plain text, two
+texts, StackExchange-paired's or Dolly's columns, a JSON file's wrapper object), and how to
+write it as one we read."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from finetune._words import counted
+from finetune.dataset._role_columns import as_turns_cure, renames_cure
+
+__all__ = ["IGNORED_KEYS", "objects_only", "shape_hint"]
+
+# keys some exports carry that mean nothing for training: dropped quietly
+IGNORED_KEYS = frozenset({"parallel_tool_calls", "id", "metadata"})
+
+
+def shape_hint(data: dict[str, Any]) -> str:
+    """What a row of no kind we read looks like, when it is a well-known shape, and how to
+    write it as one we read ("" for any other)."""
+    keys = set(data) - IGNORED_KEYS
+    if keys == {"text"}:
+        return (
+            "; a row of plain text is for language modeling, which finetune does not train: "
+            "write each example as a question and its answer (messages, or prompt and completion)"
+        )
+    texts = sorted(k for k in keys if isinstance(data[k], str))
+    if len(keys) == 2 and len(texts) == 2:
+        asked, answer = sorted(texts, key=lambda key: key.lower() in _ANSWER_NAMES)
+        if "completion" in keys:  # the one named so is the answer
+            asked, answer = sorted(texts, key=lambda key: key == "completion")
+        told = " and ".join(
+            f"{old!r} to {new!r}" for old, new in ((asked, "user"), (answer, "assistant"))
+        )
+        return (
+            f"; a row of two texts is read as a question and its answer when they are named "
+            f"user and assistant, a chat turn each, which every backend trains on: rename "
+            f"{told} ({as_turns_cure(asked, answer)}); or prompt and completion, a completion "
+            "pair (for a base model without a chat template: OpenAI's chat models and "
+            "Fireworks train chat only)"
+        )
+    if {"question", "response_j", "response_k"} <= keys:
+        renames = {"question": "prompt", "response_j": "chosen", "response_k": "rejected"}
+        return (
+            "; question, response_j and response_k are StackExchange-paired's preference "
+            "shape (response_j the answer people preferred), read as prompt, chosen and "
+            f"rejected, to train with method='dpo': {renames_cure(renames)}"
+        )
+    if {"instruction", "response"} <= keys <= {"instruction", "context", "response", "category"}:
+        renames = {"instruction": "instruction", "context": "input", "response": "output"}
+        return (
+            "; instruction, context and response are Dolly's shape (databricks-dolly-15k), "
+            "read as Alpaca's instruction, input and output: "
+            f"{renames_cure(renames if 'context' in keys else _without(renames, 'context'))}"
+        )
+    return _wrapper_hint(data, keys)
+
+
+def _without(renames: dict[str, str], key: str) -> dict[str, str]:
+    return {old: new for old, new in renames.items() if old != key}
+
+
+def _wrapper_hint(data: dict[str, Any], keys: set[str]) -> str:
+    """A row holding a list of objects (``{"data": [...]}``): a JSON file's object holding
+    the examples, read as one row by ``from_jsonl``."""
+    if "prompt" in keys or "completion" in keys:  # a broken pair, told as one
+        return ""
+    lists = [k for k in keys if data[k] and objects_only(data[k])]
+    if not lists:
+        return ""
+    held = counted(len(data[lists[0]]), "object")
+    return (
+        f"; its {lists[0]!r} holds a list of {held}, as a JSON file's object "
+        "holding the examples does: Dataset.from_json reads such a file as that list "
+        "(finetune's commands do)"
+    )
+
+
+def objects_only(value: Any) -> bool:
+    """Whether ``value`` is a JSON array of objects only (an empty one too)."""
+    return value.__class__ is list and all(item.__class__ is dict for item in value)
+
+
+# the column names that usually hold the answer of a question-and-answer row
+_ANSWER_NAMES = frozenset({"answer", "response", "output", "target", "reply", "label", "a"})
