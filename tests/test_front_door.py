@@ -471,6 +471,46 @@ def test_a_role_spelt_otherwise_is_told_the_one_meant_and_nothing_more() -> None
     ]
 
 
+def test_openai_developer_turns_and_sharegpt_keys_in_messages_are_told_the_cure() -> None:
+    """OpenAI's ``developer`` turn got no suggestion; a message of ShareGPT's ``from`` and
+    ``value`` was "role None is not one of [...]"; and reading either row (``ds[0]``, a
+    ``for``) said pydantic's "Input should be 'system', ..." or "Field required", with no
+    suggestion at all."""
+    developer = {"role": "developer", "content": "Be brief."}
+    rows = [
+        {
+            "messages": [
+                developer,
+                {"role": "user", "content": "q"},
+                {"role": "assistant", "content": "a"},
+            ]
+        },
+        {"messages": [{"from": "human", "value": "q"}, {"from": "gpt", "value": "a"}]},
+    ]
+    report = ft.Tuner("fake", model="m").validate(ft.Dataset.from_records(rows))
+    told = {(f.line, f.field): f.message for f in report.errors if f.line}
+    meant_system = " (did you mean 'system'?)"
+    assert told[1, "messages[0].role"].endswith(meant_system)
+    sharegpt = (
+        ": 'from' and 'value' are ShareGPT's keys, read in a list named 'conversations' "
+        "(ds.select_columns({'messages': 'conversations'}), or --columns "
+        "messages=conversations on the command line)"
+    )
+    assert told[2, "messages[0].role"].endswith(sharegpt)
+    with pytest.raises(ft.DatasetError) as developer_read:
+        ft.Dataset.from_records(rows[:1])[0]
+    assert str(developer_read.value).endswith(meant_system)
+    with pytest.raises(ft.DatasetError) as sharegpt_read:
+        ft.Dataset.from_records(rows[1:])[0]
+    assert str(sharegpt_read.value).endswith(sharegpt)
+    renamed = ft.Dataset.from_records(rows[1:]).select_columns({"messages": "conversations"})
+    assert [m.role for m in renamed[0].messages] == ["user", "assistant"]
+    with pytest.raises(
+        ft.DatasetError, match=r"messages\[0\]\.role: .* \(did you mean 'user'\?\)$"
+    ):
+        ft.Dataset.from_records([{"messages": [{"role": "User", "content": "q"}]}])[0]
+
+
 def test_validate_rejects_exactly_what_fit_would() -> None:
     surrogate = chat(0)
     surrogate["messages"][1]["content"] = "broken \ud800 text"

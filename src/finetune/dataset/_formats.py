@@ -36,7 +36,7 @@ from finetune.dataset._role_columns import (
     role_columns_field,
     role_columns_record,
 )
-from finetune.dataset._shape_hints import IGNORED_KEYS, shape_hint
+from finetune.dataset._shape_hints import IGNORED_KEYS, role_meant, shape_hint
 from finetune.dataset._tool_rows import arguments_as_text, tools_as_list
 from finetune.dataset._unknown_keys import columns_kept, unknown_key_message
 from finetune.types import (
@@ -237,7 +237,12 @@ def parse_example(
 
 
 def _message(error: Any, field: str | None, kind: ExampleKind, data: dict[str, Any]) -> str:
-    """pydantic's message, but an unknown key is said as validation says it."""
+    """pydantic's message, but an unknown key is said as validation says it, and an unknown
+    or missing role is told the one most likely meant."""
+    if field and field.endswith(".role") and error["type"] in ("literal_error", "missing"):
+        if error["type"] == "missing":  # pydantic's input is then the message
+            return f"{error['msg']}{role_meant(None, error.get('input'))}"
+        return f"{error['msg']}{role_meant(error.get('input'))}"
     if error["type"] != "extra_forbidden" or not field:
         return str(error["msg"])
     where, _, key = field.rpartition(".")

@@ -1,15 +1,19 @@
 """What a row of no kind we read looks like, when it is a well-known shape (plain text, two
 texts, StackExchange-paired's or Dolly's columns, a JSON file's wrapper object), and how to
-write it as one we read."""
+write it as one we read; and the role a message's unknown one most likely means."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, get_args
 
+from finetune._errors import did_you_mean
 from finetune._words import counted
+from finetune.dataset._community import SPEAKERS
+from finetune.dataset._functions import LEGACY_FUNCTIONS
 from finetune.dataset._role_columns import as_turns_cure, renames_cure
+from finetune.types import Role
 
-__all__ = ["IGNORED_KEYS", "objects_only", "shape_hint"]
+__all__ = ["IGNORED_KEYS", "objects_only", "role_meant", "shape_hint"]
 
 # keys some exports carry that mean nothing for training: dropped quietly
 IGNORED_KEYS = frozenset({"parallel_tool_calls", "id", "metadata"})
@@ -83,3 +87,23 @@ def objects_only(value: Any) -> bool:
 
 # the column names that usually hold the answer of a question-and-answer row
 _ANSWER_NAMES = frozenset({"answer", "response", "output", "target", "reply", "label", "a"})
+
+
+# the roles other tools write, as ours: ShareGPT's speakers, and OpenAI's developer turn
+_ROLE_SYNONYMS = {**SPEAKERS, "developer": "system"}
+
+
+def role_meant(role: Any, message: Any = None) -> str:
+    """`` (did you mean 'user'?)`` for ``User``, ShareGPT's ``human`` or OpenAI's
+    ``developer``; OpenAI's legacy ``function`` turn told how it is read; a ``message`` of
+    ShareGPT's keys (no role) told the rename that reads it; else nothing."""
+    if role is None and isinstance(message, dict) and {"from", "value"} <= message.keys():
+        return (
+            ": 'from' and 'value' are ShareGPT's keys, read in a list named 'conversations' "
+            f"({renames_cure({'messages': 'conversations'})})"
+        )
+    if role == "function":
+        return f" ({LEGACY_FUNCTIONS})"
+    if not isinstance(role, str):
+        return ""
+    return did_you_mean(role, sorted(get_args(Role)), _ROLE_SYNONYMS)

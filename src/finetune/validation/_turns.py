@@ -8,9 +8,7 @@ import re
 from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
-from finetune._errors import did_you_mean
 from finetune._words import json_kind
-from finetune.dataset._community import SPEAKERS
 from finetune.dataset._formats import (
     FUNCTION_KEYS,
     IGNORED_KEYS,
@@ -20,14 +18,14 @@ from finetune.dataset._formats import (
     TOOL_CALL_KEYS,
     is_empty,
 )
-from finetune.dataset._functions import LEGACY_FUNCTIONS
+from finetune.dataset._shape_hints import role_meant
 from finetune.dataset._unknown_keys import columns_kept, unknown_key_message
 from finetune.validation._images import check_images
 
 if TYPE_CHECKING:
     from finetune.validation._rules import Target
 
-__all__ = ["ROLES", "Issue", "check_function_type", "check_keys", "check_messages", "role_meant"]
+__all__ = ["ROLES", "Issue", "check_function_type", "check_keys", "check_messages"]
 
 Issue = tuple[str, str, str, str | None]  # code, severity, message, field
 
@@ -67,14 +65,6 @@ def check_keys(
             yield "unexpected_field", "error", message, path
 
 
-def role_meant(role: Any) -> str:
-    """`` (did you mean 'user'?)`` for ``User`` or ShareGPT's ``human``; OpenAI's legacy
-    ``function`` turn told how it is read; else nothing."""
-    if role == "function":
-        return f" ({LEGACY_FUNCTIONS})"
-    return did_you_mean(role, sorted(ROLES), SPEAKERS) if isinstance(role, str) else ""
-
-
 def check_function_type(item: dict[str, Any], path: str, code: str) -> Iterator[Issue]:
     """A tool's or a tool call's ``type``, when given, is ``"function"``: the only one."""
     if item.get("type", "function") != "function":
@@ -97,7 +87,7 @@ def check_messages(
             yield (
                 "unknown_role",
                 "error",
-                f"role {role!r} is not one of {sorted(ROLES)}{role_meant(role)}",
+                f"role {role!r} is not one of {sorted(ROLES)}{role_meant(role, message)}",
                 (f"{where}.role"),
             )
             unknown_roles += 1
