@@ -813,6 +813,18 @@ def test_dolly_rows_are_told_the_renames_that_read_them_as_alpaca_rows() -> None
     assert without_context.select_columns(renames)[0].messages[0].content == "Sum them."
 
 
+def test_a_first_row_of_no_kind_is_told_as_such_not_as_an_empty_dataset(tmp_path: Path) -> None:
+    """``finetune train`` (and ``ds.kind``) on a file of Dolly rows said "the dataset is
+    empty: it has no example to tell its kind from"."""
+    dolly = {"instruction": "Sum them.", "context": "2 and 2", "response": "4"}
+    data = ft.Dataset.from_jsonl(write_jsonl(tmp_path / "dolly.jsonl", [dolly, dolly]))
+    with pytest.raises(ft.DatasetError) as told:
+        data.kind
+    assert (told.value.file, told.value.line) == ("dolly.jsonl", 1)
+    assert "cannot tell the example kind" in str(told.value) and "Dolly" in str(told.value)
+    assert data.select_columns({"instruction": "instruction", "response": "output"}).kind == "chat"
+
+
 def test_preference_rows_under_other_names_are_told_the_renames_that_read_them() -> None:
     """StackExchange-paired's rows (TRL's StackLLaMA data) were "unrecognized example shape"
     with five of their six keys and no cure; a pair's ``question`` was told to be removed."""

@@ -804,6 +804,35 @@ def test_an_estimate_counts_the_validation_set_and_says_what_it_could_not_read(
     )
 
 
+def test_an_estimate_leaves_out_rows_of_no_kind_and_is_not_exact_where_it_guessed() -> None:
+    """A Dolly row (no example kind) was counted as an empty example, its few tokens of
+    overhead in the total, with no note; an estimate that guessed a refused example's tokens
+    at 4 characters a token still said ``exact``."""
+    rows = [chat(i) for i in range(20)]
+    dolly = {"instruction": "Sum them.", "context": "2 and 2", "response": "4"}
+    alone = estimate(ft.Dataset.from_records(rows), target="hf", backend="hf", model="m")
+    both = estimate(
+        ft.Dataset.from_records([*rows, dolly, dolly]), target="hf", backend="hf", model="m"
+    )
+    assert (both.examples, both.tokens_total) == (20, alone.tokens_total)
+    assert (
+        "not counted: 2 rows of no example kind (neither chat, completion nor preference); "
+        "tuner.validate() (finetune validate) names them, and how to read them"
+    ) in both.notes
+    ends_with_a_question = {
+        "messages": [{"role": "assistant", "content": "a"}, {"role": "user", "content": "q"}]
+    }
+    guessed = estimate(
+        ft.Dataset.from_records([*rows, ends_with_a_question]),
+        target="mistral",
+        backend="mistral",
+        model="open-mistral-nemo",
+        price_per_million=1.0,
+    )
+    assert any("the tokenizer refused" in note for note in guessed.notes)
+    assert not guessed.exact
+
+
 @pytest.mark.parametrize(
     ("target", "model", "price"),
     [

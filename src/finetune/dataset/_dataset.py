@@ -265,14 +265,17 @@ class Dataset:
     def kind(self) -> ExampleKind:
         """The example kind: given, or detected from the first record."""
         if self._kind is None:
-            for record in self.records():
-                self._kind = detect_kind(record.data)
-                break
-            if self._kind is None:
+            first = next(self.records(), None)
+            if first is None:
                 raise DatasetError(
                     "the dataset is empty: it has no example to tell its kind from",
                     file=self._source.name,
                 )
+            file = first.file or self.name  # a row of no kind: parsing it says why
+            self._kind = (
+                detect_kind(first.data)
+                or parse_example(first.data, file=file, line=first.line).kind
+            )
         return self._kind
 
     def items(self) -> Iterator[RawRecord | ReadProblem]:

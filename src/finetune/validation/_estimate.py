@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from finetune._numbers import is_whole
 from finetune._words import counted
-from finetune.dataset._formats import as_chat_record
+from finetune.dataset._formats import as_chat_record, detect_kind
 from finetune.dataset._reader import RawRecord
 from finetune.types import CostEstimate, Hyperparameters
 from finetune.validation._catalog import (
@@ -109,7 +109,10 @@ def estimate(
         cost=_cost(billed, price),
         cost_low=_cost(billed, low),
         cost_high=_cost(billed, high),
-        exact=counter.exact and (price is not None or not hosted) and not (images and hosted),
+        exact=counter.exact
+        and not tally.refused
+        and (price is not None or not hosted)
+        and not (images and hosted),
         context_limit=limit,
         examples_over_limit=tally.over,
         pricing_date=dated if from_table else None,
@@ -125,11 +128,14 @@ class _Tally:
 
     def __init__(self, dataset: Dataset, counter: TokenCounter, limit: int | None) -> None:
         self.counts = array("l")
-        self.over = self.refused = self.unreadable = self.with_images = 0
+        self.over = self.refused = self.unreadable = self.kindless = self.with_images = 0
         fallback = ApproximateCounter("")
         for record in dataset.items():
             if not isinstance(record, RawRecord):
                 self.unreadable += record.severity == "error"
+                continue
+            if detect_kind(record.data) is None:  # no example: a fit would refuse it
+                self.kindless += 1
                 continue
             data = as_chat_record(record.data)
             try:
@@ -148,6 +154,12 @@ class _Tally:
             notes.append(
                 f"not counted: {counted(self.unreadable, 'line')}{of} that could not be read; "
                 "tuner.validate() (finetune validate) names them"
+            )
+        if self.kindless:
+            notes.append(
+                f"not counted: {counted(self.kindless, 'row')}{of} of no example kind (neither "
+                "chat, completion nor preference); tuner.validate() (finetune validate) names "
+                "them, and how to read them"
             )
         if self.refused:
             notes.append(
