@@ -1108,6 +1108,30 @@ def test_estimate_prices_the_job_a_train_config_would_start(
     assert "Together takes only ['full_finetune']; got ['packing']" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize(
+    ("argv", "says"),
+    [
+        (["train", "d.jsonl", "--lr", "1e-4"], "--lr 1e-4 (did you mean --learning-rate?)"),
+        (["train", "d.jsonl", "--base-model", "m"], "--base-model m (did you mean --model?)"),
+        (["validate", "d.jsonl", "--target", "hf"], "--target hf (did you mean --backend?)"),
+        (["estimate", "d.jsonl", "--provider=hf"], "--provider=hf (did you mean --backend?)"),
+        (["train", "d.jsonl", "--num-train-epochs", "3"], "(did you mean --epochs?)"),
+        (["train", "d.jsonl", "--sufix", "x"], "--sufix x (did you mean --suffix?)"),
+        (["validate", "d.jsonl", "--zzz"], "unrecognized arguments: --zzz (see finetune --help)"),
+        (["evaluate", "c.toml"], "invalid choice: 'evaluate' (did you mean eval?) (choose from"),
+    ],
+)
+def test_a_flag_or_command_of_another_name_is_told_the_one_meant(
+    argv: list[str], says: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``--lr``, ``--target`` (as ``validate(target=...)`` names it), ``--base-model`` and
+    ``finetune evaluate`` were "unrecognized" or "invalid choice" with no suggestion."""
+    with pytest.raises(SystemExit) as stopped:
+        main(argv)
+    assert stopped.value.code == 2
+    assert says in capsys.readouterr().err
+
+
 def test_version_prints_the_installed_version(capsys: pytest.CaptureFixture[str]) -> None:
     """`finetune --version` said "the following arguments are required: command"."""
     with pytest.raises(SystemExit) as stopped:

@@ -819,7 +819,7 @@ def test_a_first_row_of_no_kind_is_told_as_such_not_as_an_empty_dataset(tmp_path
     dolly = {"instruction": "Sum them.", "context": "2 and 2", "response": "4"}
     data = ft.Dataset.from_jsonl(write_jsonl(tmp_path / "dolly.jsonl", [dolly, dolly]))
     with pytest.raises(ft.DatasetError) as told:
-        data.kind
+        _ = data.kind
     assert (told.value.file, told.value.line) == ("dolly.jsonl", 1)
     assert "cannot tell the example kind" in str(told.value) and "Dolly" in str(told.value)
     assert data.select_columns({"instruction": "instruction", "response": "output"}).kind == "chat"

@@ -6,8 +6,12 @@ from __future__ import annotations
 import argparse
 import json
 import math
-from collections.abc import Callable
+import re
+from collections.abc import Callable, Sequence
 from typing import Any, NoReturn
+
+from finetune._errors import closest_name
+from finetune._synonyms import HYPERPARAMETER_SYNONYMS
 
 __all__ = [
     "Parser",
@@ -17,6 +21,7 @@ __all__ = [
     "non_negative_int",
     "option_setting",
     "or_auto",
+    "parse_command_line",
     "positive_float",
     "positive_int",
     "whole_number",
@@ -104,7 +109,78 @@ def positive_float(text: str) -> float:
 
 
 class Parser(argparse.ArgumentParser):
-    """Usage mistakes are one line on stderr and exit code 2."""
+    """Usage mistakes are one line on stderr and exit code 2; a command of another name is
+    told the one meant."""
 
     def error(self, message: str) -> NoReturn:
-        self.exit(2, f"error: {self.prog}: {message} (see {self.prog} --help)\n")
+        self.exit(2, f"error: {self.prog}: {_command_meant(message)} (see {self.prog} --help)\n")
+
+
+# the command's flags as our Python API and other tools name them (by the name with its
+# dashes as underscores), for the error that meets one
+_FLAG_SYNONYMS = {
+    **{name: meant.replace("_", "-") for name, meant in HYPERPARAMETER_SYNONYMS.items()},
+    "target": "backend",
+    "provider": "backend",
+    "base_model": "model",
+    "model_name": "model",
+    "model_id": "model",
+    "validation_file": "validation",
+    "eval_file": "validation",
+}
+
+
+# the commands as other tools (and our Python API) name them
+_COMMAND_SYNONYMS = {
+    "evaluate": "eval",
+    "evaluation": "eval",
+    "fit": "train",
+    "finetune": "train",
+    "fine-tune": "train",
+    "check": "validate",
+    "cost": "estimate",
+    "price": "estimate",
+    "list": "jobs",
+    "logs": "events",
+    "stop": "cancel",
+}
+
+
+def parse_command_line(parser: argparse.ArgumentParser, argv: Sequence[str] | None) -> Any:
+    """``parser.parse_args(argv)``, but a flag the command does not take is told the flag
+    meant (``--lr``: ``--learning-rate``); each command's parser is its ``command_parser``."""
+    args, extras = parser.parse_known_args(argv)
+    if extras:
+        command = getattr(args, "command_parser", parser)
+        parser.error(f"unrecognized arguments: {' '.join(extras)}{_flag_meant(extras, command)}")
+    return args
+
+
+def _flag_meant(extras: list[str], command: argparse.ArgumentParser) -> str:
+    """`` (did you mean --x?)`` for the first unknown flag of ``extras``, or nothing."""
+    flag = next((extra for extra in extras if extra.startswith("--")), None)
+    if flag is None:
+        return ""
+    taken = [
+        option[2:].replace("-", "_")
+        for action in command._actions  # argparse keeps no public list of a parser's flags
+        for option in action.option_strings
+        if option.startswith("--") and option != "--help"
+    ]
+    asked = flag[2:].partition("=")[0].replace("-", "_").lower()
+    synonyms = {name: meant.replace("-", "_") for name, meant in _FLAG_SYNONYMS.items()}
+    meant = closest_name(asked, taken, synonyms=synonyms)
+    return f" (did you mean --{meant.replace('_', '-')}?)" if meant else ""
+
+
+def _command_meant(message: str) -> str:
+    """argparse's "invalid choice: 'evaluate' (choose from ...)" with the command meant."""
+    found = re.match(r"argument command: invalid choice: '([^']*)' \(choose from (.*)\)$", message)
+    if found is None:
+        return message
+    choices = re.findall(r"'([^']*)'", found.group(2))
+    meant = closest_name(found.group(1), choices, synonyms=_COMMAND_SYNONYMS)
+    if meant is None:
+        return message
+    cut = found.end(1) + 1
+    return f"{message[:cut]} (did you mean {meant}?){message[cut:]}"

@@ -25,6 +25,7 @@ from finetune._arguments import (
     non_negative_int,
     option_setting,
     or_auto,
+    parse_command_line,
     positive_float,
     positive_int,
 )
@@ -390,7 +391,7 @@ def _parser() -> argparse.ArgumentParser:
 
     def command(name: str, handler: Callable[[argparse.Namespace], int], text: str) -> Any:
         sub = commands.add_parser(name, help=text, description=text)
-        sub.set_defaults(handler=handler)
+        sub.set_defaults(handler=handler, command_parser=sub)
         return sub
 
     for name, handler, text in (
@@ -524,7 +525,7 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; errors are one line (``--debug`` shows the traceback)."""
     _never_fail_on_an_unencodable_character()
-    args = _parser().parse_args(argv)
+    args = parse_command_line(_parser(), argv)
     log_to_stderr(debug=args.debug)
     try:
         code: int = args.handler(args)
