@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import asyncio
+import inspect
 import io
 import itertools
 import logging
@@ -1194,6 +1195,47 @@ def test_a_fit_keyword_it_does_not_take_is_shown_what_was_meant(
     ):
         tuner.fit(train, **keywords)
     assert FakeBackend(namespace=namespace).upload_count == 0
+
+
+@pytest.mark.parametrize(
+    ("call", "says"),
+    [
+        (
+            lambda tuner, data: tuner.estimate(data, epochs=3),
+            "estimate() got unexpected keyword argument(s) ['epochs'] "
+            "('epochs' is ft.Hyperparameters(epochs=...)); it takes ['hyperparameters', 'model', "
+            "'options', 'price_per_million', 'validation']",
+        ),
+        (
+            lambda tuner, data: tuner.estimate_locally(data, price_per_milion=1.0),
+            "estimate_locally() got unexpected keyword argument(s) ['price_per_milion'] "
+            "(did you mean 'price_per_million'?)",
+        ),
+        (
+            lambda tuner, data: tuner.validate(data, validation_set=data),
+            "validate() got unexpected keyword argument(s) ['validation_set'] "
+            "(did you mean 'validation'?); it takes ['model', 'options', 'validation']",
+        ),
+        (  # validate takes no hyperparameters: none is suggested
+            lambda tuner, data: tuner.validate(data, epochs=3),
+            "validate() got unexpected keyword argument(s) ['epochs']; it takes",
+        ),
+    ],
+)
+async def test_estimate_and_validate_keywords_they_do_not_take_are_shown_what_was_meant(
+    namespace: str, train: ft.Dataset, call: Any, says: str
+) -> None:
+    """``tuner.estimate(train, epochs=3)`` was Python's bare "got an unexpected keyword
+    argument 'epochs'", where ``fit`` said ``ft.Hyperparameters(epochs=...)``."""
+    with pytest.raises(TypeError, match=re.escape(says)):
+        call(make_tuner(namespace), train)
+    async with ft.AsyncTuner("fake", model="m", namespace=namespace) as tuner:
+        with pytest.raises(TypeError, match=re.escape(says)):
+            await _awaited(call(tuner, train))
+
+
+async def _awaited(value: Any) -> Any:
+    return await value if inspect.isawaitable(value) else value
 
 
 def test_data_given_as_a_path_or_a_list_is_shown_how_to_make_a_dataset(

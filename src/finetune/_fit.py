@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
+import inspect
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Literal, TypedDict, cast
+from typing import TYPE_CHECKING, Any, Literal, TypedDict, TypeVar, cast
 
 from pydantic import ValidationError
 
@@ -55,12 +57,15 @@ __all__ = [
     "hyperparameter_meant",
     "json_options",
     "keep_training_rows",
+    "keywords_explained",
     "named_as_hyperparameters",
     "refuse_other_data",
     "reusable",
     "warnings_note",
     "with_reported_context",
 ]
+
+Method = TypeVar("Method", bound=Callable[..., Any])
 
 
 class FitOptions(TypedDict, total=False):
@@ -125,6 +130,44 @@ def hyperparameters_problem(error: ValidationError) -> tuple[str, str]:
     return settings_problem(error, models, synonyms=HYPERPARAMETER_SYNONYMS)
 
 
+def _unexpected_keywords(method: str, unknown: list[str], takes: list[str]) -> TypeError:
+    """``method() got unexpected keyword argument(s) [...]``, with the keyword meant: a
+    hyperparameter given alone (``epochs=3``) where ``method`` takes ``hyperparameters``."""
+    hyperparameter = named_as_hyperparameters(unknown) if "hyperparameters" in takes else ""
+    hint = hyperparameter or did_you_mean(unknown[0], takes)
+    return TypeError(
+        f"{method}() got unexpected keyword argument(s) {unknown}{hint}; it takes {takes}"
+    )
+
+
+def keywords_explained(method: Method) -> Method:
+    """``method`` (a coroutine function stays one), but a keyword it does not take is told
+    the one meant, as ``fit`` tells it: Python's own error names the bad keyword only."""
+    parameters = inspect.signature(method).parameters
+    takes = sorted(
+        name
+        for name, parameter in parameters.items()
+        if parameter.kind is parameter.KEYWORD_ONLY or name in ("validation", "hyperparameters")
+    )
+
+    def check(kwargs: dict[str, Any]) -> None:
+        unknown = sorted(set(kwargs) - set(parameters))
+        if unknown:
+            raise _unexpected_keywords(method.__name__, unknown, takes)
+
+    @functools.wraps(method)
+    def checked(*args: Any, **kwargs: Any) -> Any:
+        check(kwargs)
+        return method(*args, **kwargs)
+
+    @functools.wraps(method)
+    async def checked_async(*args: Any, **kwargs: Any) -> Any:
+        check(kwargs)
+        return await method(*args, **kwargs)
+
+    return cast(Method, checked_async if inspect.iscoroutinefunction(method) else checked)
+
+
 _KEYWORD_TYPES: dict[str, tuple[type | tuple[type, ...], str]] = {
     "method": (str, "'sft' or 'dpo'"),
     "suffix": (str, "text"),
@@ -140,10 +183,7 @@ def check_fit_options(given: Mapping[str, Any]) -> None:
     unknown = sorted(set(given) - set(FitOptions.__annotations__))
     if unknown:
         takes = sorted([*FitOptions.__annotations__, "validation"])
-        hint = named_as_hyperparameters(unknown) or did_you_mean(unknown[0], takes)
-        raise TypeError(
-            f"fit() got unexpected keyword argument(s) {unknown}{hint}; it takes {takes}"
-        )
+        raise _unexpected_keywords("fit", unknown, takes)
     for name, (kind, meaning) in _KEYWORD_TYPES.items():
         value = given.get(name)
         if value is not None and not isinstance(value, kind):

@@ -14,7 +14,7 @@ import weakref
 from collections.abc import Awaitable, Coroutine, Mapping
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from finetune._fit import as_hyperparameters
+from finetune._fit import as_hyperparameters, keywords_explained
 from finetune._handle import AsyncJobHandle, JobView
 from finetune._loop import LoopThread, exiting, watch_for_exit
 from finetune._tuner_inputs import RegistryChoice
@@ -99,6 +99,7 @@ class Tuner(TunerView):
             self._loop.run(self._async.aclose())
             self._loop.close()
 
+    @keywords_explained
     def estimate(
         self,
         dataset: Dataset,

@@ -31,6 +31,7 @@ from finetune._fit import (
     derive_idempotency_key,
     json_options,
     keep_training_rows,
+    keywords_explained,
     refuse_other_data,
     reusable,
     warnings_note,
@@ -133,6 +134,7 @@ class TunerView:
             raise ValueError(f'no model given: Tuner("{self.backend_name}", model="..."){hint}')
         return chosen
 
+    @keywords_explained
     def validate(
         self,
         dataset: Dataset,
@@ -163,6 +165,7 @@ class TunerView:
             context_limit=context_for(self.backend, chosen, options),
         )
 
+    @keywords_explained
     def estimate_locally(
         self,
         dataset: Dataset,
@@ -271,6 +274,7 @@ class AsyncTuner(TunerView):
         """Close the backend's connections."""
         await self._backend.aclose()
 
+    @keywords_explained
     async def estimate(
         self,
         dataset: Dataset,
