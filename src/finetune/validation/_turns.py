@@ -11,14 +11,13 @@ from typing import TYPE_CHECKING, Any
 from finetune._words import json_kind
 from finetune.dataset._formats import (
     FUNCTION_KEYS,
-    IGNORED_KEYS,
     KNOWN_KEYS,
     MESSAGE_READ_KEYS,
     REASONING_KEYS,
     TOOL_CALL_KEYS,
     is_empty,
 )
-from finetune.dataset._shape_hints import role_meant
+from finetune.dataset._shape_hints import IGNORED_KEYS, role_meant
 from finetune.dataset._unknown_keys import columns_kept, unknown_key_message
 from finetune.validation._images import check_images
 
