@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import shlex
@@ -202,6 +203,35 @@ def test_a_modelfile_has_the_template_and_stops_of_each_family(name: str) -> Non
     assert "TEMPLATE" in text and "{{ .Prompt }}" in text and "{{ .Response }}" in text
     assert f'PARAMETER stop "{spec.end_of_turn}"' in text
     assert 'SYSTEM """Be brief."""' in text
+
+
+def test_a_template_s_default_system_prompt_is_the_modelfile_s_when_the_data_had_none() -> None:
+    """SmolLM2's and Qwen 2.5's templates write a system prompt of their own into every
+    conversation that has none, so training saw it; the Modelfile had no ``SYSTEM``, and
+    Ollama then sent the tuned model prompts without it."""
+    from finetune.export._ollama import default_system_prompt, system_of, trained_system_prompt
+    from tests.chat_templates import CHATML, FAMILIES, family_tokenizer
+
+    default = (
+        "{% if messages[0]['role'] != 'system' %}{{ '<|im_start|>system\\nYou are a helpful "
+        "AI assistant.<|im_end|>\\n' }}{% endif %}" + CHATML
+    )
+    smol = family_tokenizer(dataclasses.replace(FAMILIES[0], template=default))
+    assert default_system_prompt(smol) == "You are a helpful AI assistant."
+    for family in FAMILIES:  # their system turn is the data's alone
+        assert default_system_prompt(family_tokenizer(family)) is None, family.name
+    assert trained_system_prompt({""}, smol) == "You are a helpful AI assistant."
+    assert trained_system_prompt({"Be brief."}, smol) == "Be brief."
+    assert trained_system_prompt({"", "Be brief."}, smol) is None  # no one prompt to send
+    assert trained_system_prompt({""}, family_tokenizer(FAMILIES[0])) is None
+    system, user = {"role": "system", "content": "Be brief."}, {"role": "user", "content": "q"}
+    answer = [{"role": "assistant", "content": "a"}]
+    assert system_of({"messages": [system, user, *answer]}) == "Be brief."
+    assert (
+        system_of({"prompt": [system, user], "chosen": answer, "rejected": answer}) == "Be brief."
+    )
+    assert system_of({"prompt": [user], "chosen": answer, "rejected": answer}) == ""
+    assert system_of({"prompt": "q", "completion": "a"}) == ""
 
 
 def test_what_cannot_be_exported_is_named(tmp_path: Path, tuned_tiny: str) -> None:

@@ -100,3 +100,17 @@ def test_the_tuned_model_exports_to_gguf_and_ollama(
     assert modelfile.startswith("FROM ./model.gguf\n")
     assert "TEMPLATE" in modelfile and "<|im_start|>assistant" in modelfile
     assert 'PARAMETER stop "<|im_end|>"' in modelfile
+    assert 'SYSTEM """You are the support assistant of Acme.' in modelfile  # the data's own
+
+
+def test_smollm2_s_own_system_prompt_is_found_for_data_without_one(smol_job: Any) -> None:
+    """SmolLM2's template writes its system prompt into a conversation that has none: a
+    Modelfile for a model trained on such data sends it too."""
+    from transformers import AutoTokenizer
+
+    from finetune.export._ollama import default_system_prompt, trained_system_prompt
+
+    tokenizer = AutoTokenizer.from_pretrained(smol_job.job.fine_tuned_model)
+    smol = "You are a helpful AI assistant named SmolLM, trained by Hugging Face"
+    assert default_system_prompt(tokenizer) == smol
+    assert trained_system_prompt({""}, tokenizer) == smol

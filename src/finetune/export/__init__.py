@@ -135,22 +135,23 @@ def _default_name(folder: Path) -> str:
     return str(job) if job else folder.name
 
 
-def constant_system_prompt(folder: Path) -> str | None:
-    """The system prompt every training example had, when there was exactly one."""
+def system_prompts(folder: Path) -> set[str]:
+    """The system prompts the job's training examples had (``""`` for an example without
+    one), as far as two differ; none when its training file is gone."""
+    from finetune.export._ollama import system_of
+
     path = _job_config(folder).get("training_file")
     if not path or not Path(path).exists():
-        return None
+        return set()
     seen: set[str] = set()
     with open(path, encoding="utf-8") as handle:
         for line in handle:
             if not line.strip():
                 continue
-            messages = json.loads(line).get("messages") or []
-            first = messages[0] if messages else {}
-            seen.add(str(first.get("content")) if first.get("role") == "system" else "")
+            seen.add(system_of(json.loads(line)))
             if len(seen) > 1:
-                return None
-    return next(iter(seen), None) or None
+                break
+    return seen
 
 
 def _quiet(_: str) -> None:
@@ -349,15 +350,17 @@ def _fill_ollama_folder(
     from transformers import AutoTokenizer
 
     from finetune.backends.hf._jobdir import trained_on_completions
-    from finetune.export._ollama import family_of, modelfile
+    from finetune.export._ollama import family_of, modelfile, trained_system_prompt
 
     model = _gguf_file(folder, dest / "model.gguf", quantization, name, False, tell)
     if trained_on_completions(folder):
         text = modelfile("model.gguf", None, None, plain=True)
         notes = ["trained on prompt/completion text: TEMPLATE sends a prompt as it is"]
     else:
-        family = family_of(AutoTokenizer.from_pretrained(str(folder)))
-        text = modelfile("model.gguf", family, constant_system_prompt(folder))
+        tokenizer = AutoTokenizer.from_pretrained(str(folder))
+        family = family_of(tokenizer)
+        system = trained_system_prompt(system_prompts(folder), tokenizer)
+        text = modelfile("model.gguf", family, system)
         notes = [] if family else ["chat format not recognised: no TEMPLATE, Ollama detects it"]
     with atomic_write(dest / "Modelfile") as handle:
         handle.write(text.encode("utf-8"))

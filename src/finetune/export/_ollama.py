@@ -12,7 +12,17 @@ from typing import Any
 from finetune._errors import FinetuneError
 from finetune._words import command_line
 
-__all__ = ["FAMILIES", "PLAIN_TEMPLATE", "create_model", "end_of_turn", "family_of", "modelfile"]
+__all__ = [
+    "FAMILIES",
+    "PLAIN_TEMPLATE",
+    "create_model",
+    "default_system_prompt",
+    "end_of_turn",
+    "family_of",
+    "modelfile",
+    "system_of",
+    "trained_system_prompt",
+]
 
 
 @dataclass(frozen=True)
@@ -83,6 +93,46 @@ def family_of(tokenizer: Any) -> ChatFormat | None:
         if family.exchange in rendered:
             return family
     return None
+
+
+_SENTINEL = "\x00system\x00"  # a system prompt no template writes of its own
+
+
+def default_system_prompt(tokenizer: Any) -> str | None:
+    """The system prompt the tokenizer's chat template writes into a conversation that has
+    none (SmolLM2's "You are a helpful AI assistant named SmolLM...", Qwen 2.5's): the text
+    that stands where a given one would, or ``None`` where it writes none."""
+    try:
+        bare = tokenizer.apply_chat_template(_PROBE, tokenize=False)
+        given = [{"role": "system", "content": _SENTINEL}, *_PROBE]
+        told = tokenizer.apply_chat_template(given, tokenize=False)
+    except Exception:  # a template without a system turn (Gemma's) raises: it writes none
+        return None
+    before, found, after = told.partition(_SENTINEL)
+    fits = len(bare) > len(before) + len(after) and bare.startswith(before)
+    if not found or not fits or not bare.endswith(after):
+        return None
+    return str(bare[len(before) : len(bare) - len(after)])
+
+
+def system_of(row: dict[str, Any]) -> str:
+    """The system prompt a training row (a chat's ``messages``, a preference pair's
+    ``prompt``) starts with; ``""`` for none."""
+    turns = row.get("messages") or row.get("prompt")
+    first = turns[0] if isinstance(turns, list) and turns else None
+    if not isinstance(first, dict) or first.get("role") != "system":
+        return ""
+    return str(first.get("content"))
+
+
+def trained_system_prompt(seen: set[str], tokenizer: Any) -> str | None:
+    """The system prompt every training example was trained with, for ``SYSTEM``: the one
+    they all had (``seen``: each example's, ``""`` for none), or the template's default
+    where none had one; ``None`` where they differ."""
+    if len(seen) != 1:
+        return None
+    (system,) = seen
+    return system or default_system_prompt(tokenizer)
 
 
 def end_of_turn(tokenizer: Any) -> str | None:
