@@ -1238,6 +1238,22 @@ async def _awaited(value: Any) -> Any:
     return await value if inspect.isawaitable(value) else value
 
 
+def test_a_first_row_of_no_kind_is_a_validation_error_among_the_others(namespace: str) -> None:
+    """A fit whose first row was no example (a Dolly row) raised that row's error alone
+    (before this release, "the dataset is empty"), never the report of every row."""
+    dolly = {"instruction": "Sum them.", "response": "4", "category": "qa"}
+    rows = [dolly, *(chat(i) for i in range(20)), {**dolly, "instruction": "Again."}]
+    tuner = make_tuner(namespace)
+    with pytest.raises(ft.ValidationFailed) as failed:
+        tuner.fit(ft.Dataset.from_records(rows))
+    assert failed.value.report.lines("unknown_format") == [1, 22]
+    with pytest.raises(ft.DatasetError, match=r"^records:1: cannot tell the example kind"):
+        tuner.fit(ft.Dataset.from_records(rows), skip_validation=True)
+    with pytest.raises(ft.DatasetError, match="the dataset is empty"):
+        tuner.fit(ft.Dataset.from_records([]))
+    assert FakeBackend(namespace=namespace).upload_count == 0 and not tuner.remote_jobs()
+
+
 def test_data_given_as_a_path_or_a_list_is_shown_how_to_make_a_dataset(
     namespace: str, train: ft.Dataset, tmp_path: Path
 ) -> None:

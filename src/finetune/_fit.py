@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any, Literal, TypedDict, TypeVar, cast
 from pydantic import ValidationError
 
 from finetune._errors import (
+    DatasetError,
     InvalidRequestError,
     UnsupportedFeature,
     did_you_mean,
@@ -372,6 +373,17 @@ def warnings_note(report: ValidationReport) -> str | None:
 _ABOUT_OUR_FIGURES = frozenset({"approximate_token_counts", "unchecked_context"})
 
 
+def _first_kind(train: Dataset) -> str | None:
+    """The training set's kind; ``None`` where its first row is no example (or cannot be
+    read), which validation then names with every other problem. An empty set is refused."""
+    try:
+        return train.kind
+    except DatasetError as error:
+        if error.line is None:
+            raise
+        return None
+
+
 def check_request(
     backend: BaseBackend,
     train: Dataset,
@@ -389,15 +401,16 @@ def check_request(
             f"backend {name!r} does not train with method={method!r}; "
             f"it supports {sorted(caps.methods)}"
         )
-    if train.kind not in caps.example_kinds:
-        cure = completion_as_chat(train.kind, caps.example_kinds)
+    kind = _first_kind(train)
+    if kind is not None and kind not in caps.example_kinds:
+        cure = completion_as_chat(kind, caps.example_kinds)
         raise UnsupportedFeature(
-            f"backend {name!r} cannot train on {train.kind} examples; "
+            f"backend {name!r} cannot train on {kind} examples; "
             f"it takes {sorted(caps.example_kinds)}{cure}"
         )
-    if method == "dpo" and train.kind != "preference":
+    if method == "dpo" and kind not in (None, "preference"):
         raise UnsupportedFeature("method='dpo' needs preference examples (chosen/rejected)")
-    if method == "sft" and train.kind == "preference":
+    if method == "sft" and kind == "preference":
         raise UnsupportedFeature(
             "preference examples (chosen/rejected) train with method='dpo', not with sft "
             "(the default)"
