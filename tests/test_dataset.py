@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import json
 import os
+import pickle
 import re
 import stat
 import sys
@@ -795,6 +796,21 @@ def test_kto_rows_are_refused_with_a_cure_that_keeps_the_bad_completions_out(
         list(ft.Dataset.from_records([row]))
     number = validate(ft.Dataset.from_records([{**row, "label": 3}]), target="hf", model="m")
     assert "KTO" not in number.errors[0].message  # a class label of another kind of data
+
+
+def test_hugging_face_datasets_method_names_are_told_what_does_it_here() -> None:
+    """``ds.train_test_split(...)``, ``ds.shuffle(...)``, as a 🤗 datasets user writes them,
+    were "'Dataset' object has no attribute" alone."""
+    data = ft.Dataset.from_records([chat(i) for i in range(4)])
+    with pytest.raises(AttributeError, match=r"here, ds\.split\(test_size=0\.1, seed=0\)"):
+        data.train_test_split(test_size=0.1)  # type: ignore[attr-defined]
+    with pytest.raises(AttributeError, match=r"keeps its file's order.*ds\.sample\(n, seed=0\)"):
+        data.shuffle(seed=1)  # type: ignore[attr-defined]
+    with pytest.raises(AttributeError) as misspelt:
+        data.fitler  # type: ignore[attr-defined]  # noqa: B018
+    assert str(misspelt.value) == "'Dataset' object has no attribute 'fitler'"
+    assert (misspelt.value.name, misspelt.value.obj) == ("fitler", data)  # Python suggests
+    assert not hasattr(data, "num_rows") and len(pickle.loads(pickle.dumps(data))) == 4
 
 
 def test_dolly_rows_are_told_the_renames_that_read_them_as_alpaca_rows() -> None:

@@ -10,7 +10,7 @@ import os
 import random
 from collections.abc import Callable, Hashable, Iterable, Iterator, Mapping
 from pathlib import Path
-from typing import Any, overload
+from typing import TYPE_CHECKING, Any, overload
 
 from finetune._errors import DatasetError, MissingDependency
 from finetune._numbers import is_real, is_whole
@@ -27,6 +27,7 @@ from finetune.dataset._formats import (
     split_turns,
 )
 from finetune.dataset._json_array import JsonArraySource, is_json_document
+from finetune.dataset._other_names import missing_attribute
 from finetune.dataset._parquet import ParquetSource
 from finetune.dataset._reader import DEFAULT_MAX_LINE_BYTES, RawRecord, ReadProblem
 from finetune.dataset._sources import (
@@ -420,6 +421,12 @@ class Dataset:
             if settle_kind:
                 kind = kind or example.kind
             yield position, example
+
+    if not TYPE_CHECKING:  # to a type checker, a Dataset has only the attributes it defines
+
+        def __getattr__(self, name: str) -> Any:
+            """``ds.train_test_split`` and the like: told what does it here."""
+            raise missing_attribute(self, name)
 
     @overload
     def __getitem__(self, index: int) -> Example: ...
