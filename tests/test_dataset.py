@@ -811,6 +811,10 @@ def test_hugging_face_datasets_method_names_are_told_what_does_it_here() -> None
     assert str(misspelt.value) == "'Dataset' object has no attribute 'fitler'"
     assert (misspelt.value.name, misspelt.value.obj) == ("fitler", data)  # Python suggests
     assert not hasattr(data, "num_rows") and len(pickle.loads(pickle.dumps(data))) == 4
+    with pytest.raises(
+        TypeError, match=r"not 'messages'; a column: ds\.to_pandas\(\)\['messages'\]$"
+    ):
+        data["messages"]  # type: ignore[call-overload]
 
 
 def test_dolly_rows_are_told_the_renames_that_read_them_as_alpaca_rows() -> None:

@@ -445,7 +445,10 @@ class Dataset:
             tag = f"{rows.start}:{rows.stop}" + (f":{rows.step}" if rows.step != 1 else "")
             return self._subset(frozenset(rows), keep=True, tag=tag)
         if not is_whole(index) or isinstance(index, bool):
-            raise TypeError(f"a Dataset is indexed by a whole number or a slice, not {index!r}")
+            column = f"; a column: ds.to_pandas()[{index!r}]" if isinstance(index, str) else ""
+            raise TypeError(
+                f"a Dataset is indexed by a whole number or a slice, not {index!r}{column}"
+            )
         position = int(index) + (len(self) if index < 0 else 0)
         if position >= 0:
             kind, passed = self._kind, 0  # kind: given, or the first row's
