@@ -491,6 +491,16 @@ def test_openai_developer_turns_and_sharegpt_keys_in_messages_are_told_the_cure(
     told = {(f.line, f.field): f.message for f in report.errors if f.line}
     meant_system = " (did you mean 'system'?)"
     assert told[1, "messages[0].role"].endswith(meant_system)
+    cohere = [{"role": "User", "content": "q"}, {"role": "Chatbot", "content": "a"}]
+    llama = [{"role": "ipython", "content": "{}"}]
+    others = ft.Tuner("fake", model="m").validate(
+        ft.Dataset.from_records([{"messages": [*cohere, *llama]}])
+    )
+    assert [f.message.rpartition(" (")[2] for f in others.errors if f.code == "unknown_role"] == [
+        "did you mean 'user'?)",
+        "did you mean 'assistant'?)",
+        "did you mean 'tool'?)",
+    ]
     sharegpt = (
         ": 'from' and 'value' are ShareGPT's keys, read in a list named 'conversations' "
         "(ds.select_columns({'messages': 'conversations'}), or --columns "

@@ -89,8 +89,14 @@ def objects_only(value: Any) -> bool:
 _ANSWER_NAMES = frozenset({"answer", "response", "output", "target", "reply", "label", "a"})
 
 
-# the roles other tools write, as ours: ShareGPT's speakers, and OpenAI's developer turn
-_ROLE_SYNONYMS = {**SPEAKERS, "developer": "system"}
+# the roles other tools write, as ours: ShareGPT's speakers, OpenAI's developer turn, Cohere's
+# chatbot, Llama 3.1's ipython (a tool's result)
+_ROLE_SYNONYMS = {
+    **SPEAKERS,
+    **dict.fromkeys(("chatbot", "bot", "ai"), "assistant"),
+    "developer": "system",
+    "ipython": "tool",
+}
 
 
 def role_meant(role: Any, message: Any = None) -> str:
