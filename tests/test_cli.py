@@ -1132,6 +1132,18 @@ def test_a_flag_or_command_of_another_name_is_told_the_one_meant(
     assert says in capsys.readouterr().err
 
 
+def test_a_command_meant_is_found_whichever_way_python_lists_the_choices() -> None:
+    """Newer Pythons list argparse's choices bare (``choose from eval, train``), older ones
+    quoted; the command meant is told either way."""
+    from finetune._arguments import _command_meant
+
+    for listed in ("'validate', 'eval', 'train'", "validate, eval, train"):
+        said = _command_meant(
+            f"argument command: invalid choice: 'evaluate' (choose from {listed})"
+        )
+        assert said.startswith("argument command: invalid choice: 'evaluate' (did you mean eval?)")
+
+
 def test_version_prints_the_installed_version(capsys: pytest.CaptureFixture[str]) -> None:
     """`finetune --version` said "the following arguments are required: command"."""
     with pytest.raises(SystemExit) as stopped:

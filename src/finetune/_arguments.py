@@ -178,7 +178,8 @@ def _command_meant(message: str) -> str:
     found = re.match(r"argument command: invalid choice: '([^']*)' \(choose from (.*)\)$", message)
     if found is None:
         return message
-    choices = re.findall(r"'([^']*)'", found.group(2))
+    listed = found.group(2)  # quoted by older Pythons, bare by newer ones
+    choices = re.findall(r"'([^']*)'", listed) or [choice.strip() for choice in listed.split(",")]
     meant = closest_name(found.group(1), choices, synonyms=_COMMAND_SYNONYMS)
     if meant is None:
         return message
