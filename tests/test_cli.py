@@ -1132,6 +1132,28 @@ def test_a_flag_or_command_of_another_name_is_told_the_one_meant(
     assert says in capsys.readouterr().err
 
 
+@pytest.mark.parametrize(
+    "flags",
+    [
+        ["--api-key", "sk-proj-abcdefghijklmnopqrstuvwxyz123456"],
+        ["--api-key=sk-proj-abcdefghijklmnopqrstuvwxyz123456"],
+        ["--wandb-key", "0123456789abcdef0123456789abcdef01234567"],
+        ["--token", "hf_abcdefghijklmnopqrstuvwxyz"],
+    ],
+)
+def test_a_key_given_as_a_flag_is_never_echoed_and_is_told_where_keys_go(
+    flags: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``finetune train data --api-key sk-...`` printed the key back in "unrecognized
+    arguments", to the terminal and any log of it."""
+    with pytest.raises(SystemExit):
+        main(["train", "d.jsonl", "--backend", "fake", "--model", "m", *flags])
+    said = capsys.readouterr().err
+    secret = flags[-1].rpartition("=")[2]
+    assert secret not in said and secret[-12:] not in said and "***" in said
+    assert "the command reads each backend's key from the environment" in said
+
+
 def test_a_command_meant_is_found_whichever_way_python_lists_the_choices() -> None:
     """Newer Pythons list argparse's choices bare (``choose from eval, train``), older ones
     quoted; the command meant is told either way."""

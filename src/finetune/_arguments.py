@@ -12,6 +12,7 @@ from typing import Any, NoReturn
 
 from finetune._errors import closest_name
 from finetune._synonyms import HYPERPARAMETER_SYNONYMS
+from finetune.backends._credentials import redact
 
 __all__ = [
     "Parser",
@@ -152,8 +153,30 @@ def parse_command_line(parser: argparse.ArgumentParser, argv: Sequence[str] | No
     args, extras = parser.parse_known_args(argv)
     if extras:
         command = getattr(args, "command_parser", parser)
-        parser.error(f"unrecognized arguments: {' '.join(extras)}{_flag_meant(extras, command)}")
+        said = " ".join(_unshown(extras))
+        parser.error(f"unrecognized arguments: {said}{_flag_meant(extras, command)}")
     return args
+
+
+_SECRET_FLAG = re.compile(r"--[\w-]*(key|token|secret|password)[\w-]*", re.IGNORECASE)
+_KEYS_ARE_READ = (
+    " (the command reads each backend's key from the environment: OPENAI_API_KEY, "
+    "TOGETHER_API_KEY, FIREWORKS_API_KEY; a Python Tuner takes api_key=...)"
+)
+
+
+def _unshown(extras: list[str]) -> list[str]:
+    """``extras`` with the value of a flag named as a secret (``--api-key sk-...``,
+    ``--token=...``) and anything key-like masked: a usage error never echoes a key."""
+    shown = []
+    for at, extra in enumerate(extras):
+        name, equals, _ = extra.partition("=")
+        if _SECRET_FLAG.fullmatch(name) and equals:
+            extra = f"{name}=***"
+        elif at and _SECRET_FLAG.fullmatch(extras[at - 1]) and not extra.startswith("-"):
+            extra = "***"
+        shown.append(redact(extra))
+    return shown
 
 
 def _flag_meant(extras: list[str], command: argparse.ArgumentParser) -> str:
@@ -167,6 +190,8 @@ def _flag_meant(extras: list[str], command: argparse.ArgumentParser) -> str:
         for option in action.option_strings
         if option.startswith("--") and option != "--help"
     ]
+    if _SECRET_FLAG.fullmatch(flag.partition("=")[0]):
+        return _KEYS_ARE_READ
     asked = flag[2:].partition("=")[0].replace("-", "_").lower()
     synonyms = {name: meant.replace("-", "_") for name, meant in _FLAG_SYNONYMS.items()}
     meant = closest_name(asked, taken, synonyms=synonyms)
