@@ -280,7 +280,7 @@ def test_a_reader_that_stops_early_ends_the_command_quietly() -> None:
         (
             'data = "h"\n[candidates.b]\nbackend = "openai"\nmodel = "m"\nfewshot = 3\n',
             "unknown key 'fewshot' (did you mean 'few_shot'?) in [candidates.b]; [candidates.b] "
-            "takes backend, endpoint, few_shot, model, options",
+            "takes backend, endpoint, few_shot, job, model, options",
         ),
         (
             'data = "h"\n[candidates.b]\nbackend = "openai"\nmodel = "m"\nendpoint = "http://x"\n',
@@ -679,6 +679,31 @@ def test_a_job_named_as_its_progress_line_prints_it(
     assert f"job {done.id!r} is on fake, whose model stays" in capsys.readouterr().err
     assert main(["status", f"nobackend:{done.id}"]) == 2  # not a backend: the id as given
     assert f"job 'nobackend:{done.id}' was not started" in capsys.readouterr().err
+
+
+def test_an_eval_config_names_a_job_candidate_in_a_table_with_its_options(
+    chat_file: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``[candidates.tuned]`` with ``job = "fake:ftjob-..."`` (the way to give a job's model
+    predictor options) was "needs a backend and a model"."""
+    done = ft.Tuner("fake", model=MODEL).fit(ft.Dataset.from_jsonl(chat_file)).wait()
+    config = tmp_path / "eval.toml"
+    head = f'data = "{chat_file}"\nmetrics = ["exact_match"]\n[candidates.base]\n'
+    head += f'backend = "fake"\nmodel = "{MODEL}"\n[candidates.tuned]\n'
+    config.write_text(head + f'job = "fake:{done.id}"\noptions = {{ namespace = "default" }}\n')
+    assert main(["eval", str(config), "--output", str(tmp_path / "r.json")]) == 0
+    saved = json.loads((tmp_path / "r.json").read_text())
+    assert saved["candidates"] == ["base", "tuned"]
+    for bad, says in [
+        (f'job = "{done.id}"', f'job is "backend:id", as "hf:hfjob-...", not {done.id!r}'),
+        (f'job = "fake:{done.id}"\nmodel = "m"', "job names the model: leave out backend and"),
+    ]:
+        config.write_text(head + bad + "\n")
+        assert main(["eval", str(config)]) == 2
+        assert says in capsys.readouterr().err
+    config.write_text(head)  # a table of neither
+    assert main(["eval", str(config)]) == 2
+    assert 'or job = "hf:hfjob-...", a job this machine ran' in capsys.readouterr().err
 
 
 def test_preference_data_trained_without_dpo_is_told_the_flag(

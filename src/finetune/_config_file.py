@@ -180,7 +180,20 @@ def config_path(source: str, key: str, value: Any) -> str:
     )
 
 
-_CANDIDATE_KEYS = ("backend", "model", "endpoint", "few_shot", "options")
+_CANDIDATE_KEYS = ("backend", "model", "job", "endpoint", "few_shot", "options")
+
+
+def _job_named(where: str, spec: dict[str, Any]) -> dict[str, Any]:
+    """A candidate table's ``job = "hf:hfjob-..."`` (a job this machine ran, read as the
+    model it made) as its backend and model."""
+    job = spec["job"]
+    backend, colon, job_id = job.partition(":") if isinstance(job, str) else ("", "", "")
+    if not (backend and colon and job_id):
+        raise FinetuneError(f'{where}: job is "backend:id", as "hf:hfjob-...", not {job!r}')
+    if spec.get("backend") is not None or spec.get("model") is not None:
+        raise FinetuneError(f"{where}: job names the model: leave out backend and model")
+    rest = {key: value for key, value in spec.items() if key != "job"}
+    return {**rest, "backend": backend, "model": job_id}
 
 
 def eval_candidate(
@@ -192,7 +205,8 @@ def eval_candidate(
     columns: dict[str, str] | None = None,
 ) -> tuple[ModelRef, dict[str, Any]]:
     """A candidate of an eval config and its predictor's options: ``"backend:model"`` or a
-    table with ``backend``, ``model``, ``endpoint`` (an ``openai-compatible`` server's URL),
+    table with ``backend`` and ``model`` (or ``job``, a job this machine ran), ``endpoint``
+    (an ``openai-compatible`` server's URL),
     ``options`` and ``few_shot = {train = ..., k = ...}`` (its rows with the config's
     ``columns``). Another model of the file (the judge's) names its own ``table`` in
     errors."""
@@ -202,10 +216,13 @@ def eval_candidate(
     table = table or f"[candidates.{name}]"
     if isinstance(spec, str):
         spec = dict(zip(("backend", "model"), spec.split(":", 1), strict=False))
+    if isinstance(spec, dict) and spec.get("job") is not None:
+        spec = _job_named(where, spec)
     if not isinstance(spec, dict) or not spec.get("backend") or not spec.get("model"):
         raise FinetuneError(
             f'{where} needs a backend and a model: "openai:gpt-4.1-mini" or a '
-            "table with backend = ... and model = ..."
+            'table with backend = ... and model = ... (or job = "hf:hfjob-...", a job this '
+            "machine ran)"
         )
     refuse_unknown_keys(source, spec, _CANDIDATE_KEYS, table)
     refuse_wrong_types(source, spec, text=("backend", "model"), where=table)
