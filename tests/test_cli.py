@@ -1191,6 +1191,45 @@ def test_a_command_meant_is_found_whichever_way_python_lists_the_choices() -> No
         assert said.startswith("argument command: invalid choice: 'evaluate' (did you mean eval?)")
 
 
+def test_a_json_file_s_list_and_a_csv_file_s_encoding_are_named_by_flags(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The cure of a JSON file holding several lists, and of a cp1252 CSV file, was Python
+    (``Dataset.from_json(..., field=...)``, ``from_csv(..., encoding=...)``) no command could
+    run: ``--field`` and ``--encoding`` (and a config's ``field``, ``encoding``) take them."""
+    rows = [chat(i) for i in range(12)]
+    splits = tmp_path / "splits.json"
+    splits.write_text(json.dumps({"train": rows[:10], "test": rows[10:]}))
+    excel = tmp_path / "excel.csv"
+    excel.write_bytes(b"user;assistant\r\n" + "Un café ?;Oui.\r\n".encode("cp1252") * 10)
+    fake = ["--backend", "fake", "--model", MODEL, "--json"]
+    assert main(["validate", str(splits), *fake]) == 1
+    assert "or --field train on the command line" in capsys.readouterr().out
+    assert main(["validate", str(splits), "--field", "train", *fake]) == 0
+    assert json.loads(capsys.readouterr().out)["examples"] == 10
+    assert main(["validate", str(excel), *fake]) == 1
+    assert "or --encoding cp1252 on the command line" in capsys.readouterr().out
+    assert main(["estimate", str(excel), "--encoding", "cp1252", *fake]) == 0
+    assert json.loads(capsys.readouterr().out)["examples"] == 10
+    config = tmp_path / "train.toml"
+    config.write_text(
+        f'backend = "fake"\nmodel = "{MODEL}"\nfile = "{splits}"\nfield = "train"\n'
+        f'validation = "{splits}"\n'
+    )
+    assert main(["estimate", "--config", str(config), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["examples"] == 10
+    evaluated = tmp_path / "eval.toml"
+    evaluated.write_text(f'data = "{splits}"\nfield = "test"\n[candidates]\nb = "fake:m"\n')
+    assert main(["eval", str(evaluated), "--output", str(tmp_path / "r.json")]) == 0
+    assert len(json.loads((tmp_path / "r.json").read_text())["example_keys"]) == 2
+    for flags, says in (
+        (["--field", "train", str(excel)], "field names the list of a JSON file's object"),
+        (["--encoding", "cp1252", str(splits)], "encoding is a CSV file's (--encoding cp1252)"),
+    ):
+        assert main(["validate", *flags, *fake]) == 2
+        assert says in capsys.readouterr().err
+
+
 def test_version_prints_the_installed_version(capsys: pytest.CaptureFixture[str]) -> None:
     """`finetune --version` said "the following arguments are required: command"."""
     with pytest.raises(SystemExit) as stopped:

@@ -343,7 +343,8 @@ def test_a_json_object_holding_the_examples_is_read_as_its_list(tmp_path: Path) 
     assert str(several.value) == (
         "splits.json:1: the file is one JSON object whose 'train' and 'test' each hold a list "
         "of objects: name the one that holds the examples, Dataset.from_json('splits.json', "
-        "field='train') (or save it as a file of its own: jq '.train' splits.json > train.json)"
+        "field='train'), or --field train on the command line (or save it as a file of its "
+        "own: jq '.train' splits.json > train.json)"
     )
     assert len(ft.Dataset.from_json(splits, field="test")) == 2
     array = tmp_path / "array.json"

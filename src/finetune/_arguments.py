@@ -25,6 +25,7 @@ __all__ = [
     "parse_command_line",
     "positive_float",
     "positive_int",
+    "reading_flags",
     "whole_number",
 ]
 
@@ -107,6 +108,27 @@ def positive_float(text: str) -> float:
     if not 0 < value < math.inf:
         raise argparse.ArgumentTypeError(f"must be a finite number above 0, not {text}")
     return value
+
+
+def reading_flags(parser: argparse.ArgumentParser) -> None:
+    """``--columns``, ``--field`` and ``--encoding``: how a command reads its data files."""
+    parser.add_argument(
+        "--columns",
+        type=key_names,
+        help="keep only these keys of each row, comma-separated (messages,tools): a table's "
+        "extra columns, such as id or source, left out; question=user renames one as it keeps "
+        "it",
+    )
+    parser.add_argument(
+        "--field",
+        help="a JSON file whose object holds several lists: the key of the one that holds "
+        "the examples (train), as datasets' field= takes it",
+    )
+    parser.add_argument(
+        "--encoding",
+        help="a CSV file's encoding (cp1252: Excel's 'CSV (Comma delimited)' on Windows); "
+        "default UTF-8",
+    )
 
 
 class Parser(argparse.ArgumentParser):

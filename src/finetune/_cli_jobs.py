@@ -12,6 +12,7 @@ from pydantic import ValidationError
 import finetune as ft
 from finetune._config_file import (
     TRAIN_KEYS,
+    check_reading,
     columns_setting,
     config_path,
     datasets_of,
@@ -87,10 +88,11 @@ def job_inputs(args: argparse.Namespace, command: str) -> JobInputs:
     settings = job_settings(args, command)
     tuner = ft.Tuner(settings["backend"], model=settings["model"])
     validation = settings.get("validation")
-    columns = columns_setting(args.config or f"finetune {command}", settings.get("columns"))
-    return JobInputs(
-        tuner,
-        datasets_of(listed(settings["file"]), columns),
-        datasets_of(listed(validation), columns) if validation else None,
-        settings,
-    )
+    source = args.config or f"finetune {command}"
+    columns = columns_setting(source, settings.get("columns"))
+    files, checked = listed(settings["file"]), listed(validation) if validation else []
+    reading = {"field": settings.get("field"), "encoding": settings.get("encoding")}
+    train = datasets_of(files, columns, **reading)  # a missing file is told first
+    held_out = datasets_of(checked, columns, **reading) if validation else None
+    check_reading(source, files + checked, **reading)
+    return JobInputs(tuner, train, held_out, settings)

@@ -35,6 +35,8 @@ TRAIN_KEYS = (
     "file",
     "validation",
     "columns",
+    "field",
+    "encoding",
     "suffix",
     "method",
     "skip_validation",
@@ -108,7 +110,7 @@ def train_config(path: str) -> dict[str, Any]:
 
     settings = load_config(path)
     refuse_unknown_keys(path, settings, TRAIN_KEYS + _TRAIN_TABLES, synonyms=_TRAIN_SYNONYMS)
-    text = ("backend", "model", "suffix", "method")
+    text = ("backend", "model", "suffix", "method", "field", "encoding")
     refuse_wrong_types(path, settings, text=text, tables=_TRAIN_TABLES)
     table = settings.get("hyperparameters") or {}
     refuse_unknown_keys(
@@ -260,6 +262,8 @@ _EVAL_KEYS = (
     "data",
     "exclude",
     "columns",
+    "field",
+    "encoding",
     "metrics",
     "judge",
     "baseline",
@@ -274,7 +278,10 @@ def eval_data(source: str, config: dict[str, Any]) -> tuple[Dataset, list[str]]:
     each file's rows with the config's ``columns`` alone, when it names them."""
     columns = columns_setting(source, config.get("columns"))
     paths = [config_path(source, "data", path) for path in listed(config["data"])]
-    data = datasets_of(paths, columns)
+    refuse_wrong_types(source, config, text=("field", "encoding"))
+    field, encoding = config.get("field"), config.get("encoding")
+    data = datasets_of(paths, columns, field=field, encoding=encoding)
+    check_reading(source, paths, field, encoding)
     excluded = config.get("exclude", [])
     excluded = [excluded] if isinstance(excluded, str) else excluded
     if not isinstance(excluded, list):
@@ -296,12 +303,19 @@ def listed(value: Any) -> list[Any]:
     return value if isinstance(value, list) and value else [value]
 
 
-def datasets_of(paths: list[str], columns: dict[str, str] | None = None) -> Dataset:
+def datasets_of(
+    paths: list[str],
+    columns: dict[str, str] | None = None,
+    *,
+    field: str | None = None,
+    encoding: str | None = None,
+) -> Dataset:
     """One file's dataset, or several read one after another (``Dataset.concat``: a row
-    keeps its own file and line in errors), with only the ``columns`` given."""
+    keeps its own file and line in errors), with only the ``columns`` given; a JSON file's
+    list under ``field``, a CSV file in its ``encoding``."""
     from finetune.dataset import Dataset
 
-    parts = [data_file(path) for path in paths]
+    parts = [data_file(path, field=field, encoding=encoding) for path in paths]
     whole = parts[0] if len(parts) == 1 else Dataset.concat(parts)
     return whole.select_columns(columns) if columns else whole
 
@@ -337,19 +351,45 @@ def columns_setting(source: str, value: Any) -> dict[str, str] | None:
     )
 
 
-def data_file(path: str) -> Dataset:
+def data_file(path: str, *, field: str | None = None, encoding: str | None = None) -> Dataset:
     """A data file as the commands read it: CSV or TSV by its name (``.csv``, ``.tsv``,
-    compressed or not), else by its first bytes: Parquet, a JSON document (an array of
-    examples, an object holding one) or JSONL (those two compressed or not)."""
+    compressed or not; in its ``encoding``), else by its first bytes: Parquet, a JSON
+    document (an array of examples, an object holding one: the list under ``field``) or
+    JSONL (those two compressed or not)."""
     from finetune.dataset import Dataset
+    from finetune.dataset._json_array import is_json_document
     from finetune.dataset._parquet import is_parquet
-    from finetune.dataset._sources import reader_for
 
     if Path(path).expanduser().is_dir():
         raise FinetuneError(_folder_refusal(Path(path).expanduser()))
-    if reader_for(path) == "from_csv":
-        return Dataset.from_csv(path)
-    return Dataset.from_parquet(path) if is_parquet(path) else Dataset.from_json(path)
+    if _is_csv(path):
+        return Dataset.from_csv(path, encoding=encoding or "utf-8")
+    if is_parquet(path):
+        return Dataset.from_parquet(path)
+    return Dataset.from_json(path, field=field if is_json_document(path) else None)
+
+
+def _is_csv(path: str) -> bool:
+    from finetune.dataset._sources import reader_for
+
+    return reader_for(path) == "from_csv"
+
+
+def check_reading(source: str, paths: list[str], field: str | None, encoding: str | None) -> None:
+    """A ``field`` (``--field``) where no file is a JSON document, or an ``encoding`` where
+    none is CSV, is a one-line error: read as they are, the files would ignore it."""
+    from finetune.dataset._json_array import is_json_document
+
+    if field is not None and not any(is_json_document(path) for path in paths):
+        raise FinetuneError(
+            f"{source}: field names the list of a JSON file's object that holds the examples "
+            f"(--field train); none of {', '.join(paths)} is a JSON document"
+        )
+    if encoding is not None and not any(_is_csv(path) for path in paths):
+        raise FinetuneError(
+            f"{source}: encoding is a CSV file's (--encoding cp1252); none of "
+            f"{', '.join(paths)} is one, and JSON, JSONL and Parquet files are read as UTF-8"
+        )
 
 
 def _folder_refusal(folder: Path) -> str:

@@ -19,7 +19,6 @@ from platformdirs import user_data_dir
 import finetune as ft
 from finetune._arguments import (
     Parser,
-    key_names,
     name_flag,
     named,
     non_negative_int,
@@ -28,6 +27,7 @@ from finetune._arguments import (
     parse_command_line,
     positive_float,
     positive_int,
+    reading_flags,
 )
 from finetune._cli_jobs import HYPERPARAMETER_FLAGS, job_inputs
 from finetune._cli_log import log_to_stderr, print_json
@@ -349,10 +349,6 @@ _FILE_HELP = (
     f"training data ({_KINDS}); several files are trained as one, one after another, each "
     "named in errors"
 )
-_COLUMNS_HELP = (
-    "keep only these keys of each row, comma-separated (messages,tools): a table's extra "
-    "columns, such as id or source, left out; question=user renames one as it keeps it"
-)
 _VALIDATION_HELP = {
     "validate": f"validation data ({_KINDS}), checked too; repeat the flag for several files",
     "estimate": f"validation data ({_KINDS}): its tokens are counted, and billed where the "
@@ -404,7 +400,7 @@ def _parser() -> argparse.ArgumentParser:
         name_flag(sub, "--model", "base model to fine-tune")
         sub.add_argument("--json", action="store_true", help="print JSON")
         sub.add_argument("--validation", action="append", help=_VALIDATION_HELP[name])
-        sub.add_argument("--columns", type=key_names, help=_COLUMNS_HELP)
+        reading_flags(sub)
         sub.add_argument("--config", help=_CONFIG_HELP[name])
         _option_flag(sub)
         if name == "estimate":
@@ -467,7 +463,7 @@ def _parser() -> argparse.ArgumentParser:
     name_flag(train, "--backend", "backend name")
     name_flag(train, "--model", "base model")
     train.add_argument("--validation", action="append", help=_VALIDATION_HELP["train"])
-    train.add_argument("--columns", type=key_names, help=_COLUMNS_HELP)
+    reading_flags(train)
     train.add_argument(
         "--method", choices=["sft", "dpo"], help="sft (the default) or dpo (preference data)"
     )

@@ -70,8 +70,8 @@ def _not_decoded(error: UnicodeDecodeError, encoding: str) -> str:
         return f"not {encoding} ({error.reason})"
     return (
         f"not UTF-8 ({error.reason}): save the file as CSV UTF-8, or name its encoding: "
-        "Dataset.from_csv(path, encoding='cp1252') (Excel's 'CSV (Comma delimited)' on "
-        "Windows)"
+        "Dataset.from_csv(path, encoding='cp1252'), or --encoding cp1252 on the command line "
+        "(Excel's 'CSV (Comma delimited)' on Windows)"
     )
 
 

@@ -235,8 +235,8 @@ class _Members:
             why = (
                 f"the file is one JSON object whose {named} each hold a list of objects: name "
                 f"the one that holds the examples, Dataset.from_json({Path(file).name!r}, "
-                f"field={lists[0]!r}) (or save it as a file of its own: jq '.{lists[0]}' "
-                f"{Path(file).name} > {lists[0]}.json)"
+                f"field={lists[0]!r}), or --field {lists[0]} on the command line (or save it "
+                f"as a file of its own: jq '.{lists[0]}' {Path(file).name} > {lists[0]}.json)"
             )
         return ReadProblem(1, -1, "not_jsonl", why)
 
