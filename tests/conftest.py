@@ -105,6 +105,16 @@ def write_jsonl(path: Path, rows: list[Any]) -> Path:
     return path
 
 
+def write_config(path: Path, **settings: Any) -> Path:
+    """A TOML config of top-level ``settings`` (text, numbers, lists of text: JSON writes
+    each as TOML reads it); a path is written as text."""
+    lines = [
+        f"{key} = {json.dumps(str(v) if isinstance(v, Path) else v)}" for key, v in settings.items()
+    ]
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
 @pytest.fixture
 def chat_file(tmp_path: Path) -> Path:
     """A JSONL file of 40 valid chat examples."""

@@ -18,7 +18,7 @@ import finetune as ft
 from finetune.cli import main
 from finetune.testing import FakeBackend
 
-from .conftest import chat, needs_tiktoken, write_jsonl
+from .conftest import chat, needs_tiktoken, write_config, write_jsonl
 
 MODEL = "gpt-4.1-mini-2025-04-14"
 
@@ -1203,18 +1203,19 @@ def test_a_json_file_s_list_and_a_csv_file_s_encoding_are_named_by_flags(
     excel = tmp_path / "excel.csv"
     excel.write_bytes(b"user;assistant\r\n" + "Un café ?;Oui.\r\n".encode("cp1252") * 10)
     fake = ["--backend", "fake", "--model", MODEL, "--json"]
-    assert main(["validate", str(splits), *fake]) == 1
-    assert "or --field train on the command line" in capsys.readouterr().out
-    assert main(["validate", str(splits), "--field", "train", *fake]) == 0
-    assert json.loads(capsys.readouterr().out)["examples"] == 10
-    assert main(["validate", str(excel), *fake]) == 1
-    assert "or --encoding cp1252 on the command line" in capsys.readouterr().out
-    assert main(["estimate", str(excel), "--encoding", "cp1252", *fake]) == 0
-    assert json.loads(capsys.readouterr().out)["examples"] == 10
-    config = tmp_path / "train.toml"
-    config.write_text(
-        f'backend = "fake"\nmodel = "{MODEL}"\nfile = "{splits}"\nfield = "train"\n'
-        f'validation = "{splits}"\n'
+    for path, flag in ((splits, ["--field", "train"]), (excel, ["--encoding", "cp1252"])):
+        assert main(["validate", str(path), *fake]) == 1
+        assert f"or {' '.join(flag)} on the command line" in capsys.readouterr().out
+        for command in ("validate", "estimate"):
+            assert main([command, str(path), *flag, *fake]) == 0
+            assert json.loads(capsys.readouterr().out)["examples"] == 10
+    config = write_config(
+        tmp_path / "train.toml",
+        backend="fake",
+        model=MODEL,
+        file=splits,
+        field="train",
+        validation=splits,
     )
     assert main(["estimate", "--config", str(config), "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["examples"] == 10

@@ -21,7 +21,7 @@ from finetune.cli import main
 from finetune.dataset import _parquet
 from finetune.validation import validate
 
-from .conftest import chat, needs_tiktoken, write_jsonl
+from .conftest import chat, needs_tiktoken, write_config, write_jsonl
 
 TOOLS = [{"type": "function", "function": {"name": "search", "parameters": {"type": "object"}}}]
 
@@ -177,10 +177,13 @@ def test_columns_leaves_a_hub_sets_extra_columns_out_on_the_command_line(
     assert "ds.select_columns(['messages']), or --columns messages on the command line" in said
     assert main(["validate", str(path), "--columns", "messages,tools", *flags]) == 0
     assert json.loads(capsys.readouterr().out)["examples"] == 12
-    config = tmp_path / "train.toml"
-    config.write_text(
-        f'backend = "fake"\nmodel = "base"\nfile = "{path}"\ncolumns = ["messages"]\n'
-        f'validation = "{path}"\n'
+    config = write_config(
+        tmp_path / "train.toml",
+        backend="fake",
+        model="base",
+        file=path,
+        columns=["messages"],
+        validation=path,
     )
     assert main(["train", "--config", str(config), "--wait"]) == 0
     (record,) = ft.Tuner("fake", model="base").jobs(limit=1)
