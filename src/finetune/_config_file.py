@@ -366,7 +366,8 @@ def data_file(path: str, *, field: str | None = None, encoding: str | None = Non
         return Dataset.from_csv(path, encoding=encoding or "utf-8")
     if is_parquet(path):
         return Dataset.from_parquet(path)
-    return Dataset.from_json(path, field=field if is_json_document(path) else None)
+    listed_under = field if field is not None and is_json_document(path) else None  # JSONL: none
+    return Dataset.from_json(path, field=listed_under)
 
 
 def _is_csv(path: str) -> bool:
