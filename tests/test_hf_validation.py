@@ -47,6 +47,7 @@ def test_missing_chat_template_is_a_clear_error_for_chat_examples_only() -> None
     with pytest.raises(ft.InvalidRequestError, match="tiny has no chat template") as caught:
         counter.count_example(chat(1))
     assert caught.value.param == "chat_template" and "train on completion data" in str(caught.value)
+    assert '--option chat_template="$(cat chat.jinja)" on the command line' in str(caught.value)
     completions = [{"prompt": f"hello {i}", "completion": " world"} for i in range(12)]
     data = ft.Dataset.from_records(completions)
     assert validate(data, target="hf", model="tiny", token_counter=counter).ok

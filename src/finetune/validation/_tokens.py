@@ -432,8 +432,9 @@ def no_chat_template(model: str) -> InvalidRequestError:
     return InvalidRequestError(
         f"the tokenizer of {model} has no chat template, so chat examples cannot be rendered: "
         "give it one, as Tuner('hf', model=..., chat_template=Path('chat.jinja').read_text()) "
-        "or fit(options={'chat_template': ...}) (finetune train --config: chat_template under "
-        "[options]), or train on completion data (prompt and completion need none)",
+        "or fit(options={'chat_template': ...}) (--option chat_template=\"$(cat chat.jinja)\" "
+        "on the command line, or chat_template under [options] in a --config file), or train "
+        "on completion data (prompt and completion need none)",
         backend="hf",
         param="chat_template",
     )
