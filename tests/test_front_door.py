@@ -652,3 +652,4 @@ def test_ctrl_c_while_waiting_says_the_job_keeps_running() -> None:
     assert "keeps running" in stderr and f"finetune cancel {job.id}" in stderr
     assert "Traceback" not in stderr
     assert stderr.count("stopped waiting") == 1, stderr  # the library's line is not repeated
+    assert stderr.rstrip().endswith(f"`finetune cancel {job.id} --backend openai`"), stderr

@@ -977,6 +977,33 @@ def test_backend_that_cannot_be_imported_is_a_clear_error(monkeypatch: pytest.Mo
         ft.Tuner("broken")
 
 
+def test_ctrl_c_lets_the_coroutine_s_finally_blocks_end_before_it_is_raised() -> None:
+    """``run`` promised that Ctrl-C cancels the coroutine "(its finally blocks run)", but
+    re-raised at once: a progress bar's last line came after the command's "stopped
+    waiting" message. A coroutine that never started is not waited for."""
+    import _thread
+    import asyncio
+    import threading
+
+    from finetune._loop import LoopThread
+
+    loop = LoopThread("test-loop")
+    ended: list[str] = []
+
+    async def waiting() -> None:
+        try:
+            await asyncio.sleep(30)
+        finally:
+            await asyncio.sleep(0.3)  # a bar closing, a file flushed
+            ended.append("finally")
+
+    threading.Timer(0.3, _thread.interrupt_main).start()
+    with pytest.raises(KeyboardInterrupt):
+        loop.run(waiting())
+    assert ended == ["finally"]
+    loop.close()
+
+
 def test_a_loop_closed_from_its_own_thread_finishes_the_last_coroutine() -> None:
     """A Tuner collected on its own loop thread still closes its connections there."""
     import asyncio

@@ -142,7 +142,8 @@ class LoopThread:
         if threading.current_thread() is thread:
             coroutine.close()
             raise RuntimeError("a sync call was made from inside the finetune loop thread")
-        call = _as_call(coroutine, calls)
+        started, ended = threading.Event(), threading.Event()
+        call = _as_call(coroutine, calls, started, ended)
         try:
             future = asyncio.run_coroutine_threadsafe(call, loop)
         except RuntimeError:  # the loop closed since _ensure: as if it were cancelled
@@ -156,9 +157,9 @@ class LoopThread:
                 raise
             raise self._closed_meanwhile() from None
         except KeyboardInterrupt:
-            future.cancel()
-            with contextlib.suppress(concurrent.futures.CancelledError, Exception):
-                future.result(timeout=_CANCEL_GRACE)
+            future.cancel()  # done at once: it does not wait for the coroutine to end
+            if started.is_set():  # its finally blocks (a bar's last line) end before we go on
+                ended.wait(_CANCEL_GRACE)
             raise
 
     def _closed_meanwhile(self) -> RuntimeError:
@@ -201,16 +202,24 @@ class LoopThread:
                 thread.join(timeout=10)  # the thread closes its loop once it has stopped
 
 
-async def _as_call(coroutine: Coroutine[Any, Any, T], calls: set[asyncio.Task[Any]]) -> T:
+async def _as_call(
+    coroutine: Coroutine[Any, Any, T],
+    calls: set[asyncio.Task[Any]],
+    started: threading.Event,
+    ended: threading.Event,
+) -> T:
     """``coroutine``, known in ``calls`` as one a thread waits on: ``close`` cancels those (and
-    not the tasks a library runs on the loop for itself)."""
+    not the tasks a library runs on the loop for itself); ``started`` and ``ended`` tell the
+    waiting thread when it began and when its ``finally`` blocks were done."""
     task = asyncio.current_task()
     assert task is not None
     calls.add(task)
+    started.set()
     try:
         return await coroutine
     finally:
         calls.discard(task)
+        ended.set()
 
 
 async def _cancel_calls_then(
