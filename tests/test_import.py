@@ -56,3 +56,76 @@ def test_the_names_a_newcomer_tries_first_say_where_they_are() -> None:
     with pytest.raises(AttributeError, match=r"^module 'finetune' has no attribute 'nothing'$"):
         ft.nothing  # noqa: B018
     assert "validate" not in dir(ft)
+
+
+PUBLIC_MODULES = [
+    "finetune",
+    "finetune.types",
+    "finetune.validation",
+    "finetune.registry",
+    "finetune.evaluation",
+    "finetune.metrics",
+    "finetune.export",
+    "finetune.lifecycle",
+    "finetune.testing",
+    "finetune.backends",
+    "finetune.backends.base",
+    "finetune.backends.http",
+    "finetune.backends.payloads",
+    "finetune.backends.hf",
+]
+BACKEND_CLASSES = [
+    "finetune.backends.openai.OpenAIBackend",
+    "finetune.backends.mistral.MistralBackend",
+    "finetune.backends.together.TogetherBackend",
+    "finetune.backends.fireworks.FireworksBackend",
+]
+
+
+def _resolved(path: str) -> object:
+    import importlib
+
+    try:
+        return importlib.import_module(path)
+    except ImportError:
+        module, _, name = path.rpartition(".")
+        return getattr(importlib.import_module(module), name)
+
+
+def _reached_by(reference: str) -> list[object]:
+    """What each ``::: path`` of the API reference renders: the object, and a module's
+    members (those listed under its ``members:``, else its ``__all__``)."""
+    import inspect
+
+    reached: list[object] = []
+    for block in reference.split("\n::: ")[1:]:
+        path, *lines = block.splitlines()
+        target = _resolved(path.strip())
+        reached.append(target)
+        if inspect.ismodule(target):
+            listed = [line.strip()[2:] for line in lines if line.startswith("        - ")]
+            reached += [getattr(target, name) for name in listed or target.__all__]
+    return reached
+
+
+def test_the_api_reference_reaches_every_public_name() -> None:
+    """The reference had no entry for the exceptions a user catches, ``export_model``, the
+    ``JobRegistry``, the backends' classes or the helpers ``docs/plugins.md`` points to."""
+    import importlib
+    import inspect
+    from pathlib import Path
+
+    reference = (Path(__file__).parents[1] / "docs" / "api.md").read_text(encoding="utf-8")
+    reached = {id(thing) for thing in _reached_by(reference)}
+    public = [
+        f"{module}.{name}"
+        for module in PUBLIC_MODULES
+        for name in importlib.import_module(module).__all__
+        if not name.startswith("__")
+    ]
+    unreached = [
+        path
+        for path in public + BACKEND_CLASSES
+        if not inspect.ismodule(_resolved(path)) and id(_resolved(path)) not in reached
+    ]
+    assert unreached == []

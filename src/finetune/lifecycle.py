@@ -76,6 +76,8 @@ LIFECYCLE: dict[str, ProviderLifecycle] = {
         source="https://docs.fireworks.ai/fine-tuning/fine-tuning-models",
     ),
 }
+"""Each hosted provider's fine-tuning lifecycle: when it stops creating jobs, what still works
+and the source that says so."""
 
 # open-weights equivalents of hosted base models, for Tuner("hf", model=...)
 OPEN_WEIGHTS: dict[str, tuple[str, str]] = {
@@ -100,6 +102,8 @@ OPEN_WEIGHTS: dict[str, tuple[str, str]] = {
         "https://huggingface.co/mistralai/Ministral-8B-Instruct-2410",
     ),
 }
+"""Open-weights equivalents of hosted base models, for ``Tuner("hf", model=...)``: the model
+id and its page."""
 _HOSTED_INSTEAD = (
     'the same Dataset on Tuner("together", model=...) or Tuner("fireworks", model=...), '
     "which still train hosted"

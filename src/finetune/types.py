@@ -55,7 +55,9 @@ __all__ = [
 ]
 
 Role = Literal["system", "user", "assistant", "tool"]
+"""Who speaks a message."""
 Auto = Literal["auto"]
+"""A hyperparameter left for the provider to choose: ``"auto"``."""
 
 
 class _Value(BaseModel):
@@ -142,7 +144,9 @@ class ChatExample(_Value):
     tools: list[Tool] | None = None
 
     def __str__(self) -> str:
-        return _example_text(self)
+        from finetune.evaluation._prompts import example_text
+
+        return example_text(self)
 
 
 class CompletionExample(_Value):
@@ -166,21 +170,18 @@ class PreferenceExample(_Value):
     tools: list[Tool] | None = None
 
     def __str__(self) -> str:
-        return _example_text(self)
+        from finetune.evaluation._prompts import example_text
+
+        return example_text(self)
 
 
 Example = Annotated[
     ChatExample | CompletionExample | PreferenceExample, Field(discriminator="kind")
 ]
+"""One training example of any kind, told apart by its ``kind``."""
 ExampleKind = Literal["chat", "completion", "preference"]
+"""The kinds of example: chat, completion and preference (for DPO)."""
 EXAMPLE_KINDS: tuple[str, ...] = get_args(ExampleKind)
-
-
-def _example_text(example: ChatExample | PreferenceExample) -> str:
-    """``print(example)``: its turns as ``role: text`` lines, a tool call as ``name({...})``."""
-    from finetune.evaluation._prompts import example_text
-
-    return example_text(example)
 
 
 def _no_flag(value: object) -> object:

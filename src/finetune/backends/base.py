@@ -66,11 +66,15 @@ OPTIONAL_OPERATIONS = {
     "get_metrics": "read training metrics",
     "list_checkpoints": "list checkpoints",
 }
+"""A backend's optional calls, each with what it does (as ``UnsupportedFeature`` names it)."""
 
 
 SFT_AND_DPO = frozenset({"sft", "dpo"})
+"""``Capabilities.methods`` of a backend that trains both supervised and DPO."""
 PLACEHOLDER_FILE = "file-not-uploaded-yet"
+"""The file id of a job request built before its data is uploaded (a dry run, a quote)."""
 EVERY_KIND = frozenset(EXAMPLE_KINDS)
+"""``Capabilities.example_kinds`` of a backend that trains every kind of example."""
 
 
 @dataclass(frozen=True)

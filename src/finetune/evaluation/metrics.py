@@ -44,6 +44,7 @@ __all__ = [
 ]
 
 Metric = Callable[[str, str, Any], float]
+"""A metric: ``(prediction, reference, example) -> float``, a score from 0 to 1 (1 best)."""
 F = TypeVar("F", bound=Callable[..., float])
 READY = (
     "bleu",
@@ -132,6 +133,8 @@ def exact(*, case: bool = True, whitespace: bool = True, punctuation: bool = Tru
 
 
 exact_match: Metric = exact()
+"""``exact()``: 1 where the prediction is the reference once both are Unicode-normalized
+(NFKC) and their white space trimmed and collapsed (case and punctuation count), else 0."""
 
 
 @_compares

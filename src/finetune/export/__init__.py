@@ -33,6 +33,8 @@ __all__ = [
 ]
 
 FORMATS = ("merged", "gguf", "gguf-adapter", "ollama")
+"""What ``export_model`` writes: a merged Transformers folder, a GGUF file, a GGUF LoRA
+adapter, or a GGUF file with an Ollama Modelfile."""
 MARKER = "finetune_export.json"  # in a merged folder: what may be replaced by the next export
 _SMALL = 1_000_000_000  # parameters under which quantizing changes too many greedy answers
 

@@ -22,7 +22,9 @@ from finetune._progress import to_a_log
 __all__ = ["ARCHITECTURES", "QUANTIZATIONS", "write_adapter_gguf", "write_gguf"]
 
 ARCHITECTURES = ("LlamaForCausalLM", "MistralForCausalLM")
+"""The architectures GGUF export writes: Llama's and Mistral's (SmolLM2 is a Llama)."""
 QUANTIZATIONS = ("f32", "f16", "bf16", "q8_0")
+"""The GGUF quantizations export writes itself, with no llama.cpp."""
 _FILE_TYPES = {"f32": "ALL_F32", "f16": "MOSTLY_F16", "bf16": "MOSTLY_BF16", "q8_0": "MOSTLY_Q8_0"}
 
 
