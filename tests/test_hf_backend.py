@@ -1311,3 +1311,15 @@ def test_the_training_copy_of_a_private_file_stays_private(
     copy = Path(backend.upload(ft.Dataset.from_jsonl(source)).filename or "")
     assert copy.parent == tmp_path / "jobs" / "files"
     assert oct(copy.stat().st_mode & 0o777) == "0o600"
+
+
+def test_building_the_tiny_base_draws_no_bar_in_a_log(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``build_tiny_base`` with stderr to a file wrote transformers' "Writing model shards"
+    bar there, which the training and the export around it kept out of a log."""
+    from finetune.demo import build_tiny_base
+
+    build_tiny_base(tmp_path / "base", hidden_size=32, pretrain_steps=2)
+    assert "Writing model shards" not in capsys.readouterr().err
+    assert (tmp_path / "base" / "model.safetensors").is_file()

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from finetune._errors import MissingDependency
+from finetune._progress import no_library_bars_in_a_log
 from finetune.dataset import atomic_folder
 
 __all__ = ["CHAT_TEMPLATE", "build_tiny_base", "generic_text", "train_tokenizer"]
@@ -140,7 +141,7 @@ def _build(
     )
     model = LlamaForCausalLM(config)
     _pretrain(model, tokenizer, corpus, steps, seed)
-    with atomic_folder(target) as staging:
+    with atomic_folder(target) as staging, no_library_bars_in_a_log():
         model.save_pretrained(staging, safe_serialization=True)
         tokenizer.save_pretrained(staging)
 
