@@ -3,6 +3,8 @@ from __future__ import annotations
 import subprocess
 import sys
 
+import pytest
+
 HEAVY = ["torch", "transformers", "trl", "peft", "openai", "mistralai", "tiktoken", "httpx2"]
 
 
@@ -45,8 +47,6 @@ def test_the_metrics_import_as_ft_metrics_names_them() -> None:
 def test_the_names_a_newcomer_tries_first_say_where_they_are() -> None:
     """``ft.validate(data)`` was "no attribute 'validate'. Did you mean: 'evaluate'?", a
     function that does something else."""
-    import pytest
-
     import finetune as ft
 
     with pytest.raises(AttributeError, match=r"validate is a Tuner's: ft\.Tuner\(backend"):
@@ -129,3 +129,30 @@ def test_the_api_reference_reaches_every_public_name() -> None:
         if not inspect.ismodule(_resolved(path)) and id(_resolved(path)) not in reached
     ]
     assert unreached == []
+
+
+def test_a_public_module_lists_its_names_not_the_ones_it_imports() -> None:
+    """``ft.metrics.<Tab>`` in a notebook offered ``re``, ``json``, ``Counter`` and ``Any``
+    among the metrics; ``dir()`` of every public module did the same."""
+    import importlib
+    import pkgutil
+    from types import ModuleType
+
+    import finetune
+
+    modules = [
+        importlib.import_module(found.name)
+        for found in pkgutil.walk_packages(finetune.__path__, "finetune.")
+        if not any(part.startswith("_") for part in found.name.split(".")[1:])
+    ]
+    for module in [finetune, *modules]:
+        public = {name for name in dir(module) if not name.startswith("_")}
+        imported = public - set(module.__all__)
+        assert all(isinstance(getattr(module, name), ModuleType) for name in imported), (
+            module.__name__,
+            sorted(imported),
+        )
+    jedi = pytest.importorskip("jedi")
+    offered = jedi.Interpreter("ft.metrics.", [{"ft": finetune}]).complete()
+    names = {completion.name for completion in offered}
+    assert "exact_match" in names and not names & {"re", "json", "Counter", "Any"}

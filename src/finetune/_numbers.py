@@ -10,7 +10,7 @@ from __future__ import annotations
 import numbers
 from typing import Any
 
-__all__ = ["is_real", "is_whole"]
+__all__ = ["is_real", "is_whole", "no_flag"]
 
 
 def is_whole(value: Any) -> bool:
@@ -22,3 +22,11 @@ def is_real(value: Any) -> bool:
     """A real number, whole or not (``0.5``, ``np.float32(0.5)``, ``2``), not a bool or text;
     NaN and the infinities are real numbers here, for the caller to bound."""
     return isinstance(value, numbers.Real) and not isinstance(value, bool)
+
+
+def no_flag(value: object) -> object:
+    """A pydantic validator's refusal of ``True`` (a YAML ``yes``) given as a number setting,
+    which pydantic would read as 1: a learning rate of 1.0."""
+    if isinstance(value, bool):
+        raise ValueError("is a number, not a boolean")
+    return value

@@ -47,9 +47,11 @@ from finetune._config_file import (
     shots_refusal,
 )
 from finetune._errors import did_you_mean
+from finetune._namespace import PublicNames, public_names
 from finetune.backends import backend_class
 
 __all__ = ["main"]
+__dir__: PublicNames = public_names(__name__)
 
 
 def _cmd_validate(args: argparse.Namespace) -> int:

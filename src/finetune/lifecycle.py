@@ -10,6 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date, datetime, timezone
 
+from finetune._namespace import PublicNames, public_names
+
 __all__ = [
     "LIFECYCLE",
     "OPEN_WEIGHTS",
@@ -22,6 +24,7 @@ __all__ = [
     "status_text",
     "today",
 ]
+__dir__: PublicNames = public_names(__name__)
 
 
 @dataclass(frozen=True)

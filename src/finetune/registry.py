@@ -23,11 +23,13 @@ from typing import Any, Literal
 
 from finetune._errors import JobNotFound, RegistryError
 from finetune._lock import FileLock
+from finetune._namespace import PublicNames, public_names
 from finetune._numbers import is_whole
 from finetune._paths import CACHE_DIR_ENV, cache_dir, folder_given, room_left
 from finetune.types import Job
 
 __all__ = ["JobRecord", "JobRegistry", "check_limit", "default_registry_path", "key_lock"]
+__dir__: PublicNames = public_names(__name__)
 
 ENV_PATH = "FINETUNE_REGISTRY"
 _HOW = f"registry=, or {ENV_PATH}"

@@ -24,6 +24,7 @@ from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any
 
 from finetune._errors import DatasetError, InvalidRequestError, JobNotFound
+from finetune._namespace import PublicNames, public_names
 from finetune.backends.base import EVERY_KIND, SFT_AND_DPO, Capabilities, JobRequest
 from finetune.types import (
     Checkpoint,
@@ -42,6 +43,7 @@ if TYPE_CHECKING:
     from finetune.validation import TokenCounter
 
 __all__ = ["FakeBackend", "FakeFailure", "FakePredictor"]
+__dir__: PublicNames = public_names(__name__)
 
 Lesson = tuple[str, str]  # a training example's last user message, and its reply
 

@@ -38,6 +38,7 @@ from finetune._fit import (
     with_reported_context,
 )
 from finetune._handle import AsyncJobHandle, JobView
+from finetune._namespace import PublicNames, public_names
 from finetune._tuner_inputs import (
     RegistryChoice,
     check_backend_object,
@@ -62,6 +63,7 @@ if TYPE_CHECKING:
     from finetune.validation import ValidationReport
 
 __all__ = ["AsyncJobHandle", "AsyncTuner", "JobView", "TunerView", "derive_idempotency_key"]
+__dir__: PublicNames = public_names(__name__)
 
 log: logging.Logger = logging.getLogger("finetune")
 _MAX_REATTEMPTS = 100

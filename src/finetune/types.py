@@ -20,7 +20,8 @@ from pydantic import (
 
 from finetune._errors import with_name_meant
 from finetune._json_values import json_settings
-from finetune._numbers import is_whole
+from finetune._namespace import PublicNames, public_names
+from finetune._numbers import is_whole, no_flag
 from finetune._synonyms import HYPERPARAMETER_SYNONYMS
 
 if TYPE_CHECKING:
@@ -53,6 +54,7 @@ __all__ = [
     "Tool",
     "ToolCall",
 ]
+__dir__: PublicNames = public_names(__name__)
 
 Role = Literal["system", "user", "assistant", "tool"]
 """Who speaks a message."""
@@ -184,14 +186,6 @@ ExampleKind = Literal["chat", "completion", "preference"]
 EXAMPLE_KINDS: tuple[str, ...] = get_args(ExampleKind)
 
 
-def _no_flag(value: object) -> object:
-    """A number setting given ``True`` (a YAML ``yes``) is refused: pydantic would read it as
-    1, a learning rate of 1.0."""
-    if isinstance(value, bool):
-        raise ValueError("is a number, not a boolean")
-    return value
-
-
 class _Settings(_Value):
     """Settings a person types (``ft.Hyperparameters(lr=...)``): a name they do not have is
     refused naming the one most likely meant, as a dict of them is by ``fit``."""
@@ -222,7 +216,7 @@ class LoRA(_Settings):
     @field_validator("r", "alpha", "dropout", mode="before")
     @classmethod
     def _not_a_flag(cls, value: object) -> object:
-        return _no_flag(value)
+        return no_flag(value)
 
     @field_validator("target_modules")
     @classmethod
@@ -265,7 +259,7 @@ class Hyperparameters(_Settings):
     )
     @classmethod
     def _not_a_flag(cls, value: object) -> object:
-        return _no_flag(value)
+        return no_flag(value)
 
     @field_validator("extra", mode="before")
     @classmethod

@@ -2,6 +2,7 @@
 entry points). ``HostedBackend`` is the base of a backend on a provider's HTTP API, and
 ``finetune.backends.http`` holds the helpers a plugin may use."""
 
+from finetune._namespace import PublicNames, public_names
 from finetune.backends._plugins import (
     ENTRY_POINT_GROUP,
     available_backends,
@@ -38,3 +39,4 @@ __all__ = [
     "load_backend",
     "register_backend",
 ]
+__dir__: PublicNames = public_names(__name__)

@@ -22,6 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from finetune._errors import UnsupportedFeature
 from finetune._loop import exiting
+from finetune._namespace import PublicNames, public_names
 from finetune.types import (
     EXAMPLE_KINDS,
     Checkpoint,
@@ -53,6 +54,7 @@ __all__ = [
     "as_async",
     "no_predictor",
 ]
+__dir__: PublicNames = public_names(__name__)
 
 METADATA_KEY = "finetune_key"
 Method = Literal["sft", "dpo"]

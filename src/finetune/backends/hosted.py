@@ -15,6 +15,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING, Any, ClassVar, TypedDict, TypeVar
 
 from finetune._errors import AuthenticationError, ServerError
+from finetune._namespace import PublicNames, public_names
 from finetune._numbers import is_real, is_whole
 from finetune.backends.base import PLACEHOLDER_FILE, BaseBackend, JobRequest
 from finetune.backends.http import (
@@ -37,6 +38,7 @@ if TYPE_CHECKING:
     from finetune.types import Hyperparameters, Job
 
 __all__ = ["Connection", "HostedBackend"]
+__dir__: PublicNames = public_names(__name__)
 
 T = TypeVar("T")
 

@@ -38,6 +38,7 @@ from finetune._errors import (
     RateLimitError,
     ServerError,
 )
+from finetune._namespace import PublicNames, public_names
 from finetune.backends._credentials import (
     account_identity,
     check_base_url,
@@ -101,6 +102,7 @@ __all__ = [
     "whole",
     "written",
 ]
+__dir__: PublicNames = public_names(__name__)
 
 T = TypeVar("T")
 F = TypeVar("F", bound=Callable[..., Any])

@@ -14,6 +14,7 @@ from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from finetune._errors import UnsupportedFeature
+from finetune._namespace import PublicNames, public_names
 from finetune.types import JobStatus, MetricPoint
 
 if TYPE_CHECKING:
@@ -46,6 +47,7 @@ __all__ = [
     "whole",
     "with_figures",
 ]
+__dir__: PublicNames = public_names(__name__)
 
 log: logging.Logger = logging.getLogger("finetune")
 N = TypeVar("N", int, float)

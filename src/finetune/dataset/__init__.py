@@ -1,5 +1,6 @@
 """Datasets: typed examples streamed from JSONL, records, pandas or Hugging Face datasets."""
 
+from finetune._namespace import PublicNames, public_names
 from finetune.dataset._atomic import atomic_folder, atomic_write
 from finetune.dataset._dataset import (
     Dataset,
@@ -38,3 +39,4 @@ __all__ = [
     "to_format",
     "write_jsonl",
 ]
+__dir__: PublicNames = public_names(__name__)

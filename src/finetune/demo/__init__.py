@@ -5,6 +5,7 @@ from __future__ import annotations
 from importlib.resources import files
 from pathlib import Path
 
+from finetune._namespace import PublicNames, public_names
 from finetune.demo._tiny import CHAT_TEMPLATE, build_tiny_base, generic_text, train_tokenizer
 
 __all__ = [
@@ -14,6 +15,7 @@ __all__ = [
     "sample_dataset_path",
     "train_tokenizer",
 ]
+__dir__: PublicNames = public_names(__name__)
 
 
 def sample_dataset_path() -> Path:

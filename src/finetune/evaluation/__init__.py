@@ -1,5 +1,6 @@
 """Evaluation: predictors, metrics, statistics and the result table."""
 
+from finetune._namespace import PublicNames, public_names
 from finetune.evaluation import metrics
 from finetune.evaluation._cache import PredictionCache
 from finetune.evaluation._callable import CallablePredictor
@@ -52,3 +53,4 @@ __all__ = [
     "read_tool_calls",
     "wilson_interval",
 ]
+__dir__: PublicNames = public_names(__name__)

@@ -20,6 +20,7 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 from finetune._errors import MissingDependency
+from finetune._namespace import PublicNames, public_names
 from finetune._numbers import is_whole
 
 __all__ = [
@@ -42,6 +43,7 @@ __all__ = [
     "tool_calls_match",
     "tool_names_match",
 ]
+__dir__: PublicNames = public_names(__name__)
 
 Metric = Callable[[str, str, Any], float]
 """A metric: ``(prediction, reference, example) -> float``, a score from 0 to 1 (1 best)."""

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from finetune._errors import StorageError, UnsupportedFeature
+from finetune._namespace import PublicNames, public_names
 from finetune._paths import room_left
 from finetune._progress import stderr_open
 from finetune._words import command_line, counted, size
@@ -31,6 +32,7 @@ __all__ = [
     "default_quantization",
     "export_model",
 ]
+__dir__: PublicNames = public_names(__name__)
 
 FORMATS = ("merged", "gguf", "gguf-adapter", "ollama")
 """What ``export_model`` writes: a merged Transformers folder, a GGUF file, a GGUF LoRA

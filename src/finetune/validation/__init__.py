@@ -1,5 +1,6 @@
 """Validation before any money is spent: rules per target, exact token counts, cost estimates."""
 
+from finetune._namespace import PublicNames, public_names
 from finetune.validation._catalog import catalog, default_epochs, model_info
 from finetune.validation._codes import RULES
 from finetune.validation._engine import validate
@@ -35,3 +36,4 @@ __all__ = [
     "target_rules",
     "validate",
 ]
+__dir__: PublicNames = public_names(__name__)

@@ -2,6 +2,7 @@
 "finetune[fireworks]"``). ``_mapping`` converts payloads (pure functions); ``_backend`` does
 the I/O through the ``fireworks-ai`` SDK."""
 
+from finetune._namespace import PublicNames, public_names
 from finetune.backends.fireworks._backend import FireworksBackend, map_error
 from finetune.backends.fireworks._mapping import (
     CAPABILITIES,
@@ -20,3 +21,4 @@ __all__ = [
     "job_id_for",
     "map_error",
 ]
+__dir__: PublicNames = public_names(__name__)

@@ -5,6 +5,7 @@ before uploading anything; reading jobs and managing fine-tuned models still wor
 ``_mapping`` converts payloads (pure functions); ``_backend`` does the I/O.
 """
 
+from finetune._namespace import PublicNames, public_names
 from finetune.backends.mistral._backend import MistralBackend, map_error
 from finetune.backends.mistral._mapping import (
     CAPABILITIES,
@@ -39,3 +40,4 @@ __all__ = [
     "wandb_integrations",
     "with_dry_run",
 ]
+__dir__: PublicNames = public_names(__name__)

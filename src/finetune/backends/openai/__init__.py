@@ -3,6 +3,7 @@
 ``_mapping`` converts payloads (pure functions); ``_backend`` does the I/O through the SDK.
 """
 
+from finetune._namespace import PublicNames, public_names
 from finetune.backends.openai._backend import OpenAIBackend, map_error
 from finetune.backends.openai._mapping import (
     CAPABILITIES,
@@ -29,3 +30,4 @@ __all__ = [
     "metrics_from_csv",
     "metrics_from_events",
 ]
+__dir__: PublicNames = public_names(__name__)

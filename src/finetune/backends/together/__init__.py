@@ -2,6 +2,7 @@
 "finetune[together]"``). ``_mapping`` converts payloads (pure functions); ``_backend`` does
 the I/O through the ``together`` SDK."""
 
+from finetune._namespace import PublicNames, public_names
 from finetune.backends.together._backend import TogetherBackend, map_error
 from finetune.backends.together._mapping import (
     CAPABILITIES,
@@ -20,3 +21,4 @@ __all__ = [
     "map_error",
     "same_fit",
 ]
+__dir__: PublicNames = public_names(__name__)
