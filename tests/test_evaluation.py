@@ -2761,3 +2761,36 @@ def test_a_reasoning_models_think_block_is_not_its_answer() -> None:
             cache=False,
         )
     assert result.scores("r1", "exact_match") == [1.0, 1.0, 1.0]
+
+
+def test_a_predictor_written_once_answers_from_both_faces_and_inside_a_running_loop() -> None:
+    """OpenAI's and Mistral's predictors had a blocking and an async twin of their asking;
+    the blocking face now runs the async one without an event loop, and so works where one
+    already runs (a notebook cell), and maps errors as the async one does."""
+    import asyncio
+
+    from finetune._loop import returned, without_waiting
+
+    hi = [{"role": "user", "content": "hi"}]
+    with OpenAIFake() as openai, MistralFake() as mistral:
+        mistral.chat_responder = lambda model, messages: "mistral: hi"
+        asked = [
+            OpenAIPredictor("m", api_key=openai.api_key, base_url=openai.base_url),
+            MistralPredictor("m", api_key=mistral.api_key, server_url=mistral.base_url),
+        ]
+
+        async def in_a_loop() -> list[str]:
+            return [p.predict(hi) for p in asked] + [await p.apredict(hi) for p in asked]
+
+        assert asyncio.run(in_a_loop()) == ["echo: hi", "mistral: hi"] * 2
+        wrong = OpenAIPredictor("m", api_key="sk-wrong", base_url=openai.base_url)
+        with pytest.raises(ft.AuthenticationError) as refused:
+            wrong.predict(hi)
+        assert "sk-wrong" not in str(refused.value)
+
+    async def waits() -> None:
+        await asyncio.sleep(0)
+
+    assert without_waiting(returned(len)(hi)) == 1
+    with pytest.raises(RuntimeError, match="waited on an event loop"):
+        without_waiting(waits())

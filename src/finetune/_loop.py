@@ -17,18 +17,21 @@ import os
 import threading
 import weakref
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterable, Sequence
-from typing import Any, TypeVar
+from typing import Any, ParamSpec, TypeVar
 
 __all__ = [
     "LoopThread",
     "cancelled_on_failure",
     "exiting",
     "gather_or_cancel",
+    "returned",
     "run_to_the_end",
     "watch_for_exit",
+    "without_waiting",
 ]
 
 T = TypeVar("T")
+P = ParamSpec("P")
 _CANCEL_GRACE = 5.0
 _EXITING = threading.Event()
 _LOOP_THREADS: weakref.WeakSet[LoopThread] = weakref.WeakSet()
@@ -75,6 +78,29 @@ def run_to_the_end(make: Callable[[], Coroutine[Any, Any, T]]) -> T:
         return asyncio.run(make())
     with concurrent.futures.ThreadPoolExecutor(1) as pool:
         return pool.submit(lambda: asyncio.run(make())).result()
+
+
+def returned(call: Callable[P, T]) -> Callable[P, Awaitable[T]]:
+    """A blocking call made awaitable: awaited, it runs at once and never waits, so that an
+    ``async`` implementation given it can be run by ``without_waiting``."""
+
+    async def at_once(*args: P.args, **kwargs: P.kwargs) -> T:
+        return call(*args, **kwargs)
+
+    return at_once
+
+
+def without_waiting(coroutine: Coroutine[Any, Any, T]) -> T:
+    """The result of a coroutine that never waits (each of its awaits is of a ``returned``
+    call), run to its end in this thread with no event loop: the blocking face of an
+    ``async`` implementation, written once, that works where a loop already runs."""
+    try:
+        coroutine.send(None)
+    except StopIteration as done:
+        result: T = done.value
+        return result
+    coroutine.close()
+    raise RuntimeError("a coroutine run without waiting waited on an event loop")
 
 
 @functools.cache

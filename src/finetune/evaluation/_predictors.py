@@ -6,7 +6,7 @@ import hashlib
 import logging
 import math
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from finetune._errors import (
@@ -14,6 +14,7 @@ from finetune._errors import (
     MissingDependency,
     ServerError,
 )
+from finetune._loop import returned, without_waiting
 from finetune._numbers import is_real, is_whole
 from finetune.backends import backend_class
 from finetune.backends.http import key_and_url, retrying
@@ -202,16 +203,8 @@ class OpenAIPredictor:
         the model refuses by name is renamed or dropped, and the request sent again."""
         if self._client is None:
             self._client = _openai().OpenAI(**self._options())
-        client = self._client
-        endpoint = client.completions if self.api == "completions" else client.chat.completions
-        while True:
-            request = self._request(messages, tools)
-            try:
-                return self._text(endpoint.create(**request))
-            except Exception as exc:
-                error = self._error(exc)
-            if not self._sampling.adapt(error, request, self.model):
-                raise error
+        create = returned(self._endpoint(self._client).create)
+        return without_waiting(self._ask(create, messages, tools))
 
     async def apredict(self, messages: Messages, tools: Tools | None = None) -> str:
         """The reply (or the tools it calls), through an async client made in the running
@@ -219,12 +212,19 @@ class OpenAIPredictor:
         ``predict``."""
         if self._async_client is None:
             self._async_client = _openai().AsyncOpenAI(**self._options())
-        client = self._async_client
-        endpoint = client.completions if self.api == "completions" else client.chat.completions
+        return await self._ask(self._endpoint(self._async_client).create, messages, tools)
+
+    def _endpoint(self, client: Any) -> Any:
+        return client.completions if self.api == "completions" else client.chat.completions
+
+    async def _ask(
+        self, create: Callable[..., Awaitable[Any]], messages: Messages, tools: Tools | None
+    ) -> str:
+        """The asking, written once for both faces (``predict`` runs it ``without_waiting``)."""
         while True:
             request = self._request(messages, tools)
             try:
-                return self._text(await endpoint.create(**request))
+                return self._text(await create(**request))
             except Exception as exc:
                 error = self._error(exc)
             if not self._sampling.adapt(error, request, self.model):
@@ -381,23 +381,20 @@ class MistralPredictor:
 
     def predict(self, messages: Messages, tools: Tools | None = None) -> str:
         """The reply (or the tools it calls), through a blocking call."""
-        from finetune.backends.mistral import map_error
-
-        try:
-            reply = self._client.chat.complete(
-                model=self.model, messages=messages, **self._params, **_offered(tools)
-            )
-            return self._text(reply)
-        except Exception as exc:
-            error = map_error(exc, (self._key,), key_hint=self._key_hint)
-        raise error
+        return without_waiting(self._ask(returned(self._client.chat.complete), messages, tools))
 
     async def apredict(self, messages: Messages, tools: Tools | None = None) -> str:
         """The reply (or the tools it calls), awaitable."""
+        return await self._ask(self._client.chat.complete_async, messages, tools)
+
+    async def _ask(
+        self, complete: Callable[..., Awaitable[Any]], messages: Messages, tools: Tools | None
+    ) -> str:
+        """The asking, written once for both faces (``predict`` runs it ``without_waiting``)."""
         from finetune.backends.mistral import map_error
 
         try:
-            reply = await self._client.chat.complete_async(
+            reply = await complete(
                 model=self.model, messages=messages, **self._params, **_offered(tools)
             )
             return self._text(reply)
