@@ -653,3 +653,25 @@ def test_ctrl_c_while_waiting_says_the_job_keeps_running() -> None:
     assert "Traceback" not in stderr
     assert stderr.count("stopped waiting") == 1, stderr  # the library's line is not repeated
     assert stderr.rstrip().endswith(f"`finetune cancel {job.id} --backend openai`"), stderr
+
+
+def test_the_file_lock_waits_the_same_from_both_faces(tmp_path: Path) -> None:
+    """``FileLock.acquire`` and ``acquire_async`` were twins of one waiting loop; both now run
+    the one: each waits for the holder, and each gives up at its timeout."""
+    import asyncio
+    import threading
+
+    from finetune._lock import FileLock
+
+    path = tmp_path / "fit.lock"
+    holder, waiter = FileLock(path, poll=0.01), FileLock(path, poll=0.01)
+    holder.acquire()
+    with pytest.raises(TimeoutError, match="held by another process"):
+        waiter.acquire(timeout=0.05)
+    with pytest.raises(TimeoutError, match="held by another process"):
+        asyncio.run(waiter.acquire_async(timeout=0.05))
+    threading.Timer(0.1, holder.release).start()
+    waiter.acquire(timeout=10)
+    threading.Timer(0.1, waiter.release).start()
+    asyncio.run(holder.acquire_async(timeout=10))
+    holder.release()

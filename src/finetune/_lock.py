@@ -10,10 +10,13 @@ import asyncio
 import os
 import sys
 import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from types import TracebackType
+from typing import Any
 
 from finetune._errors import StorageError
+from finetune._loop import returned, without_waiting
 
 __all__ = ["FileLock"]
 
@@ -55,19 +58,21 @@ class FileLock:
 
     def acquire(self, timeout: float | None = None) -> None:
         """Wait for the lock (``TimeoutError`` after ``timeout`` seconds)."""
-        deadline = None if timeout is None else time.monotonic() + timeout
-        while not self.try_acquire():
-            if deadline is not None and time.monotonic() > deadline:
-                raise TimeoutError(f"{self.path} is held by another process")
-            time.sleep(self._poll)
+        without_waiting(self._acquire(timeout, returned(time.sleep)))
 
     async def acquire_async(self, timeout: float | None = None) -> None:
         """Wait for the lock without blocking the event loop."""
+        await self._acquire(timeout, asyncio.sleep)
+
+    async def _acquire(
+        self, timeout: float | None, sleep: Callable[[float], Awaitable[Any]]
+    ) -> None:
+        """The waiting, written once for both faces (``acquire`` runs it ``without_waiting``)."""
         deadline = None if timeout is None else time.monotonic() + timeout
         while not self.try_acquire():
             if deadline is not None and time.monotonic() > deadline:
                 raise TimeoutError(f"{self.path} is held by another process")
-            await asyncio.sleep(self._poll)
+            await sleep(self._poll)
 
     def release(self) -> None:
         """Let the next waiter in."""
