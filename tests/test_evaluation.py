@@ -2515,8 +2515,11 @@ def test_evaluation_errors_are_our_own_and_hide_the_key(monkeypatch: pytest.Monk
     )
     gone = ft.ModelRef.openai_compatible("http://127.0.0.1:9/v1", "m")
     at = r"connection problem at http://127\.0\.0\.1:9/v1: "  # which of one's servers is down
-    with pytest.raises(ft.ServerError, match=at):
+    with pytest.raises(ft.ServerError, match=at) as down:
         ft.evaluate(_qa(2), {"x": gone}, [m.exact_match], cache=False, max_attempts=1)
+    # the server's kind, not OpenAI, and what a refused connection means
+    assert str(down.value).startswith("[openai-compatible] connection problem")
+    assert "nothing listens there: is the server running, and is the URL right?" in str(down.value)
 
 
 def test_no_event_loop_noise_after_evaluate(tmp_path: Path) -> None:

@@ -460,6 +460,8 @@ def connection_error(
     the ``url`` asked where one server of many could be meant (an OpenAI-compatible one)."""
     detail = redact(excerpt(_with_its_cause(error)), *secrets)
     at = f" at {url}" if url else ""
+    if _refused(error):
+        detail += "; nothing listens there: is the server running, and is the URL right?"
     mapped_error = ServerError(f"connection problem{at}: {detail}", backend=provider)
     mapped_error.__cause__ = RedactedCause(error, *secrets)
     return mapped_error
@@ -475,6 +477,19 @@ def _with_its_cause(error: BaseException) -> str:
         seen.add(id(inner))
     cause = str(root)
     return f"{said} ({cause})" if cause and cause not in said else said
+
+
+def _refused(error: BaseException) -> bool:
+    """Whether the machine asked answered that no program listens on the port (a local
+    server not started, a wrong port), beneath whatever the SDK wrapped it in."""
+    link: BaseException | None = error
+    seen: set[int] = set()
+    while link is not None and id(link) not in seen:
+        if isinstance(link, ConnectionRefusedError) or "Connect call failed" in str(link):
+            return True
+        seen.add(id(link))
+        link = link.__cause__ or link.__context__
+    return False
 
 
 def is_connection_problem(error: BaseException) -> bool:

@@ -506,7 +506,8 @@ def _predictor_of(model: ModelRef, options: dict[str, Any]) -> Predictor:
     class gives (``BaseBackend.predictor``; a GGUF file is a local ``hf`` model)."""
     if model.backend == "openai-compatible":
         # never an OpenAI key from the environment to another server; one given here is used
-        given = {"base_url": model.endpoint, "api_key": model.api_key or "none", **options}
+        server = {"base_url": model.endpoint, "api_key": model.api_key or "none"}
+        given: dict[str, Any] = {**server, "provider": "openai-compatible", **options}
         return OpenAIPredictor(model.name, **given)
     backend = "hf" if model.backend == "gguf" else model.backend
     ask = _backend_hook(backend, "predictor")
