@@ -2797,3 +2797,40 @@ def test_a_predictor_written_once_answers_from_both_faces_and_inside_a_running_l
     assert without_waiting(returned(len)(hi)) == 1
     with pytest.raises(RuntimeError, match="waited on an event loop"):
         without_waiting(waits())
+
+
+def test_a_server_url_without_v1_is_told_where_the_api_answers() -> None:
+    """``ModelRef.openai_compatible("http://localhost:11434", ...)`` (Ollama's address, as
+    its own docs write it) failed as "404 page not found" and nothing more."""
+    import http.server
+
+    class NotHere(http.server.BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            body = b"404 page not found"  # Ollama's answer to a path it does not serve
+            self.send_response(404)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), NotHere)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_address[1]}"
+    hi = [{"role": "user", "content": "hi"}]
+    try:
+        asked = ft.evaluation.predictor_for(ft.ModelRef.openai_compatible(url, "support"))
+        with pytest.raises(ft.InvalidRequestError) as missed:
+            asked.predict(hi)
+        with_v1 = ft.evaluation.predictor_for(ft.ModelRef.openai_compatible(f"{url}/v1", "x"))
+        with pytest.raises(ft.InvalidRequestError) as unknown:
+            with_v1.predict(hi)
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert str(missed.value) == (
+        f"[openai-compatible] 404 page not found; OpenAI-compatible servers answer under /v1: "
+        f"is the URL {url}/v1? (param: base_url)"
+    )
+    assert missed.value.param == "base_url" and "/v1" not in str(unknown.value)

@@ -6,6 +6,7 @@ import hashlib
 import logging
 import math
 import re
+import urllib.parse
 from collections.abc import Awaitable, Callable, Iterable
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
@@ -250,7 +251,10 @@ class OpenAIPredictor:
         from finetune.backends.openai import map_error
 
         hint, url = self._key_hint, self.base_url
-        return map_error(exc, self._key, key_hint=hint, provider=self.provider, url=url)
+        error = map_error(exc, self._key, key_hint=hint, provider=self.provider, url=url)
+        if isinstance(error, InvalidRequestError) and error.status_code == 404:
+            return error.with_note(_no_v1(url), param="base_url") if _no_v1(url) else error
+        return error
 
     def _text(self, reply: Any) -> str:
         choices = getattr(reply, "choices", None)
@@ -272,6 +276,14 @@ class OpenAIPredictor:
 
 
 APIS = ("chat", "completions")
+
+
+def _no_v1(url: str) -> str:
+    """For a 404 from a server whose URL has no ``/v1``: where OpenAI-compatible servers
+    (vLLM, Ollama, LM Studio) answer, which the URL may have left out."""
+    if "/v1" in urllib.parse.urlsplit(url).path:
+        return ""
+    return f"; OpenAI-compatible servers answer under /v1: is the URL {url}/v1?"
 
 
 def _api_for(model: str, api: str | None) -> str:
