@@ -1,5 +1,5 @@
 """What ``dir()`` and a notebook's tab completion list of a public module: its ``__all__`` and
-its public submodules, not the names it imports to do its work (``re``, ``json``, ``Any``)."""
+its submodules, not the names it imports to do its work (``re``, ``json``, ``Any``)."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ PublicNames = Callable[[], list[str]]
 
 def public_names(module_name: str) -> PublicNames:
     """A module's ``__dir__`` (PEP 562), written ``__dir__ = public_names(__name__)``: its
-    ``__all__``, the public submodules imported so far and its dunders (``__file__``)."""
+    ``__all__``, the submodules imported so far and its dunders (``__file__``)."""
 
     def names() -> list[str]:
         module = sys.modules[module_name]

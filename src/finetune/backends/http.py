@@ -471,25 +471,28 @@ def _with_its_cause(error: BaseException) -> str:
     """An SDK's "Connection error." with the socket's own words that caused it (``[Errno
     111] Connection refused``, ``Name or service not known``), which it hides."""
     said = str(error) or type(error).__name__
-    root, seen = error, {id(error)}
-    while (inner := root.__cause__ or root.__context__) is not None and id(inner) not in seen:
-        root = inner
-        seen.add(id(inner))
-    cause = str(root)
+    cause = str(_chain(error)[-1])
     return f"{said} ({cause})" if cause and cause not in said else said
+
+
+def _chain(error: BaseException) -> list[BaseException]:
+    """The error, then what caused it, down to the first cause (each once)."""
+    chain, seen = [error], {id(error)}
+    while (inner := chain[-1].__cause__ or chain[-1].__context__) is not None:
+        if id(inner) in seen:
+            break
+        chain.append(inner)
+        seen.add(id(inner))
+    return chain
 
 
 def _refused(error: BaseException) -> bool:
     """Whether the machine asked answered that no program listens on the port (a local
     server not started, a wrong port), beneath whatever the SDK wrapped it in."""
-    link: BaseException | None = error
-    seen: set[int] = set()
-    while link is not None and id(link) not in seen:
-        if isinstance(link, ConnectionRefusedError) or "Connect call failed" in str(link):
-            return True
-        seen.add(id(link))
-        link = link.__cause__ or link.__context__
-    return False
+    return any(
+        isinstance(link, ConnectionRefusedError) or "Connect call failed" in str(link)
+        for link in _chain(error)
+    )
 
 
 def is_connection_problem(error: BaseException) -> bool:
