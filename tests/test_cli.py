@@ -1142,15 +1142,18 @@ def test_estimate_prices_the_job_a_train_config_would_start(
         (["estimate", "d.jsonl", "--provider=hf"], "--provider=hf (did you mean --backend?)"),
         (["train", "d.jsonl", "--num-train-epochs", "3"], "(did you mean --epochs?)"),
         (["train", "d.jsonl", "--sufix", "x"], "--sufix x (did you mean --suffix?)"),
-        (["validate", "d.jsonl", "--zzz"], "unrecognized arguments: --zzz (see finetune --help)"),
+        (["validate", "d.jsonl", "--zzz"], "arguments: --zzz (see finetune validate --help)"),
+        (["models", "together"], "together (did you mean --backend together?)"),
+        (["jobs", "openai", "--limit", "3"], "openai (did you mean --backend openai?)"),
         (["evaluate", "c.toml"], "invalid choice: 'evaluate' (did you mean eval?) (choose from"),
     ],
 )
 def test_a_flag_or_command_of_another_name_is_told_the_one_meant(
     argv: list[str], says: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """``--lr``, ``--target`` (as ``validate(target=...)`` names it), ``--base-model`` and
-    ``finetune evaluate`` were "unrecognized" or "invalid choice" with no suggestion."""
+    """``--lr``, ``--target`` (as ``validate(target=...)`` names it), ``--base-model``, a
+    backend named without ``--backend`` and ``finetune evaluate`` were "unrecognized" or
+    "invalid choice" with no suggestion, and sent to ``finetune --help``, not the command's."""
     with pytest.raises(SystemExit) as stopped:
         main(argv)
     assert stopped.value.code == 2

@@ -176,7 +176,8 @@ def parse_command_line(parser: argparse.ArgumentParser, argv: Sequence[str] | No
     if extras:
         command = getattr(args, "command_parser", parser)
         said = " ".join(_unshown(extras))
-        parser.error(f"unrecognized arguments: {said}{_flag_meant(extras, command)}")
+        meant = _flag_meant(extras, command) or _backend_flag_meant(extras, command)
+        command.error(f"unrecognized arguments: {said}{meant}")
     return args
 
 
@@ -218,6 +219,16 @@ def _flag_meant(extras: list[str], command: argparse.ArgumentParser) -> str:
     synonyms = {name: meant.replace("-", "_") for name, meant in _FLAG_SYNONYMS.items()}
     meant = closest_name(asked, taken, synonyms=synonyms)
     return f" (did you mean --{meant.replace('_', '-')}?)" if meant else ""
+
+
+def _backend_flag_meant(extras: list[str], command: argparse.ArgumentParser) -> str:
+    """`` (did you mean --backend together?)`` for a backend's name given without its flag
+    (``finetune models together``) to a command that takes one, or nothing."""
+    from finetune.backends import available_backends
+
+    named = next((extra for extra in extras if extra in available_backends()), None)
+    takes = any("--backend" in action.option_strings for action in command._actions)
+    return f" (did you mean --backend {named}?)" if named and takes else ""
 
 
 def _command_meant(message: str) -> str:
