@@ -1530,3 +1530,26 @@ def test_the_cache_command_shows_prunes_and_clears_the_prediction_cache(
     assert "no prediction cache at" in capsys.readouterr().out
     assert main(["cache", "--path", str(tmp_path)]) == 2  # not "no prediction cache ... yet"
     assert f"the prediction cache {tmp_path} is a folder: give" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["validate", "d.jsonl", "together"],
+        ["train", "d.jsonl", "together", "--model", "m"],
+        ["estimate", "d.jsonl", "together", "--backend", "fake", "--model", "m"],
+    ],
+)
+def test_a_backend_given_as_a_data_file_is_told_its_flag(
+    argv: list[str], tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: Any
+) -> None:
+    """``finetune train data.jsonl together`` said "train needs 'backend'", and with
+    ``--backend`` given, that no file ``together`` exists."""
+    monkeypatch.chdir(tmp_path)
+    write_jsonl(tmp_path / "d.jsonl", [chat("q", "a")] * 10)
+    assert main(argv) == 2
+    assert capsys.readouterr().err == (
+        "error: 'together' is a backend, not a data file here: give it as --backend together\n"
+    )
+    (tmp_path / "together").write_text((tmp_path / "d.jsonl").read_text())  # a file of its name
+    assert "is a backend" not in (main(argv), capsys.readouterr().err)[1]

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
@@ -50,6 +51,7 @@ def job_settings(args: argparse.Namespace, command: str) -> dict[str, Any]:
         problem, _ = hyperparameters_problem(error)
         where = args.config or f"finetune {command}"
         raise ft.FinetuneError(f"{where}: [hyperparameters] {problem}") from None
+    _refuse_a_backend_as_a_file(args)
     for required, given in (("backend", "--backend"), ("model", "--model"), ("file", "FILE")):
         if not settings.get(required):
             from finetune.validation._catalog import models_hint  # the table only when asked
@@ -71,6 +73,18 @@ def job_settings(args: argparse.Namespace, command: str) -> dict[str, Any]:
             for path in listed(settings[name]):
                 config_path(args.config, name, path)
     return settings
+
+
+def _refuse_a_backend_as_a_file(args: argparse.Namespace) -> None:
+    """``finetune train data.jsonl together``: a FILE that is a backend's name and no file
+    here is told the flag it lacks, not that the backend is missing or the file not found."""
+    from finetune.backends import available_backends
+
+    for path in getattr(args, "file", None) or []:
+        if path in available_backends() and not Path(path).exists():
+            raise ft.FinetuneError(
+                f"{path!r} is a backend, not a data file here: give it as --backend {path}"
+            )
 
 
 @dataclasses.dataclass(frozen=True)
