@@ -510,6 +510,15 @@ def test_unknown_backend(capsys: pytest.CaptureFixture[str]) -> None:
             "[hyperparameters] learning_rate: not inf (Input should be a finite number)\n",
         ),
         ("[hyperparameters.lora]\nrank = 4\n", "[hyperparameters] LoRA has no field 'rank'"),
+        (  # a hyperparameter above its table: it was "unknown key 'epochs'"
+            "epochs = 3\n",
+            "'epochs' is a hyperparameter: write epochs under [hyperparameters]\n",
+        ),
+        ("n_epochs = 3\n", "'n_epochs' is a hyperparameter: write epochs under [hyperparameters]"),
+        (  # a backend's option above its table
+            "max_length = 2048\n",
+            "; a backend's options, such as hf's max_length, go under [options]\n",
+        ),
         ("suffix = 5\n", 'suffix is text, as "name", not 5\n'),
         ("method = true\n", 'method is text, as "name", not True\n'),
         ('options = "x"\n', "options is a table, as [options], not 'x'\n"),

@@ -109,7 +109,19 @@ def train_config(path: str) -> dict[str, Any]:
     from finetune.types import Hyperparameters
 
     settings = load_config(path)
-    refuse_unknown_keys(path, settings, TRAIN_KEYS + _TRAIN_TABLES, synonyms=_TRAIN_SYNONYMS)
+    for key in sorted(set(settings) - set(TRAIN_KEYS + _TRAIN_TABLES)):
+        meant = HYPERPARAMETER_SYNONYMS.get(key, key)
+        if meant in Hyperparameters.model_fields:  # epochs = 3 above the table it belongs in
+            raise FinetuneError(
+                f"{path}: {key!r} is a hyperparameter: write {meant} under [hyperparameters]"
+            )
+    refuse_unknown_keys(
+        path,
+        settings,
+        TRAIN_KEYS + _TRAIN_TABLES,
+        synonyms=_TRAIN_SYNONYMS,
+        advice="; a backend's options, such as hf's max_length, go under [options]",
+    )
     text = ("backend", "model", "suffix", "method", "field", "encoding")
     refuse_wrong_types(path, settings, text=text, tables=_TRAIN_TABLES)
     table = settings.get("hyperparameters") or {}
@@ -125,9 +137,11 @@ def refuse_unknown_keys(
     known: Iterable[str],
     where: str = "",
     synonyms: Mapping[str, str] | None = None,
+    advice: str = "",
 ) -> None:
-    """Refuse the keys of ``table`` that are not in ``known``, each with the closest known key:
-    a mistyped key must not fall back silently to a default, and spend money on it."""
+    """Refuse the keys of ``table`` that are not in ``known``, each with the closest known key
+    (``advice`` after the list): a mistyped key must not fall back silently to a default,
+    and spend money on it."""
     allowed = sorted(known)
     unknown = sorted(set(table) - set(allowed))
     if not unknown:
@@ -136,7 +150,7 @@ def refuse_unknown_keys(
     place = f" in {where}" if where else ""
     raise FinetuneError(
         f"{source}: unknown key{'s' if len(unknown) > 1 else ''} {named}{place}; "
-        f"{where or 'the file'} takes {', '.join(allowed)}"
+        f"{where or 'the file'} takes {', '.join(allowed)}{advice}"
     )
 
 
