@@ -218,6 +218,11 @@ def test_hyperparameters_may_be_a_dict_of_their_fields(namespace: str, train: ft
     ) as caught:
         tuner.fit(train, hyperparameters={"lora": {"rank": 8}})
     assert caught.value.param == "hyperparameters.lora.rank"
+    with pytest.raises(ft.InvalidRequestError) as several:  # each named, not one a run
+        tuner.fit(train, hyperparameters={"epochs": "x", "batch_size": 0, "lora": {"r": 0}})
+    assert str(several.value).endswith(
+        "(batch_size, lora.r are refused too) (param: hyperparameters.epochs)"
+    )
     for theirs, ours in (("lr", "learning_rate"), ("num_train_epochs", "epochs")):
         with pytest.raises(ft.InvalidRequestError, match=f"'{theirs}' \\(did you mean '{ours}'"):
             tuner.estimate(train, {theirs: 3})  # TRL's names; difflib alone took lr for lora

@@ -182,11 +182,13 @@ def settings_problem(
     nested = path[0] if len(path) > 1 and path[0] in models else ""
     field = path[: 2 if nested else 1]
     where = ".".join(field)
+    others = _other_fields(error, models, where)
     if first["type"] == "extra_forbidden":
         owner, known = models[nested]
         guess = did_you_mean(path[-1], list(known), synonyms)
         return (
-            f"{owner} has no {noun} {path[-1]!r}{guess}; its {noun}s are {', '.join(known)}",
+            f"{owner} has no {noun} {path[-1]!r}{guess}; its {noun}s are {', '.join(known)}"
+            f"{others}",
             where,
         )
     why = "; or ".join(
@@ -196,7 +198,22 @@ def settings_problem(
     )
     if not where:  # a check of the settings together, not of one of them
         return why, where
-    return f"{where}: not {first['input']!r} ({why})", where
+    return f"{where}: not {first['input']!r} ({why}){others}", where
+
+
+def _other_fields(error: Any, models: Mapping[str, Any], first: str) -> str:
+    """``" (batch_size is refused too)"``: the other settings the error refuses, so that all
+    are mended at once, not found one run at a time."""
+    named = []
+    for problem in error.errors():
+        path = tuple(str(part) for part in problem["loc"])
+        nested = len(path) > 1 and path[0] in models
+        name = ".".join(path[: 2 if nested else 1])
+        if name and name != first and name not in named:
+            named.append(name)
+    if not named:
+        return ""
+    return f" ({', '.join(named)} {'is' if len(named) == 1 else 'are'} refused too)"
 
 
 def with_name_meant(model: Any, problem: Any, synonyms: Mapping[str, str]) -> Any:
