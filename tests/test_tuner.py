@@ -223,6 +223,9 @@ def test_hyperparameters_may_be_a_dict_of_their_fields(namespace: str, train: ft
     assert str(several.value).endswith(
         "(batch_size, lora.r are refused too) (param: hyperparameters.epochs)"
     )
+    with pytest.raises(ft.InvalidRequestError) as misnamed:  # an unknown one with its meaning
+        tuner.fit(train, hyperparameters={"epochs": "x", "lr": 3})
+    assert "(lr (did you mean 'learning_rate'?) is refused too)" in str(misnamed.value)
     for theirs, ours in (("lr", "learning_rate"), ("num_train_epochs", "epochs")):
         with pytest.raises(ft.InvalidRequestError, match=f"'{theirs}' \\(did you mean '{ours}'"):
             tuner.estimate(train, {theirs: 3})  # TRL's names; difflib alone took lr for lora

@@ -182,7 +182,7 @@ def settings_problem(
     nested = path[0] if len(path) > 1 and path[0] in models else ""
     field = path[: 2 if nested else 1]
     where = ".".join(field)
-    others = _other_fields(error, models, where)
+    others = _other_fields(error, models, where, synonyms)
     if first["type"] == "extra_forbidden":
         owner, known = models[nested]
         guess = did_you_mean(path[-1], list(known), synonyms)
@@ -201,19 +201,26 @@ def settings_problem(
     return f"{where}: not {first['input']!r} ({why}){others}", where
 
 
-def _other_fields(error: Any, models: Mapping[str, Any], first: str) -> str:
-    """``" (batch_size is refused too)"``: the other settings the error refuses, so that all
-    are mended at once, not found one run at a time."""
-    named = []
+def _other_fields(
+    error: Any,
+    models: Mapping[str, tuple[str, Sequence[str]]],
+    first: str,
+    synonyms: Mapping[str, str] | None,
+) -> str:
+    """``" (batch_size is refused too)"``: the other settings the error refuses (an unknown
+    name with the one meant), so that all are mended at once, not found one run at a time."""
+    named: dict[str, str] = {}
     for problem in error.errors():
         path = tuple(str(part) for part in problem["loc"])
-        nested = len(path) > 1 and path[0] in models
+        nested = path[0] if len(path) > 1 and path[0] in models else ""
         name = ".".join(path[: 2 if nested else 1])
         if name and name != first and name not in named:
-            named.append(name)
+            unknown = problem["type"] == "extra_forbidden"
+            guess = did_you_mean(path[-1], list(models[nested][1]), synonyms) if unknown else ""
+            named[name] = name + guess
     if not named:
         return ""
-    return f" ({', '.join(named)} {'is' if len(named) == 1 else 'are'} refused too)"
+    return f" ({', '.join(named.values())} {'is' if len(named) == 1 else 'are'} refused too)"
 
 
 def with_name_meant(model: Any, problem: Any, synonyms: Mapping[str, str]) -> Any:
