@@ -273,6 +273,11 @@ def test_a_reader_that_stops_early_ends_the_command_quietly() -> None:
         ('data = "h.jsonl\n', "not valid TOML: "),
         ('data = "h"\nmetrics = ["regex"]\n[candidates]\nb = "openai:m"\n', "by name, one of"),
         ('data = "h"\nbaseline = "base"\n[candidates]\nb = "openai:m"\n', "'base' is not a"),
+        (  # a predictor option above the candidates: "unknown key" and nothing more
+            'data = "h"\nmax_new_tokens = 64\n[candidates]\nb = "openai:m"\n',
+            "; a candidate's predictor options (max_new_tokens, temperature) go in options = "
+            "{ ... } under [candidates.NAME]\n",
+        ),
         (
             'data = "h"\nbasline = "b"\n[candidates]\nb = "openai:m"\n',
             "unknown key 'basline' (did you mean 'baseline'?); the file takes baseline, ",

@@ -474,7 +474,14 @@ def eval_plan(
 ) -> tuple[dict[str, ModelRef], dict[str, dict[str, Any]], list[Any], str | None]:
     """The candidates, their predictor options, the metrics and the baseline of an eval
     config, checked before anything is asked."""
-    refuse_unknown_keys(source, config, _EVAL_KEYS, synonyms=_EVAL_SYNONYMS)
+    refuse_unknown_keys(
+        source,
+        config,
+        _EVAL_KEYS,
+        synonyms=_EVAL_SYNONYMS,
+        advice="; a candidate's predictor options (max_new_tokens, temperature) go in "
+        "options = { ... } under [candidates.NAME]",
+    )
     if not config.get("data") or not isinstance(config.get("candidates"), dict):
         raise FinetuneError(
             f'{source}: eval needs data = "holdout.jsonl" and a [candidates] table '
