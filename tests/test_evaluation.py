@@ -1785,6 +1785,11 @@ def test_metrics_are_one_or_several_functions_or_ready_names() -> None:
         ft.evaluate(data, {"a": _answer}, ["regex"], cache=False)
     with pytest.raises(TypeError, match=r"a metric is a function .* not 0\.5"):
         ft.evaluate(data, {"a": _answer}, [0.5], cache=False)  # type: ignore[list-item]
+    for theirs, ours in (("f1", "token_f1"), ("EM", "exact_match"), ("sacrebleu", "bleu")):
+        with pytest.raises(ValueError, match=f"metric '{theirs}' \\(did you mean '{ours}'\\?\\)"):
+            ft.evaluate(data, {"a": _answer}, [theirs], cache=False)  # other tools' names
+    with pytest.raises(ValueError, match=r"regex: '\(' is no regular expression \(missing \)"):
+        m.regex("(")  # it was re.error's own words, naming no metric
 
 
 def test_two_metrics_of_one_name_are_refused_with_how_to_name_them() -> None:

@@ -19,7 +19,7 @@ from collections import Counter
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from finetune._errors import MissingDependency
+from finetune._errors import MissingDependency, did_you_mean
 from finetune._namespace import PublicNames, public_names
 from finetune._numbers import is_whole
 
@@ -73,12 +73,28 @@ def _without_punctuation(text: str) -> str:
     return "".join(char for char in text if not unicodedata.category(char).startswith("P"))
 
 
+# what other tools (Hugging Face evaluate, SQuAD, OpenAI evals) call our ready metrics
+_OTHER_NAMES = {
+    "f1": "token_f1",
+    "squad_f1": "token_f1",
+    "rouge1": "token_f1",
+    "em": "exact_match",
+    "exact": "exact_match",
+    "accuracy": "exact_match",
+    "sacrebleu": "bleu",
+    "chrf++": "chrf",
+    "json": "json_valid",
+    "valid_json": "json_valid",
+}
+
+
 def by_name(name: str) -> Metric:
     """The ready metric called ``name`` (one of ``READY``); any other name is a
     ``ValueError`` that lists them."""
     if name not in READY:
+        meant = did_you_mean(name, list(READY), _OTHER_NAMES)
         raise ValueError(
-            f"metric {name!r}: by name, one of {', '.join(READY)}; the metrics built with "
+            f"metric {name!r}{meant}: by name, one of {', '.join(READY)}; the metrics built with "
             "arguments (exact, regex, json_schema, llm_judge, embedding_similarity) are given "
             "as functions in Python, e.g. ft.metrics.regex(pattern) (docs/evaluation.md)"
         )
@@ -147,7 +163,10 @@ def contains(prediction: str, reference: str, example: Any = None) -> float:
 
 def regex(pattern: str, *, name: str | None = None) -> Metric:
     """1 when the prediction matches ``pattern`` (``re.search``)."""
-    compiled = re.compile(pattern)
+    try:
+        compiled = re.compile(pattern)
+    except re.error as exc:
+        raise ValueError(f"regex: {pattern!r} is no regular expression ({exc})") from None
 
     def metric(prediction: str, reference: str, example: Any = None) -> float:
         return float(compiled.search(prediction) is not None)
