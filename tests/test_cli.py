@@ -357,7 +357,7 @@ def test_a_reader_that_stops_early_ends_the_command_quietly() -> None:
         ),
         (
             'data = "h"\nmetrics = ["exact_matc"]\n[candidates]\nb = "fake:m"\n',
-            "eval.toml: metric 'exact_matc': by name, one of bleu",
+            "eval.toml: metric 'exact_matc' (did you mean 'exact_match'?): by name, one of bleu",
         ),
     ],
 )
