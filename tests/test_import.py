@@ -156,3 +156,23 @@ def test_a_public_module_lists_its_names_not_the_ones_it_imports() -> None:
     offered = jedi.Interpreter("ft.metrics.", [{"ft": finetune}]).complete()
     names = {completion.name for completion in offered}
     assert "exact_match" in names and not names & {"re", "json", "Counter", "Any"}
+
+
+@pytest.mark.parametrize("path", [*BACKEND_CLASSES, "finetune.backends.hf.HFBackend"])
+def test_each_backend_documents_every_argument_it_takes(path: str) -> None:
+    """``TogetherBackend(file_timeout=...)``, ``FireworksBackend(estimate_quote=...)`` and
+    ``HFBackend(cancel_grace=...)`` were in no docstring, and the API reference showed two
+    arguments to a line as one, each "required" (the class had no signature of its own)."""
+    import inspect
+    import re
+
+    backend = _resolved(path)
+    assert inspect.isclass(backend)
+    doc = inspect.getdoc(backend) or ""
+    documented = set(re.findall(r"^    (\w+): ", doc.partition("\nArgs:\n")[2], re.MULTILINE))
+    takes = {
+        name
+        for name, parameter in inspect.signature(backend.__init__).parameters.items()
+        if parameter.kind is parameter.KEYWORD_ONLY
+    }
+    assert takes and takes == documented

@@ -89,12 +89,17 @@ def map_error(
 class FireworksBackend(HostedBackend):
     """Fireworks AI supervised fine-tuning (``pip install "finetune[fireworks]"``).
 
+    It takes the settings of every hosted backend (``Connection``: ``api_key``, else
+    ``FIREWORKS_API_KEY``; ``base_url``, ``https://api.fireworks.ai``, else
+    ``FIREWORKS_BASE_URL``; ``client``, a ``fireworks.AsyncFireworks`` to use instead of
+    building one; ``attempts``, ``timeout``, ``retry_after_cap``, ``first_wait``) and these.
+
     Args:
-        api_key: ``FIREWORKS_API_KEY`` when omitted. account_id: ``FIREWORKS_ACCOUNT_ID``.
-        base_url: ``https://api.fireworks.ai`` (``FIREWORKS_BASE_URL``).
-        client: a ``fireworks.AsyncFireworks`` to use instead of building one.
-        attempts: tries per call for transient failures. timeout: seconds per request.
+        account_id: the Fireworks account the jobs run in (else ``FIREWORKS_ACCOUNT_ID``).
         dataset_timeout: seconds to wait for an uploaded dataset to be READY.
+        dataset_poll_interval: seconds between the checks of an uploaded dataset.
+        estimate_quote: let ``Tuner.estimate`` ask Fireworks' ``estimateCost`` (supervised jobs;
+            uploads the dataset, which the fit then reuses).
     """
 
     name = NAME

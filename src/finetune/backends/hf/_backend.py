@@ -93,9 +93,15 @@ class HFBackend:
 
     Options given here are defaults for every job (``launcher``, ``num_processes``,
     ``max_length``, ``packing``, ``merge`` ...; see ``LocalOptions``); ``fit(options=...)``
-    overrides them per job. ``jobs_dir`` holds the job directories; ``models_dir`` the
-    checkpoints converted from GGUF files (default ``$FINETUNE_MODELS_DIR`` or the user data
-    folder, shared by every jobs folder and by ``evaluate``).
+    overrides them per job.
+
+    Args:
+        jobs_dir: the folder of the job directories (``$FINETUNE_HF_JOBS_DIR``, else the user
+            data folder's ``hf-jobs``).
+        models_dir: the checkpoints converted from GGUF files (``$FINETUNE_MODELS_DIR``, else
+            the user data folder's), shared by every jobs folder and by ``evaluate``.
+        cancel_grace: seconds a cancelled or paused worker is given to stop before it is killed.
+        python: the interpreter the worker runs on (this one's by default).
     """
 
     name = "hf"

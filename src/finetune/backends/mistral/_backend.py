@@ -134,17 +134,17 @@ class MistralBackend(HostedBackend):
     """Mistral fine-tuning: jobs over REST (httpx), files through the ``mistralai`` SDK
     (``pip install "finetune[mistral]"``).
 
+    It takes the settings of every hosted backend (``Connection``: ``api_key``, else
+    ``MISTRAL_API_KEY``, needed by calls only, so ``validate`` and ``estimate`` work without
+    one; ``base_url``, the same as ``server_url``; ``client``, the same as ``sdk``;
+    ``attempts``; ``timeout``, 60 s here; ``retry_after_cap``; ``first_wait``, the same as
+    ``retry_wait``) and these.
+
     Args:
-        api_key: Mistral API key (``MISTRAL_API_KEY`` when omitted; only calls need it, so
-            ``validate`` and ``estimate`` work without one).
-        server_url: API root, ``https://api.mistral.ai`` by default (``MISTRAL_SERVER_URL``);
-            ``base_url`` is accepted as an alias.
-        sdk: a ``mistralai.Mistral`` to use for files instead of building one (``client`` is
-            accepted as an alias); ``retry_after_cap``: as for every hosted backend.
+        server_url: API root, ``https://api.mistral.ai`` by default (``MISTRAL_SERVER_URL``).
+        sdk: a ``mistralai.Mistral`` to use for files instead of building one.
         http_client: an ``httpx.AsyncClient`` for the job endpoints (proxies, tests).
-        timeout: seconds per request (60). attempts: tries per call for transient failures.
-        retry_wait: the first backoff (0.5 s); ``first_wait``, every hosted backend's name
-            for it, is taken too.
+        retry_wait: the first backoff, in seconds (``first_wait`` wins where both are given).
         estimate_dry_run: let ``Tuner.estimate`` ask the API's dry run when a key is set.
         allow_closed_provider: try to create jobs even though the job API is retired.
     """

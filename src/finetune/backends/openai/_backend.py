@@ -142,15 +142,20 @@ def _processed(payload: dict[str, Any]) -> FileRef | None:
 class OpenAIBackend(HostedBackend):
     """OpenAI fine-tuning through the ``openai`` SDK (``pip install "finetune[openai]"``).
 
+    It takes the settings of every hosted backend (``Connection``: ``api_key``, else
+    ``OPENAI_API_KEY``; ``base_url``, else ``OPENAI_BASE_URL``; ``client``, an
+    ``openai.AsyncOpenAI`` to use instead of building one; ``attempts``, ``timeout``,
+    ``retry_after_cap``, ``first_wait``) and these.
+
     Args:
-        api_key, base_url, organization, project: as for ``openai.AsyncOpenAI`` (environment
-            variables ``OPENAI_API_KEY``, ``OPENAI_BASE_URL``... when omitted).
-        client: an ``openai.AsyncOpenAI`` to use instead of building one.
-        attempts: tries per call for transient failures (``max_retries`` + 1 is accepted).
-        timeout: seconds per request.
+        organization: the organisation the calls are made as (else ``OPENAI_ORG_ID``).
+        project: the project the calls are made as (else ``OPENAI_PROJECT_ID``).
+        max_retries: the SDK's name for retries, taken as ``attempts = max_retries + 1``.
         upload_threshold: files at least this large go through the Uploads API in parts.
-        part_size, upload_concurrency: part size in bytes and parts in flight at once.
-        retry_after_cap: the longest Retry-After waited for; a longer one raises at once.
+        part_size: the size of each part, in bytes (64 MB at most, OpenAI's limit).
+        upload_concurrency: parts in flight at once.
+        file_timeout: seconds to wait for an uploaded file to be processed.
+        file_poll_interval: seconds between the checks of an uploaded file.
         allow_closed_provider: try to create jobs even after OpenAI's closing date.
         check_organisation: before uploading, check (one request that can create nothing)
             that OpenAI fine-tunes for this organisation.

@@ -114,11 +114,14 @@ def _with_model_meant(error: InvalidRequestError, model: str) -> InvalidRequestE
 class TogetherBackend(HostedBackend):
     """Together AI fine-tuning (``pip install "finetune[together]"``).
 
+    It takes the settings of every hosted backend (``Connection``: ``api_key``, else
+    ``TOGETHER_API_KEY``, needed by calls only; ``base_url``, ``https://api.together.ai``, else
+    ``TOGETHER_BASE_URL``; ``client``, a ``together.AsyncTogether`` to use instead of building
+    one; ``attempts``, ``timeout``, ``retry_after_cap``, ``first_wait``) and these.
+
     Args:
-        api_key: ``TOGETHER_API_KEY`` when omitted (only calls need it).
-        base_url: API root, ``https://api.together.ai`` (``TOGETHER_BASE_URL``).
-        client: an ``together.AsyncTogether`` to use instead of building one.
-        attempts: tries per call for transient failures. timeout: seconds per request.
+        file_timeout: seconds to wait for an uploaded file to pass Together's validation.
+        file_poll_interval: seconds between the checks of an uploaded file.
         estimate_quote: let ``Tuner.estimate`` ask Together's ``estimate-price`` (uploads the
             data, which the fit then reuses).
     """
