@@ -158,21 +158,31 @@ def test_a_public_module_lists_its_names_not_the_ones_it_imports() -> None:
     assert "exact_match" in names and not names & {"re", "json", "Counter", "Any"}
 
 
-@pytest.mark.parametrize("path", [*BACKEND_CLASSES, "finetune.backends.hf.HFBackend"])
-def test_each_backend_documents_every_argument_it_takes(path: str) -> None:
-    """``TogetherBackend(file_timeout=...)``, ``FireworksBackend(estimate_quote=...)`` and
-    ``HFBackend(cancel_grace=...)`` were in no docstring, and the API reference showed two
-    arguments to a line as one, each "required" (the class had no signature of its own)."""
+CONSTRUCTED = [  # the classes a user builds with arguments of their own
+    *BACKEND_CLASSES,
+    "finetune.backends.hf.HFBackend",
+    "finetune.evaluation.OpenAIPredictor",
+    "finetune.evaluation.MistralPredictor",
+    "finetune.evaluation.HFPredictor",
+    "finetune.testing.FakeBackend",
+]
+
+
+@pytest.mark.parametrize("path", CONSTRUCTED)
+def test_each_class_a_user_builds_documents_every_argument_it_takes(path: str) -> None:
+    """``TogetherBackend(file_timeout=...)``, ``HFBackend(cancel_grace=...)``,
+    ``OpenAIPredictor(max_tokens=...)`` and ``FakeBackend(steps=...)`` were in no docstring,
+    and the API reference showed two arguments to a line as one, each "required"."""
     import inspect
     import re
 
-    backend = _resolved(path)
-    assert inspect.isclass(backend)
-    doc = inspect.getdoc(backend) or ""
+    built = _resolved(path)
+    assert inspect.isclass(built)
+    doc = inspect.getdoc(built) or ""
     documented = set(re.findall(r"^    (\w+): ", doc.partition("\nArgs:\n")[2], re.MULTILINE))
     takes = {
         name
-        for name, parameter in inspect.signature(backend.__init__).parameters.items()
-        if parameter.kind is parameter.KEYWORD_ONLY
+        for name, parameter in inspect.signature(built.__init__).parameters.items()
+        if name != "self" and parameter.kind is not parameter.VAR_KEYWORD
     }
     assert takes and takes == documented

@@ -92,6 +92,17 @@ class FakeBackend:
     A job keeps the durations and step count of the backend that created it, as a provider's
     job has one timeline: another ``FakeBackend`` of the same namespace (the CLI's, say) sees
     the same status.
+
+    Args:
+        namespace: the jobs and files this backend shares with the others of its name.
+        validating: seconds a job is validating.
+        queued: seconds a job is queued, after validating.
+        running: seconds a job runs, its steps spread over them.
+        steps: how many training steps (and metric points) a job reports.
+        fail: make every job fail as this ``FakeFailure`` says.
+        clock: the time source the durations are measured with (a test's own clock).
+        validation_target: the rule set ``validate`` applies (``openai``, ``mistral``, ``hf``).
+        context_limit: the context limit validation checks examples against.
     """
 
     name = "fake"

@@ -88,6 +88,17 @@ class HFPredictor:
 
     ``trust_remote_code`` lets transformers run code the model ships with; left unset, a
     local job's model is loaded with the flag its job trained with, any other without it.
+
+    Args:
+        path: a model folder (a local job's model, a LoRA adapter), a ``.gguf`` file or a
+            Hub id.
+        max_new_tokens: the longest answer, in tokens (a longer one is cut and noted).
+        batch_size: prompts generated together.
+        seed: the seed of the generation.
+        device: where the model runs (``cuda`` where there is one, else ``cpu``).
+        trust_remote_code: run code the model ships with (see above).
+        chat_template: a Jinja template to write prompts with, in place of the tokenizer's.
+        response_template: transformers' parser of what the model writes (see above).
     """
 
     max_loaded: ClassVar[int] = 2

@@ -128,15 +128,28 @@ class OpenAIPredictor:
     The endpoint is part of ``name``, so the prediction cache never serves one server's
     answers for another's. Errors are finetune's own (``RateLimitError``, ``ServerError``...).
     Sampling parameters are always sent, so servers with other defaults (llama.cpp's
-    ``repeat_penalty=1.1``) decode the same way; ``extra_body`` adds server-specific ones.
-    The SDK's own retries are off: ``evaluate`` retries under finetune's one policy.
-    ``provider`` names who serves the API in its errors (``together`` for a Together model);
-    ``organization`` and ``project`` are OpenAI's (else ``OPENAI_ORG_ID`` and
-    ``OPENAI_PROJECT_ID``, as the SDK reads them): a fine-tuned model is its organisation's.
-    ``api="completions"`` asks the legacy completions API a completion example's
-    prompt as its text (a model trained on prompt/completion text, served by vLLM or
-    llama.cpp); OpenAI's completion models, ``babbage-002`` and ``davinci-002`` and their
-    fine-tunes, which the chat endpoint refuses, are asked there by default.
+    ``repeat_penalty=1.1``) decode the same way. The SDK's own retries are off: ``evaluate``
+    retries under finetune's one policy.
+
+    Args:
+        model: the model asked.
+        client: an ``openai.OpenAI`` for ``predict`` to use instead of building one.
+        async_client: an ``openai.AsyncOpenAI`` for ``apredict`` (left open when closing).
+        api_key: the key (else ``OPENAI_API_KEY``; a server of one's own may need none).
+        base_url: the API root (else ``OPENAI_BASE_URL``, else OpenAI's), ``/v1`` included.
+        max_tokens: the longest answer, in tokens (a longer one is cut and noted).
+        temperature: 0 for greedy answers.
+        seed: the seed sent with each request, where the server takes one.
+        extra_body: server-specific parameters sent with each request.
+        provider: who serves the API, as its errors name it (``together`` for a Together
+            model, ``openai-compatible`` for a server of one's own).
+        organization: OpenAI's organisation (else ``OPENAI_ORG_ID``): a fine-tuned model is
+            its organisation's.
+        project: OpenAI's project (else ``OPENAI_PROJECT_ID``).
+        api: ``chat``, or ``completions``, the legacy API that takes a completion example's
+            prompt as its text (a model trained on prompt/completion text, served by vLLM or
+            llama.cpp); OpenAI's completion models, ``babbage-002`` and ``davinci-002`` and
+            their fine-tunes, which the chat endpoint refuses, are asked there by default.
     """
 
     def __init__(
@@ -349,7 +362,17 @@ def _mistral_class() -> Any:
 
 class MistralPredictor:
     """Chat completions through the mistralai SDK (greedy by default); the server URL is part
-    of ``name`` (and so of the cache key)."""
+    of ``name`` (and so of the cache key).
+
+    Args:
+        model: the model asked.
+        client: a ``mistralai.Mistral`` to use instead of building one.
+        api_key: the key (else ``MISTRAL_API_KEY``).
+        server_url: the API root (else ``MISTRAL_SERVER_URL``, else Mistral's).
+        max_tokens: the longest answer, in tokens (a longer one is cut and noted).
+        temperature: 0 for greedy answers.
+        seed: the ``random_seed`` sent with each request.
+    """
 
     def __init__(
         self,
