@@ -186,3 +186,14 @@ def test_each_class_a_user_builds_documents_every_argument_it_takes(path: str) -
         if name != "self" and parameter.kind is not parameter.VAR_KEYWORD
     }
     assert takes and takes == documented
+
+
+def test_the_local_backends_page_explains_every_option() -> None:
+    """``quantization`` was in no row of the options table that ``LocalOptions`` points to."""
+    from pathlib import Path
+
+    from finetune.backends.hf import LocalOptions
+
+    page = (Path(__file__).parents[1] / "docs" / "backends" / "hf.md").read_text("utf-8")
+    table = page.partition("### Options")[2].partition("\n## ")[0]
+    assert [name for name in LocalOptions.model_fields if f"`{name}`" not in table] == []

@@ -54,7 +54,8 @@ DEFAULT_BETA = 0.1
 
 
 class LocalOptions(BaseModel):
-    """Options of the local backend, given to ``Tuner("hf", ...)`` or ``fit(options=...)``."""
+    """Options of the local backend, given to ``Tuner("hf", ...)`` or ``fit(options=...)``:
+    each with its default and meaning in [the local backend's options](backends/hf.md#options)."""
 
     model_config: ClassVar[ConfigDict] = ConfigDict(extra="forbid", frozen=True)
     max_length: int = Field(default=1024, gt=0)
