@@ -1492,6 +1492,25 @@ def test_export_of_a_hosted_job_says_its_model_stays_with_the_provider(
     assert f"job {job.id!r} is on fake, whose model stays with that provider" in err
 
 
+def test_a_folder_that_is_not_there_is_named_as_a_folder(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``finetune export ./merged-model`` (a typo, or a folder not made yet) and a job folder
+    that is gone were "no local job './merged-model' under ~/.local/share/finetune/hf-jobs;
+    for a job created under another folder, give the job's folder as its id": it was given."""
+    model, job = tmp_path / "merged-model", tmp_path / "jobs" / "hfjob-20261205-000000-0000"
+    assert main(["export", str(model)]) == 2
+    assert capsys.readouterr().err == (
+        f"error: {model}: no such folder; export takes a model folder or a local job "
+        "(hfjob-..., or its folder)\n"
+    )
+    for command in (["export", str(job)], ["status", str(job)]):
+        assert main(command) == 2
+        said = capsys.readouterr().err
+        gone = f"no local job folder {job} (a job's folder holds its config.json)"
+        assert said == f"error: [hf] {gone}\n"
+
+
 def test_a_report_quoting_what_the_output_cannot_encode_is_printed_all_the_same(
     tmp_path: Path,
 ) -> None:

@@ -105,8 +105,9 @@ def local_backend(job_id: str, jobs_dir: str | None) -> HFBackend:
 
 
 def _recorded_backend(job_id: str, jobs_dir: str | None) -> str:
-    if jobs_dir or Path(job_id).is_dir():  # a local job, or the folder of one
-        return "hf"
+    named = Path(job_id)
+    if jobs_dir or named.is_dir() or (len(named.parts) > 1 and named.name.startswith("hfjob-")):
+        return "hf"  # a local job, or the folder of one (gone, if it is not there)
     registry = ft.JobRegistry()
     found = registry.backends_of(job_id)
     if len(found) == 1:

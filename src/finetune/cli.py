@@ -217,6 +217,11 @@ def _cmd_export(args: argparse.Namespace) -> int:
 
     source: Any = args.job
     if not Path(args.job).exists():
+        if "/" in args.job and not Path(args.job).name.startswith("hfjob-"):
+            raise ft.FinetuneError(
+                f"{args.job}: no such folder; export takes a model folder or a local job "
+                "(hfjob-..., or its folder)"
+            )
         backend, job_id = job_named(args.job, None)
         _refuse_hosted_job(job_id, backend)
         job = ft.Tuner(local_backend(job_id, args.jobs_dir)).job(job_id).job

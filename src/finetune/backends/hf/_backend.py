@@ -40,7 +40,6 @@ from finetune.backends.hf._inputs import (
     local_path,
 )
 from finetune.backends.hf._jobdir import (
-    JOBS_DIR_ENV,
     JobDir,
     default_jobs_dir,
     job_config_of,
@@ -48,6 +47,7 @@ from finetune.backends.hf._jobdir import (
     jobs_dir_identity,
     log_tail,
     new_job_id,
+    no_job_named,
     now_iso,
     process_tree,
     running_workers,
@@ -423,13 +423,8 @@ class HFBackend:
         else:
             job = JobDir(self._folders.get(job_id, self.jobs_dir / job_id))
         if not job.exists():
-            raise JobNotFound(
-                f"no local job {job_id!r} under {self.jobs_dir}; for a job created under "
-                "another folder, give the job's folder as its id, or that folder as "
-                f"jobs_dir= (the finetune command: --jobs-dir or ${JOBS_DIR_ENV})",
-                backend=self.name,
-                status_code=404,
-            )
+            missing = no_job_named(job_id, self.jobs_dir)
+            raise JobNotFound(missing, backend=self.name, status_code=404)
         return job
 
     def _dirs(self) -> list[JobDir]:

@@ -35,6 +35,7 @@ __all__ = [
     "jobs_dir_of",
     "log_tail",
     "new_job_id",
+    "no_job_named",
     "now_iso",
     "parse_iso",
     "process_tree",
@@ -413,4 +414,16 @@ def job_view(job: JobDir, backend: str) -> Job:
             "model_path": config["base_model"],
             "idempotency_key": config.get("idempotency_key"),
         },
+    )
+
+
+def no_job_named(job_id: str, jobs_dir: Path) -> str:
+    """Why ``job_id`` names no local job: a folder given that holds none, or an id that no
+    folder under ``jobs_dir`` has."""
+    if os.sep in job_id:
+        return f"no local job folder {job_id} (a job's folder holds its config.json)"
+    return (
+        f"no local job {job_id!r} under {jobs_dir}; for a job created under another folder, "
+        f"give the job's folder as its id, or that folder as jobs_dir= (the finetune command: "
+        f"--jobs-dir or ${JOBS_DIR_ENV})"
     )
