@@ -1,8 +1,9 @@
 """Customer-service tone: teach a model to answer in the house tone, then prove it helped.
 
 Runs offline on CPU: a tiny base model is built on the spot (``finetune.demo``) and trained
-through ``Tuner("hf")``. Swap ``Tuner("hf", model=...)`` for ``Tuner("openai", model=...)``
-or ``Tuner("mistral", ...)`` and the rest of the script stays the same.
+through ``Tuner("hf")``. Swap ``Tuner("hf", model=...)`` for ``Tuner("together", model=...)``
+or ``Tuner("fireworks", model=...)`` (hosted; ``finetune models`` lists what each trains) and
+the rest of the script stays the same, but for ``options``, which are each backend's own.
 
     python examples/customer_service_tone.py [--epochs 12] [--output tone-example]
 """
