@@ -217,7 +217,8 @@ def _cmd_export(args: argparse.Namespace) -> int:
 
     source: Any = args.job
     if not Path(args.job).exists():
-        if "/" in args.job and not Path(args.job).name.startswith("hfjob-"):
+        named = Path(args.job)
+        if len(named.parts) > 1 and not named.name.startswith("hfjob-"):
             raise ft.FinetuneError(
                 f"{args.job}: no such folder; export takes a model folder or a local job "
                 "(hfjob-..., or its folder)"
