@@ -1636,7 +1636,8 @@ def test_a_row_of_columns_named_by_role_is_read_as_its_conversation() -> None:
     assert told["Asistant"] == (
         "unknown key 'Asistant' holds a value (did you mean 'assistant'?): a table's columns "
         "named system, user, assistant are read as the row's turns; rename the column to "
-        "'assistant'"
+        "'assistant' (ds.select_columns({'User': 'User', 'Asistant': 'assistant'}), or "
+        "--columns User,Asistant=assistant on the command line)"
     )
     assert "did you mean" not in told["user_id"]  # an id beside the turns is no misspelling
 

@@ -521,6 +521,29 @@ def test_openai_developer_turns_and_sharegpt_keys_in_messages_are_told_the_cure(
         ft.Dataset.from_records([{"messages": [{"role": "User", "content": "q"}]}])[0]
 
 
+def test_a_conversation_or_a_role_column_under_another_name_is_told_its_rename() -> None:
+    """lmsys-chat-1m's ``conversation`` (and a ``dialog`` of ShareGPT turns) was told that it
+    held "a list of 2 objects, as a JSON file's object holding the examples does", which
+    ``from_json`` would read as two examples; a ``bot`` or ``human`` column beside ``user``
+    or ``assistant`` was told to keep only the other column, losing the answer."""
+    turns = [{"role": "user", "content": "q"}, {"role": "assistant", "content": "a"}]
+    shared = [{"from": "human", "value": "q"}, {"from": "gpt", "value": "a"}]
+    rows = [
+        ({"conversation": turns, "model": "vicuna-13b"}, {"conversation": "messages"}),
+        ({"dialog": shared}, {"dialog": "conversations"}),
+        ({"user": "q", "bot": "a"}, {"user": "user", "bot": "assistant"}),
+        ({"human": "q", "Assistant": "a"}, {"Assistant": "Assistant", "human": "user"}),
+    ]
+    tuner = ft.Tuner("fake", model="m", registry=False)
+    for row, renames in rows:
+        report = tuner.validate(ft.Dataset.from_records([row]))
+        cure = f"(ds.select_columns({renames!r}), or --columns "
+        assert any(cure in f.message for f in report.errors), report.errors
+        assert not any("JSON file" in f.message for f in report.errors)
+        renamed = ft.Dataset.from_records([row]).select_columns(renames)
+        assert [m.role for m in renamed[0].messages] == ["user", "assistant"]
+
+
 def test_validate_rejects_exactly_what_fit_would() -> None:
     surrogate = chat(0)
     surrogate["messages"][1]["content"] = "broken \ud800 text"

@@ -9,6 +9,7 @@ from typing import Any
 
 __all__ = [
     "MESSAGES_FIELD",
+    "ROLE_SYNONYMS",
     "SPEAKERS",
     "community_field",
     "community_record",
@@ -22,6 +23,14 @@ SPEAKERS = {
     **dict.fromkeys(("human", "user"), "user"),
     **dict.fromkeys(("gpt", "chatgpt", "bard", "bing", "model", "assistant"), "assistant"),
     "system": "system",
+}
+# the roles other tools write, as ours: ShareGPT's speakers, OpenAI's developer turn, Cohere's
+# chatbot, Llama 3.1's ipython (a tool's result)
+ROLE_SYNONYMS = {
+    **SPEAKERS,
+    **dict.fromkeys(("chatbot", "bot", "ai"), "assistant"),
+    "developer": "system",
+    "ipython": "tool",
 }
 _TURN_KEYS = {"from": "role", "value": "content"}
 # LLaMA-Factory's tool turns: the assistant's calls, and a tool's result

@@ -8,7 +8,7 @@ from typing import Any, get_args
 
 from finetune._errors import did_you_mean
 from finetune._words import counted
-from finetune.dataset._community import SPEAKERS
+from finetune.dataset._community import ROLE_SYNONYMS
 from finetune.dataset._functions import LEGACY_FUNCTIONS
 from finetune.dataset._role_columns import as_turns_cure, renames_cure
 from finetune.types import Role
@@ -72,11 +72,29 @@ def _wrapper_hint(data: dict[str, Any], keys: set[str]) -> str:
     lists = [k for k in keys if data[k] and objects_only(data[k])]
     if not lists:
         return ""
+    turns = _turns_named(lists[0], data[lists[0]])
+    if turns:
+        return turns
     held = counted(len(data[lists[0]]), "object")
     return (
         f"; its {lists[0]!r} holds a list of {held}, as a JSON file's object "
         "holding the examples does: Dataset.from_json reads such a file as that list "
         "(finetune's commands do)"
+    )
+
+
+def _turns_named(key: str, items: list[dict[str, Any]]) -> str:
+    """A list of a conversation's turns under another name (lmsys-chat-1m's
+    ``conversation``, a ``dialog``): the rename that reads it ("" for other objects)."""
+    if all({"role", "content"} <= item.keys() for item in items):
+        named = "messages"
+    elif all({"from", "value"} <= item.keys() for item in items):
+        named = "conversations"  # ShareGPT's turns
+    else:
+        return ""
+    return (
+        f"; its {key!r} holds the turns of a conversation, read under the name {named!r}: "
+        f"rename it ({renames_cure({key: named})})"
     )
 
 
@@ -87,16 +105,6 @@ def objects_only(value: Any) -> bool:
 
 # the column names that usually hold the answer of a question-and-answer row
 _ANSWER_NAMES = frozenset({"answer", "response", "output", "target", "reply", "label", "a"})
-
-
-# the roles other tools write, as ours: ShareGPT's speakers, OpenAI's developer turn, Cohere's
-# chatbot, Llama 3.1's ipython (a tool's result)
-_ROLE_SYNONYMS = {
-    **SPEAKERS,
-    **dict.fromkeys(("chatbot", "bot", "ai"), "assistant"),
-    "developer": "system",
-    "ipython": "tool",
-}
 
 
 def role_meant(role: Any, message: Any = None) -> str:
@@ -112,4 +120,4 @@ def role_meant(role: Any, message: Any = None) -> str:
         return f" ({LEGACY_FUNCTIONS})"
     if not isinstance(role, str):
         return ""
-    return did_you_mean(role, sorted(get_args(Role)), _ROLE_SYNONYMS)
+    return did_you_mean(role, sorted(get_args(Role)), ROLE_SYNONYMS)

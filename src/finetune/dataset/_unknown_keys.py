@@ -7,6 +7,7 @@ from collections.abc import Collection, Iterable, Sequence
 from typing import Any
 
 from finetune._errors import closest_name
+from finetune.dataset._community import ROLE_SYNONYMS
 from finetune.dataset._functions import LEGACY_FUNCTIONS
 from finetune.dataset._role_columns import renames_cure
 
@@ -24,7 +25,13 @@ _UNPAIRED_PREFERENCE = (
 
 
 def _other_shape_key(
-    key: str, known: Collection[str], owner: str, *, top_level: bool, value: Any
+    key: str,
+    known: Collection[str],
+    owner: str,
+    *,
+    top_level: bool,
+    value: Any,
+    kept: Sequence[str],
 ) -> str | None:
     """Why a key of another tool's shape, which we read only whole, is refused here, where
     "remove it" would lose what it holds (KTO's labels, a second system prompt, a legacy
@@ -39,17 +46,18 @@ def _other_shape_key(
     if key == "function_call" and "tool_calls" in known:
         return f"unknown key 'function_call': {LEGACY_FUNCTIONS}"
     if top_level and key in _PROMPT_NAMES and "preference" in owner:
-        kept = {key: "prompt", "chosen": "chosen", "rejected": "rejected"}
+        as_pair = {key: "prompt", "chosen": "chosen", "rejected": "rejected"}
         return (
             f"unknown key {key!r} holds a value: a preference example's question is its "
-            f"'prompt'; rename it ({renames_cure(kept)})"
+            f"'prompt'; rename it ({renames_cure(as_pair)})"
         )
-    role = _role_misspelt(key) if top_level and "messages" in known else None
+    role = _role_column_meant(key, kept) if top_level and "messages" in known else None
     if role is not None:
+        renames = {**{column: column for column in kept}, key: role}
         return (
             f"unknown key {key!r} holds a value (did you mean {role!r}?): a table's columns "
             f"named {', '.join(_ROLE_COLUMNS)} are read as the row's turns; rename the column "
-            f"to {role!r}"
+            f"to {role!r} ({renames_cure(renames)})"
         )
     return None
 
@@ -58,11 +66,16 @@ _ROLE_COLUMNS = ("system", "user", "assistant")  # as _role_columns reads them
 _PROMPT_NAMES = frozenset({"question", "instruction", "query"})
 
 
-def _role_misspelt(key: str) -> str | None:
+def _role_column_meant(key: str, kept: Sequence[str]) -> str | None:
     """The role column a key misspells (``Asistant``, ``usr``), not one it only begins with
-    (``user_id``, ``assistant_name``)."""
+    (``user_id``, ``assistant_name``); or, in a row of role columns, the one another tool's
+    name for it means (``human``, ``bot``) where the row has none of that role yet."""
     role = closest_name(key.lower(), list(_ROLE_COLUMNS), cutoff=0.8)
-    return role if role is not None and abs(len(role) - len(key)) <= 2 else None
+    if role is not None and abs(len(role) - len(key)) <= 2:
+        return role
+    named = ROLE_SYNONYMS.get(key.lower())
+    roles = {column.lower() for column in kept} & set(_ROLE_COLUMNS)
+    return named if roles and named in _ROLE_COLUMNS and named not in roles else None
 
 
 def columns_kept(
@@ -91,7 +104,7 @@ def unknown_key_message(
     ``kept``, the row's other columns (``columns_kept``): a key beside the one it resembles
     (``prompt_id`` beside ``prompt``) is an extra column, not a misspelling, and the cure
     names the columns to keep."""
-    known_shape = _other_shape_key(key, known, owner, top_level=top_level, value=value)
+    known_shape = _other_shape_key(key, known, owner, top_level=top_level, value=value, kept=kept)
     if known_shape is not None:
         return known_shape
     named = sorted(set(known) - {"kind"})
