@@ -680,6 +680,31 @@ def test_hh_rlhf_transcripts_are_read_as_their_conversations(tmp_path: Path) -> 
     assert _is_transcript_pair({"chosen": "Human: q", "rejected": "Human: q"}) is False
 
 
+def test_guanaco_transcripts_are_read_as_their_conversations(tmp_path: Path) -> None:
+    """openassistant-guanaco's rows (the QLoRA paper's set), one ``text`` of "### Human:
+    ... ### Assistant: ..." turns, were refused as plain text for language modeling."""
+    asked = "### Human: What is 2 + 2?### Assistant: 4.### Human: And 3 + 3?"
+    rows = [
+        {"text": f"{asked}### Assistant: 6."},
+        {"text": "### Human: Hi?### Assistant: "},
+        {"text": "### Human: a question, and no answer"},
+    ]
+    data = ft.Dataset.from_jsonl(write_jsonl(tmp_path / "guanaco.jsonl", rows))
+    chat = data[0]
+    assert isinstance(chat, ft.ChatExample)
+    assert [(m.role, m.content) for m in chat.messages] == [
+        ("user", "What is 2 + 2?"),
+        ("assistant", "4."),
+        ("user", "And 3 + 3?"),
+        ("assistant", "6."),
+    ]
+    report = validate(data, target="hf", model="m")
+    (empty,) = [f for f in report.warnings if f.code == "empty_content"]
+    assert (empty.line, empty.field) == (2, "text")
+    (plain,) = report.errors  # no assistant turn: plain text, told as before
+    assert plain.line == 3 and "a row of plain text is for language modeling" in plain.message
+
+
 def _turn(role: str, content: str) -> dict[str, str]:
     return {"role": role, "content": content}
 

@@ -15,6 +15,7 @@ __all__ = [
     "community_record",
     "is_alpaca",
     "is_sharegpt",
+    "is_transcript_text",
     "tools_from_text",
 ]
 
@@ -51,13 +52,36 @@ def is_alpaca(data: dict[str, Any]) -> bool:
     return "messages" not in data and "instruction" in data and "output" in data
 
 
+# openassistant-guanaco's transcript (the QLoRA paper's set): "### Human: q### Assistant: a"
+_TRANSCRIPT_TURN = re.compile(r"###\s*(Human|Assistant):[ ]?")
+_TRANSCRIPT_ROLES = {"Human": "user", "Assistant": "assistant"}
+
+
+def is_transcript_text(data: dict[str, Any]) -> bool:
+    """A row of one ``text``, a conversation's transcript as openassistant-guanaco writes it:
+    ``### Human:`` first, and an ``### Assistant:`` turn."""
+    text = data.get("text")
+    if data.keys() != {"text"} or not isinstance(text, str):
+        return False
+    return text.lstrip().startswith("### Human:") and "### Assistant:" in text
+
+
+def _from_transcript(text: str) -> dict[str, Any]:
+    parts = _TRANSCRIPT_TURN.split(text)[1:]  # the split keeps each turn's speaker
+    turns = zip(parts[::2], parts[1::2], strict=True)
+    messages = [{"role": _TRANSCRIPT_ROLES[who], "content": said.strip()} for who, said in turns]
+    return {"messages": messages}
+
+
 def community_record(data: dict[str, Any]) -> dict[str, Any]:
-    """A ShareGPT or Alpaca row as our chat record (any other row as it is): every assistant
-    turn trained, as those tools train them by default."""
+    """A ShareGPT, Alpaca or guanaco-transcript row as our chat record (any other row as it
+    is): every assistant turn trained, as those tools train them by default."""
     if is_sharegpt(data):
         return _from_sharegpt(data)
     if is_alpaca(data):
         return _from_alpaca(data)
+    if is_transcript_text(data):
+        return _from_transcript(data["text"])
     return data
 
 
@@ -65,6 +89,8 @@ def community_field(field: str | None, data: dict[str, Any]) -> str | None:
     """A field of ``community_record(data)`` (``messages[1].content``) as the row spells it
     (``conversations[1].value``, ``output``)."""
     found = MESSAGES_FIELD.match(field or "")
+    if found is not None and is_transcript_text(data):
+        return "text"  # every turn is a part of it
     if field is None or found is None or not (is_sharegpt(data) or is_alpaca(data)):
         return field
     sources = _sharegpt_sources(data) if is_sharegpt(data) else _alpaca_sources(data)

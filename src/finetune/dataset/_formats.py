@@ -19,6 +19,7 @@ from finetune.dataset._community import (
     community_record,
     is_alpaca,
     is_sharegpt,
+    is_transcript_text,
 )
 from finetune.dataset._functions import (
     function_field,
@@ -121,6 +122,8 @@ def detect_kind(data: dict[str, Any], *, loose: bool = False) -> ExampleKind | N
     if "messages" in data or _conversational_completion(data):
         return "chat"
     if is_sharegpt(data) or is_alpaca(data) or is_gemini(data) or is_role_columns(data):
+        return "chat"
+    if is_transcript_text(data):
         return "chat"
     has_prompt, has_completion = "prompt" in data, "completion" in data
     if has_prompt and has_completion:
