@@ -134,6 +134,8 @@ def test_a_verdict_that_does_not_hold_among_all_the_comparisons_is_named() -> No
     assert only.p_holm == only.p_value and "do not hold" not in alone.to_markdown("base")
     with pytest.raises(KeyError, match="no candidate 'nobody'"):
         result.compare_all("nobody")
+    with pytest.raises(KeyError, match=r"no candidate 'tunde' \(did you mean 'tuned'\?\)"):
+        result.compare("tunde", "base")
     assert str(result) == result.to_markdown(baseline="base")  # print(result): the table
     lone = EvalResult(["base"], ["exact"], [r for r in rows if r["candidate"] == "base"])
     assert str(lone) == lone.to_markdown() and "vs" not in str(lone)
@@ -1790,6 +1792,9 @@ def test_metrics_are_one_or_several_functions_or_ready_names() -> None:
             ft.evaluate(data, {"a": _answer}, [theirs], cache=False)  # other tools' names
     with pytest.raises(ValueError, match=r"regex: '\(' is no regular expression \(missing \)"):
         m.regex("(")  # it was re.error's own words, naming no metric
+    two = ft.evaluate(data, {"a": _answer, "b": _answer}, ["exact_match", "token_f1"], cache=False)
+    with pytest.raises(KeyError, match=r"no metric 'f1' \(did you mean 'token_f1'\?\)"):
+        two.compare("a", "b", "f1")  # a result's metric by another tool's name
 
 
 def test_two_metrics_of_one_name_are_refused_with_how_to_name_them() -> None:

@@ -1,9 +1,10 @@
-"""What other tools (TRL, OpenAI, Together, Fireworks) call our settings, for the error that
-meets one of their names: difflib alone took ``lr`` for ``lora``."""
+"""What other tools (TRL, OpenAI, Together, Fireworks, Hugging Face evaluate) call our settings
+and metrics, for the error that meets one of their names: difflib alone took ``lr`` for
+``lora``."""
 
 from __future__ import annotations
 
-__all__ = ["HYPERPARAMETER_SYNONYMS", "LOCAL_OPTION_SYNONYMS"]
+__all__ = ["HYPERPARAMETER_SYNONYMS", "LOCAL_OPTION_SYNONYMS", "METRIC_SYNONYMS"]
 
 HYPERPARAMETER_SYNONYMS: dict[str, str] = {
     "lr": "learning_rate",
@@ -44,4 +45,18 @@ LOCAL_OPTION_SYNONYMS: dict[str, str] = {
     "load_in_4bit": "quantization='4bit'",
     "load_in_8bit": "quantization='8bit'",
     "device_map": "device='cuda:N' (one GPU) or num_processes=N (several)",
+}
+
+# what other tools (Hugging Face evaluate, SQuAD, OpenAI evals) call our ready metrics
+METRIC_SYNONYMS: dict[str, str] = {
+    "f1": "token_f1",
+    "squad_f1": "token_f1",
+    "rouge1": "token_f1",
+    "em": "exact_match",
+    "exact": "exact_match",
+    "accuracy": "exact_match",
+    "sacrebleu": "bleu",
+    "chrf++": "chrf",
+    "json": "json_valid",
+    "valid_json": "json_valid",
 }

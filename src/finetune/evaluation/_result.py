@@ -9,7 +9,8 @@ import os
 from pathlib import Path
 from typing import Any
 
-from finetune._errors import MissingDependency, StorageError
+from finetune._errors import MissingDependency, StorageError, did_you_mean
+from finetune._synonyms import METRIC_SYNONYMS
 from finetune._words import counted, table_cell
 from finetune.evaluation._stats import Comparison, Interval, compare_paired, holm, mean_interval
 
@@ -246,7 +247,8 @@ def _one_of(name: str | None, names: list[str], what: str) -> str:
     if name is None:
         return names[0]
     if name not in names:
-        raise KeyError(f"no {what} {name!r}; {what}s: {names}")
+        meant = did_you_mean(str(name), names, METRIC_SYNONYMS if what == "metric" else None)
+        raise KeyError(f"no {what} {name!r}{meant}; {what}s: {names}")
     return name
 
 

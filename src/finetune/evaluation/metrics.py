@@ -22,6 +22,7 @@ from typing import Any, TypeVar
 from finetune._errors import MissingDependency, did_you_mean
 from finetune._namespace import PublicNames, public_names
 from finetune._numbers import is_whole
+from finetune._synonyms import METRIC_SYNONYMS
 
 __all__ = [
     "READY",
@@ -73,26 +74,11 @@ def _without_punctuation(text: str) -> str:
     return "".join(char for char in text if not unicodedata.category(char).startswith("P"))
 
 
-# what other tools (Hugging Face evaluate, SQuAD, OpenAI evals) call our ready metrics
-_OTHER_NAMES = {
-    "f1": "token_f1",
-    "squad_f1": "token_f1",
-    "rouge1": "token_f1",
-    "em": "exact_match",
-    "exact": "exact_match",
-    "accuracy": "exact_match",
-    "sacrebleu": "bleu",
-    "chrf++": "chrf",
-    "json": "json_valid",
-    "valid_json": "json_valid",
-}
-
-
 def by_name(name: str) -> Metric:
     """The ready metric called ``name`` (one of ``READY``); any other name is a
     ``ValueError`` that lists them."""
     if name not in READY:
-        meant = did_you_mean(name, list(READY), _OTHER_NAMES)
+        meant = did_you_mean(name, list(READY), METRIC_SYNONYMS)
         raise ValueError(
             f"metric {name!r}{meant}: by name, one of {', '.join(READY)}; the metrics built with "
             "arguments (exact, regex, json_schema, llm_judge, embedding_similarity) are given "
