@@ -178,9 +178,7 @@ def settings_problem(
     and its names: an unknown name comes with the closest known one; a bad value says what
     was given and, for a field of several types, what each of them refused."""
     first = error.errors()[0]
-    path = tuple(str(part) for part in first["loc"])
-    nested = path[0] if len(path) > 1 and path[0] in models else ""
-    field = path[: 2 if nested else 1]
+    path, nested, field = _setting_of(first, models)
     where = ".".join(field)
     others = _other_fields(error, models, where, synonyms)
     if first["type"] == "extra_forbidden":
@@ -201,6 +199,16 @@ def settings_problem(
     return f"{where}: not {first['input']!r} ({why}){others}", where
 
 
+def _setting_of(
+    problem: Any, models: Mapping[str, Any]
+) -> tuple[tuple[str, ...], str, tuple[str, ...]]:
+    """A pydantic problem's path, the nested model it is in (``"lora"``; ``""``: the top
+    level) and the path of the setting it is about (``("lora", "r")``)."""
+    path = tuple(str(part) for part in problem["loc"])
+    nested = path[0] if len(path) > 1 and path[0] in models else ""
+    return path, nested, path[: 2 if nested else 1]
+
+
 def _other_fields(
     error: Any,
     models: Mapping[str, tuple[str, Sequence[str]]],
@@ -211,9 +219,8 @@ def _other_fields(
     name with the one meant), so that all are mended at once, not found one run at a time."""
     named: dict[str, str] = {}
     for problem in error.errors():
-        path = tuple(str(part) for part in problem["loc"])
-        nested = path[0] if len(path) > 1 and path[0] in models else ""
-        name = ".".join(path[: 2 if nested else 1])
+        path, nested, field = _setting_of(problem, models)
+        name = ".".join(field)
         if name and name != first and name not in named:
             unknown = problem["type"] == "extra_forbidden"
             guess = did_you_mean(path[-1], list(models[nested][1]), synonyms) if unknown else ""

@@ -146,9 +146,7 @@ class ChatExample(_Value):
     tools: list[Tool] | None = None
 
     def __str__(self) -> str:
-        from finetune.evaluation._prompts import example_text
-
-        return example_text(self)
+        return _example_text(self)
 
 
 class CompletionExample(_Value):
@@ -172,9 +170,7 @@ class PreferenceExample(_Value):
     tools: list[Tool] | None = None
 
     def __str__(self) -> str:
-        from finetune.evaluation._prompts import example_text
-
-        return example_text(self)
+        return _example_text(self)
 
 
 Example = Annotated[
@@ -184,6 +180,13 @@ Example = Annotated[
 ExampleKind = Literal["chat", "completion", "preference"]
 """The kinds of example: chat, completion and preference (for DPO)."""
 EXAMPLE_KINDS: tuple[str, ...] = get_args(ExampleKind)
+
+
+def _example_text(example: ChatExample | PreferenceExample) -> str:
+    """``print(example)``: its turns as ``role: text`` lines, a tool call as ``name({...})``."""
+    from finetune.evaluation._prompts import example_text
+
+    return example_text(example)
 
 
 class _Settings(_Value):
