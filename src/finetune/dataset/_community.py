@@ -17,6 +17,7 @@ __all__ = [
     "is_sharegpt",
     "is_transcript_text",
     "tools_from_text",
+    "transcript_turns",
 ]
 
 # who spoke, as ShareGPT exports write it (FastChat, Axolotl, LLaMA-Factory), as our role
@@ -53,8 +54,16 @@ def is_alpaca(data: dict[str, Any]) -> bool:
 
 
 # openassistant-guanaco's transcript (the QLoRA paper's set): "### Human: q### Assistant: a"
-_TRANSCRIPT_TURN = re.compile(r"###\s*(Human|Assistant):[ ]?")
+_GUANACO_TURN = re.compile(r"###\s*(Human|Assistant):[ ]?")
 _TRANSCRIPT_ROLES = {"Human": "user", "Assistant": "assistant"}
+
+
+def transcript_turns(text: str, turn: re.Pattern[str]) -> list[dict[str, str]]:
+    """A transcript's turns as messages, split where ``turn`` marks each (its one group
+    ``Human`` or ``Assistant``): HH-RLHF's and openassistant-guanaco's."""
+    parts = turn.split(text)[1:]  # the split keeps each turn's speaker
+    pairs = zip(parts[::2], parts[1::2], strict=True)
+    return [{"role": _TRANSCRIPT_ROLES[who], "content": said} for who, said in pairs]
 
 
 def is_transcript_text(data: dict[str, Any]) -> bool:
@@ -67,10 +76,8 @@ def is_transcript_text(data: dict[str, Any]) -> bool:
 
 
 def _from_transcript(text: str) -> dict[str, Any]:
-    parts = _TRANSCRIPT_TURN.split(text)[1:]  # the split keeps each turn's speaker
-    turns = zip(parts[::2], parts[1::2], strict=True)
-    messages = [{"role": _TRANSCRIPT_ROLES[who], "content": said.strip()} for who, said in turns]
-    return {"messages": messages}
+    turns = transcript_turns(text, _GUANACO_TURN)
+    return {"messages": [{**turn, "content": turn["content"].strip()} for turn in turns]}
 
 
 def community_record(data: dict[str, Any]) -> dict[str, Any]:

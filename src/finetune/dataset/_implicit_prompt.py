@@ -12,6 +12,8 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from finetune.dataset._community import transcript_turns
+
 __all__ = [
     "explicit_pair",
     "explicit_pair_field",
@@ -36,7 +38,6 @@ def is_implicit_pair(data: dict[str, Any]) -> bool:
 
 
 _TURN = re.compile(r"\n\n(Human|Assistant):[ ]?")
-_ROLES = {"Human": "user", "Assistant": "assistant"}
 
 
 def _is_transcript_pair(data: dict[str, Any]) -> bool:
@@ -57,9 +58,7 @@ def _is_transcript(text: Any) -> bool:
 
 def _transcript_turns(text: str) -> list[dict[str, str]]:
     """``"\n\nHuman: q\n\nAssistant: a"`` as ``[{"role": "user", "content": "q"}, ...]``."""
-    parts = _TURN.split("\n\n" + text.lstrip("\n"))[1:]
-    pairs = zip(parts[::2], parts[1::2], strict=True)  # the split keeps each turn's speaker
-    return [{"role": _ROLES[who], "content": said} for who, said in pairs]
+    return transcript_turns("\n\n" + text.lstrip("\n"), _TURN)
 
 
 def _as_lists(data: dict[str, Any]) -> dict[str, Any]:
