@@ -705,6 +705,27 @@ def test_guanaco_transcripts_are_read_as_their_conversations(tmp_path: Path) -> 
     assert plain.line == 3 and "a row of plain text is for language modeling" in plain.message
 
 
+def test_llama_2_chat_text_is_read_as_its_conversation() -> None:
+    """mlabonne/guanaco-llama2-1k's rows, one ``text`` written in Llama 2's chat template
+    (``<s>[INST] q [/INST] a </s>``), were refused as plain text for language modeling."""
+    system = "<<SYS>>\nBe brief.\n<</SYS>>\n\n"
+    rows = [
+        {"text": "<s>[INST] Me das un ejemplo? [/INST] Claro: uno. </s>"},
+        {"text": f"<s>[INST] {system}Hi? [/INST] Hello. </s><s>[INST] Bye? [/INST] Bye. </s>"},
+    ]
+    data = ft.Dataset.from_records(rows)
+    assert [[(m.role, m.content) for m in example.messages] for example in data] == [
+        [("user", "Me das un ejemplo?"), ("assistant", "Claro: uno.")],
+        [
+            ("system", "Be brief."),
+            ("user", "Hi?"),
+            ("assistant", "Hello."),
+            ("user", "Bye?"),
+            ("assistant", "Bye."),
+        ],
+    ]
+
+
 def _turn(role: str, content: str) -> dict[str, str]:
     return {"role": role, "content": content}
 

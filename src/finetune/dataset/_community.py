@@ -66,23 +66,55 @@ def transcript_turns(text: str, turn: re.Pattern[str]) -> list[dict[str, str]]:
     return [{"role": _TRANSCRIPT_ROLES[who], "content": said} for who, said in pairs]
 
 
+# Llama 2's chat template, written out (mlabonne/guanaco-llama2-1k and the sets made for it):
+# "<s>[INST] <<SYS>>\nsystem\n<</SYS>>\n\nq [/INST] a </s><s>[INST] q2 [/INST] a2 </s>"
+_LLAMA2_EXCHANGE = re.compile(
+    r"(?:<s>)?\s*\[INST\](.*?)\[/INST\](.*?)(?:</s>|(?=(?:<s>)?\s*\[INST\])|\Z)", re.DOTALL
+)
+_LLAMA2_SYSTEM = re.compile(r"\s*<<SYS>>(.*?)<</SYS>>", re.DOTALL)
+
+
 def is_transcript_text(data: dict[str, Any]) -> bool:
-    """A row of one ``text``, a conversation's transcript as openassistant-guanaco writes it:
-    ``### Human:`` first, and an ``### Assistant:`` turn."""
+    """A row of one ``text``, a conversation's transcript as openassistant-guanaco writes it
+    (``### Human:`` first, and an ``### Assistant:`` turn) or as Llama 2's chat template
+    writes it (``[INST]`` first, and its ``[/INST]``)."""
     text = data.get("text")
     if data.keys() != {"text"} or not isinstance(text, str):
         return False
+    if _is_llama2(text):
+        return "[/INST]" in text
     return text.lstrip().startswith("### Human:") and "### Assistant:" in text
 
 
+def _is_llama2(text: str) -> bool:
+    return text.lstrip().startswith(("<s>[INST]", "[INST]"))
+
+
 def _from_transcript(text: str) -> dict[str, Any]:
+    if _is_llama2(text):
+        return {"messages": _llama2_turns(text)}
     turns = transcript_turns(text, _GUANACO_TURN)
     return {"messages": [{**turn, "content": turn["content"].strip()} for turn in turns]}
 
 
+def _llama2_turns(text: str) -> list[dict[str, str]]:
+    """Each ``[INST] q [/INST] a`` as a user turn and an assistant turn, the first one's
+    ``<<SYS>>`` block as the system prompt before them."""
+    messages = []
+    for number, (asked, answer) in enumerate(_LLAMA2_EXCHANGE.findall(text)):
+        system = _LLAMA2_SYSTEM.match(asked) if number == 0 else None
+        if system is not None:
+            messages.append({"role": "system", "content": system.group(1).strip()})
+            asked = asked[system.end() :]
+        messages.append({"role": "user", "content": asked.strip()})
+        messages.append({"role": "assistant", "content": answer.strip()})
+    return messages
+
+
 def community_record(data: dict[str, Any]) -> dict[str, Any]:
-    """A ShareGPT, Alpaca or guanaco-transcript row as our chat record (any other row as it
-    is): every assistant turn trained, as those tools train them by default."""
+    """A ShareGPT, Alpaca or transcript row (guanaco's, Llama 2's) as our chat record (any
+    other row as it is): every assistant turn trained, as those tools train them by
+    default."""
     if is_sharegpt(data):
         return _from_sharegpt(data)
     if is_alpaca(data):
