@@ -1198,6 +1198,10 @@ def test_a_tuner_takes_a_model_path_and_refuses_wrong_arguments_where_they_are_g
         ({"integrations": "wandb"}, r"integrations is a list of dicts, as \[\{'type': 'wandb'"),
         ({"integrations": ["wandb"]}, r"integrations is a list of dicts"),
         ({"validation": [{"prompt": "q", "completion": "a"}]}, r"validation is a ft.Dataset, not"),
+        (  # a fraction to hold out, as other tools take it
+            {"validation": 0.1},
+            r"not float: to hold some out, train, valid = data\.split\(test_size=0\.1, seed=0\)",
+        ),
     ],
 )
 def test_a_fit_keyword_of_the_wrong_type_is_a_type_error_naming_it(

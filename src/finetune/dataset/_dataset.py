@@ -536,6 +536,8 @@ def require_dataset(value: Any, what: str) -> Dataset:
         fix = f"ft.Dataset.{reader_for(path)}({path!r})"
     elif isinstance(value, list | tuple):
         fix = "ft.Dataset.from_records(rows)"
+    elif what == "validation" and is_real(value):  # a fraction, as other tools take it
+        fix = f"to hold some out, train, valid = data.split(test_size={value!r}, seed=0)"
     else:
         fix = "ft.Dataset.from_jsonl(path), .from_records(rows), .from_pandas or .from_hf"
     raise TypeError(f"{what} is a ft.Dataset, not {type(value).__name__}: {fix}")
