@@ -605,6 +605,9 @@ def test_a_job_is_a_candidate_as_the_model_it_made() -> None:
     as_model = ft.evaluate(held, {"tuned": job.model}, m.exact_match, cache=False)
     assert as_job.predictions("tuned") == as_job.predictions("record")
     assert as_job.predictions("tuned") == as_model.predictions("tuned")
+    for given in (tuner, ft.AsyncTuner("fake", model="base", registry=False)):  # not its model
+        with pytest.raises(TypeError, match=r"not (Async)?Tuner: a tuner's untuned model is "):
+            ft.evaluate(held, {"base": given}, m.exact_match, cache=False)
 
 
 def test_a_job_named_by_its_id_is_the_model_it_made(

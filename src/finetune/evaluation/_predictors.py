@@ -511,9 +511,11 @@ def predictor_for(candidate: Any, *, what: str = "candidate", **options: Any) ->
             f"{', '.join(available_backends())}), not {candidate!r}; or "
             f"ft.ModelRef(backend=..., name={candidate!r}){rubric}"
         )
+    tuner = hasattr(candidate, "base_model") and hasattr(candidate, "fit")
+    hint = ": a tuner's untuned model is tuner.base_model, a job's tuned one job.model"
     raise TypeError(
         f'a {what} is a ModelRef or its "backend:model" text, a Predictor or a function, '
-        f"not {type(candidate).__name__}"
+        f"not {type(candidate).__name__}{hint if tuner else ''}"
     )
 
 
