@@ -1310,6 +1310,42 @@ def test_from_pandas() -> None:
     assert [e.prompt for e in data] == ["a", "c"]  # type: ignore[union-attr]
 
 
+def test_a_column_of_numbers_where_text_goes_is_told_how_to_cast_it(tmp_path: Path) -> None:
+    pd = pytest.importorskip("pandas")
+    (tmp_path / "sums.csv").write_text("user,assistant\n1+1,2\n2+2,4\n")
+    frame = pd.read_csv(tmp_path / "sums.csv")  # pandas reads the answers as int64
+    cast = "frame.astype({'assistant': str}) before from_pandas"
+    with pytest.raises(
+        ft.DatasetError, match=re.escape('number (2), not text: write it as text, "2"; a column')
+    ) as caught:
+        ft.Dataset.from_pandas(frame)[0]
+    assert cast in str(caught.value) and caught.value.field == "assistant"
+    report = validate(ft.Dataset.from_pandas(frame), target="hf", model="m")
+    assert {(f.line, f.field, f.code) for f in report.errors} == {
+        (1, "assistant", "invalid_content"),
+        (2, "assistant", "invalid_content"),
+    }
+    assert cast in report.errors[0].message and '"2"' in report.errors[0].message
+    assert ft.Dataset.from_pandas(frame.astype({"assistant": str}))[0].messages[1].content == "2"  # type: ignore[union-attr]
+    pairs = validate(
+        ft.Dataset.from_records([{"prompt": "a", "completion": 4.5}]), target="hf", model="m"
+    )
+    assert (
+        pairs.errors[0].message
+        == 'completion must be a string, not a number: write it as text, "4.5"'
+    )
+    nested = ft.Dataset.from_pandas(
+        pd.DataFrame(
+            {"messages": [[{"role": "user", "content": "a"}, {"role": "assistant", "content": 7}]]}
+        )
+    )
+    with pytest.raises(
+        ft.DatasetError,
+        match=r'messages\[1\]\.content: a number \(7\), not text: write it as text, "7"$',
+    ):
+        nested[0]  # a cell of a list of messages: no column to cast
+
+
 def test_to_pandas_gives_a_frame_that_reads_back_as_the_same_examples(tmp_path: Path) -> None:
     pytest.importorskip("pandas")
     from .conftest import weather_data

@@ -604,14 +604,17 @@ def test_a_text_part_without_text_is_an_error() -> None:
     assert 'needs a string "text"' in first.message and 'needs a "type"' in second.message
     numeric = {"messages": [{"role": "user", "content": 5}, ANSWER]}
     (number,) = run([*(chat(i) for i in range(10)), numeric]).kept["invalid_content"]
-    assert number.message == "content must be a string or a list of parts, got a number"
+    assert (
+        number.message
+        == 'content must be a string or a list of parts, got a number: write it as text, "5"'
+    )
     # a table's empty cell (from_pandas reads NaN as null): it said only "must be a string"
     rows = [{"prompt": "2+2=", "completion": None}, {"prompt": 4, "completion": "x"}]
     report = validate(ft.Dataset.from_records(rows), target="hf", model="m")
     said = [f.message for f in report.kept["invalid_completion"]]
     assert said == [
         "completion must be a string, not null",
-        "prompt must be a string, not a number",
+        'prompt must be a string, not a number: write it as text, "4"',
     ]
 
 

@@ -85,6 +85,14 @@ def json_kind(value: Any) -> str:
     return next((name for kind, name in kinds if isinstance(value, kind)), "a value")
 
 
+def number_as_text(value: Any) -> str:
+    """The cure for a number given where text is read (``: write it as text, "7"``: a
+    DataFrame's or a JSON file's number is not the text a model learns), or ``""``."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return ""
+    return f': write it as text, "{value}"'
+
+
 def cost_text(cost: CostEstimate) -> str:
     """An estimate in a few lines, as ``print(estimate)`` and ``finetune estimate`` show it."""
     figure = cost_figure(cost, dash="-")

@@ -12,6 +12,7 @@ from typing import Any, Literal, get_args
 from pydantic import TypeAdapter, ValidationError
 
 from finetune._errors import DatasetError, UnsupportedFeature
+from finetune._words import number_as_text
 from finetune.dataset._api_shapes import api_field, api_record, is_api_shape, is_gemini
 from finetune.dataset._community import (
     MESSAGES_FIELD,
@@ -233,15 +234,19 @@ def parse_example(
         first = exc.errors()[0]
         field = chat_field(_json_path(_map_location(first["loc"], data, found)), data)
         raise DatasetError(
-            _message(first, field, found, data), file=file, line=line, field=field
+            _message(first, field, found, data, file), file=file, line=line, field=field
         ) from None
     except (TypeError, AttributeError) as exc:
         raise DatasetError(f"malformed {found} example: {exc}", file=file, line=line) from None
 
 
-def _message(error: Any, field: str | None, kind: ExampleKind, data: dict[str, Any]) -> str:
-    """pydantic's message, but an unknown key is said as validation says it, and an unknown
-    or missing role is told the one most likely meant."""
+def _message(
+    error: Any, field: str | None, kind: ExampleKind, data: dict[str, Any], file: str | None
+) -> str:
+    """pydantic's message, but an unknown key is said as validation says it, an unknown or
+    missing role is told the one most likely meant, and a number where text goes the cure."""
+    if error["type"] == "string_type" and number_as_text(error.get("input")):
+        return _number_for_text(error["input"], field, file)
     if field and field.endswith(".role") and error["type"] in ("literal_error", "missing"):
         if error["type"] == "missing":  # pydantic's input is then the message
             return f"{error['msg']}{role_meant(None, error.get('input'))}"
@@ -261,6 +266,27 @@ def _message(error: Any, field: str | None, kind: ExampleKind, data: dict[str, A
     if _A_TOOL_CALL.fullmatch(where.removesuffix(".function")):
         return unknown_key_message(key, FUNCTION_KEYS, "a tool call's function")
     return unknown_key_message(key)
+
+
+_COLUMN_AS_TEXT = {
+    "dataframe": "frame.astype({{{column!r}: str}}) before from_pandas (pd.read_csv(path, "
+    "dtype=str) keeps each cell as written: '007', not 7)",
+    "hf-dataset": "hf_dataset.cast_column({column!r}, datasets.Value('string'))",
+}
+
+
+def _number_for_text(value: float, field: str | None, source: str | None) -> str:
+    told = f"a number ({value}), not text{number_as_text(value)}"
+    return told + column_as_text(source, field, value)
+
+
+def column_as_text(source: str | None, field: str | None, value: Any) -> str:
+    """For a number read from a table's column where text goes, how to cast the whole column
+    (``; a column of numbers: frame.astype(...)``), or ``""``."""
+    cast = _COLUMN_AS_TEXT.get(source or "")
+    if cast is None or not field or not field.isidentifier() or not number_as_text(value):
+        return ""
+    return f"; a column of numbers: {cast.format(column=field)}"
 
 
 _A_MESSAGE = re.compile(r"\w+(\.messages)?\[\d+\]")

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from finetune._errors import FinetuneError
 from finetune._words import counted
-from finetune.dataset._formats import as_chat_record, chat_field
+from finetune.dataset._formats import as_chat_record, chat_field, column_as_text
 from finetune.dataset._reader import RawRecord, ReadProblem, iter_jsonl, packed
 from finetune.validation._catalog import (
     model_info,
@@ -33,6 +33,8 @@ if TYPE_CHECKING:
     from finetune.dataset import Dataset
 
 __all__ = ["context_limit_for", "token_stats", "validate"]
+
+_TEXT_NOT_GIVEN = frozenset({"invalid_content", "invalid_completion", "invalid_preference"})
 
 
 class _Scan:
@@ -168,6 +170,8 @@ class _Scan:
         checked = check_record(data, self.rules, self.model, row.keys())
         for code, severity, message, field in checked:
             where = chat_field(field, row)
+            if code in _TEXT_NOT_GIVEN:
+                message += column_as_text(self.file, where, row.get(where or ""))
             self._finding(code, severity, message, line, where)
             failed = failed or severity == "error"
         self._note_kind(record_kind(data), line)

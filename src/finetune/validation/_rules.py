@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from finetune._errors import did_you_mean
-from finetune._words import json_kind
+from finetune._words import json_kind, number_as_text
 from finetune.dataset._formats import detect_kind
 from finetune.dataset._implicit_prompt import why_no_prompt
 from finetune.dataset._role_columns import completion_as_chat
@@ -222,7 +222,7 @@ def _check_completion(record: dict[str, Any], target: Target, model: str) -> Ite
     for key in ("prompt", "completion"):
         value = record.get(key)
         if not isinstance(value, str):
-            given = json_kind(value) if key in record else "missing"
+            given = json_kind(value) + number_as_text(value) if key in record else "missing"
             yield ("invalid_completion", "error", f"{key} must be a string, not {given}", key)
         yield from _check_text(value, key)
     base = model.removeprefix("ft:").split(":")[0]
@@ -309,7 +309,7 @@ def _not_messages(path: str, value: Any, record: dict[str, Any], *, text_allowed
         holder = record.get(outer[0]) if outer else record
         given = "null" if isinstance(holder, dict) and key in holder else "missing"
     else:
-        given = "an empty array" if value == [] else json_kind(value)
+        given = "an empty array" if value == [] else json_kind(value) + number_as_text(value)
     problem = f"{path} must be {wanted}, not {given}"
     if isinstance(value, dict) and "messages" in value:
         return (

@@ -8,7 +8,7 @@ import re
 from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
-from finetune._words import json_kind
+from finetune._words import json_kind, number_as_text
 from finetune.dataset._formats import (
     FUNCTION_KEYS,
     KNOWN_KEYS,
@@ -211,7 +211,7 @@ def _check_reasoning(
 def _check_name(name: Any, where: str) -> Iterator[Issue]:
     """A message's ``name`` (its speaker's), when given, is text."""
     if name is not None and not isinstance(name, str):
-        message = f"name is the speaker's name, text, not {json_kind(name)}"
+        message = f"name is the speaker's name, text, not {json_kind(name)}{number_as_text(name)}"
         yield "invalid_name", "error", message, f"{where}.name"
 
 
@@ -247,7 +247,8 @@ def _check_content(
         yield (
             "invalid_content",
             "error",
-            f"content must be a string or a list of parts, got {json_kind(content)}",
+            f"content must be a string or a list of parts, got {json_kind(content)}"
+            f"{number_as_text(content)}",
             f"{where}.content",
         )
     elif not content.strip() and not (role == "assistant" and message.get("tool_calls")):
