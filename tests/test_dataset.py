@@ -1746,6 +1746,40 @@ def test_a_path_under_the_home_folder_may_start_with_a_tilde(
     assert ft.EvalResult.from_json("~/result.json").candidates == ["echo"]
 
 
+def test_a_registry_or_cache_it_cannot_use_is_told_the_cure_for_its_cause(tmp_path: Path) -> None:
+    """Every SQLite failure was told "Free disk space or fix the file's permissions, move it
+    away if it is corrupt", beside "75 GB free there" for a file that was not a database."""
+    import sqlite3
+
+    from finetune._paths import unusable_database
+
+    other = tmp_path / "jobs.sqlite3"
+    other.write_text("a file that is not a database\n" * 100)
+    with pytest.raises(ft.RegistryError) as caught:
+        ft.JobRegistry(other).list()
+    assert str(caught.value) == (
+        f"the job registry {other} cannot be used (DatabaseError: file is not a database): it "
+        "is not a SQLite database, or a damaged one: move it away; or set FINETUNE_REGISTRY to "
+        "another path, or pass registry=False to the Tuner"
+    )
+    assert "free there" not in str(caught.value)
+    with pytest.raises(ft.StorageError, match=r"\(DatabaseError: file is not a database\): it is"):
+        ft.evaluate(ft.Dataset.from_records([chat(0)]), {"m": str}, "exact_match", cache=other)
+    read_only = tmp_path / "read-only.sqlite3"
+    sqlite3.connect(read_only).execute("CREATE TABLE t (x)").connection.commit()
+    with pytest.raises(sqlite3.OperationalError) as refused:
+        sqlite3.connect(f"file:{read_only}?mode=ro", uri=True).execute("INSERT INTO t VALUES (1)")
+    assert unusable_database(refused.value, read_only).endswith(
+        "database): it cannot be written there: fix the permissions of the file and its folder"
+    )
+    full = unusable_database(sqlite3.OperationalError("database or disk is full"), read_only)
+    assert re.fullmatch(
+        r"\(OperationalError: database or disk is full; .+ free there\): free disk space", full
+    )
+    busy = unusable_database(sqlite3.OperationalError("database is locked"), read_only)
+    assert busy.endswith("another process kept it locked for 30 s: try again when that one is done")
+
+
 FULL_DISK_SCRIPT = """
 import resource, signal, sys
 from pathlib import Path
@@ -1793,7 +1827,7 @@ def test_a_full_disk_is_our_error_naming_the_file_and_the_room_left(tmp_path: Pa
     assert said[2].startswith(
         f"RegistryError the job registry {out / 'jobs.sqlite3'} cannot be used"
     )
-    assert "rollback" not in said[2] and " free there). Free disk space or fix" in said[2]
+    assert "rollback" not in said[2] and " free there): free disk space or fix" in said[2]
     assert said[3].startswith(  # a local job's training data: the room left too
         f"StorageError cannot write the training data under {out / 'jobs' / 'files'} (File "
         "too large; "

@@ -13,7 +13,15 @@ from pathlib import Path
 from finetune._errors import StorageError
 from finetune._words import size
 
-__all__ = ["CACHE_DIR_ENV", "cache_dir", "no_room", "room_left", "why_not_written", "writes_to"]
+__all__ = [
+    "CACHE_DIR_ENV",
+    "cache_dir",
+    "no_room",
+    "room_left",
+    "unusable_database",
+    "why_not_written",
+    "writes_to",
+]
 
 CACHE_DIR_ENV = "FINETUNE_CACHE_DIR"
 _NO_ROOM = {errno.ENOSPC, errno.EFBIG, getattr(errno, "EDQUOT", errno.ENOSPC)}
@@ -39,6 +47,23 @@ def room_left(path: Path) -> str:
     existing parent), for a message about a write that failed; empty where none exists."""
     where = next((p for p in (path, *path.parents) if p.exists()), None)
     return f"; {size(shutil.disk_usage(where).free)} free there" if where is not None else ""
+
+
+def unusable_database(error: Exception, path: Path) -> str:
+    """Why a SQLite file (the job registry, the prediction cache) cannot be used, and what to
+    do about it, told by its cause: ``(DatabaseError: file is not a database): it is not a
+    SQLite database, or a damaged one: move it away``."""
+    said = str(getattr(error, "strerror", None) or error)
+    why, text = f"({type(error).__name__}: {said}", said.lower()
+    if (isinstance(error, OSError) and no_room(error)) or "disk is full" in text:
+        return f"{why}{room_left(path)}): free disk space"
+    if "not a database" in text or "malformed" in text:
+        return f"{why}): it is not a SQLite database, or a damaged one: move it away"
+    if isinstance(error, PermissionError) or "readonly" in text or "unable to open" in text:
+        return f"{why}): it cannot be written there: fix the permissions of the file and its folder"
+    if "locked" in text:
+        return f"{why}): another process kept it locked for 30 s: try again when that one is done"
+    return f"{why}{room_left(path)}): free disk space or fix its permissions"
 
 
 def folder_given(path: Path, what: str, file_name: str, how: str) -> str | None:

@@ -25,7 +25,7 @@ from finetune._errors import JobNotFound, RegistryError
 from finetune._lock import FileLock
 from finetune._namespace import PublicNames, public_names
 from finetune._numbers import is_whole
-from finetune._paths import CACHE_DIR_ENV, cache_dir, folder_given, room_left
+from finetune._paths import CACHE_DIR_ENV, cache_dir, folder_given, unusable_database
 from finetune.types import Job
 
 __all__ = ["JobRecord", "JobRegistry", "check_limit", "default_registry_path", "key_lock"]
@@ -216,12 +216,9 @@ class JobRegistry:
             raise RegistryError(why)
 
     def _fail(self, error: Exception) -> RegistryError:
-        reason = getattr(error, "strerror", None) or str(error)
         return RegistryError(
-            f"the job registry {self.path} cannot be used ({type(error).__name__}: {reason}"
-            f"{room_left(self.path)}). Free disk space or fix the file's permissions, move it "
-            f"away if it is corrupt, set {ENV_PATH} to another path, or pass registry=False to "
-            "the Tuner"
+            f"the job registry {self.path} cannot be used {unusable_database(error, self.path)}"
+            f"; or set {ENV_PATH} to another path, or pass registry=False to the Tuner"
         )
 
     @contextmanager

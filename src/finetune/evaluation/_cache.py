@@ -23,7 +23,7 @@ from typing import Any
 
 from finetune._errors import StorageError
 from finetune._numbers import is_real
-from finetune._paths import cache_dir, folder_given
+from finetune._paths import cache_dir, folder_given, unusable_database
 from finetune.evaluation._predictors import TruncatedReply
 from finetune.evaluation._prompts import Messages
 
@@ -71,10 +71,9 @@ class PredictionCache:
         try:
             yield
         except (OSError, sqlite3.Error) as exc:
-            reason = getattr(exc, "strerror", None) or str(exc)
             raise StorageError(
-                f"the prediction cache {self.path} cannot be used ({type(exc).__name__}: "
-                f"{reason}). Move the file away if it is corrupt, set FINETUNE_CACHE_DIR or "
+                f"the prediction cache {self.path} cannot be used "
+                f"{unusable_database(exc, self.path)}; or set FINETUNE_CACHE_DIR or "
                 "cache='other.sqlite3' to use another, or pass cache=False"
             ) from None
 
