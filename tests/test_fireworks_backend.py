@@ -90,6 +90,27 @@ def test_full_lifecycle(server: FireworksFake) -> None:
     assert (shown.epochs, shown.batch_size, shown.learning_rate) == (2, 16, 1e-4)
 
 
+def test_an_application_s_logs_show_no_signature_and_no_w_and_b_key(
+    server: FireworksFake, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Only the ``finetune`` command masked them: an application logging at DEBUG (a
+    notebook's ``basicConfig``) got httpx's line with the signed upload URL, and the SDK's
+    request body with the W&B key, as they were."""
+    from finetune.backends.fireworks import _backend
+
+    monkeypatch.setattr(_backend, "SINGLE_UPLOAD_LIMIT", 64)  # the file goes by signed URL
+    wandb_key = "wandb-" + "k" * 34
+    caplog.set_level("DEBUG")
+    job = tuner_for(server).fit(
+        dataset("logs"), integrations=[{"type": "wandb", "project": "p", "api_key": wandb_key}]
+    )
+    job.wait(poll_interval=0.02, timeout=10)
+    shown = caplog.text
+    assert SIGNATURE not in shown and wandb_key not in shown and server.api_key not in shown
+    assert "X-Amz-Signature=***" in shown  # the line is still there, masked
+    assert re.search(r"Request options: .*'wandbConfig': \{[^}]*'apiKey': '\*\*\*'", shown)
+
+
 def test_a_dpo_fit_runs_as_a_fireworks_dpo_job(server: FireworksFake) -> None:
     tuner = tuner_for(server)
     estimate = tuner.estimate(pairs(), ft.Hyperparameters(epochs=2))

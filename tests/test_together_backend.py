@@ -141,6 +141,18 @@ def test_full_lifecycle(server: TogetherFake) -> None:
     assert len(server.files) == 2  # training and validation, uploaded once for both calls
 
 
+def test_an_application_s_debug_log_shows_no_w_and_b_key(
+    server: TogetherFake, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The SDK logs each request's body at DEBUG: the W&B key stood in it as given."""
+    wandb_key = "wandb-" + "k" * 34
+    caplog.set_level("DEBUG")
+    wandb = {"type": "wandb", "wandb": {"project": "p", "api_key": wandb_key}}
+    tuner_for(server).fit(dataset("logs"), hyperparameters=LORA, integrations=[wandb])
+    assert wandb_key not in caplog.text and server.api_key not in caplog.text
+    assert "'wandb_api_key': '***'" in caplog.text  # the request is still logged, masked
+
+
 def test_a_validation_set_is_evaluated_and_its_evaluations_are_estimated(
     server: TogetherFake,
 ) -> None:

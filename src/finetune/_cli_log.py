@@ -6,8 +6,7 @@ import json
 import logging
 import sys
 
-from finetune.backends._files import mask_signed_values
-from finetune.backends.http import redact
+from finetune.backends._masked_logs import without_secrets
 
 __all__ = ["log_to_stderr", "not_printed_on_the_way", "print_json", "without_secrets"]
 
@@ -36,25 +35,6 @@ def not_printed_on_the_way(record: logging.LogRecord) -> bool:
             return True
         logger = logger.parent
     return True
-
-
-def without_secrets(record: logging.LogRecord) -> bool:
-    """The line with anything key-like and a signed URL's signature masked: ``--debug`` shows
-    httpx's lines, which carry the upload URLs that Together and Fireworks sign."""
-    try:
-        message = record.getMessage()
-    except (TypeError, ValueError):  # a library's own formatting mistake: left for logging
-        return True
-    record.msg, record.args = _masked(message), ()
-    if record.exc_info and not record.exc_text:  # the text a formatter would show, masked
-        record.exc_text = logging.Formatter().formatException(record.exc_info)
-    if record.exc_text:
-        record.exc_text = _masked(record.exc_text)
-    return True
-
-
-def _masked(text: str) -> str:
-    return mask_signed_values(redact(text))
 
 
 class _CommandLineFormatter(logging.Formatter):

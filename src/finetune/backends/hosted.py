@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, TypedDict, TypeVar
 from finetune._errors import AuthenticationError, ServerError
 from finetune._namespace import PublicNames, public_names
 from finetune._numbers import is_real, is_whole
+from finetune.backends._masked_logs import mask_secrets_in_logs
 from finetune.backends.base import PLACEHOLDER_FILE, BaseBackend, JobRequest
 from finetune.backends.http import (
     DEFAULT_RETRY_AFTER_CAP,
@@ -72,6 +73,11 @@ class HostedBackend(BaseBackend):
     ``url_variable`` and ``default_url``, and override ``_new_client`` and ``_map_error``.
     """
 
+    logged_through: ClassVar[tuple[str, ...]] = ("httpx", "httpx2")
+    """The loggers whose lines may carry a secret (httpx's name each URL, signed upload URLs
+    too; an SDK's base client logs its request bodies, a W&B key in them, at DEBUG): their
+    lines are masked once a backend is made, wherever the application sends them."""
+
     title: ClassVar[str] = "the provider"
     key_variable: ClassVar[str] = ""
     url_variable: ClassVar[str] = ""
@@ -111,6 +117,7 @@ class HostedBackend(BaseBackend):
         )
         self._client = client
         self._own_client = client is None
+        mask_secrets_in_logs(*self.logged_through)
         self._client_pid = os.getpid()
         self.attempts: int = int(attempts)
         self._timeout = timeout
