@@ -1202,6 +1202,16 @@ def test_a_tuner_takes_a_model_path_and_refuses_wrong_arguments_where_they_are_g
             {"validation": 0.1},
             r"not float: to hold some out, train, valid = data\.split\(test_size=0\.1, seed=0\)",
         ),
+        (  # second, as estimate(data, hyperparameters) takes them
+            {"validation": ft.Hyperparameters(epochs=2)},
+            r"not Hyperparameters: the second argument is the validation set, and settings go "
+            r"by name: fit\(train, hyperparameters=\.\.\.\)",
+        ),
+        (
+            {"validation": ft.LoRA(r=8)},
+            r"not LoRA: .* fit\(train, hyperparameters=ft\.Hyperparameters\(lora=\.\.\.\)\)",
+        ),
+        ({"validation": {"epochs": 2}}, r"not dict: the second argument is the validation set"),
     ],
 )
 def test_a_fit_keyword_of_the_wrong_type_is_a_type_error_naming_it(

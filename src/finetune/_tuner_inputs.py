@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import inspect
 import os
+from collections.abc import Mapping
 from typing import Any
 
 from finetune._numbers import is_real
@@ -76,4 +77,22 @@ def check_datasets(dataset: Any, validation: Any, what: str = "dataset") -> None
 
     require_dataset(dataset, what)
     if validation is not None:
+        _refuse_settings_as_validation(validation)
         require_dataset(validation, "validation")
+
+
+def _refuse_settings_as_validation(value: Any) -> None:
+    """Hyperparameters given second, as ``estimate`` takes them: ``fit``'s second argument is
+    the validation set, and the settings go by name."""
+    from finetune.types import Hyperparameters, LoRA
+
+    if isinstance(value, LoRA):
+        meant = "hyperparameters=ft.Hyperparameters(lora=...)"
+    elif isinstance(value, Hyperparameters | Mapping):
+        meant = "hyperparameters=..."
+    else:
+        return
+    raise TypeError(
+        f"validation is a ft.Dataset, not {type(value).__name__}: the second argument is the "
+        f"validation set, and settings go by name: fit(train, {meant})"
+    )
