@@ -15,7 +15,7 @@ import logging
 import os
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from finetune._errors import (
     AuthenticationError,
@@ -164,7 +164,10 @@ class OpenAIBackend(HostedBackend):
     name = NAME
     capabilities = CAPABILITIES
     title = "OpenAI"
-    logged_through = (*HostedBackend.logged_through, "openai._base_client")
+    logged_through: ClassVar[tuple[str, ...]] = (
+        *HostedBackend.logged_through,
+        "openai._base_client",
+    )
     key_variable = "OPENAI_API_KEY"
     url_variable = "OPENAI_BASE_URL"
     default_url = DEFAULT_BASE_URL
