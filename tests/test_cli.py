@@ -1415,7 +1415,7 @@ def test_debug_lines_mask_keys_and_a_signed_upload_urls_signature() -> None:
     """``--debug`` shows httpx's lines, which name the signed URLs Together and Fireworks give."""
     import logging
 
-    from finetune._cli_log import without_secrets
+    from finetune.backends._masked_logs import without_secrets
 
     signed = "https://bucket.test/up/file-1?X-Amz-Signature=0f3a9c2b7d1e4f5a6b8c&limit=20"
     record = logging.LogRecord(
@@ -1445,7 +1445,7 @@ def test_debug_lines_mask_the_values_of_fields_named_as_secrets() -> None:
     40-character hex key that looks like no provider's key."""
     import logging
 
-    from finetune._cli_log import without_secrets
+    from finetune.backends._masked_logs import without_secrets
 
     wandb = "0123456789abcdef0123456789abcdef01234567"
     options = {"json_data": {"model": "m", "wandb_api_key": wandb, "n_epochs": 2}}

@@ -8,7 +8,7 @@ import sys
 
 from finetune.backends._masked_logs import without_secrets
 
-__all__ = ["log_to_stderr", "not_printed_on_the_way", "print_json", "without_secrets"]
+__all__ = ["log_to_stderr", "not_printed_on_the_way", "print_json"]
 
 
 def log_to_stderr(debug: bool) -> None:

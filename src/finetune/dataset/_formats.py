@@ -244,7 +244,8 @@ def _message(
     error: Any, field: str | None, kind: ExampleKind, data: dict[str, Any], file: str | None
 ) -> str:
     """pydantic's message, but an unknown key is said as validation says it, an unknown or
-    missing role is told the one most likely meant, and a number where text goes the cure."""
+    missing role is told the one most likely meant, and a number where text goes is told
+    how to make it text."""
     if error["type"] == "string_type" and number_as_text(error.get("input")):
         return _number_for_text(error["input"], field, file)
     if field and field.endswith(".role") and error["type"] in ("literal_error", "missing"):
