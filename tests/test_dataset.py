@@ -1390,6 +1390,16 @@ def test_a_frame_read_from_parquet_holds_numpy_arrays_and_reads_as_lists() -> No
     as_numpy = datasets.Dataset.from_list([chat(1), chat(2)]).with_format("numpy")
     report = validate(ft.Dataset.from_hf(as_numpy), target="hf", model="m")
     assert report.ok and report.examples == 2
+    # each row of a pandas-formatted set is a frame: it said "Series is not JSON serializable"
+    tagged = datasets.Dataset.from_list([{**chat(1), "n": 1}, {**chat(2), "n": 2}])
+    for shown in ("pandas", "arrow", "numpy"):
+        data = ft.Dataset.from_hf(tagged.select_columns(["messages"]).with_format(shown))
+        assert [e.messages[0].content for e in data] == [
+            chat(1)["messages"][0]["content"],
+            chat(2)["messages"][0]["content"],
+        ]  # type: ignore[union-attr]
+    only_messages = tagged.with_format("pandas", columns=["messages"])  # its columns kept
+    assert validate(ft.Dataset.from_hf(only_messages), target="hf", model="m").ok
 
 
 def test_the_empty_cells_of_a_frame_are_absent_keys() -> None:

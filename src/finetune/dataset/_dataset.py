@@ -44,7 +44,7 @@ from finetune.dataset._sources import (
     regular_file,
 )
 from finetune.dataset._strata import empty_side, stratified_sample
-from finetune.dataset._tables import empty_cell, plain_cell, refuse_what_is_not_one_split
+from finetune.dataset._tables import empty_cell, plain_cell, rows_of_one_split
 from finetune.dataset._tool_rows import without_table_nulls
 from finetune.types import EXAMPLE_KINDS, Example, ExampleKind
 
@@ -194,10 +194,8 @@ class Dataset:
     def from_hf(cls, hf_dataset: Any, *, kind: ExampleKind | None = None) -> Dataset:
         """A dataset from a Hugging Face ``datasets.Dataset`` (rows in a supported shape; in
         any format, ``with_format("numpy")`` included)."""
-        refuse_what_is_not_one_split(hf_dataset)
-        formatted = (getattr(hf_dataset, "format", None) or {}).get("type") is not None
-        rows = map(plain_cell, hf_dataset) if formatted else iter(hf_dataset)  # else plain Python
-        return cls.from_records(map(without_table_nulls, rows), kind=kind, name="hf-dataset")
+        rows = map(without_table_nulls, map(plain_cell, rows_of_one_split(hf_dataset)))
+        return cls.from_records(rows, kind=kind, name="hf-dataset")
 
     @classmethod
     def concat(cls, datasets: Iterable[Dataset], *, name: str | None = None) -> Dataset:

@@ -8,7 +8,7 @@ import math
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-__all__ = ["empty_cell", "plain_cell", "refuse_what_is_not_one_split"]
+__all__ = ["empty_cell", "plain_cell", "refuse_what_is_not_one_split", "rows_of_one_split"]
 
 
 def empty_cell(value: Any) -> bool:
@@ -51,3 +51,16 @@ def refuse_what_is_not_one_split(value: Any) -> None:
             f"from_hf takes one split, not a DatasetDict of splits ({splits}): "
             f"Dataset.from_hf(dataset[{first!r}])"
         )
+
+
+def rows_of_one_split(hf_dataset: Any) -> Any:
+    """One split of a ``datasets`` dataset (anything else refused, as
+    ``refuse_what_is_not_one_split`` says), its rows as Python's dicts and lists: one set to
+    another format (``with_format("pandas")`` gives each row as a frame, ``"numpy"`` as
+    arrays) is read in Python's, keeping the columns that format kept."""
+    refuse_what_is_not_one_split(hf_dataset)
+    shown = getattr(hf_dataset, "format", None) or {}
+    if shown.get("type") is None:
+        return hf_dataset
+    columns, every = shown.get("columns"), shown.get("output_all_columns", False)
+    return hf_dataset.with_format(None, columns=columns, output_all_columns=every)
