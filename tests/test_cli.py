@@ -191,6 +191,27 @@ def test_jobs_says_when_each_job_was_created_in_local_time(
     assert json.loads(capsys.readouterr().out)["method"] == "dpo"
 
 
+def test_a_job_on_a_plugin_no_longer_installed_is_told_so(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """The registry knew the job's backend, a plugin since uninstalled: ``status tune-2`` said
+    only "no backend named 'acme'", and ``status acme:tune-2`` (as progress lines print it)
+    that the job "was not started from this machine"."""
+    ft.JobRegistry().record(
+        ft.Job(id="tune-2", backend="acme", base_model="small", status="running")
+    )
+    for named in ("tune-2", "acme:tune-2"):
+        assert main(["status", named]) == 2
+        said = capsys.readouterr().err
+        assert said.startswith(
+            "error: job 'tune-2' runs on 'acme' (this machine's registry says), a backend not "
+            "installed here: install the package that provides it, its plugin (installed: "
+        )
+        assert "fake, " in said and "not started from this machine" not in said
+    assert main(["status", "tune-3"]) == 2  # one it does not know, as before
+    assert "'tune-3' was not started from this machine" in capsys.readouterr().err
+
+
 def test_a_lineage_is_found_by_the_model_folder_as_written_or_by_the_job_id(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -111,13 +111,31 @@ def _recorded_backend(job_id: str, jobs_dir: str | None) -> str:
     registry = ft.JobRegistry()
     found = registry.backends_of(job_id)
     if len(found) == 1:
-        return found[0]
+        return _installed(found[0], job_id)
+    prefix, colon, rest = job_id.partition(":")
+    if not found and colon and prefix in registry.backends_of(rest):
+        return _installed(prefix, rest)  # backend:id, the backend's plugin gone
     if not found:
         raise ft.FinetuneError(
             f"job {job_id!r} was not started from this machine (not in {registry.path}); "
             "name its backend with --backend"
         )
     raise ft.FinetuneError(f"job {job_id!r} is on {' and '.join(found)}; choose with --backend")
+
+
+def _installed(backend: str, job_id: str) -> str:
+    """The backend the registry says ``job_id`` runs on, when it is installed here: a plugin's
+    name that is not was told only that no backend has that name."""
+    from finetune.backends import available_backends
+
+    installed = available_backends()
+    if backend in installed:
+        return backend
+    raise ft.FinetuneError(
+        f"job {job_id!r} runs on {backend!r} (this machine's registry says), a backend not "
+        f"installed here: install the package that provides it, its plugin (installed: "
+        f"{', '.join(installed)})"
+    )
 
 
 def _cmd_status(args: argparse.Namespace) -> int:
