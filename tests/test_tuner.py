@@ -985,6 +985,47 @@ def test_backend_that_cannot_be_imported_is_a_clear_error(monkeypatch: pytest.Mo
         ft.Tuner("broken")
 
 
+@pytest.mark.parametrize(
+    ("source", "said"),
+    [
+        ("import sys\nfrom __future__ import annotations\n", "SyntaxError: from __future__"),
+        ("raise RuntimeError('no config file')\n", "RuntimeError: no config file"),
+    ],
+)
+def test_a_plugin_whose_code_fails_as_it_is_imported_is_named_as_broken(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    source: str,
+    said: str,
+) -> None:
+    """Only an ``ImportError`` was told: a plugin with a ``SyntaxError`` (or any error at
+    import) crashed ``finetune backends`` itself with a traceback, hiding every other one."""
+    from importlib.metadata import EntryPoint
+
+    import finetune.backends._plugins as base
+    from finetune.cli import main
+
+    module = f"broken_plugin_{len(said)}"
+    (tmp_path / f"{module}.py").write_text(source)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    broken = EntryPoint("broken", f"{module}:Backend", base.ENTRY_POINT_GROUP)
+    monkeypatch.setattr(base, "_entry_points", lambda: {"broken": broken})
+    with pytest.raises(ft.FinetuneError) as caught:
+        ft.Tuner("broken")
+    assert str(caught.value).startswith(
+        f"backend 'broken' is registered by '{module}:Backend', which failed as it was "
+        f"imported ({said}"
+    )
+    assert str(caught.value).endswith(
+        "the package that provides it is broken: upgrade or reinstall it"
+    )
+    assert main(["backends"]) == 0
+    listed = capsys.readouterr().out
+    assert "broken     -                   unavailable: backend 'broken'" in listed
+    assert "\nfake " in listed  # the others are still listed
+
+
 def test_ctrl_c_lets_the_coroutine_s_finally_blocks_end_before_it_is_raised() -> None:
     """``run`` promised that Ctrl-C cancels the coroutine "(its finally blocks run)", but
     re-raised at once: a progress bar's last line came after the command's "stopped

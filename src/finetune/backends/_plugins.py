@@ -89,6 +89,12 @@ def _load(name: str, target: str) -> Callable[..., Any]:
             f"backend {name!r} is registered by {target!r} but could not be imported "
             f"({exc}); reinstall the package that provides it"
         ) from exc
+    except Exception as exc:  # the plugin's own code failed as it ran: a SyntaxError, a bug
+        raise FinetuneError(
+            f"backend {name!r} is registered by {target!r}, which failed as it was imported "
+            f"({type(exc).__name__}: {exc}); the package that provides it is broken: upgrade "
+            "or reinstall it"
+        ) from exc
     factory: Callable[..., Any] | None = getattr(module, attribute, None)
     if factory is None:
         raise FinetuneError(
