@@ -1400,6 +1400,8 @@ def test_a_frame_read_from_parquet_holds_numpy_arrays_and_reads_as_lists() -> No
         ]  # type: ignore[union-attr]
     only_messages = tagged.with_format("pandas", columns=["messages"])  # its columns kept
     assert validate(ft.Dataset.from_hf(only_messages), target="hf", model="m").ok
+    streamed = tagged.select_columns(["messages"]).to_iterable_dataset().with_format("numpy")
+    assert validate(ft.Dataset.from_hf(streamed), target="hf", model="m").ok  # arrays: read
 
 
 def test_the_empty_cells_of_a_frame_are_absent_keys() -> None:

@@ -194,7 +194,7 @@ class Dataset:
     def from_hf(cls, hf_dataset: Any, *, kind: ExampleKind | None = None) -> Dataset:
         """A dataset from a Hugging Face ``datasets.Dataset`` (rows in a supported shape; in
         any format, ``with_format("numpy")`` included)."""
-        rows = map(without_table_nulls, map(plain_cell, rows_of_one_split(hf_dataset)))
+        rows = map(without_table_nulls, rows_of_one_split(hf_dataset))  # as Python gives them
         return cls.from_records(rows, kind=kind, name="hf-dataset")
 
     @classmethod

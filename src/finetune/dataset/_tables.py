@@ -59,7 +59,10 @@ def rows_of_one_split(hf_dataset: Any) -> Any:
     another format (``with_format("pandas")`` gives each row as a frame, ``"numpy"`` as
     arrays) is read in Python's, keeping the columns that format kept."""
     refuse_what_is_not_one_split(hf_dataset)
-    shown = getattr(hf_dataset, "format", None) or {}
+    shown = getattr(hf_dataset, "format", None)
+    if not isinstance(shown, Mapping):  # an IterableDataset, which keeps no such record
+        as_python = getattr(hf_dataset, "with_format", None)
+        return as_python(None) if callable(as_python) else hf_dataset
     if shown.get("type") is None:
         return hf_dataset
     columns, every = shown.get("columns"), shown.get("output_all_columns", False)
