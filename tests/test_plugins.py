@@ -187,3 +187,66 @@ async def _refused(sent: list[str]) -> str:
 
     sent.append("create")
     raise ft.InvalidRequestError("bad", backend="acme")
+
+
+def _dist_info(site: Path, package: str, entry_points: str) -> None:
+    """A package installed in ``site`` as far as ``importlib.metadata`` can tell."""
+    info = site / f"{package.replace('-', '_')}-1.0.dist-info"
+    info.mkdir(parents=True)
+    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {package}\nVersion: 1.0\n")
+    (info / "entry_points.txt").write_text(f"[finetune.backends]\n{entry_points}\n")
+
+
+def test_a_plugin_named_like_a_built_in_is_shown_as_not_used(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A plugin called ``openai`` was never loaded, and nothing anywhere said so."""
+    import finetune as ft
+    from finetune.backends.openai import OpenAIBackend
+    from finetune.cli import main
+
+    _dist_info(tmp_path, "openai-clone", "openai = finetune.testing:FakeBackend")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    tuner = ft.Tuner("openai", model="gpt-4.1-mini-2025-04-14", api_key="k" * 20, registry=False)
+    assert isinstance(tuner.backend, OpenAIBackend)  # the name finds the built-in
+    assert main(["backends"]) == 0
+    listed = capsys.readouterr().out.splitlines()
+    unused = [line.strip() for line in listed if "not used" in line]
+    assert unused == [
+        "not used: openai-clone 1.0 (finetune.testing:FakeBackend), a plugin named like this "
+        "built-in (it needs a name of its own)"
+    ]
+    assert listed.index(next(line for line in listed if "not used" in line)) > next(
+        i for i, line in enumerate(listed) if line.startswith("openai ")
+    )
+
+
+def test_two_packages_naming_one_backend_are_an_error_naming_both(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The one installed last was used, silently: which code ran depended on install order."""
+    import finetune as ft
+    from finetune.cli import main
+    from finetune.testing import FakeBackend
+
+    _dist_info(tmp_path / "a", "acme-tune", "acme = finetune.testing:FakeBackend")
+    _dist_info(tmp_path / "b", "acme-next", "acme = acme_next:Backend")
+    monkeypatch.syspath_prepend(str(tmp_path / "a"))
+    monkeypatch.syspath_prepend(str(tmp_path / "b"))
+    assert ft.available_backends().count("acme") == 1
+    with pytest.raises(ft.FinetuneError) as caught:
+        ft.Tuner("acme", model="m", registry=False)
+    told = str(caught.value)
+    assert told.startswith("2 installed packages name a backend 'acme': ")
+    assert "acme-tune 1.0 (finetune.testing:FakeBackend)" in told
+    assert "acme-next 1.0 (acme_next:Backend)" in told
+    assert told.endswith(
+        "uninstall all but one, or register the one to use in this process: "
+        "ft.register_backend('acme', ...)"
+    )
+    assert main(["backends"]) == 0
+    assert "acme       -                   unavailable: 2 installed packages name a backend" in (
+        capsys.readouterr().out
+    )
+    ft.register_backend("acme", FakeBackend)  # the way out it names; conftest forgets it after
+    assert isinstance(ft.Tuner("acme", model="m", registry=False).backend.wrapped, FakeBackend)

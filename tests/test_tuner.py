@@ -980,7 +980,7 @@ def test_backend_that_cannot_be_imported_is_a_clear_error(monkeypatch: pytest.Mo
     import finetune.backends._plugins as base
 
     broken = EntryPoint("broken", "finetune_no_such_module:Backend", base.ENTRY_POINT_GROUP)
-    monkeypatch.setattr(base, "_entry_points", lambda: {"broken": broken})
+    monkeypatch.setattr(base, "_installed_entry_points", lambda: [broken])
     with pytest.raises(ft.FinetuneError, match="could not be imported"):
         ft.Tuner("broken")
 
@@ -1010,7 +1010,7 @@ def test_a_plugin_whose_code_fails_as_it_is_imported_is_named_as_broken(
     (tmp_path / f"{module}.py").write_text(source)
     monkeypatch.syspath_prepend(str(tmp_path))
     broken = EntryPoint("broken", f"{module}:Backend", base.ENTRY_POINT_GROUP)
-    monkeypatch.setattr(base, "_entry_points", lambda: {"broken": broken})
+    monkeypatch.setattr(base, "_installed_entry_points", lambda: [broken])
     with pytest.raises(ft.FinetuneError) as caught:
         ft.Tuner("broken")
     assert str(caught.value).startswith(

@@ -48,7 +48,7 @@ from finetune._config_file import (
 )
 from finetune._errors import did_you_mean
 from finetune._namespace import PublicNames, public_names
-from finetune.backends import backend_class
+from finetune.backends._plugins import backend_class, shadowed_plugins
 
 __all__ = ["main"]
 __dir__: PublicNames = public_names(__name__)
@@ -85,6 +85,7 @@ def _cmd_backends(args: argparse.Namespace) -> int:
     from finetune.lifecycle import lifecycle, status_text
 
     print(f"{'backend':10} {'status':19} what it trains")
+    shadowed = shadowed_plugins()
     for name in ft.available_backends():
         status = status_text(name)
         try:
@@ -102,7 +103,7 @@ def _cmd_backends(args: argparse.Namespace) -> int:
             if status == "-":
                 status = "local" if caps is not None and not caps.hosted else "plugin"
         print(f"{name:10} {status:19} {detail}")
-        for note in _backend_notes(name):
+        for note in _backend_notes(name, shadowed.get(name, [])):
             print(f"{'':10} {'':19} {note}")
         row = lifecycle(name)
         if row is not None and row.state != "open":
@@ -122,12 +123,12 @@ def _cmd_cache(args: argparse.Namespace) -> int:
     return cmd_cache(args)
 
 
-def _backend_notes(name: str) -> list[str]:
+def _backend_notes(name: str, unused: list[str]) -> list[str]:
     try:
         caps = _declared_capabilities(name)
     except (ft.FinetuneError, ImportError):
-        return []
-    return list(caps.notes) if caps is not None else []
+        return unused
+    return [*(caps.notes if caps is not None else ()), *unused]
 
 
 def _declared_capabilities(name: str) -> ft.Capabilities | None:

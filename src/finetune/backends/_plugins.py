@@ -28,6 +28,7 @@ __all__ = [
     "backend_class",
     "load_backend",
     "register_backend",
+    "shadowed_plugins",
 ]
 
 ENTRY_POINT_GROUP = "finetune.backends"
@@ -66,16 +67,51 @@ def register_backend(name: str, factory: Callable[..., Any]) -> None:
     _registered[name] = factory
 
 
-def _entry_points() -> dict[str, EntryPoint]:
+def _installed_entry_points() -> list[EntryPoint]:
     # importlib.metadata costs about 20 ms to import: only a name that is not built in needs it
     from importlib.metadata import entry_points
 
-    return {ep.name: ep for ep in entry_points(group=ENTRY_POINT_GROUP)}
+    return list(entry_points(group=ENTRY_POINT_GROUP))
+
+
+def _provided_by(entry_point: EntryPoint) -> str:
+    """``acme-tune 0.1 (acme_backend:AcmeBackend)``: the package and the object it names."""
+    dist = entry_point.dist
+    package = f"{dist.name} {dist.version}" if dist is not None else "a package"
+    return f"{package} ({entry_point.value})"
+
+
+def _one_entry_point(name: str) -> EntryPoint | None:
+    """The installed plugin named ``name``; two packages that take the same name are an
+    error, not a choice made by the order they were installed in."""
+    found = [ep for ep in _installed_entry_points() if ep.name == name]
+    if len(found) > 1:
+        raise FinetuneError(
+            f"{len(found)} installed packages name a backend {name!r}: "
+            f"{' and '.join(_provided_by(ep) for ep in found)}; uninstall all but one, or "
+            f"register the one to use in this process: ft.register_backend({name!r}, ...)"
+        )
+    return found[0] if found else None
+
+
+def shadowed_plugins() -> dict[str, list[str]]:
+    """A line for each installed plugin named like a built-in backend (never used: the name
+    finds the built-in first), by the name it took, naming its package and object."""
+    shadowed: dict[str, list[str]] = {}
+    for ep in _installed_entry_points():
+        if ep.name in BUILTIN_BACKENDS and ep.value != BUILTIN_BACKENDS[ep.name]:
+            shadowed.setdefault(ep.name, []).append(
+                f"not used: {_provided_by(ep)}, a plugin named like this built-in (it needs "
+                "a name of its own)"
+            )
+    return shadowed
 
 
 def available_backends() -> list[str]:
     """Names of every backend: built in, installed (entry points) or registered in-process."""
-    return sorted(set(BUILTIN_BACKENDS) | set(_entry_points()) | set(_registered))
+    return sorted(
+        set(BUILTIN_BACKENDS) | {ep.name for ep in _installed_entry_points()} | set(_registered)
+    )
 
 
 def _load(name: str, target: str) -> Callable[..., Any]:
@@ -110,7 +146,7 @@ def backend_class(name: str) -> Callable[..., Any]:
         return _registered[name]
     if name in BUILTIN_BACKENDS:
         return _load(name, BUILTIN_BACKENDS[name])
-    found = _entry_points().get(name)
+    found = _one_entry_point(name)
     if found is None:
         raise BackendNotFound(name, available_backends())
     return _load(name, found.value)
