@@ -3,6 +3,8 @@ loopback fakes over real HTTP for the hosted ones and the tiny model for the loc
 
 from __future__ import annotations
 
+import asyncio
+import gc
 import os
 import re
 import socket
@@ -138,3 +140,24 @@ def test_a_server_that_cannot_be_reached_is_named(backend: str) -> None:
     # a refused connection means
     said = str(caught.value)
     assert re.search(r"\(\[Errno \d+\] .+\); nothing listens there: is the server", said), said
+
+
+@pytest.mark.parametrize("backend", ["openai", "together", "fireworks", "mistral"])
+def test_an_async_tuner_serves_one_asyncio_run_after_another(
+    backend: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A script (or a test) that runs each step in its own ``asyncio.run`` could not close
+    its AsyncTuner ("RuntimeError: Event loop is closed": the client's connections were the
+    first loop's), and a dropped client logged that error from the SDK's own clean-up."""
+    fake, model, where = _HOSTED[backend]
+    rows = [chat(i) for i in range(12)]
+    closed_provider = {"allow_closed_provider": True} if backend == "mistral" else {}
+    with fake() as server:
+        settings = {"api_key": server.api_key, **where(server), **closed_provider}
+        tuner = ft.AsyncTuner(backend, model=model, registry=False, **settings)
+        job = asyncio.run(tuner.fit(ft.Dataset.from_records(rows)))
+        seen = [asyncio.run(job.refresh()).id for _ in range(2)]
+        asyncio.run(tuner.aclose())
+        gc.collect()  # a client let go of is closed, not left to close itself as it is freed
+    assert seen == [job.id, job.id]
+    assert [r.getMessage() for r in caplog.records if r.levelname == "ERROR"] == []

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, TypedDict, TypeVar
 from finetune._errors import AuthenticationError, ServerError
 from finetune._namespace import PublicNames, public_names
 from finetune._numbers import is_real, is_whole
+from finetune.backends._clients import OwnedClient
 from finetune.backends._masked_logs import mask_secrets_in_logs
 from finetune.backends.base import PLACEHOLDER_FILE, BaseBackend, JobRequest
 from finetune.backends.http import (
@@ -115,10 +116,8 @@ class HostedBackend(BaseBackend):
             url_variable=self.url_variable,
             default_url=self.default_url,
         )
-        self._client = client
-        self._own_client = client is None
+        self._client = OwnedClient(self._client_with_key, self._close_client, client)
         mask_secrets_in_logs(*self.logged_through)
-        self._client_pid = os.getpid()
         self.attempts: int = int(attempts)
         self._timeout = timeout
         self._retry_after_cap = retry_after_cap
@@ -150,12 +149,7 @@ class HostedBackend(BaseBackend):
         return self._key
 
     def _sdk_client(self) -> Any:
-        if self._own_client and self._client_pid != os.getpid():
-            self._client = None  # a forked child's copy: its connections are the parent's
-        if self._client is None:
-            self._client = self._new_client(self._require_key())
-            self._client_pid = os.getpid()
-        return self._client
+        return self._client.get()
 
     def _sdk_options(self, key: str, **more: Any) -> dict[str, Any]:
         """Options for a Stainless-generated SDK client (openai, together, fireworks): the key,
@@ -166,6 +160,13 @@ class HostedBackend(BaseBackend):
     def _new_client(self, key: str) -> Any:
         """The provider's SDK client (its own retries off: ours are the only ones)."""
         raise NotImplementedError(f"{type(self).__name__} must implement _new_client()")
+
+    def _client_with_key(self) -> Any:
+        return self._new_client(self._require_key())
+
+    async def _close_client(self, client: Any) -> None:
+        """Close a client ``_new_client`` made (its ``aclose``, or a coroutine ``close``)."""
+        await (getattr(client, "aclose", None) or client.close)()
 
     def _map_error(self, error: BaseException, *, job_call: bool = False) -> Exception:
         """An exception of the SDK (or below it) as the matching error of ours."""
@@ -318,10 +319,7 @@ class HostedBackend(BaseBackend):
     async def aclose(self) -> None:
         """Close the client this backend built (an SDK's ``close``, or an httpx ``aclose``); a
         later call builds a fresh one. A client passed as ``client`` stays open for its owner."""
-        client = self._client
-        if client is not None and self._own_client:
-            self._client = None
-            await (getattr(client, "aclose", None) or client.close)()
+        await self._client.aclose()
 
 
 def _positive_seconds(value: Any) -> bool:

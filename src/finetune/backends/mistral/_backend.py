@@ -22,6 +22,7 @@ from finetune._errors import (
     MissingDependency,
     ProviderUnavailable,
 )
+from finetune.backends._clients import OwnedClient
 from finetune.backends.base import JobRequest
 from finetune.backends.hosted import Connection, HostedBackend, check_wait
 from finetune.backends.http import (
@@ -178,9 +179,7 @@ class MistralBackend(HostedBackend):
             connection["first_wait"] = retry_wait
         super().__init__(**connection)
         self._dry_run = estimate_dry_run
-        self._http = http_client
-        self._http_pid = os.getpid()
-        self._own_http = http_client is None
+        self._http = OwnedClient(self._new_http_client, _close_http, http_client)
         self.allow_closed_provider = allow_closed_provider
 
     def __repr__(self) -> str:
@@ -188,16 +187,10 @@ class MistralBackend(HostedBackend):
 
     # -- transport --
 
-    def _http_client(self) -> httpx.AsyncClient:
-        if self._own_http and self._http_pid != os.getpid():
-            self._http = None  # a forked child's copy: its connections are the parent's
-        if self._http is None:
-            import httpx
+    def _new_http_client(self) -> httpx.AsyncClient:
+        import httpx
 
-            self._http = httpx.AsyncClient(base_url=self._base_url, timeout=self._timeout)
-            self._http_pid = os.getpid()
-        client: httpx.AsyncClient = self._http
-        return client
+        return httpx.AsyncClient(base_url=self._base_url, timeout=self._timeout)
 
     def _new_client(self, key: str) -> Any:
         timeout_ms = int((self._timeout or 60.0) * 1000)
@@ -227,7 +220,7 @@ class MistralBackend(HostedBackend):
         headers = {"Authorization": f"Bearer {self._require_key()}", "Accept": "application/json"}
         every_secret = (self._key, *secrets)
         try:
-            response = await self._http_client().request(
+            response = await self._http.get().request(
                 method, self._base_url + path, params=params, json=body, headers=headers
             )
         except Exception as exc:
@@ -483,14 +476,17 @@ class MistralBackend(HostedBackend):
 
     async def aclose(self) -> None:
         """Close the connections this backend opened (its httpx client and the SDK's)."""
-        if self._own_http and self._http is not None:
-            await self._http.aclose()
-            self._http = None
-        client = self._client
-        if client is not None and self._own_client:
-            client.__exit__(None, None, None)
-            await client.__aexit__(None, None, None)
-            self._client = None
+        await self._http.aclose()
+        await super().aclose()
+
+    async def _close_client(self, client: Any) -> None:
+        """``mistralai.Mistral`` holds a blocking client and an async one: both closed."""
+        client.__exit__(None, None, None)
+        await client.__aexit__(None, None, None)
+
+
+async def _close_http(http: httpx.AsyncClient) -> None:
+    await http.aclose()
 
 
 def _cancel_seen(job: Job) -> bool:
