@@ -426,13 +426,19 @@ def test_transformers_bars_stay_off_in_a_log_until_the_last_user_is_done() -> No
 
     from finetune._progress import no_library_bars_in_a_log
 
-    first, second = no_library_bars_in_a_log(), no_library_bars_in_a_log()
-    first.__enter__()
-    second.__enter__()
-    first.__exit__(None, None, None)  # the first load is done; the second is not
-    assert not transformers_logging.is_progress_bar_enabled()
-    second.__exit__(None, None, None)
-    assert transformers_logging.is_progress_bar_enabled()
+    was_on = transformers_logging.is_progress_bar_enabled()
+    transformers_logging.enable_progress_bar()  # as a process starts (`finetune demo`, run in
+    try:  # an earlier test of this worker, turns them off for its whole process)
+        first, second = no_library_bars_in_a_log(), no_library_bars_in_a_log()
+        first.__enter__()
+        second.__enter__()
+        first.__exit__(None, None, None)  # the first load is done; the second is not
+        assert not transformers_logging.is_progress_bar_enabled()
+        second.__exit__(None, None, None)
+        assert transformers_logging.is_progress_bar_enabled()
+    finally:
+        if not was_on:
+            transformers_logging.disable_progress_bar()
 
 
 @pytest.mark.skipif(

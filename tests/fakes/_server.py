@@ -352,7 +352,7 @@ def sigkill_while_held(
     assert sent(), child.communicate(timeout=5)
     time.sleep(0.2)
     os.kill(child.pid, signal.SIGKILL)
-    child.wait(timeout=10)
+    child.communicate(timeout=10)  # reaped, and its pipes closed
     server.hold_if = None
     if before_rerun is not None:
         before_rerun()
