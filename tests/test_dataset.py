@@ -863,6 +863,25 @@ def test_hugging_face_datasets_method_names_are_told_what_does_it_here() -> None
         data["messages"]  # type: ignore[call-overload]
 
 
+def test_pandas_method_names_are_told_what_does_it_here() -> None:
+    """A Dataset looked at as the DataFrame it came from: ``ds.head()`` was "'Dataset' object
+    has no attribute 'head'" alone."""
+    data = ft.Dataset.from_records([chat(i) for i in range(8)])
+    told = {
+        "head": "that is pandas' name; here, ds[:5] is a view of the first rows",
+        "to_dict": "[e.model_dump(exclude_none=True) for e in ds] gives the examples as dicts",
+        "drop_duplicates": "tuner.validate(ds) names each duplicate by its line",
+    }
+    for name, cure in told.items():
+        with pytest.raises(AttributeError) as caught:
+            getattr(data, name)
+        assert cure in str(caught.value)
+    dicts = [e.model_dump(exclude_none=True) for e in data[:5]]
+    assert list(ft.Dataset.from_records(dicts)) == list(data[:5])  # the cures work as written
+    with pytest.raises(AttributeError, match="that is Hugging Face datasets' name"):
+        data.shuffle  # type: ignore[attr-defined]  # noqa: B018
+
+
 def test_dolly_rows_are_told_the_renames_that_read_them_as_alpaca_rows() -> None:
     """databricks-dolly-15k's rows (instruction, context, response, category) were "cannot
     tell the example kind" with no cure, where Alpaca's instruction, input and output read."""

@@ -1,5 +1,6 @@
-"""Hugging Face ``datasets``' names for what a Dataset does, for the ``AttributeError`` that
-meets one of them (``ds.train_test_split``, ``ds.shuffle``)."""
+"""Hugging Face ``datasets``' and pandas' names for what a Dataset does, for the
+``AttributeError`` that meets one of them (``ds.train_test_split``, ``ds.shuffle``,
+``ds.head``)."""
 
 from __future__ import annotations
 
@@ -29,12 +30,25 @@ _DATASETS_NAMES = {
     "to_json": "ds.to_jsonl(path) writes it",
     "save_to_disk": "ds.to_jsonl(path) writes it",
 }
+_PANDAS_NAMES = {
+    "head": "ds[:5] is a view of the first rows, ds[0] one example",
+    "tail": "ds[-5:] is a view of the last rows",
+    "iloc": "ds[i] is one example, ds[100:200] a view of those rows",
+    "to_dict": "[e.model_dump(exclude_none=True) for e in ds] gives the examples as dicts",
+    "to_csv": "ds.to_jsonl(path) writes it (ds.to_pandas() gives a DataFrame)",
+    "drop_duplicates": (
+        "a Dataset keeps every row; tuner.validate(ds) names each duplicate by its line "
+        "(duplicate_example)"
+    ),
+}
 
 
 def missing_attribute(owner: object, name: str) -> AttributeError:
     """Python's error for ``owner.name``, told what does it here where ``name`` is one of
     ``datasets``' (Python still suggests the attribute a misspelt name meant)."""
-    meant = _DATASETS_NAMES.get(name)
-    told = f": that is Hugging Face datasets' name; here, {meant}" if meant else ""
+    meant, library = _DATASETS_NAMES.get(name), "Hugging Face datasets'"
+    if meant is None:
+        meant, library = _PANDAS_NAMES.get(name), "pandas'"
+    told = f": that is {library} name; here, {meant}" if meant else ""
     said = f"{type(owner).__name__!r} object has no attribute {name!r}{told}"
     return AttributeError(said, name=name, obj=owner)
