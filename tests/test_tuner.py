@@ -129,6 +129,40 @@ def test_failed_job_raises_job_failed_with_provider_error(
         _ = job.model
 
 
+async def test_the_sdks_names_for_a_tuner_and_a_job_are_told_what_does_it_here(
+    namespace: str, train: ft.Dataset
+) -> None:
+    """``tuner.train(ds)`` (TRL's), ``tuner.retrieve(id)`` and ``job.fine_tuned_model``
+    (OpenAI's SDK), ``job.logs()``: "'Tuner' object has no attribute 'train'" alone."""
+    tuner = make_tuner(namespace)
+    job = tuner.fit(train)
+    said = {
+        (tuner, "train"): "here, tuner.fit(train, validation=...) validates, uploads and starts",
+        (tuner, "retrieve"): "here, tuner.job(job_id) re-attaches to a job",
+        (tuner, "list_jobs"): "here, tuner.jobs() lists this machine's jobs",
+        (job, "fine_tuned_model"): "here, job.wait() waits for it to end, then job.model is",
+        (job, "logs"): "here, job.events() is its log",
+        (job, "stop"): "here, job.cancel() cancels it",
+    }
+    for (owner, name), cure in said.items():
+        with pytest.raises(AttributeError) as caught:
+            getattr(owner, name)
+        assert str(caught.value).startswith(
+            f"{type(owner).__name__!r} object has no attribute {name!r}: {cure}"
+        )
+        assert (caught.value.name, caught.value.obj) == (name, owner)
+    async with ft.AsyncTuner("fake", model="base-1", namespace=namespace, **FAST) as again:
+        with pytest.raises(AttributeError, match=r"'AsyncTuner' object .* here, tuner\.fit\("):
+            again.train  # type: ignore[attr-defined]  # noqa: B018
+        handle = await again.job(job.id)
+        with pytest.raises(AttributeError, match=r"'AsyncJobHandle' object .* job\.events\(\)"):
+            handle.logs  # type: ignore[attr-defined]  # noqa: B018
+    with pytest.raises(AttributeError) as misspelt:
+        job.cancle  # type: ignore[attr-defined]  # noqa: B018
+    assert str(misspelt.value) == "'JobHandle' object has no attribute 'cancle'"
+    assert not hasattr(job, "delete") and not hasattr(tuner, "get")
+
+
 def test_cancel(namespace: str, train: ft.Dataset) -> None:
     job = make_tuner(namespace, running=30).fit(train)
     cancelled = job.cancel()

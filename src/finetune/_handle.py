@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, NoReturn
+from typing import TYPE_CHECKING, ClassVar, NoReturn
 
 from finetune._errors import FinetuneError, JobFailed, WaitTimeout
+from finetune._other_names import JOB_NAMES, OtherNames
 from finetune._progress import JobProgress
 from finetune._series import MetricSeries
 from finetune._tuner_inputs import check_seconds
@@ -67,9 +68,11 @@ def why_no_model(job: Job) -> str:
     )
 
 
-class JobView:
+class JobView(OtherNames):
     """What every job handle shows without a call: the job as last seen, its id, status and
     fine-tuned model (``AsyncJobHandle`` and ``JobHandle`` share it)."""
+
+    other_names: ClassVar[dict[str, tuple[str, str]]] = JOB_NAMES
 
     @property
     def job(self) -> Job:

@@ -11,7 +11,7 @@ import functools
 import logging
 import os
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any, NoReturn
+from typing import TYPE_CHECKING, Any, ClassVar, NoReturn
 
 from finetune._errors import (
     BackendError,
@@ -39,6 +39,7 @@ from finetune._fit import (
 )
 from finetune._handle import AsyncJobHandle, JobView
 from finetune._namespace import PublicNames, public_names
+from finetune._other_names import TUNER_NAMES, OtherNames
 from finetune._tuner_inputs import (
     RegistryChoice,
     check_backend_object,
@@ -71,10 +72,12 @@ DEFAULT_CREATE_GRACE = 10.0
 DEFAULT_RETRY_AFTER_CAP = 120.0
 
 
-class TunerView:
+class TunerView(OtherNames):
     """What every tuner says and checks without the network: its backend, the base model,
     the registry, ``validate`` and the local estimate (``AsyncTuner`` and ``Tuner`` share
     it; ``_core`` is the AsyncTuner holding the state)."""
+
+    other_names: ClassVar[dict[str, tuple[str, str]]] = TUNER_NAMES
 
     _core: AsyncTuner
 

@@ -10,10 +10,11 @@ import os
 import random
 from collections.abc import Callable, Hashable, Iterable, Iterator, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, overload
+from typing import Any, ClassVar, overload
 
 from finetune._errors import DatasetError, MissingDependency
 from finetune._numbers import is_real, is_whole
+from finetune._other_names import DATASET_NAMES, OtherNames
 from finetune._paths import writes_to
 from finetune._words import counted
 from finetune.dataset._atomic import atomic_write
@@ -27,7 +28,6 @@ from finetune.dataset._formats import (
     split_turns,
 )
 from finetune.dataset._json_array import JsonArraySource, is_json_document
-from finetune.dataset._other_names import missing_attribute
 from finetune.dataset._parquet import ParquetSource
 from finetune.dataset._reader import DEFAULT_MAX_LINE_BYTES, RawRecord, ReadProblem
 from finetune.dataset._sources import (
@@ -55,7 +55,7 @@ _PREVIEW_ROWS = 3
 _SOURCES = (JsonlSource, FileSource, RecordsSource, SubsetSource, ColumnsSource, ConcatSource)
 
 
-class Dataset:
+class Dataset(OtherNames):
     """Typed training examples, streamed from a file (JSONL, JSON, CSV, Parquet) or held as
     records.
 
@@ -64,6 +64,8 @@ class Dataset:
     (``a + b``). A Dataset is re-iterable and immutable: ``split`` and ``sample`` return
     views that read the same source again, so a file never has to fit in memory.
     """
+
+    other_names: ClassVar[dict[str, tuple[str, str]]] = DATASET_NAMES
 
     def __init__(self, source: Source, kind: ExampleKind | None = None) -> None:
         if not isinstance(source, _SOURCES):
@@ -419,12 +421,6 @@ class Dataset:
             if settle_kind:
                 kind = kind or example.kind
             yield position, example
-
-    if not TYPE_CHECKING:  # to a type checker, a Dataset has only the attributes it defines
-
-        def __getattr__(self, name: str) -> Any:
-            """``ds.train_test_split`` and the like: told what does it here."""
-            raise missing_attribute(self, name)
 
     @overload
     def __getitem__(self, index: int) -> Example: ...
