@@ -156,6 +156,30 @@ def test_missing_file_is_a_dataset_error(tmp_path: Path) -> None:
         ft.Dataset.from_jsonl(tmp_path)
 
 
+def test_a_url_a_blank_name_or_one_with_blanks_around_it_is_told_what_it_is(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``from_jsonl("https://.../train.jsonl")`` said "https:/.../train.jsonl: no such file"
+    (one slash gone), ``""`` ".: is a folder", and a name pasted with a space after it
+    "train.jsonl : no such file" beside the file it meant."""
+    for url in ("https://example.com/train.jsonl", "hf://datasets/org/name/train.jsonl"):
+        for read in (ft.Dataset.from_jsonl, ft.Dataset.from_csv, ft.Dataset.from_parquet):
+            with pytest.raises(ft.DatasetError) as caught:
+                read(url)
+            assert str(caught.value).startswith(f"{url}: is a URL, and a dataset is read from")
+            assert "ft.Dataset.from_hf(datasets.load_dataset('org/name'" in str(caught.value)
+    with pytest.raises(ft.DatasetError, match=r"^no file named: give the path of a JSON file$"):
+        ft.Dataset.from_json(" ")
+    path = write_jsonl(tmp_path / "train.jsonl", [chat(i) for i in range(3)])
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ft.DatasetError) as caught:
+        ft.Dataset.from_jsonl("train.jsonl ")
+    assert str(caught.value) == (
+        "train.jsonl : no such file: the name has blanks around it; 'train.jsonl' is one"
+    )
+    assert len(ft.Dataset.from_jsonl(path.as_uri())) == 3  # file:///...: the file itself
+
+
 @needs_tiktoken
 def test_a_file_that_is_not_jsonl_at_all_is_named_as_what_it_is(
     chat_file: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any, Protocol
@@ -28,6 +29,9 @@ __all__ = [
     "refuse_if_changed",
     "regular_file",
 ]
+
+
+_URL = re.compile(r"[A-Za-z][A-Za-z0-9+.-]+://")  # https://, hf://, s3://
 
 
 class Source(Protocol):
@@ -105,6 +109,20 @@ def file_stamp(path: str) -> tuple[int, int, int] | None:
 def regular_file(path: str | os.PathLike[str], what: str) -> Path:
     """``path`` (``~`` as the home folder) when it names a regular file, which can be read
     on every pass; else a ``DatasetError`` saying what it is instead."""
+    if not str(path).strip():
+        raise DatasetError(f"no file named: give the path of {what}")
+    if str(path).startswith("file://"):
+        from urllib.parse import urlsplit
+        from urllib.request import url2pathname  # 20 ms to import: only for such a URL
+
+        path = url2pathname(urlsplit(str(path)).path)
+    elif _URL.match(str(path)):
+        raise DatasetError(
+            "is a URL, and a dataset is read from a file on this machine: download it first; "
+            "a Hugging Face Hub dataset: ft.Dataset.from_hf(datasets.load_dataset('org/name', "
+            "split='train'))",
+            file=str(path),
+        )
     file = Path(path).expanduser()
     if file.is_dir():
         raise DatasetError(f"is a folder, not {what}; name the file", file=str(file))
@@ -119,6 +137,12 @@ def regular_file(path: str | os.PathLike[str], what: str) -> Path:
             raise DatasetError(
                 "standard input is read once, and a dataset is read more than once: "
                 "save it to a file and name that",
+                file=str(file),
+            )
+        trimmed = Path(str(path).strip()).expanduser()
+        if trimmed.is_file():
+            raise DatasetError(
+                f"no such file: the name has blanks around it; {str(trimmed)!r} is one",
                 file=str(file),
             )
         raise DatasetError("no such file; check the path", file=str(file))
