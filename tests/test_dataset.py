@@ -156,6 +156,40 @@ def test_missing_file_is_a_dataset_error(tmp_path: Path) -> None:
         ft.Dataset.from_jsonl(tmp_path)
 
 
+def test_deduplicated_keeps_the_first_of_each_example_at_its_line(tmp_path: Path) -> None:
+    """Validation warned of each ``duplicate_example`` and nothing took them out: a user
+    rebuilt the file by hand (``ds.drop_duplicates()`` was an AttributeError)."""
+    pair = {
+        "input": [{"role": "user", "content": "Hi"}],
+        "chosen": [{"role": "assistant", "content": "Hello."}],
+    }
+    rows = [
+        chat(0),
+        chat(1),
+        chat(0),  # line 3: a repeat
+        "{not json",  # line 4: unreadable, kept for validation to report
+        {
+            **chat(1),
+            "messages": [*chat(1)["messages"][:-1], {**chat(1)["messages"][-1], "weight": 0}],
+        },
+        chat(1),  # line 6: a repeat
+    ]
+    path = write_jsonl(tmp_path / "train.jsonl", rows)
+    kept = ft.Dataset.from_jsonl(path).deduplicated()
+    assert [item.line for item in kept.items()] == [1, 2, 4, 5]  # a weight makes another example
+    report = validate(kept, target="hf", model="m")
+    assert "duplicate_example" not in report.counts and report.counts["invalid_json"] == 1
+    assert (
+        "duplicate_example" in validate(ft.Dataset.from_jsonl(path), target="hf", model="m").counts
+    )
+    pairs = [
+        {**pair, "rejected": [{"role": "assistant", "content": "Go away."}]},
+        {**pair, "rejected": [{"role": "assistant", "content": "What?"}]},  # another pair
+        {**pair, "rejected": [{"role": "assistant", "content": "Go away."}]},
+    ]
+    assert len(ft.Dataset.from_records(pairs).deduplicated()) == 2
+
+
 def test_a_url_a_blank_name_or_one_with_blanks_around_it_is_told_what_it_is(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -894,7 +928,7 @@ def test_pandas_method_names_are_told_what_does_it_here() -> None:
     told = {
         "head": "that is pandas' name; here, ds[:5] is a view of the first rows",
         "to_dict": "[e.model_dump(exclude_none=True) for e in ds] gives the examples as dicts",
-        "drop_duplicates": "tuner.validate(ds) names each duplicate by its line",
+        "drop_duplicates": "ds.deduplicated() is a view without the repeats of an earlier",
     }
     for name, cure in told.items():
         with pytest.raises(AttributeError) as caught:

@@ -39,10 +39,7 @@ _PANDAS = {
     "iloc": "ds[i] is one example, ds[100:200] a view of those rows",
     "to_dict": "[e.model_dump(exclude_none=True) for e in ds] gives the examples as dicts",
     "to_csv": "ds.to_jsonl(path) writes it (ds.to_pandas() gives a DataFrame)",
-    "drop_duplicates": (
-        "a Dataset keeps every row; tuner.validate(ds) names each duplicate by its line "
-        "(duplicate_example)"
-    ),
+    "drop_duplicates": "ds.deduplicated() is a view without the repeats of an earlier example",
 }
 
 

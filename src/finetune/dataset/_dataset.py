@@ -25,6 +25,7 @@ from finetune.dataset._formats import (
     detect_kind,
     formatter,
     parse_example,
+    repeats,
     split_turns,
 )
 from finetune.dataset._json_array import JsonArraySource, is_json_document
@@ -379,6 +380,13 @@ class Dataset(OtherNames):
         readable = self._examples_by_position(self._declared, settle_kind=False)
         dropped = frozenset(at for at, example in readable if split_turns(example) in seen)
         return self._subset(dropped, keep=False, tag="excluding")
+
+    def deduplicated(self) -> Dataset:
+        """A view without the repeats of an earlier example (alike in every field: turns,
+        weights, tools, images), the first of each kept in its place: what validation warns
+        of as ``duplicate_example``. Unreadable rows are kept, for validation to report."""
+        readable = self._examples_by_position(self._declared, settle_kind=False)
+        return self._subset(frozenset(repeats(readable)), keep=False, tag="deduplicated")
 
     def filter(self, keep: Callable[[Example], object]) -> Dataset:
         """A view of the examples for which ``keep(example)`` is true, in the source's order

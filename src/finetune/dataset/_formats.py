@@ -6,7 +6,7 @@ import functools
 import hashlib
 import json
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any, Literal, get_args
 
 from pydantic import TypeAdapter, ValidationError
@@ -70,6 +70,7 @@ __all__ = [
     "formatter",
     "is_empty",
     "parse_example",
+    "repeats",
     "split_turns",
     "to_format",
     "turns_digest",
@@ -559,6 +560,17 @@ def turns_digest(turns: Turns) -> bytes:
     rows among the evaluated ones without keeping the rows themselves."""
     text = json.dumps(turns, ensure_ascii=False, separators=(",", ":"))
     return hashlib.blake2b(text.encode(), digest_size=TURNS_DIGEST_SIZE).digest()
+
+
+def repeats(examples: Iterable[tuple[int, Example]]) -> Iterator[int]:
+    """The positions of the examples equal in every field to an earlier one (by a digest of
+    their JSON: 16 bytes kept an example, not the example)."""
+    seen: set[bytes] = set()
+    for position, example in examples:
+        digest = hashlib.blake2b(example.model_dump_json().encode(), digest_size=16).digest()
+        if digest in seen:
+            yield position
+        seen.add(digest)
 
 
 def _pairs(messages: Sequence[Message]) -> tuple[tuple[str, str], ...]:
