@@ -41,8 +41,6 @@ _PANDAS = {
     "to_csv": "ds.to_jsonl(path) writes it (ds.to_pandas() gives a DataFrame)",
     "drop_duplicates": "ds.deduplicated() is a view without the repeats of an earlier example",
 }
-
-
 DATASET_NAMES = {
     **{name: ("Hugging Face datasets'", meant) for name, meant in _DATASETS.items()},
     **{name: ("pandas'", meant) for name, meant in _PANDAS.items()},
@@ -54,7 +52,6 @@ def _told(meanings: dict[str, tuple[str, ...]]) -> dict[str, tuple[str, str]]:
     return {name: ("", meant) for meant, names in meanings.items() for name in names}
 
 
-_JOBS = "tuner.jobs() lists this machine's jobs, tuner.remote_jobs() the provider's"
 # the providers' SDKs' names (OpenAI's, Together's, Mistral's) and TRL's, as users type them
 TUNER_NAMES = _told(
     {
@@ -72,7 +69,10 @@ TUNER_NAMES = _told(
             "get",
             "get_job",
         ),
-        _JOBS: ("list", "list_jobs"),
+        "tuner.jobs() lists this machine's jobs, tuner.remote_jobs() the provider's": (
+            "list",
+            "list_jobs",
+        ),
         "tuner.job(job_id).cancel() cancels a job": ("cancel",),
         "ft.evaluate(dataset, {'tuned': job.model, 'base': tuner.base_model}, metrics=[...]) "
         "compares the models": ("evaluate",),
