@@ -170,7 +170,8 @@ RULES: dict[str, tuple[str, str]] = {
     ),
     "duplicate_example": (
         "warning",
-        "The same example appears more than once (texts, images, tool calls and tools alike).",
+        "The same example appears more than once (texts, images, tool calls and tools alike): "
+        "`ds.deduplicated()` takes the repeats out.",
     ),
     "near_duplicate_example": (
         "warning",
