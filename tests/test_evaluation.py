@@ -2145,6 +2145,25 @@ def test_a_judge_over_http_serves_one_evaluation_after_another(tmp_path: Path) -
     assert len(chats) == 8 * 3
 
 
+def test_a_predictor_asked_in_one_asyncio_run_after_another_answers_and_closes(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """``apredict`` in a script's second ``asyncio.run`` went through the client of the
+    first, whose loop had ended, and ``aclose`` then raised "Event loop is closed"."""
+    import asyncio
+    import gc
+
+    with OpenAIFake() as fake:
+        fake.chat_responder = lambda model, messages: "Paris"
+        model = ft.evaluation.OpenAIPredictor("m", api_key=fake.api_key, base_url=fake.base_url)
+        asked = [{"role": "user", "content": "Capital of France?"}]
+        answers = [asyncio.run(model.apredict(asked)) for _ in range(3)]
+        asyncio.run(model.aclose())
+        gc.collect()
+    assert answers == ["Paris"] * 3
+    assert [r.getMessage() for r in caplog.records if r.levelname == "ERROR"] == []
+
+
 def test_a_judge_cut_short_before_its_verdict_is_told_which_limit_to_raise() -> None:
     """A judge that reasons first, cut at ``max_tokens``, was told to "use a judge model
     that follows the instruction", which it did, given room."""

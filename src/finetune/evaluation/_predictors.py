@@ -18,6 +18,7 @@ from finetune._errors import (
 from finetune._loop import returned, without_waiting
 from finetune._numbers import is_real, is_whole
 from finetune.backends import backend_class
+from finetune.backends._clients import OwnedClient
 from finetune.backends.http import key_and_url, retrying
 from finetune.evaluation._callable import CallablePredictor
 from finetune.evaluation._lineage import api_trained_on
@@ -185,8 +186,7 @@ class OpenAIPredictor:
         self.base_url: str = url
         self._key_hint = _key_hint("OPENAI_API_KEY" if api_key is None else None, self.base_url)
         self._client = client
-        self._async_client = async_client
-        self._own_async = async_client is None
+        self._async_client = OwnedClient(self._new_async_client, _close, async_client)
         self.name: str = _sampled_name(
             "openai", self.base_url, model, temperature, max_tokens, seed
         ) + (":completions" if self.api == "completions" else "")
@@ -224,9 +224,11 @@ class OpenAIPredictor:
         """The reply (or the tools it calls), through an async client made in the running
         loop; a sampling parameter the model refuses is renamed or dropped, as in
         ``predict``."""
-        if self._async_client is None:
-            self._async_client = _openai().AsyncOpenAI(**self._options())
-        return await self._ask(self._endpoint(self._async_client).create, messages, tools)
+        client = self._async_client.get()
+        return await self._ask(self._endpoint(client).create, messages, tools)
+
+    def _new_async_client(self) -> Any:
+        return _openai().AsyncOpenAI(**self._options())
 
     def _endpoint(self, client: Any) -> Any:
         return client.completions if self.api == "completions" else client.chat.completions
@@ -282,10 +284,9 @@ class OpenAIPredictor:
         return _marked(text, choices[0], self._max_tokens)
 
     async def aclose(self) -> None:
-        """Close the async client this predictor made (before its event loop ends)."""
-        if self._own_async and self._async_client is not None:
-            client, self._async_client = self._async_client, None
-            await client.close()
+        """Close the async client this predictor made (before its event loop ends; one made
+        in an event loop that has ended is made again in the next)."""
+        await self._async_client.aclose()
 
 
 APIS = ("chat", "completions")
@@ -474,6 +475,10 @@ def retrying_a_model(attempts: int) -> AsyncRetrying:
     """The retries of a prediction or of a judge's request: the one policy, from 0.25 s up
     to 8 s between tries, as ``blocking_call_with_retries`` waits for a judge asked alone."""
     return retrying(attempts, first=0.25, cap=8.0)
+
+
+async def _close(client: Any) -> None:
+    await client.close()
 
 
 async def close_predictors(predictors: Iterable[Predictor]) -> None:
