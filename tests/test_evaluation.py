@@ -2149,18 +2149,24 @@ def test_a_predictor_asked_in_one_asyncio_run_after_another_answers_and_closes(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     """``apredict`` in a script's second ``asyncio.run`` went through the client of the
-    first, whose loop had ended, and ``aclose`` then raised "Event loop is closed"."""
+    first, whose loop had ended: "unexpected answer to call: RuntimeError: Event loop is
+    closed" (OpenAI's and Mistral's)."""
     import asyncio
     import gc
 
-    with OpenAIFake() as fake:
-        fake.chat_responder = lambda model, messages: "Paris"
-        model = ft.evaluation.OpenAIPredictor("m", api_key=fake.api_key, base_url=fake.base_url)
-        asked = [{"role": "user", "content": "Capital of France?"}]
-        answers = [asyncio.run(model.apredict(asked)) for _ in range(3)]
-        asyncio.run(model.aclose())
+    asked = [{"role": "user", "content": "Capital of France?"}]
+    answers = []
+    with OpenAIFake() as fake, MistralFake() as mistral:
+        fake.chat_responder = mistral.chat_responder = lambda model, messages: "Paris"
+        for model in (
+            ft.evaluation.OpenAIPredictor("m", api_key=fake.api_key, base_url=fake.base_url),
+            MistralPredictor("m", api_key=mistral.api_key, server_url=mistral.base_url),
+        ):
+            answers += [model.predict(asked)]  # a blocking call first: no loop to bind to
+            answers += [asyncio.run(model.apredict(asked)) for _ in range(3)]
+            asyncio.run(model.aclose())
         gc.collect()
-    assert answers == ["Paris"] * 3
+    assert answers == ["Paris"] * 8
     assert [r.getMessage() for r in caplog.records if r.levelname == "ERROR"] == []
 
 

@@ -26,9 +26,9 @@ class OwnedClient(Generic[ClientT]):
 
     A client given to the backend is its owner's: used as it is, never closed or replaced.
     One made here is made again where its connections cannot be used: in a forked child
-    (they are the parent's, left alone) and once the event loop it was made in has ended (a
-    script's earlier ``asyncio.run``, a test's loop): the old one is then marked closed, so
-    that nothing tries to close it again on a loop it does not belong to.
+    (they are the parent's, left alone) and once the event loop it was first used in has
+    ended (a script's earlier ``asyncio.run``, a test's loop): the old one is then marked
+    closed, so that nothing tries to close it again on a loop it does not belong to.
     """
 
     def __init__(
@@ -51,7 +51,9 @@ class OwnedClient(Generic[ClientT]):
             self._client = None
         if self._client is None:
             self._client = self._make()
-            self._pid, self._loop = os.getpid(), _running_loop()
+            self._pid, self._loop = os.getpid(), None
+        if self._loop is None:  # the loop of its first use in one (a sync call's is none)
+            self._loop = _running_loop()
         return self._client
 
     def _left_behind(self) -> bool:

@@ -393,9 +393,7 @@ class MistralPredictor:
         )
         self.server_url: str = url
         self._key_hint = _key_hint("MISTRAL_API_KEY" if api_key is None else None, self.server_url)
-        if client is None:
-            client = _mistral_class()(api_key=self._key, server_url=self.server_url)
-        self._client = client
+        self._client = OwnedClient(self._new_client, _close_mistral, client)
         self.model = model
         self.name: str = _sampled_name(
             "mistral", self.server_url, model, temperature, max_tokens, seed
@@ -415,13 +413,22 @@ class MistralPredictor:
         text = format_tool_calls(calls) if calls else _mistral_text(choice.message.content)
         return _marked(text, choice, self._params["max_tokens"])
 
+    def _new_client(self) -> Any:
+        return _mistral_class()(api_key=self._key, server_url=self.server_url)
+
     def predict(self, messages: Messages, tools: Tools | None = None) -> str:
         """The reply (or the tools it calls), through a blocking call."""
-        return without_waiting(self._ask(returned(self._client.chat.complete), messages, tools))
+        complete = returned(self._client.get().chat.complete)
+        return without_waiting(self._ask(complete, messages, tools))
 
     async def apredict(self, messages: Messages, tools: Tools | None = None) -> str:
         """The reply (or the tools it calls), awaitable."""
-        return await self._ask(self._client.chat.complete_async, messages, tools)
+        return await self._ask(self._client.get().chat.complete_async, messages, tools)
+
+    async def aclose(self) -> None:
+        """Close the client this predictor made (before its event loop ends; one first used
+        in an event loop that has ended is made again in the next)."""
+        await self._client.aclose()
 
     async def _ask(
         self, complete: Callable[..., Awaitable[Any]], messages: Messages, tools: Tools | None
@@ -479,6 +486,12 @@ def retrying_a_model(attempts: int) -> AsyncRetrying:
 
 async def _close(client: Any) -> None:
     await client.close()
+
+
+async def _close_mistral(sdk: Any) -> None:
+    from finetune.backends.mistral._backend import close_sdk
+
+    await close_sdk(sdk)
 
 
 async def close_predictors(predictors: Iterable[Predictor]) -> None:

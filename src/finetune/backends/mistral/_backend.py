@@ -480,9 +480,13 @@ class MistralBackend(HostedBackend):
         await super().aclose()
 
     async def _close_client(self, client: Any) -> None:
-        """``mistralai.Mistral`` holds a blocking client and an async one: both closed."""
-        client.__exit__(None, None, None)
-        await client.__aexit__(None, None, None)
+        await close_sdk(client)
+
+
+async def close_sdk(sdk: Any) -> None:
+    """Close a ``mistralai.Mistral``: it holds a blocking client and an async one."""
+    sdk.__exit__(None, None, None)
+    await sdk.__aexit__(None, None, None)
 
 
 async def _close_http(http: httpx.AsyncClient) -> None:
