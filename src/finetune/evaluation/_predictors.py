@@ -393,6 +393,8 @@ class MistralPredictor:
         )
         self.server_url: str = url
         self._key_hint = _key_hint("MISTRAL_API_KEY" if api_key is None else None, self.server_url)
+        # the SDK's class looked up now: a missing one is told before any model is asked
+        self._sdk: Any = _mistral_class() if client is None else None
         self._client = OwnedClient(self._new_client, _close_mistral, client)
         self.model = model
         self.name: str = _sampled_name(
@@ -414,7 +416,7 @@ class MistralPredictor:
         return _marked(text, choice, self._params["max_tokens"])
 
     def _new_client(self) -> Any:
-        return _mistral_class()(api_key=self._key, server_url=self.server_url)
+        return self._sdk(api_key=self._key, server_url=self.server_url)
 
     def predict(self, messages: Messages, tools: Tools | None = None) -> str:
         """The reply (or the tools it calls), through a blocking call."""
