@@ -6,9 +6,9 @@ import asyncio
 import contextlib
 import os
 from collections.abc import Awaitable, Callable
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
-__all__ = ["OwnedClient"]
+__all__ = ["OwnedClient", "close_client"]
 
 ClientT = TypeVar("ClientT")
 
@@ -20,9 +20,15 @@ def _running_loop() -> asyncio.AbstractEventLoop | None:
         return None
 
 
+async def close_client(client: Any) -> None:
+    """An async client closed: its ``aclose()`` (httpx's), or else its coroutine ``close()``
+    (an SDK's)."""
+    await (getattr(client, "aclose", None) or client.close)()
+
+
 class OwnedClient(Generic[ClientT]):
     """A client (an SDK's, an httpx one) made by ``make`` when first asked for, closed by
-    ``close``.
+    ``close`` (``close_client`` unless told another way).
 
     A client given to the backend is its owner's: used as it is, never closed or replaced.
     One made here is made again where its connections cannot be used: in a forked child
@@ -34,8 +40,8 @@ class OwnedClient(Generic[ClientT]):
     def __init__(
         self,
         make: Callable[[], ClientT],
-        close: Callable[[ClientT], Awaitable[object]],
         given: ClientT | None = None,
+        close: Callable[[ClientT], Awaitable[object]] = close_client,
     ) -> None:
         self._make, self._close = make, close
         self._client = given

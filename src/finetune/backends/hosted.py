@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, TypedDict, TypeVar
 from finetune._errors import AuthenticationError, ServerError
 from finetune._namespace import PublicNames, public_names
 from finetune._numbers import is_real, is_whole
-from finetune.backends._clients import OwnedClient
+from finetune.backends._clients import OwnedClient, close_client
 from finetune.backends._masked_logs import mask_secrets_in_logs
 from finetune.backends.base import PLACEHOLDER_FILE, BaseBackend, JobRequest
 from finetune.backends.http import (
@@ -116,7 +116,7 @@ class HostedBackend(BaseBackend):
             url_variable=self.url_variable,
             default_url=self.default_url,
         )
-        self._client = OwnedClient(self._client_with_key, self._close_client, client)
+        self._client = OwnedClient(self._client_with_key, client, self._close_client)
         mask_secrets_in_logs(*self.logged_through)
         self.attempts: int = int(attempts)
         self._timeout = timeout
@@ -166,7 +166,7 @@ class HostedBackend(BaseBackend):
 
     async def _close_client(self, client: Any) -> None:
         """Close a client ``_new_client`` made (its ``aclose``, or a coroutine ``close``)."""
-        await (getattr(client, "aclose", None) or client.close)()
+        await close_client(client)
 
     def _map_error(self, error: BaseException, *, job_call: bool = False) -> Exception:
         """An exception of the SDK (or below it) as the matching error of ours."""

@@ -186,7 +186,7 @@ class OpenAIPredictor:
         self.base_url: str = url
         self._key_hint = _key_hint("OPENAI_API_KEY" if api_key is None else None, self.base_url)
         self._client = client
-        self._async_client = OwnedClient(self._new_async_client, _close, async_client)
+        self._async_client = OwnedClient(self._new_async_client, async_client)
         self.name: str = _sampled_name(
             "openai", self.base_url, model, temperature, max_tokens, seed
         ) + (":completions" if self.api == "completions" else "")
@@ -395,7 +395,7 @@ class MistralPredictor:
         self._key_hint = _key_hint("MISTRAL_API_KEY" if api_key is None else None, self.server_url)
         # the SDK's class looked up now: a missing one is told before any model is asked
         self._sdk: Any = _mistral_class() if client is None else None
-        self._client = OwnedClient(self._new_client, _close_mistral, client)
+        self._client = OwnedClient(self._new_client, client, _close_mistral)
         self.model = model
         self.name: str = _sampled_name(
             "mistral", self.server_url, model, temperature, max_tokens, seed
@@ -484,10 +484,6 @@ def retrying_a_model(attempts: int) -> AsyncRetrying:
     """The retries of a prediction or of a judge's request: the one policy, from 0.25 s up
     to 8 s between tries, as ``blocking_call_with_retries`` waits for a judge asked alone."""
     return retrying(attempts, first=0.25, cap=8.0)
-
-
-async def _close(client: Any) -> None:
-    await client.close()
 
 
 async def _close_mistral(sdk: Any) -> None:

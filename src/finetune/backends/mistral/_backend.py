@@ -179,7 +179,7 @@ class MistralBackend(HostedBackend):
             connection["first_wait"] = retry_wait
         super().__init__(**connection)
         self._dry_run = estimate_dry_run
-        self._http = OwnedClient(self._new_http_client, _close_http, http_client)
+        self._http = OwnedClient(self._new_http_client, http_client)
         self.allow_closed_provider = allow_closed_provider
 
     def __repr__(self) -> str:
@@ -487,10 +487,6 @@ async def close_sdk(sdk: Any) -> None:
     """Close a ``mistralai.Mistral``: it holds a blocking client and an async one."""
     sdk.__exit__(None, None, None)
     await sdk.__aexit__(None, None, None)
-
-
-async def _close_http(http: httpx.AsyncClient) -> None:
-    await http.aclose()
 
 
 def _cancel_seen(job: Job) -> bool:
