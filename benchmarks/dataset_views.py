@@ -14,10 +14,11 @@ from __future__ import annotations
 import argparse
 import json
 import tempfile
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+
+from _timing import best_of
 
 
 def write_rows(path: Path, rows: int) -> None:
@@ -33,16 +34,6 @@ def write_rows(path: Path, rows: int) -> None:
                 ]
             }
             handle.write(json.dumps(row) + "\n")
-
-
-def best_of(repeat: int, work: Callable[[], Any]) -> float:
-    """The fastest of ``repeat`` runs of ``work``, in seconds."""
-    times = []
-    for _ in range(repeat):
-        began = time.perf_counter()
-        work()
-        times.append(time.perf_counter() - began)
-    return min(times)
 
 
 def main() -> None:

@@ -24,15 +24,15 @@ import json
 import logging
 import os
 import tempfile
-import time
-from collections.abc import Callable
 from pathlib import Path
+
+from _timing import best_of
 
 import finetune as ft
 from finetune._fit import FitPlan, keep_training_rows
 from finetune.dataset._formats import split_turns
+from finetune.evaluation._overlap import notes_on_what_was_trained_on, what_was_trained_on
 from finetune.evaluation._predictors import trained_on
-from finetune.evaluation._run import _learned, _notes_on_what_was_trained_on
 
 
 def row(i: int) -> dict[str, object]:
@@ -55,16 +55,8 @@ def local_job(folder: Path, rows: int) -> str:
     (job / "config.json").write_text(
         json.dumps({"job_id": job.name, "training_file": str(training)})
     )
+    (job / "status.json").write_text(json.dumps({"status": "succeeded"}))
     return str(job / "model")
-
-
-def best_of(repeat: int, run: Callable[[], object]) -> float:
-    times = []
-    for _ in range(repeat):
-        started = time.perf_counter()
-        run()
-        times.append(time.perf_counter() - started)
-    return min(times)
 
 
 def measure(rows: int, evaluated: int, repeat: int) -> str:
@@ -81,7 +73,8 @@ def measure(rows: int, evaluated: int, repeat: int) -> str:
         keys = {key: index for index, key in enumerate(turns)}
 
         def check_overlap() -> list[str]:
-            return _notes_on_what_was_trained_on(candidates, {}, keys, turns)
+            learned = what_was_trained_on(candidates, {}, keys)
+            return notes_on_what_was_trained_on(learned, len(turns))
 
         notes = check_overlap()
         assert f"{evaluated // 2} of the {evaluated}" in notes[0], notes
@@ -113,8 +106,8 @@ def measure_digests(rows: int, evaluated: int, repeat: int) -> str:
         keys = {split_turns(e): i for i, e in enumerate(ft.Dataset.from_records(asked))}
         tuned = ft.ModelRef(backend="openai", name="ft:m", job_id="ftjob-1")
         os.environ["FINETUNE_REGISTRY"] = str(registry.path)
-        assert len(_learned(tuned, {}, keys)) == evaluated // 2
-        lookup = best_of(repeat, lambda: _learned(tuned, {}, keys))
+        assert len(what_was_trained_on({"tuned": tuned}, {}, keys)["tuned"]) == evaluated // 2
+        lookup = best_of(repeat, lambda: what_was_trained_on({"tuned": tuned}, {}, keys))
     return (
         f"| {rows:,} | {baseline:.2f} | {kept:.2f} | {kept / baseline:.2f}x | "
         f"{rows * 8 / 1e6:.2f} MB | {lookup * 1000:.1f} ms |"
