@@ -2,12 +2,14 @@ from __future__ import annotations
 
 import csv
 import json
+import logging
 import os
 import re
 import shlex
 import subprocess
 import sys
 import time
+import warnings
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -1074,6 +1076,7 @@ def test_tiny_demo_prints_the_three_way_comparison(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     pytest.importorskip("trl")
+    as_it_was = _logging_state()
     (tmp_path / "notes.txt").write_text("mine")
     assert main(["demo", "--tiny", "--output", str(tmp_path / "notes.txt")]) == 2
     assert "notes.txt is a file; the demo writes a folder" in capsys.readouterr().err  # [Errno 17]
@@ -1091,6 +1094,24 @@ def test_tiny_demo_prints_the_three_way_comparison(
     assert "re-attached" not in out
     assert main(["demo", "--tiny", "--output", str(demo)]) == 0  # trained once is enough
     assert f"re-attached to {command[2]}, trained by an earlier run" in capsys.readouterr().out
+    # quiet while it ran, and as it was after: the finetune logger was left at ERROR, and
+    # transformers' bars off, for whatever the process (a tool, the next test) did next
+    assert _logging_state() == as_it_was
+
+
+def _logging_state() -> tuple[int, int, bool, bool]:
+    from transformers.utils import logging as transformers_logging
+
+    def hides_transformers_future_warnings(rule: Any) -> bool:
+        action, _, category, module, _ = rule
+        return action == "ignore" and category is FutureWarning and "transformers" in str(module)
+
+    return (
+        logging.getLogger("finetune").level,
+        transformers_logging.get_verbosity(),
+        transformers_logging.is_progress_bar_enabled(),
+        any(hides_transformers_future_warnings(rule) for rule in warnings.filters),
+    )
 
 
 @needs_tiktoken

@@ -7,11 +7,12 @@ model and with a few-shot prompt of it, on held-out rows, with confidence interv
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import time
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -48,17 +49,42 @@ _TINY = _Recipe(
 )
 
 
-def _quiet_libraries() -> None:
+@contextlib.contextmanager
+def _quiet_libraries() -> Iterator[None]:
+    """transformers' warnings, info lines and bars, and finetune's own log lines, off while
+    the demo runs (it says what it does itself), and as they were once it ends: a tool that
+    runs ``finetune.cli.main(["demo"])`` in its own process keeps its logging."""
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    warnings.filterwarnings("ignore", category=FutureWarning, module="transformers")
-    try:
-        import transformers
+    library = logging.getLogger("finetune")
+    level = library.level
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", category=FutureWarning, module="transformers")
+        restore = _quiet_transformers()
+        library.setLevel(logging.ERROR)
+        try:
+            yield
+        finally:
+            library.setLevel(level)
+            restore()
 
-        transformers.logging.set_verbosity_error()
-        transformers.logging.disable_progress_bar()
+
+def _quiet_transformers() -> Callable[[], None]:
+    """transformers' info lines and bars off; what turns them back as they were."""
+    try:
+        from transformers.utils import logging as transformers_logging
     except ImportError:
-        pass
-    logging.getLogger("finetune").setLevel(logging.ERROR)
+        return lambda: None
+    verbosity = transformers_logging.get_verbosity()
+    bars = transformers_logging.is_progress_bar_enabled()
+    transformers_logging.set_verbosity_error()
+    transformers_logging.disable_progress_bar()
+
+    def restore() -> None:
+        transformers_logging.set_verbosity(verbosity)
+        if bars:
+            transformers_logging.enable_progress_bar()
+
+    return restore
 
 
 def _base_model(
@@ -81,6 +107,7 @@ def _base_model(
     return str(found), f"{SMOLLM2['name']} (Q4_1 GGUF from PyPI {SMOLLM2['package']})"
 
 
+@_quiet_libraries()
 def run_demo(
     output_dir: str | os.PathLike[str],
     *,
@@ -100,7 +127,6 @@ def run_demo(
 
     if tiny and model is not None:
         raise ValueError("tiny=True builds its own base model: give model= or tiny=True, not both")
-    _quiet_libraries()
     started = time.perf_counter()
     out = Path(output_dir).expanduser()
     if out.exists() and not out.is_dir():
