@@ -427,8 +427,8 @@ def test_transformers_bars_stay_off_in_a_log_until_the_last_user_is_done() -> No
     from finetune._progress import no_library_bars_in_a_log
 
     was_on = transformers_logging.is_progress_bar_enabled()
-    transformers_logging.enable_progress_bar()  # as a process starts (`finetune demo`, run in
-    try:  # an earlier test of this worker, turns them off for its whole process)
+    transformers_logging.enable_progress_bar()  # as a process starts, whatever an earlier
+    try:  # test of this worker left them as
         first, second = no_library_bars_in_a_log(), no_library_bars_in_a_log()
         first.__enter__()
         second.__enter__()
