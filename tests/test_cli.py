@@ -1099,6 +1099,19 @@ def test_tiny_demo_prints_the_three_way_comparison(
     assert _logging_state() == as_it_was
 
 
+def test_the_demo_keeps_the_warning_filters_its_imports_add() -> None:
+    """Restoring the warning filters wholesale would drop those torch and numpy add as they
+    are imported during the demo, along with the demo's own."""
+    from finetune.demo._run import _no_future_warnings_of_transformers
+
+    with warnings.catch_warnings():  # this test's own filters go when it ends
+        with _no_future_warnings_of_transformers():
+            warnings.filterwarnings("ignore", "a library's own", UserWarning, "somelib")
+        found = [(f[0], getattr(f[1], "pattern", None), f[2], f[3]) for f in warnings.filters]
+    assert ("ignore", "a library's own", UserWarning, re.compile("somelib")) in found
+    assert not any(rule[2] is FutureWarning and "transformers" in str(rule[3]) for rule in found)
+
+
 def _logging_state() -> tuple[int, int, bool, bool]:
     from transformers.utils import logging as transformers_logging
 

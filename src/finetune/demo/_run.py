@@ -57,15 +57,35 @@ def _quiet_libraries() -> Iterator[None]:
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     library = logging.getLogger("finetune")
     level = library.level
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", category=FutureWarning, module="transformers")
-        restore = _quiet_transformers()
-        library.setLevel(logging.ERROR)
-        try:
+    restore = _quiet_transformers()
+    library.setLevel(logging.ERROR)
+    try:
+        with _no_future_warnings_of_transformers():
             yield
-        finally:
-            library.setLevel(level)
-            restore()
+    finally:
+        library.setLevel(level)
+        restore()
+
+
+@contextlib.contextmanager
+def _no_future_warnings_of_transformers() -> Iterator[None]:
+    """transformers' FutureWarnings hidden while the block runs. The filters the libraries it
+    imports add (torch's, numpy's) stay once it ends, where ``catch_warnings`` alone would
+    drop them with ours."""
+    outside = list(warnings.filters)
+    added: list[Any] = []
+    try:
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", category=FutureWarning, module="transformers")
+            ours = warnings.filters[0]
+            try:
+                yield
+            finally:
+                added = [f for f in warnings.filters if f is not ours and f not in outside]
+    finally:
+        for action, message, category, module, line in reversed(added):
+            pattern, where = getattr(message, "pattern", ""), getattr(module, "pattern", "")
+            warnings.filterwarnings(action, pattern, category, where, line)
 
 
 def _quiet_transformers() -> Callable[[], None]:
