@@ -559,6 +559,14 @@ def test_an_estimate_is_priced_at_a_rate_given_and_says_how_when_it_knows_none(
     assert any("no provider bill" in note for note in local.notes)
 
 
+def test_an_estimate_of_too_few_examples_for_the_backend_says_a_fit_refuses_them() -> None:
+    tuner = ft.Tuner("fake", model="base-1", registry=False)  # OpenAI's rules: 10 or more
+    few = tuner.estimate(ft.Dataset.from_records([chat(i) for i in range(2)]))
+    assert few.notes[0].startswith("a fit refuses this data: 2 examples, and openai needs at")
+    with pytest.raises(ft.ValidationFailed, match="too_few_examples"):
+        tuner.fit(ft.Dataset.from_records([chat(i) for i in range(2)]))
+
+
 def test_pause_and_resume(namespace: str, train: ft.Dataset) -> None:
     """The registry follows each (``finetune jobs`` showed a paused job as running), and a
     job with no model is told what to do for one (a cancelled job was told to wait)."""

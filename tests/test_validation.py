@@ -789,6 +789,32 @@ def test_estimate_openai() -> None:
     assert fixed.epochs == 2
 
 
+def test_an_estimate_of_data_a_fit_refuses_for_too_few_examples_says_so() -> None:
+    """An estimate of 3 examples for OpenAI, which trains on 10 or more, priced the job
+    with no word that a fit would refuse the data before it starts."""
+    three = ft.Dataset.from_records([chat(i) for i in range(3)])
+    refused = (
+        "a fit refuses this data: 3 examples, and openai needs at least 10 (too_few_examples; "
+        "tuner.validate(), finetune validate, checks it all)"
+    )
+    counter = ft.validation.ApproximateCounter("")
+    by_name = estimate(three, target="openai", backend="openai", model=MODEL, token_counter=counter)
+    assert by_name.notes[0] == refused
+    own = ft.validation.Target("acme", frozenset({"chat"}), 4, None)  # a plugin's, unregistered
+    of_a_plugin = estimate(three, target=own, backend="acme", model="m", token_counter=counter)
+    assert of_a_plugin.notes[0] == refused.replace(
+        "openai needs at least 10", "acme needs at least 4"
+    )
+    enough = estimate(
+        ft.Dataset.from_records([chat(i) for i in range(10)]),
+        target="openai",
+        backend="openai",
+        model=MODEL,
+        token_counter=counter,
+    )
+    assert not any("refuses" in note for note in enough.notes)
+
+
 def test_an_estimate_counts_the_validation_set_and_says_what_it_could_not_read(
     tmp_path: Path,
 ) -> None:

@@ -192,7 +192,7 @@ class TunerView(OtherNames):
         chosen = self._require_model(model)
         figures = estimate(
             dataset,
-            target=self.backend.validation_rules().name,
+            target=self.backend.validation_rules(),
             backend=self.backend_name,
             model=chosen,
             hyperparameters=as_hyperparameters(hyperparameters),

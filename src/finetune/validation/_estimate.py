@@ -23,7 +23,7 @@ from finetune.validation._catalog import (
     validation_passes,
 )
 from finetune.validation._engine import context_limit_for, token_stats
-from finetune.validation._rules import first_non_text_part
+from finetune.validation._rules import TARGETS, Target, first_non_text_part
 from finetune.validation._tokens import ApproximateCounter, TokenCounter, counter_for
 
 if TYPE_CHECKING:
@@ -35,7 +35,7 @@ __all__ = ["estimate"]
 def estimate(
     dataset: Dataset,
     *,
-    target: str,
+    target: str | Target,
     backend: str,
     model: str,
     hyperparameters: Hyperparameters | None = None,
@@ -48,21 +48,26 @@ def estimate(
     """Exact tokens, epochs and billed tokens, priced from the versioned model table (or at
     ``price_per_million``); a local backend (``hosted=False``) has no provider bill. The
     ``validation`` set's tokens are counted, and billed where the provider bills its passes
-    over it (Together: ``n_evals``)."""
+    over it (Together: ``n_evals``). ``target`` is a rule set's name or a ``Target``: a
+    dataset with fewer examples than its minimum is noted as one a fit refuses."""
+    rules = target if isinstance(target, Target) else TARGETS.get(target)
+    name = target if isinstance(target, str) else target.name
     if price_per_million is not None:
         if not is_price(price_per_million):
             raise ValueError(f"price_per_million must be 0 or more, not {price_per_million!r}")
         price_per_million = float(price_per_million)
-    counter = token_counter or counter_for(target, model)
-    limit = context_limit_for(target, model, context_limit)
+    counter = token_counter or counter_for(name, model)
+    limit = context_limit_for(name, model, context_limit)
     tally = _Tally(dataset, counter, limit)
     counts = tally.counts
     stats = token_stats(counts)
     params = hyperparameters or Hyperparameters()
-    epochs, notes = _epochs(target, params, len(counts))
+    epochs, notes = _epochs(name, params, len(counts))
+    if rules is not None and len(counts) < rules.min_examples:
+        notes.insert(0, _too_few_note(rules, len(counts)))
     notes.extend(tally.notes())
     billed = stats["tokens_total"] * epochs
-    if bills_padding(target, params.extra):
+    if bills_padding(name, params.extra):
         billed, padding = _padded_bill(len(counts), epochs, params.extra, limit, billed)
         notes.append(padding)
     validation_tokens = passes = 0
@@ -71,30 +76,30 @@ def estimate(
         checked = _Tally(validation, counter, limit)
         images += checked.with_images
         validation_tokens = sum(checked.counts)
-        passes = validation_passes(target, params.extra, epochs)
+        passes = validation_passes(name, params.extra, epochs)
         billed += validation_tokens * passes
-        notes.append(_validation_note(target, validation_tokens, passes, hosted))
+        notes.append(_validation_note(name, validation_tokens, passes, hosted))
         notes.extend(checked.notes(of=" of the validation set"))
     if images and hosted:
         notes.append(
             f"{counted(images, 'example')} {'shows' if images == 1 else 'show'} images, which "
             "these tokens leave out: "
-            f"{target} bills each image by its size, so the billed tokens and cost are a floor"
+            f"{name} bills each image by its size, so the billed tokens and cost are a floor"
         )
-    info: dict[str, Any] = model_info(target, model) or {}
+    info: dict[str, Any] = model_info(name, model) or {}
     price = price_per_million if price_per_million is not None else info.get("price")
     low = info.get("low", price) if price_per_million is None else price
     high = info.get("high", price) if price_per_million is None else price
-    dated, source = pricing(target)
+    dated, source = pricing(name)
     from_table = price_per_million is None and (price is not None or low is not None)
     if price is None and low is None:
-        notes.append(no_price_note(target, model, hosted))
+        notes.append(no_price_note(name, model, hosted))
     elif from_table:
-        notes.extend(old_prices_note(target, dated, source))
+        notes.extend(old_prices_note(name, dated, source))
     if not counter.exact:
         notes.append("token counts are approximate: " + getattr(counter, "reason", ""))
     if limit is None:
-        notes.append(unchecked_context_message(target, model))
+        notes.append(unchecked_context_message(name, model))
     return CostEstimate(
         backend=backend,
         model=model,
@@ -190,6 +195,14 @@ def _padded_bill(
         f"{rule}, filled or not: {counted(examples, 'example')} x {length} x "
         f"{counted(epochs, 'epoch')} = {billed} ({guessed}packing, the default, bills the "
         "examples' own tokens)"
+    )
+
+
+def _too_few_note(rules: Target, examples: int) -> str:
+    return (
+        f"a fit refuses this data: {counted(examples, 'example')}, and {rules.name} needs at "
+        f"least {rules.min_examples} (too_few_examples; tuner.validate(), finetune validate, "
+        "checks it all)"
     )
 
 
