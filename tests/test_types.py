@@ -270,6 +270,34 @@ def test_metric_series_says_its_latest_losses_and_tabulates_every_metric() -> No
     assert empty.empty and "train_loss" in empty.columns
 
 
+def test_metric_series_plots_its_losses_or_the_metrics_asked_for() -> None:
+    pytest.importorskip("matplotlib")
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from finetune._series import MetricSeries
+
+    series = MetricSeries(
+        [
+            ft.MetricPoint(step=1, train_loss=2.0, learning_rate=1e-4, extra={"grad_norm": 3.0}),
+            ft.MetricPoint(step=2, train_loss=1.5, valid_loss=1.75, learning_rate=5e-5),
+        ]
+    )
+    losses = series.plot()
+    drawn = {line.get_label(): line.get_xydata().tolist() for line in losses.get_lines()}
+    assert drawn == {"train_loss": [[1, 2.0], [2, 1.5]], "valid_loss": [[2, 1.75]]}
+    assert losses.get_ylabel() == "loss" and losses.get_legend() is not None
+    rate = series.plot(metrics="learning_rate")
+    assert [line.get_label() for line in rate.get_lines()] == ["learning_rate"]
+    assert rate.get_ylabel() == "value"
+    norm = series.plot(metrics=["grad_norm"])  # a provider's own, from extra
+    assert norm.get_lines()[0].get_xydata().tolist() == [[1, 3.0]]
+    with pytest.raises(KeyError, match=r"no metric 'lr'"):
+        series.plot(metrics=["lr"])
+    empty = MetricSeries([]).plot()  # a job that has not logged yet: axes, no legend
+    assert not empty.get_lines() and empty.get_legend() is None
+
+
 def test_a_metric_column_misspelt_is_an_error_not_a_column_of_nothing() -> None:
     """``column("trainloss")`` gave ``[None, None]``: a plot of nothing, without a word."""
     from finetune._series import MetricSeries

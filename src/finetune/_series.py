@@ -99,8 +99,12 @@ class MetricSeries(Sequence[MetricPoint]):
         columns = {name: self.column(name) for name in self.names}
         return pd.DataFrame(columns, index=steps, dtype="float64")
 
-    def plot(self, ax: Any = None) -> Any:
-        """Loss curves (train and validation) with matplotlib; returns the Axes."""
+    def plot(self, ax: Any = None, *, metrics: Sequence[str] = ("train_loss", "valid_loss")) -> Any:
+        """Loss curves (train and validation) with matplotlib, or the curves of ``metrics``
+        (``["learning_rate"]``, ``["grad_norm"]``: any of ``names``); returns the Axes."""
+        if isinstance(metrics, str):
+            metrics = [metrics]
+        columns = {name: self.column(name) for name in metrics}  # a misspelt one: KeyError
         try:
             import matplotlib.pyplot as plt
         except ImportError as exc:
@@ -108,12 +112,12 @@ class MetricSeries(Sequence[MetricPoint]):
         if ax is None:
             _, ax = plt.subplots(figsize=(6, 3.5))
         steps = [p.step for p in self._points]
-        for name in ("train_loss", "valid_loss"):
-            pairs = [(s, v) for s, v in zip(steps, self.column(name), strict=True) if v is not None]
+        for name, column in columns.items():
+            pairs = [(s, v) for s, v in zip(steps, column, strict=True) if v is not None]
             if pairs:
                 ax.plot([s for s, _ in pairs], [v for _, v in pairs], label=name)
         ax.set_xlabel("step")
-        ax.set_ylabel("loss")
+        ax.set_ylabel("loss" if all(name.endswith("_loss") for name in metrics) else "value")
         if ax.get_lines():  # no points yet: an empty plot, without matplotlib's warning
             ax.legend()
         return ax
