@@ -7,6 +7,7 @@ import math
 import re
 import sys
 import textwrap
+import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -161,6 +162,23 @@ def test_cancel_pause_resume(server: OpenAIFake) -> None:
     assert job.resume().status is ft.JobStatus.RUNNING
     assert job.cancel().status is ft.JobStatus.CANCELLED
     assert job.events()[-1].message == "Fine-tuning job cancelled"
+
+
+def test_a_job_without_a_result_file_has_the_metrics_its_events_logged(
+    server: OpenAIFake,
+) -> None:
+    """The result file comes once a job succeeds; before (or with none, cancelled) the
+    metric events so far are the series."""
+    server.phases = Phases(validating=0, queued=0, running=5)  # a step a second
+    job = tuner_for(server).fit(dataset())
+    deadline = time.monotonic() + 10
+    while not any(e.data for e in job.events()) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert job.cancel().status is ft.JobStatus.CANCELLED
+    logged = [e.data for e in job.events() if e.data]
+    metrics = job.metrics()
+    assert 1 <= len(metrics) < 5 and [p.step for p in metrics] == [d["step"] for d in logged]
+    assert metrics[0].train_loss == 2.0 and metrics[0].valid_loss is None
 
 
 def test_reattach_and_list(server: OpenAIFake) -> None:

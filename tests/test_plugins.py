@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import subprocess
 import sys
 import textwrap
@@ -250,3 +251,33 @@ def test_two_packages_naming_one_backend_are_an_error_naming_both(
     )
     ft.register_backend("acme", FakeBackend)  # the way out it names; conftest forgets it after
     assert isinstance(ft.Tuner("acme", model="m", registry=False).backend.wrapped, FakeBackend)
+
+
+async def test_a_dataset_in_a_providers_format_is_a_temporary_file_sync_or_async(
+    tmp_path: Path,
+) -> None:
+    """``provider_file`` and ``written`` hand a plugin the file ``to_jsonl`` would write, in
+    a folder of its own that is gone once the block ends, also when the block fails."""
+    import finetune as ft
+    from finetune.backends.http import provider_file, written
+
+    data = ft.Dataset.from_records([{"prompt": "2+2?", "completion": "4"}] * 2)
+    expected = data.to_jsonl(tmp_path / "openai.jsonl", format="openai").read_bytes()
+    with provider_file(data, "openai") as path:
+        assert path.name == "data.jsonl" and path.read_bytes() == expected
+    assert not path.parent.exists()
+    seen: list[Path] = []
+    with pytest.raises(RuntimeError, match="the upload failed"):
+        _upload_failing(provider_file(data, lambda example: {"n": 1}), seen)
+    assert seen and not seen[0].parent.exists()
+    async with written(data, "openai") as same:
+        assert same.read_bytes() == expected and same.parent != path.parent
+    assert not same.parent.exists()
+
+
+def _upload_failing(file: contextlib.AbstractContextManager[Path], seen: list[Path]) -> None:
+    with file as path:
+        text = path.read_text()
+        assert text == '{"n":1}\n' * 2  # a plugin's own format, compact
+        seen.append(path)
+        raise RuntimeError("the upload failed")
