@@ -1101,6 +1101,20 @@ def test_the_tools_offered_are_part_of_the_cache_key() -> None:
     assert PredictionCache.key("p", messages, [WEATHER_TOOL]) != plain
 
 
+def test_dicts_are_evaluated_as_from_records_reads_them() -> None:
+    """A list of dicts (what ``with_few_shot`` takes) failed with "no question and answer in
+    dict"; a row no reader knows is named by its place."""
+    rows = [{"prompt": f"What is {i} + 1?", "completion": str(i + 1)} for i in range(3)]
+    both = {"tuned": _answer, "base": lambda messages: "0"}
+    from_rows = ft.evaluate(rows, both, [m.exact_match], cache=False)
+    read = ft.evaluate(ft.Dataset.from_records(rows), both, [m.exact_match], cache=False)
+    assert from_rows.rows == read.rows and from_rows.scores("tuned") == [1.0, 1.0, 1.0]
+    judged = ft.evaluation.judge_pairwise(from_rows, rows, "tuned", "base", lambda m: "TIE")
+    assert judged.ties == 3
+    with pytest.raises(ft.DatasetError, match=r"the data to evaluate:2: record is a int"):
+        ft.evaluate([rows[0], 7], {"tuned": _answer}, [m.exact_match], cache=False)
+
+
 def test_pairwise_judge_swaps_positions_to_cancel_order_bias() -> None:
     def wrong(messages: list[dict[str, str]]) -> str:
         return "0"

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import inspect
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from finetune._errors import FinetuneError, did_you_mean, unexpected_keyword
@@ -14,10 +14,11 @@ from finetune.evaluation._lineage import model_of_job
 from finetune.evaluation._predictors import Predictor, model_named
 from finetune.evaluation._prompts import shows_non_text, uses_tools
 from finetune.evaluation.metrics import Metric, needs_reference
-from finetune.types import Example, Job
+from finetune.types import ChatExample, CompletionExample, Example, Job, PreferenceExample
 from finetune.validation._rules import first_tool_use
 
 __all__ = [
+    "as_examples",
     "as_models",
     "indexes",
     "metric_names",
@@ -33,6 +34,18 @@ __all__ = [
 def indexes(indices: list[int]) -> str:
     """The first five of ``indices``, as a message lists them (``1, 4, 9, ...``)."""
     return ", ".join(map(str, indices[:5])) + (", ..." if len(indices) > 5 else "")
+
+
+def as_examples(dataset: Iterable[Any]) -> list[Example]:
+    """The examples to evaluate: a ``Dataset``'s, or those given; rows that are not examples
+    yet (dicts, as ``with_few_shot`` takes them) read as ``ft.Dataset.from_records`` reads
+    them, one that no reader knows a ``DatasetError`` naming its place (from 1)."""
+    from finetune.dataset import Dataset
+
+    items = list(dataset)
+    if all(isinstance(item, ChatExample | CompletionExample | PreferenceExample) for item in items):
+        return items
+    return list(Dataset.from_records(items, name="the data to evaluate"))
 
 
 def refuse_unnamed_candidates(candidates: Mapping[Any, Any]) -> None:

@@ -5,13 +5,14 @@ from __future__ import annotations
 import asyncio
 import os
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any, TypedDict
 
 from finetune._errors import did_you_mean
 from finetune._loop import run_to_the_end
 from finetune.backends.http import excerpt
 from finetune.evaluation._cache import PredictionCache, open_cache
+from finetune.evaluation._checks import as_examples
 from finetune.evaluation._judging import Asking, Exchange, ask_all, no_verdict
 from finetune.evaluation._predictors import (
     Predictor,
@@ -70,7 +71,7 @@ def _vote(reply: str, *, guess: bool = False) -> float | None:
 
 async def ajudge_pairwise(
     result: EvalResult,
-    dataset: Iterable[Example],
+    dataset: Iterable[Example | Mapping[str, Any]],
     a: str,
     b: str,
     judge: Any,
@@ -127,7 +128,7 @@ class PairwiseOptions(TypedDict, total=False):
 
 def judge_pairwise(
     result: EvalResult,
-    dataset: Iterable[Example],
+    dataset: Iterable[Example | Mapping[str, Any]],
     a: str,
     b: str,
     judge: Any,
@@ -149,14 +150,14 @@ def judge_pairwise(
 
 def _both_orders(
     result: EvalResult,
-    dataset: Iterable[Example],
+    dataset: Iterable[Example | Mapping[str, Any]],
     a: str,
     b: str,
     grader: Predictor,
     rubric: str,
 ) -> list[Asking]:
     """The judge's two questions about each example, ``a``'s answer first, then ``b``'s."""
-    examples = list(dataset)
+    examples = as_examples(dataset)
     answers = _answers(result, examples, a, b)
     asked = []
     for index, example in enumerate(examples):

@@ -20,6 +20,7 @@ from finetune.dataset._formats import Turns, split_turns
 from finetune.evaluation._cache import PredictionCache, open_cache
 from finetune.evaluation._callable import takes_tools
 from finetune.evaluation._checks import (
+    as_examples,
     as_models,
     indexes,
     metric_names,
@@ -266,7 +267,7 @@ async def _predict(
 
 
 async def aevaluate(
-    dataset: Iterable[Example],
+    dataset: Iterable[Example | Mapping[str, Any]],
     candidates: Mapping[str, Any],
     metrics: Metrics,
     *,
@@ -278,6 +279,8 @@ async def aevaluate(
 ) -> EvalResult:
     """Predict every example with every candidate, score, and return an ``EvalResult``.
 
+    ``dataset`` is a ``Dataset`` or a list of examples, or of dicts, read as
+    ``ft.Dataset.from_records`` reads them.
     ``candidates`` maps a name to a ``ModelRef`` (``tuner.base_model``, ``job.model``,
     ``ref.with_few_shot(train, k)``, or its text ``"openai:gpt-4.1-mini"``), a job (read as
     its ``job.model``), a ``Predictor`` or a function ``messages -> str``.
@@ -353,7 +356,7 @@ class _Plan:
 
 
 def _plan(
-    dataset: Iterable[Example],
+    dataset: Iterable[Example | Mapping[str, Any]],
     candidates: Mapping[str, Any],
     metrics: list[Metric],
     options: Mapping[str, dict[str, Any]],
@@ -361,7 +364,7 @@ def _plan(
 ) -> _Plan:
     """The examples read, the candidates resolved and checked against them, and a task for
     each prediction, with its answer where the cache holds one."""
-    examples = list(dataset)
+    examples = as_examples(dataset)
     if not examples or not candidates:
         raise ValueError(
             "nothing to evaluate: give at least one example and one candidate, e.g. "
@@ -510,7 +513,7 @@ class EvaluateOptions(TypedDict, total=False):
 
 
 def evaluate(
-    dataset: Iterable[Example],
+    dataset: Iterable[Example | Mapping[str, Any]],
     candidates: Mapping[str, Any],
     metrics: Metrics,
     **options: Unpack[EvaluateOptions],
