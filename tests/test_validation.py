@@ -813,6 +813,12 @@ def test_an_estimate_of_data_a_fit_refuses_for_too_few_examples_says_so() -> Non
         token_counter=counter,
     )
     assert not any("refuses" in note for note in enough.notes)
+    dolly = {"instruction": "Sum them.", "context": "2 and 2", "response": "4"}
+    rows_of_no_kind = ft.Dataset.from_records([chat(i) for i in range(8)] + [dolly] * 2)
+    counted_as_validation_does = estimate(
+        rows_of_no_kind, target="openai", backend="openai", model=MODEL, token_counter=counter
+    )  # 10 rows: validate names the two rows that are no example, not too_few_examples
+    assert not any("refuses" in note for note in counted_as_validation_does.notes)
 
 
 def test_an_estimate_counts_the_validation_set_and_says_what_it_could_not_read(

@@ -63,8 +63,9 @@ def estimate(
     stats = token_stats(counts)
     params = hyperparameters or Hyperparameters()
     epochs, notes = _epochs(name, params, len(counts))
-    if rules is not None and len(counts) < rules.min_examples:
-        notes.insert(0, _too_few_note(rules, len(counts)))
+    rows = len(counts) + tally.unreadable + tally.kindless  # as validation counts them
+    if rules is not None and rows < rules.min_examples:
+        notes.insert(0, _too_few_note(rules, rows))
     notes.extend(tally.notes())
     billed = stats["tokens_total"] * epochs
     if bills_padding(name, params.extra):
