@@ -784,6 +784,37 @@ def test_llama_2_chat_text_is_read_as_its_conversation() -> None:
     ]
 
 
+def test_chatml_and_llama_3_chat_text_is_read_as_its_conversation() -> None:
+    """A ``text`` written in ChatML (Qwen's, SmolLM's template; sets formatted for them) or
+    in Llama 3's template was refused as plain text for language modeling."""
+    chatml = (
+        "<|im_start|>system\nBe brief.<|im_end|>\n<|im_start|>user\nHi?<|im_end|>\n"
+        "<|im_start|>assistant\nHello.\n\nHow can I help?<|im_end|>\n"
+    )
+    llama3 = (
+        "<|begin_of_text|><|start_header_id|>system<|end_header_id|>\n\nBe brief.<|eot_id|>"
+        "<|start_header_id|>user<|end_header_id|>\n\nWeather?<|eot_id|>"
+        '<|start_header_id|>ipython<|end_header_id|>\n\n{"sky": "clear"}<|eot_id|>'
+        "<|start_header_id|>assistant<|end_header_id|>\n\nClear.<|eot_id|>"
+    )
+    data = ft.Dataset.from_records([{"text": chatml}, {"text": llama3}])
+    assert [[(m.role, m.content) for m in example.messages] for example in data] == [
+        [("system", "Be brief."), ("user", "Hi?"), ("assistant", "Hello.\n\nHow can I help?")],
+        [
+            ("system", "Be brief."),
+            ("user", "Weather?"),
+            ("tool", '{"sky": "clear"}'),
+            ("assistant", "Clear."),
+        ],
+    ]
+    asked_only = "<|im_start|>user\nHi?<|im_end|>\n"  # no answer: plain text, as before
+    unknown = "<|im_start|>user\nHi?<|im_end|>\n<|im_start|>critic\nNo.<|im_end|>\n"
+    rows = [{"text": asked_only}, {"text": unknown + "<|im_start|>assistant\nYes.<|im_end|>"}]
+    report = validate(ft.Dataset.from_records(rows), target="hf", model="m")
+    assert [(f.code, f.line) for f in report.errors] == [("unknown_format", 1), ("unknown_role", 2)]
+    assert report.errors[1].field.startswith("text")
+
+
 def _turn(role: str, content: str) -> dict[str, str]:
     return {"role": role, "content": content}
 

@@ -74,15 +74,32 @@ _LLAMA2_EXCHANGE = re.compile(
 _LLAMA2_SYSTEM = re.compile(r"\s*<<SYS>>(.*?)<</SYS>>", re.DOTALL)
 
 
+# ChatML (Qwen's, SmolLM's, OpenHermes'), and Llama 3's chat template, written out: each turn
+# opened by its role's header, closed by the template's end-of-turn token
+_HEADED_TURNS = {
+    "<|im_start|>": re.compile(
+        r"<\|im_start\|>([A-Za-z_]+)[ \t]*\n?(.*?)(?:<\|im_end\|>|(?=<\|im_start\|>)|\Z)", re.DOTALL
+    ),
+    "<|start_header_id|>": re.compile(
+        r"<\|start_header_id\|>([A-Za-z_]+)<\|end_header_id\|>(.*?)"
+        r"(?:<\|eot_id\|>|<\|eom_id\|>|(?=<\|start_header_id\|>)|\Z)",
+        re.DOTALL,
+    ),
+}
+
+
 def is_transcript_text(data: dict[str, Any]) -> bool:
     """A row of one ``text``, a conversation's transcript as openassistant-guanaco writes it
-    (``### Human:`` first, and an ``### Assistant:`` turn) or as Llama 2's chat template
-    writes it (``[INST]`` first, and its ``[/INST]``)."""
+    (``### Human:`` first, and an ``### Assistant:`` turn), or as a chat template writes it:
+    Llama 2's (``[INST]`` first, and its ``[/INST]``), ChatML or Llama 3's (a turn's header
+    first, and an assistant turn's)."""
     text = data.get("text")
     if data.keys() != {"text"} or not isinstance(text, str):
         return False
     if _is_llama2(text):
         return "[/INST]" in text
+    if (headed := _headed(text)) is not None:
+        return any(role == "assistant" for role, _ in headed.findall(text))
     return text.lstrip().startswith("### Human:") and "### Assistant:" in text
 
 
@@ -90,11 +107,27 @@ def _is_llama2(text: str) -> bool:
     return text.lstrip().startswith(("<s>[INST]", "[INST]"))
 
 
+def _headed(text: str) -> re.Pattern[str] | None:
+    """The turns of the template whose header ``text`` opens with (after Llama 3's
+    ``<|begin_of_text|>``), or ``None``."""
+    start = text.lstrip().removeprefix("<|begin_of_text|>")
+    return next((turn for head, turn in _HEADED_TURNS.items() if start.startswith(head)), None)
+
+
 def _from_transcript(text: str) -> dict[str, Any]:
     if _is_llama2(text):
         return {"messages": _llama2_turns(text)}
+    if (headed := _headed(text)) is not None:
+        turns = headed.findall(text)
+        return {"messages": [_headed_message(role, said) for role, said in turns]}
     turns = transcript_turns(text, _GUANACO_TURN)
     return {"messages": [{**turn, "content": turn["content"].strip()} for turn in turns]}
+
+
+def _headed_message(role: str, said: str) -> dict[str, str]:
+    """A template's turn as a message: its role as ours (Llama 3.1's ``ipython`` a tool's
+    result; one we do not know kept, for validation to name)."""
+    return {"role": ROLE_SYNONYMS.get(role.lower(), role), "content": said.strip()}
 
 
 def _llama2_turns(text: str) -> list[dict[str, str]]:
