@@ -812,6 +812,10 @@ def test_chatml_and_llama_3_chat_text_is_read_as_its_conversation() -> None:
     rows = [{"text": asked_only}, {"text": unknown + "<|im_start|>assistant\nYes.<|im_end|>"}]
     report = validate(ft.Dataset.from_records(rows), target="hf", model="m")
     assert [(f.code, f.line) for f in report.errors] == [("unknown_format", 1), ("unknown_role", 2)]
+    assert report.errors[0].message.endswith(
+        "in ChatML, Llama 2's or Llama 3's chat template, or as guanaco's '### Human:' "
+        "transcript, is read once it has an assistant turn"
+    )
     assert report.errors[1].field.startswith("text")
 
 

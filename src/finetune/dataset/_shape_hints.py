@@ -26,7 +26,10 @@ def shape_hint(data: dict[str, Any]) -> str:
     if keys == {"text"}:
         return (
             "; a row of plain text is for language modeling, which finetune does not train: "
-            "write each example as a question and its answer (messages, or prompt and completion)"
+            "write each example as a question and its answer (messages, or prompt and "
+            "completion); a conversation written out in ChatML, Llama 2's or Llama 3's chat "
+            "template, or as guanaco's '### Human:' transcript, is read once it has an "
+            "assistant turn"
         )
     texts = sorted(k for k in keys if isinstance(data[k], str))
     if len(keys) == 2 and len(texts) == 2:
