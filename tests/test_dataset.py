@@ -784,9 +784,10 @@ def test_llama_2_chat_text_is_read_as_its_conversation() -> None:
     ]
 
 
-def test_chatml_and_llama_3_chat_text_is_read_as_its_conversation() -> None:
-    """A ``text`` written in ChatML (Qwen's, SmolLM's template; sets formatted for them) or
-    in Llama 3's template was refused as plain text for language modeling."""
+def test_chatml_llama_3_gemma_and_phi_3_chat_text_is_read_as_its_conversation() -> None:
+    """A ``text`` written in ChatML (Qwen's, SmolLM's template; sets formatted for them), in
+    Llama 3's, Gemma's, Phi-3's or Zephyr's template was refused as plain text for language
+    modeling."""
     chatml = (
         "<|im_start|>system\nBe brief.<|im_end|>\n<|im_start|>user\nHi?<|im_end|>\n"
         "<|im_start|>assistant\nHello.\n\nHow can I help?<|im_end|>\n"
@@ -797,7 +798,14 @@ def test_chatml_and_llama_3_chat_text_is_read_as_its_conversation() -> None:
         '<|start_header_id|>ipython<|end_header_id|>\n\n{"sky": "clear"}<|eot_id|>'
         "<|start_header_id|>assistant<|end_header_id|>\n\nClear.<|eot_id|>"
     )
-    data = ft.Dataset.from_records([{"text": chatml}, {"text": llama3}])
+    gemma = (
+        "<bos><start_of_turn>user\nHi?<end_of_turn>\n<start_of_turn>model\nHello.<end_of_turn>\n"
+    )
+    phi3 = "<|user|>\nHi?<|end|>\n<|assistant|>\nHello.<|end|>\n"
+    zephyr = "<|system|>\nBe brief.</s>\n<|user|>\nHi?</s>\n<|assistant|>\nHello.</s>\n"
+    texts = [chatml, llama3, gemma, phi3, zephyr]
+    data = ft.Dataset.from_records([{"text": text} for text in texts])
+    hello = [("user", "Hi?"), ("assistant", "Hello.")]
     assert [[(m.role, m.content) for m in example.messages] for example in data] == [
         [("system", "Be brief."), ("user", "Hi?"), ("assistant", "Hello.\n\nHow can I help?")],
         [
@@ -806,6 +814,9 @@ def test_chatml_and_llama_3_chat_text_is_read_as_its_conversation() -> None:
             ("tool", '{"sky": "clear"}'),
             ("assistant", "Clear."),
         ],
+        hello,
+        hello,
+        [("system", "Be brief."), *hello],
     ]
     asked_only = "<|im_start|>user\nHi?<|im_end|>\n"  # no answer: plain text, as before
     unknown = "<|im_start|>user\nHi?<|im_end|>\n<|im_start|>critic\nNo.<|im_end|>\n"
@@ -813,8 +824,8 @@ def test_chatml_and_llama_3_chat_text_is_read_as_its_conversation() -> None:
     report = validate(ft.Dataset.from_records(rows), target="hf", model="m")
     assert [(f.code, f.line) for f in report.errors] == [("unknown_format", 1), ("unknown_role", 2)]
     assert report.errors[0].message.endswith(
-        "in ChatML, Llama 2's or Llama 3's chat template, or as guanaco's '### Human:' "
-        "transcript, is read once it has an assistant turn"
+        "in a chat template (ChatML, Llama 2's or 3's, Gemma's, Phi-3's, Zephyr's) or as "
+        "guanaco's '### Human:' transcript is read once it has an assistant turn"
     )
     assert report.errors[1].field.startswith("text")
 

@@ -74,32 +74,38 @@ _LLAMA2_EXCHANGE = re.compile(
 _LLAMA2_SYSTEM = re.compile(r"\s*<<SYS>>(.*?)<</SYS>>", re.DOTALL)
 
 
-# ChatML (Qwen's, SmolLM's, OpenHermes'), and Llama 3's chat template, written out: each turn
-# opened by its role's header, closed by the template's end-of-turn token
-_HEADED_TURNS = {
-    "<|im_start|>": re.compile(
-        r"<\|im_start\|>([A-Za-z_]+)[ \t]*\n?(.*?)(?:<\|im_end\|>|(?=<\|im_start\|>)|\Z)", re.DOTALL
+def _turns(head: str, role: str, after: str, ends: str) -> re.Pattern[str]:
+    """Turns that each open with ``head``, the speaker's ``role`` and ``after``, and close at
+    one of ``ends`` or where the next one opens (findall: their roles and texts)."""
+    return re.compile(rf"{head}({role}){after}(.*?)(?:{ends}|(?={head})|\Z)", re.DOTALL)
+
+
+# chat templates written out, each turn opened by its role's header and closed by the
+# template's end of turn: ChatML (Qwen's, SmolLM's), Llama 3's, Gemma's, Phi-3's and Zephyr's
+_NAME = "[A-Za-z_]+"
+_HEADED = {
+    "<|im_start|>": _turns(r"<\|im_start\|>", _NAME, r"[ \t]*\n?", r"<\|im_end\|>"),
+    "<|start_header_id|>": _turns(
+        r"<\|start_header_id\|>", _NAME, r"<\|end_header_id\|>", r"<\|eot_id\|>|<\|eom_id\|>"
     ),
-    "<|start_header_id|>": re.compile(
-        r"<\|start_header_id\|>([A-Za-z_]+)<\|end_header_id\|>(.*?)"
-        r"(?:<\|eot_id\|>|<\|eom_id\|>|(?=<\|start_header_id\|>)|\Z)",
-        re.DOTALL,
-    ),
+    "<start_of_turn>": _turns("<start_of_turn>", _NAME, r"\n?", "<end_of_turn>"),
+    "<|": _turns(r"<\|(?=(?:system|user|assistant)\|>)", _NAME, r"\|>\n?", r"<\|end\|>|</s>"),
 }
+_PHI3_FIRST = ("<|system|>", "<|user|>")
 
 
 def is_transcript_text(data: dict[str, Any]) -> bool:
     """A row of one ``text``, a conversation's transcript as openassistant-guanaco writes it
     (``### Human:`` first, and an ``### Assistant:`` turn), or as a chat template writes it:
-    Llama 2's (``[INST]`` first, and its ``[/INST]``), ChatML or Llama 3's (a turn's header
-    first, and an assistant turn's)."""
+    Llama 2's (``[INST]`` first, and its ``[/INST]``), ChatML, Llama 3's, Gemma's, Phi-3's or
+    Zephyr's (a turn's header first, and an assistant turn)."""
     text = data.get("text")
     if data.keys() != {"text"} or not isinstance(text, str):
         return False
     if _is_llama2(text):
         return "[/INST]" in text
     if (headed := _headed(text)) is not None:
-        return any(role == "assistant" for role, _ in headed.findall(text))
+        return any(_role(role) == "assistant" for role, _ in headed.findall(text))
     return text.lstrip().startswith("### Human:") and "### Assistant:" in text
 
 
@@ -108,10 +114,15 @@ def _is_llama2(text: str) -> bool:
 
 
 def _headed(text: str) -> re.Pattern[str] | None:
-    """The turns of the template whose header ``text`` opens with (after Llama 3's
-    ``<|begin_of_text|>``), or ``None``."""
-    start = text.lstrip().removeprefix("<|begin_of_text|>")
-    return next((turn for head, turn in _HEADED_TURNS.items() if start.startswith(head)), None)
+    """The turns of the template whose header ``text`` opens with (after a
+    beginning-of-text token), or ``None``."""
+    start = text.lstrip()
+    for bos in ("<|begin_of_text|>", "<bos>", "<s>"):
+        start = start.removeprefix(bos).lstrip()
+    for head, turns in _HEADED.items():
+        if start.startswith(head) and (head != "<|" or start.startswith(_PHI3_FIRST)):
+            return turns
+    return None
 
 
 def _from_transcript(text: str) -> dict[str, Any]:
@@ -125,9 +136,14 @@ def _from_transcript(text: str) -> dict[str, Any]:
 
 
 def _headed_message(role: str, said: str) -> dict[str, str]:
-    """A template's turn as a message: its role as ours (Llama 3.1's ``ipython`` a tool's
-    result; one we do not know kept, for validation to name)."""
-    return {"role": ROLE_SYNONYMS.get(role.lower(), role), "content": said.strip()}
+    """A template's turn as a message: its role as ours (Gemma's ``model`` the assistant,
+    Llama 3.1's ``ipython`` a tool's result; one we do not know kept, for validation to
+    name)."""
+    return {"role": _role(role), "content": said.strip()}
+
+
+def _role(role: str) -> str:
+    return ROLE_SYNONYMS.get(role.lower(), role)
 
 
 def _llama2_turns(text: str) -> list[dict[str, str]]:

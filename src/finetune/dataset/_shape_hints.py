@@ -27,9 +27,9 @@ def shape_hint(data: dict[str, Any]) -> str:
         return (
             "; a row of plain text is for language modeling, which finetune does not train: "
             "write each example as a question and its answer (messages, or prompt and "
-            "completion); a conversation written out in ChatML, Llama 2's or Llama 3's chat "
-            "template, or as guanaco's '### Human:' transcript, is read once it has an "
-            "assistant turn"
+            "completion); a conversation written out in a chat template (ChatML, Llama 2's or "
+            "3's, Gemma's, Phi-3's, Zephyr's) or as guanaco's '### Human:' transcript is read "
+            "once it has an assistant turn"
         )
     texts = sorted(k for k in keys if isinstance(data[k], str))
     if len(keys) == 2 and len(texts) == 2:
