@@ -1340,6 +1340,31 @@ def test_a_bad_train_flag_is_one_line_before_anything_runs(
     assert capsys.readouterr().err == f"error: finetune train: {says} (see finetune train --help)\n"
 
 
+@needs_tiktoken
+def test_train_refuses_to_start_above_its_max_cost(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """--max-cost, or max_cost in the config: a job the estimate prices above it is never
+    started, nothing uploaded."""
+    from .fakes.openai_fake import OpenAIFake
+
+    data = write_jsonl(tmp_path / "train.jsonl", [chat(i) for i in range(12)])
+    model = "gpt-4.1-mini-2025-04-14"
+    with OpenAIFake() as server:
+        monkeypatch.setenv("OPENAI_BASE_URL", server.base_url)
+        monkeypatch.setenv("OPENAI_API_KEY", server.api_key)
+        flags = [str(data), "--backend", "openai", "--model", model]
+        assert main(["train", *flags, "--max-cost", "0.001"]) == 2
+        err = capsys.readouterr().err.strip().splitlines()[-1]
+        assert err.startswith("error: [openai] the estimate, 0.0168 USD, is above max_cost=0.001")
+        config = write_config(tmp_path / "train.toml", backend="openai", model=model, max_cost=1)
+        assert main(["train", str(data), "--config", str(config), "--max-cost", "0.01"]) == 2
+        assert "is above max_cost=0.01 USD" in capsys.readouterr().err  # the flag over the file
+        assert not server.requests
+        assert main(["train", str(data), "--config", str(config)]) == 0
+        assert capsys.readouterr().out.startswith("ftjob-")
+
+
 def test_train_flags_take_auto_where_hyperparameters_do(
     chat_file: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

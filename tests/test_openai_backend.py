@@ -181,6 +181,28 @@ def test_a_job_without_a_result_file_has_the_metrics_its_events_logged(
     assert metrics[0].train_loss == 2.0 and metrics[0].valid_loss is None
 
 
+def test_a_fit_whose_estimate_is_above_max_cost_is_refused_before_any_upload(
+    server: OpenAIFake,
+) -> None:
+    data = dataset()
+    tuner = tuner_for(server, check_organisation=False)
+    cost = tuner.estimate(data).cost
+    assert cost is not None
+    with pytest.raises(ft.InvalidRequestError, match="is above max_cost") as caught:
+        tuner.fit(data, max_cost=cost / 2)
+    assert caught.value.param == "max_cost" and "nothing was uploaded" in str(caught.value)
+    unpriced = ft.Tuner("openai", model="gpt-5-nano-2026-01-01", **settings_for(server))
+    with pytest.raises(ft.InvalidRequestError, match="max_cost=100 USD cannot be checked"):
+        unpriced.fit(data, max_cost=100)
+    for wrong in (-1, float("nan"), "5", True):
+        with pytest.raises(ValueError, match="max_cost is the most the job may cost in USD"):
+            tuner.fit(data, max_cost=wrong)  # type: ignore[arg-type]
+    assert not server.requests
+    assert tuner.fit(data, max_cost=cost).status is ft.JobStatus.VALIDATING  # at the limit
+    local = ft.Tuner("fake", model="base", registry=False)  # no bill to check
+    assert local.fit(data, max_cost=0).status is not ft.JobStatus.FAILED
+
+
 def test_reattach_and_list(server: OpenAIFake) -> None:
     job = tuner_for(server).fit(dataset())
     other = ft.Tuner("openai", api_key=server.api_key, base_url=server.base_url)

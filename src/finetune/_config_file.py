@@ -40,6 +40,7 @@ TRAIN_KEYS = (
     "suffix",
     "method",
     "skip_validation",
+    "max_cost",
 )
 _TRAIN_TABLES = ("hyperparameters", "options")
 

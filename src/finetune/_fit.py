@@ -20,8 +20,9 @@ from finetune._errors import (
     settings_problem,
 )
 from finetune._json_values import json_settings
+from finetune._numbers import is_real
 from finetune._synonyms import HYPERPARAMETER_SYNONYMS
-from finetune._words import counted
+from finetune._words import cost_figure, counted
 from finetune.backends.base import (
     METADATA_KEY,
     PLACEHOLDER_FILE,
@@ -51,6 +52,7 @@ __all__ = [
     "FitPlan",
     "as_hyperparameters",
     "attempt_key",
+    "check_budget",
     "check_fit_options",
     "check_reported_context",
     "check_request",
@@ -76,7 +78,8 @@ class FitOptions(TypedDict, total=False):
     or ``"dpo"``), ``suffix`` (added to the tuned model's name), ``metadata`` (kept on the job
     where the provider has metadata), ``integrations`` (e.g. W&B), ``idempotency_key`` (default:
     derived from the fit), ``skip_validation`` (send data with validation errors), ``options``
-    (the backend's own settings, e.g. ``max_length`` for ``hf``).
+    (the backend's own settings, e.g. ``max_length`` for ``hf``), ``max_cost`` (USD: a fit
+    whose estimate is above it is refused before anything is uploaded).
     """
 
     hyperparameters: Hyperparameters | Mapping[str, Any] | None
@@ -87,6 +90,7 @@ class FitOptions(TypedDict, total=False):
     idempotency_key: str | None
     skip_validation: bool
     options: dict[str, Any] | None
+    max_cost: float | None
 
 
 def as_hyperparameters(given: Hyperparameters | Mapping[str, Any] | None) -> Hyperparameters:
@@ -191,6 +195,9 @@ def check_fit_options(given: Mapping[str, Any]) -> None:
             raise TypeError(f"{name} is {meaning}, not {type(value).__name__} {value!r:.60}")
     if not all(isinstance(item, Mapping) for item in given.get("integrations") or ()):
         raise TypeError(f"integrations is {_KEYWORD_TYPES['integrations'][1]}")
+    budget = given.get("max_cost")
+    if budget is not None and not (is_real(budget) and 0 <= budget < float("inf")):
+        raise ValueError(f"max_cost is the most the job may cost in USD, 0 or more, not {budget!r}")
     key = given.get("idempotency_key")
     if key is not None and (not isinstance(key, str) or not key.strip()):
         raise ValueError(
@@ -272,6 +279,35 @@ def check_reported_context(tuner: TunerView, plan: FitPlan) -> None:
         return
     report = tuner.validate(plan.train, plan.validation, model=plan.model, options=plan.options)
     report.raise_for_errors()
+
+
+def check_budget(
+    tuner: TunerView,
+    max_cost: float | None,
+    plan: tuple[Dataset, Dataset | None, Hyperparameters, Mapping[str, Any] | None],
+) -> None:
+    """A fit's ``max_cost``: its estimate (the upper end of a price range; a floor where
+    examples show images) above it is an ``InvalidRequestError`` before anything is uploaded,
+    as is a hosted model whose price is unknown. Local training has no bill to check."""
+    if max_cost is None:
+        return
+    train, validation, hyperparameters, options = plan
+    figures = tuner.estimate_locally(train, hyperparameters, validation=validation, options=options)
+    if not figures.hosted:
+        return
+    cost = figures.cost_high if figures.cost_high is not None else figures.cost
+    said = f"max_cost={max_cost:g} USD"
+    if cost is None:
+        why = f"{said} cannot be checked: no price is known for {figures.model}"
+        cure = "give its price in a table of your own ($FINETUNE_MODELS_FILE), or no max_cost"
+    elif cost > max_cost:
+        why = f"the estimate, {cost_figure(figures)}, is above {said}"
+        cure = "fewer epochs or examples, or a cheaper model, cost less (tuner.estimate)"
+    else:
+        return
+    raise InvalidRequestError(
+        f"{why}; nothing was uploaded: {cure}", backend=tuner.backend_name, param="max_cost"
+    )
 
 
 def with_reported_context(

@@ -256,6 +256,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
         suffix=settings.get("suffix"),
         options=settings.get("options"),
         skip_validation=settings.get("skip_validation", False),
+        max_cost=settings.get("max_cost"),
     )
     print(f"{job.id} {job.status.value}")
     if job.reattached:
@@ -491,6 +492,7 @@ def _parser() -> argparse.ArgumentParser:
             "a factor on the backend's default learning rate, or auto",
         ),
         ("--seed", non_negative_int, "0 or more, for a run that can be repeated"),
+        ("--max-cost", positive_float, "USD: refuse to start when the estimate is above it"),
     ):
         train.add_argument(flag, type=kind, help=text)
     _option_flag(train)

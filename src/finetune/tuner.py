@@ -25,6 +25,7 @@ from finetune._fit import (
     FitPlan,
     as_hyperparameters,
     attempt_key,
+    check_budget,
     check_fit_options,
     check_reported_context,
     check_request,
@@ -358,6 +359,7 @@ class AsyncTuner(TunerView):
             if note := warnings_note(report):
                 log.warning("%s", note)
             context_checked = report.stats.get("context_limit") is not None
+        check_budget(self, fit.get("max_cost"), (train, validation, params, options))
         train_fp = train.fingerprint()
         valid_fp = validation.fingerprint() if validation is not None else None
         trained_with = self._backend.job_options(options)
