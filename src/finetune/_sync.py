@@ -138,7 +138,7 @@ class Tuner(TunerView):
 
         Keyword arguments: see ``FitOptions`` (``hyperparameters``, ``method``, ``suffix``,
         ``metadata``, ``integrations``, ``idempotency_key``, ``skip_validation``,
-        ``options``).
+        ``options``, ``max_cost``).
         """
         plan = self._async.plan_fit(train, validation, **fit)
         return JobHandle(self, self._loop.run(self._async.start(plan)))

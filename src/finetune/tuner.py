@@ -389,8 +389,8 @@ class AsyncTuner(TunerView):
 
         Keyword arguments: see ``FitOptions`` (``hyperparameters``, ``method``, ``suffix``,
         ``metadata``, ``integrations``, ``idempotency_key``, ``skip_validation``,
-        ``options``). Two processes running the same fit at once make one job: the second
-        waits for the first and re-attaches to what it made.
+        ``options``, ``max_cost``). Two processes running the same fit at once make one job:
+        the second waits for the first and re-attaches to what it made.
         """
         # validation is CPU work, seconds to minutes: never on the caller's event loop
         plan = await asyncio.to_thread(functools.partial(self.plan_fit, train, validation, **fit))
