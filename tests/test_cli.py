@@ -1345,7 +1345,7 @@ def test_train_refuses_to_start_above_its_max_cost(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """--max-cost, or max_cost in the config: a job the estimate prices above it is never
-    started, nothing uploaded."""
+    started, nothing uploaded; ``estimate`` exits 1 on it, as a pipeline's check."""
     from .fakes.openai_fake import OpenAIFake
 
     data = write_jsonl(tmp_path / "train.jsonl", [chat(i) for i in range(12)])
@@ -1360,6 +1360,19 @@ def test_train_refuses_to_start_above_its_max_cost(
         config = write_config(tmp_path / "train.toml", backend="openai", model=model, max_cost=1)
         assert main(["train", str(data), "--config", str(config), "--max-cost", "0.01"]) == 2
         assert "is above max_cost=0.01 USD" in capsys.readouterr().err  # the flag over the file
+        assert main(["estimate", str(data), "--config", str(config), "--max-cost", "0.01"]) == 1
+        priced, err = capsys.readouterr()
+        assert "cost: 0.0168 USD" in priced and err.strip().endswith(
+            "is above max_cost=0.01 USD (fewer epochs or examples, or a cheaper model, cost "
+            "less): finetune train refuses to start it"
+        )
+        assert main(["estimate", str(data), "--config", str(config)]) == 0  # within its 1 USD
+        wrong = write_config(tmp_path / "wrong.toml", backend="openai", model=model, max_cost="5")
+        for command in ("estimate", "train"):
+            assert main([command, str(data), "--config", str(wrong)]) == 2
+            assert capsys.readouterr().err.strip() == (
+                f"error: {wrong}: max_cost is USD, a number of 0 or more, not '5'"
+            )
         assert not server.requests
         assert main(["train", str(data), "--config", str(config)]) == 0
         assert capsys.readouterr().out.startswith("ftjob-")

@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import sys
 from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
 
 import finetune as ft
+from finetune._cli_log import print_json
 from finetune._config_file import (
     TRAIN_KEYS,
     check_reading,
@@ -20,10 +22,11 @@ from finetune._config_file import (
     listed,
     train_config,
 )
-from finetune._fit import hyperparameters_problem
+from finetune._fit import hyperparameters_problem, over_budget
+from finetune._numbers import is_real
 from finetune.backends import backend_class
 
-__all__ = ["HYPERPARAMETER_FLAGS", "JobInputs", "job_inputs", "job_settings"]
+__all__ = ["HYPERPARAMETER_FLAGS", "JobInputs", "estimate_command", "job_inputs", "job_settings"]
 
 # the hyperparameters ``train`` takes as flags (--learning-rate); the others from a config file
 HYPERPARAMETER_FLAGS = ("epochs", "batch_size", "learning_rate", "learning_rate_multiplier", "seed")
@@ -68,6 +71,10 @@ def job_settings(args: argparse.Namespace, command: str) -> dict[str, Any]:
         raise ft.FinetuneError(
             f"{where}: skip_validation is true or false, not {settings['skip_validation']!r}"
         )
+    budget = settings.get("max_cost")
+    if budget is not None and not (is_real(budget) and 0 <= budget < float("inf")):
+        where = args.config or command
+        raise ft.FinetuneError(f"{where}: max_cost is USD, a number of 0 or more, not {budget!r}")
     for name in ("file", "validation"):
         if args.config and getattr(args, name, None) in (None, []) and name in settings:
             for path in listed(settings[name]):
@@ -110,3 +117,27 @@ def job_inputs(args: argparse.Namespace, command: str) -> JobInputs:
     held_out = datasets_of(checked, columns, **reading) if validation else None
     check_reading(source, files + checked, **reading)
     return JobInputs(tuner, train, held_out, settings)
+
+
+def estimate_command(args: argparse.Namespace) -> int:
+    """``finetune estimate``: the figures of the job ``train`` would start, then exit 1 when
+    they are above ``--max-cost`` (or the config's ``max_cost``), as ``train`` would refuse."""
+    job = job_inputs(args, "estimate")
+    cost = job.tuner.estimate(
+        job.train,
+        job.settings["hyperparameters"],
+        price_per_million=args.price_per_million,
+        validation=job.validation,
+        options=job.settings.get("options"),
+    )
+    if args.json:
+        print_json(cost.model_dump_json(indent=2))
+    else:
+        flag = ("estimate(price_per_million=...)", "--price-per-million")  # the CLI's name
+        print(str(cost).replace(*flag))
+    budget = job.settings.get("max_cost")
+    problem = over_budget(cost, budget) if budget is not None else None
+    if problem is None:
+        return 0
+    print(f"error: {problem}: finetune train refuses to start it", file=sys.stderr)
+    return 1

@@ -62,6 +62,7 @@ __all__ = [
     "keep_training_rows",
     "keywords_explained",
     "named_as_hyperparameters",
+    "over_budget",
     "refuse_other_data",
     "reusable",
     "warnings_note",
@@ -286,27 +287,36 @@ def check_budget(
     max_cost: float | None,
     plan: tuple[Dataset, Dataset | None, Hyperparameters, Mapping[str, Any] | None],
 ) -> None:
-    """A fit's ``max_cost``: its estimate (the upper end of a price range; a floor where
-    examples show images) above it is an ``InvalidRequestError`` before anything is uploaded,
-    as is a hosted model whose price is unknown. Local training has no bill to check."""
+    """A fit's ``max_cost``: its estimate above it (see ``over_budget``) is an
+    ``InvalidRequestError`` before anything is uploaded."""
     if max_cost is None:
         return
     train, validation, hyperparameters, options = plan
     figures = tuner.estimate_locally(train, hyperparameters, validation=validation, options=options)
-    if not figures.hosted:
-        return
+    problem = over_budget(figures, max_cost)
+    if problem is not None:
+        raise InvalidRequestError(
+            f"{problem}; nothing was uploaded", backend=tuner.backend_name, param="max_cost"
+        )
+
+
+def over_budget(figures: CostEstimate, max_cost: float) -> str | None:
+    """Why a job of these figures (ours: the upper end of a price range, a floor where
+    examples show images) may not start under ``max_cost`` USD, and the cure: its cost above
+    it, or a hosted model whose price is unknown; ``None`` when it fits, or has no bill (local
+    training)."""
     cost = figures.cost_high if figures.cost_high is not None else figures.cost
     said = f"max_cost={max_cost:g} USD"
+    if not figures.hosted or (cost is not None and cost <= max_cost):
+        return None
     if cost is None:
-        why = f"{said} cannot be checked: no price is known for {figures.model}"
-        cure = "give its price in a table of your own ($FINETUNE_MODELS_FILE), or no max_cost"
-    elif cost > max_cost:
-        why = f"the estimate, {cost_figure(figures)}, is above {said}"
-        cure = "fewer epochs or examples, or a cheaper model, cost less (tuner.estimate)"
-    else:
-        return
-    raise InvalidRequestError(
-        f"{why}; nothing was uploaded: {cure}", backend=tuner.backend_name, param="max_cost"
+        return (
+            f"{said} cannot be checked: no price is known for {figures.model} (give it in a "
+            "table of your own, $FINETUNE_MODELS_FILE, or no max_cost)"
+        )
+    return (
+        f"the estimate, {cost_figure(figures)}, is above {said} (fewer epochs or examples, or "
+        "a cheaper model, cost less)"
     )
 
 

@@ -29,7 +29,7 @@ from finetune._arguments import (
     positive_int,
     reading_flags,
 )
-from finetune._cli_jobs import HYPERPARAMETER_FLAGS, job_inputs
+from finetune._cli_jobs import HYPERPARAMETER_FLAGS, estimate_command, job_inputs
 from finetune._cli_log import log_to_stderr, print_json
 from finetune._cli_watch import (
     Interrupted,
@@ -62,23 +62,6 @@ def _cmd_validate(args: argparse.Namespace) -> int:
     else:
         print(report.to_markdown())
     return 0 if report.ok else 1
-
-
-def _cmd_estimate(args: argparse.Namespace) -> int:
-    job = job_inputs(args, "estimate")
-    cost = job.tuner.estimate(
-        job.train,
-        job.settings["hyperparameters"],
-        price_per_million=args.price_per_million,
-        validation=job.validation,
-        options=job.settings.get("options"),
-    )
-    if args.json:
-        print_json(cost.model_dump_json(indent=2))
-    else:
-        flag = ("estimate(price_per_million=...)", "--price-per-million")  # the CLI's name
-        print(str(cost).replace(*flag))
-    return 0
 
 
 def _cmd_backends(args: argparse.Namespace) -> int:
@@ -368,6 +351,10 @@ _VALIDATION_HELP = {
 }
 
 
+_MAX_COST_HELP = {
+    "estimate": "USD: exit 1 when the estimate is above it (train would refuse to start)",
+    "train": "USD: refuse to start when the estimate is above it",
+}
 _CONFIG_HELP = {
     "validate": "the train config (TOML or YAML) whose job to check: its file, backend, "
     "model, validation and [options]; flags override it",
@@ -402,7 +389,7 @@ def _parser() -> argparse.ArgumentParser:
 
     for name, handler, text in (
         ("validate", _cmd_validate, "check training data; exit 1 on errors"),
-        ("estimate", _cmd_estimate, "exact tokens, epochs and cost of training on the data"),
+        ("estimate", estimate_command, "exact tokens, epochs and cost of training on the data"),
     ):
         sub = command(name, handler, text)
         sub.add_argument("file", nargs="*", default=None, help=_FILE_HELP)
@@ -424,6 +411,7 @@ def _parser() -> argparse.ArgumentParser:
                 type=positive_float,
                 help="USD per million billed tokens (default: our dated price table)",
             )
+            sub.add_argument("--max-cost", type=positive_float, help=_MAX_COST_HELP["estimate"])
     command("backends", _cmd_backends, "installed backends and their capabilities")
     models = command("models", _cmd_models, "base models, context and training prices we know")
     name_flag(models, "--backend", "only this backend's models")
@@ -492,7 +480,7 @@ def _parser() -> argparse.ArgumentParser:
             "a factor on the backend's default learning rate, or auto",
         ),
         ("--seed", non_negative_int, "0 or more, for a run that can be repeated"),
-        ("--max-cost", positive_float, "USD: refuse to start when the estimate is above it"),
+        ("--max-cost", positive_float, _MAX_COST_HELP["train"]),
     ):
         train.add_argument(flag, type=kind, help=text)
     _option_flag(train)
