@@ -289,7 +289,7 @@ def check_budget(
 ) -> None:
     """A fit's ``max_cost``: its estimate above it (see ``over_budget``) is an
     ``InvalidRequestError`` before anything is uploaded."""
-    if max_cost is None:
+    if max_cost is None or not tuner.backend.capabilities.hosted:  # no bill: nothing to count
         return
     train, validation, hyperparameters, options = plan
     figures = tuner.estimate_locally(train, hyperparameters, validation=validation, options=options)
