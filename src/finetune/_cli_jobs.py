@@ -23,7 +23,7 @@ from finetune._config_file import (
     train_config,
 )
 from finetune._fit import hyperparameters_problem, over_budget
-from finetune._numbers import is_real
+from finetune._numbers import is_amount
 from finetune.backends import backend_class
 
 __all__ = ["HYPERPARAMETER_FLAGS", "JobInputs", "estimate_command", "job_inputs", "job_settings"]
@@ -72,7 +72,7 @@ def job_settings(args: argparse.Namespace, command: str) -> dict[str, Any]:
             f"{where}: skip_validation is true or false, not {settings['skip_validation']!r}"
         )
     budget = settings.get("max_cost")
-    if budget is not None and not (is_real(budget) and 0 <= budget < float("inf")):
+    if budget is not None and not is_amount(budget):
         where = args.config or command
         raise ft.FinetuneError(f"{where}: max_cost is USD, a number of 0 or more, not {budget!r}")
     for name in ("file", "validation"):

@@ -20,7 +20,7 @@ from finetune._errors import (
     settings_problem,
 )
 from finetune._json_values import json_settings
-from finetune._numbers import is_real
+from finetune._numbers import is_amount
 from finetune._synonyms import HYPERPARAMETER_SYNONYMS
 from finetune._words import cost_figure, counted
 from finetune.backends.base import (
@@ -197,7 +197,7 @@ def check_fit_options(given: Mapping[str, Any]) -> None:
     if not all(isinstance(item, Mapping) for item in given.get("integrations") or ()):
         raise TypeError(f"integrations is {_KEYWORD_TYPES['integrations'][1]}")
     budget = given.get("max_cost")
-    if budget is not None and not (is_real(budget) and 0 <= budget < float("inf")):
+    if budget is not None and not is_amount(budget):
         raise ValueError(f"max_cost is the most the job may cost in USD, 0 or more, not {budget!r}")
     key = given.get("idempotency_key")
     if key is not None and (not isinstance(key, str) or not key.strip()):

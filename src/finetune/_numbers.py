@@ -1,7 +1,7 @@
 """What counts as a number a user gives: Python's and NumPy's alike, never a flag.
 
 ``True`` is an ``int`` to Python, and ``np.int64(3)`` is no ``int``; a check written with
-``isinstance(value, int)`` gets both wrong. These two predicates are the one place that says
+``isinstance(value, int)`` gets both wrong. These predicates are the one place that says
 it; each caller keeps its own message, which names its own setting.
 """
 
@@ -10,7 +10,7 @@ from __future__ import annotations
 import numbers
 from typing import Any
 
-__all__ = ["is_real", "is_whole", "no_flag"]
+__all__ = ["is_amount", "is_real", "is_whole", "no_flag"]
 
 
 def is_whole(value: Any) -> bool:
@@ -22,6 +22,11 @@ def is_real(value: Any) -> bool:
     """A real number, whole or not (``0.5``, ``np.float32(0.5)``, ``2``), not a bool or text;
     NaN and the infinities are real numbers here, for the caller to bound."""
     return isinstance(value, numbers.Real) and not isinstance(value, bool)
+
+
+def is_amount(value: Any) -> bool:
+    """An amount of money, or a price: a finite real number of 0 or more."""
+    return is_real(value) and 0 <= value < float("inf")
 
 
 def no_flag(value: object) -> object:

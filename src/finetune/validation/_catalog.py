@@ -12,7 +12,7 @@ from importlib.resources import files
 from typing import Any
 
 from finetune._errors import StorageError, closest_name
-from finetune._numbers import is_real, is_whole
+from finetune._numbers import is_amount, is_whole
 from finetune._words import counted
 
 __all__ = [
@@ -290,7 +290,7 @@ def default_epochs(target: str, examples: int) -> int:
 
 def is_price(value: Any) -> bool:
     """A price in USD per million tokens: a finite number of 0 or more (not text or a bool)."""
-    return is_real(value) and 0 <= value < float("inf")
+    return is_amount(value)
 
 
 def old_prices_note(target: str, dated: str | None, source: str | None) -> list[str]:
