@@ -540,6 +540,30 @@ def test_filter_keeps_what_the_function_accepts_and_the_rows_for_validation(
         data.filter("short")  # type: ignore[arg-type]
 
 
+@pytest.mark.skipif(sys.version_info < (3, 11), reason="exception notes are Python 3.11's")
+def test_a_filter_or_stratify_function_that_fails_is_told_the_example_it_failed_on() -> None:
+    """``data.filter(lambda e: e.messages[1].content ...)`` raised IndexError on one row of
+    thousands, with nothing to say which."""
+    asked_only = {"messages": [{"role": "user", "content": "a question, no answer yet"}]}
+    data = ft.Dataset.from_records([chat(0), chat(1), asked_only, chat(3)])
+
+    def answer(example: ft.Example) -> str:
+        assert isinstance(example, ft.ChatExample)
+        return example.messages[1].content or ""
+
+    assert len(data[:2].filter(answer)) == 2  # no error: no note, no change
+    with pytest.raises(IndexError) as caught:  # its own error, with a note naming the row
+        data.filter(answer)
+    assert caught.value.__notes__ == [
+        "raised by the filter function on the example at position 2 (ds[2])"
+    ]
+    with pytest.raises(IndexError) as caught:
+        data.split(test_size=1, stratify=answer)
+    assert caught.value.__notes__ == [
+        "raised by the stratify function on the example at position 2 (ds[2])"
+    ]
+
+
 def test_a_dataset_is_indexed_by_position_and_sliced_into_views(tmp_path: Path) -> None:
     path = write_jsonl(tmp_path / "tickets.jsonl", [chat(0), "", chat(1), "{not json", chat(3)])
     data = ft.Dataset.from_jsonl(path)

@@ -39,6 +39,7 @@ from finetune.dataset._sources import (
     RecordsSource,
     Source,
     SubsetSource,
+    answers_of,
     column_pairs,
     counted_items,
     reader_for,
@@ -219,9 +220,7 @@ class Dataset(OtherNames):
         if len(declared) > 1:
             kinds = " and ".join(sorted(str(kind) for kind in declared))
             raise ValueError(f"Dataset.concat: the parts are declared of {kinds} examples")
-        sources = [leaf for part in parts for leaf in _leaves(part._source)]  # a + b + c
-        labels = _unique_labels([source.name for source in sources])
-        joined = ConcatSource(list(zip(labels, sources, strict=True)), name or "+".join(labels))
+        joined = ConcatSource.joining([part._source for part in parts], name)
         whole = cls(joined, declared.pop() if declared else None)
         if all(part._length is not None for part in parts):
             whole._length = sum(part._length or 0 for part in parts)
@@ -356,8 +355,9 @@ class Dataset(OtherNames):
         if not callable(label):
             raise TypeError(f"stratify is a function from an example to its label, not {label!r}")
         labels: list[Hashable] = [_NO_EXAMPLE] * total  # not None: a label may be None
-        for position, example in self._examples_by_position(self._kind, settle_kind=True):
-            labels[position] = _hashable(label(example))
+        readable = self._examples_by_position(self._kind, settle_kind=True)
+        for position, answer in answers_of(label, readable, "the stratify function"):
+            labels[position] = _hashable(answer)
         return labels
 
     def sample(self, n: int, *, seed: int = 0) -> Dataset:
@@ -396,7 +396,8 @@ class Dataset(OtherNames):
         if not callable(keep):
             raise TypeError(f"filter takes a function from an example to a truth, not {keep!r}")
         readable = self._examples_by_position(self._kind, settle_kind=True)
-        dropped = frozenset(at for at, example in readable if not keep(example))
+        answers = answers_of(keep, readable, "the filter function")
+        dropped = frozenset(at for at, kept in answers if not kept)
         return self._subset(dropped, keep=False, tag="filter")
 
     def select_columns(self, columns: str | Iterable[str] | Mapping[str, str]) -> Dataset:
@@ -552,24 +553,6 @@ def _as_record(row: Any) -> Any:
         return row
     dumped: dict[str, Any] = row.model_dump(mode="json", exclude_none=True)
     return dumped
-
-
-def _leaves(source: Source) -> list[Source]:
-    """The sources a dataset reads: a concatenation's parts, so that joining it again names
-    each of them apart (``records``, ``records#2``, ``records#3``)."""
-    if isinstance(source, ConcatSource):
-        return [part for _, part in source.parts]
-    return [source]
-
-
-def _unique_labels(names: list[str]) -> list[str]:
-    """The parts' names, a repeated one numbered from its second use (``records#2``)."""
-    seen: dict[str, int] = {}
-    labels = []
-    for name in names:
-        seen[name] = seen.get(name, 0) + 1
-        labels.append(name if seen[name] == 1 else f"{name}#{seen[name]}")
-    return labels
 
 
 def canonical_json(value: Any, *, sort: bool = True) -> str:

@@ -5,13 +5,15 @@ from __future__ import annotations
 import dataclasses
 import os
 import re
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from finetune._errors import DatasetError
 from finetune.dataset._compressed import without_compression_suffix
 from finetune.dataset._reader import RawRecord, ReadProblem, iter_jsonl, unwritable
+
+T = TypeVar("T")
 
 __all__ = [
     "ColumnsSource",
@@ -21,6 +23,7 @@ __all__ = [
     "RecordsSource",
     "Source",
     "SubsetSource",
+    "answers_of",
     "column_pairs",
     "counted_items",
     "file_stamp",
@@ -210,6 +213,22 @@ class SubsetSource:
                 yield item
 
 
+def answers_of(
+    function: Callable[[Any], T], examples: Iterable[tuple[int, Any]], whose: str
+) -> Iterator[tuple[int, T]]:
+    """``function(example)`` for each example and its position; an error it raises carries a
+    note naming the example, as ``dataset[i]`` shows it (``whose``: whose function it is)."""
+    for position, example in examples:
+        try:
+            answer = function(example)
+        except Exception as error:
+            adding = getattr(error, "add_note", None)  # Python 3.11's notes, under the traceback
+            if adding is not None:
+                adding(f"raised by {whose} on the example at position {position} (ds[{position}])")
+            raise
+        yield position, answer
+
+
 def counted_items(
     items: Iterable[RawRecord | ReadProblem],
 ) -> Iterator[tuple[int, RawRecord | ReadProblem]]:
@@ -282,7 +301,25 @@ class ConcatSource:
         """Each part's label (what its rows name as their file) and source, in order."""
         self.name = name
 
+    @classmethod
+    def joining(cls, sources: list[Source], name: str | None = None) -> ConcatSource:
+        """``sources`` one after another, a concatenation among them read as its parts, so
+        that each is named apart (``records``, ``records#2``); ``name``: the whole's (default:
+        the parts' joined by ``+``)."""
+        leaves = [leaf for source in sources for leaf in _parts_of(source)]  # a + b + c
+        seen: dict[str, int] = {}
+        labels = []
+        for leaf in leaves:
+            seen[leaf.name] = seen.get(leaf.name, 0) + 1
+            labels.append(leaf.name if seen[leaf.name] == 1 else f"{leaf.name}#{seen[leaf.name]}")
+        return cls(list(zip(labels, leaves, strict=True)), name or "+".join(labels))
+
     def items(self) -> Iterator[RawRecord | ReadProblem]:
         for label, source in self.parts:
             for item in source.items():
                 yield item if item.file is not None else dataclasses.replace(item, file=label)
+
+
+def _parts_of(source: Source) -> list[Source]:
+    """The sources a dataset reads: a concatenation's parts, else the source itself."""
+    return [part for _, part in source.parts] if isinstance(source, ConcatSource) else [source]
