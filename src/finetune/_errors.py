@@ -160,6 +160,14 @@ def closest_name(
     return by_lower[found[0]] if found else None
 
 
+def add_note(error: BaseException, note: str) -> None:
+    """Say where an error happened (Python 3.11+ shows notes under the traceback; the CLI
+    prints them), keeping the error's own type."""
+    adding = getattr(error, "add_note", None)
+    if adding is not None and isinstance(error, Exception):
+        adding(note)
+
+
 def did_you_mean(name: str, choices: list[str], synonyms: Mapping[str, str] | None = None) -> str:
     """`` (did you mean 'x'?)`` with the choice ``name`` most likely meant, or nothing."""
     close = closest_name(name, choices, synonyms=synonyms)

@@ -9,7 +9,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
-from finetune._errors import DatasetError
+from finetune._errors import DatasetError, add_note
 from finetune.dataset._compressed import without_compression_suffix
 from finetune.dataset._reader import RawRecord, ReadProblem, iter_jsonl, unwritable
 
@@ -222,9 +222,9 @@ def answers_of(
         try:
             answer = function(example)
         except Exception as error:
-            adding = getattr(error, "add_note", None)  # Python 3.11's notes, under the traceback
-            if adding is not None:
-                adding(f"raised by {whose} on the example at position {position} (ds[{position}])")
+            add_note(
+                error, f"raised by {whose} on the example at position {position} (ds[{position}])"
+            )
             raise
         yield position, answer
 

@@ -10,6 +10,7 @@ import weakref
 from collections.abc import Callable, Iterator
 from typing import Any
 
+from finetune._errors import add_note
 from finetune._numbers import is_real
 from finetune.evaluation._prompts import Messages
 from finetune.evaluation._tools import Tools, format_tool_calls, is_tool_call
@@ -86,8 +87,7 @@ def _explained() -> Iterator[None]:
     try:
         yield
     except (AttributeError, TypeError) as error:
-        if hasattr(error, "add_note"):
-            error.add_note(WHAT_A_FUNCTION_IS_GIVEN)
+        add_note(error, WHAT_A_FUNCTION_IS_GIVEN)
         raise
 
 

@@ -15,6 +15,7 @@ from collections.abc import AsyncIterable, AsyncIterator, Callable, Generator, I
 from dataclasses import dataclass
 from typing import Any, TypeVar, cast
 
+from finetune._errors import add_note
 from finetune._loop import gather_or_cancel
 from finetune._progress import CountingBar
 from finetune.backends.http import blocking_call_with_retries, excerpt
@@ -22,7 +23,6 @@ from finetune.evaluation._cache import PredictionCache
 from finetune.evaluation._predictors import (
     Predictor,
     TruncatedReply,
-    add_note,
     as_reply,
     close_predictors,
     is_cacheable,

@@ -35,7 +35,6 @@ __all__ = [
     "OpenAIPredictor",
     "Predictor",
     "TruncatedReply",
-    "add_note",
     "after_thinking",
     "as_reply",
     "at_least_one",
@@ -470,14 +469,6 @@ def as_reply(predictor: Predictor, reply: object) -> str:
         mended = reply.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
         return TruncatedReply(mended, reply.limit) if isinstance(reply, TruncatedReply) else mended
     return reply
-
-
-def add_note(error: BaseException, note: str) -> None:
-    """Say where an error happened (Python 3.11+ shows notes under the traceback; the CLI
-    prints them), keeping the error's own type."""
-    adding = getattr(error, "add_note", None)
-    if adding is not None and isinstance(error, Exception):
-        adding(note)
 
 
 def retrying_a_model(attempts: int) -> AsyncRetrying:

@@ -13,6 +13,7 @@ from collections.abc import Callable, Coroutine, Iterable, Iterator, Mapping, Se
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypedDict
 
+from finetune._errors import add_note
 from finetune._loop import gather_or_cancel, run_to_the_end
 from finetune._progress import CountingBar
 from finetune.dataset import require_dataset
@@ -40,7 +41,6 @@ from finetune.evaluation._overlap import (
 from finetune.evaluation._predictors import (
     Predictor,
     TruncatedReply,
-    add_note,
     as_reply,
     at_least_one,
     close_predictors,

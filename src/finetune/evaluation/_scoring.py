@@ -8,7 +8,7 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import Any, Protocol
 
-from finetune.evaluation._predictors import add_note
+from finetune._errors import add_note
 from finetune.evaluation.metrics import Metric
 from finetune.types import Example
 
