@@ -2,6 +2,8 @@ from __future__ import annotations
 
 import json
 import re
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -1217,22 +1219,34 @@ def test_every_rule_code_is_documented() -> None:
 
 
 @needs_tiktoken
-def test_parallel_scan_reports_exactly_what_a_sequential_scan_does(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    import finetune.validation._engine as engine
-
+def test_parallel_scan_reports_exactly_what_a_sequential_scan_does(tmp_path: Path) -> None:
+    """In a fresh interpreter: threads left by other tests would keep the scan sequential
+    (workers are forked only where no other thread runs), and the test void."""
     rows: list[Any] = [chat(i) for i in range(3000)]
     rows[10] = {"messages": [{"role": "user", "content": "no answer"}]}
     rows[2500] = "{broken"
     rows[2900] = chat(5)  # duplicate of a line in the first half
     rows[1700] = chat(7, system="Another prompt")
     path = write_jsonl(tmp_path / "many.jsonl", rows)
-    monkeypatch.setattr(engine, "PARALLEL_MIN_BYTES", 0)
-    data = ft.Dataset.from_jsonl(path)
-    sequential = validate(data, target="openai", model=MODEL, workers=1).to_dict()
-    parallel = validate(data, target="openai", model=MODEL, workers=3).to_dict()
-    assert parallel == sequential
+    script = f"""
+import json
+import finetune as ft
+from finetune.validation import _engine, validate
+_engine.PARALLEL_MIN_BYTES = 0
+split = []
+def scanned_in_parts(scan, readers, scan_in_parallel=_engine._scan_in_parallel):
+    split.append(len(readers))
+    scan_in_parallel(scan, readers)
+_engine._scan_in_parallel = scanned_in_parts
+data = ft.Dataset.from_jsonl({str(path)!r})
+sequential = validate(data, target="openai", model={MODEL!r}, workers=1).to_dict()
+parallel = validate(data, target="openai", model={MODEL!r}, workers=3).to_dict()
+print(json.dumps([split, parallel == sequential, sequential]))
+"""
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    split, same, sequential = json.loads(done.stdout.strip().splitlines()[-1])
+    assert split == [3] and same
     assert sequential["codes"]["invalid_json"]["lines"] == [2501]
     assert sequential["codes"]["duplicate_example"]["lines"] == [2901]
     assert sequential["codes"]["inconsistent_system_prompt"]["lines"] == [1701]
