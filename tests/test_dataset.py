@@ -854,6 +854,36 @@ def test_chatml_llama_3_gemma_and_phi_3_chat_text_is_read_as_its_conversation() 
     assert report.errors[1].field.startswith("text")
 
 
+def test_llama_3_1_text_is_read_without_the_lines_its_template_adds_to_the_system_turn() -> None:
+    """Llama 3.1-3.3's template opens the system turn with its dates (and ``Environment:
+    ipython`` where tools were given), and writes them alone where a conversation has no
+    system prompt: read as the system prompt, they were trained twice once the template wrote
+    them again."""
+    dates = "Cutting Knowledge Date: December 2023\nToday Date: 26 Jul 2024\n\n"
+    turns = (
+        "<|start_header_id|>user<|end_header_id|>\n\nHi?<|eot_id|>"
+        "<|start_header_id|>assistant<|end_header_id|>\n\nHello.<|eot_id|>"
+    )
+
+    def written(system: str) -> dict[str, str]:
+        head = "<|begin_of_text|><|start_header_id|>system<|end_header_id|>\n\n"
+        return {"text": f"{head}{system}<|eot_id|>{turns}"}
+
+    rows = [
+        written(dates + "Be brief."),
+        written(dates),
+        written("Environment: ipython\n" + dates + "Be brief."),
+        written("Today Date: any day. Be brief."),  # the data's own words: kept
+    ]
+    hello = [("user", "Hi?"), ("assistant", "Hello.")]
+    assert [[(m.role, m.content) for m in e.messages] for e in ft.Dataset.from_records(rows)] == [
+        [("system", "Be brief."), *hello],
+        hello,
+        [("system", "Be brief."), *hello],
+        [("system", "Today Date: any day. Be brief."), *hello],
+    ]
+
+
 def _turn(role: str, content: str) -> dict[str, str]:
     return {"role": role, "content": content}
 

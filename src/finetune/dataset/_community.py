@@ -92,6 +92,12 @@ _HEADED = {
     "<|": _turns(r"<\|(?=(?:system|user|assistant)\|>)", _NAME, r"\|>\n?", r"<\|end\|>|</s>"),
 }
 _PHI3_FIRST = ("<|system|>", "<|user|>")
+# the lines Llama 3.1-3.3's template opens its system turn with (before the system prompt, or
+# alone where there is none): the template's, not the data's, and written again when trained
+_LLAMA3_PREAMBLE = re.compile(
+    r"(?:Environment: ipython\n)?(?:Tools: [^\n]*\n\n)?"
+    r"Cutting Knowledge Date: [^\n]*\nToday Date: [^\n]*(?:\n|\Z)\s*"
+)
 
 
 def is_transcript_text(data: dict[str, Any]) -> bool:
@@ -129,8 +135,10 @@ def _from_transcript(text: str) -> dict[str, Any]:
     if _is_llama2(text):
         return {"messages": _llama2_turns(text)}
     if (headed := _headed(text)) is not None:
-        turns = headed.findall(text)
-        return {"messages": [_headed_message(role, said) for role, said in turns]}
+        messages = [_headed_message(role, said) for role, said in headed.findall(text)]
+        if headed is _HEADED["<|start_header_id|>"]:
+            return {"messages": _without_llama3_preamble(messages)}
+        return {"messages": messages}
     turns = transcript_turns(text, _GUANACO_TURN)
     return {"messages": [{**turn, "content": turn["content"].strip()} for turn in turns]}
 
@@ -140,6 +148,19 @@ def _headed_message(role: str, said: str) -> dict[str, str]:
     Llama 3.1's ``ipython`` a tool's result; one we do not know kept, for validation to
     name)."""
     return {"role": _role(role), "content": said.strip()}
+
+
+def _without_llama3_preamble(messages: list[dict[str, str]]) -> list[dict[str, str]]:
+    """Llama 3.1's system turn without the template's own lines (its dates); none left where
+    they were all it held."""
+    if not messages or messages[0]["role"] != "system":
+        return messages
+    system, *others = messages
+    preamble = _LLAMA3_PREAMBLE.match(system["content"])
+    if preamble is None:
+        return messages
+    prompt = system["content"][preamble.end() :]
+    return [{**system, "content": prompt}, *others] if prompt else others
 
 
 def _role(role: str) -> str:
