@@ -1431,6 +1431,26 @@ def test_llama_factory_tool_turns_are_read_as_tool_calls_and_results() -> None:
     ]
 
 
+def test_an_alpaca_rows_text_that_writes_the_row_out_is_left_out() -> None:
+    """tatsu-lab/alpaca's rows (and sets made from it) hold ``text``, the row written in the
+    Alpaca prompt, beside its instruction, input and output: it was refused as an unexpected
+    field, row after row, on the best-known instruction set."""
+    template = (
+        "Below is an instruction that describes a task, paired with an input that provides "
+        "further context. Write a response that appropriately completes the request.\n\n"
+        "### Instruction:\n{}\n\n### Input:\n{}\n\n### Response:\n{}"
+    )
+    rows = [
+        {"instruction": f"Add {i} and 1.", "input": "Digits.", "output": str(i + 1)}
+        for i in range(12)
+    ]
+    written = [{**row, "text": template.format(*row.values())} for row in rows]
+    assert list(ft.Dataset.from_records(written)) == list(ft.Dataset.from_records(rows))
+    other = [*written[:11], {**rows[11], "text": "Notes of our own."}]
+    report = validate(ft.Dataset.from_records(other), target="openai", model=GPT_41_MINI)
+    assert [(f.code, f.line, f.field) for f in report.errors] == [("unexpected_field", 12, "text")]
+
+
 def test_alpaca_rows_are_read_as_chat_and_named_as_written() -> None:
     """The instruction, its input after a blank line, the output; ``system`` and
     LLaMA-Factory's ``history`` pairs before them."""

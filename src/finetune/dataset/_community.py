@@ -328,8 +328,20 @@ def _from_alpaca(data: dict[str, Any]) -> dict[str, Any]:
         {"role": "user", "content": instruction},
         {"role": "assistant", "content": data["output"]},
     ]
-    taken = ("instruction", "input", "output", "system", "history")
+    taken = ("instruction", "input", "output", "system", "history", *_written_out(data))
     return {**{k: v for k, v in data.items() if k not in taken}, "messages": messages}
+
+
+def _written_out(data: dict[str, Any]) -> tuple[str, ...]:
+    """``("text",)`` where ``text`` is the row itself written in a prompt template, as
+    tatsu-lab/alpaca's rows hold it (its instruction, input and output in it): no example of
+    its own, left out; else nothing."""
+    text = data.get("text")
+    parts = [data["instruction"], data["output"], data.get("input") or ""]
+    if not isinstance(text, str) or not all(isinstance(part, str) for part in parts):
+        return ()
+    said = [part.strip() for part in parts if part.strip()]
+    return ("text",) if len(said) >= 2 and all(part in text for part in said) else ()
 
 
 def _alpaca_sources(data: dict[str, Any]) -> list[str]:
