@@ -293,6 +293,14 @@ def test_a_reader_that_stops_early_ends_the_command_quietly() -> None:
         ),
         ('data = "h.jsonl"\n[candidates]\nbase = "openai"\n', "candidate 'base' needs a"),
         ('data = "h.jsonl"\n[candidates.base]\nbackend = "openai"\n', "candidate 'base' needs"),
+        (  # it said the candidate needed a model
+            'data = "h"\n[candidates.b]\nbackend = "openai"\nmodle = "m"\n',
+            "unknown key 'modle' (did you mean 'model'?) in [candidates.b]; [candidates.b] takes ",
+        ),
+        (
+            'data = "h"\n[judge]\nbackend = "openai"\nmdoel = "m"\n[candidates]\nb = "fake:m"\n',
+            "unknown key 'mdoel' (did you mean 'model'?) in [judge]; [judge] takes backend, ",
+        ),
         ('data = "h.jsonl\n', "not valid TOML: "),
         ('data = "h"\nmetrics = ["regex"]\n[candidates]\nb = "openai:m"\n', "by name, one of"),
         ('data = "h"\nbaseline = "base"\n[candidates]\nb = "openai:m"\n', "'base' is not a"),

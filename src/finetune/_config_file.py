@@ -233,6 +233,8 @@ def eval_candidate(
     table = table or f"[candidates.{name}]"
     if isinstance(spec, str):
         spec = dict(zip(("backend", "model"), spec.split(":", 1), strict=False))
+    if isinstance(spec, dict):  # a misspelt key is named before what it leaves missing
+        refuse_unknown_keys(source, spec, _CANDIDATE_KEYS, table)
     if isinstance(spec, dict) and spec.get("job") is not None:
         spec = _job_named(where, spec)
     if not isinstance(spec, dict) or not spec.get("backend") or not spec.get("model"):
@@ -241,7 +243,6 @@ def eval_candidate(
             'table with backend = ... and model = ... (or job = "hf:hfjob-...", a job this '
             "machine ran)"
         )
-    refuse_unknown_keys(source, spec, _CANDIDATE_KEYS, table)
     refuse_wrong_types(source, spec, text=("backend", "model"), where=table)
     options = spec.get("options", {})
     if not isinstance(options, dict):
