@@ -255,6 +255,9 @@ def test_metric_series_says_its_latest_losses_and_tabulates_every_metric() -> No
         "<MetricSeries 2 points to step 9, train_loss 2 (step 5), valid_loss 1.25>"
     )
     assert repr(MetricSeries([])) == "<MetricSeries 0 points>"
+    assert repr(MetricSeries([ft.MetricPoint(step=3, train_loss=2.5)])) == (
+        "<MetricSeries 1 point to step 3, train_loss 2.5>"  # was "1 points"
+    )
     # what a checkpoint saved at a step had seen: each metric's latest value up to it
     assert series.at(4) == {} and series.at(5) == series.at(8) == {"train_loss": 2.0}
     assert series.at(9) == {"train_loss": 2.0, "valid_loss": 1.25}

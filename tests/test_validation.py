@@ -778,6 +778,8 @@ def test_estimate_openai() -> None:
     cost = estimate(data, target="openai", backend="openai", model=MODEL)
     assert cost.examples == 20 and cost.epochs == 5  # auto: 100 // 20
     assert "epochs='auto': 5 by openai's default rule for 20 examples" in cost.notes
+    alone = estimate(data[:1], target="openai", backend="openai", model=MODEL)
+    assert "epochs='auto': 25 by openai's default rule for 1 example" in alone.notes  # 1 examples
     assert cost.billed_tokens == cost.tokens_total * 5
     assert cost.price_per_million == 5.0 and cost.cost == pytest.approx(cost.billed_tokens * 5e-6)
     assert cost.exact and cost.fits_context and cost.pricing_date

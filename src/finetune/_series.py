@@ -6,6 +6,7 @@ from collections.abc import Iterator, Sequence
 from typing import Any, overload
 
 from finetune._errors import MissingDependency, did_you_mean
+from finetune._words import counted
 from finetune.types import MetricPoint
 
 __all__ = ["MetricSeries"]
@@ -39,7 +40,8 @@ class MetricSeries(Sequence[MetricPoint]):
             return "<MetricSeries 0 points>"
         latest = [self._latest(name) for name in ("train_loss", "valid_loss")]
         losses = "".join(f", {seen}" for seen in latest if seen)
-        return f"<MetricSeries {len(self)} points to step {self._points[-1].step}{losses}>"
+        points = counted(len(self), "point")
+        return f"<MetricSeries {points} to step {self._points[-1].step}{losses}>"
 
     def _latest(self, name: str) -> str:
         """``name`` at the last step that logged it (a step of its own where that differs

@@ -226,7 +226,8 @@ def _epochs(target: str, params: Hyperparameters, examples: int) -> tuple[int, l
     if isinstance(params.epochs, int):
         return params.epochs, []
     epochs = default_epochs(target, examples)
-    return epochs, [f"epochs='auto': {epochs} by {target}'s default rule for {examples} examples"]
+    rule = f"{epochs} by {target}'s default rule for {counted(examples, 'example')}"
+    return epochs, [f"epochs='auto': {rule}"]
 
 
 def _cost(billed: int, price: Any) -> float | None:
