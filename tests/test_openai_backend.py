@@ -503,6 +503,9 @@ def test_options_cannot_replace_what_fit_sets_and_metadata_is_text(server: OpenA
     assert caught.value.param == "metadata"
     with pytest.raises(ft.InvalidRequestError, match=r"'note': .* this pair has 4 and 513"):
         tuner.fit(dataset(), metadata={"note": "x" * 513})
+    for misplaced in ({"n_epochs": 2}, {"lr": 1e-4}):  # sent as body fields: a 400 after the upload
+        with pytest.raises(ft.UnsupportedFeature, match=r"are hyperparameters, not fields .* is f"):
+            tuner.fit(dataset(), options=misplaced)
     assert not server.files and not server.jobs  # refused before the upload, not after
     job = tuner.fit(dataset(), metadata={f"k{i}": "v" * 512 for i in range(15)})
     assert len(server.jobs[job.id].body["metadata"]) == 16  # the fake holds the spec's limit

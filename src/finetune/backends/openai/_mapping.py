@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import io
+from collections.abc import Mapping
 from typing import Any
 
 from finetune._errors import InvalidRequestError, UnsupportedFeature
@@ -169,6 +170,7 @@ def create_params(request: JobRequest) -> dict[str, Any]:
         "seed": params.seed,
         "integrations": request.integrations or None,
     }
+    _refuse_hyperparameters_as_options(request.options)
     taken = sorted(set(request.options) & {*body, *optional, "hyperparameters"})
     if taken:
         raise UnsupportedFeature(
@@ -178,6 +180,19 @@ def create_params(request: JobRequest) -> dict[str, Any]:
     body.update({k: v for k, v in optional.items() if v is not None})
     body.update(request.options)  # fields the API gained after this release, sent as given
     return body
+
+
+def _refuse_hyperparameters_as_options(options: Mapping[str, Any]) -> None:
+    """Options are sent as fields of the create body: a hyperparameter among them
+    (``n_epochs``, ``lr``) is no field there, and would fail the create after the upload."""
+    from finetune._fit import hyperparameter_meant, named_as_hyperparameters
+
+    misplaced = sorted(name for name in options if hyperparameter_meant(name))
+    if misplaced:
+        raise UnsupportedFeature(
+            f"options={misplaced} are hyperparameters, not fields of OpenAI's job"
+            f"{named_as_hyperparameters(misplaced)}; nothing was uploaded"
+        )
 
 
 _RANGES = {"n_epochs": (1, 50), "batch_size": (1, 256), "beta": (0, 2)}  # the API spec's
