@@ -579,6 +579,30 @@ def test_a_mistyped_train_config_key_starts_no_job(
     assert json.loads(capsys.readouterr().out) == []
 
 
+def test_a_method_the_backend_does_not_train_is_refused_by_every_command_of_the_job(
+    chat_file: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``validate`` and ``estimate`` of a config whose method the backend does not train
+    passed it; ``train`` then named it as a flag, ``--method ppo``, that was never given."""
+    config = tmp_path / "train.toml"
+    config.write_text(
+        f'backend = "fake"\nmodel = "{MODEL}"\nfile = "{chat_file}"\nmethod = "ppo"\n'
+    )
+    for command in ("validate", "estimate", "train"):
+        assert main([command, "--config", str(config)]) == 2
+        assert capsys.readouterr().err == (
+            f"error: backend 'fake' does not train with method = \"ppo\" ({config}); it supports "
+            "['dpo', 'sft']\n"
+        )
+    assert (
+        main(["train", str(chat_file), "--backend", "mistral", "--model", "m", "--method", "dpo"])
+        == 2
+    )
+    assert "backend 'mistral' does not train with --method dpo; it supports ['sft']" in (
+        capsys.readouterr().err
+    )
+
+
 def test_an_empty_yaml_section_of_a_train_config_is_unset(
     chat_file: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

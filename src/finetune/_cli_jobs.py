@@ -108,6 +108,7 @@ def job_inputs(args: argparse.Namespace, command: str) -> JobInputs:
     """The Tuner and the data of the job a command describes, its settings checked first."""
     settings = job_settings(args, command)
     tuner = ft.Tuner(settings["backend"], model=settings["model"])
+    _refuse_a_method_not_trained(args, settings, tuner)
     validation = settings.get("validation")
     source = args.config or f"finetune {command}"
     columns = columns_setting(source, settings.get("columns"))
@@ -117,6 +118,23 @@ def job_inputs(args: argparse.Namespace, command: str) -> JobInputs:
     held_out = datasets_of(checked, columns, **reading) if validation else None
     check_reading(source, files + checked, **reading)
     return JobInputs(tuner, train, held_out, settings)
+
+
+def _refuse_a_method_not_trained(
+    args: argparse.Namespace, settings: dict[str, Any], tuner: ft.Tuner
+) -> None:
+    """A ``method`` the backend does not train, named where it was given (its flag, or the
+    config file's key), by ``validate`` and ``estimate`` too: the job they check is refused."""
+    method, trained = settings.get("method", "sft"), sorted(tuner.capabilities.methods)
+    if method not in trained:
+        given = (
+            f"--method {method}"
+            if getattr(args, "method", None)
+            else (f'method = "{method}" ({args.config})')
+        )
+        raise ft.UnsupportedFeature(
+            f"backend {tuner.backend_name!r} does not train with {given}; it supports {trained}"
+        )
 
 
 def estimate_command(args: argparse.Namespace) -> int:
