@@ -123,18 +123,17 @@ def job_inputs(args: argparse.Namespace, command: str) -> JobInputs:
 def _refuse_a_method_not_trained(
     args: argparse.Namespace, settings: dict[str, Any], tuner: ft.Tuner
 ) -> None:
-    """A ``method`` the backend does not train, named where it was given (its flag, or the
-    config file's key), by ``validate`` and ``estimate`` too: the job they check is refused."""
-    method, trained = settings.get("method", "sft"), sorted(tuner.capabilities.methods)
-    if method not in trained:
-        given = (
-            f"--method {method}"
-            if getattr(args, "method", None)
-            else (f'method = "{method}" ({args.config})')
-        )
-        raise ft.UnsupportedFeature(
-            f"backend {tuner.backend_name!r} does not train with {given}; it supports {trained}"
-        )
+    """A ``method`` given that the backend does not train, named where it was given (its
+    flag, or the config file's key), by ``validate`` and ``estimate`` too: the job they
+    check would be refused."""
+    method, trained = settings.get("method"), sorted(tuner.capabilities.methods)
+    if method is None or method in trained:
+        return
+    flagged = getattr(args, "method", None)
+    given = f"--method {method}" if flagged else f'method = "{method}" ({args.config})'
+    raise ft.UnsupportedFeature(
+        f"backend {tuner.backend_name!r} does not train with {given}; it supports {trained}"
+    )
 
 
 def estimate_command(args: argparse.Namespace) -> int:
