@@ -125,6 +125,25 @@ def test_a_job_id_typed_by_a_user_reaches_no_other_resource(backend: str) -> Non
 
 
 @pytest.mark.parametrize("backend", ["openai", "together", "fireworks", "mistral"])
+def test_an_estimate_gives_no_figures_for_a_job_fit_would_refuse(backend: str) -> None:
+    """An estimate of a job with options its backend does not take (a hyperparameter given as
+    an option) gave figures, and ``finetune estimate`` passed a config ``train`` refused."""
+    data = ft.Dataset.from_records([chat(i) for i in range(12)])
+    with _hosted(backend) as (server, tuner):
+        with pytest.raises(ft.UnsupportedFeature, match=r"'n_epochs' is ft\.Hyperparameters"):
+            tuner.estimate(data, options={"n_epochs": 2})
+        with pytest.raises(ft.UnsupportedFeature, match=r"'n_epochs' is ft\.Hyperparameters"):
+            tuner.estimate_locally(data, options={"n_epochs": 2})
+        with pytest.raises(ft.UnsupportedFeature, match=r"'n_epochs' is ft\.Hyperparameters"):
+            tuner.fit(data, options={"n_epochs": 2})
+        if "preference" not in tuner.capabilities.example_kinds:  # Mistral trains SFT alone
+            pairs = [{"prompt": f"q{i}", "chosen": "a", "rejected": "b"} for i in range(12)]
+            with pytest.raises(ft.UnsupportedFeature, match=r"does not train with method='dpo'"):
+                tuner.estimate(ft.Dataset.from_records(pairs))
+        assert not server.requests  # refused before anything was asked or uploaded
+
+
+@pytest.mark.parametrize("backend", ["openai", "together", "fireworks", "mistral"])
 def test_a_server_that_cannot_be_reached_is_named(backend: str) -> None:
     """A typo in a ``*_BASE_URL`` (or a gateway that is down) was ``connection problem:
     Connection error.`` after every retry, naming no server."""

@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 
 import finetune as ft
+from finetune.backends import JobRequest
 from finetune.dataset._formats import split_turns, turns_digest
 from finetune.registry import _MIGRATIONS
 from finetune.testing import FakeBackend, FakeFailure
@@ -896,6 +897,33 @@ def test_threaded_async_wrapper_for_sync_only_backends(namespace: str, train: ft
         return await job.wait(poll_interval=0.01, timeout=5)
 
     assert asyncio.run(run()).status is ft.JobStatus.SUCCEEDED
+
+
+def test_a_plugins_check_request_refuses_an_estimate_and_a_fit_before_any_upload(
+    namespace: str, train: ft.Dataset
+) -> None:
+    """``check_request``, the plugin hook that refuses with no network call what a create
+    request cannot carry: ``estimate`` gives no figures for such a job, and the default
+    ``preflight`` refuses its fit before the upload."""
+    asked: list[dict[str, Any]] = []
+
+    class NoColours(FakeBackend):
+        def check_request(self, request: JobRequest) -> None:
+            asked.append(dict(request.options))
+            if "colour" in request.options:
+                raise ft.UnsupportedFeature("no-colours takes no colour")
+
+    backend = NoColours(namespace=namespace, **FAST)
+    tuner = ft.Tuner(backend, model="m", registry=False)
+    with pytest.raises(ft.UnsupportedFeature, match="takes no colour"):
+        tuner.estimate(train, options={"colour": "red"})
+    with pytest.raises(ft.UnsupportedFeature, match="takes no colour"):
+        tuner.fit(train, options={"colour": "red"})
+    assert backend.upload_count == 0 and backend.create_count == 0
+    assert tuner.estimate(train, options={"size": 3}).examples == len(train)
+    job = tuner.fit(train, options={"size": 3}).wait(poll_interval=0.01)
+    assert job.status is ft.JobStatus.SUCCEEDED
+    assert {"size": 3} in asked and backend.create_count == 1
 
 
 def test_a_quote_hook_is_given_the_validation_set_and_options_where_it_takes_them(

@@ -29,6 +29,7 @@ from finetune.backends.base import (
     JobRequest,
     lacking,
     missing_members,
+    planned_job,
 )
 from finetune.dataset._role_columns import completion_as_chat
 from finetune.types import (
@@ -53,9 +54,10 @@ __all__ = [
     "as_hyperparameters",
     "attempt_key",
     "check_budget",
+    "check_estimated_job",
+    "check_fit",
     "check_fit_options",
     "check_reported_context",
-    "check_request",
     "derive_idempotency_key",
     "hyperparameter_meant",
     "json_options",
@@ -430,7 +432,7 @@ def _first_kind(train: Dataset) -> str | None:
         return None
 
 
-def check_request(
+def check_fit(
     backend: BaseBackend,
     train: Dataset,
     validation: Dataset | None,
@@ -481,6 +483,22 @@ def check_request(
             backend=name,
             param="suffix",
         )
+
+
+def check_estimated_job(
+    tuner: TunerView,
+    model: str,
+    dataset: Dataset,
+    hyperparameters: Hyperparameters,
+    plan: tuple[Dataset | None, Mapping[str, Any] | None],
+) -> None:
+    """The job an estimate prices (``plan``: its validation set and options), refused as
+    ``fit`` refuses it before anything is uploaded: what the backend cannot train, and what
+    its ``check_request`` refuses. No figures are given for a job that would not start."""
+    validation, options = plan
+    request = planned_job(tuner.backend_name, model, dataset, hyperparameters, validation, options)
+    check_fit(tuner.backend, dataset, validation, request.method, None, hyperparameters)
+    tuner.backend.check_request(request)
 
 
 def refuse_other_data(record: JobRecord, plan: FitPlan) -> None:

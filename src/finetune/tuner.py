@@ -26,9 +26,10 @@ from finetune._fit import (
     as_hyperparameters,
     attempt_key,
     check_budget,
+    check_estimated_job,
+    check_fit,
     check_fit_options,
     check_reported_context,
-    check_request,
     derive_idempotency_key,
     json_options,
     keep_training_rows,
@@ -190,13 +191,14 @@ class TunerView(OtherNames):
         from finetune.validation import estimate
 
         check_datasets(dataset, validation)
-        chosen = self._require_model(model)
+        chosen, params = self._require_model(model), as_hyperparameters(hyperparameters)
+        check_estimated_job(self, chosen, dataset, params, (validation, options))
         figures = estimate(
             dataset,
             target=self.backend.validation_rules(),
             backend=self.backend_name,
             model=chosen,
-            hyperparameters=as_hyperparameters(hyperparameters),
+            hyperparameters=params,
             token_counter=counter_for_fit(self.backend, chosen, options),
             context_limit=context_for(self.backend, chosen, options),
             price_per_million=price_per_million,
@@ -204,9 +206,7 @@ class TunerView(OtherNames):
             validation=validation,
         )
         closing = estimate_note(self.backend_name, chosen)
-        if closing is None:
-            return figures
-        return figures.with_notes(closing)
+        return figures if closing is None else figures.with_notes(closing)
 
     def _estimate_parts(
         self,
@@ -352,7 +352,7 @@ class AsyncTuner(TunerView):
         method = fit.get("method", "sft")
         suffix, options = fit.get("suffix"), json_options(fit.get("options"))
         model = self._require_model()
-        check_request(self._backend, train, validation, method, suffix, params)
+        check_fit(self._backend, train, validation, method, suffix, params)
         context_checked = True  # skip_validation: nothing is checked, nor checked again
         if not fit.get("skip_validation", False):
             report = self.validate(train, validation, options=options).raise_for_errors()

@@ -53,6 +53,7 @@ __all__ = [
     "SyncBackend",
     "as_async",
     "no_predictor",
+    "planned_job",
 ]
 __dir__: PublicNames = public_names(__name__)
 
@@ -282,12 +283,22 @@ class BaseBackend:
         the fit's ``options``, when there are any."""
         return estimate
 
+    def check_request(self, request: JobRequest) -> None:
+        """Refuse, with no network call, a request the provider cannot take (a setting it has
+        no field for, an option it does not know): ``UnsupportedFeature`` or
+        ``InvalidRequestError``. ``estimate`` checks the job it prices with it, so that no
+        figures are given for a job ``fit`` would refuse, and ``preflight`` by default. The
+        request's files are placeholders (``PLACEHOLDER_FILE``). By default: nothing
+        refused."""
+        return
+
     async def preflight(self, request: JobRequest) -> None:
         """Called before anything is uploaded: raise ``ProviderUnavailable`` when the provider
         will not train (closed, or not for this account), or ``UnsupportedFeature`` /
         ``InvalidRequestError`` for a request it cannot take. ``request.training_file`` (and
-        ``validation_file``) are placeholders here, with the id ``PLACEHOLDER_FILE``."""
-        return
+        ``validation_file``) are placeholders here, with the id ``PLACEHOLDER_FILE``. By
+        default: ``check_request``."""
+        self.check_request(request)
 
     async def aclose(self) -> None:
         """Release connections and processes."""
@@ -353,6 +364,7 @@ _ASYNC_CALLS = (
 )
 _PLAIN_CALLS = (
     "owns",
+    "check_request",
     "token_counter",
     "context_limit",
     "job_options",
@@ -442,6 +454,29 @@ def _forward_plain(operation: str) -> Any:
     forward.__name__ = operation
     forward.__doc__ = f"The wrapped backend's ``{operation}`` (or the default)."
     return forward
+
+
+def planned_job(
+    backend: str,
+    model: str,
+    dataset: Dataset,
+    hyperparameters: Hyperparameters,
+    validation: Dataset | None = None,
+    options: Mapping[str, Any] | None = None,
+) -> JobRequest:
+    """The job an estimate (or a price quote) is about, its files placeholders: a fit of
+    ``model`` on ``dataset`` with these hyperparameters and ``options``, with the method the
+    data trains with (preference pairs: DPO)."""
+    placeholder = FileRef(backend=backend, id=PLACEHOLDER_FILE)
+    return JobRequest(
+        base_model=model,
+        training_file=placeholder,
+        validation_file=placeholder if validation is not None else None,
+        method="dpo" if dataset.kind == "preference" else "sft",  # as a fit must train it
+        hyperparameters=hyperparameters,
+        options=dict(options or {}),
+        idempotency_key="quote",
+    )
 
 
 def rules_for(

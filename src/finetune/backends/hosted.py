@@ -11,7 +11,7 @@ import asyncio
 import math
 import os
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, ClassVar, TypedDict, TypeVar
 
 from finetune._errors import AuthenticationError, ServerError
@@ -19,7 +19,7 @@ from finetune._namespace import PublicNames, public_names
 from finetune._numbers import is_real, is_whole
 from finetune.backends._clients import OwnedClient, close_client
 from finetune.backends._masked_logs import mask_secrets_in_logs
-from finetune.backends.base import PLACEHOLDER_FILE, BaseBackend, JobRequest
+from finetune.backends.base import BaseBackend, JobRequest
 from finetune.backends.http import (
     DEFAULT_RETRY_AFTER_CAP,
     account_identity,
@@ -37,7 +37,7 @@ if TYPE_CHECKING:
 
     from finetune.dataset import Dataset
     from finetune.evaluation import Predictor
-    from finetune.types import Hyperparameters, Job
+    from finetune.types import Job
 
 __all__ = ["Connection", "HostedBackend"]
 __dir__: PublicNames = public_names(__name__)
@@ -242,32 +242,10 @@ class HostedBackend(BaseBackend):
         """Upload a JSONL file already in the provider's format."""
         raise NotImplementedError(f"{type(self).__name__} must implement upload_file()")
 
-    def _quoted_job(
-        self,
-        model: str,
-        dataset: Dataset,
-        hyperparameters: Hyperparameters,
-        validation: Dataset | None = None,
-        options: Mapping[str, Any] | None = None,
-    ) -> JobRequest:
-        """The job a price quote (or dry run) is asked about, its files placeholders: a fit
-        of ``model`` on ``dataset`` with these hyperparameters and ``options``, with the
-        method the data trains with (preference pairs: DPO)."""
-        placeholder = FileRef(backend=self.name, id=PLACEHOLDER_FILE)
-        return JobRequest(
-            base_model=model,
-            training_file=placeholder,
-            validation_file=placeholder if validation is not None else None,
-            method="dpo" if dataset.kind == "preference" else "sft",  # as a fit must train it
-            hyperparameters=hyperparameters,
-            options=dict(options or {}),
-            idempotency_key="quote",
-        )
-
     async def _with_data(
         self, job: JobRequest, dataset: Dataset, validation: Dataset | None = None
     ) -> JobRequest:
-        """``job`` (a ``_quoted_job``) with its data uploaded (a later fit reuses the files).
+        """``job`` (a ``planned_job``) with its data uploaded (a later fit reuses the files).
         What ``preflight`` refuses (an unknown model, a setting out of range) is refused
         before any upload, as for a fit."""
         await self.preflight(job)

@@ -23,7 +23,7 @@ from finetune._errors import (
     MissingDependency,
     ServerError,
 )
-from finetune.backends.base import JobRequest
+from finetune.backends.base import JobRequest, planned_job
 from finetune.backends.fireworks._mapping import (
     CAPABILITIES,
     DPO_JOBS,
@@ -156,11 +156,17 @@ class FireworksBackend(HostedBackend):
     def _path(self, *parts: str) -> str:
         return "/".join(["/v1/accounts", self._require_account(), *parts])
 
+    def check_request(self, request: JobRequest) -> None:
+        """What cannot map to a Fireworks job, refused with no request made (an account not
+        set yet is checked by ``preflight``: an estimate needs none)."""
+        create_body(request, self._account or "account")
+
     async def preflight(self, request: JobRequest) -> None:
         """Before anything is uploaded: the account is known, the request maps, and the base
         model is one Fireworks fine-tunes (one GET of it: an unknown model, or one it serves
         but does not tune, is refused)."""
-        create_body(request, self._require_account())
+        self._require_account()
+        self.check_request(request)
         model = request.base_model
         if model not in self._tunable:
             refusal = base_model_refusal(model, await self._model_resource(model))
@@ -416,7 +422,7 @@ class FireworksBackend(HostedBackend):
         if not self._key or not self._account:
             note = "no Fireworks key or account: its quote was skipped; the figures are our own"
             return estimate.with_notes(note)
-        job = self._quoted_job(estimate.model, dataset, hyperparameters)
+        job = planned_job(NAME, estimate.model, dataset, hyperparameters)
         request = await self._with_data(job, dataset)
         body = create_body(request, self._require_account())
         path = self._path("supervisedFineTuningJobs:estimateCost")

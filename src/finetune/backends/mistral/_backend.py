@@ -23,7 +23,7 @@ from finetune._errors import (
     ProviderUnavailable,
 )
 from finetune.backends._clients import OwnedClient
-from finetune.backends.base import JobRequest
+from finetune.backends.base import JobRequest, planned_job
 from finetune.backends.hosted import Connection, HostedBackend, check_wait
 from finetune.backends.http import (
     PageCollector,
@@ -265,12 +265,16 @@ class MistralBackend(HostedBackend):
 
     # -- lifecycle --
 
+    def check_request(self, request: JobRequest) -> None:
+        """Settings Mistral cannot take, refused with no request made."""
+        create_body(request)
+
     async def preflight(self, request: JobRequest) -> None:
         """Before anything is uploaded: settings Mistral cannot take are refused, and one cheap
         call (list one job, retried) finds out whether the job API is retired (410 Gone), which
         raises ``ProviderUnavailable`` naming what to use instead; so does a job API that
         cannot be reached, as our table says it is retired."""
-        create_body(request)
+        self.check_request(request)
         model = request.base_model
         if self.allow_closed_provider:
             return
@@ -445,7 +449,7 @@ class MistralBackend(HostedBackend):
             return estimate.with_notes(note)
         if not self._dry_run or not self._key:
             return _without_dry_run(estimate, self._dry_run)
-        job = self._quoted_job(estimate.model, dataset, hyperparameters)
+        job = planned_job(NAME, estimate.model, dataset, hyperparameters)
         request = await self._with_data(job, dataset)
         body = create_body(request)
         dry_run = {"dry_run": "true"}

@@ -123,8 +123,11 @@ def create_body(request: JobRequest) -> dict[str, Any]:
     """Our JobRequest as the JSON body of ``POST /v1/fine_tuning/jobs``."""
     unknown = sorted(set(request.options) - set(_OPTIONS))
     if unknown:
+        from finetune._fit import named_as_hyperparameters
+
         raise UnsupportedFeature(
-            f"unknown Mistral option(s) {unknown}; Mistral takes {list(_OPTIONS)}"
+            f"unknown Mistral option(s) {unknown}{named_as_hyperparameters(unknown)}; Mistral "
+            f"takes {list(_OPTIONS)}"
         )
     body: dict[str, Any] = {
         "model": request.base_model,

@@ -216,13 +216,17 @@ class OpenAIBackend(HostedBackend):
 
     # -- the provider's lifecycle, before anything is uploaded --
 
+    def check_request(self, request: JobRequest) -> None:
+        """Settings OpenAI cannot take, refused with no request made."""
+        create_params(request)
+
     async def preflight(self, request: JobRequest) -> None:
         """Refuse before uploading: settings OpenAI cannot take; OpenAI no longer creating jobs
         (after 2027-01-06, unless ``allow_closed_provider=True``); OpenAI refusing fine-tuning
         to this organisation. Warns once while it is closing. The organisation check is one
         create request naming a file that does not exist, which can make no job: refused
         organisations get a 403, others a 400."""
-        create_params(request)
+        self.check_request(request)
         model = request.base_model
         closed = closed_on(NAME)
         if closed is not None and not self.allow_closed_provider:

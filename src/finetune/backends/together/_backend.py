@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from finetune._errors import BackendError, InvalidRequestError, MissingDependency
 from finetune.backends._files import sha256_of
-from finetune.backends.base import JobRequest
+from finetune.backends.base import JobRequest, planned_job
 from finetune.backends.hosted import Connection, HostedBackend
 from finetune.backends.http import expect_object, list_at, path_segment, sdk_error
 from finetune.backends.together._mapping import (
@@ -170,11 +170,15 @@ class TogetherBackend(HostedBackend):
 
     # -- before anything is uploaded --
 
+    def check_request(self, request: JobRequest) -> None:
+        """What cannot map to Together's create body, refused with no request made."""
+        create_body(request)
+
     async def preflight(self, request: JobRequest) -> None:
         """Before anything is uploaded: what cannot map is refused with no request made; then
         the model's limits are read (one GET; an unknown model is refused) and the request
         checked against them (LoRA rank, batch size)."""
-        create_body(request)
+        self.check_request(request)
         create_body(request, await self._model_limits(request.base_model))
 
     async def _model_limits(self, model: str) -> dict[str, Any]:
@@ -369,7 +373,7 @@ class TogetherBackend(HostedBackend):
         set's evaluations included, for the job the fit's ``options`` would start (LoRA, or
         ``{"full_finetune": True}``: full). Needs a key; uploads the data, which the later
         fit reuses. Without a quote, what the fit would refuse is refused all the same."""
-        job = self._quoted_job(estimate.model, dataset, hyperparameters, validation, options)
+        job = planned_job(NAME, estimate.model, dataset, hyperparameters, validation, options)
         if not (self._quote and self._key):
             create_body(job)  # no model limits offline: the checks that need none
             return estimate.with_notes(*self._unquoted_notes(job))
