@@ -22,6 +22,7 @@ from finetune.backends.payloads import (
     object_at,
     positive,
     refuse_hyperparameters,
+    refuse_unknown_settings,
     same_value,
     status_from,
     status_table,
@@ -121,14 +122,7 @@ def wandb_integrations(integrations: list[dict[str, Any]]) -> list[dict[str, Any
 
 def create_body(request: JobRequest) -> dict[str, Any]:
     """Our JobRequest as the JSON body of ``POST /v1/fine_tuning/jobs``."""
-    unknown = sorted(set(request.options) - set(_OPTIONS))
-    if unknown:
-        from finetune._fit import named_as_hyperparameters
-
-        raise UnsupportedFeature(
-            f"unknown Mistral option(s) {unknown}{named_as_hyperparameters(unknown)}; Mistral "
-            f"takes {list(_OPTIONS)}"
-        )
+    refuse_unknown_settings("Mistral", request, _EXTRA_HYPERPARAMETERS, options=_OPTIONS)
     body: dict[str, Any] = {
         "model": request.base_model,
         "training_files": [{"file_id": request.training_file.id, "weight": 1}],
