@@ -19,7 +19,6 @@ __all__ = [
     "ModelInfo",
     "catalog",
     "default_epochs",
-    "is_price",
     "model_info",
     "model_meant",
     "n_evals",
@@ -81,7 +80,7 @@ def _checked_table(table: dict[str, Any], shown: str) -> dict[str, Any]:
                 f"'openai-heuristic', not {rule!r}"
             )
         fee = section.get("minimum_fee")
-        if fee is not None and not is_price(fee):
+        if fee is not None and not is_amount(fee):
             raise StorageError(f"{where}.minimum_fee is USD per job, not {fee!r}")
         _check_date(section.get("pricing_date"), f"{where}.pricing_date")
     return table
@@ -222,7 +221,7 @@ def _check_entry(target: str, name: str, entry: Any, shown: str) -> None:
     if context is not None and (type(context) is not int or context < 1):
         raise StorageError(f"{where}.context is a whole number of tokens, not {context!r}")
     for field in ("price", "low", "high"):
-        if entry.get(field) is not None and not is_price(entry[field]):
+        if entry.get(field) is not None and not is_amount(entry[field]):
             raise StorageError(f"{where}.{field} is USD per 1M tokens, not {entry[field]!r}")
     if entry.get("images") not in (None, True, False):
         raise StorageError(f"{where}.images is true or false, not {entry['images']!r}")
@@ -286,11 +285,6 @@ def default_epochs(target: str, examples: int) -> int:
     elif examples * epochs > 25_000:
         epochs = max(1, 25_000 // examples)
     return epochs
-
-
-def is_price(value: Any) -> bool:
-    """A price in USD per million tokens: a finite number of 0 or more (not text or a bool)."""
-    return is_amount(value)
 
 
 def old_prices_note(target: str, dated: str | None, source: str | None) -> list[str]:

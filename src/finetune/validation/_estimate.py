@@ -6,7 +6,7 @@ from __future__ import annotations
 from array import array
 from typing import TYPE_CHECKING, Any
 
-from finetune._numbers import is_whole
+from finetune._numbers import is_amount, is_whole
 from finetune._words import counted
 from finetune.dataset._formats import as_chat_record, detect_kind
 from finetune.dataset._reader import RawRecord
@@ -14,7 +14,6 @@ from finetune.types import CostEstimate, Hyperparameters
 from finetune.validation._catalog import (
     bills_padding,
     default_epochs,
-    is_price,
     model_info,
     no_price_note,
     old_prices_note,
@@ -53,7 +52,7 @@ def estimate(
     rules = target if isinstance(target, Target) else TARGETS.get(target)
     name = target if isinstance(target, str) else target.name
     if price_per_million is not None:
-        if not is_price(price_per_million):
+        if not is_amount(price_per_million):
             raise ValueError(f"price_per_million must be 0 or more, not {price_per_million!r}")
         price_per_million = float(price_per_million)
     counter = token_counter or counter_for(name, model)
