@@ -11,6 +11,7 @@ import socket
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
 from types import SimpleNamespace
@@ -180,3 +181,28 @@ def test_an_async_tuner_serves_one_asyncio_run_after_another(
         gc.collect()  # a client let go of is closed, not left to close itself as it is freed
     assert seen == [job.id, job.id]
     assert [r.getMessage() for r in caplog.records if r.levelname == "ERROR"] == []
+
+
+def _data_uploads(server: Any) -> list[str]:
+    """The requests that send a data file: a file's create, or a Fireworks dataset's upload."""
+    sends = [r.path for r in server.requests if r.method == "POST"]
+    return [path for path in sends if path.endswith(("/v1/files", ":upload"))]
+
+
+@pytest.mark.parametrize("backend", ["openai", "together", "fireworks", "mistral"])
+def test_fits_running_at_once_on_the_same_data_upload_it_once(backend: str) -> None:
+    """A sweep (the same data, a fit per setting, run from threads) uploaded the data once a
+    fit: each looked for the file before any had sent it. The fits share one Tuner's loop,
+    and one runs on a second Tuner (a loop of its own)."""
+    data = ft.Dataset.from_records([chat(i) for i in range(12)])
+    fake, model, where = _HOSTED[backend]
+    with fake() as server:
+        settings = {"api_key": server.api_key, **where(server)}
+        tuners = [ft.Tuner(backend, model=model, registry=False, **settings) for _ in range(2)]
+        with ThreadPoolExecutor(4) as pool:
+            fits = [pool.submit(tuners[i // 3].fit, data, suffix=f"sweep{i}") for i in range(4)]
+            jobs = {fit.result().id for fit in fits}
+        for tuner in tuners:
+            tuner.close()
+        assert len(jobs) == 4
+        assert len(_data_uploads(server)) == 1, _data_uploads(server)

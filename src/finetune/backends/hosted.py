@@ -15,6 +15,7 @@ from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, ClassVar, TypedDict, TypeVar
 
 from finetune._errors import AuthenticationError, ServerError
+from finetune._lock import KeyedLocks
 from finetune._namespace import PublicNames, public_names
 from finetune._numbers import is_real, is_whole
 from finetune.backends._clients import OwnedClient, close_client
@@ -43,6 +44,7 @@ __all__ = ["Connection", "HostedBackend"]
 __dir__: PublicNames = public_names(__name__)
 
 T = TypeVar("T")
+_UPLOADING = KeyedLocks()
 
 
 class Connection(TypedDict, total=False):
@@ -231,9 +233,12 @@ class HostedBackend(BaseBackend):
 
     async def upload(self, dataset: Dataset, *, purpose: str = "train") -> FileRef:
         """Write the dataset in the provider's format to a temporary file named by its content
-        and purpose, and send it with ``upload_file`` (which reuses a file already there)."""
+        and purpose, and send it with ``upload_file`` (which reuses a file already there).
+        Fits running at once in this process (a sweep) send the same data once: the others
+        wait for that upload, then reuse its file."""
         name = await asyncio.to_thread(file_name, dataset, purpose)
-        async with written(dataset, self.format_example) as path:
+        uploading = _UPLOADING.held((self.identity, name))
+        async with uploading, written(dataset, self.format_example) as path:
             return await self.upload_file(path, filename=name)
 
     async def upload_file(
