@@ -1103,6 +1103,78 @@ def test_preference_rows_under_other_names_are_told_the_renames_that_read_them()
     ).ok
 
 
+def test_a_pairs_system_prompt_beside_its_prompt_is_the_prompts_first_turn() -> None:
+    """Intel/orca_dpo_pairs' rows (system, question, chosen, rejected), its question named
+    prompt, could not be read: a ``system`` beside a pair's prompt was an unknown key, whose
+    cure dropped it, and the row's ``question`` was not named in the "no prompt" refusal."""
+    orca = {"system": "You are terse.", "question": "2 + 2?", "chosen": "4", "rejected": "5"}
+    with pytest.raises(ft.DatasetError) as missing:
+        ft.Dataset.from_records([orca])[0]
+    cure = "--columns system,question=prompt,chosen,rejected on the command line"
+    assert "no prompt: a preference example's question is its 'prompt'" in str(missing.value)
+    assert str(missing.value).endswith(cure + ")")
+    report = validate(ft.Dataset.from_records([orca]), target="hf", model="m")
+    assert {f.field for f in report.errors} == {"prompt", "system", "question"}
+    assert all(f.message.endswith(cure + ")") for f in report.errors)
+
+    renames = {"system": "system", "question": "prompt", "chosen": "chosen", "rejected": "rejected"}
+    pair = ft.Dataset.from_records([orca]).select_columns(renames)[0]
+    assert isinstance(pair, ft.PreferenceExample)
+    assert [(m.role, m.content) for m in pair.input] == [
+        ("system", "You are terse."),
+        ("user", "2 + 2?"),
+    ]
+    blank = ft.Dataset.from_records([{**orca, "system": ""}]).select_columns(renames)
+    assert [m.role for m in blank[0].input] == ["user"]  # orca's many empty ones make none
+    turns = {"system": "S", "prompt": [{"role": "user", "content": "q"}], "chosen": "a"}
+    listed = ft.Dataset.from_records([{**turns, "rejected": "b"}])[0]
+    assert [m.role for m in listed.input] == ["system", "user"]
+
+    own = [{"role": "system", "content": "own"}, {"role": "user", "content": "q"}]
+    with pytest.raises(ft.DatasetError, match="unless the prompt begins with a system turn"):
+        ft.Dataset.from_records([{**turns, "prompt": own, "rejected": "b"}])[0]
+    # a problem is named by the row's own field
+    for row, field in (
+        ({**orca, "system": 7, "prompt": "q"}, "system"),
+        (
+            {**turns, "prompt": [{"role": "user", "content": 7}], "rejected": "b"},
+            "prompt[0].content",
+        ),
+    ):
+        with pytest.raises(ft.DatasetError) as caught:
+            ft.Dataset.from_records([row]).select_columns(list(row))[0]
+        assert caught.value.field == field
+
+
+def test_a_pairs_part_that_is_neither_text_nor_messages_is_told_as_validation_tells_it() -> None:
+    """Reading a pair whose prompt or answer was a number or null said pydantic's "Input
+    should be a valid list", where validation said what the row held and how to mend it."""
+    told = {
+        "prompt": "prompt must be a non-empty list of messages or a string, not a number: "
+        'write it as text, "5"',
+        "rejected": "rejected must be a non-empty list of messages or a string, not null",
+    }
+    for field, message in told.items():
+        row = {
+            "prompt": "q",
+            "chosen": "a",
+            "rejected": "b",
+            field: 5 if field == "prompt" else None,
+        }
+        with pytest.raises(ft.DatasetError) as caught:
+            ft.Dataset.from_records([row])[0]
+        assert (caught.value.field, str(caught.value).split(": ", 2)[-1]) == (field, message)
+        (finding,) = validate(ft.Dataset.from_records([row]), target="hf", model="m").errors
+        assert finding.message == message
+    answer = [{"role": "assistant", "content": "a"}]
+    openai = {"input": {"messages": 5}, "preferred_output": answer, "non_preferred_output": answer}
+    with pytest.raises(ft.DatasetError) as caught:
+        ft.Dataset.from_records([openai])[0]
+    assert str(caught.value).endswith(
+        "input.messages must be a non-empty list of messages, not a number"
+    )
+
+
 def _legacy_function_row(**changes: Any) -> dict[str, Any]:
     """OpenAI's fine-tuning row for function calling before tools (2023)."""
     call = {"name": changes.get("called", "get_weather"), "arguments": '{"city": "Paris"}'}

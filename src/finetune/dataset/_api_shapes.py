@@ -1,8 +1,10 @@
-"""Chat rows in two other APIs' shapes, read as ours; an error in one is named by the row's
-own fields.
+"""Chat rows in two other APIs' shapes, and a preference pair's system prompt beside its
+prompt, read as ours; an error in one is named by the row's own fields.
 
 - Anthropic's (Amazon Bedrock's fine-tuning files for Claude): the system prompt as a
   ``system`` key beside the ``messages``, read as their first, system turn.
+- A preference pair's ``system`` beside its ``prompt`` (Intel/orca_dpo_pairs, its
+  ``question`` named ``prompt``): the prompt's first, system turn; an empty one, none.
 - Google's (Vertex AI's tuning files for Gemini): ``contents`` of ``role`` (``user``,
   ``model``) and ``parts`` turns, the system prompt in ``systemInstruction``; a turn whose
   parts are all text is a message of that text (several parts, a list of text parts).
@@ -18,6 +20,7 @@ __all__ = ["api_field", "api_record", "is_api_shape", "is_gemini"]
 _GEMINI_ROLES = {"user": "user", "model": "assistant"}
 _SYSTEM_KEYS = ("systemInstruction", "system_instruction")
 _MESSAGE = re.compile(r"messages(?:\[(\d+)\])?")
+_PROMPT = re.compile(r"prompt\[(\d+)\]")
 
 
 def _system_beside(data: dict[str, Any]) -> bool:
@@ -28,14 +31,31 @@ def _system_beside(data: dict[str, Any]) -> bool:
     return not (isinstance(first, dict) and first.get("role") == "system")
 
 
+def _system_beside_prompt(data: dict[str, Any]) -> bool:
+    """A preference pair's ``system`` prompt beside a ``prompt`` in text, or in turns that do
+    not begin with a system turn of their own."""
+    if "system" not in data or "chosen" not in data:
+        return False
+    prompt = data.get("prompt")
+    if prompt.__class__ is not list:
+        return isinstance(prompt, str)
+    first = prompt[0] if prompt else None
+    return not (isinstance(first, dict) and first.get("role") == "system")
+
+
+def _without_empty_system(data: dict[str, Any]) -> bool:
+    """A pair whose system prompt, beside its prompt, is empty: no system turn is made."""
+    return _system_beside_prompt(data) and data["system"] in ("", None)
+
+
 def is_gemini(data: dict[str, Any]) -> bool:
     """A row of Gemini's ``contents`` in place of ``messages``."""
     return "messages" not in data and data.get("contents").__class__ is list
 
 
 def is_api_shape(data: dict[str, Any]) -> bool:
-    """A row in either shape."""
-    return _system_beside(data) or is_gemini(data)
+    """A row in any of these shapes."""
+    return _system_beside(data) or is_gemini(data) or _system_beside_prompt(data)
 
 
 def api_record(data: dict[str, Any]) -> dict[str, Any]:
@@ -43,6 +63,13 @@ def api_record(data: dict[str, Any]) -> dict[str, Any]:
     if _system_beside(data):
         rest = {key: value for key, value in data.items() if key != "system"}
         return {**rest, "messages": [_system(data["system"]), *data["messages"]]}
+    if _system_beside_prompt(data):
+        rest = {key: value for key, value in data.items() if key != "system"}
+        if _without_empty_system(data):
+            return rest
+        prompt = data["prompt"]
+        turns = [{"role": "user", "content": prompt}] if isinstance(prompt, str) else prompt
+        return {**rest, "prompt": [_system(data["system"]), *turns]}
     if not is_gemini(data):
         return data
     system = _gemini_system(data)
@@ -88,6 +115,8 @@ def _parts_content(parts: Any) -> Any:
 def api_field(field: str | None, data: dict[str, Any]) -> str | None:
     """A field of ``api_record(data)`` (``messages[1].content``) as the row spells it
     (``messages[0].content`` beside ``system``, ``contents[0].parts``)."""
+    if _system_beside_prompt(data):
+        return _prompt_field(field, data)
     found = _MESSAGE.match(field or "")
     if field is None or found is None or not is_api_shape(data):
         return field
@@ -101,3 +130,17 @@ def api_field(field: str | None, data: dict[str, Any]) -> str | None:
     if not gemini:
         return f"messages[{index}]{rest}"
     return f"contents[{index}]" + re.sub(r"^\.content", ".parts", rest)
+
+
+def _prompt_field(field: str | None, data: dict[str, Any]) -> str | None:
+    """A field of a pair's prompt with its system turn (``prompt[1].content``) as the row
+    spells it (``prompt``, a text; ``system``; ``prompt[0].content``)."""
+    found = _PROMPT.match(field or "")
+    if field is None or found is None or _without_empty_system(data):
+        return field
+    index = int(found.group(1)) - 1
+    if index < 0:
+        return "system"
+    if isinstance(data["prompt"], str):
+        return "prompt"
+    return f"prompt[{index}]{field[found.end() :]}"

@@ -31,6 +31,7 @@ from finetune.dataset._implicit_prompt import (
     explicit_pair,
     explicit_pair_field,
     is_implicit_pair,
+    not_messages,
     why_no_prompt,
 )
 from finetune.dataset._role_columns import (
@@ -195,6 +196,9 @@ def chat_field(field: str | None, data: dict[str, Any]) -> str | None:
 
 
 _PROMPT_KEYS = frozenset({"prompt", "input", "preferred_output"})
+_PAIR_PARTS = frozenset(
+    {"prompt", "chosen", "rejected", "input.messages", "preferred_output", "non_preferred_output"}
+)
 
 
 def parse_example(
@@ -249,6 +253,9 @@ def _message(
     how to make it text."""
     if error["type"] == "string_type" and number_as_text(error.get("input")):
         return _number_for_text(error["input"], field, file)
+    if kind == "preference" and field in _PAIR_PARTS and error["type"] == "list_type":
+        text_allowed = "preferred_output" not in data  # TRL's pairs may be text
+        return not_messages(field, error.get("input"), data, text_allowed=text_allowed)
     if field and field.endswith(".role") and error["type"] in ("literal_error", "missing"):
         if error["type"] == "missing":  # pydantic's input is then the message
             return f"{error['msg']}{role_meant(None, error.get('input'))}"
@@ -260,7 +267,9 @@ def _message(
         owner, value, known = f"a {kind} example", error.get("input"), KNOWN_KEYS[kind]
         checked = data if kind == "completion" else as_chat_record(data)
         kept = columns_kept(data, checked, known, IGNORED_KEYS)
-        return unknown_key_message(key, known, owner, top_level=True, value=value, kept=kept)
+        return unknown_key_message(
+            key, known, owner, top_level=True, value=value, kept=kept, columns=list(data)
+        )
     if _A_MESSAGE.fullmatch(where):
         return unknown_key_message(key, MESSAGE_READ_KEYS, "a message")
     if _A_TOOL_CALL.fullmatch(where):

@@ -5,19 +5,23 @@ the prompt is the turns both begin with. Read as our explicit pair, as TRL's own
 conversations (``HuggingFaceH4/ultrafeedback_binarized``), which TRL reads from them too; and
 Anthropic's HH-RLHF rows, whose ``chosen`` and ``rejected`` are transcripts (``"\n\nHuman: ...
 \n\nAssistant: ..."``), read as those conversations. An error in one is named by the row's
-own fields."""
+own fields. What a pair's prompt or answer that is not one holds, and the way to one, is
+said here too (``not_messages``), for parsing and validation alike."""
 
 from __future__ import annotations
 
 import re
 from typing import Any
 
+from finetune._words import json_kind, number_as_text
 from finetune.dataset._community import transcript_turns
+from finetune.dataset._unknown_keys import prompt_named_otherwise
 
 __all__ = [
     "explicit_pair",
     "explicit_pair_field",
     "is_implicit_pair",
+    "not_messages",
     "shared_turns",
     "why_no_prompt",
 ]
@@ -128,7 +132,7 @@ def why_no_prompt(record: dict[str, Any]) -> str:
     chosen, rejected = record.get("chosen"), record.get("rejected")
     cure = "give the conversation so far as 'prompt', and each answer alone"
     if not (isinstance(chosen, list) and isinstance(rejected, list)):
-        return (
+        return prompt_named_otherwise(record.keys()) or (
             f"{cure} (a prompt is read from chosen and rejected only when both are lists of "
             "messages, the turns they begin with: TRL's implicit prompt)"
         )
@@ -140,3 +144,28 @@ def why_no_prompt(record: dict[str, Any]) -> str:
         "chosen and rejected are read as whole conversations that begin with the prompt "
         f"(TRL's implicit prompt), but {why}; {cure}"
     )
+
+
+def not_messages(path: str, value: Any, record: dict[str, Any], *, text_allowed: bool) -> str:
+    """Why a pair's prompt or answer is not one: what the row holds there, the shape meant,
+    and the way from the near misses (OpenAI's ``input`` object, a message not in a list)."""
+    wanted = "a non-empty list of messages" + (" or a string" if text_allowed else "")
+    if value is None:
+        *outer, key = path.split(".")  # input.messages is in input
+        holder = record.get(outer[0]) if outer else record
+        given = "null" if isinstance(holder, dict) and key in holder else "missing"
+    else:
+        as_text = number_as_text(value) if text_allowed else ""
+        given = "an empty array" if value == [] else json_kind(value) + as_text
+    problem = f"{path} must be {wanted}, not {given}"
+    if isinstance(value, dict) and "messages" in value:
+        return (
+            f'{problem}: {{"messages": [...]}} is OpenAI\'s input, whose answers are '
+            f"preferred_output and non_preferred_output; beside chosen and rejected, {path} is "
+            "the list of messages itself"
+        )
+    if isinstance(value, dict) and "role" in value:
+        return f'{problem}: one message goes in a list, [{{"role": ...}}]'
+    if path == "prompt" and given == "missing":
+        return f"no prompt: {why_no_prompt(record)}"
+    return problem

@@ -11,7 +11,7 @@ from finetune.dataset._community import ROLE_SYNONYMS
 from finetune.dataset._functions import LEGACY_FUNCTIONS
 from finetune.dataset._role_columns import renames_cure
 
-__all__ = ["columns_kept", "unknown_key_message"]
+__all__ = ["columns_kept", "prompt_named_otherwise", "unknown_key_message"]
 
 
 _UNPAIRED_PREFERENCE = (
@@ -32,6 +32,7 @@ def _other_shape_key(
     top_level: bool,
     value: Any,
     kept: Sequence[str],
+    columns: Collection[str],
 ) -> str | None:
     """Why a key of another tool's shape, which we read only whole, is refused here, where
     "remove it" would lose what it holds (KTO's labels, a second system prompt, a legacy
@@ -43,14 +44,18 @@ def _other_shape_key(
             "unknown key 'system': a system prompt beside the messages is read as their first "
             "turn, unless they begin with a system turn of their own, as these do: keep one"
         )
+    if top_level and key == "system" and "prompt" in columns and "preference" in owner:
+        return (
+            "unknown key 'system': a system prompt beside a pair's prompt is read as its first "
+            "turn, unless the prompt begins with a system turn of its own, as this one does: "
+            "keep one"
+        )
     if key == "function_call" and "tool_calls" in known:
         return f"unknown key 'function_call': {LEGACY_FUNCTIONS}"
-    if top_level and key in _PROMPT_NAMES and "preference" in owner:
-        as_pair = {key: "prompt", "chosen": "chosen", "rejected": "rejected"}
-        return (
-            f"unknown key {key!r} holds a value: a preference example's question is its "
-            f"'prompt'; rename it ({renames_cure(as_pair)})"
-        )
+    if top_level and "preference" in owner and "prompt" not in columns:
+        named = prompt_named_otherwise(columns)
+        if named and (key in _PROMPT_NAMES or key == "system"):
+            return f"unknown key {key!r} holds a value: {named}"
     role = _role_column_meant(key, kept) if top_level and "messages" in known else None
     if role is not None:
         renames = {**{column: column for column in kept}, key: role}
@@ -64,6 +69,20 @@ def _other_shape_key(
 
 _ROLE_COLUMNS = ("system", "user", "assistant")  # as _role_columns reads them
 _PROMPT_NAMES = frozenset({"question", "instruction", "query"})
+
+
+def prompt_named_otherwise(columns: Iterable[str]) -> str | None:
+    """How to read a pair's question held under another tool's name (``question``, as in
+    Intel/orca_dpo_pairs) as its ``prompt``; ``None`` for a row with none. ``columns``: the
+    row's keys."""
+    columns = list(columns)
+    key = next((key for key in columns if key in _PROMPT_NAMES), None)
+    if key is None:
+        return None
+    system = {"system": "system"} if "system" in columns else {}
+    renames = {**system, key: "prompt", "chosen": "chosen", "rejected": "rejected"}
+    cure = renames_cure(renames)
+    return f"a preference example's question is its 'prompt'; rename it ({cure})"
 
 
 def _role_column_meant(key: str, kept: Sequence[str]) -> str | None:
@@ -98,13 +117,16 @@ def unknown_key_message(
     top_level: bool = False,
     value: Any = None,
     kept: Sequence[str] = (),
+    columns: Collection[str] = (),
 ) -> str:
     """Why a key holding ``value`` is refused, with the key it most likely meant or else the
     keys ``owner`` takes, and the cure (a table's extra columns, at the top; KTO's labels).
     ``kept``, the row's other columns (``columns_kept``): a key beside the one it resembles
     (``prompt_id`` beside ``prompt``) is an extra column, not a misspelling, and the cure
-    names the columns to keep."""
-    known_shape = _other_shape_key(key, known, owner, top_level=top_level, value=value, kept=kept)
+    names the columns to keep. ``columns``: all of the row's keys."""
+    known_shape = _other_shape_key(
+        key, known, owner, top_level=top_level, value=value, kept=kept, columns=columns
+    )
     if known_shape is not None:
         return known_shape
     named = sorted(set(known) - {"kind"})

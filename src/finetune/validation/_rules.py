@@ -13,7 +13,7 @@ from typing import Any
 from finetune._errors import did_you_mean
 from finetune._words import json_kind, number_as_text
 from finetune.dataset._formats import detect_kind
-from finetune.dataset._implicit_prompt import why_no_prompt
+from finetune.dataset._implicit_prompt import not_messages
 from finetune.dataset._role_columns import completion_as_chat
 from finetune.dataset._shape_hints import shape_hint
 from finetune.dataset._tool_rows import MESSAGE_LIST_KEYS
@@ -258,7 +258,7 @@ def _check_preference(record: dict[str, Any], target: Target) -> Iterator[Issue]
             yield from _check_text(value, path)
             continue
         if not isinstance(value, list) or not value:
-            problem = _not_messages(path, value, record, text_allowed=not openai_shape)
+            problem = not_messages(path, value, record, text_allowed=not openai_shape)
             yield "invalid_preference", "error", problem, path
             continue
         yield from check_messages(value, path, target, final=False)
@@ -298,30 +298,6 @@ def _pair_tools(record: dict[str, Any], openai_shape: bool) -> tuple[str, Any]:
         return "tools", record.get("tools")
     source = record.get("input")
     return "input.tools", source.get("tools") if isinstance(source, dict) else None
-
-
-def _not_messages(path: str, value: Any, record: dict[str, Any], *, text_allowed: bool) -> str:
-    """Why a pair's prompt or answer is not one: what the row holds there, the shape meant,
-    and the way from the near misses (OpenAI's ``input`` object, a message not in a list)."""
-    wanted = "a non-empty list of messages" + (" or a string" if text_allowed else "")
-    if value is None:
-        *outer, key = path.split(".")  # input.messages is in input
-        holder = record.get(outer[0]) if outer else record
-        given = "null" if isinstance(holder, dict) and key in holder else "missing"
-    else:
-        given = "an empty array" if value == [] else json_kind(value) + number_as_text(value)
-    problem = f"{path} must be {wanted}, not {given}"
-    if isinstance(value, dict) and "messages" in value:
-        return (
-            f'{problem}: {{"messages": [...]}} is OpenAI\'s input, whose answers are '
-            f"preferred_output and non_preferred_output; beside chosen and rejected, {path} is "
-            "the list of messages itself"
-        )
-    if isinstance(value, dict) and "role" in value:
-        return f'{problem}: one message goes in a list, [{{"role": ...}}]'
-    if path == "prompt" and given == "missing":
-        return f"no prompt: {why_no_prompt(record)}"
-    return problem
 
 
 def _answer(value: Any) -> Any:

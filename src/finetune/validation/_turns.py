@@ -59,7 +59,13 @@ def check_keys(
         else:  # the row's other columns, only once one is refused: rows seldom are
             kept = [] if where else columns_kept(columns or data, data, known, ignored)
             message = unknown_key_message(
-                key, known, owner, top_level=not where, value=value, kept=kept
+                key,
+                known,
+                owner,
+                top_level=not where,
+                value=value,
+                kept=kept,
+                columns=list(columns or data),
             )
             yield "unexpected_field", "error", message, path
 
