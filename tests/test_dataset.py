@@ -1966,6 +1966,42 @@ def test_a_row_of_plain_text_or_of_two_texts_is_named_with_how_to_write_it() -> 
     assert alone.message == "completion must be a string, not missing"
 
 
+def test_a_question_and_its_answer_beside_other_columns_are_told_how_to_be_read() -> None:
+    """HelpSteer's rows (prompt, response and a score each) were read as broken completion
+    pairs: "completion must be a string", and 'response' was told to be removed (the cure
+    kept ['prompt'] alone, dropping the answer)."""
+    row = {"prompt": "2+2?", "response": "4", "helpfulness": 3, "correctness": 4}
+    (finding,) = validate(ft.Dataset.from_records([row]), target="hf", model="m").errors
+    assert finding.code == "unknown_format"
+    assert (
+        "rename 'prompt' to 'user' and 'response' to 'assistant', leaving out 'correctness', "
+        "'helpfulness' (ds.select_columns({'prompt': 'user', 'response': 'assistant'}), or "
+        "--columns prompt=user,response=assistant on the command line)"
+    ) in finding.message
+    with pytest.raises(ft.DatasetError, match="leaving out 'correctness', 'helpfulness'"):
+        list(ft.Dataset.from_records([row]))
+    cured = ft.Dataset.from_records([row]).select_columns(
+        {"prompt": "user", "response": "assistant"}
+    )
+    assert validate(cured, target="hf", model="m").ok
+    # a system prompt is kept with them
+    row = {"system": "Be terse.", "question": "2+2?", "answer": "4", "level": 1}
+    (finding,) = validate(ft.Dataset.from_records([row]), target="hf", model="m").errors
+    assert "--columns system,question=user,answer=assistant on the command line" in (
+        finding.message
+    )
+    # two texts named as neither, or two of one kind, or beside a list (a history, which the
+    # cure would drop), get no guess
+    history = {"query": "2+2?", "response": "4", "history": [["1+1?", "2"]]}
+    for unsure in (
+        history,
+        {"title": "t", "body": "b", "n": 1},
+        {"prompt": "p", "question": "q", "answer": "a"},
+    ):
+        findings = validate(ft.Dataset.from_records([unsure]), target="hf", model="m").errors
+        assert findings and not any("leaving out" in f.message for f in findings)
+
+
 def test_a_row_of_columns_named_by_role_is_read_as_its_conversation() -> None:
     """A table of ``system``, ``user`` and ``assistant`` columns (a spreadsheet's, a CSV's
     usual shape) was refused with the Python that would rewrite each row as messages, which

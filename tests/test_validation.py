@@ -1161,6 +1161,22 @@ def test_a_row_validation_lets_through_is_one_fit_reads(target: str, data: st.Da
         list(ft.Dataset.from_records([row]))  # a DatasetError here: fit refuses what passed
 
 
+def test_a_parts_text_that_is_not_a_string_is_refused_by_validation_as_by_reading() -> None:
+    """A part of another type holding a non-string ``text`` passed validation (only a
+    ``"text"`` part's was checked), and reading it refused the row (found by the property
+    test above)."""
+    part = {"type": "input_audio", "text": []}
+    row = {"messages": [{"role": "user", "content": [part]}, {"role": "assistant", "content": "a"}]}
+    with pytest.raises(ft.DatasetError):
+        list(ft.Dataset.from_records([row]))
+    report = run([row], target="hf", model="m")
+    (finding,) = [f for f in report.errors if f.code == "invalid_content"]
+    assert (finding.field, finding.message) == (
+        "messages[0].content[0]",
+        'a part\'s "text" is a string, not an array',
+    )
+
+
 def test_a_message_field_of_the_wrong_type_or_place_is_refused_by_validation() -> None:
     def turns(*changed: dict[str, Any]) -> dict[str, Any]:
         return {"messages": [{"role": "user", "content": "q"}, *changed]}

@@ -4,6 +4,7 @@ write it as one we read; and the role a message's unknown one most likely means.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any, get_args
 
 from finetune._errors import did_you_mean
@@ -36,16 +37,7 @@ def shape_hint(data: dict[str, Any]) -> str:
         asked, answer = sorted(texts, key=lambda key: key.lower() in _ANSWER_NAMES)
         if "completion" in keys:  # the one named so is the answer
             asked, answer = sorted(texts, key=lambda key: key == "completion")
-        told = " and ".join(
-            f"{old!r} to {new!r}" for old, new in ((asked, "user"), (answer, "assistant"))
-        )
-        return (
-            f"; a row of two texts is read as a question and its answer when they are named "
-            f"user and assistant, a chat turn each, which every backend trains on: rename "
-            f"{told} ({as_turns_cure(asked, answer)}); or prompt and completion, a completion "
-            "pair (for a base model without a chat template: OpenAI's chat models and "
-            "Fireworks train chat only)"
-        )
+        return _two_texts_hint(asked, answer)
     if {"question", "response_j", "response_k"} <= keys:
         renames = {"question": "prompt", "response_j": "chosen", "response_k": "rejected"}
         return (
@@ -60,7 +52,40 @@ def shape_hint(data: dict[str, Any]) -> str:
             "read as Alpaca's instruction, input and output: "
             f"{renames_cure(renames if 'context' in keys else _without(renames, 'context'))}"
         )
+    pair = _question_and_answer(texts)
+    if pair is not None and not any(isinstance(data[key], (list, dict)) for key in keys):
+        return _two_texts_hint(*pair, left_out=sorted(keys - {*pair, "system"}), data=data)
     return _wrapper_hint(data, keys)
+
+
+def _two_texts_hint(
+    asked: str, answer: str, left_out: Sequence[str] = (), data: dict[str, Any] | None = None
+) -> str:
+    """How a question and its answer are named to be read; ``left_out``, the row's other
+    columns, which the cure does not keep (a ``system`` text in ``data`` it keeps)."""
+    told = " and ".join(
+        f"{old!r} to {new!r}" for old, new in ((asked, "user"), (answer, "assistant"))
+    )
+    if left_out:
+        told += f", leaving out {', '.join(repr(key) for key in left_out)}"
+    cure = as_turns_cure(asked, answer)
+    if data is not None and isinstance(data.get("system"), str):
+        cure = renames_cure({"system": "system", asked: "user", answer: "assistant"})
+    return (
+        f"; a row of two texts is read as a question and its answer when they are named "
+        f"user and assistant, a chat turn each, which every backend trains on: rename "
+        f"{told} ({cure}); or prompt and completion, a completion "
+        "pair (for a base model without a chat template: OpenAI's chat models and "
+        "Fireworks train chat only)"
+    )
+
+
+def _question_and_answer(texts: list[str]) -> tuple[str, str] | None:
+    """The two of a row's text columns named as a question and as its answer (HelpSteer's
+    prompt and response, beside their scores), when just one of each is."""
+    asked = [key for key in texts if key.lower() in _QUESTION_NAMES]
+    answers = [key for key in texts if key.lower() in _ANSWER_NAMES]
+    return (asked[0], answers[0]) if len(asked) == len(answers) == 1 else None
 
 
 def _without(renames: dict[str, str], key: str) -> dict[str, str]:
@@ -108,6 +133,7 @@ def objects_only(value: Any) -> bool:
 
 # the column names that usually hold the answer of a question-and-answer row
 _ANSWER_NAMES = frozenset({"answer", "response", "output", "target", "reply", "label", "a"})
+_QUESTION_NAMES = frozenset({"prompt", "question", "query", "instruction", "input", "q"})
 
 
 def role_meant(role: Any, message: Any = None) -> str:

@@ -279,6 +279,8 @@ def _part_problem(part: Any) -> str | None:
         return 'a content part needs a "type" ("text", "image_url", ...)'
     if part["type"] == "text" and not isinstance(part.get("text"), str):
         return 'a "text" part needs a string "text"'
+    if part.get("text") is not None and not isinstance(part["text"], str):
+        return f'a part\'s "text" is a string, not {json_kind(part["text"])}'
     return None
 
 
