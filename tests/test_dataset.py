@@ -1103,6 +1103,35 @@ def test_preference_rows_under_other_names_are_told_the_renames_that_read_them()
     ).ok
 
 
+def test_capybaras_exchanges_are_read_as_a_conversation() -> None:
+    """LDJnr/Capybara's rows (a ``conversation`` of ``input`` and ``output`` exchanges) were
+    refused as a JSON file's wrapper object, which they are not."""
+    row = {
+        "source": "Airoboros",
+        "conversation": [
+            {"input": "2+2?", "output": "4"},
+            {"input": "And 3+3?", "output": "6"},
+        ],
+    }
+    with pytest.raises(ft.DatasetError, match=r"--columns conversation on the command line"):
+        list(ft.Dataset.from_records([row]))  # its source is an extra column, told as one
+    example = ft.Dataset.from_records([row]).select_columns(["conversation"])[0]
+    assert isinstance(example, ft.ChatExample)
+    assert [(m.role, m.content) for m in example.messages] == [
+        ("user", "2+2?"),
+        ("assistant", "4"),
+        ("user", "And 3+3?"),
+        ("assistant", "6"),
+    ]
+    broken = {"conversation": [{"input": "2+2?", "output": ""}, {"input": 5, "output": "6"}]}
+    with pytest.raises(ft.DatasetError) as caught:
+        list(ft.Dataset.from_records([broken]))
+    assert caught.value.field == "conversation[1].input"
+    report = validate(ft.Dataset.from_records([broken]), target="hf", model="m")
+    assert [f.field for f in report.errors] == ["conversation[1].input"]
+    assert "conversation[0].output" in [f.field for f in report.warnings]
+
+
 def test_a_pairs_system_prompt_beside_its_prompt_is_the_prompts_first_turn() -> None:
     """Intel/orca_dpo_pairs' rows (system, question, chosen, rejected), its question named
     prompt, could not be read: a ``system`` beside a pair's prompt was an unknown key, whose

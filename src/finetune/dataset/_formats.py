@@ -41,6 +41,7 @@ from finetune.dataset._role_columns import (
 )
 from finetune.dataset._shape_hints import IGNORED_KEYS, role_meant, shape_hint
 from finetune.dataset._tool_rows import arguments_as_text, tools_as_list
+from finetune.dataset._turn_pairs import is_turn_pairs, turn_pairs_field, turn_pairs_record
 from finetune.dataset._unknown_keys import columns_kept, unknown_key_message
 from finetune.types import (
     EXAMPLE_KINDS,
@@ -126,6 +127,8 @@ def detect_kind(data: dict[str, Any], *, loose: bool = False) -> ExampleKind | N
         return "chat"
     if is_sharegpt(data) or is_alpaca(data) or is_gemini(data) or is_role_columns(data):
         return "chat"
+    if is_turn_pairs(data):
+        return "chat"
     if is_transcript_text(data):
         return "chat"
     has_prompt, has_completion = "prompt" in data, "completion" in data
@@ -159,6 +162,8 @@ def as_chat_record(data: dict[str, Any]) -> dict[str, Any]:
         return arguments_as_text(functions_as_tools(data))
     if is_role_columns(data):
         return arguments_as_text(tools_as_list(role_columns_record(data)))
+    if is_turn_pairs(data):
+        return arguments_as_text(tools_as_list(turn_pairs_record(data)))
     if not _conversational_completion(data):
         return arguments_as_text(tools_as_list(community_record(api_record(data))))
     context = [
@@ -182,6 +187,8 @@ def chat_field(field: str | None, data: dict[str, Any]) -> str | None:
         return api_field(field, data)
     if is_role_columns(data):
         return role_columns_field(field, data)
+    if is_turn_pairs(data):
+        return turn_pairs_field(field, data)
     if field is None or not _conversational_completion(data):
         return community_field(field, data)
     found = MESSAGES_FIELD.match(field)
