@@ -1103,6 +1103,17 @@ def test_preference_rows_under_other_names_are_told_the_renames_that_read_them()
     ).ok
 
 
+def test_trls_stepwise_supervision_is_named_as_what_it_is() -> None:
+    """TRL's stepwise rows (prompt, completions, labels: a process reward model's data) were
+    read as a broken completion pair, "did you mean 'completion'?" for ``completions``."""
+    row = {"prompt": "9.8 or 9.11?", "completions": ["9.11.", "So 9.11."], "labels": [0, 0]}
+    (finding,) = validate(ft.Dataset.from_records([row]), target="hf", model="m").errors
+    assert finding.code == "unknown_format"
+    assert "TRL's stepwise supervision: a process reward model's data" in finding.message
+    with pytest.raises(ft.DatasetError, match="which finetune does not train; for SFT"):
+        list(ft.Dataset.from_records([row]))
+
+
 def test_capybaras_exchanges_are_read_as_a_conversation() -> None:
     """LDJnr/Capybara's rows (a ``conversation`` of ``input`` and ``output`` exchanges) were
     refused as a JSON file's wrapper object, which they are not."""

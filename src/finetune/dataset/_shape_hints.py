@@ -52,6 +52,13 @@ def shape_hint(data: dict[str, Any]) -> str:
             "read as Alpaca's instruction, input and output: "
             f"{renames_cure(renames if 'context' in keys else _without(renames, 'context'))}"
         )
+    if {"prompt", "completions", "labels"} <= keys and isinstance(data["labels"], list):
+        return (
+            "; prompt, completions and labels are TRL's stepwise supervision: a process "
+            "reward model's data, each step of an answer labelled right or wrong, which "
+            "finetune does not train; for SFT, keep the rows whose every step is labelled "
+            "right, their steps joined as 'completion'"
+        )
     pair = _question_and_answer(texts)
     if pair is not None and not any(isinstance(data[key], (list, dict)) for key in keys):
         return _two_texts_hint(*pair, left_out=sorted(keys - {*pair, "system"}), data=data)
