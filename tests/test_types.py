@@ -81,6 +81,18 @@ def test_values_are_frozen() -> None:
         message.content = "changed"  # type: ignore[misc]
 
 
+def test_a_value_given_by_position_is_shown_the_call_by_name() -> None:
+    """``ModelRef("openai", "ft:...")`` said pydantic's "BaseModel.__init__() takes 1
+    positional argument but 3 were given", not how to write it."""
+    with pytest.raises(TypeError, match=r"^ModelRef takes its fields by name, not 2 by position: "):
+        ft.ModelRef("openai", "ft:x")  # type: ignore[misc]
+    with pytest.raises(TypeError, match=r": ModelRef\(backend=\.\.\., name=\.\.\.\)$"):
+        ft.ModelRef("openai", "ft:x")  # type: ignore[misc]
+    with pytest.raises(TypeError, match=r"^Hyperparameters takes its fields by name.*\(\.\.\.\)$"):
+        ft.Hyperparameters(3)  # type: ignore[misc]
+    assert ft.ModelRef(backend="openai", name="ft:x").name == "ft:x"
+
+
 def test_status_terminal_flags() -> None:
     terminal = {s for s in ft.JobStatus if s.is_terminal}
     assert terminal == {ft.JobStatus.SUCCEEDED, ft.JobStatus.FAILED, ft.JobStatus.CANCELLED}

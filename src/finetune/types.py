@@ -67,6 +67,21 @@ class _Value(BaseModel):
 
     model_config: ClassVar[ConfigDict] = ConfigDict(frozen=True, extra="forbid", defer_build=True)
 
+    def __init__(self, /, *by_position: Any, **fields: Any) -> None:
+        """A value of these fields, each given by name; one given by position is a
+        ``TypeError`` showing the call to write (pydantic's said only how many were given)."""
+        if by_position:
+            named = ", ".join(
+                f"{name}=..."
+                for name, field in type(self).model_fields.items()
+                if field.is_required()
+            )
+            raise TypeError(
+                f"{type(self).__name__} takes its fields by name, not {len(by_position)} by "
+                f"position: {type(self).__name__}({named or '...'})"
+            )
+        super().__init__(**fields)
+
     def __eq__(self, other: object) -> bool:
         """The same value: the same type and fields (what a value carries privately, such as
         how a model is asked, is not part of it)."""
