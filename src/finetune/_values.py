@@ -1,0 +1,47 @@
+"""The base of the library's typed values (``finetune.types``): immutable, compared by their
+fields, made with each field given by name."""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+from pydantic import BaseModel, ConfigDict
+
+__all__ = ["Value", "without_private"]
+
+
+class Value(BaseModel):
+    """A value of ours: immutable, and, unless it says otherwise, with no fields but its own."""
+
+    model_config: ClassVar[ConfigDict] = ConfigDict(frozen=True, extra="forbid", defer_build=True)
+
+    def __init__(self, /, *by_position: Any, **fields: Any) -> None:
+        """A value of these fields, each given by name; one given by position is a
+        ``TypeError`` showing the call to write (pydantic's said only how many were given)."""
+        if by_position:
+            named = ", ".join(
+                f"{name}=..."
+                for name, field in type(self).model_fields.items()
+                if field.is_required()
+            )
+            raise TypeError(
+                f"{type(self).__name__} takes its fields by name, not {len(by_position)} by "
+                f"position: {type(self).__name__}({named or '...'})"
+            )
+        super().__init__(**fields)
+
+    def __eq__(self, other: object) -> bool:
+        """The same value: the same type and fields (what a value carries privately, such as
+        how a model is asked, is not part of it)."""
+        if not isinstance(other, Value):
+            return NotImplemented
+        return type(self) is type(other) and self.__dict__ == other.__dict__
+
+
+def without_private(state: dict[Any, Any], name: str, empty: Any) -> dict[Any, Any]:
+    """A pickled value's state with its private attribute ``name`` ``empty``: it holds a key,
+    and a pickle is written to disk or sent to another process, which takes its key itself."""
+    private = state.get("__pydantic_private__")
+    if private and name in private:
+        state = {**state, "__pydantic_private__": {**private, name: empty}}
+    return state
