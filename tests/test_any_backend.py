@@ -23,6 +23,7 @@ import pytest
 import finetune as ft
 
 from .conftest import chat, needs_tiktoken, write_jsonl
+from .fakes._server import Faults
 from .fakes.fireworks_fake import ACCOUNT, FireworksFake
 from .fakes.mistral_fake import MistralFake
 from .fakes.openai_fake import OpenAIFake
@@ -205,4 +206,34 @@ def test_fits_running_at_once_on_the_same_data_upload_it_once(backend: str) -> N
         for tuner in tuners:
             tuner.close()
         assert len(jobs) == 4
+        assert len(_data_uploads(server)) == 1, _data_uploads(server)
+
+
+def test_fits_in_processes_at_once_on_the_same_data_upload_it_once(tmp_path: Path) -> None:
+    """A sweep run as commands at once (``finetune train data.jsonl --suffix lr1 &`` ...)
+    uploaded the data once a process while the first upload was still on its way."""
+    data = write_jsonl(tmp_path / "tickets.jsonl", [chat(i) for i in range(12)])
+    slow_files = Faults(rate=1.0, kinds=("slow",), only="/v1/files", slow_seconds=1.5)
+    with OpenAIFake(faults=slow_files) as server:
+        env = {
+            **os.environ,
+            "OPENAI_API_KEY": server.api_key,
+            "OPENAI_BASE_URL": server.base_url,
+            "FINETUNE_CACHE_DIR": str(tmp_path / "cache"),
+        }
+        model = "gpt-4.1-mini-2025-04-14"
+        train = [sys.executable, "-m", "finetune", "train", str(data), "--backend", "openai"]
+        sweep = [
+            subprocess.Popen(
+                [*train, "--model", model, "--suffix", f"sweep{i}"],
+                env=env,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+            for i in range(3)
+        ]
+        said = [fit.communicate(timeout=120) for fit in sweep]
+        assert [fit.returncode for fit in sweep] == [0, 0, 0], said
+        assert len(server.jobs) == 3
         assert len(_data_uploads(server)) == 1, _data_uploads(server)

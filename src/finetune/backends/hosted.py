@@ -11,10 +11,11 @@ import asyncio
 import math
 import os
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager, suppress
 from typing import TYPE_CHECKING, Any, ClassVar, TypedDict, TypeVar
 
-from finetune._errors import AuthenticationError, ServerError
+from finetune._errors import AuthenticationError, ServerError, StorageError
 from finetune._lock import KeyedLocks
 from finetune._namespace import PublicNames, public_names
 from finetune._numbers import is_real, is_whole
@@ -31,6 +32,7 @@ from finetune.backends.http import (
     sdk_request,
     written,
 )
+from finetune.registry import key_lock
 from finetune.types import FileRef
 
 if TYPE_CHECKING:
@@ -234,12 +236,25 @@ class HostedBackend(BaseBackend):
     async def upload(self, dataset: Dataset, *, purpose: str = "train") -> FileRef:
         """Write the dataset in the provider's format to a temporary file named by its content
         and purpose, and send it with ``upload_file`` (which reuses a file already there).
-        Fits running at once in this process (a sweep) send the same data once: the others
-        wait for that upload, then reuse its file."""
+        Fits running at once (a sweep, in threads or processes) send the same data once: the
+        others wait for that upload, then reuse its file."""
         name = await asyncio.to_thread(file_name, dataset, purpose)
-        uploading = _UPLOADING.held((self.identity, name))
-        async with uploading, written(dataset, self.format_example) as path:
+        async with self._uploading(name), written(dataset, self.format_example) as path:
             return await self.upload_file(path, filename=name)
+
+    @asynccontextmanager
+    async def _uploading(self, name: str) -> AsyncIterator[None]:
+        """The upload of file ``name`` for this account, one at a time: across threads, event
+        loops and processes (a lock file in the cache folder; within this process alone where
+        the folder cannot hold one)."""
+        async with _UPLOADING.held((self.identity, name)):
+            lock = key_lock(None, self.name, self.identity, f"upload {name}")
+            with suppress(StorageError):  # an unwritable cache folder: this process's lock alone
+                await lock.acquire_async()
+            try:
+                yield
+            finally:
+                lock.release()
 
     async def upload_file(
         self, path: str | os.PathLike[str], *, filename: str | None = None
