@@ -1824,6 +1824,24 @@ def test_from_hf_given_a_name_or_columns_says_what_it_takes(given: Any, says: st
         ft.Dataset.from_hf(given)
 
 
+def test_from_hf_given_a_saved_folder_says_to_load_it_from_disk(tmp_path: Path) -> None:
+    """A folder ``save_to_disk`` wrote was told ``datasets.load_dataset(folder, ...)``, which
+    does not read such a folder."""
+    datasets = pytest.importorskip("datasets")
+    split = datasets.Dataset.from_list([chat(1)])
+    split.save_to_disk(str(tmp_path / "one"))
+    datasets.DatasetDict({"validation": split, "train": split}).save_to_disk(str(tmp_path / "two"))
+    one, two = tmp_path / "one", tmp_path / "two"
+    with pytest.raises(
+        TypeError, match=re.escape(f"load it first, datasets.load_from_disk('{one}')")
+    ):
+        ft.Dataset.from_hf(one)
+    told = f"load one split of it first, datasets.load_from_disk('{two}')['validation']"
+    with pytest.raises(TypeError, match=re.escape(told)):
+        ft.Dataset.from_hf(str(two))
+    assert len(ft.Dataset.from_hf(datasets.load_from_disk(str(two))["validation"])) == 1
+
+
 @pytest.mark.parametrize(
     "one", [chat(1), "q and a", ft.CompletionExample(prompt="q", completion="a")]
 )

@@ -4,8 +4,11 @@ table that is not one split."""
 
 from __future__ import annotations
 
+import json
 import math
+import os
 from collections.abc import Iterable, Mapping
+from pathlib import Path
 from typing import Any
 
 __all__ = ["empty_cell", "plain_cell", "refuse_what_is_not_one_split", "rows_of_one_split"]
@@ -35,11 +38,8 @@ def plain_cell(value: Any) -> Any:
 def refuse_what_is_not_one_split(value: Any) -> None:
     """``from_hf`` reads one split of a ``datasets`` dataset: a hub name, a dict of columns or
     of splits, or something that is no collection at all is a ``TypeError`` saying what to do."""
-    if isinstance(value, str):
-        raise TypeError(
-            f"from_hf takes a datasets.Dataset, not the name {value!r}: load one split "
-            f"first, datasets.load_dataset({value!r}, split='train')"
-        )
+    if isinstance(value, (str, os.PathLike)):
+        raise TypeError(f"from_hf takes a datasets.Dataset, not {_name_or_path(value)}")
     columns = isinstance(value, Mapping) and not type(value).__name__.endswith("Dict")
     if columns or not isinstance(value, Iterable):
         hint = ": a dict of columns is Dataset.from_pandas(pandas.DataFrame(it))" if columns else ""
@@ -51,6 +51,32 @@ def refuse_what_is_not_one_split(value: Any) -> None:
             f"from_hf takes one split, not a DatasetDict of splits ({splits}): "
             f"Dataset.from_hf(dataset[{first!r}])"
         )
+
+
+def _name_or_path(value: str | os.PathLike[str]) -> str:
+    """A hub name or a path given for a dataset, and the call that loads it: a folder that
+    ``save_to_disk`` wrote is loaded from disk, a name (or a data file) by ``load_dataset``."""
+    folder = Path(value)
+    if (folder / "dataset_dict.json").is_file():  # a DatasetDict's splits
+        return (
+            f"the folder {str(value)!r}: load one split of it first, "
+            f"datasets.load_from_disk({str(value)!r})[{_first_split(folder)!r}]"
+        )
+    if (folder / "state.json").is_file() and (folder / "dataset_info.json").is_file():
+        return f"the folder {str(value)!r}: load it first, datasets.load_from_disk({str(value)!r})"
+    return (
+        f"the name {str(value)!r}: load one split first, "
+        f"datasets.load_dataset({str(value)!r}, split='train')"
+    )
+
+
+def _first_split(folder: Path) -> str:
+    """The first split a ``DatasetDict.save_to_disk`` folder lists (``train`` if unread)."""
+    try:
+        splits = json.loads((folder / "dataset_dict.json").read_text(encoding="utf-8"))["splits"]
+        return str(splits[0])
+    except (OSError, ValueError, LookupError, TypeError):
+        return "train"
 
 
 def rows_of_one_split(hf_dataset: Any) -> Any:
