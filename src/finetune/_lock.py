@@ -1,8 +1,7 @@
-"""A cross-process lock on a file (``flock`` on POSIX, ``msvcrt.locking`` on Windows), and
-locks by key within one process.
+"""A cross-process lock on a file (``flock`` on POSIX, ``msvcrt.locking`` on Windows).
 
-The operating system releases a file lock when the holder dies, so a killed process never
-leaves a stale lock behind.
+The operating system releases it when the holder dies, so a killed process never leaves a
+stale lock behind.
 """
 
 from __future__ import annotations
@@ -10,10 +9,8 @@ from __future__ import annotations
 import asyncio
 import os
 import sys
-import threading
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Hashable
-from contextlib import asynccontextmanager
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -21,7 +18,7 @@ from typing import Any
 from finetune._errors import StorageError
 from finetune._loop import returned, without_waiting
 
-__all__ = ["FileLock", "KeyedLocks"]
+__all__ = ["FileLock"]
 
 
 class FileLock:
@@ -95,45 +92,6 @@ class FileLock:
         tb: TracebackType | None,
     ) -> None:
         self.release()
-
-
-class KeyedLocks:
-    """One holder at a time for each key, within this process: across threads and event loops
-    (each sync ``Tuner`` runs its own). A waiter polls, so it never blocks its loop, and a
-    waiter cancelled holds nothing; a key's lock is dropped when nobody holds or awaits it."""
-
-    def __init__(self, poll: float = 0.02) -> None:
-        self._poll = poll
-        self._guard = threading.Lock()
-        self._locks: dict[Hashable, tuple[threading.Lock, int]] = {}
-
-    @asynccontextmanager
-    async def held(self, key: Hashable) -> AsyncIterator[None]:
-        """Hold ``key``'s lock for the ``async with`` block, waiting for it if need be."""
-        lock = self._join(key)
-        try:
-            while not lock.acquire(blocking=False):
-                await asyncio.sleep(self._poll)
-            try:
-                yield
-            finally:
-                lock.release()
-        finally:
-            self._leave(key)
-
-    def _join(self, key: Hashable) -> threading.Lock:
-        with self._guard:
-            lock, users = self._locks.get(key, (threading.Lock(), 0))
-            self._locks[key] = (lock, users + 1)
-            return lock
-
-    def _leave(self, key: Hashable) -> None:
-        with self._guard:
-            lock, users = self._locks[key]
-            if users == 1:
-                del self._locks[key]
-            else:
-                self._locks[key] = (lock, users - 1)
 
 
 if sys.platform == "win32":  # pragma: no cover - exercised on Windows only

@@ -16,7 +16,6 @@ from contextlib import asynccontextmanager, suppress
 from typing import TYPE_CHECKING, Any, ClassVar, TypedDict, TypeVar
 
 from finetune._errors import AuthenticationError, ServerError, StorageError
-from finetune._lock import KeyedLocks
 from finetune._namespace import PublicNames, public_names
 from finetune._numbers import is_real, is_whole
 from finetune.backends._clients import OwnedClient, close_client
@@ -46,7 +45,6 @@ __all__ = ["Connection", "HostedBackend"]
 __dir__: PublicNames = public_names(__name__)
 
 T = TypeVar("T")
-_UPLOADING = KeyedLocks()
 
 
 class Connection(TypedDict, total=False):
@@ -245,16 +243,15 @@ class HostedBackend(BaseBackend):
     @asynccontextmanager
     async def _uploading(self, name: str) -> AsyncIterator[None]:
         """The upload of file ``name`` for this account, one at a time: across threads, event
-        loops and processes (a lock file in the cache folder; within this process alone where
-        the folder cannot hold one)."""
-        async with _UPLOADING.held((self.identity, name)):
-            lock = key_lock(None, self.name, self.identity, f"upload {name}")
-            with suppress(StorageError):  # an unwritable cache folder: this process's lock alone
-                await lock.acquire_async()
-            try:
-                yield
-            finally:
-                lock.release()
+        loops and processes (a lock file in the cache folder; where that folder cannot hold
+        one, each fit uploads on its own)."""
+        lock = key_lock(None, self.name, self.identity, f"upload {name}")
+        with suppress(StorageError):
+            await lock.acquire_async()
+        try:
+            yield
+        finally:
+            lock.release()
 
     async def upload_file(
         self, path: str | os.PathLike[str], *, filename: str | None = None
