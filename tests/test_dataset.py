@@ -1114,6 +1114,92 @@ def test_trls_stepwise_supervision_is_named_as_what_it_is() -> None:
         list(ft.Dataset.from_records([row]))
 
 
+@pytest.mark.parametrize(
+    ("row", "field", "message"),
+    [
+        # pydantic's "Input should be 'system', 'user', ..." and "Field required"
+        (
+            {
+                "messages": [
+                    {"role": ["user"], "content": "q"},
+                    {"role": "assistant", "content": "a"},
+                ]
+            },
+            "messages[0].role",
+            "role must be 'system', 'user', 'assistant' or 'tool', not an array",
+        ),
+        (
+            {"messages": [{"content": "q"}, {"role": "assistant", "content": "a"}]},
+            "messages[0].role",
+            "role is missing",
+        ),
+        (
+            {
+                "messages": [
+                    {"role": "user", "content": "q"},
+                    {"role": "assistant", "content": "a", "weight": 2},
+                ]
+            },
+            "messages[1].weight",
+            "weight must be 0 or 1, not 2",
+        ),
+        (
+            {
+                "messages": [
+                    {"role": "user", "content": "q", "name": []},
+                    {"role": "assistant", "content": "a"},
+                ]
+            },
+            "messages[0].name",
+            "name must be a string, not an array",
+        ),
+        # a ShareGPT turn's value holding parts was named by our key: conversations[0].content[0]
+        (
+            {"conversations": [{"from": "human", "value": [True]}, {"from": "gpt", "value": "a"}]},
+            "conversations[0].value[0]",
+            None,
+        ),
+        # an Alpaca history that is no list of pairs was named at a pair's turn it has not
+        (
+            {"instruction": "i", "output": "o", "history": [None]},
+            "history[0]",
+            None,
+        ),
+        # a Gemini part whose text is no text was named as two parts it does not have
+        (
+            {
+                "contents": [
+                    {"role": "user", "parts": [{"text": ["q", "r"]}]},
+                    {"role": "model", "parts": [{"text": "a"}]},
+                ]
+            },
+            "contents[0].parts[0]",
+            None,
+        ),
+        # OpenAI's input as text: "'str' object has no attribute 'get'"
+        (
+            {"input": "q", "preferred_output": [{"role": "assistant", "content": "a"}]},
+            "input.messages",
+            "input must be an object holding the prompt's messages, "
+            '{"messages": [...]}, not a string',
+        ),
+    ],
+)
+def test_reading_a_malformed_row_says_what_is_wrong_where_the_row_has_it(
+    row: dict[str, Any], field: str, message: str | None
+) -> None:
+    """Reading a row (``ds[0]``, a ``for``) said pydantic's words, a Python exception's, or
+    named a field the row does not have; validation names the same field."""
+    if "preferred_output" in row:
+        row = {**row, "non_preferred_output": row["preferred_output"]}
+    if message is not None:  # the others, reading takes; validation refuses them
+        with pytest.raises(ft.DatasetError) as caught:
+            list(ft.Dataset.from_records([row]))
+        assert (caught.value.field, str(caught.value)) == (field, f"records:1: {field}: {message}")
+    report = validate(ft.Dataset.from_records([row]), target="hf", model="m")
+    assert field in [f.field for f in report.errors + report.warnings]
+
+
 def test_capybaras_exchanges_are_read_as_a_conversation() -> None:
     """LDJnr/Capybara's rows (a ``conversation`` of ``input`` and ``output`` exchanges) were
     refused as a JSON file's wrapper object, which they are not."""

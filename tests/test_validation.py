@@ -1116,6 +1116,17 @@ VALID_ROWS = [
         "non_preferred_output": [{"role": "assistant", "content": None, "tool_calls": [CALL]}],
     },
     {"prompt": [{"role": "user", "content": "q"}], "chosen": "a", "rejected": "b"},
+    # other tools' shapes, read as ours
+    {"system": "s", "prompt": "q", "chosen": "a", "rejected": "b"},
+    {"conversation": [{"input": "q", "output": "a"}, {"input": "q2", "output": "a2"}]},
+    {"conversations": [{"from": "human", "value": "q"}, {"from": "gpt", "value": "a"}]},
+    {"instruction": "i", "input": "x", "output": "o", "system": "s", "history": [["q", "a"]]},
+    {
+        "contents": [
+            {"role": "user", "parts": [{"text": "q"}]},
+            {"role": "model", "parts": [{"text": "a"}]},
+        ]
+    },
 ]
 KEYS_ADDED = ["name", "tool_calls", "tool_call_id", "index", "type", "id", "weight", "strict"]
 

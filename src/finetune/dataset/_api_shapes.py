@@ -107,6 +107,8 @@ def _parts_content(parts: Any) -> Any:
         return parts
     if not all(isinstance(part, dict) and set(part) == {"text"} for part in parts):
         return parts
+    if not all(isinstance(part["text"], str) for part in parts):
+        return parts  # named by its part, as it is
     if len(parts) == 1:
         return parts[0]["text"]
     return [{"type": "text", "text": part["text"]} for part in parts]

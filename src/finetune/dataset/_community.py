@@ -211,11 +211,12 @@ def community_field(field: str | None, data: dict[str, Any]) -> str | None:
     if is_alpaca(data):
         return source  # a message of an Alpaca row is one value: its role has no field
     key, dot, tail = rest.lstrip(".").partition(".")
-    if key.partition("[")[0] == "tool_calls":  # the calls are the function_call turn's value
+    key, bracket, item = key.partition("[")  # content[0]: a part of the turn's value
+    if key == "tool_calls":  # the calls are the function_call turn's value
         return f"{source}.value" if source != "system" else source
     turn_keys = {"role": "from", "content": "value", "tool_call_id": ""}
     renamed = turn_keys.get(key, key) if source != "system" else ""
-    return source + (f".{renamed}{dot}{tail}" if renamed else "")
+    return source + (f".{renamed}{bracket}{item}{dot}{tail}" if renamed else "")
 
 
 def _from_sharegpt(data: dict[str, Any]) -> dict[str, Any]:
@@ -345,7 +346,11 @@ def _written_out(data: dict[str, Any]) -> tuple[str, ...]:
 
 
 def _alpaca_sources(data: dict[str, Any]) -> list[str]:
+    """Where each message of ``_from_alpaca``'s record stands in the row: a pair that is no
+    pair (or a ``history`` that is no list) names itself for both its turns."""
     history = data.get("history") or []
-    pairs = len(history) if isinstance(history, list) else 1
-    turns = [f"history[{i}][{j}]" for i in range(pairs) for j in (0, 1)]
+    turns = ["history"] * 2 if not isinstance(history, list) else []
+    for i, pair in enumerate(history if isinstance(history, list) else []):
+        whole = isinstance(pair, (list, tuple)) and len(pair) == 2
+        turns += [f"history[{i}][{j}]" if whole else f"history[{i}]" for j in (0, 1)]
     return ["system"] * bool(data.get("system")) + turns + ["instruction", "output"]

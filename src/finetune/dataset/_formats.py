@@ -34,6 +34,7 @@ from finetune.dataset._implicit_prompt import (
     not_messages,
     why_no_prompt,
 )
+from finetune.dataset._read_words import in_json_words
 from finetune.dataset._role_columns import (
     is_role_columns,
     role_columns_field,
@@ -255,9 +256,9 @@ def parse_example(
 def _message(
     error: Any, field: str | None, kind: ExampleKind, data: dict[str, Any], file: str | None
 ) -> str:
-    """pydantic's message, but an unknown key is said as validation says it, an unknown or
-    missing role is told the one most likely meant, and a number where text goes is told
-    how to make it text."""
+    """pydantic's complaint in JSON's words (``in_json_words``); an unknown key is said as
+    validation says it, an unknown or missing role is told the one most likely meant, and a
+    number where text goes is told how to make it text."""
     if error["type"] == "string_type" and number_as_text(error.get("input")):
         return _number_for_text(error["input"], field, file)
     if kind == "preference" and field in _PAIR_PARTS and error["type"] == "list_type":
@@ -265,10 +266,10 @@ def _message(
         return not_messages(field, error.get("input"), data, text_allowed=text_allowed)
     if field and field.endswith(".role") and error["type"] in ("literal_error", "missing"):
         if error["type"] == "missing":  # pydantic's input is then the message
-            return f"{error['msg']}{role_meant(None, error.get('input'))}"
-        return f"{error['msg']}{role_meant(error.get('input'))}"
+            return f"{in_json_words(error, field)}{role_meant(None, error.get('input'))}"
+        return f"{in_json_words(error, field)}{role_meant(error.get('input'))}"
     if error["type"] != "extra_forbidden" or not field:
-        return str(error["msg"])
+        return in_json_words(error, field)
     where, _, key = field.rpartition(".")
     if not where:
         owner, value, known = f"a {kind} example", error.get("input"), KNOWN_KEYS[kind]
@@ -368,7 +369,8 @@ def _to_native(data: dict[str, Any], kind: ExampleKind) -> dict[str, Any]:
 def _native_preference(body: dict[str, Any]) -> dict[str, Any]:
     """A preference example in any provider's shape as ours (input, chosen, rejected)."""
     if "preferred_output" in body:
-        source = body.get("input") or {}
+        given = body.get("input")
+        source = given if isinstance(given, dict) else {}  # another value: told by validation
         native = {
             "kind": "preference",
             "input": source.get("messages"),

@@ -150,6 +150,10 @@ def not_messages(path: str, value: Any, record: dict[str, Any], *, text_allowed:
     """Why a pair's prompt or answer is not one: what the row holds there, the shape meant,
     and the way from the near misses (OpenAI's ``input`` object, a message not in a list)."""
     wanted = "a non-empty list of messages" + (" or a string" if text_allowed else "")
+    if path == "input.messages" and not isinstance(record.get("input"), dict):
+        held = json_kind(record["input"]) if "input" in record else "missing"
+        wanted = 'an object holding the prompt\'s messages, {"messages": [...]}'
+        return f"input must be {wanted}, not {held}"
     if value is None:
         *outer, key = path.split(".")  # input.messages is in input
         holder = record.get(outer[0]) if outer else record

@@ -268,6 +268,8 @@ def _part_problem(part: Any) -> str | None:
     """What is wrong with one content part, if anything."""
     if not isinstance(part, dict):
         return "content parts must be objects"
+    if part.get("text") is not None and not isinstance(part["text"], str):
+        return f'a part\'s "text" is a string, not {json_kind(part["text"])}'
     if not isinstance(part.get("type"), str):
         gemini = sorted(_GEMINI_PARTS & part.keys())
         if gemini:
@@ -279,8 +281,6 @@ def _part_problem(part: Any) -> str | None:
         return 'a content part needs a "type" ("text", "image_url", ...)'
     if part["type"] == "text" and not isinstance(part.get("text"), str):
         return 'a "text" part needs a string "text"'
-    if part.get("text") is not None and not isinstance(part["text"], str):
-        return f'a part\'s "text" is a string, not {json_kind(part["text"])}'
     return None
 
 
