@@ -2134,16 +2134,25 @@ def test_a_question_and_its_answer_beside_other_columns_are_told_how_to_be_read(
     assert "--columns system,question=user,answer=assistant on the command line" in (
         finding.message
     )
-    # two texts named as neither, or two of one kind, or beside a list (a history, which the
-    # cure would drop), get no guess
+    # beside a context text: Alpaca's instruction, input and output
+    sql = {"question": "Rows of t?", "context": "CREATE TABLE t (x INT)", "answer": "SELECT *"}
+    (finding,) = validate(ft.Dataset.from_records([sql]), target="hf", model="m").errors
+    renames = {"question": "instruction", "context": "input", "answer": "output"}
+    assert f"ds.select_columns({renames!r})" in finding.message
+    read = ft.Dataset.from_records([sql]).select_columns(renames)[0]
+    assert read.messages[0].content == "Rows of t?\n\nCREATE TABLE t (x INT)"
+    # two texts named as neither, or two of one kind, or beside another text or a list (a
+    # source, a history: what the answer may need, which the cure would drop), get no guess
     history = {"query": "2+2?", "response": "4", "history": [["1+1?", "2"]]}
     for unsure in (
         history,
+        {"question": "2+2?", "answer": "4", "source": "wiki"},
         {"title": "t", "body": "b", "n": 1},
         {"prompt": "p", "question": "q", "answer": "a"},
     ):
         findings = validate(ft.Dataset.from_records([unsure]), target="hf", model="m").errors
-        assert findings and not any("leaving out" in f.message for f in findings)
+        guessed = ("leaving out", "Alpaca's instruction")
+        assert findings and not any(said in f.message for f in findings for said in guessed)
 
 
 def test_a_row_of_columns_named_by_role_is_read_as_its_conversation() -> None:

@@ -61,8 +61,27 @@ def shape_hint(data: dict[str, Any]) -> str:
         )
     pair = _question_and_answer(texts)
     if pair is not None and not any(isinstance(data[key], (list, dict)) for key in keys):
-        return _two_texts_hint(*pair, left_out=sorted(keys - {*pair, "system"}), data=data)
+        return _question_hint(pair, keys, data)
     return _wrapper_hint(data, keys)
+
+
+def _question_hint(pair: tuple[str, str], keys: set[str], data: dict[str, Any]) -> str:
+    """How to read a question and its answer beside other columns: a context text with them
+    as Alpaca's input (b-mc2/sql-create-context's schema); columns of numbers or flags left
+    out; any other text, no guess (it may be what the answer needs)."""
+    asked, answer = pair
+    others = keys - {asked, answer, "system"}
+    texts = sorted(key for key in others if isinstance(data[key], str))
+    if not texts:
+        return _two_texts_hint(asked, answer, left_out=sorted(others), data=data)
+    if len(texts) > 1 or texts[0].lower() not in _CONTEXT_NAMES or others - set(texts):
+        return ""
+    system = {"system": "system"} if isinstance(data.get("system"), str) else {}
+    renames = {**system, asked: "instruction", texts[0]: "input", answer: "output"}
+    return (
+        f"; {asked}, {texts[0]} and {answer} read as Alpaca's instruction, input (after the "
+        f"instruction, a blank line between) and output: {renames_cure(renames)}"
+    )
 
 
 def _two_texts_hint(
@@ -141,6 +160,7 @@ def objects_only(value: Any) -> bool:
 # the column names that usually hold the answer of a question-and-answer row
 _ANSWER_NAMES = frozenset({"answer", "response", "output", "target", "reply", "label", "a"})
 _QUESTION_NAMES = frozenset({"prompt", "question", "query", "instruction", "input", "q"})
+_CONTEXT_NAMES = frozenset({"context", "passage", "document", "schema"})
 
 
 def role_meant(role: Any, message: Any = None) -> str:
