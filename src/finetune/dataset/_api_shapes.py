@@ -23,12 +23,17 @@ _MESSAGE = re.compile(r"messages(?:\[(\d+)\])?")
 _PROMPT = re.compile(r"prompt\[(\d+)\]")
 
 
+def _begins_with_system(turns: list[Any]) -> bool:
+    """Whether a list of turns opens with a system turn of its own."""
+    first = turns[0] if turns else None
+    return isinstance(first, dict) and first.get("role") == "system"
+
+
 def _system_beside(data: dict[str, Any]) -> bool:
     """A ``system`` prompt beside messages that do not begin with one of their own."""
     if "system" not in data or data.get("messages").__class__ is not list:
         return False
-    first = data["messages"][0] if data["messages"] else None
-    return not (isinstance(first, dict) and first.get("role") == "system")
+    return not _begins_with_system(data["messages"])
 
 
 def _system_beside_prompt(data: dict[str, Any]) -> bool:
@@ -39,8 +44,7 @@ def _system_beside_prompt(data: dict[str, Any]) -> bool:
     prompt = data.get("prompt")
     if prompt.__class__ is not list:
         return isinstance(prompt, str)
-    first = prompt[0] if prompt else None
-    return not (isinstance(first, dict) and first.get("role") == "system")
+    return not _begins_with_system(prompt)
 
 
 def _without_empty_system(data: dict[str, Any]) -> bool:
