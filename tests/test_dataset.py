@@ -2336,6 +2336,44 @@ def _current_umask() -> int:
     return mask
 
 
+def test_a_column_kept_that_the_rows_lack_is_named() -> None:
+    """``--columns mesages`` (or a name no row has) left every row empty, each refused as
+    "unrecognized example shape (keys: none)"; a misspelt one among right ones was dropped
+    unsaid, and the row refused for what it then lacked ("no prompt")."""
+    rows = [{"system": "S", "question": f"q{i}", "chosen": "a", "rejected": "b"} for i in range(3)]
+    data = ft.Dataset.from_records(rows)
+    cases = {
+        (
+            "sytem",
+            "questoin",
+        ): "the column kept 'sytem' is not in this row (did you mean 'system'?)",
+        ("system", "questoin", "chosen"): "the column kept 'questoin' is not in this row (did "
+        "you mean 'question'?)",
+        ("nope",): "the row holds none of the columns kept, 'nope': its columns are system, "
+        "question, chosen, rejected",
+    }
+    for kept, said in cases.items():
+        view = data.select_columns(list(kept))
+        with pytest.raises(ft.DatasetError) as caught:
+            list(view)
+        assert str(caught.value).endswith(f":1: {said}")
+        report = validate(view, target="hf", model="m")
+        assert [(f.code, f.line, f.message) for f in report.errors][:1] == [
+            ("unknown_format", 1, said)
+        ]
+    # a column some rows just do not have (tools) is no typo
+    optional = data.select_columns(
+        {
+            "system": "system",
+            "question": "prompt",
+            "chosen": "chosen",
+            "rejected": "rejected",
+            "tools": "tools",
+        }
+    )
+    assert validate(optional, target="hf", model="m").ok
+
+
 def test_select_columns_leaves_a_tables_extra_columns_out(tmp_path: Path) -> None:
     """The Hub's chat sets carry ``id``, ``source`` or a ``prompt`` repeating the first turn:
     each was an ``unexpected_field`` error whose cure, ``ds.select_columns``, was the

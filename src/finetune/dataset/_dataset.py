@@ -404,8 +404,9 @@ class Dataset(OtherNames):
         """A view whose rows keep only these top-level keys: a table's extra columns (``id``,
         ``source``, a ``prompt`` that repeats the first user turn) left out, where validation
         refuses each as ``unexpected_field``; a mapping renames them too. Read again on every
-        pass; an error still names its row's line. ``ds.select_columns(["messages",
-        "tools"])``, ``ds.select_columns({"question": "prompt", "answer": "completion"})``."""
+        pass; an error still names its row's line, and a row that lacks a key named while
+        another of its keys is close to it, or has none of them, is refused so.
+        ``ds.select_columns(["messages", "tools"])``, ``ds.select_columns({"q": "prompt"})``."""
         pairs = column_pairs(columns)
         told = ", ".join(old if old == new else f"{old} as {new}" for old, new in pairs)
         name = f"{self._source.name}[{told}]"

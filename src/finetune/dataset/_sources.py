@@ -9,7 +9,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
-from finetune._errors import DatasetError, add_note
+from finetune._errors import DatasetError, add_note, closest_name
 from finetune.dataset._compressed import without_compression_suffix
 from finetune.dataset._reader import RawRecord, ReadProblem, iter_jsonl, unwritable
 
@@ -260,7 +260,31 @@ class ColumnsSource:
                 data = item.data
                 kept = {new: data[old] for old, new in pairs if old in data}
                 item = RawRecord(item.line, item.offset, kept, item.file)
+                if len(kept) < len(pairs):  # a column misspelt: told, not dropped unsaid
+                    why = _misspelt_column([old for old, _ in pairs], data)
+                    if why is not None:
+                        line, offset, file = item.line, item.offset, item.file
+                        item = ReadProblem(line, offset, "unknown_format", why, file=file)
             yield item
+
+
+def _misspelt_column(columns: list[str], data: dict[str, Any]) -> str | None:
+    """Why a row is refused for a column selection it does not match: a selected name it
+    lacks that another of its keys is most likely meant by (``questoin``: ``question``), or
+    none of the selected names at all; ``None`` for a column some rows just do not have."""
+    keys = [str(key) for key in data]
+    others = [key for key in keys if key not in columns]
+    for column in (c for c in columns if c not in data):
+        meant = closest_name(column, others)
+        if meant is not None:
+            return f"the column kept {column!r} is not in this row (did you mean {meant!r}?)"
+    if not data or any(column in data for column in columns):
+        return None
+    more = f" and {len(keys) - 8} more" if len(keys) > 8 else ""
+    return (
+        f"the row holds none of the columns kept, {', '.join(map(repr, columns))}: its "
+        f"columns are {', '.join(keys[:8])}{more}"
+    )
 
 
 def column_pairs(columns: Any) -> tuple[tuple[str, str], ...]:
