@@ -48,8 +48,9 @@ def _system_beside_prompt(data: dict[str, Any]) -> bool:
 
 
 def _without_empty_system(data: dict[str, Any]) -> bool:
-    """A pair whose system prompt, beside its prompt, is empty: no system turn is made."""
-    return _system_beside_prompt(data) and data["system"] in ("", None)
+    """Whether a pair's system prompt beside its prompt (``_system_beside_prompt``, which
+    the caller has checked) is empty: no system turn is made."""
+    return data["system"] in ("", None)
 
 
 def is_gemini(data: dict[str, Any]) -> bool:

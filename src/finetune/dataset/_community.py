@@ -320,7 +320,7 @@ def _from_alpaca(data: dict[str, Any]) -> dict[str, Any]:
     messages = [{"role": "system", "content": data["system"]}] if data.get("system") else []
     history = data.get("history") or []
     for pair in history if isinstance(history, list) else [history]:
-        asked, answered = pair if isinstance(pair, (list, tuple)) and len(pair) == 2 else (pair, "")
+        asked, answered = pair if _is_pair(pair) else (pair, "")
         messages += [{"role": "user", "content": asked}, {"role": "assistant", "content": answered}]
     instruction, extra = data["instruction"], data.get("input")
     if isinstance(instruction, str) and isinstance(extra, str) and extra.strip():
@@ -331,6 +331,12 @@ def _from_alpaca(data: dict[str, Any]) -> dict[str, Any]:
     ]
     taken = ("instruction", "input", "output", "system", "history", *_written_out(data))
     return {**{k: v for k, v in data.items() if k not in taken}, "messages": messages}
+
+
+def _is_pair(entry: Any) -> bool:
+    """A ``history`` entry that is a question and its answer; any other is read as a
+    question with no answer, for validation to name at that entry."""
+    return isinstance(entry, (list, tuple)) and len(entry) == 2
 
 
 def _written_out(data: dict[str, Any]) -> tuple[str, ...]:
@@ -351,6 +357,5 @@ def _alpaca_sources(data: dict[str, Any]) -> list[str]:
     history = data.get("history") or []
     turns = ["history"] * 2 if not isinstance(history, list) else []
     for i, pair in enumerate(history if isinstance(history, list) else []):
-        whole = isinstance(pair, (list, tuple)) and len(pair) == 2
-        turns += [f"history[{i}][{j}]" if whole else f"history[{i}]" for j in (0, 1)]
+        turns += [f"history[{i}][{j}]" if _is_pair(pair) else f"history[{i}]" for j in (0, 1)]
     return ["system"] * bool(data.get("system")) + turns + ["instruction", "output"]

@@ -56,17 +56,16 @@ def refuse_what_is_not_one_split(value: Any) -> None:
 def _name_or_path(value: str | os.PathLike[str]) -> str:
     """A hub name or a path given for a dataset, and the call that loads it: a folder that
     ``save_to_disk`` wrote is loaded from disk, a name (or a data file) by ``load_dataset``."""
-    folder = Path(value)
+    folder, shown = Path(value), str(value)
     if (folder / "dataset_dict.json").is_file():  # a DatasetDict's splits
         return (
-            f"the folder {str(value)!r}: load one split of it first, "
-            f"datasets.load_from_disk({str(value)!r})[{_first_split(folder)!r}]"
+            f"the folder {shown!r}: load one split of it first, "
+            f"datasets.load_from_disk({shown!r})[{_first_split(folder)!r}]"
         )
     if (folder / "state.json").is_file() and (folder / "dataset_info.json").is_file():
-        return f"the folder {str(value)!r}: load it first, datasets.load_from_disk({str(value)!r})"
+        return f"the folder {shown!r}: load it first, datasets.load_from_disk({shown!r})"
     return (
-        f"the name {str(value)!r}: load one split first, "
-        f"datasets.load_dataset({str(value)!r}, split='train')"
+        f"the name {shown!r}: load one split first, datasets.load_dataset({shown!r}, split='train')"
     )
 
 
