@@ -543,13 +543,12 @@ def test_unknown_backend(capsys: pytest.CaptureFixture[str]) -> None:
         ),
         (  # TOML writes infinity as inf: a value out of range is one line, not pydantic's
             "[hyperparameters]\nlearning_rate = inf\n",
-            "[hyperparameters] learning_rate: not inf (Input should be a finite number)\n",
+            "[hyperparameters] learning_rate: not inf (must be a finite number)\n",
         ),
         ("[hyperparameters.lora]\nrank = 4\n", "[hyperparameters] LoRA has no field 'rank'"),
         (  # every refused setting named at once, not one run at a time
             '[hyperparameters]\nepochs = "three"\nbatch_size = 0\n',
-            "epochs: not 'three' (Input should be a valid integer, unable to parse string as an "
-            "integer; or Input should be 'auto') (batch_size is refused too)\n",
+            "epochs: not 'three' (must be a whole number or 'auto') (batch_size is refused too)\n",
         ),
         (  # a hyperparameter above its table: it was "unknown key 'epochs'"
             "epochs = 3\n",

@@ -177,8 +177,42 @@ def test_settings_typed_with_another_tools_name_say_which_field_is_meant() -> No
         assert said in problem["msg"]
     with pytest.raises(ValidationError) as both:
         ft.Hyperparameters(epochs=0, lr=1)  # the other problems stay as they were
-    assert [p["type"] for p in both.value.errors()] == ["value_error", "extra_forbidden"]
-    assert "must be a positive integer or 'auto'" in both.value.errors()[0]["msg"]
+    assert [p["type"] for p in both.value.errors()] == ["invalid_setting", "extra_forbidden"]
+    assert both.value.errors()[0]["msg"] == "must be a whole number above 0, or 'auto'"
+
+
+def test_a_setting_of_the_wrong_kind_says_what_it_must_be_in_one_line() -> None:
+    """pydantic said a line for each type a setting may take, in its own words (``epochs``:
+    "Input should be a valid integer, unable to parse string as an integer" and "Input should
+    be 'auto'"), and ``greater than 0.0`` of a float's bound."""
+    for make, field, said in (
+        (lambda: ft.Hyperparameters(epochs="three"), "epochs", "must be a whole number or 'auto'"),
+        (lambda: ft.Hyperparameters(beta=[1]), "beta", "must be a number or 'auto'"),
+        (lambda: ft.Hyperparameters(learning_rate=0), "learning_rate", "must be above 0"),
+        (lambda: ft.Hyperparameters(warmup=2), "warmup", "must be at most 1"),
+        (lambda: ft.Hyperparameters(lora={"r": 0}), "lora.r", "must be above 0"),
+        (
+            lambda: ft.Hyperparameters(lora={"target_modules": "q_proj"}),
+            "lora.target_modules",
+            "must be a list or 'all-linear'",
+        ),
+        (
+            lambda: ft.Hyperparameters(lora="yes"),
+            "lora",
+            "must be ft.LoRA(...) or a dict of its settings",
+        ),
+        (lambda: ft.LoRA(quantize_4bit="maybe"), "quantize_4bit", "must be true or false"),
+    ):
+        with pytest.raises(ValidationError) as refused:
+            make()
+        (problem,) = refused.value.errors()
+        assert ".".join(map(str, problem["loc"])) == field
+        assert problem["msg"] == said
+    with pytest.raises(ft.InvalidRequestError) as option:
+        ft.Tuner("hf", model="m", precision="bf8", registry=False)
+    assert str(option.value).startswith(
+        "[hf] precision: not 'bf8' (must be 'auto', 'bf16', 'fp16' or 'fp32')"
+    )
 
 
 def test_job_model_only_when_tuned() -> None:

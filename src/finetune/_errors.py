@@ -6,6 +6,7 @@ import copy
 from collections.abc import Collection, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
+from finetune._setting_words import setting_wanted
 from finetune._words import counted
 
 if TYPE_CHECKING:
@@ -197,10 +198,13 @@ def settings_problem(
             f"{others}",
             where,
         )
-    why = "; or ".join(
-        str(problem["msg"]).removeprefix("Value error, ")
+    about_it = [
+        problem
         for problem in error.errors()
         if tuple(str(part) for part in problem["loc"])[: len(field)] == field
+    ]
+    why = setting_wanted(about_it) or "; or ".join(
+        str(problem["msg"]).removeprefix("Value error, ") for problem in about_it
     )
     if not where:  # a check of the settings together, not of one of them
         return why, where
@@ -252,6 +256,40 @@ def with_name_meant(model: Any, problem: Any, synonyms: Mapping[str, str]) -> An
     message = f"{owner.__name__} has no such field{meant}; its fields are {', '.join(known)}"
     kind = PydanticCustomError("extra_forbidden", message)
     return {"type": kind, "loc": problem["loc"], "input": problem["input"]}
+
+
+def in_plain_words(model: Any, problems: list[Any], synonyms: Mapping[str, str]) -> list[Any]:
+    """The problems of a ``ValidationError`` of ``model``'s settings, one per setting, each
+    saying what the setting must be (``epochs``: ``must be a whole number or 'auto'``, where
+    pydantic said a line for each type it may take), an unknown one naming the one meant; as
+    ``ValidationError.from_exception_data`` takes them."""
+    from pydantic_core import PydanticCustomError
+
+    by_setting: dict[tuple[Any, ...], list[Any]] = {}
+    for problem in problems:
+        if problem["type"] == "extra_forbidden":
+            by_setting[(id(problem),)] = [with_name_meant(model, problem, synonyms)]
+        else:
+            by_setting.setdefault(_setting_loc(model, problem["loc"]), []).append(problem)
+    plain = []
+    for loc, same in by_setting.items():
+        wanted = setting_wanted(same)
+        if wanted is None:
+            plain.extend(same)
+            continue
+        kind = PydanticCustomError("invalid_setting", "{wanted}", {"wanted": wanted})
+        plain.append({"type": kind, "loc": loc, "input": same[0]["input"]})
+    return plain
+
+
+def _setting_loc(model: Any, loc: tuple[Any, ...]) -> tuple[Any, ...]:
+    """The part of a problem's ``loc`` that names a setting (``("lora", "r")``), without the
+    type of a union pydantic adds (``("epochs", "int")``: ``("epochs",)``)."""
+    for length in range(len(loc), 0, -1):
+        owner = _owner_of(model, loc[:length])
+        if str(loc[length - 1]) in getattr(owner, "model_fields", {}):
+            return loc[:length]
+    return loc
 
 
 def _owner_of(model: Any, loc: tuple[Any, ...]) -> Any:

@@ -17,7 +17,7 @@ from pydantic import (
     model_validator,
 )
 
-from finetune._errors import with_name_meant
+from finetune._errors import in_plain_words
 from finetune._json_values import json_settings
 from finetune._namespace import PublicNames, public_names
 from finetune._numbers import is_whole, no_flag
@@ -170,7 +170,8 @@ def _example_text(example: ChatExample | PreferenceExample) -> str:
 
 class _Settings(_Value):
     """Settings a person types (``ft.Hyperparameters(lr=...)``): a name they do not have is
-    refused naming the one most likely meant, as a dict of them is by ``fit``."""
+    refused naming the one most likely meant, as a dict of them is by ``fit``, and a value
+    of the wrong kind with what the setting must be, in one line."""
 
     @model_validator(mode="wrap")
     @classmethod
@@ -178,11 +179,8 @@ class _Settings(_Value):
         try:
             return handler(data)
         except ValidationError as error:
-            problems = error.errors()
-            if all(problem["type"] != "extra_forbidden" for problem in problems):
-                raise
-            named = [with_name_meant(cls, p, HYPERPARAMETER_SYNONYMS) for p in problems]
-            raise ValidationError.from_exception_data(error.title, named) from None
+            plain = in_plain_words(cls, error.errors(), HYPERPARAMETER_SYNONYMS)
+            raise ValidationError.from_exception_data(error.title, plain) from None
 
 
 class LoRA(_Settings):
@@ -252,7 +250,7 @@ class Hyperparameters(_Settings):
     @classmethod
     def _positive(cls, value: int | str | None) -> int | str | None:
         if isinstance(value, int) and value <= 0:
-            raise ValueError("must be a positive integer or 'auto'")
+            raise ValueError("must be a whole number above 0, or 'auto'")
         return value
 
     @field_validator("learning_rate_multiplier", "beta")
