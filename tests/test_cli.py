@@ -602,6 +602,42 @@ def test_a_method_the_backend_does_not_train_is_refused_by_every_command_of_the_
     )
 
 
+def test_a_setting_of_the_backend_given_as_a_job_option_names_where_the_command_reads_it(
+    chat_file: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``--option account_id=acme`` was "Fireworks takes no options; got ['account_id']", and
+    hf's ``jobs_dir`` was missing from the list of the options hf takes: both set up the
+    backend, which the command builds from the environment."""
+    fireworks = ["--backend", "fireworks", "--model", "accounts/fireworks/models/llama-v3p1-8b"]
+    for option, variable in (
+        ("account_id=acme", "$FIREWORKS_ACCOUNT_ID"),
+        ("api_key=sk-secret-123", "$FIREWORKS_API_KEY"),
+        ("base_url=http://127.0.0.1:9", "$FIREWORKS_BASE_URL"),
+    ):
+        assert main(["estimate", str(chat_file), *fireworks, "--option", option]) == 2
+        name = option.partition("=")[0]
+        assert capsys.readouterr().err == (
+            f"error: finetune estimate --option: {name!r} sets up the fireworks backend itself, "
+            f"not a job: the command reads it from {variable}\n"
+        )
+    config = tmp_path / "train.toml"
+    config.write_text(
+        f'backend = "hf"\nmodel = "m"\nfile = "{chat_file}"\n[options]\njobs_dir = "runs"\n'
+    )
+    assert main(["train", "--config", str(config)]) == 2
+    assert capsys.readouterr().err == (
+        f"error: {config}: [options]: 'jobs_dir' sets up the hf backend itself, not a job: the "
+        "command reads it from $FINETUNE_HF_JOBS_DIR\n"
+    )
+    validate = ["validate", str(chat_file), "--backend", "fake", "--model", MODEL]
+    assert main([*validate, "--option", "context_limit=5"]) == 2
+    assert capsys.readouterr().err.endswith(
+        "'context_limit' sets up the fake backend itself, not a job: only a Python Tuner takes "
+        "it, ft.Tuner('fake', context_limit=...)\n"
+    )
+    assert not (tmp_path / "runs").exists()
+
+
 def test_an_empty_yaml_section_of_a_train_config_is_unset(
     chat_file: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -25,6 +25,8 @@ from finetune._config_file import (
 from finetune._fit import hyperparameters_problem, over_budget
 from finetune._numbers import is_amount
 from finetune.backends import backend_class
+from finetune.backends._plugins import option_names
+from finetune.backends.hosted import HostedBackend
 
 __all__ = ["HYPERPARAMETER_FLAGS", "JobInputs", "estimate_command", "job_inputs", "job_settings"]
 
@@ -66,6 +68,7 @@ def job_settings(args: argparse.Namespace, command: str) -> dict[str, Any]:
             )
         if required == "backend":  # a misspelt one is named before the settings it lacks
             backend_class(settings["backend"])
+            _refuse_backend_settings(settings, args, command)
     if not isinstance(settings.get("skip_validation", False), bool):
         where = args.config or command
         raise ft.FinetuneError(
@@ -80,6 +83,41 @@ def job_settings(args: argparse.Namespace, command: str) -> dict[str, Any]:
             for path in listed(settings[name]):
                 config_path(args.config, name, path)
     return settings
+
+
+def _refuse_backend_settings(
+    settings: dict[str, Any], args: argparse.Namespace, command: str
+) -> None:
+    """An option that sets up the backend itself (Fireworks' ``account_id``, hf's
+    ``jobs_dir``, a key), given as a job's, named with the variable the command reads it
+    from (the backend said only that a job takes no such option)."""
+    backend = settings["backend"]
+    factory = backend_class(backend)
+    own = [name for name in settings.get("options") or {} if name in option_names(factory)]
+    if not own:
+        return
+    name = own[0]
+    flagged = dict(getattr(args, "option", None) or ())
+    where = f"finetune {command} --option" if name in flagged else f"{args.config}: [options]"
+    variable = _read_from_environment(factory).get(name)
+    if variable:
+        how = f"the command reads it from ${variable}"
+    else:
+        how = f"only a Python Tuner takes it, ft.Tuner({backend!r}, {name}=...)"
+    raise ft.FinetuneError(
+        f"{where}: {name!r} sets up the {backend} backend itself, not a job: {how}"
+    )
+
+
+def _read_from_environment(factory: Any) -> dict[str, str]:
+    """The variable each setting of a backend's own is read from (``account_id``:
+    ``FIREWORKS_ACCOUNT_ID``), a hosted backend's key and API root among them."""
+    # BaseBackend's attribute, which a sync backend (hf, a plugin's) may set too
+    variables = dict(getattr(factory, "environment", None) or {})
+    if isinstance(factory, type) and issubclass(factory, HostedBackend):
+        root = factory.url_variable
+        variables |= {"api_key": factory.key_variable, "base_url": root, factory.url_option: root}
+    return variables
 
 
 def _refuse_a_backend_as_a_file(args: argparse.Namespace) -> None:

@@ -27,6 +27,7 @@ __all__ = [
     "available_backends",
     "backend_class",
     "load_backend",
+    "option_names",
     "register_backend",
     "shadowed_plugins",
 ]
@@ -164,11 +165,11 @@ def load_backend(name: str, **options: Any) -> BaseBackend:
         wrong = unexpected_keyword(exc, options)
         if wrong is None:
             raise
-        raise _unknown_option(name, wrong, _option_names(factory)) from exc
+        raise _unknown_option(name, wrong, option_names(factory)) from exc
     return as_async(backend, registered_as=name)
 
 
-def _option_names(factory: Callable[..., Any]) -> list[str]:
+def option_names(factory: Callable[..., Any]) -> list[str]:
     """The keyword options ``factory`` (a backend class) takes, following ``**options`` up
     its classes' ``__init__`` methods, as far as their signatures say."""
     if isinstance(factory, type):

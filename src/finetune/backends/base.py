@@ -150,6 +150,10 @@ class BaseBackend:
     attempts: int = 6
     """Tries per call for transient failures; the Tuner tries a create as many times, looking
     for the job (``find_job``) between tries."""
+    environment: ClassVar[Mapping[str, str]] = {}
+    """The variable each setting of the backend's own is read from when it is not given
+    (``{"account_id": "FIREWORKS_ACCOUNT_ID"}``): the ``finetune`` command, which builds the
+    backend with none, names it where such a setting is given as a job's option."""
 
     @property
     def identity(self) -> str:

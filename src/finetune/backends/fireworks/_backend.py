@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
@@ -114,6 +114,7 @@ class FireworksBackend(HostedBackend):
     default_url = DEFAULT_BASE_URL
     serving_note: ClassVar[str] = DEPLOYMENT_NOTE
     chat_api: ClassVar[str] = "/inference/v1"
+    environment: ClassVar[Mapping[str, str]] = {"account_id": "FIREWORKS_ACCOUNT_ID"}
 
     def __init__(
         self,
@@ -125,7 +126,7 @@ class FireworksBackend(HostedBackend):
         **connection: Unpack[Connection],
     ) -> None:
         super().__init__(**connection)
-        self._account = account_id or os.environ.get("FIREWORKS_ACCOUNT_ID") or None
+        self._account = account_id or os.environ.get(self.environment["account_id"]) or None
         self._dataset_timeout = dataset_timeout
         self._dataset_poll = dataset_poll_interval
         self._quote = estimate_quote

@@ -10,9 +10,10 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Mapping
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from finetune._errors import (
     InvalidRequestError,
@@ -40,6 +41,7 @@ from finetune.backends.hf._inputs import (
     local_path,
 )
 from finetune.backends.hf._jobdir import (
+    ENVIRONMENT,
     JobDir,
     default_jobs_dir,
     job_config_of,
@@ -119,6 +121,7 @@ class HFBackend:
             "model= a Hub id, a model folder, or a .gguf file (converted once, cached)",
         ),
     )
+    environment: ClassVar[Mapping[str, str]] = ENVIRONMENT
 
     def __init__(
         self,

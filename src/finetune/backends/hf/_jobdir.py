@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 from finetune._errors import StorageError
 from finetune._paths import no_room, why_not_written
 from finetune.backends.hf._config import TrainingConfig, resolved_hyperparameters
+from finetune.backends.hf._models import MODELS_DIR_ENV
 from finetune.dataset import atomic_write, write_jsonl
 from finetune.types import Job, JobError, JobStatus
 
@@ -26,6 +27,7 @@ if TYPE_CHECKING:
     from finetune.dataset import Dataset
 
 __all__ = [
+    "ENVIRONMENT",
     "JOBS_DIR_ENV",
     "JobDir",
     "default_jobs_dir",
@@ -47,6 +49,8 @@ __all__ = [
 ]
 
 JOBS_DIR_ENV = "FINETUNE_HF_JOBS_DIR"
+# the settings of the backend read from the environment when not given
+ENVIRONMENT = {"jobs_dir": JOBS_DIR_ENV, "models_dir": MODELS_DIR_ENV}
 
 
 def default_jobs_dir() -> Path:

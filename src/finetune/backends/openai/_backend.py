@@ -13,7 +13,7 @@ import inspect
 import io
 import logging
 import os
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -171,6 +171,10 @@ class OpenAIBackend(HostedBackend):
     key_variable = "OPENAI_API_KEY"
     url_variable = "OPENAI_BASE_URL"
     default_url = DEFAULT_BASE_URL
+    environment: ClassVar[Mapping[str, str]] = {
+        "organization": "OPENAI_ORG_ID",
+        "project": "OPENAI_PROJECT_ID",
+    }
 
     def __init__(
         self,
@@ -196,8 +200,8 @@ class OpenAIBackend(HostedBackend):
         super().__init__(**connection)
         self._probe = check_organisation
         self._open_for: set[str] = set()
-        self._organization = organization or os.environ.get("OPENAI_ORG_ID")
-        self._project = project or os.environ.get("OPENAI_PROJECT_ID")
+        self._organization = organization or os.environ.get(self.environment["organization"])
+        self._project = project or os.environ.get(self.environment["project"])
         self._upload_threshold = upload_threshold
         self._part_size = part_size
         self._upload_concurrency = upload_concurrency
