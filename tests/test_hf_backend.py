@@ -1047,6 +1047,39 @@ def test_a_job_under_another_folder_is_found_by_its_folder_or_the_env(
     assert main(["status", folder.name, "--backend", "hf"]) == 0
 
 
+def test_finetune_jobs_reads_a_local_job_not_ended_again_from_its_folder(
+    tuned_tiny: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """A job started without ``--wait`` stayed ``queued`` in ``finetune jobs`` long after it
+    had ended: the registry holds what the job was when last seen, and nothing looked again."""
+    from finetune.cli import main
+
+    folder = Path(tuned_tiny).parent
+    its_own = HFBackend(jobs_dir=folder.parent)
+    seen = ft.Job(id=folder.name, backend="hf", base_model="b", status=ft.JobStatus.QUEUED)
+    registry = ft.JobRegistry()
+    registry.record(seen, endpoint=its_own.identity)
+    gone = seen.model_copy(update={"id": "hfjob-20260101-000000-00000000"})
+    registry.record(gone, endpoint=f"hf|{folder.parent.parent / 'deleted'}")
+    assert main(["jobs"]) == 0
+    out, err = capsys.readouterr()
+    listed = {line.split()[1]: line.split()[2] for line in out.splitlines()}
+    assert listed == {folder.name: "succeeded", gone.id: "queued"}
+    assert f"-> {folder / 'model'}" in out
+    assert "warning: 1 hf job not read again: its jobs folder " in err
+    assert "1 job not ended shown as last seen" in err  # the one whose folder is gone
+    assert registry.get("hf", folder.name).status == "succeeded"  # the registry keeps it
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))  # the default folder's: "hf"
+    (tmp_path / "data" / "finetune").mkdir(parents=True)
+    (tmp_path / "data" / "finetune" / "hf-jobs").symlink_to(folder.parent)
+    registry.record(seen, endpoint="hf")
+    assert main(["jobs", "--backend", "hf", "--limit", "1"]) == 0
+    assert capsys.readouterr().out.split()[1:3] == [folder.name, "succeeded"]
+
+
 def test_a_job_in_its_own_jobs_folder_is_found_through_the_registry(
     tuned_tiny: str,
     tmp_path: Path,

@@ -616,3 +616,31 @@ def test_missing_key_is_a_clear_error_on_the_first_call(monkeypatch: pytest.Monk
     assert tuner.validate(dataset()).ok  # no key needed before any money is spent
     with pytest.raises(ft.AuthenticationError, match="OPENAI_API_KEY"):
         tuner.fit(dataset())
+
+
+def test_finetune_jobs_refresh_asks_the_provider_about_jobs_not_ended(
+    server: OpenAIFake, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``finetune jobs`` listed a hosted job as the registry last saw it (``validating``) with
+    no word that it was no news, and no way to ask."""
+    from finetune.cli import main
+
+    job = tuner_for(server).fit(dataset())
+    job.wait(poll_interval=0.02, timeout=10)  # succeeded on the provider; recorded as created
+    registry = ft.JobRegistry()
+    (record,) = registry.list()
+    registry.record(
+        job.job.model_copy(update={"status": ft.JobStatus.VALIDATING}), endpoint=record.endpoint
+    )
+    assert main(["jobs"]) == 0
+    out, err = capsys.readouterr()
+    assert out.split()[2] == "validating"
+    assert "1 job not ended shown as last seen" in err and "finetune jobs --refresh" in err
+    assert main(["jobs", "--refresh"]) == 0  # no key in the environment: not asked
+    assert "warning: 1 openai job not read again: " in capsys.readouterr().err
+    monkeypatch.setenv("OPENAI_BASE_URL", server.base_url)
+    monkeypatch.setenv("OPENAI_API_KEY", server.api_key)
+    assert main(["jobs", "--refresh"]) == 0
+    out, err = capsys.readouterr()
+    assert out.split()[2] == "succeeded" and f"-> {job.model.name}" in out and err == ""
+    assert registry.get("openai", job.id).status == "succeeded"

@@ -3,14 +3,11 @@
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import io
-import json
 import os
 import re
 import sys
 from collections.abc import Callable, Sequence
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +26,7 @@ from finetune._arguments import (
     positive_int,
     reading_flags,
 )
+from finetune._cli_job_list import jobs_command
 from finetune._cli_jobs import HYPERPARAMETER_FLAGS, estimate_command, job_inputs
 from finetune._cli_log import log_to_stderr, print_json
 from finetune._cli_watch import (
@@ -119,61 +117,6 @@ def _declared_capabilities(name: str) -> ft.Capabilities | None:
     function, which says so only once built."""
     caps = getattr(backend_class(name), "capabilities", None)
     return caps if isinstance(caps, ft.Capabilities) else None
-
-
-def _cmd_jobs(args: argparse.Namespace) -> int:
-    registry = ft.JobRegistry()
-    if args.model:
-        found = registry.lineage(args.model) or _job_of_id(registry, args.model)
-        if found is None:
-            raise ft.FinetuneError(f"no job in the registry made {args.model!r}")
-        print(json.dumps(dataclasses.asdict(found), indent=2))
-        return 0
-    records = registry.list(backend=args.backend, limit=args.limit)
-    if args.json:
-        print(json.dumps([dataclasses.asdict(record) for record in records], indent=2))
-    else:
-        for record in records:
-            print(
-                f"{record.backend:8} {record.job_id:32} {record.status:10} "
-                f"{_local_minute(record.created_at)}  "
-                f"{record.base_model} -> {record.fine_tuned_model or '-'}{_gone(record)}"
-                f"{' (dpo)' if record.method == 'dpo' else ''}"
-            )
-    if not records:
-        scope = f" on {args.backend}" if args.backend else ""
-        print(f"no jobs{scope} in {registry.path} (FINETUNE_REGISTRY moves it)", file=sys.stderr)
-        known = ft.available_backends()
-        if args.backend and args.backend not in known:
-            guess = did_you_mean(args.backend, known) or f"; backends: {', '.join(known)}"
-            print(f"{args.backend!r} is not a backend here{guess}", file=sys.stderr)
-    return 0
-
-
-def _job_of_id(registry: ft.JobRegistry, job: str) -> ft.JobRecord | None:
-    """The record of the one job ``job`` names (``hfjob-...``, ``hf:hfjob-...``), for a
-    lineage asked by the job's id rather than its model's name."""
-    backend, job_id = job_named(job, None)
-    backends = [backend] if backend else registry.backends_of(job_id)
-    return registry.get(backends[0], job_id) if len(backends) == 1 else None
-
-
-def _local_minute(stamp: str) -> str:
-    """When a job was created, to the minute, in this machine's time zone (the registry keeps
-    UTC): ``2026-12-04 09:20``; a stamp that does not parse, as it is."""
-    try:
-        return datetime.fromisoformat(stamp).astimezone().strftime("%Y-%m-%d %H:%M")
-    except ValueError:
-        return stamp
-
-
-def _gone(record: ft.JobRecord) -> str:
-    """`` (no longer here)`` after a local model whose folder this machine no longer has (a
-    deleted job folder, a temporary one): the registry still lists its job."""
-    model = record.fine_tuned_model
-    return (
-        " (no longer here)" if record.backend == "hf" and model and not Path(model).exists() else ""
-    )
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
@@ -508,10 +451,15 @@ def _parser() -> argparse.ArgumentParser:
         help="exit 1 unless CANDIDATE improves on the config's baseline on every metric "
         "(verdict 'improved': interval above 0 and p < 0.05), e.g. to gate a CI pipeline",
     )
-    jobs = command("jobs", _cmd_jobs, "jobs started from this machine (the local registry)")
+    jobs = command("jobs", jobs_command, "jobs started from this machine (the local registry)")
     name_flag(jobs, "--backend", "only this backend")
     jobs.add_argument("--limit", type=positive_int, default=50, help="newest first (50)")
     jobs.add_argument("--json", action="store_true", help="a JSON list of the records")
+    jobs.add_argument(
+        "--refresh",
+        action="store_true",
+        help="ask each provider about its jobs not ended (local jobs are read again always)",
+    )
     name_flag(jobs, "--model", "lineage: the job and data fingerprints that made MODEL")
     add_job_commands(command)
     return parser

@@ -35,6 +35,7 @@ __all__ = [
     "job_view",
     "jobs_dir_identity",
     "jobs_dir_of",
+    "jobs_folder_of",
     "log_tail",
     "new_job_id",
     "no_job_named",
@@ -70,6 +71,11 @@ def jobs_dir_identity(jobs_dir: Path) -> str:
     dir, else ``hf|FOLDER`` (each folder keeps its own idempotency hints, and the registry
     says where a job it lists lives)."""
     return "hf" if jobs_dir == _user_jobs_dir().resolve() else f"hf|{jobs_dir}"
+
+
+def jobs_folder_of(identity: str) -> Path | None:
+    """The jobs folder of a registry endpoint (``hf``: the user data dir's), or ``None``."""
+    return _user_jobs_dir() if identity == "hf" else jobs_dir_of(identity)
 
 
 def jobs_dir_of(identity: str) -> Path | None:
