@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import signal
 import time
@@ -500,6 +501,33 @@ def test_a_worker_record_is_never_read_half_written(tmp_path: Path) -> None:
         done.set()
         writer.join()
     assert len(seen) > 100 and all(found == record for found in seen)
+
+
+def test_delete_removes_an_ended_job_or_its_checkpoints_alone(
+    tiny_base: str, rows: list[dict[str, Any]], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """No command deleted a job: an ended job's checkpoints (60 MB each on SmolLM2) and
+    folder were removed by hand, leaving its record in the registry."""
+    from finetune.cli import main
+
+    tuner = ft.Tuner("hf", model=tiny_base)
+    job = _long_job(tuner, rows, max_steps=60)
+    _wait_until(lambda: len(job.checkpoints()) >= 1)
+    with pytest.raises(ft.InvalidRequestError, match=r"is running: .*cancel it first"):
+        job.delete()  # its worker still writes there
+    job.cancel()
+    folder = Path(job.job.raw["job_dir"])
+    assert main(["delete", job.id, "--checkpoints-only"]) == 0
+    assert re.fullmatch(
+        rf"{job.id} checkpoints deleted: [\d.]+ [KM]B freed\n", capsys.readouterr().out
+    )
+    assert folder.is_dir() and not (folder / "checkpoints").exists() and job.checkpoints() == []
+    assert job.delete(checkpoints_only=True) == 0  # nothing left to free
+    assert job.delete() > 0 and not folder.exists()
+    assert not [p for p in folder.parent.iterdir() if p.name.startswith(".")]  # nothing hidden
+    assert ft.JobRegistry().get("hf", job.id) is None
+    with pytest.raises(ft.JobNotFound):
+        tuner.job(job.id)
 
 
 def test_killed_worker_is_failed_and_resume_continues(

@@ -644,3 +644,11 @@ def test_finetune_jobs_refresh_asks_the_provider_about_jobs_not_ended(
     out, err = capsys.readouterr()
     assert out.split()[2] == "succeeded" and f"-> {job.model.name}" in out and err == ""
     assert registry.get("openai", job.id).status == "succeeded"
+
+
+def test_a_hosted_job_is_not_deleted_and_nothing_is_asked(server: OpenAIFake) -> None:
+    job = tuner_for(server).fit(dataset())
+    asked = len(server.requests)
+    with pytest.raises(ft.UnsupportedFeature, match="delete a job's files"):
+        job.delete()
+    assert len(server.requests) == asked and ft.JobRegistry().get("openai", job.id) is not None

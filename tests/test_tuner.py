@@ -161,7 +161,7 @@ async def test_the_sdks_names_for_a_tuner_and_a_job_are_told_what_does_it_here(
     with pytest.raises(AttributeError) as misspelt:
         job.cancle  # type: ignore[attr-defined]  # noqa: B018
     assert str(misspelt.value) == "'JobHandle' object has no attribute 'cancle'"
-    assert not hasattr(job, "delete") and not hasattr(tuner, "get")
+    assert not hasattr(job, "destroy") and not hasattr(tuner, "get")
 
 
 def test_cancel(namespace: str, train: ft.Dataset) -> None:

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 import finetune as ft
 from finetune._arguments import name_flag, positive_float
 from finetune._cli_log import print_json
+from finetune._words import size
 
 if TYPE_CHECKING:
     from finetune.backends.hf import HFBackend
@@ -47,6 +48,7 @@ def add_job_commands(
         ("events", _cmd_events, "a job's log"),
         ("metrics", _cmd_metrics, "a job's training metrics, a CSV row per step"),
         ("checkpoints", _cmd_checkpoints, "the intermediate models a job saved"),
+        ("delete", _cmd_delete, "remove an ended local job's folder, or its checkpoints"),
     ):
         sub = command(name, handler, text)
         sub.add_argument("job", help="job id, or backend:id as progress lines print it")
@@ -57,6 +59,12 @@ def add_job_commands(
         if name == "wait":
             sub.add_argument(
                 "--timeout", type=positive_float, help="seconds before giving up waiting"
+            )
+        if name == "delete":
+            sub.add_argument(
+                "--checkpoints-only",
+                action="store_true",
+                help="remove its checkpoints alone: the model stays; it can no longer resume",
             )
         if name in ("metrics", "checkpoints"):
             sub.add_argument("--json", action="store_true", help="print JSON")
@@ -203,6 +211,14 @@ def _cmd_cancel(args: argparse.Namespace) -> int:
         print(
             f"job {job.id} had already ended ({ended_as.value}): nothing to cancel", file=sys.stderr
         )
+    return 0
+
+
+def _cmd_delete(args: argparse.Namespace) -> int:
+    handle = _job_handle(args)
+    freed = handle.delete(checkpoints_only=args.checkpoints_only)
+    what = "checkpoints deleted" if args.checkpoints_only else "deleted"
+    print(f"{handle.id} {what}: {size(freed)} freed")
     return 0
 
 

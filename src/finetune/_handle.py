@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, ClassVar, NoReturn
 
@@ -301,3 +302,16 @@ class AsyncJobHandle(JobView):
         """Intermediate checkpoints, in step order."""
         self._tuner._require("list_checkpoints")
         return await self._backend.list_checkpoints(self.job.id)
+
+    async def delete(self, *, checkpoints_only: bool = False) -> int:
+        """Remove a job that has ended from this machine (the local backend's): its folder and
+        its record in the registry, or with ``checkpoints_only`` its checkpoints alone (it can
+        no longer be resumed, its model stays); the bytes freed. A job not ended is refused."""
+        self._tuner._require("delete_job")
+        job_id = self.job.id
+        freed = await self._backend.delete_job(job_id, checkpoints_only=checkpoints_only)
+        registry = self._tuner._registry
+        if not checkpoints_only and registry is not None:
+            where = (self._tuner.backend_name, job_id, self._tuner._endpoint)
+            await asyncio.to_thread(registry.forget, *where)
+        return int(freed)

@@ -209,6 +209,10 @@ class JobHandle(JobView):
         """Cancel the job (a no-op on a job that already ended)."""
         return self._tuner._loop.run(self._handle.cancel())
 
+    def delete(self, *, checkpoints_only: bool = False) -> int:
+        """Remove an ended job's files and record (see ``AsyncJobHandle.delete``)."""
+        return self._tuner._loop.run(self._handle.delete(checkpoints_only=checkpoints_only))
+
     def pause(self) -> Job:
         """Pause a running job (backends with pause/resume)."""
         return self._tuner._loop.run(self._handle.pause())

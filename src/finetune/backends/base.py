@@ -68,6 +68,7 @@ OPTIONAL_OPERATIONS = {
     "list_events": "list a job's events",
     "get_metrics": "read training metrics",
     "list_checkpoints": "list checkpoints",
+    "delete_job": "delete a job's files",
 }
 """A backend's optional calls, each with what it does (as ``UnsupportedFeature`` names it)."""
 
@@ -216,6 +217,10 @@ class BaseBackend:
     async def list_checkpoints(self, job_id: str) -> list[Checkpoint]:
         """Intermediate checkpoints, in step order."""
         raise self.unsupported("list_checkpoints")
+
+    async def delete_job(self, job_id: str, *, checkpoints_only: bool = False) -> int:
+        """Remove an ended job's files (or its checkpoints alone); the bytes freed."""
+        raise self.unsupported("delete_job")
 
     def token_counter(self, model: str) -> TokenCounter:
         """The exact token counter for ``model`` (or an approximate one, marked as such). A

@@ -52,6 +52,7 @@ from finetune.backends.hf._jobdir import (
     no_job_named,
     now_iso,
     process_tree,
+    refuse_unless_ended,
     running_workers,
     storage_errors,
     training_file,
@@ -69,9 +70,7 @@ from finetune.backends.hf._launch import (
     shares_cores,
     write_accelerate_config,
 )
-from finetune.backends.hf._launch import (
-    torchrun_arguments as _torchrun_arguments,
-)
+from finetune.backends.hf._launch import torchrun_arguments as _torchrun_arguments
 from finetune.backends.hf._models import ModelSource, default_models_dir, resolve
 from finetune.types import Checkpoint, FileRef, Job, JobEvent, MetricPoint
 
@@ -372,6 +371,11 @@ class HFBackend:
         for row in sorted(rows, key=lambda r: (r["step"], "valid_loss" in r)):
             merged.setdefault(row["step"], {}).update(row)
         return [MetricPoint.model_validate(row) for _, row in sorted(merged.items())]
+
+    def delete_job(self, job_id: str, *, checkpoints_only: bool = False) -> int:
+        """Remove an ended job's folder (or its ``checkpoints/`` alone); the bytes freed."""
+        refuse_unless_ended(self.get_job(job_id))
+        return self._dir(job_id).delete(checkpoints_only=checkpoints_only)
 
     def list_checkpoints(self, job_id: str) -> list[Checkpoint]:
         """The checkpoints in the job's folder, each a model ``ModelRef`` can load, with the

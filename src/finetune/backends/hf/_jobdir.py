@@ -16,7 +16,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from finetune._errors import StorageError
+from finetune._errors import InvalidRequestError, StorageError
 from finetune._paths import no_room, why_not_written
 from finetune.backends.hf._config import TrainingConfig, resolved_hyperparameters
 from finetune.backends.hf._models import MODELS_DIR_ENV
@@ -42,6 +42,7 @@ __all__ = [
     "now_iso",
     "parse_iso",
     "process_tree",
+    "refuse_unless_ended",
     "running_workers",
     "storage_errors",
     "trained_on_completions",
@@ -96,6 +97,17 @@ def storage_errors(path: Path, action: str) -> Iterator[None]:
             f"cannot {action} under {path} ({why_not_written(exc, path)}); {fix} jobs_dir= "
             f"a writable folder with room (or set {JOBS_DIR_ENV})"
         ) from None
+
+
+def refuse_unless_ended(job: Job) -> None:
+    """An ``InvalidRequestError`` for a job whose files are still written (running, queued,
+    or paused, which resumes from its checkpoints): it is cancelled first."""
+    if not job.status.is_terminal:
+        raise InvalidRequestError(
+            f"job {job.id} is {job.status}: its files are still in use; cancel it first "
+            f"(finetune cancel {job.id} --backend hf), then delete it",
+            backend="hf",
+        )
 
 
 def training_file(jobs_dir: Path, dataset: Dataset, purpose: str) -> Path:
@@ -285,6 +297,23 @@ class JobDir:
                 if prefix == "checkpoint" and step.isdigit() and child.is_dir():
                     found.append((int(step), child))
         return sorted(found)
+
+    def delete(self, *, checkpoints_only: bool = False) -> int:
+        """Remove the job's checkpoints, or its whole folder: renamed out of sight first, so
+        that no reader finds it half removed; the bytes freed."""
+        doomed = self.checkpoints_dir if checkpoints_only else self.path
+        if not doomed.exists():
+            return 0
+        freed = sum(f.stat().st_size for f in doomed.rglob("*") if f.is_file())
+        hidden = doomed.with_name(f".{doomed.name}.deleting-{os.getpid()}")
+        try:
+            doomed.rename(hidden)
+        except OSError as exc:
+            raise StorageError(f"cannot delete {doomed} ({why_not_written(exc, doomed)})") from None
+        shutil.rmtree(hidden, ignore_errors=True)
+        if hidden.exists():
+            raise StorageError(f"{doomed} is gone, but not all of {hidden} could be removed")
+        return freed
 
     def mark_failed(self, code: str, message: str) -> None:
         """Record the job as failed with this reason (status and log)."""
