@@ -304,7 +304,7 @@ class JobDir:
         doomed = self.checkpoints_dir if checkpoints_only else self.path
         if not doomed.exists():
             return 0
-        freed = sum(f.stat().st_size for f in doomed.rglob("*") if f.is_file())
+        freed = sum(f.lstat().st_size for f in doomed.rglob("*") if not f.is_dir())
         hidden = doomed.with_name(f".{doomed.name}.deleting-{os.getpid()}")
         try:
             doomed.rename(hidden)
