@@ -506,6 +506,10 @@ def test_options_cannot_replace_what_fit_sets_and_metadata_is_text(server: OpenA
     for misplaced in ({"n_epochs": 2}, {"lr": 1e-4}):  # sent as body fields: a 400 after the upload
         with pytest.raises(ft.UnsupportedFeature, match=r"are hyperparameters, not fields .* is f"):
             tuner.fit(dataset(), options=misplaced)
+    # a config written for Tuner("hf") keeps its [options] when its backend becomes OpenAI
+    for local in ({"max_length": 2048}, {"packing": True, "merge": True}):
+        with pytest.raises(ft.UnsupportedFeature, match=r"are options of local training"):
+            tuner.fit(dataset(), options=local)
     assert not server.files and not server.jobs  # refused before the upload, not after
     job = tuner.fit(dataset(), metadata={f"k{i}": "v" * 512 for i in range(15)})
     assert len(server.jobs[job.id].body["metadata"]) == 16  # the fake holds the spec's limit

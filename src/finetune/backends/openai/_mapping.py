@@ -171,6 +171,7 @@ def create_params(request: JobRequest) -> dict[str, Any]:
         "integrations": request.integrations or None,
     }
     _refuse_hyperparameters_as_options(request.options)
+    _refuse_local_training_options(request.options)
     taken = sorted(set(request.options) & {*body, *optional, "hyperparameters"})
     if taken:
         raise UnsupportedFeature(
@@ -192,6 +193,20 @@ def _refuse_hyperparameters_as_options(options: Mapping[str, Any]) -> None:
         raise UnsupportedFeature(
             f"options={misplaced} are hyperparameters, not fields of OpenAI's job"
             f"{named_as_hyperparameters(misplaced)}; nothing was uploaded"
+        )
+
+
+def _refuse_local_training_options(options: Mapping[str, Any]) -> None:
+    """Options of local training (``max_length``, ``packing``), as a config written for
+    ``Tuner("hf")`` keeps them when its backend becomes OpenAI: no fields of the create body,
+    they would fail the create after the upload."""
+    from finetune.backends.hf._config import LocalOptions
+
+    local = sorted(set(options) & set(LocalOptions.model_fields))
+    if local:
+        raise UnsupportedFeature(
+            f"options={local} are options of local training (Tuner('hf')), not fields of "
+            "OpenAI's job: OpenAI chooses how it trains; nothing was uploaded"
         )
 
 
