@@ -339,6 +339,31 @@ def test_a_merged_export_never_deletes_what_it_did_not_write(
     assert (ref.export(tmp_path / "empty", "merged").path / "model.safetensors").exists()
 
 
+def test_a_gguf_export_replaces_no_file_it_did_not_write(tmp_path: Path, tuned_tiny: str) -> None:
+    """``--output`` naming the base model's GGUF file (or any file) replaced it silently."""
+    ref = ft.ModelRef(backend="hf", name=tuned_tiny)
+    first = ref.export(tmp_path / "tiny.gguf")
+    fields = gguf.GGUFReader(str(first.path)).fields
+    assert fields["finetune.exporter"].contents() == f"finetune {ft.__version__}"
+    assert ref.export(tmp_path / "tiny.gguf").path == first.path  # its own: replaced
+    theirs = tmp_path / "base.gguf"
+    writer = gguf.GGUFWriter(str(theirs), "llama")  # a GGUF file some other tool wrote
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.close()
+    a_text = tmp_path / "notes.gguf"
+    a_text.write_text("not a model")
+    folder = tmp_path / "ollama"
+    folder.mkdir()
+    (folder / "model.gguf").write_bytes(theirs.read_bytes())
+    for dest, format in ((theirs, "gguf"), (a_text, "gguf"), (folder, "ollama")):
+        before = sorted((p.name, p.read_bytes()) for p in dest.parent.rglob("*") if p.is_file())
+        with pytest.raises(ft.FinetuneError, match=r"is there already and no export of finetune"):
+            ref.export(dest, format)
+        after = sorted((p.name, p.read_bytes()) for p in dest.parent.rglob("*") if p.is_file())
+        assert after == before  # refused before any work: nothing written, nothing left
+
+
 def test_a_merged_export_is_marked_as_ours_before_it_takes_its_place(
     tmp_path: Path, tuned_tiny: str, lora_tiny: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -272,7 +272,17 @@ def _check_replaceable(dest: Path) -> None:
 
 
 def _gguf_target(dest: Path, name: str) -> Path:
-    return dest if dest.suffix.lower() == ".gguf" else dest / f"{name}.gguf"
+    """The GGUF file an export writes (``dest``, or ``dest/NAME.gguf``), refused before any
+    work where a file is there that no export of ours wrote (a base model, say)."""
+    from finetune.export._gguf import written_here
+
+    target = dest if dest.suffix.lower() == ".gguf" else dest / f"{name}.gguf"
+    if target.is_dir() or (target.exists() and not written_here(target)):
+        raise ExportError(
+            f"{target} is there already and no export of finetune's wrote it (a model of "
+            "yours, perhaps): give another path, or remove it first to replace it"
+        )
+    return target
 
 
 def _gguf_file(

@@ -41,6 +41,7 @@ def _gguf() -> Any:
 
 
 PROMPT_FORMAT_KEY = "finetune.prompt_format"
+EXPORTER_KEY = "finetune.exporter"  # in every file written here: what a later export may replace
 """Our key in a GGUF's metadata: ``plain`` where the model trained on prompt/completion text,
 so a prompt is its text in no chat format (runtimes pass over keys they do not know; our
 conversion of the file keeps it in its copy's ``finetune-source.json``)."""
@@ -152,8 +153,10 @@ def _tensor(
 
 
 def _finish(writer: Any, target: Path, progress: Callable[[str], Any] | None) -> Path:
+    from finetune import __version__
     from finetune.dataset._atomic import temp_beside
 
+    writer.add_string(EXPORTER_KEY, f"finetune {__version__}")
     staging = temp_beside(target)  # this export's own: two at once never write one file
     try:
         writer.write_header_to_file(staging)
@@ -169,6 +172,14 @@ def _finish(writer: Any, target: Path, progress: Callable[[str], Any] | None) ->
         staging.unlink(missing_ok=True)
         raise
     return target
+
+
+def written_here(path: Path) -> bool:
+    """Whether ``path`` is a GGUF file an export of ours wrote (``EXPORTER_KEY``)."""
+    try:
+        return EXPORTER_KEY in _gguf().GGUFReader(str(path)).fields
+    except (ValueError, OSError, IndexError):  # not a GGUF file, or one cut short
+        return False
 
 
 def _model_metadata(
