@@ -103,8 +103,10 @@ def refuse_unless_ended(job: Job) -> None:
     """An ``InvalidRequestError`` for a job whose files are still written (running, queued,
     or paused, which resumes from its checkpoints): it is cancelled first."""
     if not job.status.is_terminal:
+        paused = job.status is JobStatus.PAUSED
+        why = "it resumes from its checkpoints" if paused else "its worker still writes there"
         raise InvalidRequestError(
-            f"job {job.id} is {job.status}: its files are still in use; cancel it first "
+            f"job {job.id} is {job.status}: {why}; cancel it first "
             f"(finetune cancel {job.id} --backend hf), then delete it",
             backend="hf",
         )
