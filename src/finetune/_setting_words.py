@@ -7,22 +7,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from finetune._words import asked_for
+
 __all__ = ["setting_wanted"]
 
-# what pydantic's error type asked for, as a person typing a setting names it
-_KINDS = {
-    "int_type": "a whole number",
-    "int_parsing": "a whole number",
-    "int_from_float": "a whole number",
-    "float_type": "a number",
-    "float_parsing": "a number",
-    "finite_number": "a finite number",
-    "bool_type": "true or false",
-    "bool_parsing": "true or false",
-    "string_type": "text",
-    "list_type": "a list",
-    "dict_type": "a dict (a table in a config file)",
-}
 # a check of ours, and a setting of a nested model already said plainly
 _OURS = ("value_error", "invalid_setting")
 _BOUNDS = {
@@ -61,7 +49,7 @@ def _wanted(problem: Any) -> str | None:
         return _BOUNDS[kind].format_map({name: _plain(bound) for name, bound in context.items()})
     if kind in ("model_type", "model_attributes_type") and "class_name" in context:
         return f"ft.{context['class_name']}(...) or a dict of its settings"
-    return _KINDS.get(kind)
+    return asked_for(kind, in_json=False)
 
 
 def _plain(bound: object) -> object:

@@ -12,7 +12,16 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from finetune.types import CostEstimate
 
-__all__ = ["command_line", "cost_figure", "counted", "json_kind", "money", "size", "table_cell"]
+__all__ = [
+    "asked_for",
+    "command_line",
+    "cost_figure",
+    "counted",
+    "json_kind",
+    "money",
+    "size",
+    "table_cell",
+]
 
 
 def counted(number: int, noun: str) -> str:
@@ -108,3 +117,29 @@ def cost_text(cost: CostEstimate) -> str:
         f"fits context: {fits}, exact: {cost.exact}",
     ]
     return "\n".join(lines + [f"note: {note}" for note in cost.notes])
+
+
+def asked_for(error_type: str, *, in_json: bool) -> str | None:
+    """What a pydantic error of this type asked for, in JSON's words (a data file's row:
+    ``an array``) or in a setting's (Python's, a config file's: ``a list``); ``None`` for a
+    type that asks for no kind of value."""
+    words = _ASKED_FOR.get(error_type)
+    return None if words is None else words[0 if in_json else 1]
+
+
+# pydantic's error type: what it asked for, in JSON's words and in a setting's
+_ASKED_FOR = {
+    "string_type": ("a string", "text"),
+    "list_type": ("an array", "a list"),
+    "dict_type": ("an object", "a dict (a table in a config file)"),
+    "model_type": ("an object", "a dict"),
+    "model_attributes_type": ("an object", "a dict"),
+    "int_type": ("a whole number", "a whole number"),
+    "int_parsing": ("a whole number", "a whole number"),
+    "int_from_float": ("a whole number", "a whole number"),
+    "float_type": ("a number", "a number"),
+    "float_parsing": ("a number", "a number"),
+    "finite_number": ("a finite number", "a finite number"),
+    "bool_type": ("true or false", "true or false"),
+    "bool_parsing": ("true or false", "true or false"),
+}

@@ -6,21 +6,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from finetune._words import json_kind
+from finetune._words import asked_for, json_kind
 
 __all__ = ["in_json_words"]
-
-# what pydantic's error type asked for, in JSON's words
-_WANTED = {
-    "string_type": "a string",
-    "list_type": "an array",
-    "dict_type": "an object",
-    "model_type": "an object",
-    "model_attributes_type": "an object",
-    "int_type": "a whole number",
-    "float_type": "a number",
-    "bool_type": "true or false",
-}
 
 
 def in_json_words(error: Any, field: str | None) -> str:
@@ -29,7 +17,7 @@ def in_json_words(error: Any, field: str | None) -> str:
     key = (field or "").rpartition(".")[2] or "the value"
     if error["type"] == "missing":
         return f"{key} is missing"
-    wanted = _WANTED.get(error["type"])
+    wanted = asked_for(error["type"], in_json=True)
     if error["type"] == "literal_error":  # one of a few values: 'system', 'user', ...
         wanted = (error.get("ctx") or {}).get("expected")
     if wanted is None:
