@@ -1100,6 +1100,9 @@ def test_finetune_jobs_reads_a_local_job_not_ended_again_from_its_folder(
     assert "warning: 1 hf job not read again: its jobs folder " in err
     assert "1 job not ended shown as last seen" in err  # the one whose folder is gone
     assert registry.get("hf", folder.name).status == "succeeded"  # the registry keeps it
+    registry.record(seen, endpoint=its_own.identity)  # and a Tuner's jobs() reads it again
+    listed = {record.job_id: record.status for record in ft.Tuner(its_own).jobs()}
+    assert listed == {folder.name: "succeeded", gone.id: "queued"}
     monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))  # the default folder's: "hf"
     (tmp_path / "data" / "finetune").mkdir(parents=True)
     (tmp_path / "data" / "finetune" / "hf-jobs").symlink_to(folder.parent)

@@ -13,11 +13,10 @@ from pathlib import Path
 import finetune as ft
 from finetune._cli_watch import job_named
 from finetune._errors import did_you_mean
+from finetune._job_records import ENDED, seen_now
 from finetune._words import counted
 
 __all__ = ["jobs_command"]
-
-_ENDED = frozenset(status.value for status in ft.JobStatus if status.is_terminal)
 
 
 def jobs_command(args: argparse.Namespace) -> int:
@@ -62,8 +61,8 @@ def _as_now(records: list[ft.JobRecord], *, hosted: bool) -> list[tuple[ft.JobRe
     listed = []
     try:
         for record in records:
-            if record.status in _ENDED or not (hosted or record.backend == "hf"):
-                listed.append((record, record.status in _ENDED))
+            if record.status in ENDED or not (hosted or record.backend == "hf"):
+                listed.append((record, record.status in ENDED))
                 continue
             if record.endpoint not in tuners:
                 tuners[record.endpoint] = _tuner_for(record)
@@ -115,12 +114,7 @@ def _read_again(
         job = tuner.job(record.job_id).job
     except ft.FinetuneError as error:
         return None, str(error)
-    now = dataclasses.replace(
-        record,
-        status=job.status.value,
-        fine_tuned_model=job.fine_tuned_model or record.fine_tuned_model,
-    )
-    return now, None
+    return seen_now(record, job), None
 
 
 def _say_which_are_as_last_seen(listed: list[tuple[ft.JobRecord, bool]], *, asked: bool) -> None:

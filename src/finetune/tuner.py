@@ -40,6 +40,7 @@ from finetune._fit import (
     with_reported_context,
 )
 from finetune._handle import AsyncJobHandle, JobView
+from finetune._job_records import recorded_jobs
 from finetune._namespace import PublicNames, public_names
 from finetune._other_names import TUNER_NAMES, OtherNames
 from finetune._tuner_inputs import (
@@ -588,12 +589,9 @@ class AsyncTuner(TunerView):
         return [job._reached_through(reached, self._registry_file) for job in jobs]
 
     async def jobs(self, *, limit: int = 50) -> list[JobRecord]:
-        """Jobs this machine started on this backend, from the registry (newest first); the
-        SQLite read runs off the event loop."""
-        if self._registry is None:
-            check_limit(limit)
-            return []
-        return await asyncio.to_thread(self._registry.list, backend=self.backend_name, limit=limit)
+        """Jobs this machine started on this backend, from the registry (newest first), a
+        local job not ended read again from its folder; the SQLite read runs off the loop."""
+        return await recorded_jobs(self, limit)
 
     def _require(self, operation: str) -> None:
         if not self._backend.supports(operation):
