@@ -156,7 +156,7 @@ def test_the_commands_help_names_every_kind_of_file_they_read(
     with pytest.raises(SystemExit):
         main([command, "--help"])
     said = " ".join(capsys.readouterr().out.split())
-    kinds = "JSONL, a JSON array, CSV or Parquet; gzip, bzip2 or xz too"
+    kinds = "JSONL, a JSON array, CSV or Parquet; gzip, bzip2, xz or zstd too"
     assert f"training data ({kinds})" in said and f"validation data ({kinds})" in said
     assert "question=user renames one as it keeps it" in said
 
@@ -621,9 +621,11 @@ def test_a_compressed_file_is_read_through_its_decompressor(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """``train.jsonl.gz`` (as some Hub datasets ship their files) stopped at one
-    ``not_jsonl`` error: "decompress it first"."""
+    ``not_jsonl`` error: "decompress it first"; ``.zst`` too, until it was read."""
     import bz2
     import lzma
+
+    from backports import zstd
 
     from finetune.validation import _engine
 
@@ -636,6 +638,7 @@ def test_a_compressed_file_is_read_through_its_decompressor(
         (".gz", gzip.compress),
         (".bz2", bz2.compress),
         (".xz", lzma.compress),
+        (".zst", zstd.compress),
     ):
         packed = tmp_path / f"train.jsonl{suffix}"
         packed.write_bytes(compress(plain.read_bytes()))
@@ -644,16 +647,28 @@ def test_a_compressed_file_is_read_through_its_decompressor(
         report = validate(read, target="hf", model="m", workers=2)
         assert report.examples == 12 and report.counts == expected.counts
         assert report.lines("missing_assistant") == [5]
-    cut = tmp_path / "cut.jsonl.gz"
-    cut.write_bytes(gzip.compress(plain.read_bytes())[:-30])
-    *_, last = ft.Dataset.from_jsonl(cut).items()
-    assert getattr(last, "code", None) == "truncated_line"
+    for cut, compress in (("cut.jsonl.gz", gzip.compress), ("cut.jsonl.zst", zstd.compress)):
+        (tmp_path / cut).write_bytes(compress(plain.read_bytes())[:-30])
+        *_, last = ft.Dataset.from_jsonl(tmp_path / cut).items()
+        assert getattr(last, "code", None) == "truncated_line", cut
+    corrupt = tmp_path / "corrupt.jsonl.zst"  # a zstd frame header, then no valid block
+    corrupt.write_bytes(b"(\xb5/\xfd" + bytes(64))
+    (only,) = ft.Dataset.from_jsonl(corrupt).items()
+    assert getattr(only, "code", None) == "truncated_line"
+    monkeypatch.setitem(sys.modules, "backports.zstd", None)  # Python < 3.14 without the extra
+    if sys.version_info < (3, 14):
+        with pytest.raises(ft.MissingDependency, match=r'pip install "finetune\[zstd\]"'):
+            len(ft.Dataset.from_jsonl(tmp_path / "train.jsonl.zst"))
+    monkeypatch.delitem(sys.modules, "backports.zstd")
     array = tmp_path / "alpaca.json.gz"
     array.write_bytes(gzip.compress(json.dumps([_alpaca(i) for i in range(3)]).encode()))
     table = tmp_path / "pairs.tsv.gz"
     table.write_bytes(gzip.compress(b"prompt\tcompletion\n2+2?\t4\n"))
     flags = ["--backend", "fake", "--model", "base", "--json"]
-    for path, examples in ((array, 3), (table, 1), (tmp_path / "train.jsonl.xz", 12)):
+    table_zst = tmp_path / "pairs.csv.zst"
+    table_zst.write_bytes(zstd.compress(b"prompt,completion\n2+2?,4\n3+3?,6\n"))
+    listed = ((array, 3), (table, 1), (table_zst, 2), (tmp_path / "train.jsonl.xz", 12))
+    for path, examples in listed:
         assert main(["validate", str(path), *flags]) in (0, 1)
         assert json.loads(capsys.readouterr().out)["examples"] == examples
 

@@ -224,7 +224,6 @@ def test_a_file_that_is_not_jsonl_at_all_is_named_as_what_it_is(
 
     lines = chat_file.read_bytes()
     packed = {
-        "train.jsonl.zst": (b"(\xb5/\xfd" + bytes(64), "zstd-compressed, not JSONL: decompress"),
         "train.parquet": (
             b"PAR1" + bytes(16),
             "a Parquet file, not JSONL: read it with Dataset.from_parquet",

@@ -280,7 +280,7 @@ def _improved_on_every_metric(result: ft.EvalResult, candidate: str, baseline: s
     return 1 if shortfalls else 0
 
 
-_KINDS = "JSONL, a JSON array, CSV or Parquet; gzip, bzip2 or xz too"
+_KINDS = "JSONL, a JSON array, CSV or Parquet; gzip, bzip2, xz or zstd too"
 _FILE_HELP = (
     f"training data ({_KINDS}); several files are trained as one, one after another, each "
     "named in errors"

@@ -1,5 +1,5 @@
 """Streaming JSONL reader: one record or one problem per line, never the whole file in memory
-(a gzip, bzip2 or xz file decompressed as it is read)."""
+(a gzip, bzip2, xz or zstd file decompressed as it is read)."""
 
 from __future__ import annotations
 
@@ -145,7 +145,6 @@ def _iter_handle(
 
 
 _PACKED = {
-    b"(\xb5/\xfd": ("zstd-compressed", "decompress it first (unzstd)"),
     b"PK\x03\x04": (
         "a zip archive (or an Excel workbook)",
         "extract the JSONL file; a sheet: save it as CSV UTF-8, which Dataset.from_csv and "

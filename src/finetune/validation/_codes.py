@@ -9,7 +9,7 @@ RULES: dict[str, tuple[str, str]] = {
     "blank_line": ("warning", "A blank line; ignored by us, rejected by some providers."),
     "not_jsonl": (
         "error",
-        "The file is compressed with zstd, binary (zip, Parquet, UTF-16), "
+        "The file is binary (zip, Parquet, UTF-16), "
         "one JSON document (an array, a pretty-printed object), or JSONL whose lines end in a "
         "bare carriage return (classic Mac OS): reading stops at line 1. Read as JSON "
         "(from_json): an object holding several lists of objects (field= names the one "
