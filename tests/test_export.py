@@ -356,12 +356,18 @@ def test_a_gguf_export_replaces_no_file_it_did_not_write(tmp_path: Path, tuned_t
     folder = tmp_path / "ollama"
     folder.mkdir()
     (folder / "model.gguf").write_bytes(theirs.read_bytes())
-    for dest, format in ((theirs, "gguf"), (a_text, "gguf"), (folder, "ollama")):
+    their_modelfile = tmp_path / "theirs"  # an Ollama model of the user's, on another base
+    their_modelfile.mkdir()
+    (their_modelfile / "Modelfile").write_text("FROM llama3\nSYSTEM years of prompt work\n")
+    listed = ((theirs, "gguf"), (a_text, "gguf"), (folder, "ollama"), (their_modelfile, "ollama"))
+    for dest, format in listed:
         before = sorted((p.name, p.read_bytes()) for p in dest.parent.rglob("*") if p.is_file())
         with pytest.raises(ft.FinetuneError, match=r"is there already and no export of finetune"):
             ref.export(dest, format)
         after = sorted((p.name, p.read_bytes()) for p in dest.parent.rglob("*") if p.is_file())
         assert after == before  # refused before any work: nothing written, nothing left
+    ours = ref.export(tmp_path / "ours", "ollama")
+    assert ref.export(ours.path, "ollama").path == ours.path  # its own Modelfile: replaced
 
 
 def test_a_merged_export_is_marked_as_ours_before_it_takes_its_place(

@@ -343,6 +343,7 @@ def _ollama_folder(
     from finetune.export._ollama import create_model
 
     _refuse_a_file(dest, "ollama")
+    _refuse_a_modelfile_of_another(dest)
     made = not dest.exists()
     dest.mkdir(parents=True, exist_ok=True)
     try:
@@ -356,6 +357,18 @@ def _ollama_folder(
         tell(command_line("ollama", "create", tag, "-f", "Modelfile"))
         result.notes.append(create_model(dest, tag).strip() or f"created {tag}")
     return result
+
+
+def _refuse_a_modelfile_of_another(dest: Path) -> None:
+    """A ``Modelfile`` is replaced only beside the ``model.gguf`` of an earlier export of ours:
+    any other (a model of the user's, on another base) is refused before any work."""
+    from finetune.export._gguf import written_here
+
+    if (dest / "Modelfile").exists() and not written_here(dest / "model.gguf"):
+        raise ExportError(
+            f"{dest / 'Modelfile'} is there already and no export of finetune's wrote it: give "
+            "another folder, or remove it first to replace it"
+        )
 
 
 def _fill_ollama_folder(
