@@ -1099,6 +1099,7 @@ def test_finetune_jobs_reads_a_local_job_not_ended_again_from_its_folder(
     assert f"-> {folder / 'model'}" in out
     assert "warning: 1 hf job not read again: its jobs folder " in err
     assert "1 job not ended shown as last seen" in err  # the one whose folder is gone
+    assert "--refresh" not in err  # a local job: no provider to ask
     assert registry.get("hf", folder.name).status == "succeeded"  # the registry keeps it
     registry.record(seen, endpoint=its_own.identity)  # and a Tuner's jobs() reads it again
     listed = {record.job_id: record.status for record in ft.Tuner(its_own).jobs()}

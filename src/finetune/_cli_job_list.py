@@ -123,7 +123,8 @@ def _say_which_are_as_last_seen(listed: list[tuple[ft.JobRecord, bool]], *, aske
     if not stale:
         return
     latest = max(_local_minute(record.updated_at) for record in stale)
-    ask = "" if asked else "; finetune jobs --refresh asks their providers"
+    hosted = any(record.backend != "hf" for record in stale)  # a local one was read again
+    ask = "; finetune jobs --refresh asks their providers" if hosted and not asked else ""
     print(
         f"{counted(len(stale), 'job')} not ended shown as last seen ({latest} at the latest)"
         f"{ask}; finetune status JOB asks about one",

@@ -278,11 +278,16 @@ def _gguf_target(dest: Path, name: str) -> Path:
 
     target = dest if dest.suffix.lower() == ".gguf" else dest / f"{name}.gguf"
     if target.is_dir() or (target.exists() and not written_here(target)):
-        raise ExportError(
-            f"{target} is there already and no export of finetune's wrote it (a model of "
-            "yours, perhaps): give another path, or remove it first to replace it"
-        )
+        raise _not_ours(target, "path")
     return target
+
+
+def _not_ours(path: Path, other: str) -> ExportError:
+    """The refusal to replace what stands at ``path``: no export of ours wrote it."""
+    return ExportError(
+        f"{path} is there already and no export of finetune's wrote it (a model of yours, "
+        f"perhaps): give another {other}, or remove it first to replace it"
+    )
 
 
 def _gguf_file(
@@ -365,10 +370,7 @@ def _refuse_a_modelfile_of_another(dest: Path) -> None:
     from finetune.export._gguf import written_here
 
     if (dest / "Modelfile").exists() and not written_here(dest / "model.gguf"):
-        raise ExportError(
-            f"{dest / 'Modelfile'} is there already and no export of finetune's wrote it: give "
-            "another folder, or remove it first to replace it"
-        )
+        raise _not_ours(dest / "Modelfile", "folder")
 
 
 def _fill_ollama_folder(
