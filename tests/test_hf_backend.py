@@ -511,7 +511,7 @@ def test_delete_removes_an_ended_job_or_its_checkpoints_alone(
     from finetune.cli import main
 
     tuner = ft.Tuner("hf", model=tiny_base)
-    job = _long_job(tuner, rows, max_steps=60)
+    job = _long_job(tuner, rows, max_steps=600)  # still running when asked, however fast
     _wait_until(lambda: len(job.checkpoints()) >= 1)
     with pytest.raises(ft.InvalidRequestError, match=r"is running: .*cancel it first"):
         job.delete()  # its worker still writes there
