@@ -115,6 +115,29 @@ def test_offline_tiktoken_falls_back_to_marked_estimate(
     assert len(warned) == 1
 
 
+def test_offline_tiktoken_names_the_download_not_the_connection_pool(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import requests
+
+    import finetune.validation._tokens as tokens
+
+    url = "https://openaipublic.blob.core.windows.net/encodings/o200k_base.tiktoken"
+
+    def offline(name: str) -> None:
+        pool = "HTTPSConnectionPool(host='openaipublic.blob.core.windows.net', port=443): Max"
+        raise requests.ConnectionError(pool, request=requests.Request("GET", url).prepare())
+
+    monkeypatch.setattr(tokens, "_tiktoken_encoding", offline)
+    monkeypatch.setattr(tokens, "_warned", set())
+    counter = counter_for("openai", MODEL)
+    assert not counter.exact
+    reason = run([chat(1)], token_counter=counter).kept["approximate_token_counts"][0].message
+    assert f"(ConnectionError fetching {url})" in reason
+    assert "HTTPSConnectionPool" not in reason
+    assert "TIKTOKEN_CACHE_DIR" in reason
+
+
 CASES: list[tuple[dict[str, Any], str, str | None]] = [
     ({"messages": [{"role": "user", "content": "hi"}]}, "missing_assistant", "messages"),
     ({"messages": []}, "missing_messages", "messages"),

@@ -408,12 +408,22 @@ def counter_for(target: str, model: str) -> TokenCounter:
         return TiktokenCounter(_tiktoken_encoding(encoding))
     except Exception as exc:
         reason = (
-            f"tiktoken could not load the {encoding} encoding ({type(exc).__name__}: {exc}); "
+            f"tiktoken could not load the {encoding} encoding ({_why_not_loaded(exc)}); "
             "it downloads it on first use: connect once, or set TIKTOKEN_CACHE_DIR to a "
             "folder holding the cached file"
         )
+        log.debug("loading the %s encoding failed", encoding, exc_info=exc)
         _warn_once(reason)
         return ApproximateCounter(reason)
+
+
+def _why_not_loaded(exc: Exception) -> str:
+    """The error in a few words: a failed download names its URL, not the connection pool's
+    retry history that ``requests`` puts in its message (the whole error is logged at DEBUG)."""
+    url = getattr(getattr(exc, "request", None), "url", None)
+    if isinstance(exc, OSError) and isinstance(url, str):
+        return f"{type(exc).__name__} fetching {url}"
+    return f"{type(exc).__name__}: {exc}"
 
 
 _warned: set[str] = set()
