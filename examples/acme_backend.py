@@ -84,7 +84,7 @@ class AcmeBackend(HostedBackend):
                     answer.text,
                     answer.headers,
                     self._key,
-                    job_call="/tunes/" in path,
+                    job_call=job_call,
                 )
             return json_answer(NAME, answer.status_code, answer.text)
         raise error
@@ -130,9 +130,10 @@ class AcmeBackend(HostedBackend):
 
     async def get_job(self, job_id: str) -> Job:
         """The tune as it is now."""
-        return job_from_payload(await self._get(f"/v1/tunes/{path_segment(NAME, job_id)}"))
+        path = f"/v1/tunes/{path_segment(NAME, job_id)}"
+        return job_from_payload(await self._get(path, job_call=True))  # a 404: JobNotFound
 
     async def cancel_job(self, job_id: str) -> Job:
         """Stop a tune."""
         path = f"/v1/tunes/{path_segment(NAME, job_id)}/cancel"  # an id never reaches another path
-        return job_from_payload(await self._request("POST", path))
+        return job_from_payload(await self._request("POST", path, job_call=True))

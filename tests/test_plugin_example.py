@@ -39,6 +39,11 @@ try:
     job.pause()
 except ft.UnsupportedFeature as exc:
     paused = str(exc)
+try:
+    tuner.job("tune-none")
+    raise SystemExit("an unknown tune was no JobNotFound")
+except ft.JobNotFound as exc:
+    assert "tune-none" in str(exc), exc
 print(done.status.value, job.model.name, again.id == job.id, other.status.value, paused)
 """
 
