@@ -650,6 +650,44 @@ def test_finetune_jobs_refresh_asks_the_provider_about_jobs_not_ended(
     assert registry.get("openai", job.id).status == "succeeded"
 
 
+def test_tuner_jobs_refresh_asks_about_jobs_not_ended_and_keeps_what_it_hears(
+    server: OpenAIFake,
+) -> None:
+    """``tuner.jobs()`` of a hosted backend could only list jobs as last seen; the command's
+    ``--refresh`` had no Python twin."""
+    tuner = tuner_for(server)
+    job = tuner.fit(dataset())
+    job.wait(poll_interval=0.02, timeout=10)
+    registry = ft.JobRegistry()
+    (record,) = registry.list()
+    as_seen = job.job.model_copy(update={"status": ft.JobStatus.VALIDATING})
+    registry.record(as_seen, endpoint=record.endpoint)
+    gone = as_seen.model_copy(update={"id": "ftjob-gone", "fine_tuned_model": None})
+    registry.record(gone, endpoint=record.endpoint)  # a job the provider no longer knows
+    elsewhere = as_seen.model_copy(update={"id": "ftjob-elsewhere"})
+    registry.record(elsewhere, endpoint="openai:https://other.example/v1:org")
+    asked = len(server.requests)
+    assert {r.job_id: r.status for r in tuner.jobs()} == {
+        job.id: "validating",
+        "ftjob-gone": "validating",
+        "ftjob-elsewhere": "validating",
+    }
+    assert len(server.requests) == asked  # as last seen: nothing asked
+    listed = {r.job_id: r for r in tuner.jobs(refresh=True)}
+    assert listed[job.id].status == "succeeded"
+    assert listed[job.id].fine_tuned_model == job.model.name
+    assert listed["ftjob-gone"].status == listed["ftjob-elsewhere"].status == "validating"
+    gets = [r.path for r in server.requests[asked:] if r.method == "GET"]
+    assert sorted(gets) == sorted(f"/v1/fine_tuning/jobs/{i}" for i in (job.id, "ftjob-gone"))
+    assert registry.get("openai", job.id).status == "succeeded"  # the registry keeps it
+    asked = len(server.requests)
+    tuner.jobs(refresh=True)  # an ended job is not asked again
+    assert [r.path for r in server.requests[asked:]] == ["/v1/fine_tuning/jobs/ftjob-gone"]
+    server.faults = Faults(rate=1.0, kinds=("500",))
+    with pytest.raises(ft.ServerError):
+        tuner_for(server, attempts=1).jobs(refresh=True)  # told, not listed as if all were well
+
+
 def test_a_hosted_job_is_not_deleted_and_nothing_is_asked(server: OpenAIFake) -> None:
     job = tuner_for(server).fit(dataset())
     asked = len(server.requests)

@@ -58,11 +58,12 @@ async def cancelled_on_failure(running: Sequence[asyncio.Future[Any]]) -> AsyncI
         raise
 
 
-async def gather_or_cancel(jobs: Iterable[Awaitable[Any]]) -> None:
-    """Await the jobs together; the first to fail cancels the others."""
+async def gather_or_cancel(jobs: Iterable[Awaitable[T]]) -> list[T]:
+    """Await the jobs together, their results in order; the first to fail cancels the
+    others."""
     running = [asyncio.ensure_future(job) for job in jobs]
     async with cancelled_on_failure(running):
-        await asyncio.gather(*running)
+        return list(await asyncio.gather(*running))
 
 
 def run_to_the_end(make: Callable[[], Coroutine[Any, Any, T]]) -> T:

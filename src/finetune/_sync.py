@@ -152,9 +152,10 @@ class Tuner(TunerView):
         """The provider's own list of recent jobs (all of them, not only this machine's)."""
         return self._loop.run(self._async.remote_jobs(limit=limit))
 
-    def jobs(self, *, limit: int = 50) -> list[JobRecord]:
-        """Jobs this machine started on this backend, from the registry (newest first)."""
-        return self._loop.run(self._async.jobs(limit=limit))
+    def jobs(self, *, limit: int = 50, refresh: bool = False) -> list[JobRecord]:
+        """Jobs this machine started on this backend, from the registry (newest first);
+        ``refresh`` asks a hosted provider about each job not ended."""
+        return self._loop.run(self._async.jobs(limit=limit, refresh=refresh))
 
 
 class JobHandle(JobView):

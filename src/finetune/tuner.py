@@ -588,10 +588,11 @@ class AsyncTuner(TunerView):
         jobs = await self._backend.list_jobs(limit=limit)
         return [job._reached_through(reached, self._registry_file) for job in jobs]
 
-    async def jobs(self, *, limit: int = 50) -> list[JobRecord]:
+    async def jobs(self, *, limit: int = 50, refresh: bool = False) -> list[JobRecord]:
         """Jobs this machine started on this backend, from the registry (newest first), a
-        local job not ended read again from its folder; the SQLite read runs off the loop."""
-        return await recorded_jobs(self, limit)
+        local job not ended read again from its folder; ``refresh`` asks a hosted provider
+        about each job not ended (a request each), else it is as last seen."""
+        return await recorded_jobs(self, limit, refresh=refresh)
 
     def _require(self, operation: str) -> None:
         if not self._backend.supports(operation):
