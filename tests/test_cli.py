@@ -72,6 +72,40 @@ def test_several_files_are_checked_and_trained_as_one_each_named_in_errors(
 
 
 @needs_tiktoken
+def test_deduplicate_leaves_out_the_repeats_validation_reports(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``duplicate_example`` told the cure in Python alone (``ds.deduplicated()``): a user
+    of the command line had to write a script, or train on the repeats."""
+    rows = [chat(i % 12) for i in range(18)]  # 12 examples, 6 repeats
+    train = write_jsonl(tmp_path / "train.jsonl", rows)
+    held = write_jsonl(tmp_path / "held.jsonl", [chat(30), chat(30), chat(31)])
+    flags = ["--backend", "fake", "--model", MODEL, "--json"]
+    assert main(["validate", str(train), *flags]) == 0
+    assert json.loads(capsys.readouterr().out)["codes"]["duplicate_example"]["count"] == 6
+    assert main(["validate", str(train), *flags, "--deduplicate"]) == 0
+    out, err = capsys.readouterr()
+    assert "duplicate_example" not in json.loads(out)["codes"]
+    assert err == "--deduplicate: 6 repeated examples of the training data left out\n"
+    both = ["--validation", str(held), "--deduplicate"]
+    assert main(["estimate", str(train), *flags, *both]) == 0
+    out, err = capsys.readouterr()
+    assert json.loads(out)["examples"] == 12
+    assert "1 repeated example of the validation data left out" in err
+    config = tmp_path / "train.toml"
+    config.write_text(
+        f'backend = "fake"\nmodel = "{MODEL}"\nfile = "{train}"\ndeduplicate = true\n'
+    )
+    assert main(["train", "--config", str(config), "--wait"]) == 0
+    (record,) = ft.Tuner("fake", model=MODEL).jobs(limit=1)
+    unique = ft.Dataset.from_jsonl(train).deduplicated()
+    assert len(unique) == 12 and record.train_fingerprint == unique.fingerprint()
+    config.write_text(config.read_text().replace("= true", '= "yes"'))
+    assert main(["train", "--config", str(config)]) == 2
+    assert "deduplicate is true or false, not 'yes'" in capsys.readouterr().err
+
+
+@needs_tiktoken
 def test_several_validation_files_are_read_as_one_each_named_in_errors(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -111,7 +111,8 @@ def positive_float(text: str) -> float:
 
 
 def reading_flags(parser: argparse.ArgumentParser) -> None:
-    """``--columns``, ``--field`` and ``--encoding``: how a command reads its data files."""
+    """``--columns``, ``--field``, ``--encoding`` and ``--deduplicate``: how a command reads
+    its data files."""
     parser.add_argument(
         "--columns",
         type=key_names,
@@ -128,6 +129,13 @@ def reading_flags(parser: argparse.ArgumentParser) -> None:
         "--encoding",
         help="a CSV file's encoding (cp1252: Excel's 'CSV (Comma delimited)' on Windows); "
         "default UTF-8",
+    )
+    parser.add_argument(
+        "--deduplicate",
+        action="store_true",
+        default=None,
+        help="leave out the repeats of an example (validation's duplicate_example), the "
+        "first of each kept, in the training and the validation data alike",
     )
 
 

@@ -24,6 +24,7 @@ from finetune._config_file import (
 )
 from finetune._fit import hyperparameters_problem, over_budget
 from finetune._numbers import is_amount
+from finetune._words import counted
 from finetune.backends import backend_class
 from finetune.backends._plugins import option_names
 from finetune.backends.hosted import HostedBackend
@@ -69,11 +70,10 @@ def job_settings(args: argparse.Namespace, command: str) -> dict[str, Any]:
         if required == "backend":  # a misspelt one is named before the settings it lacks
             backend_class(settings["backend"])
             _refuse_backend_settings(settings, args, command)
-    if not isinstance(settings.get("skip_validation", False), bool):
-        where = args.config or command
-        raise ft.FinetuneError(
-            f"{where}: skip_validation is true or false, not {settings['skip_validation']!r}"
-        )
+    for switch in ("skip_validation", "deduplicate"):
+        if not isinstance(settings.get(switch, False), bool):
+            where = args.config or command
+            raise ft.FinetuneError(f"{where}: {switch} is true or false, not {settings[switch]!r}")
     budget = settings.get("max_cost")
     if budget is not None and not is_amount(budget):
         where = args.config or command
@@ -155,7 +155,21 @@ def job_inputs(args: argparse.Namespace, command: str) -> JobInputs:
     train = datasets_of(files, columns, **reading)  # a missing file is told first
     held_out = datasets_of(checked, columns, **reading) if validation else None
     check_reading(source, files + checked, **reading)
+    if settings.get("deduplicate"):
+        train = _without_repeats(train, "training")
+        if held_out is not None:
+            held_out = _without_repeats(held_out, "validation")
     return JobInputs(tuner, train, held_out, settings)
+
+
+def _without_repeats(data: ft.Dataset, role: str) -> ft.Dataset:
+    """``data.deduplicated()``, with a line on stderr counting the repeats left out."""
+    unique = data.deduplicated()
+    repeats = len(data) - len(unique)
+    if repeats:
+        left_out = counted(repeats, "repeated example")
+        print(f"--deduplicate: {left_out} of the {role} data left out", file=sys.stderr)
+    return unique
 
 
 def _refuse_a_method_not_trained(

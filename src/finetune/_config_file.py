@@ -37,6 +37,7 @@ TRAIN_KEYS = (
     "columns",
     "field",
     "encoding",
+    "deduplicate",
     "suffix",
     "method",
     "skip_validation",

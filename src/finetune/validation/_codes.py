@@ -171,7 +171,7 @@ RULES: dict[str, tuple[str, str]] = {
     "duplicate_example": (
         "warning",
         "The same example appears more than once (texts, images, tool calls and tools alike): "
-        "`ds.deduplicated()` takes the repeats out.",
+        "`ds.deduplicated()` takes the repeats out (`--deduplicate` on the command line).",
     ),
     "near_duplicate_example": (
         "warning",
