@@ -193,7 +193,9 @@ def test_finetune_models_names_the_models_that_train_here_offline(tmp_path: Path
     listed = subprocess.run(
         [*command, "--json"], env=env, capture_output=True, text=True, check=True, timeout=60
     )
-    found = [(m["model"], m["source"]) for m in json.loads(listed.stdout)["hf"]["local"]]
+    (hf,) = json.loads(listed.stdout).values()
+    assert hf["pricing_date"] is None  # it said the table's date of others' prices
+    found = [(m["model"], m["source"]) for m in hf["local"]]
     expected = [
         (str(converted / "gone-2"), "converted"),  # its file is gone: the folder
         (str(gguf), "converted"),  # the file to pass: its conversion is reused

@@ -51,8 +51,8 @@ def _sections(backend: str | None) -> dict[str, dict[str, Any]]:
 
 
 def _section(backend: str, section: dict[str, Any]) -> dict[str, Any]:
-    dated, source = pricing(backend)
     models = section.get("models", {})
+    dated, source = pricing(backend) if models else (None, None)  # no prices, no date of them
     local = {"local": _local_models()} if backend == "hf" else {}
     return {
         "status": status_text(backend),
