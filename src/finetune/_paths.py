@@ -16,6 +16,7 @@ from finetune._words import size
 __all__ = [
     "CACHE_DIR_ENV",
     "cache_dir",
+    "folder_bytes",
     "no_room",
     "room_left",
     "unusable_database",
@@ -35,6 +36,11 @@ def cache_dir() -> Path:
     from platformdirs import user_cache_dir
 
     return Path(user_cache_dir("finetune"))
+
+
+def folder_bytes(folder: Path) -> int:
+    """The bytes of the files under ``folder``, a link counted as itself, never followed."""
+    return sum(item.lstat().st_size for item in folder.rglob("*") if not item.is_dir())
 
 
 def no_room(exc: OSError) -> bool:

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from finetune._errors import InvalidRequestError, StorageError
-from finetune._paths import no_room, why_not_written
+from finetune._paths import folder_bytes, no_room, why_not_written
 from finetune.backends.hf._config import TrainingConfig, resolved_hyperparameters
 from finetune.backends.hf._models import MODELS_DIR_ENV
 from finetune.dataset import atomic_write, write_jsonl
@@ -306,7 +306,7 @@ class JobDir:
         doomed = self.checkpoints_dir if checkpoints_only else self.path
         if not doomed.exists():
             return 0
-        freed = sum(f.lstat().st_size for f in doomed.rglob("*") if not f.is_dir())
+        freed = folder_bytes(doomed)
         hidden = doomed.with_name(f".{doomed.name}.deleting-{os.getpid()}")
         try:
             doomed.rename(hidden)

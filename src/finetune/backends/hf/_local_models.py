@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from finetune._paths import folder_bytes
 from finetune.backends.hf._models import SOURCE_MARKER, default_models_dir
 
 __all__ = ["LocalModel", "local_models"]
@@ -55,7 +56,8 @@ def _converted() -> dict[Path, LocalModel]:
         gguf = str(_read_json(marker).get("gguf") or "")
         model = Path(gguf) if gguf and Path(gguf).is_file() else marker.parent
         note = f"converted from {Path(gguf).name or 'a GGUF file'}, in {marker.parent}"
-        found[model.resolve()] = LocalModel(str(model), "converted", _size(marker.parent), note)
+        size = folder_bytes(marker.parent)
+        found[model.resolve()] = LocalModel(str(model), "converted", size, note)
     return found
 
 
@@ -96,7 +98,3 @@ def _read_json(path: Path) -> dict[str, Any]:
     except (OSError, ValueError):
         return {}
     return loaded if isinstance(loaded, dict) else {}
-
-
-def _size(folder: Path) -> int:
-    return sum(item.stat().st_size for item in folder.rglob("*") if item.is_file())
