@@ -276,7 +276,7 @@ def check_reported_context(tuner: TunerView, plan: FitPlan) -> None:
     table): its data validated again when the backend now knows the limit its provider
     reported (Together's model limits), so that examples over it are a ``ValidationFailed``
     naming their lines before anything is uploaded."""
-    from finetune.backends.base import context_for
+    from finetune.backends._hooks import context_for
 
     if context_for(tuner.backend, plan.model, plan.options) is None:
         return
@@ -332,7 +332,7 @@ def with_reported_context(
     """An estimate made with no context limit known (a model off our table), checked against
     the limit the provider reported while it quoted (Together's model limits): the note that
     nothing was checked gives way to the figures, and examples over it are said."""
-    from finetune.backends.base import context_for
+    from finetune.backends._hooks import context_for
     from finetune.validation._catalog import unchecked_context_message
 
     if context_for(tuner.backend, estimate.model, options) is None:

@@ -53,8 +53,8 @@ from finetune._tuner_inputs import (
 )
 from finetune._words import counted
 from finetune.backends import BaseBackend, Capabilities, JobRequest, as_async
+from finetune.backends._hooks import quote_for
 from finetune.backends._plugins import load_backend
-from finetune.backends.base import quote_for
 from finetune.backends.http import Backoff
 from finetune.lifecycle import estimate_note
 from finetune.registry import JobRecord, JobRegistry, check_limit, key_lock, seen_elsewhere
@@ -159,7 +159,7 @@ class TunerView(OtherNames):
         coroutine, ``await asyncio.to_thread(tuner.validate, data)`` keeps the event loop
         free; ``fit`` and ``estimate`` validate off the loop themselves).
         """
-        from finetune.backends.base import context_for, counter_for_fit, rules_for
+        from finetune.backends._hooks import context_for, counter_for_fit, rules_for
         from finetune.validation import validate
 
         check_datasets(dataset, validation)
@@ -188,7 +188,7 @@ class TunerView(OtherNames):
         at ``price_per_million``, with the ``validation`` set's tokens where the provider
         bills them, against the context the fit's ``options`` leave; a provider that is
         closing, or creates no more jobs, says so in ``notes``."""
-        from finetune.backends.base import context_for, counter_for_fit
+        from finetune.backends._hooks import context_for, counter_for_fit
         from finetune.validation import estimate
 
         check_datasets(dataset, validation)
