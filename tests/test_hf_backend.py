@@ -84,6 +84,36 @@ def test_full_sft_learns_the_reply_format(
     )
 
 
+def test_an_estimate_says_how_long_training_takes_at_the_pace_of_a_job_alike(
+    tiny_base: str, rows: list[dict[str, Any]], tmp_path: Path
+) -> None:
+    """A local estimate said "no provider bill" and nothing of time, what local training
+    costs: how long a fit would train was learnt by starting it."""
+    tuner = ft.Tuner(HFBackend(jobs_dir=tmp_path), model=tiny_base, registry=False)
+    params = ft.Hyperparameters(epochs=2, batch_size=16, learning_rate=1e-3, seed=1)
+    full = {"max_length": 96, "full_finetune": True}
+
+    def timed(notes: list[str]) -> list[str]:
+        return [note for note in notes if note.startswith("training: about ")]
+
+    data = ft.Dataset.from_records(rows[:48])
+    assert timed(tuner.estimate_locally(data, params, options=full).notes) == []  # no job yet
+    job = tuner.fit(data, hyperparameters=params, options=full)
+    assert job.wait(poll_interval=0.3, timeout=240).status is ft.JobStatus.SUCCEEDED
+    ran = [e["data"] for e in JobDir(tmp_path / job.id).events() if e.get("data")]
+    (runtime,) = [data["train_runtime"] for data in ran if "train_runtime" in data]
+    pace = json.loads((tmp_path / job.id / "status.json").read_text())["trained_tokens"] / runtime
+    more = ft.Dataset.from_records(rows[:96])
+    figures = tuner.estimate(more, params, options={**full, "max_length": 128})  # pace alike
+    seconds = max(1, round(figures.billed_tokens / pace))
+    assert timed(figures.notes) == [
+        f"training: about {seconds} s for {figures.billed_tokens:,} trained tokens at the "
+        f"pace of {job.id} ({pace:,.0f} tokens a second), the latest job here that trained "
+        "this model the same way; loading the model comes on top"
+    ]
+    assert timed(tuner.estimate_locally(more, params, options={"max_length": 96}).notes) == []
+
+
 def test_early_stopping_ends_a_run_whose_validation_loss_stops_improving(
     tiny_base: str, rows: list[dict[str, Any]]
 ) -> None:

@@ -989,6 +989,31 @@ def test_a_quote_hook_is_given_the_validation_set_and_options_where_it_takes_the
     assert any("the provider's quote was skipped: 1 validation error" in n for n in skipped.notes)
 
 
+def test_an_estimate_carries_the_notes_a_backend_adds_of_the_job_it_prices(
+    namespace: str, train: ft.Dataset
+) -> None:
+    """A backend had no way to add a line of its own to an estimate short of a provider's
+    quote (``refine_estimate``), which ``estimate_locally`` never asks and which needs data
+    without errors: the local backend had nowhere to say how long training takes."""
+
+    class TellsItsPace(FakeBackend):
+        def estimate_notes(self, request: JobRequest, estimate: ft.CostEstimate) -> list[str]:
+            hyper = request.hyperparameters
+            return [
+                f"{request.method} of {request.base_model}, {hyper.epochs} epochs, "
+                f"{request.options}: {estimate.billed_tokens} tokens"
+            ]
+
+    tuner = ft.Tuner(TellsItsPace(namespace=namespace), model="m", registry=False)
+    params = ft.Hyperparameters(epochs=2)
+    billed = tuner.estimate_locally(train, params).billed_tokens
+    for estimate in (tuner.estimate_locally, tuner.estimate):
+        notes = estimate(train, params, options={"size": 3}).notes
+        assert notes[-1] == f"sft of m, 2 epochs, {{'size': 3}}: {billed} tokens"
+    plain = ft.Tuner(FakeBackend(namespace=namespace), model="m", registry=False)
+    assert plain.estimate_locally(train, params).notes == notes[:-1]  # by default: none
+
+
 def test_a_token_counter_is_given_the_fits_options_where_it_takes_them(
     namespace: str, train: ft.Dataset
 ) -> None:

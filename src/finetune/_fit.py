@@ -491,7 +491,7 @@ def check_estimated_job(
     dataset: Dataset,
     hyperparameters: Hyperparameters,
     plan: tuple[Dataset | None, Mapping[str, Any] | None],
-) -> None:
+) -> JobRequest:
     """The job an estimate prices (``plan``: its validation set and options), refused as
     ``fit`` refuses it before anything is uploaded: what the backend cannot train, and what
     its ``check_request`` refuses. No figures are given for a job that would not start."""
@@ -499,6 +499,7 @@ def check_estimated_job(
     request = planned_job(tuner.backend_name, model, dataset, hyperparameters, validation, options)
     check_fit(tuner.backend, dataset, validation, request.method, None, hyperparameters)
     tuner.backend.check_request(request)
+    return request
 
 
 def refuse_other_data(record: JobRecord, plan: FitPlan) -> None:

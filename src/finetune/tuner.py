@@ -53,10 +53,9 @@ from finetune._tuner_inputs import (
 )
 from finetune._words import counted
 from finetune.backends import BaseBackend, Capabilities, JobRequest, as_async
-from finetune.backends._hooks import quote_for
+from finetune.backends._hooks import quote_for, with_estimate_notes
 from finetune.backends._plugins import load_backend
 from finetune.backends.http import Backoff
-from finetune.lifecycle import estimate_note
 from finetune.registry import JobRecord, JobRegistry, check_limit, key_lock, seen_elsewhere
 from finetune.types import CostEstimate, Hyperparameters, Job, ModelRef
 
@@ -193,7 +192,7 @@ class TunerView(OtherNames):
 
         check_datasets(dataset, validation)
         chosen, params = self._require_model(model), as_hyperparameters(hyperparameters)
-        check_estimated_job(self, chosen, dataset, params, (validation, options))
+        request = check_estimated_job(self, chosen, dataset, params, (validation, options))
         figures = estimate(
             dataset,
             target=self.backend.validation_rules(),
@@ -206,8 +205,7 @@ class TunerView(OtherNames):
             hosted=self.backend.capabilities.hosted,
             validation=validation,
         )
-        closing = estimate_note(self.backend_name, chosen)
-        return figures if closing is None else figures.with_notes(closing)
+        return with_estimate_notes(self.backend, request, figures)
 
     def _estimate_parts(
         self,

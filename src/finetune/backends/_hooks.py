@@ -8,12 +8,12 @@ from collections.abc import Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from finetune.backends.base import BaseBackend
+    from finetune.backends.base import BaseBackend, JobRequest
     from finetune.dataset import Dataset
     from finetune.types import CostEstimate, Hyperparameters
     from finetune.validation import Target, TokenCounter
 
-__all__ = ["context_for", "counter_for_fit", "quote_for", "rules_for"]
+__all__ = ["context_for", "counter_for_fit", "quote_for", "rules_for", "with_estimate_notes"]
 
 
 def rules_for(
@@ -77,3 +77,15 @@ def _accepts(method: Callable[..., Any], name: str) -> bool:
     except (TypeError, ValueError):
         return False
     return name in parameters or any(p.kind is p.VAR_KEYWORD for p in parameters.values())
+
+
+def with_estimate_notes(
+    backend: BaseBackend, request: JobRequest, estimate: CostEstimate
+) -> CostEstimate:
+    """``estimate`` with the provider's closing date, where it is closing or closed, and the
+    backend's own lines on the job it is about (``backend.estimate_notes``)."""
+    from finetune.lifecycle import estimate_note
+
+    closing = estimate_note(backend.name, request.base_model)
+    notes = backend.estimate_notes(request, estimate)
+    return estimate.with_notes(*([closing] if closing else []), *notes)

@@ -237,6 +237,12 @@ class BaseBackend:
         keyword ``options: Mapping[str, Any] | None = None``: it is then given them."""
         return None
 
+    def estimate_notes(self, request: JobRequest, estimate: CostEstimate) -> list[str]:
+        """Lines of the backend's own that ``estimate`` carries, for the job it is about
+        (``request``: its files are placeholders): the local backend says how long training
+        takes at the pace of its earlier jobs. No network call. By default: none."""
+        return []
+
     def job_options(self, options: Mapping[str, Any] | None = None) -> dict[str, Any]:
         """The options a job of this fit trains with: the fit's ``options`` over those this
         backend was built with, where those change what is trained (the local backend's
@@ -376,6 +382,7 @@ _PLAIN_CALLS = (
     "check_request",
     "token_counter",
     "context_limit",
+    "estimate_notes",
     "job_options",
     "predictor_options",
     "connection_options",

@@ -15,10 +15,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from finetune._errors import (
-    InvalidRequestError,
-    JobNotFound,
-)
+from finetune._errors import InvalidRequestError, JobNotFound
 from finetune._processes import process_alive, process_start_time
 from finetune._series import MetricSeries
 from finetune.backends.base import EVERY_KIND, SFT_AND_DPO, Capabilities, JobRequest
@@ -72,11 +69,10 @@ from finetune.backends.hf._launch import (
 )
 from finetune.backends.hf._launch import torchrun_arguments as _torchrun_arguments
 from finetune.backends.hf._models import ModelSource, default_models_dir, resolve
-from finetune.types import Checkpoint, FileRef, Job, JobEvent, MetricPoint
+from finetune.backends.hf._pace import pace_notes
+from finetune.types import Checkpoint, CostEstimate, FileRef, Job, JobEvent, MetricPoint
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping
-
     from finetune.dataset import Dataset
     from finetune.evaluation import HFPredictor
     from finetune.validation import Target, TokenCounter
@@ -206,6 +202,11 @@ class HFBackend:
         backend's (longer ones are truncated, and ``validate`` reports them as
         ``would_truncate``)."""
         return self._fit_options(options).max_length
+
+    def estimate_notes(self, request: JobRequest, estimate: CostEstimate) -> list[str]:
+        """How long training takes, at the pace of the latest job here alike (``_pace``)."""
+        alike = (self.source(request.base_model).path, self._fit_options(request.options))
+        return pace_notes(self._dirs(), request, alike, estimate.billed_tokens)
 
     def job_options(self, options: Mapping[str, Any] | None = None) -> dict[str, Any]:
         """The fit's ``options`` over this backend's, checked: what the job trains with, and
