@@ -85,11 +85,13 @@ def test_full_sft_learns_the_reply_format(
 
 
 def test_an_estimate_says_how_long_training_takes_at_the_pace_of_a_job_alike(
-    tiny_base: str, rows: list[dict[str, Any]], tmp_path: Path
+    tiny_base: str, rows: list[dict[str, Any]], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A local estimate said "no provider bill" and nothing of time, what local training
     costs: how long a fit would train was learnt by starting it."""
-    tuner = ft.Tuner(HFBackend(jobs_dir=tmp_path), model=tiny_base, registry=False)
+    monkeypatch.chdir(Path(tiny_base).parent)  # the model given as a relative path
+    spelt = f"./{Path(tiny_base).name}"
+    tuner = ft.Tuner(HFBackend(jobs_dir=tmp_path), model=spelt, registry=False)
     params = ft.Hyperparameters(epochs=2, batch_size=16, learning_rate=1e-3, seed=1)
     full = {"max_length": 96, "full_finetune": True}
 
@@ -101,10 +103,10 @@ def test_an_estimate_says_how_long_training_takes_at_the_pace_of_a_job_alike(
     job = tuner.fit(data, hyperparameters=params, options=full)
     assert job.wait(poll_interval=0.3, timeout=240).status is ft.JobStatus.SUCCEEDED
     ran = [e["data"] for e in JobDir(tmp_path / job.id).events() if e.get("data")]
-    (runtime,) = [data["train_runtime"] for data in ran if "train_runtime" in data]
+    (runtime,) = [logged["train_runtime"] for logged in ran if "train_runtime" in logged]
     pace = json.loads((tmp_path / job.id / "status.json").read_text())["trained_tokens"] / runtime
-    more = ft.Dataset.from_records(rows[:96])
-    figures = tuner.estimate(more, params, options={**full, "max_length": 128})  # pace alike
+    more = ft.Dataset.from_records(rows[:96])  # the same model as another path names it:
+    figures = tuner.estimate(more, params, model=tiny_base, options={**full, "max_length": 128})
     seconds = max(1, round(figures.billed_tokens / pace))
     assert timed(figures.notes) == [
         f"training: about {seconds} s for {figures.billed_tokens:,} trained tokens at the "

@@ -37,8 +37,9 @@ def pace_notes(
     tokens: int,
 ) -> list[str]:
     """A note of how long ``tokens`` train at the pace of the first of ``jobs`` (newest
-    first) that succeeded on the same model folder (``alike``: it and the fit's options),
-    method and setup; none when no job is alike."""
+    first) that succeeded on the same model folder (``alike``: it, as the job's config names
+    the folder it loaded, however the model was given, and the fit's options), method and
+    setup; none when no job is alike."""
     source, options = alike
     wanted = {name: getattr(options, name) for name in _SETUP}
     for job in jobs:
@@ -59,7 +60,7 @@ def _pace_of(job: JobDir, source: str, method: str, wanted: dict[str, Any]) -> f
     except (OSError, ValueError):
         return None
     theirs = config.get("options") or {}
-    alike = config.get("model_source") == source and config.get("method", "sft") == method
+    alike = config.get("base_model") == source and config.get("method", "sft") == method
     if status.get("status") != "succeeded" or not alike:
         return None
     if any(theirs.get(name) != value for name, value in wanted.items()):
@@ -81,8 +82,12 @@ def _training_seconds(job: JobDir) -> float | None:
 
 
 def _duration(seconds: float) -> str:
-    """``40 s``, ``6 min``, ``2 h 10 min``: as precise as a pace from another job allows."""
+    """``40 s``, ``1 min 40 s``, ``25 min``, ``2 h 10 min``: as precise as a pace measured
+    on another job allows (to 10 s under 10 minutes, to the minute beyond)."""
     if seconds < 90:
         return f"{max(1, round(seconds))} s"
+    if seconds < 600:
+        tens = round(seconds / 10)
+        return f"{tens // 6} min {tens % 6 * 10} s" if tens % 6 else f"{tens // 6} min"
     minutes = round(seconds / 60)
     return f"{minutes} min" if minutes < 90 else f"{minutes // 60} h {minutes % 60:02d} min"
