@@ -73,7 +73,7 @@ class AcmeBackend(HostedBackend):
     async def _request(self, method: str, path: str, *, job_call: bool = False, **kw: Any) -> Any:
         """One request: its JSON, or finetune's error for the status (key never shown)."""
         try:
-            answer = await self._sdk_client().request(method, path, **kw)
+            answer = await (await self._ready_client()).request(method, path, **kw)
         except httpx.HTTPError as exc:
             error = connection_error(NAME, exc, self._key)
         else:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import json
 import os
 import re
 import socket
@@ -237,3 +238,93 @@ def test_fits_in_processes_at_once_on_the_same_data_upload_it_once(tmp_path: Pat
         assert [fit.returncode for fit in sweep] == [0, 0, 0], said
         assert len(server.jobs) == 3
         assert len(_data_uploads(server)) == 1, _data_uploads(server)
+
+
+# Run in a fresh interpreter: records, for each import of the SDK's top module, whether it was
+# made in the thread that runs the event loop, while the loop's first call reaches the server.
+_FIRST_CALL = """
+import asyncio, importlib.abc, json, sys, threading
+
+import finetune as ft
+
+sdk, face, backend, model = sys.argv[1:5]
+settings = json.loads(sys.argv[5])
+on_the_loop = []
+
+
+class Watch(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path, target=None):
+        if name == sdk:
+            on_the_loop.append(threading.current_thread() is threading.main_thread())
+
+
+async def first_call():
+    turns = [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "hello"}]
+    data = ft.Dataset.from_records([{"messages": turns}] * 3)
+    async with ft.AsyncTuner(backend, model=model, registry=False, **settings) as tuner:
+        if face == "predictor":
+            base = {"base": tuner.base_model}
+            await ft.evaluation.aevaluate(data, base, ["exact_match"], cache=False)
+        else:
+            await tuner.backend.upload(data)
+
+
+sys.meta_path.insert(0, Watch())
+asyncio.run(first_call())
+print(json.dumps(on_the_loop))
+"""
+
+_SDK_MODULES = {"openai": "openai", "together": "together", "fireworks": "fireworks"}
+
+
+@pytest.mark.parametrize("backend", ["openai", "together", "fireworks", "mistral"])
+@pytest.mark.parametrize("face", ["backend", "predictor"])
+def test_the_first_call_of_a_process_imports_its_sdk_off_the_event_loop(
+    backend: str, face: str
+) -> None:
+    """The first request of an ``AsyncTuner`` (or of an async predictor) imported the SDK on
+    the caller's event loop, holding up its other tasks for some 0.3 to 0.6 s."""
+    if face == "predictor" and backend not in ("openai", "mistral"):
+        pytest.skip("evaluation reaches Together and Fireworks through the openai SDK")
+    fake, model, where = _HOSTED[backend]
+    sdk = _SDK_MODULES.get(backend, "mistralai")
+    with fake() as server:
+        settings = {"api_key": server.api_key, **where(server)}
+        done = subprocess.run(
+            [sys.executable, "-c", _FIRST_CALL, sdk, face, backend, model, json.dumps(settings)],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+        assert done.returncode == 0, done.stderr[-3000:]
+        assert server.requests
+    assert json.loads(done.stdout) == [False]
+
+
+def test_tasks_asking_at_once_for_a_client_not_yet_made_share_one() -> None:
+    """Clients made in worker threads for tasks asking at once: one is kept for all, each
+    other is closed at once, not left open."""
+    import time
+
+    from finetune.backends._clients import OwnedClient
+
+    made: list[object] = []
+    closed: list[object] = []
+
+    def make() -> object:
+        time.sleep(0.05)  # long enough for every task to be waiting for its own
+        made.append(client := object())
+        return client
+
+    async def close(client: object) -> None:
+        closed.append(client)
+
+    async def ask_at_once() -> list[object]:
+        owned = OwnedClient(make, close=close)
+        return list(await asyncio.gather(*(owned.aget() for _ in range(4))))
+
+    given = asyncio.run(ask_at_once())
+    assert len(set(map(id, given))) == 1
+    assert len(made) >= 2
+    assert sorted(map(id, closed)) == sorted(id(c) for c in made if c is not given[0])

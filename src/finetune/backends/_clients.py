@@ -51,16 +51,38 @@ class OwnedClient(Generic[ClientT]):
         self._closing: set[asyncio.Task[None]] = set()
 
     def get(self) -> ClientT:
-        """The client, made (again) when there is none usable here."""
-        if self._owned and self._client is not None and self._left_behind():
+        """The client, made (again) in the calling thread when there is none usable here."""
+        if self._needs_making():
+            self._install(self._make())
+        return self._bound()
+
+    async def aget(self) -> ClientT:
+        """The client, as ``get`` gives it, but one that must be made is made in a worker
+        thread: making the first imports its SDK (a few tenths of a second), which would hold
+        up every other task of the event loop."""
+        if self._needs_making():
+            made = await asyncio.to_thread(self._make)
+            if self._needs_making():
+                self._install(made)
+            else:  # another task of the loop made one meanwhile: this one was never used
+                await self._close(made)
+        return self._bound()
+
+    def _needs_making(self) -> bool:
+        return self._client is None or (self._owned and self._left_behind())
+
+    def _install(self, made: ClientT) -> None:
+        if self._client is not None:
             self._let_go_soon(self._client)
-            self._client = None
-        if self._client is None:
-            self._client = self._make()
-            self._pid, self._loop = os.getpid(), None
+        self._client = made
+        self._pid, self._loop = os.getpid(), None
+
+    def _bound(self) -> ClientT:
+        client = self._client
+        assert client is not None  # made by get or aget just before
         if self._loop is None:  # the loop of its first use in one (a sync call's is none)
             self._loop = _running_loop()
-        return self._client
+        return client
 
     def _left_behind(self) -> bool:
         return self._pid != os.getpid() or (self._loop is not None and self._loop.is_closed())

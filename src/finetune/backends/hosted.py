@@ -151,7 +151,14 @@ class HostedBackend(BaseBackend):
         return self._key
 
     def _sdk_client(self) -> Any:
+        """The SDK client, made in the calling thread the first time (from a coroutine,
+        ``await self._ready_client()`` keeps the event loop free)."""
         return self._client.get()
+
+    async def _ready_client(self) -> Any:
+        """The SDK client, made in a worker thread the first time: importing an SDK takes a
+        few tenths of a second that the event loop's other tasks would wait."""
+        return await self._client.aget()
 
     def _sdk_options(self, key: str, **more: Any) -> dict[str, Any]:
         """Options for a Stainless-generated SDK client (openai, together, fireworks): the key,
@@ -193,7 +200,7 @@ class HostedBackend(BaseBackend):
         """One request through the SDK's generic ``get``/``post``/``delete``: its JSON answer,
         or our error (``job_call``: a 404 is ``JobNotFound``)."""
         return await sdk_request(
-            self._sdk_client(),
+            await self._ready_client(),
             method,
             path,
             provider=self.name,

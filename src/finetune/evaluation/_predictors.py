@@ -223,7 +223,7 @@ class OpenAIPredictor:
         """The reply (or the tools it calls), through an async client made in the running
         loop; a sampling parameter the model refuses is renamed or dropped, as in
         ``predict``."""
-        client = self._async_client.get()
+        client = await self._async_client.aget()
         return await self._ask(self._endpoint(client).create, messages, tools)
 
     def _new_async_client(self) -> Any:
@@ -424,7 +424,8 @@ class MistralPredictor:
 
     async def apredict(self, messages: Messages, tools: Tools | None = None) -> str:
         """The reply (or the tools it calls), awaitable."""
-        return await self._ask(self._client.get().chat.complete_async, messages, tools)
+        client = await self._client.aget()
+        return await self._ask(client.chat.complete_async, messages, tools)
 
     async def aclose(self) -> None:
         """Close the client this predictor made (before its event loop ends; one first used

@@ -249,7 +249,7 @@ class FireworksBackend(HostedBackend):
             await self._upload_large(identifier, source, size)
 
     async def _upload_small(self, identifier: str, name: str, data: bytes) -> None:
-        datasets = self._sdk_client().datasets.with_raw_response
+        datasets = (await self._ready_client()).datasets.with_raw_response
 
         async def once() -> None:
             try:

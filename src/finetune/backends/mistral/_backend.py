@@ -329,7 +329,7 @@ class MistralBackend(HostedBackend):
         async def send() -> FileRef:
             with source.open("rb") as handle:
                 payload = await self._sdk_call(
-                    self._sdk_client().files.upload_async,
+                    (await self._ready_client()).files.upload_async,
                     file={"file_name": name, "content": handle},
                     purpose="fine-tune",
                 )
@@ -340,7 +340,7 @@ class MistralBackend(HostedBackend):
     async def _find_file(self, name: str, size: int) -> FileRef | None:
         for page in range(MAX_PAGES):
             listed = await self._sdk_retried(
-                self._sdk_client().files.list_async,
+                (await self._ready_client()).files.list_async,
                 page=page,
                 page_size=PAGE_SIZE,
                 purpose="fine-tune",
@@ -356,7 +356,8 @@ class MistralBackend(HostedBackend):
 
     async def delete_file(self, file_id: str) -> bool:
         """Delete an uploaded file; returns ``deleted``."""
-        answer = await self._sdk_retried(self._sdk_client().files.delete_async, file_id=file_id)
+        client = await self._ready_client()
+        answer = await self._sdk_retried(client.files.delete_async, file_id=file_id)
         return bool(as_dict(answer).get("deleted", True))
 
     # -- jobs --
@@ -460,12 +461,14 @@ class MistralBackend(HostedBackend):
 
     async def archive_model(self, model: str) -> bool:
         """Archive a fine-tuned model (it stops being listed and served); returns ``archived``."""
-        answer = await self._sdk_retried(self._sdk_client().models.archive_async, model_id=model)
+        client = await self._ready_client()
+        answer = await self._sdk_retried(client.models.archive_async, model_id=model)
         return bool(as_dict(answer).get("archived", True))
 
     async def unarchive_model(self, model: str) -> bool:
         """Bring an archived fine-tuned model back; returns ``archived`` (``False``)."""
-        answer = await self._sdk_retried(self._sdk_client().models.unarchive_async, model_id=model)
+        client = await self._ready_client()
+        answer = await self._sdk_retried(client.models.unarchive_async, model_id=model)
         return bool(as_dict(answer).get("archived", False))
 
     async def update_model(
@@ -474,7 +477,7 @@ class MistralBackend(HostedBackend):
         """Rename or describe a fine-tuned model; returns Mistral's model record."""
         fields = {k: v for k, v in (("name", name), ("description", description)) if v}
         answer = await self._sdk_retried(
-            self._sdk_client().models.update_async, model_id=model, **fields
+            (await self._ready_client()).models.update_async, model_id=model, **fields
         )
         return as_dict(answer)
 

@@ -245,7 +245,7 @@ class OpenAIBackend(HostedBackend):
             return
         body = {"model": model, "training_file": PROBE_FILE}
         try:
-            await self._call(self._raw("fine_tuning.jobs").create, **body)
+            await self._call((await self._raw("fine_tuning.jobs")).create, **body)
         except BackendError as error:
             refusal = _refusal(error, model)
             if refusal is not None:
@@ -287,8 +287,8 @@ class OpenAIBackend(HostedBackend):
         """``_call`` under the retry policy (for reads and other safe calls)."""
         return await self._retried(lambda: self._call(call, *args, **kw))
 
-    def _raw(self, path: str) -> Any:
-        resource = self._sdk_client()
+    async def _raw(self, path: str) -> Any:
+        resource = await self._ready_client()
         for part in path.split("."):
             resource = getattr(resource, part)
         return resource.with_raw_response
@@ -342,7 +342,7 @@ class OpenAIBackend(HostedBackend):
         return await self._wait_processed(existing)
 
     async def _find_file(self, name: str, size: int) -> dict[str, Any] | None:
-        files = self._raw("files").list
+        files = (await self._raw("files")).list
         for item in await self._listed(files, purpose="fine-tune", page_size=MAX_LISTED):
             same = item.get("filename") == name and item.get("bytes") == size
             if same and not file_failure(item):
@@ -352,7 +352,7 @@ class OpenAIBackend(HostedBackend):
     async def _upload_once(self, path: Path, name: str, size: int) -> dict[str, Any]:
         if size >= self._upload_threshold:
             return await self._upload_in_parts(path, name, size)
-        create = self._raw("files").create
+        create = (await self._raw("files")).create
 
         async def send() -> dict[str, Any]:
             with path.open("rb") as handle:
@@ -366,7 +366,7 @@ class OpenAIBackend(HostedBackend):
     async def _upload_in_parts(self, path: Path, name: str, size: int) -> dict[str, Any]:
         """Create an Upload, send its parts, complete it: each step retried on its own, so a
         fault late in the flow never sends the file again (a failed one cancels the Upload)."""
-        uploads = self._raw("uploads")
+        uploads = await self._raw("uploads")
         upload = await self._call_retried(
             uploads.create,
             bytes=size,
@@ -387,7 +387,7 @@ class OpenAIBackend(HostedBackend):
     ) -> dict[str, Any]:
         """Complete the Upload; a retry first looks for its file, in case only the answer of
         the last try was lost."""
-        complete = self._raw("uploads").complete
+        complete = (await self._raw("uploads")).complete
 
         async def send() -> dict[str, Any]:
             done = await self._call(complete, upload_id, part_ids=part_ids)
@@ -398,7 +398,7 @@ class OpenAIBackend(HostedBackend):
     async def _send_parts(self, upload_id: str, path: Path) -> list[str]:
         gate = asyncio.Semaphore(self._upload_concurrency)
         ids: dict[int, str] = {}
-        parts = self._raw("uploads.parts")
+        parts = await self._raw("uploads.parts")
 
         async def send(index: int, chunk: bytes) -> None:
             # A file object, not bytes: the HTTP client then sends it in small pieces instead of
@@ -428,7 +428,7 @@ class OpenAIBackend(HostedBackend):
 
     async def _cancel_upload(self, upload_id: str) -> None:
         try:
-            await self._call(self._raw("uploads").cancel, upload_id)
+            await self._call((await self._raw("uploads")).cancel, upload_id)
         except FinetuneError as exc:  # the original error matters more
             log.warning("could not cancel upload %s: %s", upload_id, exc)
 
@@ -436,7 +436,7 @@ class OpenAIBackend(HostedBackend):
         processed = _processed(payload)
         if processed is not None:
             return processed
-        file_id, files = str(payload["id"]), self._raw("files")
+        file_id, files = str(payload["id"]), await self._raw("files")
 
         async def verdict() -> FileRef | None:
             return _processed(await self._call_retried(files.retrieve, file_id))
@@ -449,7 +449,7 @@ class OpenAIBackend(HostedBackend):
     async def create_job(self, request: JobRequest) -> Job:
         """Send one create (never retried here: the Tuner looks for the job first)."""
         body = create_params(request)
-        create = self._raw("fine_tuning.jobs").create
+        create = (await self._raw("fine_tuning.jobs")).create
         try:
             answer = await self._call(create, **_sdk_arguments(create, body))
         except BackendError as error:
@@ -464,7 +464,7 @@ class OpenAIBackend(HostedBackend):
     async def find_job(self, request: JobRequest) -> Job | None:
         """The job whose metadata carries the request's key (the list filters by metadata)."""
         key = request.idempotency_key
-        jobs = self._raw("fine_tuning.jobs").list
+        jobs = (await self._raw("fine_tuning.jobs")).list
         listed = await self._listed(jobs, metadata={METADATA_KEY: key}, limit=10)
         for item in listed:
             metadata = item.get("metadata")
@@ -474,16 +474,16 @@ class OpenAIBackend(HostedBackend):
 
     async def get_job(self, job_id: str) -> Job:
         """The job as it is now."""
-        jobs = self._raw("fine_tuning.jobs")
+        jobs = await self._raw("fine_tuning.jobs")
         return job_from_payload(await self._call_retried(jobs.retrieve, job_id, job_call=True))
 
     async def list_jobs(self, *, limit: int = 20) -> list[Job]:
         """The most recent jobs, newest first."""
-        items = await self._listed(self._raw("fine_tuning.jobs").list, limit=limit)
+        items = await self._listed((await self._raw("fine_tuning.jobs")).list, limit=limit)
         return [job_from_payload(item) for item in items]
 
     async def _transition(self, job_id: str, action: str, reached: set[JobStatus]) -> Job:
-        call = getattr(self._raw("fine_tuning.jobs"), action)
+        call = getattr(await self._raw("fine_tuning.jobs"), action)
 
         async def send() -> Job:
             return job_from_payload(await self._call(call, job_id, job_call=True))
@@ -508,7 +508,7 @@ class OpenAIBackend(HostedBackend):
 
     async def list_events(self, job_id: str) -> list[JobEvent]:
         """Every event, oldest first (the API pages newest first)."""
-        events = self._raw("fine_tuning.jobs").list_events
+        events = (await self._raw("fine_tuning.jobs")).list_events
         items = await self._listed(events, job_id, job_call=True)
         return oldest_first([event_from_payload(e) for e in items])
 
@@ -518,14 +518,14 @@ class OpenAIBackend(HostedBackend):
         result_files = (job.raw or {}).get("result_files") or []
         if isinstance(result_files, list) and result_files:
             text = await self._call_retried(
-                self._raw("files").content, str(result_files[0]), text=True
+                (await self._raw("files")).content, str(result_files[0]), text=True
             )
             return metrics_from_csv(text)
         return metrics_from_events(await self.list_events(job_id))
 
     async def list_checkpoints(self, job_id: str) -> list[Checkpoint]:
         """Intermediate checkpoints, in step order."""
-        checkpoints = self._raw("fine_tuning.jobs.checkpoints")
+        checkpoints = await self._raw("fine_tuning.jobs.checkpoints")
         page = await self._call_retried(checkpoints.list, job_id, limit=100, job_call=True)
         data = page.get("data") if isinstance(page, dict) else None
         items = [checkpoint_from_payload(c) for c in data or [] if isinstance(c, dict)]

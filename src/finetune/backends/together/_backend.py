@@ -230,8 +230,9 @@ class TogetherBackend(HostedBackend):
     async def _upload_target(self, name: str, checksum: str) -> tuple[str, str] | dict[str, Any]:
         """The signed URL and file id for a new upload, or the file already holding this
         content. A retried ask is harmless: nothing is a file until it is preprocessed."""
+        client = await self._ready_client()
         tools = _upload_tools()
-        manager = tools.AsyncUploadManager(self._sdk_client())
+        manager = tools.AsyncUploadManager(client)
 
         async def ask() -> tuple[str, str] | dict[str, Any]:
             known: str | None = None
