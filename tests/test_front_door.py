@@ -698,3 +698,38 @@ def test_the_file_lock_waits_the_same_from_both_faces(tmp_path: Path) -> None:
     threading.Timer(0.1, waiter.release).start()
     asyncio.run(holder.acquire_async(timeout=10))
     holder.release()
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="Windows cannot remove a file held open")
+def test_a_lock_file_goes_when_let_go_and_the_lock_still_excludes(tmp_path: Path) -> None:
+    """Each fit and each uploaded file left a lock file in the cache folder for ever (and each
+    converted model a hidden one beside it): the holder now removes it as it lets go, and
+    holders taking turns through removed and re-made files still never overlap."""
+    import threading
+
+    from finetune._lock import FileLock
+
+    path, counter = tmp_path / "locks" / "fit.lock", tmp_path / "counter"
+    counter.write_text("0")
+    inside: list[int] = []
+    overlaps: list[int] = []
+
+    def take_turns() -> None:
+        lock = FileLock(path, poll=0.001)
+        for _ in range(150):
+            lock.acquire(timeout=60)
+            inside.append(1)
+            if len(inside) > 1:
+                overlaps.append(len(inside))
+            counter.write_text(str(int(counter.read_text()) + 1))
+            inside.pop()
+            lock.release()
+
+    workers = [threading.Thread(target=take_turns) for _ in range(4)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join()
+    assert overlaps == []
+    assert counter.read_text() == "600"
+    assert list(path.parent.iterdir()) == []

@@ -1,12 +1,15 @@
 """A cross-process lock on a file (``flock`` on POSIX, ``msvcrt.locking`` on Windows).
 
 The operating system releases it when the holder dies, so a killed process never leaves a
-stale lock behind.
+stale lock behind. On POSIX the holder removes the file as it lets go, so that a folder of
+locks (one per fit, one per uploaded file) does not grow for ever; a waiter that took the lock
+on a file removed meanwhile tries again on the file now at the path.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import sys
 import time
@@ -41,20 +44,26 @@ class FileLock:
         """Take the lock if it is free; never waits."""
         if self._fd is not None:
             return True
+        while True:
+            fd = self._open()
+            if not _lock(fd):
+                os.close(fd)
+                return False
+            if _still_at(self.path, fd):
+                self._fd = fd
+                return True
+            os.close(fd)  # its holder removed it as it let go: the lock is the path's file now
+
+    def _open(self) -> int:
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+            return os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
         except OSError as exc:
             elsewhere = f", or {self._elsewhere}" if self._elsewhere else ""
             raise StorageError(
                 f"cannot create the lock file {self.path} ({exc.strerror}); make its folder "
                 f"writable{elsewhere}"
             ) from None
-        if _lock(fd):
-            self._fd = fd
-            return True
-        os.close(fd)
-        return False
 
     def acquire(self, timeout: float | None = None) -> None:
         """Wait for the lock (``TimeoutError`` after ``timeout`` seconds)."""
@@ -78,6 +87,7 @@ class FileLock:
         """Let the next waiter in."""
         if self._fd is not None:
             fd, self._fd = self._fd, None
+            _remove(self.path)
             _unlock(fd)
             os.close(fd)
 
@@ -107,6 +117,12 @@ if sys.platform == "win32":  # pragma: no cover - exercised on Windows only
     def _unlock(fd: int) -> None:
         msvcrt.locking(fd, msvcrt.LK_UNLCK, 1)
 
+    def _still_at(path: Path, fd: int) -> bool:
+        return True  # the file is never removed: Windows cannot remove an open file
+
+    def _remove(path: Path) -> None:
+        pass
+
 else:
     import fcntl
 
@@ -119,3 +135,17 @@ else:
 
     def _unlock(fd: int) -> None:
         fcntl.flock(fd, fcntl.LOCK_UN)
+
+    def _still_at(path: Path, fd: int) -> bool:
+        """Whether the file locked through ``fd`` is still the one at ``path``."""
+        try:
+            named = os.stat(path)
+        except FileNotFoundError:
+            return False
+        held = os.fstat(fd)
+        return (named.st_dev, named.st_ino) == (held.st_dev, held.st_ino)
+
+    def _remove(path: Path) -> None:
+        """Remove the lock's file while it is held: removed after, it could be a new holder's."""
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(path)
