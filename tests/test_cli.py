@@ -910,7 +910,6 @@ def test_an_error_offers_no_way_out_that_only_python_has(
     )
 
 
-@pytest.mark.skipif(sys.version_info < (3, 11), reason="exception notes are Python 3.11's")
 def test_an_eval_that_fails_names_the_candidate_and_the_example(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:

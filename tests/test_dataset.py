@@ -539,7 +539,6 @@ def test_filter_keeps_what_the_function_accepts_and_the_rows_for_validation(
         data.filter("short")  # type: ignore[arg-type]
 
 
-@pytest.mark.skipif(sys.version_info < (3, 11), reason="exception notes are Python 3.11's")
 def test_a_filter_or_stratify_function_that_fails_is_told_the_example_it_failed_on() -> None:
     """``data.filter(lambda e: e.messages[1].content ...)`` raised IndexError on one row of
     thousands, with nothing to say which."""

@@ -512,10 +512,9 @@ def test_an_embedding_model_is_given_each_distinct_text_once_in_batches() -> Non
 
     with pytest.raises(ValueError, match="returned 3 vectors for 4 texts") as caught:
         ft.evaluate(_qa(6), candidates, [m.embedding_similarity(short, batch_size=4)], cache=False)
-    if sys.version_info >= (3, 11):
-        assert caught.value.__notes__ == [
-            "while metric 'embedding_similarity' scored every answer at once"
-        ]
+    assert caught.value.__notes__ == [
+        "while metric 'embedding_similarity' scored every answer at once"
+    ]
     with pytest.raises(ValueError, match="batch_size is a whole number of texts from 1"):
         m.embedding_similarity(embed, batch_size=0)
 
@@ -1352,9 +1351,8 @@ def test_a_rubric_judge_with_no_grade_is_asked_again_then_refused() -> None:
     with pytest.raises(ValueError, match="gave no grade from 1 to 5, asked twice") as caught:
         ft.evaluate(_qa(2), {"oracle": _answer}, [m.llm_judge(refuses)], cache=False)
     assert "'I cannot grade this answer.'" in str(caught.value)
-    if sys.version_info >= (3, 11):  # notes are 3.11's
-        (note,) = caught.value.__notes__
-        assert note.startswith("while metric 'llm_judge' scored candidate 'oracle'")
+    (note,) = caught.value.__notes__  # kept on Python 3.10 too
+    assert note.startswith("while metric 'llm_judge' scored candidate 'oracle'")
 
 
 async def test_metrics_run_off_the_event_loop() -> None:
@@ -1877,13 +1875,9 @@ def test_a_candidate_that_raises_is_named_on_its_error() -> None:
 
     with pytest.raises(RuntimeError, match="model down") as caught:  # its own type, kept
         ft.evaluate(_qa(6), {"ok": _answer, "flaky": flaky}, [m.exact_match], cache=False)
-    if sys.version_info >= (3, 11):
-        assert caught.value.__notes__ == [
-            "while candidate 'flaky' predicted the example at index 3"
-        ]
+    assert caught.value.__notes__ == ["while candidate 'flaky' predicted the example at index 3"]
 
 
-@pytest.mark.skipif(sys.version_info < (3, 11), reason="exception notes are Python 3.11's")
 def test_a_function_that_reads_its_argument_as_the_example_is_told_what_it_is_given() -> None:
     """``lambda ex: ex.messages[-1]`` failed with "'list' object has no attribute
     'messages'", and nothing said that a candidate function is given the prompt's messages."""
@@ -1915,10 +1909,9 @@ def test_a_metric_that_raises_is_named_with_the_candidate_and_example() -> None:
 
     with pytest.raises(KeyError) as caught:
         ft.evaluate(_qa(6), {"ok": _answer}, [m.exact_match, picky], cache=False)
-    if sys.version_info >= (3, 11):
-        assert caught.value.__notes__ == [
-            "while metric 'picky' scored candidate 'ok' on the example at index 2"
-        ]
+    assert caught.value.__notes__ == [
+        "while metric 'picky' scored candidate 'ok' on the example at index 2"
+    ]
 
 
 @pytest.mark.parametrize(
@@ -1962,10 +1955,7 @@ def test_a_plugin_predictor_that_returns_no_text_is_refused_naming_it(tmp_path: 
     cache = tmp_path / "cache.sqlite3"
     with pytest.raises(TypeError, match="predictor 'forgetful' returned NoneType None") as caught:
         ft.evaluate(_qa(2), {"plugin": Forgetful()}, m.exact_match, cache=cache)
-    if sys.version_info >= (3, 11):
-        assert (
-            "while candidate 'plugin' predicted the example at index" in caught.value.__notes__[0]
-        )
+    assert "while candidate 'plugin' predicted the example at index" in caught.value.__notes__[0]
     assert len(PredictionCache(cache)) == 0
 
 
@@ -2559,9 +2549,8 @@ def test_evaluation_errors_are_our_own_and_hide_the_key(monkeypatch: pytest.Monk
         f"Set OPENAI_API_KEY or pass the key in {options}"
     )
     assert secret not in str(caught.value) and secret not in repr(caught.value.__cause__)
-    if sys.version_info >= (3, 11):  # notes are 3.11's
-        (note,) = caught.value.__notes__
-        assert note.startswith("while candidate 'x' predicted the example at index ")
+    (note,) = caught.value.__notes__
+    assert note.startswith("while candidate 'x' predicted the example at index ")
     assert caught.value.__context__ is None or isinstance(
         caught.value.__context__, ft.FinetuneError
     )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import sys
 from collections.abc import Collection, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -162,11 +163,15 @@ def closest_name(
 
 
 def add_note(error: BaseException, note: str) -> None:
-    """Say where an error happened (Python 3.11+ shows notes under the traceback; the CLI
-    prints them), keeping the error's own type."""
-    adding = getattr(error, "add_note", None)
-    if adding is not None and isinstance(error, Exception):
-        adding(note)
+    """Say where an error happened, keeping the error's own type: in ``__notes__``, which
+    Python 3.11+ shows under the traceback and the CLI prints (on 3.10 too, where the list
+    is kept as 3.11 keeps it)."""
+    if not isinstance(error, Exception):
+        return
+    if sys.version_info >= (3, 11):
+        error.add_note(note)
+    else:
+        setattr(error, "__notes__", [*getattr(error, "__notes__", ()), note])  # noqa: B010
 
 
 def did_you_mean(name: str, choices: list[str], synonyms: Mapping[str, str] | None = None) -> str:
