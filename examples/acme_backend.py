@@ -72,8 +72,9 @@ class AcmeBackend(HostedBackend):
 
     async def _request(self, method: str, path: str, *, job_call: bool = False, **kw: Any) -> Any:
         """One request: its JSON, or finetune's error for the status (key never shown)."""
+        client = await self._ready_client()  # made off the event loop the first time
         try:
-            answer = await (await self._ready_client()).request(method, path, **kw)
+            answer = await client.request(method, path, **kw)
         except httpx.HTTPError as exc:
             error = connection_error(NAME, exc, self._key)
         else:
