@@ -1,4 +1,4 @@
-"""What the evaluation benchmarks share: the OpenAI loopback fake in its own process, and
+"""What the benchmarks share: a loopback fake (OpenAI's or Mistral's) in its own process, and
 questions about orders to ask it."""
 
 from __future__ import annotations
@@ -15,10 +15,11 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 @contextmanager
-def openai_fake(*flags: str) -> Iterator[tuple[str, str]]:
-    """The fake's base URL and API key while it serves (``--chat-delay S``, ``--reply T``)."""
+def loopback_fake(*flags: str, kind: str = "openai") -> Iterator[tuple[str, str]]:
+    """The fake's base URL and API key while it serves (``--chat-delay S``, ``--reply T``);
+    ``kind`` ``"mistral"`` serves Mistral's API."""
     server = subprocess.Popen(
-        [sys.executable, "-m", "tests.fakes.serve", "openai", *flags],
+        [sys.executable, "-m", "tests.fakes.serve", kind, *flags],
         cwd=ROOT,
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,

@@ -16,7 +16,7 @@ import tempfile
 import time
 
 import openai
-from _loopback import openai_fake, order_questions
+from _loopback import loopback_fake, order_questions
 
 import finetune as ft
 
@@ -27,7 +27,7 @@ def main() -> None:
     parser.add_argument("--delay", type=float, default=0.1)
     parser.add_argument("--concurrency", type=int, default=16)
     args = parser.parse_args()
-    with openai_fake("--chat-delay", str(args.delay)) as (base_url, api_key):
+    with loopback_fake("--chat-delay", str(args.delay)) as (base_url, api_key):
         data = order_questions(args.prompts)
         client = openai.OpenAI(api_key=api_key, base_url=base_url)
         started = time.perf_counter()

@@ -18,11 +18,9 @@ import json
 import statistics
 import subprocess
 import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+from _loopback import ROOT, loopback_fake
+
 TICK = 0.005
 
 ONE_RUN = """
@@ -66,25 +64,6 @@ asyncio.run(first_call())
 """
 
 
-@contextmanager
-def fake(kind: str) -> Iterator[tuple[str, str]]:
-    """The fake's base URL and API key while it serves in its own process."""
-    server = subprocess.Popen(
-        [sys.executable, "-m", "tests.fakes.serve", kind],
-        cwd=ROOT,
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    assert server.stdout is not None and server.stdin is not None
-    try:
-        base_url, api_key = server.stdout.readline().split()
-        yield base_url, api_key
-    finally:
-        server.stdin.close()
-        server.wait()
-
-
 def measure(backend: str, model: str, settings: dict[str, str], on_loop: bool) -> dict[str, float]:
     arguments = [backend, model, json.dumps(settings), "yes" if on_loop else "no", str(TICK)]
     done = subprocess.run(
@@ -111,7 +90,7 @@ def main() -> None:
     print("| backend | client made | longest stall ms | first upload s | stall vs baseline |")
     print("|---|---|---|---|---|")
     for backend, (kind, model, url_option) in providers.items():
-        with fake(kind) as (url, key):
+        with loopback_fake(kind=kind) as (url, key):
             settings = {"api_key": key, url_option: url}
             rows = {}
             for on_loop in (True, False):

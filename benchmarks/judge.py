@@ -34,7 +34,7 @@ import time
 from typing import Any
 
 import openai
-from _loopback import openai_fake, order_questions
+from _loopback import loopback_fake, order_questions
 
 import finetune as ft
 from finetune.evaluation import CallablePredictor
@@ -94,7 +94,7 @@ def local(examples: int) -> None:
 
 
 def overlap(examples: int, candidates: int, delay: float, concurrency: int) -> None:
-    served = openai_fake("--reply", "Grade: 4", "--chat-delay", str(delay))
+    served = loopback_fake("--reply", "Grade: 4", "--chat-delay", str(delay))
     with served as (base_url, api_key), tempfile.TemporaryDirectory() as folder:
         asked = {
             f"c{n}": ft.ModelRef.openai_compatible(base_url, f"candidate-{n}", api_key)
@@ -151,7 +151,7 @@ def main() -> None:
         return
     asks = args.examples * args.candidates
     candidates = {f"c{n}": candidate(n) for n in range(args.candidates)}
-    served = openai_fake("--reply", "Grade: 4", "--chat-delay", str(args.delay))
+    served = loopback_fake("--reply", "Grade: 4", "--chat-delay", str(args.delay))
     with served as (base_url, api_key), tempfile.TemporaryDirectory() as cache:
         client = openai.OpenAI(api_key=api_key, base_url=base_url)
         started = time.perf_counter()

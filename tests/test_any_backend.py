@@ -34,10 +34,11 @@ SCRIPT = Path(__file__).resolve().parents[1] / "examples" / "any_backend.py"
 pytestmark = needs_tiktoken
 
 
-def run_script(backend: str, model: str, data: Path, env: dict[str, str]) -> str:
+def run_python(*arguments: str, env: dict[str, str] | None = None) -> str:
+    """What a fresh interpreter printed, run with ``arguments`` and the variables ``env``."""
     done = subprocess.run(
-        [sys.executable, str(SCRIPT), backend, model, str(data)],
-        env={**os.environ, **env},
+        [sys.executable, *arguments],
+        env={**os.environ, **(env or {})},
         capture_output=True,
         text=True,
         timeout=120,
@@ -45,6 +46,10 @@ def run_script(backend: str, model: str, data: Path, env: dict[str, str]) -> str
     )
     assert done.returncode == 0, done.stderr[-3000:]
     return done.stdout
+
+
+def run_script(backend: str, model: str, data: Path, env: dict[str, str]) -> str:
+    return run_python(str(SCRIPT), backend, model, str(data), env=env)
 
 
 @pytest.mark.parametrize("backend", ["openai", "together", "fireworks", "mistral", "fake", "hf"])
@@ -300,16 +305,9 @@ def test_the_first_call_of_a_process_imports_its_sdk_off_the_event_loop(
     sdk = "httpx" if face == "job" else _SDK_MODULES.get(backend, "mistralai")
     with fake() as server:
         settings = {"api_key": server.api_key, **where(server)}
-        done = subprocess.run(
-            [sys.executable, "-c", _FIRST_CALL, sdk, face, backend, model, json.dumps(settings)],
-            capture_output=True,
-            text=True,
-            timeout=120,
-            check=False,
-        )
-        assert done.returncode == 0, done.stderr[-3000:]
+        printed = run_python("-c", _FIRST_CALL, sdk, face, backend, model, json.dumps(settings))
         assert server.requests
-    assert json.loads(done.stdout) == [False]
+    assert json.loads(printed) == [False]
 
 
 def test_tasks_asking_at_once_for_a_client_not_yet_made_share_one() -> None:
