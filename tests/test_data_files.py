@@ -6,6 +6,7 @@ data file; and the keys a table holds besides the ones trained on."""
 from __future__ import annotations
 
 import gzip
+import importlib
 import json
 import re
 import subprocess
@@ -96,6 +97,7 @@ def test_a_value_json_cannot_hold_is_refused_at_its_row(tmp_path: Path) -> None:
 
 
 def test_a_broken_or_changed_file_is_named(tmp_path: Path) -> None:
+    pytest.importorskip("pyarrow")
     broken = tmp_path / "broken.parquet"
     broken.write_bytes(b"PAR1" + bytes(64))
     with pytest.raises(ft.DatasetError, match=r"broken.parquet: cannot read it as Parquet"):
@@ -617,6 +619,13 @@ def test_a_files_path_given_for_a_dataset_is_told_the_reader_of_its_kind(
 
 
 @needs_tiktoken
+def _zstd_module() -> Any:
+    """Python 3.14's zstd, else the ``zstd`` extra's backport (the test skips without it)."""
+    if sys.version_info >= (3, 14):
+        return importlib.import_module("compression.zstd")
+    return pytest.importorskip("backports.zstd")
+
+
 def test_a_compressed_file_is_read_through_its_decompressor(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -625,9 +634,9 @@ def test_a_compressed_file_is_read_through_its_decompressor(
     import bz2
     import lzma
 
-    from backports import zstd
-
     from finetune.validation import _engine
+
+    zstd = _zstd_module()
 
     rows = [chat(i) for i in range(12)]
     rows[4] = {"messages": [{"role": "user", "content": "unanswered"}]}
