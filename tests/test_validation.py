@@ -1384,6 +1384,27 @@ def test_every_pii_match_passes_the_prefilter(data: st.DataObject) -> None:
         assert _might_hold_pii(text)
 
 
+def test_a_long_run_of_address_characters_is_scanned_in_one_pass() -> None:
+    """A hex dump, a base64url blob or a sequence of 400,000 characters with no space: the
+    email pattern was tried at each of its places and scanned the rest of the run from each,
+    time quadratic in its length (6 s at 80,000 characters, minutes here). In a fresh
+    interpreter, so that a scan that never ends is stopped; it takes milliseconds."""
+    script = """
+from finetune.validation._quality import QualityScan
+found = []
+run = "0123456789abcdef" * 25_000
+text = run + " write to jane.doe@example.com or " + run + "@example.org"
+QualityScan().observe_texts(["user"], [text], 1, 0, lambda *finding: found.append(finding[:2]))
+print(found)
+"""
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0, done.stderr
+    found = done.stdout.strip()
+    assert found.count("pii_email") == 2, found  # the one after a space, the run before an @
+
+
 def test_repeated_values_across_sorted_chunks() -> None:
     """Duplicates are found whether they sit in one chunk or in different ones."""
     import random

@@ -17,8 +17,10 @@ from finetune.validation._tokens import reasoning_of
 
 __all__ = ["QualityScan", "example_texts", "percentile"]
 
+# an email's local part starts where a run of its characters starts: tried at every place
+# of a long run (a hex dump, a sequence), the scan would take time quadratic in its length
 _PII = re.compile(
-    r"(?P<email>[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,})"
+    r"(?P<email>(?<![A-Za-z0-9._%+-])[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,})"
     r"|(?P<key>\b(?:sk-(?:proj-)?[A-Za-z0-9_-]{20,}|AKIA[0-9A-Z]{16}|gh[pousr]_[A-Za-z0-9]{30,}"
     r"|xox[abpr]-[A-Za-z0-9-]{10,}|AIza[0-9A-Za-z_-]{35})\b)"
     r"|(?P<card>\b(?:\d[ -]?){13,19}\b)"
