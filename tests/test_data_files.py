@@ -441,6 +441,24 @@ def test_from_json_reads_jsonl_as_from_jsonl_does(tmp_path: Path, text: str) -> 
     assert read(ft.Dataset.from_json) == read(ft.Dataset.from_jsonl)
 
 
+def test_a_row_nested_too_deep_to_read_is_named_at_its_line(tmp_path: Path) -> None:
+    """An array's element nested past Python's parser raised ``RecursionError`` out of
+    ``from_json``; a JSONL row nested past orjson's 1,024 levels, on a last line with no
+    newline, was called truncated. Each is ``invalid_json`` at its line, saying why."""
+    row = json.dumps({"messages": [USER_Q, ANSWER_A]})
+    deep = "[" * 5000 + "]" * 5000
+    array = tmp_path / "rows.json"
+    array.write_text(f"[\n{row},\n{deep},\n{row}\n]\n")
+    items = list(ft.Dataset.from_json(array).items())
+    assert [(i.line, getattr(i, "code", None)) for i in items] == [(2, None), (3, "invalid_json")]
+    assert "nested too deeply" in items[1].message  # type: ignore[union-attr]
+    lines = tmp_path / "rows.jsonl"
+    lines.write_text(f"{row}\n" + '{"messages": ' + deep + "}")
+    (*_, last) = ft.Dataset.from_jsonl(lines).items()
+    assert (last.line, getattr(last, "code", None)) == (2, "invalid_json")
+    assert "nested over 1,024 levels deep" in last.message  # type: ignore[union-attr]
+
+
 def test_jsonl_stays_jsonl_where_a_json_document_is_looked_for(tmp_path: Path) -> None:
     rows = [{"messages": [USER_Q, ANSWER_A]}] * 3
     one_row = write_jsonl(tmp_path / "one.jsonl", rows[:1])

@@ -409,6 +409,11 @@ def test_a_result_table_shows_no_zero_width_interval_for_a_clean_sweep() -> None
         (m.json_valid, '{"score": NaN}', "", 0.0),
         (m.json_valid, "[-Infinity]", "", 0.0),
         (m.json_valid, '```JSON\n{"a": 1}\n```', "", 1.0),  # a fence's info in any case
+        # a degenerate reply nested past Python's parser raised RecursionError, every
+        # prediction paid for: it is no JSON, scored 0 (tool calls: no call)
+        (m.json_valid, "[" * 5000, "", 0.0),
+        (m.json_fields, '{"a": ' + "[" * 5000, '{"a": 1}', 0.0),
+        (m.tool_calls_match, "f(" + "[" * 5000 + ")", 'f({"a": 1})', 0.0),
         (m.json_fields, '{"a": 1, "b": NaN}', '{"a": 1, "b": 2}', 0.0),
         (m.json_fields, '{"a": 1, "b": {"c": 2}}', '{"a": 1, "b": {"c": 3}}', 0.5),
         (m.json_fields, '{"urgent": 1, "n": 2.0}', '{"urgent": true, "n": 2}', 0.5),

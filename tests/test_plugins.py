@@ -183,6 +183,19 @@ async def test_a_retry_returns_what_done_finds_instead_of_calling_again() -> Non
     assert sent == ["create"]
 
 
+def test_a_2xx_answer_that_is_no_readable_json_is_a_server_error() -> None:
+    """``json_answer``: a body that is not JSON, or JSON nested past Python's parser (a broken
+    proxy's answer, which raised ``RecursionError``), is a ``ServerError`` naming the
+    status."""
+    import finetune as ft
+    from finetune.backends.http import json_answer
+
+    assert json_answer("acme", 200, '{"id": "job-1"}') == {"id": "job-1"}
+    for body in ("<html>", "[" * 5000):
+        with pytest.raises(ft.ServerError, match="answered HTTP 200 with a body that is not"):
+            json_answer("acme", 200, body)
+
+
 async def _refused(sent: list[str]) -> str:
     import finetune as ft
 

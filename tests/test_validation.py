@@ -289,6 +289,35 @@ def test_tool_call_arguments_given_as_an_object_are_read_as_their_json_text() ->
         )
 
 
+def test_json_text_nested_past_pythons_parser_is_a_finding_not_a_crash() -> None:
+    """``[`` 5,000 times (a data generator gone into a loop) where JSON text is read: tool call
+    arguments, tools given as text, a ShareGPT ``function_call`` turn. Each raised
+    ``RecursionError`` out of ``validate`` or ``from_records``; now it is the finding any
+    other text that is not JSON gets, at its line and field."""
+    deep = "[" * 5000
+    asked = [{"role": "user", "content": "Weather in Zürich?"}]
+    sharegpt = {
+        "conversations": [
+            {"from": "human", "value": "Weather?"},
+            {"from": "function_call", "value": deep},
+            {"from": "observation", "value": "sunny"},
+            {"from": "gpt", "value": "Sunny."},
+        ]
+    }
+    rows = [
+        *[chat(i) for i in range(10)],
+        {"messages": [*asked, _weather_call(deep)]},
+        {"messages": FIXTURE["messages"], "tools": deep},
+        sharegpt,
+    ]
+    report = run(rows)
+    (arguments,) = report.kept["tool_arguments_not_json"]
+    assert (arguments.line, arguments.field) == (11, "messages[1].tool_calls[0].function.arguments")
+    assert "a string that is not JSON ('[[[[" in arguments.message
+    assert report.lines("invalid_tools") == [12]
+    assert report.lines("invalid_tool_call") == [13]
+
+
 def test_tools_given_as_the_json_text_of_a_list_are_read_as_the_list() -> None:
     """A Hugging Face dataset often keeps ``tools`` as a string column (Arrow holds no
     schema per row): such rows were ``'tools' must be a list`` errors."""

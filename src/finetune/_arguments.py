@@ -4,13 +4,13 @@ line naming the flag, with exit code 2."""
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import re
 from collections.abc import Callable, Sequence
 from typing import Any, NoReturn
 
 from finetune._errors import closest_name
+from finetune._json_text import json_from_text
 from finetune._synonyms import HYPERPARAMETER_SYNONYMS
 from finetune.backends._credentials import redact
 
@@ -58,7 +58,7 @@ def option_setting(text: str) -> tuple[str, Any]:
             f"is KEY=VALUE, a backend option such as max_length=2048, not {text!r}"
         )
     try:
-        return key.strip(), json.loads(value)
+        return key.strip(), json_from_text(value)
     except ValueError:
         return key.strip(), value
 

@@ -38,6 +38,7 @@ from finetune._errors import (
     RateLimitError,
     ServerError,
 )
+from finetune._json_text import json_from_text
 from finetune._namespace import PublicNames, public_names
 from finetune.backends._credentials import (
     account_identity,
@@ -253,7 +254,7 @@ def error_for_status(
 def json_answer(provider: str, status: int, text: str) -> Any:
     """A 2xx answer's JSON, or a ``ServerError`` naming the status and an excerpt."""
     try:
-        return json.loads(text)
+        return json_from_text(text)
     except ValueError:
         pass
     # raised outside the handler: the parse error is not kept as __context__

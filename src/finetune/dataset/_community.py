@@ -7,6 +7,8 @@ import json
 import re
 from typing import Any
 
+from finetune._json_text import json_from_text
+
 __all__ = [
     "MESSAGES_FIELD",
     "ROLE_SYNONYMS",
@@ -250,7 +252,7 @@ def _calls(turn: dict[str, Any], index: int) -> dict[str, Any]:
     such JSON is kept for validation to name."""
     value = turn.get("value")
     try:
-        parsed = json.loads(value) if isinstance(value, str) else value
+        parsed = json_from_text(value) if isinstance(value, str) else value
     except ValueError:
         parsed = None
     listed = parsed if isinstance(parsed, list) else [parsed]
@@ -286,7 +288,7 @@ def tools_from_text(text: str) -> Any:
     schemas, as tool definitions (``{"type": "function", "function": {...}}``); text that is
     no such list is kept for validation to name."""
     try:
-        listed = json.loads(text)
+        listed = json_from_text(text)
     except ValueError:
         return text
     if not isinstance(listed, list):

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NoReturn
 
+from finetune._json_text import json_at, json_from_text
 from finetune._words import json_kind
 from finetune.dataset._compressed import BROKEN_STREAM, broken_stream, open_data
 from finetune.dataset._formats import detect_kind
@@ -57,7 +58,7 @@ def _holds_examples(row: dict[str, Any]) -> bool:
 def _leading_object(line: bytes) -> dict[str, Any] | None:
     """The JSON object the line starts with, whatever follows it on the line."""
     try:
-        value, _ = json.JSONDecoder().raw_decode(line.decode("utf-8", "replace"))
+        value, _ = json_at(json.JSONDecoder(), line.decode("utf-8", "replace"), 0)
     except ValueError:
         return None
     return value if isinstance(value, dict) else None
@@ -65,7 +66,7 @@ def _leading_object(line: bytes) -> dict[str, Any] | None:
 
 def _an_object(line: bytes) -> dict[str, Any] | None:
     try:
-        value = json.loads(line)
+        value = json_from_text(line)
     except ValueError:
         return None
     return value if isinstance(value, dict) else None
@@ -113,7 +114,7 @@ class JsonArraySource(FileSource):
             yield found
             return
         if self.field is None and (not found.lists or detect_kind(found.shallow, loose=True)):
-            yield _element(cursor.decoder.raw_decode(cursor.text, start)[0], line)  # one row
+            yield _element(json_at(cursor.decoder, cursor.text, start)[0], line)  # one row
             return
         chosen = found.chosen(self.field, self.file)
         if isinstance(chosen, ReadProblem):
@@ -172,7 +173,7 @@ class _Cursor:
     def decode(self) -> tuple[Any, None] | tuple[None, ReadProblem]:
         """The JSON value at the cursor, the cursor past it; or why there is none."""
         try:
-            value, self.at = self.decoder.raw_decode(self.text, self.at)
+            value, self.at = json_at(self.decoder, self.text, self.at)
         except ValueError as exc:  # JSONDecodeError, or a NaN refused
             self.failed = True
             return None, _broken(exc, self.text, self.line)

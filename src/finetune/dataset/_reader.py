@@ -35,6 +35,7 @@ except ImportError:  # pragma: no cover
     _loads_bytes = None  # json.loads guesses UTF-16/32 from bytes: decode as UTF-8 first
     _DecodeError = json.JSONDecodeError
 _BOM = b"\xef\xbb\xbf"
+_TOO_DEEP = "depth limit exceeded"  # orjson's reason for nesting over 1,024 levels
 _SKIP_CHUNK = 1024 * 1024
 
 
@@ -221,7 +222,7 @@ def _decode(raw: bytes, number: int, offset: int) -> RawRecord | ReadProblem:
     try:
         data = _loads(text)
     except json.JSONDecodeError as exc:
-        if not complete:
+        if not complete and _reason(exc) != _TOO_DEEP:
             return ReadProblem(
                 number,
                 offset,
@@ -229,6 +230,9 @@ def _decode(raw: bytes, number: int, offset: int) -> RawRecord | ReadProblem:
                 f"last line is not complete JSON ({_reason(exc)}); the file looks truncated",
             )
         why = f"not valid JSON: {_reason(exc)} at column {exc.colno}{_json_hint(text, exc.pos)}"
+        if _reason(exc) == _TOO_DEEP:
+            where = f"at column {exc.colno}"
+            why = f"JSON nested over 1,024 levels deep ({where}), more than the reader takes"
         return ReadProblem(number, offset, "invalid_json", why)
     if not isinstance(data, dict):
         return ReadProblem(

@@ -7,6 +7,8 @@ import re
 from collections.abc import Iterable
 from typing import Any
 
+from finetune._json_text import json_from_text
+
 __all__ = ["Tools", "format_tool_calls", "is_tool_call", "read_tool_calls"]
 
 Tools = list[dict[str, Any]]
@@ -37,7 +39,7 @@ def read_tool_calls(text: str) -> list[tuple[str, Any]] | None:
         if match is None:
             return None
         try:
-            calls.append((match.group(1), json.loads(match.group(2))))
+            calls.append((match.group(1), json_from_text(match.group(2))))
         except ValueError:
             return None
     return calls
@@ -66,10 +68,10 @@ def _arguments_text(arguments: Any) -> str:
     value = arguments
     if isinstance(arguments, str):
         try:
-            value = json.loads(arguments) if arguments.strip() else {}
+            value = json_from_text(arguments) if arguments.strip() else {}
         except ValueError:
             value = arguments
     try:
         return json.dumps({} if value is None else value, sort_keys=True, ensure_ascii=False)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, RecursionError):
         return json.dumps(str(arguments), ensure_ascii=False)

@@ -11,7 +11,6 @@ by ``evaluate`` for every answer (``embedding_similarity``: many texts a request
 
 from __future__ import annotations
 
-import json
 import re
 import string
 import unicodedata
@@ -20,6 +19,7 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 from finetune._errors import MissingDependency, did_you_mean
+from finetune._json_text import json_from_text
 from finetune._namespace import PublicNames, public_names
 from finetune._numbers import is_whole
 from finetune._synonyms import METRIC_SYNONYMS
@@ -171,7 +171,7 @@ def _json(text: str) -> Any:
         if rest and not info.lstrip().startswith(("{", "[")):
             body = rest
         stripped = body.strip()
-    return json.loads(stripped, parse_constant=_no_json_constant)
+    return json_from_text(stripped, parse_constant=_no_json_constant)
 
 
 def _no_json_constant(name: str) -> Any:

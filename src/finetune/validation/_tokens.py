@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
 from finetune._errors import InvalidRequestError, MissingDependency
+from finetune._json_text import json_from_text
 from finetune._paths import cache_dir
 
 __all__ = [
@@ -118,7 +119,7 @@ def _template_call(call: dict[str, Any]) -> dict[str, Any]:
     arguments = function.get("arguments")
     if isinstance(arguments, str):
         with contextlib.suppress(ValueError):  # validation names arguments that are not JSON
-            function["arguments"] = json.loads(arguments)
+            function["arguments"] = json_from_text(arguments)
     return {**call, "function": function}
 
 

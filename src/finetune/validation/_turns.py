@@ -3,11 +3,11 @@ the conversation ends; and the keys an example or a message may hold."""
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
+from finetune._json_text import json_from_text
 from finetune._words import json_kind, number_as_text
 from finetune.dataset._formats import (
     FUNCTION_KEYS,
@@ -326,7 +326,7 @@ def _what_arguments_are(value: Any) -> str:
     if not isinstance(value, str):
         return json_kind(value)
     try:
-        return f"the text of {json_kind(json.loads(value))}"
+        return f"the text of {json_kind(json_from_text(value))}"
     except ValueError:
         return f"a string that is not JSON ({value!r:.40})"
 
@@ -335,6 +335,6 @@ def _is_json_object(value: Any) -> bool:
     if not isinstance(value, str):
         return False
     try:
-        return isinstance(json.loads(value), dict)
+        return isinstance(json_from_text(value), dict)
     except ValueError:
         return False

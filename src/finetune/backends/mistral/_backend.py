@@ -22,6 +22,7 @@ from finetune._errors import (
     MissingDependency,
     ProviderUnavailable,
 )
+from finetune._json_text import json_from_text
 from finetune.backends._clients import OwnedClient
 from finetune.backends.base import JobRequest, planned_job
 from finetune.backends.hosted import Connection, HostedBackend, check_wait
@@ -94,9 +95,7 @@ def _sdk_class() -> Any:
 
 def _body_of(text: str) -> Any:
     try:
-        import json
-
-        return json.loads(text)
+        return json_from_text(text)
     except ValueError:
         return text
 
