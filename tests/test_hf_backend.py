@@ -1085,6 +1085,35 @@ def test_integration_keys_are_never_written_to_the_job_folder(
     assert all(secret not in f.read_text(errors="ignore") for f in folder.glob("*") if f.is_file())
 
 
+def test_a_hub_token_reaches_the_worker_in_its_environment_and_no_file(
+    tiny_base: str, rows: list[dict[str, Any]]
+) -> None:
+    """``trainer_args={"hub_token": ...}`` (TRL's way to push to the Hub) was written to the
+    job's ``config.json`` and, by TRL, to the ``training_args.bin`` beside the model and each
+    checkpoint: folders users share. The worker now gets it as ``HF_TOKEN``."""
+    token = "hf_" + "t0k3n" * 7
+    tuner = ft.Tuner("hf", model=tiny_base)
+    running = _long_job(tuner, rows, trainer_args={"hub_token": token})
+    worker = json.loads(Path(running.job.raw["job_dir"], "worker.json").read_text())["pid"]
+    environ = Path(f"/proc/{worker}/environ")  # Linux's view of another process's environment
+    seen = environ.read_bytes().split(b"\0") if environ.exists() else None
+    running.cancel()
+    assert seen is None or b"HF_TOKEN=" + token.encode() in seen
+    done = tuner.fit(
+        ft.Dataset.from_records(rows[:40]),
+        hyperparameters=ft.Hyperparameters(epochs=1, batch_size=4),
+        options={"max_length": 96, "save_steps": 5, "trainer_args": {"hub_token": token}},
+    ).wait(timeout=300)
+    files = [f for f in Path(done.raw["job_dir"]).rglob("*") if f.is_file()]
+    assert any(f.name == "training_args.bin" for f in files)
+    assert all(token.encode() not in f.read_bytes() for f in files)
+    with pytest.raises(ft.InvalidRequestError, match="is a credential"):
+        tuner.fit(
+            ft.Dataset.from_records(rows[:40]),
+            hyperparameters=ft.Hyperparameters(extra={"hub_token": token}),
+        )
+
+
 def test_a_job_under_another_folder_is_found_by_its_folder_or_the_env(
     tuned_tiny: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:

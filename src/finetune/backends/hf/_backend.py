@@ -27,7 +27,6 @@ from finetune.backends.hf._config import (
     continuing_adapter,
     lora_settings,
     parse_options,
-    split_secrets,
     wanted_quantization,
 )
 from finetune.backends.hf._inputs import (
@@ -70,6 +69,7 @@ from finetune.backends.hf._launch import (
 from finetune.backends.hf._launch import torchrun_arguments as _torchrun_arguments
 from finetune.backends.hf._models import ModelSource, default_models_dir, resolve
 from finetune.backends.hf._pace import pace_notes
+from finetune.backends.hf._secrets import split_secrets
 from finetune.types import Checkpoint, CostEstimate, FileRef, Job, JobEvent, MetricPoint
 
 if TYPE_CHECKING:
@@ -280,7 +280,7 @@ class HFBackend:
         self._context(request.base_model, options)  # refuses code it may not run
         check_model(tokenizer, request.base_model, kind, options)
         job_id = new_job_id(request.idempotency_key, shared=options.num_machines > 1)
-        integrations, secrets = split_secrets(request.integrations)
+        integrations, options, secrets = split_secrets(request, options)
         config = TrainingConfig(
             job_id=job_id,
             base_model=self.source(request.base_model).path,

@@ -26,7 +26,6 @@ from finetune._synonyms import LOCAL_OPTION_SYNONYMS
 from finetune.types import Hyperparameters, LoRA
 
 __all__ = [
-    "SECRET_FIELDS",
     "LocalOptions",
     "TrainingConfig",
     "adapter_settings",
@@ -40,7 +39,6 @@ __all__ = [
     "lora_settings",
     "parse_options",
     "resolved_hyperparameters",
-    "split_secrets",
     "trainer_arguments",
     "wanted_quantization",
 ]
@@ -546,27 +544,3 @@ def lora_arguments(lora: LoRA, extra: dict[str, Any]) -> dict[str, Any]:
         "task_type": "CAUSAL_LM",
         **extra,
     }
-
-
-SECRET_FIELDS = ("api_key", "token", "secret", "password")
-
-
-def split_secrets(
-    integrations: list[dict[str, Any]],
-) -> tuple[list[dict[str, Any]], dict[str, str]]:
-    """Integrations as saved in ``config.json`` (no credentials), and the credentials as
-    environment variables for the worker (W&B reads ``WANDB_API_KEY``)."""
-    kept, env = [], {}
-    for item in integrations:
-        nested: dict[str, Any] = item["wandb"] if isinstance(item.get("wandb"), dict) else {}
-        flat = {**item, **nested}
-        key = flat.get("api_key")
-        if item.get("type", "wandb") == "wandb" and isinstance(key, str) and key:
-            env["WANDB_API_KEY"] = key
-        clean = {k: v for k, v in item.items() if not any(f in k for f in SECRET_FIELDS)}
-        if nested:
-            clean["wandb"] = {
-                k: v for k, v in nested.items() if not any(f in k for f in SECRET_FIELDS)
-            }
-        kept.append(clean)
-    return kept, env
