@@ -1938,6 +1938,33 @@ def test_from_records_given_one_record_says_to_give_a_list(one: Any) -> None:
         ft.Dataset.from_records(5)  # type: ignore[arg-type]
 
 
+def test_from_records_reads_a_dataframe_and_names_what_else_it_was_given(
+    tmp_path: Path,
+) -> None:
+    """A pandas DataFrame was read as its column names ("records:1: record is a str, not a
+    mapping"): its rows are read as from_pandas reads them. A file's path, a dict of columns
+    and another table are told what to give instead."""
+    pandas = pytest.importorskip("pandas")
+    rows = [chat(1), chat(2)]
+    frame = ft.Dataset.from_records(pandas.DataFrame(rows))
+    assert list(frame) == list(ft.Dataset.from_records(rows))
+    assert frame.name == "dataframe"
+    told = {
+        "train.jsonl": r"not str \(a file's path\): ft.Dataset.from_jsonl\('train.jsonl'\)",
+        tmp_path / "rows.csv": r"Path \(a file's path\): ft.Dataset.from_csv\(",
+        "q and a": r"not str: Dataset.from_records\(\[record\]\) for one",
+    }
+    for given, says in told.items():
+        with pytest.raises(TypeError, match=says):
+            ft.Dataset.from_records(given)  # type: ignore[arg-type]
+    columns = {"prompt": ["q1", "q2"], "completion": ["a1", "a2"]}
+    with pytest.raises(TypeError, match=r"not dict of columns: its rows, \[dict\(zip\("):
+        ft.Dataset.from_records(columns)
+    pyarrow = pytest.importorskip("pyarrow")
+    with pytest.raises(TypeError, match=r"pyarrow: table.to_pylist\(\)"):
+        ft.Dataset.from_records(pyarrow.Table.from_pylist(rows))
+
+
 def test_the_constructor_given_rows_or_a_path_names_the_ways_to_make_a_dataset() -> None:
     # a newcomer's first guess: it used to be accepted and fail at len() with an AttributeError
     says = r"Dataset.from_jsonl\(path\), from_json\(path\), from_csv\(path\), "

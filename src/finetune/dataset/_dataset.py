@@ -31,6 +31,7 @@ from finetune.dataset._formats import (
 from finetune.dataset._json_array import JsonArraySource, is_json_document
 from finetune.dataset._parquet import ParquetSource
 from finetune.dataset._reader import DEFAULT_MAX_LINE_BYTES, RawRecord, ReadProblem
+from finetune.dataset._shape_hints import not_records
 from finetune.dataset._sources import (
     ColumnsSource,
     ConcatSource,
@@ -162,13 +163,15 @@ class Dataset(OtherNames):
         kind: ExampleKind | None = None,
         name: str = "records",
     ) -> Dataset:
-        """A dataset from dicts (any supported shape) or example models, held in memory."""
-        one_record = _one_record(records)
-        if one_record or not isinstance(records, Iterable):
-            one = ": Dataset.from_records([record]) for one" if one_record else ""
+        """A dataset from dicts (any supported shape) or example models, held in memory; a
+        pandas DataFrame's rows are read as ``from_pandas`` reads them."""
+        if _pandas_frame(records):  # iterating one gives its column names
+            return cls.from_pandas(records, kind=kind)
+        why = not_records(records)
+        if why is not None:
             raise TypeError(
                 f"from_records takes a list of records (dicts or examples), not "
-                f"{type(records).__name__}{one}"
+                f"{type(records).__name__}{why}"
             )
         rows = [_as_record(r) for r in records]
         dataset = cls(RecordsSource(rows, name), kind)
@@ -524,12 +527,6 @@ def write_jsonl(
             handle.write(b"\n")
 
 
-def _one_record(value: Any) -> bool:
-    """One record given where a list of them belongs (iterating it would give its keys or,
-    for a pydantic model, its fields)."""
-    return isinstance(value, Mapping | str | bytes) or hasattr(value, "model_dump")
-
-
 def require_dataset(value: Any, what: str) -> Dataset:
     """``value`` when it is a ``Dataset``; anything else (a file's path, a list of rows) is a
     ``TypeError`` naming ``what`` and how to make a dataset of it."""
@@ -582,3 +579,7 @@ def _drawing(seed: int) -> random.Random:
     if not is_whole(seed):
         raise TypeError(f"seed is a whole number, not {seed!r}")
     return random.Random(int(seed))
+
+
+def _pandas_frame(value: Any) -> bool:
+    return type(value).__module__.partition(".")[0] == "pandas" and hasattr(value, "columns")

@@ -4,7 +4,8 @@ write it as one we read; and the role a message's unknown one most likely means.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import os
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, get_args
 
 from finetune._errors import did_you_mean
@@ -12,9 +13,10 @@ from finetune._words import counted
 from finetune.dataset._community import ROLE_SYNONYMS
 from finetune.dataset._functions import LEGACY_FUNCTIONS
 from finetune.dataset._role_columns import as_turns_cure, renames_cure
+from finetune.dataset._sources import reader_for
 from finetune.types import Role
 
-__all__ = ["IGNORED_KEYS", "objects_only", "role_meant", "shape_hint"]
+__all__ = ["IGNORED_KEYS", "not_records", "objects_only", "role_meant", "shape_hint"]
 
 # keys some exports carry that mean nothing for training: dropped quietly
 IGNORED_KEYS = frozenset({"parallel_tool_calls", "id", "metadata"})
@@ -177,3 +179,33 @@ def role_meant(role: Any, message: Any = None) -> str:
     if not isinstance(role, str):
         return ""
     return did_you_mean(role, sorted(get_args(Role)), ROLE_SYNONYMS)
+
+
+def not_records(value: Any) -> str | None:
+    """What ``value`` is, and what to give instead, where it is no list of records: iterating
+    it would give a path's characters, one record's keys (a model's fields), a table's
+    columns. ``None`` for an iterable of what may be records."""
+    if isinstance(value, os.PathLike) or (isinstance(value, str) and _a_path(value)):
+        path = os.fspath(value)
+        return f" (a file's path): ft.Dataset.{reader_for(str(path))}({path!r}) reads it"
+    if hasattr(value, "columns"):  # polars, pyarrow
+        return ": a table's rows as dicts (polars: frame.to_dicts(); pyarrow: table.to_pylist())"
+    if isinstance(value, Mapping) and _columns(value):
+        return " of columns: its rows, [dict(zip(columns, row)) for row in zip(*columns.values())]"
+    if isinstance(value, Mapping | str | bytes) or hasattr(value, "model_dump"):
+        return ": Dataset.from_records([record]) for one"
+    return None if isinstance(value, Iterable) else ""
+
+
+def _columns(value: Mapping[str, Any]) -> bool:
+    """Whether a dict holds columns (lists of one length, of the rows' values), not a record
+    (whose lists hold messages: dicts)."""
+    lists = [v for v in value.values() if isinstance(v, list)]
+    if not value or len(lists) < len(value) or len({len(v) for v in lists}) != 1:
+        return False
+    return not any(isinstance(item, Mapping) for column in lists for item in column)
+
+
+def _a_path(text: str) -> bool:
+    """Whether a text given for records names a file (it has a suffix, or is there)."""
+    return "\n" not in text and (bool(os.path.splitext(text)[1]) or os.path.exists(text))
