@@ -1119,6 +1119,20 @@ def test_dicts_are_evaluated_as_from_records_reads_them() -> None:
         ft.evaluate([rows[0], 7], {"tuned": _answer}, [m.exact_match], cache=False)
 
 
+def test_a_dataframe_is_evaluated_and_shown_as_its_rows() -> None:
+    """A pandas DataFrame, to evaluate or to draw shots from, was read as its column names
+    ("record is a str, not a mapping"; ``with_few_shot``: pandas' own ``sample`` refused
+    ``seed``)."""
+    pandas = pytest.importorskip("pandas")
+    rows = [{"prompt": f"What is {i} + 1?", "completion": str(i + 1)} for i in range(3)]
+    frame = pandas.DataFrame(rows)
+    read = ft.evaluate(frame, {"tuned": _answer}, [m.exact_match], cache=False)
+    assert read.rows == ft.evaluate(rows, {"tuned": _answer}, [m.exact_match], cache=False).rows
+    model = ft.ModelRef(backend="fake", name="m")
+    shots = model.with_few_shot(frame, k=2, seed=1).few_shot
+    assert shots == model.with_few_shot(rows, k=2, seed=1).few_shot
+
+
 def test_pairwise_judge_swaps_positions_to_cancel_order_bias() -> None:
     def wrong(messages: list[dict[str, str]]) -> str:
         return "0"

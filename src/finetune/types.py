@@ -395,16 +395,17 @@ class ModelRef(_Value):
 
     def with_few_shot(self, train: Any, k: int = 5, seed: int = 0) -> ModelRef:
         """A copy of this model prompted with ``k`` examples drawn from ``train`` (never eval):
-        a ``Dataset``, or a list of dicts or examples; all of them when it has ``k`` or fewer,
-        and a ``ValueError`` when it has none."""
+        a ``Dataset``, a list of dicts or examples, or a pandas DataFrame of them; all of
+        them when it has ``k`` or fewer, and a ``ValueError`` when it has none."""
         if not is_whole(k):
             raise TypeError(f"k is how many examples to show, a whole number, not {k!r}")
         if k < 0:
             raise ValueError(f"k is how many examples to show (0 or more), not {k!r}")
-        if not hasattr(train, "sample"):  # a list of dicts or examples: read as a dataset is
-            from finetune.dataset import Dataset
+        from finetune.dataset import Dataset
 
-            train = Dataset.from_records(list(train), name="few-shot records")
+        if not isinstance(train, Dataset):  # dicts or examples (a DataFrame's rows): as read
+            given = train if hasattr(train, "columns") else list(train)
+            train = Dataset.from_records(given, name="few-shot records")
         if k and not len(train):  # a "few-shot" row that is the base model under another name
             raise ValueError(
                 f"with_few_shot(k={k}) has no example to show: {train.name} is empty; give it "

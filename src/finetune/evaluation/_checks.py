@@ -42,6 +42,8 @@ def as_examples(dataset: Iterable[Any]) -> list[Example]:
     them, one that no reader knows a ``DatasetError`` naming its place (from 1)."""
     from finetune.dataset import Dataset
 
+    if not isinstance(dataset, Dataset | list | tuple):  # a DataFrame's are its rows
+        dataset = Dataset.from_records(dataset, name="the data to evaluate")
     items = list(dataset)
     if all(isinstance(item, ChatExample | CompletionExample | PreferenceExample) for item in items):
         return items
