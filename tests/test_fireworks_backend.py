@@ -109,6 +109,11 @@ def test_an_application_s_logs_show_no_signature_and_no_w_and_b_key(
     assert SIGNATURE not in shown and wandb_key not in shown and server.api_key not in shown
     assert "X-Amz-Signature=***" in shown  # the line is still there, masked
     assert re.search(r"Request options: .*'wandbConfig': \{[^}]*'apiKey': '\*\*\*'", shown)
+    # the job resource echoes the key (the API reference shows wandbConfig.apiKey): a Job
+    # keeps the provider's answer as raw, which must never hold a credential
+    seen = job.refresh()
+    assert seen.raw is not None and seen.raw["wandbConfig"]["apiKey"] == "***"
+    assert wandb_key not in seen.model_dump_json() and wandb_key not in caplog.text
 
 
 def test_a_dpo_fit_runs_as_a_fireworks_dpo_job(server: FireworksFake) -> None:

@@ -21,6 +21,7 @@ from finetune._errors import in_plain_words
 from finetune._json_values import json_settings
 from finetune._namespace import PublicNames, public_names
 from finetune._numbers import is_whole, no_flag
+from finetune._secret_fields import without_credentials
 from finetune._synonyms import HYPERPARAMETER_SYNONYMS
 from finetune._values import Value as _Value
 from finetune._values import without_private as _without_private
@@ -481,6 +482,11 @@ class Job(_Value):
     raw: dict[str, Any] | None = Field(default=None, repr=False)
     _connection: dict[str, Any] = PrivateAttr(default_factory=dict)
     _registry_file: str | None = PrivateAttr(default=None)
+
+    @field_validator("raw")
+    @classmethod
+    def _no_credentials(cls, raw: dict[str, Any] | None) -> dict[str, Any] | None:
+        return without_credentials(raw) if raw else raw
 
     @property
     def model(self) -> ModelRef | None:

@@ -319,8 +319,8 @@ class FireworksFake(FakeServer):
                 "code": "INVALID_ARGUMENT",
                 "message": "the dataset has no assistant turns",
             }
-        if "wandbConfig" in job:
-            view["wandbConfig"] = {k: v for k, v in job["wandbConfig"].items() if k != "apiKey"}
+        if "wandbConfig" in job:  # the API reference's job resource shows its apiKey too
+            view["wandbConfig"] = dict(job["wandbConfig"])
         return view
 
     def _list(self, query: dict[str, str], jobs: dict[str, dict[str, Any]], key: str) -> Any:

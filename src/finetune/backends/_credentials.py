@@ -10,6 +10,8 @@ import os
 import re
 import urllib.parse
 
+from finetune._secret_fields import SECRET_NAME
+
 __all__ = [
     "account_identity",
     "check_base_url",
@@ -24,7 +26,7 @@ _KEYLIKE = re.compile(
 )
 # the value of a field whose name says it is a secret, in JSON, a repr or a query string
 _SECRET_FIELD = re.compile(
-    r"""((?:api[_-]?key|access[_-]?token|auth[_-]?token|secret|password)["']?\s*[:=]\s*)"""
+    rf"""((?:{SECRET_NAME})["']?\s*[:=]\s*)"""
     r"""(?:(["'])[^"']+\2|(?!(?:None|null)\b)[^"'\s,;&}\])]{4,})""",
     re.IGNORECASE,
 )

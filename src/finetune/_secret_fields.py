@@ -1,0 +1,29 @@
+"""The fields whose names say they hold a credential, and a provider's JSON without their
+values: what ``Job.raw`` keeps and an error message shows."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+__all__ = ["SECRET_NAME", "without_credentials"]
+
+SECRET_NAME = r"api[_-]?key|access[_-]?token|auth[_-]?token|secret|password"
+_SECRET_KEY = re.compile(SECRET_NAME, re.IGNORECASE)
+
+
+def without_credentials(value: Any) -> Any:
+    """``value`` (a provider's JSON) with the text of every field named as a credential
+    (``apiKey``, ``wandb_api_key``, ``client_secret``, ``password``) as ``***``: a provider
+    may echo the W&B key a job was created with (Fireworks' ``wandbConfig.apiKey``)."""
+    if isinstance(value, dict):
+        return {key: _masked(key, item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [without_credentials(item) for item in value]
+    return value
+
+
+def _masked(key: Any, value: Any) -> Any:
+    if isinstance(value, str) and value and isinstance(key, str) and _SECRET_KEY.search(key):
+        return "***"
+    return without_credentials(value)
