@@ -2031,6 +2031,7 @@ def test_result_table_markdown_html_json(tmp_path: Path) -> None:
     assert again.compare("tuned", "base") == comparison
     for name, text, why in (
         ("predictions.jsonl", '{"a": 1}\n{"a": 2}\n', "not JSON: Extra data"),
+        ("deep.json", "[" * 100_000, "not JSON: JSON nested too deeply"),  # RecursionError
         ("config.json", '{"candidates": ["a"]}', "no candidates, metrics and rows"),
         ("cut.json", '{"candidates": [], "metrics": ["em"], "rows": [{"example": 0}]}', "row 0"),
     ):

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from finetune._errors import MissingDependency, StorageError, did_you_mean
+from finetune._json_text import json_from_text
 from finetune._synonyms import METRIC_SYNONYMS
 from finetune._words import counted, table_cell
 from finetune.evaluation._stats import Comparison, Interval, compare_paired, holm, mean_interval
@@ -205,8 +206,8 @@ class EvalResult:
         """Read a result written by ``to_json``; any other file is a ``StorageError`` naming it."""
         source = Path(path).expanduser()
         try:
-            data = json.loads(source.read_text(encoding="utf-8"))
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            data = json_from_text(source.read_text(encoding="utf-8"))
+        except ValueError as exc:  # JSONDecodeError, UnicodeDecodeError, nested too deeply
             raise _not_a_result(source, f"not JSON: {exc}") from None
         if not isinstance(data, dict) or not {"candidates", "metrics", "rows"} <= data.keys():
             raise _not_a_result(source, "no candidates, metrics and rows")
