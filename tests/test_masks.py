@@ -113,6 +113,38 @@ def test_any_text_gets_an_exact_mask_or_a_named_problem(family: Family, reply: s
     assert span.removesuffix(family.end_of_turn).strip() == reply.strip()
 
 
+@pytest.mark.parametrize("family", FAMILIES, ids=lambda f: f.name)
+def test_a_long_conversation_renders_only_the_turns_truncation_keeps(family: Family) -> None:
+    """Each assistant turn renders the conversation up to it: 300 turns rendered 600 times,
+    time quadratic in the turns (800 turns: 5 s of validation, 1,600: 22 s), though training
+    keeps ``max_length`` tokens. The mask is the same in what it keeps; a conversation whose
+    turns all start past it trains nothing, which validation warns of."""
+    tokenizer = tokenizer_of(family)
+    messages = conversation(family, [f"Reply number {n}." for n in range(300)])
+    whole = assistant_mask(tokenizer, messages)
+    rendered = []
+    original = tokenizer.apply_chat_template
+
+    def counted(*args: Any, **kwargs: Any) -> Any:
+        rendered.append(1)
+        return original(*args, **kwargs)
+
+    tokenizer.apply_chat_template = counted
+    try:
+        for limit in (120, 400, 1000):
+            rendered.clear()
+            kept = assistant_mask(tokenizer, messages, max_length=limit)
+            assert kept.input_ids == whole.input_ids
+            assert kept.mask[:limit] == whole.mask[:limit] and any(kept.mask)
+            assert len(rendered) < 2 + limit // 5  # a turn is over 10 tokens: not 601 renders
+        late = [*messages[:-1], {"role": "user", "content": "more"}]  # the last turn is 0's
+        late = [{**m, "weight": 0} if m["role"] == "assistant" else m for m in late]
+        late += [{"role": "assistant", "content": "the only trained turn"}]
+        assert not any(assistant_mask(tokenizer, late, max_length=40).mask)
+    finally:
+        tokenizer.apply_chat_template = original
+
+
 def test_a_template_that_rewrites_earlier_turns_is_named() -> None:
     """Like templates that drop the reasoning of earlier turns: the prefix does not hold."""
     family = FAMILIES[0]

@@ -156,8 +156,13 @@ class ModelChecks:
 
     def _encodes(self, record: dict[str, Any], kind: str) -> Iterator[Issue]:
         try:
+            assistant_only = self._assistant_only(kind)
             encoded = encode_record(
-                self.tokenizer, record, kind, assistant_only=self._assistant_only(kind)
+                self.tokenizer,
+                record,
+                kind,
+                assistant_only=assistant_only,
+                max_length=self.max_length,
             )
         except MaskProblem as problem:
             if problem.code != "no_trainable_tokens":  # no_trainable_turns reports that one

@@ -93,8 +93,12 @@ def assistant_mask(
     *,
     tools: list[Any] | None = None,
     trained_roles: tuple[str, ...] = ("assistant",),
+    max_length: int | None = None,
 ) -> MaskedExample:
-    """The conversation's token ids with the assistant turns' tokens marked.
+    """The conversation's token ids with the assistant turns' tokens marked (with
+    ``max_length``, those of the turns that start within it: truncation keeps no other, and
+    each turn renders the conversation up to it, so a long one would cost time quadratic in
+    its turns).
 
     A turn's tokens are those the conversation gains when the turn is added to the rendered
     prefix (with its generation prompt), through the turn's end-of-turn token; a turn that
@@ -112,6 +116,8 @@ def assistant_mask(
         if message.get("role") not in trained_roles or message.get("weight") == 0:
             continue
         before = _render(tokenizer, plain[:index], True, tools) if index else []
+        if max_length is not None and len(before) >= max_length:
+            return MaskedExample(full, mask)  # no_trainable_tokens, when none is marked: said
         through = _render(tokenizer, plain[: index + 1], False, tools)
         if through[: len(before)] != before or full[: len(before)] != before:
             raise MaskProblem(
@@ -186,10 +192,16 @@ def completion_mask(tokenizer: Any, prompt: str, completion: str) -> MaskedExamp
 
 
 def encode_record(
-    tokenizer: Any, record: dict[str, Any], kind: str, *, assistant_only: bool
+    tokenizer: Any,
+    record: dict[str, Any],
+    kind: str,
+    *,
+    assistant_only: bool,
+    max_length: int | None = None,
 ) -> MaskedExample:
     """One record of the ``hf`` format (chat or completion) as token ids and a loss mask:
-    the assistant turns (or the completion), or every token when ``assistant_only`` is off."""
+    the assistant turns (or the completion), or every token when ``assistant_only`` is off;
+    with ``max_length``, the mask is exact in the tokens truncation keeps."""
     if kind == "completion":
         if assistant_only:
             return completion_mask(tokenizer, record["prompt"], record["completion"])
@@ -197,6 +209,6 @@ def encode_record(
         return MaskedExample(ids["input_ids"], [1] * len(ids["input_ids"]))
     tools = record.get("tools") or None
     if assistant_only:
-        return assistant_mask(tokenizer, record["messages"], tools=tools)
+        return assistant_mask(tokenizer, record["messages"], tools=tools, max_length=max_length)
     ids = _render(tokenizer, template_messages(record["messages"]), False, tools)
     return MaskedExample(ids, [1] * len(ids))

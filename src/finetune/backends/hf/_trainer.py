@@ -32,7 +32,11 @@ def encoded_rows(
                 continue
             try:
                 encoded = encode_record(
-                    tokenizer, json.loads(line), kind, assistant_only=assistant_only
+                    tokenizer,
+                    json.loads(line),
+                    kind,
+                    assistant_only=assistant_only,
+                    max_length=max_length,
                 )
             except MaskProblem as problem:
                 raise MaskProblem(f"{path}, line {number}: {problem}", problem.code) from None
