@@ -338,6 +338,7 @@ def test_a_reader_that_stops_early_ends_the_command_quietly() -> None:
             "unknown key 'mdoel' (did you mean 'model'?) in [judge]; [judge] takes backend, ",
         ),
         ('data = "h.jsonl\n', "not valid TOML: "),
+        ("data = " + "[" * 5000 + "]" * 5000 + "\n", "not valid TOML: maximum recursion"),
         ('data = "h"\nmetrics = ["regex"]\n[candidates]\nb = "openai:m"\n', "by name, one of"),
         ('data = "h"\nbaseline = "base"\n[candidates]\nb = "openai:m"\n', "'base' is not a"),
         (  # a predictor option above the candidates: "unknown key" and nothing more
@@ -682,6 +683,18 @@ def test_an_empty_yaml_section_of_a_train_config_is_unset(
     config.write_text(f"backend: fake\nmodel: {MODEL}\nfile: {chat_file}\nhyperparameters:\n")
     assert main(["train", "--config", str(config)]) == 0
     assert capsys.readouterr().out.split()[1] in ("queued", "running", "validating")
+
+
+def test_a_config_nested_too_deeply_is_named_not_a_traceback(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A YAML config nested past the parser's recursion printed a RecursionError's
+    traceback (TOML's: the eval config case above)."""
+    pytest.importorskip("yaml")
+    config = tmp_path / "train.yaml"
+    config.write_text("backend: fake\noptions:\n  x: " + "[" * 5000 + "]" * 5000 + "\n")
+    assert main(["validate", "--config", str(config)]) == 2
+    assert capsys.readouterr().err.startswith(f"error: {config}: not valid YAML: maximum recursion")
 
 
 @needs_tiktoken

@@ -57,7 +57,7 @@ def load_config(path: str) -> dict[str, Any]:
             raise MissingDependency("pyyaml", purpose="for YAML config files") from exc
         try:
             data = yaml.safe_load(text)
-        except yaml.YAMLError as exc:
+        except (yaml.YAMLError, RecursionError) as exc:  # RecursionError: nested too deeply
             raise FinetuneError(f"{path}: not valid YAML: {exc}") from None
     else:
         if sys.version_info >= (3, 11):
@@ -66,7 +66,7 @@ def load_config(path: str) -> dict[str, Any]:
             import tomli as tomllib
         try:
             data = tomllib.loads(text)
-        except tomllib.TOMLDecodeError as exc:
+        except (tomllib.TOMLDecodeError, RecursionError) as exc:
             raise FinetuneError(f"{path}: not valid TOML: {exc}") from None
     if not isinstance(data, dict):
         raise FinetuneError(f"{path}: the config file must hold a table of settings")
