@@ -228,6 +228,30 @@ def test_job_repr_hides_raw_payload() -> None:
     assert "b job j" in job._repr_html_() and "payload" not in job._repr_html_()
 
 
+def test_a_jobs_raw_payload_never_keeps_a_credential() -> None:
+    """A provider may echo a key the job was made with (Fireworks' ``wandbConfig.apiKey``):
+    the text of every field named as a credential is masked at any depth; other fields, a
+    token count among them, are kept."""
+    raw = {
+        "wandbConfig": {"enabled": True, "apiKey": "w" * 40, "project": "p"},
+        "integrations": [{"type": "wandb", "wandb": {"api_key": "k" * 40}}],
+        "hf_api_token": "hf_" + "t" * 30,
+        "client_secret": "s" * 20,
+        "token_count": 1234,
+        "password": None,
+    }
+    job = ft.Job(id="j", backend="b", base_model="m", status="queued", raw=raw)
+    assert job.raw == {
+        "wandbConfig": {"enabled": True, "apiKey": "***", "project": "p"},
+        "integrations": [{"type": "wandb", "wandb": {"api_key": "***"}}],
+        "hf_api_token": "***",
+        "client_secret": "***",
+        "token_count": 1234,
+        "password": None,
+    }
+    assert raw["hf_api_token"].startswith("hf_")  # the caller's dict is left as it was
+
+
 def test_a_loss_gone_nan_breaks_the_curve_and_the_rest_is_still_drawn() -> None:
     """A diverging run logs NaN or infinite losses: they once made every coordinate of the
     line NaN (a browser then draws nothing) and a series of them read as no metrics at all."""

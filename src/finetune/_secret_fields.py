@@ -8,14 +8,15 @@ from typing import Any
 
 __all__ = ["SECRET_NAME", "without_credentials"]
 
-SECRET_NAME = r"api[_-]?key|access[_-]?token|auth[_-]?token|secret|password"
+SECRET_NAME = r"api[_-]?(?:key|token)|(?:access|auth|hub|hf)[_-]?token|secret|password"
 _SECRET_KEY = re.compile(SECRET_NAME, re.IGNORECASE)
 
 
 def without_credentials(value: Any) -> Any:
     """``value`` (a provider's JSON) with the text of every field named as a credential
-    (``apiKey``, ``wandb_api_key``, ``client_secret``, ``password``) as ``***``: a provider
-    may echo the W&B key a job was created with (Fireworks' ``wandbConfig.apiKey``)."""
+    (``apiKey``, ``wandb_api_key``, ``hf_api_token``, ``client_secret``, ``password``) as
+    ``***``: a provider may echo the W&B key a job was created with (Fireworks'
+    ``wandbConfig.apiKey``)."""
     if isinstance(value, dict):
         return {key: _masked(key, item) for key, item in value.items()}
     if isinstance(value, list):
