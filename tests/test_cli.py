@@ -1661,6 +1661,7 @@ def test_debug_lines_mask_the_values_of_fields_named_as_secrets() -> None:
         ("Request options: %s", (options,)),
         ("%s", (f'{{"wandbConfig": {{"apiKey": "{wandb}", "project": "p"}}}}',)),
         ("%s", (f"WANDB_API_KEY={wandb} client_secret: {wandb}; password='{wandb}'",)),
+        ("%s", ({"hf_api_token": wandb, "hub_token": wandb},)),  # Together's, TRL's
     ]
     for message, args in lines:
         record = logging.LogRecord("together", logging.DEBUG, __file__, 1, message, args, None)
