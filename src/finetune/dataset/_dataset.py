@@ -43,7 +43,7 @@ from finetune.dataset._sources import (
     answers_of,
     column_pairs,
     counted_items,
-    reader_for,
+    reader_call,
     regular_file,
 )
 from finetune.dataset._strata import empty_side, stratified_sample
@@ -533,8 +533,7 @@ def require_dataset(value: Any, what: str) -> Dataset:
     if isinstance(value, Dataset):
         return value
     if isinstance(value, str | os.PathLike):
-        path = os.fspath(value)
-        fix = f"ft.Dataset.{reader_for(path)}({path!r})"
+        fix = reader_call(value)
     elif isinstance(value, list | tuple):
         fix = "ft.Dataset.from_records(rows)"
     elif what == "validation" and is_real(value):  # a fraction, as other tools take it

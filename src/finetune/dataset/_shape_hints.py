@@ -13,7 +13,7 @@ from finetune._words import counted
 from finetune.dataset._community import ROLE_SYNONYMS
 from finetune.dataset._functions import LEGACY_FUNCTIONS
 from finetune.dataset._role_columns import as_turns_cure, renames_cure
-from finetune.dataset._sources import reader_for
+from finetune.dataset._sources import reader_call
 from finetune.types import Role
 
 __all__ = ["IGNORED_KEYS", "not_records", "objects_only", "role_meant", "shape_hint"]
@@ -186,8 +186,7 @@ def not_records(value: Any) -> str | None:
     it would give a path's characters, one record's keys (a model's fields), a table's
     columns. ``None`` for an iterable of what may be records."""
     if isinstance(value, os.PathLike) or (isinstance(value, str) and _a_path(value)):
-        path = os.fspath(value)
-        return f" (a file's path): ft.Dataset.{reader_for(str(path))}({path!r}) reads it"
+        return f" (a file's path): {reader_call(value)} reads it"
     if hasattr(value, "columns"):  # polars, pyarrow
         return ": a table's rows as dicts (polars: frame.to_dicts(); pyarrow: table.to_pylist())"
     if isinstance(value, Mapping) and _columns(value):

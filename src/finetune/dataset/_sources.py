@@ -28,6 +28,7 @@ __all__ = [
     "counted_items",
     "file_stamp",
     "is_data_name",
+    "reader_call",
     "reader_for",
     "refuse_if_changed",
     "regular_file",
@@ -157,6 +158,11 @@ def reader_for(path: str | os.PathLike[str]) -> str:
     ``train.parquet``, ``from_csv`` for ``support.csv.gz``; ``from_jsonl`` else)."""
     suffix = without_compression_suffix(path).suffix.lower()
     return _READERS.get(suffix, "from_jsonl")
+
+
+def reader_call(path: str | os.PathLike[str]) -> str:
+    """The call that reads the file at ``path``: ``ft.Dataset.from_jsonl('train.jsonl')``."""
+    return f"ft.Dataset.{reader_for(path)}({os.fspath(path)!r})"
 
 
 def is_data_name(name: str | os.PathLike[str]) -> bool:
