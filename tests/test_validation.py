@@ -341,6 +341,24 @@ def test_tools_given_as_the_json_text_of_a_list_are_read_as_the_list() -> None:
         )
 
 
+def test_messages_given_as_the_json_text_of_a_list_are_read_as_the_list(tmp_path: Path) -> None:
+    """A CSV file's ``messages`` column (or a table's string column) holds each conversation
+    as JSON text: every row was "'messages' must be a non-empty list", as ``tools`` given so
+    once were. Text that is no JSON list of messages is told so."""
+    rows = [{"messages": json.dumps(chat(i)["messages"])} for i in range(11)]
+    assert run(rows).ok
+    assert ft.Dataset.from_records(rows)[0] == ft.Dataset.from_records([chat(0)])[0]
+    table = tmp_path / "chats.csv"
+    table.write_text(
+        "messages\n" + "".join('"' + r["messages"].replace('"', '""') + '"\n' for r in rows)
+    )
+    assert validate(ft.Dataset.from_csv(table), target="openai", model=MODEL).ok
+    for text in ("not json", "[1, 2]", "[]", "[" * 5000):
+        (finding,) = run([*rows, {"messages": text}]).errors
+        assert (finding.code, finding.line) == ("missing_messages", 12)
+        assert finding.message.endswith("not text that is no JSON list of messages")
+
+
 def test_a_call_of_a_function_the_rows_tools_do_not_define_is_a_warning() -> None:
     """``get_wether`` beside a ``get_weather`` tool trained the model to call a function that
     is not there, and validation said nothing."""

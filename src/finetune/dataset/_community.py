@@ -18,6 +18,7 @@ __all__ = [
     "is_alpaca",
     "is_sharegpt",
     "is_transcript_text",
+    "messages_from_text",
     "tools_from_text",
     "transcript_turns",
 ]
@@ -281,6 +282,18 @@ def _result(turn: dict[str, Any], unanswered: list[str]) -> dict[str, Any]:
     if unanswered:
         message["tool_call_id"] = unanswered.pop(0)
     return message
+
+
+def messages_from_text(text: str) -> Any:
+    """``messages`` given as text (a CSV file's cell, a table's string column): the JSON list
+    of message objects it holds; text that is no such list is kept for validation to name."""
+    try:
+        listed = json_from_text(text)
+    except ValueError:
+        return text
+    if isinstance(listed, list) and listed and all(isinstance(m, dict) for m in listed):
+        return listed
+    return text
 
 
 def tools_from_text(text: str) -> Any:

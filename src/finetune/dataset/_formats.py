@@ -41,7 +41,7 @@ from finetune.dataset._role_columns import (
     role_columns_record,
 )
 from finetune.dataset._shape_hints import IGNORED_KEYS, role_meant, shape_hint
-from finetune.dataset._tool_rows import arguments_as_text, tools_as_list
+from finetune.dataset._tool_rows import arguments_as_text, lists_from_text
 from finetune.dataset._turn_pairs import is_turn_pairs, turn_pairs_field, turn_pairs_record
 from finetune.dataset._unknown_keys import columns_kept, unknown_key_message
 from finetune.types import (
@@ -156,17 +156,17 @@ def as_chat_record(data: dict[str, Any]) -> dict[str, Any]:
     pair: see ``_implicit_prompt``; OpenAI's legacy ``functions``: see ``_functions``. Any
     other record is returned as it is."""
     if len(data) == 1 and "messages" in data:  # the usual row: no other shape to look for
-        return arguments_as_text(data)
+        return arguments_as_text(lists_from_text(data))
     if is_implicit_pair(data):
-        return arguments_as_text(tools_as_list(explicit_pair(data)))
+        return arguments_as_text(lists_from_text(explicit_pair(data)))
     if is_function_row(data):
         return arguments_as_text(functions_as_tools(data))
     if is_role_columns(data):
-        return arguments_as_text(tools_as_list(role_columns_record(data)))
+        return arguments_as_text(lists_from_text(role_columns_record(data)))
     if is_turn_pairs(data):
-        return arguments_as_text(tools_as_list(turn_pairs_record(data)))
+        return arguments_as_text(lists_from_text(turn_pairs_record(data)))
     if not _conversational_completion(data):
-        return arguments_as_text(tools_as_list(community_record(api_record(data))))
+        return arguments_as_text(lists_from_text(community_record(api_record(data))))
     context = [
         {**m, "weight": 0}
         if isinstance(m, dict) and m.get("role") == "assistant" and "weight" not in m
@@ -174,7 +174,7 @@ def as_chat_record(data: dict[str, Any]) -> dict[str, Any]:
         for m in data["prompt"]
     ]
     rest = {k: v for k, v in data.items() if k not in ("prompt", "completion")}
-    return arguments_as_text(tools_as_list({**rest, "messages": [*context, *data["completion"]]}))
+    return arguments_as_text(lists_from_text({**rest, "messages": [*context, *data["completion"]]}))
 
 
 def chat_field(field: str | None, data: dict[str, Any]) -> str | None:

@@ -1,6 +1,7 @@
-"""Tool definitions and tool calls as other tools write them, read as ours: ``tools`` kept
-as the JSON text of a list (a table's column), a call's arguments as an object (transformers'
-chat templates, TRL's datasets), and the null keys Arrow gives a table's rows."""
+"""Tool definitions and tool calls as other tools write them, read as ours: ``tools`` (and
+``messages``) kept as the JSON text of a list (a table's column), a call's arguments as an
+object (transformers' chat templates, TRL's datasets), and the null keys Arrow gives a
+table's rows."""
 
 from __future__ import annotations
 
@@ -8,9 +9,9 @@ import json
 from collections.abc import Callable
 from typing import Any
 
-from finetune.dataset._community import tools_from_text
+from finetune.dataset._community import messages_from_text, tools_from_text
 
-__all__ = ["MESSAGE_LIST_KEYS", "arguments_as_text", "tools_as_list", "without_table_nulls"]
+__all__ = ["MESSAGE_LIST_KEYS", "arguments_as_text", "lists_from_text", "without_table_nulls"]
 
 # the keys of a raw row, in any provider's shape, that hold a list of messages, in turn order
 MESSAGE_LIST_KEYS = (
@@ -24,13 +25,19 @@ MESSAGE_LIST_KEYS = (
 )
 
 
-def tools_as_list(data: dict[str, Any]) -> dict[str, Any]:
-    """A record whose ``tools`` are the JSON text of a list (a table's column, as a Hugging
-    Face dataset often keeps them) with the list; any other record as it is."""
-    tools = data.get("tools")
-    if tools.__class__ is not str:
+def lists_from_text(data: dict[str, Any]) -> dict[str, Any]:
+    """A record whose ``tools`` or ``messages`` are the JSON text of a list (a table's column,
+    as a Hugging Face dataset often keeps them; a CSV file's cell) with the list; any other
+    record as it is."""
+    tools, messages = data.get("tools"), data.get("messages")
+    if tools.__class__ is not str and messages.__class__ is not str:
         return data
-    return {**data, "tools": tools_from_text(tools)}
+    read = dict(data)
+    if tools.__class__ is str:
+        read["tools"] = tools_from_text(tools)
+    if messages.__class__ is str:
+        read["messages"] = messages_from_text(messages)
+    return read
 
 
 def arguments_as_text(data: dict[str, Any]) -> dict[str, Any]:

@@ -45,7 +45,11 @@ RULES: dict[str, tuple[str, str]] = {
         "function: fit() would refuse it.",
     ),
     "invalid_text": ("error", "Text holds a lone surrogate, which cannot be written as UTF-8."),
-    "missing_messages": ("error", "'messages' is missing, not a list, or empty."),
+    "missing_messages": (
+        "error",
+        "'messages' is missing, not a list (nor the JSON text of one, as a CSV cell or a "
+        "string column holds it), or empty.",
+    ),
     "message_not_object": ("error", "A message is not a JSON object."),
     "unknown_role": ("error", "A role other than system, user, assistant or tool."),
     "missing_content": ("error", "A message without content (or tool calls, for assistants)."),

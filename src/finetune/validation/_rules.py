@@ -315,7 +315,9 @@ def _check_text(value: Any, path: str) -> Iterator[Issue]:
 def _check_chat(record: dict[str, Any], target: Target) -> Iterator[Issue]:
     messages = record.get("messages")
     if not isinstance(messages, list) or not messages:
-        yield "missing_messages", "error", "'messages' must be a non-empty list", "messages"
+        text = " (or its JSON text), not text that is no JSON list of messages"
+        told = text if isinstance(messages, str) else ""
+        yield "missing_messages", "error", f"'messages' must be a non-empty list{told}", "messages"
         return
     if record.get("tools") is not None:  # null: no tools (a table's row without the column)
         yield from _check_tools(record["tools"])
