@@ -287,11 +287,8 @@ def _result(turn: dict[str, Any], unanswered: list[str]) -> dict[str, Any]:
 def messages_from_text(text: str) -> Any:
     """``messages`` given as text (a CSV file's cell, a table's string column): the JSON list
     of message objects it holds; text that is no such list is kept for validation to name."""
-    try:
-        listed = json_from_text(text)
-    except ValueError:
-        return text
-    if isinstance(listed, list) and listed and all(isinstance(m, dict) for m in listed):
+    listed = _json_list(text)
+    if listed and all(isinstance(message, dict) for message in listed):
         return listed
     return text
 
@@ -300,11 +297,8 @@ def tools_from_text(text: str) -> Any:
     """``tools`` given as text (LLaMA-Factory's; a table's column), a JSON list of function
     schemas, as tool definitions (``{"type": "function", "function": {...}}``); text that is
     no such list is kept for validation to name."""
-    try:
-        listed = json_from_text(text)
-    except ValueError:
-        return text
-    if not isinstance(listed, list):
+    listed = _json_list(text)
+    if listed is None:
         return text
     return [
         item
@@ -312,6 +306,15 @@ def tools_from_text(text: str) -> Any:
         else {"type": "function", "function": item}
         for item in listed
     ]
+
+
+def _json_list(text: str) -> list[Any] | None:
+    """The list a text is the JSON of, or ``None``."""
+    try:
+        listed = json_from_text(text)
+    except ValueError:
+        return None
+    return listed if isinstance(listed, list) else None
 
 
 def _message(turn: dict[str, Any]) -> dict[str, Any]:
