@@ -405,8 +405,7 @@ class ModelRef(_Value):
         from finetune.dataset import Dataset
 
         if not isinstance(train, Dataset):  # dicts or examples (a DataFrame's rows): as read
-            given = train if hasattr(train, "columns") else list(train)
-            train = Dataset.from_records(given, name="few-shot records")
+            train = Dataset.from_records(train, name="few-shot records")
         if k and not len(train):  # a "few-shot" row that is the base model under another name
             raise ValueError(
                 f"with_few_shot(k={k}) has no example to show: {train.name} is empty; give it "
