@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import email.utils
 import math
 import re
 import sys
@@ -266,6 +267,19 @@ async def test_rate_limit_carries_retry_after() -> None:
         with pytest.raises(ft.RateLimitError) as caught:
             await backend.get_job("ftjob-1")
     assert caught.value.retry_after == 7.0
+
+
+async def test_a_retry_after_given_as_an_http_date_is_the_wait_until_it() -> None:
+    """RFC 9110's other form, which proxies and gateways send: seconds until that moment."""
+    in_a_minute = email.utils.formatdate(time.time() + 60, usegmt=True)
+    waits = []
+    for date in (in_a_minute, "Wed, 21 Oct 2015 07:28:00 GMT"):
+        faults = Faults(rate=1.0, kinds=("429",), retry_after=date)
+        with OpenAIFake(faults) as server, pytest.raises(ft.RateLimitError) as caught:
+            await backend_for(server, max_retries=0).get_job("ftjob-1")
+        waits.append(caught.value.retry_after)
+    assert waits[0] is not None and 55 <= waits[0] <= 60
+    assert waits[1] == 0.0  # a moment already past
 
 
 async def test_server_errors_are_retryable() -> None:

@@ -21,6 +21,8 @@ Every built-in hosted backend uses these, and a plugin may import them to behave
 
 from __future__ import annotations
 
+import datetime
+import email.utils
 import functools
 import json
 import random
@@ -173,7 +175,8 @@ def is_retryable(error: BaseException) -> bool:
 
 
 def retry_after_seconds(headers: Any) -> float | None:
-    """The wait a 429 or 503 asks for, from ``retry-after-ms`` or ``retry-after`` (seconds)."""
+    """The wait a 429 or 503 asks for, from ``retry-after-ms`` or ``retry-after`` (seconds, or
+    the HTTP date to wait until, RFC 9110's other form)."""
     if headers is None:
         return None
     for name, scale in (("retry-after-ms", 0.001), ("retry-after", 1.0)):
@@ -183,8 +186,21 @@ def retry_after_seconds(headers: Any) -> float | None:
         try:
             return max(0.0, float(value) * scale)
         except (TypeError, ValueError):
-            continue
+            until = _seconds_until(value) if scale == 1.0 else None
+            if until is not None:
+                return until
     return None
+
+
+def _seconds_until(http_date: Any) -> float | None:
+    """Seconds from now to an HTTP date (``Wed, 21 Oct 2026 07:28:00 GMT``), 0 once past."""
+    try:
+        when = email.utils.parsedate_to_datetime(str(http_date))
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=datetime.timezone.utc)
+    return max(0.0, (when - datetime.datetime.now(datetime.timezone.utc)).total_seconds())
 
 
 def _detail(body: Any) -> tuple[str, str | None, str | None]:
