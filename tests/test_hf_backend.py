@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import re
 import shutil
@@ -141,6 +142,62 @@ def test_early_stopping_ends_a_run_whose_validation_loss_stops_improving(
     assert Path(done.fine_tuned_model or "", "adapter_config.json").exists()
     assert ((done.raw or {}).get("step"), (done.raw or {}).get("max_steps")) == (8, 8)
     assert "step 8 / 8" in job._repr_html_()  # not 40 / 40: it trained 8 steps
+
+
+def test_a_run_whose_weights_are_no_longer_numbers_fails_and_saves_nothing(
+    tiny_base: str, rows: list[dict[str, Any]]
+) -> None:
+    """A learning rate no model survives, with gradient clipping off: the loss turns NaN, which
+    transformers' logging showed as 0.0, and the job "succeeded" with a model of NaN weights.
+    It fails at the first logged loss past the NaN, saving neither model nor checkpoint."""
+    tuner = ft.Tuner("hf", model=tiny_base)
+    job = tuner.fit(
+        ft.Dataset.from_records(rows[:40]),
+        hyperparameters=ft.Hyperparameters(epochs=2, batch_size=4, learning_rate=1e12, seed=1),
+        options={"max_length": 96, "full_finetune": True, "trainer_args": {"max_grad_norm": 0}},
+    )
+    with pytest.raises(ft.JobFailed) as failed:
+        job.wait(poll_interval=0.3, timeout=240)
+    error = failed.value.job.error
+    assert error is not None and error.code == "training_diverged", tuner.backend.worker_log(job.id)
+    assert error.message.startswith("the train loss became nan by step 5 and the weights are no")
+    assert "lower learning rate (this job's: 1e+12), and keep gradient clipping" in error.message
+    losses = [point.train_loss for point in job.metrics()]
+    assert len(losses) == 1 and losses[0] is not None and math.isnan(losses[0])  # not 0.0
+    assert failed.value.job.fine_tuned_model is None and not job.checkpoints()
+    folder = JobDir(tuner.backend.jobs_dir / job.id)  # type: ignore[attr-defined]
+    assert not folder.model_dir.exists()
+
+
+@pytest.mark.parametrize("spoiled", [False, True])
+def test_a_lost_loss_ends_the_run_only_where_the_weights_are_spoiled(
+    tmp_path: Path, spoiled: bool
+) -> None:
+    """fp16's loss scaling skips a step whose gradients overflow: the loss logged is NaN, the
+    weights are sound, and training goes on with a warning; NaN weights end it."""
+    import torch
+    from transformers import TrainerControl, TrainerState, TrainingArguments
+
+    from finetune.backends.hf._worker import _callback, _Stop
+
+    job = JobDir(tmp_path / "job")
+    job.path.mkdir()
+    stop = _Stop()
+    model = torch.nn.Linear(2, 2)
+    if spoiled:
+        with torch.no_grad():
+            model.weight[0, 0] = float("nan")
+    args = TrainingArguments(output_dir=str(tmp_path), use_cpu=True, report_to=[])
+    state, control = TrainerState(global_step=10, max_steps=40, epoch=0.5), TrainerControl()
+    control.should_save = True
+    logs = {"loss": float("nan"), "learning_rate": 1e-4}
+    _callback(job, stop).on_log(args, state, control, logs=logs, model=model)
+    assert control.should_training_stop is spoiled and control.should_save is not spoiled
+    assert (stop.diverged is not None) is spoiled
+    warnings = [e["message"] for e in job.events() if e["level"] == "warning"]
+    assert bool(warnings) is not spoiled
+    if not spoiled:
+        assert warnings[0].startswith("The train loss was nan in the steps up to 10; the weights")
 
 
 def test_lora_adapter_merges_and_reloads(tiny_base: str, rows: list[dict[str, Any]]) -> None:

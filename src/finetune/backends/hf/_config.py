@@ -271,6 +271,7 @@ def trainer_arguments(
         "use_cpu": not cuda,
         "disable_tqdm": True,
         "ddp_timeout": options.collective_timeout,
+        "logging_nan_inf_filter": False,  # a NaN loss is logged as NaN, which ends a diverged run
     }
     if options.gradient_checkpointing is not None or not cuda:
         args["gradient_checkpointing"] = bool(options.gradient_checkpointing)

@@ -38,9 +38,12 @@ _METRIC_NAMES = {
 
 
 class _Stop:
-    """Set by SIGTERM; training stops cleanly at the end of the current step."""
+    """Why training ends before its last step: SIGTERM (``requested``: it stops cleanly at the
+    end of the current step), or weights that are no longer numbers (``diverged``: what the
+    job's failure says)."""
 
     requested = False
+    diverged: str | None = None
 
     def handle(self, signum: int, frame: Any) -> None:
         self.requested = True
@@ -132,17 +135,22 @@ def _callback(job: JobDir, stop: _Stop) -> Any:
             _log_where_it_counts(state, control, stop)
 
         def on_epoch_end(self, args: Any, state: Any, control: Any, **kw: Any) -> None:
-            if stop.requested:  # saved at the step it stopped: not again as the epoch's end
+            if stop.diverged is not None:  # the loop breaks for an epoch's end: no save there
+                control.should_save = control.should_evaluate = False
+            elif stop.requested:  # saved at the step it stopped: not again as the epoch's end
                 control.should_save = control.should_save and self.saved_step < state.global_step
                 if not float(state.epoch or 0).is_integer():  # an epoch cut short: no evaluation
                     control.should_evaluate = False
             _log_where_it_counts(state, control, stop)
 
         def on_log(self, args: Any, state: Any, control: Any, logs: Any = None, **kw: Any) -> None:
+            lost = _lost_loss(logs)
+            if lost is not None and stop.diverged is None:
+                _stop_if_diverged(args, state, control, lost, kw.get("model"))
             if not state.is_world_process_zero or not logs:
                 return
             if "train_runtime" in logs:
-                if not stop.requested:  # a stopped run ends with "Job cancelled/paused"
+                if not stop.requested and stop.diverged is None:  # else "Job cancelled/failed"
                     summary = {k: v for k, v in logs.items() if isinstance(v, (int, float))}
                     job.append_event(
                         f"Training finished in {logs['train_runtime']:.1f} s", data=summary
@@ -164,7 +172,51 @@ def _callback(job: JobDir, stop: _Stop) -> Any:
             if state.is_world_process_zero:
                 job.append_event(f"Checkpoint saved at step {state.global_step}")
 
+    def _stop_if_diverged(args: Any, state: Any, control: Any, loss: float, model: Any) -> None:
+        """Fail the run whose weights a lost loss has spoiled; fp16's loss scaling skips a step
+        whose gradients overflow, leaving the weights sound, and training goes on."""
+        if _weights_spoiled(model):
+            stop.diverged = _diverged_message(args, state.global_step, loss)
+            control.should_training_stop = True
+            control.should_save = control.should_evaluate = False
+        elif state.is_world_process_zero:
+            job.append_event(
+                f"The train loss was {loss} in the steps up to {state.global_step}; the weights "
+                "are still numbers (the step whose gradients overflowed was skipped): training "
+                "goes on",
+                level="warning",
+            )
+
     return JobCallback()
+
+
+def _lost_loss(logs: Any) -> float | None:
+    """The logged train loss where it is NaN or infinite, else ``None``."""
+    loss = logs.get("loss") if isinstance(logs, dict) else None
+    if isinstance(loss, (int, float)) and not math.isfinite(loss):
+        return float(loss)
+    return None
+
+
+def _weights_spoiled(model: Any) -> bool:
+    """Whether a trained weight is NaN or infinite, on any process of the job."""
+    import torch
+
+    spoiled = model is not None and any(
+        not bool(torch.isfinite(getattr(weight, "ds_tensor", weight)).all())
+        for weight in model.parameters()
+        if weight.requires_grad
+    )
+    return _agreed(spoiled)
+
+
+def _diverged_message(args: Any, step: int, loss: float) -> str:
+    clipping = "" if args.max_grad_norm else ", and keep gradient clipping on (max_grad_norm=1.0)"
+    return (
+        f"the train loss became {loss} by step {step} and the weights are no "
+        f"longer numbers, so no model was saved; fit again with a lower learning rate (this "
+        f"job's: {args.learning_rate:g}){clipping}"
+    )
 
 
 def _steps_past_epochs(args: Any, state: Any) -> str:
@@ -378,6 +430,10 @@ def run(job: JobDir, resume: bool) -> int:
     if main and checkpoints:
         job.append_event(f"Resuming from the checkpoint at step {checkpoints[-1][0]}")
     trainer.train(resume_from_checkpoint=str(checkpoints[-1][1]) if checkpoints else None)
+    if stop.diverged is not None:
+        if leader:
+            job.mark_failed("training_diverged", stop.diverged)
+        return 1
     if stop.requested:
         return _stopped(job, trainer.state.global_step, leader)
     if main and (early := _stopped_early_note(trainer.state)):
