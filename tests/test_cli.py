@@ -747,6 +747,10 @@ def test_job_commands_find_the_backend_in_the_registry(
     out, err = capsys.readouterr()
     assert out.split()[1] == "succeeded"
     assert err == f"job {job_id} had already ended (succeeded): nothing to cancel\n"
+    assert main(["pause", job_id]) == 0  # the fake pauses and resumes: said as a cancel is
+    out, err = capsys.readouterr()
+    assert out.split()[1] == "succeeded"
+    assert err == f"job {job_id} had already ended (succeeded): nothing to pause\n"
     assert main(["events", job_id]) == 0 and capsys.readouterr().out.strip()
     assert main(["status", "ftjob-elsewhere"]) == 2
     error = capsys.readouterr().err

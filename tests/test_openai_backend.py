@@ -163,6 +163,9 @@ def test_cancel_pause_resume(server: OpenAIFake) -> None:
     assert job.resume().status is ft.JobStatus.RUNNING
     assert job.cancel().status is ft.JobStatus.CANCELLED
     assert job.events()[-1].message == "Fine-tuning job cancelled"
+    asked = len(server.requests)  # an ended job is left as it is: OpenAI would answer 400
+    assert job.pause().status is job.cancel().status is ft.JobStatus.CANCELLED
+    assert len(server.requests) == asked
 
 
 def test_a_job_without_a_result_file_has_the_metrics_its_events_logged(

@@ -191,9 +191,7 @@ def _not_stopped_waiting(record: logging.LogRecord) -> bool:
 
 
 def _cmd_pause(args: argparse.Namespace) -> int:
-    job = _job_handle(args).pause()
-    print(f"{job.id} {job.status.value}")
-    return 0
+    return _stop(args, "pause")
 
 
 def _cmd_resume(args: argparse.Namespace) -> int:
@@ -203,13 +201,19 @@ def _cmd_resume(args: argparse.Namespace) -> int:
 
 
 def _cmd_cancel(args: argparse.Namespace) -> int:
+    return _stop(args, "cancel")
+
+
+def _stop(args: argparse.Namespace, action: str) -> int:
+    """Cancel or pause the job; one that had already ended is left as it was, and said so."""
     handle = _job_handle(args)
     ended_as = handle.job.status if handle.job.status.is_terminal else None
-    job = handle.cancel()
+    job = handle.cancel() if action == "cancel" else handle.pause()
     print(f"{job.id} {job.status.value}")
     if ended_as is not None:
         print(
-            f"job {job.id} had already ended ({ended_as.value}): nothing to cancel", file=sys.stderr
+            f"job {job.id} had already ended ({ended_as.value}): nothing to {action}",
+            file=sys.stderr,
         )
     return 0
 

@@ -275,10 +275,12 @@ class AsyncJobHandle(JobView):
         return self.job
 
     async def pause(self) -> Job:
-        """Pause a running job (backends with pause/resume)."""
+        """Pause a running job (backends with pause/resume; a no-op on a job that already
+        ended)."""
         self._tuner._require("pause_job")
-        self._job = self._seen(await self._backend.pause_job(self.job.id))
-        await self._record()
+        if not self.job.status.is_terminal:
+            self._job = self._seen(await self._backend.pause_job(self.job.id))
+            await self._record()
         return self.job
 
     async def resume(self) -> Job:

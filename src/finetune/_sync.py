@@ -215,7 +215,8 @@ class JobHandle(JobView):
         return self._tuner._loop.run(self._handle.delete(checkpoints_only=checkpoints_only))
 
     def pause(self) -> Job:
-        """Pause a running job (backends with pause/resume)."""
+        """Pause a running job (backends with pause/resume; a no-op on a job that already
+        ended)."""
         return self._tuner._loop.run(self._handle.pause())
 
     def resume(self) -> Job:
