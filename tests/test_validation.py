@@ -450,6 +450,76 @@ def test_a_preference_rows_tools_are_checked_as_a_chat_rows_are(openai: bool) ->
     assert ft.Dataset.from_records(texts)[0].tools[0].function["name"] == "w"  # type: ignore[index]
 
 
+_FORECAST = {
+    "type": "object",
+    "properties": {
+        "city": {"type": "string"},
+        "days": {"type": "integer"},
+        "unit": {"type": ["string", "null"], "enum": ["c", "f", None]},
+        "when": {"type": "date"},  # no JSON type: not checked
+    },
+    "required": ["city"],
+    "additionalProperties": False,
+}
+
+
+def _forecast_row(i: int, arguments: Any) -> dict[str, Any]:
+    call = _weather_call(arguments)
+    call["tool_calls"][0]["function"]["name"] = "forecast"
+    return {
+        "messages": [{"role": "user", "content": f"Forecast {i}?"}, call, *_ANSWERED],
+        "tools": [{"type": "function", "function": {"name": "forecast", "parameters": _FORECAST}}],
+    }
+
+
+_ANSWERED = [
+    {"role": "tool", "tool_call_id": "c1", "content": "sunny"},
+    {"role": "assistant", "content": "Sunny."},
+]
+
+
+def test_tool_call_arguments_that_break_the_functions_parameters_are_named() -> None:
+    """Arguments the function's schema refuses teach the model to call it wrongly: each is
+    named at its call, as text or as the object alike; what the schema allows passes."""
+    fine = [
+        {"city": "Bern"},
+        '{"city": "Bern", "days": 2.0, "unit": null}',
+        {"city": "Bern", "unit": "f", "when": 5},
+    ]
+    broken = [
+        ("{}", "lacks the required argument 'city'"),
+        ({"city": 5}, "passes city=5, a number where the function takes string"),
+        ({"city": "Bern", "days": True}, "passes days=True, true where the function takes integer"),
+        (
+            {"city": "Bern", "days": 1.5},
+            "passes days=1.5, a number where the function takes integer",
+        ),
+        ({"city": "Bern", "unit": "kelvin"}, "passes unit='kelvin', not one of 'c', 'f', None"),
+        (
+            {"city": "Bern", "citty": "x"},
+            "passes 'citty', an argument the function does not take (did you mean 'city'?)",
+        ),
+    ]
+    rows = [_forecast_row(i, a) for i, a in enumerate([*fine, *(a for a, _ in broken)])]
+    report = run([*rows, *(chat(i) for i in range(10))])
+    found = [(f.line, f.code, f.field, f.message) for f in report.warnings]
+    where = "messages[1].tool_calls[0].function.arguments"
+    expected = [
+        (len(fine) + i + 1, "tool_arguments_off_schema", where, f"forecast() {message}")
+        for i, (_, message) in enumerate(broken)
+    ]
+    assert found == expected
+    tools = [{"type": "function", "function": {"name": "forecast", "parameters": _FORECAST}}]
+    pair = _pair(1, "forecast", tools)
+    pair["preferred_output"][0]["tool_calls"][0]["function"]["arguments"] = {"town": "Bern"}
+    (warning,) = run([pair, *(_pair(i) for i in range(2, 12))]).warnings
+    assert (warning.line, warning.field, warning.message) == (
+        1,
+        "preferred_output[0].tool_calls[0].function.arguments",
+        "forecast() lacks the required argument 'city'",
+    )
+
+
 def test_tool_call_as_final_answer_is_valid() -> None:
     row = {
         "messages": [

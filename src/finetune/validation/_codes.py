@@ -88,6 +88,13 @@ RULES: dict[str, tuple[str, str]] = {
         "A tool call names a function that the row's `tools` do not define (with the closest "
         "one): the model would learn to call a function that is not there.",
     ),
+    "tool_arguments_off_schema": (
+        "warning",
+        "A tool call's arguments break its function's parameters, at their top level: a "
+        "required argument missing, one the function does not take (where "
+        "`additionalProperties` is false), a value of another type or outside its `enum`: the "
+        "model would learn to call the function wrongly.",
+    ),
     "tool_call_without_result": ("error", "A tool call is never answered by a tool message."),
     "tool_result_without_call": ("error", "A tool message answers no earlier tool call."),
     "invalid_tools": (

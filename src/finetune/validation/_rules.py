@@ -18,6 +18,7 @@ from finetune.dataset._role_columns import completion_as_chat
 from finetune.dataset._shape_hints import shape_hint
 from finetune.dataset._tool_rows import MESSAGE_LIST_KEYS
 from finetune.types import EXAMPLE_KINDS
+from finetune.validation._call_arguments import arguments_mismatch, arguments_object
 from finetune.validation._images import non_text_parts
 from finetune.validation._turns import Issue, check_function_type, check_keys, check_messages
 
@@ -327,8 +328,9 @@ def _check_chat(record: dict[str, Any], target: Target) -> Iterator[Issue]:
 
 def _check_called_names(messages: list[Any], tools: Any, path: str = "messages") -> Iterator[Issue]:
     """A call of a function the row's ``tools`` do not define teaches the model to call
-    one that is not there (a misspelling, a renamed tool)."""
-    defined = _defined_names(tools)
+    one that is not there (a misspelling, a renamed tool); one whose arguments break the
+    function's parameters, to call it wrongly."""
+    defined = _defined_functions(tools)
     if not defined:
         return
     for index, message in enumerate(messages):
@@ -336,21 +338,35 @@ def _check_called_names(messages: list[Any], tools: Any, path: str = "messages")
         for number, call in enumerate(calls if isinstance(calls, list) else ()):
             function = call.get("function") if isinstance(call, dict) else None
             name = function.get("name") if isinstance(function, dict) else None
-            if not isinstance(name, str) or name in defined:
+            if not isinstance(function, dict) or not isinstance(name, str):
                 continue
-            hint = did_you_mean(name, defined) or f"; they define {', '.join(defined)}"
-            where = f"{path}[{index}].tool_calls[{number}].function.name"
-            yield "undefined_tool", "warning", f"calls {name!r}, not a tool of the row{hint}", where
+            where = f"{path}[{index}].tool_calls[{number}].function"
+            if name not in defined:
+                names = sorted(defined)
+                hint = did_you_mean(name, names) or f"; they define {', '.join(names)}"
+                message_text = f"calls {name!r}, not a tool of the row{hint}"
+                yield "undefined_tool", "warning", message_text, f"{where}.name"
+                continue
+            arguments = arguments_object(function.get("arguments"))
+            if arguments is not None and (wrong := arguments_mismatch(arguments, defined[name])):
+                yield (
+                    "tool_arguments_off_schema",
+                    "warning",
+                    f"{name}() {wrong}",
+                    f"{where}.arguments",
+                )
 
 
-def _defined_names(tools: Any) -> list[str]:
-    """The function names a row's ``tools`` define, sorted."""
+def _defined_functions(tools: Any) -> dict[str, Any]:
+    """The functions a row's ``tools`` define: each name with its parameters."""
     functions = (
         (t.get("function") for t in tools if isinstance(t, dict)) if isinstance(tools, list) else ()
     )
-    return sorted(
-        {f["name"] for f in functions if isinstance(f, dict) and isinstance(f.get("name"), str)}
-    )
+    return {
+        f["name"]: f.get("parameters")
+        for f in functions
+        if isinstance(f, dict) and isinstance(f.get("name"), str)
+    }
 
 
 def _check_tools(tools: Any, path: str = "tools") -> Iterator[Issue]:
