@@ -931,6 +931,29 @@ def test_preference_data_needs_dpo_and_options_are_checked(
     assert str(caught.value).startswith("[hf] max_length: not True (is a number, not a boolean)")
 
 
+def test_lora_target_modules_that_name_no_layer_are_refused_before_the_job(
+    tiny_base: str, rows: list[dict[str, Any]], tmp_path: Path
+) -> None:
+    """PEFT failed the job once the worker had loaded the model where no target named a
+    layer, and trained the others alone where one was misspelt ("v_prj")."""
+    tuner = ft.Tuner(HFBackend(jobs_dir=tmp_path), model=tiny_base, registry=False)
+    data = ft.Dataset.from_records(rows[:20])
+    for targets in (["q_proj", "v_prj"], ["attention"]):
+        lora = ft.LoRA(target_modules=targets)
+        with pytest.raises(ft.InvalidRequestError) as caught:
+            tuner.fit(data, hyperparameters=ft.Hyperparameters(lora=lora))
+        assert caught.value.param == "hyperparameters.lora.target_modules"
+        assert f"lora.target_modules: {targets[-1]!r} names no layer of {tiny_base}" in str(
+            caught.value
+        )
+    assert not list(tmp_path.glob("hfjob-*"))  # no job began
+    with pytest.raises(ft.InvalidRequestError) as caught:
+        tuner.fit(data, hyperparameters=ft.Hyperparameters(lora=ft.LoRA(target_modules=["v_prj"])))
+    assert "(did you mean 'v_proj'?); its linear layers are down_proj, gate_proj, k_proj, " in (
+        str(caught.value)
+    )
+
+
 def test_a_fit_rerun_with_other_tuner_options_starts_its_own_job(
     tiny_base: str, rows: list[dict[str, Any]], tmp_path: Path
 ) -> None:

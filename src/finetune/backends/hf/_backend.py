@@ -25,7 +25,6 @@ from finetune.backends.hf._config import (
     check_early_stopping,
     check_trainer_names,
     continuing_adapter,
-    lora_settings,
     parse_options,
     wanted_quantization,
 )
@@ -70,6 +69,7 @@ from finetune.backends.hf._launch import torchrun_arguments as _torchrun_argumen
 from finetune.backends.hf._models import ModelSource, default_models_dir, resolve
 from finetune.backends.hf._pace import pace_notes
 from finetune.backends.hf._secrets import split_secrets
+from finetune.backends.hf._targets import check_lora_targets
 from finetune.types import Checkpoint, CostEstimate, FileRef, Job, JobEvent, MetricPoint
 
 if TYPE_CHECKING:
@@ -299,7 +299,7 @@ class HFBackend:
             integrations=integrations,
         )
         config = continuing_adapter(config)
-        lora_settings(config)  # refuses full_finetune=True with a LoRA before any work
+        check_lora_targets(config)  # a LoRA beside full_finetune=True, or on no layer: refused
         check_early_stopping(config)
         check_quantization(wanted_quantization(config), options, cuda_devices=devices)
         check_trainer_names(config)
