@@ -203,6 +203,10 @@ def test_a_modelfile_has_the_template_and_stops_of_each_family(name: str) -> Non
     assert "TEMPLATE" in text and "{{ .Prompt }}" in text and "{{ .Response }}" in text
     assert f'PARAMETER stop "{spec.end_of_turn}"' in text
     assert 'SYSTEM """Be brief."""' in text
+    docstrings = 'Write docstrings in """triple quotes""" always.'  # Ollama reads no escapes
+    quoted = modelfile("model.gguf", family, docstrings)
+    assert "SYSTEM" not in quoted.replace("no SYSTEM line", "") and "\\" not in quoted
+    assert '# the trained system prompt holds """, which a Modelfile cannot quote' in quoted
 
 
 def test_a_template_s_default_system_prompt_is_the_modelfile_s_when_the_data_had_none() -> None:

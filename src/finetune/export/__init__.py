@@ -379,7 +379,13 @@ def _fill_ollama_folder(
     from transformers import AutoTokenizer
 
     from finetune.backends.hf._jobdir import trained_on_completions
-    from finetune.export._ollama import family_of, modelfile, trained_system_prompt
+    from finetune.export._ollama import (
+        UNQUOTABLE_SYSTEM,
+        family_of,
+        modelfile,
+        quotable,
+        trained_system_prompt,
+    )
 
     model = _gguf_file(folder, dest / "model.gguf", quantization, name, False, tell)
     if trained_on_completions(folder):
@@ -391,6 +397,8 @@ def _fill_ollama_folder(
         system = trained_system_prompt(system_prompts(folder), tokenizer)
         text = modelfile("model.gguf", family, system)
         notes = [] if family else ["chat format not recognised: no TEMPLATE, Ollama detects it"]
+        if system and not quotable(system):
+            notes.append(UNQUOTABLE_SYSTEM)
     with atomic_write(dest / "Modelfile") as handle:
         handle.write(text.encode("utf-8"))
     result = ExportResult("ollama", dest, [model.path, dest / "Modelfile"], model.quantization)

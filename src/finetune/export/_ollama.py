@@ -15,11 +15,13 @@ from finetune._words import command_line
 __all__ = [
     "FAMILIES",
     "PLAIN_TEMPLATE",
+    "UNQUOTABLE_SYSTEM",
     "create_model",
     "default_system_prompt",
     "end_of_turn",
     "family_of",
     "modelfile",
+    "quotable",
     "system_of",
     "trained_system_prompt",
 ]
@@ -141,8 +143,20 @@ def end_of_turn(tokenizer: Any) -> str | None:
     return family.stops[0] if family else None
 
 
+UNQUOTABLE_SYSTEM = (
+    'the trained system prompt holds """, which a Modelfile cannot quote (Ollama reads no '
+    "escapes, and ends the text there): no SYSTEM line; send it as each request's system message"
+)
+
+
+def quotable(text: str) -> bool:
+    """Whether a Modelfile's ``\"\"\"...\"\"\"`` holds ``text`` as it is: Ollama's parser
+    reads no escapes, and ends the value at the first ``\"\"\"`` before a space."""
+    return '"""' not in text
+
+
 def _quoted(text: str) -> str:
-    return '"""' + text.replace('"""', '\\"\\"\\"') + '"""'
+    return '"""' + text + '"""'
 
 
 PLAIN_TEMPLATE = "{{ .Prompt }}"
@@ -175,8 +189,10 @@ def modelfile(
         lines.append(f"TEMPLATE {_quoted(family.template)}")
         lines.extend(f'PARAMETER stop "{stop}"' for stop in family.stops)
     lines.append("PARAMETER temperature 0")
-    if system:
+    if system and quotable(system):
         lines.append(f"SYSTEM {_quoted(system)}")
+    elif system:
+        lines.append(f"# {UNQUOTABLE_SYSTEM}")
     return "\n".join(lines) + "\n"
 
 
