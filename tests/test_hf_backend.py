@@ -1016,6 +1016,27 @@ def test_validate_reports_examples_longer_than_max_length(
         tuner.fit(data)
 
 
+def test_a_chat_template_that_closes_no_turn_is_said_to_teach_no_stop(
+    tiny_base: str, rows: list[dict[str, Any]]
+) -> None:
+    """A plain ``role: text`` template ends a turn with a newline: the model never sees an
+    end token to learn, and its answers run on to max_new_tokens; validation said nothing."""
+    plain = (
+        "{% for m in messages %}{{ m['role'] }}: {{ m['content'] }}\n{% endfor %}"
+        "{% if add_generation_prompt %}assistant: {% endif %}"
+    )
+    data = ft.Dataset.from_records(rows[:12])
+    report = ft.Tuner("hf", model=tiny_base, chat_template=plain).validate(data)
+    assert report.ok and report.counts == {"no_end_of_turn": 12}
+    (first, *_) = report.kept["no_end_of_turn"]
+    assert (first.line, first.field) == (1, "messages[2]")  # after the system prompt and the ask
+    assert first.message.startswith("the chat template ends this assistant turn with no end-")
+    assert "this tokenizer's eos_token is '<|end|>'" in first.message
+    closed = plain.replace("\n{% endfor %}", "{{ eos_token }}\n{% endfor %}")
+    assert ft.Tuner("hf", model=tiny_base, chat_template=closed).validate(data).counts == {}
+    assert ft.Tuner("hf", model=tiny_base).validate(data).counts == {}
+
+
 def _with_its_own_config_code(base: str, target: Path, context: int) -> str:
     """A copy of ``base`` whose config class is code in its folder (``auto_map``), as many
     Hub models ship: transformers reads it only with ``trust_remote_code=True``."""

@@ -59,6 +59,7 @@ def test_every_assistant_turn_is_marked_with_its_end_of_turn_token(family: Famil
     assert trained_spans(tokenizer, masked.input_ids, masked.mask) == [
         reply + family.end_of_turn for reply in replies
     ]
+    assert masked.unended_turn is None  # each turn closes with its end-of-turn token
     rendered = tokenizer.apply_chat_template(conversation(family, replies), tokenize=False)
     assert tokenizer.decode(masked.input_ids) == rendered  # the ids are the whole conversation
 

@@ -168,6 +168,11 @@ RULES: dict[str, tuple[str, str]] = {
         "warning",
         "Truncation to max_length leaves no trained token: training skips the example.",
     ),
+    "no_end_of_turn": (
+        "warning",
+        "The chat template ends an assistant turn with no end-of-turn (special) token: the "
+        "model never learns to stop, and its answers run on to max_new_tokens.",
+    ),
     "special_token_in_text": ("warning", "Text spells one of the tokenizer's control tokens."),
     "unknown_model": (
         "warning",

@@ -95,6 +95,14 @@ _NO_REASONING_IN_TEMPLATE = (
 )
 
 
+_NO_END_OF_TURN = (
+    "the chat template ends this assistant turn with no end-of-turn token, so the model "
+    "never learns to stop: its answers run on to max_new_tokens; give Tuner('hf', "
+    "chat_template=...) one that closes each turn with a special token (this tokenizer's "
+    "eos_token is {eos!r})"
+)
+
+
 class ModelChecks:
     """``Target.extra_checks`` for one tokenizer and the job options that shape training."""
 
@@ -179,6 +187,13 @@ class ModelChecks:
                 f"{len(encoded.input_ids)} tokens, over the model's context of {self.context} "
                 f"(max_length={self.max_length} would keep them all; lower max_length)",
                 None,
+            )
+        if encoded.unended_turn is not None:
+            yield (
+                "no_end_of_turn",
+                "warning",
+                _NO_END_OF_TURN.format(eos=getattr(self.tokenizer, "eos_token", None)),
+                f"messages[{encoded.unended_turn}]",
             )
         if not any(encoded.mask[: self.max_length]):
             yield (

@@ -12,7 +12,7 @@ trained on a shifted mask.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from finetune.validation._tokens import template_messages
@@ -40,7 +40,7 @@ class MaskedExample:
 
     input_ids: list[int]
     mask: list[int]
-    notes: list[str] = field(default_factory=list)
+    unended_turn: int | None = None  # the first trained turn the template ends with no token
 
     @property
     def trained(self) -> int:
@@ -76,15 +76,18 @@ def _common_prefix(a: list[int], b: list[int]) -> int:
     return size
 
 
-def _turn_end(tokenizer: Any, ids: list[int], start: int, end: int, special: set[int]) -> int:
+def _turn_end(
+    tokenizer: Any, ids: list[int], start: int, end: int, special: set[int]
+) -> tuple[int, bool]:
     """Where an assistant turn ends: just after its first control token (``<|im_end|>``,
-    ``<|eot_id|>``, ``</s>`` ...), else before the layout whitespace the template adds."""
+    ``<|eot_id|>``, ``</s>`` ...), else before the layout whitespace the template adds; and
+    whether it ends with a control token (the one that teaches the model to stop)."""
     for position in range(start, end):
         if ids[position] in special:
-            return position + 1
+            return position + 1, True
     while end > start and not tokenizer.decode([ids[end - 1]]).strip():
         end -= 1
-    return end
+    return end, False
 
 
 def assistant_mask(
@@ -112,12 +115,13 @@ def assistant_mask(
     full = _render(tokenizer, plain, generation_prompt=False, tools=tools)
     special = _special_ids(tokenizer)
     mask = [0] * len(full)
+    unended: int | None = None
     for index, message in enumerate(messages):
         if message.get("role") not in trained_roles or message.get("weight") == 0:
             continue
         before = _render(tokenizer, plain[:index], True, tools) if index else []
         if max_length is not None and len(before) >= max_length:
-            return MaskedExample(full, mask)  # no_trainable_tokens, when none is marked: said
+            return MaskedExample(full, mask, unended)  # none marked: no_trainable_tokens
         through = _render(tokenizer, plain[: index + 1], False, tools)
         if through[: len(before)] != before or full[: len(before)] != before:
             raise MaskProblem(
@@ -130,14 +134,16 @@ def assistant_mask(
         # a template may write a turn differently once it is not the last (Qwen 3 drops an
         # earlier turn's think block): its end is then found in the whole conversation
         bound = common if common == len(through) else len(full)
-        end = _turn_end(tokenizer, full, start, bound, special)
+        end, closed = _turn_end(tokenizer, full, start, bound, special)
+        if not closed and unended is None:
+            unended = index
         spelled = tokenizer.decode([t for t in full[start:end] if t not in special])
         _check_spelled(spelled.strip(), plain[index], index)
         for position in range(start, end):
             mask[position] = 1
     if not any(mask):
         raise MaskProblem("no assistant tokens to train on", code="no_trainable_tokens")
-    return MaskedExample(full, mask)
+    return MaskedExample(full, mask, unended)
 
 
 def _check_spelled(spelled: str, message: dict[str, Any], index: int) -> None:
