@@ -263,7 +263,7 @@ def _check_preference(record: dict[str, Any], target: Target) -> Iterator[Issue]
             yield "invalid_preference", "error", problem, path
             continue
         yield from check_messages(value, path, target, final=False)
-        yield from _check_called_names(value, tools, path)
+        yield from _check_calls(value, tools, path)
     for path, value in parts[1:]:
         if isinstance(value, list) and value:
             last = value[-1]
@@ -322,11 +322,11 @@ def _check_chat(record: dict[str, Any], target: Target) -> Iterator[Issue]:
         return
     if record.get("tools") is not None:  # null: no tools (a table's row without the column)
         yield from _check_tools(record["tools"])
-        yield from _check_called_names(messages, record["tools"])
+        yield from _check_calls(messages, record["tools"])
     yield from check_messages(messages, "messages", target, final=True)
 
 
-def _check_called_names(messages: list[Any], tools: Any, path: str = "messages") -> Iterator[Issue]:
+def _check_calls(messages: list[Any], tools: Any, path: str = "messages") -> Iterator[Issue]:
     """A call of a function the row's ``tools`` do not define teaches the model to call
     one that is not there (a misspelling, a renamed tool); one whose arguments break the
     function's parameters, to call it wrongly."""

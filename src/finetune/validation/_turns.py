@@ -19,6 +19,7 @@ from finetune.dataset._formats import (
 )
 from finetune.dataset._shape_hints import IGNORED_KEYS, role_meant
 from finetune.dataset._unknown_keys import columns_kept, unknown_key_message
+from finetune.validation._call_arguments import arguments_object
 from finetune.validation._images import check_images
 
 if TYPE_CHECKING:
@@ -303,7 +304,7 @@ def _check_tool_calls(
         if not isinstance(function.get("name"), str):
             yield "invalid_tool_call", "error", "function.name is missing", f"{path}.function"
         arguments = function.get("arguments")
-        if not _is_json_object(arguments):
+        if not isinstance(arguments, str) or arguments_object(arguments) is None:
             yield (
                 "tool_arguments_not_json",
                 "error",
@@ -329,12 +330,3 @@ def _what_arguments_are(value: Any) -> str:
         return f"the text of {json_kind(json_from_text(value))}"
     except ValueError:
         return f"a string that is not JSON ({value!r:.40})"
-
-
-def _is_json_object(value: Any) -> bool:
-    if not isinstance(value, str):
-        return False
-    try:
-        return isinstance(json_from_text(value), dict)
-    except ValueError:
-        return False
