@@ -114,6 +114,7 @@ def _callback(job: JobDir, stop: _Stop) -> Any:
 
     class JobCallback(TrainerCallback):  # type: ignore[misc]
         saved_step = -1
+        skipped_said = False  # a lost loss whose step was skipped: said once, not every log
 
         def on_train_begin(self, args: Any, state: Any, control: Any, **kw: Any) -> None:
             if state.is_world_process_zero:
@@ -146,7 +147,7 @@ def _callback(job: JobDir, stop: _Stop) -> Any:
         def on_log(self, args: Any, state: Any, control: Any, logs: Any = None, **kw: Any) -> None:
             lost = _lost_loss(logs)
             if lost is not None and stop.diverged is None:
-                _stop_if_diverged(args, state, control, lost, kw.get("model"))
+                self.stop_if_diverged(args, state, control, lost, kw.get("model"))
             if not state.is_world_process_zero or not logs:
                 return
             if "train_runtime" in logs:
@@ -172,20 +173,23 @@ def _callback(job: JobDir, stop: _Stop) -> Any:
             if state.is_world_process_zero:
                 job.append_event(f"Checkpoint saved at step {state.global_step}")
 
-    def _stop_if_diverged(args: Any, state: Any, control: Any, loss: float, model: Any) -> None:
-        """Fail the run whose weights a lost loss has spoiled; fp16's loss scaling skips a step
-        whose gradients overflow, leaving the weights sound, and training goes on."""
-        if _weights_spoiled(model):
-            stop.diverged = _diverged_message(args, state.global_step, loss)
-            control.should_training_stop = True
-            control.should_save = control.should_evaluate = False
-        elif state.is_world_process_zero:
-            job.append_event(
-                f"The train loss was {loss} in the steps up to {state.global_step}; the weights "
-                "are still numbers (the step whose gradients overflowed was skipped): training "
-                "goes on",
-                level="warning",
-            )
+        def stop_if_diverged(
+            self, args: Any, state: Any, control: Any, loss: float, model: Any
+        ) -> None:
+            """Fail the run whose weights a lost loss has spoiled; fp16's loss scaling skips
+            a step whose gradients overflow, leaving the weights sound: training goes on."""
+            if _weights_spoiled(model):
+                stop.diverged = _diverged_message(args, state.global_step, loss)
+                control.should_training_stop = True
+                control.should_save = control.should_evaluate = False
+            elif state.is_world_process_zero and not self.skipped_said:
+                self.skipped_said = True
+                job.append_event(
+                    f"The train loss was {loss} in the steps up to {state.global_step}; the "
+                    "weights are still numbers (the step whose gradients overflowed was "
+                    "skipped): training goes on, and the metrics show each such loss",
+                    level="warning",
+                )
 
     return JobCallback()
 
