@@ -948,6 +948,10 @@ def test_lora_target_modules_that_name_no_layer_are_refused_before_the_job(
         assert f"lora.target_modules: {targets[-1]!r} names no layer of {tiny_base}" in str(
             caught.value
         )
+    peft_args = {"peft_args": {"target_modules": ["q_prj"]}}  # PEFT's own setting, the same
+    with pytest.raises(ft.InvalidRequestError) as caught:
+        tuner.fit(data, options=peft_args)
+    assert caught.value.param == "options.peft_args.target_modules"
     assert not list(tmp_path.glob("hfjob-*"))  # no job began
     with pytest.raises(ft.InvalidRequestError) as caught:
         tuner.fit(data, hyperparameters=ft.Hyperparameters(lora=ft.LoRA(target_modules=["v_prj"])))

@@ -15,26 +15,30 @@ from finetune.backends.hf._config import TrainingConfig, lora_settings
 
 
 def check_lora_targets(config: TrainingConfig) -> None:
-    """Refuse a LoRA beside ``full_finetune=True``, and target modules that name no layer of
-    the model (with the closest one and the model's linear layers), before any work."""
+    """Refuse a LoRA beside ``full_finetune=True``, and target modules (``LoRA``'s, or
+    ``peft_args``' that replace them) that name no layer of the model, with the closest one
+    and the model's linear layers, before any work."""
     lora = lora_settings(config)
-    if lora is None or config.continues_adapter or lora.target_modules == "all-linear":
+    if lora is None or config.continues_adapter:
         return
-    if "target_modules" in config.options.peft_args:
+    replaced = "target_modules" in config.options.peft_args
+    targets = config.options.peft_args["target_modules"] if replaced else lora.target_modules
+    if not isinstance(targets, list):  # "all-linear", or a pattern PEFT matches whole
         return
     layers = _layers(config.base_model, trust_remote_code=config.options.trust_remote_code)
-    missing = [name for name in lora.target_modules if not _matches(name, layers)]
+    missing = [name for name in targets if isinstance(name, str) and not _matches(name, layers)]
     if not layers or not missing:
         return
     linear = sorted({name.rsplit(".", 1)[-1] for name, is_linear in layers.items() if is_linear})
     meant = did_you_mean(missing[0], linear)
     named = ", ".join(repr(name) for name in missing)
+    place = "options.peft_args" if replaced else "hyperparameters.lora"
     raise InvalidRequestError(
-        f"lora.target_modules: {named} names no layer of {config.model_source}{meant}; its "
+        f"{place}.target_modules: {named} names no layer of {config.model_source}{meant}; its "
         f"linear layers are {', '.join(linear)} (target_modules='all-linear', the default, "
         "takes them all)",
         backend="hf",
-        param="hyperparameters.lora.target_modules",
+        param=f"{place}.target_modules",
     )
 
 
