@@ -1963,6 +1963,10 @@ def test_from_records_reads_a_dataframe_and_names_what_else_it_was_given(
     pyarrow = pytest.importorskip("pyarrow")
     with pytest.raises(TypeError, match=r"pyarrow: table.to_pylist\(\)"):
         ft.Dataset.from_records(pyarrow.Table.from_pylist(rows))
+    datasets = pytest.importorskip("datasets")  # load_dataset's answer: splits, not rows
+    splits = datasets.DatasetDict({"train": datasets.Dataset.from_list(rows)})
+    with pytest.raises(TypeError, match=r"not DatasetDict of splits \(train\): Dataset.from_hf"):
+        ft.Dataset.from_records(splits)
 
 
 def test_the_constructor_given_rows_or_a_path_names_the_ways_to_make_a_dataset() -> None:

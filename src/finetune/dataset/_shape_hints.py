@@ -14,6 +14,7 @@ from finetune.dataset._community import ROLE_SYNONYMS
 from finetune.dataset._functions import LEGACY_FUNCTIONS
 from finetune.dataset._role_columns import as_turns_cure, renames_cure
 from finetune.dataset._sources import reader_call
+from finetune.dataset._tables import one_split
 from finetune.types import Role
 
 __all__ = ["IGNORED_KEYS", "not_records", "objects_only", "role_meant", "shape_hint"]
@@ -189,6 +190,8 @@ def not_records(value: Any) -> str | None:
         return f" (a file's path): {reader_call(value)} reads it"
     if hasattr(value, "columns"):  # polars, pyarrow
         return ": a table's rows as dicts (polars: frame.to_dicts(); pyarrow: table.to_pylist())"
+    if isinstance(value, Mapping) and type(value).__name__.endswith("DatasetDict"):
+        return one_split(value)
     if isinstance(value, Mapping) and _columns(value):
         return " of columns: its rows, [dict(zip(columns, row)) for row in zip(*columns.values())]"
     if isinstance(value, Mapping | str | bytes) or hasattr(value, "model_dump"):

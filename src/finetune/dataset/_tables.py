@@ -45,12 +45,15 @@ def refuse_what_is_not_one_split(value: Any) -> None:
         hint = ": a dict of columns is Dataset.from_pandas(pandas.DataFrame(it))" if columns else ""
         raise TypeError(f"from_hf takes a datasets.Dataset, not {type(value).__name__}{hint}")
     if isinstance(value, Mapping):  # a DatasetDict: its iteration gives split names
-        splits = ", ".join(map(str, value)) or "none"
-        first = next(iter(value), "train")
-        raise TypeError(
-            f"from_hf takes one split, not a DatasetDict of splits ({splits}): "
-            f"Dataset.from_hf(dataset[{first!r}])"
-        )
+        raise TypeError(f"from_hf takes one split, not a DatasetDict{one_split(value)}")
+
+
+def one_split(splits: Mapping[Any, Any]) -> str:
+    """`` of splits (train, test): Dataset.from_hf(dataset['train'])``: a ``DatasetDict``'s
+    splits, and the call that reads the first."""
+    names = ", ".join(map(str, splits)) or "none"
+    first = next(iter(splits), "train")
+    return f" of splits ({names}): Dataset.from_hf(dataset[{first!r}])"
 
 
 def _name_or_path(value: str | os.PathLike[str]) -> str:
