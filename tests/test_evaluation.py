@@ -1131,6 +1131,17 @@ def test_a_dataframe_is_evaluated_and_shown_as_its_rows() -> None:
     model = ft.ModelRef(backend="fake", name="m")
     shots = model.with_few_shot(frame, k=2, seed=1).few_shot
     assert shots == model.with_few_shot(rows, k=2, seed=1).few_shot
+    # named as given: the caller of evaluate never called from_records
+    with pytest.raises(TypeError) as caught:
+        ft.evaluate(5, {"tuned": _answer}, [m.exact_match], cache=False)  # type: ignore[arg-type]
+    assert str(caught.value) == (
+        "the data to evaluate must be a ft.Dataset or a list of records (dicts or examples), "
+        "not int"
+    )
+    with pytest.raises(TypeError, match=r"^few-shot records must be a ft\.Dataset or a list"):
+        model.with_few_shot({"messages": []})  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match=r"not dict: Dataset.from_records\(\[record\]\) for one$"):
+        ft.Dataset.from_records({"messages": []})  # type: ignore[arg-type]  # not "columns"
 
 
 def test_pairwise_judge_swaps_positions_to_cancel_order_bias() -> None:

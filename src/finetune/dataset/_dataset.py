@@ -168,9 +168,12 @@ class Dataset(OtherNames):
         if _pandas_frame(records):  # iterating one gives its column names
             return cls.from_pandas(records, kind=kind)
         why = not_records(records)
-        if why is not None:
+        if why is not None:  # named for what it was given as (the data to evaluate ...)
+            subject = (
+                "from_records takes" if name == "records" else f"{name} must be a ft.Dataset or"
+            )
             raise TypeError(
-                f"from_records takes a list of records (dicts or examples), not "
+                f"{subject} a list of records (dicts or examples), not "
                 f"{type(records).__name__}{why}"
             )
         rows = [_as_record(r) for r in records]

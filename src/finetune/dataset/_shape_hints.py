@@ -205,6 +205,8 @@ def _columns(value: Mapping[str, Any]) -> bool:
     lists = [v for v in value.values() if isinstance(v, list)]
     if not value or len(lists) < len(value) or len({len(v) for v in lists}) != 1:
         return False
+    if not lists[0]:  # {"messages": []}: a record with nothing in it, no table of no rows
+        return False
     return not any(isinstance(item, Mapping) for column in lists for item in column)
 
 
