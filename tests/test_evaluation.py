@@ -631,7 +631,13 @@ def test_a_job_named_by_its_id_is_the_model_it_made(
         f"candidate 'tuned' is job fake:{running.id}, which had made no model when this machine "
         f"last saw it (STATUS): `finetune wait fake:{running.id}` waits for it and reads it again"
     )
-    running.cancel()
+    running.cancel()  # it will make none: nothing to wait for
+    with pytest.raises(ft.FinetuneError) as refused:
+        ft.evaluate(held, {"tuned": f"fake:{running.id}"}, m.exact_match, cache=False)
+    assert str(refused.value) == (
+        f"candidate 'tuned' is job fake:{running.id}, which ended cancelled and made no model "
+        f"(`finetune status fake:{running.id}` shows it): evaluate the model of another job"
+    )
     job = ft.Tuner("fake", model="base").fit(train).wait(poll_interval=0.05)
     seen = held + train[:2]
     by_id = ft.evaluate(seen, {"tuned": f"fake:{job.id}"}, m.exact_match, cache=False)

@@ -13,7 +13,7 @@ from finetune._errors import FinetuneError, RegistryError
 from finetune.types import ModelRef
 
 if TYPE_CHECKING:
-    from finetune.registry import JobRegistry
+    from finetune.registry import JobRecord, JobRegistry
 
 __all__ = ["api_trained_on", "model_of_job", "rows_kept_for"]
 
@@ -62,16 +62,27 @@ def model_of_job(name: str, candidate: Any) -> Any:
     if record is None:
         return candidate
     if not record.fine_tuned_model:
-        job = f"{record.backend}:{record.job_id}"
-        raise FinetuneError(
-            f"candidate {name!r} is job {job}, which had made no model when this machine last "
-            f"saw it ({record.status}): `finetune wait {job}` waits for it and reads it again"
-        )
+        raise FinetuneError(f"candidate {name!r} is job {_no_model_yet(record)}")
     log.info(
         "candidate %r: the model job %s made, %s", name, record.job_id, record.fine_tuned_model
     )
     update = {"name": record.fine_tuned_model, "job_id": record.job_id}
     return candidate.model_copy(update={**update, "base_model": record.base_model})
+
+
+def _no_model_yet(record: JobRecord) -> str:
+    """A job with no model, and what to do: wait for one still going; a job that ended
+    without one (failed, cancelled) will make none."""
+    job = f"{record.backend}:{record.job_id}"
+    if record.status in ("failed", "cancelled"):
+        return (
+            f"{job}, which ended {record.status} and made no model (`finetune status {job}` "
+            "shows it): evaluate the model of another job"
+        )
+    return (
+        f"{job}, which had made no model when this machine last saw it ({record.status}): "
+        f"`finetune wait {job}` waits for it and reads it again"
+    )
 
 
 def _recorded(candidate: Any, read: Callable[[JobRegistry, str, str], T | None]) -> T | None:
