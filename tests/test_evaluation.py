@@ -1125,6 +1125,25 @@ def test_dicts_are_evaluated_as_from_records_reads_them() -> None:
         ft.evaluate([rows[0], 7], {"tuned": _answer}, [m.exact_match], cache=False)
 
 
+def test_a_refusal_is_scored_as_the_words_the_model_answered() -> None:
+    """Under structured outputs OpenAI answers a refusal with no content and its words in
+    ``refusal``: it was scored, and shown, as an empty answer."""
+    from tests.fakes._server import Refusal
+
+    data = _qa(2)
+    with OpenAIFake() as fake:
+        fake.chat_responder = lambda model, messages: Refusal("I can't help with that.")
+        options = {"api_key": fake.api_key, "base_url": fake.base_url}
+        result = ft.evaluate(
+            data,
+            {"strict": ft.ModelRef(backend="openai", name="gpt-4.1-mini")},
+            m.exact_match,
+            predictor_options={"strict": options},
+            cache=False,
+        )
+    assert result.predictions("strict") == ["I can't help with that."] * 2
+
+
 def test_a_dataframe_is_evaluated_and_shown_as_its_rows() -> None:
     """A pandas DataFrame, to evaluate or to draw shots from, was read as its column names
     ("record is a str, not a mapping"; ``with_few_shot``: pandas' own ``sample`` refused

@@ -258,7 +258,15 @@ def within_token_limit(text: str, body: dict[str, Any]) -> tuple[str, str]:
     return text, "stop"
 
 
-ChatReply = str | list[tuple[str, str]]
+@dataclass(frozen=True)
+class Refusal:
+    """A chat reply that refuses, as OpenAI answers one under structured outputs: no content,
+    the words in ``refusal``."""
+
+    text: str
+
+
+ChatReply = str | list[tuple[str, str]] | Refusal
 """A fake model's reply: text, or tool calls as ``(name, JSON arguments)``."""
 
 
@@ -267,6 +275,8 @@ def chat_reply(reply: ChatReply, body: dict[str, Any]) -> tuple[dict[str, Any], 
     if isinstance(reply, str):
         text, finish = within_token_limit(reply, body)
         return {"role": "assistant", "content": text}, finish
+    if isinstance(reply, Refusal):
+        return {"role": "assistant", "content": None, "refusal": reply.text}, "stop"
     calls = [
         {"id": f"call_{index}", "type": "function", "function": {"name": name, "arguments": args}}
         for index, (name, args) in enumerate(reply)

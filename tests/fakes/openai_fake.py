@@ -236,7 +236,7 @@ class OpenAIFake(FakeServer):
             "choices": [
                 {
                     "index": 0,
-                    "message": {**message, "refusal": None},
+                    "message": {"refusal": None, **message},
                     "finish_reason": finish,
                     "logprobs": None,
                 }

@@ -279,7 +279,8 @@ class OpenAIPredictor:
         message = choices[0].message
         if getattr(message, "tool_calls", None):
             return _marked(format_tool_calls(message.tool_calls), choices[0], self._max_tokens)
-        text = str(message.content or "")
+        # structured outputs answer a refusal in its own field, with no content: its words
+        text = str(message.content or getattr(message, "refusal", None) or "")
         return _marked(text, choices[0], self._max_tokens)
 
     async def aclose(self) -> None:
