@@ -15,6 +15,8 @@ from finetune.backends.http import Backoff
 from finetune.types import Checkpoint, Job, JobEvent, JobStatus, ModelRef
 
 if TYPE_CHECKING:
+    from collections.abc import Awaitable, Callable
+
     from finetune.tuner import AsyncTuner
 
 __all__ = ["AsyncJobHandle", "JobView", "Waiting", "why_no_model"]
@@ -268,26 +270,26 @@ class AsyncJobHandle(JobView):
 
     async def cancel(self) -> Job:
         """Cancel the job (a no-op on a job that already ended)."""
-        self._tuner._require("cancel_job")
-        if not self.job.status.is_terminal:
-            self._job = self._seen(await self._backend.cancel_job(self.job.id))
-            await self._record()
-        return self.job
+        return await self._act("cancel_job", self._backend.cancel_job, unless_ended=True)
 
     async def pause(self) -> Job:
         """Pause a running job (backends with pause/resume; a no-op on a job that already
         ended)."""
-        self._tuner._require("pause_job")
-        if not self.job.status.is_terminal:
-            self._job = self._seen(await self._backend.pause_job(self.job.id))
-            await self._record()
-        return self.job
+        return await self._act("pause_job", self._backend.pause_job, unless_ended=True)
 
     async def resume(self) -> Job:
         """Resume a paused job (or, on the local backend, a killed one from its checkpoint)."""
-        self._tuner._require("resume_job")
-        self._job = self._seen(await self._backend.resume_job(self.job.id))
-        await self._record()
+        return await self._act("resume_job", self._backend.resume_job)
+
+    async def _act(
+        self, capability: str, call: Callable[[str], Awaitable[Job]], *, unless_ended: bool = False
+    ) -> Job:
+        """Ask the backend to act on the job and keep what it answers; ``unless_ended``: a job
+        that already ended is left as it is, and the provider asked nothing."""
+        self._tuner._require(capability)
+        if not (unless_ended and self.job.status.is_terminal):
+            self._job = self._seen(await call(self.job.id))
+            await self._record()
         return self.job
 
     async def events(self) -> list[JobEvent]:
