@@ -2009,6 +2009,20 @@ def test_reader_reports_every_kind_of_bad_line(tmp_path: Path) -> None:
     assert items[2].message == "each line must be a JSON object, got an array"  # not "list"
 
 
+def test_a_byte_order_mark_starting_a_later_line_is_read_past(tmp_path: Path) -> None:
+    """``cat a.jsonl b.jsonl`` where Notepad saved b with a BOM: its first row was
+    ``invalid_json`` ("UTF-8 byte order mark (BOM) is not supported"), as no JSON starts so."""
+    rows = [chat(i) for i in range(12)]
+    lines = [json.dumps(row).encode() + b"\n" for row in rows]
+    path = tmp_path / "concatenated.jsonl"
+    path.write_bytes(b"\xef\xbb\xbf" + b"".join(lines[:6]) + b"\xef\xbb\xbf" + b"".join(lines[6:]))
+    data = ft.Dataset.from_jsonl(path)
+    assert [example.model_dump() for example in data] == [
+        example.model_dump() for example in ft.Dataset.from_records(rows)
+    ]
+    assert validate(data, target="hf", model="m").error_count == 0
+
+
 def test_a_folder_whose_replacement_fails_is_put_back(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -205,7 +205,7 @@ def _skip_rest_of_line(handle: BinaryIO) -> int:
 
 def _decode(raw: bytes, number: int, offset: int) -> RawRecord | ReadProblem:
     complete = raw.endswith(b"\n")
-    if number == 1 and raw.startswith(_BOM):
+    if raw.startswith(_BOM):  # the file's, or a later one's where files were concatenated
         raw = raw[len(_BOM) :]
     body = raw.strip()
     if not body:
