@@ -167,6 +167,19 @@ def test_a_run_whose_weights_are_no_longer_numbers_fails_and_saves_nothing(
     assert failed.value.job.fine_tuned_model is None and not job.checkpoints()
     folder = JobDir(tuner.backend.jobs_dir / job.id)  # type: ignore[attr-defined]
     assert not folder.model_dir.exists()
+    # transformers' filter put back, clipping on: the loss reads 0.0, the gradient norm NaN
+    filtered = {"logging_nan_inf_filter": True}
+    again = tuner.fit(
+        ft.Dataset.from_records(rows[:40]),
+        hyperparameters=ft.Hyperparameters(epochs=2, batch_size=4, learning_rate=1e12, seed=1),
+        options={"max_length": 96, "full_finetune": True, "trainer_args": filtered},
+    )
+    with pytest.raises(ft.JobFailed) as failed:
+        again.wait(poll_interval=0.3, timeout=240)
+    error = failed.value.job.error
+    assert error is not None and error.code == "training_diverged"
+    assert error.message.startswith("the gradient norm became nan by step 5 and the weights")
+    assert "keep gradient clipping" not in error.message
 
 
 @pytest.mark.parametrize("spoiled", [False, True])
