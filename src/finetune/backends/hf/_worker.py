@@ -145,10 +145,9 @@ def _callback(job: JobDir, stop: _Stop) -> Any:
             _log_where_it_counts(state, control, stop)
 
         def on_log(self, args: Any, state: Any, control: Any, logs: Any = None, **kw: Any) -> None:
-            lost = _lost_value(logs, "loss")
-            lost_norm = _lost_value(logs, "grad_norm")  # the loss alone, filtered, hides NaN
-            if stop.diverged is None and (lost is not None or lost_norm is not None):
-                self.stop_if_diverged(args, state, control, logs, kw.get("model"))
+            lost = _lost(logs)
+            if lost is not None and stop.diverged is None:
+                self.stop_if_diverged(args, state, control, lost, kw.get("model"))
             if not state.is_world_process_zero or not logs:
                 return
             if "train_runtime" in logs:
@@ -175,21 +174,20 @@ def _callback(job: JobDir, stop: _Stop) -> Any:
                 job.append_event(f"Checkpoint saved at step {state.global_step}")
 
         def stop_if_diverged(
-            self, args: Any, state: Any, control: Any, logs: dict[str, Any], model: Any
+            self, args: Any, state: Any, control: Any, lost: tuple[str, float], model: Any
         ) -> None:
             """Fail the run whose weights a lost loss (or gradient norm) has spoiled; fp16's
             loss scaling skips a step whose gradients overflow, leaving the weights sound:
             training goes on, and a lost loss is said once."""
+            what, value = lost
             if _weights_spoiled(model):
-                stop.diverged = _diverged_message(args, state.global_step, logs)
+                stop.diverged = _diverged_message(args, state.global_step, what, value)
                 control.should_training_stop = True
                 control.should_save = control.should_evaluate = False
-                return
-            loss = _lost_value(logs, "loss")
-            if loss is not None and state.is_world_process_zero and not self.skipped_said:
+            elif what == "train loss" and state.is_world_process_zero and not self.skipped_said:
                 self.skipped_said = True
                 job.append_event(
-                    f"The train loss was {loss} in the steps up to {state.global_step}; the "
+                    f"The train loss was {value} in the steps up to {state.global_step}; the "
                     "weights are still numbers (the step whose gradients overflowed was "
                     "skipped): training goes on, and the metrics show each such loss",
                     level="warning",
@@ -198,11 +196,14 @@ def _callback(job: JobDir, stop: _Stop) -> Any:
     return JobCallback()
 
 
-def _lost_value(logs: Any, name: str) -> float | None:
-    """The logged ``loss`` or ``grad_norm`` where it is NaN or infinite, else ``None``."""
-    value = logs.get(name) if isinstance(logs, dict) else None
-    if isinstance(value, (int, float)) and not math.isfinite(value):
-        return float(value)
+def _lost(logs: Any) -> tuple[str, float] | None:
+    """The logged train loss where it is NaN or infinite, else the gradient norm where it is
+    (transformers' ``logging_nan_inf_filter``, given back, logs a lost loss as a number), as
+    what it is and its value; ``None`` where both are numbers."""
+    for name, what in (("loss", "train loss"), ("grad_norm", "gradient norm")):
+        value = logs.get(name) if isinstance(logs, dict) else None
+        if isinstance(value, (int, float)) and not math.isfinite(value):
+            return what, float(value)
     return None
 
 
@@ -218,14 +219,12 @@ def _weights_spoiled(model: Any) -> bool:
     return _agreed(spoiled)
 
 
-def _diverged_message(args: Any, step: int, logs: dict[str, Any]) -> str:
-    loss, norm = _lost_value(logs, "loss"), _lost_value(logs, "grad_norm")
-    lost = f"train loss became {loss}" if loss is not None else f"gradient norm became {norm}"
+def _diverged_message(args: Any, step: int, what: str, value: float) -> str:
     clipping = "" if args.max_grad_norm else ", and keep gradient clipping on (max_grad_norm=1.0)"
     return (
-        f"the {lost} by step {step} and the weights are no longer numbers, so no model was "
-        f"saved; fit again with a lower learning rate (this job's: {args.learning_rate:g})"
-        f"{clipping}"
+        f"the {what} became {value} by step {step} and the weights are no longer numbers, so "
+        f"no model was saved; fit again with a lower learning rate (this job's: "
+        f"{args.learning_rate:g}){clipping}"
     )
 
 
