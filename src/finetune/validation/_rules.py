@@ -333,6 +333,7 @@ def _check_calls(messages: list[Any], tools: Any, path: str = "messages") -> Ite
     defined = _defined_functions(tools)
     if not defined:
         return
+    names = sorted(defined)
     for index, message in enumerate(messages):
         calls = message.get("tool_calls") if isinstance(message, dict) else None
         for number, call in enumerate(calls if isinstance(calls, list) else ()):
@@ -342,7 +343,6 @@ def _check_calls(messages: list[Any], tools: Any, path: str = "messages") -> Ite
                 continue
             where = f"{path}[{index}].tool_calls[{number}].function"
             if name not in defined:
-                names = sorted(defined)
                 hint = did_you_mean(name, names) or f"; they define {', '.join(names)}"
                 message_text = f"calls {name!r}, not a tool of the row{hint}"
                 yield "undefined_tool", "warning", message_text, f"{where}.name"
