@@ -16,6 +16,7 @@ from finetune.backends.hf._masks import (
     assistant_mask,
     completion_mask,
     encode_record,
+    turn_end_token,
 )
 from tests.chat_templates import FAMILIES, Family, family_tokenizer
 
@@ -62,6 +63,23 @@ def test_every_assistant_turn_is_marked_with_its_end_of_turn_token(family: Famil
     assert masked.unended_turn is None  # each turn closes with its end-of-turn token
     rendered = tokenizer.apply_chat_template(conversation(family, replies), tokenize=False)
     assert tokenizer.decode(masked.input_ids) == rendered  # the ids are the whole conversation
+
+
+@pytest.mark.parametrize("family", FAMILIES, ids=lambda f: f.name)
+def test_the_token_a_template_closes_a_turn_with_ends_a_local_answer(family: Family) -> None:
+    """Phi-3 closes a turn with <|end|>, Gemma with <end_of_turn>: neither is the tokenizer's
+    end of text, and a model tuned with such a template (one of the user's, its generation
+    config silent) wrote the token and went on to max_new_tokens."""
+    from finetune.evaluation._local import _end_tokens
+
+    tokenizer = tokenizer_of(family)
+    closing = turn_end_token(tokenizer)
+    assert closing is not None
+    assert tokenizer.convert_ids_to_tokens(closing) == family.end_of_turn
+    assert closing in _end_tokens(tokenizer, None, None)
+    plain = "{% for m in messages %}{{ m['role'] }}: {{ m['content'] }}\n{% endfor %}"
+    assert turn_end_token(tokenizer, plain) is None
+    assert _end_tokens(tokenizer, None, plain) == [tokenizer.eos_token_id]
 
 
 @pytest.mark.parametrize("family", FAMILIES, ids=lambda f: f.name)

@@ -65,11 +65,17 @@ def _weights_stamp(path: Path) -> str:
     return hashlib.sha256("|".join(stamps).encode()).hexdigest()[:12]
 
 
-def _end_tokens(tokenizer: Any, model: Any) -> list[int]:
-    """Every token that ends an answer: the tokenizer's end of text and those the model's
-    generation config lists (Gemma ends a turn with ``<end_of_turn>``, named there alone)."""
+def _end_tokens(tokenizer: Any, model: Any, template: str | None) -> list[int]:
+    """Every token that ends an answer: the tokenizer's end of text, those the model's
+    generation config lists (Gemma ends a turn with ``<end_of_turn>``, named there alone) and,
+    for chat prompts, the one the chat ``template`` closes a turn with, which a model tuned
+    with it learned to write (a ChatML template on a tokenizer whose end of text is ``</s>``)."""
+    from finetune.backends.hf._masks import turn_end_token
+
     listed = getattr(getattr(model, "generation_config", None), "eos_token_id", None)
     ends = [tokenizer.eos_token_id, *(listed if isinstance(listed, list) else [listed])]
+    if template != _PLAIN:  # a completion's prompt: no turn to close
+        ends.append(turn_end_token(tokenizer, template))
     return list(dict.fromkeys(int(token) for token in ends if token is not None))
 
 
@@ -271,8 +277,8 @@ class HFPredictor:
         tokenizer, model = loaded.tokenizer, loaded.model
         template = self._template(tokenizer, prompts, tools)
         plain = template == _PLAIN  # written as training wrote a prompt: special tokens added
-        ends = _end_tokens(tokenizer, model)
-        with loaded.lock:
+        with loaded.lock:  # a fast tokenizer's padding is state of its own: one caller at once
+            ends = _end_tokens(tokenizer, model, template)
             replies: list[str] = []
             for start in range(0, len(prompts), self.batch_size):
                 chunk = prompts[start : start + self.batch_size]

@@ -23,6 +23,7 @@ __all__ = [
     "assistant_mask",
     "completion_mask",
     "encode_record",
+    "turn_end_token",
 ]
 
 
@@ -66,6 +67,28 @@ def _special_ids(tokenizer: Any) -> set[int]:
     added = getattr(tokenizer, "added_tokens_decoder", {}) or {}
     found.update(index for index, token in added.items() if getattr(token, "special", False))
     return found
+
+
+def turn_end_token(tokenizer: Any, template: str | None = None) -> int | None:
+    """The control token the chat ``template`` (the tokenizer's where ``None``) closes an
+    assistant turn with: ``<|im_end|>``, ``<|eot_id|>``, Phi-3's ``<|end|>``, which need not
+    be the tokenizer's end of text; ``None`` where it closes one with none."""
+    asked = [{"role": "user", "content": "Hi"}]
+    answered = [*asked, {"role": "assistant", "content": "Hello"}]
+    try:
+        before = tokenizer.apply_chat_template(
+            asked, add_generation_prompt=True, tokenize=False, chat_template=template
+        )
+        whole = tokenizer.apply_chat_template(answered, tokenize=False, chat_template=template)
+    except Exception:  # a template that refuses the probe: the tokenizer's end of text alone
+        return None
+    turn = whole[len(before) :] if whole.startswith(before) else ""
+    if "Hello" not in turn:
+        return None
+    special = _special_ids(tokenizer)
+    after = turn[turn.index("Hello") + len("Hello") :]  # past a think block, a header's token
+    ids = tokenizer(after, add_special_tokens=False)["input_ids"]
+    return next((int(token) for token in ids if token in special), None)
 
 
 def _common_prefix(a: list[int], b: list[int]) -> int:
