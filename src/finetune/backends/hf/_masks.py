@@ -73,8 +73,9 @@ def turn_end_token(tokenizer: Any, template: str | None = None) -> int | None:
     """The control token the chat ``template`` (the tokenizer's where ``None``) closes an
     assistant turn with: ``<|im_end|>``, ``<|eot_id|>``, Phi-3's ``<|end|>``, which need not
     be the tokenizer's end of text; ``None`` where it closes one with none."""
+    answer = "Hello"
     asked = [{"role": "user", "content": "Hi"}]
-    answered = [*asked, {"role": "assistant", "content": "Hello"}]
+    answered = [*asked, {"role": "assistant", "content": answer}]
     try:
         before = tokenizer.apply_chat_template(
             asked, add_generation_prompt=True, tokenize=False, chat_template=template
@@ -83,10 +84,10 @@ def turn_end_token(tokenizer: Any, template: str | None = None) -> int | None:
     except Exception:  # a template that refuses the probe: the tokenizer's end of text alone
         return None
     turn = whole[len(before) :] if whole.startswith(before) else ""
-    if "Hello" not in turn:
+    if answer not in turn:
         return None
     special = _special_ids(tokenizer)
-    after = turn[turn.index("Hello") + len("Hello") :]  # past a think block, a header's token
+    after = turn[turn.index(answer) + len(answer) :]  # past a think block, a header's token
     ids = tokenizer(after, add_special_tokens=False)["input_ids"]
     return next((int(token) for token in ids if token in special), None)
 
