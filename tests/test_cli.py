@@ -1551,9 +1551,9 @@ def test_a_warning_reads_as_a_command_line_says_it(tmp_path: Path) -> None:
     assert said.startswith("warning: validation found 12 warnings, which do not stop the fit:")
     assert "unknown_field x12 (first at" in said and "finetune validate on the command line" in said
     job_id, _ = done.stdout.split()  # what a script reads; what to do next on stderr
-    assert next_step == (
-        f"it runs on without this command: `finetune wait fake:{job_id}` watches it (status, "
-        "events, metrics and cancel take it too)"
+    assert next_step == (  # not `finetune wait`, which would find no job: it lived here
+        f"fake:{job_id} ended with this command: a fake job lives in the process that made it "
+        "(`finetune train --wait` runs one to its end)"
     )
 
 

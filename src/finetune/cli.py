@@ -195,13 +195,26 @@ def _cmd_train(args: argparse.Namespace) -> int:
     if args.wait:
         return ended(waited(job))
     if not job.status.is_terminal:
-        named = f"{job.job.backend}:{job.id}"
-        print(
-            f"it runs on without this command: `finetune wait {named}` watches it (status, "
-            "events, metrics and cancel take it too)",
-            file=sys.stderr,
-        )
+        print(_what_next(inputs.tuner, f"{job.job.backend}:{job.id}"), file=sys.stderr)
     return 0
+
+
+def _what_next(tuner: ft.Tuner, named: str) -> str:
+    """How to follow a job ``train`` started and left running: by its id, from another
+    command, unless it lived in this process alone (a fake backend's)."""
+    from finetune.backends.base import BackendAdapter
+    from finetune.testing import FakeBackend
+
+    backend = tuner.backend
+    if isinstance(backend, BackendAdapter) and isinstance(backend.wrapped, FakeBackend):
+        return (
+            f"{named} ended with this command: a fake job lives in the process that made it "
+            "(`finetune train --wait` runs one to its end)"
+        )
+    return (
+        f"it runs on without this command: `finetune wait {named}` watches it (status, "
+        "events, metrics and cancel take it too)"
+    )
 
 
 def _cmd_eval(args: argparse.Namespace) -> int:
