@@ -265,11 +265,14 @@ def test_dpo_smoke_run(tiny_base: str, rows: list[dict[str, Any]]) -> None:
     assert (used.beta, used.learning_rate, used.lora) == (0.1, 2e-4, ft.LoRA())
 
 
+_LONG = {"max_length": 96, "save_steps": 10, "logging_steps": 5}
+
+
 def _long_job(tuner: ft.Tuner, rows: list[dict[str, Any]], **options: Any) -> ft.JobHandle:
     return tuner.fit(
         ft.Dataset.from_records(rows[:160]),
         hyperparameters=ft.Hyperparameters(epochs=30, batch_size=4),
-        options={"max_length": 96, "save_steps": 10, "logging_steps": 5, **options},
+        options={**_LONG, **options},
     )
 
 
@@ -666,6 +669,20 @@ def test_killed_worker_is_failed_and_resume_continues(
     assert any(f"checkpoint at step {last}" in message for message in said)
     assert max(p.step for p in job.metrics()) == 60
     assert Path(job.model.name, "adapter_model.safetensors").exists()
+    # TRL counts the tokens trained from 0 again in a resumed run: the count went on from the
+    # checkpoint's, so the metric never falls back and the job counts every run's tokens
+    counts = [p.extra["num_tokens"] for p in job.metrics()]
+    assert counts == sorted(set(counts)) and job.job.trained_tokens == counts[-1]
+    resumed = next(e for e in job.events() if e.message.startswith("Resuming from"))
+    at_last = next(p.extra["num_tokens"] for p in job.metrics() if p.step == last)
+    assert resumed.data == {"step": last, "trained_tokens": at_last}
+    # the estimate's pace is the last run's: its tokens, over the seconds it ran
+    (runtime,) = [
+        e.data["train_runtime"] for e in job.events() if "train_runtime" in (e.data or {})
+    ]
+    pace = (counts[-1] - resumed.data["trained_tokens"]) / runtime
+    notes = tuner.estimate_locally(ft.Dataset.from_records(rows[:8]), options=_LONG).notes
+    assert f"at the pace of {job.id} ({pace:,.0f} tokens a second)" in "".join(notes)
 
 
 def test_accelerate_launch_runs_two_processes(

@@ -65,20 +65,28 @@ def _pace_of(job: JobDir, source: str, method: str, wanted: dict[str, Any]) -> f
         return None
     if any(theirs.get(name) != value for name, value in wanted.items()):
         return None
-    tokens, seconds = status.get("trained_tokens"), _training_seconds(job)
-    if not isinstance(tokens, (int, float)) or tokens <= 0 or seconds is None:
+    tokens, last_run = status.get("trained_tokens"), _last_run(job)
+    if not isinstance(tokens, (int, float)) or last_run is None:
         return None
-    return tokens / seconds
+    seconds, tokens_before = last_run
+    return (tokens - tokens_before) / seconds if tokens > tokens_before else None
 
 
-def _training_seconds(job: JobDir) -> float | None:
-    """How long the trainer ran (its ``train_runtime``, logged as the job ended): without
-    loading the model or saving it."""
-    for event in reversed(job.events()):
-        runtime = (event.get("data") or {}).get("train_runtime")
+def _last_run(job: JobDir) -> tuple[float, int] | None:
+    """How long the trainer's last run took (its ``train_runtime``, logged as the job ended:
+    without loading the model or saving it), and the tokens trained before it, in the runs
+    a resumed job's last one went on from."""
+    last, resumed_at, run_began_at = None, 0, 0
+    for event in job.events():
+        data = event.get("data") or {}
+        if "step" in data and "trained_tokens" in data:  # resuming from a checkpoint
+            resumed_at = int(data["trained_tokens"])
+        elif "max_steps" in data:  # a run's training started
+            run_began_at, resumed_at = resumed_at, 0
+        runtime = data.get("train_runtime")
         if isinstance(runtime, (int, float)) and runtime > 0:
-            return float(runtime)
-    return None
+            last = (float(runtime), run_began_at)
+    return last
 
 
 def _duration(seconds: float) -> str:

@@ -401,6 +401,19 @@ def _save(trainer: Any, config: TrainingConfig, job: JobDir) -> str:
     return str(result)
 
 
+def _count_tokens_on(trainer: Any, checkpoint: Path) -> int:
+    """The tokens trained up to ``checkpoint``, from which TRL's count (its ``num_tokens``)
+    goes on in a resumed run: TRL starts it again from 0, so the metric fell back and the
+    job's trained tokens counted the last run alone."""
+    state = json.loads((checkpoint / "trainer_state.json").read_text())
+    history = state.get("log_history", [])
+    counts = [entry["num_tokens"] for entry in history if "num_tokens" in entry]
+    tokens = int(counts[-1]) if counts else 0
+    if hasattr(trainer, "_total_train_tokens"):
+        trainer._total_train_tokens = tokens
+    return tokens
+
+
 def _trained_tokens(trainer: Any) -> int | None:
     for entry in reversed(trainer.state.log_history):
         if "num_tokens" in entry:
@@ -436,8 +449,13 @@ def run(job: JobDir, resume: bool) -> int:
         for step in job.discard_incomplete_checkpoints():
             job.append_event(f"Discarded the checkpoint at step {step}: its save was cut short")
     checkpoints = job.checkpoints() if resume else []
-    if main and checkpoints:
-        job.append_event(f"Resuming from the checkpoint at step {checkpoints[-1][0]}")
+    if checkpoints:
+        step, folder = checkpoints[-1]
+        tokens = _count_tokens_on(trainer, folder)
+        if main:
+            job.append_event(
+                f"Resuming from the checkpoint at step {step}", step=step, trained_tokens=tokens
+            )
     trainer.train(resume_from_checkpoint=str(checkpoints[-1][1]) if checkpoints else None)
     if stop.diverged is not None:
         if leader:
