@@ -674,6 +674,7 @@ def test_killed_worker_is_failed_and_resume_continues(
     counts = [p.extra["num_tokens"] for p in job.metrics()]
     assert counts == sorted(set(counts)) and job.job.trained_tokens == counts[-1]
     resumed = next(e for e in job.events() if e.message.startswith("Resuming from"))
+    assert job.job.raw["run_first_step"] == last  # its view times the resumed run's steps
     at_last = next(p.extra["num_tokens"] for p in job.metrics() if p.step == last)
     assert resumed.data == {"step": last, "trained_tokens": at_last}
     # the estimate's pace is the last run's: its tokens, over the seconds it ran

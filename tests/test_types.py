@@ -228,6 +228,30 @@ def test_job_repr_hides_raw_payload() -> None:
     assert "b job j" in job._repr_html_() and "payload" not in job._repr_html_()
 
 
+def test_a_jobs_time_left_is_told_at_the_pace_of_its_current_run() -> None:
+    """A local job paused at step 20 of 80 overnight, resumed 40 s ago and now at step 30,
+    was shown "about 16h40m left": ten hours over 30 steps, as if it trained through the
+    night. Its current run's pace (4 s a step) leaves 50 steps about 3 min 20 s."""
+    from datetime import timedelta
+
+    now = datetime.now(timezone.utc)
+    raw = {"step": 30, "max_steps": 80}
+    resumed = {**raw, "run_started_at": (now - timedelta(seconds=40)).isoformat()}
+    job = ft.Job(
+        id="j",
+        backend="hf",
+        base_model="m",
+        status="running",
+        started_at=now - timedelta(hours=10),
+        raw={**resumed, "run_first_step": 20},
+    )
+    assert re.search(r"elapsed 10h00m, about 3m2\ds left", job._repr_html_())
+    just = job.model_copy(update={"raw": {**resumed, "run_first_step": 30}})
+    assert "<div>elapsed 10h00m</div>" in just._repr_html_()
+    hosted = job.model_copy(update={"raw": raw})  # no run of its own: the job's whole time
+    assert "about 16h40m left" in hosted._repr_html_()
+
+
 def test_a_jobs_raw_payload_never_keeps_a_credential() -> None:
     """A provider may echo a key the job was made with (Fireworks' ``wandbConfig.apiKey``):
     the text of every field named as a credential is masked at any depth; other fields, a

@@ -87,8 +87,24 @@ def _timing(job: Job, step: int | None, total: int | None, started: float | None
         return ""
     text = f"elapsed {_duration(elapsed)}"
     if step and total and not job.status.is_terminal and step < total:
-        text += f", about {_duration(elapsed / step * (total - step))} left"
+        per_step = _seconds_per_step(job, step, elapsed)
+        if per_step is not None:
+            text += f", about {_duration(per_step * (total - step))} left"
     return text
+
+
+def _seconds_per_step(job: Job, step: int, elapsed: float) -> float | None:
+    """The pace of the steps so far: of the current run where the backend says when it began
+    at which step (a local job resumed after a pause or a failure is not timed by the hours
+    it stood still, nor by loading its model), else of the whole job since it started."""
+    raw = job.raw or {}
+    began, first = raw.get("run_started_at"), raw.get("run_first_step")
+    if not isinstance(began, str) or not isinstance(first, int):
+        return elapsed / step
+    if step <= first:
+        return None  # no step of this run yet: no pace to tell
+    running = datetime.now(timezone.utc) - datetime.fromisoformat(began)
+    return running.total_seconds() / (step - first)
 
 
 def _losses(metrics: MetricSeries | None) -> tuple[str, str]:

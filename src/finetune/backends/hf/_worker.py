@@ -118,7 +118,12 @@ def _callback(job: JobDir, stop: _Stop) -> Any:
 
         def on_train_begin(self, args: Any, state: Any, control: Any, **kw: Any) -> None:
             if state.is_world_process_zero:
-                job.update_status(step=state.global_step, max_steps=state.max_steps)
+                job.update_status(
+                    step=state.global_step,
+                    max_steps=state.max_steps,
+                    run_started_at=now_iso(),  # a view times the steps of this run alone
+                    run_first_step=state.global_step,
+                )
                 job.append_event(
                     f"Training started: {counted(state.max_steps, 'step')} on "
                     f"{counted(args.world_size, 'process')}{_steps_past_epochs(args, state)}",
