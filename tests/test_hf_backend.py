@@ -215,6 +215,30 @@ def test_a_lost_loss_ends_the_run_only_where_the_weights_are_spoiled(
         assert warnings[0].startswith("The train loss was nan in the steps up to 10; the weights")
 
 
+def test_a_resumed_run_carries_on_the_counts_its_checkpoint_saved(tmp_path: Path) -> None:
+    """TRL counts trained tokens from 0 in each run, and transformers gives early stopping
+    its whole patience again (its restore of callback states is off: it would also restore the
+    stop a cancel saved): both go on from the checkpoint's."""
+    from types import SimpleNamespace
+
+    from transformers import EarlyStoppingCallback, TrainerControl, TrainerState
+    from transformers.trainer_callback import CallbackHandler
+
+    from finetune.backends.hf._worker import _carry_on_from
+
+    waiting, stopped = EarlyStoppingCallback(early_stopping_patience=3), TrainerControl()
+    waiting.early_stopping_patience_counter, stopped.should_training_stop = 2, True
+    history = [{"step": 5, "num_tokens": 2572.0}, {"step": 10, "num_tokens": 5144.0}]
+    saved = TrainerState(global_step=10, log_history=history, stateful_callbacks=[waiting, stopped])
+    (tmp_path / "checkpoint-10").mkdir()
+    saved.save_to_json(str(tmp_path / "checkpoint-10" / "trainer_state.json"))
+    fresh = EarlyStoppingCallback(early_stopping_patience=3)
+    handler = CallbackHandler([fresh], None, None, None, None)
+    trainer = SimpleNamespace(callback_handler=handler, _total_train_tokens=0)
+    assert _carry_on_from(trainer, tmp_path / "checkpoint-10") == 5144
+    assert trainer._total_train_tokens == 5144 and fresh.early_stopping_patience_counter == 2
+
+
 def test_lora_adapter_merges_and_reloads(tiny_base: str, rows: list[dict[str, Any]]) -> None:
     from peft import AutoPeftModelForCausalLM
     from transformers import AutoModelForCausalLM

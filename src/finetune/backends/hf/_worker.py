@@ -406,16 +406,27 @@ def _save(trainer: Any, config: TrainingConfig, job: JobDir) -> str:
     return str(result)
 
 
-def _count_tokens_on(trainer: Any, checkpoint: Path) -> int:
-    """The tokens trained up to ``checkpoint``, from which TRL's count (its ``num_tokens``)
-    goes on in a resumed run: TRL starts it again from 0, so the metric fell back and the
-    job's trained tokens counted the last run alone."""
+def _carry_on_from(trainer: Any, checkpoint: Path) -> int:
+    """What a resumed run takes on from ``checkpoint`` that TRL and transformers start again,
+    and the tokens trained up to it: TRL's count of them (its ``num_tokens``: the metric fell
+    back, and the job's trained tokens counted the last run alone), and early stopping's count
+    of evaluations that did not improve (a resumed run waited its whole patience again).
+    transformers' own restore of callback states is left off: it also restores the control
+    of the step the checkpoint was saved at, which a cancel or pause told to stop."""
+    from transformers import EarlyStoppingCallback
+
     state = json.loads((checkpoint / "trainer_state.json").read_text())
     history = state.get("log_history", [])
     counts = [entry["num_tokens"] for entry in history if "num_tokens" in entry]
     tokens = int(counts[-1]) if counts else 0
     if hasattr(trainer, "_total_train_tokens"):
         trainer._total_train_tokens = tokens
+    saved = (state.get("stateful_callbacks") or {}).get("EarlyStoppingCallback") or {}
+    saved = saved[0] if isinstance(saved, list) else saved  # one a callback, when several
+    waited = (saved.get("attributes") or {}).get("early_stopping_patience_counter", 0)
+    for callback in trainer.callback_handler.callbacks:
+        if isinstance(callback, EarlyStoppingCallback):
+            callback.early_stopping_patience_counter = waited
     return tokens
 
 
@@ -456,7 +467,7 @@ def run(job: JobDir, resume: bool) -> int:
     checkpoints = job.checkpoints() if resume else []
     if checkpoints:
         step, folder = checkpoints[-1]
-        tokens = _count_tokens_on(trainer, folder)
+        tokens = _carry_on_from(trainer, folder)
         if main:
             job.append_event(
                 f"Resuming from the checkpoint at step {step}", step=step, trained_tokens=tokens
