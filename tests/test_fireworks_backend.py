@@ -58,6 +58,22 @@ def pairs(tag: str = "", n: int = 6) -> ft.Dataset:
     return ft.Dataset.from_records([pair(i, tag) for i in range(n)])
 
 
+def test_max_cost_starts_no_job_that_fireworks_itself_quotes_above_it(
+    server: FireworksFake,
+) -> None:
+    data, params = dataset("budget"), ft.Hyperparameters(epochs=2)
+    quoted = tuner_for(server).estimate(data, params)
+    assert quoted.cost is not None and quoted.provider_figures is not None
+    theirs = quoted.provider_figures["estimated_total_price"]
+    assert quoted.cost < theirs  # our table's price, under the quote of the fake
+    budget = (quoted.cost + theirs) / 2
+    with pytest.raises(ft.InvalidRequestError, match="the provider's own quote for this job"):
+        tuner_for(server).fit(data, hyperparameters=params, max_cost=budget)
+    assert creates(server) == []
+    tuner_for(server).fit(data, hyperparameters=params, max_cost=theirs)
+    assert len(creates(server)) == 1
+
+
 def test_full_lifecycle(server: FireworksFake) -> None:
     tuner = tuner_for(server)
     estimate = tuner.estimate(dataset(), ft.Hyperparameters(epochs=2))

@@ -200,6 +200,57 @@ def test_a_quote_for_a_job_without_packing_says_it_priced_the_job_packed(
     assert not any("packing" in note for note in packed.notes)
 
 
+def test_max_cost_starts_no_job_that_together_itself_quotes_above_it(
+    server: TogetherFake,
+) -> None:
+    """``max_cost`` was checked against our own price table alone (dated, here 60% below
+    what Together quotes): a job Together priced above the budget started. Its quote is now
+    asked before the job is created, and the fit within it uses the upload priced."""
+    data = dataset("budget")
+    quoted = tuner_for(server).estimate(data, LORA)
+    assert quoted.cost is not None and quoted.provider_figures is not None
+    theirs = quoted.provider_figures["estimated_total_price"]
+    assert quoted.cost < theirs
+    budget = (quoted.cost + theirs) / 2  # ours under it, Together's over it
+    with pytest.raises(ft.InvalidRequestError) as refused:
+        tuner_for(server).fit(data, hyperparameters=LORA, max_cost=budget)
+    assert str(refused.value).startswith(
+        f"[together] the provider's own quote for this job, {theirs:.4g} USD, is above "
+        f"max_cost={budget:g} USD (our estimate: {quoted.cost:.6f} USD at prices of "
+        f"{quoted.pricing_date}); no job was started"
+    )
+    assert refused.value.param == "max_cost" and creates(server) == []
+    uploads = [r for r in server.requests if r.method == "POST" and r.path == "/v1/files"]
+    assert len(uploads) == 1  # the data the quote priced
+    job = tuner_for(server).fit(data, hyperparameters=LORA, max_cost=theirs)
+    assert job.job.status is not ft.JobStatus.FAILED and len(creates(server)) == 1
+    assert [r for r in server.requests if r.method == "POST" and r.path == "/v1/files"] == uploads
+
+
+def test_max_cost_checks_a_model_off_our_price_table_by_together_s_quote(
+    server: TogetherFake, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A model Together trains that our table does not price could not be fit under any
+    ``max_cost`` ("cannot be checked"), though Together quotes it."""
+    from .fakes import together_fake
+
+    model = "acme/Tiny-Chat-1B"
+    monkeypatch.setitem(together_fake.MODELS, model, 4096)
+    data, tuner = dataset("off"), tuner_for(server, model=model)
+    theirs = tuner.estimate(data, LORA).provider_figures["estimated_total_price"]  # type: ignore[index]
+    with pytest.raises(ft.InvalidRequestError) as refused:
+        tuner.fit(data, hyperparameters=LORA, max_cost=theirs / 2)
+    assert f"own quote for this job, {theirs:.4g} USD, is above max_cost=" in str(refused.value)
+    assert "(our estimate: none, the model is not in our price table)" in str(refused.value)
+    assert creates(server) == []
+    tuner.fit(data, hyperparameters=LORA, max_cost=theirs)
+    assert len(creates(server)) == 1
+    no_quote = tuner_for(server, model=model, estimate_quote=False)
+    with pytest.raises(ft.InvalidRequestError, match="cannot be checked: no price is known"):
+        no_quote.fit(dataset("unquoted"), hyperparameters=LORA, max_cost=1.0)
+    assert len(server.files) == 1  # the first fit's: the unquoted one uploaded nothing
+
+
 def test_a_fit_does_not_log_that_token_counts_are_approximate(
     server: TogetherFake, caplog: pytest.LogCaptureFixture
 ) -> None:

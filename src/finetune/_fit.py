@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import hashlib
 import inspect
@@ -57,6 +58,7 @@ __all__ = [
     "check_estimated_job",
     "check_fit",
     "check_fit_options",
+    "check_quote",
     "check_reported_context",
     "derive_idempotency_key",
     "hyperparameter_meant",
@@ -244,6 +246,7 @@ class FitPlan:
     integrations: list[dict[str, Any]] = field(default_factory=list, repr=False)
     options: dict[str, Any] = field(default_factory=dict)
     context_checked: bool = True  # False: validated with no context limit known
+    max_cost: float | None = None
 
     def request(
         self,
@@ -295,6 +298,8 @@ def check_budget(
         return
     train, validation, hyperparameters, options = plan
     figures = tuner.estimate_locally(train, hyperparameters, validation=validation, options=options)
+    if figures.cost is None and tuner.backend.supports("refine_estimate"):
+        return  # a model off our table: the provider's quote checks it (check_quote)
     problem = over_budget(figures, max_cost)
     if problem is not None:
         raise InvalidRequestError(
@@ -302,24 +307,67 @@ def check_budget(
         )
 
 
+async def check_quote(tuner: TunerView, plan: FitPlan) -> None:
+    """A fit's ``max_cost`` against the provider's own quote, where it gives one (Together's
+    ``estimate-price``, Fireworks' ``estimateCost``), before a job is created: our price table
+    is dated, and the quote is what the provider means to bill. The data it prices is
+    uploaded, and the fit goes on with that upload."""
+    budget = plan.max_cost
+    if budget is None or not tuner.backend.supports("refine_estimate"):
+        return
+    from finetune.backends._hooks import quote_for
+
+    params, validation = plan.hyperparameters, plan.validation
+    ours = await asyncio.to_thread(
+        functools.partial(
+            tuner.estimate_locally, plan.train, params, validation=validation, options=plan.options
+        )
+    )
+    quoted = await quote_for(tuner.backend, plan.train, ours, params, validation, plan.options)
+    problem = over_budget(quoted, budget)
+    if problem is None:
+        return
+    priced = "estimated_total_price" in (quoted.provider_figures or {})
+    after = (
+        "no job was started (the data it priced is uploaded, and a fit of it uses that upload)"
+        if priced
+        else "nothing was uploaded"
+    )
+    raise InvalidRequestError(f"{problem}; {after}", backend=tuner.backend_name, param="max_cost")
+
+
 def over_budget(figures: CostEstimate, max_cost: float) -> str | None:
     """Why a job of these figures (ours: the upper end of a price range, a floor where
-    examples show images) may not start under ``max_cost`` USD, and the cure: its cost above
-    it, or a hosted model whose price is unknown; ``None`` when it fits, or has no bill (local
-    training)."""
-    cost = figures.cost_high if figures.cost_high is not None else figures.cost
-    said = f"max_cost={max_cost:g} USD"
-    if not figures.hosted or (cost is not None and cost <= max_cost):
+    examples show images; then the provider's own quote, where they hold one) may not start
+    under ``max_cost`` USD, and the cure: its cost above it, or a hosted model whose price is
+    unknown; ``None`` when it fits, or has no bill (local training)."""
+    if not figures.hosted:
         return None
-    if cost is None:
+    cost = figures.cost_high if figures.cost_high is not None else figures.cost
+    quote = (figures.provider_figures or {}).get("estimated_total_price")
+    quote = quote if isinstance(quote, (int, float)) and is_amount(quote) else None
+    said = f"max_cost={max_cost:g} USD"
+    if cost is None and quote is None:
         return (
             f"{said} cannot be checked: no price is known for {figures.model} (give it in a "
             "table of your own, $FINETUNE_MODELS_FILE, or no max_cost)"
         )
-    return (
-        f"the estimate, {cost_figure(figures)}, is above {said} (fewer epochs or examples, or "
-        "a cheaper model, cost less)"
-    )
+    if cost is not None and cost > max_cost:
+        return (
+            f"the estimate, {cost_figure(figures)}, is above {said} (fewer epochs or examples, "
+            "or a cheaper model, cost less)"
+        )
+    if quote is not None and quote > max_cost:
+        ours = (
+            f"{cost_figure(figures)} at prices of {figures.pricing_date}"
+            if cost is not None
+            else "none, the model is not in our price table"
+        )
+        return (
+            f"the provider's own quote for this job, {quote:.4g} USD, is above {said} (our "
+            f"estimate: {ours})"
+        )
+    return None
 
 
 def with_reported_context(

@@ -29,6 +29,7 @@ from finetune._fit import (
     check_estimated_job,
     check_fit,
     check_fit_options,
+    check_quote,
     check_reported_context,
     derive_idempotency_key,
     json_options,
@@ -379,6 +380,7 @@ class AsyncTuner(TunerView):
             train_fingerprint=train_fp,
             validation_fingerprint=valid_fp,
             context_checked=context_checked,
+            max_cost=fit.get("max_cost"),
         )
 
     async def fit(
@@ -480,6 +482,7 @@ class AsyncTuner(TunerView):
         await asyncio.to_thread(self._registry.forget, self.backend_name, job_id, self._endpoint)
 
     async def _upload_and_create(self, plan: FitPlan) -> tuple[Job, str, bool]:
+        await check_quote(self, plan)
         train_ref = await self._backend.upload(plan.train, purpose="train")
         valid_ref = None
         if plan.validation is not None:
