@@ -227,6 +227,22 @@ def test_max_cost_starts_no_job_that_together_itself_quotes_above_it(
     assert [r for r in server.requests if r.method == "POST" and r.path == "/v1/files"] == uploads
 
 
+def test_a_quote_that_fails_leaves_max_cost_to_our_estimate(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A fit given ``max_cost`` does not fail for want of a quote: once its retries are
+    spent, the job our own figures priced under the budget starts, and a warning says so."""
+    faults = Faults(rate=1.0, kinds=("503",), retry_after="0.01", only="estimate-price")
+    with TogetherFake(faults) as server, caplog.at_level("WARNING", logger="finetune"):
+        tuner = tuner_for(server, attempts=2, first_wait=0.01)
+        job = tuner.fit(dataset("unquoted"), hyperparameters=LORA, max_cost=100.0)
+        assert len(creates(server)) == 1 and job.id
+        asked = [r for r in server.requests if r.path.endswith("/estimate-price")]
+    assert len(asked) == 2 and all(r.fault == "503" for r in asked)
+    said = [r.getMessage() for r in caplog.records]
+    assert any(m.startswith("max_cost was checked against our estimate alone: ") for m in said)
+
+
 def test_max_cost_checks_a_model_off_our_price_table_by_together_s_quote(
     server: TogetherFake, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -7,6 +7,7 @@ import functools
 import hashlib
 import inspect
 import json
+import logging
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal, TypedDict, TypeVar, cast
@@ -16,6 +17,8 @@ from pydantic import ValidationError
 from finetune._errors import (
     DatasetError,
     InvalidRequestError,
+    RateLimitError,
+    ServerError,
     UnsupportedFeature,
     did_you_mean,
     settings_problem,
@@ -74,6 +77,7 @@ __all__ = [
 ]
 
 Method = TypeVar("Method", bound=Callable[..., Any])
+_log = logging.getLogger("finetune")
 
 
 class FitOptions(TypedDict, total=False):
@@ -323,7 +327,11 @@ async def check_quote(tuner: TunerView, plan: FitPlan) -> None:
             tuner.estimate_locally, plan.train, params, validation=validation, options=plan.options
         )
     )
-    quoted = await quote_for(tuner.backend, plan.train, ours, params, validation, plan.options)
+    try:
+        quoted = await quote_for(tuner.backend, plan.train, ours, params, validation, plan.options)
+    except (ServerError, RateLimitError) as failed:  # after its retries: our figures stand
+        _log.warning("max_cost was checked against our estimate alone: %s", failed)
+        return
     problem = over_budget(quoted, budget)
     if problem is None:
         return
