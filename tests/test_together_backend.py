@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 import json
 import os
 import re
@@ -225,6 +226,30 @@ def test_max_cost_starts_no_job_that_together_itself_quotes_above_it(
     job = tuner_for(server).fit(data, hyperparameters=LORA, max_cost=theirs)
     assert job.job.status is not ft.JobStatus.FAILED and len(creates(server)) == 1
     assert [r for r in server.requests if r.method == "POST" and r.path == "/v1/files"] == uploads
+
+
+def test_a_job_says_how_long_together_expects_it_to_take(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Together's job says how long to its next state (``progress``), and our views said
+    nothing of it: a running job showed its status and the time so far, nothing more."""
+    from finetune._progress import JobProgress
+
+    with TogetherFake(phases=Phases(0.01, 0.01, 30.0)) as server:
+        job = tuner_for(server).fit(dataset("long"), hyperparameters=LORA)
+        deadline = time.monotonic() + 5
+        while job.refresh().status is not ft.JobStatus.RUNNING and time.monotonic() < deadline:
+            time.sleep(0.01)
+        left = job.job.raw["seconds_left"]
+        assert 25 <= left <= 30
+        said = f"about 0m{left}s left (together's estimate)"
+        assert html.escape(said) in job._repr_html_()
+        bar = JobProgress(True, job.job)
+        bar.update(job.job)
+        bar.close()
+        assert f"running, about 0m{left}s left [00:00]" in capsys.readouterr().err
+        job.cancel()
+        assert "seconds_left" not in job.job.raw  # ended: no time left to tell
 
 
 def test_a_quote_that_fails_leaves_max_cost_to_our_estimate(

@@ -9,7 +9,7 @@ from html import escape
 from typing import TYPE_CHECKING, Any
 
 from finetune._svg import interval_bar, line_chart
-from finetune._words import cost_figure, counted
+from finetune._words import cost_figure, counted, duration
 
 if TYPE_CHECKING:
     from finetune._series import MetricSeries
@@ -61,12 +61,6 @@ def table(title: str, rows: list[tuple[str, Any]]) -> str:
 _STATUS_COLOURS = {"succeeded": GREEN, "failed": RED, "cancelled": GREY, "paused": AMBER}
 
 
-def _duration(seconds: float) -> str:
-    seconds = int(max(seconds, 0))
-    hours, rest = divmod(seconds, 3600)
-    return f"{hours}h{rest // 60:02d}m" if hours else f"{rest // 60}m{rest % 60:02d}s"
-
-
 def _progress_bar(step: int, total: int) -> str:
     share = min(step / total, 1.0) if total else 0.0
     return (
@@ -85,11 +79,14 @@ def _timing(job: Job, step: int | None, total: int | None, started: float | None
         elapsed = time.time() - started
     else:
         return ""
-    text = f"elapsed {_duration(elapsed)}"
+    text = f"elapsed {duration(elapsed)}"
+    told = (job.raw or {}).get("seconds_left")  # the provider's own estimate, where it has one
+    if isinstance(told, int) and not job.status.is_terminal:
+        return f"{text}, about {duration(told)} left ({job.backend}'s estimate)"
     if step and total and not job.status.is_terminal and step < total:
         per_step = _seconds_per_step(job, step, elapsed)
         if per_step is not None:
-            text += f", about {_duration(per_step * (total - step))} left"
+            text += f", about {duration(per_step * (total - step))} left"
     return text
 
 

@@ -16,6 +16,7 @@ import time
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any, TextIO
 
+from finetune._words import duration
 from finetune.types import Job, JobStatus
 
 if TYPE_CHECKING:
@@ -236,8 +237,10 @@ class JobProgress:
                 self._bar.start_t = self._bar.last_print_t = self._bar._time()
             self._bar.n = done
             self._bar.set_postfix_str(job.status.value, refresh=False)
-        else:
-            self._bar.unit = job.status.value  # shown alone while there are no steps to count
+        else:  # no steps to count: the status, and the provider's estimate of the time left
+            told = (job.raw or {}).get("seconds_left")
+            left = f", about {duration(told)} left" if isinstance(told, int) else ""
+            self._bar.unit = f"{job.status.value}{left}"
         if self._redraw_due(job.status):
             self._bar.refresh()
 

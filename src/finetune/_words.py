@@ -17,6 +17,7 @@ __all__ = [
     "command_line",
     "cost_figure",
     "counted",
+    "duration",
     "json_kind",
     "money",
     "size",
@@ -67,6 +68,13 @@ def cost_figure(cost: CostEstimate, dash: str = "–") -> str | None:
     if low is not None and high is not None and low != high:
         return f"{money(low, cost.currency)} {dash} {money(high, cost.currency)}"
     return None if cost.cost is None else money(cost.cost, cost.currency)
+
+
+def duration(seconds: float) -> str:
+    """``1h05m`` or ``4m20s``: a job's time, elapsed or left."""
+    seconds = int(max(seconds, 0))
+    hours, rest = divmod(seconds, 3600)
+    return f"{hours}h{rest // 60:02d}m" if hours else f"{rest // 60}m{rest % 60:02d}s"
 
 
 def size(count: int) -> str:

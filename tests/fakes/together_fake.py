@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import math
 import time
 import uuid
 from dataclasses import dataclass
@@ -258,7 +259,19 @@ class TogetherFake(FakeServer):
             "model_output_name": output,
             "token_count": 4321 if status == "completed" else None,
             "events": self._events(job),
+            "progress": self._progress(job),
         }
+
+    def _progress(self, job: dict[str, Any]) -> dict[str, Any]:
+        """``FineTuneProgress``: the seconds to the end of the phase the job is in."""
+        p = self.phases
+        if job.get("_cancelled"):
+            return {"estimate_available": False, "seconds_remaining": 0}
+        elapsed = time.monotonic() - job["_created"]
+        for end in itertools.accumulate((p.pending, p.queued, p.running)):
+            if elapsed < end:
+                return {"estimate_available": True, "seconds_remaining": math.ceil(end - elapsed)}
+        return {"estimate_available": False, "seconds_remaining": 0}
 
     def _events(self, job: dict[str, Any]) -> list[dict[str, Any]]:
         status = self._status(job)

@@ -364,8 +364,18 @@ def job_from_payload(payload: dict[str, Any]) -> Job:
         training_file=text(payload.get("training_file")),
         validation_file=text(payload.get("validation_file")),
         suffix=text(payload.get("suffix")),
-        raw=payload,
+        raw={**payload, **_time_left(payload, status)},
     )
+
+
+def _time_left(payload: dict[str, Any], status: JobStatus) -> dict[str, int]:
+    """``seconds_left``, as a job view shows it: Together's own estimate of the time to the
+    job's next state (its ``progress``), while it has one and the job has not ended."""
+    progress = object_at(payload, "progress")
+    seconds = whole(progress.get("seconds_remaining"))
+    if status.is_terminal or progress.get("estimate_available") is not True or seconds is None:
+        return {}
+    return {"seconds_left": seconds}
 
 
 @parses(NAME, "job event")
