@@ -168,6 +168,18 @@ def test_cancel_pause_resume(server: OpenAIFake) -> None:
     assert len(server.requests) == asked
 
 
+def test_a_running_job_says_when_openai_expects_it_to_finish(server: OpenAIFake) -> None:
+    """OpenAI's running job has an ``estimated_finish``: the views said nothing of it."""
+    server.phases = Phases(validating=0, queued=0, running=30)
+    job = tuner_for(server).fit(dataset())
+    job.refresh()
+    left = job.job.raw["seconds_left"]
+    assert job.status is ft.JobStatus.RUNNING and 27 <= left <= 30
+    assert f"about 0m{left}s left (openai&#x27;s estimate)" in job._repr_html_()
+    job.pause()
+    assert "seconds_left" not in job.job.raw  # paused: OpenAI gives no finish
+
+
 def test_a_job_without_a_result_file_has_the_metrics_its_events_logged(
     server: OpenAIFake,
 ) -> None:

@@ -424,6 +424,12 @@ class OpenAIFake(FakeServer):
             now = min(now, job.cancelled)
         return now - job.created - job.paused_total
 
+    def _finish(self, job: _Job) -> int:
+        """When the running job will end, as a UNIX time: ``estimated_finish``."""
+        p = self.phases
+        left = p.validating + p.queued + p.running - self._elapsed(job)
+        return int(time.time() + max(left, 0.0))
+
     def _status(self, job: _Job) -> str:
         p = self.phases
         elapsed = self._elapsed(job)
@@ -488,7 +494,7 @@ class OpenAIFake(FakeServer):
             else None,
             "integrations": body.get("integrations"),
             "seed": body.get("seed", 42),
-            "estimated_finish": None,
+            "estimated_finish": self._finish(job) if status == "running" else None,
             "method": {"type": kind, kind: {"hyperparameters": hyper}},
             "metadata": body.get("metadata"),
         }

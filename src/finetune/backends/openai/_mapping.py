@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import io
 from collections.abc import Mapping
+from datetime import datetime, timezone
 from typing import Any
 
 from finetune._errors import InvalidRequestError, UnsupportedFeature
@@ -38,6 +39,7 @@ from finetune.types import (
     Job,
     JobError,
     JobEvent,
+    JobStatus,
     MetricPoint,
 )
 
@@ -73,11 +75,12 @@ def job_from_payload(data: dict[str, Any]) -> Job:
     method = object_at(data, "method")
     kind = method.get("type")
     metadata = data.get("metadata")
+    status = status_from("OpenAI", data.get("status"), STATUS_MAP)
     return Job(
         id=job_id,
         backend=NAME,
         base_model=_text(data.get("model")) or "",
-        status=status_from("OpenAI", data.get("status"), STATUS_MAP),
+        status=status,
         created_at=unix_time(data.get("created_at")),
         finished_at=unix_time(data.get("finished_at")),
         fine_tuned_model=_text(data.get("fine_tuned_model")),
@@ -91,8 +94,17 @@ def job_from_payload(data: dict[str, Any]) -> Job:
         metadata={str(k): str(v) for k, v in metadata.items()}
         if isinstance(metadata, dict)
         else {},
-        raw=data,
+        raw={**data, **_time_left(data, status)},
     )
+
+
+def _time_left(data: dict[str, Any], status: JobStatus) -> dict[str, int]:
+    """``seconds_left``, as a job view shows it: the time to OpenAI's ``estimated_finish``
+    (null unless the job is running), as of this answer."""
+    finish = unix_time(data.get("estimated_finish"))
+    if finish is None or status is not JobStatus.RUNNING:
+        return {}
+    return {"seconds_left": max(0, int((finish - datetime.now(timezone.utc)).total_seconds()))}
 
 
 def _job_error(error: Any) -> JobError | None:
