@@ -416,9 +416,7 @@ def _carry_on_from(trainer: Any, checkpoint: Path) -> int:
     from transformers import EarlyStoppingCallback
 
     state = json.loads((checkpoint / "trainer_state.json").read_text())
-    history = state.get("log_history", [])
-    counts = [entry["num_tokens"] for entry in history if "num_tokens" in entry]
-    tokens = int(counts[-1]) if counts else 0
+    tokens = _token_count(state.get("log_history", [])) or 0
     if hasattr(trainer, "_total_train_tokens"):
         trainer._total_train_tokens = tokens
     saved = (state.get("stateful_callbacks") or {}).get("EarlyStoppingCallback") or {}
@@ -430,8 +428,9 @@ def _carry_on_from(trainer: Any, checkpoint: Path) -> int:
     return tokens
 
 
-def _trained_tokens(trainer: Any) -> int | None:
-    for entry in reversed(trainer.state.log_history):
+def _token_count(history: list[dict[str, Any]]) -> int | None:
+    """The last count of tokens trained (TRL's ``num_tokens``) a log history holds."""
+    for entry in reversed(history):
         if "num_tokens" in entry:
             return int(entry["num_tokens"])
     return None
@@ -488,7 +487,7 @@ def run(job: JobDir, resume: bool) -> int:
             status="succeeded",
             finished_at=now_iso(),
             fine_tuned_model=model_path,
-            trained_tokens=_trained_tokens(trainer),
+            trained_tokens=_token_count(trainer.state.log_history),
         )
         job.append_event(f"The job has successfully completed; model saved to {model_path}")
     elif leader:
