@@ -524,8 +524,10 @@ def test_an_embedding_model_is_given_each_distinct_text_once_in_batches() -> Non
         m.embedding_similarity(embed, batch_size=0)
 
 
-def test_a_metric_of_ones_own_may_score_every_answer_in_one_call() -> None:
-    seen: list[int] = []
+def _scored_in_one_call(seen: list[int]) -> Any:
+    """A metric ``longer`` that fails when asked one answer at a time; its ``batch`` scores
+    every answer at once (1 where the prediction is longer than the reference), adding to
+    ``seen`` how many it was given."""
 
     def longer(prediction: str, reference: str, example: Any) -> float:
         raise AssertionError("scored one at a time")
@@ -535,6 +537,12 @@ def test_a_metric_of_ones_own_may_score_every_answer_in_one_call() -> None:
         return [float(len(p) > len(r)) for p, r in zip(predictions, references, strict=True)]
 
     longer.batch = longer_batch  # type: ignore[attr-defined]
+    return longer
+
+
+def test_a_metric_of_ones_own_may_score_every_answer_in_one_call() -> None:
+    seen: list[int] = []
+    longer = _scored_in_one_call(seen)
     result = ft.evaluate(_qa(4), {"a": _answer, "b": lambda _: "1000"}, [longer], cache=False)
     assert seen == [8] and result.scores("b", "longer") == [1.0, 1.0, 1.0, 1.0]
     longer.batch = lambda predictions, references, examples: [1.0]  # type: ignore[attr-defined]
@@ -1882,6 +1890,35 @@ def test_two_metrics_of_one_name_are_refused_with_how_to_name_them() -> None:
         ft.evaluate(data, {"a": _answer}, [m.exact_match, partial], cache=False)
     with pytest.raises(ValueError, match=r"\['exact_match', 'exact_match'\]$"):
         ft.evaluate(data, {"a": _answer}, [m.exact_match, "exact_match"], cache=False)
+
+
+def test_metrics_given_as_a_dict_are_named_by_its_keys() -> None:
+    """A dict of names to metrics, as candidates are given, names each one's column: it was
+    read as a list of its keys, and refused as no ready metric ("metric 'strict': by name,
+    one of ..."), the functions beside them never looked at."""
+    data = _qa(4)
+    seen: list[int] = []
+    longer = _scored_in_one_call(seen)
+    metrics = {
+        "strict": m.exact(case=False),
+        "f1": "token_f1",
+        "short": lambda p, r: float(len(p) < 9),
+        "none": lambda p, r, example: 0.0,
+        "longer than asked": longer,
+    }
+    result = ft.evaluate(data, {"a": _answer}, metrics, cache=False)
+    assert result.metrics == list(metrics)
+    assert result.scores("a", "strict") == result.scores("a", "f1") == [1.0] * 4
+    assert result.scores("a", "short") == [1.0] * 4 and result.scores("a", "none") == [0.0] * 4
+    assert seen == [4] and result.scores("a", "longer than asked") == [0.0] * 4
+    assert m.token_f1.__name__ == "token_f1" and longer.__name__ == "longer"  # left as given
+    unanswered = ft.Dataset.from_records([{"messages": [{"role": "user", "content": "q"}]}])
+    with pytest.raises(ValueError, match=r"end with no answer .* and f1 compares"):
+        ft.evaluate(unanswered, {"a": _answer}, {"f1": m.token_f1}, cache=False)
+    with pytest.raises(TypeError, match=r"a metric's name \(a key of the metrics dict\) is text"):
+        ft.evaluate(data, {"a": _answer}, {3: "exact_match"}, cache=False)  # type: ignore[dict-item]
+    with pytest.raises(ValueError, match="metric 'regex': by name, one of bleu"):
+        ft.evaluate(data, {"a": _answer}, {"pattern": "regex"}, cache=False)
 
 
 def test_a_metric_of_prediction_and_reference_alone_is_taken_as_it_is() -> None:

@@ -205,7 +205,8 @@ def metric_names(metrics: Sequence[Metric]) -> list[str]:
     if "<lambda>" in names or not all(names):
         hint = (
             "; a lambda is named '<lambda>' and a functools.partial has no name: write each as "
-            "a def named as its column should read, or set its __name__"
+            "a def named as its column should read, or set its __name__, or give the metrics "
+            "as a dict of names: {'short': lambda p, r: len(p) < 9, ...}"
         )
     raise ValueError(f"metric names must be unique and non-empty: {names}{hint}")
 

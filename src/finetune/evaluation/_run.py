@@ -71,8 +71,9 @@ log = logging.getLogger("finetune")
 
 _Judged = tuple[dict[tuple[int, str], float], list[str]]
 
-Metrics = Metric | str | Sequence[Metric | str]
-"""What ``evaluate`` takes as metrics: one or several, functions or names of ready ones."""
+Metrics = Metric | str | Sequence[Metric | str] | Mapping[str, Metric | str]
+"""What ``evaluate`` takes as metrics: one or several, functions or names of ready ones, or a
+dict of column names to them."""
 
 
 @dataclass
@@ -287,9 +288,10 @@ async def aevaluate(
     Predictions are cached on disk (``cache=False`` turns it off; a path picks the file), so
     a re-run, or a run after an interruption, asks only for what is missing. A bare function
     is asked every time; ``CallablePredictor(function, name=...)`` names it for the cache.
-    ``metrics`` is a list of metrics, or one; a ready metric may be given by its name
-    (``"exact_match"``). A candidate that raises stops the run; its exception carries a note
-    naming the candidate and the example.
+    ``metrics`` is a list of metrics, or one, or a dict naming each one's column
+    (``{"strict": ft.metrics.exact(case=False), "f1": "token_f1"}``); a ready metric may be
+    given by its name (``"exact_match"``). A candidate that raises stops the run; its
+    exception carries a note naming the candidate and the example.
     """
     metrics = _as_metrics(metrics)
     if not metrics:
@@ -443,20 +445,39 @@ def _notes_on_cut_answers(tasks: list[_Task], examples: int) -> list[str]:
 
 
 def _as_metrics(metrics: Metrics) -> list[Metric]:
-    """One metric or several, each a function or the name of a ready one, as functions."""
+    """One metric or several, each a function or the name of a ready one, as functions; a
+    dict's keys name their columns."""
+    if isinstance(metrics, Mapping):
+        return [_named_as(name, _as_metric(metric)) for name, metric in metrics.items()]
     given = [metrics] if isinstance(metrics, str) or callable(metrics) else list(metrics)
-    found = []
-    for metric in given:
-        if isinstance(metric, str):
-            found.append(by_name(metric))
-        elif callable(metric):
-            found.append(_with_example(metric))
-        else:
-            raise TypeError(
-                "a metric is a function (prediction, reference, example) -> float, or the "
-                f"name of a ready one (ft.metrics.READY), not {metric!r}"
-            )
-    return found
+    return [_as_metric(metric) for metric in given]
+
+
+def _as_metric(metric: Metric | str) -> Metric:
+    if isinstance(metric, str):
+        return by_name(metric)
+    if callable(metric):
+        return _with_example(metric)
+    raise TypeError(
+        "a metric is a function (prediction, reference, example) -> float, or the "
+        f"name of a ready one (ft.metrics.READY), not {metric!r}"
+    )
+
+
+def _named_as(name: object, metric: Metric) -> Metric:
+    """``metric`` under the column ``name`` (its attributes kept: ``batch``, a judge's
+    ``judging``, ``needs_reference``), the function given left as it was."""
+    if not isinstance(name, str) or not name.strip():
+        raise TypeError(f"a metric's name (a key of the metrics dict) is text, not {name!r}")
+    if getattr(metric, "__name__", None) == name:
+        return metric
+
+    @functools.wraps(metric)
+    def renamed(prediction: str, reference: str, example: Any = None) -> Any:
+        return metric(prediction, reference, example)
+
+    renamed.__name__ = renamed.__qualname__ = name
+    return renamed
 
 
 def _with_example(metric: Metric) -> Metric:
