@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 from datetime import date, datetime, timezone
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -15,7 +16,7 @@ import finetune as ft
 from finetune import lifecycle
 from finetune.backends.openai._backend import PROBE_FILE
 
-from .conftest import chat, needs_tiktoken
+from .conftest import chat, needs_tiktoken, write_jsonl
 from .fakes.mistral_fake import MistralFake
 from .fakes.openai_fake import OpenAIFake
 
@@ -144,6 +145,40 @@ def test_openai_warns_until_its_closing_date_then_refuses(
         assert len(uploads(server)) == 2
         late = ft.Tuner("openai", model=model, allow_closed_provider=True, **options)
         assert late.fit(dataset(14)).id  # the user knows better: it is tried
+
+
+def test_the_command_tries_a_closed_provider_when_told_to(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Past OpenAI's date `finetune train` said to pass allow_closed_provider=True, which no
+    command took: a user whose organisation OpenAI still served (dates move) could not train
+    from the command line at all."""
+    from finetune.cli import main
+
+    data = write_jsonl(tmp_path / "train.jsonl", [chat(i) for i in range(12)])
+    monkeypatch.setattr(lifecycle, "today", lambda: date(2027, 1, 6))
+    with OpenAIFake() as server:
+        monkeypatch.setenv("OPENAI_BASE_URL", server.base_url)
+        monkeypatch.setenv("OPENAI_API_KEY", server.api_key)
+        train = ["train", str(data), "--backend", "openai", "--model", "gpt-4.1-mini-2025-04-14"]
+        assert main(train) == 2
+        said = capsys.readouterr().err
+        assert "(finetune train --allow-closed-provider) if OpenAI still accepts" in said
+        assert not uploads(server)
+        assert main([*train, "--allow-closed-provider"]) == 0
+        assert capsys.readouterr().out.startswith("ftjob-") and len(uploads(server)) == 1
+    config = tmp_path / "train.toml"
+    config.write_text(
+        f'backend = "together"\nmodel = "m"\nfile = "{data}"\nallow_closed_provider = true\n'
+    )
+    assert main(["train", "--config", str(config)]) == 2
+    assert capsys.readouterr().err.startswith(
+        f"error: {config}: allow_closed_provider is for a provider that has closed to new jobs "
+        "(openai after 2027-01-06, mistral); the together backend takes no such setting"
+    )
+    config.write_text(config.read_text().replace("true", '"yes"'))
+    assert main(["train", "--config", str(config)]) == 2
+    assert "allow_closed_provider is true or false, not 'yes'" in capsys.readouterr().err
 
 
 def test_backends_command_shows_each_providers_status() -> None:

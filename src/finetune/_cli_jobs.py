@@ -70,7 +70,7 @@ def job_settings(args: argparse.Namespace, command: str) -> dict[str, Any]:
         if required == "backend":  # a misspelt one is named before the settings it lacks
             backend_class(settings["backend"])
             _refuse_backend_settings(settings, args, command)
-    for switch in ("skip_validation", "deduplicate"):
+    for switch in ("skip_validation", "deduplicate", "allow_closed_provider"):
         if not isinstance(settings.get(switch, False), bool):
             where = args.config or command
             raise ft.FinetuneError(f"{where}: {switch} is true or false, not {settings[switch]!r}")
@@ -145,7 +145,7 @@ class JobInputs:
 def job_inputs(args: argparse.Namespace, command: str) -> JobInputs:
     """The Tuner and the data of the job a command describes, its settings checked first."""
     settings = job_settings(args, command)
-    tuner = ft.Tuner(settings["backend"], model=settings["model"])
+    tuner = ft.Tuner(settings["backend"], model=settings["model"], **_past_closing(args, settings))
     _refuse_a_method_not_trained(args, settings, tuner)
     validation = settings.get("validation")
     source = args.config or f"finetune {command}"
@@ -160,6 +160,22 @@ def job_inputs(args: argparse.Namespace, command: str) -> JobInputs:
         if held_out is not None:
             held_out = _without_repeats(held_out, "validation")
     return JobInputs(tuner, train, held_out, settings)
+
+
+def _past_closing(args: argparse.Namespace, settings: dict[str, Any]) -> dict[str, bool]:
+    """The backend's ``allow_closed_provider``, where ``--allow-closed-provider`` (or the
+    config's key) asks to create jobs past the provider's closing date; a backend with no
+    closing date to go past is told so, rather than the flag doing nothing."""
+    if not settings.get("allow_closed_provider"):
+        return {}
+    backend = settings["backend"]
+    if "allow_closed_provider" not in option_names(backend_class(backend)):
+        where = args.config or "--allow-closed-provider"
+        raise ft.FinetuneError(
+            f"{where}: allow_closed_provider is for a provider that has closed to new jobs "
+            f"(openai after 2027-01-06, mistral); the {backend} backend takes no such setting"
+        )
+    return {"allow_closed_provider": True}
 
 
 def _without_repeats(data: ft.Dataset, role: str) -> ft.Dataset:

@@ -42,6 +42,7 @@ TRAIN_KEYS = (
     "method",
     "skip_validation",
     "max_cost",
+    "allow_closed_provider",
 )
 _TRAIN_TABLES = ("hyperparameters", "options")
 
@@ -92,15 +93,8 @@ def _config_text(path: str) -> str:
 
 
 # what the other config, or another tool, calls a key: an eval config's data is file here
-_TRAIN_SYNONYMS = {
-    "data": "file",
-    "train": "file",
-    "training_file": "file",
-    "train_file": "file",
-    "eval": "validation",
-    "validation_file": "validation",
-    "valid": "validation",
-}
+_TRAIN_SYNONYMS = dict.fromkeys(("data", "train", "training_file", "train_file"), "file")
+_TRAIN_SYNONYMS |= dict.fromkeys(("eval", "validation_file", "valid"), "validation")
 _EVAL_SYNONYMS = {"file": "data", "holdout": "data", "test": "data", "eval": "data"}
 
 

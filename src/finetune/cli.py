@@ -447,6 +447,13 @@ def _parser() -> argparse.ArgumentParser:
         default=None,
         help="send the data even where validation finds errors",
     )
+    train.add_argument(
+        "--allow-closed-provider",
+        action="store_true",
+        default=None,
+        help="try to create the job although our table says the provider closed to new jobs "
+        "(openai after 2027-01-06, mistral), where you know it still accepts yours",
+    )
     evaluate = command("eval", _cmd_eval, "evaluate candidates on a dataset (config file)")
     config_file = evaluate.add_mutually_exclusive_group(required=True)
     config_file.add_argument(

@@ -170,7 +170,8 @@ def estimate_note(provider: str, model: str | None = None, on: date | None = Non
     if status == "retired":
         return (
             f"{row.summary}: a fit is refused before anything is uploaded "
-            f"(allow_closed_provider=True tries anyway); instead: {instead}"
+            "(allow_closed_provider=True, or finetune train --allow-closed-provider, tries "
+            f"anyway); instead: {instead}"
         )
     return f"{closing_text(provider, on)}; plan the move: {instead}"
 

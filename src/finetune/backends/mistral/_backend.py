@@ -283,7 +283,8 @@ class MistralBackend(HostedBackend):
             raise ProviderUnavailable(
                 f"{closed.summary} ({closed.source}); nothing was sent. With no "
                 f"{self.key_variable} this could not be checked live: set it and pass "
-                "allow_closed_provider=True to try anyway",
+                "allow_closed_provider=True (finetune train --allow-closed-provider) to try "
+                "anyway",
                 alternatives=alternatives_for(model),
                 backend=NAME,
             )
@@ -304,7 +305,8 @@ class MistralBackend(HostedBackend):
                 raise ProviderUnavailable(
                     f"{closed.summary} ({closed.source}); the job API could not be reached to "
                     f"check it live ({error}), so nothing was sent: pass "
-                    "allow_closed_provider=True to try anyway",
+                    "allow_closed_provider=True (finetune train --allow-closed-provider) to "
+                    "try anyway",
                     alternatives=alternatives_for(model),
                     backend=NAME,
                 ) from None

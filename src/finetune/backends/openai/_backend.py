@@ -236,7 +236,8 @@ class OpenAIBackend(HostedBackend):
         if closed is not None and not self.allow_closed_provider:
             raise ProviderUnavailable(
                 f"{closed.summary} ({closed.source}); nothing was uploaded. Pass "
-                "allow_closed_provider=True if OpenAI still accepts your jobs",
+                "allow_closed_provider=True (finetune train --allow-closed-provider) if OpenAI "
+                "still accepts your jobs",
                 alternatives=alternatives_for(model),
                 backend=NAME,
             )
