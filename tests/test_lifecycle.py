@@ -173,8 +173,8 @@ def test_the_command_tries_a_closed_provider_when_told_to(
     )
     assert main(["train", "--config", str(config)]) == 2
     assert capsys.readouterr().err.startswith(
-        f"error: {config}: allow_closed_provider is for a provider that has closed to new jobs "
-        "(openai after 2027-01-06, mistral); the together backend takes no such setting"
+        f"error: {config}: allow_closed_provider is for a provider with a closing date (openai "
+        "(retired), mistral (retired)); the together backend takes no such setting"
     )
     config.write_text(config.read_text().replace("true", '"yes"'))
     assert main(["train", "--config", str(config)]) == 2

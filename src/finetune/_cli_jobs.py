@@ -168,12 +168,17 @@ def _past_closing(args: argparse.Namespace, settings: dict[str, Any]) -> dict[st
     closing date to go past is told so, rather than the flag doing nothing."""
     if not settings.get("allow_closed_provider"):
         return {}
+    from finetune.lifecycle import LIFECYCLE, status_text
+
     backend = settings["backend"]
     if "allow_closed_provider" not in option_names(backend_class(backend)):
         where = args.config or "--allow-closed-provider"
+        closing = [
+            f"{name} ({status_text(name)})" for name, r in LIFECYCLE.items() if r.state != "open"
+        ]
         raise ft.FinetuneError(
-            f"{where}: allow_closed_provider is for a provider that has closed to new jobs "
-            f"(openai after 2027-01-06, mistral); the {backend} backend takes no such setting"
+            f"{where}: allow_closed_provider is for a provider with a closing date "
+            f"({', '.join(closing)}); the {backend} backend takes no such setting"
         )
     return {"allow_closed_provider": True}
 

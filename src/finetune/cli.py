@@ -451,8 +451,8 @@ def _parser() -> argparse.ArgumentParser:
         "--allow-closed-provider",
         action="store_true",
         default=None,
-        help="try to create the job although our table says the provider closed to new jobs "
-        "(openai after 2027-01-06, mistral), where you know it still accepts yours",
+        help="try to create the job where our table says the provider closed to new jobs "
+        "(finetune backends shows which) and you know it still accepts yours",
     )
     evaluate = command("eval", _cmd_eval, "evaluate candidates on a dataset (config file)")
     config_file = evaluate.add_mutually_exclusive_group(required=True)
