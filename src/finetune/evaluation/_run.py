@@ -471,13 +471,7 @@ def _named_as(name: object, metric: Metric) -> Metric:
         raise TypeError(f"a metric's name (a key of the metrics dict) is text, not {name!r}")
     if getattr(metric, "__name__", None) == name:
         return metric
-
-    @functools.wraps(metric)
-    def renamed(prediction: str, reference: str, example: Any = None) -> Any:
-        return metric(prediction, reference, example)
-
-    renamed.__name__ = renamed.__qualname__ = name
-    return renamed
+    return _scored_as(metric, name, given_example=True)
 
 
 def _with_example(metric: Metric) -> Metric:
@@ -489,8 +483,8 @@ def _with_example(metric: Metric) -> Metric:
         return metric
     if _binds(signature, "", "", None):
         return metric
-    if _binds(signature, "", ""):
-        return _given_two(metric)
+    if _binds(signature, "", ""):  # a partial's name: none, not the wrapper's
+        return _scored_as(metric, getattr(metric, "__name__", ""), given_example=False)
     name = getattr(metric, "__name__", repr(metric))
     raise TypeError(
         f"metric {name}({', '.join(signature.parameters)}) takes neither (prediction, "
@@ -506,12 +500,17 @@ def _binds(signature: inspect.Signature, *arguments: Any) -> bool:
     return True
 
 
-def _given_two(metric: Callable[..., Any]) -> Metric:
+def _scored_as(metric: Callable[..., Any], name: str, *, given_example: bool) -> Metric:
+    """``metric`` as ``(prediction, reference, example)`` under the column ``name``, what it
+    carries kept (``functools.wraps``); ``given_example=False``: it is given the first two."""
+
     @functools.wraps(metric)
     def scored(prediction: str, reference: str, example: Any = None) -> Any:
+        if given_example:
+            return metric(prediction, reference, example)
         return metric(prediction, reference)
 
-    scored.__name__ = getattr(metric, "__name__", "")  # a partial's: none, not "scored"
+    scored.__name__ = scored.__qualname__ = name
     return scored
 
 
