@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import io
 import json
 import os
 import pickle
@@ -380,6 +381,20 @@ def test_a_dash_is_refused_as_standard_input_unless_a_file_has_that_name(
         ft.Dataset.from_jsonl("-")
     (tmp_path / "-").write_bytes(chat_file.read_bytes())
     assert len(ft.Dataset.from_jsonl("-")) == len(ft.Dataset.from_jsonl(chat_file))
+
+
+def test_an_open_file_or_bytes_is_refused_with_what_to_pass_instead(chat_file: Path) -> None:
+    """`from_jsonl(open(path))` or an upload's bytes said "expected str, bytes or os.PathLike
+    object, not TextIOWrapper"; `from_jsonl(None)` said "None: no such file"."""
+    with chat_file.open("rb") as opened:
+        for reader in (ft.Dataset.from_jsonl, ft.Dataset.from_json, ft.Dataset.from_csv):
+            with pytest.raises(TypeError, match=r"not from an open file: pass its path, '"):
+                reader(opened)  # type: ignore[arg-type]
+    for held in (io.BytesIO(chat_file.read_bytes()), chat_file.read_bytes()):
+        with pytest.raises(TypeError, match=r"save what it holds to a file .*from_records"):
+            ft.Dataset.from_jsonl(held)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match=r"^a JSONL file is named by its path .* not NoneType$"):
+        ft.Dataset.from_jsonl(None)  # type: ignore[arg-type]
 
 
 def test_a_file_changed_under_its_dataset_is_an_error_not_other_rows(chat_file: Path) -> None:

@@ -112,7 +112,10 @@ def file_stamp(path: str) -> tuple[int, int, int] | None:
 
 def regular_file(path: str | os.PathLike[str], what: str) -> Path:
     """``path`` (``~`` as the home folder) when it names a regular file, which can be read
-    on every pass; else a ``DatasetError`` saying what it is instead."""
+    on every pass; else a ``DatasetError`` saying what it is instead (a ``TypeError`` for what
+    is not a path: an open file, bytes in memory)."""
+    if not isinstance(path, (str, os.PathLike)):
+        raise TypeError(_not_a_path(path, what))
     if not str(path).strip():
         raise DatasetError(f"no file named: give the path of {what}")
     if str(path).startswith("file://"):
@@ -151,6 +154,24 @@ def regular_file(path: str | os.PathLike[str], what: str) -> Path:
             )
         raise DatasetError("no such file; check the path", file=str(file))
     return file
+
+
+def _not_a_path(given: object, what: str) -> str:
+    """Why ``given`` names no file: a stream is read once, and a dataset more than once."""
+    name = getattr(given, "name", None)
+    if hasattr(given, "read") and isinstance(name, str) and Path(name).is_file():
+        return (
+            f"{what} is read by its path, again on every pass, not from an open file: "
+            f"pass its path, {name!r}"
+        )
+    if hasattr(given, "read") or isinstance(given, (bytes, bytearray, memoryview)):
+        kind = "an open stream" if hasattr(given, "read") else type(given).__name__
+        return (
+            f"{what} is read by its path, again on every pass, not from {kind} (an upload, "
+            "bytes in memory): save what it holds to a file and pass that path, or give the "
+            "parsed rows to Dataset.from_records(rows)"
+        )
+    return f"{what} is named by its path (a str or pathlib.Path), not {type(given).__name__}"
 
 
 def reader_for(path: str | os.PathLike[str]) -> str:
