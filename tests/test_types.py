@@ -407,6 +407,20 @@ def test_a_metric_column_misspelt_is_an_error_not_a_column_of_nothing() -> None:
     assert MetricSeries([]).column("grad_norm") == []  # nothing logged yet: nothing to judge
 
 
+def test_a_metric_series_indexed_by_a_name_gives_that_metric_across_steps() -> None:
+    """``job.metrics()["train_loss"]``, as a Hugging Face dataset gives a column, raised
+    "list indices must be integers or slices, not str"."""
+    from finetune._series import MetricSeries
+
+    points = [ft.MetricPoint(step=s, train_loss=1.0 / s, extra={"grad_norm": s}) for s in (1, 2)]
+    series = MetricSeries(points)
+    assert series["train_loss"] == [1.0, 0.5] and series["grad_norm"] == [1, 2]
+    assert series["valid_loss"] == [None, None]
+    assert series[0].step == 1 and len(series[1:]) == 1  # positions and slices as before
+    with pytest.raises(KeyError, match=r"no metric 'trainloss' \(did you mean 'train_loss'\?\)"):
+        series["trainloss"]
+
+
 def test_metric_names_are_the_standard_ones_then_each_extra_once() -> None:
     """``names`` is the one order the table, the CSV and the error's list all use."""
     from finetune._series import MetricSeries

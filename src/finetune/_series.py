@@ -24,7 +24,15 @@ class MetricSeries(Sequence[MetricPoint]):
     def __getitem__(self, index: int) -> MetricPoint: ...
     @overload
     def __getitem__(self, index: slice) -> MetricSeries: ...
-    def __getitem__(self, index: int | slice) -> MetricPoint | MetricSeries:
+    @overload
+    def __getitem__(self, index: str) -> list[float | None]: ...
+    def __getitem__(
+        self, index: int | slice | str
+    ) -> MetricPoint | MetricSeries | list[float | None]:
+        """A point by position, a series by slice, or one metric's values by name
+        (``series["train_loss"]``, as ``column`` reads them)."""
+        if isinstance(index, str):
+            return self.column(index)
         if isinstance(index, slice):
             return MetricSeries(self._points[index])
         return self._points[index]
