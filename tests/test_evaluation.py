@@ -2968,3 +2968,40 @@ def test_a_server_url_without_v1_is_told_where_the_api_answers() -> None:
         f"is the URL {url}/v1? (param: base_url)"
     )
     assert missed.value.param == "base_url" and "/v1" not in str(unknown.value)
+
+
+def test_a_model_asked_one_prompt_answers_as_an_evaluation_asks_it() -> None:
+    """Trying a tuned model on one question took a one-row dataset, a metric and
+    ``result.predictions(...)[0]``: ``ref.ask`` asks it directly."""
+    tuner = ft.Tuner("fake", model="base", registry=False)
+    job = tuner.fit(_qa(12))
+    job.wait()
+    system, question, answer = (m.model_dump(exclude_none=True) for m in _qa(12)[3].messages)
+    assert job.model.ask([system, question]) == answer["content"] == "4"  # as it was trained
+    asked = question["content"]
+    assert tuner.base_model.ask(asked) == asked  # an untuned fake repeats the question
+    earlier = [{"role": "user", "content": "hello"}, {"role": "assistant", "content": "hi"}]
+    assert asyncio.run(tuner.base_model.aask([*earlier, {"role": "user", "content": "x?"}])) == "x?"
+    with pytest.raises(ValueError, match="ends with the assistant's turn"):
+        job.model.ask(earlier)
+    with pytest.raises(TypeError, match="a user turn's text, or a conversation's turns"):
+        job.model.ask([])
+    with pytest.raises(ValueError, match=r"^ask's options: .*max_tokens"):
+        job.model.ask(asked, max_tokens=5)
+    with pytest.raises(ValueError, match=r"\(FakePredictor\) takes no tools"):
+        job.model.ask(asked, tools=[WEATHER_TOOL])
+
+
+def test_a_model_asked_over_http_gets_its_shots_its_tools_and_retries() -> None:
+    with OpenAIFake(faults=Faults(rate=0.5, kinds=("429", "503"), seed=1)) as fake:
+        fake.chat_responder = weather_model
+        served = ft.ModelRef.openai_compatible(fake.base_url, "ft:served", api_key=fake.api_key)
+        shown = served.with_few_shot(_qa(3), k=2)
+        reply = shown.ask("Weather in City7?", tools=[WEATHER_TOOL])
+        chats = [r for r in fake.requests if r.path.endswith("/chat/completions")]
+    assert reply == 'get_weather({"city": "City7"})'
+    assert any(r.fault for r in chats) and chats[-1].fault is None  # retried to an answer
+    asked = chats[-1].body
+    assert asked["tools"] == [WEATHER_TOOL]
+    assert [t["role"] for t in asked["messages"]] == ["user", "assistant"] * 2 + ["user"]
+    assert fake.api_key not in repr(served)

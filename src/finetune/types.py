@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import enum
 import os
+from collections.abc import Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal, get_args
 
@@ -367,6 +368,20 @@ class ModelRef(_Value):
             create=create,
             say=print if progress else None,
         )
+
+    def ask(self, prompt: str | Sequence[Any], *, tools: Any = None, **options: Any) -> str:
+        """This model's reply to ``prompt``, a user turn's text or a conversation's turns
+        (dicts), asked as ``ft.evaluate`` asks it: its few-shot examples first, ``tools``
+        offered; ``options`` are its predictor's (``max_new_tokens``, ``temperature``)."""
+        from finetune.evaluation._ask import ask
+
+        return ask(self, prompt, tools, options)
+
+    async def aask(self, prompt: str | Sequence[Any], *, tools: Any = None, **options: Any) -> str:
+        """``ask``, awaitable."""
+        from finetune.evaluation._ask import aask
+
+        return await aask(self, prompt, tools, options)
 
     @property
     def api_key(self) -> str | None:

@@ -11,7 +11,7 @@ from typing import Any
 
 from finetune._errors import FinetuneError, did_you_mean, unexpected_keyword
 from finetune.evaluation._lineage import model_of_job
-from finetune.evaluation._predictors import Predictor, model_named
+from finetune.evaluation._predictors import Predictor, model_named, predictor_for
 from finetune.evaluation._prompts import shows_non_text, uses_tools
 from finetune.evaluation.metrics import Metric, needs_reference
 from finetune.types import ChatExample, CompletionExample, Example, Job, PreferenceExample
@@ -21,6 +21,7 @@ __all__ = [
     "as_examples",
     "as_models",
     "indexes",
+    "made_predictor",
     "metric_names",
     "option_problem",
     "refuse_examples_with_no_reference",
@@ -230,3 +231,22 @@ def option_problem(error: TypeError, options: Mapping[str, Any]) -> str | None:
         f"{predictor.__name__} takes no option {option!r}{did_you_mean(option, taken)}; "
         f"its options are {', '.join(taken)}"
     )
+
+
+def made_predictor(
+    candidate: Any, options: dict[str, Any], options_of: str, asked: str
+) -> Predictor:
+    """``predictor_for(candidate, **options)``, an option it does not take named as one of
+    ``options_of`` (``predictor_options of candidate 'tuned'``) and a value it refuses as
+    ``asked``'s (``candidate 'tuned'``); our own errors keep their type."""
+    try:
+        return predictor_for(candidate, **options)
+    except TypeError as exc:
+        why = option_problem(exc, options)
+        if why is None:
+            raise
+        raise ValueError(f"{options_of}: {why}") from None
+    except ValueError as exc:  # a setting out of range
+        if type(exc) is not ValueError:
+            raise
+        raise ValueError(f"{asked}: {exc}") from None

@@ -18,6 +18,7 @@ __all__ = [
     "build_prompt",
     "example_key",
     "example_tools",
+    "sent",
     "shot_turns",
     "shows_non_text",
     "split_example",
@@ -40,9 +41,9 @@ def split_example(example: Example) -> tuple[Messages, str]:
         return [{"role": role, "content": text} for role, text in turns], answer
     prompt, last = _prompt_and_answer(example)
     if last is None:
-        return [_sent(m) for m in prompt], ""
+        return [sent(m) for m in prompt], ""
     calls = last.tool_calls
-    return [_sent(m) for m in prompt], format_tool_calls(calls) if calls else last.text
+    return [sent(m) for m in prompt], format_tool_calls(calls) if calls else last.text
 
 
 def a_plain_prompt(messages: Messages) -> bool:
@@ -107,7 +108,7 @@ def _prompt_and_answer(example: Example) -> tuple[Sequence[Message], Message | N
     return example.input, example.chosen[-1] if example.chosen else None
 
 
-def _sent(message: Message) -> dict[str, Any]:
+def sent(message: Message) -> dict[str, Any]:
     """A turn as a chat API takes it: its tool calls and tool call id kept, no weight, and no
     chain of thought (a chat API takes none in the history; a model's own is its reply's)."""
     return message.model_dump(

@@ -24,8 +24,8 @@ from finetune.evaluation._checks import (
     as_examples,
     as_models,
     indexes,
+    made_predictor,
     metric_names,
-    option_problem,
     refuse_examples_with_no_reference,
     refuse_predictors_without_images,
     refuse_predictors_without_tools,
@@ -45,7 +45,6 @@ from finetune.evaluation._predictors import (
     at_least_one,
     close_predictors,
     is_cacheable,
-    predictor_for,
     retrying_a_model,
 )
 from finetune.evaluation._prompts import (
@@ -103,17 +102,9 @@ def _resolve(
 
 
 def _predictor(name: str, candidate: Any, options: dict[str, Any]) -> Predictor:
-    try:
-        return predictor_for(candidate, **options)
-    except TypeError as exc:
-        why = option_problem(exc, options)
-        if why is None:
-            raise
-        raise ValueError(f"predictor_options of candidate {name!r}: {why}") from None
-    except ValueError as exc:  # a setting out of range; our own errors keep their type
-        if type(exc) is not ValueError:
-            raise
-        raise ValueError(f"candidate {name!r}: {exc}") from None
+    return made_predictor(
+        candidate, options, f"predictor_options of candidate {name!r}", f"candidate {name!r}"
+    )
 
 
 _Asking = tuple[Predictor, PredictionCache | None, _Task]

@@ -1,0 +1,83 @@
+"""One model asked one prompt (``ModelRef.ask``): a look at what it answers, asked as
+``ft.evaluate`` asks it, before a whole evaluation."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from finetune._loop import run_to_the_end
+from finetune.evaluation._checks import (
+    made_predictor,
+    refuse_predictors_without_images,
+    refuse_predictors_without_tools,
+)
+from finetune.evaluation._predictors import (
+    Predictor,
+    as_reply,
+    close_predictors,
+    retrying_a_model,
+)
+from finetune.evaluation._prompts import Messages, build_prompt, example_tools, sent, shot_turns
+from finetune.types import ChatExample, ModelRef
+
+__all__ = ["aask", "ask"]
+
+ATTEMPTS = 5  # as many tries as ft.evaluate's max_attempts gives each prediction
+
+
+def ask(
+    model: ModelRef, prompt: str | Sequence[Any], tools: Sequence[Any] | None, options: Any
+) -> str:
+    """The synchronous form of ``aask`` (works inside a running event loop too)."""
+    return run_to_the_end(lambda: aask(model, prompt, tools, options))
+
+
+async def aask(
+    model: ModelRef,
+    prompt: str | Sequence[Any],
+    tools: Sequence[Any] | None,
+    options: Mapping[str, Any],
+) -> str:
+    """``model``'s reply to ``prompt``, its few-shot examples before it, retried on a rate
+    limit or a server's error as an evaluation's predictions are."""
+    example = _conversation(prompt, tools)
+    predictor = made_predictor(model, dict(options), "ask's options", str(model))
+    try:
+        asking = {str(model): (predictor, model.few_shot)}
+        refuse_predictors_without_tools(asking, [example])
+        refuse_predictors_without_images(asking, [example])
+        messages = [sent(message) for message in example.messages]
+        sent_messages = build_prompt(messages, shot_turns(model.few_shot))
+        offered = example_tools(example)
+        async for attempt in retrying_a_model(ATTEMPTS):
+            with attempt:
+                reply = await _asked(predictor, sent_messages, offered)
+        return as_reply(predictor, reply)
+    finally:
+        await close_predictors([predictor])
+
+
+def _conversation(prompt: str | Sequence[Any], tools: Sequence[Any] | None) -> ChatExample:
+    """The turns asked (one user turn for text) and the tools offered, read as a chat
+    example's are: a conversation ends on the turn the model answers, never its own."""
+    if isinstance(prompt, str):
+        prompt = [{"role": "user", "content": prompt}]
+    elif not isinstance(prompt, Sequence) or not prompt:
+        raise TypeError(
+            "prompt is a user turn's text, or a conversation's turns as dicts "
+            f"([{{'role': 'user', 'content': ...}}]), not {prompt!r:.60}"
+        )
+    example = ChatExample.model_validate({"messages": list(prompt), "tools": tools})
+    if example.messages[-1].role == "assistant":
+        raise ValueError(
+            "the conversation ends with the assistant's turn: end it with the turn the model "
+            "answers (the user's, or a tool's result)"
+        )
+    return example
+
+
+async def _asked(predictor: Predictor, messages: Messages, tools: Messages | None) -> object:
+    if tools:
+        return await predictor.apredict(messages, tools=tools)  # type: ignore[call-arg]
+    return await predictor.apredict(messages)
