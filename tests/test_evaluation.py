@@ -2782,6 +2782,26 @@ def test_tuned_tiny_model_beats_its_base(
     assert again.notes == []
 
 
+def test_finetune_ask_answers_with_a_local_job_s_model(
+    tuned_tiny: str, rows: list[dict[str, Any]], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``finetune ask hf:hfjob-... "question"``: the model a local job made, named as an eval
+    config names a candidate, answers as ``ref.ask`` and ``ft.evaluate`` have it answer."""
+    from finetune.cli import main
+
+    job = ft.Job(id="hfjob-ask", backend="hf", base_model="tiny", status="succeeded")
+    ft.JobRegistry().record(job.model_copy(update={"fine_tuned_model": tuned_tiny}))
+    system, question = (rows[5]["messages"][i]["content"] for i in (0, 1))
+    asked = ["hf:hfjob-ask", question, "--system", system, "--option", "max_new_tokens=24"]
+    assert main(["ask", *asked]) == 0
+    reply = capsys.readouterr().out.strip()
+    assert re.match(r"Hello \w+! Order \d+: ", reply), reply  # the house format it learned
+    turns = [{"role": "system", "content": system}, {"role": "user", "content": question}]
+    assert ft.ModelRef(backend="hf", name=tuned_tiny).ask(turns, max_new_tokens=24) == reply
+    assert main(["ask", "tiny", question]) == 2
+    assert "'tiny' names no model: write it backend:model" in capsys.readouterr().err
+
+
 def test_weights_rewritten_in_place_are_loaded_again(tiny_base: str, tmp_path: Path) -> None:
     import shutil
 

@@ -26,6 +26,7 @@ from finetune._arguments import (
     positive_int,
     reading_flags,
 )
+from finetune._cli_ask import add_ask_command
 from finetune._cli_job_list import jobs_command
 from finetune._cli_jobs import HYPERPARAMETER_FLAGS, estimate_command, job_inputs
 from finetune._cli_log import log_to_stderr, print_json
@@ -482,6 +483,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     name_flag(jobs, "--model", "lineage: the job and data fingerprints that made MODEL")
     add_job_commands(command)
+    add_ask_command(command)
     return parser
 
 

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -12,6 +13,7 @@ from finetune.evaluation._checks import (
     refuse_predictors_without_images,
     refuse_predictors_without_tools,
 )
+from finetune.evaluation._lineage import model_of_job
 from finetune.evaluation._predictors import (
     Predictor,
     as_reply,
@@ -42,6 +44,7 @@ async def aask(
     """``model``'s reply to ``prompt``, its few-shot examples before it, retried on a rate
     limit or a server's error as an evaluation's predictions are."""
     example = _conversation(prompt, tools)
+    model = await asyncio.to_thread(model_of_job, str(model), model)  # reads the registry
     predictor = made_predictor(model, dict(options), "ask's options", str(model))
     try:
         asking = {str(model): (predictor, model.few_shot)}
