@@ -29,7 +29,8 @@ def add_ask_command(
         action="append",
         type=option_setting,
         metavar="KEY=VALUE",
-        help="a predictor option (max_new_tokens=64, temperature=0.7); repeat it for several",
+        help="a predictor option (a local model's max_new_tokens=64; a hosted one's max_tokens=64, "
+        "temperature=0.7); repeat it for several",
     )
 
 

@@ -372,7 +372,7 @@ class ModelRef(_Value):
     def ask(self, prompt: str | Sequence[Any], *, tools: Any = None, **options: Any) -> str:
         """This model's reply to ``prompt``, a user turn's text or a conversation's turns
         (dicts), asked as ``ft.evaluate`` asks it: its few-shot examples first, ``tools``
-        offered; ``options`` are its predictor's (``max_new_tokens``, ``temperature``)."""
+        offered; ``options`` are its predictor's (a local model's ``max_new_tokens``)."""
         from finetune.evaluation._ask import ask
 
         return ask(self, prompt, tools, options)
