@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import html
+import io
 import json
 import pickle
 import re
@@ -2783,7 +2784,10 @@ def test_tuned_tiny_model_beats_its_base(
 
 
 def test_finetune_ask_answers_with_a_local_job_s_model(
-    tuned_tiny: str, rows: list[dict[str, Any]], capsys: pytest.CaptureFixture[str]
+    tuned_tiny: str,
+    rows: list[dict[str, Any]],
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """``finetune ask hf:hfjob-... "question"``: the model a local job made, named as an eval
     config names a candidate, answers as ``ref.ask`` and ``ft.evaluate`` have it answer."""
@@ -2798,6 +2802,9 @@ def test_finetune_ask_answers_with_a_local_job_s_model(
     assert re.match(r"Hello \w+! Order \d+: ", reply), reply  # the house format it learned
     turns = [{"role": "system", "content": system}, {"role": "user", "content": question}]
     assert ft.ModelRef(backend="hf", name=tuned_tiny).ask(turns, max_new_tokens=24) == reply
+    monkeypatch.setattr("sys.stdin", io.StringIO(question))  # a prompt piped in, as "-"
+    assert main(["ask", *asked[:1], "-", *asked[2:]]) == 0
+    assert capsys.readouterr().out.strip() == reply
     assert main(["ask", "tiny", question]) == 2
     assert "'tiny' names no model: write it backend:model" in capsys.readouterr().err
 
