@@ -1297,6 +1297,24 @@ def test_an_option_flag_sets_a_backend_option_over_the_configs(
     )
 
 
+def test_validate_refuses_an_option_that_train_would_refuse(
+    chat_file: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``finetune validate --option modle=x`` (or a config's [options]) said "Validation OK",
+    and the pipeline's ``train`` then refused the option: Python's ``validate`` the same."""
+    together = ["--backend", "together", "--model", "meta-llama/Meta-Llama-3.1-8B-Instruct"]
+    assert main(["validate", str(chat_file), *together, "--option", "modle=x"]) == 2
+    assert capsys.readouterr().err.strip() == (
+        "error: Together takes only ['full_finetune']; got ['modle']"
+    )
+    assert main(["validate", str(chat_file), *together, "--option", "full_finetune=true"]) == 0
+    fireworks = ft.Tuner("fireworks", model="accounts/f/models/m", registry=False)
+    with pytest.raises(ft.UnsupportedFeature, match=r"^Fireworks takes no options; got \['x'\]"):
+        fireworks.validate(ft.Dataset.from_jsonl(chat_file), options={"x": 1})
+    empty = ft.Dataset.from_records([])  # no kind to plan a job with: the report says so
+    assert not fireworks.validate(empty, options={"x": 1}).ok
+
+
 def test_validate_and_estimate_name_their_backend(capsys: pytest.CaptureFixture[str]) -> None:
     """No default: OpenAI's rules for a local model, or for anyone after 2027-01-06, mislead."""
     for command in ("validate", "estimate"):

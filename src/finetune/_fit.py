@@ -63,6 +63,7 @@ __all__ = [
     "check_fit_options",
     "check_quote",
     "check_reported_context",
+    "check_validated_options",
     "derive_idempotency_key",
     "hyperparameter_meant",
     "json_options",
@@ -556,6 +557,20 @@ def check_estimated_job(
     check_fit(tuner.backend, dataset, validation, request.method, None, hyperparameters)
     tuner.backend.check_request(request)
     return request
+
+
+def check_validated_options(
+    backend: BaseBackend, model: str, data: tuple[Dataset, Dataset | None], options: Any
+) -> None:
+    """The fit's ``options`` a validation is given, refused as ``fit`` refuses them before any
+    upload (``check_request``): ``finetune validate --option`` fails where ``train`` would."""
+    if not options:
+        return
+    try:
+        request = planned_job(backend.name, model, data[0], Hyperparameters(), data[1], options)
+    except (DatasetError, ValueError):  # data of no kind to tell: the report says why
+        return
+    backend.check_request(request)
 
 
 def refuse_other_data(record: JobRecord, plan: FitPlan) -> None:

@@ -31,6 +31,7 @@ from finetune._fit import (
     check_fit_options,
     check_quote,
     check_reported_context,
+    check_validated_options,
     derive_idempotency_key,
     json_options,
     keep_training_rows,
@@ -152,18 +153,16 @@ class TunerView(OtherNames):
         options: Mapping[str, Any] | None = None,
     ) -> ValidationReport:
         """Check every row against this backend's rules and the model's context limit; with
-        the fit's ``options``, the checks that fit would make (``hf``: its ``max_length``,
-        ``assistant_only_loss``).
-
-        Local CPU work, no network and no SDK import: it runs in the calling thread (from a
-        coroutine, ``await asyncio.to_thread(tuner.validate, data)`` keeps the event loop
-        free; ``fit`` and ``estimate`` validate off the loop themselves).
-        """
+        the fit's ``options``, the checks fit would make (``hf``: ``max_length``), and an
+        option fit would refuse is refused. Local CPU work, no network, no SDK import: it runs
+        in the calling thread (``await asyncio.to_thread(tuner.validate, data)`` from a
+        coroutine; ``fit`` and ``estimate`` validate off the loop themselves)."""
         from finetune.backends._hooks import context_for, counter_for_fit, rules_for
         from finetune.validation import validate
 
         check_datasets(dataset, validation)
         chosen = self._require_model(model)
+        check_validated_options(self.backend, chosen, (dataset, validation), options)
         return validate(
             dataset,
             target=rules_for(self.backend, chosen, options),
