@@ -1313,6 +1313,11 @@ def test_validate_refuses_an_option_that_train_would_refuse(
         fireworks.validate(ft.Dataset.from_jsonl(chat_file), options={"x": 1})
     empty = ft.Dataset.from_records([])  # no kind to plan a job with: the report says so
     assert not fireworks.validate(empty, options={"x": 1}).ok
+    local = ["validate", str(chat_file), "--backend", "hf", "--model", "./m", "--option"]
+    assert main([*local, "model=./other"]) == 2  # the Tuner's keyword, which is a flag here
+    assert capsys.readouterr().err.strip() == (
+        "error: [hf] 'model' is no option of the hf backend: did you mean --model? (param: model)"
+    )
 
 
 def test_validate_and_estimate_name_their_backend(capsys: pytest.CaptureFixture[str]) -> None:

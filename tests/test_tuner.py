@@ -268,6 +268,13 @@ def test_hyperparameters_may_be_a_dict_of_their_fields(namespace: str, train: ft
             ft.Tuner("hf", **{theirs: 3})
         said = f"'{theirs}' is no option of the hf backend: it is ft.Hyperparameters({ours}=...)"
         assert str(misplaced.value) == f"[hf] {said} (param: {theirs})"
+    for backend, said in (  # the Tuner's own keyword, misspelt among the backend's options
+        ("hf", "'modle' is no option of the hf backend: did you mean the Tuner's model=...?"),
+        ("fake", "no option 'modle' (did you mean the Tuner's model=...?); it takes namespace"),
+    ):
+        with pytest.raises(ft.InvalidRequestError) as misspelt:
+            ft.Tuner(backend, modle="m")
+        assert str(misspelt.value).startswith(f"[{backend}] {said}")
     with pytest.raises(ft.InvalidRequestError, match=r"'max_seq_length' \(did you mean 'max_l"):
         ft.Tuner("hf", max_seq_length=128)  # an option's old name: the option it now is
     for theirs, write in (  # torchrun's, accelerate's and transformers' names: no near match

@@ -4,7 +4,15 @@ and metrics, for the error that meets one of their names: difflib alone took ``l
 
 from __future__ import annotations
 
-__all__ = ["HYPERPARAMETER_SYNONYMS", "LOCAL_OPTION_SYNONYMS", "METRIC_SYNONYMS"]
+__all__ = [
+    "HYPERPARAMETER_SYNONYMS",
+    "LOCAL_OPTION_SYNONYMS",
+    "METRIC_SYNONYMS",
+    "TUNER_KEYWORDS",
+]
+
+# a Tuner's own keywords, which a misspelling among a backend's options may have meant
+TUNER_KEYWORDS = ["model", "registry", "create_grace"]
 
 HYPERPARAMETER_SYNONYMS: dict[str, str] = {
     "lr": "learning_rate",

@@ -524,10 +524,11 @@ _PYTHON_ONLY = (" or pass api_key=... to the Tuner", " or pass account_id=...")
 
 def _for_the_command(message: str) -> str:
     """An error less the ways out only Python has (the command reads keys from the env), its
-    ``method='dpo'`` and ``format='gguf'`` said as the flags, ``--method dpo``, and a
-    hyperparameter as its flag or config key."""
+    ``method='dpo'`` and ``format='gguf'`` said as the flags, ``--method dpo``, the Tuner's
+    ``model=`` as ``--model``, and a hyperparameter as its flag or config key."""
     for way in _PYTHON_ONLY:
         message = message.replace(way, "")
+    message = message.replace("the Tuner's model=...", "--model")
     message = re.sub(r"ft\.Hyperparameters\((\w+)=\.\.\.\)", _hyperparameter_flag, message)
     message = re.sub(
         r"'(\w+)' is ft\.Hyperparameters\(extra=\{'\1': \.\.\.\}\)",

@@ -13,9 +13,11 @@ from finetune._errors import (
     FinetuneError,
     InvalidRequestError,
     MissingDependency,
+    closest_name,
     did_you_mean,
     unexpected_keyword,
 )
+from finetune._synonyms import TUNER_KEYWORDS
 from finetune.backends.base import BaseBackend, as_async
 
 if TYPE_CHECKING:
@@ -191,5 +193,8 @@ def option_names(factory: Callable[..., Any]) -> list[str]:
 
 def _unknown_option(name: str, wrong: str, known: list[str]) -> InvalidRequestError:
     guess = did_you_mean(wrong, known)
+    tuners = closest_name(wrong, TUNER_KEYWORDS) if not guess else None
+    if tuners:
+        guess = f" (did you mean the Tuner's {tuners}=...?)"
     takes = f"; it takes {', '.join(known)}" if known else ""
     return InvalidRequestError(f"no option {wrong!r}{guess}{takes}", backend=name, param=wrong)

@@ -18,11 +18,12 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationIn
 from finetune._errors import (
     InvalidRequestError,
     MissingDependency,
+    closest_name,
     did_you_mean,
     settings_problem,
 )
 from finetune._json_values import json_settings
-from finetune._synonyms import LOCAL_OPTION_SYNONYMS
+from finetune._synonyms import LOCAL_OPTION_SYNONYMS, TUNER_KEYWORDS
 from finetune.types import Hyperparameters, LoRA
 
 __all__ = [
@@ -200,6 +201,10 @@ def parse_options(options: dict[str, Any]) -> LocalOptions:
         elif name not in known and name in LOCAL_OPTION_SYNONYMS:
             message = (
                 f"{name!r} is no option of the hf backend: write {LOCAL_OPTION_SYNONYMS[name]}"
+            )
+        elif name not in known and (tuners := closest_name(name, TUNER_KEYWORDS)):
+            message = (
+                f"{name!r} is no option of the hf backend: did you mean the Tuner's {tuners}=...?"
             )
         raise InvalidRequestError(message, backend="hf", param=name) from None
 
