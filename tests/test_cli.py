@@ -18,6 +18,7 @@ import pytest
 
 import finetune as ft
 from finetune.cli import main
+from finetune.demo._run import DEMO_RESPONSE_FORMAT
 from finetune.testing import FakeBackend
 
 from .conftest import chat, needs_tiktoken, write_config, write_jsonl
@@ -1214,6 +1215,10 @@ def test_tiny_demo_prints_the_three_way_comparison(
     assert (demo / "evaluation.md").exists()
     command = shlex.split(out.rstrip().splitlines()[-1].removeprefix("export it: "))
     assert command[:2] == ["finetune", "export"] and str(demo / "jobs") in command
+    asked = shlex.split(out.rstrip().splitlines()[-2].removeprefix("ask it: "))
+    assert asked[:3] == ["finetune", "ask", f"hf:{command[2]}"] and "--system" in asked
+    assert main(asked[1:]) == 0  # the tuned model answers a held-out question in the house format
+    assert re.match(DEMO_RESPONSE_FORMAT, capsys.readouterr().out.strip())
     monkeypatch.chdir(tmp_path)  # where the user's shell would write the file
     assert main(command[1:]) == 0
     assert list(tmp_path.glob("*.gguf"))

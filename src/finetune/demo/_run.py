@@ -15,9 +15,12 @@ import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from finetune._words import command_line
+
+if TYPE_CHECKING:
+    from finetune.types import Example
 
 __all__ = ["DEMO_RESPONSE_FORMAT", "run_demo"]
 
@@ -220,6 +223,7 @@ def run_demo(
         f"\n{comparison}\nreport: {out / 'evaluation.md'} (and evaluation.json)\n"
         f"job: {job.id} under {out / 'jobs'}\n"
         f"took {time.perf_counter() - started:.0f} s\n"
+        f"ask it: {_ask_command(job.id, test[0])}\n"
         "export it: "
         + command_line("finetune", "export", job.id, "--jobs-dir", out / "jobs", "--format", "gguf")
     )
@@ -230,3 +234,11 @@ def run_demo(
         "comparison": comparison,
         "result": result,
     }
+
+
+def _ask_command(job_id: str, example: Example) -> str:
+    """``finetune ask`` with a held-out question (and its system turn), for the tuned model."""
+    messages = getattr(example, "messages", [])  # the demo's rows are chat examples
+    turns = {m.role: m.text for m in messages if m.role in ("system", "user")}
+    system = ["--system", turns["system"]] if "system" in turns else []
+    return command_line("finetune", "ask", f"hf:{job_id}", turns.get("user", ""), *system)
