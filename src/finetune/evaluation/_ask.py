@@ -15,12 +15,11 @@ from finetune.evaluation._checks import (
 )
 from finetune.evaluation._lineage import model_of_job
 from finetune.evaluation._predictors import (
-    Predictor,
-    as_reply,
     close_predictors,
+    reply_of,
     retrying_a_model,
 )
-from finetune.evaluation._prompts import Messages, build_prompt, example_tools, sent, shot_turns
+from finetune.evaluation._prompts import build_prompt, example_tools, sent, shot_turns
 from finetune.types import ChatExample, ModelRef
 
 __all__ = ["aask", "ask"]
@@ -55,8 +54,8 @@ async def aask(
         offered = example_tools(example)
         async for attempt in retrying_a_model(ATTEMPTS):
             with attempt:
-                reply = await _asked(predictor, sent_messages, offered)
-        return as_reply(predictor, reply)
+                reply = await reply_of(predictor, sent_messages, offered)
+        return reply
     finally:
         await close_predictors([predictor])
 
@@ -78,9 +77,3 @@ def _conversation(prompt: str | Sequence[Any], tools: Sequence[Any] | None) -> C
             "answers (the user's, or a tool's result)"
         )
     return example
-
-
-async def _asked(predictor: Predictor, messages: Messages, tools: Messages | None) -> object:
-    if tools:
-        return await predictor.apredict(messages, tools=tools)  # type: ignore[call-arg]
-    return await predictor.apredict(messages)

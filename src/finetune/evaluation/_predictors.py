@@ -40,6 +40,7 @@ __all__ = [
     "at_least_one",
     "close_predictors",
     "predictor_for",
+    "reply_of",
     "retrying_a_model",
 ]
 
@@ -453,6 +454,16 @@ def _mistral_text(content: Any) -> str:
     if isinstance(content, list):
         return "".join(getattr(chunk, "text", "") or "" for chunk in content)
     return str(content or "")
+
+
+async def reply_of(predictor: Predictor, messages: Messages, tools: Messages | None) -> str:
+    """The predictor's reply to ``messages`` as ``as_reply`` reads it; the tools go only to a
+    predictor that takes them (the refusals of ``ft.evaluate`` and ``ask`` saw to the rest)."""
+    if getattr(predictor, "supports_tools", False):
+        reply = await predictor.apredict(messages, tools=tools)  # type: ignore[call-arg]
+    else:
+        reply = await predictor.apredict(messages)
+    return as_reply(predictor, reply)
 
 
 def as_reply(predictor: Predictor, reply: object) -> str:

@@ -45,6 +45,7 @@ from finetune.evaluation._predictors import (
     at_least_one,
     close_predictors,
     is_cacheable,
+    reply_of,
     retrying_a_model,
 )
 from finetune.evaluation._prompts import (
@@ -138,7 +139,7 @@ async def _predict_one(
     try:
         async for attempt in retrying_a_model(attempts):
             with attempt:
-                prediction = await _asked(predictor, task)
+                prediction = await reply_of(predictor, task.messages, task.tools)
     except BaseException as error:
         failed.set()
         _note(error, task.candidate, f"the example at index {task.example}")
@@ -146,16 +147,6 @@ async def _predict_one(
     task.prediction = prediction
     if cache is not None:
         cache.keep(task.key, prediction)
-
-
-async def _asked(predictor: Predictor, task: _Task) -> str:
-    """The predictor's reply to the task; the tools go only to a predictor that takes them
-    (``refuse_predictors_without_tools`` saw to the rest)."""
-    if getattr(predictor, "supports_tools", False):
-        reply = await predictor.apredict(task.messages, tools=task.tools)  # type: ignore[call-arg]
-    else:
-        reply = await predictor.apredict(task.messages)
-    return as_reply(predictor, reply)
 
 
 async def _predict_batched(
