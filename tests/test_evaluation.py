@@ -7,6 +7,7 @@ import gc
 import html
 import io
 import json
+import logging
 import pickle
 import re
 import sqlite3
@@ -3019,13 +3020,19 @@ def test_a_model_asked_one_prompt_answers_as_an_evaluation_asks_it() -> None:
         job.model.ask(asked, tools=[WEATHER_TOOL])
 
 
-def test_a_model_asked_over_http_gets_its_shots_its_tools_and_retries() -> None:
+def test_a_model_asked_over_http_gets_its_shots_its_tools_and_retries(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
     with OpenAIFake(faults=Faults(rate=0.5, kinds=("429", "503"), seed=1)) as fake:
         fake.chat_responder = weather_model
         served = ft.ModelRef.openai_compatible(fake.base_url, "ft:served", api_key=fake.api_key)
         shown = served.with_few_shot(_qa(3), k=2)
         reply = shown.ask("Weather in City7?", tools=[WEATHER_TOOL])
         chats = [r for r in fake.requests if r.path.endswith("/chat/completions")]
+        base = ft.ModelRef.openai_compatible(fake.base_url, "base", api_key=fake.api_key)
+        with caplog.at_level(logging.WARNING, logger="finetune"):
+            cut = base.ask("Weather in City7?", max_tokens=2)  # "I cannot check the weather."
+    assert cut == "I cannot" and "the reply stopped at max_tokens=2, cut short" in caplog.text
     assert reply == 'get_weather({"city": "City7"})'
     assert any(r.fault for r in chats) and chats[-1].fault is None  # retried to an answer
     asked = chats[-1].body

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -15,6 +16,7 @@ from finetune.evaluation._checks import (
 )
 from finetune.evaluation._lineage import model_of_job
 from finetune.evaluation._predictors import (
+    TruncatedReply,
     close_predictors,
     reply_of,
     retrying_a_model,
@@ -23,6 +25,8 @@ from finetune.evaluation._prompts import build_prompt, example_tools, sent, shot
 from finetune.types import ChatExample, ModelRef
 
 __all__ = ["aask", "ask"]
+
+log = logging.getLogger("finetune")
 
 ATTEMPTS = 5  # as many tries as ft.evaluate's max_attempts gives each prediction
 
@@ -55,6 +59,9 @@ async def aask(
         async for attempt in retrying_a_model(ATTEMPTS):
             with attempt:
                 reply = await reply_of(predictor, sent_messages, offered)
+        if isinstance(reply, TruncatedReply):
+            setting = reply.limit.partition("=")[0]
+            log.warning("the reply stopped at %s, cut short: raise %s", reply.limit, setting)
         return reply
     finally:
         await close_predictors([predictor])
