@@ -80,7 +80,8 @@ class EvalResult:
         }
 
     def compare(self, a: str, b: str, metric: str | None = None) -> Comparison:
-        """Paired comparison of ``a`` against ``b``: delta, CI, win/tie/loss, p, verdict."""
+        """Paired comparison of ``a`` against ``b`` on ``metric`` (default: the first metric):
+        delta, CI, win/tie/loss, p, verdict; ``compare_all`` compares on every metric."""
         name = self._metric(metric)
         return compare_paired(a, self.scores(a, name), b, self.scores(b, name), metric=name)
 
