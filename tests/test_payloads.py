@@ -115,6 +115,34 @@ def test_a_hosted_backend_reads_its_key_and_url_from_the_environment(
         AcmeHosted()._sdk_client()
 
 
+def test_a_plugin_naming_its_sdk_logger_keeps_httpx_lines_masked(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """``logged_through = ("acme._base_client",)``, as the plugin guide says to add one,
+    replaced httpx's loggers: each URL httpx logged, a signed upload URL too, went unmasked."""
+    from finetune.backends._masked_logs import without_secrets
+
+    class AcmeWithSdk(AcmeHosted):
+        logged_through = ("acme._base_client",)
+
+    for name in ("httpx", "httpx2", "acme._base_client"):  # as in a process that made none yet
+        monkeypatch.setattr(logging.getLogger(name), "filters", [])
+    AcmeWithSdk(api_key="sk-acme-secret-0123456789")
+    for name in ("httpx", "httpx2", "acme._base_client"):
+        assert without_secrets in logging.getLogger(name).filters, name
+    record = logging.LogRecord(
+        "httpx",
+        logging.INFO,
+        "",
+        0,
+        "PUT %s",
+        ("https://s.test/f?X-Amz-Signature=" + "abc123def" * 8,),
+        None,
+    )
+    without_secrets(record)
+    assert "abc123def" not in record.getMessage()
+
+
 @pytest.mark.parametrize("backend", ["openai", "mistral", "together", "fireworks"])
 def test_a_base_url_holding_a_password_is_refused_without_repeating_it(
     backend: str, monkeypatch: pytest.MonkeyPatch

@@ -10,7 +10,9 @@ import logging
 from finetune.backends._files import mask_signed_values
 from finetune.backends.http import redact
 
-__all__ = ["mask_secrets_in_logs", "without_secrets"]
+__all__ = ["HTTP_LOGGERS", "mask_secrets_in_logs", "without_secrets"]
+
+HTTP_LOGGERS = ("httpx", "httpx2")  # each URL asked, at INFO: signed upload URLs too
 
 
 def without_secrets(record: logging.LogRecord) -> bool:

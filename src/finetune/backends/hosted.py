@@ -19,7 +19,7 @@ from finetune._errors import AuthenticationError, ServerError, StorageError
 from finetune._namespace import PublicNames, public_names
 from finetune._numbers import is_real, is_whole
 from finetune.backends._clients import OwnedClient, close_client
-from finetune.backends._masked_logs import mask_secrets_in_logs
+from finetune.backends._masked_logs import HTTP_LOGGERS, mask_secrets_in_logs
 from finetune.backends.base import BaseBackend, JobRequest
 from finetune.backends.http import (
     DEFAULT_RETRY_AFTER_CAP,
@@ -76,10 +76,10 @@ class HostedBackend(BaseBackend):
     ``url_variable`` and ``default_url``, and override ``_new_client`` and ``_map_error``.
     """
 
-    logged_through: ClassVar[tuple[str, ...]] = ("httpx", "httpx2")
-    """The loggers whose lines may carry a secret (httpx's name each URL, signed upload URLs
-    too; an SDK's base client logs its request bodies, a W&B key in them, at DEBUG): their
-    lines are masked once a backend is made, wherever the application sends them."""
+    logged_through: ClassVar[tuple[str, ...]] = ()
+    """The SDK's own loggers whose lines may carry a secret (its base client logs request
+    bodies, a W&B key in them, at DEBUG), masked once a backend is made, wherever the
+    application sends them, as httpx's always are (they name each URL, signed ones too)."""
 
     title: ClassVar[str] = "the provider"
     key_variable: ClassVar[str] = ""
@@ -119,7 +119,7 @@ class HostedBackend(BaseBackend):
             default_url=self.default_url,
         )
         self._client = OwnedClient(self._client_with_key, client, self._close_client)
-        mask_secrets_in_logs(*self.logged_through)
+        mask_secrets_in_logs(*HTTP_LOGGERS, *self.logged_through)
         self.attempts: int = int(attempts)
         self._timeout = timeout
         self._retry_after_cap = retry_after_cap

@@ -105,10 +105,7 @@ class FireworksBackend(HostedBackend):
     name = NAME
     capabilities = CAPABILITIES
     title = "Fireworks"
-    logged_through: ClassVar[tuple[str, ...]] = (
-        *HostedBackend.logged_through,
-        "fireworks._base_client",
-    )
+    logged_through: ClassVar[tuple[str, ...]] = ("fireworks._base_client",)
     key_variable = "FIREWORKS_API_KEY"
     url_variable = "FIREWORKS_BASE_URL"
     default_url = DEFAULT_BASE_URL

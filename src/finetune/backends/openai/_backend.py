@@ -164,10 +164,7 @@ class OpenAIBackend(HostedBackend):
     name = NAME
     capabilities = CAPABILITIES
     title = "OpenAI"
-    logged_through: ClassVar[tuple[str, ...]] = (
-        *HostedBackend.logged_through,
-        "openai._base_client",
-    )
+    logged_through: ClassVar[tuple[str, ...]] = ("openai._base_client",)
     key_variable = "OPENAI_API_KEY"
     url_variable = "OPENAI_BASE_URL"
     default_url = DEFAULT_BASE_URL

@@ -129,10 +129,7 @@ class TogetherBackend(HostedBackend):
     name = NAME
     capabilities = CAPABILITIES
     title = "Together"
-    logged_through: ClassVar[tuple[str, ...]] = (
-        *HostedBackend.logged_through,
-        "together._base_client",
-    )
+    logged_through: ClassVar[tuple[str, ...]] = ("together._base_client",)
     key_variable = "TOGETHER_API_KEY"
     url_variable = "TOGETHER_BASE_URL"
     default_url = DEFAULT_BASE_URL
