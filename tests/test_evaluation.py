@@ -3012,6 +3012,9 @@ def test_a_model_asked_one_prompt_answers_as_an_evaluation_asks_it() -> None:
     assert asyncio.run(tuner.base_model.aask([*earlier, {"role": "user", "content": "x?"}])) == "x?"
     with pytest.raises(ValueError, match="ends with the assistant's turn"):
         job.model.ask(earlier)
+    assert job.model.ask(_qa(12)[3]) == "4"  # an example: its prompt, as evaluate asks it
+    with pytest.raises(ValueError, match="an example offers its own tools"):
+        job.model.ask(_qa(12)[3], tools=[WEATHER_TOOL])
     with pytest.raises(TypeError, match="a user turn's text, or a conversation's turns"):
         job.model.ask([])
     with pytest.raises(ValueError, match=r"^ask's options: .*max_tokens"):
@@ -3029,6 +3032,8 @@ def test_a_model_asked_over_http_gets_its_shots_its_tools_and_retries(
         shown = served.with_few_shot(_qa(3), k=2)
         reply = shown.ask("Weather in City7?", tools=[WEATHER_TOOL])
         chats = [r for r in fake.requests if r.path.endswith("/chat/completions")]
+        answered = served.ask(weather_data(2)[1])  # an example with its tools and their result
+        assert answered == "It is 0 C in City0." and fake.requests[-1].body["tools"]
         base = ft.ModelRef.openai_compatible(fake.base_url, "base", api_key=fake.api_key)
         with caplog.at_level(logging.WARNING, logger="finetune"):
             cut = base.ask("Weather in City7?", max_tokens=2)  # "I cannot check the weather."

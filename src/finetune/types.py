@@ -369,15 +369,19 @@ class ModelRef(_Value):
             say=print if progress else None,
         )
 
-    def ask(self, prompt: str | Sequence[Any], *, tools: Any = None, **options: Any) -> str:
-        """This model's reply to ``prompt``, a user turn's text or a conversation's turns
-        (dicts), asked as ``ft.evaluate`` asks it: its few-shot examples first, ``tools``
-        offered; ``options`` are its predictor's (a local model's ``max_new_tokens``)."""
+    def ask(
+        self, prompt: str | Sequence[Any] | Example, *, tools: Any = None, **options: Any
+    ) -> str:
+        """This model's reply to ``prompt``, a user turn's text, a conversation's turns (dicts)
+        or an example (its turns before its answer), asked as ``ft.evaluate`` asks it: its
+        few-shot examples first, ``tools`` offered; ``options`` are its predictor's."""
         from finetune.evaluation._ask import ask
 
         return ask(self, prompt, tools, options)
 
-    async def aask(self, prompt: str | Sequence[Any], *, tools: Any = None, **options: Any) -> str:
+    async def aask(
+        self, prompt: str | Sequence[Any] | Example, *, tools: Any = None, **options: Any
+    ) -> str:
         """``ask``, awaitable."""
         from finetune.evaluation._ask import aask
 

@@ -21,18 +21,35 @@ from finetune.evaluation._predictors import (
     reply_of,
     retrying_a_model,
 )
-from finetune.evaluation._prompts import build_prompt, example_tools, sent, shot_turns
-from finetune.types import ChatExample, ModelRef
+from finetune.evaluation._prompts import (
+    Messages,
+    build_prompt,
+    example_tools,
+    sent,
+    shot_turns,
+    split_example,
+)
+from finetune.types import (
+    ChatExample,
+    CompletionExample,
+    Example,
+    ModelRef,
+    PreferenceExample,
+)
 
 __all__ = ["aask", "ask"]
 
 log = logging.getLogger("finetune")
+EXAMPLE_TYPES = (ChatExample, CompletionExample, PreferenceExample)
 
 ATTEMPTS = 5  # as many tries as ft.evaluate's max_attempts gives each prediction
 
 
 def ask(
-    model: ModelRef, prompt: str | Sequence[Any], tools: Sequence[Any] | None, options: Any
+    model: ModelRef,
+    prompt: str | Sequence[Any] | Example,
+    tools: Sequence[Any] | None,
+    options: Any,
 ) -> str:
     """The synchronous form of ``aask`` (works inside a running event loop too)."""
     return run_to_the_end(lambda: aask(model, prompt, tools, options))
@@ -40,20 +57,20 @@ def ask(
 
 async def aask(
     model: ModelRef,
-    prompt: str | Sequence[Any],
+    prompt: str | Sequence[Any] | Example,
     tools: Sequence[Any] | None,
     options: Mapping[str, Any],
 ) -> str:
-    """``model``'s reply to ``prompt``, its few-shot examples before it, retried on a rate
-    limit or a server's error as an evaluation's predictions are."""
-    example = _conversation(prompt, tools)
+    """``model``'s reply to ``prompt`` (an example: to its prompt, as ``ft.evaluate`` asks
+    it), its few-shot examples before it, retried on a rate limit or a server's error as an
+    evaluation's predictions are."""
+    example, messages = _asked_turns(prompt, tools)
     model = await asyncio.to_thread(model_of_job, str(model), model)  # reads the registry
     predictor = made_predictor(model, dict(options), "ask's options", str(model))
     try:
         asking = {str(model): (predictor, model.few_shot)}
         refuse_predictors_without_tools(asking, [example])
         refuse_predictors_without_images(asking, [example])
-        messages = [sent(message) for message in example.messages]
         sent_messages = build_prompt(messages, shot_turns(model.few_shot))
         offered = example_tools(example)
         async for attempt in retrying_a_model(ATTEMPTS):
@@ -65,6 +82,19 @@ async def aask(
         return reply
     finally:
         await close_predictors([predictor])
+
+
+def _asked_turns(
+    prompt: str | Sequence[Any] | Example, tools: Sequence[Any] | None
+) -> tuple[Example, Messages]:
+    """The example asked about and the turns sent: an example's prompt (the turns before its
+    answer, as ``ft.evaluate`` sends them), or the conversation given."""
+    if isinstance(prompt, EXAMPLE_TYPES):
+        if tools is not None:
+            raise ValueError("an example offers its own tools: give tools= with a prompt alone")
+        return prompt, split_example(prompt)[0]
+    conversation = _conversation(prompt, tools)
+    return conversation, [sent(message) for message in conversation.messages]
 
 
 def _conversation(prompt: str | Sequence[Any], tools: Sequence[Any] | None) -> ChatExample:
