@@ -2638,7 +2638,7 @@ def test_evaluation_errors_are_our_own_and_hide_the_key(monkeypatch: pytest.Monk
         with pytest.raises(ft.AuthenticationError) as from_the_environment:
             ft.evaluate(_qa(2), {"x": ft.ModelRef(backend="openai", name="m")}, m.exact_match)
     # the advice is how to give an evaluated model its key, not a Tuner's
-    options = "predictor_options={candidate: {'api_key': ...}}"
+    options = "predictor_options={candidate: {'api_key': ...}} (ref.ask(..., api_key=...))"
     assert str(caught.value).endswith(f"Pass the key {fake.base_url} takes in {options}")
     assert str(from_the_environment.value).endswith(
         f"Set OPENAI_API_KEY or pass the key in {options}"
@@ -2998,7 +2998,9 @@ def test_a_server_url_without_v1_is_told_where_the_api_answers() -> None:
     assert missed.value.param == "base_url" and "/v1" not in str(unknown.value)
 
 
-def test_a_model_asked_one_prompt_answers_as_an_evaluation_asks_it() -> None:
+def test_a_model_asked_one_prompt_answers_as_an_evaluation_asks_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     """Trying a tuned model on one question took a one-row dataset, a metric and
     ``result.predictions(...)[0]``: ``ref.ask`` asks it directly."""
     tuner = ft.Tuner("fake", model="base", registry=False)
@@ -3021,6 +3023,9 @@ def test_a_model_asked_one_prompt_answers_as_an_evaluation_asks_it() -> None:
         job.model.ask(asked, max_tokens=5)
     with pytest.raises(ValueError, match=r"\(FakePredictor\) takes no tools"):
         job.model.ask(asked, tools=[WEATHER_TOOL])
+    monkeypatch.delenv("TOGETHER_API_KEY", raising=False)
+    with pytest.raises(ft.AuthenticationError, match=r"\(ref\.ask\(\.\.\., api_key=\.\.\.\)\)"):
+        ft.ModelRef(backend="together", name="acct/m").ask(asked)  # told how ask takes a key
 
 
 def test_a_model_asked_over_http_gets_its_shots_its_tools_and_retries(

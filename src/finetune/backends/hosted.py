@@ -288,6 +288,7 @@ class HostedBackend(BaseBackend):
         if not cls.chat_api:
             return super().predictor(model, **options)
         from finetune.evaluation import OpenAIPredictor
+        from finetune.evaluation._predictors import KEY_OPTION
 
         given = dict(options)
         key, url = key_and_url(
@@ -300,7 +301,7 @@ class HostedBackend(BaseBackend):
         if not key:
             raise AuthenticationError(
                 f"evaluating a {cls.name} model needs its key: set {cls.key_variable}, or pass "
-                "predictor_options={candidate: {'api_key': ...}}",
+                + KEY_OPTION,
                 backend=cls.name,
             )
         chat = url if url.endswith(cls.chat_api) else url + cls.chat_api

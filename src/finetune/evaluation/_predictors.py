@@ -31,6 +31,7 @@ if TYPE_CHECKING:
     from tenacity import AsyncRetrying
 
 __all__ = [
+    "KEY_OPTION",
     "MistralPredictor",
     "OpenAIPredictor",
     "Predictor",
@@ -92,13 +93,16 @@ _OPENAI_URL = {"url_variable": "OPENAI_BASE_URL", "default_url": "https://api.op
 _MISTRAL_URL = {"url_variable": "MISTRAL_SERVER_URL", "default_url": "https://api.mistral.ai"}
 
 
+KEY_OPTION = "predictor_options={candidate: {'api_key': ...}} (ref.ask(..., api_key=...))"
+"""Where an evaluated (or asked) model's key goes: its predictor's options, not a Tuner."""
+
+
 def _key_hint(variable: str | None, url: str) -> str:
-    """How to give an evaluated model's key: through ``predictor_options`` (and the
+    """How to give an evaluated model's key: through its predictor's options (and the
     environment variable the predictor reads, when it reads one), not to a Tuner."""
-    options = "predictor_options={candidate: {'api_key': ...}}"
     if variable is None:
-        return f"Pass the key {url} takes in {options}"
-    return f"Set {variable} or pass the key in {options}"
+        return f"Pass the key {url} takes in {KEY_OPTION}"
+    return f"Set {variable} or pass the key in {KEY_OPTION}"
 
 
 def at_least_one(name: str, value: Any) -> int:
