@@ -52,6 +52,7 @@ def main() -> None:
         options={"max_length": 128, "full_finetune": True},  # a toy model: train every weight
     )
     job.wait(progress=True)
+    print(job.model.ask(holdout[0], max_new_tokens=48))  # one held-out question, to look at
 
     result = ft.evaluate(
         holdout,

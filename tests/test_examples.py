@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -26,3 +27,6 @@ def test_example_script_shows_an_improvement(script: str, tmp_path: Path) -> Non
     done = _run([str(EXAMPLES / script), "--output", str(tmp_path / "out")], tmp_path)
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
     assert "improved" in done.stdout
+    if script == "customer_service_tone.py":  # the held-out question it asks, in the house tone
+        before_the_table = done.stdout.split("| candidate")[0]
+        assert re.search(r"^Thanks so much for writing, \w+! ", before_the_table, re.MULTILINE)
