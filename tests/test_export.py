@@ -110,6 +110,12 @@ def test_a_lora_job_exports_merged_then_gguf(
     assert any(line.startswith("merged in") for line in said) and result.seconds > 0
     assert gguf.GGUFReader(str(result.path)).fields["general.name"].contents() == job_id
     assert_same_model(str(merged.path), result.path, rows, TOLERANCE["f16"])
+    said.clear()  # a tensor type it cannot write: refused before the adapter is merged
+    with pytest.raises(ft.FinetuneError, match=r"quantization 'Q4_K_M': use one of f32, f16"):
+        export_model(lora_tiny, tmp_path / "q.gguf", quantization="Q4_K_M", say=said.append)
+    assert said == [] and not (tmp_path / "q.gguf").exists()
+    named = export_model(lora_tiny, tmp_path / "u.gguf", format="GGUF", quantization="Q8_0")
+    assert named.path == tmp_path / "u.gguf"  # llama.cpp's upper case, read as ours
 
 
 def _unrotate(weight: Any, heads: int) -> Any:

@@ -182,8 +182,9 @@ def export_model(
     ``dest`` in ``format``: ``merged`` (a folder), ``gguf`` (a file, or ``dest/NAME.gguf``),
     ``gguf-adapter`` (the LoRA alone) or ``ollama`` (a folder with the GGUF and a Modelfile;
     ``create=True`` or a name also runs ``ollama create``)."""
-    if format not in FORMATS:
-        raise ExportError(f"format {format!r}: use one of {', '.join(FORMATS)}")
+    format = _one_of("format", format, FORMATS)
+    if quantization is not None:  # checked before a merge that may take minutes
+        quantization = _one_of("quantization", quantization, QUANTIZATIONS)
     if quantization is not None and format not in ("gguf", "ollama"):  # else silently unused
         raise ExportError(f"quantization is for format 'gguf' or 'ollama'; {format!r} has none")
     if create and format != "ollama":
@@ -206,6 +207,13 @@ def export_model(
     result.seconds = time.perf_counter() - started
     tell(f"exported {result}")
     return result
+
+
+def _one_of(setting: str, given: object, choices: tuple[str, ...]) -> str:
+    """``given`` as one of ``choices``, in any case (llama.cpp writes ``Q8_0``)."""
+    if isinstance(given, str) and given.lower() in choices:
+        return given.lower()
+    raise ExportError(f"{setting} {given!r}: use one of {', '.join(choices)}")
 
 
 def _not_written(exc: OSError, dest: Path, format: str) -> StorageError:
