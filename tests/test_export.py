@@ -435,7 +435,8 @@ def test_the_cli_exports_a_job_by_its_id(
     assert (tmp_path / "api" / "model.safetensors").exists()
     capsys.readouterr()
     gguf_file = str(tmp_path / "m.gguf")
-    assert main(["export", str(tmp_path / "m"), "--format", "gguf", "--output", gguf_file]) == 0
+    upper = ["--format", "GGUF", "--quantization", "F16"]  # as llama.cpp's names are written
+    assert main(["export", str(tmp_path / "m"), *upper, "--output", gguf_file]) == 0
     out, said = capsys.readouterr()  # to a log: gguf's own bar ran its frames into one line
     assert "writing 20 tensors to m.gguf" in out and "Writing" not in said and "\r" not in said
 

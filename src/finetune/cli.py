@@ -399,12 +399,16 @@ def _parser() -> argparse.ArgumentParser:
     export.add_argument(
         "--format",
         default="gguf",
+        type=str.lower,
         choices=("merged", "gguf", "gguf-adapter", "ollama"),
         help="gguf: one file for llama.cpp (default); merged: a Hugging Face folder; "
         "gguf-adapter: the LoRA adapter alone; ollama: a GGUF file and a Modelfile",
     )
     export.add_argument(
-        "--quantization", choices=("f32", "f16", "bf16", "q8_0"), help="GGUF tensor type"
+        "--quantization",
+        type=str.lower,
+        choices=("f32", "f16", "bf16", "q8_0"),
+        help="GGUF tensor type (Q8_0 as llama.cpp writes it, too)",
     )
     export.add_argument("--output", help="file or folder to write (default: here)")
     export.add_argument("--name", help="model name in the GGUF metadata (default: the job id)")
