@@ -3049,3 +3049,28 @@ def test_a_model_asked_over_http_gets_its_shots_its_tools_and_retries(
     assert asked["tools"] == [WEATHER_TOOL]
     assert [t["role"] for t in asked["messages"]] == ["user", "assistant"] * 2 + ["user"]
     assert fake.api_key not in repr(served)
+
+
+def test_a_predictor_is_asked_whether_it_takes_tools_only_where_tools_are_offered() -> None:
+    """``HFPredictor.supports_tools`` loads the model's tokenizer: each ``ref.ask`` paid
+    0.25 s for it, and ``ft.evaluate`` asked it once a prediction, with no tools offered."""
+
+    class Counting:
+        name = "counting"
+        asked = 0
+
+        @property
+        def supports_tools(self) -> bool:
+            Counting.asked += 1
+            return True
+
+        def predict(self, messages: Any, tools: Any = None) -> str:
+            return "1"
+
+        async def apredict(self, messages: Any, tools: Any = None) -> str:
+            return "1"
+
+    ft.evaluate(_qa(3), {"c": Counting()}, [m.exact_match], cache=False)
+    assert Counting.asked == 0
+    ft.evaluate(weather_data(1), {"c": Counting()}, [m.exact_match], cache=False)
+    assert Counting.asked > 0  # offered tools: asked whether it takes them

@@ -462,8 +462,9 @@ def _mistral_text(content: Any) -> str:
 
 async def reply_of(predictor: Predictor, messages: Messages, tools: Messages | None) -> str:
     """The predictor's reply to ``messages`` as ``as_reply`` reads it; the tools go only to a
-    predictor that takes them (the refusals of ``ft.evaluate`` and ``ask`` saw to the rest)."""
-    if getattr(predictor, "supports_tools", False):
+    predictor that takes them (the refusals of ``ft.evaluate`` and ``ask`` saw to the rest).
+    No tools, no question asked of the predictor: a local one loads its tokenizer to answer."""
+    if tools and getattr(predictor, "supports_tools", False):
         reply = await predictor.apredict(messages, tools=tools)  # type: ignore[call-arg]
     else:
         reply = await predictor.apredict(messages)
