@@ -49,7 +49,7 @@ def ask(
     model: ModelRef,
     prompt: str | Sequence[Any] | Example,
     tools: Sequence[Any] | None,
-    options: Any,
+    options: Mapping[str, Any],
 ) -> str:
     """The synchronous form of ``aask`` (works inside a running event loop too)."""
     return run_to_the_end(lambda: aask(model, prompt, tools, options))
