@@ -91,10 +91,8 @@ class Predictor(Protocol):
 log = logging.getLogger("finetune")
 _OPENAI_URL = {"url_variable": "OPENAI_BASE_URL", "default_url": "https://api.openai.com/v1"}
 _MISTRAL_URL = {"url_variable": "MISTRAL_SERVER_URL", "default_url": "https://api.mistral.ai"}
-
-
+# where an evaluated (or asked) model's key goes: its predictor's options, not a Tuner
 KEY_OPTION = "predictor_options={candidate: {'api_key': ...}} (ref.ask(..., api_key=...))"
-"""Where an evaluated (or asked) model's key goes: its predictor's options, not a Tuner."""
 
 
 def _key_hint(variable: str | None, url: str) -> str:
