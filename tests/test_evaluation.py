@@ -3074,3 +3074,23 @@ def test_a_predictor_is_asked_whether_it_takes_tools_only_where_tools_are_offere
     assert Counting.asked == 0
     ft.evaluate(weather_data(1), {"c": Counting()}, [m.exact_match], cache=False)
     assert Counting.asked > 0  # offered tools: asked whether it takes them
+
+
+def test_finetune_ask_asks_an_openai_compatible_server_at_its_endpoint(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """An exported model served by Ollama or llama.cpp's server (``acme-support:latest``)
+    could be asked from Python only: the command took ``backend:model`` alone."""
+    from finetune.cli import main
+
+    with OpenAIFake() as fake:
+        fake.chat_responder = lambda model, messages: f"{model} heard {messages[-1]['content']}"
+        key = f"api_key={fake.api_key}"
+        served = ["acme-support:latest", "hi", "--endpoint", fake.base_url, "--option", key]
+        assert main(["ask", *served]) == 0
+        assert capsys.readouterr().out == "acme-support:latest heard hi\n"
+        named = ["openai-compatible:acme", "hi", "--endpoint", fake.base_url, "--option", key]
+        assert main(["ask", *named]) == 0  # its backend named, as an eval config names it
+        assert capsys.readouterr().out == "acme heard hi\n"
+    assert main(["ask", "openai-compatible:acme", "hi"]) == 2
+    assert "is served at a URL: give it as --endpoint URL" in capsys.readouterr().err

@@ -12,6 +12,8 @@ from finetune._arguments import option_setting
 
 __all__ = ["add_ask_command"]
 
+_SERVER = "openai-compatible"
+
 
 def add_ask_command(
     command: Callable[[str, Callable[[argparse.Namespace], int], str], Any],
@@ -26,6 +28,11 @@ def add_ask_command(
     ask.add_argument("prompt", help="the user's turn; - reads it from standard input")
     ask.add_argument("--system", help="a system turn before it")
     ask.add_argument(
+        "--endpoint",
+        help="an OpenAI-compatible server's URL (vLLM, llama.cpp's server, Ollama's /v1), "
+        "MODEL being the name it serves, as an eval config's endpoint",
+    )
+    ask.add_argument(
         "--option",
         action="append",
         type=option_setting,
@@ -38,7 +45,13 @@ def add_ask_command(
 def _cmd_ask(args: argparse.Namespace) -> int:
     from finetune.evaluation._checks import as_models
 
-    model = as_models({args.model: args.model})[args.model]
+    served = args.model.removeprefix(f"{_SERVER}:")
+    if args.endpoint is not None:
+        model: Any = ft.ModelRef.openai_compatible(args.endpoint, served)
+    elif served != args.model:
+        raise ft.FinetuneError(f"{args.model!r} is served at a URL: give it as --endpoint URL")
+    else:
+        model = as_models({args.model: args.model})[args.model]
     if not isinstance(model, ft.ModelRef):
         from finetune.backends import available_backends
 
