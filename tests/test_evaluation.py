@@ -3092,5 +3092,17 @@ def test_finetune_ask_asks_an_openai_compatible_server_at_its_endpoint(
         named = ["openai-compatible:acme", "hi", "--endpoint", fake.base_url, "--option", key]
         assert main(["ask", *named]) == 0  # its backend named, as an eval config names it
         assert capsys.readouterr().out == "acme heard hi\n"
+        printed = str(ft.ModelRef.openai_compatible(fake.base_url, "acme", api_key=fake.api_key))
+        assert printed == f"openai-compatible:acme@{fake.base_url}"  # as results print it
+        assert main(["ask", printed, "hi", "--option", key]) == 0
+        assert capsys.readouterr().out == "acme heard hi\n"
+        result = ft.evaluate(
+            _qa(1),
+            {"s": printed},
+            m.exact_match,
+            cache=False,
+            predictor_options={"s": {"api_key": fake.api_key}},
+        )
+        assert result.predictions("s") == ["acme heard What is 0 + 1?"]
     assert main(["ask", "openai-compatible:acme", "hi"]) == 2
     assert "is served at a URL: give it as --endpoint URL" in capsys.readouterr().err

@@ -48,10 +48,14 @@ def _cmd_ask(args: argparse.Namespace) -> int:
     served = args.model.removeprefix(f"{_SERVER}:")
     if args.endpoint is not None:
         model: Any = ft.ModelRef.openai_compatible(args.endpoint, served)
-    elif served != args.model:
-        raise ft.FinetuneError(f"{args.model!r} is served at a URL: give it as --endpoint URL")
     else:
-        model = as_models({args.model: args.model})[args.model]
+        try:
+            model = as_models({args.model: args.model})[args.model]
+        except ValueError:
+            if served == args.model:
+                raise
+            why = f"{args.model!r} is served at a URL: give it as --endpoint URL"
+            raise ft.FinetuneError(why) from None
     if not isinstance(model, ft.ModelRef):
         from finetune.backends import available_backends
 

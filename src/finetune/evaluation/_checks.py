@@ -11,7 +11,8 @@ from typing import Any
 
 from finetune._errors import FinetuneError, did_you_mean, unexpected_keyword
 from finetune.evaluation._lineage import model_of_job
-from finetune.evaluation._predictors import Predictor, model_named, predictor_for
+from finetune.evaluation._model_text import model_named
+from finetune.evaluation._predictors import Predictor, predictor_for
 from finetune.evaluation._prompts import shows_non_text, uses_tools
 from finetune.evaluation.metrics import Metric, needs_reference
 from finetune.types import ChatExample, CompletionExample, Example, Job, PreferenceExample

@@ -22,6 +22,7 @@ from finetune.backends._clients import OwnedClient
 from finetune.backends.http import key_and_url, retrying
 from finetune.evaluation._callable import CallablePredictor
 from finetune.evaluation._lineage import api_trained_on
+from finetune.evaluation._model_text import model_named
 from finetune.evaluation._prompts import Messages, a_plain_prompt
 from finetune.evaluation._sampling import Sampling
 from finetune.evaluation._tools import Tools, format_tool_calls
@@ -540,25 +541,6 @@ def predictor_for(candidate: Any, *, what: str = "candidate", **options: Any) ->
         f'a {what} is a ModelRef or its "backend:model" text, a Predictor or a function, '
         f"not {type(candidate).__name__}{hint if tuner else ''}"
     )
-
-
-def model_named(text: str) -> ModelRef | str:
-    """``"openai:gpt-4.1-mini"`` as its ``ModelRef`` (``"gguf:path"`` a GGUF file's); text
-    that names no installed backend before its first colon stays text, for the predictor's
-    refusal to show how to write it."""
-    from finetune.backends import available_backends
-
-    backend, _, name = text.partition(":")
-    if not name.strip():
-        return text
-    if backend == "gguf":
-        return ModelRef.gguf(name)
-    if backend == "openai-compatible":
-        raise ValueError(
-            f"{text!r}: a model of an OpenAI-compatible server is "
-            f"ft.ModelRef.openai_compatible(base_url, {name!r}), its URL given"
-        )
-    return ModelRef(backend=backend, name=name) if backend in available_backends() else text
 
 
 def _predictor_of(model: ModelRef, options: dict[str, Any]) -> Predictor:
