@@ -3077,7 +3077,7 @@ def test_a_predictor_is_asked_whether_it_takes_tools_only_where_tools_are_offere
 
 
 def test_finetune_ask_asks_an_openai_compatible_server_at_its_endpoint(
-    capsys: pytest.CaptureFixture[str],
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """An exported model served by Ollama or llama.cpp's server (``acme-support:latest``)
     could be asked from Python only: the command took ``backend:model`` alone."""
@@ -3092,6 +3092,9 @@ def test_finetune_ask_asks_an_openai_compatible_server_at_its_endpoint(
         named = ["openai-compatible:acme", "hi", "--endpoint", fake.base_url, "--option", key]
         assert main(["ask", *named]) == 0  # its backend named, as an eval config names it
         assert capsys.readouterr().out == "acme heard hi\n"
+        monkeypatch.setattr("sys.stdin", io.StringIO("hi\n\n"))  # echo hi | finetune ask ... -
+        assert main(["ask", named[0], "-", *named[2:]]) == 0
+        assert capsys.readouterr().out == "acme heard hi\n"  # not the newlines echo adds
         printed = str(ft.ModelRef.openai_compatible(fake.base_url, "acme", api_key=fake.api_key))
         assert printed == f"openai-compatible:acme@{fake.base_url}"  # as results print it
         assert main(["ask", printed, "hi", "--option", key]) == 0

@@ -25,7 +25,10 @@ def add_ask_command(
         help="backend:model, as an eval config names a candidate: hf:hfjob-... (a local "
         "job's model), openai:ft:gpt-4.1-mini:..., together:..., gguf:/path/m.gguf",
     )
-    ask.add_argument("prompt", help="the user's turn; - reads it from standard input")
+    ask.add_argument(
+        "prompt",
+        help="the user's turn; - reads it from standard input (less the newlines that end it)",
+    )
     ask.add_argument("--system", help="a system turn before it")
     ask.add_argument(
         "--endpoint",
@@ -63,7 +66,7 @@ def _cmd_ask(args: argparse.Namespace) -> int:
             f"{args.model!r} names no model: write it backend:model, a backend being one of "
             f"{', '.join(available_backends())} (hf:hfjob-... for a local job's model)"
         )
-    prompt = sys.stdin.read() if args.prompt == "-" else args.prompt
+    prompt = sys.stdin.read().rstrip("\n") if args.prompt == "-" else args.prompt
     system = [{"role": "system", "content": args.system}] if args.system else []
     print(model.ask([*system, {"role": "user", "content": prompt}], **dict(args.option or [])))
     return 0
