@@ -51,14 +51,10 @@ def _cmd_ask(args: argparse.Namespace) -> int:
     served = args.model.removeprefix(f"{_SERVER}:")
     if args.endpoint is not None:
         model: Any = ft.ModelRef.openai_compatible(args.endpoint, served)
+    elif served != args.model and "@" not in served:  # no URL after the name, as str(ref)'s
+        raise ft.FinetuneError(f"{args.model!r} is served at a URL: give it as --endpoint URL")
     else:
-        try:
-            model = as_models({args.model: args.model})[args.model]
-        except ValueError:
-            if served == args.model:
-                raise
-            why = f"{args.model!r} is served at a URL: give it as --endpoint URL"
-            raise ft.FinetuneError(why) from None
+        model = as_models({args.model: args.model})[args.model]
     if not isinstance(model, ft.ModelRef):
         from finetune.backends import available_backends
 
