@@ -1,7 +1,11 @@
 from __future__ import annotations
 
+import json
+import os
 import subprocess
 import sys
+import textwrap
+from pathlib import Path
 
 import pytest
 
@@ -197,3 +201,56 @@ def test_the_local_backends_page_explains_every_option() -> None:
     page = (Path(__file__).parents[1] / "docs" / "backends" / "hf.md").read_text("utf-8")
     table = page.partition("### Options")[2].partition("\n## ")[0]
     assert [name for name in LocalOptions.model_fields if f"`{name}`" not in table] == []
+
+
+def test_a_dependency_installed_but_failing_to_import_is_told_apart_from_an_absent_one(
+    tmp_path: Path,
+) -> None:
+    """gguf 0.10 imports sentencepiece without declaring it, and peft 0.17 a name that
+    transformers 5 removed: each was told "gguf is not installed ... Install it with: pip
+    install "finetune[hf]"", the command the user had just run."""
+    site = tmp_path / "site"
+    for package, line in [
+        ("brittle", "import a_module_nobody_ships"),
+        ("fragile", "from json import a_name_json_lacks"),
+    ]:
+        (site / package).mkdir(parents=True)
+        (site / package / "__init__.py").write_text(f"{line}\n")
+        info = site / f"{package}-1.0.dist-info"
+        info.mkdir()
+        (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {package}\nVersion: 1.0\n")
+        (info / "top_level.txt").write_text(f"{package}\n")
+    script = textwrap.dedent(
+        """
+        import sys
+        from finetune import MissingDependency
+
+        def told(package):
+            try:
+                __import__(package.replace("-", "_"))
+            except ImportError:
+                return str(MissingDependency(package, "hf", purpose="to export GGUF files"))
+
+        print(told("brittle"))
+        print(told("fragile"))
+        print(told("absent-thing"))
+        sys.modules["brittle"] = None  # as a test blocks a package to act out its absence
+        print(told("brittle"))
+        """
+    )
+    environment = {**os.environ, "PYTHONPATH": str(site)}
+    result = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=True, env=environment
+    )
+    upgrade = (
+        'Install what it lacks, or versions that fit together: pip install --upgrade "finetune[hf]"'
+    )
+    install = 'Install it with: pip install "finetune[hf]"'
+    assert result.stdout.splitlines() == [
+        "brittle is installed but cannot be imported to export GGUF files: No module named "
+        f"'a_module_nobody_ships'. {upgrade}",
+        "fragile is installed but cannot be imported to export GGUF files: cannot import name "
+        f"'a_name_json_lacks' from 'json' ({json.__file__}). {upgrade}",
+        f"absent-thing is not installed to export GGUF files. {install}",
+        f"brittle is not installed to export GGUF files. {install}",
+    ]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import re
 import sys
 from collections.abc import Collection, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Protocol
@@ -117,14 +118,46 @@ class UnsupportedFeature(FinetuneError, ValueError):
 
 
 class MissingDependency(FinetuneError, ImportError):
-    """An optional dependency is missing; the message names the pip command that installs it."""
+    """An optional dependency is missing; the message names the pip command that installs it.
+    Raised while an ``ImportError`` is handled, it tells a package that is installed but fails
+    to import (a module it needs is absent, or its version does not fit another's) from one
+    that is absent, and names that error."""
 
     def __init__(self, package: str, extra: str | None = None, *, purpose: str = "") -> None:
         self.package = package
         self.extra = extra
-        install = f'pip install "finetune[{extra}]"' if extra else f"pip install {package}"
         why = f" {purpose}" if purpose else ""
-        super().__init__(f"{package} is not installed{why}. Install it with: {install}")
+        cause = _import_failure_of(package)
+        if cause is None:
+            install = f'pip install "finetune[{extra}]"' if extra else f"pip install {package}"
+            super().__init__(f"{package} is not installed{why}. Install it with: {install}")
+            return
+        upgrade = f'"finetune[{extra}]"' if extra else package
+        super().__init__(
+            f"{package} is installed but cannot be imported{why}: {cause}. Install what it "
+            f"lacks, or versions that fit together: pip install --upgrade {upgrade}"
+        )
+
+
+def _import_failure_of(package: str) -> ImportError | None:
+    """The ``ImportError`` being handled, where ``package`` is installed and what failed is
+    not the package's own module."""
+    cause = sys.exc_info()[1]
+    if not isinstance(cause, ImportError):
+        return None
+    from importlib import metadata
+
+    def normal(name: str) -> str:
+        return re.sub(r"[-_.]+", "-", name).lower()
+
+    wanted = package.split("[")[0]
+    try:
+        metadata.distribution(wanted)
+    except metadata.PackageNotFoundError:
+        return None
+    missing = (cause.name or "").split(".")[0]
+    owners = metadata.packages_distributions().get(missing, []) if missing else []
+    return None if normal(wanted) in {normal(owner) for owner in owners} else cause
 
 
 class BackendNotFound(FinetuneError, LookupError):
