@@ -40,7 +40,7 @@ set -e
 if [ "$status" -eq 5 ]; then echo "pytest collected no tests: failing"; exit 1; fi
 if [ "$status" -ne 0 ]; then exit "$status"; fi
 # The floors pyproject.toml declares, run: a second environment at the oldest versions
-# (3-4 minutes; SKIP_FLOORS=1 leaves it out of a quick run of your own)
+# (4-5 minutes; SKIP_FLOORS=1 leaves it out of a quick run of your own)
 if [ -z "${SKIP_FLOORS:-}" ]; then
   echo "== the oldest dependencies pyproject.toml allows (scripts/lowest.sh)"
   SECONDS=0

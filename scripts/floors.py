@@ -1,8 +1,8 @@
 """Print pip constraints that pin each runtime dependency to the oldest version that
 pyproject.toml allows: ``python scripts/floors.py openai together`` (the extras to add to the
 core dependencies; ``--without NAME`` leaves a package free, ``--extras-only`` the core
-dependencies). scripts/lowest.sh installs
-them and runs the tests that reach those packages, so that a floor we declare is one we run.
+dependencies). scripts/lowest.sh installs them and runs the tests that reach those
+packages, so that a floor we declare is one we run.
 """
 
 from __future__ import annotations
