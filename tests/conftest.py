@@ -55,10 +55,14 @@ needs_tiktoken = pytest.mark.skipif(
     not tiktoken_available(), reason="tiktoken encodings unavailable (no ../shared/tiktoken)"
 )
 
-# scripts/lowest.sh runs the evaluation's tests at our pydantic floor, below what mistralai needs
-needs_mistralai = pytest.mark.skipif(
-    importlib.util.find_spec("mistralai") is None, reason="mistralai is not installed"
-)
+
+def needs_mistralai(test: Any) -> Any:
+    """A test that asks Mistral models: skipped where mistralai is absent (scripts/lowest.sh
+    runs the evaluation's tests at our pydantic floor, below what mistralai needs) and marked
+    ``mistralai``, which selects it alone in the script's Mistral round."""
+    absent = importlib.util.find_spec("mistralai") is None
+    skipped = pytest.mark.skipif(absent, reason="mistralai is not installed")(test)
+    return pytest.mark.mistralai(skipped)
 
 
 # The tests run on one day, whatever the calendar says: OpenAI stops creating jobs on
