@@ -921,7 +921,10 @@ def test_tool_calling_is_evaluated_over_http() -> None:
         again = ft.evaluate(weather_data(2), {"tuned": predictor}, tools_metrics, cache=False)
         for request in mistral.requests:  # mistralai before 1.6 adds "description": ""
             [function] = [tool["function"] for tool in request.body["tools"]]
-            assert function | {"description": ""} == WEATHER_TOOL["function"] | {"description": ""}
+            sent = {
+                key: value for key, value in function.items() if (key, value) != ("description", "")
+            }
+            assert sent == WEATHER_TOOL["function"]
     assert again.summary()["tuned"]["tool_calls_match"].mean == 1.0
 
 
