@@ -35,7 +35,8 @@ except ImportError:  # pragma: no cover
     _loads_bytes = None  # json.loads guesses UTF-16/32 from bytes: decode as UTF-8 first
     _DecodeError = json.JSONDecodeError
 _BOM = b"\xef\xbb\xbf"
-_TOO_DEEP = "depth limit exceeded"  # orjson's reason for nesting over 1,024 levels
+# orjson's reason for nesting over 1,024 levels: its words since 3.12, and from 3.9.15 to 3.11
+_TOO_DEEP = ("depth limit exceeded", "array and object recursion depth exceeded")
 _SKIP_CHUNK = 1024 * 1024
 
 
@@ -222,7 +223,7 @@ def _decode(raw: bytes, number: int, offset: int) -> RawRecord | ReadProblem:
     try:
         data = _loads(text)
     except json.JSONDecodeError as exc:
-        if not complete and _reason(exc) != _TOO_DEEP:
+        if not complete and _reason(exc) not in _TOO_DEEP:
             return ReadProblem(
                 number,
                 offset,
@@ -230,7 +231,7 @@ def _decode(raw: bytes, number: int, offset: int) -> RawRecord | ReadProblem:
                 f"last line is not complete JSON ({_reason(exc)}); the file looks truncated",
             )
         why = f"not valid JSON: {_reason(exc)} at column {exc.colno}{_json_hint(text, exc.pos)}"
-        if _reason(exc) == _TOO_DEEP:
+        if _reason(exc) in _TOO_DEEP:
             where = f"at column {exc.colno}"
             why = f"JSON nested over 1,024 levels deep ({where}), more than the reader takes"
         return ReadProblem(number, offset, "invalid_json", why)
