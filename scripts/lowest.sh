@@ -32,10 +32,11 @@ round() {
   "$venv/bin/python" -m pytest "${pytest_args[@]}" "$@"
 }
 
-round openai,together,fireworks,eval -- tests/test_openai_backend.py \
+round openai,together,fireworks,eval,parquet,zstd -- tests/test_openai_backend.py \
   tests/test_together_backend.py tests/test_fireworks_backend.py tests/test_types.py \
   tests/test_tuner.py tests/test_payloads.py tests/test_plugins.py tests/test_evaluation.py \
-  tests/test_plugin_example.py tests/test_openai_contract.py tests/test_together_contract.py
+  tests/test_plugin_example.py tests/test_openai_contract.py tests/test_together_contract.py \
+  tests/test_data_files.py tests/test_dataset.py tests/test_validation.py
 "$venv/bin/python" -W error::UserWarning -c "import finetune, finetune.backends.hf._config"
 
 round mistral,openai,eval --without pydantic --without jsonschema -- \

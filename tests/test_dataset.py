@@ -2217,8 +2217,7 @@ def test_a_row_of_columns_named_by_role_is_read_as_its_conversation() -> None:
     """A table of ``system``, ``user`` and ``assistant`` columns (a spreadsheet's, a CSV's
     usual shape) was refused with the Python that would rewrite each row as messages, which
     no command could run."""
-    import pandas as pd
-
+    pd = pytest.importorskip("pandas")
     frame = pd.DataFrame(
         {"assistant": ["4", "Paris"], "System": ["Be brief.", None], "user": ["2+2?", "Capital?"]}
     )
