@@ -9,6 +9,7 @@ raw responses), so an odd answer is a ``ServerError`` with an excerpt, never a f
 from __future__ import annotations
 
 import asyncio
+import functools
 import inspect
 import io
 import logging
@@ -31,6 +32,7 @@ from finetune.backends.base import METADATA_KEY, JobRequest
 from finetune.backends.hosted import Connection, HostedBackend
 from finetune.backends.http import (
     json_answer,
+    path_segment,
     sdk_error,
     status_body,
 )
@@ -72,6 +74,14 @@ def _sdk() -> Any:
     except ImportError as exc:
         raise MissingDependency("openai", "openai", purpose="for the OpenAI backend") from exc
     return openai
+
+
+@functools.cache
+def _sdk_quotes_ids() -> bool:
+    """Whether the SDK percent-encodes the ids it puts in a URL's path (openai 2.30 and
+    later); before it, a job id ``../files/file-1`` asked for another resource."""
+    major, minor = (int(part) for part in _sdk().__version__.split(".")[:2])
+    return (major, minor) >= (2, 30)
 
 
 def map_error(
@@ -271,6 +281,8 @@ class OpenAIBackend(HostedBackend):
         """One request through the SDK's raw-response API; its JSON (or text) answer."""
         job_call = kw.pop("job_call", False)
         text = kw.pop("text", False)
+        if not _sdk_quotes_ids():  # the positional arguments are the ids in the path
+            args = tuple(path_segment(NAME, arg, "id") for arg in args)
         try:
             raw = await call(*args, **kw)
         except Exception as exc:
