@@ -2,8 +2,9 @@
 # The floors pyproject.toml declares hold: a virtual environment with each runtime dependency
 # at the oldest version it allows (scripts/floors.py), and the tests that reach those
 # packages. Mistral's SDK needs a newer pydantic and jsonschema than our floors, so it has a
-# second round, in an environment of its own, with the evaluation's five tests that ask
-# Mistral models (the first round skips them).
+# second round, in an environment of its own, with the tests marked ``mistralai`` (the
+# evaluation's that ask Mistral models, test_any_backend's Mistral cases), which the first
+# round skips.
 # LOWEST_HF=1 adds a third round, the hf extra's floors with the local-training tests (about
 # 9 more minutes; PyTorch stays at the CPU build, 2.13, the only one that installs here
 # without CUDA; the core dependencies move up where trl's need it).
@@ -36,12 +37,14 @@ round openai,together,fireworks,eval,parquet,zstd -- tests/test_openai_backend.p
   tests/test_together_backend.py tests/test_fireworks_backend.py tests/test_types.py \
   tests/test_tuner.py tests/test_payloads.py tests/test_plugins.py tests/test_evaluation.py \
   tests/test_plugin_example.py tests/test_openai_contract.py tests/test_together_contract.py \
-  tests/test_data_files.py tests/test_dataset.py tests/test_validation.py
+  tests/test_data_files.py tests/test_dataset.py tests/test_validation.py \
+  tests/test_any_backend.py
 "$venv/bin/python" -W error::UserWarning -c "import finetune, finetune.backends.hf._config"
 
 round mistral,openai,eval --without pydantic --without jsonschema -- \
   tests/test_mistral_backend.py tests/test_mistral_contract.py
-"$venv/bin/python" -m pytest "${pytest_args[@]}" -m mistralai tests/test_evaluation.py
+"$venv/bin/python" -m pytest "${pytest_args[@]}" -m mistralai tests/test_evaluation.py \
+  tests/test_any_backend.py
 
 if [ -n "${LOWEST_HF:-}" ]; then
   python3 -m venv --clear "$venv"

@@ -56,13 +56,23 @@ needs_tiktoken = pytest.mark.skipif(
 )
 
 
+def _mistralai_marks() -> list[Any]:
+    absent = importlib.util.find_spec("mistralai") is None
+    return [pytest.mark.skipif(absent, reason="mistralai is not installed"), pytest.mark.mistralai]
+
+
 def needs_mistralai(test: Any) -> Any:
     """A test that asks Mistral models: skipped where mistralai is absent (scripts/lowest.sh
     runs the evaluation's tests at our pydantic floor, below what mistralai needs) and marked
     ``mistralai``, which selects it alone in the script's Mistral round."""
-    absent = importlib.util.find_spec("mistralai") is None
-    skipped = pytest.mark.skipif(absent, reason="mistralai is not installed")(test)
-    return pytest.mark.mistralai(skipped)
+    for mark in _mistralai_marks():
+        test = mark(test)
+    return test
+
+
+def mistralai_case(*values: Any) -> Any:
+    """A ``parametrize`` case on Mistral's backend, skipped and marked as ``needs_mistralai``."""
+    return pytest.param(*values, marks=_mistralai_marks())
 
 
 # The tests run on one day, whatever the calendar says: OpenAI stops creating jobs on

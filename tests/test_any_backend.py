@@ -23,7 +23,7 @@ import pytest
 
 import finetune as ft
 
-from .conftest import chat, needs_tiktoken, write_jsonl
+from .conftest import chat, mistralai_case, needs_tiktoken, write_jsonl
 from .fakes._server import Faults
 from .fakes.fireworks_fake import ACCOUNT, FireworksFake
 from .fakes.mistral_fake import MistralFake
@@ -48,11 +48,14 @@ def run_python(*arguments: str, env: dict[str, str] | None = None) -> str:
     return done.stdout
 
 
+MISTRAL = mistralai_case("mistral")  # scripts/lowest.sh runs it in its Mistral round
+
+
 def run_script(backend: str, model: str, data: Path, env: dict[str, str]) -> str:
     return run_python(str(SCRIPT), backend, model, str(data), env=env)
 
 
-@pytest.mark.parametrize("backend", ["openai", "together", "fireworks", "mistral", "fake", "hf"])
+@pytest.mark.parametrize("backend", ["openai", "together", "fireworks", MISTRAL, "fake", "hf"])
 def test_the_same_script_runs_on_every_backend(
     backend: str, tmp_path: Path, request: pytest.FixtureRequest
 ) -> None:
@@ -110,7 +113,7 @@ def _hosted(backend: str) -> Iterator[tuple[Any, ft.Tuner]]:
         yield server, ft.Tuner(backend, model=model, registry=False, **settings)
 
 
-@pytest.mark.parametrize("backend", ["openai", "together", "fireworks", "mistral"])
+@pytest.mark.parametrize("backend", ["openai", "together", "fireworks", MISTRAL])
 def test_a_job_id_typed_by_a_user_reaches_no_other_resource(backend: str) -> None:
     """``finetune status ../files/file-1`` read the file on Together; an id with ``?`` added
     a query: every id now travels as one percent-encoded segment of the job's path."""
@@ -132,7 +135,7 @@ def test_a_job_id_typed_by_a_user_reaches_no_other_resource(backend: str) -> Non
         assert server.requests == []
 
 
-@pytest.mark.parametrize("backend", ["openai", "together", "fireworks", "mistral"])
+@pytest.mark.parametrize("backend", ["openai", "together", "fireworks", MISTRAL])
 def test_an_estimate_gives_no_figures_for_a_job_fit_would_refuse(backend: str) -> None:
     """An estimate of a job with options its backend does not take (a hyperparameter given as
     an option) gave figures, and ``finetune estimate`` passed a config ``train`` refused."""
@@ -151,7 +154,7 @@ def test_an_estimate_gives_no_figures_for_a_job_fit_would_refuse(backend: str) -
         assert not server.requests  # refused before anything was asked or uploaded
 
 
-@pytest.mark.parametrize("backend", ["openai", "together", "fireworks", "mistral"])
+@pytest.mark.parametrize("backend", ["openai", "together", "fireworks", MISTRAL])
 def test_a_server_that_cannot_be_reached_is_named(backend: str) -> None:
     """A typo in a ``*_BASE_URL`` (or a gateway that is down) was ``connection problem:
     Connection error.`` after every retry, naming no server."""
@@ -169,7 +172,7 @@ def test_a_server_that_cannot_be_reached_is_named(backend: str) -> None:
     assert re.search(r"\(\[Errno \d+\] .+\); nothing listens there: is the server", said), said
 
 
-@pytest.mark.parametrize("backend", ["openai", "together", "fireworks", "mistral"])
+@pytest.mark.parametrize("backend", ["openai", "together", "fireworks", MISTRAL])
 def test_an_async_tuner_serves_one_asyncio_run_after_another(
     backend: str, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -196,7 +199,7 @@ def _data_uploads(server: Any) -> list[str]:
     return [path for path in sends if path.endswith(("/v1/files", ":upload"))]
 
 
-@pytest.mark.parametrize("backend", ["openai", "together", "fireworks", "mistral"])
+@pytest.mark.parametrize("backend", ["openai", "together", "fireworks", MISTRAL])
 def test_fits_running_at_once_on_the_same_data_upload_it_once(backend: str) -> None:
     """A sweep (the same data, a fit per setting, run from threads) uploaded the data once a
     fit: each looked for the file before any had sent it. The fits share one Tuner's loop,
@@ -288,10 +291,11 @@ print(json.dumps(on_the_loop))
 @pytest.mark.parametrize(
     ("backend", "face"),
     [
-        *[(backend, "backend") for backend in ("openai", "together", "fireworks", "mistral")],
+        *[(backend, "backend") for backend in ("openai", "together", "fireworks")],
+        mistralai_case("mistral", "backend"),
         ("openai", "predictor"),  # Together and Fireworks are asked through the openai SDK
-        ("mistral", "predictor"),
-        ("mistral", "job"),  # Mistral's job calls go through httpx
+        mistralai_case("mistral", "predictor"),
+        mistralai_case("mistral", "job"),  # Mistral's job calls go through httpx
     ],
 )
 def test_the_first_call_of_a_process_imports_its_sdk_off_the_event_loop(

@@ -22,6 +22,7 @@ from .prism import SPECS
 
 yaml = pytest.importorskip("yaml")
 jsonschema = pytest.importorskip("jsonschema")
+pytest.importorskip("referencing")  # jsonschema before 4.18 has no registry of specs
 
 
 @functools.cache

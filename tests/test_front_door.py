@@ -663,6 +663,8 @@ def test_ctrl_c_while_waiting_says_the_job_keeps_running() -> None:
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
+            # Ctrl-C reaches it even where the suite runs in the background, ignoring SIGINT
+            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
         )
         deadline = time.monotonic() + 60
         while not any(r.path.endswith(job.id) for r in server.requests[-3:]):

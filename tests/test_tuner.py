@@ -1136,6 +1136,7 @@ def test_ctrl_c_lets_the_coroutine_s_finally_blocks_end_before_it_is_raised() ->
     waiting" message. A coroutine that never started is not waited for."""
     import _thread
     import asyncio
+    import signal
     import threading
 
     from finetune._loop import LoopThread
@@ -1150,9 +1151,14 @@ def test_ctrl_c_lets_the_coroutine_s_finally_blocks_end_before_it_is_raised() ->
             await asyncio.sleep(0.3)  # a bar closing, a file flushed
             ended.append("finally")
 
-    threading.Timer(0.3, _thread.interrupt_main).start()
-    with pytest.raises(KeyboardInterrupt):
-        loop.run(waiting())
+    # a suite started in the background ignores SIGINT, and interrupt_main then does nothing
+    handler = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        threading.Timer(0.3, _thread.interrupt_main).start()
+        with pytest.raises(KeyboardInterrupt):
+            loop.run(waiting())
+    finally:
+        signal.signal(signal.SIGINT, handler)
     assert ended == ["finally"]
     loop.close()
 
