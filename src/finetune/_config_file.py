@@ -45,6 +45,7 @@ TRAIN_KEYS = (
     "allow_closed_provider",
 )
 _TRAIN_TABLES = ("hyperparameters", "options")
+_TOO_DEEP = "nested too deeply for Python's parser"
 
 
 def load_config(path: str) -> dict[str, Any]:
@@ -58,8 +59,10 @@ def load_config(path: str) -> dict[str, Any]:
             raise MissingDependency("pyyaml", purpose="for YAML config files") from exc
         try:
             data = yaml.safe_load(text)
-        except (yaml.YAMLError, RecursionError) as exc:  # RecursionError: nested too deeply
+        except yaml.YAMLError as exc:
             raise FinetuneError(f"{path}: not valid YAML: {exc}") from None
+        except RecursionError:
+            raise FinetuneError(f"{path}: not valid YAML: {_TOO_DEEP}") from None
     else:
         if sys.version_info >= (3, 11):
             import tomllib
@@ -67,8 +70,10 @@ def load_config(path: str) -> dict[str, Any]:
             import tomli as tomllib
         try:
             data = tomllib.loads(text)
-        except (tomllib.TOMLDecodeError, RecursionError) as exc:
+        except tomllib.TOMLDecodeError as exc:
             raise FinetuneError(f"{path}: not valid TOML: {exc}") from None
+        except RecursionError:  # tomllib and tomli before 2.1 nest until the stack runs out
+            raise FinetuneError(f"{path}: not valid TOML: {_TOO_DEEP}") from None
     if not isinstance(data, dict):
         raise FinetuneError(f"{path}: the config file must hold a table of settings")
     return data
