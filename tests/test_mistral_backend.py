@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import pytest
 
@@ -403,6 +404,30 @@ def test_models_and_files_are_managed_through_the_sdk(server: MistralFake) -> No
         tuner.run(backend.archive_model("ft:open-mistral-nemo:missing"))
     assert tuner.run(backend.delete_file(job.job.training_file or "")) is True
     assert not server.files
+    tuner.close()
+
+
+def test_a_model_or_file_id_typed_by_a_user_reaches_no_other_resource(server: MistralFake) -> None:
+    """mistralai puts the ids it is given in the path as they are: archiving
+    ``../files/file-1`` posted to ``/v1/fine_tuning/files/file-1/archive``, and a ``?`` added
+    a query. Each id is now one segment of its own path (a model's colons kept)."""
+    tuner = tuner_for(server)
+    backend = tuner.backend
+    assert isinstance(backend, MistralBackend)
+    calls = [
+        ("POST", "/v1/fine_tuning/models/{}/archive", backend.archive_model),
+        ("DELETE", "/v1/fine_tuning/models/{}/archive", backend.unarchive_model),
+        ("PATCH", "/v1/fine_tuning/models/{}", backend.update_model),
+        ("DELETE", "/v1/files/{}", backend.delete_file),
+    ]
+    for crafted in ("../files/file-1", "ft:x:y?limit=1", "ft:x#y"):
+        for method, path, call in calls:
+            server.requests.clear()
+            with pytest.raises(ft.FinetuneError):
+                tuner.run(call(crafted))
+            encoded = quote(crafted, safe=":" if "models" in path else "")
+            sent = [(r.method, r.path, bool(r.query)) for r in server.requests]
+            assert sent == [(method, path.format(encoded), False)]
     tuner.close()
 
 

@@ -359,6 +359,7 @@ class MistralBackend(HostedBackend):
     async def delete_file(self, file_id: str) -> bool:
         """Delete an uploaded file; returns ``deleted``."""
         client = await self._ready_client()
+        file_id = path_segment(NAME, file_id, "file id")  # mistralai puts it in as given
         answer = await self._sdk_retried(client.files.delete_async, file_id=file_id)
         return bool(as_dict(answer).get("deleted", True))
 
@@ -464,13 +465,13 @@ class MistralBackend(HostedBackend):
     async def archive_model(self, model: str) -> bool:
         """Archive a fine-tuned model (it stops being listed and served); returns ``archived``."""
         client = await self._ready_client()
-        answer = await self._sdk_retried(client.models.archive_async, model_id=model)
+        answer = await self._sdk_retried(client.models.archive_async, model_id=_segment(model))
         return bool(as_dict(answer).get("archived", True))
 
     async def unarchive_model(self, model: str) -> bool:
         """Bring an archived fine-tuned model back; returns ``archived`` (``False``)."""
         client = await self._ready_client()
-        answer = await self._sdk_retried(client.models.unarchive_async, model_id=model)
+        answer = await self._sdk_retried(client.models.unarchive_async, model_id=_segment(model))
         return bool(as_dict(answer).get("archived", False))
 
     async def update_model(
@@ -479,7 +480,7 @@ class MistralBackend(HostedBackend):
         """Rename or describe a fine-tuned model; returns Mistral's model record."""
         fields = {k: v for k, v in (("name", name), ("description", description)) if v}
         answer = await self._sdk_retried(
-            (await self._ready_client()).models.update_async, model_id=model, **fields
+            (await self._ready_client()).models.update_async, model_id=_segment(model), **fields
         )
         return as_dict(answer)
 
@@ -511,3 +512,9 @@ def _without_dry_run(estimate: CostEstimate, wanted: bool) -> CostEstimate:
         return estimate
     note = "no Mistral API key: the API's dry run was skipped; the figures above are our own"
     return estimate.with_notes(note)
+
+
+def _segment(model: str) -> str:
+    """A model id as one segment of a URL path, its colons kept (``ft:open-mistral-7b:...``):
+    mistralai puts the ids it is given in the path as they are."""
+    return path_segment(NAME, model, "model", safe=":")
