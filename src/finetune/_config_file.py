@@ -72,7 +72,7 @@ def load_config(path: str) -> dict[str, Any]:
             data = tomllib.loads(text)
         except tomllib.TOMLDecodeError as exc:
             raise FinetuneError(f"{path}: not valid TOML: {exc}") from None
-        except RecursionError:  # tomllib and tomli before 2.1 nest until the stack runs out
+        except RecursionError:  # tomllib, and tomli run as Python, nest until the stack runs out
             raise FinetuneError(f"{path}: not valid TOML: {_TOO_DEEP}") from None
     if not isinstance(data, dict):
         raise FinetuneError(f"{path}: the config file must hold a table of settings")

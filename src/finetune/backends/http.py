@@ -463,9 +463,9 @@ class PageCollector:
 
 def path_segment(provider: str, value: str, what: str = "job id", *, safe: str = "") -> str:
     """An id as one segment of a URL path, percent-encoded but for the characters in ``safe``
-    (``":"`` for Mistral's model ids): an id holding ``/``, ``?`` or ``#`` (``../files/x``)
-    reaches no other resource and adds no query. A blank id, ``.`` or ``..`` names nothing:
-    an ``InvalidRequestError`` before anything is sent."""
+    (``":"`` for Mistral's model ids; ``/`` is encoded all the same): an id holding ``/``,
+    ``?`` or ``#`` (``../files/x``) reaches no other resource and adds no query. A blank id,
+    ``.`` or ``..`` names nothing: an ``InvalidRequestError`` before anything is sent."""
     if not isinstance(value, str) or value.strip() in ("", ".", ".."):
         raise InvalidRequestError(f"{value!r} is not a {what}", backend=provider, param=what)
     return urllib.parse.quote(value, safe=safe.replace("/", ""))

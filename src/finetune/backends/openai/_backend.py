@@ -282,7 +282,7 @@ class OpenAIBackend(HostedBackend):
         job_call = kw.pop("job_call", False)
         text = kw.pop("text", False)
         if not _sdk_quotes_ids():  # the positional arguments are the ids in the path
-            args = tuple(path_segment(NAME, arg, "id") for arg in args)
+            args = tuple(path_segment(NAME, arg, "resource id") for arg in args)
         try:
             raw = await call(*args, **kw)
         except Exception as exc:
