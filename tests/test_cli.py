@@ -1736,6 +1736,30 @@ def test_the_demo_takes_a_model_or_tiny_not_both(capsys: pytest.CaptureFixture[s
         run_demo("unused", model="some/model", tiny=True)
 
 
+@pytest.mark.parametrize(
+    ("absent", "tiny"), [("trl", False), ("gguf", False), ("tokenizers", True)]
+)
+def test_the_demo_without_the_hf_extra_says_so_before_it_starts(
+    absent: str,
+    tiny: bool,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """``pip install finetune`` then ``finetune demo``: it printed its first step, fetched
+    SmolLM2's 98 MB and converted them, then failed on the missing package."""
+    monkeypatch.setitem(sys.modules, absent, None)  # as if not installed
+    demo = tmp_path / "demo"
+    assert main(["demo", "--output", str(demo), *(["--tiny"] if tiny else [])]) == 2
+    out, err = capsys.readouterr()
+    assert out == ""  # no step begun
+    assert err == (
+        f"error: {absent} is not installed for the demo, which trains locally. "
+        'Install it with: pip install "finetune[hf]"\n'
+    )
+    assert not demo.exists()
+
+
 def test_export_of_a_hosted_job_says_its_model_stays_with_the_provider(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
