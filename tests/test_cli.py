@@ -1760,6 +1760,22 @@ def test_the_demo_without_the_hf_extra_says_so_before_it_starts(
     assert not demo.exists()
 
 
+@pytest.mark.parametrize("absent", ["torch", "transformers"])
+def test_a_local_model_asked_without_the_hf_extra_names_it(
+    absent: str,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Without torch, ``finetune ask hf:...`` (and ``ft.evaluate``) ended in a traceback."""
+    monkeypatch.setitem(sys.modules, absent, None)
+    assert main(["ask", f"hf:{tmp_path / 'never-loaded'}", "hi"]) == 2
+    assert capsys.readouterr().err == (
+        f"error: {absent} is not installed for local models. "
+        'Install it with: pip install "finetune[hf]"\n'
+    )
+
+
 def test_export_of_a_hosted_job_says_its_model_stays_with_the_provider(
     capsys: pytest.CaptureFixture[str],
 ) -> None:

@@ -271,6 +271,39 @@ def test_what_cannot_be_exported_is_named(tmp_path: Path, tuned_tiny: str) -> No
     assert not list(tmp_path.glob("*.gguf")) and not list(tmp_path.glob(".*.tmp"))
 
 
+@pytest.mark.parametrize(
+    ("format", "absent", "adapter", "words"),
+    [
+        ("merged", "peft", True, "to merge a LoRA adapter"),
+        ("gguf", "gguf", True, "to merge a LoRA adapter"),  # it merged, then failed
+        ("gguf", "gguf", False, "to export GGUF files"),
+        ("ollama", "transformers", False, "to export for Ollama"),  # it wrote the GGUF first
+        ("gguf-adapter", "safetensors", True, "to export GGUF files"),
+    ],
+)
+def test_an_export_without_a_package_it_needs_names_the_extra_before_any_work(
+    format: str,
+    absent: str,
+    adapter: bool,
+    words: str,
+    tmp_path: Path,
+    request: pytest.FixtureRequest,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from finetune.export import export_model
+
+    model = request.getfixturevalue("lora_tiny" if adapter else "tuned_tiny")
+    monkeypatch.setitem(sys.modules, absent, None)  # as if not installed
+    said: list[str] = []
+    dest = tmp_path / "out"
+    with pytest.raises(ft.MissingDependency) as refused:
+        export_model(model, dest, format=format, say=said.append)
+    assert str(refused.value) == (
+        f'{absent} is not installed {words}. Install it with: pip install "finetune[hf]"'
+    )
+    assert said == [] and list(tmp_path.iterdir()) == []
+
+
 def test_evaluate_runs_a_gguf_candidate_as_the_tuned_model(
     tmp_path: Path, tuned_tiny: str, rows: list[Any]
 ) -> None:

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import copy
+import importlib.util
 import re
 import sys
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
 from finetune._setting_words import setting_wanted
@@ -158,6 +159,14 @@ def _import_failure_of(package: str) -> ImportError | None:
     missing = (cause.name or "").split(".")[0]
     owners = metadata.packages_distributions().get(missing, []) if missing else []
     return None if normal(wanted) in {normal(owner) for owner in owners} else cause
+
+
+def require_installed(packages: Iterable[str], extra: str, *, purpose: str) -> None:
+    """Raise ``MissingDependency`` for the first of ``packages`` (import names) that is not
+    installed, found without importing any: before work that would need it later."""
+    for package in packages:
+        if importlib.util.find_spec(package) is None:
+            raise MissingDependency(package, extra, purpose=purpose)
 
 
 class BackendNotFound(FinetuneError, LookupError):

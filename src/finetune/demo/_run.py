@@ -8,7 +8,6 @@ model and with a few-shot prompt of it, on held-out rows, with confidence interv
 from __future__ import annotations
 
 import contextlib
-import importlib.util
 import logging
 import os
 import time
@@ -18,7 +17,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from finetune._errors import MissingDependency
+from finetune._errors import require_installed
 from finetune._words import command_line
 
 if TYPE_CHECKING:
@@ -152,7 +151,10 @@ def run_demo(
 
     if tiny and model is not None:
         raise ValueError("tiny=True builds its own base model: give model= or tiny=True, not both")
-    _require_local_training(gguf=not tiny and model is None)
+    # before a step is printed, and before SmolLM2's 98 MB are downloaded
+    trains_with = ["torch", "transformers", "trl", "peft", "datasets", "accelerate", "tokenizers"]
+    gguf = ["gguf"] if not tiny and model is None else []
+    require_installed([*trains_with, *gguf], "hf", purpose="for the demo, which trains locally")
     started = time.perf_counter()
     out = Path(output_dir).expanduser()
     if out.exists() and not out.is_dir():
@@ -237,15 +239,6 @@ def run_demo(
         "comparison": comparison,
         "result": result,
     }
-
-
-def _require_local_training(*, gguf: bool) -> None:
-    """Refuse at once, naming the extra, where a package the demo trains with is absent:
-    before a step is printed and before SmolLM2's 98 MB are downloaded."""
-    needed = ["torch", "transformers", "trl", "peft", "datasets", "accelerate", "tokenizers"]
-    for package in [*needed, "gguf"] if gguf else needed:
-        if importlib.util.find_spec(package) is None:  # finds without importing it
-            raise MissingDependency(package, "hf", purpose="for the demo, which trains locally")
 
 
 def _ask_command(job_id: str, example: Example) -> str:

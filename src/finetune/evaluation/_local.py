@@ -48,11 +48,9 @@ def _make_room(keep: int) -> None:
     freed = idle[: max(0, len(_LOADED) - keep)]
     for key in freed:
         del _LOADED[key]
-    if freed and "torch" in sys.modules:
-        import torch
-
-        if torch.cuda.is_available():
-            torch.cuda.empty_cache()  # hand the freed weights' memory back to the device
+    torch = sys.modules.get("torch")  # only where a model loaded it
+    if freed and torch is not None and torch.cuda.is_available():
+        torch.cuda.empty_cache()  # hand the freed weights' memory back to the device
 
 
 def _weights_stamp(path: Path) -> str:
@@ -232,6 +230,9 @@ class HFPredictor:
     def _load_now(self) -> tuple[Any, Any]:
         try:
             import torch
+        except ImportError as exc:
+            raise MissingDependency("torch", "hf", purpose="for local models") from exc
+        try:
             from transformers import AutoModelForCausalLM
         except ImportError as exc:
             raise MissingDependency("transformers", "hf", purpose="for local models") from exc
@@ -271,9 +272,9 @@ class HFPredictor:
     def predict_batch(self, prompts: list[Messages], tools: Tools | None = None) -> list[str]:
         """Replies to many prompts, ``batch_size`` at a time; with ``tools`` (or tool turns
         in the prompts), offered those tools, their tool calls read as calls."""
+        loaded = self._load()  # first: without torch, it names the extra that brings it
         import torch
 
-        loaded = self._load()
         tokenizer, model = loaded.tokenizer, loaded.model
         template = self._template(tokenizer, prompts, tools)
         plain = template == _PLAIN  # written as training wrote a prompt: special tokens added

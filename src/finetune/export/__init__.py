@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from finetune._errors import StorageError, UnsupportedFeature
+from finetune._errors import StorageError, UnsupportedFeature, require_installed
 from finetune._namespace import PublicNames, public_names
 from finetune._paths import room_left
 from finetune._progress import stderr_open
@@ -191,6 +191,7 @@ def export_model(
         raise ExportError(f"create runs `ollama create`, for format 'ollama', not {format!r}")
     started = time.perf_counter()
     folder = _folder_of(model)
+    _require_packages(format, folder)
     chosen = name or _default_name(folder)
     tell = say or _quiet
     writer = {
@@ -207,6 +208,20 @@ def export_model(
     result.seconds = time.perf_counter() - started
     tell(f"exported {result}")
     return result
+
+
+def _require_packages(format: str, folder: Path) -> None:
+    """Refuse at once, naming the extra, where a package the export needs is absent: before
+    a merge of minutes, or a GGUF file written for a Modelfile that cannot follow."""
+    adapter = is_adapter(folder)
+    merge = adapter and format != "gguf-adapter"
+    needed = ["torch", "transformers", "peft"] if merge else []
+    if format in ("gguf", "ollama"):
+        needed += ["gguf", "safetensors", "torch", "transformers"]  # tensors, tokenizer
+    elif format == "gguf-adapter" and adapter:  # a full model is refused for what it is
+        needed += ["gguf", "safetensors", "torch"]
+    purpose = "to export for Ollama" if format == "ollama" else "to export GGUF files"
+    require_installed(needed, "hf", purpose="to merge a LoRA adapter" if merge else purpose)
 
 
 def _one_of(setting: str, given: object, choices: tuple[str, ...]) -> str:
