@@ -45,7 +45,7 @@ def floor_constraints(extras: list[str], without: set[str], *, core: bool = True
         if floor is None:
             raise SystemExit(f"pyproject.toml: {requirement!r} has no floor (>=) to run")
         lines.append(f"{name}=={floor.group(1)}{marker or ''}")
-    return lines
+    return list(dict.fromkeys(lines))  # a package two extras name (openai) pinned once
 
 
 def main() -> None:

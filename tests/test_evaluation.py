@@ -2516,6 +2516,29 @@ def test_a_together_or_fireworks_model_is_asked_with_its_own_key(
         assert failed.value.backend == backend
 
 
+@pytest.mark.parametrize("backend", ["together", "fireworks"])
+def test_a_together_or_fireworks_model_is_evaluated_with_what_its_extra_installs(
+    backend: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``pip install "finetune[together]"``, a job trained, then ``ft.evaluate``: the openai
+    SDK that asks the model was not installed, and the error spoke of OpenAI models."""
+    from importlib.metadata import requires
+
+    marker = f"extra == '{backend}'"  # as the metadata writes it, either quote
+    given = [r.replace('"', "'") for r in requires("finetune") or []]
+    wanted = [r for r in given if r.endswith(marker)]
+    assert any(r.startswith("openai>=") for r in wanted), wanted
+    monkeypatch.setitem(sys.modules, "openai", None)  # installed without the extra
+    monkeypatch.setenv(f"{backend.upper()}_API_KEY", "key")
+    tuned = ft.ModelRef(backend=backend, name="acct/llama-3.1-8b-support")
+    with pytest.raises(ft.MissingDependency) as missing:
+        ft.evaluate(_qa(1), {"tuned": tuned}, [m.exact_match], cache=False)
+    assert str(missing.value).startswith(
+        f"openai is not installed to evaluate {backend} models (asked through the openai SDK)."
+        ' Install it with: pip install "finetune[openai]"'
+    )
+
+
 def test_a_fake_tuned_model_answers_with_what_it_was_trained_on() -> None:
     from finetune.testing import FakeBackend
 

@@ -219,7 +219,7 @@ class OpenAIPredictor:
         """The reply (or the tools it calls), through a blocking client; a sampling parameter
         the model refuses by name is renamed or dropped, and the request sent again."""
         if self._client is None:
-            self._client = _openai().OpenAI(**self._options())
+            self._client = _openai(self.provider).OpenAI(**self._options())
         create = returned(self._endpoint(self._client).create)
         return without_waiting(self._ask(create, messages, tools))
 
@@ -231,7 +231,7 @@ class OpenAIPredictor:
         return await self._ask(self._endpoint(client).create, messages, tools)
 
     def _new_async_client(self) -> Any:
-        return _openai().AsyncOpenAI(**self._options())
+        return _openai(self.provider).AsyncOpenAI(**self._options())
 
     def _endpoint(self, client: Any) -> Any:
         return client.completions if self.api == "completions" else client.chat.completions
@@ -322,11 +322,14 @@ def _offered(tools: Tools | None) -> dict[str, Any]:
     return {"tools": tools} if tools else {}
 
 
-def _openai() -> Any:
+def _openai(provider: str) -> Any:
     try:
         import openai
     except ImportError as exc:
-        raise MissingDependency("openai", "openai", purpose="to evaluate OpenAI models") from exc
+        models = "OpenAI models" if provider == "openai" else f"{provider} models"
+        through = "" if provider == "openai" else " (asked through the openai SDK)"
+        purpose = f"to evaluate {models}{through}"
+        raise MissingDependency("openai", "openai", purpose=purpose) from exc
     return openai
 
 
