@@ -145,7 +145,9 @@ def run_demo(
     """Run the whole demo; returns where the model and the report went, and the comparison of
     the tuned model with the base model's few-shot prompt on exact match."""
     import finetune as ft
+    from finetune._paths import writes_to
     from finetune.backends.hf import HFBackend
+    from finetune.dataset import atomic_write
     from finetune.demo import sample_dataset_path
     from finetune.demo._model import describe_model
 
@@ -220,7 +222,8 @@ def run_demo(
     )
     table = result.to_markdown(baseline=few_shot)
     result.to_json(out / "evaluation.json")
-    (out / "evaluation.md").write_text(table + "\n", encoding="utf-8")
+    with writes_to(out / "evaluation.md"), atomic_write(out / "evaluation.md") as handle:
+        handle.write(f"{table}\n".encode())
     comparison = result.compare("tuned", few_shot)
     say("5/5 results (mean [95% CI]; deltas with paired 95% CIs, see docs/evaluation.md):\n")
     say(table)
