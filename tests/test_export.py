@@ -275,7 +275,8 @@ def test_what_cannot_be_exported_is_named(tmp_path: Path, tuned_tiny: str) -> No
     ("format", "absent", "adapter", "words"),
     [
         ("merged", "peft", True, "to merge a LoRA adapter"),
-        ("gguf", "gguf", True, "to merge a LoRA adapter"),  # it merged, then failed
+        ("gguf", "peft", True, "to merge a LoRA adapter"),
+        ("gguf", "gguf", True, "to export GGUF files"),  # it merged, then failed
         ("gguf", "gguf", False, "to export GGUF files"),
         ("ollama", "transformers", False, "to export for Ollama"),  # it wrote the GGUF first
         ("gguf-adapter", "safetensors", True, "to export GGUF files"),

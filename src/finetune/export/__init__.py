@@ -214,14 +214,16 @@ def _require_packages(format: str, folder: Path) -> None:
     """Refuse at once, naming the extra, where a package the export needs is absent: before
     a merge of minutes, or a GGUF file written for a Modelfile that cannot follow."""
     adapter = is_adapter(folder)
-    merge = adapter and format != "gguf-adapter"
-    needed = ["torch", "transformers", "peft"] if merge else []
+    if adapter and format != "gguf-adapter":  # merged first
+        merging = ["torch", "transformers", "peft"]
+        require_installed(merging, "hf", purpose="to merge a LoRA adapter")
+    needed = []
     if format in ("gguf", "ollama"):
-        needed += ["gguf", "safetensors", "torch", "transformers"]  # tensors, tokenizer
+        needed = ["gguf", "safetensors", "torch", "transformers"]  # tensors, tokenizer
     elif format == "gguf-adapter" and adapter:  # a full model is refused for what it is
-        needed += ["gguf", "safetensors", "torch"]
+        needed = ["gguf", "safetensors", "torch"]
     purpose = "to export for Ollama" if format == "ollama" else "to export GGUF files"
-    require_installed(needed, "hf", purpose="to merge a LoRA adapter" if merge else purpose)
+    require_installed(needed, "hf", purpose=purpose)
 
 
 def _one_of(setting: str, given: object, choices: tuple[str, ...]) -> str:
