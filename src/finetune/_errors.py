@@ -161,7 +161,7 @@ def _import_failure_of(package: str) -> ImportError | None:
     return None if normal(wanted) in {normal(owner) for owner in owners} else cause
 
 
-def require_installed(packages: Iterable[str], extra: str, *, purpose: str) -> None:
+def require_installed(packages: Iterable[str], extra: str | None, *, purpose: str) -> None:
     """Raise ``MissingDependency`` for the first of ``packages`` (import names) that is not
     installed, found without importing any: before work that would need it later."""
     for package in packages:

@@ -3,13 +3,12 @@ or many machines; DDP, FSDP or DeepSpeed ZeRO), and the checks made before anyth
 
 from __future__ import annotations
 
-import importlib.util
 import socket
 from collections.abc import Mapping
 from pathlib import Path
 from typing import NoReturn
 
-from finetune._errors import InvalidRequestError, MissingDependency
+from finetune._errors import InvalidRequestError, require_installed
 from finetune._words import counted
 from finetune.backends.hf._config import LocalOptions, check_precision, gpu_index
 
@@ -161,8 +160,8 @@ def check_strategy(options: LocalOptions, *, cuda_available: bool) -> None:
             backend="hf",
             param="strategy",
         )
-    if options.strategy.startswith("deepspeed") and importlib.util.find_spec("deepspeed") is None:
-        raise MissingDependency("deepspeed", "hf", purpose=f"for strategy={options.strategy!r}")
+    if options.strategy.startswith("deepspeed"):
+        require_installed(["deepspeed"], "hf", purpose=f"for strategy={options.strategy!r}")
 
 
 def accelerate_config_text(options: LocalOptions, port: int) -> str:
@@ -278,8 +277,7 @@ def check_quantization(wanted: str | None, options: LocalOptions, *, cuda_device
             backend="hf",
             param="quantization",
         )
-    if importlib.util.find_spec("bitsandbytes") is None:
-        raise MissingDependency("bitsandbytes", purpose=f"for quantization={wanted!r} (QLoRA)")
+    require_installed(["bitsandbytes"], None, purpose=f"for quantization={wanted!r} (QLoRA)")
 
 
 def check_fp16(options: LocalOptions, *, cuda_devices: int) -> None:
