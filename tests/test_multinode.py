@@ -7,6 +7,7 @@ import importlib.util
 import json
 import os
 import signal
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -242,6 +243,23 @@ def test_jobs_at_once_are_a_warning_on_the_cpu_only() -> None:
     ray = parse_options({"launcher": "ray"})
     assert not shares_cores(ray, cuda_devices=0, environ={})
     assert not shares_cores(auto, cuda_devices=0, environ={"OMP_NUM_THREADS": "1"})
+
+
+def test_a_deepspeed_strategy_without_deepspeed_names_the_package_itself(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """It said ``pip install "finetune[hf]"``, which does not install DeepSpeed."""
+    from finetune.backends.hf._config import parse_options
+    from finetune.backends.hf._launch import check_strategy
+
+    monkeypatch.setitem(sys.modules, "deepspeed", None)  # as if not installed
+    options = parse_options({"launcher": "accelerate", "strategy": "deepspeed-zero3"})
+    with pytest.raises(ft.MissingDependency) as missing:
+        check_strategy(options, cuda_available=True)  # as on a GPU machine
+    assert str(missing.value) == (
+        "deepspeed is not installed for strategy='deepspeed-zero3'. "
+        "Install it with: pip install deepspeed"
+    )
 
 
 def test_qlora_is_refused_before_the_job_where_no_gpu_can_run_it(

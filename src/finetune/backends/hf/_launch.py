@@ -161,7 +161,7 @@ def check_strategy(options: LocalOptions, *, cuda_available: bool) -> None:
             param="strategy",
         )
     if options.strategy.startswith("deepspeed"):
-        require_installed(["deepspeed"], "hf", purpose=f"for strategy={options.strategy!r}")
+        require_installed(["deepspeed"], None, purpose=f"for strategy={options.strategy!r}")
 
 
 def accelerate_config_text(options: LocalOptions, port: int) -> str:
