@@ -274,11 +274,11 @@ def test_what_cannot_be_exported_is_named(tmp_path: Path, tuned_tiny: str) -> No
 @pytest.mark.parametrize(
     ("format", "absent", "adapter", "words"),
     [
-        ("merged", "peft", True, "to merge a LoRA adapter"),
+        ("merged", "peft", True, "to merge a LoRA adapter"),  # it was a traceback
         ("gguf", "peft", True, "to merge a LoRA adapter"),
         ("gguf", "gguf", True, "to export GGUF files"),  # it merged, then failed
         ("gguf", "gguf", False, "to export GGUF files"),
-        ("ollama", "transformers", False, "to export for Ollama"),  # it wrote the GGUF first
+        ("ollama", "transformers", False, "to export for Ollama"),  # it was a traceback
         ("gguf-adapter", "safetensors", True, "to export GGUF files"),
     ],
 )
