@@ -212,7 +212,7 @@ def export_model(
 
 def _require_packages(format: str, folder: Path) -> None:
     """Refuse at once, naming the extra, where a package the export needs is absent: before
-    a merge of minutes, or a GGUF file written for a Modelfile that cannot follow."""
+    a merge of minutes, and rather than a traceback midway."""
     adapter = is_adapter(folder)
     if adapter and format != "gguf-adapter":  # merged first
         merging = ["torch", "transformers", "peft"]
