@@ -1806,6 +1806,30 @@ def test_a_folder_that_is_not_there_is_named_as_a_folder(
         assert said == f"error: [hf] {gone}\n"
 
 
+def test_a_model_folder_given_as_a_job_is_named_as_not_a_job(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A model's folder holds a ``config.json`` too: ``finetune status ./SmolLM2`` (or
+    ``delete``, ``metrics``, ``Tuner("hf").job(...)``) ended in ``KeyError: 'base_model'``."""
+    model = tmp_path / "SmolLM2"
+    model.mkdir()
+    (model / "config.json").write_text('{"model_type": "llama"}', encoding="utf-8")
+    (model / "model.safetensors").write_bytes(b"weights")
+    said = (
+        f"{model} is not a local job's folder: its config.json is not one a fit wrote (a "
+        f"model's folder has one too: ask that model with finetune ask hf:{model}, evaluate "
+        f'it as ModelRef(backend="hf", name={str(model)!r}), or export it with finetune '
+        f"export {model})"
+    )
+    for command in ("status", "metrics", "events", "delete"):
+        assert main([command, str(model), "--backend", "hf"]) == 2
+        assert capsys.readouterr().err == f"error: [hf] {said}\n"
+    with pytest.raises(ft.JobNotFound) as raised:
+        ft.Tuner("hf", jobs_dir=tmp_path / "jobs").job(str(model))
+    assert str(raised.value) == f"[hf] {said}"
+    assert sorted(path.name for path in model.iterdir()) == ["config.json", "model.safetensors"]
+
+
 def test_a_report_quoting_what_the_output_cannot_encode_is_printed_all_the_same(
     tmp_path: Path,
 ) -> None:

@@ -44,13 +44,13 @@ from finetune.backends.hf._jobdir import (
     jobs_dir_identity,
     log_tail,
     new_job_id,
-    no_job_named,
     now_iso,
     process_tree,
     refuse_unless_ended,
     running_workers,
     storage_errors,
     training_file,
+    why_not_a_job,
 )
 from finetune.backends.hf._launch import (
     check_device,
@@ -430,9 +430,9 @@ class HFBackend:
             self._folders[job.id] = job.path
         else:
             job = JobDir(self._folders.get(job_id, self.jobs_dir / job_id))
-        if not job.exists():
-            missing = no_job_named(job_id, self.jobs_dir)
-            raise JobNotFound(missing, backend=self.name, status_code=404)
+        problem = why_not_a_job(job, job_id, self.jobs_dir)
+        if problem:
+            raise JobNotFound(problem, backend=self.name, status_code=404)
         return job
 
     def _dirs(self) -> list[JobDir]:

@@ -38,7 +38,6 @@ __all__ = [
     "jobs_folder_of",
     "log_tail",
     "new_job_id",
-    "no_job_named",
     "now_iso",
     "parse_iso",
     "process_tree",
@@ -48,6 +47,7 @@ __all__ = [
     "trained_on_completions",
     "training_file",
     "trusted_by_its_job",
+    "why_not_a_job",
 ]
 
 JOBS_DIR_ENV = "FINETUNE_HF_JOBS_DIR"
@@ -458,13 +458,33 @@ def job_view(job: JobDir, backend: str) -> Job:
     )
 
 
-def no_job_named(job_id: str, jobs_dir: Path) -> str:
-    """Why ``job_id`` names no local job: a folder given that holds none, or an id that no
+def why_not_a_job(job: JobDir, job_id: str, jobs_dir: Path) -> str | None:
+    """Why ``job_id`` names no local job (``None`` when it names one): a folder given that
+    holds none, a folder whose ``config.json`` is not a job's (a model's), or an id that no
     folder under ``jobs_dir`` has."""
+    if job.exists():
+        return None if _holds_job_config(job) else _not_a_job(job_id)
     if os.sep in job_id:
         return f"no local job folder {job_id} (a job's folder holds its config.json)"
     return (
         f"no local job {job_id!r} under {jobs_dir}; for a job created under another folder, "
         f"give the job's folder as its id, or that folder as jobs_dir= (the finetune command: "
         f"--jobs-dir or ${JOBS_DIR_ENV})"
+    )
+
+
+def _holds_job_config(job: JobDir) -> bool:
+    try:
+        config = job.read_config()
+    except (OSError, ValueError):
+        return False
+    return isinstance(config, dict) and {"base_model", "method", "training_file"} <= set(config)
+
+
+def _not_a_job(job_id: str) -> str:
+    return (
+        f"{job_id} is not a local job's folder: its config.json is not one a fit wrote (a "
+        f"model's folder has one too: ask that model with finetune ask hf:{job_id}, evaluate "
+        f'it as ModelRef(backend="hf", name={job_id!r}), or export it with finetune export '
+        f"{job_id})"
     )
