@@ -2842,6 +2842,30 @@ def test_finetune_ask_answers_with_a_local_job_s_model(
     assert "'tiny' names no model: write it backend:model" in capsys.readouterr().err
 
 
+def test_a_local_job_s_folder_is_asked_as_the_model_it_made(
+    tuned_tiny: str, rows: list[dict[str, Any]], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``finetune ask hf:./jobs/hfjob-...`` (the folder ``finetune status`` and ``export``
+    take) said the job's folder "is not a model folder or .gguf file here, and not a model
+    the Hugging Face Hub or its cache has"; a Tuner given it as its model said the same."""
+    from finetune.cli import main
+    from finetune.evaluation._checks import as_models
+
+    job_folder = str(Path(tuned_tiny).parent)
+    question = rows[5]["messages"][1]["content"]
+    assert main(["ask", f"hf:{job_folder}", question, "--option", "max_new_tokens=8"]) == 0
+    reply = capsys.readouterr().out.strip()
+    assert ft.ModelRef(backend="hf", name=tuned_tiny).ask(question, max_new_tokens=8) == reply
+    tuned = as_models({"tuned": f"hf:{job_folder}"})["tuned"]
+    assert (tuned.name, tuned.job_id) == (tuned_tiny, Path(job_folder).name)
+    with pytest.raises(ft.InvalidRequestError) as raised:
+        ft.Tuner("hf", model=job_folder, registry=False).validate(ft.Dataset.from_records(rows[:2]))
+    assert str(raised.value) == (
+        f"[hf] model {job_folder!r} is a local job's folder, not a model: the model it made is "
+        f"{tuned_tiny} (param: model)"
+    )
+
+
 def test_weights_rewritten_in_place_are_loaded_again(tiny_base: str, tmp_path: Path) -> None:
     import shutil
 

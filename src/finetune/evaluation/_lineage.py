@@ -55,9 +55,12 @@ def model_of_job(name: str, candidate: Any) -> Any:
     """A ``ModelRef`` that names a job this machine's registry knows (``"hf:hfjob-..."``,
     ``"openai:ftjob-..."``, as a job is written on the command line) as the model the job
     made; a job the registry saw with no model yet is refused, naming the candidate; any
-    other candidate as it is."""
+    other candidate as it is. A local job's folder (``"hf:./jobs/hfjob-..."``, as
+    ``finetune status`` takes it) is read from its files."""
     if not isinstance(candidate, ModelRef) or candidate.job_id or candidate.endpoint:
         return candidate
+    if candidate.backend == "hf" and Path(candidate.name).expanduser().is_dir():
+        return _model_in_job_folder(name, candidate)
     record = _asked(candidate, lambda registry: registry.get(candidate.backend, candidate.name))
     if record is None:
         return candidate
@@ -68,6 +71,21 @@ def model_of_job(name: str, candidate: Any) -> Any:
     )
     update = {"name": record.fine_tuned_model, "job_id": record.job_id}
     return candidate.model_copy(update={**update, "base_model": record.base_model})
+
+
+def _model_in_job_folder(name: str, candidate: ModelRef) -> ModelRef:
+    """The model of the local job whose folder ``candidate`` names; any other folder (a
+    model's) as it is."""
+    from finetune._handle import why_no_model
+    from finetune.backends.hf._jobdir import local_job_at
+
+    job = local_job_at(candidate.name)
+    if job is None:
+        return candidate
+    if not job.fine_tuned_model:
+        raise FinetuneError(f"candidate {name!r} is job {job.id}, which {why_no_model(job)}")
+    update = {"name": job.fine_tuned_model, "job_id": job.id, "base_model": job.base_model}
+    return candidate.model_copy(update=update)
 
 
 def _no_model_yet(record: JobRecord) -> str:

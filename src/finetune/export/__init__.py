@@ -75,7 +75,7 @@ def _folder_of(model: Any) -> Path:
         )
     from finetune.backends.hf._models import resolve
 
-    folder = _model_of_job(Path(resolve(str(name)).path))
+    folder = Path(resolve(str(_model_of_job(Path(str(name)).expanduser()))).path)
     if not (folder / "config.json").is_file() and not is_adapter(folder):
         raise ExportError(
             f"{name}: not a model: export takes a model folder (config.json), a LoRA adapter "
@@ -87,14 +87,11 @@ def _folder_of(model: Any) -> Path:
 def _model_of_job(folder: Path) -> Path:
     """The model a local job's folder holds (its ``config.json`` is the job's, not a
     model's); any other folder as it is."""
-    from finetune.backends.hf._jobdir import JobDir
+    from finetune.backends.hf._jobdir import local_job_at
 
-    files = JobDir(folder)
-    if not (files.status_path.is_file() and files.events_path.is_file()):
+    job = local_job_at(folder)
+    if job is None:
         return folder
-    from finetune.backends.hf import HFBackend
-
-    job = HFBackend(jobs_dir=folder.parent).get_job(str(folder))
     if not job.fine_tuned_model:
         raise ExportError(f"{folder}: a local job that is {job.status.value}: no model to export")
     return Path(job.fine_tuned_model)

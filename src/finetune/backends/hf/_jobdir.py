@@ -36,6 +36,7 @@ __all__ = [
     "jobs_dir_identity",
     "jobs_dir_of",
     "jobs_folder_of",
+    "local_job_at",
     "log_tail",
     "new_job_id",
     "now_iso",
@@ -391,6 +392,17 @@ def job_config_of(model: str | os.PathLike[str]) -> dict[str, Any] | None:
             except (OSError, ValueError):
                 return None
     return None
+
+
+def local_job_at(path: str | os.PathLike[str]) -> Job | None:
+    """The local job whose folder ``path`` is, as its files hold it now; ``None`` for any
+    other path (a model's folder, a file, a Hub id)."""
+    files = JobDir(Path(path).expanduser())
+    if not (files.exists() and files.status_path.is_file() and files.events_path.is_file()):
+        return None
+    from finetune.backends.hf._backend import HFBackend  # which imports this module
+
+    return HFBackend(jobs_dir=files.path.parent).get_job(str(files.path))
 
 
 def trusted_by_its_job(model: str | os.PathLike[str]) -> bool:

@@ -148,6 +148,7 @@ def resolve(spec: str, models_dir: Path | None = None) -> ModelSource:
         return _hub_source(spec)
     gguf = _gguf_in(local)
     if gguf is None:
+        _refuse_a_job_folder(spec, local)
         return ModelSource(spec, str(local.resolve()), "folder")
     _refuse_other_files(gguf)
     digest = file_sha256(gguf)
@@ -155,6 +156,25 @@ def resolve(spec: str, models_dir: Path | None = None) -> ModelSource:
     if not (target / SOURCE_MARKER).exists():
         _convert_locked(gguf.resolve(), target, digest)
     return ModelSource(spec, str(target), "gguf", digest)
+
+
+def _refuse_a_job_folder(spec: str, folder: Path) -> None:
+    """A local job's folder is not a model (its ``config.json`` is the job's): the error
+    names the model it made, or says it has made none yet."""
+    from finetune.backends.hf._jobdir import local_job_at  # which imports this module
+
+    job = local_job_at(folder)
+    if job is None:
+        return
+    from finetune._handle import why_no_model
+
+    made = f"the model it made is {job.fine_tuned_model}"
+    raise InvalidRequestError(
+        f"model {spec!r} is a local job's folder, not a model: "
+        f"{made if job.fine_tuned_model else f'the job {why_no_model(job)}'}",
+        backend="hf",
+        param="model",
+    )
 
 
 def _refuse_other_files(path: Path) -> None:
