@@ -1873,6 +1873,9 @@ def test_metrics_are_one_or_several_functions_or_ready_names() -> None:
         ft.evaluate(data, {"a": _answer}, ["regex"], cache=False)
     with pytest.raises(TypeError, match=r"a metric is a function .* not 0\.5"):
         ft.evaluate(data, {"a": _answer}, [0.5], cache=False)  # type: ignore[list-item]
+    for alone in (None, 0.5):  # was "'NoneType' object is not iterable"
+        with pytest.raises(TypeError, match=f"a metric is a function .* not {alone}$"):
+            ft.evaluate(data, {"a": _answer}, alone, cache=False)  # type: ignore[arg-type]
     for theirs, ours in (("f1", "token_f1"), ("EM", "exact_match"), ("sacrebleu", "bleu")):
         with pytest.raises(ValueError, match=f"metric '{theirs}' \\(did you mean '{ours}'\\?\\)"):
             ft.evaluate(data, {"a": _answer}, [theirs], cache=False)  # other tools' names
