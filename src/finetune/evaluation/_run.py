@@ -431,9 +431,9 @@ def _as_metrics(metrics: Metrics) -> list[Metric]:
     dict's keys name their columns."""
     if isinstance(metrics, Mapping):
         return [_named_as(name, _as_metric(metric)) for name, metric in metrics.items()]
-    alone = isinstance(metrics, str) or callable(metrics) or not isinstance(metrics, Iterable)
-    given = [metrics] if alone else list(metrics)
-    return [_as_metric(metric) for metric in given]
+    if isinstance(metrics, str) or callable(metrics) or not isinstance(metrics, Iterable):
+        return [_as_metric(metrics)]
+    return [_as_metric(metric) for metric in metrics]
 
 
 def _as_metric(metric: Metric | str) -> Metric:
