@@ -43,7 +43,7 @@ def add_job_commands(
         ("status", _cmd_status, "a job's current state"),
         ("wait", _cmd_wait, "wait for a job to end, with a progress bar"),
         ("pause", _cmd_pause, "pause a running job (backends with pause and resume)"),
-        ("resume", _cmd_resume, "resume a paused job, or a failed local one from its checkpoint"),
+        ("resume", _cmd_resume, "resume a paused job, or a failed or cancelled local one"),
         ("cancel", _cmd_cancel, "cancel a job"),
         ("events", _cmd_events, "a job's log"),
         ("metrics", _cmd_metrics, "a job's training metrics, a CSV row per step"),
