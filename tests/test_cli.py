@@ -1760,6 +1760,23 @@ def test_the_demo_without_the_hf_extra_says_so_before_it_starts(
     assert not demo.exists()
 
 
+def test_a_demo_that_fails_before_writing_leaves_no_folder_it_made(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``finetune demo --model ./no-such-model`` left an empty output folder behind."""
+    pytest.importorskip("transformers")
+    missing = tmp_path / "no-such-model"
+    for output, kept in ((tmp_path / "new" / "demo", False), (tmp_path / "mine", True)):
+        if kept:
+            output.mkdir()
+        assert main(["demo", "--model", str(missing), "--output", str(output)]) == 2
+        out, err = capsys.readouterr()
+        assert out == "1/5 base model\n"
+        assert f"model {str(missing)!r} could not be loaded: no such folder" in err
+        assert output.is_dir() is kept  # a folder the user made is theirs
+    assert (tmp_path / "new").is_dir()  # the parent it made is left: only the demo's own goes
+
+
 @pytest.mark.parametrize("absent", ["torch", "transformers"])
 def test_a_local_model_asked_without_the_hf_extra_names_it(
     absent: str,

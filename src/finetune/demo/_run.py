@@ -145,11 +145,6 @@ def run_demo(
     """Run the whole demo; returns where the model and the report went, and the comparison of
     the tuned model with the base model's few-shot prompt on exact match."""
     import finetune as ft
-    from finetune._paths import writes_to
-    from finetune.backends.hf import HFBackend
-    from finetune.dataset import atomic_write
-    from finetune.demo import sample_dataset_path
-    from finetune.demo._model import describe_model
 
     if tiny and model is not None:
         raise ValueError("tiny=True builds its own base model: give model= or tiny=True, not both")
@@ -157,11 +152,46 @@ def run_demo(
     trains_with = ["torch", "transformers", "trl", "peft", "datasets", "accelerate", "tokenizers"]
     gguf = ["gguf"] if not tiny and model is None else []
     require_installed([*trains_with, *gguf], "hf", purpose="for the demo, which trains locally")
-    started = time.perf_counter()
     out = Path(output_dir).expanduser()
     if out.exists() and not out.is_dir():
         raise ft.FinetuneError(f"{out} is a file; the demo writes a folder (its job and report)")
-    out.mkdir(parents=True, exist_ok=True)
+    with _removed_if_left_empty(out):
+        return _run_steps(out, model, tiny, steps, holdout, shots, say)
+
+
+@contextlib.contextmanager
+def _removed_if_left_empty(folder: Path) -> Iterator[None]:
+    """Make ``folder``; a run that fails before writing anything in a folder it made (a model
+    path that is not there) leaves no empty folder behind."""
+    made = not folder.exists()
+    folder.mkdir(parents=True, exist_ok=True)
+    try:
+        yield
+    except BaseException:
+        if made:
+            with contextlib.suppress(OSError):  # not empty: what it holds is kept
+                folder.rmdir()
+        raise
+
+
+def _run_steps(
+    out: Path,
+    model: str | None,
+    tiny: bool,
+    steps: int | None,
+    holdout: int,
+    shots: int,
+    say: Callable[[str], Any],
+) -> dict[str, Any]:
+    """The demo's five steps, writing in ``out``."""
+    import finetune as ft
+    from finetune._paths import writes_to
+    from finetune.backends.hf import HFBackend
+    from finetune.dataset import atomic_write
+    from finetune.demo import sample_dataset_path
+    from finetune.demo._model import describe_model
+
+    started = time.perf_counter()
     data = ft.Dataset.from_jsonl(sample_dataset_path())
     train, test = data.split(test_size=holdout, seed=7)
     recipe = _TINY if tiny else _REAL
