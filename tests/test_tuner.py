@@ -1331,12 +1331,34 @@ def test_a_tuner_takes_a_model_path_and_refuses_wrong_arguments_where_they_are_g
     for settings, error, says in refusals:
         with pytest.raises(error, match=says):
             make_tuner(namespace, **settings)
-    with pytest.raises(TypeError, match="model is the base model's name or path, not int 5"):
+    with pytest.raises(TypeError, match=r"model is the base model's name or path \(or a job's "):
         ft.Tuner("fake", 5)  # type: ignore[arg-type]
     with pytest.raises(TypeError, match=r"backend FakeBackend is a class: give an instance"):
         ft.Tuner(FakeBackend, model="base")
     with pytest.raises(TypeError, match=r"backend is a backend's name .* not int 5"):
         ft.Tuner(5, model="base")
+
+
+def test_a_job_s_model_is_a_base_model_to_train_further(namespace: str, train: ft.Dataset) -> None:
+    """``ft.Tuner("hf", model=job.model)``, to train a tuned model further (a local adapter,
+    an OpenAI ``ft:`` model), was ``TypeError: model is the base model's name or path, not
+    ModelRef``: the docs said to pass ``job.model``."""
+    first = make_tuner(namespace).fit(train)
+    first.wait(poll_interval=0.01)
+    tuner = ft.Tuner("fake", first.model, namespace=namespace, **FAST)
+    assert tuner.model == first.model.name
+    assert tuner.fit(train).job.base_model == first.model.name
+    assert tuner.validate(train, model=first.model).ok
+    assert ft.Tuner("hf", model=ft.ModelRef.gguf("/m/a.gguf")).model == "/m/a.gguf"
+    served = ft.ModelRef.openai_compatible("http://127.0.0.1:9/v1", "acme")
+    refusals = [
+        ("hf", first.model, r"is on fake: Tuner\('hf'\) trains the models hf holds \(train it "),
+        ("fake", first.model.with_few_shot(train, k=2), r"is a few-shot prompt: train the model"),
+        ("hf", served, r"served at http://127.0.0.1:9/v1, where nothing is trained"),
+    ]
+    for backend, model, says in refusals:
+        with pytest.raises(ValueError, match=says):
+            ft.Tuner(backend, model=model)
 
 
 @pytest.mark.parametrize(

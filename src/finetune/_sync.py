@@ -19,7 +19,7 @@ from finetune._handle import AsyncJobHandle, JobView
 from finetune._loop import LoopThread, exiting, watch_for_exit
 from finetune._tuner_inputs import RegistryChoice
 from finetune.tuner import AsyncTuner, TunerView
-from finetune.types import Hyperparameters
+from finetune.types import Hyperparameters, ModelRef
 
 if TYPE_CHECKING:
     from typing_extensions import Unpack
@@ -62,7 +62,7 @@ class Tuner(TunerView):
     def __init__(
         self,
         backend: str | Any,
-        model: str | os.PathLike[str] | None = None,
+        model: str | os.PathLike[str] | ModelRef | None = None,
         *,
         registry: RegistryChoice = None,
         **options: Any,
@@ -105,7 +105,7 @@ class Tuner(TunerView):
         dataset: Dataset,
         hyperparameters: Hyperparameters | Mapping[str, Any] | None = None,
         *,
-        model: str | None = None,
+        model: str | ModelRef | None = None,
         price_per_million: float | None = None,
         validation: Dataset | None = None,
         options: Mapping[str, Any] | None = None,

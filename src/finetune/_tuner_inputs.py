@@ -10,6 +10,7 @@ from typing import Any
 
 from finetune._numbers import is_real
 from finetune.registry import JobRegistry
+from finetune.types import ModelRef
 
 __all__ = [
     "RegistryChoice",
@@ -41,13 +42,35 @@ def registry_for(registry: RegistryChoice) -> JobRegistry | None:
     return registry
 
 
-def model_name(model: Any) -> str | None:
-    """A base model as its name: text, or a path (a local folder or GGUF file) as text."""
+def model_name(model: Any, backend: str) -> str | None:
+    """A base model as its name: text, a path (a local folder or GGUF file) as text, or a
+    ``ModelRef`` of a model ``backend`` holds (``job.model``, to train it further)."""
     if model is None or isinstance(model, str):
         return model
     if isinstance(model, os.PathLike):
         return str(os.fspath(model))
-    raise TypeError(f"model is the base model's name or path, not {type(model).__name__} {model!r}")
+    if isinstance(model, ModelRef):
+        return _trained_further(model, backend)
+    raise TypeError(
+        "model is the base model's name or path (or a job's model), not "
+        f"{type(model).__name__} {model!r}"
+    )
+
+
+def _trained_further(model: ModelRef, backend: str) -> str:
+    """The name of a model a job made, to be trained on: one on this backend, as it is."""
+    if model.endpoint:
+        where = f"model {model} is served at {model.endpoint}, where nothing is trained"
+        raise ValueError(f"{where}: give a Tuner a model its backend holds")
+    if model.few_shot:
+        raise ValueError(f"model {model} is a few-shot prompt: train the model, {model.name!r}")
+    holders = {model.backend, "hf"} if model.backend == "gguf" else {model.backend}
+    if backend not in holders:
+        raise ValueError(
+            f"model {model} is on {model.backend}: Tuner({backend!r}) trains the models "
+            f"{backend} holds (train it further with Tuner({model.backend!r}, model=...))"
+        )
+    return model.name
 
 
 def check_backend_object(backend: Any) -> None:

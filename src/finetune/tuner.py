@@ -106,7 +106,7 @@ class TunerView(OtherNames):
 
     @model.setter
     def model(self, value: str | None) -> None:
-        self._core._model = value
+        self._core._model = model_name(value, self.backend_name)
 
     @property
     def backend(self) -> BaseBackend:
@@ -134,8 +134,8 @@ class TunerView(OtherNames):
 
     # -- before any money is spent: local work, the same from either face --
 
-    def _require_model(self, model: str | None = None) -> str:
-        chosen = model_name(model) or self.model
+    def _require_model(self, model: str | ModelRef | None = None) -> str:
+        chosen = model_name(model, self.backend_name) or self.model
         if not chosen:
             from finetune.validation._catalog import models_hint  # the table only when asked
 
@@ -149,7 +149,7 @@ class TunerView(OtherNames):
         dataset: Dataset,
         validation: Dataset | None = None,
         *,
-        model: str | None = None,
+        model: str | ModelRef | None = None,
         options: Mapping[str, Any] | None = None,
     ) -> ValidationReport:
         """Check every row against this backend's rules and the model's context limit; with
@@ -178,7 +178,7 @@ class TunerView(OtherNames):
         dataset: Dataset,
         hyperparameters: Hyperparameters | Mapping[str, Any] | None = None,
         *,
-        model: str | None = None,
+        model: str | ModelRef | None = None,
         price_per_million: float | None = None,
         validation: Dataset | None = None,
         options: Mapping[str, Any] | None = None,
@@ -212,7 +212,7 @@ class TunerView(OtherNames):
         dataset: Dataset,
         hyperparameters: Hyperparameters | Mapping[str, Any] | None = None,
         *,
-        model: str | None = None,
+        model: str | ModelRef | None = None,
         price_per_million: float | None = None,
         validation: Dataset | None = None,
         options: Mapping[str, Any] | None = None,
@@ -245,7 +245,7 @@ class AsyncTuner(TunerView):
     def __init__(
         self,
         backend: str | Any,
-        model: str | os.PathLike[str] | None = None,
+        model: str | os.PathLike[str] | ModelRef | None = None,
         *,
         registry: RegistryChoice = None,
         create_grace: float = DEFAULT_CREATE_GRACE,
@@ -263,7 +263,7 @@ class AsyncTuner(TunerView):
             check_backend_object(backend)
             self._backend = as_async(backend)
         self._core = self
-        self._model = model_name(model)
+        self._model = model_name(model, self._backend.name)
         check_seconds(create_grace=create_grace)
         if create_grace < 0:
             raise ValueError(f"create_grace is 0 seconds or more, not {create_grace}")
@@ -285,7 +285,7 @@ class AsyncTuner(TunerView):
         dataset: Dataset,
         hyperparameters: Hyperparameters | Mapping[str, Any] | None = None,
         *,
-        model: str | None = None,
+        model: str | ModelRef | None = None,
         price_per_million: float | None = None,
         validation: Dataset | None = None,
         options: Mapping[str, Any] | None = None,
