@@ -85,6 +85,32 @@ def test_a_conversion_lock_that_cannot_be_made_names_the_models_folder(tmp_path:
         _convert_locked(tmp_path / "model.gguf", target, "digest")
 
 
+def test_a_job_s_id_or_an_ask_name_given_as_a_model_says_what_to_give(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """``Tuner("hf", model="hfjob-...")`` and ``model="hf:org/name"`` (as ``finetune ask``
+    names models) were looked for on the Hub: "not a model folder or .gguf file here, and
+    the Hugging Face Hub is offline"; ``finetune ask hf:hfjob-...`` of a job this machine's
+    registry does not hold said the same."""
+    from finetune.cli import main
+
+    job = "hfjob-20261206-000000-0a1b2c3d"
+    for spec in (job, f"hf:{job}"):
+        with pytest.raises(ft.InvalidRequestError) as caught:
+            resolve(spec)
+        assert str(caught.value) == (
+            f"[hf] model {spec!r} is a local job's id, not a model: give the model it made, "
+            f"Tuner('hf').job({job!r}).model, or its folder: finetune status {job} (param: model)"
+        )
+    with pytest.raises(ft.InvalidRequestError, match=r"give it without 'hf:' \('org/name'\)"):
+        resolve("hf:org/name")
+    assert main(["ask", f"hf:{job}", "hi"]) == 2
+    assert capsys.readouterr().err == (
+        f"error: candidate 'hf:{job}' names local job {job}, which this machine's job registry "
+        f"does not hold: give the job's folder, hf:/path/to/{job}, or the model it made\n"
+    )
+
+
 def test_a_folder_of_several_gguf_files_asks_for_one(tmp_path: Path) -> None:
     for name in ("a.Q4_0.gguf", "a.Q8_0.gguf"):
         (tmp_path / name).write_bytes(b"GGUF")

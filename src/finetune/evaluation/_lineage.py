@@ -62,6 +62,12 @@ def model_of_job(name: str, candidate: Any) -> Any:
     if candidate.backend == "hf" and Path(candidate.name).expanduser().is_dir():
         return _model_in_job_folder(name, candidate)
     record = _asked(candidate, lambda registry: registry.get(candidate.backend, candidate.name))
+    if record is None and candidate.backend == "hf" and candidate.name.startswith("hfjob-"):
+        raise FinetuneError(
+            f"candidate {name!r} names local job {candidate.name}, which this machine's job "
+            f"registry does not hold: give the job's folder, hf:/path/to/{candidate.name}, "
+            "or the model it made"
+        )
     if record is None:
         return candidate
     if not record.fine_tuned_model:

@@ -145,6 +145,7 @@ def resolve(spec: str, models_dir: Path | None = None) -> ModelSource:
                 backend="hf",
                 param="model",
             )
+        _refuse_a_candidate_name(spec)
         return _hub_source(spec)
     gguf = _gguf_in(local)
     if gguf is None:
@@ -156,6 +157,23 @@ def resolve(spec: str, models_dir: Path | None = None) -> ModelSource:
     if not (target / SOURCE_MARKER).exists():
         _convert_locked(gguf.resolve(), target, digest)
     return ModelSource(spec, str(target), "gguf", digest)
+
+
+def _refuse_a_candidate_name(spec: str) -> None:
+    """``hf:...`` and a job's id name models as ``finetune ask`` and an eval config do: a
+    model to load is the model itself (no Hub id holds a colon, nor starts ``hfjob-``)."""
+    name = spec.removeprefix("hf:")
+    if name.startswith("hfjob-"):
+        said = f"model {spec!r} is a local job's id, not a model: give the model it made"
+        where = f"Tuner('hf').job({name!r}).model, or its folder: finetune status {name}"
+        raise InvalidRequestError(f"{said}, {where}", backend="hf", param="model")
+    if name != spec:
+        raise InvalidRequestError(
+            f"model {spec!r} is written as finetune ask names a model; give it without "
+            f"'hf:' ({name!r})",
+            backend="hf",
+            param="model",
+        )
 
 
 def _refuse_a_job_folder(spec: str, folder: Path) -> None:
