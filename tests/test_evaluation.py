@@ -571,7 +571,8 @@ def test_each_kind_of_exact_match_has_a_column_of_its_own() -> None:
     assert result.metrics == names
 
 
-@pytest.mark.parametrize("score", [None, "good", float("nan"), float("inf"), "-inf"])
+# "3" and "0.5" were taken as 3.0 and 0.5: a metric that returns the answer's text scored it
+@pytest.mark.parametrize("score", [None, "good", float("nan"), float("inf"), "-inf", "3", "0.5"])
 def test_a_metric_that_returns_no_number_is_named_with_its_candidate(score: Any) -> None:
     def broken(prediction: str, reference: str, example: Any) -> Any:
         return score if prediction == "2" else 1.0

@@ -86,9 +86,10 @@ def _batched(
 
 
 def _number(score: Any, metric: Metric, task: Scored) -> float:
-    """A metric's score as a float; anything else names the metric, candidate and example."""
+    """A metric's score as a float; anything else names the metric, candidate and example
+    (text too, though it reads as a number: a metric that returns the answer, ``"3"``)."""
     try:
-        value = float(score)
+        value = math.nan if isinstance(score, (str, bytes)) else float(score)
     except (TypeError, ValueError):
         value = math.nan
     if not math.isfinite(value):  # NaN, or an infinity no mean or interval survives
