@@ -1231,13 +1231,16 @@ def test_a_hub_id_is_never_read_as_a_folder_of_the_job_it_is_asked_from(
     assert not trusted_by_its_job("Qwen/Qwen3-8B")
 
 
+@pytest.mark.parametrize("field", ["api_key", "apiKey", "WANDB_API_KEY"])
 def test_integration_keys_are_never_written_to_the_job_folder(
-    tiny_base: str, rows: list[dict[str, Any]]
+    field: str, tiny_base: str, rows: list[dict[str, Any]]
 ) -> None:
+    """A key named ``apiKey`` (Fireworks' spelling) or ``WANDB_API_KEY`` was written to the
+    job's ``config.json``: only ``api_key`` was looked for, as it is written."""
     secret = "wandb-secret-key-0123456789abcdef0123456789"
     tuner = ft.Tuner("hf", model=tiny_base)
     job = _long_job(tuner, rows)
-    integration = {"type": "wandb", "wandb": {"project": "p", "api_key": secret}}
+    integration = {"type": "wandb", "wandb": {"project": "p", field: secret}}
     keyed = tuner.fit(ft.Dataset.from_records(rows[:40]), integrations=[integration])
     for handle in (keyed, job):
         handle.cancel()

@@ -6,10 +6,16 @@ from __future__ import annotations
 import re
 from typing import Any
 
-__all__ = ["SECRET_NAME", "without_credentials"]
+__all__ = ["SECRET_NAME", "names_a_credential", "without_credentials"]
 
 SECRET_NAME = r"api[_-]?(?:key|token)|(?:access|auth|hub|hf)[_-]?token|secret|password"
 _SECRET_KEY = re.compile(SECRET_NAME, re.IGNORECASE)
+
+
+def names_a_credential(key: str) -> bool:
+    """Whether a field's name says it holds a credential, in any case or spelling
+    (``api_key``, ``apiKey``, ``WANDB_API_KEY``, ``hub_token``, ``client_secret``)."""
+    return bool(_SECRET_KEY.search(key))
 
 
 def without_credentials(value: Any) -> Any:

@@ -7,14 +7,14 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from finetune._errors import InvalidRequestError
+from finetune._secret_fields import names_a_credential
 
 if TYPE_CHECKING:
     from finetune.backends.base import JobRequest
     from finetune.backends.hf._config import LocalOptions
 
-__all__ = ["SECRET_FIELDS", "split_secrets"]
+__all__ = ["split_secrets"]
 
-SECRET_FIELDS = ("api_key", "token", "secret", "password")
 # TrainingArguments' one credential, and the variable huggingface_hub reads in its place
 _HUB_TOKEN, _HUB_TOKEN_VARIABLE = "hub_token", "HF_TOKEN"
 
@@ -49,14 +49,17 @@ def _integrations(
     kept, env = [], {}
     for item in integrations:
         nested: dict[str, Any] = item["wandb"] if isinstance(item.get("wandb"), dict) else {}
-        flat = {**item, **nested}
-        key = flat.get("api_key")
-        if item.get("type", "wandb") == "wandb" and isinstance(key, str) and key:
-            env["WANDB_API_KEY"] = key
-        clean = {k: v for k, v in item.items() if not any(f in k for f in SECRET_FIELDS)}
+        keys = [v for k, v in {**item, **nested}.items() if _credential(k) and isinstance(v, str)]
+        if item.get("type", "wandb") == "wandb" and keys and keys[-1]:
+            env["WANDB_API_KEY"] = keys[-1]
+        clean = {k: v for k, v in item.items() if not _credential(k)}
         if nested:
-            clean["wandb"] = {
-                k: v for k, v in nested.items() if not any(f in k for f in SECRET_FIELDS)
-            }
+            clean["wandb"] = {k: v for k, v in nested.items() if not _credential(k)}
         kept.append(clean)
     return kept, env
+
+
+def _credential(field: Any) -> bool:
+    """A field named as a credential (``api_key``, ``apiKey``, ``WANDB_API_KEY``), or a
+    token of any name."""
+    return isinstance(field, str) and (names_a_credential(field) or "token" in field.lower())
