@@ -276,6 +276,40 @@ def test_a_jobs_raw_payload_never_keeps_a_credential() -> None:
     assert raw["hf_api_token"].startswith("hf_")  # the caller's dict is left as it was
 
 
+def test_a_key_given_in_extra_or_metadata_is_in_no_repr_and_no_registry_row(
+    tmp_path: Path,
+) -> None:
+    """Together takes ``wandb_api_key`` among its create settings, so it may be given in
+    ``Hyperparameters(extra=...)``: it was printed by every repr holding them (a job's,
+    a request's) and saved in the job registry; the value itself still goes to the provider."""
+    import sqlite3
+
+    secret = "wandb-" + "k" * 36
+    params = ft.Hyperparameters(epochs=1, extra={"wandb_api_key": secret, "n_evals": 2})
+    tuner = ft.Tuner("fake", model="m", registry=tmp_path / "jobs.sqlite3")
+    rows = [{"messages": [{"role": "user", "content": "q"}, {"role": "assistant", "content": "a"}]}]
+    data = ft.Dataset.from_records(rows * 10)
+    job = tuner.fit(data, hyperparameters=params, metadata={"api_key": secret})
+    assert job.job.hyperparameters.extra["wandb_api_key"] == secret  # what the provider gets
+    for shown in (repr(params), repr(job.job), repr(job), str(job.job)):
+        assert secret not in shown
+    assert "extra={'wandb_api_key': '***', 'n_evals': 2}" in repr(params)
+    assert "metadata={'api_key': '***', 'finetune_key': 'ft-" in repr(job.job)
+    with sqlite3.connect(tmp_path / "jobs.sqlite3") as db:
+        saved = repr(db.execute("SELECT * FROM jobs").fetchall())
+    assert secret not in saved and '"n_evals": 2' in saved
+    from finetune.backends.base import JobRequest
+
+    request = JobRequest(  # what a backend is handed, and a plugin may log
+        base_model="m",
+        training_file=ft.FileRef(backend="hf", id="f"),
+        idempotency_key="k",
+        hyperparameters=params,
+        options={"trainer_args": {"hub_token": secret, "logging_steps": 5}},
+    )
+    assert secret not in repr(request) and "'logging_steps': 5" in repr(request)
+
+
 def test_a_loss_gone_nan_breaks_the_curve_and_the_rest_is_still_drawn() -> None:
     """A diverging run logs NaN or infinite losses: they once made every coordinate of the
     line NaN (a browser then draws nothing) and a series of them read as no metrics at all."""

@@ -3,14 +3,26 @@ fields, made with each field given by name."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict
 
-__all__ = ["Value", "without_private"]
+from finetune._secret_fields import without_credentials
+
+__all__ = ["CredentialsMasked", "Value", "without_private"]
 
 
-class Value(BaseModel):
+class CredentialsMasked(BaseModel):
+    """A model whose repr shows the text of each entry of a dict field named as a credential
+    as ``***`` (``extra={"wandb_api_key": ...}``, which Together takes; ``hub_token``)."""
+
+    def __repr_args__(self) -> Iterator[tuple[str | None, Any]]:
+        for name, value in super().__repr_args__():
+            yield name, without_credentials(value) if isinstance(value, dict) else value
+
+
+class Value(CredentialsMasked):
     """A value of ours: immutable, and, unless it says otherwise, with no fields but its own."""
 
     model_config: ClassVar[ConfigDict] = ConfigDict(frozen=True, extra="forbid", defer_build=True)

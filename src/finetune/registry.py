@@ -26,6 +26,7 @@ from finetune._lock import FileLock
 from finetune._namespace import PublicNames, public_names
 from finetune._numbers import is_whole
 from finetune._paths import CACHE_DIR_ENV, cache_dir, folder_given, unusable_database
+from finetune._secret_fields import without_credentials
 from finetune.types import Job
 
 __all__ = ["JobRecord", "JobRegistry", "check_limit", "default_registry_path", "key_lock"]
@@ -275,7 +276,7 @@ class JobRegistry:
         the hyperparameters are the provider's latest report (``"auto"`` at creation becomes
         the values it chose once the job runs)."""
         now = _now()
-        params = job.hyperparameters.model_dump(mode="json", exclude_none=True)
+        params = without_credentials(job.hyperparameters.model_dump(mode="json", exclude_none=True))
         if not params.get("extra"):
             params.pop("extra", None)
         with self._lock, self._connect() as db:

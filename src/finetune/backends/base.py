@@ -18,11 +18,12 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, ClassVar, Literal, Protocol, runtime_checkable
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import ConfigDict, Field
 
 from finetune._errors import UnsupportedFeature
 from finetune._loop import exiting
 from finetune._namespace import PublicNames, public_names
+from finetune._values import CredentialsMasked
 from finetune.types import (
     EXAMPLE_KINDS,
     Checkpoint,
@@ -102,7 +103,7 @@ class Capabilities:
     notes: tuple[str, ...] = field(default_factory=tuple)
 
 
-class JobRequest(BaseModel):
+class JobRequest(CredentialsMasked):
     """Everything a backend needs to create one fine-tuning job."""
 
     model_config: ClassVar[ConfigDict] = ConfigDict(frozen=True, defer_build=True)
