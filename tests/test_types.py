@@ -308,6 +308,11 @@ def test_a_key_given_in_extra_or_metadata_is_in_no_repr_and_no_registry_row(
         options={"trainer_args": {"hub_token": secret, "logging_steps": 5}},
     )
     assert secret not in repr(request) and "'logging_steps': 5" in repr(request)
+    refused = [{"wandb_api_key": {secret}}, {"wandb_api_key": secret.encode()}]
+    for extra in [*refused, {"wandb_api_key": secret, "n_evals": float("nan")}]:
+        with pytest.raises(ValidationError) as caught:  # the error quoted the key, and its input
+            ft.Hyperparameters(extra=extra)
+        assert secret not in str(caught.value) and "extra[" in str(caught.value)
 
 
 def test_a_loss_gone_nan_breaks_the_curve_and_the_rest_is_still_drawn() -> None:

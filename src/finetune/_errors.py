@@ -9,6 +9,7 @@ import sys
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
+from finetune._secret_fields import without_credentials
 from finetune._setting_words import setting_wanted
 from finetune._words import counted
 
@@ -326,7 +327,7 @@ def in_plain_words(model: Any, problems: list[Any], synonyms: Mapping[str, str])
             continue
         kind = PydanticCustomError("invalid_setting", "{wanted}", {"wanted": wanted})
         plain.append({"type": kind, "loc": loc, "input": same[0]["input"]})
-    return plain
+    return [{**problem, "input": without_credentials(problem["input"])} for problem in plain]
 
 
 def _setting_loc(model: Any, loc: tuple[Any, ...]) -> tuple[Any, ...]:

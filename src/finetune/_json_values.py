@@ -6,6 +6,7 @@ from __future__ import annotations
 import math
 
 from finetune._numbers import is_real, is_whole
+from finetune._secret_fields import names_a_credential
 
 __all__ = ["json_settings"]
 
@@ -36,8 +37,9 @@ def _as_json(value: object, where: str) -> object:
         }
     if isinstance(value, list | tuple):
         return [_as_json(item, f"{where}[{n}]") for n, item in enumerate(value)]
+    shown = "***" if names_a_credential(where) else f"{value!r:.60}"  # a key, by its name
     raise ValueError(
-        f"{where} is {type(value).__name__} {value!r:.60}, not a JSON value (text, a number, "
+        f"{where} is {type(value).__name__} {shown}, not a JSON value (text, a number, "
         "True/False, None, a list or a dict): these settings are passed on as JSON"
     )
 

@@ -31,6 +31,14 @@ def without_credentials(value: Any) -> Any:
 
 
 def _masked(key: Any, value: Any) -> Any:
-    if isinstance(value, str) and value and isinstance(key, str) and _SECRET_KEY.search(key):
+    if isinstance(key, str) and _SECRET_KEY.search(key) and _holds_text(value):
         return "***"
     return without_credentials(value)
+
+
+def _holds_text(value: Any) -> bool:
+    """Whether a value holds text: a credential's, alone or in a list or set (a dict's own
+    fields are masked by their names)."""
+    if isinstance(value, str | bytes):
+        return bool(value)
+    return isinstance(value, list | tuple | set | frozenset) and any(map(_holds_text, value))
