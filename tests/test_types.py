@@ -313,6 +313,9 @@ def test_a_key_given_in_extra_or_metadata_is_in_no_repr_and_no_registry_row(
         with pytest.raises(ValidationError) as caught:  # the error quoted the key, and its input
             ft.Hyperparameters(extra=extra)
         assert secret not in str(caught.value) and "extra[" in str(caught.value)
+    with pytest.raises(ValidationError) as caught:  # a key given as if it were a setting
+        ft.Hyperparameters(wandb_api_key=secret)  # type: ignore[call-arg]
+    assert secret not in str(caught.value) and "input_value='***'" in str(caught.value)
 
 
 def test_a_loss_gone_nan_breaks_the_curve_and_the_rest_is_still_drawn() -> None:

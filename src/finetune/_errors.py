@@ -9,7 +9,7 @@ import sys
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
-from finetune._secret_fields import without_credentials
+from finetune._secret_fields import names_a_credential, without_credentials
 from finetune._setting_words import setting_wanted
 from finetune._words import counted
 
@@ -327,7 +327,14 @@ def in_plain_words(model: Any, problems: list[Any], synonyms: Mapping[str, str])
             continue
         kind = PydanticCustomError("invalid_setting", "{wanted}", {"wanted": wanted})
         plain.append({"type": kind, "loc": loc, "input": same[0]["input"]})
-    return [{**problem, "input": without_credentials(problem["input"])} for problem in plain]
+    return [_input_masked(problem) for problem in plain]
+
+
+def _input_masked(problem: Any) -> Any:
+    """A problem whose input is a credential by its name (``wandb_api_key="..."`` given as
+    a setting), or holds one, with that shown as ``***``: pydantic quotes the input."""
+    named = any(isinstance(part, str) and names_a_credential(part) for part in problem["loc"])
+    return {**problem, "input": "***" if named else without_credentials(problem["input"])}
 
 
 def _setting_loc(model: Any, loc: tuple[Any, ...]) -> tuple[Any, ...]:
