@@ -254,15 +254,17 @@ def test_a_job_on_a_plugin_no_longer_installed_is_told_so(
 def test_a_lineage_is_found_by_the_model_folder_as_written_or_by_the_job_id(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """``finetune jobs --model hfjob-1/model/`` (relative, a final slash) and ``--model
-    hfjob-1`` were "no job in the registry made ...": the registry holds the absolute path."""
+    """``finetune jobs --model hfjob-1/model/`` (relative, a final slash), ``--model
+    hfjob-1`` and the job's folder were "no job in the registry made ...": the registry holds
+    the absolute path of the model, and the job's id."""
     monkeypatch.setenv("FINETUNE_REGISTRY", str(tmp_path / "jobs.sqlite3"))
     model = tmp_path / "hfjob-1" / "model"
     model.mkdir(parents=True)
     job = ft.Job(id="hfjob-1", backend="hf", base_model="b", status="succeeded")
     ft.JobRegistry().record(job.model_copy(update={"fine_tuned_model": str(model)}))
     monkeypatch.chdir(tmp_path)
-    for asked in ("hfjob-1/model/", "./hfjob-1/model", "hfjob-1", "hf:hfjob-1"):
+    folders = ("./hfjob-1", "hfjob-1/", str(tmp_path / "hfjob-1"))  # the job's folder, too
+    for asked in ("hfjob-1/model/", "./hfjob-1/model", "hfjob-1", "hf:hfjob-1", *folders):
         assert main(["jobs", "--model", asked]) == 0, asked
         assert json.loads(capsys.readouterr().out)["fine_tuned_model"] == str(model)
     assert ft.JobRegistry().lineage("hfjob-1/model/") is not None  # evaluate's look-up too

@@ -133,9 +133,11 @@ def _say_which_are_as_last_seen(listed: list[tuple[ft.JobRecord, bool]], *, aske
 
 
 def _job_of_id(registry: ft.JobRegistry, job: str) -> ft.JobRecord | None:
-    """The record of the one job ``job`` names (``hfjob-...``, ``hf:hfjob-...``), for a
-    lineage asked by the job's id rather than its model's name."""
+    """The record of the one job ``job`` names (``hfjob-...``, ``hf:hfjob-...``, or a local
+    job's folder), for a lineage asked by the job rather than its model's name."""
     backend, job_id = job_named(job, None)
+    if Path(job_id).expanduser().is_dir():  # a local job's folder: its name is the job's id
+        backend, job_id = "hf", Path(job_id).expanduser().resolve().name
     backends = [backend] if backend else registry.backends_of(job_id)
     return registry.get(backends[0], job_id) if len(backends) == 1 else None
 
