@@ -661,6 +661,35 @@ def test_delete_removes_an_ended_job_or_its_checkpoints_alone(
         tuner.job(job.id)
 
 
+def test_delete_removes_the_copy_of_the_data_no_other_job_trains_on(
+    tiny_base: str, rows: list[dict[str, Any]], tmp_path: Path
+) -> None:
+    """``finetune delete`` removed a job's folder and kept the copy of its training data under
+    ``jobs_dir/files`` for good: the data (private, perhaps) and its room on disk."""
+    tuner = ft.Tuner("hf", model=tiny_base, jobs_dir=tmp_path / "jobs", registry=False)
+    shared, alone = ft.Dataset.from_records(rows[:40]), ft.Dataset.from_records(rows[40:80])
+    made = [tuner.fit(shared, idempotency_key=key, options=_LONG) for key in ("a", "b")]
+    made.append(tuner.fit(alone, options=_LONG))
+    for job in made:
+        job.cancel()
+    files = tmp_path / "jobs" / "files"
+    copies = {path.name: path for path in files.iterdir()}
+    assert len(copies) == 2  # one copy of the data two jobs train on
+    shared_copy, alone_copy = (
+        files / f"{data.fingerprint()[:16]}-train.jsonl" for data in (shared, alone)
+    )
+    for copy in copies.values():  # last used two hours ago: no fit is starting with it
+        os.utime(copy, (time.time() - 7200, time.time() - 7200))
+    made[0].delete()
+    assert shared_copy.is_file()  # the second job trains on it
+    folder, size = Path(made[1].job.raw["job_dir"]), shared_copy.stat().st_size
+    assert made[1].delete() > size and not shared_copy.exists()  # the room freed counts it
+    assert not folder.exists() and alone_copy.is_file()
+    tuner.fit(alone, idempotency_key="again", options={**_LONG, "max_steps": 1}).cancel()
+    made[2].delete()  # its copy was used again a moment ago: a fit may be starting with it
+    assert alone_copy.is_file()
+
+
 def test_killed_worker_is_failed_and_resume_continues(
     tiny_base: str, rows: list[dict[str, Any]]
 ) -> None:

@@ -308,9 +308,10 @@ class AsyncJobHandle(JobView):
         return await self._backend.list_checkpoints(self.job.id)
 
     async def delete(self, *, checkpoints_only: bool = False) -> int:
-        """Remove a job that has ended from this machine (the local backend's): its folder and
-        its record in the registry, or with ``checkpoints_only`` its checkpoints alone (it can
-        no longer be resumed, its model stays); the bytes freed. A job not ended is refused."""
+        """Remove a job that has ended from this machine (the local backend's): its folder,
+        its record in the registry and the copy of its data no other job trains on, or with
+        ``checkpoints_only`` its checkpoints alone (it can no longer be resumed, its model
+        stays); the bytes freed. A job not ended is refused."""
         self._tuner._require("delete_job")
         job_id = self.job.id
         freed = await self._backend.delete_job(job_id, checkpoints_only=checkpoints_only)

@@ -374,7 +374,7 @@ class HFBackend:
         return [MetricPoint.model_validate(row) for _, row in sorted(merged.items())]
 
     def delete_job(self, job_id: str, *, checkpoints_only: bool = False) -> int:
-        """Remove an ended job's folder (or its ``checkpoints/`` alone); the bytes freed."""
+        """Remove an ended job's folder and its unused data (or its ``checkpoints/`` alone)."""
         refuse_unless_ended(self.get_job(job_id))
         return self._dir(job_id).delete(checkpoints_only=checkpoints_only)
 

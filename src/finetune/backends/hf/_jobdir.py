@@ -43,6 +43,7 @@ __all__ = [
     "parse_iso",
     "process_tree",
     "refuse_unless_ended",
+    "remove_unused_data",
     "running_workers",
     "storage_errors",
     "trained_on_completions",
@@ -52,6 +53,7 @@ __all__ = [
 ]
 
 JOBS_DIR_ENV = "FINETUNE_HF_JOBS_DIR"
+_IN_USE_SECONDS = 3600  # a data copy used this recently may be starting a fit
 # the settings of the backend read from the environment when not given
 ENVIRONMENT = {"jobs_dir": JOBS_DIR_ENV, "models_dir": MODELS_DIR_ENV}
 
@@ -121,7 +123,38 @@ def training_file(jobs_dir: Path, dataset: Dataset, purpose: str) -> Path:
     if not path.exists():
         with storage_errors(path.parent, "write the training data"):
             write_jsonl(dataset, path, "hf")
+    with contextlib.suppress(OSError):  # its time of last use: a delete leaves it alone a while
+        os.utime(path)
     return path
+
+
+def remove_unused_data(files: list[Path], jobs_dir: Path) -> int:
+    """Remove the training data copies under ``jobs_dir/files`` among ``files`` (a deleted
+    job's) that no job of ``jobs_dir`` trains on and no fit used in the last hour (one may be
+    starting with it); the bytes freed."""
+    jobs_dir = jobs_dir.resolve()
+    used = {path for job in jobs_dir.glob("hfjob-*") for path in _data_files(JobDir(job))}
+    freed = 0
+    for path in files:
+        if path.parent != jobs_dir / "files" or path in used or not path.is_file():
+            continue
+        if time.time() - path.stat().st_mtime < _IN_USE_SECONDS:
+            continue
+        size = path.stat().st_size
+        with contextlib.suppress(FileNotFoundError):
+            path.unlink()
+            freed += size
+    return freed
+
+
+def _data_files(job: JobDir) -> list[Path]:
+    """The data files a job's config names (none for a config that cannot be read)."""
+    try:
+        config = job.read_config()
+    except (OSError, ValueError):
+        return []
+    named = (config.get("training_file"), config.get("validation_file"))
+    return [Path(name).resolve() for name in named if isinstance(name, str)]
 
 
 def now_iso() -> str:
@@ -302,11 +335,13 @@ class JobDir:
         return sorted(found)
 
     def delete(self, *, checkpoints_only: bool = False) -> int:
-        """Remove the job's checkpoints, or its whole folder: renamed out of sight first, so
-        that no reader finds it half removed; the bytes freed."""
+        """Remove the job's checkpoints, or its whole folder (renamed out of sight first, so
+        that no reader finds it half removed) and the copy of its data no other job trains
+        on; the bytes freed."""
         doomed = self.checkpoints_dir if checkpoints_only else self.path
         if not doomed.exists():
             return 0
+        data = [] if checkpoints_only else _data_files(self)
         freed = folder_bytes(doomed)
         hidden = doomed.with_name(f".{doomed.name}.deleting-{os.getpid()}")
         try:
@@ -316,7 +351,7 @@ class JobDir:
         shutil.rmtree(hidden, ignore_errors=True)
         if hidden.exists():
             raise StorageError(f"{doomed} is gone, but not all of {hidden} could be removed")
-        return freed
+        return freed + remove_unused_data(data, self.path.parent)
 
     def mark_failed(self, code: str, message: str) -> None:
         """Record the job as failed with this reason (status and log)."""
