@@ -536,6 +536,15 @@ def test_a_csv_file_is_read_a_row_at_a_time_each_named_by_its_line(tmp_path: Pat
     assert csv.field_size_limit() == before
     with pytest.raises(ft.DatasetError, match=r"looks like CSV .*prompt\\tcompletion.*from_csv"):
         list(ft.Dataset.from_jsonl(tsv))
+    jsonl = tmp_path / "rows.csv"  # the other way round: read as CSV, a JSON object's pieces
+    jsonl.write_text('{"prompt": "q", "completion": "a"}\n{"prompt": "r", "completion": "b"}\n')
+    with pytest.raises(ft.DatasetError) as caught:
+        list(ft.Dataset.from_csv(jsonl))
+    assert str(caught.value) == (
+        "rows.csv:1: the file looks like JSON (its first line starts with '{'), not CSV: read "
+        "it with Dataset.from_jsonl, or Dataset.from_json for one JSON document (finetune's "
+        "commands read a .jsonl or .json file so)"
+    )
 
 
 @pytest.mark.parametrize(

@@ -140,6 +140,13 @@ def _long_cells() -> Iterator[None]:
 
 def _header(cells: list[str], line: int) -> list[str] | ReadProblem:
     names = [cell.strip() for cell in cells]
+    if names[0].startswith(("{", "[")):  # no column is named so: a JSON file read as CSV
+        why = (
+            f"the file looks like JSON (its first line starts with {names[0][0]!r}), not CSV: "
+            "read it with Dataset.from_jsonl, or Dataset.from_json for one JSON document "
+            "(finetune's commands read a .jsonl or .json file so)"
+        )
+        return ReadProblem(line, -1, "invalid_csv", why)
     twice = sorted({name for name in names if names.count(name) > 1})
     if twice or not all(names):
         said = f"column {twice[0]!r} twice" if twice else "an empty column name"
