@@ -20,7 +20,7 @@ RULES: dict[str, tuple[str, str]] = {
     "invalid_csv": (
         "error",
         "A CSV file's row has more cells than its header names columns, its header names a "
-        "column twice or none, or its quoting is broken.",
+        "column twice or none, its quoting is broken, or it is JSON read as CSV.",
     ),
     "truncated_line": ("error", "The last line is cut short: the file looks truncated."),
     "not_an_object": ("error", "The line is JSON but not an object."),
