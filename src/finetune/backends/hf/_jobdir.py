@@ -43,7 +43,6 @@ __all__ = [
     "parse_iso",
     "process_tree",
     "refuse_unless_ended",
-    "remove_unused_data",
     "running_workers",
     "storage_errors",
     "trained_on_completions",
@@ -128,7 +127,7 @@ def training_file(jobs_dir: Path, dataset: Dataset, purpose: str) -> Path:
     return path
 
 
-def remove_unused_data(files: list[Path], jobs_dir: Path) -> int:
+def _remove_unused_data(files: list[Path], jobs_dir: Path) -> int:
     """Remove the training data copies under ``jobs_dir/files`` among ``files`` (a deleted
     job's) that no job of ``jobs_dir`` trains on and no fit used in the last hour (one may be
     starting with it); the bytes freed."""
@@ -138,21 +137,18 @@ def remove_unused_data(files: list[Path], jobs_dir: Path) -> int:
     for path in files:
         if path.parent != jobs_dir / "files" or path in used or not path.is_file():
             continue
-        if time.time() - path.stat().st_mtime < _IN_USE_SECONDS:
+        seen = path.stat()
+        if time.time() - seen.st_mtime < _IN_USE_SECONDS:
             continue
-        size = path.stat().st_size
         with contextlib.suppress(FileNotFoundError):
             path.unlink()
-            freed += size
+            freed += seen.st_size
     return freed
 
 
 def _data_files(job: JobDir) -> list[Path]:
     """The data files a job's config names (none for a config that cannot be read)."""
-    try:
-        config = job.read_config()
-    except (OSError, ValueError):
-        return []
+    config = job.config_or_none() or {}
     named = (config.get("training_file"), config.get("validation_file"))
     return [Path(name).resolve() for name in named if isinstance(name, str)]
 
@@ -263,6 +259,15 @@ class JobDir:
         data: dict[str, Any] = json.loads(self.config_path.read_text(encoding="utf-8"))
         return data
 
+    def config_or_none(self) -> dict[str, Any] | None:
+        """The config, or ``None`` where there is none to read (no file, not JSON, not an
+        object): a folder that only looks like a job's."""
+        try:
+            config = self.read_config()
+        except (OSError, ValueError):
+            return None
+        return config if isinstance(config, dict) else None
+
     def write_worker(self, worker: dict[str, Any]) -> None:
         """Record the running worker (its pid, start time and command) atomically: a status
         read from another process while a resume rewrites it never sees half of it."""
@@ -351,7 +356,7 @@ class JobDir:
         shutil.rmtree(hidden, ignore_errors=True)
         if hidden.exists():
             raise StorageError(f"{doomed} is gone, but not all of {hidden} could be removed")
-        return freed + remove_unused_data(data, self.path.parent)
+        return freed + _remove_unused_data(data, self.path.parent)
 
     def mark_failed(self, code: str, message: str) -> None:
         """Record the job as failed with this reason (status and log)."""
@@ -422,10 +427,7 @@ def job_config_of(model: str | os.PathLike[str]) -> dict[str, Any] | None:
         return None
     for job in (JobDir(folder.parent), JobDir(folder.parent.parent)):  # model/, checkpoints/N
         if job.exists() and job.status_path.exists():
-            try:
-                return job.read_config()
-            except (OSError, ValueError):
-                return None
+            return job.config_or_none()
     return None
 
 
@@ -521,11 +523,7 @@ def why_not_a_job(job: JobDir, job_id: str, jobs_dir: Path) -> str | None:
 
 
 def _holds_job_config(job: JobDir) -> bool:
-    try:
-        config = job.read_config()
-    except (OSError, ValueError):
-        return False
-    return isinstance(config, dict) and {"base_model", "method", "training_file"} <= set(config)
+    return {"base_model", "method", "training_file"} <= set(job.config_or_none() or {})
 
 
 def _not_a_job(job_id: str) -> str:
