@@ -9,8 +9,8 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from finetune._errors import FinetuneError, did_you_mean, unexpected_keyword
-from finetune.evaluation._lineage import model_of_job
+from finetune._errors import did_you_mean, unexpected_keyword
+from finetune.evaluation._lineage import job_without_model, model_of_job
 from finetune.evaluation._model_text import model_named
 from finetune.evaluation._predictors import Predictor, predictor_for
 from finetune.evaluation._prompts import shows_non_text, uses_tools
@@ -76,16 +76,14 @@ def as_models(candidates: Mapping[str, Any]) -> dict[str, Any]:
     made, as ``{"tuned": job}`` is meant, and each ``"backend:model"`` text (``str(ref)``,
     an eval config's form) as its ``ModelRef``; a job that made none yet is refused, naming
     the candidate, before any model is asked."""
-    from finetune._handle import JobView, why_no_model
+    from finetune._handle import JobView
 
     models = {}
     for name, candidate in candidates.items():
         job = candidate.job if isinstance(candidate, JobView) else candidate
         if isinstance(job, Job):
             if job.model is None:
-                raise FinetuneError(
-                    f"candidate {name!r} is job {job.id}, which {why_no_model(job)}"
-                )
+                raise job_without_model(name, job)
             candidate = job.model
         if isinstance(candidate, str):
             candidate = model_named(candidate)

@@ -10,12 +10,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from finetune._errors import FinetuneError, RegistryError
-from finetune.types import ModelRef
+from finetune.types import Job, ModelRef
 
 if TYPE_CHECKING:
     from finetune.registry import JobRecord, JobRegistry
 
-__all__ = ["api_trained_on", "model_of_job", "rows_kept_for"]
+__all__ = ["api_trained_on", "job_without_model", "model_of_job", "rows_kept_for"]
 
 log = logging.getLogger("finetune")
 T = TypeVar("T")
@@ -82,16 +82,23 @@ def model_of_job(name: str, candidate: Any) -> Any:
 def _model_in_job_folder(name: str, candidate: ModelRef) -> ModelRef:
     """The model of the local job whose folder ``candidate`` names; any other folder (a
     model's) as it is."""
-    from finetune._handle import why_no_model
     from finetune.backends.hf._jobdir import local_job_at
 
     job = local_job_at(candidate.name)
     if job is None:
         return candidate
     if not job.fine_tuned_model:
-        raise FinetuneError(f"candidate {name!r} is job {job.id}, which {why_no_model(job)}")
+        raise job_without_model(name, job)
     update = {"name": job.fine_tuned_model, "job_id": job.id, "base_model": job.base_model}
     return candidate.model_copy(update=update)
+
+
+def job_without_model(name: str, job: Job) -> FinetuneError:
+    """The refusal of candidate ``name``, a job that has made no model: what to do, by its
+    status (wait for it, resume it, or evaluate a checkpoint)."""
+    from finetune._handle import why_no_model
+
+    return FinetuneError(f"candidate {name!r} is job {job.id}, which {why_no_model(job)}")
 
 
 def _no_model_yet(record: JobRecord) -> str:
