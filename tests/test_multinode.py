@@ -191,6 +191,11 @@ def test_generated_configs_say_what_they_do(tmp_path: Path) -> None:
         ({"launcher": "accelerate", "accelerate_config": "none.yaml"}, "none.yaml': no such file"),
         ({"launcher": "accelerate", "accelerate_config": "."}, "a folder, not a file"),
         ({"accelerate_config": "my.yaml"}, "read by launcher='accelerate', not 'python'"),
+        ({"ray_address": "auto"}, "ray_address is read by launcher='ray', not 'python'"),
+        ({"launcher": "torchrun", "use_gpu": False}, "use_gpu is read by launcher='ray'"),
+        ({"launcher": "torchrun", "main_process_ip": "10.0.0.1"}, "main_process_ip is read when"),
+        ({"launcher": "accelerate", "main_process_port": 29500}, "main_process_port is read"),
+        ({"launcher": "torchrun", "rdzv_backend": "c10d"}, "rdzv_backend is read when several"),
     ],
 )
 def test_impossible_placements_are_refused_before_anything_starts(

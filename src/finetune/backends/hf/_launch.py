@@ -114,7 +114,37 @@ def _placement_problem(options: LocalOptions) -> tuple[str, str] | None:
         )
     if options.num_processes > 1 and options.launcher == "python":
         return "num_processes > 1 needs launcher='accelerate', 'torchrun' or 'ray'", "num_processes"
-    return _accelerate_config_problem(options)
+    return _unread_option_problem(options) or _accelerate_config_problem(options)
+
+
+def _unread_option_problem(options: LocalOptions) -> tuple[str, str] | None:
+    """An option the chosen launch never reads: it was ignored, and the job trained alone on
+    this machine where its author meant a cluster or several machines."""
+    ray = {"ray_address": options.ray_address is not None, "use_gpu": options.use_gpu is not None}
+    name = _first_given(ray) if options.launcher != "ray" else None
+    if name is not None:
+        return (
+            f"{name} is read by launcher='ray', not {options.launcher!r}: set launcher='ray', "
+            f"or drop {name}",
+            name,
+        )
+    machines = {
+        "main_process_ip": options.main_process_ip is not None,
+        "main_process_port": options.main_process_port is not None,
+        "rdzv_backend": options.rdzv_backend != "static",
+    }
+    name = _first_given(machines) if options.num_machines == 1 else None
+    if name is not None:
+        return (
+            f"{name} is read when several machines train together, and num_machines is 1: "
+            f"set num_machines (and machine_rank on each machine), or drop {name}",
+            name,
+        )
+    return None
+
+
+def _first_given(given: Mapping[str, bool]) -> str | None:
+    return next((name for name, was_given in given.items() if was_given), None)
 
 
 def _accelerate_config_problem(options: LocalOptions) -> tuple[str, str] | None:
