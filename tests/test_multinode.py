@@ -128,6 +128,36 @@ def test_a_local_ray_cluster_trains_with_two_workers(
     assert Path(job.model.name, "model.safetensors").exists()
 
 
+@pytest.mark.skipif(importlib.util.find_spec("ray") is None, reason="Ray is not installed")
+def test_a_ray_cluster_that_is_not_there_fails_the_job_with_what_to_do(
+    tmp_path: Path, tiny_base: str, rows: list[Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``ray_address="auto"`` with no cluster running was a ``worker_lost`` job ("killed,
+    crashed, out of disk or a restart") whose advice, resume(), fails the same way."""
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)
+    data = ft.Dataset.from_records(rows[:8])
+    job = _train(tmp_path / "ray", tiny_base, data, batch=4, launcher="ray", ray_address="auto")
+    with pytest.raises(ft.JobFailed):
+        job.wait(poll_interval=0.3, timeout=120)
+    error = job.job.error
+    assert error is not None and error.code == "ray_unreachable"
+    assert "ray_address='auto'" in error.message and "ray start --head" in error.message
+
+
+def test_launcher_ray_without_ray_is_refused_before_the_job_starts(
+    tmp_path: Path, tiny_base: str, rows: list[Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real_find_spec = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util,
+        "find_spec",
+        lambda name, *more: None if name == "ray" else real_find_spec(name, *more),
+    )
+    with pytest.raises(ft.MissingDependency, match=r"for launcher='ray'.*finetune\[ray\]"):
+        _train(tmp_path / "ray", tiny_base, ft.Dataset.from_records(rows[:8]), 4, launcher="ray")
+    assert not list((tmp_path / "ray").glob("hfjob-*"))
+
+
 def test_generated_configs_say_what_they_do(tmp_path: Path) -> None:
     from finetune.backends.hf._config import parse_options
     from finetune.backends.hf._launch import accelerate_config_text, torchrun_arguments

@@ -56,7 +56,11 @@ def main(argv: list[str]) -> int:
     job = JobDir(Path(argv[0]))
     options = TrainingConfig.model_validate(job.read_config()).options
     use_gpu = options.use_gpu if options.use_gpu is not None else cuda_available()
-    ray.init(address=options.ray_address, ignore_reinit_error=True, log_to_driver=True)
+    try:
+        ray.init(address=options.ray_address, ignore_reinit_error=True, log_to_driver=True)
+    except Exception as exc:  # Ray raises ConnectionError, RuntimeError, ValueError, ...
+        job.mark_failed("ray_unreachable", _not_joined(options.ray_address, exc))
+        return 1
     trainer = TorchTrainer(
         _train_loop,
         train_loop_config={"job_dir": str(job.path), "flags": argv[1:]},
@@ -71,6 +75,15 @@ def main(argv: list[str]) -> int:
     finally:
         ray.shutdown()
     return 0
+
+
+def _not_joined(address: str | None, exc: Exception) -> str:
+    where = f"join the Ray cluster at ray_address={address!r}" if address else "start Ray here"
+    return (
+        f"could not {where} ({type(exc).__name__}: {exc}); start a cluster (`ray start "
+        "--head`) or name one that runs, or leave ray_address unset for a local Ray instance, "
+        "then resume()"
+    )
 
 
 if __name__ == "__main__":
