@@ -538,6 +538,7 @@ def test_tools_train_where_the_chat_template_writes_them_and_are_refused_elsewhe
     assert report.counts["unsupported_tools"] == 2 and report.lines("unsupported_tools") == [11, 12]
     assert {f.field for f in report.kept["unsupported_tools"]} == {"tools"}
     assert "does not write tool definitions" in report.kept["unsupported_tools"][0].message
+    assert "Tuner('hf', chat_template=...)" in report.kept["unsupported_tools"][0].message
     files = set((plain.backend.jobs_dir / "files").glob("*"))
     with pytest.raises(ft.ValidationFailed, match="unsupported_tools x2"):
         plain.fit(data)
@@ -577,6 +578,7 @@ def test_reasoning_trains_where_the_chat_template_writes_it_and_is_refused_elsew
     found = report.kept["unsupported_reasoning"][0]
     assert found.field == f"messages[{len(rows[0]['messages']) - 1}].reasoning"
     assert "does not write reasoning_content" in found.message
+    assert "--option chat_template=" in found.message  # tokenizer.chat_template is not ours
     pair = {"prompt": "2 + 2?", "chosen": [{"role": "assistant", "content": "4", "reasoning": "r"}]}
     pair["rejected"] = "5"
     refused = plain.validate(ft.Dataset.from_records([pair]))

@@ -90,8 +90,9 @@ def writes_reasoning(tokenizer: Any) -> bool:
 _NO_REASONING_IN_TEMPLATE = (
     "the model's chat template does not write reasoning_content, so the chain of thought "
     "would never be trained: use a model whose template does (Qwen 3, DeepSeek R1 and its "
-    "distills ...), set tokenizer.chat_template to one that does, or write the reasoning into "
-    "content as the model's own format spells it"
+    "distills ...), give one that does as Tuner('hf', chat_template=...) (finetune: --option "
+    "chat_template=...), or write the reasoning into content as the model's own format spells "
+    "it"
 )
 
 
@@ -235,8 +236,9 @@ _PROBE = {
 }
 _NO_TOOLS_IN_TEMPLATE = (
     "the model's chat template does not write tool definitions, so the model would never see "
-    "them: use a model whose template takes tools (Qwen 2.5, Llama 3.1, SmolLM3 ...), set "
-    "tokenizer.chat_template to one that does, or remove the tools"
+    "them: use a model whose template takes tools (Qwen 2.5, Llama 3.1, SmolLM3 ...), give "
+    "one that does as Tuner('hf', chat_template=...) (finetune: --option chat_template=...), "
+    "or remove the tools"
 )
 _DPO_TEXT_ONLY = (
     "DPO on the hf backend trains text turns only: this pair's tools and tool calls would be "
