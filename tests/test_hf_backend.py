@@ -940,6 +940,7 @@ def test_a_model_without_a_chat_template_trains_with_the_one_given(
     with pytest.raises(ft.InvalidRequestError, match="Jinja text") as caught:
         ft.Tuner("hf", model=str(bare), chat_template="chatml")
     assert caught.value.param == "chat_template"
+    assert '--option "chat_template=$(cat chat.jinja)"' in str(caught.value)  # the CLI's way
 
     backend = HFBackend(jobs_dir=tmp_path / "jobs", chat_template=_TURNS)
     tuner = ft.Tuner(backend, model=str(bare), registry=False)

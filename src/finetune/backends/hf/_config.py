@@ -161,7 +161,8 @@ class LocalOptions(BaseModel):
         if value is not None and "{{" not in value and "{%" not in value:
             raise ValueError(
                 "is the Jinja text of a chat template, not a name or a path "
-                "(Path(...).read_text() reads a .jinja file)"
+                "(Path(...).read_text() reads a .jinja file; finetune: --option "
+                '"chat_template=$(cat chat.jinja)")'
             )
         return value
 
