@@ -901,6 +901,31 @@ def test_preference_data_trained_without_dpo_is_told_the_flag(
         ft.Tuner("fake", model=MODEL).fit(ft.Dataset.from_jsonl(data))
 
 
+def test_validate_and_estimate_take_the_method_train_takes_and_refuse_what_it_refuses(
+    tmp_path: Path, chat_file: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``finetune validate prefs.jsonl ... --method dpo``, the train command's line with its
+    verb changed, was "unrecognized arguments: --method dpo"; and a config's ``method`` that
+    the data cannot train with passed ``validate`` and ``estimate`` and failed ``train``."""
+    data = tmp_path / "pref.jsonl"
+    row = {"prompt": "2 + 2?", "chosen": "4.", "rejected": "Five."}
+    data.write_text((json.dumps(row) + "\n") * 10, encoding="utf-8")  # openai's minimum
+    job = ["--backend", "fake", "--model", MODEL]
+    for command in ("validate", "estimate"):
+        assert main([command, str(data), *job, "--method", "dpo"]) == 0, capsys.readouterr()
+        assert main([command, str(data), *job, "--method", "sft"]) == 2
+        assert capsys.readouterr().err.strip() == (
+            "error: preference examples (chosen/rejected) train with --method dpo, not with sft "
+            "(the default)"
+        )
+        config = tmp_path / "train.toml"
+        config.write_text(f'backend = "fake"\nmodel = "{MODEL}"\nfile = "{chat_file}"\n')
+        assert main([command, "--config", str(config), "--method", "dpo"]) == 2
+        assert capsys.readouterr().err.strip() == (
+            "error: --method dpo needs preference examples (chosen/rejected)"
+        )
+
+
 def test_an_export_error_names_the_format_as_the_flag(
     tiny_base: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

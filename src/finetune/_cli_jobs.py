@@ -24,6 +24,7 @@ from finetune._config_file import (
 )
 from finetune._fit import hyperparameters_problem, over_budget
 from finetune._numbers import is_amount
+from finetune._tuner_inputs import check_method_fits, first_kind
 from finetune._words import counted
 from finetune.backends import backend_class
 from finetune.backends._plugins import option_names
@@ -155,6 +156,8 @@ def job_inputs(args: argparse.Namespace, command: str) -> JobInputs:
     train = datasets_of(files, columns, **reading)  # a missing file is told first
     held_out = datasets_of(checked, columns, **reading) if validation else None
     check_reading(source, files + checked, **reading)
+    if settings.get("method") is not None:  # validate and estimate refuse what train would
+        check_method_fits(settings["method"], first_kind(train))
     if settings.get("deduplicate"):
         train = _without_repeats(train, "training")
         if held_out is not None:

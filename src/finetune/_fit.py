@@ -26,6 +26,7 @@ from finetune._errors import (
 from finetune._json_values import json_settings
 from finetune._numbers import is_amount
 from finetune._synonyms import HYPERPARAMETER_SYNONYMS
+from finetune._tuner_inputs import check_method_fits, first_kind
 from finetune._words import cost_figure, counted
 from finetune.backends.base import (
     METADATA_KEY,
@@ -478,17 +479,6 @@ def warnings_note(report: ValidationReport) -> str | None:
 _ABOUT_OUR_FIGURES = frozenset({"approximate_token_counts", "unchecked_context"})
 
 
-def _first_kind(train: Dataset) -> str | None:
-    """The training set's kind; ``None`` where its first row is no example (or cannot be
-    read), which validation then names with every other problem. An empty set is refused."""
-    try:
-        return train.kind
-    except DatasetError as error:
-        if error.line is None:
-            raise
-        return None
-
-
 def check_fit(
     backend: BaseBackend,
     train: Dataset,
@@ -506,20 +496,14 @@ def check_fit(
             f"backend {name!r} does not train with method={method!r}; "
             f"it supports {sorted(caps.methods)}"
         )
-    kind = _first_kind(train)
+    kind = first_kind(train)
     if kind is not None and kind not in caps.example_kinds:
         cure = completion_as_chat(kind, caps.example_kinds)
         raise UnsupportedFeature(
             f"backend {name!r} cannot train on {kind} examples; "
             f"it takes {sorted(caps.example_kinds)}{cure}"
         )
-    if method == "dpo" and kind not in (None, "preference"):
-        raise UnsupportedFeature("method='dpo' needs preference examples (chosen/rejected)")
-    if method == "sft" and kind == "preference":
-        raise UnsupportedFeature(
-            "preference examples (chosen/rejected) train with method='dpo', not with sft "
-            "(the default)"
-        )
+    check_method_fits(method, kind)
     if method != "dpo" and hyperparameters.beta is not None:
         raise InvalidRequestError(
             f"beta is the DPO beta; a {method} fit has no use for it: drop it, or train "

@@ -1,22 +1,29 @@
-"""What a Tuner is built with and how it waits, checked where it is given: a wrong type is a
-``TypeError`` naming the argument, never an ``AttributeError`` at the first fit."""
+"""What a Tuner is built with, how it waits and what a fit trains on, checked where it is
+given: a wrong type is a ``TypeError`` naming the argument, never an ``AttributeError`` at the
+first fit."""
 
 from __future__ import annotations
 
 import inspect
 import os
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from finetune._errors import DatasetError, UnsupportedFeature
 from finetune._numbers import is_real
 from finetune.registry import JobRegistry
 from finetune.types import ModelRef
+
+if TYPE_CHECKING:
+    from finetune.dataset import Dataset
 
 __all__ = [
     "RegistryChoice",
     "check_backend_object",
     "check_datasets",
+    "check_method_fits",
     "check_seconds",
+    "first_kind",
     "model_name",
     "registry_for",
 ]
@@ -119,3 +126,25 @@ def _refuse_settings_as_validation(value: Any) -> None:
         f"validation is a ft.Dataset, not {type(value).__name__}: the second argument is the "
         f"validation set, and settings go by name: fit(train, {meant})"
     )
+
+
+def check_method_fits(method: str, kind: str | None) -> None:
+    """Refuse examples of ``kind`` that ``method`` does not train (pairs are DPO's alone)."""
+    if method == "dpo" and kind not in (None, "preference"):
+        raise UnsupportedFeature("method='dpo' needs preference examples (chosen/rejected)")
+    if method == "sft" and kind == "preference":
+        raise UnsupportedFeature(
+            "preference examples (chosen/rejected) train with method='dpo', not with sft "
+            "(the default)"
+        )
+
+
+def first_kind(train: Dataset) -> str | None:
+    """The training set's kind; ``None`` where its first row is no example (or cannot be
+    read), which validation then names with every other problem. An empty set is refused."""
+    try:
+        return train.kind
+    except DatasetError as error:
+        if error.line is None:
+            raise
+        return None

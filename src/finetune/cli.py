@@ -356,6 +356,7 @@ def _parser() -> argparse.ArgumentParser:
         sub.add_argument("--validation", action="append", help=_VALIDATION_HELP[name])
         reading_flags(sub)
         sub.add_argument("--config", help=_CONFIG_HELP[name])
+        _method_flag(sub)
         _option_flag(sub)
         if name == "estimate":
             sub.add_argument(
@@ -423,9 +424,7 @@ def _parser() -> argparse.ArgumentParser:
     name_flag(train, "--model", "base model")
     train.add_argument("--validation", action="append", help=_VALIDATION_HELP["train"])
     reading_flags(train)
-    train.add_argument(
-        "--method", choices=["sft", "dpo"], help="sft (the default) or dpo (preference data)"
-    )
+    _method_flag(train)
     name_flag(train, "--suffix", "a name part for the tuned model")
     for flag, kind, text in (  # the hyperparameters
         ("--epochs", or_auto(positive_int), "epochs (default: auto, the backend's rule)"),
@@ -524,6 +523,12 @@ def _never_fail_on_an_unencodable_character() -> None:
 
 
 _PYTHON_ONLY = (" or pass api_key=... to the Tuner", " or pass account_id=...")
+
+
+def _method_flag(command: argparse.ArgumentParser) -> None:
+    command.add_argument(
+        "--method", choices=["sft", "dpo"], help="sft (the default) or dpo (preference data)"
+    )
 
 
 def _for_the_command(message: str) -> str:
