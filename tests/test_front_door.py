@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -393,6 +394,31 @@ def test_a_folder_given_as_the_registry_is_named_as_one_before_anything_is_made_
         [sys.executable, "-m", "finetune.cli", "jobs"], env=env, capture_output=True, text=True
     )
     assert done.returncode == 2 and "is a folder: give the path of a file in it" in done.stderr
+
+
+def test_a_file_where_the_registry_or_cache_needs_a_folder_is_named(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``FINETUNE_CACHE_DIR`` (or a registry's folder) naming a file: "FileExistsError: File
+    exists ... free disk space or fix its permissions", and ``finetune cache`` said that
+    ``ft.evaluate`` would make the cache there."""
+    from finetune.cli import main
+
+    blocking = tmp_path / "settings"
+    blocking.write_text("not a folder")
+    said = f"{blocking} is a file, not a folder"
+    tuner = ft.Tuner("fake", model="m", registry=blocking / "jobs.sqlite3", running=0.01)
+    for call in (tuner.jobs, lambda: tuner.fit(data())):
+        with pytest.raises(ft.FinetuneError, match=f"{re.escape(said)}: move it away") as caught:
+            call()
+        assert "free disk space" not in str(caught.value)
+    monkeypatch.setenv("FINETUNE_CACHE_DIR", str(blocking))
+    base = ft.Tuner("fake", model="m", registry=False).base_model
+    with pytest.raises(ft.StorageError, match=re.escape(said)):
+        ft.evaluate(data(), {"base": base}, [ft.metrics.exact_match])
+    assert main(["cache"]) == 2
+    assert said in capsys.readouterr().err
+    assert blocking.read_text() == "not a folder"
 
 
 def test_records_that_are_not_objects_are_named() -> None:

@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 
 from finetune._errors import StorageError
-from finetune._paths import folder_given
+from finetune._paths import file_in_the_way, folder_given
 from finetune._words import counted, size
 from finetune.evaluation import PredictionCache
 from finetune.evaluation._cache import default_cache_path
@@ -20,6 +20,10 @@ def cmd_cache(args: argparse.Namespace) -> int:
     path = Path(args.path).expanduser() if args.path else default_cache_path()
     if why := folder_given(path, "the prediction cache", "predictions.sqlite3", "--path FILE"):
         raise StorageError(why)
+    if blocking := file_in_the_way(path):
+        raise StorageError(
+            f"no prediction cache can be at {path}: {blocking} is a file, not a folder"
+        )
     if not path.is_file():
         print(f"no prediction cache at {path} yet (ft.evaluate makes it)")
         return 0

@@ -20,6 +20,7 @@ from typing import Any
 
 from finetune._errors import StorageError
 from finetune._loop import returned, without_waiting
+from finetune._paths import file_in_the_way
 
 __all__ = ["FileLock"]
 
@@ -60,9 +61,14 @@ class FileLock:
             return os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
         except OSError as exc:
             elsewhere = f", or {self._elsewhere}" if self._elsewhere else ""
+            blocking = file_in_the_way(self.path)
+            cure = (
+                f"{blocking} is a file, not a folder: move it away"
+                if blocking
+                else "make its folder writable"
+            )
             raise StorageError(
-                f"cannot create the lock file {self.path} ({exc.strerror}); make its folder "
-                f"writable{elsewhere}"
+                f"cannot create the lock file {self.path} ({exc.strerror}); {cure}{elsewhere}"
             ) from None
 
     def acquire(self, timeout: float | None = None) -> None:

@@ -61,6 +61,8 @@ def unusable_database(error: Exception, path: Path) -> str:
     SQLite database, or a damaged one: move it away``."""
     said = str(getattr(error, "strerror", None) or error)
     why, text = f"({type(error).__name__}: {said}", said.lower()
+    if blocking := file_in_the_way(path):
+        return f"{why}): {blocking} is a file, not a folder: move it away"
     if (isinstance(error, OSError) and no_room(error)) or "disk is full" in text:
         return f"{why}{room_left(path)}): free disk space"
     if "not a database" in text or "malformed" in text:
@@ -70,6 +72,12 @@ def unusable_database(error: Exception, path: Path) -> str:
     if "locked" in text:
         return f"{why}): another process kept it locked for 30 s: try again when that one is done"
     return f"{why}{room_left(path)}): free disk space or fix its permissions"
+
+
+def file_in_the_way(path: Path) -> Path | None:
+    """The file that stands where a folder of ``path`` must be (``FileExistsError`` or "Not a
+    directory" when it is made), if any."""
+    return next((p for p in reversed(path.parents) if p.exists() and not p.is_dir()), None)
 
 
 def folder_given(path: Path, what: str, file_name: str, how: str) -> str | None:
