@@ -144,6 +144,26 @@ def test_a_ray_cluster_that_is_not_there_fails_the_job_with_what_to_do(
     assert "ray_address='auto'" in error.message and "ray start --head" in error.message
 
 
+def test_a_ray_whose_train_module_cannot_be_imported_fails_the_job_saying_so(
+    tmp_path: Path, tiny_base: str, rows: list[Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Ray installed without what Ray Train imports: the job was ``worker_lost``."""
+    broken = tmp_path / "site" / "ray"
+    (broken / "train").mkdir(parents=True)
+    (broken / "__init__.py").write_text("")
+    (broken / "train" / "__init__.py").write_text(
+        "raise ImportError(\"No module named 'pyarrow'\")"
+    )
+    paths = [str(tmp_path / "site"), os.environ.get("PYTHONPATH", "")]
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(filter(None, paths)))
+    job = _train(tmp_path / "jobs", tiny_base, ft.Dataset.from_records(rows[:8]), 4, launcher="ray")
+    with pytest.raises(ft.JobFailed):
+        job.wait(poll_interval=0.2, timeout=60)
+    error = job.job.error
+    assert error is not None and error.code == "missing_dependency"
+    assert "No module named 'pyarrow'" in error.message and "finetune[ray]" in error.message
+
+
 def test_launcher_ray_without_ray_is_refused_before_the_job_starts(
     tmp_path: Path, tiny_base: str, rows: list[Any], monkeypatch: pytest.MonkeyPatch
 ) -> None:

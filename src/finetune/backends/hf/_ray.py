@@ -44,16 +44,20 @@ def _train_loop(settings: dict[str, Any]) -> None:
 
 def main(argv: list[str]) -> int:
     """Run the job in ``argv[0]`` on Ray; the exit code of the whole run."""
+    job = JobDir(Path(argv[0]))
     try:
         import ray
         from ray.train import RunConfig, ScalingConfig
         from ray.train.torch import TorchTrainer
-    except ImportError:
-        print("launcher='ray' needs Ray Train: pip install 'finetune[ray]'", file=sys.stderr)
+    except ImportError as exc:  # fit checked that ray is installed; Ray Train's needs may lack
+        job.mark_failed(
+            "missing_dependency",
+            f"launcher='ray' needs Ray Train, which cannot be imported here ({exc}): "
+            "pip install 'finetune[ray]', then resume()",
+        )
         return 1
     # cancel and pause reach the workers through the job directory, at the end of a step
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    job = JobDir(Path(argv[0]))
     options = TrainingConfig.model_validate(job.read_config()).options
     use_gpu = options.use_gpu if options.use_gpu is not None else cuda_available()
     try:
