@@ -262,7 +262,10 @@ def test_what_cannot_be_exported_is_named(tmp_path: Path, tuned_tiny: str) -> No
         ref.export(tmp_path / "merged", "merged", quantization="q8_0")
     with pytest.raises(ft.FinetuneError, match="create runs `ollama create`, for format 'ol"):
         ref.export(tmp_path / "u.gguf", create="acme")
-    assert not (tmp_path / "merged").exists()
+    for refused in ("Acme Support!", "acme..v2", "acme:"):  # ollama create refuses each
+        with pytest.raises(ft.FinetuneError, match=f"{refused!r} is no Ollama model name"):
+            ref.export(tmp_path / "ollama", "ollama", create=refused)
+    assert not (tmp_path / "merged").exists() and not (tmp_path / "ollama").exists()
     data = tmp_path / "train.jsonl"
     data.write_text("{}\n")
     for not_a_model in (tmp_path, data):

@@ -22,6 +22,7 @@ from finetune._words import command_line, counted, size
 from finetune.backends.hf._merge import adapter_base, is_adapter
 from finetune.dataset import atomic_folder, atomic_write
 from finetune.export._gguf import ARCHITECTURES, QUANTIZATIONS, ExportError
+from finetune.export._ollama import ollama_name_problem
 
 __all__ = [
     "ARCHITECTURES",
@@ -186,6 +187,8 @@ def export_model(
         raise ExportError(f"quantization is for format 'gguf' or 'ollama'; {format!r} has none")
     if create and format != "ollama":
         raise ExportError(f"create runs `ollama create`, for format 'ollama', not {format!r}")
+    if isinstance(create, str) and (problem := ollama_name_problem(create)):
+        raise ExportError(problem)
     started = time.perf_counter()
     folder = _folder_of(model)
     _require_packages(format, folder)

@@ -3,6 +3,7 @@ Go-template syntax for the chat formats it recognises, ``PARAMETER stop``, ``SYS
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 from dataclasses import dataclass
@@ -21,6 +22,7 @@ __all__ = [
     "end_of_turn",
     "family_of",
     "modelfile",
+    "ollama_name_problem",
     "quotable",
     "system_of",
     "trained_system_prompt",
@@ -194,6 +196,23 @@ def modelfile(
     elif system:
         lines.append(f"# {UNQUOTABLE_SYSTEM}")
     return "\n".join(lines) + "\n"
+
+
+_PART = r"[A-Za-z0-9_-]+(?:\.[A-Za-z0-9_-]+)*"  # Ollama's characters; no two dots in a row
+_OLLAMA_NAME = re.compile(
+    rf"(?:{_PART}(?::\d+)?/)?(?:[A-Za-z0-9_-]+/)?{_PART}(?::{_PART})?"  # [host/][ns/]model[:tag]
+)
+
+
+def ollama_name_problem(name: str) -> str | None:
+    """Why ``ollama create`` would refuse ``name``, if it would: the export is not made for
+    a name Ollama rejects once it is written."""
+    if _OLLAMA_NAME.fullmatch(name):
+        return None
+    return (
+        f"{name!r} is no Ollama model name: letters, digits, '_', '-' and '.' (not two in a "
+        "row), as model, model:tag or namespace/model:tag"
+    )
 
 
 def create_model(folder: Path, name: str) -> str:
