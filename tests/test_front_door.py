@@ -706,6 +706,40 @@ def test_ctrl_c_while_waiting_says_the_job_keeps_running() -> None:
     assert stderr.rstrip().endswith(f"`finetune cancel {job.id} --backend openai`"), stderr
 
 
+def test_ctrl_c_while_train_starts_a_job_says_what_to_do_and_the_rerun_reattaches(
+    tmp_path: Path,
+) -> None:
+    """Ctrl-C while the provider was creating the job printed "interrupted" alone: was a job
+    started, and is it paid for? The same command again finds the job the provider made."""
+    path = write_jsonl(tmp_path / "t.jsonl", [chat(i) for i in range(12)])
+    args = ["-m", "finetune.cli", "train", str(path), "--backend", "openai", "--model", MODEL]
+    with OpenAIFake(phases=Phases(0, 0, 60)) as server:
+        env = {**os.environ, "OPENAI_API_KEY": server.api_key, "OPENAI_BASE_URL": server.base_url}
+        server.hold[("POST", "/v1/fine_tuning/jobs")] = 8.0  # made, its answer held back
+        training = subprocess.Popen(
+            [sys.executable, *args],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+        )
+        deadline = time.monotonic() + 60
+        while not server.jobs:
+            assert time.monotonic() < deadline and training.poll() is None
+            time.sleep(0.1)
+        training.send_signal(signal.SIGINT)
+        _, stderr = training.communicate(timeout=30)
+        server.hold.clear()
+        again = subprocess.run(
+            [sys.executable, *args], env=env, capture_output=True, text=True, timeout=120
+        )
+    assert training.returncode == 130 and "Traceback" not in stderr, stderr
+    assert "the same command again re-attaches to a job this one started" in stderr
+    assert again.returncode == 0, again.stderr
+    assert len(server.jobs) == 1 and "re-attached" in again.stderr
+
+
 def test_the_file_lock_waits_the_same_from_both_faces(tmp_path: Path) -> None:
     """``FileLock.acquire`` and ``acquire_async`` were twins of one waiting loop; both now run
     the one: each waits for the holder, and each gives up at its timeout."""

@@ -175,16 +175,23 @@ def _cmd_export(args: argparse.Namespace) -> int:
 def _cmd_train(args: argparse.Namespace) -> int:
     inputs = job_inputs(args, "train")
     settings = inputs.settings
-    job = inputs.tuner.fit(
-        inputs.train,
-        inputs.validation,
-        hyperparameters=settings["hyperparameters"],
-        method=settings.get("method", "sft"),
-        suffix=settings.get("suffix"),
-        options=settings.get("options"),
-        skip_validation=settings.get("skip_validation", False),
-        max_cost=settings.get("max_cost"),
-    )
+    try:
+        job = inputs.tuner.fit(
+            inputs.train,
+            inputs.validation,
+            hyperparameters=settings["hyperparameters"],
+            method=settings.get("method", "sft"),
+            suffix=settings.get("suffix"),
+            options=settings.get("options"),
+            skip_validation=settings.get("skip_validation", False),
+            max_cost=settings.get("max_cost"),
+        )
+    except KeyboardInterrupt:
+        raise Interrupted(
+            "interrupted before a job was started, or before its start was told: `finetune "
+            "jobs` lists it if it was; the same command again re-attaches to a job this one "
+            "started rather than starting a second"
+        ) from None
     print(f"{job.id} {job.status.value}")
     if job.reattached:
         print(
