@@ -740,6 +740,52 @@ def test_ctrl_c_while_train_starts_a_job_says_what_to_do_and_the_rerun_reattache
     assert len(server.jobs) == 1 and "re-attached" in again.stderr
 
 
+def test_ctrl_c_during_an_evaluation_says_the_answers_are_kept_and_the_rerun_uses_them(
+    tmp_path: Path,
+) -> None:
+    """Ctrl-C in ``finetune eval`` said "interrupted": nothing about the answers paid for."""
+    holdout = write_jsonl(tmp_path / "h.jsonl", [chat(i) for i in range(20)])
+    config = tmp_path / "eval.toml"
+    config.write_text(
+        f'data = "{holdout}"\nmetrics = ["exact_match"]\nmax_concurrency = 1\n'
+        '[candidates]\nbase = "openai:gpt-4.1-mini"\n'
+    )
+    with OpenAIFake() as server:
+
+        def asked() -> int:
+            return sum(r.path.endswith("/chat/completions") for r in server.requests)
+
+        env = {
+            **os.environ,
+            "OPENAI_API_KEY": server.api_key,
+            "OPENAI_BASE_URL": server.base_url,
+            "FINETUNE_CACHE_DIR": str(tmp_path / "cache"),
+        }
+        server.chat_delay = 0.3
+        evaluating = subprocess.Popen(
+            [sys.executable, "-m", "finetune.cli", "eval", str(config)],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+        )
+        deadline = time.monotonic() + 60
+        while asked() < 4:
+            assert time.monotonic() < deadline and evaluating.poll() is None
+            time.sleep(0.05)
+        evaluating.send_signal(signal.SIGINT)
+        _, stderr = evaluating.communicate(timeout=30)
+        first, server.chat_delay = asked(), 0.0
+        again = cli("eval", str(config), env=env)
+        second = asked() - first
+    assert evaluating.returncode == 130 and "Traceback" not in stderr, stderr
+    cache = tmp_path / "cache" / "predictions.sqlite3"
+    assert f"kept in the prediction cache ({cache}); the same command again asks" in stderr
+    assert again.returncode == 0, again.stderr
+    assert 0 < second <= 20 - (first - 1)  # one answer may have been on its way
+
+
 def test_the_file_lock_waits_the_same_from_both_faces(tmp_path: Path) -> None:
     """``FileLock.acquire`` and ``acquire_async`` were twins of one waiting loop; both now run
     the one: each waits for the holder, and each gives up at its timeout."""

@@ -249,6 +249,13 @@ def _cmd_eval(args: argparse.Namespace) -> int:
         )
     except ShotsFromEvaluatedData as shown:
         raise shots_refusal(args.config, config, data, shown.candidate, shown.indices) from None
+    except KeyboardInterrupt:
+        from finetune.evaluation._cache import default_cache_path
+
+        raise Interrupted(
+            "interrupted: the answers received are kept in the prediction cache "
+            f"({default_cache_path()}); the same command again asks only for the rest"
+        ) from None
     print(result.to_markdown(baseline=baseline))
     if args.output:
         result.to_json(args.output)
