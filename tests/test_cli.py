@@ -1264,6 +1264,33 @@ def test_tiny_demo_prints_the_three_way_comparison(
     assert _logging_state() == as_it_was
 
 
+@pytest.mark.hf
+def test_ctrl_c_during_the_demo_cancels_its_job(tmp_path: Path) -> None:
+    """Ctrl-C while the demo trained left its worker training on every core, for a demo no
+    one watched any more."""
+    import signal
+
+    pytest.importorskip("trl")
+    demo = tmp_path / "demo"
+    running = subprocess.Popen(
+        [sys.executable, "-m", "finetune.cli", "demo", "--tiny", "--output", str(demo)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
+    deadline = time.monotonic() + 120
+    while not list(demo.glob("jobs/hfjob-*/metrics.jsonl")):  # training has begun
+        assert time.monotonic() < deadline and running.poll() is None
+        time.sleep(0.2)
+    running.send_signal(signal.SIGINT)
+    out, _ = running.communicate(timeout=60)
+    (job,) = demo.glob("jobs/hfjob-*")
+    assert running.returncode == 130 and "Traceback" not in out, out
+    assert f"the demo's job {job.name} is cancelled" in out
+    assert json.loads((job / "status.json").read_text())["status"] == "cancelled"
+
+
 def test_the_demo_keeps_the_warning_filters_its_imports_add() -> None:
     """Restoring the warning filters wholesale would drop those torch and numpy add as they
     are imported during the demo, along with the demo's own."""

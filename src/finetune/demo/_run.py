@@ -21,6 +21,7 @@ from finetune._errors import require_installed
 from finetune._words import command_line
 
 if TYPE_CHECKING:
+    from finetune._sync import JobHandle
     from finetune.types import Example
 
 __all__ = ["DEMO_RESPONSE_FORMAT", "run_demo"]
@@ -225,7 +226,7 @@ def _run_steps(
             f"    re-attached to {job.id}, trained by an earlier run here "
             "(another --output trains anew)"
         )
-    job.wait(progress=True)
+    _wait_or_cancel(job, say)
     losses = [p.train_loss for p in job.metrics() if p.train_loss is not None]
     say(f"    train loss {losses[0]:.2f} -> {losses[-1]:.2f}; model in {job.model.name}")
 
@@ -280,3 +281,16 @@ def _ask_command(job_id: str, example: Example) -> str:
     turns = {m.role: m.text for m in messages if m.role in ("system", "user")}
     system = ["--system", turns["system"]] if "system" in turns else []
     return command_line("finetune", "ask", f"hf:{job_id}", turns.get("user", ""), *system)
+
+
+def _wait_or_cancel(job: JobHandle, say: Callable[[str], Any]) -> None:
+    """Wait for the demo's job; Ctrl-C stops the demo, and its job with it, rather than
+    leaving a worker training on every core for a demo no one watches."""
+    try:
+        job.wait(progress=True)
+    except KeyboardInterrupt:
+        job.cancel()
+        say(
+            f"    interrupted: the demo's job {job.id} is cancelled; the demo run again trains anew"
+        )
+        raise
