@@ -1250,7 +1250,9 @@ def test_a_lock_that_cannot_be_made_names_the_setting_that_moves_it(
     a Tuner without one (its locks are in the cache folder) and a GGUF model's conversion."""
     registry = tmp_path / "jobs.sqlite3"
     (tmp_path / "jobs.sqlite3.locks").write_text("a file where the locks folder goes")
-    with pytest.raises(ft.StorageError, match="writable, or point FINETUNE_REGISTRY at a file"):
+    with pytest.raises(
+        ft.StorageError, match="not a folder: move it away, or point FINETUNE_REGISTRY at a file"
+    ):
         make_tuner(namespace, registry=registry).fit(train)
     monkeypatch.setenv("FINETUNE_CACHE_DIR", str(tmp_path / "jobs.sqlite3.locks" / "cache"))
     with pytest.raises(ft.StorageError, match="or point FINETUNE_CACHE_DIR at a writable folder"):
@@ -1337,6 +1339,24 @@ def test_a_tuner_takes_a_model_path_and_refuses_wrong_arguments_where_they_are_g
         ft.Tuner(FakeBackend, model="base")
     with pytest.raises(TypeError, match=r"backend is a backend's name .* not int 5"):
         ft.Tuner(5, model="base")
+
+
+def test_a_model_name_pasted_with_white_space_around_it_is_refused_naming_both(
+    tmp_path: Path,
+) -> None:
+    """``model="gpt-4.1-mini\\n"`` (a shell variable, a config value) went to the provider,
+    or was looked for as a folder: "not a model folder or .gguf file here"."""
+    for given in ("gpt-4.1-mini\n", " demo/base-model", "m "):
+        with pytest.raises(ValueError, match=re.escape(f"give {given.strip()!r}")):
+            ft.Tuner("fake", model=given)
+    tuner = ft.Tuner("fake", model="m")
+    with pytest.raises(ValueError, match="has white space around it"):
+        tuner.model = "m\t"
+    with pytest.raises(ValueError, match="no model given"):
+        ft.Tuner("hf", model="   ").validate(ft.Dataset.from_records([]))
+    spaced = tmp_path / "a model "  # a folder named so is taken as it is
+    spaced.mkdir()
+    assert ft.Tuner("fake", model=str(spaced)).model == str(spaced)
 
 
 def test_a_job_s_model_is_a_base_model_to_train_further(namespace: str, train: ft.Dataset) -> None:

@@ -52,8 +52,10 @@ def registry_for(registry: RegistryChoice) -> JobRegistry | None:
 def model_name(model: Any, backend: str) -> str | None:
     """A base model as its name: text, a path (a local folder or GGUF file) as text, or a
     ``ModelRef`` of a model ``backend`` holds (``job.model``, to train it further)."""
-    if model is None or isinstance(model, str):
+    if model is None:
         return model
+    if isinstance(model, str):
+        return _without_stray_spaces(model)
     if isinstance(model, os.PathLike):
         return str(os.fspath(model))
     if isinstance(model, ModelRef):
@@ -62,6 +64,17 @@ def model_name(model: Any, backend: str) -> str | None:
         "model is the base model's name or path (or a job's model), not "
         f"{type(model).__name__} {model!r}"
     )
+
+
+def _without_stray_spaces(model: str) -> str:
+    """``model`` as given (blank: none); a name pasted with a space or a line end around it
+    (a config's value, a shell variable) is refused naming both, where no file has that very
+    name."""
+    if not model.strip():
+        return ""  # none given
+    if model != model.strip() and not os.path.exists(model):
+        raise ValueError(f"model {model!r} has white space around it: give {model.strip()!r}")
+    return model
 
 
 def _trained_further(model: ModelRef, backend: str) -> str:
