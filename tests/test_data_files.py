@@ -545,6 +545,11 @@ def test_a_csv_file_is_read_a_row_at_a_time_each_named_by_its_line(tmp_path: Pat
         "it with Dataset.from_jsonl, or Dataset.from_json for one JSON document (finetune's "
         "commands read a .jsonl or .json file so)"
     )
+    for name, text in [("array.csv", '[{"prompt":"q","completion":"a"}]'), ("c.csv", '{"a":"b"}')]:
+        compact = tmp_path / name  # no space after a comma: csv fails on the first row
+        compact.write_text(text + "\n")
+        with pytest.raises(ft.DatasetError, match=rf"{name}:1: the file looks like JSON"):
+            list(ft.Dataset.from_csv(compact))
 
 
 @pytest.mark.parametrize(

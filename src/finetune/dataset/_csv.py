@@ -109,8 +109,10 @@ class CsvSource(FileSource):
                     yield _record(header, cells, line)
             except UnicodeDecodeError as exc:
                 yield ReadProblem(start, -1, "invalid_utf8", _not_decoded(exc, self.encoding))
-            except csv.Error as exc:
-                yield ReadProblem(start, -1, "invalid_csv", f"not valid CSV: {exc}")
+            except csv.Error as exc:  # a JSON array's first row, say: '"' then ':'
+                first = _first_character(self.file, self.encoding) if header is None else ""
+                why = _looks_like_json(first) if first in ("{", "[") else f"not valid CSV: {exc}"
+                yield ReadProblem(start, -1, "invalid_csv", why)
             except BROKEN_STREAM as exc:
                 yield ReadProblem(start, -1, "truncated_line", broken_stream(exc))
 
@@ -141,18 +143,28 @@ def _long_cells() -> Iterator[None]:
 def _header(cells: list[str], line: int) -> list[str] | ReadProblem:
     names = [cell.strip() for cell in cells]
     if names[0].startswith(("{", "[")):  # no column is named so: a JSON file read as CSV
-        why = (
-            f"the file looks like JSON (its first line starts with {names[0][0]!r}), not CSV: "
-            "read it with Dataset.from_jsonl, or Dataset.from_json for one JSON document "
-            "(finetune's commands read a .jsonl or .json file so)"
-        )
-        return ReadProblem(line, -1, "invalid_csv", why)
+        return ReadProblem(line, -1, "invalid_csv", _looks_like_json(names[0][0]))
     twice = sorted({name for name in names if names.count(name) > 1})
     if twice or not all(names):
         said = f"column {twice[0]!r} twice" if twice else "an empty column name"
         why = f"the header row has {said}: each column is named once, as its key"
         return ReadProblem(line, -1, "invalid_csv", why)
     return names
+
+
+def _looks_like_json(first: str) -> str:
+    return (
+        f"the file looks like JSON (its first line starts with {first!r}), not CSV: read it "
+        "with Dataset.from_jsonl, or Dataset.from_json for one JSON document (finetune's "
+        "commands read a .jsonl or .json file so)"
+    )
+
+
+def _first_character(file: Path, encoding: str) -> str:
+    """The first character of the file's text that is not white space ("" for none near)."""
+    with contextlib.suppress(UnicodeDecodeError, *BROKEN_STREAM), _text(file, encoding) as text:
+        return text.read(4096).lstrip()[:1]
+    return ""
 
 
 def _record(header: list[str], cells: list[str], line: int) -> RawRecord | ReadProblem:
