@@ -160,7 +160,7 @@ def _looks_like_json(first: str) -> str:
     )
 
 
-def _first_character(file: Path, encoding: str) -> str:
+def _first_character(file: str | Path, encoding: str) -> str:
     """The first character of the file's text that is not white space ("" for none near)."""
     with contextlib.suppress(UnicodeDecodeError, *BROKEN_STREAM), _text(file, encoding) as text:
         return text.read(4096).lstrip()[:1]
