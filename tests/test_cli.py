@@ -840,6 +840,24 @@ def test_a_jobs_metrics_checkpoints_and_pause_from_the_command_line(
     assert [line.split() for line in lines] == [[str(c.step), c.model] for c in saved] != []
 
 
+def test_a_metric_of_whole_numbers_is_written_as_integers(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """TRL's ``num_tokens`` (a float in its logs) was written ``434500.0``; NaN stays NaN."""
+    from finetune._cli_watch import _write_csv
+
+    points = [
+        ft.MetricPoint(step=5, epoch=0.5, train_loss=2.0, extra={"num_tokens": 217250.0}),
+        ft.MetricPoint(step=10, epoch=1.0, train_loss=float("nan"), extra={"num_tokens": 434500.0}),
+    ]
+    _write_csv(ft.MetricSeries(points))
+    assert capsys.readouterr().out.splitlines() == [
+        "step,epoch,train_loss,num_tokens",
+        "5,0.5,2.0,217250",
+        "10,1.0,nan,434500",
+    ]
+
+
 def test_a_job_named_as_its_progress_line_prints_it(
     chat_file: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -254,10 +254,19 @@ def _write_csv(series: ft.MetricSeries) -> None:
     reported = {
         name: values for name, values in every.items() if any(v is not None for v in values)
     }
+    columns = [_as_counts(values) for values in reported.values()]
     writer = csv.writer(sys.stdout, lineterminator="\n")
     writer.writerow(["step", *reported])
-    for point, *values in zip(series, *reported.values(), strict=True):
+    for point, *values in zip(series, *columns, strict=True):
         writer.writerow([point.step, *("" if value is None else value for value in values)])
+
+
+def _as_counts(values: list[float | None]) -> list[float | int | None]:
+    """A column of whole numbers (TRL's ``num_tokens``, reported as floats) as integers,
+    ``434500`` rather than ``434500.0``; any other column as it is."""
+    if all(value is None or float(value).is_integer() for value in values):
+        return [None if value is None else int(value) for value in values]
+    return list(values)
 
 
 def _cmd_checkpoints(args: argparse.Namespace) -> int:
