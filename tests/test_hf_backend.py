@@ -1175,7 +1175,9 @@ def test_a_model_that_ships_its_own_code_is_read_trained_and_asked_when_trusted(
         ft.Tuner("hf", model=model, **trusted).validate(data),
     ):
         assert report.counts["too_many_tokens"] == over
-        assert "over the model's context of 48" in report.kept["too_many_tokens"][0].message
+        said = report.kept["too_many_tokens"][0].message
+        assert "over the model's context of 48, and max_length=1024 would train all of" in said
+        assert "set max_length=48 or lower to cut it at the context" in said
     fits = ft.Tuner("hf", model=model, max_length=48).validate(data, options=trusted)
     assert "too_many_tokens" not in fits.counts and fits.counts["would_truncate"] == over
     with pytest.raises(ft.InvalidRequestError, match="ships its own code"):

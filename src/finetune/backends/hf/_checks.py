@@ -180,13 +180,16 @@ class ModelChecks:
         except Exception as exc:
             yield ("template_error", "error", _template_failure(exc), "messages")
             return
+        tokens = len(encoded.input_ids)
         too_long = self.context is not None and self.max_length > self.context
-        if too_long and len(encoded.input_ids) > self.context:  # type: ignore[operator]
+        if too_long and tokens > self.context:  # type: ignore[operator]
+            kept = "all of them" if tokens <= self.max_length else f"the first {self.max_length}"
             yield (
                 "too_many_tokens",
                 "error",
-                f"{len(encoded.input_ids)} tokens, over the model's context of {self.context} "
-                f"(max_length={self.max_length} would keep them all; lower max_length)",
+                f"{tokens} tokens, over the model's context of {self.context}, and "
+                f"max_length={self.max_length} would train {kept}: set max_length="
+                f"{self.context} or lower to cut it at the context, or shorten the example",
                 None,
             )
         if encoded.unended_turn is not None:
