@@ -2432,6 +2432,31 @@ def test_a_local_answer_cut_at_max_new_tokens_is_marked(tiny_base: str) -> None:
     assert isinstance(reply, TruncatedReply) and reply.limit == "max_new_tokens=1"
 
 
+def test_a_prompt_longer_than_a_local_model_s_context_is_refused_not_scored(
+    tiny_base: str,
+) -> None:
+    """transformers only warned ("a friendly reminder ... nothing at all"), and the noise it
+    generated past the context was scored as the model's answer."""
+    long = [{"role": "user", "content": "word " * 1000}]  # the tiny model's context: 512
+    short = [{"role": "user", "content": "Where is my order #12?"}]
+    predictor = HFPredictor(tiny_base, max_new_tokens=1)
+    with pytest.raises(ft.InvalidRequestError, match=r"the prompt is \d+ tokens, longer than"):
+        predictor.predict(long)
+    with pytest.raises(ft.InvalidRequestError, match="prompt 2 of the 2 asked together is"):
+        predictor.predict_batch([short, long])
+    data = ft.Dataset.from_records(
+        [{"messages": [*m, {"role": "assistant", "content": "a"}]} for m in (short, long)]
+    )
+    with pytest.raises(ft.InvalidRequestError) as caught:
+        ft.evaluate(
+            data,
+            {"base": ft.ModelRef(backend="hf", name=tiny_base)},
+            [ft.metrics.exact_match],
+            cache=False,
+        )
+    assert "while candidate 'base' predicted the examples at index 0 to 1" in caught.value.__notes__
+
+
 def test_a_local_model_stops_at_each_end_its_generation_config_lists(
     tuned_tiny: str, rows: list[dict[str, Any]], tmp_path: Path
 ) -> None:

@@ -287,6 +287,7 @@ class HFPredictor:
                 batch = tokenizer(
                     texts, return_tensors="pt", padding=True, add_special_tokens=plain
                 ).to(model.device)
+                _refuse_prompts_over_the_context(model, batch["attention_mask"].sum(dim=1))
                 torch.manual_seed(self.seed)
                 with torch.no_grad():
                     output = model.generate(
@@ -374,6 +375,30 @@ _NO_TOOLS_WRITTEN = (
     "its chat template does not write tool definitions, so the model would never see them "
     "(give the candidate a template that does in predictor_options: {'chat_template': ...})"
 )
+
+
+def _refuse_prompts_over_the_context(model: Any, lengths: Any) -> None:
+    """A prompt longer than the model's context gets a reply of noise (transformers only
+    warns), which an evaluation would score as the model's answer."""
+    config = model.config.get_text_config() if hasattr(model.config, "get_text_config") else None
+    context = getattr(config or model.config, "max_position_embeddings", None)
+    if not isinstance(context, int) or context <= 0:
+        return
+    over = [(i, int(n)) for i, n in enumerate(lengths.tolist()) if n > context]
+    if over:
+        position, tokens = over[0]
+        which = (
+            f"prompt {position + 1} of the {len(lengths)} asked together"
+            if len(lengths) > 1
+            else "the prompt"
+        )
+        raise InvalidRequestError(
+            f"{which} is {tokens} tokens, longer than the model's context of {context}: its "
+            "reply would be noise; leave such examples out (data.filter(...)), or ask a model "
+            "with a longer context",
+            backend="hf",
+            param="messages",
+        )
 
 
 def _job_trusted(path: str) -> bool:
