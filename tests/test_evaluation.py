@@ -2455,6 +2455,23 @@ def test_a_prompt_longer_than_a_local_model_s_context_is_refused_not_scored(
             cache=False,
         )
     assert "while candidate 'base' predicted the examples at index 0 to 1" in caught.value.__notes__
+    with pytest.raises(ft.InvalidRequestError, match="max_new_tokens=100000 is not below the"):
+        HFPredictor(tiny_base, max_new_tokens=100_000).predict(short)  # it generated for hours
+
+
+def test_a_local_or_hosted_predictor_s_seed_and_device_are_checked_before_anything_runs(
+    tiny_base: str,
+) -> None:
+    """``--option seed=abc`` was "invalid literal for int() with base 10", ``device=gpu`` a
+    torch traceback, and a hosted model's seed went to its server as it was."""
+    with pytest.raises(ValueError, match="seed must be a whole number, not 'abc'"):
+        HFPredictor(tiny_base, seed="abc")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="seed must be a whole number, not 0.5"):
+        OpenAIPredictor("gpt-4.1-mini", api_key="sk-test", seed=0.5)  # type: ignore[arg-type]
+    OpenAIPredictor("gpt-4.1-mini", api_key="sk-test", seed=None)  # the server's own
+    question = [{"role": "user", "content": "Where is my order #12?"}]
+    with pytest.raises(ft.InvalidRequestError, match="device 'gpu' is no device torch knows"):
+        HFPredictor(tiny_base, device="gpu").predict(question)
 
 
 def test_a_local_model_stops_at_each_end_its_generation_config_lists(

@@ -16,7 +16,12 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from finetune._errors import InvalidRequestError, MissingDependency
-from finetune.evaluation._predictors import TruncatedReply, after_thinking, at_least_one
+from finetune.evaluation._predictors import (
+    TruncatedReply,
+    a_seed,
+    after_thinking,
+    at_least_one,
+)
 from finetune.evaluation._prompts import Messages, a_plain_prompt
 from finetune.evaluation._tools import Tools, format_tool_calls
 
@@ -124,7 +129,7 @@ class HFPredictor:
         self.path = path
         self.max_new_tokens: int = at_least_one("max_new_tokens", max_new_tokens)
         self.batch_size: int = at_least_one("batch_size", batch_size)
-        self.seed = seed
+        self.seed: int = a_seed(seed)
         self._device = device
         self._trust = _job_trusted(path) if trust_remote_code is None else trust_remote_code
         self._trained_on_completions = _job_trained_on_completions(path)  # asked so
@@ -236,7 +241,8 @@ class HFPredictor:
             from transformers import AutoModelForCausalLM
         except ImportError as exc:
             raise MissingDependency("transformers", "hf", purpose="for local models") from exc
-        device = self._device or ("cuda" if torch.cuda.is_available() else "cpu")
+        device = _torch_device(self._device) if self._device else None
+        device = device or ("cuda" if torch.cuda.is_available() else "cpu")
         tokenizer = self._tokenizer()
         path = self._folder()
         tokenizer.padding_side = "left"
@@ -287,7 +293,8 @@ class HFPredictor:
                 batch = tokenizer(
                     texts, return_tensors="pt", padding=True, add_special_tokens=plain
                 ).to(model.device)
-                _refuse_prompts_over_the_context(model, batch["attention_mask"].sum(dim=1))
+                lengths = batch["attention_mask"].sum(dim=1)
+                _refuse_prompts_over_the_context(model, lengths, self.max_new_tokens)
                 torch.manual_seed(self.seed)
                 with torch.no_grad():
                     output = model.generate(
@@ -377,13 +384,42 @@ _NO_TOOLS_WRITTEN = (
 )
 
 
-def _refuse_prompts_over_the_context(model: Any, lengths: Any) -> None:
+def _torch_device(name: str) -> Any:
+    """``name`` as torch's device, or an error naming the option before the model loads."""
+    import torch
+
+    try:
+        device = torch.device(name)
+    except (RuntimeError, TypeError):
+        raise InvalidRequestError(
+            f"device {name!r} is no device torch knows: cpu, cuda, cuda:N, mps, ...",
+            backend="hf",
+            param="device",
+        ) from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise InvalidRequestError(
+            f"device {name!r} asks for a GPU, and torch sees no CUDA device here",
+            backend="hf",
+            param="device",
+        )
+    return device
+
+
+def _refuse_prompts_over_the_context(model: Any, lengths: Any, max_new_tokens: int) -> None:
     """A prompt longer than the model's context gets a reply of noise (transformers only
-    warns), which an evaluation would score as the model's answer."""
+    warns), which an evaluation would score as the model's answer; and no reply can run on
+    past the context, however many new tokens are allowed (100000 ran for hours)."""
     config = model.config.get_text_config() if hasattr(model.config, "get_text_config") else None
     context = getattr(config or model.config, "max_position_embeddings", None)
     if not isinstance(context, int) or context <= 0:
         return
+    if max_new_tokens >= context:
+        raise InvalidRequestError(
+            f"max_new_tokens={max_new_tokens} is not below the model's context of {context}, "
+            "which the prompt and its reply share: lower it",
+            backend="hf",
+            param="max_new_tokens",
+        )
     over = [(i, int(n)) for i, n in enumerate(lengths.tolist()) if n > context]
     if over:
         position, tokens = over[0]

@@ -37,6 +37,7 @@ __all__ = [
     "OpenAIPredictor",
     "Predictor",
     "TruncatedReply",
+    "a_seed",
     "after_thinking",
     "as_reply",
     "at_least_one",
@@ -113,6 +114,14 @@ def at_least_one(name: str, value: Any) -> int:
     return int(value)
 
 
+def a_seed(value: Any, *, optional: bool = False) -> Any:
+    """A predictor's ``seed``, checked before anything is asked: a whole number (numpy's
+    included), or ``None`` where ``optional`` (the server then samples as it will)."""
+    if (value is None and optional) or is_whole(value):
+        return value
+    raise ValueError(f"seed must be a whole number, not {value!r}")
+
+
 def _check_temperature(value: Any) -> None:
     if not (is_real(value) and 0 <= float(value) < math.inf):
         raise ValueError(f"temperature is a number of 0 or more, not {value!r}")
@@ -175,6 +184,7 @@ class OpenAIPredictor:
     ) -> None:
         max_tokens = at_least_one("max_tokens", max_tokens)
         _check_temperature(temperature)
+        a_seed(seed, optional=True)
         self.model = model
         self.api: str = _api_for(model, api)
         """``chat`` (chat completions) or ``completions`` (a prompt's text)."""
@@ -395,6 +405,7 @@ class MistralPredictor:
     ) -> None:
         max_tokens = at_least_one("max_tokens", max_tokens)
         _check_temperature(temperature)
+        a_seed(seed, optional=True)
         self._key, url = key_and_url(
             api_key, server_url, key_variable="MISTRAL_API_KEY", **_MISTRAL_URL
         )
