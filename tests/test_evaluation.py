@@ -2466,7 +2466,7 @@ def test_a_local_or_hosted_predictor_s_seed_and_device_are_checked_before_anythi
     torch traceback, and a hosted model's seed went to its server as it was."""
     with pytest.raises(ValueError, match="seed must be a whole number, not 'abc'"):
         HFPredictor(tiny_base, seed="abc")  # type: ignore[arg-type]
-    with pytest.raises(ValueError, match="seed must be a whole number, not 0.5"):
+    with pytest.raises(ValueError, match=r"seed must be a whole number, not 0\.5"):
         OpenAIPredictor("gpt-4.1-mini", api_key="sk-test", seed=0.5)  # type: ignore[arg-type]
     OpenAIPredictor("gpt-4.1-mini", api_key="sk-test", seed=None)  # the server's own
     question = [{"role": "user", "content": "Where is my order #12?"}]
