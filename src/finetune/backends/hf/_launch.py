@@ -94,6 +94,8 @@ def check_placement(options: LocalOptions) -> None:
     if problem is not None:
         message, param = problem
         raise InvalidRequestError(message, backend="hf", param=param)
+    if options.launcher == "ray":
+        require_installed(["ray"], "ray", purpose="for launcher='ray' (Ray Train)")
 
 
 def _placement_problem(options: LocalOptions) -> tuple[str, str] | None:
@@ -114,8 +116,6 @@ def _placement_problem(options: LocalOptions) -> tuple[str, str] | None:
         )
     if options.num_processes > 1 and options.launcher == "python":
         return "num_processes > 1 needs launcher='accelerate', 'torchrun' or 'ray'", "num_processes"
-    if options.launcher == "ray":
-        require_installed(["ray"], "ray", purpose="for launcher='ray' (Ray Train)")
     return _unread_option_problem(options) or _accelerate_config_problem(options)
 
 
