@@ -2455,8 +2455,6 @@ def test_a_prompt_longer_than_a_local_model_s_context_is_refused_not_scored(
             cache=False,
         )
     assert "while candidate 'base' predicted the examples at index 0 to 1" in caught.value.__notes__
-    with pytest.raises(ft.InvalidRequestError, match="max_new_tokens=100000 is not below the"):
-        HFPredictor(tiny_base, max_new_tokens=100_000).predict(short)  # it generated for hours
 
 
 def test_a_local_or_hosted_predictor_s_seed_and_device_are_checked_before_anything_runs(

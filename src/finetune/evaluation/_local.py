@@ -294,7 +294,7 @@ class HFPredictor:
                     texts, return_tensors="pt", padding=True, add_special_tokens=plain
                 ).to(model.device)
                 lengths = batch["attention_mask"].sum(dim=1)
-                _refuse_prompts_over_the_context(model, lengths, self.max_new_tokens)
+                _refuse_prompts_over_the_context(model, lengths)
                 torch.manual_seed(self.seed)
                 with torch.no_grad():
                     output = model.generate(
@@ -405,21 +405,13 @@ def _torch_device(name: str) -> Any:
     return device
 
 
-def _refuse_prompts_over_the_context(model: Any, lengths: Any, max_new_tokens: int) -> None:
+def _refuse_prompts_over_the_context(model: Any, lengths: Any) -> None:
     """A prompt longer than the model's context gets a reply of noise (transformers only
-    warns), which an evaluation would score as the model's answer; and no reply can run on
-    past the context, however many new tokens are allowed (100000 ran for hours)."""
+    warns), which an evaluation would score as the model's answer."""
     config = model.config.get_text_config() if hasattr(model.config, "get_text_config") else None
     context = getattr(config or model.config, "max_position_embeddings", None)
     if not isinstance(context, int) or context <= 0:
         return
-    if max_new_tokens >= context:
-        raise InvalidRequestError(
-            f"max_new_tokens={max_new_tokens} is not below the model's context of {context}, "
-            "which the prompt and its reply share: lower it",
-            backend="hf",
-            param="max_new_tokens",
-        )
     over = [(i, int(n)) for i, n in enumerate(lengths.tolist()) if n > context]
     if over:
         position, tokens = over[0]
