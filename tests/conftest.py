@@ -7,6 +7,9 @@ import importlib.util
 import json
 import os
 import shutil
+import signal
+import subprocess
+import sys
 import tempfile
 from datetime import date
 from pathlib import Path
@@ -114,6 +117,22 @@ def chat(i: int, system: str = "You are a helpful support agent.") -> dict[str, 
             {"role": "assistant", "content": f"Order #{i} ships tomorrow."},
         ]
     }
+
+
+def interruptible(
+    *args: str, env: dict[str, str] | None = None, merged: bool = False
+) -> subprocess.Popen[str]:
+    """``python -m finetune.cli ARGS`` as a process that Ctrl-C (``send_signal(SIGINT)``)
+    reaches even where the suite runs in the background, ignoring SIGINT; ``merged``: its
+    stderr in its stdout."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "finetune.cli", *args],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT if merged else subprocess.PIPE,
+        text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
 
 
 def write_jsonl(path: Path, rows: list[Any]) -> Path:

@@ -21,7 +21,7 @@ from finetune.cli import main
 from finetune.demo._run import DEMO_RESPONSE_FORMAT
 from finetune.testing import FakeBackend
 
-from .conftest import chat, needs_tiktoken, write_config, write_jsonl
+from .conftest import chat, interruptible, needs_tiktoken, write_config, write_jsonl
 
 MODEL = "gpt-4.1-mini-2025-04-14"
 # what train prints of a fake job just started: it ends 0.14 s later, sooner on a busy machine
@@ -1290,13 +1290,7 @@ def test_ctrl_c_during_the_demo_cancels_its_job(tmp_path: Path) -> None:
 
     pytest.importorskip("trl")
     demo = tmp_path / "demo"
-    running = subprocess.Popen(
-        [sys.executable, "-m", "finetune.cli", "demo", "--tiny", "--output", str(demo)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
-    )
+    running = interruptible("demo", "--tiny", "--output", str(demo), merged=True)
     deadline = time.monotonic() + 120
     while not list(demo.glob("jobs/hfjob-*/metrics.jsonl")):  # training has begun
         assert time.monotonic() < deadline and running.poll() is None

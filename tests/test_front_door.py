@@ -21,7 +21,7 @@ from finetune.backends.mistral import MistralBackend
 from finetune.backends.openai import OpenAIBackend
 from finetune.backends.openai._backend import PROBE_FILE
 
-from .conftest import chat, needs_tiktoken, write_jsonl
+from .conftest import chat, interruptible, needs_tiktoken, write_jsonl
 from .fakes._server import Faults, Raw
 from .fakes.mistral_fake import MistralFake
 from .fakes.openai_fake import OpenAIFake, Phases
@@ -683,15 +683,7 @@ def test_ctrl_c_while_waiting_says_the_job_keeps_running() -> None:
     with OpenAIFake(phases=Phases(0, 0, 60)) as server:
         job = openai_tuner(server).fit(data())
         env = {**os.environ, "OPENAI_API_KEY": server.api_key, "OPENAI_BASE_URL": server.base_url}
-        waiting = subprocess.Popen(
-            [sys.executable, "-m", "finetune.cli", "wait", job.id, "--backend", "openai"],
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-            # Ctrl-C reaches it even where the suite runs in the background, ignoring SIGINT
-            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
-        )
+        waiting = interruptible("wait", job.id, "--backend", "openai", env=env)
         deadline = time.monotonic() + 60
         while not any(r.path.endswith(job.id) for r in server.requests[-3:]):
             assert time.monotonic() < deadline
@@ -712,18 +704,11 @@ def test_ctrl_c_while_train_starts_a_job_says_what_to_do_and_the_rerun_reattache
     """Ctrl-C while the provider was creating the job printed "interrupted" alone: was a job
     started, and is it paid for? The same command again finds the job the provider made."""
     path = write_jsonl(tmp_path / "t.jsonl", [chat(i) for i in range(12)])
-    args = ["-m", "finetune.cli", "train", str(path), "--backend", "openai", "--model", MODEL]
+    args = ["train", str(path), "--backend", "openai", "--model", MODEL]
     with OpenAIFake(phases=Phases(0, 0, 60)) as server:
         env = {**os.environ, "OPENAI_API_KEY": server.api_key, "OPENAI_BASE_URL": server.base_url}
         server.hold[("POST", "/v1/fine_tuning/jobs")] = 8.0  # made, its answer held back
-        training = subprocess.Popen(
-            [sys.executable, *args],
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
-        )
+        training = interruptible(*args, env=env)
         deadline = time.monotonic() + 60
         while not server.jobs:
             assert time.monotonic() < deadline and training.poll() is None
@@ -731,9 +716,7 @@ def test_ctrl_c_while_train_starts_a_job_says_what_to_do_and_the_rerun_reattache
         training.send_signal(signal.SIGINT)
         _, stderr = training.communicate(timeout=30)
         server.hold.clear()
-        again = subprocess.run(
-            [sys.executable, *args], env=env, capture_output=True, text=True, timeout=120
-        )
+        again = cli(*args, env=env)
     assert training.returncode == 130 and "Traceback" not in stderr, stderr
     assert "the same command again re-attaches to a job this one started" in stderr
     assert again.returncode == 0, again.stderr
@@ -762,14 +745,7 @@ def test_ctrl_c_during_an_evaluation_says_the_answers_are_kept_and_the_rerun_use
             "FINETUNE_CACHE_DIR": str(tmp_path / "cache"),
         }
         server.chat_delay = 0.3
-        evaluating = subprocess.Popen(
-            [sys.executable, "-m", "finetune.cli", "eval", str(config)],
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
-        )
+        evaluating = interruptible("eval", str(config), env=env)
         deadline = time.monotonic() + 60
         while asked() < 4:
             assert time.monotonic() < deadline and evaluating.poll() is None

@@ -114,6 +114,29 @@ def test_a_machine_that_dies_fails_the_job_on_the_other(
 
 
 @pytest.mark.skipif(importlib.util.find_spec("ray") is None, reason="Ray is not installed")
+def test_a_ray_cluster_that_is_not_there_fails_the_job_with_what_to_do(
+    tmp_path: Path, tiny_base: str, rows: list[Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``ray_address="auto"`` with no cluster running was a ``worker_lost`` job ("killed,
+    crashed, out of disk or a restart") whose advice, resume(), fails the same way."""
+    from ray._private.services import find_gcs_addresses  # "auto" joins any running here
+
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)
+    deadline = time.monotonic() + 10  # a Ray instance shutting down (this file's is after)
+    while find_gcs_addresses() and time.monotonic() < deadline:
+        time.sleep(0.5)
+    if find_gcs_addresses():
+        pytest.skip("a Ray cluster runs on this machine, which ray_address='auto' would join")
+    data = ft.Dataset.from_records(rows[:8])
+    job = _train(tmp_path / "ray", tiny_base, data, batch=4, launcher="ray", ray_address="auto")
+    with pytest.raises(ft.JobFailed):
+        job.wait(poll_interval=0.3, timeout=120)
+    error = job.job.error
+    assert error is not None and error.code == "ray_unreachable"
+    assert "ray_address='auto'" in error.message and "ray start --head" in error.message
+
+
+@pytest.mark.skipif(importlib.util.find_spec("ray") is None, reason="Ray is not installed")
 def test_a_local_ray_cluster_trains_with_two_workers(
     tmp_path: Path, tiny_base: str, rows: list[Any]
 ) -> None:
@@ -126,29 +149,6 @@ def test_a_local_ray_cluster_trains_with_two_workers(
     assert job.job.raw["world_size"] == 2
     assert max(p.step for p in job.metrics()) == 8  # 64 / (4 x 2 workers)
     assert Path(job.model.name, "model.safetensors").exists()
-
-
-@pytest.mark.skipif(importlib.util.find_spec("ray") is None, reason="Ray is not installed")
-def test_a_ray_cluster_that_is_not_there_fails_the_job_with_what_to_do(
-    tmp_path: Path, tiny_base: str, rows: list[Any], monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """``ray_address="auto"`` with no cluster running was a ``worker_lost`` job ("killed,
-    crashed, out of disk or a restart") whose advice, resume(), fails the same way."""
-    from ray._private.services import find_gcs_addresses  # "auto" joins any running here
-
-    monkeypatch.delenv("RAY_ADDRESS", raising=False)
-    deadline = time.monotonic() + 20  # the Ray instance of the test before, shutting down
-    while find_gcs_addresses() and time.monotonic() < deadline:
-        time.sleep(0.5)
-    if find_gcs_addresses():
-        pytest.skip("a Ray cluster runs on this machine, which ray_address='auto' would join")
-    data = ft.Dataset.from_records(rows[:8])
-    job = _train(tmp_path / "ray", tiny_base, data, batch=4, launcher="ray", ray_address="auto")
-    with pytest.raises(ft.JobFailed):
-        job.wait(poll_interval=0.3, timeout=120)
-    error = job.job.error
-    assert error is not None and error.code == "ray_unreachable"
-    assert "ray_address='auto'" in error.message and "ray start --head" in error.message
 
 
 def test_a_ray_whose_train_module_cannot_be_imported_fails_the_job_saying_so(
