@@ -2470,6 +2470,11 @@ def test_a_local_or_hosted_predictor_s_seed_and_device_are_checked_before_anythi
     question = [{"role": "user", "content": "Where is my order #12?"}]
     with pytest.raises(ft.InvalidRequestError, match="device 'gpu' is no device torch knows"):
         HFPredictor(tiny_base, device="gpu").predict(question)
+    import torch
+
+    if not torch.cuda.is_available():  # the local backend's own check, for a model asked
+        with pytest.raises(ft.InvalidRequestError, match="device='cuda:0' asks for a GPU, and"):
+            HFPredictor(tiny_base, device="cuda:0").predict(question)
 
 
 def test_a_local_model_stops_at_each_end_its_generation_config_lists(

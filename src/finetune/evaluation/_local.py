@@ -396,12 +396,11 @@ def _torch_device(name: str) -> Any:
             backend="hf",
             param="device",
         ) from None
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise InvalidRequestError(
-            f"device {name!r} asks for a GPU, and torch sees no CUDA device here",
-            backend="hf",
-            param="device",
-        )
+    from finetune.backends.hf._launch import cuda_device_count, gpu_problem
+
+    problem = gpu_problem(str(device), cuda_devices=cuda_device_count())
+    if problem is not None:
+        raise InvalidRequestError(problem, backend="hf", param="device")
     return device
 
 

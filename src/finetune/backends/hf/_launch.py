@@ -23,6 +23,7 @@ __all__ = [
     "cuda_device_count",
     "device_environment",
     "free_port",
+    "gpu_problem",
     "launcher_log_dir",
     "shared_cores_note",
     "shares_cores",
@@ -279,19 +280,31 @@ def check_device(options: LocalOptions, *, cuda_devices: int) -> None:
             f"{options.launcher!r} starts a process on each GPU it sees: choose them with "
             "CUDA_VISIBLE_DEVICES"
         )
-    if not device.startswith("cuda") or options.launcher == "ray":  # Ray: use_gpu, its nodes
+    if options.launcher == "ray":  # Ray: use_gpu, its nodes
         return
+    problem = gpu_problem(device, cuda_devices=cuda_devices)
+    if problem is not None:
+        cure = "; device='auto' trains on the CPU where there is none" if not cuda_devices else ""
+        _refuse_device(problem + cure)
+
+
+def gpu_problem(device: str, *, cuda_devices: int) -> str | None:
+    """Why the GPU ``device`` names (``cuda``, ``cuda:N``) is not here, if it is not: for a
+    local job's device and a local model's alike."""
+    if not device.startswith("cuda"):
+        return None
     if cuda_devices == 0:
-        _refuse_device(
+        return (
             f"device={device!r} asks for a GPU, and torch sees no CUDA device here (a CPU build "
-            "of torch, no driver, or CUDA_VISIBLE_DEVICES empty); device='auto' trains on the "
-            "CPU where there is none"
+            "of torch, no driver, or CUDA_VISIBLE_DEVICES empty)"
         )
+    index = gpu_index(device)
     if index is not None and index >= cuda_devices:
-        _refuse_device(
+        return (
             f"device={device!r}: torch sees {counted(cuda_devices, 'CUDA device')} here, "
             f"cuda:0 to cuda:{cuda_devices - 1}"
         )
+    return None
 
 
 def check_quantization(wanted: str | None, options: LocalOptions, *, cuda_devices: int) -> None:
