@@ -2941,6 +2941,9 @@ def test_local_models_no_evaluation_uses_are_freed_beyond_max_loaded(
     import shutil
 
     monkeypatch.setattr(HFPredictor, "max_loaded", 1)
+    # copies: a predictor of the shared folders that another test left alive holds them
+    tiny_base = str(shutil.copytree(tiny_base, tmp_path / "base"))
+    tuned_tiny = str(shutil.copytree(tuned_tiny, tmp_path / "tuned"))
     third = tmp_path / "third"
     shutil.copytree(tiny_base, third)
     hi = [[{"role": "user", "content": "Hi"}]]
