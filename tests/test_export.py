@@ -118,6 +118,22 @@ def test_a_lora_job_exports_merged_then_gguf(
     assert named.path == tmp_path / "u.gguf"  # llama.cpp's upper case, read as ours
 
 
+def test_saved_weights_are_as_readable_as_the_files_beside_them(
+    tmp_path: Path, lora_tiny: str
+) -> None:
+    """safetensors 0.8 writes through a temporary file of mode 0600 (its issue #782): the
+    adapter, its checkpoints and a merged export were unreadable to a server run as another
+    user (vLLM: "No adapter found"), while the tokenizer beside them was not."""
+    merged = ft.ModelRef(backend="hf", name=lora_tiny).export(tmp_path / "merged", "merged")
+    job = Path(lora_tiny).parent
+    weights = [*Path(lora_tiny).glob("*.safetensors"), *merged.path.glob("*.safetensors")]
+    weights += [*(job / "checkpoints").rglob("*.safetensors")]
+    assert len(weights) >= 3
+    for path in weights:
+        beside = stat.S_IMODE((path.parent / "tokenizer_config.json").stat().st_mode)
+        assert stat.S_IMODE(path.stat().st_mode) == beside, path
+
+
 def _unrotate(weight: Any, heads: int) -> Any:
     rows, rest = weight.shape[0], weight.shape[1:]
     return weight.reshape(heads, rows // heads // 2, 2, *rest).swapaxes(1, 2).reshape(weight.shape)

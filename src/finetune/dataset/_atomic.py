@@ -16,7 +16,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-__all__ = ["atomic_folder", "atomic_write", "temp_beside"]
+__all__ = ["atomic_folder", "atomic_write", "readable_weights", "temp_beside"]
 
 
 def _mode_for(target: Path) -> int:
@@ -36,6 +36,15 @@ def _umask() -> int:
         mask = os.umask(0o022)
         os.umask(mask)
         return mask
+
+
+def readable_weights(folder: Path) -> None:
+    """Give the ``.safetensors`` files under ``folder`` the permissions ``open()`` would:
+    safetensors 0.8 writes each through a temporary file of mode 0600 (its issue #782), so
+    a model saved here was unreadable to any other user, a vLLM or Ollama server's."""
+    mode = 0o666 & ~_umask()
+    for weights in folder.rglob("*.safetensors"):
+        os.chmod(weights, mode)
 
 
 def temp_beside(target: Path, *, mode: int | None = None) -> Path:
@@ -108,6 +117,8 @@ def atomic_folder(target: Path) -> Iterator[Path]:
     staging, retired = own / target.name, own / "replaced"
     try:
         yield staging
+        if staging.is_dir():
+            readable_weights(staging)
         if target.exists():
             target.rename(retired)
         try:

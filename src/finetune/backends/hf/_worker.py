@@ -27,6 +27,7 @@ from finetune.backends.hf._config import (
     wanted_quantization,
 )
 from finetune.backends.hf._jobdir import JobDir, now_iso
+from finetune.dataset._atomic import readable_weights
 
 _METRIC_NAMES = {
     "loss": "train_loss",
@@ -176,6 +177,7 @@ def _callback(job: JobDir, stop: _Stop) -> Any:
         def on_save(self, args: Any, state: Any, control: Any, **kw: Any) -> None:
             self.saved_step = state.global_step
             if state.is_world_process_zero:
+                readable_weights(Path(args.output_dir) / f"checkpoint-{state.global_step}")
                 job.append_event(f"Checkpoint saved at step {state.global_step}")
 
         def stop_if_diverged(
@@ -394,6 +396,7 @@ def _save(trainer: Any, config: TrainingConfig, job: JobDir) -> str:
     main = trainer.accelerator.is_main_process
     if main:
         trainer.processing_class.save_pretrained(str(staging))
+        readable_weights(staging)
         shutil.rmtree(job.model_dir, ignore_errors=True)
         staging.rename(job.model_dir)
     result = job.model_dir
