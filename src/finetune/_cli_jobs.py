@@ -29,6 +29,7 @@ from finetune._words import counted
 from finetune.backends import backend_class
 from finetune.backends._plugins import option_names
 from finetune.backends.hosted import HostedBackend
+from finetune.validation._catalog import PRICE_OPTION
 
 __all__ = ["HYPERPARAMETER_FLAGS", "JobInputs", "estimate_command", "job_inputs", "job_settings"]
 
@@ -226,8 +227,7 @@ def estimate_command(args: argparse.Namespace) -> int:
     if args.json:
         print_json(cost.model_dump_json(indent=2))
     else:
-        flag = ("estimate(price_per_million=...)", "--price-per-million")  # the CLI's name
-        print(str(cost).replace(*flag))
+        print(str(cost).replace(PRICE_OPTION, "--price-per-million"))
     budget = job.settings.get("max_cost")
     problem = over_budget(cost, budget) if budget is not None else None
     if problem is None:

@@ -13,7 +13,7 @@ import finetune as ft
 from finetune._words import size
 from finetune.backends import backend_class
 from finetune.lifecycle import lifecycle, status_text
-from finetune.validation._catalog import old_prices_note, pricing, targets
+from finetune.validation._catalog import PRICE_OPTION, old_prices_note, pricing, targets
 
 __all__ = ["cmd_models"]
 
@@ -97,7 +97,9 @@ def _described(backend: str, section: dict[str, Any]) -> list[str]:
         lines.append(f"  prices of {dated or 'an unknown date'}: {source or 'no source given'}")
     if section["minimum_fee"]:
         lines.append(f"  plus a minimum fee of {section['minimum_fee']:.2f} USD per job")
-    return lines + [f"  note: {note}" for note in old_prices_note(backend, dated, source)]
+    notes = old_prices_note(backend, dated, source)
+    flag = "--price-per-million to finetune estimate"
+    return lines + [f"  note: {note.replace(PRICE_OPTION, flag)}" for note in notes]
 
 
 def _offline_lines(models: list[dict[str, Any]]) -> list[str]:

@@ -16,6 +16,7 @@ from finetune._numbers import is_amount, is_whole
 from finetune._words import counted
 
 __all__ = [
+    "PRICE_OPTION",
     "ModelInfo",
     "catalog",
     "default_epochs",
@@ -33,6 +34,7 @@ __all__ = [
 ]
 
 ENV_FILE = "FINETUNE_MODELS_FILE"
+PRICE_OPTION = "estimate(price_per_million=...)"  # the CLI writes its own flag in its place
 
 
 @functools.lru_cache(maxsize=2)
@@ -301,7 +303,7 @@ def old_prices_note(target: str, dated: str | None, source: str | None) -> list[
     where = source.split(" (")[0] if source else "the provider's price page"
     return [
         f"our {target} prices date from {dated}, {age} days ago, and may have changed: check "
-        f"{where} before you spend (or pass estimate(price_per_million=...))"
+        f"{where} before you spend (or pass {PRICE_OPTION})"
     ]
 
 
@@ -313,10 +315,10 @@ def no_price_note(target: str, model: str, hosted: bool) -> str:
     the model of the table it may misspell)."""
     if not hosted:
         return (
-            "trains on your own hardware: no provider bill (estimate(price_per_million=...) "
+            f"trains on your own hardware: no provider bill ({PRICE_OPTION} "
             "prices the billed tokens at a rate of your own)"
         )
     return (
         f"no published training price for {model} in our table{model_meant(target, model)}: pass "
-        f"estimate(price_per_million=...), or a table of your own in ${ENV_FILE}"
+        f"{PRICE_OPTION}, or a table of your own in ${ENV_FILE}"
     )
