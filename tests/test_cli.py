@@ -1153,6 +1153,11 @@ def test_an_eval_config_grades_with_its_judge_and_gates_on_it(
         config.write_text(f'{head}judge = "openai:grader"\n{candidates}')  # as a candidate is
         assert main(["eval", str(config), "--output", str(output)]) == 0
         asked = [r.body for r in fake.requests if r.body and r.body.get("model") == "grader"]
+        monkeypatch.setenv("OPENAI_API_KEY", "sk-not-its-key-0000")
+        config.write_text(f'{head}judge = "openai:grader-2"\n{candidates}')  # not cached
+        assert main(["eval", str(config)]) == 2  # the key's place in the config, not Python's
+        said = capsys.readouterr().err
+        assert "Set OPENAI_API_KEY or pass the key in options = { api_key = ... } under" in said
     assert "Rubric: Is the answer correct and complete?" in asked[-1]["messages"][-1]["content"]
     rows = json.loads(output.read_text())["rows"]
     assert {row["llm_judge"] for row in rows} == {0.75} and len(rows) == 24

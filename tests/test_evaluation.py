@@ -3216,5 +3216,8 @@ def test_finetune_ask_asks_an_openai_compatible_server_at_its_endpoint(
             predictor_options={"s": {"api_key": fake.api_key}},
         )
         assert result.predictions("s") == ["acme heard What is 0 + 1?"]
+        assert main(["ask", *served[:-1], "api_key=sk-not-its-key"]) == 2
+        said = capsys.readouterr().err  # the command's way to give the key, not Python's
+        assert said.endswith("takes in --option api_key=...\n") and "predictor_opt" not in said
     assert main(["ask", "openai-compatible:acme", "hi"]) == 2
     assert "is served at a URL: give it as --endpoint URL" in capsys.readouterr().err

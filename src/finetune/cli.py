@@ -48,6 +48,7 @@ from finetune._config_file import (
 from finetune._errors import did_you_mean
 from finetune._namespace import PublicNames, public_names
 from finetune.backends._plugins import backend_class, shadowed_plugins
+from finetune.evaluation._predictors import KEY_OPTION
 
 __all__ = ["main"]
 __dir__: PublicNames = public_names(__name__)
@@ -520,7 +521,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.debug:
             raise
         notes = "".join(f" ({note})" for note in getattr(exc, "__notes__", ()))
-        print(f"error: {_for_the_command(str(exc))}{notes}", file=sys.stderr)
+        print(f"error: {_for_the_command(str(exc), args.command)}{notes}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
@@ -537,6 +538,10 @@ def _never_fail_on_an_unencodable_character() -> None:
 
 
 _PYTHON_ONLY = (" or pass api_key=... to the Tuner", " or pass account_id=...")
+_KEY_OPTIONS = {  # where the commands that ask a model take its key
+    "ask": "--option api_key=...",
+    "eval": "options = { api_key = ... } under the model's [candidates.NAME] or [judge] table",
+}
 
 
 def _method_flag(command: argparse.ArgumentParser) -> None:
@@ -545,12 +550,15 @@ def _method_flag(command: argparse.ArgumentParser) -> None:
     )
 
 
-def _for_the_command(message: str) -> str:
+def _for_the_command(message: str, command: str) -> str:
     """An error less the ways out only Python has (the command reads keys from the env), its
     ``method='dpo'`` and ``format='gguf'`` said as the flags, ``--method dpo``, the Tuner's
-    ``model=`` as ``--model``, and a hyperparameter as its flag or config key."""
+    ``model=`` as ``--model``, an asked model's key as the command takes it, and a
+    hyperparameter as its flag or config key."""
     for way in _PYTHON_ONLY:
         message = message.replace(way, "")
+    if command in _KEY_OPTIONS:
+        message = message.replace(KEY_OPTION, _KEY_OPTIONS[command])
     message = message.replace("the Tuner's model=...", "--model")
     message = re.sub(r"ft\.Hyperparameters\((\w+)=\.\.\.\)", _hyperparameter_flag, message)
     message = re.sub(
