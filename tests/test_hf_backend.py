@@ -922,11 +922,15 @@ _TURNS = (
 
 
 def test_a_model_without_a_chat_template_trains_with_the_one_given(
-    tiny_base: str, rows: list[dict[str, Any]], tmp_path: Path
+    tiny_base: str,
+    rows: list[dict[str, Any]],
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     from transformers import AutoTokenizer
 
     from finetune.backends.hf._trainer import encoded_rows
+    from finetune.cli import main
 
     tokenizer = AutoTokenizer.from_pretrained(tiny_base)
     tokenizer.chat_template = None
@@ -966,6 +970,8 @@ def test_a_model_without_a_chat_template_trains_with_the_one_given(
     question = rows[20]["messages"][:2]
     with pytest.raises(ft.InvalidRequestError, match=r"in ft\.evaluate's predictor_options"):
         HFPredictor(str(bare), max_new_tokens=4).predict(question)
+    assert main(["ask", f"hf:{bare}", "hi", "--system", "Be brief."]) == 2  # a chat prompt
+    assert 'in --option "chat_template=$(cat chat.jinja)"' in capsys.readouterr().err
     given = HFPredictor(str(bare), max_new_tokens=4, chat_template=_TURNS)
     assert isinstance(given.predict(question), str)
     assert given.name != HFPredictor(str(bare), max_new_tokens=4).name

@@ -48,6 +48,7 @@ from finetune._config_file import (
 from finetune._errors import did_you_mean
 from finetune._namespace import PublicNames, public_names
 from finetune.backends._plugins import backend_class, shadowed_plugins
+from finetune.evaluation._local import TEMPLATE_OPTION
 from finetune.evaluation._predictors import KEY_OPTION
 
 __all__ = ["main"]
@@ -538,9 +539,17 @@ def _never_fail_on_an_unencodable_character() -> None:
 
 
 _PYTHON_ONLY = (" or pass api_key=... to the Tuner", " or pass account_id=...")
-_KEY_OPTIONS = {  # where the commands that ask a model take its key
-    "ask": "--option api_key=...",
-    "eval": "options = { api_key = ... } under the model's [candidates.NAME] or [judge] table",
+_COMMAND_WAYS = {  # where the commands that ask a model take its key and its chat template
+    "ask": {
+        KEY_OPTION: "--option api_key=...",
+        TEMPLATE_OPTION: '--option "chat_template=$(cat chat.jinja)"',
+    },
+    "eval": {
+        KEY_OPTION: "options = { api_key = ... } under the model's [candidates.NAME] or "
+        "[judge] table",
+        TEMPLATE_OPTION: "options = { chat_template = ... } under the candidate's "
+        "[candidates.NAME] table",
+    },
 }
 
 
@@ -553,12 +562,12 @@ def _method_flag(command: argparse.ArgumentParser) -> None:
 def _for_the_command(message: str, command: str) -> str:
     """An error less the ways out only Python has (the command reads keys from the env), its
     ``method='dpo'`` and ``format='gguf'`` said as the flags, ``--method dpo``, the Tuner's
-    ``model=`` as ``--model``, an asked model's key as the command takes it, and a
-    hyperparameter as its flag or config key."""
+    ``model=`` as ``--model``, an asked model's key and chat template as the command takes
+    them, and a hyperparameter as its flag or config key."""
     for way in _PYTHON_ONLY:
         message = message.replace(way, "")
-    if command in _KEY_OPTIONS:
-        message = message.replace(KEY_OPTION, _KEY_OPTIONS[command])
+    for python_way, own_way in _COMMAND_WAYS.get(command, {}).items():
+        message = message.replace(python_way, own_way)
     message = message.replace("the Tuner's model=...", "--model")
     message = re.sub(r"ft\.Hyperparameters\((\w+)=\.\.\.\)", _hyperparameter_flag, message)
     message = re.sub(

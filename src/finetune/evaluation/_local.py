@@ -25,9 +25,14 @@ from finetune.evaluation._predictors import (
 from finetune.evaluation._prompts import Messages, a_plain_prompt
 from finetune.evaluation._tools import Tools, format_tool_calls
 
-__all__ = ["HFPredictor"]
+__all__ = ["TEMPLATE_OPTION", "HFPredictor"]
 
 
+# where a local model's chat template is given (the command line writes its own way instead)
+TEMPLATE_OPTION = (
+    "ft.evaluate's predictor_options (for a candidate named 'base': "
+    "predictor_options={'base': {'chat_template': template}})"
+)
 _LoadKey = tuple[str, str, str | None, bool]  # path, weights stamp, device, trust_remote_code
 
 
@@ -327,10 +332,8 @@ class HFPredictor:
             return None
         raise InvalidRequestError(
             f"the tokenizer of {self.path!r} has no chat template, so chat prompts cannot be "
-            "written (a completion example's prompt is asked as its text); give this "
-            "candidate the template it was tuned with in ft.evaluate's predictor_options (for "
-            "a candidate named 'base': predictor_options={'base': {'chat_template': "
-            "template}})",
+            "written (a completion example's prompt is asked as its text); give the "
+            f"model the template it was tuned with in {TEMPLATE_OPTION}",
             backend="hf",
             param="chat_template",
         )
