@@ -894,6 +894,32 @@ def test_an_estimate_prices_the_full_fine_tune_a_fit_would_start(server: Togethe
     assert len(server.files) == uploaded  # refused before any upload
 
 
+def test_the_command_line_says_its_own_flags_where_python_says_options_and_extra(
+    server: TogetherFake,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """``finetune estimate`` noted "extra={'n_evals': N} sets how many", and a model Together
+    trains in full only was told to "pass options={'full_finetune': True}": Python, which a
+    command line cannot take."""
+    from finetune.cli import main
+
+    monkeypatch.setenv("TOGETHER_BASE_URL", server.url)
+    monkeypatch.setenv("TOGETHER_API_KEY", server.api_key)
+    data = tmp_path / "train.jsonl"
+    dataset().to_jsonl(data)
+    asked = ["estimate", str(data), "--backend", "together", "--model", MODEL]
+    assert main([*asked, "--validation", str(data)]) == 0
+    said = capsys.readouterr().out
+    assert "n_evals = N under [hyperparameters.extra] in a --config file sets how many" in said
+    assert "extra={" not in said
+    server.trained_only_as[MODEL] = "full_training"
+    assert main(asked) == 2
+    assert "with full fine-tuning only; pass --option full_finetune=true" in capsys.readouterr().err
+    assert main([*asked, "--option", "full_finetune=true"]) == 0  # the flag it names is taken
+
+
 def test_a_tuner_with_a_registry_file_of_its_own_finds_what_its_models_trained_on(
     server: TogetherFake, tmp_path: Path
 ) -> None:

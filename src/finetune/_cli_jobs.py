@@ -13,6 +13,7 @@ from pydantic import ValidationError
 
 import finetune as ft
 from finetune._cli_log import print_json
+from finetune._cli_terms import in_cli_terms
 from finetune._config_file import (
     TRAIN_KEYS,
     check_reading,
@@ -29,7 +30,6 @@ from finetune._words import counted
 from finetune.backends import backend_class
 from finetune.backends._plugins import option_names
 from finetune.backends.hosted import HostedBackend
-from finetune.validation._catalog import PRICE_OPTION
 
 __all__ = ["HYPERPARAMETER_FLAGS", "JobInputs", "estimate_command", "job_inputs", "job_settings"]
 
@@ -227,7 +227,7 @@ def estimate_command(args: argparse.Namespace) -> int:
     if args.json:
         print_json(cost.model_dump_json(indent=2))
     else:
-        print(str(cost).replace(PRICE_OPTION, "--price-per-million"))
+        print(in_cli_terms(str(cost)))
     budget = job.settings.get("max_cost")
     problem = over_budget(cost, budget) if budget is not None else None
     if problem is None:

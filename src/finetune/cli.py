@@ -30,6 +30,7 @@ from finetune._cli_ask import add_ask_command
 from finetune._cli_job_list import jobs_command
 from finetune._cli_jobs import HYPERPARAMETER_FLAGS, estimate_command, job_inputs
 from finetune._cli_log import log_to_stderr, print_json
+from finetune._cli_terms import in_cli_terms
 from finetune._cli_watch import (
     Interrupted,
     add_job_commands,
@@ -61,7 +62,7 @@ def _cmd_validate(args: argparse.Namespace) -> int:
     if args.json:
         print_json(report.to_json())
     else:
-        print(report.to_markdown())
+        print(in_cli_terms(report.to_markdown()))
     return 0 if report.ok else 1
 
 
@@ -568,6 +569,7 @@ def _for_the_command(message: str, command: str) -> str:
         message = message.replace(way, "")
     for python_way, own_way in _COMMAND_WAYS.get(command, {}).items():
         message = message.replace(python_way, own_way)
+    message = in_cli_terms(message)
     message = message.replace("the Tuner's model=...", "--model")
     message = re.sub(r"ft\.Hyperparameters\((\w+)=\.\.\.\)", _hyperparameter_flag, message)
     message = re.sub(
