@@ -301,6 +301,9 @@ def test_settings_fireworks_cannot_take_are_refused_before_uploading(
             tuner.fit(dataset(), hyperparameters=params)
     with pytest.raises(ft.UnsupportedFeature, match="DPO jobs take no validation set"):
         tuner.fit(pairs(), validation=pairs("v"), method="dpo")
+    with pytest.raises(ft.UnsupportedFeature, match="DPO jobs take no validation set"):
+        tuner.validate(pairs(), pairs("v"))  # it reported the data as ready to train
+    assert tuner.validate(dataset(), dataset("v")).ok  # SFT takes one
     with pytest.raises(ft.UnsupportedFeature, match=r"beta above 0 and below 0\.5, not 0\.6"):
         tuner.fit(pairs(), method="dpo", hyperparameters=ft.Hyperparameters(beta=0.6))
     with pytest.raises(ft.UnsupportedFeature, match="Fireworks DPO takes no warmup"):

@@ -64,7 +64,7 @@ __all__ = [
     "check_fit_options",
     "check_quote",
     "check_reported_context",
-    "check_validated_options",
+    "check_validated_job",
     "derive_idempotency_key",
     "hyperparameter_meant",
     "json_options",
@@ -543,12 +543,14 @@ def check_estimated_job(
     return request
 
 
-def check_validated_options(
+def check_validated_job(
     backend: BaseBackend, model: str, data: tuple[Dataset, Dataset | None], options: Any
 ) -> None:
-    """The fit's ``options`` a validation is given, refused as ``fit`` refuses them before any
-    upload (``check_request``): ``finetune validate --option`` fails where ``train`` would."""
-    if not options:
+    """The fit a validation is given ``options`` or a validation set of, refused as ``fit``
+    refuses it before any upload (``check_request``): ``finetune validate --option`` fails
+    where ``train`` would, and so does preference data with a validation set on Fireworks,
+    whose DPO jobs take none."""
+    if not options and data[1] is None:
         return
     try:
         request = planned_job(backend.name, model, data[0], Hyperparameters(), data[1], options)

@@ -31,7 +31,7 @@ from finetune._fit import (
     check_fit_options,
     check_quote,
     check_reported_context,
-    check_validated_options,
+    check_validated_job,
     derive_idempotency_key,
     json_options,
     keep_training_rows,
@@ -153,16 +153,17 @@ class TunerView(OtherNames):
         options: Mapping[str, Any] | None = None,
     ) -> ValidationReport:
         """Check every row against this backend's rules and the model's context limit; with
-        the fit's ``options``, the checks fit would make (``hf``: ``max_length``), and an
-        option fit would refuse is refused. Local CPU work, no network, no SDK import: it runs
-        in the calling thread (``await asyncio.to_thread(tuner.validate, data)`` from a
-        coroutine; ``fit`` and ``estimate`` validate off the loop themselves)."""
+        the fit's ``options``, the checks fit would make (``hf``: ``max_length``), and a job
+        fit would refuse (an option, a validation set its method takes none of) is refused.
+        Local CPU work, no network, no SDK import: it runs in the calling thread (``await
+        asyncio.to_thread(tuner.validate, data)`` from a coroutine; ``fit`` and ``estimate``
+        validate off the loop themselves)."""
         from finetune.backends._hooks import context_for, counter_for_fit, rules_for
         from finetune.validation import validate
 
         check_datasets(dataset, validation)
         chosen = self._require_model(model)
-        check_validated_options(self.backend, chosen, (dataset, validation), options)
+        check_validated_job(self.backend, chosen, (dataset, validation), options)
         return validate(
             dataset,
             target=rules_for(self.backend, chosen, options),
