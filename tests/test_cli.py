@@ -187,6 +187,23 @@ def test_estimate(chat_file: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert billed["billed_tokens"] == 3 * billed["tokens_total"] + 3 * billed["validation_tokens"]
 
 
+def test_estimate_takes_the_hyperparameter_flags_of_train_and_checks_them_as_it_does(
+    chat_file: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A ``finetune train`` line with its verb changed to ``estimate`` was "unrecognized
+    arguments: --batch-size 4", and a hyperparameter train refuses could not be checked."""
+    openai = ["--backend", "openai", "--model", "gpt-4.1-mini-2025-04-14"]
+    flags = ["--batch-size", "4", "--learning-rate-multiplier", "2", "--seed", "7"]
+    assert main(["estimate", str(chat_file), *openai, *flags, "--epochs", "2"]) == 0
+    assert "epochs: 2," in capsys.readouterr().out
+    for verb in ("estimate", "train"):  # refused alike, in the command's own terms
+        assert main([verb, str(chat_file), *openai, "--learning-rate", "0.001"]) == 2
+        said = capsys.readouterr().err
+        assert "set the hyperparameter --learning-rate-multiplier" in said, said
+        assert main([verb, str(chat_file), *openai, "--batch-size", "999"]) == 2
+        assert "OpenAI takes batch_size from 1 to 256, not 999" in capsys.readouterr().err
+
+
 def test_errors_are_one_line(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["validate", "missing.jsonl", "--backend", "fake", "--model", MODEL]) == 2
     err = capsys.readouterr().err

@@ -375,12 +375,8 @@ def _parser() -> argparse.ArgumentParser:
         sub.add_argument("--config", help=_CONFIG_HELP[name])
         _method_flag(sub)
         _option_flag(sub)
-        if name == "estimate":
-            sub.add_argument(
-                "--epochs",
-                type=or_auto(positive_int),
-                help="epochs (default: auto, the provider's rule)",
-            )
+        if name == "estimate":  # a train command line estimated as it is
+            _hyperparameter_flags(sub)
             sub.add_argument(
                 "--price-per-million",
                 type=positive_float,
@@ -443,23 +439,8 @@ def _parser() -> argparse.ArgumentParser:
     reading_flags(train)
     _method_flag(train)
     name_flag(train, "--suffix", "a name part for the tuned model")
-    for flag, kind, text in (  # the hyperparameters
-        ("--epochs", or_auto(positive_int), "epochs (default: auto, the backend's rule)"),
-        ("--batch-size", or_auto(positive_int), "examples per step, or auto"),
-        (
-            "--learning-rate",
-            positive_float,
-            "the learning rate itself, where the backend takes one",
-        ),
-        (
-            "--learning-rate-multiplier",
-            or_auto(positive_float),
-            "a factor on the backend's default learning rate, or auto",
-        ),
-        ("--seed", non_negative_int, "0 or more, for a run that can be repeated"),
-        ("--max-cost", positive_float, _MAX_COST_HELP["train"]),
-    ):
-        train.add_argument(flag, type=kind, help=text)
+    _hyperparameter_flags(train)
+    train.add_argument("--max-cost", type=positive_float, help=_MAX_COST_HELP["train"])
     _option_flag(train)
     train.add_argument("--wait", action="store_true", help="wait for the job, with a progress bar")
     train.add_argument(
@@ -554,6 +535,23 @@ _COMMAND_WAYS = {  # where the commands that ask a model take its key and its ch
 }
 
 
+def _hyperparameter_flags(command: argparse.ArgumentParser) -> None:
+    """``--epochs``, ``--batch-size``, ...: the hyperparameters ``train`` and ``estimate``
+    take as flags (a job estimated is checked as ``train`` checks it)."""
+    for flag, kind, text in (
+        ("--epochs", or_auto(positive_int), "epochs (default: auto, the backend's rule)"),
+        ("--batch-size", or_auto(positive_int), "examples per step, or auto"),
+        ("--learning-rate", positive_float, "the learning rate, where the backend takes one"),
+        (
+            "--learning-rate-multiplier",
+            or_auto(positive_float),
+            "a factor on the backend's default learning rate, or auto",
+        ),
+        ("--seed", non_negative_int, "0 or more, for a run that can be repeated"),
+    ):
+        command.add_argument(flag, type=kind, help=text)
+
+
 def _method_flag(command: argparse.ArgumentParser) -> None:
     command.add_argument(
         "--method", choices=["sft", "dpo"], help="sft (the default) or dpo (preference data)"
@@ -571,7 +569,7 @@ def _for_the_command(message: str, command: str) -> str:
         message = message.replace(python_way, own_way)
     message = in_cli_terms(message)
     message = message.replace("the Tuner's model=...", "--model")
-    message = re.sub(r"ft\.Hyperparameters\((\w+)=\.\.\.\)", _hyperparameter_flag, message)
+    message = re.sub(r"(?:ft\.)?Hyperparameters\((\w+)=\.\.\.\)", _hyperparameter_flag, message)
     message = re.sub(
         r"'(\w+)' is ft\.Hyperparameters\(extra=\{'\1': \.\.\.\}\)",
         r"'\1' goes under [hyperparameters.extra] in a --config file",
