@@ -1059,7 +1059,7 @@ def test_an_eval_config_gives_each_candidate_its_predictor_options(
     saved = json.loads(output.read_text())
     assert saved["candidates"] == ["served", "echo"]
     err = capsys.readouterr().err.strip().splitlines()[-1]
-    assert err.startswith("error: predictor_options of candidate 'served': ")
+    assert err.startswith("error: the options of candidate 'served': ")  # the config's word
     assert err.endswith(
         "OpenAIPredictor takes no option 'max_tokenz' (did you mean 'max_tokens'?); its options "
         "are client, async_client, api_key, base_url, max_tokens, temperature, seed, "

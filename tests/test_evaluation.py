@@ -2280,9 +2280,13 @@ def test_a_predictor_asked_in_one_asyncio_run_after_another_answers_and_closes(
     assert [r.getMessage() for r in caplog.records if r.levelname == "ERROR"] == []
 
 
-def test_a_judge_cut_short_before_its_verdict_is_told_which_limit_to_raise() -> None:
+def test_a_judge_cut_short_before_its_verdict_is_told_which_limit_to_raise(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     """A judge that reasons first, cut at ``max_tokens``, was told to "use a judge model
     that follows the instruction", which it did, given room."""
+    from finetune.cli import main
+
     reasoning = "Let me weigh both answers with care before I decide " * 10 + "Grade: 4"
     with OpenAIFake() as fake:
         fake.chat_responder = lambda model, messages: reasoning
@@ -2299,6 +2303,16 @@ def test_a_judge_cut_short_before_its_verdict_is_told_which_limit_to_raise() -> 
         pairwise = ft.evaluate(_qa(1), {"a": _answer, "b": _answer}, [m.exact_match], cache=False)
         with pytest.raises(ValueError, match=r"named no better answer .* at max_tokens=16"):
             ft.evaluation.judge_pairwise(pairwise, _qa(1), "a", "b", cut, cache=False)
+        data = _qa(1).to_jsonl(tmp_path / "holdout.jsonl")
+        served = f'backend = "openai-compatible"\nendpoint = "{fake.base_url}"\n'
+        key = f'api_key = "{fake.api_key}"'
+        (tmp_path / "eval.toml").write_text(
+            f'data = "{data}"\n[candidates.a]\n{served}model = "a"\noptions = {{ {key} }}\n'
+            f'[judge]\n{served}model = "judge"\noptions = {{ max_tokens = 16, {key} }}\n'
+        )
+        assert main(["eval", str(tmp_path / "eval.toml")]) == 2
+        said = capsys.readouterr().err  # the config's way to give it room, not Python's
+        assert "reason, e.g. options = { max_tokens = 1024 } in the [judge] table" in said
 
 
 @needs_mistralai

@@ -13,7 +13,7 @@ from pydantic import ValidationError
 
 import finetune as ft
 from finetune._cli_log import print_json
-from finetune._cli_terms import in_cli_terms
+from finetune._cli_terms import HYPERPARAMETER_FLAGS, in_cli_terms
 from finetune._config_file import (
     TRAIN_KEYS,
     check_reading,
@@ -31,10 +31,7 @@ from finetune.backends import backend_class
 from finetune.backends._plugins import option_names
 from finetune.backends.hosted import HostedBackend
 
-__all__ = ["HYPERPARAMETER_FLAGS", "JobInputs", "estimate_command", "job_inputs", "job_settings"]
-
-# the hyperparameters ``train`` takes as flags (--learning-rate); the others from a config file
-HYPERPARAMETER_FLAGS = ("epochs", "batch_size", "learning_rate", "learning_rate_multiplier", "seed")
+__all__ = ["JobInputs", "estimate_command", "job_inputs", "job_settings"]
 
 
 def job_settings(args: argparse.Namespace, command: str) -> dict[str, Any]:

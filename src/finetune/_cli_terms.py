@@ -1,14 +1,22 @@
 """What a message says in Python's terms, as the command line says it: a backend option as
-``--option KEY=VALUE``, a hyperparameter's ``extra`` as its key in a config file, a price of
-one's own as ``--price-per-million``."""
+``--option KEY=VALUE``, a hyperparameter as its flag or its key in a config file, a price of
+one's own as ``--price-per-million``, an asked model's key and chat template as ``ask`` and
+``eval`` take them."""
 
 from __future__ import annotations
 
 import re
 
+from finetune.evaluation._judging import JUDGE_ROOM
+from finetune.evaluation._local import TEMPLATE_OPTION
+from finetune.evaluation._predictors import KEY_OPTION
+from finetune.evaluation._run import OPTIONS_OF
 from finetune.validation._catalog import PRICE_OPTION
 
-__all__ = ["in_cli_terms"]
+__all__ = ["HYPERPARAMETER_FLAGS", "for_the_command", "in_cli_terms"]
+
+# the hyperparameters ``train`` takes as flags (--learning-rate); the others from a config file
+HYPERPARAMETER_FLAGS = ("epochs", "batch_size", "learning_rate", "learning_rate_multiplier", "seed")
 
 # options={'full_finetune': True}, never fit(options=...), whose sentence says its flag itself
 _OPTION = re.compile(r"(?<!fit\()options=\{'(\w+)': (True|False|-?[\d.]+|'[^']*'|\.\.\.)\}")
@@ -26,3 +34,48 @@ def _option_flag(found: re.Match[str]) -> str:
     key, value = found.groups()
     value = {"True": "true", "False": "false"}.get(value, value.strip("'"))
     return f"--option {key}={value}"
+
+
+_PYTHON_ONLY = (" or pass api_key=... to the Tuner", " or pass account_id=...")
+_COMMAND_WAYS = {  # where the commands that ask a model take its key and its chat template
+    "ask": {
+        KEY_OPTION: "--option api_key=...",
+        TEMPLATE_OPTION: '--option "chat_template=$(cat chat.jinja)"',
+    },
+    "eval": {
+        KEY_OPTION: "options = { api_key = ... } under the model's [candidates.NAME] or "
+        "[judge] table",
+        TEMPLATE_OPTION: "options = { chat_template = ... } under the candidate's "
+        "[candidates.NAME] table",
+        OPTIONS_OF: "the options of candidate",
+        JUDGE_ROOM: "options = { max_tokens = 1024 } in the [judge] table",
+    },
+}
+
+
+def for_the_command(message: str, command: str) -> str:
+    """An error less the ways out only Python has (the command reads keys from the env), its
+    ``method='dpo'`` and ``format='gguf'`` said as the flags, ``--method dpo``, the Tuner's
+    ``model=`` as ``--model``, an asked model's key and chat template as the command takes
+    them, and a hyperparameter as its flag or config key."""
+    for way in _PYTHON_ONLY:
+        message = message.replace(way, "")
+    for python_way, own_way in _COMMAND_WAYS.get(command, {}).items():
+        message = message.replace(python_way, own_way)
+    message = in_cli_terms(message)
+    message = message.replace("the Tuner's model=...", "--model")
+    message = re.sub(r"(?:ft\.)?Hyperparameters\((\w+)=\.\.\.\)", _hyperparameter_flag, message)
+    message = re.sub(
+        r"'(\w+)' is ft\.Hyperparameters\(extra=\{'\1': \.\.\.\}\)",
+        r"'\1' goes under [hyperparameters.extra] in a --config file",
+        message,
+    )
+    return re.sub(r"\b(method|format)='([\w-]+)'", r"--\1 \2", message)
+
+
+def _hyperparameter_flag(found: re.Match[str]) -> str:
+    """A hyperparameter as the command takes it: its flag, or its key in a config file."""
+    name = found.group(1)
+    if name in HYPERPARAMETER_FLAGS:
+        return f"the hyperparameter --{name.replace('_', '-')}"
+    return f"the hyperparameter {name}, under [hyperparameters] in a --config file"

@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import io
 import os
-import re
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -28,9 +27,9 @@ from finetune._arguments import (
 )
 from finetune._cli_ask import add_ask_command
 from finetune._cli_job_list import jobs_command
-from finetune._cli_jobs import HYPERPARAMETER_FLAGS, estimate_command, job_inputs
+from finetune._cli_jobs import estimate_command, job_inputs
 from finetune._cli_log import log_to_stderr, print_json
-from finetune._cli_terms import in_cli_terms
+from finetune._cli_terms import for_the_command, in_cli_terms
 from finetune._cli_watch import (
     Interrupted,
     add_job_commands,
@@ -49,8 +48,6 @@ from finetune._config_file import (
 from finetune._errors import did_you_mean
 from finetune._namespace import PublicNames, public_names
 from finetune.backends._plugins import backend_class, shadowed_plugins
-from finetune.evaluation._local import TEMPLATE_OPTION
-from finetune.evaluation._predictors import KEY_OPTION
 
 __all__ = ["main"]
 __dir__: PublicNames = public_names(__name__)
@@ -504,7 +501,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.debug:
             raise
         notes = "".join(f" ({note})" for note in getattr(exc, "__notes__", ()))
-        print(f"error: {_for_the_command(str(exc), args.command)}{notes}", file=sys.stderr)
+        print(f"error: {for_the_command(str(exc), args.command)}{notes}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
@@ -518,21 +515,6 @@ def _never_fail_on_an_unencodable_character() -> None:
     was an ``error: 'charmap' codec can't encode ...`` in place of the report."""
     if isinstance(sys.stdout, io.TextIOWrapper):
         sys.stdout.reconfigure(errors="backslashreplace")
-
-
-_PYTHON_ONLY = (" or pass api_key=... to the Tuner", " or pass account_id=...")
-_COMMAND_WAYS = {  # where the commands that ask a model take its key and its chat template
-    "ask": {
-        KEY_OPTION: "--option api_key=...",
-        TEMPLATE_OPTION: '--option "chat_template=$(cat chat.jinja)"',
-    },
-    "eval": {
-        KEY_OPTION: "options = { api_key = ... } under the model's [candidates.NAME] or "
-        "[judge] table",
-        TEMPLATE_OPTION: "options = { chat_template = ... } under the candidate's "
-        "[candidates.NAME] table",
-    },
-}
 
 
 def _hyperparameter_flags(command: argparse.ArgumentParser) -> None:
@@ -556,34 +538,6 @@ def _method_flag(command: argparse.ArgumentParser) -> None:
     command.add_argument(
         "--method", choices=["sft", "dpo"], help="sft (the default) or dpo (preference data)"
     )
-
-
-def _for_the_command(message: str, command: str) -> str:
-    """An error less the ways out only Python has (the command reads keys from the env), its
-    ``method='dpo'`` and ``format='gguf'`` said as the flags, ``--method dpo``, the Tuner's
-    ``model=`` as ``--model``, an asked model's key and chat template as the command takes
-    them, and a hyperparameter as its flag or config key."""
-    for way in _PYTHON_ONLY:
-        message = message.replace(way, "")
-    for python_way, own_way in _COMMAND_WAYS.get(command, {}).items():
-        message = message.replace(python_way, own_way)
-    message = in_cli_terms(message)
-    message = message.replace("the Tuner's model=...", "--model")
-    message = re.sub(r"(?:ft\.)?Hyperparameters\((\w+)=\.\.\.\)", _hyperparameter_flag, message)
-    message = re.sub(
-        r"'(\w+)' is ft\.Hyperparameters\(extra=\{'\1': \.\.\.\}\)",
-        r"'\1' goes under [hyperparameters.extra] in a --config file",
-        message,
-    )
-    return re.sub(r"\b(method|format)='([\w-]+)'", r"--\1 \2", message)
-
-
-def _hyperparameter_flag(found: re.Match[str]) -> str:
-    """A hyperparameter as the command takes it: its flag, or its key in a config file."""
-    name = found.group(1)
-    if name in HYPERPARAMETER_FLAGS:
-        return f"the hyperparameter --{name.replace('_', '-')}"
-    return f"the hyperparameter {name}, under [hyperparameters] in a --config file"
 
 
 def _reader_gone() -> int:

@@ -34,6 +34,7 @@ from finetune.evaluation._scoring import Scored
 from finetune.types import Example
 
 __all__ = [
+    "JUDGE_ROOM",
     "Asking",
     "Exchange",
     "Judging",
@@ -69,6 +70,10 @@ def judging_of(metric: Any) -> Judging | None:
     return judging if isinstance(judging, Judging) else None
 
 
+# a judge given room to reason (an eval config gives its [judge] table the option instead)
+JUDGE_ROOM = "OpenAIPredictor(model, max_tokens=1024)"
+
+
 def no_verdict(grader: Predictor, failed: str, reply: str) -> ValueError:
     """The refusal of a judge that gave no verdict, asked twice: what it replied, and, where
     that stopped at its length limit (a judge that reasons first), which limit to raise."""
@@ -76,7 +81,7 @@ def no_verdict(grader: Predictor, failed: str, reply: str) -> ValueError:
     if isinstance(reply, TruncatedReply):
         advice = (
             f"its reply stopped at {reply.limit} before it gave one: give the judge room to "
-            "reason, e.g. OpenAIPredictor(model, max_tokens=1024)"
+            f"reason, e.g. {JUDGE_ROOM}"
         )
     return ValueError(
         f"the judge {grader.name} {failed}, asked twice; it replied {excerpt(reply, 80)!r}: "

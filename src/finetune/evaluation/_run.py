@@ -65,7 +65,7 @@ from finetune.types import Example, ModelRef
 if TYPE_CHECKING:
     from typing_extensions import Unpack
 
-__all__ = ["EvaluateOptions", "aevaluate", "evaluate"]
+__all__ = ["OPTIONS_OF", "EvaluateOptions", "aevaluate", "evaluate"]
 
 log = logging.getLogger("finetune")
 
@@ -102,10 +102,12 @@ def _resolve(
     return resolved
 
 
+# what a candidate's options are called in errors (an eval config calls them its options)
+OPTIONS_OF = "predictor_options of candidate"
+
+
 def _predictor(name: str, candidate: Any, options: dict[str, Any]) -> Predictor:
-    return made_predictor(
-        candidate, options, f"predictor_options of candidate {name!r}", f"candidate {name!r}"
-    )
+    return made_predictor(candidate, options, f"{OPTIONS_OF} {name!r}", f"candidate {name!r}")
 
 
 _Asking = tuple[Predictor, PredictionCache | None, _Task]
