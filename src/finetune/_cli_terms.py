@@ -37,7 +37,7 @@ def _option_flag(found: re.Match[str]) -> str:
 
 
 _PYTHON_ONLY = (" or pass api_key=... to the Tuner", " or pass account_id=...")
-_COMMAND_WAYS = {  # where the commands that ask a model take its key and its chat template
+_COMMAND_WAYS = {  # what ask and eval take where Python takes a predictor option
     "ask": {
         KEY_OPTION: "--option api_key=...",
         TEMPLATE_OPTION: '--option "chat_template=$(cat chat.jinja)"',
