@@ -265,7 +265,7 @@ def test_a_job_on_a_plugin_no_longer_installed_is_told_so(
         )
         assert "fake, " in said and "not started from this machine" not in said
     assert main(["status", "tune-3"]) == 2  # one it does not know, as before
-    assert "'tune-3' was not started from this machine" in capsys.readouterr().err
+    assert "'tune-3' is not in this machine's job registry" in capsys.readouterr().err
 
 
 def test_a_lineage_is_found_by_the_model_folder_as_written_or_by_the_job_id(
@@ -790,7 +790,7 @@ def test_job_commands_find_the_backend_in_the_registry(
     assert main(["events", job_id]) == 0 and capsys.readouterr().out.strip()
     assert main(["status", "ftjob-elsewhere"]) == 2
     error = capsys.readouterr().err
-    assert "'ftjob-elsewhere' was not started from this machine" in error
+    assert "'ftjob-elsewhere' is not in this machine's job registry" in error
     assert "registry.sqlite3" in error and "--backend" in error
     ft.JobRegistry().record(
         ft.Job(id=job_id, backend="openai", base_model=MODEL, status=ft.JobStatus.QUEUED)

@@ -125,8 +125,8 @@ def _recorded_backend(job_id: str, jobs_dir: str | None) -> str:
         return _installed(prefix, rest)  # backend:id, the backend's plugin gone
     if not found:
         raise ft.FinetuneError(
-            f"job {job_id!r} was not started from this machine (not in {registry.path}); "
-            "name its backend with --backend"
+            f"job {job_id!r} is not in this machine's job registry ({registry.path}): "
+            "started elsewhere, or deleted; name its backend with --backend"
         )
     raise ft.FinetuneError(f"job {job_id!r} is on {' and '.join(found)}; choose with --backend")
 
