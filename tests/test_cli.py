@@ -894,7 +894,10 @@ def test_a_job_named_as_its_progress_line_prints_it(
     assert main(["export", f"fake:{done.id}"]) == 2
     assert f"job {done.id!r} is on fake, whose model stays" in capsys.readouterr().err
     assert main(["status", f"nobackend:{done.id}"]) == 2  # not a backend: the id as given
-    assert f"job 'nobackend:{done.id}' was not started" in capsys.readouterr().err
+    assert (
+        f"job 'nobackend:{done.id}' is not in this machine's job registry"
+        in capsys.readouterr().err
+    )
 
 
 def test_an_eval_config_names_a_job_candidate_in_a_table_with_its_options(
