@@ -1045,9 +1045,11 @@ def test_an_eval_config_gives_each_candidate_its_predictor_options(
             f'options = {{ max_tokens = 7, seed = 3, api_key = "{server.api_key}" }}\n'
             '[candidates.echo]\nbackend = "fake"\nmodel = "base"\n'
         )
-        for folder in (str(tmp_path), f"{tmp_path}/new/"):  # found after every question
+        for folder in (str(tmp_path), f"{tmp_path}/new/"):  # were found after every question
             assert main(["eval", str(config), "--output", folder]) == 2
             assert "is a folder: name a file, as " in capsys.readouterr().err
+        assert main(["eval", str(config), "--output", f"{data}/result.json"]) == 2
+        assert f"{data} is a file, not a folder; nothing was done" in capsys.readouterr().err
         assert not server.requests and not (tmp_path / "new").exists()
         output = tmp_path / "result.json"
         assert main(["eval", "--config", str(config), "--output", str(output)]) == 0  # as train
@@ -1286,6 +1288,8 @@ def test_tiny_demo_prints_the_three_way_comparison(
     (tmp_path / "notes.txt").write_text("mine")
     assert main(["demo", "--tiny", "--output", str(tmp_path / "notes.txt")]) == 2
     assert "notes.txt is a file; the demo writes a folder" in capsys.readouterr().err  # [Errno 17]
+    assert main(["demo", "--tiny", "--output", str(tmp_path / "notes.txt" / "demo")]) == 2
+    assert "notes.txt is a file, not a folder; nothing was done" in capsys.readouterr().err
     demo = tmp_path / "the demo's $HOME"  # the last line's command still runs as printed
     assert main(["demo", "--tiny", "--output", str(demo)]) == 0
     out = capsys.readouterr().out

@@ -377,6 +377,36 @@ def test_a_full_disk_is_our_error_and_leaves_nothing_behind(tmp_path: Path, tiny
     assert not list(out.iterdir())
 
 
+def test_a_destination_that_cannot_be_written_is_refused_before_the_merge(
+    tmp_path: Path, lora_tiny: str
+) -> None:
+    """A path under a file merged (or converted) for minutes, then failed on "Not a directory"
+    with "free disk space" as advice (65 GB were free)."""
+    from finetune.export import export_model
+
+    (tmp_path / "notes").write_text("a file")
+    for format in ("merged", "gguf", "gguf-adapter", "ollama"):
+        told: list[str] = []
+        with pytest.raises(ft.StorageError) as refused:
+            export_model(lora_tiny, tmp_path / "notes" / "out", format=format, say=told.append)
+        assert str(refused.value) == (
+            f"cannot write {tmp_path / 'notes' / 'out'}: {tmp_path / 'notes'} is a file, not a "
+            "folder; nothing was done: choose another path"
+        )
+        assert told == []  # no merge, no conversion
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["notes"]
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root writes a read-only folder")
+def test_a_read_only_destination_is_refused_before_the_merge(
+    tmp_path: Path, lora_tiny: str
+) -> None:
+    locked = tmp_path / "locked"
+    locked.mkdir(mode=0o500)
+    with pytest.raises(ft.StorageError, match="is not writable by this user; nothing was done"):
+        ft.ModelRef(backend="hf", name=lora_tiny).export(locked / "m.gguf")
+
+
 def test_a_merged_export_never_deletes_what_it_did_not_write(
     tmp_path: Path, tuned_tiny: str
 ) -> None:

@@ -16,6 +16,7 @@ from finetune._words import size
 __all__ = [
     "CACHE_DIR_ENV",
     "cache_dir",
+    "check_writable",
     "folder_bytes",
     "no_room",
     "room_left",
@@ -78,6 +79,21 @@ def file_in_the_way(path: Path) -> Path | None:
     """The file that stands where a folder of ``path`` must be (``FileExistsError`` or "Not a
     directory" when it is made), if any."""
     return next((p for p in reversed(path.parents) if p.exists() and not p.is_dir()), None)
+
+
+def check_writable(target: Path) -> None:
+    """Raise ``StorageError`` now where ``target`` cannot be written: a file stands where one
+    of its folders must be, or the folder it goes in is not this process's to write. Called
+    before work whose result would be lost at the write (an evaluation, a model's export); a
+    full disk still shows only at the write."""
+    if blocking := file_in_the_way(target):
+        why = f"{blocking} is a file, not a folder"
+    else:
+        folder = next((p for p in (target, *target.parents) if p.is_dir()), None)
+        if folder is None or os.access(folder, os.W_OK | os.X_OK):
+            return
+        why = f"the folder {folder} is not writable by this user"
+    raise StorageError(f"cannot write {target}: {why}; nothing was done: choose another path")
 
 
 def folder_given(path: Path, what: str, file_name: str, how: str) -> str | None:

@@ -47,6 +47,7 @@ from finetune._config_file import (
 )
 from finetune._errors import did_you_mean
 from finetune._namespace import PublicNames, public_names
+from finetune._paths import check_writable
 from finetune.backends._plugins import backend_class, shadowed_plugins
 
 __all__ = ["main"]
@@ -233,6 +234,8 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     if args.output and (args.output.endswith(("/", os.sep)) or Path(args.output).is_dir()):
         folder = Path(args.output)  # found after the whole evaluation, it was paid for
         raise ft.FinetuneError(f"--output {folder} is a folder: name a file, as {folder}/r.json")
+    if args.output:
+        check_writable(Path(args.output))
     candidates, options, metrics, baseline = _eval_plan(args, config)
     max_concurrency = eval_max_concurrency(args.config, config)
     data, left_out = eval_data(args.config, config)

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from finetune._errors import require_installed
+from finetune._paths import check_writable
 from finetune._words import command_line
 
 if TYPE_CHECKING:
@@ -156,6 +157,7 @@ def run_demo(
     out = Path(output_dir).expanduser()
     if out.exists() and not out.is_dir():
         raise ft.FinetuneError(f"{out} is a file; the demo writes a folder (its job and report)")
+    check_writable(out)
     with _removed_if_left_empty(out):
         return _run_steps(out, model, tiny, steps, holdout, shots, say)
 

@@ -16,7 +16,7 @@ from typing import Any
 
 from finetune._errors import StorageError, UnsupportedFeature, require_installed
 from finetune._namespace import PublicNames, public_names
-from finetune._paths import room_left
+from finetune._paths import check_writable, file_in_the_way, no_room, room_left
 from finetune._progress import stderr_open
 from finetune._words import command_line, counted, size
 from finetune.backends.hf._merge import adapter_base, is_adapter
@@ -190,6 +190,8 @@ def export_model(
     if isinstance(create, str) and (problem := ollama_name_problem(create)):
         raise ExportError(problem)
     started = time.perf_counter()
+    target = Path(dest).expanduser()
+    check_writable(target)  # else found after a merge or a conversion of minutes
     folder = _folder_of(model)
     _require_packages(format, folder)
     chosen = name or _default_name(folder)
@@ -200,7 +202,6 @@ def export_model(
         "gguf-adapter": _adapter_file,
         "ollama": _ollama_folder,
     }[format]
-    target = Path(dest).expanduser()
     try:
         result = writer(folder, target, quantization, chosen, create, tell)
     except OSError as exc:  # a full disk, a quota, a read-only or vanished folder
@@ -237,13 +238,16 @@ def _not_written(exc: OSError, dest: Path, format: str) -> StorageError:
     """The export's ``OSError`` (or ``shutil.Error``, a list of them) as one line saying what
     failed, how much room is left there (a short write names no reason: "32768 requested
     and 26128 written"), and what to do."""
-    if isinstance(exc, shutil.Error) and exc.args and isinstance(exc.args[0], list):
-        why = str(exc.args[0][0][2]).split(": '")[0]  # the first file's reason, not its paths
-    else:
-        why = exc.strerror or str(exc)
+    copied = isinstance(exc, shutil.Error) and exc.args and isinstance(exc.args[0], list)
+    # shutil.Error holds a list of (source, copy, why): the first file's reason, not its paths
+    why = str(exc.args[0][0][2]).split(": '")[0] if copied else exc.strerror or str(exc)
+    full = copied or exc.errno is None or no_room(exc)  # no errno: a short write
+    if blocking := file_in_the_way(dest):
+        why, full = f"{why}: {blocking} is a file, not a folder", False
     return StorageError(
-        f"the {format} export to {dest} could not be written ({why}{room_left(dest)}); nothing "
-        "was left in its place: free disk space, or give another destination"
+        f"the {format} export to {dest} could not be written ({why}"
+        f"{room_left(dest) if full else ''}); nothing was left in its place: "
+        f"{'free disk space, or ' if full else ''}give another destination"
     )
 
 
