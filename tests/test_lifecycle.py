@@ -218,3 +218,40 @@ def test_the_day_a_provider_closes_is_utcs_wherever_its_user_is() -> None:
     )
     ours, local, utc = said.stdout.split()
     assert local != utc and ours == utc
+
+
+def test_the_command_says_the_alternatives_as_its_own_flags(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`finetune estimate` and `finetune train` told a command-line user to move to
+    ``the same Dataset on Tuner("hf", model=...)``, which no command takes."""
+    import io
+
+    from finetune._cli_log import _CommandLineFormatter
+    from finetune.backends.openai import _backend
+    from finetune.cli import main
+
+    data = write_jsonl(tmp_path / "train.jsonl", [chat(i) for i in range(12)])
+    assert (
+        main(["estimate", str(data), "--backend", "mistral", "--model", "open-mistral-nemo"]) == 0
+    )
+    said = capsys.readouterr().out
+    assert (
+        "instead: the same data with --backend hf --model mistralai/Mistral-Nemo-Instruct-2407 ("
+        in said
+    )
+    assert "--backend together --model ... or --backend fireworks --model ..., which still" in said
+    assert "Tuner(" not in said and "Dataset" not in said
+    printed = io.StringIO()
+    handler = logging.StreamHandler(printed)
+    handler.setFormatter(_CommandLineFormatter())
+    monkeypatch.setattr(_backend, "_warned", set())
+    logging.getLogger("finetune").addHandler(handler)
+    try:
+        _backend._warn_closing_once()  # the warning `finetune train --backend openai` prints
+    finally:
+        logging.getLogger("finetune").removeHandler(handler)
+    assert printed.getvalue().startswith("warning: 36 days left: OpenAI stops creating")
+    assert "plan the move: the same data with --backend hf --model <an open-weights model> " in (
+        printed.getvalue()
+    )

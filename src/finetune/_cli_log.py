@@ -6,6 +6,7 @@ import json
 import logging
 import sys
 
+from finetune._cli_terms import in_cli_terms
 from finetune.backends._masked_logs import without_secrets
 
 __all__ = ["log_to_stderr", "not_printed_on_the_way", "print_json"]
@@ -38,12 +39,14 @@ def not_printed_on_the_way(record: logging.LogRecord) -> bool:
 
 
 class _CommandLineFormatter(logging.Formatter):
-    """``warning: <message>``; another library's line also names that library."""
+    """``warning: <message>``, our advice in the command's terms; another library's line also
+    names that library."""
 
     def formatMessage(self, record: logging.LogRecord) -> str:  # noqa: N802 (logging's name)
         library = record.name.partition(".")[0]
-        source = "" if library == "finetune" else f"{library}: "
-        return f"{record.levelname.lower()}: {source}{record.message}"
+        if library == "finetune":
+            return f"{record.levelname.lower()}: {in_cli_terms(record.message)}"
+        return f"{record.levelname.lower()}: {library}: {record.message}"
 
 
 def print_json(text: str) -> None:

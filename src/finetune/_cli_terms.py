@@ -1,7 +1,7 @@
 """What a message says in Python's terms, as the command line says it: a backend option as
 ``--option KEY=VALUE``, a hyperparameter as its flag or its key in a config file, a price of
-one's own as ``--price-per-million``, an asked model's key and chat template as ``ask`` and
-``eval`` take them."""
+one's own as ``--price-per-million``, a Tuner to train on instead as ``--backend`` and
+``--model``, an asked model's key and chat template as ``ask`` and ``eval`` take them."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from finetune.evaluation._judging import JUDGE_ROOM
 from finetune.evaluation._local import TEMPLATE_OPTION
 from finetune.evaluation._predictors import KEY_OPTION
 from finetune.evaluation._run import OPTIONS_OF
+from finetune.lifecycle import SAME_DATASET
 from finetune.validation._catalog import PRICE_OPTION
 
 __all__ = ["HYPERPARAMETER_FLAGS", "for_the_command", "in_cli_terms"]
@@ -21,11 +22,15 @@ HYPERPARAMETER_FLAGS = ("epochs", "batch_size", "learning_rate", "learning_rate_
 # options={'full_finetune': True}, never fit(options=...), whose sentence says its flag itself
 _OPTION = re.compile(r"(?<!fit\()options=\{'(\w+)': (True|False|-?[\d.]+|'[^']*'|\.\.\.)\}")
 _EXTRA = re.compile(r"(?<!\()extra=\{'(\w+)': (N|\.\.\.|-?[\d.]+)\}")
+# Tuner("hf", model="org/name"), Tuner("hf", model=<an open-weights model>), model=...
+_TUNER = re.compile(r'Tuner\("([\w-]+)", model=(?:"([^"]*)"|(<[^>]*>|\.\.\.))\)')
 
 
 def in_cli_terms(text: str) -> str:
     """``text`` with its Python advice written as the command's flags and config keys."""
     text = text.replace(PRICE_OPTION, "--price-per-million")
+    text = text.replace(SAME_DATASET, "the same data with")
+    text = _TUNER.sub(lambda found: f"--backend {found[1]} --model {found[2] or found[3]}", text)
     text = _OPTION.sub(_option_flag, text)
     return _EXTRA.sub(r"\1 = \2 under [hyperparameters.extra] in a --config file", text)
 

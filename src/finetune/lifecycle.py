@@ -15,6 +15,7 @@ from finetune._namespace import PublicNames, public_names
 __all__ = [
     "LIFECYCLE",
     "OPEN_WEIGHTS",
+    "SAME_DATASET",
     "ProviderLifecycle",
     "alternatives_for",
     "closed_on",
@@ -107,8 +108,11 @@ OPEN_WEIGHTS: dict[str, tuple[str, str]] = {
 }
 """Open-weights equivalents of hosted base models, for ``Tuner("hf", model=...)``: the model
 id and its page."""
+SAME_DATASET = "the same Dataset on"
+"""How an alternative begins (``the same Dataset on Tuner("hf", model=...)``): the command
+line says it in its own terms."""
 _HOSTED_INSTEAD = (
-    'the same Dataset on Tuner("together", model=...) or Tuner("fireworks", model=...), '
+    f'{SAME_DATASET} Tuner("together", model=...) or Tuner("fireworks", model=...), '
     "which still train hosted"
 )
 
@@ -151,9 +155,9 @@ def alternatives_for(model: str | None) -> list[str]:
     options = []
     if found is not None:
         repo, source = found
-        options.append(f'the same Dataset on Tuner("hf", model="{repo}") (open weights: {source})')
+        options.append(f'{SAME_DATASET} Tuner("hf", model="{repo}") (open weights: {source})')
     else:
-        options.append('the same Dataset on Tuner("hf", model=<an open-weights model>) locally')
+        options.append(f'{SAME_DATASET} Tuner("hf", model=<an open-weights model>) locally')
     options.append(_HOSTED_INSTEAD)
     return options
 
