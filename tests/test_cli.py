@@ -1026,6 +1026,27 @@ def test_an_eval_that_fails_names_the_candidate_and_the_example(
     assert last.endswith("(while candidate 'base' predicted the example at index 0)")
 
 
+def test_an_eval_config_is_told_where_a_local_model_gets_what_tools_need(
+    tiny_base: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A local candidate refused tool examples told a config's author to give
+    ``predictor_options: {'response_template': ...}`` or an ``ft.ModelRef``, or a function."""
+    from .conftest import weather_data
+
+    data = weather_data(2).to_jsonl(tmp_path / "tools.jsonl")
+    config = tmp_path / "eval.toml"
+    config.write_text(
+        f'data = "{data}"\nmetrics = ["exact_match"]\n'
+        f'[candidates.local]\nbackend = "hf"\nmodel = "{tiny_base}"\n'
+    )
+    assert main(["eval", str(config)]) == 2
+    said = capsys.readouterr().err
+    assert "takes no tools: its tokenizer has no response_template" in said
+    assert "(give the candidate one in options = { response_template = {...} } under its " in said
+    assert 'backend = "openai-compatible" and its endpoint under [candidates.NAME])' in said
+    assert "predictor_options" not in said and "ft." not in said and "function" not in said
+
+
 def test_an_eval_config_gives_each_candidate_its_predictor_options(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:

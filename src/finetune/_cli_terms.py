@@ -7,8 +7,13 @@ from __future__ import annotations
 
 import re
 
+from finetune.evaluation._checks import SERVED_WITH_TOOLS, TO_A_FUNCTION
 from finetune.evaluation._judging import JUDGE_ROOM
-from finetune.evaluation._local import TEMPLATE_OPTION
+from finetune.evaluation._local import (
+    RESPONSE_TEMPLATE_OPTION,
+    TEMPLATE_OPTION,
+    TOOLS_TEMPLATE_OPTION,
+)
 from finetune.evaluation._predictors import KEY_OPTION
 from finetune.evaluation._run import OPTIONS_OF
 from finetune.lifecycle import SAME_DATASET
@@ -54,6 +59,12 @@ _COMMAND_WAYS = {  # what ask and eval take where Python takes a predictor optio
         "[candidates.NAME] table",
         OPTIONS_OF: "the options of candidate",
         JUDGE_ROOM: "options = { max_tokens = 1024 } in the [judge] table",
+        RESPONSE_TEMPLATE_OPTION: "options = { response_template = {...} } under its "
+        "[candidates.NAME] table",
+        TOOLS_TEMPLATE_OPTION: "options = { chat_template = ... } under its [candidates.NAME] "
+        "table",
+        SERVED_WITH_TOOLS: 'backend = "openai-compatible" and its endpoint under [candidates.NAME]',
+        TO_A_FUNCTION: "",
     },
 }
 

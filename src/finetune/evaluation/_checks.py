@@ -19,6 +19,8 @@ from finetune.types import ChatExample, CompletionExample, Example, Job, Prefere
 from finetune.validation._rules import first_tool_use
 
 __all__ = [
+    "SERVED_WITH_TOOLS",
+    "TO_A_FUNCTION",
     "as_examples",
     "as_models",
     "indexes",
@@ -31,6 +33,10 @@ __all__ = [
     "refuse_unknown_options",
     "refuse_unnamed_candidates",
 ]
+
+# the ways to tools only Python has (the command line says its own, or none)
+SERVED_WITH_TOOLS = "ft.ModelRef(backend='openai-compatible', ...)"
+TO_A_FUNCTION = ", and to a function with a tools parameter"
 
 
 def indexes(indices: list[int]) -> str:
@@ -112,8 +118,8 @@ def refuse_predictors_without_tools(
         f"{indexes(used)}). Tools go to OpenAI, Mistral, Together and Fireworks models, to a "
         "local model whose chat template writes them and that has a response_template (its "
         "tokenizer's, or one given), to an OpenAI-compatible server "
-        "(vLLM with --enable-auto-tool-choice, llama-server --jinja; ft.ModelRef(backend="
-        "'openai-compatible', ...)), and to a function with a tools parameter"
+        f"(vLLM with --enable-auto-tool-choice, llama-server --jinja; {SERVED_WITH_TOOLS})"
+        f"{TO_A_FUNCTION}"
     )
 
 

@@ -25,7 +25,7 @@ from finetune.evaluation._predictors import (
 from finetune.evaluation._prompts import Messages, a_plain_prompt
 from finetune.evaluation._tools import Tools, format_tool_calls
 
-__all__ = ["TEMPLATE_OPTION", "HFPredictor"]
+__all__ = ["RESPONSE_TEMPLATE_OPTION", "TEMPLATE_OPTION", "TOOLS_TEMPLATE_OPTION", "HFPredictor"]
 
 
 # where a local model's chat template is given (the command line writes its own way instead)
@@ -33,6 +33,8 @@ TEMPLATE_OPTION = (
     "ft.evaluate's predictor_options (for a candidate named 'base': "
     "predictor_options={'base': {'chat_template': template}})"
 )
+RESPONSE_TEMPLATE_OPTION = "predictor_options: {'response_template': {...}}"
+TOOLS_TEMPLATE_OPTION = "predictor_options: {'chat_template': ...}"
 _LoadKey = tuple[str, str, str | None, bool]  # path, weights stamp, device, trust_remote_code
 
 
@@ -378,12 +380,12 @@ class HFPredictor:
 
 _NO_PARSER = (
     "its tokenizer has no response_template, transformers' parser of a model's tool calls "
-    "(give the candidate one in predictor_options: {'response_template': {...}}, save one "
+    f"(give the candidate one in {RESPONSE_TEMPLATE_OPTION}, save one "
     "with the model as tokenizer.response_template, or serve the model with tools)"
 )
 _NO_TOOLS_WRITTEN = (
     "its chat template does not write tool definitions, so the model would never see them "
-    "(give the candidate a template that does in predictor_options: {'chat_template': ...})"
+    f"(give the candidate a template that does in {TOOLS_TEMPLATE_OPTION})"
 )
 
 
