@@ -993,3 +993,35 @@ def test_a_model_trained_on_completions_is_asked_through_the_completions_api(
     }
     completions = [r.body for r in serving.requests if r.path.endswith("/v1/completions")]
     assert len(completions) == 3 and all(b["prompt"] == "Order 1:" for b in completions)
+
+
+def test_a_tuned_model_together_does_not_serve_is_told_how_it_is_served() -> None:
+    """Asking a LoRA model Together does not serve serverless answered ``Overloaded (HTTP
+    503)`` after every retry, without the note ``job.model.note`` holds: a dedicated
+    endpoint is needed."""
+    unserved = Faults(rate=1.0, kinds=("503",), only="/chat/completions")
+    with TogetherFake(faults=unserved) as server:
+        job = tuner_for(server).fit(dataset(), hyperparameters=LORA)
+        tuned = job.wait(poll_interval=0.02, timeout=10).model
+        assert tuned is not None and tuned.note is not None
+        with pytest.raises(ft.ServerError) as evaluated:
+            ft.evaluate(dataset("q", 1), {"tuned": tuned}, ["exact_match"], max_attempts=1)
+        assert evaluated.value.status_code == 503
+        assert evaluated.value.__notes__[-1] == f"candidate 'tuned': {tuned.note}"
+        reached = {"by id": {"api_key": server.api_key, "base_url": server.url}}
+        with pytest.raises(ft.ServerError) as by_id:  # as `finetune eval` names a job
+            ft.evaluate(
+                dataset("q", 1),
+                {"by id": f"together:{job.id}"},
+                ["exact_match"],
+                max_attempts=1,
+                predictor_options=reached,
+            )
+        assert by_id.value.__notes__[-1] == f"candidate 'by id': {tuned.note}"
+        with pytest.raises(ft.ServerError) as asked:
+            tuned.ask("Hello?")
+        assert asked.value.__notes__[-1] == f"{tuned}: {tuned.note}"
+        base = {"base": tuner_for(server).base_model}  # a model without a note: none added
+        with pytest.raises(ft.ServerError) as plain:
+            ft.evaluate(dataset("q", 1), base, ["exact_match"], max_attempts=1)
+        assert plain.value.__notes__ == ["while candidate 'base' predicted the example at index 0"]

@@ -18,6 +18,7 @@ from finetune.evaluation._lineage import model_of_job
 from finetune.evaluation._predictors import (
     TruncatedReply,
     close_predictors,
+    note_how_served,
     reply_of,
     retrying_a_model,
 )
@@ -73,9 +74,13 @@ async def aask(
         refuse_predictors_without_images(asking, [example])
         sent_messages = build_prompt(messages, shot_turns(model.few_shot))
         offered = example_tools(example)
-        async for attempt in retrying_a_model(ATTEMPTS):
-            with attempt:
-                reply = await reply_of(predictor, sent_messages, offered)
+        try:
+            async for attempt in retrying_a_model(ATTEMPTS):
+                with attempt:
+                    reply = await reply_of(predictor, sent_messages, offered)
+        except Exception as error:
+            note_how_served(error, str(model), model.note)
+            raise
         if isinstance(reply, TruncatedReply):
             setting = reply.limit.partition("=")[0]
             log.warning("the reply stopped at %s, cut short: raise %s", reply.limit, setting)

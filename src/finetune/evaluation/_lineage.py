@@ -76,7 +76,17 @@ def model_of_job(name: str, candidate: Any) -> Any:
         "candidate %r: the model job %s made, %s", name, record.job_id, record.fine_tuned_model
     )
     update = {"name": record.fine_tuned_model, "job_id": record.job_id}
-    return candidate.model_copy(update={**update, "base_model": record.base_model})
+    served = {"base_model": record.base_model, "note": candidate.note or _serving(record.backend)}
+    return candidate.model_copy(update={**update, **served})
+
+
+def _serving(backend: str) -> str | None:
+    """How ``backend``'s provider serves the models its jobs make, as ``job.model.note``
+    says it (``HostedBackend.serving_note``)."""
+    from finetune.backends import backend_class
+
+    note = getattr(backend_class(backend), "serving_note", None)
+    return note if isinstance(note, str) else None
 
 
 def _model_in_job_folder(name: str, candidate: ModelRef) -> ModelRef:

@@ -45,6 +45,7 @@ from finetune.evaluation._predictors import (
     at_least_one,
     close_predictors,
     is_cacheable,
+    note_how_served,
     reply_of,
     retrying_a_model,
 )
@@ -84,6 +85,7 @@ class _Task:
     tools: Tools | None
     key: str
     prediction: str | None = None
+    serving: str | None = None  # how its provider serves the candidate's model (ModelRef.note)
 
 
 def _resolve(
@@ -144,7 +146,7 @@ async def _predict_one(
                 prediction = await reply_of(predictor, task.messages, task.tools)
     except BaseException as error:
         failed.set()
-        _note(error, task.candidate, f"the example at index {task.example}")
+        _note(error, task, f"the example at index {task.example}")
         raise
     task.prediction = prediction
     if cache is not None:
@@ -189,7 +191,7 @@ async def _predict_chunk(
         texts = [as_reply(predictor, reply) for reply in replies]
     except BaseException as error:
         where = f"the examples at index {chunk[0].example} to {chunk[-1].example}"
-        _note(error, chunk[0].candidate, where)
+        _note(error, chunk[0], where)
         raise
     for task, text in zip(chunk, texts, strict=True):
         task.prediction = text
@@ -197,9 +199,11 @@ async def _predict_chunk(
             cache.keep(task.key, text)
 
 
-def _note(error: BaseException, candidate: str, where: str) -> None:
-    """Name the candidate and the example on a prediction's error."""
-    add_note(error, f"while candidate {candidate!r} predicted {where}")
+def _note(error: BaseException, task: _Task, where: str) -> None:
+    """Name the candidate and the example on a prediction's error, and how its provider
+    serves the candidate's model (``note_how_served``)."""
+    add_note(error, f"while candidate {task.candidate!r} predicted {where}")
+    note_how_served(error, f"candidate {task.candidate!r}", task.serving)
 
 
 async def _run_tasks(
@@ -372,7 +376,7 @@ def _plan(
     prompts = [prompt for prompt, _ in split]
     store = open_cache(cache)
     try:
-        tasks = _tasks(resolved, examples, prompts, store)
+        tasks = _tasks(resolved, examples, prompts, store, _serving(candidates))
     except BaseException:
         if store is not None and store is not cache:
             store.close()
@@ -381,11 +385,22 @@ def _plan(
     return _Plan(examples, keys, references, resolved, trained_on, notes, tasks, store)
 
 
+def _serving(candidates: Mapping[str, Any]) -> dict[str, str]:
+    """How its provider serves each candidate's model, where the model says (``job.model``
+    of a hosted job: ``ModelRef.note``)."""
+    return {
+        name: model.note
+        for name, model in candidates.items()
+        if isinstance(model, ModelRef) and model.note
+    }
+
+
 def _tasks(
     resolved: dict[str, tuple[Predictor, list[Any] | None]],
     examples: list[Example],
     prompts: list[Messages],
     store: PredictionCache | None,
+    serving: Mapping[str, str],
 ) -> list[_Task]:
     """A task for each candidate's prediction of each example, its answer read from the
     cache where it holds one."""
@@ -396,7 +411,7 @@ def _tasks(
             messages, tools = build_prompt(prompts[index], shown), example_tools(example)
             key = PredictionCache.key(predictor.name, messages, tools)
             cached = store.get(key) if store is not None and is_cacheable(predictor) else None
-            tasks.append(_Task(name, index, messages, tools, key, cached))
+            tasks.append(_Task(name, index, messages, tools, key, cached, serving.get(name)))
     return tasks
 
 
