@@ -1026,6 +1026,33 @@ def test_an_eval_that_fails_names_the_candidate_and_the_example(
     assert last.endswith("(while candidate 'base' predicted the example at index 0)")
 
 
+def test_a_damaged_registry_or_cache_is_told_in_the_command_s_terms(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A command-line user was told to "pass registry=False to the Tuner" and "cache=False"."""
+    damaged = tmp_path / "damaged.sqlite3"
+    damaged.write_text("not a database")
+    monkeypatch.setenv("FINETUNE_REGISTRY", str(damaged))
+    assert main(["jobs"]) == 2
+    assert capsys.readouterr().err.endswith(
+        "move it away; or set FINETUNE_REGISTRY to another path\n"
+    )
+    monkeypatch.delenv("FINETUNE_REGISTRY")
+    (tmp_path / "cache").mkdir()
+    (tmp_path / "cache" / "predictions.sqlite3").write_text("not a database")
+    monkeypatch.setenv("FINETUNE_CACHE_DIR", str(tmp_path / "cache"))
+    data = write_jsonl(tmp_path / "holdout.jsonl", [chat(i) for i in range(2)])
+    config = tmp_path / "eval.toml"
+    config.write_text(
+        f'data = "{data}"\nmetrics = ["exact_match"]\n'
+        '[candidates.echo]\nbackend = "fake"\nmodel = "base"\n'
+    )
+    assert main(["eval", str(config)]) == 2
+    assert capsys.readouterr().err.endswith(
+        "move it away; or set FINETUNE_CACHE_DIR to use another\n"
+    )
+
+
 def test_an_eval_config_is_told_where_a_local_model_gets_what_tools_need(
     tiny_base: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

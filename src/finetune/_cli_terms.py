@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import re
 
+from finetune.evaluation._cache import OTHER_CACHE
 from finetune.evaluation._checks import SERVED_WITH_TOOLS, TO_A_FUNCTION
 from finetune.evaluation._judging import JUDGE_ROOM
 from finetune.evaluation._local import (
@@ -17,6 +18,7 @@ from finetune.evaluation._local import (
 from finetune.evaluation._predictors import KEY_OPTION
 from finetune.evaluation._run import OPTIONS_OF
 from finetune.lifecycle import SAME_DATASET
+from finetune.registry import NO_REGISTRY
 from finetune.validation._catalog import PRICE_OPTION
 
 __all__ = ["HYPERPARAMETER_FLAGS", "for_the_command", "in_cli_terms"]
@@ -46,7 +48,12 @@ def _option_flag(found: re.Match[str]) -> str:
     return f"--option {key}={value}"
 
 
-_PYTHON_ONLY = (" or pass api_key=... to the Tuner", " or pass account_id=...")
+_PYTHON_ONLY = (
+    " or pass api_key=... to the Tuner",
+    " or pass account_id=...",
+    NO_REGISTRY,
+    OTHER_CACHE,
+)
 _COMMAND_WAYS = {  # what ask and eval take where Python takes a predictor option
     "ask": {
         KEY_OPTION: "--option api_key=...",

@@ -34,6 +34,7 @@ __dir__: PublicNames = public_names(__name__)
 
 ENV_PATH = "FINETUNE_REGISTRY"
 _HOW = f"registry=, or {ENV_PATH}"
+NO_REGISTRY = ", or pass registry=False to the Tuner"  # Python's way alone
 _COLUMNS = (
     "backend, job_id, base_model, status, fine_tuned_model, idempotency_key, train_fingerprint, "
     "validation_fingerprint, hyperparameters, created_at, updated_at, endpoint, method"
@@ -219,7 +220,7 @@ class JobRegistry:
     def _fail(self, error: Exception) -> RegistryError:
         return RegistryError(
             f"the job registry {self.path} cannot be used {unusable_database(error, self.path)}"
-            f"; or set {ENV_PATH} to another path, or pass registry=False to the Tuner"
+            f"; or set {ENV_PATH} to another path{NO_REGISTRY}"
         )
 
     @contextmanager

@@ -30,6 +30,7 @@ from finetune.evaluation._prompts import Messages
 __all__ = ["PredictionCache", "default_cache_path", "open_cache"]
 
 _HOW = "cache='file.sqlite3', or a folder as FINETUNE_CACHE_DIR"
+OTHER_CACHE = " (or pass cache='other.sqlite3'), or pass cache=False"  # Python's ways alone
 
 log = logging.getLogger("finetune")
 
@@ -73,8 +74,8 @@ class PredictionCache:
         except (OSError, sqlite3.Error) as exc:
             raise StorageError(
                 f"the prediction cache {self.path} cannot be used "
-                f"{unusable_database(exc, self.path)}; or set FINETUNE_CACHE_DIR or "
-                "cache='other.sqlite3' to use another, or pass cache=False"
+                f"{unusable_database(exc, self.path)}; or set FINETUNE_CACHE_DIR to use "
+                f"another{OTHER_CACHE}"
             ) from None
 
     @staticmethod
