@@ -1102,6 +1102,10 @@ def test_an_eval_config_gives_each_candidate_its_predictor_options(
         output = tmp_path / "result.json"
         assert main(["eval", "--config", str(config), "--output", str(output)]) == 0  # as train
         chats = [r for r in server.requests if r.path.endswith("/chat/completions")]
+        assert main(["eval", str(config)]) == 0  # every answer from the prediction cache
+        assert main(["eval", str(config), "--no-cache"]) == 0  # new weights, the same name
+        asked = [r for r in server.requests if r.path.endswith("/chat/completions")]
+        assert len(asked) == len(chats) + 3
         config.write_text(config.read_text().replace("max_tokens", "max_tokenz"))
         assert main(["eval", str(config)]) == 2
     assert len(chats) == 3

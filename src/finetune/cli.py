@@ -249,12 +249,15 @@ def _cmd_eval(args: argparse.Namespace) -> int:
             max_concurrency=max_concurrency,
             progress=True,
             predictor_options=options,
+            cache=not args.no_cache,
         )
     except ShotsFromEvaluatedData as shown:
         raise shots_refusal(args.config, config, data, shown.candidate, shown.indices) from None
     except KeyboardInterrupt:
         from finetune.evaluation._cache import default_cache_path
 
+        if args.no_cache:
+            raise Interrupted("interrupted: with --no-cache, no answer was kept") from None
         raise Interrupted(
             "interrupted: the answers received are kept in the prediction cache "
             f"({default_cache_path()}); the same command again asks only for the rest"
@@ -467,6 +470,12 @@ def _parser() -> argparse.ArgumentParser:
         "--config", dest="config_flag", help="the same file, as train and estimate take it"
     )
     evaluate.add_argument("--output", help="write the result as JSON here")
+    evaluate.add_argument(
+        "--no-cache",
+        action="store_true",
+        help="ask every model again and keep no answer (a server now serving new weights "
+        "under a name it served before)",
+    )
     evaluate.add_argument(
         "--fail-unless-improved",
         metavar="CANDIDATE",
