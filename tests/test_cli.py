@@ -519,8 +519,10 @@ def test_a_config_path_that_is_not_there_points_at_the_file_beside_the_config(
 
 def test_backends_lists_each_with_what_it_trains(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["backends"]) == 0
-    rows = {line.split()[0]: line.split()[1:] for line in capsys.readouterr().out.splitlines()}
+    out = capsys.readouterr().out
+    rows = {line.split()[0]: line.split()[1:] for line in out.splitlines()}
     assert "tools=True" in rows["openai"] and "tools=True" in rows["hf"]
+    assert "a job created with --option auto_start=false stops at VALIDATED" in out  # not options=
     assert rows["fake"][:3] == ["local", "methods=dpo,sft", "kinds=chat,completion,preference"]
 
 

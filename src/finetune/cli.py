@@ -87,7 +87,7 @@ def _cmd_backends(args: argparse.Namespace) -> int:
                 status = "local" if caps is not None and not caps.hosted else "plugin"
         print(f"{name:10} {status:19} {detail}")
         for note in _backend_notes(name, shadowed.get(name, [])):
-            print(f"{'':10} {'':19} {note}")
+            print(f"{'':10} {'':19} {in_cli_terms(note)}")
         row = lifecycle(name)
         if row is not None and row.state != "open":
             print(f"{'':10} {'':19} {row.summary} ({row.source})")

@@ -66,7 +66,7 @@ CAPABILITIES = Capabilities(
     max_suffix_length=MAX_SUFFIX,
     notes=(
         "a job created with options={'auto_start': False} stops at VALIDATED (shown as paused);"
-        " job.resume() starts it",
+        " job.resume() (finetune resume JOB) starts it",
     ),
 )
 
