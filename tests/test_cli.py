@@ -1095,7 +1095,8 @@ def test_an_eval_config_gives_each_candidate_its_predictor_options(
             f'options = {{ max_tokens = 7, seed = 3, api_key = "{server.api_key}" }}\n'
             '[candidates.echo]\nbackend = "fake"\nmodel = "base"\n'
         )
-        for folder in (str(tmp_path), f"{tmp_path}/new/"):  # were found after every question
+        monkeypatch.setenv("HOME", str(tmp_path))
+        for folder in (str(tmp_path), f"{tmp_path}/new/", "~"):  # were found after every question
             assert main(["eval", str(config), "--output", folder]) == 2
             assert "is a folder: name a file, as " in capsys.readouterr().err
         assert main(["eval", str(config), "--output", f"{data}/result.json"]) == 2

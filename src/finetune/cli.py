@@ -231,11 +231,8 @@ def _cmd_eval(args: argparse.Namespace) -> int:
 
     args.config = args.config or args.config_flag
     config = load_config(args.config)
-    if args.output and (args.output.endswith(("/", os.sep)) or Path(args.output).is_dir()):
-        folder = Path(args.output)  # found after the whole evaluation, it was paid for
-        raise ft.FinetuneError(f"--output {folder} is a folder: name a file, as {folder}/r.json")
-    if args.output:
-        check_writable(Path(args.output))
+    if args.output:  # else found after the whole evaluation, which was paid for
+        _check_eval_output(args.output)
     candidates, options, metrics, baseline = _eval_plan(args, config)
     max_concurrency = eval_max_concurrency(args.config, config)
     data, left_out = eval_data(args.config, config)
@@ -268,6 +265,14 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     if args.fail_unless_improved is None or baseline is None:  # _eval_plan: both or neither
         return 0
     return _improved_on_every_metric(result, args.fail_unless_improved, baseline)
+
+
+def _check_eval_output(given: str) -> None:
+    """Refuse an ``--output`` that names a folder, or that cannot be written."""
+    output = Path(given).expanduser()
+    if given.endswith(("/", os.sep)) or output.is_dir():
+        raise ft.FinetuneError(f"--output {given} is a folder: name a file, as {output}/r.json")
+    check_writable(output)
 
 
 def _eval_plan(
