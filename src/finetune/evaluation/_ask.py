@@ -14,11 +14,10 @@ from finetune.evaluation._checks import (
     refuse_predictors_without_images,
     refuse_predictors_without_tools,
 )
-from finetune.evaluation._lineage import model_of_job
+from finetune.evaluation._lineage import model_of_job, note_how_served
 from finetune.evaluation._predictors import (
     TruncatedReply,
     close_predictors,
-    note_how_served,
     reply_of,
     retrying_a_model,
 )

@@ -9,13 +9,26 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from finetune._errors import FinetuneError, RegistryError
+from finetune._errors import (
+    FinetuneError,
+    InvalidRequestError,
+    PermissionDeniedError,
+    RegistryError,
+    ServerError,
+    add_note,
+)
 from finetune.types import Job, ModelRef
 
 if TYPE_CHECKING:
     from finetune.registry import JobRecord, JobRegistry
 
-__all__ = ["api_trained_on", "job_without_model", "model_of_job", "rows_kept_for"]
+__all__ = [
+    "api_trained_on",
+    "job_without_model",
+    "model_of_job",
+    "note_how_served",
+    "rows_kept_for",
+]
 
 log = logging.getLogger("finetune")
 T = TypeVar("T")
@@ -87,6 +100,14 @@ def _serving(backend: str) -> str | None:
 
     note = getattr(backend_class(backend), "serving_note", None)
     return note if isinstance(note, str) else None
+
+
+def note_how_served(error: BaseException, who: str, serving: str | None) -> None:
+    """Add how its provider serves a tuned model (``ModelRef.note``) to an error asking it,
+    where the error may come of that: a Together LoRA model not served serverless answers
+    503 ("Overloaded"), a Fireworks one not deployed 404."""
+    if serving and isinstance(error, (InvalidRequestError, PermissionDeniedError, ServerError)):
+        add_note(error, f"{who}: {serving}")
 
 
 def _model_in_job_folder(name: str, candidate: ModelRef) -> ModelRef:

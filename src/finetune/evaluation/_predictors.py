@@ -13,9 +13,7 @@ from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 from finetune._errors import (
     InvalidRequestError,
     MissingDependency,
-    PermissionDeniedError,
     ServerError,
-    add_note,
 )
 from finetune._loop import returned, without_waiting
 from finetune._numbers import is_real, is_whole
@@ -44,7 +42,6 @@ __all__ = [
     "as_reply",
     "at_least_one",
     "close_predictors",
-    "note_how_served",
     "predictor_for",
     "reply_of",
     "retrying_a_model",
@@ -503,14 +500,6 @@ def as_reply(predictor: Predictor, reply: object) -> str:
         mended = reply.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
         return TruncatedReply(mended, reply.limit) if isinstance(reply, TruncatedReply) else mended
     return reply
-
-
-def note_how_served(error: BaseException, who: str, serving: str | None) -> None:
-    """Add how its provider serves a tuned model (``ModelRef.note``) to an error asking it,
-    where the error may come of that: a Together LoRA model not served serverless answers
-    503 ("Overloaded"), a Fireworks one not deployed 404."""
-    if serving and isinstance(error, (InvalidRequestError, PermissionDeniedError, ServerError)):
-        add_note(error, f"{who}: {serving}")
 
 
 def retrying_a_model(attempts: int) -> AsyncRetrying:

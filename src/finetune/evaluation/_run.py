@@ -33,6 +33,7 @@ from finetune.evaluation._checks import (
     refuse_unnamed_candidates,
 )
 from finetune.evaluation._judging import Predicted, judge_rows
+from finetune.evaluation._lineage import note_how_served
 from finetune.evaluation._overlap import (
     notes_on_what_was_trained_on,
     refuse_shots_from_the_evaluated_data,
@@ -45,7 +46,6 @@ from finetune.evaluation._predictors import (
     at_least_one,
     close_predictors,
     is_cacheable,
-    note_how_served,
     reply_of,
     retrying_a_model,
 )
