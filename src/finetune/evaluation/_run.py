@@ -376,7 +376,7 @@ def _plan(
     prompts = [prompt for prompt, _ in split]
     store = open_cache(cache)
     try:
-        tasks = _tasks(resolved, examples, prompts, store, _serving(candidates))
+        tasks = _tasks(resolved, examples, prompts, store, _serving_notes(candidates))
     except BaseException:
         if store is not None and store is not cache:
             store.close()
@@ -385,7 +385,7 @@ def _plan(
     return _Plan(examples, keys, references, resolved, trained_on, notes, tasks, store)
 
 
-def _serving(candidates: Mapping[str, Any]) -> dict[str, str]:
+def _serving_notes(candidates: Mapping[str, Any]) -> dict[str, str]:
     """How its provider serves each candidate's model, where the model says (``job.model``
     of a hosted job: ``ModelRef.note``)."""
     return {
