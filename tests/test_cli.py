@@ -927,6 +927,41 @@ def test_an_eval_config_names_a_job_candidate_in_a_table_with_its_options(
     assert 'or job = "hf:hfjob-...", a job this machine ran' in capsys.readouterr().err
 
 
+def test_a_local_job_given_as_a_model_is_told_how_each_command_names_it(
+    chat_file: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``model = "hf:hfjob-..."`` in an eval config's table (and ``finetune ask hf:hf:...``,
+    ``train --model hfjob-...``) was told to give "Tuner('hf').job('hfjob-...').model", and
+    the eval config only after its other candidates had all been asked."""
+    job = "hfjob-20261206-000000-0a1b2c3d"
+    config = tmp_path / "eval.toml"
+    config.write_text(
+        f'data = "{chat_file}"\nmetrics = ["exact_match"]\n[candidates.base]\n'
+        f'backend = "fake"\nmodel = "{MODEL}"\n[candidates.tuned]\n'
+        f'backend = "hf"\nmodel = "hf:{job}"\n'
+    )
+    assert main(["eval", str(config)]) == 2
+    said = f"error: [hf] model 'hf:{job}' is a local job's id, not a model: give the model it made"
+    folder = f"or its folder: finetune status {job} (param: model)"
+    assert capsys.readouterr().err == (  # nothing asked: no progress line before it
+        f"{said}, job = \"hf:{job}\" in a [candidates.NAME] table, {folder} (candidate 'tuned')\n"
+    )
+    judged = f'data = "{chat_file}"\n[candidates]\nbase = "fake:{MODEL}"\n'
+    config.write_text(judged + f'[judge]\nbackend = "hf"\nmodel = "{tmp_path / "gone"}"\n')
+    assert main(["eval", str(config)]) == 2
+    assert capsys.readouterr().err == (  # was told after every candidate had been asked
+        f"error: [hf] model '{tmp_path / 'gone'}' could not be loaded: no such folder or .gguf "
+        f"file; check the path (param: model) ({config}: [judge])\n"
+    )
+    assert main(["ask", f"hf:hf:{job}", "hi"]) == 2
+    assert capsys.readouterr().err == f"{said}, finetune ask hf:{job}, {folder}\n"
+    assert main(["train", str(chat_file), "--backend", "hf", "--model", job]) == 2
+    assert capsys.readouterr().err == (
+        f"error: [hf] model '{job}' is a local job's id, not a model: give the model it made, "
+        f"its folder: finetune status {job} (param: model)\n"
+    )
+
+
 def test_preference_data_trained_without_dpo_is_told_the_flag(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -1938,6 +1973,7 @@ def test_a_local_model_asked_without_the_hf_extra_names_it(
 ) -> None:
     """Without torch, ``finetune ask hf:...`` (and ``ft.evaluate``) ended in a traceback."""
     monkeypatch.setitem(sys.modules, absent, None)
+    (tmp_path / "never-loaded").mkdir()  # a folder that is there: the model is never read
     assert main(["ask", f"hf:{tmp_path / 'never-loaded'}", "hi"]) == 2
     assert capsys.readouterr().err == (
         f"error: {absent} is not installed for local models. "

@@ -2491,6 +2491,33 @@ def test_a_local_or_hosted_predictor_s_seed_and_device_are_checked_before_anythi
             HFPredictor(tiny_base, device="cuda:0").predict(question)
 
 
+def test_a_local_candidate_not_there_is_refused_before_any_candidate_is_asked(
+    tmp_path: Path,
+) -> None:
+    """A local candidate's missing folder, or a job's id written as its model, was found
+    when its model was loaded: after every candidate before it had been asked (minutes of
+    generation, or a hosted model's bill), and the error named no candidate."""
+    asked: list[Any] = []
+
+    def base(messages: list[dict[str, Any]]) -> str:
+        asked.append(messages)
+        return "4"
+
+    job = "hfjob-20261206-000000-0a1b2c3d"
+    data = [
+        {"messages": [{"role": "user", "content": "2 + 2?"}, {"role": "assistant", "content": "4"}]}
+    ]
+    for model, says in [
+        (str(tmp_path / "gone"), "no such folder or .gguf file; check the path"),
+        (f"hf:{job}", "is a local job's id, not a model: give the model it made, Tuner('hf')"),
+    ]:
+        local = ft.ModelRef(backend="hf", name=model)
+        with pytest.raises(ft.InvalidRequestError, match=re.escape(says)) as caught:
+            ft.evaluate(data, {"base": base, "tuned": local}, [m.exact_match], cache=False)
+        assert caught.value.__notes__ == ["candidate 'tuned'"]
+    assert asked == []
+
+
 def test_a_local_model_stops_at_each_end_its_generation_config_lists(
     tuned_tiny: str, rows: list[dict[str, Any]], tmp_path: Path
 ) -> None:

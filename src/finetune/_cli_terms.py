@@ -31,6 +31,12 @@ _OPTION = re.compile(r"(?<!fit\()options=\{'(\w+)': (True|False|-?[\d.]+|'[^']*'
 _EXTRA = re.compile(r"(?<!\()extra=\{'(\w+)': (N|\.\.\.|-?[\d.]+)\}")
 # Tuner("hf", model="org/name"), Tuner("hf", model=<an open-weights model>), model=...
 _TUNER = re.compile(r'Tuner\("([\w-]+)", model=(?:"([^"]*)"|(<[^>]*>|\.\.\.))\)')
+# the model a local job made, Tuner('hf').job('hfjob-...').model, as each command names it
+_JOB_MODEL = re.compile(r"Tuner\('hf'\)\.job\('(hfjob-[\w-]+)'\)\.model, or ")
+_JOB_MODEL_WAYS = {
+    "ask": r"finetune ask hf:\1, or ",
+    "eval": r'job = "hf:\1" in a [candidates.NAME] table, or ',
+}
 
 
 def in_cli_terms(text: str) -> str:
@@ -85,6 +91,7 @@ def for_the_command(message: str, command: str) -> str:
         message = message.replace(way, "")
     for python_way, own_way in _COMMAND_WAYS.get(command, {}).items():
         message = message.replace(python_way, own_way)
+    message = _JOB_MODEL.sub(_JOB_MODEL_WAYS.get(command, ""), message)
     message = in_cli_terms(message)
     message = message.replace("the Tuner's model=...", "--model")
     message = re.sub(r"(?:ft\.)?Hyperparameters\((\w+)=\.\.\.\)", _hyperparameter_flag, message)

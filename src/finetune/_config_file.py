@@ -8,7 +8,7 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from finetune._errors import FinetuneError, MissingDependency, did_you_mean
+from finetune._errors import FinetuneError, MissingDependency, add_note, did_you_mean
 from finetune._numbers import is_whole
 from finetune._words import counted
 
@@ -551,8 +551,7 @@ def _judge_metric(source: str, spec: Any) -> Any:
     ``[[judge]]`` tables): the model that grades, described as a candidate is (``backend``,
     ``model``, ``endpoint``, ``options``), the ``rubric`` it grades against and its column's
     ``name``."""
-    from finetune.evaluation._checks import option_problem
-    from finetune.evaluation._predictors import predictor_for
+    from finetune.evaluation._checks import made_predictor
     from finetune.evaluation.metrics import llm_judge
 
     table = {} if isinstance(spec, str) else spec  # "backend:model": the default rubric
@@ -576,13 +575,11 @@ def _judge_metric(source: str, spec: Any) -> Any:
     if isinstance(spec, str):
         described = spec  # read as a candidate's text is
     model, options = eval_candidate(source, "judge", described, table="[judge]")
-    try:
-        grader = predictor_for(model, **options)
-    except TypeError as error:
-        why = option_problem(error, options)
-        if why is None:
-            raise
-        raise FinetuneError(f"{source}: [judge] options: {why}") from None
+    try:  # a local judge's folder that is not there, told before anything is asked
+        grader = made_predictor(model, options, f"{source}: [judge] options", f"{source}: [judge]")
+    except FinetuneError as error:
+        add_note(error, f"{source}: [judge]")
+        raise
     return llm_judge(grader, rubric, name=name)
 
 

@@ -133,10 +133,13 @@ class HFPredictor:
         chat_template: str | None = None,
         response_template: dict[str, Any] | None = None,
     ) -> None:
+        from finetune.backends.hf._models import check_source
+
         self.path = path
         self.max_new_tokens: int = at_least_one("max_new_tokens", max_new_tokens)
         self.batch_size: int = at_least_one("batch_size", batch_size)
         self.seed: int = a_seed(seed)
+        check_source(path)  # a path with nothing there is told before any other model is asked
         self._device = device
         self._trust = _job_trusted(path) if trust_remote_code is None else trust_remote_code
         self._trained_on_completions = _job_trained_on_completions(path)  # asked so

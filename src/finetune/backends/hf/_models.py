@@ -25,6 +25,7 @@ __all__ = [
     "MODELS_DIR_ENV",
     "SOURCE_MARKER",
     "ModelSource",
+    "check_source",
     "default_models_dir",
     "file_sha256",
     "looks_like_path",
@@ -137,6 +138,25 @@ def _resolves(host: str) -> bool:
 
 def resolve(spec: str, models_dir: Path | None = None) -> ModelSource:
     """The folder or hub id to load for ``spec``; a GGUF file is converted on first use."""
+    check_source(spec)
+    local = Path(spec).expanduser()
+    if not local.exists():
+        return _hub_source(spec)
+    gguf = _gguf_in(local)
+    if gguf is None:
+        return ModelSource(spec, str(local.resolve()), "folder")
+    digest = file_sha256(gguf)
+    target = (models_dir or default_models_dir()) / f"{gguf.stem}-{digest[:16]}"
+    if not (target / SOURCE_MARKER).exists():
+        _convert_locked(gguf.resolve(), target, digest)
+    return ModelSource(spec, str(target), "gguf", digest)
+
+
+def check_source(spec: str) -> None:
+    """What ``resolve`` refuses without loading, hashing or converting anything: a path with
+    nothing there, a job's id or a model named as ``finetune ask`` names it, a job's folder,
+    a ``.gguf`` name on another file, a folder of several GGUF files. A Hub id is checked
+    when it is loaded (the Hub may be reached only then)."""
     local = Path(spec).expanduser()
     if not local.exists():
         if looks_like_path(spec):
@@ -146,17 +166,12 @@ def resolve(spec: str, models_dir: Path | None = None) -> ModelSource:
                 param="model",
             )
         _refuse_a_candidate_name(spec)
-        return _hub_source(spec)
+        return
     gguf = _gguf_in(local)
     if gguf is None:
         _refuse_a_job_folder(spec, local)
-        return ModelSource(spec, str(local.resolve()), "folder")
-    _refuse_other_files(gguf)
-    digest = file_sha256(gguf)
-    target = (models_dir or default_models_dir()) / f"{gguf.stem}-{digest[:16]}"
-    if not (target / SOURCE_MARKER).exists():
-        _convert_locked(gguf.resolve(), target, digest)
-    return ModelSource(spec, str(target), "gguf", digest)
+    else:
+        _refuse_other_files(gguf)
 
 
 def _refuse_a_candidate_name(spec: str) -> None:
