@@ -523,6 +523,8 @@ def test_backends_lists_each_with_what_it_trains(capsys: pytest.CaptureFixture[s
     rows = {line.split()[0]: line.split()[1:] for line in out.splitlines()}
     assert "tools=True" in rows["openai"] and "tools=True" in rows["hf"]
     assert "a job created with --option auto_start=false stops at VALIDATED" in out  # not options=
+    assert "job.model" not in out  # Fireworks' and Together's serving notes said it
+    assert "ft.evaluate (finetune eval) asks the job's model through the inference API" in out
     assert rows["fake"][:3] == ["local", "methods=dpo,sft", "kinds=chat,completion,preference"]
 
 

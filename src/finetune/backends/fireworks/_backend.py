@@ -63,7 +63,7 @@ KEY_HINT = "Set FIREWORKS_API_KEY or pass api_key=... to the Tuner"
 SINGLE_UPLOAD_LIMIT = 150 * 1024 * 1024
 DEPLOYMENT_NOTE = (
     "Fireworks serves fine-tuned LoRA models on on-demand (dedicated) deployments, billed by "
-    "GPU time while deployed; deploy it, then evaluate job.model as any candidate (asked "
+    "GPU time while deployed; deploy it, then evaluate the job's model as any candidate (asked "
     "through Fireworks' OpenAI-compatible API with FIREWORKS_API_KEY)"
 )
 

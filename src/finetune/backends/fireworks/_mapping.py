@@ -71,7 +71,8 @@ CAPABILITIES = Capabilities(
     max_suffix_length=64,
     notes=(
         "fine-tuned LoRA models are served on on-demand (dedicated) deployments, billed by "
-        "GPU time; once deployed, ft.evaluate asks job.model through the inference API",
+        "GPU time; once deployed, ft.evaluate (finetune eval) asks the job's model through the "
+        "inference API",
         "DPO runs as a Fireworks dpoJob: one-turn preference pairs, no validation set",
     ),
 )

@@ -68,7 +68,8 @@ CAPABILITIES = Capabilities(
     max_suffix_length=MAX_SUFFIX,
     notes=(
         "a LoRA fine-tune is served serverless only for some base models, otherwise on a "
-        "dedicated endpoint billed per minute (see job.model and docs/backends/together.md)",
+        "dedicated endpoint billed per minute (an error asking such a model says so; "
+        "docs/backends/together.md)",
     ),
 )
 # extra settings that go in the body's training_method (TrainingMethodSFT / ...DPO), the rest
