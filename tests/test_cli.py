@@ -964,6 +964,42 @@ def test_a_local_job_given_as_a_model_is_told_how_each_command_names_it(
     )
 
 
+def test_a_model_that_ships_its_own_code_is_told_how_each_command_trusts_it(
+    tiny_base: str, chat_file: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The command line was told to pass "Tuner('hf', model=..., trust_remote_code=True),
+    fit(options={'trust_remote_code': True}), or HFPredictor(..., trust_remote_code=True)"."""
+    from .test_hf_backend import _with_its_own_config_code
+
+    model = _with_its_own_config_code(tiny_base, tmp_path / "remote", context=48)
+    said = f"error: [hf] model {model!r} ships its own code, which transformers runs only with "
+    said += "trust_remote_code=True; read that code, and if you trust it "
+    for command in (
+        ["validate", str(chat_file), "--backend", "hf", "--model", model],
+        ["ask", f"hf:{model}", "hi"],
+    ):
+        assert main(command) == 2
+        assert capsys.readouterr().err == (
+            f"{said}pass --option trust_remote_code=true (param: trust_remote_code)\n"
+        )
+    config = tmp_path / "eval.toml"
+    config.write_text(f'data = "{chat_file}"\n[candidates]\nremote = "hf:{model}"\n')
+    assert main(["eval", str(config)]) == 2
+    assert (
+        capsys.readouterr()
+        .err.splitlines()[-1]
+        .startswith(
+            f"{said}give its candidate options = {{ trust_remote_code = true }} in its "
+            "[candidates.NAME] table (param: trust_remote_code)"
+        )
+    )
+    options = "options = { trust_remote_code = true, max_new_tokens = 2 }"
+    config.write_text(
+        f'data = "{chat_file}"\n[candidates.remote]\nbackend = "hf"\nmodel = "{model}"\n{options}\n'
+    )
+    assert main(["eval", str(config), "--no-cache"]) == 0, capsys.readouterr().err
+
+
 def test_preference_data_trained_without_dpo_is_told_the_flag(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

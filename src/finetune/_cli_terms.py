@@ -37,6 +37,12 @@ _JOB_MODEL_WAYS = {
     "ask": r"finetune ask hf:\1, or ",
     "eval": r'job = "hf:\1" in a [candidates.NAME] table, or ',
 }
+# a model that ships its own code: "pass trust_remote_code=True (Tuner(...), fit(...), ...)"
+_TRUST = re.compile(r"pass trust_remote_code=True \((?:[^()]|\([^()]*\))*\)")
+_TRUST_WAYS = {
+    "eval": "give its candidate options = { trust_remote_code = true } in its [candidates.NAME] "
+    "table",
+}
 
 
 def in_cli_terms(text: str) -> str:
@@ -92,6 +98,7 @@ def for_the_command(message: str, command: str) -> str:
     for python_way, own_way in _COMMAND_WAYS.get(command, {}).items():
         message = message.replace(python_way, own_way)
     message = _JOB_MODEL.sub(_JOB_MODEL_WAYS.get(command, ""), message)
+    message = _TRUST.sub(_TRUST_WAYS.get(command, "pass --option trust_remote_code=true"), message)
     message = in_cli_terms(message)
     message = message.replace("the Tuner's model=...", "--model")
     message = re.sub(r"(?:ft\.)?Hyperparameters\((\w+)=\.\.\.\)", _hyperparameter_flag, message)
