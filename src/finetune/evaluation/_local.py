@@ -107,7 +107,8 @@ class HFPredictor:
 
     Args:
         path: a model folder (a local job's model, a LoRA adapter), a ``.gguf`` file or a
-            Hub id.
+            Hub id; a path with nothing there, or a job's id, is refused here (an
+            ``InvalidRequestError``), before anything is asked.
         max_new_tokens: the longest answer, in tokens (a longer one is cut and noted).
         batch_size: prompts generated together.
         seed: the seed of the generation.
