@@ -138,11 +138,10 @@ def _resolves(host: str) -> bool:
 
 def resolve(spec: str, models_dir: Path | None = None) -> ModelSource:
     """The folder or hub id to load for ``spec``; a GGUF file is converted on first use."""
-    check_source(spec)
+    gguf = check_source(spec)
     local = Path(spec).expanduser()
     if not local.exists():
         return _hub_source(spec)
-    gguf = _gguf_in(local)
     if gguf is None:
         return ModelSource(spec, str(local.resolve()), "folder")
     digest = file_sha256(gguf)
@@ -152,11 +151,12 @@ def resolve(spec: str, models_dir: Path | None = None) -> ModelSource:
     return ModelSource(spec, str(target), "gguf", digest)
 
 
-def check_source(spec: str) -> None:
+def check_source(spec: str) -> Path | None:
     """What ``resolve`` refuses without loading, hashing or converting anything: a path with
     nothing there, a job's id or a model named as ``finetune ask`` names it, a job's folder,
     a ``.gguf`` name on another file, a folder of several GGUF files. A Hub id is checked
-    when it is loaded (the Hub may be reached only then)."""
+    when it is loaded (the Hub may be reached only then). Returns the GGUF file ``spec``
+    names, if it names one."""
     local = Path(spec).expanduser()
     if not local.exists():
         if looks_like_path(spec):
@@ -166,12 +166,13 @@ def check_source(spec: str) -> None:
                 param="model",
             )
         _refuse_a_candidate_name(spec)
-        return
+        return None
     gguf = _gguf_in(local)
     if gguf is None:
         _refuse_a_job_folder(spec, local)
     else:
         _refuse_other_files(gguf)
+    return gguf
 
 
 def _refuse_a_candidate_name(spec: str) -> None:
