@@ -8,7 +8,7 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from finetune._errors import FinetuneError, MissingDependency, add_note, did_you_mean
+from finetune._errors import FinetuneError, MissingDependency, did_you_mean
 from finetune._numbers import is_whole
 from finetune._words import counted
 
@@ -575,11 +575,7 @@ def _judge_metric(source: str, spec: Any) -> Any:
     if isinstance(spec, str):
         described = spec  # read as a candidate's text is
     model, options = eval_candidate(source, "judge", described, table="[judge]")
-    try:  # a local judge's folder that is not there, told before anything is asked
-        grader = made_predictor(model, options, f"{source}: [judge] options", f"{source}: [judge]")
-    except FinetuneError as error:
-        add_note(error, f"{source}: [judge]")
-        raise
+    grader = made_predictor(model, options, f"{source}: [judge] options", f"{source}: [judge]")
     return llm_judge(grader, rubric, name=name)
 
 

@@ -66,7 +66,8 @@ async def aask(
     evaluation's predictions are."""
     example, messages = _asked_turns(prompt, tools)
     model = await asyncio.to_thread(model_of_job, str(model), model)  # reads the registry
-    predictor = made_predictor(model, dict(options), "ask's options", str(model))
+    # an error of ours names the model itself: no note repeating it
+    predictor = made_predictor(model, dict(options), "ask's options", str(model), named=False)
     try:
         asking = {str(model): (predictor, model.few_shot)}
         refuse_predictors_without_tools(asking, [example])

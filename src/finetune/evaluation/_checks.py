@@ -9,7 +9,7 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from finetune._errors import did_you_mean, unexpected_keyword
+from finetune._errors import FinetuneError, add_note, did_you_mean, unexpected_keyword
 from finetune.evaluation._lineage import job_without_model, model_of_job
 from finetune.evaluation._model_text import model_named
 from finetune.evaluation._predictors import Predictor, predictor_for
@@ -239,13 +239,18 @@ def option_problem(error: TypeError, options: Mapping[str, Any]) -> str | None:
 
 
 def made_predictor(
-    candidate: Any, options: dict[str, Any], options_of: str, asked: str
+    candidate: Any, options: dict[str, Any], options_of: str, asked: str, *, named: bool = True
 ) -> Predictor:
     """``predictor_for(candidate, **options)``, an option it does not take named as one of
     ``options_of`` (``predictor_options of candidate 'tuned'``) and a value it refuses as
-    ``asked``'s (``candidate 'tuned'``); our own errors keep their type."""
+    ``asked``'s (``candidate 'tuned'``); our own errors keep their type, with ``asked`` in a
+    note where ``named`` (a local model's folder that is not there)."""
     try:
         return predictor_for(candidate, **options)
+    except FinetuneError as exc:
+        if named:
+            add_note(exc, asked)
+        raise
     except TypeError as exc:
         why = option_problem(exc, options)
         if why is None:

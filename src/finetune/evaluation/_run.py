@@ -13,7 +13,7 @@ from collections.abc import Callable, Coroutine, Iterable, Iterator, Mapping, Se
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypedDict
 
-from finetune._errors import FinetuneError, add_note
+from finetune._errors import add_note
 from finetune._loop import gather_or_cancel, run_to_the_end
 from finetune._progress import CountingBar
 from finetune.dataset import require_dataset
@@ -109,13 +109,7 @@ OPTIONS_OF = "predictor_options of candidate"
 
 
 def _predictor(name: str, candidate: Any, options: dict[str, Any]) -> Predictor:
-    """The candidate's predictor; an error of ours in making it (a local model's folder that
-    is not there) names the candidate, before any model is asked."""
-    try:
-        return made_predictor(candidate, options, f"{OPTIONS_OF} {name!r}", f"candidate {name!r}")
-    except FinetuneError as exc:
-        add_note(exc, f"candidate {name!r}")
-        raise
+    return made_predictor(candidate, options, f"{OPTIONS_OF} {name!r}", f"candidate {name!r}")
 
 
 _Asking = tuple[Predictor, PredictionCache | None, _Task]
