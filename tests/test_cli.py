@@ -455,7 +455,7 @@ TOML_TOO_DEEP = _toml_too_deep()
             'endpoint = "http://127.0.0.1:9/v1"\noptions = { max_tokenz = 3 }\n'
             '[candidates]\nb = "fake:m"\n',
             "eval.toml: [judge] options: OpenAIPredictor takes no option 'max_tokenz' (did you "
-            "mean 'max_tokens'?); its options are client, ",
+            "mean 'max_tokens'?); its options are api_key, base_url, ",  # no client objects
         ),
         (
             'data = "h"\nmetrics = ["exact_matc"]\n[candidates]\nb = "fake:m"\n',
@@ -964,6 +964,27 @@ def test_a_local_job_given_as_a_model_is_told_how_each_command_names_it(
     )
 
 
+def test_a_local_option_in_advice_is_the_flag_that_sets_it(
+    tiny_base: str, rows: list[Any], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``validate`` told the command line to "set max_length=512 or lower", and ``train`` to
+    "set launcher='ray'": Python's words, for options the command sets with ``--option``."""
+    long = json.loads(json.dumps(rows[0]))
+    long["messages"][-1]["content"] = " ".join(["order"] * 700)
+    data = write_jsonl(tmp_path / "long.jsonl", [long])
+    local = ["--backend", "hf", "--model", tiny_base]
+    assert main(["validate", str(data), *local]) == 1
+    said = capsys.readouterr().out
+    assert ": pass --option max_length=512 or lower to cut it at the context" in said
+    short = write_jsonl(tmp_path / "short.jsonl", rows[:8])
+    assert main(["train", str(short), *local, "--option", "ray_address=auto"]) == 2
+    assert capsys.readouterr().err.startswith(
+        "error: [hf] ray_address is read by launcher='ray', not 'python': pass --option "
+        "launcher=ray, or drop ray_address"
+    )
+    assert not list(tmp_path.glob("hf-jobs/hfjob-*"))  # refused before any job
+
+
 def test_a_model_that_ships_its_own_code_is_told_how_each_command_trusts_it(
     tiny_base: str, chat_file: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -1195,8 +1216,8 @@ def test_an_eval_config_gives_each_candidate_its_predictor_options(
     assert err.startswith("error: the options of candidate 'served': ")  # the config's word
     assert err.endswith(
         "OpenAIPredictor takes no option 'max_tokenz' (did you mean 'max_tokens'?); its options "
-        "are client, async_client, api_key, base_url, max_tokens, temperature, seed, "
-        "extra_body, provider, organization, project, api"
+        "are api_key, base_url, max_tokens, temperature, seed, extra_body, provider, "
+        "organization, project, api"  # not client, async_client: Python's objects
     )
 
 

@@ -1,7 +1,8 @@
-"""What a message says in Python's terms, as the command line says it: a backend option as
-``--option KEY=VALUE``, a hyperparameter as its flag or its key in a config file, a price of
-one's own as ``--price-per-million``, a Tuner to train on instead as ``--backend`` and
-``--model``, an asked model's key and chat template as ``ask`` and ``eval`` take them."""
+"""What a message says in Python's terms, as the command line says it: a backend option,
+given or advised, as ``--option KEY=VALUE``, a hyperparameter as its flag or its key in a
+config file, a price of one's own as ``--price-per-million``, a Tuner to train on instead as
+``--backend`` and ``--model``, an asked model's key and chat template as ``ask`` and ``eval``
+take them."""
 
 from __future__ import annotations
 
@@ -31,6 +32,8 @@ _OPTION = re.compile(r"(?<!fit\()options=\{'(\w+)': (True|False|-?[\d.]+|'[^']*'
 _EXTRA = re.compile(r"(?<!\()extra=\{'(\w+)': (N|\.\.\.|-?[\d.]+)\}")
 # Tuner("hf", model="org/name"), Tuner("hf", model=<an open-weights model>), model=...
 _TUNER = re.compile(r'Tuner\("([\w-]+)", model=(?:"([^"]*)"|(<[^>]*>|\.\.\.))\)')
+# a local option in advice: "set max_length=512 or lower", "set launcher='ray', or drop ..."
+_SET_OPTION = re.compile(r"\bset (\w+)=(?:'([^']*)'|(\d+))(?=[ ,.;)]|$)")
 # the model a local job made, Tuner('hf').job('hfjob-...').model, as each command names it
 _JOB_MODEL = re.compile(r"Tuner\('hf'\)\.job\('(hfjob-[\w-]+)'\)\.model, or ")
 _JOB_MODEL_WAYS = {
@@ -51,6 +54,7 @@ def in_cli_terms(text: str) -> str:
     text = text.replace(SAME_DATASET, "the same data with")
     text = _TUNER.sub(lambda found: f"--backend {found[1]} --model {found[2] or found[3]}", text)
     text = _OPTION.sub(_option_flag, text)
+    text = _SET_OPTION.sub(r"pass --option \1=\2\3", text)
     return _EXTRA.sub(r"\1 = \2 under [hyperparameters.extra] in a --config file", text)
 
 
@@ -59,6 +63,10 @@ def _option_flag(found: re.Match[str]) -> str:
     value = {"True": "true", "False": "false"}.get(value, value.strip("'"))
     return f"--option {key}={value}"
 
+
+# a predictor's options a command cannot give: a client object of one's own
+_OBJECT_OPTIONS = ("client", "async_client")
+_OPTIONS_LISTED = re.compile(r"(?<=its options are )[\w, ]+")
 
 _PYTHON_ONLY = (
     " or pass api_key=... to the Tuner",
@@ -97,6 +105,7 @@ def for_the_command(message: str, command: str) -> str:
         message = message.replace(way, "")
     for python_way, own_way in _COMMAND_WAYS.get(command, {}).items():
         message = message.replace(python_way, own_way)
+    message = _OPTIONS_LISTED.sub(_options_a_command_gives, message)
     message = _JOB_MODEL.sub(_JOB_MODEL_WAYS.get(command, ""), message)
     message = _TRUST.sub(_TRUST_WAYS.get(command, "pass --option trust_remote_code=true"), message)
     message = in_cli_terms(message)
@@ -108,6 +117,10 @@ def for_the_command(message: str, command: str) -> str:
         message,
     )
     return re.sub(r"\b(method|format)='([\w-]+)'", r"--\1 \2", message)
+
+
+def _options_a_command_gives(found: re.Match[str]) -> str:
+    return ", ".join(name for name in found[0].split(", ") if name not in _OBJECT_OPTIONS)
 
 
 def _hyperparameter_flag(found: re.Match[str]) -> str:
