@@ -10,6 +10,7 @@ import json
 import logging
 import pickle
 import re
+import shutil
 import sqlite3
 import sys
 import threading
@@ -2444,6 +2445,42 @@ def test_a_local_answer_cut_at_max_new_tokens_is_marked(tiny_base: str) -> None:
     question = [{"role": "user", "content": "Where is my order #12?"}]
     reply = HFPredictor(tiny_base, max_new_tokens=1).predict(question)
     assert isinstance(reply, TruncatedReply) and reply.limit == "max_new_tokens=1"
+
+
+def test_a_local_answer_stops_at_the_model_s_context_and_is_noted_as_cut(
+    tiny_base: str, tmp_path: Path
+) -> None:
+    """A prompt within the context was answered past it, up to max_new_tokens: noise for the
+    position the model never learned (an index error, where positions are learned), scored
+    as the model's answer and not said to be cut. A prompt as long as the context has no
+    room for an answer at all."""
+    from transformers import AutoTokenizer
+
+    question = [{"role": "user", "content": "Where is my order #12?"}]
+    tokenizer = AutoTokenizer.from_pretrained(tiny_base)
+    text = tokenizer.apply_chat_template(question, tokenize=False, add_generation_prompt=True)
+    prompt = len(tokenizer(text, add_special_tokens=False).input_ids)
+    model = Path(shutil.copytree(tiny_base, tmp_path / "short"))
+    config = json.loads((model / "config.json").read_text())
+    context = {**config, "max_position_embeddings": prompt + 3}
+    (model / "config.json").write_text(json.dumps(context))
+
+    reply = HFPredictor(str(model), max_new_tokens=40).predict(question)
+    assert isinstance(reply, TruncatedReply)
+    assert reply.limit == f"the model's context of {prompt + 3} tokens"
+    answered = [*question, {"role": "assistant", "content": "a"}]
+    data = ft.Dataset.from_records([{"messages": answered}])
+    candidate = {"short": ft.ModelRef(backend="hf", name=str(model))}
+    result = ft.evaluate(data, candidate, [ft.metrics.exact_match], cache=False)
+    assert result.notes[-1] == (
+        f"candidate 'short': 1 of its 1 answers stopped at the model's context of {prompt + 3} "
+        "tokens (at index 0), cut short, and are scored as they are; if answers should be "
+        "longer, ask with shorter prompts (fewer shots), or a model with a longer context"
+    )
+    exact = Path(shutil.copytree(tiny_base, tmp_path / "exact"))
+    (exact / "config.json").write_text(json.dumps({**config, "max_position_embeddings": prompt}))
+    with pytest.raises(ft.InvalidRequestError, match=rf"is {prompt} tokens, as long as the model"):
+        HFPredictor(str(exact), max_new_tokens=40).predict(question)
 
 
 def test_a_prompt_longer_than_a_local_model_s_context_is_refused_not_scored(

@@ -305,12 +305,12 @@ class HFPredictor:
                     texts, return_tensors="pt", padding=True, add_special_tokens=plain
                 ).to(model.device)
                 lengths = batch["attention_mask"].sum(dim=1)
-                _refuse_prompts_over_the_context(model, lengths)
+                limit = _answer_limit(model, lengths, self.max_new_tokens)
                 torch.manual_seed(self.seed)
                 with torch.no_grad():
                     output = model.generate(
                         **batch,
-                        max_new_tokens=self.max_new_tokens,
+                        max_new_tokens=limit[0],
                         do_sample=False,
                         pad_token_id=tokenizer.pad_token_id,
                         eos_token_id=ends,
@@ -319,7 +319,7 @@ class HFPredictor:
                 with_tools = tools is not None or any(map(_has_tool_turns, chunk))
                 for text, row in zip(texts, new, strict=True):
                     prefix = text if with_tools else None
-                    replies.append(self._reply(tokenizer, row, ends, prefix, tools))
+                    replies.append(self._reply(tokenizer, row, ends, limit, prefix, tools))
             return replies
 
     def _template(self, tokenizer: Any, prompts: list[Messages], tools: Tools | None) -> str | None:
@@ -357,20 +357,21 @@ class HFPredictor:
         tokenizer: Any,
         tokens: list[int],
         ends: list[int],
+        limit: tuple[int, str],
         prefix: str | None = None,
         tools: Tools | None = None,
     ) -> str:
         """A row of new tokens as text, up to its first end (read by the tokenizer's response
         parser, after the ``prefix`` prompt, where tools are in play); a row that used every
-        new token without ending was cut there."""
+        new token its ``limit`` allowed without ending was cut there, by what it names."""
         end = next((i for i, token in enumerate(tokens) if token in ends), None)
         if prefix is None:
             decoded = tokenizer.decode(tokens[:end], skip_special_tokens=True)
             text: str = after_thinking(decoded).strip()
         else:
             text = _parsed_reply(tokenizer, tokens[:end], prefix, tools, self.response_template)
-        if end is None and len(tokens) >= self.max_new_tokens:
-            return TruncatedReply(text, f"max_new_tokens={self.max_new_tokens}")
+        if end is None and len(tokens) >= limit[0]:
+            return TruncatedReply(text, limit[1])
         return text
 
     def predict(self, messages: Messages, tools: Tools | None = None) -> str:
@@ -413,14 +414,16 @@ def _torch_device(name: str) -> Any:
     return device
 
 
-def _refuse_prompts_over_the_context(model: Any, lengths: Any) -> None:
-    """A prompt longer than the model's context gets a reply of noise (transformers only
-    warns), which an evaluation would score as the model's answer."""
+def _answer_limit(model: Any, lengths: Any, max_new_tokens: int) -> tuple[int, str]:
+    """How many new tokens a batch of prompts of ``lengths`` may have, and what cuts them
+    there: ``max_new_tokens``, or the model's context, past which a reply is noise (or an
+    index error, where positions are learned) as a prompt longer than it is (refused)."""
+    asked = (max_new_tokens, f"max_new_tokens={max_new_tokens}")
     config = model.config.get_text_config() if hasattr(model.config, "get_text_config") else None
     context = getattr(config or model.config, "max_position_embeddings", None)
     if not isinstance(context, int) or context <= 0:
-        return
-    over = [(i, int(n)) for i, n in enumerate(lengths.tolist()) if n > context]
+        return asked
+    over = [(i, int(n)) for i, n in enumerate(lengths.tolist()) if n >= context]
     if over:
         position, tokens = over[0]
         which = (
@@ -428,13 +431,16 @@ def _refuse_prompts_over_the_context(model: Any, lengths: Any) -> None:
             if len(lengths) > 1
             else "the prompt"
         )
+        than = "longer than" if tokens > context else "as long as"
         raise InvalidRequestError(
-            f"{which} is {tokens} tokens, longer than the model's context of {context}: its "
+            f"{which} is {tokens} tokens, {than} the model's context of {context}: its "
             "reply would be noise; leave such examples out (data.filter(...)), or ask a model "
             "with a longer context",
             backend="hf",
             param="messages",
         )
+    room = context - int(lengths.max())  # the batch is padded to its longest prompt
+    return (room, f"the model's context of {context} tokens") if room < max_new_tokens else asked
 
 
 def _job_trusted(path: str) -> bool:

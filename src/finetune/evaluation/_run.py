@@ -424,23 +424,33 @@ def _notes_on_cut_answers(tasks: list[_Task], examples: int) -> list[str]:
     """Answers that stopped at their predictor's length limit are scored as they are, which
     lowers a candidate's scores when the model had more to say: said on the result (and
     logged) for each candidate, whether the answers were asked now or read from the cache."""
-    cut: dict[str, list[tuple[int, str]]] = {}
+    cut: dict[tuple[str, str], list[int]] = {}
     for task in tasks:
         if isinstance(task.prediction, TruncatedReply):
-            cut.setdefault(task.candidate, []).append((task.example, task.prediction.limit))
+            cut.setdefault((task.candidate, task.prediction.limit), []).append(task.example)
     notes = []
-    for name, marks in cut.items():
-        limit = marks[0][1]
-        setting = limit.partition("=")[0]
+    for (name, limit), marks in cut.items():
         notes.append(
             f"candidate {name!r}: {len(marks)} of its {examples} answers stopped at {limit} (at "
-            f"index {indexes([index for index, _ in marks])}), cut short, and are scored as "
-            f"they are; if answers should be longer, raise it: predictor_options={{{name!r}: "
-            f"{{{setting!r}: ...}}}} (an eval config's options = {{ {setting} = ... }} under "
-            f"[candidates.{_toml_key(name)}])"
+            f"index {indexes(marks)}), cut short, and are scored as they are; if answers "
+            f"should be longer, {_longer_answers(name, limit)}"
         )
         log.warning("evaluate: %s", notes[-1])
     return notes
+
+
+def _longer_answers(name: str, limit: str) -> str:
+    """How a candidate's answers get longer: its setting raised (``max_tokens=256``), or,
+    where the model's context cut them, shorter prompts or another model."""
+    setting, is_setting, _ = limit.partition("=")
+    if not is_setting:
+        if "context" in limit:
+            return "ask with shorter prompts (fewer shots), or a model with a longer context"
+        return "raise that limit"
+    return (
+        f"raise it: predictor_options={{{name!r}: {{{setting!r}: ...}}}} (an eval config's "
+        f"options = {{ {setting} = ... }} under [candidates.{_toml_key(name)}])"
+    )
 
 
 def _as_metrics(metrics: Metrics) -> list[Metric]:
