@@ -2447,6 +2447,25 @@ def test_a_local_answer_cut_at_max_new_tokens_is_marked(tiny_base: str) -> None:
     assert isinstance(reply, TruncatedReply) and reply.limit == "max_new_tokens=1"
 
 
+def test_a_model_folder_edited_in_place_is_another_predictor_to_the_cache(
+    tiny_base: str, tmp_path: Path
+) -> None:
+    """Only the weights and generation_config.json were stamped: a chat template or a context
+    edited in place left the predictor's name, its cache key, as it was, and the cache served
+    the answers the model gave before."""
+    folder = Path(shutil.copytree(tiny_base, tmp_path / "edited"))
+    names = [HFPredictor(str(folder)).name]
+    config = json.loads((folder / "config.json").read_text())
+    (folder / "config.json").write_text(json.dumps({**config, "max_position_embeddings": 64}))
+    names.append(HFPredictor(str(folder)).name)
+    template = folder / "chat_template.jinja"
+    template.write_text(template.read_text() + "{{ '' }}")
+    names.append(HFPredictor(str(folder)).name)
+    assert len(set(names)) == 3
+    (folder / "README.md").write_text("what this model is")  # no part of its answers
+    assert HFPredictor(str(folder)).name == names[-1]
+
+
 def test_a_local_answer_stops_at_the_model_s_context_and_is_noted_as_cut(
     tiny_base: str, tmp_path: Path
 ) -> None:

@@ -65,12 +65,19 @@ def _make_room(keep: int) -> None:
         torch.cuda.empty_cache()  # hand the freed weights' memory back to the device
 
 
-def _weights_stamp(path: Path) -> str:
-    """What a folder's answers depend on: its weights, and the generation config that says
-    where an answer ends."""
+# the files of a model folder its answers depend on: weights, config (its context, its
+# positions), tokenizer, chat template, and the generation config that says where one ends
+_ANSWERS_READ_FROM = {".safetensors", ".bin", ".json", ".jinja", ".model", ".txt"}
+
+
+def _model_stamp(path: Path) -> str:
+    """The size and time of each file a model's answers depend on (a GGUF file's own): a
+    folder edited in place (weights, a context, a chat template) is another predictor, whose
+    answers no cache serves from before."""
     files = [path]
     if path.is_dir():
-        files = [*sorted(path.glob("*.safetensors")), *path.glob("generation_config.json")]
+        found = (item for item in path.iterdir() if item.suffix in _ANSWERS_READ_FROM)
+        files = sorted(item for item in found if item.is_file())
     stamps = [f"{item.name}:{item.stat().st_size}:{item.stat().st_mtime_ns}" for item in files]
     return hashlib.sha256("|".join(stamps).encode()).hexdigest()[:12]
 
@@ -144,7 +151,7 @@ class HFPredictor:
         self._device = device
         self._trust = _job_trusted(path) if trust_remote_code is None else trust_remote_code
         self._trained_on_completions = _job_trained_on_completions(path)  # asked so
-        self._stamp = _weights_stamp(Path(path)) if Path(path).exists() else "hub"
+        self._stamp = _model_stamp(Path(path)) if Path(path).exists() else "hub"
         self.chat_template = chat_template
         """The Jinja template prompts are written with, in place of the tokenizer's own (a
         base model without one, tuned with the local backend's ``chat_template`` option)."""
