@@ -667,6 +667,28 @@ def test_nothing_to_evaluate_is_refused() -> None:
         ft.evaluate(_qa(3), {}, [m.exact_match])
 
 
+def test_a_hosted_few_shot_prompt_over_the_context_names_its_shots(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """OpenAI's refusal of a prompt over the context said to reduce the messages; a few-shot
+    candidate's shots are in every one of them, which the error now says."""
+    with OpenAIFake() as fake:
+        fake.context_tokens = 200
+        monkeypatch.setenv("OPENAI_API_KEY", fake.api_key)
+        monkeypatch.setenv("OPENAI_BASE_URL", fake.base_url)
+        wordy = [{"role": "user", "content": "word " * 80}, {"role": "assistant", "content": "ok"}]
+        shots = [{"messages": wordy}] * 3
+        base = ft.ModelRef(backend="openai", name="gpt-4.1-mini")
+        with pytest.raises(ft.InvalidRequestError, match="maximum context length") as caught:
+            ft.evaluate(
+                _qa(2), {"shots": base.with_few_shot(shots, k=3)}, ["exact_match"], cache=False
+            )
+        assert ft.evaluate(_qa(2), {"base": base}, ["exact_match"], cache=False).notes == []
+    assert caught.value.__notes__[-1] == (
+        "its 3 few-shot examples are in each prompt: fewer leave room"
+    )
+
+
 def test_a_model_named_by_its_text_is_that_model(monkeypatch: pytest.MonkeyPatch) -> None:
     """``"openai:ft:gpt-4.1:acme::x"``, ``str(ref)`` and an eval config's form, was a
     ``TypeError`` showing how to write the ``ModelRef``, in ``evaluate`` and in a judge."""
@@ -2525,6 +2547,15 @@ def test_a_prompt_longer_than_a_local_model_s_context_is_refused_not_scored(
             cache=False,
         )
     assert "while candidate 'base' predicted the examples at index 0 to 1" in caught.value.__notes__
+    # the shots of a few-shot prompt make it long, said as the way out (not 'leave it out')
+    base = ft.ModelRef(backend="hf", name=tiny_base)
+    wordy = [{"messages": [*long, {"role": "assistant", "content": "a"}]}] * 2
+    with pytest.raises(ft.InvalidRequestError) as caught:
+        ft.evaluate(data[:1], {"2-shot": base.with_few_shot(wordy, k=2)}, ["exact_match"])
+    assert caught.value.__notes__ == [
+        "while candidate '2-shot' predicted the examples at index 0 to 0",
+        "its 2 few-shot examples are in each prompt: fewer leave room",
+    ]
 
 
 def test_a_local_or_hosted_predictor_s_seed_and_device_are_checked_before_anything_runs(

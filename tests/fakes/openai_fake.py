@@ -132,6 +132,7 @@ class OpenAIFake(FakeServer):
         self.counter = itertools.count(1)
         self.bytes_received = 0
         self.chat_delay = 0.0
+        self.context_tokens: int | None = None  # a chat model's context, a token per 4 bytes
         self.chat_responder: Callable[[str, list[dict[str, Any]]], ChatReply] = _echo
         self.list_lag = 0.0  # seconds before a new job shows in the list
         self.ambiguous_creates = 0  # creates that make the job, then answer 502
@@ -225,6 +226,16 @@ class OpenAIFake(FakeServer):
             raise _error(400, problem, param="messages")
         if _reasoning_model(body["model"]):
             _refuse_what_reasoning_models_refuse(body)
+        tokens = len(json.dumps(body["messages"])) // 4
+        if self.context_tokens is not None and tokens > self.context_tokens:
+            raise _error(  # OpenAI's wording
+                400,
+                f"This model's maximum context length is {self.context_tokens} tokens. However, "
+                f"your messages resulted in {tokens} tokens. Please reduce the length of the "
+                "messages.",
+                param="messages",
+                code="context_length_exceeded",
+            )
         if self.chat_delay:
             time.sleep(self.chat_delay)
         message, finish = chat_reply(self.chat_responder(body["model"], body["messages"]), body)

@@ -13,7 +13,7 @@ from collections.abc import Callable, Coroutine, Iterable, Iterator, Mapping, Se
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypedDict
 
-from finetune._errors import add_note
+from finetune._errors import InvalidRequestError, add_note
 from finetune._loop import gather_or_cancel, run_to_the_end
 from finetune._progress import CountingBar
 from finetune.dataset import require_dataset
@@ -86,6 +86,7 @@ class _Task:
     key: str
     prediction: str | None = None
     serving: str | None = None  # how its provider serves the candidate's model (ModelRef.note)
+    shots: int = 0  # the few-shot examples in its prompt
 
 
 def _resolve(
@@ -203,6 +204,8 @@ def _note(error: BaseException, task: _Task, where: str) -> None:
     """Name the candidate and the example on a prediction's error, and how its provider
     serves the candidate's model (``note_how_served``)."""
     add_note(error, f"while candidate {task.candidate!r} predicted {where}")
+    if task.shots and isinstance(error, InvalidRequestError) and "context" in error.message:
+        add_note(error, f"its {task.shots} few-shot examples are in each prompt: fewer leave room")
     note_how_served(error, f"candidate {task.candidate!r}", task.serving)
 
 
@@ -406,12 +409,13 @@ def _tasks(
     cache where it holds one."""
     tasks = []
     for name, (predictor, shots) in resolved.items():
-        shown = shot_turns(shots)
+        shown, count = shot_turns(shots), len(shots or ())
         for index, example in enumerate(examples):
             messages, tools = build_prompt(prompts[index], shown), example_tools(example)
             key = PredictionCache.key(predictor.name, messages, tools)
             cached = store.get(key) if store is not None and is_cacheable(predictor) else None
-            tasks.append(_Task(name, index, messages, tools, key, cached, serving.get(name)))
+            served = serving.get(name)
+            tasks.append(_Task(name, index, messages, tools, key, cached, served, count))
     return tasks
 
 
