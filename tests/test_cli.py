@@ -985,6 +985,22 @@ def test_a_local_option_in_advice_is_the_flag_that_sets_it(
     assert not list(tmp_path.glob("hf-jobs/hfjob-*"))  # refused before any job
 
 
+def test_a_prompt_over_a_local_context_is_told_the_command_s_way_out(
+    tiny_base: str, rows: list[Any], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``ask`` and ``eval`` were told to "leave such examples out (data.filter(...))"."""
+    words = "word " * 700  # the tiny model's context: 512
+    assert main(["ask", f"hf:{tiny_base}", words]) == 2
+    assert "its reply would be noise; shorten the prompt, or ask" in capsys.readouterr().err
+    long = json.loads(json.dumps(rows[0]))
+    long["messages"][1]["content"] = words
+    data = write_jsonl(tmp_path / "long.jsonl", [long])
+    config = tmp_path / "eval.toml"
+    config.write_text(f'data = "{data}"\n[candidates]\nbase = "hf:{tiny_base}"\n')
+    assert main(["eval", str(config), "--no-cache"]) == 2
+    assert "noise; leave such examples out of the data file, or" in capsys.readouterr().err
+
+
 def test_a_model_that_ships_its_own_code_is_told_how_each_command_trusts_it(
     tiny_base: str, chat_file: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

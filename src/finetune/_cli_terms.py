@@ -12,6 +12,7 @@ from finetune.evaluation._cache import OTHER_CACHE
 from finetune.evaluation._checks import SERVED_WITH_TOOLS, TO_A_FUNCTION
 from finetune.evaluation._judging import JUDGE_ROOM
 from finetune.evaluation._local import (
+    LEAVE_THEM_OUT,
     RESPONSE_TEMPLATE_OPTION,
     TEMPLATE_OPTION,
     TOOLS_TEMPLATE_OPTION,
@@ -76,10 +77,12 @@ _PYTHON_ONLY = (
 )
 _COMMAND_WAYS = {  # what ask and eval take where Python takes a predictor option
     "ask": {
+        LEAVE_THEM_OUT: "shorten the prompt",
         KEY_OPTION: "--option api_key=...",
         TEMPLATE_OPTION: '--option "chat_template=$(cat chat.jinja)"',
     },
     "eval": {
+        LEAVE_THEM_OUT: "leave such examples out of the data file",
         KEY_OPTION: "options = { api_key = ... } under the model's [candidates.NAME] or "
         "[judge] table",
         TEMPLATE_OPTION: "options = { chat_template = ... } under the candidate's "

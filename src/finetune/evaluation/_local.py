@@ -25,7 +25,13 @@ from finetune.evaluation._predictors import (
 from finetune.evaluation._prompts import Messages, a_plain_prompt
 from finetune.evaluation._tools import Tools, format_tool_calls
 
-__all__ = ["RESPONSE_TEMPLATE_OPTION", "TEMPLATE_OPTION", "TOOLS_TEMPLATE_OPTION", "HFPredictor"]
+__all__ = [
+    "LEAVE_THEM_OUT",
+    "RESPONSE_TEMPLATE_OPTION",
+    "TEMPLATE_OPTION",
+    "TOOLS_TEMPLATE_OPTION",
+    "HFPredictor",
+]
 
 
 # where a local model's chat template is given (the command line writes its own way instead)
@@ -421,6 +427,9 @@ def _torch_device(name: str) -> Any:
     return device
 
 
+LEAVE_THEM_OUT = "leave such examples out (data.filter(...))"
+
+
 def _answer_limit(model: Any, lengths: Any, max_new_tokens: int) -> tuple[int, str]:
     """How many new tokens a batch of prompts of ``lengths`` may have, and what cuts them
     there: ``max_new_tokens``, or the model's context, past which a reply is noise (or an
@@ -441,8 +450,7 @@ def _answer_limit(model: Any, lengths: Any, max_new_tokens: int) -> tuple[int, s
         than = "longer than" if tokens > context else "as long as"
         raise InvalidRequestError(
             f"{which} is {tokens} tokens, {than} the model's context of {context}: its "
-            "reply would be noise; leave such examples out (data.filter(...)), or ask a model "
-            "with a longer context",
+            f"reply would be noise; {LEAVE_THEM_OUT}, or ask a model with a longer context",
             backend="hf",
             param="messages",
         )
