@@ -7,9 +7,7 @@ if [ -z "${TIKTOKEN_CACHE_DIR:-}" ] && [ -d ../shared/tiktoken ]; then
 fi
 echo "== ruff check";   ruff check src tests benchmarks examples scripts
 echo "== ruff format";  ruff format --check src tests benchmarks examples scripts
-# mypy three ways at once, each with a cache of its own (the examples' run reads transformers
-# and torch: 55 s alone): src at Python 3.11 and 3.10, and the examples as a user's code, with
-# no config, so no pydantic plugin (users lack it)
+# what the steps run in the background write, and the floors' install, stopped if we stop
 logs="$(mktemp -d)"
 floors_install=""
 finish() {  # an install still running (the suite failed, Ctrl-C) ends with us, pip and all
@@ -22,6 +20,9 @@ finish() {  # an install still running (the suite failed, Ctrl-C) ends with us, 
 trap finish EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
+# mypy three ways at once, each with a cache of its own (the examples' run reads transformers
+# and torch: 55 s alone): src at Python 3.11 and 3.10, and the examples as a user's code, with
+# no config, so no pydantic plugin (users lack it)
 names=() pids=()
 typecheck() {  # NAME MYPY-ARGUMENTS...: in the background, its output kept for the report
   names+=("$1")

@@ -41,7 +41,9 @@ TEMPLATE_OPTION = (
 )
 RESPONSE_TEMPLATE_OPTION = "predictor_options: {'response_template': {...}}"
 TOOLS_TEMPLATE_OPTION = "predictor_options: {'chat_template': ...}"
-_LoadKey = tuple[str, str, str | None, bool]  # path, weights stamp, device, trust_remote_code
+# a prompt over the context: left out of the data (the command line says its own way)
+LEAVE_THEM_OUT = "leave such examples out (data.filter(...))"
+_LoadKey = tuple[str, str, str | None, bool]  # path, files' stamp, device, trust_remote_code
 
 
 @dataclass
@@ -425,9 +427,6 @@ def _torch_device(name: str) -> Any:
     if problem is not None:
         raise InvalidRequestError(problem, backend="hf", param="device")
     return device
-
-
-LEAVE_THEM_OUT = "leave such examples out (data.filter(...))"
 
 
 def _answer_limit(model: Any, lengths: Any, max_new_tokens: int) -> tuple[int, str]:
