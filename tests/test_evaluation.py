@@ -2487,6 +2487,21 @@ def test_a_model_folder_edited_in_place_is_another_predictor_to_the_cache(
     (folder / "README.md").write_text("what this model is")  # no part of its answers
     assert HFPredictor(str(folder)).name == names[-1]
 
+    # an adapter answers with its base: a base edited in place, another adapter predictor
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    from finetune.backends.hf._merge import quiet_peft
+
+    base = AutoModelForCausalLM.from_pretrained(str(folder))
+    adapter = tmp_path / "adapter"
+    with quiet_peft():
+        lora = get_peft_model(base, LoraConfig(r=2, target_modules=["q_proj"]))
+    lora.save_pretrained(adapter)
+    before = HFPredictor(str(adapter)).name
+    template.write_text(template.read_text() + "{{ '' }}")
+    assert HFPredictor(str(adapter)).name != before
+
 
 def test_a_local_answer_stops_at_the_model_s_context_and_is_noted_as_cut(
     tiny_base: str, tmp_path: Path

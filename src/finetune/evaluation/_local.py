@@ -4,6 +4,7 @@ process and freed when no evaluation uses it and others need the room."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import hashlib
 import json
@@ -79,15 +80,30 @@ _ANSWERS_READ_FROM = {".safetensors", ".bin", ".json", ".jinja", ".model", ".txt
 
 
 def _model_stamp(path: Path) -> str:
-    """The size and time of each file a model's answers depend on (a GGUF file's own): a
-    folder edited in place (weights, a context, a chat template) is another predictor, whose
-    answers no cache serves from before."""
-    files = [path]
-    if path.is_dir():
-        found = (item for item in path.iterdir() if item.suffix in _ANSWERS_READ_FROM)
-        files = sorted(item for item in found if item.is_file())
-    stamps = [f"{item.name}:{item.stat().st_size}:{item.stat().st_mtime_ns}" for item in files]
+    """The size and time of each file a model's answers depend on (a GGUF file's own; an
+    adapter's and its local base's): a folder edited in place (weights, a context, a chat
+    template) is another predictor, whose answers no cache serves from before."""
+    stamps = [
+        f"{item.name}:{item.stat().st_size}:{item.stat().st_mtime_ns}"
+        for item in _answer_files(path)
+    ]
     return hashlib.sha256("|".join(stamps).encode()).hexdigest()[:12]
+
+
+def _answer_files(path: Path, depth: int = 0) -> list[Path]:
+    """The files a model's answers are read from: ``path``'s own, and a LoRA adapter's
+    base's, where the base is a local folder (an adapter over an adapter, a few deep)."""
+    from finetune.backends.hf._merge import adapter_base, is_adapter
+
+    if not path.is_dir():
+        return [path]
+    found = (item for item in path.iterdir() if item.suffix in _ANSWERS_READ_FROM)
+    files = sorted(item for item in found if item.is_file())
+    if depth < 3 and is_adapter(path):
+        with contextlib.suppress(OSError, ValueError, KeyError):  # loading it says what is wrong
+            base = Path(adapter_base(path))
+            files += _answer_files(base, depth + 1) if base.exists() else []
+    return files
 
 
 def _end_tokens(tokenizer: Any, model: Any, template: str | None) -> list[int]:
