@@ -449,10 +449,11 @@ def _answer_limit(model: Any, lengths: Any, max_new_tokens: int) -> tuple[int, s
     """How many new tokens a batch of prompts of ``lengths`` may have, and what cuts them
     there: ``max_new_tokens``, or the model's context, past which a reply is noise (or an
     index error, where positions are learned) as a prompt longer than it is (refused)."""
+    from finetune.backends.hf._checks import config_context
+
     asked = (max_new_tokens, f"max_new_tokens={max_new_tokens}")
-    config = model.config.get_text_config() if hasattr(model.config, "get_text_config") else None
-    context = getattr(config or model.config, "max_position_embeddings", None)
-    if not isinstance(context, int) or context <= 0:
+    context = config_context(model.config)
+    if context is None:
         return asked
     over = [(i, int(n)) for i, n in enumerate(lengths.tolist()) if n >= context]
     if over:

@@ -20,7 +20,7 @@ from finetune.dataset._tool_rows import MESSAGE_LIST_KEYS
 from finetune.validation._rules import Issue, first_tool_use
 from finetune.validation._tokens import text_of
 
-__all__ = ["ModelChecks", "model_context", "writes_reasoning", "writes_tools"]
+__all__ = ["ModelChecks", "config_context", "model_context", "writes_reasoning", "writes_tools"]
 
 
 def model_context(path: str, trust_remote_code: bool = False, spec: str = "") -> int | None:
@@ -40,6 +40,12 @@ def model_context(path: str, trust_remote_code: bool = False, spec: str = "") ->
         if needs_trust(exc):
             raise untrusted_model(spec or path, adapter_of=base) from None
         return None
+    return config_context(config)
+
+
+def config_context(config: Any) -> int | None:
+    """A transformers config's context (``max_position_embeddings``, its text model's in a
+    multimodal one), if it names one."""
     text_config = config.get_text_config() if hasattr(config, "get_text_config") else config
     value = getattr(text_config, "max_position_embeddings", None)
     return int(value) if isinstance(value, int) and value > 0 else None
