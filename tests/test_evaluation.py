@@ -2503,6 +2503,29 @@ def test_a_model_folder_edited_in_place_is_another_predictor_to_the_cache(
     assert HFPredictor(str(adapter)).name != before
 
 
+def test_a_hub_model_s_newer_revision_is_another_predictor_to_the_cache(
+    tiny_base: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A Hub model was keyed by its id alone ("hub"): once a newer revision was downloaded
+    under the same id, the cache served the answers the older one gave."""
+    import huggingface_hub.constants
+
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path))
+    repo = tmp_path / "models--acme--tiny"
+
+    def download(commit: str) -> str:  # the Hub cache's layout: refs name a snapshot
+        shutil.copytree(tiny_base, repo / "snapshots" / commit)
+        (repo / "refs").mkdir(parents=True, exist_ok=True)
+        (repo / "refs" / "main").write_text(commit)
+        return HFPredictor("acme/tiny").name
+
+    assert HFPredictor("acme/tiny").name.startswith("hf:acme/tiny:hub:")  # not yet cached
+    older = download("a" * 40)
+    assert older.startswith("hf:acme/tiny:hub-aaaaaaaaaaaa:")
+    assert HFPredictor("acme/tiny").name == older
+    assert download("b" * 40) != older
+
+
 def test_a_local_answer_stops_at_the_model_s_context_and_is_noted_as_cut(
     tiny_base: str, tmp_path: Path
 ) -> None:

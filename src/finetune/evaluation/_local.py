@@ -90,6 +90,21 @@ def _model_stamp(path: Path) -> str:
     return hashlib.sha256("|".join(stamps).encode()).hexdigest()[:12]
 
 
+def _hub_stamp(model_id: str) -> str:
+    """The revision of a Hub model that its cache holds: a newer revision downloaded under the
+    same id is another predictor, as a folder edited in place is ("hub" where none is cached:
+    it is downloaded at load)."""
+    try:
+        from huggingface_hub import try_to_load_from_cache
+    except ImportError:  # the hf extra is missing: loading the model says so
+        return "hub"
+    with contextlib.suppress(ValueError):  # no Hub id: loading it says what is wrong
+        found = try_to_load_from_cache(model_id, "config.json")
+        if isinstance(found, str):  # .../snapshots/<commit>/config.json
+            return f"hub-{Path(found).parent.name[:12]}"
+    return "hub"
+
+
 def _answer_files(path: Path, depth: int = 0) -> list[Path]:
     """The files a model's answers are read from: ``path``'s own, and a LoRA adapter's
     base's, where the base is a local folder (an adapter over an adapter, a few deep)."""
@@ -175,7 +190,7 @@ class HFPredictor:
         self._device = device
         self._trust = _job_trusted(path) if trust_remote_code is None else trust_remote_code
         self._trained_on_completions = _job_trained_on_completions(path)  # asked so
-        self._stamp = _model_stamp(Path(path)) if Path(path).exists() else "hub"
+        self._stamp = _model_stamp(Path(path)) if Path(path).exists() else _hub_stamp(path)
         self.chat_template = chat_template
         """The Jinja template prompts are written with, in place of the tokenizer's own (a
         base model without one, tuned with the local backend's ``chat_template`` option)."""
