@@ -454,7 +454,7 @@ TOML_TOO_DEEP = _toml_too_deep()
             'data = "h"\n[judge]\nbackend = "openai-compatible"\nmodel = "m"\n'
             'endpoint = "http://127.0.0.1:9/v1"\noptions = { max_tokenz = 3 }\n'
             '[candidates]\nb = "fake:m"\n',
-            "eval.toml: [judge] options: OpenAIPredictor takes no option 'max_tokenz' (did you "
+            "eval.toml: [judge] options: the model takes no option 'max_tokenz' (did you "
             "mean 'max_tokens'?); its options are api_key, base_url, ",  # no client objects
         ),
         (
@@ -985,6 +985,18 @@ def test_a_local_option_in_advice_is_the_flag_that_sets_it(
     assert not list(tmp_path.glob("hf-jobs/hfjob-*"))  # refused before any job
 
 
+def test_an_option_a_model_does_not_take_is_not_said_with_a_python_class(
+    tiny_base: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``finetune ask hf:... --option max_tokens=3`` said "HFPredictor takes no option", a
+    class the command line never shows."""
+    assert main(["ask", f"hf:{tiny_base}", "hi", "--option", "max_tokens=3"]) == 2
+    assert capsys.readouterr().err.startswith(
+        "error: ask's options: the model takes no option 'max_tokens' (did you mean "
+        "'max_new_tokens'?); its options are max_new_tokens, "
+    )
+
+
 def test_a_prompt_over_a_local_context_is_told_the_command_s_way_out(
     tiny_base: str, rows: list[Any], tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -1231,7 +1243,7 @@ def test_an_eval_config_gives_each_candidate_its_predictor_options(
     err = capsys.readouterr().err.strip().splitlines()[-1]
     assert err.startswith("error: the options of candidate 'served': ")  # the config's word
     assert err.endswith(
-        "OpenAIPredictor takes no option 'max_tokenz' (did you mean 'max_tokens'?); its options "
+        "the model takes no option 'max_tokenz' (did you mean 'max_tokens'?); its options "
         "are api_key, base_url, max_tokens, temperature, seed, extra_body, provider, "
         "organization, project, api"  # not client, async_client: Python's objects
     )

@@ -68,6 +68,7 @@ def _option_flag(found: re.Match[str]) -> str:
 # a predictor's options a command cannot give: a client object of one's own
 _OBJECT_OPTIONS = ("client", "async_client")
 _OPTIONS_LISTED = re.compile(r"(?<=its options are )[\w, ]+")
+_PREDICTOR_CLASS = re.compile(r"\b[A-Z]\w*Predictor takes no option")  # Python's class
 
 _PYTHON_ONLY = (
     " or pass api_key=... to the Tuner",
@@ -109,6 +110,7 @@ def for_the_command(message: str, command: str) -> str:
     for python_way, own_way in _COMMAND_WAYS.get(command, {}).items():
         message = message.replace(python_way, own_way)
     message = _OPTIONS_LISTED.sub(_options_a_command_gives, message)
+    message = _PREDICTOR_CLASS.sub("the model takes no option", message)
     message = _JOB_MODEL.sub(_JOB_MODEL_WAYS.get(command, ""), message)
     message = _TRUST.sub(_TRUST_WAYS.get(command, "pass --option trust_remote_code=true"), message)
     message = in_cli_terms(message)
