@@ -663,6 +663,8 @@ def test_delete_removes_an_ended_job_or_its_checkpoints_alone(
         tuner.job(job.id)
     assert main(["status", job.id]) == 2  # it said the job "was not started from this machine"
     assert ": started elsewhere, or deleted;" in capsys.readouterr().err
+    assert main(["ask", f"hf:{job.id}", "hi"]) == 2  # it said "give the job's folder" alone
+    assert "registry does not hold (deleted, or started elsewhere)" in capsys.readouterr().err
 
 
 def test_delete_removes_the_copy_of_the_data_no_other_job_trains_on(

@@ -78,8 +78,8 @@ def model_of_job(name: str, candidate: Any) -> Any:
     if record is None and candidate.backend == "hf" and candidate.name.startswith("hfjob-"):
         raise FinetuneError(
             f"candidate {name!r} names local job {candidate.name}, which this machine's job "
-            f"registry does not hold: give the job's folder, hf:/path/to/{candidate.name}, "
-            "or the model it made"
+            "registry does not hold (deleted, or started elsewhere): give the job's folder, "
+            f"hf:/path/to/{candidate.name}, or the model it made"
         )
     if record is None:
         return candidate
