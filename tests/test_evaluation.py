@@ -2562,6 +2562,36 @@ def test_a_local_answer_stops_at_the_model_s_context_and_is_noted_as_cut(
         HFPredictor(str(exact), max_new_tokens=40).predict(question)
 
 
+def test_a_local_answer_does_not_depend_on_the_prompts_asked_beside_it(
+    tiny_base: str, tmp_path: Path
+) -> None:
+    """A batch had the room its longest prompt left: a short prompt asked beside one near the
+    context was cut at 3 new tokens and noted as cut by the context, where alone it had 40."""
+    from transformers import AutoTokenizer
+
+    short = [{"role": "user", "content": "Where is my order #12?"}]
+    long = [{"role": "user", "content": "order " * 60}]
+    tokenizer = AutoTokenizer.from_pretrained(tiny_base)
+    text = tokenizer.apply_chat_template(long, tokenize=False, add_generation_prompt=True)
+    prompt = len(tokenizer(text, add_special_tokens=False).input_ids)
+    model = Path(shutil.copytree(tiny_base, tmp_path / "short"))
+    config = json.loads((model / "config.json").read_text())
+    context = {**config, "max_position_embeddings": prompt + 3}
+    (model / "config.json").write_text(json.dumps(context))
+
+    predictor = HFPredictor(str(model), max_new_tokens=40, batch_size=4)
+    alone = predictor.predict(short)
+    together = predictor.predict_batch([short, long, short])
+    assert together[0] == together[2] == alone
+    assert [getattr(reply, "limit", None) for reply in together] == [
+        getattr(alone, "limit", None),
+        f"the model's context of {prompt + 3} tokens",
+        getattr(alone, "limit", None),
+    ]
+    assert getattr(alone, "limit", None) in (None, "max_new_tokens=40")
+    assert together[1] == predictor.predict(long)
+
+
 def test_a_prompt_longer_than_a_local_model_s_context_is_refused_not_scored(
     tiny_base: str,
 ) -> None:

@@ -347,25 +347,27 @@ class HFPredictor:
             for start in range(0, len(prompts), self.batch_size):
                 chunk = prompts[start : start + self.batch_size]
                 texts = [_prompt_text(tokenizer, p, tools, template) for p in chunk]
-                batch = tokenizer(
-                    texts, return_tensors="pt", padding=True, add_special_tokens=plain
-                ).to(model.device)
-                lengths = batch["attention_mask"].sum(dim=1)
-                limit = _answer_limit(model, lengths, self.max_new_tokens)
-                torch.manual_seed(self.seed)
-                with torch.no_grad():
-                    output = model.generate(
-                        **batch,
-                        max_new_tokens=limit[0],
-                        do_sample=False,
-                        pad_token_id=tokenizer.pad_token_id,
-                        eos_token_id=ends,
-                    )
-                new = output[:, batch["input_ids"].shape[1] :].tolist()
                 with_tools = tools is not None or any(map(_has_tool_turns, chunk))
-                for text, row in zip(texts, new, strict=True):
-                    prefix = text if with_tools else None
-                    replies.append(self._reply(tokenizer, row, ends, limit, prefix, tools))
+                answers: dict[int, str] = {}
+                for rows, limit in _by_room(tokenizer, model, texts, self.max_new_tokens, plain):
+                    group = [texts[i] for i in rows]
+                    batch = tokenizer(
+                        group, return_tensors="pt", padding=True, add_special_tokens=plain
+                    ).to(model.device)
+                    torch.manual_seed(self.seed)
+                    with torch.no_grad():
+                        output = model.generate(
+                            **batch,
+                            max_new_tokens=limit[0],
+                            do_sample=False,
+                            pad_token_id=tokenizer.pad_token_id,
+                            eos_token_id=ends,
+                        )
+                    new = output[:, batch["input_ids"].shape[1] :].tolist()
+                    for i, text, row in zip(rows, group, new, strict=True):
+                        prefix = text if with_tools else None
+                        answers[i] = self._reply(tokenizer, row, ends, limit, prefix, tools)
+                replies += [answers[i] for i in range(len(texts))]
             return replies
 
     def _template(self, tokenizer: Any, prompts: list[Messages], tools: Tools | None) -> str | None:
@@ -460,33 +462,41 @@ def _torch_device(name: str) -> Any:
     return device
 
 
-def _answer_limit(model: Any, lengths: Any, max_new_tokens: int) -> tuple[int, str]:
-    """How many new tokens a batch of prompts of ``lengths`` may have, and what cuts them
-    there: ``max_new_tokens``, or the model's context, past which a reply is noise (or an
-    index error, where positions are learned) as a prompt longer than it is (refused)."""
+def _by_room(
+    tokenizer: Any, model: Any, texts: list[str], max_new_tokens: int, special: bool
+) -> list[tuple[list[int], tuple[int, str]]]:
+    """The prompts ``texts`` as groups asked together, each with how many new tokens it may
+    have and what cuts them there: those with room for ``max_new_tokens`` before the model's
+    context ends, together; each other alone, stopped where the context ends (past it a reply
+    is noise, or an index error where positions are learned), so that no answer depends on
+    the prompts asked beside it. A prompt that leaves no room at all is refused."""
     from finetune.backends.hf._checks import config_context
 
     asked = (max_new_tokens, f"max_new_tokens={max_new_tokens}")
     context = config_context(model.config)
     if context is None:
-        return asked
-    over = [(i, int(n)) for i, n in enumerate(lengths.tolist()) if n >= context]
-    if over:
-        position, tokens = over[0]
-        which = (
-            f"prompt {position + 1} of the {len(lengths)} asked together"
-            if len(lengths) > 1
-            else "the prompt"
-        )
-        than = "longer than" if tokens > context else "as long as"
-        raise InvalidRequestError(
-            f"{which} is {tokens} tokens, {than} the model's context of {context}: its "
-            f"reply would be noise; {LEAVE_THEM_OUT}, or ask a model with a longer context",
-            backend="hf",
-            param="messages",
-        )
-    room = context - int(lengths.max())  # the batch is padded to its longest prompt
-    return (room, f"the model's context of {context} tokens") if room < max_new_tokens else asked
+        return [(list(range(len(texts))), asked)]
+    lengths = [len(ids) for ids in tokenizer(texts, add_special_tokens=special).input_ids]
+    for position, tokens in enumerate(lengths):
+        if tokens >= context:
+            _refuse_a_prompt_over(context, tokens, position, len(texts))
+    roomy = [i for i, tokens in enumerate(lengths) if context - tokens >= max_new_tokens]
+    cut = f"the model's context of {context} tokens"
+    tight = [([i], (context - lengths[i], cut)) for i in range(len(texts)) if i not in roomy]
+    return ([(roomy, asked)] if roomy else []) + tight
+
+
+def _refuse_a_prompt_over(context: int, tokens: int, position: int, asked: int) -> None:
+    """Refuse prompt ``position`` of the ``asked`` asked together: ``tokens`` long, it leaves
+    no room in the model's ``context`` for any reply."""
+    which = f"prompt {position + 1} of the {asked} asked together" if asked > 1 else "the prompt"
+    than = "longer than" if tokens > context else "as long as"
+    raise InvalidRequestError(
+        f"{which} is {tokens} tokens, {than} the model's context of {context}: its "
+        f"reply would be noise; {LEAVE_THEM_OUT}, or ask a model with a longer context",
+        backend="hf",
+        param="messages",
+    )
 
 
 def _job_trusted(path: str) -> bool:
