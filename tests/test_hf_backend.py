@@ -904,6 +904,11 @@ def test_a_model_trained_on_completions_is_asked_as_it_trained(
         result = ft.evaluate(data, asked, ["exact_match"], predictor_options=short)
         assert result.summary()["merged"]["exact_match"].mean == 1.0
         assert result.summary()["gguf"]["exact_match"].mean == 1.0
+        # a chat prompt asked beside a completion's left it asked through the chat template
+        tuned = HFPredictor(job.model.name, max_new_tokens=12)
+        chat = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "q"}]
+        prompt = [{"role": "user", "content": "Order 3:"}]
+        assert tuned.predict_batch([prompt, chat])[0] == tuned.predict(prompt) == "ships tomorrow."
         # Ollama sends the prompt as it is, not in the chat format it never trained in
         ollama = export_model(merged, tmp_path / "ollama", format="ollama")
         modelfile = (ollama.path / "Modelfile").read_text()

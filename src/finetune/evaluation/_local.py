@@ -334,44 +334,58 @@ class HFPredictor:
 
     def predict_batch(self, prompts: list[Messages], tools: Tools | None = None) -> list[str]:
         """Replies to many prompts, ``batch_size`` at a time; with ``tools`` (or tool turns
-        in the prompts), offered those tools, their tool calls read as calls."""
+        in the prompts), offered those tools, their tool calls read as calls. No reply
+        depends on the prompts asked beside it: each is written with the template it alone
+        calls for, and has the room its own length leaves in the context."""
         loaded = self._load()  # first: without torch, it names the extra that brings it
+        by_template: dict[str | None, list[int]] = {}
+        for i, prompt in enumerate(prompts):
+            by_template.setdefault(self._template(loaded.tokenizer, prompt, tools), []).append(i)
+        replies: dict[int, str] = {}
+        with loaded.lock:  # a fast tokenizer's padding is state of its own: one caller at once
+            for template, rows in by_template.items():
+                answers = self._replies(loaded, [prompts[i] for i in rows], tools, template)
+                replies.update(zip(rows, answers, strict=True))
+        return [replies[i] for i in range(len(prompts))]
+
+    def _replies(
+        self, loaded: _Loaded, prompts: list[Messages], tools: Tools | None, template: str | None
+    ) -> list[str]:
+        """Replies to ``prompts``, all written with ``template``, ``batch_size`` at a time."""
         import torch
 
         tokenizer, model = loaded.tokenizer, loaded.model
-        template = self._template(tokenizer, prompts, tools)
         plain = template == _PLAIN  # written as training wrote a prompt: special tokens added
-        with loaded.lock:  # a fast tokenizer's padding is state of its own: one caller at once
-            ends = _end_tokens(tokenizer, model, template)
-            replies: list[str] = []
-            for start in range(0, len(prompts), self.batch_size):
-                chunk = prompts[start : start + self.batch_size]
-                texts = [_prompt_text(tokenizer, p, tools, template) for p in chunk]
-                with_tools = tools is not None or any(map(_has_tool_turns, chunk))
-                answers: dict[int, str] = {}
-                for rows, limit in _by_room(tokenizer, model, texts, self.max_new_tokens, plain):
-                    group = [texts[i] for i in rows]
-                    batch = tokenizer(
-                        group, return_tensors="pt", padding=True, add_special_tokens=plain
-                    ).to(model.device)
-                    torch.manual_seed(self.seed)
-                    with torch.no_grad():
-                        output = model.generate(
-                            **batch,
-                            max_new_tokens=limit[0],
-                            do_sample=False,
-                            pad_token_id=tokenizer.pad_token_id,
-                            eos_token_id=ends,
-                        )
-                    new = output[:, batch["input_ids"].shape[1] :].tolist()
-                    for i, text, row in zip(rows, group, new, strict=True):
-                        prefix = text if with_tools else None
-                        answers[i] = self._reply(tokenizer, row, ends, limit, prefix, tools)
-                replies += [answers[i] for i in range(len(texts))]
-            return replies
+        ends = _end_tokens(tokenizer, model, template)
+        replies: list[str] = []
+        for start in range(0, len(prompts), self.batch_size):
+            chunk = prompts[start : start + self.batch_size]
+            texts = [_prompt_text(tokenizer, p, tools, template) for p in chunk]
+            with_tools = tools is not None or any(map(_has_tool_turns, chunk))
+            answers: dict[int, str] = {}
+            for rows, limit in _by_room(tokenizer, model, texts, self.max_new_tokens, plain):
+                group = [texts[i] for i in rows]
+                batch = tokenizer(
+                    group, return_tensors="pt", padding=True, add_special_tokens=plain
+                ).to(model.device)
+                torch.manual_seed(self.seed)
+                with torch.no_grad():
+                    output = model.generate(
+                        **batch,
+                        max_new_tokens=limit[0],
+                        do_sample=False,
+                        pad_token_id=tokenizer.pad_token_id,
+                        eos_token_id=ends,
+                    )
+                new = output[:, batch["input_ids"].shape[1] :].tolist()
+                for i, text, row in zip(rows, group, new, strict=True):
+                    prefix = text if with_tools else None
+                    answers[i] = self._reply(tokenizer, row, ends, limit, prefix, tools)
+            replies += [answers[i] for i in range(len(texts))]
+        return replies
 
-    def _template(self, tokenizer: Any, prompts: list[Messages], tools: Tools | None) -> str | None:
-        """The template prompts are written with: ours, else ``None`` for the tokenizer's
+    def _template(self, tokenizer: Any, prompt: Messages, tools: Tools | None) -> str | None:
+        """The template ``prompt`` is written with: ours, else ``None`` for the tokenizer's
         own. A lone user turn, a completion example's prompt, is asked as its plain text
         (``_PLAIN``) by a model a local job trained on completions, which wrote its prompts
         so, and by one with no template (a base model); anything else such a model is asked
@@ -379,7 +393,7 @@ class HFPredictor:
         if self.chat_template is not None:
             return self.chat_template
         own = getattr(tokenizer, "chat_template", None)
-        plain = tools is None and all(map(a_plain_prompt, prompts))
+        plain = tools is None and a_plain_prompt(prompt)
         if plain and (self._asked_plain or not own):
             return _PLAIN
         if own:
