@@ -4,7 +4,6 @@ process and freed when no evaluation uses it and others need the room."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import functools
 import hashlib
 import json
@@ -13,10 +12,10 @@ import threading
 import weakref
 from collections import OrderedDict
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, ClassVar
 
 from finetune._errors import InvalidRequestError, MissingDependency
+from finetune.evaluation._model_stamps import model_stamp
 from finetune.evaluation._predictors import (
     TruncatedReply,
     a_seed,
@@ -72,53 +71,6 @@ def _make_room(keep: int) -> None:
     torch = sys.modules.get("torch")  # only where a model loaded it
     if freed and torch is not None and torch.cuda.is_available():
         torch.cuda.empty_cache()  # hand the freed weights' memory back to the device
-
-
-# the files of a model folder its answers depend on: weights, config (its context, its
-# positions), tokenizer, chat template, and the generation config that says where one ends
-_ANSWERS_READ_FROM = {".safetensors", ".bin", ".json", ".jinja", ".model", ".txt"}
-
-
-def _model_stamp(path: Path) -> str:
-    """The size and time of each file a model's answers depend on (a GGUF file's own; an
-    adapter's and its local base's): a folder edited in place (weights, a context, a chat
-    template) is another predictor, whose answers no cache serves from before."""
-    stamps = [
-        f"{item.name}:{item.stat().st_size}:{item.stat().st_mtime_ns}"
-        for item in _answer_files(path)
-    ]
-    return hashlib.sha256("|".join(stamps).encode()).hexdigest()[:12]
-
-
-def _hub_stamp(model_id: str) -> str:
-    """The revision of a Hub model that its cache holds: a newer revision downloaded under the
-    same id is another predictor, as a folder edited in place is ("hub" where none is cached:
-    it is downloaded at load)."""
-    try:
-        from huggingface_hub import try_to_load_from_cache
-    except ImportError:  # the hf extra is missing: loading the model says so
-        return "hub"
-    with contextlib.suppress(ValueError):  # no Hub id: loading it says what is wrong
-        found = try_to_load_from_cache(model_id, "config.json")
-        if isinstance(found, str):  # .../snapshots/<commit>/config.json
-            return f"hub-{Path(found).parent.name[:12]}"
-    return "hub"
-
-
-def _answer_files(path: Path, depth: int = 0) -> list[Path]:
-    """The files a model's answers are read from: ``path``'s own, and a LoRA adapter's
-    base's, where the base is a local folder (an adapter over an adapter, a few deep)."""
-    from finetune.backends.hf._merge import adapter_base, is_adapter
-
-    if not path.is_dir():
-        return [path]
-    found = (item for item in path.iterdir() if item.suffix in _ANSWERS_READ_FROM)
-    files = sorted(item for item in found if item.is_file())
-    if depth < 3 and is_adapter(path):
-        with contextlib.suppress(OSError, ValueError, KeyError):  # loading it says what is wrong
-            base = Path(adapter_base(path))
-            files += _answer_files(base, depth + 1) if base.exists() else []
-    return files
 
 
 def _end_tokens(tokenizer: Any, model: Any, template: str | None) -> list[int]:
@@ -190,7 +142,7 @@ class HFPredictor:
         self._device = device
         self._trust = _job_trusted(path) if trust_remote_code is None else trust_remote_code
         self._trained_on_completions = _job_trained_on_completions(path)  # asked so
-        self._stamp = _model_stamp(Path(path)) if Path(path).exists() else _hub_stamp(path)
+        self._stamp = model_stamp(path)
         self.chat_template = chat_template
         """The Jinja template prompts are written with, in place of the tokenizer's own (a
         base model without one, tuned with the local backend's ``chat_template`` option)."""
@@ -352,8 +304,6 @@ class HFPredictor:
         self, loaded: _Loaded, prompts: list[Messages], tools: Tools | None, template: str | None
     ) -> list[str]:
         """Replies to ``prompts``, all written with ``template``, ``batch_size`` at a time."""
-        import torch
-
         tokenizer, model = loaded.tokenizer, loaded.model
         plain = template == _PLAIN  # written as training wrote a prompt: special tokens added
         ends = _end_tokens(tokenizer, model, template)
@@ -361,25 +311,13 @@ class HFPredictor:
         for start in range(0, len(prompts), self.batch_size):
             chunk = prompts[start : start + self.batch_size]
             texts = [_prompt_text(tokenizer, p, tools, template) for p in chunk]
-            with_tools = tools is not None or any(map(_has_tool_turns, chunk))
             answers: dict[int, str] = {}
             for rows, limit in _by_room(tokenizer, model, texts, self.max_new_tokens, plain):
                 group = [texts[i] for i in rows]
-                batch = tokenizer(
-                    group, return_tensors="pt", padding=True, add_special_tokens=plain
-                ).to(model.device)
-                torch.manual_seed(self.seed)
-                with torch.no_grad():
-                    output = model.generate(
-                        **batch,
-                        max_new_tokens=limit[0],
-                        do_sample=False,
-                        pad_token_id=tokenizer.pad_token_id,
-                        eos_token_id=ends,
-                    )
-                new = output[:, batch["input_ids"].shape[1] :].tolist()
+                new = _generate(tokenizer, model, group, limit[0], ends, plain, self.seed)
                 for i, text, row in zip(rows, group, new, strict=True):
-                    prefix = text if with_tools else None
+                    read_calls = tools is not None or _has_tool_turns(chunk[i])
+                    prefix = text if read_calls else None  # its calls are read as calls
                     answers[i] = self._reply(tokenizer, row, ends, limit, prefix, tools)
             replies += [answers[i] for i in range(len(texts))]
         return replies
@@ -474,6 +412,34 @@ def _torch_device(name: str) -> Any:
     if problem is not None:
         raise InvalidRequestError(problem, backend="hf", param="device")
     return device
+
+
+def _generate(
+    tokenizer: Any,
+    model: Any,
+    texts: list[str],
+    most: int,
+    ends: list[int],
+    special: bool,
+    seed: int,
+) -> list[list[int]]:
+    """The new tokens of each of ``texts``, generated together (greedy, seeded), ``most`` at
+    the most; ``special``: the tokenizer's special tokens are added (a plain prompt's)."""
+    import torch
+
+    batch = tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=special)
+    batch = batch.to(model.device)
+    torch.manual_seed(seed)
+    with torch.no_grad():
+        output = model.generate(
+            **batch,
+            max_new_tokens=most,
+            do_sample=False,
+            pad_token_id=tokenizer.pad_token_id,
+            eos_token_id=ends,
+        )
+    new: list[list[int]] = output[:, batch["input_ids"].shape[1] :].tolist()
+    return new
 
 
 def _by_room(
