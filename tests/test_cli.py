@@ -679,6 +679,25 @@ def test_a_method_the_backend_does_not_train_is_refused_by_every_command_of_the_
     )
 
 
+def test_train_makes_a_local_job_in_the_jobs_dir_it_is_given(
+    tiny_base: str, rows: list[Any], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``status``, ``wait``, ``export`` and the other job commands take ``--jobs-dir``, but
+    ``train`` did not: "unrecognized arguments", and ``--option jobs_dir=...`` was refused
+    for the environment variable alone."""
+    data = write_jsonl(tmp_path / "chat.jsonl", rows[:8])
+    local = ["--backend", "hf", "--model", tiny_base, "--epochs", "1"]
+    runs = tmp_path / "runs"
+    assert main(["train", str(data), *local, "--jobs-dir", str(runs), "--wait"]) == 0
+    [job] = [folder.name for folder in runs.glob("hfjob-*")]
+    assert f"{job} succeeded {runs / job / 'model'}" in capsys.readouterr().out
+    assert main(["status", job]) == 0  # found where it was made
+    assert json.loads(capsys.readouterr().out)["status"] == "succeeded"
+    fake = ["--backend", "fake", "--model", MODEL, "--jobs-dir", str(runs)]
+    assert main(["train", str(data), *fake]) == 2
+    assert capsys.readouterr().err == "error: --jobs-dir is where hf jobs live, not fake jobs\n"
+
+
 def test_a_setting_of_the_backend_given_as_a_job_option_names_where_the_command_reads_it(
     chat_file: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -703,8 +722,8 @@ def test_a_setting_of_the_backend_given_as_a_job_option_names_where_the_command_
     )
     assert main(["train", "--config", str(config)]) == 2
     assert capsys.readouterr().err == (
-        f"error: {config}: [options]: 'jobs_dir' sets up the hf backend itself, not a job: the "
-        "command reads it from $FINETUNE_HF_JOBS_DIR\n"
+        f"error: {config}: [options]: 'jobs_dir' sets up the hf backend itself, not a job: pass "
+        "--jobs-dir DIR, or set $FINETUNE_HF_JOBS_DIR\n"
     )
     validate = ["validate", str(chat_file), "--backend", "fake", "--model", MODEL]
     assert main([*validate, "--option", "context_limit=5"]) == 2

@@ -99,7 +99,9 @@ def _refuse_backend_settings(
     flagged = dict(getattr(args, "option", None) or ())
     where = f"finetune {command} --option" if name in flagged else f"{args.config}: [options]"
     variable = _read_from_environment(factory).get(name)
-    if variable:
+    if name == "jobs_dir" and command == "train":
+        how = f"pass --jobs-dir DIR, or set ${variable}"
+    elif variable:
         how = f"the command reads it from ${variable}"
     else:
         how = f"only a Python Tuner takes it, ft.Tuner({backend!r}, {name}=...)"
@@ -144,7 +146,8 @@ class JobInputs:
 def job_inputs(args: argparse.Namespace, command: str) -> JobInputs:
     """The Tuner and the data of the job a command describes, its settings checked first."""
     settings = job_settings(args, command)
-    tuner = ft.Tuner(settings["backend"], model=settings["model"], **_past_closing(args, settings))
+    own = _past_closing(args, settings) | _jobs_folder(args, settings["backend"])
+    tuner = ft.Tuner(settings["backend"], model=settings["model"], **own)
     _refuse_a_method_not_trained(args, settings, tuner)
     validation = settings.get("validation")
     source = args.config or f"finetune {command}"
@@ -182,6 +185,17 @@ def _past_closing(args: argparse.Namespace, settings: dict[str, Any]) -> dict[st
             f"({', '.join(closing)}); the {backend} backend takes no such setting"
         )
     return {"allow_closed_provider": True}
+
+
+def _jobs_folder(args: argparse.Namespace, backend: str) -> dict[str, Any]:
+    """``--jobs-dir``: the folder a local backend makes its jobs' folders in (hf's
+    ``jobs_dir``); a backend without one is told so, rather than the flag doing nothing."""
+    folder = getattr(args, "jobs_dir", None)
+    if folder is None:
+        return {}
+    if "jobs_dir" not in option_names(backend_class(backend)):
+        raise ft.FinetuneError(f"--jobs-dir is where hf jobs live, not {backend} jobs")
+    return {"jobs_dir": folder}
 
 
 def _without_repeats(data: ft.Dataset, role: str) -> ft.Dataset:

@@ -450,6 +450,11 @@ def _parser() -> argparse.ArgumentParser:
     _hyperparameter_flags(train)
     train.add_argument("--max-cost", type=positive_float, help=_MAX_COST_HELP["train"])
     _option_flag(train)
+    train.add_argument(
+        "--jobs-dir",
+        help="hf: the folder the job's folder is made in (default: $FINETUNE_HF_JOBS_DIR, "
+        "else the user data dir)",
+    )
     train.add_argument("--wait", action="store_true", help="wait for the job, with a progress bar")
     train.add_argument(
         "--skip-validation",
