@@ -2527,7 +2527,7 @@ def test_a_hub_model_s_newer_revision_is_another_predictor_to_the_cache(
 
 
 def test_a_local_answer_stops_at_the_model_s_context_and_is_noted_as_cut(
-    tiny_base: str, tmp_path: Path
+    tiny_base: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     """A prompt within the context was answered past it, up to max_new_tokens: noise for the
     position the model never learned (an index error, where positions are learned), scored
@@ -2547,6 +2547,12 @@ def test_a_local_answer_stops_at_the_model_s_context_and_is_noted_as_cut(
     reply = HFPredictor(str(model), max_new_tokens=40).predict(question)
     assert isinstance(reply, TruncatedReply)
     assert reply.limit == f"the model's context of {prompt + 3} tokens"
+    with caplog.at_level(logging.WARNING, logger="finetune"):
+        ft.ModelRef(backend="hf", name=str(model)).ask(question[0]["content"])
+    assert caplog.messages[-1] == (  # it said to "raise the model's context of N tokens"
+        f"the reply stopped at the model's context of {prompt + 3} tokens, cut short: shorten "
+        "the prompt, or ask a model with a longer context"
+    )
     answered = [*question, {"role": "assistant", "content": "a"}]
     data = ft.Dataset.from_records([{"messages": answered}])
     candidate = {"short": ft.ModelRef(backend="hf", name=str(model))}

@@ -82,11 +82,21 @@ async def aask(
             note_how_served(error, str(model), model.note)
             raise
         if isinstance(reply, TruncatedReply):
-            setting = reply.limit.partition("=")[0]
-            log.warning("the reply stopped at %s, cut short: raise %s", reply.limit, setting)
+            longer = _how_longer(reply.limit, bool(model.few_shot))
+            log.warning("the reply stopped at %s, cut short: %s", reply.limit, longer)
         return reply
     finally:
         await close_predictors([predictor])
+
+
+def _how_longer(limit: str, shots: bool) -> str:
+    """How a reply cut at ``limit`` gets longer: its setting raised (``max_tokens=256``), or,
+    where the model's context cut it, a shorter prompt or another model."""
+    setting, is_setting, _ = limit.partition("=")
+    if is_setting:
+        return f"raise {setting}"
+    fewer = " (fewer shots)" if shots else ""
+    return f"shorten the prompt{fewer}, or ask a model with a longer context"
 
 
 def _asked_turns(
