@@ -2526,6 +2526,24 @@ def test_a_hub_model_s_newer_revision_is_another_predictor_to_the_cache(
     assert download("b" * 40) != older
 
 
+def _with_room_after(
+    question: list[dict[str, str]], room: int, tiny_base: str, tmp_path: Path
+) -> tuple[Path, int]:
+    """A copy of the tiny model whose context leaves ``room`` tokens after ``question``'s
+    prompt, and that prompt's length."""
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(tiny_base)
+    text = tokenizer.apply_chat_template(question, tokenize=False, add_generation_prompt=True)
+    prompt = len(tokenizer(text, add_special_tokens=False).input_ids)
+    model = Path(shutil.copytree(tiny_base, tmp_path / f"room-{room}"))
+    config = json.loads((model / "config.json").read_text())
+    (model / "config.json").write_text(
+        json.dumps({**config, "max_position_embeddings": prompt + room})
+    )
+    return model, prompt
+
+
 def test_a_local_answer_stops_at_the_model_s_context_and_is_noted_as_cut(
     tiny_base: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -2533,17 +2551,8 @@ def test_a_local_answer_stops_at_the_model_s_context_and_is_noted_as_cut(
     position the model never learned (an index error, where positions are learned), scored
     as the model's answer and not said to be cut. A prompt as long as the context has no
     room for an answer at all."""
-    from transformers import AutoTokenizer
-
     question = [{"role": "user", "content": "Where is my order #12?"}]
-    tokenizer = AutoTokenizer.from_pretrained(tiny_base)
-    text = tokenizer.apply_chat_template(question, tokenize=False, add_generation_prompt=True)
-    prompt = len(tokenizer(text, add_special_tokens=False).input_ids)
-    model = Path(shutil.copytree(tiny_base, tmp_path / "short"))
-    config = json.loads((model / "config.json").read_text())
-    context = {**config, "max_position_embeddings": prompt + 3}
-    (model / "config.json").write_text(json.dumps(context))
-
+    model, prompt = _with_room_after(question, 3, tiny_base, tmp_path)
     reply = HFPredictor(str(model), max_new_tokens=40).predict(question)
     assert isinstance(reply, TruncatedReply)
     assert reply.limit == f"the model's context of {prompt + 3} tokens"
@@ -2562,8 +2571,7 @@ def test_a_local_answer_stops_at_the_model_s_context_and_is_noted_as_cut(
         "tokens (at index 0), cut short, and are scored as they are; if answers should be "
         "longer, ask with shorter prompts (fewer shots), or a model with a longer context"
     )
-    exact = Path(shutil.copytree(tiny_base, tmp_path / "exact"))
-    (exact / "config.json").write_text(json.dumps({**config, "max_position_embeddings": prompt}))
+    exact, _ = _with_room_after(question, 0, tiny_base, tmp_path)
     with pytest.raises(ft.InvalidRequestError, match=rf"is {prompt} tokens, as long as the model"):
         HFPredictor(str(exact), max_new_tokens=40).predict(question)
 
@@ -2573,18 +2581,9 @@ def test_a_local_answer_does_not_depend_on_the_prompts_asked_beside_it(
 ) -> None:
     """A batch had the room its longest prompt left: a short prompt asked beside one near the
     context was cut at 3 new tokens and noted as cut by the context, where alone it had 40."""
-    from transformers import AutoTokenizer
-
     short = [{"role": "user", "content": "Where is my order #12?"}]
     long = [{"role": "user", "content": "order " * 60}]
-    tokenizer = AutoTokenizer.from_pretrained(tiny_base)
-    text = tokenizer.apply_chat_template(long, tokenize=False, add_generation_prompt=True)
-    prompt = len(tokenizer(text, add_special_tokens=False).input_ids)
-    model = Path(shutil.copytree(tiny_base, tmp_path / "short"))
-    config = json.loads((model / "config.json").read_text())
-    context = {**config, "max_position_embeddings": prompt + 3}
-    (model / "config.json").write_text(json.dumps(context))
-
+    model, prompt = _with_room_after(long, 3, tiny_base, tmp_path)
     predictor = HFPredictor(str(model), max_new_tokens=40, batch_size=4)
     alone = predictor.predict(short)
     together = predictor.predict_batch([short, long, short])
