@@ -1004,15 +1004,27 @@ def test_a_local_option_in_advice_is_the_flag_that_sets_it(
     assert not list(tmp_path.glob("hf-jobs/hfjob-*"))  # refused before any job
 
 
-def test_an_option_a_model_does_not_take_is_not_said_with_a_python_class(
+def test_an_option_of_an_asked_model_is_said_as_the_command_takes_it(
     tiny_base: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """``finetune ask hf:... --option max_tokens=3`` said "HFPredictor takes no option", a
-    class the command line never shows."""
+    class the command line never shows, and a reply cut short said to "raise
+    max_new_tokens", Python's words."""
     assert main(["ask", f"hf:{tiny_base}", "hi", "--option", "max_tokens=3"]) == 2
     assert capsys.readouterr().err.startswith(
         "error: ask's options: the model takes no option 'max_tokens' (did you mean "
         "'max_new_tokens'?); its options are max_new_tokens, "
+    )
+    import subprocess
+
+    command = [sys.executable, "-m", "finetune.cli", "ask", f"hf:{tiny_base}", "Where is order 12?"]
+    done = subprocess.run(
+        [*command, "--option", "max_new_tokens=1"], capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stderr == (  # it said to "raise max_new_tokens"
+        "warning: the reply stopped at max_new_tokens=1, cut short: pass a larger --option "
+        "max_new_tokens=N\n"
     )
 
 

@@ -35,6 +35,8 @@ _EXTRA = re.compile(r"(?<!\()extra=\{'(\w+)': (N|\.\.\.|-?[\d.]+)\}")
 _TUNER = re.compile(r'Tuner\("([\w-]+)", model=(?:"([^"]*)"|(<[^>]*>|\.\.\.))\)')
 # a local option in advice: "set max_length=512 or lower", "set launcher='ray', or drop ..."
 _SET_OPTION = re.compile(r"\bset (\w+)=(?:'([^']*)'|(\d+))(?=[ ,.;)]|$)")
+# an asked model's reply cut at its setting: "cut short: raise max_new_tokens"
+_RAISE_SETTING = re.compile(r"\bcut short: raise (\w+)$")
 # the model a local job made, Tuner('hf').job('hfjob-...').model, as each command names it
 _JOB_MODEL = re.compile(r"Tuner\('hf'\)\.job\('(hfjob-[\w-]+)'\)\.model, or ")
 _JOB_MODEL_WAYS = {
@@ -56,6 +58,7 @@ def in_cli_terms(text: str) -> str:
     text = _TUNER.sub(lambda found: f"--backend {found[1]} --model {found[2] or found[3]}", text)
     text = _OPTION.sub(_option_flag, text)
     text = _SET_OPTION.sub(r"pass --option \1=\2\3", text)
+    text = _RAISE_SETTING.sub(r"cut short: pass a larger --option \1=N", text)
     return _EXTRA.sub(r"\1 = \2 under [hyperparameters.extra] in a --config file", text)
 
 
