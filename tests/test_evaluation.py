@@ -667,6 +667,41 @@ def test_nothing_to_evaluate_is_refused() -> None:
         ft.evaluate(_qa(3), {}, [m.exact_match])
 
 
+@pytest.mark.parametrize(
+    ("backend", "title"),
+    [
+        ("openai", "OpenAI"),
+        ("mistral", "Mistral"),
+        ("together", "Together"),
+        ("fireworks", "Fireworks"),
+    ],
+)
+def test_a_hosted_model_without_a_key_is_refused_before_anything_is_asked(
+    backend: str, title: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """OpenAI's and Mistral's models were asked with no key at all: a connection error here,
+    and at the provider a 401 once the run had begun; Together's and Fireworks' were refused
+    at once. A server of one's own, asked through the openai backend, may take none."""
+    from finetune.backends import backend_class
+
+    factory = backend_class(backend)
+    for variable in (factory.key_variable, factory.url_variable):
+        monkeypatch.delenv(variable, raising=False)
+    refused = rf"^\[{backend}\] asking {title}'s models needs a key: set {factory.key_variable}, "
+    with pytest.raises(ft.AuthenticationError, match=refused):
+        ft.ModelRef(backend=backend, name="m").ask("hi")
+    answered = [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "hi"}]
+    data = ft.Dataset.from_records([{"messages": answered}])
+    with pytest.raises(ft.AuthenticationError, match=refused):
+        ft.evaluate(data, {"m": f"{backend}:m"}, "exact_match", cache=False)
+    if backend == "openai":
+        with OpenAIFake() as fake:
+            fake.api_key = "none"  # a server of one's own that takes no key
+            mine = {"m": {"base_url": fake.base_url}}
+            result = ft.evaluate(data, {"m": "openai:m"}, "exact_match", predictor_options=mine)
+        assert result.predictions("m") == ["echo: hi"] and len(fake.requests) == 1
+
+
 def test_a_hosted_few_shot_prompt_over_the_context_names_its_shots(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
@@ -990,12 +1025,15 @@ def test_an_image_is_sent_with_its_question_and_refused_to_a_text_only_candidate
     )
     assert seen[0][0]["content"][1] == photo  # a function is given the parts too
     local = ft.ModelRef(backend="hf", name=tiny_base)
+    keyed = {"vision": {"api_key": "sk-test"}}  # refused before anything is asked
     with pytest.raises(
         ValueError,
         match=r"^candidate 'local' \(HFPredictor\) reads text only, and the example at index "
         r"0 shows an image .*3 of 4 do: index 0, 1, 2\): it would answer without the image",
     ):
-        ft.evaluate(data, {"vision": vision, "local": local}, m.exact_match)
+        ft.evaluate(
+            data, {"vision": vision, "local": local}, m.exact_match, predictor_options=keyed
+        )
     shown = local.with_few_shot(ft.Dataset.from_records(rows), k=2)  # the shots show images
     with pytest.raises(ValueError, match=r"its few-shot prompt's shot 0 shows an image"):
         ft.evaluate(ft.Dataset.from_records([plain]), {"shown": shown}, m.exact_match)

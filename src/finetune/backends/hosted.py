@@ -288,24 +288,37 @@ class HostedBackend(BaseBackend):
         if not cls.chat_api:
             return super().predictor(model, **options)
         from finetune.evaluation import OpenAIPredictor
-        from finetune.evaluation._predictors import KEY_OPTION
 
         given = dict(options)
-        key, url = key_and_url(
-            given.pop("api_key", None),
-            given.pop("base_url", None),
+        key, url = cls.key_to_ask_with(given.pop("api_key", None), given.pop("base_url", None))
+        chat = url if url.endswith(cls.chat_api) else url + cls.chat_api
+        return OpenAIPredictor(model, api_key=key, base_url=chat, provider=cls.name, **given)
+
+    @classmethod
+    def key_to_ask_with(
+        cls, api_key: str | None, url: str | None, *, own_server: bool = False
+    ) -> tuple[str | None, str]:
+        """The key (given, else from ``key_variable``) and API root a ``predictor`` asks this
+        provider's models with; no key is an ``AuthenticationError`` before anything is asked
+        (with ``own_server``, only at the provider's own root: a server of one's own may
+        take none)."""
+        from finetune.evaluation._predictors import KEY_OPTION
+
+        key, root = key_and_url(
+            api_key,
+            url,
             key_variable=cls.key_variable,
             url_variable=cls.url_variable,
             default_url=cls.default_url,
         )
-        if not key:
+        official = root.rstrip("/") == cls.default_url.rstrip("/")
+        if not key and (official or not own_server):
             raise AuthenticationError(
-                f"evaluating a {cls.name} model needs its key: set {cls.key_variable}, or pass "
+                f"asking {cls.title}'s models needs a key: set {cls.key_variable}, or pass "
                 + KEY_OPTION,
                 backend=cls.name,
             )
-        chat = url if url.endswith(cls.chat_api) else url + cls.chat_api
-        return OpenAIPredictor(model, api_key=key, base_url=chat, provider=cls.name, **given)
+        return key, root
 
     def connection_options(self) -> dict[str, Any]:
         """The key (where this backend has one) and API root its models are asked with,

@@ -197,9 +197,12 @@ class MistralBackend(HostedBackend):
 
     @classmethod
     def predictor(cls, model: str, **options: Any) -> MistralPredictor:
-        """``model`` asked through Mistral's chat API (``MistralPredictor``: greedy, seeded)."""
+        """``model`` asked through Mistral's chat API (``MistralPredictor``: greedy, seeded);
+        no key is an ``AuthenticationError`` before anything is asked."""
         from finetune.evaluation import MistralPredictor
 
+        if options.get("client") is None:
+            cls.key_to_ask_with(options.get("api_key"), options.get("server_url"))
         return MistralPredictor(model, **options)
 
     def _map_error(self, error: BaseException, *, job_call: bool = False) -> Exception:

@@ -269,9 +269,12 @@ class OpenAIBackend(HostedBackend):
 
     @classmethod
     def predictor(cls, model: str, **options: Any) -> OpenAIPredictor:
-        """``model`` asked through OpenAI's chat API (``OpenAIPredictor``: greedy, seeded)."""
+        """``model`` asked through OpenAI's chat API (``OpenAIPredictor``: greedy, seeded);
+        no key for OpenAI's own API is an ``AuthenticationError`` before anything is asked."""
         from finetune.evaluation import OpenAIPredictor
 
+        if options.get("client") is None and options.get("async_client") is None:
+            cls.key_to_ask_with(options.get("api_key"), options.get("base_url"), own_server=True)
         return OpenAIPredictor(model, **options)
 
     def _map_error(self, error: BaseException, *, job_call: bool = False) -> Exception:
