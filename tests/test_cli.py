@@ -948,6 +948,25 @@ def test_an_eval_config_names_a_job_candidate_in_a_table_with_its_options(
     assert 'or job = "hf:hfjob-...", a job this machine ran' in capsys.readouterr().err
 
 
+def test_an_eval_config_table_s_model_may_name_its_backend_as_the_text_does(
+    chat_file: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``[candidates.shots]`` with ``model = "fake:m"`` (the candidate's text, moved into a
+    table for its few_shot or options) was "needs a backend and a model"."""
+    config = tmp_path / "eval.toml"
+    head = f'data = "{chat_file}"\nmetrics = ["exact_match"]\n[candidates]\nbase = "fake:{MODEL}"\n'
+    train = write_jsonl(tmp_path / "shots.jsonl", [chat(100 + i) for i in range(3)])
+    shots = f'[candidates.shots]\nmodel = "fake:{MODEL}"\nfew_shot = {{ train = "{train}" }}\n'
+    config.write_text(head + shots)
+    output = tmp_path / "r.json"
+    assert main(["eval", str(config), "--output", str(output)]) == 0
+    saved = json.loads(output.read_text())
+    assert saved["candidates"] == ["base", "shots"]
+    config.write_text(head + '[candidates.local]\nmodel = "llama3:8b"\n')  # no backend's name
+    assert main(["eval", str(config)]) == 2
+    assert "candidate 'local' needs a backend and a model" in capsys.readouterr().err
+
+
 def test_a_local_job_given_as_a_model_is_told_how_each_command_names_it(
     chat_file: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -3,12 +3,12 @@ keys they do not take, and an eval config's candidates read as models."""
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from finetune._errors import FinetuneError, MissingDependency, did_you_mean
+from finetune._config_reading import load_config
+from finetune._errors import FinetuneError, did_you_mean
 from finetune._numbers import is_whole
 from finetune._words import counted
 
@@ -45,58 +45,6 @@ TRAIN_KEYS = (
     "allow_closed_provider",
 )
 _TRAIN_TABLES = ("hyperparameters", "options")
-_TOO_DEEP = "nested too deeply for Python's parser"
-
-
-def load_config(path: str) -> dict[str, Any]:
-    """The settings of a TOML file (or YAML, with pyyaml installed) as a dict; a file that
-    does not parse, or holds no table, is a one-line ``FinetuneError`` naming it."""
-    text = _config_text(path)
-    if path.endswith((".yaml", ".yml")):
-        try:
-            import yaml
-        except ImportError as exc:
-            raise MissingDependency("pyyaml", purpose="for YAML config files") from exc
-        try:
-            data = yaml.safe_load(text)
-        except yaml.YAMLError as exc:
-            raise FinetuneError(f"{path}: not valid YAML: {exc}") from None
-        except RecursionError:
-            raise FinetuneError(f"{path}: not valid YAML: {_TOO_DEEP}") from None
-    else:
-        if sys.version_info >= (3, 11):
-            import tomllib
-        else:  # pragma: no cover - Python 3.10
-            import tomli as tomllib
-        try:
-            data = tomllib.loads(text)
-        except tomllib.TOMLDecodeError as exc:
-            raise FinetuneError(f"{path}: not valid TOML: {exc}") from None
-        except RecursionError:  # tomllib, and tomli run as Python, nest until the stack runs out
-            raise FinetuneError(f"{path}: not valid TOML: {_TOO_DEEP}") from None
-    if not isinstance(data, dict):
-        raise FinetuneError(f"{path}: the config file must hold a table of settings")
-    return data
-
-
-def _config_text(path: str) -> str:
-    """A config file's text, or a one-line ``FinetuneError`` naming the file and what is
-    wrong with it (no such file, a folder, not UTF-8 text)."""
-    file = Path(path).expanduser()
-    if file.is_dir():
-        raise FinetuneError(f"{path}: a folder, not a config file")
-    try:
-        return file.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise FinetuneError(f"{path}: no such file; check the path") from None
-    except UnicodeDecodeError as exc:
-        raise FinetuneError(
-            f"{path}: not UTF-8 text (byte {exc.start}): save the config file as UTF-8"
-        ) from None
-    except OSError as exc:
-        raise FinetuneError(f"{path}: cannot be read ({exc.strerror or exc})") from None
-
-
 # what the other config, or another tool, calls a key: an eval config's data is file here
 _TRAIN_SYNONYMS = dict.fromkeys(("data", "train", "training_file", "train_file"), "file")
 _TRAIN_SYNONYMS |= dict.fromkeys(("eval", "validation_file", "valid"), "validation")
@@ -213,6 +161,15 @@ def _job_named(where: str, spec: dict[str, Any]) -> dict[str, Any]:
     return {**rest, "backend": backend, "model": job_id}
 
 
+def _backend_in_model(spec: dict[str, Any]) -> dict[str, Any]:
+    """A table's ``model = "hf:/path/m"`` with no ``backend``: the candidate's text, read so."""
+    from finetune.backends import available_backends
+
+    named = spec.get("model")
+    backend, _, model = named.partition(":") if isinstance(named, str) else ("", "", "")
+    return {**spec, "backend": backend, "model": model} if backend in available_backends() else spec
+
+
 def eval_candidate(
     source: str,
     name: str,
@@ -233,15 +190,16 @@ def eval_candidate(
     table = table or f"[candidates.{name}]"
     if isinstance(spec, str):
         spec = dict(zip(("backend", "model"), spec.split(":", 1), strict=False))
+    elif isinstance(spec, dict) and not spec.get("backend"):
+        spec = _backend_in_model(spec)
     if isinstance(spec, dict):  # a misspelt key is named before what it leaves missing
         refuse_unknown_keys(source, spec, _CANDIDATE_KEYS, table)
     if isinstance(spec, dict) and spec.get("job") is not None:
         spec = _job_named(where, spec)
     if not isinstance(spec, dict) or not spec.get("backend") or not spec.get("model"):
         raise FinetuneError(
-            f'{where} needs a backend and a model: "openai:gpt-4.1-mini" or a '
-            'table with backend = ... and model = ... (or job = "hf:hfjob-...", a job this '
-            "machine ran)"
+            f'{where} needs a backend and a model: "openai:gpt-4.1-mini" or a table with backend '
+            '= ... and model = ... (or job = "hf:hfjob-...", a job this machine ran)'
         )
     refuse_wrong_types(source, spec, text=("backend", "model"), where=table)
     options = spec.get("options", {})
