@@ -101,6 +101,12 @@ def test_a_lora_job_exports_merged_then_gguf(
     merged = ft.ModelRef(backend="hf", name=lora_tiny).export(tmp_path / "merged", "merged")
     assert (merged.path / "model.safetensors").exists()
     assert (merged.path / "tokenizer.json").exists() and (merged.path / "config.json").exists()
+    # evaluated on its training rows, the export is noted as its job's model was (it was not)
+    trained = ft.Dataset.from_records(rows[:2])
+    asked = {"merged": ft.ModelRef(backend="hf", name=str(merged.path))}
+    options = {"merged": {"max_new_tokens": 1}}
+    result = ft.evaluate(trained, asked, "exact_match", predictor_options=options, cache=False)
+    assert result.trained_on == {"merged": [0, 1]}
     said: list[str] = []
     from finetune.export import export_model
 

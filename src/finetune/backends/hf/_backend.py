@@ -39,7 +39,7 @@ from finetune.backends.hf._jobdir import (
     ENVIRONMENT,
     JobDir,
     default_jobs_dir,
-    job_config_of,
+    job_config_behind,
     job_view,
     jobs_dir_identity,
     log_tail,
@@ -405,11 +405,11 @@ class HFBackend:
 
     @classmethod
     def trained_on(cls, model: str, **options: Any) -> Dataset | None:
-        """The training file of the local job whose model (or checkpoint) folder ``model``
-        is, while it is still there; ``None`` for any other model."""
+        """The training file of the local job that made ``model`` (its model, a checkpoint, a
+        merged export of it), while it is still there; ``None`` for any other model."""
         from finetune.dataset import Dataset
 
-        training = (job_config_of(model) or {}).get("training_file")
+        training = (job_config_behind(model) or {}).get("training_file")
         if isinstance(training, str) and Path(training).is_file():
             return Dataset.from_jsonl(training)
         return None

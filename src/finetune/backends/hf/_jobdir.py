@@ -454,15 +454,21 @@ def trained_on_completions(model: str | os.PathLike[str]) -> bool:
     from, or the GGUF export a converted folder was made from) trained on prompt/completion
     data, whose prompts it wrote as their plain text (no chat template): how it is asked."""
     from finetune.backends.hf._models import SOURCE_MARKER as CONVERTED
+
+    if _marked(Path(model), CONVERTED, "prompt_format") == "plain":
+        return True
+    return (job_config_behind(model) or {}).get("example_kind") == "completion"
+
+
+def job_config_behind(model: str | os.PathLike[str]) -> dict[str, Any] | None:
+    """``job_config_of`` the model, or of the model a merged export of it was made from (its
+    marker names it): what the job that made its weights trained on, and how."""
     from finetune.export import MARKER as EXPORTED
 
-    folder = Path(model)
-    if _marked(folder, CONVERTED, "prompt_format") == "plain":
-        return True
     config = job_config_of(model)
-    if config is None and (source := _marked(folder, EXPORTED, "from")) is not None:
+    if config is None and (source := _marked(Path(model), EXPORTED, "from")) is not None:
         config = job_config_of(source)
-    return (config or {}).get("example_kind") == "completion"
+    return config
 
 
 def _marked(folder: Path, marker: str, key: str) -> str | None:
