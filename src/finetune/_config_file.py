@@ -167,7 +167,8 @@ def _backend_in_model(spec: dict[str, Any]) -> dict[str, Any]:
 
     named = spec.get("model")
     backend, _, model = named.partition(":") if isinstance(named, str) else ("", "", "")
-    return {**spec, "backend": backend, "model": model} if backend in available_backends() else spec
+    known = (*available_backends(), "gguf")
+    return {**spec, "backend": backend, "model": model} if backend in known else spec
 
 
 def eval_candidate(

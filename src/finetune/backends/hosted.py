@@ -290,12 +290,12 @@ class HostedBackend(BaseBackend):
         from finetune.evaluation import OpenAIPredictor
 
         given = dict(options)
-        key, url = cls.key_to_ask_with(given.pop("api_key", None), given.pop("base_url", None))
+        key, url = cls._key_to_ask_with(given.pop("api_key", None), given.pop("base_url", None))
         chat = url if url.endswith(cls.chat_api) else url + cls.chat_api
         return OpenAIPredictor(model, api_key=key, base_url=chat, provider=cls.name, **given)
 
     @classmethod
-    def key_to_ask_with(
+    def _key_to_ask_with(
         cls, api_key: str | None, url: str | None, *, own_server: bool = False
     ) -> tuple[str | None, str]:
         """The key (given, else from ``key_variable``) and API root a ``predictor`` asks this

@@ -202,7 +202,7 @@ class MistralBackend(HostedBackend):
         from finetune.evaluation import MistralPredictor
 
         if options.get("client") is None:
-            cls.key_to_ask_with(options.get("api_key"), options.get("server_url"))
+            cls._key_to_ask_with(options.get("api_key"), options.get("server_url"))
         return MistralPredictor(model, **options)
 
     def _map_error(self, error: BaseException, *, job_call: bool = False) -> Exception:

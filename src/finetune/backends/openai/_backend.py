@@ -274,7 +274,7 @@ class OpenAIBackend(HostedBackend):
         from finetune.evaluation import OpenAIPredictor
 
         if options.get("client") is None and options.get("async_client") is None:
-            cls.key_to_ask_with(options.get("api_key"), options.get("base_url"), own_server=True)
+            cls._key_to_ask_with(options.get("api_key"), options.get("base_url"), own_server=True)
         return OpenAIPredictor(model, **options)
 
     def _map_error(self, error: BaseException, *, job_call: bool = False) -> Exception:
