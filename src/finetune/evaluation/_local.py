@@ -471,12 +471,10 @@ def _refuse_a_prompt_over(context: int, tokens: int, position: int, asked: int) 
     no room in the model's ``context`` for any reply."""
     which = f"prompt {position + 1} of the {asked} asked together" if asked > 1 else "the prompt"
     than = "longer than" if tokens > context else "as long as"
-    raise InvalidRequestError(
-        f"{which} is {tokens} tokens, {than} the model's context of {context}: its "
-        f"reply would be noise; {LEAVE_THEM_OUT}, or ask a model with a longer context",
-        backend="hf",
-        param="messages",
-    )
+    way_out = f"{LEAVE_THEM_OUT}, or ask a model with a longer context"
+    said = f"{which} is {tokens} tokens, {than} the model's context of {context}"
+    message = f"{said}: its reply would be noise; {way_out}"
+    raise InvalidRequestError(message, backend="hf", param="messages")
 
 
 def _job_trusted(path: str) -> bool:
