@@ -14,6 +14,7 @@ from pydantic import ValidationError
 import finetune as ft
 from finetune._cli_log import print_json
 from finetune._cli_terms import HYPERPARAMETER_FLAGS, in_cli_terms
+from finetune._cli_watch import jobs_dir_refused
 from finetune._config_file import (
     TRAIN_KEYS,
     check_reading,
@@ -194,7 +195,7 @@ def _jobs_folder(args: argparse.Namespace, backend: str) -> dict[str, Any]:
     if folder is None:
         return {}
     if "jobs_dir" not in option_names(backend_class(backend)):
-        raise ft.FinetuneError(f"--jobs-dir is where hf jobs live, not {backend} jobs")
+        raise jobs_dir_refused(backend)
     return {"jobs_dir": folder}
 
 

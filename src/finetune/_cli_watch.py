@@ -26,6 +26,7 @@ __all__ = [
     "add_job_commands",
     "ended",
     "job_named",
+    "jobs_dir_refused",
     "local_backend",
     "waited",
 ]
@@ -77,8 +78,13 @@ def _job_handle(args: argparse.Namespace) -> ft.JobHandle:
     if backend == "hf":
         return ft.Tuner(local_backend(job_id, args.jobs_dir)).job(job_id)
     if args.jobs_dir:
-        raise ft.FinetuneError(f"--jobs-dir is where hf jobs live, not {backend} jobs")
+        raise jobs_dir_refused(backend)
     return ft.Tuner(backend).job(args.job)  # as given first: a plugin's id may hold a colon
+
+
+def jobs_dir_refused(backend: str) -> ft.FinetuneError:
+    """``--jobs-dir`` given for a backend whose jobs live elsewhere (not in a folder here)."""
+    return ft.FinetuneError(f"--jobs-dir is where hf jobs live, not {backend} jobs")
 
 
 def job_named(job: str, backend: str | None) -> tuple[str | None, str]:
