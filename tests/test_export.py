@@ -27,12 +27,20 @@ TOLERANCE = {"f32": 1e-4, "f16": 0.05, "bf16": 0.5, "q8_0": 1.0}
 
 
 @pytest.fixture(scope="module")
-def lora_tiny(tmp_path_factory: pytest.TempPathFactory, tiny_base: str, rows: list[Any]) -> str:
+def lora_registry(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The job registry ``lora_tiny``'s fit recorded its job and training rows in."""
+    return tmp_path_factory.mktemp("lora-registry") / "registry.sqlite3"
+
+
+@pytest.fixture(scope="module")
+def lora_tiny(
+    tmp_path_factory: pytest.TempPathFactory, tiny_base: str, rows: list[Any], lora_registry: Path
+) -> str:
     """A LoRA adapter on the tiny base, trained through Tuner("hf") (folder of the adapter)."""
     from finetune.backends.hf import HFBackend
 
     backend = HFBackend(jobs_dir=tmp_path_factory.mktemp("lora-jobs"))
-    tuner = ft.Tuner(backend, model=tiny_base, registry=False)
+    tuner = ft.Tuner(backend, model=tiny_base, registry=lora_registry)
     job = tuner.fit(
         ft.Dataset.from_records(rows[:64]),
         hyperparameters=ft.Hyperparameters(epochs=2, batch_size=16, learning_rate=5e-3),
@@ -96,7 +104,11 @@ def test_a_full_model_round_trips_through_gguf(
 
 
 def test_a_lora_job_exports_merged_then_gguf(
-    tmp_path: Path, lora_tiny: str, rows: list[Any]
+    tmp_path: Path,
+    lora_tiny: str,
+    rows: list[Any],
+    lora_registry: Path,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     merged = ft.ModelRef(backend="hf", name=lora_tiny).export(tmp_path / "merged", "merged")
     assert (merged.path / "model.safetensors").exists()
@@ -114,8 +126,15 @@ def test_a_lora_job_exports_merged_then_gguf(
     job_id = Path(lora_tiny).parent.name
     assert result.path == tmp_path / f"{job_id}.gguf"  # named after the job, not a temp folder
     assert any(line.startswith("merged in") for line in said) and result.seconds > 0
-    assert gguf.GGUFReader(str(result.path)).fields["general.name"].contents() == job_id
+    fields = gguf.GGUFReader(str(result.path)).fields
+    assert fields["general.name"].contents() == fields["finetune.job"].contents() == job_id
     assert_same_model(str(merged.path), result.path, rows, TOLERANCE["f16"])
+    # the GGUF file names its job, whose training rows the registry of its fit kept
+    monkeypatch.setenv("FINETUNE_REGISTRY", str(lora_registry))
+    asked = {"gguf": ft.ModelRef.gguf(str(result.path))}
+    options = {"gguf": {"max_new_tokens": 1}}
+    noted = ft.evaluate(trained, asked, "exact_match", predictor_options=options, cache=False)
+    assert noted.trained_on == {"gguf": [0, 1]}
     said.clear()  # a tensor type it cannot write: refused before the adapter is merged
     with pytest.raises(ft.FinetuneError, match=r"quantization 'Q4_K_M': use one of f32, f16"):
         export_model(lora_tiny, tmp_path / "q.gguf", quantization="Q4_K_M", say=said.append)

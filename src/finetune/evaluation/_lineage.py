@@ -157,15 +157,33 @@ def _recorded(candidate: Any, read: Callable[[JobRegistry, str, str], T | None])
         return None
 
     def of_its_job(registry: JobRegistry) -> T | None:
-        job_id = candidate.job_id
+        backend, job_id = candidate.backend, candidate.job_id
+        if job_id is None and (job_id := _exported_job(candidate.name)) is not None:
+            backend = "hf"
         if job_id is None:
             record = registry.lineage(candidate.name)
             if record is None or record.backend != candidate.backend:
                 return None
             job_id = record.job_id
-        return read(registry, candidate.backend, job_id)
+        return read(registry, backend, job_id)
 
     return _asked(candidate, of_its_job)
+
+
+def _exported_job(model: str) -> str | None:
+    """The local job that trained the model of a GGUF file our export wrote, as its metadata
+    names it (``JOB_KEY``); ``None`` for anything else."""
+    from finetune.export._gguf import JOB_KEY
+    from finetune.export._gguf_header import GGUFHeaderError, string_fields
+
+    path = Path(model).expanduser()
+    if path.suffix.lower() != ".gguf" or not path.is_file():
+        return None
+    try:
+        return string_fields(path, JOB_KEY)[JOB_KEY]
+    except (GGUFHeaderError, OSError) as exc:
+        log.debug("no job named in %s: %s", path, exc)
+        return None
 
 
 def _asked(candidate: ModelRef, ask: Callable[[JobRegistry], T | None]) -> T | None:

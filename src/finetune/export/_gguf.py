@@ -41,10 +41,13 @@ def _gguf() -> Any:
 
 
 PROMPT_FORMAT_KEY = "finetune.prompt_format"
-EXPORTER_KEY = "finetune.exporter"  # in every file written here: what a later export may replace
 """Our key in a GGUF's metadata: ``plain`` where the model trained on prompt/completion text,
 so a prompt is its text in no chat format (runtimes pass over keys they do not know; our
 conversion of the file keeps it in its copy's ``finetune-source.json``)."""
+EXPORTER_KEY = "finetune.exporter"  # in every file written here: what a later export may replace
+JOB_KEY = "finetune.job"
+"""Our key for the local job that trained the model (its id, no path): ``ft.evaluate`` finds
+the rows it trained on in the job registry, to note scores on them."""
 
 
 def _config(folder: Path) -> dict[str, Any]:
@@ -111,12 +114,14 @@ def write_gguf(
     origin: str | os.PathLike[str] | None = None,
     progress: Callable[[str], Any] | None = None,
     plain: bool = False,
+    job: str | None = None,
 ) -> Path:
     """Write the checkpoint in ``folder`` as the GGUF file ``dest`` (temp file + rename).
 
     ``origin`` is the base model's folder when it differs (a merged adapter): a base converted
     from a GGUF file passes on that file's pre-tokenizer name. ``plain``: the model trained on
-    prompt/completion text, which the file says under ``PROMPT_FORMAT_KEY``."""
+    prompt/completion text, which the file says under ``PROMPT_FORMAT_KEY``; ``job``: the
+    local job that trained it, under ``JOB_KEY``."""
     gguf = _gguf()
     if quantization not in QUANTIZATIONS:
         raise ExportError(f"quantization {quantization!r}: use one of {', '.join(QUANTIZATIONS)}")
@@ -128,6 +133,8 @@ def write_gguf(
     _tokenizer_metadata(gguf, writer, source, int(config["vocab_size"]), Path(origin or source))
     if plain:
         writer.add_string(PROMPT_FORMAT_KEY, "plain")
+    if job:
+        writer.add_string(JOB_KEY, job)
     names = gguf.TensorNameMap(gguf.MODEL_ARCH.LLAMA, int(config["num_hidden_layers"]))
     tied = bool(config.get("tie_word_embeddings"))
     for hf_name, data in _weights(source):
@@ -176,9 +183,11 @@ def _finish(writer: Any, target: Path, progress: Callable[[str], Any] | None) ->
 
 def written_here(path: Path) -> bool:
     """Whether ``path`` is a GGUF file an export of ours wrote (``EXPORTER_KEY``)."""
+    from finetune.export._gguf_header import GGUFHeaderError, string_fields
+
     try:
-        return EXPORTER_KEY in _gguf().GGUFReader(str(path)).fields
-    except (ValueError, OSError, IndexError):  # not a GGUF file, or one cut short
+        return string_fields(path, EXPORTER_KEY)[EXPORTER_KEY] is not None
+    except (GGUFHeaderError, OSError):  # not a GGUF file, or one cut short
         return False
 
 

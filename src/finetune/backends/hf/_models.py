@@ -251,6 +251,7 @@ def _convert_locked(gguf: Path, target: Path, digest: str) -> None:
 
 def _convert(gguf: Path, target: Path, digest: str) -> None:
     from finetune.export._gguf import PROMPT_FORMAT_KEY
+    from finetune.export._gguf_header import string_fields
 
     try:
         import gguf as _gguf_package  # noqa: F401  (transformers needs it to read the file)
@@ -274,7 +275,7 @@ def _convert(gguf: Path, target: Path, digest: str) -> None:
         with atomic_folder(target) as staging:
             model.save_pretrained(staging, safe_serialization=True)
             tokenizer.save_pretrained(staging)
-            said = _fields(gguf, "tokenizer.ggml.pre", PROMPT_FORMAT_KEY)
+            said = string_fields(gguf, "tokenizer.ggml.pre", PROMPT_FORMAT_KEY)
             source = {
                 "gguf": str(gguf),
                 "sha256": digest,
@@ -288,15 +289,6 @@ def _convert(gguf: Path, target: Path, digest: str) -> None:
             f"cannot save the converted model under {target.parent} ({exc.strerror or exc}); "
             f"free disk space or set {MODELS_DIR_ENV} to a writable folder"
         ) from None
-
-
-def _fields(path: Path, *keys: str) -> dict[str, str | None]:
-    """String fields of a GGUF file's metadata (the pre-tokenizer's name, for export; how its
-    model was trained), in one reading: the reader parses the whole vocabulary first."""
-    from gguf import GGUFReader
-
-    fields = GGUFReader(str(path)).fields
-    return {key: str(fields[key].contents()) if key in fields else None for key in keys}
 
 
 def _forget_quantization(model: object) -> None:
