@@ -643,12 +643,25 @@ def test_a_job_named_by_its_id_is_the_model_it_made(
         f"candidate 'tuned' is job fake:{running.id}, which had made no model when this machine "
         f"last saw it (STATUS): `finetune wait fake:{running.id}` waits for it and reads it again"
     )
+    asked = ft.ModelRef(backend="fake", name=running.id)  # asked, the job is no candidate
+    with pytest.raises(ft.FinetuneError) as refused:
+        asked.ask("Where is my order?")
+    assert str(refused.value).replace(running.job.status.value, "STATUS") == (
+        f"job fake:{running.id} had made no model when this machine last saw it (STATUS): "
+        f"`finetune wait fake:{running.id}` waits for it and reads it again"
+    )
     running.cancel()  # it will make none: nothing to wait for
     with pytest.raises(ft.FinetuneError) as refused:
         ft.evaluate(held, {"tuned": f"fake:{running.id}"}, m.exact_match, cache=False)
     assert str(refused.value) == (
         f"candidate 'tuned' is job fake:{running.id}, which ended cancelled and made no model "
         f"(`finetune status fake:{running.id}` shows it): evaluate the model of another job"
+    )
+    with pytest.raises(ft.FinetuneError) as refused:
+        asked.ask("Where is my order?")
+    assert str(refused.value) == (
+        f"job fake:{running.id} ended cancelled and made no model "
+        f"(`finetune status fake:{running.id}` shows it): ask the model of another job"
     )
     job = ft.Tuner("fake", model="base").fit(train).wait(poll_interval=0.05)
     seen = held + train[:2]

@@ -106,9 +106,9 @@ def test_a_job_s_id_or_an_ask_name_given_as_a_model_says_what_to_give(
         resolve("hf:org/name")
     assert main(["ask", f"hf:{job}", "hi"]) == 2
     assert capsys.readouterr().err == (
-        f"error: candidate 'hf:{job}' names local job {job}, which this machine's job registry "
-        f"does not hold (deleted, or started elsewhere): give the job's folder, "
-        f"hf:/path/to/{job}, or the model it made\n"
+        f"error: 'hf:{job}' names local job {job}, which this machine's job registry does not "
+        f"hold (deleted, or started elsewhere): give the job's folder, hf:/path/to/{job}, or "
+        "the model it made\n"  # a model asked is no candidate
     )
 
 

@@ -46,7 +46,7 @@ def add_ask_command(
 
 
 def _cmd_ask(args: argparse.Namespace) -> int:
-    from finetune.evaluation._checks import as_models
+    from finetune.evaluation._model_text import model_named
 
     served = args.model.removeprefix(f"{_SERVER}:")
     if args.endpoint is not None:
@@ -54,7 +54,7 @@ def _cmd_ask(args: argparse.Namespace) -> int:
     elif served != args.model and "@" not in served:  # no URL after the name, as str(ref)'s
         raise ft.FinetuneError(f"{args.model!r} is served at a URL: give it as --endpoint URL")
     else:
-        model = as_models({args.model: args.model})[args.model]
+        model = model_named(args.model)  # a job's model is found by ask, which says "job"
     if not isinstance(model, ft.ModelRef):
         from finetune.backends import available_backends
 

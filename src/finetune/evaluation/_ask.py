@@ -65,7 +65,7 @@ async def aask(
     it), its few-shot examples before it, retried on a rate limit or a server's error as an
     evaluation's predictions are."""
     example, messages = _asked_turns(prompt, tools)
-    model = await asyncio.to_thread(model_of_job, str(model), model)  # reads the registry
+    model = await asyncio.to_thread(model_of_job, str(model), model, named=False)  # registry
     # an error of ours names the model itself: no note repeating it
     predictor = made_predictor(model, dict(options), "ask's options", str(model), named=False)
     try:

@@ -64,27 +64,30 @@ def api_trained_on(model: ModelRef) -> dict[str, str]:
     return {"api": "completions"}
 
 
-def model_of_job(name: str, candidate: Any) -> Any:
+def model_of_job(name: str, candidate: Any, *, named: bool = True) -> Any:
     """A ``ModelRef`` that names a job this machine's registry knows (``"hf:hfjob-..."``,
     ``"openai:ftjob-..."``, as a job is written on the command line) as the model the job
-    made; a job the registry saw with no model yet is refused, naming the candidate; any
-    other candidate as it is. A local job's folder (``"hf:./jobs/hfjob-..."``, as
-    ``finetune status`` takes it) is read from its files."""
+    made; a job the registry saw with no model yet is refused, naming the candidate (the
+    job alone where ``named`` is false: a model asked, not evaluated); any other candidate
+    as it is. A local job's folder (``"hf:./jobs/hfjob-..."``, as ``finetune status`` takes
+    it) is read from its files."""
     if not isinstance(candidate, ModelRef) or candidate.job_id or candidate.endpoint:
         return candidate
+    who = name if named else None
     if candidate.backend == "hf" and Path(candidate.name).expanduser().is_dir():
-        return _model_in_job_folder(name, candidate)
+        return _model_in_job_folder(who, candidate)
     record = _asked(candidate, lambda registry: registry.get(candidate.backend, candidate.name))
     if record is None and candidate.backend == "hf" and candidate.name.startswith("hfjob-"):
         raise FinetuneError(
-            f"candidate {name!r} names local job {candidate.name}, which this machine's job "
-            "registry does not hold (deleted, or started elsewhere): give the job's folder, "
-            f"hf:/path/to/{candidate.name}, or the model it made"
+            f"{'candidate ' if named else ''}{name!r} names local job {candidate.name}, which "
+            "this machine's job registry does not hold (deleted, or started elsewhere): give "
+            f"the job's folder, hf:/path/to/{candidate.name}, or the model it made"
         )
     if record is None:
         return candidate
     if not record.fine_tuned_model:
-        raise FinetuneError(f"candidate {name!r} is job {_no_model_yet(record)}")
+        job = f"{record.backend}:{record.job_id}"
+        raise _job_refused(who, job, _no_model_yet(record, "evaluate" if named else "ask"))
     log.info(
         "candidate %r: the model job %s made, %s", name, record.job_id, record.fine_tuned_model
     )
@@ -110,7 +113,7 @@ def note_how_served(error: BaseException, who: str, serving: str | None) -> None
         add_note(error, f"{who}: {serving}")
 
 
-def _model_in_job_folder(name: str, candidate: ModelRef) -> ModelRef:
+def _model_in_job_folder(name: str | None, candidate: ModelRef) -> ModelRef:
     """The model of the local job whose folder ``candidate`` names; any other folder (a
     model's) as it is."""
     from finetune.backends.hf._jobdir import local_job_at
@@ -124,25 +127,31 @@ def _model_in_job_folder(name: str, candidate: ModelRef) -> ModelRef:
     return candidate.model_copy(update=update)
 
 
-def job_without_model(name: str, job: Job) -> FinetuneError:
-    """The refusal of candidate ``name``, a job that has made no model: what to do, by its
-    status (wait for it, resume it, or evaluate a checkpoint)."""
+def job_without_model(name: str | None, job: Job) -> FinetuneError:
+    """The refusal of candidate ``name`` (``None``: a model asked), a job that has made no
+    model: what to do, by its status (wait for it, resume it, or evaluate a checkpoint)."""
     from finetune._handle import why_no_model
 
-    return FinetuneError(f"candidate {name!r} is job {job.id}, which {why_no_model(job)}")
+    return _job_refused(name, job.id, why_no_model(job))
 
 
-def _no_model_yet(record: JobRecord) -> str:
-    """A job with no model, and what to do: wait for one still going; a job that ended
-    without one (failed, cancelled) will make none."""
+def _job_refused(name: str | None, job: str, why: str) -> FinetuneError:
+    """``candidate 'tuned' is job J, which`` WHY, or ``job J`` WHY for a model asked."""
+    said = f"candidate {name!r} is job {job}, which" if name is not None else f"job {job}"
+    return FinetuneError(f"{said} {why}")
+
+
+def _no_model_yet(record: JobRecord, use: str) -> str:
+    """Why a job has no model, and what to do: wait for one still going; a job that ended
+    without one (failed, cancelled) will make none: ``use`` (evaluate, ask) another's."""
     job = f"{record.backend}:{record.job_id}"
     if record.status in ("failed", "cancelled"):
         return (
-            f"{job}, which ended {record.status} and made no model (`finetune status {job}` "
-            "shows it): evaluate the model of another job"
+            f"ended {record.status} and made no model (`finetune status {job}` shows it): "
+            f"{use} the model of another job"
         )
     return (
-        f"{job}, which had made no model when this machine last saw it ({record.status}): "
+        f"had made no model when this machine last saw it ({record.status}): "
         f"`finetune wait {job}` waits for it and reads it again"
     )
 
