@@ -208,18 +208,25 @@ def test_a_dependency_installed_but_failing_to_import_is_told_apart_from_an_abse
 ) -> None:
     """gguf 0.10 imports sentencepiece without declaring it, and peft 0.17 a name that
     transformers 5 removed: each was told "gguf is not installed ... Install it with: pip
-    install "finetune[hf]"", the command the user had just run."""
+    install "finetune[hf]"", the command the user had just run. So was a version that lacks
+    a name or a submodule of its own. On Python 3.10 a wheel without ``top_level.txt`` (most
+    built today: openai's, pyarrow's) blocked or absent was "installed but cannot be
+    imported"."""
     site = tmp_path / "site"
     for package, line in [
         ("brittle", "import a_module_nobody_ships"),
         ("fragile", "from json import a_name_json_lacks"),
+        ("wheel_built", "NAME = 1"),
     ]:
         (site / package).mkdir(parents=True)
         (site / package / "__init__.py").write_text(f"{line}\n")
         info = site / f"{package}-1.0.dist-info"
         info.mkdir()
         (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {package}\nVersion: 1.0\n")
-        (info / "top_level.txt").write_text(f"{package}\n")
+        if package == "wheel_built":  # hatchling, flit, maturin: a RECORD, no top_level.txt
+            (info / "RECORD").write_text(f"{package}/__init__.py,,\n{info.name}/METADATA,,\n")
+        else:
+            (info / "top_level.txt").write_text(f"{package}\n")
     script = textwrap.dedent(
         """
         import sys
@@ -236,6 +243,14 @@ def test_a_dependency_installed_but_failing_to_import_is_told_apart_from_an_abse
         print(told("absent-thing"))
         sys.modules["brittle"] = None  # as a test blocks a package to act out its absence
         print(told("brittle"))
+        sys.modules["wheel_built"] = None
+        print(told("wheel_built"))
+        del sys.modules["wheel_built"]
+        for older in ("from wheel_built import NEWER_NAME", "import wheel_built.newer_module"):
+            try:
+                exec(older)
+            except ImportError:
+                print(MissingDependency("wheel_built", "hf", purpose="to export GGUF files"))
         """
     )
     environment = {**os.environ, "PYTHONPATH": str(site)}
@@ -253,4 +268,9 @@ def test_a_dependency_installed_but_failing_to_import_is_told_apart_from_an_abse
         f"'a_name_json_lacks' from 'json' ({json.__file__}). {upgrade}",
         f"absent-thing is not installed to export GGUF files. {install}",
         f"brittle is not installed to export GGUF files. {install}",
+        f"wheel_built is not installed to export GGUF files. {install}",
+        "wheel_built is installed but cannot be imported to export GGUF files: cannot import "
+        f"name 'NEWER_NAME' from 'wheel_built' ({site / 'wheel_built' / '__init__.py'}). {upgrade}",
+        "wheel_built is installed but cannot be imported to export GGUF files: No module named "
+        f"'wheel_built.newer_module'. {upgrade}",
     ]

@@ -14,6 +14,8 @@ from finetune._setting_words import setting_wanted
 from finetune._words import counted
 
 if TYPE_CHECKING:
+    from importlib.metadata import Distribution
+
     from typing_extensions import Self
 
     from finetune.types import Job
@@ -143,23 +145,30 @@ class MissingDependency(FinetuneError, ImportError):
 
 def _import_failure_of(package: str) -> ImportError | None:
     """The ``ImportError`` being handled, where ``package`` is installed and what failed is
-    not the package's own module."""
+    not the absence of the package's own top-level module: a module it needs, a submodule or
+    a name its version lacks."""
     cause = sys.exc_info()[1]
     if not isinstance(cause, ImportError):
         return None
     from importlib import metadata
 
-    def normal(name: str) -> str:
-        return re.sub(r"[-_.]+", "-", name).lower()
-
-    wanted = package.split("[")[0]
     try:
-        metadata.distribution(wanted)
+        distribution = metadata.distribution(package.split("[")[0])
     except metadata.PackageNotFoundError:
         return None
-    missing = (cause.name or "").split(".")[0]
-    owners = metadata.packages_distributions().get(missing, []) if missing else []
-    return None if normal(wanted) in {normal(owner) for owner in owners} else cause
+    absent = isinstance(cause, ModuleNotFoundError) and cause.name in _modules_of(distribution)
+    return None if absent else cause
+
+
+def _modules_of(distribution: Distribution) -> set[str]:
+    """The top-level modules an installed distribution provides: those its ``top_level.txt``
+    declares (setuptools writes one), else those its files hold. ``packages_distributions``
+    of Python 3.10 reads the declaration alone, which most wheels built today lack."""
+    declared = (distribution.read_text("top_level.txt") or "").split()
+    if declared:
+        return set(declared)
+    files = distribution.files or []
+    return {f.parts[0] if len(f.parts) > 1 else f.stem for f in files if f.suffix == ".py"}
 
 
 def require_installed(packages: Iterable[str], extra: str | None, *, purpose: str) -> None:
@@ -364,8 +373,6 @@ def _owner_of(model: Any, loc: tuple[Any, ...]) -> Any:
 def unexpected_keyword(error: TypeError, given: Collection[str]) -> str | None:
     """The option among ``given`` that ``error`` (a call's ``TypeError``) says the callee does
     not take; ``None`` when the error is about something else."""
-    import re
-
     found = re.search(r"unexpected keyword argument '(\w+)'", str(error))
     return found.group(1) if found and found.group(1) in given else None
 
