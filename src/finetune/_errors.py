@@ -161,14 +161,15 @@ def _import_failure_of(package: str) -> ImportError | None:
 
 
 def _modules_of(distribution: Distribution) -> set[str]:
-    """The top-level modules an installed distribution provides: those its ``top_level.txt``
-    declares (setuptools writes one), else those its files hold. ``packages_distributions``
-    of Python 3.10 reads the declaration alone, which most wheels built today lack."""
-    declared = (distribution.read_text("top_level.txt") or "").split()
-    if declared:
-        return set(declared)
-    files = distribution.files or []
-    return {f.parts[0] if len(f.parts) > 1 else f.stem for f in files if f.suffix == ".py"}
+    """The modules an installed distribution provides, dotted (``openai``, ``openai.types``,
+    ``backports.zstd``), as its files hold them, and the top-level ones its ``top_level.txt``
+    declares. (``packages_distributions`` of Python 3.10 reads the declaration alone, which
+    most wheels built today lack.)"""
+    declared = set((distribution.read_text("top_level.txt") or "").split())
+    paths = (
+        file.with_suffix("").parts for file in distribution.files or [] if file.suffix == ".py"
+    )
+    return declared | {".".join(path[:-1] if path[-1] == "__init__" else path) for path in paths}
 
 
 def require_installed(packages: Iterable[str], extra: str | None, *, purpose: str) -> None:
