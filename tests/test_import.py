@@ -227,6 +227,12 @@ def test_a_dependency_installed_but_failing_to_import_is_told_apart_from_an_abse
             (info / "RECORD").write_text(f"{package}/__init__.py,,\n{info.name}/METADATA,,\n")
         else:
             (info / "top_level.txt").write_text(f"{package}\n")
+    (site / "spaced" / "inner").mkdir(parents=True)  # as backports.zstd: a namespace's module
+    (site / "spaced" / "inner" / "__init__.py").write_text("")
+    info = site / "spaced_inner-1.0.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: spaced.inner\nVersion: 1.0\n")
+    (info / "RECORD").write_text("spaced/inner/__init__.py,,\n")
     script = textwrap.dedent(
         """
         import sys
@@ -246,6 +252,8 @@ def test_a_dependency_installed_but_failing_to_import_is_told_apart_from_an_abse
         sys.modules["wheel_built"] = None
         print(told("wheel_built"))
         del sys.modules["wheel_built"]
+        sys.modules["spaced.inner"] = None
+        print(told("spaced.inner"))
         for older in ("from wheel_built import NEWER_NAME", "import wheel_built.newer_module"):
             try:
                 exec(older)
@@ -269,6 +277,7 @@ def test_a_dependency_installed_but_failing_to_import_is_told_apart_from_an_abse
         f"absent-thing is not installed to export GGUF files. {install}",
         f"brittle is not installed to export GGUF files. {install}",
         f"wheel_built is not installed to export GGUF files. {install}",
+        f"spaced.inner is not installed to export GGUF files. {install}",
         "wheel_built is installed but cannot be imported to export GGUF files: cannot import "
         f"name 'NEWER_NAME' from 'wheel_built' ({site / 'wheel_built' / '__init__.py'}). {upgrade}",
         "wheel_built is installed but cannot be imported to export GGUF files: No module named "
