@@ -145,8 +145,8 @@ class MissingDependency(FinetuneError, ImportError):
 
 def _import_failure_of(package: str) -> ImportError | None:
     """The ``ImportError`` being handled, where ``package`` is installed and what failed is
-    not the absence of the package's own top-level module: a module it needs, a submodule or
-    a name its version lacks."""
+    not the absence of a module the package itself provides: a module it needs, or a
+    submodule or a name its version lacks."""
     cause = sys.exc_info()[1]
     if not isinstance(cause, ImportError):
         return None

@@ -88,9 +88,8 @@ def model_of_job(name: str, candidate: Any, *, named: bool = True) -> Any:
     if not record.fine_tuned_model:
         job = f"{record.backend}:{record.job_id}"
         raise _job_refused(who, job, _no_model_yet(record, "evaluate" if named else "ask"))
-    log.info(
-        "candidate %r: the model job %s made, %s", name, record.job_id, record.fine_tuned_model
-    )
+    who_said = f"candidate {name!r}" if named else name
+    log.info("%s: the model job %s made, %s", who_said, record.job_id, record.fine_tuned_model)
     update = {"name": record.fine_tuned_model, "job_id": record.job_id}
     served = {"base_model": record.base_model, "note": candidate.note or _serving(record.backend)}
     return candidate.model_copy(update={**update, **served})
