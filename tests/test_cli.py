@@ -1444,6 +1444,14 @@ def test_an_eval_config_leaves_out_the_examples_of_a_training_set(
     config.write_text("exclude = 3\n" + body)
     assert main(gate) == 2
     assert "exclude is a file path or a list of them" in capsys.readouterr().err
+    # all of data left out: said in the config's terms ("nothing to evaluate: give at least
+    # one example and one candidate, e.g. {'base': tuner.base_model, ...}" before)
+    config.write_text(f'exclude = "{holdout}"\n' + body)
+    assert main(gate) == 2
+    assert capsys.readouterr().err == (
+        f"error: {config}: every example of data is also in exclude ({holdout}): nothing is "
+        "left to evaluate; give data held out of training\n"
+    )
 
 
 def test_an_eval_config_whose_shots_hold_evaluated_examples_is_told_in_its_own_terms(

@@ -674,9 +674,18 @@ def test_a_job_named_by_its_id_is_the_model_it_made(
 
 
 def test_nothing_to_evaluate_is_refused() -> None:
-    with pytest.raises(ValueError, match="nothing to evaluate"):
-        ft.evaluate(ft.Dataset.from_records([]), {"oracle": _answer}, [m.exact_match])
-    with pytest.raises(ValueError, match="nothing to evaluate"):
+    """Each says what is missing: no example (a holdout that ``excluding`` emptied was told
+    to "give at least one example and one candidate", with candidates given), or no
+    candidate."""
+    with pytest.raises(ValueError, match="nothing to evaluate: the data given holds no example"):
+        ft.evaluate([], {"oracle": _answer}, [m.exact_match])
+    held = _qa(3)
+    emptied = held.excluding(held)
+    with pytest.raises(ValueError) as refused:
+        ft.evaluate(emptied, {"oracle": _answer}, [m.exact_match])
+    assert str(refused.value) == f"nothing to evaluate: {emptied!r} holds no example"
+    assert "0 examples" in repr(emptied)
+    with pytest.raises(ValueError, match=r"^nothing to evaluate: give at least one candidate, "):
         ft.evaluate(_qa(3), {}, [m.exact_match])
 
 

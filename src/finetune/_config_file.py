@@ -270,6 +270,11 @@ def eval_data(source: str, config: dict[str, Any]) -> tuple[Dataset, list[str]]:
         data = data.excluding(datasets_of([config_path(source, "exclude", value)], columns))
         if len(data) < before:
             said.append(f"left out {before - len(data)} of the evaluated examples: also in {value}")
+        if before and not len(data):
+            raise FinetuneError(
+                f"{source}: every example of data is also in exclude ({value}): nothing is left "
+                "to evaluate; give data held out of training"
+            )
     return data, said
 
 

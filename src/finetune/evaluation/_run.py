@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, TypedDict
 from finetune._errors import InvalidRequestError, add_note
 from finetune._loop import gather_or_cancel, run_to_the_end
 from finetune._progress import CountingBar
-from finetune.dataset import require_dataset
+from finetune.dataset import Dataset, require_dataset
 from finetune.dataset._formats import Turns, split_turns
 from finetune.evaluation._cache import PredictionCache, open_cache
 from finetune.evaluation._callable import takes_tools
@@ -358,9 +358,12 @@ def _plan(
     """The examples read, the candidates resolved and checked against them, and a task for
     each prediction, with its answer where the cache holds one."""
     examples = as_examples(dataset)
-    if not examples or not candidates:
+    if not examples:
+        given = repr(dataset) if isinstance(dataset, Dataset) else "the data given"
+        raise ValueError(f"nothing to evaluate: {given} holds no example")
+    if not candidates:
         raise ValueError(
-            "nothing to evaluate: give at least one example and one candidate, e.g. "
+            "nothing to evaluate: give at least one candidate, e.g. "
             "{'base': tuner.base_model, 'tuned': job.model}"
         )
     refuse_unnamed_candidates(candidates)
