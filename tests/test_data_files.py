@@ -234,9 +234,12 @@ def test_columns_leaves_a_hub_sets_extra_columns_out_on_the_command_line(
     text.write_text(text.read_text().replace("answer=completion", "=completion"))
     assert main(["estimate", "--config", str(text), "--json"]) == 2
     assert "columns is a list of key names" in capsys.readouterr().err
-    holdout = {"data": str(path), "exclude": str(path), "columns": "messages"}
+    trained = _hub_file(tmp_path, rows[:9], name="trained.parquet")
+    holdout = {"data": str(path), "exclude": str(trained), "columns": "messages"}
     data, said = eval_data(str(tmp_path / "eval.toml"), holdout)  # an eval config's files
-    assert (len(data), said) == (0, [f"left out 12 of the evaluated examples: also in {path}"])
+    assert (len(data), said) == (3, [f"left out 9 of the evaluated examples: also in {trained}"])
+    with pytest.raises(ft.FinetuneError, match="every example of data is also in exclude"):
+        eval_data(str(tmp_path / "eval.toml"), {**holdout, "exclude": str(path)})
 
 
 @needs_tiktoken
