@@ -1446,11 +1446,12 @@ def test_an_eval_config_leaves_out_the_examples_of_a_training_set(
     assert "exclude is a file path or a list of them" in capsys.readouterr().err
     # all of data left out: said in the config's terms ("nothing to evaluate: give at least
     # one example and one candidate, e.g. {'base': tuner.base_model, ...}" before)
-    config.write_text(f'exclude = "{holdout}"\n' + body)
+    rest = write_jsonl(tmp_path / "rest.jsonl", [chat(i) for i in range(20, 30)])
+    config.write_text(f'exclude = ["{train}", "{rest}"]\n' + body)  # 10 in each
     assert main(gate) == 2
     assert capsys.readouterr().err == (
-        f"error: {config}: every example of data is also in exclude ({holdout}): nothing is "
-        "left to evaluate; give data held out of training\n"
+        f"error: {config}: every example of data is also in exclude ({train}, {rest}): "
+        "nothing is left to evaluate; give data held out of training\n"
     )
 
 

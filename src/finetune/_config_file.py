@@ -264,17 +264,17 @@ def eval_data(source: str, config: dict[str, Any]) -> tuple[Dataset, list[str]]:
             f'{source}: exclude is a file path or a list of them, as "train.jsonl", not '
             f"{excluded!r}"
         )
-    said = []
+    said, given = [], len(data)
     for value in excluded:
         before = len(data)
         data = data.excluding(datasets_of([config_path(source, "exclude", value)], columns))
         if len(data) < before:
             said.append(f"left out {before - len(data)} of the evaluated examples: also in {value}")
-        if before and not len(data):
-            raise FinetuneError(
-                f"{source}: every example of data is also in exclude ({value}): nothing is left "
-                "to evaluate; give data held out of training"
-            )
+    if given and not len(data):
+        raise FinetuneError(
+            f"{source}: every example of data is also in exclude ({', '.join(map(str, excluded))})"
+            ": nothing is left to evaluate; give data held out of training"
+        )
     return data, said
 
 
