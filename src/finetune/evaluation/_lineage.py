@@ -74,22 +74,22 @@ def model_of_job(name: str, candidate: Any, *, named: bool = True) -> Any:
     if not isinstance(candidate, ModelRef) or candidate.job_id or candidate.endpoint:
         return candidate
     who = name if named else None
+    called = f"candidate {name!r}" if named else repr(name)
     if candidate.backend == "hf" and Path(candidate.name).expanduser().is_dir():
         return _model_in_job_folder(who, candidate)
     record = _asked(candidate, lambda registry: registry.get(candidate.backend, candidate.name))
     if record is None and candidate.backend == "hf" and candidate.name.startswith("hfjob-"):
         raise FinetuneError(
-            f"{'candidate ' if named else ''}{name!r} names local job {candidate.name}, which "
-            "this machine's job registry does not hold (deleted, or started elsewhere): give "
-            f"the job's folder, hf:/path/to/{candidate.name}, or the model it made"
+            f"{called} names local job {candidate.name}, which this machine's job registry "
+            "does not hold (deleted, or started elsewhere): give the job's folder, "
+            f"hf:/path/to/{candidate.name}, or the model it made"
         )
     if record is None:
         return candidate
     if not record.fine_tuned_model:
         job = f"{record.backend}:{record.job_id}"
         raise _job_refused(who, job, _no_model_yet(record, "evaluate" if named else "ask"))
-    who_said = f"candidate {name!r}" if named else name
-    log.info("%s: the model job %s made, %s", who_said, record.job_id, record.fine_tuned_model)
+    log.info("%s: the model job %s made, %s", called, record.job_id, record.fine_tuned_model)
     update = {"name": record.fine_tuned_model, "job_id": record.job_id}
     served = {"base_model": record.base_model, "note": candidate.note or _serving(record.backend)}
     return candidate.model_copy(update={**update, **served})
