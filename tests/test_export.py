@@ -135,6 +135,15 @@ def test_a_lora_job_exports_merged_then_gguf(
     options = {"gguf": {"max_new_tokens": 1}}
     noted = ft.evaluate(trained, asked, "exact_match", predictor_options=options, cache=False)
     assert noted.trained_on == {"gguf": [0, 1]}
+    # exported again from the GGUF file (another quantization, a merged folder), still its job's
+    again = export_model(str(result.path), tmp_path / "again.gguf", quantization="q8_0")
+    assert gguf.GGUFReader(str(again.path)).fields["finetune.job"].contents() == job_id
+    from_gguf = export_model(str(again.path), tmp_path / "from-gguf", format="merged")
+    asked = {"again": ft.ModelRef.gguf(str(again.path))}
+    asked["folder"] = ft.ModelRef(backend="hf", name=str(from_gguf.path))
+    options = {name: {"max_new_tokens": 1} for name in asked}
+    noted = ft.evaluate(trained, asked, "exact_match", predictor_options=options, cache=False)
+    assert noted.trained_on == {"again": [0, 1], "folder": [0, 1]}
     said.clear()  # a tensor type it cannot write: refused before the adapter is merged
     with pytest.raises(ft.FinetuneError, match=r"quantization 'Q4_K_M': use one of f32, f16"):
         export_model(lora_tiny, tmp_path / "q.gguf", quantization="Q4_K_M", say=said.append)

@@ -180,11 +180,14 @@ def _recorded(candidate: Any, read: Callable[[JobRegistry, str, str], T | None])
 
 def _exported_job(model: str) -> str | None:
     """The local job that trained the model of a GGUF file our export wrote, as its metadata
-    names it (``JOB_KEY``); ``None`` for anything else."""
+    names it (``JOB_KEY``), or of a folder exported from one; ``None`` for anything else."""
+    from finetune.backends.hf._jobdir import job_id_behind
     from finetune.export._gguf import JOB_KEY
     from finetune.export._gguf_header import GGUFHeaderError, string_fields
 
     path = Path(model).expanduser()
+    if path.is_dir():
+        return job_id_behind(path)
     if path.suffix.lower() != ".gguf" or not path.is_file():
         return None
     try:

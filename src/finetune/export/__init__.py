@@ -322,7 +322,7 @@ def _not_ours(path: Path, other: str) -> ExportError:
 def _gguf_file(
     folder: Path, dest: Path, quantization: str | None, name: str, create: Any, tell: Any
 ) -> ExportResult:
-    from finetune.backends.hf._jobdir import job_config_behind, trained_on_completions
+    from finetune.backends.hf._jobdir import job_id_behind, trained_on_completions
     from finetune.export._gguf import write_gguf
 
     target = _gguf_target(dest, name)
@@ -346,7 +346,7 @@ def _gguf_file(
             origin=_origin(folder),
             progress=_gguf_bar(tell),
             plain=trained_on_completions(folder),
-            job=(job_config_behind(folder) or {}).get("job_id"),
+            job=job_id_behind(folder),
         )
         tell(f"wrote {target.name} in {time.perf_counter() - clock:.1f} s")
     return ExportResult("gguf", target, [target], chosen)

@@ -32,6 +32,7 @@ __all__ = [
     "JobDir",
     "default_jobs_dir",
     "job_config_of",
+    "job_id_behind",
     "job_view",
     "jobs_dir_identity",
     "jobs_dir_of",
@@ -458,6 +459,16 @@ def trained_on_completions(model: str | os.PathLike[str]) -> bool:
     if _marked(Path(model), CONVERTED, "prompt_format") == "plain":
         return True
     return (job_config_behind(model) or {}).get("example_kind") == "completion"
+
+
+def job_id_behind(model: str | os.PathLike[str]) -> str | None:
+    """The id of the local job that made ``model``: its job's config (or that of the model a
+    merged export was made from), else the GGUF export a converted folder was made from
+    (its metadata named the job): so a GGUF exported again keeps naming it."""
+    from finetune.backends.hf._models import SOURCE_MARKER as CONVERTED
+
+    job = (job_config_behind(model) or {}).get("job_id")
+    return job if isinstance(job, str) and job else _marked(Path(model), CONVERTED, "job")
 
 
 def job_config_behind(model: str | os.PathLike[str]) -> dict[str, Any] | None:

@@ -250,7 +250,7 @@ def _convert_locked(gguf: Path, target: Path, digest: str) -> None:
 
 
 def _convert(gguf: Path, target: Path, digest: str) -> None:
-    from finetune.export._gguf import PROMPT_FORMAT_KEY
+    from finetune.export._gguf import JOB_KEY, PROMPT_FORMAT_KEY
     from finetune.export._gguf_header import string_fields
 
     try:
@@ -275,13 +275,14 @@ def _convert(gguf: Path, target: Path, digest: str) -> None:
         with atomic_folder(target) as staging:
             model.save_pretrained(staging, safe_serialization=True)
             tokenizer.save_pretrained(staging)
-            said = string_fields(gguf, "tokenizer.ggml.pre", PROMPT_FORMAT_KEY)
+            said = string_fields(gguf, "tokenizer.ggml.pre", PROMPT_FORMAT_KEY, JOB_KEY)
             source = {
                 "gguf": str(gguf),
                 "sha256": digest,
                 "seconds": time.perf_counter() - started,
                 "tokenizer_pre": said["tokenizer.ggml.pre"],
                 "prompt_format": said[PROMPT_FORMAT_KEY],
+                "job": said[JOB_KEY],
             }
             (staging / SOURCE_MARKER).write_text(json.dumps(source, indent=1))
     except OSError as exc:
