@@ -144,12 +144,32 @@ def test_a_lora_job_exports_merged_then_gguf(
     options = {name: {"max_new_tokens": 1} for name in asked}
     noted = ft.evaluate(trained, asked, "exact_match", predictor_options=options, cache=False)
     assert noted.trained_on == {"again": [0, 1], "folder": [0, 1]}
+    # named after its job, not the folder it was converted to; beside itself, not over itself
+    before = result.path.read_bytes()
+    requantized = export_model(result.path, tmp_path, quantization="q8_0")
+    assert requantized.path == tmp_path / f"{job_id}-q8_0.gguf"
+    assert result.path.read_bytes() == before
     said.clear()  # a tensor type it cannot write: refused before the adapter is merged
     with pytest.raises(ft.FinetuneError, match=r"quantization 'Q4_K_M': use one of f32, f16"):
         export_model(lora_tiny, tmp_path / "q.gguf", quantization="Q4_K_M", say=said.append)
     assert said == [] and not (tmp_path / "q.gguf").exists()
     named = export_model(lora_tiny, tmp_path / "u.gguf", format="GGUF", quantization="Q8_0")
     assert named.path == tmp_path / "u.gguf"  # llama.cpp's upper case, read as ours
+
+
+def test_a_gguf_file_exported_again_is_named_after_itself(tmp_path: Path, tiny_base: str) -> None:
+    """It was named after the folder it was converted to (``base-6d24a2b7b944bd40.gguf``)."""
+    from finetune.export import export_model
+
+    source = export_model(tiny_base, tmp_path / "base.gguf").path
+    elsewhere = export_model(source, tmp_path / "out", format="gguf")
+    assert elsewhere.path == tmp_path / "out" / "base.gguf"
+    fields = gguf.GGUFReader(str(elsewhere.path)).fields
+    assert fields["general.name"].contents() == "base" and "finetune.job" not in fields
+    beside = export_model(ft.ModelRef.gguf(str(source)), tmp_path, quantization="f32")
+    assert beside.path == tmp_path / "base-f32.gguf"
+    named = export_model(source, tmp_path, name="base")  # asked for by name: replaced
+    assert named.path == source
 
 
 def test_saved_weights_are_as_readable_as_the_files_beside_them(

@@ -132,9 +132,35 @@ def _refuse_untrusted(folder: Path, exc: ValueError) -> None:
         ) from None
 
 
-def _default_name(folder: Path) -> str:
+def _default_name(folder: Path, given: Path | None) -> str:
+    """A job's model is named after its job; a GGUF file after the job its metadata names,
+    else after itself (not the folder it was converted to); any other folder by its name."""
+    from finetune.backends.hf._jobdir import job_id_behind
+
     job = _job_config(folder).get("job_id")
-    return str(job) if job else folder.name
+    if job:
+        return str(job)
+    if given is not None:
+        return job_id_behind(folder) or given.stem
+    return folder.name
+
+
+def _given_file(model: Any) -> Path | None:
+    """The GGUF file ``model`` names, as given; ``None`` for a folder or a job."""
+    name = (
+        os.fspath(model) if isinstance(model, (str, os.PathLike)) else getattr(model, "name", model)
+    )
+    path = Path(str(name)).expanduser()
+    return path if path.is_file() else None
+
+
+def _beside_its_source(given: Path, dest: Path, name: str, quantization: str) -> str:
+    """The default ``name``, unless a GGUF file exported again into its own folder would
+    then write over itself: ``NAME-QUANTIZATION`` there (``support-q8_0.gguf``)."""
+    path = _gguf_path(dest, name)
+    if path.exists() and path.samefile(given):
+        return f"{name}-{quantization}"
+    return name
 
 
 def system_prompts(folder: Path) -> set[str]:
@@ -194,7 +220,12 @@ def export_model(
     check_writable(target)  # else found after a merge or a conversion of minutes
     folder = _folder_of(model)
     _require_packages(format, folder)
-    chosen = name or _default_name(folder)
+    given = _given_file(model)
+    chosen = name or _default_name(folder, given)
+    if name is None and given is not None and format == "gguf":
+        chosen = _beside_its_source(
+            given, target, chosen, quantization or default_quantization(folder)
+        )
     tell = say or _quiet
     writer = {
         "merged": _merged,
@@ -305,10 +336,15 @@ def _gguf_target(dest: Path, name: str) -> Path:
     work where a file is there that no export of ours wrote (a base model, say)."""
     from finetune.export._gguf import written_here
 
-    target = dest if dest.suffix.lower() == ".gguf" else dest / f"{name}.gguf"
+    target = _gguf_path(dest, name)
     if target.is_dir() or (target.exists() and not written_here(target)):
         raise _not_ours(target, "path")
     return target
+
+
+def _gguf_path(dest: Path, name: str) -> Path:
+    """``dest`` where it names a GGUF file, else ``dest/NAME.gguf``."""
+    return dest if dest.suffix.lower() == ".gguf" else dest / f"{name}.gguf"
 
 
 def _not_ours(path: Path, other: str) -> ExportError:
