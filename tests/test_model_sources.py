@@ -129,6 +129,25 @@ def test_an_unreadable_gguf_file_is_named_and_nothing_is_cached(tmp_path: Path) 
     assert [p.name for p in (tmp_path / "models").iterdir() if not p.name.endswith(".lock")] == []
 
 
+def test_without_the_gguf_package_reading_a_gguf_file_names_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Asked, evaluated or exported, a GGUF file without ``gguf`` installed was "gguf is not
+    installed to train from a .gguf file"."""
+    pytest.importorskip("transformers")
+    model = tmp_path / "support.gguf"
+    model.write_bytes(b"GGUF" + b"\0" * 64)
+    monkeypatch.setenv("FINETUNE_MODELS_DIR", str(tmp_path / "models"))
+    monkeypatch.setitem(sys.modules, "gguf", None)  # as if not installed
+    said = 'gguf is not installed to read a .gguf file. Install it with: pip install "finetune[hf]"'
+    ref = ft.ModelRef.gguf(str(model))
+    for use in (lambda: ref.ask("Hello"), lambda: ref.export(tmp_path / "out.gguf")):
+        with pytest.raises(ft.MissingDependency) as refused:
+            use()
+        assert str(refused.value) == said
+    assert not (tmp_path / "out.gguf").exists()
+
+
 def test_a_file_named_gguf_that_is_not_one_is_refused_before_any_conversion(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:

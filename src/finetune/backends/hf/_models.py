@@ -257,7 +257,7 @@ def _convert(gguf: Path, target: Path, digest: str) -> None:
         import gguf as _gguf_package  # noqa: F401  (transformers needs it to read the file)
         from transformers import AutoModelForCausalLM, AutoTokenizer
     except ImportError as exc:
-        raise MissingDependency("gguf", "hf", purpose="to train from a .gguf file") from exc
+        raise MissingDependency("gguf", "hf", purpose="to read a .gguf file") from exc
     _log.warning("Converting %s to a checkpoint under %s (once; about 30 s)", gguf, target)
     started = time.perf_counter()
     try:
