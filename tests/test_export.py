@@ -6,6 +6,7 @@ import dataclasses
 import json
 import os
 import shlex
+import shutil
 import stat
 import subprocess
 import sys
@@ -168,6 +169,10 @@ def test_a_gguf_file_exported_again_is_named_after_itself(tmp_path: Path, tiny_b
     assert fields["general.name"].contents() == "base" and "finetune.job" not in fields
     beside = export_model(ft.ModelRef.gguf(str(source)), tmp_path, quantization="f32")
     assert beside.path == tmp_path / "base-f32.gguf"
+    # a tensor type its name states is the one written (SmolLM2-135M-Instruct.Q4_1.gguf)
+    assert export_model(beside.path, tmp_path / "out").path == tmp_path / "out" / "base-f16.gguf"
+    stated = shutil.copyfile(source, tmp_path / "base.Q8_0.gguf")
+    assert export_model(stated, tmp_path / "out").path == tmp_path / "out" / "base.F16.gguf"
     named = export_model(source, tmp_path, name="base")  # asked for by name: replaced
     assert named.path == source
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import tempfile
 import time
@@ -155,12 +156,22 @@ def _given_file(model: Any) -> Path | None:
 
 
 def _beside_its_source(given: Path, dest: Path, name: str, quantization: str) -> str:
-    """The default ``name``, unless a GGUF file exported again into its own folder would
-    then write over itself: ``NAME-QUANTIZATION`` there (``support-q8_0.gguf``)."""
+    """The default ``name`` of a GGUF file exported again: a tensor type its name states
+    is the new one (``SmolLM2.Q4_1`` written in f16: ``SmolLM2.F16``), and where it would
+    then write over itself, in its own folder, ``NAME-QUANTIZATION`` (``support-q8_0``)."""
+    name = _STATED_TYPE.sub(lambda found: found[1] + _as_stated(quantization, found[2]), name)
     path = _gguf_path(dest, name)
     if path.exists() and path.samefile(given):
         return f"{name}-{quantization}"
     return name
+
+
+_STATED_TYPE = re.compile(r"([.-])(i?q\d\w*|b?f16|f32)$", re.IGNORECASE)  # .Q4_K_M, -f16
+
+
+def _as_stated(quantization: str, stated: str) -> str:
+    """``quantization`` in the case the name wrote its tensor type in (``Q8_0``, ``q8_0``)."""
+    return quantization if stated == stated.lower() else quantization.upper()
 
 
 def system_prompts(folder: Path) -> set[str]:
