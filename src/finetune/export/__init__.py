@@ -64,20 +64,24 @@ class ExportResult:
         return f"{what} -> {self.path} ({size(self.bytes)}, {self.seconds:.1f} s)"
 
 
+def _named(model: Any) -> tuple[str, str]:
+    """What a ``ModelRef`` (or a path) names, and the backend it is of."""
+    if isinstance(model, (str, os.PathLike)):  # a Path's own .name is its last part
+        return os.fspath(model), "hf"
+    return str(getattr(model, "name", model)), getattr(model, "backend", "hf")
+
+
 def _folder_of(model: Any) -> Path:
     """The local folder a ``ModelRef`` (or a path) names."""
-    if isinstance(model, (str, os.PathLike)):  # a Path's own .name is its last part
-        name, backend = os.fspath(model), "hf"
-    else:
-        name, backend = getattr(model, "name", model), getattr(model, "backend", "hf")
-    if backend not in ("hf", "gguf") or not Path(str(name)).expanduser().exists():
+    name, backend = _named(model)
+    if backend not in ("hf", "gguf") or not Path(name).expanduser().exists():
         raise UnsupportedFeature(
             f"export works on local models (Tuner('hf') jobs, folders); {backend!r} keeps the "
             "weights on the provider's side"
         )
     from finetune.backends.hf._models import resolve
 
-    folder = Path(resolve(str(_model_of_job(Path(str(name)).expanduser()))).path)
+    folder = Path(resolve(str(_model_of_job(Path(name).expanduser()))).path)
     if not (folder / "config.json").is_file() and not is_adapter(folder):
         raise ExportError(
             f"{name}: not a model: export takes a model folder (config.json), a LoRA adapter "
@@ -148,10 +152,7 @@ def _default_name(folder: Path, given: Path | None) -> str:
 
 def _given_file(model: Any) -> Path | None:
     """The GGUF file ``model`` names, as given; ``None`` for a folder or a job."""
-    name = (
-        os.fspath(model) if isinstance(model, (str, os.PathLike)) else getattr(model, "name", model)
-    )
-    path = Path(str(name)).expanduser()
+    path = Path(_named(model)[0]).expanduser()
     return path if path.is_file() else None
 
 
