@@ -231,6 +231,10 @@ def export_model(
     target = Path(dest).expanduser()
     check_writable(target)  # else found after a merge or a conversion of minutes
     folder = _folder_of(model)
+    if format == "gguf-adapter" and not is_adapter(folder):  # named as given, not as cached
+        raise ExportError(
+            f"{_named(model)[0]} is a full model, not a LoRA adapter; use format='gguf'"
+        )
     _require_packages(format, folder)
     given = _given_file(model)
     chosen = name or _default_name(folder, given)
@@ -264,7 +268,7 @@ def _require_packages(format: str, folder: Path) -> None:
     needed = []
     if format in ("gguf", "ollama"):
         needed = ["gguf", "safetensors", "torch", "transformers"]  # tensors, tokenizer
-    elif format == "gguf-adapter" and adapter:  # a full model is refused for what it is
+    elif format == "gguf-adapter":  # a full model was refused for what it is
         needed = ["gguf", "safetensors", "torch"]
     purpose = "to export for Ollama" if format == "ollama" else "to export GGUF files"
     require_installed(needed, "hf", purpose=purpose)
@@ -413,8 +417,6 @@ def _adapter_file(
 ) -> ExportResult:
     from finetune.export._gguf import write_adapter_gguf
 
-    if not is_adapter(folder):
-        raise ExportError(f"{folder} is a full model, not a LoRA adapter; use format='gguf'")
     target = _gguf_target(dest, f"{name}-lora")
     write_adapter_gguf(folder, adapter_base(folder), target, name=name, progress=_gguf_bar(tell))
     return ExportResult("gguf-adapter", target, [target], "f32")
