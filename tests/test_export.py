@@ -175,6 +175,9 @@ def test_a_gguf_file_exported_again_is_named_after_itself(tmp_path: Path, tiny_b
     assert export_model(stated, tmp_path / "out").path == tmp_path / "out" / "base.F16.gguf"
     named = export_model(source, tmp_path, name="base")  # asked for by name: replaced
     assert named.path == source
+    over = export_model(source, source, quantization="f32")  # asked for by path: replaced
+    assert over.path == source
+    assert gguf.GGUFReader(str(source)).fields["general.name"].contents() == "base"
     with pytest.raises(ft.FinetuneError) as refused:  # it named the folder it was converted to
         export_model(source, tmp_path / "lora", format="gguf-adapter")
     assert str(refused.value) == f"{source} is a full model, not a LoRA adapter; use format='gguf'"

@@ -162,7 +162,7 @@ def _beside_its_source(given: Path, dest: Path, name: str, quantization: str) ->
     then write over itself, in its own folder, ``NAME-QUANTIZATION`` (``support-q8_0``)."""
     name = _STATED_TYPE.sub(lambda found: found[1] + _as_stated(quantization, found[2]), name)
     path = _gguf_path(dest, name)
-    if path.exists() and path.samefile(given):
+    if path != dest and path.exists() and path.samefile(given):  # the name chose the path
         return f"{name}-{quantization}"
     return name
 
