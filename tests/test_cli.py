@@ -1931,6 +1931,16 @@ def test_a_warning_reads_as_a_command_line_says_it(tmp_path: Path) -> None:
         f"fake:{job_id} ended with this command: a fake job lives in the process that made it "
         "(`finetune train --wait` runs one to its end)"
     )
+    # Asked about from another process, it is told as what it is, not as a job of another
+    # endpoint or account to re-attach to (the registry keeps the store it lived in).
+    asked = [sys.executable, "-m", "finetune.cli"]
+    refreshed = subprocess.run([*asked, "jobs", "--refresh"], capture_output=True, text=True)
+    assert refreshed.stderr.splitlines()[0] == (
+        "warning: 1 fake job not read again: a fake job lives in the process that made it"
+    )
+    status = subprocess.run([*asked, "status", f"fake:{job_id}"], capture_output=True, text=True)
+    assert status.returncode == 2 and "registry" not in status.stderr, status.stderr
+    assert "(fake jobs live in the process that made them)" in status.stderr
 
 
 def test_train_says_when_the_same_fit_re_attached_to_its_earlier_job(

@@ -96,6 +96,8 @@ def _tuner_for(record: ft.JobRecord) -> tuple[ft.Tuner | None, str]:
         return None, str(error)
     if tuner.backend.identity != record.endpoint:
         tuner.close()
+        if record.backend == "fake":
+            return None, "a fake job lives in the process that made it"
         return None, (
             "started on another API root or account than the environment gives "
             "(finetune status JOB, with that environment, asks about one)"

@@ -136,13 +136,23 @@ def seen_elsewhere(
         seen = registry.endpoints_of(error.backend or "", job_id) if registry else []
     except RegistryError:
         return error  # the job's absence is the news, not the registry's state
-    others = [other for other in seen if other != endpoint]
+    others = [other for other in seen if other != endpoint and not _gone(error.backend, other)]
     if not others:
         return error
     return error.with_note(
         f"; this machine's job registry has it from {_in_words(others[0])} (another endpoint, "
         "account or jobs folder): re-attach through a Tuner made for that one"
     )
+
+
+def _gone(backend: str | None, endpoint: str) -> bool:
+    """Whether ``endpoint`` is a fake store of another process (or one reset): no Tuner
+    reaches its jobs, so naming it as where to re-attach would mislead."""
+    if backend != "fake":
+        return False
+    from finetune.testing import _store_is_gone
+
+    return _store_is_gone(endpoint)
 
 
 def _in_words(endpoint: str) -> str:

@@ -86,6 +86,15 @@ class _Store:
 _stores: dict[str, _Store] = {}
 
 
+def _store_is_gone(identity: str) -> bool:
+    """Whether ``identity`` (a ``FakeBackend.identity``) names a store this process no
+    longer holds: another process's, or a namespace's before a ``reset``. Its jobs went with
+    it, and no Tuner can re-attach to them."""
+    namespace, _, token = identity.removeprefix("fake:").rpartition(":")
+    store = _stores.get(namespace)
+    return store is None or store.token != token
+
+
 class FakeBackend:
     """A deterministic backend with no network: configurable durations, failures and metrics.
 
