@@ -53,11 +53,8 @@ from finetune.backends.hf._jobdir import (
     why_not_a_job,
 )
 from finetune.backends.hf._launch import (
-    check_device,
-    check_fp16,
-    check_placement,
+    check_launch,
     check_quantization,
-    check_strategy,
     cuda_device_count,
     device_environment,
     launcher_log_dir,
@@ -269,11 +266,7 @@ class HFBackend:
         """Make the job's folder and start its training worker (a process of its own, or the
         launcher ``options`` name); the job is ``queued`` until the worker runs."""
         options = self._fit_options(request.options)
-        check_placement(options)
-        devices = cuda_device_count()
-        check_strategy(options, cuda_available=devices > 0)
-        check_device(options, cuda_devices=devices)
-        check_fp16(options, cuda_devices=devices)
+        devices = check_launch(options)
         kind = example_kind(request.training_file)
         check_method(request.method, kind)
         tokenizer = self._tokenizer(request.base_model, options)

@@ -16,6 +16,7 @@ __all__ = [
     "accelerate_config_text",
     "check_device",
     "check_fp16",
+    "check_launch",
     "check_placement",
     "check_quantization",
     "check_strategy",
@@ -87,6 +88,17 @@ def torchrun_arguments(job_dir: Path, options: LocalOptions) -> list[str]:
         "--master_port",
         str(options.main_process_port),
     ]
+
+
+def check_launch(options: LocalOptions) -> int:
+    """The CUDA devices a job of ``options`` would see here, after refusing a placement,
+    strategy, device or precision this machine cannot run."""
+    check_placement(options)
+    devices = cuda_device_count()
+    check_strategy(options, cuda_available=devices > 0)
+    check_device(options, cuda_devices=devices)
+    check_fp16(options, cuda_devices=devices)
+    return devices
 
 
 def check_placement(options: LocalOptions) -> None:
