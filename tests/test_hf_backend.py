@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import os
@@ -22,6 +23,8 @@ from finetune.backends.hf._jobdir import JobDir
 from finetune.evaluation import HFPredictor
 from finetune.evaluation import metrics as m
 from finetune.export import ExportError
+
+from .conftest import chat
 
 pytest.importorskip("trl")
 pytest.importorskip("peft")
@@ -1122,6 +1125,36 @@ def test_validate_reports_examples_longer_than_max_length(
     )
     with pytest.raises(ft.ValidationFailed, match="none is left to train on"):
         tuner.fit(data)
+
+
+def test_packing_past_the_models_context_is_refused_before_anything_is_written(
+    tiny_base: str, tmp_path: Path
+) -> None:
+    """Packing fills every row to ``max_length``: above the context of a model of learned
+    positions (GPT-2's), the job failed mid-training with "IndexError: index out of range in
+    self", after validation and the estimate had passed every short example."""
+    from transformers import AutoTokenizer, GPT2Config, GPT2LMHeadModel
+
+    tokenizer = AutoTokenizer.from_pretrained(tiny_base)
+    model = tmp_path / "gpt2-context-64"
+    settings = {"n_positions": 64, "n_embd": 32, "n_layer": 1, "n_head": 2}
+    GPT2LMHeadModel(GPT2Config(vocab_size=len(tokenizer), **settings)).save_pretrained(model)
+    tokenizer.save_pretrained(model)
+    data = ft.Dataset.from_records([chat(i) for i in range(12)])
+    jobs = tmp_path / "jobs"
+    tuner = ft.Tuner("hf", model=str(model), jobs_dir=jobs, packing=True, max_length=128)
+    assert tuner.validate(data).ok  # each example is short: packing makes the rows long
+    said = f"packing=True fills rows of max_length=128 tokens, over the context of {model} (64"
+    packed = {"packing": True, "max_length": 128}
+    plain = ft.Tuner("hf", model=str(model), jobs_dir=jobs)
+    for attempt in (tuner.estimate, tuner.fit, functools.partial(plain.validate, options=packed)):
+        with pytest.raises(ft.InvalidRequestError, match=re.escape(said)) as caught:
+            attempt(data)
+        assert caught.value.param == "max_length"
+    assert not jobs.exists()  # no training file, no job folder
+    assert "set max_length=64 or lower, or leave packing off" in str(caught.value)
+    job = tuner.fit(data, options={"max_length": 64}, hyperparameters=ft.Hyperparameters(epochs=1))
+    assert job.wait(timeout=240).status == ft.JobStatus.SUCCEEDED  # as the error advises
 
 
 def test_a_chat_template_that_closes_no_turn_is_said_to_teach_no_stop(

@@ -31,6 +31,7 @@ from finetune.backends.hf._config import (
 from finetune.backends.hf._inputs import (
     check_method,
     check_model,
+    check_packing,
     example_kind,
     load_tokenizer,
     local_path,
@@ -261,6 +262,11 @@ class HFBackend:
             bytes=path.stat().st_size,
             status="processed",
         )
+
+    def check_request(self, request: JobRequest) -> None:
+        """Refuse, before anything is written, SFT packing into rows past the model's context."""
+        options = self._fit_options(request.options)
+        check_packing(options, request, lambda: self._context(request.base_model, options))
 
     def create_job(self, request: JobRequest) -> Job:
         """Make the job's folder and start its training worker (a process of its own, or the

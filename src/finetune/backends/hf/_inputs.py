@@ -4,17 +4,22 @@ backend wrote, its kind of examples against the method, and the model's tokenize
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from finetune._errors import InvalidRequestError, MissingDependency, UnsupportedFeature
 from finetune.backends.hf._config import LocalOptions
 from finetune.backends.hf._models import looks_like_path
 from finetune.types import FileRef
 
+if TYPE_CHECKING:
+    from finetune.backends.base import JobRequest
+
 __all__ = [
     "check_method",
     "check_model",
+    "check_packing",
     "example_kind",
     "load_tokenizer",
     "local_path",
@@ -105,3 +110,23 @@ def check_model(tokenizer: Any, path: str, kind: str, options: LocalOptions) -> 
         from finetune.validation._tokens import no_chat_template
 
         raise no_chat_template(path)
+
+
+def check_packing(
+    options: LocalOptions, request: JobRequest, context: Callable[[], int | None]
+) -> None:
+    """Refuse SFT packing into rows longer than the model's ``context()`` (read only for a
+    packed fit): each packed row is ``max_length`` tokens, past the positions the model has
+    (learned ones fail the worker mid-training with an IndexError; rotary ones were never
+    trained there)."""
+    if request.method != "sft" or not options.packing:
+        return
+    limit = context()
+    if limit is not None and options.max_length > limit:
+        raise InvalidRequestError(
+            f"packing=True fills rows of max_length={options.max_length} tokens, over the "
+            f"context of {request.base_model} ({limit} tokens): set max_length={limit} or "
+            "lower, or leave packing off",
+            backend="hf",
+            param="max_length",
+        )
