@@ -292,6 +292,38 @@ def test_dpo_smoke_run(tiny_base: str, rows: list[dict[str, Any]]) -> None:
     assert (used.beta, used.learning_rate, used.lora) == (0.1, 2e-4, ft.LoRA())
 
 
+def test_a_preference_pair_whose_prompt_fills_max_length_is_said_to_be_dropped(
+    tiny_base: str, tmp_path: Path
+) -> None:
+    """TRL's DPO drops a pair whose prompt alone fills ``max_length`` (no answer token is
+    left): validation said only ``would_truncate``, and a fit of such pairs alone failed in
+    the worker with "num_samples=0". Nor was a pair checked against the model's context."""
+    asked = "Could you tell me where my order is, and when it ships? " * 6
+    pairs = [
+        {
+            "input": [{"role": "user", "content": (asked if i < 8 else "Where?") + f" #{i}"}],
+            "chosen": [{"role": "assistant", "content": f"Order #{i} ships tomorrow."}],
+            "rejected": [{"role": "assistant", "content": "No."}],
+        }
+        for i in range(12)
+    ]
+    tuner = ft.Tuner("hf", model=tiny_base, max_length=48, registry=False)
+    report = tuner.validate(ft.Dataset.from_records(pairs))
+    assert report.ok and report.counts["no_trainable_tokens"] == 8
+    (said, *_) = report.kept["no_trainable_tokens"]
+    assert said.line == 1 and "which fills max_length=48: no token of either answer" in str(said)
+    with pytest.raises(ft.ValidationFailed, match="none is left to train on"):
+        tuner.fit(ft.Dataset.from_records(pairs[:8] * 2), method="dpo")
+
+    config = json.loads((Path(tiny_base) / "config.json").read_text())
+    short = tmp_path / "context-32"
+    shutil.copytree(tiny_base, short)
+    (short / "config.json").write_text(json.dumps({**config, "max_position_embeddings": 32}))
+    over = ft.Tuner("hf", model=str(short), max_length=512).validate(ft.Dataset.from_records(pairs))
+    assert over.counts["too_many_tokens"] == 8  # a pair past the context, trained past it
+    assert "over the model's context of 32, and max_length=512" in str(over.errors[0])
+
+
 _LONG = {"max_length": 96, "save_steps": 10, "logging_steps": 5}
 
 

@@ -166,7 +166,8 @@ RULES: dict[str, tuple[str, str]] = {
     ),
     "no_trainable_tokens": (
         "warning",
-        "Truncation to max_length leaves no trained token: training skips the example.",
+        "Truncation to max_length leaves no trained token: training skips the example (a "
+        "preference pair whose prompt alone fills max_length: DPO drops it).",
     ),
     "no_end_of_turn": (
         "warning",

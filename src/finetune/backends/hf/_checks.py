@@ -186,18 +186,7 @@ class ModelChecks:
         except Exception as exc:
             yield ("template_error", "error", _template_failure(exc), "messages")
             return
-        tokens = len(encoded.input_ids)
-        too_long = self.context is not None and self.max_length > self.context
-        if too_long and tokens > self.context:  # type: ignore[operator]
-            kept = "all of them" if tokens <= self.max_length else f"the first {self.max_length}"
-            yield (
-                "too_many_tokens",
-                "error",
-                f"{tokens} tokens, over the model's context of {self.context}, and "
-                f"max_length={self.max_length} would train {kept}: set max_length="
-                f"{self.context} or lower to cut it at the context, or shorten the example",
-                None,
-            )
+        yield from self._within_context(len(encoded.input_ids))
         if encoded.unended_turn is not None:
             yield (
                 "no_end_of_turn",
@@ -215,14 +204,49 @@ class ModelChecks:
             )
 
     def _renders(self, record: dict[str, Any]) -> Iterator[Issue]:
+        """A preference pair as TRL's DPO reads it: the prompt with the generation prompt, and
+        the prompt with each answer, rendered and tokenized with the chat template."""
         if getattr(self.tokenizer, "chat_template", None) is None:
             return
-        for side in ("chosen", "rejected"):
+        ids: dict[str, list[int]] = {}
+        for part in (*_SIDES, "prompt"):
+            messages = record["prompt"] + (record[part] if part in _SIDES else [])
             try:
-                self.tokenizer.apply_chat_template(record["prompt"] + record[side], tokenize=False)
+                ids[part] = self._token_ids(messages, add_generation_prompt=part == "prompt")
             except Exception as exc:
-                yield ("template_error", "error", _template_failure(exc), side)
+                yield ("template_error", "error", _template_failure(exc), part)
                 return
+        yield from self._within_context(max(len(ids[side]) for side in _SIDES))
+        shared = min(_common_prefix(ids["prompt"], ids[side]) for side in _SIDES)  # TRL's split
+        if shared >= self.max_length:  # TRL drops the pair: no token of either answer is left
+            yield (
+                "no_trainable_tokens",
+                "warning",
+                f"the prompt alone is {shared} tokens, which fills max_length={self.max_length}: "
+                "no token of either answer is left after truncation, and training drops this pair",
+                None,
+            )
+
+    def _token_ids(self, messages: list[Any], **render: bool) -> list[int]:
+        encoded = self.tokenizer.apply_chat_template(
+            messages, tokenize=True, return_dict=True, **render
+        )
+        return list(encoded["input_ids"])
+
+    def _within_context(self, tokens: int) -> Iterator[Issue]:
+        """An error when an example is longer than the model's context and ``max_length``
+        would train it past that context."""
+        if self.context is None or self.max_length <= self.context or tokens <= self.context:
+            return
+        kept = "all of them" if tokens <= self.max_length else f"the first {self.max_length}"
+        yield (
+            "too_many_tokens",
+            "error",
+            f"{tokens} tokens, over the model's context of {self.context}, and "
+            f"max_length={self.max_length} would train {kept}: set max_length="
+            f"{self.context} or lower to cut it at the context, or shorten the example",
+            None,
+        )
 
     def _special_tokens(self, record: dict[str, Any]) -> Iterator[Issue]:
         if not self.specials:
@@ -264,6 +288,17 @@ def _texts(record: dict[str, Any]) -> Iterator[tuple[str, str]]:
         if isinstance(value, list):
             for index, message in enumerate(value):
                 yield f"{key}[{index}].content", text_of(message.get("content"))
+
+
+_SIDES = ("chosen", "rejected")
+
+
+def _common_prefix(ids: list[int], other: list[int]) -> int:
+    """How many leading tokens two sequences share."""
+    return next(
+        (at for at, pair in enumerate(zip(ids, other, strict=False)) if pair[0] != pair[1]),
+        min(len(ids), len(other)),
+    )
 
 
 def _template_failure(exc: Exception) -> str:
