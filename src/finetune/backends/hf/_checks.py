@@ -204,10 +204,27 @@ class ModelChecks:
             )
 
     def _renders(self, record: dict[str, Any]) -> Iterator[Issue]:
-        """A preference pair as TRL's DPO reads it: the prompt with the generation prompt, and
-        the prompt with each answer, rendered and tokenized with the chat template."""
+        """A preference pair rendered with the chat template, each answer after the prompt;
+        measured in tokens only where it may be long enough to be cut or past the context."""
         if getattr(self.tokenizer, "chat_template", None) is None:
             return
+        longest = 0
+        for side in _SIDES:
+            try:
+                text = self.tokenizer.apply_chat_template(
+                    record["prompt"] + record[side], tokenize=False
+                )
+            except Exception as exc:
+                yield ("template_error", "error", _template_failure(exc), side)
+                return
+            longest = max(longest, len(str(text).encode()))
+        shortest_limit = min(self.max_length, self.context or self.max_length)
+        if longest + _TOKENS_PAST_BYTES > shortest_limit:
+            yield from self._pair_lengths(record)
+
+    def _pair_lengths(self, record: dict[str, Any]) -> Iterator[Issue]:
+        """A preference pair as TRL's DPO tokenizes it: the prompt with the generation prompt,
+        and the prompt with each answer, the answers starting where those part."""
         ids: dict[str, list[int]] = {}
         for part in (*_SIDES, "prompt"):
             messages = record["prompt"] + (record[part] if part in _SIDES else [])
@@ -217,7 +234,7 @@ class ModelChecks:
                 yield ("template_error", "error", _template_failure(exc), part)
                 return
         yield from self._within_context(max(len(ids[side]) for side in _SIDES))
-        shared = min(_common_prefix(ids["prompt"], ids[side]) for side in _SIDES)  # TRL's split
+        shared = min(_common_prefix(ids["prompt"], ids[side]) for side in _SIDES)
         if shared >= self.max_length:  # TRL drops the pair: no token of either answer is left
             yield (
                 "no_trainable_tokens",
@@ -291,6 +308,9 @@ def _texts(record: dict[str, Any]) -> Iterator[tuple[str, str]]:
 
 
 _SIDES = ("chosen", "rejected")
+# A rendered text is tokenized whole (no special tokens added): each token holds a byte or more
+# of it, but for a word-start marker a SentencePiece tokenizer may add. A few to spare.
+_TOKENS_PAST_BYTES = 8
 
 
 def _common_prefix(ids: list[int], other: list[int]) -> int:
