@@ -13,7 +13,7 @@ from typing import Any
 
 from finetune.backends.hf._config import adapter_settings
 from finetune.backends.hf._inputs import needs_trust, untrusted_model
-from finetune.backends.hf._masks import MaskProblem, encode_record
+from finetune.backends.hf._masks import MaskProblem, encode_record, render_ids, text_ids
 from finetune.backends.hf._merge import adapter_base
 from finetune.dataset._formats import REASONING_KEYS
 from finetune.dataset._tool_rows import MESSAGE_LIST_KEYS
@@ -208,33 +208,31 @@ class ModelChecks:
         measured in tokens only where it may be long enough to be cut or past the context."""
         if getattr(self.tokenizer, "chat_template", None) is None:
             return
-        longest = 0
-        for side in _SIDES:
+        texts: list[str] = []
+        for side in ("chosen", "rejected"):
             try:
-                text = self.tokenizer.apply_chat_template(
+                rendered = self.tokenizer.apply_chat_template(
                     record["prompt"] + record[side], tokenize=False
                 )
             except Exception as exc:
                 yield ("template_error", "error", _template_failure(exc), side)
                 return
-            longest = max(longest, len(str(text).encode()))
-        shortest_limit = min(self.max_length, self.context or self.max_length)
-        if longest + _TOKENS_PAST_BYTES > shortest_limit:
-            yield from self._pair_lengths(record)
+            texts.append(str(rendered))
+        longest = max(len(text.encode()) for text in texts)
+        if longest + _TOKENS_PAST_BYTES > min(self.max_length, self.context or self.max_length):
+            yield from self._pair_lengths(record["prompt"], texts)
 
-    def _pair_lengths(self, record: dict[str, Any]) -> Iterator[Issue]:
+    def _pair_lengths(self, prompt: list[Any], texts: list[str]) -> Iterator[Issue]:
         """A preference pair as TRL's DPO tokenizes it: the prompt with the generation prompt,
-        and the prompt with each answer, the answers starting where those part."""
-        ids: dict[str, list[int]] = {}
-        for part in (*_SIDES, "prompt"):
-            messages = record["prompt"] + (record[part] if part in _SIDES else [])
-            try:
-                ids[part] = self._token_ids(messages, add_generation_prompt=part == "prompt")
-            except Exception as exc:
-                yield ("template_error", "error", _template_failure(exc), part)
-                return
-        yield from self._within_context(max(len(ids[side]) for side in _SIDES))
-        shared = min(_common_prefix(ids["prompt"], ids[side]) for side in _SIDES)
+        and the prompt with each answer (``texts``), the answers starting where those part."""
+        try:
+            opening = render_ids(self.tokenizer, prompt, generation_prompt=True)
+        except Exception as exc:
+            yield ("template_error", "error", _template_failure(exc), None)
+            return
+        sides = [text_ids(self.tokenizer, text) for text in texts]
+        yield from self._within_context(max(len(ids) for ids in sides))
+        shared = min(_common_prefix(opening, ids) for ids in sides)
         if shared >= self.max_length:  # TRL drops the pair: no token of either answer is left
             yield (
                 "no_trainable_tokens",
@@ -243,12 +241,6 @@ class ModelChecks:
                 "no token of either answer is left after truncation, and training drops this pair",
                 None,
             )
-
-    def _token_ids(self, messages: list[Any], **render: bool) -> list[int]:
-        encoded = self.tokenizer.apply_chat_template(
-            messages, tokenize=True, return_dict=True, **render
-        )
-        return list(encoded["input_ids"])
 
     def _within_context(self, tokens: int) -> Iterator[Issue]:
         """An error when an example is longer than the model's context and ``max_length``
@@ -307,7 +299,6 @@ def _texts(record: dict[str, Any]) -> Iterator[tuple[str, str]]:
                 yield f"{key}[{index}].content", text_of(message.get("content"))
 
 
-_SIDES = ("chosen", "rejected")
 # A rendered text is tokenized whole (no special tokens added): each token holds a byte or more
 # of it, but for a word-start marker a SentencePiece tokenizer may add. A few to spare.
 _TOKENS_PAST_BYTES = 8

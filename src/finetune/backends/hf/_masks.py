@@ -23,6 +23,8 @@ __all__ = [
     "assistant_mask",
     "completion_mask",
     "encode_record",
+    "render_ids",
+    "text_ids",
     "turn_end_token",
 ]
 
@@ -49,15 +51,22 @@ class MaskedExample:
         return sum(self.mask)
 
 
-def _render(
+def render_ids(
     tokenizer: Any,
     messages: list[dict[str, Any]],
     generation_prompt: bool,
     tools: list[Any] | None = None,
 ) -> list[int]:
+    """The token ids of ``messages`` as the chat template writes them, tokenized as
+    ``apply_chat_template(tokenize=True)`` tokenizes them."""
     text = tokenizer.apply_chat_template(
         messages, tools=tools or None, tokenize=False, add_generation_prompt=generation_prompt
     )
+    return text_ids(tokenizer, text)
+
+
+def text_ids(tokenizer: Any, text: str) -> list[int]:
+    """A rendered text's token ids, with no special token added: the template wrote them."""
     ids: list[int] = tokenizer(text, add_special_tokens=False)["input_ids"]
     return ids
 
@@ -136,17 +145,17 @@ def assistant_mask(
     or no turn is trained.
     """
     plain = template_messages(messages)
-    full = _render(tokenizer, plain, generation_prompt=False, tools=tools)
+    full = render_ids(tokenizer, plain, generation_prompt=False, tools=tools)
     special = _special_ids(tokenizer)
     mask = [0] * len(full)
     unended: int | None = None
     for index, message in enumerate(messages):
         if message.get("role") not in trained_roles or message.get("weight") == 0:
             continue
-        before = _render(tokenizer, plain[:index], True, tools) if index else []
+        before = render_ids(tokenizer, plain[:index], True, tools) if index else []
         if max_length is not None and len(before) >= max_length:
             return MaskedExample(full, mask, unended)  # none marked: no_trainable_tokens
-        through = _render(tokenizer, plain[: index + 1], False, tools)
+        through = render_ids(tokenizer, plain[: index + 1], False, tools)
         if through[: len(before)] != before or full[: len(before)] != before:
             raise MaskProblem(
                 f"message {index}: the template renders the conversation up to this turn "
@@ -240,5 +249,5 @@ def encode_record(
     tools = record.get("tools") or None
     if assistant_only:
         return assistant_mask(tokenizer, record["messages"], tools=tools, max_length=max_length)
-    ids = _render(tokenizer, template_messages(record["messages"]), False, tools)
+    ids = render_ids(tokenizer, template_messages(record["messages"]), False, tools)
     return MaskedExample(ids, [1] * len(ids))
