@@ -425,6 +425,25 @@ def test_cancel_stops_the_worker_and_marks_the_job(
     assert len([m for m in messages if m.startswith("Checkpoint saved")]) == 1, messages
 
 
+def test_a_tuner_dropped_while_its_worker_runs_leaves_no_warning_and_no_zombie(
+    tiny_base: str, rows: list[dict[str, Any]]
+) -> None:
+    """A job outlives its Tuner: dropping them while it trains warns of nothing (Popen's
+    "still running" ResourceWarning, an error where warnings are errors), and the worker is
+    reaped when it ends, though nothing waits on it."""
+    import gc
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        job_id = _long_job(ft.Tuner("hf", model=tiny_base), rows).id
+        gc.collect()
+    assert not [w for w in caught if issubclass(w.category, ResourceWarning)], caught
+    job = ft.Tuner("hf", model=tiny_base).job(job_id)
+    worker = json.loads(Path(job.job.raw["job_dir"], "worker.json").read_text())
+    job.cancel()
+    _wait_until(lambda: not Path(f"/proc/{worker['pid']}").exists(), timeout=10)
+
+
 @pytest.mark.parametrize(("epoch", "evaluated"), [(1.0, True), (0.275, False)])
 def test_a_stop_saves_its_step_once_and_evaluates_only_an_epoch_that_ended(
     tmp_path: Path, epoch: float, evaluated: bool

@@ -1,11 +1,14 @@
-"""Whether a process still runs, told apart from a later one that reuses its pid."""
+"""Whether a process still runs, told apart from a later one that reuses its pid; reaping
+the ones this process started and does not wait for."""
 
 from __future__ import annotations
 
 import os
+import subprocess
+import threading
 from pathlib import Path
 
-__all__ = ["process_alive", "process_start_time"]
+__all__ = ["process_alive", "process_start_time", "reap_when_it_ends"]
 
 
 def process_start_time(pid: int) -> int | None:
@@ -32,3 +35,13 @@ def process_alive(pid: int, start_time: int | None) -> bool:
     except PermissionError:
         return True
     return True
+
+
+def reap_when_it_ends(process: subprocess.Popen[bytes]) -> None:
+    """Wait for ``process`` in a daemon thread: a worker meant to outlive the object that
+    started it is reaped when it ends (no zombie), and ``Popen`` no longer warns "still
+    running" when that object is dropped first (a ``ResourceWarning``, an error where
+    warnings are). ``poll()`` still tells its exit code."""
+    threading.Thread(
+        target=process.wait, name=f"finetune-reaper-{process.pid}", daemon=True
+    ).start()

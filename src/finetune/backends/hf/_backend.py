@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from finetune._errors import InvalidRequestError, JobNotFound
-from finetune._processes import process_alive, process_start_time
+from finetune._processes import process_alive, process_start_time, reap_when_it_ends
 from finetune._series import MetricSeries
 from finetune.backends.base import EVERY_KIND, SFT_AND_DPO, Capabilities, JobRequest
 from finetune.backends.hf._config import (
@@ -485,6 +485,7 @@ class HFBackend:
                 env=env,
                 start_new_session=True,
             )
+        reap_when_it_ends(process)
         self._processes[job.id] = process
         worker = {
             "pid": process.pid,
