@@ -1060,7 +1060,7 @@ def test_a_model_without_a_chat_template_trains_with_the_one_given(
 
 
 def test_preference_data_needs_dpo_and_options_are_checked(
-    tiny_base: str, rows: list[dict[str, Any]]
+    tiny_base: str, rows: list[dict[str, Any]], tmp_path: Path
 ) -> None:
     pairs = [
         {"input": r["messages"][:2], "chosen": [r["messages"][2]], "rejected": [r["messages"][2]]}
@@ -1087,6 +1087,15 @@ def test_preference_data_needs_dpo_and_options_are_checked(
     with pytest.raises(ft.InvalidRequestError) as caught:  # was 1: every example cut to a token
         tuner.fit(ft.Dataset.from_records(rows[:20]), options={"max_length": True})
     assert str(caught.value).startswith("[hf] max_length: not True (is a number, not a boolean)")
+    packed = ft.Tuner("hf", model=tiny_base, packing=True, jobs_dir=tmp_path / "packed")
+    for attempt in (packed.estimate, functools.partial(packed.fit, method="dpo")):
+        with pytest.raises(
+            ft.InvalidRequestError, match="DPO trains each preference pair"
+        ) as caught:
+            attempt(ft.Dataset.from_records(pairs * 4))  # TRL's DPO took it and packed nothing
+        assert caught.value.param == "packing"
+    assert not (tmp_path / "packed").exists()  # nothing uploaded
+    assert packed.estimate(ft.Dataset.from_records(pairs * 4), options={"packing": False})
 
 
 def test_lora_target_modules_that_name_no_layer_are_refused_before_the_job(

@@ -115,12 +115,20 @@ def check_model(tokenizer: Any, path: str, kind: str, options: LocalOptions) -> 
 def check_packing(
     options: LocalOptions, request: JobRequest, context: Callable[[], int | None]
 ) -> None:
-    """Refuse SFT packing into rows longer than the model's ``context()`` (read only for a
-    packed fit): each packed row is ``max_length`` tokens, past the positions the model has
-    (learned ones fail the worker mid-training with an IndexError; rotary ones were never
-    trained there)."""
-    if request.method != "sft" or not options.packing:
+    """Refuse packing for DPO, which would ignore it, and SFT packing into rows longer than
+    the model's ``context()`` (read only for a packed fit): each packed row is ``max_length``
+    tokens, past the positions the model has (learned ones fail the worker mid-training with
+    an IndexError; rotary ones were never trained there)."""
+    if not options.packing:
         return
+    if request.method != "sft":
+        raise InvalidRequestError(
+            "packing=True packs SFT examples into rows; TRL's DPO trains each preference pair "
+            "in a row of its own and would ignore it: leave it off for a DPO fit "
+            "(options={'packing': False})",
+            backend="hf",
+            param="packing",
+        )
     limit = context()
     if limit is not None and options.max_length > limit:
         raise InvalidRequestError(
