@@ -1072,6 +1072,10 @@ def test_a_model_openai_does_not_train_is_named_with_the_models_meant(
     ):
         notes = " ".join(estimate(data, target=target, backend=target, model=model).notes)
         assert f"for {model} in our table (did you mean {meant}?)" in notes
+    # another size is another model: a 3B model was "meant" to be the table's Llama 3.3 70B
+    for model in ("meta-llama/Llama-3.2-3B-Instruct", "Qwen/Qwen3-14B"):
+        notes = " ".join(estimate(data, target="together", backend="together", model=model).notes)
+        assert f"no published training price for {model} in our table: pass" in notes
     # a backend that borrows OpenAI's rules trains its own models: no table of them
     fake = ft.Tuner("fake", model="acme-1", registry=False)
     assert fake.capabilities.validation_target == "openai"

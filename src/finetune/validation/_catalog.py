@@ -153,9 +153,13 @@ def nearest_model(target: str, model: str) -> str | None:
     is near); a model is also matched by its short name (``gpt-4o-mini`` for
     ``gpt-4o-mini-2024-07-18``) and by its last part (``qwen3-8b`` for
     ``accounts/fireworks/models/qwen3-8b``, ``Qwen3-8B`` for ``Qwen/Qwen3-8B``), and a name
-    with a router's prefix by the rest (LiteLLM's ``together_ai/Qwen/Qwen3-8B``)."""
+    with a router's prefix by the rest (LiteLLM's ``together_ai/Qwen/Qwen3-8B``). A model of
+    another size is never meant (``Llama-3.2-3B-Instruct`` is no misspelt 70B model)."""
     spelled: dict[str, str] = {}
+    size = _sizes(model)
     for known in catalog().get(target, {}).get("models", {}):
+        if size and _sizes(known) and _sizes(known) != size:
+            continue
         last = known.rsplit("/", 1)[-1]
         for spelling in (known, _SHORT.sub("", known), last, _SHORT.sub("", last)):
             spelled.setdefault(spelling, known)
@@ -165,6 +169,14 @@ def nearest_model(target: str, model: str) -> str | None:
         if close is not None:
             return spelled[close]
     return None
+
+
+# a parameter count in a model's name (3B, 8b, 1.5B), never a mixture's active one (A22B)
+_SIZE = re.compile(r"(?<![\w.])(\d+(?:\.\d+)?)b(?![a-z])", re.IGNORECASE)
+
+
+def _sizes(name: str) -> set[str]:
+    return set(_SIZE.findall(name))
 
 
 def model_meant(target: str, model: str) -> str:
