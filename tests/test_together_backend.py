@@ -275,7 +275,7 @@ def test_max_cost_checks_a_model_off_our_price_table_by_together_s_quote(
     ``max_cost`` ("cannot be checked"), though Together quotes it."""
     from .fakes import together_fake
 
-    model = "acme/Tiny-Chat-1B"
+    model = "acme/Tiny-Chat"  # no size in its name: no bracket of Together's prices it
     monkeypatch.setitem(together_fake.MODELS, model, 4096)
     data, tuner = dataset("off"), tuner_for(server, model=model)
     theirs = tuner.estimate(data, LORA).provider_figures["estimated_total_price"]  # type: ignore[index]
@@ -290,6 +290,15 @@ def test_max_cost_checks_a_model_off_our_price_table_by_together_s_quote(
     with pytest.raises(ft.InvalidRequestError, match="cannot be checked: no price is known"):
         no_quote.fit(dataset("unquoted"), hyperparameters=LORA, max_cost=1.0)
     assert len(server.files) == 1  # the first fit's: the unquoted one uploaded nothing
+    sized = "acme/Tiny-Chat-1B"  # priced at Together's rate for up to 16B: checked by it
+    monkeypatch.setitem(together_fake.MODELS, sized, 4096)
+    tuner_for(server, model=sized, estimate_quote=False).fit(
+        data, hyperparameters=LORA, max_cost=1.0
+    )
+    with pytest.raises(ft.InvalidRequestError, match="above max_cost=1e-06 USD"):
+        tuner_for(server, model=sized, estimate_quote=False).fit(
+            data, hyperparameters=LORA, max_cost=1e-6
+        )
 
 
 def test_a_fit_does_not_log_that_token_counts_are_approximate(

@@ -1061,7 +1061,7 @@ def test_a_model_openai_does_not_train_is_named_with_the_models_meant(
         estimate(data, target="openai", backend="openai", model="gpt-4o-mni").notes
     )
     qwen = estimate(data, target="together", backend="together", model="Qwen/Qwen3-8b")
-    assert "no published training price for Qwen/Qwen3-8b in our table (did you mean " in (
+    assert "Qwen/Qwen3-8b is not in our table (did you mean Qwen/Qwen3-8B?): priced at " in (
         " ".join(qwen.notes)
     )
     for target, model, meant in (  # a name without its owner's part, as a model page shows it
@@ -1071,11 +1071,11 @@ def test_a_model_openai_does_not_train_is_named_with_the_models_meant(
         ("fireworks", "llama-v3p1-8b-instruct", "accounts/fireworks/models/llama-v3p1-8b-instruct"),
     ):
         notes = " ".join(estimate(data, target=target, backend=target, model=model).notes)
-        assert f"for {model} in our table (did you mean {meant}?)" in notes
+        assert f" in our table (did you mean {meant}?)" in notes  # priced by its size or not
     # another size is another model: a 3B model was "meant" to be the table's Llama 3.3 70B
     for model in ("meta-llama/Llama-3.2-3B-Instruct", "Qwen/Qwen3-14B"):
         notes = " ".join(estimate(data, target="together", backend="together", model=model).notes)
-        assert f"no published training price for {model} in our table: pass" in notes
+        assert f"{model} is not in our table: priced at" in notes
     # a backend that borrows OpenAI's rules trains its own models: no table of them
     fake = ft.Tuner("fake", model="acme-1", registry=False)
     assert fake.capabilities.validation_target == "openai"
@@ -1136,6 +1136,9 @@ def test_a_model_table_of_ones_own_that_cannot_be_used_is_named_with_the_entry(
         ({"acme": [1]}, r"acme is an object of models, default_epochs, .* not list \[1\]"),
         ({"acme": {"default_epochs": "three"}}, r"acme.default_epochs is a whole number of 1"),
         ({"acme": {"minimum_fee": "4"}}, r"acme.minimum_fee is USD per job, not '4'"),
+        ({"acme": {"size_prices": [[16, 0.5], [8, 3]]}}, r"acme.size_prices is a list of \["),
+        ({"acme": {"size_prices": [[16, "0.5"]]}}, r"acme.size_prices is a list of \["),
+        ({"acme": {"size_prices": {"16": 0.5}}}, r"acme.size_prices is a list of \["),
         ({"acme": {"models": {"m": {"images": "yes"}}}}, r"acme.models.m.images is true or"),
         ({"pricing_date": 5}, r"pricing_date is a date as 2025-06-01, not 5"),
         ({"acme": {"pricing_date": "June"}}, r"acme.pricing_date is a date as 2025-06-01"),
@@ -1155,6 +1158,41 @@ def test_a_model_table_of_ones_own_that_cannot_be_used_is_named_with_the_entry(
 
     bundled = _load(None)
     assert _checked_table(bundled, "the bundled model table") is bundled  # ours passes too
+
+
+@pytest.mark.parametrize(
+    ("target", "model", "price"),
+    [
+        ("together", "meta-llama/Llama-3.2-3B-Instruct", 0.48),
+        ("together", "Qwen/Qwen2.5-72B-Instruct", 2.9),
+        ("together", "google/gemma-2-27b-it", 1.5),
+        ("fireworks", "accounts/fireworks/models/qwen2p5-32b-instruct", 3.0),
+        ("together", "meta-llama/Llama-3.1-405B-Instruct", None),  # past the last bracket
+        ("together", "Qwen/Qwen3-235B-A22B-Instruct-2507", None),  # a mixture: its own price
+        ("together", "mistralai/Mixtral-8x7B-Instruct-v0.1", None),
+        ("openai", "gpt-4.2-mini-8b", None),  # a provider that does not price by size
+    ],
+)
+def test_a_model_the_table_lacks_is_priced_by_the_size_its_name_gives(
+    target: str, model: str, price: float | None
+) -> None:
+    """Together and Fireworks price by size bracket: a model of theirs our table lacks had no
+    cost at all, though its name gave its bracket."""
+    data = ft.Dataset.from_records([chat(i) for i in range(20)])
+    quoted = estimate(data, target=target, backend=target, model=model)
+    notes = " ".join(quoted.notes)
+    assert quoted.price_per_million == price
+    if price is None:
+        assert quoted.cost is None and f"no published training price for {model}" in notes
+        return
+    assert quoted.cost == pytest.approx(quoted.billed_tokens * price / 1e6)
+    assert f"{model} is not in our table: priced at {target}'s rate for models of up to " in notes
+    assert "if it is another size, pass estimate(price_per_million=...)" in notes
+    assert "no published training price" not in notes
+    priced = estimate(data, target=target, backend=target, model=model, price_per_million=1.0)
+    assert priced.price_per_million == 1.0 and "not in our table" not in " ".join(priced.notes)
+    local = estimate(data, target=target, backend="hf", model=model, hosted=False)
+    assert local.cost is None  # no provider bill for a local run
 
 
 def test_default_epoch_rule() -> None:

@@ -27,6 +27,7 @@ __all__ = [
     "no_price_note",
     "old_prices_note",
     "pricing",
+    "size_price",
     "targets",
     "unknown_model_message",
     "untrained_images_message",
@@ -81,11 +82,29 @@ def _checked_table(table: dict[str, Any], shown: str) -> dict[str, Any]:
                 f"{where}.default_epochs is a whole number of 1 or more, or "
                 f"'openai-heuristic', not {rule!r}"
             )
+        _check_brackets(section.get("size_prices", []), f"{where}.size_prices")
         fee = section.get("minimum_fee")
         if fee is not None and not is_amount(fee):
             raise StorageError(f"{where}.minimum_fee is USD per job, not {fee!r}")
         _check_date(section.get("pricing_date"), f"{where}.pricing_date")
     return table
+
+
+def _check_brackets(brackets: Any, where: str) -> None:
+    """Size brackets as ``[[16, 0.48], [69, 1.5]]``: up to so many billion parameters, USD
+    per 1M tokens, the bounds rising."""
+    bounds = [pair[0] for pair in brackets if isinstance(pair, list) and len(pair) == 2]
+    if (
+        not isinstance(brackets, list)
+        or len(bounds) != len(brackets)
+        or not all(is_amount(bound) and bound > 0 for bound in bounds)
+        or not all(is_amount(pair[1]) for pair in brackets)
+        or bounds != sorted(set(bounds))
+    ):
+        raise StorageError(
+            f"{where} is a list of [billions of parameters up to, USD per 1M tokens] pairs, "
+            f"their bounds rising, as [[16, 0.48], [69, 1.5]], not {brackets!r:.60}"
+        )
 
 
 def _is_target(key: str) -> bool:
@@ -171,12 +190,40 @@ def nearest_model(target: str, model: str) -> str | None:
     return None
 
 
-# a parameter count in a model's name (3B, 8b, 1.5B), never a mixture's active one (A22B)
-_SIZE = re.compile(r"(?<![\w.])(\d+(?:\.\d+)?)b(?![a-z])", re.IGNORECASE)
+# a parameter count in a model's name (3B, 8b, 1.5B, a mixture's 8x7B), never a mixture's
+# active one (A22B)
+_SIZE = re.compile(r"(?<![\w.])((?:\d+x)?\d+(?:\.\d+)?)b(?![a-z])", re.IGNORECASE)
 
 
 def _sizes(name: str) -> set[str]:
-    return set(_SIZE.findall(name))
+    return {size.lower() for size in _SIZE.findall(name)}
+
+
+# a mixture of experts' active parameters (A22B, a3b): its bracket is not the name's size
+_ACTIVE = re.compile(r"(?<![a-z0-9])a\d+(?:\.\d+)?b(?![a-z])", re.IGNORECASE)
+
+
+def size_price(target: str, model: str) -> tuple[float, str] | None:
+    """The rate of ``target``'s size bracket (``size_prices``) for a model its table lacks,
+    read from the parameter count in its name (``Llama-3.2-3B-Instruct``: up to 16B), and the
+    note that says so; ``None`` for a name of no single size, a mixture's, or one past the
+    last bracket."""
+    sizes = _sizes(model)
+    if len(sizes) != 1 or _ACTIVE.search(model):
+        return None
+    (named,) = sizes
+    if "x" in named:  # a mixture of experts (8x7B): not a dense model's bracket
+        return None
+    size = float(named)
+    for up_to, price in catalog().get(target, {}).get("size_prices", []):
+        if size <= up_to:
+            return price, (
+                f"{model} is not in our table{model_meant(target, model)}: priced at "
+                f"{target}'s rate for models of up to {up_to:g}B parameters ({price:g} USD "
+                f"per 1M tokens), as its name says {size:g}B; if it is another size, pass "
+                f"{PRICE_OPTION}"
+            )
+    return None
 
 
 def model_meant(target: str, model: str) -> str:

@@ -18,6 +18,7 @@ from finetune.validation._catalog import (
     no_price_note,
     old_prices_note,
     pricing,
+    size_price,
     unchecked_context_message,
     validation_passes,
 )
@@ -87,6 +88,10 @@ def estimate(
             f"{name} bills each image by its size, so the billed tokens and cost are a floor"
         )
     info: dict[str, Any] = model_info(name, model) or {}
+    sized = None if info or price_per_million is not None else size_price(name, model)
+    if sized is not None and hosted:  # a model the table lacks, priced by its size
+        info = {"price": sized[0]}
+        notes.append(sized[1])
     price = price_per_million if price_per_million is not None else info.get("price")
     low = info.get("low", price) if price_per_million is None else price
     high = info.get("high", price) if price_per_million is None else price
