@@ -556,11 +556,13 @@ def test_models_lists_what_each_backend_trains_and_what_it_costs(
     assert "\n  plus a minimum fee of 4.00 USD per job\n" in out
     assert "\nhf\n  any Hugging Face Hub id, model folder or .gguf file" in out
     assert "note: our together prices date from 2025-11-01, 397 days ago" in out
+    assert "\n  other models, by the size their name gives: up to 16B 0.48, up to 69B 1.50, " in out
     # a command line's advice: its flag, not Python's estimate(price_per_million=...)
     assert "(or pass --price-per-million to finetune estimate)" in out and "(price_" not in out
     assert main(["models", "--backend", "together", "--json"]) == 0
     (together,) = json.loads(capsys.readouterr().out).values()
     assert together["status"] == "open" and together["pricing_date"] == "2025-11-01"
+    assert together["size_prices"] == [[16, 0.48], [69, 1.5], [100, 2.9]]
     assert together["models"]["Qwen/Qwen3-8B"] == {
         "context": 32768,
         "price": 0.48,

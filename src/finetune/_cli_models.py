@@ -59,6 +59,7 @@ def _section(backend: str, section: dict[str, Any]) -> dict[str, Any]:
         "pricing_date": dated,
         "source": source,
         "minimum_fee": section.get("minimum_fee"),
+        "size_prices": section.get("size_prices", []),
         "models": {
             name: {
                 **{key: entry.get(key) for key in ("context", "price", "low", "high")},
@@ -92,6 +93,9 @@ def _described(backend: str, section: dict[str, Any]) -> list[str]:
         context = f"{entry['context']:,}" if entry.get("context") else "?"
         images = "  (trains on images too)" if entry["images"] else ""
         lines.append(f"  {name:{width}}  {context:>9}  {_price(entry)}{images}")
+    if section["size_prices"]:
+        brackets = ", ".join(f"up to {up:g}B {price:.2f}" for up, price in section["size_prices"])
+        lines.append(f"  other models, by the size their name gives: {brackets}")
     dated, source = section["pricing_date"], section["source"]
     if dated or source:
         lines.append(f"  prices of {dated or 'an unknown date'}: {source or 'no source given'}")
