@@ -1167,6 +1167,7 @@ def test_a_model_table_of_ones_own_that_cannot_be_used_is_named_with_the_entry(
         ("together", "Qwen/Qwen2.5-72B-Instruct", 2.9),
         ("together", "google/gemma-2-27b-it", 1.5),
         ("fireworks", "accounts/fireworks/models/qwen2p5-32b-instruct", 3.0),
+        ("fireworks", "accounts/fireworks/models/deepseek-r1-distill-qwen-1p5b", 0.5),
         ("together", "meta-llama/Llama-3.1-405B-Instruct", None),  # past the last bracket
         ("together", "Qwen/Qwen3-235B-A22B-Instruct-2507", None),  # a mixture: its own price
         ("together", "mistralai/Mixtral-8x7B-Instruct-v0.1", None),

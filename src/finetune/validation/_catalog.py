@@ -190,13 +190,13 @@ def nearest_model(target: str, model: str) -> str | None:
     return None
 
 
-# a parameter count in a model's name (3B, 8b, 1.5B, a mixture's 8x7B), never a mixture's
-# active one (A22B)
-_SIZE = re.compile(r"(?<![\w.])((?:\d+x)?\d+(?:\.\d+)?)b(?![a-z])", re.IGNORECASE)
+# a parameter count in a model's name (3B, 8b, 1.5B, Fireworks' 1p5b, a mixture's 8x7B),
+# never a mixture's active one (A22B)
+_SIZE = re.compile(r"(?<![\w.])((?:\d+x)?\d+(?:[.p]\d+)?)b(?![a-z])", re.IGNORECASE)
 
 
 def _sizes(name: str) -> set[str]:
-    return {size.lower() for size in _SIZE.findall(name)}
+    return {size.lower().replace("p", ".") for size in _SIZE.findall(name)}
 
 
 # a mixture of experts' active parameters (A22B, a3b): its bracket is not the name's size
