@@ -76,7 +76,7 @@ LIFECYCLE: dict[str, ProviderLifecycle] = {
     "fireworks": ProviderLifecycle(
         provider="fireworks",
         state="open",
-        summary="Fireworks AI supervised fine-tuning (LoRA) is open",
+        summary="Fireworks AI fine-tuning (LoRA, SFT and DPO) is open",
         source="https://docs.fireworks.ai/fine-tuning/fine-tuning-models",
     ),
 }
