@@ -864,6 +864,21 @@ def test_report_outputs() -> None:
     assert str(clean) == f"Validation OK for openai / {MODEL}: 10 examples, 0 errors, 0 warnings"
 
 
+def test_a_report_names_the_backend_that_borrows_another_s_rules() -> None:
+    """The fake backend (and a plugin) validates with OpenAI's rules: its report was titled
+    ``openai``, as if the data had been checked for another backend than the one asked."""
+    data = ft.Dataset.from_records([chat(i) for i in range(3)])
+    report = ft.Tuner("fake", model="m", registry=False).validate(data)
+    assert str(report).startswith("Validation FAILED for fake (openai's rules) / m: 3 examples")
+    assert report.to_markdown().startswith("**Validation FAILED** for `fake` (`openai`'s rules)")
+    assert "(fake (openai&#x27;s rules))" in report._repr_html_()
+    assert (report.target, report.backend) == ("openai", "fake")
+    assert report.to_dict()["backend"] == "fake"
+    own = ft.Tuner("openai", model=MODEL, registry=False).validate(data)
+    assert str(own).startswith(f"Validation FAILED for openai / {MODEL}:")
+    assert own.checked_as == "openai" and own.backend == "openai"
+
+
 def test_a_report_of_two_files_keeps_each_line_with_its_file() -> None:
     """Training and validation findings were sorted by line alone, interleaving the two
     files, and the Markdown table's "first lines" mixed their numbers without a name."""

@@ -230,7 +230,7 @@ def report_html(report: ValidationReport) -> str:
         f"<div>{verdict} <b>{counted(report.examples, 'example')}</b>: "
         f"<span style='color:{RED}'>{counted(report.error_count, 'error')}</span>, "
         f"<span style='color:{AMBER}'>{counted(report.warning_count, 'warning')}</span> "
-        f"<span style='color:{GREY}'>({esc(report.target)})</span></div>"
+        f"<span style='color:{GREY}'>({esc(report.checked_as)})</span></div>"
     )
     order = sorted(report.counts, key=lambda c: (report.severities[c] != "error", c))
     sections = []

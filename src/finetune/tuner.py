@@ -13,13 +13,7 @@ import os
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, ClassVar, NoReturn
 
-from finetune._errors import (
-    BackendError,
-    FinetuneError,
-    JobNotFound,
-    RateLimitError,
-    ServerError,
-)
+from finetune._errors import BackendError, FinetuneError, JobNotFound, RateLimitError, ServerError
 from finetune._fit import (
     FitOptions,
     FitPlan,
@@ -164,7 +158,7 @@ class TunerView(OtherNames):
         check_datasets(dataset, validation)
         chosen = self._require_model(model)
         check_validated_job(self.backend, chosen, (dataset, validation), options)
-        return validate(
+        report = validate(
             dataset,
             target=rules_for(self.backend, chosen, options),
             model=chosen,
@@ -172,6 +166,8 @@ class TunerView(OtherNames):
             token_counter=counter_for_fit(self.backend, chosen, options),
             context_limit=context_for(self.backend, chosen, options),
         )
+        report.backend = self.backend_name
+        return report
 
     @keywords_explained
     def estimate_locally(

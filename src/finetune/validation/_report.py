@@ -49,6 +49,9 @@ class ValidationReport:
     stats: dict[str, Any] = field(default_factory=dict)
     files: list[str] = field(default_factory=list)
     """The files (or named record sets) checked, in order: the training set's first."""
+    backend: str | None = None
+    """The backend whose fit was checked (a Tuner's validate sets it); its rule set is
+    ``target``, another backend's where it borrows one (``fake``, a plugin: ``openai``)."""
 
     def add(self, finding: Finding) -> None:
         """Record a finding (counted always, kept while under the per-code limit)."""
@@ -126,6 +129,7 @@ class ValidationReport:
         """Everything as plain data (JSON-ready)."""
         return {
             "target": self.target,
+            "backend": self.backend,
             "model": self.model,
             "ok": self.ok,
             "examples": self.examples,
@@ -176,11 +180,23 @@ class ValidationReport:
             return ", ".join(line for lines in groups.values() for line in lines)
         return "; ".join(f"{file}: {', '.join(lines)}" for file, lines in groups.items())
 
+    @property
+    def checked_as(self) -> str:
+        """The rule set, named after the backend that borrows it: ``openai``, or ``fake
+        (openai's rules)``."""
+        return self._named()
+
+    def _named(self, code: str = "") -> str:
+        target = f"{code}{self.target}{code}"
+        if self.backend is None or self.backend == self.target:
+            return target
+        return f"{code}{self.backend}{code} ({target}'s rules)"
+
     def _headline(self, bold: str = "", code: str = "") -> str:
         state = "OK" if self.ok else "FAILED"
         model = f" / {code}{self.model}{code}" if self.model else ""
         return (
-            f"{bold}Validation {state}{bold} for {code}{self.target}{code}{model}: "
+            f"{bold}Validation {state}{bold} for {self._named(code)}{model}: "
             f"{counted(self.examples, 'example')}, {counted(self.error_count, 'error')}, "
             f"{counted(self.warning_count, 'warning')}"
         )
