@@ -1154,6 +1154,8 @@ def test_a_model_table_of_ones_own_that_cannot_be_used_is_named_with_the_entry(
         ({"acme": {"size_prices": [[16, 0.5], [8, 3]]}}, r"acme.size_prices is a list of \["),
         ({"acme": {"size_prices": [[16, "0.5"]]}}, r"acme.size_prices is a list of \["),
         ({"acme": {"size_prices": {"16": 0.5}}}, r"acme.size_prices is a list of \["),
+        ({"acme": {"size_prices": 16}}, r"acme.size_prices is a list of \["),
+        ({"acme": {"size_prices": [[True, 0.5]]}}, r"acme.size_prices is a list of \["),
         ({"acme": {"models": {"m": {"images": "yes"}}}}, r"acme.models.m.images is true or"),
         ({"pricing_date": 5}, r"pricing_date is a date as 2025-06-01, not 5"),
         ({"acme": {"pricing_date": "June"}}, r"acme.pricing_date is a date as 2025-06-01"),

@@ -93,14 +93,17 @@ def _checked_table(table: dict[str, Any], shown: str) -> dict[str, Any]:
 def _check_brackets(brackets: Any, where: str) -> None:
     """Size brackets as ``[[16, 0.48], [69, 1.5]]``: up to so many billion parameters, USD
     per 1M tokens, the bounds rising."""
-    bounds = [pair[0] for pair in brackets if isinstance(pair, list) and len(pair) == 2]
-    if (
-        not isinstance(brackets, list)
-        or len(bounds) != len(brackets)
-        or not all(is_amount(bound) and bound > 0 for bound in bounds)
-        or not all(is_amount(pair[1]) for pair in brackets)
-        or bounds != sorted(set(bounds))
-    ):
+    pairs = brackets if isinstance(brackets, list) else [brackets]
+    good = all(
+        isinstance(pair, list)
+        and len(pair) == 2
+        and is_amount(pair[0])
+        and pair[0] > 0
+        and is_amount(pair[1])
+        for pair in pairs
+    )
+    bounds = [pair[0] for pair in pairs] if good else []
+    if not good or bounds != sorted(set(bounds)):
         raise StorageError(
             f"{where} is a list of [billions of parameters up to, USD per 1M tokens] pairs, "
             f"their bounds rising, as [[16, 0.48], [69, 1.5]], not {brackets!r:.60}"

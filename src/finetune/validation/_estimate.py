@@ -88,8 +88,9 @@ def estimate(
             f"{name} bills each image by its size, so the billed tokens and cost are a floor"
         )
     info: dict[str, Any] = model_info(name, model) or {}
-    sized = None if info or price_per_million is not None else size_price(name, model)
-    if sized is not None and hosted:  # a model the table lacks, priced by its size
+    priced = info or price_per_million is not None or not hosted
+    sized = None if priced else size_price(name, model)
+    if sized is not None:  # a model the table lacks, priced by its size
         info = {"price": sized[0]}
         notes.append(sized[1])
     price = price_per_million if price_per_million is not None else info.get("price")
