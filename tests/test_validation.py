@@ -1188,6 +1188,7 @@ def test_a_model_table_of_ones_own_that_cannot_be_used_is_named_with_the_entry(
         ("together", "meta-llama/Llama-3.1-405B-Instruct", None),  # past the last bracket
         ("together", "Qwen/Qwen3-235B-A22B-Instruct-2507", None),  # a mixture: its own price
         ("together", "mistralai/Mixtral-8x7B-Instruct-v0.1", None),
+        ("together", "meta-llama/Llama-4-Scout-17B-16E-Instruct", None),  # 17B of 109B
         ("openai", "gpt-4.2-mini-8b", None),  # a provider that does not price by size
     ],
 )

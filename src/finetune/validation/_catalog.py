@@ -202,8 +202,9 @@ def _sizes(name: str) -> set[str]:
     return {size.lower().replace("p", ".") for size in _SIZE.findall(name)}
 
 
-# a mixture of experts' active parameters (A22B, a3b): its bracket is not the name's size
-_ACTIVE = re.compile(r"(?<![a-z0-9])a\d+(?:\.\d+)?b(?![a-z])", re.IGNORECASE)
+# a mixture of experts' active parameters (A22B, a3b) or experts (Llama 4's 16E): its
+# bracket is not the name's size
+_ACTIVE = re.compile(r"(?<![a-z0-9])(a\d+(?:\.\d+)?b|\d+e)(?![a-z])", re.IGNORECASE)
 
 
 def size_price(target: str, model: str) -> tuple[float, str] | None:
