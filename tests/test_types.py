@@ -1,6 +1,9 @@
 from __future__ import annotations
 
+import json
 import re
+import subprocess
+import sys
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -91,6 +94,31 @@ def test_a_value_given_by_position_is_shown_the_call_by_name() -> None:
     with pytest.raises(TypeError, match=r"^Hyperparameters takes its fields by name.*\(\.\.\.\)$"):
         ft.Hyperparameters(3)  # type: ignore[misc]
     assert ft.ModelRef(backend="openai", name="ft:x").name == "ft:x"
+
+
+def test_a_value_s_signature_names_its_fields_before_one_is_made() -> None:
+    """``help(ft.Hyperparameters)``, a notebook's call tips and tools that build calls from
+    ``inspect.signature`` read ``() -> None`` from a class pydantic builds on first use, until
+    one was made; a fresh process reads every value class before any is."""
+    script = (
+        "import inspect, json, pydantic, finetune.types as types\n"
+        "from finetune.backends.base import JobRequest\n"
+        "classes = [c for n, c in vars(types).items() if isinstance(c, type) and not\n"
+        "           n.startswith('_') and issubclass(c, pydantic.BaseModel)]\n"
+        "shown = {c.__name__: [[p.name, p.kind.name] for p in\n"
+        "         inspect.signature(c).parameters.values()] for c in [*classes, JobRequest]}\n"
+        "print(json.dumps(shown))\n"
+    )
+    run = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
+    shown = json.loads(run.stdout)
+    from finetune.backends.base import JobRequest
+
+    assert {"Hyperparameters", "Message", "Job", "CostEstimate", "JobRequest"} <= shown.keys()
+    for name, parameters in shown.items():
+        cls = JobRequest if name == "JobRequest" else getattr(ft.types, name)
+        fields = [[field, "KEYWORD_ONLY"] for field in cls.model_fields]
+        extra = [["fields", "VAR_KEYWORD"]] if cls.model_config.get("extra") == "allow" else []
+        assert parameters == fields + extra, name
 
 
 def test_status_terminal_flags() -> None:

@@ -3,6 +3,7 @@ fields, made with each field given by name."""
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Iterator
 from typing import Any, ClassVar
 
@@ -13,9 +14,41 @@ from finetune._secret_fields import without_credentials
 __all__ = ["CredentialsMasked", "Value", "without_private"]
 
 
+class _SignatureOnceBuilt:
+    """The ``__signature__`` of a model class that pydantic builds on first use
+    (``defer_build``): until then, ``inspect.signature`` (``help()``, a notebook's call tips)
+    read the first built class above it, ``() -> None``. Read, it builds the class and gives
+    pydantic's signature with each field taken by name, as ``Value`` takes them."""
+
+    def __get__(self, instance: object, owner: type[BaseModel]) -> inspect.Signature:
+        if instance is not None:  # an instance's signature is its __call__'s, as pydantic has it
+            raise AttributeError("__signature__")
+        owner.model_rebuild()  # pydantic then sets the class's own signature, in place of this
+        generated = owner.__signature__
+        parameters = [
+            parameter.replace(kind=inspect.Parameter.KEYWORD_ONLY)
+            if parameter.kind is inspect.Parameter.POSITIONAL_OR_KEYWORD
+            else parameter
+            for parameter in generated.parameters.values()
+            if parameter.kind is not inspect.Parameter.VAR_POSITIONAL
+        ]
+        shown = generated.replace(parameters=parameters)
+        owner.__signature__ = shown
+        return shown
+
+
 class CredentialsMasked(BaseModel):
     """A model whose repr shows the text of each entry of a dict field named as a credential
     as ``***`` (``extra={"wandb_api_key": ...}``, which Together takes; ``hub_token``)."""
+
+    __signature__: ClassVar[inspect.Signature]
+
+    @classmethod
+    def __pydantic_init_subclass__(cls, **kwargs: Any) -> None:
+        """A class built on first use gets a signature that builds it when read."""
+        super().__pydantic_init_subclass__(**kwargs)
+        if not cls.__pydantic_complete__:
+            cls.__signature__ = _SignatureOnceBuilt()  # type: ignore[assignment]
 
     def __repr_args__(self) -> Iterator[tuple[str | None, Any]]:
         for name, value in super().__repr_args__():
