@@ -72,6 +72,23 @@ def test_json_round_trip(value: BaseModel) -> None:
     assert again == value
 
 
+@pytest.mark.parametrize("value", VALUES, ids=lambda v: type(v).__name__)
+def test_a_value_hashes_as_it_compares(value: BaseModel) -> None:
+    """A message with tool calls, a job, ``Hyperparameters`` with ``extra``: frozen, yet
+    ``hash`` said "unhashable type: 'list'" (a set of messages, a grid search's dict keyed by
+    its settings), while a message of plain text hashed."""
+    again = type(value).model_validate_json(value.model_dump_json())
+    assert hash(again) == hash(value) and {value, again} == {value}
+
+
+def test_values_key_a_dict_by_what_they_hold() -> None:
+    runs = {ft.Hyperparameters(epochs=2, extra={"n_evals": 1}): "a"}
+    runs[ft.Hyperparameters(epochs=2, extra={"n_evals": 1.0})] = "b"  # 1 == 1.0, as in a dict
+    runs[ft.Hyperparameters(epochs=2, extra={"n_evals": 2})] = "c"
+    assert list(runs.values()) == ["b", "c"]
+    assert ft.LoRA(r=8) != ft.Hyperparameters() and hash(ft.LoRA()) != hash(ft.LoRA(r=8))
+
+
 def test_example_union_discriminates_on_kind() -> None:
     adapter: TypeAdapter[Example] = TypeAdapter(Example)
     parsed = adapter.validate_python({"kind": "completion", "prompt": "p", "completion": "c"})

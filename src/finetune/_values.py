@@ -82,6 +82,20 @@ class Value(CredentialsMasked):
             return NotImplemented
         return type(self) is type(other) and self.__dict__ == other.__dict__
 
+    def __hash__(self) -> int:
+        """The hash of the same fields, lists and dicts among them (a ``set`` of messages with
+        tool calls, ``Hyperparameters`` as a dict's keys), so equal values hash alike."""
+        return hash((type(self), _hashable(self.__dict__)))
+
+
+def _hashable(value: Any) -> Any:
+    """``value`` with its dicts and lists, at any depth, as frozensets and tuples."""
+    if isinstance(value, dict):
+        return frozenset((key, _hashable(item)) for key, item in value.items())
+    if isinstance(value, (list, tuple)):
+        return tuple(_hashable(item) for item in value)
+    return value
+
 
 def without_private(state: dict[Any, Any], name: str, empty: Any) -> dict[Any, Any]:
     """A pickled value's state with its private attribute ``name`` ``empty``: it holds a key,
