@@ -425,6 +425,37 @@ def test_cancel_stops_the_worker_and_marks_the_job(
     assert len([m for m in messages if m.startswith("Checkpoint saved")]) == 1, messages
 
 
+def test_ctrl_c_while_waiting_names_the_jobs_folder_to_re_attach_from(
+    tiny_base: str, rows: list[dict[str, Any]], tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Ctrl-C in ``job.wait()`` said "Re-attach with Tuner('hf').job(id)", which finds no
+    job made with ``jobs_dir=``: the hint names the folder, in Python and on the command line."""
+    import _thread
+    import shlex
+    import threading
+
+    from finetune.cli import main
+
+    folder = tmp_path / "jobs"
+    job = _long_job(ft.Tuner("hf", model=tiny_base, jobs_dir=folder, registry=False), rows)
+    handler = signal.signal(signal.SIGINT, signal.default_int_handler)  # see test_tuner's
+    try:
+        threading.Timer(0.5, _thread.interrupt_main).start()
+        with caplog.at_level("WARNING", "finetune"), pytest.raises(KeyboardInterrupt):
+            job.wait(poll_interval=0.1)
+        said = caplog.messages[-1]
+        assert f"Re-attach with Tuner('hf', jobs_dir={str(folder)!r}).job({job.id!r})" in said
+        again = ft.Tuner("hf", jobs_dir=folder, registry=False).job(job.id)
+        assert again.job.status is ft.JobStatus.RUNNING
+        command = shlex.split(said.rpartition("(")[2].rstrip(")"))
+        assert command[:3] == ["finetune", "cancel", job.id] and "--jobs-dir" in command
+        assert main(command[1:]) == 0
+        assert again.refresh().status is ft.JobStatus.CANCELLED
+    finally:
+        signal.signal(signal.SIGINT, handler)
+        job.cancel()  # a no-op once the command cancelled it
+
+
 def test_a_tuner_dropped_while_its_worker_runs_leaves_no_warning_and_no_zombie(
     tiny_base: str, rows: list[dict[str, Any]]
 ) -> None:

@@ -182,11 +182,11 @@ def waited(handle: ft.JobHandle, timeout: float | None = None) -> ft.Job:
     try:
         return handle.wait(timeout=timeout, progress=True)
     except KeyboardInterrupt:
-        backend = handle.job.backend
+        flags = handle._reattach_words()[1]
         raise Interrupted(
-            f"stopped waiting; job {handle.id} keeps running on {backend}. Watch it with "
-            f"`finetune wait {handle.id} --backend {backend}`, cancel it with "
-            f"`finetune cancel {handle.id} --backend {backend}`"
+            f"stopped waiting; job {handle.id} keeps running on {handle.job.backend}. Watch it "
+            f"with `finetune wait {handle.id} {flags}`, cancel it with "
+            f"`finetune cancel {handle.id} {flags}`"
         ) from None
     finally:
         library.removeFilter(_not_stopped_waiting)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import shlex
 import weakref
 from collections.abc import Awaitable, Coroutine, Mapping
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -194,17 +195,32 @@ class JobHandle(JobView):
         try:
             return self._tuner._loop.run(waiting)
         except KeyboardInterrupt:
+            tuner, flags = self._reattach_words()
             log.warning(
-                "stopped waiting; job %s keeps running on %s. Re-attach with "
-                "Tuner(%r).job(%r), or cancel it with .cancel() (finetune cancel %s --backend %s)",
+                "stopped waiting; job %s keeps running on %s. Re-attach with %s.job(%r), or "
+                "cancel it with .cancel() (finetune cancel %s %s)",
                 self.id,
                 self.job.backend,
-                self.job.backend,
+                tuner,
                 self.id,
                 self.id,
-                self.job.backend,
+                flags,
             )
             raise
+
+    def _reattach_words(self) -> tuple[str, str]:
+        """How another process reaches this job: the Tuner to make, and the command's flags;
+        a local job outside the default jobs folder (``jobs_dir=``) is found only there."""
+        from finetune.backends.hf._jobdir import jobs_dir_of
+
+        backend, folder = self.job.backend, jobs_dir_of(self._tuner._async._endpoint)
+        if folder is None:
+            return f"Tuner({backend!r})", f"--backend {backend}"
+        quoted = shlex.quote(str(folder))
+        return (
+            f"Tuner({backend!r}, jobs_dir={str(folder)!r})",
+            f"--backend {backend} --jobs-dir {quoted}",
+        )
 
     def cancel(self) -> Job:
         """Cancel the job (a no-op on a job that already ended)."""
