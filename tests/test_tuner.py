@@ -277,6 +277,18 @@ def test_hyperparameters_may_be_a_dict_of_their_fields(namespace: str, train: ft
         assert str(misspelt.value).startswith(f"[{backend}] {said}")
     with pytest.raises(ft.InvalidRequestError, match=r"'max_seq_length' \(did you mean 'max_l"):
         ft.Tuner("hf", max_seq_length=128)  # an option's old name: the option it now is
+    for theirs, ours in (("job_dir", "jobs_dir"), ("model_dir", "models_dir")):
+        with pytest.raises(ft.InvalidRequestError) as misspelt:  # the backend's own keywords
+            ft.Tuner("hf", **{theirs: "x"})  # model_dir: not the Tuner's model=
+        assert f"no option '{theirs}' (did you mean '{ours}'?); its options are " in str(
+            misspelt.value
+        )
+        assert f", {ours}, " in str(misspelt.value)
+    from finetune.backends.hf import HFBackend
+    from finetune.backends.hf._config import BACKEND_KEYWORDS, LocalOptions
+
+    keywords = set(inspect.signature(HFBackend).parameters) - {"options"}
+    assert keywords == set(BACKEND_KEYWORDS) and not keywords & set(LocalOptions.model_fields)
     for theirs, write in (  # torchrun's, accelerate's and transformers' names: no near match
         ("nproc_per_node", "num_processes=N (a process per GPU)"),
         ("gpus", "num_processes=N (a process per GPU)"),

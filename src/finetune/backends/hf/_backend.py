@@ -132,7 +132,7 @@ class HFBackend:
         )
         self._sources: dict[str, ModelSource] = {}
         self._contexts: dict[tuple[str, bool], int | None] = {}
-        self._options = parse_options(options)
+        self._options = parse_options(options, of_backend=True)
         self._cancel_grace = cancel_grace
         self._python = python or sys.executable
         self._processes: dict[str, subprocess.Popen[bytes]] = {}

@@ -185,14 +185,19 @@ def gpu_index(device: str) -> int | None:
     return int(device.removeprefix("cuda:")) if device.startswith("cuda:") else None
 
 
-def parse_options(options: dict[str, Any]) -> LocalOptions:
-    """Check options early, with the name of any unknown or bad option in the error."""
+BACKEND_KEYWORDS = ("jobs_dir", "models_dir", "cancel_grace", "python")
+"""What ``HFBackend`` takes beside its options: a misspelt one (``job_dir``) may mean one."""
+
+
+def parse_options(options: dict[str, Any], *, of_backend: bool = False) -> LocalOptions:
+    """Check options early, with the name of any unknown or bad option in the error, among
+    the options and, ``of_backend`` (``HFBackend``'s own), its ``BACKEND_KEYWORDS``."""
     try:
         return LocalOptions(**options)
     except ValidationError as exc:
         from finetune._fit import hyperparameter_meant
 
-        known = sorted(LocalOptions.model_fields)
+        known = sorted([*LocalOptions.model_fields, *(BACKEND_KEYWORDS if of_backend else ())])
         message, name = settings_problem(exc, {"": ("the hf backend", known)}, noun="option")
         ours = hyperparameter_meant(name) if name not in known else None
         if ours:
@@ -203,7 +208,11 @@ def parse_options(options: dict[str, Any]) -> LocalOptions:
             message = (
                 f"{name!r} is no option of the hf backend: write {LOCAL_OPTION_SYNONYMS[name]}"
             )
-        elif name not in known and (tuners := closest_name(name, TUNER_KEYWORDS)):
+        elif (
+            name not in known
+            and not closest_name(name, known)
+            and (tuners := closest_name(name, TUNER_KEYWORDS))
+        ):
             message = (
                 f"{name!r} is no option of the hf backend: did you mean the Tuner's {tuners}=...?"
             )
