@@ -757,12 +757,21 @@ def test_delete_removes_the_copy_of_the_data_no_other_job_trains_on(
 ) -> None:
     """``finetune delete`` removed a job's folder and kept the copy of its training data under
     ``jobs_dir/files`` for good: the data (private, perhaps) and its room on disk."""
+    from finetune.cli import main
+
     tuner = ft.Tuner("hf", model=tiny_base, jobs_dir=tmp_path / "jobs", registry=False)
     shared, alone = ft.Dataset.from_records(rows[:40]), ft.Dataset.from_records(rows[40:80])
     made = [tuner.fit(shared, idempotency_key=key, options=_LONG) for key in ("a", "b")]
     made.append(tuner.fit(alone, options=_LONG))
-    for job in made:
-        job.cancel()
+    try:
+        with pytest.raises(ft.InvalidRequestError) as running:  # the command names its folder
+            made[2].delete()
+        cancel = f"finetune cancel {made[2].id} --backend hf --jobs-dir {tmp_path / 'jobs'}"
+        assert f"({cancel}), then delete it" in str(running.value)
+        assert main(cancel.split()[1:]) == 0  # without the registry, found by --jobs-dir alone
+    finally:
+        for job in made:
+            job.cancel()
     files = tmp_path / "jobs" / "files"
     copies = {path.name: path for path in files.iterdir()}
     assert len(copies) == 2  # one copy of the data two jobs train on
@@ -779,6 +788,23 @@ def test_delete_removes_the_copy_of_the_data_no_other_job_trains_on(
     tuner.fit(alone, idempotency_key="again", options={**_LONG, "max_steps": 1}).cancel()
     made[2].delete()  # its copy was used again a moment ago: a fit may be starting with it
     assert alone_copy.is_file()
+
+
+def test_a_lost_worker_s_job_is_resumed_by_a_command_that_finds_its_folder(
+    tmp_path: Path,
+) -> None:
+    """A job of a ``jobs_dir=`` of one's own, its worker lost, said ``finetune resume ID
+    --backend hf``, which looks in the default jobs folder (or the registry's record)."""
+    from finetune.backends.hf._jobdir import how_to_resume
+
+    for folder, flags in (
+        (tmp_path / "my jobs", f"--backend hf --jobs-dir '{tmp_path / 'my jobs'}'"),
+        (HFBackend().jobs_dir, "--backend hf"),  # the default ($FINETUNE_HF_JOBS_DIR here)
+    ):
+        said = how_to_resume(JobDir(folder / "hfjob-x"))
+        assert said == f"resume() (finetune resume hfjob-x {flags}) starts it again " + (
+            "(no checkpoint was saved)"
+        )
 
 
 def test_killed_worker_is_failed_and_resume_continues(

@@ -10,7 +10,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-import shlex
 import weakref
 from collections.abc import Awaitable, Coroutine, Mapping
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -211,16 +210,13 @@ class JobHandle(JobView):
     def _reattach_words(self) -> tuple[str, str]:
         """How another process reaches this job: the Tuner to make, and the command's flags;
         a local job outside the default jobs folder (``jobs_dir=``) is found only there."""
-        from finetune.backends.hf._jobdir import jobs_dir_of
+        from finetune.backends.hf._jobdir import jobs_folder_of, named_jobs_dir, naming_flags
 
-        backend, folder = self.job.backend, jobs_dir_of(self._tuner._async._endpoint)
+        backend, folder = self.job.backend, jobs_folder_of(self._tuner._async._endpoint)
+        folder = folder and named_jobs_dir(folder)  # None: not local, or the default folder
         if folder is None:
             return f"Tuner({backend!r})", f"--backend {backend}"
-        quoted = shlex.quote(str(folder))
-        return (
-            f"Tuner({backend!r}, jobs_dir={str(folder)!r})",
-            f"--backend {backend} --jobs-dir {quoted}",
-        )
+        return f"Tuner({backend!r}, jobs_dir={str(folder)!r})", naming_flags(folder / self.id)
 
     def cancel(self) -> Job:
         """Cancel the job (a no-op on a job that already ended)."""

@@ -40,6 +40,7 @@ from finetune.backends.hf._jobdir import (
     ENVIRONMENT,
     JobDir,
     default_jobs_dir,
+    how_to_resume,
     job_config_behind,
     job_view,
     jobs_dir_identity,
@@ -543,15 +544,8 @@ class HFBackend:
         running, why = self._worker_running(job)
         if running or job.read_status().get("status") not in _ACTIVE:
             return
-        checkpoints = job.checkpoints()
-        again = f"resume() (finetune resume {job.path.name} --backend hf)"
-        hint = (
-            f"{again} continues from the checkpoint at step {checkpoints[-1][0]}"
-            if checkpoints
-            else f"{again} starts it again (no checkpoint was saved)"
-        )
         message = f"{why} before the job finished (killed, crashed, out of disk or a restart); "
-        message += hint
+        message += how_to_resume(job)
         tail = log_tail(job)
         if tail:
             message += f". Last lines of worker.log: {tail}"

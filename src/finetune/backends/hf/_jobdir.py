@@ -9,6 +9,7 @@ import contextlib
 import hashlib
 import json
 import os
+import shlex
 import shutil
 import time
 from collections.abc import Iterator
@@ -31,6 +32,7 @@ __all__ = [
     "JOBS_DIR_ENV",
     "JobDir",
     "default_jobs_dir",
+    "how_to_resume",
     "job_config_of",
     "job_id_behind",
     "job_view",
@@ -39,6 +41,8 @@ __all__ = [
     "jobs_folder_of",
     "local_job_at",
     "log_tail",
+    "named_jobs_dir",
+    "naming_flags",
     "new_job_id",
     "now_iso",
     "parse_iso",
@@ -89,6 +93,29 @@ def jobs_dir_of(identity: str) -> Path | None:
     return Path(folder) if prefix == "hf" and bar and folder else None
 
 
+def named_jobs_dir(jobs_dir: Path) -> Path | None:
+    """``jobs_dir`` where a job there is found only by naming it (``jobs_dir=``, ``--jobs-dir``),
+    ``None`` where it is the folder a Tuner or a command reads by default."""
+    default = default_jobs_dir().expanduser().resolve()
+    return None if jobs_dir.expanduser().resolve() == default else jobs_dir
+
+
+def naming_flags(job_dir: Path) -> str:
+    """How a command names the local job in ``job_dir``: ``--backend hf``, and ``--jobs-dir``
+    where its jobs folder is not the default one."""
+    folder = named_jobs_dir(job_dir.parent)
+    return "--backend hf" + (f" --jobs-dir {shlex.quote(str(folder))}" if folder else "")
+
+
+def how_to_resume(job: JobDir) -> str:
+    """What resumes a job whose worker was lost: its last checkpoint, or the start."""
+    again = f"resume() (finetune resume {job.path.name} {naming_flags(job.path)})"
+    checkpoints = job.checkpoints()
+    if checkpoints:
+        return f"{again} continues from the checkpoint at step {checkpoints[-1][0]}"
+    return f"{again} starts it again (no checkpoint was saved)"
+
+
 @contextlib.contextmanager
 def storage_errors(path: Path, action: str) -> Iterator[None]:
     """OSError (read-only folder, full disk) as a ``StorageError`` naming the path."""
@@ -108,9 +135,10 @@ def refuse_unless_ended(job: Job) -> None:
     if not job.status.is_terminal:
         paused = job.status is JobStatus.PAUSED
         why = "it resumes from its checkpoints" if paused else "its worker still writes there"
+        flags = naming_flags(Path((job.raw or {}).get("job_dir", job.id)))
         raise InvalidRequestError(
             f"job {job.id} is {job.status}: {why}; cancel it first "
-            f"(finetune cancel {job.id} --backend hf), then delete it",
+            f"(finetune cancel {job.id} {flags}), then delete it",
             backend="hf",
         )
 
