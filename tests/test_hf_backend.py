@@ -428,8 +428,9 @@ def test_cancel_stops_the_worker_and_marks_the_job(
 def test_ctrl_c_while_waiting_names_the_jobs_folder_to_re_attach_from(
     tiny_base: str, rows: list[dict[str, Any]], tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    """Ctrl-C in ``job.wait()`` said "Re-attach with Tuner('hf').job(id)", which finds no
-    job made with ``jobs_dir=``: the hint names the folder, in Python and on the command line."""
+    """Ctrl-C in ``job.wait()`` (and its ``WaitTimeout``) said "Re-attach with
+    Tuner('hf').job(id)", which finds no job made with ``jobs_dir=``: the hint names the
+    folder, in Python and on the command line."""
     import _thread
     import shlex
     import threading
@@ -440,6 +441,10 @@ def test_ctrl_c_while_waiting_names_the_jobs_folder_to_re_attach_from(
     job = _long_job(ft.Tuner("hf", model=tiny_base, jobs_dir=folder, registry=False), rows)
     handler = signal.signal(signal.SIGINT, signal.default_int_handler)  # see test_tuner's
     try:
+        with pytest.raises(ft.WaitTimeout) as late:  # its message says the same
+            job.wait(poll_interval=0.1, timeout=0.3)
+        tuner = f"Tuner('hf', jobs_dir={str(folder)!r})"
+        assert f"Re-attach later with {tuner}.job({job.id!r}).wait()" in str(late.value)
         threading.Timer(0.5, _thread.interrupt_main).start()
         with caplog.at_level("WARNING", "finetune"), pytest.raises(KeyboardInterrupt):
             job.wait(poll_interval=0.1)

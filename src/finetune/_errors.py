@@ -496,12 +496,15 @@ class JobFailed(FinetuneError):
 
 
 class WaitTimeout(FinetuneError, TimeoutError):
-    """``JobHandle.wait`` ran out of time; the job itself goes on. Call ``wait`` again later."""
+    """``JobHandle.wait`` ran out of time; the job itself goes on. Call ``wait`` again later.
 
-    def __init__(self, job: Job, timeout: float) -> None:
+    ``tuner`` is the call that makes a Tuner reaching the job (``Tuner('hf', jobs_dir=...)``
+    for a local job outside the default folder; ``Tuner('<backend>')`` when not given)."""
+
+    def __init__(self, job: Job, timeout: float, *, tuner: str | None = None) -> None:
         self.job = job
         self.timeout = timeout
         super().__init__(
             f"job {job.id} is still {job.status.value} after {timeout:g}s; it keeps running. "
-            f"Re-attach later with Tuner({job.backend!r}).job({job.id!r}).wait()."
+            f"Re-attach later with {tuner or f'Tuner({job.backend!r})'}.job({job.id!r}).wait()."
         )
