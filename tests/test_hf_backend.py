@@ -1577,6 +1577,10 @@ def test_a_job_in_its_own_jobs_folder_is_found_through_the_registry(
         ft.Tuner("hf").job(folder.name)
     said = f"this machine's job registry has it from the jobs folder {folder.parent.resolve()} "
     assert said in str(raised.value)
+    made = f"Tuner('hf', jobs_dir={str(folder.parent.resolve())!r})"
+    assert str(raised.value).endswith(f": re-attach with {made}.job({folder.name!r})")
+    again = ft.Tuner("hf", jobs_dir=folder.parent.resolve()).job(folder.name)  # as it says
+    assert again.job.status is ft.JobStatus.SUCCEEDED
 
 
 def test_a_removed_job_folder_is_a_stale_hint(tiny_base: str, rows: list[dict[str, Any]]) -> None:

@@ -424,6 +424,27 @@ def test_the_registry_keeps_how_a_model_was_trained(namespace: str, tmp_path: Pa
     assert earlier.get("fake", job.id).method == "dpo"  # type: ignore[union-attr]
 
 
+def test_a_local_job_seen_in_another_jobs_folder_is_named_with_the_tuner_that_reaches_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The default jobs folder's record ("hf") was named as 'hf' ("has it from 'hf'"), and
+    the advice was a Tuner "made for that one": the folder is named, and the call to make."""
+    from finetune.registry import seen_elsewhere
+
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))  # the user data dir here
+    default = tmp_path / "data" / "finetune" / "hf-jobs"
+    registry = ft.JobRegistry(tmp_path / "jobs.sqlite")
+    for endpoint, folder in (("hf", default), (f"hf|{tmp_path / 'mine'}", tmp_path / "mine")):
+        job = ft.Job(id=f"hfjob-{folder.name}", backend="hf", base_model="m", status="running")
+        registry.record(job, endpoint=endpoint)
+        missing = ft.JobNotFound(f"no local job {job.id!r}", backend="hf")
+        said = str(seen_elsewhere(missing, registry, "hf|/elsewhere", job.id))
+        assert f"registry has it from the jobs folder {folder} (another endpoint, " in said
+        assert said.endswith(
+            f": re-attach with Tuner('hf', jobs_dir={str(folder)!r}).job({job.id!r})"
+        )
+
+
 def test_a_job_another_account_holds_is_not_found_with_where_it_was_seen(
     namespace: str, train: ft.Dataset
 ) -> None:

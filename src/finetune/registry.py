@@ -139,9 +139,15 @@ def seen_elsewhere(
     others = [other for other in seen if other != endpoint and not _gone(error.backend, other)]
     if not others:
         return error
+    from finetune.backends.hf._jobdir import jobs_folder_of
+
+    folder = jobs_folder_of(others[0])
+    how = "re-attach through a Tuner made for that one"
+    if folder is not None:  # a local job: the Tuner to make is known
+        how = f"re-attach with Tuner('hf', jobs_dir={str(folder)!r}).job({job_id!r})"
     return error.with_note(
         f"; this machine's job registry has it from {_in_words(others[0])} (another endpoint, "
-        "account or jobs folder): re-attach through a Tuner made for that one"
+        f"account or jobs folder): {how}"
     )
 
 
@@ -157,9 +163,9 @@ def _gone(backend: str | None, endpoint: str) -> bool:
 
 def _in_words(endpoint: str) -> str:
     """An endpoint as a reader knows it: a jobs folder, or a URL and whose key (by digest)."""
-    from finetune.backends.hf._jobdir import jobs_dir_of
+    from finetune.backends.hf._jobdir import jobs_folder_of
 
-    folder = jobs_dir_of(endpoint)
+    folder = jobs_folder_of(endpoint)  # the default one (endpoint "hf") too
     if folder is not None:
         return f"the jobs folder {folder}"
     parts = endpoint.split("|")
