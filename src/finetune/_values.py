@@ -24,6 +24,8 @@ class _SignatureOnceBuilt:
         if instance is not None:  # an instance's signature is its __call__'s, as pydantic has it
             raise AttributeError("__signature__")
         owner.model_rebuild()  # pydantic then sets the class's own signature, in place of this
+        if vars(owner).get("__signature__") is self:  # it set none: inspect reads __init__
+            raise AttributeError("__signature__")
         generated = owner.__signature__
         parameters = [
             parameter.replace(kind=inspect.Parameter.KEYWORD_ONLY)

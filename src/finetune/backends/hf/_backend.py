@@ -375,8 +375,9 @@ class HFBackend:
 
     def delete_job(self, job_id: str, *, checkpoints_only: bool = False) -> int:
         """Remove an ended job's folder and its unused data (or its ``checkpoints/`` alone)."""
-        refuse_unless_ended(self.get_job(job_id))
-        return self._dir(job_id).delete(checkpoints_only=checkpoints_only)
+        folder = self._dir(job_id)
+        refuse_unless_ended(self.get_job(job_id), folder.path)
+        return folder.delete(checkpoints_only=checkpoints_only)
 
     def list_checkpoints(self, job_id: str) -> list[Checkpoint]:
         """The checkpoints in the job's folder, each a model ``ModelRef`` can load, with the

@@ -129,13 +129,13 @@ def storage_errors(path: Path, action: str) -> Iterator[None]:
         ) from None
 
 
-def refuse_unless_ended(job: Job) -> None:
+def refuse_unless_ended(job: Job, job_dir: Path) -> None:
     """An ``InvalidRequestError`` for a job whose files are still written (running, queued,
     or paused, which resumes from its checkpoints): it is cancelled first."""
     if not job.status.is_terminal:
         paused = job.status is JobStatus.PAUSED
         why = "it resumes from its checkpoints" if paused else "its worker still writes there"
-        flags = naming_flags(Path((job.raw or {}).get("job_dir", job.id)))
+        flags = naming_flags(job_dir)
         raise InvalidRequestError(
             f"job {job.id} is {job.status}: {why}; cancel it first "
             f"(finetune cancel {job.id} {flags}), then delete it",
