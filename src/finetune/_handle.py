@@ -272,13 +272,18 @@ class AsyncJobHandle(JobView):
     def _reattach_words(self) -> tuple[str, str]:
         """How another process reaches this job: the Tuner to make, and the command's flags;
         a local job outside the default jobs folder (``jobs_dir=``) is found only there."""
-        from finetune.backends.hf._jobdir import jobs_folder_of, named_jobs_dir, naming_flags
+        from finetune.backends.hf._jobdir import (
+            jobs_folder_of,
+            named_jobs_dir,
+            naming_flags,
+            reattaching_tuner,
+        )
 
         backend, folder = self.job.backend, jobs_folder_of(self._tuner._endpoint)
         folder = folder and named_jobs_dir(folder)  # None: not local, or the default folder
         if folder is None:
             return f"Tuner({backend!r})", f"--backend {backend}"
-        return f"Tuner({backend!r}, jobs_dir={str(folder)!r})", naming_flags(folder / self.id)
+        return reattaching_tuner(folder), naming_flags(folder / self.id)
 
     async def cancel(self) -> Job:
         """Cancel the job (a no-op on a job that already ended)."""

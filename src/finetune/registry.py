@@ -139,12 +139,12 @@ def seen_elsewhere(
     others = [other for other in seen if other != endpoint and not _gone(error.backend, other)]
     if not others:
         return error
-    from finetune.backends.hf._jobdir import jobs_folder_of
+    from finetune.backends.hf._jobdir import jobs_folder_of, reattaching_tuner
 
     folder = jobs_folder_of(others[0])
     how = "re-attach through a Tuner made for that one"
     if folder is not None:  # a local job: the Tuner to make is known
-        how = f"re-attach with Tuner('hf', jobs_dir={str(folder)!r}).job({job_id!r})"
+        how = f"re-attach with {reattaching_tuner(folder)}.job({job_id!r})"
     return error.with_note(
         f"; this machine's job registry has it from {_in_words(others[0])} (another endpoint, "
         f"account or jobs folder): {how}"

@@ -47,6 +47,7 @@ __all__ = [
     "now_iso",
     "parse_iso",
     "process_tree",
+    "reattaching_tuner",
     "refuse_unless_ended",
     "running_workers",
     "storage_errors",
@@ -98,6 +99,11 @@ def named_jobs_dir(jobs_dir: Path) -> Path | None:
     ``None`` where it is the folder a Tuner or a command reads by default."""
     default = default_jobs_dir().expanduser().resolve()
     return None if jobs_dir.expanduser().resolve() == default else jobs_dir
+
+
+def reattaching_tuner(jobs_dir: Path) -> str:
+    """The call that makes a Tuner reaching the local jobs in ``jobs_dir``."""
+    return f"Tuner('hf', jobs_dir={str(jobs_dir)!r})"
 
 
 def naming_flags(job_dir: Path) -> str:
