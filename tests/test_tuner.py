@@ -445,6 +445,18 @@ def test_a_local_job_seen_in_another_jobs_folder_is_named_with_the_tuner_that_re
         )
 
 
+def test_a_tuner_s_repr_names_a_jobs_folder_of_its_own(tmp_path: Path) -> None:
+    """Two local Tuners on two jobs folders read alike (``Tuner('hf', model='m')``); the one
+    whose jobs are found only by naming its folder says it, as the call that makes it."""
+    folder = (tmp_path / "jobs").resolve()
+    mine = ft.Tuner("hf", model="m", jobs_dir=tmp_path / "jobs", registry=False)
+    assert repr(mine) == f"Tuner('hf', model='m', jobs_dir={str(folder)!r})"
+    assert repr(ft.AsyncTuner("hf", model="m", jobs_dir=folder, registry=False)).startswith(
+        f"AsyncTuner('hf', model='m', jobs_dir={str(folder)!r}"
+    )
+    assert repr(ft.Tuner("hf", model="m", registry=False)) == "Tuner('hf', model='m')"
+
+
 def test_a_job_another_account_holds_is_not_found_with_where_it_was_seen(
     namespace: str, train: ft.Dataset
 ) -> None:

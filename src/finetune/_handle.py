@@ -272,15 +272,9 @@ class AsyncJobHandle(JobView):
     def _reattach_words(self) -> tuple[str, str]:
         """How another process reaches this job: the Tuner to make, and the command's flags;
         a local job outside the default jobs folder (``jobs_dir=``) is found only there."""
-        from finetune.backends.hf._jobdir import (
-            jobs_folder_of,
-            named_jobs_dir,
-            naming_flags,
-            reattaching_tuner,
-        )
+        from finetune.backends.hf._jobdir import jobs_dir_named_by, naming_flags, reattaching_tuner
 
-        backend, folder = self.job.backend, jobs_folder_of(self._tuner._endpoint)
-        folder = folder and named_jobs_dir(folder)  # None: not local, or the default folder
+        backend, folder = self.job.backend, jobs_dir_named_by(self._tuner._endpoint)
         if folder is None:
             return f"Tuner({backend!r})", f"--backend {backend}"
         return reattaching_tuner(folder), naming_flags(folder / self.id)

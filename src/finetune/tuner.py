@@ -80,7 +80,11 @@ class TunerView(OtherNames):
     _core: AsyncTuner
 
     def __repr__(self) -> str:
-        return f"{type(self).__name__}({self.backend_name!r}, model={self.model!r})"
+        from finetune.backends.hf._jobdir import jobs_dir_named_by
+
+        folder = jobs_dir_named_by(self._core._endpoint)  # a local one, not the default
+        where = f", jobs_dir={str(folder)!r}" if folder else ""
+        return f"{type(self).__name__}({self.backend_name!r}, model={self.model!r}{where})"
 
     def __reduce__(self) -> NoReturn:
         raise TypeError(

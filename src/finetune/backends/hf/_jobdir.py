@@ -37,6 +37,7 @@ __all__ = [
     "job_id_behind",
     "job_view",
     "jobs_dir_identity",
+    "jobs_dir_named_by",
     "jobs_dir_of",
     "jobs_folder_of",
     "local_job_at",
@@ -99,6 +100,13 @@ def named_jobs_dir(jobs_dir: Path) -> Path | None:
     ``None`` where it is the folder a Tuner or a command reads by default."""
     default = default_jobs_dir().expanduser().resolve()
     return None if jobs_dir.expanduser().resolve() == default else jobs_dir
+
+
+def jobs_dir_named_by(identity: str) -> Path | None:
+    """The jobs folder of a registry endpoint where it must be named to be found (a
+    ``jobs_dir=`` of one's own); ``None`` for the default folder and any other endpoint."""
+    folder = jobs_folder_of(identity)
+    return None if folder is None else named_jobs_dir(folder)
 
 
 def reattaching_tuner(jobs_dir: Path) -> str:
