@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 
 import finetune as ft
+from finetune.cli import main as cli_main
 
 pytestmark = pytest.mark.hf
 pytest.importorskip("trl")
@@ -145,6 +146,12 @@ def test_a_lora_job_exports_merged_then_gguf(
     options = {name: {"max_new_tokens": 1} for name in asked}
     noted = ft.evaluate(trained, asked, "exact_match", predictor_options=options, cache=False)
     assert noted.trained_on == {"again": [0, 1], "folder": [0, 1]}
+    # and the lineage of each export is its job's, in Python and on the command line
+    exports = (merged.path, result.path, again.path, from_gguf.path)
+    for exported in exports:
+        record = ft.JobRegistry().lineage(str(exported))
+        assert record is not None and record.job_id == job_id, exported
+    assert cli_main(["jobs", "--model", str(result.path)]) == 0
     # named after its job, not the folder it was converted to; beside itself, not over itself
     before = result.path.read_bytes()
     requantized = export_model(result.path, tmp_path, quantization="q8_0")

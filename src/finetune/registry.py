@@ -433,14 +433,20 @@ class JobRegistry:
 
     def lineage(self, fine_tuned_model: str) -> JobRecord | None:
         """Which job (and so which dataset fingerprints) produced this model; a local model
-        is found by its folder however the path is written (relative, ``~``, a final ``/``)."""
+        is found by its folder however the path is written (relative, ``~``, a final ``/``),
+        and a model exported from a local job (a GGUF file, a merged folder) by the job its
+        export names."""
+        from finetune.export._gguf import job_behind
+
         query = f"SELECT {_COLUMNS} FROM jobs WHERE fine_tuned_model = ? ORDER BY updated_at DESC"
         found = self._one(query, (fine_tuned_model,))
-        folder = Path(fine_tuned_model).expanduser()
-        if found is not None or not folder.exists():
+        model = Path(fine_tuned_model).expanduser()
+        if found is not None or not model.exists():
             return found
-        spelled = {str(folder.absolute()), str(folder.resolve())} - {fine_tuned_model}
-        return next(filter(None, (self._one(query, (path,)) for path in sorted(spelled))), None)
+        spelled = {str(model.absolute()), str(model.resolve())} - {fine_tuned_model}
+        found = next(filter(None, (self._one(query, (path,)) for path in sorted(spelled))), None)
+        exported = job_behind(model) if found is None else None
+        return self.get("hf", exported) if exported else found
 
     def list(self, *, backend: str | None = None, limit: int = 50) -> list[JobRecord]:
         """Recorded jobs, newest first, optionally for one backend."""

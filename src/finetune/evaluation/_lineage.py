@@ -165,8 +165,10 @@ def _recorded(candidate: Any, read: Callable[[JobRegistry, str, str], T | None])
         return None
 
     def of_its_job(registry: JobRegistry) -> T | None:
+        from finetune.export._gguf import job_behind
+
         backend, job_id = candidate.backend, candidate.job_id
-        if job_id is None and (job_id := _exported_job(candidate.name)) is not None:
+        if job_id is None and (job_id := job_behind(candidate.name)) is not None:
             backend = "hf"
         if job_id is None:
             record = registry.lineage(candidate.name)
@@ -176,25 +178,6 @@ def _recorded(candidate: Any, read: Callable[[JobRegistry, str, str], T | None])
         return read(registry, backend, job_id)
 
     return _asked(candidate, of_its_job)
-
-
-def _exported_job(model: str) -> str | None:
-    """The local job that trained the model of a GGUF file our export wrote, as its metadata
-    names it (``JOB_KEY``), or of a folder exported from one; ``None`` for anything else."""
-    from finetune.backends.hf._jobdir import job_id_behind
-    from finetune.export._gguf import JOB_KEY
-    from finetune.export._gguf_header import GGUFHeaderError, string_fields
-
-    path = Path(model).expanduser()
-    if path.is_dir():
-        return job_id_behind(path)
-    if path.suffix.lower() != ".gguf" or not path.is_file():
-        return None
-    try:
-        return string_fields(path, JOB_KEY)[JOB_KEY]
-    except (GGUFHeaderError, OSError) as exc:
-        log.debug("no job named in %s: %s", path, exc)
-        return None
 
 
 def _asked(candidate: ModelRef, ask: Callable[[JobRegistry], T | None]) -> T | None:

@@ -11,6 +11,7 @@ reader expect.
 from __future__ import annotations
 
 import json
+import logging
 import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -19,7 +20,9 @@ from typing import Any
 from finetune._errors import FinetuneError, MissingDependency
 from finetune._progress import to_a_log
 
-__all__ = ["ARCHITECTURES", "QUANTIZATIONS", "write_adapter_gguf", "write_gguf"]
+log = logging.getLogger("finetune")
+
+__all__ = ["ARCHITECTURES", "QUANTIZATIONS", "job_behind", "write_adapter_gguf", "write_gguf"]
 
 ARCHITECTURES = ("LlamaForCausalLM", "MistralForCausalLM")
 """The architectures GGUF export writes: Llama's and Mistral's (SmolLM2 is a Llama)."""
@@ -48,6 +51,25 @@ EXPORTER_KEY = "finetune.exporter"  # in every file written here: what a later e
 JOB_KEY = "finetune.job"
 """Our key for the local job that trained the model (its id, no path): ``ft.evaluate`` finds
 the rows it trained on in the job registry, to note scores on them."""
+
+
+def job_behind(model: str | os.PathLike[str]) -> str | None:
+    """The id of the local job that trained ``model``: a GGUF file our export wrote names it
+    in its metadata (``JOB_KEY``), a folder in its job's config or its export's marker;
+    ``None`` for anything else, a file that cannot be read included."""
+    from finetune.backends.hf._jobdir import job_id_behind
+    from finetune.export._gguf_header import GGUFHeaderError, string_fields
+
+    path = Path(model).expanduser()
+    if path.is_dir():
+        return job_id_behind(path)
+    if path.suffix.lower() != ".gguf" or not path.is_file():
+        return None
+    try:
+        return string_fields(path, JOB_KEY)[JOB_KEY]
+    except (GGUFHeaderError, OSError) as exc:
+        log.debug("no job named in %s: %s", path, exc)
+        return None
 
 
 def _config(folder: Path) -> dict[str, Any]:
