@@ -120,6 +120,29 @@ def test_an_estimate_says_how_long_training_takes_at_the_pace_of_a_job_alike(
     assert timed(tuner.estimate_locally(more, params, options={"max_length": 96}).notes) == []
 
 
+def test_a_base_model_named_by_a_relative_path_is_the_model_at_that_path(
+    tiny_base: str, rows: list[dict[str, Any]], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two projects' ``Tuner("hf", model="base")`` on the same data made one idempotency key,
+    so the second fit re-attached to the job trained on the first project's model; the job
+    and the registry held "base", which names nothing from another folder."""
+    for project in ("a", "b"):
+        shutil.copytree(tiny_base, tmp_path / project / "base")
+    data = ft.Dataset.from_records(rows[:12])
+    keys = {}
+    for project, spelt in (("a", "base"), ("a", "./base/"), ("b", "base"), ("b", "~/base")):
+        monkeypatch.chdir(tmp_path / project)
+        monkeypatch.setenv("HOME", str(tmp_path / project))
+        tuner = ft.AsyncTuner(HFBackend(jobs_dir=tmp_path / "jobs"), model=spelt, registry=False)
+        model = str(tmp_path / project / "base")
+        assert tuner.model == tuner.base_model.name == model
+        assert repr(tuner).startswith(f"AsyncTuner('hf', model={model!r}")
+        keys[project, spelt] = tuner.plan_fit(data).key
+    assert keys["a", "base"] == keys["a", "./base/"] != keys["b", "base"] == keys["b", "~/base"]
+    hub = ft.Tuner("hf", model="org/base", jobs_dir=tmp_path / "jobs", registry=False)
+    assert hub.model == "org/base"  # a Hub id, no folder of that name here: as given
+
+
 def test_early_stopping_ends_a_run_whose_validation_loss_stops_improving(
     tiny_base: str, rows: list[dict[str, Any]]
 ) -> None:

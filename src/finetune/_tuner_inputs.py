@@ -15,6 +15,7 @@ from finetune.registry import JobRegistry
 from finetune.types import ModelRef
 
 if TYPE_CHECKING:
+    from finetune.backends.base import BaseBackend
     from finetune.dataset import Dataset
 
 __all__ = [
@@ -49,17 +50,20 @@ def registry_for(registry: RegistryChoice) -> JobRegistry | None:
     return registry
 
 
-def model_name(model: Any, backend: str) -> str | None:
+def model_name(model: Any, backend: BaseBackend) -> str | None:
     """A base model as its name: text, a path (a local folder or GGUF file) as text, or a
-    ``ModelRef`` of a model ``backend`` holds (``job.model``, to train it further)."""
+    ``ModelRef`` of a model ``backend`` holds (``job.model``, to train it further).
+
+    On a backend that trains here, a model that names a file or folder here is its absolute
+    path: the same model whatever the working directory, in the fit's idempotency key (two
+    projects' ``./base`` are two models), the job's record and the Tuner's repr."""
     if model is None:
         return model
-    if isinstance(model, str):
-        return _without_stray_spaces(model)
-    if isinstance(model, os.PathLike):
-        return str(os.fspath(model))
+    if isinstance(model, str | os.PathLike):
+        name = _without_stray_spaces(str(os.fspath(model)))
+        return name if backend.capabilities.hosted else _path_here(name)
     if isinstance(model, ModelRef):
-        return _trained_further(model, backend)
+        return _trained_further(model, backend.name)
     raise TypeError(
         "model is the base model's name or path (or a job's model), not "
         f"{type(model).__name__} {model!r}"
@@ -75,6 +79,12 @@ def _without_stray_spaces(model: str) -> str:
     if model != model.strip() and not os.path.exists(model):
         raise ValueError(f"model {model!r} has white space around it: give {model.strip()!r}")
     return model
+
+
+def _path_here(name: str) -> str:
+    """``name`` as an absolute path where it names a file or folder here, else as it is."""
+    path = os.path.expanduser(name)
+    return os.path.abspath(path) if name and os.path.exists(path) else name
 
 
 def _trained_further(model: ModelRef, backend: str) -> str:

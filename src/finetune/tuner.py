@@ -104,7 +104,7 @@ class TunerView(OtherNames):
 
     @model.setter
     def model(self, value: str | None) -> None:
-        self._core._model = model_name(value, self.backend_name)
+        self._core._model = model_name(value, self.backend)
 
     @property
     def backend(self) -> BaseBackend:
@@ -133,7 +133,7 @@ class TunerView(OtherNames):
     # -- before any money is spent: local work, the same from either face --
 
     def _require_model(self, model: str | ModelRef | None = None) -> str:
-        chosen = model_name(model, self.backend_name) or self.model
+        chosen = model_name(model, self.backend) or self.model
         if not chosen:
             from finetune.validation._catalog import models_hint  # the table only when asked
 
@@ -264,7 +264,7 @@ class AsyncTuner(TunerView):
             check_backend_object(backend)
             self._backend = as_async(backend)
         self._core = self
-        self._model = model_name(model, self._backend.name)
+        self._model = model_name(model, self._backend)
         check_seconds(create_grace=create_grace)
         if create_grace < 0:
             raise ValueError(f"create_grace is 0 seconds or more, not {create_grace}")
