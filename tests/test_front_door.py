@@ -378,15 +378,16 @@ def test_a_folder_given_as_the_registry_is_named_as_one_before_anything_is_made_
 ) -> None:
     """SQLite said "unable to open database file", with advice about disk space, and a fit
     first made a lock folder beside the folder (``registry="."``: a ``ValueError`` of
-    pathlib's)."""
+    pathlib's). A relative one is named by its absolute path: the file it names when given."""
     monkeypatch.chdir(tmp_path)
-    says = r"the job registry {} is a folder: give the path of a file in it, as {}"
-    for given, shown, meant in [("jobs", "jobs", "jobs/jobs.sqlite3"), (".", ".", "jobs.sqlite3")]:
+    says = "the job registry {} is a folder: give the path of a file in it, as {}"
+    for given, shown in [("jobs", tmp_path / "jobs"), (".", tmp_path)]:
         (tmp_path / "jobs").mkdir(exist_ok=True)
         tuner = ft.Tuner("fake", model="m", registry=given, running=0.01)
-        with pytest.raises(ft.RegistryError, match=says.format(shown, meant)):
+        told = re.escape(says.format(shown, shown / "jobs.sqlite3"))
+        with pytest.raises(ft.RegistryError, match=told):
             tuner.fit(data())
-        with pytest.raises(ft.RegistryError, match=says.format(shown, meant)):
+        with pytest.raises(ft.RegistryError, match=told):
             tuner.jobs()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["jobs"]
     env = {**os.environ, "FINETUNE_REGISTRY": str(tmp_path / "jobs")}
@@ -394,6 +395,30 @@ def test_a_folder_given_as_the_registry_is_named_as_one_before_anything_is_made_
         [sys.executable, "-m", "finetune.cli", "jobs"], env=env, capture_output=True, text=True
     )
     assert done.returncode == 2 and "is a folder: give the path of a file in it" in done.stderr
+
+
+def test_a_registry_and_a_dataset_named_by_relative_paths_keep_their_files_after_a_cd(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A notebook's ``%cd`` after ``Tuner(..., registry="runs/jobs.sqlite3")`` and
+    ``Dataset.from_jsonl("train.jsonl")``: the next fit said "the job registry
+    runs/jobs.sqlite3 cannot be used (OperationalError: no such table: jobs ...): free disk
+    space or fix its permissions", having made ``runs/`` there, and the dataset "No such file
+    or directory"."""
+    project, elsewhere = tmp_path / "project", tmp_path / "elsewhere"
+    (project / "runs").mkdir(parents=True)
+    elsewhere.mkdir()
+    data("cd").to_jsonl(project / "train.jsonl")
+    monkeypatch.chdir(project)
+    tuner = ft.Tuner("fake", model="m", registry="runs/jobs.sqlite3", running=0.01)
+    train = ft.Dataset.from_jsonl("train.jsonl")
+    first = tuner.fit(train).wait()
+    monkeypatch.chdir(elsewhere)
+    again = tuner.fit(train)
+    assert again.reattached and again.id == first.id and len(train) == 12
+    assert tuner.registry is not None and tuner.registry.path == project / "runs" / "jobs.sqlite3"
+    assert train.path == str(project / "train.jsonl") and train.name == "train.jsonl"
+    assert list(elsewhere.iterdir()) == []
 
 
 def test_a_file_where_the_registry_or_cache_needs_a_folder_is_named(

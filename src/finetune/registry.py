@@ -212,7 +212,8 @@ class JobRegistry:
     """
 
     def __init__(self, path: str | os.PathLike[str] | None = None) -> None:
-        self.path: Path = Path(path).expanduser() if path is not None else default_registry_path()
+        chosen = Path(path).expanduser() if path is not None else default_registry_path()
+        self.path: Path = chosen.absolute()  # the same file after a change of directory
         self._lock = threading.Lock()
         self._ready = False
 

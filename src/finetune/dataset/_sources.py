@@ -111,9 +111,9 @@ def file_stamp(path: str) -> tuple[int, int, int] | None:
 
 
 def regular_file(path: str | os.PathLike[str], what: str) -> Path:
-    """``path`` (``~`` as the home folder) when it names a regular file, which can be read
-    on every pass; else a ``DatasetError`` saying what it is instead (a ``TypeError`` for what
-    is not a path: an open file, bytes in memory)."""
+    """``path`` (``~`` as the home folder), made absolute, when it names a regular file,
+    which can be read on every pass; else a ``DatasetError`` saying what it is instead (a
+    ``TypeError`` for what is not a path: an open file, bytes in memory)."""
     if not isinstance(path, (str, os.PathLike)):
         raise TypeError(_not_a_path(path, what))
     if not str(path).strip():
@@ -153,7 +153,7 @@ def regular_file(path: str | os.PathLike[str], what: str) -> Path:
                 file=str(file),
             )
         raise DatasetError("no such file; check the path", file=str(file))
-    return file
+    return Path(os.path.abspath(file))  # the same file after a change of working directory
 
 
 def _not_a_path(given: object, what: str) -> str:

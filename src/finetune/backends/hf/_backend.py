@@ -128,9 +128,8 @@ class HFBackend:
     ) -> None:
         chosen = Path(jobs_dir) if jobs_dir is not None else default_jobs_dir()
         self.jobs_dir: Path = chosen.expanduser().resolve()
-        self.models_dir: Path = (
-            Path(models_dir).expanduser() if models_dir else default_models_dir()
-        )
+        made_in = Path(models_dir).expanduser() if models_dir else default_models_dir()
+        self.models_dir: Path = made_in.absolute()
         self._sources: dict[str, ModelSource] = {}
         self._contexts: dict[tuple[str, bool], int | None] = {}
         self._options = parse_options(options, of_backend=True)
