@@ -84,7 +84,7 @@ def _without_stray_spaces(model: str) -> str:
 def _path_here(name: str) -> str:
     """``name`` as an absolute path where it names a file or folder here, else as it is."""
     path = os.path.expanduser(name)
-    return os.path.abspath(path) if name and os.path.exists(path) else name
+    return os.path.abspath(path) if os.path.exists(path) else name
 
 
 def _trained_further(model: ModelRef, backend: str) -> str:

@@ -437,8 +437,6 @@ class JobRegistry:
         is found by its folder however the path is written (relative, ``~``, a final ``/``),
         and a model exported from a local job (a GGUF file, a merged folder) by the job its
         export names."""
-        from finetune.export._gguf import job_behind
-
         query = f"SELECT {_COLUMNS} FROM jobs WHERE fine_tuned_model = ? ORDER BY updated_at DESC"
         found = self._one(query, (fine_tuned_model,))
         model = Path(fine_tuned_model).expanduser()
@@ -446,8 +444,12 @@ class JobRegistry:
             return found
         spelled = {str(model.absolute()), str(model.resolve())} - {fine_tuned_model}
         found = next(filter(None, (self._one(query, (path,)) for path in sorted(spelled))), None)
-        exported = job_behind(model) if found is None else None
-        return self.get("hf", exported) if exported else found
+        if found is not None:
+            return found
+        from finetune.export._gguf import job_behind  # the export package only when asked
+
+        exported = job_behind(model)
+        return self.get("hf", exported) if exported else None
 
     def list(self, *, backend: str | None = None, limit: int = 50) -> list[JobRecord]:
         """Recorded jobs, newest first, optionally for one backend."""
